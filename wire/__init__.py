@@ -1,0 +1,41 @@
+"""The wire contract shared by ``edge_agent`` and ``hub``: message types, topics, codec.
+
+A leaf: it imports nothing of gridcall's, so both runtimes can depend on it without
+depending on each other.
+"""
+
+from wire.codec import Decoder, MalformedMessage, encode
+from wire.messages import (
+    ANOMALY_KINDS,
+    WIRE_VERSION,
+    AgentStatus,
+    AnomalyEvent,
+    AnomalyKind,
+    Deadlines,
+    Departments,
+    Reading,
+    ReadingBatch,
+    RiskAlert,
+    Severity,
+    Tier,
+    UnitLevel,
+)
+
+__all__ = [
+    "ANOMALY_KINDS",
+    "WIRE_VERSION",
+    "AgentStatus",
+    "AnomalyEvent",
+    "AnomalyKind",
+    "Deadlines",
+    "Decoder",
+    "Departments",
+    "MalformedMessage",
+    "Reading",
+    "ReadingBatch",
+    "RiskAlert",
+    "Severity",
+    "Tier",
+    "UnitLevel",
+    "encode",
+]

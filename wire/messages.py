@@ -1,0 +1,130 @@
+"""Message types of the gridcall wire contract, version 1.
+
+Every payload is a JSON object encoded with msgspec. The types below are the single
+source of truth for both runtimes (``edge_agent`` and ``hub``); docs/protocol.md shows
+examples of each. Timestamps are integer nanoseconds since the Unix epoch, so they go
+into InfluxDB exactly as measured.
+
+Readings are decoded batch-wise into array-like structs (``["s1", ts, value]``), which is
+what keeps the hub's hot path free of per-reading dict or pydantic objects.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+WIRE_VERSION = 1
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+"""Identifier of an agent, sensor or unit. Config restricts ids to ``[A-Za-z0-9_.-]``."""
+
+AnomalyKind = Literal[
+    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
+]
+ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
+    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
+)
+Severity = Literal["minor", "major", "critical"]
+Tier = Literal["A", "B", "C", "D"]
+UnitLevel = Literal["district", "town", "community", "grid"]
+Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Nanos = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Reading(msgspec.Struct, array_like=True, frozen=True):
+    """One measurement: ``[sensor, ts_ns, value]`` on the wire."""
+
+    sensor: Id
+    ts: Nanos
+    value: float
+
+
+class ReadingBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """Readings one agent sends in one MQTT message.
+
+    ``seq`` grows by one per batch and never goes back for an agent, across restarts too;
+    the hub stores a batch once per ``(agent, seq)`` however often it is delivered.
+    """
+
+    v: Literal[1] = 1
+    agent: Id
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    sent_at: Nanos
+    readings: list[Reading]
+
+
+class AnomalyEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A detector's verdict on one sensor: an anomaly episode starts (or ends).
+
+    ``seq`` is the agent's event sequence number (separate from the batch sequence);
+    ``(agent, seq)`` identifies the event, so redelivery never duplicates an alert.
+    """
+
+    v: Literal[1] = 1
+    agent: Id
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    sensor: Id
+    kind: AnomalyKind
+    phase: Literal["start", "end"] = "start"
+    severity: Severity
+    score: Score
+    value: float | None
+    ts: Nanos
+    detector: str = "default"
+
+
+class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Retained on the agent's status topic; the broker publishes ``state="offline"`` as
+    the agent's last will when the connection drops without a goodbye."""
+
+    v: Literal[1] = 1
+    agent: Id
+    state: Literal["online", "offline"]
+    ts: Nanos
+    sensors: int = 0
+    batches_sent: int = 0
+    readings_sent: int = 0
+    events_sent: int = 0
+
+
+class Deadlines(msgspec.Struct, frozen=True, kw_only=True):
+    """Absolute deadlines (ns) for response (acknowledge), arrival on site and disposal."""
+
+    response: Nanos
+    arrival: Nanos
+    disposal: Nanos
+
+
+class Departments(msgspec.Struct, frozen=True, kw_only=True):
+    lead: Id
+    co: list[Id] = []
+
+
+class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """A risk early-warning pushed to the unit that must act (see wire.topics.alert_topic)."""
+
+    v: Literal[1] = 1
+    alert_id: Id
+    state: Literal["opened", "dispatched", "acknowledged", "on_site", "resolved", "false_alarm"]
+    matter: Id
+    matter_name: str
+    matter_type: Literal["patrol", "emergency", "daily"]
+    tier: Tier
+    unit: Id
+    unit_level: UnitLevel
+    unit_path: list[Id]
+    departments: Departments
+    sensor: Id
+    sensor_kind: str
+    grid: Id
+    anomaly_kind: AnomalyKind
+    severity: Severity
+    score: Score
+    value: float | None
+    detected_at: Nanos
+    opened_at: Nanos
+    deadlines: Deadlines
+    agent: Id
+    event_seq: int
