@@ -1,0 +1,326 @@
+"""The validated shape of a gridcall config set: frozen pydantic models, unknown keys refused.
+
+A config set is a folder of YAML files:
+
+- ``topology.yaml``: the district → towns → communities → grids ladder, and departments;
+- ``sensors.yaml``: sensor kinds with their defaults, and every sensor;
+- ``agents.yaml``: edge agents and their settings;
+- ``matters.yaml``: the matter catalog (事项清单) with tiers, owners and deadlines;
+- ``hub.yaml``: the hub's settings.
+
+These models check each file on its own; :mod:`config.loader` checks the references
+between files and turns every problem into a message with file, key path and reason.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+"""Ids end up in MQTT topic levels and InfluxDB tags, so they stay plain ASCII."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Tier = Literal["A", "B", "C", "D"]
+TIERS: tuple[Tier, ...] = ("A", "B", "C", "D")
+MatterType = Literal["patrol", "emergency", "daily"]
+AnomalyKind = Literal[
+    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
+]
+SiteTag = Literal[
+    "school", "elderly_home", "hazardous_goods", "hospital", "market", "flood_point",
+    "bridge", "residential", "restaurant", "construction_site",
+]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def _parse_duration(value: Any) -> Any:
+    """``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` or a number of seconds."""
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"{value!r} is not a duration like '90s', '30m', '2h', '1d'")
+        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("a duration must be longer than zero")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Lon = Annotated[float, Field(ge=-180, le=180)]
+Lat = Annotated[float, Field(ge=-90, le=90)]
+Coordinates = tuple[Lon, Lat]
+"""``[longitude, latitude]`` in WGS 84, the GeoJSON order."""
+
+
+class Location(Model):
+    """A point, or a GeoJSON polygon (list of rings of ``[lon, lat]``), exactly one of them."""
+
+    point: Coordinates | None = None
+    polygon: tuple[tuple[Coordinates, ...], ...] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Location:
+        if (self.point is None) == (self.polygon is None):
+            raise ValueError("give exactly one of 'point' or 'polygon'")
+        for ring in self.polygon or ():
+            if len(ring) < 4 or ring[0] != ring[-1]:
+                raise ValueError("a polygon ring needs at least 4 positions, first == last")
+        return self
+
+    def centre(self) -> Coordinates:
+        if self.point is not None:
+            return self.point
+        ring = self.polygon[0][:-1] if self.polygon else ()
+        return (sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring))
+
+
+# --------------------------------------------------------------------------- topology
+
+
+class Grid(Model):
+    id: Id
+    name: Name
+    location: Location
+    tags: tuple[SiteTag, ...] = ()
+
+
+class Community(Model):
+    id: Id
+    name: Name
+    location: Location
+    grids: tuple[Grid, ...] = Field(min_length=1)
+
+
+class Town(Model):
+    id: Id
+    name: Name
+    location: Location
+    communities: tuple[Community, ...] = Field(min_length=1)
+
+
+class District(Model):
+    id: Id
+    name: Name
+    location: Location
+    towns: tuple[Town, ...] = Field(min_length=1)
+
+
+class Department(Model):
+    id: Id
+    name: Name
+
+
+class Topology(Model):
+    district: District
+    departments: tuple[Department, ...] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- sensors
+
+
+class Limits(Model):
+    """Physical range (readings outside it are faults) and alarm limits, in the kind's unit."""
+
+    physical_min: float | None = None
+    physical_max: float | None = None
+    alarm_low: float | None = None
+    alarm_high: float | None = None
+    hysteresis: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Limits:
+        values = [
+            v for v in (self.physical_min, self.alarm_low, self.alarm_high, self.physical_max)
+            if v is not None
+        ]
+        if any(not math.isfinite(v) for v in values):
+            raise ValueError("limits must be finite numbers")
+        if values != sorted(values):
+            raise ValueError("limits must satisfy physical_min <= alarm_low <= alarm_high <= "
+                             "physical_max")
+        return self
+
+
+class DetectorSettings(Model):
+    name: str = "default"
+    sensitivity: float = Field(default=0.5, ge=0, le=1)
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class SensorKind(Model):
+    unit: Name
+    interval: Duration = timedelta(seconds=5)
+    limits: Limits = Limits()
+    detector: DetectorSettings = DetectorSettings()
+    description: str = ""
+
+
+class Sensor(Model):
+    id: Id
+    kind: Id
+    grid: Id
+    agent: Id
+    coordinates: Coordinates
+    unit: Name | None = None
+    interval: Duration | None = None
+    limits: Limits | None = None
+    detector: DetectorSettings | None = None
+    tags: tuple[SiteTag, ...] = ()
+    name: str = ""
+
+
+class SensorsFile(Model):
+    kinds: dict[Id, SensorKind] = Field(min_length=1)
+    sensors: tuple[Sensor, ...] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- agents and hub
+
+
+class BrokerSettings(Model):
+    """Where the MQTT broker is; credentials are *names* of environment variables."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^mqtts?://[^/\s]+(:\d+)?/?$")] = (
+        "mqtt://127.0.0.1:1883"
+    )
+    username_env: str | None = None
+    password_env: str | None = None
+    keepalive: Duration = timedelta(seconds=30)
+
+
+class AgentSettings(Model):
+    broker: BrokerSettings = BrokerSettings()
+    batch_max_readings: int = Field(default=50, ge=1, le=10_000)
+    batch_interval: Duration = timedelta(seconds=1)
+    status_interval: Duration = timedelta(seconds=30)
+    state_dir: str = "var/agent"
+
+
+class Agent(Model):
+    id: Id
+    name: str = ""
+    grid: Id
+    source: Literal["simulated", "serial", "modbus", "mqtt"] = "simulated"
+    sensors: tuple[Id, ...] | None = None
+    settings: AgentSettings | None = None
+
+
+class AgentsFile(Model):
+    defaults: AgentSettings = AgentSettings()
+    agents: tuple[Agent, ...] = Field(min_length=1)
+
+
+class InfluxSettings(Model):
+    """InfluxDB: ``api: 1`` writes ``/write`` (database, retention policy, user/password);
+    ``api: 2`` writes through influxdb-client (org, bucket, token). 3.x accepts both."""
+
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    api: Literal[1, 2] = 1
+    database: str = "gridcall"
+    retention_policy: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    org: str = "gridcall"
+    bucket: str = "gridcall"
+    token_env: str | None = None
+    measurement: Id = "reading"
+    batch_max_points: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval: Duration = timedelta(seconds=1)
+
+    @model_validator(mode="after")
+    def _api_fields(self) -> InfluxSettings:
+        if self.api == 2 and self.token_env is None:
+            raise ValueError("api 2 needs token_env: the environment variable with the token")
+        return self
+
+
+class HubSettings(Model):
+    broker: BrokerSettings = BrokerSettings()
+    client_id: Id = "gridcall-hub"
+    influx: InfluxSettings | None = None
+    store_path: str = "var/hub.sqlite"
+
+
+class HubFile(Model):
+    hub: HubSettings = HubSettings()
+
+
+# --------------------------------------------------------------------------- matters
+
+
+class Responsibility(Model):
+    """The responsibility list (权责清单): one lead department plus co-handlers."""
+
+    lead: Id | None = None
+    co: tuple[Id, ...] = ()
+
+
+class MatterDeadlines(Model):
+    response: Duration
+    arrival: Duration
+    disposal: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MatterDeadlines:
+        if not self.response <= self.arrival <= self.disposal:
+            raise ValueError("deadlines must satisfy response <= arrival <= disposal")
+        return self
+
+
+class Trigger(Model):
+    """Which anomalies make this matter: sensor kinds (``"*"`` for any) × anomaly kinds."""
+
+    sensor_kinds: tuple[Id | Literal["*"], ...] = Field(min_length=1)
+    anomaly_kinds: tuple[AnomalyKind, ...] = (
+        "out_of_limits", "spike", "level_shift", "drift", "multivariate",
+    )
+
+
+class Matter(Model):
+    code: Id
+    name: Name
+    type: MatterType
+    base_tier: Tier
+    departments: Responsibility = Responsibility()
+    deadlines: MatterDeadlines | None = None
+    triggers: tuple[Trigger, ...] = ()
+    plan: str = ""
+
+
+class MattersFile(Model):
+    default_deadlines: dict[MatterType, MatterDeadlines]
+    matters: tuple[Matter, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _every_type(self) -> MattersFile:
+        missing = {"patrol", "emergency", "daily"} - set(self.default_deadlines)
+        if missing:
+            raise ValueError(f"default_deadlines lacks {sorted(missing)}")
+        return self

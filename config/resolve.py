@@ -1,0 +1,264 @@
+"""Cross-file checks, and the resolved config set the runtimes use.
+
+:func:`load_config` is the one entry point: it reads the folder, validates each file,
+checks every reference between files (a sensor's grid and agent, an agent's sensors, a
+matter's departments and sensor kinds), merges per-kind defaults into each sensor, and
+returns a frozen :class:`ConfigSet`, or raises :class:`ConfigError` listing every problem.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+from config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
+from config.models import (
+    AgentSettings,
+    AgentsFile,
+    Department,
+    DetectorSettings,
+    HubFile,
+    HubSettings,
+    Limits,
+    Location,
+    Matter,
+    MatterDeadlines,
+    MattersFile,
+    SensorsFile,
+    Topology,
+)
+
+UnitLevel = Literal["district", "town", "community", "grid"]
+LEVELS: tuple[UnitLevel, ...] = ("district", "town", "community", "grid")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A rung of the ladder. ``path`` holds the ids from the district down to this unit."""
+
+    id: str
+    name: str
+    level: UnitLevel
+    path: tuple[str, ...]
+    location: Location
+    tags: tuple[str, ...] = ()
+
+    @property
+    def parent(self) -> str | None:
+        return self.path[-2] if len(self.path) > 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class SensorSpec:
+    """A sensor with its kind's defaults merged in and its place on the ladder."""
+
+    id: str
+    kind: str
+    unit_of_measure: str
+    grid: str
+    path: tuple[str, str, str, str]
+    agent: str
+    coordinates: tuple[float, float]
+    interval_s: float
+    limits: Limits
+    detector: DetectorSettings
+    tags: tuple[str, ...]
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    id: str
+    name: str
+    grid: str
+    source: str
+    sensors: tuple[SensorSpec, ...]
+    settings: AgentSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSet:
+    directory: Path
+    topology: Topology
+    matters: MattersFile
+    hub: HubSettings
+    units: Mapping[str, Unit]
+    departments: Mapping[str, Department]
+    sensors: Mapping[str, SensorSpec]
+    agents: Mapping[str, AgentSpec]
+    _matter_index: Mapping[tuple[str, str], Matter]
+
+    @property
+    def district(self) -> Unit:
+        return self.units[self.topology.district.id]
+
+    def units_at(self, level: UnitLevel) -> list[Unit]:
+        return [u for u in self.units.values() if u.level == level]
+
+    def matter_for(self, sensor_kind: str, anomaly_kind: str) -> Matter | None:
+        """The matter an anomaly of this kind on this sensor kind makes; a trigger naming
+        the sensor kind wins over a ``"*"`` trigger."""
+        return self._matter_index.get((sensor_kind, anomaly_kind)) or self._matter_index.get(
+            ("*", anomaly_kind)
+        )
+
+    def deadlines_for(self, matter: Matter) -> MatterDeadlines:
+        return matter.deadlines or self.matters.default_deadlines[matter.type]
+
+
+class _Checker:
+    def __init__(self, raw: RawSet) -> None:
+        self.raw = raw
+        self.problems = raw.problems
+
+    def add(self, file: str, loc: Loc, reason: str) -> None:
+        doc = self.raw.docs.get(file)
+        line = doc.line(loc) if doc else None
+        self.problems.append(Problem(file, format_path(loc), reason, line))
+
+    def ref(self, file: str, loc: Loc, what: str, value: str, known: Collection[str]) -> bool:
+        if value in known:
+            return True
+        hint = difflib.get_close_matches(value, list(known), n=1)
+        self.add(file, loc, f"unknown {what} {value!r}" + (
+            f" (did you mean {hint[0]!r}?)" if hint else ""))
+        return False
+
+
+def _walk_units(topo: Topology) -> Iterator[tuple[Loc, Unit]]:
+    d = topo.district
+    yield ("district",), Unit(d.id, d.name, "district", (d.id,), d.location)
+    for ti, t in enumerate(d.towns):
+        tl: Loc = ("district", "towns", ti)
+        yield tl, Unit(t.id, t.name, "town", (d.id, t.id), t.location)
+        for ci, c in enumerate(t.communities):
+            cl: Loc = (*tl, "communities", ci)
+            yield cl, Unit(c.id, c.name, "community", (d.id, t.id, c.id), c.location)
+            for gi, g in enumerate(c.grids):
+                yield (*cl, "grids", gi), Unit(
+                    g.id, g.name, "grid", (d.id, t.id, c.id, g.id), g.location, g.tags)
+
+
+def load_config(directory: Path | str, *, known_detectors: Collection[str] | None = None
+                ) -> ConfigSet:
+    """Read, validate and cross-check a config set; ConfigError lists every problem."""
+    raw = read_set(Path(directory))
+    check = _Checker(raw)
+    topo = raw.models.get("topology.yaml")
+    sensors_file = raw.models.get("sensors.yaml")
+    agents_file = raw.models.get("agents.yaml")
+    matters_file = raw.models.get("matters.yaml")
+    hub_file = raw.models.get("hub.yaml")
+
+    units: dict[str, Unit] = {}
+    departments: dict[str, Department] = {}
+    ids_seen: dict[str, str] = {}
+
+    def unique(file: str, loc: Loc, value: str, what: str) -> None:
+        if value in ids_seen:
+            check.add(file, loc, f"duplicate id {value!r}: already used by {ids_seen[value]}")
+        else:
+            ids_seen[value] = f"{what} in {file}"
+
+    if isinstance(topo, Topology):
+        for unit_loc, unit in _walk_units(topo):
+            unique("topology.yaml", (*unit_loc, "id"), unit.id, unit.level)
+            units.setdefault(unit.id, unit)
+        for i, dep in enumerate(topo.departments):
+            unique("topology.yaml", ("departments", i, "id"), dep.id, "department")
+            departments[dep.id] = dep
+    grids = {u.id: u for u in units.values() if u.level == "grid"}
+
+    sensors: dict[str, SensorSpec] = {}
+    agent_of_sensor: dict[str, str] = {}
+    kinds: Collection[str] = ()
+    if isinstance(sensors_file, SensorsFile):
+        kinds = sensors_file.kinds
+        for i, s in enumerate(sensors_file.sensors):
+            unique("sensors.yaml", ("sensors", i, "id"), s.id, "sensor")
+            ok = check.ref("sensors.yaml", ("sensors", i, "kind"), "sensor kind", s.kind, kinds)
+            if topo is not None:
+                ok &= check.ref("sensors.yaml", ("sensors", i, "grid"), "grid", s.grid, grids)
+            if not ok or s.grid not in grids:
+                continue
+            kind = sensors_file.kinds[s.kind]
+            grid = grids[s.grid]
+            sensors[s.id] = SensorSpec(
+                id=s.id, kind=s.kind, unit_of_measure=s.unit or kind.unit, grid=s.grid,
+                path=(grid.path[0], grid.path[1], grid.path[2], grid.path[3]), agent=s.agent,
+                coordinates=s.coordinates,
+                interval_s=(s.interval or kind.interval).total_seconds(),
+                limits=s.limits or kind.limits, detector=s.detector or kind.detector,
+                tags=tuple(dict.fromkeys(s.tags + grid.tags)), name=s.name or s.id,
+            )
+            agent_of_sensor[s.id] = s.agent
+            if known_detectors is not None:
+                det = (s.detector or kind.detector).name
+                loc: Loc = ("sensors", i, "detector", "name") if s.detector else (
+                    "kinds", s.kind, "detector", "name")
+                check.ref("sensors.yaml", loc, "detector", det, known_detectors)
+
+    agents: dict[str, AgentSpec] = {}
+    if isinstance(agents_file, AgentsFile):
+        agent_ids = {a.id for a in agents_file.agents}
+        for i, a in enumerate(agents_file.agents):
+            unique("agents.yaml", ("agents", i, "id"), a.id, "agent")
+            if topo is not None:
+                check.ref("agents.yaml", ("agents", i, "grid"), "grid", a.grid, grids)
+            listed = a.sensors
+            if listed is not None and sensors_file is not None:
+                for j, sid in enumerate(listed):
+                    at: Loc = ("agents", i, "sensors", j)
+                    if check.ref("agents.yaml", at, "sensor", sid, agent_of_sensor) and (
+                        agent_of_sensor[sid] != a.id
+                    ):
+                        check.add("agents.yaml", at, f"sensor {sid!r} names agent "
+                                  f"{agent_of_sensor[sid]!r} in sensors.yaml, not {a.id!r}")
+            own = tuple(s for s in sensors.values() if s.agent == a.id)
+            agents[a.id] = AgentSpec(a.id, a.name or a.id, a.grid, a.source, own,
+                                     a.settings or agents_file.defaults)
+        if isinstance(sensors_file, SensorsFile):
+            for i, s in enumerate(sensors_file.sensors):
+                check.ref("sensors.yaml", ("sensors", i, "agent"), "agent", s.agent, agent_ids)
+
+    index: dict[tuple[str, str], Matter] = {}
+    if isinstance(matters_file, MattersFile):
+        claimed: dict[tuple[str, str], str] = {}
+        for i, m in enumerate(matters_file.matters):
+            unique("matters.yaml", ("matters", i, "code"), m.code, "matter")
+            if topo is not None:
+                if m.departments.lead is not None:
+                    check.ref("matters.yaml", ("matters", i, "departments", "lead"),
+                              "department", m.departments.lead, departments)
+                for j, dep_id in enumerate(m.departments.co):
+                    check.ref("matters.yaml", ("matters", i, "departments", "co", j),
+                              "department", dep_id, departments)
+            for ti, trig in enumerate(m.triggers):
+                for ki, kind_id in enumerate(trig.sensor_kinds):
+                    if kind_id != "*" and sensors_file is not None:
+                        check.ref("matters.yaml", ("matters", i, "triggers", ti, "sensor_kinds",
+                                                   ki), "sensor kind", kind_id, kinds)
+                    for anomaly in trig.anomaly_kinds:
+                        key = (kind_id, anomaly)
+                        if key in claimed and claimed[key] != m.code:
+                            check.add("matters.yaml", ("matters", i, "triggers", ti),
+                                      f"{kind_id}/{anomaly} is already claimed by matter "
+                                      f"{claimed[key]!r}; one anomaly makes one matter")
+                        claimed[key] = m.code
+                        index.setdefault(key, m)
+
+    if raw.problems or not isinstance(topo, Topology) or not isinstance(
+        matters_file, MattersFile
+    ):
+        raise ConfigError(raw.directory, raw.problems)
+    hub = hub_file.hub if isinstance(hub_file, HubFile) else HubSettings()
+    return ConfigSet(
+        directory=raw.directory, topology=topo, matters=matters_file, hub=hub,
+        units=MappingProxyType(units), departments=MappingProxyType(departments),
+        sensors=MappingProxyType(sensors), agents=MappingProxyType(agents),
+        _matter_index=MappingProxyType(index),
+    )

@@ -1,0 +1,166 @@
+"""Config sets load into frozen, cross-checked objects, and every mistake is named precisely."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from config import SAMPLE_DISTRICT, ConfigError, load_config
+from gridcall.cli import app
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    target = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT, target)
+    return target
+
+
+def edit(path: Path, change: object) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)  # type: ignore[operator]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def problems_of(directory: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(directory)
+    return [str(p) for p in info.value.problems]
+
+
+def test_sample_district_is_the_size_the_demo_promises() -> None:
+    cfg = load_config(SAMPLE_DISTRICT)
+    assert len(cfg.units_at("town")) >= 2
+    assert len(cfg.units_at("community")) >= 6
+    assert len(cfg.units_at("grid")) >= 24
+    assert len(cfg.sensors) >= 100
+    assert len({s.kind for s in cfg.sensors.values()}) >= 6
+    assert len(cfg.agents) >= 8
+    assert {m.base_tier for m in cfg.matters.matters} == {"A", "B", "C", "D"}
+    assert {m.type for m in cfg.matters.matters} == {"patrol", "emergency", "daily"}
+
+
+def test_sensor_inherits_its_kind_defaults_and_its_place_on_the_ladder() -> None:
+    cfg = load_config(SAMPLE_DISTRICT)
+    gas = next(s for s in cfg.sensors.values() if s.kind == "gas")
+    assert gas.limits.alarm_high == 20
+    assert gas.unit_of_measure == "%LEL"
+    assert gas.interval_s == 2.0
+    district, town, community, grid = gas.path
+    assert (district, grid) == ("huangpu", gas.grid)
+    assert cfg.units[grid].parent == community
+    assert cfg.units[community].parent == town
+    assert gas in cfg.agents[gas.agent].sensors
+
+
+def test_matter_lookup_prefers_the_sensor_kind_over_the_wildcard() -> None:
+    cfg = load_config(SAMPLE_DISTRICT)
+    assert cfg.matter_for("gas", "out_of_limits").code == "GAS-LEAK"  # type: ignore[union-attr]
+    assert cfg.matter_for("gas", "stuck").code == "SENSOR-FAULT"  # type: ignore[union-attr]
+    assert cfg.matter_for("gas", "no-such-kind") is None
+
+
+def test_unknown_key_and_dangling_grid_are_both_named_with_file_line_and_path(
+    sample: Path,
+) -> None:
+    def typo(data: dict) -> None:  # type: ignore[type-arg]
+        data["sensors"][3]["gird"] = data["sensors"][3]["grid"]
+
+    def dangling(data: dict) -> None:  # type: ignore[type-arg]
+        data["agents"][1]["grid"] = "no-such-grid"
+
+    edit(sample / "sensors.yaml", typo)
+    edit(sample / "agents.yaml", dangling)
+    found = problems_of(sample)
+    assert any(
+        p.startswith("sensors.yaml:") and "sensors[3].gird" in p and "unknown key 'gird'" in p
+        and "did you mean 'grid'" in p for p in found
+    ), found
+    assert any(
+        p.startswith("agents.yaml:") and "agents[1].grid" in p and "'no-such-grid'" in p
+        for p in found
+    ), found
+
+
+def test_line_numbers_point_at_the_offending_key(sample: Path) -> None:
+    path = sample / "matters.yaml"
+    text = path.read_text(encoding="utf-8").replace("lead: fire_safety,", "lead: fire_safty,", 1)
+    path.write_text(text, encoding="utf-8")
+    (problem,) = problems_of(sample)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "fire_safty" in t)
+    assert problem.startswith(f"matters.yaml:{line}: matters[0].departments.lead:")
+    assert "unknown department 'fire_safty' (did you mean 'fire_safety'?)" in problem
+
+
+def test_a_sensor_listed_by_an_agent_must_name_that_agent(sample: Path) -> None:
+    def claim(data: dict) -> None:  # type: ignore[type-arg]
+        data["agents"][0]["sensors"] = ["dongyuan-g1-smoke-1", "jiufo-g1-noise-1", "ghost"]
+
+    edit(sample / "agents.yaml", claim)
+    found = problems_of(sample)
+    assert any("agents[0].sensors[1]" in p and "names agent 'edge-jiufo'" in p for p in found)
+    assert any("agents[0].sensors[2]" in p and "unknown sensor 'ghost'" in p for p in found)
+
+
+def test_bad_values_are_explained(sample: Path) -> None:
+    def bad(data: dict) -> None:  # type: ignore[type-arg]
+        data["default_deadlines"]["daily"]["response"] = "soon"
+        data["matters"][1]["base_tier"] = "E"
+        data["matters"][2]["deadlines"] = {"response": "2h", "arrival": "1h", "disposal": "3h"}
+
+    edit(sample / "matters.yaml", bad)
+    found = "\n".join(problems_of(sample))
+    assert "default_deadlines.daily.response: 'soon' is not a duration" in found
+    assert "matters[1].base_tier: Input should be 'A', 'B', 'C' or 'D'" in found
+    assert "matters[2].deadlines: deadlines must satisfy response <= arrival <= disposal" in found
+
+
+def test_broken_yaml_and_missing_files_are_reported_not_raised(sample: Path) -> None:
+    (sample / "sensors.yaml").write_text("kinds: {gas: [unclosed\n", encoding="utf-8")
+    (sample / "agents.yaml").unlink()
+    found = problems_of(sample)
+    assert any(p.startswith("sensors.yaml:") and "not valid YAML" in p for p in found)
+    assert any(p.startswith("agents.yaml") and "file missing" in p for p in found)
+
+
+def test_two_matters_cannot_claim_the_same_anomaly(sample: Path) -> None:
+    def clash(data: dict) -> None:  # type: ignore[type-arg]
+        data["matters"][1]["triggers"] = [{"sensor_kinds": ["gas"]}]
+
+    edit(sample / "matters.yaml", clash)
+    found = problems_of(sample)
+    assert any("already claimed by matter 'GAS-LEAK'" in p for p in found)
+
+
+def test_cli_check_exits_nonzero_without_a_traceback(sample: Path) -> None:
+    def typo(data: dict) -> None:  # type: ignore[type-arg]
+        data["sensors"][0]["grid"] = "nowhere"
+        data["kinds"]["gas"]["colour"] = "red"
+
+    edit(sample / "sensors.yaml", typo)
+    result = CliRunner().invoke(app, ["config", "check", str(sample)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "sensors[0].grid: unknown grid 'nowhere'" in result.output
+    assert "kinds.gas.colour: unknown key 'colour'" in result.output
+
+
+def test_cli_check_passes_the_sample() -> None:
+    result = CliRunner().invoke(app, ["config", "check", str(SAMPLE_DISTRICT)])
+    assert result.exit_code == 0, result.output
+    assert "27 grids" in result.output
+
+
+def test_a_typo_does_not_hide_a_dangling_reference_in_the_same_file(sample: Path) -> None:
+    def both(data: dict) -> None:  # type: ignore[type-arg]
+        data["sensors"][5]["colour"] = "red"
+        data["sensors"][7]["grid"] = "no-such-grid"
+
+    edit(sample / "sensors.yaml", both)
+    found = problems_of(sample)
+    assert any("sensors[5].colour: unknown key 'colour'" in p for p in found), found
+    assert any("sensors[7].grid: unknown grid 'no-such-grid'" in p for p in found), found
