@@ -1,0 +1,94 @@
+"""The wire contract: round trips, topics that follow the ladder, and malformed input that
+is rejected with a reason and a counter, never a crash."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wire import (
+    AnomalyEvent,
+    Decoder,
+    MalformedMessage,
+    Reading,
+    ReadingBatch,
+    encode,
+    topics,
+)
+
+ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+readings = st.builds(
+    Reading, sensor=ids, ts=st.integers(0, 2**63 - 1),
+    value=st.floats(allow_nan=False, allow_infinity=False),
+)
+batches = st.builds(
+    ReadingBatch, agent=ids, seq=st.integers(0, 2**63 - 1), sent_at=st.integers(0, 2**62),
+    readings=st.lists(readings, max_size=60),
+)
+
+
+@given(batches)
+def test_reading_batches_round_trip_exactly(batch: ReadingBatch) -> None:
+    decoded = Decoder().readings(topics.readings_topic(batch.agent), encode(batch))
+    assert decoded == batch
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_either_decode_or_are_rejected_with_a_reason(payload: bytes) -> None:
+    decoder = Decoder()
+    try:
+        batch = decoder.readings("gridcall/v1/readings/a1", payload)
+    except MalformedMessage as exc:
+        assert exc.reason in {"not_json", "invalid", "agent_mismatch"}
+        assert decoder.malformed_total == 1
+    else:
+        assert batch.agent == "a1"
+        assert decoder.malformed_total == 0
+
+
+def test_rejects_name_the_topic_and_the_reason() -> None:
+    decoder = Decoder()
+    good = encode(ReadingBatch(agent="a1", seq=1, sent_at=5, readings=[Reading("s", 1, 2.0)]))
+    cases = {
+        b"{not json": "not_json",
+        b'{"v":1,"agent":"a1","seq":-1,"sent_at":5,"readings":[]}': "invalid",
+        b'{"v":2,"agent":"a1","seq":1,"sent_at":5,"readings":[]}': "invalid",
+        b'{"v":1,"agent":"a1","seq":1,"sent_at":5,"readings":[["s",1,null]]}': "invalid",
+    }
+    for payload, reason in cases.items():
+        with pytest.raises(MalformedMessage) as info:
+            decoder.readings("gridcall/v1/readings/a1", payload)
+        assert info.value.reason == reason
+        assert "gridcall/v1/readings/a1" in str(info.value)
+    with pytest.raises(MalformedMessage, match="agent_mismatch"):
+        decoder.readings("gridcall/v1/readings/a2", good)
+    with pytest.raises(MalformedMessage, match="bad_topic"):
+        decoder.readings("gridcall/v1/readings/a1/extra", good)
+    assert decoder.malformed == {"not_json": 1, "invalid": 3, "agent_mismatch": 1,
+                                 "bad_topic": 1}
+
+
+def test_events_carry_a_known_anomaly_kind() -> None:
+    decoder = Decoder()
+    event = AnomalyEvent(agent="a1", seq=3, sensor="s1", kind="stuck", severity="minor",
+                         score=0.99, value=1.0, ts=10)
+    assert decoder.event("gridcall/v1/events/a1", encode(event)) == event
+    bad = encode(event).replace(b"stuck", b"haunted")
+    with pytest.raises(MalformedMessage, match="invalid"):
+        decoder.event("gridcall/v1/events/a1", bad)
+
+
+def test_alert_topics_let_a_unit_subscribe_to_its_subtree_with_one_wildcard() -> None:
+    grid_alert = topics.alert_topic(["d", "t", "c", "g"], "AL1")
+    town_alert = topics.alert_topic(["d", "t"], "AL2")
+    assert grid_alert == "gridcall/v1/alerts/d/t/c/g/AL1"
+    assert town_alert == "gridcall/v1/alerts/d/t/_/_/AL2"
+    assert topics.unit_subscription(["d", "t"]) == "gridcall/v1/alerts/d/t/#"
+    assert topics.unit_subscription(["d", "t", "c", "g"]) == "gridcall/v1/alerts/d/t/c/g/+"
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "+", "#", "_"])
+def test_ids_that_would_break_topics_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="topic level"):
+        topics.readings_topic(bad)
