@@ -15,6 +15,7 @@ between files and turns every problem into a message with file, key path and rea
 from __future__ import annotations
 
 import math
+import os
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -213,6 +214,19 @@ class BrokerSettings(Model):
     username_env: str | None = None
     password_env: str | None = None
     keepalive: Duration = timedelta(seconds=30)
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        """Username and password from the environment; KeyError naming a missing variable."""
+        return _env(self.username_env), _env(self.password_env)
+
+
+def _env(name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        return os.environ[name]
+    except KeyError:
+        raise KeyError(f"environment variable {name} (named in the config) is not set") from None
 
 
 class AgentSettings(Model):

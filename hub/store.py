@@ -1,0 +1,135 @@
+"""The hub's durable store: SQLite in WAL mode.
+
+It keeps alerts and the events behind them (``(agent, seq)`` is unique, so a redelivered
+event never opens a second alert), and, for the embedded default with no InfluxDB, the
+readings too: then it is the hub's :class:`~hub.sinks.ReadingSink`, storing each reading
+once per ``(agent, seq, sensor, ts)``.
+
+Calls run in a worker thread (``asyncio.to_thread``) so the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+import msgspec
+
+from wire import AnomalyEvent, ReadingBatch, RiskAlert
+
+T = TypeVar("T")
+
+SCHEMA = """
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS readings (
+    agent TEXT NOT NULL, seq INTEGER NOT NULL, sensor TEXT NOT NULL, ts INTEGER NOT NULL,
+    value REAL NOT NULL, PRIMARY KEY (agent, seq, sensor, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    agent TEXT NOT NULL, seq INTEGER NOT NULL, sensor TEXT NOT NULL, kind TEXT NOT NULL,
+    phase TEXT NOT NULL, ts INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (agent, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT UNIQUE, agent TEXT NOT NULL,
+    event_seq INTEGER NOT NULL, matter TEXT, tier TEXT, unit TEXT, state TEXT,
+    opened_at INTEGER, body BLOB, UNIQUE (agent, event_seq)
+);
+"""
+
+
+class Store:
+    """``async with Store(path) as store``; ``":memory:"`` is allowed for tests."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    async def __aenter__(self) -> Self:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.executescript(SCHEMA)
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn()
+        return await asyncio.to_thread(locked)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("Store used outside 'async with'")
+        return self._db
+
+    # ------------------------------------------------------------------ readings sink
+
+    async def write(self, batches: Sequence[ReadingBatch]) -> None:
+        rows = [(b.agent, b.seq, r.sensor, r.ts, r.value) for b in batches for r in b.readings]
+
+        def insert() -> None:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany("INSERT OR IGNORE INTO readings VALUES (?,?,?,?,?)", rows)
+        await self._run(insert)
+
+    async def count_readings(self) -> int:
+        return await self._run(
+            lambda: int(self.db.execute("SELECT count(*) FROM readings").fetchone()[0]))
+
+    async def readings_of(self, agent: str) -> list[tuple[int, str, int, float]]:
+        return await self._run(lambda: self.db.execute(
+            "SELECT seq, sensor, ts, value FROM readings WHERE agent=? ORDER BY seq, sensor, ts",
+            (agent,)).fetchall())
+
+    # ------------------------------------------------------------------ events and alerts
+
+    async def record_event(self, event: AnomalyEvent, body: bytes) -> bool:
+        """Store the event; False if ``(agent, seq)`` was stored before (a redelivery)."""
+        def insert() -> bool:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?)",
+                (event.agent, event.seq, event.sensor, event.kind, event.phase, event.ts, body))
+            return cur.rowcount == 1
+        return await self._run(insert)
+
+    async def open_alert(self, agent: str, event_seq: int,
+                         make: Callable[[str], RiskAlert]) -> RiskAlert | None:
+        """Number a new alert, build it with ``make(alert_id)`` and store it, atomically;
+        None if this event already opened one."""
+        def insert() -> RiskAlert | None:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO alerts (agent, event_seq) VALUES (?, ?)",
+                    (agent, event_seq))
+                if cur.rowcount != 1:
+                    return None
+                n = cur.lastrowid
+                alert = make(f"AL{n:06d}")
+                self.db.execute(
+                    "UPDATE alerts SET alert_id=?, matter=?, tier=?, unit=?, state=?, "
+                    "opened_at=?, body=? WHERE n=?",
+                    (alert.alert_id, alert.matter, alert.tier, alert.unit, alert.state,
+                     alert.opened_at, msgspec.json.encode(alert), n))
+                return alert
+        return await self._run(insert)
+
+    async def alerts(self) -> list[RiskAlert]:
+        rows = await self._run(lambda: self.db.execute(
+            "SELECT body FROM alerts WHERE body IS NOT NULL ORDER BY n").fetchall())
+        return [msgspec.json.decode(r[0], type=RiskAlert) for r in rows]
