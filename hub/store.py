@@ -15,7 +15,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self, TypeVar
 
 import msgspec
@@ -58,8 +57,7 @@ class Store:
         self._db.executescript(SCHEMA)
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None

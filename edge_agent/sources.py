@@ -1,0 +1,20 @@
+"""Where an agent's readings come from. A source is an async iterable of samples.
+
+The agent does not care whether samples come from a serial device, Modbus, a local MQTT
+bus or a simulator; the composition root hands it one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import NamedTuple, Protocol
+
+
+class Sample(NamedTuple):
+    sensor: str
+    ts: int  # POSIX nanoseconds
+    value: float | None  # None: the device answered but had no value (a dropout)
+
+
+class Source(Protocol):
+    def samples(self) -> AsyncIterator[Sample]: ...

@@ -1,0 +1,173 @@
+"""The ingest runner: dedup by (agent, seq), batch across messages, write, classify, retry.
+
+Sinks only write or raise (see :mod:`hub.sinks`); this runner owns buffering, batching
+and retries, and counts everything it does not store:
+
+- retryable failures (429, 5xx, connection errors): the data is kept and retried with
+  backoff, honouring ``Retry-After``;
+- 413: the batch is split in halves until it fits;
+- 400/422: the points are rejected and counted (``rejected_readings``);
+- 401/403: the data is kept and retried slowly; the operator must fix credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hub.sinks import (
+    BatchTooLargeError,
+    ReadingSink,
+    RejectedPointsError,
+    RetryableSinkError,
+    SinkAuthError,
+    SinkError,
+)
+from wire import ReadingBatch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestCounters:
+    batches_received: int = 0
+    readings_received: int = 0
+    duplicate_batches: int = 0
+    batches_stored: int = 0
+    readings_stored: int = 0
+    rejected_readings: int = 0
+    write_retries: int = 0
+    splits: int = 0
+
+
+class SeenBatches:
+    """Which ``(agent, seq)`` pairs were taken recently: a bounded window per agent."""
+
+    def __init__(self, per_agent: int = 65_536) -> None:
+        self.per_agent = per_agent
+        self._seen: dict[str, OrderedDict[int, None]] = {}
+
+    def add(self, agent: str, seq: int) -> bool:
+        """True the first time a pair is seen; False for a duplicate."""
+        seen = self._seen.setdefault(agent, OrderedDict())
+        if seq in seen:
+            return False
+        seen[seq] = None
+        if len(seen) > self.per_agent:
+            seen.popitem(last=False)
+        return True
+
+
+class Ingest:
+    """Feed with :meth:`put`; :meth:`run` flushes every ``flush_interval`` or when full."""
+
+    def __init__(self, sink: ReadingSink, *, max_points: int = 5000,
+                 flush_interval: float = 1.0, max_buffered_points: int = 200_000) -> None:
+        self.sink = sink
+        self.max_points = max_points
+        self.flush_interval = flush_interval
+        self.max_buffered_points = max_buffered_points
+        self.counters = IngestCounters()
+        self.seen = SeenBatches()
+        self._buffer: deque[ReadingBatch] = deque()
+        self._buffered_points = 0
+        self._full = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def put(self, batch: ReadingBatch) -> bool:
+        """Take a batch (False if it is a duplicate); waits while the buffer is full."""
+        c = self.counters
+        c.batches_received += 1
+        if not self.seen.add(batch.agent, batch.seq):
+            c.duplicate_batches += 1
+            return False
+        c.readings_received += len(batch.readings)
+        await self._room.wait()
+        self._buffer.append(batch)
+        self._idle.clear()
+        self._buffered_points += len(batch.readings)
+        if self._buffered_points >= self.max_points:
+            self._full.set()
+        if self._buffered_points >= self.max_buffered_points:
+            self._room.clear()
+        return True
+
+    @property
+    def pending_points(self) -> int:
+        return self._buffered_points
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), timeout=self.flush_interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything buffered now, chunked to ``max_points`` per request."""
+        while self._buffer:
+            chunk: list[ReadingBatch] = []
+            points = 0
+            while self._buffer and (not chunk or points + len(self._buffer[0].readings)
+                                    <= self.max_points):
+                batch = self._buffer.popleft()
+                chunk.append(batch)
+                points += len(batch.readings)
+            await self._write(chunk)
+            self._buffered_points -= points
+            if self._buffered_points < self.max_buffered_points:
+                self._room.set()
+        self._full.clear()
+        self._idle.set()
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    async def _write(self, chunk: Sequence[ReadingBatch]) -> None:
+        backoff = 0.2
+        c = self.counters
+        while True:
+            try:
+                await self.sink.write(chunk)
+            except BatchTooLargeError:
+                if len(chunk) == 1:
+                    log.error("batch %s/%d alone is too large for the sink; rejected",
+                              chunk[0].agent, chunk[0].seq)
+                    c.rejected_readings += len(chunk[0].readings)
+                    return
+                c.splits += 1
+                half = len(chunk) // 2
+                await self._write(chunk[:half])
+                await self._write(chunk[half:])
+                return
+            except RejectedPointsError as exc:
+                n = sum(len(b.readings) for b in chunk)
+                c.rejected_readings += n
+                log.warning("sink rejected %d readings: %s", n, exc)
+                return
+            except (RetryableSinkError, SinkAuthError) as exc:
+                c.write_retries += 1
+                delay = getattr(exc, "retry_after", None) or backoff
+                if isinstance(exc, SinkAuthError):
+                    delay = max(delay, 10.0)
+                log.warning("sink write failed (%s); keeping %d batches, retry in %.1fs",
+                            exc, len(chunk), delay)
+                await asyncio.sleep(delay * random.uniform(0.9, 1.1))
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except SinkError as exc:  # an unclassified sink error: keep the data, retry
+                c.write_retries += 1
+                log.warning("sink write failed (%s); retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            c.batches_stored += len(chunk)
+            c.readings_stored += sum(len(b.readings) for b in chunk)
+            return

@@ -1,0 +1,180 @@
+"""The hub runtime: subscribe, decode, ingest readings, turn events into routed alerts.
+
+One MQTT connection with a persistent session (fixed client id, ``clean_session=False``,
+QoS 1), so the broker keeps what arrives while the hub restarts. One reconnect loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from config import ConfigSet
+from hub.alerts import AlertEngine, UnknownSensor
+from hub.ingest import Ingest
+from hub.sinks import ReadingSink
+from hub.store import Store
+from wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, encode, topics
+from wire.broker import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+
+
+@dataclass
+class HubCounters:
+    messages: int = 0
+    events: int = 0
+    duplicate_events: int = 0
+    anomaly_starts: int = 0
+    alerts_opened: int = 0
+    alerts_published: int = 0
+    connects: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    alerts_by_tier: Counter[str] = field(default_factory=Counter)
+    alerts_by_unit: Counter[str] = field(default_factory=Counter)
+
+
+class Hub:
+    def __init__(self, config: ConfigSet, *, sink: ReadingSink, store: Store,
+                 broker_url: str | None = None, client_id: str | None = None,
+                 clock: Clock = time.time_ns, flush_interval: float | None = None) -> None:
+        settings = config.hub
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.address = BrokerAddress.parse(broker_url or settings.broker.url)
+        self.client_id = client_id or settings.client_id
+        influx = settings.influx
+        self.ingest = Ingest(
+            sink,
+            max_points=influx.batch_max_points if influx else 5000,
+            flush_interval=flush_interval if flush_interval is not None else (
+                influx.flush_interval.total_seconds() if influx else 0.5),
+        )
+        self.engine = AlertEngine(config)
+        self.decoder = Decoder()
+        self.counters = HubCounters()
+        self.agents: dict[str, AgentStatus] = {}
+        self.opened: list[str] = []
+        self.subscribed = asyncio.Event()
+        self._warned = 0
+
+    @property
+    def malformed(self) -> int:
+        return self.decoder.malformed_total + sum(self.counters.rejected.values())
+
+    def _bad(self, exc: Exception) -> None:
+        self._warned += 1
+        if self._warned <= 10 or self._warned % 1000 == 0:
+            log.warning("%s (%d rejected so far)", exc, self._warned)
+
+    async def handle(self, topic: str, payload: bytes, client: aiomqtt.Client) -> None:
+        self.counters.messages += 1
+        try:
+            if topic.startswith(f"{topics.PREFIX}/readings/"):
+                await self.ingest.put(self.decoder.readings(topic, payload))
+            elif topic.startswith(f"{topics.PREFIX}/events/"):
+                await self._event(topic, payload, client)
+            elif topic.startswith(f"{topics.PREFIX}/status/"):
+                status = self.decoder.status(topic, payload)
+                self.agents[status.agent] = status
+            else:
+                self.counters.rejected["unexpected_topic"] += 1
+        except MalformedMessage as exc:
+            self._bad(exc)
+
+    async def _event(self, topic: str, payload: bytes, client: aiomqtt.Client) -> None:
+        event = self.decoder.event(topic, payload)
+        if event.sensor not in self.config.sensors:
+            self.counters.rejected["unknown_sensor"] += 1
+            self._bad(UnknownSensor(event.sensor, event.agent))
+            return
+        if not await self.store.record_event(event, payload):
+            self.counters.duplicate_events += 1
+            return
+        self.counters.events += 1
+        if event.phase != "start":
+            return
+        self.counters.anomaly_starts += 1
+        now = self.clock()
+        alert = await self.store.open_alert(
+            event.agent, event.seq,
+            lambda alert_id: self.engine.draft(event, alert_id=alert_id, now_ns=now))
+        if alert is None:
+            self.counters.duplicate_events += 1
+            return
+        self.counters.alerts_opened += 1
+        self.opened.append(alert.alert_id)
+        self.counters.alerts_by_tier[alert.tier] += 1
+        self.counters.alerts_by_unit[alert.unit] += 1
+        await self.publish_alert(client, alert)
+
+    async def publish_alert(self, client: aiomqtt.Client, alert: RiskAlert) -> None:
+        await client.publish(topics.alert_topic(alert.unit_path, alert.alert_id),
+                             encode(alert), qos=1)
+        self.counters.alerts_published += 1
+
+    def _client(self) -> aiomqtt.Client:
+        user, password = self.config.hub.broker.credentials()
+        return aiomqtt.Client(
+            self.address.host, self.address.port, username=user, password=password,
+            identifier=self.client_id, clean_session=False,
+            tls_context=self.address.tls_context(),
+            keepalive=int(self.config.hub.broker.keepalive.total_seconds()),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then write out what is buffered and return."""
+        writer = asyncio.create_task(self.ingest.run(), name="hub-ingest")
+        try:
+            await self._consume(stop)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            await self.ingest.flush()
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                async with self._client() as client:
+                    self.counters.connects += 1
+                    backoff = 0.5
+                    await client.subscribe([(topics.READINGS, 1), (topics.EVENTS, 1),
+                                            (topics.STATUS, 1)])
+                    self.subscribed.set()
+                    stopper = asyncio.create_task(stop.wait())
+                    try:
+                        while not stop.is_set():
+                            getter = asyncio.ensure_future(anext(client.messages))
+                            done, _ = await asyncio.wait({getter, stopper},
+                                                         return_when=asyncio.FIRST_COMPLETED)
+                            if getter not in done:
+                                getter.cancel()
+                                break
+                            msg = getter.result()
+                            payload = msg.payload
+                            if not isinstance(payload, bytes | bytearray):
+                                payload = str(payload).encode()
+                            await self.handle(str(msg.topic), bytes(payload), client)
+                    finally:
+                        stopper.cancel()
+            except aiomqtt.MqttError as exc:
+                self.subscribed.clear()
+                if stop.is_set():
+                    return
+                log.warning("hub: broker %s unreachable (%s); retrying in %.1fs",
+                            self.address, exc, backoff)
+                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, 30.0)
