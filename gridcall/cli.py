@@ -5,14 +5,17 @@ This module is the composition root: it may import every package; nothing import
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from config import SAMPLE_DISTRICT, ConfigError, load_config
+from config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
 
 app = typer.Typer(
     name="gridcall",
@@ -23,6 +26,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check a config set.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+hub_app = typer.Typer(help="Run the hub.", no_args_is_help=True)
+app.add_typer(hub_app, name="hub")
+edge_app = typer.Typer(help="Run an edge agent.", no_args_is_help=True)
+app.add_typer(edge_app, name="edge")
 
 out = Console()
 err = Console(stderr=True)
@@ -43,15 +50,7 @@ def config_check(
                                               "agents.yaml, matters.yaml[, hub.yaml].")],
 ) -> None:
     """Validate a config set; print every problem with file, line, key path and reason."""
-    from detectors import REGISTRY
-
-    try:
-        cfg = load_config(directory, known_detectors=set(REGISTRY))
-    except ConfigError as exc:
-        err.print(f"[bold red]✗ {directory}: {len(exc.problems)} problem(s)[/]")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+    cfg = _load(directory)
     tiers = sorted({m.base_tier for m in cfg.matters.matters})
     out.print(
         f"[bold green]✓ {directory}[/]: {len(cfg.units_at('town'))} towns, "
@@ -61,8 +60,151 @@ def config_check(
     )
 
 
+def _load(directory: Path) -> ConfigSet:
+    from detectors import REGISTRY
+
+    try:
+        return load_config(directory, known_detectors=set(REGISTRY))
+    except ConfigError as exc:
+        err.print(f"[bold red]✗ {directory}: {len(exc.problems)} problem(s)[/]")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def demo(
+    duration: Annotated[float, typer.Option(help="Seconds to run.", min=5)] = 60.0,
+    broker: Annotated[str | None, typer.Option(help="Use this MQTT broker "
+                                               "(mqtt://host:port) instead of the embedded one."
+                                               )] = None,
+    influx: Annotated[str | None, typer.Option(help="Write readings to this InfluxDB "
+                                               "(http://host:8086) instead of the embedded "
+                                               "store.")] = None,
+    influx_api: Annotated[int, typer.Option(help="InfluxDB write API: 1 (/write, database) "
+                                            "or 2 (influxdb-client, org/bucket, token from "
+                                            "$INFLUX_TOKEN).", min=1, max=2)] = 1,
+    influx_database: Annotated[str, typer.Option(help="v1 database / v2 bucket.")] = "gridcall",
+    summary_json: Annotated[Path | None, typer.Option(help="Write the run's figures as JSON "
+                                                      "here.")] = None,
+    config_dir: ConfigDir = SAMPLE_DISTRICT,
+    seed: Annotated[int, typer.Option(help="Seed for the simulated town.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the whole pipeline on the sample district: embedded broker and store, edge
+    agents on simulated sensors with injected anomalies, the hub, and a live view."""
+    from gridcall.demo import DemoOptions, run_demo
+
+    _logging(verbose)
+    cfg = _load(config_dir)
+    options = DemoOptions(config=cfg, duration=duration, broker=broker, influx=influx,
+                          influx_api=influx_api, influx_database=influx_database,
+                          summary_json=summary_json, seed=seed, live=out.is_terminal)
+    summary = asyncio.run(run_demo(options))
+    out.print()
+    ok = summary["readings_stored"] == summary["readings_published"]
+    out.print(
+        f"{'[green]✓' if ok else '[red]✗'}[/] {summary['readings_published']} readings "
+        f"published, {summary['readings_stored']} stored; {summary['anomaly_events']} anomaly "
+        f"events; alerts by tier {summary['alerts_by_tier']}; "
+        f"{summary['alerts_delivered']} delivered; {summary['malformed_messages']} malformed"
+    )
+    if summary_json:
+        out.print(f"summary written to {summary_json}")
+
+
+@app.command()
+def detect(
+    file: Annotated[Path, typer.Argument(help="CSV file with a time column and value columns.",
+                                         exists=True, dir_okay=False)],
+    time_column: Annotated[str, typer.Option(help="Name of the timestamp column (ISO 8601 "
+                                             "or epoch seconds).")],
+    columns: Annotated[str, typer.Option(help="Comma-separated value columns; more than one "
+                                         "runs the multivariate detector.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the scored CSV.")],
+    sep: Annotated[str, typer.Option(help="Field separator.")] = ",",
+) -> None:
+    """Run the default detectors over recorded data: adds anomaly_score and alert columns."""
+    from detectors.replay import replay_csv
+
+    from detectors import ReplayInputError
+
+    names = [c.strip() for c in columns.split(",") if c.strip()]
+    try:
+        summary = replay_csv(file, time_column=time_column, columns=names, sep=sep,
+                             out=out_file)
+    except ReplayInputError as exc:
+        err.print(f"[red]✗ {exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"✓ {summary.rows} rows scored, {summary.skipped} skipped, "
+              f"{summary.alerts} alerts → {out_file}")
+
+
+def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+@hub_app.command("run")
+def hub_run(
+    config_dir: ConfigDir = SAMPLE_DISTRICT,
+    broker: Annotated[str | None, typer.Option(help="Override hub.broker.url.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Ingest readings and turn anomaly events into routed alerts until Ctrl-C."""
+    from gridcall.sinks import sink_from_settings
+    from hub.service import Hub
+    from hub.store import Store
+
+    _logging(verbose)
+    cfg = _load(config_dir)
+
+    async def main(stop: asyncio.Event) -> None:
+        async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink:
+            hub = Hub(cfg, sink=sink, store=store, broker_url=broker)
+            out.print(f"hub {hub.client_id}: {hub.address} → "
+                      f"{cfg.hub.influx.url if cfg.hub.influx else cfg.hub.store_path}")
+            await hub.run(stop)
+
+    _until_signal(main)
+
+
+@edge_app.command("run")
+def edge_run(
+    agent: Annotated[str, typer.Option(help="Agent id from agents.yaml.")],
+    config_dir: ConfigDir = SAMPLE_DISTRICT,
+    broker: Annotated[str | None, typer.Option(help="Override the agent's broker URL.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run one edge agent: read its sensors, detect, publish, until Ctrl-C."""
+    from edge_agent.agent import EdgeAgent
+
+    _logging(verbose)
+    cfg = _load(config_dir)
+    spec = cfg.agents.get(agent)
+    if spec is None:
+        err.print(f"[red]no agent {agent!r} in {config_dir}/agents.yaml[/]; known: "
+                  f"{', '.join(cfg.agents)}")
+        raise typer.Exit(2)
+    if spec.source != "simulated":
+        err.print(f"[red]agent {agent!r}: source {spec.source!r} is not available in this "
+                  "version; only 'simulated' is[/]")
+        raise typer.Exit(2)
+    from simulators.town import SimulatedTown
+
+    source = SimulatedTown(cfg).source(agent)
+
+    async def main(stop: asyncio.Event) -> None:
+        await EdgeAgent(spec, source, broker_url=broker).run(stop)
+
+    _until_signal(main)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
-
-
-_ = SAMPLE_DISTRICT
