@@ -31,12 +31,13 @@ class EmbeddedBroker:
     async def __aenter__(self) -> Self:
         from amqtt.broker import Broker
 
+        # Only the anonymous-auth plugin: no packet logging, no $SYS, no topic checks.
         self._broker = Broker({
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}",
                                       "max_connections": 1000}},
-            "sys_interval": 0,
-            "auth": {"allow-anonymous": True},
-            "topic-check": {"enabled": False},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            },
         })
         await self._broker.start()
         log.info("embedded broker on %s", self.url)
