@@ -7,7 +7,7 @@ and retries, and counts everything it does not store:
   backoff, honouring ``Retry-After``;
 - 413: the batch is split in halves until it fits;
 - 400/422: the points are rejected and counted (``rejected_readings``);
-- 401/403: the data is kept and retried slowly; the operator must fix credentials.
+- 401/403/404: the data is kept and retried slowly; an operator must act.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from hub.sinks import (
     ReadingSink,
     RejectedPointsError,
     RetryableSinkError,
-    SinkAuthError,
+    SinkConfigError,
     SinkError,
 )
 from wire import ReadingBatch
@@ -152,10 +152,10 @@ class Ingest:
                 c.rejected_readings += n
                 log.warning("sink rejected %d readings: %s", n, exc)
                 return
-            except (RetryableSinkError, SinkAuthError) as exc:
+            except (RetryableSinkError, SinkConfigError) as exc:
                 c.write_retries += 1
                 delay = getattr(exc, "retry_after", None) or backoff
-                if isinstance(exc, SinkAuthError):
+                if isinstance(exc, SinkConfigError):
                     delay = max(delay, 10.0)
                 log.warning("sink write failed (%s); keeping %d batches, retry in %.1fs",
                             exc, len(chunk), delay)

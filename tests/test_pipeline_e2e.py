@@ -8,6 +8,8 @@ timestamp, and every injected anomaly produces an alert on the responsible unit'
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
 import uuid
 from collections import Counter
@@ -82,6 +84,30 @@ async def run_district(cfg: ConfigSet, mqtt_url: str, store: Store, sink: object
     return district, injections
 
 
+async def export_from_victoria(url: str, expected: int, since_ns: int
+                               ) -> dict[tuple[str, str, int], list[float]]:
+    """VictoriaMetrics acknowledges a write before the rows are searchable: poll (bounded)
+    until the export holds at least what was written, then return it."""
+    stored: dict[tuple[str, str, int], list[float]] = {}
+    async with httpx.AsyncClient(base_url=url) as http:
+        for _ in range(100):
+            (await http.get("/internal/force_flush")).raise_for_status()
+            resp = await http.get("/api/v1/export", params={
+                "match[]": f'{{__name__="reading_value",agent=~"{"|".join(AGENTS)}"}}',
+                "start": str(since_ns // 10**9)})
+            resp.raise_for_status()
+            stored = {}
+            for line in resp.text.splitlines():
+                item = json.loads(line)
+                m = item["metric"]
+                for ts_ms, value in zip(item["timestamps"], item["values"], strict=True):
+                    stored.setdefault((m["agent"], m["sensor"], ts_ms), []).append(value)
+            if sum(len(v) for v in stored.values()) >= expected:
+                break
+            await asyncio.sleep(0.1)
+    return stored
+
+
 async def test_v1_every_reading_stored_once_and_every_anomaly_alerted(
     cfg: ConfigSet, mqtt_url: str, influx_v1_url: str, tmp_path: Path
 ) -> None:
@@ -118,22 +144,14 @@ async def test_v2_write_through_influxdb_client_stores_every_reading(
     ) as sink:
         district, injections = await run_district(cfg, mqtt_url, store, sink, 4.0)
     expected = published(district)
-    async with httpx.AsyncClient(base_url=victoria_url) as http:
-        (await http.get("/internal/force_flush")).raise_for_status()
-        resp = await http.get("/api/v1/export", params={
-            "match[]": f'{{__name__="reading_value",agent=~"{"|".join(AGENTS)}"}}'})
-        resp.raise_for_status()
-    import json
-
-    stored: Counter[tuple[str, str, int, float]] = Counter()
-    for line in resp.text.splitlines():
-        item = json.loads(line)
-        m = item["metric"]
-        for ts_ms, value in zip(item["timestamps"], item["values"], strict=True):
-            stored[(m["agent"], m["sensor"], ts_ms, value)] += 1
-    # VictoriaMetrics keeps milliseconds: compare at that precision.
-    expected_ms = Counter({(a, s, ts // 1_000_000, v): n for (a, s, ts, v), n in expected.items()})
-    assert sum(stored.values()) >= sum(expected_ms.values())  # runs of other tests share VM
-    for key, n in expected_ms.items():
-        assert stored[key] == n, key
+    stored = await export_from_victoria(victoria_url, len(expected),
+                                        min(ts for _, _, ts, _ in expected))
+    # VictoriaMetrics keeps milliseconds and 12 significant digits: compare at that precision.
+    missing = []
+    for (agent, sensor, ts, value), n in expected.items():
+        got = stored.get((agent, sensor, ts // 1_000_000), [])
+        if len(got) != n or not all(math.isclose(v, value, rel_tol=1e-9, abs_tol=1e-9)
+                                    for v in got):
+            missing.append(((agent, sensor, ts, value), got))
+    assert missing == [], f"{len(missing)} of {len(expected)} readings not stored once"
     assert_alerts_reached_their_units(cfg, district, injections)

@@ -1,0 +1,54 @@
+"""Build the hub's reading sink from config or command-line options."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from config import ConfigSet
+from hub.sinks import InfluxV1Sink, InfluxV2Sink, LineEncoder, ReadingSink
+from hub.store import Store
+
+
+def encoder_for(config: ConfigSet, measurement: str = "reading") -> LineEncoder:
+    """Tags every reading with its sensor's kind and place on the ladder, for the boards."""
+    tags = {s.id: {"kind": s.kind, "town": s.path[1], "community": s.path[2], "grid": s.grid}
+            for s in config.sensors.values()}
+    return LineEncoder(tags, measurement=measurement)
+
+
+def influx_sink(config: ConfigSet, *, url: str, api: int = 1, database: str = "gridcall",
+                retention_policy: str | None = None, username: str | None = None,
+                password: str | None = None, org: str = "gridcall",
+                token: str | None = None, measurement: str = "reading"
+                ) -> InfluxV1Sink | InfluxV2Sink:
+    encoder = encoder_for(config, measurement)
+    if api == 1:
+        return InfluxV1Sink(url, database=database, encoder=encoder,
+                            retention_policy=retention_policy, username=username,
+                            password=password)
+    token = token if token is not None else os.environ.get("INFLUX_TOKEN")
+    if not token:
+        raise ValueError("InfluxDB API 2 needs a token: set INFLUX_TOKEN")
+    return InfluxV2Sink(url, org=org, bucket=database, token=token, encoder=encoder)
+
+
+@contextlib.asynccontextmanager
+async def sink_from_settings(config: ConfigSet, store: Store) -> AsyncIterator[ReadingSink]:
+    """The sink hub.yaml asks for: InfluxDB if configured, else the embedded store."""
+    influx = config.hub.influx
+    if influx is None:
+        yield store
+        return
+    env = os.environ
+    token = env[influx.token_env] if influx.token_env else None
+    sink = influx_sink(
+        config, url=influx.url, api=influx.api,
+        database=influx.database if influx.api == 1 else influx.bucket,
+        retention_policy=influx.retention_policy,
+        username=env[influx.username_env] if influx.username_env else None,
+        password=env[influx.password_env] if influx.password_env else None,
+        org=influx.org, token=token, measurement=influx.measurement)
+    async with sink:
+        yield sink
