@@ -18,11 +18,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
 
 from config import AgentSpec
-from detectors import Detector, Limits, default_detector
+from detectors import Detector, Limits, build, default_detector
 from edge_agent.sources import Source
 from edge_agent.watch import SensorWatch, Verdict
 from wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, encode, topics
@@ -55,11 +56,11 @@ class AgentCounters:
 
 
 def make_detector(limits: Limits, name: str, sensitivity: float,
-                  params: Mapping[str, float | int | str | bool]) -> Detector:
-    from detectors import build
-
+                  params: Mapping[str, Any]) -> Detector:
     if name == "default":
         return default_detector(limits, sensitivity=sensitivity, **params)
+    if name == "limits":
+        return build(name, limits=limits, **params)
     return build(name, **params)
 
 

@@ -83,7 +83,8 @@ async def test_v1_a_missing_database_is_created_or_reported(influx_v1_url: str) 
         with pytest.raises(SinkConfigError, match="database not found"):
             await sink.write([batch(1, [1.0])])
     async with httpx.AsyncClient(base_url=influx_v1_url) as http:
-        resp = await http.get("/query", params={"db": name, "q": "SELECT count(value) FROM reading"})
+        resp = await http.get("/query", params={"db": name,
+                                                "q": "SELECT count(value) FROM reading"})
         assert resp.json()["results"][0]["series"][0]["values"][0][1] == 1
         await http.post("/query", data={"q": f'DROP DATABASE "{name}"'})
 
@@ -122,8 +123,8 @@ async def test_v2_writes_through_influxdb_client(victoria_url: str) -> None:
 @pytest.mark.parametrize(
     ("status", "kind"),
     [(400, "RejectedPointsError"), (422, "RejectedPointsError"), (413, "BatchTooLargeError"),
-     (401, "SinkAuthError"), (403, "SinkAuthError"), (404, "SinkConfigError"), (429, "RetryableSinkError"),
-     (500, "RetryableSinkError"), (503, "RetryableSinkError")],
+     (401, "SinkAuthError"), (403, "SinkAuthError"), (404, "SinkConfigError"),
+     (429, "RetryableSinkError"), (500, "RetryableSinkError"), (503, "RetryableSinkError")],
 )
 def test_http_failures_are_classified_before_any_retry(status: int, kind: str) -> None:
     error = classify("influxdb v1", "http://db:8086", status, "boom", "7")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gridcall.sinks import influx_sink
 
 from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.sinks import influx_sink
 from hub.alerts import ADDRESS_DEPTH
 from hub.store import Store
 from simulators.district import InProcessDistrict

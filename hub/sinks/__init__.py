@@ -14,4 +14,4 @@ from hub.sinks.lineproto import LineEncoder
 
 __all__ = ["BatchTooLargeError", "InfluxV1Sink", "InfluxV2Sink", "LineEncoder",
            "ReadingSink", "RejectedPointsError", "RetryableSinkError", "SinkAuthError",
-           "SinkError"]
+           "SinkConfigError", "SinkError"]

@@ -1,0 +1,81 @@
+"""The detector protocol, limits, anomaly kinds and the bad-input policy.
+
+A detector consumes one observation at a time as ``(ts, value)`` (POSIX seconds) and
+returns a score in [0, 1], or ``None`` while it warms up or when it skipped the sample.
+``kind`` says what the most recent anomalous score was about; ``threshold`` is where a
+score means "alert". Scoring looks only at the past and the present.
+
+Bad input never raises. Each detector counts what it skipped in ``skipped`` (a dict of
+reason → count): ``missing`` (None), ``non_finite`` (NaN, ±inf), ``out_of_order`` and
+``duplicate`` timestamps, ``out_of_physical_range`` (a value the sensor cannot produce).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+AnomalyKind = Literal[
+    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Physical range and alarm limits of a sensor kind, in its unit (from config)."""
+
+    physical_min: float | None = None
+    physical_max: float | None = None
+    alarm_low: float | None = None
+    alarm_high: float | None = None
+    hysteresis: float = 0.0
+    """An alarm clears only once the value is back inside by this margin."""
+
+
+class Detector(Protocol):
+    threshold: float
+
+    def score_one(self, ts: float, value: float | None) -> float | None: ...
+
+    @property
+    def kind(self) -> AnomalyKind | None: ...
+
+
+class InputGuard:
+    """Shared bad-input policy: returns the value to use, or None after counting a skip."""
+
+    __slots__ = ("last_ts", "skipped")
+
+    def __init__(self) -> None:
+        self.skipped: dict[str, int] = {}
+        self.last_ts: float | None = None
+
+    def _skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def check(self, ts: float, value: float | None) -> float | None:
+        if not isinstance(ts, int | float) or not math.isfinite(ts):
+            self._skip("bad_timestamp")
+            return None
+        if self.last_ts is not None:
+            if ts < self.last_ts:
+                self._skip("out_of_order")
+                return None
+            if ts == self.last_ts:
+                self._skip("duplicate")
+                return None
+        if value is None:
+            self._skip("missing")
+            return None
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            self._skip("non_finite")
+            return None
+        self.last_ts = ts
+        return float(value)
+
+
+def gaussian_score(z: float, z_alert: float) -> float:
+    """Map |z| to [0, 1): 0.9 exactly at ``z_alert``, rising fast beyond it."""
+    x = abs(z) / z_alert
+    return 1.0 - math.exp(-x * x * 2.302585092994046)  # ln 10

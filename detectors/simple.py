@@ -1,0 +1,274 @@
+"""Small streaming detectors: static limits, a robust EWMA level, a flatline and a dropout
+check, and the default combination of them.
+
+Each is a tiny class of plain floats, so its state pickles in a few hundred bytes and a
+Raspberry Pi scores hundreds of sensors with little CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+from detectors.base import AnomalyKind, InputGuard, Limits, gaussian_score
+
+THRESHOLD = 0.9
+
+
+class LimitsDetector:
+    """Static alarm limits with hysteresis; no warm-up.
+
+    >>> d = LimitsDetector(Limits(alarm_high=20.0, hysteresis=2.0))
+    >>> [d.score_one(t, v) for t, v in enumerate([5.0, 21.0, 19.0, 17.5])]
+    [0.0, 1.0, 1.0, 0.0]
+    >>> d.kind is None
+    True
+    """
+
+    threshold = THRESHOLD
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.guard = InputGuard()
+        self.in_alarm = False
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self.guard.skipped
+
+    @property
+    def kind(self) -> AnomalyKind | None:
+        return "out_of_limits" if self.in_alarm else None
+
+    def score_one(self, ts: float, value: float | None) -> float | None:
+        v = self.guard.check(ts, value)
+        if v is None:
+            return None
+        lim = self.limits
+        if (lim.physical_min is not None and v < lim.physical_min) or (
+            lim.physical_max is not None and v > lim.physical_max
+        ):
+            self.guard.skipped["out_of_physical_range"] = (
+                self.guard.skipped.get("out_of_physical_range", 0) + 1)
+            return None
+        return self.update(v)
+
+    def update(self, v: float) -> float:
+        """Score a value that already passed the input checks."""
+        lim = self.limits
+        h = lim.hysteresis if self.in_alarm else 0.0
+        high = lim.alarm_high is not None and v > lim.alarm_high - h
+        low = lim.alarm_low is not None and v < lim.alarm_low + h
+        self.in_alarm = high or low
+        return 1.0 if self.in_alarm else 0.0
+
+
+class RobustLevel:
+    """EWMA mean and variance with outlier-clipped updates; score from the z-score.
+
+    ``sensitivity`` in [0, 1] sets the z at which the score reaches the threshold
+    (z = 3 + 4·(1 − sensitivity): 5 at the default 0.5). Warm-up: ``warmup`` samples.
+
+    >>> d = RobustLevel(warmup=5)
+    >>> scores = [d.score_one(t, 10.0 + (t % 3) * 0.1) for t in range(30)]
+    >>> scores[0] is None, scores[-1] < 0.5
+    (True, True)
+    >>> d.score_one(30, 50.0) >= d.threshold, d.kind
+    (True, 'spike')
+    """
+
+    threshold = THRESHOLD
+
+    def __init__(self, *, sensitivity: float = 0.5, alpha: float = 0.05, warmup: int = 20,
+                 min_std: float = 1e-3) -> None:
+        self.sensitivity = sensitivity
+        self.alpha = alpha
+        self.warmup = warmup
+        self.min_std = min_std
+        self.z_alert = 3.0 + 4.0 * (1.0 - sensitivity)
+        self.guard = InputGuard()
+        self.n = 0
+        self.mean = 0.0
+        self.var = 0.0
+        self.last_z = 0.0
+        self.high_run = 0
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self.guard.skipped
+
+    @property
+    def kind(self) -> AnomalyKind | None:
+        if abs(self.last_z) < self.z_alert:
+            return None
+        return "level_shift" if self.high_run >= 5 else "spike"
+
+    def score_one(self, ts: float, value: float | None) -> float | None:
+        v = self.guard.check(ts, value)
+        return None if v is None else self.update(v)
+
+    def update(self, v: float) -> float | None:
+        self.n += 1
+        if self.n == 1:
+            self.mean = v
+            return None
+        std = max(math.sqrt(self.var), self.min_std, abs(self.mean) * 1e-4)
+        z = (v - self.mean) / std
+        # Clip what the estimate learns from an outlier, so an anomaly does not become normal
+        # at once; a sustained shift is still learned, slowly.
+        clipped = self.mean + max(-self.z_alert, min(self.z_alert, z)) * std
+        d = clipped - self.mean
+        self.mean += self.alpha * d
+        self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
+        if self.n <= self.warmup:
+            return None
+        self.last_z = z
+        self.high_run = self.high_run + 1 if abs(z) >= self.z_alert else 0
+        return gaussian_score(z, self.z_alert)
+
+
+class Flatline:
+    """A stuck sensor: the same value ``run`` times in a row from a sensor that varied.
+
+    >>> d = Flatline(run=5)
+    >>> [d.score_one(t, v) for t, v in enumerate([1.0, 1.2, 0.9, 1.1] + [1.0] * 6)][-1]
+    1.0
+    >>> d.kind
+    'stuck'
+    """
+
+    threshold = THRESHOLD
+
+    def __init__(self, *, run: int = 30, tolerance: float = 1e-9) -> None:
+        self.run = run
+        self.tolerance = tolerance
+        self.guard = InputGuard()
+        self.last: float | None = None
+        self.same = 0
+        self.varied = False
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self.guard.skipped
+
+    @property
+    def kind(self) -> AnomalyKind | None:
+        return "stuck" if self.varied and self.same >= self.run else None
+
+    def score_one(self, ts: float, value: float | None) -> float | None:
+        v = self.guard.check(ts, value)
+        return None if v is None else self.update(v)
+
+    def update(self, v: float) -> float | None:
+        if self.last is not None and abs(v - self.last) <= self.tolerance:
+            self.same += 1
+        else:
+            if self.last is not None:
+                self.varied = True
+            self.same = 0
+        self.last = v
+        if not self.varied:
+            return None
+        return 1.0 if self.same >= self.run else min(0.5, self.same / self.run / 2)
+
+
+class Dropout:
+    """A gap since the last reading longer than ``factor`` typical intervals, reported
+    when the next reading arrives (the gap is known only then).
+
+    >>> d = Dropout(factor=5)
+    >>> scores = [d.score_one(t, 1.0) for t in range(10)]
+    >>> d.score_one(40, 1.0), d.kind
+    (1.0, 'dropout')
+    """
+
+    threshold = THRESHOLD
+
+    def __init__(self, *, factor: float = 10.0, warmup: int = 5) -> None:
+        self.factor = factor
+        self.warmup = warmup
+        self.guard = InputGuard()
+        self.last_ts: float | None = None
+        self.interval = 0.0
+        self.n = 0
+        self.gap = False
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self.guard.skipped
+
+    @property
+    def kind(self) -> AnomalyKind | None:
+        return "dropout" if self.gap else None
+
+    def score_one(self, ts: float, value: float | None) -> float | None:
+        v = self.guard.check(ts, value)
+        return None if v is None else self.update(ts)
+
+    def update(self, ts: float) -> float | None:
+        last, self.last_ts = self.last_ts, ts
+        if last is None:
+            return None
+        dt = ts - last
+        self.n += 1
+        if self.n <= self.warmup:
+            self.interval = dt if self.n == 1 else 0.8 * self.interval + 0.2 * dt
+            return None
+        self.gap = dt > self.factor * self.interval
+        if not self.gap:
+            self.interval = 0.95 * self.interval + 0.05 * dt
+        return 1.0 if self.gap else 0.0
+
+
+class DefaultDetector:
+    """Limits, robust level, flatline and dropout together; the highest score wins and
+    names the kind. Used for every sensor unless config says otherwise.
+
+    >>> d = DefaultDetector(Limits(alarm_high=20.0), seed=0)
+    >>> d.score_one(0.0, 25.0), d.kind   # a limit needs no warm-up
+    (1.0, 'out_of_limits')
+    """
+
+    threshold = THRESHOLD
+
+    def __init__(self, limits: Limits | None = None, *, sensitivity: float = 0.5,
+                 seed: int = 0, warmup: int = 20, stuck_run: int = 60,
+                 gap_factor: float = 10.0) -> None:
+        self.seed = seed  # no randomness here; kept so seeded copies compare equal
+        self.guard = InputGuard()
+        self.limits = LimitsDetector(limits)
+        self.level = RobustLevel(sensitivity=sensitivity, warmup=warmup)
+        self.flat = Flatline(run=stuck_run)
+        self.gaps = Dropout(factor=gap_factor)
+        self._kind: AnomalyKind | None = None
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self.guard.skipped
+
+    @property
+    def kind(self) -> AnomalyKind | None:
+        return self._kind
+
+    def score_one(self, ts: float, value: float | None) -> float | None:
+        v = self.guard.check(ts, value)
+        if v is None:
+            return None
+        lim = self.limits.limits
+        if (lim.physical_min is not None and v < lim.physical_min) or (
+            lim.physical_max is not None and v > lim.physical_max
+        ):
+            self.guard.skipped["out_of_physical_range"] = (
+                self.guard.skipped.get("out_of_physical_range", 0) + 1)
+            return None
+        best: float | None = None
+        kind: AnomalyKind | None = None
+        for score, k in (
+            (self.limits.update(v), self.limits.kind),
+            (self.gaps.update(ts), self.gaps.kind),
+            (self.flat.update(v), self.flat.kind),
+            (self.level.update(v), self.level.kind),
+        ):
+            if score is not None and (best is None or score > best):
+                best, kind = score, k
+        self._kind = kind if best is not None and best >= self.threshold else None
+        return best
