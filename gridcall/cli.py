@@ -125,9 +125,8 @@ def detect(
     sep: Annotated[str, typer.Option(help="Field separator.")] = ",",
 ) -> None:
     """Run the default detectors over recorded data: adds anomaly_score and alert columns."""
-    from detectors.replay import replay_csv
-
     from detectors import ReplayInputError
+    from detectors.replay import replay_csv
 
     names = [c.strip() for c in columns.split(",") if c.strip()]
     try:
