@@ -45,7 +45,9 @@ def demo_injections(config: ConfigSet, *, start: float, duration: float,
         sensor = rng.choice(sorted(pool, key=lambda s: s.id))
         limit = sensor.limits.alarm_high or 1.0
         at = start + duration * (0.2 + 0.45 * i / max(1, len(DEMO_PLAN) - 1))
-        out.append(Injection(sensor.id, at, duration * 0.2, shape, limit * factor, label))
+        # last long enough that even a sensor read every few seconds shows it
+        length = max(duration * 0.2, 15.0)
+        out.append(Injection(sensor.id, at, length, shape, limit * factor, label))
     return tuple(out)
 
 
