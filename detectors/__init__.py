@@ -10,6 +10,10 @@ from types import MappingProxyType
 from typing import Any
 
 from detectors.base import AnomalyKind, Detector, InputGuard, Limits
+from detectors.calibrate import Likelihood
+from detectors.change import Cusum, Seasonal
+from detectors.episodes import Episodes
+from detectors.multivariate import IsolationForestWindow, Mahalanobis
 from detectors.simple import DefaultDetector, Dropout, Flatline, LimitsDetector, RobustLevel
 
 REGISTRY: Mapping[str, type] = MappingProxyType({
@@ -18,7 +22,14 @@ REGISTRY: Mapping[str, type] = MappingProxyType({
     "robust_level": RobustLevel,
     "flatline": Flatline,
     "dropout": Dropout,
+    "cusum": Cusum,
+    "seasonal": Seasonal,
+    "likelihood": Likelihood,
+    "mahalanobis": Mahalanobis,
+    "isolation_forest": IsolationForestWindow,
 })
+"""Every detector by its config name. Multivariate ones take a mapping per observation."""
+MULTIVARIATE = frozenset({"mahalanobis", "isolation_forest"})
 
 
 class ReplayInputError(ValueError):
@@ -31,26 +42,41 @@ def default_detector(limits: Limits | None = None, *, sensitivity: float = 0.5, 
 
 
 def build(name: str, /, **params: Any) -> Detector:
+    """A detector from the registry; ``likelihood`` takes ``inner`` (a name or detector)."""
     try:
         cls = REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; known: {', '.join(REGISTRY)}") from None
-    detector: Detector = cls(**params)
+    if name == "likelihood":
+        inner = params.pop("inner", "robust_level")
+        params["inner"] = build(inner) if isinstance(inner, str) else inner
+        return Likelihood(params.pop("inner"), **params)
+    try:
+        detector: Detector = cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"detector {name!r}: {exc}") from None
     return detector
 
 
 __all__ = [
+    "MULTIVARIATE",
     "REGISTRY",
     "AnomalyKind",
+    "Cusum",
     "DefaultDetector",
     "Detector",
     "Dropout",
+    "Episodes",
     "Flatline",
     "InputGuard",
+    "IsolationForestWindow",
+    "Likelihood",
     "Limits",
     "LimitsDetector",
+    "Mahalanobis",
     "ReplayInputError",
     "RobustLevel",
+    "Seasonal",
     "build",
     "default_detector",
 ]

@@ -7,7 +7,8 @@ score means "alert". Scoring looks only at the past and the present.
 
 Bad input never raises. Each detector counts what it skipped in ``skipped`` (a dict of
 reason → count): ``missing`` (None), ``non_finite`` (NaN, ±inf), ``out_of_order`` and
-``duplicate`` timestamps, ``out_of_physical_range`` (a value the sensor cannot produce).
+``duplicate`` timestamps, ``bad_timestamp``, ``implausible`` (beyond ±1e15) and
+``out_of_physical_range`` (a value the sensor's limits say it cannot produce).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class Detector(Protocol):
     def kind(self) -> AnomalyKind | None: ...
 
 
+MAX_MAGNITUDE = 1e15
+"""Beyond this no sensor reading is plausible, and squares of it would overflow state."""
+
+
 class InputGuard:
     """Shared bad-input policy: returns the value to use, or None after counting a skip."""
 
@@ -65,13 +70,16 @@ class InputGuard:
             if ts == self.last_ts:
                 self._skip("duplicate")
                 return None
+        self.last_ts = ts
         if value is None:
             self._skip("missing")
             return None
         if not isinstance(value, int | float) or not math.isfinite(value):
             self._skip("non_finite")
             return None
-        self.last_ts = ts
+        if abs(value) > MAX_MAGNITUDE:
+            self._skip("implausible")
+            return None
         return float(value)
 
 

@@ -1,8 +1,9 @@
 """Per-sensor watch: a detector plus the episode logic that turns scores into events.
 
 Pure: no I/O, no clock. A watch emits one ``start`` when the score first reaches the
-detector's threshold and one ``end`` after ``clear_after`` normal scores in a row, so a
-sensor hovering at its limit does not flood the hub with events.
+detector's threshold and one ``end`` after ``clear_after`` normal scores in a row
+(:class:`detectors.Episodes`), so a sensor hovering at its limit does not flood the hub
+with events.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from config import SensorSpec
 from config.models import Limits
-from detectors import Detector
+from detectors import Detector, Episodes
 from wire import AnomalyKind, Severity
 
 
@@ -51,16 +52,18 @@ def severity_of(limits: Limits, kind: AnomalyKind, value: float | None, score: f
 
 
 class SensorWatch:
-    __slots__ = ("_normal_run", "active", "clear_after", "counts", "detector", "kind", "spec")
+    __slots__ = ("counts", "detector", "episodes", "kind", "spec")
 
     def __init__(self, spec: SensorSpec, detector: Detector, *, clear_after: int = 3) -> None:
         self.spec = spec
         self.detector = detector
-        self.clear_after = clear_after
-        self.active = False
+        self.episodes = Episodes(threshold=detector.threshold, clear_after=clear_after)
         self.kind: AnomalyKind = "out_of_limits"
-        self._normal_run = 0
         self.counts: Counter[str] = Counter()
+
+    @property
+    def active(self) -> bool:
+        return self.episodes.active
 
     def observe(self, ts_ns: int, value: float | None) -> Verdict | None:
         """Score one reading; a Verdict when an anomaly episode starts or ends."""
@@ -68,18 +71,12 @@ class SensorWatch:
         if score is None:
             self.counts["not_scored"] += 1
             return None
-        if score >= self.detector.threshold:
-            self._normal_run = 0
-            if self.active:
-                return None
-            self.active = True
+        phase = self.episodes.step(score)
+        if phase == "start":
             self.kind = self.detector.kind or "out_of_limits"
             self.counts["episodes"] += 1
             severity = severity_of(self.spec.limits, self.kind, value, score)
             return Verdict(self.kind, "start", severity, score, value, ts_ns)
-        if self.active:
-            self._normal_run += 1
-            if self._normal_run >= self.clear_after:
-                self.active = False
-                return Verdict(self.kind, "end", "minor", score, value, ts_ns)
+        if phase == "end":
+            return Verdict(self.kind, "end", "minor", score, value, ts_ns)
         return None
