@@ -14,6 +14,7 @@ from detectors.calibrate import Likelihood
 from detectors.change import Cusum, Seasonal
 from detectors.episodes import Episodes
 from detectors.multivariate import IsolationForestWindow, Mahalanobis
+from detectors.novelty import Novelty
 from detectors.simple import DefaultDetector, Dropout, Flatline, LimitsDetector, RobustLevel
 
 REGISTRY: Mapping[str, type] = MappingProxyType({
@@ -22,6 +23,7 @@ REGISTRY: Mapping[str, type] = MappingProxyType({
     "robust_level": RobustLevel,
     "flatline": Flatline,
     "dropout": Dropout,
+    "novelty": Novelty,
     "cusum": Cusum,
     "seasonal": Seasonal,
     "likelihood": Likelihood,
@@ -74,6 +76,7 @@ __all__ = [
     "Limits",
     "LimitsDetector",
     "Mahalanobis",
+    "Novelty",
     "ReplayInputError",
     "RobustLevel",
     "Seasonal",

@@ -19,6 +19,9 @@ from pathlib import Path
 from detectors import default_detector
 from detectors.episodes import Episodes
 
+REFRACTORY = 100
+"""Samples after an alert before the next one may start: the edge agent's default too."""
+
 
 def parse_ts(text: str) -> float:
     return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
@@ -26,7 +29,7 @@ def parse_ts(text: str) -> float:
 
 def run_file(src: Path, dst: Path) -> tuple[int, int]:
     detector = default_detector()
-    episodes = Episodes(threshold=detector.threshold)
+    episodes = Episodes(threshold=detector.threshold, refractory=REFRACTORY)
     rows = alerts = 0
     dst.parent.mkdir(parents=True, exist_ok=True)
     with src.open(newline="") as fin, dst.open("w", newline="") as fout:

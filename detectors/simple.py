@@ -127,9 +127,13 @@ class RobustLevel:
 
 
 class Flatline:
-    """A stuck sensor: the same value ``run`` times in a row from a sensor that varied.
+    """A stuck sensor: the same value for far longer than this sensor has ever repeated
+    itself (``factor`` × its longest earlier run, and at least ``run`` samples).
 
-    >>> d = Flatline(run=5)
+    Series that often repeat a value (coarse resolution, counts of zero at night) thus
+    need a much longer flat run before they count as stuck.
+
+    >>> d = Flatline(run=5, warmup=4)
     >>> [d.score_one(t, v) for t, v in enumerate([1.0, 1.2, 0.9, 1.1] + [1.0] * 6)][-1]
     1.0
     >>> d.kind
@@ -138,37 +142,47 @@ class Flatline:
 
     threshold = THRESHOLD
 
-    def __init__(self, *, run: int = 30, tolerance: float = 1e-9) -> None:
+    def __init__(self, *, run: int = 30, factor: float = 3.0, warmup: int = 200,
+                 tolerance: float = 1e-9) -> None:
         self.run = run
+        self.factor = factor
+        self.warmup = warmup
         self.tolerance = tolerance
         self.guard = InputGuard()
+        self.n = 0
         self.last: float | None = None
         self.same = 0
-        self.varied = False
+        self.longest = 0
 
     @property
     def skipped(self) -> dict[str, int]:
         return self.guard.skipped
 
     @property
+    def needed(self) -> float:
+        return max(self.run, self.factor * self.longest)
+
+    @property
     def kind(self) -> AnomalyKind | None:
-        return "stuck" if self.varied and self.same >= self.run else None
+        return "stuck" if self.n > self.warmup and self.same >= self.needed else None
 
     def score_one(self, ts: float, value: float | None) -> float | None:
         v = self.guard.check(ts, value)
         return None if v is None else self.update(v)
 
     def update(self, v: float) -> float | None:
+        self.n += 1
         if self.last is not None and abs(v - self.last) <= self.tolerance:
             self.same += 1
         else:
-            if self.last is not None:
-                self.varied = True
+            if self.n <= self.warmup or self.same < self.needed:
+                self.longest = max(self.longest, self.same)
             self.same = 0
         self.last = v
-        if not self.varied:
+        if self.n <= self.warmup:
             return None
-        return 1.0 if self.same >= self.run else min(0.5, self.same / self.run / 2)
+        needed = self.needed
+        return 1.0 if self.same >= needed else 0.5 * self.same / needed
 
 
 class Dropout:
@@ -220,8 +234,9 @@ class Dropout:
 
 
 class DefaultDetector:
-    """Limits, robust level, flatline and dropout together; the highest score wins and
-    names the kind. Used for every sensor unless config says otherwise.
+    """Limits, novelty (new extremes, far outliers, new patterns), flatline and dropout
+    together; the highest score wins and names the kind. Used for every sensor unless
+    config says otherwise. Limits need no warm-up; novelty learns for ``warmup`` samples.
 
     >>> d = DefaultDetector(Limits(alarm_high=20.0), seed=0)
     >>> d.score_one(0.0, 25.0), d.kind   # a limit needs no warm-up
@@ -231,13 +246,16 @@ class DefaultDetector:
     threshold = THRESHOLD
 
     def __init__(self, limits: Limits | None = None, *, sensitivity: float = 0.5,
-                 seed: int = 0, warmup: int = 20, stuck_run: int = 60,
+                 seed: int = 0, warmup: int = 200, stuck_run: int = 60,
                  gap_factor: float = 10.0) -> None:
+        from detectors.novelty import Novelty
+
         self.seed = seed  # no randomness here; kept so seeded copies compare equal
         self.guard = InputGuard()
         self.limits = LimitsDetector(limits)
-        self.level = RobustLevel(sensitivity=sensitivity, warmup=warmup)
-        self.flat = Flatline(run=stuck_run)
+        # sensitivity moves the outlier distance: z 16 at 0, 12 at 0.5, 8 at 1
+        self.level = Novelty(warmup=warmup, z_alert=16.0 - 8.0 * sensitivity)
+        self.flat = Flatline(run=stuck_run, warmup=warmup)
         self.gaps = Dropout(factor=gap_factor)
         self._kind: AnomalyKind | None = None
 

@@ -129,7 +129,7 @@ def test_unknown_detector_names_the_known_ones() -> None:
 
 @pytest.mark.parametrize(
     "module", ["detectors.simple", "detectors.change", "detectors.multivariate",
-               "detectors.calibrate", "detectors.episodes"])
+               "detectors.calibrate", "detectors.episodes", "detectors.novelty"])
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0
