@@ -2,7 +2,9 @@
 
 Three cheap questions, asked of every sample once the detector has warmed up:
 
-1. **A new extreme**: the value is above the highest or below the lowest seen so far.
+1. **A new extreme**: the value is above the highest or below the lowest seen so far,
+   and at least ``extreme_z`` deviations from the level (so a noisy series creeping to
+   a new maximum is not news).
 2. **A far outlier**: the value is more than ``z_alert`` standard deviations from a
    long-memory EWMA level (outlier-clipped, so anomalies do not teach it).
 3. **A new pattern**: the value's bin (of ``bins`` across the seen range) following the
@@ -39,8 +41,10 @@ class Novelty:
     threshold = THRESHOLD
 
     def __init__(self, *, warmup: int = 200, z_alert: float = 12.0, alpha: float = 0.001,
-                 bins: int = 16, novel_window: int = 20, novel_needed: int = 5) -> None:
+                 bins: int = 16, novel_window: int = 20, novel_needed: int = 5,
+                 extreme_z: float = 2.0) -> None:
         self.warmup = warmup
+        self.extreme_z = extreme_z
         self.z_alert = z_alert
         self.alpha = alpha
         self.bins = bins
@@ -81,7 +85,7 @@ class Novelty:
         z = (v - self.mean) / std if std > 0 else 0.0
 
         kind: AnomalyKind | None = None
-        outside = span > 0 and (v > hi or v < lo)
+        outside = span > 0 and (v > hi or v < lo) and abs(z) >= self.extreme_z
         far = std > 0 and abs(z) > self.z_alert
         if ready and (outside or far):
             kind = "spike"
