@@ -170,8 +170,13 @@ class Limits(Model):
 
 
 class DetectorSettings(Model):
+    """Which detector (a name from the detectors registry), its sensitivity and extra
+    parameters; ``refractory`` is how many readings after an alert must pass before the
+    same sensor may raise the next (0: report every episode, the hub groups them)."""
+
     name: str = "default"
     sensitivity: float = Field(default=0.5, ge=0, le=1)
+    refractory: int = Field(default=0, ge=0)
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
 

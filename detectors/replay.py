@@ -1,8 +1,9 @@
 """Replay a recorded CSV through the default detectors (``gridcall detect``).
 
 Univariate: one value column, one default detector. Several columns: one default
-detector per column, and a row's score is the highest of them (its kind names the column
-in the summary). Timestamps may be ISO 8601 or epoch seconds.
+detector per column plus the multivariate default (Mahalanobis) over the whole row, and
+a row's score is the highest of them. ``alert`` is 1 where an anomaly episode starts, as
+an edge agent would report it. Timestamps may be ISO 8601 or epoch seconds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from detectors import ReplayInputError, default_detector
+from detectors import Episodes, Mahalanobis, ReplayInputError, default_detector
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ def replay_csv(path: Path, *, time_column: str, columns: Sequence[str], sep: str
                 f"{path}: no column {', '.join(map(repr, missing))}; the header has "
                 f"{', '.join(map(repr, header))} (separator {sep!r})")
         detectors = {c: default_detector() for c in columns}
+        joint = Mahalanobis() if len(columns) > 1 else None
+        episodes = Episodes(threshold=0.9)
         writer = csv.writer(sink)
         writer.writerow([*header, "anomaly_score", "alert"])
         rows = skipped = alerts = 0
@@ -74,12 +77,16 @@ def replay_csv(path: Path, *, time_column: str, columns: Sequence[str], sep: str
                     f"{path}:{line}: column {time_column!r}: {row[time_column]!r} is not a "
                     "timestamp (ISO 8601 or epoch seconds)") from exc
             rows += 1
-            scores = [detectors[c].score_one(ts, _value(row[c])) for c in columns]
-            known = [s for s in scores if s is not None]
-            if len(known) < len(scores):
+            values = {c: _value(row[c]) for c in columns}
+            scores = [detectors[c].score_one(ts, values[c]) for c in columns]
+            if None in values.values():
                 skipped += 1
-            score = max(known) if known else 0.0
-            alert = int(score >= 0.9)
+            if joint is not None:
+                scores.append(joint.score_one(ts, values))
+            known = [s for s in scores if s is not None]
+            score = max(known) if known else None
+            alert = int(episodes.step(score) == "start")
             alerts += alert
-            writer.writerow([*(row[h] for h in header), f"{score:.6f}", alert])
+            writer.writerow([*(row[h] for h in header),
+                             "" if score is None else f"{score:.6f}", alert])
     return ReplaySummary(rows, skipped, alerts)

@@ -57,7 +57,8 @@ class SensorWatch:
     def __init__(self, spec: SensorSpec, detector: Detector, *, clear_after: int = 3) -> None:
         self.spec = spec
         self.detector = detector
-        self.episodes = Episodes(threshold=detector.threshold, clear_after=clear_after)
+        self.episodes = Episodes(threshold=detector.threshold, clear_after=clear_after,
+                                 refractory=spec.detector.refractory)
         self.kind: AnomalyKind = "out_of_limits"
         self.counts: Counter[str] = Counter()
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
 
@@ -68,7 +69,7 @@ def _load(directory: Path) -> ConfigSet:
     except ConfigError as exc:
         err.print(f"[bold red]✗ {directory}: {len(exc.problems)} problem(s)[/]")
         for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
+            err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -133,7 +134,7 @@ def detect(
         summary = replay_csv(file, time_column=time_column, columns=names, sep=sep,
                              out=out_file)
     except ReplayInputError as exc:
-        err.print(f"[red]✗ {exc}[/]", highlight=False)
+        err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     out.print(f"✓ {summary.rows} rows scored, {summary.skipped} skipped, "
               f"{summary.alerts} alerts → {out_file}")
