@@ -48,13 +48,18 @@ MAX_MAGNITUDE = 1e15
 
 
 class InputGuard:
-    """Shared bad-input policy: returns the value to use, or None after counting a skip."""
+    """Shared bad-input policy: returns the value to use, or None after counting a skip.
 
-    __slots__ = ("last_ts", "skipped")
+    With ``limits``, values outside the physical range are skipped as faults too.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("last_ts", "physical_max", "physical_min", "skipped")
+
+    def __init__(self, limits: Limits | None = None) -> None:
         self.skipped: dict[str, int] = {}
         self.last_ts: float | None = None
+        self.physical_min = limits.physical_min if limits else None
+        self.physical_max = limits.physical_max if limits else None
 
     def _skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -80,7 +85,48 @@ class InputGuard:
         if abs(value) > MAX_MAGNITUDE:
             self._skip("implausible")
             return None
+        if (self.physical_min is not None and value < self.physical_min) or (
+            self.physical_max is not None and value > self.physical_max
+        ):
+            self._skip("out_of_physical_range")
+            return None
         return float(value)
+
+
+THRESHOLD = 0.9
+"""A score at or above this means "alert", for every detector here."""
+
+
+class Streaming:
+    """Base of the univariate detectors: the input guard, ``skipped``, ``kind`` and
+    ``score_one``. A subclass implements :meth:`update` on values that passed the guard
+    and sets ``self._kind`` when it scores an anomaly."""
+
+    threshold = THRESHOLD
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.guard = InputGuard(limits)
+        self._kind: AnomalyKind | None = None
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return self.guard.skipped
+
+    @property
+    def kind(self) -> AnomalyKind | None:
+        return self._kind
+
+    def score_one(self, ts: float, value: float | None) -> float | None:
+        v = self.guard.check(ts, value)
+        return None if v is None else self.update(ts, v)
+
+    def update(self, ts: float, v: float) -> float | None:
+        raise NotImplementedError
+
+
+def ewma_step(mean: float, var: float, alpha: float, d: float) -> tuple[float, float]:
+    """One step of an exponentially weighted mean and variance, for a deviation ``d``."""
+    return mean + alpha * d, (1 - alpha) * (var + alpha * d * d)
 
 
 def gaussian_score(z: float, z_alert: float) -> float:

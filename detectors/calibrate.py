@@ -12,9 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.base import AnomalyKind, Detector
-
-THRESHOLD = 0.9
+from detectors.base import THRESHOLD, AnomalyKind, Detector
 
 
 class Likelihood:

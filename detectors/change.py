@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import AnomalyKind, InputGuard, gaussian_score
-
-THRESHOLD = 0.9
+from detectors.base import Streaming, ewma_step, gaussian_score
 
 
-class Cusum:
+class Cusum(Streaming):
     """Two-sided CUSUM on residuals from an EWMA baseline.
 
     ``drift_allowance`` (k) is the slack in standard deviations per sample; the score
@@ -34,45 +32,28 @@ class Cusum:
     'level_shift'
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, *, sensitivity: float = 0.5, alpha: float = 0.01,
                  drift_allowance: float = 0.5, warmup: int = 30) -> None:
+        super().__init__()
         self.sensitivity = sensitivity
         self.alpha = alpha
         self.k = drift_allowance
         self.h = 4.0 + 12.0 * (1.0 - sensitivity)
         self.warmup = warmup
-        self.guard = InputGuard()
         self.n = 0
         self.mean = 0.0
         self.var = 0.0
         self.pos = 0.0
         self.neg = 0.0
-        self._kind: AnomalyKind | None = None
 
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return self._kind
-
-    def score_one(self, ts: float, value: float | None) -> float | None:
-        v = self.guard.check(ts, value)
-        return None if v is None else self.update(v)
-
-    def update(self, v: float) -> float | None:
+    def update(self, ts: float, v: float) -> float | None:
         self.n += 1
         if self.n == 1:
             self.mean = v
             return None
         std = max(math.sqrt(self.var), 1e-9, abs(self.mean) * 1e-6)
         z = (v - self.mean) / std
-        d = v - self.mean
-        self.mean += self.alpha * d
-        self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
+        self.mean, self.var = ewma_step(self.mean, self.var, self.alpha, v - self.mean)
         if self.n <= self.warmup:
             return None
         z = max(-8.0, min(8.0, z))
@@ -91,7 +72,7 @@ class Cusum:
         return score
 
 
-class Seasonal:
+class Seasonal(Streaming):
     """Score against a per-bin baseline of a repeating period (default: one day, 24 bins).
 
     Each bin keeps an EWMA mean and variance; a bin scores only after it has seen
@@ -106,33 +87,18 @@ class Seasonal:
     True
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, *, period: float = 86_400.0, bins: int = 24, alpha: float = 0.1,
                  sensitivity: float = 0.5, warmup: int = 3) -> None:
+        super().__init__()
         self.period = period
         self.bins = bins
         self.alpha = alpha
         self.warmup = warmup
         self.z_alert = 3.0 + 4.0 * (1.0 - sensitivity)
-        self.guard = InputGuard()
         self.count = [0] * bins
         self.mean = [0.0] * bins
         self.var = [0.0] * bins
         self.spread = 0.0  # EWMA of |residual|, a floor for quiet bins
-        self._kind: AnomalyKind | None = None
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return self._kind
-
-    def score_one(self, ts: float, value: float | None) -> float | None:
-        v = self.guard.check(ts, value)
-        return None if v is None else self.update(ts, v)
 
     def update(self, ts: float, v: float) -> float | None:
         b = int((ts % self.period) / self.period * self.bins) % self.bins
@@ -145,8 +111,7 @@ class Seasonal:
         std = max(math.sqrt(self.var[b]), self.spread, 1e-9)
         z = (v - mean) / std
         d = v - mean
-        self.mean[b] = mean + self.alpha * d
-        self.var[b] = (1 - self.alpha) * (self.var[b] + self.alpha * d * d)
+        self.mean[b], self.var[b] = ewma_step(mean, self.var[b], self.alpha, d)
         self.spread = 0.99 * self.spread + 0.01 * abs(d)
         if n < self.warmup:
             return None

@@ -19,16 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import MAX_MAGNITUDE, AnomalyKind, InputGuard, gaussian_score
-
-THRESHOLD = 0.9
+from detectors.base import MAX_MAGNITUDE, InputGuard, Streaming, gaussian_score
 
 
 class _Rows:
     """Turns mappings into fixed-order float vectors, skipping incomplete rows."""
 
-    def __init__(self) -> None:
-        self.guard = InputGuard()
+    def __init__(self, guard: InputGuard) -> None:
+        self.guard = guard
         self.columns: tuple[str, ...] | None = None
 
     def vector(self, ts: float, values: Mapping[str, float | None]) -> list[float] | None:
@@ -48,7 +46,7 @@ class _Rows:
         return out
 
 
-class Mahalanobis:
+class Mahalanobis(Streaming):
     """EWMA mean/covariance; score from the Mahalanobis distance per feature.
 
     >>> d = Mahalanobis(warmup=50)
@@ -65,29 +63,20 @@ class Mahalanobis:
     'multivariate'
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, *, alpha: float = 0.02, sensitivity: float = 0.5,
                  warmup: int = 50, ridge: float = 1e-6) -> None:
         self.alpha = alpha
         self.warmup = warmup
         self.ridge = ridge
         self.z_alert = 3.0 + 4.0 * (1.0 - sensitivity)
-        self.rows = _Rows()
+        super().__init__()
+        self.rows = _Rows(self.guard)
         self.n = 0
         self.mean: Any = None
         self.cov: Any = None
-        self._kind: AnomalyKind | None = None
 
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.rows.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return self._kind
-
-    def score_one(self, ts: float, values: Mapping[str, float | None]) -> float | None:
+    def score_one(self, ts: float, values: Mapping[str, float | None]  # type: ignore[override]
+                  ) -> float | None:
         row = self.rows.vector(ts, values)
         if row is None:
             return None
@@ -117,7 +106,7 @@ class Mahalanobis:
         return score
 
 
-class IsolationForestWindow:
+class IsolationForestWindow(Streaming):
     """scikit-learn IsolationForest on the last ``window`` rows, refitted every ``refit``
     rows; rows before the first fit are warm-up.
 
@@ -130,29 +119,19 @@ class IsolationForestWindow:
     (True, True)
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, *, window: int = 500, refit: int = 250, n_estimators: int = 50,
                  seed: int = 0) -> None:
         self.window = window
         self.refit = refit
         self.n_estimators = n_estimators
         self.seed = seed
-        self.rows = _Rows()
+        super().__init__()
+        self.rows = _Rows(self.guard)
         self.buffer: deque[list[float]] = deque(maxlen=window)
         self.since_fit = 0
         self.model: Any = None
         self.offset = 0.0
         self.spread = 1.0
-        self._kind: AnomalyKind | None = None
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.rows.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return self._kind
 
     def _fit(self) -> None:
         from sklearn.ensemble import IsolationForest
@@ -166,7 +145,8 @@ class IsolationForestWindow:
         self.model = model
         self.since_fit = 0
 
-    def score_one(self, ts: float, values: Mapping[str, float | None]) -> float | None:
+    def score_one(self, ts: float, values: Mapping[str, float | None]  # type: ignore[override]
+                  ) -> float | None:
         row = self.rows.vector(ts, values)
         if row is None:
             return None

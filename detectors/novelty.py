@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import AnomalyKind, InputGuard, gaussian_score
-
-THRESHOLD = 0.9
+from detectors.base import AnomalyKind, Streaming, ewma_step, gaussian_score
 
 
-class Novelty:
+class Novelty(Streaming):
     """
     >>> import math, random
     >>> rng = random.Random(4)
@@ -38,11 +36,10 @@ class Novelty:
     (1.0, 'spike')
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, *, warmup: int = 200, z_alert: float = 12.0, alpha: float = 0.001,
                  bins: int = 16, novel_window: int = 20, novel_needed: int = 5,
                  extreme_z: float = 2.0) -> None:
+        super().__init__()
         self.warmup = warmup
         self.extreme_z = extreme_z
         self.z_alert = z_alert
@@ -50,7 +47,6 @@ class Novelty:
         self.bins = bins
         self.novel_window = novel_window
         self.novel_needed = novel_needed
-        self.guard = InputGuard()
         self.n = 0
         self.lo = 0.0
         self.hi = 0.0
@@ -59,21 +55,8 @@ class Novelty:
         self.prev_bin = -2
         self.seen = 0  # bitset of (previous bin, bin) transitions
         self.recent = 0  # bitset of the last novel_window samples: 1 = novel transition
-        self._kind: AnomalyKind | None = None
 
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return self._kind
-
-    def score_one(self, ts: float, value: float | None) -> float | None:
-        v = self.guard.check(ts, value)
-        return None if v is None else self.update(v)
-
-    def update(self, v: float) -> float | None:
+    def update(self, ts: float, v: float) -> float | None:
         self.n += 1
         if self.n == 1:
             self.lo = self.hi = self.mean = v
@@ -115,8 +98,7 @@ class Novelty:
         if std > 0:
             limit = self.z_alert * std
             d = -limit if d < -limit else (limit if d > limit else d)
-        self.mean += self.alpha * d
-        self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
+        self.mean, self.var = ewma_step(self.mean, self.var, self.alpha, d)
 
         if not ready:
             return None

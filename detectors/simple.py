@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import AnomalyKind, InputGuard, Limits, gaussian_score
-
-THRESHOLD = 0.9
+from detectors.base import Limits, Streaming, ewma_step, gaussian_score
 
 
-class LimitsDetector:
-    """Static alarm limits with hysteresis; no warm-up.
+class LimitsDetector(Streaming):
+    """Static alarm limits with hysteresis; no warm-up. Values outside the physical range
+    are faults, skipped and counted, not alarms.
 
     >>> d = LimitsDetector(Limits(alarm_high=20.0, hysteresis=2.0))
     >>> [d.score_one(t, v) for t, v in enumerate([5.0, 21.0, 19.0, 17.5])]
@@ -24,45 +23,22 @@ class LimitsDetector:
     True
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__(limits)
         self.limits = limits or Limits()
-        self.guard = InputGuard()
         self.in_alarm = False
 
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return "out_of_limits" if self.in_alarm else None
-
-    def score_one(self, ts: float, value: float | None) -> float | None:
-        v = self.guard.check(ts, value)
-        if v is None:
-            return None
-        lim = self.limits
-        if (lim.physical_min is not None and v < lim.physical_min) or (
-            lim.physical_max is not None and v > lim.physical_max
-        ):
-            self.guard.skipped["out_of_physical_range"] = (
-                self.guard.skipped.get("out_of_physical_range", 0) + 1)
-            return None
-        return self.update(v)
-
-    def update(self, v: float) -> float:
-        """Score a value that already passed the input checks."""
+    def update(self, ts: float, v: float) -> float:
         lim = self.limits
         h = lim.hysteresis if self.in_alarm else 0.0
         high = lim.alarm_high is not None and v > lim.alarm_high - h
         low = lim.alarm_low is not None and v < lim.alarm_low + h
         self.in_alarm = high or low
+        self._kind = "out_of_limits" if self.in_alarm else None
         return 1.0 if self.in_alarm else 0.0
 
 
-class RobustLevel:
+class RobustLevel(Streaming):
     """EWMA mean and variance with outlier-clipped updates; score from the z-score.
 
     ``sensitivity`` in [0, 1] sets the z at which the score reaches the threshold
@@ -76,37 +52,21 @@ class RobustLevel:
     (True, 'spike')
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, *, sensitivity: float = 0.5, alpha: float = 0.05, warmup: int = 20,
                  min_std: float = 1e-3) -> None:
+        super().__init__()
         self.sensitivity = sensitivity
         self.alpha = alpha
         self.warmup = warmup
         self.min_std = min_std
         self.z_alert = 3.0 + 4.0 * (1.0 - sensitivity)
-        self.guard = InputGuard()
         self.n = 0
         self.mean = 0.0
         self.var = 0.0
         self.last_z = 0.0
         self.high_run = 0
 
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        if abs(self.last_z) < self.z_alert:
-            return None
-        return "level_shift" if self.high_run >= 5 else "spike"
-
-    def score_one(self, ts: float, value: float | None) -> float | None:
-        v = self.guard.check(ts, value)
-        return None if v is None else self.update(v)
-
-    def update(self, v: float) -> float | None:
+    def update(self, ts: float, v: float) -> float | None:
         self.n += 1
         if self.n == 1:
             self.mean = v
@@ -116,17 +76,19 @@ class RobustLevel:
         # Clip what the estimate learns from an outlier, so an anomaly does not become normal
         # at once; a sustained shift is still learned, slowly.
         clipped = self.mean + max(-self.z_alert, min(self.z_alert, z)) * std
-        d = clipped - self.mean
-        self.mean += self.alpha * d
-        self.var = (1 - self.alpha) * (self.var + self.alpha * d * d)
+        self.mean, self.var = ewma_step(self.mean, self.var, self.alpha, clipped - self.mean)
         if self.n <= self.warmup:
             return None
         self.last_z = z
         self.high_run = self.high_run + 1 if abs(z) >= self.z_alert else 0
+        if abs(z) < self.z_alert:
+            self._kind = None
+        else:
+            self._kind = "level_shift" if self.high_run >= 5 else "spike"
         return gaussian_score(z, self.z_alert)
 
 
-class Flatline:
+class Flatline(Streaming):
     """A stuck sensor: the same value for far longer than this sensor has ever repeated
     itself (``factor`` × its longest earlier run, and at least ``run`` samples).
 
@@ -140,37 +102,23 @@ class Flatline:
     'stuck'
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, *, run: int = 30, factor: float = 3.0, warmup: int = 200,
                  tolerance: float = 1e-9) -> None:
+        super().__init__()
         self.run = run
         self.factor = factor
         self.warmup = warmup
         self.tolerance = tolerance
-        self.guard = InputGuard()
         self.n = 0
         self.last: float | None = None
         self.same = 0
         self.longest = 0
 
     @property
-    def skipped(self) -> dict[str, int]:
-        return self.guard.skipped
-
-    @property
     def needed(self) -> float:
         return max(self.run, self.factor * self.longest)
 
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return "stuck" if self.n > self.warmup and self.same >= self.needed else None
-
-    def score_one(self, ts: float, value: float | None) -> float | None:
-        v = self.guard.check(ts, value)
-        return None if v is None else self.update(v)
-
-    def update(self, v: float) -> float | None:
+    def update(self, ts: float, v: float) -> float | None:
         self.n += 1
         if self.last is not None and abs(v - self.last) <= self.tolerance:
             self.same += 1
@@ -182,10 +130,12 @@ class Flatline:
         if self.n <= self.warmup:
             return None
         needed = self.needed
-        return 1.0 if self.same >= needed else 0.5 * self.same / needed
+        stuck = self.same >= needed
+        self._kind = "stuck" if stuck else None
+        return 1.0 if stuck else 0.5 * self.same / needed
 
 
-class Dropout:
+class Dropout(Streaming):
     """A gap since the last reading longer than ``factor`` typical intervals, reported
     when the next reading arrives (the gap is known only then).
 
@@ -195,30 +145,15 @@ class Dropout:
     (1.0, 'dropout')
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, *, factor: float = 10.0, warmup: int = 5) -> None:
+        super().__init__()
         self.factor = factor
         self.warmup = warmup
-        self.guard = InputGuard()
         self.last_ts: float | None = None
         self.interval = 0.0
         self.n = 0
-        self.gap = False
 
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return "dropout" if self.gap else None
-
-    def score_one(self, ts: float, value: float | None) -> float | None:
-        v = self.guard.check(ts, value)
-        return None if v is None else self.update(ts)
-
-    def update(self, ts: float) -> float | None:
+    def update(self, ts: float, v: float) -> float | None:
         last, self.last_ts = self.last_ts, ts
         if last is None:
             return None
@@ -227,13 +162,14 @@ class Dropout:
         if self.n <= self.warmup:
             self.interval = dt if self.n == 1 else 0.8 * self.interval + 0.2 * dt
             return None
-        self.gap = dt > self.factor * self.interval
-        if not self.gap:
+        gap = dt > self.factor * self.interval
+        if not gap:
             self.interval = 0.95 * self.interval + 0.05 * dt
-        return 1.0 if self.gap else 0.0
+        self._kind = "dropout" if gap else None
+        return 1.0 if gap else 0.0
 
 
-class DefaultDetector:
+class DefaultDetector(Streaming):
     """Limits, novelty (new extremes, far outliers, new patterns), flatline and dropout
     together; the highest score wins and names the kind. Used for every sensor unless
     config says otherwise. Limits need no warm-up; novelty learns for ``warmup`` samples.
@@ -243,50 +179,27 @@ class DefaultDetector:
     (1.0, 'out_of_limits')
     """
 
-    threshold = THRESHOLD
-
     def __init__(self, limits: Limits | None = None, *, sensitivity: float = 0.5,
                  seed: int = 0, warmup: int = 200, stuck_run: int = 60,
                  gap_factor: float = 10.0) -> None:
         from detectors.novelty import Novelty
 
+        super().__init__(limits)
         self.seed = seed  # no randomness here; kept so seeded copies compare equal
-        self.guard = InputGuard()
-        self.limits = LimitsDetector(limits)
         # sensitivity moves the outlier distance: z 16 at 0, 12 at 0.5, 8 at 1
-        self.level = Novelty(warmup=warmup, z_alert=16.0 - 8.0 * sensitivity)
-        self.flat = Flatline(run=stuck_run, warmup=warmup)
-        self.gaps = Dropout(factor=gap_factor)
-        self._kind: AnomalyKind | None = None
+        self.parts: tuple[Streaming, ...] = (
+            LimitsDetector(limits),
+            Dropout(factor=gap_factor),
+            Flatline(run=stuck_run, warmup=warmup),
+            Novelty(warmup=warmup, z_alert=16.0 - 8.0 * sensitivity),
+        )
 
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.guard.skipped
-
-    @property
-    def kind(self) -> AnomalyKind | None:
-        return self._kind
-
-    def score_one(self, ts: float, value: float | None) -> float | None:
-        v = self.guard.check(ts, value)
-        if v is None:
-            return None
-        lim = self.limits.limits
-        if (lim.physical_min is not None and v < lim.physical_min) or (
-            lim.physical_max is not None and v > lim.physical_max
-        ):
-            self.guard.skipped["out_of_physical_range"] = (
-                self.guard.skipped.get("out_of_physical_range", 0) + 1)
-            return None
+    def update(self, ts: float, v: float) -> float | None:
         best: float | None = None
-        kind: AnomalyKind | None = None
-        for score, k in (
-            (self.limits.update(v), self.limits.kind),
-            (self.gaps.update(ts), self.gaps.kind),
-            (self.flat.update(v), self.flat.kind),
-            (self.level.update(v), self.level.kind),
-        ):
+        kind = None
+        for part in self.parts:
+            score = part.update(ts, v)
             if score is not None and (best is None or score > best):
-                best, kind = score, k
+                best, kind = score, part.kind
         self._kind = kind if best is not None and best >= self.threshold else None
         return best
