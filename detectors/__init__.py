@@ -15,12 +15,20 @@ from detectors.change import Cusum, Seasonal
 from detectors.episodes import Episodes
 from detectors.multivariate import IsolationForestWindow, Mahalanobis
 from detectors.novelty import Novelty
-from detectors.simple import DefaultDetector, Dropout, Flatline, LimitsDetector, RobustLevel
+from detectors.simple import (
+    DefaultDetector,
+    Dropout,
+    Flatline,
+    LimitsDetector,
+    RateOfChange,
+    RobustLevel,
+)
 
 REGISTRY: Mapping[str, type] = MappingProxyType({
     "default": DefaultDetector,
     "limits": LimitsDetector,
     "robust_level": RobustLevel,
+    "rate_of_change": RateOfChange,
     "flatline": Flatline,
     "dropout": Dropout,
     "novelty": Novelty,
@@ -77,6 +85,7 @@ __all__ = [
     "LimitsDetector",
     "Mahalanobis",
     "Novelty",
+    "RateOfChange",
     "ReplayInputError",
     "RobustLevel",
     "Seasonal",

@@ -88,6 +88,49 @@ class RobustLevel(Streaming):
         return gaussian_score(z, self.z_alert)
 
 
+class RateOfChange(Streaming):
+    """Too fast a change: the step from the previous reading, per second, against an EWMA
+    of typical steps. Catches a sudden jump even while the level is still in range.
+
+    >>> d = RateOfChange(warmup=10)
+    >>> for t in range(100):
+    ...     _ = d.score_one(float(t), 20.0 + 0.1 * (t % 4))
+    >>> d.score_one(100.0, 20.1) < 0.5
+    True
+    >>> d.score_one(101.0, 26.0) >= d.threshold, d.kind
+    (True, 'spike')
+    """
+
+    def __init__(self, *, sensitivity: float = 0.5, alpha: float = 0.05,
+                 warmup: int = 20) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.warmup = warmup
+        self.z_alert = 3.0 + 4.0 * (1.0 - sensitivity)
+        self.n = 0
+        self.last: tuple[float, float] | None = None
+        self.mean_rate = 0.0
+        self.var_rate = 0.0
+
+    def update(self, ts: float, v: float) -> float | None:
+        last, self.last = self.last, (ts, v)
+        if last is None:
+            return None
+        rate = (v - last[1]) / max(ts - last[0], 1e-9)
+        self.n += 1
+        std = math.sqrt(self.var_rate)
+        z = (rate - self.mean_rate) / std if std > 0 else 0.0
+        d = rate - self.mean_rate
+        if std > 0:
+            d = max(-self.z_alert * std, min(self.z_alert * std, d))
+        self.mean_rate, self.var_rate = ewma_step(self.mean_rate, self.var_rate, self.alpha, d)
+        if self.n <= self.warmup:
+            return None
+        score = gaussian_score(z, self.z_alert)
+        self._kind = "spike" if score >= self.threshold else None
+        return score
+
+
 class Flatline(Streaming):
     """A stuck sensor: the same value for far longer than this sensor has ever repeated
     itself (``factor`` × its longest earlier run, and at least ``run`` samples).

@@ -88,6 +88,9 @@ def demo(
     influx_database: Annotated[str, typer.Option(help="v1 database / v2 bucket.")] = "gridcall",
     summary_json: Annotated[Path | None, typer.Option(help="Write the run's figures as JSON "
                                                       "here.")] = None,
+    store: Annotated[Path | None, typer.Option(help="Keep the embedded store (alerts, events, "
+                                               "readings) in this SQLite file; default: in "
+                                               "memory, nothing left behind.")] = None,
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     seed: Annotated[int, typer.Option(help="Seed for the simulated town.")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -100,7 +103,8 @@ def demo(
     cfg = _load(config_dir)
     options = DemoOptions(config=cfg, duration=duration, broker=broker, influx=influx,
                           influx_api=influx_api, influx_database=influx_database,
-                          summary_json=summary_json, seed=seed, live=out.is_terminal)
+                          store_path=store, summary_json=summary_json, seed=seed,
+                          live=out.is_terminal)
     summary = asyncio.run(run_demo(options))
     out.print()
     ok = summary["readings_stored"] == summary["readings_published"]
