@@ -18,6 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import aiomqtt
@@ -163,25 +164,27 @@ class EdgeAgent:
     def _client(self) -> aiomqtt.Client:
         user, password = self.settings.broker.credentials()
         offline = encode(AgentStatus(agent=self.id, state="offline", ts=0))
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.address.host, self.address.port, username=user, password=password,
             identifier=f"gridcall-agent-{self.id}", tls_context=self.address.tls_context(),
             keepalive=int(self.settings.broker.keepalive.total_seconds()),
             will=aiomqtt.Will(topics.status_topic(self.id), offline, qos=1, retain=True),
             max_inflight_messages=PUBLISH_WINDOW * 2,
         )
+        client.pending_calls_threshold = PUBLISH_WINDOW * 2  # a full window is expected
+        return client
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Publish events first, then batches, a window at a time; pop only what was acked."""
         while self._events or self._batches:
             if self._events:
-                window = list(self._events)[:PUBLISH_WINDOW]
+                window = list(islice(self._events, PUBLISH_WINDOW))
                 await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in window))
                 for _ in window:
                     self._events.popleft()
                 self.counters.events_sent += len(window)
                 continue
-            chunk = list(self._batches)[:PUBLISH_WINDOW]
+            chunk = list(islice(self._batches, PUBLISH_WINDOW))
             await asyncio.gather(*(client.publish(t, p, qos=1) for t, p, _ in chunk))
             for _ in chunk:
                 self._batches.popleft()

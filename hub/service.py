@@ -99,24 +99,27 @@ class Hub:
             self.counters.rejected["unknown_sensor"] += 1
             self._bad(UnknownSensor(event.sensor, event.agent))
             return
-        if not await self.store.record_event(event, payload):
+        fresh = await self.store.record_event(event, payload)
+        if fresh:
+            self.counters.events += 1
+            if event.phase == "start":
+                self.counters.anomaly_starts += 1
+        else:
             self.counters.duplicate_events += 1
-            return
-        self.counters.events += 1
         if event.phase != "start":
             return
-        self.counters.anomaly_starts += 1
+        # Opening is idempotent per (agent, seq): a redelivered event whose alert exists
+        # republishes that alert (same id), so a crash between storing and publishing
+        # cannot leave an alert undelivered; subscribers dedupe by alert_id.
         now = self.clock()
-        alert = await self.store.open_alert(
+        alert, opened = await self.store.open_alert(
             event.agent, event.seq,
             lambda alert_id: self.engine.draft(event, alert_id=alert_id, now_ns=now))
-        if alert is None:
-            self.counters.duplicate_events += 1
-            return
-        self.counters.alerts_opened += 1
-        self.opened.append(alert.alert_id)
-        self.counters.alerts_by_tier[alert.tier] += 1
-        self.counters.alerts_by_unit[alert.unit] += 1
+        if opened:
+            self.counters.alerts_opened += 1
+            self.opened.append(alert.alert_id)
+            self.counters.alerts_by_tier[alert.tier] += 1
+            self.counters.alerts_by_unit[alert.unit] += 1
         await self.publish_alert(client, alert)
 
     async def publish_alert(self, client: aiomqtt.Client, alert: RiskAlert) -> None:

@@ -106,17 +106,23 @@ class Store:
         return await self._run(insert)
 
     async def open_alert(self, agent: str, event_seq: int,
-                         make: Callable[[str], RiskAlert]) -> RiskAlert | None:
-        """Number a new alert, build it with ``make(alert_id)`` and store it, atomically;
-        None if this event already opened one."""
-        def insert() -> RiskAlert | None:
+                         make: Callable[[str], RiskAlert]) -> tuple[RiskAlert, bool]:
+        """The alert of event ``(agent, event_seq)`` and whether it was opened just now.
+
+        A new alert is numbered, built with ``make(alert_id)`` and stored atomically; an
+        event that already opened one gets that one back.
+        """
+        def insert() -> tuple[RiskAlert, bool]:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO alerts (agent, event_seq) VALUES (?, ?)",
                     (agent, event_seq))
                 if cur.rowcount != 1:
-                    return None
+                    row = self.db.execute(
+                        "SELECT body FROM alerts WHERE agent=? AND event_seq=?",
+                        (agent, event_seq)).fetchone()
+                    return msgspec.json.decode(row[0], type=RiskAlert), False
                 n = cur.lastrowid
                 alert = make(f"AL{n:06d}")
                 self.db.execute(
@@ -124,7 +130,7 @@ class Store:
                     "opened_at=?, body=? WHERE n=?",
                     (alert.alert_id, alert.matter, alert.tier, alert.unit, alert.state,
                      alert.opened_at, msgspec.json.encode(alert), n))
-                return alert
+                return alert, True
         return await self._run(insert)
 
     async def alerts(self) -> list[RiskAlert]:

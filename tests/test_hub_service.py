@@ -101,3 +101,5 @@ async def test_an_event_opens_one_alert_even_when_delivered_twice(
     assert (alert.matter, alert.tier, alert.unit) == ("GAS-LEAK", "A", gas.path[0])
     assert hub.counters.duplicate_events == 1
     assert hub.counters.rejected == {"unknown_sensor": 1}
+    # the redelivery republishes the same alert (at-least-once), it opens no second one
+    assert (hub.counters.alerts_opened, hub.counters.alerts_published) == (1, 2)
