@@ -95,8 +95,11 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed for the simulated town.")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the whole pipeline on the sample district: embedded broker and store, edge
-    agents on simulated sensors with injected anomalies, the hub, and a live view."""
+    """Run the whole pipeline on the sample district, with nothing installed.
+
+    Embedded broker and store, edge agents on simulated sensors with injected anomalies,
+    the hub, and a live view; --broker and --influx switch to real servers.
+    """
     from gridcall.demo import DemoOptions, run_demo
 
     _logging(verbose)
