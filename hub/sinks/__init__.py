@@ -1,4 +1,9 @@
-"""Where the hub writes readings: InfluxDB v1, InfluxDB v2/v3, or the embedded store."""
+"""Where the hub writes readings: InfluxDB through its v1 or v2 write API.
+
+A sink is an async context manager whose ``write(batches)`` stores every reading or
+raises a classified :class:`SinkError` (see :mod:`hub.sinks.base`); it never retries.
+:class:`LineEncoder` turns batches into line protocol for both InfluxDB sinks.
+"""
 
 from hub.sinks.base import (
     BatchTooLargeError,
@@ -12,6 +17,15 @@ from hub.sinks.base import (
 from hub.sinks.influx import InfluxV1Sink, InfluxV2Sink
 from hub.sinks.lineproto import LineEncoder
 
-__all__ = ["BatchTooLargeError", "InfluxV1Sink", "InfluxV2Sink", "LineEncoder",
-           "ReadingSink", "RejectedPointsError", "RetryableSinkError", "SinkAuthError",
-           "SinkConfigError", "SinkError"]
+__all__ = [
+    "BatchTooLargeError",
+    "InfluxV1Sink",
+    "InfluxV2Sink",
+    "LineEncoder",
+    "ReadingSink",
+    "RejectedPointsError",
+    "RetryableSinkError",
+    "SinkAuthError",
+    "SinkConfigError",
+    "SinkError",
+]

@@ -1,20 +1,29 @@
-"""InfluxDB writers: v1 ``/write`` over httpx, and v2 through influxdb-client.
+"""InfluxDB writers: v1 ``/write`` over httpx, and v2 ``/api/v2/write`` through
+influxdb-client.
 
-Both take reading batches, encode them with :class:`~hub.sinks.lineproto.LineEncoder`
-and write once; they never retry (the hub's ingest runner does). Every failure is
-classified into the :mod:`hub.sinks.base` error types before it leaves the sink, and the
-messages name the sink and the URL, never the credentials.
+Both encode reading batches with :class:`~hub.sinks.lineproto.LineEncoder` (nanosecond
+precision) and send them in one request; they never retry (the hub's ingest runner
+does). Every failure is classified into the :mod:`hub.sinks.base` errors before it leaves
+the sink, and messages name the sink and the URL without credentials.
 
-InfluxDB 3 accepts both endpoints (``/write`` with ``db`` and ``/api/v2/write`` with
-``bucket``), so either sink serves it; 1.x takes v1, 2.x takes both (v1 through DBRP
-mapping).
+Which server takes which:
+
+- InfluxDB 1.x: v1 only (``/write?db=&rp=``, user and password);
+- InfluxDB 2.x: v2 (org, bucket, token), and v1 through a DBRP mapping;
+- InfluxDB 3.x: both (``db`` is the database, the token goes as the v1 password);
+- VictoriaMetrics: both; it ignores org, bucket and token and turns field ``value`` of
+  measurement ``reading`` into the metric ``reading_value``, at millisecond precision.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
-from collections.abc import Sequence
-from typing import Self
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -29,49 +38,128 @@ from hub.sinks.base import (
 from hub.sinks.lineproto import LineEncoder
 from wire import ReadingBatch
 
+if TYPE_CHECKING:
+    from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+    from influxdb_client.client.write_api_async import WriteApiAsync
+
 log = logging.getLogger(__name__)
+
+_DROPPED = re.compile(r"dropped=(\d+)")
+_MAX_DETAIL = 400
+
+
+def public_url(url: str) -> str:
+    """``url`` without user, password, query or fragment: safe to log and to show."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def checked_url(url: str, sink: str) -> str:
+    """``url`` without a trailing slash, or ValueError if it is not an http(s) URL."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError as exc:
+        raise ValueError(f"{sink}: bad URL {public_url(url)!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{sink}: URL must be http(s)://host[:port], got {public_url(url)!r}")
+    return url.rstrip("/")
+
+
+def server_message(body: str) -> str:
+    """The error text of an InfluxDB answer: ``error`` (1.x) or ``message`` (2.x/3.x)
+    of a JSON body, else the body itself; shortened, on one line."""
+    text = body.strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        for key in ("error", "message"):
+            if isinstance(data.get(key), str):
+                text = data[key]
+                break
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header given in seconds; None if absent or a date."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(seconds, 0.0)
 
 
 def classify(sink: str, url: str, status: int, body: str,
              retry_after: str | None = None) -> SinkError:
-    """Map an HTTP failure to the error type that says what to do with the data."""
-    detail = f"{sink} at {url}: HTTP {status}: {body.strip()[:300]}"
+    """The error for an HTTP failure, saying what the runner must do with the data.
+
+    ``url`` is shown without credentials; ``body`` is the server's answer.
+    """
+    detail = f"{sink} at {public_url(url)}: HTTP {status}: {server_message(body) or '(no body)'}"
     if status in (400, 422):
-        return RejectedPointsError(detail, status=status)
+        match = _DROPPED.search(body)
+        return RejectedPointsError(detail, status=status,
+                                   dropped=int(match.group(1)) if match else None)
     if status == 413:
         return BatchTooLargeError(detail, status=status)
     if status in (401, 403):
         return SinkAuthError(detail, status=status)
-    if status == 404:
+    if status == 429 or status >= 500:
+        return RetryableSinkError(detail, status=status,
+                                  retry_after=parse_retry_after(retry_after))
+    if status in (404, 405):
         return SinkConfigError(detail, status=status)
-    delay: float | None = None
-    if retry_after:
-        try:
-            delay = float(retry_after)
-        except ValueError:
-            delay = None
-    return RetryableSinkError(detail, status=status, retry_after=delay)
+    return SinkError(detail, status=status)
+
+
+def connection_error(sink: str, url: str, exc: BaseException) -> RetryableSinkError:
+    reason = str(exc).replace(url, public_url(url)) or "no detail"
+    return RetryableSinkError(f"{sink} at {public_url(url)}: {type(exc).__name__}: {reason}")
 
 
 class InfluxV1Sink:
-    """``POST /write?db=&rp=&precision=ns`` with optional user and password."""
+    """``POST /write?db=&rp=&precision=ns`` with optional user and password (HTTP basic).
+
+    A missing database is created once (``CREATE DATABASE``), as Telegraf does, unless
+    ``create_database`` is False; then it is a :class:`SinkConfigError`.
+    """
+
+    sink_name = "influxdb v1"
 
     def __init__(self, url: str, *, database: str, encoder: LineEncoder,
                  retention_policy: str | None = None, username: str | None = None,
                  password: str | None = None, timeout: float = 10.0,
-                 create_database: bool = True) -> None:
-        self.url = url.rstrip("/")
+                 create_database: bool = True, gzip: bool = False) -> None:
+        if not database:
+            raise ValueError(f"{self.sink_name}: database name is empty")
+        self.url = checked_url(url, self.sink_name)
         self.database = database
+        self.retention_policy = retention_policy
         self.create_database = create_database
         self.encoder = encoder
-        self.params = {"db": database, "precision": "ns"}
+        self.gzip = gzip
+        self._params = {"db": database, "precision": "ns"}
         if retention_policy:
-            self.params["rp"] = retention_policy
-        self._auth = (username, password or "") if username else None
+            self._params["rp"] = retention_policy
+        self._auth = httpx.BasicAuth(username, password or "") if username else None
         self._timeout = timeout
         self._http: httpx.AsyncClient | None = None
 
+    def __repr__(self) -> str:
+        return f"InfluxV1Sink({public_url(self.url)!r}, database={self.database!r})"
+
     async def __aenter__(self) -> Self:
+        if self._http is not None:
+            raise RuntimeError(f"{self!r} is already open")
         self._http = httpx.AsyncClient(base_url=self.url, timeout=self._timeout,
                                        auth=self._auth)
         return self
@@ -82,91 +170,114 @@ class InfluxV1Sink:
             self._http = None
 
     async def write(self, batches: Sequence[ReadingBatch]) -> None:
-        if self._http is None:
-            raise RuntimeError("InfluxV1Sink used outside 'async with'")
         body = self.encoder.encode(batches)
         if not body:
             return
-        resp = await self._post("/write", params=self.params, content=body)
-        if resp.status_code == 404 and "database not found" in resp.text and (
-            self.create_database
-        ):
-            # Like Telegraf: create the database once, then write again.
-            created = await self._post(
-                "/query", data={"q": f'CREATE DATABASE "{self._quoted_db()}"'})
-            if created.status_code == 200:
-                log.info("created InfluxDB database %r at %s", self.database, self.url)
-                resp = await self._post("/write", params=self.params, content=body)
-        if resp.status_code != 204:
-            raise classify("influxdb v1", self.url, resp.status_code, resp.text,
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.gzip:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        resp = await self._post("/write", params=self._params, content=body, headers=headers)
+        if (resp.status_code == 404 and self.create_database
+                and "database not found" in resp.text and await self._create_database()):
+            resp = await self._post("/write", params=self._params, content=body,
+                                    headers=headers)
+        if not resp.is_success:
+            raise classify(self.sink_name, self.url, resp.status_code, resp.text,
                            resp.headers.get("Retry-After"))
 
+    async def _create_database(self) -> bool:
+        quoted = self.database.replace("\\", "\\\\").replace('"', '\\"')
+        resp = await self._post("/query", data={"q": f'CREATE DATABASE "{quoted}"'})
+        if resp.is_success and '"error"' not in resp.text:
+            log.info("created InfluxDB database %r at %s", self.database, public_url(self.url))
+            return True
+        return False
 
-    async def _post(self, path: str, **kwargs: object) -> httpx.Response:
+    async def _post(self, path: str, *, params: Mapping[str, str] | None = None,
+                    content: bytes | None = None, data: Mapping[str, str] | None = None,
+                    headers: Mapping[str, str] | None = None) -> httpx.Response:
         if self._http is None:
-            raise RuntimeError("InfluxV1Sink used outside 'async with'")
+            raise RuntimeError(f"{self!r} used outside 'async with'")
         try:
-            return await self._http.post(path, **kwargs)  # type: ignore[arg-type]
+            return await self._http.post(path, params=params, content=content, data=data,
+                                         headers=headers)
+        except httpx.UnsupportedProtocol as exc:
+            raise SinkConfigError(f"{self.sink_name} at {public_url(self.url)}: {exc}") from exc
         except httpx.TransportError as exc:
-            raise RetryableSinkError(
-                f"influxdb v1 at {self.url}: {type(exc).__name__}: {exc}") from exc
-
-    def _quoted_db(self) -> str:
-        return self.database.replace("\\", "\\\\").replace('"', '\\"')
+            raise connection_error(self.sink_name, self.url, exc) from exc
 
 
 class InfluxV2Sink:
     """Writes through influxdb-client's async write API (org, bucket, token)."""
 
+    sink_name = "influxdb v2"
+
     def __init__(self, url: str, *, org: str, bucket: str, token: str,
-                 encoder: LineEncoder, timeout: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+                 encoder: LineEncoder, timeout: float = 10.0, gzip: bool = False) -> None:
+        if not bucket:
+            raise ValueError(f"{self.sink_name}: bucket name is empty")
+        self.url = checked_url(url, self.sink_name)
         self.org = org
         self.bucket = bucket
         self.encoder = encoder
+        self.gzip = gzip
         self._token = token
         self._timeout_ms = int(timeout * 1000)
-        self._client: object | None = None
-        self._write_api: object | None = None
+        self._client: InfluxDBClientAsync | None = None
+        self._write_api: WriteApiAsync | None = None
+
+    def __repr__(self) -> str:
+        return f"InfluxV2Sink({public_url(self.url)!r}, org={self.org!r}, bucket={self.bucket!r})"
 
     async def __aenter__(self) -> Self:
         from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
-        client = InfluxDBClientAsync(url=self.url, token=self._token, org=self.org,
-                                     timeout=self._timeout_ms)
-        self._client = client
-        self._write_api = client.write_api()
+        if self._client is not None:
+            raise RuntimeError(f"{self!r} is already open")
+        self._client = InfluxDBClientAsync(url=self.url, token=self._token, org=self.org,
+                                           timeout=self._timeout_ms, enable_gzip=self.gzip)
+        self._write_api = self._client.write_api()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._client is not None:
-            await self._client.close()  # type: ignore[attr-defined]
-            self._client = None
+        client, self._client, self._write_api = self._client, None, None
+        if client is not None:
+            await client.close()  # type: ignore[no-untyped-call]
 
     async def write(self, batches: Sequence[ReadingBatch]) -> None:
+        import aiohttp
         from influxdb_client.client.exceptions import InfluxDBError
         from influxdb_client.domain.write_precision import WritePrecision
 
         if self._write_api is None:
-            raise RuntimeError("InfluxV2Sink used outside 'async with'")
+            raise RuntimeError(f"{self!r} used outside 'async with'")
         body = self.encoder.encode(batches)
         if not body:
             return
         try:
-            await self._write_api.write(  # type: ignore[attr-defined]
-                bucket=self.bucket, org=self.org, record=body,
-                write_precision=WritePrecision.NS)
+            await self._write_api.write(bucket=self.bucket, org=self.org, record=body,
+                                        write_precision=cast(WritePrecision, WritePrecision.NS))
         except InfluxDBError as exc:
-            response = getattr(exc, "response", None)
-            status = getattr(response, "status", None) or 0
-            headers = getattr(response, "headers", None) or {}
-            raise classify("influxdb v2", self.url, int(status), str(exc.message or exc),
-                           headers.get("Retry-After")) from exc
-        except (OSError, TimeoutError) as exc:
-            raise RetryableSinkError(
-                f"influxdb v2 at {self.url}: {type(exc).__name__}: {exc}") from exc
-        except Exception as exc:  # aiohttp's client errors, mapped at the boundary
-            if type(exc).__module__.startswith("aiohttp"):
-                raise RetryableSinkError(
-                    f"influxdb v2 at {self.url}: {type(exc).__name__}: {exc}") from exc
-            raise
+            raise self._classify(exc) from exc
+        except aiohttp.InvalidURL as exc:
+            raise SinkConfigError(f"{self.sink_name} at {public_url(self.url)}: "
+                                  f"invalid URL") from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise connection_error(self.sink_name, self.url, exc) from exc
+
+    def _classify(self, exc: Any) -> SinkError:
+        """Map influxdb-client's InfluxDBError/ApiException to our errors."""
+        status = getattr(exc, "status", None)
+        response = getattr(exc, "response", None)
+        if not isinstance(status, int):
+            status = getattr(response, "status", None)
+        if not isinstance(status, int) or status == 0:
+            return SinkError(f"{self.sink_name} at {public_url(self.url)}: "
+                             f"{getattr(exc, 'message', None) or type(exc).__name__}")
+        body = getattr(exc, "body", None) or getattr(response, "data", None) or b""
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        retry_after = getattr(exc, "retry_after", None)
+        return classify(self.sink_name, self.url, status, str(body),
+                        retry_after if isinstance(retry_after, str) else None)

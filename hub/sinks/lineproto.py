@@ -1,12 +1,29 @@
 """InfluxDB line protocol for reading batches, with per-series prefixes cached.
 
-Each reading becomes::
+Each reading becomes one line::
 
-    reading,agent=a1,sensor=s1,community=c1,grid=g1,kind=gas,town=t1 value=1.5,seq=12i 17000
+    reading,agent=a1,sensor=s1,grid=g1,kind=gas value=1.5,seq=12i 1700000000000000000
 
-The tag part depends only on (agent, sensor), so it is escaped and built once and reused;
-encoding a reading is then one string format. ``seq`` is the batch's sequence number, so
-every stored reading traces back to the message that carried it.
+The tag part depends only on (agent, sensor), so it is escaped and built once and cached
+per agent; encoding a reading is then one dict lookup and one string format. ``seq`` is
+the batch's sequence number, so every stored reading traces back to the message that
+carried it. The sensor's own tags follow ``agent`` and ``sensor``, sorted by key (the
+order InfluxDB stores them in).
+
+Escaping follows what the servers really parse (checked against InfluxDB 1.6.7 and
+VictoriaMetrics in ``tests/test_influx_sinks.py``):
+
+- commas, equals signs and spaces in tag keys and values get a backslash; so do commas
+  and spaces in the measurement;
+- newline, carriage return and tab become the two characters ``\\n``, ``\\r``, ``\\t``
+  (no parser reads them back as control characters, but a line can never be split);
+- other backslashes are written as they are: InfluxDB 1.x keeps ``\\\\`` as two
+  backslashes, so doubling them would change the value;
+- trailing backslashes are dropped, since one would escape the separator after it and
+  InfluxDB 1.x refuses such a line whatever is done; a tag left empty is omitted.
+
+Values that are not finite (NaN, ±inf) have no line-protocol form: they are skipped and
+counted in :attr:`LineEncoder.skipped_nonfinite`.
 """
 
 from __future__ import annotations
@@ -16,53 +33,97 @@ from collections.abc import Mapping, Sequence
 
 from wire import ReadingBatch
 
-_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\\": "\\\\",
-                              "\n": r"\n"})
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\\": "\\\\", "\n": r"\n"})
+_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_TAG_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", **_CONTROL})
+_MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", **_CONTROL})
+RESERVED_TAGS = frozenset({"agent", "sensor"})
 
 
 def escape_tag(text: str) -> str:
-    """Escape a tag key or value (commas, equals signs, spaces, backslashes)."""
-    return text.translate(_TAG_ESCAPES)
+    """A tag key or value as line protocol writes it (see the module docstring)."""
+    return text.rstrip("\\").translate(_TAG_ESCAPES)
+
+
+def escape_measurement(text: str) -> str:
+    """A measurement name as line protocol writes it."""
+    return text.rstrip("\\").translate(_MEASUREMENT_ESCAPES)
+
+
+def _tag(key: str, value: str) -> str:
+    """``,key=value`` escaped, or "" when either side is empty after escaping."""
+    k, v = escape_tag(key), escape_tag(value)
+    return f",{k}={v}" if k and v else ""
 
 
 class LineEncoder:
+    """Encodes reading batches as line protocol, tagging each reading with its sensor's
+    tags (``sensor_tags[sensor_id]``). Unknown sensors get only ``agent`` and ``sensor``.
+
+    Not thread-safe (the prefix cache is shared); one encoder per sink.
+    """
+
     def __init__(self, sensor_tags: Mapping[str, Mapping[str, str]] | None = None, *,
-                 measurement: str = "reading") -> None:
-        self.measurement = measurement.translate(_MEASUREMENT_ESCAPES)
-        self.sensor_tags = {
-            sensor: "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items())
-                            if v)
-            for sensor, tags in (sensor_tags or {}).items()
-        }
-        self._prefixes: dict[tuple[str, str], str] = {}
+                 measurement: str = "reading", max_cached_series: int = 1_000_000) -> None:
+        escaped = escape_measurement(measurement)
+        if not escaped:
+            raise ValueError(f"measurement name {measurement!r} is empty once escaped")
+        self.measurement = escaped
+        self.max_cached_series = max_cached_series
+        tags: dict[str, str] = {}
+        for sensor, sensor_tags_of in (sensor_tags or {}).items():
+            clash = RESERVED_TAGS & set(sensor_tags_of)
+            if clash:
+                raise ValueError(f"tags of sensor {sensor!r} redefine {sorted(clash)}: "
+                                 "'agent' and 'sensor' are set from each reading")
+            tags[sensor] = "".join(_tag(k, v) for k, v in sorted(sensor_tags_of.items()))
+        self._sensor_tags = tags
+        self._by_agent: dict[str, dict[str, str]] = {}
+        self._cached = 0
         self.skipped_nonfinite = 0
+        """Readings skipped because their value was NaN or infinite, since creation."""
 
     def prefix(self, agent: str, sensor: str) -> str:
-        key = (agent, sensor)
-        cached = self._prefixes.get(key)
-        if cached is None:
-            cached = (f"{self.measurement},agent={escape_tag(agent)},sensor={escape_tag(sensor)}"
-                      f"{self.sensor_tags.get(sensor, '')} value=")
-            self._prefixes[key] = cached
+        """``measurement,tags value=`` for one series, built once and cached."""
+        prefixes = self._by_agent.get(agent)
+        cached = None if prefixes is None else prefixes.get(sensor)
+        if cached is not None:
+            return cached
+        if self._cached >= self.max_cached_series:  # a flood of bogus ids: start over
+            self._by_agent.clear()
+            self._cached = 0
+            prefixes = None
+        if prefixes is None:
+            prefixes = self._by_agent[agent] = {}
+        cached = prefixes[sensor] = (
+            f"{self.measurement}{_tag('agent', agent)}{_tag('sensor', sensor)}"
+            f"{self._sensor_tags.get(sensor, '')} value=")
+        self._cached += 1
         return cached
 
     def encode(self, batches: Sequence[ReadingBatch]) -> bytes:
-        lines: list[str] = []
-        add = lines.append
-        prefixes = self._prefixes
+        """Line protocol for every finite reading of ``batches`` (b"" if there is none)."""
+        chunks: list[str] = []
+        extend = chunks.extend
         isfinite = math.isfinite
+        by_agent = self._by_agent
+        total = 0
         for batch in batches:
-            agent = batch.agent
+            readings = batch.readings
+            total += len(readings)
             tail = f",seq={batch.seq}i "
-            for r in batch.readings:
-                value = r.value
-                if not isfinite(value):
-                    self.skipped_nonfinite += 1
-                    continue
-                prefix = prefixes.get((agent, r.sensor)) or self.prefix(agent, r.sensor)
-                add(f"{prefix}{value!r}{tail}{r.ts}")
-        if not lines:
-            return b""
-        lines.append("")
-        return "\n".join(lines).encode()
+            prefixes = by_agent.get(batch.agent) or self._prefixes_for(batch)
+            try:
+                extend([f"{prefixes[r.sensor]}{r.value}{tail}{r.ts}\n"
+                        for r in readings if isfinite(r.value)])
+            except KeyError:  # a sensor seen for the first time
+                prefixes = self._prefixes_for(batch)
+                extend([f"{prefixes[r.sensor]}{r.value}{tail}{r.ts}\n"
+                        for r in readings if isfinite(r.value)])
+        self.skipped_nonfinite += total - len(chunks)
+        # A lone surrogate can't come from JSON, but must not crash the hot path either.
+        return "".join(chunks).encode("utf-8", "replace")
+
+    def _prefixes_for(self, batch: ReadingBatch) -> dict[str, str]:
+        """The prefixes of every sensor in ``batch``, creating those not cached yet."""
+        prefix, agent = self.prefix, batch.agent
+        return {r.sensor: prefix(agent, r.sensor) for r in batch.readings}
