@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
 # Real servers for gridcall's tests, from Debian packages, on loopback ports:
-#   mosquitto 2.0       mqtt://127.0.0.1:18831
-#   InfluxDB 1.6.7      http://127.0.0.1:18086   (v1 /write and InfluxQL /query)
-#   VictoriaMetrics     http://127.0.0.1:18428   (accepts InfluxDB's /api/v2/write)
-# Usage: scripts/servers.sh install|start|stop|status|env
-# Data and logs live under $GRIDCALL_SERVERS_DIR (default /tmp/gridcall-servers).
+#   mosquitto 2.0      mqtt://127.0.0.1:18831
+#   InfluxDB 1.6.7     http://127.0.0.1:18086   (v1 /write and InfluxQL /query; rpc on 18088)
+#   VictoriaMetrics    http://127.0.0.1:18428   (takes InfluxDB's /write and /api/v2/write)
+#
+# Usage: bash scripts/servers.sh install|start|stop|restart|status|env
+#   install  apt-get install what is missing, without letting the packages start their own
+#            services on the default ports
+#   start    install if needed, start what is not running, wait until each answers, print
+#            the URLs as GRIDCALL_TEST_*=... lines (already running: fine)
+#   stop     stop the servers this script started (TERM, then KILL after 10 s)
+#   status   exit 0 only if all three are running and answering
+#   env      print the GRIDCALL_TEST_* lines
+#
+# Data, configs, logs and pid files live under $GRIDCALL_SERVERS_DIR (default
+# /tmp/gridcall-servers); ports can be moved with GRIDCALL_{MQTT,INFLUX,INFLUX_RPC,VM}_PORT.
+# Concurrent calls (several test sessions) are serialised with a lock in that folder.
 set -euo pipefail
 
 DIR=${GRIDCALL_SERVERS_DIR:-/tmp/gridcall-servers}
@@ -12,109 +23,254 @@ MQTT_PORT=${GRIDCALL_MQTT_PORT:-18831}
 INFLUX_PORT=${GRIDCALL_INFLUX_PORT:-18086}
 INFLUX_RPC_PORT=${GRIDCALL_INFLUX_RPC_PORT:-18088}
 VM_PORT=${GRIDCALL_VM_PORT:-18428}
-PACKAGES=(mosquitto influxdb victoria-metrics)
+READY_TIMEOUT=${GRIDCALL_SERVERS_TIMEOUT:-60}   # seconds each server gets to answer
 
+PACKAGES=(mosquitto influxdb victoria-metrics curl)
+MOSQUITTO=/usr/sbin/mosquitto
+INFLUXD=/usr/bin/influxd
+VICTORIA=/usr/bin/victoria-metrics
+NAMES=(mosquitto influxdb victoria)
+
+say() { echo "servers: $*"; }
 die() { echo "servers.sh: $*" >&2; exit 1; }
 
-install() {
-  local missing=()
+# --- install ---------------------------------------------------------------------------
+
+missing_packages() {
+  local p
   for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || echo "$p"
   done
-  [ ${#missing[@]} -eq 0 ] && { echo "servers: ${PACKAGES[*]} already installed"; return; }
+}
+
+# The packages' init scripts would start their own daemons on the default ports (1883,
+# 8086/8088, 8428). policy-rc.d answering 101 forbids that during the install; should one
+# run anyway (a policy-rc.d that allows it), stop it: only the packaged services are
+# matched, by the config path on their command line, never our own servers.
+stop_packaged_daemons() {
+  local proc pid cmd
+  for proc in /proc/[0-9]*; do
+    pid=${proc#/proc/}
+    cmd=$(tr '\0' ' ' < "$proc/cmdline" 2>/dev/null) || continue
+    case "$cmd" in
+      *mosquitto*/etc/mosquitto/mosquitto.conf*|*influxd*/etc/influxdb/influxdb.conf*|\
+      *victoria-metrics*/var/lib/victoria-metrics*)
+        say "stopping the packaged service the install started: $cmd (pid $pid)"
+        kill "$pid" 2>/dev/null || true ;;
+    esac
+  done
+}
+
+install() {
+  local missing
+  mapfile -t missing < <(missing_packages)
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "${PACKAGES[*]} already installed"
+    return 0
+  fi
   command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
-  # Keep the packages' own services from starting on the default ports: we start our own.
-  local policy=/usr/sbin/policy-rc.d created=0
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created=1; fi
+  [ "$(id -u)" -eq 0 ] || die "installing ${missing[*]} needs root (apt-get)"
+  local policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# gridcall scripts/servers.sh: no service starts during install\nexit 101\n' \
+      > "$policy"
+    chmod +x "$policy"
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null || die "apt-get update failed"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
-  [ $created -eq 1 ] && rm -f "$policy"
-  # Stop anything the packages may still have started.
-  pkill -x mosquitto 2>/dev/null || true
-  echo "servers: installed ${missing[*]}"
+  say "installing ${missing[*]} (apt-get)"
+  apt-get update -qq > "$DIR/apt.log" 2>&1 \
+    || { tail -n 20 "$DIR/apt.log" >&2; die "apt-get update failed (log: $DIR/apt.log)"; }
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >> "$DIR/apt.log" 2>&1 \
+    || { tail -n 20 "$DIR/apt.log" >&2; die "apt-get install ${missing[*]} failed (log: $DIR/apt.log)"; }
+  if [ -n "$(trap -p EXIT)" ]; then rm -f "$policy"; trap - EXIT; fi
+  stop_packaged_daemons
+  say "installed ${missing[*]}"
+}
+
+need_binaries() {
+  local b
+  for b in "$MOSQUITTO" "$INFLUXD" "$VICTORIA"; do
+    [ -x "$b" ] || return 1
+  done
+  command -v curl >/dev/null
+}
+
+# --- process helpers -------------------------------------------------------------------
+
+pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
+
+running() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+
+# Running, and really the daemon we started (not a recycled pid).
+alive() {
+  local pid exe
+  pid=$(pid_of "$1")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  case "$1:$exe" in
+    mosquitto:*mosquitto*|influxdb:*influxd*|victoria:*victoria-metrics*) return 0 ;;
+  esac
+  return 1
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_for() {  # name, check command..., log file
-  local name=$1 log=$2; shift 2
-  for _ in $(seq 1 150); do
-    if "$@"; then return 0; fi
+http_code() {  # url -> prints the status code (000 if no answer)
+  curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true
+}
+
+ready() {
+  case "$1" in
+    mosquitto) port_open "$MQTT_PORT" ;;
+    influxdb) [ "$(http_code "http://127.0.0.1:$INFLUX_PORT/ping")" = 204 ] ;;
+    victoria) [ "$(http_code "http://127.0.0.1:$VM_PORT/health")" = 200 ] ;;
+  esac
+}
+
+port_of() {
+  case "$1" in
+    mosquitto) echo "$MQTT_PORT" ;;
+    influxdb) echo "$INFLUX_PORT" ;;
+    victoria) echo "$VM_PORT" ;;
+  esac
+}
+
+log_tail() {
+  echo "---- last lines of $DIR/$1.log" >&2
+  tail -n 25 "$DIR/$1.log" >&2 2>/dev/null || echo "(no log)" >&2
+  echo "----" >&2
+}
+
+# launch NAME CMD...: start CMD in its own session, detached from our stdio, its pid in
+# $DIR/NAME.pid (written by the shell that then execs the daemon, so it is the daemon's).
+launch() {
+  local name=$1; shift
+  rm -f "$DIR/$name.pid"
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$DIR/$name.pid" "$@" \
+    < /dev/null >> "$DIR/$name.log" 2>&1 9>&- &
+  local i
+  for i in $(seq 1 50); do
+    [ -s "$DIR/$name.pid" ] && return 0
     sleep 0.1
   done
-  echo "servers.sh: $name did not become ready; last lines of $log:" >&2
-  tail -n 20 "$log" >&2 || true
+  echo "servers.sh: $name: no pid file after 5 s" >&2
   return 1
 }
 
-alive() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }
+wait_ready() {
+  local name=$1 deadline=$((SECONDS + READY_TIMEOUT))
+  while [ $SECONDS -lt $deadline ]; do
+    if ready "$name"; then return 0; fi
+    if ! running "$name"; then
+      echo "servers.sh: $name exited during start-up" >&2
+      log_tail "$name"
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "servers.sh: $name did not answer on 127.0.0.1:$(port_of "$name") within ${READY_TIMEOUT}s" >&2
+  log_tail "$name"
+  return 1
+}
 
-start_mosquitto() {
-  alive mosquitto && return 0
+# --- the servers -----------------------------------------------------------------------
+
+write_mosquitto_conf() {
   mkdir -p "$DIR/mosquitto"
   cat > "$DIR/mosquitto.conf" <<CONF
-# Loopback test broker. 'user root' because tests run as root; queues raised so QoS 0/1
-# bursts are not dropped (mosquitto's default max_queued_messages is 1000).
+# Written by scripts/servers.sh: a loopback test broker.
+# 'user root': the tests run as root and mosquitto would otherwise switch to 'mosquitto'.
 user root
 listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
+# Persistent sessions survive a broker restart (the delivery tests rely on it).
 persistence true
 persistence_location $DIR/mosquitto/
-autosave_interval 60
+autosave_interval 30
+# Under load nothing may be dropped: no queue limits (the default is 1000 messages per
+# client), and many QoS 1/2 messages in flight at once. No persistent_client_expiration:
+# a persistent session lives until its client cleans it.
 max_queued_messages 0
 max_queued_bytes 0
 max_inflight_messages 1000
-max_packet_size 268435455
-log_dest file $DIR/mosquitto.log
+set_tcp_nodelay true
+log_dest stderr
 log_type error
 log_type warning
 log_type notice
+log_timestamp_format %Y-%m-%dT%H:%M:%S
 CONF
-  mosquitto -c "$DIR/mosquitto.conf" -d
-  wait_for mosquitto "$DIR/mosquitto.log" port_open "$MQTT_PORT" || return 1
-  pgrep -n -f "mosquitto -c $DIR/mosquitto.conf" > "$DIR/mosquitto.pid"
 }
 
-start_influxdb() {
-  alive influxdb && return 0
+write_influxdb_conf() {
   mkdir -p "$DIR/influxdb/meta" "$DIR/influxdb/data" "$DIR/influxdb/wal"
   cat > "$DIR/influxdb.conf" <<CONF
+# Written by scripts/servers.sh: InfluxDB 1.6 on loopback, no auth, no phoning home.
 reporting-disabled = true
 bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
+
 [meta]
   dir = "$DIR/influxdb/meta"
+
 [data]
   dir = "$DIR/influxdb/data"
   wal-dir = "$DIR/influxdb/wal"
   query-log-enabled = false
+
 [http]
   enabled = true
   bind-address = "127.0.0.1:$INFLUX_PORT"
   auth-enabled = false
   log-enabled = false
-  max-body-size = 0
+  # InfluxDB's default, kept so that a too large batch gets a real 413.
+  max-body-size = 25000000
+
 [monitor]
   store-enabled = false
+
+[subscriber]
+  enabled = false
+
 [continuous_queries]
   enabled = false
+
+[logging]
+  level = "warn"
 CONF
-  nohup influxd -config "$DIR/influxdb.conf" > "$DIR/influxdb.log" 2>&1 &
-  echo $! > "$DIR/influxdb.pid"
-  wait_for influxdb "$DIR/influxdb.log" \
-    curl -sf -o /dev/null "http://127.0.0.1:$INFLUX_PORT/ping"
 }
 
-start_victoria() {
-  alive victoria && return 0
-  mkdir -p "$DIR/victoria"
-  nohup victoria-metrics -httpListenAddr "127.0.0.1:$VM_PORT" \
-    -storageDataPath "$DIR/victoria" -retentionPeriod 100y \
-    -search.latencyOffset 0s -loggerLevel WARN > "$DIR/victoria.log" 2>&1 &
-  echo $! > "$DIR/victoria.pid"
-  wait_for victoria-metrics "$DIR/victoria.log" \
-    curl -sf -o /dev/null "http://127.0.0.1:$VM_PORT/health"
+start_one() {
+  local name=$1 port
+  port=$(port_of "$name")
+  if alive "$name"; then
+    wait_ready "$name" || return 1
+    return 0
+  fi
+  rm -f "$DIR/$name.pid"
+  if port_open "$port"; then
+    echo "servers.sh: $name: 127.0.0.1:$port is already taken by a process this script" \
+      "did not start (under $DIR); stop it or set GRIDCALL_SERVERS_DIR/ports" >&2
+    return 1
+  fi
+  echo "==== $(date -Is) start" >> "$DIR/$name.log"
+  case "$name" in
+    mosquitto)
+      write_mosquitto_conf
+      launch mosquitto "$MOSQUITTO" -c "$DIR/mosquitto.conf" ;;
+    influxdb)
+      write_influxdb_conf
+      launch influxdb "$INFLUXD" -config "$DIR/influxdb.conf" ;;
+    victoria)
+      mkdir -p "$DIR/victoria"
+      # 100y retention: the tests write timestamps far from now, which the default (1
+      # month) silently drops. No latency offset: data is readable right after a flush.
+      launch victoria "$VICTORIA" -httpListenAddr "127.0.0.1:$VM_PORT" \
+        -storageDataPath "$DIR/victoria" -retentionPeriod 100y \
+        -search.latencyOffset 0s -loggerLevel WARN ;;
+  esac || return 1
+  wait_ready "$name"
 }
 
 urls() {
@@ -124,42 +280,74 @@ urls() {
 }
 
 start() {
-  command -v mosquitto >/dev/null && command -v influxd >/dev/null \
-    && command -v victoria-metrics >/dev/null || install
-  mkdir -p "$DIR"
-  start_mosquitto || die "mosquitto failed to start"
-  start_influxdb || die "influxdb failed to start"
-  start_victoria || die "victoria-metrics failed to start"
-  echo "servers: up under $DIR"
+  need_binaries || install
+  need_binaries || die "mosquitto, influxd or victoria-metrics missing after install"
+  local name failed=()
+  for name in "${NAMES[@]}"; do
+    start_one "$name" || failed+=("$name")
+  done
+  [ ${#failed[@]} -eq 0 ] || die "failed to start: ${failed[*]} (logs under $DIR)"
+  say "up under $DIR"
   urls
 }
 
-stop() {
-  for name in victoria influxdb mosquitto; do
-    if alive "$name"; then
-      local pid; pid=$(cat "$DIR/$name.pid")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+stop_one() {
+  local name=$1 pid i
+  if alive "$name"; then
+    pid=$(pid_of "$name")
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "servers.sh: $name (pid $pid) ignored TERM for 10 s; killing it" >&2
       kill -9 "$pid" 2>/dev/null || true
     fi
-    rm -f "$DIR/$name.pid"
-  done
-  echo "servers: stopped"
+    say "$name stopped (pid $pid)"
+  fi
+  rm -f "$DIR/$name.pid"
+}
+
+stop() {
+  local name
+  for name in victoria influxdb mosquitto; do stop_one "$name"; done
+  say "stopped"
 }
 
 status() {
-  local ok=0
-  for name in mosquitto influxdb victoria; do
-    if alive "$name"; then echo "$name: up (pid $(cat "$DIR/$name.pid"))"; else echo "$name: down"; ok=1; fi
+  local name rc=0
+  for name in "${NAMES[@]}"; do
+    if alive "$name" && ready "$name"; then
+      echo "$name: up (pid $(pid_of "$name"), 127.0.0.1:$(port_of "$name"))"
+    elif alive "$name"; then
+      echo "$name: running (pid $(pid_of "$name")) but not answering on 127.0.0.1:$(port_of "$name")"
+      rc=1
+    else
+      echo "$name: down"
+      rc=1
+    fi
   done
-  return $ok
+  return $rc
 }
 
-case "${1:-}" in
+# --- main ------------------------------------------------------------------------------
+
+cmd=${1:-}
+case "$cmd" in
+  install|start|stop|restart|status|env) ;;
+  *) echo "usage: $0 install|start|stop|restart|status|env" >&2; exit 2 ;;
+esac
+mkdir -p "$DIR"
+if [ "$cmd" != env ] && [ "$cmd" != status ]; then
+  exec 9> "$DIR/.lock"
+  flock -w 300 9 || die "another servers.sh holds $DIR/.lock for over 300 s"
+fi
+case "$cmd" in
   install) install ;;
   start) start ;;
   stop) stop ;;
+  restart) stop; start ;;
   status) status ;;
   env) urls ;;
-  *) echo "usage: $0 install|start|stop|status|env" >&2; exit 2 ;;
 esac
