@@ -1,3 +1,24 @@
-from tests.servers import influx_v1_url, mqtt_url, victoria_url
+"""Fixtures shared by all of gridcall's tests.
 
-__all__ = ["influx_v1_url", "mqtt_url", "victoria_url"]
+Real servers (mosquitto, InfluxDB 1.6.7, VictoriaMetrics) come from tests/servers.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.servers import (
+    influx_database,
+    influx_v1_url,
+    live_servers,
+    mark_server_tests,
+    mqtt_url,
+    victoria_url,
+)
+
+__all__ = ["influx_database", "influx_v1_url", "live_servers", "mqtt_url", "victoria_url"]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_server_tests(items)

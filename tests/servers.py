@@ -1,50 +1,229 @@
-"""The real servers the integration tests use, started once per test session.
+"""The real servers the integration tests use, and small helpers to use them.
 
 ``scripts/servers.sh start`` installs (apt) and starts mosquitto, InfluxDB 1.6.7 and
-VictoriaMetrics on loopback ports; ``scripts/test.sh`` does that and exports the URLs in
-``GRIDCALL_TEST_*``. Run alone, pytest starts them itself.
+VictoriaMetrics on loopback ports; ``scripts/test.sh`` does that and exports the URLs as
+``GRIDCALL_TEST_MQTT_URL``, ``GRIDCALL_TEST_INFLUX_V1_URL`` and ``GRIDCALL_TEST_VM_URL``.
+A URL given in the environment is used as it is (any broker or server will do); for the
+others pytest runs ``servers.sh start`` itself, once per session.
+
+Fixtures (imported into ``tests/conftest.py``): ``live_servers`` (all three URLs),
+``mqtt_url``, ``influx_v1_url``, ``victoria_url`` (session scope), and
+``influx_database`` (a fresh InfluxDB v1 database per test, dropped afterwards). A test
+that uses any of them is marked ``servers`` automatically, so ``-m "not servers"``
+leaves it out.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import socket
 import subprocess
-from functools import cache
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVERS_SH = ROOT / "scripts" / "servers.sh"
 ENV = {
     "mqtt": "GRIDCALL_TEST_MQTT_URL",
     "influx_v1": "GRIDCALL_TEST_INFLUX_V1_URL",
     "victoria": "GRIDCALL_TEST_VM_URL",
 }
+SERVER_FIXTURES = frozenset({"live_servers", "mqtt_url", "influx_v1_url", "victoria_url",
+                             "influx_database"})
 
 
-@cache
-def server_urls() -> dict[str, str]:
-    if all(os.environ.get(v) for v in ENV.values()):
-        return {k: os.environ[v] for k, v in ENV.items()}
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "servers.sh"), "start"],
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        pytest.fail(f"could not start the test servers:\n{result.stdout}\n{result.stderr}",
-                    pytrace=False)
-    found = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
-    return {k: found[v] for k, v in ENV.items()}
+@dataclass(frozen=True)
+class ServerURLs:
+    mqtt: str
+    """``mqtt://host:port`` of a broker that allows anonymous clients."""
+    influx_v1: str
+    """``http://host:port`` of an InfluxDB 1.x (``/write``, ``/query``), auth off."""
+    victoria: str
+    """``http://host:port`` of a VictoriaMetrics single node."""
+
+
+class _Started:
+    """Runs ``servers.sh start`` at most once per process, and remembers the outcome."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._urls: dict[str, str] | None = None
+        self._error: str | None = None
+
+    def urls(self) -> dict[str, str]:
+        with self._lock:
+            if self._urls is None and self._error is None:
+                self._start()
+            if self._error is not None:
+                pytest.fail(self._error, pytrace=False)
+            assert self._urls is not None
+            return self._urls
+
+    def _start(self) -> None:
+        cmd = ["bash", str(SERVERS_SH), "start"]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                    timeout=900, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            self._error = f"{' '.join(cmd)} did not finish within 900 s"
+            return
+        if result.returncode != 0:
+            self._error = (f"could not start the test servers ({' '.join(cmd)} exited "
+                           f"{result.returncode}):\n{result.stdout}{result.stderr}")
+            return
+        found = dict(line.split("=", 1) for line in result.stdout.splitlines()
+                     if line.startswith("GRIDCALL_TEST_"))
+        missing = [v for v in ENV.values() if v not in found]
+        if missing:
+            self._error = f"servers.sh start printed no {', '.join(missing)}:\n{result.stdout}"
+            return
+        self._urls = {k: found[v] for k, v in ENV.items()}
+
+
+_started = _Started()
+
+
+def server_urls() -> ServerURLs:
+    """The servers' URLs: from the environment, else from ``servers.sh start``."""
+    urls = {k: os.environ.get(v, "").strip() for k, v in ENV.items()}
+    if not all(urls.values()):
+        started = _started.urls()
+        urls = {k: v or started[k] for k, v in urls.items()}
+    return ServerURLs(**urls)
 
 
 @pytest.fixture(scope="session")
-def mqtt_url() -> str:
-    return server_urls()["mqtt"]
+def live_servers() -> ServerURLs:
+    return server_urls()
 
 
 @pytest.fixture(scope="session")
-def influx_v1_url() -> str:
-    return server_urls()["influx_v1"]
+def mqtt_url(live_servers: ServerURLs) -> str:
+    return live_servers.mqtt
 
 
 @pytest.fixture(scope="session")
-def victoria_url() -> str:
-    return server_urls()["victoria"]
+def influx_v1_url(live_servers: ServerURLs) -> str:
+    return live_servers.influx_v1
+
+
+@pytest.fixture(scope="session")
+def victoria_url(live_servers: ServerURLs) -> str:
+    return live_servers.victoria
+
+
+def mark_server_tests(items: list[pytest.Item]) -> None:
+    """Add the ``servers`` marker to every test that uses a server fixture."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+
+
+# --- InfluxDB v1 ------------------------------------------------------------------------
+
+class InfluxQLError(AssertionError):
+    """A query that InfluxDB refused; the message has the query and InfluxDB's reason."""
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as an InfluxQL double-quoted identifier."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A database/measurement name no other test uses: ``prefix_<12 hex>``."""
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", prefix)[:40] or "t"
+    return f"{clean}_{uuid.uuid4().hex[:12]}"
+
+
+def _rows(query: str, answer: dict[str, Any]) -> list[dict[str, Any]]:
+    if "error" in answer:
+        raise InfluxQLError(f"{query!r}: {answer['error']}")
+    rows: list[dict[str, Any]] = []
+    for result in answer.get("results", []):
+        if "error" in result:
+            raise InfluxQLError(f"{query!r}: {result['error']}")
+        for series in result.get("series", []):
+            extra = {"_measurement": series.get("name"), **series.get("tags", {})}
+            rows.extend({**extra, **dict(zip(series["columns"], values, strict=True))}
+                        for values in series.get("values", []))
+    return rows
+
+
+def influxql(url: str, query: str, *, database: str | None = None) -> list[dict[str, Any]]:
+    """Run an InfluxQL statement (POST ``/query``, ``epoch=ns``) and return its rows.
+
+    Each row is ``{column: value}`` plus ``_measurement`` and the series' tags (for
+    ``GROUP BY``); times are integer nanoseconds. Raises :class:`InfluxQLError` if
+    InfluxDB reports an error.
+    """
+    params = {"epoch": "ns", **({"db": database} if database else {})}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        resp = http.post("/query", params=params, data={"q": query})
+    if resp.status_code != 200:
+        raise InfluxQLError(f"{query!r}: HTTP {resp.status_code}: {resp.text[:500]}")
+    return _rows(query, resp.json())
+
+
+async def influxql_async(url: str, query: str, *,
+                         database: str | None = None) -> list[dict[str, Any]]:
+    """:func:`influxql` for async tests."""
+    params = {"epoch": "ns", **({"db": database} if database else {})}
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        resp = await http.post("/query", params=params, data={"q": query})
+    if resp.status_code != 200:
+        raise InfluxQLError(f"{query!r}: HTTP {resp.status_code}: {resp.text[:500]}")
+    return _rows(query, resp.json())
+
+
+def create_influx_database(url: str, prefix: str = "t") -> str:
+    """Create a database with a fresh unique name on an InfluxDB v1 and return the name."""
+    name = unique_name(prefix)
+    influxql(url, f"CREATE DATABASE {quote_ident(name)}")
+    return name
+
+
+def drop_influx_database(url: str, name: str) -> None:
+    influxql(url, f"DROP DATABASE {quote_ident(name)}")
+
+
+@pytest.fixture
+async def influx_database(influx_v1_url: str, request: pytest.FixtureRequest
+                          ) -> AsyncIterator[str]:
+    """A fresh, empty InfluxDB v1 database for this test (named after it), then dropped."""
+    name = unique_name(request.node.name[:30])
+    await influxql_async(influx_v1_url, f"CREATE DATABASE {quote_ident(name)}")
+    yield name
+    await influxql_async(influx_v1_url, f"DROP DATABASE {quote_ident(name)}")
+
+
+# --- VictoriaMetrics --------------------------------------------------------------------
+
+async def victoria_export(url: str, match: str) -> list[dict[str, Any]]:
+    """Every series matching the selector ``match``, after a flush, as VictoriaMetrics'
+    ``/api/v1/export`` gives them: ``{"metric": {labels}, "values": [...],
+    "timestamps": [ms, ...]}``."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        (await http.get("/internal/force_flush")).raise_for_status()
+        resp = await http.post("/api/v1/export", data={"match[]": match, "start": "0"})
+        resp.raise_for_status()
+    return [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+
+
+# --- misc -------------------------------------------------------------------------------
+
+def unused_tcp_port() -> int:
+    """A loopback port nothing listens on (free when this returns)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -121,6 +121,19 @@ def classify(sink: str, url: str, status: int, body: str,
     return SinkError(detail, status=status)
 
 
+DEFAULT_MAX_BODY_BYTES = 10_000_000
+"""Bodies above this are refused before sending (:class:`BatchTooLargeError`): InfluxDB
+1.x and 2.x take 25 MB by default, 3.x 10 MiB. Over its limit InfluxDB 1.x answers 413
+and closes the connection at once, which an HTTP/1.1 client still sending its body sees
+as a reset connection, not as the 413, so the limit must be kept on this side."""
+
+
+def check_size(sink: str, url: str, size: int, limit: int | None) -> None:
+    if limit is not None and size > limit:
+        raise BatchTooLargeError(f"{sink} at {public_url(url)}: request body of {size} bytes "
+                                 f"is over max_body_bytes={limit}; split the batch")
+
+
 def connection_error(sink: str, url: str, exc: BaseException) -> RetryableSinkError:
     reason = str(exc).replace(url, public_url(url)) or "no detail"
     return RetryableSinkError(f"{sink} at {public_url(url)}: {type(exc).__name__}: {reason}")
@@ -138,7 +151,8 @@ class InfluxV1Sink:
     def __init__(self, url: str, *, database: str, encoder: LineEncoder,
                  retention_policy: str | None = None, username: str | None = None,
                  password: str | None = None, timeout: float = 10.0,
-                 create_database: bool = True, gzip: bool = False) -> None:
+                 create_database: bool = True, gzip: bool = False,
+                 max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES) -> None:
         if not database:
             raise ValueError(f"{self.sink_name}: database name is empty")
         self.url = checked_url(url, self.sink_name)
@@ -147,6 +161,7 @@ class InfluxV1Sink:
         self.create_database = create_database
         self.encoder = encoder
         self.gzip = gzip
+        self.max_body_bytes = max_body_bytes
         self._params = {"db": database, "precision": "ns"}
         if retention_policy:
             self._params["rp"] = retention_policy
@@ -177,6 +192,7 @@ class InfluxV1Sink:
         if self.gzip:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
+        check_size(self.sink_name, self.url, len(body), self.max_body_bytes)
         resp = await self._post("/write", params=self._params, content=body, headers=headers)
         if (resp.status_code == 404 and self.create_database
                 and "database not found" in resp.text and await self._create_database()):
@@ -214,14 +230,19 @@ class InfluxV2Sink:
     sink_name = "influxdb v2"
 
     def __init__(self, url: str, *, org: str, bucket: str, token: str,
-                 encoder: LineEncoder, timeout: float = 10.0, gzip: bool = False) -> None:
+                 encoder: LineEncoder, timeout: float = 10.0, gzip: bool = False,
+                 max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES) -> None:
         if not bucket:
             raise ValueError(f"{self.sink_name}: bucket name is empty")
         self.url = checked_url(url, self.sink_name)
+        if urlsplit(url).username is not None or urlsplit(url).password is not None:
+            raise ValueError(f"{self.sink_name}: credentials in the URL "
+                             f"{public_url(url)!r} are not used; give a token")
         self.org = org
         self.bucket = bucket
         self.encoder = encoder
         self.gzip = gzip
+        self.max_body_bytes = max_body_bytes
         self._token = token
         self._timeout_ms = int(timeout * 1000)
         self._client: InfluxDBClientAsync | None = None
@@ -255,6 +276,8 @@ class InfluxV2Sink:
         body = self.encoder.encode(batches)
         if not body:
             return
+        # Checked before gzip (influxdb-client compresses inside): errs on the safe side.
+        check_size(self.sink_name, self.url, len(body), self.max_body_bytes)
         try:
             await self._write_api.write(bucket=self.bucket, org=self.org, record=body,
                                         write_precision=cast(WritePrecision, WritePrecision.NS))
