@@ -148,10 +148,10 @@ log_tail() {
 launch() {
   local name=$1; shift
   rm -f "$DIR/$name.pid"
+  # shellcheck disable=SC2016  # expanded by the inner bash, on purpose
   setsid bash -c 'echo $$ > "$0"; exec "$@"' "$DIR/$name.pid" "$@" \
     < /dev/null >> "$DIR/$name.log" 2>&1 9>&- &
-  local i
-  for i in $(seq 1 50); do
+  for _ in $(seq 1 50); do
     [ -s "$DIR/$name.pid" ] && return 0
     sleep 0.1
   done
@@ -292,11 +292,11 @@ start() {
 }
 
 stop_one() {
-  local name=$1 pid i
+  local name=$1 pid
   if alive "$name"; then
     pid=$(pid_of "$name")
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
