@@ -17,11 +17,11 @@ Which server takes which:
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from gzip import compress as gzip_compress
 from typing import TYPE_CHECKING, Any, Self, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -140,10 +140,17 @@ def connection_error(sink: str, url: str, exc: BaseException) -> RetryableSinkEr
 
 
 class InfluxV1Sink:
-    """``POST /write?db=&rp=&precision=ns`` with optional user and password (HTTP basic).
+    """``POST /write?db=&rp=&precision=ns`` with optional user and password (HTTP basic;
+    for InfluxDB 3 the password is the token).
 
-    A missing database is created once (``CREATE DATABASE``), as Telegraf does, unless
-    ``create_database`` is False; then it is a :class:`SinkConfigError`.
+    - A missing database is created (``CREATE DATABASE``) and the write repeated, as
+      Telegraf does, unless ``create_database`` is False: then it is a
+      :class:`SinkConfigError`. (InfluxDB 1.x answers 404 before reading the body; for a
+      body of several MB the client may see a reset connection instead, which is
+      retryable, so create databases ahead for large first writes.)
+    - ``gzip`` compresses the body (level 1); ``max_body_bytes`` applies to what is sent.
+    - InfluxDB 1.x stores the good points of a request that has bad ones ("partial
+      write"): :class:`RejectedPointsError` then says how many were ``dropped``.
     """
 
     sink_name = "influxdb v1"
@@ -190,7 +197,7 @@ class InfluxV1Sink:
             return
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.gzip:
-            body = gzip.compress(body, compresslevel=1)
+            body = gzip_compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         check_size(self.sink_name, self.url, len(body), self.max_body_bytes)
         resp = await self._post("/write", params=self._params, content=body, headers=headers)
