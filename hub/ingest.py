@@ -148,9 +148,13 @@ class Ingest:
                 await self._write(chunk[half:])
                 return
             except RejectedPointsError as exc:
+                # InfluxDB stores the good points of a partial write and says how many it
+                # dropped; without that figure, count the whole request as rejected.
                 n = sum(len(b.readings) for b in chunk)
-                c.rejected_readings += n
-                log.warning("sink rejected %d readings: %s", n, exc)
+                dropped = exc.dropped if exc.dropped is not None else n
+                c.rejected_readings += dropped
+                c.readings_stored += n - dropped
+                log.warning("sink rejected %d of %d readings: %s", dropped, n, exc)
                 return
             except (RetryableSinkError, SinkConfigError) as exc:
                 c.write_retries += 1
