@@ -12,11 +12,11 @@ from typing import Any
 from detectors.base import AnomalyKind, Detector, InputGuard, Limits
 from detectors.calibrate import Likelihood
 from detectors.change import Cusum, Seasonal
+from detectors.default import DefaultDetector
 from detectors.episodes import Episodes
 from detectors.multivariate import IsolationForestWindow, Mahalanobis
 from detectors.novelty import Novelty
 from detectors.simple import (
-    DefaultDetector,
     Dropout,
     Flatline,
     LimitsDetector,

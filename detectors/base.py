@@ -51,6 +51,13 @@ class InputGuard:
     """Shared bad-input policy: returns the value to use, or None after counting a skip.
 
     With ``limits``, values outside the physical range are skipped as faults too.
+
+    >>> guard = InputGuard(Limits(physical_min=0.0))
+    >>> [guard.check(t, v) for t, v in [(1.0, 2.0), (1.0, 3.0), (0.5, 3.0), (2.0, None),
+    ...                                 (3.0, float("nan")), (4.0, -5.0), (5.0, 4)]]
+    [2.0, None, None, None, None, None, 4.0]
+    >>> guard.skipped
+    {'duplicate': 1, 'out_of_order': 1, 'missing': 1, 'non_finite': 1, 'out_of_physical_range': 1}
     """
 
     __slots__ = ("last_ts", "physical_max", "physical_min", "skipped")

@@ -1,5 +1,5 @@
-"""Small streaming detectors: static limits, a robust EWMA level, a flatline and a dropout
-check, and the default combination of them.
+"""Small streaming detectors: static limits, a robust EWMA level, rate of change, a
+flatline and a dropout check (the default detector is in :mod:`detectors.default`).
 
 Each is a tiny class of plain floats, so its state pickles in a few hundred bytes and a
 Raspberry Pi scores hundreds of sensors with little CPU.
@@ -210,39 +210,3 @@ class Dropout(Streaming):
             self.interval = 0.95 * self.interval + 0.05 * dt
         self._kind = "dropout" if gap else None
         return 1.0 if gap else 0.0
-
-
-class DefaultDetector(Streaming):
-    """Limits, novelty (new extremes, far outliers, new patterns), flatline and dropout
-    together; the highest score wins and names the kind. Used for every sensor unless
-    config says otherwise. Limits need no warm-up; novelty learns for ``warmup`` samples.
-
-    >>> d = DefaultDetector(Limits(alarm_high=20.0), seed=0)
-    >>> d.score_one(0.0, 25.0), d.kind   # a limit needs no warm-up
-    (1.0, 'out_of_limits')
-    """
-
-    def __init__(self, limits: Limits | None = None, *, sensitivity: float = 0.5,
-                 seed: int = 0, warmup: int = 200, stuck_run: int = 60,
-                 gap_factor: float = 10.0) -> None:
-        from detectors.novelty import Novelty
-
-        super().__init__(limits)
-        self.seed = seed  # no randomness here; kept so seeded copies compare equal
-        # sensitivity moves the outlier distance: z 16 at 0, 12 at 0.5, 8 at 1
-        self.parts: tuple[Streaming, ...] = (
-            LimitsDetector(limits),
-            Dropout(factor=gap_factor),
-            Flatline(run=stuck_run, warmup=warmup),
-            Novelty(warmup=warmup, z_alert=16.0 - 8.0 * sensitivity),
-        )
-
-    def update(self, ts: float, v: float) -> float | None:
-        best: float | None = None
-        kind = None
-        for part in self.parts:
-            score = part.update(ts, v)
-            if score is not None and (best is None or score > best):
-                best, kind = score, part.kind
-        self._kind = kind if best is not None and best >= self.threshold else None
-        return best

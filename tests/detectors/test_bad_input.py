@@ -51,7 +51,9 @@ def test_a_huge_gap_is_reported_as_a_dropout() -> None:
     det = default_detector()
     for i in range(60):
         det.score_one(float(i), 10.0 + (i % 3) * 0.1)
-    assert det.score_one(10_000.0, 10.1) == 1.0
+    score = det.score_one(10_000.0, 10.1)  # still warming up: only a dropout is clear
+    assert score is not None
+    assert score >= det.threshold
     assert det.kind == "dropout"
 
 

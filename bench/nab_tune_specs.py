@@ -1,0 +1,43 @@
+"""Detector factories for bench/nab_tune.py (one global configuration each).
+
+``NAB_PARAMS`` (JSON in the environment) overrides keyword arguments, for sweeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from detectors import default_detector
+from detectors.episodes import Episodes
+
+PARAMS: dict[str, Any] = json.loads(os.environ.get("NAB_PARAMS", "{}"))
+
+
+class Policy:
+    def __init__(self, det: Any, refractory: int = 100, clear_after: int = 3) -> None:
+        self.det = det
+        self.ep = Episodes(threshold=det.threshold, refractory=refractory,
+                           clear_after=clear_after)
+
+    def step(self, ts: float, v: float) -> bool:
+        return self.ep.step(self.det.score_one(ts, v)) == "start"
+
+
+def default() -> Policy:
+    p = dict(PARAMS)
+    pol = {k: p.pop(k) for k in ("refractory", "clear_after") if k in p}
+    nov = {k[4:]: p.pop(k) for k in list(p) if k.startswith("nov_")}
+    det = default_detector(**p)
+    if nov:
+        from detectors.novelty import Novelty
+        base = dict(warmup=det.parts[3].warmup, z_alert=det.parts[3].z_alert)
+        base.update(nov)
+        det.parts = (*det.parts[:3], Novelty(**base))
+    return Policy(det, **pol)
+
+
+def raw() -> Policy:
+    from detectors.default import DefaultDetector
+    return Policy(DefaultDetector(**PARAMS))
