@@ -78,6 +78,8 @@ class DefaultDetector(Streaming):
                  seasonal_alpha: float = 0.1, seasonal_floor: float = 2.0,
                  seasonal_decay: float = 0.9995,
                  seasonal_warmup: int = 100, record_decay: float = 0.99999,
+                 record_margin: float = 1.05, seasonal_margin: float = 1.0,
+                 gap_margin: float = 1.5,
                  bins: int = 16, novel_window: int = 20, novel_needed: int = 5,
                  stuck_run: int = 60, stuck_factor: float = 3.0,
                  gap_factor: float = 10.0) -> None:
@@ -94,13 +96,18 @@ class DefaultDetector(Streaming):
         self.alpha = alpha
         self.clip = clip
         self.fast = fast
-        # sensitivity 0.5 → margin 1 (a record must be broken); 0 → 1.25; 1 → 0.75
-        self.margin = 1.0 + 0.5 * (0.5 - sensitivity)
-        self.extreme_z = extreme_z * self.margin
-        self.far_floor = far_floor * self.margin
-        self.shift_floor = shift_floor * self.margin
-        self.seasonal_floor = seasonal_floor * self.margin
-        self.gap_factor = gap_factor * self.margin
+        # sensitivity scales every floor: ×1 at 0.5, ×1.25 at 0, ×0.75 at 1; a record must
+        # be beaten by record_margin times that, so the same event again is not news
+        scale = self.scale = 1.0 + 0.5 * (0.5 - sensitivity)
+        self.record_margin = record_margin
+        self.gap_margin = gap_margin
+        self.seasonal_margin = seasonal_margin
+        self.margin = record_margin * scale
+        self.extreme_z = extreme_z * scale
+        self.far_floor = far_floor * scale
+        self.shift_floor = shift_floor * scale
+        self.seasonal_floor = seasonal_floor * scale
+        self.gap_factor = gap_factor * scale
         self.seasonal_period = seasonal_period
         self.seasonal_bins = seasonal_bins
         self.seasonal_alpha = seasonal_alpha
@@ -142,9 +149,11 @@ class DefaultDetector(Streaming):
             self._kind = "out_of_limits"
             self._learn_quietly(ts, v)
             return 1.0
+        self._kind = None
         n = self.n = self.n + 1
         ready = n > self.warmup
         margin = self.margin
+        scale = self.scale
         decay = self.record_decay
         best = spike = 0.0
         kind: AnomalyKind | None = None
@@ -158,7 +167,7 @@ class DefaultDetector(Streaming):
             else:
                 ratio = dt / self.interval if self.interval > 0 else 0.0
                 rec = self.rec_gap
-                q = ratio / max(margin * rec, self.gap_factor)
+                q = ratio / max(self.gap_margin * scale * rec, self.gap_factor)
                 if q > best:
                     best, kind = q, "dropout"
                 self.rec_gap = max(rec * decay, ratio)
@@ -227,7 +236,7 @@ class DefaultDetector(Streaming):
         if rsd > 0.0 and self.seasonal_n > self.seasonal_warmup:
             s = abs(res) / rsd
             rec = self.rec_seasonal
-            q = s / max(margin * rec, self.seasonal_floor)
+            q = s / max(self.seasonal_margin * scale * rec, self.seasonal_floor)
             if q > best:
                 best, kind = q, "level_shift"
             if self.seasonal_n >= 50:

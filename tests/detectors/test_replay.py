@@ -62,3 +62,41 @@ def test_an_unreadable_timestamp_names_the_row(tmp_path: Path) -> None:
                                       "--columns", "v", "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 1
     assert "in.csv:3: column 'time': 'yesterday' is not a timestamp" in result.output
+
+
+def test_replay_csv_directly_counts_unparsable_values_and_reads_epoch_seconds(
+        tmp_path: Path) -> None:
+    from detectors.replay import ReplaySummary, replay_csv
+
+    rows: list[list[object]] = [["t", "v"]]
+    for i in range(400):
+        value: object = f"{10 + math.sin(i / 9):.3f}"
+        if i in (100, 101):
+            value = "n/a" if i == 100 else ""
+        rows.append([1_782_864_000 + 60 * i, 90.0 if i == 350 else value])
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(src, rows)
+    summary = replay_csv(src, time_column="t", columns=["v"], out=out)
+    assert isinstance(summary, ReplaySummary)
+    assert (summary.rows, summary.skipped) == (400, 2)
+    written = list(csv.DictReader(out.open()))
+    assert [r["alert"] for r in written].count("1") == summary.alerts
+    assert written[350]["alert"] == "1"
+    assert all(r["anomaly_score"] == "" or 0.0 <= float(r["anomaly_score"]) <= 1.0
+               for r in written)
+
+
+def test_replay_csv_errors_name_the_file_and_reason(tmp_path: Path) -> None:
+    import pytest
+
+    from detectors import ReplayInputError
+    from detectors.replay import replay_csv
+
+    with pytest.raises(ReplayInputError, match=r"nope\.csv: cannot open"):
+        replay_csv(tmp_path / "nope.csv", time_column="t", columns=["v"],
+                   out=tmp_path / "o.csv")
+    src = tmp_path / "in.csv"
+    write_csv(src, [["t", "v"], ["2026-07-01T00:00:00+08:00", "1"], ["", "2"]])
+    with pytest.raises(ReplayInputError, match=r"in\.csv:3: column 't'"):
+        replay_csv(src, time_column="t", columns=["v"], out=tmp_path / "o.csv")
+    assert issubclass(ReplayInputError, ValueError)
