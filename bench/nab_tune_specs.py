@@ -41,3 +41,45 @@ def default() -> Policy:
 def raw() -> Policy:
     from detectors.default import DefaultDetector
     return Policy(DefaultDetector(**PARAMS))
+
+
+class Escalating:
+    """Refractory episodes, but a clearly stronger score may start a new one."""
+
+    def __init__(self, det: Any, refractory: int = 100, factor: float = 2.0) -> None:
+        self.det = det
+        self.refractory = refractory
+        self.factor = factor
+        self.since = refractory + 1
+        self.level = 0.0  # strength (1 / (1 - score)) that started the last alert
+        self.active = False
+        self.normal = 0
+
+    def step(self, ts: float, v: float) -> bool:
+        s = self.det.score_one(ts, v)
+        if s is None:
+            return False
+        self.since += 1
+        if s < 0.9:
+            self.normal += 1
+            if self.normal >= 3:
+                self.active = False
+            return False
+        self.normal = 0
+        strength = 1.0 / max(1.0 - s, 1e-9)
+        fire = (not self.active and self.since > self.refractory) or (
+            strength >= self.factor * self.level)
+        if fire:
+            self.since = 0
+            self.level = strength
+            self.active = True
+        else:
+            self.level = max(self.level, strength) if self.active else self.level
+        return fire
+
+
+def escalating() -> Escalating:
+    from detectors.default import DefaultDetector
+    p = dict(PARAMS)
+    factor = p.pop("factor", 2.0)
+    return Escalating(DefaultDetector(**p), factor=factor)

@@ -14,6 +14,14 @@ have passed since the last start, so one incident raises one alert:
 >>> e = Episodes(threshold=0.9, clear_after=1, refractory=4)
 >>> [e.step(s) for s in [0.95, 0.1, 0.95, 0.1, 0.1, 0.95]]
 ['start', 'end', None, None, None, 'start']
+
+A refractory period must not hide a much worse incident, so a score far stronger than
+the last episode's peak (``escalate`` times its strength ``1 / (1 - score)``) starts a
+new episode at once:
+
+>>> e = Episodes(threshold=0.9, clear_after=1, refractory=10)
+>>> [e.step(s) for s in [0.95, 0.1, 0.96, 0.1, 0.999, 0.1, 1.0, 0.1, 1.0]]
+['start', 'end', None, None, 'start', 'end', 'start', 'end', None]
 """
 
 from __future__ import annotations
@@ -22,16 +30,22 @@ from typing import Literal
 
 Phase = Literal["start", "end"]
 
+REFRACTORY = 100
+"""Readings after an alert before the next may start, as benchmarked on NAB
+(docs/benchmarks.md); an edge agent gets it with ``detector.refractory: 100``."""
+
 
 class Episodes:
-    __slots__ = ("active", "clear_after", "normal_run", "refractory", "since_start",
-                 "threshold")
+    __slots__ = ("active", "clear_after", "escalate", "normal_run", "peak", "refractory",
+                 "since_start", "threshold")
 
     def __init__(self, *, threshold: float = 0.9, clear_after: int = 3,
-                 refractory: int = 0) -> None:
+                 refractory: int = 0, escalate: float = 2.0) -> None:
         self.threshold = threshold
         self.clear_after = clear_after
         self.refractory = refractory
+        self.escalate = escalate
+        self.peak = 0.0  # strength 1 / (1 - score) of the last episode's highest score
         self.active = False
         self.normal_run = 0
         self.since_start = refractory
@@ -42,10 +56,15 @@ class Episodes:
         self.since_start += 1
         if score >= self.threshold:
             self.normal_run = 0
-            if self.active or self.since_start <= self.refractory:
+            strength = 1.0 / max(1.0 - score, 1e-12)  # 1.0 is as strong as it gets
+            if self.active:
+                self.peak = max(self.peak, strength)
+                return None
+            if self.since_start <= self.refractory and strength < self.escalate * self.peak:
                 return None
             self.active = True
             self.since_start = 0
+            self.peak = strength
             return "start"
         if self.active:
             self.normal_run += 1

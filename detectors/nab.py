@@ -17,10 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from detectors import default_detector
-from detectors.episodes import Episodes
-
-REFRACTORY = 100
-"""Samples after an alert before the next one may start: the edge agent's default too."""
+from detectors.episodes import REFRACTORY, Episodes
 
 
 def parse_ts(text: str) -> float:
