@@ -224,6 +224,10 @@ class BrokerSettings(Model):
         """Username and password from the environment; KeyError naming a missing variable."""
         return _env(self.username_env), _env(self.password_env)
 
+    def unset_env(self) -> list[str]:
+        """``field: VARIABLE`` for each credential variable named here but not set."""
+        return _unset(self, ("username_env", "password_env"))
+
 
 def _env(name: str | None) -> str | None:
     if name is None:
@@ -232,6 +236,11 @@ def _env(name: str | None) -> str | None:
         return os.environ[name]
     except KeyError:
         raise KeyError(f"environment variable {name} (named in the config) is not set") from None
+
+
+def _unset(settings: BaseModel, fields: tuple[str, ...]) -> list[str]:
+    names = ((f, getattr(settings, f)) for f in fields)
+    return [f"{f}: {name}" for f, name in names if name is not None and name not in os.environ]
 
 
 class AgentSettings(Model):
@@ -272,6 +281,19 @@ class InfluxSettings(Model):
     measurement: Id = "reading"
     batch_max_points: int = Field(default=5000, ge=1, le=100_000)
     flush_interval: Duration = timedelta(seconds=1)
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        """v1 username and password from the environment; KeyError naming a missing one."""
+        return _env(self.username_env), _env(self.password_env)
+
+    def token(self) -> str | None:
+        """The v2 token from the environment; KeyError naming a missing variable."""
+        return _env(self.token_env)
+
+    def unset_env(self) -> list[str]:
+        """``field: VARIABLE`` for each variable this API needs that is named but not set."""
+        fields = ("username_env", "password_env") if self.api == 1 else ("token_env",)
+        return _unset(self, fields)
 
     @model_validator(mode="after")
     def _api_fields(self) -> InfluxSettings:

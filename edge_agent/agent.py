@@ -28,7 +28,7 @@ from detectors import Detector, Limits, build, default_detector
 from edge_agent.sources import Source
 from edge_agent.watch import SensorWatch, Verdict
 from wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, encode, topics
-from wire.broker import BrokerAddress
+from wire.broker import BrokerAddress, credentials_refused, describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class AgentCounters:
     anomaly_starts: int = 0
     connects: int = 0
     publish_failures: int = 0
+    credentials_refused: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
 
@@ -219,11 +220,12 @@ class EdgeAgent:
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self.counters.publish_failures += 1
+                if credentials_refused(exc):
+                    self.counters.credentials_refused += 1
                 if stop.is_set() and not self.outbox_depth:
                     return
-                log.warning("agent %s: broker %s unreachable (%s); retrying in %.1fs, "
-                            "%d messages kept", self.id, self.address, exc, backoff,
-                            self.outbox_depth)
+                log.warning("agent %s: %s; retrying in %.1fs, %d messages kept", self.id,
+                            describe_failure(self.address, exc), backoff, self.outbox_depth)
                 await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, 30.0)
 

@@ -73,6 +73,17 @@ def _load(directory: Path) -> ConfigSet:
         raise typer.Exit(1) from None
 
 
+def _require_env(file: Path, unset: list[str]) -> None:
+    """Refuse to start when the config names credential variables that are not set."""
+    if unset:
+        err.print(f"[bold red]✗ {escape(str(file))}: {len(unset)} environment variable(s) "
+                  "not set[/]", soft_wrap=True)
+        for item in unset:
+            err.print(f"  {item} is named in the config but not set in the environment",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
 @app.command()
 def demo(
     duration: Annotated[float, typer.Option(help="Seconds to run.", min=5)] = 60.0,
@@ -171,6 +182,10 @@ def hub_run(
 
     _logging(verbose)
     cfg = _load(config_dir)
+    _require_env(config_dir / "hub.yaml", [
+        *(f"hub.broker.{m}" for m in cfg.hub.broker.unset_env()),
+        *(f"hub.influx.{m}" for m in (cfg.hub.influx.unset_env() if cfg.hub.influx else [])),
+    ])
 
     async def main(stop: asyncio.Event) -> None:
         async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink:
@@ -203,6 +218,8 @@ def edge_run(
         err.print(f"[red]agent {agent!r}: source {spec.source!r} is not available in this "
                   "version; only 'simulated' is[/]")
         raise typer.Exit(2)
+    _require_env(config_dir / "agents.yaml",
+                 [f"agents[{agent}].settings.broker.{m}" for m in spec.settings.broker.unset_env()])
     from simulators.town import SimulatedTown
 
     source = SimulatedTown(cfg).source(agent)

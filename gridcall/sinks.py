@@ -41,14 +41,12 @@ async def sink_from_settings(config: ConfigSet, store: Store) -> AsyncIterator[R
     if influx is None:
         yield store
         return
-    env = os.environ
-    token = env[influx.token_env] if influx.token_env else None
+    username, password = influx.credentials() if influx.api == 1 else (None, None)
     sink = influx_sink(
         config, url=influx.url, api=influx.api,
         database=influx.database if influx.api == 1 else influx.bucket,
-        retention_policy=influx.retention_policy,
-        username=env[influx.username_env] if influx.username_env else None,
-        password=env[influx.password_env] if influx.password_env else None,
-        org=influx.org, token=token, measurement=influx.measurement)
+        retention_policy=influx.retention_policy, username=username, password=password,
+        org=influx.org, token=influx.token() if influx.api == 2 else None,
+        measurement=influx.measurement)
     async with sink:
         yield sink

@@ -23,7 +23,7 @@ from hub.ingest import Ingest
 from hub.sinks import ReadingSink
 from hub.store import Store
 from wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, encode, topics
-from wire.broker import BrokerAddress
+from wire.broker import BrokerAddress, credentials_refused, describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class HubCounters:
     alerts_opened: int = 0
     alerts_published: int = 0
     connects: int = 0
+    credentials_refused: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     alerts_by_tier: Counter[str] = field(default_factory=Counter)
     alerts_by_unit: Counter[str] = field(default_factory=Counter)
@@ -175,9 +176,11 @@ class Hub:
                         stopper.cancel()
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
+                if credentials_refused(exc):
+                    self.counters.credentials_refused += 1
                 if stop.is_set():
                     return
-                log.warning("hub: broker %s unreachable (%s); retrying in %.1fs",
-                            self.address, exc, backoff)
+                log.warning("hub: %s; retrying in %.1fs", describe_failure(self.address, exc),
+                            backoff)
                 await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, 30.0)

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Real servers for gridcall's tests, from Debian packages, on loopback ports:
-#   mosquitto 2.0      mqtt://127.0.0.1:18831
+#   mosquitto 2.0      mqtt://127.0.0.1:18831   (anonymous)
+#                      mqtt://127.0.0.1:18832   (same broker, user and password required)
 #   InfluxDB 1.6.7     http://127.0.0.1:18086   (v1 /write and InfluxQL /query; rpc on 18088)
+#   InfluxDB 1.6.7     http://127.0.0.1:18096   (a second one with auth-enabled; rpc 18098)
 #   VictoriaMetrics    http://127.0.0.1:18428   (takes InfluxDB's /write and /api/v2/write)
+#
+# The authenticated servers know two test-only users: an admin (GRIDCALL_TEST_USER /
+# GRIDCALL_TEST_PASSWORD, default gridcall / gridcall-test-pw) and, on InfluxDB, a user
+# with no privileges (reader / reader-test-pw), so that a refused write (403) is real.
 #
 # Usage: bash scripts/servers.sh install|start|stop|restart|status|env
 #   install  apt-get install what is missing, without letting the packages start their own
@@ -23,13 +29,20 @@ MQTT_PORT=${GRIDCALL_MQTT_PORT:-18831}
 INFLUX_PORT=${GRIDCALL_INFLUX_PORT:-18086}
 INFLUX_RPC_PORT=${GRIDCALL_INFLUX_RPC_PORT:-18088}
 VM_PORT=${GRIDCALL_VM_PORT:-18428}
+MQTT_AUTH_PORT=${GRIDCALL_MQTT_AUTH_PORT:-18832}
+INFLUX_AUTH_PORT=${GRIDCALL_INFLUX_AUTH_PORT:-18096}
+INFLUX_AUTH_RPC_PORT=${GRIDCALL_INFLUX_AUTH_RPC_PORT:-18098}
+TEST_USER=${GRIDCALL_TEST_USER:-gridcall}
+TEST_PASSWORD=${GRIDCALL_TEST_PASSWORD:-gridcall-test-pw}
+READER_USER=reader
+READER_PASSWORD=reader-test-pw
 READY_TIMEOUT=${GRIDCALL_SERVERS_TIMEOUT:-60}   # seconds each server gets to answer
 
 PACKAGES=(mosquitto influxdb victoria-metrics curl)
 MOSQUITTO=/usr/sbin/mosquitto
 INFLUXD=/usr/bin/influxd
 VICTORIA=/usr/bin/victoria-metrics
-NAMES=(mosquitto influxdb victoria)
+NAMES=(mosquitto influxdb influxdb_auth victoria)
 
 say() { echo "servers: $*"; }
 die() { echo "servers.sh: $*" >&2; exit 1; }
@@ -110,7 +123,8 @@ alive() {
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
   case "$1:$exe" in
-    mosquitto:*mosquitto*|influxdb:*influxd*|victoria:*victoria-metrics*) return 0 ;;
+    mosquitto:*mosquitto*|influxdb:*influxd*|influxdb_auth:*influxd*) return 0 ;;
+    victoria:*victoria-metrics*) return 0 ;;
   esac
   return 1
 }
@@ -123,8 +137,9 @@ http_code() {  # url -> prints the status code (000 if no answer)
 
 ready() {
   case "$1" in
-    mosquitto) port_open "$MQTT_PORT" ;;
+    mosquitto) port_open "$MQTT_PORT" && port_open "$MQTT_AUTH_PORT" ;;
     influxdb) [ "$(http_code "http://127.0.0.1:$INFLUX_PORT/ping")" = 204 ] ;;
+    influxdb_auth) [ "$(http_code "http://127.0.0.1:$INFLUX_AUTH_PORT/ping")" = 204 ] ;;
     victoria) [ "$(http_code "http://127.0.0.1:$VM_PORT/health")" = 200 ] ;;
   esac
 }
@@ -133,6 +148,7 @@ port_of() {
   case "$1" in
     mosquitto) echo "$MQTT_PORT" ;;
     influxdb) echo "$INFLUX_PORT" ;;
+    influxdb_auth) echo "$INFLUX_AUTH_PORT" ;;
     victoria) echo "$VM_PORT" ;;
   esac
 }
@@ -179,12 +195,20 @@ wait_ready() {
 
 write_mosquitto_conf() {
   mkdir -p "$DIR/mosquitto"
+  rm -f "$DIR/mosquitto.passwd"
+  (umask 077 && mosquitto_passwd -b -c "$DIR/mosquitto.passwd" "$TEST_USER" "$TEST_PASSWORD") \
+    || return 1
   cat > "$DIR/mosquitto.conf" <<CONF
 # Written by scripts/servers.sh: a loopback test broker.
 # 'user root': the tests run as root and mosquitto would otherwise switch to 'mosquitto'.
 user root
+# Two listeners on one broker: anonymous, and user/password (from $DIR/mosquitto.passwd).
+per_listener_settings true
 listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
+listener $MQTT_AUTH_PORT 127.0.0.1
+allow_anonymous false
+password_file $DIR/mosquitto.passwd
 # Persistent sessions survive a broker restart (the delivery tests rely on it).
 persistence true
 persistence_location $DIR/mosquitto/
@@ -204,25 +228,28 @@ log_timestamp_format %Y-%m-%dT%H:%M:%S
 CONF
 }
 
+# write_influxdb_conf NAME HTTP_PORT RPC_PORT AUTH(true|false)
 write_influxdb_conf() {
-  mkdir -p "$DIR/influxdb/meta" "$DIR/influxdb/data" "$DIR/influxdb/wal"
-  cat > "$DIR/influxdb.conf" <<CONF
-# Written by scripts/servers.sh: InfluxDB 1.6 on loopback, no auth, no phoning home.
+  local name=$1 port=$2 rpc=$3 auth=$4
+  mkdir -p "$DIR/$name/meta" "$DIR/$name/data" "$DIR/$name/wal"
+  cat > "$DIR/$name.conf" <<CONF
+# Written by scripts/servers.sh: InfluxDB 1.6 on loopback (auth-enabled = $auth), no
+# phoning home.
 reporting-disabled = true
-bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
+bind-address = "127.0.0.1:$rpc"
 
 [meta]
-  dir = "$DIR/influxdb/meta"
+  dir = "$DIR/$name/meta"
 
 [data]
-  dir = "$DIR/influxdb/data"
-  wal-dir = "$DIR/influxdb/wal"
+  dir = "$DIR/$name/data"
+  wal-dir = "$DIR/$name/wal"
   query-log-enabled = false
 
 [http]
   enabled = true
-  bind-address = "127.0.0.1:$INFLUX_PORT"
-  auth-enabled = false
+  bind-address = "127.0.0.1:$port"
+  auth-enabled = $auth
   log-enabled = false
   # InfluxDB's default, kept so that a too large batch gets a real 413.
   max-body-size = 25000000
@@ -260,8 +287,11 @@ start_one() {
       write_mosquitto_conf
       launch mosquitto "$MOSQUITTO" -c "$DIR/mosquitto.conf" ;;
     influxdb)
-      write_influxdb_conf
+      write_influxdb_conf influxdb "$INFLUX_PORT" "$INFLUX_RPC_PORT" false
       launch influxdb "$INFLUXD" -config "$DIR/influxdb.conf" ;;
+    influxdb_auth)
+      write_influxdb_conf influxdb_auth "$INFLUX_AUTH_PORT" "$INFLUX_AUTH_RPC_PORT" true
+      launch influxdb_auth "$INFLUXD" -config "$DIR/influxdb_auth.conf" ;;
     victoria)
       mkdir -p "$DIR/victoria"
       # 100y retention: the tests write timestamps far from now, which the default (1
@@ -270,13 +300,47 @@ start_one() {
         -storageDataPath "$DIR/victoria" -retentionPeriod 100y \
         -search.latencyOffset 0s -loggerLevel WARN ;;
   esac || return 1
-  wait_ready "$name"
+  wait_ready "$name" || return 1
+  if [ "$name" = influxdb_auth ]; then add_influx_users; fi
+}
+
+# influx_query [USER:PASSWORD] Q -> prints the HTTP status of POST /query on the auth server
+influx_query() {
+  local auth=()
+  if [ $# -eq 2 ]; then auth=(-u "$1"); shift; fi
+  curl -s -o "$DIR/influxdb_auth.answer" -w '%{http_code}' --max-time 10 "${auth[@]}" \
+    -XPOST "http://127.0.0.1:$INFLUX_AUTH_PORT/query" --data-urlencode "q=$1" || true
+}
+
+# The first admin may be created without credentials (InfluxDB allows exactly that while
+# no user exists); on a restart it already exists and must log in. Then the unprivileged
+# reader, which CREATE USER makes idempotently (same password: no error).
+add_influx_users() {
+  local admin="$TEST_USER:$TEST_PASSWORD" code
+  code=$(influx_query "$admin" "SHOW USERS")
+  if [ "$code" != 200 ]; then
+    code=$(influx_query "CREATE USER \"$TEST_USER\" WITH PASSWORD '$TEST_PASSWORD' WITH ALL PRIVILEGES")
+    [ "$code" = 200 ] || {
+      echo "servers.sh: influxdb_auth: could not create the admin user (HTTP $code):" \
+        "$(cat "$DIR/influxdb_auth.answer" 2>/dev/null)" >&2
+      return 1
+    }
+  fi
+  code=$(influx_query "$admin" "CREATE USER \"$READER_USER\" WITH PASSWORD '$READER_PASSWORD'")
+  [ "$code" = 200 ] || {
+    echo "servers.sh: influxdb_auth: could not create the reader user (HTTP $code):" \
+      "$(cat "$DIR/influxdb_auth.answer" 2>/dev/null)" >&2
+    return 1
+  }
 }
 
 urls() {
   echo "GRIDCALL_TEST_MQTT_URL=mqtt://127.0.0.1:$MQTT_PORT"
   echo "GRIDCALL_TEST_INFLUX_V1_URL=http://127.0.0.1:$INFLUX_PORT"
   echo "GRIDCALL_TEST_VM_URL=http://127.0.0.1:$VM_PORT"
+  echo "GRIDCALL_TEST_MQTT_AUTH_URL=mqtt://$TEST_USER:$TEST_PASSWORD@127.0.0.1:$MQTT_AUTH_PORT"
+  echo "GRIDCALL_TEST_INFLUX_AUTH_URL=http://$TEST_USER:$TEST_PASSWORD@127.0.0.1:$INFLUX_AUTH_PORT"
+  echo "GRIDCALL_TEST_INFLUX_READER_URL=http://$READER_USER:$READER_PASSWORD@127.0.0.1:$INFLUX_AUTH_PORT"
 }
 
 start() {
@@ -311,7 +375,7 @@ stop_one() {
 
 stop() {
   local name
-  for name in victoria influxdb mosquitto; do stop_one "$name"; done
+  for name in victoria influxdb_auth influxdb mosquitto; do stop_one "$name"; done
   say "stopped"
 }
 

@@ -47,7 +47,8 @@ cat "$work/servers.env"
 while IFS= read -r line; do
   case "$line" in GRIDCALL_TEST_*=*) export "${line?}" ;; esac
 done < "$work/servers.env"
-for var in GRIDCALL_TEST_MQTT_URL GRIDCALL_TEST_INFLUX_V1_URL GRIDCALL_TEST_VM_URL; do
+for var in GRIDCALL_TEST_MQTT_URL GRIDCALL_TEST_INFLUX_V1_URL GRIDCALL_TEST_VM_URL \
+           GRIDCALL_TEST_MQTT_AUTH_URL GRIDCALL_TEST_INFLUX_AUTH_URL GRIDCALL_TEST_INFLUX_READER_URL; do
   [ -n "${!var:-}" ] || fail "servers.sh start printed no $var"
 done
 

@@ -8,15 +8,19 @@ from __future__ import annotations
 import pytest
 
 from tests.servers import (
+    influx_auth,
     influx_database,
+    influx_reader,
     influx_v1_url,
     live_servers,
     mark_server_tests,
+    mqtt_auth,
     mqtt_url,
     victoria_url,
 )
 
-__all__ = ["influx_database", "influx_v1_url", "live_servers", "mqtt_url", "victoria_url"]
+__all__ = ["influx_auth", "influx_database", "influx_reader", "influx_v1_url", "live_servers",
+           "mqtt_auth", "mqtt_url", "victoria_url"]
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker

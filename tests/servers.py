@@ -2,12 +2,17 @@
 
 ``scripts/servers.sh start`` installs (apt) and starts mosquitto, InfluxDB 1.6.7 and
 VictoriaMetrics on loopback ports; ``scripts/test.sh`` does that and exports the URLs as
-``GRIDCALL_TEST_MQTT_URL``, ``GRIDCALL_TEST_INFLUX_V1_URL`` and ``GRIDCALL_TEST_VM_URL``.
-A URL given in the environment is used as it is (any broker or server will do); for the
-others pytest runs ``servers.sh start`` itself, once per session.
+``GRIDCALL_TEST_MQTT_URL``, ``GRIDCALL_TEST_INFLUX_V1_URL`` and ``GRIDCALL_TEST_VM_URL``,
+plus the servers that demand credentials (user and password in the URL):
+``GRIDCALL_TEST_MQTT_AUTH_URL`` (a mosquitto listener), ``GRIDCALL_TEST_INFLUX_AUTH_URL``
+(an InfluxDB with auth-enabled, admin user) and ``GRIDCALL_TEST_INFLUX_READER_URL`` (the
+same InfluxDB, a user without privileges). URLs given in the environment are used as they
+are (any broker or server will do); if any is missing pytest runs ``servers.sh start``
+itself, once per session.
 
-Fixtures (imported into ``tests/conftest.py``): ``live_servers`` (all three URLs),
-``mqtt_url``, ``influx_v1_url``, ``victoria_url`` (session scope), and
+Fixtures (imported into ``tests/conftest.py``): ``live_servers`` (all the URLs),
+``mqtt_url``, ``influx_v1_url``, ``victoria_url``, ``mqtt_auth``, ``influx_auth``,
+``influx_reader`` (session scope; the last three are :class:`Login`), and
 ``influx_database`` (a fresh InfluxDB v1 database per test, dropped afterwards). A test
 that uses any of them is marked ``servers`` automatically, so ``-m "not servers"``
 leaves it out.
@@ -26,6 +31,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
@@ -36,9 +42,12 @@ ENV = {
     "mqtt": "GRIDCALL_TEST_MQTT_URL",
     "influx_v1": "GRIDCALL_TEST_INFLUX_V1_URL",
     "victoria": "GRIDCALL_TEST_VM_URL",
+    "mqtt_auth": "GRIDCALL_TEST_MQTT_AUTH_URL",
+    "influx_auth": "GRIDCALL_TEST_INFLUX_AUTH_URL",
+    "influx_reader": "GRIDCALL_TEST_INFLUX_READER_URL",
 }
 SERVER_FIXTURES = frozenset({"live_servers", "mqtt_url", "influx_v1_url", "victoria_url",
-                             "influx_database"})
+                             "influx_database", "mqtt_auth", "influx_auth", "influx_reader"})
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,30 @@ class ServerURLs:
     """``http://host:port`` of an InfluxDB 1.x (``/write``, ``/query``), auth off."""
     victoria: str
     """``http://host:port`` of a VictoriaMetrics single node."""
+    mqtt_auth: str
+    """``mqtt://user:password@host:port`` of a broker that demands them."""
+    influx_auth: str
+    """``http://user:password@host:port`` of an InfluxDB 1.x with auth on; an admin."""
+    influx_reader: str
+    """The same InfluxDB as ``influx_auth``, as a user with no privileges."""
+
+
+@dataclass(frozen=True)
+class Login:
+    """A server URL without credentials, and the credentials it takes."""
+
+    url: str
+    username: str
+    password: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Login:
+        parts = urlsplit(url)
+        if parts.username is None or parts.password is None:
+            raise ValueError(f"{parts.scheme}://{parts.hostname}:{parts.port}: the test URL "
+                             "carries no user:password")
+        return cls(f"{parts.scheme}://{parts.hostname}:{parts.port}",
+                   unquote(parts.username), unquote(parts.password))
 
 
 class _Started:
@@ -119,6 +152,21 @@ def influx_v1_url(live_servers: ServerURLs) -> str:
 @pytest.fixture(scope="session")
 def victoria_url(live_servers: ServerURLs) -> str:
     return live_servers.victoria
+
+
+@pytest.fixture(scope="session")
+def mqtt_auth(live_servers: ServerURLs) -> Login:
+    return Login.from_url(live_servers.mqtt_auth)
+
+
+@pytest.fixture(scope="session")
+def influx_auth(live_servers: ServerURLs) -> Login:
+    return Login.from_url(live_servers.influx_auth)
+
+
+@pytest.fixture(scope="session")
+def influx_reader(live_servers: ServerURLs) -> Login:
+    return Login.from_url(live_servers.influx_reader)
 
 
 def mark_server_tests(items: list[pytest.Item]) -> None:

@@ -164,3 +164,21 @@ def test_a_typo_does_not_hide_a_dangling_reference_in_the_same_file(sample: Path
     found = problems_of(sample)
     assert any("sensors[5].colour: unknown key 'colour'" in p for p in found), found
     assert any("sensors[7].grid: unknown grid 'no-such-grid'" in p for p in found), found
+
+
+def test_hub_run_refuses_to_start_when_a_credential_variable_is_not_set(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GRIDCALL_NO_SUCH_PASSWORD", raising=False)
+
+    def secret(data: dict) -> None:  # type: ignore[type-arg]
+        data["hub"]["broker"]["username_env"] = "HOME"  # set: not reported
+        data["hub"]["broker"]["password_env"] = "GRIDCALL_NO_SUCH_PASSWORD"
+
+    edit(sample / "hub.yaml", secret)
+    result = CliRunner().invoke(app, ["hub", "run", "--config", str(sample)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert f"{sample / 'hub.yaml'}: 1 environment variable(s) not set" in result.output
+    assert "hub.broker.password_env: GRIDCALL_NO_SUCH_PASSWORD is named in the config but " \
+           "not set" in result.output

@@ -6,6 +6,13 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.reasoncodes import ReasonCode
+
+# CONNACK codes for refused credentials: MQTT 3.1.1 (4 bad user name or password,
+# 5 not authorised) and MQTT 5 / paho 2's ReasonCode values (134, 135).
+_REFUSED_CREDENTIALS = frozenset({4, 5, 134, 135})
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
@@ -31,3 +38,20 @@ class BrokerAddress:
 
     def __str__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def credentials_refused(exc: BaseException) -> bool:
+    """True if the broker answered a connection with "bad user name/password" or "not
+    authorised": retrying will not help until someone fixes the credentials."""
+    if not isinstance(exc, MqttConnectError):
+        return False
+    rc = exc.rc
+    return (rc.value if isinstance(rc, ReasonCode) else rc) in _REFUSED_CREDENTIALS
+
+
+def describe_failure(address: BrokerAddress, exc: BaseException) -> str:
+    """A connection failure as one line for a person: refused credentials or unreachable."""
+    if credentials_refused(exc):
+        return (f"broker {address} refused our credentials ({exc}); check the username_env "
+                "and password_env variables")
+    return f"broker {address} unreachable ({exc})"
