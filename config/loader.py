@@ -11,10 +11,10 @@ import copy
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, Generic, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -72,16 +72,22 @@ def format_path(loc: Loc) -> str:
 # --------------------------------------------------------------------------- YAML with lines
 
 
-def _lines_of(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+def _lines_of(node: yaml.Node, loc: Loc, out: dict[Loc, int],
+              duplicates: list[tuple[Loc, int, int]]) -> None:
     out.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             child = (*loc, str(key.value))
-            out[child] = key.start_mark.line + 1
-            _lines_of(value, child, out)
+            line = key.start_mark.line + 1
+            if child in out:
+                # PyYAML keeps the last of two equal keys without a word; a config where
+                # `base_tier: A` is silently overridden three lines down is a trap.
+                duplicates.append((child, out[child], line))
+            out[child] = line
+            _lines_of(value, child, out, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _lines_of(item, (*loc, index), out)
+            _lines_of(item, (*loc, index), out, duplicates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,8 @@ class YamlDoc:
     file: str
     data: Any
     lines: Mapping[Loc, int]
+    duplicate_keys: tuple[tuple[Loc, int, int], ...] = ()
+    """(key path, first line, repeated line) for each key given twice in one mapping."""
 
     def line(self, loc: Loc) -> int | None:
         while loc:
@@ -103,9 +111,10 @@ def read_yaml(path: Path) -> YamlDoc:
     text = path.read_text(encoding="utf-8")
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     lines: dict[Loc, int] = {}
+    duplicates: list[tuple[Loc, int, int]] = []
     if node is not None:
-        _lines_of(node, (), lines)
-    return YamlDoc(path.name, yaml.safe_load(text), lines)
+        _lines_of(node, (), lines, duplicates)
+    return YamlDoc(path.name, yaml.safe_load(text), lines, tuple(duplicates))
 
 
 # --------------------------------------------------------------------------- pydantic errors
@@ -181,31 +190,97 @@ def validate_doc(doc: YamlDoc, model: type[M]) -> M | list[Problem]:
         return list(_problems(doc, model, exc))
 
 
-def _without(data: Any, loc: Loc) -> None:
-    for part in loc[:-1]:
-        data = data[part]
-    del data[loc[-1]]
+@dataclass(frozen=True, slots=True)
+class Salvaged(Generic[M]):
+    """What :func:`salvage` kept of a file with problems, and how to point back into it."""
+
+    model: M
+    dropped: Mapping[Loc, tuple[int, ...]]
+    """For each list (by its path in the file as written), the indices of dropped items."""
+    ids: frozenset[str]
+    """The ``id``/``code`` of every dropped item: references to them are not reported
+    again as dangling (the item's own problem already is)."""
+
+    def original(self, loc: Loc) -> Loc:
+        """A path in the salvaged model as the same path in the file as written."""
+        return _original(loc, self.dropped)
 
 
-def salvage(doc: YamlDoc, model: type[M]) -> M | None:
-    """The file's model with its unknown keys dropped, if that is all that was wrong.
+def _original(loc: Loc, dropped: Mapping[Loc, Collection[int]]) -> Loc:
+    out: list[str | int] = []
+    for part in loc:
+        gone = dropped.get(tuple(out))
+        if isinstance(part, int) and gone:
+            index, kept = -1, -1
+            while kept < part:
+                index += 1
+                if index not in gone:
+                    kept += 1
+            out.append(index)
+        else:
+            out.append(part)
+    return tuple(out)
 
-    Used only so cross-file references are still checked (and reported in the same
-    pass) when a file also has a typo'd key; the typo itself stays a problem.
+
+def _item_of(loc: Loc) -> Loc | None:
+    """The innermost list item a path lies in, or None if it is in no list."""
+    for i in range(len(loc) - 1, -1, -1):
+        if isinstance(loc[i], int):
+            return loc[: i + 1]
+    return None
+
+
+def salvage(doc: YamlDoc, model: type[M], *, rounds: int = 8) -> Salvaged[M] | None:
+    """The file's model without the parts that are wrong, so that the rest is still
+    cross-checked and reported in the same pass (the problems themselves stay problems).
+
+    Unknown keys are dropped; any other error drops the innermost list item it lies in
+    (one bad matter does not hide a dangling department in the next). An error outside
+    every list (a broken top-level setting) leaves nothing to salvage: None.
     """
     data = copy.deepcopy(doc.data)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        if any(e["type"] != "extra_forbidden" for e in errors):
-            return None
-        for e in errors:
-            _without(data, _clean_loc(e["loc"]))
-    try:
-        return model.model_validate(data)
-    except ValidationError:
-        return None
+    dropped: dict[Loc, set[int]] = {}
+    ids: set[str] = set()
+    for _ in range(rounds):
+        try:
+            result = model.model_validate(data)
+        except ValidationError as exc:
+            keys: set[Loc] = set()
+            items: set[Loc] = set()
+            for e in exc.errors(include_url=False):
+                loc = _clean_loc(e["loc"])
+                item = _item_of(loc)
+                if e["type"] == "extra_forbidden" and loc:
+                    keys.add(loc)
+                elif item is not None:
+                    items.add(item)
+                else:
+                    return None
+            for loc in keys:
+                if not any(loc[: len(item)] == item for item in items):
+                    _without(data, loc)
+            for item in sorted(items, key=lambda x: (len(x), x[-1]), reverse=True):
+                value = _at(data, item)
+                if isinstance(value, dict):
+                    ids.update(str(value[k]) for k in ("id", "code")
+                               if isinstance(value.get(k), str))
+                original = _original(item, dropped)
+                dropped.setdefault(original[:-1], set()).add(int(original[-1]))
+                _without(data, item)
+            continue
+        return Salvaged(result, {k: tuple(sorted(v)) for k, v in dropped.items()},
+                        frozenset(ids))
+    return None
+
+
+def _at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        data = data[part]
+    return data
+
+
+def _without(data: Any, loc: Loc) -> None:
+    del _at(data, loc[:-1])[loc[-1]]
 
 
 @dataclass
@@ -216,6 +291,12 @@ class RawSet:
     docs: dict[str, YamlDoc] = field(default_factory=dict)
     models: dict[str, BaseModel] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    salvaged: dict[str, Salvaged[BaseModel]] = field(default_factory=dict)
+    """Files with problems whose remaining parts are still cross-checked."""
+
+    @property
+    def dropped_ids(self) -> frozenset[str]:
+        return frozenset().union(*(s.ids for s in self.salvaged.values()))
 
 
 def read_set(directory: Path) -> RawSet:
@@ -240,12 +321,16 @@ def read_set(directory: Path) -> RawSet:
             raw.problems.append(Problem(name, "", reason, line))
             continue
         raw.docs[name] = doc
+        for loc, first, again in doc.duplicate_keys:
+            raw.problems.append(Problem(name, format_path(loc),
+                                        f"duplicate key (first given on line {first})", again))
         result = validate_doc(doc, model)
         if isinstance(result, list):
             raw.problems += result
             salvaged = salvage(doc, model)
             if salvaged is not None:
-                raw.models[name] = salvaged
+                raw.models[name] = salvaged.model
+                raw.salvaged[name] = salvaged
         else:
             raw.models[name] = result
     known = set(FILES)

@@ -114,15 +114,27 @@ class _Checker:
     def __init__(self, raw: RawSet) -> None:
         self.raw = raw
         self.problems = raw.problems
+        self._said: set[Problem] = set()
+        self._dropped = raw.dropped_ids
 
     def add(self, file: str, loc: Loc, reason: str) -> None:
+        """A problem at ``loc`` of the file's (possibly salvaged) model, said once."""
+        salvaged = self.raw.salvaged.get(file)
+        if salvaged is not None:
+            loc = salvaged.original(loc)
         doc = self.raw.docs.get(file)
-        line = doc.line(loc) if doc else None
-        self.problems.append(Problem(file, format_path(loc), reason, line))
+        problem = Problem(file, format_path(loc), reason, doc.line(loc) if doc else None)
+        if problem not in self._said:
+            self._said.add(problem)
+            self.problems.append(problem)
 
     def ref(self, file: str, loc: Loc, what: str, value: str, known: Collection[str]) -> bool:
+        """True if ``value`` is known; else a problem, unless it names an item already
+        reported as broken (that would be the same mistake twice)."""
         if value in known:
             return True
+        if value in self._dropped:
+            return False
         hint = difflib.get_close_matches(value, list(known), n=1)
         self.add(file, loc, f"unknown {what} {value!r}" + (
             f" (did you mean {hint[0]!r}?)" if hint else ""))

@@ -182,3 +182,61 @@ def test_hub_run_refuses_to_start_when_a_credential_variable_is_not_set(
     assert f"{sample / 'hub.yaml'}: 1 environment variable(s) not set" in result.output
     assert "hub.broker.password_env: GRIDCALL_NO_SUCH_PASSWORD is named in the config but " \
            "not set" in result.output
+
+
+def test_a_broken_matter_does_not_hide_a_bad_department_in_a_later_one(sample: Path) -> None:
+    def two_mistakes(data: dict) -> None:  # type: ignore[type-arg]
+        data["matters"][1]["base_tier"] = "E"
+        data["matters"][4]["departments"]["lead"] = "fire_brigade"
+
+    edit(sample / "matters.yaml", two_mistakes)
+    found = problems_of(sample)
+    assert len(found) == 2, found
+    assert any("matters[1].base_tier:" in p for p in found)
+    # reported at its place in the file as written, not in the salvaged list
+    assert any("matters[4].departments.lead: unknown department 'fire_brigade'" in p
+               for p in found)
+
+
+def test_a_sensor_with_a_missing_key_is_reported_once_not_again_where_an_agent_lists_it(
+    sample: Path,
+) -> None:
+    sensors = yaml.safe_load((sample / "sensors.yaml").read_text(encoding="utf-8"))
+    broken = sensors["sensors"][7]
+
+    def drop_grid(data: dict) -> None:  # type: ignore[type-arg]
+        del data["sensors"][7]["grid"]
+        data["sensors"][9]["kind"] = "gass"
+
+    def list_it(data: dict) -> None:  # type: ignore[type-arg]
+        agent = next(a for a in data["agents"] if a["id"] == broken["agent"])
+        agent["sensors"] = [broken["id"]]
+
+    edit(sample / "sensors.yaml", drop_grid)
+    edit(sample / "agents.yaml", list_it)
+    found = problems_of(sample)
+    assert any("sensors[7].grid: missing required key 'grid'" in p for p in found)
+    assert any("sensors[9].kind: unknown sensor kind 'gass' (did you mean 'gas'?)" in p
+               for p in found)
+    assert not any(broken["id"] in p for p in found), found
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(sample: Path) -> None:
+    path = sample / "matters.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("    base_tier: A\n", "    base_tier: A\n    base_tier: D\n", 1)
+    path.write_text(text, encoding="utf-8")
+    first = text.splitlines().index("    base_tier: A") + 1
+    assert problems_of(sample) == [
+        f"matters.yaml:{first + 1}: matters[0].base_tier: duplicate key "
+        f"(first given on line {first})"]
+
+
+def test_an_unknown_detector_on_a_kind_is_reported_once_for_the_kind(sample: Path) -> None:
+    def unknown(data: dict) -> None:  # type: ignore[type-arg]
+        data["kinds"]["gas"]["detector"] = {"name": "magic"}
+
+    edit(sample / "sensors.yaml", unknown)
+    with pytest.raises(ConfigError) as info:
+        load_config(sample, known_detectors={"default", "limits"})
+    assert [p.path for p in info.value.problems] == ["kinds.gas.detector.name"]
