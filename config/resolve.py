@@ -9,7 +9,7 @@ returns a frozen :class:`ConfigSet`, or raises :class:`ConfigError` listing ever
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -155,9 +155,15 @@ def _walk_units(topo: Topology) -> Iterator[tuple[Loc, Unit]]:
                     g.id, g.name, "grid", (d.id, t.id, c.id, g.id), g.location, g.tags)
 
 
-def load_config(directory: Path | str, *, known_detectors: Collection[str] | None = None
+def load_config(directory: Path | str, *, known_detectors: Collection[str] | None = None,
+                check_detector: Callable[[SensorSpec], str | None] | None = None
                 ) -> ConfigSet:
-    """Read, validate and cross-check a config set; ConfigError lists every problem."""
+    """Read, validate and cross-check a config set; ConfigError lists every problem.
+
+    ``known_detectors`` (names) and ``check_detector`` (why a sensor's detector settings
+    would not run, or None) come from the caller, so that config stays free of the
+    detector library; ``gridcall`` passes the registry and the edge agent's own check.
+    """
     raw = read_set(Path(directory))
     check = _Checker(raw)
     topo = raw.models.get("topology.yaml")
@@ -208,11 +214,14 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 tags=tuple(dict.fromkeys(s.tags + grid.tags)), name=s.name or s.id,
             )
             agent_of_sensor[s.id] = s.agent
-            if known_detectors is not None:
-                det = (s.detector or kind.detector).name
-                loc: Loc = ("sensors", i, "detector", "name") if s.detector else (
-                    "kinds", s.kind, "detector", "name")
-                check.ref("sensors.yaml", loc, "detector", det, known_detectors)
+            det = (s.detector or kind.detector).name
+            loc: Loc = ("sensors", i, "detector") if s.detector else (
+                "kinds", s.kind, "detector")
+            if known_detectors is not None and not check.ref(
+                    "sensors.yaml", (*loc, "name"), "detector", det, known_detectors):
+                continue
+            if check_detector is not None and (reason := check_detector(sensors[s.id])):
+                check.add("sensors.yaml", (*loc, "params"), reason)
 
     agents: dict[str, AgentSpec] = {}
     if isinstance(agents_file, AgentsFile):

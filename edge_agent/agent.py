@@ -16,17 +16,15 @@ import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
 
 import aiomqtt
 
 from config import AgentSpec
-from detectors import Detector, Limits, build, default_detector
 from edge_agent.sources import Source
-from edge_agent.watch import SensorWatch, Verdict
+from edge_agent.watch import SensorWatch, Verdict, detector_for
 from wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, encode, topics
 from wire.broker import BrokerAddress, credentials_refused, describe_failure
 
@@ -57,15 +55,6 @@ class AgentCounters:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def make_detector(limits: Limits, name: str, sensitivity: float,
-                  params: Mapping[str, Any]) -> Detector:
-    if name == "default":
-        return default_detector(limits, sensitivity=sensitivity, **params)
-    if name == "limits":
-        return build(name, limits=limits, **params)
-    return build(name, **params)
-
-
 class EdgeAgent:
     """Run with ``await agent.run(stop)``; set ``stop`` to flush, say goodbye and return."""
 
@@ -79,13 +68,7 @@ class EdgeAgent:
         self.address = BrokerAddress.parse(broker_url or self.settings.broker.url)
         self.watches: dict[str, SensorWatch] = {}
         for s in spec.sensors:
-            limits = Limits(physical_min=s.limits.physical_min,
-                            physical_max=s.limits.physical_max, alarm_low=s.limits.alarm_low,
-                            alarm_high=s.limits.alarm_high, hysteresis=s.limits.hysteresis)
-            det = make_detector(limits, s.detector.name, s.detector.sensitivity,
-                                {**s.detector.params, **({"seed": seed} if s.detector.name
-                                                          == "default" else {})})
-            self.watches[s.id] = SensorWatch(s, det)
+            self.watches[s.id] = SensorWatch(s, detector_for(s, seed=seed))
         self.counters = AgentCounters()
         start = first_seq(clock())
         self._batch_seq = start

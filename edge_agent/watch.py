@@ -8,14 +8,70 @@ with events.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from config import SensorSpec
 from config.models import Limits
-from detectors import Detector, Episodes
+from detectors import MULTIVARIATE, REGISTRY, Detector, Episodes, build, default_detector
+from detectors import Limits as DetectorLimits
+from detectors.default import DefaultDetector
 from wire import AnomalyKind, Severity
+
+
+def detector_for(sensor: SensorSpec, *, seed: int = 0) -> Detector:
+    """The detector the sensor's settings ask for, with the sensor's limits."""
+    settings, lim = sensor.detector, sensor.limits
+    limits = DetectorLimits(physical_min=lim.physical_min, physical_max=lim.physical_max,
+                            alarm_low=lim.alarm_low, alarm_high=lim.alarm_high,
+                            hysteresis=lim.hysteresis)
+    if settings.name == "default":
+        params: dict[str, Any] = {"seed": seed, **settings.params}
+        return default_detector(limits, sensitivity=settings.sensitivity, **params)
+    if settings.name == "limits":
+        return build(settings.name, limits=limits, **settings.params)
+    return build(settings.name, **settings.params)
+
+
+def detector_problem(sensor: SensorSpec) -> str | None:
+    """Why the sensor's detector settings would fail in the agent, or None if they run.
+
+    Meant for ``config check`` (``load_config(check_detector=...)``), so a typo'd or
+    mistyped parameter is a config problem rather than a crash on the Pi: parameter names
+    are checked against the detector's signature, then the detector is built exactly as
+    the agent builds it and fed a few readings inside its limits.
+    """
+    settings = sensor.detector
+    cls = DefaultDetector if settings.name == "default" else REGISTRY.get(settings.name)
+    if cls is None:
+        return None  # an unknown name is the registry check's to report
+    if settings.name in MULTIVARIATE:
+        return (f"{settings.name!r} is a multivariate detector; it cannot watch one sensor "
+                "(its rows are mappings of several values)")
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "limits")]
+    for key in settings.params:
+        if key not in accepted:
+            hint = difflib.get_close_matches(key, accepted, n=1)
+            return f"unknown parameter {key!r} for detector {settings.name!r}" + (
+                f" (did you mean {hint[0]!r}?)" if hint else f" (it takes {', '.join(accepted)})")
+    lim = sensor.limits
+    low = next((v for v in (lim.alarm_low, lim.physical_min) if v is not None), None)
+    high = next((v for v in (lim.alarm_high, lim.physical_max) if v is not None), None)
+    probe = (low + high) / 2 if low is not None and high is not None else (
+        low if low is not None else high if high is not None else 0.0)
+    step_s = sensor.interval_s or 1.0
+    try:
+        detector = detector_for(sensor)
+        for i in range(3):
+            detector.score_one(i * step_s, probe)
+    except Exception as exc:  # whatever breaks here is the config's mistake, to be reported
+        return (f"detector {settings.name!r} does not run with params "
+                f"{dict(settings.params)}: {exc}")
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,11 +63,14 @@ def config_check(
 
 def _load(directory: Path) -> ConfigSet:
     from detectors import REGISTRY
+    from edge_agent.watch import detector_problem
 
     try:
-        return load_config(directory, known_detectors=set(REGISTRY))
+        return load_config(directory, known_detectors=set(REGISTRY),
+                           check_detector=detector_problem)
     except ConfigError as exc:
-        err.print(f"[bold red]✗ {directory}: {len(exc.problems)} problem(s)[/]")
+        err.print(f"[bold red]✗ {escape(str(directory))}: {len(exc.problems)} problem(s)[/]",
+                  soft_wrap=True)
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

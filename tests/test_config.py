@@ -240,3 +240,28 @@ def test_an_unknown_detector_on_a_kind_is_reported_once_for_the_kind(sample: Pat
     with pytest.raises(ConfigError) as info:
         load_config(sample, known_detectors={"default", "limits"})
     assert [p.path for p in info.value.problems] == ["kinds.gas.detector.name"]
+
+
+@pytest.mark.parametrize(("detector", "reason"), [
+    ({"name": "default", "params": {"warmpu": 200}},
+     "kinds.gas.detector.params: unknown parameter 'warmpu' for detector 'default' "
+     "(did you mean 'warmup'?)"),
+    ({"name": "default", "params": {"warmup": "abc"}},
+     "kinds.gas.detector.params: detector 'default' does not run with params "
+     "{'warmup': 'abc'}:"),
+    ({"name": "mahalanobis"},
+     "kinds.gas.detector.params: 'mahalanobis' is a multivariate detector; it cannot watch "
+     "one sensor"),
+])
+def test_detector_settings_that_would_crash_the_agent_are_config_problems(
+    sample: Path, detector: dict, reason: str  # type: ignore[type-arg]
+) -> None:
+    def settings(data: dict) -> None:  # type: ignore[type-arg]
+        data["kinds"]["gas"]["detector"] = detector
+
+    edit(sample / "sensors.yaml", settings)
+    result = CliRunner().invoke(app, ["config", "check", str(sample)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "1 problem(s)" in result.output
+    assert reason in result.output
