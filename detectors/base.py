@@ -7,8 +7,10 @@ score means "alert". Scoring looks only at the past and the present.
 
 Bad input never raises. Each detector counts what it skipped in ``skipped`` (a dict of
 reason → count): ``missing`` (None), ``non_finite`` (NaN, ±inf), ``out_of_order`` and
-``duplicate`` timestamps, ``bad_timestamp``, ``implausible`` (beyond ±1e15) and
+``duplicate`` timestamps, ``bad_timestamp`` (not a number, non-finite, or an int too
+large for a float), ``implausible`` (beyond ±1e15, however large an int) and
 ``out_of_physical_range`` (a value the sensor's limits say it cannot produce).
+Multivariate detectors also count ``not_a_mapping`` rows (see detectors.multivariate).
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class InputGuard:
     [2.0, None, None, None, None, None, 4.0]
     >>> guard.skipped
     {'duplicate': 1, 'out_of_order': 1, 'missing': 1, 'non_finite': 1, 'out_of_physical_range': 1}
+    >>> guard.check(10**400, 5.0), guard.check(None, 5.0), guard.check(6.0, 10**400)
+    (None, None, None)
+    >>> guard.skipped["bad_timestamp"], guard.skipped["implausible"]
+    (2, 1)
     """
 
     __slots__ = ("last_ts", "physical_max", "physical_min", "skipped")
@@ -72,7 +78,12 @@ class InputGuard:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def check(self, ts: float, value: float | None) -> float | None:
-        if not isinstance(ts, int | float) or not math.isfinite(ts):
+        try:
+            # an int too large for a float makes isfinite raise OverflowError
+            good_ts = isinstance(ts, int | float) and math.isfinite(ts)
+        except OverflowError:
+            good_ts = False
+        if not good_ts:
             self._skip("bad_timestamp")
             return None
         if self.last_ts is not None:
@@ -86,7 +97,14 @@ class InputGuard:
         if value is None:
             self._skip("missing")
             return None
-        if not isinstance(value, int | float) or not math.isfinite(value):
+        if not isinstance(value, int | float):
+            self._skip("non_finite")
+            return None
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float: finite, but implausible
+            finite = True
+        if not finite:
             self._skip("non_finite")
             return None
         if abs(value) > MAX_MAGNITUDE:

@@ -6,8 +6,11 @@ multivariate data. :class:`IsolationForestWindow` fits scikit-learn's IsolationF
 a rolling window and refits periodically; it finds stranger shapes but costs far more
 per row (see docs/benchmarks.md).
 
-Missing or non-finite features never crash either: the row is skipped and counted
-(``skipped["missing"]``), and the columns are fixed by the first complete row.
+Bad rows never crash either; each is skipped and counted: a row that is not a mapping
+as ``skipped["not_a_mapping"]``, and a ``None`` row or one with a missing, non-numeric,
+non-finite or implausible (beyond ±1e15) feature as ``skipped["missing"]``. Timestamps
+pass the same guard as univariate data. The columns are fixed by the first complete row
+(a non-empty mapping with string keys).
 """
 
 from __future__ import annotations
@@ -29,20 +32,39 @@ class _Rows:
         self.guard = guard
         self.columns: tuple[str, ...] | None = None
 
-    def vector(self, ts: float, values: Mapping[str, float | None]) -> list[float] | None:
+    def _skip(self, reason: str) -> None:
+        self.guard.skipped[reason] = self.guard.skipped.get(reason, 0) + 1
+
+    def vector(self, ts: float, values: object) -> list[float] | None:
+        if values is None:
+            self.guard.check(ts, None)  # counts the timestamp's fault or the missing row
+            return None
         if self.guard.check(ts, 0.0) is None:
             return None
-        if self.columns is None:
-            self.columns = tuple(sorted(values))
+        if not isinstance(values, Mapping):
+            self._skip("not_a_mapping")
+            return None
+        columns = self.columns
+        if columns is None:
+            if not values or not all(isinstance(c, str) for c in values):
+                self._skip("missing")
+                return None
+            columns = tuple(sorted(values))
         out = []
-        for c in self.columns:
+        for c in columns:
             v = values.get(c)
-            if v is None or not isinstance(v, int | float) or not math.isfinite(v) or (
-                abs(v) > MAX_MAGNITUDE
-            ):
-                self.guard.skipped["missing"] = self.guard.skipped.get("missing", 0) + 1
+            if not isinstance(v, int | float):
+                self._skip("missing")
+                return None
+            try:
+                plausible = math.isfinite(v) and abs(v) <= MAX_MAGNITUDE
+            except OverflowError:  # an int too large for a float
+                plausible = False
+            if not plausible:
+                self._skip("missing")
                 return None
             out.append(float(v))
+        self.columns = columns
         return out
 
 
@@ -75,8 +97,8 @@ class Mahalanobis(Streaming):
         self.mean: Any = None
         self.cov: Any = None
 
-    def score_one(self, ts: float, values: Mapping[str, float | None]  # type: ignore[override]
-                  ) -> float | None:
+    def score_one(  # type: ignore[override]
+            self, ts: float, values: Mapping[str, float | None] | None) -> float | None:
         row = self.rows.vector(ts, values)
         if row is None:
             return None
@@ -145,8 +167,8 @@ class IsolationForestWindow(Streaming):
         self.model = model
         self.since_fit = 0
 
-    def score_one(self, ts: float, values: Mapping[str, float | None]  # type: ignore[override]
-                  ) -> float | None:
+    def score_one(  # type: ignore[override]
+            self, ts: float, values: Mapping[str, float | None] | None) -> float | None:
         row = self.rows.vector(ts, values)
         if row is None:
             return None

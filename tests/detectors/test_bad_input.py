@@ -5,37 +5,90 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import MULTIVARIATE, REGISTRY, build, default_detector
 
+HUGE = [10**400, -(10**400), 2**1024]
+"""Ints too large for a float: math.isfinite and float() raise OverflowError on them."""
+huge_ints = st.one_of(st.sampled_from(HUGE), st.integers(-(10**400), 10**400))
+junk = st.one_of(st.text(max_size=3), st.lists(st.floats(), max_size=2), st.booleans())
 values = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
-                   st.integers(-10**6, 10**6))
-times = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
-                  st.floats(min_value=0, max_value=1e10), st.integers(0, 10**10))
+                   st.integers(-10**6, 10**6), huge_ints, junk)
+times = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
+                  st.floats(min_value=0, max_value=1e10), st.integers(0, 10**10), huge_ints,
+                  junk)
+mappings = st.dictionaries(st.one_of(st.sampled_from("abc"), st.integers(0, 2)), values,
+                           max_size=4)
+rows = st.one_of(mappings, st.none(), st.lists(values, max_size=3), st.tuples(values),
+                 values)
+"""Multivariate rows: mappings (with non-numeric values and non-string keys too), None,
+lists and other things that are not mappings."""
 FAST = {"isolation_forest": {"window": 60, "refit": 30, "n_estimators": 5}}
+UNIVARIATE = sorted(set(REGISTRY) - MULTIVARIATE)
 
 
+def make(name: str) -> Any:
+    return build(name, **FAST.get(name, {}))
+
+
+def assert_score(s: float | None, name: str) -> None:
+    assert s is None or (math.isfinite(s) and 0.0 <= s <= 1.0), name
+
+
+@pytest.mark.parametrize("name", UNIVARIATE)
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(times, values), max_size=120))
-def test_univariate_detectors_survive_anything(rows: list[tuple[Any, Any]]) -> None:
-    for name in sorted(set(REGISTRY) - MULTIVARIATE):
-        det = build(name)
-        for ts, v in rows:
-            s = det.score_one(ts, v)
-            assert s is None or (math.isfinite(s) and 0.0 <= s <= 1.0), name
+@given(samples=st.lists(st.tuples(times, values), max_size=120))
+def test_univariate_detectors_survive_anything(name: str, samples: list[tuple[Any, Any]]
+                                               ) -> None:
+    det = make(name)
+    for ts, v in samples:
+        assert_score(det.score_one(ts, v), name)
 
 
+@pytest.mark.parametrize("name", sorted(MULTIVARIATE))
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(times, st.dictionaries(st.sampled_from("abc"), values)),
-                max_size=80))
-def test_multivariate_detectors_survive_anything(rows: list[tuple[Any, Any]]) -> None:
-    for name in sorted(MULTIVARIATE):
-        det = build(name, **FAST.get(name, {}))
-        for ts, v in rows:
-            s = det.score_one(ts, v)
-            assert s is None or (math.isfinite(s) and 0.0 <= s <= 1.0), name
+@given(samples=st.lists(st.tuples(times, rows), max_size=80))
+def test_multivariate_detectors_survive_anything(name: str, samples: list[tuple[Any, Any]]
+                                                 ) -> None:
+    det = make(name)
+    for ts, row in samples:
+        assert_score(det.score_one(ts, row), name)
+
+
+def _good(name: str, i: int) -> Any:
+    v = 10.0 + (i % 5) * 0.1
+    return {"a": v, "b": 2 * v} if name in MULTIVARIATE else v
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_huge_ints_and_none_timestamps_are_skipped_and_counted(name: str) -> None:
+    det = make(name)
+    det.score_one(0.0, _good(name, 0))
+    big = {"a": 10**400, "b": 1.0} if name in MULTIVARIATE else 10**400
+    assert det.score_one(10**400, _good(name, 1)) is None
+    assert det.score_one(None, _good(name, 2)) is None
+    assert det.score_one(1.0, big) is None
+    value_reason = "missing" if name in MULTIVARIATE else "implausible"
+    assert det.skipped == {"bad_timestamp": 2, value_reason: 1}
+    scores = [det.score_one(2.0 + i, _good(name, i)) for i in range(300)]
+    assert any(s is not None for s in scores), "the detector keeps scoring afterwards"
+
+
+@pytest.mark.parametrize("name", sorted(MULTIVARIATE))
+def test_multivariate_rows_that_are_not_complete_mappings_are_skipped_and_counted(
+        name: str) -> None:
+    det = make(name)
+    not_mappings: list[Any] = [[1.0, 2.0], "a=1", 3.0]
+    incomplete: list[Any] = [None, {}, {"a": "1.0", "b": 2.0}, {1: 1.0, "b": 2.0},
+                             {"a": [1.0], "b": 2.0}]
+    for t, row in enumerate(not_mappings + incomplete):
+        assert det.score_one(float(t), row) is None
+    assert det.skipped == {"not_a_mapping": len(not_mappings), "missing": len(incomplete)}
+    det.score_one(100.0, {"a": 1.0, "b": 2.0})
+    assert det.rows.columns == ("a", "b"), "columns come from the first complete row"
 
 
 def test_each_kind_of_bad_sample_is_skipped_and_counted() -> None:
