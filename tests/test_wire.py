@@ -55,6 +55,8 @@ def test_rejects_name_the_topic_and_the_reason() -> None:
         b'{"v":1,"agent":"a1","seq":-1,"sent_at":5,"readings":[]}': "invalid",
         b'{"v":2,"agent":"a1","seq":1,"sent_at":5,"readings":[]}': "invalid",
         b'{"v":1,"agent":"a1","seq":1,"sent_at":5,"readings":[["s",1,null]]}': "invalid",
+        b'{"v":1,"agent":"a1","seq":1,"sent_at":5,"readings":[["s",1,2.0,5]]}': "invalid",
+        b'{"v":1,"agent":"a1","seq":1,"sent_at":5,"readings":[["s 1/#",1,2.0]]}': "invalid",
     }
     for payload, reason in cases.items():
         with pytest.raises(MalformedMessage) as info:
@@ -65,8 +67,34 @@ def test_rejects_name_the_topic_and_the_reason() -> None:
         decoder.readings("gridcall/v1/readings/a2", good)
     with pytest.raises(MalformedMessage, match="bad_topic"):
         decoder.readings("gridcall/v1/readings/a1/extra", good)
-    assert decoder.malformed == {"not_json": 1, "invalid": 3, "agent_mismatch": 1,
+    assert decoder.malformed == {"not_json": 1, "invalid": 5, "agent_mismatch": 1,
                                  "bad_topic": 1}
+
+
+@pytest.mark.parametrize("bad", ["s 1", "s/1", "#", "_s", "x" * 65, "传感器"])
+def test_a_sensor_id_config_could_not_hold_is_refused_in_every_batch_that_carries_it(
+    bad: str,
+) -> None:
+    decoder = Decoder()
+    topic = "gridcall/v1/readings/a1"
+    fine = ReadingBatch(agent="a1", seq=1, sent_at=5, readings=[Reading("s-1.ok", 1, 2.0)])
+    wrong = ReadingBatch(agent="a1", seq=2, sent_at=5,
+                         readings=[Reading("s-1.ok", 2, 2.0), Reading(bad, 2, 3.0)])
+    assert decoder.readings(topic, encode(fine)) == fine
+    for _ in range(2):  # valid ids are remembered; invalid ones never are
+        with pytest.raises(MalformedMessage) as info:
+            decoder.readings(topic, encode(wrong))
+        assert info.value.reason == "invalid"
+        assert "readings[1][0]" in str(info.value) or repr(bad) in str(info.value)
+    assert decoder.malformed == {"invalid": 2}
+
+
+def test_ids_in_events_follow_the_same_rule() -> None:
+    decoder = Decoder()
+    event = AnomalyEvent(agent="a1", seq=3, sensor="s/1", kind="stuck", severity="minor",
+                         score=0.99, value=1.0, ts=10)
+    with pytest.raises(MalformedMessage, match="invalid"):
+        decoder.event("gridcall/v1/events/a1", encode(event))
 
 
 def test_events_carry_a_known_anomaly_kind() -> None:

@@ -8,15 +8,21 @@ log line per bad message.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import TypeVar
 
 import msgspec
 
 from wire import topics
-from wire.messages import AgentStatus, AnomalyEvent, ReadingBatch, RiskAlert
+from wire.messages import ID_PATTERN, AgentStatus, AnomalyEvent, ReadingBatch, RiskAlert
 
 T = TypeVar("T")
+
+_ID = re.compile(ID_PATTERN)
+KNOWN_IDS_MAX = 100_000
+"""Sensor ids remembered as valid; past this the memory starts over (a hub sees a few
+thousand sensors, an attacker cycling ids only makes it check again)."""
 
 _encoder = msgspec.json.Encoder()
 
@@ -44,6 +50,7 @@ class Decoder:
         self._status = msgspec.json.Decoder(AgentStatus)
         self._alert = msgspec.json.Decoder(RiskAlert)
         self.malformed: Counter[str] = Counter()
+        self._valid_sensor_ids: set[str] = set()
 
     @property
     def malformed_total(self) -> int:
@@ -77,6 +84,15 @@ class Decoder:
         agent = self._agent(topic, "readings")
         batch = self._decode(self._readings, topic, payload)
         self._same_agent(topic, agent, batch.agent)
+        new = {r.sensor for r in batch.readings} - self._valid_sensor_ids
+        if new:
+            bad = sorted(i for i in new if not _ID.match(i))
+            if bad:
+                raise self._reject(topic, "invalid", f"sensor id {bad[0]!r} is not "
+                                   "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+            if len(self._valid_sensor_ids) + len(new) > KNOWN_IDS_MAX:
+                self._valid_sensor_ids.clear()
+            self._valid_sensor_ids |= new
         return batch
 
     def event(self, topic: str, payload: bytes) -> AnomalyEvent:

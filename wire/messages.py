@@ -17,8 +17,14 @@ import msgspec
 
 WIRE_VERSION = 1
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-"""Identifier of an agent, sensor or unit. Config restricts ids to ``[A-Za-z0-9_.-]``."""
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+"""Identifier of an agent, sensor or unit, as config allows: ids become MQTT topic levels
+and InfluxDB tags, so a ``/``, ``#``, space or comma in one is refused at decoding."""
+SensorRef = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+"""A sensor id inside a reading. Same rule as :data:`Id`, but :class:`wire.Decoder`
+checks it once per distinct id rather than per reading: a regex per reading cut batch
+decoding from about 5 to 1.3 million readings/s."""
 
 AnomalyKind = Literal[
     "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
@@ -33,10 +39,11 @@ Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Nanos = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class Reading(msgspec.Struct, array_like=True, frozen=True):
-    """One measurement: ``[sensor, ts_ns, value]`` on the wire."""
+class Reading(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """One measurement: exactly ``[sensor, ts_ns, value]`` on the wire (a fourth element
+    is refused: it would be a new protocol version, not something to drop silently)."""
 
-    sensor: Id
+    sensor: SensorRef
     ts: Nanos
     value: float
 
