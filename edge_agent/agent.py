@@ -19,10 +19,12 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 
 import aiomqtt
 
 from config import AgentSpec
+from edge_agent.sequence import Sequence
 from edge_agent.sources import Source
 from edge_agent.watch import SensorWatch, Verdict, detector_for
 from wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, encode, topics
@@ -33,13 +35,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], int]
 PUBLISH_WINDOW = 16
 """Messages in flight at once; each publish awaits its PUBACK."""
-
-
-def first_seq(now_ns: int) -> int:
-    """Sequence numbers start at the wall clock in microseconds, so a restarted agent
-    continues above every number it used before (as long as its clock does not step back
-    by more than its message count), without a state file."""
-    return now_ns // 1000
 
 
 @dataclass
@@ -59,7 +54,10 @@ class EdgeAgent:
     """Run with ``await agent.run(stop)``; set ``stop`` to flush, say goodbye and return."""
 
     def __init__(self, spec: AgentSpec, source: Source, *, broker_url: str | None = None,
-                 clock: Clock = time.time_ns, seed: int = 0) -> None:
+                 clock: Clock = time.time_ns, seed: int = 0,
+                 state_dir: Path | None = None) -> None:
+        """``state_dir`` keeps the sequence numbers growing across restarts even when the
+        device's clock is wrong (see :mod:`edge_agent.sequence`); None: clock only."""
         self.spec = spec
         self.id = spec.id
         self.settings = spec.settings
@@ -70,9 +68,11 @@ class EdgeAgent:
         for s in spec.sensors:
             self.watches[s.id] = SensorWatch(s, detector_for(s, seed=seed))
         self.counters = AgentCounters()
-        start = first_seq(clock())
-        self._batch_seq = start
-        self._event_seq = start
+        now = clock()
+        self._batch_seq = Sequence(state_dir / f"{self.id}.batches.seq" if state_dir else None,
+                                   now)
+        self._event_seq = Sequence(state_dir / f"{self.id}.events.seq" if state_dir else None,
+                                   now)
         self._pending: list[Reading] = []
         self._events: deque[tuple[str, bytes]] = deque()
         self._batches: deque[tuple[str, bytes, int]] = deque()  # topic, payload, n readings
@@ -100,10 +100,9 @@ class EdgeAgent:
         return verdict
 
     def _queue_event(self, sensor: str, v: Verdict) -> None:
-        self._event_seq += 1
         if v.phase == "start":
             self.counters.anomaly_starts += 1
-        event = AnomalyEvent(agent=self.id, seq=self._event_seq, sensor=sensor, kind=v.kind,
+        event = AnomalyEvent(agent=self.id, seq=self._event_seq.next(), sensor=sensor, kind=v.kind,
                              phase="start" if v.phase == "start" else "end",
                              severity=v.severity, score=min(1.0, max(0.0, v.score)),
                              value=v.value if v.value is None or math.isfinite(v.value) else None,
@@ -115,8 +114,7 @@ class EdgeAgent:
         """Close the pending readings into a batch with the next sequence number."""
         if not self._pending:
             return
-        self._batch_seq += 1
-        batch = ReadingBatch(agent=self.id, seq=self._batch_seq, sent_at=self.clock(),
+        batch = ReadingBatch(agent=self.id, seq=self._batch_seq.next(), sent_at=self.clock(),
                              readings=self._pending)
         self._batches.append((topics.readings_topic(self.id), encode(batch), len(batch.readings)))
         self._pending = []
