@@ -8,6 +8,11 @@ and retries, and counts everything it does not store:
 - 413: the batch is split in halves until it fits;
 - 400/422: the points are rejected and counted (``rejected_readings``);
 - 401/403/404: the data is kept and retried slowly; an operator must act.
+
+Retrying is unbounded while the hub runs, but not at shutdown: :meth:`Ingest.drain`
+writes what is left for at most ``drain_timeout`` seconds, then gives up on the rest, logs an
+error naming the sink and what it did not write, and counts it (``unwritten_readings``,
+``unwritten_batches``), so a stop always ends and nothing unwritten is claimed as stored.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +49,27 @@ class IngestCounters:
     rejected_readings: int = 0
     write_retries: int = 0
     splits: int = 0
+    unwritten_batches: int = 0
+    unwritten_readings: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unwritten:
+    """What a bounded :meth:`Ingest.drain` gave up on: never confirmed by the sink."""
+
+    batches: int = 0
+    readings: int = 0
+
+    def __bool__(self) -> bool:
+        return self.batches > 0
+
+
+def sink_label(sink: object) -> str:
+    """The sink as people should read it in a log: its repr (URL without credentials) if
+    it has one, else its type."""
+    if type(sink).__repr__ is not object.__repr__:
+        return repr(sink)
+    return type(sink).__name__
 
 
 class SeenBatches:
@@ -81,6 +108,11 @@ class Ingest:
         self._room.set()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Every batch taken and not yet stored or rejected, by (agent, seq) -> readings:
+        # buffered, being written, or waiting for room. What a drain gives up on.
+        self._unsettled: dict[tuple[str, int], int] = {}
+        self._released = False
+        self._last_error: str | None = None
 
     async def put(self, batch: ReadingBatch) -> bool:
         """Take a batch (False if it is a duplicate); waits while the buffer is full."""
@@ -90,15 +122,24 @@ class Ingest:
             c.duplicate_batches += 1
             return False
         c.readings_received += len(batch.readings)
+        self._unsettled[(batch.agent, batch.seq)] = len(batch.readings)
         await self._room.wait()
         self._buffer.append(batch)
         self._idle.clear()
         self._buffered_points += len(batch.readings)
         if self._buffered_points >= self.max_points:
             self._full.set()
-        if self._buffered_points >= self.max_buffered_points:
+        if self._buffered_points >= self.max_buffered_points and not self._released:
             self._room.clear()
         return True
+
+    def release_producers(self) -> None:
+        """Stop holding producers back: a :meth:`put` waiting for room goes through (the
+        buffer may exceed ``max_buffered_points`` by what was waiting), so a consumer
+        that is stopping is not stuck behind a sink that is down. Call it at shutdown,
+        before :meth:`drain`."""
+        self._released = True
+        self._room.set()
 
     @property
     def pending_points(self) -> int:
@@ -120,15 +161,55 @@ class Ingest:
                 batch = self._buffer.popleft()
                 chunk.append(batch)
                 points += len(batch.readings)
-            await self._write(chunk)
+            try:
+                await self._write(chunk)
+            except asyncio.CancelledError:
+                self._requeue(chunk)
+                raise
             self._buffered_points -= points
             if self._buffered_points < self.max_buffered_points:
                 self._room.set()
         self._full.clear()
         self._idle.set()
 
+    def _requeue(self, chunk: Sequence[ReadingBatch]) -> None:
+        """Put back, in order, what a cancelled write had not settled. (A cancelled
+        request may still have reached the sink; writing it again is harmless: the store
+        and InfluxDB both keep one point per series and timestamp.)"""
+        left = [b for b in chunk if (b.agent, b.seq) in self._unsettled]
+        self._buffer.extendleft(reversed(left))
+        self._buffered_points -= (sum(len(b.readings) for b in chunk)
+                                  - sum(len(b.readings) for b in left))
+
+    async def drain(self, drain_timeout: float) -> Unwritten:
+        """Write out what is buffered, trying for at most ``drain_timeout`` s; then give
+        up on the rest: log it as an error naming the sink, count it, and return it."""
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), drain_timeout)
+        left = Unwritten(batches=len(self._unsettled), readings=sum(self._unsettled.values()))
+        if left:
+            c = self.counters
+            c.unwritten_batches += left.batches
+            c.unwritten_readings += left.readings
+            log.error("%s: %d readings in %d batches NOT written; gave up after %.1fs "
+                      "(drain timeout %.1fs)%s", sink_label(self.sink), left.readings,
+                      left.batches, time.monotonic() - started, drain_timeout,
+                      f"; last error: {self._last_error}" if self._last_error else "")
+            self._unsettled.clear()
+            self._buffer.clear()
+            self._buffered_points = 0
+            self._full.clear()
+            self._room.set()
+            self._idle.set()
+        return left
+
     async def drained(self) -> None:
         await self._idle.wait()
+
+    def _settled(self, batches: Sequence[ReadingBatch]) -> None:
+        for b in batches:
+            self._unsettled.pop((b.agent, b.seq), None)
 
     async def _write(self, chunk: Sequence[ReadingBatch]) -> None:
         backoff = 0.2
@@ -141,6 +222,7 @@ class Ingest:
                     log.error("batch %s/%d alone is too large for the sink; rejected",
                               chunk[0].agent, chunk[0].seq)
                     c.rejected_readings += len(chunk[0].readings)
+                    self._settled(chunk)
                     return
                 c.splits += 1
                 half = len(chunk) // 2
@@ -155,9 +237,11 @@ class Ingest:
                 c.rejected_readings += dropped
                 c.readings_stored += n - dropped
                 log.warning("sink rejected %d of %d readings: %s", dropped, n, exc)
+                self._settled(chunk)
                 return
             except (RetryableSinkError, SinkConfigError) as exc:
                 c.write_retries += 1
+                self._last_error = str(exc)
                 delay = getattr(exc, "retry_after", None) or backoff
                 if isinstance(exc, SinkConfigError):
                     delay = max(delay, 10.0)
@@ -168,10 +252,12 @@ class Ingest:
                 continue
             except SinkError as exc:  # an unclassified sink error: keep the data, retry
                 c.write_retries += 1
+                self._last_error = str(exc)
                 log.warning("sink write failed (%s); retrying", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             c.batches_stored += len(chunk)
             c.readings_stored += sum(len(b.readings) for b in chunk)
+            self._settled(chunk)
             return

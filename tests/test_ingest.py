@@ -1,13 +1,16 @@
-"""The ingest runner against a real InfluxDB: partial writes are counted exactly, and a
-sink that is down keeps the data until it comes back."""
+"""The ingest runner against a real InfluxDB: partial writes are counted exactly, a sink
+that is down keeps the data until it comes back, and a drain at shutdown is bounded: what
+it could not write is counted and logged, never claimed as stored."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
+import pytest
 
-from hub.ingest import Ingest
+from hub.ingest import Ingest, Unwritten
 from hub.sinks import InfluxV1Sink, LineEncoder
 from tests.servers import influxql, unused_tcp_port
 from wire import Reading, ReadingBatch
@@ -69,3 +72,88 @@ async def test_readings_wait_for_a_sink_that_is_down() -> None:
     assert sink.written == [batch]
     assert ingest.counters.write_retries == 2
     assert ingest.counters.readings_stored == 1
+
+
+async def test_a_drain_gives_up_on_a_sink_that_is_down_and_counts_what_it_did_not_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port()}"
+    batches = [ReadingBatch(agent="edge-a", seq=seq, sent_at=T0,
+                            readings=[Reading("s1", T0 + seq * 10 + i, 1.0) for i in range(n)])
+               for seq, n in ((1, 2), (2, 3), (3, 4))]
+    async with InfluxV1Sink(url, database="x", encoder=LineEncoder()) as sink:
+        ingest = Ingest(sink)
+        for b in batches:
+            await ingest.put(b)
+        with caplog.at_level(logging.ERROR, logger="hub.ingest"):
+            left = await asyncio.wait_for(ingest.drain(0.5), 60)  # guard against a hang
+        again = await asyncio.wait_for(ingest.drain(0.5), 60)
+    assert left == Unwritten(batches=3, readings=9)
+    c = ingest.counters
+    assert (c.unwritten_batches, c.unwritten_readings) == (3, 9)
+    assert (c.batches_stored, c.readings_stored, c.rejected_readings) == (0, 0, 0)
+    assert c.write_retries >= 1
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert url in record.getMessage()
+    assert "9 readings in 3 batches NOT written" in record.getMessage()
+    assert "ConnectError" in record.getMessage()  # the last error says why
+    # given up on once: nothing left, nothing counted twice
+    assert not again
+    assert ingest.pending_points == 0
+    assert (c.unwritten_batches, c.unwritten_readings) == (3, 9)
+
+
+async def test_a_drain_writes_everything_to_a_sink_that_is_up(
+    influx_v1_url: str, influx_database: str
+) -> None:
+    async with InfluxV1Sink(influx_v1_url, database=influx_database,
+                            encoder=LineEncoder()) as sink:
+        ingest = Ingest(sink, max_points=3)
+        for seq in range(1, 5):
+            await ingest.put(ReadingBatch(agent="edge-a", seq=seq, sent_at=T0, readings=[
+                Reading("s1", T0 + seq * 10 + i, float(i)) for i in range(2)]))
+        left = await ingest.drain(30)
+    assert not left
+    assert (ingest.counters.readings_stored, ingest.counters.unwritten_readings) == (8, 0)
+    rows = influxql(influx_v1_url, "SELECT count(value) FROM reading", database=influx_database)
+    assert rows[0]["count"] == 8
+
+
+async def test_a_write_cut_short_is_put_back_and_written_by_the_drain(
+    influx_v1_url: str, influx_database: str
+) -> None:
+    class StallsOnce:
+        """The real sink, except that the first write never returns (a hung request)."""
+
+        def __init__(self, inner: InfluxV1Sink) -> None:
+            self.inner = inner
+            self.calls = 0
+
+        async def write(self, batches: list[ReadingBatch]) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                await asyncio.Event().wait()
+            await self.inner.write(batches)
+
+    async with InfluxV1Sink(influx_v1_url, database=influx_database,
+                            encoder=LineEncoder()) as inner:
+        sink = StallsOnce(inner)
+        ingest = Ingest(sink)  # type: ignore[arg-type]
+        for seq in (1, 2):
+            await ingest.put(ReadingBatch(agent="edge-a", seq=seq, sent_at=T0, readings=[
+                Reading("s1", T0 + seq, 1.0)]))
+        flushing = asyncio.create_task(ingest.flush())
+        for _ in range(500):
+            if sink.calls:
+                break
+            await asyncio.sleep(0.01)
+        assert sink.calls == 1
+        flushing.cancel()  # what the hub does to its writer task when it stops
+        with pytest.raises(asyncio.CancelledError):
+            await flushing
+        assert ingest.pending_points == 2
+        left = await ingest.drain(30)
+    assert not left
+    assert ingest.counters.readings_stored == 2
+    rows = influxql(influx_v1_url, "SELECT value FROM reading", database=influx_database)
+    assert len(rows) == 2
