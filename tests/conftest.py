@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from config import SAMPLE_DISTRICT, ConfigSet, load_config
 from tests.servers import (
     influx_auth,
     influx_database,
@@ -21,6 +22,12 @@ from tests.servers import (
 
 __all__ = ["influx_auth", "influx_database", "influx_reader", "influx_v1_url", "live_servers",
            "mqtt_auth", "mqtt_url", "victoria_url"]
+
+
+@pytest.fixture(scope="session")
+def cfg() -> ConfigSet:
+    """The sample district (config/examples/huangpu), loaded once: frozen, so shareable."""
+    return load_config(SAMPLE_DISTRICT)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from config import ConfigSet
 from hub.alerts import AlertEngine, UnknownSensor, route
 from wire import AnomalyEvent, AnomalyKind, topics
 
 NOW = 1_800_000_000_000_000_000
-
-
-@pytest.fixture(scope="module")
-def cfg() -> ConfigSet:
-    return load_config(SAMPLE_DISTRICT)
 
 
 def event_on(sensor: str, kind: AnomalyKind = "out_of_limits") -> AnomalyEvent:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from config import ConfigSet
 from config.models import BrokerSettings, InfluxSettings
 from edge_agent.agent import EdgeAgent
 from gridcall.sinks import encoder_for, sink_from_settings
@@ -23,24 +22,11 @@ from hub.service import Hub
 from hub.sinks import InfluxV1Sink, SinkAuthError
 from hub.store import Store
 from simulators.town import SimulatedTown
+from tests.polling import wait_until
 from tests.servers import Login, influxql_async, quote_ident, unique_name
 from wire import Reading, ReadingBatch
 
 USER_VAR, PASSWORD_VAR = "GRIDCALL_TEST_LOGIN_USER", "GRIDCALL_TEST_LOGIN_PASSWORD"
-
-
-@pytest.fixture(scope="module")
-def cfg() -> ConfigSet:
-    return load_config(SAMPLE_DISTRICT)
-
-
-async def wait_until(predicate: Callable[[], bool], polls: int = 400) -> bool:
-    """Poll a condition every 50 ms, a bounded number of times (not a timing assertion)."""
-    for _ in range(polls):
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 def login_env(monkeypatch: pytest.MonkeyPatch, user: str, password: str) -> None:

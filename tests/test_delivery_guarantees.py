@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 
 import aiomqtt
 import pytest
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from config import ConfigSet
 from edge_agent.agent import EdgeAgent
 from gridcall.embedded import EmbeddedBroker, free_port
 from hub.service import Hub
 from hub.store import Store
 from simulators.town import SimulatedTown
+from tests.polling import wait_until
 from wire import Reading, ReadingBatch, encode, topics
 from wire.broker import BrokerAddress
-
-
-@pytest.fixture(scope="module")
-def cfg() -> ConfigSet:
-    return load_config(SAMPLE_DISTRICT)
-
-
-async def wait_until(predicate: Callable[[], bool], polls: int = 400) -> bool:
-    """Poll a condition every 50 ms, a bounded number of times (not a timing assertion)."""
-    for _ in range(polls):
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 @pytest.mark.servers

@@ -9,17 +9,12 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import pytest
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from config import ConfigSet
 from gridcall.embedded import EmbeddedBroker
 from hub.service import Hub
 from hub.store import Store
 from wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
 from wire.broker import BrokerAddress
-
-
-@pytest.fixture(scope="module")
-def cfg() -> ConfigSet:
-    return load_config(SAMPLE_DISTRICT)
 
 
 @pytest.fixture

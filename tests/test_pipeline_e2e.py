@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from config import ConfigSet
 from gridcall.sinks import influx_sink
 from hub.alerts import ADDRESS_DEPTH
 from hub.store import Store
@@ -29,11 +29,6 @@ from wire import topics
 pytestmark = pytest.mark.servers
 
 AGENTS = ["edge-dongyuan", "edge-longhu", "edge-shenjing"]
-
-
-@pytest.fixture(scope="module")
-def cfg() -> ConfigSet:
-    return load_config(SAMPLE_DISTRICT)
 
 
 def injections_for(cfg: ConfigSet, start: float) -> tuple[Injection, ...]:
