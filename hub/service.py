@@ -2,6 +2,10 @@
 
 One MQTT connection with a persistent session (fixed client id, ``clean_session=False``,
 QoS 1), so the broker keeps what arrives while the hub restarts. One reconnect loop.
+
+Stopping is bounded: once ``stop`` is set the hub stops taking messages, then writes out
+what it buffered for at most ``drain_timeout`` seconds; what the sink did not take by
+then is logged as an error and counted (``hub.ingest.counters.unwritten_readings``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import aiomqtt
 
 from config import ConfigSet
 from hub.alerts import AlertEngine, UnknownSensor
-from hub.ingest import Ingest
+from hub.ingest import Ingest, Unwritten
 from hub.sinks import ReadingSink
 from hub.store import Store
 from wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, encode, topics
@@ -48,8 +52,12 @@ class HubCounters:
 class Hub:
     def __init__(self, config: ConfigSet, *, sink: ReadingSink, store: Store,
                  broker_url: str | None = None, client_id: str | None = None,
-                 clock: Clock = time.time_ns, flush_interval: float | None = None) -> None:
+                 clock: Clock = time.time_ns, flush_interval: float | None = None,
+                 drain_timeout: float = 10.0) -> None:
+        if drain_timeout < 0:
+            raise ValueError(f"hub drain_timeout must be >= 0 seconds, got {drain_timeout}")
         settings = config.hub
+        self.drain_timeout = drain_timeout
         self.config = config
         self.store = store
         self.clock = clock
@@ -68,6 +76,8 @@ class Hub:
         self.agents: dict[str, AgentStatus] = {}
         self.opened: list[str] = []
         self.subscribed = asyncio.Event()
+        self.unwritten = Unwritten()
+        """What the last :meth:`run` could not write to the sink before its drain timeout."""
         self._warned = 0
 
     @property
@@ -138,15 +148,24 @@ class Hub:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, then write out what is buffered and return."""
+        """Consume until ``stop`` is set, then write out what is buffered, for at most
+        ``drain_timeout`` seconds, and return; :attr:`unwritten` says what was not."""
         writer = asyncio.create_task(self.ingest.run(), name="hub-ingest")
+        release = asyncio.create_task(self._release_on(stop), name="hub-release")
         try:
             await self._consume(stop)
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            await self.ingest.flush()
+            for task in (release, writer):  # a write cut short is put back and retried
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.unwritten = await self.ingest.drain(self.drain_timeout)
+
+    async def _release_on(self, stop: asyncio.Event) -> None:
+        """A message stuck waiting for room in the buffer (the sink is down) must not keep
+        the consume loop from seeing ``stop``."""
+        await stop.wait()
+        self.ingest.release_producers()
 
     async def _consume(self, stop: asyncio.Event) -> None:
         backoff = 0.5
@@ -182,5 +201,6 @@ class Hub:
                     return
                 log.warning("hub: %s; retrying in %.1fs", describe_failure(self.address, exc),
                             backoff)
-                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                with contextlib.suppress(TimeoutError):  # a stop cuts the wait short
+                    await asyncio.wait_for(stop.wait(), backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, 30.0)
