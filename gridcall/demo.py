@@ -3,6 +3,13 @@
 Embedded broker (or ``--broker``), the sample district's agents on simulated sensors with
 labelled anomalies, the hub writing to the embedded store (or ``--influx``), and a
 command-centre listener on the alert topics, so delivery is measured, not assumed.
+
+A run lasts ``duration`` seconds, plus the time the agents' last readings take to reach
+the hub, plus at most ``drain_timeout`` seconds for the hub to write what it holds: a sink
+that is down does not keep it running; what it did not take is counted as unwritten.
+Options are checked when :class:`DemoOptions` is made (ValueError naming the option); a
+broker that is not there stops :func:`run_demo` with
+:class:`~simulators.district.BrokerUnreachable`.
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ from config import ConfigSet
 from gridcall.embedded import EmbeddedBroker
 from hub.sinks import ReadingSink
 from hub.store import Store
-from simulators.district import InProcessDistrict
+from simulators.district import BrokerUnreachable, InProcessDistrict
 from simulators.town import demo_injections
+from wire.broker import BrokerAddress
+
+__all__ = ["BrokerUnreachable", "DemoOptions", "run_demo"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoOptions:
     config: ConfigSet
     duration: float = 60.0
@@ -41,6 +51,25 @@ class DemoOptions:
     summary_json: Path | None = None
     seed: int = 0
     live: bool = True
+    drain_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        """Refuse what cannot work before anything starts: ValueError naming the option."""
+        if self.broker is not None:
+            try:
+                BrokerAddress.parse(self.broker)
+            except ValueError as exc:
+                raise ValueError(f"--broker: {exc}") from None
+        if self.influx is not None:
+            from gridcall.sinks import influx_sink
+
+            try:  # builds the sink without connecting: URL, database, token are checked
+                influx_sink(self.config, url=self.influx, api=self.influx_api,
+                            database=self.influx_database)
+            except ValueError as exc:
+                raise ValueError(f"--influx: {exc}") from None
+        if self.drain_timeout < 0:
+            raise ValueError(f"--drain-timeout: must be >= 0 seconds, got {self.drain_timeout}")
 
 
 @contextlib.asynccontextmanager
@@ -103,7 +132,8 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
         start = time.time()
         injections = demo_injections(cfg, start=start, duration=options.duration)
         district = InProcessDistrict(cfg, broker_url=broker_url, store=store, sink=sink,
-                                     injections=injections, seed=options.seed)
+                                     injections=injections, seed=options.seed,
+                                     drain_timeout=options.drain_timeout)
         async with district:
             await show_live(district, options)
         summary = await district.summary()

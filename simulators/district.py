@@ -6,6 +6,9 @@ Usage::
     async with InProcessDistrict(cfg, broker_url=url, store=store) as district:
         await asyncio.sleep(10)
     district.summary()   # after the block: agents flushed, hub drained, listener stopped
+
+Entering raises :class:`BrokerUnreachable` if the broker cannot be reached; leaving takes
+at most ``drain_timeout`` seconds for the hub's last writes, whatever the sink's state.
 """
 
 from __future__ import annotations
@@ -24,13 +27,23 @@ import aiomqtt
 from config import ConfigSet
 from edge_agent.agent import EdgeAgent
 from edge_agent.sources import Sample
+from hub.ingest import sink_label
 from hub.service import Hub
 from hub.sinks import ReadingSink
 from hub.store import Store
 from simulators.streams import Injection
 from simulators.town import SimulatedSource, SimulatedTown
 from wire import Decoder, MalformedMessage, RiskAlert, topics
-from wire.broker import BrokerAddress
+from wire.broker import BrokerAddress, describe_failure
+
+
+class BrokerUnreachable(ConnectionError):
+    """The district could not connect to its broker at start (nothing listening, refused
+    credentials, or no answer in time); the message says which broker and why."""
+
+    def __init__(self, address: BrokerAddress, reason: str) -> None:
+        super().__init__(reason)
+        self.address = address
 
 
 @dataclass
@@ -81,14 +94,18 @@ class InProcessDistrict:
     def __init__(self, config: ConfigSet, *, broker_url: str, store: Store,
                  sink: ReadingSink | None = None, injections: tuple[Injection, ...] = (),
                  agents: Sequence[str] | None = None, seed: int = 0,
-                 interval_scale: float = 1.0, hub_client_id: str | None = None) -> None:
+                 interval_scale: float = 1.0, hub_client_id: str | None = None,
+                 drain_timeout: float = 10.0, connect_timeout: float = 20.0) -> None:
         self.config = config
         self.broker_url = broker_url
         self.store = store
         self.sink: ReadingSink = store if sink is None else sink
         self.town = SimulatedTown(config, injections, seed=seed, interval_scale=interval_scale)
+        self.address = BrokerAddress.parse(broker_url)
+        self.connect_timeout = connect_timeout
         self.hub = Hub(config, sink=self.sink, store=store, broker_url=broker_url,
-                       client_id=hub_client_id or f"gridcall-hub-{time.time_ns()}")
+                       client_id=hub_client_id or f"gridcall-hub-{time.time_ns()}",
+                       drain_timeout=drain_timeout)
         self.sources = {a: RecordingSource(self.town.source(a))
                         for a in (agents or list(config.agents))}
         self.agents = [EdgeAgent(config.agents[a], src, broker_url=broker_url, seed=seed)
@@ -102,23 +119,51 @@ class InProcessDistrict:
         self.started = 0.0
 
     async def __aenter__(self) -> Self:
+        # The listener connects first: a broker that is not there is then reported once,
+        # as BrokerUnreachable, before the hub starts retrying it in the background.
         ready = asyncio.Event()
         self._listener = asyncio.create_task(
-            listen(BrokerAddress.parse(self.broker_url), self.config.district.id,
-                   self.delivery, ready))
-        self._hub_task = asyncio.create_task(self.hub.run(self._stop_hub))
-        deadline = time.monotonic() + 20
-        while not (ready.is_set() and self.hub.subscribed.is_set()):
-            for task in (self._listener, self._hub_task):
-                if task.done():
-                    task.result()
-                    raise RuntimeError("hub or alert listener stopped before subscribing")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"hub or listener did not subscribe at {self.broker_url}")
-            await asyncio.sleep(0.02)
+            listen(self.address, self.config.district.id, self.delivery, ready))
+        try:
+            await self._until(ready, self._listener, "the alert listener")
+            self._hub_task = asyncio.create_task(self.hub.run(self._stop_hub))
+            await self._until(self.hub.subscribed, self._hub_task, "the hub")
+        except BaseException:
+            await self._abort()
+            raise
         self.started = time.monotonic()
         self._tasks = [asyncio.create_task(a.run(self._stop_agents)) for a in self.agents]
         return self
+
+    async def _until(self, ready: asyncio.Event, task: asyncio.Task[None], who: str) -> None:
+        """Wait for ``who`` to subscribe; BrokerUnreachable if it fails or takes too long."""
+        waiter = asyncio.create_task(ready.wait())
+        try:
+            done, _ = await asyncio.wait({waiter, task}, timeout=self.connect_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if ready.is_set():
+            return
+        if task in done:
+            try:
+                task.result()
+            except aiomqtt.MqttError as exc:
+                raise BrokerUnreachable(self.address,
+                                        describe_failure(self.address, exc)) from exc
+            raise RuntimeError(f"{who} stopped before subscribing at {self.address}")
+        raise BrokerUnreachable(self.address, f"broker {self.address} unreachable ({who} "
+                                f"could not subscribe within {self.connect_timeout:.0f}s)")
+
+    async def _abort(self) -> None:
+        """Undo a start that failed: stop the hub (nothing to drain) and the listener."""
+        self._stop_hub.set()
+        for task in (self._hub_task, self._listener):
+            if task is not None and not task.done():
+                task.cancel()
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -162,10 +207,17 @@ class InProcessDistrict:
         return self.hub.ingest.counters.readings_stored
 
     async def summary(self) -> dict[str, Any]:
+        """The run's figures; ``readings_stored`` counts only what the sink confirmed
+        (the rows in the store, or InfluxDB's answers), never what was merely sent."""
         c = self.hub.counters
+        ic = self.hub.ingest.counters
         return {
             "readings_published": self.readings_published,
+            "readings_received": ic.readings_received,
             "readings_stored": await self.readings_stored(),
+            "readings_rejected": ic.rejected_readings,
+            "readings_unwritten": ic.unwritten_readings,
+            "sink": sink_label(self.sink),
             "anomaly_events": c.anomaly_starts,
             "alerts_by_tier": {t: c.alerts_by_tier.get(t, 0) for t in "ABCD"},
             "alerts_opened": c.alerts_opened,
