@@ -12,6 +12,7 @@ import pytest
 
 from hub.ingest import Ingest, Unwritten
 from hub.sinks import InfluxV1Sink, LineEncoder
+from tests.polling import wait_until
 from tests.servers import influxql, unused_tcp_port
 from wire import Reading, ReadingBatch
 
@@ -143,11 +144,7 @@ async def test_a_write_cut_short_is_put_back_and_written_by_the_drain(
             await ingest.put(ReadingBatch(agent="edge-a", seq=seq, sent_at=T0, readings=[
                 Reading("s1", T0 + seq, 1.0)]))
         flushing = asyncio.create_task(ingest.flush())
-        for _ in range(500):
-            if sink.calls:
-                break
-            await asyncio.sleep(0.01)
-        assert sink.calls == 1
+        assert await wait_until(lambda: sink.calls == 1)
         flushing.cancel()  # what the hub does to its writer task when it stops
         with pytest.raises(asyncio.CancelledError):
             await flushing
