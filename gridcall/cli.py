@@ -143,8 +143,14 @@ def detect(
                                              "or epoch seconds).")],
     columns: Annotated[str, typer.Option(help="Comma-separated value columns; more than one "
                                          "runs the multivariate detector.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the scored CSV.")],
-    sep: Annotated[str, typer.Option(help="Field separator.")] = ",",
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the scored CSV "
+                                           "(UTF-8, same separator as the input); written "
+                                           "only if the whole file could be scored.")],
+    sep: Annotated[str, typer.Option(help="Field separator: one character; '\\t' or 'tab' "
+                                     "for a tab.")] = ",",
+    encoding: Annotated[str, typer.Option(help="Encoding of FILE, e.g. gbk for a CSV saved "
+                                          "by Chinese Excel; the default reads UTF-8 with or "
+                                          "without a byte-order mark.")] = "utf-8-sig",
 ) -> None:
     """Run the default detectors over recorded data: adds anomaly_score and alert columns."""
     from detectors import ReplayInputError
@@ -153,7 +159,7 @@ def detect(
     names = [c.strip() for c in columns.split(",") if c.strip()]
     try:
         summary = replay_csv(file, time_column=time_column, columns=names, sep=sep,
-                             out=out_file)
+                             encoding=encoding, out=out_file)
     except ReplayInputError as exc:
         err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
