@@ -107,32 +107,57 @@ def demo(
                                                "memory, nothing left behind.")] = None,
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     seed: Annotated[int, typer.Option(help="Seed for the simulated town.")] = 0,
+    drain_timeout: Annotated[float, typer.Option(help="At the end, seconds the hub may spend "
+                                                 "writing what it still holds; what the "
+                                                 "store has not taken by then is reported "
+                                                 "as not written.", min=0)] = 10.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline on the sample district, with nothing installed.
 
     Embedded broker and store, edge agents on simulated sensors with injected anomalies,
-    the hub, and a live view; --broker and --influx switch to real servers.
+    the hub, and a live view; --broker and --influx switch to real servers. Exits 1 if a
+    reading published was not stored (the summary says where it went).
     """
-    from gridcall.demo import DemoOptions, run_demo
+    from gridcall.demo import BrokerUnreachable, DemoOptions, run_demo
 
     _logging(verbose)
     cfg = _load(config_dir)
-    options = DemoOptions(config=cfg, duration=duration, broker=broker, influx=influx,
-                          influx_api=influx_api, influx_database=influx_database,
-                          store_path=store, summary_json=summary_json, seed=seed,
-                          live=out.is_terminal)
-    summary = asyncio.run(run_demo(options))
+    try:
+        options = DemoOptions(config=cfg, duration=duration, broker=broker, influx=influx,
+                              influx_api=influx_api, influx_database=influx_database,
+                              store_path=store, summary_json=summary_json, seed=seed,
+                              live=out.is_terminal, drain_timeout=drain_timeout)
+    except ValueError as exc:
+        err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        summary = asyncio.run(run_demo(options))
+    except BrokerUnreachable as exc:
+        hint = "" if broker is None else "; start it, or leave out --broker for the embedded one"
+        err.print(f"[red]✗ {escape(str(exc))}{hint}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     out.print()
-    ok = summary["readings_stored"] == summary["readings_published"]
+    published, stored = summary["readings_published"], summary["readings_stored"]
+    ok = stored == published
     out.print(
-        f"{'[green]✓' if ok else '[red]✗'}[/] {summary['readings_published']} readings "
-        f"published, {summary['readings_stored']} stored; {summary['anomaly_events']} anomaly "
+        f"{'[green]✓' if ok else '[red]✗'}[/] {published} readings "
+        f"published, {stored} stored; {summary['anomaly_events']} anomaly "
         f"events; alerts by tier {summary['alerts_by_tier']}; "
         f"{summary['alerts_delivered']} delivered; {summary['malformed_messages']} malformed"
     )
     if summary_json:
         out.print(f"summary written to {summary_json}")
+    if not ok:
+        # Exit 1, not just a red line: a run that lost readings must fail in a script too.
+        parts = [f"{summary['readings_unwritten']} not written within --drain-timeout "
+                 f"{drain_timeout:g}s",
+                 f"{summary['readings_rejected']} rejected by the store",
+                 f"{published - summary['readings_received']} never reached the hub"]
+        err.print(f"[red]✗ {published - stored} of {published} readings were not stored in "
+                  f"{escape(summary['sink'])}: {', '.join(parts)}[/]",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -182,12 +207,21 @@ def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 def hub_run(
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     broker: Annotated[str | None, typer.Option(help="Override hub.broker.url.")] = None,
+    drain_timeout: Annotated[float, typer.Option(help="On Ctrl-C/SIGTERM, seconds the hub may "
+                                                 "spend writing what it still holds; the "
+                                                 "rest is reported as not written. Keep it "
+                                                 "under your supervisor's stop timeout.",
+                                                 min=0)] = 10.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Ingest readings and turn anomaly events into routed alerts until Ctrl-C."""
+    """Ingest readings and turn anomaly events into routed alerts until Ctrl-C.
+
+    Exits 1 if, when stopped, readings it had taken could not be written to the store.
+    """
     from gridcall.sinks import sink_from_settings
     from hub.service import Hub
     from hub.store import Store
+    from wire.broker import BrokerAddress
 
     _logging(verbose)
     cfg = _load(config_dir)
@@ -195,15 +229,35 @@ def hub_run(
         *(f"hub.broker.{m}" for m in cfg.hub.broker.unset_env()),
         *(f"hub.influx.{m}" for m in (cfg.hub.influx.unset_env() if cfg.hub.influx else [])),
     ])
+    if broker is not None:
+        try:
+            BrokerAddress.parse(broker)
+        except ValueError as exc:
+            err.print(f"[red]✗ --broker: {escape(str(exc))}[/]", highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(2) from None
+    hubs: list[Hub] = []
 
     async def main(stop: asyncio.Event) -> None:
         async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink:
-            hub = Hub(cfg, sink=sink, store=store, broker_url=broker)
+            hub = Hub(cfg, sink=sink, store=store, broker_url=broker,
+                      drain_timeout=drain_timeout)
+            hubs.append(hub)
             out.print(f"hub {hub.client_id}: {hub.address} → "
                       f"{cfg.hub.influx.url if cfg.hub.influx else cfg.hub.store_path}")
             await hub.run(stop)
 
     _until_signal(main)
+    for hub in hubs:
+        c = hub.ingest.counters
+        if hub.unwritten:
+            err.print(f"[red]✗ hub stopped: {hub.unwritten.readings} readings in "
+                      f"{hub.unwritten.batches} batches were NOT written (drain timeout "
+                      f"{drain_timeout:g}s; see the error above); {c.readings_stored} of "
+                      f"{c.readings_received} stored[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        out.print(f"hub stopped: {c.readings_stored} of {c.readings_received} readings "
+                  f"stored, {c.rejected_readings} rejected")
 
 
 @edge_app.command("run")

@@ -1,13 +1,24 @@
-"""``gridcall demo`` end to end, with nothing installed: embedded broker and store."""
+"""``gridcall demo`` end to end, with nothing installed: embedded broker and store; a
+store that is down ends the run within its bound and fails it truthfully; mistakes in the
+options are one clear line and an exit code, never a traceback."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+import pytest
+from typer.testing import CliRunner, Result
 
 from gridcall.cli import app
+from tests.servers import unused_tcp_port
+
+
+def assert_clean_exit(result: Result, code: int) -> None:
+    """Exited with ``code`` through typer (no exception escaped) and printed no traceback."""
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
 
 
 def test_demo_stores_every_reading_and_alerts_in_several_tiers(tmp_path: Path) -> None:
@@ -23,3 +34,48 @@ def test_demo_stores_every_reading_and_alerts_in_several_tiers(tmp_path: Path) -
     assert set(summary["alerts_by_tier"]) == {"A", "B", "C", "D"}
     assert summary["alerts_delivered"] == sum(summary["alerts_by_tier"].values())
     assert summary["anomaly_events"] >= len(summary["injected_anomalies"])
+
+
+def test_demo_with_influx_down_ends_and_does_not_claim_the_readings_stored(
+    tmp_path: Path,
+) -> None:
+    summary_file = tmp_path / "s.json"
+    influx = f"http://127.0.0.1:{unused_tcp_port()}"
+    result = CliRunner().invoke(app, [
+        "demo", "--duration", "5", "--influx", influx, "--drain-timeout", "1",
+        "--summary-json", str(summary_file)])
+    assert_clean_exit(result, 1)
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    assert summary["readings_published"] > 0
+    assert summary["readings_stored"] == 0
+    assert summary["readings_unwritten"] == summary["readings_published"]
+    assert summary["readings_received"] == summary["readings_published"]
+    assert influx in summary["sink"]
+    n = summary["readings_published"]
+    assert f"{n} of {n} readings were not stored" in result.stderr
+    assert f"{n} not written within --drain-timeout 1s" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--broker", "notaurl"], ["--broker", "'notaurl'", "mqtt://host[:port]"]),
+    (["--broker", "http://127.0.0.1:1883"], ["--broker", "mqtt://host[:port]"]),
+    (["--influx", "notaurl"], ["--influx", "'notaurl'", "http(s)://host[:port]"]),
+    (["--influx", "http://127.0.0.1:1", "--influx-api", "2"], ["--influx", "INFLUX_TOKEN"]),
+])
+def test_demo_refuses_a_bad_url_with_one_line_and_exit_2(
+    args: list[str], says: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INFLUX_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["demo", "--duration", "5", *args])
+    assert_clean_exit(result, 2)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for text in says:
+        assert text in result.stderr
+
+
+def test_demo_says_the_broker_is_unreachable_and_exits_1() -> None:
+    broker = f"mqtt://127.0.0.1:{unused_tcp_port()}"
+    result = CliRunner().invoke(app, ["demo", "--duration", "5", "--broker", broker])
+    assert_clean_exit(result, 1)
+    assert f"broker {broker} unreachable" in result.stderr
+    assert "--broker" in result.stderr  # and what to do about it

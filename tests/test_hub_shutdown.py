@@ -6,26 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import aiomqtt
 import pytest
+import yaml
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from config import SAMPLE_DISTRICT, ConfigSet
 from hub.ingest import Unwritten
 from hub.service import Hub
 from hub.sinks import InfluxV1Sink, LineEncoder
 from hub.store import Store
+from tests.polling import wait_until
 from tests.servers import unused_tcp_port
 from wire import Reading, ReadingBatch, encode, topics
 from wire.broker import BrokerAddress
 
 T0 = 1_795_000_000_000_000_000
-
-
-@pytest.fixture(scope="module")
-def cfg() -> ConfigSet:
-    return load_config(SAMPLE_DISTRICT)
 
 
 def batch(agent: str, sensor: str, seq: int, n: int) -> ReadingBatch:
@@ -62,11 +63,7 @@ async def test_a_hub_stopped_with_its_sink_down_ends_and_counts_what_it_did_not_
             for seq in (1, 2, 3):
                 await client.publish(topics.readings_topic(sensor.agent),
                                      encode(batch(sensor.agent, sensor.id, seq, 3)), qos=1)
-        for _ in range(500):
-            if hub.ingest.counters.readings_received == 9:
-                break
-            await asyncio.sleep(0.02)
-        assert hub.ingest.counters.readings_received == 9
+        assert await wait_until(lambda: hub.ingest.counters.readings_received == 9)
         with caplog.at_level(logging.ERROR, logger="hub.ingest"):
             stop.set()
             await asyncio.wait_for(task, 60)  # guard against a hang, not a timing claim
@@ -77,3 +74,56 @@ async def test_a_hub_stopped_with_its_sink_down_ends_and_counts_what_it_did_not_
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any(url in m and "9 readings in 3 batches NOT written" in m for m in errors), errors
 
+
+def test_hub_run_on_sigterm_with_its_sink_down_ends_and_reports_what_it_did_not_write(
+    cfg: ConfigSet, mqtt_url: str, tmp_path: Path
+) -> None:
+    config_dir = tmp_path / "district"
+    config_dir.mkdir()
+    for f in SAMPLE_DISTRICT.glob("*.yaml"):
+        (config_dir / f.name).write_bytes(f.read_bytes())
+    client_id = f"test-hub-sigterm-{uuid.uuid4().hex[:8]}"
+    influx = f"http://127.0.0.1:{unused_tcp_port()}"
+    (config_dir / "hub.yaml").write_text(yaml.safe_dump({"hub": {
+        "broker": {"url": mqtt_url}, "client_id": client_id,
+        "store_path": str(tmp_path / "hub.sqlite"),
+        "influx": {"url": influx, "database": "gridcall"}}}), encoding="utf-8")
+    sensor = next(iter(cfg.sensors.values()))
+    payload = encode(batch(sensor.agent, sensor.id, 1, 5))
+    stderr_file = tmp_path / "stderr"
+    with stderr_file.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from gridcall.cli import app; app()", "hub", "run",
+             "--config", str(config_dir), "--drain-timeout", "1"],
+            stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL)
+    try:
+        # The same (agent, seq) again and again: the hub takes it once, whenever it is
+        # subscribed; its first failed write says it holds the batch.
+        async def publish_until_held() -> bool:
+            address = BrokerAddress.parse(mqtt_url)
+            async with aiomqtt.Client(address.host, address.port) as client:
+                for _ in range(300):
+                    if b"sink write failed" in stderr_file.read_bytes():
+                        return True
+                    if proc.poll() is not None:
+                        return False
+                    await client.publish(topics.readings_topic(sensor.agent), payload, qos=1)
+                    await asyncio.sleep(0.1)
+            return False
+
+        held = asyncio.run(publish_until_held())
+        assert held, stderr_file.read_text(encoding="utf-8")
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=120)  # guard against a hang
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    asyncio.run(forget_session(mqtt_url, client_id))
+    err = stderr_file.read_text(encoding="utf-8")
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert f"{influx}" in err
+    assert "5 readings in 1 batches NOT written" in err
+    assert "0 of 5 stored" in err
+    assert "Traceback" not in stdout.decode()
