@@ -61,8 +61,8 @@ def detector_problem(sensor: SensorSpec) -> str | None:
     lim = sensor.limits
     low = next((v for v in (lim.alarm_low, lim.physical_min) if v is not None), None)
     high = next((v for v in (lim.alarm_high, lim.physical_max) if v is not None), None)
-    probe = (low + high) / 2 if low is not None and high is not None else (
-        low if low is not None else high if high is not None else 0.0)
+    ends = [e for e in (low, high) if e is not None]
+    probe = sum(ends) / len(ends) if ends else 0.0
     step_s = sensor.interval_s or 1.0
     try:
         detector = detector_for(sensor)

@@ -1,9 +1,12 @@
-"""Waiting for something asynchronous to happen, without timing assertions."""
+"""Waiting for something asynchronous to happen (without timing assertions), and what
+an agent that has caught up looks like."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
+from edge_agent.agent import EdgeAgent
 
 
 async def wait_until(predicate: Callable[[], bool], polls: int = 400) -> bool:
@@ -14,3 +17,11 @@ async def wait_until(predicate: Callable[[], bool], polls: int = 400) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+def assert_every_reading_was_acknowledged(agent: EdgeAgent) -> None:
+    """Every good reading the agent took was acknowledged by the broker (PUBACK) and
+    nothing is left in its outbox."""
+    c = agent.counters
+    assert c.readings_sent == c.samples - sum(c.skipped.values()) > 0
+    assert agent.outbox_depth == 0
