@@ -18,7 +18,7 @@ import math
 import os
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -255,7 +255,8 @@ class Agent(Model):
     id: Id
     name: str = ""
     grid: Id
-    source: Literal["simulated", "serial", "modbus", "mqtt"] = "simulated"
+    source: SourceSettings = "simulated"
+    """``simulated``, or a mapping with ``type`` (``mqtt``: :mod:`config.local_mqtt`)."""
     sensors: tuple[Id, ...] | None = None
     settings: AgentSettings | None = None
 
@@ -365,3 +366,13 @@ class MattersFile(Model):
         if missing:
             raise ValueError(f"default_deadlines lacks {sorted(missing)}")
         return self
+
+
+# --------------------------------------------------------------------------- agent sources
+# Source models live in their own modules and build on the ones above, so they are
+# imported last (the package imports this module first, see config/__init__.py).
+from config.local_mqtt import LocalMqttSource  # noqa: E402
+
+SourceSettings: TypeAlias = Literal["simulated", "serial", "modbus"] | LocalMqttSource
+Agent.model_rebuild()
+AgentsFile.model_rebuild()

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
+from config.local_mqtt import LocalMqttSource, source_problems
 from config.models import (
     AgentSettings,
     AgentsFile,
@@ -29,6 +30,7 @@ from config.models import (
     MatterDeadlines,
     MattersFile,
     SensorsFile,
+    SourceSettings,
     Topology,
 )
 
@@ -75,7 +77,7 @@ class AgentSpec:
     id: str
     name: str
     grid: str
-    source: str
+    source: SourceSettings
     sensors: tuple[SensorSpec, ...]
     settings: AgentSettings
 
@@ -240,6 +242,10 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                         check.add("agents.yaml", at, f"sensor {sid!r} names agent "
                                   f"{agent_of_sensor[sid]!r} in sensors.yaml, not {a.id!r}")
             own = tuple(s for s in sensors.values() if s.agent == a.id)
+            if isinstance(a.source, LocalMqttSource):
+                for loc, reason in source_problems(a.source, {s.id: s.unit_of_measure
+                                                               for s in own}):
+                    check.add("agents.yaml", ("agents", i, "source", *loc), reason)
             agents[a.id] = AgentSpec(a.id, a.name or a.id, a.grid, a.source, own,
                                      a.settings or agents_file.defaults)
         if isinstance(sensors_file, SensorsFile):

@@ -269,6 +269,7 @@ def edge_run(
 ) -> None:
     """Run one edge agent: read its sensors, detect, publish, until Ctrl-C."""
     from edge_agent.agent import EdgeAgent
+    from edge_agent.sources import Source
 
     _logging(verbose)
     cfg = _load(config_dir)
@@ -277,15 +278,26 @@ def edge_run(
         err.print(f"[red]no agent {agent!r} in {config_dir}/agents.yaml[/]; known: "
                   f"{', '.join(cfg.agents)}")
         raise typer.Exit(2)
-    if spec.source != "simulated":
-        err.print(f"[red]agent {agent!r}: source {spec.source!r} is not available in this "
-                  "version; only 'simulated' is[/]")
-        raise typer.Exit(2)
-    _require_env(config_dir / "agents.yaml",
-                 [f"agents[{agent}].settings.broker.{m}" for m in spec.settings.broker.unset_env()])
-    from simulators.town import SimulatedTown
+    from config.local_mqtt import LocalMqttSource as LocalMqttSettings
 
-    source = SimulatedTown(cfg).source(agent)
+    if spec.source not in ("simulated",) and not isinstance(spec.source, LocalMqttSettings):
+        err.print(f"[red]agent {agent!r}: source {spec.source!r} is not available in this "
+                  "version; 'simulated' and 'mqtt' are[/]")
+        raise typer.Exit(2)
+    local = spec.source.broker.unset_env() if isinstance(spec.source, LocalMqttSettings) else []
+    _require_env(config_dir / "agents.yaml",
+                 [f"agents[{agent}].settings.broker.{m}" for m in spec.settings.broker.unset_env()]
+                 + [f"agents[{agent}].source.broker.{m}" for m in local])
+    source: Source
+    if isinstance(spec.source, LocalMqttSettings):
+        from edge_agent.local_mqtt import LocalMqttSource
+
+        source = LocalMqttSource(spec.source, agent_id=agent,
+                                 sensors={s.id for s in spec.sensors})
+    else:
+        from simulators.town import SimulatedTown
+
+        source = SimulatedTown(cfg).source(agent)
 
     from edge_agent.sequence import SequenceStateError
 

@@ -1,0 +1,280 @@
+"""Config for an agent whose sensors publish on a local MQTT broker (on the device or the LAN).
+
+An agent's ``source`` may be ``{type: mqtt, broker: {...}, map: [...]}``. Each entry of
+``map`` is either a plain mapping (a topic filter, a JSON path to the value, a sensor) or a
+**preset** for common firmware, which is sugar for plain mappings::
+
+    source:
+      type: mqtt
+      broker: {url: mqtt://127.0.0.1:1883}
+      map:
+      - {preset: tasmota, device: cabinet-3, fields: {DS18B20.Temperature: water-temp-07}}
+      - {preset: zigbee2mqtt, device: kitchen-smoke, fields: {smoke: smoke-12}}
+      - {topic: "flood/+/level", value: level.cm, sensor: "flood-{1}", scale: 0.1}
+
+Presets (the firmware's default topic layout; ``topic_prefix`` overrides its first part):
+
+- ``tasmota``: ``tele/<device>/SENSOR``, JSON; fields are paths like ``DS18B20.Temperature``
+  or ``AM2301.Humidity``.
+- ``zigbee2mqtt``: ``zigbee2mqtt/<friendly name>``, JSON; fields like ``temperature``,
+  ``smoke``, ``contact`` (Zigbee2MQTT: ``true`` = closed), ``water_leak``.
+- ``esphome``: ``<node>/sensor/<name>/state``, a plain number (``nan`` when the sensor has
+  none); fields are ``<name>`` or ``<component>/<name>`` (``binary_sensor/door``: ON/OFF).
+- ``shelly`` (Gen2+ with "generic status update over MQTT"): ``<device id>/status/<component>``
+  with the component's status JSON; fields are ``<component>.<path>``, e.g.
+  ``temperature:0.tC``, ``switch:0.apower``.
+- ``shelly-gen1``: ``shellies/<device id>/<field>``, plain values; fields like
+  ``sensor/temperature``, ``sensor/flood`` (true/false), ``relay/0/power``.
+
+Booleans map to 1 (true, ON, open) and 0 (false, OFF, closed); ``invert`` swaps them.
+A leaf module: pydantic only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
+
+from config.models import ID_PATTERN, BrokerSettings, Model
+
+Preset = Literal["tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1"]
+PRESETS: tuple[Preset, ...] = ("tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1")
+
+_PLACEHOLDER = re.compile(r"\{(\d+)\}")
+_ID = re.compile(ID_PATTERN)
+_PATH_PART = re.compile(r"[^.\[\]]+|\[\d+\]")
+_JSON_PATH = re.compile(r"[^.\[\]]+(\[\d+\])*(\.[^.\[\]]+(\[\d+\])*)*")
+
+
+def _topic_filter(value: str) -> str:
+    """An MQTT topic filter: ``+`` and ``#`` only as whole levels, ``#`` only last."""
+    if not value or len(value.encode()) > 65535 or "\x00" in value:
+        raise ValueError(f"{value!r} is not an MQTT topic filter")
+    levels = value.split("/")
+    for i, level in enumerate(levels):
+        if ("+" in level or "#" in level) and level not in ("+", "#"):
+            raise ValueError(f"topic filter {value!r}: '+' and '#' must stand alone in a level")
+        if level == "#" and i != len(levels) - 1:
+            raise ValueError(f"topic filter {value!r}: '#' may only be the last level")
+    return value
+
+
+def _topic_level(value: str) -> str:
+    if not value or any(c in value for c in "/+#\x00"):
+        raise ValueError(f"{value!r} must be one MQTT topic level (no '/', '+', '#')")
+    return value
+
+
+def _json_path(value: str) -> str:
+    """``a.b[0].c``: keys separated by dots, list indices in brackets."""
+    if not _JSON_PATH.fullmatch(value):
+        raise ValueError(f"{value!r} is not a JSON path like 'DS18B20.Temperature' or "
+                         "'readings[0].value'")
+    return value
+
+
+TopicFilter = Annotated[str, AfterValidator(_topic_filter)]
+TopicLevel = Annotated[str, AfterValidator(_topic_level)]
+JsonPath = Annotated[str, AfterValidator(_json_path)]
+
+
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """``"a.b[0]"`` → ``("a", "b", 0)``."""
+    return tuple(int(p[1:-1]) if p.startswith("[") else p for p in _PATH_PART.findall(path))
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a time zone name like 'Asia/Shanghai' or "
+                         "'UTC'") from None
+    return value
+
+
+class Conversion(Model):
+    """How a raw value becomes the sensor's reading: ``value * scale + offset`` in ``unit``.
+
+    ``unit``, when given, must be the sensor's unit (checked with the config set), so a
+    mapping that forgot a conversion is caught before it reports °F as °C.
+    """
+
+    scale: float = 1.0
+    offset: float = 0.0
+    invert: bool = False
+    """Swap 1 and 0 of a boolean value (e.g. Zigbee2MQTT's ``contact``: true = closed)."""
+    unit: str | None = None
+
+    @model_validator(mode="after")
+    def _finite(self) -> Conversion:
+        if not all(abs(x) < float("inf") for x in (self.scale, self.offset)):
+            raise ValueError("scale and offset must be finite numbers")
+        if self.scale == 0:
+            raise ValueError("scale 0 would make every reading the offset")
+        return self
+
+
+class FieldTarget(Conversion):
+    """A preset field's sensor, with optional conversion."""
+
+    sensor: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+class TopicMapping(Conversion):
+    """A plain mapping: messages on ``topic`` (a filter; ``+``/``#`` allowed) → ``sensor``.
+
+    ``sensor`` may use ``{1}``, ``{2}``... for the topic levels the ``+`` wildcards matched
+    (``topic: flood/+/level``, ``sensor: "flood-{1}"``). ``value`` is the JSON path to the
+    value; without it the whole payload is the value (a plain number, ON/OFF, true/false).
+    ``timestamp`` is the JSON path to the device's time (epoch s/ms/µs/ns, or ISO 8601;
+    naive times are in ``timezone``); without it a reading is stamped when it arrives.
+    """
+
+    topic: TopicFilter
+    sensor: str
+    value: JsonPath | None = None
+    timestamp: JsonPath | None = None
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+
+    @model_validator(mode="after")
+    def _sensor_template(self) -> TopicMapping:
+        wildcards = self.topic.split("/").count("+")
+        for n in _PLACEHOLDER.findall(self.sensor):
+            if not 1 <= int(n) <= wildcards:
+                raise ValueError(f"sensor {self.sensor!r}: {{{n}}} has no '+' level in topic "
+                                 f"{self.topic!r} (it has {wildcards})")
+        if not _ID.match(_PLACEHOLDER.sub("x", self.sensor)):
+            raise ValueError(f"sensor {self.sensor!r} is not a valid id (letters, digits, "
+                             "'_', '.', '-', and {n} placeholders)")
+        if self.timestamp is not None and self.value is None:
+            raise ValueError("a timestamp path needs a JSON payload: give 'value' as well")
+        return self
+
+    @property
+    def is_template(self) -> bool:
+        return bool(_PLACEHOLDER.search(self.sensor))
+
+
+class PresetMapping(Model):
+    """Sugar for the topic layout of common firmware; see the module docstring."""
+
+    preset: Preset
+    device: TopicLevel
+    fields: dict[str, Annotated[str, StringConstraints(pattern=ID_PATTERN)] | FieldTarget] = (
+        Field(min_length=1))
+    topic_prefix: str | None = None
+    """Tasmota: ``tele``; Zigbee2MQTT: the ``base_topic``; Shelly Gen1: ``shellies``;
+    ESPHome and Shelly Gen2: replaces ``<device>`` (their ``topic_prefix`` setting)."""
+
+    @model_validator(mode="after")
+    def _fields(self) -> PresetMapping:
+        if self.topic_prefix is not None:
+            _topic_filter(self.topic_prefix)
+            if "+" in self.topic_prefix.split("/") or "#" in self.topic_prefix:
+                raise ValueError("topic_prefix may not contain wildcards")
+        for key in self.fields:
+            self._split(key)  # raises ValueError naming the field
+        return self
+
+    def _split(self, key: str) -> tuple[str, str | None]:
+        """A field key → (topic, JSON path or None for a plain payload)."""
+        p = self.preset
+        if p == "tasmota":
+            return f"{self.topic_prefix or 'tele'}/{self.device}/SENSOR", _json_path(key)
+        if p == "zigbee2mqtt":
+            return f"{self.topic_prefix or 'zigbee2mqtt'}/{self.device}", _json_path(key)
+        if p == "esphome":
+            component, _, name = key.rpartition("/")
+            _topic_level(name)
+            if component:
+                _topic_level(component)
+            return f"{self.topic_prefix or self.device}/{component or 'sensor'}/{name}/state", None
+        if p == "shelly":
+            component, dot, path = key.partition(".")
+            if not dot:
+                raise ValueError(f"shelly field {key!r} is not '<component>.<path>', e.g. "
+                                 "'temperature:0.tC'")
+            _topic_level(component)
+            return f"{self.topic_prefix or self.device}/status/{component}", _json_path(path)
+        for level in key.split("/"):
+            _topic_level(level)
+        return f"{self.topic_prefix or 'shellies'}/{self.device}/{key}", None
+
+    def mappings(self) -> tuple[TopicMapping, ...]:
+        """The plain mappings this preset stands for."""
+        out = []
+        for key, target in self.fields.items():
+            topic, path = self._split(key)
+            t = target if isinstance(target, FieldTarget) else FieldTarget(sensor=target)
+            out.append(TopicMapping(topic=topic, value=path, sensor=t.sensor, scale=t.scale,
+                                    offset=t.offset, invert=t.invert, unit=t.unit))
+        return tuple(out)
+
+
+def _kind(value: Any) -> str:
+    return "preset" if isinstance(value, dict) and "preset" in value else "topic"
+
+
+MapEntry = Annotated[
+    Annotated[PresetMapping, Tag("preset")] | Annotated[TopicMapping, Tag("topic")],
+    Discriminator(_kind),
+]
+
+
+class LocalMqttSource(Model):
+    """An agent source reading sensors from a local MQTT broker."""
+
+    type: Literal["mqtt"]
+    broker: BrokerSettings = BrokerSettings()
+    map: tuple[MapEntry, ...] = Field(min_length=1)
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    """Default ``gridcall-local-<agent id>``."""
+    accept_retained: bool = False
+    """Take retained messages delivered on subscribe. Off by default: a retained value
+    may be hours old, and would be stamped with the time it arrived."""
+
+    def mappings(self) -> tuple[TopicMapping, ...]:
+        """Every plain mapping, presets expanded, in config order."""
+        out: list[TopicMapping] = []
+        for entry in self.map:
+            out += entry.mappings() if isinstance(entry, PresetMapping) else [entry]
+        return tuple(out)
+
+    def topic_filters(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.topic for m in self.mappings()))
+
+
+def source_problems(source: LocalMqttSource, units: dict[str, str]
+                    ) -> list[tuple[tuple[str | int, ...], str]]:
+    """(key path under ``source``, reason) for each mapping naming a sensor that is not
+    one of the agent's (``units``: its sensor ids → units), or a unit that is not the
+    sensor's. Template sensors (``{1}``) are checked when messages arrive."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for i, entry in enumerate(source.map):
+        pairs: list[tuple[tuple[str | int, ...], TopicMapping]]
+        if isinstance(entry, PresetMapping):
+            pairs = [(("map", i, "fields", key), m)
+                     for key, m in zip(entry.fields, entry.mappings(), strict=True)]
+        else:
+            pairs = [(("map", i, "sensor"), entry)]
+        for loc, m in pairs:
+            if m.is_template:
+                continue
+            if m.sensor not in units:
+                problems.append((loc, f"sensor {m.sensor!r} is not one of this agent's sensors "
+                                      "(sensors.yaml names the agent of each sensor)"))
+            elif m.unit is not None and m.unit != units[m.sensor]:
+                problems.append((loc, f"unit {m.unit!r} is not sensor {m.sensor!r}'s unit "
+                                      f"{units[m.sensor]!r}; convert with scale/offset and "
+                                      "give the sensor's unit"))
+    return problems

@@ -1,0 +1,317 @@
+"""Sensors on a local MQTT broker as an agent's source: Tasmota, Zigbee2MQTT, ESPHome,
+Shelly, or any firmware that publishes numbers or JSON.
+
+:class:`TopicMap` is the pure part: (topic, payload, arrival time) → samples, with every
+payload it could not use counted by reason in ``bad`` (``not_json``, ``missing_field``,
+``non_numeric``, ``non_finite``, ``unknown_sensor``) and logged once per topic and reason;
+``bad_timestamp`` is counted too, but the reading is kept with its arrival time. A JSON
+``null`` becomes a sample without a value (the sensor answered, nothing to read), which
+the agent's detectors see as a dropout.
+
+:class:`LocalMqttSource` subscribes with aiomqtt and reconnects with backoff, forever: a
+broker on the device that restarts, or a LAN broker that goes away, costs the readings
+published meanwhile (MQTT keeps no history for us) and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiomqtt
+
+from config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from config.local_mqtt import TopicMapping, parse_path
+from edge_agent.sources import Sample
+from wire.broker import BrokerAddress, credentials_refused, describe_failure
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+TRUE_WORDS = frozenset({"true", "on", "open", "opened", "yes", "1"})
+FALSE_WORDS = frozenset({"false", "off", "closed", "close", "no", "0"})
+"""Plain-text booleans: ESPHome ON/OFF, Shelly Gen1 true/false and open/close."""
+_MAX_LOGGED = 1000
+"""(topic, reason) pairs logged at WARNING before the rest go to DEBUG only."""
+_MISSING = object()
+
+
+class BadPayload(Exception):
+    """A message we could not turn into a reading; ``reason`` is the counter's key."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    levels: tuple[str, ...]
+    mapping: TopicMapping
+    value_path: tuple[str | int, ...] | None
+    ts_path: tuple[str | int, ...] | None
+    tz: ZoneInfo
+
+    def captures(self, topic: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The levels the ``+`` wildcards matched, or None if the topic does not match.
+
+        By hand rather than aiomqtt's ``Topic.matches``: that says only yes or no, and
+        sensor templates need what each ``+`` matched.
+        """
+        got: list[str] = []
+        for i, level in enumerate(self.levels):
+            if level == "#":
+                return tuple(got)
+            if i >= len(topic):
+                return None
+            if level == "+":
+                got.append(topic[i])
+            elif level != topic[i]:
+                return None
+        return tuple(got) if len(topic) == len(self.levels) else None
+
+
+def _at(doc: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        if isinstance(part, int):
+            if not isinstance(doc, list) or part >= len(doc):
+                return _MISSING
+            doc = doc[part]
+        else:
+            if not isinstance(doc, dict) or part not in doc:
+                return _MISSING
+            doc = doc[part]
+    return doc
+
+
+def _boolean(value: bool, invert: bool) -> float:
+    return float(value != invert)
+
+
+def to_number(raw: Any, m: TopicMapping) -> float | None:
+    """A raw JSON or text value as the reading (scale/offset applied); None for null.
+    BadPayload for text that is not a number or a boolean word, objects, NaN and ±inf."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return _boolean(raw, m.invert)
+    if isinstance(raw, str):
+        text = raw.strip()
+        word = text.lower()
+        if word in TRUE_WORDS - {"1"} or word in FALSE_WORDS - {"0"}:
+            return _boolean(word in TRUE_WORDS, m.invert)
+        try:
+            raw = float(text)
+        except ValueError:
+            raise BadPayload("non_numeric", f"{text[:40]!r} is not a number") from None
+    if not isinstance(raw, int | float):
+        raise BadPayload("non_numeric", f"a {type(raw).__name__}, not a number")
+    value = float(raw) * m.scale + m.offset
+    if not math.isfinite(value):
+        raise BadPayload("non_finite", f"{raw!r} is not a finite number")
+    return value
+
+
+def to_timestamp(raw: Any, tz: ZoneInfo) -> int:
+    """Epoch seconds / ms / µs / ns (told apart by size) or ISO 8601 → POSIX ns."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
+        magnitude = abs(raw)
+        factor = 1e9 if magnitude < 1e11 else 1e6 if magnitude < 1e14 else (
+            1e3 if magnitude < 1e17 else 1)
+        return int(raw * factor)
+    if isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            pass
+        else:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=tz)
+            return int(when.timestamp() * 1e9)
+    raise BadPayload("bad_timestamp", f"{str(raw)[:40]!r} is not an epoch time or ISO 8601")
+
+
+@dataclass
+class TopicMapCounters:
+    messages: int = 0
+    samples: int = 0
+    bad: Counter[str] = field(default_factory=Counter)
+
+
+class TopicMap:
+    """(topic, payload) → samples for every mapping the topic matches."""
+
+    def __init__(self, mappings: Sequence[TopicMapping], *,
+                 sensors: Collection[str] | None = None, name: str = "local-mqtt") -> None:
+        """``sensors``: the agent's sensor ids, so templates that make an unknown id are
+        counted here, with the topic that made it; None: take any id."""
+        self.routes = tuple(
+            _Route(tuple(m.topic.split("/")), m,
+                   parse_path(m.value) if m.value is not None else None,
+                   parse_path(m.timestamp) if m.timestamp is not None else None,
+                   ZoneInfo(m.timezone))
+            for m in mappings)
+        self.sensors = frozenset(sensors) if sensors is not None else None
+        self.name = name
+        self.counters = TopicMapCounters()
+        self._logged: set[tuple[str, str]] = set()
+
+    def decode(self, topic: str, payload: bytes, received_ns: int) -> list[Sample]:
+        """The samples in one message; bad parts are counted and logged, never raised."""
+        self.counters.messages += 1
+        levels = tuple(topic.split("/"))
+        out: list[Sample] = []
+        doc: Any = _MISSING
+        for route in self.routes:
+            got = route.captures(levels)
+            if got is None:
+                continue
+            m = route.mapping
+            try:
+                sensor = m.sensor.format(None, *got) if m.is_template else m.sensor
+                if self.sensors is not None and sensor not in self.sensors:
+                    raise BadPayload("unknown_sensor", f"sensor {sensor!r} is not this "
+                                     "agent's (from the topic)")
+                if route.value_path is None:
+                    value = to_number(_plain(payload), m)
+                    ts = received_ns
+                else:
+                    if doc is _MISSING:
+                        doc = _json(payload)
+                    raw = _at(doc, route.value_path)
+                    if raw is _MISSING:
+                        raise BadPayload("missing_field", f"no {m.value!r} in the payload")
+                    value = to_number(raw, m)
+                    ts = self._timestamp(topic, doc, route, received_ns)
+            except BadPayload as exc:
+                self._bad(topic, exc, payload)
+                if exc.reason == "not_json":
+                    doc = None  # the other routes on this topic would fail the same way
+                continue
+            out.append(Sample(sensor, ts, value))
+        self.counters.samples += len(out)
+        return out
+
+    def _timestamp(self, topic: str, doc: Any, route: _Route, received_ns: int) -> int:
+        if route.ts_path is None:
+            return received_ns
+        raw = _at(doc, route.ts_path)
+        try:
+            if raw is _MISSING:
+                raise BadPayload("bad_timestamp", f"no {route.mapping.timestamp!r} in the "
+                                 "payload")
+            return to_timestamp(raw, route.tz)
+        except BadPayload as exc:
+            self._bad(topic, exc, None, kept=True)
+            return received_ns
+
+    def _bad(self, topic: str, exc: BadPayload, payload: bytes | None, *,
+             kept: bool = False) -> None:
+        self.counters.bad[exc.reason] += 1
+        key = (topic, exc.reason)
+        first = key not in self._logged and len(self._logged) < _MAX_LOGGED
+        if first:
+            self._logged.add(key)
+        shown = "" if payload is None else f"; payload {payload[:80]!r}"
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "%s: %s on %s: %s%s (%s; counted as %r%s)", self.name,
+                "bad timestamp" if kept else "message skipped", topic, exc, shown,
+                "reading kept with its arrival time" if kept else "no reading", exc.reason,
+                "; further ones on this topic are logged at DEBUG" if first else "")
+
+
+def _json(payload: bytes) -> Any:
+    try:
+        # The standard library rather than msgspec: it reads NaN and Infinity, so a
+        # device sending them is counted as non_finite, not as not_json.
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadPayload("not_json", f"not JSON ({exc})") from None
+
+
+def _plain(payload: bytes) -> Any:
+    """A plain payload: a number, a boolean word, or a JSON scalar (``"23.4"``, true)."""
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadPayload("non_numeric", "not UTF-8 text") from None
+    if text.startswith(("{", "[", '"')) or text in ("true", "false", "null"):
+        return _json(payload)
+    return text
+
+
+@dataclass
+class LocalMqttCounters:
+    connects: int = 0
+    connect_failures: int = 0
+    credentials_refused: int = 0
+    retained_skipped: int = 0
+
+
+class LocalMqttSource:
+    """An agent source: subscribe to the configured topics, yield samples, reconnect."""
+
+    def __init__(self, settings: LocalMqttSettings, *, agent_id: str,
+                 sensors: Collection[str] | None = None, clock: Clock = time.time_ns,
+                 broker_url: str | None = None) -> None:
+        self.settings = settings
+        self.agent_id = agent_id
+        self.clock = clock
+        self.address = BrokerAddress.parse(broker_url or settings.broker.url)
+        self.map = TopicMap(settings.mappings(), sensors=sensors,
+                            name=f"agent {agent_id} local MQTT {self.address}")
+        self.filters = settings.topic_filters()
+        self.counters = LocalMqttCounters()
+        self.connected = asyncio.Event()
+        """Set while subscribed: tests and ``gridcall edge check`` wait on it."""
+
+    @property
+    def bad(self) -> Counter[str]:
+        return self.map.counters.bad
+
+    def client(self) -> aiomqtt.Client:
+        user, password = self.settings.broker.credentials()
+        return aiomqtt.Client(
+            self.address.host, self.address.port, username=user, password=password,
+            identifier=self.settings.client_id or f"gridcall-local-{self.agent_id}",
+            tls_context=self.address.tls_context(),
+            keepalive=int(self.settings.broker.keepalive.total_seconds()))
+
+    async def samples(self) -> AsyncIterator[Sample]:
+        backoff = 0.5
+        while True:
+            try:
+                async with self.client() as client:
+                    for topic in self.filters:
+                        await client.subscribe(topic, qos=1)
+                    self.counters.connects += 1
+                    self.connected.set()
+                    backoff = 0.5
+                    async for message in client.messages:
+                        if message.retain and not self.settings.accept_retained:
+                            self.counters.retained_skipped += 1
+                            continue
+                        payload = message.payload
+                        data = (bytes(payload) if isinstance(payload, bytes | bytearray)
+                                else b"" if payload is None else str(payload).encode())
+                        for sample in self.map.decode(message.topic.value, data, self.clock()):
+                            yield sample
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                self.counters.connect_failures += 1
+                if credentials_refused(exc):
+                    self.counters.credentials_refused += 1
+                log.warning("agent %s local MQTT: %s; retrying in %.1fs", self.agent_id,
+                            describe_failure(self.address, exc), backoff)
+                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, 30.0)
