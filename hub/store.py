@@ -68,6 +68,11 @@ class Store:
                 return fn()
         return await asyncio.to_thread(locked)
 
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (which uses :attr:`db`) in a worker thread, holding the store's lock;
+        for modules that keep their own tables in this database (hub.ledger)."""
+        return await self._run(fn)
+
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:

@@ -109,12 +109,23 @@ class Departments(msgspec.Struct, frozen=True, kw_only=True):
     co: list[Id] = []
 
 
+AlertStatus = Literal["opened", "dispatched", "acknowledged", "on_site", "resolved",
+                      "false_alarm"]
+AlertAction = Literal["open", "evidence", "dispatch", "acknowledge", "arrive", "resolve",
+                      "false_alarm", "escalate", "reopen"]
+
+
 class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
-    """A risk early-warning pushed to the unit that must act (see wire.topics.alert_topic)."""
+    """A risk early-warning pushed to the unit that must act (see wire.topics.alert_topic).
+
+    Published retained with its *current* state after every transition (``n`` counts them,
+    so a subscriber keeps the highest); the fields after ``event_seq`` were added with the
+    alert desk and have defaults, so an alert of the first version still decodes.
+    """
 
     v: Literal[1] = 1
     alert_id: Id
-    state: Literal["opened", "dispatched", "acknowledged", "on_site", "resolved", "false_alarm"]
+    state: AlertStatus
     matter: Id
     matter_name: str
     matter_type: Literal["patrol", "emergency", "daily"]
@@ -135,3 +146,12 @@ class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
     deadlines: Deadlines
     agent: Id
     event_seq: int
+    place: list[Id] = []
+    """The sensor's grid path (district, town, community, grid): whose subtree it is in."""
+    n: int = 1
+    """How many transitions the alert has had; the retained copy with the highest wins."""
+    updated_at: Nanos = 0
+    last_action: AlertAction = "open"
+    reason: str = ""
+    """Why the last step happened (e.g. "response deadline passed", a tier rule)."""
+    escalations: int = 0

@@ -1,0 +1,112 @@
+"""The alert ledger: every :class:`~hub.lifecycle.Transition`, append-only, in SQLite (WAL).
+
+It lives in the hub store's database (:class:`hub.store.Store`). Rows are never changed
+or deleted: triggers refuse UPDATE and DELETE, and ``(alert_id, n)`` is unique, so a step
+is written once even if two writers race. ``(ev_agent, ev_seq)`` is unique too: an anomaly
+event joins at most one alert, however often at-least-once delivery brings it.
+
+The state of every alert is the fold of its rows (:func:`hub.lifecycle.fold`);
+:meth:`Ledger.rebuild` does that at start-up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+import msgspec
+
+from hub.lifecycle import AlertState, Transition, apply, fold
+from hub.store import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL,
+    action TEXT NOT NULL, actor TEXT NOT NULL, state TEXT NOT NULL, tier TEXT NOT NULL,
+    unit TEXT NOT NULL, ev_agent TEXT, ev_seq INTEGER, body BLOB NOT NULL,
+    UNIQUE (alert_id, n), UNIQUE (ev_agent, ev_seq)
+);
+CREATE INDEX IF NOT EXISTS transitions_at ON transitions (at, seq);
+CREATE TRIGGER IF NOT EXISTS transitions_no_update BEFORE UPDATE ON transitions
+BEGIN SELECT RAISE(ABORT, 'the alert ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS transitions_no_delete BEFORE DELETE ON transitions
+BEGIN SELECT RAISE(ABORT, 'the alert ledger is append-only'); END;
+"""
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Transition)
+
+
+class LedgerConflict(RuntimeError):
+    """A step was already written (same alert and number, or the same anomaly event)."""
+
+
+class Ledger:
+    """Append-only transitions in ``store``'s database; use inside ``async with store``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.db.executescript(SCHEMA)
+
+    async def append(self, *transitions: Transition) -> None:
+        """Write the steps in one SQLite transaction: all of them or none.
+        LedgerConflict if one of them (or its anomaly event) is there already."""
+        rows = [(t.alert_id, t.n, t.at, t.action, t.actor, t.state, t.tier, t.unit,
+                 t.evidence[0] if t.evidence else None,
+                 t.evidence[1] if t.evidence else None, _encoder.encode(t))
+                for t in transitions]
+        db = self.store.db
+
+        def insert() -> None:
+            try:
+                with db:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.executemany(
+                        "INSERT INTO transitions (alert_id, n, at, action, actor, state, "
+                        "tier, unit, ev_agent, ev_seq, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        rows)
+            except sqlite3.IntegrityError as exc:
+                raise LedgerConflict(
+                    f"ledger already holds a step of {[r[0] for r in rows]} or its "
+                    f"anomaly event: {exc}") from exc
+        await self.store.run(insert)
+
+    async def history(self, alert_id: str) -> list[Transition]:
+        """The alert's steps, first to last (empty if there is no such alert)."""
+        rows = await self.store.run(lambda: self.store.db.execute(
+            "SELECT body FROM transitions WHERE alert_id=? ORDER BY n", (alert_id,)).fetchall())
+        return [_decoder.decode(r[0]) for r in rows]
+
+    async def all(self, *, since: int | None = None, until: int | None = None
+                  ) -> list[Transition]:
+        """Every step in the order written (which is time order: the clock never runs
+        back for the desk), optionally only those with ``since <= at < until``."""
+        sql = "SELECT body FROM transitions WHERE at >= ? AND at < ? ORDER BY seq"
+        lo = since if since is not None else -(2**63)
+        hi = until if until is not None else 2**63 - 1
+        rows = await self.store.run(lambda: self.store.db.execute(sql, (lo, hi)).fetchall())
+        return [_decoder.decode(r[0]) for r in rows]
+
+    async def count(self) -> int:
+        return await self.store.run(lambda: int(
+            self.store.db.execute("SELECT count(*) FROM transitions").fetchone()[0]))
+
+    async def has_event(self, agent: str, seq: int) -> str | None:
+        """The alert the anomaly event ``(agent, seq)`` was folded into, if any."""
+        row = await self.store.run(lambda: self.store.db.execute(
+            "SELECT alert_id FROM transitions WHERE ev_agent=? AND ev_seq=?",
+            (agent, seq)).fetchone())
+        return None if row is None else str(row[0])
+
+    async def rebuild(self) -> dict[str, AlertState]:
+        """Every alert's state, folded from the whole ledger (start-up)."""
+        return fold(await self.all())
+
+
+def fold_history(transitions: Iterable[Transition]) -> AlertState | None:
+    """One alert's state from its history (None for an empty history)."""
+    state: AlertState | None = None
+    for t in transitions:
+        state = apply(state, t)
+    return state

@@ -1,0 +1,337 @@
+"""The life of a risk alert as a fold over transitions: pure, no I/O, no clock.
+
+Every change to an alert is a :class:`Transition` (who, when, what, why, and the alert's
+state, tier, responsible unit, deadlines and departments *after* it). The ledger
+(:mod:`hub.ledger`) stores them append-only; :func:`apply` folds them into an
+:class:`AlertState`, so the same code that moves an alert forward rebuilds it after a
+restart. :func:`step` builds the next transition and refuses an illegal one with
+:class:`IllegalTransition` before anything is written.
+
+Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
+
+    open         (no alert yet)             -> opened
+    evidence     OPEN                       -> unchanged (a further anomaly joins)
+    dispatch     OPEN, by a unit at or above the responsible level
+                                            -> dispatched if it was opened, else unchanged
+    acknowledge  opened | dispatched        -> acknowledged      (response)
+    arrive       acknowledged               -> on_site           (arrival)
+    resolve      on_site                    -> resolved          (disposal)
+    false_alarm  OPEN                       -> false_alarm
+    escalate     OPEN, tier below A         -> opened; a higher tier (one up for a deadline
+                                               breach or a call upward, maybe more for a
+                                               tier rule), the unit that tier routes to, new
+                                               deadlines: the new unit must respond
+    reopen       resolved | false_alarm     -> opened; new deadlines (the anomaly recurred
+                                               within the reopen window; the hub decides)
+
+Which tier, unit and deadlines an escalation or reopening brings is decided by the caller
+(:mod:`hub.desk`, from the config); this module only holds the rules of the ladder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, get_args
+
+import msgspec
+
+from wire import AlertAction, AlertStatus, Deadlines, Departments, RiskAlert, Tier, UnitLevel
+
+State = AlertStatus
+"""opened, dispatched, acknowledged, on_site, resolved, false_alarm (as in RiskAlert.state)."""
+Action = AlertAction
+"""open, evidence, dispatch, acknowledge, arrive, resolve, false_alarm, escalate, reopen."""
+STATES: tuple[State, ...] = get_args(State)
+ACTIONS: tuple[Action, ...] = get_args(Action)
+OPEN: frozenset[State] = frozenset({"opened", "dispatched", "acknowledged", "on_site"})
+CLOSED: frozenset[State] = frozenset({"resolved", "false_alarm"})
+
+HUB = "hub"
+"""The actor of automatic steps (opening, evidence, deadline escalation, reopening)."""
+
+LEVELS: tuple[UnitLevel, ...] = ("district", "town", "community", "grid")
+"""Top to bottom: a lower index is a higher level."""
+TIERS: tuple[Tier, ...] = ("A", "B", "C", "D")
+"""Highest first."""
+TIER_UP: dict[Tier, Tier] = {"D": "C", "C": "B", "B": "A"}
+
+REQUIRES: dict[Action, frozenset[State]] = {
+    "open": frozenset(),
+    "evidence": OPEN,
+    "dispatch": OPEN,
+    "acknowledge": frozenset({"opened", "dispatched"}),
+    "arrive": frozenset({"acknowledged"}),
+    "resolve": frozenset({"on_site"}),
+    "false_alarm": OPEN,
+    "escalate": OPEN,
+    "reopen": CLOSED,
+}
+"""The states each action may be taken in."""
+
+
+def _state_after(action: Action, before: State) -> State:
+    match action:
+        case "open" | "escalate" | "reopen":
+            return "opened"
+        case "dispatch":
+            return "dispatched" if before == "opened" else before
+        case "acknowledge":
+            return "acknowledged"
+        case "arrive":
+            return "on_site"
+        case "resolve":
+            return "resolved"
+        case "false_alarm":
+            return "false_alarm"
+        case "evidence":
+            return before
+
+
+class IllegalTransition(ValueError):
+    """An action refused for an alert, with the alert, its state and the reason."""
+
+    def __init__(self, alert_id: str, state: State | None, action: str, why: str) -> None:
+        where = f"{alert_id} is {state}" if state else f"{alert_id} does not exist yet"
+        super().__init__(f"{where}; {why}")
+        self.alert_id = alert_id
+        self.state = state
+        self.action = action
+        self.why = why
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One step in an alert's life, as the ledger stores it. Fields after ``note`` are the
+    alert *after* the step, so any one transition says where the alert stood."""
+
+    alert_id: str
+    n: int
+    """1, 2, 3 … per alert, without gaps."""
+    action: Action
+    at: int
+    """When (ns, from the injected clock)."""
+    actor: str
+    """The unit id that acted, or ``"hub"`` for automatic steps."""
+    note: str
+    state: State
+    tier: Tier
+    unit: str
+    unit_level: UnitLevel
+    unit_path: tuple[str, ...]
+    """The responsible unit's address (the alert topic's unit levels; for tier A the
+    town's path, see :func:`hub.alerts.route`)."""
+    deadlines: Deadlines
+    departments: tuple[str, ...]
+    """Lead first, then co-handlers and departments dispatched since."""
+    reason: str = ""
+    """Why: "response deadline passed" for an automatic escalation, the caller's reason
+    for a manual one, the rule that raised the tier on opening, "anomaly recurred"."""
+    evidence: tuple[str, int] | None = None
+    """The anomaly event ``(agent, seq)`` behind an open, evidence or reopen step."""
+    alert: RiskAlert | None = None
+    """Only on ``open``: the alert as drafted (matter, sensor, place, anomaly...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """An alert as the fold of its transitions. ``alert`` is the current wire form (what
+    is published retained on the alert topics)."""
+
+    alert: RiskAlert
+    last: Transition
+    opened_at: int
+    place: tuple[str, ...]
+    """The sensor's grid path (district, town, community, grid): the subtree it belongs to."""
+    addresses: tuple[tuple[str, ...], ...]
+    """Every unit path the alert has been addressed to, oldest first: each keeps a
+    retained copy of the current state, so an escalated alert is not left stale below."""
+    closed_at: int | None = None
+    escalations: int = 0
+    evidence: int = 0
+    reopened: int = 0
+    events: frozenset[tuple[str, int]] = field(default_factory=frozenset)
+    """The anomaly events ``(agent, seq)`` folded into this alert (for dedup)."""
+
+    @property
+    def alert_id(self) -> str:
+        return self.alert.alert_id
+
+    @property
+    def state(self) -> State:
+        return self.last.state
+
+    @property
+    def tier(self) -> Tier:
+        return self.last.tier
+
+    @property
+    def unit(self) -> str:
+        return self.last.unit
+
+    @property
+    def unit_level(self) -> UnitLevel:
+        return self.last.unit_level
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return self.last.deadlines
+
+    @property
+    def departments(self) -> tuple[str, ...]:
+        return self.last.departments
+
+    @property
+    def is_open(self) -> bool:
+        return self.last.state in OPEN
+
+    @property
+    def n(self) -> int:
+        return self.last.n
+
+    def due(self) -> tuple[str, int] | None:
+        """The deadline the alert is waiting on now, ``(name, ns)``, or None if closed:
+        response while opened/dispatched, arrival while acknowledged, disposal on site."""
+        d = self.last.deadlines
+        match self.last.state:
+            case "opened" | "dispatched":
+                return "response", d.response
+            case "acknowledged":
+                return "arrival", d.arrival
+            case "on_site":
+                return "disposal", d.disposal
+            case _:
+                return None
+
+
+def refusal(state: AlertState, action: Action, *,
+            actor_level: UnitLevel | None = None) -> str | None:
+    """Why ``action`` may not be taken on ``state`` now, or None if it may."""
+    now = state.state
+    if action == "open":
+        return "an alert is opened once"
+    allowed = REQUIRES[action]
+    if now not in allowed:
+        need = " or ".join(s for s in STATES if s in allowed)
+        return f"{action} needs {need}"
+    if action == "escalate" and state.tier == "A":
+        return "escalate needs a tier below A: the district already holds it"
+    if action == "dispatch" and actor_level is not None and (
+            LEVELS.index(actor_level) > LEVELS.index(state.unit_level)):
+        return (f"dispatch needs a unit at or above the responsible {state.unit_level} "
+                f"{state.unit}, not a {actor_level}")
+    return None
+
+
+def check(state: AlertState, action: Action, *, actor_level: UnitLevel | None = None) -> None:
+    """IllegalTransition if ``action`` may not be taken on ``state`` now."""
+    why = refusal(state, action, actor_level=actor_level)
+    if why is not None:
+        raise IllegalTransition(state.alert_id, state.state, action, why)
+
+
+def opening(alert: RiskAlert, *, place: Iterable[str], note: str = "", reason: str = "",
+            actor: str = HUB) -> Transition:
+    """The first transition of an alert drafted as ``alert`` (state ``opened``)."""
+    deps = (alert.departments.lead, *alert.departments.co)
+    return Transition(
+        alert_id=alert.alert_id, n=1, action="open", at=alert.opened_at, actor=actor,
+        note=note, state="opened", tier=alert.tier, unit=alert.unit,
+        unit_level=alert.unit_level, unit_path=tuple(alert.unit_path),
+        deadlines=alert.deadlines, departments=tuple(dict.fromkeys(deps)), reason=reason,
+        evidence=(alert.agent, alert.event_seq),
+        alert=replace_alert(alert, place=list(place)),
+    )
+
+
+def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: str = "",
+         reason: str = "", actor_level: UnitLevel | None = None, tier: Tier | None = None,
+         unit: str | None = None, unit_level: UnitLevel | None = None,
+         unit_path: Iterable[str] | None = None, deadlines: Deadlines | None = None,
+         departments: Iterable[str] = (), evidence: tuple[str, int] | None = None
+         ) -> Transition:
+    """The transition ``action`` makes from ``state``; IllegalTransition if refused.
+
+    Fields not given stay as they are; ``departments`` are *added* (lead stays first).
+    An escalation must give the new tier, unit and deadlines; a reopening new deadlines.
+    """
+    check(state, action, actor_level=actor_level)
+    last = state.last
+    if action == "escalate" and (tier is None or unit is None or deadlines is None):
+        raise ValueError("an escalation needs the new tier, unit and deadlines")
+    if action == "escalate" and tier is not None and TIERS.index(tier) >= TIERS.index(
+            state.tier):
+        raise IllegalTransition(state.alert_id, state.state, action,
+                                f"escalate needs a tier above {state.tier}, not {tier}")
+    if action == "reopen" and deadlines is None:
+        raise ValueError("a reopening needs new deadlines")
+    if at < last.at:
+        raise IllegalTransition(state.alert_id, state.state, action,
+                                f"{action} at {at} is before the last step at {last.at}")
+    return Transition(
+        alert_id=state.alert_id, n=last.n + 1, action=action, at=at, actor=actor, note=note,
+        state=_state_after(action, last.state), tier=tier or last.tier,
+        unit=unit or last.unit, unit_level=unit_level or last.unit_level,
+        unit_path=tuple(unit_path) if unit_path is not None else last.unit_path,
+        deadlines=deadlines or last.deadlines,
+        departments=tuple(dict.fromkeys((*last.departments, *departments))),
+        reason=reason, evidence=evidence,
+    )
+
+
+def replace_alert(alert: RiskAlert, **changes: Any) -> RiskAlert:
+    return msgspec.structs.replace(alert, **changes)
+
+
+def apply(state: AlertState | None, t: Transition) -> AlertState:
+    """The alert after ``t``. Checks ``t`` against ``state`` (numbering, legality), so a
+    ledger that was tampered with or written by buggy code is refused, not half-folded."""
+    if state is None:
+        if t.action != "open" or t.alert is None or t.n != 1:
+            raise IllegalTransition(t.alert_id, None, t.action,
+                                    f"{t.action} (step {t.n}) needs an open step first")
+        wire = _wire(t.alert, t)
+        place = tuple(t.alert.place) or tuple(t.unit_path)
+        return AlertState(alert=wire, last=t, opened_at=t.at, place=place,
+                          addresses=(t.unit_path,),
+                          events=frozenset({t.evidence}) if t.evidence else frozenset())
+    if t.alert_id != state.alert_id or t.n != state.n + 1:
+        raise IllegalTransition(t.alert_id, state.state, t.action,
+                                f"step {t.n} does not follow step {state.n} of "
+                                f"{state.alert_id}")
+    check(state, t.action)
+    if t.state != _state_after(t.action, state.state):
+        raise IllegalTransition(t.alert_id, state.state, t.action,
+                                f"{t.action} leads to {_state_after(t.action, state.state)}, "
+                                f"not {t.state}")
+    addresses = state.addresses
+    if t.unit_path not in addresses:
+        addresses = (*addresses, t.unit_path)
+    events = state.events | {t.evidence} if t.evidence else state.events
+    return replace(
+        state, alert=_wire(state.alert, t), last=t, addresses=addresses, events=events,
+        closed_at=t.at if t.state in CLOSED else (None if t.action == "reopen"
+                                                  else state.closed_at),
+        escalations=state.escalations + (t.action == "escalate"),
+        evidence=state.evidence + (t.action == "evidence"),
+        reopened=state.reopened + (t.action == "reopen"),
+    )
+
+
+def _wire(alert: RiskAlert, t: Transition) -> RiskAlert:
+    lead, *co = t.departments or (alert.departments.lead,)
+    return replace_alert(
+        alert, state=t.state, tier=t.tier, unit=t.unit, unit_level=t.unit_level,
+        unit_path=list(t.unit_path), deadlines=t.deadlines,
+        departments=Departments(lead=lead, co=co), n=t.n, updated_at=t.at,
+        last_action=t.action, reason=t.reason,
+        escalations=alert.escalations + (t.action == "escalate"),
+    )
+
+
+def fold(transitions: Iterable[Transition]) -> dict[str, AlertState]:
+    """Every alert's state from transitions in ledger order (per alert by ``n``)."""
+    states: dict[str, AlertState] = {}
+    for t in transitions:
+        states[t.alert_id] = apply(states.get(t.alert_id), t)
+    return states

@@ -1,0 +1,72 @@
+"""The alert ledger: append-only SQLite rows that rebuild every alert after a restart."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from config import ConfigSet
+from hub.ledger import Ledger, LedgerConflict
+from hub.lifecycle import apply, opening, step
+from hub.store import Store
+from tests.test_lifecycle import MIN, T0, drafted, take
+
+
+async def test_steps_survive_a_restart_and_fold_into_the_same_state(
+        cfg: ConfigSet, tmp_path: Path) -> None:
+    alert, place = drafted(cfg)
+    state = apply(None, opening(alert, place=place))
+    path = tmp_path / "hub.sqlite"
+    async with Store(path) as store:
+        ledger = Ledger(store)
+        await ledger.append(state.last)
+        for i, action in enumerate(("acknowledge", "escalate", "dispatch"), start=1):
+            state = take(state, action, T0 + i * MIN)
+            await ledger.append(state.last)
+    async with Store(path) as store:  # a new process, the same file
+        ledger = Ledger(store)
+        history = await ledger.history("AL000007")
+        assert [t.action for t in history] == ["open", "acknowledge", "escalate", "dispatch"]
+        assert history[-1] == state.last
+        assert await ledger.rebuild() == {"AL000007": state}
+        assert await ledger.has_event("edge-x", 7) == "AL000007"
+        assert await ledger.has_event("edge-x", 8) is None
+        assert [t.n for t in await ledger.all(since=T0 + MIN, until=T0 + 3 * MIN)] == [2, 3]
+
+
+async def test_a_step_is_written_once(cfg: ConfigSet) -> None:
+    alert, place = drafted(cfg)
+    first = opening(alert, place=place)
+    ack = step(apply(None, first), "acknowledge", at=T0 + MIN, actor="g1")
+    async with Store(":memory:") as store:
+        ledger = Ledger(store)
+        await ledger.append(first, ack)
+        with pytest.raises(LedgerConflict, match="AL000007"):
+            await ledger.append(ack)
+        assert await ledger.count() == 2
+
+
+async def test_the_same_anomaly_event_joins_one_alert_only(cfg: ConfigSet) -> None:
+    alert, place = drafted(cfg)
+    first = opening(alert, place=place)
+    state = apply(None, first)
+    again = step(state, "evidence", at=T0 + MIN, evidence=first.evidence)
+    async with Store(":memory:") as store:
+        ledger = Ledger(store)
+        await ledger.append(first)
+        with pytest.raises(LedgerConflict):
+            await ledger.append(again)
+        assert await ledger.count() == 1
+
+
+async def test_rows_cannot_be_changed_or_deleted(cfg: ConfigSet) -> None:
+    alert, place = drafted(cfg)
+    async with Store(":memory:") as store:
+        ledger = Ledger(store)
+        await ledger.append(opening(alert, place=place))
+        for sql in ("UPDATE transitions SET state='resolved'", "DELETE FROM transitions"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                store.db.execute(sql)
+        assert [t.state for t in await ledger.history("AL000007")] == ["opened"]
