@@ -26,6 +26,7 @@ from config.models import (
     SensorsFile,
     Topology,
 )
+from config.sources import SOURCE_TYPES
 
 FILES: dict[str, type[BaseModel]] = {
     "topology.yaml": Topology,
@@ -152,8 +153,15 @@ def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
 
 
 def _clean_loc(loc: Iterable[str | int]) -> Loc:
-    # pydantic adds union-member and validator names ("function-after[...]", "tuple[...]")
-    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in {"str"})))
+    # pydantic adds union-member and validator names ("function-after[...]", "tuple[...]"),
+    # and a discriminated union's tag after the field (``source.serial.port``)
+    out: list[str | int] = []
+    for p in loc:
+        if isinstance(p, str) and ("[" in p or p == "str" or (
+                out and out[-1] == "source" and p in SOURCE_TYPES)):
+            continue
+        out.append(p)
+    return tuple(out)
 
 
 def _problems(doc: YamlDoc, model: type[BaseModel], exc: ValidationError) -> Iterator[Problem]:

@@ -18,7 +18,7 @@ import math
 import os
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -251,12 +251,20 @@ class AgentSettings(Model):
     state_dir: str = "var/agent"
 
 
+# --------------------------------------------------------------------------- agent sources
+# Source models live in their own modules (config/sources.py, config/local_mqtt.py) and
+# build on the models above, so they are imported here, not at the top (that would be
+# circular; the package imports this module first, see config/__init__.py).
+from config.sources import SimulatedSource, SourceSettings  # noqa: E402
+
+
 class Agent(Model):
     id: Id
     name: str = ""
     grid: Id
-    source: SourceSettings = "simulated"
-    """``simulated``, or a mapping with ``type`` (``mqtt``: :mod:`config.local_mqtt`)."""
+    source: SourceSettings = SimulatedSource()
+    """``simulated``, or a mapping with ``type``: ``serial``, ``modbus`` (:mod:`config.sources`),
+    ``mqtt`` (:mod:`config.local_mqtt`)."""
     sensors: tuple[Id, ...] | None = None
     settings: AgentSettings | None = None
 
@@ -366,13 +374,3 @@ class MattersFile(Model):
         if missing:
             raise ValueError(f"default_deadlines lacks {sorted(missing)}")
         return self
-
-
-# --------------------------------------------------------------------------- agent sources
-# Source models live in their own modules and build on the ones above, so they are
-# imported last (the package imports this module first, see config/__init__.py).
-from config.local_mqtt import LocalMqttSource  # noqa: E402
-
-SourceSettings: TypeAlias = Literal["simulated", "serial", "modbus"] | LocalMqttSource
-Agent.model_rebuild()
-AgentsFile.model_rebuild()

@@ -30,9 +30,9 @@ from config.models import (
     MatterDeadlines,
     MattersFile,
     SensorsFile,
-    SourceSettings,
     Topology,
 )
+from config.sources import SourceSettings, map_problems, mapped_sensors
 
 UnitLevel = Literal["district", "town", "community", "grid"]
 LEVELS: tuple[UnitLevel, ...] = ("district", "town", "community", "grid")
@@ -157,6 +157,37 @@ def _walk_units(topo: Topology) -> Iterator[tuple[Loc, Unit]]:
                     g.id, g.name, "grid", (d.id, t.id, c.id, g.id), g.location, g.tags)
 
 
+def _check_source_map(check: _Checker, index: int, agent: str, source: SourceSettings,
+                      agent_of_sensor: Mapping[str, str], own: Collection[SensorSpec]) -> None:
+    """A serial or Modbus map: consistent in itself, naming only this agent's sensors, and
+    reading every one of them (an unmapped sensor would never report)."""
+    at: Loc = ("agents", index, "source")
+    for loc, reason in map_problems(source):
+        check.add("agents.yaml", (*at, *loc), f"agent {agent!r}: {reason}")
+    mapped: set[str] = set()
+    for loc, sensor in mapped_sensors(source):
+        mapped.add(sensor)
+        owner = agent_of_sensor.get(sensor)
+        if owner is None and sensor not in check._dropped:
+            hint = difflib.get_close_matches(sensor, list(agent_of_sensor), n=1)
+            check.add("agents.yaml", (*at, *loc), f"agent {agent!r}: unknown sensor {sensor!r}"
+                      + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        elif owner is not None and owner != agent:
+            check.add("agents.yaml", (*at, *loc), f"agent {agent!r}: sensor {sensor!r} names "
+                      f"agent {owner!r} in sensors.yaml")
+    salvaged = check.raw.salvaged.get("agents.yaml")
+    if salvaged is not None:
+        original = salvaged.original(at)
+        if any(loc[:len(original)] == original for loc in salvaged.dropped):
+            return  # a broken channel or register was dropped: its own problem says enough
+    if source.type in ("serial", "modbus"):
+        for spec in own:
+            if spec.id not in mapped:
+                what = "channel" if source.type == "serial" else "register"
+                check.add("agents.yaml", at, f"agent {agent!r}: its sensor {spec.id!r} is read "
+                          f"by no {what} of this {source.type} source, so it would never report")
+
+
 def load_config(directory: Path | str, *, known_detectors: Collection[str] | None = None,
                 check_detector: Callable[[SensorSpec], str | None] | None = None
                 ) -> ConfigSet:
@@ -246,6 +277,8 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 for loc, reason in source_problems(a.source, {s.id: s.unit_of_measure
                                                                for s in own}):
                     check.add("agents.yaml", ("agents", i, "source", *loc), reason)
+            if sensors_file is not None:
+                _check_source_map(check, i, a.id, a.source, agent_of_sensor, own)
             agents[a.id] = AgentSpec(a.id, a.name or a.id, a.grid, a.source, own,
                                      a.settings or agents_file.defaults)
         if isinstance(sensors_file, SensorsFile):

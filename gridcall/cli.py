@@ -280,8 +280,8 @@ def edge_run(
         raise typer.Exit(2)
     from config.local_mqtt import LocalMqttSource as LocalMqttSettings
 
-    if spec.source not in ("simulated",) and not isinstance(spec.source, LocalMqttSettings):
-        err.print(f"[red]agent {agent!r}: source {spec.source!r} is not available in this "
+    if spec.source.type not in ("simulated", "mqtt"):
+        err.print(f"[red]agent {agent!r}: source {spec.source.type!r} is not available in this "
                   "version; 'simulated' and 'mqtt' are[/]")
         raise typer.Exit(2)
     local = spec.source.broker.unset_env() if isinstance(spec.source, LocalMqttSettings) else []

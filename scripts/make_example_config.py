@@ -125,6 +125,7 @@ def main() -> None:
         towns.append({"id": tid, "name": tname,
                       "location": {"polygon": square(t_lon, t_lat, 0.028)},
                       "communities": communities})
+    field_sources(agents, sensors)
     topology = {
         "district": {"id": "huangpu", "name": "黄埔区",
                      "location": {"polygon": square(base_lon + 0.06, base_lat, 0.1)},
@@ -142,6 +143,44 @@ def main() -> None:
                      "state_dir": "var/agent"},
         "agents": agents}, "# Edge agents: one gateway per community in the sample.\n")
     print(f"wrote {OUT}: {len(sensors)} sensors, {gi} grids, {len(agents)} agents")
+
+
+SERIAL_PORT = "/tmp/gridcall-tty0"
+MODBUS_PORT = "/tmp/gridcall-modbus0"
+"""Where ``python -m firmware_bridge.simdevice`` puts its simulated devices by default."""
+
+
+def field_sources(agents: list[dict[str, Any]], sensors: list[dict[str, Any]]) -> None:
+    """The first agent reads microcontrollers speaking the frame protocol (one device per
+    grid, a channel per sensor), the second polls Modbus RTU (one slave per grid); the
+    rest stay simulated. docs/firmware-protocol.md describes both maps."""
+    serial, modbus = agents[0], agents[1]
+    devices: dict[str, dict[str, Any]] = {}
+    for s in (s for s in sensors if s["agent"] == serial["id"]):
+        device = devices.setdefault(s["grid"], {"id": 101 + len(devices), "name": s["grid"],
+                                                "channels": {}})
+        device["channels"][len(device["channels"])] = s["id"]
+    serial["source"] = {"type": "serial", "port": SERIAL_PORT, "baudrate": 115200,
+                        "devices": list(devices.values())}
+    slaves: dict[str, int] = {}
+    next_address: dict[int, int] = {}
+    registers = []
+    for s in (s for s in sensors if s["agent"] == modbus["id"]):
+        slave = slaves.setdefault(s["grid"], len(slaves) + 1)
+        address = next_address.get(slave, 0)
+        kind = s["kind"]
+        register: dict[str, Any] = {"sensor": s["id"], "slave": slave, "address": address}
+        if kind == "temperature":  # a typical transmitter: tenths of a degree, signed
+            register.update(type="int16", scale=0.1)
+        elif kind == "pm25":  # whole µg/m³, input registers (function 4)
+            register.update(table="input", type="uint16")
+        else:
+            register.update(type="float32")
+        register["interval"] = KINDS[kind]["interval"]
+        registers.append(register)
+        next_address[slave] = address + (2 if register["type"] == "float32" else 1)
+    modbus["source"] = {"type": "modbus", "port": MODBUS_PORT, "baudrate": 9600,
+                        "timeout": "0.5s", "registers": registers}
 
 
 def dump(path: Path, data: Any, header: str) -> None:

@@ -424,6 +424,6 @@ async def test_an_edge_agent_publishes_what_its_local_mqtt_sensors_report(
 
 
 def test_agent_model_still_takes_the_plain_source_names() -> None:
-    assert Agent.model_validate({"id": "a", "grid": "g"}).source == "simulated"
+    assert Agent.model_validate({"id": "a", "grid": "g"}).source.type == "simulated"
     with pytest.raises(ValidationError):
         Agent.model_validate({"id": "a", "grid": "g", "source": {"type": "mqtt", "map": []}})

@@ -1,0 +1,194 @@
+"""Where an agent's readings come from: the ``source`` of an agent in agents.yaml.
+
+One model per kind of source, told apart by ``type`` (a pydantic discriminated union):
+
+- ``simulated``: the simulators' streams (the default; ``source: simulated`` still works);
+- ``serial``: microcontroller firmware speaking gridcall's frame protocol
+  (docs/firmware-protocol.md); each device id's channels map to sensor ids;
+- ``modbus``: Modbus RTU polling; a register map says which register holds which sensor,
+  its data type, byte and word order, scale, offset and poll interval;
+- ``mqtt``: sensors on a local MQTT broker, see :mod:`config.local_mqtt` (its own checks).
+
+The models check what they can alone (ranges, types, unknown keys); :func:`map_problems`
+checks a map's own consistency (a sensor read twice, overlapping registers, a device id
+given twice) and :mod:`config.resolve` reports its findings with the agent's id, plus
+every mapped sensor that does not exist or belongs to another agent (serial and Modbus;
+``mqtt`` maps are checked by :func:`config.local_mqtt.source_problems`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from config.local_mqtt import LocalMqttSource
+from config.models import Duration, Id, Model
+
+Loc = tuple[str | int, ...]
+
+
+class SimulatedSource(Model):
+    """Samples from the simulators (the sample district and the demo)."""
+
+    type: Literal["simulated"] = "simulated"
+
+
+# --------------------------------------------------------------------------- serial frames
+
+DeviceId = Annotated[int, Field(ge=0, le=0xFFFF_FFFF)]
+Channel = Annotated[int, Field(ge=0, le=255)]
+
+
+class SerialDevice(Model):
+    """One microcontroller on the line: its device id (as in its frames) and which of its
+    channels is which sensor. A channel not listed here is counted, not read."""
+
+    id: DeviceId
+    name: str = ""
+    channels: dict[Channel, Id] = Field(min_length=1)
+
+
+class SerialSource(Model):
+    """Frames from firmware on a serial port (USB CDC, UART, RS-485 converter)."""
+
+    type: Literal["serial"]
+    port: Annotated[str, StringConstraints(min_length=1)]
+    """Device path, e.g. ``/dev/ttyUSB0`` or a stable ``/dev/serial/by-id/...`` link."""
+    baudrate: int = Field(default=115_200, gt=0)
+    devices: tuple[SerialDevice, ...] = Field(min_length=1)
+    reconnect_min: Duration = timedelta(seconds=0.1)
+    reconnect_max: Duration = timedelta(seconds=5)
+    """Backoff between attempts to reopen a port that went away (doubling, with jitter)."""
+
+
+# --------------------------------------------------------------------------- Modbus RTU
+
+DataType = Literal["int16", "uint16", "int32", "uint32", "float32"]
+WIDTH: dict[str, int] = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
+"""How many 16-bit registers a value of each data type takes."""
+Order = Literal["big", "little"]
+
+
+class Register(Model):
+    """One sensor in a Modbus device: where its value is and how to turn it into a reading
+    (``value = raw * scale + offset``)."""
+
+    sensor: Id
+    slave: int = Field(default=1, ge=1, le=247)
+    table: Literal["holding", "input"] = "holding"
+    """``holding``: function 3 (read holding registers); ``input``: function 4."""
+    address: int = Field(ge=0, le=65_535)
+    """Zero-based register address as sent on the wire (register 40001 is address 0)."""
+    type: DataType = "uint16"
+    byte_order: Order = "big"
+    """Order of the two bytes in each register; Modbus itself is big-endian."""
+    word_order: Order = "big"
+    """For 32-bit types: ``big`` when the first register holds the high word."""
+    scale: float = 1.0
+    offset: float = 0.0
+    interval: Duration = timedelta(seconds=5)
+
+    @property
+    def width(self) -> int:
+        return WIDTH[self.type]
+
+    @property
+    def last_address(self) -> int:
+        return self.address + self.width - 1
+
+
+class ModbusSource(Model):
+    """Modbus RTU polling on a serial line (RS-485 converter)."""
+
+    type: Literal["modbus"]
+    port: Annotated[str, StringConstraints(min_length=1)]
+    baudrate: int = Field(default=9_600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    bytesize: Literal[7, 8] = 8
+    stopbits: Literal[1, 2] = 1
+    timeout: Duration = timedelta(seconds=1)
+    """How long to wait for a device's answer before counting a timeout."""
+    reconnect_max: Duration = timedelta(seconds=5)
+    registers: tuple[Register, ...] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- the union
+
+SOURCE_TYPES = ("simulated", "serial", "modbus", "mqtt")
+
+
+def _bare_name(value: Any) -> Any:
+    """``source: simulated`` is short for ``source: {type: simulated}``; the other types
+    need their settings, so a bare name says which ones."""
+    if value == "simulated":
+        return {"type": "simulated"}
+    if isinstance(value, str):
+        if value in SOURCE_TYPES:
+            raise ValueError(f"source {value!r} needs its settings: a mapping with "
+                             f"'type: {value}' (docs/firmware-protocol.md, config/local_mqtt.py)")
+        raise ValueError(f"unknown source {value!r} (known: {', '.join(SOURCE_TYPES)})")
+    return value
+
+
+SourceSettings = Annotated[
+    SimulatedSource | SerialSource | ModbusSource | LocalMqttSource,
+    Field(discriminator="type"),
+    BeforeValidator(_bare_name),
+]
+
+
+AnySource: TypeAlias = SimulatedSource | SerialSource | ModbusSource | LocalMqttSource
+
+
+def mapped_sensors(source: AnySource) -> Iterator[tuple[Loc, str]]:
+    """Each sensor id the source's map names, with its key path under ``source``."""
+    if isinstance(source, SerialSource):
+        for d, device in enumerate(source.devices):
+            for channel, sensor in device.channels.items():
+                yield ("devices", d, "channels", str(channel)), sensor
+    elif isinstance(source, ModbusSource):
+        for r, reg in enumerate(source.registers):
+            yield ("registers", r, "sensor"), reg.sensor
+
+
+def map_problems(source: AnySource) -> Iterator[tuple[Loc, str]]:
+    """What is inconsistent in a source's own map, as (key path under ``source``, reason):
+    a sensor read twice, a device id given twice, registers that overlap."""
+    seen: dict[str, Loc] = {}
+    for loc, sensor in mapped_sensors(source):
+        if sensor in seen:
+            yield loc, f"sensor {sensor!r} is already read at source.{_path(seen[sensor])}"
+        else:
+            seen[sensor] = loc
+    if isinstance(source, SerialSource):
+        ids: dict[int, int] = {}
+        for d, device in enumerate(source.devices):
+            if device.id in ids:
+                yield ("devices", d, "id"), (f"device id {device.id} is already given at "
+                                             f"source.devices[{ids[device.id]}]")
+            ids.setdefault(device.id, d)
+    if isinstance(source, ModbusSource):
+        for r, reg in enumerate(source.registers):
+            if reg.last_address > 65_535:
+                yield ("registers", r, "address"), (
+                    f"a {reg.type} at {reg.address} would end past register 65535")
+            for q, other in enumerate(source.registers[:r]):
+                if (other.slave, other.table) == (reg.slave, reg.table) and (
+                        reg.address <= other.last_address and other.address <= reg.last_address):
+                    yield ("registers", r, "address"), (
+                        f"{_span(reg)} overlaps registers[{q}] ({other.sensor}: {_span(other)})")
+
+
+def _span(reg: Register) -> str:
+    where = f"slave {reg.slave} {reg.table} {reg.address}"
+    return where if reg.width == 1 else f"{where}-{reg.last_address} ({reg.type})"
+
+
+def _path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
