@@ -26,6 +26,7 @@ from config.models import (
     SensorsFile,
     Topology,
 )
+from config.notify import NotifyFile
 from config.sources import SOURCE_TYPES
 
 FILES: dict[str, type[BaseModel]] = {
@@ -34,8 +35,9 @@ FILES: dict[str, type[BaseModel]] = {
     "agents.yaml": AgentsFile,
     "matters.yaml": MattersFile,
     "hub.yaml": HubFile,
+    "notify.yaml": NotifyFile,
 }
-OPTIONAL_FILES = frozenset({"hub.yaml"})
+OPTIONAL_FILES = frozenset({"hub.yaml", "notify.yaml"})
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)

@@ -32,7 +32,10 @@ from config.models import (
     SensorsFile,
     Topology,
 )
+from config.notify import NotifyFile
 from config.sources import SourceSettings, map_problems, mapped_sensors
+
+NO_NOTIFY = NotifyFile()
 
 UnitLevel = Literal["district", "town", "community", "grid"]
 LEVELS: tuple[UnitLevel, ...] = ("district", "town", "community", "grid")
@@ -93,6 +96,8 @@ class ConfigSet:
     sensors: Mapping[str, SensorSpec]
     agents: Mapping[str, AgentSpec]
     _matter_index: Mapping[tuple[str, str], Matter]
+    notify: NotifyFile = NO_NOTIFY
+    """Notification channels per unit (``notify.yaml``; none if the file is absent)."""
 
     @property
     def district(self) -> Unit:
@@ -311,6 +316,11 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                         claimed[key] = m.code
                         index.setdefault(key, m)
 
+    notify_file = raw.models.get("notify.yaml")
+    if isinstance(notify_file, NotifyFile) and topo is not None:
+        for unit_id in notify_file.units:
+            check.ref("notify.yaml", ("units", unit_id), "unit", unit_id, units)
+
     if raw.problems or not isinstance(topo, Topology) or not isinstance(
         matters_file, MattersFile
     ):
@@ -321,4 +331,5 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
         units=MappingProxyType(units), departments=MappingProxyType(departments),
         sensors=MappingProxyType(sensors), agents=MappingProxyType(agents),
         _matter_index=MappingProxyType(index),
+        notify=notify_file if isinstance(notify_file, NotifyFile) else NO_NOTIFY,
     )

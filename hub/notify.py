@@ -1,0 +1,289 @@
+"""Push alerts to the people of a unit through the channels ``notify.yaml`` gives it.
+
+:class:`Notifier` is the hub's notification runner: ``notify(alert, units)`` returns at
+once and queues one delivery per channel of each unit; deliveries run in the background
+through apprise (a maintained library that speaks webhook/JSON, SMTP and ~100 other
+services), each attempt in a worker thread so the event loop never blocks on a slow
+SMTP server.
+
+Failures never reach the caller. A failed attempt is logged (with apprise's reason) and
+retried after a backoff that doubles up to ``retry.max_backoff``; after
+``retry.attempts`` it is given up, logged as an error and counted. :class:`NotifyCounters`
+has the rates; nothing else is kept in memory, so a hub restart forgets deliveries still
+waiting for a retry (the alert itself stays on the unit's retained MQTT topic).
+
+On leaving ``async with``, deliveries under way get ``drain_timeout`` seconds to finish;
+what is left then is counted in ``unsent_at_shutdown`` and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+import apprise
+import msgspec
+
+from config.notify import (
+    Channel,
+    EmailChannel,
+    NotifyFile,
+    WebhookChannel,
+    secret,
+)
+from wire import RiskAlert
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class NotifyCounters:
+    queued: int = 0
+    sent: int = 0
+    failed_attempts: int = 0
+    given_up: int = 0
+    unsent_at_shutdown: int = 0
+    without_channel: int = 0
+    """Units asked to be notified that have no channel (MQTT only)."""
+    sent_by_type: Counter[str] = field(default_factory=Counter)
+    given_up_by_unit: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    unit: str
+    index: int
+    """The channel's position in the unit's list in notify.yaml."""
+    channel: Channel
+    alert_id: str
+    title: str
+    text: str
+    json: str
+
+    @property
+    def where(self) -> str:
+        """The channel, as a person reading the log would find it in notify.yaml; never
+        a secret (the webhook URL is shown without its query)."""
+        chan = self.channel
+        if isinstance(chan, WebhookChannel):
+            parts = urlsplit(chan.url)
+            what = f"webhook {parts.scheme}://{parts.netloc}{parts.path}"
+        elif isinstance(chan, EmailChannel):
+            what = f"email to {', '.join(chan.to)}"
+        else:
+            what = f"apprise URL from ${chan.url_env}"
+        return f"units.{self.unit}[{self.index}] ({what})"
+
+
+def _time(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(alert: RiskAlert, note: str = "") -> tuple[str, str]:
+    """A title and a plain-text body a grid worker can read on a phone."""
+    title = (f"[{alert.tier}] {alert.matter_name} · {alert.state} · {alert.alert_id} "
+             f"({alert.unit})")
+    lines = [
+        f"Alert {alert.alert_id}: {alert.matter_name} ({alert.matter}), tier {alert.tier}, "
+        f"state {alert.state}",
+        f"Responsible: {alert.unit} ({alert.unit_level}); departments: "
+        f"{', '.join([alert.departments.lead, *alert.departments.co])}",
+        f"Sensor {alert.sensor} ({alert.sensor_kind}) in grid {alert.grid}: "
+        f"{alert.anomaly_kind}, {alert.severity}, value {alert.value}",
+        f"Respond by {_time(alert.deadlines.response)}; on site by "
+        f"{_time(alert.deadlines.arrival)}; disposed of by {_time(alert.deadlines.disposal)}",
+    ]
+    if note:
+        lines.append(f"Note: {note}")
+    return title, "\n".join(lines)
+
+
+class _LastError(logging.Handler):
+    """Remembers, per thread, the last warning apprise logged: apprise reports why a send
+    failed only in its log, and each attempt runs in its own worker thread."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+        self.users = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.local.message = record.getMessage()
+
+    def take(self) -> str | None:
+        message: str | None = getattr(self.local, "message", None)
+        self.local.message = None
+        return message
+
+
+_last_error = _LastError()
+"""Sits on apprise's logger only while a notifier is open (no import-time change to a
+library's logging); ``users`` counts the open notifiers."""
+
+
+def apprise_target(delivery: Delivery, settings: NotifyFile, timeout: float) -> dict[str, Any]:
+    """apprise's URL dictionary for one channel, secrets read from the environment now
+    (KeyError naming the variable if unset). The dictionary form keeps passwords and
+    tokens out of URL strings, where one unquoted '@' or '/' would break the URL."""
+    chan = delivery.channel
+    common: dict[str, Any] = {"cto": timeout, "rto": timeout}
+    if isinstance(chan, WebhookChannel):
+        parts = urlsplit(chan.url)
+        headers = dict(chan.headers)
+        token = secret(chan.token_env)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return {**common, "schema": "jsons" if parts.scheme == "https" else "json",
+                "host": parts.hostname, "port": parts.port, "fullpath": parts.path or "/",
+                "params": dict(parse_qsl(parts.query)), "headers": headers,
+                "user": None, "password": None}
+    if isinstance(chan, EmailChannel):
+        smtp = settings.smtp
+        if smtp is None:  # refused by NotifyFile's validation; kept for the type checker
+            raise ValueError("an e-mail channel needs the smtp section")
+        user, password = smtp.credentials()
+        return {**common, "schema": "mailto" if smtp.security == "insecure" else "mailtos",
+                "host": smtp.host, "port": smtp.port, "secure_mode": smtp.security,
+                "from_addr": smtp.sender, "targets": list(chan.to), "user": user,
+                "password": password}
+    url = secret(chan.url_env)
+    if not url:
+        raise ValueError(f"environment variable {chan.url_env} is empty")
+    target = apprise.Apprise.instantiate(url)
+    if target is None:
+        raise ValueError(f"${chan.url_env} is not an apprise URL apprise can use")
+    return {"instance": target}
+
+
+def send(delivery: Delivery, settings: NotifyFile, timeout: float) -> str | None:
+    """One attempt, blocking; None if delivered, else why not (never raises)."""
+    _last_error.take()
+    try:
+        target = apprise_target(delivery, settings, timeout)
+        plugin = target.get("instance") or apprise.Apprise.instantiate(
+            target, suppress_exceptions=False)
+        if plugin is None:
+            return "apprise could not set up the channel"
+        body = delivery.json if isinstance(delivery.channel, WebhookChannel) else delivery.text
+        if plugin.notify(body=body, title=delivery.title):
+            return None
+        return _last_error.take() or "apprise reported a failure without a reason"
+    except KeyError as exc:  # an environment variable named in notify.yaml is unset
+        return str(exc.args[0]) if exc.args else repr(exc)
+    except Exception as exc:  # apprise raises a wide range; none may stop the hub
+        return f"{type(exc).__name__}: {exc}"
+
+
+class Notifier:
+    """``async with Notifier(cfg.notify) as notifier: notifier.notify(alert, units)``."""
+
+    def __init__(self, settings: NotifyFile, *, concurrency: int = 4,
+                 drain_timeout: float = 10.0, sleep: Sleep = asyncio.sleep) -> None:
+        self.settings = settings
+        self.counters = NotifyCounters()
+        self.drain_timeout = drain_timeout
+        self._sleep = sleep
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._open = False
+
+    async def __aenter__(self) -> Self:
+        if self._open:
+            raise RuntimeError("Notifier is already open")
+        self._open = True
+        _last_error.users += 1
+        logging.getLogger("apprise").addHandler(_last_error)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._open = False
+        try:
+            await self.drain(self.drain_timeout)
+        finally:
+            _last_error.users -= 1
+            if _last_error.users == 0:
+                logging.getLogger("apprise").removeHandler(_last_error)
+
+    @property
+    def pending(self) -> int:
+        """Deliveries queued, under way or waiting for a retry."""
+        return len(self._tasks)
+
+    def channels_of(self, unit: str) -> tuple[Channel, ...]:
+        return self.settings.units.get(unit, ())
+
+    def notify(self, alert: RiskAlert, units: Iterable[str], *, note: str = "") -> int:
+        """Queue the alert for every channel of each unit (each unit once); returns how
+        many deliveries were queued. Never raises for a delivery problem."""
+        if not self._open:
+            raise RuntimeError("Notifier used outside 'async with'")
+        title, text = render(alert, note)
+        body = msgspec.json.encode(alert).decode()
+        queued = 0
+        for unit in dict.fromkeys(units):
+            chans = self.channels_of(unit)
+            if not chans:
+                self.counters.without_channel += 1
+                continue
+            for index, chan in enumerate(chans):
+                delivery = Delivery(unit, index, chan, alert.alert_id, title, text, body)
+                task = asyncio.create_task(self._deliver(delivery),
+                                           name=f"notify-{alert.alert_id}-{unit}-{index}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                queued += 1
+        self.counters.queued += queued
+        return queued
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        retry = self.settings.retry
+        timeout = retry.timeout.total_seconds()
+        backoff = retry.backoff.total_seconds()
+        for attempt in range(1, retry.attempts + 1):
+            async with self._slots:
+                reason = await asyncio.to_thread(send, delivery, self.settings, timeout)
+            if reason is None:
+                self.counters.sent += 1
+                self.counters.sent_by_type[delivery.channel.type] += 1
+                return
+            self.counters.failed_attempts += 1
+            if attempt == retry.attempts:
+                self.counters.given_up += 1
+                self.counters.given_up_by_unit[delivery.unit] += 1
+                log.error("notify: gave up on alert %s to %s after %d attempts: %s",
+                          delivery.alert_id, delivery.where, attempt, reason)
+                return
+            wait = min(backoff, retry.max_backoff.total_seconds()) * random.uniform(0.8, 1.2)
+            log.warning("notify: alert %s to %s failed (attempt %d of %d): %s; retrying in "
+                        "%.1fs", delivery.alert_id, delivery.where, attempt, retry.attempts,
+                        reason, wait)
+            await self._sleep(wait)
+            backoff *= 2
+
+    async def drain(self, within: float) -> int:
+        """Wait up to ``within`` s for pending deliveries; cancel and count the rest."""
+        tasks = set(self._tasks)
+        if not tasks:
+            return 0
+        _, left = await asyncio.wait(tasks, timeout=within)
+        for task in left:
+            task.cancel()
+        for task in left:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if left:
+            self.counters.unsent_at_shutdown += len(left)
+            log.error("notify: %d deliveries not done within %.1fs of stopping; dropped",
+                      len(left), within)
+        return len(left)

@@ -1,0 +1,275 @@
+"""Notifications per unit (config/notify.py, hub/notify.py) against a real HTTP receiver
+and a real SMTP server, both on loopback."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+
+from config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
+from config.notify import NotifyFile
+from hub.alerts import AlertEngine
+from hub.notify import Notifier
+from tests.polling import wait_until
+from tests.servers import unused_tcp_port
+from wire import AnomalyEvent, RiskAlert
+
+
+def alert_in(cfg: ConfigSet, n: int = 1) -> RiskAlert:
+    sensor = next(iter(cfg.sensors.values()))
+    event = AnomalyEvent(agent=sensor.agent, seq=n, sensor=sensor.id, kind="out_of_limits",
+                         severity="major", score=0.9, value=42.0, ts=1_700_000_000 * 10**9)
+    return AlertEngine(cfg).draft(event, alert_id=f"AL{n:06d}", now_ns=event.ts)
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: answers each POST with the next status of ``statuses`` (then
+    200) and keeps what it got."""
+
+    url: str
+    statuses: list[int]
+    got: list[tuple[dict[str, str], dict[str, Any]]] = field(default_factory=list)
+    hits: int = 0
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    port = unused_tcp_port()
+    rec = Receiver(f"http://127.0.0.1:{port}/hooks/gridcall", [])
+
+    async def hook(request: web.Request) -> web.Response:
+        rec.hits += 1
+        status = rec.statuses.pop(0) if rec.statuses else 200
+        if status == 200:
+            rec.got.append((dict(request.headers), await request.json()))
+        return web.Response(status=status, text="ok" if status == 200 else "busy")
+
+    app = web.Application()
+    app.router.add_post("/hooks/gridcall", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield rec
+    await runner.cleanup()
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.mails: list[tuple[str, list[str], Message]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails.append((envelope.mail_from, list(envelope.rcpt_tos),
+                           message_from_bytes(envelope.original_content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Mailbox]]:
+    box = Mailbox()
+    port = unused_tcp_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, box
+    controller.stop()
+
+
+def settings(units: dict[str, Any], **extra: Any) -> NotifyFile:
+    return NotifyFile.model_validate({"units": units, **extra})
+
+
+FAST = {"attempts": 3, "backoff": "0.01s", "timeout": "5s"}
+
+
+async def test_a_webhook_gets_the_alert_as_json_with_the_bearer_token_from_the_environment(
+        cfg: ConfigSet, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_HOOK_TOKEN", "s3cret-token")
+    alert = alert_in(cfg)
+    notify = settings({alert.unit: [{"type": "webhook", "url": receiver.url,
+                                     "token_env": "TEST_HOOK_TOKEN",
+                                     "headers": {"X-Gridcall-Unit": alert.unit}}]})
+    async with Notifier(notify) as notifier:
+        assert notifier.notify(alert, [alert.unit]) == 1
+        assert await wait_until(lambda: notifier.counters.sent == 1)
+    headers, payload = receiver.got[0]
+    assert headers["Authorization"] == "Bearer s3cret-token"
+    assert headers["X-Gridcall-Unit"] == alert.unit
+    assert msgspec.json.decode(payload["message"], type=RiskAlert) == alert
+    assert alert.alert_id in payload["title"]
+    assert alert.matter_name in payload["title"]
+    assert notifier.counters.failed_attempts == 0
+
+
+async def test_an_email_reaches_the_smtp_server_with_the_deadlines(
+        cfg: ConfigSet, smtp: tuple[int, Mailbox]) -> None:
+    port, box = smtp
+    alert = alert_in(cfg)
+    notify = settings({alert.unit: [{"type": "email", "to": ["duty@grid.example.org",
+                                                             "chief@grid.example.org"]}]},
+                      smtp={"host": "127.0.0.1", "port": port, "security": "insecure",
+                            "sender": "gridcall@hub.example.org"})
+    async with Notifier(notify) as notifier:
+        notifier.notify(alert, [alert.unit], note="escalated: no response in time")
+        assert await wait_until(lambda: notifier.counters.sent == 1)
+    # apprise sends each recipient a mail of their own
+    assert sorted(r for _, rcpt, _ in box.mails for r in rcpt) == [
+        "chief@grid.example.org", "duty@grid.example.org"]
+    sender, _, mail = box.mails[0]
+    assert sender == "gridcall@hub.example.org"
+    from email.header import decode_header, make_header
+    assert alert.alert_id in str(make_header(decode_header(mail["Subject"])))
+    text = next(part.get_payload(decode=True).decode()  # type: ignore[union-attr]
+                for part in mail.walk() if part.get_content_type() == "text/plain")
+    assert "Respond by 2023-11-14" in text
+    assert "escalated: no response in time" in text
+
+
+async def test_a_failing_webhook_is_retried_until_it_takes_the_alert(
+        cfg: ConfigSet, receiver: Receiver) -> None:
+    receiver.statuses = [503, 500]
+    alert = alert_in(cfg)
+    notify = settings({alert.unit: [{"type": "webhook", "url": receiver.url}]}, retry=FAST)
+    async with Notifier(notify) as notifier:
+        notifier.notify(alert, [alert.unit])
+        assert await wait_until(lambda: notifier.counters.sent == 1)
+    assert receiver.hits == 3
+    assert notifier.counters.failed_attempts == 2
+    assert notifier.counters.given_up == 0
+    assert len(receiver.got) == 1
+
+
+async def test_a_webhook_that_keeps_failing_is_given_up_logged_and_counted_not_raised(
+        cfg: ConfigSet, receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    receiver.statuses = [500] * 10
+    alert = alert_in(cfg)
+    notify = settings({alert.unit: [{"type": "webhook", "url": receiver.url}]}, retry=FAST)
+    with caplog.at_level(logging.WARNING, logger="hub.notify"):
+        async with Notifier(notify) as notifier:
+            notifier.notify(alert, [alert.unit])
+            assert await wait_until(lambda: notifier.counters.given_up == 1)
+    assert receiver.hits == 3
+    assert notifier.counters.failed_attempts == 3
+    assert notifier.counters.given_up_by_unit == {alert.unit: 1}
+    gave_up = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(gave_up) == 1
+    message = gave_up[0].getMessage()
+    assert f"units.{alert.unit}[0] (webhook {receiver.url})" in message
+    assert "500" in message  # apprise's reason, not just "failed"
+
+
+async def test_an_unset_token_variable_fails_the_delivery_naming_the_variable(
+        cfg: ConfigSet, receiver: Receiver, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_UNSET_TOKEN", raising=False)
+    alert = alert_in(cfg)
+    notify = settings({alert.unit: [{"type": "webhook", "url": receiver.url,
+                                     "token_env": "TEST_UNSET_TOKEN"}]},
+                      retry={**FAST, "attempts": 1})
+    assert notify.unset_env() == [f"units.{alert.unit}[0].token_env: TEST_UNSET_TOKEN"]
+    async with Notifier(notify) as notifier:
+        notifier.notify(alert, [alert.unit])
+        assert await wait_until(lambda: notifier.counters.given_up == 1)
+    assert receiver.hits == 0
+    assert "TEST_UNSET_TOKEN" in caplog.text
+
+
+async def test_each_unit_gets_its_own_channels_and_units_without_any_are_counted(
+        cfg: ConfigSet, receiver: Receiver, smtp: tuple[int, Mailbox]) -> None:
+    port, box = smtp
+    alert = alert_in(cfg)
+    grid, community = alert.grid, cfg.units[alert.grid].parent
+    assert community is not None
+    notify = settings({grid: [{"type": "webhook", "url": receiver.url}],
+                       community: [{"type": "email", "to": ["c@example.org"]}]},
+                      smtp={"host": "127.0.0.1", "port": port, "security": "insecure",
+                            "sender": "hub@example.org"})
+    async with Notifier(notify) as notifier:
+        assert notifier.notify(alert, [grid, community, cfg.district.id, grid]) == 2
+        assert await wait_until(lambda: notifier.counters.sent == 2)
+    assert len(receiver.got) == 1
+    assert [rcpt for _, rcpt, _ in box.mails] == [["c@example.org"]]
+    assert notifier.counters.without_channel == 1
+    assert notifier.counters.sent_by_type == {"webhook": 1, "email": 1}
+
+
+async def test_deliveries_still_waiting_when_the_hub_stops_are_counted_as_unsent(
+        cfg: ConfigSet) -> None:
+    alert = alert_in(cfg)
+    closed = f"http://127.0.0.1:{unused_tcp_port()}/nobody-listens"
+    notify = settings({alert.unit: [{"type": "webhook", "url": closed}]},
+                      retry={"attempts": 5, "backoff": "1h", "timeout": "2s"})
+    notifier = Notifier(notify, drain_timeout=0.05)
+    async with notifier:
+        notifier.notify(alert, [alert.unit])
+        assert await wait_until(lambda: notifier.counters.failed_attempts == 1)
+    assert notifier.counters.unsent_at_shutdown == 1
+    assert notifier.pending == 0
+
+
+# --------------------------------------------------------------------------- config
+
+
+def config_with(tmp_path: Path, notify_yaml: str) -> Path:
+    folder = tmp_path / "cfg"
+    shutil.copytree(SAMPLE_DISTRICT, folder)
+    (folder / "notify.yaml").write_text(notify_yaml, encoding="utf-8")
+    return folder
+
+
+def test_notify_yaml_is_loaded_into_the_config_set(tmp_path: Path, cfg: ConfigSet) -> None:
+    grid = cfg.units_at("grid")[0].id
+    folder = config_with(tmp_path, f"""
+smtp: {{host: smtp.example.org, sender: hub@example.org, password_env: SMTP_PW}}
+units:
+  {grid}:
+    - {{type: webhook, url: "https://ops.example.org/hook", token_env: HOOK_TOKEN}}
+    - {{type: email, to: [duty@example.org]}}
+""")
+    loaded = load_config(folder)
+    assert [c.type for c in loaded.notify.units[grid]] == ["webhook", "email"]
+    assert loaded.notify.smtp is not None
+    assert loaded.notify.smtp.security == "starttls"
+    assert load_config(SAMPLE_DISTRICT).notify == NotifyFile()
+
+
+def problems_of(folder: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(folder)
+    return "\n".join(str(p) for p in caught.value.problems)
+
+
+def test_notify_yaml_mistakes_are_reported_with_file_line_and_key(tmp_path: Path) -> None:
+    text = problems_of(config_with(tmp_path, """
+units:
+  dasha:
+    - {type: webhook, url: "https://user:pw@ops.example.org/hook"}
+    - {type: pager, number: "110"}
+"""))
+    assert "notify.yaml:4: units.dasha[0].webhook.url: credentials in a webhook URL" in text
+    assert "notify.yaml:5: units.dasha[1]: Input tag 'pager'" in text
+
+
+def test_notify_yaml_names_unknown_units_and_email_without_a_server(tmp_path: Path) -> None:
+    text = problems_of(config_with(tmp_path, """
+units:
+  dongyuan-g1x:
+    - {type: webhook, url: "https://ops.example.org/hook"}
+"""))
+    assert "notify.yaml:3: units.dongyuan-g1x: unknown unit 'dongyuan-g1x'" in text
+    text = problems_of(config_with(tmp_path / "2", """
+units:
+  dasha:
+    - {type: email, to: [duty@example.org]}
+"""))
+    assert "units ['dasha'] have e-mail channels but there is no 'smtp' section" in text
