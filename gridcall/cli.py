@@ -29,7 +29,7 @@ config_app = typer.Typer(help="Check a config set.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 hub_app = typer.Typer(help="Run the hub.", no_args_is_help=True)
 app.add_typer(hub_app, name="hub")
-edge_app = typer.Typer(help="Run an edge agent.", no_args_is_help=True)
+edge_app = typer.Typer(help="Run or commission an edge agent.", no_args_is_help=True)
 app.add_typer(edge_app, name="edge")
 
 out = Console()
@@ -312,6 +312,11 @@ def edge_run(
         await edge.run(stop)
 
     _until_signal(main)
+
+
+from gridcall.cli_edge import edge_check  # noqa: E402  (its own module; registered here)
+
+edge_app.command("check")(edge_check)
 
 
 def main() -> None:  # pragma: no cover - console entry

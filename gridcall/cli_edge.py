@@ -1,0 +1,78 @@
+"""``gridcall edge check``: the commissioning command for field technicians.
+
+Registered on the ``edge`` sub-app by :mod:`gridcall.cli`; the checks themselves are in
+:mod:`gridcall.commission`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from config import AgentSpec, ConfigSet
+from edge_agent.sources import Source
+from gridcall.commission import Check, CheckOptions, run_checks, source_type
+
+STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red"}
+
+
+def source_for(cfg: ConfigSet, spec: AgentSpec) -> Source:
+    """The agent's source as ``gridcall edge run`` would open it (MQTT is checked apart)."""
+    kind = source_type(spec.source)
+    if kind == "simulated":
+        from simulators.town import SimulatedTown
+
+        # a hundredth of each sensor's interval: a few values at once, not in 5 s
+        return SimulatedTown(cfg, interval_scale=0.01).source(spec.id)
+    raise ValueError(f"no reader for a {kind!r} source in this version")
+
+
+def table(checks: list[Check]) -> Table:
+    t = Table(title="gridcall edge check", show_lines=True, expand=False)
+    t.add_column("check", no_wrap=True)
+    t.add_column("result", no_wrap=True)
+    t.add_column("found")
+    t.add_column("what to do")
+    for c in checks:
+        t.add_row(c.name, f"[{STYLE[c.status]}]{c.status}[/]", escape(c.detail), escape(c.fix))
+    return t
+
+
+def edge_check(
+    config: Annotated[Path, typer.Option(
+        "--config", "-c", help="The config set folder, or a file in it (e.g. "
+        "/etc/gridcall/agents.yaml: its folder is read, since sensors.yaml and "
+        "topology.yaml belong with it).")],
+    agent: Annotated[str | None, typer.Option(
+        help="Agent id from agents.yaml; may be left out when the set has one agent.")] = None,
+    broker: Annotated[str | None, typer.Option(
+        help="Check this uplink broker URL instead of the agent's.")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="Seconds for each broker connection.", min=0.1)] = 10.0,
+    wait: Annotated[float, typer.Option(
+        help="Seconds to wait for values from the agent's source.", min=0.1)] = 10.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Commission an edge box: config, serial ports, source values, uplink broker login,
+    state folder. Prints PASS/WARN/FAIL with what to fix; exits 1 on any FAIL."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = CheckOptions(config=config, agent=agent, broker=broker, timeout=timeout,
+                           wait=wait)
+    checks = asyncio.run(run_checks(options, factory=source_for))
+    out = Console()  # made here, so COLUMNS set for this run is honoured
+    out.print(table(checks))
+    failed = [c.name for c in checks if c.status == "FAIL"]
+    warned = [c.name for c in checks if c.status == "WARN"]
+    if failed:
+        out.print(f"[bold red]✗ {len(failed)} check(s) failed: {', '.join(failed)}[/]")
+        raise typer.Exit(1)
+    out.print("[bold green]✓ ready[/]" + (f" ([yellow]{len(warned)} warning(s): "
+                                          f"{', '.join(warned)}[/])" if warned else ""))

@@ -1,0 +1,203 @@
+"""``gridcall edge check``: a technician learns in one run whether the box is ready, and what
+to fix when it is not. Against the real mosquitto (anonymous and password-protected)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from config import SAMPLE_DISTRICT
+from gridcall.cli import app
+from tests.servers import Login, unused_tcp_port
+
+WIDE = {"COLUMNS": "400"}  # one table row per line, so phrases are not wrapped apart
+
+
+@pytest.fixture
+def district(tmp_path: Path, mqtt_url: str) -> Path:
+    """The sample district, its agents pointed at the test broker and a private state dir."""
+    target = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT, target)
+    edit_agents(target, lambda d: d["defaults"].update(
+        broker={"url": mqtt_url}, state_dir=str(tmp_path / "state")))
+    return target
+
+
+def edit_agents(directory: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    path = directory / "agents.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def set_source(directory: Path, agent: str, source: Any) -> None:
+    def change(data: dict[str, Any]) -> None:
+        for a in data["agents"]:
+            if a["id"] == agent:
+                a["source"] = source
+    edit_agents(directory, change)
+
+
+def check(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(app, ["edge", "check", *args, "--timeout", "5", "--wait", "3"],
+                              env={**WIDE, **(env or {})})
+
+
+def row(result: Result, name: str) -> str:
+    """The table line of one check (its first line)."""
+    for line in result.output.splitlines():
+        if line.startswith(f"│ {name} "):
+            return line
+    raise AssertionError(f"no {name!r} row in:\n{result.output}")
+
+
+def test_a_ready_box_passes_every_check_and_exits_0(district: Path) -> None:
+    result = check("--config", str(district), "--agent", "edge-dongyuan")
+    assert result.exit_code == 0, result.output
+    for name in ("config", "agent", "serial ports", "credentials", "source (simulated)",
+                 "uplink broker", "state dir"):
+        assert "PASS" in row(result, name), result.output
+    assert "FAIL" not in result.output
+    assert "read 3 values" in row(result, "source (simulated)")
+    assert "✓ ready" in result.output
+
+
+def test_config_may_name_agents_yaml_itself(district: Path) -> None:
+    result = check("--config", str(district / "agents.yaml"), "--agent", "edge-anle")
+    assert result.exit_code == 0, result.output
+    assert f"{district}: 9 agents" in row(result, "config")
+
+
+def test_an_unreachable_broker_fails_with_what_to_check(district: Path) -> None:
+    result = check("--config", str(district), "--agent", "edge-dongyuan",
+                   "--broker", f"mqtt://127.0.0.1:{unused_tcp_port()}")
+    assert result.exit_code == 1
+    line = row(result, "uplink broker")
+    assert "FAIL" in line
+    assert "unreachable" in line
+    assert "check the network" in line
+    assert "1 check(s) failed: uplink broker" in result.output
+
+
+def test_refused_credentials_are_reported_as_a_refused_login_not_an_outage(
+        district: Path, mqtt_auth: Login) -> None:
+    edit_agents(district, lambda d: d["defaults"].update(broker={
+        "url": mqtt_auth.url, "username_env": "EDGE_USER", "password_env": "EDGE_PW"}))
+    result = check("--config", str(district), "--agent", "edge-dongyuan",
+                   env={"EDGE_USER": mqtt_auth.username, "EDGE_PW": "wrong-password"})
+    assert result.exit_code == 1
+    line = row(result, "uplink broker")
+    assert "FAIL" in line
+    assert f"refused user {mqtt_auth.username!r}" in line
+    assert "check the login in EDGE_USER / EDGE_PW" in line
+    assert "unreachable" not in line
+
+    right = check("--config", str(district), "--agent", "edge-dongyuan",
+                  env={"EDGE_USER": mqtt_auth.username, "EDGE_PW": mqtt_auth.password})
+    assert right.exit_code == 0, right.output
+    assert f"logged in as {mqtt_auth.username!r}" in row(right, "uplink broker")
+
+
+def test_an_unset_credential_variable_fails_naming_it(district: Path) -> None:
+    edit_agents(district, lambda d: d["defaults"]["broker"].update(
+        username_env="EDGE_CHECK_UNSET_USER"))
+    result = check("--config", str(district), "--agent", "edge-dongyuan",
+                   env={"EDGE_CHECK_UNSET_USER": None})
+    assert result.exit_code == 1
+    assert "EDGE_CHECK_UNSET_USER" in row(result, "credentials")
+    assert "FAIL" in row(result, "credentials")
+
+
+def test_a_broken_config_or_unknown_agent_fails(district: Path) -> None:
+    unknown = check("--config", str(district), "--agent", "edge-nowhere")
+    assert unknown.exit_code == 1
+    assert "no agent 'edge-nowhere'" in row(unknown, "agent")
+    assert "edge-dongyuan" in unknown.output  # the known ones are listed
+
+    edit_agents(district, lambda d: d["agents"][0].update(gird="x"))
+    broken = check("--config", str(district), "--agent", "edge-dongyuan")
+    assert broken.exit_code == 1
+    assert "FAIL" in row(broken, "config")
+    assert "unknown key 'gird'" in broken.output
+    assert "gridcall config check" in broken.output
+
+
+def test_a_state_dir_that_cannot_be_created_fails(district: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    edit_agents(district, lambda d: d["defaults"].update(state_dir=str(blocker / "state")))
+    result = check("--config", str(district), "--agent", "edge-dongyuan")
+    assert result.exit_code == 1
+    assert "cannot write" in row(result, "state dir")
+
+
+# --- an agent reading a local MQTT bus ---------------------------------------------------
+
+async def publish(url: str, messages: list[tuple[str, bytes]], *, retain: bool) -> None:
+    host, port = url.removeprefix("mqtt://").split(":")
+    async with aiomqtt.Client(host, int(port)) as client:
+        for topic, payload in messages:
+            await client.publish(topic, payload, qos=1, retain=retain)
+
+
+def esphome_source(url: str, node: str) -> dict[str, Any]:
+    return {"type": "mqtt", "broker": {"url": url}, "map": [
+        {"preset": "esphome", "device": node,
+         "fields": {"noise": "jiufo-g1-noise-1", "pm25": "jiufo-g1-pm25-1"}}]}
+
+
+def test_an_mqtt_source_passes_when_its_devices_have_published(
+        district: Path, mqtt_url: str) -> None:
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    set_source(district, "edge-jiufo", esphome_source(mqtt_url, node))
+    state = [(f"{node}/sensor/noise/state", b"48.5"), (f"{node}/sensor/pm25/state", b"35")]
+    asyncio.run(publish(mqtt_url, state, retain=True))
+    try:
+        result = check("--config", str(district), "--agent", "edge-jiufo")
+    finally:
+        asyncio.run(publish(mqtt_url, [(t, b"") for t, _ in state], retain=True))
+    assert result.exit_code == 0, result.output
+    assert "PASS" in row(result, "local MQTT broker")
+    line = row(result, "source (mqtt)")
+    assert "PASS" in line
+    assert "jiufo-g1-noise-1=48.5" in line
+    assert "jiufo-g1-pm25-1=35" in line
+
+
+def test_an_mqtt_source_whose_payloads_cannot_be_read_fails(
+        district: Path, mqtt_url: str) -> None:
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    set_source(district, "edge-jiufo", esphome_source(mqtt_url, node))
+    topic = f"{node}/sensor/noise/state"
+    asyncio.run(publish(mqtt_url, [(topic, b"loud")], retain=True))
+    try:
+        result = check("--config", str(district), "--agent", "edge-jiufo")
+    finally:
+        asyncio.run(publish(mqtt_url, [(topic, b"")], retain=True))
+    assert result.exit_code == 1
+    line = row(result, "source (mqtt)")
+    assert "none could be read: 1 non_numeric" in line
+
+
+def test_a_silent_mqtt_source_warns_and_an_absent_local_broker_fails(
+        district: Path, mqtt_url: str) -> None:
+    set_source(district, "edge-jiufo", esphome_source(mqtt_url, f"quiet-{uuid.uuid4().hex}"))
+    quiet = check("--config", str(district), "--agent", "edge-jiufo")
+    assert quiet.exit_code == 0, quiet.output  # a warning is not a failure
+    assert "WARN" in row(quiet, "source (mqtt)")
+    assert "no message on" in row(quiet, "source (mqtt)")
+
+    set_source(district, "edge-jiufo",
+               esphome_source(f"mqtt://127.0.0.1:{unused_tcp_port()}", "n"))
+    absent = check("--config", str(district), "--agent", "edge-jiufo")
+    assert absent.exit_code == 1
+    assert "unreachable" in row(absent, "local MQTT broker")
