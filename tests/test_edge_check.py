@@ -61,7 +61,7 @@ def row(result: Result, name: str) -> str:
 
 
 def test_a_ready_box_passes_every_check_and_exits_0(district: Path) -> None:
-    result = check("--config", str(district), "--agent", "edge-dongyuan")
+    result = check("--config", str(district), "--agent", "edge-dasha-dong")
     assert result.exit_code == 0, result.output
     for name in ("config", "agent", "serial ports", "credentials", "source (simulated)",
                  "uplink broker", "state dir"):
@@ -78,7 +78,7 @@ def test_config_may_name_agents_yaml_itself(district: Path) -> None:
 
 
 def test_an_unreachable_broker_fails_with_what_to_check(district: Path) -> None:
-    result = check("--config", str(district), "--agent", "edge-dongyuan",
+    result = check("--config", str(district), "--agent", "edge-dasha-dong",
                    "--broker", f"mqtt://127.0.0.1:{unused_tcp_port()}")
     assert result.exit_code == 1
     line = row(result, "uplink broker")
@@ -92,7 +92,7 @@ def test_refused_credentials_are_reported_as_a_refused_login_not_an_outage(
         district: Path, mqtt_auth: Login) -> None:
     edit_agents(district, lambda d: d["defaults"].update(broker={
         "url": mqtt_auth.url, "username_env": "EDGE_USER", "password_env": "EDGE_PW"}))
-    result = check("--config", str(district), "--agent", "edge-dongyuan",
+    result = check("--config", str(district), "--agent", "edge-dasha-dong",
                    env={"EDGE_USER": mqtt_auth.username, "EDGE_PW": "wrong-password"})
     assert result.exit_code == 1
     line = row(result, "uplink broker")
@@ -101,7 +101,7 @@ def test_refused_credentials_are_reported_as_a_refused_login_not_an_outage(
     assert "check the login in EDGE_USER / EDGE_PW" in line
     assert "unreachable" not in line
 
-    right = check("--config", str(district), "--agent", "edge-dongyuan",
+    right = check("--config", str(district), "--agent", "edge-dasha-dong",
                   env={"EDGE_USER": mqtt_auth.username, "EDGE_PW": mqtt_auth.password})
     assert right.exit_code == 0, right.output
     assert f"logged in as {mqtt_auth.username!r}" in row(right, "uplink broker")
@@ -110,7 +110,7 @@ def test_refused_credentials_are_reported_as_a_refused_login_not_an_outage(
 def test_an_unset_credential_variable_fails_naming_it(district: Path) -> None:
     edit_agents(district, lambda d: d["defaults"]["broker"].update(
         username_env="EDGE_CHECK_UNSET_USER"))
-    result = check("--config", str(district), "--agent", "edge-dongyuan",
+    result = check("--config", str(district), "--agent", "edge-dasha-dong",
                    env={"EDGE_CHECK_UNSET_USER": None})
     assert result.exit_code == 1
     assert "EDGE_CHECK_UNSET_USER" in row(result, "credentials")
@@ -121,10 +121,10 @@ def test_a_broken_config_or_unknown_agent_fails(district: Path) -> None:
     unknown = check("--config", str(district), "--agent", "edge-nowhere")
     assert unknown.exit_code == 1
     assert "no agent 'edge-nowhere'" in row(unknown, "agent")
-    assert "edge-dongyuan" in unknown.output  # the known ones are listed
+    assert "edge-dasha-dong" in unknown.output  # the known ones are listed
 
     edit_agents(district, lambda d: d["agents"][0].update(gird="x"))
-    broken = check("--config", str(district), "--agent", "edge-dongyuan")
+    broken = check("--config", str(district), "--agent", "edge-dasha-dong")
     assert broken.exit_code == 1
     assert "FAIL" in row(broken, "config")
     assert "unknown key 'gird'" in broken.output
@@ -135,7 +135,7 @@ def test_a_state_dir_that_cannot_be_created_fails(district: Path, tmp_path: Path
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     edit_agents(district, lambda d: d["defaults"].update(state_dir=str(blocker / "state")))
-    result = check("--config", str(district), "--agent", "edge-dongyuan")
+    result = check("--config", str(district), "--agent", "edge-dasha-dong")
     assert result.exit_code == 1
     assert "cannot write" in row(result, "state dir")
 
