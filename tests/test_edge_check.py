@@ -4,7 +4,10 @@ to fix when it is not. Against the real mosquitto (anonymous and password-protec
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 import shutil
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -201,3 +204,52 @@ def test_a_silent_mqtt_source_warns_and_an_absent_local_broker_fails(
     absent = check("--config", str(district), "--agent", "edge-jiufo")
     assert absent.exit_code == 1
     assert "unreachable" in row(absent, "local MQTT broker")
+
+
+# --- serial and Modbus agents -----------------------------------------------------------
+
+def test_a_missing_serial_device_fails_naming_the_port(district: Path, tmp_path: Path) -> None:
+    port = tmp_path / "ttyUSB-unplugged"
+
+    def unplug(data: dict[str, Any]) -> None:
+        serial = next(a for a in data["agents"] if a["id"] == "edge-dongyuan")
+        assert serial["source"]["type"] == "serial"
+        serial["source"]["port"] = str(port)
+    edit_agents(district, unplug)
+    result = check("--config", str(district), "--agent", "edge-dongyuan")
+    assert result.exit_code == 1
+    line = row(result, "serial port")
+    assert "FAIL" in line
+    assert f"missing serial device {port}" in line
+    assert "/dev/serial/by-id/" in line
+    assert "source (serial)" not in result.output  # nothing to read from a missing port
+    assert "PASS" in row(result, "uplink broker")  # the other checks still ran
+
+
+# --- the systemd unit -------------------------------------------------------------------
+
+UNIT = Path(__file__).resolve().parent.parent / "deploy" / "systemd" / "gridcall-edge.service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """Everything but ExecStart's binary, which exists only on an installed Pi."""
+    text = UNIT.read_text(encoding="utf-8")
+    assert "/opt/gridcall/venv/bin/gridcall edge run" in text
+    unit = tmp_path / UNIT.name
+    unit.write_text(text.replace("/opt/gridcall/venv/bin/gridcall", shutil.which("true")
+                                 or "/bin/true"), encoding="utf-8")
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_the_unit_gives_the_agent_longer_to_stop_than_its_flush_takes() -> None:
+    """systemd's SIGKILL must not cut the agent's final flush short."""
+    from edge_agent.agent import EdgeAgent
+
+    drain = inspect.signature(EdgeAgent.run).parameters["drain_timeout"].default
+    stop = re.search(r"^TimeoutStopSec=(\d+)s$", UNIT.read_text(encoding="utf-8"), re.M)
+    assert stop is not None
+    assert int(stop.group(1)) >= drain + 10
