@@ -47,7 +47,16 @@ class Ledger:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        store.db.executescript(SCHEMA)
+        self._ready = False
+
+    def _db(self) -> sqlite3.Connection:
+        """The store's connection, with the ledger's table made on first use (so a
+        Ledger may be made before the store is entered)."""
+        db = self.store.db
+        if not self._ready:
+            db.executescript(SCHEMA)
+            self._ready = True
+        return db
 
     async def append(self, *transitions: Transition) -> None:
         """Write the steps in one SQLite transaction: all of them or none.
@@ -56,9 +65,8 @@ class Ledger:
                  t.evidence[0] if t.evidence else None,
                  t.evidence[1] if t.evidence else None, _encoder.encode(t))
                 for t in transitions]
-        db = self.store.db
-
         def insert() -> None:
+            db = self._db()
             try:
                 with db:
                     db.execute("BEGIN IMMEDIATE")
@@ -74,27 +82,27 @@ class Ledger:
 
     async def history(self, alert_id: str) -> list[Transition]:
         """The alert's steps, first to last (empty if there is no such alert)."""
-        rows = await self.store.run(lambda: self.store.db.execute(
+        rows = await self.store.run(lambda: self._db().execute(
             "SELECT body FROM transitions WHERE alert_id=? ORDER BY n", (alert_id,)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
     async def all(self, *, since: int | None = None, until: int | None = None
                   ) -> list[Transition]:
-        """Every step in the order written (which is time order: the clock never runs
-        back for the desk), optionally only those with ``since <= at < until``."""
-        sql = "SELECT body FROM transitions WHERE at >= ? AND at < ? ORDER BY seq"
+        """Every step by time (``at``, then the order written; an alert's own steps never
+        go back in time), optionally only those with ``since <= at < until``."""
+        sql = "SELECT body FROM transitions WHERE at >= ? AND at < ? ORDER BY at, seq"
         lo = since if since is not None else -(2**63)
         hi = until if until is not None else 2**63 - 1
-        rows = await self.store.run(lambda: self.store.db.execute(sql, (lo, hi)).fetchall())
+        rows = await self.store.run(lambda: self._db().execute(sql, (lo, hi)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
     async def count(self) -> int:
         return await self.store.run(lambda: int(
-            self.store.db.execute("SELECT count(*) FROM transitions").fetchone()[0]))
+            self._db().execute("SELECT count(*) FROM transitions").fetchone()[0]))
 
     async def has_event(self, agent: str, seq: int) -> str | None:
         """The alert the anomaly event ``(agent, seq)`` was folded into, if any."""
-        row = await self.store.run(lambda: self.store.db.execute(
+        row = await self.store.run(lambda: self._db().execute(
             "SELECT alert_id FROM transitions WHERE ev_agent=? AND ev_seq=?",
             (agent, seq)).fetchone())
         return None if row is None else str(row[0])

@@ -129,6 +129,8 @@ class Transition:
     for a manual one, the rule that raised the tier on opening, "anomaly recurred"."""
     evidence: tuple[str, int] | None = None
     """The anomaly event ``(agent, seq)`` behind an open, evidence or reopen step."""
+    sensor: str = ""
+    """The sensor of that event (spread across sensors and grids is counted from it)."""
     alert: RiskAlert | None = None
     """Only on ``open``: the alert as drafted (matter, sensor, place, anomaly...)."""
 
@@ -239,7 +241,7 @@ def opening(alert: RiskAlert, *, place: Iterable[str], note: str = "", reason: s
         note=note, state="opened", tier=alert.tier, unit=alert.unit,
         unit_level=alert.unit_level, unit_path=tuple(alert.unit_path),
         deadlines=alert.deadlines, departments=tuple(dict.fromkeys(deps)), reason=reason,
-        evidence=(alert.agent, alert.event_seq),
+        evidence=(alert.agent, alert.event_seq), sensor=alert.sensor,
         alert=replace_alert(alert, place=list(place)),
     )
 
@@ -248,8 +250,8 @@ def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: 
          reason: str = "", actor_level: UnitLevel | None = None, tier: Tier | None = None,
          unit: str | None = None, unit_level: UnitLevel | None = None,
          unit_path: Iterable[str] | None = None, deadlines: Deadlines | None = None,
-         departments: Iterable[str] = (), evidence: tuple[str, int] | None = None
-         ) -> Transition:
+         departments: Iterable[str] = (), evidence: tuple[str, int] | None = None,
+         sensor: str = "") -> Transition:
     """The transition ``action`` makes from ``state``; IllegalTransition if refused.
 
     Fields not given stay as they are; ``departments`` are *added* (lead stays first).
@@ -275,7 +277,7 @@ def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: 
         unit_path=tuple(unit_path) if unit_path is not None else last.unit_path,
         deadlines=deadlines or last.deadlines,
         departments=tuple(dict.fromkeys((*last.departments, *departments))),
-        reason=reason, evidence=evidence,
+        reason=reason, evidence=evidence, sensor=sensor,
     )
 
 
