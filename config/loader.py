@@ -22,18 +22,18 @@ from pydantic import BaseModel, ValidationError
 from config.models import (
     AgentsFile,
     HubFile,
-    MattersFile,
     SensorsFile,
     Topology,
 )
 from config.notify import NotifyFile
+from config.rules import MatterCatalog
 from config.sources import SOURCE_TYPES
 
 FILES: dict[str, type[BaseModel]] = {
     "topology.yaml": Topology,
     "sensors.yaml": SensorsFile,
     "agents.yaml": AgentsFile,
-    "matters.yaml": MattersFile,
+    "matters.yaml": MatterCatalog,
     "hub.yaml": HubFile,
     "notify.yaml": NotifyFile,
 }

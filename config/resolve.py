@@ -28,11 +28,12 @@ from config.models import (
     Location,
     Matter,
     MatterDeadlines,
-    MattersFile,
     SensorsFile,
+    Tier,
     Topology,
 )
 from config.notify import NotifyFile
+from config.rules import MatterCatalog
 from config.sources import SourceSettings, map_problems, mapped_sensors
 
 NO_NOTIFY = NotifyFile()
@@ -89,7 +90,7 @@ class AgentSpec:
 class ConfigSet:
     directory: Path
     topology: Topology
-    matters: MattersFile
+    matters: MatterCatalog
     hub: HubSettings
     units: Mapping[str, Unit]
     departments: Mapping[str, Department]
@@ -113,8 +114,11 @@ class ConfigSet:
             ("*", anomaly_kind)
         )
 
-    def deadlines_for(self, matter: Matter) -> MatterDeadlines:
-        return matter.deadlines or self.matters.default_deadlines[matter.type]
+    def deadlines_for(self, matter: Matter, tier: Tier | None = None) -> MatterDeadlines:
+        """The matter's deadlines, at ``tier`` if given (see :mod:`config.rules`)."""
+        if tier is None:
+            return matter.deadlines or self.matters.default_deadlines[matter.type]
+        return self.matters.deadlines_at(matter.code, matter.type, matter.deadlines, tier)
 
 
 class _Checker:
@@ -291,7 +295,12 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 check.ref("sensors.yaml", ("sensors", i, "agent"), "agent", s.agent, agent_ids)
 
     index: dict[tuple[str, str], Matter] = {}
-    if isinstance(matters_file, MattersFile):
+    if isinstance(matters_file, MatterCatalog):
+        codes = {m.code for m in matters_file.matters}
+        for named in matters_file.tier_deadlines:
+            check.ref("matters.yaml", ("tier_deadlines", named),
+                      "matter type or matter code", named,
+                      {"patrol", "emergency", "daily"} | codes)
         claimed: dict[tuple[str, str], str] = {}
         for i, m in enumerate(matters_file.matters):
             unique("matters.yaml", ("matters", i, "code"), m.code, "matter")
@@ -322,7 +331,7 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
             check.ref("notify.yaml", ("units", unit_id), "unit", unit_id, units)
 
     if raw.problems or not isinstance(topo, Topology) or not isinstance(
-        matters_file, MattersFile
+        matters_file, MatterCatalog
     ):
         raise ConfigError(raw.directory, raw.problems)
     hub = hub_file.hub if isinstance(hub_file, HubFile) else HubSettings()

@@ -149,6 +149,8 @@ class AlertState:
     """Every unit path the alert has been addressed to, oldest first: each keeps a
     retained copy of the current state, so an escalated alert is not left stale below."""
     closed_at: int | None = None
+    since: int = 0
+    """When the current episode began: the opening, or the latest reopening."""
     escalations: int = 0
     evidence: int = 0
     reopened: int = 0
@@ -294,7 +296,7 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
                                     f"{t.action} (step {t.n}) needs an open step first")
         wire = _wire(t.alert, t)
         place = tuple(t.alert.place) or tuple(t.unit_path)
-        return AlertState(alert=wire, last=t, opened_at=t.at, place=place,
+        return AlertState(alert=wire, last=t, opened_at=t.at, place=place, since=t.at,
                           addresses=(t.unit_path,),
                           events=frozenset({t.evidence}) if t.evidence else frozenset())
     if t.alert_id != state.alert_id or t.n != state.n + 1:
@@ -314,6 +316,7 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
         state, alert=_wire(state.alert, t), last=t, addresses=addresses, events=events,
         closed_at=t.at if t.state in CLOSED else (None if t.action == "reopen"
                                                   else state.closed_at),
+        since=t.at if t.action == "reopen" else state.since,
         escalations=state.escalations + (t.action == "escalate"),
         evidence=state.evidence + (t.action == "evidence"),
         reopened=state.reopened + (t.action == "reopen"),

@@ -1,0 +1,467 @@
+"""The alert desk: anomaly events in, answered calls out.
+
+:class:`Desk` is the one service that changes alerts. It groups anomaly events into alerts
+(one open alert per matter and grid), judges their tier (:mod:`hub.tiering`), routes them
+(:func:`hub.alerts.route`), takes people's actions (acknowledge, arrive, resolve, false
+alarm, call upward, dispatch), escalates on deadline breaches, and writes every step to
+the ledger *before* anything else sees it. Then it calls its hooks with a :class:`Change`
+(the MQTT publisher in :mod:`hub.service`, the notifier, ...).
+
+Time is injected: every method takes ``now`` (ns). Deadlines fire at their own instant,
+whenever :meth:`tick` (or any call with a later ``now``) notices them, so a replay gives
+the same timeline however often the clock is looked at, and a deadline that passed while
+the hub was down fires at start-up, stamped with the time it passed.
+
+Grouping and anti-flap:
+
+- an event whose ``(agent, seq)`` the ledger already holds is a duplicate: no new step;
+- a further anomaly of the same matter in the same grid joins the open alert as
+  ``evidence`` (repeats from one sensor closer than ``grouping.evidence_gap`` are counted,
+  not written);
+- alerts never close by themselves when an anomaly ends: people resolve them, so a sensor
+  oscillating around its limit does not open and close alerts;
+- an anomaly that recurs within ``grouping.reopen_window`` of closing reopens the alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from config import ConfigSet, Unit
+from config.models import Matter
+from config.rules import tier_up
+from hub import lifecycle
+from hub.alerts import UNCLASSIFIED, AlertEngine, UnknownSensor, absolute, route
+from hub.ledger import Ledger
+from hub.lifecycle import (
+    HUB,
+    Action,
+    AlertState,
+    IllegalTransition,
+    State,
+    Transition,
+    apply,
+    opening,
+    step,
+)
+from hub.tiering import NS, Sighting, SpreadWindow, judge
+from wire import AnomalyEvent, Deadlines, Tier
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition", "NotFound",
+           "OutsideSubtree", "UnknownUnit"]
+
+
+class NotFound(LookupError):
+    def __init__(self, alert_id: str) -> None:
+        super().__init__(f"no alert {alert_id!r}")
+        self.alert_id = alert_id
+
+
+class UnknownUnit(ValueError):
+    def __init__(self, unit: str) -> None:
+        super().__init__(f"{unit!r} is not a unit of the config (district, town, community "
+                         "or grid id)")
+        self.unit = unit
+
+
+class OutsideSubtree(PermissionError):
+    """A unit acted on an alert outside its subtree (a grid on another grid's alert)."""
+
+    def __init__(self, unit: Unit, state: AlertState) -> None:
+        super().__init__(f"{unit.level} {unit.id} may not act on {state.alert_id}: it is in "
+                         f"{'/'.join(state.place)}, outside {'/'.join(unit.path)}")
+        self.unit = unit.id
+        self.alert_id = state.alert_id
+
+
+class BadAction(ValueError):
+    """An action with a bad argument (an unknown department, a call upward without a
+    reason); nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a hook gets after a step was written to the ledger."""
+
+    alert: AlertState
+    transition: Transition
+    units: tuple[str, ...]
+    """Who must hear of it: the responsible unit after the step; after an escalation also
+    the unit that held the alert before (both levels are notified)."""
+
+
+Hook = Callable[[Change], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    alert: AlertState | None
+    """The alert the event belongs to (None for an ``end`` event or one that joined no
+    alert, e.g. an ``end``)."""
+    steps: tuple[Transition, ...] = ()
+    duplicate: bool = False
+    suppressed: bool = False
+    """A repeat within the evidence gap: counted, not written."""
+
+
+@dataclass
+class DeskCounters:
+    events: int = 0
+    duplicates: int = 0
+    ends: int = 0
+    opened: int = 0
+    evidence: int = 0
+    evidence_suppressed: int = 0
+    reopened: int = 0
+    tier_raises: int = 0
+    escalations_deadline: int = 0
+    escalations_manual: int = 0
+    actions: int = 0
+    refused: int = 0
+    hook_errors: int = 0
+    overdue_at_top: set[str] = field(default_factory=set)
+    """Tier-A alerts past a deadline: nowhere higher to go; shown, not escalated."""
+
+    @property
+    def escalations(self) -> int:
+        return self.escalations_deadline + self.escalations_manual + self.tier_raises
+
+
+def _ns(delta: timedelta) -> int:
+    return int(delta.total_seconds() * NS)
+
+
+class Desk:
+    """``desk = Desk(config, Ledger(store)); await desk.start()``, then feed it events,
+    actions and ticks. One desk per ledger: it is the only writer."""
+
+    def __init__(self, config: ConfigSet, ledger: Ledger) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.engine = AlertEngine(config)
+        self.rules = config.matters.rules
+        self.grouping = config.matters.grouping
+        self.counters = DeskCounters()
+        self._matters: dict[str, Matter] = {m.code: m for m in config.matters.matters}
+        self._matters[UNCLASSIFIED.code] = UNCLASSIFIED
+        self._states: dict[str, AlertState] = {}
+        self._open: dict[tuple[str, str], str] = {}
+        """(matter, grid) -> the open alert there."""
+        self._latest: dict[tuple[str, str], str] = {}
+        """(matter, grid) -> the latest alert there, open or closed (for reopening)."""
+        self._events: dict[tuple[str, int], str] = {}
+        self._last_seen: dict[tuple[str, str], int] = {}
+        """(alert, sensor) -> when the sensor last added evidence or opened the alert."""
+        self._spread = SpreadWindow(_ns(self.rules.spread.window))
+        self._next = 1
+        self._hooks: list[Hook] = []
+        self._lock = asyncio.Lock()
+        self.started = False
+
+    # ------------------------------------------------------------------ set-up
+
+    def add_hook(self, hook: Hook) -> None:
+        """Call ``hook`` with every :class:`Change`, in ledger order. A hook that raises is
+        logged and counted; the step stays written."""
+        self._hooks.append(hook)
+
+    async def start(self) -> None:
+        """Rebuild every alert from the ledger (call once, before anything else)."""
+        for t in await self.ledger.all():
+            self._absorb(apply(self._states.get(t.alert_id), t))
+        self.started = True
+        if self._states:
+            log.info("desk: %d alerts rebuilt from the ledger, %d open", len(self._states),
+                     len(self._open))
+
+    def _absorb(self, state: AlertState) -> None:
+        """Index the alert after a step (new state, grouping keys, events, spread)."""
+        t = state.last
+        self._states[state.alert_id] = state
+        key = (state.alert.matter, state.place[-1])
+        self._latest[key] = state.alert_id
+        if state.is_open:
+            self._open[key] = state.alert_id
+        elif self._open.get(key) == state.alert_id:
+            del self._open[key]
+        if t.evidence is not None:
+            self._events[t.evidence] = state.alert_id
+        if t.sensor and t.action in ("open", "evidence", "reopen"):
+            self._last_seen[(state.alert_id, t.sensor)] = t.at
+            sensor = self.config.sensors.get(t.sensor)
+            if sensor is not None:
+                self._spread.add(state.alert.matter, Sighting(t.at, t.sensor, sensor.path))
+        number = state.alert_id.removeprefix("AL")
+        if number.isdigit():
+            self._next = max(self._next, int(number) + 1)
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, alert_id: str) -> AlertState:
+        try:
+            return self._states[alert_id]
+        except KeyError:
+            raise NotFound(alert_id) from None
+
+    def alerts(self, *, unit: str | None = None, tier: Tier | None = None,
+               state: State | Iterable[State] | None = None,
+               open_only: bool = False) -> list[AlertState]:
+        """Alerts (oldest first) in ``unit``'s subtree, of ``tier``, in ``state``."""
+        prefix: tuple[str, ...] = ()
+        if unit is not None:
+            if unit not in self.config.units:
+                raise UnknownUnit(unit)
+            prefix = self.config.units[unit].path
+        states = {state} if isinstance(state, str) else (set(state) if state else None)
+        return [s for s in self._states.values()
+                if s.place[:len(prefix)] == prefix
+                and (tier is None or s.tier == tier)
+                and (states is None or s.state in states)
+                and (not open_only or s.is_open)]
+
+    async def history(self, alert_id: str) -> list[Transition]:
+        self.get(alert_id)
+        return await self.ledger.history(alert_id)
+
+    async def transitions(self, *, since: int | None = None,
+                          until: int | None = None) -> list[Transition]:
+        return await self.ledger.all(since=since, until=until)
+
+    def next_deadline(self) -> int | None:
+        """The earliest deadline an open alert below tier A waits on (for timers)."""
+        dues = [due[1] for s in self._states.values()
+                if s.tier != "A" and (due := s.due()) is not None]
+        return min(dues, default=None)
+
+    # ------------------------------------------------------------------ writing
+
+    async def _commit(self, steps: list[Transition]) -> list[Change]:
+        """Write ``steps`` (built against the current states) in one ledger transaction,
+        then index them and tell the hooks. They are folded first, so a step that does
+        not follow writes nothing."""
+        if not steps:
+            return []
+        folded: list[tuple[AlertState | None, AlertState]] = []
+        current: dict[str, AlertState] = {}
+        for t in steps:
+            prev = current.get(t.alert_id, self._states.get(t.alert_id))
+            current[t.alert_id] = apply(prev, t)
+            folded.append((prev, current[t.alert_id]))
+        await self.ledger.append(*steps)
+        changes: list[Change] = []
+        for prev, state in folded:
+            self._absorb(state)
+            t = state.last
+            units = (t.unit,) if prev is None or prev.unit == t.unit else (t.unit, prev.unit)
+            changes.append(Change(state, t, units))
+        for change in changes:
+            for hook in self._hooks:
+                try:
+                    await hook(change)
+                except Exception:
+                    self.counters.hook_errors += 1
+                    log.exception("desk: hook %r failed on %s step %d", hook,
+                                  change.transition.alert_id, change.transition.n)
+        return changes
+
+    def _deadlines(self, matter: Matter, tier: Tier, at: int) -> Deadlines:
+        return absolute(self.config.deadlines_for(matter, tier), at)
+
+    def _raise_to(self, state: AlertState, tier: Tier, at: int, *, actor: str, note: str,
+                  reason: str) -> Transition:
+        where = route(tier, self._place(state))
+        return step(state, "escalate", at=at, actor=actor, note=note, reason=reason,
+                    tier=tier, unit=where.unit, unit_level=where.level,
+                    unit_path=where.address,
+                    deadlines=self._deadlines(self._matters[state.alert.matter], tier, at))
+
+    @staticmethod
+    def _place(state: AlertState) -> tuple[str, str, str, str]:
+        p = state.place
+        return (p[0], p[1], p[2], p[3])
+
+    def _due_steps(self, now: int) -> list[Transition]:
+        """Escalations for every deadline that passed by ``now``, each at its own
+        instant (a breach of the new deadlines fires again, up to tier A)."""
+        steps: list[Transition] = []
+        pending = dict(self._states)
+        while True:
+            fired = False
+            for alert_id, state in list(pending.items()):
+                due = state.due()
+                if due is None or due[1] > now:
+                    continue
+                if state.tier == "A":
+                    self.counters.overdue_at_top.add(alert_id)
+                    continue
+                at = max(due[1], state.last.at)
+                t = self._raise_to(state, tier_up(state.tier, 1), at, actor=HUB, note="",
+                                   reason=f"{due[0]} deadline passed")
+                steps.append(t)
+                pending[alert_id] = apply(state, t)
+                fired = True
+            if not fired:
+                return steps
+
+    async def tick(self, now: int) -> list[Change]:
+        """Escalate every alert whose deadline passed by ``now`` (one level per breach)."""
+        async with self._lock:
+            changes = await self._commit(self._due_steps(now))
+            self.counters.escalations_deadline += len(changes)
+            return changes
+
+    async def _fire(self, now: int) -> None:
+        """Deadlines first: whatever happens at ``now`` sees the alerts as they stand."""
+        changes = await self._commit(self._due_steps(now))
+        self.counters.escalations_deadline += len(changes)
+
+    # ------------------------------------------------------------------ events
+
+    async def on_event(self, event: AnomalyEvent, now: int) -> EventOutcome:
+        """An anomaly event from an agent (after the store recorded it). KeyError-free:
+        an unknown sensor raises :class:`~hub.alerts.UnknownSensor`."""
+        sensor = self.config.sensors.get(event.sensor)
+        if sensor is None:
+            raise UnknownSensor(event.sensor, event.agent)
+        async with self._lock:
+            key_ev = (event.agent, event.seq)
+            if key_ev in self._events:
+                self.counters.duplicates += 1
+                return EventOutcome(self._states[self._events[key_ev]], duplicate=True)
+            await self._fire(now)
+            self.counters.events += 1
+            if event.phase != "start":
+                self.counters.ends += 1
+                return EventOutcome(None)
+            matter = self.engine.matter_for(sensor.kind, event.kind)
+            key = (matter.code, sensor.grid)
+            self._spread.add(matter.code, Sighting(now, sensor.id, sensor.path))
+            spread = self._spread.counts(matter.code, sensor.path[1], now)
+            if (open_id := self._open.get(key)) is not None:
+                return await self._evidence(self._states[open_id], event, now, spread)
+            latest = self._states.get(self._latest.get(key, ""))
+            if latest is not None and latest.closed_at is not None and (
+                    now - latest.closed_at <= _ns(self.grouping.reopen_window)):
+                return await self._reopen(latest, event, matter, now, spread)
+            return await self._open_new(event, matter, now, spread)
+
+    async def _open_new(self, event: AnomalyEvent, matter: Matter, now: int,
+                        spread: dict[str, int]) -> EventOutcome:
+        sensor = self.config.sensors[event.sensor]
+        verdict = judge(self.rules, matter.base_tier, severity=event.severity,
+                        tags=sensor.tags, spread=spread)
+        draft = self.engine.draft(event, alert_id=f"AL{self._next:06d}", now_ns=now)
+        where = route(verdict.tier, sensor.path)
+        draft = lifecycle.replace_alert(
+            draft, tier=verdict.tier, unit=where.unit, unit_level=where.level,
+            unit_path=list(where.address),
+            deadlines=self._deadlines(matter, verdict.tier, now),
+            reason=verdict.reason or f"base tier {matter.base_tier}")
+        t = opening(draft, place=sensor.path, reason=draft.reason)
+        (change,) = await self._commit([t])
+        self.counters.opened += 1
+        return EventOutcome(change.alert, (t,))
+
+    def _rise(self, state: AlertState, event: AnomalyEvent, now: int,
+              spread: dict[str, int]) -> Transition | None:
+        """An escalation if the rules now put the alert above its tier."""
+        matter = self._matters[state.alert.matter]
+        sensor = self.config.sensors[event.sensor]
+        verdict = judge(self.rules, matter.base_tier, severity=event.severity,
+                        tags=sensor.tags, spread=spread, persisted_ns=now - state.since)
+        if lifecycle.TIERS.index(verdict.tier) >= lifecycle.TIERS.index(state.tier):
+            return None
+        return self._raise_to(state, verdict.tier, now, actor=HUB, note="",
+                              reason=verdict.reason)
+
+    async def _evidence(self, state: AlertState, event: AnomalyEvent, now: int,
+                        spread: dict[str, int]) -> EventOutcome:
+        last = self._last_seen.get((state.alert_id, event.sensor))
+        gap = _ns(self.grouping.evidence_gap)
+        rise_probe = self._rise(state, event, now, spread)
+        if last is not None and now - last < gap and rise_probe is None:
+            self.counters.evidence_suppressed += 1
+            return EventOutcome(state, suppressed=True)
+        t = step(state, "evidence", at=now, evidence=(event.agent, event.seq),
+                 sensor=event.sensor, note=f"{event.kind} {event.severity} on {event.sensor}")
+        steps = [t]
+        rise = self._rise(apply(state, t), event, now, spread)
+        if rise is not None:
+            steps.append(rise)
+        changes = await self._commit(steps)
+        self.counters.evidence += 1
+        self.counters.tier_raises += rise is not None
+        return EventOutcome(changes[-1].alert, tuple(steps))
+
+    async def _reopen(self, state: AlertState, event: AnomalyEvent, matter: Matter, now: int,
+                      spread: dict[str, int]) -> EventOutcome:
+        t = step(state, "reopen", at=now, evidence=(event.agent, event.seq),
+                 sensor=event.sensor, reason="anomaly recurred",
+                 deadlines=self._deadlines(matter, state.tier, now),
+                 note=f"{event.kind} {event.severity} on {event.sensor}")
+        steps = [t]
+        rise = self._rise(apply(state, t), event, now, spread)
+        if rise is not None:
+            steps.append(rise)
+        changes = await self._commit(steps)
+        self.counters.reopened += 1
+        self.counters.tier_raises += rise is not None
+        return EventOutcome(changes[-1].alert, tuple(steps))
+
+    # ------------------------------------------------------------------ people
+
+    async def act(self, alert_id: str, action: Action, actor: str, *, now: int,
+                  note: str = "", reason: str = "", departments: Iterable[str] = ()
+                  ) -> Change:
+        """A unit's action on an alert: acknowledge, arrive, resolve, false_alarm,
+        escalate (call upward; needs a reason), dispatch (departments; default the
+        catalog's). Refusals raise (NotFound, UnknownUnit, OutsideSubtree, BadAction,
+        IllegalTransition) and write nothing. Deadlines that passed by ``now`` fire
+        first, so the action meets the alert as it stands."""
+        if action in ("open", "evidence", "reopen"):
+            raise BadAction(f"{action} is the hub's own step, not an action a unit takes")
+        unit = self.config.units.get(actor)
+        if unit is None:
+            self.counters.refused += 1
+            raise UnknownUnit(actor)
+        async with self._lock:
+            await self._fire(now)
+            state = self.get(alert_id)
+            try:
+                if state.place[:len(unit.path)] != unit.path:
+                    raise OutsideSubtree(unit, state)
+                t = self._action_step(state, action, unit, now=now, note=note, reason=reason,
+                                      departments=tuple(departments))
+            except (OutsideSubtree, BadAction, IllegalTransition):
+                self.counters.refused += 1
+                raise
+            (change,) = await self._commit([t])
+            self.counters.actions += 1
+            self.counters.escalations_manual += action == "escalate"
+            return change
+
+    def _action_step(self, state: AlertState, action: Action, unit: Unit, *, now: int,
+                     note: str, reason: str, departments: tuple[str, ...]) -> Transition:
+        if action == "escalate":
+            lifecycle.check(state, action)
+            if not (reason or note).strip():
+                raise BadAction(f"calling {state.alert_id} upward needs a reason")
+            return self._raise_to(state, tier_up(state.tier, 1), now, actor=unit.id,
+                                  note=note, reason=reason or note)
+        if action == "dispatch":
+            unknown = [d for d in departments if d not in self.config.departments]
+            if unknown:
+                raise BadAction(f"unknown department(s) {unknown}; known: "
+                                f"{sorted(self.config.departments)}")
+            matter = self._matters[state.alert.matter]
+            chosen = departments or tuple(
+                d for d in (matter.departments.lead, *matter.departments.co) if d)
+            return step(state, "dispatch", at=now, actor=unit.id, note=note, reason=reason,
+                        actor_level=unit.level, departments=chosen)
+        return step(state, action, at=now, actor=unit.id, note=note, reason=reason)
