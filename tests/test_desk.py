@@ -253,3 +253,19 @@ async def test_a_restart_rebuilds_the_alerts_and_fires_what_passed_meanwhile(
             severity="minor", score=0.5, value=1.0, ts=T0), T0 + 3 * 60 * MIN)
         assert nxt.alert is not None
         assert nxt.alert.alert_id == "AL000002"  # numbering resumes
+
+
+async def test_an_anomaly_reported_for_over_two_hours_rises_a_tier(desk: Desk) -> None:
+    ev = Events()
+    dust = "dasha-dong-g1-pm25-1"  # DUST-PM25, base D, arrival within a day
+    await desk.on_event(ev(dust), T0)
+    await desk.act("AL000001", "acknowledge", "dasha-dong-g1", now=T0 + 10 * MIN)
+    still = await desk.on_event(ev(dust), T0 + 60 * MIN)
+    assert still.alert is not None
+    assert still.alert.tier == "D"
+    lasting = await desk.on_event(ev(dust), T0 + 121 * MIN)
+    assert lasting.alert is not None
+    assert (lasting.alert.tier, lasting.alert.state) == ("C", "opened")
+    assert lasting.alert.alert.reason == "persistence: reported for over 2h +1"
+    assert [t.action for t in await desk.history("AL000001")] == [
+        "open", "acknowledge", "evidence", "evidence", "escalate"]
