@@ -249,6 +249,12 @@ class AgentSettings(Model):
     batch_interval: Duration = timedelta(seconds=1)
     status_interval: Duration = timedelta(seconds=30)
     state_dir: str = "var/agent"
+    # the durable outbox and checkpoints under state_dir (see edge_agent/outbox.py)
+    outbox_max_bytes: int = Field(default=256 * 2**20, ge=2**16)
+    outbox_max_age: Duration = timedelta(days=7)
+    outbox_drop_events: bool = False
+    outbox_sync: Literal["full", "normal"] = "full"
+    checkpoint_interval: Duration = timedelta(minutes=5)
 
 
 # --------------------------------------------------------------------------- agent sources

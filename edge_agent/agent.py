@@ -1,10 +1,13 @@
 """The edge agent runtime: source → detectors → outbox → MQTT.
 
 One agent owns one MQTT connection and one reconnect loop. Readings are sealed into
-batches (by count or by time) with a per-agent sequence number; anomaly events go out
-before readings. Until the broker acknowledges a message (PUBACK, QoS 1) it stays in the
-outbox, so an uplink outage loses nothing that the process still holds. (A durable,
-on-disk outbox that also survives power loss is the next step, see docs/architecture.md.)
+batches (by count or by time) with a per-agent sequence number and written to the
+durable outbox (:mod:`edge_agent.outbox`, SQLite under ``state_dir``) together with
+anomaly events; events go out before readings. A message leaves the outbox only after
+the broker acknowledged it (PUBACK, QoS 1), so neither an uplink outage nor a crash or a
+power cut loses what was sealed (readings not yet sealed, at most one batch, are in
+memory). Detector state is checkpointed (:mod:`edge_agent.checkpoint`), and the retained
+status message carries the outbox, drops, the source's counters and per-sensor health.
 """
 
 from __future__ import annotations
@@ -15,19 +18,29 @@ import logging
 import math
 import random
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
+from typing import Literal
 
 import aiomqtt
 
 from config import AgentSpec
+from edge_agent import checkpoint
+from edge_agent.outbox import Outbox, Priority
 from edge_agent.sequence import Sequence
 from edge_agent.sources import Source
 from edge_agent.watch import SensorWatch, Verdict, detector_for
-from wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, encode, topics
+from wire import (
+    AgentStatus,
+    AnomalyEvent,
+    Reading,
+    ReadingBatch,
+    SensorHealth,
+    encode,
+    topics,
+)
 from wire.broker import BrokerAddress, credentials_refused, describe_failure
 
 log = logging.getLogger(__name__)
@@ -35,6 +48,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], int]
 PUBLISH_WINDOW = 16
 """Messages in flight at once; each publish awaits its PUBACK."""
+MISSING_AFTER_INTERVALS = 5
+"""A sensor is ``missing`` after this many of its configured intervals without a value."""
 
 
 @dataclass
@@ -47,6 +62,7 @@ class AgentCounters:
     connects: int = 0
     publish_failures: int = 0
     credentials_refused: int = 0
+    checkpoints_saved: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
 
@@ -56,8 +72,9 @@ class EdgeAgent:
     def __init__(self, spec: AgentSpec, source: Source, *, broker_url: str | None = None,
                  clock: Clock = time.time_ns, seed: int = 0,
                  state_dir: Path | None = None) -> None:
-        """``state_dir`` keeps the sequence numbers growing across restarts even when the
-        device's clock is wrong (see :mod:`edge_agent.sequence`); None: clock only."""
+        """``state_dir`` holds the outbox, the detector checkpoint and the sequence state
+        (see :mod:`edge_agent.sequence`); None keeps them in memory (demo, tests): nothing
+        then survives the process."""
         self.spec = spec
         self.id = spec.id
         self.settings = spec.settings
@@ -68,16 +85,46 @@ class EdgeAgent:
         for s in spec.sensors:
             self.watches[s.id] = SensorWatch(s, detector_for(s, seed=seed))
         self.counters = AgentCounters()
-        now = clock()
+        now = self.started = clock()
+        self._last_value: dict[str, int] = {}
         self._batch_seq = Sequence(state_dir / f"{self.id}.batches.seq" if state_dir else None,
                                    now)
         self._event_seq = Sequence(state_dir / f"{self.id}.events.seq" if state_dir else None,
                                    now)
+        st = self.settings
+        self.outbox = Outbox(state_dir / f"{self.id}.outbox.sqlite" if state_dir else None,
+                             max_bytes=st.outbox_max_bytes,
+                             max_age_ns=int(st.outbox_max_age.total_seconds() * 1e9),
+                             drop_events=st.outbox_drop_events, sync=st.outbox_sync,
+                             clock=clock)
+        self.checkpoint_path = state_dir / f"{self.id}.checkpoint" if state_dir else None
+        self.restored: checkpoint.Restored | None = None
+        if self.checkpoint_path is not None:
+            self._restore(self.checkpoint_path)
         self._pending: list[Reading] = []
-        self._events: deque[tuple[str, bytes]] = deque()
-        self._batches: deque[tuple[str, bytes, int]] = deque()  # topic, payload, n readings
         self._wake = asyncio.Event()
         self.connected = asyncio.Event()
+        self._counters_failed = False
+
+    def _restore(self, path: Path) -> None:
+        try:
+            self.restored = checkpoint.load(path, self.id, self.watches)
+        except checkpoint.CheckpointRefused as exc:
+            log.warning("agent %s: %s; starting every detector fresh", self.id, exc)
+            return
+        if self.restored is not None:
+            log.info("agent %s: restored %d detectors from %s", self.id,
+                     len(self.restored.restored), path)
+            for sid, why in self.restored.fresh.items():
+                log.info("agent %s: sensor %s starts fresh: %s", self.id, sid, why)
+
+    def save_checkpoint(self) -> int:
+        """Write the detector checkpoint now (no-op without a state folder); its size."""
+        if self.checkpoint_path is None:
+            return 0
+        size = checkpoint.save(self.checkpoint_path, self.id, self.watches, self.clock())
+        self.counters.checkpoints_saved += 1
+        return size
 
     # ------------------------------------------------------------------ pure-ish core
 
@@ -92,6 +139,7 @@ class EdgeAgent:
         if value is None or not math.isfinite(value):
             self.counters.skipped["no_value" if value is None else "non_finite"] += 1
         else:
+            self._last_value[sensor] = ts
             self._pending.append(Reading(sensor, ts, value))
             if len(self._pending) >= self.settings.batch_max_readings:
                 self.seal()
@@ -107,29 +155,70 @@ class EdgeAgent:
                              severity=v.severity, score=min(1.0, max(0.0, v.score)),
                              value=v.value if v.value is None or math.isfinite(v.value) else None,
                              ts=v.ts)
-        self._events.append((topics.events_topic(self.id), encode(event)))
+        self.outbox.put(Priority.EVENT, topics.events_topic(self.id), encode(event))
         self._wake.set()
 
     def seal(self) -> None:
-        """Close the pending readings into a batch with the next sequence number."""
+        """Close the pending readings into a batch with the next sequence number and
+        store it in the outbox (durable once this returns)."""
         if not self._pending:
             return
         batch = ReadingBatch(agent=self.id, seq=self._batch_seq.next(), sent_at=self.clock(),
                              readings=self._pending)
-        self._batches.append((topics.readings_topic(self.id), encode(batch), len(batch.readings)))
+        self.outbox.put(Priority.READINGS, topics.readings_topic(self.id), encode(batch),
+                        len(batch.readings), created=batch.sent_at)
         self._pending = []
         self._wake.set()
 
     @property
     def outbox_depth(self) -> int:
-        return len(self._events) + len(self._batches) + (1 if self._pending else 0)
+        """Messages not yet acknowledged by the broker, counting unsealed readings as one."""
+        return self.outbox.messages + (1 if self._pending else 0)
+
+    def health(self, now: int) -> dict[str, SensorHealth]:
+        """Each sensor's state (definitions in :class:`wire.SensorHealth`)."""
+        out: dict[str, SensorHealth] = {}
+        for sid, watch in self.watches.items():
+            last = self._last_value.get(sid)
+            limit = MISSING_AFTER_INTERVALS * watch.spec.interval_s * 1e9
+            state: Literal["ok", "stuck", "missing"] = "ok"
+            if now - (last if last is not None else self.started) > limit:
+                state = "missing"
+            elif watch.active and watch.kind == "stuck":
+                state = "stuck"
+            out[sid] = SensorHealth(state=state, last_ts=last)
+        return out
+
+    def source_counters(self) -> dict[str, int]:
+        """The source's ``counters()`` (bad frames by reason...), if it has one."""
+        counters = getattr(self.source, "counters", None)
+        if not callable(counters):
+            return {}
+        try:
+            return {str(k): int(v) for k, v in dict(counters()).items()}
+        except Exception as exc:  # a broken counter must not stop the heartbeat
+            if not self._counters_failed:
+                self._counters_failed = True
+                log.warning("agent %s: the source's counters() failed (%s); status goes "
+                            "out without them", self.id, exc)
+            return {}
 
     def status(self, state: str = "online") -> bytes:
         c = self.counters
+        now = self.clock()
+        box = self.outbox.stats()
         return encode(AgentStatus(
-            agent=self.id, state="online" if state == "online" else "offline", ts=self.clock(),
+            agent=self.id, state="online" if state == "online" else "offline", ts=now,
             sensors=len(self.watches), batches_sent=c.batches_sent,
-            readings_sent=c.readings_sent, events_sent=c.events_sent))
+            readings_sent=c.readings_sent, events_sent=c.events_sent,
+            heartbeat_s=self.settings.status_interval.total_seconds(),
+            uptime_s=max(0.0, (now - self.started) / 1e9), samples=c.samples,
+            outbox_messages=box.messages, outbox_events=box.events,
+            outbox_readings=box.readings, outbox_bytes=box.bytes,
+            outbox_oldest_age_s=None if box.oldest_created is None
+            else max(0.0, (now - box.oldest_created) / 1e9),
+            dropped=dict(self.outbox.drops), source_counters=self.source_counters(),
+            sensor_health=self.health(now)))
 
     # ------------------------------------------------------------------ I/O
 
@@ -142,6 +231,13 @@ class EdgeAgent:
         while True:
             await asyncio.sleep(interval)
             self.seal()
+            self.outbox.expire()
+
+    async def _checkpointer(self) -> None:
+        interval = self.settings.checkpoint_interval.total_seconds()
+        while True:
+            await asyncio.sleep(interval)
+            self.save_checkpoint()
 
     def _client(self) -> aiomqtt.Client:
         user, password = self.settings.broker.credentials()
@@ -157,21 +253,22 @@ class EdgeAgent:
         return client
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        """Publish events first, then batches, a window at a time; pop only what was acked."""
-        while self._events or self._batches:
-            if self._events:
-                window = list(islice(self._events, PUBLISH_WINDOW))
-                await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in window))
-                for _ in window:
-                    self._events.popleft()
-                self.counters.events_sent += len(window)
-                continue
-            chunk = list(islice(self._batches, PUBLISH_WINDOW))
-            await asyncio.gather(*(client.publish(t, p, qos=1) for t, p, _ in chunk))
-            for _ in chunk:
-                self._batches.popleft()
-            self.counters.batches_sent += len(chunk)
-            self.counters.readings_sent += sum(n for _, _, n in chunk)
+        """Publish the outbox's head (events first, then batches) a window at a time;
+        delete from the outbox only what the broker acknowledged."""
+        while window := self.outbox.peek(PUBLISH_WINDOW):
+            try:
+                await asyncio.gather(*(client.publish(m.topic, m.payload, qos=1)
+                                       for m in window))
+            except BaseException:
+                self.outbox.release()
+                raise
+            self.outbox.ack(window)
+            for m in window:
+                if m.priority == Priority.EVENT:
+                    self.counters.events_sent += 1
+                else:
+                    self.counters.batches_sent += 1
+                    self.counters.readings_sent += m.readings
 
     async def _publish_loop(self, stop: asyncio.Event) -> None:
         backoff = 0.5
@@ -211,25 +308,36 @@ class EdgeAgent:
                 backoff = min(backoff * 2, 30.0)
 
     async def run(self, stop: asyncio.Event, *, drain_timeout: float = 30.0) -> None:
-        """Read, detect and publish until ``stop`` is set; then flush everything and return."""
+        """Read, detect and publish until ``stop`` is set; then seal what is pending,
+        save a checkpoint, publish what it can within ``drain_timeout`` and close the
+        outbox (what is left stays in it for the next start)."""
         consumer = asyncio.create_task(self._consume(), name=f"{self.id}-consume")
         sealer = asyncio.create_task(self._sealer(), name=f"{self.id}-seal")
+        saver = asyncio.create_task(self._checkpointer(), name=f"{self.id}-checkpoint")
         publisher = asyncio.create_task(self._publish_loop(stop), name=f"{self.id}-publish")
         stopper = asyncio.create_task(stop.wait())
         try:
-            done, _ = await asyncio.wait({consumer, publisher, stopper},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            for task in done - {stopper}:
-                task.result()  # a source or publisher failure surfaces here
-            stop.set()
+            try:
+                done, _ = await asyncio.wait({consumer, publisher, stopper},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in done - {stopper}:
+                    task.result()  # a source or publisher failure surfaces here
+                stop.set()
+            finally:
+                for task in (consumer, sealer, saver, stopper):
+                    task.cancel()
+                await asyncio.gather(consumer, sealer, saver, stopper, return_exceptions=True)
+            self.seal()
+            self.save_checkpoint()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(publisher, timeout=drain_timeout)
+            except TimeoutError:
+                log.error("agent %s: stopped with %d messages not acknowledged by %s; they "
+                          "stay in the outbox for the next start", self.id,
+                          self.outbox_depth, self.address)
         finally:
-            for task in (consumer, sealer, stopper):
-                task.cancel()
-            await asyncio.gather(consumer, sealer, stopper, return_exceptions=True)
-        self.seal()
-        self._wake.set()
-        try:
-            await asyncio.wait_for(publisher, timeout=drain_timeout)
-        except TimeoutError:
-            log.error("agent %s: stopped with %d messages not acknowledged by %s",
-                      self.id, self.outbox_depth, self.address)
+            if not publisher.done():
+                publisher.cancel()
+                await asyncio.gather(publisher, return_exceptions=True)
+            self.outbox.close()

@@ -300,11 +300,12 @@ def edge_run(
 
         source = SimulatedTown(cfg).source(agent)
 
+    from edge_agent.outbox import OutboxError
     from edge_agent.sequence import SequenceStateError
 
     try:
         edge = EdgeAgent(spec, source, broker_url=broker, state_dir=Path(spec.settings.state_dir))
-    except SequenceStateError as exc:
+    except (SequenceStateError, OutboxError) as exc:
         err.print(f"[bold red]✗ agent {escape(agent)}:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
 

@@ -82,9 +82,27 @@ class AnomalyEvent(msgspec.Struct, frozen=True, kw_only=True):
     detector: str = "default"
 
 
+class SensorHealth(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One sensor as its agent sees it (docs/protocol.md defines each state).
+
+    ``ok``: values arrive. ``missing``: no usable value for longer than 5 of the sensor's
+    configured intervals (since the last one, or since the agent started). ``stuck``: the
+    sensor's detector has an open ``stuck`` episode (the same value far longer than this
+    sensor ever held one). ``last_ts``: time of the last usable value (ns), if any.
+    """
+
+    state: Literal["ok", "stuck", "missing"]
+    last_ts: Nanos | None = None
+
+
 class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
     """Retained on the agent's status topic; the broker publishes ``state="offline"`` as
-    the agent's last will when the connection drops without a goodbye."""
+    the agent's last will when the connection drops without a goodbye.
+
+    Sent at connect and then every ``heartbeat_s`` seconds (the heartbeat), so a status
+    whose ``ts`` is much older than that, with ``state="online"``, means a silent agent.
+    Fields after ``events_sent`` were added later with defaults, so old and new agents
+    and hubs read each other's messages (unknown fields are ignored)."""
 
     v: Literal[1] = 1
     agent: Id
@@ -94,6 +112,21 @@ class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
     batches_sent: int = 0
     readings_sent: int = 0
     events_sent: int = 0
+    heartbeat_s: float = 0.0
+    uptime_s: float = 0.0
+    samples: int = 0
+    outbox_messages: int = 0
+    """Messages waiting for the broker's PUBACK (durably stored), events included."""
+    outbox_events: int = 0
+    outbox_readings: int = 0
+    outbox_bytes: int = 0
+    outbox_oldest_age_s: float | None = None
+    dropped: dict[str, int] = {}
+    """What the outbox dropped at its bounds, totals across restarts:
+    ``readings_size``, ``readings_age``, ``batches_*``, ``events_*``, ``outbox_corrupt``."""
+    source_counters: dict[str, int] = {}
+    """The source's own counters (bad frames by reason, reconnects), if it keeps any."""
+    sensor_health: dict[str, SensorHealth] = {}
 
 
 class Deadlines(msgspec.Struct, frozen=True, kw_only=True):

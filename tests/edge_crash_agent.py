@@ -1,0 +1,48 @@
+"""An edge agent process for the kill -9 test (tests/test_edge_crash.py).
+
+``python -m tests.edge_crash_agent STATE_DIR BROKER_URL START_AT TOTAL`` runs the sample
+district's edge-dongyuan on a fast synthetic source. After each batch is stored in the
+outbox (``seal`` returned: the commit is done) it prints one JSON line with the batch's
+sequence number and readings: what was *acknowledged to the outbox*. SIGTERM stops it
+cleanly; the test uses SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from config import SAMPLE_DISTRICT, load_config
+from edge_agent.agent import EdgeAgent
+from simulators.steady import SimClock, SteadySource
+
+NOW = 1_790_000_000 * 10**9
+
+
+class PrintingAgent(EdgeAgent):
+    def seal(self) -> None:
+        pending = [[r.sensor, r.ts, r.value] for r in self._pending]
+        before = self._batch_seq.current
+        super().seal()
+        if pending:
+            print(json.dumps({"seq": self._batch_seq.current, "after": before,
+                              "readings": pending}), flush=True)
+
+
+async def main(state_dir: Path, broker: str, start_at: int, total: int) -> None:
+    cfg = load_config(SAMPLE_DISTRICT)
+    spec = cfg.agents["edge-dongyuan"]
+    clock = SimClock(NOW + start_at * 10**7)
+    source = SteadySource(spec.sensors, clock, total=total, start_at=start_at, yield_every=10)
+    agent = PrintingAgent(spec, source, broker_url=broker, clock=clock, state_dir=state_dir)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print(json.dumps({"started": True}), flush=True)
+    await agent.run(stop)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))

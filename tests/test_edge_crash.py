@@ -1,0 +1,160 @@
+"""kill -9 and redelivery: nothing acknowledged to the outbox is lost, and at-least-once
+delivery still stores each reading exactly once (the hub dedups by ``(agent, seq)``).
+
+Both run against a private mosquitto and a real hub with its SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from config import ConfigSet
+from edge_agent.agent import EdgeAgent
+from edge_agent.outbox import Priority
+from hub.service import Hub
+from hub.store import Store
+from simulators.steady import SimClock, SteadySource
+from tests.polling import wait_until
+from tests.private_mosquitto import PrivateMosquitto
+from tests.servers import ROOT
+
+AGENT = "edge-dongyuan"
+
+
+@pytest.fixture
+async def hub(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[tuple[Hub, Store, str]]:
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        async with Store(tmp_path / "hub.sqlite") as store:
+            hub = Hub(cfg, sink=store, store=store, broker_url=broker.url,
+                      client_id="crash-test-hub", flush_interval=0.05)
+            stop = asyncio.Event()
+            task = asyncio.create_task(hub.run(stop))
+            assert await wait_until(hub.subscribed.is_set)
+            yield hub, store, broker.url
+            stop.set()
+            await task
+
+
+class AgentProcess:
+    """tests/edge_crash_agent.py in a subprocess; its stdout is what it sealed."""
+
+    def __init__(self, state: Path, broker: str, start_at: int, total: int) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.edge_crash_agent", str(state), broker,
+             str(start_at), str(total)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.sealed: list[dict[str, object]] = []
+        self._lines: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def read_until(self, batches: int) -> bool:
+        """Read its lines until ``batches`` batches were sealed (or it ended)."""
+        assert self.proc.stdout is not None
+        while len(self.sealed) < batches:
+            line = await asyncio.to_thread(self.proc.stdout.readline)
+            if not line:
+                return False
+            item = json.loads(line)
+            if "seq" in item:
+                self.sealed.append(item)
+        return True
+
+    async def read_rest(self) -> None:
+        assert self.proc.stdout is not None
+        for line in await asyncio.to_thread(self.proc.stdout.readlines):
+            item = json.loads(line)
+            if "seq" in item:
+                self.sealed.append(item)
+
+    def readings(self) -> set[tuple[str, int, float]]:
+        return {(s, t, v) for b in self.sealed for s, t, v in b["readings"]}  # type: ignore[attr-defined]
+
+
+async def test_kill_9_during_a_burst_loses_nothing_that_reached_the_outbox(
+    tmp_path: Path, hub: tuple[Hub, Store, str]
+) -> None:
+    _the_hub, store, broker = hub
+    state = tmp_path / "state"
+    first = AgentProcess(state, broker, start_at=0, total=10_000_000)
+    assert await first.read_until(200)  # mid-burst: publishing, acking, sealing
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+    await first.read_rest()  # lines it printed before it died count too
+    acknowledged = first.readings()
+    assert len(acknowledged) >= 200 * 50
+
+    second = AgentProcess(state, broker, start_at=20_000_000, total=500)
+    assert await second.read_until(10)  # it runs: the restored outbox drains first
+
+    async def stored() -> set[tuple[str, int, float]]:
+        return {(s, t, v) for _, s, t, v in await store.readings_of(AGENT)}
+
+    expected = acknowledged | second.readings()
+    for _ in range(600):  # poll the store, bounded
+        if await stored() >= expected:
+            break
+        await asyncio.sleep(0.05)
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.proc.wait(timeout=60) == 0
+    await second.read_rest()
+
+    rows = await store.readings_of(AGENT)
+    have = {(s, t, v) for _, s, t, v in rows}
+    assert acknowledged <= have, f"{len(acknowledged - have)} acknowledged readings lost"
+    # exactly once: no reading stored twice (under two sequence numbers)
+    assert len(rows) == len({(s, t) for _, s, t, _ in rows})
+    # and the second run's numbers continue above the first's
+    assert min(int(b["seq"]) for b in second.sealed) > max(  # type: ignore[call-overload]
+        int(b["seq"]) for b in first.sealed)  # type: ignore[call-overload]
+
+
+async def test_a_crash_between_publish_and_delete_redelivers_and_the_hub_stores_once(
+    cfg: ConfigSet, tmp_path: Path, hub: tuple[Hub, Store, str]
+) -> None:
+    the_hub, store, broker = hub
+    spec = cfg.agents[AGENT]
+    clock = SimClock(1_790_000_000 * 10**9)
+    state = tmp_path / "state"
+    first = EdgeAgent(spec, SteadySource(spec.sensors, clock, total=0), clock=clock,
+                      broker_url=broker, state_dir=state)
+    source = SteadySource(spec.sensors, clock, total=1000, breach_every=10**9,
+                          then_idle=False)
+    async for sample in source.samples():
+        first.ingest(sample.sensor, sample.ts, sample.value)
+    first.seal()
+    held = first.outbox.all()
+    assert sum(m.readings for m in held) == 1000
+    # published and acknowledged by the broker, then the process died before the delete
+    port = int(broker.rsplit(":", 1)[1])
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        for m in held:
+            await client.publish(m.topic, m.payload, qos=1)
+    first.outbox.close()
+    assert await wait_until(lambda: the_hub.ingest.counters.readings_received >= 1000)
+
+    second = EdgeAgent(spec, SteadySource(spec.sensors, clock, total=0), clock=clock,
+                       broker_url=broker, state_dir=state)
+    assert second.outbox.messages == len(held)  # still there: never deleted
+    stop = asyncio.Event()
+    running = asyncio.create_task(second.run(stop))
+    assert await wait_until(lambda: second.outbox_depth == 0)
+    batches = sum(1 for m in held if m.priority == Priority.READINGS)
+    events = len(held) - batches
+    assert await wait_until(lambda: the_hub.ingest.counters.duplicate_batches == batches)
+    assert await wait_until(lambda: the_hub.counters.duplicate_events == events)
+    stop.set()
+    await running
+    assert await wait_until(lambda: the_hub.ingest.pending_points == 0)
+    rows = await store.readings_of(AGENT)
+    assert sorted((s, t, v) for _, s, t, v in rows) == sorted(
+        (s.sensor, s.ts, s.value) for s in source.produced)
+    assert the_hub.ingest.counters.readings_received == 1000
