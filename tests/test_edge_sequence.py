@@ -71,7 +71,7 @@ def test_edge_run_names_a_damaged_state_file_without_a_traceback(tmp_path: Path)
     agents["defaults"]["state_dir"] = str(tmp_path / "state")
     (config / "agents.yaml").write_text(yaml.safe_dump(agents, allow_unicode=True),
                                         encoding="utf-8")
-    agent = agents["agents"][0]["id"]
+    agent = next(a["id"] for a in agents["agents"] if a.get("source") == "simulated")
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / f"{agent}.batches.seq").write_text("garbage")
     result = CliRunner().invoke(app, ["edge", "run", "--agent", agent, "-c", str(config)])
