@@ -329,7 +329,8 @@ def _wire(alert: RiskAlert, t: Transition) -> RiskAlert:
         alert, state=t.state, tier=t.tier, unit=t.unit, unit_level=t.unit_level,
         unit_path=list(t.unit_path), deadlines=t.deadlines,
         departments=Departments(lead=lead, co=co), n=t.n, updated_at=t.at,
-        last_action=t.action, reason=t.reason,
+        last_action=t.action,
+        reason=t.reason if t.action in ("open", "escalate") else alert.reason,
         escalations=alert.escalations + (t.action == "escalate"),
     )
 

@@ -1,5 +1,13 @@
 """The hub runtime: subscribe, decode, ingest readings, turn events into routed alerts.
 
+Anomaly events go to the alert desk (:class:`hub.desk.Desk`), which writes every step to
+the ledger; after each step the hub publishes the alert's current state *retained* at
+every address the alert has had (so after an escalation the grid's copy says who holds
+it now, instead of going stale). A step whose publication failed (broker down) is
+published again on reconnect, and at start every open or recently closed alert is
+published again (a crash between the ledger and the broker loses nothing). A timer task
+fires breached deadlines every ``tick_interval`` seconds of real time, on ``clock``.
+
 One MQTT connection with a persistent session (fixed client id, ``clean_session=False``,
 QoS 1), so the broker keeps what arrives while the hub restarts. One reconnect loop.
 
@@ -22,11 +30,14 @@ from dataclasses import dataclass, field
 import aiomqtt
 
 from config import ConfigSet
-from hub.alerts import AlertEngine, UnknownSensor
+from hub.alerts import UnknownSensor
+from hub.desk import Change, Desk
 from hub.ingest import Ingest, Unwritten
+from hub.ledger import Ledger
+from hub.lifecycle import AlertState
 from hub.sinks import ReadingSink
 from hub.store import Store
-from wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, encode, topics
+from wire import AgentStatus, Decoder, MalformedMessage, encode, topics
 from wire.broker import BrokerAddress, credentials_refused, describe_failure
 
 log = logging.getLogger(__name__)
@@ -42,6 +53,8 @@ class HubCounters:
     anomaly_starts: int = 0
     alerts_opened: int = 0
     alerts_published: int = 0
+    alert_publish_failures: int = 0
+    escalations: int = 0
     connects: int = 0
     credentials_refused: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -53,7 +66,7 @@ class Hub:
     def __init__(self, config: ConfigSet, *, sink: ReadingSink, store: Store,
                  broker_url: str | None = None, client_id: str | None = None,
                  clock: Clock = time.time_ns, flush_interval: float | None = None,
-                 drain_timeout: float = 10.0) -> None:
+                 drain_timeout: float = 10.0, tick_interval: float = 1.0) -> None:
         if drain_timeout < 0:
             raise ValueError(f"hub drain_timeout must be >= 0 seconds, got {drain_timeout}")
         settings = config.hub
@@ -70,7 +83,12 @@ class Hub:
             flush_interval=flush_interval if flush_interval is not None else (
                 influx.flush_interval.total_seconds() if influx else 0.5),
         )
-        self.engine = AlertEngine(config)
+        self.desk = Desk(config, Ledger(store))
+        """The alert desk: the API and the notifier use it (``desk.add_hook``)."""
+        self.desk.add_hook(self._on_change)
+        self.tick_interval = tick_interval
+        self._mqtt: aiomqtt.Client | None = None
+        self._unpublished: set[str] = set()
         self.decoder = Decoder()
         self.counters = HubCounters()
         self.agents: dict[str, AgentStatus] = {}
@@ -117,26 +135,67 @@ class Hub:
                 self.counters.anomaly_starts += 1
         else:
             self.counters.duplicate_events += 1
-        if event.phase != "start":
-            return
-        # Opening is idempotent per (agent, seq): a redelivered event whose alert exists
-        # republishes that alert (same id), so a crash between storing and publishing
-        # cannot leave an alert undelivered; subscribers dedupe by alert_id.
-        now = self.clock()
-        alert, opened = await self.store.open_alert(
-            event.agent, event.seq,
-            lambda alert_id: self.engine.draft(event, alert_id=alert_id, now_ns=now))
-        if opened:
-            self.counters.alerts_opened += 1
-            self.opened.append(alert.alert_id)
-            self.counters.alerts_by_tier[alert.tier] += 1
-            self.counters.alerts_by_unit[alert.unit] += 1
-        await self.publish_alert(client, alert)
+        outcome = await self.desk.on_event(event, self.clock())
+        if outcome.duplicate and outcome.alert is not None:
+            # At least once: a redelivered event republishes its alert's current state,
+            # so a crash between the ledger and the broker cannot leave it unpublished.
+            await self._publish(outcome.alert)
 
-    async def publish_alert(self, client: aiomqtt.Client, alert: RiskAlert) -> None:
-        await client.publish(topics.alert_topic(alert.unit_path, alert.alert_id),
-                             encode(alert), qos=1)
-        self.counters.alerts_published += 1
+    async def _on_change(self, change: Change) -> None:
+        t = change.transition
+        if t.action == "open":
+            self.counters.alerts_opened += 1
+            self.opened.append(t.alert_id)
+            self.counters.alerts_by_tier[t.tier] += 1
+            self.counters.alerts_by_unit[t.unit] += 1
+        elif t.action == "escalate":
+            self.counters.escalations += 1
+        await self._publish(change.alert)
+
+    async def _publish(self, state: AlertState) -> None:
+        """The alert's current state, retained, at each address it has had; if the broker
+        is not there it is remembered and published on reconnect."""
+        self._unpublished.add(state.alert_id)
+        client = self._mqtt
+        if client is None:
+            return
+        payload = encode(state.alert)
+        try:
+            for address in state.addresses:
+                await client.publish(topics.alert_topic(address, state.alert_id), payload,
+                                     qos=1, retain=True)
+                self.counters.alerts_published += 1
+        except aiomqtt.MqttError as exc:
+            self.counters.alert_publish_failures += 1
+            log.warning("hub: alert %s not published (%s); again on reconnect",
+                        state.alert_id, exc)
+            return
+        self._unpublished.discard(state.alert_id)
+
+    async def _start_desk(self) -> None:
+        if self.desk.started:
+            return
+        await self.desk.start()
+        window = int(self.config.matters.grouping.reopen_window.total_seconds() * 1e9)
+        now = self.clock()
+        self._unpublished.update(
+            s.alert_id for s in self.desk.alerts()
+            if s.is_open or (s.closed_at is not None and now - s.closed_at <= window))
+
+    async def _republish(self) -> None:
+        for alert_id in sorted(self._unpublished):
+            await self._publish(self.desk.get(alert_id))
+
+    async def _timers(self, stop: asyncio.Event) -> None:
+        """Fire breached deadlines every ``tick_interval`` seconds (each escalation is
+        stamped with its deadline, however late the tick)."""
+        while not stop.is_set():
+            try:
+                await self.desk.tick(self.clock())
+            except Exception:  # a failed tick (disk full?) must not stop the timers
+                log.exception("hub: deadline tick failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.tick_interval)
 
     def _client(self) -> aiomqtt.Client:
         user, password = self.config.hub.broker.credentials()
@@ -150,12 +209,14 @@ class Hub:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then write out what is buffered, for at most
         ``drain_timeout`` seconds, and return; :attr:`unwritten` says what was not."""
+        await self._start_desk()
         writer = asyncio.create_task(self.ingest.run(), name="hub-ingest")
         release = asyncio.create_task(self._release_on(stop), name="hub-release")
+        timers = asyncio.create_task(self._timers(stop), name="hub-timers")
         try:
             await self._consume(stop)
         finally:
-            for task in (release, writer):  # a write cut short is put back and retried
+            for task in (timers, release, writer):  # a write cut short is put back and retried
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -176,6 +237,8 @@ class Hub:
                     backoff = 0.5
                     await client.subscribe([(topics.READINGS, 1), (topics.EVENTS, 1),
                                             (topics.STATUS, 1)])
+                    self._mqtt = client
+                    await self._republish()
                     self.subscribed.set()
                     stopper = asyncio.create_task(stop.wait())
                     try:
@@ -193,7 +256,9 @@ class Hub:
                             await self.handle(str(msg.topic), bytes(payload), client)
                     finally:
                         stopper.cancel()
+                        self._mqtt = None
             except aiomqtt.MqttError as exc:
+                self._mqtt = None
                 self.subscribed.clear()
                 if credentials_refused(exc):
                     self.counters.credentials_refused += 1

@@ -53,9 +53,15 @@ class Delivery:
     alerts: dict[str, RiskAlert] = field(default_factory=dict)
     topics: dict[str, str] = field(default_factory=dict)
     delivered: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
+    """Every topic an alert arrived on (after an escalation it is kept at each address)."""
     malformed: int = 0
 
     def take(self, topic: str, alert: RiskAlert) -> None:
+        self.seen.add(topic)
+        known = self.alerts.get(alert.alert_id)
+        if known is not None and known.n > alert.n:
+            return  # an older step's copy arriving late: the newest state wins
         self.alerts[alert.alert_id] = alert
         self.topics[alert.alert_id] = topic
         if alert.unit in topic.split("/")[3:7]:

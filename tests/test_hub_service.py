@@ -92,7 +92,9 @@ async def test_an_event_opens_one_alert_even_when_delivered_twice(
     async with Store(":memory:") as store:
         hub = await run_hub(cfg, broker, store, [(t, encode(event)), (t, encode(event)),
                                                  (t, encode(ghost))])
-        (alert,) = await store.alerts()
+        (state,) = hub.desk.alerts()
+        assert len(await hub.desk.history(state.alert_id)) == 1
+    alert = state.alert
     assert (alert.matter, alert.tier, alert.unit) == ("GAS-LEAK", "A", gas.path[0])
     assert hub.counters.duplicate_events == 1
     assert hub.counters.rejected == {"unknown_sensor": 1}

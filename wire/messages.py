@@ -186,5 +186,6 @@ class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: Nanos = 0
     last_action: AlertAction = "open"
     reason: str = ""
-    """Why the last step happened (e.g. "response deadline passed", a tier rule)."""
+    """Why the alert has its tier and unit: the rules that raised it on opening, or the
+    reason of its latest escalation ("response deadline passed", a unit's call upward)."""
     escalations: int = 0
