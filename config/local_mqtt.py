@@ -258,8 +258,12 @@ def source_problems(source: LocalMqttSource, units: dict[str, str]
                     ) -> list[tuple[tuple[str | int, ...], str]]:
     """(key path under ``source``, reason) for each mapping naming a sensor that is not
     one of the agent's (``units``: its sensor ids → units), or a unit that is not the
-    sensor's. Template sensors (``{1}``) are checked when messages arrive."""
+    sensor's, and for each of the agent's sensors no mapping reads (it would never
+    report). Template sensors (``{1}``) are checked when messages arrive; a source with
+    one may read any of the agent's sensors, so none is reported as unread then."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    mapped: set[str] = set()
+    templates = False
     for i, entry in enumerate(source.map):
         pairs: list[tuple[tuple[str | int, ...], TopicMapping]]
         if isinstance(entry, PresetMapping):
@@ -268,7 +272,9 @@ def source_problems(source: LocalMqttSource, units: dict[str, str]
         else:
             pairs = [(("map", i, "sensor"), entry)]
         for loc, m in pairs:
+            mapped.add(m.sensor)
             if m.is_template:
+                templates = True
                 continue
             if m.sensor not in units:
                 problems.append((loc, f"sensor {m.sensor!r} is not one of this agent's sensors "
@@ -277,4 +283,8 @@ def source_problems(source: LocalMqttSource, units: dict[str, str]
                 problems.append((loc, f"unit {m.unit!r} is not sensor {m.sensor!r}'s unit "
                                       f"{units[m.sensor]!r}; convert with scale/offset and "
                                       "give the sensor's unit"))
+    if not templates:
+        problems += [(("map",), f"the agent's sensor {sensor!r} is read by no mapping of "
+                      "this mqtt source, so it would never report")
+                     for sensor in units if sensor not in mapped]
     return problems

@@ -181,6 +181,30 @@ def field_sources(agents: list[dict[str, Any]], sensors: list[dict[str, Any]]) -
         next_address[slave] = address + (2 if register["type"] == "float32" else 1)
     modbus["source"] = {"type": "modbus", "port": MODBUS_PORT, "baudrate": 9600,
                         "timeout": "0.5s", "registers": registers}
+    local_mqtt_source(agents[-1], sensors)
+
+
+def local_mqtt_source(agent: dict[str, Any], sensors: list[dict[str, Any]]) -> None:
+    """The last agent reads off-the-shelf devices through mosquitto on its own box
+    (config/local_mqtt.py): Zigbee2MQTT smoke alarms, a Tasmota DS18B20 for the
+    temperature, and one ESPHome node per grid for the rest."""
+    nodes: dict[str, dict[str, str]] = {}
+    entries: list[dict[str, Any]] = []
+    for s in (s for s in sensors if s["agent"] == agent["id"]):
+        if s["kind"] == "smoke":
+            entries.append({"preset": "zigbee2mqtt", "device": s["id"],
+                            "fields": {"smoke": s["id"]}})
+        elif s["kind"] == "temperature":
+            entries.append({"preset": "tasmota", "device": f"{s['grid']}-cabinet",
+                            "fields": {"DS18B20.Temperature": {"sensor": s["id"],
+                                                               "unit": "degC"}}})
+        else:
+            name = s["id"].removeprefix(f"{s['grid']}-").replace("-", "_")
+            nodes.setdefault(s["grid"], {})[name] = s["id"]
+    entries += [{"preset": "esphome", "device": f"{grid}-node", "fields": fields}
+                for grid, fields in nodes.items()]
+    agent["source"] = {"type": "mqtt", "broker": {"url": "mqtt://127.0.0.1:1883"},
+                       "map": entries}
 
 
 def dump(path: Path, data: Any, header: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner, Result
 
-from config import SAMPLE_DISTRICT
+from config import SAMPLE_DISTRICT, load_config
 from gridcall.cli import app
 from tests.servers import Login, unused_tcp_port
 
@@ -152,17 +152,21 @@ async def publish(url: str, messages: list[tuple[str, bytes]], *, retain: bool) 
             await client.publish(topic, payload, qos=1, retain=retain)
 
 
+JIUFO = sorted(s.id for s in load_config(SAMPLE_DISTRICT).agents["edge-jiufo"].sensors)
+
+
 def esphome_source(url: str, node: str) -> dict[str, Any]:
+    """Every sensor of edge-jiufo as an ESPHome sensor of one node: ``<node>/sensor/<id>``."""
     return {"type": "mqtt", "broker": {"url": url}, "map": [
-        {"preset": "esphome", "device": node,
-         "fields": {"noise": "jiufo-g1-noise-1", "pm25": "jiufo-g1-pm25-1"}}]}
+        {"preset": "esphome", "device": node, "fields": {sensor: sensor for sensor in JIUFO}}]}
 
 
 def test_an_mqtt_source_passes_when_its_devices_have_published(
         district: Path, mqtt_url: str) -> None:
     node = f"node-{uuid.uuid4().hex[:8]}"
     set_source(district, "edge-jiufo", esphome_source(mqtt_url, node))
-    state = [(f"{node}/sensor/noise/state", b"48.5"), (f"{node}/sensor/pm25/state", b"35")]
+    values = {sensor: b"35" for sensor in JIUFO} | {"jiufo-g1-manholetilt-1": b"1.5"}
+    state = [(f"{node}/sensor/{sensor}/state", value) for sensor, value in values.items()]
     asyncio.run(publish(mqtt_url, state, retain=True))
     try:
         result = check("--config", str(district), "--agent", "edge-jiufo")
@@ -172,15 +176,15 @@ def test_an_mqtt_source_passes_when_its_devices_have_published(
     assert "PASS" in row(result, "local MQTT broker")
     line = row(result, "source (mqtt)")
     assert "PASS" in line
-    assert "jiufo-g1-noise-1=48.5" in line
-    assert "jiufo-g1-pm25-1=35" in line
+    assert f"read {len(JIUFO)} values" in line
+    assert "jiufo-g1-manholetilt-1=1.5" in line
 
 
 def test_an_mqtt_source_whose_payloads_cannot_be_read_fails(
         district: Path, mqtt_url: str) -> None:
     node = f"node-{uuid.uuid4().hex[:8]}"
     set_source(district, "edge-jiufo", esphome_source(mqtt_url, node))
-    topic = f"{node}/sensor/noise/state"
+    topic = f"{node}/sensor/jiufo-g1-noise-1/state"
     asyncio.run(publish(mqtt_url, [(topic, b"loud")], retain=True))
     try:
         result = check("--config", str(district), "--agent", "edge-jiufo")

@@ -277,13 +277,24 @@ def test_config_set_checks_mapped_sensors_belong_to_the_agent_and_units_match(
     assert all(p.startswith("agents.yaml:") for p in found)
 
 
-def test_an_agent_with_a_valid_mqtt_source_loads(sample: Path) -> None:
+def test_the_sample_district_has_an_agent_reading_a_local_mqtt_bus(cfg: ConfigSet) -> None:
+    source = cfg.agents["edge-jiufo"].source
+    assert isinstance(source, LocalMqttSettings)
+    assert {m.sensor for m in source.mappings()} == {s.id for s in cfg.agents["edge-jiufo"].sensors}
+    assert "tele/jiufo-g3-cabinet/SENSOR" in source.topic_filters()
+    assert "jiufo-g1-node/sensor/pm25_1/state" in source.topic_filters()
+
+
+def test_a_sensor_no_mapping_reads_is_reported(sample: Path) -> None:
     give_jiufo_an_mqtt_source(sample, {"type": "mqtt", "broker": {"url": "mqtt://10.0.0.2"},
                                        "map": [{"preset": "esphome", "device": "node-1",
                                                 "fields": {"noise": "jiufo-g1-noise-1"}}]})
-    spec = load_config(sample).agents["edge-jiufo"]
-    assert isinstance(spec.source, LocalMqttSettings)
-    assert spec.source.topic_filters() == ("node-1/sensor/noise/state",)
+    with pytest.raises(ConfigError) as info:
+        load_config(sample)
+    found = [str(p) for p in info.value.problems]
+    assert any("agents[8].source.map:" in p and "'jiufo-g1-pm25-1' is read by no mapping"
+               in p for p in found), found
+    assert not any("jiufo-g1-noise-1" in p for p in found)
 
 
 # --- against the real broker -----------------------------------------------------------
