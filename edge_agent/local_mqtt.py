@@ -271,13 +271,23 @@ class LocalMqttSource:
         self.map = TopicMap(settings.mappings(), sensors=sensors,
                             name=f"agent {agent_id} local MQTT {self.address}")
         self.filters = settings.topic_filters()
-        self.counters = LocalMqttCounters()
+        self.connection = LocalMqttCounters()
         self.connected = asyncio.Event()
         """Set while subscribed: tests and ``gridcall edge check`` wait on it."""
 
     @property
     def bad(self) -> Counter[str]:
         return self.map.counters.bad
+
+    def counters(self) -> dict[str, int]:
+        """For the agent's status message: messages, samples, ``bad_<reason>`` for each
+        reason a payload was skipped, and the connection's counters."""
+        m, c = self.map.counters, self.connection
+        return {"messages": m.messages, "samples": m.samples,
+                **{f"bad_{reason}": n for reason, n in sorted(m.bad.items())},
+                "connects": c.connects, "connect_failures": c.connect_failures,
+                "credentials_refused": c.credentials_refused,
+                "retained_skipped": c.retained_skipped}
 
     def client(self) -> aiomqtt.Client:
         user, password = self.settings.broker.credentials()
@@ -294,12 +304,12 @@ class LocalMqttSource:
                 async with self.client() as client:
                     for topic in self.filters:
                         await client.subscribe(topic, qos=1)
-                    self.counters.connects += 1
+                    self.connection.connects += 1
                     self.connected.set()
                     backoff = 0.5
                     async for message in client.messages:
                         if message.retain and not self.settings.accept_retained:
-                            self.counters.retained_skipped += 1
+                            self.connection.retained_skipped += 1
                             continue
                         payload = message.payload
                         data = (bytes(payload) if isinstance(payload, bytes | bytearray)
@@ -308,9 +318,9 @@ class LocalMqttSource:
                             yield sample
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
-                self.counters.connect_failures += 1
+                self.connection.connect_failures += 1
                 if credentials_refused(exc):
-                    self.counters.credentials_refused += 1
+                    self.connection.credentials_refused += 1
                 log.warning("agent %s local MQTT: %s; retrying in %.1fs", self.agent_id,
                             describe_failure(self.address, exc), backoff)
                 await asyncio.sleep(backoff * random.uniform(0.8, 1.2))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -344,6 +346,11 @@ async def test_presets_read_real_format_payloads_from_mosquitto(mqtt_url: str) -
     assert {(s.sensor, s.value) for s in got} == {
         ("wt", 23.4), ("sm", 1.0), ("lvl", 37.25), ("ht", 19.8), ("fl", 0.0)}
     assert source.bad == {"non_finite": 1, "not_json": 1}
+    counters = source.counters()  # what the agent's status message carries
+    assert counters["messages"] == 7
+    assert counters["samples"] == 5
+    assert counters["bad_non_finite"] == counters["bad_not_json"] == 1
+    assert counters["connects"] == 1
 
 
 async def test_retained_values_are_skipped_unless_asked_for(mqtt_url: str) -> None:
@@ -362,7 +369,7 @@ async def test_retained_values_are_skipped_unless_asked_for(mqtt_url: str) -> No
         tasks = [asyncio.create_task(collect(skipping, skipped)),
                  asyncio.create_task(collect(taking, taken))]
         try:
-            assert await wait_until(lambda: skipping.counters.retained_skipped == 1
+            assert await wait_until(lambda: skipping.connection.retained_skipped == 1
                                     and len(taken) == 1)
         finally:
             for t in tasks:
@@ -385,7 +392,7 @@ async def test_refused_credentials_are_counted_and_retried(
     source = LocalMqttSource(settings, agent_id="refused")
     task = asyncio.create_task(collect(source, []))
     try:
-        assert await wait_until(lambda: source.counters.credentials_refused >= 2)
+        assert await wait_until(lambda: source.connection.credentials_refused >= 2)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -432,9 +439,64 @@ async def test_an_edge_agent_publishes_what_its_local_mqtt_sensors_report(
             await asyncio.gather(listener, return_exceptions=True)
     assert [(r.sensor, r.value) for b in batches for r in b.readings] == [
         (sensor, 55.0), (sensor, 56.5), (sensor, 54.25)]
+    assert agent.source_counters()["samples"] == 3  # into the status message
 
 
 def test_agent_model_still_takes_the_plain_source_names() -> None:
     assert Agent.model_validate({"id": "a", "grid": "g"}).source.type == "simulated"
     with pytest.raises(ValidationError):
         Agent.model_validate({"id": "a", "grid": "g", "source": {"type": "mqtt", "map": []}})
+
+
+def test_edge_run_reads_the_sample_mqtt_agent_and_stops_on_sigterm(
+        tmp_path: Path, mqtt_url: str) -> None:
+    """`gridcall edge run` on the sample's MQTT agent, both brokers the test mosquitto."""
+    config = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT, config)
+    run = uuid.uuid4().hex[:8]
+    agent_id = "edge-jiufo"
+    path = config / "agents.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["defaults"].update(broker={"url": mqtt_url}, state_dir=str(tmp_path / "state"))
+    jiufo = next(a for a in data["agents"] if a["id"] == agent_id)
+    jiufo["source"]["broker"] = {"url": mqtt_url}
+    for entry in jiufo["source"]["map"]:
+        entry["topic_prefix"] = f"{run}-{entry['device']}"  # this run's devices only
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    tasmota = f"{run}-jiufo-g3-cabinet/jiufo-g3-cabinet/SENSOR"
+
+    async def scenario() -> list[ReadingBatch]:
+        batches: list[ReadingBatch] = []
+        async with publisher(mqtt_url) as hub_side:
+            await hub_side.subscribe(topics.readings_topic(agent_id), qos=1)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "from gridcall.cli import app; app()", "edge", "run",
+                "--agent", agent_id, "--config", str(config),
+                stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            try:
+                async def listen() -> None:
+                    async for message in hub_side.messages:
+                        assert isinstance(message.payload, bytes)
+                        got = msgspec.json.decode(message.payload, type=ReadingBatch)
+                        if any(r.sensor == "jiufo-g3-temperature-1" for r in got.readings):
+                            batches.append(got)
+                            return
+
+                listener = asyncio.create_task(listen())
+                async with publisher(mqtt_url) as device:
+                    for _ in range(200):  # until the agent is subscribed and has read one
+                        await device.publish(tasmota, TASMOTA_DS18B20, qos=1)
+                        done, _ = await asyncio.wait({listener}, timeout=0.1)
+                        if done:
+                            break
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                _, stderr = await proc.communicate()
+        assert proc.returncode == 0, stderr.decode()
+        return batches
+
+    batches = asyncio.run(scenario())
+    assert [r.value for b in batches for r in b.readings
+            if r.sensor == "jiufo-g3-temperature-1"][:1] == [23.4]
