@@ -33,6 +33,7 @@ from edge_agent.agent import EdgeAgent
 from edge_agent.local_mqtt import LocalMqttSource, TopicMap
 from edge_agent.sources import Sample
 from tests.polling import wait_until
+from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import Login
 from wire import ReadingBatch, topics
 
@@ -500,3 +501,32 @@ def test_edge_run_reads_the_sample_mqtt_agent_and_stops_on_sigterm(
     batches = asyncio.run(scenario())
     assert [r.value for b in batches for r in b.readings
             if r.sensor == "jiufo-g3-temperature-1"][:1] == [23.4]
+
+
+async def test_the_source_reconnects_when_the_local_broker_restarts(tmp_path: Path) -> None:
+    """A broker on the box that restarts (an update, a crash) costs only what was
+    published while it was away: the source subscribes again by itself."""
+    broker = PrivateMosquitto(tmp_path / "local-broker")
+    settings = source_settings({"preset": "esphome", "device": "node", "fields": {"lvl": "l"}},
+                               broker={"url": broker.url})
+    source = LocalMqttSource(settings, agent_id="restarts")
+    got: list[Sample] = []
+    with broker:
+        task = asyncio.create_task(collect(source, got))
+        try:
+            assert await wait_until(source.connected.is_set)
+            async with publisher(broker.url) as device:
+                await device.publish("node/sensor/lvl/state", b"1", qos=1)
+            assert await wait_until(lambda: len(got) == 1)
+            broker.stop()
+            assert await wait_until(lambda: not source.connected.is_set())
+            broker.start()
+            assert await wait_until(lambda: source.connection.connects == 2, polls=800)
+            async with publisher(broker.url) as device:
+                await device.publish("node/sensor/lvl/state", b"2", qos=1)
+            assert await wait_until(lambda: len(got) == 2)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert [s.value for s in got] == [1.0, 2.0]
+    assert source.connection.connect_failures >= 1
