@@ -140,7 +140,9 @@ def main() -> None:
     dump(OUT / "agents.yaml", {
         "defaults": {"broker": {"url": "mqtt://127.0.0.1:1883"}, "batch_max_readings": 50,
                      "batch_interval": "1s", "status_interval": "30s",
-                     "state_dir": "var/agent"},
+                     "state_dir": "var/agent", "outbox_max_bytes": 256 * 2**20,
+                     "outbox_max_age": "7d", "outbox_drop_events": False,
+                     "outbox_sync": "full", "checkpoint_interval": "5m"},
         "agents": agents}, "# Edge agents: one gateway per community in the sample.\n")
     print(f"wrote {OUT}: {len(sensors)} sensors, {gi} grids, {len(agents)} agents")
 
