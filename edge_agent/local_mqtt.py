@@ -161,6 +161,15 @@ class TopicMap:
                    parse_path(m.timestamp) if m.timestamp is not None else None,
                    ZoneInfo(m.timezone))
             for m in mappings)
+        # Most mappings (every preset's) name one exact topic: look those up, scan only
+        # the wildcard ones.
+        self._exact: dict[str, list[_Route]] = {}
+        self._wild: list[_Route] = []
+        for route in self.routes:
+            if "+" in route.levels or "#" in route.levels:
+                self._wild.append(route)
+            else:
+                self._exact.setdefault(route.mapping.topic, []).append(route)
         self.sensors = frozenset(sensors) if sensors is not None else None
         self.name = name
         self.counters = TopicMapCounters()
@@ -172,11 +181,13 @@ class TopicMap:
         levels = tuple(topic.split("/"))
         out: list[Sample] = []
         doc: Any = _MISSING
-        for route in self.routes:
-            got = route.captures(levels)
-            if got is None:
-                continue
+        matches: list[tuple[_Route, tuple[str, ...]]] = [
+            (r, ()) for r in self._exact.get(topic, ())]
+        matches += [(r, got) for r in self._wild if (got := r.captures(levels)) is not None]
+        for route, got in matches:
             m = route.mapping
+            if route.value_path is not None and doc is None:
+                continue  # not JSON: counted once for the message, at the first route
             try:
                 sensor = m.sensor.format(None, *got) if m.is_template else m.sensor
                 if self.sensors is not None and sensor not in self.sensors:

@@ -219,6 +219,13 @@ def test_bad_payloads_are_counted_by_reason_and_never_raise(
     assert m.decode("zigbee2mqtt/th", Z2M_AQARA_TH, NOW) == [Sample("t", NOW, 23.91)]
 
 
+def test_a_message_that_is_not_json_counts_once_however_many_fields_it_should_have() -> None:
+    m = topic_map({"preset": "tasmota", "device": "c", "fields": {
+        "AM2301.Temperature": "t", "AM2301.Humidity": "h", "AM2301.DewPoint": "d"}})
+    assert m.decode("tele/c/SENSOR", b"Temperature=22.4", NOW) == []
+    assert m.counters.bad == {"not_json": 1}
+
+
 def test_json_null_is_a_dropout_not_an_error() -> None:
     m = topic_map({"preset": "tasmota", "device": "c", "fields": {"AM2301.Temperature": "t"}})
     got = m.decode("tele/c/SENSOR", b'{"Time":"2020-03-05T13:21:42","AM2301":'
