@@ -165,18 +165,39 @@ async def probe_broker(name: str, settings: BrokerSettings, url: str | None, *,
     return Check(name, "PASS", f"{address}: connected and logged in{login}")
 
 
-async def _read(source: Source, *, want: int, wait: float) -> list[Sample]:
+async def _read(source: Source, *, wait: float,
+                done: Callable[[list[Sample]], bool]) -> list[Sample]:
+    """Samples until ``done(samples)`` or ``wait`` seconds; the source is closed after."""
     got: list[Sample] = []
+    samples = source.samples()
 
     async def take() -> None:
-        async for sample in source.samples():
+        async for sample in samples:
             got.append(sample)
-            if len(got) >= want:
+            if done(got):
                 return
 
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(take(), timeout=wait)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(take(), timeout=wait)
+    finally:
+        aclose = getattr(samples, "aclose", None)
+        if aclose is not None:  # an async generator: close its port or connection now
+            await aclose()
     return got
+
+
+def _skipped(source: object) -> str:
+    """The non-zero ``bad_*`` counters of a source that keeps them, as one phrase."""
+    counters = getattr(source, "counters", None)
+    if not callable(counters):
+        return ""
+    try:
+        bad = {k.removeprefix("bad_"): int(v) for k, v in dict(counters()).items()
+               if k.startswith("bad_") and v}
+    except Exception:  # a broken counter must not break the check
+        return ""
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(bad.items()))
 
 
 def _values(samples: list[Sample]) -> str:
@@ -202,18 +223,10 @@ async def mqtt_source_checks(spec: AgentSpec, settings: LocalMqttSettings,
                                        "accept_retained": True})
     source = LocalMqttSource(copy, agent_id=spec.id, sensors={s.id for s in spec.sensors})
     expected = {m.sensor for m in settings.mappings() if not m.is_template}
-    got: list[Sample] = []
-
-    async def take() -> None:
-        async for sample in source.samples():
-            got.append(sample)
-            if expected <= {s.sensor for s in got}:
-                return
-
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(take(), timeout=options.wait)
+    got = await _read(source, wait=options.wait,
+                      done=lambda got: expected <= {s.sensor for s in got})
     seen = {s.sensor for s in got}
-    bad = ", ".join(f"{n} {reason}" for reason, n in sorted(source.bad.items()))
+    bad = _skipped(source)
     topics = ", ".join(source.filters[:4]) + (" ..." if len(source.filters) > 4 else "")
     if not got and bad:
         return [reach, Check("source (mqtt)", "FAIL",
@@ -274,15 +287,17 @@ async def source_checks(cfg: ConfigSet, spec: AgentSpec, options: CheckOptions,
     except (OSError, ValueError) as exc:
         return [*checks, Check(f"source ({kind})", "FAIL", f"cannot open: {exc}",
                                "see the message; check the port and its settings")]
-    got = await _read(source, want=max(1, min(options.values, len(spec.sensors))),
-                      wait=options.wait)
+    want = max(1, min(options.values, len(spec.sensors)))
+    got = await _read(source, wait=options.wait, done=lambda got: len(got) >= want)
+    bad = _skipped(source)
     if not got:
         return [*checks, Check(f"source ({kind})", "FAIL",
-                               f"no value within {options.wait:g}s",
+                               f"no value within {options.wait:g}s"
+                               + (f"; skipped: {bad}" if bad else ""),
                                "check the wiring, baud rate and device ids; is the device "
                                "powered?")]
     return [*checks, Check(f"source ({kind})", "PASS", f"read {len(got)} values: "
-                           f"{_values(got)}")]
+                           f"{_values(got)}" + (f"; skipped: {bad}" if bad else ""))]
 
 
 def state_dir_check(spec: AgentSpec) -> Check:
