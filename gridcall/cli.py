@@ -319,6 +319,10 @@ from gridcall.cli_edge import edge_check  # noqa: E402  (its own module; registe
 
 edge_app.command("check")(edge_check)
 
+from gridcall.cli_report import hub_report  # noqa: E402  (its own module; registered here)
+
+hub_app.command("report")(hub_report)
+
 
 def main() -> None:  # pragma: no cover - console entry
     app()

@@ -192,7 +192,10 @@ class InfluxV1Sink:
             self._http = None
 
     async def write(self, batches: Sequence[ReadingBatch]) -> None:
-        body = self.encoder.encode(batches)
+        await self.write_lines(self.encoder.encode(batches))
+
+    async def write_lines(self, body: bytes) -> None:
+        """Write line protocol made elsewhere (the hub's indicators), same rules."""
         if not body:
             return
         headers = {"Content-Type": "text/plain; charset=utf-8"}
@@ -274,13 +277,16 @@ class InfluxV2Sink:
             await client.close()  # type: ignore[no-untyped-call]
 
     async def write(self, batches: Sequence[ReadingBatch]) -> None:
+        await self.write_lines(self.encoder.encode(batches))
+
+    async def write_lines(self, body: bytes) -> None:
+        """Write line protocol made elsewhere (the hub's indicators), same rules."""
         import aiohttp
         from influxdb_client.client.exceptions import InfluxDBError
         from influxdb_client.domain.write_precision import WritePrecision
 
         if self._write_api is None:
             raise RuntimeError(f"{self!r} used outside 'async with'")
-        body = self.encoder.encode(batches)
         if not body:
             return
         # Checked before gzip (influxdb-client compresses inside): errs on the safe side.

@@ -1,0 +1,164 @@
+"""``gridcall hub report``: the assessment indicators (hub/indicators.py) from the hub's
+ledger, as a table for people or CSV for spreadsheets.
+
+Registered on the ``hub`` sub-app by :mod:`gridcall.cli`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from config import SAMPLE_DISTRICT
+from config.models import Duration
+from hub.indicators import Indicator, indicators
+from hub.lifecycle import Transition
+
+out = Console()
+err = Console(stderr=True)
+
+_duration: TypeAdapter[timedelta] = TypeAdapter(Duration)
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("calls", "calls"),
+    ("response_timeliness_rate", "response\non time"),
+    ("arrival_timeliness_rate", "arrival\non time"),
+    ("disposal_timeliness_rate", "disposal\non time"),
+    ("resolution_rate", "resolved"),
+    ("false_alarm_rate", "false\nalarms"),
+    ("whistle_rate", "whistle"),
+    ("breaches", "breaches"),
+    ("median_response_s", "median\nresponse"),
+    ("median_disposal_s", "median\ndisposal"),
+)
+
+
+def parse_period(text: str) -> timedelta:
+    """``7d``, ``24h``, ``90m``...; ValueError saying what is wrong."""
+    try:
+        return _duration.validate_python(text)
+    except ValidationError as exc:
+        raise ValueError(exc.errors(include_url=False)[0]["msg"].removeprefix(
+            "Value error, ")) from None
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def cell(row: Indicator, name: str) -> str:
+    value = getattr(row, name)
+    if name.endswith("_rate"):
+        return _pct(value)
+    if name.startswith("median_"):
+        return _span(value)
+    return str(value)
+
+
+def table(rows: list[Indicator], title: str) -> Table:
+    t = Table(title=title, show_lines=False)
+    t.add_column("unit / department", no_wrap=True)
+    t.add_column("level", no_wrap=True)
+    for _, label in COLUMNS:
+        t.add_column(label, justify="right")
+    for r in rows:
+        t.add_row(escape(r.key), r.level, *(cell(r, name) for name, _ in COLUMNS))
+    return t
+
+
+def to_csv(rows: list[Indicator]) -> str:
+    """Every field of every row; rates as fractions, times in seconds, empty for None."""
+    buf = io.StringIO()
+    names = list(rows[0].as_dict()) if rows else ["group", "key", "level"]
+    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: "" if v is None else v for k, v in r.as_dict().items()})
+    return buf.getvalue()
+
+
+async def read_ledger(store_path: Path) -> list[Transition]:
+    from hub.ledger import Ledger
+    from hub.store import Store
+
+    async with Store(store_path) as store:
+        return await Ledger(store).all()
+
+
+def _ns(iso: str) -> int:
+    """ISO 8601 as ns since the epoch; a time without a zone is UTC."""
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError(f"--until {iso!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp()) * 10**9 + when.microsecond * 1000
+
+
+def _when(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def hub_report(
+    period: Annotated[str, typer.Option(help="How far back from --until: 7d, 24h, 30d...")
+                      ] = "7d",
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout instead of a table.")
+                      ] = False,
+    config_dir: Annotated[Path, typer.Option("--config", "-c", help="Config set folder "
+                                             "(for hub.store_path).")] = SAMPLE_DISTRICT,
+    store: Annotated[Path | None, typer.Option(help="The hub's SQLite store; default: "
+                                               "hub.store_path of the config.")] = None,
+    until: Annotated[str | None, typer.Option(help="End of the period, ISO 8601 (default: "
+                                              "now).")] = None,
+) -> None:
+    """Indicators per unit and department: response, arrival and disposal timeliness,
+    resolution, false-alarm and whistle rates, median response and disposal times.
+
+    Each alert is credited to the unit responsible for it at each step; see
+    hub/indicators.py for the exact definitions.
+    """
+    try:
+        span = parse_period(period)
+        end = time.time_ns() if until is None else _ns(until)
+    except ValueError as exc:
+        err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if store is None:
+        from gridcall.cli import _load
+
+        store = Path(_load(config_dir).hub.store_path)
+    if not store.exists():
+        err.print(f"[red]✗ no hub store at {escape(str(store))}: run the hub first, or give "
+                  "--store[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    start = end - int(span.total_seconds() * 1e9)
+    rows = indicators(asyncio.run(read_ledger(store)), start, end)
+    if as_csv:
+        typer.echo(to_csv(rows), nl=False)
+        return
+    if not rows:
+        out.print(f"no alerts between {_when(start)} and {_when(end)} in {escape(str(store))}")
+        return
+    # piped into a file or a mail, the table keeps all its columns rather than 80
+    wide = out if out.is_terminal else Console(width=220)
+    wide.print(table(rows, f"indicators {_when(start)} – {_when(end)} ({period})"))

@@ -1,0 +1,71 @@
+"""Write the indicators to InfluxDB periodically, for the boards.
+
+Every ``interval`` the runner reads the ledger, computes :func:`hub.indicators.indicators`
+for each rolling window ending now (by default the last day and the last 7 days) and
+writes them as line protocol (measurement ``indicator``, tag ``period`` naming the
+window) through the hub's InfluxDB sink. A failed write is logged and counted, never
+raised: the indicators are recomputed from the ledger next time, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from hub.indicators import indicators, line_protocol
+from hub.lifecycle import Transition
+from hub.sinks import SinkError
+
+log = logging.getLogger(__name__)
+
+DAY_NS = 86_400 * 10**9
+WINDOWS: Mapping[str, int] = {"1d": DAY_NS, "7d": 7 * DAY_NS}
+
+
+class LineSink(Protocol):
+    async def write_lines(self, body: bytes) -> None: ...
+
+
+@dataclass
+class IndicatorCounters:
+    rounds: int = 0
+    points: int = 0
+    failed_writes: int = 0
+
+
+async def write_indicators(sink: LineSink, transitions: Sequence[Transition], now: int, *,
+                           windows: Mapping[str, int] = WINDOWS,
+                           measurement: str = "indicator") -> int:
+    """One round: every window ending at ``now``; returns the points written. Raises the
+    sink's :class:`~hub.sinks.SinkError`."""
+    body = b"".join(
+        line_protocol(indicators(transitions, now - span, now), period=name,
+                      measurement=measurement)
+        for name, span in windows.items())
+    await sink.write_lines(body)
+    return body.count(b"\n")
+
+
+async def run_indicator_writer(
+        sink: LineSink, transitions: Callable[[], Awaitable[Sequence[Transition]]],
+        clock: Callable[[], int], stop: asyncio.Event, *, interval: float = 60.0,
+        windows: Mapping[str, int] = WINDOWS,
+        counters: IndicatorCounters | None = None) -> IndicatorCounters:
+    """Write a round at once and then every ``interval`` seconds until ``stop``."""
+    counters = counters if counters is not None else IndicatorCounters()
+    while not stop.is_set():
+        try:
+            counters.points += await write_indicators(sink, await transitions(), clock(),
+                                                      windows=windows)
+            counters.rounds += 1
+        except SinkError as exc:
+            counters.failed_writes += 1
+            log.warning("indicators not written (%d failed rounds so far; next try in "
+                        "%.0fs): %s", counters.failed_writes, interval, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+    return counters

@@ -1,0 +1,321 @@
+"""Assessment indicators (督查考核) from the alert ledger: pure, no I/O, no clock.
+
+Units are judged on timeliness, not on how many reports they file (DOMAIN.md). Every
+figure here is computed from :class:`~hub.lifecycle.Transition` records alone, so it can
+be recomputed for any period from the ledger, and a test can check it by hand.
+
+**Stints: who gets credit.** An alert is the responsibility of one unit at a time. A
+*stint* starts when an alert is addressed to a unit (``open``, ``escalate`` or
+``reopen``: the transition's ``unit`` with the ``deadlines`` it brings) and ends at the
+next ``escalate``/``reopen`` of the alert, or stays open. Each stint is credited to its
+unit only, against the deadlines of that stint:
+
+- when the hub escalates an alert because a deadline passed, the unit that held it is
+  charged with the missed deadline, and the unit above starts a stint of its own with new
+  deadlines (it is not blamed for the time lost below);
+- when a unit calls upward by hand (吹哨, a manual ``escalate`` by a unit, not by the hub),
+  that call *is* its response: escalation is normal, not a failure, and a grid that
+  blows the whistle in time is timely. The stint ends there: the unit called upward is
+  judged on arrival and disposal from its own stint on.
+- Steps taken by another unit during a stint (a town acknowledging its grid's alert)
+  count for the stint: the responsible unit's subtree answered.
+
+**The period.** A stint belongs to the period in which it started (``period_start <=
+start < period_end``). Its outcome is read from the steps up to ``as_of`` (default: the
+period's end; steps after it are ignored), so last week's figures do not change when a
+late resolution arrives next week... unless the report is run with a later ``as_of``.
+
+**Definitions**, for one stint with deadlines ``R`` (response), ``A`` (arrival),
+``D`` (disposal), start ``s`` and end ``e`` (the next escalate/reopen, else ``as_of``):
+
+- *response*: the first ``acknowledge``, ``false_alarm`` or manual ``escalate`` in the
+  stint (each is an answer to the call), at time ``r``. Judged when it happened, or when
+  ``R <= e`` (the deadline passed with no answer). Timely when ``r <= R``.
+- *arrival*: the first ``arrive`` in the stint. Judged when it happened, or when
+  ``A <= e`` and the stint had not ended in a false alarm or a call upward before ``A``.
+  Timely when it happened at or before ``A``.
+- *disposal*: the ``resolve`` in the stint. Judged like arrival, with ``D``.
+- *response timeliness rate* (呼应及时率) = timely responses / judged responses; the
+  *arrival* and *disposal timeliness rates* (处置及时率) likewise.
+- *resolution rate* (解决率) = stints resolved / stints whose outcome is due: resolved,
+  escalated away (by hand or by the hub), or still open with ``D`` passed. False alarms
+  and stints still within their disposal deadline are left out.
+- *false-alarm rate* = stints closed as a false alarm / calls.
+- *whistle rate* (吹哨率) = stints the unit ended by calling upward by hand / calls. Too
+  low means the mechanism is unused, too high that routine handling fails.
+- *breaches*: stints the hub escalated because a deadline passed (counted, not a rate).
+- *median response / disposal time*: seconds from the stint's start to its response /
+  resolution, over the stints that had one (late ones included).
+- *calls* = stints started in the period.
+
+A rate whose denominator is 0 is ``None`` (nothing to judge), never 0.
+
+**Departments.** A department's row covers every stint in which it was on the alert
+(lead, co-handler or dispatched, as in force at the end of the stint), with the same
+definitions.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+from hub.lifecycle import HUB, Transition
+from hub.sinks.lineproto import escape_measurement, escape_tag
+
+Group = Literal["unit", "department"]
+STARTS = frozenset({"open", "escalate", "reopen"})
+
+
+@dataclass(frozen=True, slots=True)
+class Stint:
+    """One unit's turn with one alert, and what happened in it (times in ns)."""
+
+    alert_id: str
+    unit: str
+    unit_level: str
+    start: int
+    end: int
+    """The next escalate/reopen of the alert, or ``as_of``."""
+    response_deadline: int
+    arrival_deadline: int
+    disposal_deadline: int
+    departments: tuple[str, ...]
+    responded_at: int | None = None
+    arrived_at: int | None = None
+    resolved_at: int | None = None
+    false_alarm_at: int | None = None
+    whistle_at: int | None = None
+    """A manual escalation by a unit (not the hub) that ended the stint."""
+    breached: bool = False
+    """The hub escalated the alert out of this stint (a deadline passed)."""
+
+    @property
+    def stopped_at(self) -> int | None:
+        """When the stint stopped needing arrival and disposal: a false alarm or a call
+        upward (the unit above takes it from there)."""
+        times = [t for t in (self.false_alarm_at, self.whistle_at) if t is not None]
+        return min(times) if times else None
+
+    def judged(self, done_at: int | None, deadline: int) -> bool:
+        if done_at is not None:
+            return True
+        stopped = self.stopped_at
+        return deadline <= self.end and (stopped is None or stopped >= deadline)
+
+
+def _first(current: int | None, t: Transition, *actions: str) -> int | None:
+    return t.at if current is None and t.action in actions else current
+
+
+def _advance(stint: Stint, t: Transition) -> Stint:
+    """``stint`` after a step inside it (one that does not start a new stint)."""
+    return replace(
+        stint, departments=t.departments,
+        responded_at=_first(stint.responded_at, t, "acknowledge", "false_alarm"),
+        arrived_at=_first(stint.arrived_at, t, "arrive"),
+        resolved_at=_first(stint.resolved_at, t, "resolve"),
+        false_alarm_at=_first(stint.false_alarm_at, t, "false_alarm"))
+
+
+def _ended_by(stint: Stint, t: Transition) -> Stint:
+    """``stint`` ended by ``t`` (an escalate or reopen of the alert)."""
+    if t.action != "escalate":
+        return replace(stint, end=t.at)
+    if t.actor == HUB:
+        return replace(stint, end=t.at, breached=True)
+    return replace(stint, end=t.at, whistle_at=t.at,
+                   responded_at=t.at if stint.responded_at is None else stint.responded_at)
+
+
+def stints(transitions: Iterable[Transition], *, as_of: int | None = None) -> list[Stint]:
+    """Every stint in ``transitions`` (any order; per alert by ``n``), with what happened
+    in it up to ``as_of`` (default: up to the last step)."""
+    by_alert: dict[str, list[Transition]] = defaultdict(list)
+    for t in transitions:
+        if as_of is None or t.at <= as_of:
+            by_alert[t.alert_id].append(t)
+    horizon = as_of if as_of is not None else max(
+        (t.at for ts in by_alert.values() for t in ts), default=0)
+    out: list[Stint] = []
+    for history in by_alert.values():
+        history.sort(key=lambda t: t.n)
+        current: Stint | None = None
+        for t in history:
+            if t.action not in STARTS:
+                if current is not None:  # a ledger always starts with open
+                    current = _advance(current, t)
+                continue
+            if current is not None:
+                out.append(_ended_by(current, t))
+            current = Stint(
+                alert_id=t.alert_id, unit=t.unit, unit_level=t.unit_level, start=t.at,
+                end=horizon, response_deadline=t.deadlines.response,
+                arrival_deadline=t.deadlines.arrival, disposal_deadline=t.deadlines.disposal,
+                departments=t.departments)
+        if current is not None:
+            out.append(current)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    """The figures of one unit or department over one period. Rates are in [0, 1] or
+    None when there was nothing to judge; times in seconds."""
+
+    group: Group
+    key: str
+    """The unit id or department id."""
+    level: str
+    """The unit's level (grid, community, town, district), or "department"."""
+    period_start: int
+    period_end: int
+    calls: int
+    responses_judged: int
+    responses_timely: int
+    arrivals_judged: int
+    arrivals_timely: int
+    disposals_judged: int
+    disposals_timely: int
+    resolution_due: int
+    resolved: int
+    false_alarms: int
+    whistles: int
+    breaches: int
+    response_timeliness_rate: float | None
+    arrival_timeliness_rate: float | None
+    disposal_timeliness_rate: float | None
+    resolution_rate: float | None
+    false_alarm_rate: float | None
+    whistle_rate: float | None
+    median_response_s: float | None
+    median_disposal_s: float | None
+
+    def as_dict(self) -> dict[str, str | int | float | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _rate(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _median_s(values: Sequence[int]) -> float | None:
+    return statistics.median(values) / 1e9 if values else None
+
+
+def summarize(group: Group, key: str, level: str, period_start: int, period_end: int,
+              of: Sequence[Stint]) -> Indicator:
+    """One :class:`Indicator` over the stints ``of``."""
+    resp = [s for s in of if s.judged(s.responded_at, s.response_deadline)]
+    resp_ok = [s for s in resp if s.responded_at is not None
+               and s.responded_at <= s.response_deadline]
+    arr = [s for s in of if s.judged(s.arrived_at, s.arrival_deadline)]
+    arr_ok = [s for s in arr if s.arrived_at is not None and s.arrived_at <= s.arrival_deadline]
+    dis = [s for s in of if s.judged(s.resolved_at, s.disposal_deadline)]
+    dis_ok = [s for s in dis if s.resolved_at is not None
+              and s.resolved_at <= s.disposal_deadline]
+    resolved = [s for s in of if s.resolved_at is not None]
+    due = [s for s in of if s.false_alarm_at is None and (
+        s.resolved_at is not None or s.whistle_at is not None or s.breached
+        or s.disposal_deadline <= s.end)]
+    false_alarms = sum(s.false_alarm_at is not None for s in of)
+    whistles = sum(s.whistle_at is not None for s in of)
+    calls = len(of)
+    return Indicator(
+        group=group, key=key, level=level, period_start=period_start, period_end=period_end,
+        calls=calls, responses_judged=len(resp), responses_timely=len(resp_ok),
+        arrivals_judged=len(arr), arrivals_timely=len(arr_ok), disposals_judged=len(dis),
+        disposals_timely=len(dis_ok), resolution_due=len(due), resolved=len(resolved),
+        false_alarms=false_alarms, whistles=whistles,
+        breaches=sum(s.breached for s in of),
+        response_timeliness_rate=_rate(len(resp_ok), len(resp)),
+        arrival_timeliness_rate=_rate(len(arr_ok), len(arr)),
+        disposal_timeliness_rate=_rate(len(dis_ok), len(dis)),
+        resolution_rate=_rate(len(resolved), len(due)),
+        false_alarm_rate=_rate(false_alarms, calls),
+        whistle_rate=_rate(whistles, calls),
+        median_response_s=_median_s([s.responded_at - s.start for s in of
+                                     if s.responded_at is not None]),
+        median_disposal_s=_median_s([s.resolved_at - s.start for s in of
+                                     if s.resolved_at is not None]),
+    )
+
+
+def indicators(transitions: Iterable[Transition], period_start: int, period_end: int, *,
+               as_of: int | None = None, groups: Sequence[Group] = ("unit", "department")
+               ) -> list[Indicator]:
+    """Indicators of every unit and department that had a call in
+    ``[period_start, period_end)``, judged as of ``as_of`` (default ``period_end``).
+    Units first (by level from the district down, then id), then departments by id."""
+    if period_end <= period_start:
+        raise ValueError(f"period end {period_end} is not after its start {period_start}")
+    judged_at = period_end if as_of is None else as_of
+    in_period = [s for s in stints(transitions, as_of=judged_at)
+                 if period_start <= s.start < period_end]
+    out: list[Indicator] = []
+    if "unit" in groups:
+        by_unit: dict[str, list[Stint]] = defaultdict(list)
+        for s in in_period:
+            by_unit[s.unit].append(s)
+        order = {"district": 0, "town": 1, "community": 2, "grid": 3}
+        for unit, of in sorted(by_unit.items(),
+                               key=lambda kv: (order.get(kv[1][0].unit_level, 9), kv[0])):
+            out.append(summarize("unit", unit, of[0].unit_level, period_start, period_end, of))
+    if "department" in groups:
+        by_dep: dict[str, list[Stint]] = defaultdict(list)
+        for s in in_period:
+            for dep in s.departments:
+                by_dep[dep].append(s)
+        for dep, of in sorted(by_dep.items()):
+            out.append(summarize("department", dep, "department", period_start, period_end,
+                                 of))
+    return out
+
+
+def by_unit(rows: Iterable[Indicator]) -> dict[str, Indicator]:
+    """The unit rows of :func:`indicators`, by unit id."""
+    return {r.key: r for r in rows if r.group == "unit"}
+
+
+# --------------------------------------------------------------------------- InfluxDB
+
+COUNTS = ("calls", "responses_judged", "responses_timely", "arrivals_judged",
+          "arrivals_timely", "disposals_judged", "disposals_timely", "resolution_due",
+          "resolved", "false_alarms", "whistles", "breaches")
+RATES = ("response_timeliness_rate", "arrival_timeliness_rate", "disposal_timeliness_rate",
+         "resolution_rate", "false_alarm_rate", "whistle_rate", "median_response_s",
+         "median_disposal_s")
+
+
+def line_protocol(rows: Iterable[Indicator], *, period: str,
+                  measurement: str = "indicator",
+                  extra_tags: Mapping[str, str] | None = None) -> bytes:
+    """One line per row, at the period's end (ns)::
+
+        indicator,group=unit,id=dongyuan-g1,level=grid,period=7d calls=4i,...,
+            response_timeliness_rate=0.75 1700000000000000000
+
+    Counts are integers; rates and medians are floats and left out when None (InfluxDB
+    has no null), so ``mean(response_timeliness_rate)`` skips periods with nothing to
+    judge. Writing the same period again overwrites the same points (same series, time).
+    """
+    head = escape_measurement(measurement)
+    if not head:
+        raise ValueError(f"measurement {measurement!r} is empty once escaped")
+    base = dict(extra_tags or {})
+    lines: list[str] = []
+    for r in rows:
+        tags = {**base, "group": r.group, "id": r.key, "level": r.level, "period": period}
+        tag_text = "".join(f",{escape_tag(k)}={escape_tag(v)}"
+                           for k, v in sorted(tags.items()) if escape_tag(v))
+        values = [f"{name}={getattr(r, name)}i" for name in COUNTS]
+        for name in RATES:
+            value = getattr(r, name)
+            if value is not None and math.isfinite(value):
+                values.append(f"{name}={float(value)!r}")
+        lines.append(f"{head}{tag_text} {','.join(values)} {r.period_end}\n")
+    return "".join(lines).encode()

@@ -1,0 +1,310 @@
+"""Indicators (hub/indicators.py) from hand-built ledgers whose figures are worked out
+by hand in the comments, and their InfluxDB write against the real InfluxDB 1.6.7."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from config import ConfigSet
+from hub.alerts import AlertEngine
+from hub.indicator_writer import IndicatorCounters, run_indicator_writer, write_indicators
+from hub.indicators import Indicator, by_unit, indicators, line_protocol, stints
+from hub.lifecycle import AlertState, Transition, apply, opening, step
+from hub.sinks import InfluxV1Sink, LineEncoder
+from tests.polling import wait_until
+from tests.servers import influxql_async
+from wire import AnomalyEvent, Deadlines
+
+S = 10**9
+MIN = 60 * S
+HOUR = 60 * MIN
+DAY = 24 * HOUR
+T0 = 1_700_006_400 * S  # a Wednesday, 00:00 UTC
+
+
+def window(at: int, response: int = 10 * MIN, arrival: int = 30 * MIN,
+           disposal: int = 2 * HOUR) -> Deadlines:
+    return Deadlines(response=at + response, arrival=at + arrival, disposal=at + disposal)
+
+
+class Ledger:
+    """Builds alert histories with the lifecycle's own rules (illegal steps raise)."""
+
+    def __init__(self, cfg: ConfigSet) -> None:
+        self.cfg = cfg
+        self.engine = AlertEngine(cfg)
+        self.sensor = next(s for s in cfg.sensors.values() if s.kind == "gas")
+        self.grid = self.sensor.grid
+        self.community = self.sensor.path[2]
+        self.town = self.sensor.path[1]
+        self.transitions: list[Transition] = []
+        self._state: dict[str, AlertState] = {}
+
+    def open(self, n: int, at: int) -> str:
+        event = AnomalyEvent(agent=self.sensor.agent, seq=n, sensor=self.sensor.id,
+                             kind="out_of_limits", severity="major", score=0.9, value=30.0,
+                             ts=at)
+        draft = self.engine.draft(event, alert_id=f"AL{n:06d}", now_ns=at)
+        draft = msgspec.structs.replace(
+            draft, tier="D", unit=self.grid, unit_level="grid",
+            unit_path=list(self.sensor.path), deadlines=window(at))
+        return self._add(opening(draft, place=self.sensor.path))
+
+    def do(self, alert_id: str, action: str, at: int, actor: str, **kw: object) -> None:
+        self._add(step(self._state[alert_id], action, at=at, actor=actor, **kw))  # type: ignore[arg-type]
+
+    def escalate(self, alert_id: str, at: int, actor: str, to: str) -> None:
+        level, tier = {self.community: ("community", "C"), self.town: ("town", "B")}[to]
+        path = self.cfg.units[to].path
+        self.do(alert_id, "escalate", at, actor, tier=tier, unit=to, unit_level=level,
+                unit_path=path, deadlines=window(at), reason="test")
+
+    def _add(self, t: Transition) -> str:
+        self._state[t.alert_id] = apply(self._state.get(t.alert_id), t)
+        self.transitions.append(t)
+        return t.alert_id
+
+
+@pytest.fixture
+def week(cfg: ConfigSet) -> Ledger:
+    """Four alerts at one grid on day 1, one on day 9 (outside the first week)."""
+    led = Ledger(cfg)
+    g, c = led.grid, led.community
+    # a1: all in time. Response 5 min, arrival 20 min, disposal 90 min.
+    a1 = led.open(1, T0)
+    led.do(a1, "acknowledge", T0 + 5 * MIN, g)
+    led.do(a1, "arrive", T0 + 20 * MIN, g)
+    led.do(a1, "resolve", T0 + 90 * MIN, g)
+    # a2: the grid never answers; the hub escalates at the response deadline to the
+    # community, which answers late (15 min > 10) and resolves in time.
+    t2 = T0 + 3 * HOUR
+    a2 = led.open(2, t2)
+    led.escalate(a2, t2 + 10 * MIN, "hub", c)
+    led.do(a2, "acknowledge", t2 + 25 * MIN, c)
+    led.do(a2, "arrive", t2 + 35 * MIN, c)
+    led.do(a2, "resolve", t2 + 60 * MIN, c)
+    # a3: the grid answers in 3 min, then calls upward by hand (whistle) at 8 min; the
+    # community answers in 4 min but is late on site (40 min > 30) and never resolves.
+    t3 = T0 + 6 * HOUR
+    a3 = led.open(3, t3)
+    led.do(a3, "acknowledge", t3 + 3 * MIN, g)
+    led.escalate(a3, t3 + 8 * MIN, g, c)
+    led.do(a3, "acknowledge", t3 + 12 * MIN, c)
+    led.do(a3, "arrive", t3 + 48 * MIN, c)
+    # a4: a false alarm after 2 min.
+    t4 = T0 + 9 * HOUR
+    a4 = led.open(4, t4)
+    led.do(a4, "false_alarm", t4 + 2 * MIN, g, note="sensor cleaned")
+    # a5: next week, must not count in the first.
+    led.open(5, T0 + 8 * DAY)
+    return led
+
+
+def test_a_grid_is_judged_on_its_own_stints(week: Ledger) -> None:
+    rows = by_unit(indicators(week.transitions, T0, T0 + 7 * DAY))
+    grid = rows[week.grid]
+    assert grid.level == "grid"
+    assert grid.calls == 4
+    # responses: a1 5 min, a2 none by its deadline (escalated by the hub), a3 3 min,
+    # a4 (false alarm) 2 min
+    assert (grid.responses_timely, grid.responses_judged) == (3, 4)
+    assert grid.response_timeliness_rate == 0.75
+    # arrival and disposal: only a1 is judged (a2 and a3 left the grid before the
+    # deadlines, a4 was a false alarm)
+    assert (grid.arrivals_timely, grid.arrivals_judged) == (1, 1)
+    assert (grid.disposals_timely, grid.disposals_judged) == (1, 1)
+    # resolution: a1 resolved; a2 escalated by breach and a3 called upward are due too
+    assert (grid.resolved, grid.resolution_due) == (1, 3)
+    assert grid.resolution_rate == pytest.approx(1 / 3)
+    assert grid.false_alarm_rate == 0.25
+    assert grid.whistles == 1
+    assert grid.whistle_rate == 0.25
+    assert grid.breaches == 1
+    assert grid.median_response_s == 180.0  # 5, 3 and 2 minutes
+    assert grid.median_disposal_s == 5400.0
+
+
+def test_the_unit_an_alert_is_escalated_to_is_judged_from_its_own_deadlines(
+        week: Ledger) -> None:
+    community = by_unit(indicators(week.transitions, T0, T0 + 7 * DAY))[week.community]
+    assert community.level == "community"
+    assert community.calls == 2  # a2 and a3, each from the moment it arrived
+    # a2: answered 15 min after it came up (deadline 10 min): late; a3: 4 min: timely
+    assert (community.responses_timely, community.responses_judged) == (1, 2)
+    # a2 on site at 25 min of 30: timely; a3 at 40 min: late
+    assert (community.arrivals_timely, community.arrivals_judged) == (1, 2)
+    # a2 resolved in 50 min of 120; a3 not resolved, its 2 h passed within the week
+    assert (community.disposals_timely, community.disposals_judged) == (1, 2)
+    assert community.resolution_rate == 0.5
+    assert community.whistles == 0
+    assert community.breaches == 0
+    assert community.median_response_s == (15 * 60 + 4 * 60) / 2
+
+
+def test_figures_are_read_as_of_the_period_end_and_unjudged_rates_are_none(
+        week: Ledger) -> None:
+    # a5 opened at day 8, 00:00; judged 5 minutes later: nothing is due yet
+    rows = by_unit(indicators(week.transitions, T0 + 7 * DAY, T0 + 14 * DAY,
+                              as_of=T0 + 8 * DAY + 5 * MIN))
+    fresh = rows[week.grid]
+    assert fresh.calls == 1
+    assert fresh.responses_judged == 0
+    assert fresh.response_timeliness_rate is None
+    assert fresh.resolution_rate is None
+    assert fresh.median_response_s is None
+    # at the period's end the response deadline has long passed without an answer
+    late = by_unit(indicators(week.transitions, T0 + 7 * DAY, T0 + 14 * DAY))[week.grid]
+    assert late.response_timeliness_rate == 0.0
+    assert late.disposal_timeliness_rate == 0.0
+    # steps after as_of do not count: a1 judged 10 min in is responded, not yet on site
+    early = stints(week.transitions, as_of=T0 + 10 * MIN)
+    a1 = next(s for s in early if s.alert_id == "AL000001")
+    assert a1.responded_at == T0 + 5 * MIN
+    assert a1.arrived_at is None
+
+
+def test_departments_are_credited_with_every_stint_they_were_on(week: Ledger,
+                                                                cfg: ConfigSet) -> None:
+    led = Ledger(cfg)
+    a = led.open(1, T0)
+    lead = led._state[a].departments[0]
+    other = next(d for d in cfg.departments if d not in led._state[a].departments)
+    led.do(a, "dispatch", T0 + 2 * MIN, led.town, departments=[other])
+    led.do(a, "acknowledge", T0 + 20 * MIN, led.grid)  # late
+    rows = {r.key: r for r in indicators(led.transitions, T0, T0 + DAY)
+            if r.group == "department"}
+    assert set(rows) >= {lead, other}
+    assert rows[other].calls == 1
+    assert rows[other].level == "department"
+    assert rows[other].response_timeliness_rate == 0.0
+
+
+def test_line_protocol_has_counts_as_integers_and_leaves_out_unjudged_rates(
+        week: Ledger) -> None:
+    rows = [r for r in indicators(week.transitions, T0 + 7 * DAY, T0 + 14 * DAY,
+                                  as_of=T0 + 8 * DAY + MIN) if r.group == "unit"]
+    text = line_protocol(rows, period="7d").decode()
+    assert text.startswith(f"indicator,group=unit,id={week.grid},level=grid,period=7d "
+                           "calls=1i,")
+    assert "response_timeliness_rate" not in text
+    assert text.endswith(f" {T0 + 14 * DAY}\n")
+
+
+async def test_indicators_are_written_to_influxdb_and_read_back_with_influxql(
+        week: Ledger, influx_v1_url: str, influx_database: str) -> None:
+    now = T0 + 7 * DAY
+    async with InfluxV1Sink(influx_v1_url, database=influx_database,
+                            encoder=LineEncoder()) as sink:
+        points = await write_indicators(sink, week.transitions, now)
+    expected = indicators(week.transitions, now - 7 * DAY, now)
+    assert points == len(expected) + len(indicators(week.transitions, now - DAY, now))
+    rows = await influxql_async(
+        influx_v1_url, "SELECT calls, response_timeliness_rate, whistle_rate, resolution_rate "
+        f"FROM indicator WHERE \"group\"='unit' AND period='7d' AND id='{week.grid}'",
+        database=influx_database)
+    assert len(rows) == 1
+    assert rows[0]["time"] == now
+    grid: Indicator = by_unit(expected)[week.grid]
+    assert rows[0]["calls"] == grid.calls == 4
+    assert rows[0]["response_timeliness_rate"] == grid.response_timeliness_rate
+    assert rows[0]["whistle_rate"] == grid.whistle_rate
+    assert rows[0]["resolution_rate"] == pytest.approx(1 / 3)
+    # every unit and department of the week has a 7d point
+    series = await influxql_async(
+        influx_v1_url, "SELECT count(calls) FROM indicator WHERE period='7d' GROUP BY id",
+        database=influx_database)
+    assert {r["id"] for r in series} == {r.key for r in expected}
+
+
+async def test_the_periodic_writer_keeps_going_when_influxdb_refuses(
+        week: Ledger, influx_v1_url: str, influx_database: str) -> None:
+    async def ledger() -> list[Transition]:
+        return week.transitions
+
+    failing = IndicatorCounters()
+    stop = asyncio.Event()
+    async with InfluxV1Sink(influx_v1_url, database=influx_database + "_missing",
+                            encoder=LineEncoder(), create_database=False) as bad:
+        task = asyncio.create_task(run_indicator_writer(
+            bad, ledger, lambda: T0 + 7 * DAY, stop, interval=0.05, counters=failing))
+        assert await wait_until(lambda: failing.failed_writes >= 2)  # it tried again
+        stop.set()
+        await task
+    assert failing.rounds == 0
+
+    writing = IndicatorCounters()
+    stop = asyncio.Event()
+    async with InfluxV1Sink(influx_v1_url, database=influx_database,
+                            encoder=LineEncoder()) as good:
+        task = asyncio.create_task(run_indicator_writer(
+            good, ledger, lambda: T0 + 7 * DAY, stop, interval=30, counters=writing))
+        assert await wait_until(lambda: writing.rounds == 1)
+        stop.set()
+        await task
+    assert writing.failed_writes == 0
+    rows = await influxql_async(influx_v1_url, "SELECT count(calls) FROM indicator",
+                                database=influx_database)
+    assert rows[0]["count"] == writing.points
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _report(*args: str) -> Result:
+    from gridcall.cli import app
+
+    return CliRunner().invoke(app, ["hub", "report", *args])
+
+
+@pytest.fixture
+def store_file(week: Ledger, tmp_path: Path) -> Path:
+    from hub.ledger import Ledger as SqlLedger
+    from hub.store import Store
+
+    path = tmp_path / "hub.sqlite"
+
+    async def write() -> None:
+        async with Store(path) as store:
+            await SqlLedger(store).append(*week.transitions)
+    asyncio.run(write())
+    return path
+
+
+UNTIL = datetime.fromtimestamp((T0 + 7 * DAY) / S, UTC).isoformat()
+
+
+def test_hub_report_prints_the_ledger_s_indicators_as_csv(week: Ledger,
+                                                          store_file: Path) -> None:
+    result = _report("--period", "7d", "--csv", "--store", str(store_file), "--until", UNTIL)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    expected = indicators(week.transitions, T0, T0 + 7 * DAY)
+    assert [(r["group"], r["key"]) for r in rows] == [(e.group, e.key) for e in expected]
+    grid = next(r for r in rows if r["key"] == week.grid)
+    assert grid["calls"] == "4"
+    assert float(grid["response_timeliness_rate"]) == 0.75
+    assert grid["median_response_s"] == "180.0"
+
+
+def test_hub_report_table_and_mistakes(week: Ledger, store_file: Path,
+                                       tmp_path: Path) -> None:
+    result = _report("--store", str(store_file), "--until", UNTIL)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if week.grid in x)
+    assert "75%" in line  # response timeliness
+    assert "3.0 min" in line  # median response
+    bad = _report("--period", "a week", "--store", str(store_file))
+    assert bad.exit_code == 2
+    assert "'a week' is not a duration" in bad.stderr
+    missing = _report("--store", str(tmp_path / "nope.sqlite"))
+    assert missing.exit_code == 1
+    assert "no hub store at" in missing.stderr
