@@ -44,6 +44,8 @@ late resolution arrives next week... unless the report is run with a later ``as_
 - *whistle rate* (吹哨率) = stints the unit ended by calling upward by hand / calls. Too
   low means the mechanism is unused, too high that routine handling fails.
 - *breaches*: stints the hub escalated because a deadline passed (counted, not a rate).
+  When the hub raises an alert's tier by a rule (new evidence, spread), the stint ends
+  without blame: neither a breach nor a whistle.
 - *median response / disposal time*: seconds from the stint's start to its response /
   resolution, over the stints that had one (late ones included).
 - *calls* = stints started in the period.
@@ -69,6 +71,9 @@ from hub.sinks.lineproto import escape_measurement, escape_tag
 
 Group = Literal["unit", "department"]
 STARTS = frozenset({"open", "escalate", "reopen"})
+BREACH = "deadline passed"
+"""How the desk's reason for a deadline escalation ends ("response deadline passed");
+the hub's other escalations (a tier rule on new evidence) are not breaches."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +131,8 @@ def _ended_by(stint: Stint, t: Transition) -> Stint:
     """``stint`` ended by ``t`` (an escalate or reopen of the alert)."""
     if t.action != "escalate":
         return replace(stint, end=t.at)
-    if t.actor == HUB:
-        return replace(stint, end=t.at, breached=True)
+    if t.actor == HUB:  # a deadline breach, or a tier rule raising the alert (no blame)
+        return replace(stint, end=t.at, breached=t.reason.endswith(BREACH))
     return replace(stint, end=t.at, whistle_at=t.at,
                    responded_at=t.at if stint.responded_at is None else stint.responded_at)
 

@@ -62,11 +62,12 @@ class Ledger:
     def do(self, alert_id: str, action: str, at: int, actor: str, **kw: object) -> None:
         self._add(step(self._state[alert_id], action, at=at, actor=actor, **kw))  # type: ignore[arg-type]
 
-    def escalate(self, alert_id: str, at: int, actor: str, to: str) -> None:
+    def escalate(self, alert_id: str, at: int, actor: str, to: str,
+                 reason: str = "response deadline passed") -> None:
         level, tier = {self.community: ("community", "C"), self.town: ("town", "B")}[to]
         path = self.cfg.units[to].path
         self.do(alert_id, "escalate", at, actor, tier=tier, unit=to, unit_level=level,
-                unit_path=path, deadlines=window(at), reason="test")
+                unit_path=path, deadlines=window(at), reason=reason)
 
     def _add(self, t: Transition) -> str:
         self._state[t.alert_id] = apply(self._state.get(t.alert_id), t)
@@ -97,7 +98,7 @@ def week(cfg: ConfigSet) -> Ledger:
     t3 = T0 + 6 * HOUR
     a3 = led.open(3, t3)
     led.do(a3, "acknowledge", t3 + 3 * MIN, g)
-    led.escalate(a3, t3 + 8 * MIN, g, c)
+    led.escalate(a3, t3 + 8 * MIN, g, c, reason="needs the community's pump")
     led.do(a3, "acknowledge", t3 + 12 * MIN, c)
     led.do(a3, "arrive", t3 + 48 * MIN, c)
     # a4: a false alarm after 2 min.
@@ -170,6 +171,16 @@ def test_figures_are_read_as_of_the_period_end_and_unjudged_rates_are_none(
     a1 = next(s for s in early if s.alert_id == "AL000001")
     assert a1.responded_at == T0 + 5 * MIN
     assert a1.arrived_at is None
+
+
+def test_a_tier_rule_raising_an_alert_is_no_breach_of_the_unit_below(cfg: ConfigSet) -> None:
+    led = Ledger(cfg)
+    a = led.open(1, T0)
+    led.escalate(a, T0 + 2 * MIN, "hub", led.community, reason="spread: 3 grids in 30m")
+    grid = by_unit(indicators(led.transitions, T0, T0 + DAY))[led.grid]
+    assert grid.breaches == 0
+    assert grid.whistles == 0
+    assert grid.responses_judged == 0  # it left the grid before its response deadline
 
 
 def test_departments_are_credited_with_every_stint_they_were_on(week: Ledger,
