@@ -1,0 +1,140 @@
+"""Golden cases for the alert desk: each folder of tests/golden/ holds
+
+- ``config.yaml`` (optional): overrides for the sample district's ``matters.yaml``;
+  top-level keys replace the sample's (``rules``, ``grouping``, ``tier_deadlines``...),
+  except ``matters``, whose entries replace the sample's matter of the same code;
+- ``input.yaml``: what happens, in order, each step at a time after the start (``at``):
+  an anomaly ``event`` (sensor, severity, kind, phase, agent, seq: an agent's numbering,
+  so a repeated seq is a redelivery), a unit's ``act`` (alert, action, unit, reason,
+  departments) or a ``tick`` (the timer looks at the clock);
+- ``expected.yaml``: every alert afterwards, with its history as
+  ``"<at> <action> <tier> <unit> [by <actor>] [: reason]"``, and refused actions.
+
+``GRIDCALL_GOLDEN_UPDATE=1 pytest tests/test_golden.py`` rewrites ``expected.yaml`` from
+what the desk does now; read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config import SAMPLE_DISTRICT, load_config
+from config.models import _parse_duration
+from hub.desk import Desk
+from hub.ledger import Ledger
+from hub.lifecycle import Transition
+from hub.store import Store
+from wire import AnomalyEvent
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.yaml").exists())
+T0 = 1_800_000_000_000_000_000
+NS = 10**9
+
+
+def offset(value: object) -> int:
+    return int(_parse_duration(str(value)).total_seconds() * NS) if value not in (0, "0") else 0
+
+
+def span(ns: int) -> str:
+    s = ns // NS
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if s >= size:
+            out += f"{s // size}{unit}"
+            s %= size
+    return out or "0m"
+
+
+def configure(case: Path, into: Path) -> Path:
+    target = into / "district"
+    shutil.copytree(SAMPLE_DISTRICT, target)
+    overrides_file = case / "config.yaml"
+    if overrides_file.exists():
+        overrides = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) or {}
+        matters_path = target / "matters.yaml"
+        matters = yaml.safe_load(matters_path.read_text(encoding="utf-8"))
+        for key, value in overrides.items():
+            if key == "matters":
+                by_code = {m["code"]: m for m in value}
+                matters["matters"] = [by_code.pop(m["code"], m) for m in matters["matters"]]
+                matters["matters"] += list(by_code.values())
+            else:
+                matters[key] = value
+        matters_path.write_text(yaml.safe_dump(matters, allow_unicode=True, sort_keys=False),
+                                encoding="utf-8")
+    return target
+
+
+def line(t: Transition) -> str:
+    text = f"{span(t.at - T0)} {t.action} {t.tier} {t.unit}"
+    if t.actor != "hub":
+        text += f" by {t.actor}"
+    if t.reason:
+        text += f": {t.reason}"
+    return text
+
+
+async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
+    cfg = load_config(configure(case, tmp_path))
+    steps = yaml.safe_load((case / "input.yaml").read_text(encoding="utf-8"))["steps"]
+    refused: list[str] = []
+    seqs: dict[str, int] = {}
+    async with Store(":memory:") as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        for step in steps:
+            now = T0 + offset(step["at"])
+            if "event" in step:
+                e = step["event"]
+                sensor = cfg.sensors[e["sensor"]]
+                agent = e.get("agent", sensor.agent)
+                seq = e.get("seq", seqs.get(agent, 0) + 1)
+                seqs[agent] = max(seqs.get(agent, 0), seq)
+                await desk.on_event(AnomalyEvent(
+                    agent=agent, seq=seq, sensor=sensor.id, kind=e.get("kind", "out_of_limits"),
+                    phase=e.get("phase", "start"), severity=e.get("severity", "major"),
+                    score=0.9, value=1.0, ts=now), now)
+            elif "act" in step:
+                a = step["act"]
+                try:
+                    await desk.act(a["alert"], a["action"], a["unit"], now=now,
+                                   reason=a.get("reason", ""),
+                                   departments=a.get("departments", ()))
+                except (ValueError, LookupError, PermissionError) as exc:
+                    refused.append(f"{span(now - T0)} {a['action']} by {a['unit']}: {exc}")
+            elif "tick" in step:
+                await desk.tick(now)
+            else:
+                raise ValueError(f"{case.name}: a step needs event, act or tick: {step}")
+        alerts = []
+        for state in desk.alerts():
+            a = state.alert
+            alerts.append({
+                "alert": state.alert_id, "matter": a.matter, "grid": a.grid,
+                "state": state.state, "tier": state.tier, "unit": state.unit,
+                "departments": list(state.departments), "evidence": state.evidence,
+                "history": [line(t) for t in await desk.history(state.alert_id)],
+            })
+    out: dict[str, Any] = {"alerts": alerts}
+    if refused:
+        out["refused"] = refused
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+async def test_golden(case: str, tmp_path: Path) -> None:
+    folder = GOLDEN / case
+    got = await play(folder, tmp_path)
+    expected_file = folder / "expected.yaml"
+    if os.environ.get("GRIDCALL_GOLDEN_UPDATE") == "1":
+        expected_file.write_text(yaml.safe_dump(got, allow_unicode=True, sort_keys=False,
+                                                width=100), encoding="utf-8")
+    expected = yaml.safe_load(expected_file.read_text(encoding="utf-8"))
+    assert got == expected
