@@ -10,12 +10,22 @@ that is down does not keep it running; what it did not take is counted as unwrit
 Options are checked when :class:`DemoOptions` is made (ValueError naming the option); a
 broker that is not there stops :func:`run_demo` with
 :class:`~simulators.district.BrokerUnreachable`.
+
+**Simulated time.** ``clock_speed`` N runs the hub's clock N times faster than real time
+from the moment the demo starts (:class:`ScaledClock`): alerts open, escalate and close on
+that clock, so at 600× a 30-minute response deadline passes in 3 real seconds, and a
+60-second demo covers 10 hours at the desk. The agents keep real time: readings and
+anomaly events carry wall-clock timestamps (``detected_at`` of an alert is real time, its
+``opened_at``, steps and deadlines are simulated), because readings go to a time-series
+store where they must line up with the wall clock. Simulated duty staff
+(:mod:`simulators.responders`) answer about 60 % of the stages in time; the rest escalate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +40,8 @@ from rich.table import Table
 
 from config import ConfigSet
 from gridcall.embedded import EmbeddedBroker
+from hub.desk import Change, Desk
+from hub.lifecycle import Transition
 from hub.sinks import ReadingSink
 from hub.store import Store
 from simulators.district import BrokerUnreachable, InProcessDistrict
@@ -52,6 +64,7 @@ class DemoOptions:
     seed: int = 0
     live: bool = True
     drain_timeout: float = 10.0
+    clock_speed: float = 1.0
 
     def __post_init__(self) -> None:
         """Refuse what cannot work before anything starts: ValueError naming the option."""
@@ -70,6 +83,76 @@ class DemoOptions:
                 raise ValueError(f"--influx: {exc}") from None
         if self.drain_timeout < 0:
             raise ValueError(f"--drain-timeout: must be >= 0 seconds, got {self.drain_timeout}")
+        if not 0 < self.clock_speed <= 100_000:
+            raise ValueError(f"--clock-speed: must be > 0 and at most 100000, got "
+                             f"{self.clock_speed}")
+
+
+class ScaledClock:
+    """Nanoseconds since the epoch, running ``speed`` times faster than real time from
+    the moment it is made (speed 1 is the real clock)."""
+
+    def __init__(self, speed: float, origin: int | None = None) -> None:
+        self.speed = speed
+        self.origin = time.time_ns() if origin is None else origin
+
+    def __call__(self) -> int:
+        return self.origin + int((time.time_ns() - self.origin) * self.speed)
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self() - self.origin) / 1e9
+
+
+class StepLog:
+    """Every step the desk takes, kept in memory for the live indicator table (a demo
+    is short; the hub itself reads them from the ledger)."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.steps: list[Transition] = []
+        desk.add_hook(self._take)
+
+    async def _take(self, change: Change) -> None:
+        self.steps.append(change.transition)
+
+
+def unit_figures(steps: list[Transition], start: int, now: int
+                 ) -> tuple[dict[str, dict[str, Any]], str]:
+    """Figures per unit that held an alert in ``[start, now]`` (desk clock), and where
+    they come from: the indicators of hub/indicators.py, or, while that module is not
+    there, plain counts from the steps."""
+    try:
+        indicators_module = importlib.import_module("hub.indicators")
+    except ImportError:
+        return step_counts(steps), "counts (hub/indicators.py not available)"
+    rows = indicators_module.indicators(sorted(steps, key=lambda t: t.at), start, now + 1,
+                                        groups=("unit",))
+    return ({unit: row.as_dict() for unit, row in indicators_module.by_unit(rows).items()},
+            "hub/indicators.py")
+
+
+def step_counts(steps: list[Transition]) -> dict[str, dict[str, Any]]:
+    """Per unit: alerts it held, answered (acknowledged) in time, escalated away from it
+    (deadline passed or called upward), resolved and false alarms while it held them."""
+    out: dict[str, dict[str, Any]] = {}
+    holder: dict[str, Transition] = {}
+    for t in sorted(steps, key=lambda t: (t.at, t.n)):
+        before = holder.get(t.alert_id)
+        if t.action in ("open", "escalate", "reopen"):
+            row = out.setdefault(t.unit, {"level": t.unit_level, "calls": 0,
+                                          "responses_timely": 0, "escalated": 0,
+                                          "resolved": 0, "false_alarms": 0})
+            row["calls"] += 1
+            if t.action == "escalate" and before is not None:
+                out[before.unit]["escalated"] += 1
+        elif before is not None:
+            row = out[before.unit]
+            if t.action == "acknowledge" and t.at <= before.deadlines.response:
+                row["responses_timely"] += 1
+            row["resolved"] += t.action == "resolve"
+            row["false_alarms"] += t.action == "false_alarm"
+        holder[t.alert_id] = t
+    return out
 
 
 @contextlib.asynccontextmanager
@@ -93,34 +176,54 @@ async def sink_for(options: DemoOptions, store: Store) -> AsyncIterator[ReadingS
         yield sink
 
 
-def view(district: InProcessDistrict, rate: float, duration: float) -> Group:
+FIGURES = (("calls", "calls"), ("response_timeliness_rate", "resp. in time"),
+           ("responses_timely", "answered in time"), ("breaches", "deadline passed"),
+           ("escalated", "escalated away"), ("whistles", "called upward"),
+           ("resolved", "resolved"), ("false_alarms", "false alarms"))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.0%}"
+    return "–" if value is None else str(value)
+
+
+def view(district: InProcessDistrict, rate: float, duration: float, clock: ScaledClock,
+         log: StepLog) -> Group:
     hub = district.hub
     c = hub.counters
+    desk = hub.desk
     head = Table.grid(padding=(0, 2))
     head.add_row("elapsed", f"{time.monotonic() - district.started:5.1f}s / {duration:.0f}s",
-                 "readings/s", f"{rate:8.1f}")
-    head.add_row("published", str(district.readings_published),
-                 "stored", str(hub.ingest.counters.readings_stored))
+                 "desk clock", f"+{clock.elapsed_s / 3600:5.2f} h  ({clock.speed:g}×)")
+    head.add_row("readings/s", f"{rate:8.1f}", "published / stored",
+                 f"{district.readings_published} / {hub.ingest.counters.readings_stored}")
     head.add_row("anomaly events", str(c.anomaly_starts), "malformed", str(hub.malformed))
-    tiers = Table(title="alerts by tier  (A district+town · B town · C community · D grid)")
+    head.add_row("escalations", str(desk.counters.escalations), "open alerts",
+                 str(len(desk.alerts(open_only=True))))
+    tiers = Table(title="alerts by tier now  (A district+town · B town · C community · D grid)")
     for tier in "ABCD":
         tiers.add_column(tier, justify="right")
-    tiers.add_row(*(str(c.alerts_by_tier.get(t, 0)) for t in "ABCD"))
-    units = Table(title="alerts by responsible unit")
-    units.add_column("unit")
-    units.add_column("level")
-    units.add_column("alerts", justify="right")
-    for unit, n in c.alerts_by_unit.most_common(10):
-        u = hub.config.units.get(unit)
-        units.add_row(f"{u.name if u else unit} ({unit})", u.level if u else "?", str(n))
+    tiers.add_row(*(str(len(desk.alerts(tier=t))) for t in "ABCD"))  # type: ignore[arg-type]
     recent = Table(title="latest alerts")
-    for col in ("alert", "tier", "matter", "unit", "sensor", "severity"):
+    for col in ("alert", "state", "tier", "matter", "unit", "steps", "why"):
         recent.add_column(col)
-    for alert in list(district.delivery.alerts.values())[-6:]:
-        recent.add_row(alert.alert_id, alert.tier, f"{alert.matter_name} {alert.matter}",
-                       alert.unit, alert.sensor, alert.severity)
+    for state in desk.alerts()[-6:]:
+        a = state.alert
+        recent.add_row(state.alert_id, state.state, state.tier, f"{a.matter_name} {a.matter}",
+                       state.unit, str(state.n), a.reason)
+    figures, source = unit_figures(log.steps, clock.origin, clock())
+    board = Table(title=f"indicators per unit, desk time so far ({source})")
+    board.add_column("unit")
+    keys = [(k, label) for k, label in FIGURES if any(k in row for row in figures.values())]
+    for _, label in keys:
+        board.add_column(label, justify="right")
+    for unit, row in sorted(figures.items(), key=lambda kv: -int(kv[1].get("calls", 0)))[:12]:
+        u = hub.config.units.get(unit)
+        board.add_row(f"{u.name if u else unit} ({u.level if u else '?'})",
+                      *(_cell(row.get(k)) for k, _ in keys))
     name = hub.config.district.name
-    return Group(Panel(head, title=f"gridcall demo · {name}"), tiers, units, recent,
+    return Group(Panel(head, title=f"gridcall demo · {name}"), tiers, recent, board,
                  f"alerts delivered to their units: {len(district.delivery.delivered)}")
 
 
@@ -130,17 +233,25 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
             Store(options.store_path or ":memory:") as store, \
             sink_for(options, store) as sink:
         start = time.time()
+        clock = ScaledClock(options.clock_speed)
         injections = demo_injections(cfg, start=start, duration=options.duration)
         district = InProcessDistrict(cfg, broker_url=broker_url, store=store, sink=sink,
                                      injections=injections, seed=options.seed,
-                                     drain_timeout=options.drain_timeout)
+                                     drain_timeout=options.drain_timeout, clock=clock,
+                                     tick_interval=0.1, duty_staff=True)
+        log = StepLog(district.hub.desk)
         async with district:
-            await show_live(district, options)
+            await show_live(district, options, clock, log)
         summary = await district.summary()
+        figures, source = unit_figures(log.steps, clock.origin, clock())
     summary |= {
         "duration_s": options.duration,
+        "clock_speed": options.clock_speed,
+        "desk_hours": round(clock.elapsed_s / 3600, 3),
         "broker": options.broker or "embedded",
         "store": options.influx or "embedded",
+        "indicators": figures,
+        "indicators_source": source,
     }
     if options.summary_json:
         options.summary_json.write_text(json.dumps(summary, ensure_ascii=False, indent=2),
@@ -148,10 +259,11 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
     return summary
 
 
-async def show_live(district: InProcessDistrict, options: DemoOptions) -> None:
+async def show_live(district: InProcessDistrict, options: DemoOptions, clock: ScaledClock,
+                    log: StepLog) -> None:
     started = district.started
     last_n, last_t, rate = 0, started, 0.0
-    with Live(view(district, rate, options.duration), refresh_per_second=4,
+    with Live(view(district, rate, options.duration, clock, log), refresh_per_second=4,
               auto_refresh=options.live) as live:
         while time.monotonic() - started < options.duration:
             await asyncio.sleep(0.5)
@@ -159,4 +271,4 @@ async def show_live(district: InProcessDistrict, options: DemoOptions) -> None:
             n = district.hub.ingest.counters.readings_received
             rate = (n - last_n) / max(1e-6, now - last_t)
             last_n, last_t = n, now
-            live.update(view(district, rate, options.duration))
+            live.update(view(district, rate, options.duration, clock, log))

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -31,6 +31,7 @@ from hub.ingest import sink_label
 from hub.service import Hub
 from hub.sinks import ReadingSink
 from hub.store import Store
+from simulators.responders import Responders
 from simulators.streams import Injection
 from simulators.town import SimulatedSource, SimulatedTown
 from wire import Decoder, MalformedMessage, RiskAlert, topics
@@ -101,7 +102,9 @@ class InProcessDistrict:
                  sink: ReadingSink | None = None, injections: tuple[Injection, ...] = (),
                  agents: Sequence[str] | None = None, seed: int = 0,
                  interval_scale: float = 1.0, hub_client_id: str | None = None,
-                 drain_timeout: float = 10.0, connect_timeout: float = 20.0) -> None:
+                 drain_timeout: float = 10.0, connect_timeout: float = 20.0,
+                 clock: Callable[[], int] = time.time_ns, tick_interval: float = 1.0,
+                 duty_staff: bool = False) -> None:
         self.config = config
         self.broker_url = broker_url
         self.store = store
@@ -111,7 +114,11 @@ class InProcessDistrict:
         self.connect_timeout = connect_timeout
         self.hub = Hub(config, sink=self.sink, store=store, broker_url=broker_url,
                        client_id=hub_client_id or f"gridcall-hub-{time.time_ns()}",
-                       drain_timeout=drain_timeout)
+                       drain_timeout=drain_timeout, clock=clock, tick_interval=tick_interval)
+        self.responders = (Responders(self.hub.desk, clock, seed=seed) if duty_staff
+                           else None)
+        """Simulated duty staff answering (or not) the alerts, on the hub's clock."""
+        self._responders_task: asyncio.Task[None] | None = None
         self.sources = {a: RecordingSource(self.town.source(a))
                         for a in (agents or list(config.agents))}
         self.agents = [EdgeAgent(config.agents[a], src, broker_url=broker_url, seed=seed)
@@ -133,6 +140,9 @@ class InProcessDistrict:
         try:
             await self._until(ready, self._listener, "the alert listener")
             self._hub_task = asyncio.create_task(self.hub.run(self._stop_hub))
+            if self.responders is not None:
+                self._responders_task = asyncio.create_task(
+                    self.responders.run(self._stop_hub))
             await self._until(self.hub.subscribed, self._hub_task, "the hub")
         except BaseException:
             await self._abort()
@@ -164,7 +174,7 @@ class InProcessDistrict:
     async def _abort(self) -> None:
         """Undo a start that failed: stop the hub (nothing to drain) and the listener."""
         self._stop_hub.set()
-        for task in (self._hub_task, self._listener):
+        for task in (self._hub_task, self._listener, self._responders_task):
             if task is not None and not task.done():
                 task.cancel()
             if task is not None:
@@ -190,6 +200,8 @@ class InProcessDistrict:
         self._stop_hub.set()
         if self._hub_task is not None:
             await self._hub_task
+        if self._responders_task is not None:
+            await self._responders_task
         for _ in range(40):  # let the last alerts reach the listener
             if set(self.delivery.alerts) >= self.opened_alert_ids:
                 break
@@ -229,6 +241,8 @@ class InProcessDistrict:
             "alerts_opened": c.alerts_opened,
             "alerts_delivered": len(self.delivery.delivered),
             "alerts_by_unit": dict(Counter(c.alerts_by_unit).most_common()),
+            "alerts_by_state": dict(Counter(a.state for a in self.hub.desk.alerts())),
+            "escalations": self.hub.desk.counters.escalations,
             "malformed_messages": self.hub.malformed + self.delivery.malformed,
             "duplicate_batches": self.hub.ingest.counters.duplicate_batches,
             "injected_anomalies": [

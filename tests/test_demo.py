@@ -36,6 +36,23 @@ def test_demo_stores_every_reading_and_alerts_in_several_tiers(tmp_path: Path) -
     assert summary["anomaly_events"] >= len(summary["injected_anomalies"])
 
 
+def test_demo_on_a_fast_clock_escalates_and_reports_every_unit_that_held_an_alert(
+        tmp_path: Path) -> None:
+    summary_file = tmp_path / "s.json"
+    result = CliRunner().invoke(app, ["demo", "--duration", "30", "--clock-speed", "600",
+                                      "--summary-json", str(summary_file)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    assert summary["readings_stored"] == summary["readings_published"] > 0
+    assert summary["desk_hours"] >= 30 * 600 / 3600
+    assert summary["escalations"] > 0
+    assert f"{summary['escalations']} escalations" in result.output
+    held = set(summary["alerts_by_unit"])  # where alerts opened; escalations add more
+    assert held
+    assert held <= set(summary["indicators"])
+    assert all(row["calls"] >= 1 for row in summary["indicators"].values())
+
+
 def test_demo_with_influx_down_ends_and_does_not_claim_the_readings_stored(
     tmp_path: Path,
 ) -> None:
