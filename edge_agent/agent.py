@@ -58,6 +58,7 @@ class AgentCounters:
     readings_sent: int = 0
     batches_sent: int = 0
     events_sent: int = 0
+    events_made: int = 0
     anomaly_starts: int = 0
     connects: int = 0
     publish_failures: int = 0
@@ -148,6 +149,7 @@ class EdgeAgent:
         return verdict
 
     def _queue_event(self, sensor: str, v: Verdict) -> None:
+        self.counters.events_made += 1
         if v.phase == "start":
             self.counters.anomaly_starts += 1
         event = AnomalyEvent(agent=self.id, seq=self._event_seq.next(), sensor=sensor, kind=v.kind,

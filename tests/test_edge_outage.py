@@ -17,9 +17,11 @@ import pytest
 
 from config import ConfigSet
 from edge_agent.agent import EdgeAgent
+from edge_agent.outbox import Priority
 from simulators.steady import SimClock, SteadySource
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
+from tests.servers import unused_tcp_port
 from wire import AgentStatus, AnomalyEvent, ReadingBatch, topics
 
 NOW = 1_790_000_000 * 10**9
@@ -129,3 +131,35 @@ async def test_the_outbox_policy_is_what_agents_yaml_says(
                       state_dir=tmp_path)
     assert (agent.outbox.sync, agent.outbox.max_bytes) == (sync, 2**16)
     assert agent.outbox.path == tmp_path / "edge-dongyuan.outbox.sqlite"
+
+
+async def test_an_agent_offline_past_its_bound_drops_the_oldest_readings_and_reports_it(
+    cfg: ConfigSet, tmp_path: Path
+) -> None:
+    spec = cfg.agents["edge-dongyuan"]
+    spec = dataclasses.replace(spec, settings=spec.settings.model_copy(
+        update={"outbox_max_bytes": 2**16}))
+    clock = SimClock(NOW)
+    source = SteadySource(spec.sensors, clock, total=20_000, breach_every=200)
+    agent = EdgeAgent(spec, source, broker_url=f"mqtt://127.0.0.1:{unused_tcp_port()}",
+                      clock=clock, state_dir=tmp_path)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop, drain_timeout=0.2))  # no broker
+    assert await wait_until(lambda: source.done.is_set() and not agent._pending, 2400)
+    status = msgspec.json.decode(agent.status(), type=AgentStatus)
+    kept = [(r.sensor, r.ts, r.value) for m in agent.outbox.all()
+            if m.priority == Priority.READINGS
+            for r in msgspec.json.decode(m.payload, type=ReadingBatch).readings]
+    stop.set()
+    await running
+
+    dropped = status.dropped["readings_size"]
+    assert dropped > 0
+    assert status.outbox_bytes <= 2**16
+    # every reading taken is either still held or counted as dropped
+    assert status.outbox_readings + dropped == 20_000 == len(source.produced)
+    # the oldest went: what is left is the newest, in order
+    assert kept == [(s.sensor, s.ts, s.value) for s in source.produced[-len(kept):]]
+    # the events were all kept
+    assert status.outbox_events == agent.counters.events_made > 0
+    assert not any(k.startswith("events") for k in status.dropped)
