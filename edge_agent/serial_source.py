@@ -1,0 +1,89 @@
+"""An agent source reading microcontroller frames from a serial port.
+
+The port side is :class:`firmware_bridge.serial_link.SerialLink` (reopens a port that went
+away), the bytes go through :class:`firmware_bridge.frames.FrameReader`; this module maps
+each frame's (device id, channel) to the agent's sensor ids as ``agents.yaml`` says, and
+stamps samples with the agent's clock when the frame arrives (frames carry no time).
+
+:meth:`SerialFrameSource.counters` is what the status message reports: frames, bad frames
+by reason, garbage bytes, port opens / disconnects / reconnects, frames from unknown
+devices or on unmapped channels, and missed / repeated frames by sequence number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+from config.sources import SerialSource
+from edge_agent.sources import Sample
+from firmware_bridge.frames import REASONS, Frame, FrameReader
+from firmware_bridge.serial_link import END, SerialLink
+
+Clock = Callable[[], int]
+_WRAP = 2**32
+
+
+class SerialFrameSource:
+    def __init__(self, settings: SerialSource, *, agent_id: str,
+                 clock: Clock = time.time_ns) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.link = SerialLink(settings.port, baudrate=settings.baudrate,
+                               reconnect_min=settings.reconnect_min.total_seconds(),
+                               reconnect_max=settings.reconnect_max.total_seconds(),
+                               name=f"agent {agent_id} serial")
+        self.reader = FrameReader()
+        self.channels = {(d.id, ch): sensor for d in settings.devices
+                         for ch, sensor in d.channels.items()}
+        self.devices = frozenset(d.id for d in settings.devices)
+        self.stats: Counter[str] = Counter()
+        self._last_seq: dict[int, int] = {}
+
+    def counters(self) -> dict[str, int]:
+        """Flat counters for the agent's status message (always the same keys)."""
+        link, frames = self.link.counts, self.reader.counts
+        out = {"frames": frames["frames"], "garbage_bytes": frames["garbage_bytes"],
+               "bytes": frames["bytes"]}
+        out |= {f"bad_{r}": frames[r] for r in REASONS}
+        out |= {k: link[k] for k in ("opens", "open_failures", "disconnects", "reconnects")}
+        out |= {k: self.stats[k] for k in ("samples", "unknown_device", "unmapped_channel",
+                                           "missed_frames", "duplicate_frames",
+                                           "device_restarts")}
+        return out
+
+    def samples_of(self, frame: Frame, ts: int) -> list[Sample]:
+        """The samples one frame gives (pure apart from the counters)."""
+        if frame.device not in self.devices:
+            self.stats["unknown_device"] += 1
+            return []
+        last = self._last_seq.get(frame.device)
+        self._last_seq[frame.device] = frame.seq
+        if last is not None:
+            step = (frame.seq - last) % _WRAP
+            if step == 0:
+                self.stats["duplicate_frames"] += 1
+                return []
+            if step < _WRAP // 2:
+                self.stats["missed_frames"] += step - 1
+            else:  # went backwards: the device restarted and counts from 0 again
+                self.stats["device_restarts"] += 1
+        out = []
+        for channel, value in frame.values:
+            sensor = self.channels.get((frame.device, channel))
+            if sensor is None:
+                self.stats["unmapped_channel"] += 1
+                continue
+            out.append(Sample(sensor, ts, value))
+        self.stats["samples"] += len(out)
+        return out
+
+    async def samples(self) -> AsyncIterator[Sample]:
+        async for chunk in self.link.chunks():
+            frames = self.reader.flush() if chunk == END else self.reader.feed(chunk)
+            if frames:
+                ts = self.clock()
+                for frame in frames:
+                    for sample in self.samples_of(frame, ts):
+                        yield sample

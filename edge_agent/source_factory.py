@@ -1,0 +1,42 @@
+"""Build the source an agent's config names (serial frames, Modbus RTU, local MQTT).
+
+``simulated`` is not built here: simulators are test and demo material that the runtime
+never imports, so the composition root (gridcall/cli.py, simulators/district.py) supplies
+those itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from config import AgentSpec
+from config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from config.sources import ModbusSource as ModbusSettings
+from config.sources import SerialSource as SerialSettings
+from edge_agent.sources import Source
+
+Clock = Callable[[], int]
+
+
+class NotBuiltHere(ValueError):
+    """The agent's source is ``simulated``: the caller must supply it."""
+
+
+def build_source(spec: AgentSpec, *, clock: Clock = time.time_ns) -> Source:
+    settings = spec.source
+    if isinstance(settings, SerialSettings):
+        from edge_agent.serial_source import SerialFrameSource
+
+        return SerialFrameSource(settings, agent_id=spec.id, clock=clock)
+    if isinstance(settings, ModbusSettings):
+        from edge_agent.modbus_source import ModbusSource
+
+        return ModbusSource(settings, agent_id=spec.id, clock=clock)
+    if isinstance(settings, LocalMqttSettings):
+        from edge_agent.local_mqtt import LocalMqttSource
+
+        return LocalMqttSource(settings, agent_id=spec.id, clock=clock,
+                               sensors={s.id for s in spec.sensors})
+    raise NotBuiltHere(f"agent {spec.id!r}: a {settings.type!r} source is supplied by the "
+                       "caller (simulators are not part of the runtime)")

@@ -1,0 +1,238 @@
+"""Modbus RTU polling through pymodbus, with register maps from config.
+
+The pure part turns registers into numbers and back (:func:`decode`, :func:`encode`) and
+plans requests (:func:`plan`: registers of one slave, table and interval that lie close
+together are read in one request). :class:`ModbusPoller` runs the plan on an
+``AsyncModbusSerialClient`` and yields ``(register, value, ts)``; timeouts, exception
+responses and lost ports are counted by reason (``counts``) and never end the polling.
+
+Why :func:`decode` is ours rather than ``client.convert_from_registers``: pymodbus converts
+with a word order but no byte order inside a register, and field devices need both
+("BADC" floats); struct does the work, we only put the bytes in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import struct
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from pymodbus.client import AsyncModbusSerialClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from config.sources import ModbusSource, Register
+from firmware_bridge.errors import EncodeError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+MAX_REGISTERS = 125
+"""The most registers one read request may ask for (Modbus spec, functions 3 and 4)."""
+MAX_GAP = 8
+"""Read up to this many unused registers to save a request (a request costs ~10 ms at
+9600 baud; 8 unused registers cost 16 bytes, ~17 ms, so about break-even)."""
+
+_FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
+
+
+def _ordered(raw: bytes, reg: Register) -> bytes:
+    """Big-endian bytes of the value from the registers' bytes as they came off the wire."""
+    words = [raw[i:i + 2] for i in range(0, len(raw), 2)]
+    if reg.byte_order == "little":
+        words = [w[::-1] for w in words]
+    if reg.word_order == "little":
+        words.reverse()
+    return b"".join(words)
+
+
+def decode(registers: Sequence[int], reg: Register) -> float:
+    """The reading the registers hold: raw value (by type and order) × scale + offset."""
+    raw = struct.pack(f">{len(registers)}H", *registers)
+    (value,) = struct.unpack(_FORMATS[reg.type], _ordered(raw, reg))
+    return float(value) * reg.scale + reg.offset
+
+
+def encode(value: float, reg: Register) -> list[int]:
+    """The registers a device would hold for this reading (the simulator's side)."""
+    raw_value: float | int = (value - reg.offset) / reg.scale
+    if reg.type != "float32":
+        raw_value = round(raw_value)
+    try:
+        big = struct.pack(_FORMATS[reg.type], raw_value)
+    except (struct.error, OverflowError) as exc:
+        raise EncodeError(f"{value} does not fit {reg.type} for {reg.sensor}") from exc
+    wire = _ordered(big, reg)  # the reordering is its own inverse
+    return list(struct.unpack(f">{len(wire) // 2}H", wire))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One read request: consecutive registers of one slave and table, and which of the
+    configured registers they hold."""
+
+    slave: int
+    table: str
+    address: int
+    count: int
+    interval: float
+    registers: tuple[Register, ...]
+
+
+def plan(registers: Sequence[Register], *, max_gap: int = MAX_GAP) -> list[Block]:
+    """Requests that read every register: neighbours of one slave, table and interval are
+    merged while the gap between them is at most ``max_gap`` and the request stays within
+    :data:`MAX_REGISTERS`."""
+    groups: dict[tuple[int, str, float], list[Register]] = {}
+    for reg in registers:
+        key = (reg.slave, reg.table, reg.interval.total_seconds())
+        groups.setdefault(key, []).append(reg)
+    blocks: list[Block] = []
+    for (slave, table, interval), regs in sorted(groups.items()):
+        current: list[Register] = []
+        for reg in sorted(regs, key=lambda r: r.address):
+            if current:
+                start, end = current[0].address, max(r.last_address for r in current)
+                if (reg.address - end - 1 > max_gap
+                        or reg.last_address - start + 1 > MAX_REGISTERS):
+                    blocks.append(_block(slave, table, interval, current))
+                    current = []
+            current.append(reg)
+        if current:
+            blocks.append(_block(slave, table, interval, current))
+    return blocks
+
+
+def _block(slave: int, table: str, interval: float, regs: list[Register]) -> Block:
+    start = regs[0].address
+    end = max(r.last_address for r in regs)
+    return Block(slave, table, start, end - start + 1, interval, tuple(regs))
+
+
+class ModbusPoller:
+    """Poll a register map forever; ``readings()`` yields (register, value, ts)."""
+
+    def __init__(self, settings: ModbusSource, *, clock: Clock = time.time_ns,
+                 name: str = "") -> None:
+        self.settings = settings
+        self.clock = clock
+        self.name = name or settings.port
+        self.blocks = plan(settings.registers)
+        self.counts: Counter[str] = Counter()
+        self.connected = asyncio.Event()
+
+    def _client(self) -> AsyncModbusSerialClient:
+        s = self.settings
+        return AsyncModbusSerialClient(
+            s.port, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
+            stopbits=s.stopbits, timeout=s.timeout.total_seconds(), retries=0,
+            reconnect_delay=0,  # we reconnect ourselves, with our own backoff and counters
+            name=f"gridcall-{self.name}")
+
+    async def readings(self) -> AsyncIterator[tuple[Register, float, int]]:
+        delay, cap = 0.1, self.settings.reconnect_max.total_seconds()
+        ever = False
+        while True:
+            client = self._client()
+            try:
+                ok = await client.connect()
+            except (ModbusException, OSError) as exc:
+                log.debug("%s: connect failed: %s", self.name, exc)
+                ok = False
+            if not ok:
+                client.close()
+                self.counts["open_failures"] += 1
+                if self.counts["open_failures"] == 1:
+                    log.warning("%s: cannot open %s; retrying with backoff up to %.0fs",
+                                self.name, self.settings.port, cap)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, cap)
+                continue
+            self.counts["opens"] += 1
+            if ever:
+                self.counts["reconnects"] += 1
+                log.warning("%s: %s is back", self.name, self.settings.port)
+            ever, delay = True, 0.1
+            self.connected.set()
+            try:
+                async for item in self._poll(client):
+                    yield item
+            except (ConnectionException, OSError) as exc:
+                self.counts["disconnects"] += 1
+                log.warning("%s: lost %s (%s); reopening", self.name, self.settings.port, exc)
+            finally:
+                self.connected.clear()
+                client.close()
+
+    async def _poll(self, client: AsyncModbusSerialClient
+                    ) -> AsyncIterator[tuple[Register, float, int]]:
+        loop = asyncio.get_running_loop()
+        due = [loop.time()] * len(self.blocks)
+        while True:
+            i = min(range(len(due)), key=due.__getitem__)
+            wait = due[i] - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            block = self.blocks[i]
+            due[i] = max(due[i] + block.interval, loop.time())
+            if not client.connected:
+                raise ConnectionException("the port closed")
+            read = (client.read_holding_registers if block.table == "holding"
+                    else client.read_input_registers)
+            self.counts["requests"] += 1
+            try:
+                response = await read(block.address, count=block.count, device_id=block.slave)
+            except ConnectionException:
+                raise
+            except ModbusException as exc:
+                # pymodbus raises ModbusIOException when no (valid) answer came in time
+                reason = "timeout" if isinstance(exc, ModbusIOException) else (
+                    type(exc).__name__)
+                self.counts[reason] += 1
+                self._log_once(reason, block, str(exc))
+                continue
+            if response.isError():
+                code = int(getattr(response, "exception_code", 0))
+                reason = f"exception_{_EXCEPTIONS.get(code, code)}"
+                self.counts[reason] += 1
+                self._log_once(reason, block, str(response))
+                if code == ILLEGAL_ADDRESS and len(block.registers) > 1:
+                    # a merged request spans an address the device does not have: read
+                    # its registers one by one from now on, so the others still arrive
+                    self.counts["split_requests"] += 1
+                    singles = [_block(block.slave, block.table, block.interval, [r])
+                               for r in block.registers]
+                    self.blocks[i:i + 1] = singles
+                    due[i:i + 1] = [loop.time()] * len(singles)
+                continue
+            registers = list(getattr(response, "registers", []))
+            if len(registers) != block.count:
+                self.counts["short_answer"] += 1
+                continue
+            ts = self.clock()
+            self.counts["responses"] += 1
+            for reg in block.registers:
+                offset = reg.address - block.address
+                value = decode(registers[offset:offset + reg.width], reg)
+                if not math.isfinite(value):
+                    self.counts["non_finite"] += 1
+                    continue
+                yield reg, value, ts
+
+    def _log_once(self, reason: str, block: Block, detail: str) -> None:
+        if self.counts[reason] == 1:
+            log.warning("%s: slave %d %s %d+%d: %s (%s); counted as %r from now on",
+                        self.name, block.slave, block.table, block.address, block.count,
+                        reason, detail, reason)
+
+
+ILLEGAL_ADDRESS = 2
+_EXCEPTIONS = {1: "illegal_function", 2: "illegal_address", 3: "illegal_value",
+               4: "device_failure", 5: "acknowledge", 6: "device_busy",
+               10: "gateway_path_unavailable", 11: "gateway_no_response"}
+"""Modbus exception codes by name (Modbus Application Protocol v1.1b3, section 7)."""

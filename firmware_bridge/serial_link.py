@@ -1,0 +1,100 @@
+"""Bytes from a serial port that may disappear and come back (USB unplug), for asyncio.
+
+:class:`SerialLink` opens the port by path with pyserial and reads it from the event loop
+(``loop.add_reader`` on the port's file descriptor: no thread, POSIX only, which is what
+the Raspberry Pi runs). When the port fails or vanishes it closes it, says so once in the
+log, and tries to open the same path again with doubling backoff and jitter, forever;
+``counts`` has opens, open failures, disconnects and reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import serial
+
+log = logging.getLogger(__name__)
+
+END = b""
+"""Yielded by :meth:`SerialLink.chunks` when the port went away: what is pending is lost."""
+
+
+class SerialLink:
+    def __init__(self, port: str, *, baudrate: int = 115_200, reconnect_min: float = 0.1,
+                 reconnect_max: float = 5.0, name: str = "") -> None:
+        self.port = port
+        self.baudrate = baudrate
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.name = name or port
+        self.counts: Counter[str] = Counter()
+        self.connected = asyncio.Event()
+        """Set while the port is open: tests and ``gridcall edge check`` wait on it."""
+        self.last_error = ""
+
+    def _open(self) -> serial.Serial:
+        return serial.Serial(self.port, self.baudrate, timeout=0)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Chunks as they arrive; ``END`` (empty) each time the port is lost."""
+        loop = asyncio.get_running_loop()
+        delay = self.reconnect_min
+        ever_open = False
+        while True:
+            try:
+                port = self._open()
+            except (serial.SerialException, OSError, ValueError) as exc:
+                self.counts["open_failures"] += 1
+                if self.counts["open_failures"] == 1 or self.connected.is_set():
+                    log.warning("%s: cannot open %s (%s); retrying with backoff up to %.0fs",
+                                self.name, self.port, exc, self.reconnect_max)
+                self.last_error = str(exc)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.reconnect_max)
+                continue
+            self.counts["opens"] += 1
+            if ever_open:
+                self.counts["reconnects"] += 1
+                log.warning("%s: %s is back", self.name, self.port)
+            ever_open = True
+            delay = self.reconnect_min
+            self.connected.set()
+            try:
+                async for chunk in self._read(loop, port):
+                    yield chunk
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    port.close()
+            self.counts["disconnects"] += 1
+            log.warning("%s: lost %s (%s); reopening", self.name, self.port, self.last_error)
+            yield END
+
+    async def _read(self, loop: asyncio.AbstractEventLoop, port: serial.Serial
+                    ) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        fd = port.fileno()
+
+        def readable() -> None:
+            try:
+                data = port.read(port.in_waiting or 1)
+            except (serial.SerialException, OSError) as exc:
+                self.last_error = str(exc)
+                loop.remove_reader(fd)
+                queue.put_nowait(None)
+                return
+            if data:
+                queue.put_nowait(data)
+
+        loop.add_reader(fd, readable)
+        try:
+            while (data := await queue.get()) is not None:
+                self.counts["bytes"] += len(data)
+                yield data
+        finally:
+            loop.remove_reader(fd)

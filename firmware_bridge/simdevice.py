@@ -1,0 +1,201 @@
+"""Simulated field devices on pseudo-terminals, for tests, the bench and commissioning.
+
+    python -m firmware_bridge.simdevice                      # the sample's serial agent
+    python -m firmware_bridge.simdevice --link /tmp/gridcall-tty0 --agent edge-dongyuan \\
+        --interval 1 --garbage 0.2
+    python -m firmware_bridge.simdevice --modbus             # the sample's Modbus agent
+
+Serial mode: a pty at ``--link`` (a symlink, like ``/dev/serial/by-id/...``) on which every
+device of the agent's serial map sends one frame per ``--interval`` with its channels'
+values from the simulators' streams; ``--garbage P`` puts line noise or a cut-off frame
+before a frame with probability P. Modbus mode: pymodbus's own serial server on one end of
+a null modem, the other end at ``--link``, with every slave of the agent's register map;
+a register read returns the stream's value at that moment, encoded as the map says.
+
+It stays up until SIGINT/SIGTERM and then removes its link. :class:`FirmwareSim` (frames for
+a serial map) is the reusable part; the streams come from :mod:`simulators.streams`, which
+only this entry point imports (the runtime modules of firmware_bridge never do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from config.sources import ModbusSource, Register, SerialDevice, SerialSource
+from firmware_bridge.frames import MAX_CHANNELS, Frame, encode
+from firmware_bridge.pty import NullModem, PtyPort
+
+if TYPE_CHECKING:
+    from pymodbus.simulator import SimDevice
+
+ValueAt = Callable[[str, float], float | None]
+"""The value of a sensor at a POSIX time (None: the sensor has none)."""
+
+
+class FirmwareSim:
+    """The frames the devices of a serial map send: one per device per call of
+    :meth:`burst` (more if a device has over 32 channels), sequence numbers counting up."""
+
+    def __init__(self, devices: Sequence[SerialDevice], value_at: ValueAt, *,
+                 garbage: float = 0.0, seed: int = 0) -> None:
+        self.devices = tuple(devices)
+        self.value_at = value_at
+        self.garbage = garbage
+        self.rng = random.Random(seed)
+        self.seq = {d.id: 0 for d in self.devices}
+        self.noise_bursts = 0
+
+    def frames(self, t: float) -> list[Frame]:
+        out = []
+        for device in self.devices:
+            items = sorted(device.channels.items())
+            for i in range(0, len(items), MAX_CHANNELS):
+                values = tuple((ch, self.value_at(sensor, t))
+                               for ch, sensor in items[i:i + MAX_CHANNELS])
+                out.append(Frame(device.id, self.seq[device.id], values))
+                self.seq[device.id] = (self.seq[device.id] + 1) % 2**32
+        return out
+
+    def burst(self, t: float) -> bytes:
+        parts = []
+        for frame in self.frames(t):
+            if self.garbage and self.rng.random() < self.garbage:
+                self.noise_bursts += 1
+                if self.rng.random() < 0.5:
+                    parts.append(self.rng.randbytes(self.rng.randint(1, 24)))
+                else:  # a frame cut short, as by a brown-out mid-transmission
+                    data = encode(Frame(frame.device, 0, frame.values))
+                    parts.append(data[:self.rng.randint(1, len(data) - 1)])
+            parts.append(encode(frame))
+        return b"".join(parts)
+
+
+def modbus_devices(settings: ModbusSource, value_at: ValueAt) -> list[SimDevice]:
+    """pymodbus SimDevices serving the register map; each read fills the registers asked
+    for from the streams at that moment."""
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    from firmware_bridge.modbus import encode as encode_registers
+
+    by_slave: dict[int, list[Register]] = {}
+    for reg in settings.registers:
+        by_slave.setdefault(reg.slave, []).append(reg)
+    devices: list[SimDevice] = []
+    for slave, regs in sorted(by_slave.items()):
+        size = max(r.last_address for r in regs) + 1
+
+        async def fill(function_code: int, start: int, address: int, count: int,
+                       current: list[int], set_values: object,
+                       regs: list[Register] = regs) -> None:
+            table = "holding" if function_code == 3 else "input"
+            now = time.time()
+            for reg in regs:
+                if reg.table != table or not address <= reg.address < address + count:
+                    continue
+                value = value_at(reg.sensor, now)
+                words = encode_registers(0.0 if value is None else value, reg)
+                current[reg.address - start:reg.address - start + len(words)] = words
+
+        blocks = ([SimData(0, datatype=DataType.BITS)], [SimData(0, datatype=DataType.BITS)],
+                  [SimData(0, count=size, datatype=DataType.REGISTERS)],
+                  [SimData(0, count=size, datatype=DataType.REGISTERS)])
+        devices.append(SimDevice(id=slave, simdata=blocks, action=fill))
+    return devices
+
+
+def _streams(config_dir: Path, agent: str | None, kind: str, seed: int
+             ) -> tuple[str, SerialSource | ModbusSource, ValueAt]:
+    from config import load_config
+    from simulators.streams import SensorStream
+
+    cfg = load_config(config_dir)
+    wanted = SerialSource if kind == "serial" else ModbusSource
+    spec = cfg.agents[agent] if agent else next(
+        (a for a in cfg.agents.values() if isinstance(a.source, wanted)), None)
+    if spec is None or not isinstance(spec.source, wanted):
+        sys.exit(f"simdevice: no {kind} agent {agent or ''} in {config_dir}")
+    streams = {s.id: SensorStream(s.id, s.kind, seed=seed) for s in spec.sensors}
+
+    def value_at(sensor: str, t: float) -> float | None:
+        return streams[sensor].value(t)
+
+    return spec.id, spec.source, value_at
+
+
+async def _run_serial(link: Path, settings: SerialSource, value_at: ValueAt,
+                      interval: float, garbage: float, seed: int,
+                      stop: asyncio.Event) -> None:
+    sim = FirmwareSim(settings.devices, value_at, garbage=garbage, seed=seed)
+    with PtyPort(link) as port:
+        print(f"simdevice: serial, {len(settings.devices)} devices at {link}", flush=True)
+        while not stop.is_set():
+            port.write(sim.burst(time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
+async def _run_modbus(link: Path, settings: ModbusSource, value_at: ValueAt,
+                      stop: asyncio.Event) -> None:
+    from pymodbus import FramerType
+    from pymodbus.server import ModbusSerialServer
+
+    device_end = link.with_name(f".{link.name}.device")
+    with NullModem(link, device_end):
+        server = ModbusSerialServer(modbus_devices(settings, value_at), framer=FramerType.RTU,
+                                    port=str(device_end), baudrate=settings.baudrate,
+                                    ignore_missing_devices=True)
+        task = asyncio.create_task(server.serve_forever())
+        slaves = sorted({r.slave for r in settings.registers})
+        print(f"simdevice: modbus, slaves {slaves} at {link}", flush=True)
+        await stop.wait()
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from config import SAMPLE_DISTRICT
+
+    parser = argparse.ArgumentParser(prog="python -m firmware_bridge.simdevice",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("--link", type=Path, help="where the device appears (default: the "
+                        "port the agent's config names)")
+    parser.add_argument("--config", type=Path, default=SAMPLE_DISTRICT)
+    parser.add_argument("--agent", help="agent id (default: the first of the mode's kind)")
+    parser.add_argument("--modbus", action="store_true", help="a Modbus RTU line instead")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
+    parser.add_argument("--garbage", type=float, default=0.0,
+                        help="probability of noise before a frame (0..1)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    kind = "modbus" if args.modbus else "serial"
+    agent, settings, value_at = _streams(args.config, args.agent, kind, args.seed)
+    link = args.link or Path(settings.port)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if isinstance(settings, SerialSource):
+            await _run_serial(link, settings, value_at, args.interval, args.garbage,
+                              args.seed, stop)
+        else:
+            await _run_modbus(link, settings, value_at, stop)
+
+    print(f"simdevice: agent {agent}", flush=True)
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

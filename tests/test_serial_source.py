@@ -1,0 +1,118 @@
+"""A serial source on a real pseudo-terminal: frames become samples of the mapped sensors,
+noise and cut-off frames are counted and skipped, and a device that is unplugged and
+plugged back in is read again without restarting anything."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from config.sources import SerialSource
+from edge_agent.serial_source import SerialFrameSource
+from edge_agent.sources import Sample
+from firmware_bridge.frames import Frame, encode
+from firmware_bridge.pty import PtyPort
+from tests.polling import wait_until
+
+
+def settings(port: Path) -> SerialSource:
+    return SerialSource.model_validate({
+        "type": "serial", "port": str(port), "reconnect_min": "0.02s", "reconnect_max": "0.2s",
+        "devices": [{"id": 5, "channels": {0: "flow", 1: "level"}},
+                    {"id": 6, "channels": {0: "gas"}}]})
+
+
+class Running:
+    """A source being read in a task, its samples collected."""
+
+    def __init__(self, source: SerialFrameSource) -> None:
+        self.source = source
+        self.got: list[Sample] = []
+        self.task = asyncio.create_task(self._consume())
+
+    async def _consume(self) -> None:
+        async for sample in self.source.samples():
+            self.got.append(sample)
+
+    def values(self) -> list[tuple[str, float | None]]:
+        return [(s.sensor, s.value) for s in self.got]
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[tuple[PtyPort, Running]]:
+    port = PtyPort(tmp_path / "ttyGC0")
+    port.plug()
+    run = Running(SerialFrameSource(settings(port.link), agent_id="edge-test",
+                                    clock=lambda: 42))
+    try:
+        assert await wait_until(run.source.link.connected.is_set)
+        yield port, run
+    finally:
+        run.task.cancel()
+        await asyncio.gather(run.task, return_exceptions=True)
+        port.unplug()
+
+
+async def test_frames_become_samples_of_the_mapped_sensors(
+        running: tuple[PtyPort, Running]) -> None:
+    port, run = running
+    port.write(encode(Frame(5, 0, ((0, 1.5), (1, None)))) + encode(Frame(6, 0, ((0, 12.0),))))
+    assert await wait_until(lambda: len(run.got) == 3)
+    assert run.got == [Sample("flow", 42, 1.5), Sample("level", 42, None),
+                       Sample("gas", 42, 12.0)]
+    assert run.source.counters()["frames"] == 2
+
+
+async def test_noise_and_a_cut_off_frame_are_counted_and_the_next_frame_is_read(
+        running: tuple[PtyPort, Running]) -> None:
+    port, run = running
+    port.write(b"\x00\xffboot ok\r\n" + encode(Frame(5, 0, ((0, 1.0),)))[:8])
+    port.write(encode(Frame(5, 1, ((0, 2.0),))))
+    assert await wait_until(lambda: len(run.got) == 1)
+    assert run.values() == [("flow", 2.0)]
+    c = run.source.counters()
+    assert c["bad_truncated"] == 1
+    assert c["garbage_bytes"] == 11 + 8
+
+
+async def test_unknown_devices_unmapped_channels_and_sequence_gaps_are_counted(
+        running: tuple[PtyPort, Running]) -> None:
+    port, run = running
+    port.write(b"".join(encode(f) for f in (
+        Frame(9, 0, ((0, 1.0),)),                # a device the config does not know
+        Frame(5, 10, ((0, 1.0), (7, 3.0))),      # channel 7 is not mapped
+        Frame(5, 10, ((0, 1.0),)),               # the same frame again
+        Frame(5, 13, ((0, 4.0),)),               # 11 and 12 never arrived
+        Frame(5, 0, ((0, 5.0),)),                # the device restarted
+    )))
+    assert await wait_until(lambda: len(run.got) == 3)
+    assert run.values() == [("flow", 1.0), ("flow", 4.0), ("flow", 5.0)]
+    c = run.source.counters()
+    assert (c["unknown_device"], c["unmapped_channel"], c["duplicate_frames"],
+            c["missed_frames"], c["device_restarts"]) == (1, 1, 1, 2, 1)
+
+
+async def test_a_device_unplugged_and_plugged_back_is_read_again_without_a_restart(
+        running: tuple[PtyPort, Running]) -> None:
+    port, run = running
+    port.write(encode(Frame(5, 0, ((0, 1.0),))))
+    assert await wait_until(lambda: len(run.got) == 1)
+    port.write(encode(Frame(5, 1, ((0, 2.0),)))[:9])  # the cable comes out mid-frame
+    assert await wait_until(lambda: run.source.reader.pending == 9)
+    port.unplug()
+    assert await wait_until(lambda: run.source.counters()["disconnects"] == 1)
+    assert not port.link.exists()
+    # the path is gone for a while: the source keeps trying, with backoff
+    assert await wait_until(lambda: run.source.counters()["open_failures"] >= 2)
+    port.plug()
+    assert await wait_until(lambda: run.source.counters()["reconnects"] == 1)
+    port.write(encode(Frame(5, 2, ((0, 3.0),))))
+    assert await wait_until(lambda: len(run.got) == 2)
+    assert run.values() == [("flow", 1.0), ("flow", 3.0)]
+    c = run.source.counters()
+    assert c["bad_truncated"] == 1  # the half frame, counted when the port went away
+    assert c["missed_frames"] == 1  # and its sequence number never arrived
+    assert not run.task.done()
