@@ -64,6 +64,7 @@ class AgentCounters:
     publish_failures: int = 0
     credentials_refused: int = 0
     checkpoints_saved: int = 0
+    checkpoint_failures: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
 
@@ -120,10 +121,18 @@ class EdgeAgent:
                 log.info("agent %s: sensor %s starts fresh: %s", self.id, sid, why)
 
     def save_checkpoint(self) -> int:
-        """Write the detector checkpoint now (no-op without a state folder); its size."""
+        """Write the detector checkpoint now; its size (0 without a state folder, or when
+        it could not be written: logged and counted, never raised)."""
         if self.checkpoint_path is None:
             return 0
-        size = checkpoint.save(self.checkpoint_path, self.id, self.watches, self.clock())
+        try:
+            size = checkpoint.save(self.checkpoint_path, self.id, self.watches, self.clock())
+        except OSError as exc:  # a full or read-only disk must not stop the agent
+            self.counters.checkpoint_failures += 1
+            log.warning("agent %s: cannot write checkpoint %s (%s); detectors keep running, "
+                        "a restart would start them from the previous checkpoint", self.id,
+                        self.checkpoint_path, exc)
+            return 0
         self.counters.checkpoints_saved += 1
         return size
 

@@ -172,3 +172,14 @@ async def test_a_clean_stop_saves_a_checkpoint(cfg: ConfigSet, tmp_path: Path) -
     await agent.run(stop, drain_timeout=0.1)
     assert agent.counters.checkpoints_saved == 1
     assert (tmp_path / f"{AGENT}.checkpoint").exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_logged_and_counted_not_raised(
+    cfg: ConfigSet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = agent_at(cfg, tmp_path, SimClock(NOW))
+    (tmp_path / f"{AGENT}.checkpoint").mkdir()  # something in the way of the rename
+    with caplog.at_level(logging.WARNING):
+        assert agent.save_checkpoint() == 0
+    assert agent.counters.checkpoint_failures == 1
+    assert f"cannot write checkpoint {tmp_path / f'{AGENT}.checkpoint'}" in caplog.text
