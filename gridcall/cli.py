@@ -288,24 +288,19 @@ def edge_run(
         raise typer.Exit(2)
     from config.local_mqtt import LocalMqttSource as LocalMqttSettings
 
-    if spec.source.type not in ("simulated", "mqtt"):
-        err.print(f"[red]agent {agent!r}: source {spec.source.type!r} is not available in this "
-                  "version; 'simulated' and 'mqtt' are[/]")
-        raise typer.Exit(2)
     local = spec.source.broker.unset_env() if isinstance(spec.source, LocalMqttSettings) else []
     _require_env(config_dir / "agents.yaml",
                  [f"agents[{agent}].settings.broker.{m}" for m in spec.settings.broker.unset_env()]
                  + [f"agents[{agent}].source.broker.{m}" for m in local])
     source: Source
-    if isinstance(spec.source, LocalMqttSettings):
-        from edge_agent.local_mqtt import LocalMqttSource
-
-        source = LocalMqttSource(spec.source, agent_id=agent,
-                                 sensors={s.id for s in spec.sensors})
-    else:
+    if spec.source.type == "simulated":
         from simulators.town import SimulatedTown
 
         source = SimulatedTown(cfg).source(agent)
+    else:  # serial, modbus, mqtt
+        from edge_agent.source_factory import build_source
+
+        source = build_source(spec)
 
     from edge_agent.outbox import OutboxError
     from edge_agent.sequence import SequenceStateError
