@@ -219,6 +219,12 @@ def hub_run(
                                                  "rest is reported as not written. Keep it "
                                                  "under your supervisor's stop timeout.",
                                                  min=0)] = 10.0,
+    api: Annotated[str, typer.Option(help="Serve the HTTP API on host:port (e.g. "
+                                     "127.0.0.1:8470; put a TLS proxy in front), or 'off'.")
+                   ] = "off",
+    tokens: Annotated[Path | None, typer.Option(help="API tokens file; default: "
+                                                "api-tokens.json beside hub.store_path.")
+                      ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Ingest readings and turn anomaly events into routed alerts until Ctrl-C.
@@ -244,6 +250,14 @@ def hub_run(
             err.print(f"[red]✗ --broker: {escape(str(exc))}[/]", highlight=False,
                       soft_wrap=True)
             raise typer.Exit(2) from None
+    from gridcall.cli_api import hub_services, tokens_path
+    from hub.api_server import ApiBindError, parse_address
+
+    try:
+        api_address = parse_address(api)
+    except ValueError as exc:
+        err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     hubs: list[Hub] = []
 
     async def main(stop: asyncio.Event) -> None:
@@ -253,9 +267,16 @@ def hub_run(
             hubs.append(hub)
             out.print(f"hub {hub.client_id}: {hub.address} → "
                       f"{cfg.hub.influx.url if cfg.hub.influx else cfg.hub.store_path}")
-            await hub.run(stop)
+            async with hub_services(hub, sink, stop, api=api_address,
+                                    tokens=tokens or tokens_path(cfg), say=out.print):
+                await hub.run(stop)
 
-    _until_signal(main)
+    try:
+        _until_signal(main)
+    except ApiBindError as exc:
+        err.print(f"[red]✗ {escape(str(exc))}; use --api HOST:PORT or --api off[/]",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     for hub in hubs:
         c = hub.ingest.counters
         if hub.unwritten:
@@ -324,6 +345,10 @@ edge_app.command("check")(edge_check)
 from gridcall.cli_report import hub_report  # noqa: E402  (its own module; registered here)
 
 hub_app.command("report")(hub_report)
+
+from gridcall.cli_api import token_app  # noqa: E402  (its own module; registered here)
+
+hub_app.add_typer(token_app, name="token")
 
 
 def main() -> None:  # pragma: no cover - console entry

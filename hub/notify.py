@@ -40,6 +40,7 @@ from config.notify import (
     WebhookChannel,
     secret,
 )
+from hub.desk import Change
 from wire import RiskAlert
 
 log = logging.getLogger(__name__)
@@ -287,3 +288,19 @@ class Notifier:
             log.error("notify: %d deliveries not done within %.1fs of stopping; dropped",
                       len(left), within)
         return len(left)
+
+
+NOTIFIED_ACTIONS = frozenset({"open", "escalate", "reopen", "dispatch"})
+"""The steps people must hear of: a new call, a call passed up (both levels hear of it),
+a call back, departments sent. Evidence and the units' own answers are not pushed."""
+
+
+def desk_hook(notifier: Notifier) -> Callable[[Change], Awaitable[None]]:
+    """A :meth:`hub.desk.Desk.add_hook` hook that queues the notifications of a step."""
+
+    async def hook(change: Change) -> None:
+        t = change.transition
+        if t.action in NOTIFIED_ACTIONS:
+            notifier.notify(change.alert.alert, change.units,
+                            note=" · ".join(x for x in (t.reason, t.note) if x))
+    return hook

@@ -273,3 +273,35 @@ units:
     - {type: email, to: [duty@example.org]}
 """))
     assert "units ['dasha'] have e-mail channels but there is no 'smtp' section" in text
+
+
+async def test_the_desk_hook_notifies_new_calls_and_both_levels_of_an_escalation(
+        cfg: ConfigSet, receiver: Receiver, tmp_path: Path) -> None:
+    from hub.desk import Desk
+    from hub.ledger import Ledger
+    from hub.notify import desk_hook
+    from hub.store import Store
+
+    sensor = cfg.sensors["dongyuan-g1-pm25-1"]  # minor pm25: tier C, the community
+    community, town = sensor.path[2], sensor.path[1]
+    hook = {"type": "webhook", "url": receiver.url}
+    notify = settings({community: [hook], town: [{**hook, "headers": {"X-Unit": town}}]})
+    t0 = 1_800_000_000 * 10**9
+    async with Store(tmp_path / "hub.sqlite") as store, Notifier(notify) as notifier:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        desk.add_hook(desk_hook(notifier))
+        event = AnomalyEvent(agent=sensor.agent, seq=1, sensor=sensor.id, kind="out_of_limits",
+                             severity="minor", score=0.6, value=200.0, ts=t0)
+        opened = (await desk.on_event(event, t0)).alert
+        assert opened is not None
+        assert await wait_until(lambda: notifier.counters.sent == 1)
+        await desk.act(opened.alert_id, "acknowledge", community, now=t0 + 10**9)
+        await desk.act(opened.alert_id, "escalate", community, now=t0 + 2 * 10**9,
+                       reason="needs the town's pump truck")
+        assert await wait_until(lambda: notifier.counters.sent == 3)
+    alerts = [msgspec.json.decode(p["message"], type=RiskAlert) for _, p in receiver.got]
+    assert sorted((a.last_action, a.unit) for a in alerts) == [
+        ("escalate", town), ("escalate", town), ("open", community)]
+    # the escalation went to the community's channel and to the town's
+    assert len([h for h, _ in receiver.got if h.get("X-Unit") == town]) == 1

@@ -1,0 +1,147 @@
+"""``gridcall hub token issue|list|revoke``: the API's bearer tokens, one or more per unit.
+
+Registered on the ``hub`` sub-app by :mod:`gridcall.cli`. Tokens are printed once and
+stored only as SHA-256 hashes (:mod:`hub.tokens`); the file defaults to
+``api-tokens.json`` beside the hub's store (``hub.store_path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from config import SAMPLE_DISTRICT, ConfigSet
+
+if TYPE_CHECKING:
+    from hub.api_server import ApiServer
+    from hub.service import Hub
+
+token_app = typer.Typer(help="Bearer tokens for the hub's HTTP API (one or more per unit).",
+                        no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+ConfigDir = Annotated[Path, typer.Option("--config", "-c", help="Config set folder.")]
+TokensPath = Annotated[Path | None, typer.Option("--tokens", help="The tokens file; default: "
+                                                 "api-tokens.json beside hub.store_path.")]
+
+
+def tokens_path(cfg: ConfigSet) -> Path:
+    """Where the hub keeps its API tokens unless told otherwise."""
+    return Path(cfg.hub.store_path).parent / "api-tokens.json"
+
+
+def _config(config_dir: Path) -> ConfigSet:
+    from gridcall.cli import _load
+
+    return _load(config_dir)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]✗ {escape(message)}[/]", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@token_app.command("issue")
+def token_issue(
+    unit: Annotated[str, typer.Argument(help="Unit id (grid, community, town or district).")],
+    label: Annotated[str, typer.Option(help="What the token is for (shown by list).")] = "",
+    config_dir: ConfigDir = SAMPLE_DISTRICT,
+    tokens: TokensPath = None,
+) -> None:
+    """Make a token for UNIT and print it once: it is stored only as a hash."""
+    from hub.tokens import TokenFileError, issue
+
+    cfg = _config(config_dir)
+    path = tokens or tokens_path(cfg)
+    try:
+        token = issue(path, unit, known_units=cfg.units, label=label)
+    except ValueError as exc:
+        raise _fail(str(exc), 1 if isinstance(exc, TokenFileError) else 2) from None
+    err.print(f"token for {cfg.units[unit].level} {escape(unit)} written (hashed) to "
+              f"{escape(str(path))}; it is shown only now:", highlight=False)
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(config_dir: ConfigDir = SAMPLE_DISTRICT, tokens: TokensPath = None) -> None:
+    """Which units have tokens, issued when, for what (never the tokens)."""
+    from hub.tokens import TokenFileError, read_entries
+
+    path = tokens or tokens_path(_config(config_dir))
+    try:
+        entries = read_entries(path)
+    except TokenFileError as exc:
+        raise _fail(str(exc), 1) from None
+    table = Table(title=f"API tokens in {path}")
+    for column in ("unit", "issued at", "label", "hash (first 12)"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(escape(e.unit), e.issued_at, escape(e.label), e.sha256[:12])
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    unit: Annotated[str, typer.Argument(help="Unit id whose tokens to remove.")],
+    config_dir: ConfigDir = SAMPLE_DISTRICT,
+    tokens: TokensPath = None,
+) -> None:
+    """Remove every token of UNIT; a running hub refuses them at the next request."""
+    from hub.tokens import TokenFileError, revoke
+
+    path = tokens or tokens_path(_config(config_dir))
+    try:
+        gone = revoke(path, unit)
+    except TokenFileError as exc:
+        raise _fail(str(exc), 1) from None
+    out.print(f"{gone} token(s) of {escape(unit)} revoked in {escape(str(path))}")
+
+
+SUGGESTED_API = "127.0.0.1:8470"
+"""``hub run`` serves the API only when asked (``--api HOST:PORT``): a listening socket is
+the operator's decision (which interface, behind which TLS proxy), and two hubs or test
+runs on one machine must not fight over a default port."""
+
+
+@contextlib.asynccontextmanager
+async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
+                       api: tuple[str, int] | None, tokens: Path,
+                       say: Callable[[str], None]) -> AsyncIterator[ApiServer | None]:
+    """What runs beside the hub's MQTT loop: the notifier (notify.yaml) as a desk hook,
+    the indicator writer when readings go to InfluxDB, and the HTTP API."""
+    from hub.api import create_app
+    from hub.api_server import ApiServer
+    from hub.indicator_writer import run_indicator_writer
+    from hub.notify import Notifier, desk_hook
+    from hub.tokens import TokenFile
+
+    async with contextlib.AsyncExitStack() as stack:
+        notifier = await stack.enter_async_context(Notifier(hub.config.notify))
+        hub.desk.add_hook(desk_hook(notifier))
+        if hasattr(sink, "write_lines"):
+            writer = asyncio.create_task(run_indicator_writer(
+                sink, hub.desk.transitions, hub.clock, stop), name="hub-indicators")
+            stack.push_async_callback(_stopped, writer)
+        server = None
+        if api is not None:
+            app = create_app(hub.desk, TokenFile(tokens), clock=hub.clock)
+            server = await stack.enter_async_context(ApiServer(app, *api))
+            say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens})")
+        else:
+            say(f"API off (--api {SUGGESTED_API} to serve it)")
+        yield server
+
+
+async def _stopped(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,88 @@
+"""Serve the hub's API (hub/api.py) with uvicorn inside the hub's own event loop.
+
+``async with ApiServer(app, "127.0.0.1", 8470) as server`` binds the port at once (an
+address in use is an :class:`ApiBindError` naming it, before anything else starts), serves in
+a task, and stops serving on leaving. The hub process owns SIGINT/SIGTERM, so uvicorn's
+own signal capture is switched off: a Ctrl-C stops the hub, which stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+from typing import Self
+
+import uvicorn
+from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+
+class ApiBindError(OSError):
+    """The API's address cannot be listened on (in use, not this machine's, no rights)."""
+
+
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn would install its own SIGINT/SIGTERM handlers and re-raise the signal
+        # afterwards; inside the hub, the hub's stop event decides when to stop.
+        yield
+
+
+def parse_address(text: str) -> tuple[str, int] | None:
+    """``host:port`` (``[::1]:8470`` for IPv6), or None for ``off``; ValueError else."""
+    if text.strip().lower() == "off":
+        return None
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--api {text!r}: give host:port (e.g. 127.0.0.1:8470) or off")
+    return host, int(port)
+
+
+class ApiServer:
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise ApiBindError(exc.errno, f"the API cannot listen on {self.host}:{self.port}: "
+                                     f"{exc.strerror}") from None
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
+                                access_log=False)
+        self._server = _EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="hub-api")
+        return self
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None and self._server.started
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            try:
+                await self._task
+            except Exception:  # the API going down must not hide why the hub stopped
+                log.exception("hub API server ended with an error")
+        self._server = self._task = None

@@ -1,0 +1,132 @@
+"""API tokens: one or more per unit, kept only as SHA-256 hashes in a JSON file.
+
+``gridcall hub token issue UNIT`` makes a token (32 random bytes, URL-safe), prints it
+once and appends its hash to the tokens file; ``revoke`` removes a unit's tokens;
+``list`` shows who has tokens and since when. A district of 40 units thus needs one
+file, not 40 environment variables, and a leaked file gives no usable token: the tokens
+are random, so an unsalted SHA-256 cannot be reversed (GitHub stores its tokens the
+same way). The file is written to a temporary file and renamed, mode 0600.
+
+The file (default: ``api-tokens.json`` beside the hub's store)::
+
+    {"tokens": [{"unit": "dasha", "sha256": "9f86d0...", "issued_at": "2026-11-27T03:00:00Z",
+                 "label": "town app"}]}
+
+:class:`TokenFile` re-reads it when it changes on disk, so a new or revoked token takes
+effect at the next request, without restarting the hub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+PREFIX = "gct_"
+"""Tokens start with this, so a secret scanner (and a person) can tell what one is."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEntry:
+    unit: str
+    sha256: str
+    issued_at: str
+    label: str = ""
+
+
+class TokenFileError(ValueError):
+    """The tokens file exists but cannot be used; the message names it and why."""
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def read_entries(path: Path) -> list[TokenEntry]:
+    """The entries of the tokens file ([] if it does not exist)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    try:
+        data = json.loads(text)
+        return [TokenEntry(**item) for item in data["tokens"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TokenFileError(f"{path}: not a gridcall tokens file "
+                             f'({{"tokens": [{{"unit", "sha256", "issued_at"}}]}}): {exc}'
+                             ) from None
+
+
+def write_entries(path: Path, entries: list[TokenEntry]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"tokens": [asdict(e) for e in entries]}, indent=1, ensure_ascii=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(body + "\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def issue(path: Path, unit: str, *, known_units: Collection[str], label: str = "",
+          now: datetime | None = None) -> str:
+    """A new token for ``unit``, its hash appended to the file; the token itself is
+    returned once and stored nowhere. ValueError for a unit the config does not have."""
+    if unit not in known_units:
+        raise ValueError(f"{unit!r} is not a unit of the config (district, town, community "
+                         "or grid id)")
+    token = PREFIX + secrets.token_urlsafe(32)
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write_entries(path, [*read_entries(path), TokenEntry(unit, digest(token), when, label)])
+    return token
+
+
+def revoke(path: Path, unit: str) -> int:
+    """Remove every token of ``unit``; how many there were."""
+    entries = read_entries(path)
+    kept = [e for e in entries if e.unit != unit]
+    if len(kept) != len(entries):
+        write_entries(path, kept)
+    return len(entries) - len(kept)
+
+
+class TokenFile:
+    """Who a bearer token belongs to, from the tokens file, re-read when it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._units: dict[str, str] = {}
+
+    def _reload(self) -> None:
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, -1)
+        if stamp != self._stamp:
+            self._units = {e.sha256: e.unit for e in read_entries(self.path)}
+            self._stamp = stamp
+
+    def unit_of(self, token: str) -> str | None:
+        """The unit the token was issued to, or None for an unknown token."""
+        self._reload()
+        wanted = digest(token)
+        for known, unit in self._units.items():  # constant time per comparison
+            if hmac.compare_digest(known, wanted):
+                return unit
+        return None
+
+    def __len__(self) -> int:
+        self._reload()
+        return len(self._units)

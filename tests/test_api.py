@@ -1,0 +1,354 @@
+"""The hub's HTTP API (hub/api.py): tokens, subtrees, actions, refusals that leave the
+ledger unchanged, the published OpenAPI document, and one run through real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from config import ConfigSet
+from hub.api import create_app
+from hub.desk import Desk
+from hub.ledger import Ledger
+from hub.lifecycle import Transition
+from hub.store import Store
+from hub.tokens import TokenFile, digest, issue, read_entries
+from tests.polling import wait_until
+from tests.servers import unused_tcp_port
+from wire import AnomalyEvent
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = 1_800_000_000 * 10**9
+SENSORS = {"g1": "dongyuan-g1-pm25-1", "g3": "dongyuan-g3-pm25-1",
+           "far": "shenjing-g1-pm25-1"}
+"""pm25 anomalies of severity minor: tier C alerts at the community (checked below)."""
+
+
+@dataclass
+class World:
+    desk: Desk
+    ledger: Ledger
+    client: httpx.AsyncClient
+    tokens: dict[str, str]
+    alerts: dict[str, str]
+    clock: list[int]
+    tokens_path: Path
+
+    def auth(self, unit: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[unit]}"}
+
+    async def steps(self) -> list[Transition]:
+        return await self.ledger.all()
+
+
+@pytest.fixture
+async def world(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[World]:
+    async with Store(tmp_path / "hub.sqlite") as store:
+        ledger = Ledger(store)
+        desk = Desk(cfg, ledger)
+        await desk.start()
+        alerts: dict[str, str] = {}
+        for i, (name, sensor_id) in enumerate(SENSORS.items()):
+            sensor = cfg.sensors[sensor_id]
+            event = AnomalyEvent(agent=sensor.agent, seq=i, sensor=sensor.id,
+                                 kind="out_of_limits", severity="minor", score=0.6,
+                                 value=200.0, ts=T0)
+            outcome = await desk.on_event(event, T0)
+            assert outcome.alert is not None
+            assert outcome.alert.tier == "C"
+            alerts[name] = outcome.alert.alert_id
+        path = tmp_path / "api-tokens.json"
+        units = ["dongyuan-g1", "dongyuan-g3", "dongyuan", "dasha", "changzhou", "huangpu"]
+        tokens = {u: issue(path, u, known_units=cfg.units) for u in units}
+        clock = [T0 + 60 * 10**9]
+        app = create_app(desk, TokenFile(path), clock=lambda: clock[0])
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://hub") as client:
+            yield World(desk, ledger, client, tokens, alerts, clock, path)
+
+
+async def refused(world: World, method: str, url: str, status: int,
+                  **kw: Any) -> dict[str, Any]:
+    """Send a request that must be refused with ``status``; the ledger must not change."""
+    before = await world.steps()
+    resp = await world.client.request(method, url, **kw)
+    assert resp.status_code == status, resp.text
+    assert await world.steps() == before
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+async def test_no_token_or_an_unknown_one_is_401_and_changes_nothing(world: World) -> None:
+    url = f"/v1/alerts/{world.alerts['g1']}/acknowledge"
+    body = await refused(world, "POST", url, 401)
+    assert "no bearer token" in body["detail"]
+    body = await refused(world, "POST", url, 401,
+                         headers={"Authorization": "Bearer gct_not-a-real-token"})
+    assert body["detail"] == "unknown or revoked token"
+    resp = await world.client.get("/v1/me")
+    assert resp.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_each_unit_sees_its_own_subtree(world: World) -> None:
+    async def listed(caller: str, **params: Any) -> set[str]:
+        resp = await world.client.get("/v1/alerts", headers=world.auth(caller), params=params)
+        assert resp.status_code == 200, resp.text
+        return {a["alert_id"] for a in resp.json()["alerts"]}
+
+    a = world.alerts
+    assert await listed("dongyuan-g1") == {a["g1"]}
+    assert await listed("dongyuan-g3") == {a["g3"]}
+    assert await listed("dongyuan") == {a["g1"], a["g3"]}
+    assert await listed("dasha") == {a["g1"], a["g3"]}
+    assert await listed("changzhou") == {a["far"]}
+    assert await listed("huangpu") == set(a.values())
+    assert await listed("dasha", unit="dongyuan-g3") == {a["g3"]}
+    assert await listed("huangpu", tier="C", state="opened") == set(a.values())
+    assert await listed("huangpu", tier="A") == set()
+    body = await refused(world, "GET", "/v1/alerts", 403, headers=world.auth("dongyuan-g1"),
+                         params={"unit": "dongyuan"})
+    assert "outside huangpu/dasha/dongyuan/dongyuan-g1" in body["detail"]
+    me = (await world.client.get("/v1/me", headers=world.auth("dasha"))).json()
+    assert me == {"unit": "dasha", "name": "大沙街道", "level": "town",
+                  "path": ["huangpu", "dasha"]}
+
+
+async def test_a_grid_acknowledges_its_alert_and_the_step_is_recorded(world: World) -> None:
+    alert_id = world.alerts["g1"]
+    resp = await world.client.post(f"/v1/alerts/{alert_id}/acknowledge",
+                                   headers=world.auth("dongyuan-g1"),
+                                   json={"note": "on my way"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["alert"]["state"] == "acknowledged"
+    assert body["alert"]["due"]["name"] == "arrival"
+    last = body["history"][-1]
+    assert (last["action"], last["actor"], last["note"], last["at"]) == (
+        "acknowledge", "dongyuan-g1", "on my way", world.clock[0])
+    steps = await world.steps()
+    assert steps[-1].action == "acknowledge"
+    assert steps[-1].actor == "dongyuan-g1"
+    detail = (await world.client.get(f"/v1/alerts/{alert_id}",
+                                     headers=world.auth("dongyuan"))).json()
+    assert [t["action"] for t in detail["history"]] == ["open", "acknowledge"]
+    # no body at all is fine for the simple actions
+    world.clock[0] += 10**9
+    resp = await world.client.post(f"/v1/alerts/{alert_id}/arrive",
+                                   headers=world.auth("dongyuan-g1"))
+    assert resp.json()["alert"]["state"] == "on_site"
+
+
+async def test_a_grid_cannot_touch_another_grid_s_alert_but_its_town_can(
+        world: World) -> None:
+    g3 = world.alerts["g3"]
+    body = await refused(world, "POST", f"/v1/alerts/{g3}/acknowledge", 403,
+                         headers=world.auth("dongyuan-g1"))
+    assert body["detail"].startswith(f"grid dongyuan-g1 may not act on {g3}")
+    await refused(world, "GET", f"/v1/alerts/{g3}", 403, headers=world.auth("dongyuan-g1"))
+    await refused(world, "POST", f"/v1/alerts/{world.alerts['far']}/false-alarm", 403,
+                  headers=world.auth("dasha"))
+    resp = await world.client.post(f"/v1/alerts/{g3}/false-alarm", headers=world.auth("dasha"),
+                                   json={"note": "dust from the road works, known"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["alert"]["state"] == "false_alarm"
+
+
+async def test_unknown_alerts_illegal_steps_and_bad_bodies_are_refused(world: World) -> None:
+    g1 = world.alerts["g1"]
+    grid = world.auth("dongyuan-g1")
+    body = await refused(world, "POST", "/v1/alerts/AL999999/acknowledge", 404, headers=grid)
+    assert "AL999999" in body["detail"]
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/resolve", 409, headers=grid)
+    assert body["detail"] == f"{g1} is opened; resolve needs on_site"
+    await refused(world, "POST", f"/v1/alerts/{g1}/acknowledge", 422, headers=grid,
+                  json={"note": "x", "colour": "red"})
+    await refused(world, "POST", f"/v1/alerts/{g1}/escalate", 422, headers=grid, json={})
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/escalate", 422, headers=grid,
+                         json={"reason": "   "})
+    assert "needs a reason" in body["detail"]
+    await refused(world, "GET", "/v1/alerts", 422, headers=grid, params={"tier": "E"})
+    await refused(world, "GET", "/v1/alerts/bad id!", 422, headers=grid)
+
+
+async def test_calling_upward_raises_the_tier_and_hands_the_alert_to_the_town(
+        world: World) -> None:
+    g1 = world.alerts["g1"]
+    resp = await world.client.post(f"/v1/alerts/{g1}/escalate", headers=world.auth("dongyuan-g1"),
+                                   json={"reason": "needs the town's pump truck"})
+    assert resp.status_code == 200, resp.text
+    alert = resp.json()["alert"]
+    assert (alert["tier"], alert["unit"], alert["unit_level"], alert["state"]) == (
+        "B", "dasha", "town", "opened")
+    assert alert["reason"] == "needs the town's pump truck"
+    assert alert["deadlines"]["response"] > world.clock[0]
+    # the grid still sees the alert it called upward
+    listed = (await world.client.get("/v1/alerts", headers=world.auth("dongyuan-g1"))).json()
+    assert [a["alert_id"] for a in listed["alerts"]] == [g1]
+
+
+async def test_dispatching_departments_is_for_the_levels_above_the_grid(
+        world: World, cfg: ConfigSet) -> None:
+    g1 = world.alerts["g1"]
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/dispatch", 403,
+                         headers=world.auth("dongyuan-g1"), json={"departments": ["police"]})
+    assert "cannot dispatch" in body["detail"]
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/dispatch", 422,
+                         headers=world.auth("dasha"), json={"departments": ["nobody"]})
+    assert "unknown department" in body["detail"]
+    resp = await world.client.post(f"/v1/alerts/{g1}/dispatch", headers=world.auth("dasha"),
+                                   json={"departments": ["urban_mgmt"], "note": "go"})
+    assert resp.status_code == 200, resp.text
+    alert = resp.json()["alert"]
+    assert alert["state"] == "dispatched"
+    assert "urban_mgmt" in [alert["departments"]["lead"], *alert["departments"]["co"]]
+
+
+async def test_indicators_cover_the_caller_s_subtree(world: World) -> None:
+    grid = world.auth("dongyuan-g1")
+    await world.client.post(f"/v1/alerts/{world.alerts['g1']}/acknowledge", headers=grid)
+    resp = await world.client.get("/v1/indicators", headers=world.auth("dasha"),
+                                  params={"period": 86400})
+    assert resp.status_code == 200, resp.text
+    rows = {(r["group"], r["key"]): r for r in resp.json()["rows"]}
+    community = rows[("unit", "dongyuan")]
+    assert community["calls"] == 2
+    assert community["responses_judged"] == 1
+    assert community["response_timeliness_rate"] == 1.0
+    assert ("unit", "changzhou") not in rows
+    assert all(key[0] == "department" or key[1] == "dongyuan" for key in rows)
+    await refused(world, "GET", "/v1/indicators", 403, headers=grid,
+                  params={"unit": "dongyuan"})
+
+
+async def test_tokens_are_stored_hashed_and_take_effect_without_a_restart(
+        world: World, cfg: ConfigSet) -> None:
+    text = world.tokens_path.read_text()
+    for token in world.tokens.values():
+        assert token not in text
+        assert digest(token) in text
+    assert stat.S_IMODE(world.tokens_path.stat().st_mode) == 0o600
+    late = issue(world.tokens_path, "dongyuan-g2", known_units=cfg.units, label="new phone")
+    resp = await world.client.get("/v1/me", headers={"Authorization": f"Bearer {late}"})
+    assert resp.json()["unit"] == "dongyuan-g2"
+
+
+def test_token_commands_issue_list_and_revoke(tmp_path: Path) -> None:
+    from gridcall.cli import app
+
+    path = tmp_path / "tokens.json"
+    runner = CliRunner()
+    issued = runner.invoke(app, ["hub", "token", "issue", "dasha", "--tokens", str(path),
+                                 "--label", "town app"])
+    assert issued.exit_code == 0, issued.output
+    token = issued.stdout.strip().splitlines()[-1]
+    assert token.startswith("gct_")
+    assert [(e.unit, e.sha256, e.label) for e in read_entries(path)] == [
+        ("dasha", digest(token), "town app")]
+    listed = runner.invoke(app, ["hub", "token", "list", "--tokens", str(path)])
+    assert "dasha" in listed.stdout
+    assert token not in listed.stdout
+    unknown = runner.invoke(app, ["hub", "token", "issue", "dashaa", "--tokens", str(path)])
+    assert unknown.exit_code == 2
+    assert "'dashaa' is not a unit" in unknown.stderr
+    revoked = runner.invoke(app, ["hub", "token", "revoke", "dasha", "--tokens", str(path)])
+    assert revoked.exit_code == 0
+    assert read_entries(path) == []
+
+
+def test_the_published_openapi_document_is_current() -> None:
+    from scripts.make_openapi import openapi_document
+
+    published = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+    assert published == openapi_document(), (
+        "docs/openapi.json is stale: run python scripts/make_openapi.py")
+
+
+async def test_through_a_real_uvicorn_server_on_loopback(world: World) -> None:
+    port = unused_tcp_port()
+    app = create_app(world.desk, TokenFile(world.tokens_path), clock=lambda: world.clock[0])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    try:
+        assert await wait_until(lambda: server.started)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            g3 = world.alerts["g3"]
+            resp = await http.post(f"/v1/alerts/{g3}/acknowledge",
+                                   headers=world.auth("dongyuan-g3"), json={"note": "seen"})
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["alert"]["state"] == "acknowledged"
+            resp = await http.post(f"/v1/alerts/{g3}/acknowledge",
+                                   headers=world.auth("dongyuan-g3"))
+            assert resp.status_code == 409
+            assert "acknowledge needs opened or dispatched" in resp.json()["detail"]
+    finally:
+        server.should_exit = True
+        await task
+
+
+def test_hub_run_serves_the_api_and_stops_with_the_hub(cfg: ConfigSet, mqtt_url: str,
+                                                       tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    import yaml
+
+    from config import SAMPLE_DISTRICT
+    from tests.test_hub_shutdown import forget_session
+
+    config_dir = tmp_path / "district"
+    config_dir.mkdir()
+    for f in SAMPLE_DISTRICT.glob("*.yaml"):
+        (config_dir / f.name).write_bytes(f.read_bytes())
+    client_id = f"test-hub-api-{uuid.uuid4().hex[:8]}"
+    (config_dir / "hub.yaml").write_text(yaml.safe_dump({"hub": {
+        "broker": {"url": mqtt_url}, "client_id": client_id,
+        "store_path": str(tmp_path / "hub.sqlite")}}), encoding="utf-8")
+    tokens = tmp_path / "tokens.json"
+    token = issue(tokens, "dasha", known_units=cfg.units)
+    port = unused_tcp_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from gridcall.cli import app; app()", "hub", "run",
+         "--config", str(config_dir), "--api", f"127.0.0.1:{port}", "--tokens", str(tokens)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        async def ask() -> dict[str, Any] | None:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                for _ in range(300):
+                    if proc.poll() is not None:
+                        return None
+                    try:
+                        resp = await http.get("/v1/me",
+                                              headers={"Authorization": f"Bearer {token}"})
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
+                        continue
+                    body: dict[str, Any] = resp.json()
+                    return body
+            return None
+
+        me = asyncio.run(ask())
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    asyncio.run(forget_session(mqtt_url, client_id))
+    assert me is not None, stderr.decode()
+    assert me["unit"] == "dasha"
+    assert proc.returncode == 0, stderr.decode()
+    assert f"API http://127.0.0.1:{port}" in stdout.decode()
+    assert b"Traceback" not in stderr
