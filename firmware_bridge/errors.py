@@ -1,12 +1,13 @@
-"""firmware_bridge's own exceptions; errors from pyserial and pymodbus are mapped to these
-at the boundary (``raise ... from exc``).
+"""firmware_bridge's own exceptions.
 
 ::
 
     BridgeError
     ├── FrameError        a byte string that is not a valid frame (``reason`` says why)
-    ├── EncodeError       a frame that cannot be encoded (too many channels, out of range)
-    └── PortError         a serial port that cannot be opened or went away (retryable)
+    └── EncodeError       a frame or value that cannot be encoded (too many channels...)
+
+Port and device failures are not raised at all: the serial link and the Modbus poller
+count them and retry (a street cabinet has nobody to catch an exception).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ class BridgeError(Exception):
 
 
 class FrameError(BridgeError, ValueError):
-    """Not a valid frame. ``reason`` is one of :data:`firmware_bridge.frames.REASONS`."""
+    """Not a valid frame. ``reason`` is one of :data:`firmware_bridge.frames.REASONS`, or
+    ``bad_marker`` when :func:`~firmware_bridge.frames.decode` is given bytes that do not
+    start with the start marker."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
@@ -26,7 +29,3 @@ class FrameError(BridgeError, ValueError):
 
 class EncodeError(BridgeError, ValueError):
     """A frame the protocol cannot carry."""
-
-
-class PortError(BridgeError, OSError):
-    """A serial port that cannot be opened, or that failed while open; retry later."""

@@ -165,6 +165,11 @@ class ModbusPoller:
             except (ConnectionException, OSError) as exc:
                 self.counts["disconnects"] += 1
                 log.warning("%s: lost %s (%s); reopening", self.name, self.settings.port, exc)
+            except Exception:  # a pymodbus surprise must not stop a cabinet's only reader
+                self.counts["unexpected_errors"] += 1
+                log.exception("%s: unexpected error polling %s; reopening after %.1fs",
+                              self.name, self.settings.port, delay)
+                await asyncio.sleep(delay)
             finally:
                 self.connected.clear()
                 client.close()
