@@ -90,6 +90,10 @@ async def listen(address: BrokerAddress, district: str, delivery: Delivery,
         await client.subscribe(topics.unit_subscription([district]), qos=1)
         ready.set()
         async for msg in client.messages:
+            if msg.retain:
+                # a copy the broker kept from before we subscribed (alerts are retained):
+                # on a shared broker it may be another run's alert with the same id
+                continue
             payload = msg.payload if isinstance(msg.payload, bytes) else b""
             try:
                 delivery.take(str(msg.topic), decoder.alert(str(msg.topic), payload))
