@@ -116,6 +116,10 @@ def demo(
                                                "than real time; 600 makes a 60 s demo "
                                                "10 hours at the desk. Readings keep "
                                                "real time.")] = 1.0,
+    api: Annotated[str, typer.Option(help="Serve the hub's HTTP API here while the demo "
+                                     "runs (host:port; port 0 picks a free one), or "
+                                     "'off'. Prints the URL and a district token.")
+                   ] = "127.0.0.1:0",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole pipeline on the sample district, with nothing installed.
@@ -133,7 +137,7 @@ def demo(
                               influx_api=influx_api, influx_database=influx_database,
                               store_path=store, summary_json=summary_json, seed=seed,
                               live=out.is_terminal, drain_timeout=drain_timeout,
-                              clock_speed=clock_speed)
+                              clock_speed=clock_speed, api=api)
     except ValueError as exc:
         err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

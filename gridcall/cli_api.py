@@ -145,3 +145,30 @@ async def _stopped(task: asyncio.Task[object]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+@contextlib.asynccontextmanager
+async def demo_api(hub: Hub, address: tuple[str, int] | None,
+                   say: Callable[[str], None]) -> AsyncIterator[dict[str, str]]:
+    """The demo's API: a throw-away tokens file with one token for the district (it sees
+    every alert), printed with the URL so the API can be tried while the demo runs.
+    Yields ``{"url", "token"}`` (empty when ``address`` is None)."""
+    import tempfile
+
+    from hub.api import create_app
+    from hub.api_server import ApiServer
+    from hub.tokens import TokenFile, issue
+
+    if address is None:
+        yield {}
+        return
+    with tempfile.TemporaryDirectory(prefix="gridcall-demo-") as folder:
+        path = Path(folder) / "api-tokens.json"
+        district = hub.config.district.id
+        token = issue(path, district, known_units=hub.config.units, label="demo")
+        app = create_app(hub.desk, TokenFile(path), clock=hub.clock)
+        async with ApiServer(app, *address) as server:
+            say(f"API {server.url}/docs · try: curl -H 'Authorization: Bearer {token}' "
+                f"{server.url}/v1/alerts?open=true   (district {district}; the token "
+                "ends with the demo)")
+            yield {"url": server.url, "token": token}

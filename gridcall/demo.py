@@ -33,13 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
 from config import ConfigSet
+from gridcall.cli_api import demo_api
 from gridcall.embedded import EmbeddedBroker
+from hub.api_server import parse_address
 from hub.desk import Change, Desk
 from hub.lifecycle import Transition
 from hub.sinks import ReadingSink
@@ -65,6 +67,8 @@ class DemoOptions:
     live: bool = True
     drain_timeout: float = 10.0
     clock_speed: float = 1.0
+    api: str = "127.0.0.1:0"
+    """Where the demo serves the hub's HTTP API (port 0: any free port), or "off"."""
 
     def __post_init__(self) -> None:
         """Refuse what cannot work before anything starts: ValueError naming the option."""
@@ -83,6 +87,7 @@ class DemoOptions:
                 raise ValueError(f"--influx: {exc}") from None
         if self.drain_timeout < 0:
             raise ValueError(f"--drain-timeout: must be >= 0 seconds, got {self.drain_timeout}")
+        parse_address(self.api)  # ValueError naming --api
         if not 0 < self.clock_speed <= 100_000:
             raise ValueError(f"--clock-speed: must be > 0 and at most 100000, got "
                              f"{self.clock_speed}")
@@ -227,6 +232,11 @@ def view(district: InProcessDistrict, rate: float, duration: float, clock: Scale
                  f"alerts delivered to their units: {len(district.delivery.delivered)}")
 
 
+def say(text: str) -> None:
+    """One line on stdout, never wrapped (it may hold a URL or a token to copy)."""
+    Console().print(text, soft_wrap=True, markup=False, highlight=False)
+
+
 async def run_demo(options: DemoOptions) -> dict[str, Any]:
     cfg = options.config
     async with broker_for(options) as broker_url, \
@@ -240,7 +250,8 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
                                      drain_timeout=options.drain_timeout, clock=clock,
                                      tick_interval=0.1, duty_staff=True)
         log = StepLog(district.hub.desk)
-        async with district:
+        async with district, demo_api(district.hub, parse_address(options.api),
+                                      say) as api:
             await show_live(district, options, clock, log)
         summary = await district.summary()
         figures, source = unit_figures(log.steps, clock.origin, clock())
@@ -252,6 +263,7 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
         "store": options.influx or "embedded",
         "indicators": figures,
         "indicators_source": source,
+        "api": api.get("url"),
     }
     if options.summary_json:
         options.summary_json.write_text(json.dumps(summary, ensure_ascii=False, indent=2),

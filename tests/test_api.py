@@ -352,3 +352,35 @@ def test_hub_run_serves_the_api_and_stops_with_the_hub(cfg: ConfigSet, mqtt_url:
     assert proc.returncode == 0, stderr.decode()
     assert f"API http://127.0.0.1:{port}" in stdout.decode()
     assert b"Traceback" not in stderr
+
+
+async def test_the_demo_serves_the_api_and_prints_its_url_and_a_district_token(
+        cfg: ConfigSet, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from gridcall.demo import DemoOptions, run_demo
+
+    with pytest.raises(ValueError, match="--api 'nowhere'"):
+        DemoOptions(config=cfg, api="nowhere")
+    port = unused_tcp_port()
+    demo = asyncio.create_task(run_demo(DemoOptions(
+        config=cfg, duration=8, live=False, clock_speed=600, api=f"127.0.0.1:{port}")))
+    printed = ""
+
+    def token_printed() -> bool:
+        nonlocal printed
+        printed += capsys.readouterr().out
+        return "Bearer gct_" in printed or demo.done()
+
+    assert await wait_until(token_printed, polls=600)
+    match = re.search(r"Bearer (gct_[A-Za-z0-9_-]+)", printed)
+    assert match, printed
+    url = f"http://127.0.0.1:{port}"
+    assert f"API {url}/docs" in printed
+    async with httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/v1/alerts")).status_code == 401
+        resp = await http.get("/v1/alerts", headers={"Authorization": f"Bearer {match[1]}"})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["unit"] == cfg.district.id
+    summary = await demo
+    assert summary["api"] == url
