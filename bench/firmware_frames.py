@@ -101,6 +101,12 @@ def main() -> None:
     print(f"decode, noise before 10% of frames: {fps:>10,.0f} frames/s {bps / 1e6:>7.1f} MB/s "
           f"(found {reader.counts['frames']:,} of {n:,}; "
           f"{ {k: v for k, v in reader.bad().items() if v} })")
+    # the worst noise we know: nothing but start markers with a 255-byte length, so every
+    # byte position is a candidate and the inner candidate of dozens of others
+    hostile = b"\xa5\x5a\x02\xff" * 25_000
+    _, bps, reader = decode_rate(hostile, 4096)
+    print(f"decode, nothing but fake headers:  {bps / 1e3:>10,.0f} KB/s "
+          f"({reader.counts['bad_crc']:,} bad_crc)")
     fps, bps = asyncio.run(pty_rate(50_000))
     print(f"pty → SerialFrameSource samples:   {fps:>10,.0f} frames/s {bps / 1e6:>7.1f} MB/s "
           f"({fps * CHANNELS:,.0f} samples/s)")

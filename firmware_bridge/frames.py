@@ -169,10 +169,14 @@ class FrameReader:
     ``flush()`` ends the input (a port that closed): what is still pending is counted.
     """
 
-    __slots__ = ("_buf", "counts", "frame_bytes")
+    __slots__ = ("_buf", "_known", "counts", "frame_bytes")
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._known: dict[int, tuple[int, Frame | str | None, int]] = {}
+        """What _try found at complete candidates during one scan: noise full of start
+        markers makes every candidate the inner one of dozens of others; each is checked
+        (CRC) once."""
         self.counts: Counter[str] = Counter()
         self.frame_bytes = 0
 
@@ -195,6 +199,9 @@ class FrameReader:
         return self._scan(final=True)
 
     def _try(self, pos: int) -> tuple[int, Frame | str | None, int]:
+        known = self._known.get(pos)
+        if known is not None:
+            return known
         buf = self._buf
         if len(buf) - pos < HEADER_SIZE:
             return _MORE, None, 0
@@ -206,18 +213,21 @@ class FrameReader:
             return _MORE, None, size
         result = _check(buf, pos)
         if isinstance(result, Frame):
-            return _OK, result, size
-        reason = result[0]
-        return (_BAD if reason == "bad_crc" else _SKIP), reason, size
+            found: tuple[int, Frame | str | None, int] = (_OK, result, size)
+        else:
+            found = (_BAD if result[0] == "bad_crc" else _SKIP), result[0], size
+        self._known[pos] = found
+        return found
 
-    def _inside(self, start: int, end: int) -> tuple[int, int]:
+    def _inside(self, start: int, end: int, *, any_viable: bool = False) -> tuple[int, int]:
         """The first start marker in buf[start:end] that begins a complete frame (valid or
-        of another version: state _OK/_SKIP) or one still waiting for bytes (_MORE)."""
+        of another version: state _OK/_SKIP) or one still waiting for bytes (_MORE);
+        ``any_viable``: the first that is either."""
         waiting = -1
         q = self._buf.find(MAGIC, start, end + 1)
         while q != -1 and q < end:
             state, _, _ = self._try(q)
-            if state in (_OK, _SKIP):
+            if state in (_OK, _SKIP) or (state == _MORE and any_viable):
                 return state, q
             if state == _MORE and waiting < 0:
                 waiting = q
@@ -250,7 +260,8 @@ class FrameReader:
                 pos += size
             elif state == _BAD:
                 # a broken frame; was it cut off by the next one?
-                inner, _ = self._inside(pos + 1, pos + size) if size else (_BAD, -1)
+                inner, _ = (self._inside(pos + 1, pos + size, any_viable=True) if size
+                            else (_BAD, -1))
                 counts["truncated" if inner != _BAD else str(result)] += 1
                 counts["garbage_bytes"] += 1
                 pos += 1
@@ -267,4 +278,5 @@ class FrameReader:
                 else:
                     break
         del buf[:pos]
+        self._known.clear()
         return out
