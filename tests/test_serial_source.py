@@ -116,3 +116,16 @@ async def test_a_device_unplugged_and_plugged_back_is_read_again_without_a_resta
     assert c["bad_truncated"] == 1  # the half frame, counted when the port went away
     assert c["missed_frames"] == 1  # and its sequence number never arrived
     assert not run.task.done()
+
+
+def test_the_factory_builds_the_source_each_sample_agent_names() -> None:
+    from config import SAMPLE_DISTRICT, load_config
+    from edge_agent.local_mqtt import LocalMqttSource
+    from edge_agent.modbus_source import ModbusSource
+    from edge_agent.source_factory import NotBuiltHere, build_source
+
+    cfg = load_config(SAMPLE_DISTRICT)
+    kinds = {type(build_source(a)) for a in cfg.agents.values() if a.source.type != "simulated"}
+    assert kinds == {SerialFrameSource, ModbusSource, LocalMqttSource}
+    with pytest.raises(NotBuiltHere, match="'edge-anle': a 'simulated' source is supplied"):
+        build_source(cfg.agents["edge-anle"])
