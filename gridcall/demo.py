@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -43,6 +42,7 @@ from gridcall.cli_api import demo_api
 from gridcall.embedded import EmbeddedBroker
 from hub.api_server import parse_address
 from hub.desk import Change, Desk
+from hub.indicators import by_unit, indicators
 from hub.lifecycle import Transition
 from hub.sinks import ReadingSink
 from hub.store import Store
@@ -121,43 +121,11 @@ class StepLog:
         self.steps.append(change.transition)
 
 
-def unit_figures(steps: list[Transition], start: int, now: int
-                 ) -> tuple[dict[str, dict[str, Any]], str]:
-    """Figures per unit that held an alert in ``[start, now]`` (desk clock), and where
-    they come from: the indicators of hub/indicators.py, or, while that module is not
-    there, plain counts from the steps."""
-    try:
-        indicators_module = importlib.import_module("hub.indicators")
-    except ImportError:
-        return step_counts(steps), "counts (hub/indicators.py not available)"
-    rows = indicators_module.indicators(sorted(steps, key=lambda t: t.at), start, now + 1,
-                                        groups=("unit",))
-    return ({unit: row.as_dict() for unit, row in indicators_module.by_unit(rows).items()},
-            "hub/indicators.py")
-
-
-def step_counts(steps: list[Transition]) -> dict[str, dict[str, Any]]:
-    """Per unit: alerts it held, answered (acknowledged) in time, escalated away from it
-    (deadline passed or called upward), resolved and false alarms while it held them."""
-    out: dict[str, dict[str, Any]] = {}
-    holder: dict[str, Transition] = {}
-    for t in sorted(steps, key=lambda t: (t.at, t.n)):
-        before = holder.get(t.alert_id)
-        if t.action in ("open", "escalate", "reopen"):
-            row = out.setdefault(t.unit, {"level": t.unit_level, "calls": 0,
-                                          "responses_timely": 0, "escalated": 0,
-                                          "resolved": 0, "false_alarms": 0})
-            row["calls"] += 1
-            if t.action == "escalate" and before is not None:
-                out[before.unit]["escalated"] += 1
-        elif before is not None:
-            row = out[before.unit]
-            if t.action == "acknowledge" and t.at <= before.deadlines.response:
-                row["responses_timely"] += 1
-            row["resolved"] += t.action == "resolve"
-            row["false_alarms"] += t.action == "false_alarm"
-        holder[t.alert_id] = t
-    return out
+def unit_figures(steps: list[Transition], start: int, now: int) -> dict[str, dict[str, Any]]:
+    """The indicators (hub/indicators.py) of every unit that held an alert in
+    ``[start, now]`` on the desk's clock, judged as of ``now``."""
+    rows = indicators(sorted(steps, key=lambda t: t.at), start, now + 1, groups=("unit",))
+    return {unit: row.as_dict() for unit, row in by_unit(rows).items()}
 
 
 @contextlib.asynccontextmanager
@@ -181,16 +149,20 @@ async def sink_for(options: DemoOptions, store: Store) -> AsyncIterator[ReadingS
         yield sink
 
 
-FIGURES = (("calls", "calls"), ("response_timeliness_rate", "resp. in time"),
-           ("responses_timely", "answered in time"), ("breaches", "deadline passed"),
-           ("escalated", "escalated away"), ("whistles", "called upward"),
-           ("resolved", "resolved"), ("false_alarms", "false alarms"))
+FIGURES = (("calls", "calls"), ("response_timeliness_rate", "response"),
+           ("arrival_timeliness_rate", "arrival"), ("disposal_timeliness_rate", "disposal"),
+           ("breaches", "missed"), ("whistle_rate", "whistle"), ("resolved", "resolved"),
+           ("median_response_s", "median resp."))
 
 
-def _cell(value: object) -> str:
+def _cell(key: str, value: object) -> str:
+    if value is None:
+        return "–"
+    if key.endswith("_s") and isinstance(value, int | float):
+        return f"{value / 60:.0f} min"
     if isinstance(value, float):
         return f"{value:.0%}"
-    return "–" if value is None else str(value)
+    return str(value)
 
 
 def view(district: InProcessDistrict, rate: float, duration: float, clock: ScaledClock,
@@ -217,16 +189,13 @@ def view(district: InProcessDistrict, rate: float, duration: float, clock: Scale
         a = state.alert
         recent.add_row(state.alert_id, state.state, state.tier, f"{a.matter_name} {a.matter}",
                        state.unit, str(state.n), a.reason)
-    figures, source = unit_figures(log.steps, clock.origin, clock())
-    board = Table(title=f"indicators per unit, desk time so far ({source})")
+    figures = unit_figures(log.steps, clock.origin, clock())
+    board = Table(title="indicators per unit so far (timeliness rates; simulated duty staff)")
     board.add_column("unit")
-    keys = [(k, label) for k, label in FIGURES if any(k in row for row in figures.values())]
-    for _, label in keys:
+    for _, label in FIGURES:
         board.add_column(label, justify="right")
-    for unit, row in sorted(figures.items(), key=lambda kv: -int(kv[1].get("calls", 0)))[:12]:
-        u = hub.config.units.get(unit)
-        board.add_row(f"{u.name if u else unit} ({u.level if u else '?'})",
-                      *(_cell(row.get(k)) for k, _ in keys))
+    for unit, row in sorted(figures.items(), key=lambda kv: -int(kv[1]["calls"] or 0))[:12]:
+        board.add_row(f"{unit} ({row['level']})", *(_cell(k, row.get(k)) for k, _ in FIGURES))
     name = hub.config.district.name
     return Group(Panel(head, title=f"gridcall demo · {name}"), tiers, recent, board,
                  f"alerts delivered to their units: {len(district.delivery.delivered)}")
@@ -254,7 +223,7 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
                                       say) as api:
             await show_live(district, options, clock, log)
         summary = await district.summary()
-        figures, source = unit_figures(log.steps, clock.origin, clock())
+        figures = unit_figures(log.steps, clock.origin, clock())
     summary |= {
         "duration_s": options.duration,
         "clock_speed": options.clock_speed,
@@ -262,7 +231,6 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
         "broker": options.broker or "embedded",
         "store": options.influx or "embedded",
         "indicators": figures,
-        "indicators_source": source,
         "api": api.get("url"),
     }
     if options.summary_json:
