@@ -322,6 +322,10 @@ class HubSettings(Model):
     client_id: Id = "gridcall-hub"
     influx: InfluxSettings | None = None
     store_path: str = "var/hub.sqlite"
+    spool_dir: str = "var/hub-spool"
+    """Where ingest keeps readings the sink cannot take now (one subfolder per worker)."""
+    ingest_share_group: Id = "gridcall-ingest"
+    """The MQTT shared-subscription group ingest workers join (``$share/<group>/...``)."""
 
 
 class HubFile(Model):

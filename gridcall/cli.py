@@ -233,12 +233,17 @@ def hub_run(
     tokens: Annotated[Path | None, typer.Option(help="API tokens file; default: "
                                                 "api-tokens.json beside hub.store_path.")
                       ] = None,
+    ingest_workers: Annotated[int, typer.Option(help="1: readings in this process; N ≥ 2: "
+                                                "N `hub ingest` processes sharing them; 0: "
+                                                "none (workers run elsewhere).",
+                                                min=0)] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Ingest readings and turn anomaly events into routed alerts until Ctrl-C.
 
     Exits 1 if, when stopped, readings it had taken could not be written to the store.
     """
+    from gridcall.cli_ingest import ingest_processes, spool_dir
     from gridcall.sinks import sink_from_settings
     from hub.service import Hub
     from hub.store import Store
@@ -271,7 +276,8 @@ def hub_run(
     async def main(stop: asyncio.Event) -> None:
         async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink:
             hub = Hub(cfg, sink=sink, store=store, broker_url=broker,
-                      drain_timeout=drain_timeout)
+                      drain_timeout=drain_timeout, readings=ingest_workers == 1,
+                      spool_dir=spool_dir(cfg, "readings"))
             hubs.append(hub)
             out.print(f"hub {hub.client_id}: {hub.address} → "
                       f"{cfg.hub.influx.url if cfg.hub.influx else cfg.hub.store_path}")
@@ -279,12 +285,23 @@ def hub_run(
                                     tokens=tokens or tokens_path(cfg), say=out.print):
                 await hub.run(stop)
 
-    try:
-        _until_signal(main)
-    except ApiBindError as exc:
-        err.print(f"[red]✗ {escape(str(exc))}; use --api HOST:PORT or --api off[/]",
-                  highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    def run_desk() -> None:
+        try:
+            _until_signal(main)
+        except ApiBindError as exc:
+            err.print(f"[red]✗ {escape(str(exc))}; use --api HOST:PORT or --api off[/]",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    if ingest_workers >= 2:
+        with ingest_processes(config_dir, ingest_workers, broker=broker,
+                              drain_timeout=drain_timeout, verbose=verbose) as procs:
+            run_desk()
+        if any(p.returncode not in (0, -signal.SIGTERM) for p in procs):
+            err.print("[red]✗ an ingest worker failed; see its lines above[/]")
+            raise typer.Exit(1)
+    else:
+        run_desk()
     for hub in hubs:
         c = hub.ingest.counters
         if hub.unwritten:
@@ -293,8 +310,11 @@ def hub_run(
                       f"{drain_timeout:g}s; see the error above); {c.readings_stored} of "
                       f"{c.readings_received} stored[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
+        spooled = hub.ingest.spooled_pending
         out.print(f"hub stopped: {c.readings_stored} of {c.readings_received} readings "
-                  f"stored, {c.rejected_readings} rejected")
+                  f"stored, {c.rejected_readings} rejected"
+                  + (f", {spooled} in the spool {hub.ingest.spool} (written when the sink "
+                     "answers, at the next start if not before)" if spooled else ""))
 
 
 @edge_app.command("run")
@@ -357,6 +377,10 @@ hub_app.command("report")(hub_report)
 from gridcall.cli_api import token_app  # noqa: E402  (its own module; registered here)
 
 hub_app.add_typer(token_app, name="token")
+
+from gridcall.cli_ingest import hub_ingest  # noqa: E402  (its own module; registered here)
+
+hub_app.command("ingest")(hub_ingest)
 
 
 def main() -> None:  # pragma: no cover - console entry

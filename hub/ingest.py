@@ -9,6 +9,17 @@ and retries, and counts everything it does not store:
 - 400/422: the points are rejected and counted (``rejected_readings``);
 - 401/403/404: the data is kept and retried slowly; an operator must act.
 
+With a :class:`~hub.spool.Spool`, a chunk the sink cannot take now (a retryable or
+operator-must-act error) is written to disk instead of being retried in memory, and counts
+as settled: its messages may be acknowledged. While the sink is down, later chunks go
+straight to the spool; :meth:`Ingest.run_spool` writes the spool back, oldest first, once
+the sink answers again. Without a spool, the runner retries in memory and holds the
+messages unacknowledged, so the broker keeps them (back-pressure).
+
+Every batch taken may carry a *token* (for the hub: which MQTT message to acknowledge);
+``on_settled(tokens)`` is called once the batch is stored, rejected or spooled, never
+before, and never for a batch a drain gave up on (its message is redelivered).
+
 Retrying is unbounded while the hub runs, but not at shutdown: :meth:`Ingest.drain`
 writes what is left for at most ``drain_timeout`` seconds, then gives up on the rest, logs an
 error naming the sink and what it did not write, and counts it (``unwritten_readings``,
@@ -23,17 +34,17 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hub.sinks import (
     BatchTooLargeError,
     ReadingSink,
     RejectedPointsError,
-    RetryableSinkError,
     SinkConfigError,
     SinkError,
 )
+from hub.spool import Spool
 from wire import ReadingBatch
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,10 @@ class IngestCounters:
     splits: int = 0
     unwritten_batches: int = 0
     unwritten_readings: int = 0
+    spooled_batches: int = 0
+    spooled_readings: int = 0
+    unspooled_readings: int = 0
+    """Readings written to the sink from the spool (also counted in readings_stored)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,44 +105,78 @@ class SeenBatches:
         return True
 
 
+Token = object
+"""Whatever the caller needs back when a batch is settled (the hub: an MQTT message id)."""
+
+
 class Ingest:
     """Feed with :meth:`put`; :meth:`run` flushes every ``flush_interval`` or when full."""
 
     def __init__(self, sink: ReadingSink, *, max_points: int = 5000,
-                 flush_interval: float = 1.0, max_buffered_points: int = 200_000) -> None:
+                 flush_interval: float = 1.0, max_buffered_points: int = 200_000,
+                 spool: Spool | None = None,
+                 on_settled: Callable[[list[Token]], None] | None = None,
+                 writers: int = 2) -> None:
+        if writers < 1:
+            raise ValueError(f"ingest needs at least one writer, got {writers}")
+        self.writers = writers
         self.sink = sink
         self.max_points = max_points
         self.flush_interval = flush_interval
         self.max_buffered_points = max_buffered_points
+        self.spool = spool
+        self.on_settled = on_settled
         self.counters = IngestCounters()
         self.seen = SeenBatches()
         self._buffer: deque[ReadingBatch] = deque()
-        self._buffered_points = 0
+        self._buffered_points = 0  # buffered or being written: what room is about
+        self._queued_points = 0  # buffered, not taken by a writer yet
         self._full = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._idle = asyncio.Event()
         self._idle.set()
-        # Every batch taken and not yet stored or rejected, by (agent, seq) -> readings:
-        # buffered, being written, or waiting for room. What a drain gives up on.
+        # Every batch taken and not yet stored, rejected or spooled, by (agent, seq) ->
+        # readings: buffered, being written, or waiting for room. What a drain gives up on.
         self._unsettled: dict[tuple[str, int], int] = {}
+        self._tokens: dict[tuple[str, int], list[Token]] = {}
         self._released = False
         self._last_error: str | None = None
+        self._sink_down = False
+        self._stopping = False
+        self.last_stored_at: float | None = None
+        """Wall-clock time of the last write the sink confirmed (for rates)."""
+        self._spooled = asyncio.Event()
+        if spool is not None and spool.files():
+            self._spooled.set()
 
-    async def put(self, batch: ReadingBatch) -> bool:
-        """Take a batch (False if it is a duplicate); waits while the buffer is full."""
+    async def put(self, batch: ReadingBatch, token: Token | None = None) -> bool:
+        """Take a batch (False if it is a duplicate); waits while the buffer is full.
+
+        ``token`` comes back through ``on_settled`` once the batch is settled; for a
+        duplicate, once the first copy is (at once if it already was)."""
         c = self.counters
         c.batches_received += 1
+        key = (batch.agent, batch.seq)
         if not self.seen.add(batch.agent, batch.seq):
             c.duplicate_batches += 1
+            if token is not None:
+                if key in self._unsettled:
+                    self._tokens.setdefault(key, []).append(token)
+                elif self.on_settled is not None:
+                    self.on_settled([token])
             return False
         c.readings_received += len(batch.readings)
-        self._unsettled[(batch.agent, batch.seq)] = len(batch.readings)
-        await self._room.wait()
+        self._unsettled[key] = len(batch.readings)
+        if token is not None:
+            self._tokens[key] = [token]
+        if not self._room.is_set():
+            await self._room.wait()
         self._buffer.append(batch)
         self._idle.clear()
         self._buffered_points += len(batch.readings)
-        if self._buffered_points >= self.max_points:
+        self._queued_points += len(batch.readings)
+        if self._queued_points >= self.max_points:
             self._full.set()
         if self._buffered_points >= self.max_buffered_points and not self._released:
             self._room.clear()
@@ -145,15 +194,32 @@ class Ingest:
     def pending_points(self) -> int:
         return self._buffered_points
 
-    async def run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), timeout=self.flush_interval)
-            await self.flush()
+    @property
+    def spooled_pending(self) -> int:
+        """Readings spooled by this runner and not yet written back to the sink."""
+        c = self.counters
+        return c.spooled_readings - c.unspooled_readings
 
-    async def flush(self) -> None:
-        """Write everything buffered now, chunked to ``max_points`` per request."""
-        while self._buffer:
+    async def run(self) -> None:
+        """``writers`` concurrent writers (two by default: one encodes the next request
+        while the sink parses the last, which keeps InfluxDB busy; the acknowledgements
+        still go out in arrival order). Each writes full requests as soon as there are
+        some, and whatever is buffered every ``flush_interval``."""
+        await asyncio.gather(*(self._writer() for _ in range(self.writers)))
+
+    async def _writer(self) -> None:
+        while not self._stopping:
+            try:
+                await asyncio.wait_for(self._full.wait(), timeout=self.flush_interval)
+                full_only = True
+            except TimeoutError:
+                full_only = False
+            await self.flush(full_only=full_only)
+
+    async def flush(self, *, full_only: bool = False) -> None:
+        """Write everything buffered now, chunked to ``max_points`` per request (with
+        ``full_only``, only full requests: the rest waits for more or for the timer)."""
+        while self._buffer and (not full_only or self._queued_points >= self.max_points):
             chunk: list[ReadingBatch] = []
             points = 0
             while self._buffer and (not chunk or points + len(self._buffer[0].readings)
@@ -161,16 +227,22 @@ class Ingest:
                 batch = self._buffer.popleft()
                 chunk.append(batch)
                 points += len(batch.readings)
+            self._queued_points -= points
+            if self._queued_points < self.max_points:
+                self._full.clear()
             try:
-                await self._write(chunk)
+                if self._sink_down and self.spool is not None:
+                    await self._spool_chunk(chunk)  # don't wait on a sink known down
+                else:
+                    await self._write(chunk)
             except asyncio.CancelledError:
                 self._requeue(chunk)
                 raise
             self._buffered_points -= points
             if self._buffered_points < self.max_buffered_points:
                 self._room.set()
-        self._full.clear()
-        self._idle.set()
+        if not self._buffer:
+            self._idle.set()
 
     def _requeue(self, chunk: Sequence[ReadingBatch]) -> None:
         """Put back, in order, what a cancelled write had not settled. (A cancelled
@@ -178,12 +250,30 @@ class Ingest:
         and InfluxDB both keep one point per series and timestamp.)"""
         left = [b for b in chunk if (b.agent, b.seq) in self._unsettled]
         self._buffer.extendleft(reversed(left))
+        self._queued_points += sum(len(b.readings) for b in left)
         self._buffered_points -= (sum(len(b.readings) for b in chunk)
                                   - sum(len(b.readings) for b in left))
 
+    async def stop(self, writer: asyncio.Task[None], drain_timeout: float) -> Unwritten:
+        """End :meth:`run` (its task is ``writer``) and :meth:`drain`, all within
+        ``drain_timeout``. The writers first finish the requests they are in rather than
+        being cut short: a request cut short may still have been stored, and writing it
+        again stores its points twice in a sink that keeps duplicates (VictoriaMetrics).
+        Only a write still not done when the time is up is cancelled (and put back)."""
+        started = time.monotonic()
+        self._stopping = True
+        self._full.set()  # wake writers waiting for a full request
+        done, _ = await asyncio.wait({writer}, timeout=drain_timeout)
+        if not done:
+            writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        return await self.drain(max(0.0, drain_timeout - (time.monotonic() - started)))
+
     async def drain(self, drain_timeout: float) -> Unwritten:
         """Write out what is buffered, trying for at most ``drain_timeout`` s; then give
-        up on the rest: log it as an error naming the sink, count it, and return it."""
+        up on the rest: log it as an error naming the sink, count it, and return it.
+        (With a spool, a sink that is down only costs the time to spool.)"""
         started = time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), drain_timeout)
@@ -197,21 +287,67 @@ class Ingest:
                       left.batches, time.monotonic() - started, drain_timeout,
                       f"; last error: {self._last_error}" if self._last_error else "")
             self._unsettled.clear()
+            self._tokens.clear()
             self._buffer.clear()
             self._buffered_points = 0
+            self._queued_points = 0
             self._full.clear()
             self._room.set()
             self._idle.set()
+        if self.spooled_pending > 0:
+            log.warning("%s: %d readings wait in the spool %s; they are written when the "
+                        "sink answers again (at the next start if not before)",
+                        sink_label(self.sink), self.spooled_pending, self.spool)
         return left
 
     async def drained(self) -> None:
         await self._idle.wait()
 
     def _settled(self, batches: Sequence[ReadingBatch]) -> None:
+        tokens: list[Token] = []
         for b in batches:
-            self._unsettled.pop((b.agent, b.seq), None)
+            key = (b.agent, b.seq)
+            if self._unsettled.pop(key, None) is not None:
+                tokens.extend(self._tokens.pop(key, ()))
+        if tokens and self.on_settled is not None:
+            self.on_settled(tokens)
 
-    async def _write(self, chunk: Sequence[ReadingBatch]) -> None:
+    async def _spool_chunk(self, chunk: Sequence[ReadingBatch]) -> None:
+        assert self.spool is not None
+        spooled = await asyncio.to_thread(self.spool.put, chunk)
+        c = self.counters
+        c.spooled_batches += len(chunk)
+        c.spooled_readings += spooled.readings
+        self._settled(chunk)
+        self._spooled.set()
+
+    async def run_spool(self, *, max_backoff: float = 5.0) -> None:
+        """Write spooled chunks back to the sink, oldest first, whenever there are any;
+        retries (at most ``max_backoff`` s apart) while the sink is down."""
+        if self.spool is None:
+            return
+        spool = self.spool
+        while True:
+            await self._spooled.wait()
+            files = await asyncio.to_thread(spool.files)
+            if not files:
+                self._spooled.clear()
+                continue
+            for path in files:
+                try:
+                    batches = await asyncio.to_thread(spool.read, path)
+                except ValueError as exc:
+                    bad = await asyncio.to_thread(spool.quarantine, path)
+                    log.error("%s; moved to %s, NOT written", exc, bad)
+                    continue
+                n = sum(len(b.readings) for b in batches)
+                await self._write(batches, spool_failures=False, max_backoff=max_backoff)
+                await asyncio.to_thread(spool.remove, path)
+                self.counters.unspooled_readings += n
+                log.info("wrote %d spooled readings from %s", n, path.name)
+
+    async def _write(self, chunk: Sequence[ReadingBatch], *, spool_failures: bool = True,
+                     max_backoff: float = 30.0) -> None:
         backoff = 0.2
         c = self.counters
         while True:
@@ -226,8 +362,10 @@ class Ingest:
                     return
                 c.splits += 1
                 half = len(chunk) // 2
-                await self._write(chunk[:half])
-                await self._write(chunk[half:])
+                await self._write(chunk[:half], spool_failures=spool_failures,
+                                  max_backoff=max_backoff)
+                await self._write(chunk[half:], spool_failures=spool_failures,
+                                  max_backoff=max_backoff)
                 return
             except RejectedPointsError as exc:
                 # InfluxDB stores the good points of a partial write and says how many it
@@ -239,25 +377,29 @@ class Ingest:
                 log.warning("sink rejected %d of %d readings: %s", dropped, n, exc)
                 self._settled(chunk)
                 return
-            except (RetryableSinkError, SinkConfigError) as exc:
+            except SinkError as exc:  # retryable, operator must act, or unclassified
                 c.write_retries += 1
                 self._last_error = str(exc)
-                delay = getattr(exc, "retry_after", None) or backoff
+                if spool_failures and self.spool is not None:
+                    if not self._sink_down:
+                        log.warning("sink write failed (%s); spooling to %s until it "
+                                    "answers again", exc, self.spool.folder)
+                    self._sink_down = True
+                    await self._spool_chunk(chunk)
+                    return
+                delay = exc.retry_after or backoff
                 if isinstance(exc, SinkConfigError):
                     delay = max(delay, 10.0)
                 log.warning("sink write failed (%s); keeping %d batches, retry in %.1fs",
                             exc, len(chunk), delay)
                 await asyncio.sleep(delay * random.uniform(0.9, 1.1))
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except SinkError as exc:  # an unclassified sink error: keep the data, retry
-                c.write_retries += 1
-                self._last_error = str(exc)
-                log.warning("sink write failed (%s); retrying", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, max_backoff)
                 continue
             c.batches_stored += len(chunk)
             c.readings_stored += sum(len(b.readings) for b in chunk)
+            self.last_stored_at = time.time()
+            if self._sink_down:
+                log.info("sink answers again")
+                self._sink_down = False
             self._settled(chunk)
             return

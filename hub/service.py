@@ -8,8 +8,13 @@ published again on reconnect, and at start every open or recently closed alert i
 published again (a crash between the ledger and the broker loses nothing). A timer task
 fires breached deadlines every ``tick_interval`` seconds of real time, on ``clock``.
 
-One MQTT connection with a persistent session (fixed client id, ``clean_session=False``,
-QoS 1), so the broker keeps what arrives while the hub restarts. One reconnect loop.
+Two MQTT connections, each with a persistent session (fixed client id,
+``clean_session=False``, QoS 1), so the broker keeps what arrives while the hub restarts:
+
+- the alert desk's (aiomqtt, ``client_id``): events and status, one reconnect loop;
+- readings (:class:`hub.readings.ReadingsConsumer`, paho, ``<client_id>-readings``),
+  acknowledged only once written or spooled. With ``readings=False`` the hub is the alert
+  desk alone and readings are taken by ``gridcall hub ingest`` workers.
 
 Stopping is bounded: once ``stop`` is set the hub stops taking messages, then writes out
 what it buffered for at most ``drain_timeout`` seconds; what the sink did not take by
@@ -22,10 +27,12 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiomqtt
 
@@ -35,7 +42,9 @@ from hub.desk import Change, Desk
 from hub.ingest import Ingest, Unwritten
 from hub.ledger import Ledger
 from hub.lifecycle import AlertState
+from hub.readings import ReadingsConsumer
 from hub.sinks import ReadingSink
+from hub.spool import Spool
 from hub.store import Store
 from wire import AgentStatus, Decoder, MalformedMessage, encode, topics
 from wire.broker import BrokerAddress, credentials_refused, describe_failure
@@ -66,7 +75,9 @@ class Hub:
     def __init__(self, config: ConfigSet, *, sink: ReadingSink, store: Store,
                  broker_url: str | None = None, client_id: str | None = None,
                  clock: Clock = time.time_ns, flush_interval: float | None = None,
-                 drain_timeout: float = 10.0, tick_interval: float = 1.0) -> None:
+                 drain_timeout: float = 10.0, tick_interval: float = 1.0,
+                 readings: bool = True, share_group: str | None = None,
+                 spool_dir: Path | str | None = None) -> None:
         if drain_timeout < 0:
             raise ValueError(f"hub drain_timeout must be >= 0 seconds, got {drain_timeout}")
         settings = config.hub
@@ -77,19 +88,28 @@ class Hub:
         self.address = BrokerAddress.parse(broker_url or settings.broker.url)
         self.client_id = client_id or settings.client_id
         influx = settings.influx
+        self.decoder = Decoder()
         self.ingest = Ingest(
             sink,
             max_points=influx.batch_max_points if influx else 5000,
             flush_interval=flush_interval if flush_interval is not None else (
                 influx.flush_interval.total_seconds() if influx else 0.5),
+            spool=Spool(spool_dir) if spool_dir is not None else None,
         )
+        self.readings: ReadingsConsumer | None = None
+        if readings:
+            user, password = settings.broker.credentials()
+            self.readings = ReadingsConsumer(
+                self.ingest, address=self.address, client_id=f"{self.client_id}-readings",
+                share_group=share_group, username=user, password=password,
+                keepalive=int(settings.broker.keepalive.total_seconds()),
+                decoder=self.decoder)
         self.desk = Desk(config, Ledger(store))
         """The alert desk: the API and the notifier use it (``desk.add_hook``)."""
         self.desk.add_hook(self._on_change)
         self.tick_interval = tick_interval
         self._mqtt: aiomqtt.Client | None = None
         self._unpublished: set[str] = set()
-        self.decoder = Decoder()
         self.counters = HubCounters()
         self.agents: dict[str, AgentStatus] = {}
         self.opened: list[str] = []
@@ -204,6 +224,9 @@ class Hub:
             identifier=self.client_id, clean_session=False,
             tls_context=self.address.tls_context(),
             keepalive=int(self.config.hub.broker.keepalive.total_seconds()),
+            # Without it an alert published right after the event's PUBACK waits ~40 ms
+            # for the broker's delayed TCP ACK (Nagle); p50 reading→alert was 42 ms.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -213,14 +236,25 @@ class Hub:
         writer = asyncio.create_task(self.ingest.run(), name="hub-ingest")
         release = asyncio.create_task(self._release_on(stop), name="hub-release")
         timers = asyncio.create_task(self._timers(stop), name="hub-timers")
+        spool = asyncio.create_task(self.ingest.run_spool(), name="hub-spool")
+        readings = (asyncio.create_task(self.readings.run(stop), name="hub-readings")
+                    if self.readings is not None else None)
         try:
             await self._consume(stop)
         finally:
-            for task in (timers, release, writer):  # a write cut short is put back and retried
+            if readings is not None:
+                if not stop.is_set():
+                    readings.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await readings
+            # a spool write cut short is repeated at the next start
+            for task in (timers, release, spool):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            self.unwritten = await self.ingest.drain(self.drain_timeout)
+            self.unwritten = await self.ingest.stop(writer, self.drain_timeout)
+            if self.readings is not None:  # after the drain: its acks go out first
+                await self.readings.close()
 
     async def _release_on(self, stop: asyncio.Event) -> None:
         """A message stuck waiting for room in the buffer (the sink is down) must not keep
@@ -235,12 +269,20 @@ class Hub:
                 async with self._client() as client:
                     self.counters.connects += 1
                     backoff = 0.5
-                    await client.subscribe([(topics.READINGS, 1), (topics.EVENTS, 1),
-                                            (topics.STATUS, 1)])
+                    await client.subscribe([(topics.EVENTS, 1), (topics.STATUS, 1)])
+                    # Readings have their own connection (acknowledged after the write);
+                    # a session from before that still delivers them here until this
+                    # unsubscribe, and handle() still takes those.
+                    await client.unsubscribe(topics.READINGS)
                     self._mqtt = client
                     await self._republish()
-                    self.subscribed.set()
                     stopper = asyncio.create_task(stop.wait())
+                    if self.readings is not None:  # subscribed = both connections are
+                        ready = asyncio.create_task(self.readings.subscribed.wait())
+                        await asyncio.wait({ready, stopper},
+                                           return_when=asyncio.FIRST_COMPLETED)
+                        ready.cancel()
+                    self.subscribed.set()
                     try:
                         while not stop.is_set():
                             getter = asyncio.ensure_future(anext(client.messages))

@@ -1,0 +1,264 @@
+"""The readings consumer: MQTT readings in, acknowledged only once written or spooled.
+
+Why paho-mqtt directly, in its own thread, and not aiomqtt (which the alert desk uses):
+
+- **Acknowledge after the write.** A QoS 1 message may only be acknowledged once its
+  readings are in the sink or the spool, or a crash loses what the broker already
+  forgot. paho 2 has manual acks (``Client(manual_ack=True)``, ``client.ack(mid, 1)``);
+  aiomqtt 2 does not expose them.
+- **Speed.** aiomqtt hands every message through an asyncio queue and an async iterator;
+  at thousands of messages a second that costs more than decoding them. Here paho's own
+  network loop runs in a thread and ``on_message`` only appends to a deque and, when the
+  list was empty, wakes the asyncio side once; the asyncio side takes the whole list,
+  decodes each payload with msgspec (one call per message), deduplicates and buffers.
+
+Back-pressure is the broker's: it sends a client at most ``max_inflight_messages``
+unacknowledged QoS 1 messages (mosquitto's setting; see docs/architecture.md for what to
+set), so a slow sink slows delivery instead of filling the hub's memory, and what the hub
+has not acknowledged stays in its persistent session.
+
+Acknowledgements go out in the order the messages came (MQTT 3.1.1 §4.6.0-2), whatever
+order their batches settle in. A reconnect starts a new *generation*: a message of the
+old connection is never acknowledged on the new one (its id may be reused there); the
+broker redelivers it and the (agent, seq) dedup makes that harmless.
+
+Scale-out: several consumers (processes, machines) join one MQTT shared subscription
+(``$share/<group>/gridcall/v1/readings/+``); the broker gives each message to one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from hub.ingest import Ingest, Token
+from wire import Decoder, MalformedMessage, topics
+from wire.broker import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+
+def readings_filter(share_group: str | None) -> str:
+    """The topic filter for readings: plain, or a member of shared group ``share_group``."""
+    if share_group is None:
+        return topics.READINGS
+    if not share_group or set(share_group) & {"/", "+", "#"}:
+        raise ValueError(f"shared subscription group {share_group!r} must be a non-empty "
+                         "name without '/', '+' or '#'")
+    return f"$share/{share_group}/{topics.READINGS}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageToken:
+    generation: int
+    mid: int
+
+
+class AckWindow:
+    """Acknowledges QoS 1 messages in arrival order once each is settled."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.generation = 0
+        self._order: deque[int] = deque()
+        self._done: set[int] = set()
+        self.client: mqtt.Client | None = None
+        self.acked = 0
+
+    def new_generation(self, client: mqtt.Client) -> int:
+        """A new connection: forget what the old one had not acknowledged."""
+        with self._lock:
+            self.generation += 1
+            self._order.clear()
+            self._done.clear()
+            self.client = client
+            return self.generation
+
+    def received(self, mid: int) -> MessageToken:
+        """Called on paho's thread for each message, in arrival order."""
+        with self._lock:
+            self._order.append(mid)
+            return MessageToken(self.generation, mid)
+
+    def settle(self, tokens: list[Token]) -> None:
+        with self._lock:
+            gen = self.generation
+            done = self._done
+            for t in tokens:
+                if isinstance(t, MessageToken) and t.generation == gen:
+                    done.add(t.mid)
+            order, client = self._order, self.client
+            while order and order[0] in done:
+                mid = order.popleft()
+                done.discard(mid)
+                if client is not None:
+                    client.ack(mid, 1)
+                    self.acked += 1
+
+    @property
+    def unacked(self) -> int:
+        return len(self._order)
+
+
+class ReadingsConsumer:
+    """Subscribes to readings with a persistent session and feeds ``ingest``.
+
+    ``async with``-free: :meth:`run` starts paho's thread and stops it when ``stop`` is
+    set. ``ingest.on_settled`` is taken over to acknowledge messages.
+    """
+
+    def __init__(self, ingest: Ingest, *, address: BrokerAddress, client_id: str,
+                 share_group: str | None = None, username: str | None = None,
+                 password: str | None = None, keepalive: int = 30,
+                 decoder: Decoder | None = None) -> None:
+        self.ingest = ingest
+        self.decoder = decoder or Decoder()
+        self.address = address
+        self.client_id = client_id
+        self.filter = readings_filter(share_group)
+        self.other_filter = (readings_filter(None) if share_group is not None else None)
+        self.acks = AckWindow()
+        ingest.on_settled = self.acks.settle
+        self.subscribed = asyncio.Event()
+        self.messages = 0
+        self.connects = 0
+        self.first_message_at: float | None = None
+        self.cpu_at_first_message: float | None = None
+        # Filled on paho's thread, emptied on the loop's: deque append and popleft are
+        # atomic, so neither side ever swaps the container under the other.
+        self._pending: deque[tuple[MessageToken, str, bytes]] = deque()
+        self._signalled = False
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                   clean_session=False, manual_ack=True)
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        if address.tls:
+            self._client.tls_set_context(address.tls_context())
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_socket_open = self._on_socket_open
+        self._client.reconnect_delay_set(1, 30)
+        self._keepalive = keepalive
+        self._started = False
+
+    # ------------------------------------------------------------------ paho's thread
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    rc: ReasonCode, properties: object = None) -> None:
+        if rc.is_failure:
+            log.warning("readings %s: broker %s refused the connection: %s",
+                        self.client_id, self.address, rc)
+            return
+        self.connects += 1
+        self.acks.new_generation(client)
+        # A persistent session keeps its subscriptions: drop the other form (plain vs
+        # shared) in case this client id was used with it, or messages arrive twice.
+        if self.other_filter is not None:
+            client.unsubscribe(self.other_filter)
+        client.subscribe(self.filter, qos=1)
+
+    @staticmethod
+    def _on_socket_open(client: mqtt.Client, userdata: object, sock: object) -> None:
+        # PUBACKs are tiny and come in bursts: Nagle would hold them for the broker's
+        # delayed ACK (~40 ms), stalling the broker's in-flight window.
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                      rcs: list[ReasonCode], properties: object = None) -> None:
+        if any(rc.is_failure for rc in rcs):
+            log.error("readings %s: broker %s refused the subscription %s: %s",
+                      self.client_id, self.address, self.filter, rcs)
+            return
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.subscribed.set)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object,
+                       flags: mqtt.DisconnectFlags, rc: ReasonCode,
+                       properties: object = None) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.subscribed.clear)
+        if rc.is_failure:
+            log.warning("readings %s: lost broker %s (%s); reconnecting", self.client_id,
+                        self.address, rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: object,
+                    msg: mqtt.MQTTMessage) -> None:
+        token = self.acks.received(msg.mid) if msg.qos > 0 else MessageToken(-1, 0)
+        self._pending.append((token, msg.topic, cast(bytes, msg.payload)))
+        if not self._signalled:
+            self._signalled = True
+            loop = self._loop
+            if loop is not None:
+                loop.call_soon_threadsafe(self._wake.set)
+
+    # ------------------------------------------------------------------ asyncio side
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect (and reconnect) and feed the ingest runner until ``stop`` is set; then
+        stop taking messages but stay connected, so that acknowledgements of what the
+        caller still writes out (``ingest.drain``) reach the broker. :meth:`close` after."""
+        self._loop = asyncio.get_running_loop()
+        client = self._client
+        client.connect_async(self.address.host, self.address.port, keepalive=self._keepalive)
+        client.loop_start()
+        self._started = True
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                waker = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waker.cancel()
+                if stop.is_set():
+                    break
+                await self._take()
+        finally:
+            stopper.cancel()
+
+    async def close(self) -> None:
+        """Disconnect. Unacknowledged messages stay in the persistent session: the broker
+        sends them again on the next connection, so nothing unwritten is lost."""
+        if not self._started:
+            return
+        self._started = False
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+
+    async def _take(self) -> None:
+        self._wake.clear()
+        self._signalled = False  # from here on paho wakes us again for what it adds
+        pending = self._pending
+        n = len(pending)
+        if n and self.first_message_at is None:
+            self.first_message_at = time.time()
+            self.cpu_at_first_message = time.process_time()
+        self.messages += n
+        readings = self.decoder.readings
+        put = self.ingest.put
+        settle = self.acks.settle
+        popleft = pending.popleft
+        for _ in range(n):
+            token, topic, payload = popleft()
+            try:
+                batch = readings(topic, payload)
+            except MalformedMessage as exc:
+                bad = self.decoder.malformed_total
+                if bad <= 10 or bad % 1000 == 0:
+                    log.warning("%s (%d rejected so far)", exc, bad)
+                settle([token])  # counted; redelivering it would not make it valid
+                continue
+            await put(batch, token)

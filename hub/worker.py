@@ -1,0 +1,96 @@
+"""One ingest worker: readings from MQTT into the sink, nothing else.
+
+The hub runs one in its own process by default (``Hub`` with ``readings=True``); for
+more throughput, ``gridcall hub ingest`` runs workers as separate processes, on one
+machine or several, joined in one MQTT shared subscription. Each worker has its own
+persistent session (client id), its own spool folder and its own dedup window; the
+store stays exact because a batch redelivered to another worker writes the same points
+again, which InfluxDB keeps once (same series and timestamp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from hub.ingest import Ingest, Unwritten
+from hub.readings import ReadingsConsumer
+from hub.sinks import ReadingSink
+from hub.spool import Spool
+from wire.broker import BrokerAddress
+
+
+def peak_rss_kb() -> int | None:
+    """This process's peak resident set (VmHWM), in KiB; None where /proc has no such line.
+    (``ru_maxrss`` is no good for a worker started by a big parent: Linux carries it over
+    ``fork`` and ``exec``.)"""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class IngestWorker:
+    def __init__(self, sink: ReadingSink, *, address: BrokerAddress, client_id: str,
+                 share_group: str | None = None, spool_dir: Path | str | None = None,
+                 username: str | None = None, password: str | None = None,
+                 keepalive: int = 30, max_points: int = 5000, flush_interval: float = 0.5,
+                 drain_timeout: float = 10.0) -> None:
+        self.drain_timeout = drain_timeout
+        self.spool = Spool(spool_dir) if spool_dir is not None else None
+        self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush_interval,
+                             spool=self.spool)
+        self.consumer = ReadingsConsumer(
+            self.ingest, address=address, client_id=client_id, share_group=share_group,
+            username=username, password=password, keepalive=keepalive)
+        self.unwritten = Unwritten()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Ingest until ``stop``; then write out what is held (bounded by
+        ``drain_timeout``; spooled if the sink is down), acknowledge it and disconnect."""
+        ingest = self.ingest
+        writer = asyncio.create_task(ingest.run(), name="ingest-writer")
+        tasks = [asyncio.create_task(ingest.run_spool(), name="ingest-spool")]
+
+        async def release() -> None:
+            await stop.wait()
+            ingest.release_producers()
+
+        tasks.append(asyncio.create_task(release()))
+        try:
+            await self.consumer.run(stop)
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.unwritten = await ingest.stop(writer, self.drain_timeout)
+            await self.consumer.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and resource use, for people and the benchmark (JSON-ready)."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        c = self.ingest.counters
+        return {
+            "client_id": self.consumer.client_id,
+            "messages": self.consumer.messages,
+            "acked": self.consumer.acks.acked,
+            "malformed": self.consumer.decoder.malformed_total,
+            **{k: getattr(c, k) for k in c.__dataclass_fields__},
+            "spooled_pending": self.ingest.spooled_pending,
+            "subscribed": self.consumer.subscribed.is_set(),
+            "first_message_at": self.consumer.first_message_at,
+            "cpu_at_first_message": self.consumer.cpu_at_first_message,
+            "last_stored_at": self.ingest.last_stored_at,
+            "cpu_s": time.process_time(),
+            "max_rss_kb": peak_rss_kb() or usage.ru_maxrss,
+            "now": time.time(),
+        }
