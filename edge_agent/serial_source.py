@@ -46,7 +46,8 @@ class SerialFrameSource:
         link, frames = self.link.counts, self.reader.counts
         out = {"frames": frames["frames"], "garbage_bytes": frames["garbage_bytes"],
                "bytes": frames["bytes"]}
-        out |= {f"bad_{r}": frames[r] for r in REASONS}
+        # refused frames as bad_<reason>: bad_crc, bad_length, bad_unknown_version...
+        out |= {r if r.startswith("bad_") else f"bad_{r}": frames[r] for r in REASONS}
         out |= {k: link[k] for k in ("opens", "open_failures", "disconnects", "reconnects")}
         out |= {k: self.stats[k] for k in ("samples", "unknown_device", "unmapped_channel",
                                            "missed_frames", "duplicate_frames",

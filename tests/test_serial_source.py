@@ -63,7 +63,10 @@ async def test_frames_become_samples_of_the_mapped_sensors(
     assert await wait_until(lambda: len(run.got) == 3)
     assert run.got == [Sample("flow", 42, 1.5), Sample("level", 42, None),
                        Sample("gas", 42, 12.0)]
-    assert run.source.counters()["frames"] == 2
+    c = run.source.counters()
+    assert c["frames"] == 2
+    assert {k for k in c if k.startswith("bad_")} == {
+        "bad_crc", "bad_length", "bad_unknown_version", "bad_malformed", "bad_truncated"}
 
 
 async def test_noise_and_a_cut_off_frame_are_counted_and_the_next_frame_is_read(
