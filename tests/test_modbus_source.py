@@ -71,6 +71,25 @@ def test_neighbouring_registers_are_read_in_one_request() -> None:
                       (1, "input", 3, 1, ["d"]), (2, "holding", 4, 1, ["e"])]
 
 
+@given(st.lists(st.tuples(st.integers(1, 3), st.sampled_from(["holding", "input"]),
+                          st.integers(0, 400), st.sampled_from(["uint16", "float32"]),
+                          st.sampled_from([1, 5])), max_size=40))
+def test_the_plan_reads_every_register_once_within_the_request_limit(
+        specs: list[tuple[int, str, int, str, int]]) -> None:
+    regs = [reg(sensor=f"s{i}", slave=slave, table=table, address=address, type=kind,
+                interval=interval)
+            for i, (slave, table, address, kind, interval) in enumerate(specs)]
+    blocks = plan(regs)
+    assert sorted(r.sensor for b in blocks for r in b.registers) == sorted(r.sensor for r in regs)
+    for b in blocks:
+        assert 1 <= b.count <= 125
+        for r in b.registers:
+            assert (r.slave, r.table, r.interval.total_seconds()) == (b.slave, b.table,
+                                                                       b.interval)
+            assert b.address <= r.address
+            assert r.last_address < b.address + b.count
+
+
 # --------------------------------------------------------------------------- on the wire
 
 HOLDING = [0x41A4, 0x0000, 0xFF38, 0, 0, 0, 0, 0, 0, 0]
