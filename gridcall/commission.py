@@ -323,6 +323,10 @@ def state_dir_check(spec: AgentSpec) -> Check:
     if free < LOW_FREE_BYTES:
         return Check("state dir", "WARN", where, "little room for the outbox during a long "
                      "outage; free some space or use a larger card")
+    if not path.is_absolute():
+        return Check("state dir", "WARN", f"{where}; relative to the folder this check ran in",
+                     "give an absolute state_dir in agents.yaml (e.g. /var/lib/gridcall-edge): "
+                     "the service resolves a relative one against its WorkingDirectory")
     return Check("state dir", "PASS", where)
 
 

@@ -257,3 +257,15 @@ def test_the_unit_gives_the_agent_longer_to_stop_than_its_flush_takes() -> None:
     stop = re.search(r"^TimeoutStopSec=(\d+)s$", UNIT.read_text(encoding="utf-8"), re.M)
     assert stop is not None
     assert int(stop.group(1)) >= drain + 10
+
+
+def test_a_relative_state_dir_is_a_warning_not_a_failure(
+        district: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    edit_agents(district, lambda d: d["defaults"].update(state_dir="var/agent"))
+    result = check("--config", str(district), "--agent", "edge-dasha-dong")
+    assert result.exit_code == 0, result.output
+    line = row(result, "state dir")
+    assert "WARN" in line
+    assert f"{tmp_path / 'var' / 'agent'}: writable" in line
+    assert "give an absolute state_dir" in line
