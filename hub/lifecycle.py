@@ -220,10 +220,17 @@ def refusal(state: AlertState, action: Action, *,
         return f"{action} needs {need}"
     if action == "escalate" and state.tier == "A":
         return "escalate needs a tier below A: the district already holds it"
-    if action == "dispatch" and actor_level is not None and (
-            LEVELS.index(actor_level) > LEVELS.index(state.unit_level)):
-        return (f"dispatch needs a unit at or above the responsible {state.unit_level} "
-                f"{state.unit}, not a {actor_level}")
+    if action == "dispatch" and actor_level is not None:
+        # Tier A is the district and the town jointly (the town is its address): either
+        # may dispatch. Otherwise the responsible unit or a level above it.
+        path = state.last.unit_path
+        lowest = LEVELS[len(path) - 1] if path else state.unit_level
+        if LEVELS.index(actor_level) > max(LEVELS.index(lowest),
+                                           LEVELS.index(state.unit_level)):
+            who = f"{state.unit_level} {state.unit}"
+            if lowest != state.unit_level:
+                who += f" or its {lowest} {path[-1]}"
+            return f"dispatch needs a unit at or above the responsible {who}, not a {actor_level}"
     return None
 
 

@@ -192,6 +192,19 @@ def test_dispatch_needs_a_unit_at_or_above_the_responsible_level(cfg: ConfigSet)
         assert "police" in t.departments
 
 
+def test_at_tier_a_the_town_dispatches_with_the_district(cfg: ConfigSet) -> None:
+    state = alert_in(cfg, "opened", kind="gas")  # GAS-LEAK: tier A, addressed at the town
+    town = state.last.unit_path[-1]
+    assert (state.unit_level, len(state.last.unit_path)) == ("district", 2)
+    t = step(state, "dispatch", at=T0 + MIN, actor=town, actor_level="town",
+             departments=("police",))
+    assert t.state == "dispatched"
+    with pytest.raises(IllegalTransition, match=f"dispatch needs a unit at or above the "
+                       f"responsible district {state.unit} or its town {town}, not a "
+                       "community"):
+        step(state, "dispatch", at=T0 + MIN, actor="c", actor_level="community")
+
+
 def test_evidence_never_changes_state_but_is_counted(cfg: ConfigSet) -> None:
     state = alert_in(cfg, "on_site")
     after = take(state, "evidence", T0 + 10 * MIN)
