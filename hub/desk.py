@@ -26,6 +26,7 @@ Grouping and anti-flap:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -160,6 +161,8 @@ class Desk:
         """(alert, sensor) -> when the sensor last added evidence or opened the alert."""
         self._spread = SpreadWindow(_ns(self.rules.spread.window))
         self._next = 1
+        self._timers: list[tuple[int, str, int]] = []
+        """(deadline, alert, step n): the deadline each open alert waits on (a heap)."""
         self._hooks: list[Hook] = []
         self._lock = asyncio.Lock()
         self.started = False
@@ -188,6 +191,9 @@ class Desk:
         self._latest[key] = state.alert_id
         if state.is_open:
             self._open[key] = state.alert_id
+            due = state.due()
+            if due is not None:
+                heapq.heappush(self._timers, (due[1], state.alert_id, state.n))
         elif self._open.get(key) == state.alert_id:
             del self._open[key]
         if t.evidence is not None:
@@ -234,10 +240,9 @@ class Desk:
         return await self.ledger.all(since=since, until=until)
 
     def next_deadline(self) -> int | None:
-        """The earliest deadline an open alert below tier A waits on (for timers)."""
-        dues = [due[1] for s in self._states.values()
-                if s.tier != "A" and (due := s.due()) is not None]
-        return min(dues, default=None)
+        """The earliest deadline an open alert waits on (stale entries included: a
+        timer may wake for nothing, never too late)."""
+        return self._timers[0][0] if self._timers else None
 
     # ------------------------------------------------------------------ writing
 
@@ -286,40 +291,52 @@ class Desk:
         p = state.place
         return (p[0], p[1], p[2], p[3])
 
-    def _due_steps(self, now: int) -> list[Transition]:
+    def _due_steps(self, now: int) -> tuple[list[Transition], list[tuple[int, str, int]]]:
         """Escalations for every deadline that passed by ``now``, each at its own
-        instant (a breach of the new deadlines fires again, up to tier A)."""
+        instant (a breach of the new deadlines fires again, up to tier A), and the
+        timer entries taken for them (put back if writing them fails).
+
+        Timers are a heap of (deadline, alert, step number): an entry whose alert has
+        moved on since (a later step) is stale and dropped, so each call costs only the
+        deadlines that passed, not a scan of every alert."""
         steps: list[Transition] = []
-        pending = dict(self._states)
-        while True:
-            fired = False
-            for alert_id, state in list(pending.items()):
-                due = state.due()
-                if due is None or due[1] > now:
-                    continue
+        taken: list[tuple[int, str, int]] = []
+        while self._timers and self._timers[0][0] <= now:
+            entry = heapq.heappop(self._timers)
+            taken.append(entry)
+            state = self._states.get(entry[1])
+            if state is None or state.n != entry[2]:
+                continue
+            while (due := state.due()) is not None and due[1] <= now:
                 if state.tier == "A":
-                    self.counters.overdue_at_top.add(alert_id)
-                    continue
+                    self.counters.overdue_at_top.add(state.alert_id)
+                    break
                 at = max(due[1], state.last.at)
                 t = self._raise_to(state, tier_up(state.tier, 1), at, actor=HUB, note="",
                                    reason=f"{due[0]} deadline passed")
                 steps.append(t)
-                pending[alert_id] = apply(state, t)
-                fired = True
-            if not fired:
-                return steps
+                state = apply(state, t)
+        return steps, taken
+
+    async def _escalate_due(self, now: int) -> list[Change]:
+        steps, taken = self._due_steps(now)
+        try:
+            changes = await self._commit(steps)
+        except BaseException:
+            for entry in taken:  # nothing was written: the timers stay armed
+                heapq.heappush(self._timers, entry)
+            raise
+        self.counters.escalations_deadline += len(changes)
+        return changes
 
     async def tick(self, now: int) -> list[Change]:
         """Escalate every alert whose deadline passed by ``now`` (one level per breach)."""
         async with self._lock:
-            changes = await self._commit(self._due_steps(now))
-            self.counters.escalations_deadline += len(changes)
-            return changes
+            return await self._escalate_due(now)
 
     async def _fire(self, now: int) -> None:
         """Deadlines first: whatever happens at ``now`` sees the alerts as they stand."""
-        changes = await self._commit(self._due_steps(now))
-        self.counters.escalations_deadline += len(changes)
+        await self._escalate_due(now)
 
     # ------------------------------------------------------------------ events
 
