@@ -136,3 +136,41 @@ async def test_an_agent_reads_a_noisy_serial_device_and_reports_bad_frames_in_it
     assert c["missed_frames"] == 0
     assert c["unknown_device"] == c["unmapped_channel"] == 0
     assert set(seen[-1].sensor_health) == {s.id for s in spec.sensors}
+
+
+@pytest.mark.servers
+async def test_an_agent_keeps_reading_after_its_device_is_unplugged_and_plugged_back(
+        cfg: ConfigSet, tmp_path: Path, mqtt_url: str, simdevice: Any) -> None:
+    """The device process goes away (its pty and link with it, as a USB unplug does) and a
+    new one appears at the same path: the same agent, never restarted, reads it again."""
+    tty = tmp_path / "tty0"
+    base = cfg.agents["edge-dongyuan"]
+    assert isinstance(base.source, SerialSource)
+    spec = dataclasses.replace(
+        base, id=f"edge-replug-{uuid.uuid4().hex[:8]}",
+        source=base.source.model_copy(update={"port": str(tty)}))
+    source = SerialFrameSource(spec.source, agent_id=spec.id)
+    agent = EdgeAgent(spec, source, broker_url=mqtt_url)
+    stop = asyncio.Event()
+    running = asyncio.create_task(agent.run(stop))
+    first = simdevice("--link", str(tty), "--interval", "0.05")
+    assert await asyncio.to_thread(started, first, tty)
+    assert await wait_until(lambda: source.counters()["frames"] >= 10)
+    first.send_signal(signal.SIGTERM)  # unplugged
+    await asyncio.to_thread(first.wait, 20)
+    assert await wait_until(lambda: source.counters()["disconnects"] == 1)
+    sent_while_unplugged = agent.counters.readings_sent
+    second = simdevice("--link", str(tty), "--interval", "0.05")  # plugged back in
+    assert await asyncio.to_thread(started, second, tty)
+    assert await wait_until(lambda: source.counters()["reconnects"] == 1)
+    frames_before = source.counters()["frames"]
+    assert await wait_until(lambda: source.counters()["frames"] >= frames_before + 10)
+    assert await wait_until(lambda: agent.counters.readings_sent > sent_while_unplugged)
+    assert not running.done()
+    stop.set()
+    await running
+    c = source.counters()
+    assert c["device_restarts"] == 3  # each of the device's 3 MCUs counts from 0 again
+    address = BrokerAddress.parse(mqtt_url)
+    async with aiomqtt.Client(address.host, address.port) as client:
+        await client.publish(topics.status_topic(spec.id), b"", retain=True)  # tidy up
