@@ -38,7 +38,9 @@ class SerialLink:
         self.last_error = ""
 
     def _open(self) -> serial.Serial:
-        return serial.Serial(self.port, self.baudrate, timeout=0)
+        # exclusive: a second reader of the same port (a forgotten minicom, a second agent)
+        # would take bytes from the middle of frames; it is refused (flock) instead
+        return serial.Serial(self.port, self.baudrate, timeout=0, exclusive=True)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Chunks as they arrive; ``END`` (empty) each time the port is lost."""

@@ -121,6 +121,22 @@ async def test_a_device_unplugged_and_plugged_back_is_read_again_without_a_resta
     assert not run.task.done()
 
 
+async def test_a_second_reader_of_the_same_port_is_refused_not_sharing_its_bytes(
+        running: tuple[PtyPort, Running]) -> None:
+    port, run = running
+    other = SerialFrameSource(settings(port.link), agent_id="edge-other")
+    task = asyncio.create_task(anext(other.samples()))
+    try:
+        assert await wait_until(lambda: other.counters()["open_failures"] >= 1)
+        assert "lock" in other.link.last_error
+        port.write(encode(Frame(5, 0, ((0, 1.5),))))
+        assert await wait_until(lambda: len(run.got) == 1)  # all of it to the first reader
+        assert other.counters()["opens"] == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def test_the_factory_builds_the_source_each_sample_agent_names() -> None:
     from config import SAMPLE_DISTRICT, load_config
     from edge_agent.local_mqtt import LocalMqttSource
