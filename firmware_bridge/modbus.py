@@ -137,6 +137,7 @@ class ModbusPoller:
     async def readings(self) -> AsyncIterator[tuple[Register, float, int]]:
         delay, cap = 0.1, self.settings.reconnect_max.total_seconds()
         ever = False
+        said = False  # one log line per outage; the counters carry the rest
         while True:
             client = self._client()
             try:
@@ -147,7 +148,8 @@ class ModbusPoller:
             if not ok:
                 client.close()
                 self.counts["open_failures"] += 1
-                if self.counts["open_failures"] == 1:
+                if not said:
+                    said = True
                     log.warning("%s: cannot open %s; retrying with backoff up to %.0fs",
                                 self.name, self.settings.port, cap)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -157,7 +159,7 @@ class ModbusPoller:
             if ever:
                 self.counts["reconnects"] += 1
                 log.warning("%s: %s is back", self.name, self.settings.port)
-            ever, delay = True, 0.1
+            ever, said, delay = True, False, 0.1
             self.connected.set()
             try:
                 async for item in self._poll(client):

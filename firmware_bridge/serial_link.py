@@ -47,12 +47,14 @@ class SerialLink:
         loop = asyncio.get_running_loop()
         delay = self.reconnect_min
         ever_open = False
+        said = False  # one log line per outage; the counters carry the rest
         while True:
             try:
                 port = self._open()
             except (serial.SerialException, OSError, ValueError) as exc:
                 self.counts["open_failures"] += 1
-                if self.counts["open_failures"] == 1 or self.connected.is_set():
+                if not said:
+                    said = True
                     log.warning("%s: cannot open %s (%s); retrying with backoff up to %.0fs",
                                 self.name, self.port, exc, self.reconnect_max)
                 self.last_error = str(exc)
@@ -63,7 +65,7 @@ class SerialLink:
             if ever_open:
                 self.counts["reconnects"] += 1
                 log.warning("%s: %s is back", self.name, self.port)
-            ever_open = True
+            ever_open, said = True, False
             delay = self.reconnect_min
             self.connected.set()
             try:
