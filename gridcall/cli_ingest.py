@@ -98,12 +98,21 @@ def hub_ingest(
                 drain_timeout=drain_timeout)
             workers.append(w)
             out.print(f"ingest worker {w.consumer.client_id}: {address} {w.consumer.filter} → "
-                      f"{influx.url if influx else settings.store_path}")
+                      f"{influx.url if influx else settings.store_path}", highlight=False,
+                      soft_wrap=True)
             writer = (asyncio.create_task(_write_stats(w, stats, stop))
                       if stats is not None else None)
+
+            async def joined() -> None:
+                await w.consumer.subscribed.wait()
+                out.print(f"ingest worker {w.consumer.client_id}: subscribed to "
+                          f"{w.consumer.filter}", highlight=False, soft_wrap=True)
+
+            announce = asyncio.create_task(joined())
             try:
                 await w.run(stop)
             finally:
+                announce.cancel()
                 if writer is not None:
                     writer.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -122,7 +131,8 @@ def hub_ingest(
             raise typer.Exit(1)
         out.print(f"ingest worker stopped: {c.readings_stored} of {c.readings_received} "
                   f"readings stored, {c.rejected_readings} rejected, "
-                  f"{w.ingest.spooled_pending} waiting in the spool")
+                  f"{w.ingest.spooled_pending} waiting in the spool", highlight=False,
+                  soft_wrap=True)
 
 
 def _dump(path: Path, data: object) -> None:

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import yaml
 
+from config import SAMPLE_DISTRICT
 from hub.sinks import InfluxV1Sink, LineEncoder
 from hub.worker import IngestWorker
 from tests.polling import wait_until
@@ -208,3 +214,57 @@ async def test_what_a_worker_took_but_did_not_write_is_redelivered_after_a_resta
 def _free_port() -> int:
     from tests.servers import unused_tcp_port
     return unused_tcp_port()
+
+
+async def test_hub_run_with_two_ingest_worker_processes_stores_a_burst_exactly_once(
+    mosquitto: PrivateMosquitto, influx_v1_url: str, influx_database: str, tmp_path: Path
+) -> None:
+    """`gridcall hub run --ingest-workers 2`: the alert desk in one process, two `hub
+    ingest` processes in one shared subscription; SIGTERM stops them all cleanly."""
+    config_dir = tmp_path / "district"
+    config_dir.mkdir()
+    for f in SAMPLE_DISTRICT.glob("*.yaml"):
+        (config_dir / f.name).write_bytes(f.read_bytes())
+    (config_dir / "hub.yaml").write_text(yaml.safe_dump({"hub": {
+        "broker": {"url": mosquitto.url}, "client_id": "test-workers",
+        "store_path": str(tmp_path / "hub.sqlite"), "spool_dir": str(tmp_path / "spool"),
+        "influx": {"url": influx_v1_url, "database": influx_database}}}), encoding="utf-8")
+    log = tmp_path / "hub.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: ASYNC220 -- returns at once; polled below
+            [sys.executable, "-c", "from gridcall.cli import main; main()", "hub", "run",
+             "--config", str(config_dir), "--ingest-workers", "2"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        # each worker says when it has joined the group: only then is a message kept for it
+        assert await wait_until(lambda: log.read_bytes().count(b"subscribed to $share/") >= 2
+                                or proc.poll() is not None, polls=1200), log.read_text()
+        batches = burst(10, 40, prefix="procs")
+        await asyncio.to_thread(publish_all, mosquitto.url, messages(batches))
+        total = len(points(batches))
+
+        async def stored() -> int:
+            return await count_stored(influx_v1_url, influx_database)
+
+        for _ in range(1200):  # bounded polling, not a timing claim
+            if await stored() >= total or proc.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 120)  # guard against a hang
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    said = log.read_text(encoding="utf-8")
+    assert proc.returncode == 0, said
+    assert "Traceback" not in said
+    got = await stored_points(influx_v1_url, influx_database)
+    assert len(got) == len(set(got)) == total
+    assert set(got) == points(batches)
+    # each worker said what it stored at its stop; together, every reading, once
+    per_worker = [int(n) for n in re.findall(r"ingest worker stopped: (\d+) of", said)]
+    assert len(per_worker) == 2
+    assert sum(per_worker) == total
+    assert all(n > 0 for n in per_worker), per_worker
+
