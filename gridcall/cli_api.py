@@ -22,6 +22,7 @@ from config import SAMPLE_DISTRICT, ConfigSet
 
 if TYPE_CHECKING:
     from hub.api_server import ApiServer
+    from hub.notify import Notifier
     from hub.service import Hub
 
 token_app = typer.Typer(help="Bearer tokens for the hub's HTTP API (one or more per unit).",
@@ -125,7 +126,11 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
     from hub.tokens import TokenFile
 
     async with contextlib.AsyncExitStack() as stack:
-        notifier = await stack.enter_async_context(Notifier(hub.config.notify))
+        # Deliveries under way get at most 2 s at shutdown: the readings' drain comes
+        # first within the supervisor's stop timeout; what is left is counted as unsent.
+        notifier = Notifier(hub.config.notify, drain_timeout=min(2.0, hub.drain_timeout))
+        stack.callback(_notify_summary, notifier, say)  # runs last: after the drain
+        await stack.enter_async_context(notifier)
         hub.desk.add_hook(desk_hook(notifier))
         if hasattr(sink, "write_lines"):
             writer = asyncio.create_task(run_indicator_writer(
@@ -139,6 +144,13 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
         else:
             say(f"API off (--api {SUGGESTED_API} to serve it)")
         yield server
+
+
+def _notify_summary(notifier: Notifier, say: Callable[[str], None]) -> None:
+    c = notifier.counters
+    if c.queued:
+        say(f"notifications: {c.sent} sent, {c.given_up} given up, "
+            f"{c.unsent_at_shutdown} unsent at stop ({c.failed_attempts} failed attempts)")
 
 
 async def _stopped(task: asyncio.Task[object]) -> None:

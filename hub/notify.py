@@ -8,7 +8,9 @@ SMTP server.
 
 Failures never reach the caller. A failed attempt is logged (with apprise's reason) and
 retried after a backoff that doubles up to ``retry.max_backoff``; after
-``retry.attempts`` it is given up, logged as an error and counted. :class:`NotifyCounters`
+``retry.attempts`` it is given up, logged as an error and counted. A webhook that answers
+4xx (but 408/429) is given up at once: the request itself is wrong (token, path), and
+only a person can fix that. :class:`NotifyCounters`
 has the rates; nothing else is kept in memory, so a hub restart forgets deliveries still
 waiting for a retry (the alert itself stays on the unit's retained MQTT topic).
 
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -186,6 +189,17 @@ def send(delivery: Delivery, settings: NotifyFile, timeout: float) -> str | None
         return f"{type(exc).__name__}: {exc}"
 
 
+_HTTP_ERROR = re.compile(r"error=(\d{3})\b")
+
+
+def refused_for_good(reason: str) -> bool:
+    """True when the receiver refused the request itself (HTTP 4xx other than 408 and
+    429, e.g. 401 for a wrong token, 404 for a wrong path): sending it again cannot help
+    until someone fixes notify.yaml or the receiver, so it is given up at once."""
+    match = _HTTP_ERROR.search(reason)
+    return match is not None and 400 <= int(match[1]) < 500 and int(match[1]) not in (408, 429)
+
+
 class Notifier:
     """``async with Notifier(cfg.notify) as notifier: notifier.notify(alert, units)``."""
 
@@ -259,7 +273,7 @@ class Notifier:
                 self.counters.sent_by_type[delivery.channel.type] += 1
                 return
             self.counters.failed_attempts += 1
-            if attempt == retry.attempts:
+            if attempt == retry.attempts or refused_for_good(reason):
                 self.counters.given_up += 1
                 self.counters.given_up_by_unit[delivery.unit] += 1
                 log.error("notify: gave up on alert %s to %s after %d attempts: %s",

@@ -168,6 +168,18 @@ async def test_a_webhook_that_keeps_failing_is_given_up_logged_and_counted_not_r
     assert "500" in message  # apprise's reason, not just "failed"
 
 
+async def test_a_webhook_refusing_the_request_itself_is_not_retried(
+        cfg: ConfigSet, receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    receiver.statuses = [401] * 5
+    alert = alert_in(cfg)
+    notify = settings({alert.unit: [{"type": "webhook", "url": receiver.url}]}, retry=FAST)
+    async with Notifier(notify) as notifier:
+        notifier.notify(alert, [alert.unit])
+        assert await wait_until(lambda: notifier.counters.given_up == 1)
+    assert receiver.hits == 1  # a wrong token stays wrong: no second try
+    assert "error=401" in caplog.text
+
+
 async def test_an_unset_token_variable_fails_the_delivery_naming_the_variable(
         cfg: ConfigSet, receiver: Receiver, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
