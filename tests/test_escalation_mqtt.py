@@ -99,7 +99,11 @@ async def test_an_unanswered_alert_climbs_to_the_district_and_every_copy_follows
         alert_id = state.alert_id
         for minutes, tier in ((30, "C"), (60, "B"), (90, "A")):
             clock.now = t0 + minutes * MIN
-            assert await wait_until(lambda t=tier: hub.desk.get(alert_id).tier == t)
+
+            def reached(t: str = tier) -> bool:
+                return hub.desk.get(alert_id).tier == t
+
+            assert await wait_until(reached)
         steps = await hub.desk.history(alert_id)
         assert [(t.action, t.at - t0, t.tier, t.unit_level, t.unit) for t in steps] == [
             ("open", 0, "D", "grid", "dasha-dong-g1"),
@@ -149,4 +153,31 @@ async def test_a_deadline_that_passed_while_the_hub_was_down_fires_at_start(
             (state.alert_id, 3, "dasha-dong", "opened")}
     finally:
         names |= {topics.alert_topic(PLACE[:d], state.alert_id) for d in (4, 3)}
+        await clear(mqtt_url, names)
+
+
+async def test_a_step_written_but_never_published_is_published_at_start(
+        cfg: ConfigSet, mqtt_url: str, tmp_path: Path) -> None:
+    """A crash between the ledger and the broker: the hub that starts next publishes the
+    alert's current state, so no unit misses it."""
+    from hub.desk import Desk
+    from hub.ledger import Ledger
+
+    t0 = 1_900_000_000_000_000_000 + random.randrange(10**15)
+    path = tmp_path / "hub.sqlite"
+    async with Store(path) as store:  # the desk wrote its steps; nothing reached MQTT
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        out = await desk.on_event(noise_event(1, t0), t0)
+        assert out.alert is not None
+        await desk.act(out.alert.alert_id, "acknowledge", "dasha-dong-g1", now=t0 + MIN)
+    alert_id = out.alert.alert_id
+    names = {topics.alert_topic(PLACE, alert_id)}
+    try:
+        async with Store(path) as store, running(cfg, mqtt_url, store, Clock(t0 + 2 * MIN)):
+            pass  # started, connected, republished, stopped
+        copies = await retained(mqtt_url, PLACE, t0)
+        assert {(a.alert_id, a.n, a.state) for a in copies.values()} == {
+            (alert_id, 2, "acknowledged")}
+    finally:
         await clear(mqtt_url, names)
