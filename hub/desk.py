@@ -103,8 +103,8 @@ Hook = Callable[[Change], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class EventOutcome:
     alert: AlertState | None
-    """The alert the event belongs to (None for an ``end`` event or one that joined no
-    alert, e.g. an ``end``)."""
+    """The alert the event opened, joined or reopened; for a duplicate the alert it
+    joined before; None for an ``end`` event (it closes nothing)."""
     steps: tuple[Transition, ...] = ()
     duplicate: bool = False
     suppressed: bool = False
@@ -341,8 +341,8 @@ class Desk:
     # ------------------------------------------------------------------ events
 
     async def on_event(self, event: AnomalyEvent, now: int) -> EventOutcome:
-        """An anomaly event from an agent (after the store recorded it). KeyError-free:
-        an unknown sensor raises :class:`~hub.alerts.UnknownSensor`."""
+        """An anomaly event from an agent, at ``now`` on the desk's clock. A sensor the
+        config does not know raises :class:`~hub.alerts.UnknownSensor` (nothing written)."""
         sensor = self.config.sensors.get(event.sensor)
         if sensor is None:
             raise UnknownSensor(event.sensor, event.agent)
