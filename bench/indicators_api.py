@@ -8,7 +8,7 @@
    for the whole month.
 2. The API over ASGI (httpx.ASGITransport, in process: the HTTP stack without sockets)
    on a file-backed SQLite ledger holding ``--alerts`` open alerts: ``GET /v1/alerts``
-   of the district (all of them), and ``POST .../acknowledge`` one after the other
+   of the district, pages of 100, 1000 and 10000, and ``POST .../acknowledge`` one after the other
    (each a ledger write), ``--requests`` of them.
 """
 
@@ -108,19 +108,23 @@ async def api_figures(n_alerts: int, n_requests: int) -> None:
             headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://hub", headers=headers) as http:
-                start = time.perf_counter()
-                for _ in range(50):
-                    resp = await http.get("/v1/alerts")
-                    resp.raise_for_status()
-                listed = len(resp.json()["alerts"])
-                per_list = (time.perf_counter() - start) / 50
+                lists = []
+                for limit in (100, 1000, 10_000):
+                    start = time.perf_counter()
+                    for _ in range(10):
+                        resp = await http.get("/v1/alerts", params={"limit": limit})
+                        resp.raise_for_status()
+                    lists.append((len(resp.json()["alerts"]),
+                                  (time.perf_counter() - start) / 10))
                 targets = opened[:n_requests]
                 start = time.perf_counter()
                 for alert_id in targets:
                     resp = await http.post(f"/v1/alerts/{alert_id}/acknowledge")
                     resp.raise_for_status()
                 per_ack = (time.perf_counter() - start) / max(1, len(targets))
-    print(f"API GET /v1/alerts ({listed} alerts): {per_list * 1000:.1f} ms per request")
+    for listed, per_list in lists:
+        print(f"API GET /v1/alerts, page of {listed} (of {n_alerts}): "
+              f"{per_list * 1000:.1f} ms per request")
     print(f"API POST acknowledge (ledger write each): {per_ack * 1000:.2f} ms per request, "
           f"{1 / per_ack:.0f}/s one after the other ({len(targets)} requests)")
 

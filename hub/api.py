@@ -151,7 +151,8 @@ class AlertDetail(Out):
 
 class AlertList(Out):
     unit: str
-    count: int
+    count: int = Field(description="Alerts matching, on all pages.")
+    offset: int
     alerts: list[AlertOut]
 
 
@@ -319,11 +320,17 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
                                                          )] = None,
         open_only: Annotated[bool, Query(alias="open", description="Only alerts not yet "
                                          "resolved or false alarms.")] = False,
+        limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many, "
+                                    "from `offset`.")] = 1000,
+        offset: Annotated[int, Query(ge=0)] = 0,
     ) -> AlertList:
-        """Alerts whose sensor lies in the unit's subtree, oldest first."""
+        """Alerts whose sensor lies in the unit's subtree, oldest first; ``count`` is how
+        many match, ``alerts`` the page ``[offset, offset + limit)`` of them."""
         root = subtree(unit, of)
         found = desk.alerts(unit=root.id, tier=tier, state=state, open_only=open_only)
-        return AlertList(unit=root.id, count=len(found), alerts=[AlertOut.of(s) for s in found])
+        page = found[offset:offset + limit]
+        return AlertList(unit=root.id, count=len(found), offset=offset,
+                         alerts=[AlertOut.of(s) for s in page])
 
     @app.get("/v1/alerts/{alert_id}", response_model=AlertDetail, responses=ERRORS,
              tags=["alerts"])

@@ -115,6 +115,10 @@ async def test_each_unit_sees_its_own_subtree(world: World) -> None:
     assert await listed("dasha", unit="dongyuan-g3") == {a["g3"]}
     assert await listed("huangpu", tier="C", state="opened") == set(a.values())
     assert await listed("huangpu", tier="A") == set()
+    page = (await world.client.get("/v1/alerts", headers=world.auth("huangpu"),
+                                   params={"limit": 2, "offset": 1})).json()
+    assert page["count"] == 3
+    assert [x["alert_id"] for x in page["alerts"]] == sorted(a.values())[1:]
     body = await refused(world, "GET", "/v1/alerts", 403, headers=world.auth("dongyuan-g1"),
                          params={"unit": "dongyuan"})
     assert "outside huangpu/dasha/dongyuan/dongyuan-g1" in body["detail"]
