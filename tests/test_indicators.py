@@ -319,3 +319,72 @@ def test_hub_report_table_and_mistakes(week: Ledger, store_file: Path,
     missing = _report("--store", str(tmp_path / "nope.sqlite"))
     assert missing.exit_code == 1
     assert "no hub store at" in missing.stderr
+
+
+def test_hub_run_writes_the_indicators_to_influxdb(cfg: ConfigSet, mqtt_url: str,
+                                                   influx_v1_url: str, influx_database: str,
+                                                   tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    import yaml
+
+    from config import SAMPLE_DISTRICT
+    from hub.desk import Desk
+    from hub.ledger import Ledger as SqlLedger
+    from hub.store import Store
+    from tests.test_hub_shutdown import forget_session
+
+    store_path = tmp_path / "hub.sqlite"
+    sensor = cfg.sensors["dongyuan-g1-pm25-1"]
+    now = time.time_ns()
+
+    async def a_call_answered_an_hour_ago() -> None:
+        async with Store(store_path) as store:
+            desk = Desk(cfg, SqlLedger(store))
+            await desk.start()
+            event = AnomalyEvent(agent=sensor.agent, seq=1, sensor=sensor.id,
+                                 kind="out_of_limits", severity="minor", score=0.6,
+                                 value=200.0, ts=now - HOUR)
+            opened = (await desk.on_event(event, now - HOUR)).alert
+            assert opened is not None
+            await desk.act(opened.alert_id, "acknowledge", sensor.grid, now=now - HOUR + MIN)
+    asyncio.run(a_call_answered_an_hour_ago())
+
+    config_dir = tmp_path / "district"
+    config_dir.mkdir()
+    for f in SAMPLE_DISTRICT.glob("*.yaml"):
+        (config_dir / f.name).write_bytes(f.read_bytes())
+    client_id = f"test-hub-indicators-{uuid.uuid4().hex[:8]}"
+    (config_dir / "hub.yaml").write_text(yaml.safe_dump({"hub": {
+        "broker": {"url": mqtt_url}, "client_id": client_id, "store_path": str(store_path),
+        "influx": {"url": influx_v1_url, "database": influx_database}}}), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from gridcall.cli import app; app()", "hub", "run",
+         "--config", str(config_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    query = (f"SELECT calls, response_timeliness_rate FROM indicator WHERE "
+             f"\"group\"='unit' AND id='{sensor.path[2]}' AND period='1d'")
+    try:
+        async def written() -> list[dict[str, object]]:
+            for _ in range(300):
+                rows = await influxql_async(influx_v1_url, query, database=influx_database)
+                if rows or proc.poll() is not None:
+                    return rows
+                await asyncio.sleep(0.1)
+            return []
+        rows = asyncio.run(written())
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    asyncio.run(forget_session(mqtt_url, client_id))
+    assert rows, stderr.decode()
+    assert rows[0]["calls"] == 1  # the community held it (tier C)
+    assert rows[0]["response_timeliness_rate"] == 1.0
+    assert proc.returncode == 0, stderr.decode()
