@@ -404,14 +404,16 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
                                            "(default: now).")] = None,
     ) -> IndicatorList:
         """Indicators of the units in the subtree, and of the departments over the
-        subtree's alerts, for alerts handed to them in the period (definitions in
-        hub/indicators.py and docs/api.md)."""
+        subtree's alerts, for alerts handed to them in the period, judged as of the
+        period's end or now, whichever is earlier (definitions in hub/indicators.py and
+        docs/api.md)."""
         root = subtree(unit, of)
-        end = clock() if until is None else until
+        now = clock()
+        end = now if until is None else until
         start = end - period_s * 10**9
         inside = {s.alert_id for s in desk.alerts(unit=root.id)}
         steps = [t for t in await desk.transitions() if t.alert_id in inside]
-        rows = [r for r in indicators(steps, start, end)
+        rows = [r for r in indicators(steps, start, end, as_of=min(end, now))
                 if r.group == "department" or (
                     r.key in cfg.units and _inside(cfg.units[r.key].path, root.path))]
         return IndicatorList(unit=root.id, period_start=start, period_end=end,
