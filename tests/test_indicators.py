@@ -388,3 +388,29 @@ def test_hub_run_writes_the_indicators_to_influxdb(cfg: ConfigSet, mqtt_url: str
     assert rows[0]["calls"] == 1  # the community held it (tier C)
     assert rows[0]["response_timeliness_rate"] == 1.0
     assert proc.returncode == 0, stderr.decode()
+
+
+def test_hub_report_judges_a_period_not_yet_over_as_of_now(cfg: ConfigSet,
+                                                           tmp_path: Path) -> None:
+    import time
+
+    from hub.ledger import Ledger as SqlLedger
+    from hub.store import Store
+
+    # a store whose clock runs ahead (a demo's): its last step is "now" for it
+    led = Ledger(cfg)
+    opened_at = time.time_ns() + HOUR
+    led.open(1, opened_at)
+    path = tmp_path / "hub.sqlite"
+
+    async def write() -> None:
+        async with Store(path) as store:
+            await SqlLedger(store).append(*led.transitions)
+    asyncio.run(write())
+    until = datetime.fromtimestamp((opened_at + 2 * DAY) / S, UTC).isoformat()
+    result = _report("--csv", "--store", str(path), "--until", until)
+    assert result.exit_code == 0, result.output
+    grid = next(r for r in csv.DictReader(io.StringIO(result.stdout)) if r["key"] == led.grid)
+    assert grid["calls"] == "1"
+    assert grid["responses_judged"] == "0"  # its deadline is 10 min after the last step
+    assert grid["response_timeliness_rate"] == ""
