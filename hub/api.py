@@ -386,6 +386,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     async def dispatch(unit: Caller, alert_id: AlertId, body: DispatchBody) -> AlertDetail:
         """Dispatch departments to the alert: for a community, town or district at or
         above the responsible level (a grid calls upward instead)."""
+        visible(unit, alert_id)  # 404 / 403 for the alert itself come first
         if unit.level == "grid":
             raise ApiError(403, f"grid {unit.id} cannot dispatch departments; call upward "
                                 "(POST .../escalate) and the level above dispatches")

@@ -198,6 +198,13 @@ async def test_calling_upward_raises_the_tier_and_hands_the_alert_to_the_town(
     # the grid still sees the alert it called upward
     listed = (await world.client.get("/v1/alerts", headers=world.auth("dongyuan-g1"))).json()
     assert [a["alert_id"] for a in listed["alerts"]] == [g1]
+    # the town calls the district; above the district there is no one
+    resp = await world.client.post(f"/v1/alerts/{g1}/escalate", headers=world.auth("dasha"),
+                                   json={"reason": "flooding across three communities"})
+    assert resp.json()["alert"]["tier"] == "A"
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/escalate", 409,
+                         headers=world.auth("huangpu"), json={"reason": "more"})
+    assert "the district already holds it" in body["detail"]
 
 
 async def test_dispatching_departments_is_for_the_levels_above_the_grid(
@@ -206,6 +213,8 @@ async def test_dispatching_departments_is_for_the_levels_above_the_grid(
     body = await refused(world, "POST", f"/v1/alerts/{g1}/dispatch", 403,
                          headers=world.auth("dongyuan-g1"), json={"departments": ["police"]})
     assert "cannot dispatch" in body["detail"]
+    await refused(world, "POST", "/v1/alerts/AL999999/dispatch", 404,
+                  headers=world.auth("dongyuan-g1"), json={"departments": []})
     body = await refused(world, "POST", f"/v1/alerts/{g1}/dispatch", 422,
                          headers=world.auth("dasha"), json={"departments": ["nobody"]})
     assert "unknown department" in body["detail"]
