@@ -200,6 +200,25 @@ def _skipped(source: object) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(bad.items()))
 
 
+def _open_refused(source: object) -> str:
+    """Why a serial source's port never opened ('' if it did, or it keeps no link)."""
+    link = getattr(source, "link", None)
+    counts = getattr(link, "counts", None)
+    if link is None or counts is None or counts["opens"] or not counts["open_failures"]:
+        return ""
+    return str(getattr(link, "last_error", "")) or "refused (no reason given)"
+
+
+def _open_fix(error: str, port: str) -> str:
+    if "lock" in error.lower():  # pyserial's exclusive open: another program holds it
+        return (f"another program has {port} open: the agent's own service if it runs "
+                "(`sudo systemctl stop gridcall-edge`, check again, then `sudo systemctl "
+                f"start gridcall-edge`), or a terminal program (`sudo fuser -v {port}` "
+                "names it)")
+    return ("check the port's permissions (dialout group), that it is a serial device, "
+            "and the baud rate in agents.yaml")
+
+
 def _values(samples: list[Sample]) -> str:
     last: dict[str, float | None] = {}
     for s in samples:
@@ -290,6 +309,11 @@ async def source_checks(cfg: ConfigSet, spec: AgentSpec, options: CheckOptions,
     want = max(1, min(options.values, len(spec.sensors)))
     got = await _read(source, wait=options.wait, done=lambda got: len(got) >= want)
     bad = _skipped(source)
+    refused = _open_refused(source)
+    if not got and refused:
+        port = getattr(spec.source, "port", "the port")
+        return [*checks, Check(f"source ({kind})", "FAIL", f"cannot open {port}: {refused}",
+                               _open_fix(refused, port))]
     if not got:
         return [*checks, Check(f"source ({kind})", "FAIL",
                                f"no value within {options.wait:g}s"

@@ -15,10 +15,12 @@ from typing import Any
 
 import aiomqtt
 import pytest
+import serial
 import yaml
 from typer.testing import CliRunner, Result
 
 from config import SAMPLE_DISTRICT, load_config
+from firmware_bridge.pty import PtyPort
 from gridcall.cli import app
 from tests.servers import Login, unused_tcp_port
 
@@ -228,6 +230,25 @@ def test_a_missing_serial_device_fails_naming_the_port(district: Path, tmp_path:
     assert "/dev/serial/by-id/" in line
     assert "source (serial)" not in result.output  # nothing to read from a missing port
     assert "PASS" in row(result, "uplink broker")  # the other checks still ran
+
+
+def test_a_serial_port_held_by_the_running_service_fails_saying_so_and_what_to_do(
+        district: Path, tmp_path: Path) -> None:
+    """The agent's service opens its port exclusively; a check run beside it must not say
+    "no value" (which sends a technician to the wiring) but that the port is taken."""
+    with PtyPort(tmp_path / "ttyUSB-busy") as port:
+        edit_agents(district, lambda d: next(
+            a for a in d["agents"] if a["id"] == "edge-dongyuan")["source"].update(
+                port=str(port.link)))
+        with serial.Serial(str(port.link), exclusive=True):  # as the running agent holds it
+            result = check("--config", str(district), "--agent", "edge-dongyuan")
+    assert result.exit_code == 1, result.output
+    line = row(result, "source (serial)")
+    assert "FAIL" in line
+    assert f"cannot open {port.link}" in line
+    assert "lock" in line  # pyserial's own reason
+    assert "systemctl stop gridcall-edge" in line
+    assert "no value" not in line
 
 
 # --- the systemd unit -------------------------------------------------------------------
