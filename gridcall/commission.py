@@ -311,9 +311,9 @@ async def source_checks(cfg: ConfigSet, spec: AgentSpec, options: CheckOptions,
     bad = _skipped(source)
     refused = _open_refused(source)
     if not got and refused:
-        port = getattr(spec.source, "port", "the port")
-        return [*checks, Check(f"source ({kind})", "FAIL", f"cannot open {port}: {refused}",
-                               _open_fix(refused, port))]
+        device = str(getattr(spec.source, "port", "the port"))
+        return [*checks, Check(f"source ({kind})", "FAIL", f"cannot open {device}: {refused}",
+                               _open_fix(refused, device))]
     if not got:
         return [*checks, Check(f"source ({kind})", "FAIL",
                                f"no value within {options.wait:g}s"
