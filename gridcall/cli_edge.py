@@ -56,6 +56,9 @@ def edge_check(
         help="Agent id from agents.yaml; may be left out when the set has one agent.")] = None,
     broker: Annotated[str | None, typer.Option(
         help="Check this uplink broker URL instead of the agent's.")] = None,
+    local_broker: Annotated[str | None, typer.Option(
+        help="Read an MQTT source's sensors from this broker URL instead of the one in "
+        "agents.yaml (e.g. a rehearsal without the box's own mosquitto).")] = None,
     timeout: Annotated[float, typer.Option(
         help="Seconds for each broker connection.", min=0.1)] = 10.0,
     wait: Annotated[float, typer.Option(
@@ -66,8 +69,8 @@ def edge_check(
     state folder. Prints PASS/WARN/FAIL with what to fix; exits 1 on any FAIL."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = CheckOptions(config=config, agent=agent, broker=broker, timeout=timeout,
-                           wait=wait)
+    options = CheckOptions(config=config, agent=agent, broker=broker,
+                           local_broker=local_broker, timeout=timeout, wait=wait)
     checks = asyncio.run(run_checks(options, factory=source_for))
     out = Console()  # made here, so COLUMNS set for this run is honoured
     out.print(table(checks))

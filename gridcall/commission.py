@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import uuid
@@ -52,6 +53,8 @@ class CheckOptions:
     """None: the config set's only agent."""
     broker: str | None = None
     """Override the agent's uplink broker URL (as ``gridcall edge run --broker``)."""
+    local_broker: str | None = None
+    """Override an MQTT source's local broker URL (a rehearsal against another broker)."""
     timeout: float = 10.0
     """Seconds for each broker connection attempt."""
     wait: float = 10.0
@@ -232,8 +235,19 @@ async def mqtt_source_checks(spec: AgentSpec, settings: LocalMqttSettings,
     from edge_agent.local_mqtt import LocalMqttSource
 
     probe_id = f"gridcall-check-{spec.id}-{uuid.uuid4().hex[:6]}"
+    if options.local_broker is not None:
+        settings = settings.model_copy(update={"broker": settings.broker.model_copy(
+            update={"url": options.local_broker})})
     reach = await probe_broker("local MQTT broker", settings.broker, None,
                                timeout=options.timeout, client_id=probe_id)
+    if reach.status == "FAIL" and ("unreachable" in reach.detail
+                                   or "no answer within" in reach.detail):
+        # the sensors' broker usually runs on this box: say what to start, not "network"
+        reach = dataclasses.replace(reach, fix=(
+            "start the broker the sensors publish to: on this box `sudo systemctl start "
+            "mosquitto` (`sudo apt-get install mosquitto` if it is not installed); on the LAN "
+            "check its host, port and firewall; or check against another broker with "
+            "--local-broker URL"))
     if reach.status == "FAIL":
         return [reach]
     # Retained values count here: they show the device did publish, and when a device

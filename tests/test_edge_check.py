@@ -23,6 +23,7 @@ from config import SAMPLE_DISTRICT, load_config
 from firmware_bridge.pty import PtyPort
 from gridcall.cli import app
 from tests.servers import Login, unused_tcp_port
+from wire.broker import BrokerAddress
 
 WIDE = {"COLUMNS": "400"}  # one table row per line, so phrases are not wrapped apart
 
@@ -210,6 +211,27 @@ def test_a_silent_mqtt_source_warns_and_an_absent_local_broker_fails(
     absent = check("--config", str(district), "--agent", "edge-jiufo")
     assert absent.exit_code == 1
     assert "unreachable" in row(absent, "local MQTT broker")
+    assert "sudo systemctl start mosquitto" in row(absent, "local MQTT broker")
+    assert "--local-broker" in row(absent, "local MQTT broker")
+
+
+def test_local_broker_reads_the_sensors_from_another_broker_than_agents_yaml_names(
+        district: Path, mqtt_url: str) -> None:
+    """The sample's edge-jiufo expects mosquitto on the box itself; a rehearsal elsewhere
+    points the check at another broker without editing agents.yaml."""
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    set_source(district, "edge-jiufo",
+               esphome_source(f"mqtt://127.0.0.1:{unused_tcp_port()}", node))
+    state = [(f"{node}/sensor/{sensor}/state", b"35") for sensor in JIUFO]
+    asyncio.run(publish(mqtt_url, state, retain=True))
+    try:
+        result = check("--config", str(district), "--agent", "edge-jiufo",
+                       "--local-broker", mqtt_url)
+    finally:
+        asyncio.run(publish(mqtt_url, [(t, b"") for t, _ in state], retain=True))
+    assert result.exit_code == 0, result.output
+    assert f"{BrokerAddress.parse(mqtt_url)}: connected" in row(result, "local MQTT broker")
+    assert f"read {len(JIUFO)} values" in row(result, "source (mqtt)")
 
 
 # --- serial and Modbus agents -----------------------------------------------------------
