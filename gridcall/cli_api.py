@@ -138,9 +138,15 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
             stack.push_async_callback(_stopped, writer)
         server = None
         if api is not None:
-            app = create_app(hub.desk, TokenFile(tokens), clock=hub.clock)
+            token_file = TokenFile(tokens)
+            app = create_app(hub.desk, token_file, clock=hub.clock)
             server = await stack.enter_async_context(ApiServer(app, *api))
             say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens})")
+            if token_file.error:
+                say(f"API tokens file unusable: {token_file.error}")
+            elif not len(token_file):
+                say(f"no API tokens in {tokens} yet: every request gets 401 until one is "
+                    "issued (gridcall hub token issue UNIT; no restart needed)")
         else:
             say(f"API off (--api {SUGGESTED_API} to serve it)")
         yield server

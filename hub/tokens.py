@@ -13,7 +13,8 @@ The file (default: ``api-tokens.json`` beside the hub's store)::
                  "label": "town app"}]}
 
 :class:`TokenFile` re-reads it when it changes on disk, so a new or revoked token takes
-effect at the next request, without restarting the hub.
+effect at the next request, without restarting the hub. A file that cannot be read (a
+bad hand edit) is logged as an error and the tokens known before stay valid.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -28,6 +30,8 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 PREFIX = "gct_"
 """Tokens start with this, so a secret scanner (and a person) can tell what one is."""
@@ -107,6 +111,8 @@ class TokenFile:
         self.path = path
         self._stamp: tuple[int, int] | None = None
         self._units: dict[str, str] = {}
+        self.error: str | None = None
+        """Why the file could not be read at its last change (None when it could)."""
 
     def _reload(self) -> None:
         try:
@@ -115,8 +121,13 @@ class TokenFile:
         except FileNotFoundError:
             stamp = (0, -1)
         if stamp != self._stamp:
-            self._units = {e.sha256: e.unit for e in read_entries(self.path)}
             self._stamp = stamp
+            try:
+                self._units = {e.sha256: e.unit for e in read_entries(self.path)}
+                self.error = None
+            except TokenFileError as exc:  # keep serving with the tokens known so far
+                self.error = str(exc)
+                log.error("API tokens not reloaded, the previous ones stay valid: %s", exc)
 
     def unit_of(self, token: str) -> str | None:
         """The unit the token was issued to, or None for an unknown token."""

@@ -22,7 +22,7 @@ from hub.desk import Desk
 from hub.ledger import Ledger
 from hub.lifecycle import Transition
 from hub.store import Store
-from hub.tokens import TokenFile, digest, issue, read_entries
+from hub.tokens import TokenFile, digest, issue, read_entries, revoke
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port
 from wire import AnomalyEvent
@@ -253,6 +253,11 @@ async def test_tokens_are_stored_hashed_and_take_effect_without_a_restart(
     late = issue(world.tokens_path, "dongyuan-g2", known_units=cfg.units, label="new phone")
     resp = await world.client.get("/v1/me", headers={"Authorization": f"Bearer {late}"})
     assert resp.json()["unit"] == "dongyuan-g2"
+    # a broken hand edit keeps the tokens known so far rather than locking everyone out
+    world.tokens_path.write_text('{"tokens": [{"unit": "dasha"', encoding="utf-8")
+    resp = await world.client.get("/v1/me", headers={"Authorization": f"Bearer {late}"})
+    assert resp.json()["unit"] == "dongyuan-g2"
+    assert revoke(world.tokens_path.with_name("other.json"), "dasha") == 0
 
 
 def test_token_commands_issue_list_and_revoke(tmp_path: Path) -> None:
