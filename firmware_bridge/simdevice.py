@@ -4,6 +4,7 @@
     python -m firmware_bridge.simdevice --link /tmp/gridcall-tty0 --agent edge-dongyuan \\
         --interval 1 --garbage 0.2
     python -m firmware_bridge.simdevice --modbus             # the sample's Modbus agent
+    python -m firmware_bridge.simdevice --mqtt mqtt://127.0.0.1:18831   # its MQTT agent
 
 Serial mode: a pty at ``--link`` (a symlink, like ``/dev/serial/by-id/...``) on which every
 device of the agent's serial map sends one frame per ``--interval`` with its channels'
@@ -11,6 +12,10 @@ values from the simulators' streams; ``--garbage P`` puts line noise or a cut-of
 before a frame with probability P. Modbus mode: pymodbus's own serial server on one end of
 a null modem, the other end at ``--link``, with every slave of the agent's register map;
 a register read returns the stream's value at that moment, encoded as the map says.
+MQTT mode: every ``--interval`` the agent's local devices (Tasmota, Zigbee2MQTT, ESPHome,
+Shelly, plain topics) publish their values to the broker ``--mqtt`` names, each on its
+topic and in its payload form (JSON at the mapped path, or a plain number), so the map in
+``agents.yaml`` reads them back.
 
 It stays up until SIGINT/SIGTERM and then removes its link. :class:`FirmwareSim` (frames for
 a serial map) is the reusable part; the streams come from :mod:`simulators.streams`, which
@@ -22,14 +27,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
+import json
+import os
 import random
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from config.local_mqtt import parse_path
 from config.sources import ModbusSource, Register, SerialDevice, SerialSource
 from firmware_bridge.frames import MAX_CHANNELS, Frame, encode
 from firmware_bridge.pty import NullModem, PtyPort
@@ -79,6 +90,50 @@ class FirmwareSim:
         return b"".join(parts)
 
 
+class LocalMqttSim:
+    """The messages an MQTT agent's local devices publish: one per topic per call of
+    :meth:`messages`, each field at its JSON path (or the whole payload), the stream's
+    value with the mapping's scale and offset undone. Template mappings (``{1}``) and
+    wildcard topics name no one device, so they are left out."""
+
+    def __init__(self, settings: LocalMqttSettings, value_at: ValueAt) -> None:
+        self.mappings = [m for m in settings.mappings()
+                         if not m.is_template and not {"+", "#"} & set(m.topic.split("/"))]
+        self.value_at = value_at
+
+    def messages(self, t: float) -> list[tuple[str, bytes]]:
+        docs: dict[str, Any] = {}
+        for m in self.mappings:
+            value = self.value_at(m.sensor, t)
+            raw = None if value is None else (value - m.offset) / m.scale
+            if m.value is None:  # a plain payload: ESPHome, Shelly Gen1
+                docs[m.topic] = "nan" if raw is None else f"{raw:g}"
+                continue
+            doc = docs.setdefault(m.topic, {})
+            path = parse_path(m.value)
+            for part, after in itertools.pairwise(path):  # all but the last
+                doc = _child(doc, part, [] if isinstance(after, int) else {})
+            _put(doc, path[-1], raw)
+        return [(topic, doc.encode() if isinstance(doc, str) else json.dumps(doc).encode())
+                for topic, doc in docs.items()]
+
+
+def _put(doc: Any, key: str | int, value: Any) -> None:
+    if isinstance(key, int):
+        doc.extend([None] * (key + 1 - len(doc)))
+    doc[key] = value
+
+
+def _child(doc: Any, key: str | int, empty: Any) -> Any:
+    """``doc[key]``, made ``empty`` first if it is not there yet."""
+    if isinstance(key, int):
+        if key >= len(doc) or doc[key] is None:
+            _put(doc, key, empty)
+    elif key not in doc:
+        doc[key] = empty
+    return doc[key]
+
+
 def modbus_devices(settings: ModbusSource, value_at: ValueAt) -> list[SimDevice]:
     """pymodbus SimDevices serving the register map; each read fills the registers asked
     for from the streams at that moment."""
@@ -113,12 +168,13 @@ def modbus_devices(settings: ModbusSource, value_at: ValueAt) -> list[SimDevice]
 
 
 def _streams(config_dir: Path, agent: str | None, kind: str, seed: int
-             ) -> tuple[str, SerialSource | ModbusSource, ValueAt]:
+             ) -> tuple[str, SerialSource | ModbusSource | LocalMqttSettings, ValueAt]:
     from config import load_config
     from simulators.streams import SensorStream
 
     cfg = load_config(config_dir)
-    wanted = SerialSource if kind == "serial" else ModbusSource
+    wanted = {"serial": SerialSource, "modbus": ModbusSource,
+              "mqtt": LocalMqttSettings}[kind]
     spec = cfg.agents[agent] if agent else next(
         (a for a in cfg.agents.values() if isinstance(a.source, wanted)), None)
     if spec is None or not isinstance(spec.source, wanted):
@@ -139,6 +195,27 @@ async def _run_serial(link: Path, settings: SerialSource, value_at: ValueAt,
         print(f"simdevice: serial, {len(settings.devices)} devices at {link}", flush=True)
         while not stop.is_set():
             port.write(sim.burst(time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
+async def _run_mqtt(url: str, settings: LocalMqttSettings, value_at: ValueAt,
+                    interval: float, stop: asyncio.Event) -> None:
+    import aiomqtt
+
+    from wire.broker import BrokerAddress
+
+    sim = LocalMqttSim(settings, value_at)
+    address = BrokerAddress.parse(url)
+    login = urlsplit(url)  # mqtt://user:password@host for a broker that wants a login
+    async with aiomqtt.Client(address.host, address.port, tls_context=address.tls_context(),
+                              username=login.username, password=login.password,
+                              identifier=f"gridcall-simdevice-{os.getpid()}") as client:
+        topics = len({m.topic for m in sim.mappings})
+        print(f"simdevice: mqtt, {topics} topics to {address}", flush=True)
+        while not stop.is_set():
+            for topic, payload in sim.messages(time.time()):
+                await client.publish(topic, payload, qos=1)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
@@ -173,14 +250,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, default=SAMPLE_DISTRICT)
     parser.add_argument("--agent", help="agent id (default: the first of the mode's kind)")
     parser.add_argument("--modbus", action="store_true", help="a Modbus RTU line instead")
+    parser.add_argument("--mqtt", metavar="URL", help="local MQTT devices publishing to this "
+                        "broker instead (the MQTT agent's own broker URL is usually "
+                        "mosquitto on the box itself)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
     parser.add_argument("--garbage", type=float, default=0.0,
                         help="probability of noise before a frame (0..1)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    kind = "modbus" if args.modbus else "serial"
+    kind = "mqtt" if args.mqtt else "modbus" if args.modbus else "serial"
     agent, settings, value_at = _streams(args.config, args.agent, kind, args.seed)
-    link = args.link or Path(settings.port)
+    link = args.link or Path(getattr(settings, "port", "."))
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -190,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if isinstance(settings, SerialSource):
             await _run_serial(link, settings, value_at, args.interval, args.garbage,
                               args.seed, stop)
+        elif isinstance(settings, LocalMqttSettings):
+            await _run_mqtt(args.mqtt, settings, value_at, args.interval, stop)
         else:
             await _run_modbus(link, settings, value_at, stop)
 

@@ -22,10 +22,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from config import SAMPLE_DISTRICT, ConfigSet
+from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from config.local_mqtt import LocalMqttSource as LocalMqttSettings
 from config.sources import SerialSource
 from edge_agent.agent import EdgeAgent
+from edge_agent.local_mqtt import TopicMap
 from edge_agent.serial_source import SerialFrameSource
+from firmware_bridge.simdevice import LocalMqttSim
 from gridcall.cli import app
 from tests.polling import wait_until
 from wire import AgentStatus, topics
@@ -88,6 +91,40 @@ def test_edge_check_passes_against_the_sample_config_with_the_simulated_devices(
         line = next(x for x in result.output.splitlines() if f"source ({kind})" in x)
         assert "PASS" in line
         assert "read 3 values" in line
+    # edge-jiufo's devices publish to a broker (on the box, mosquitto at 127.0.0.1:1883;
+    # here the test broker, given with --local-broker)
+    mqtt_dev = simdevice("--mqtt", mqtt_url, "--interval", "0.5")
+    assert mqtt_dev.stdout is not None
+    assert any("simdevice: mqtt" in line for line in mqtt_dev.stdout)  # it is connected
+    result = CliRunner().invoke(app, ["edge", "check", "--config", str(district), "--agent",
+                                      "edge-jiufo", "--local-broker", mqtt_url, "--wait", "10"],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "source (mqtt)" in x)
+    assert "PASS" in line
+    jiufo = load_config(district).agents["edge-jiufo"]
+    assert f"read {len(jiufo.sensors)} values" in line  # every device, every field
+
+
+def test_simulated_mqtt_devices_publish_what_the_agents_map_reads_back() -> None:
+    """Each preset's topic and payload form (Tasmota's nested JSON, Zigbee2MQTT's JSON,
+    ESPHome's plain number), with a scale and offset undone, decode to the stream value."""
+    settings = LocalMqttSettings.model_validate({"type": "mqtt", "map": [
+        {"preset": "tasmota", "device": "cab", "fields": {
+            "DS18B20.Temperature": {"sensor": "t1", "scale": 0.1, "offset": -40},
+            "AM2301.Humidity": "h1"}},
+        {"preset": "zigbee2mqtt", "device": "smoke-7", "fields": {"smoke": "s1"}},
+        {"preset": "esphome", "device": "node", "fields": {"pm25": "p1"}},
+        {"topic": "lab/x", "value": "readings[1].v", "sensor": "x1"},
+        {"topic": "lab/+/level", "value": "cm", "sensor": "flood-{1}"}]})
+    values = {"t1": 21.5, "h1": 40.0, "s1": 1.0, "p1": 12.25, "x1": 7.0}
+    sim = LocalMqttSim(settings, lambda sensor, t: values[sensor])
+    decoder = TopicMap(settings.mappings())
+    got = {s.sensor: s.value for topic, payload in sim.messages(0.0)
+           for s in decoder.decode(topic, payload, 1)}
+    assert got == pytest.approx(values)
+    assert {t for t, _ in sim.messages(0.0)} == {
+        "tele/cab/SENSOR", "zigbee2mqtt/smoke-7", "node/sensor/pm25/state", "lab/x"}
 
 
 @pytest.mark.servers
