@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,9 +102,10 @@ def test_edge_check_passes_against_the_sample_config_with_the_simulated_devices(
                                 env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if "source (mqtt)" in x)
-    assert "PASS" in line
+    assert "PASS" in line  # a PASS means every mapped sensor sent a value (else a WARN)
     jiufo = load_config(district).agents["edge-jiufo"]
-    assert f"read {len(jiufo.sensors)} values" in line  # every device, every field
+    read = re.search(r"read (\d+) values", line)
+    assert read is not None and int(read[1]) >= len(jiufo.sensors), line
 
 
 def test_simulated_mqtt_devices_publish_what_the_agents_map_reads_back() -> None:
