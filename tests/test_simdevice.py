@@ -105,7 +105,8 @@ def test_edge_check_passes_against_the_sample_config_with_the_simulated_devices(
     assert "PASS" in line  # a PASS means every mapped sensor sent a value (else a WARN)
     jiufo = load_config(district).agents["edge-jiufo"]
     read = re.search(r"read (\d+) values", line)
-    assert read is not None and int(read[1]) >= len(jiufo.sensors), line
+    assert read is not None, line
+    assert int(read[1]) >= len(jiufo.sensors), line
 
 
 def test_simulated_mqtt_devices_publish_what_the_agents_map_reads_back() -> None:
