@@ -1,9 +1,9 @@
 """The hub's durable store: SQLite in WAL mode.
 
-It keeps alerts and the events behind them (``(agent, seq)`` is unique, so a redelivered
-event never opens a second alert), and, for the embedded default with no InfluxDB, the
-readings too: then it is the hub's :class:`~hub.sinks.ReadingSink`, storing each reading
-once per ``(agent, seq, sensor, ts)``.
+It keeps the anomaly events (``(agent, seq)`` is unique, so a redelivery is recognised),
+the alert ledger's table (:mod:`hub.ledger`, which owns it) and, for the embedded default
+with no InfluxDB, the readings too: then it is the hub's :class:`~hub.sinks.ReadingSink`,
+storing each reading once per ``(agent, seq, sensor, ts)``.
 
 Calls run in a worker thread (``asyncio.to_thread``) so the event loop never blocks on disk.
 """
@@ -17,9 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Self, TypeVar
 
-import msgspec
-
-from wire import AnomalyEvent, ReadingBatch, RiskAlert
+from wire import AnomalyEvent, ReadingBatch
 
 T = TypeVar("T")
 
@@ -34,11 +32,6 @@ CREATE TABLE IF NOT EXISTS events (
     agent TEXT NOT NULL, seq INTEGER NOT NULL, sensor TEXT NOT NULL, kind TEXT NOT NULL,
     phase TEXT NOT NULL, ts INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (agent, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alerts (
-    n INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT UNIQUE, agent TEXT NOT NULL,
-    event_seq INTEGER NOT NULL, matter TEXT, tier TEXT, unit TEXT, state TEXT,
-    opened_at INTEGER, body BLOB, UNIQUE (agent, event_seq)
-);
 """
 
 
@@ -99,7 +92,7 @@ class Store:
             "SELECT seq, sensor, ts, value FROM readings WHERE agent=? ORDER BY seq, sensor, ts",
             (agent,)).fetchall())
 
-    # ------------------------------------------------------------------ events and alerts
+    # ------------------------------------------------------------------ events
 
     async def record_event(self, event: AnomalyEvent, body: bytes) -> bool:
         """Store the event; False if ``(agent, seq)`` was stored before (a redelivery)."""
@@ -109,36 +102,3 @@ class Store:
                 (event.agent, event.seq, event.sensor, event.kind, event.phase, event.ts, body))
             return cur.rowcount == 1
         return await self._run(insert)
-
-    async def open_alert(self, agent: str, event_seq: int,
-                         make: Callable[[str], RiskAlert]) -> tuple[RiskAlert, bool]:
-        """The alert of event ``(agent, event_seq)`` and whether it was opened just now.
-
-        A new alert is numbered, built with ``make(alert_id)`` and stored atomically; an
-        event that already opened one gets that one back.
-        """
-        def insert() -> tuple[RiskAlert, bool]:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                cur = self.db.execute(
-                    "INSERT OR IGNORE INTO alerts (agent, event_seq) VALUES (?, ?)",
-                    (agent, event_seq))
-                if cur.rowcount != 1:
-                    row = self.db.execute(
-                        "SELECT body FROM alerts WHERE agent=? AND event_seq=?",
-                        (agent, event_seq)).fetchone()
-                    return msgspec.json.decode(row[0], type=RiskAlert), False
-                n = cur.lastrowid
-                alert = make(f"AL{n:06d}")
-                self.db.execute(
-                    "UPDATE alerts SET alert_id=?, matter=?, tier=?, unit=?, state=?, "
-                    "opened_at=?, body=? WHERE n=?",
-                    (alert.alert_id, alert.matter, alert.tier, alert.unit, alert.state,
-                     alert.opened_at, msgspec.json.encode(alert), n))
-                return alert, True
-        return await self._run(insert)
-
-    async def alerts(self) -> list[RiskAlert]:
-        rows = await self._run(lambda: self.db.execute(
-            "SELECT body FROM alerts WHERE body IS NOT NULL ORDER BY n").fetchall())
-        return [msgspec.json.decode(r[0], type=RiskAlert) for r in rows]
