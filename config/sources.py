@@ -62,6 +62,11 @@ class SerialSource(Model):
     reconnect_min: Duration = timedelta(seconds=0.1)
     reconnect_max: Duration = timedelta(seconds=5)
     """Backoff between attempts to reopen a port that went away (doubling, with jitter)."""
+    silence_reopen: Duration | Literal["never"] | None = None
+    """Close and reopen a port that stays open but gives no byte for this long (a hung
+    converter or microcontroller). Default (null): ten times the slowest interval of the
+    agent's sensors, at least 60 s; ``never`` turns it off. Too short would reopen a quiet
+    line for nothing, and reset a board whose DTR line resets it on each open."""
 
 
 # --------------------------------------------------------------------------- Modbus RTU

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from config.sources import SerialSource
 from edge_agent.sources import Sample
@@ -25,14 +25,33 @@ Clock = Callable[[], int]
 _WRAP = 2**32
 
 
+SILENCE_INTERVALS = 10
+"""Default silence before a reopen, in the slowest sensor's intervals: past the five after
+which the status already reports the sensors ``missing``, so the hub hears first."""
+MIN_SILENCE_S = 60.0
+
+
+def silence_reopen_s(settings: SerialSource, intervals_s: Iterable[float]) -> float | None:
+    """Seconds of silence before an open port is reopened (None: never), as configured or
+    by default from the agent's sensors' intervals."""
+    if settings.silence_reopen == "never":
+        return None
+    if settings.silence_reopen is not None:
+        return settings.silence_reopen.total_seconds()
+    return max(MIN_SILENCE_S, SILENCE_INTERVALS * max(intervals_s, default=0.0))
+
+
 class SerialFrameSource:
     def __init__(self, settings: SerialSource, *, agent_id: str,
-                 clock: Clock = time.time_ns) -> None:
+                 clock: Clock = time.time_ns, silence: float | None = None) -> None:
+        """``silence``: seconds without a byte after which the open port is reopened (None:
+        never); :func:`silence_reopen_s` works it out from the config."""
         self.settings = settings
         self.clock = clock
         self.link = SerialLink(settings.port, baudrate=settings.baudrate,
                                reconnect_min=settings.reconnect_min.total_seconds(),
                                reconnect_max=settings.reconnect_max.total_seconds(),
+                               silence=silence,
                                name=f"agent {agent_id} serial")
         self.reader = FrameReader()
         self.channels = {(d.id, ch): sensor for d in settings.devices
@@ -48,7 +67,8 @@ class SerialFrameSource:
                "bytes": frames["bytes"]}
         # refused frames as bad_<reason>: bad_crc, bad_length, bad_unknown_version...
         out |= {r if r.startswith("bad_") else f"bad_{r}": frames[r] for r in REASONS}
-        out |= {k: link[k] for k in ("opens", "open_failures", "disconnects", "reconnects")}
+        out |= {k: link[k] for k in ("opens", "open_failures", "disconnects", "reconnects",
+                                     "silent_reopens")}
         out |= {k: self.stats[k] for k in ("samples", "unknown_device", "unmapped_channel",
                                            "missed_frames", "duplicate_frames",
                                            "device_restarts")}

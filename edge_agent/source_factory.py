@@ -26,9 +26,10 @@ class NotBuiltHere(ValueError):
 def build_source(spec: AgentSpec, *, clock: Clock = time.time_ns) -> Source:
     settings = spec.source
     if isinstance(settings, SerialSettings):
-        from edge_agent.serial_source import SerialFrameSource
+        from edge_agent.serial_source import SerialFrameSource, silence_reopen_s
 
-        return SerialFrameSource(settings, agent_id=spec.id, clock=clock)
+        silence = silence_reopen_s(settings, (s.interval_s for s in spec.sensors))
+        return SerialFrameSource(settings, agent_id=spec.id, clock=clock, silence=silence)
     if isinstance(settings, ModbusSettings):
         from edge_agent.modbus_source import ModbusSource
 

@@ -5,6 +5,13 @@
 the Raspberry Pi runs). When the port fails or vanishes it closes it, says so once in the
 log, and tries to open the same path again with doubling backoff and jitter, forever;
 ``counts`` has opens, open failures, disconnects and reconnects.
+
+A port can also stay open and go silent: a USB-serial converter that locked up (CH340 and
+CP210x do after a surge in a cabinet), or a microcontroller that hung. The kernel reports
+no error for either, so with ``silence`` set the link closes and reopens a port that gave
+no byte for that long (counted as ``silent_reopens``, logged once until bytes flow again).
+A reopen re-enumerates a wedged converter's state and, on boards whose DTR line is wired
+to reset (Arduino-style), restarts the microcontroller; nothing is lost, since nothing came.
 """
 
 from __future__ import annotations
@@ -26,8 +33,11 @@ END = b""
 
 class SerialLink:
     def __init__(self, port: str, *, baudrate: int = 115_200, reconnect_min: float = 0.1,
-                 reconnect_max: float = 5.0, name: str = "") -> None:
+                 reconnect_max: float = 5.0, silence: float | None = None,
+                 name: str = "") -> None:
         self.port = port
+        self.silence = silence
+        """Reopen an open port that gave no byte for this many seconds (None: never)."""
         self.baudrate = baudrate
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
@@ -48,6 +58,7 @@ class SerialLink:
         delay = self.reconnect_min
         ever_open = False
         said = False  # one log line per outage; the counters carry the rest
+        said_silent = False
         while True:
             try:
                 port = self._open()
@@ -62,21 +73,32 @@ class SerialLink:
                 delay = min(delay * 2, self.reconnect_max)
                 continue
             self.counts["opens"] += 1
-            if ever_open:
-                self.counts["reconnects"] += 1
+            if ever_open and self.last_error != _SILENT:  # after a reopen for silence: not
+                self.counts["reconnects"] += 1            # back, it never went away
                 log.warning("%s: %s is back", self.name, self.port)
             ever_open, said = True, False
             delay = self.reconnect_min
             self.connected.set()
             try:
                 async for chunk in self._read(loop, port):
+                    said_silent = False
                     yield chunk
             finally:
                 self.connected.clear()
                 with contextlib.suppress(Exception):
                     port.close()
-            self.counts["disconnects"] += 1
-            log.warning("%s: lost %s (%s); reopening", self.name, self.port, self.last_error)
+            if self.last_error == _SILENT:
+                self.counts["silent_reopens"] += 1
+                if not said_silent:
+                    said_silent = True
+                    log.warning("%s: nothing from %s for %.0fs although it is open (a hung "
+                                "device or converter?); reopening it, and again after each "
+                                "%.0fs of silence", self.name, self.port, self.silence,
+                                self.silence)
+            else:
+                self.counts["disconnects"] += 1
+                log.warning("%s: lost %s (%s); reopening", self.name, self.port,
+                            self.last_error)
             yield END
 
     async def _read(self, loop: asyncio.AbstractEventLoop, port: serial.Serial
@@ -97,8 +119,20 @@ class SerialLink:
 
         loop.add_reader(fd, readable)
         try:
-            while (data := await queue.get()) is not None:
+            while True:
+                try:
+                    async with asyncio.timeout(self.silence):  # None: wait for ever
+                        data = await queue.get()
+                except TimeoutError:
+                    self.last_error = _SILENT
+                    return
+                if data is None:
+                    return
                 self.counts["bytes"] += len(data)
                 yield data
         finally:
             loop.remove_reader(fd)
+
+
+_SILENT = "silent"
+"""``last_error`` after the link closed a port for silence."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from config.sources import SerialSource
-from edge_agent.serial_source import SerialFrameSource
+from edge_agent.serial_source import SerialFrameSource, silence_reopen_s
 from edge_agent.sources import Sample
 from firmware_bridge.frames import Frame, encode
 from firmware_bridge.pty import PtyPort
@@ -148,3 +148,42 @@ def test_the_factory_builds_the_source_each_sample_agent_names() -> None:
     assert kinds == {SerialFrameSource, ModbusSource, LocalMqttSource}
     with pytest.raises(NotBuiltHere, match="'edge-anle': a 'simulated' source is supplied"):
         build_source(cfg.agents["edge-anle"])
+
+
+async def test_a_port_that_stays_open_but_goes_silent_is_reopened_and_read_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A hung converter or microcontroller: the port is open, no error, no byte. The link
+    reopens it after ``silence`` seconds (and again while it stays silent, logging once),
+    counted apart from unplugs; frames that come afterwards are read."""
+    with PtyPort(tmp_path / "ttyGC0") as port:
+        run = Running(SerialFrameSource(settings(port.link), agent_id="edge-test",
+                                        clock=lambda: 42, silence=0.3))
+        try:
+            assert await wait_until(run.source.link.connected.is_set)
+            port.write(encode(Frame(5, 0, ((0, 1.0),))))
+            assert await wait_until(lambda: len(run.got) == 1)
+            assert await wait_until(lambda: run.source.counters()["silent_reopens"] >= 2)
+            c = run.source.counters()
+            assert c["disconnects"] == c["reconnects"] == 0  # the port never went away
+            assert c["opens"] == c["silent_reopens"] + 1
+            lines = [r.getMessage() for r in caplog.records]
+            assert len([m for m in lines if "although it is open" in m]) == 1  # not per reopen
+            assert not [m for m in lines if "is back" in m]
+            assert await wait_until(run.source.link.connected.is_set)
+            port.write(encode(Frame(5, 1, ((0, 2.0),))))
+            assert await wait_until(lambda: len(run.got) == 2)
+            assert run.values() == [("flow", 1.0), ("flow", 2.0)]
+        finally:
+            run.task.cancel()
+            await asyncio.gather(run.task, return_exceptions=True)
+
+
+def test_the_silence_before_a_reopen_defaults_to_ten_of_the_slowest_intervals() -> None:
+    base = settings(Path("/dev/ttyGC0"))
+    assert silence_reopen_s(base, [5.0, 30.0]) == 300.0
+    assert silence_reopen_s(base, [1.0]) == 60.0  # never below a minute
+    assert silence_reopen_s(base.model_copy(update={"silence_reopen": "never"}), [5.0]) is None
+    given = SerialSource.model_validate({**base.model_dump(), "silence_reopen": "90s"})
+    assert silence_reopen_s(given, [5.0]) == 90.0
+    never = SerialSource.model_validate({**base.model_dump(), "silence_reopen": "never"})
+    assert never.silence_reopen == "never"
