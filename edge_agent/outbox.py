@@ -39,11 +39,12 @@ Calls run on the event loop's thread: a commit is one small write (plus one fsyn
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -185,28 +186,36 @@ class Outbox:
         outbox is now over ``max_bytes``, the oldest readings are dropped (and counted)
         in the same transaction."""
         created = self.clock() if created is None else created
+        dropped: Counter[str] = Counter()
+        with self._transaction("store a message") as db:
+            cur = db.execute("INSERT INTO messages (priority, topic, payload, readings, "
+                             "created) VALUES (?,?,?,?,?)",
+                             (int(priority), topic, payload, readings, created))
+            self._account(1, priority == Priority.EVENT, readings, len(payload))
+            if self.bytes > self.max_bytes:
+                dropped = self._shed()
+        if dropped:
+            self._report(dropped, f"over {self.max_bytes} bytes")
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``. On any error: ``ROLLBACK`` and recount the
+        in-memory totals from the table (the block may have moved them); an SQLite error
+        becomes an :class:`OutboxError` saying what could not be done, and where."""
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                cur = db.execute("INSERT INTO messages (priority, topic, payload, readings, "
-                                 "created) VALUES (?,?,?,?,?)",
-                                 (int(priority), topic, payload, readings, created))
-                self._account(1, priority == Priority.EVENT, readings, len(payload))
-                dropped: Counter[str] = Counter()
-                if self.bytes > self.max_bytes:
-                    dropped = self._shed()
+                yield db
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 self._reload()
                 raise
         except sqlite3.Error as exc:
-            raise self._fail("store a message", exc) from exc
-        if dropped:
-            self._report(dropped, f"over {self.max_bytes} bytes")
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+            raise self._fail(what, exc) from exc
 
     def _account(self, messages: int, event: bool, readings: int, size: int) -> None:
         self.messages += messages
@@ -279,21 +288,12 @@ class Outbox:
             return Counter()
         order = [Priority.READINGS] + ([Priority.EVENT] if self.drop_events else [])
         dropped: Counter[str] = Counter()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for priority in order:
-                    while rows := self._candidates(
-                            priority, " AND created >= ? AND created < ?",
-                            (PLAUSIBLE_NS, cutoff), limit=1024):
-                        dropped.update(self._delete(rows, "age"))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._reload()
-                raise
-        except sqlite3.Error as exc:
-            raise self._fail("drop expired messages", exc) from exc
+        with self._transaction("drop expired messages"):
+            for priority in order:
+                while rows := self._candidates(
+                        priority, " AND created >= ? AND created < ?",
+                        (PLAUSIBLE_NS, cutoff), limit=1024):
+                    dropped.update(self._delete(rows, "age"))
         if dropped:
             self._report(dropped, f"older than {self.max_age_ns / 1e9:g} s")
         return dropped
@@ -325,22 +325,11 @@ class Outbox:
         """Delete messages the broker acknowledged, in one transaction."""
         done = list(messages)
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                deleted = 0
+            with self._transaction("delete acknowledged messages") as db:
                 for m in done:
-                    deleted = self._db.execute("DELETE FROM messages WHERE id = ?",
-                                               (m.id,)).rowcount
-                    if deleted:
+                    if db.execute("DELETE FROM messages WHERE id = ?", (m.id,)).rowcount:
                         self._account(-1, m.priority == Priority.EVENT, -m.readings,
                                       -len(m.payload))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                self._reload()
-                raise
-        except sqlite3.Error as exc:
-            raise self._fail("delete acknowledged messages", exc) from exc
         finally:
             self._inflight.difference_update(m.id for m in done)
 
