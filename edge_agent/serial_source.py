@@ -12,6 +12,7 @@ devices or on unmapped channels, and missed / repeated frames by sequence number
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -21,6 +22,7 @@ from edge_agent.sources import Sample
 from firmware_bridge.frames import REASONS, Frame, FrameReader
 from firmware_bridge.serial_link import END, SerialLink
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], int]
 _WRAP = 2**32
 
@@ -59,6 +61,7 @@ class SerialFrameSource:
         self.devices = frozenset(d.id for d in settings.devices)
         self.stats: Counter[str] = Counter()
         self._last_seq: dict[int, int] = {}
+        self._said: set[str] = set()
 
     def counters(self) -> dict[str, int]:
         """Flat counters for the agent's status message (always the same keys)."""
@@ -78,6 +81,10 @@ class SerialFrameSource:
         """The samples one frame gives (pure apart from the counters)."""
         if frame.device not in self.devices:
             self.stats["unknown_device"] += 1
+            self._say(f"device {frame.device}", f"frames from device id {frame.device}, "
+                      "which agents.yaml does not map (it maps "
+                      f"{', '.join(str(d) for d in sorted(self.devices))}); counted as "
+                      "unknown_device, not read")
             return []
         last = self._last_seq.get(frame.device)
         self._last_seq[frame.device] = frame.seq
@@ -95,14 +102,34 @@ class SerialFrameSource:
             sensor = self.channels.get((frame.device, channel))
             if sensor is None:
                 self.stats["unmapped_channel"] += 1
+                self._say(f"channel {frame.device}/{channel}", f"device {frame.device} sends "
+                          f"channel {channel}, which agents.yaml does not map; counted as "
+                          "unmapped_channel, not read")
                 continue
             out.append(Sample(sensor, ts, value))
         self.stats["samples"] += len(out)
         return out
 
+    def _say(self, key: str, message: str) -> None:
+        """Log ``message`` the first time ``key`` happens; the counters carry the rest."""
+        if key not in self._said:
+            self._said.add(key)
+            log.warning("%s %s: %s", self.link.name, self.settings.port, message)
+
+    def _say_refused(self) -> None:
+        counts = self.reader.counts
+        for reason in REASONS:
+            if counts[reason] and reason not in self._said:
+                name = reason if reason.startswith("bad_") else f"bad_{reason}"
+                self._say(reason, f"refused a frame ({reason}); counted as {name} from now "
+                          f"on. Many of these: check the baud rate ({self.settings.baudrate} "
+                          "here), the wiring and the ground, and that the firmware speaks "
+                          "docs/firmware-protocol.md")
+
     async def samples(self) -> AsyncIterator[Sample]:
         async for chunk in self.link.chunks():
             frames = self.reader.flush() if chunk == END else self.reader.feed(chunk)
+            self._say_refused()  # five dict lookups a chunk; the reader's work is far more
             if frames:
                 ts = self.clock()
                 for frame in frames:

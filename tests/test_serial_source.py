@@ -70,7 +70,7 @@ async def test_frames_become_samples_of_the_mapped_sensors(
 
 
 async def test_noise_and_a_cut_off_frame_are_counted_and_the_next_frame_is_read(
-        running: tuple[PtyPort, Running]) -> None:
+        running: tuple[PtyPort, Running], caplog: pytest.LogCaptureFixture) -> None:
     port, run = running
     port.write(b"\x00\xffboot ok\r\n" + encode(Frame(5, 0, ((0, 1.0),)))[:8])
     port.write(encode(Frame(5, 1, ((0, 2.0),))))
@@ -79,10 +79,16 @@ async def test_noise_and_a_cut_off_frame_are_counted_and_the_next_frame_is_read(
     c = run.source.counters()
     assert c["bad_truncated"] == 1
     assert c["garbage_bytes"] == 11 + 8
+    # the journal says it once, naming the port, the reason and what to check
+    said = [r.getMessage() for r in caplog.records if "refused a frame" in r.getMessage()]
+    assert len(said) == 1
+    assert str(port.link) in said[0]
+    assert "(truncated); counted as bad_truncated" in said[0]
+    assert "check the baud rate (115200 here)" in said[0]
 
 
 async def test_unknown_devices_unmapped_channels_and_sequence_gaps_are_counted(
-        running: tuple[PtyPort, Running]) -> None:
+        running: tuple[PtyPort, Running], caplog: pytest.LogCaptureFixture) -> None:
     port, run = running
     port.write(b"".join(encode(f) for f in (
         Frame(9, 0, ((0, 1.0),)),                # a device the config does not know
@@ -96,6 +102,10 @@ async def test_unknown_devices_unmapped_channels_and_sequence_gaps_are_counted(
     c = run.source.counters()
     assert (c["unknown_device"], c["unmapped_channel"], c["duplicate_frames"],
             c["missed_frames"], c["device_restarts"]) == (1, 1, 1, 2, 1)
+    # the journal names the device id and channel to add to agents.yaml
+    said = " | ".join(r.getMessage() for r in caplog.records)
+    assert "frames from device id 9, which agents.yaml does not map (it maps 5, 6)" in said
+    assert "device 5 sends channel 7, which agents.yaml does not map" in said
 
 
 async def test_a_device_unplugged_and_plugged_back_is_read_again_without_a_restart(
