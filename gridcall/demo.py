@@ -27,13 +27,16 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -43,7 +46,7 @@ from gridcall.embedded import EmbeddedBroker
 from hub.api_server import parse_address
 from hub.desk import Change, Desk
 from hub.indicators import by_unit, indicators
-from hub.lifecycle import Transition
+from hub.lifecycle import AlertState, Transition
 from hub.sinks import ReadingSink
 from hub.store import Store
 from simulators.district import BrokerUnreachable, InProcessDistrict
@@ -149,20 +152,63 @@ async def sink_for(options: DemoOptions, store: Store) -> AsyncIterator[ReadingS
         yield sink
 
 
-FIGURES = (("calls", "calls"), ("response_timeliness_rate", "response"),
-           ("arrival_timeliness_rate", "arrival"), ("disposal_timeliness_rate", "disposal"),
-           ("breaches", "missed"), ("whistle_rate", "whistle"), ("resolved", "resolved"),
-           ("median_response_s", "median resp."))
+FIGURES = (("calls", "calls"), ("response_timeliness_rate", "resp"),
+           ("arrival_timeliness_rate", "arr"), ("disposal_timeliness_rate", "disp"),
+           ("breaches", "miss"), ("whistle_rate", "whst"), ("resolved", "res"),
+           ("median_response_s", "med"))
+LEGEND = ("resp/arr/disp: share of responses, arrivals, disposals in time · miss: deadlines "
+          "missed · whst: share called upward · res: resolved · med: median response")
+LEVEL = {"district": "dist", "town": "town", "community": "comm", "grid": "grid"}
 
 
 def _cell(key: str, value: object) -> str:
     if value is None:
         return "–"
     if key.endswith("_s") and isinstance(value, int | float):
-        return f"{value / 60:.0f} min"
+        return f"{value / 60:.0f}m"
     if isinstance(value, float):
         return f"{value:.0%}"
     return str(value)
+
+
+# The live view must read in an 80-column terminal without cutting a unit or matter name
+# to "huang…": short headers with a legend, no vertical borders, long text folded onto a
+# second line of its own cell rather than truncated.
+
+def tier_line(counts: dict[str, int]) -> str:
+    return ("tiers: " + " · ".join(f"{t} {counts.get(t, 0)}" for t in "ABCD")
+            + "  (A district+town, B town, C community, D grid)")
+
+
+def alerts_table(states: list[AlertState]) -> Table:
+    """The latest alerts: the matter and why it stands at its tier stacked in one cell."""
+    table = Table(title="latest alerts", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, title_justify="left")
+    table.add_column("alert", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("T", no_wrap=True)
+    table.add_column("unit", no_wrap=True)
+    table.add_column("matter · why", overflow="fold", ratio=1)
+    for state in states:
+        a = state.alert
+        table.add_row(state.alert_id, state.state, state.tier, state.unit,
+                      f"{escape(a.matter)} {escape(a.matter_name)}\n[dim]{escape(a.reason)}[/]")
+    return table
+
+
+def indicator_board(figures: dict[str, dict[str, Any]], *, rows: int = 12) -> Table:
+    """Indicators per unit, most calls first, with the legend of the short headers."""
+    board = Table(title="indicators per unit so far (simulated duty staff)",
+                  caption=LEGEND, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  title_justify="left", caption_justify="left")
+    board.add_column("unit", no_wrap=True)
+    board.add_column("lvl", no_wrap=True)
+    for _, label in FIGURES:
+        board.add_column(label, justify="right", no_wrap=True)
+    for unit, row in sorted(figures.items(), key=lambda kv: -int(kv[1]["calls"] or 0))[:rows]:
+        board.add_row(unit, LEVEL.get(str(row["level"]), str(row["level"])),
+                      *(_cell(k, row.get(k)) for k, _ in FIGURES))
+    return board
 
 
 def view(district: InProcessDistrict, rate: float, duration: float, clock: ScaledClock,
@@ -178,26 +224,11 @@ def view(district: InProcessDistrict, rate: float, duration: float, clock: Scale
     head.add_row("anomaly events", str(c.anomaly_starts), "malformed", str(hub.malformed))
     head.add_row("escalations", str(desk.counters.escalations), "open alerts",
                  str(len(desk.alerts(open_only=True))))
-    tiers = Table(title="alerts by tier now  (A district+town · B town · C community · D grid)")
-    for tier in "ABCD":
-        tiers.add_column(tier, justify="right")
-    tiers.add_row(*(str(len(desk.alerts(tier=t))) for t in "ABCD"))  # type: ignore[arg-type]
-    recent = Table(title="latest alerts")
-    for col in ("alert", "state", "tier", "matter", "unit", "steps", "why"):
-        recent.add_column(col)
-    for state in desk.alerts()[-6:]:
-        a = state.alert
-        recent.add_row(state.alert_id, state.state, state.tier, f"{a.matter_name} {a.matter}",
-                       state.unit, str(state.n), a.reason)
+    counts = Counter(str(s.tier) for s in desk.alerts())
     figures = unit_figures(log.steps, clock.origin, clock())
-    board = Table(title="indicators per unit so far (timeliness rates; simulated duty staff)")
-    board.add_column("unit")
-    for _, label in FIGURES:
-        board.add_column(label, justify="right")
-    for unit, row in sorted(figures.items(), key=lambda kv: -int(kv[1]["calls"] or 0))[:12]:
-        board.add_row(f"{unit} ({row['level']})", *(_cell(k, row.get(k)) for k, _ in FIGURES))
     name = hub.config.district.name
-    return Group(Panel(head, title=f"gridcall demo · {name}"), tiers, recent, board,
+    return Group(Panel(head, title=f"gridcall demo · {name}"), tier_line(counts),
+                 alerts_table(desk.alerts()[-6:]), indicator_board(figures),
                  f"alerts delivered to their units: {len(district.delivery.delivered)}")
 
 

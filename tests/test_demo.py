@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from config import ConfigSet
 from gridcall.cli import app
 from tests.servers import unused_tcp_port
 
@@ -96,3 +97,42 @@ def test_demo_says_the_broker_is_unreachable_and_exits_1() -> None:
     assert_clean_exit(result, 1)
     assert f"broker {broker} unreachable" in result.stderr
     assert "--broker" in result.stderr  # and what to do about it
+
+
+async def test_the_live_tables_read_in_an_80_column_terminal(cfg: ConfigSet) -> None:
+    """Unit and matter names whole (no "huang…", "respo…"): short headers with a legend,
+    the reason folded under the matter instead of cut."""
+    from rich.console import Console
+
+    from gridcall.demo import alerts_table, indicator_board, tier_line, unit_figures
+    from hub.desk import Desk
+    from hub.ledger import Ledger
+    from hub.store import Store
+    from wire import AnomalyEvent
+
+    t0, minute = 1_800_000_000_000_000_000, 60 * 10**9
+    async with Store(":memory:") as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        sensors = ["dasha-dong-g1-noise-1", "dasha-dong-g1-manholetilt-1",
+                   "dasha-dong-g2-manholetilt-1"]
+        for seq, sensor in enumerate(sensors, 1):
+            await desk.on_event(AnomalyEvent(
+                agent="edge-dasha-dong", seq=seq, sensor=sensor, kind="out_of_limits",
+                severity="critical", score=0.9, value=80.0, ts=t0, phase="start"), t0)
+        await desk.tick(t0 + 600 * minute)  # unanswered: up the ladder
+        states = desk.alerts()
+        steps = await desk.transitions()
+    console = Console(width=80, record=True, color_system=None)
+    console.print(tier_line({"A": 2, "B": 1}))
+    console.print(alerts_table(states))
+    console.print(indicator_board(unit_figures(steps, t0, t0 + 600 * minute)))
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    for state in states:
+        assert state.alert.matter in text
+        assert state.alert_id in text
+    for unit in {t.unit for t in steps}:
+        assert unit in text
+    assert "resp/arr/disp: share of responses" in text
