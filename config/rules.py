@@ -23,7 +23,8 @@
 Each rule category adds its largest ``up`` that applies (spread: the largest among the
 spread rules that hold); the categories add up, and the tier stops at A. Severity and
 sites apply when an alert opens; spread and persistence whenever evidence joins it (a
-rise then escalates the open alert, reason given). Spread counts the distinct sensors,
+rise then escalates the open alert, reason given); spread also lifts the other open
+alerts of the matter in the town when an event makes it hold. Spread counts the distinct sensors,
 grids and communities in the event's town whose anomalies made the same matter within the
 window.
 

@@ -50,7 +50,7 @@ from hub.lifecycle import (
     step,
 )
 from hub.tiering import NS, Sighting, SpreadWindow, judge
-from wire import AnomalyEvent, Deadlines, Tier
+from wire import AnomalyEvent, Deadlines, Severity, Tier
 
 log = logging.getLogger(__name__)
 
@@ -361,12 +361,38 @@ class Desk:
             self._spread.add(matter.code, Sighting(now, sensor.id, sensor.path))
             spread = self._spread.counts(matter.code, sensor.path[1], now)
             if (open_id := self._open.get(key)) is not None:
-                return await self._evidence(self._states[open_id], event, now, spread)
-            latest = self._states.get(self._latest.get(key, ""))
-            if latest is not None and latest.closed_at is not None and (
-                    now - latest.closed_at <= _ns(self.grouping.reopen_window)):
-                return await self._reopen(latest, event, matter, now, spread)
-            return await self._open_new(event, matter, now, spread)
+                outcome = await self._evidence(self._states[open_id], event, now, spread)
+            else:
+                latest = self._states.get(self._latest.get(key, ""))
+                if latest is not None and latest.closed_at is not None and (
+                        now - latest.closed_at <= _ns(self.grouping.reopen_window)):
+                    outcome = await self._reopen(latest, event, matter, now, spread)
+                else:
+                    outcome = await self._open_new(event, matter, now, spread)
+            await self._spread_to_others(matter.code, sensor.path[1], outcome, now, spread)
+            return outcome
+
+    async def _spread_to_others(self, matter: str, town: str, outcome: EventOutcome,
+                                now: int, spread: dict[str, int]) -> None:
+        """Spread is one incident seen in several places: when it lifts the alert the event
+        went to, the other open alerts of the matter in the town rise with it (each judged
+        by its own severity, site and persistence too), so the first grid's alert is not
+        left a tier below the same incident one grid over. Written after the event's own
+        steps; a crash in between is made good by the next event of the matter there."""
+        here = outcome.alert.alert_id if outcome.alert is not None else None
+        steps: list[Transition] = []
+        for (code, _grid), alert_id in list(self._open.items()):
+            state = self._states[alert_id]
+            if code != matter or alert_id == here or state.place[1] != town:
+                continue
+            sensor = self.config.sensors.get(state.alert.sensor)
+            rise = self._rise_to_verdict(state, state.alert.severity,
+                                         sensor.tags if sensor else (), now, spread)
+            if rise is not None:
+                steps.append(rise)
+        if steps:
+            await self._commit(steps)
+            self.counters.tier_raises += len(steps)
 
     async def _open_new(self, event: AnomalyEvent, matter: Matter, now: int,
                         spread: dict[str, int]) -> EventOutcome:
@@ -388,10 +414,14 @@ class Desk:
     def _rise(self, state: AlertState, event: AnomalyEvent, now: int,
               spread: dict[str, int]) -> Transition | None:
         """An escalation if the rules now put the alert above its tier."""
-        matter = self._matters[state.alert.matter]
         sensor = self.config.sensors[event.sensor]
-        verdict = judge(self.rules, matter.base_tier, severity=event.severity,
-                        tags=sensor.tags, spread=spread, persisted_ns=now - state.since)
+        return self._rise_to_verdict(state, event.severity, sensor.tags, now, spread)
+
+    def _rise_to_verdict(self, state: AlertState, severity: Severity, tags: Iterable[str],
+                         now: int, spread: dict[str, int]) -> Transition | None:
+        matter = self._matters[state.alert.matter]
+        verdict = judge(self.rules, matter.base_tier, severity=severity,
+                        tags=tags, spread=spread, persisted_ns=now - state.since)
         if lifecycle.TIERS.index(verdict.tier) >= lifecycle.TIERS.index(state.tier):
             return None
         return self._raise_to(state, verdict.tier, now, actor=HUB, note="",

@@ -125,6 +125,15 @@ async def test_spread_across_grids_raises_the_open_alerts(desk: Desk) -> None:
     assert out.alert is not None
     assert (out.alert.tier, out.alert.unit) == ("B", "dasha")
     assert out.alert.alert.reason == "spread: 2 grids within 30m +1"
+    # the same incident one grid over: the first grid's alert rises with it
+    first = desk.get("AL000001")
+    assert (first.tier, first.unit, first.last.action, first.last.at) == (
+        "B", "dasha", "escalate", T0 + MIN)
+    assert first.last.reason == "spread: 2 grids within 30m +1"
+    # a matter elsewhere in the town is not lifted by this spread
+    noise = await desk.on_event(ev(NOISE), T0 + 2 * MIN)
+    assert noise.alert is not None
+    assert noise.alert.tier == "D"
 
 
 async def test_deadlines_escalate_up_the_ladder_with_exact_timestamps(desk: Desk) -> None:
