@@ -12,6 +12,7 @@ devices or on unmapped channels, and missed / repeated frames by sequence number
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -127,11 +128,14 @@ class SerialFrameSource:
                           "docs/firmware-protocol.md")
 
     async def samples(self) -> AsyncIterator[Sample]:
-        async for chunk in self.link.chunks():
-            frames = self.reader.flush() if chunk == END else self.reader.feed(chunk)
-            self._say_refused()  # five dict lookups a chunk; the reader's work is far more
-            if frames:
-                ts = self.clock()
-                for frame in frames:
-                    for sample in self.samples_of(frame, ts):
-                        yield sample
+        # aclosing: closing this generator (edge check after a few values) closes the port
+        # now, not whenever the inner generator happens to be collected
+        async with contextlib.aclosing(self.link.chunks()) as chunks:
+            async for chunk in chunks:
+                frames = self.reader.flush() if chunk == END else self.reader.feed(chunk)
+                self._say_refused()  # five dict lookups a chunk; far less than the reader's
+                if frames:
+                    ts = self.clock()
+                    for frame in frames:
+                        for sample in self.samples_of(frame, ts):
+                            yield sample

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import serial
 
@@ -52,7 +52,7 @@ class SerialLink:
         # would take bytes from the middle of frames; it is refused (flock) instead
         return serial.Serial(self.port, self.baudrate, timeout=0, exclusive=True)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Chunks as they arrive; ``END`` (empty) each time the port is lost."""
         loop = asyncio.get_running_loop()
         delay = self.reconnect_min
@@ -79,10 +79,15 @@ class SerialLink:
             ever_open, said = True, False
             delay = self.reconnect_min
             self.connected.set()
+            # aclosing: when our caller closes us, the reader must leave the event loop
+            # *before* the port's fd is closed below. Left to the garbage collector, it was
+            # removed a loop turn later, from an fd number that by then could be a new
+            # socket's (edge check's broker probe lost its connection to exactly that).
             try:
-                async for chunk in self._read(loop, port):
-                    said_silent = False
-                    yield chunk
+                async with contextlib.aclosing(self._read(loop, port)) as chunks:
+                    async for chunk in chunks:
+                        said_silent = False
+                        yield chunk
             finally:
                 self.connected.clear()
                 with contextlib.suppress(Exception):
@@ -102,7 +107,7 @@ class SerialLink:
             yield END
 
     async def _read(self, loop: asyncio.AbstractEventLoop, port: serial.Serial
-                    ) -> AsyncIterator[bytes]:
+                    ) -> AsyncGenerator[bytes, None]:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         fd = port.fileno()
 

@@ -5,6 +5,7 @@ plugged back in is read again without restarting anything."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -197,3 +198,28 @@ def test_the_silence_before_a_reopen_defaults_to_ten_of_the_slowest_intervals() 
     assert silence_reopen_s(given, [5.0]) == 90.0
     never = SerialSource.model_validate({**base.model_dump(), "silence_reopen": "never"})
     assert never.silence_reopen == "never"
+
+
+def fds_open_on(path: Path) -> list[int]:
+    device = os.path.realpath(path)
+    return [int(fd) for fd in os.listdir("/proc/self/fd")
+            if os.path.realpath(f"/proc/self/fd/{fd}") == device]
+
+
+async def test_closing_the_source_takes_the_port_off_the_event_loop_before_closing_it(
+        tmp_path: Path) -> None:
+    """A reader that stops early (``edge check`` after a few values) closes the samples
+    generator. The port's fd number, freed at once, may be taken by the next socket (the
+    check's broker probe); the loop must not still be watching it for the closed port."""
+    with PtyPort(tmp_path / "ttyGC0") as port:
+        source = SerialFrameSource(settings(port.link), agent_id="edge-test")
+        samples = source.samples()
+        first = asyncio.create_task(anext(samples))
+        assert await wait_until(source.link.connected.is_set)
+        port.write(encode(Frame(5, 0, ((0, 1.0),))))
+        assert (await first).value == 1.0
+        fds = fds_open_on(port.link)  # the reader's, and the pty's own device end
+        loop = asyncio.get_running_loop()
+        await samples.aclose()
+        # no await between the close and this check: nothing was left for a later turn
+        assert [fd for fd in fds if loop.remove_reader(fd)] == []
