@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
+import msgspec
 import pytest
 
 from config import ConfigSet
@@ -26,6 +27,7 @@ from simulators.steady import SimClock, SteadySource
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import ROOT
+from wire import AgentStatus, topics
 
 AGENT = "edge-dongyuan"
 
@@ -158,3 +160,39 @@ async def test_a_crash_between_publish_and_delete_redelivers_and_the_hub_stores_
     assert sorted((s, t, v) for _, s, t, v in rows) == sorted(
         (s.sensor, s.ts, s.value) for s in source.produced)
     assert the_hub.ingest.counters.readings_received == 1000
+
+
+async def test_an_agent_killed_without_a_goodbye_is_reported_offline_by_its_last_will(
+        tmp_path: Path) -> None:
+    """A power cut sends no DISCONNECT: the broker itself publishes the agent's will, a
+    retained ``offline`` status (ts 0: the agent wrote it before it knew when), so the hub
+    and anyone subscribing later see the box is gone."""
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        port = int(broker.url.rsplit(":", 1)[1])
+        topic = topics.status_topic(AGENT)
+        async with aiomqtt.Client("127.0.0.1", port) as client:
+            await client.subscribe(topic, qos=1)
+            agent = AgentProcess(tmp_path / "state", broker.url, start_at=0, total=10_000_000)
+            try:
+                states: list[AgentStatus] = []
+
+                async def until(state: str) -> None:
+                    async for msg in client.messages:
+                        assert isinstance(msg.payload, bytes)
+                        states.append(msgspec.json.decode(msg.payload, type=AgentStatus))
+                        if states[-1].state == state:
+                            return
+
+                await asyncio.wait_for(until("online"), 60)
+                agent.proc.send_signal(signal.SIGKILL)
+                agent.proc.wait()
+                await asyncio.wait_for(until("offline"), 60)
+            finally:
+                agent.proc.kill()
+                agent.proc.wait()
+        assert states[-1].ts == 0  # the will, not a goodbye the agent sent itself
+        async with aiomqtt.Client("127.0.0.1", port) as later:  # retained for newcomers
+            await later.subscribe(topic, qos=1)
+            message = await asyncio.wait_for(anext(aiter(later.messages)), 30)
+            assert isinstance(message.payload, bytes)
+            assert msgspec.json.decode(message.payload, type=AgentStatus).state == "offline"
