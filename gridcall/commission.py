@@ -203,13 +203,21 @@ def _skipped(source: object) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(bad.items()))
 
 
-def _open_refused(source: object) -> str:
-    """Why a serial source's port never opened ('' if it did, or it keeps no link)."""
-    link = getattr(source, "link", None)
+def _open_refused(source: object, port: str) -> str:
+    """Why a serial or Modbus source's port never opened ('' if it did, or has no port)."""
+    link = getattr(source, "link", None) or getattr(source, "poller", None)
     counts = getattr(link, "counts", None)
-    if link is None or counts is None or counts["opens"] or not counts["open_failures"]:
+    if counts is None or counts["opens"] or not counts["open_failures"]:
         return ""
-    return str(getattr(link, "last_error", "")) or "refused (no reason given)"
+    why = str(getattr(link, "last_error", ""))
+    if not why:  # pymodbus only says connect() failed: open the port once to learn why
+        import serial
+
+        try:
+            serial.Serial(port, exclusive=True).close()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            why = str(exc)
+    return why or "refused (no reason given)"
 
 
 def _open_fix(error: str, port: str) -> str:
@@ -323,9 +331,9 @@ async def source_checks(cfg: ConfigSet, spec: AgentSpec, options: CheckOptions,
     want = max(1, min(options.values, len(spec.sensors)))
     got = await _read(source, wait=options.wait, done=lambda got: len(got) >= want)
     bad = _skipped(source)
-    refused = _open_refused(source)
-    if not got and refused:
-        device = str(getattr(spec.source, "port", "the port"))
+    device = str(getattr(spec.source, "port", "the port"))
+    refused = _open_refused(source, device) if not got else ""
+    if refused:
         return [*checks, Check(f"source ({kind})", "FAIL", f"cannot open {device}: {refused}",
                                _open_fix(refused, device))]
     if not got:

@@ -254,18 +254,20 @@ def test_a_missing_serial_device_fails_naming_the_port(district: Path, tmp_path:
     assert "PASS" in row(result, "uplink broker")  # the other checks still ran
 
 
-def test_a_serial_port_held_by_the_running_service_fails_saying_so_and_what_to_do(
-        district: Path, tmp_path: Path) -> None:
-    """The agent's service opens its port exclusively; a check run beside it must not say
-    "no value" (which sends a technician to the wiring) but that the port is taken."""
+@pytest.mark.parametrize(("agent", "kind"), [("edge-dongyuan", "serial"),
+                                             ("edge-huangpu-cun", "modbus")])
+def test_a_port_held_by_the_running_service_fails_saying_so_and_what_to_do(
+        district: Path, tmp_path: Path, agent: str, kind: str) -> None:
+    """The agent's service opens its port exclusively (pyserial for frames, pymodbus for
+    Modbus); a check run beside it must not say "no value" (which sends a technician to
+    the wiring) but that the port is taken."""
     with PtyPort(tmp_path / "ttyUSB-busy") as port:
         edit_agents(district, lambda d: next(
-            a for a in d["agents"] if a["id"] == "edge-dongyuan")["source"].update(
-                port=str(port.link)))
+            a for a in d["agents"] if a["id"] == agent)["source"].update(port=str(port.link)))
         with serial.Serial(str(port.link), exclusive=True):  # as the running agent holds it
-            result = check("--config", str(district), "--agent", "edge-dongyuan")
+            result = check("--config", str(district), "--agent", agent)
     assert result.exit_code == 1, result.output
-    line = row(result, "source (serial)")
+    line = row(result, f"source ({kind})")
     assert "FAIL" in line
     assert f"cannot open {port.link}" in line
     assert "lock" in line  # pyserial's own reason
