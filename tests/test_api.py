@@ -4,6 +4,7 @@ ledger unchanged, the published OpenAPI document, and one run through real uvico
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import stat
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from config import ConfigSet
+from config.rules import Spread
 from hub.api import create_app
 from hub.desk import Desk
 from hub.ledger import Ledger
@@ -53,6 +55,12 @@ class World:
 
 @pytest.fixture
 async def world(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[World]:
+    # These tests are about who may act, not about tier rules: every alert opens one tier
+    # above pm25's base D, at its community (with the sample's rules one grid would count
+    # a sensitive site and the spread to the other grid, and go to the town).
+    rules = cfg.matters.rules.model_copy(update={
+        "spread": Spread(when=()), "sites": {}, "severity": {"minor": 1}})
+    cfg = dataclasses.replace(cfg, matters=cfg.matters.model_copy(update={"rules": rules}))
     async with Store(tmp_path / "hub.sqlite") as store:
         ledger = Ledger(store)
         desk = Desk(cfg, ledger)
