@@ -122,7 +122,8 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
     from hub.api import create_app
     from hub.api_server import ApiServer
     from hub.indicator_writer import run_indicator_writer
-    from hub.notify import Notifier, desk_hook
+    from hub.notify import NOTIFIED_ACTIONS, Notifier, desk_hook
+    from hub.notify_outbox import NotifyOutbox, changes_to_replay
     from hub.tokens import TokenFile
 
     async with contextlib.AsyncExitStack() as stack:
@@ -131,7 +132,18 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
         notifier = Notifier(hub.config.notify, drain_timeout=min(2.0, hub.drain_timeout))
         stack.callback(_notify_summary, notifier, say)  # runs last: after the drain
         await stack.enter_async_context(notifier)
-        hub.desk.add_hook(desk_hook(notifier))
+        # Steps a crash (or a stop mid-retry) left un-notified are sent again first.
+        outbox = NotifyOutbox(hub.store)
+        await outbox.setup()
+        await hub.start_desk()
+        hook = desk_hook(notifier, outbox, hub.clock)
+        late = await changes_to_replay(hub.desk, await outbox.pending(NOTIFIED_ACTIONS))
+        if late:
+            say(f"notifying {len(late)} step(s) again that the last run did not finish "
+                "notifying")
+        for change in late:
+            await hook(change)
+        hub.desk.add_hook(hook)
         if hasattr(sink, "write_lines"):
             writer = asyncio.create_task(run_indicator_writer(
                 sink, hub.desk.transitions, hub.clock, stop), name="hub-indicators")

@@ -11,8 +11,9 @@ retried after a backoff that doubles up to ``retry.max_backoff``; after
 ``retry.attempts`` it is given up, logged as an error and counted. A webhook that answers
 4xx (but 408/429) is given up at once: the request itself is wrong (token, path), and
 only a person can fix that. :class:`NotifyCounters`
-has the rates; nothing else is kept in memory, so a hub restart forgets deliveries still
-waiting for a retry (the alert itself stays on the unit's retained MQTT topic).
+has the rates. Deliveries waiting for a retry live in memory; with an outbox
+(:mod:`hub.notify_outbox`, what ``gridcall hub run`` uses) a step whose deliveries were not
+all sent or given up when the hub stopped or crashed is sent again at the next start.
 
 On leaving ``async with``, deliveries under way get ``drain_timeout`` seconds to finish;
 what is left then is counted in ``unsent_at_shutdown`` and logged.
@@ -30,7 +31,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import apprise
@@ -238,14 +239,18 @@ class Notifier:
     def channels_of(self, unit: str) -> tuple[Channel, ...]:
         return self.settings.units.get(unit, ())
 
-    def notify(self, alert: RiskAlert, units: Iterable[str], *, note: str = "") -> int:
+    def notify(self, alert: RiskAlert, units: Iterable[str], *, note: str = "",
+               on_done: Callable[[], Awaitable[None]] | None = None) -> int:
         """Queue the alert for every channel of each unit (each unit once); returns how
-        many deliveries were queued. Never raises for a delivery problem."""
+        many deliveries were queued. Never raises for a delivery problem. ``on_done`` is
+        awaited once every one of them was sent or given up (at once if there are none);
+        not if the notifier stopped first: those deliveries are not done."""
         if not self._open:
             raise RuntimeError("Notifier used outside 'async with'")
         title, text = render(alert, note)
         body = msgspec.json.encode(alert).decode()
         queued = 0
+        tasks: list[asyncio.Task[None]] = []
         for unit in dict.fromkeys(units):
             chans = self.channels_of(unit)
             if not chans:
@@ -255,11 +260,27 @@ class Notifier:
                 delivery = Delivery(unit, index, chan, alert.alert_id, title, text, body)
                 task = asyncio.create_task(self._deliver(delivery),
                                            name=f"notify-{alert.alert_id}-{unit}-{index}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._track(task)
+                tasks.append(task)
                 queued += 1
         self.counters.queued += queued
+        if on_done is not None:
+            self._track(asyncio.create_task(self._when_done(tasks, on_done),
+                                            name=f"notify-{alert.alert_id}-done"))
         return queued
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _when_done(tasks: list[asyncio.Task[None]],
+                         on_done: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.gather(*tasks)  # a cancelled delivery cancels this too: not done
+        try:
+            await on_done()
+        except Exception:  # the mark is lost: the step is notified again at next start
+            log.exception("notify: could not record the notifications as done")
 
     async def _deliver(self, delivery: Delivery) -> None:
         retry = self.settings.retry
@@ -309,12 +330,24 @@ NOTIFIED_ACTIONS = frozenset({"open", "escalate", "reopen", "dispatch"})
 a call back, departments sent. Evidence and the units' own answers are not pushed."""
 
 
-def desk_hook(notifier: Notifier) -> Callable[[Change], Awaitable[None]]:
-    """A :meth:`hub.desk.Desk.add_hook` hook that queues the notifications of a step."""
+class Outbox(Protocol):
+    async def done(self, alert_id: str, n: int, at: int) -> None: ...
+
+
+def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
+              clock: Callable[[], int] | None = None) -> Callable[[Change], Awaitable[None]]:
+    """A :meth:`hub.desk.Desk.add_hook` hook that queues the notifications of a step and,
+    with an ``outbox`` (:class:`hub.notify_outbox.NotifyOutbox`), records the step as
+    notified once its deliveries are done."""
 
     async def hook(change: Change) -> None:
         t = change.transition
-        if t.action in NOTIFIED_ACTIONS:
-            notifier.notify(change.alert.alert, change.units,
-                            note=" · ".join(x for x in (t.reason, t.note) if x))
+        if t.action not in NOTIFIED_ACTIONS:
+            return
+        on_done = None
+        if outbox is not None:
+            async def on_done() -> None:
+                await outbox.done(t.alert_id, t.n, clock() if clock else t.at)
+        notifier.notify(change.alert.alert, change.units,
+                        note=" · ".join(x for x in (t.reason, t.note) if x), on_done=on_done)
     return hook

@@ -192,7 +192,8 @@ class Hub:
             return
         self._unpublished.discard(state.alert_id)
 
-    async def _start_desk(self) -> None:
+    async def start_desk(self) -> None:
+        """Rebuild the alerts from the ledger (once; :meth:`run` does it if not done)."""
         if self.desk.started:
             return
         await self.desk.start()
@@ -232,7 +233,7 @@ class Hub:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then write out what is buffered, for at most
         ``drain_timeout`` seconds, and return; :attr:`unwritten` says what was not."""
-        await self._start_desk()
+        await self.start_desk()
         writer = asyncio.create_task(self.ingest.run(), name="hub-ingest")
         release = asyncio.create_task(self._release_on(stop), name="hub-release")
         timers = asyncio.create_task(self._timers(stop), name="hub-timers")

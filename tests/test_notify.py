@@ -317,3 +317,93 @@ async def test_the_desk_hook_notifies_new_calls_and_both_levels_of_an_escalation
         ("escalate", town), ("escalate", town), ("open", community)]
     # the escalation went to the community's channel and to the town's
     assert len([h for h, _ in receiver.got if h.get("X-Unit") == town]) == 1
+
+
+async def test_a_step_a_crash_left_unnotified_is_notified_at_the_next_start(
+        cfg: ConfigSet, receiver: Receiver, tmp_path: Path, mqtt_url: str) -> None:
+    """The hub writes a step to the ledger, then dies before its hooks ran: the next
+    ``hub run`` (its services) sends that step's notifications, to both levels of an
+    escalation, once; steps notified before are not sent again."""
+    import asyncio
+    import dataclasses
+
+    from gridcall.cli_api import hub_services
+    from hub.service import Hub
+    from hub.store import Store
+
+    sensor = cfg.sensors["dongyuan-g1-pm25-1"]  # minor pm25: tier C, the community
+    community, town = sensor.path[2], sensor.path[1]
+    hook = {"type": "webhook", "url": receiver.url}
+    cfg = dataclasses.replace(cfg, notify=settings({community: [hook], town: [hook]},
+                                                   retry=FAST))
+    t0 = 1_800_000_000 * 10**9
+    db = tmp_path / "hub.sqlite"
+
+    async def run_services(work: Any) -> list[str]:
+        said: list[str] = []
+        async with Store(db) as store:
+            hub = Hub(cfg, sink=store, store=store, broker_url=mqtt_url, readings=False,
+                      clock=lambda: t0 + 5 * 10**9)
+            async with hub_services(hub, store, asyncio.Event(), api=None,
+                                    tokens=tmp_path / "tokens", say=said.append):
+                await work(hub)
+                assert await wait_until(lambda: hub.desk.started)
+        return said
+
+    async def open_one(hub: Hub) -> None:
+        event = AnomalyEvent(agent=sensor.agent, seq=1, sensor=sensor.id,
+                             kind="out_of_limits", severity="minor", score=0.6, value=200.0,
+                             ts=t0)
+        await hub.desk.on_event(event, t0)
+        assert await wait_until(lambda: len(receiver.got) == 1)
+
+    await run_services(open_one)
+    # a "crash": the escalation reaches the ledger, the notifier never hears of it
+    async with Store(db) as store:
+        from hub.desk import Desk
+        from hub.ledger import Ledger
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        (alert,) = desk.alerts()
+        await desk.act(alert.alert_id, "escalate", community, now=t0 + 10**9,
+                       reason="needs the town's pump truck")
+
+    async def nothing(hub: Hub) -> None:
+        assert await wait_until(lambda: len(receiver.got) == 3)
+
+    said = await run_services(nothing)
+    assert said[0] == "notifying 1 step(s) again that the last run did not finish notifying"
+    alerts = [msgspec.json.decode(p["message"], type=RiskAlert) for _, p in receiver.got]
+    assert [(a.last_action, a.unit) for a in alerts] == [
+        ("open", community), ("escalate", town), ("escalate", town)]
+    # notified now: a third start sends nothing again
+    said = await run_services(nothing)
+    assert not any(line.startswith("notifying") for line in said)
+    assert len(receiver.got) == 3
+
+
+async def test_a_ledger_from_before_the_outbox_is_not_notified_again(
+        cfg: ConfigSet, tmp_path: Path) -> None:
+    from hub.desk import Desk
+    from hub.ledger import Ledger
+    from hub.notify import NOTIFIED_ACTIONS
+    from hub.notify_outbox import NotifyOutbox
+    from hub.store import Store
+
+    sensor = cfg.sensors["dongyuan-g1-pm25-1"]
+    t0 = 1_800_000_000 * 10**9
+    async with Store(tmp_path / "hub.sqlite") as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        await desk.on_event(AnomalyEvent(agent=sensor.agent, seq=1, sensor=sensor.id,
+                                         kind="out_of_limits", severity="minor", score=0.6,
+                                         value=200.0, ts=t0), t0)
+        outbox = NotifyOutbox(store)
+        await outbox.setup()
+        assert await outbox.pending(NOTIFIED_ACTIONS) == []
+        await desk.tick(t0 + 10 * 24 * 3600 * 10**9)  # escalations after the baseline
+        pending = await outbox.pending(NOTIFIED_ACTIONS)
+        assert [t.action for t in pending] == ["escalate"] * len(pending)
+        assert pending
+        await outbox.setup()  # a second start keeps the baseline
+        assert len(await outbox.pending(NOTIFIED_ACTIONS)) == len(pending)

@@ -1,0 +1,94 @@
+"""Which ledger steps have had their notifications, so none is lost to a crash.
+
+The desk writes a step to the ledger and only then calls its hooks; a hub killed between
+the two (or stopped while a webhook was still being retried) would never notify that
+step. :class:`NotifyOutbox` closes the gap the way an outbox does: a step's
+notifications are *done* once every delivery of it was sent or given up, and that is
+recorded in ``notified`` beside the ledger. At start, :meth:`pending` lists the notified
+kinds of step (:data:`hub.notify.NOTIFIED_ACTIONS`) that the ledger holds and
+``notified`` does not, and :func:`replay` sends them again, with the alert as it stands
+now. A delivery may so be sent twice (the crash came after the send, before the mark):
+at least once, like the rest of the pipeline.
+
+A ledger that predates this table gets a baseline: the steps already there when the
+table was made count as notified (there is no telling which were), so the first start
+after an upgrade does not resend a district's history.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from hub.desk import Change, Desk
+from hub.ledger import SCHEMA as LEDGER_SCHEMA
+from hub.lifecycle import Transition
+from hub.store import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notified (
+    alert_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (alert_id, n)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notified_baseline (seq INTEGER NOT NULL);
+"""
+
+_decoder = msgspec.json.Decoder(Transition)
+
+
+class NotifyOutbox:
+    """``notified`` in ``store``'s database; use inside ``async with store``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def setup(self) -> None:
+        """Make the tables; on first use, take the ledger's steps so far as notified."""
+        def make() -> None:
+            db = self.store.db
+            db.executescript(LEDGER_SCHEMA)
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                if db.execute("SELECT count(*) FROM notified_baseline").fetchone()[0] == 0:
+                    db.execute("INSERT INTO notified_baseline SELECT coalesce(max(seq), 0) "
+                               "FROM transitions")
+        await self.store.run(make)
+
+    async def done(self, alert_id: str, n: int, at: int) -> None:
+        """Every delivery of step ``n`` of ``alert_id`` was sent or given up (or it had
+        no channel)."""
+        await self.store.run(lambda: self.store.db.execute(
+            "INSERT OR IGNORE INTO notified VALUES (?,?,?)", (alert_id, n, at)))
+
+    async def pending(self, actions: frozenset[str]) -> list[Transition]:
+        """Steps of these ``actions`` after the baseline whose notifications are not
+        done, in ledger order."""
+        marks = ",".join("?" * len(actions))
+        sql = (f"SELECT t.body FROM transitions t WHERE t.action IN ({marks}) "
+               "AND t.seq > (SELECT max(seq) FROM notified_baseline) AND NOT EXISTS "
+               "(SELECT 1 FROM notified x WHERE x.alert_id = t.alert_id AND x.n = t.n) "
+               "ORDER BY t.seq")
+
+        def select() -> list[sqlite3.Row]:
+            return self.store.db.execute(sql, sorted(actions)).fetchall()
+        return [_decoder.decode(r[0]) for r in await self.store.run(select)]
+
+
+async def changes_to_replay(desk: Desk, steps: list[Transition]) -> list[Change]:
+    """The :class:`~hub.desk.Change` each step made, to notify again: the alert as it
+    stands now (what a person should act on), the units the step concerned (after an
+    escalation both the unit that held it and the new one)."""
+    changes: list[Change] = []
+    for t in steps:
+        state = desk.get(t.alert_id)
+        units: tuple[str, ...] = (t.unit,)
+        if t.n > 1:
+            before = (await desk.history(t.alert_id))[t.n - 2]
+            if before.unit != t.unit:
+                units = (t.unit, before.unit)
+        changes.append(Change(state, t, units))
+    return changes
