@@ -195,6 +195,11 @@ class Ingest:
         return self._buffered_points
 
     @property
+    def last_error(self) -> str | None:
+        """The sink's last failure, as logged (None if it never failed)."""
+        return self._last_error
+
+    @property
     def spooled_pending(self) -> int:
         """Readings spooled by this runner and not yet written back to the sink."""
         c = self.counters

@@ -268,3 +268,34 @@ async def test_hub_run_with_two_ingest_worker_processes_stores_a_burst_exactly_o
     assert sum(per_worker) == total
     assert all(n > 0 for n in per_worker), per_worker
 
+
+
+async def test_readings_influxdb_answers_500_for_are_spooled_and_written_once_it_is_fixed(
+    mosquitto: PrivateMosquitto, influx_v1_url: str, influx_database: str, tmp_path: Path
+) -> None:
+    """A real HTTP 500 (InfluxDB 1.x answers 500 for a retention policy that does not
+    exist): classified retryable, so the readings go to the spool, their messages are
+    acknowledged, and once an operator creates the policy they are written, once."""
+    batches = burst(4, 10, prefix="http500")
+    async with InfluxV1Sink(influx_v1_url, database=influx_database,
+                            retention_policy="later", encoder=LineEncoder()) as sink:
+        worker = IngestWorker(sink, address=BrokerAddress.parse(mosquitto.url),
+                              client_id=f"ingest-{uuid.uuid4().hex[:6]}",
+                              spool_dir=tmp_path / "spool", flush_interval=0.1)
+        async with running(worker):
+            await asyncio.to_thread(publish_all, mosquitto.url, messages(batches))
+            total = len(points(batches))
+            assert await wait_until(lambda: worker.ingest.counters.spooled_readings == total)
+            assert await wait_until(lambda: worker.consumer.acks.acked == len(batches))
+            assert worker.ingest.counters.readings_stored == 0
+            assert "HTTP 500" in (worker.ingest.last_error or "")
+            await influxql_async(influx_v1_url, f'CREATE RETENTION POLICY "later" ON '
+                                 f'"{influx_database}" DURATION INF REPLICATION 1')
+            assert await wait_until(lambda: worker.ingest.spooled_pending == 0, polls=1200)
+    rows = await influxql_async(influx_v1_url, 'SELECT agent, sensor, value FROM '
+                                '"later".reading', database=influx_database)
+    got = [(r["agent"], r["sensor"], r["time"], r["value"]) for r in rows]
+    assert len(got) == len(set(got)) == total
+    assert set(got) == points(batches)
+    c = worker.ingest.counters
+    assert (c.readings_stored, c.rejected_readings, c.unwritten_readings) == (total, 0, 0)
