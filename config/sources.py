@@ -18,7 +18,7 @@ every mapped sensor that does not exist or belongs to another agent (serial and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeAlias
 
@@ -34,6 +34,25 @@ class SimulatedSource(Model):
     """Samples from the simulators (the sample district and the demo)."""
 
     type: Literal["simulated"] = "simulated"
+
+
+# --------------------------------------------------------------------------- both ports
+
+SilenceReopen: TypeAlias = Duration | Literal["never"] | None
+SILENCE_INTERVALS = 10
+"""Default silence before a reopen, in the slowest sensor's intervals: past the five after
+which the agent's status already reports the sensors ``missing``, so the hub hears first."""
+MIN_SILENCE_S = 60.0
+
+
+def silence_reopen_s(setting: SilenceReopen, intervals_s: Iterable[float]) -> float | None:
+    """Seconds of silence before an open port is reopened (None: never): as configured,
+    or by default from the intervals of what the port carries."""
+    if setting == "never":
+        return None
+    if setting is not None:
+        return setting.total_seconds()
+    return max(MIN_SILENCE_S, SILENCE_INTERVALS * max(intervals_s, default=0.0))
 
 
 # --------------------------------------------------------------------------- serial frames
@@ -62,7 +81,7 @@ class SerialSource(Model):
     reconnect_min: Duration = timedelta(seconds=0.1)
     reconnect_max: Duration = timedelta(seconds=5)
     """Backoff between attempts to reopen a port that went away (doubling, with jitter)."""
-    silence_reopen: Duration | Literal["never"] | None = None
+    silence_reopen: SilenceReopen = None
     """Close and reopen a port that stays open but gives no byte for this long (a hung
     converter or microcontroller). Default (null): ten times the slowest interval of the
     agent's sensors, at least 60 s; ``never`` turns it off. Too short would reopen a quiet
@@ -117,6 +136,10 @@ class ModbusSource(Model):
     timeout: Duration = timedelta(seconds=1)
     """How long to wait for a device's answer before counting a timeout."""
     reconnect_max: Duration = timedelta(seconds=5)
+    silence_reopen: SilenceReopen = None
+    """Close and reopen the port when no slave has answered anything (a value or an
+    exception response) for this long: a wedged RS-485 converter answers nothing. Default
+    (null): ten times the slowest register interval, at least 60 s; ``never``: off."""
     registers: tuple[Register, ...] = Field(min_length=1)
 
 

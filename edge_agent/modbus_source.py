@@ -17,14 +17,17 @@ from firmware_bridge.modbus import ModbusPoller
 
 Clock = Callable[[], int]
 _ALWAYS = ("requests", "responses", "timeout", "opens", "open_failures", "disconnects",
-           "reconnects", "samples")
+           "reconnects", "silent_reopens", "samples")
 
 
 class ModbusSource:
     def __init__(self, settings: ModbusSettings, *, agent_id: str,
-                 clock: Clock = time.time_ns) -> None:
+                 clock: Clock = time.time_ns, silence: float | None = None) -> None:
+        """``silence``: seconds without any answer after which the port is reopened (None:
+        never); :func:`config.sources.silence_reopen_s` works it out from the config."""
         self.settings = settings
-        self.poller = ModbusPoller(settings, clock=clock, name=f"agent {agent_id} modbus")
+        self.poller = ModbusPoller(settings, clock=clock, silence=silence,
+                                   name=f"agent {agent_id} modbus")
 
     def counters(self) -> dict[str, int]:
         """Flat counters for the status message; the keys in ``_ALWAYS`` are always there,

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 
 from config.sources import SerialSource
 from edge_agent.sources import Sample
@@ -28,27 +28,11 @@ Clock = Callable[[], int]
 _WRAP = 2**32
 
 
-SILENCE_INTERVALS = 10
-"""Default silence before a reopen, in the slowest sensor's intervals: past the five after
-which the status already reports the sensors ``missing``, so the hub hears first."""
-MIN_SILENCE_S = 60.0
-
-
-def silence_reopen_s(settings: SerialSource, intervals_s: Iterable[float]) -> float | None:
-    """Seconds of silence before an open port is reopened (None: never), as configured or
-    by default from the agent's sensors' intervals."""
-    if settings.silence_reopen == "never":
-        return None
-    if settings.silence_reopen is not None:
-        return settings.silence_reopen.total_seconds()
-    return max(MIN_SILENCE_S, SILENCE_INTERVALS * max(intervals_s, default=0.0))
-
-
 class SerialFrameSource:
     def __init__(self, settings: SerialSource, *, agent_id: str,
                  clock: Clock = time.time_ns, silence: float | None = None) -> None:
         """``silence``: seconds without a byte after which the open port is reopened (None:
-        never); :func:`silence_reopen_s` works it out from the config."""
+        never); :func:`config.sources.silence_reopen_s` works it out from the config."""
         self.settings = settings
         self.clock = clock
         self.link = SerialLink(settings.port, baudrate=settings.baudrate,

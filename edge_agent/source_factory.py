@@ -14,6 +14,7 @@ from config import AgentSpec
 from config.local_mqtt import LocalMqttSource as LocalMqttSettings
 from config.sources import ModbusSource as ModbusSettings
 from config.sources import SerialSource as SerialSettings
+from config.sources import silence_reopen_s
 from edge_agent.sources import Source
 
 Clock = Callable[[], int]
@@ -26,14 +27,17 @@ class NotBuiltHere(ValueError):
 def build_source(spec: AgentSpec, *, clock: Clock = time.time_ns) -> Source:
     settings = spec.source
     if isinstance(settings, SerialSettings):
-        from edge_agent.serial_source import SerialFrameSource, silence_reopen_s
+        from edge_agent.serial_source import SerialFrameSource
 
-        silence = silence_reopen_s(settings, (s.interval_s for s in spec.sensors))
+        silence = silence_reopen_s(settings.silence_reopen,
+                                   (s.interval_s for s in spec.sensors))
         return SerialFrameSource(settings, agent_id=spec.id, clock=clock, silence=silence)
     if isinstance(settings, ModbusSettings):
         from edge_agent.modbus_source import ModbusSource
 
-        return ModbusSource(settings, agent_id=spec.id, clock=clock)
+        silence = silence_reopen_s(settings.silence_reopen,
+                                   (r.interval.total_seconds() for r in settings.registers))
+        return ModbusSource(settings, agent_id=spec.id, clock=clock, silence=silence)
     if isinstance(settings, LocalMqttSettings):
         from edge_agent.local_mqtt import LocalMqttSource
 

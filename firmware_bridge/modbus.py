@@ -118,8 +118,11 @@ class ModbusPoller:
     """Poll a register map forever; ``readings()`` yields (register, value, ts)."""
 
     def __init__(self, settings: ModbusSource, *, clock: Clock = time.time_ns,
-                 name: str = "") -> None:
+                 silence: float | None = None, name: str = "") -> None:
         self.settings = settings
+        self.silence = silence
+        """Reopen the port when no slave answered anything for this many seconds (None:
+        never): a wedged converter reports no error, it just never answers."""
         self.clock = clock
         self.name = name or settings.port
         self.blocks = plan(settings.registers)
@@ -138,6 +141,8 @@ class ModbusPoller:
         delay, cap = 0.1, self.settings.reconnect_max.total_seconds()
         ever = False
         said = False  # one log line per outage; the counters carry the rest
+        said_silent = False  # logged this silence already
+        silent_end = False  # the last connection was closed by us, for silence
         while True:
             client = self._client()
             try:
@@ -156,14 +161,23 @@ class ModbusPoller:
                 delay = min(delay * 2, cap)
                 continue
             self.counts["opens"] += 1
-            if ever:
+            if ever and not silent_end:  # after a reopen for silence: it never went away
                 self.counts["reconnects"] += 1
                 log.warning("%s: %s is back", self.name, self.settings.port)
-            ever, said, delay = True, False, 0.1
+            ever, said, delay, silent_end = True, False, 0.1, False
             self.connected.set()
             try:
                 async for item in self._poll(client):
+                    said_silent = False
                     yield item
+            except _Silent:
+                silent_end = True
+                self.counts["silent_reopens"] += 1
+                if not said_silent:
+                    said_silent = True
+                    log.warning("%s: no slave on %s answered for %.0fs (a wedged converter?); "
+                                "reopening it, and again after each %.0fs without an answer",
+                                self.name, self.settings.port, self.silence, self.silence)
             except (ConnectionException, OSError) as exc:
                 self.counts["disconnects"] += 1
                 log.warning("%s: lost %s (%s); reopening", self.name, self.settings.port, exc)
@@ -180,6 +194,7 @@ class ModbusPoller:
                     ) -> AsyncIterator[tuple[Register, float, int]]:
         loop = asyncio.get_running_loop()
         due = [loop.time()] * len(self.blocks)
+        answered = loop.time()  # the last answer of any kind, from any slave
         while True:
             i = min(range(len(due)), key=due.__getitem__)
             wait = due[i] - loop.time()
@@ -189,6 +204,8 @@ class ModbusPoller:
             due[i] = max(due[i] + block.interval, loop.time())
             if not client.connected:
                 raise ConnectionException("the port closed")
+            if self.silence is not None and loop.time() - answered > self.silence:
+                raise _Silent
             read = (client.read_holding_registers if block.table == "holding"
                     else client.read_input_registers)
             self.counts["requests"] += 1
@@ -203,6 +220,7 @@ class ModbusPoller:
                 self.counts[reason] += 1
                 self._log_once(reason, block, str(exc))
                 continue
+            answered = loop.time()  # an exception response is an answer too: it is alive
             if response.isError():
                 code = int(getattr(response, "exception_code", 0))
                 reason = f"exception_{_EXCEPTIONS.get(code, code)}"
@@ -236,6 +254,10 @@ class ModbusPoller:
             log.warning("%s: slave %d %s %d+%d: %s (%s); counted as %r from now on",
                         self.name, block.slave, block.table, block.address, block.count,
                         reason, detail, reason)
+
+
+class _Silent(Exception):
+    """No slave answered for the poller's ``silence``: close and reopen the port."""
 
 
 ILLEGAL_ADDRESS = 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from config import SAMPLE_DISTRICT, load_config
 from config.sources import ModbusSource as ModbusSettings
-from config.sources import Register
+from config.sources import Register, silence_reopen_s
 from edge_agent.modbus_source import ModbusSource
 from edge_agent.sources import Sample
 from firmware_bridge.modbus import decode, encode, plan
@@ -221,3 +223,46 @@ async def test_a_port_that_vanishes_and_returns_is_polled_again(tmp_path: Path) 
         await asyncio.gather(task, return_exceptions=True)
     assert {s.value for s in got} == {20.5}
     assert struct.pack(">f", 20.5) == bytes.fromhex("41a40000")
+
+
+async def test_a_line_where_no_slave_answers_is_reopened_without_counting_an_unplug(
+        line: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A wedged RS-485 converter: the port is open, every request times out. After
+    ``silence`` seconds without any answer the poller reopens the port (logging it once),
+    counted apart from unplugs; an exception response would have counted as an answer."""
+    settings = ModbusSettings.model_validate({
+        "type": "modbus", "port": str(line), "timeout": "0.1s", "reconnect_max": "0.3s",
+        "registers": [{"sensor": "ghost", "slave": 7, "address": 0, "interval": "0.05s"}]})
+    source = ModbusSource(settings, agent_id="edge-test", silence=0.4)
+    got = await collect(source, lambda got, c: c["silent_reopens"] >= 2)
+    assert got == []
+    c = source.counters()
+    assert c["disconnects"] == c["reconnects"] == 0  # the port never went away
+    assert c["opens"] >= c["silent_reopens"]
+    said = [r.getMessage() for r in caplog.records if "answered for" in r.getMessage()]
+    assert len(said) == 1  # once per silence, not once per reopen
+
+
+async def test_slaves_that_answer_keep_the_line_open(line: Path) -> None:
+    source = source_for(line, [{"sensor": "level", "address": 0, "type": "float32",
+                                "interval": "0.05s"}])
+    source.poller.silence = 0.4
+    got = await collect(source, lambda got, c: len(got) >= 30)  # well past 0.4 s of polling
+    assert {s.value for s in got} == {20.5}
+    assert source.counters()["silent_reopens"] == 0
+    assert source.counters()["opens"] == 1
+
+
+def test_the_silence_before_a_reopen_defaults_to_ten_of_the_slowest_intervals() -> None:
+    from edge_agent.source_factory import build_source
+
+    cfg = load_config(SAMPLE_DISTRICT)
+    modbus = cfg.agents["edge-huangpu-cun"]
+    assert isinstance(modbus.source, ModbusSettings)
+    slowest = max(r.interval.total_seconds() for r in modbus.source.registers)
+    built = build_source(modbus)
+    assert isinstance(built, ModbusSource)
+    assert built.poller.silence == max(60.0, 10 * slowest)
+    assert silence_reopen_s("never", [5.0]) is None
+    assert silence_reopen_s(timedelta(seconds=90), [5.0]) == 90.0
+    assert silence_reopen_s(None, [1.0]) == 60.0  # never below a minute

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from config.sources import SerialSource
-from edge_agent.serial_source import SerialFrameSource, silence_reopen_s
+from edge_agent.serial_source import SerialFrameSource
 from edge_agent.sources import Sample
 from firmware_bridge.frames import Frame, encode
 from firmware_bridge.pty import PtyPort
@@ -189,13 +190,17 @@ async def test_a_port_that_stays_open_but_goes_silent_is_reopened_and_read_again
             await asyncio.gather(run.task, return_exceptions=True)
 
 
-def test_the_silence_before_a_reopen_defaults_to_ten_of_the_slowest_intervals() -> None:
+def test_the_silence_before_a_serial_reopen_is_ten_of_the_agents_slowest_intervals() -> None:
+    from config import SAMPLE_DISTRICT, load_config
+    from edge_agent.source_factory import build_source
+
+    serial = load_config(SAMPLE_DISTRICT).agents["edge-dongyuan"]
+    built = build_source(serial)
+    assert isinstance(built, SerialFrameSource)
+    assert built.link.silence == max(60.0, 10 * max(s.interval_s for s in serial.sensors))
     base = settings(Path("/dev/ttyGC0"))
-    assert silence_reopen_s(base, [5.0, 30.0]) == 300.0
-    assert silence_reopen_s(base, [1.0]) == 60.0  # never below a minute
-    assert silence_reopen_s(base.model_copy(update={"silence_reopen": "never"}), [5.0]) is None
     given = SerialSource.model_validate({**base.model_dump(), "silence_reopen": "90s"})
-    assert silence_reopen_s(given, [5.0]) == 90.0
+    assert given.silence_reopen == timedelta(seconds=90)
     never = SerialSource.model_validate({**base.model_dump(), "silence_reopen": "never"})
     assert never.silence_reopen == "never"
 
