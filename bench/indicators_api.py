@@ -129,6 +129,33 @@ async def api_figures(n_alerts: int, n_requests: int) -> None:
           f"{1 / per_ack:.0f}/s one after the other ({len(targets)} requests)")
 
 
+async def indicators_api_figure(n_alerts: int) -> None:
+    """GET /v1/indicators for the last 7 days and for the whole 30 days of an answered
+    ledger, as the district (it reads only the alerts that can count in the period)."""
+    cfg = load_config(SAMPLE_DISTRICT)
+    with tempfile.TemporaryDirectory() as folder:
+        async with Store(Path(folder) / "hub.sqlite") as store:
+            desk = Desk(cfg, Ledger(store))
+            await desk.ledger.append(*synthetic_ledger(n_alerts))
+            await desk.start()
+            tokens = Path(folder) / "tokens.json"
+            token = issue(tokens, cfg.district.id, known_units=cfg.units)
+            end = T0 + 30 * 86400 * S
+            app = create_app(desk, TokenFile(tokens), clock=lambda: end)
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://hub", headers=headers) as http:
+                for days in (7, 30):
+                    start = time.perf_counter()
+                    for _ in range(3):
+                        resp = await http.get("/v1/indicators",
+                                              params={"period": days * 86400})
+                        resp.raise_for_status()
+                    per = (time.perf_counter() - start) / 3
+                    print(f"API GET /v1/indicators, last {days} days of the 30-day ledger: "
+                          f"{per * 1000:.0f} ms per request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--alerts", type=int, default=20_000)
@@ -142,6 +169,7 @@ def main() -> None:
     print(f"indicators(), 30-day period: {month * 1000:.0f} ms "
           f"({len(steps) / month / 1e6:.2f} M transitions/s)")
     asyncio.run(api_figures(args.alerts, args.requests))
+    asyncio.run(indicators_api_figure(args.alerts))
 
 
 if __name__ == "__main__":

@@ -412,9 +412,15 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
         now = clock()
         end = now if until is None else until
         start = end - period_s * 10**9
-        inside = {s.alert_id for s in desk.alerts(unit=root.id)}
-        steps = [t for t in await desk.transitions() if t.alert_id in inside]
-        rows = [r for r in indicators(steps, start, end, as_of=min(end, now))
+        # Only alerts that can have a stint starting in the period: opened before its end
+        # and not closed for good before its start (a stint starts at an open, escalate
+        # or reopen step, and closed_at is the latest closing). Steps after the end are
+        # left out too: the figures are judged as of the end at the latest.
+        judged = min(end, now)
+        maybe = [s for s in desk.alerts(unit=root.id)
+                 if s.opened_at < end and (s.closed_at is None or s.closed_at >= start)]
+        steps = await desk.transitions_of(maybe, until=judged + 1)
+        rows = [r for r in indicators(steps, start, end, as_of=judged)
                 if r.group == "department" or (
                     r.key in cfg.units and _inside(cfg.units[r.key].path, root.path))]
         return IndicatorList(unit=root.id, period_start=start, period_end=end,

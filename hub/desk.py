@@ -239,6 +239,11 @@ class Desk:
                           until: int | None = None) -> list[Transition]:
         return await self.ledger.all(since=since, until=until)
 
+    async def transitions_of(self, states: Iterable[AlertState], *,
+                             until: int | None = None) -> list[Transition]:
+        """The steps of these alerts by time (``at < until`` if given)."""
+        return await self.ledger.of_alerts((s.alert_id for s in states), until=until)
+
     def next_deadline(self) -> int | None:
         """The earliest deadline an open alert waits on (stale entries included: a
         timer may wake for nothing, never too late)."""

@@ -96,6 +96,26 @@ class Ledger:
         rows = await self.store.run(lambda: self._db().execute(sql, (lo, hi)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
+    async def of_alerts(self, alert_ids: Iterable[str], *, until: int | None = None
+                        ) -> list[Transition]:
+        """The steps of these alerts by time, optionally only those with ``at < until``
+        (per alert through the ``(alert_id, n)`` index, not a scan of the ledger)."""
+        ids = sorted(set(alert_ids))
+        hi = until if until is not None else 2**63 - 1
+
+        def select() -> list[tuple[bytes]]:
+            db = self._db()
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (alert_id TEXT PRIMARY KEY)")
+            try:
+                db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(i,) for i in ids])
+                return db.execute(
+                    "SELECT t.body FROM wanted w JOIN transitions t ON t.alert_id = w.alert_id "
+                    "WHERE t.at < ? ORDER BY t.at, t.seq", (hi,)).fetchall()
+            finally:
+                db.execute("DELETE FROM wanted")
+        rows = await self.store.run(select)
+        return [_decoder.decode(r[0]) for r in rows]
+
     async def count(self) -> int:
         return await self.store.run(lambda: int(
             self._db().execute("SELECT count(*) FROM transitions").fetchone()[0]))

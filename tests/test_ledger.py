@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from config import ConfigSet
@@ -70,3 +71,24 @@ async def test_rows_cannot_be_changed_or_deleted(cfg: ConfigSet) -> None:
             with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                 store.db.execute(sql)
         assert [t.state for t in await ledger.history("AL000007")] == ["opened"]
+
+
+async def test_the_steps_of_some_alerts_are_read_without_the_rest(cfg: ConfigSet) -> None:
+    """What GET /v1/indicators reads: the chosen alerts' steps, in time order, up to a
+    time; the same rows a filter over the whole ledger gives."""
+    alert, place = drafted(cfg)
+    async with Store(":memory:") as store:
+        ledger = Ledger(store)
+        for k in range(3):
+            other = msgspec.structs.replace(alert, alert_id=f"AL00000{k}", event_seq=k,
+                                            opened_at=T0 + k * MIN)
+            state = apply(None, opening(other, place=place))
+            await ledger.append(state.last)
+            await ledger.append(take(state, "acknowledge", T0 + (10 + k) * MIN).last)
+        wanted = {"AL000000", "AL000002"}
+        got = await ledger.of_alerts(["AL000002", "AL000000", "AL000002"])
+        assert got == [t for t in await ledger.all() if t.alert_id in wanted]
+        early = await ledger.of_alerts(wanted, until=T0 + 10 * MIN + 1)
+        assert [(t.alert_id, t.action) for t in early] == [
+            ("AL000000", "open"), ("AL000002", "open"), ("AL000000", "acknowledge")]
+        assert await ledger.of_alerts([]) == []
