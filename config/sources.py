@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import BeforeValidator, Field, StringConstraints
 
 from config.local_mqtt import LocalMqttSource
-from config.models import Duration, Id, Model
+from config.models import Duration, Id, Model, _parse_duration
 
 Loc = tuple[str | int, ...]
 
@@ -38,7 +38,25 @@ class SimulatedSource(Model):
 
 # --------------------------------------------------------------------------- both ports
 
-SilenceReopen: TypeAlias = Duration | Literal["never"] | None
+def _never_or_duration(value: Any) -> Any:
+    """``never``, null, or a positive duration; one error naming both forms otherwise
+    (the union would report one error per member)."""
+    if value is None or value == "never":
+        return value
+    try:
+        parsed = _parse_duration(value)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+        parsed = timedelta(seconds=parsed)
+    if not isinstance(parsed, timedelta) or parsed <= timedelta(0):
+        raise ValueError(f"{value!r} is neither a duration longer than zero (like '90s', "
+                         "'10m', '1h') nor 'never'")
+    return parsed
+
+
+SilenceReopen: TypeAlias = Annotated[Literal["never"] | Duration | None,
+                                     BeforeValidator(_never_or_duration)]
 SILENCE_INTERVALS = 10
 """Default silence before a reopen, in the slowest sensor's intervals: past the five after
 which the agent's status already reports the sensors ``missing``, so the hub hears first."""

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from config.sources import SerialSource
 from edge_agent.serial_source import SerialFrameSource
@@ -203,6 +204,11 @@ def test_the_silence_before_a_serial_reopen_is_ten_of_the_agents_slowest_interva
     assert given.silence_reopen == timedelta(seconds=90)
     never = SerialSource.model_validate({**base.model_dump(), "silence_reopen": "never"})
     assert never.silence_reopen == "never"
+    for bad in ("sometimes", "0s"):
+        with pytest.raises(ValidationError) as refused:
+            SerialSource.model_validate({**base.model_dump(), "silence_reopen": bad})
+        assert refused.value.error_count() == 1  # one error, not one per union member
+        assert "nor 'never'" in str(refused.value)
 
 
 def fds_open_on(path: Path) -> list[int]:
