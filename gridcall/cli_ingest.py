@@ -22,10 +22,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
 from config import SAMPLE_DISTRICT, ConfigSet
-from gridcall.cli import ConfigDir, _load, _logging, _require_env, _until_signal, err, out
+
+# The helpers of gridcall.cli are imported where used, not here: gridcall.cli imports
+# this module to register the command, so a module-level import would be circular.
+ConfigDir = Annotated[Path, typer.Option("--config", "-c", help="Config set folder.")]
+out = Console()
+err = Console(stderr=True)
 
 WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 
@@ -37,6 +43,8 @@ def spool_dir(cfg: ConfigSet, name: str) -> Path | None:
 
 
 def check_env(cfg: ConfigSet, config_dir: Path) -> None:
+    from gridcall.cli import _require_env
+
     _require_env(config_dir / "hub.yaml", [
         *(f"hub.broker.{m}" for m in cfg.hub.broker.unset_env()),
         *(f"hub.influx.{m}" for m in (cfg.hub.influx.unset_env() if cfg.hub.influx else [])),
@@ -64,6 +72,7 @@ def hub_ingest(
     """
     import re
 
+    from gridcall.cli import _load, _logging, _until_signal
     from gridcall.sinks import sink_from_settings
     from hub.store import Store
     from hub.worker import IngestWorker
