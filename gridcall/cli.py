@@ -385,3 +385,7 @@ hub_app.command("ingest")(hub_ingest)
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+if __name__ == "__main__":  # python -m gridcall.cli … (else it imports and does nothing)
+    app(prog_name="gridcall")

@@ -136,3 +136,20 @@ async def test_the_live_tables_read_in_an_80_column_terminal(cfg: ConfigSet) -> 
     for unit in {t.unit for t in steps}:
         assert unit in text
     assert "resp/arr/disp: share of responses" in text
+
+
+def test_python_m_gridcall_runs_the_cli_from_a_checkout() -> None:
+    """``python -m gridcall`` and ``python -m gridcall.cli`` are the command, not a silent
+    no-op (how a worktree runs its own code rather than the installed one)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    for module in ("gridcall", "gridcall.cli"):
+        done = subprocess.run([sys.executable, "-m", module, "config", "check",
+                               str(root / "config/examples/huangpu")], cwd=root,
+                              capture_output=True, text=True, check=False,
+                              env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin",
+                                   "COLUMNS": "200"})
+        assert done.returncode == 0, done.stderr
+        assert "27 grids" in done.stdout
