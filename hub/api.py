@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config import ConfigSet, Unit
 from hub.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
-from hub.indicators import indicators
+from hub.indicators import Indicator, indicators
 from hub.lifecycle import AlertState, IllegalTransition, Transition
 from hub.tokens import TokenFile
 from wire import AlertAction, AlertStatus, Tier, UnitLevel
@@ -163,39 +163,13 @@ class Me(Out):
     path: list[str]
 
 
-class IndicatorOut(Out):
-    group: Literal["unit", "department"]
-    key: str
-    level: str
-    period_start: int
-    period_end: int
-    calls: int
-    responses_judged: int
-    responses_timely: int
-    arrivals_judged: int
-    arrivals_timely: int
-    disposals_judged: int
-    disposals_timely: int
-    resolution_due: int
-    resolved: int
-    false_alarms: int
-    whistles: int
-    breaches: int
-    response_timeliness_rate: float | None
-    arrival_timeliness_rate: float | None
-    disposal_timeliness_rate: float | None
-    resolution_rate: float | None
-    false_alarm_rate: float | None
-    whistle_rate: float | None
-    median_response_s: float | None
-    median_disposal_s: float | None
-
-
 class IndicatorList(Out):
     unit: str
     period_start: int
     period_end: int
-    rows: list[IndicatorOut]
+    rows: list[Indicator]
+    """hub.indicators.Indicator itself (pydantic takes the dataclass), so the API cannot
+    drift from the computation."""
 
 
 class Problem(Out):
@@ -424,6 +398,6 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
                 if r.group == "department" or (
                     r.key in cfg.units and _inside(cfg.units[r.key].path, root.path))]
         return IndicatorList(unit=root.id, period_start=start, period_end=end,
-                             rows=[IndicatorOut.model_validate(r.as_dict()) for r in rows])
+                             rows=list(rows))
 
     return app
