@@ -93,8 +93,11 @@ log_type warning
 
 
 class PrivateInflux:
-    def __init__(self, folder: Path) -> None:
+    """``max_body_size`` is ``[http] max-body-size``: a write over it is answered 413."""
+
+    def __init__(self, folder: Path, *, max_body_size: int = 25_000_000) -> None:
         self.folder = folder
+        self.max_body_size = max_body_size
         self.port = unused_tcp_port()
         self.rpc_port = unused_tcp_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -116,7 +119,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   bind-address = "127.0.0.1:{self.port}"
   auth-enabled = false
   log-enabled = false
-  max-body-size = 25000000
+  max-body-size = {self.max_body_size}
 [monitor]
   store-enabled = false
 [subscriber]
