@@ -24,6 +24,13 @@ Retrying is unbounded while the hub runs, but not at shutdown: :meth:`Ingest.dra
 writes what is left for at most ``drain_timeout`` seconds, then gives up on the rest, logs an
 error naming the sink and what it did not write, and counts it (``unwritten_readings``,
 ``unwritten_batches``), so a stop always ends and nothing unwritten is claimed as stored.
+
+A sink that keeps failing (a permanent 500, a wrong retention policy, a revoked token) is
+not left to retry quietly: once it has failed for ``alarm_after`` seconds without a
+success, an ERROR names the sink, its last error, the attempts so far and what waits in
+the spool, again every ``alarm_every`` seconds while it lasts (``sink_alarms`` counts
+them; ``write_retries`` counts every failed attempt, ``spool_write_failures`` those
+writing the spool back).
 """
 
 from __future__ import annotations
@@ -60,6 +67,12 @@ class IngestCounters:
     rejected_readings: int = 0
     write_retries: int = 0
     splits: int = 0
+    """Requests the sink refused as too large (413) and that were written in halves."""
+    spool_write_failures: int = 0
+    """Failed attempts to write spooled readings back to the sink (also in write_retries,
+    which counts every failed attempt but 413 and 400/422)."""
+    sink_alarms: int = 0
+    """ERROR lines logged because the sink has been failing for ``alarm_after`` s."""
     unwritten_batches: int = 0
     unwritten_readings: int = 0
     spooled_batches: int = 0
@@ -116,7 +129,8 @@ class Ingest:
                  flush_interval: float = 1.0, max_buffered_points: int = 200_000,
                  spool: Spool | None = None,
                  on_settled: Callable[[list[Token]], None] | None = None,
-                 writers: int = 2) -> None:
+                 writers: int = 2, alarm_after: float = 60.0, alarm_every: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if writers < 1:
             raise ValueError(f"ingest needs at least one writer, got {writers}")
         self.writers = writers
@@ -127,6 +141,12 @@ class Ingest:
         self.spool = spool
         self.on_settled = on_settled
         self.counters = IngestCounters()
+        self.alarm_after = alarm_after
+        self.alarm_every = alarm_every
+        self._clock = clock
+        self._failing_since: float | None = None  # clock() of the first failure in a row
+        self._failures_in_row = 0
+        self._last_alarm: float | None = None
         self.seen = SeenBatches()
         self._buffer: deque[ReadingBatch] = deque()
         self._buffered_points = 0  # buffered or being written: what room is about
@@ -198,6 +218,46 @@ class Ingest:
     def last_error(self) -> str | None:
         """The sink's last failure, as logged (None if it never failed)."""
         return self._last_error
+
+    @property
+    def failing_for(self) -> float | None:
+        """Seconds since the sink's first failure without a success since (None: it is
+        not failing)."""
+        if self._failing_since is None:
+            return None
+        return self._clock() - self._failing_since
+
+    def _failed(self, exc: SinkError, *, spooling: bool) -> None:
+        """Count a failed write and raise the alarm when the sink has been failing too
+        long: an ERROR for people, at most once every ``alarm_every`` s."""
+        c = self.counters
+        if spooling:
+            c.spool_write_failures += 1
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now
+        self._failures_in_row += 1
+        failing_for = now - self._failing_since
+        if failing_for < self.alarm_after:
+            return
+        if self._last_alarm is not None and now - self._last_alarm < self.alarm_every:
+            return
+        self._last_alarm = now
+        c.sink_alarms += 1
+        spool = (f"{self.spooled_pending} readings wait in {self.spool}"
+                 if self.spool is not None
+                 else f"{self._buffered_points} readings wait in memory, unacknowledged")
+        log.error("%s has been failing for %.0fs (%d attempts, none succeeded): %s; %s",
+                  sink_label(self.sink), failing_for, self._failures_in_row, exc, spool)
+
+    def _succeeded(self) -> None:
+        if self._failing_since is not None and self._last_alarm is not None:
+            log.warning("%s writes again after failing for %.0fs (%d attempts)",
+                        sink_label(self.sink), self._clock() - self._failing_since,
+                        self._failures_in_row)
+        self._failing_since = None
+        self._failures_in_row = 0
+        self._last_alarm = None
 
     @property
     def spooled_pending(self) -> int:
@@ -385,6 +445,7 @@ class Ingest:
             except SinkError as exc:  # retryable, operator must act, or unclassified
                 c.write_retries += 1
                 self._last_error = str(exc)
+                self._failed(exc, spooling=not spool_failures)
                 if spool_failures and self.spool is not None:
                     if not self._sink_down:
                         log.warning("sink write failed (%s); spooling to %s until it "
@@ -403,6 +464,7 @@ class Ingest:
             c.batches_stored += len(chunk)
             c.readings_stored += sum(len(b.readings) for b in chunk)
             self.last_stored_at = time.time()
+            self._succeeded()
             if self._sink_down:
                 log.info("sink answers again")
                 self._sink_down = False
