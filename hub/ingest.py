@@ -41,7 +41,7 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from hub.sinks import (
@@ -318,6 +318,31 @@ class Ingest:
         self._queued_points += sum(len(b.readings) for b in left)
         self._buffered_points -= (sum(len(b.readings) for b in chunk)
                                   - sum(len(b.readings) for b in left))
+
+    async def serve(self, work: Awaitable[None], stop: asyncio.Event,
+                    drain_timeout: float) -> Unwritten:
+        """Run the writers and the spool's write-back while ``work`` (whatever feeds this
+        ingest: a readings consumer) runs; when it returns, write out what is held for at
+        most ``drain_timeout`` seconds and return what was not written. A producer waiting
+        for room (the sink is down) is released once ``stop`` is set, so that ``work`` can
+        see it. The one run-and-drain sequence for the hub and ``gridcall hub ingest``."""
+        writer = asyncio.create_task(self.run(), name="ingest-writer")
+        helpers = [asyncio.create_task(self.run_spool(), name="ingest-spool"),
+                   asyncio.create_task(self._release_on(stop), name="ingest-release")]
+        unwritten = Unwritten()
+        try:
+            await work
+        finally:  # a write or spool write cut short is put back, and repeated
+            for task in helpers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            unwritten = await self.stop(writer, drain_timeout)
+        return unwritten
+
+    async def _release_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.release_producers()
 
     async def stop(self, writer: asyncio.Task[None], drain_timeout: float) -> Unwritten:
         """End :meth:`run` (its task is ``writer``) and :meth:`drain`, all within

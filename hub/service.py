@@ -234,10 +234,14 @@ class Hub:
         """Consume until ``stop`` is set, then write out what is buffered, for at most
         ``drain_timeout`` seconds, and return; :attr:`unwritten` says what was not."""
         await self.start_desk()
-        writer = asyncio.create_task(self.ingest.run(), name="hub-ingest")
-        release = asyncio.create_task(self._release_on(stop), name="hub-release")
+        self.unwritten = await self.ingest.serve(self._work(stop), stop, self.drain_timeout)
+        if self.readings is not None:  # after the drain: its acks go out first
+            await self.readings.close()
+
+    async def _work(self, stop: asyncio.Event) -> None:
+        """The desk's connection, the deadline timers and the readings consumer, until
+        ``stop``."""
         timers = asyncio.create_task(self._timers(stop), name="hub-timers")
-        spool = asyncio.create_task(self.ingest.run_spool(), name="hub-spool")
         readings = (asyncio.create_task(self.readings.run(stop), name="hub-readings")
                     if self.readings is not None else None)
         try:
@@ -248,20 +252,9 @@ class Hub:
                     readings.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await readings
-            # a spool write cut short is repeated at the next start
-            for task in (timers, release, spool):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self.unwritten = await self.ingest.stop(writer, self.drain_timeout)
-            if self.readings is not None:  # after the drain: its acks go out first
-                await self.readings.close()
-
-    async def _release_on(self, stop: asyncio.Event) -> None:
-        """A message stuck waiting for room in the buffer (the sink is down) must not keep
-        the consume loop from seeing ``stop``."""
-        await stop.wait()
-        self.ingest.release_producers()
+            timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timers
 
     async def _consume(self, stop: asyncio.Event) -> None:
         backoff = 0.5

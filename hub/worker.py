@@ -11,7 +11,6 @@ again, which InfluxDB keeps once (same series and timestamp).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import resource
 import time
 from pathlib import Path
@@ -56,24 +55,9 @@ class IngestWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Ingest until ``stop``; then write out what is held (bounded by
         ``drain_timeout``; spooled if the sink is down), acknowledge it and disconnect."""
-        ingest = self.ingest
-        writer = asyncio.create_task(ingest.run(), name="ingest-writer")
-        tasks = [asyncio.create_task(ingest.run_spool(), name="ingest-spool")]
-
-        async def release() -> None:
-            await stop.wait()
-            ingest.release_producers()
-
-        tasks.append(asyncio.create_task(release()))
-        try:
-            await self.consumer.run(stop)
-        finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self.unwritten = await ingest.stop(writer, self.drain_timeout)
-            await self.consumer.close()
+        self.unwritten = await self.ingest.serve(self.consumer.run(stop), stop,
+                                                 self.drain_timeout)
+        await self.consumer.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters and resource use, for people and the benchmark (JSON-ready)."""
