@@ -105,6 +105,9 @@ class EdgeAgent:
             self._restore(self.checkpoint_path)
         self._pending: list[Reading] = []
         self._wake = asyncio.Event()
+        self._last_sealed = asyncio.Event()
+        """Set by :meth:`run` once it sealed what was pending at stop: only then may the
+        publisher finish, or the last partial batch would stay behind."""
         self.connected = asyncio.Event()
         self._counters_failed = False
 
@@ -281,7 +284,7 @@ class EdgeAgent:
                     self.counters.batches_sent += 1
                     self.counters.readings_sent += m.readings
 
-    async def _publish_loop(self, stop: asyncio.Event) -> None:
+    async def _publish_loop(self) -> None:
         backoff = 0.5
         status_every = self.settings.status_interval.total_seconds()
         while True:
@@ -295,7 +298,7 @@ class EdgeAgent:
                     next_status = time.monotonic() + status_every
                     while True:
                         await self._drain(client)
-                        if stop.is_set():
+                        if self._last_sealed.is_set():
                             await client.publish(topics.status_topic(self.id),
                                                  self.status("offline"), qos=1, retain=True)
                             return
@@ -311,7 +314,7 @@ class EdgeAgent:
                 self.counters.publish_failures += 1
                 if credentials_refused(exc):
                     self.counters.credentials_refused += 1
-                if stop.is_set() and not self.outbox_depth:
+                if self._last_sealed.is_set() and not self.outbox_depth:
                     return
                 log.warning("agent %s: %s; retrying in %.1fs, %d messages kept", self.id,
                             describe_failure(self.address, exc), backoff, self.outbox_depth)
@@ -322,10 +325,11 @@ class EdgeAgent:
         """Read, detect and publish until ``stop`` is set; then seal what is pending,
         save a checkpoint, publish what it can within ``drain_timeout`` and close the
         outbox (what is left stays in it for the next start)."""
+        self._last_sealed.clear()
         consumer = asyncio.create_task(self._consume(), name=f"{self.id}-consume")
         sealer = asyncio.create_task(self._sealer(), name=f"{self.id}-seal")
         saver = asyncio.create_task(self._checkpointer(), name=f"{self.id}-checkpoint")
-        publisher = asyncio.create_task(self._publish_loop(stop), name=f"{self.id}-publish")
+        publisher = asyncio.create_task(self._publish_loop(), name=f"{self.id}-publish")
         stopper = asyncio.create_task(stop.wait())
         try:
             try:
@@ -339,6 +343,7 @@ class EdgeAgent:
                     task.cancel()
                 await asyncio.gather(consumer, sealer, saver, stopper, return_exceptions=True)
             self.seal()
+            self._last_sealed.set()
             self.save_checkpoint()
             self._wake.set()
             try:
