@@ -109,15 +109,19 @@ class YamlDoc:
         return self.lines.get((), None)
 
 
-def read_yaml(path: Path) -> YamlDoc:
-    """Parse one YAML file, keeping the line of every key; YAMLError on bad syntax."""
+def read_yaml(path: Path, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> YamlDoc:
+    """Parse one YAML file, keeping the line of every key; YAMLError on bad syntax.
+    ``loader``: a SafeLoader subclass with other implicit types (scenario files read
+    ``10:30`` as a time of day, not YAML 1.1's sexagesimal 630)."""
     text = path.read_text(encoding="utf-8")
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = yaml.compose(text, Loader=loader)
     lines: dict[Loc, int] = {}
     duplicates: list[tuple[Loc, int, int]] = []
     if node is not None:
         _lines_of(node, (), lines, duplicates)
-    return YamlDoc(path.name, yaml.safe_load(text), lines, tuple(duplicates))
+    # loader is a SafeLoader (subclass): no arbitrary objects
+    return YamlDoc(path.name, yaml.load(text, Loader=loader), lines,
+                   tuple(duplicates))
 
 
 # --------------------------------------------------------------------------- pydantic errors

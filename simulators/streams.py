@@ -56,6 +56,9 @@ class Injection:
     shape: Shape
     target: float = 0.0
     label: str = ""
+    ramp_s: float | None = None
+    """A ramp reaches ``target`` after this many seconds (default: a third of the
+    duration); scenario files set it with ``over:``."""
 
     def active(self, t: float) -> bool:
         return self.start <= t < self.start + self.duration
@@ -97,7 +100,8 @@ class SensorStream:
             if inj.shape in ("spike", "step"):
                 return inj.target + (normal - self.baseline.level) * 0.2
             if inj.shape == "ramp":
-                return normal + (inj.target - normal) * min(1.0, frac * 3)
+                rise = ((t - inj.start) / inj.ramp_s if inj.ramp_s else frac * 3)
+                return normal + (inj.target - normal) * min(1.0, rise)
             if inj.shape == "drift":
                 return normal + (inj.target - self.baseline.level) * frac
         self._held = None

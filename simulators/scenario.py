@@ -1,0 +1,509 @@
+"""Scenario files: a config set plus a timeline of what happens, on simulated time.
+
+A scenario (format in ``docs/scenarios.md``) names a config set, a seed, a start, a
+duration, optionally a subset of the sensors, and a ``timeline`` of entries at offsets
+from the start, each exactly one of:
+
+- ``anomaly``: a labelled anomaly injected into a sensor's stream (ground truth);
+- ``action``: a unit's action on an alert, chosen by matter and grid (as the API does);
+- ``agent_offline``: an edge agent loses its connection for a while (its last will fires);
+- ``weather``: rain in mm/h for a while (sim-kit's rain model drives water levels).
+
+:func:`load_scenario` reads and checks a file the way :mod:`config.loader` checks a
+config set: every problem names ``file:line``, the key path and the reason, all problems
+in one pass (:class:`ScenarioError`). The result, :class:`Scenario`, is frozen and
+resolved: the config set is loaded, offsets are absolute times, ``2x`` targets are
+numbers in the sensor's unit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+
+from config import EXAMPLES, ConfigError, ConfigSet, Problem, load_config
+from config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
+from config.models import Duration, Id, Model
+from simulators.clock import NS
+from simulators.streams import Injection, Shape
+
+__all__ = [
+    "ActionAt",
+    "Outage",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioFile",
+    "Weather",
+    "load_scenario",
+    "parse_offset",
+    "scenario_from_data",
+]
+
+PACKAGED = Path(__file__).resolve().parent / "scenarios"
+"""The scenario library shipped with gridcall (``simulators/scenarios/*.yaml``)."""
+
+DEFAULT_START = datetime(2026, 1, 5, 0, 0, tzinfo=UTC) + timedelta(hours=-8)
+"""Monday 5 January 2026, 00:00 China time, when a scenario gives no ``start``."""
+
+_CLOCK = re.compile(r"^(\d+):([0-5]\d)(?::([0-5]\d(?:\.\d+)?))?$")
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """Reads ``10:30`` as the string it looks like (an offset), not YAML 1.1's
+    sexagesimal integer 630, which would silently turn a time into a number."""
+
+
+_ScenarioLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers
+            if not (tag.endswith((":int", ":float")) and rx.match("10:30"))]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def parse_offset(value: Any) -> timedelta:
+    """An offset from the scenario's start: ``HH:MM`` or ``HH:MM:SS`` (hours may pass 24:
+    ``150:00`` is 6 days 6 hours), a duration (``90s``, ``2h30m``, ``3d``) or seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not an offset like '00:10', '01:30:00' or '3d'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"an offset cannot be negative, got {value}")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _CLOCK.match(value.strip())
+        if m:
+            return timedelta(hours=int(m[1]), minutes=int(m[2]), seconds=float(m[3] or 0))
+        from config.models import _parse_duration
+
+        try:
+            parsed = _parse_duration(value)
+        except ValueError:
+            pass
+        else:
+            if isinstance(parsed, timedelta):
+                return parsed
+    raise ValueError(f"{value!r} is not an offset like '00:10', '01:30:00' or '3d'")
+
+
+Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
+
+_FACTOR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*$")
+
+
+def _target(value: Any) -> Any:
+    """``to:`` is a number in the sensor's unit, or ``2x`` (twice its alarm limit)."""
+    if isinstance(value, str) and not _FACTOR.match(value):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is neither a number nor a multiple of the alarm "
+                             "limit like '2x'") from None
+    return value
+
+
+Target = Annotated[float | str, BeforeValidator(_target)]
+SHAPES: tuple[Shape, ...] = ("spike", "step", "ramp", "stuck", "dropout", "drift")
+ActionName = Literal["acknowledge", "arrive", "resolve", "false_alarm", "escalate", "dispatch"]
+
+
+class _Aliased(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AnomalySpec(Model):
+    """``anomaly:``: the sensor's stream takes ``shape`` towards ``to`` from ``at`` for
+    ``lasts``; a ramp reaches ``to`` after ``over``."""
+
+    sensor: Id
+    shape: Shape = "ramp"
+    to: Target | None = None
+    over: Duration | None = None
+    lasts: Duration = timedelta(minutes=10)
+    label: str = ""
+
+    @model_validator(mode="after")
+    def _needs_target(self) -> AnomalySpec:
+        if self.shape not in ("stuck", "dropout") and self.to is None:
+            raise ValueError(f"a {self.shape} needs 'to': a value or a multiple of the alarm "
+                             "limit like '2x'")
+        if self.over is not None and self.over > self.lasts:
+            raise ValueError("'over' (the ramp) cannot be longer than 'lasts'")
+        return self
+
+
+class ActionSpec(Model):
+    """``action:``: ``unit`` does ``do`` on the alert of ``matter`` in ``grid`` (or on
+    ``alert`` by id), as the API would for that unit's bearer token."""
+
+    unit: Id
+    do: ActionName
+    matter: Id | None = None
+    grid: Id | None = None
+    alert: Id | None = None
+    note: str = ""
+    reason: str = ""
+    departments: tuple[Id, ...] = ()
+
+    @model_validator(mode="after")
+    def _selector(self) -> ActionSpec:
+        if self.alert is None and self.matter is None and self.grid is None:
+            raise ValueError("say which alert: 'matter' and/or 'grid', or 'alert' (an id)")
+        if self.do == "escalate" and not (self.reason or self.note).strip():
+            raise ValueError("calling upward (do: escalate) needs a 'reason'")
+        return self
+
+
+class OfflineSpec(_Aliased):
+    """``agent_offline:``: the agent's connection drops (no goodbye: the broker sends its
+    last will) and comes back after ``for``; meanwhile its outbox keeps what it reads."""
+
+    agent: Id
+    for_: Duration = Field(alias="for")
+
+
+class WeatherSpec(_Aliased):
+    """``weather:``: rain of ``rain`` mm/h for ``for``."""
+
+    rain: float = Field(ge=0, le=500)
+    for_: Duration = Field(alias="for")
+
+
+class Entry(Model):
+    at: Offset
+    anomaly: AnomalySpec | None = None
+    action: ActionSpec | None = None
+    agent_offline: OfflineSpec | None = None
+    weather: WeatherSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Entry:
+        given = [k for k in ("anomaly", "action", "agent_offline", "weather")
+                 if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("each timeline entry has exactly one of anomaly, action, "
+                             f"agent_offline, weather (this one has {given or 'none'})")
+        return self
+
+
+class ScenarioFile(Model):
+    """The file as written (validated on its own; :func:`load_scenario` cross-checks it
+    against the config set it names)."""
+
+    name: str = ""
+    description: str = ""
+    config: str
+    seed: int = 0
+    start: datetime = DEFAULT_START
+    duration: Duration
+    sensors: tuple[str, ...] | None = Field(default=None, min_length=1)
+    timeline: tuple[Entry, ...] = ()
+
+
+# --------------------------------------------------------------------------- resolved
+
+
+@dataclass(frozen=True, slots=True)
+class ActionAt:
+    """A unit's action at ``at_ns`` on the alert that ``matter``/``grid``/``alert`` picks."""
+
+    at_ns: int
+    unit: str
+    do: ActionName
+    matter: str | None = None
+    grid: str | None = None
+    alert: str | None = None
+    note: str = ""
+    reason: str = ""
+    departments: tuple[str, ...] = ()
+    where: str = ""
+    """``file:line`` of the entry, for messages about it."""
+
+    def describe(self) -> str:
+        which = self.alert or " ".join(x for x in (self.matter, self.grid) if x)
+        return f"{self.unit} {self.do} {which}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """Agent ``agent`` is cut off from ``at_ns`` for ``duration_s``."""
+
+    at_ns: int
+    agent: str
+    duration_s: float
+    where: str = ""
+
+    @property
+    def until_ns(self) -> int:
+        return self.at_ns + round(self.duration_s * NS)
+
+
+@dataclass(frozen=True, slots=True)
+class Weather:
+    """Rain of ``rain_mm_h`` from ``at_ns`` for ``duration_s``."""
+
+    at_ns: int
+    rain_mm_h: float
+    duration_s: float
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    config: ConfigSet
+    seed: int
+    start_ns: int
+    duration_s: float
+    injections: tuple[Injection, ...] = ()
+    """The ground truth: every anomaly the timeline injects (``start`` in POSIX s)."""
+    actions: tuple[ActionAt, ...] = ()
+    outages: tuple[Outage, ...] = ()
+    weather: tuple[Weather, ...] = ()
+    sensors: tuple[str, ...] | None = None
+    """The sensors that are simulated (None: all of the config set's)."""
+    path: Path | None = None
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + round(self.duration_s * NS)
+
+    @property
+    def sensor_ids(self) -> tuple[str, ...]:
+        return self.sensors if self.sensors is not None else tuple(self.config.sensors)
+
+    @property
+    def agent_ids(self) -> tuple[str, ...]:
+        """Agents with at least one simulated sensor, in config order."""
+        wanted = set(self.sensor_ids)
+        return tuple(a.id for a in self.config.agents.values()
+                     if any(s.id in wanted for s in a.sensors))
+
+
+class ScenarioError(Exception):
+    """A scenario file with problems; ``problems`` lists every one of them."""
+
+    def __init__(self, path: Path | str, problems: Iterable[Problem]) -> None:
+        self.path = Path(path)
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"scenario {path} has {len(self.problems)} problem(s):\n{lines}")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_scenario(path: Path | str, *, config: ConfigSet | None = None) -> Scenario:
+    """Read, validate and cross-check a scenario file; :class:`ScenarioError` lists every
+    problem with ``file:line``, key path and reason. ``path`` may also be the name of a
+    packaged scenario (``gas-leak-spreads``). ``config`` overrides the file's ``config:``
+    (an integrator's own config set with a shipped timeline)."""
+    path = _find(Path(path))
+    try:
+        doc = read_yaml(path, loader=_ScenarioLoader)
+    except OSError as exc:
+        raise ScenarioError(path, [Problem(str(path), "", f"cannot read: {exc}")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ScenarioError(path, [Problem(
+            path.name, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+            mark.line + 1 if mark is not None else None)]) from None
+    return scenario_from_doc(doc, base=path.parent, path=path, config=config)
+
+
+def scenario_from_data(data: dict[str, Any], *, base: Path | str = ".",
+                       config: ConfigSet | None = None, name: str = "<scenario>") -> Scenario:
+    """A scenario from a mapping (the YAML's shape) built in code, e.g. in a test."""
+    return scenario_from_doc(YamlDoc(name, data, {}), base=Path(base), path=None,
+                             config=config)
+
+
+def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
+                      config: ConfigSet | None = None) -> Scenario:
+    where = path if path is not None else Path(doc.file)
+    problems = [Problem(doc.file, format_path(loc), f"duplicate key (first given on line "
+                        f"{first})", again) for loc, first, again in doc.duplicate_keys]
+    result = validate_doc(doc, ScenarioFile)
+    if isinstance(result, list):
+        raise ScenarioError(where, problems + result)
+    spec = result
+
+    def problem(loc: Loc, reason: str) -> None:
+        problems.append(Problem(doc.file, format_path(loc), reason, doc.line(loc)))
+
+    if config is None:
+        config = _config(spec.config, base, doc, problems)
+    if config is None:
+        raise ScenarioError(where, problems)
+
+    sensors = _subset(spec.sensors, config, problem)
+    simulated = set(sensors if sensors is not None else config.sensors)
+    start_ns = _epoch_ns(spec.start)
+    duration_s = spec.duration.total_seconds()
+    injections: list[Injection] = []
+    actions: list[ActionAt] = []
+    outages: list[Outage] = []
+    weather: list[Weather] = []
+    for i, entry in sorted(enumerate(spec.timeline), key=lambda ie: ie[1].at):
+        loc: Loc = ("timeline", i)
+        at_s = entry.at.total_seconds()
+        line = doc.line(loc)
+        here = f"{doc.file}:{line}" if line else doc.file
+        if at_s > duration_s:
+            problem((*loc, "at"), f"{_hms(at_s)} lies after the scenario's end "
+                    f"(duration {_hms(duration_s)})")
+        at_ns = start_ns + round(at_s * NS)
+        if entry.anomaly is not None:
+            inj = _injection(entry.anomaly, at_ns / NS, config, simulated,
+                             lambda k, r, loc=loc: problem((*loc, "anomaly", *k), r))
+            if inj is not None:
+                injections.append(inj)
+        elif entry.action is not None:
+            a = entry.action
+            _action_refs(a, config, lambda k, r, loc=loc: problem((*loc, "action", *k), r))
+            actions.append(ActionAt(at_ns, a.unit, a.do, a.matter, a.grid, a.alert, a.note,
+                                    a.reason, a.departments, here))
+        elif entry.agent_offline is not None:
+            off = entry.agent_offline
+            if off.agent not in config.agents:
+                problem((*loc, "agent_offline", "agent"), _unknown("agent", off.agent,
+                                                                   config.agents))
+            outages.append(Outage(at_ns, off.agent, off.for_.total_seconds(), here))
+        elif entry.weather is not None:
+            w = entry.weather
+            weather.append(Weather(at_ns, w.rain, w.for_.total_seconds(), here))
+    if problems:
+        raise ScenarioError(where, problems)
+    return Scenario(
+        name=spec.name or (path.stem if path is not None else doc.file),
+        description=spec.description, config=config, seed=spec.seed, start_ns=start_ns,
+        duration_s=duration_s, injections=tuple(injections), actions=tuple(actions),
+        outages=tuple(outages), weather=tuple(weather), sensors=sensors, path=path)
+
+
+def _find(path: Path) -> Path:
+    """A file as given, or a packaged scenario by name (with or without ``.yaml``)."""
+    if path.exists() or path.parent != Path("."):
+        return path
+    for candidate in (PACKAGED / path.name, PACKAGED / f"{path.name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return path
+
+
+def _config(name: str, base: Path, doc: YamlDoc, problems: list[Problem]) -> ConfigSet | None:
+    """``config:`` is a folder relative to the scenario file, or a packaged sample."""
+    line = doc.line(("config",))
+    folder = (base / name) if not Path(name).is_absolute() else Path(name)
+    if not folder.is_dir():
+        packaged = EXAMPLES / name
+        if not packaged.is_dir():
+            samples = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir())
+            problems.append(Problem(doc.file, "config", f"{name!r} is neither a folder "
+                                    f"(looked in {base}) nor a packaged sample "
+                                    f"({', '.join(samples)})", line))
+            return None
+        folder = packaged
+    from detectors import REGISTRY
+    from edge_agent.watch import detector_problem
+
+    try:
+        return load_config(folder, known_detectors=set(REGISTRY),
+                           check_detector=detector_problem)
+    except ConfigError as exc:
+        problems.append(Problem(doc.file, "config", f"the config set {folder} has "
+                                f"{len(exc.problems)} problem(s)", line))
+        problems += exc.problems
+        return None
+
+
+def _subset(patterns: tuple[str, ...] | None, config: ConfigSet,
+            problem: Any) -> tuple[str, ...] | None:
+    """The ``sensors:`` subset: ids, or shell patterns like ``dongyuan-g3-*``."""
+    if patterns is None:
+        return None
+    chosen: list[str] = []
+    for i, pattern in enumerate(patterns):
+        if any(c in pattern for c in "*?["):
+            hits = fnmatch.filter(config.sensors, pattern)
+            if not hits:
+                problem(("sensors", i), f"the pattern {pattern!r} matches no sensor")
+        else:
+            hits = [pattern] if pattern in config.sensors else []
+            if not hits:
+                problem(("sensors", i), _unknown("sensor", pattern, config.sensors))
+        chosen += [h for h in hits if h not in chosen]
+    return tuple(chosen)
+
+
+def _injection(a: AnomalySpec, start_s: float, config: ConfigSet, simulated: set[str],
+               problem: Any) -> Injection | None:
+    sensor = config.sensors.get(a.sensor)
+    if sensor is None:
+        problem(("sensor",), _unknown("sensor", a.sensor, config.sensors))
+        return None
+    if a.sensor not in simulated:
+        problem(("sensor",), f"{a.sensor!r} is not among the scenario's sensors: add it to "
+                "'sensors:'")
+        return None
+    target = 0.0
+    if isinstance(a.to, str):
+        factor = float(_FACTOR.match(a.to)[1])  # type: ignore[index]  # checked by _target
+        limit = sensor.limits.alarm_high
+        if limit is None:
+            limit = sensor.limits.alarm_low
+        if limit is None:
+            problem(("to",), f"{a.to!r} needs an alarm limit, and sensor {a.sensor!r} "
+                    f"({sensor.kind}) has none: give a value in {sensor.unit_of_measure}")
+            return None
+        target = factor * limit
+    elif a.to is not None:
+        target = float(a.to)
+    ramp = a.over.total_seconds() if a.over is not None else None
+    return Injection(sensor=a.sensor, start=start_s, duration=a.lasts.total_seconds(),
+                     shape=a.shape, target=target,
+                     label=a.label or f"{a.shape} on {a.sensor}", ramp_s=ramp)
+
+
+def _action_refs(a: ActionSpec, config: ConfigSet, problem: Any) -> None:
+    if a.unit not in config.units:
+        problem(("unit",), _unknown("unit", a.unit, config.units))
+    if a.grid is not None and (a.grid not in config.units
+                               or config.units[a.grid].level != "grid"):
+        grids = [u.id for u in config.units_at("grid")]
+        problem(("grid",), _unknown("grid", a.grid, grids))
+    codes = [m.code for m in config.matters.matters]
+    if a.matter is not None and a.matter not in codes:
+        problem(("matter",), _unknown("matter", a.matter, codes))
+    for i, d in enumerate(a.departments):
+        if d not in config.departments:
+            problem(("departments", i), _unknown("department", d, config.departments))
+
+
+def _unknown(what: str, value: str, known: Iterable[str]) -> str:
+    known = list(known)
+    hint = difflib.get_close_matches(value, known, n=1)
+    return f"unknown {what} {value!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+
+
+def _epoch_ns(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return round(when.timestamp() * 1e6) * 1000
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
