@@ -382,6 +382,10 @@ from gridcall.cli_ingest import hub_ingest  # noqa: E402  (its own module; regis
 
 hub_app.command("ingest")(hub_ingest)
 
+from gridcall.cli_boards import boards_app  # noqa: E402  (its own module; registered here)
+
+app.add_typer(boards_app, name="boards")
+
 
 def main() -> None:  # pragma: no cover - console entry
     app()
