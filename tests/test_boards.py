@@ -1,0 +1,292 @@
+"""The Grafana boards as files: what `gridcall boards build` writes is loadable provisioning
+and structurally sound dashboards (unique ids, every data source reference the provisioned
+one, panels inside the grid and not overlapping, every variable a query uses defined
+before it), and the macro substitution the query tests rely on fails loudly.
+
+The queries themselves run on a real InfluxDB in tests/test_boards_queries.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from config import ConfigSet
+from gridcall.boards import SCHEMA_VERSION, build_dashboards
+from gridcall.boards.dashboards import BoardSchema
+from gridcall.boards.grafana import Dashboard, Panel, Query
+from gridcall.boards.macros import TimeRange, UnknownMacro, expand, regex_escape, variables_used
+from gridcall.boards.provisioning import DatasourceSpec, MissingSecret
+from gridcall.cli import app
+
+BUILTIN_GRAFANA_DS = {"type": "grafana", "uid": "-- Grafana --"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, cfg: ConfigSet) -> Path:
+    out = tmp_path_factory.mktemp("boards")
+    result = CliRunner().invoke(app, ["boards", "build", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def dashboards_json(out: Path) -> dict[str, dict[str, Any]]:
+    return {p.stem: json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((out / "dashboards").glob("*.json"))}
+
+
+def provisioned_datasource(out: Path) -> dict[str, Any]:
+    doc = yaml.safe_load((out / "provisioning/datasources/gridcall.yaml").read_text())
+    assert doc["apiVersion"] == 1
+    (ds,) = doc["datasources"]
+    return dict(ds)
+
+
+def test_build_writes_three_dashboards_a_datasource_and_a_file_provider(built: Path) -> None:
+    boards = dashboards_json(built)
+    assert set(boards) == {"gridcall-district", "gridcall-town", "gridcall-sensor"}
+    assert {b["uid"] for b in boards.values()} == set(boards)
+    ds = provisioned_datasource(built)
+    assert ds["type"] == "influxdb"
+    assert ds["jsonData"]["version"] == "InfluxQL"
+    providers = yaml.safe_load((built / "provisioning/dashboards/gridcall.yaml").read_text())
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"].endswith("/gridcall")
+    for board in boards.values():
+        assert board["schemaVersion"] == SCHEMA_VERSION
+        assert board["panels"], board["uid"]
+
+
+def _datasource_refs(board: dict[str, Any]) -> list[tuple[str, Any]]:
+    refs: list[tuple[str, Any]] = []
+    for panel in board["panels"]:
+        refs.append((f"panel {panel['title']}", panel["datasource"]))
+        refs += [(f"panel {panel['title']} target {t['refId']}", t["datasource"])
+                 for t in panel["targets"]]
+    refs += [(f"variable {v['name']}", v["datasource"])
+             for v in board["templating"]["list"] if v["type"] == "query"]
+    refs += [(f"annotation {a['name']}", a["datasource"])
+             for a in board["annotations"]["list"] if not a.get("builtIn")]
+    return refs
+
+
+def test_every_datasource_reference_is_the_provisioned_influxdb(built: Path) -> None:
+    ds = provisioned_datasource(built)
+    for uid, board in dashboards_json(built).items():
+        refs = _datasource_refs(board)
+        assert len(refs) > len(board["panels"])
+        for where, ref in refs:
+            assert ref == {"type": "influxdb", "uid": ds["uid"]}, f"{uid}: {where}"
+        builtin = [a for a in board["annotations"]["list"] if a.get("builtIn")]
+        assert [a["datasource"] for a in builtin] == [BUILTIN_GRAFANA_DS]
+
+
+def test_panel_ids_are_unique_and_panels_sit_inside_the_grid_without_overlap(
+        built: Path) -> None:
+    for uid, board in dashboards_json(built).items():
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{uid}: panel ids {ids}"
+        cells: dict[tuple[int, int], str] = {}
+        for p in board["panels"]:
+            g = p["gridPos"]
+            assert min(g["w"], g["h"]) >= 1, (uid, g)
+            assert min(g["x"], g["y"]) >= 0, (uid, g)
+            assert g["x"] + g["w"] <= 24, f"{uid}: {p['title']} leaves the 24 columns: {g}"
+            for x in range(g["x"], g["x"] + g["w"]):
+                for y in range(g["y"], g["y"] + g["h"]):
+                    assert (x, y) not in cells, f"{uid}: {p['title']} overlaps {cells[x, y]}"
+                    cells[x, y] = p["title"]
+
+
+def _query_texts(board: dict[str, Any]) -> list[tuple[str, str]]:
+    texts = [(f"{p['title']} {t['refId']}", t["query"]) for p in board["panels"]
+             for t in p["targets"]]
+    texts += [(f"annotation {a['name']}", a["target"]["query"])
+              for a in board["annotations"]["list"] if not a.get("builtIn")]
+    return texts
+
+
+def test_every_variable_used_is_defined_and_chained_variables_only_use_earlier_ones(
+        built: Path) -> None:
+    for uid, board in dashboards_json(built).items():
+        variables = board["templating"]["list"]
+        names = [v["name"] for v in variables]
+        assert len(names) == len(set(names)), uid
+        for i, v in enumerate(variables):
+            if v["type"] == "query":
+                assert variables_used(v["query"]) <= set(names[:i]), f"{uid}: {v['name']}"
+        used: set[str] = set()
+        for where, text in _query_texts(board):
+            assert variables_used(text) <= set(names), f"{uid}: {where}: {text}"
+            used |= variables_used(text)
+        for v in variables:
+            used |= variables_used(v["query"]) if v["type"] == "query" else set()
+        assert set(names) <= used, f"{uid}: variables nothing uses: {set(names) - used}"
+
+
+def test_template_variables_town_community_grid_and_sensor(built: Path) -> None:
+    boards = dashboards_json(built)
+    for uid in boards:
+        names = [v["name"] for v in boards[uid]["templating"]["list"]]
+        assert names[:3] == ["town", "community", "grid"], uid
+    sensor = [v["name"] for v in boards["gridcall-sensor"]["templating"]["list"]]
+    assert "sensor" in sensor
+    for v in boards["gridcall-district"]["templating"]["list"]:
+        if v["type"] == "query":
+            assert v["query"].startswith("SHOW TAG VALUES FROM "), v["query"]
+
+
+def test_variables_appear_only_in_regex_form_so_all_and_multi_values_work(
+        cfg: ConfigSet) -> None:
+    """Every query expands with two values per variable (Grafana's ``(a|b)``), which the
+    substitution allows only inside a regex literal."""
+    two = {"town": ["t1", "t2"], "community": ["c1", "c2"], "grid": ["g-1", "g-2"],
+           "sensor": ["s1", "s2"], "sensor_grid": ["g-1", "g-2"], "period": ["1d", "7d"]}
+    for board in build_dashboards(cfg):
+        for where, _, query in board.queries():
+            text = expand(query.influxql, variables=two, time_range=TimeRange("6h"))
+            assert "(g\\-1|g\\-2)" not in text  # '-' needs no escape: as Grafana writes it
+            assert "$" not in text.replace("$/", ""), where
+
+
+def _layer_fields(panel: Panel) -> set[str]:
+    layers = panel.options["layers"]
+    out: set[str] = set()
+    for layer in layers:
+        out |= {layer["location"]["latitude"], layer["location"]["longitude"],
+                layer["config"]["style"]["color"]["field"]}
+    return out
+
+
+def test_columns_the_panels_read_are_among_the_columns_their_queries_promise(
+        cfg: ConfigSet) -> None:
+    for board in build_dashboards(cfg):
+        for panel in board.panels:
+            promised = {c for q in panel.queries for c in q.expect}
+            if panel.type == "geomap":
+                assert _layer_fields(panel) <= promised, panel.title
+                for q in panel.queries:
+                    assert {"lat", "lon", "risk"} <= set(q.expect), panel.title
+            for sort in panel.options.get("sortBy", []):
+                name = re.sub(r" \((sum|min|max|count)\)$", "", sort["displayName"])
+                assert name in promised | {"Time"}, f"{panel.title}: sorts by {name}"
+            if panel.type == "barchart":
+                assert panel.options["xField"] in promised, panel.title
+
+
+def test_the_now_panels_read_the_latest_snapshot_window(cfg: ConfigSet) -> None:
+    schema = BoardSchema.for_config(cfg, snapshot_window="90s")
+    snapshots = {schema.grid_risk, schema.sensor_risk, schema.open_alert,
+                 schema.agent_state}
+    for board in build_dashboards(cfg, schema):
+        for _, panel, query in board.queries():
+            assert panel is not None
+            reads = set(re.findall(r'FROM "(\w+)"', query.influxql))
+            if reads & snapshots:
+                assert panel.time_from == "90s", f"{board.uid}: {panel.title}"
+                assert "last(" in query.influxql, panel.title
+
+
+def test_reading_measurement_follows_hub_yaml(cfg: ConfigSet) -> None:
+    schema = BoardSchema(reading="water_readings")
+    drill = build_dashboards(cfg, schema)[2]
+    texts = [q.influxql for _, _, q in drill.queries()] + [v.query for v in drill.variables]
+    assert any('FROM "water_readings"' in t for t in texts)
+    assert not any('FROM "reading"' in t for t in texts)
+
+
+# --------------------------------------------------------------------------- macros
+
+def test_macros_and_variables_are_substituted_as_grafana_does() -> None:
+    query = ('SELECT mean("value") FROM "reading" WHERE $timeFilter AND "grid" =~ '
+             '/^$grid$/ AND "town" =~ /^${town}$/ GROUP BY time($__interval) -- $__interval_ms')
+    text = expand(query, variables={"grid": ["a.b", "c/d"], "town": "dasha"},
+                  time_range=TimeRange("6h"), interval="30s")
+    assert text == ('SELECT mean("value") FROM "reading" WHERE time >= now() - 6h AND '
+                    '"grid" =~ /^(a\\.b|c\\/d)$/ AND "town" =~ /^dasha$/ '
+                    'GROUP BY time(30s) -- 30000')
+    absolute = TimeRange(None, start_ms=1_700_000_000_000, end_ms=1_700_000_600_000)
+    assert expand("WHERE $timeFilter", variables={}, time_range=absolute) == (
+        "WHERE time >= 1700000000000ms and time <= 1700000600000ms")
+    assert regex_escape("x^y$z*") == "x\\^y\\$z\\*"
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ("WHERE time > now() - $__range", "__range"),
+    ('WHERE "grid" =~ /^${grid:csv}$/', "grid:csv"),
+    ('WHERE "grid" = [[grid]]', "[[grid]]"),
+    ('WHERE "grid" =~ /^$gird$/', "$gird"),
+    ("WHERE \"grid\" = '$grid'", "2 values outside a regex"),
+])
+def test_an_unknown_macro_or_a_misused_variable_fails_loudly(query: str, reason: str) -> None:
+    with pytest.raises(UnknownMacro, match=re.escape(reason)):
+        expand(query, variables={"grid": ["a", "b"]}, time_range=TimeRange("6h"))
+
+
+def test_a_time_range_is_either_relative_or_absolute() -> None:
+    with pytest.raises(ValueError, match="relative"):
+        TimeRange(None)
+    with pytest.raises(ValueError, match="6 hours"):
+        TimeRange("6 hours")
+
+
+# --------------------------------------------------------------------------- data source
+
+def test_influxdb_2_datasource_sends_the_token_header_and_keeps_it_out_of_the_file(
+        tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["boards", "build", "--out", str(tmp_path),
+                                      "--influx-version", "2", "--influx-url",
+                                      "http://influxdb:8086", "--influx-token-env", "TOK"])
+    assert result.exit_code == 0, result.output
+    ds = provisioned_datasource(tmp_path)
+    assert ds["url"] == "http://influxdb:8086"
+    assert ds["jsonData"]["httpHeaderName1"] == "Authorization"
+    assert ds["secureJsonData"] == {"httpHeaderValue1": "Token ${TOK}"}
+    assert "TOK" in result.output  # it tells what Grafana needs in its environment
+    spec = DatasourceSpec("http://influxdb:8086", version=2, token_env="TOK")
+    assert spec.api_body({"TOK": "s3cret"})["secureJsonData"] == {
+        "httpHeaderValue1": "Token s3cret"}
+    with pytest.raises(MissingSecret, match="TOK is not set"):
+        spec.api_body({})
+
+
+def test_influxdb_1_with_credentials_and_3_with_a_token() -> None:
+    v1 = DatasourceSpec("http://i:8086", user_env="U", password_env="P").provisioning()
+    assert v1["user"] == "${U}"
+    assert v1["secureJsonData"] == {"password": "${P}"}
+    v3 = DatasourceSpec("https://i:8181", database="gridcall", version=3,
+                        token_env="T").provisioning()
+    assert v3["jsonData"]["dbName"] == "gridcall"
+    assert v3["secureJsonData"]["httpHeaderValue1"] == "Token ${T}"
+    with pytest.raises(ValueError, match="needs a token"):
+        DatasourceSpec("http://i:8086", version=2)
+
+
+def test_build_refuses_a_version_2_datasource_without_a_token_variable(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["boards", "build", "--out", str(tmp_path),
+                                      "--influx-version", "2"])
+    assert result.exit_code == 2
+    assert "needs a token" in result.output
+    assert not (tmp_path / "dashboards").exists()
+
+
+def test_same_config_same_files(tmp_path: Path, built: Path) -> None:
+    result = CliRunner().invoke(app, ["boards", "build", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for path in built.rglob("*"):
+        if path.is_file():
+            assert (tmp_path / path.relative_to(built)).read_bytes() == path.read_bytes()
+
+
+def test_dashboard_values_expose_every_query_for_the_checks(cfg: ConfigSet) -> None:
+    boards: tuple[Dashboard, ...] = build_dashboards(cfg)
+    counted = sum(len(p.queries) for b in boards for p in b.panels)
+    listed: list[Query] = [q for b in boards for _, _, q in b.queries()]
+    assert len(listed) == counted > 15
