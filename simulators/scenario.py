@@ -206,6 +206,7 @@ class ScenarioFile(Model):
     seed: int = 0
     start: datetime = DEFAULT_START
     duration: Duration
+    warmup: Offset = timedelta(days=1)
     sensors: tuple[str, ...] | None = Field(default=None, min_length=1)
     timeline: tuple[Entry, ...] = ()
 
@@ -274,6 +275,9 @@ class Scenario:
     sensors: tuple[str, ...] | None = None
     """The sensors that are simulated (None: all of the config set's)."""
     path: Path | None = None
+    warmup_s: float = 86400.0
+    """Normal readings the detectors learn from before the start (no events sent), as a
+    field agent restores its learned state from a checkpoint."""
 
     @property
     def end_ns(self) -> int:
@@ -389,7 +393,8 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
         name=spec.name or (path.stem if path is not None else doc.file),
         description=spec.description, config=config, seed=spec.seed, start_ns=start_ns,
         duration_s=duration_s, injections=tuple(injections), actions=tuple(actions),
-        outages=tuple(outages), weather=tuple(weather), sensors=sensors, path=path)
+        outages=tuple(outages), weather=tuple(weather), sensors=sensors, path=path,
+        warmup_s=spec.warmup.total_seconds())
 
 
 def _find(path: Path) -> Path:

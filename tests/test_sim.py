@@ -1,0 +1,132 @@
+"""The simulated district: real agents, detectors and hub on one simulated clock.
+
+Same scenario, same result; a week passes in seconds; an agent that drops off has its
+last will published and its outbox delivered when it is back; a unit's action that the
+desk refuses is on the record, not lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulators.scenario import load_scenario, scenario_from_data
+from simulators.sim import ScenarioRun, SimDistrict, run_scenario
+from tests.private_mosquitto import PrivateMosquitto
+
+
+def steps(run: ScenarioRun) -> list[tuple[str, str, str, str]]:
+    return [(t.alert_id, t.action, t.tier, t.unit) for t in run.transitions]
+
+
+async def test_the_same_scenario_gives_the_same_timeline_every_run() -> None:
+    first = await run_scenario("gas-leak-spreads")
+    second = await run_scenario("gas-leak-spreads")
+    assert first.timeline == second.timeline
+    assert first.transitions == second.transitions
+    assert first.alerts == second.alerts
+    # and it is the issue's story: a leak, its spread, the acknowledgement
+    leak, spread = first.injections
+    opened = {e.grid: e for e in first.timeline if e.action == "open"}
+    assert set(opened) == {"dongyuan-g3", "huangpu-cun-g3"}
+    start = first.scenario.start_ns / 1e9
+    assert leak.start - start <= opened["dongyuan-g3"].offset_s < spread.start - start
+    assert spread.start - start <= opened["huangpu-cun-g3"].offset_s
+    acks = [e for e in first.timeline if e.action == "acknowledge"]
+    assert [(e.offset_s, e.actor, e.grid) for e in acks] == [(1800.0, "dongyuan-g3",
+                                                              "dongyuan-g3")]
+    assert any(e.kind == "deadline" and e.action == "arrival" for e in first.timeline), (
+        first.describe())
+
+
+async def test_a_different_seed_gives_a_different_but_repeatable_run() -> None:
+    scenario = load_scenario("gas-leak-spreads")
+    async with SimDistrict(scenario, seed=99) as d:
+        await d.advance(3600)
+        a = d.timeline
+    async with SimDistrict(scenario, seed=99) as d:
+        await d.advance(3600)
+        assert d.timeline == a
+    assert d.samples > 0
+
+
+async def test_a_week_runs_to_its_end_with_the_smoke_alarm_answered() -> None:
+    run = await run_scenario("quiet-week")
+    assert run.samples == 7 * 86400 // 2 + 7 * 86400 // 5  # smoke every 2 s, leak 5 s
+    (smoke,) = run.injections
+    start = run.scenario.start_ns / 1e9
+    answered = [e for e in run.timeline if e.alert_id and e.actor == "dongyuan-g1"]
+    assert [(e.action, e.offset_s) for e in answered] == [
+        ("acknowledge", 67 * 3600 + 33 * 60), ("arrive", 67 * 3600 + 40 * 60),
+        ("resolve", 68 * 3600 + 10 * 60)]
+    alert = answered[-1].alert_id
+    seen = [e for e in run.timeline if e.alert_id == alert and e.sensor == smoke.sensor
+            and smoke.start - start <= e.offset_s < smoke.start - start + 60]
+    assert seen, f"the smoke at +67:30 is not on the alert within a minute:\n{run.describe()}"
+    assert run.alerts[alert].state == "resolved"
+
+
+async def test_an_agent_that_drops_off_leaves_its_last_will_and_sends_its_outbox_after(
+        ) -> None:
+    scenario = scenario_from_data({
+        "config": "huangpu", "duration": "1h", "warmup": "2h",
+        "sensors": ["dongyuan-g3-gas-1"],
+        "timeline": [
+            {"at": "00:10", "agent_offline": {"agent": "edge-dongyuan", "for": "10m"}},
+            {"at": "00:12", "anomaly": {"sensor": "dongyuan-g3-gas-1", "shape": "step",
+                                        "to": "2x", "lasts": "5m"}}]})
+    async with SimDistrict(scenario) as d:
+        await d.advance(11 * 60)
+        status = d.hub.agents["edge-dongyuan"]
+        assert (status.state, status.ts) == ("offline", 0)  # the broker's last will
+        await d.advance(8 * 60)
+        assert not d.alerts, "nothing can arrive while the agent is cut off"
+        await d.advance(2 * 60)
+        (alert,) = d.alerts.values()
+        assert alert.matter == "GAS-LEAK"
+        assert alert.opened_at == scenario.start_ns + 20 * 60 * 10**9  # when it came back
+        assert alert.detected_at < alert.opened_at  # detected during the outage
+        assert d.hub.agents["edge-dongyuan"].state == "online"
+        kinds = [e.kind for e in d.timeline]
+        assert kinds.index("agent_offline") < kinds.index("anomaly") < kinds.index(
+            "agent_online")
+
+
+async def test_an_action_the_desk_refuses_is_in_the_timeline() -> None:
+    scenario = scenario_from_data({
+        "config": "huangpu", "duration": "1h", "warmup": "1h",
+        "sensors": ["dongyuan-g3-gas-1"],
+        "timeline": [
+            {"at": "00:01", "action": {"unit": "dongyuan-g3", "do": "acknowledge",
+                                       "matter": "GAS-LEAK"}},
+            {"at": "00:10", "anomaly": {"sensor": "dongyuan-g3-gas-1", "shape": "step",
+                                        "to": "2x", "lasts": "5m"}},
+            {"at": "00:20", "action": {"unit": "dongyuan-g3", "do": "resolve",
+                                       "matter": "GAS-LEAK"}},
+            {"at": "00:21", "action": {"unit": "dongyuan-g1", "do": "acknowledge",
+                                       "matter": "GAS-LEAK"}}]})
+    run = await run_scenario(scenario)
+    refused = [e.text for e in run.timeline if e.kind == "refused"]
+    assert len(refused) == 3, run.describe()
+    assert "no such alert" in refused[0]
+    assert "is opened" in refused[1]  # resolve before anyone arrived
+    assert "may not act on" in refused[2]  # another grid's alert
+
+
+async def test_a_real_broker_gives_the_same_timeline_as_the_embedded_one(
+        tmp_path: Path) -> None:
+    embedded = await run_scenario("gas-leak-spreads")
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        real = await run_scenario("gas-leak-spreads", broker_url=broker.url)
+    assert real.timeline == embedded.timeline
+
+
+async def test_injecting_and_advancing_from_code() -> None:
+    async with SimDistrict("gas-leak-spreads", warmup_s=3600) as d:
+        d.inject("dongyuan-g3-gas-2", shape="step", to=60.0, lasts=300, at=120)
+        await d.advance(180)
+        (alert,) = d.alerts.values()
+        assert (alert.sensor, alert.matter) == ("dongyuan-g3-gas-2", "GAS-LEAK")
+        assert d.truth[-1].sensor == "dongyuan-g3-gas-2"
+        with pytest.raises(ValueError, match="not simulated here"):
+            d.inject("dongyuan-g1-smoke-1", to=1.0)
