@@ -1,0 +1,178 @@
+"""deploy/town-centre, checked statically.
+
+No container engine runs on this machine (nor in CI), so ``docker compose config`` and
+``docker compose up`` cannot run here. Instead: the compose file parses and has the four
+services on their ports; every file it (and the Dockerfile) mounts or copies exists in the
+repository; every variable it reads is documented in the README and .env.example; the
+hub's hub.yaml loads with the sample config set and names hosts that are compose
+services; the hub's command line is one the CLI accepts; the init script is valid bash;
+and the checked-in Grafana provisioning is exactly what ``gridcall boards build`` writes.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from config import SAMPLE_DISTRICT, load_config
+from gridcall.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy" / "town-centre"
+BUILD_ARGS = ["--influx-version", "2", "--influx-url", "http://influxdb:8086",
+              "--influx-token-env", "INFLUX_TOKEN"]
+_VAR = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _default(text: str) -> str:
+    """``${VAR:-default}`` → default (what compose uses when VAR is unset)."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+
+
+def _binds(service: dict[str, Any]) -> list[tuple[Path, str]]:
+    out = []
+    for volume in service.get("volumes", []):
+        source, target, *_ = _default(volume).split(":")
+        if source.startswith((".", "/")):
+            out.append(((DEPLOY / source).resolve(), target))
+    return out
+
+
+def test_four_services_on_their_ports(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"mosquitto", "influxdb", "grafana", "hub"}
+    ports = {name: [str(p).rsplit(":", 1)[-1] for p in s.get("ports", [])]
+             for name, s in services.items()}
+    assert ports == {"mosquitto": ["1883"], "influxdb": ["8086"], "grafana": ["3000"],
+                     "hub": ["8470"]}
+    assert services["influxdb"]["image"].startswith("influxdb:2")
+    assert services["influxdb"]["environment"]["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+    assert set(services["hub"]["depends_on"]) == {"mosquitto", "influxdb"}
+    named = {v.split(":")[0] for s in services.values() for v in s.get("volumes", [])
+             if not v.startswith((".", "/", "$"))}
+    assert named == set(compose["volumes"])
+
+
+def test_every_mounted_or_copied_file_exists_in_the_repository(
+        compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for source, target in _binds(service):
+            assert source.exists(), f"{name}: mounts {source} at {target}, which is missing"
+    build = compose["services"]["hub"]["build"]
+    context = (DEPLOY / build["context"]).resolve()
+    assert context == REPO
+    dockerfile = context / build["dockerfile"]
+    copied = []
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        if line.startswith("COPY "):
+            *sources, _ = line.split()[1:]
+            for source in sources:
+                assert (context / source).exists(), f"{dockerfile.name}: COPY {source}"
+                copied.append(source.rstrip("/"))
+    packages = re.search(r'include = \[([^\]]*)\]', (REPO / "pyproject.toml").read_text())
+    assert packages
+    for pattern in re.findall(r'"(\w+)\*"', packages.group(1)):
+        assert pattern in copied, f"hub.Dockerfile does not copy package {pattern}"
+
+
+def test_grafana_mounts_are_where_the_provisioning_points(compose: dict[str, Any]) -> None:
+    binds = dict((t, s) for s, t in _binds(compose["services"]["grafana"]))
+    assert binds["/etc/grafana/provisioning/datasources"] == (
+        DEPLOY / "grafana/provisioning/datasources")
+    assert binds["/etc/grafana/provisioning/dashboards"] == (
+        DEPLOY / "grafana/provisioning/dashboards")
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/dashboards/gridcall.yaml").read_text())["providers"][0]
+    assert binds[provider["options"]["path"]] == DEPLOY / "grafana/dashboards"
+    home = compose["services"]["grafana"]["environment"][
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(provider["options"]["path"] + "/")
+    assert (DEPLOY / "grafana/dashboards" / Path(home).name).exists()
+
+
+def test_every_variable_is_documented_and_in_the_example_env(compose: dict[str, Any]) -> None:
+    text = (DEPLOY / "compose.yaml").read_text(encoding="utf-8")
+    variables = set(_VAR.findall(text))
+    assert {"INFLUX_TOKEN", "INFLUX_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} <= variables
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    example = {line.split("=", 1)[0] for line in
+               (DEPLOY / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#")}
+    for name in variables:
+        assert f"| `{name}` |" in readme, f"{name} is not in README's variables table"
+        assert name in example, f"{name} is not in .env.example"
+
+
+def test_the_hub_config_loads_and_names_compose_services(
+        compose: dict[str, Any], tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(SAMPLE_DISTRICT, config)
+    shutil.copy(DEPLOY / "gridcall/hub.yaml", config / "hub.yaml")
+    cfg = load_config(config)
+    assert cfg.hub.influx is not None
+    assert cfg.hub.influx.api == 2
+    services = set(compose["services"])
+    assert urlsplit(cfg.hub.broker.url).hostname in services
+    assert urlsplit(cfg.hub.influx.url).hostname in services
+    hub = compose["services"]["hub"]
+    assert cfg.hub.influx.token_env in hub["environment"]
+    assert Path(cfg.hub.store_path).parent == Path(
+        next(v for v in hub["volumes"] if v.startswith("hub-state:")).split(":")[1])
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/datasources/gridcall.yaml").read_text())
+    (ds,) = datasource["datasources"]
+    assert urlsplit(ds["url"]).hostname in services
+    token_var = _VAR.search(ds["secureJsonData"]["httpHeaderValue1"])
+    assert token_var
+    assert token_var.group(1) in compose["services"]["grafana"]["environment"]
+
+
+def test_the_hub_command_is_one_the_cli_accepts(compose: dict[str, Any]) -> None:
+    command = compose["services"]["hub"]["command"]
+    assert command[:3] == ["gridcall", "hub", "run"]
+    result = CliRunner().invoke(app, [*command[1:], "--help"])
+    assert result.exit_code == 0, result.output
+    for option in (c for c in command if c.startswith("--")):
+        assert option in result.output
+    dockerfile = (DEPLOY / "hub.Dockerfile").read_text()
+    assert '"gridcall", "hub", "run"' in dockerfile
+
+
+def test_the_dbrp_init_script_is_executable_bash() -> None:
+    script = DEPLOY / "influxdb/init-dbrp.sh"
+    assert script.stat().st_mode & 0o111
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True,
+                             check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert "influx v1 dbrp create" in script.read_text()
+
+
+def test_checked_in_grafana_files_are_what_boards_build_writes(tmp_path: Path) -> None:
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert " ".join(BUILD_ARGS[:2]) in readme
+    assert " ".join(BUILD_ARGS[4:]) in readme
+    result = CliRunner().invoke(app, ["boards", "build", "--out", str(tmp_path),
+                                      "-c", str(SAMPLE_DISTRICT), *BUILD_ARGS])
+    assert result.exit_code == 0, result.output
+    fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    kept = sorted(p.relative_to(DEPLOY / "grafana")
+                  for p in (DEPLOY / "grafana").rglob("*") if p.is_file())
+    assert fresh == kept
+    for rel in fresh:
+        assert (DEPLOY / "grafana" / rel).read_bytes() == (tmp_path / rel).read_bytes(), (
+            f"deploy/town-centre/grafana/{rel} is stale: regenerate it as README.md says")
