@@ -70,6 +70,7 @@ from simulators.scenario import (
     Scenario,
     Weather,
     load_scenario,
+    parse_offset,
 )
 from simulators.streams import Injection, SensorStream, Shape
 from wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
@@ -113,6 +114,8 @@ class TimelineEntry:
     matter: str = ""
     tier: str = ""
     unit: str = ""
+    level: str = ""
+    """The responsible unit's level (district, town, community, grid)."""
     state: str = ""
     grid: str = ""
     sensor: str = ""
@@ -498,20 +501,22 @@ class SimDistrict:
 
     # ------------------------------------------------------------------ driving time
 
-    async def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of simulated time pass."""
-        if seconds < 0:
-            raise ValueError(f"advance needs seconds >= 0, got {seconds}")
-        await self.advance_to(self.clock() + round(seconds * NS))
+    async def advance(self, seconds: float | str | timedelta) -> None:
+        """Let ``seconds`` (or a duration: ``"10m"``, ``"01:30"``) of simulated time pass."""
+        await self.advance_to(self.clock() + round(parse_offset(seconds).total_seconds()
+                                                   * NS))
 
     async def run(self) -> ScenarioRun:
         """Run to the scenario's end; the result."""
         await self.advance_to(max(self.clock(), self.scenario.end_ns))
         return self.result()
 
-    async def advance_to(self, target_ns: int) -> None:
+    async def advance_to(self, target_ns: int, *,
+                         until: Callable[[], bool] | None = None) -> bool:
         """Let simulated time pass until ``target_ns``: every sample, timeline entry,
-        deadline and heartbeat due by then happens, in time order."""
+        deadline and heartbeat due by then happens, in time order. With ``until``, stop
+        at the first instant it holds (checked after each step that reached the hub)
+        and return True; False if it never held by ``target_ns``."""
         if not self._started:
             raise RuntimeError("the district is not running: use 'async with SimDistrict(...)'")
         if target_ns < self.clock():
@@ -535,10 +540,13 @@ class SimDistrict:
                 next_report = self.clock() + report_every
             if self._hub_task is not None and self._hub_task.done():
                 raise SimStalled(f"the hub stopped: {self._hub_task.exception()!r}")
+            if until is not None and until():
+                return True
         self.clock.advance_to(target_ns)
         await self._tick(target_ns)
         if self.progress is not None:
             self.progress(min(total, self.elapsed_s), total)
+        return until is not None and until()
 
     def _next_other(self) -> float:
         """The next instant something other than a sample is due."""
@@ -616,8 +624,8 @@ class SimDistrict:
             self._note("deadline", f"{alert_id} {state.alert.matter} {due[0]} deadline "
                        f"passed at tier A: nowhere higher, it stays with {state.unit_level} "
                        f"{state.unit}", alert_id=alert_id, matter=state.alert.matter,
-                       tier=state.tier, unit=state.unit, state=state.state,
-                       grid=state.place[-1], action=due[0])
+                       tier=state.tier, unit=state.unit, level=state.unit_level,
+                       state=state.state, grid=state.place[-1], action=due[0])
 
     async def _pace(self, t: int) -> None:
         """At ``speed`` N, let real time catch up with simulated time / N."""
@@ -811,8 +819,8 @@ class SimDistrict:
         self._transitions.append(t)
         self._timeline.append(TimelineEntry(
             self._offset(t.at), "alert", _step_text(change), alert_id=t.alert_id,
-            action=t.action, matter=a.matter, tier=t.tier, unit=t.unit, state=t.state,
-            grid=a.grid, sensor=t.sensor or a.sensor, actor=t.actor))
+            action=t.action, matter=a.matter, tier=t.tier, unit=t.unit, level=t.unit_level,
+            state=t.state, grid=a.grid, sensor=t.sensor or a.sensor, actor=t.actor))
 
 
 # --------------------------------------------------------------------------- helpers
