@@ -400,4 +400,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
         return IndicatorList(unit=root.id, period_start=start, period_end=end,
                              rows=list(rows))
 
+    from hub.board_web import add_board  # it builds on this module's models
+
+    add_board(app, desk, cfg, clock)
     return app

@@ -68,8 +68,10 @@ class ApiServer:
             raise ApiBindError(exc.errno, f"the API cannot listen on {self.host}:{self.port}: "
                                      f"{exc.strerror}") from None
         self.port = sock.getsockname()[1]
+        # timeout_graceful_shutdown: a response that still runs then is cancelled, so a
+        # client that never finishes reading cannot keep the hub from stopping.
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
-                                access_log=False)
+                                access_log=False, timeout_graceful_shutdown=5)
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="hub-api")
         return self
@@ -80,6 +82,10 @@ class ApiServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._server is not None and self._task is not None:
+            # Long-lived responses (the board's event streams) end first: uvicorn waits
+            # for every response in progress before it stops.
+            for close in getattr(self.app.state, "closing", ()):
+                close()
             self._server.should_exit = True
             try:
                 await self._task

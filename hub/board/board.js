@@ -1,0 +1,566 @@
+// gridcall's built-in board (served by the hub at /board; hub/board_web.py).
+// Plain JS, no build step, nothing from outside this origin. The page asks once for a
+// unit's bearer token (kept in sessionStorage) and uses the unit-scoped API:
+//   GET  v1/board/map      the subtree's GeoJSON polygons and sensors, drawn as SVG
+//   GET  v1/board/state    grid/sensor risk, open alerts, escalations
+//   GET  v1/board/events   Server-Sent Events, read with fetch() streaming because
+//                          EventSource cannot send the Authorization header
+//   POST v1/alerts/{id}/{action}   the buttons
+// Live: every `change` event fetches the state again (debounced); a fallback poll runs
+// while the stream is down, and the stream reconnects with a backoff.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "gridcall.board.token";
+  const NS_PER_MS = 1e6;
+  const POLL_DOWN_MS = 5000;     // state poll while the event stream is down
+  const POLL_LIVE_MS = 60000;    // and, as insurance, while it is up
+  const STALE_MS = 20000;        // no byte for this long: the stream is dead, reconnect
+  const TIERS = { 4: "A", 3: "B", 2: "C", 1: "D" };
+  const RISK = { A: 4, B: 3, C: 2, D: 1 };
+  const ACTION_LABEL = {
+    acknowledge: "acknowledge 签收", arrive: "arrive 到场", resolve: "resolve 办结",
+    false_alarm: "false alarm 误报", escalate: "call upward 吹哨",
+  };
+  const ACTION_PATH = {
+    acknowledge: "acknowledge", arrive: "arrive", resolve: "resolve",
+    false_alarm: "false-alarm", escalate: "escalate",
+  };
+  const SVG = "http://www.w3.org/2000/svg";
+
+  const $ = (sel) => document.querySelector(sel);
+  const el = (tag, attrs = {}, ...kids) => {
+    const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4))
+      : document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "text") node.textContent = v;
+      else if (k === "class") node.setAttribute("class", v);
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const kid of kids) if (kid !== null && kid !== undefined) node.append(kid);
+    return node;
+  };
+
+  const board = {
+    token: null, me: null, map: null, state: null, live: false, zoom: null,
+    stream: null, attempts: 0, refreshTimer: null, lastByte: 0,
+    clock: { first: null, last: null, rate: 1 },
+  };
+  window.gridcallBoard = board;  // for people debugging in the console (and tests)
+
+  // ------------------------------------------------------------------ API
+
+  class ApiRefusal extends Error {
+    constructor(status, detail) {
+      super(`${status} ${detail}`);
+      this.status = status;
+      this.detail = detail;
+    }
+  }
+
+  function detailOf(body, fallback) {
+    if (!body || body.detail === undefined) return fallback;
+    if (typeof body.detail === "string") return body.detail;
+    if (Array.isArray(body.detail)) {   // pydantic's 422: a list of problems
+      return body.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+    }
+    return JSON.stringify(body.detail);
+  }
+
+  async function api(path, options = {}) {
+    const headers = { Authorization: `Bearer ${board.token}`, ...(options.headers || {}) };
+    let body;
+    if (options.json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(options.json);
+    }
+    const resp = await fetch(path, { method: options.method || "GET", headers, body,
+                                     cache: "no-store" });
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (!resp.ok) throw new ApiRefusal(resp.status, detailOf(data, resp.statusText));
+    return data;
+  }
+
+  // ------------------------------------------------------------------ the desk's clock
+
+  // Deadlines are on the hub's desk clock, which may run faster than real time (the
+  // demo's --clock-speed): the page follows the `now` of every state and event and
+  // estimates the rate from the first and latest of them.
+  function sampleClock(now) {
+    const local = performance.now();
+    const c = board.clock;
+    if (!c.first) c.first = { server: now, local };
+    else if (local - c.first.local > 3000) {
+      const rate = (now - c.first.server) / ((local - c.first.local) * NS_PER_MS);
+      c.rate = Math.min(100000, Math.max(0, rate));
+    }
+    c.last = { server: now, local };
+  }
+
+  function deskNow() {
+    const c = board.clock;
+    if (!c.last) return Date.now() * NS_PER_MS;
+    return c.last.server + (performance.now() - c.last.local) * NS_PER_MS * c.rate;
+  }
+
+  function fmtTime(ns) {
+    const d = new Date(ns / NS_PER_MS);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  function fmtLeft(seconds) {
+    const s = Math.floor(Math.abs(seconds));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    if (h >= 48) return `${Math.floor(h / 24)}d ${h % 24}h`;
+    if (h > 0) return `${h}h ${String(m).padStart(2, "0")}m`;
+    return `${m}:${String(sec).padStart(2, "0")}`;
+  }
+
+  // ------------------------------------------------------------------ notices
+
+  function notice(text, kind) {
+    const box = $("#notice");
+    box.textContent = text;
+    box.className = kind;
+    box.hidden = false;
+  }
+
+  // ------------------------------------------------------------------ the map
+
+  function shortName(area, byId) {
+    const parent = area.parent ? byId.get(area.parent) : null;
+    if (parent && area.name.startsWith(parent.name) && area.name.length > parent.name.length) {
+      return area.name.slice(parent.name.length);
+    }
+    return area.name;
+  }
+
+  function fillZoom(map) {
+    const select = $("#zoom");
+    const indent = { district: "", town: "", community: "\u00a0\u00a0", grid: "\u00a0\u00a0\u00a0\u00a0" };
+    select.replaceChildren(...map.areas.filter((a) => a.level !== "grid" || a.id === map.unit.unit)
+      .map((a) => el("option", { value: a.id, text: `${indent[a.level]}${a.name}` })));
+    select.hidden = select.options.length < 2;
+    select.addEventListener("change", () => zoomTo(select.value));
+  }
+
+  function zoomTo(areaId) {
+    board.zoom = areaId;
+    $("#zoom").value = areaId;
+    drawMap(board.map);
+    if (board.state) paintMap(board.state);
+  }
+
+  function drawMap(map) {
+    const svg = $("#map");
+    svg.replaceChildren();
+    const byId = new Map(map.areas.map((a) => [a.id, a]));
+    // The map frames one area of the subtree (the select above it; clicking a town or
+    // community label zooms there): everything below it, since a district's or a
+    // community's polygon may be much larger than what lies in it.
+    const root = byId.get(board.zoom) || byId.get(map.unit.unit);
+    const within = (a) => {
+      for (let x = a; x; x = byId.get(x.parent)) if (x.id === root.id) return true;
+      return false;
+    };
+    const areas = map.areas.filter(within);
+    const grids = areas.filter((a) => a.level === "grid");
+    const gridIds = new Set(grids.map((g) => g.id));
+    const sensors = map.sensors.filter((s) => gridIds.has(s.grid));
+    const below = areas.filter((a) => a.id !== root.id);
+    const focus = below.length ? below : [root];
+    const points = [];
+    for (const a of focus) {
+      if (a.polygon) for (const ring of a.polygon) points.push(...ring);
+      else points.push(a.point);
+    }
+    for (const s of sensors) points.push([s.lon, s.lat]);
+    let minLon = Math.min(...points.map((p) => p[0])), maxLon = Math.max(...points.map((p) => p[0]));
+    let minLat = Math.min(...points.map((p) => p[1])), maxLat = Math.max(...points.map((p) => p[1]));
+    const span = Math.max(maxLon - minLon, maxLat - minLat, 0.002);
+    const padLon = span * 0.04, padLat = span * 0.04;
+    minLon -= padLon; maxLon += padLon; minLat -= padLat; maxLat += padLat;
+    // Equirectangular with the longitude shrunk by cos(latitude): true shapes at a town's
+    // scale, no projection library needed.
+    const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
+    const W = 1000;
+    const scale = W / ((maxLon - minLon) * k || 1);
+    const H = Math.max(200, (maxLat - minLat) * scale);
+    const xy = ([lon, lat]) => [(lon - minLon) * k * scale, (maxLat - lat) * scale];
+    svg.setAttribute("viewBox", `0 0 ${W} ${H.toFixed(1)}`);
+    const ringPath = (ring) => ring.map((p, i) => {
+      const [x, y] = xy(p);
+      return `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`;
+    }).join("") + "Z";
+    const shape = (a, cls) => {
+      if (a.polygon) {
+        return el("svg:path", { d: a.polygon.map(ringPath).join(" "), class: cls,
+                                "fill-rule": "evenodd" });
+      }
+      const [x, y] = xy(a.point);
+      const r = W * 0.012;
+      return el("svg:rect", { x: x - r, y: y - r, width: 2 * r, height: 2 * r, rx: r / 3,
+                              class: cls });
+    };
+    const box = (a) => {
+      const pts = a.polygon ? a.polygon[0].map(xy) : [xy(a.point)];
+      const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+      return { x0: Math.min(...xs), x1: Math.max(...xs), y0: Math.min(...ys), y1: Math.max(...ys) };
+    };
+
+    const layer = (cls) => svg.appendChild(el("svg:g", { class: cls }));
+    const gridLayer = layer("grids"), outlines = layer("outlines");
+    const sensorLayer = layer("sensors"), labels = layer("labels");
+    for (const g of grids) {
+      const path = shape(g, "grid risk-0");
+      path.dataset.grid = g.id;
+      path.dataset.risk = "0";
+      path.append(el("svg:title", { text: `${g.name} (${g.id})` }));
+      path.addEventListener("click", () => highlight(g.id));
+      gridLayer.append(path);
+      const b = box(g);
+      const label = shortName(g, byId);
+      const size = Math.min((b.y1 - b.y0) * 0.28, (b.x1 - b.x0) / (label.length * 1.1 + 0.5));
+      const [cx, cy] = xy(g.centre);
+      labels.append(el("svg:text", { x: cx, y: cy + size * 0.35, "font-size": size.toFixed(1),
+                                     class: "grid-label", text: label }));
+    }
+    for (const a of areas) {
+      if (a.level === "grid") continue;
+      outlines.append(shape(a, `outline ${a.level}`));
+      if ((a.level === "community" || a.level === "town") && a.polygon && a.id !== root.id) {
+        const b = box(a);
+        const size = Math.max(10, Math.min((b.x1 - b.x0) / (a.name.length * 1.2),
+                                           (b.y1 - b.y0) * 0.1, 28));
+        // communities are named at their top edge, towns at their bottom one
+        const y = a.level === "town" ? b.y1 - size * 0.4 : b.y0 + size * 1.1;
+        const label = el("svg:text", { x: (b.x0 + b.x1) / 2, y,
+                                       "font-size": size.toFixed(1),
+                                       class: `area-label ${a.level}`, text: a.name });
+        label.dataset.area = a.id;
+        label.append(el("svg:title", { text: `${a.name}: zoom in` }));
+        label.addEventListener("click", () => zoomTo(a.id));
+        labels.append(label);
+      }
+    }
+    const widths = grids.map((g) => { const b = box(g); return b.x1 - b.x0; });
+    const r = Math.max(2.5, Math.min(7, Math.min(...widths, W) * 0.035));
+    for (const s of sensors) {
+      const [x, y] = xy([s.lon, s.lat]);
+      const dot = el("svg:circle", { cx: x.toFixed(1), cy: y.toFixed(1), r, class: "sensor" });
+      dot.dataset.sensor = s.id;
+      dot.dataset.r = String(r);
+      dot.append(el("svg:title", { text: `${s.name} · ${s.kind}` }));
+      sensorLayer.append(dot);
+    }
+  }
+
+  function paintMap(state) {
+    const grids = new Map(state.grids.map((g) => [g.id, g]));
+    for (const path of document.querySelectorAll("#map .grid")) {
+      const g = grids.get(path.dataset.grid);
+      const risk = g ? g.risk : 0;
+      path.setAttribute("class", `grid risk-${risk}`);
+      path.dataset.risk = String(risk);
+      path.dataset.open = String(g ? g.open : 0);
+      const area = board.map.areas.find((a) => a.id === path.dataset.grid) || { name: "", id: "" };
+      path.querySelector("title").textContent = g
+        ? `${area.name} (${area.id}) · tier ${TIERS[risk]} · ${g.open} open`
+        : `${area.name} (${area.id}) · no open alert`;
+    }
+    const sensors = new Map(state.sensors.map((s) => [s.id, s]));
+    for (const dot of document.querySelectorAll("#map .sensor")) {
+      const s = sensors.get(dot.dataset.sensor);
+      dot.setAttribute("class", s ? `sensor alerting risk-${s.risk}` : "sensor");
+      dot.dataset.risk = String(s ? s.risk : 0);
+      dot.setAttribute("r", String(Number(dot.dataset.r) * (s ? 1.8 : 1)));
+    }
+  }
+
+  function highlight(gridId) {
+    for (const row of document.querySelectorAll("#alerts tbody tr")) {
+      row.classList.toggle("hl", row.dataset.grid === gridId);
+    }
+  }
+
+  // ------------------------------------------------------------------ the alerts
+
+  function dueCell(alert) {
+    const cell = el("td", { class: "due" });
+    if (alert.due) {
+      cell.dataset.at = String(alert.due.at);
+      cell.dataset.kind = alert.due.name;
+    }
+    return cell;
+  }
+
+  function tickCountdowns() {
+    const now = deskNow();
+    for (const cell of document.querySelectorAll("#alerts td.due[data-at]")) {
+      const left = (Number(cell.dataset.at) - now) / 1e9;
+      const overdue = left < 0;
+      cell.classList.toggle("overdue", overdue);
+      cell.textContent = overdue ? `${cell.dataset.kind} overdue ${fmtLeft(left)}`
+        : `${cell.dataset.kind} in ${fmtLeft(left)}`;
+    }
+    const speed = board.clock.rate > 1.5 ? ` (×${Math.round(board.clock.rate)})` : "";
+    $("#desk-clock").textContent = board.clock.last ? `desk ${fmtTime(now)}${speed}` : "";
+  }
+
+  function renderAlerts(state) {
+    const body = $("#alerts tbody");
+    body.replaceChildren();
+    for (const a of state.alerts) {
+      const buttons = el("td", { class: "actions" });
+      for (const action of a.actions) {
+        buttons.append(el("button", {
+          type: "button", class: `act ${action}`, "data-action": action,
+          text: ACTION_LABEL[action] || action, onclick: () => act(a, action),
+        }));
+      }
+      const row = el("tr", { "data-alert": a.alert_id, "data-grid": a.grid,
+                             "data-state": a.state, class: `tier-${a.tier}` },
+        dueCell(a),
+        el("td", {}, el("span", { class: `tier risk-${RISK[a.tier]}`, text: a.tier })),
+        el("td", { class: "matter" },
+          el("div", { text: a.matter_name }),
+          el("small", { text: `${a.alert_id} · ${a.matter} · ${a.grid_name}` })),
+        el("td", { class: "unit", title: a.unit_path.join(" / ") },
+          el("div", { text: a.unit_name }), el("small", { text: a.unit_level })),
+        el("td", { class: "state", text: a.state.replace("_", " ") }),
+        el("td", { class: "esc", title: a.escalations ? a.reason : "",
+                   text: a.escalations ? `↑${a.escalations}` : "" }),
+        buttons);
+      body.append(row);
+    }
+    $("#alert-count").textContent = `(${state.alerts.length})`;
+    $("#no-alerts").hidden = state.alerts.length > 0;
+    $("#alerts").hidden = state.alerts.length === 0;
+    tickCountdowns();
+
+    const esc = $("#escalations");
+    esc.replaceChildren(...state.escalations.slice(0, 30).map((e) => el("li", {},
+      el("span", { class: `tier risk-${RISK[e.tier]}`, text: e.tier }),
+      ` ${e.alert_id} → ${e.unit_name} · ${e.reason} · ${e.actor === "hub" ? "by the hub" : `by ${e.actor}`} · `,
+      el("time", { text: fmtTime(e.at) }))));
+    if (!state.escalations.length) esc.append(el("li", { class: "none", text: "none" }));
+  }
+
+  async function act(alert, action) {
+    let json;
+    if (action === "escalate") {
+      const reason = window.prompt(`Call ${alert.alert_id} upward (吹哨): why?`);
+      if (reason === null) return;
+      json = { reason };
+    } else if (action === "false_alarm") {
+      if (!window.confirm(`Close ${alert.alert_id} (${alert.matter_name}) as a false alarm?`)) return;
+    }
+    const row = document.querySelector(`#alerts tr[data-alert="${alert.alert_id}"]`);
+    if (row) for (const b of row.querySelectorAll("button")) b.disabled = true;
+    try {
+      const done = await api(`v1/alerts/${encodeURIComponent(alert.alert_id)}/${ACTION_PATH[action]}`,
+                             { method: "POST", json });
+      notice(`${alert.alert_id}: ${action.replace("_", " ")} recorded — now ` +
+             `${done.alert.state.replace("_", " ")}, held by ${done.alert.unit}`, "ok");
+    } catch (err) {
+      const status = err instanceof ApiRefusal ? err.status : "network";
+      const why = err instanceof ApiRefusal ? err.detail : String(err);
+      notice(`${alert.alert_id}: ${action.replace("_", " ")} refused (${status}): ${why}`, "error");
+    }
+    await refresh();
+  }
+
+  // ------------------------------------------------------------------ state
+
+  async function refresh() {
+    try {
+      const state = await api("v1/board/state");
+      board.state = state;
+      sampleClock(state.now);
+      paintMap(state);
+      renderAlerts(state);
+      document.body.dataset.loaded = String(Date.now());
+    } catch (err) {
+      if (err instanceof ApiRefusal) notice(`the hub refused the board's state (${err.status}): ${err.detail}`, "error");
+      else setLive(false, "hub unreachable");
+    }
+  }
+
+  function refreshSoon() {
+    if (board.refreshTimer) return;
+    board.refreshTimer = setTimeout(() => { board.refreshTimer = null; refresh(); }, 150);
+  }
+
+  function logStep(change) {
+    const s = change.step, a = change.alert;
+    const who = s.actor === "hub" ? "hub" : s.actor;
+    const item = el("li", { "data-alert": a.alert_id },
+      el("time", { text: fmtTime(s.at).slice(11) }),
+      ` ${a.alert_id} ${s.action.replace("_", " ")} by ${who} → ${s.state.replace("_", " ")}, ` +
+      `tier ${s.tier}, ${a.unit_name} · ${a.matter_name} · ${a.grid_name}`);
+    const list = $("#activity");
+    list.prepend(item);
+    while (list.children.length > 50) list.lastChild.remove();
+  }
+
+  // ------------------------------------------------------------------ live
+
+  function setLive(on, why) {
+    board.live = on;
+    const badge = $("#live");
+    badge.className = `live ${on ? "on" : "off"}`;
+    badge.textContent = on ? "live" : `${why || "reconnecting"} · polling`;
+  }
+
+  function handleEvent(event, data) {
+    let payload = null;
+    try { payload = data ? JSON.parse(data) : null; } catch (e) { return; }
+    if (payload && typeof payload.now === "number") sampleClock(payload.now);
+    if (event === "hello") {
+      board.attempts = 0;
+      setLive(true);
+      refresh();   // whatever happened while we were not connected
+    } else if (event === "change") {
+      logStep(payload);
+      refreshSoon();
+    } else if (event === "resync") {
+      refreshSoon();
+    }
+  }
+
+  async function readStream() {
+    const ctrl = new AbortController();
+    board.stream = ctrl;
+    board.lastByte = performance.now();
+    const resp = await fetch("v1/board/events", {
+      headers: { Authorization: `Bearer ${board.token}`, Accept: "text/event-stream" },
+      cache: "no-store", signal: ctrl.signal,
+    });
+    if (!resp.ok) {
+      let data = null;
+      try { data = await resp.json(); } catch (e) { data = null; }
+      throw new ApiRefusal(resp.status, detailOf(data, resp.statusText));
+    }
+    const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      board.lastByte = performance.now();
+      buf += value.replace(/\r\n?/g, "\n");
+      let cut;
+      while ((cut = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        let event = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (!line || line.startsWith(":")) continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          let val = colon < 0 ? "" : line.slice(colon + 1);
+          if (val.startsWith(" ")) val = val.slice(1);
+          if (field === "event") event = val;
+          else if (field === "data") data.push(val);
+        }
+        handleEvent(event, data.join("\n"));
+      }
+    }
+  }
+
+  async function follow() {
+    for (;;) {
+      try {
+        await readStream();
+        setLive(false, "stream ended");
+      } catch (err) {
+        if (err instanceof ApiRefusal) {
+          setLive(false, `refused ${err.status}`);
+          notice(`live updates refused (${err.status}): ${err.detail}`, "error");
+        } else {
+          setLive(false, "disconnected");
+        }
+      }
+      board.attempts += 1;
+      const wait = Math.min(15000, 500 * 2 ** Math.min(board.attempts, 5));
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+
+  // ------------------------------------------------------------------ start
+
+  function showSignin(message) {
+    $("#signin").hidden = false;
+    $("#board").hidden = true;
+    $("#signout").hidden = true;
+    $("#signin-error").textContent = message || "";
+    $("#token").focus();
+  }
+
+  async function start() {
+    try {
+      board.me = await api("v1/me");
+    } catch (err) {
+      if (err instanceof ApiRefusal && err.status === 401) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        board.token = null;
+        showSignin(`The hub refused the token: ${err.detail}`);
+      } else {
+        showSignin(`Cannot reach the hub: ${err.message || err}`);
+      }
+      return;
+    }
+    $("#signin").hidden = true;
+    $("#board").hidden = false;
+    $("#signout").hidden = false;
+    $("#unit-name").textContent = `· ${board.me.name} (${board.me.level} ${board.me.unit})`;
+    document.title = `gridcall · ${board.me.name}`;
+    board.map = await api("v1/board/map");
+    fillZoom(board.map);
+    drawMap(board.map);
+    await refresh();
+    setInterval(tickCountdowns, 1000);
+    setInterval(() => {
+      if (board.live && performance.now() - board.lastByte > STALE_MS && board.stream) {
+        board.stream.abort();   // silent for too long: reconnect
+      }
+    }, 2000);
+    let lastPoll = performance.now();
+    setInterval(() => {
+      const every = board.live ? POLL_LIVE_MS : POLL_DOWN_MS;
+      if (performance.now() - lastPoll >= every) { lastPoll = performance.now(); refresh(); }
+    }, 1000);
+    follow();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("#token-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const token = $("#token").value.trim();
+      if (!token) return;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      board.token = token;
+      $("#token").value = "";
+      start();
+    });
+    $("#signout").addEventListener("click", () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      window.location.reload();
+    });
+    // `gridcall demo` prints /board#token=…: a fragment is never sent to a server, and
+    // it is taken out of the address bar (and history) at once.
+    const fromLink = new URLSearchParams(window.location.hash.slice(1)).get("token");
+    if (fromLink) {
+      sessionStorage.setItem(TOKEN_KEY, fromLink);
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+    }
+    board.token = sessionStorage.getItem(TOKEN_KEY);
+    if (board.token) start();
+    else showSignin("");
+  });
+})();
