@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh Debian machine, as root:
 #   1. pip install -e '.[dev]' (quietly; the log is shown if it fails)
-#   2. scripts/servers.sh install + start: mosquitto, InfluxDB 1.6.7, VictoriaMetrics on
+#   2. apt: chromium, chromium-driver and CJK fonts for the board's browser test
+#   3. scripts/servers.sh install + start: mosquitto, InfluxDB 1.6.7, VictoriaMetrics on
 #      loopback ports; their URLs are exported as GRIDCALL_TEST_*
-#   3. ruff check ., mypy, pytest "$@": all three run (pytest last, so that its summary
+#   4. ruff check ., mypy, pytest "$@": all three run (pytest last, so that its summary
 #      line closes the output); the exit status is non-zero if any failed, and pytest
 #      collecting no test (exit 5) counts as a failure
-#   4. the servers are stopped again, unless GRIDCALL_KEEP_SERVERS=1 or they were
+#   5. the servers are stopped again, unless GRIDCALL_KEEP_SERVERS=1 or they were
 #      already running before (someone else's session is using them)
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not servers" -x`.
 set -uo pipefail
@@ -36,6 +37,29 @@ fi
 "$PYTHON" -c "import gridcall, hub, wire, pytest, ruff, mypy" \
   || fail "the project or its dev tools do not import after pip install"
 echo "ok"
+
+# The built-in board's browser test (tests/test_board_web.py) drives Debian's chromium
+# through Playwright (pip, the dev extra; never `playwright install`, which downloads a
+# browser); CJK fonts so the screenshots show the Chinese names. Under CI=true that test
+# fails rather than skips when chromium is missing.
+step "chromium for the board's browser test (apt: ${BROWSER_PACKAGES:=chromium chromium-driver fonts-noto-cjk fonts-liberation})"
+missing_browser=()
+for pkg in $BROWSER_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+    || missing_browser+=("$pkg")
+done
+if [ ${#missing_browser[@]} -gt 0 ]; then
+  command -v apt-get > /dev/null || fail "apt-get is missing: install ${missing_browser[*]} by hand"
+  [ "$(id -u)" -eq 0 ] || fail "installing ${missing_browser[*]} needs root (apt-get)"
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+              "${missing_browser[@]}"; } > "$work/apt-browser.log" 2>&1; then
+    tail -n 30 "$work/apt-browser.log" >&2
+    fail "apt-get install ${missing_browser[*]} failed (log above)"
+  fi
+fi
+/usr/bin/chromium --version 2> /dev/null || fail "/usr/bin/chromium does not run"
+"$PYTHON" -c "import playwright.async_api" || fail "playwright does not import"
 
 step "servers (scripts/servers.sh)"
 were_up=0

@@ -1,0 +1,307 @@
+"""The built-in board (/board) in a real browser: Debian's chromium, headless, driven by
+Playwright's async API in the same event loop as a real hub (embedded broker, MQTT, the
+desk, the ledger) and its API server. What a person clicks must reach the ledger; what
+the API refuses must be shown with its reason and change nothing; a new alert must appear
+without a reload. Screenshots go to test-artifacts/board/ (GRIDCALL_ARTIFACTS_DIR moves
+them) and are kept as the test's artifacts.
+
+Why Playwright and not Selenium: its async API shares the event loop with the hub under
+test, so one test drives the browser and awaits the hub's state; Selenium's blocking calls
+would stall that loop (or need the hub in a second thread). Playwright is pointed at
+``/usr/bin/chromium`` (never ``playwright install``: no browser download).
+
+Without chromium the tests are skipped on a workstation, but FAIL under CI=true, so CI
+cannot pass without running them (scripts/test.sh installs chromium).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import ConfigSet
+from gridcall.embedded import EmbeddedBroker
+from hub.api import create_app
+from hub.api_server import ApiServer
+from hub.board_view import RISK
+from hub.lifecycle import Transition
+from hub.service import Hub
+from hub.store import Store
+from hub.tokens import TokenFile, issue, revoke
+from tests.polling import wait_until
+from wire import AnomalyEvent, encode, topics
+from wire.broker import BrokerAddress
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("GRIDCALL_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("GRIDCALL_ARTIFACTS_DIR", ROOT / "test-artifacts")) / "board"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+UNIT = "dongyuan"            # the community: three grids on its map
+FIRST = "dongyuan-g1-pm25-1"
+SECOND = "dongyuan-g3-manholetilt-1"
+WAIT_MS = 20_000
+"""How long Playwright's expect() polls before it gives up (a bound, not a timing
+assertion: CI machines are slow and shared)."""
+
+
+def _need_browser() -> Any:
+    """Playwright's module, or skip (workstation) / fail (CI) saying what is missing."""
+    missing = []
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        missing.append(f"chromium at {CHROMIUM} (apt-get install chromium chromium-driver "
+                       "fonts-noto-cjk)")
+    try:
+        import playwright.async_api as pw
+    except ImportError:
+        missing.append("playwright (pip install -e '.[dev]')")
+        pw = None
+    if missing:
+        why = "the board's browser test needs " + " and ".join(missing)
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)
+    return pw
+
+
+@dataclass
+class Site:
+    hub: Hub
+    url: str
+    tokens_path: Path
+    token: str
+    broker: str
+
+    async def open_alert(self, sensor_id: str, seq: int) -> str:
+        """Publish an anomaly event as the sensor's edge agent would and wait for the
+        hub's desk to open an alert for it; its id."""
+        sensor = self.hub.config.sensors[sensor_id]
+        event = AnomalyEvent(agent=sensor.agent, seq=seq, sensor=sensor.id,
+                             kind="out_of_limits", severity="major", score=0.9,
+                             value=999.0, ts=self.hub.clock())
+        address = BrokerAddress.parse(self.broker)
+        import aiomqtt
+
+        before = self.hub.counters.alerts_opened
+        async with aiomqtt.Client(address.host, address.port) as client:
+            await client.publish(topics.events_topic(event.agent), encode(event), qos=1)
+        assert await wait_until(lambda: self.hub.counters.alerts_opened == before + 1)
+        (state,) = [s for s in self.hub.desk.alerts(open_only=True) if s.alert.sensor == sensor_id]
+        return state.alert_id
+
+    async def ledger(self) -> list[Transition]:
+        return await self.hub.desk.transitions()
+
+
+@pytest.fixture
+async def site(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[Site]:
+    """A real hub on an embedded broker, its API server on a free port, a token for the
+    community dongyuan."""
+    async with EmbeddedBroker() as broker, Store(tmp_path / "hub.sqlite") as store:
+        hub = Hub(cfg, sink=store, store=store, broker_url=broker.url,
+                  client_id=f"board-test-{uuid.uuid4().hex[:8]}", tick_interval=0.2)
+        stop = asyncio.Event()
+        task = asyncio.create_task(hub.run(stop))
+        try:
+            assert await wait_until(hub.subscribed.is_set, polls=600)
+            tokens_path = tmp_path / "api-tokens.json"
+            token = issue(tokens_path, UNIT, known_units=cfg.units, label="board test")
+            app = create_app(hub.desk, TokenFile(tokens_path), clock=hub.clock)
+            async with ApiServer(app, "127.0.0.1", 0) as server:
+                yield Site(hub, server.url, tokens_path, token, broker.url)
+        finally:
+            stop.set()
+            await task
+
+
+Board = Callable[[str], Awaitable[Any]]
+
+
+@pytest.fixture
+async def board(site: Site) -> AsyncIterator[Board]:
+    """``await board(token)``: a page of a fresh headless chromium (its own profile) with
+    the board open and signed in with ``token``, its event stream connected. Every
+    request the page makes is recorded in ``page.requests``, uncaught script errors in
+    ``page.errors``."""
+    pw = _need_browser()
+    pw.expect.set_options(timeout=WAIT_MS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with pw.async_playwright() as play:
+        browser = await play.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+
+        async def open_board(token: str) -> Any:
+            context = await browser.new_context(viewport={"width": 1400, "height": 900},
+                                                locale="zh-CN")
+            tab = await context.new_page()
+            tab.requests = []
+            tab.errors = []
+            tab.on("request", lambda r: tab.requests.append(r.url))
+            tab.on("pageerror", lambda e: tab.errors.append(str(e)))
+            await tab.goto(f"{site.url}/board")
+            await tab.fill("#token", token)
+            await tab.click("#token-form button")
+            await pw.expect(tab.locator("#live")).to_have_class("live on")
+            return tab
+
+        try:
+            yield open_board
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def page(site: Site, board: Board) -> AsyncIterator[Any]:
+    """The board of the community dongyuan; no script error happened on it."""
+    tab = await board(site.token)
+    yield tab
+    assert tab.errors == []
+
+
+def expect(locator: Any) -> Any:
+    from playwright.async_api import expect as pw_expect
+
+    return pw_expect(locator)
+
+
+async def shot(page: Any, name: str) -> None:
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def test_acknowledge_and_resolve_on_the_board_are_written_to_the_ledger(
+        site: Site, page: Any) -> None:
+    alert_id = await site.open_alert(FIRST, seq=1)
+    state = site.hub.desk.get(alert_id)
+    row = page.locator(f'#alerts tr[data-alert="{alert_id}"]')
+    # the live stream brought it (the page was open before the alert)
+    await expect(row).to_be_visible()
+    await expect(row).to_contain_text(state.alert.matter_name)
+    await expect(row).to_contain_text("东苑社区第1网格")
+    await expect(row.locator("td.due")).to_contain_text("response in")
+    # the map: its grid coloured by the alert's tier, the others not
+    g1 = page.locator('#map [data-grid="dongyuan-g1"]')
+    await expect(g1).to_have_attribute("data-risk", str(RISK[state.tier]))
+    await expect(g1).to_have_class(f"grid risk-{RISK[state.tier]}")
+    await expect(page.locator('#map [data-grid="dongyuan-g2"]')).to_have_attribute(
+        "data-risk", "0")
+    await expect(page.locator(f'#map [data-sensor="{FIRST}"]')).to_have_attribute(
+        "data-risk", str(RISK[state.tier]))
+    assert await page.locator("#map .sensor").count() == sum(
+        1 for s in site.hub.config.sensors.values() if s.path[2] == UNIT)
+    await shot(page, "1-open-alert")
+
+    for action, after in (("acknowledge", "acknowledged"), ("arrive", "on_site"),
+                          ("resolve", "resolved")):
+        await row.locator(f'button[data-action="{action}"]').click()
+        steps = await _wait_for_step(site, alert_id, action)
+        assert steps[-1].actor == UNIT
+        assert steps[-1].state == after
+        await expect(page.locator("#notice")).to_contain_text(f"{alert_id}: "
+                                                              f"{action} recorded")
+        if action == "acknowledge":
+            await expect(row).to_have_attribute("data-state", "acknowledged")
+            await shot(page, "2-acknowledged")
+    await expect(row).to_have_count(0)  # resolved: no longer open
+    await expect(g1).to_have_attribute("data-risk", "0")
+    await shot(page, "3-resolved")
+    origin = site.url
+    assert all(u.startswith(origin) for u in page.requests), [
+        u for u in page.requests if not u.startswith(origin)]
+
+
+async def _wait_for_step(site: Site, alert_id: str, action: str) -> list[Transition]:
+    """The alert's history once it holds ``action`` (the click is asynchronous)."""
+    for _ in range(400):
+        history = await site.hub.desk.history(alert_id)
+        if history[-1].action == action:
+            return history
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{alert_id}: no {action} in the ledger: "
+                         f"{[t.action for t in await site.hub.desk.history(alert_id)]}")
+
+
+async def test_a_refused_action_shows_the_reason_and_the_ledger_is_unchanged(
+        site: Site, page: Any) -> None:
+    alert_id = await site.open_alert(FIRST, seq=2)
+    row = page.locator(f'#alerts tr[data-alert="{alert_id}"]')
+    await expect(row).to_be_visible()
+    notice = page.locator("#notice")
+
+    # 422: calling upward with a blank reason
+    before = await site.ledger()
+
+    async def blank_reason(dialog: Any) -> None:
+        await dialog.accept("   ")
+
+    page.once("dialog", blank_reason)
+    await row.locator('button[data-action="escalate"]').click()
+    await expect(notice).to_contain_text(f"{alert_id}: escalate refused (422)")
+    await expect(notice).to_contain_text("needs a reason")
+    assert await site.ledger() == before
+    await shot(page, "4-refused-422")
+
+    # 401: the unit's token was revoked while the page was open
+    assert revoke(site.tokens_path, UNIT) == 1
+    await row.locator('button[data-action="acknowledge"]').click()
+    await expect(notice).to_contain_text(f"{alert_id}: acknowledge refused (401): "
+                                         "unknown or revoked token")
+    assert await site.ledger() == before
+    assert site.hub.desk.get(alert_id).state == "opened"
+    await shot(page, "5-refused-401")
+
+
+async def test_a_new_alert_appears_live_without_a_reload(site: Site, page: Any) -> None:
+    first = await site.open_alert(FIRST, seq=3)
+    await expect(page.locator(f'#alerts tr[data-alert="{first}"]')).to_be_visible()
+    await page.evaluate("window.sameDocument = true")
+
+    second = await site.open_alert(SECOND, seq=4)
+    state = site.hub.desk.get(second)
+    row = page.locator(f'#alerts tr[data-alert="{second}"]')
+    await expect(row).to_be_visible()
+    await expect(page.locator('#map [data-grid="dongyuan-g3"]')).to_have_attribute(
+        "data-risk", str(RISK[state.tier]))
+    # the step came over the event stream (the activity list is fed by it alone) ...
+    await expect(page.locator(f'#activity li[data-alert="{second}"]')).to_contain_text(
+        f"{second} open by hub")
+    # ... into the same document: no reload happened
+    assert await page.evaluate("window.sameDocument === true")
+    await expect(page.locator("#live")).to_have_class("live on")
+    await shot(page, "6-live-update")
+
+
+async def test_the_district_board_draws_every_grid_and_colours_those_at_risk(
+        cfg: ConfigSet, site: Site, board: Board) -> None:
+    opened = [await site.open_alert(sensor, seq=10 + i) for i, sensor in enumerate(
+        ("dongyuan-g1-pm25-1", "shenjing-g1-pm25-1", "dongyuan-g3-manholetilt-1"))]
+    token = issue(site.tokens_path, "huangpu", known_units=cfg.units)
+    page = await board(token)
+    grids = [u for u in cfg.units.values() if u.level == "grid"]
+    await expect(page.locator("#map .grid")).to_have_count(len(grids))
+    await expect(page.locator("#map .sensor")).to_have_count(len(cfg.sensors))
+    risk = {g.id: 0 for g in grids}
+    for alert_id in opened:
+        state = site.hub.desk.get(alert_id)
+        risk[state.place[-1]] = max(risk[state.place[-1]], RISK[state.tier])
+    for grid, level in risk.items():
+        await expect(page.locator(f'#map [data-grid="{grid}"]')).to_have_attribute(
+            "data-risk", str(level))
+    await expect(page.locator("#alerts tbody tr")).to_have_count(len(opened))
+    await expect(page.locator("#map")).to_contain_text("大沙东社区")  # community labels
+    await shot(page, "7-district")
+    # zoomed to one community: its grids, still coloured
+    await page.select_option("#zoom", "dongyuan")
+    await expect(page.locator("#map .grid")).to_have_count(3)
+    await expect(page.locator('#map [data-grid="dongyuan-g1"]')).to_have_attribute(
+        "data-risk", str(risk["dongyuan-g1"]))
+    await shot(page, "8-district-zoomed")
+    assert page.errors == []
