@@ -153,7 +153,8 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
             token_file = TokenFile(tokens)
             app = create_app(hub.desk, token_file, clock=hub.clock)
             server = await stack.enter_async_context(ApiServer(app, *api))
-            say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens})")
+            say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens}); "
+                f"board {server.url}/board")
             if token_file.error:
                 say(f"API tokens file unusable: {token_file.error}")
             elif not len(token_file):
@@ -201,4 +202,8 @@ async def demo_api(hub: Hub, address: tuple[str, int] | None,
             say(f"API {server.url}/docs · try: curl -H 'Authorization: Bearer {token}' "
                 f"{server.url}/v1/alerts?open=true   (district {district}; the token "
                 "ends with the demo)")
-            yield {"url": server.url, "token": token}
+            # The token rides in the fragment, which the browser never sends to a server
+            # or writes to a log; the page moves it to sessionStorage and clears it.
+            say(f"board {server.url}/board#token={token}   (live map and alerts, "
+                "acknowledge/resolve as the district)")
+            yield {"url": server.url, "token": token, "board": f"{server.url}/board"}

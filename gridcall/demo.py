@@ -263,6 +263,7 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
         "store": options.influx or "embedded",
         "indicators": figures,
         "api": api.get("url"),
+        "board": api.get("board"),
     }
     if options.summary_json:
         options.summary_json.write_text(json.dumps(summary, ensure_ascii=False, indent=2),

@@ -35,6 +35,8 @@ def test_demo_stores_every_reading_and_alerts_in_several_tiers(tmp_path: Path) -
     assert set(summary["alerts_by_tier"]) == {"A", "B", "C", "D"}
     assert summary["alerts_delivered"] == sum(summary["alerts_by_tier"].values())
     assert summary["anomaly_events"] >= len(summary["injected_anomalies"])
+    assert summary["board"] == summary["api"] + "/board"
+    assert f"board {summary['board']}#token=gct_" in result.output
 
 
 def test_demo_on_a_fast_clock_escalates_and_reports_every_unit_that_held_an_alert(
