@@ -53,7 +53,7 @@ from typing import Any, Literal, Self
 
 import aiomqtt
 
-from config import AgentSpec, ConfigSet, load_config
+from config import EXAMPLES, AgentSpec, ConfigSet, load_config
 from edge_agent.agent import EdgeAgent
 from edge_agent.sources import Sample
 from gridcall.embedded import EmbeddedBroker
@@ -312,6 +312,7 @@ class SimDistrict:
         self.config = scenario.config
         self.clock = SimClock(scenario.start_ns)
         self.broker_url = broker_url
+        self.url = broker_url or ""
         self.heartbeat_ns = round(heartbeat_s * NS)
         self.store_readings = store_readings
         self.settle_timeout = settle_timeout
@@ -418,6 +419,8 @@ class SimDistrict:
         url = self.broker_url
         if url is None:
             url = (await self._stack.enter_async_context(EmbeddedBroker())).url
+        self.url = url
+        """The broker the district runs on (the embedded one's loopback URL by default)."""
         address = BrokerAddress.parse(url)
         store = await self._stack.enter_async_context(Store(":memory:"))
         hub = _SimHub(self.config, sink=store, store=store, broker_url=url,
@@ -876,8 +879,14 @@ def _as_scenario(source: Scenario | ConfigSet | Path | str) -> Scenario:
     if isinstance(source, ConfigSet):
         return _bare(source)
     path = Path(source)
+    if not path.exists() and path.parent == Path(".") and (EXAMPLES / path.name).is_dir():
+        path = EXAMPLES / path.name  # a packaged sample config set ("huangpu")
     if path.is_dir():
-        return _bare(load_config(path))
+        from detectors import REGISTRY
+        from edge_agent.watch import detector_problem
+
+        return _bare(load_config(path, known_detectors=set(REGISTRY),
+                                 check_detector=detector_problem))
     return load_scenario(path)
 
 

@@ -5,7 +5,9 @@ Real servers (mosquitto, InfluxDB 1.6.7, VictoriaMetrics) come from tests/server
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,9 @@ from tests.servers import (
 GRIDCALL_PLUGIN_INSTALLED = any(ep.value == "gridcall.testing.plugin"
                                 for ep in entry_points(group="pytest11"))
 pytest_plugins = ["pytester", *([] if GRIDCALL_PLUGIN_INSTALLED else ["gridcall.testing.plugin"])]
+
+SimDistrictFactory = Callable[..., Awaitable[Any]]
+"""The type of the plugin's ``sim_district`` fixture (``await sim_district(source)``)."""
 
 __all__ = ["influx_auth", "influx_database", "influx_reader", "influx_v1_url", "live_servers",
            "mqtt_auth", "mqtt_url", "victoria_url"]

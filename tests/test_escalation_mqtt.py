@@ -1,23 +1,27 @@
 """The escalation timeline through the real hub and mosquitto, on an injected clock:
-grid → community → town → district with exact timestamps, the retained copy at every
-address kept current, and timers that resume after a restart."""
+grid → community → town → district with exact timestamps (from a real noise sensor, on
+the simulated district of gridcall's pytest plugin), the retained copy at every address
+kept current, and timers that resume after a restart."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiomqtt
 import msgspec
+import pytest
 
 from config import ConfigSet
 from hub.service import Hub
 from hub.store import Store
+from tests.conftest import SimDistrictFactory
 from tests.polling import wait_until
+from tests.private_mosquitto import PrivateMosquitto
 from wire import AnomalyEvent, RiskAlert, encode, topics
 from wire.broker import BrokerAddress
 
@@ -87,44 +91,37 @@ def noise_event(seq: int, t0: int) -> AnomalyEvent:
                         severity="major", score=0.9, value=82.0, ts=t0)
 
 
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateMosquitto]:
+    """A mosquitto of this test's own: the district's agents use fixed client ids and
+    leave retained statuses, which must not meet other tests on the shared broker."""
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        yield broker
+
+
 async def test_an_unanswered_alert_climbs_to_the_district_and_every_copy_follows(
-        cfg: ConfigSet, mqtt_url: str) -> None:
-    t0 = 1_900_000_000_000_000_000 + random.randrange(10**15)
-    clock = Clock(t0)
+        private_broker: PrivateMosquitto, sim_district: SimDistrictFactory) -> None:
+    district = await sim_district("huangpu", sensors=[SENSOR], broker_url=private_broker.url)
+    district.inject(SENSOR, shape="step", to="1.25x", lasts=3600, at=60)
+    alert = await district.expect_alert(matter="NOISE-NUISANCE", tier="D", within="5m")
+    await district.expect_escalation(to="A", within="91m", alert=alert.alert_id)
+    t0 = alert.opened_at
+    steps = await district.hub.desk.history(alert.alert_id)
+    assert [(t.action, t.at - t0, t.tier, t.unit_level, t.unit) for t in steps] == [
+        ("open", 0, "D", "grid", "dasha-dong-g1"),
+        ("escalate", 30 * MIN, "C", "community", "dasha-dong"),
+        ("escalate", 60 * MIN, "B", "town", "dasha"),
+        ("escalate", 90 * MIN, "A", "district", "huangpu"),
+    ]
+    # The grid's app, connecting now, sees its alert held by the district, not a stale
+    # "opened at the grid"; so do the community's and the town's.
     names: set[str] = set()
-    async with Store(":memory:") as store, running(cfg, mqtt_url, store, clock) as hub:
-        await send(mqtt_url, noise_event(random.randrange(10**9), t0))
-        assert await wait_until(lambda: hub.counters.alerts_opened == 1)
-        (state,) = hub.desk.alerts()
-        alert_id = state.alert_id
-        for minutes, tier in ((30, "C"), (60, "B"), (90, "A")):
-            clock.now = t0 + minutes * MIN
-
-            def reached(t: str = tier) -> bool:
-                return hub.desk.get(alert_id).tier == t
-
-            assert await wait_until(reached)
-        steps = await hub.desk.history(alert_id)
-        assert [(t.action, t.at - t0, t.tier, t.unit_level, t.unit) for t in steps] == [
-            ("open", 0, "D", "grid", "dasha-dong-g1"),
-            ("escalate", 30 * MIN, "C", "community", "dasha-dong"),
-            ("escalate", 60 * MIN, "B", "town", "dasha"),
-            ("escalate", 90 * MIN, "A", "district", "huangpu"),
-        ]
-        assert await wait_until(lambda: hub.counters.alerts_published == 1 + 2 + 3 + 3)
-    try:
-        # The grid's app, connecting now, sees its alert held by the district, not a stale
-        # "opened at the grid"; so do the community's and the town's.
-        for depth in (4, 3, 2):
-            copies = await retained(mqtt_url, PLACE[:depth], t0)
-            names |= set(copies)
-            mine = [a for a in copies.values() if a.alert_id == alert_id]
-            assert mine, f"no retained copy for {PLACE[:depth]}"
-            assert {(a.n, a.tier, a.unit, a.reason) for a in mine} == {
-                (4, "A", "huangpu", "response deadline passed")}
-        assert names == {topics.alert_topic(PLACE[:d], alert_id) for d in (4, 3, 2)}
-    finally:
-        await clear(mqtt_url, names)
+    for depth in (4, 3, 2):
+        copies = await retained(private_broker.url, PLACE[:depth], t0)
+        names |= set(copies)
+        assert {(a.alert_id, a.n, a.tier, a.unit, a.reason) for a in copies.values()} == {
+            (alert.alert_id, 4, "A", "huangpu", "response deadline passed")}, PLACE[:depth]
+    assert names == {topics.alert_topic(PLACE[:d], alert.alert_id) for d in (4, 3, 2)}
 
 
 async def test_a_deadline_that_passed_while_the_hub_was_down_fires_at_start(
