@@ -305,8 +305,9 @@
       const left = (Number(cell.dataset.at) - now) / 1e9;
       const overdue = left < 0;
       cell.classList.toggle("overdue", overdue);
-      cell.textContent = overdue ? `${cell.dataset.kind} overdue ${fmtLeft(left)}`
-        : `${cell.dataset.kind} in ${fmtLeft(left)}`;
+      cell.replaceChildren(
+        el("small", { text: overdue ? `${cell.dataset.kind} overdue` : `${cell.dataset.kind} in` }),
+        el("span", { class: "left", text: fmtLeft(left) }));
     }
     const speed = board.clock.rate > 1.5 ? ` (×${Math.round(board.clock.rate)})` : "";
     $("#desk-clock").textContent = board.clock.last ? `desk ${fmtTime(now)}${speed}` : "";
