@@ -80,6 +80,17 @@ class Site:
     tokens_path: Path
     token: str
     broker: str
+    server: ApiServer
+
+    async def restart_api(self, between: Callable[[], Awaitable[Any]]) -> Any:
+        """Stop the API server (its open streams end), await ``between()`` while it is
+        down, and serve a new API app on the same port, as a restarted hub would."""
+        old = self.server
+        await old.__aexit__(None, None, None)
+        result = await between()
+        app = create_app(self.hub.desk, TokenFile(self.tokens_path), clock=self.hub.clock)
+        self.server = await ApiServer(app, old.host, old.port).__aenter__()
+        return result
 
     async def open_alert(self, sensor_id: str, seq: int) -> str:
         """Publish an anomaly event as the sensor's edge agent would and wait for the
@@ -116,14 +127,18 @@ async def site(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[Site]:
             tokens_path = tmp_path / "api-tokens.json"
             token = issue(tokens_path, UNIT, known_units=cfg.units, label="board test")
             app = create_app(hub.desk, TokenFile(tokens_path), clock=hub.clock)
-            async with ApiServer(app, "127.0.0.1", 0) as server:
-                yield Site(hub, server.url, tokens_path, token, broker.url)
+            server = await ApiServer(app, "127.0.0.1", 0).__aenter__()
+            site = Site(hub, server.url, tokens_path, token, broker.url, server)
+            try:
+                yield site
+            finally:
+                await site.server.__aexit__(None, None, None)
         finally:
             stop.set()
             await task
 
 
-Board = Callable[[str], Awaitable[Any]]
+Board = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
@@ -139,7 +154,7 @@ async def board(site: Site) -> AsyncIterator[Board]:
         browser = await play.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=CHROMIUM_ARGS)
 
-        async def open_board(token: str) -> Any:
+        async def open_board(token: str, *, link: bool = False) -> Any:
             context = await browser.new_context(viewport={"width": 1400, "height": 900},
                                                 locale="zh-CN")
             tab = await context.new_page()
@@ -147,9 +162,12 @@ async def board(site: Site) -> AsyncIterator[Board]:
             tab.errors = []
             tab.on("request", lambda r: tab.requests.append(r.url))
             tab.on("pageerror", lambda e: tab.errors.append(str(e)))
-            await tab.goto(f"{site.url}/board")
-            await tab.fill("#token", token)
-            await tab.click("#token-form button")
+            if link:  # the address gridcall demo prints
+                await tab.goto(f"{site.url}/board#token={token}")
+            else:
+                await tab.goto(f"{site.url}/board")
+                await tab.fill("#token", token)
+                await tab.click("#token-form button")
             await pw.expect(tab.locator("#live")).to_have_class("live on")
             return tab
 
@@ -284,7 +302,9 @@ async def test_the_district_board_draws_every_grid_and_colours_those_at_risk(
     opened = [await site.open_alert(sensor, seq=10 + i) for i, sensor in enumerate(
         ("dongyuan-g1-pm25-1", "shenjing-g1-pm25-1", "dongyuan-g3-manholetilt-1"))]
     token = issue(site.tokens_path, "huangpu", known_units=cfg.units)
-    page = await board(token)
+    page = await board(token, link=True)
+    assert page.url == f"{site.url}/board"  # the token left the address bar at once
+    assert "#token" not in page.url
     grids = [u for u in cfg.units.values() if u.level == "grid"]
     await expect(page.locator("#map .grid")).to_have_count(len(grids))
     await expect(page.locator("#map .sensor")).to_have_count(len(cfg.sensors))
@@ -305,3 +325,18 @@ async def test_the_district_board_draws_every_grid_and_colours_those_at_risk(
         "data-risk", str(risk["dongyuan-g1"]))
     await shot(page, "8-district-zoomed")
     assert page.errors == []
+
+
+async def test_the_page_reconnects_after_the_api_went_away_and_catches_up(
+        site: Site, page: Any) -> None:
+    async def while_down() -> str:
+        await expect(page.locator("#live")).to_have_class("live off")
+        alert_id = await site.open_alert(FIRST, seq=20)  # the page cannot hear of it
+        await shot(page, "9-api-down")
+        return alert_id
+
+    alert_id = await site.restart_api(while_down)
+    await expect(page.locator("#live")).to_have_class("live on")
+    await expect(page.locator(f'#alerts tr[data-alert="{alert_id}"]')).to_be_visible()
+    await expect(page.locator('#map [data-grid="dongyuan-g1"]')).not_to_have_attribute(
+        "data-risk", "0")
