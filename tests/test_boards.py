@@ -290,3 +290,18 @@ def test_dashboard_values_expose_every_query_for_the_checks(cfg: ConfigSet) -> N
     counted = sum(len(p.queries) for b in boards for p in b.panels)
     listed: list[Query] = [q for b in boards for _, _, q in b.queries()]
     assert len(listed) == counted > 15
+
+
+def test_data_links_lead_to_a_built_board_and_set_one_of_its_variables(built: Path) -> None:
+    boards = dashboards_json(built)
+    links = [(uid, link["url"]) for uid, board in boards.items() for p in board["panels"]
+             for o in p["fieldConfig"]["overrides"] for prop in o["properties"]
+             if prop["id"] == "links" for link in prop["value"]]
+    assert {(uid, url.split("?")[0]) for uid, url in links} >= {
+        ("gridcall-town", "/d/gridcall-sensor"), ("gridcall-district", "/d/gridcall-town")}
+    for uid, url in links:
+        m = re.fullmatch(r"/d/([\w-]+)\?var-(\w+)=\$\{__value\.raw\}&\$\{__url_time_range\}",
+                         url)
+        assert m, f"{uid}: {url}"
+        target, variable = m.groups()
+        assert variable in {v["name"] for v in boards[target]["templating"]["list"]}, url

@@ -192,6 +192,22 @@ def _override(field: str, **properties: Any) -> JSON:
                            for k, v in properties.items()]}
 
 
+DRILLDOWN_UID = "gridcall-sensor"
+TOWN_UID = "gridcall-town"
+
+
+def link_to(uid: str, variable: str, title: str) -> JSON:
+    """A data link from a table cell to another board with ``var-<variable>`` set to the
+    cell's value, keeping the time range."""
+    return {"title": title, "url": f"/d/{uid}?var-{variable}=${{__value.raw}}"
+                                    "&${__url_time_range}"}
+
+
+def _links(field: str, *links: JSON) -> JSON:
+    return {"matcher": {"id": "byName", "options": field},
+            "properties": [{"id": "links", "value": list(links)}]}
+
+
 def _colour_cells(field: str, steps: list[tuple[float | None, str]]) -> JSON:
     return {"matcher": {"id": "byName", "options": field}, "properties": [
         {"id": "custom.cellOptions", "value": {"type": "color-background"}},
@@ -218,7 +234,7 @@ def _tier_cells(field: str) -> JSON:
 
 def _indicator_table(s: BoardSchema, *, title: str, description: str,
                      conditions: tuple[str, ...], by: tuple[str, ...], width: int,
-                     sort_by: str, desc: bool) -> Panel:
+                     sort_by: str, desc: bool, id_links: tuple[JSON, ...] = ()) -> Panel:
     fields = ("calls", "breaches", "response_timeliness_rate", "disposal_timeliness_rate",
               "resolution_rate", "median_response_s", "median_disposal_s")
     return Panel(
@@ -233,6 +249,7 @@ def _indicator_table(s: BoardSchema, *, title: str, description: str,
             *(_override(f, unit="s") for f in fields if f.endswith("_s")),
             _colour_cells("breaches", [(None, "transparent"), (1, "orange"), (5, "red")]),
             _override("Time", custom_hidden=True),
+            *((_links("id", *id_links),) if id_links else ()),
         ]},
         transformations=({"id": "organize", "options": {"excludeByName": {"Time": True}}},),
     )
@@ -310,7 +327,8 @@ def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                                      "period (hub/indicators.py): calls, deadline breaches, "
                                      "on-time rates, median times.",
                          conditions=("\"level\" = 'town'", match("id", "town")), by=("id",),
-                         sort_by="breaches", desc=True),
+                         sort_by="breaches", desc=True,
+                         id_links=(link_to(TOWN_UID, "town", "Town board"),)),
         _indicator_table(s, title="Indicators by department", width=12,
                          description="The same figures per lead department (权责清单).",
                          conditions=("\"group\" = 'department'",), by=("id",),
@@ -376,7 +394,9 @@ def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                   _colour_cells("deadline_left_s",
                                 [(None, "red"), (0, "orange"), (900, "green")]),
                   _override("age_s", unit="s", displayName="open for"),
-                  _tier_cells("tier")]},
+                  _tier_cells("tier"),
+                  _links("sensor", link_to(DRILLDOWN_UID, "sensor",
+                                           "What did this sensor do before the alarm?"))]},
               transformations=({"id": "organize", "options": {"excludeByName": {
                   "Time": True}}},)),
         Panel(title="Escalations", type="table", width=14, height=9,
@@ -431,12 +451,14 @@ def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                              expect=("health", "risk", "sensor", "kind", "agent"),
                              table=True),),
               options=_table_options("sensor"),
-              field_config={"defaults": {}, "overrides": [_risk_cells("risk")]},
+              field_config={"defaults": {}, "overrides": [
+                  _risk_cells("risk"),
+                  _links("sensor", link_to(DRILLDOWN_UID, "sensor", "Sensor drill-down"))]},
               transformations=({"id": "organize", "options": {"excludeByName": {
                   "Time": True}}},)),
     )
     return Dashboard(
-        uid="gridcall-town", title="Town board",
+        uid=TOWN_UID, title="Town board",
         description="One town: its communities and grids, open alerts with their deadline "
                     "countdown, escalations, offline agents and unhealthy sensors.",
         panels=panels, variables=_place_variables(s, town_multi=False), refresh="30s",
@@ -507,7 +529,7 @@ def sensor_drilldown(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                    expect=("text", "action", "tier")),
     )
     return Dashboard(
-        uid="gridcall-sensor", title="Sensor drill-down",
+        uid=DRILLDOWN_UID, title="Sensor drill-down",
         description="What a sensor did before and around its alarm: readings with the "
                     "anomalies and alert steps as annotations.",
         panels=panels, variables=variables, annotations=annotations, time_from="now-3h")
