@@ -35,6 +35,7 @@ from wire import ReadingBatch
 
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _TAG_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", **_CONTROL})
+_FIELD_CONTROL = str.maketrans(_CONTROL)
 _MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", **_CONTROL})
 RESERVED_TAGS = frozenset({"agent", "sensor"})
 
@@ -47,6 +48,15 @@ def escape_tag(text: str) -> str:
 def escape_measurement(text: str) -> str:
     """A measurement name as line protocol writes it."""
     return text.rstrip("\\").translate(_MEASUREMENT_ESCAPES)
+
+
+def escape_field_string(text: str) -> str:
+    """A string field's value, with its double quotes: backslashes and double quotes get
+    a backslash (the only escapes line protocol defines inside a string field); newline,
+    carriage return and tab become ``\\n``, ``\\r``, ``\\t`` as in tags, so a line is
+    never split."""
+    body = text.replace("\\", "\\\\").replace('"', '\\"').translate(_FIELD_CONTROL)
+    return f'"{body}"'
 
 
 def _tag(key: str, value: str) -> str:
