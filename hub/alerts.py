@@ -67,12 +67,14 @@ class AlertEngine:
     def matter_for(self, sensor_kind: str, anomaly_kind: str) -> Matter:
         return self.config.matter_for(sensor_kind, anomaly_kind) or UNCLASSIFIED
 
-    def draft(self, event: AnomalyEvent, *, alert_id: str, now_ns: int) -> RiskAlert:
-        """The alert this event opens (for an event whose phase is ``start``)."""
+    def draft(self, event: AnomalyEvent, *, alert_id: str, now_ns: int,
+              matter: Matter | None = None) -> RiskAlert:
+        """The alert this event opens (for an event whose phase is ``start``); of
+        ``matter`` if given, else of the matter the catalog's triggers name."""
         sensor = self.config.sensors.get(event.sensor)
         if sensor is None:
             raise UnknownSensor(event.sensor, event.agent)
-        matter = self.matter_for(sensor.kind, event.kind)
+        matter = matter or self.matter_for(sensor.kind, event.kind)
         tier: Tier = matter.base_tier
         where = route(tier, sensor.path)
         deadlines = (self.config.deadlines_for(matter) if matter is not UNCLASSIFIED

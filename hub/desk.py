@@ -159,6 +159,8 @@ class Desk:
         self._events: dict[tuple[str, int], str] = {}
         self._last_seen: dict[tuple[str, str], int] = {}
         """(alert, sensor) -> when the sensor last added evidence or opened the alert."""
+        self._sensors: dict[str, dict[str, None]] = {}
+        """alert -> the sensors that opened it or added evidence, in order (the boards)."""
         self._spread = SpreadWindow(_ns(self.rules.spread.window))
         self._next = 1
         self._timers: list[tuple[int, str, int]] = []
@@ -200,6 +202,7 @@ class Desk:
             self._events[t.evidence] = state.alert_id
         if t.sensor and t.action in ("open", "evidence", "reopen"):
             self._last_seen[(state.alert_id, t.sensor)] = t.at
+            self._sensors.setdefault(state.alert_id, {})[t.sensor] = None
             sensor = self.config.sensors.get(t.sensor)
             if sensor is not None:
                 self._spread.add(state.alert.matter, Sighting(t.at, t.sensor, sensor.path))
@@ -243,6 +246,10 @@ class Desk:
                              until: int | None = None) -> list[Transition]:
         """The steps of these alerts by time (``at < until`` if given)."""
         return await self.ledger.of_alerts((s.alert_id for s in states), until=until)
+
+    def sensors_of(self, alert_id: str) -> tuple[str, ...]:
+        """The sensors whose anomalies opened the alert or joined it, first seen first."""
+        return tuple(self._sensors.get(alert_id, ()))
 
     def next_deadline(self) -> int | None:
         """The earliest deadline an open alert waits on (stale entries included: a
@@ -345,12 +352,24 @@ class Desk:
 
     # ------------------------------------------------------------------ events
 
-    async def on_event(self, event: AnomalyEvent, now: int) -> EventOutcome:
+    async def on_event(self, event: AnomalyEvent, now: int, *, matter: str | None = None,
+                       note: str | None = None) -> EventOutcome:
         """An anomaly event from an agent, at ``now`` on the desk's clock. A sensor the
-        config does not know raises :class:`~hub.alerts.UnknownSensor` (nothing written)."""
+        config does not know raises :class:`~hub.alerts.UnknownSensor` (nothing written).
+
+        ``matter`` (a catalog code) and ``note`` are for inputs the hub makes itself from
+        what it sees (an edge agent that went offline: ``EDGE-OFFLINE``): the matter then
+        does not come from the catalog's triggers, and the note replaces the generic
+        "kind severity on sensor" in the ledger. Grouping, tiers, deadlines and
+        escalation are those of any other anomaly."""
         sensor = self.config.sensors.get(event.sensor)
         if sensor is None:
             raise UnknownSensor(event.sensor, event.agent)
+        chosen: Matter | None = None
+        if matter is not None:
+            chosen = self._matters.get(matter)
+            if chosen is None:
+                raise BadAction(f"matter {matter!r} is not in the catalog (matters.yaml)")
         async with self._lock:
             key_ev = (event.agent, event.seq)
             if key_ev in self._events:
@@ -361,20 +380,21 @@ class Desk:
             if event.phase != "start":
                 self.counters.ends += 1
                 return EventOutcome(None)
-            matter = self.engine.matter_for(sensor.kind, event.kind)
-            key = (matter.code, sensor.grid)
-            self._spread.add(matter.code, Sighting(now, sensor.id, sensor.path))
-            spread = self._spread.counts(matter.code, sensor.path[1], now)
+            matter_ = chosen or self.engine.matter_for(sensor.kind, event.kind)
+            key = (matter_.code, sensor.grid)
+            self._spread.add(matter_.code, Sighting(now, sensor.id, sensor.path))
+            spread = self._spread.counts(matter_.code, sensor.path[1], now)
             if (open_id := self._open.get(key)) is not None:
-                outcome = await self._evidence(self._states[open_id], event, now, spread)
+                outcome = await self._evidence(self._states[open_id], event, now, spread,
+                                               note)
             else:
                 latest = self._states.get(self._latest.get(key, ""))
                 if latest is not None and latest.closed_at is not None and (
                         now - latest.closed_at <= _ns(self.grouping.reopen_window)):
-                    outcome = await self._reopen(latest, event, matter, now, spread)
+                    outcome = await self._reopen(latest, event, matter_, now, spread, note)
                 else:
-                    outcome = await self._open_new(event, matter, now, spread)
-            await self._spread_to_others(matter.code, sensor.path[1], outcome, now, spread)
+                    outcome = await self._open_new(event, matter_, now, spread, note)
+            await self._spread_to_others(matter_.code, sensor.path[1], outcome, now, spread)
             return outcome
 
     async def _spread_to_others(self, matter: str, town: str, outcome: EventOutcome,
@@ -400,18 +420,19 @@ class Desk:
             self.counters.tier_raises += len(steps)
 
     async def _open_new(self, event: AnomalyEvent, matter: Matter, now: int,
-                        spread: dict[str, int]) -> EventOutcome:
+                        spread: dict[str, int], note: str | None = None) -> EventOutcome:
         sensor = self.config.sensors[event.sensor]
         verdict = judge(self.rules, matter.base_tier, severity=event.severity,
                         tags=sensor.tags, spread=spread)
-        draft = self.engine.draft(event, alert_id=f"AL{self._next:06d}", now_ns=now)
+        draft = self.engine.draft(event, alert_id=f"AL{self._next:06d}", now_ns=now,
+                                  matter=matter)
         where = route(verdict.tier, sensor.path)
         draft = lifecycle.replace_alert(
             draft, tier=verdict.tier, unit=where.unit, unit_level=where.level,
             unit_path=list(where.address),
             deadlines=self._deadlines(matter, verdict.tier, now),
             reason=verdict.reason or f"base tier {matter.base_tier}")
-        t = opening(draft, place=sensor.path, reason=draft.reason)
+        t = opening(draft, place=sensor.path, reason=draft.reason, note=note or "")
         (change,) = await self._commit([t])
         self.counters.opened += 1
         return EventOutcome(change.alert, (t,))
@@ -433,7 +454,7 @@ class Desk:
                               reason=verdict.reason)
 
     async def _evidence(self, state: AlertState, event: AnomalyEvent, now: int,
-                        spread: dict[str, int]) -> EventOutcome:
+                        spread: dict[str, int], note: str | None = None) -> EventOutcome:
         last = self._last_seen.get((state.alert_id, event.sensor))
         gap = _ns(self.grouping.evidence_gap)
         rise_probe = self._rise(state, event, now, spread)
@@ -441,7 +462,8 @@ class Desk:
             self.counters.evidence_suppressed += 1
             return EventOutcome(state, suppressed=True)
         t = step(state, "evidence", at=now, evidence=(event.agent, event.seq),
-                 sensor=event.sensor, note=f"{event.kind} {event.severity} on {event.sensor}")
+                 sensor=event.sensor,
+                 note=note or f"{event.kind} {event.severity} on {event.sensor}")
         steps = [t]
         rise = self._rise(apply(state, t), event, now, spread)
         if rise is not None:
@@ -452,11 +474,11 @@ class Desk:
         return EventOutcome(changes[-1].alert, tuple(steps))
 
     async def _reopen(self, state: AlertState, event: AnomalyEvent, matter: Matter, now: int,
-                      spread: dict[str, int]) -> EventOutcome:
+                      spread: dict[str, int], note: str | None = None) -> EventOutcome:
         t = step(state, "reopen", at=now, evidence=(event.agent, event.seq),
                  sensor=event.sensor, reason="anomaly recurred",
                  deadlines=self._deadlines(matter, state.tier, now),
-                 note=f"{event.kind} {event.severity} on {event.sensor}")
+                 note=note or f"{event.kind} {event.severity} on {event.sensor}")
         steps = [t]
         rise = self._rise(apply(state, t), event, now, spread)
         if rise is not None:
@@ -465,6 +487,21 @@ class Desk:
         self.counters.reopened += 1
         self.counters.tier_raises += rise is not None
         return EventOutcome(changes[-1].alert, tuple(steps))
+
+    async def note(self, alert_id: str, note: str, now: int) -> Change | None:
+        """A fact the hub learnt about an open alert, written as an ``evidence`` step by
+        the hub without an anomaly event (an offline edge agent is back online). It
+        closes nothing and reopens nothing: None, writing nothing, if the alert is not
+        open by then. Deadlines that passed by ``now`` fire first."""
+        async with self._lock:
+            await self._fire(now)
+            state = self.get(alert_id)
+            if not state.is_open:
+                return None
+            (change,) = await self._commit([step(state, "evidence", at=max(now, state.last.at),
+                                                 note=note)])
+            self.counters.evidence += 1
+            return change
 
     # ------------------------------------------------------------------ people
 
