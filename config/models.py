@@ -317,6 +317,9 @@ class InfluxSettings(Model):
         return self
 
 
+from config.boards import BoardSettings  # noqa: E402  (builds on Model and Duration)
+
+
 class HubSettings(Model):
     broker: BrokerSettings = BrokerSettings()
     client_id: Id = "gridcall-hub"
@@ -326,6 +329,8 @@ class HubSettings(Model):
     """Where ingest keeps readings the sink cannot take now (one subfolder per worker)."""
     ingest_share_group: Id = "gridcall-ingest"
     """The MQTT shared-subscription group ingest workers join (``$share/<group>/...``)."""
+    boards: BoardSettings = BoardSettings()
+    """Board data in InfluxDB and the agent roster (config/boards.py)."""
 
 
 class HubFile(Model):

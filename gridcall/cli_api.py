@@ -118,10 +118,10 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
                        api: tuple[str, int] | None, tokens: Path,
                        say: Callable[[str], None]) -> AsyncIterator[ApiServer | None]:
     """What runs beside the hub's MQTT loop: the notifier (notify.yaml) as a desk hook,
-    the indicator writer when readings go to InfluxDB, and the HTTP API."""
+    and the HTTP API. (The indicator and board writers are the hub's own tasks now,
+    :meth:`hub.service.Hub.run`; ``sink`` is kept for callers.)"""
     from hub.api import create_app
     from hub.api_server import ApiServer
-    from hub.indicator_writer import run_indicator_writer
     from hub.notify import NOTIFIED_ACTIONS, Notifier, desk_hook
     from hub.notify_outbox import NotifyOutbox, changes_to_replay
     from hub.tokens import TokenFile
@@ -144,10 +144,6 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
         for change in late:
             await hook(change)
         hub.desk.add_hook(hook)
-        if hasattr(sink, "write_lines"):
-            writer = asyncio.create_task(run_indicator_writer(
-                sink, hub.desk.transitions, hub.clock, stop), name="hub-indicators")
-            stack.push_async_callback(_stopped, writer)
         server = None
         if api is not None:
             token_file = TokenFile(tokens)
@@ -170,12 +166,6 @@ def _notify_summary(notifier: Notifier, say: Callable[[str], None]) -> None:
     if c.queued:
         say(f"notifications: {c.sent} sent, {c.given_up} given up, "
             f"{c.unsent_at_shutdown} unsent at stop ({c.failed_attempts} failed attempts)")
-
-
-async def _stopped(task: asyncio.Task[object]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,14 @@ Two MQTT connections, each with a persistent session (fixed client id,
   acknowledged only once written or spooled. With ``readings=False`` the hub is the alert
   desk alone and readings are taken by ``gridcall hub ingest`` workers.
 
+Board data (:mod:`hub.board_feed`, docs/boards.md): when the sink writes line protocol
+(InfluxDB v1 or v2), the hub also writes the board snapshot every ``hub.boards.interval``
+of its clock (and at start and stop), each anomaly event it takes and each ledger step
+as they happen, and the assessment indicators every 60 s (:mod:`hub.indicator_writer`).
+The agent roster (:mod:`hub.roster`) follows the agents' status topics; an agent that
+loses its connection (last will) or falls silent raises an ``EDGE-OFFLINE`` alert for
+each grid its sensors are in, through the desk like any other alert.
+
 Stopping is bounded: once ``stop`` is set the hub stops taking messages, then writes out
 what it buffered for at most ``drain_timeout`` seconds; what the sink did not take by
 then is logged as an error and counted (``hub.ingest.counters.unwritten_readings``).
@@ -33,25 +41,33 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import aiomqtt
 
 from config import ConfigSet
 from hub.alerts import UnknownSensor
+from hub.board_feed import BoardFeed
+from hub.board_writer import BoardWriter, LineSink
 from hub.desk import Change, Desk
+from hub.indicator_writer import IndicatorCounters, run_indicator_writer
 from hub.ingest import Ingest, Unwritten
 from hub.ledger import Ledger
 from hub.lifecycle import AlertState
 from hub.readings import ReadingsConsumer
+from hub.roster import Roster, RosterEvent, UnknownAgent
 from hub.sinks import ReadingSink
 from hub.spool import Spool
 from hub.store import Store
-from wire import AgentStatus, Decoder, MalformedMessage, encode, topics
+from wire import AgentStatus, AnomalyEvent, Decoder, MalformedMessage, encode, topics
 from wire.broker import BrokerAddress, credentials_refused, describe_failure
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
+
+OUTAGE_SEQ = 2**62
+"""Base of the event sequence numbers the hub gives agent outages (see _raise_offline)."""
 
 
 @dataclass
@@ -66,6 +82,9 @@ class HubCounters:
     escalations: int = 0
     connects: int = 0
     credentials_refused: int = 0
+    agent_outages: int = 0
+    """Outages (last will or silence) of configured agents, each raising EDGE-OFFLINE."""
+    offline_alert_failures: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     alerts_by_tier: Counter[str] = field(default_factory=Counter)
     alerts_by_unit: Counter[str] = field(default_factory=Counter)
@@ -77,7 +96,7 @@ class Hub:
                  clock: Clock = time.time_ns, flush_interval: float | None = None,
                  drain_timeout: float = 10.0, tick_interval: float = 1.0,
                  readings: bool = True, share_group: str | None = None,
-                 spool_dir: Path | str | None = None) -> None:
+                 spool_dir: Path | str | None = None, boards: bool = True) -> None:
         if drain_timeout < 0:
             raise ValueError(f"hub drain_timeout must be >= 0 seconds, got {drain_timeout}")
         settings = config.hub
@@ -108,6 +127,21 @@ class Hub:
         """The alert desk: the API and the notifier use it (``desk.add_hook``)."""
         self.desk.add_hook(self._on_change)
         self.tick_interval = tick_interval
+        self.board_settings = settings.boards
+        self.roster = Roster(config, silent_after=settings.boards.silent_after)
+        """The agents the hub hears from (status topics), their outages and sensors."""
+        self.feed = BoardFeed(config)
+        self.boards: BoardWriter | None = None
+        """Board data in InfluxDB: when ``boards`` and the sink writes line protocol."""
+        self.indicator_counters = IndicatorCounters()
+        write_lines = getattr(sink, "write_lines", None)
+        if boards and callable(write_lines):
+            self.boards = BoardWriter(cast(LineSink, sink))
+        self._offline_matter: str | None = settings.boards.offline_matter
+        if not any(m.code == self._offline_matter for m in config.matters.matters):
+            log.warning("hub: the matter catalog has no %s: agents that go offline are "
+                        "shown on the boards but raise no alert", self._offline_matter)
+            self._offline_matter = None
         self._mqtt: aiomqtt.Client | None = None
         self._unpublished: set[str] = set()
         self.counters = HubCounters()
@@ -117,6 +151,7 @@ class Hub:
         self.unwritten = Unwritten()
         """What the last :meth:`run` could not write to the sink before its drain timeout."""
         self._warned = 0
+        self._unknown_agents: set[str] = set()
 
     @property
     def malformed(self) -> int:
@@ -127,7 +162,8 @@ class Hub:
         if self._warned <= 10 or self._warned % 1000 == 0:
             log.warning("%s (%d rejected so far)", exc, self._warned)
 
-    async def handle(self, topic: str, payload: bytes, client: aiomqtt.Client) -> None:
+    async def handle(self, topic: str, payload: bytes, client: aiomqtt.Client, *,
+                     retained: bool = False) -> None:
         self.counters.messages += 1
         try:
             if topic.startswith(f"{topics.PREFIX}/readings/"):
@@ -135,12 +171,70 @@ class Hub:
             elif topic.startswith(f"{topics.PREFIX}/events/"):
                 await self._event(topic, payload, client)
             elif topic.startswith(f"{topics.PREFIX}/status/"):
-                status = self.decoder.status(topic, payload)
-                self.agents[status.agent] = status
+                await self._status(topic, payload, retained)
             else:
                 self.counters.rejected["unexpected_topic"] += 1
         except MalformedMessage as exc:
             self._bad(exc)
+
+    async def _status(self, topic: str, payload: bytes, retained: bool) -> None:
+        status = self.decoder.status(topic, payload)
+        self.agents[status.agent] = status
+        try:
+            changes = self.roster.observe(status, self.clock(), retained=retained)
+        except UnknownAgent as exc:
+            # Not malformed, and maybe not news: a decommissioned agent's retained status,
+            # or another installation's on a shared broker. Counted by the roster; said
+            # once per agent id (a warning if it speaks live to this hub now).
+            if exc.agent not in self._unknown_agents:
+                self._unknown_agents.add(exc.agent)
+                log.log(logging.INFO if retained else logging.WARNING, "hub: %s%s", exc,
+                        " (a retained status)" if retained else "")
+            return
+        await self._on_roster(changes)
+
+    async def _on_roster(self, changes: list[RosterEvent]) -> None:
+        """An outage raises the offline matter in each grid the agent's sensors are in (a
+        grid where it is open already gets the outage as evidence); a recovery is noted
+        on those alerts, which stay open until people close them."""
+        for change in changes:
+            if change.kind == "down":
+                self.counters.agent_outages += 1
+                log.warning("hub: edge agent %s %s", change.agent, change.reason)
+            else:
+                log.info("hub: edge agent %s is back online", change.agent)
+            if self._offline_matter is None:
+                continue
+            try:
+                if change.kind == "down":
+                    await self._raise_offline(change, self._offline_matter)
+                else:
+                    await self._note_back(change, self._offline_matter)
+            except Exception:  # the desk failed (disk full?): the MQTT loop must go on
+                self.counters.offline_alert_failures += 1
+                log.exception("hub: could not record %s of edge agent %s at the desk",
+                              change.kind, change.agent)
+
+    async def _raise_offline(self, change: RosterEvent, matter: str) -> None:
+        for i, (grid, sensor) in enumerate(self.roster.grids_of(change.agent).items()):
+            # Sequence numbers of the agent's own events count up from 0; these sit far
+            # above them (2**62 + the hub's time, one per grid), so an outage never takes
+            # the (agent, seq) of a real event in the ledger.
+            event = AnomalyEvent(agent=change.agent, seq=OUTAGE_SEQ + change.at + i,
+                                 sensor=sensor, kind="dropout", severity="major",
+                                 score=1.0, value=None, ts=change.at, detector="hub.roster")
+            name = self.config.units[grid].name
+            await self.desk.on_event(event, change.at, matter=matter,
+                                     note=f"edge agent {change.agent} {change.reason}; no "
+                                          f"data from its sensors in {name}")
+
+    async def _note_back(self, change: RosterEvent, matter: str) -> None:
+        grids = set(self.roster.grids_of(change.agent))
+        for state in self.desk.alerts(open_only=True):
+            if state.alert.matter == matter and state.place[-1] in grids:
+                await self.desk.note(state.alert_id, f"edge agent {change.agent} back "
+                                     "online; close the alert once the cause is known",
+                                     change.at)
 
     async def _event(self, topic: str, payload: bytes, client: aiomqtt.Client) -> None:
         event = self.decoder.event(topic, payload)
@@ -150,6 +244,8 @@ class Hub:
             return
         fresh = await self.store.record_event(event, payload)
         if fresh:
+            if self.boards is not None:
+                self.boards.add(self.feed.anomaly(event))
             self.counters.events += 1
             if event.phase == "start":
                 self.counters.anomaly_starts += 1
@@ -170,6 +266,8 @@ class Hub:
             self.counters.alerts_by_unit[t.unit] += 1
         elif t.action == "escalate":
             self.counters.escalations += 1
+        if self.boards is not None:
+            self.boards.add(self.feed.alert_change(change.alert, t))
         await self._publish(change.alert)
 
     async def _publish(self, state: AlertState) -> None:
@@ -215,8 +313,55 @@ class Hub:
                 await self.desk.tick(self.clock())
             except Exception:  # a failed tick (disk full?) must not stop the timers
                 log.exception("hub: deadline tick failed; trying again")
+            await self._on_roster(self.roster.check(self.clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.tick_interval)
+
+    def board_snapshot(self, now: int | None = None) -> bytes:
+        """The board snapshot's line protocol at ``now`` (default: the hub's clock)."""
+        now = self.clock() if now is None else now
+        open_alerts = self.desk.alerts(open_only=True)
+        return self.feed.snapshot(
+            open_alerts, now, agents=self.roster.views(now),
+            evidence={s.alert_id: self.desk.sensors_of(s.alert_id) for s in open_alerts})
+
+    async def write_boards(self, now: int | None = None) -> bool:
+        """Write a board snapshot and the event points waiting; False if either failed
+        (or there is no line-protocol sink). A simulation calls it as its clock moves."""
+        if self.boards is None:
+            return False
+        written = await self.boards.snapshot(self.board_snapshot(now))
+        return await self.boards.flush() and written
+
+    async def _board_loop(self, stop: asyncio.Event) -> None:
+        """A snapshot at start and every ``boards.interval`` of the hub's clock; queued
+        event points at every tick. Wakes every ``tick_interval`` of real time, so a
+        simulated clock that runs fast gets a snapshot per interval it passes (at most
+        one per tick)."""
+        assert self.boards is not None
+        interval = int(self.board_settings.interval.total_seconds() * 1e9)
+        due: int | None = None
+        while not stop.is_set():
+            now = self.clock()
+            if due is None or now >= due:
+                await self.write_boards(now)
+                due = now + interval
+            else:
+                await self.boards.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.tick_interval)
+
+    async def _last_boards(self) -> None:
+        """At stop: a last snapshot and the event points still queued, within the drain
+        timeout (what is not written then is logged by the writer)."""
+        if self.boards is None:
+            return
+        try:
+            await asyncio.wait_for(self.write_boards(), max(1.0, self.drain_timeout))
+        except TimeoutError:
+            log.warning("hub: the last board snapshot was not written within %.0fs; %d "
+                        "event point(s) not written", max(1.0, self.drain_timeout),
+                        self.boards.pending)
 
     def _client(self) -> aiomqtt.Client:
         user, password = self.config.hub.broker.credentials()
@@ -235,6 +380,7 @@ class Hub:
         ``drain_timeout`` seconds, and return; :attr:`unwritten` says what was not."""
         await self.start_desk()
         self.unwritten = await self.ingest.serve(self._work(stop), stop, self.drain_timeout)
+        await self._last_boards()
         if self.readings is not None:  # after the drain: its acks go out first
             await self.readings.close()
 
@@ -244,9 +390,19 @@ class Hub:
         timers = asyncio.create_task(self._timers(stop), name="hub-timers")
         readings = (asyncio.create_task(self.readings.run(stop), name="hub-readings")
                     if self.readings is not None else None)
+        side: list[asyncio.Task[object]] = []
+        if self.boards is not None:
+            side.append(asyncio.create_task(self._board_loop(stop), name="hub-boards"))
+            side.append(asyncio.create_task(run_indicator_writer(
+                self.boards.sink, self.desk.transitions, self.clock, stop,
+                counters=self.indicator_counters), name="hub-indicators"))
         try:
             await self._consume(stop)
         finally:
+            for task in side:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if readings is not None:
                 if not stop.is_set():
                     readings.cancel()
@@ -289,7 +445,8 @@ class Hub:
                             payload = msg.payload
                             if not isinstance(payload, bytes | bytearray):
                                 payload = str(payload).encode()
-                            await self.handle(str(msg.topic), bytes(payload), client)
+                            await self.handle(str(msg.topic), bytes(payload), client,
+                                              retained=bool(msg.retain))
                     finally:
                         stopper.cancel()
                         self._mqtt = None

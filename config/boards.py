@@ -1,0 +1,23 @@
+"""The hub's board settings (``hub.yaml`` → ``hub.boards``): how often the board snapshot
+is written to InfluxDB, when a quiet edge agent counts as silent, and which matter an
+agent outage raises (see hub/board_feed.py, hub/roster.py and docs/boards.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from config.models import Duration, Id, Model
+
+
+class BoardSettings(Model):
+    interval: Duration = timedelta(seconds=30)
+    """How often (on the hub's clock) the snapshot measurements are written."""
+    silent_after: float = Field(default=3.0, gt=0, le=1000)
+    """Heartbeats (the agent's status interval) without a status before an agent that
+    last said "online" counts as silent, an outage like its last will."""
+    offline_matter: Id = "EDGE-OFFLINE"
+    """The matter an agent outage raises for each grid its sensors are in; if the catalog
+    has no such matter, outages are shown on the boards but raise no alert (a warning
+    says so at start)."""
