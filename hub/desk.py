@@ -162,6 +162,9 @@ class Desk:
         self._sensors: dict[str, dict[str, None]] = {}
         """alert -> the sensors that opened it or added evidence, in order (the boards)."""
         self._spread = SpreadWindow(_ns(self.rules.spread.window))
+        self._unspread = frozenset({config.hub.boards.offline_matter})
+        """Matters spread rules do not apply to: an edge agent's outage raises one alert
+        per grid it covers, which is one incident, not one seen spreading."""
         self._next = 1
         self._timers: list[tuple[int, str, int]] = []
         """(deadline, alert, step n): the deadline each open alert waits on (a heap)."""
@@ -204,7 +207,7 @@ class Desk:
             self._last_seen[(state.alert_id, t.sensor)] = t.at
             self._sensors.setdefault(state.alert_id, {})[t.sensor] = None
             sensor = self.config.sensors.get(t.sensor)
-            if sensor is not None:
+            if sensor is not None and state.alert.matter not in self._unspread:
                 self._spread.add(state.alert.matter, Sighting(t.at, t.sensor, sensor.path))
         number = state.alert_id.removeprefix("AL")
         if number.isdigit():
@@ -382,8 +385,10 @@ class Desk:
                 return EventOutcome(None)
             matter_ = chosen or self.engine.matter_for(sensor.kind, event.kind)
             key = (matter_.code, sensor.grid)
-            self._spread.add(matter_.code, Sighting(now, sensor.id, sensor.path))
-            spread = self._spread.counts(matter_.code, sensor.path[1], now)
+            spread: dict[str, int] = {}
+            if matter_.code not in self._unspread:
+                self._spread.add(matter_.code, Sighting(now, sensor.id, sensor.path))
+                spread = self._spread.counts(matter_.code, sensor.path[1], now)
             if (open_id := self._open.get(key)) is not None:
                 outcome = await self._evidence(self._states[open_id], event, now, spread,
                                                note)
@@ -394,7 +399,9 @@ class Desk:
                     outcome = await self._reopen(latest, event, matter_, now, spread, note)
                 else:
                     outcome = await self._open_new(event, matter_, now, spread, note)
-            await self._spread_to_others(matter_.code, sensor.path[1], outcome, now, spread)
+            if spread:
+                await self._spread_to_others(matter_.code, sensor.path[1], outcome, now,
+                                             spread)
             return outcome
 
     async def _spread_to_others(self, matter: str, town: str, outcome: EventOutcome,

@@ -166,9 +166,10 @@ class _SimHub(Hub):
         self.events_seen: dict[str, set[int]] = defaultdict(set)
         self._peek = Decoder()
 
-    async def handle(self, topic: str, payload: bytes, client: aiomqtt.Client) -> None:
+    async def handle(self, topic: str, payload: bytes, client: aiomqtt.Client, *,
+                     retained: bool = False) -> None:
         try:
-            await super().handle(topic, payload, client)
+            await super().handle(topic, payload, client, retained=retained)
         finally:
             if topic.startswith(f"{topics.PREFIX}/events/"):
                 with contextlib.suppress(MalformedMessage):

@@ -264,6 +264,9 @@ async def test_an_agent_killed_with_sigkill_raises_edge_offline_in_each_of_its_g
                     assert state.alert.agent == agent
                     assert state.departments[0] == "urban_mgmt"
                     assert state.alert.matter_type == "daily"
+                    # one outage is one incident: the spread rules do not lift it (a
+                    # sensitive site in the grid may: a school without smoke alarms)
+                    assert "spread" not in state.alert.reason
                     assert "last will" in state.last.note or "last will" in (
                         (await hub.desk.history(state.alert_id))[0].note)
 

@@ -80,9 +80,12 @@ async def test_an_agent_that_drops_off_leaves_its_last_will_and_sends_its_outbox
         status = d.hub.agents["edge-dongyuan"]
         assert (status.state, status.ts) == ("offline", 0)  # the broker's last will
         await d.advance(8 * 60)
-        assert not d.alerts, "nothing can arrive while the agent is cut off"
+        # the outage itself is a call (EDGE-OFFLINE, contracts.md section 1) in each grid
+        # the agent's sensors are in; nothing else can arrive while it is cut off
+        assert {(a.matter, a.grid) for a in d.alerts.values()} == {
+            ("EDGE-OFFLINE", s.grid) for s in d.config.agents["edge-dongyuan"].sensors}
         await d.advance(2 * 60)
-        (alert,) = d.alerts.values()
+        (alert,) = [a for a in d.alerts.values() if a.matter != "EDGE-OFFLINE"]
         assert alert.matter == "GAS-LEAK"
         assert alert.opened_at == scenario.start_ns + 20 * 60 * 10**9  # when it came back
         assert alert.detected_at < alert.opened_at  # detected during the outage
