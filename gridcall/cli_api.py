@@ -147,7 +147,7 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
         server = None
         if api is not None:
             token_file = TokenFile(tokens)
-            app = create_app(hub.desk, token_file, clock=hub.clock)
+            app = create_app(hub.desk, token_file, clock=hub.clock, roster=hub.roster)
             server = await stack.enter_async_context(ApiServer(app, *api))
             say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens}); "
                 f"board {server.url}/board")
@@ -187,7 +187,7 @@ async def demo_api(hub: Hub, address: tuple[str, int] | None,
         path = Path(folder) / "api-tokens.json"
         district = hub.config.district.id
         token = issue(path, district, known_units=hub.config.units, label="demo")
-        app = create_app(hub.desk, TokenFile(path), clock=hub.clock)
+        app = create_app(hub.desk, TokenFile(path), clock=hub.clock, roster=hub.roster)
         async with ApiServer(app, *address) as server:
             say(f"API {server.url}/docs · try: curl -H 'Authorization: Bearer {token}' "
                 f"{server.url}/v1/alerts?open=true   (district {district}; the token "

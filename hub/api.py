@@ -1,4 +1,5 @@
-"""The hub's HTTP API for units and their apps (FastAPI): alerts, actions, indicators.
+"""The hub's HTTP API for units and their apps (FastAPI): alerts, actions, indicators,
+edge agents.
 
 Every request carries a unit's bearer token (:mod:`hub.tokens`); the unit may see and act
 on alerts in its own subtree only: a grid on its grid's alerts, a community on its grids',
@@ -38,6 +39,7 @@ from config import ConfigSet, Unit
 from hub.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
 from hub.indicators import Indicator, indicators
 from hub.lifecycle import AlertState, IllegalTransition, Transition
+from hub.roster import Health, Liveness, Roster
 from hub.tokens import TokenFile
 from wire import AlertAction, AlertStatus, Tier, UnitLevel
 
@@ -172,6 +174,39 @@ class IndicatorList(Out):
     drift from the computation."""
 
 
+class SensorHealthOut(Out):
+    sensor: str
+    grid: str
+    health: Health = Field(description="ok, stuck, missing as the agent reports it; "
+                           "unknown while the agent is not online or does not report it.")
+
+
+class AgentOut(Out):
+    agent: str
+    name: str
+    grid: str = Field(description="The grid the agent (its gateway) sits in.")
+    town: str
+    state: Liveness = Field(description="online; silent (no status for `silent_after` "
+                            "heartbeats); lost (its last will: the connection dropped); "
+                            "stopped (it said goodbye); unknown (no status yet).")
+    online: bool
+    heartbeat_s: float
+    last_seen_s: float | None = Field(description="Seconds since its latest status; null "
+                                      "if the hub never had one.")
+    outbox_depth: int = Field(description="Messages waiting for the broker.")
+    outbox_age_s: float = Field(description="Age of the oldest of them.")
+    dropped: int = Field(description="What its outbox dropped at its bounds, in total.")
+    unhealthy_sensors: int
+    sensors: list[SensorHealthOut] = Field(description="Its sensors in the unit's "
+                                           "subtree.")
+
+
+class AgentList(Out):
+    unit: str
+    count: int
+    agents: list[AgentOut]
+
+
 class Problem(Out):
     detail: str
 
@@ -239,8 +274,9 @@ AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
-               config: ConfigSet | None = None) -> FastAPI:
-    """The API over ``desk``; ``clock`` gives the desk's time (ns) for each action."""
+               config: ConfigSet | None = None, roster: Roster | None = None) -> FastAPI:
+    """The API over ``desk``; ``clock`` gives the desk's time (ns) for each action;
+    ``roster``: the hub's agent roster for ``GET /v1/agents`` (503 without one)."""
     cfg = config or desk.config
     app = FastAPI(
         title="gridcall hub API", version=API_VERSION,
@@ -403,4 +439,35 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     from hub.board_web import add_board  # it builds on this module's models
 
     add_board(app, desk, cfg, clock)
+    @app.get("/v1/agents", response_model=AgentList, responses={
+        **ERRORS, 503: {"model": Problem, "description": "The API runs without the "
+                        "hub's agent roster."}}, tags=["agents"])
+    def list_agents(
+        unit: Caller,
+        of: Annotated[str | None, Query(alias="unit", description="A unit in your subtree "
+                                        "(default: yours).")] = None,
+    ) -> AgentList:
+        """The edge agents with a sensor in the unit's subtree, as the hub's roster sees
+        them now (status topics: heartbeats and last wills), with those sensors' health.
+        An agent silent or lost has an EDGE-OFFLINE alert in each of its grids."""
+        root = subtree(unit, of)
+        if roster is None:
+            raise ApiError(503, "this API runs without the hub's agent roster")
+        now = clock()
+        out: list[AgentOut] = []
+        for spec in cfg.agents.values():
+            mine = [s for s in spec.sensors if _inside(s.path, root.path)]
+            if not mine:
+                continue
+            view = roster.view(spec.id, now)
+            out.append(AgentOut(
+                agent=spec.id, name=spec.name, grid=spec.grid, town=view.town,
+                state=view.state, online=view.online, heartbeat_s=view.heartbeat_s,
+                last_seen_s=view.last_seen_s, outbox_depth=view.outbox_depth,
+                outbox_age_s=view.outbox_age_s, dropped=view.dropped,
+                unhealthy_sensors=sum(1 for s in mine if view.sensors[s.id] != "ok"),
+                sensors=[SensorHealthOut(sensor=s.id, grid=s.grid, health=view.sensors[s.id])
+                         for s in mine]))
+        return AgentList(unit=root.id, count=len(out), agents=out)
+
     return app
