@@ -65,10 +65,10 @@ def injections_for(cfg: ConfigSet, start: float) -> tuple[Injection, ...]:
 
 
 async def run_district(cfg: ConfigSet, mqtt_url: str, store: Store, sink: object
-                       ) -> tuple[InProcessDistrict, int]:
+                       ) -> tuple[InProcessDistrict, int, dict[str, AlertState]]:
     """The district until each injected anomaly has its alert; then one snapshot while
-    the agents run (their snapshot at stop shows them stopped). Returns the district and
-    the time of that snapshot."""
+    the agents run (their snapshot at stop shows them stopped). Returns the district,
+    the time of that snapshot and the alerts open in it."""
     injections = injections_for(cfg, time.time())
     district = InProcessDistrict(cfg, broker_url=mqtt_url, store=store, sink=sink,  # type: ignore[arg-type]
                                  injections=injections, agents=AGENTS, interval_scale=0.1)
@@ -80,8 +80,10 @@ async def run_district(cfg: ConfigSet, mqtt_url: str, store: Store, sink: object
         assert await wait_until(lambda: all(
             hub.roster.view(a, hub.clock()).online for a in AGENTS), polls=1200)
         snapshot_at = hub.clock()
+        # taken with no await before the snapshot is built: the same open alerts
+        open_then = {s.alert_id: s for s in hub.desk.alerts(open_only=True)}
         assert await hub.write_boards(snapshot_at)
-    return district, snapshot_at
+    return district, snapshot_at, open_then
 
 
 async def test_v1_every_board_measurement_is_written_with_its_tags_and_fields(
@@ -90,7 +92,7 @@ async def test_v1_every_board_measurement_is_written_with_its_tags_and_fields(
     db = influx_database
     async with Store(tmp_path / "hub.sqlite") as store, influx_sink(
             cfg, url=influx_v1_url, api=1, database=db) as sink:
-        district, at = await run_district(cfg, mqtt_url, store, sink)
+        district, at, open_now = await run_district(cfg, mqtt_url, store, sink)
         hub = district.hub
         steps = await hub.desk.transitions()
     assert hub.boards is not None
@@ -100,7 +102,6 @@ async def test_v1_every_board_measurement_is_written_with_its_tags_and_fields(
         return await influxql_async(influx_v1_url, query, database=db)
 
     # open_alert: one point per open alert of that snapshot, with the contract's tags
-    open_now = {s.alert_id: s for s in hub.desk.alerts(open_only=True)}
     rows = await q(f"SELECT * FROM open_alert WHERE time = {at}")
     assert {r["alert_id"] for r in rows} == set(open_now)
     for r in rows:
@@ -183,11 +184,11 @@ async def test_v2_the_board_numbers_reach_victoriametrics_through_influxdb_clien
     bucket = f"boards_{uuid.uuid4().hex[:8]}"
     async with Store(tmp_path / "hub.sqlite") as store, influx_sink(
             cfg, url=victoria_url, api=2, database=bucket, token="unused") as sink:
-        district, at = await run_district(cfg, mqtt_url, store, sink)
+        district, at, open_then = await run_district(cfg, mqtt_url, store, sink)
     hub = district.hub
     assert hub.boards is not None
     assert hub.boards.counters.failed_snapshots == 0
-    open_now = {s.alert_id for s in hub.desk.alerts(open_only=True)}
+    open_now = set(open_then)
     wanted = {"open_alert_open": open_now, "grid_risk_risk": None, "agent_state_online": None,
               "sensor_risk_risk": None, "alert_change_escalated": None, "anomaly_score": None}
     got: dict[str, list[dict[str, object]]] = {}
