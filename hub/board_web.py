@@ -161,12 +161,16 @@ class ChangeFeed:
     def __init__(self) -> None:
         self._streams: set[_Stream] = set()
         self.closed = False
+        self.version = 0
+        """Changes seen: the desk's alerts change only through its hooks, so a state
+        computed at this version stays right until the next change."""
 
     @property
     def streams(self) -> int:
         return len(self._streams)
 
     async def hook(self, change: Change) -> None:
+        self.version += 1
         for stream in list(self._streams):
             if not inside(change.alert.place, stream.root):
                 continue
@@ -210,6 +214,7 @@ def add_board(app: FastAPI, desk: Desk, cfg: ConfigSet, clock: Clock, *,
     feed = ChangeFeed()
     desk.add_hook(feed.hook)
     app.state.closing = [*getattr(app.state, "closing", []), feed.close]
+    app.state.board_feed = feed
 
     def name(unit_id: str) -> str:
         unit = cfg.units.get(unit_id)
@@ -240,14 +245,21 @@ def add_board(app: FastAPI, desk: Desk, cfg: ConfigSet, clock: Clock, *,
     for file in ASSETS:
         serve_asset(file)
 
+    maps: dict[str, Response] = {}
+    """The map of each unit, as sent, built once: the config does not change while the
+    app runs (a page fetches it at every load)."""
+
     @app.get("/v1/board/map", response_model=BoardMap, responses=ERRORS, tags=["board"])
-    def board_map(unit: Caller) -> BoardMap:
+    async def board_map(unit: Caller) -> Response:
         """The caller's subtree for the board's map: the GeoJSON polygons of the config's
         topology (the unit itself and every unit below it) and the sensors' points."""
-        return BoardMap(
-            unit=Me(unit=unit.id, name=unit.name, level=unit.level, path=list(unit.path)),
-            areas=[AreaOut.model_validate(a) for a in board_areas(cfg, unit)],
-            sensors=[SensorOut.model_validate(s) for s in board_sensors(cfg, unit)])
+        if unit.id not in maps:
+            body = BoardMap(
+                unit=Me(unit=unit.id, name=unit.name, level=unit.level, path=list(unit.path)),
+                areas=[AreaOut.model_validate(a) for a in board_areas(cfg, unit)],
+                sensors=[SensorOut.model_validate(s) for s in board_sensors(cfg, unit)])
+            maps[unit.id] = Response(body.model_dump_json(), media_type="application/json")
+        return maps[unit.id]
 
     @app.get("/v1/board/state", response_model=BoardState, responses=ERRORS,
              tags=["board"])
@@ -257,7 +269,22 @@ def add_board(app: FastAPI, desk: Desk, cfg: ConfigSet, clock: Clock, *,
         allowed on them, and the escalations those alerts went through."""
         return await state_of(unit)
 
+    states: dict[str, tuple[int, BoardState]] = {}
+    """The last state computed per unit and the feed's version then: every board of a
+    unit refetches the state after each change it hears, so with several boards open
+    it is computed once per change, not once per board (bench/board_web.py)."""
+
     async def state_of(unit: Unit) -> BoardState:
+        version = feed.version
+        cached = states.get(unit.id)
+        if cached is not None and cached[0] == version:
+            return cached[1].model_copy(update={"now": clock()})
+        state = await compute_state(unit)
+        if feed.version == version:  # nothing changed while the ledger was read
+            states[unit.id] = (version, state)
+        return state
+
+    async def compute_state(unit: Unit) -> BoardState:
         now = clock()
         open_states = by_deadline(desk.alerts(unit=unit.id, open_only=True))
         escalations = [t for t in await desk.transitions_of(open_states)

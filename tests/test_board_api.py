@@ -101,6 +101,16 @@ async def test_the_map_and_state_are_those_of_the_callers_subtree(
     assert alert["grid_name"] == "东苑社区第1网格"
     assert alert["unit_name"] == cfg.units[g1.unit].name
 
+    # a state fetched again after a step shows the step (states are cached per unit
+    # until the next change), and the clock moves on in the cached one too
+    await served.desk.act(g1.alert_id, "acknowledge", "dongyuan-g1", now=served.clock[0])
+    served.clock[0] += 10**9
+    again = await get(served, "dongyuan-g1", "/v1/board/state")
+    assert again["alerts"][0]["state"] == "acknowledged"
+    assert again["alerts"][0]["actions"] == ["arrive", "false_alarm", "escalate"]
+    served.clock[0] += 10**9
+    assert (await get(served, "dongyuan-g1", "/v1/board/state"))["now"] == served.clock[0]
+
     everything = await get(served, "huangpu", "/v1/board/state")
     assert {a["alert_id"] for a in everything["alerts"]} == set(served.alerts.values())
     assert {g["id"] for g in everything["grids"]} == {"dongyuan-g1", "dongyuan-g3",
