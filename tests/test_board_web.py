@@ -154,7 +154,7 @@ async def board(site: Site) -> AsyncIterator[Board]:
         browser = await play.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=CHROMIUM_ARGS)
 
-        async def open_board(token: str, *, link: bool = False) -> Any:
+        async def open_board(token: str, *, link: bool = False, live: bool = True) -> Any:
             context = await browser.new_context(viewport={"width": 1400, "height": 900},
                                                 locale="zh-CN")
             tab = await context.new_page()
@@ -168,7 +168,8 @@ async def board(site: Site) -> AsyncIterator[Board]:
                 await tab.goto(f"{site.url}/board")
                 await tab.fill("#token", token)
                 await tab.click("#token-form button")
-            await pw.expect(tab.locator("#live")).to_have_class("live on")
+            if live:
+                await pw.expect(tab.locator("#live")).to_have_class("live on")
             return tab
 
         try:
@@ -340,3 +341,17 @@ async def test_the_page_reconnects_after_the_api_went_away_and_catches_up(
     await expect(page.locator(f'#alerts tr[data-alert="{alert_id}"]')).to_be_visible()
     await expect(page.locator('#map [data-grid="dongyuan-g1"]')).not_to_have_attribute(
         "data-risk", "0")
+
+
+async def test_a_token_the_hub_does_not_know_is_refused_at_sign_in(
+        site: Site, board: Board) -> None:
+    page = await board("gct_not-a-token", live=False)
+    await expect(page.locator("#signin-error")).to_have_text(
+        "The hub refused the token: unknown or revoked token")
+    await expect(page.locator("#board")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.length") == 0  # not kept
+    await shot(page, "0-sign-in-refused")
+    await page.fill("#token", site.token)  # then the right one
+    await page.click("#token-form button")
+    await expect(page.locator("#live")).to_have_class("live on")
+    await expect(page.locator("#unit-name")).to_contain_text("东苑社区")

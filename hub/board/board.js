@@ -499,6 +499,7 @@
     $("#signin").hidden = false;
     $("#board").hidden = true;
     $("#signout").hidden = true;
+    $("#live").hidden = true;
     $("#signin-error").textContent = message || "";
     $("#token").focus();
   }
@@ -519,6 +520,7 @@
     $("#signin").hidden = true;
     $("#board").hidden = false;
     $("#signout").hidden = false;
+    $("#live").hidden = false;
     $("#unit-name").textContent = `· ${board.me.name} (${board.me.level} ${board.me.unit})`;
     document.title = `gridcall · ${board.me.name}`;
     board.map = await api("v1/board/map");
