@@ -305,3 +305,23 @@ def test_data_links_lead_to_a_built_board_and_set_one_of_its_variables(built: Pa
         assert m, f"{uid}: {url}"
         target, variable = m.groups()
         assert variable in {v["name"] for v in boards[target]["templating"]["list"]}, url
+
+
+def test_open_alert_panels_keep_one_row_per_alert(cfg: ConfigSet) -> None:
+    """An alert whose tier or unit changed inside the snapshot window is two series of
+    ``open_alert``; each panel on it first keeps the latest row per alert (largest
+    ``age_s``), over columns its query really returns."""
+    panels = [p for b in build_dashboards(cfg) for p in b.panels
+              if any('FROM "open_alert"' in q.influxql for q in p.queries)]
+    assert len(panels) == 3
+    for panel in panels:
+        (query,) = panel.queries
+        sort, group, rename = panel.transformations[:3]
+        assert sort == {"id": "sortBy", "options": {"sort": [{"field": "age_s"}]}}
+        fields = group["options"]["fields"]
+        assert fields["alert_id"]["operation"] == "groupby", panel.title
+        assert set(fields) == set(query.expect), panel.title
+        assert all(f["aggregations"] == ["last"] for k, f in fields.items()
+                   if k != "alert_id")
+        assert set(rename["options"]["renameByName"].values()) == set(query.expect) - {
+            "alert_id"}

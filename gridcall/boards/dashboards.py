@@ -281,14 +281,36 @@ UNHEALTHY = '"healthy" = 0'
 AGENT_FIELDS = lasts("online", "last_seen_s", "outbox_depth", "outbox_age_s", "dropped")
 
 
+def latest_per_alert(columns: tuple[str, ...]) -> tuple[JSON, ...]:
+    """Grafana transformations that keep one row per alert: its latest.
+
+    ``open_alert``'s tier, state, unit, level and department are tags, so an alert that
+    changed one of them inside the snapshot window is two series (two rows from
+    ``last()``: say tier C and tier B). ``age_s`` only grows, so the row with the largest
+    age is the alert's latest snapshot: sort by it, group by ``alert_id`` keeping each
+    column's last value, and rename the columns back. Rows come as one frame (InfluxQL
+    ``resultFormat: table``), so the grouping spans every series.
+    """
+    kept = [c for c in columns if c != "alert_id"]
+    return (
+        {"id": "sortBy", "options": {"sort": [{"field": "age_s"}]}},
+        {"id": "groupBy", "options": {"fields": {
+            "alert_id": {"operation": "groupby", "aggregations": []},
+            **{c: {"operation": "aggregate", "aggregations": ["last"]} for c in kept}}}},
+        {"id": "organize", "options": {"renameByName": {f"{c} (last)": c for c in kept}}},
+    )
+
+
 # --------------------------------------------------------------------------- the boards
 
 def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
+    open_fields = ("open", "escalations", "deadline_left_s", "age_s")
+    open_tags = ("alert_id", "tier", "unit", "town")
     open_rows = Query(
-        f"SELECT {lasts('open', 'escalations', 'deadline_left_s')} FROM {q(s.open_alert)} "
-        f"WHERE {where(*PLACE)} GROUP BY {group_by('alert_id', 'tier', 'unit', 'town')}",
-        expect=("open", "escalations", "deadline_left_s", "alert_id", "tier", "unit"),
-        table=True)
+        f"SELECT {lasts(*open_fields)} FROM {q(s.open_alert)} "
+        f"WHERE {where(*PLACE)} GROUP BY {group_by(*open_tags)}",
+        expect=(*open_fields, *open_tags), table=True)
+    one_row_per_alert = latest_per_alert((*open_fields, *open_tags))
     group_tier_unit = {"id": "groupBy", "options": {"fields": {
         "tier": {"operation": "groupby", "aggregations": []},
         "unit": {"operation": "groupby", "aggregations": []},
@@ -304,7 +326,7 @@ def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
               description=f"Alerts open in the latest snapshot (last {s.snapshot_window}), "
                           "counted per tier by Grafana from one row per alert.",
               queries=(open_rows,), time_from=s.snapshot_window,
-              transformations=(group_tier, {"id": "sortBy", "options": {
+              transformations=(*one_row_per_alert, group_tier, {"id": "sortBy", "options": {
                   "sort": [{"field": "tier"}]}}),
               options={"xField": "tier", "orientation": "horizontal", "showValue": "always",
                        "legend": {"showLegend": False, "displayMode": "list",
@@ -315,7 +337,7 @@ def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
               description="Per responsible unit: open alerts, escalations so far and the "
                           "closest deadline (seconds; negative = passed).",
               queries=(open_rows,), time_from=s.snapshot_window,
-              transformations=(group_tier_unit,),
+              transformations=(*one_row_per_alert, group_tier_unit),
               options=_table_options("deadline_left_s (min)"),
               field_config={"defaults": {}, "overrides": [
                   _override("deadline_left_s (min)", unit="s"),
@@ -397,8 +419,7 @@ def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                   _tier_cells("tier"),
                   _links("sensor", link_to(DRILLDOWN_UID, "sensor",
                                            "What did this sensor do before the alarm?"))]},
-              transformations=({"id": "organize", "options": {"excludeByName": {
-                  "Time": True}}},)),
+              transformations=latest_per_alert((*alert_fields, *alert_tags))),
         Panel(title="Escalations", type="table", width=14, height=9,
               description="Every escalation in the time range: which alert, to which unit, "
                           "and why (deadline passed, spread, persistence...).",
