@@ -1,0 +1,358 @@
+"""Every query of the Grafana boards runs on a real InfluxDB filled by the real hub.
+
+Grafana cannot be installed here, so this does what Grafana would do. A simulated
+district runs through the shared mosquitto into the real hub, which writes readings,
+board snapshots and events into a fresh database on the shared InfluxDB 1.6.7: two of
+the three edge agents of town ``dasha`` run (the third stays off, so the town has an
+offline agent and sensors with no health), an anomaly on a manhole-cover sensor opens a
+community-tier alert whose response deadline (3 s in this test's copy of the catalog)
+passes so the desk escalates it, and a noise anomaly opens a grid-tier one. The
+assessment indicators are written by the hub's own writer function. Then, while the
+district still runs:
+
+- every template variable's ``SHOW TAG VALUES`` query runs in dashboard order, each
+  with the values chosen for the ones before it (the chain Grafana follows);
+- every panel query and every annotation query runs with Grafana's macros substituted by
+  :func:`gridcall.boards.macros.expand` (which fails on any macro it does not know):
+  ``$timeFilter`` as the dashboard's relative range (or the panel's own relative time,
+  the snapshot window) or as an absolute range, ``$__interval`` = 10s, and variables in
+  Grafana's regex form;
+- twice: with ids picked from the run (town ``dasha``, two communities and two grids as
+  a multi-value selection, the manhole sensor), and with "All" for every variable that
+  allows it and an absolute time range.
+
+Each must answer without error, return at least one row and the columns its panel reads
+(``Query.expect``). A few tests then check that what the boards show is what the desk
+holds (the open alerts, the escalation, the offline agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.boards import build_dashboards
+from gridcall.boards.dashboards import BoardSchema
+from gridcall.boards.grafana import Dashboard
+from gridcall.boards.macros import TimeRange, expand
+from gridcall.sinks import influx_sink
+from hub.indicator_writer import write_indicators
+from hub.service import Hub
+from hub.store import Store
+from simulators.district import InProcessDistrict
+from simulators.streams import Injection
+from tests.polling import wait_until
+from tests.servers import InfluxQLError, influxql_async, quote_ident, unique_name
+
+pytestmark = pytest.mark.servers
+
+TOWN = "dasha"
+RUNNING = ["edge-dongyuan", "edge-dasha-dong"]
+OFF = "edge-huangpu-cun"  # dasha's third agent: never starts
+ESCALATING = "dasha-dong-g1-manholetilt-1"  # MANHOLE-DISPLACED, base tier C
+QUIET_GRID_ALERT = "dasha-dong-g1-noise-1"  # NOISE-NUISANCE, base tier D
+FAST_MATTER = "MANHOLE-DISPLACED"
+NOISE_MATTER = "NOISE-NUISANCE"
+STAYS_OPEN = "dasha-dong-g1-pm25-1"  # DUST-PM25: keeps an alert open in dasha-dong-g1
+PICKS: dict[str, list[str]] = {
+    "town": [TOWN],
+    "community": ["dasha-dong", "huangpu-cun"],
+    "grid": ["dasha-dong-g1", "huangpu-cun-g1"],
+    "sensor": [ESCALATING],
+    "sensor_grid": ["dasha-dong-g1"],
+    "period": ["1d"],
+}
+INTERVAL = "10s"
+
+
+def board_config(folder: Path) -> ConfigSet:
+    """The sample district with a 2 s board snapshot and a 3 s response deadline for the
+    manhole matter at tier C (so the desk escalates it to the town during the test)."""
+    shutil.copytree(SAMPLE_DISTRICT, folder)
+    hub = yaml.safe_load((folder / "hub.yaml").read_text(encoding="utf-8"))
+    hub["hub"].setdefault("boards", {})["interval"] = "2s"
+    (folder / "hub.yaml").write_text(yaml.safe_dump(hub, allow_unicode=True))
+    matters = yaml.safe_load((folder / "matters.yaml").read_text(encoding="utf-8"))
+    matters.setdefault("tier_deadlines", {})[FAST_MATTER] = {
+        "C": {"response": "3s", "arrival": "1h", "disposal": "1d"}}
+    (folder / "matters.yaml").write_text(yaml.safe_dump(matters, allow_unicode=True))
+    return load_config(folder)
+
+
+@dataclass
+class Answer:
+    variant: str
+    query: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def columns(self) -> set[str]:
+        return {k for row in self.rows for k, v in row.items() if v is not None}
+
+
+@dataclass
+class Run:
+    """What the queries answered and what the desk held when they ran."""
+
+    panels: dict[str, list[Answer]] = field(default_factory=dict)
+    variables: dict[str, list[Answer]] = field(default_factory=dict)
+    annotations: dict[str, list[Answer]] = field(default_factory=dict)
+    chosen: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    open_alerts: dict[str, str] = field(default_factory=dict)
+    """alert id → grid, of the desk's open alerts when the last snapshot was taken."""
+    escalated: dict[str, str] = field(default_factory=dict)
+    """alert id → town, of the alerts the desk raised a tier (deadline, spread...)."""
+    escalated_later: dict[str, str] = field(default_factory=dict)
+    """The same once the queries ran."""
+    escalated_by_deadline: set[str] = field(default_factory=set)
+    desk_before: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """alert id → (tier, unit) as the desk held it before the queries, and after."""
+    desk_after: dict[str, tuple[str, str]] = field(default_factory=dict)
+    closed: set[str] = field(default_factory=set)
+    """Alerts the test's duty officers resolved during the run."""
+
+
+async def _ask(url: str, db: str, variant: str, text: str) -> Answer:
+    answer = Answer(variant, text)
+    try:
+        answer.rows = await influxql_async(url, text, database=db)
+    except InfluxQLError as exc:
+        answer.error = str(exc)
+    return answer
+
+
+async def query_boards(boards: tuple[Dashboard, ...], url: str, db: str, run: Run,
+                       *, variant: str, all_values: bool, time_range: TimeRange) -> None:
+    for board in boards:
+        values: dict[str, list[str]] = {}
+        for var in board.variables:
+            key = f"{board.uid} / ${var.name}"
+            if var.kind == "custom":
+                options = list(var.values())
+            else:
+                answer = await _ask(url, db, variant, expand(
+                    var.query, variables=values, time_range=time_range, interval=INTERVAL))
+                run.variables.setdefault(key, []).append(answer)
+                options = [str(r["value"]) for r in answer.rows]
+            if all_values and var.include_all:
+                values[var.name] = options  # Grafana's "All" without allValue: every value
+            else:
+                picked = [p for p in PICKS[var.name] if p in options] or options[:1]
+                values[var.name] = picked if var.multi else picked[:1]
+        run.chosen[f"{board.uid} {variant}"] = values
+        for where, panel, query in board.queries():
+            assert panel is not None
+            # a panel's relative time replaces the dashboard's range, as in Grafana
+            span = TimeRange(panel.time_from) if panel.time_from else time_range
+            text = expand(query.influxql, variables=values, time_range=span,
+                          interval=INTERVAL)
+            run.panels.setdefault(where, []).append(await _ask(url, db, variant, text))
+        for annotation in board.annotations:
+            text = expand(annotation.query, variables=values, time_range=time_range,
+                          interval=INTERVAL)
+            run.annotations.setdefault(f"{board.uid} / {annotation.name}", []).append(
+                await _ask(url, db, variant, text))
+
+
+async def ledger_summary(hub: Hub) -> list[str]:
+    return [f"{a.alert_id} {a.alert.matter} {a.place[-1]} tier {a.tier} {a.state}: "
+            + ", ".join(f"{t.action}→{t.tier} ({t.reason})"
+                        for t in await hub.desk.history(a.alert_id))
+            for a in hub.desk.alerts()]
+
+
+async def escalations(hub: Hub) -> dict[str, str]:
+    """alert id → town of every alert the desk has raised a tier so far."""
+    towns = {a.alert_id: a.place[1] for a in hub.desk.alerts()}
+    return {t.alert_id: towns[t.alert_id] for t in await hub.desk.transitions()
+            if t.action == "escalate"}
+
+
+async def fill_and_query(cfg: ConfigSet, mqtt_url: str, url: str, db: str,
+                         store_path: Path) -> Run:
+    start = time.time()
+    injections = (
+        Injection(ESCALATING, start + 1.0, 4.0, "step",
+                  (cfg.sensors[ESCALATING].limits.alarm_high or 10) * 1.3, "cover lifted"),
+        Injection(QUIET_GRID_ALERT, start + 1.5, 4.0, "step",
+                  (cfg.sensors[QUIET_GRID_ALERT].limits.alarm_high or 70) * 1.3, "loud"),
+        Injection(STAYS_OPEN, start + 2.0, 4.0, "step",
+                  (cfg.sensors[STAYS_OPEN].limits.alarm_high or 150) * 1.3, "dust"),
+    )
+    boards = build_dashboards(cfg, BoardSchema.for_config(cfg))
+    run = Run()
+    async with Store(store_path) as store, influx_sink(cfg, url=url, api=1,
+                                                       database=db) as sink:
+        district = InProcessDistrict(cfg, broker_url=mqtt_url, store=store, sink=sink,
+                                     injections=injections, agents=RUNNING,
+                                     interval_scale=0.1, tick_interval=0.2)
+        async with district:
+            hub = district.hub
+            grids = {cfg.sensors[i.sensor].grid for i in injections}
+            assert await wait_until(lambda: grids <= {
+                s.place[-1] for s in hub.desk.alerts(open_only=True)}, polls=1200), (
+                f"the injected anomalies raised no alerts: {await ledger_summary(hub)}")
+            ok = await wait_until(lambda: any(
+                s.alert.matter == FAST_MATTER and s.tier == "B"
+                for s in hub.desk.alerts(open_only=True)), polls=1200)
+            assert ok, ("the desk did not escalate the manhole alert to the town after its "
+                        f"3 s deadline; its alerts: {await ledger_summary(hub)}")
+            assert hub.boards is not None
+            # a snapshot with the alert at B (the hub's own 2 s ones may all fall before
+            # the escalation or after the town closes it below)
+            assert await hub.write_boards()
+            # duty officers handle two alerts from start to end, so the indicators of a
+            # grid, the town and the departments have response, arrival and disposal
+            # times to judge: the grid its noise alert, the town the escalated one
+            for sensor, matter in ((QUIET_GRID_ALERT, NOISE_MATTER),
+                                   (ESCALATING, FAST_MATTER)):
+                (alert,) = [s for s in hub.desk.alerts(open_only=True)
+                            if s.place[-1] == cfg.sensors[sensor].grid
+                            and s.alert.matter == matter]
+                for action in ("dispatch", "acknowledge", "arrive", "resolve"):
+                    await hub.desk.act(alert.alert_id, action, alert.unit, now=hub.clock(),
+                                       note=f"{action} (test duty officer)")
+                run.closed.add(alert.alert_id)
+            assert hub.boards is not None
+            # the hub's own indicator writer function, now rather than at its next round
+            await write_indicators(hub.boards.sink, await hub.desk.transitions(),
+                                   hub.clock())
+            assert await hub.write_boards()
+            run.open_alerts = {s.alert_id: s.place[-1] for s in hub.desk.alerts(open_only=True)}
+            run.escalated = await escalations(hub)
+            run.desk_before = {a.alert_id: (a.tier, a.unit) for a in hub.desk.alerts()}
+            run.escalated_by_deadline = {t.alert_id for t in await hub.desk.transitions()
+                                         if t.action == "escalate" and "deadline" in t.reason}
+            await query_boards(boards, url, db, run, variant="picked ids, relative range",
+                               all_values=False, time_range=TimeRange("6h"))
+            now_ms = time.time_ns() // 10**6
+            await query_boards(boards, url, db, run, variant="All, absolute range",
+                               all_values=True, time_range=TimeRange(
+                                   None, start_ms=int(start * 1000) - 60_000,
+                                   end_ms=now_ms + 60_000))
+            # the desk goes on while the queries run (a spread may raise another alert)
+            run.escalated_later = await escalations(hub)
+            run.desk_after = {a.alert_id: (a.tier, a.unit) for a in hub.desk.alerts()}
+    return run
+
+
+@pytest.fixture(scope="module")
+def run(mqtt_url: str, influx_v1_url: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("boards-queries")
+    cfg = board_config(tmp / "config")
+    db = unique_name("boards")
+
+    async def main() -> Run:
+        await influxql_async(influx_v1_url, f"CREATE DATABASE {quote_ident(db)}")
+        try:
+            return await fill_and_query(cfg, mqtt_url, influx_v1_url, db, tmp / "hub.sqlite")
+        finally:
+            await influxql_async(influx_v1_url, f"DROP DATABASE {quote_ident(db)}")
+
+    return asyncio.run(main())
+
+
+# The queries as the default build has them, known at collection time.
+_BOARDS = build_dashboards(load_config(SAMPLE_DISTRICT))
+PANEL_QUERIES = {where: q.expect for b in _BOARDS for where, _, q in b.queries()}
+VARIABLES = [f"{b.uid} / ${v.name}" for b in _BOARDS for v in b.variables
+             if v.kind == "query"]
+ANNOTATIONS = {f"{b.uid} / {a.name}": a.expect for b in _BOARDS for a in b.annotations}
+
+
+def _check(answers: list[Answer], expect: tuple[str, ...] | set[str]) -> None:
+    assert {a.variant for a in answers} == {"picked ids, relative range",
+                                            "All, absolute range"}
+    for a in answers:
+        assert a.error is None, f"[{a.variant}] InfluxDB refused it: {a.error}"
+        assert a.rows, f"[{a.variant}] no rows for {a.query}"
+        missing = set(expect) - a.columns
+        assert not missing, f"[{a.variant}] {a.query}\n  lacks {missing}; has {a.columns}"
+
+
+@pytest.mark.parametrize("where", sorted(PANEL_QUERIES))
+def test_panel_query_returns_the_columns_its_panel_reads(run: Run, where: str) -> None:
+    _check(run.panels[where], PANEL_QUERIES[where])
+
+
+@pytest.mark.parametrize("where", sorted(VARIABLES))
+def test_variable_query_lists_values(run: Run, where: str) -> None:
+    _check(run.variables[where], {"key", "value"})
+
+
+@pytest.mark.parametrize("where", sorted(ANNOTATIONS))
+def test_annotation_query_returns_text_and_tags(run: Run, where: str) -> None:
+    _check(run.annotations[where], ANNOTATIONS[where])
+
+
+def test_the_variables_chain_town_community_grid(run: Run, cfg: ConfigSet) -> None:
+    picked = run.chosen["gridcall-town picked ids, relative range"]
+    assert picked["town"] == [TOWN]
+    assert picked["community"] == PICKS["community"]
+    every = run.chosen["gridcall-town All, absolute range"]
+    # "All" of a variable narrowed by town dasha is exactly dasha's communities and grids
+    assert set(every["community"]) == {u.id for u in cfg.units_at("community")
+                                       if u.path[1] == TOWN}
+    assert set(every["grid"]) == {u.id for u in cfg.units_at("grid") if u.path[1] == TOWN}
+    district = run.chosen["gridcall-district All, absolute range"]
+    assert set(district["town"]) == {u.id for u in cfg.units_at("town")}
+
+
+def test_the_open_alerts_board_lists_the_desks_open_alerts(run: Run) -> None:
+    """Every alert the desk holds open is on the board; an alert closed within the
+    snapshot window may still be (its last snapshot as open is in the window), nothing
+    else is."""
+    (all_towns,) = [a for a in run.panels["gridcall-district / Open alerts by tier / A"]
+                    if a.variant.startswith("All")]
+    shown = {r["alert_id"] for r in all_towns.rows}
+    assert set(run.open_alerts) <= shown
+    assert shown - set(run.open_alerts) <= run.closed
+
+
+def test_the_escalation_shows_on_the_town_board(run: Run, cfg: ConfigSet) -> None:
+    (manhole,) = run.escalated_by_deadline
+    for answer in run.panels["gridcall-town / Escalations / A"]:
+        shown = {r["alert_id"] for r in answer.rows}
+        assert manhole in shown, answer.variant
+        # the town board shows dasha's escalations only, and (with All) every one of them
+        assert shown <= {a for a, town in run.escalated_later.items() if town == TOWN}
+        if answer.variant.startswith("All"):
+            assert shown >= {a for a, town in run.escalated.items() if town == TOWN}
+
+
+def test_the_agent_that_never_started_is_offline_and_its_sensors_unhealthy(
+        run: Run, cfg: ConfigSet) -> None:
+    for answer in run.panels["gridcall-town / Edge agents, offline first / A"]:
+        online = {r["agent"]: r["online"] for r in answer.rows}
+        assert online[OFF] == 0, answer.variant
+        assert {online[a] for a in RUNNING} == {1}, answer.variant
+    for answer in run.panels["gridcall-town / Unhealthy sensors / A"]:
+        assert {r["sensor"] for r in answer.rows} >= {
+            s.id for s in cfg.agents[OFF].sensors if s.grid == "huangpu-cun-g1"}
+
+
+def test_the_latest_row_per_alert_is_the_alert_as_the_desk_holds_it(run: Run) -> None:
+    """What the panels' transformations keep (the row with the largest age_s per alert,
+    see gridcall.boards.dashboards.latest_per_alert) has the desk's tier and unit, also
+    for the manhole alert that was escalated from C to B inside the snapshot window and
+    so has two series there."""
+    for answer in run.panels["gridcall-town / Open alerts: whose deadline passes next / A"]:
+        latest: dict[str, dict[str, Any]] = {}
+        for row in sorted(answer.rows, key=lambda r: r["age_s"]):
+            latest[row["alert_id"]] = row
+        for alert_id, row in latest.items():
+            assert (row["tier"], row["unit"]) in {run.desk_before[alert_id],
+                                                  run.desk_after[alert_id]}, answer.variant
+        (manhole,) = run.escalated_by_deadline
+        tiers = {r["tier"] for r in answer.rows if r["alert_id"] == manhole}
+        assert tiers == {"C", "B"}, answer.variant  # why the panels de-duplicate
+
