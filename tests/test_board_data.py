@@ -351,3 +351,40 @@ async def test_bad_status_payloads_are_counted_and_refused_and_nothing_else_is_l
     assert topics.status_topic(agent) in logged
     assert "'edge-nowhere'" in logged
     assert "not in the config" in logged
+
+
+async def test_an_agent_that_falls_silent_raises_edge_offline_on_the_hubs_clock(
+        cfg: ConfigSet, tmp_path: Path) -> None:
+    """No will (the link hangs, the broker has not noticed): three heartbeats without a
+    status on the hub's clock are an outage too."""
+    agent = "edge-jiufo"
+    grids = {s.grid for s in cfg.agents[agent].sensors}
+    now = [AGENT_CLOCK]
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        async with Store(tmp_path / "hub.sqlite") as store:
+            hub = Hub(cfg, sink=store, store=store, broker_url=broker.url,
+                      client_id="silence-test-hub", clock=lambda: now[0], tick_interval=0.05)
+            stop = asyncio.Event()
+            task = asyncio.create_task(hub.run(stop))
+            try:
+                assert await wait_until(hub.subscribed.is_set, polls=1200)
+                host, port = broker.url.removeprefix("mqtt://").split(":")
+                async with aiomqtt.Client(host, int(port)) as client:
+                    await client.publish(topics.status_topic(agent), encode(AgentStatus(
+                        agent=agent, state="online", ts=now[0], heartbeat_s=30.0)), qos=1)
+                assert await wait_until(
+                    lambda: hub.roster.view(agent, now[0]).online, polls=1200)
+                now[0] += 90 * 10**9  # three heartbeats: still online
+                assert hub.roster.view(agent, now[0]).state == "online"
+                assert hub.roster.check(now[0]) == []
+                now[0] += 2 * 10**9
+                assert await wait_until(lambda: {
+                    s.place[-1] for s in hub.desk.alerts(open_only=True)
+                    if s.alert.matter == "EDGE-OFFLINE"} == grids, polls=1200)
+                assert hub.roster.view(agent, now[0]).state == "silent"
+                assert hub.counters.agent_outages == 1
+                (first, *_) = await hub.desk.history(hub.desk.alerts()[0].alert_id)
+                assert "silent for 92 s" in first.note
+            finally:
+                stop.set()
+                await task

@@ -4,9 +4,12 @@ health comes from the agent while it is online."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
-from config import ConfigSet
+from config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
 from hub.roster import Roster, UnknownAgent
 from wire import AgentStatus, SensorHealth
 
@@ -136,3 +139,18 @@ def test_silence_runs_on_the_hubs_clock_not_the_gateways(cfg: ConfigSet) -> None
     roster.observe(status(T0 - day + 60 * S), T0 + 60 * S)
     assert roster.view(AGENT, T0 + 100 * S).last_seen_s == 40.0
     assert [e.state for e in roster.check(T0 + 151 * S)] == ["silent"]
+
+
+def test_board_settings_are_checked_with_the_rest_of_the_config(tmp_path: Path) -> None:
+    folder = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT, folder)
+    (folder / "hub.yaml").write_text(
+        "hub:\n  boards: {interval: 0s, silent_after: -1, offline_matter: 'no way'}\n",
+        encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(folder)
+    problems = {p.path: p.reason for p in caught.value.problems}
+    assert "longer than zero" in problems["hub.boards.interval"]
+    assert "greater than 0" in problems["hub.boards.silent_after"]
+    assert "hub.boards.offline_matter" in problems
+    assert all(p.file == "hub.yaml" and p.line == 2 for p in caught.value.problems)
