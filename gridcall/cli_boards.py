@@ -50,9 +50,9 @@ DatabaseOpt = Annotated[str | None, typer.Option(
 InfluxTokenOpt = Annotated[str | None, typer.Option(
     "--influx-token-env", help="Variable holding the InfluxDB 2.x/3.x token (Grafana's "
     "environment for provisioning, this one for push); default: hub.yaml's token_env.")]
-WindowOpt = Annotated[str, typer.Option(
-    "--snapshot-window", help="Relative time of the 'now' panels: two of the hub's "
-    "boards intervals.")]
+WindowOpt = Annotated[str | None, typer.Option(
+    "--snapshot-window", help="Relative time of the 'now' panels (e.g. 1m); default: two "
+    "of hub.yaml's boards.interval.")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -61,13 +61,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _boards(config_dir: Path, influx_url: str | None, influx_version: int | None,
-            database: str | None, token_env: str | None, snapshot_window: str
+            database: str | None, token_env: str | None, snapshot_window: str | None
             ) -> tuple[ConfigSet, DatasourceSpec, tuple[Dashboard, ...]]:
     from gridcall.cli import _load
 
     cfg = _load(config_dir)
     try:
-        duration_ms(snapshot_window)
+        if snapshot_window is not None:
+            duration_ms(snapshot_window)
         version: InfluxVersion | None = None
         if influx_version is not None:
             version = 1 if influx_version == 1 else 2 if influx_version == 2 else 3
@@ -91,7 +92,7 @@ def boards_build(
     dashboards_path: Annotated[str, typer.Option(
         help="Where Grafana finds dashboards/ (the file provider's path, in its container)."
     )] = DASHBOARDS_PATH,
-    snapshot_window: WindowOpt = "1m",
+    snapshot_window: WindowOpt = None,
 ) -> None:
     """Write Grafana provisioning: the InfluxDB data source (InfluxQL), a file provider
     and the dashboards (district overview, town board, sensor drill-down) as JSON."""
@@ -123,7 +124,7 @@ def boards_push(
     influx_version: InfluxVersionOpt = None,
     database: DatabaseOpt = None,
     influx_token_env: InfluxTokenOpt = None,
-    snapshot_window: WindowOpt = "1m",
+    snapshot_window: WindowOpt = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.",
                                            min=0.1)] = 15.0,
 ) -> None:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from config import ConfigSet
 from gridcall.boards import SCHEMA_VERSION, build_dashboards
-from gridcall.boards.dashboards import BoardSchema
+from gridcall.boards.dashboards import BoardSchema, grafana_duration
 from gridcall.boards.grafana import Dashboard, Panel, Query
 from gridcall.boards.macros import TimeRange, UnknownMacro, expand, regex_escape, variables_used
 from gridcall.boards.provisioning import DatasourceSpec, MissingSecret
@@ -192,6 +192,14 @@ def test_the_now_panels_read_the_latest_snapshot_window(cfg: ConfigSet) -> None:
             if reads & snapshots:
                 assert panel.time_from == "90s", f"{board.uid}: {panel.title}"
                 assert "last(" in query.influxql, panel.title
+
+
+def test_the_snapshot_window_is_two_of_the_hubs_board_intervals(cfg: ConfigSet) -> None:
+    interval = cfg.hub.boards.interval.total_seconds()
+    assert BoardSchema.for_config(cfg).snapshot_window == grafana_duration(2 * interval)
+    assert BoardSchema.for_config(cfg, snapshot_window="5m").snapshot_window == "5m"
+    assert [grafana_duration(x) for x in (60, 90, 7200, 4, 0.2)] == [
+        "1m", "90s", "2h", "4s", "1s"]
 
 
 def test_reading_measurement_follows_hub_yaml(cfg: ConfigSet) -> None:

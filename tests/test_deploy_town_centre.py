@@ -11,6 +11,7 @@ and the checked-in Grafana provisioning is exactly what ``gridcall boards build`
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import yaml
 from typer.testing import CliRunner
 
 from config import SAMPLE_DISTRICT, load_config
+from gridcall.boards.dashboards import grafana_duration
 from gridcall.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,6 +142,17 @@ def test_the_hub_config_loads_and_names_compose_services(
     token_var = _VAR.search(ds["secureJsonData"]["httpHeaderValue1"])
     assert token_var
     assert token_var.group(1) in compose["services"]["grafana"]["environment"]
+
+
+def test_the_boards_now_panels_span_two_of_the_deployed_hubs_snapshots(
+        tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(SAMPLE_DISTRICT, config)
+    shutil.copy(DEPLOY / "gridcall/hub.yaml", config / "hub.yaml")
+    window = grafana_duration(2 * load_config(config).hub.boards.interval.total_seconds())
+    board = json.loads((DEPLOY / "grafana/dashboards/gridcall-town.json").read_text())
+    windows = {p["timeFrom"] for p in board["panels"] if "timeFrom" in p}
+    assert windows == {window}
 
 
 def test_the_hub_command_is_one_the_cli_accepts(compose: dict[str, Any]) -> None:

@@ -62,10 +62,23 @@ class BoardSchema:
     """Relative time of the "now" panels: two snapshots of the default 30 s interval."""
 
     @classmethod
-    def for_config(cls, cfg: ConfigSet, *, snapshot_window: str = "1m") -> BoardSchema:
-        """The reading measurement hub.yaml names (``influx.measurement``)."""
+    def for_config(cls, cfg: ConfigSet, *, snapshot_window: str | None = None
+                   ) -> BoardSchema:
+        """The reading measurement hub.yaml names (``influx.measurement``) and, unless
+        given, a snapshot window of two of its ``boards.interval``."""
         reading = cfg.hub.influx.measurement if cfg.hub.influx else "reading"
-        return cls(reading=reading, snapshot_window=snapshot_window)
+        window = snapshot_window or grafana_duration(
+            2 * cfg.hub.boards.interval.total_seconds())
+        return cls(reading=reading, snapshot_window=window)
+
+
+def grafana_duration(seconds: float) -> str:
+    """``60`` → ``"1m"``, ``90`` → ``"90s"``, ``7200`` → ``"2h"`` (whole seconds, at least 1)."""
+    whole = max(1, math.ceil(seconds))
+    for unit, size in (("h", 3600), ("m", 60)):
+        if whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
 
 
 def q(name: str) -> str:
