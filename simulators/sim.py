@@ -431,7 +431,7 @@ class SimDistrict:
         self._hub = hub
         self._hub_task = asyncio.create_task(hub.run(self._stop_hub), name="sim-hub")
         self._stack.push_async_callback(self._stop_all)
-        await self._wait(hub.subscribed.is_set, "the hub to subscribe",
+        await self._wait(hub.subscribed.is_set, f"the hub to subscribe at {address}",
                          self.connect_timeout)
         user, password = self.config.hub.broker.credentials()
         self._beats = await self._stack.enter_async_context(aiomqtt.Client(
@@ -464,7 +464,7 @@ class SimDistrict:
             self._agent_tasks[agent_id] = asyncio.create_task(
                 agent.run(self._stop_agents), name=f"sim-agent-{agent_id}")
         await self._wait(lambda: all(a.connected.is_set() for a in self.agents.values()),
-                         "the agents to connect", self.connect_timeout)
+                         f"the agents to connect to {address}", self.connect_timeout)
         await self._heartbeat()
         self._started = True
 

@@ -133,3 +133,14 @@ async def test_injecting_and_advancing_from_code() -> None:
         assert d.truth[-1].sensor == "dongyuan-g3-gas-2"
         with pytest.raises(ValueError, match="not simulated here"):
             d.inject("dongyuan-g1-smoke-1", to=1.0)
+
+
+async def test_a_broker_that_is_not_there_is_named_instead_of_hanging() -> None:
+    from gridcall.embedded import free_port
+    from simulators.sim import SimStalled
+
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    with pytest.raises(SimStalled, match=rf"waited 1s \(real\) for the hub to subscribe at "
+                                         rf"{url}"):
+        async with SimDistrict("gas-leak-spreads", broker_url=url, connect_timeout=1):
+            pass
