@@ -164,13 +164,17 @@ class _SimHub(Hub):
         super().__init__(*args, **kwargs)
         self.progress = asyncio.Event()
         self.events_seen: dict[str, set[int]] = defaultdict(set)
+        self.busy = 0
+        """Messages being handled now (the desk may be mid-step for one of them)."""
         self._peek = Decoder()
 
     async def handle(self, topic: str, payload: bytes, client: aiomqtt.Client, *,
                      retained: bool = False) -> None:
+        self.busy += 1
         try:
             await super().handle(topic, payload, client, retained=retained)
         finally:
+            self.busy -= 1
             if topic.startswith(f"{topics.PREFIX}/events/"):
                 with contextlib.suppress(MalformedMessage):
                     event = self._peek.event(topic, payload)
@@ -647,7 +651,9 @@ class SimDistrict:
         hub = self._sim_hub
         loop = asyncio.get_running_loop()
         give_up = loop.time() + limit
-        while not done():
+        # not while the hub is mid-message: what it does for it (a desk step) belongs to
+        # this instant, before anything the simulator does next
+        while not (done() and not hub.busy):
             if self._hub_task is not None and self._hub_task.done():
                 raise SimStalled(f"the hub stopped while waiting for {what}: "
                                  f"{self._hub_task.exception()!r}")
