@@ -305,15 +305,22 @@ class Hub:
         for alert_id in sorted(self._unpublished):
             await self._publish(self.desk.get(alert_id))
 
+    async def tick(self, now: int | None = None) -> None:
+        """One tick of the hub's timers at ``now`` (default: its clock): breached
+        deadlines fire, agents fallen silent raise their outage. The timer task calls it
+        every ``tick_interval``; a simulation (simulators/sim.py) as its clock moves."""
+        now = self.clock() if now is None else now
+        try:
+            await self.desk.tick(now)
+        except Exception:  # a failed tick (disk full?) must not stop the timers
+            log.exception("hub: deadline tick failed; trying again")
+        await self._on_roster(self.roster.check(now))
+
     async def _timers(self, stop: asyncio.Event) -> None:
         """Fire breached deadlines every ``tick_interval`` seconds (each escalation is
         stamped with its deadline, however late the tick)."""
         while not stop.is_set():
-            try:
-                await self.desk.tick(self.clock())
-            except Exception:  # a failed tick (disk full?) must not stop the timers
-                log.exception("hub: deadline tick failed; trying again")
-            await self._on_roster(self.roster.check(self.clock()))
+            await self.tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.tick_interval)
 

@@ -622,7 +622,7 @@ class SimDistrict:
         """The desk's deadlines at ``t``; a tier-A alert past one has nowhere higher to
         go (the desk shows it, writes no step): the timeline says so."""
         desk = self.hub.desk
-        await desk.tick(t)
+        await self.hub.tick(t)  # deadlines, and agents fallen silent (the roster)
         for alert_id in sorted(desk.counters.overdue_at_top):
             state = desk.get(alert_id)
             due = state.due()
