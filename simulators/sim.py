@@ -352,6 +352,7 @@ class SimDistrict:
         self._wall0 = 0.0
         self._started = False
         self._overdue: set[tuple[str, str, int]] = set()
+        self._next_report = 0
 
     # ------------------------------------------------------------------ reading
 
@@ -531,8 +532,7 @@ class SimDistrict:
             raise ValueError("cannot advance into the past")
         heap = self._heap
         total = self.scenario.duration_s
-        next_report = self.clock()
-        report_every = max(NS, round(total * NS / 200))
+        self._next_report = self.clock()
         while True:
             other = self._next_other()
             t_sample = heap[0][0] if heap else math.inf
@@ -543,9 +543,8 @@ class SimDistrict:
                 await self._samples_until(min(other, target_ns + 1))
             else:
                 await self._instant(int(instant))
-            if self.progress is not None and self.clock() >= next_report:
-                self.progress(min(total, self.elapsed_s), total)
-                next_report = self.clock() + report_every
+            if self.clock() >= self._next_report:
+                self._report()
             if self._hub_task is not None and self._hub_task.done():
                 raise SimStalled(f"the hub stopped: {self._hub_task.exception()!r}")
             if until is not None and until():
@@ -579,6 +578,8 @@ class SimDistrict:
             if self.speed is not None:
                 await self._pace(t)
             clock.advance_to(t)
+            if t >= self._next_report:
+                self._report()
             agent = self._owner[sensor]
             made = agent.counters.events_made
             agent.ingest(sensor, t, self._streams[sensor].value(t / NS))
@@ -589,6 +590,13 @@ class SimDistrict:
                 return
             if n % 2000 == 0:
                 await asyncio.sleep(0)  # the agents' publishers, MQTT keepalives
+
+    def _report(self) -> None:
+        """``progress(done_s, total_s)``, about every 1/200 of the scenario."""
+        total = self.scenario.duration_s
+        if self.progress is not None:
+            self.progress(min(total, self.elapsed_s), total)
+        self._next_report = self.clock() + max(NS, round(total * NS / 200))
 
     async def _instant(self, t: int) -> None:
         """Everything due at ``t``: deadlines, outages, heartbeats, samples, then the

@@ -144,3 +144,14 @@ async def test_a_broker_that_is_not_there_is_named_instead_of_hanging() -> None:
                                          rf"{url}"):
         async with SimDistrict("gas-leak-spreads", broker_url=url, connect_timeout=1):
             pass
+
+
+async def test_a_paced_run_tells_its_progress_and_gives_the_same_timeline() -> None:
+    seen: list[tuple[float, float]] = []
+    fast = await run_scenario("gas-leak-spreads")
+    paced = await run_scenario("gas-leak-spreads", speed=7200,
+                               progress=lambda done, total: seen.append((done, total)))
+    assert paced.timeline == fast.timeline
+    assert seen[-1] == (7200.0, 7200.0)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert len(seen) > 100  # about every 1/200 of the run
