@@ -501,6 +501,13 @@ class SimDistrict:
         self._stop_agents.set()
         if self._agent_tasks:
             await asyncio.gather(*self._agent_tasks.values(), return_exceptions=True)
+        hub = self._hub
+        if self.store_readings and hub is not None and self._hub_task is not None:
+            sent = sum(a.counters.readings_sent for a in self.agents.values())
+            with contextlib.suppress(SimStalled):  # the hub's drain says what was not
+                await self._wait(lambda: hub.ingest.counters.readings_received >= sent,
+                                 "the hub to receive the agents' last readings",
+                                 self.settle_timeout)
         self._stop_hub.set()
         if self._hub_task is not None:
             with contextlib.suppress(Exception):

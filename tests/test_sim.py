@@ -155,3 +155,11 @@ async def test_a_paced_run_tells_its_progress_and_gives_the_same_timeline() -> N
     assert seen[-1] == (7200.0, 7200.0)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert len(seen) > 100  # about every 1/200 of the run
+
+
+async def test_readings_can_be_stored_too() -> None:
+    async with SimDistrict("gas-leak-spreads", store_readings=True, warmup_s=0) as d:
+        await d.advance("30m")
+        taken = d.samples
+    stored = d.hub.ingest.counters.readings_stored
+    assert stored == taken == sum(a.counters.readings_sent for a in d.agents.values())
