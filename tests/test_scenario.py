@@ -156,3 +156,18 @@ def test_the_simulated_clock_only_moves_forward() -> None:
         clock.advance_to(1)
     with pytest.raises(ValueError, match="seconds >= 0"):
         clock.advance(-1)
+
+
+def test_a_timeline_runs_on_an_integrators_own_config_set() -> None:
+    from config import load_config
+    from simulators.scenario import scenario_from_data
+
+    own = load_config(Path(__file__).parent / "integrator" / "district")
+    scenario = scenario_from_data({"config": "huangpu", "duration": "1h", "timeline": [
+        {"at": "00:10", "anomaly": {"sensor": "dongyuan-g3-gas-1", "to": "2x"}}]},
+        config=own)
+    assert scenario.config is own
+    # a shipped timeline whose action names a matter this catalog lacks is reported
+    with pytest.raises(ScenarioError, match=r"gas-leak-spreads.yaml:22: timeline\[2\]"
+                                            r".action.matter: unknown matter 'GAS-LEAK'"):
+        load_scenario("gas-leak-spreads", config=own)
