@@ -217,6 +217,10 @@ async def test_acknowledge_and_resolve_on_the_board_are_written_to_the_ledger(
     assert await page.locator("#map .sensor").count() == sum(
         1 for s in site.hub.config.sensors.values() if s.path[2] == UNIT)
     await shot(page, "1-open-alert")
+    await page.set_viewport_size({"width": 390, "height": 844})  # a grid worker's phone
+    await expect(row.locator('button[data-action="acknowledge"]')).to_be_in_viewport()
+    await shot(page, "1-open-alert-phone")
+    await page.set_viewport_size({"width": 1400, "height": 900})
 
     for action, after in (("acknowledge", "acknowledged"), ("arrive", "on_site"),
                           ("resolve", "resolved")):
