@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from config import ConfigSet, SensorSpec
 from edge_agent.sources import Sample
 from simulators.streams import Injection, SensorStream, Shape
+from simulators.weather import RainModel
 
 Clock = Callable[[], int]
 
@@ -55,11 +56,13 @@ class SimulatedSource:
     """Samples every sensor at its interval (times ``interval_scale``) on ``clock``."""
 
     def __init__(self, sensors: Sequence[SensorSpec], injections: tuple[Injection, ...],
-                 *, seed: int, clock: Clock, interval_scale: float = 1.0) -> None:
+                 *, seed: int, clock: Clock, interval_scale: float = 1.0,
+                 weather: RainModel | None = None) -> None:
         self.sensors = tuple(sensors)
         self.clock = clock
         self.interval_scale = interval_scale
-        self.streams = {s.id: SensorStream(s.id, s.kind, seed=seed, injections=injections)
+        self.streams = {s.id: SensorStream(s.id, s.kind, seed=seed, injections=injections,
+                                           place=s.path, tags=s.tags, weather=weather)
                         for s in self.sensors}
         self._rng = random.Random(seed)
 
@@ -79,9 +82,10 @@ class SimulatedSource:
 
 class SimulatedTown:
     def __init__(self, config: ConfigSet, injections: tuple[Injection, ...] = (), *,
-                 seed: int = 0, clock: Clock = time.time_ns, interval_scale: float = 1.0
-                 ) -> None:
+                 seed: int = 0, clock: Clock = time.time_ns, interval_scale: float = 1.0,
+                 weather: RainModel | None = None) -> None:
         self.config = config
+        self.weather = weather
         self.interval_scale = interval_scale
         self.injections = injections
         self.seed = seed
@@ -90,4 +94,4 @@ class SimulatedTown:
     def source(self, agent: str) -> SimulatedSource:
         spec = self.config.agents[agent]
         return SimulatedSource(spec.sensors, self.injections, seed=self.seed, clock=self.clock,
-                               interval_scale=self.interval_scale)
+                               interval_scale=self.interval_scale, weather=self.weather)
