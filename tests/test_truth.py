@@ -1,0 +1,151 @@
+"""Ground truth against alerts: the matching rule of simulators/truth.py, on the ledger
+steps of a real alert desk (in-memory store) fed the anomaly events an agent would send."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from config import ConfigSet
+from hub.desk import Desk
+from hub.ledger import Ledger
+from hub.lifecycle import Action, Transition
+from hub.store import Store
+from simulators.streams import Injection
+from simulators.truth import compare
+from wire import AnomalyEvent, AnomalyKind
+
+T0 = 1_800_000_000.0
+NS = 10**9
+GAS = "dongyuan-g3-gas-1"
+GAS_NEXT_GRID = "huangpu-cun-g3-gas-1"
+SMOKE = "dongyuan-g1-smoke-1"
+
+
+@dataclass(frozen=True)
+class Outage:
+    at_ns: int
+    agent: str
+    duration_s: float
+
+
+class Agent:
+    def __init__(self, desk: Desk, agent: str = "edge-dongyuan") -> None:
+        self.desk, self.agent, self.seq = desk, agent, 0
+
+    async def anomaly(self, sensor: str, at: float, kind: AnomalyKind = "out_of_limits"
+                      ) -> None:
+        self.seq += 1
+        ev = AnomalyEvent(agent=self.agent, seq=self.seq, sensor=sensor, kind=kind,
+                          severity="major", score=1.0, value=50.0, ts=int(at * NS))
+        await self.desk.on_event(ev, int(at * NS))
+
+
+@pytest.fixture
+async def desk(cfg: ConfigSet) -> AsyncIterator[Desk]:
+    async with Store(":memory:") as store:
+        d = Desk(cfg, Ledger(store))
+        await d.start()
+        yield d
+
+
+async def steps(desk: Desk) -> list[Transition]:
+    return await desk.ledger.all()
+
+
+async def test_an_alert_naming_the_sensor_in_time_detects_it_with_its_delay(
+        desk: Desk) -> None:
+    leak = Injection(GAS, T0 + 600, 1800, "ramp", 40.0, "gas leak", ramp_s=300)
+    await Agent(desk).anomaly(GAS, T0 + 700)
+    report = compare([leak], await steps(desk))
+    assert (report.injected, report.detected, report.missed, report.false_alerts) == (
+        1, 1, 0, 0)
+    assert report.median_delay_s == 100.0
+    (d,) = report.detections
+    assert (d.alert_id, d.matter, d.delay_s) == ("AL000001", "GAS-LEAK", 100.0)
+    doc = report.as_dict()
+    assert list(doc)[:5] == ["injected", "detected", "missed", "false_alerts",
+                             "median_delay_s"]
+    assert doc["injections"][0]["label"] == "gas leak"
+
+
+async def test_a_spread_to_the_next_grid_is_found_by_that_grids_alert(desk: Desk) -> None:
+    leak = Injection(GAS, T0, 1800, "ramp", 40.0, "leak")
+    spread = Injection(GAS_NEXT_GRID, T0 + 600, 1200, "ramp", 40.0, "spreads")
+    await Agent(desk).anomaly(GAS, T0 + 60)
+    await Agent(desk, "edge-huangpu-cun").anomaly(GAS_NEXT_GRID, T0 + 630)
+    report = compare([leak, spread], await steps(desk))
+    assert [d.alert_id for d in report.detections] == ["AL000001", "AL000002"]
+    assert report.median_delay_s == 45.0  # delays 60 and 30
+
+
+async def test_an_alert_outside_the_window_or_on_another_sensor_is_false(
+        desk: Desk) -> None:
+    leak = Injection(GAS, T0 + 3600, 600, "ramp", 40.0, "leak")
+    agent = Agent(desk)
+    await agent.anomaly(GAS, T0)                         # an hour before: not this leak
+    await agent.anomaly(SMOKE, T0 + 3700)                # right time, other sensor
+    report = compare([leak], await steps(desk))
+    assert (report.detected, report.missed, report.false_alerts) == (0, 1, 2)
+    assert report.median_delay_s is None
+    assert {f.sensor for f in report.false_alert_details} == {GAS, SMOKE}
+
+
+async def test_grace_lets_a_dropout_be_seen_when_readings_return(desk: Desk) -> None:
+    drop = Injection(SMOKE, T0, 300, "dropout", label="radio dead")
+    await Agent(desk).anomaly(SMOKE, T0 + 302, kind="dropout")  # the gap ends
+    report = compare([drop], await steps(desk))
+    assert report.detected == 1
+    assert report.detections[0].matter == "SENSOR-FAULT"
+    late = compare([drop], await steps(desk), grace_s=1.0)
+    assert (late.detected, late.false_alerts) == (0, 1)
+
+
+async def test_a_stuck_sensor_needs_a_fault_alert_not_a_value_alarm(desk: Desk) -> None:
+    stuck = Injection(GAS, T0, 1800, "stuck", label="frozen cell")
+    agent = Agent(desk)
+    await agent.anomaly(GAS, T0 + 400)  # out_of_limits: a gas alarm, not a fault
+    report = compare([stuck], await steps(desk))
+    assert (report.detected, report.false_alerts) == (0, 1)
+    await agent.anomaly(GAS, T0 + 500, kind="stuck")
+    report = compare([stuck], await steps(desk))
+    assert report.detected == 1
+    assert report.detections[0].matter == "SENSOR-FAULT"
+
+
+async def test_a_re_alarm_is_found_by_the_reopened_alert(desk: Desk) -> None:
+    fire = Injection(SMOKE, T0, 300, "step", 2.0, "smoke")
+    again = Injection(SMOKE, T0 + 1800, 300, "step", 2.0, "re-alarm")
+    agent = Agent(desk)
+    await agent.anomaly(SMOKE, T0 + 4)
+    unit = desk.get("AL000001").unit
+    actions: tuple[Action, ...] = ("acknowledge", "arrive", "resolve")
+    for i, action in enumerate(actions):
+        await desk.act("AL000001", action, unit, now=int((T0 + 600 + 60 * i) * NS))
+    await agent.anomaly(SMOKE, T0 + 1806)
+    trail = await steps(desk)
+    assert [t.action for t in trail] == ["open", "acknowledge", "arrive", "resolve", "reopen"]
+    report = compare([fire, again], trail)
+    assert [d.delay_s for d in report.detections] == [4.0, 6.0]
+    assert report.false_alerts == 0
+
+
+async def test_an_edge_offline_alert_from_the_agent_detects_its_outage(desk: Desk) -> None:
+    if not any(m.code == "EDGE-OFFLINE" for m in desk.config.matters.matters):
+        pytest.skip("the sample catalog has no EDGE-OFFLINE matter (board-feed adds it)")
+    outage = Outage(int((T0 + 60) * NS), "edge-dongyuan", 600.0)
+    # what the hub's roster sends the desk on the agent's last will, in two grids
+    for i, sensor in enumerate((SMOKE, GAS)):
+        ev = AnomalyEvent(agent="edge-dongyuan", seq=2**62 + i, sensor=sensor,
+                          kind="dropout", severity="major", score=1.0, value=None,
+                          ts=int((T0 + 75) * NS))
+        await desk.on_event(ev, int((T0 + 75) * NS),
+                            matter="EDGE-OFFLINE")  # type: ignore[call-arg,unused-ignore]
+    report = compare([], await steps(desk), outages=[outage])
+    assert (report.injected, report.detected, report.false_alerts) == (1, 1, 0)
+    (d,) = report.detections
+    assert (d.delay_s, d.also) == (15.0, ("AL000002",))
+    other = compare([], await steps(desk), outages=[Outage(outage.at_ns, "edge-dasha", 600)])
+    assert (other.detected, other.false_alerts) == (0, 2)
