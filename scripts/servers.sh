@@ -38,7 +38,7 @@ READER_USER=reader
 READER_PASSWORD=reader-test-pw
 READY_TIMEOUT=${GRIDCALL_SERVERS_TIMEOUT:-60}   # seconds each server gets to answer
 
-PACKAGES=(mosquitto influxdb victoria-metrics curl)
+PACKAGES=(mosquitto influxdb influxdb-client victoria-metrics curl)  # influxdb-client: the `influx` CLI, whose CSV export the replay reads
 MOSQUITTO=/usr/sbin/mosquitto
 INFLUXD=/usr/bin/influxd
 VICTORIA=/usr/bin/victoria-metrics
