@@ -386,6 +386,10 @@ from gridcall.cli_boards import boards_app  # noqa: E402  (its own module; regis
 
 app.add_typer(boards_app, name="boards")
 
+from gridcall.cli_sim import sim_app  # noqa: E402  (its own module; registered here)
+
+app.add_typer(sim_app, name="sim")
+
 
 def main() -> None:  # pragma: no cover - console entry
     app()

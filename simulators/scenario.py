@@ -34,11 +34,13 @@ from config import EXAMPLES, ConfigError, ConfigSet, Problem, load_config
 from config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
 from config.models import Duration, Id, Model
 from simulators.clock import NS
+from simulators.replay import Recording, ReplayError, read_recording
 from simulators.streams import Injection, Shape
 
 __all__ = [
     "ActionAt",
     "Outage",
+    "ReplayAt",
     "Scenario",
     "ScenarioError",
     "ScenarioFile",
@@ -173,10 +175,28 @@ class OfflineSpec(_Aliased):
 
 
 class WeatherSpec(_Aliased):
-    """``weather:``: rain of ``rain`` mm/h for ``for``."""
+    """``weather:``: rain of ``rain`` mm/h for ``for``, over ``area`` (unit ids: grids,
+    communities or towns; empty: the whole district)."""
 
     rain: float = Field(ge=0, le=500)
     for_: Duration = Field(alias="for")
+    area: tuple[Id, ...] = ()
+    label: str = ""
+
+
+class ReplaySpec(Model):
+    """``replay:``: a recorded CSV (path relative to the scenario file) plays from ``at``
+    as the values of the sensors it maps to, ``speed`` times faster than recorded
+    (simulators/replay.py reads InfluxDB exports and data-logger files)."""
+
+    file: str
+    map: dict[str, Id] = Field(default_factory=dict)
+    """Recorded column or series -> sensor id (unmapped ones must be sensor ids)."""
+    speed: float = Field(default=1.0, gt=0)
+    field: str | None = None
+    """The field to play when an InfluxDB export holds several."""
+    columns: tuple[str, ...] | None = None
+    """Column names of a file without a header (a VictoriaMetrics export)."""
 
 
 class Entry(Model):
@@ -185,14 +205,15 @@ class Entry(Model):
     action: ActionSpec | None = None
     agent_offline: OfflineSpec | None = None
     weather: WeatherSpec | None = None
+    replay: ReplaySpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Entry:
-        given = [k for k in ("anomaly", "action", "agent_offline", "weather")
+        given = [k for k in ("anomaly", "action", "agent_offline", "weather", "replay")
                  if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("each timeline entry has exactly one of anomaly, action, "
-                             f"agent_offline, weather (this one has {given or 'none'})")
+                             f"agent_offline, weather, replay (this one has {given or 'none'})")
         return self
 
 
@@ -257,6 +278,24 @@ class Weather:
     rain_mm_h: float
     duration_s: float
     where: str = ""
+    area: tuple[str, ...] = ()
+    """Unit ids it rains over (empty: everywhere)."""
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayAt:
+    """A recording played from ``at_ns`` at ``speed`` (its sensors' values come from it
+    while it lasts)."""
+
+    at_ns: int
+    recording: Recording
+    speed: float = 1.0
+    where: str = ""
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        return tuple(self.recording.series)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +317,8 @@ class Scenario:
     warmup_s: float = 86400.0
     """Normal readings the detectors learn from before the start (no events sent), as a
     field agent restores its learned state from a checkpoint."""
+    replays: tuple[ReplayAt, ...] = ()
+    """Recorded data played as some sensors' values (``replay:`` entries)."""
 
     @property
     def end_ns(self) -> int:
@@ -359,6 +400,7 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
     actions: list[ActionAt] = []
     outages: list[Outage] = []
     weather: list[Weather] = []
+    replays: list[ReplayAt] = []
     for i, entry in sorted(enumerate(spec.timeline), key=lambda ie: ie[1].at):
         loc: Loc = ("timeline", i)
         at_s = entry.at.total_seconds()
@@ -386,7 +428,20 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
             outages.append(Outage(at_ns, off.agent, off.for_.total_seconds(), here))
         elif entry.weather is not None:
             w = entry.weather
-            weather.append(Weather(at_ns, w.rain, w.for_.total_seconds(), here))
+            for j, unit in enumerate(w.area):
+                if unit not in config.units:
+                    problem((*loc, "weather", "area", j), _unknown("unit", unit, config.units))
+            weather.append(Weather(at_ns, w.rain, w.for_.total_seconds(), here, w.area,
+                                   w.label))
+        elif entry.replay is not None:
+            r = entry.replay
+            try:
+                rec = read_recording(base / r.file, mapping=r.map, sensors=simulated,
+                                     value_field=r.field, columns=r.columns)
+            except ReplayError as exc:
+                problem((*loc, "replay", "file"), str(exc))
+            else:
+                replays.append(ReplayAt(at_ns, rec, r.speed, here))
     if problems:
         raise ScenarioError(where, problems)
     return Scenario(
@@ -394,7 +449,7 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
         description=spec.description, config=config, seed=spec.seed, start_ns=start_ns,
         duration_s=duration_s, injections=tuple(injections), actions=tuple(actions),
         outages=tuple(outages), weather=tuple(weather), sensors=sensors, path=path,
-        warmup_s=spec.warmup.total_seconds())
+        warmup_s=spec.warmup.total_seconds(), replays=tuple(replays))
 
 
 def _find(path: Path) -> Path:

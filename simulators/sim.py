@@ -62,6 +62,7 @@ from hub.lifecycle import AlertState, IllegalTransition, Transition
 from hub.service import Hub
 from hub.store import Store
 from simulators.clock import NS, SimClock
+from simulators.replay import RecordedStream
 from simulators.scenario import (
     DEFAULT_START,
     ActionAt,
@@ -73,6 +74,7 @@ from simulators.scenario import (
     parse_offset,
 )
 from simulators.streams import Injection, SensorStream, Shape
+from simulators.weather import RainEpisode, RainModel
 from wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
 from wire.broker import BrokerAddress
 
@@ -333,6 +335,10 @@ class SimDistrict:
             *scenario.injections, *scenario.actions, *scenario.outages, *scenario.weather]
         for item in items:
             self._schedule(_at_ns(item), item)
+        self.rain = rain_model(scenario)
+        """The rain of the scenario's weather entries (simulators/weather.py)."""
+        chosen = [scenario.config.sensors[s] for s in scenario.sensor_ids]
+        self._injections.extend(self.rain.labels(chosen))  # its floods are ground truth
         self.samples = 0
         self._stack = contextlib.AsyncExitStack()
         self._hub: _SimHub | None = None
@@ -459,7 +465,9 @@ class SimDistrict:
                 self._owner[sensor.id] = agent
                 self._streams[sensor.id] = SensorStream(
                     sensor.id, sensor.kind, seed=self.scenario.seed,
-                    injections=self.scenario.injections)
+                    injections=self.scenario.injections, place=sensor.path,
+                    tags=sensor.tags, weather=self.rain or None,
+                    overlays=replayed(self.scenario, sensor.id))
                 interval = max(1, round(sensor.interval_s * NS))
                 self._interval[sensor.id] = interval
                 first = self.clock() + round(rng.uniform(0, sensor.interval_s) * NS)
@@ -928,7 +936,22 @@ def _shifted(scenario: Scenario, start_ns: int) -> Scenario:
                          for i in scenario.injections),
         actions=tuple(dataclasses.replace(a, at_ns=a.at_ns + d) for a in scenario.actions),
         outages=tuple(dataclasses.replace(o, at_ns=o.at_ns + d) for o in scenario.outages),
-        weather=tuple(dataclasses.replace(w, at_ns=w.at_ns + d) for w in scenario.weather))
+        weather=tuple(dataclasses.replace(w, at_ns=w.at_ns + d) for w in scenario.weather),
+        replays=tuple(dataclasses.replace(r, at_ns=r.at_ns + d) for r in scenario.replays))
+
+
+def rain_model(scenario: Scenario) -> RainModel:
+    """The scenario's ``weather:`` entries as rain over their areas."""
+    return RainModel((RainEpisode(w.at_ns / NS, w.duration_s, w.rain_mm_h,
+                                  frozenset(w.area), w.label) for w in scenario.weather),
+                     seed=scenario.seed)
+
+
+def replayed(scenario: Scenario, sensor: str) -> tuple[RecordedStream, ...]:
+    """The recordings of the scenario's ``replay:`` entries that play on ``sensor``."""
+    return tuple(RecordedStream(r.recording.series[sensor], start=r.at_ns / NS,
+                                speed=r.speed, recording_start_ns=r.recording.start_ns)
+                 for r in scenario.replays if sensor in r.recording.series)
 
 
 async def run_scenario(scenario: Scenario | Path | str, *, broker_url: str | None = None,

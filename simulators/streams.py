@@ -28,10 +28,17 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     from simulators.weather import RainModel
+
+
+class Overlay(Protocol):
+    """Values that replace a stream's own while they last (a RecordedStream)."""
+
+    def covers(self, t: float) -> bool: ...
+    def value(self, t: float) -> float | None: ...
 
 Shape = Literal["spike", "step", "ramp", "stuck", "dropout", "drift", "rain"]
 """``rain`` is a label only: the weather model makes the values (see weather.py)."""
@@ -201,12 +208,13 @@ class Injection:
 class SensorStream:
     """Values of one sensor over time. ``value(t)`` is None while the sensor drops out."""
 
-    __slots__ = ("_keys", "_level", "baseline", "injections", "kind", "place", "seed",
-                 "sensor", "tags", "weather")
+    __slots__ = ("_keys", "_level", "baseline", "injections", "kind", "overlays", "place",
+                 "seed", "sensor", "tags", "weather")
 
     def __init__(self, sensor: str, kind: str, *, seed: int = 0,
                  injections: tuple[Injection, ...] = (), place: tuple[str, ...] = (),
-                 tags: tuple[str, ...] = (), weather: RainModel | None = None) -> None:
+                 tags: tuple[str, ...] = (), weather: RainModel | None = None,
+                 overlays: tuple[Overlay, ...] = ()) -> None:
         self.sensor = sensor
         self.kind = kind
         self.seed = seed
@@ -214,6 +222,8 @@ class SensorStream:
         """The sensor's unit path (district, town, community, grid): where rain falls on it."""
         self.tags = tags
         self.weather = weather
+        self.overlays = overlays
+        """Recordings replayed on this sensor: while one covers ``t`` its value is read."""
         self.baseline = BASELINES.get(kind, GENERIC)
         self.injections = tuple(i for i in injections if i.sensor == sensor)
         self._keys = {salt: key_of(seed, sensor, salt)
@@ -284,6 +294,9 @@ class SensorStream:
     # ---------------------------------------------------------------- with injections
 
     def value(self, t: float) -> float | None:
+        for overlay in self.overlays:
+            if overlay.covers(t):
+                return overlay.value(t)
         inj = self._injection_at(t)
         if inj is None:
             if self.missing(t):
