@@ -18,6 +18,7 @@ numbers in the sensor's unit.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import re
@@ -30,7 +31,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
-from config import EXAMPLES, ConfigError, ConfigSet, Problem, load_config
+from config import EXAMPLES, ConfigError, ConfigSet, Problem, SensorSpec, load_config
 from config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
 from config.models import Duration, Id, Model
 from simulators.clock import NS
@@ -217,6 +218,30 @@ class Entry(Model):
         return self
 
 
+def _numbers(value: Any) -> Any:
+    """Integers come from the scenario loader as strings (it reads 10:30 as text, and
+    with it every integer): numbers again, so a detector gets ``extreme_z: 6`` as 6."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, str) and re.fullmatch(r"[-+]?\d+", v.strip()):
+            v = int(v)
+        out[k] = v
+    return out
+
+
+class DetectorTuning(Model):
+    """``detectors:`` per sensor kind: what an integrator sets in ``sensors.yaml``'s
+    kinds, changed for this scenario only (fields not given keep the config's)."""
+
+    name: str | None = None
+    sensitivity: float | None = Field(default=None, ge=0, le=1)
+    refractory: int | None = Field(default=None, ge=0)
+    params: Annotated[dict[str, float | int | str | bool] | None,
+                      BeforeValidator(_numbers)] = None
+
+
 class ScenarioFile(Model):
     """The file as written (validated on its own; :func:`load_scenario` cross-checks it
     against the config set it names)."""
@@ -229,6 +254,8 @@ class ScenarioFile(Model):
     duration: Duration
     warmup: Offset = timedelta(days=1)
     sensors: tuple[str, ...] | None = Field(default=None, min_length=1)
+    detectors: dict[str, DetectorTuning] = Field(default_factory=dict)
+    """Sensor kind (or ``"*"``) -> detector settings for this scenario."""
     timeline: tuple[Entry, ...] = ()
 
 
@@ -392,6 +419,8 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
     if config is None:
         raise ScenarioError(where, problems)
 
+    if spec.detectors:
+        config = _tuned(config, spec.detectors, problem)
     sensors = _subset(spec.sensors, config, problem)
     simulated = set(sensors if sensors is not None else config.sensors)
     start_ns = _epoch_ns(spec.start)
@@ -450,6 +479,30 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
         duration_s=duration_s, injections=tuple(injections), actions=tuple(actions),
         outages=tuple(outages), weather=tuple(weather), sensors=sensors, path=path,
         warmup_s=spec.warmup.total_seconds(), replays=tuple(replays))
+
+
+def _tuned(config: ConfigSet, tuning: dict[str, DetectorTuning], problem: Any) -> ConfigSet:
+    """The config set with the scenario's detector settings per sensor kind (``*``: every
+    kind; a named kind wins over ``*``)."""
+    kinds = {s.kind for s in config.sensors.values()}
+    for kind in tuning:
+        if kind != "*" and kind not in kinds:
+            problem(("detectors", kind), _unknown("sensor kind", kind, sorted(kinds)))
+
+    def tune(sensor: SensorSpec) -> SensorSpec:
+        update: dict[str, Any] = {}
+        for key in ("*", sensor.kind):
+            t = tuning.get(key)
+            if t is not None:
+                update.update(t.model_dump(exclude_none=True))
+        if not update:
+            return sensor
+        return dataclasses.replace(sensor, detector=sensor.detector.model_copy(update=update))
+
+    sensors = {sid: tune(s) for sid, s in config.sensors.items()}
+    agents = {aid: dataclasses.replace(a, sensors=tuple(sensors[s.id] for s in a.sensors))
+              for aid, a in config.agents.items()}
+    return dataclasses.replace(config, sensors=sensors, agents=agents)
 
 
 def _find(path: Path) -> Path:

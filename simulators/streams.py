@@ -44,6 +44,9 @@ Shape = Literal["spike", "step", "ramp", "stuck", "dropout", "drift", "rain"]
 """``rain`` is a label only: the weather model makes the values (see weather.py)."""
 SHAPES: tuple[Shape, ...] = ("spike", "step", "ramp", "stuck", "dropout", "drift", "rain")
 DAY = 86_400.0
+LOCAL_OFFSET_S = 8 * 3600.0
+"""Daily cycles follow local hours; the config sets have no time zone and every sample
+district is in China Standard Time (UTC+8)."""
 _MASK = (1 << 64) - 1
 
 
@@ -128,15 +131,16 @@ BASELINES: dict[str, Baseline] = {
     "smoke": Baseline(0.02, 0.0, 0.003, 0.0, 10.0, resolution=0.001, smooth=0.004,
                       smooth_s=600.0, events_day=0.5, event_amp=(0.01, 0.04),
                       event_s=(60.0, 300.0)),
-    # catalytic %LEL: kitchen hours, slow cell drift
-    "gas": Baseline(1.0, 0.3, 0.15, 0.0, 100.0, peak_hour=12.0, resolution=0.1,
-                    smooth=0.2, smooth_s=300.0, drift=0.3, events_day=1.0,
+    # catalytic %LEL: a little background in a kitchen street, kitchen hours, slow cell
+    # drift (kept off zero: a clipped 0.0 repeated for minutes looks stuck)
+    "gas": Baseline(1.5, 0.3, 0.15, 0.0, 100.0, peak_hour=12.0, resolution=0.1,
+                    smooth=0.15, smooth_s=300.0, drift=0.2, events_day=1.0,
                     event_amp=(0.5, 2.0), event_s=(20.0, 120.0)),
     # flood point: a little water in the gully; the weather adds run-off
     "water_level": Baseline(6.0, 0.0, 0.3, 0.0, 300.0, resolution=0.1, smooth=0.3,
                             smooth_s=900.0, drift=0.2),
     # optical gauge: a noise floor when dry; the weather adds the rain
-    "rain": Baseline(0.2, 0.0, 0.08, 0.0, 300.0, resolution=0.01, smooth=0.05,
+    "rain": Baseline(0.3, 0.0, 0.08, 0.0, 300.0, resolution=0.01, smooth=0.05,
                      smooth_s=120.0, site_spread=0.3),
     # cover tilt: traffic rattles it, more in rush hours
     "manhole_tilt": Baseline(0.6, 0.05, 0.1, 0.0, 90.0, resolution=0.01, smooth=0.05,
@@ -209,12 +213,13 @@ class SensorStream:
     """Values of one sensor over time. ``value(t)`` is None while the sensor drops out."""
 
     __slots__ = ("_keys", "_level", "baseline", "injections", "kind", "overlays", "place",
-                 "seed", "sensor", "tags", "weather")
+                 "seed", "sensor", "tags", "utc_offset_s", "weather")
 
     def __init__(self, sensor: str, kind: str, *, seed: int = 0,
                  injections: tuple[Injection, ...] = (), place: tuple[str, ...] = (),
                  tags: tuple[str, ...] = (), weather: RainModel | None = None,
-                 overlays: tuple[Overlay, ...] = ()) -> None:
+                 overlays: tuple[Overlay, ...] = (),
+                 utc_offset_s: float = LOCAL_OFFSET_S) -> None:
         self.sensor = sensor
         self.kind = kind
         self.seed = seed
@@ -223,6 +228,7 @@ class SensorStream:
         self.tags = tags
         self.weather = weather
         self.overlays = overlays
+        self.utc_offset_s = utc_offset_s
         """Recordings replayed on this sensor: while one covers ``t`` its value is read."""
         self.baseline = BASELINES.get(kind, GENERIC)
         self.injections = tuple(i for i in injections if i.sensor == sensor)
@@ -236,7 +242,7 @@ class SensorStream:
     def normal(self, t: float) -> float:
         """The value with nothing wrong (the weather included), quantised and clipped."""
         b = self.baseline
-        hour = (t % DAY) / 3600.0
+        hour = ((t + self.utc_offset_s) % DAY) / 3600.0
         v = self._level + b.daily_amplitude * math.cos(2 * math.pi * (hour - b.peak_hour) / 24)
         if b.rush:
             v += b.rush * (math.exp(-0.5 * ((hour - 8.0) / 0.7) ** 2)
@@ -271,7 +277,7 @@ class SensorStream:
         k0 = math.floor(t / slot_s)
         total = 0.0
         for k in range(k0 - reach, k0 + 1):
-            hour = ((k * slot_s) % DAY) / 3600.0
+            hour = ((k * slot_s + self.utc_offset_s) % DAY) / 3600.0
             night = _is_night(hour)
             rate = b.events_night if night else b.events_day
             if uniform(key, 4 * k) >= rate * slot_s / 3600.0:

@@ -14,11 +14,8 @@ from config.resolve import SensorSpec
 from simulators.streams import BASELINES, Injection, SensorStream
 from simulators.weather import RainEpisode, RainModel
 
-CST = 8 * 3600.0
-MIDNIGHT = datetime(2026, 1, 5, tzinfo=UTC).timestamp() - CST
-"""Monday 5 January 2026, 00:00 China time (the streams' hours are of POSIX time + 8 h
-only through the scenario's start; the cycles here are in UTC hours)."""
-T0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp()  # 00:00 UTC: the streams' hour 0
+T0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp() - 8 * 3600
+"""Monday 5 January 2026, 00:00 China time: the streams' daily cycles are local hours."""
 
 
 @pytest.fixture(scope="module")
