@@ -49,7 +49,8 @@ def library() -> list[Path]:
 def sim_list() -> None:
     """The scenario library: name, simulated time, sensors, ground truth, what happens."""
     table = Table(title="scenario library (gridcall sim run NAME)", title_justify="left")
-    for col in ("name", "duration", "sensors", "anomalies", "outages", "rain", "description"):
+    table.add_column("name", no_wrap=True)  # what people type: never folded
+    for col in ("duration", "sensors", "anomalies", "outages", "rain", "description"):
         table.add_column(col, overflow="fold")
     for path in library():
         try:

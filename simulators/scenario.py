@@ -223,12 +223,8 @@ def _numbers(value: Any) -> Any:
     with it every integer): numbers again, so a detector gets ``extreme_z: 6`` as 6."""
     if not isinstance(value, dict):
         return value
-    out = {}
-    for k, v in value.items():
-        if isinstance(v, str) and re.fullmatch(r"[-+]?\d+", v.strip()):
-            v = int(v)
-        out[k] = v
-    return out
+    return {k: int(v) if isinstance(v, str) and re.fullmatch(r"[-+]?\d+", v.strip()) else v
+            for k, v in value.items()}
 
 
 class DetectorTuning(Model):
