@@ -37,6 +37,7 @@ from config.models import Duration, Id, Model
 from simulators.clock import NS
 from simulators.replay import Recording, ReplayError, read_recording
 from simulators.streams import Injection, Shape
+from simulators.weather import rain_model
 
 __all__ = [
     "ActionAt",
@@ -49,6 +50,7 @@ __all__ = [
     "load_scenario",
     "parse_offset",
     "scenario_from_data",
+    "with_seed",
 ]
 
 PACKAGED = Path(__file__).resolve().parent / "scenarios"
@@ -469,6 +471,8 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
                 replays.append(ReplayAt(at_ns, rec, r.speed, here))
     if problems:
         raise ScenarioError(where, problems)
+    chosen = [config.sensors[s] for s in (sensors or config.sensors)]
+    injections.extend(rain_model(weather, seed=spec.seed).labels(chosen))  # its floods
     return Scenario(
         name=spec.name or (path.stem if path is not None else doc.file),
         description=spec.description, config=config, seed=spec.seed, start_ns=start_ns,
@@ -499,6 +503,15 @@ def _tuned(config: ConfigSet, tuning: dict[str, DetectorTuning], problem: Any) -
     agents = {aid: dataclasses.replace(a, sensors=tuple(sensors[s.id] for s in a.sensors))
               for aid, a in config.agents.items()}
     return dataclasses.replace(config, sensors=sensors, agents=agents)
+
+
+def with_seed(scenario: Scenario, seed: int) -> Scenario:
+    """The scenario with another seed; the rain's ground truth is derived again (gauges
+    and run-off differ per seed)."""
+    chosen = [scenario.config.sensors[s] for s in scenario.sensor_ids]
+    kept = tuple(i for i in scenario.injections if i.shape != "rain")
+    labels = rain_model(scenario.weather, seed=seed).labels(chosen)
+    return dataclasses.replace(scenario, seed=seed, injections=kept + labels)
 
 
 def _find(path: Path) -> Path:

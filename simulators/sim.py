@@ -72,9 +72,10 @@ from simulators.scenario import (
     Weather,
     load_scenario,
     parse_offset,
+    with_seed,
 )
 from simulators.streams import Injection, SensorStream, Shape
-from simulators.weather import RainEpisode, RainModel
+from simulators.weather import rain_model
 from wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
 from wire.broker import BrokerAddress
 
@@ -310,7 +311,7 @@ class SimDistrict:
                                  f"{scenario.config.directory}")
             scenario = dataclasses.replace(scenario, sensors=wanted)
         if seed is not None:
-            scenario = dataclasses.replace(scenario, seed=seed)
+            scenario = with_seed(scenario, seed)
         if start_ns is not None:
             scenario = _shifted(scenario, start_ns)
         if heartbeat_s <= 0 or (speed is not None and speed <= 0):
@@ -332,13 +333,13 @@ class SimDistrict:
         self._due: list[_Due] = []
         self._order = 0
         items: list[Injection | ActionAt | Outage | Weather] = [
-            *scenario.injections, *scenario.actions, *scenario.outages, *scenario.weather]
+            *(i for i in scenario.injections if i.shape != "rain"),  # rain: labels only
+            *scenario.actions, *scenario.outages, *scenario.weather]
         for item in items:
             self._schedule(_at_ns(item), item)
-        self.rain = rain_model(scenario)
-        """The rain of the scenario's weather entries (simulators/weather.py)."""
-        chosen = [scenario.config.sensors[s] for s in scenario.sensor_ids]
-        self._injections.extend(self.rain.labels(chosen))  # its floods are ground truth
+        self.rain = rain_model(scenario.weather, seed=scenario.seed)
+        """The rain of the scenario's weather entries (simulators/weather.py); the loader
+        put its floods into the injections as ground truth."""
         self.samples = 0
         self._stack = contextlib.AsyncExitStack()
         self._hub: _SimHub | None = None
@@ -939,12 +940,6 @@ def _shifted(scenario: Scenario, start_ns: int) -> Scenario:
         weather=tuple(dataclasses.replace(w, at_ns=w.at_ns + d) for w in scenario.weather),
         replays=tuple(dataclasses.replace(r, at_ns=r.at_ns + d) for r in scenario.replays))
 
-
-def rain_model(scenario: Scenario) -> RainModel:
-    """The scenario's ``weather:`` entries as rain over their areas."""
-    return RainModel((RainEpisode(w.at_ns / NS, w.duration_s, w.rain_mm_h,
-                                  frozenset(w.area), w.label) for w in scenario.weather),
-                     seed=scenario.seed)
 
 
 def replayed(scenario: Scenario, sensor: str) -> tuple[RecordedStream, ...]:

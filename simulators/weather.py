@@ -106,6 +106,27 @@ class _Reservoir:
         return self.h[k] * (1.0 - f) + self.h[k + 1] * f
 
 
+class RainEntry(Protocol):
+    """A scenario's ``weather:`` entry (simulators.scenario.Weather)."""
+
+    @property
+    def at_ns(self) -> int: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def rain_mm_h(self) -> float: ...
+    @property
+    def area(self) -> tuple[str, ...]: ...
+    @property
+    def label(self) -> str: ...
+
+
+def rain_model(entries: Iterable[RainEntry], *, seed: int) -> RainModel:
+    """The rain of a scenario's weather entries."""
+    return RainModel((RainEpisode(w.at_ns / 1e9, w.duration_s, w.rain_mm_h,
+                                  frozenset(w.area), w.label) for w in entries), seed=seed)
+
+
 class RainModel:
     """The rain episodes of a run, seeded; SensorStream asks it for its share."""
 
