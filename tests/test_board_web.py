@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,7 +38,7 @@ from hub.service import Hub
 from hub.store import Store
 from hub.tokens import TokenFile, issue, revoke
 from tests.polling import wait_until
-from wire import AnomalyEvent, encode, topics
+from wire import AgentStatus, AnomalyEvent, SensorHealth, encode, topics
 from wire.broker import BrokerAddress
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +89,8 @@ class Site:
         old = self.server
         await old.__aexit__(None, None, None)
         result = await between()
-        app = create_app(self.hub.desk, TokenFile(self.tokens_path), clock=self.hub.clock)
+        app = create_app(self.hub.desk, TokenFile(self.tokens_path), clock=self.hub.clock,
+                         roster=self.hub.roster)
         self.server = await ApiServer(app, old.host, old.port).__aenter__()
         return result
 
@@ -109,6 +111,13 @@ class Site:
         (state,) = [s for s in self.hub.desk.alerts(open_only=True) if s.alert.sensor == sensor_id]
         return state.alert_id
 
+    async def publish(self, topic: str, payload: bytes) -> None:
+        import aiomqtt
+
+        address = BrokerAddress.parse(self.broker)
+        async with aiomqtt.Client(address.host, address.port) as client:
+            await client.publish(topic, payload, qos=1)
+
     async def ledger(self) -> list[Transition]:
         return await self.hub.desk.transitions()
 
@@ -126,7 +135,8 @@ async def site(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[Site]:
             assert await wait_until(hub.subscribed.is_set, polls=600)
             tokens_path = tmp_path / "api-tokens.json"
             token = issue(tokens_path, UNIT, known_units=cfg.units, label="board test")
-            app = create_app(hub.desk, TokenFile(tokens_path), clock=hub.clock)
+            app = create_app(hub.desk, TokenFile(tokens_path), clock=hub.clock,
+                             roster=hub.roster)
             server = await ApiServer(app, "127.0.0.1", 0).__aenter__()
             site = Site(hub, server.url, tokens_path, token, broker.url, server)
             try:
@@ -279,6 +289,9 @@ async def test_a_refused_action_shows_the_reason_and_the_ledger_is_unchanged(
                                          "unknown or revoked token")
     assert await site.ledger() == before
     assert site.hub.desk.get(alert_id).state == "opened"
+    # the page's own refresh is refused too: said apart, the answer to the click stays
+    await expect(page.locator("#sync")).to_contain_text("refused the board's state (401)")
+    await expect(notice).to_contain_text(f"{alert_id}: acknowledge refused (401)")
     await shot(page, "5-refused-401")
 
 
@@ -359,3 +372,27 @@ async def test_a_token_the_hub_does_not_know_is_refused_at_sign_in(
     await page.click("#token-form button")
     await expect(page.locator("#live")).to_have_class("live on")
     await expect(page.locator("#unit-name")).to_contain_text("东苑社区")
+
+
+async def test_edge_agents_and_unhealthy_sensors_are_shown(site: Site, board: Board) -> None:
+    agent = site.hub.config.sensors[FIRST].agent
+    own = [s.id for s in site.hub.config.agents[agent].sensors]
+    health = {sid: SensorHealth(state="stuck" if sid == FIRST else "ok") for sid in own}
+    status = AgentStatus(agent=agent, state="online", ts=site.hub.clock(), heartbeat_s=30,
+                         sensors=len(own), sensor_health=health)
+    await site.publish(topics.status_topic(agent), encode(status))
+    assert await wait_until(
+        lambda: site.hub.roster.view(agent, site.hub.clock()).state == "online")
+    page = await board(site.token)
+    item = page.locator(f'#agents li[data-agent="{agent}"]')
+    await expect(item).to_have_attribute("data-state", "online")
+    await expect(item).to_contain_text(f"{FIRST} stuck")
+    await expect(page.locator(f'#map [data-sensor="{FIRST}"]')).to_have_attribute(
+        "data-health", "stuck")
+    await expect(page.locator(f'#map [data-sensor="{FIRST}"]')).to_have_class(
+        re.compile(r"\bunhealthy\b"))
+    others = [s for s in own if s != FIRST and site.hub.config.sensors[s].path[2] == UNIT]
+    await expect(page.locator(f'#map [data-sensor="{others[0]}"]')).to_have_attribute(
+        "data-health", "ok")
+    await shot(page, "10-agents")
+    assert page.errors == []

@@ -44,7 +44,7 @@
   };
 
   const board = {
-    token: null, me: null, map: null, state: null, live: false, zoom: null,
+    token: null, me: null, map: null, state: null, live: false, zoom: null, noRoster: false,
     stream: null, attempts: 0, refreshTimer: null, lastByte: 0,
     clock: { first: null, last: null, rate: 1 },
   };
@@ -128,6 +128,14 @@
     box.textContent = text;
     box.className = kind;
     box.hidden = false;
+  }
+
+  // What the page could not load in the background (the state, the event stream) goes
+  // to its own line, so it never hides the answer to what the person just clicked.
+  function syncProblem(text) {
+    const line = $("#sync");
+    line.textContent = text || "";
+    line.hidden = !text;
   }
 
   // ------------------------------------------------------------------ the map
@@ -215,7 +223,7 @@
 
     const layer = (cls) => svg.appendChild(el("svg:g", { class: cls }));
     const gridLayer = layer("grids"), outlines = layer("outlines");
-    const sensorLayer = layer("sensors"), labels = layer("labels");
+    const labels = layer("labels"), sensorLayer = layer("sensors");  // dots over names
     for (const g of grids) {
       const path = shape(g, "grid risk-0");
       path.dataset.grid = g.id;
@@ -276,10 +284,17 @@
     const sensors = new Map(state.sensors.map((s) => [s.id, s]));
     for (const dot of document.querySelectorAll("#map .sensor")) {
       const s = sensors.get(dot.dataset.sensor);
-      dot.setAttribute("class", s ? `sensor alerting risk-${s.risk}` : "sensor");
+      const sick = dot.dataset.health === "stuck" || dot.dataset.health === "missing";
+      dot.setAttribute("class", (s ? `sensor alerting risk-${s.risk}` : "sensor") +
+                               (sick ? " unhealthy" : ""));
       dot.dataset.risk = String(s ? s.risk : 0);
-      dot.setAttribute("r", String(Number(dot.dataset.r) * (s ? 1.8 : 1)));
+      sizeDot(dot);
     }
+  }
+
+  function sizeDot(dot) {
+    const big = dot.classList.contains("alerting") || dot.classList.contains("unhealthy");
+    dot.setAttribute("r", String(Number(dot.dataset.r) * (big ? 1.8 : 1)));
   }
 
   function highlight(gridId) {
@@ -376,6 +391,41 @@
     await refresh();
   }
 
+  // ------------------------------------------------------------------ edge agents
+
+  // GET v1/agents (the hub's roster): 503 when the API runs without one, then the panel
+  // stays hidden. Agents going down or coming back are desk steps (EDGE-OFFLINE), so the
+  // change events refresh this; a sensor's health alone is seen at the next poll.
+  async function refreshAgents() {
+    if (board.noRoster) return;
+    let data;
+    try {
+      data = await api("v1/agents");
+    } catch (err) {
+      if (err instanceof ApiRefusal && err.status === 503) board.noRoster = true;
+      return;
+    }
+    const health = new Map();
+    const list = $("#agents");
+    list.replaceChildren(...data.agents.map((a) => {
+      const bad = a.sensors.filter((s) => s.health === "stuck" || s.health === "missing");
+      for (const s of a.sensors) health.set(s.sensor, s.health);
+      const seen = a.last_seen_s === null ? "never heard" : `heard ${fmtLeft(a.last_seen_s)} ago`;
+      return el("li", { "data-agent": a.agent, "data-state": a.state },
+        el("span", { class: `agent-state ${a.state}`, text: a.state }),
+        ` ${a.name || a.agent} (${a.agent}) · ${seen}` +
+        (a.outbox_depth ? ` · outbox ${a.outbox_depth}` : "") +
+        (bad.length ? ` · ${bad.map((s) => `${s.sensor} ${s.health}`).join(", ")}` : ""));
+    }));
+    $("#agents-panel").hidden = false;
+    for (const dot of document.querySelectorAll("#map .sensor")) {
+      const h = health.get(dot.dataset.sensor) || "unknown";
+      dot.dataset.health = h;
+      dot.classList.toggle("unhealthy", h === "stuck" || h === "missing");
+      sizeDot(dot);
+    }
+  }
+
   // ------------------------------------------------------------------ state
 
   async function refresh() {
@@ -385,10 +435,12 @@
       sampleClock(state.now);
       paintMap(state);
       renderAlerts(state);
+      await refreshAgents();
       document.body.dataset.loaded = String(Date.now());
+      syncProblem("");
     } catch (err) {
-      if (err instanceof ApiRefusal) notice(`the hub refused the board's state (${err.status}): ${err.detail}`, "error");
-      else setLive(false, "hub unreachable");
+      if (err instanceof ApiRefusal) syncProblem(`the hub refused the board's state (${err.status}): ${err.detail}`);
+      else { syncProblem("the hub cannot be reached; retrying"); setLive(false, "hub unreachable"); }
     }
   }
 
@@ -482,7 +534,7 @@
       } catch (err) {
         if (err instanceof ApiRefusal) {
           setLive(false, `refused ${err.status}`);
-          notice(`live updates refused (${err.status}): ${err.detail}`, "error");
+          syncProblem(`live updates refused (${err.status}): ${err.detail}`);
         } else {
           setLive(false, "disconnected");
         }
