@@ -218,9 +218,10 @@ class Hub:
     async def _raise_offline(self, change: RosterEvent, matter: str) -> None:
         for i, (grid, sensor) in enumerate(self.roster.grids_of(change.agent).items()):
             # Sequence numbers of the agent's own events count up from 0; these sit far
-            # above them (2**62 + the hub's time, one per grid), so an outage never takes
-            # the (agent, seq) of a real event in the ledger.
-            event = AnomalyEvent(agent=change.agent, seq=OUTAGE_SEQ + change.at + i,
+            # above them (2**62 + the hub's time, one per grid; below 2**63, SQLite's
+            # limit), so an outage never takes the (agent, seq) of a real event.
+            seq = OUTAGE_SEQ + (change.at + i) % OUTAGE_SEQ
+            event = AnomalyEvent(agent=change.agent, seq=seq,
                                  sensor=sensor, kind="dropout", severity="major",
                                  score=1.0, value=None, ts=change.at, detector="hub.roster")
             name = self.config.units[grid].name
