@@ -1,4 +1,5 @@
-"""``gridcall sim run|list``: play a scenario and compare its ground truth with the alerts.
+"""``gridcall sim run|list|replay``: play a scenario and compare its ground truth with
+the alerts; play recorded data as an edge agent.
 
 ``sim run`` plays a scenario file (or a packaged one by name, ``sim list``) on the
 simulated district (simulators/sim.py): real edge agents and a real hub, over the
@@ -7,6 +8,9 @@ with a progress bar. It ends with a report (simulators/truth.py): each injected 
 and outage, whether an alert found it and how soon, the false alerts, and the totals;
 ``--report-json`` writes it for CI. A scenario that cannot be loaded or run exits 2 with
 the reason (file:line for the file's problems).
+
+``sim replay`` plays a recorded CSV (simulators/replay.py) through a real edge agent of
+the config set to its broker at any speed: staging a hub with recorded data.
 
 Registered on the main app by :mod:`gridcall.cli`.
 """
@@ -25,6 +29,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from config import SAMPLE_DISTRICT, AgentSpec
+from simulators.replay import Recording, ReplayError, ReplaySource, read_recording
 from simulators.scenario import PACKAGED, Scenario, ScenarioError, load_scenario
 from simulators.truth import TruthReport, compare
 
@@ -122,6 +128,76 @@ async def _play(scenario: Scenario, broker: str | None, speed: float | None,
         run = await run_scenario(scenario, broker_url=broker, speed=speed,
                                  progress=progress, **options)
     return run, compare(run.injections, run, outages=run.scenario.outages)
+
+
+@sim_app.command("replay")
+def sim_replay(
+    file: Annotated[Path, typer.Argument(help="A recorded CSV: an InfluxDB 1.x/2.x export "
+                                         "or a data logger's file.")],
+    agent: Annotated[str, typer.Option(help="The edge agent (agents.yaml) that plays it.")],
+    config_dir: Annotated[Path, typer.Option("--config", "-c", help="Config set folder.")
+                          ] = SAMPLE_DISTRICT,
+    broker: Annotated[str | None, typer.Option(help="Override the agent's broker URL.")
+                      ] = None,
+    speed: Annotated[float, typer.Option(min=0.001, help="N times as fast as recorded.")
+                     ] = 1.0,
+    mapping: Annotated[list[str] | None, typer.Option(
+        "--map", help="COLUMN=SENSOR: a recorded column or series plays as that sensor "
+        "(repeat it); unmapped ones must be sensor ids.")] = None,
+    field: Annotated[str | None, typer.Option(
+        help="The field to play when an InfluxDB export holds several.")] = None,
+    columns: Annotated[str | None, typer.Option(
+        help="Comma-separated column names of a file without a header.")] = None,
+    keep_time: Annotated[bool, typer.Option(
+        "--keep-time", help="Stamp the recorded times (a backfill) instead of now.")] = False,
+) -> None:
+    """Play a recorded CSV as an edge agent's sensors: the real agent (detectors, outbox)
+    publishes it to the broker at SPEED, then flushes and exits."""
+    from gridcall.cli import _load
+
+    cfg = _load(config_dir)
+    spec = cfg.agents.get(agent)
+    if spec is None:
+        raise _fail(f"no agent {agent!r} in {config_dir}/agents.yaml; known: "
+                    f"{', '.join(cfg.agents)}")
+    pairs: dict[str, str] = {}
+    for item in mapping or []:
+        column, sep, sensor = item.partition("=")
+        if not sep or not column or not sensor:
+            raise _fail(f"--map {item!r}: give COLUMN=SENSOR")
+        pairs[column] = sensor
+    try:
+        rec = read_recording(file, mapping=pairs, sensors={s.id for s in spec.sensors},
+                             value_field=field,
+                             columns=columns.split(",") if columns else None)
+    except ReplayError as exc:
+        raise _fail(str(exc)) from None
+    out.print(escape(rec.describe()), highlight=False)
+    for row in rec.skipped[:20]:
+        err.print(f"[yellow]skipped[/] {escape(row.describe(file))}", highlight=False)
+    if len(rec.skipped) > 20:
+        err.print(f"[yellow]… and {len(rec.skipped) - 20} more skipped row(s)[/]")
+    played, sent, events = asyncio.run(_replay(spec, rec, broker, speed, keep_time))
+    out.print(f"played {played} readings of {len(rec.series)} sensor(s) as {agent}: "
+              f"{sent} sent, {events} anomaly event(s)")
+
+
+async def _replay(spec: AgentSpec, rec: Recording, broker: str | None, speed: float,
+                  keep_time: bool) -> tuple[int, int, int]:
+    import time
+
+    from edge_agent.agent import EdgeAgent
+
+    source = ReplaySource(rec, clock=time.time_ns, speed=speed, keep_time=keep_time)
+    edge = EdgeAgent(spec, source, broker_url=broker)
+    stop = asyncio.Event()
+    run = asyncio.create_task(edge.run(stop))
+    done = asyncio.create_task(source.done.wait())
+    await asyncio.wait({run, done}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()  # the recording is over: the agent seals and sends what it holds
+    await run
+    c = edge.counters
+    return source.played, c.readings_sent, c.events_sent
 
 
 def report_table(scenario: Scenario, report: TruthReport, wall_s: float) -> Table:
