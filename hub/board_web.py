@@ -13,7 +13,8 @@ any app:
   escalations;
 - ``GET /v1/board/events``: Server-Sent Events, one ``change`` per ledger step in the
   subtree (a desk hook), a ``tick`` with the desk's clock every few seconds;
-- the existing ``POST /v1/alerts/{id}/acknowledge`` etc. for the buttons.
+- the existing ``POST /v1/alerts/{id}/acknowledge`` etc. for the buttons, and
+  ``GET /v1/agents`` (the hub's roster) for the edge agents and unhealthy sensors.
 
 **Why fetch() streaming for the events and not EventSource**: EventSource cannot send an
 ``Authorization`` header, so it would need the token (or a second, short-lived one) in
