@@ -48,3 +48,17 @@ def test_a_failed_expectation_explains_what_happened_instead(
         "*+00:10:19  AL000001 GAS-LEAK opened, tier A to district huangpu*",
         "*+00:15:19  AL000001 GAS-LEAK response deadline passed at tier A*",
     ])
+
+
+def test_loading_the_plugin_does_not_load_the_simulator() -> None:
+    """The entry point loads the plugin into every pytest session of a project that
+    installed gridcall; the agents, hub and detectors wait until a test asks."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gridcall.testing.plugin; "
+            "print(sorted(m for m in ('simulators.sim', 'hub.service', 'edge_agent.agent') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,153 +1,24 @@
-"""gridcall's testing kit: a simulated district with readable expectations.
+"""gridcall's testing kit: a simulated district with readable expectations (docs/testing.md).
 
-The pytest plugin (:mod:`gridcall.testing.plugin`, loaded through the ``pytest11`` entry
-point) gives tests the ``sim_district`` fixture; this module holds what it hands out:
-:class:`District`, a :class:`simulators.sim.SimDistrict` with expectations that advance
-simulated time until what they expect happens, or fail with what happened instead::
-
-    async def test_gas(sim_district):
-        district = await sim_district("gas-leak-spreads")
-        await district.expect_alert(matter="GAS-LEAK", tier="A", unit="huangpu",
-                                    within="15m")
-        await district.expect_no_alert(matter="FIRE-SMOKE", within="1h")
-
-Times are simulated: ``within`` is a duration from now (seconds, ``"10m"``,
-``"01:30"``); ``by`` is an offset from the scenario's start, as in scenario files.
-See docs/testing.md.
+``District``, ``ExpectationFailed`` and ``Match`` live in :mod:`gridcall.testing.district`
+and are imported from here on first use: the pytest plugin (:mod:`gridcall.testing.plugin`)
+is loaded into every pytest session of a project that installed gridcall, and importing
+the simulator (agents, hub, detectors, about a second) must wait until a test asks for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from simulators.clock import NS
-from simulators.scenario import parse_offset
-from simulators.sim import SimDistrict, TimelineEntry, hms
-from wire import RiskAlert
+if TYPE_CHECKING:
+    from gridcall.testing.district import District, ExpectationFailed, Match
 
 __all__ = ["District", "ExpectationFailed", "Match"]
 
-LEVELS = ("district", "town", "community", "grid")
-When = float | int | str | timedelta
 
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from gridcall.testing import district
 
-class ExpectationFailed(AssertionError):
-    """An expectation that did not hold; the message shows the alerts and timeline."""
-
-
-class Match:
-    """Which alert steps an expectation means. ``unit`` is a unit id or a level
-    (``"town"``); ``tier`` a letter; every criterion given must hold on the same step."""
-
-    def __init__(self, *, matter: str | None = None, tier: str | None = None,
-                 unit: str | None = None, grid: str | None = None,
-                 sensor: str | None = None, state: str | None = None,
-                 action: str | None = None, alert: str | None = None) -> None:
-        if tier is not None and tier not in ("A", "B", "C", "D"):
-            raise ValueError(f"tier must be one of A, B, C, D, got {tier!r}")
-        self.criteria = {k: v for k, v in (
-            ("matter", matter), ("tier", tier), ("unit", unit), ("grid", grid),
-            ("sensor", sensor), ("state", state), ("action", action), ("alert", alert))
-            if v is not None}
-
-    def __call__(self, e: TimelineEntry) -> bool:
-        if e.kind != "alert":
-            return False
-        c = self.criteria
-        unit = c.get("unit")
-        return (
-            all(getattr(e, k) == c[k] for k in ("matter", "tier", "grid", "sensor",
-                                                  "state", "action") if k in c)
-            and ("alert" not in c or e.alert_id == c["alert"])
-            and (unit is None or (e.level == unit if unit in LEVELS else e.unit == unit)))
-
-    def __str__(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.criteria.items()) or "(any)"
-
-
-class District(SimDistrict):
-    """A :class:`SimDistrict` with expectations (what the ``sim_district`` fixture gives)."""
-
-    def _found(self, match: Callable[[TimelineEntry], bool]) -> list[TimelineEntry]:
-        return [e for e in self.timeline if match(e)]
-
-    async def _until(self, match: Callable[[TimelineEntry], bool], end_ns: int) -> bool:
-        """Advance until a timeline entry matches (True) or ``end_ns`` passes (False)."""
-        count = len(self.timeline)
-
-        def seen() -> bool:
-            nonlocal count
-            entries = self.timeline
-            fresh = entries[count:]
-            count = len(entries)
-            return any(match(e) for e in fresh)
-
-        if self._found(match):
-            return True
-        if end_ns <= self.clock():
-            return False
-        return await self.advance_to(end_ns, until=seen)
-
-    def _fail(self, text: str) -> ExpectationFailed:
-        return ExpectationFailed(f"{text}\nWhat happened instead (sim time {hms(self.elapsed_s)}"
-                                 f"):\n{self.describe()}")
-
-    def _end(self, within: When | None, by: When | None) -> int:
-        if by is not None:
-            return self.scenario.start_ns + round(parse_offset(by).total_seconds() * NS)
-        return self.clock() + round(parse_offset(within or 0).total_seconds() * NS)
-
-    async def expect_alert(self, *, matter: str | None = None, tier: str | None = None,
-                           unit: str | None = None, grid: str | None = None,
-                           sensor: str | None = None, state: str | None = None,
-                           within: When = 0, by: When | None = None) -> RiskAlert:
-        """An alert that stands (at some step) at ``tier`` with ``unit``, of ``matter``
-        in ``grid``: already, or within ``within`` from now (or ``by`` an offset from
-        the start), advancing simulated time no further than it appears. Its current
-        state; :class:`ExpectationFailed` with the timeline if it never came."""
-        __tracebackhide__ = True
-        match = Match(matter=matter, tier=tier, unit=unit, grid=grid, sensor=sensor,
-                      state=state)
-        start = self.elapsed_s
-        if not await self._until(match, self._end(within, by)):
-            raise self._fail(f"expected an alert {match} between {hms(start)} and "
-                             f"{hms(self.elapsed_s)}, but none came.")
-        alert_id = self._found(match)[0].alert_id
-        return self.alerts[alert_id]
-
-    async def expect_escalation(self, *, to: str, by: When | None = None,
-                                within: When | None = None, matter: str | None = None,
-                                grid: str | None = None, alert: str | None = None
-                                ) -> RiskAlert:
-        """An escalation to ``to`` (a tier letter, a unit id or a level) of the alert
-        of ``matter``/``grid`` (or ``alert``), by ``by`` (an offset from the start,
-        like ``"00:45"``) or within ``within`` from now."""
-        __tracebackhide__ = True
-        if to in ("A", "B", "C", "D"):
-            match = Match(action="escalate", tier=to, matter=matter, grid=grid, alert=alert)
-        else:
-            match = Match(action="escalate", unit=to, matter=matter, grid=grid, alert=alert)
-        if by is None and within is None:
-            raise ValueError("say by when: by= (offset from the start) or within= (from now)")
-        end = self._end(within, by)
-        if not await self._until(match, end):
-            raise self._fail(f"expected an escalation to {to} ({match}) by "
-                             f"{hms((end - self.scenario.start_ns) / NS)}, but there was "
-                             "none.")
-        return self.alerts[self._found(match)[0].alert_id]
-
-    async def expect_no_alert(self, *, matter: str | None = None, tier: str | None = None,
-                              unit: str | None = None, grid: str | None = None,
-                              sensor: str | None = None, within: When = 0,
-                              by: When | None = None) -> None:
-        """No alert matching, from the start until ``within`` from now (or ``by``): time
-        advances that far, then :class:`ExpectationFailed` names the first that came."""
-        __tracebackhide__ = True
-        match = Match(matter=matter, tier=tier, unit=unit, grid=grid, sensor=sensor)
-        end = self._end(within, by)
-        if await self._until(match, max(end, self.clock())):
-            first = self._found(match)[0]
-            raise self._fail(f"expected no alert {match} until "
-                             f"{hms((end - self.scenario.start_ns) / NS)}, but at "
-                             f"{hms(first.offset_s)}: {first.text}")
+        return getattr(district, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
