@@ -17,6 +17,7 @@ module only writes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -55,6 +56,11 @@ class BoardWriter:
         self.counters = BoardCounters()
         self._pending: deque[bytes] = deque()
         self._failing = False
+        # One flush at a time: the hub's board loop flushes every tick and write_boards()
+        # flushes too (tests, simulations). Two flushes awaiting the same chunk's write
+        # both wrote it and both popped it, the second from an empty deque (IndexError
+        # out of Hub.run) or, with new points queued meanwhile, dropping unwritten ones.
+        self._flushing = asyncio.Lock()
 
     @property
     def pending(self) -> int:
@@ -71,7 +77,11 @@ class BoardWriter:
 
     async def flush(self) -> bool:
         """Write the queued event points; False (kept, logged once per failing spell) if
-        the sink failed."""
+        the sink failed. Concurrent calls run one after the other."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         while self._pending:
             n = min(len(self._pending), self.max_request_lines)
             chunk = [self._pending[i] for i in range(n)]

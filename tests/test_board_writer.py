@@ -4,6 +4,7 @@ InfluxDB is back, up to a bound beyond which the oldest are dropped and counted.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,21 @@ async def test_points_influxdb_refuses_are_dropped_and_counted_not_retried(
 def test_bounds_must_be_positive(cfg: ConfigSet) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         BoardWriter(object(), max_pending=0)  # type: ignore[arg-type]
+
+
+async def test_concurrent_flushes_write_each_event_point_once(
+        cfg: ConfigSet, influx_v1_url: str, influx_database: str) -> None:
+    """The hub's board loop flushes every tick while write_boards() (tests, simulations)
+    flushes too: two flushes at once must not write a point twice nor lose one."""
+    async with influx_sink(cfg, url=influx_v1_url, api=1, database=influx_database) as sink:
+        writer = BoardWriter(sink)
+        writer.add(events(cfg, 10))
+        first, second = await asyncio.gather(writer.flush(), writer.flush())
+        writer.add(b"".join(events(cfg, 13).splitlines(keepends=True)[10:]))
+        third, fourth = await asyncio.gather(writer.flush(), writer.flush())
+    assert (first, second, third, fourth) == (True, True, True, True)
+    assert writer.pending == 0
+    assert writer.counters.event_points == 13
+    rows = await influxql_async(influx_v1_url, 'SELECT "value" FROM "anomaly"',
+                                database=influx_database)
+    assert sorted(r["value"] for r in rows) == [float(i) for i in range(13)]
