@@ -212,9 +212,11 @@ async def fill_and_query(cfg: ConfigSet, mqtt_url: str, url: str, db: str,
                                      interval_scale=0.1, tick_interval=0.2)
         async with district:
             hub = district.hub
-            grids = {cfg.sensors[i.sensor].grid for i in injections}
-            assert await wait_until(lambda: grids <= {
-                s.place[-1] for s in hub.desk.alerts(open_only=True)}, polls=1200), (
+            wanted = {(matter, cfg.sensors[sensor].grid) for sensor, matter in (
+                (ESCALATING, FAST_MATTER), (QUIET_GRID_ALERT, NOISE_MATTER))}
+            assert await wait_until(lambda: wanted <= {
+                (s.alert.matter, s.place[-1]) for s in hub.desk.alerts(open_only=True)},
+                polls=1200), (
                 f"the injected anomalies raised no alerts: {await ledger_summary(hub)}")
             ok = await wait_until(lambda: any(
                 s.alert.matter == FAST_MATTER and s.tier == "B"
