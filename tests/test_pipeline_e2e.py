@@ -1,4 +1,6 @@
-"""Simulated district → real mosquitto → hub → real InfluxDB 1.6.7 (v1 /write) and
+"""Simulated district → real mosquitto (one of the test's own: on the shared broker, other
+runs' districts with the sample's agent ids publish readings this hub would store too)
+→ hub → real InfluxDB 1.6.7 (v1 /write) and
 VictoriaMetrics (InfluxDB v2 write through influxdb-client).
 
 Every reading the agents published is stored exactly once with its exact value and
@@ -13,6 +15,7 @@ import math
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,16 +27,24 @@ from hub.alerts import ADDRESS_DEPTH
 from hub.store import Store
 from simulators.district import InProcessDistrict
 from simulators.streams import Injection
+from tests.private_mosquitto import PrivateMosquitto
 from wire import topics
 
 pytestmark = pytest.mark.servers
+
+
+@pytest.fixture
+def mqtt_url(tmp_path: Path) -> Iterator[str]:
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        yield broker.url
 
 AGENTS = ["edge-dongyuan", "edge-longhu", "edge-shenjing"]
 
 
 def injections_for(cfg: ConfigSet, start: float) -> tuple[Injection, ...]:
     """One limit breach per sensor kind present on the test's agents, each a ground truth."""
-    out, kinds = [], set()
+    out: list[Injection] = []
+    kinds: set[str] = set()
     for agent in AGENTS:
         for s in cfg.agents[agent].sensors:
             if s.kind in kinds or s.limits.alarm_high is None:
