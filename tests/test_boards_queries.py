@@ -29,6 +29,7 @@ holds (the open alerts, the escalation, the offline agent).
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 import uuid
@@ -56,17 +57,24 @@ from tests.servers import InfluxQLError, influxql_async, quote_ident, unique_nam
 pytestmark = pytest.mark.servers
 
 TOWN = "dasha"
-# Agent ids get this run's suffix: their MQTT topics are named by agent id only, and other
-# test runs on the shared mosquitto run the sample's agents too (their last wills and
-# events would otherwise reach this hub).
+# Agent and sensor ids get this run's suffix: MQTT topics are named by agent id only and
+# the hub takes an event by its sensor id, while other test runs on the shared mosquitto
+# run the sample's agents too (their last wills and anomalies would reach this hub).
 SUFFIX = uuid.uuid4().hex[:6]
-RUNNING = [f"edge-dongyuan-{SUFFIX}", f"edge-dasha-dong-{SUFFIX}"]
-OFF = f"edge-huangpu-cun-{SUFFIX}"  # dasha's third agent: never starts
-ESCALATING = "dasha-dong-g1-manholetilt-1"  # MANHOLE-DISPLACED, base tier C
-QUIET_GRID_ALERT = "dasha-dong-g1-noise-1"  # NOISE-NUISANCE, base tier D
+
+
+def ours(sample_id: str) -> str:
+    """An agent or sensor id of the sample as this run names it."""
+    return f"{sample_id}-{SUFFIX}"
+
+
+RUNNING = [ours("edge-dongyuan"), ours("edge-dasha-dong")]
+OFF = ours("edge-huangpu-cun")  # dasha's third agent: never starts
+ESCALATING = ours("dasha-dong-g1-manholetilt-1")  # MANHOLE-DISPLACED, base tier C
+QUIET_GRID_ALERT = ours("dasha-dong-g1-noise-1")  # NOISE-NUISANCE, base tier D
 FAST_MATTER = "MANHOLE-DISPLACED"
 NOISE_MATTER = "NOISE-NUISANCE"
-STAYS_OPEN = "dasha-dong-g1-pm25-1"  # DUST-PM25: keeps an alert open in dasha-dong-g1
+STAYS_OPEN = ours("dasha-dong-g1-pm25-1")  # DUST-PM25: keeps an alert open in dasha-dong-g1
 PICKS: dict[str, list[str]] = {
     "town": [TOWN],
     "community": ["dasha-dong", "huangpu-cun"],
@@ -79,16 +87,23 @@ INTERVAL = "10s"
 
 
 def board_config(folder: Path) -> ConfigSet:
-    """The sample district (its agents renamed for this run) with a 2 s board snapshot
+    """The sample district (agents and sensors renamed for this run) with a 2 s board snapshot
     and a 3 s response deadline for the manhole matter at tier C (so the desk escalates
     it to the town during the test)."""
     shutil.copytree(SAMPLE_DISTRICT, folder)
+    sensors = [s["id"] for s in yaml.safe_load(
+        (folder / "sensors.yaml").read_text(encoding="utf-8"))["sensors"]]
+    ids = re.compile(r"(?<![\w-])(" + "|".join(
+        re.escape(i) for i in sorted(sensors, key=len, reverse=True)) + r")(?![\w-])")
     for name, items, key in (("agents.yaml", "agents", "id"),
                              ("sensors.yaml", "sensors", "agent")):
         doc = yaml.safe_load((folder / name).read_text(encoding="utf-8"))
         for item in doc[items]:
-            item[key] = f"{item[key]}-{SUFFIX}"
-        (folder / name).write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+            item[key] = ours(item[key])
+        text = yaml.safe_dump(doc, allow_unicode=True)
+        # sensor ids wherever they appear (sensors.yaml, the agents' channel maps)
+        (folder / name).write_text(ids.sub(lambda m: ours(m.group(1)), text),
+                                   encoding="utf-8")
     hub = yaml.safe_load((folder / "hub.yaml").read_text(encoding="utf-8"))
     hub["hub"].setdefault("boards", {})["interval"] = "2s"
     (folder / "hub.yaml").write_text(yaml.safe_dump(hub, allow_unicode=True))
@@ -193,11 +208,11 @@ async def fill_and_query(cfg: ConfigSet, mqtt_url: str, url: str, db: str,
                          store_path: Path) -> Run:
     start = time.time()
     injections = (
-        Injection(ESCALATING, start + 1.0, 4.0, "step",
+        Injection(ESCALATING, start + 1.0, 10.0, "step",
                   (cfg.sensors[ESCALATING].limits.alarm_high or 10) * 1.3, "cover lifted"),
-        Injection(QUIET_GRID_ALERT, start + 1.5, 4.0, "step",
+        Injection(QUIET_GRID_ALERT, start + 1.5, 10.0, "step",
                   (cfg.sensors[QUIET_GRID_ALERT].limits.alarm_high or 70) * 1.3, "loud"),
-        Injection(STAYS_OPEN, start + 2.0, 4.0, "step",
+        Injection(STAYS_OPEN, start + 2.0, 10.0, "step",
                   (cfg.sensors[STAYS_OPEN].limits.alarm_high or 150) * 1.3, "dust"),
     )
     # The hub snapshots every 2 s here; the boards' "now" window stays at minutes (as for
@@ -353,7 +368,7 @@ def test_the_agent_that_never_started_is_offline_and_its_sensors_unhealthy(
         online = {r["agent"]: r["online"] for r in answer.rows}
         assert online[OFF] == 0, answer.variant
         assert {online[a] for a in RUNNING} == {1}, answer.variant
-    off_sensors = {s.id for s in cfg.agents[OFF.removesuffix(f"-{SUFFIX}")].sensors
+    off_sensors = {ours(s.id) for s in cfg.agents[OFF.removesuffix(f"-{SUFFIX}")].sensors
                    if s.grid == "huangpu-cun-g1"}
     assert off_sensors
     for answer in run.panels["gridcall-town / Unhealthy sensors / A"]:
