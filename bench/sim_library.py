@@ -35,7 +35,8 @@ async def main(broker: str | None) -> None:
         t0 = time.monotonic()
         run = await run_scenario(scenario, broker_url=broker)
         wall = time.monotonic() - t0
-        r = compare(run.injections, run, outages=scenario.outages)
+        r = compare(run.injections, run, outages=scenario.outages,
+                    sensors=set(scenario.sensor_ids))
         inj += r.injected
         det += r.detected
         false += r.false_alerts

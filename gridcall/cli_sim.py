@@ -127,7 +127,8 @@ async def _play(scenario: Scenario, broker: str | None, speed: float | None,
 
         run = await run_scenario(scenario, broker_url=broker, speed=speed,
                                  progress=progress, **options)
-    return run, compare(run.injections, run, outages=run.scenario.outages)
+    return run, compare(run.injections, run, outages=run.scenario.outages,
+                        sensors=set(run.scenario.sensor_ids))
 
 
 @sim_app.command("replay")
@@ -215,6 +216,9 @@ def report_table(scenario: Scenario, report: TruthReport, wall_s: float) -> Tabl
     for f in report.false_alert_details:
         table.add_row(_offset(f.opened_at - start), "[yellow]false alert[/]",
                       escape(f.sensor), f.alert_id, f.matter, f.tier, "")
+    for f in report.foreign:
+        table.add_row(_offset(f.opened_at - start), "[dim]foreign (another publisher "
+                      "on the broker)[/]", escape(f.sensor), f.alert_id, f.matter, f.tier, "")
     delay = "–" if report.median_delay_s is None else f"{report.median_delay_s:g} s"
     table.caption = (f"injected {report.injected} · detected {report.detected} · missed "
                      f"{report.missed} · false alerts {report.false_alerts} · median delay "

@@ -22,7 +22,9 @@ the alerts' ledger steps (:class:`hub.lifecycle.Transition`). The matching rule:
   open one such alert per grid the agent serves; all of them count as its detection.
 * The **delay** is from the anomaly's start to that first step (the alert opening, or the
   anomaly joining an alert that was already open).
-* A **false alert** is an alert none of whose steps matched any ground truth.
+* A **false alert** is an alert none of whose steps matched any ground truth. With
+  ``sensors`` (the scenario's simulated sensors), an alert opened for a sensor outside
+  them is *foreign* (another publisher on a shared broker), listed apart, not false.
 
 :func:`compare` is pure: the same inputs give the same report.
 """
@@ -30,7 +32,7 @@ the alerts' ledger steps (:class:`hub.lifecycle.Transition`). The matching rule:
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -130,6 +132,9 @@ class TruthReport:
     alerts: int
     """How many alerts the run opened."""
     rule: dict[str, Any] = field(default_factory=dict)
+    foreign: tuple[FalseAlert, ...] = ()
+    """Alerts for sensors the run does not simulate (events of another publisher on a
+    shared broker): neither detections nor false alerts."""
 
     @property
     def injected(self) -> int:
@@ -159,6 +164,7 @@ class TruthReport:
                 "alerts": self.alerts,
                 "injections": [d.as_dict() for d in self.detections],
                 "false_alert_details": [f.as_dict() for f in self.false_alert_details],
+                "foreign_alerts": [f.as_dict() for f in self.foreign],
                 "matching": self.rule}
 
 
@@ -177,7 +183,8 @@ def truths(injections: Iterable[Injection], outages: Iterable[OutageLike] = ()
 def compare(injections: Iterable[Injection], run: RunLike | Sequence[Transition], *,
             outages: Iterable[OutageLike] = (), early_s: float = EARLY_S,
             grace_s: float = GRACE_S, fault_matters: Sequence[str] = FAULT_MATTERS,
-            offline_matters: Sequence[str] = OFFLINE_MATTERS) -> TruthReport:
+            offline_matters: Sequence[str] = OFFLINE_MATTERS,
+            sensors: Collection[str] | None = None) -> TruthReport:
     """Match the ground truth with the alerts of ``run`` (its ledger steps); see the
     module's docstring for the rule."""
     steps = tuple(run if isinstance(run, Sequence) else run.transitions)
@@ -218,16 +225,18 @@ def compare(injections: Iterable[Injection], run: RunLike | Sequence[Transition]
         detections.append(Detection(truth, first.alert_id, _matter(opened, first.alert_id),
                                     first.tier, first.at / NS,
                                     tuple(i for i in ids if i != first.alert_id)))
-    false = []
+    false: list[FalseAlert] = []
+    foreign: list[FalseAlert] = []
     for alert_id, o in opened.items():
         if alert_id in matched or o.alert is None:
             continue
         a = o.alert
-        false.append(FalseAlert(alert_id, a.matter, o.tier, a.sensor, a.grid,
-                                a.anomaly_kind, o.at / NS))
+        alert = FalseAlert(alert_id, a.matter, o.tier, a.sensor, a.grid, a.anomaly_kind,
+                           o.at / NS)
+        (foreign if sensors is not None and a.sensor not in sensors else false).append(alert)
     rule = {"early_s": early_s, "grace_s": grace_s, "fault_matters": list(fault_matters),
             "offline_matters": list(offline_matters)}
-    return TruthReport(tuple(detections), tuple(false), len(opened), rule)
+    return TruthReport(tuple(detections), tuple(false), len(opened), rule, tuple(foreign))
 
 
 def _matter(opened: dict[str, Transition], alert_id: str) -> str | None:

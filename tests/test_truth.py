@@ -149,3 +149,16 @@ async def test_an_edge_offline_alert_from_the_agent_detects_its_outage(desk: Des
     assert (d.delay_s, d.also) == (15.0, ("AL000002",))
     other = compare([], await steps(desk), outages=[Outage(outage.at_ns, "edge-dasha", 600)])
     assert (other.detected, other.false_alerts) == (0, 2)
+
+
+async def test_an_alert_for_a_sensor_the_run_does_not_simulate_is_foreign(
+        desk: Desk) -> None:
+    """On a shared broker the hub may hear another publisher's events: with the run's
+    sensors given, their alerts are neither detections nor false alerts."""
+    leak = Injection(GAS, T0, 600, "ramp", 40.0, "leak")
+    await Agent(desk).anomaly(GAS, T0 + 30)
+    await Agent(desk, "edge-jiufo").anomaly("jiufo-g1-noise-1", T0 + 40)
+    report = compare([leak], await steps(desk), sensors={GAS})
+    assert (report.detected, report.false_alerts) == (1, 0)
+    assert [f.sensor for f in report.foreign] == ["jiufo-g1-noise-1"]
+    assert compare([leak], await steps(desk)).false_alerts == 1  # without: it counts
