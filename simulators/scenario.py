@@ -139,6 +139,9 @@ class AnomalySpec(Model):
 
     @model_validator(mode="after")
     def _needs_target(self) -> AnomalySpec:
+        if self.shape == "rain":
+            raise ValueError("'rain' is the rain model's label, not an anomaly shape: "
+                             "write a weather: entry (the floods it causes are the truth)")
         if self.shape not in ("stuck", "dropout") and self.to is None:
             raise ValueError(f"a {self.shape} needs 'to': a value or a multiple of the alarm "
                              "limit like '2x'")

@@ -75,7 +75,11 @@ def test_the_same_scenario_gives_the_same_report_on_the_shared_mosquitto(
     real = report_of("manhole-opened", tmp_path, "--broker", mqtt_url)
     assert real["broker"] == mqtt_url
     assert {k: real[k] for k in KEYS} == {k: embedded[k] for k in KEYS}
-    assert real["injections"] == embedded["injections"]
+
+    def found(doc: dict[str, Any]) -> list[tuple[Any, ...]]:  # alert ids may differ: others'
+        return [(d["label"], d["detected"], d["matter"], d["tier"], d["delay_s"])  # events
+                for d in doc["injections"]]                     # on the shared broker
+    assert found(real) == found(embedded)
 
 
 @pytest.mark.timeout(1200)
