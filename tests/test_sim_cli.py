@@ -69,6 +69,12 @@ def test_a_run_reports_ground_truth_against_the_alerts(tmp_path: Path) -> None:
     assert (doc["injected"], doc["detected"], doc["missed"]) == (1, 1, 0)
 
 
+def test_a_run_paced_to_real_time_gives_the_same_report(tmp_path: Path) -> None:
+    fast = report_of("manhole-opened", tmp_path)
+    paced = report_of("manhole-opened", tmp_path, "--speed", "100000")  # 5 h in ~0.2 s
+    assert {k: paced[k] for k in KEYS} == {k: fast[k] for k in KEYS}
+
+
 def test_the_same_scenario_gives_the_same_report_on_the_shared_mosquitto(
         tmp_path: Path, mqtt_url: str) -> None:
     embedded = report_of("manhole-opened", tmp_path)
