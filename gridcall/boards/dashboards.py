@@ -380,7 +380,7 @@ def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
               queries=(Query(f"SELECT count({q('escalated')}) AS {q('steps')} "
                              f"FROM {q(s.alert_change)} WHERE {where(*PLACE)} "
                              f"GROUP BY time($__interval), {q('action')} fill(0)",
-                             expect=("steps",), alias="$tag_action"),),
+                             expect=("steps", "action"), alias="$tag_action"),),
               options={"legend": {"showLegend": True, "displayMode": "list",
                                   "placement": "bottom"}, "tooltip": {"mode": "multi"}},
               field_config={"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 60,
@@ -450,7 +450,7 @@ def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                              f"FROM {q(s.alert_change)} "
                              f"WHERE {where(*PLACE, ESCALATED)} "
                              f"GROUP BY time($__interval), {q('unit')} fill(0)",
-                             expect=("escalations",), alias="$tag_unit"),),
+                             expect=("escalations", "unit"), alias="$tag_unit"),),
               options={"legend": {"showLegend": True, "displayMode": "list",
                                   "placement": "bottom"}, "tooltip": {"mode": "multi"}},
               field_config={"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 60,
@@ -462,7 +462,8 @@ def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
               time_from=s.snapshot_window,
               queries=(Query(f"SELECT {AGENT_FIELDS} FROM {q(s.agent_state)} "
                              f"WHERE {where(match('town', 'town'))} GROUP BY {q('agent')}",
-                             expect=("online", "last_seen_s", "outbox_depth", "agent"),
+                             expect=("online", "last_seen_s", "outbox_depth", "outbox_age_s",
+                                     "dropped", "agent"),
                              table=True),),
               options=_table_options("online"),
               field_config={"defaults": {}, "overrides": [
