@@ -8,7 +8,9 @@ offline agent and sensors with no health), an anomaly on a manhole-cover sensor 
 community-tier alert whose response deadline (3 s in this test's copy of the catalog)
 passes so the desk escalates it, and a noise anomaly opens a grid-tier one. The
 assessment indicators are written by the hub's own writer function. Then, while the
-district still runs:
+district still runs, the queries are read from the dashboard JSON files that
+``write_provisioning`` (what `gridcall boards build` calls) writes, so what runs is what
+Grafana would load:
 
 - every template variable's ``SHOW TAG VALUES`` query runs in dashboard order, each
   with the values chosen for the ones before it (the chain Grafana follows);
@@ -22,13 +24,16 @@ district still runs:
   allows it and an absolute time range.
 
 Each must answer without error, return at least one row and the columns its panel reads
-(``Query.expect``). A few tests then check that what the boards show is what the desk
-holds (the open alerts, the escalation, the offline agent).
+(``Query.expect`` of the boards' Python values, matched by board uid, panel title and
+refId / variable name / annotation name; a query in the JSON without an expectation, or
+an expectation without a query in the JSON, fails). A few tests then check that what
+the boards show is what the desk holds (the open alerts, the escalation, the offline agent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import time
@@ -43,8 +48,8 @@ import yaml
 from config import SAMPLE_DISTRICT, ConfigSet, load_config
 from gridcall.boards import build_dashboards
 from gridcall.boards.dashboards import BoardSchema
-from gridcall.boards.grafana import Dashboard
 from gridcall.boards.macros import TimeRange, expand
+from gridcall.boards.provisioning import DatasourceSpec, write_provisioning
 from gridcall.sinks import influx_sink
 from hub.indicator_writer import write_indicators
 from hub.service import Hub
@@ -157,36 +162,55 @@ async def _ask(url: str, db: str, variant: str, text: str) -> Answer:
     return answer
 
 
-async def query_boards(boards: tuple[Dashboard, ...], url: str, db: str, run: Run,
+def written_boards(cfg: ConfigSet, schema: BoardSchema, out: Path) -> list[dict[str, Any]]:
+    """The dashboards as `gridcall boards build` writes them (write_provisioning), read back
+    from the JSON files: the queries that run are the ones Grafana would load."""
+    write_provisioning(out, build_dashboards(cfg, schema), DatasourceSpec.for_config(cfg))
+    return [json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((out / "dashboards").glob("*.json"))]
+
+
+def _custom_values(var: dict[str, Any]) -> list[str]:
+    return [str(o["value"]) for o in var["options"]]
+
+
+async def query_boards(boards: list[dict[str, Any]], url: str, db: str, run: Run,
                        *, variant: str, all_values: bool, time_range: TimeRange) -> None:
+    """Run every query of the dashboard JSON as Grafana would: the variables in order (each
+    with the values chosen for the ones before), then each panel target's ``query`` (with
+    the panel's ``timeFrom`` as its range if it has one) and each annotation's."""
     for board in boards:
+        uid = board["uid"]
         values: dict[str, list[str]] = {}
-        for var in board.variables:
-            key = f"{board.uid} / ${var.name}"
-            if var.kind == "custom":
-                options = list(var.values())
+        for var in board["templating"]["list"]:
+            name = var["name"]
+            if var["type"] == "custom":
+                options = _custom_values(var)
             else:
                 answer = await _ask(url, db, variant, expand(
-                    var.query, variables=values, time_range=time_range, interval=INTERVAL))
-                run.variables.setdefault(key, []).append(answer)
+                    var["query"], variables=values, time_range=time_range, interval=INTERVAL))
+                run.variables.setdefault(f"{uid} / ${name}", []).append(answer)
                 options = [str(r["value"]) for r in answer.rows]
-            if all_values and var.include_all:
-                values[var.name] = options  # Grafana's "All" without allValue: every value
+            if all_values and var["includeAll"]:
+                values[name] = options  # Grafana's "All" without allValue: every value
             else:
-                picked = [p for p in PICKS[var.name] if p in options] or options[:1]
-                values[var.name] = picked if var.multi else picked[:1]
-        run.chosen[f"{board.uid} {variant}"] = values
-        for where, panel, query in board.queries():
-            assert panel is not None
+                picked = [p for p in PICKS[name] if p in options] or options[:1]
+                values[name] = picked if var["multi"] else picked[:1]
+        run.chosen[f"{uid} {variant}"] = values
+        for panel in board["panels"]:
             # a panel's relative time replaces the dashboard's range, as in Grafana
-            span = TimeRange(panel.time_from) if panel.time_from else time_range
-            text = expand(query.influxql, variables=values, time_range=span,
-                          interval=INTERVAL)
-            run.panels.setdefault(where, []).append(await _ask(url, db, variant, text))
-        for annotation in board.annotations:
-            text = expand(annotation.query, variables=values, time_range=time_range,
-                          interval=INTERVAL)
-            run.annotations.setdefault(f"{board.uid} / {annotation.name}", []).append(
+            span = TimeRange(panel["timeFrom"]) if panel.get("timeFrom") else time_range
+            for target in panel["targets"]:
+                text = expand(target["query"], variables=values, time_range=span,
+                              interval=INTERVAL)
+                run.panels.setdefault(f"{uid} / {panel['title']} / {target['refId']}",
+                                      []).append(await _ask(url, db, variant, text))
+        for annotation in board["annotations"]["list"]:
+            if annotation.get("builtIn"):
+                continue
+            text = expand(annotation["target"]["query"], variables=values,
+                          time_range=time_range, interval=INTERVAL)
+            run.annotations.setdefault(f"{uid} / {annotation['name']}", []).append(
                 await _ask(url, db, variant, text))
 
 
@@ -205,7 +229,7 @@ async def escalations(hub: Hub) -> dict[str, str]:
 
 
 async def fill_and_query(cfg: ConfigSet, mqtt_url: str, url: str, db: str,
-                         store_path: Path) -> Run:
+                         tmp: Path) -> Run:
     start = time.time()
     injections = (
         Injection(ESCALATING, start + 1.0, 10.0, "step",
@@ -218,9 +242,10 @@ async def fill_and_query(cfg: ConfigSet, mqtt_url: str, url: str, db: str,
     # The hub snapshots every 2 s here; the boards' "now" window stays at minutes (as for
     # a 30 s hub, whose default would be 1m) so that the snapshots before and after the
     # escalation are both inside it however slowly a loaded CI machine runs the queries.
-    boards = build_dashboards(cfg, BoardSchema.for_config(cfg, snapshot_window="5m"))
+    boards = written_boards(cfg, BoardSchema.for_config(cfg, snapshot_window="5m"),
+                            tmp / "grafana")
     run = Run()
-    async with Store(store_path) as store, influx_sink(cfg, url=url, api=1,
+    async with Store(tmp / "hub.sqlite") as store, influx_sink(cfg, url=url, api=1,
                                                        database=db) as sink:
         district = InProcessDistrict(cfg, broker_url=mqtt_url, store=store, sink=sink,
                                      injections=injections, agents=RUNNING,
@@ -286,14 +311,15 @@ def run(mqtt_url: str, influx_v1_url: str, tmp_path_factory: pytest.TempPathFact
     async def main() -> Run:
         await influxql_async(influx_v1_url, f"CREATE DATABASE {quote_ident(db)}")
         try:
-            return await fill_and_query(cfg, mqtt_url, influx_v1_url, db, tmp / "hub.sqlite")
+            return await fill_and_query(cfg, mqtt_url, influx_v1_url, db, tmp)
         finally:
             await influxql_async(influx_v1_url, f"DROP DATABASE {quote_ident(db)}")
 
     return asyncio.run(main())
 
 
-# The queries as the default build has them, known at collection time.
+# What each query must return, from the boards' Python values (known at collection time);
+# the queries that run are read from the JSON files (written_boards).
 _BOARDS = build_dashboards(load_config(SAMPLE_DISTRICT))
 PANEL_QUERIES = {where: q.expect for b in _BOARDS for where, _, q in b.queries()}
 VARIABLES = [f"{b.uid} / ${v.name}" for b in _BOARDS for v in b.variables
@@ -309,6 +335,15 @@ def _check(answers: list[Answer], expect: tuple[str, ...] | set[str]) -> None:
         assert a.rows, f"[{a.variant}] no rows for {a.query}"
         missing = set(expect) - a.columns
         assert not missing, f"[{a.variant}] {a.query}\n  lacks {missing}; has {a.columns}"
+
+
+def test_every_query_in_the_written_json_has_an_expectation_and_every_expectation_ran(
+        run: Run) -> None:
+    assert set(run.panels) == set(PANEL_QUERIES), (
+        f"in the JSON only: {set(run.panels) - set(PANEL_QUERIES)}; "
+        f"expected but not in the JSON: {set(PANEL_QUERIES) - set(run.panels)}")
+    assert set(run.variables) == set(VARIABLES)
+    assert set(run.annotations) == set(ANNOTATIONS)
 
 
 @pytest.mark.parametrize("where", sorted(PANEL_QUERIES))
