@@ -24,6 +24,16 @@ from gridcall.boards.grafana import Dashboard, Panel, Query
 from gridcall.boards.macros import TimeRange, UnknownMacro, expand, regex_escape, variables_used
 from gridcall.boards.provisioning import DatasourceSpec, MissingSecret
 from gridcall.cli import app
+from gridcall.sinks import encoder_for
+from hub.board_feed import BoardFeed
+from hub.desk import Change, Desk
+from hub.indicators import indicators
+from hub.indicators import line_protocol as indicator_lines
+from hub.ledger import Ledger
+from hub.roster import Roster
+from hub.store import Store
+from tests.lineproto_reader import parse
+from wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, SensorHealth
 
 BUILTIN_GRAFANA_DS = {"type": "grafana", "uid": "-- Grafana --"}
 
@@ -333,3 +343,118 @@ def test_open_alert_panels_keep_one_row_per_alert(cfg: ConfigSet) -> None:
                    if k != "alert_id")
         assert set(rename["options"]["renameByName"].values()) == set(query.expect) - {
             "alert_id"}
+
+
+# --------------------------------------------------------------------------- dialect
+
+# What docs/boards.md ("InfluxDB 1.x, 2.x, 3.x") promises the boards never use, because
+# InfluxQL on InfluxDB 3 (or 2.x through DBRP) lacks it.
+NOT_ON_3X = {
+    "SLIMIT": r"\bSLIMIT\b", "SOFFSET": r"\bSOFFSET\b", "INTO": r"\bINTO\b",
+    "DISTINCT": r"\bDISTINCT\b", "subquery": r"\bFROM\s*\(",
+    "fill(linear)": r"\bfill\s*\(\s*linear\s*\)", "SHOW SERIES": r"\bSHOW\s+SERIES\b",
+    "SHOW DATABASES": r"\bSHOW\s+DATABASES\b", "INTEGRAL": r"\bINTEGRAL\s*\(",
+    "HOLT_WINTERS": r"\bHOLT_WINTERS(_WITH_FIT)?\s*\(", "SAMPLE": r"\bSAMPLE\s*\(",
+    "TOP": r"\bTOP\s*\(", "BOTTOM": r"\bBOTTOM\s*\(",
+}
+_QUOTED = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|=~\s*/(?:\\.|[^/\\])*/')
+
+
+def not_on_3x(query: str) -> list[str]:
+    """What of ``NOT_ON_3X`` the query uses, outside quoted names, strings and regexes
+    (a field named "into" is fine)."""
+    bare = _QUOTED.sub('""', query)
+    return [name for name, pattern in NOT_ON_3X.items()
+            if re.search(pattern, bare, re.IGNORECASE)]
+
+
+@pytest.mark.parametrize("query", [
+    'SELECT last("risk") FROM "grid_risk" WHERE $timeFilter SLIMIT 5',
+    'SELECT count("x") FROM (SELECT last("risk") AS "x" FROM "grid_risk")',
+    'SELECT DISTINCT("grid") FROM "grid_risk"',
+    'SELECT mean("value") INTO "copy" FROM "reading"',
+    'SELECT mean("value") FROM "reading" GROUP BY time(1m) FILL(linear)',
+    "show series from reading", "SHOW DATABASES",
+    'SELECT integral("value") FROM "reading"', 'SELECT top("value", 3) FROM "reading"',
+    'SELECT holt_winters(mean("value"), 5, 0) FROM "reading" GROUP BY time(1m)',
+    'SELECT sample("value", 2) FROM "reading"', 'SELECT bottom("value", 1) FROM "reading"',
+])
+def test_the_dialect_check_catches_what_3x_lacks(query: str) -> None:
+    assert not_on_3x(query), query
+
+
+def test_quoted_names_strings_and_regexes_are_not_mistaken_for_keywords() -> None:
+    assert not_on_3x('SELECT last("into") FROM "top(" WHERE "t" = \'SLIMIT\' AND '
+                     '"g" =~ /^DISTINCT$/') == []
+
+
+def test_every_query_of_the_written_dashboards_is_in_the_dialect_2x_and_3x_run(
+        built: Path) -> None:
+    queries: list[tuple[str, str]] = []
+    for uid, board in dashboards_json(built).items():
+        queries += [(f"{uid}: {where}", text) for where, text in _query_texts(board)]
+        queries += [(f"{uid}: variable {v['name']}", v["query"])
+                    for v in board["templating"]["list"] if v["type"] == "query"]
+    assert len(queries) > 25
+    for where, text in queries:
+        assert not not_on_3x(text), f"{where} uses {not_on_3x(text)}: {text}"
+
+
+async def test_no_measurement_the_boards_read_has_a_tag_and_a_field_of_one_name(
+        cfg: ConfigSet) -> None:
+    """InfluxDB 1.x/2.x let a tag and a field share a name (a query then needs ``::tag``/
+    ``::field``, which the boards never write); InfluxDB 3 refuses such a write. Every
+    measurement the hub writes for the boards, with every optional field present: an open
+    alert with a deadline and a reason, an escalation, an acknowledgement, an anomaly,
+    an agent with a full status, the indicators and the readings."""
+    async with Store(":memory:") as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        changes: list[Change] = []
+
+        async def keep(change: Change) -> None:
+            changes.append(change)
+
+        desk.add_hook(keep)
+        t0 = 1_800_000_000_000_000_000
+        noise = "dasha-dong-g1-noise-1"
+        anomaly = AnomalyEvent(agent="edge-dasha-dong", seq=1, sensor=noise,
+                               kind="out_of_limits", severity="major", score=0.9,
+                               value=80.0, ts=t0)
+        out = await desk.on_event(anomaly, t0)
+        assert out.alert is not None
+        await desk.tick(out.alert.deadlines.response + 1)
+        await desk.act(out.alert.alert_id, "acknowledge", "dasha-dong",
+                       now=out.alert.deadlines.response + 2, note="on my way")
+        roster = Roster(cfg)
+        agent = cfg.agents["edge-dasha-dong"]
+        roster.observe(AgentStatus(
+            agent=agent.id, state="online", ts=t0, heartbeat_s=30.0, outbox_messages=2,
+            outbox_oldest_age_s=1.5, dropped={"readings_age": 1},
+            sensor_health={s.id: SensorHealth(state="ok") for s in agent.sensors}), t0)
+        now = out.alert.deadlines.response + 10
+        feed = BoardFeed(cfg)
+        open_alerts = desk.alerts(open_only=True)
+        body = feed.snapshot(open_alerts, now, agents=roster.views(now),
+                             evidence={a.alert_id: desk.sensors_of(a.alert_id)
+                                       for a in open_alerts})
+        body += b"".join(feed.alert_change(c.alert, c.transition) for c in changes)
+        body += feed.anomaly(anomaly)
+        transitions = await desk.transitions()
+        body += indicator_lines(indicators(transitions, t0 - 1, now), period="1d")
+        body += encoder_for(cfg).encode([ReadingBatch(
+            agent=agent.id, seq=1, sent_at=t0, readings=[Reading(noise, t0, 61.0)])])
+    tags: dict[str, set[str]] = {}
+    fields: dict[str, set[str]] = {}
+    for point in parse(body):
+        tags.setdefault(point.measurement, set()).update(point.tags)
+        fields.setdefault(point.measurement, set()).update(point.fields)
+    schema = BoardSchema()
+    read = {schema.reading, schema.indicator, schema.open_alert, schema.grid_risk,
+            schema.sensor_risk, schema.agent_state, schema.anomaly, schema.alert_change}
+    assert set(fields) == read  # every measurement the boards read was written here
+    for measurement in sorted(read):
+        both = tags.get(measurement, set()) & fields[measurement]
+        assert not both, f"{measurement}: {sorted(both)} are both tags and fields"
+    assert "deadline_left_s" in fields["open_alert"]
+    assert "outbox_age_s" in fields["agent_state"]
