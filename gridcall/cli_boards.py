@@ -66,9 +66,18 @@ def _boards(config_dir: Path, influx_url: str | None, influx_version: int | None
     from gridcall.cli import _load
 
     cfg = _load(config_dir)
+    if database is not None and not database.strip():
+        raise _fail("--database is empty: name the InfluxQL database (for 2.x the "
+                    "DBRP-mapped name), or leave the option out for hub.yaml's", 2)
+    if snapshot_window is not None:
+        try:
+            window_ms = duration_ms(snapshot_window)
+        except ValueError as exc:
+            raise _fail(f"--snapshot-window: {exc}", 2) from None
+        if window_ms < 1000:  # "0s" would give every "now" panel an empty time range
+            raise _fail(f"--snapshot-window {snapshot_window}: give at least 1s (the "
+                        "default is two of hub.yaml's boards.interval)", 2)
     try:
-        if snapshot_window is not None:
-            duration_ms(snapshot_window)
         version: InfluxVersion | None = None
         if influx_version is not None:
             version = 1 if influx_version == 1 else 2 if influx_version == 2 else 3

@@ -295,6 +295,33 @@ def test_build_refuses_a_version_2_datasource_without_a_token_variable(tmp_path:
     assert not (tmp_path / "dashboards").exists()
 
 
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--snapshot-window", "0s", "--snapshot-window 0s: give at least 1s"),
+    ("--snapshot-window", "500ms", "--snapshot-window 500ms: give at least 1s"),
+    ("--snapshot-window", "a minute", "--snapshot-window: duration 'a minute'"),
+    ("--database", "", "--database is empty"),
+    ("--database", "  ", "--database is empty"),
+])
+@pytest.mark.parametrize("command", ["build", "push"])
+def test_build_and_push_refuse_an_empty_window_or_database_and_write_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, option: str,
+        value: str, says: str) -> None:
+    """A window under 1 s would leave every "now" panel empty; an empty database name
+    would have been replaced silently by hub.yaml's."""
+    monkeypatch.setenv("GRAFANA_TOKEN_FOR_TEST", "glsa_x")
+    where = (["--out", str(tmp_path)] if command == "build" else
+             ["--grafana", "http://127.0.0.1:9", "--token-env", "GRAFANA_TOKEN_FOR_TEST"])
+    result = CliRunner().invoke(app, ["boards", command, *where, option, value])
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.split()), result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_database_name_is_refused_wherever_it_comes_from() -> None:
+    with pytest.raises(ValueError, match="database name is empty"):
+        DatasourceSpec("http://i:8086", database="")
+
+
 def test_same_config_same_files(tmp_path: Path, built: Path) -> None:
     result = CliRunner().invoke(app, ["boards", "build", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output

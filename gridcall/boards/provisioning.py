@@ -68,6 +68,9 @@ class DatasourceSpec:
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"InfluxDB URL {self.url!r}: give http:// or https://")
+        if not self.database.strip():
+            raise ValueError("the InfluxQL database name is empty: give --database or "
+                             "hub.yaml's influx.database (api 1) / bucket (api 2)")
         if self.version in (2, 3) and not self.token_env:
             raise ValueError(f"InfluxDB {self.version}.x needs a token: name the environment "
                              "variable that holds it (--influx-token-env)")
@@ -80,13 +83,16 @@ class DatasourceSpec:
         overridable; without one, InfluxDB 1.x at localhost:8086, database gridcall."""
         influx = cfg.hub.influx
         if influx is None:
-            return cls(url=url or "http://localhost:8086", database=database or "gridcall",
+            # `is None`, not `or`: an empty --database is refused, not silently replaced
+            return cls(url=url or "http://localhost:8086",
+                       database="gridcall" if database is None else database,
                        version=version or 1, token_env=token_env)
         v: InfluxVersion = version or influx.api
         return cls(
             url=url or influx.url,
             # for 2.x the DBRP database is named after the bucket (our init script does so)
-            database=database or (influx.database if influx.api == 1 else influx.bucket),
+            database=(database if database is not None
+                      else influx.database if influx.api == 1 else influx.bucket),
             version=v,
             user_env=influx.username_env if v == 1 else None,
             password_env=influx.password_env if v == 1 else None,
