@@ -189,3 +189,22 @@ def test_checked_in_grafana_files_are_what_boards_build_writes(tmp_path: Path) -
     for rel in fresh:
         assert (DEPLOY / "grafana" / rel).read_bytes() == (tmp_path / rel).read_bytes(), (
             f"deploy/town-centre/grafana/{rel} is stale: regenerate it as README.md says")
+
+
+def test_the_mqtt_password_file_is_on_a_volume_where_the_readme_writes_it(
+        compose: dict[str, Any]) -> None:
+    """mosquitto.conf's ``password_file`` (commented out: anonymous by default) must be
+    a path in a volume of the mosquitto container, not next to the one conf file that is
+    bind-mounted into /mosquitto/config, and the one README.md's ``mosquitto_passwd``
+    commands create."""
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
+    (path,) = re.findall(r"^#?\s*password_file\s+(\S+)\s*$", conf, re.MULTILINE)
+    service = compose["services"]["mosquitto"]
+    folders = [target for source, target, *_ in
+               (_default(v).split(":") for v in service["volumes"])
+               if not source.startswith((".", "/"))]  # named volumes: whole folders
+    assert any(path.startswith(folder.rstrip("/") + "/") for folder in folders), (
+        f"password_file {path} is on none of mosquitto's volumes {folders}")
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    assert f"mosquitto_passwd -c {path} " in readme
+    assert f"`password_file\n{path}`" in readme or f"`password_file {path}`" in readme
