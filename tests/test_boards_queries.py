@@ -151,6 +151,13 @@ class Run:
     desk_after: dict[str, tuple[str, str]] = field(default_factory=dict)
     closed: set[str] = field(default_factory=set)
     """Alerts the test's duty officers resolved during the run."""
+    boards: list[dict[str, Any]] = field(default_factory=list)
+    """The dashboard JSON the queries were read from."""
+
+    def panel(self, uid: str, title: str) -> dict[str, Any]:
+        (board,) = [b for b in self.boards if b["uid"] == uid]
+        (panel,) = [p for p in board["panels"] if p["title"] == title]
+        return dict(panel)
 
 
 async def _ask(url: str, db: str, variant: str, text: str) -> Answer:
@@ -244,7 +251,7 @@ async def fill_and_query(cfg: ConfigSet, mqtt_url: str, url: str, db: str,
     # escalation are both inside it however slowly a loaded CI machine runs the queries.
     boards = written_boards(cfg, BoardSchema.for_config(cfg, snapshot_window="5m"),
                             tmp / "grafana")
-    run = Run()
+    run = Run(boards=boards)
     async with Store(tmp / "hub.sqlite") as store, influx_sink(cfg, url=url, api=1,
                                                        database=db) as sink:
         district = InProcessDistrict(cfg, broker_url=mqtt_url, store=store, sink=sink,
@@ -406,8 +413,34 @@ def test_the_agent_that_never_started_is_offline_and_its_sensors_unhealthy(
     off_sensors = {ours(s.id) for s in cfg.agents[OFF.removesuffix(f"-{SUFFIX}")].sensors
                    if s.grid == "huangpu-cun-g1"}
     assert off_sensors
+    panel = run.panel("gridcall-town", "Unhealthy sensors")
     for answer in run.panels["gridcall-town / Unhealthy sensors / A"]:
-        assert {r["sensor"] for r in answer.rows} >= off_sensors
+        shown = {r["sensor"] for r in filter_by_value(panel, answer.rows)}
+        assert shown >= off_sensors, answer.variant
+        # the query has every sensor's latest health; the panel keeps the unhealthy ones
+        healthy = {r["sensor"] for r in answer.rows if r["healthy"] == 1}
+        assert healthy, answer.variant  # the running agents report their sensors ok
+        assert not shown & healthy, answer.variant
+
+
+def filter_by_value(panel: dict[str, Any], rows: list[dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    """The rows a panel's ``filterByValue`` transformations keep (Grafana's semantics for
+    the ``equal`` matcher, the only one the boards use: include/exclude, match any/all)."""
+    for t in panel.get("transformations", []):
+        if t["id"] != "filterByValue":
+            continue
+        options = t["options"]
+        assert all(f["config"]["id"] == "equal" for f in options["filters"]), options
+
+        def hits(row: dict[str, Any], options: dict[str, Any] = options) -> bool:
+            found = [row.get(f["fieldName"]) == f["config"]["options"]["value"]
+                     for f in options["filters"]]
+            return all(found) if options["match"] == "all" else any(found)
+
+        keep = options["type"] == "include"
+        rows = [r for r in rows if hits(r) == keep]
+    return rows
 
 
 def test_the_latest_row_per_alert_is_the_alert_as_the_desk_holds_it(run: Run) -> None:

@@ -290,7 +290,6 @@ def _place_variables(s: BoardSchema, *, town_multi: bool) -> tuple[Variable, ...
 
 PLACE = (match("town", "town"), match("community", "community"), match("grid", "grid"))
 ESCALATED = '"escalated" = 1'
-UNHEALTHY = '"healthy" = 0'
 AGENT_FIELDS = lasts("online", "last_seen_s", "outbox_depth", "outbox_age_s", "dropped")
 
 
@@ -478,19 +477,27 @@ def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                   "Time": True}}},)),
         Panel(title="Unhealthy sensors", type="table", width=12, height=8,
               description="Sensors the hub judges stuck, missing or unknown in the latest "
-                          f"snapshots (last {s.snapshot_window}).",
+                          f"snapshot (last {s.snapshot_window}).",
               time_from=s.snapshot_window,
-              queries=(Query(f"SELECT {lasts('health', 'risk')} FROM {q(s.sensor_risk)} "
-                             f"WHERE {where(*PLACE, UNHEALTHY)} "
+              # The latest health of every sensor, then Grafana keeps the unhealthy ones:
+              # filtering on healthy = 0 in InfluxQL before last() would still list a
+              # sensor that recovered inside the window (its last *unhealthy* point).
+              queries=(Query(f"SELECT {lasts('healthy', 'health', 'risk')} "
+                             f"FROM {q(s.sensor_risk)} WHERE {where(*PLACE)} "
                              f"GROUP BY {group_by('grid', 'sensor', 'kind', 'agent')}",
-                             expect=("health", "risk", "sensor", "kind", "agent"),
+                             expect=("healthy", "health", "risk", "sensor", "kind", "agent"),
                              table=True),),
               options=_table_options("sensor"),
               field_config={"defaults": {}, "overrides": [
                   _risk_cells("risk"),
                   _links("sensor", link_to(DRILLDOWN_UID, "sensor", "Sensor drill-down"))]},
-              transformations=({"id": "organize", "options": {"excludeByName": {
-                  "Time": True}}},)),
+              transformations=(
+                  {"id": "filterByValue", "options": {
+                      "type": "include", "match": "all",
+                      "filters": [{"fieldName": "healthy", "config": {
+                          "id": "equal", "options": {"value": 0}}}]}},
+                  {"id": "organize", "options": {"excludeByName": {
+                      "Time": True, "healthy": True}}})),
     )
     return Dashboard(
         uid=TOWN_UID, title="Town board",
