@@ -5,8 +5,9 @@
 #   3. scripts/servers.sh install + start: mosquitto, InfluxDB 1.6.7, VictoriaMetrics on
 #      loopback ports; their URLs are exported as GRIDCALL_TEST_*
 #   4. ruff check ., mypy, pytest "$@": all three run (pytest last, so that its summary
-#      line closes the output); the exit status is non-zero if any failed, and pytest
-#      collecting no test (exit 5) counts as a failure
+#      line closes the output, followed only by failures and the folder of the browser
+#      test's screenshots when there is one); the exit status is non-zero if any failed,
+#      and pytest collecting no test (exit 5) counts as a failure
 #   5. the servers are stopped again, unless GRIDCALL_KEEP_SERVERS=1 or they were
 #      already running before (someone else's session is using them)
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not servers" -x`.
@@ -115,5 +116,10 @@ if [ "$pytest_rc" -eq 5 ]; then
 fi
 if [ "$ruff_rc" -ne 0 ] || [ "$mypy_rc" -ne 0 ]; then
   echo "test.sh: FAILED: ruff exit $ruff_rc, mypy exit $mypy_rc (see above)" >&2
+fi
+# Where the board's browser test (tests/test_board_web.py) left its screenshots.
+screenshots="${GRIDCALL_ARTIFACTS_DIR:-test-artifacts}/board"
+if [ -d "$screenshots" ]; then
+  echo "browser test screenshots: $(cd "$screenshots" && pwd)"
 fi
 [ "$ruff_rc" -eq 0 ] && [ "$mypy_rc" -eq 0 ] && [ "$pytest_rc" -eq 0 ]
