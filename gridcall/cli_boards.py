@@ -114,9 +114,13 @@ def boards_build(
     for path in written:
         out.print(f"  {escape(str(path))}", highlight=False)
     needs = ", ".join(spec.needed_env())
+    # -c is optional: say which config set the grids, towns and sensors came from
+    source = f"config set {config_dir}" + (
+        " (the built-in sample district; -c DIR for yours)"
+        if config_dir.resolve() == Path(SAMPLE_DISTRICT).resolve() else "")
     out.print(f"[green]✓[/] {len(dashboards)} dashboards and the data source "
               f"(InfluxDB {spec.version}.x at {escape(spec.url)}, database "
-              f"{escape(spec.database)}) in {escape(str(out_dir))}"
+              f"{escape(spec.database)}) from {escape(source)} in {escape(str(out_dir))}"
               + (f"; Grafana needs {escape(needs)} in its environment" if needs else ""),
               highlight=False, soft_wrap=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from config import ConfigSet
+from config import SAMPLE_DISTRICT, ConfigSet
 from gridcall.boards import SCHEMA_VERSION, build_dashboards
 from gridcall.boards.dashboards import BoardSchema, grafana_duration
 from gridcall.boards.grafana import Dashboard, Panel, Query
@@ -320,6 +321,21 @@ def test_build_and_push_refuse_an_empty_window_or_database_and_write_nothing(
 def test_an_empty_database_name_is_refused_wherever_it_comes_from() -> None:
     with pytest.raises(ValueError, match="database name is empty"):
         DatasourceSpec("http://i:8086", database="")
+
+
+def test_build_names_the_config_set_it_used(tmp_path: Path, cfg: ConfigSet) -> None:
+    default = CliRunner().invoke(app, ["boards", "build", "--out", str(tmp_path / "a")])
+    assert default.exit_code == 0, default.output
+    said = " ".join(default.output.split())
+    assert f"from config set {SAMPLE_DISTRICT} (the built-in sample district" in said
+    mine = tmp_path / "mine"
+    shutil.copytree(SAMPLE_DISTRICT, mine)
+    given = CliRunner().invoke(app, ["boards", "build", "--out", str(tmp_path / "b"),
+                                     "-c", str(mine)])
+    assert given.exit_code == 0, given.output
+    said = " ".join(given.output.split())
+    assert f"from config set {mine} in" in said
+    assert "sample" not in said
 
 
 def test_same_config_same_files(tmp_path: Path, built: Path) -> None:
