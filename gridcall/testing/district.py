@@ -18,9 +18,11 @@ See docs/testing.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
+from config import ConfigSet
 from simulators.clock import NS
 from simulators.scenario import parse_offset
 from simulators.sim import SimDistrict, TimelineEntry, hms
@@ -51,6 +53,22 @@ class Match:
             ("sensor", sensor), ("state", state), ("action", action), ("alert", alert))
             if v is not None}
 
+    def check(self, config: ConfigSet) -> Match:
+        """``self`` if every name it uses exists in ``config``, else :class:`ValueError`
+        naming the unknown value and its near misses: a misspelt matter or unit would
+        otherwise match nothing, and ``expect_no_alert`` would pass whatever happened."""
+        c = self.criteria
+        known: dict[str, Iterable[str]] = {
+            "matter": (m.code for m in config.matters.matters),
+            "unit": (*config.units, *LEVELS),
+            "grid": (u.id for u in config.units.values() if u.level == "grid"),
+            "sensor": config.sensors,
+        }
+        for key, names in known.items():
+            if key in c:
+                _known(key, c[key], names, config)
+        return self
+
     def __call__(self, e: TimelineEntry) -> bool:
         if e.kind != "alert":
             return False
@@ -64,6 +82,18 @@ class Match:
 
     def __str__(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.criteria.items()) or "(any)"
+
+
+def _known(key: str, value: str, names: Iterable[str], config: ConfigSet) -> None:
+    choices = sorted(set(names))
+    if value in choices:
+        return
+    near = difflib.get_close_matches(value, choices, n=3, cutoff=0.6)
+    if near:
+        hint = f"did you mean {', '.join(near)}?"
+    else:
+        hint = "known: " + ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
+    raise ValueError(f"unknown {key} {value!r} in config {config.directory}; {hint}")
 
 
 class District(SimDistrict):
@@ -108,7 +138,7 @@ class District(SimDistrict):
         state; :class:`ExpectationFailed` with the timeline if it never came."""
         __tracebackhide__ = True
         match = Match(matter=matter, tier=tier, unit=unit, grid=grid, sensor=sensor,
-                      state=state)
+                      state=state).check(self.config)
         start = self.elapsed_s
         if not await self._until(match, self._end(within, by)):
             raise self._fail(f"expected an alert {match} between {hms(start)} and "
@@ -128,6 +158,7 @@ class District(SimDistrict):
             match = Match(action="escalate", tier=to, matter=matter, grid=grid, alert=alert)
         else:
             match = Match(action="escalate", unit=to, matter=matter, grid=grid, alert=alert)
+        match.check(self.config)
         if by is None and within is None:
             raise ValueError("say by when: by= (offset from the start) or within= (from now)")
         end = self._end(within, by)
@@ -144,7 +175,8 @@ class District(SimDistrict):
         """No alert matching, from the start until ``within`` from now (or ``by``): time
         advances that far, then :class:`ExpectationFailed` names the first that came."""
         __tracebackhide__ = True
-        match = Match(matter=matter, tier=tier, unit=unit, grid=grid, sensor=sensor)
+        match = Match(matter=matter, tier=tier, unit=unit, grid=grid,
+                      sensor=sensor).check(self.config)
         end = self._end(within, by)
         if await self._until(match, max(end, self.clock())):
             first = self._found(match)[0]
