@@ -127,8 +127,11 @@ async def _play(scenario: Scenario, broker: str | None, speed: float | None,
 
         run = await run_scenario(scenario, broker_url=broker, speed=speed,
                                  progress=progress, **options)
+    # only a shared broker carries other publishers' events: embedded, every alert is ours
+    shared = broker is not None
     return run, compare(run.injections, run, outages=run.scenario.outages,
-                        sensors=set(run.scenario.sensor_ids))
+                        sensors=set(run.scenario.sensor_ids) if shared else None,
+                        agents=set(run.scenario.agent_ids) if shared else None)
 
 
 @sim_app.command("replay")

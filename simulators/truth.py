@@ -23,8 +23,12 @@ the alerts' ledger steps (:class:`hub.lifecycle.Transition`). The matching rule:
 * The **delay** is from the anomaly's start to that first step (the alert opening, or the
   anomaly joining an alert that was already open).
 * A **false alert** is an alert none of whose steps matched any ground truth. With
-  ``sensors`` (the scenario's simulated sensors), an alert opened for a sensor outside
-  them is *foreign* (another publisher on a shared broker), listed apart, not false.
+  ``sensors`` and ``agents`` (the scenario's simulated ones; give them only when the run
+  used a shared broker, where another publisher may be heard), an alert opened for a
+  sensor outside them is *foreign*, listed apart, not false. An ``EDGE-OFFLINE`` alert
+  names some sensor of the agent's grid, which need not be simulated: it is foreign when
+  its *agent* is not simulated. With the embedded broker nothing else publishes, so
+  every unmatched alert is false.
 
 :func:`compare` is pure: the same inputs give the same report.
 """
@@ -184,7 +188,8 @@ def compare(injections: Iterable[Injection], run: RunLike | Sequence[Transition]
             outages: Iterable[OutageLike] = (), early_s: float = EARLY_S,
             grace_s: float = GRACE_S, fault_matters: Sequence[str] = FAULT_MATTERS,
             offline_matters: Sequence[str] = OFFLINE_MATTERS,
-            sensors: Collection[str] | None = None) -> TruthReport:
+            sensors: Collection[str] | None = None,
+            agents: Collection[str] | None = None) -> TruthReport:
     """Match the ground truth with the alerts of ``run`` (its ledger steps); see the
     module's docstring for the rule."""
     steps = tuple(run if isinstance(run, Sequence) else run.transitions)
@@ -233,7 +238,11 @@ def compare(injections: Iterable[Injection], run: RunLike | Sequence[Transition]
         a = o.alert
         alert = FalseAlert(alert_id, a.matter, o.tier, a.sensor, a.grid, a.anomaly_kind,
                            o.at / NS)
-        (foreign if sensors is not None and a.sensor not in sensors else false).append(alert)
+        if family(alert_id) == "outage":
+            alien = agents is not None and a.agent not in agents
+        else:
+            alien = sensors is not None and a.sensor not in sensors
+        (foreign if alien else false).append(alert)
     rule = {"early_s": early_s, "grace_s": grace_s, "fault_matters": list(fault_matters),
             "offline_matters": list(offline_matters)}
     return TruthReport(tuple(detections), tuple(false), len(opened), rule, tuple(foreign))

@@ -100,6 +100,8 @@ def test_the_library_detects_90_percent_with_at_most_one_false_alert_each(
     assert injected >= len(reports), figures  # every scenario has ground truth
     assert detected / injected >= 0.9, figures
     assert all(r["false_alerts"] <= 1 for r in reports.values()), figures
+    # embedded: nothing else publishes, so no alert may be set aside as foreign
+    assert all(r["foreign_alerts"] == [] for r in reports.values()), figures
 
 
 async def test_rain_floods_the_low_point_in_its_area_only() -> None:

@@ -162,3 +162,22 @@ async def test_an_alert_for_a_sensor_the_run_does_not_simulate_is_foreign(
     assert (report.detected, report.false_alerts) == (1, 0)
     assert [f.sensor for f in report.foreign] == ["jiufo-g1-noise-1"]
     assert compare([leak], await steps(desk)).false_alerts == 1  # without: it counts
+
+
+async def test_an_edge_offline_alert_is_foreign_by_its_agent_not_its_sensor(
+        desk: Desk) -> None:
+    """The roster's EDGE-OFFLINE event names some sensor of the agent's grid, which the
+    run need not simulate: whether it is ours depends on the agent."""
+    def offline(agent: str, sensor: str, at: float) -> AnomalyEvent:
+        return AnomalyEvent(agent=agent, seq=2**62, sensor=sensor, kind="dropout",
+                            severity="major", score=1.0, value=None, ts=int(at * NS))
+    # ours, outside any outage window, on a sensor the run does not simulate: false
+    await desk.on_event(offline("edge-dongyuan", SMOKE, T0), int(T0 * NS),
+                        matter="EDGE-OFFLINE")  # type: ignore[call-arg,unused-ignore]
+    # another publisher's agent on the shared broker: foreign
+    await desk.on_event(offline("edge-jiufo", "jiufo-g1-noise-1", T0 + 5),
+                        int((T0 + 5) * NS),
+                        matter="EDGE-OFFLINE")  # type: ignore[call-arg,unused-ignore]
+    report = compare([], await steps(desk), sensors={GAS}, agents={"edge-dongyuan"})
+    assert [f.sensor for f in report.false_alert_details] == [SMOKE]
+    assert [f.sensor for f in report.foreign] == ["jiufo-g1-noise-1"]
