@@ -10,11 +10,12 @@ the alerts' ledger steps (:class:`hub.lifecycle.Transition`). The matching rule:
   anomaly spreading to the next grid is an injection on a sensor there, so it is found by
   the alert of that grid (or by the first one, if the hub grouped them).
 * An **injection is detected** by the first step that names its sensor at a time within
-  ``[start - early_s, end + grace_s]``, of an alert of the right family of matter:
+  ``[start - early, end + grace_s]``, of an alert of the right family of matter:
   ``stuck`` and ``dropout`` injections need a *fault* matter (``SENSOR-FAULT``: the device
   is broken, not the street); every other shape needs a matter that is neither a fault
-  nor an agent outage. ``early_s`` allows for labels computed from a noise-free value
-  (the rain model's: noise can cross the limit a little before the label says);
+  nor an agent outage. ``early`` is ``early_s`` for the rain model's labels only
+  (computed from a noise-free value: noise can cross the limit a little before the label
+  says) and 0 for injected shapes, which start exactly when their label says;
   ``grace_s`` for detections that can only come after the fact (a dropout is seen when
   the next reading arrives, a stuck sensor after a run of identical readings).
 * An **agent outage is detected** by an ``EDGE-OFFLINE`` alert (the hub's roster, on the
@@ -22,7 +23,9 @@ the alerts' ledger steps (:class:`hub.lifecycle.Transition`). The matching rule:
   open one such alert per grid the agent serves; all of them count as its detection.
 * The **delay** is from the anomaly's start to that first step (the alert opening, or the
   anomaly joining an alert that was already open).
-* A **false alert** is an alert none of whose steps matched any ground truth. With
+* A **false alert** is an alert whose opening (or a reopening) falls in no ground-truth
+  window of its family, sensor (or agent): raised by noise, even if an injection's
+  evidence joins it later (that step still detects the injection). With
   ``sensors`` and ``agents`` (the scenario's simulated ones; give them only when the run
   used a shared broker, where another publisher may be heard), an alert opened for a
   sensor outside them is *foreign*, listed apart, not false. An ``EDGE-OFFLINE`` alert
@@ -212,28 +215,33 @@ def compare(injections: Iterable[Injection], run: RunLike | Sequence[Transition]
         o = opened.get(t.alert_id)
         return o.alert.agent if o is not None and o.alert is not None else ""
 
-    naming = [t for t in steps if t.action in ("open", "evidence", "reopen")]
-    matched: set[str] = set()
-    detections = []
-    for truth in truths(injections, outages):
+    def names(t: Transition, truth: Truth) -> bool:
         lo, hi = truth.start - early_s, truth.end + grace_s
-        hits = [t for t in naming if lo <= t.at / NS <= hi
-                and family(t.alert_id) == truth.family
+        return (lo <= t.at / NS <= hi and family(t.alert_id) == truth.family
                 and (agent_of(t) == truth.agent if truth.family == "outage"
-                     else t.sensor == truth.sensor)]
+                     else t.sensor == truth.sensor))
+
+    naming = [t for t in steps if t.action in ("open", "evidence", "reopen")]
+    every = truths(injections, outages)
+    detections = []
+    for truth in every:
+        hits = [t for t in naming if names(t, truth)]
         if not hits:
             detections.append(Detection(truth))
             continue
         first = min(hits, key=lambda t: t.at)
         ids = list(dict.fromkeys(t.alert_id for t in hits))
-        matched.update(ids)
         detections.append(Detection(truth, first.alert_id, _matter(opened, first.alert_id),
                                     first.tier, first.at / NS,
                                     tuple(i for i in ids if i != first.alert_id)))
     false: list[FalseAlert] = []
     foreign: list[FalseAlert] = []
+    # false: an alert opened (or reopened) by no ground truth, even if an injection's
+    # evidence joined it later (that evidence still credits the injection's detection)
+    unfounded = {t.alert_id for t in steps if t.action in ("open", "reopen")
+                 and not any(names(t, truth) for truth in every)}
     for alert_id, o in opened.items():
-        if alert_id in matched or o.alert is None:
+        if alert_id not in unfounded or o.alert is None:
             continue
         a = o.alert
         alert = FalseAlert(alert_id, a.matter, o.tier, a.sensor, a.grid, a.anomaly_kind,

@@ -181,3 +181,20 @@ async def test_an_edge_offline_alert_is_foreign_by_its_agent_not_its_sensor(
     report = compare([], await steps(desk), sensors={GAS}, agents={"edge-dongyuan"})
     assert [f.sensor for f in report.false_alert_details] == [SMOKE]
     assert [f.sensor for f in report.foreign] == ["jiufo-g1-noise-1"]
+
+
+async def test_an_alert_opened_by_noise_is_false_though_a_leak_joins_it_later(
+        desk: Desk) -> None:
+    """Noise opened the alert an hour before the leak; the leak's anomaly joins it as
+    evidence. The leak is detected (by that evidence step), and the alert is still false:
+    nothing true opened it."""
+    leak = Injection(GAS, T0 + 3600, 600, "ramp", 40.0, "leak")
+    agent = Agent(desk)
+    await agent.anomaly(GAS, T0)           # noise: an hour before the leak
+    await agent.anomaly(GAS, T0 + 3630)    # the leak, into the alert still open
+    trail = await steps(desk)
+    assert [t.action for t in trail] == ["open", "evidence"]
+    report = compare([leak], trail)
+    assert (report.detected, report.false_alerts) == (1, 1)
+    assert report.detections[0].delay_s == 30.0
+    assert [f.alert_id for f in report.false_alert_details] == ["AL000001"]
