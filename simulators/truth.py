@@ -216,7 +216,10 @@ def compare(injections: Iterable[Injection], run: RunLike | Sequence[Transition]
         return o.alert.agent if o is not None and o.alert is not None else ""
 
     def names(t: Transition, truth: Truth) -> bool:
-        lo, hi = truth.start - early_s, truth.end + grace_s
+        # only a rain label may be seen early: it is the noise-free model's crossing, and
+        # the noisy reading can cross first; an injected shape starts when it says
+        early = early_s if truth.shape == "rain" else 0.0
+        lo, hi = truth.start - early, truth.end + grace_s
         return (lo <= t.at / NS <= hi and family(t.alert_id) == truth.family
                 and (agent_of(t) == truth.agent if truth.family == "outage"
                      else t.sensor == truth.sensor))

@@ -198,3 +198,14 @@ async def test_an_alert_opened_by_noise_is_false_though_a_leak_joins_it_later(
     assert (report.detected, report.false_alerts) == (1, 1)
     assert report.detections[0].delay_s == 30.0
     assert [f.alert_id for f in report.false_alert_details] == ["AL000001"]
+
+
+async def test_only_a_rain_label_may_be_seen_before_its_start(desk: Desk) -> None:
+    """A rain label is the noise-free model's crossing, so the noisy gauge may cross
+    first; an injected shape starts exactly when its label says."""
+    agent = Agent(desk)
+    await agent.anomaly(GAS, T0 - 60)
+    injected = Injection(GAS, T0, 600, "ramp", 40.0, "leak")
+    assert compare([injected], await steps(desk)).detected == 0
+    rain = Injection(GAS, T0, 600, "rain", label="rain")
+    assert compare([rain], await steps(desk)).detected == 1
