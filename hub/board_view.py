@@ -13,15 +13,13 @@ config and the desk's alert states: pure, no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from config import ConfigSet, Unit
+from hub.board_feed import RISK
 from hub.lifecycle import Action, AlertState, refusal
 from wire import Tier, UnitLevel
-
-RISK: dict[Tier, int] = {"D": 1, "C": 2, "B": 3, "A": 4}
-"""Tier → risk level (0 is no open alert)."""
 
 BOARD_ACTIONS: tuple[Action, ...] = ("acknowledge", "arrive", "resolve", "false_alarm",
                                      "escalate")
@@ -89,9 +87,15 @@ def grid_risk(states: Iterable[AlertState]) -> dict[str, tuple[int, int]]:
     return _highest((s.place[-1], s.tier) for s in states if s.is_open)
 
 
-def sensor_risk(states: Iterable[AlertState]) -> dict[str, tuple[int, int]]:
-    """sensor id → (risk, open alerts) over the open alerts whose sensor it is."""
-    return _highest((s.alert.sensor, s.tier) for s in states if s.is_open)
+def sensor_risk(states: Iterable[AlertState],
+                evidence: Mapping[str, Iterable[str]] | None = None
+                ) -> dict[str, tuple[int, int]]:
+    """sensor id → (risk, open alerts) over the open alerts it raised or added evidence
+    to (``evidence``: alert id → its sensors, as :meth:`hub.desk.Desk.sensors_of` gives),
+    the same rule as the ``sensor_risk`` measurement the Grafana boards read."""
+    evidence = evidence or {}
+    return _highest((sensor, s.tier) for s in states if s.is_open
+                    for sensor in dict.fromkeys((s.alert.sensor, *evidence.get(s.alert_id, ()))))
 
 
 def board_actions(state: AlertState) -> list[Action]:

@@ -40,8 +40,8 @@ from pydantic import Field
 
 from config import ConfigSet, Unit
 from hub.api import ERRORS, AlertOut, Caller, Me, Out, TransitionOut
+from hub.board_feed import RISK
 from hub.board_view import (
-    RISK,
     board_actions,
     board_areas,
     board_sensors,
@@ -296,7 +296,8 @@ def add_board(app: FastAPI, desk: Desk, cfg: ConfigSet, clock: Clock, *,
             grids=[Risk(id=k, risk=r, open=n) for k, (r, n) in
                    sorted(grid_risk(open_states).items())],
             sensors=[Risk(id=k, risk=r, open=n) for k, (r, n) in
-                     sorted(sensor_risk(open_states).items())],
+                     sorted(sensor_risk(open_states, {s.alert_id: desk.sensors_of(s.alert_id)
+                                                    for s in open_states}).items())],
             alerts=[board_alert(s) for s in open_states],
             escalations=[Escalation(alert_id=t.alert_id, at=t.at, actor=t.actor, tier=t.tier,
                                     unit=t.unit, unit_name=name(t.unit),

@@ -17,7 +17,8 @@ import pytest
 from config import ConfigSet
 from hub.api import create_app
 from hub.api_server import ApiServer
-from hub.board_view import RISK, board_actions, grid_risk
+from hub.board_feed import RISK
+from hub.board_view import board_actions, grid_risk
 from hub.desk import Desk
 from hub.ledger import Ledger
 from hub.store import Store
@@ -237,3 +238,22 @@ async def test_a_grids_risk_is_the_highest_open_tier_in_it(served: Served) -> No
     assert RISK[served.desk.get(g1).tier] == before + 1  # called one tier up
     assert "dongyuan-g3" not in risk  # closed alerts carry no risk
     assert board_actions(served.desk.get(g3)) == []
+
+
+async def test_a_sensor_that_added_evidence_is_marked_at_risk_like_the_one_that_opened(
+        served: Served) -> None:
+    # The same rule as the sensor_risk measurement the Grafana boards read.
+    first, second = "dongyuan-g1-smoke-1", "dongyuan-g1-smoke-2"
+    alert_id = ""
+    for seq, sensor in enumerate((first, second), start=100):
+        event = AnomalyEvent(agent="edge-dongyuan", seq=seq, sensor=sensor,
+                             kind="out_of_limits", severity="minor", score=0.6,
+                             value=3.0, ts=T0 + seq * 10**9)
+        outcome = await served.desk.on_event(event, T0 + seq * 10**9)
+        assert outcome.alert is not None
+        alert_id = alert_id or outcome.alert.alert_id
+        assert outcome.alert.alert_id == alert_id  # the second one joined as evidence
+    state = await get(served, "dongyuan", "/v1/board/state")
+    sensors = {s["id"]: s["risk"] for s in state["sensors"]}
+    tier_risk = RISK[served.desk.get(alert_id).tier]
+    assert sensors[first] == sensors[second] == tier_risk
