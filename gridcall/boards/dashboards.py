@@ -191,6 +191,19 @@ def risk_map(cfg: ConfigSet, s: BoardSchema, *, title: str, width: int, height: 
     )
 
 
+def _timeseries_options() -> JSON:
+    """A time series' legend under it and a tooltip with every series."""
+    return {"legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"},
+            "tooltip": {"mode": "multi"}}
+
+
+def _stacked_bars() -> JSON:
+    """Counts per interval as stacked whole-number bars (one colour per series)."""
+    return {"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 60,
+                                    "stacking": {"mode": "normal"}},
+                         "decimals": 0}, "overrides": []}
+
+
 def _table_options(sort_by: str | None = None, desc: bool = False) -> JSON:
     options: JSON = {"showHeader": True, "cellHeight": "sm",
                      "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
@@ -380,11 +393,7 @@ def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                              f"FROM {q(s.alert_change)} WHERE {where(*PLACE)} "
                              f"GROUP BY time($__interval), {q('action')} fill(0)",
                              expect=("steps", "action"), alias="$tag_action"),),
-              options={"legend": {"showLegend": True, "displayMode": "list",
-                                  "placement": "bottom"}, "tooltip": {"mode": "multi"}},
-              field_config={"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 60,
-                                                    "stacking": {"mode": "normal"}},
-                                         "decimals": 0}, "overrides": []}),
+              options=_timeseries_options(), field_config=_stacked_bars()),
     )
     return Dashboard(
         uid="gridcall-district", title=f"{cfg.district.name} · risk overview",
@@ -450,11 +459,7 @@ def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                              f"WHERE {where(*PLACE, ESCALATED)} "
                              f"GROUP BY time($__interval), {q('unit')} fill(0)",
                              expect=("escalations", "unit"), alias="$tag_unit"),),
-              options={"legend": {"showLegend": True, "displayMode": "list",
-                                  "placement": "bottom"}, "tooltip": {"mode": "multi"}},
-              field_config={"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 60,
-                                                    "stacking": {"mode": "normal"}},
-                                         "decimals": 0}, "overrides": []}),
+              options=_timeseries_options(), field_config=_stacked_bars()),
         Panel(title="Edge agents, offline first", type="table", width=12, height=8,
               description="Each agent of the town: online, last heard, what waits in its "
                           f"outbox (last {s.snapshot_window}).",
@@ -529,8 +534,7 @@ def sensor_drilldown(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                              f"WHERE {where(sensor)} GROUP BY time($__interval), "
                              f"{q('sensor')} fill(none)",
                              expect=("mean", "max", "min")),),
-              options={"legend": {"showLegend": True, "displayMode": "list",
-                                  "placement": "bottom"}, "tooltip": {"mode": "multi"}},
+              options=_timeseries_options(),
               field_config={"defaults": {"custom": {"drawStyle": "line", "lineWidth": 1,
                                                     "fillOpacity": 0, "spanNulls": False}},
                             "overrides": []}),
