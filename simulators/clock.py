@@ -28,6 +28,11 @@ class SimClock:
     def now(self) -> int:
         return self._now
 
+    @now.setter
+    def now(self, ns: int) -> None:
+        """``clock.now = ns`` / ``clock.now += step``: :meth:`advance_to` (never back)."""
+        self.advance_to(ns)
+
     def advance_to(self, ns: int) -> int:
         """Move to ``ns`` (ValueError if it lies in the past); the new time."""
         if ns < self._now:

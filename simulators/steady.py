@@ -17,16 +17,9 @@ from collections.abc import AsyncIterator, Sequence
 
 from config import SensorSpec
 from edge_agent.sources import Sample
+from simulators.clock import SimClock
 
-
-class SimClock:
-    """A clock in POSIX nanoseconds that moves only when told."""
-
-    def __init__(self, now_ns: int) -> None:
-        self.now = now_ns
-
-    def __call__(self) -> int:
-        return self.now
+__all__ = ["SimClock", "SteadySource", "mid_value"]
 
 
 def mid_value(sensor: SensorSpec) -> float:
