@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from config import SAMPLE_DISTRICT, load_config
-from hub.desk import Desk
-from hub.ledger import Ledger
-from hub.store import Store
-from wire import AnomalyEvent
+from gridcall.config import SAMPLE_DISTRICT, load_config
+from gridcall.hub.desk import Desk
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.store import Store
+from gridcall.wire import AnomalyEvent
 
 T0 = 1_800_000_000_000_000_000
 SEC = 10**9

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import httpx
 
-from config import SAMPLE_DISTRICT, load_config
-from hub.api import create_app
-from hub.api_server import ApiServer
-from hub.desk import Desk
-from hub.ledger import Ledger
-from hub.store import Store
-from hub.tokens import TokenFile, issue
-from wire import AnomalyEvent
+from gridcall.config import SAMPLE_DISTRICT, load_config
+from gridcall.hub.api import create_app
+from gridcall.hub.api_server import ApiServer
+from gridcall.hub.desk import Desk
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.store import Store
+from gridcall.hub.tokens import TokenFile, issue
+from gridcall.wire import AnomalyEvent
 
 T0 = 1_800_000_000 * 10**9
 

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge_agent.outbox import Outbox, Priority, SyncPolicy
-from wire import AnomalyEvent, Reading, ReadingBatch, encode
+from gridcall.edge_agent.outbox import Outbox, Priority, SyncPolicy
+from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode
 
 NOW = 1_790_000_000 * 10**9
 

@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from config import SAMPLE_DISTRICT, AgentSpec, load_config
-from edge_agent.agent import EdgeAgent
-from simulators.steady import SimClock, SteadySource
+from gridcall.config import SAMPLE_DISTRICT, AgentSpec, load_config
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.simulators.steady import SimClock, SteadySource
 from tests.private_mosquitto import PrivateMosquitto
 
 NOW = 1_790_000_000 * 10**9

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from config.sources import SerialSource
-from edge_agent.serial_source import SerialFrameSource
-from firmware_bridge.frames import Frame, FrameReader, encode
-from firmware_bridge.pty import PtyPort
+from gridcall.config.sources import SerialSource
+from gridcall.edge_agent.serial_source import SerialFrameSource
+from gridcall.firmware_bridge.frames import Frame, FrameReader, encode
+from gridcall.firmware_bridge.pty import PtyPort
 
 CHANNELS = 8
 FRAMES = 200_000

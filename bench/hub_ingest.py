@@ -54,10 +54,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import SAMPLE_DISTRICT, load_config  # noqa: E402
-from hub.sinks import LineEncoder  # noqa: E402
+from gridcall.config import SAMPLE_DISTRICT, load_config  # noqa: E402
+from gridcall.hub.sinks import LineEncoder  # noqa: E402
+from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, RiskAlert, encode, topics  # noqa: E402
 from tests.private_servers import PrivateInflux, PrivateMosquitto, publish_all  # noqa: E402
-from wire import AnomalyEvent, Reading, ReadingBatch, RiskAlert, encode, topics  # noqa: E402
 
 AGENTS = 50
 PER_MESSAGE = 50

@@ -28,16 +28,16 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
 
-from config import SAMPLE_DISTRICT, load_config  # noqa: E402
-from hub.alerts import AlertEngine  # noqa: E402
-from hub.api import create_app  # noqa: E402
-from hub.desk import Desk  # noqa: E402
-from hub.indicators import indicators  # noqa: E402
-from hub.ledger import Ledger  # noqa: E402
-from hub.lifecycle import Transition, apply, opening, step  # noqa: E402
-from hub.store import Store  # noqa: E402
-from hub.tokens import TokenFile, issue  # noqa: E402
-from wire import AnomalyEvent, Deadlines  # noqa: E402
+from gridcall.config import SAMPLE_DISTRICT, load_config  # noqa: E402
+from gridcall.hub.alerts import AlertEngine  # noqa: E402
+from gridcall.hub.api import create_app  # noqa: E402
+from gridcall.hub.desk import Desk  # noqa: E402
+from gridcall.hub.indicators import indicators  # noqa: E402
+from gridcall.hub.ledger import Ledger  # noqa: E402
+from gridcall.hub.lifecycle import Transition, apply, opening, step  # noqa: E402
+from gridcall.hub.store import Store  # noqa: E402
+from gridcall.hub.tokens import TokenFile, issue  # noqa: E402
+from gridcall.wire import AnomalyEvent, Deadlines  # noqa: E402
 
 S = 10**9
 T0 = 1_790_000_000 * S

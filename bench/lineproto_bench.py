@@ -16,9 +16,9 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from hub.sinks import LineEncoder
-from hub.sinks.lineproto import escape_tag
-from wire import Reading, ReadingBatch
+from gridcall.hub.sinks import LineEncoder
+from gridcall.hub.sinks.lineproto import escape_tag
+from gridcall.wire import Reading, ReadingBatch
 
 T0 = 1_795_000_000_000_000_000
 

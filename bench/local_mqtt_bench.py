@@ -15,8 +15,8 @@ import random
 import time
 from typing import Any
 
-from config.local_mqtt import LocalMqttSource
-from edge_agent.local_mqtt import TopicMap
+from gridcall.config.local_mqtt import LocalMqttSource
+from gridcall.edge_agent.local_mqtt import TopicMap
 
 
 def workload(devices: int, messages: int, seed: int) -> tuple[TopicMap, list[tuple[str, bytes]]]:

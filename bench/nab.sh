@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 NAB=${1:-../shared/datasets/nab}
 OUT=${2:-$(mktemp -d)}
 SCORER=${NAB_SCORER:-../shared/bench/nab_score.py}
-python3 -m detectors.nab --data "$NAB" --out "$OUT" | tail -n 1
+python3 -m gridcall.detectors.nab --data "$NAB" --out "$OUT" | tail -n 1
 python3 "$SCORER" --data "$NAB" --results "$OUT" | grep -E "^profile|NORMALIZED|windows detected"

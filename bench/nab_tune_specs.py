@@ -9,8 +9,8 @@ import json
 import os
 from typing import Any
 
-from detectors import default_detector
-from detectors.episodes import Episodes
+from gridcall.detectors import default_detector
+from gridcall.detectors.episodes import Episodes
 
 PARAMS: dict[str, Any] = json.loads(os.environ.get("NAB_PARAMS", "{}"))
 
@@ -31,7 +31,7 @@ def default() -> Policy:
     nov = {k[4:]: p.pop(k) for k in list(p) if k.startswith("nov_")}
     det = default_detector(**p)
     if nov:
-        from detectors.novelty import Novelty
+        from gridcall.detectors.novelty import Novelty
         base = dict(warmup=det.parts[3].warmup, z_alert=det.parts[3].z_alert)
         base.update(nov)
         det.parts = (*det.parts[:3], Novelty(**base))
@@ -39,7 +39,7 @@ def default() -> Policy:
 
 
 def raw() -> Policy:
-    from detectors.default import DefaultDetector
+    from gridcall.detectors.default import DefaultDetector
     return Policy(DefaultDetector(**PARAMS))
 
 
@@ -79,7 +79,7 @@ class Escalating:
 
 
 def escalating() -> Escalating:
-    from detectors.default import DefaultDetector
+    from gridcall.detectors.default import DefaultDetector
     p = dict(PARAMS)
     factor = p.pop("factor", 2.0)
     return Escalating(DefaultDetector(**p), factor=factor)

@@ -23,10 +23,10 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-from config import SensorSpec, load_config
-from config.models import DetectorSettings
-from edge_agent.watch import SensorWatch, detector_for
-from simulators.streams import SensorStream
+from gridcall.config import SensorSpec, load_config
+from gridcall.config.models import DetectorSettings
+from gridcall.edge_agent.watch import SensorWatch, detector_for
+from gridcall.simulators.streams import SensorStream
 
 START = 1_767_225_600.0  # 2026-01-01 08:00 China time
 SETTINGS: dict[str, dict[str, Any]] = {

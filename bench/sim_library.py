@@ -18,9 +18,9 @@ import statistics
 import time
 
 from gridcall.cli_sim import library
-from simulators.scenario import load_scenario
-from simulators.sim import run_scenario
-from simulators.truth import compare
+from gridcall.simulators.scenario import load_scenario
+from gridcall.simulators.sim import run_scenario
+from gridcall.simulators.truth import compare
 
 
 async def main(broker: str | None) -> None:

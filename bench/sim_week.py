@@ -23,9 +23,9 @@ import asyncio
 import dataclasses
 import time
 
-from simulators.scenario import load_scenario
-from simulators.sim import SimDistrict
-from simulators.streams import SensorStream
+from gridcall.simulators.scenario import load_scenario
+from gridcall.simulators.sim import SimDistrict
+from gridcall.simulators.streams import SensorStream
 
 NS = 10**9
 
@@ -50,8 +50,8 @@ async def timed(name: str, scenario_name: str, broker: str | None,
 
 def detectors_alone() -> None:
     """The week of quiet-week's two sensors through streams and detectors only."""
-    from config import SAMPLE_DISTRICT, load_config
-    from edge_agent.watch import SensorWatch, detector_for
+    from gridcall.config import SAMPLE_DISTRICT, load_config
+    from gridcall.edge_agent.watch import SensorWatch, detector_for
 
     cfg = load_config(SAMPLE_DISTRICT)
     start = 1_767_542_400 * NS

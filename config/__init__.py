@@ -1,13 +1,14 @@
-"""gridcall's configuration: schema (:mod:`config.models`), loading with precise errors
-(:mod:`config.loader`) and the resolved, cross-checked set (:mod:`config.resolve`).
+"""gridcall's configuration: schema (:mod:`gridcall.config.models`), loading with precise
+errors (:mod:`gridcall.config.loader`) and the resolved, cross-checked set
+(:mod:`gridcall.config.resolve`).
 
 A leaf package: no I/O beyond reading the config folder, no imports of the runtimes.
 """
 
 from pathlib import Path
 
-from config.loader import ConfigError, Problem
-from config.resolve import AgentSpec, ConfigSet, SensorSpec, Unit, UnitLevel, load_config
+from gridcall.config.loader import ConfigError, Problem
+from gridcall.config.resolve import AgentSpec, ConfigSet, SensorSpec, Unit, UnitLevel, load_config
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 SAMPLE_DISTRICT = EXAMPLES / "huangpu"

@@ -19,15 +19,15 @@ from typing import Any, Generic, TypeVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from config.models import (
+from gridcall.config.models import (
     AgentsFile,
     HubFile,
     SensorsFile,
     Topology,
 )
-from config.notify import NotifyFile
-from config.rules import MatterCatalog
-from config.sources import SOURCE_TYPES
+from gridcall.config.notify import NotifyFile
+from gridcall.config.rules import MatterCatalog
+from gridcall.config.sources import SOURCE_TYPES
 
 FILES: dict[str, type[BaseModel]] = {
     "topology.yaml": Topology,

@@ -8,7 +8,7 @@ A config set is a folder of YAML files:
 - ``matters.yaml``: the matter catalog (事项清单) with tiers, owners and deadlines;
 - ``hub.yaml``: the hub's settings.
 
-These models check each file on its own; :mod:`config.loader` checks the references
+These models check each file on its own; :mod:`gridcall.config.loader` checks the references
 between files and turns every problem into a message with file, key path and reason.
 """
 
@@ -261,7 +261,7 @@ class AgentSettings(Model):
 # Source models live in their own modules (config/sources.py, config/local_mqtt.py) and
 # build on the models above, so they are imported here, not at the top (that would be
 # circular; the package imports this module first, see config/__init__.py).
-from config.sources import SimulatedSource, SourceSettings  # noqa: E402
+from gridcall.config.sources import SimulatedSource, SourceSettings  # noqa: E402
 
 
 class Agent(Model):
@@ -269,8 +269,8 @@ class Agent(Model):
     name: str = ""
     grid: Id
     source: SourceSettings = SimulatedSource()
-    """``simulated``, or a mapping with ``type``: ``serial``, ``modbus`` (:mod:`config.sources`),
-    ``mqtt`` (:mod:`config.local_mqtt`)."""
+    """``simulated``, or a mapping with ``type``: ``serial``, ``modbus``
+    (:mod:`gridcall.config.sources`), ``mqtt`` (:mod:`gridcall.config.local_mqtt`)."""
     sensors: tuple[Id, ...] | None = None
     settings: AgentSettings | None = None
 
@@ -317,7 +317,7 @@ class InfluxSettings(Model):
         return self
 
 
-from config.boards import BoardSettings  # noqa: E402  (builds on Model and Duration)
+from gridcall.config.boards import BoardSettings  # noqa: E402  (builds on Model and Duration)
 
 
 class HubSettings(Model):

@@ -15,9 +15,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
-from config.local_mqtt import LocalMqttSource, source_problems
-from config.models import (
+from gridcall.config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
+from gridcall.config.local_mqtt import LocalMqttSource, source_problems
+from gridcall.config.models import (
     AgentSettings,
     AgentsFile,
     Department,
@@ -32,9 +32,9 @@ from config.models import (
     Tier,
     Topology,
 )
-from config.notify import NotifyFile
-from config.rules import MatterCatalog
-from config.sources import SourceSettings, map_problems, mapped_sensors
+from gridcall.config.notify import NotifyFile
+from gridcall.config.rules import MatterCatalog
+from gridcall.config.sources import SourceSettings, map_problems, mapped_sensors
 
 NO_NOTIFY = NotifyFile()
 
@@ -115,7 +115,7 @@ class ConfigSet:
         )
 
     def deadlines_for(self, matter: Matter, tier: Tier | None = None) -> MatterDeadlines:
-        """The matter's deadlines, at ``tier`` if given (see :mod:`config.rules`)."""
+        """The matter's deadlines, at ``tier`` if given (see :mod:`gridcall.config.rules`)."""
         if tier is None:
             return matter.deadlines or self.matters.default_deadlines[matter.type]
         return self.matters.deadlines_at(matter.code, matter.type, matter.deadlines, tier)

@@ -44,7 +44,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from config.models import (
+from gridcall.config.models import (
     TIERS,
     Duration,
     Id,

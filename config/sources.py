@@ -7,13 +7,13 @@ One model per kind of source, told apart by ``type`` (a pydantic discriminated u
   (docs/firmware-protocol.md); each device id's channels map to sensor ids;
 - ``modbus``: Modbus RTU polling; a register map says which register holds which sensor,
   its data type, byte and word order, scale, offset and poll interval;
-- ``mqtt``: sensors on a local MQTT broker, see :mod:`config.local_mqtt` (its own checks).
+- ``mqtt``: sensors on a local MQTT broker, see :mod:`gridcall.config.local_mqtt` (its own checks).
 
 The models check what they can alone (ranges, types, unknown keys); :func:`map_problems`
 checks a map's own consistency (a sensor read twice, overlapping registers, a device id
-given twice) and :mod:`config.resolve` reports its findings with the agent's id, plus
+given twice) and :mod:`gridcall.config.resolve` reports its findings with the agent's id, plus
 every mapped sensor that does not exist or belongs to another agent (serial and Modbus;
-``mqtt`` maps are checked by :func:`config.local_mqtt.source_problems`).
+``mqtt`` maps are checked by :func:`gridcall.config.local_mqtt.source_problems`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
-from config.local_mqtt import LocalMqttSource
-from config.models import Duration, Id, Model, _parse_duration
+from gridcall.config.local_mqtt import LocalMqttSource
+from gridcall.config.models import Duration, Id, Model, _parse_duration
 
 Loc = tuple[str | int, ...]
 

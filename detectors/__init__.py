@@ -9,14 +9,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from detectors.base import AnomalyKind, Detector, InputGuard, Limits
-from detectors.calibrate import Likelihood
-from detectors.change import Cusum, Seasonal
-from detectors.default import DefaultDetector
-from detectors.episodes import Episodes
-from detectors.multivariate import IsolationForestWindow, Mahalanobis
-from detectors.novelty import Novelty
-from detectors.simple import (
+from gridcall.detectors.base import AnomalyKind, Detector, InputGuard, Limits
+from gridcall.detectors.calibrate import Likelihood
+from gridcall.detectors.change import Cusum, Seasonal
+from gridcall.detectors.default import DefaultDetector
+from gridcall.detectors.episodes import Episodes
+from gridcall.detectors.multivariate import IsolationForestWindow, Mahalanobis
+from gridcall.detectors.novelty import Novelty
+from gridcall.detectors.simple import (
     Dropout,
     Flatline,
     LimitsDetector,

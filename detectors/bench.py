@@ -1,4 +1,4 @@
-"""Speed and size of the default detectors: ``python -m detectors.bench [--json]``.
+"""Speed and size of the default detectors: ``python -m gridcall.detectors.bench [--json]``.
 
 Deterministic, network-free workloads on one core: a seeded noisy daily cycle for the
 univariate default, three correlated channels for the multivariate default
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from detectors import Limits, build, default_detector
+from gridcall.detectors import Limits, build, default_detector
 
 
 def _series(n: int, seed: int = 1) -> list[float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.base import THRESHOLD, AnomalyKind, Detector
+from gridcall.detectors.base import THRESHOLD, AnomalyKind, Detector
 
 
 class Likelihood:

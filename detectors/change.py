@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import Streaming, ewma_step, gaussian_score
+from gridcall.detectors.base import Streaming, ewma_step, gaussian_score
 
 
 class Cusum(Streaming):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from array import array
 
-from detectors.base import AnomalyKind, Limits, Streaming
+from gridcall.detectors.base import AnomalyKind, Limits, Streaming
 
 _NAN = math.nan
 _isnan = math.isnan

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.base import MAX_MAGNITUDE, InputGuard, Streaming, gaussian_score
+from gridcall.detectors.base import MAX_MAGNITUDE, InputGuard, Streaming, gaussian_score
 
 
 class _Rows:

@@ -1,4 +1,5 @@
-"""Run the default detector over NAB-layout data: ``python -m detectors.nab --data DIR --out DIR``.
+"""Run the default detector over NAB-layout data:
+``python -m gridcall.detectors.nab --data DIR --out DIR``.
 
 Every CSV under ``DIR/data`` (``timestamp,value``) is scored with one configuration, the
 default detector with no limits (NAB series have none), and written to the same relative
@@ -16,8 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from detectors import default_detector
-from detectors.episodes import REFRACTORY, Episodes
+from gridcall.detectors import default_detector
+from gridcall.detectors.episodes import REFRACTORY, Episodes
 
 
 def parse_ts(text: str) -> float:

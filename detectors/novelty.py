@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import AnomalyKind, Streaming, ewma_step, gaussian_score
+from gridcall.detectors.base import AnomalyKind, Streaming, ewma_step, gaussian_score
 
 
 class Novelty(Streaming):

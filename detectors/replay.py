@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from detectors import Episodes, Mahalanobis, ReplayInputError, default_detector
-from detectors.episodes import REFRACTORY
+from gridcall.detectors import Episodes, Mahalanobis, ReplayInputError, default_detector
+from gridcall.detectors.episodes import REFRACTORY
 
 TAB_SPELLINGS = {"\\t": "\t", "tab": "\t", "TAB": "\t"}
 """How a tab separator can be typed on a command line: ``\\t`` (backslash, t) or ``tab``."""

@@ -1,5 +1,5 @@
 """Small streaming detectors: static limits, a robust EWMA level, rate of change, a
-flatline and a dropout check (the default detector is in :mod:`detectors.default`).
+flatline and a dropout check (the default detector is in :mod:`gridcall.detectors.default`).
 
 Each is a tiny class of plain floats, so its state pickles in a few hundred bytes and a
 Raspberry Pi scores hundreds of sensors with little CPU.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from detectors.base import Limits, Streaming, ewma_step, gaussian_score
+from gridcall.detectors.base import Limits, Streaming, ewma_step, gaussian_score
 
 
 class LimitsDetector(Streaming):

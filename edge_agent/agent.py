@@ -2,11 +2,11 @@
 
 One agent owns one MQTT connection and one reconnect loop. Readings are sealed into
 batches (by count or by time) with a per-agent sequence number and written to the
-durable outbox (:mod:`edge_agent.outbox`, SQLite under ``state_dir``) together with
+durable outbox (:mod:`gridcall.edge_agent.outbox`, SQLite under ``state_dir``) together with
 anomaly events; events go out before readings. A message leaves the outbox only after
 the broker acknowledged it (PUBACK, QoS 1), so neither an uplink outage nor a crash or a
 power cut loses what was sealed (readings not yet sealed, at most one batch, are in
-memory). Detector state is checkpointed (:mod:`edge_agent.checkpoint`), and the retained
+memory). Detector state is checkpointed (:mod:`gridcall.edge_agent.checkpoint`), and the retained
 status message carries the outbox, drops, the source's counters and per-sensor health.
 """
 
@@ -26,13 +26,13 @@ from typing import Literal
 
 import aiomqtt
 
-from config import AgentSpec
-from edge_agent import checkpoint
-from edge_agent.outbox import Outbox, Priority
-from edge_agent.sequence import Sequence
-from edge_agent.sources import Source
-from edge_agent.watch import SensorWatch, Verdict, detector_for
-from wire import (
+from gridcall.config import AgentSpec
+from gridcall.edge_agent import checkpoint
+from gridcall.edge_agent.outbox import Outbox, Priority
+from gridcall.edge_agent.sequence import Sequence
+from gridcall.edge_agent.sources import Source
+from gridcall.edge_agent.watch import SensorWatch, Verdict, detector_for
+from gridcall.wire import (
     AgentStatus,
     AnomalyEvent,
     Reading,
@@ -41,7 +41,7 @@ from wire import (
     encode,
     topics,
 )
-from wire.broker import BrokerAddress, credentials_refused, describe_failure
+from gridcall.wire.broker import BrokerAddress, credentials_refused, describe_failure
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class EdgeAgent:
                  clock: Clock = time.time_ns, seed: int = 0,
                  state_dir: Path | None = None) -> None:
         """``state_dir`` holds the outbox, the detector checkpoint and the sequence state
-        (see :mod:`edge_agent.sequence`); None keeps them in memory (demo, tests): nothing
+        (see :mod:`gridcall.edge_agent.sequence`); None keeps them in memory (demo, tests): nothing
         then survives the process."""
         self.spec = spec
         self.id = spec.id

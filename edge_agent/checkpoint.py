@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_agent.watch import SensorWatch
+from gridcall.edge_agent.watch import SensorWatch
 
 MAGIC = b"GRIDCALL-DETECTOR-CHECKPOINT\n"
 FORMAT = 1

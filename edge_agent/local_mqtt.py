@@ -30,10 +30,10 @@ from zoneinfo import ZoneInfo
 
 import aiomqtt
 
-from config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from config.local_mqtt import TopicMapping, parse_path
-from edge_agent.sources import Sample
-from wire.broker import BrokerAddress, credentials_refused, describe_failure
+from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from gridcall.config.local_mqtt import TopicMapping, parse_path
+from gridcall.edge_agent.sources import Sample
+from gridcall.wire.broker import BrokerAddress, credentials_refused, describe_failure
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""An agent source polling Modbus RTU devices (:class:`firmware_bridge.modbus.ModbusPoller`).
+"""An agent source polling Modbus RTU devices
+(:class:`gridcall.firmware_bridge.modbus.ModbusPoller`).
 
 Each configured register names its sensor, so a reading is a sample at once. Samples are
 stamped with the agent's clock when the answer arrives. :meth:`ModbusSource.counters`
@@ -11,9 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
-from config.sources import ModbusSource as ModbusSettings
-from edge_agent.sources import Sample
-from firmware_bridge.modbus import ModbusPoller
+from gridcall.config.sources import ModbusSource as ModbusSettings
+from gridcall.edge_agent.sources import Sample
+from gridcall.firmware_bridge.modbus import ModbusPoller
 
 Clock = Callable[[], int]
 _ALWAYS = ("requests", "responses", "timeout", "opens", "open_failures", "disconnects",
@@ -24,7 +25,7 @@ class ModbusSource:
     def __init__(self, settings: ModbusSettings, *, agent_id: str,
                  clock: Clock = time.time_ns, silence: float | None = None) -> None:
         """``silence``: seconds without any answer after which the port is reopened (None:
-        never); :func:`config.sources.silence_reopen_s` works it out from the config."""
+        never); :func:`gridcall.config.sources.silence_reopen_s` works it out from the config."""
         self.settings = settings
         self.poller = ModbusPoller(settings, clock=clock, silence=silence,
                                    name=f"agent {agent_id} modbus")

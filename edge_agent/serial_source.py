@@ -1,7 +1,7 @@
 """An agent source reading microcontroller frames from a serial port.
 
-The port side is :class:`firmware_bridge.serial_link.SerialLink` (reopens a port that went
-away), the bytes go through :class:`firmware_bridge.frames.FrameReader`; this module maps
+The port side is :class:`gridcall.firmware_bridge.serial_link.SerialLink` (reopens a port that went
+away), the bytes go through :class:`gridcall.firmware_bridge.frames.FrameReader`; this module maps
 each frame's (device id, channel) to the agent's sensor ids as ``agents.yaml`` says, and
 stamps samples with the agent's clock when the frame arrives (frames carry no time).
 
@@ -18,10 +18,10 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
-from config.sources import SerialSource
-from edge_agent.sources import Sample
-from firmware_bridge.frames import REASONS, Frame, FrameReader
-from firmware_bridge.serial_link import END, SerialLink
+from gridcall.config.sources import SerialSource
+from gridcall.edge_agent.sources import Sample
+from gridcall.firmware_bridge.frames import REASONS, Frame, FrameReader
+from gridcall.firmware_bridge.serial_link import END, SerialLink
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], int]
@@ -32,7 +32,7 @@ class SerialFrameSource:
     def __init__(self, settings: SerialSource, *, agent_id: str,
                  clock: Clock = time.time_ns, silence: float | None = None) -> None:
         """``silence``: seconds without a byte after which the open port is reopened (None:
-        never); :func:`config.sources.silence_reopen_s` works it out from the config."""
+        never); :func:`gridcall.config.sources.silence_reopen_s` works it out from the config."""
         self.settings = settings
         self.clock = clock
         self.link = SerialLink(settings.port, baudrate=settings.baudrate,

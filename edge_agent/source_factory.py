@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from config import AgentSpec
-from config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from config.sources import ModbusSource as ModbusSettings
-from config.sources import SerialSource as SerialSettings
-from config.sources import silence_reopen_s
-from edge_agent.sources import Source
+from gridcall.config import AgentSpec
+from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from gridcall.config.sources import ModbusSource as ModbusSettings
+from gridcall.config.sources import SerialSource as SerialSettings
+from gridcall.config.sources import silence_reopen_s
+from gridcall.edge_agent.sources import Source
 
 Clock = Callable[[], int]
 
@@ -27,19 +27,19 @@ class NotBuiltHere(ValueError):
 def build_source(spec: AgentSpec, *, clock: Clock = time.time_ns) -> Source:
     settings = spec.source
     if isinstance(settings, SerialSettings):
-        from edge_agent.serial_source import SerialFrameSource
+        from gridcall.edge_agent.serial_source import SerialFrameSource
 
         silence = silence_reopen_s(settings.silence_reopen,
                                    (s.interval_s for s in spec.sensors))
         return SerialFrameSource(settings, agent_id=spec.id, clock=clock, silence=silence)
     if isinstance(settings, ModbusSettings):
-        from edge_agent.modbus_source import ModbusSource
+        from gridcall.edge_agent.modbus_source import ModbusSource
 
         silence = silence_reopen_s(settings.silence_reopen,
                                    (r.interval.total_seconds() for r in settings.registers))
         return ModbusSource(settings, agent_id=spec.id, clock=clock, silence=silence)
     if isinstance(settings, LocalMqttSettings):
-        from edge_agent.local_mqtt import LocalMqttSource
+        from gridcall.edge_agent.local_mqtt import LocalMqttSource
 
         return LocalMqttSource(settings, agent_id=spec.id, clock=clock,
                                sensors={s.id for s in spec.sensors})

@@ -15,12 +15,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from config import SensorSpec
-from config.models import Limits
-from detectors import MULTIVARIATE, REGISTRY, Detector, Episodes, build, default_detector
-from detectors import Limits as DetectorLimits
-from detectors.default import DefaultDetector
-from wire import AnomalyKind, Severity
+from gridcall.config import SensorSpec
+from gridcall.config.models import Limits
+from gridcall.detectors import MULTIVARIATE, REGISTRY, Detector, Episodes, build, default_detector
+from gridcall.detectors import Limits as DetectorLimits
+from gridcall.detectors.default import DefaultDetector
+from gridcall.wire import AnomalyKind, Severity
 
 
 def detector_for(sensor: SensorSpec, *, seed: int = 0) -> Detector:

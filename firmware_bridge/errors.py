@@ -18,8 +18,8 @@ class BridgeError(Exception):
 
 
 class FrameError(BridgeError, ValueError):
-    """Not a valid frame. ``reason`` is one of :data:`firmware_bridge.frames.REASONS`, or
-    ``bad_marker`` when :func:`~firmware_bridge.frames.decode` is given bytes that do not
+    """Not a valid frame. ``reason`` is one of :data:`gridcall.firmware_bridge.frames.REASONS`, or
+    ``bad_marker`` when :func:`~gridcall.firmware_bridge.frames.decode` is given bytes that do not
     start with the start marker."""
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -19,7 +19,7 @@ can step over a valid frame of a version it does not know (and count it).
 :func:`encode` is the reference encoder (simulators and tests use it; firmware ports it);
 :func:`decode` checks one complete frame; :class:`FrameReader` finds frames in a byte
 stream with garbage and cut-off frames in it, and counts every bad frame by reason.
-Nothing here raises anything but :mod:`firmware_bridge.errors` types.
+Nothing here raises anything but :mod:`gridcall.firmware_bridge.errors` types.
 
 Why a start marker and a length rather than COBS: the firmware side stays a memcpy plus a
 CRC (no byte stuffing to get wrong in C), the frame has a fixed worst-case size, and
@@ -35,7 +35,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass
 
-from firmware_bridge.errors import EncodeError, FrameError
+from gridcall.firmware_bridge.errors import EncodeError, FrameError
 
 MAGIC = b"\xa5\x5a"
 """Start marker. The first byte is not ASCII, so debug text on the same UART never forms it."""

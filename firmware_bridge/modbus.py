@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from config.sources import ModbusSource, Register
-from firmware_bridge.errors import EncodeError
+from gridcall.config.sources import ModbusSource, Register
+from gridcall.firmware_bridge.errors import EncodeError
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """Simulated field devices on pseudo-terminals, for tests, the bench and commissioning.
 
-    python -m firmware_bridge.simdevice                      # the sample's serial agent
-    python -m firmware_bridge.simdevice --link /tmp/gridcall-tty0 --agent edge-dongyuan \\
+    python -m gridcall.firmware_bridge.simdevice                      # the sample's serial agent
+    python -m gridcall.firmware_bridge.simdevice --link /tmp/gridcall-tty0 --agent edge-dongyuan \\
         --interval 1 --garbage 0.2
-    python -m firmware_bridge.simdevice --modbus             # the sample's Modbus agent
-    python -m firmware_bridge.simdevice --mqtt mqtt://127.0.0.1:18831   # its MQTT agent
+    python -m gridcall.firmware_bridge.simdevice --modbus             # the sample's Modbus agent
+    python -m gridcall.firmware_bridge.simdevice --mqtt mqtt://127.0.0.1:18831   # its MQTT agent
 
 Serial mode: a pty at ``--link`` (a symlink, like ``/dev/serial/by-id/...``) on which every
 device of the agent's serial map sends one frame per ``--interval`` with its channels'
@@ -18,7 +18,7 @@ topic and in its payload form (JSON at the mapped path, or a plain number), so t
 ``agents.yaml`` reads them back.
 
 It stays up until SIGINT/SIGTERM and then removes its link. :class:`FirmwareSim` (frames for
-a serial map) is the reusable part; the streams come from :mod:`simulators.streams`, which
+a serial map) is the reusable part; the streams come from :mod:`gridcall.simulators.streams`, which
 only this entry point imports (the runtime modules of firmware_bridge never do).
 """
 
@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from config.local_mqtt import parse_path
-from config.sources import ModbusSource, Register, SerialDevice, SerialSource
-from firmware_bridge.frames import MAX_CHANNELS, Frame, encode
-from firmware_bridge.pty import NullModem, PtyPort
+from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from gridcall.config.local_mqtt import parse_path
+from gridcall.config.sources import ModbusSource, Register, SerialDevice, SerialSource
+from gridcall.firmware_bridge.frames import MAX_CHANNELS, Frame, encode
+from gridcall.firmware_bridge.pty import NullModem, PtyPort
 
 if TYPE_CHECKING:
     from pymodbus.simulator import SimDevice
@@ -139,7 +139,7 @@ def modbus_devices(settings: ModbusSource, value_at: ValueAt) -> list[SimDevice]
     for from the streams at that moment."""
     from pymodbus.simulator import DataType, SimData, SimDevice
 
-    from firmware_bridge.modbus import encode as encode_registers
+    from gridcall.firmware_bridge.modbus import encode as encode_registers
 
     by_slave: dict[int, list[Register]] = {}
     for reg in settings.registers:
@@ -169,8 +169,8 @@ def modbus_devices(settings: ModbusSource, value_at: ValueAt) -> list[SimDevice]
 
 def _streams(config_dir: Path, agent: str | None, kind: str, seed: int
              ) -> tuple[str, SerialSource | ModbusSource | LocalMqttSettings, ValueAt]:
-    from config import load_config
-    from simulators.streams import SensorStream
+    from gridcall.config import load_config
+    from gridcall.simulators.streams import SensorStream
 
     cfg = load_config(config_dir)
     wanted = {"serial": SerialSource, "modbus": ModbusSource,
@@ -203,7 +203,7 @@ async def _run_mqtt(url: str, settings: LocalMqttSettings, value_at: ValueAt,
                     interval: float, stop: asyncio.Event) -> None:
     import aiomqtt
 
-    from wire.broker import BrokerAddress
+    from gridcall.wire.broker import BrokerAddress
 
     sim = LocalMqttSim(settings, value_at)
     address = BrokerAddress.parse(url)
@@ -241,9 +241,9 @@ async def _run_modbus(link: Path, settings: ModbusSource, value_at: ValueAt,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from config import SAMPLE_DISTRICT
+    from gridcall.config import SAMPLE_DISTRICT
 
-    parser = argparse.ArgumentParser(prog="python -m firmware_bridge.simdevice",
+    parser = argparse.ArgumentParser(prog="python -m gridcall.firmware_bridge.simdevice",
                                      description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--link", type=Path, help="where the device appears (default: the "
                         "port the agent's config names)")

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
+from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
 
 app = typer.Typer(
     name="gridcall",
@@ -66,8 +66,8 @@ def config_check(
 
 
 def _load(directory: Path) -> ConfigSet:
-    from detectors import REGISTRY
-    from edge_agent.watch import detector_problem
+    from gridcall.detectors import REGISTRY
+    from gridcall.edge_agent.watch import detector_problem
 
     try:
         return load_config(directory, known_detectors=set(REGISTRY),
@@ -193,8 +193,8 @@ def detect(
                                           "without a byte-order mark.")] = "utf-8-sig",
 ) -> None:
     """Run the default detectors over recorded data: adds anomaly_score and alert columns."""
-    from detectors import ReplayInputError
-    from detectors.replay import replay_csv
+    from gridcall.detectors import ReplayInputError
+    from gridcall.detectors.replay import replay_csv
 
     names = [c.strip() for c in columns.split(",") if c.strip()]
     try:
@@ -244,10 +244,10 @@ def hub_run(
     Exits 1 if, when stopped, readings it had taken could not be written to the store.
     """
     from gridcall.cli_ingest import ingest_processes, spool_dir
+    from gridcall.hub.service import Hub
+    from gridcall.hub.store import Store
     from gridcall.sinks import sink_from_settings
-    from hub.service import Hub
-    from hub.store import Store
-    from wire.broker import BrokerAddress
+    from gridcall.wire.broker import BrokerAddress
 
     _logging(verbose)
     cfg = _load(config_dir)
@@ -264,7 +264,7 @@ def hub_run(
                       soft_wrap=True)
             raise typer.Exit(2) from None
     from gridcall.cli_api import hub_services, tokens_path
-    from hub.api_server import ApiBindError, parse_address
+    from gridcall.hub.api_server import ApiBindError, parse_address
 
     try:
         api_address = parse_address(api)
@@ -325,8 +325,8 @@ def edge_run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run one edge agent: read its sensors, detect, publish, until Ctrl-C."""
-    from edge_agent.agent import EdgeAgent
-    from edge_agent.sources import Source
+    from gridcall.edge_agent.agent import EdgeAgent
+    from gridcall.edge_agent.sources import Source
 
     _logging(verbose)
     cfg = _load(config_dir)
@@ -335,7 +335,7 @@ def edge_run(
         err.print(f"[red]no agent {agent!r} in {config_dir}/agents.yaml[/]; known: "
                   f"{', '.join(cfg.agents)}")
         raise typer.Exit(2)
-    from config.local_mqtt import LocalMqttSource as LocalMqttSettings
+    from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
 
     local = spec.source.broker.unset_env() if isinstance(spec.source, LocalMqttSettings) else []
     _require_env(config_dir / "agents.yaml",
@@ -343,16 +343,16 @@ def edge_run(
                  + [f"agents[{agent}].source.broker.{m}" for m in local])
     source: Source
     if spec.source.type == "simulated":
-        from simulators.town import SimulatedTown
+        from gridcall.simulators.town import SimulatedTown
 
         source = SimulatedTown(cfg).source(agent)
     else:  # serial, modbus, mqtt
-        from edge_agent.source_factory import build_source
+        from gridcall.edge_agent.source_factory import build_source
 
         source = build_source(spec)
 
-    from edge_agent.outbox import OutboxError
-    from edge_agent.sequence import SequenceStateError
+    from gridcall.edge_agent.outbox import OutboxError
+    from gridcall.edge_agent.sequence import SequenceStateError
 
     try:
         edge = EdgeAgent(spec, source, broker_url=broker, state_dir=Path(spec.settings.state_dir))

@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from config import SAMPLE_DISTRICT, ConfigSet
 from gridcall.boards.dashboards import BoardSchema, build_dashboards
 from gridcall.boards.grafana import Dashboard
 from gridcall.boards.macros import duration_ms
@@ -27,6 +26,7 @@ from gridcall.boards.provisioning import (
     MissingSecret,
     write_provisioning,
 )
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet
 
 # The helpers of gridcall.cli are imported where used, not here: gridcall.cli imports
 # this module to register the command, so a module-level import would be circular.

@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from config import AgentSpec, ConfigSet
-from edge_agent.sources import Source
 from gridcall.commission import Check, CheckOptions, run_checks, source_type
+from gridcall.config import AgentSpec, ConfigSet
+from gridcall.edge_agent.sources import Source
 
 STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red"}
 
@@ -27,11 +27,11 @@ def source_for(cfg: ConfigSet, spec: AgentSpec) -> Source:
     """The agent's source as ``gridcall edge run`` would open it (MQTT is checked apart)."""
     kind = source_type(spec.source)
     if kind == "simulated":
-        from simulators.town import SimulatedTown
+        from gridcall.simulators.town import SimulatedTown
 
         # a hundredth of each sensor's interval: a few values at once, not in 5 s
         return SimulatedTown(cfg, interval_scale=0.01).source(spec.id)
-    from edge_agent.source_factory import build_source
+    from gridcall.edge_agent.source_factory import build_source
 
     return build_source(spec)  # serial frames, Modbus RTU
 

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from config import SAMPLE_DISTRICT, ConfigSet
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet
 
 # The helpers of gridcall.cli are imported where used, not here: gridcall.cli imports
 # this module to register the command, so a module-level import would be circular.
@@ -73,10 +73,10 @@ def hub_ingest(
     import re
 
     from gridcall.cli import _load, _logging, _until_signal
+    from gridcall.hub.store import Store
+    from gridcall.hub.worker import IngestWorker
     from gridcall.sinks import sink_from_settings
-    from hub.store import Store
-    from hub.worker import IngestWorker
-    from wire.broker import BrokerAddress
+    from gridcall.wire.broker import BrokerAddress
 
     _logging(verbose)
     if not re.match(WORKER_NAME, worker):
@@ -151,7 +151,7 @@ def _dump(path: Path, data: object) -> None:
 
 
 async def _write_stats(worker: object, path: Path, stop: asyncio.Event) -> None:
-    from hub.worker import IngestWorker
+    from gridcall.hub.worker import IngestWorker
 
     assert isinstance(worker, IngestWorker)
     while not stop.is_set():

@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from config import SAMPLE_DISTRICT
-from config.models import Duration
-from hub.indicators import Indicator, indicators
-from hub.lifecycle import Transition
+from gridcall.config import SAMPLE_DISTRICT
+from gridcall.config.models import Duration
+from gridcall.hub.indicators import Indicator, indicators
+from gridcall.hub.lifecycle import Transition
 
 out = Console()
 err = Console(stderr=True)
@@ -97,8 +97,8 @@ def to_csv(rows: list[Indicator]) -> str:
 
 
 async def read_ledger(store_path: Path) -> list[Transition]:
-    from hub.ledger import Ledger
-    from hub.store import Store
+    from gridcall.hub.ledger import Ledger
+    from gridcall.hub.store import Store
 
     async with Store(store_path) as store:
         return await Ledger(store).all()

@@ -29,10 +29,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from config import SAMPLE_DISTRICT, AgentSpec
-from simulators.replay import Recording, ReplayError, ReplaySource, read_recording
-from simulators.scenario import PACKAGED, Scenario, ScenarioError, load_scenario
-from simulators.truth import TruthReport, compare
+from gridcall.config import SAMPLE_DISTRICT, AgentSpec
+from gridcall.simulators.replay import Recording, ReplayError, ReplaySource, read_recording
+from gridcall.simulators.scenario import PACKAGED, Scenario, ScenarioError, load_scenario
+from gridcall.simulators.truth import TruthReport, compare
 
 sim_app = typer.Typer(help="Play scenarios on the simulated district; the scenario library.",
                       no_args_is_help=True)
@@ -113,7 +113,7 @@ def sim_run(
 
 async def _play(scenario: Scenario, broker: str | None, speed: float | None,
                 options: dict[str, Any]) -> tuple[Any, TruthReport]:
-    from simulators.sim import run_scenario
+    from gridcall.simulators.sim import run_scenario
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("{task.fields[sim]} of {task.fields[of]} simulated"),
@@ -190,7 +190,7 @@ async def _replay(spec: AgentSpec, rec: Recording, broker: str | None, speed: fl
                   keep_time: bool) -> tuple[int, int, int]:
     import time
 
-    from edge_agent.agent import EdgeAgent
+    from gridcall.edge_agent.agent import EdgeAgent
 
     source = ReplaySource(rec, clock=time.time_ns, speed=speed, keep_time=keep_time)
     edge = EdgeAgent(spec, source, broker_url=broker)

@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 import aiomqtt
 
-from config import AgentSpec, ConfigError, ConfigSet, load_config
-from config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from config.models import BrokerSettings
-from edge_agent.sources import Sample, Source
-from wire.broker import BrokerAddress, credentials_refused
+from gridcall.config import AgentSpec, ConfigError, ConfigSet, load_config
+from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from gridcall.config.models import BrokerSettings
+from gridcall.edge_agent.sources import Sample, Source
+from gridcall.wire.broker import BrokerAddress, credentials_refused
 
 Status = Literal["PASS", "WARN", "FAIL"]
 MIN_FREE_BYTES = 50 * 2**20
@@ -73,8 +73,8 @@ def source_type(source: Any) -> str:
 
 
 def load(options: CheckOptions) -> tuple[list[Check], ConfigSet | None, AgentSpec | None]:
-    from detectors import REGISTRY
-    from edge_agent.watch import detector_problem
+    from gridcall.detectors import REGISTRY
+    from gridcall.edge_agent.watch import detector_problem
 
     directory = config_dir(options.config)
     try:
@@ -240,7 +240,7 @@ def _values(samples: list[Sample]) -> str:
 
 async def mqtt_source_checks(spec: AgentSpec, settings: LocalMqttSettings,
                              options: CheckOptions) -> list[Check]:
-    from edge_agent.local_mqtt import LocalMqttSource
+    from gridcall.edge_agent.local_mqtt import LocalMqttSource
 
     probe_id = f"gridcall-check-{spec.id}-{uuid.uuid4().hex[:6]}"
     if options.local_broker is not None:

@@ -9,7 +9,7 @@ the hub, plus at most ``drain_timeout`` seconds for the hub to write what it hol
 that is down does not keep it running; what it did not take is counted as unwritten.
 Options are checked when :class:`DemoOptions` is made (ValueError naming the option); a
 broker that is not there stops :func:`run_demo` with
-:class:`~simulators.district.BrokerUnreachable`.
+:class:`~gridcall.simulators.district.BrokerUnreachable`.
 
 **Simulated time.** ``clock_speed`` N runs the hub's clock N times faster than real time
 from the moment the demo starts (:class:`ScaledClock`): alerts open, escalate and close on
@@ -18,7 +18,7 @@ that clock, so at 600× a 30-minute response deadline passes in 3 real seconds, 
 anomaly events carry wall-clock timestamps (``detected_at`` of an alert is real time, its
 ``opened_at``, steps and deadlines are simulated), because readings go to a time-series
 store where they must line up with the wall clock. Simulated duty staff
-(:mod:`simulators.responders`) answer about 60 % of the stages in time; the rest escalate.
+(:mod:`gridcall.simulators.responders`) answer about 60 % of the stages in time; the rest escalate.
 """
 
 from __future__ import annotations
@@ -40,18 +40,18 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from config import ConfigSet
 from gridcall.cli_api import demo_api
+from gridcall.config import ConfigSet
 from gridcall.embedded import EmbeddedBroker
-from hub.api_server import parse_address
-from hub.desk import Change, Desk
-from hub.indicators import by_unit, indicators
-from hub.lifecycle import AlertState, Transition
-from hub.sinks import ReadingSink
-from hub.store import Store
-from simulators.district import BrokerUnreachable, InProcessDistrict
-from simulators.town import demo_injections
-from wire.broker import BrokerAddress
+from gridcall.hub.api_server import parse_address
+from gridcall.hub.desk import Change, Desk
+from gridcall.hub.indicators import by_unit, indicators
+from gridcall.hub.lifecycle import AlertState, Transition
+from gridcall.hub.sinks import ReadingSink
+from gridcall.hub.store import Store
+from gridcall.simulators.district import BrokerUnreachable, InProcessDistrict
+from gridcall.simulators.town import demo_injections
+from gridcall.wire.broker import BrokerAddress
 
 __all__ = ["BrokerUnreachable", "DemoOptions", "run_demo"]
 

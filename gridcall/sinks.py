@@ -6,9 +6,9 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from config import ConfigSet
-from hub.sinks import InfluxV1Sink, InfluxV2Sink, LineEncoder, ReadingSink
-from hub.store import Store
+from gridcall.config import ConfigSet
+from gridcall.hub.sinks import InfluxV1Sink, InfluxV2Sink, LineEncoder, ReadingSink
+from gridcall.hub.store import Store
 
 
 def encoder_for(config: ConfigSet, measurement: str = "reading") -> LineEncoder:

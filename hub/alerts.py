@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from config import ConfigSet, UnitLevel
-from config.models import Matter, MatterDeadlines, Responsibility
-from wire import AnomalyEvent, Deadlines, Departments, RiskAlert, Tier
+from gridcall.config import ConfigSet, UnitLevel
+from gridcall.config.models import Matter, MatterDeadlines, Responsibility
+from gridcall.wire import AnomalyEvent, Deadlines, Departments, RiskAlert, Tier
 
 UNCLASSIFIED = Matter(
     code="UNCLASSIFIED", name="未归类异常", type="daily", base_tier="B",

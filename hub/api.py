@@ -1,7 +1,7 @@
 """The hub's HTTP API for units and their apps (FastAPI): alerts, actions, indicators,
 edge agents.
 
-Every request carries a unit's bearer token (:mod:`hub.tokens`); the unit may see and act
+Every request carries a unit's bearer token (:mod:`gridcall.hub.tokens`); the unit may see and act
 on alerts in its own subtree only: a grid on its grid's alerts, a community on its grids',
 a town on its communities' and grids', the district on all. The sensor's place decides
 (``AlertState.place``), not the unit currently responsible, so a grid still sees the alert
@@ -35,13 +35,13 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from config import ConfigSet, Unit
-from hub.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
-from hub.indicators import Indicator, indicators
-from hub.lifecycle import AlertState, IllegalTransition, Transition
-from hub.roster import Health, Liveness, Roster
-from hub.tokens import TokenFile
-from wire import AlertAction, AlertStatus, Tier, UnitLevel
+from gridcall.config import ConfigSet, Unit
+from gridcall.hub.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.indicators import Indicator, indicators
+from gridcall.hub.lifecycle import AlertState, IllegalTransition, Transition
+from gridcall.hub.roster import Health, Liveness, Roster
+from gridcall.hub.tokens import TokenFile
+from gridcall.wire import AlertAction, AlertStatus, Tier, UnitLevel
 
 API_VERSION = "1"
 Clock = Callable[[], int]
@@ -170,7 +170,7 @@ class IndicatorList(Out):
     period_start: int
     period_end: int
     rows: list[Indicator]
-    """hub.indicators.Indicator itself (pydantic takes the dataclass), so the API cannot
+    """gridcall.hub.indicators.Indicator itself (pydantic takes the dataclass), so the API cannot
     drift from the computation."""
 
 
@@ -436,7 +436,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
         return IndicatorList(unit=root.id, period_start=start, period_end=end,
                              rows=list(rows))
 
-    from hub.board_web import add_board  # it builds on this module's models
+    from gridcall.hub.board_web import add_board  # it builds on this module's models
 
     add_board(app, desk, cfg, clock)
     @app.get("/v1/agents", response_model=AgentList, responses={

@@ -1,4 +1,4 @@
-"""Write the board measurements (:mod:`hub.board_feed`) through the hub's InfluxDB sink.
+"""Write the board measurements (:mod:`gridcall.hub.board_feed`) through the hub's InfluxDB sink.
 
 Two kinds of writes, with different rules when the sink fails:
 
@@ -11,7 +11,7 @@ Two kinds of writes, with different rules when the sink fails:
   (the ledger keeps every step; the boards lose only annotations). Points InfluxDB
   refuses as malformed (400) are dropped and counted, not retried for ever.
 
-The hub owns the schedule (:meth:`hub.service.Hub.write_boards`, on its clock); this
+The hub owns the schedule (:meth:`gridcall.hub.service.Hub.write_boards`, on its clock); this
 module only writes.
 """
 
@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from hub.sinks import RejectedPointsError, SinkError
+from gridcall.hub.sinks import RejectedPointsError, SinkError
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,12 @@
-"""The alert ledger: every :class:`~hub.lifecycle.Transition`, append-only, in SQLite (WAL).
+"""The alert ledger: every :class:`~gridcall.hub.lifecycle.Transition`, append-only, in SQLite
+(WAL).
 
-It lives in the hub store's database (:class:`hub.store.Store`). Rows are never changed
+It lives in the hub store's database (:class:`gridcall.hub.store.Store`). Rows are never changed
 or deleted: triggers refuse UPDATE and DELETE, and ``(alert_id, n)`` is unique, so a step
 is written once even if two writers race. ``(ev_agent, ev_seq)`` is unique too: an anomaly
 event joins at most one alert, however often at-least-once delivery brings it.
 
-The state of every alert is the fold of its rows (:func:`hub.lifecycle.fold`);
+The state of every alert is the fold of its rows (:func:`gridcall.hub.lifecycle.fold`);
 :meth:`Ledger.rebuild` does that at start-up.
 """
 
@@ -16,8 +17,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from hub.lifecycle import AlertState, Transition, apply, fold
-from hub.store import Store
+from gridcall.hub.lifecycle import AlertState, Transition, apply, fold
+from gridcall.hub.store import Store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (

@@ -41,9 +41,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from hub.ingest import Ingest, Token
-from wire import Decoder, MalformedMessage, topics
-from wire.broker import BrokerAddress
+from gridcall.hub.ingest import Ingest, Token
+from gridcall.wire import Decoder, MalformedMessage, topics
+from gridcall.wire.broker import BrokerAddress
 
 log = logging.getLogger(__name__)
 

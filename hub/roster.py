@@ -2,7 +2,7 @@
 
 Pure: no I/O, no clock. The hub feeds it every :class:`~wire.AgentStatus` it receives
 (``observe``) and asks it, on its own clock, who fell silent (``check``). What it knows
-goes to the boards (``agent_state``, ``sensor_risk`` health, :mod:`hub.board_feed`) and
+goes to the boards (``agent_state``, ``sensor_risk`` health, :mod:`gridcall.hub.board_feed`) and
 to the API (``GET /v1/agents``).
 
 An agent is, for the hub:
@@ -47,8 +47,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from config import ConfigSet
-from wire import AgentStatus
+from gridcall.config import ConfigSet
+from gridcall.wire import AgentStatus
 
 NS = 1_000_000_000
 

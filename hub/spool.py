@@ -23,7 +23,7 @@ from pathlib import Path
 
 import msgspec
 
-from wire import ReadingBatch
+from gridcall.wire import ReadingBatch
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[ReadingBatch])

@@ -1,5 +1,5 @@
 """Which tier an alert deserves: the matter's base tier raised by the rules of
-:mod:`config.rules` (severity, sensitive sites, spread, persistence). Pure.
+:mod:`gridcall.config.rules` (severity, sensitive sites, spread, persistence). Pure.
 
 :class:`SpreadWindow` remembers recent sightings of each matter per town, so spread can be
 counted; the desk feeds it and rebuilds it from the ledger after a restart.
@@ -11,8 +11,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from config.rules import TierRules, tier_up
-from wire import Severity, Tier
+from gridcall.config.rules import TierRules, tier_up
+from gridcall.wire import Severity, Tier
 
 NS = 1_000_000_000
 

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub.ingest import Ingest, Unwritten
-from hub.readings import ReadingsConsumer
-from hub.sinks import ReadingSink
-from hub.spool import Spool
-from wire.broker import BrokerAddress
+from gridcall.hub.ingest import Ingest, Unwritten
+from gridcall.hub.readings import ReadingsConsumer
+from gridcall.hub.sinks import ReadingSink
+from gridcall.hub.spool import Spool
+from gridcall.wire.broker import BrokerAddress
 
 
 def peak_rss_kb() -> int | None:

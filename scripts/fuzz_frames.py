@@ -16,8 +16,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from firmware_bridge.errors import FrameError
-    from firmware_bridge.frames import MAGIC, FrameReader, decode
+    from gridcall.firmware_bridge.errors import FrameError
+    from gridcall.firmware_bridge.frames import MAGIC, FrameReader, decode
 
 
 def one_input(data: bytes) -> None:

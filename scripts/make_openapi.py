@@ -20,12 +20,12 @@ sys.path.insert(0, str(ROOT))
 
 def openapi_document() -> dict[str, Any]:
     """The document the API serves at /openapi.json (independent of config and data)."""
-    from config import SAMPLE_DISTRICT, load_config
-    from hub.api import create_app
-    from hub.desk import Desk
-    from hub.ledger import Ledger
-    from hub.store import Store
-    from hub.tokens import TokenFile
+    from gridcall.config import SAMPLE_DISTRICT, load_config
+    from gridcall.hub.api import create_app
+    from gridcall.hub.desk import Desk
+    from gridcall.hub.ledger import Ledger
+    from gridcall.hub.store import Store
+    from gridcall.hub.tokens import TokenFile
 
     async def build() -> dict[str, Any]:
         async with Store(":memory:") as store:

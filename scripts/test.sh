@@ -35,7 +35,7 @@ if ! "$PYTHON" -m pip install -q -e '.[dev]' > "$work/pip.log" 2>&1; then
   tail -n 30 "$work/pip.log" >&2
   fail "pip install -e '.[dev]' failed (log above)"
 fi
-"$PYTHON" -c "import gridcall, hub, wire, pytest, ruff, mypy" \
+"$PYTHON" -c "import gridcall.hub, gridcall.wire, pytest, ruff, mypy" \
   || fail "the project or its dev tools do not import after pip install"
 echo "ok"
 

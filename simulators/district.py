@@ -24,18 +24,18 @@ from typing import Any, Self
 
 import aiomqtt
 
-from config import ConfigSet
-from edge_agent.agent import EdgeAgent
-from edge_agent.sources import Sample
-from hub.ingest import sink_label
-from hub.service import Hub
-from hub.sinks import ReadingSink
-from hub.store import Store
-from simulators.responders import Responders
-from simulators.streams import Injection
-from simulators.town import SimulatedSource, SimulatedTown
-from wire import Decoder, MalformedMessage, RiskAlert, topics
-from wire.broker import BrokerAddress, describe_failure
+from gridcall.config import ConfigSet
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.sources import Sample
+from gridcall.hub.ingest import sink_label
+from gridcall.hub.service import Hub
+from gridcall.hub.sinks import ReadingSink
+from gridcall.hub.store import Store
+from gridcall.simulators.responders import Responders
+from gridcall.simulators.streams import Injection
+from gridcall.simulators.town import SimulatedSource, SimulatedTown
+from gridcall.wire import Decoder, MalformedMessage, RiskAlert, topics
+from gridcall.wire.broker import BrokerAddress, describe_failure
 
 
 class BrokerUnreachable(ConnectionError):

@@ -30,7 +30,7 @@ cannot be used at all (no time column, nothing readable, unknown sensors) raises
 
 Playing: :class:`ReplaySource` has the edge agent's source shape (``samples()``), paced on
 a clock at ``speed`` times real time. :class:`RecordedStream` gives ``value(t)`` like a
-:class:`~simulators.streams.SensorStream`, for the simulated district (a scenario's
+:class:`~gridcall.simulators.streams.SensorStream`, for the simulated district (a scenario's
 ``replay:`` entry), holding each recorded value until the next and giving None across
 gaps (a recorded dropout stays one).
 """
@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from edge_agent.sources import Sample
+from gridcall.edge_agent.sources import Sample
 
 Format = Literal["influx-v1", "influx-v2", "logger"]
 TIME_NAMES = ("time", "timestamp", "ts", "date", "datetime", "_time", "time_utc", "datetime_utc")

@@ -9,7 +9,7 @@ from the start, each exactly one of:
 - ``agent_offline``: an edge agent loses its connection for a while (its last will fires);
 - ``weather``: rain in mm/h for a while (sim-kit's rain model drives water levels).
 
-:func:`load_scenario` reads and checks a file the way :mod:`config.loader` checks a
+:func:`load_scenario` reads and checks a file the way :mod:`gridcall.config.loader` checks a
 config set: every problem names ``file:line``, the key path and the reason, all problems
 in one pass (:class:`ScenarioError`). The result, :class:`Scenario`, is frozen and
 resolved: the config set is loaded, offsets are absolute times, ``2x`` targets are
@@ -31,13 +31,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
-from config import EXAMPLES, ConfigError, ConfigSet, Problem, SensorSpec, load_config
-from config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
-from config.models import Duration, Id, Model
-from simulators.clock import NS
-from simulators.replay import Recording, ReplayError, read_recording
-from simulators.streams import Injection, Shape
-from simulators.weather import rain_model
+from gridcall.config import EXAMPLES, ConfigError, ConfigSet, Problem, SensorSpec, load_config
+from gridcall.config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
+from gridcall.config.models import Duration, Id, Model
+from gridcall.simulators.clock import NS
+from gridcall.simulators.replay import Recording, ReplayError, read_recording
+from gridcall.simulators.streams import Injection, Shape
+from gridcall.simulators.weather import rain_model
 
 __all__ = [
     "ActionAt",
@@ -89,7 +89,7 @@ def parse_offset(value: Any) -> timedelta:
         m = _CLOCK.match(value.strip())
         if m:
             return timedelta(hours=int(m[1]), minutes=int(m[2]), seconds=float(m[3] or 0))
-        from config.models import _parse_duration
+        from gridcall.config.models import _parse_duration
 
         try:
             parsed = _parse_duration(value)
@@ -540,8 +540,8 @@ def _config(name: str, base: Path, doc: YamlDoc, problems: list[Problem]) -> Con
                                     f"({', '.join(samples)})", line))
             return None
         folder = packaged
-    from detectors import REGISTRY
-    from edge_agent.watch import detector_problem
+    from gridcall.detectors import REGISTRY
+    from gridcall.edge_agent.watch import detector_problem
 
     try:
         return load_config(folder, known_detectors=set(REGISTRY),

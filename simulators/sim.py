@@ -1,13 +1,13 @@
 """The deterministic simulated district: real agents and a real hub on one simulated clock.
 
-:class:`SimDistrict` runs the edge agents (:class:`edge_agent.agent.EdgeAgent`, with their
-detectors) and the hub (:class:`hub.service.Hub`, with its alert desk) of a config set
+:class:`SimDistrict` runs the edge agents (:class:`gridcall.edge_agent.agent.EdgeAgent`, with their
+detectors) and the hub (:class:`gridcall.hub.service.Hub`, with its alert desk) of a config set
 over an MQTT broker (embedded amqtt by default, or a real broker URL), all on one
-:class:`~simulators.clock.SimClock`. Time moves only when told (``advance``), in steps to
+:class:`~gridcall.simulators.clock.SimClock`. Time moves only when told (``advance``), in steps to
 the next thing that is due:
 
 - the next sensor sample (each simulated sensor at its configured interval, values from
-  :class:`simulators.streams.SensorStream` with the scenario's injections);
+  :class:`gridcall.simulators.streams.SensorStream` with the scenario's injections);
 - the next timeline entry (an anomaly's start, a unit's action, an agent outage, rain);
 - the next alert deadline at the desk, and the next heartbeat.
 
@@ -53,17 +53,17 @@ from typing import Any, Literal, Self
 
 import aiomqtt
 
-from config import EXAMPLES, AgentSpec, ConfigSet, load_config
-from edge_agent.agent import EdgeAgent
-from edge_agent.sources import Sample
+from gridcall.config import EXAMPLES, AgentSpec, ConfigSet, load_config
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.sources import Sample
 from gridcall.embedded import EmbeddedBroker
-from hub.desk import BadAction, Change, NotFound, OutsideSubtree, UnknownUnit
-from hub.lifecycle import AlertState, IllegalTransition, Transition
-from hub.service import Hub
-from hub.store import Store
-from simulators.clock import NS, SimClock
-from simulators.replay import RecordedStream
-from simulators.scenario import (
+from gridcall.hub.desk import BadAction, Change, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.lifecycle import AlertState, IllegalTransition, Transition
+from gridcall.hub.service import Hub
+from gridcall.hub.store import Store
+from gridcall.simulators.clock import NS, SimClock
+from gridcall.simulators.replay import RecordedStream
+from gridcall.simulators.scenario import (
     DEFAULT_START,
     ActionAt,
     ActionName,
@@ -74,10 +74,10 @@ from simulators.scenario import (
     parse_offset,
     with_seed,
 )
-from simulators.streams import Injection, SensorStream, Shape
-from simulators.weather import rain_model
-from wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
-from wire.broker import BrokerAddress
+from gridcall.simulators.streams import Injection, SensorStream, Shape
+from gridcall.simulators.weather import rain_model
+from gridcall.wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
+from gridcall.wire.broker import BrokerAddress
 
 log = logging.getLogger(__name__)
 
@@ -913,8 +913,8 @@ def _as_scenario(source: Scenario | ConfigSet | Path | str) -> Scenario:
     if not path.exists() and path.parent == Path(".") and (EXAMPLES / path.name).is_dir():
         path = EXAMPLES / path.name  # a packaged sample config set ("huangpu")
     if path.is_dir():
-        from detectors import REGISTRY
-        from edge_agent.watch import detector_problem
+        from gridcall.detectors import REGISTRY
+        from gridcall.edge_agent.watch import detector_problem
 
         return _bare(load_config(path, known_detectors=set(REGISTRY),
                                  check_detector=detector_problem))

@@ -15,9 +15,9 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Sequence
 
-from config import SensorSpec
-from edge_agent.sources import Sample
-from simulators.clock import SimClock
+from gridcall.config import SensorSpec
+from gridcall.edge_agent.sources import Sample
+from gridcall.simulators.clock import SimClock
 
 __all__ = ["SimClock", "SteadySource", "mid_value"]
 

@@ -13,7 +13,7 @@ A :class:`SensorStream` gives a value for any time ``t`` (POSIX s). The value is
   is quieter on average but its events stand out more;
 * an equipment **cycle** (a cold room's compressor: a saw-tooth of some minutes);
 * rare single **missed readings** (``None``: a lost radio packet);
-* the **weather** (:mod:`simulators.weather`): a rain gauge reads the rain over its grid,
+* the **weather** (:mod:`gridcall.simulators.weather`): a rain gauge reads the rain over its grid,
   a water-level sensor the lagged, integrated run-off of that rain.
 
 On top of it an :class:`Injection` (a ground-truth label: which sensor, when, what shape,
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from simulators.weather import RainModel
+    from gridcall.simulators.weather import RainModel
 
 
 class Overlay(Protocol):

@@ -12,10 +12,10 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from config import ConfigSet, SensorSpec
-from edge_agent.sources import Sample
-from simulators.streams import Injection, SensorStream, Shape
-from simulators.weather import RainModel
+from gridcall.config import ConfigSet, SensorSpec
+from gridcall.edge_agent.sources import Sample
+from gridcall.simulators.streams import Injection, SensorStream, Shape
+from gridcall.simulators.weather import RainModel
 
 Clock = Callable[[], int]
 

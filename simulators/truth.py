@@ -1,9 +1,10 @@
 """Ground truth against the alerts raised: what was detected, what was missed, what was
 raised for nothing, and how long it took.
 
-The ground truth of a run is its injected anomalies (:class:`~simulators.streams.Injection`,
+The ground truth of a run is its injected anomalies
+(:class:`~gridcall.simulators.streams.Injection`,
 including the rain model's ``rain`` labels) and its agent outages. The hub's answer is
-the alerts' ledger steps (:class:`hub.lifecycle.Transition`). The matching rule:
+the alerts' ledger steps (:class:`gridcall.hub.lifecycle.Transition`). The matching rule:
 
 * A **step names a sensor** when it is an ``open``, ``evidence`` or ``reopen`` step whose
   ``sensor`` is that sensor: the hub took an anomaly of that sensor into that alert. An
@@ -44,8 +45,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from hub.lifecycle import Transition
-from simulators.streams import Injection
+from gridcall.hub.lifecycle import Transition
+from gridcall.simulators.streams import Injection
 
 NS = 1_000_000_000
 FAULT_SHAPES = frozenset({"stuck", "dropout"})
@@ -58,7 +59,7 @@ Family = Literal["anomaly", "fault", "outage"]
 
 
 class OutageLike(Protocol):
-    """An agent cut off (``simulators.scenario.Outage``)."""
+    """An agent cut off (``gridcall.simulators.scenario.Outage``)."""
 
     @property
     def at_ns(self) -> int: ...

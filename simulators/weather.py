@@ -16,7 +16,7 @@ water is gone again an hour or two later.
 
 :meth:`RainModel.labels` turns the rain into ground truth: for every gauge and water-level
 sensor in the area, each interval in which the noise-free value is beyond its alarm limit
-becomes an :class:`~simulators.streams.Injection` of shape ``rain`` (a label only: the
+becomes an :class:`~gridcall.simulators.streams.Injection` of shape ``rain`` (a label only: the
 values come from this model).
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from config import SensorSpec
-from simulators.streams import (
+from gridcall.config import SensorSpec
+from gridcall.simulators.streams import (
     BASELINES,
     GENERIC,
     Injection,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
 from tests.servers import (
     influx_auth,
     influx_database,

@@ -15,9 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
-from config import SAMPLE_DISTRICT, load_config
-from edge_agent.agent import EdgeAgent
-from simulators.steady import SimClock, SteadySource
+from gridcall.config import SAMPLE_DISTRICT, load_config
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.simulators.steady import SimClock, SteadySource
 
 NOW = 1_790_000_000 * 10**9
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.agent import EdgeAgent
 
 
 async def wait_until(predicate: Callable[[], bool], polls: int = 400) -> bool:

@@ -8,14 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from config import ConfigSet
-from hub.api import create_app
-from hub.desk import Desk
-from hub.ledger import Ledger
-from hub.roster import Roster
-from hub.store import Store
-from hub.tokens import TokenFile, issue
-from wire import AgentStatus, SensorHealth
+from gridcall.config import ConfigSet
+from gridcall.hub.api import create_app
+from gridcall.hub.desk import Desk
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.roster import Roster
+from gridcall.hub.store import Store
+from gridcall.hub.tokens import TokenFile, issue
+from gridcall.wire import AgentStatus, SensorHealth
 
 T0 = 1_800_000_000 * 10**9
 S = 10**9

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigSet
-from hub.alerts import AlertEngine, UnknownSensor, route
-from wire import AnomalyEvent, AnomalyKind, topics
+from gridcall.config import ConfigSet
+from gridcall.hub.alerts import AlertEngine, UnknownSensor, route
+from gridcall.wire import AnomalyEvent, AnomalyKind, topics
 
 NOW = 1_800_000_000_000_000_000
 

@@ -17,17 +17,17 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from config import ConfigSet
-from config.rules import Spread
-from hub.api import create_app
-from hub.desk import Desk
-from hub.ledger import Ledger
-from hub.lifecycle import Transition
-from hub.store import Store
-from hub.tokens import TokenFile, digest, issue, read_entries, revoke
+from gridcall.config import ConfigSet
+from gridcall.config.rules import Spread
+from gridcall.hub.api import create_app
+from gridcall.hub.desk import Desk
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.lifecycle import Transition
+from gridcall.hub.store import Store
+from gridcall.hub.tokens import TokenFile, digest, issue, read_entries, revoke
+from gridcall.wire import AnomalyEvent
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port
-from wire import AnomalyEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_800_000_000 * 10**9
@@ -331,7 +331,7 @@ def test_hub_run_serves_the_api_and_stops_with_the_hub(cfg: ConfigSet, mqtt_url:
 
     import yaml
 
-    from config import SAMPLE_DISTRICT
+    from gridcall.config import SAMPLE_DISTRICT
     from tests.test_hub_shutdown import forget_session
 
     config_dir = tmp_path / "district"

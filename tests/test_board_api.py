@@ -14,16 +14,16 @@ from typing import Any
 import httpx
 import pytest
 
-from config import ConfigSet
-from hub.api import create_app
-from hub.api_server import ApiServer
-from hub.board_feed import RISK
-from hub.board_view import board_actions, grid_risk
-from hub.desk import Desk
-from hub.ledger import Ledger
-from hub.store import Store
-from hub.tokens import TokenFile, issue
-from wire import AnomalyEvent
+from gridcall.config import ConfigSet
+from gridcall.hub.api import create_app
+from gridcall.hub.api_server import ApiServer
+from gridcall.hub.board_feed import RISK
+from gridcall.hub.board_view import board_actions, grid_risk
+from gridcall.hub.desk import Desk
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.store import Store
+from gridcall.hub.tokens import TokenFile, issue
+from gridcall.wire import AnomalyEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_800_000_000 * 10**9

@@ -24,19 +24,19 @@ import aiomqtt
 import httpx
 import pytest
 
-from config import ConfigSet
+from gridcall.config import ConfigSet
+from gridcall.hub.lifecycle import AlertState, Transition
+from gridcall.hub.service import Hub
+from gridcall.hub.store import Store
+from gridcall.simulators.district import InProcessDistrict
+from gridcall.simulators.streams import Injection
 from gridcall.sinks import influx_sink
-from hub.lifecycle import AlertState, Transition
-from hub.service import Hub
-from hub.store import Store
-from simulators.district import InProcessDistrict
-from simulators.streams import Injection
+from gridcall.wire import AgentStatus, ReadingBatch, encode, topics
+from gridcall.wire.messages import Reading
 from tests.edge_crash_agent import NOW as AGENT_CLOCK
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import ROOT, influxql_async
-from wire import AgentStatus, ReadingBatch, encode, topics
-from wire.messages import Reading
 
 AGENTS = ["edge-dongyuan", "edge-jiufo"]
 
@@ -343,7 +343,7 @@ async def test_bad_status_payloads_are_counted_and_refused_and_nothing_else_is_l
     ]
     batch = ReadingBatch(agent=agent, seq=1, sent_at=1,
                          readings=[Reading(sensor, time.time_ns(), 1.5)])
-    caplog.set_level(logging.WARNING, logger="hub.service")
+    caplog.set_level(logging.WARNING, logger="gridcall.hub.service")
     with PrivateMosquitto(tmp_path / "broker") as broker:
         async with Store(tmp_path / "hub.sqlite") as store:
             hub = Hub(cfg, sink=store, store=store, broker_url=broker.url,

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from config import ConfigSet
-from hub.board_feed import RISK, BoardFeed
-from hub.desk import Change, Desk
-from hub.ledger import Ledger
-from hub.roster import Roster
-from hub.store import Store
+from gridcall.config import ConfigSet
+from gridcall.hub.board_feed import RISK, BoardFeed
+from gridcall.hub.desk import Change, Desk
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.roster import Roster
+from gridcall.hub.store import Store
+from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth
 from tests.lineproto_reader import Point, parse
-from wire import AgentStatus, AnomalyEvent, SensorHealth
 
 T0 = 1_800_000_000_000_000_000
 S = 10**9

@@ -28,18 +28,18 @@ from typing import Any
 
 import pytest
 
-from config import ConfigSet
+from gridcall.config import ConfigSet
 from gridcall.embedded import EmbeddedBroker
-from hub.api import create_app
-from hub.api_server import ApiServer
-from hub.board_view import RISK
-from hub.lifecycle import Transition
-from hub.service import Hub
-from hub.store import Store
-from hub.tokens import TokenFile, issue, revoke
+from gridcall.hub.api import create_app
+from gridcall.hub.api_server import ApiServer
+from gridcall.hub.board_view import RISK
+from gridcall.hub.lifecycle import Transition
+from gridcall.hub.service import Hub
+from gridcall.hub.store import Store
+from gridcall.hub.tokens import TokenFile, issue, revoke
+from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth, encode, topics
+from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until
-from wire import AgentStatus, AnomalyEvent, SensorHealth, encode, topics
-from wire.broker import BrokerAddress
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("GRIDCALL_CHROMIUM", "/usr/bin/chromium")

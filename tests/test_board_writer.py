@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigSet
+from gridcall.config import ConfigSet
+from gridcall.hub.board_feed import BoardFeed
+from gridcall.hub.board_writer import BoardWriter
 from gridcall.sinks import influx_sink
-from hub.board_feed import BoardFeed
-from hub.board_writer import BoardWriter
+from gridcall.wire import AnomalyEvent
 from tests.private_servers import PrivateInflux
 from tests.servers import influxql_async
-from wire import AnomalyEvent
 
 T0 = 1_800_000_000_000_000_000
 

@@ -18,23 +18,23 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from config import SAMPLE_DISTRICT, ConfigSet
 from gridcall.boards import SCHEMA_VERSION, build_dashboards
 from gridcall.boards.dashboards import BoardSchema, grafana_duration
 from gridcall.boards.grafana import Dashboard, Panel, Query
 from gridcall.boards.macros import TimeRange, UnknownMacro, expand, regex_escape, variables_used
 from gridcall.boards.provisioning import DatasourceSpec, MissingSecret
 from gridcall.cli import app
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet
+from gridcall.hub.board_feed import BoardFeed
+from gridcall.hub.desk import Change, Desk
+from gridcall.hub.indicators import indicators
+from gridcall.hub.indicators import line_protocol as indicator_lines
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.roster import Roster
+from gridcall.hub.store import Store
 from gridcall.sinks import encoder_for
-from hub.board_feed import BoardFeed
-from hub.desk import Change, Desk
-from hub.indicators import indicators
-from hub.indicators import line_protocol as indicator_lines
-from hub.ledger import Ledger
-from hub.roster import Roster
-from hub.store import Store
+from gridcall.wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, SensorHealth
 from tests.lineproto_reader import parse
-from wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, SensorHealth
 
 BUILTIN_GRAFANA_DS = {"type": "grafana", "uid": "-- Grafana --"}
 

@@ -45,17 +45,17 @@ from typing import Any
 import pytest
 import yaml
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
 from gridcall.boards import build_dashboards
 from gridcall.boards.dashboards import BoardSchema
 from gridcall.boards.macros import TimeRange, expand
 from gridcall.boards.provisioning import DatasourceSpec, write_provisioning
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.hub.indicator_writer import write_indicators
+from gridcall.hub.service import Hub
+from gridcall.hub.store import Store
+from gridcall.simulators.district import InProcessDistrict
+from gridcall.simulators.streams import Injection
 from gridcall.sinks import influx_sink
-from hub.indicator_writer import write_indicators
-from hub.service import Hub
-from hub.store import Store
-from simulators.district import InProcessDistrict
-from simulators.streams import Injection
 from tests.polling import wait_until
 from tests.servers import InfluxQLError, influxql_async, quote_ident, unique_name
 

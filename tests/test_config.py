@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from config import SAMPLE_DISTRICT, ConfigError, load_config
 from gridcall.cli import app
+from gridcall.config import SAMPLE_DISTRICT, ConfigError, load_config
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from config import SAMPLE_DISTRICT, ConfigError, load_config
-from config.sources import ModbusSource, SerialSource, SimulatedSource
+from gridcall.config import SAMPLE_DISTRICT, ConfigError, load_config
+from gridcall.config.sources import ModbusSource, SerialSource, SimulatedSource
 
 
 @pytest.fixture

@@ -14,17 +14,17 @@ from dataclasses import replace
 
 import pytest
 
-from config import ConfigSet
-from config.models import BrokerSettings, InfluxSettings
-from edge_agent.agent import EdgeAgent
+from gridcall.config import ConfigSet
+from gridcall.config.models import BrokerSettings, InfluxSettings
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.hub.service import Hub
+from gridcall.hub.sinks import InfluxV1Sink, SinkAuthError
+from gridcall.hub.store import Store
+from gridcall.simulators.town import SimulatedTown
 from gridcall.sinks import encoder_for, sink_from_settings
-from hub.service import Hub
-from hub.sinks import InfluxV1Sink, SinkAuthError
-from hub.store import Store
-from simulators.town import SimulatedTown
+from gridcall.wire import Reading, ReadingBatch
 from tests.polling import assert_every_reading_was_acknowledged, wait_until
 from tests.servers import Login, influxql_async, quote_ident, unique_name
-from wire import Reading, ReadingBatch
 
 USER_VAR, PASSWORD_VAR = "GRIDCALL_TEST_LOGIN_USER", "GRIDCALL_TEST_LOGIN_PASSWORD"
 
@@ -81,7 +81,7 @@ async def test_an_agent_refused_by_the_broker_says_so_keeps_its_readings_and_sen
     login_env(monkeypatch, mqtt_auth.username, "not-the-password")
     agent = agent_with_broker(cfg, broker_settings(mqtt_auth.url))
     stop = asyncio.Event()
-    with caplog.at_level(logging.WARNING, logger="edge_agent.agent"):
+    with caplog.at_level(logging.WARNING, logger="gridcall.edge_agent.agent"):
         running = asyncio.create_task(agent.run(stop))
         assert await wait_until(lambda: agent.counters.credentials_refused >= 1)
         assert agent.counters.batches_sent == 0
@@ -105,7 +105,7 @@ async def test_a_hub_refused_by_the_broker_says_so_and_keeps_trying(
         hub = Hub(with_broker(cfg, broker_settings(mqtt_auth.url)), sink=store, store=store,
                   client_id=f"hub-refused-{uuid.uuid4().hex[:8]}", flush_interval=0.05)
         stop = asyncio.Event()
-        with caplog.at_level(logging.WARNING, logger="hub.service"):
+        with caplog.at_level(logging.WARNING, logger="gridcall.hub.service"):
             task = asyncio.create_task(hub.run(stop))
             assert await wait_until(lambda: hub.counters.credentials_refused >= 2)
             stop.set()

@@ -9,15 +9,15 @@ import uuid
 import aiomqtt
 import pytest
 
-from config import ConfigSet
-from edge_agent.agent import EdgeAgent
+from gridcall.config import ConfigSet
+from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.embedded import EmbeddedBroker, free_port
-from hub.service import Hub
-from hub.store import Store
-from simulators.town import SimulatedTown
+from gridcall.hub.service import Hub
+from gridcall.hub.store import Store
+from gridcall.simulators.town import SimulatedTown
+from gridcall.wire import Reading, ReadingBatch, encode, topics
+from gridcall.wire.broker import BrokerAddress
 from tests.polling import assert_every_reading_was_acknowledged, wait_until
-from wire import Reading, ReadingBatch, encode, topics
-from wire.broker import BrokerAddress
 
 
 @pytest.mark.servers

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from config import ConfigSet
 from gridcall.cli import app
+from gridcall.config import ConfigSet
 from tests.servers import unused_tcp_port
 
 
@@ -107,10 +107,10 @@ async def test_the_live_tables_read_in_an_80_column_terminal(cfg: ConfigSet) -> 
     from rich.console import Console
 
     from gridcall.demo import alerts_table, indicator_board, tier_line, unit_figures
-    from hub.desk import Desk
-    from hub.ledger import Ledger
-    from hub.store import Store
-    from wire import AnomalyEvent
+    from gridcall.hub.desk import Desk
+    from gridcall.hub.ledger import Ledger
+    from gridcall.hub.store import Store
+    from gridcall.wire import AnomalyEvent
 
     t0, minute = 1_800_000_000_000_000_000, 60 * 10**9
     async with Store(":memory:") as store:

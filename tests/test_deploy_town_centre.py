@@ -23,9 +23,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from config import SAMPLE_DISTRICT, load_config
 from gridcall.boards.dashboards import grafana_duration
 from gridcall.cli import app
+from gridcall.config import SAMPLE_DISTRICT, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy" / "town-centre"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigSet
-from hub.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
-from hub.ledger import Ledger
-from hub.lifecycle import IllegalTransition
-from hub.store import Store
-from wire import AnomalyEvent, Severity
+from gridcall.config import ConfigSet
+from gridcall.hub.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.lifecycle import IllegalTransition
+from gridcall.hub.store import Store
+from gridcall.wire import AnomalyEvent, Severity
 
 T0 = 1_800_000_000_000_000_000
 S = 10**9

@@ -19,11 +19,11 @@ import serial
 import yaml
 from typer.testing import CliRunner, Result
 
-from config import SAMPLE_DISTRICT, load_config
-from firmware_bridge.pty import PtyPort
 from gridcall.cli import app
+from gridcall.config import SAMPLE_DISTRICT, load_config
+from gridcall.firmware_bridge.pty import PtyPort
+from gridcall.wire.broker import BrokerAddress
 from tests.servers import Login, unused_tcp_port
-from wire.broker import BrokerAddress
 
 WIDE = {"COLUMNS": "400"}  # one table row per line, so phrases are not wrapped apart
 
@@ -296,7 +296,7 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_the_unit_gives_the_agent_longer_to_stop_than_its_flush_takes() -> None:
     """systemd's SIGKILL must not cut the agent's final flush short."""
-    from edge_agent.agent import EdgeAgent
+    from gridcall.edge_agent.agent import EdgeAgent
 
     drain = inspect.signature(EdgeAgent.run).parameters["drain_timeout"].default
     stop = re.search(r"^TimeoutStopSec=(\d+)s$", UNIT.read_text(encoding="utf-8"), re.M)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigSet
-from detectors import MULTIVARIATE, REGISTRY, build
-from edge_agent import checkpoint
-from edge_agent.agent import EdgeAgent
-from edge_agent.watch import Verdict
-from simulators.steady import SimClock, SteadySource
+from gridcall.config import ConfigSet
+from gridcall.detectors import MULTIVARIATE, REGISTRY, build
+from gridcall.edge_agent import checkpoint
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.watch import Verdict
+from gridcall.simulators.steady import SimClock, SteadySource
 
 NOW = 1_790_000_000 * 10**9
 AGENT = "edge-dongyuan"

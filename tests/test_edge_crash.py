@@ -18,16 +18,16 @@ import aiomqtt
 import msgspec
 import pytest
 
-from config import ConfigSet
-from edge_agent.agent import EdgeAgent
-from edge_agent.outbox import Priority
-from hub.service import Hub
-from hub.store import Store
-from simulators.steady import SimClock, SteadySource
+from gridcall.config import ConfigSet
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.outbox import Priority
+from gridcall.hub.service import Hub
+from gridcall.hub.store import Store
+from gridcall.simulators.steady import SimClock, SteadySource
+from gridcall.wire import AgentStatus, topics
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import ROOT
-from wire import AgentStatus, topics
 
 AGENT = "edge-dongyuan"
 

@@ -15,14 +15,14 @@ import aiomqtt
 import msgspec
 import pytest
 
-from config import ConfigSet
-from edge_agent.agent import EdgeAgent
-from edge_agent.outbox import Priority
-from simulators.steady import SimClock, SteadySource
+from gridcall.config import ConfigSet
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.outbox import Priority
+from gridcall.simulators.steady import SimClock, SteadySource
+from gridcall.wire import AgentStatus, AnomalyEvent, ReadingBatch, topics
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import unused_tcp_port
-from wire import AgentStatus, AnomalyEvent, ReadingBatch, topics
 
 NOW = 1_790_000_000 * 10**9
 RATE = 100

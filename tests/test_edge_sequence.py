@@ -10,9 +10,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from config import SAMPLE_DISTRICT
-from edge_agent.sequence import Sequence, SequenceStateError
 from gridcall.cli import app
+from gridcall.config import SAMPLE_DISTRICT
+from gridcall.edge_agent.sequence import Sequence, SequenceStateError
 
 NOW_NS = 1_790_000_000_000_000_000  # 2026
 BOOTED_IN_1970_NS = 5_000_000_000

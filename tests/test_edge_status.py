@@ -13,13 +13,13 @@ import aiomqtt
 import msgspec
 import pytest
 
-from config import ConfigSet
-from edge_agent.agent import MISSING_AFTER_INTERVALS, EdgeAgent
-from edge_agent.sources import Sample
-from simulators.steady import SimClock
+from gridcall.config import ConfigSet
+from gridcall.edge_agent.agent import MISSING_AFTER_INTERVALS, EdgeAgent
+from gridcall.edge_agent.sources import Sample
+from gridcall.simulators.steady import SimClock
+from gridcall.wire import AgentStatus, topics
+from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until
-from wire import AgentStatus, topics
-from wire.broker import BrokerAddress
 
 NOW = 1_790_000_000 * 10**9
 SECOND = 10**9

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from config import SAMPLE_DISTRICT, load_config
-from config.models import Limits
-from edge_agent.watch import SensorWatch, severity_of
-from wire import AnomalyKind
+from gridcall.config import SAMPLE_DISTRICT, load_config
+from gridcall.config.models import Limits
+from gridcall.edge_agent.watch import SensorWatch, severity_of
+from gridcall.wire import AnomalyKind
 
 
 @dataclass

@@ -16,14 +16,14 @@ import aiomqtt
 import msgspec
 import pytest
 
-from config import ConfigSet
-from hub.service import Hub
-from hub.store import Store
+from gridcall.config import ConfigSet
+from gridcall.hub.service import Hub
+from gridcall.hub.store import Store
+from gridcall.wire import AnomalyEvent, RiskAlert, encode, topics
+from gridcall.wire.broker import BrokerAddress
 from tests.conftest import SimDistrictFactory
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
-from wire import AnomalyEvent, RiskAlert, encode, topics
-from wire.broker import BrokerAddress
 
 MIN = 60 * 10**9
 SENSOR = "dasha-dong-g1-noise-1"  # NOISE-NUISANCE: base tier D, response within 30 min
@@ -157,8 +157,8 @@ async def test_a_step_written_but_never_published_is_published_at_start(
         cfg: ConfigSet, mqtt_url: str, tmp_path: Path) -> None:
     """A crash between the ledger and the broker: the hub that starts next publishes the
     alert's current state, so no unit misses it."""
-    from hub.desk import Desk
-    from hub.ledger import Ledger
+    from gridcall.hub.desk import Desk
+    from gridcall.hub.ledger import Ledger
 
     t0 = 1_900_000_000_000_000_000 + random.randrange(10**15)
     path = tmp_path / "hub.sqlite"

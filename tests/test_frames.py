@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware_bridge.errors import BridgeError, EncodeError, FrameError
-from firmware_bridge.frames import (
+from gridcall.firmware_bridge.errors import BridgeError, EncodeError, FrameError
+from gridcall.firmware_bridge.frames import (
     MAGIC,
     MAX_CHANNELS,
     MAX_FRAME,

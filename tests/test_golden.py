@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 import yaml
 
-from config import SAMPLE_DISTRICT, load_config
-from config.models import _parse_duration
-from hub.desk import Desk
-from hub.ledger import Ledger
-from hub.lifecycle import Transition
-from hub.store import Store
-from wire import AnomalyEvent
+from gridcall.config import SAMPLE_DISTRICT, load_config
+from gridcall.config.models import _parse_duration
+from gridcall.hub.desk import Desk
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.lifecycle import Transition
+from gridcall.hub.store import Store
+from gridcall.wire import AnomalyEvent
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.yaml").exists())

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import aiomqtt
 import pytest
 
-from config import ConfigSet
+from gridcall.config import ConfigSet
 from gridcall.embedded import EmbeddedBroker
-from hub.service import Hub
-from hub.store import Store
-from wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
-from wire.broker import BrokerAddress
+from gridcall.hub.service import Hub
+from gridcall.hub.store import Store
+from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
+from gridcall.wire.broker import BrokerAddress
 
 
 @pytest.fixture

@@ -18,16 +18,16 @@ import aiomqtt
 import pytest
 import yaml
 
-from config import SAMPLE_DISTRICT, ConfigSet
-from hub.ingest import Unwritten
-from hub.service import Hub
-from hub.sinks import InfluxV1Sink, LineEncoder
-from hub.spool import Spool
-from hub.store import Store
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet
+from gridcall.hub.ingest import Unwritten
+from gridcall.hub.service import Hub
+from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
+from gridcall.hub.spool import Spool
+from gridcall.hub.store import Store
+from gridcall.wire import Reading, ReadingBatch, encode, topics
+from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port
-from wire import Reading, ReadingBatch, encode, topics
-from wire.broker import BrokerAddress
 
 T0 = 1_795_000_000_000_000_000
 
@@ -69,7 +69,7 @@ async def test_a_hub_stopped_with_its_sink_down_ends_and_counts_what_it_did_not_
                 await client.publish(topics.readings_topic(sensor.agent),
                                      encode(batch(sensor.agent, sensor.id, seq, 3)), qos=1)
         assert await wait_until(lambda: hub.ingest.counters.readings_received == 9)
-        with caplog.at_level(logging.ERROR, logger="hub.ingest"):
+        with caplog.at_level(logging.ERROR, logger="gridcall.hub.ingest"):
             stop.set()
             await asyncio.wait_for(task, 60)  # guard against a hang, not a timing claim
     await forget_session(mqtt_url, client_id)

@@ -14,15 +14,15 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from config import ConfigSet
-from hub.alerts import AlertEngine
-from hub.indicator_writer import IndicatorCounters, run_indicator_writer, write_indicators
-from hub.indicators import Indicator, by_unit, indicators, line_protocol, stints
-from hub.lifecycle import AlertState, Transition, apply, opening, step
-from hub.sinks import InfluxV1Sink, LineEncoder
+from gridcall.config import ConfigSet
+from gridcall.hub.alerts import AlertEngine
+from gridcall.hub.indicator_writer import IndicatorCounters, run_indicator_writer, write_indicators
+from gridcall.hub.indicators import Indicator, by_unit, indicators, line_protocol, stints
+from gridcall.hub.lifecycle import AlertState, Transition, apply, opening, step
+from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
+from gridcall.wire import AnomalyEvent, Deadlines
 from tests.polling import wait_until
 from tests.servers import influxql_async
-from wire import AnomalyEvent, Deadlines
 
 S = 10**9
 MIN = 60 * S
@@ -278,8 +278,8 @@ def _report(*args: str) -> Result:
 
 @pytest.fixture
 def store_file(week: Ledger, tmp_path: Path) -> Path:
-    from hub.ledger import Ledger as SqlLedger
-    from hub.store import Store
+    from gridcall.hub.ledger import Ledger as SqlLedger
+    from gridcall.hub.store import Store
 
     path = tmp_path / "hub.sqlite"
 
@@ -332,10 +332,10 @@ def test_hub_run_writes_the_indicators_to_influxdb(cfg: ConfigSet, mqtt_url: str
 
     import yaml
 
-    from config import SAMPLE_DISTRICT
-    from hub.desk import Desk
-    from hub.ledger import Ledger as SqlLedger
-    from hub.store import Store
+    from gridcall.config import SAMPLE_DISTRICT
+    from gridcall.hub.desk import Desk
+    from gridcall.hub.ledger import Ledger as SqlLedger
+    from gridcall.hub.store import Store
     from tests.test_hub_shutdown import forget_session
 
     store_path = tmp_path / "hub.sqlite"
@@ -394,8 +394,8 @@ def test_hub_report_judges_a_period_not_yet_over_as_of_now(cfg: ConfigSet,
                                                            tmp_path: Path) -> None:
     import time
 
-    from hub.ledger import Ledger as SqlLedger
-    from hub.store import Store
+    from gridcall.hub.ledger import Ledger as SqlLedger
+    from gridcall.hub.store import Store
 
     # a store whose clock runs ahead (a demo's): its last step is "now" for it
     led = Ledger(cfg)

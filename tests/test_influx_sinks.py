@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.sinks import (
+from gridcall.hub.sinks import (
     BatchTooLargeError,
     InfluxV1Sink,
     InfluxV2Sink,
@@ -26,8 +26,9 @@ from hub.sinks import (
     SinkConfigError,
     SinkError,
 )
-from hub.sinks.influx import classify, public_url, server_message
-from hub.sinks.lineproto import escape_tag
+from gridcall.hub.sinks.influx import classify, public_url, server_message
+from gridcall.hub.sinks.lineproto import escape_tag
+from gridcall.wire import Reading, ReadingBatch
 from tests.servers import (
     create_influx_database,
     drop_influx_database,
@@ -38,7 +39,6 @@ from tests.servers import (
     unused_tcp_port,
     victoria_export,
 )
-from wire import Reading, ReadingBatch
 
 T0 = 1_795_000_000_123_456_789  # ns; deliberately not a whole millisecond
 TAGS = {"kind": "gas", "grid": "g1", "community": "c1", "town": "t1"}

@@ -24,14 +24,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config import SAMPLE_DISTRICT
-from hub.sinks import InfluxV1Sink, LineEncoder
-from hub.worker import IngestWorker
+from gridcall.config import SAMPLE_DISTRICT
+from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
+from gridcall.hub.worker import IngestWorker
+from gridcall.wire import Reading, ReadingBatch, encode, topics
+from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until
 from tests.private_servers import PrivateInflux, PrivateMosquitto, publish_all
 from tests.servers import influxql_async
-from wire import Reading, ReadingBatch, encode, topics
-from wire.broker import BrokerAddress
 
 T0 = 1_795_000_000_000_000_000
 

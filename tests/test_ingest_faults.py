@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from hub.ingest import Ingest
-from hub.sinks import InfluxV1Sink, LineEncoder
-from hub.spool import Spool
+from gridcall.hub.ingest import Ingest
+from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
+from gridcall.hub.spool import Spool
+from gridcall.wire import Reading, ReadingBatch
 from tests.polling import wait_until
 from tests.private_servers import PrivateInflux
 from tests.servers import influxql_async
-from wire import Reading, ReadingBatch
 
 T0 = 1_795_000_000_000_000_000
 
@@ -84,7 +84,7 @@ async def test_a_500_that_never_clears_raises_a_rate_limited_error_naming_the_si
         await ingest.flush()
         c = ingest.counters
         assert (c.spooled_readings, c.write_retries) == (60, 1)
-        caplog.set_level(logging.WARNING, logger="hub.ingest")
+        caplog.set_level(logging.WARNING, logger="gridcall.hub.ingest")
 
         def errors() -> list[str]:
             return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

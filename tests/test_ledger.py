@@ -8,10 +8,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from config import ConfigSet
-from hub.ledger import Ledger, LedgerConflict
-from hub.lifecycle import apply, opening, step
-from hub.store import Store
+from gridcall.config import ConfigSet
+from gridcall.hub.ledger import Ledger, LedgerConflict
+from gridcall.hub.lifecycle import apply, opening, step
+from gridcall.hub.store import Store
 from tests.test_lifecycle import MIN, T0, drafted, take
 
 

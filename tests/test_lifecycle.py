@@ -6,9 +6,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from config import ConfigSet
-from hub.alerts import AlertEngine, route
-from hub.lifecycle import (
+from gridcall.config import ConfigSet
+from gridcall.hub.alerts import AlertEngine, route
+from gridcall.hub.lifecycle import (
     ACTIONS,
     CLOSED,
     OPEN,
@@ -22,7 +22,7 @@ from hub.lifecycle import (
     refusal,
     step,
 )
-from wire import AnomalyEvent, Deadlines, Decoder, RiskAlert, UnitLevel
+from gridcall.wire import AnomalyEvent, Deadlines, Decoder, RiskAlert, UnitLevel
 
 T0 = 1_800_000_000_000_000_000
 MIN = 60 * 10**9

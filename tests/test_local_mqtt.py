@@ -26,16 +26,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
-from config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from config.models import Agent, BrokerSettings
-from edge_agent.agent import EdgeAgent
-from edge_agent.local_mqtt import LocalMqttSource, TopicMap
-from edge_agent.sources import Sample
+from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
+from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from gridcall.config.models import Agent, BrokerSettings
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.local_mqtt import LocalMqttSource, TopicMap
+from gridcall.edge_agent.sources import Sample
+from gridcall.wire import ReadingBatch, topics
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import Login
-from wire import ReadingBatch, topics
 
 TASMOTA_DS18B20 = (b'{"Time":"2024-03-05T14:12:03","DS18B20":{"Id":"01144BD7A4AA",'
                    b'"Temperature":23.4},"TempUnit":"C"}')

@@ -19,13 +19,13 @@ from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from config import SAMPLE_DISTRICT, load_config
-from config.sources import ModbusSource as ModbusSettings
-from config.sources import Register, silence_reopen_s
-from edge_agent.modbus_source import ModbusSource
-from edge_agent.sources import Sample
-from firmware_bridge.modbus import decode, encode, plan
-from firmware_bridge.pty import NullModem
+from gridcall.config import SAMPLE_DISTRICT, load_config
+from gridcall.config.sources import ModbusSource as ModbusSettings
+from gridcall.config.sources import Register, silence_reopen_s
+from gridcall.edge_agent.modbus_source import ModbusSource
+from gridcall.edge_agent.sources import Sample
+from gridcall.firmware_bridge.modbus import decode, encode, plan
+from gridcall.firmware_bridge.pty import NullModem
 from tests.polling import wait_until
 
 
@@ -254,7 +254,7 @@ async def test_slaves_that_answer_keep_the_line_open(line: Path) -> None:
 
 
 def test_the_silence_before_a_reopen_defaults_to_ten_of_the_slowest_intervals() -> None:
-    from edge_agent.source_factory import build_source
+    from gridcall.edge_agent.source_factory import build_source
 
     cfg = load_config(SAMPLE_DISTRICT)
     modbus = cfg.agents["edge-huangpu-cun"]

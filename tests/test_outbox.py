@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.outbox import PLAUSIBLE_NS, Outbox, OutboxError, Priority
+from gridcall.edge_agent.outbox import PLAUSIBLE_NS, Outbox, OutboxError, Priority
 
 NOW = 1_790_000_000 * 10**9  # 2026
 SECOND = 10**9
@@ -87,7 +87,7 @@ def test_over_its_size_bound_the_oldest_readings_go_first_and_events_stay(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     box = Outbox(tmp_path / "o.sqlite", max_bytes=2**16)
-    with caplog.at_level(logging.WARNING, logger="edge_agent.outbox"):
+    with caplog.at_level(logging.WARNING, logger="gridcall.edge_agent.outbox"):
         for i in range(1000):  # 1000 batches of 10 readings, 100 bytes each
             box.put(Priority.READINGS, "r", batch(i), 10)
             if i % 100 == 0:
@@ -166,7 +166,7 @@ def test_a_damaged_outbox_file_is_moved_aside_by_name_and_the_agent_carries_on(
 ) -> None:
     path = tmp_path / "o.sqlite"
     path.write_bytes(b"this is not sqlite at all " * 200)
-    with caplog.at_level(logging.ERROR, logger="edge_agent.outbox"):
+    with caplog.at_level(logging.ERROR, logger="gridcall.edge_agent.outbox"):
         box = Outbox(path)
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("o.sqlite.corrupt-")]
     assert len(aside) == 1

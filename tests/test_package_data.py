@@ -30,8 +30,8 @@ def test_every_data_file_in_a_package_is_package_data() -> None:
 
 
 def test_the_library_and_the_sample_config_are_inside_the_packages() -> None:
-    from config import SAMPLE_DISTRICT
-    from simulators.scenario import PACKAGED
+    from gridcall.config import SAMPLE_DISTRICT
+    from gridcall.simulators.scenario import PACKAGED
 
     assert PACKAGED.is_relative_to(ROOT / "simulators")
     assert SAMPLE_DISTRICT.is_relative_to(ROOT / "config")

@@ -21,14 +21,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from config import ConfigSet
+from gridcall.config import ConfigSet
+from gridcall.hub.alerts import ADDRESS_DEPTH
+from gridcall.hub.store import Store
+from gridcall.simulators.district import InProcessDistrict
+from gridcall.simulators.streams import Injection
 from gridcall.sinks import influx_sink
-from hub.alerts import ADDRESS_DEPTH
-from hub.store import Store
-from simulators.district import InProcessDistrict
-from simulators.streams import Injection
+from gridcall.wire import topics
 from tests.private_mosquitto import PrivateMosquitto
-from wire import topics
 
 pytestmark = pytest.mark.servers
 

@@ -16,18 +16,18 @@ import aiomqtt
 import httpx
 import pytest
 
-from config import ConfigSet
-from edge_agent.agent import EdgeAgent
-from simulators.replay import (
+from gridcall.config import ConfigSet
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.simulators.replay import (
     RecordedStream,
     ReplayError,
     ReplaySource,
     parse_time,
     read_recording,
 )
-from simulators.steady import SimClock
+from gridcall.simulators.steady import SimClock
+from gridcall.wire import Decoder, topics
 from tests.polling import wait_until
-from wire import Decoder, topics
 
 T0_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 S = 1_000_000_000

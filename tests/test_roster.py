@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
-from hub.roster import Roster, UnknownAgent
-from wire import AgentStatus, SensorHealth
+from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
+from gridcall.hub.roster import Roster, UnknownAgent
+from gridcall.wire import AgentStatus, SensorHealth
 
 T0 = 1_800_000_000_000_000_000
 S = 10**9

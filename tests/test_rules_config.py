@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from config import ConfigSet
+from gridcall.config import ConfigSet
 from tests.test_config import edit, problems_of, sample
 
 __all__ = ["sample"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from config import SAMPLE_DISTRICT
-from simulators.clock import SimClock
-from simulators.scenario import PACKAGED, ScenarioError, load_scenario, parse_offset
+from gridcall.config import SAMPLE_DISTRICT
+from gridcall.simulators.clock import SimClock
+from gridcall.simulators.scenario import PACKAGED, ScenarioError, load_scenario, parse_offset
 
 GOOD = """\
 name: leak
@@ -159,8 +159,8 @@ def test_the_simulated_clock_only_moves_forward() -> None:
 
 
 def test_a_timeline_runs_on_an_integrators_own_config_set() -> None:
-    from config import load_config
-    from simulators.scenario import scenario_from_data
+    from gridcall.config import load_config
+    from gridcall.simulators.scenario import scenario_from_data
 
     own = load_config(Path(__file__).parent / "integrator" / "district")
     scenario = scenario_from_data({"config": "huangpu", "duration": "1h", "timeline": [

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from config.sources import SerialSource
-from edge_agent.serial_source import SerialFrameSource
-from edge_agent.sources import Sample
-from firmware_bridge.frames import Frame, encode
-from firmware_bridge.pty import PtyPort
+from gridcall.config.sources import SerialSource
+from gridcall.edge_agent.serial_source import SerialFrameSource
+from gridcall.edge_agent.sources import Sample
+from gridcall.firmware_bridge.frames import Frame, encode
+from gridcall.firmware_bridge.pty import PtyPort
 from tests.polling import wait_until
 
 
@@ -151,10 +151,10 @@ async def test_a_second_reader_of_the_same_port_is_refused_not_sharing_its_bytes
 
 
 def test_the_factory_builds_the_source_each_sample_agent_names() -> None:
-    from config import SAMPLE_DISTRICT, load_config
-    from edge_agent.local_mqtt import LocalMqttSource
-    from edge_agent.modbus_source import ModbusSource
-    from edge_agent.source_factory import NotBuiltHere, build_source
+    from gridcall.config import SAMPLE_DISTRICT, load_config
+    from gridcall.edge_agent.local_mqtt import LocalMqttSource
+    from gridcall.edge_agent.modbus_source import ModbusSource
+    from gridcall.edge_agent.source_factory import NotBuiltHere, build_source
 
     cfg = load_config(SAMPLE_DISTRICT)
     kinds = {type(build_source(a)) for a in cfg.agents.values() if a.source.type != "simulated"}
@@ -192,8 +192,8 @@ async def test_a_port_that_stays_open_but_goes_silent_is_reopened_and_read_again
 
 
 def test_the_silence_before_a_serial_reopen_is_ten_of_the_agents_slowest_intervals() -> None:
-    from config import SAMPLE_DISTRICT, load_config
-    from edge_agent.source_factory import build_source
+    from gridcall.config import SAMPLE_DISTRICT, load_config
+    from gridcall.edge_agent.source_factory import build_source
 
     serial = load_config(SAMPLE_DISTRICT).agents["edge-dongyuan"]
     built = build_source(serial)

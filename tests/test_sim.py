@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators.scenario import load_scenario, scenario_from_data
-from simulators.sim import ScenarioRun, SimDistrict, run_scenario
+from gridcall.simulators.scenario import load_scenario, scenario_from_data
+from gridcall.simulators.sim import ScenarioRun, SimDistrict, run_scenario
 from tests.private_mosquitto import PrivateMosquitto
 
 
@@ -137,7 +137,7 @@ async def test_injecting_and_advancing_from_code() -> None:
 
 async def test_a_broker_that_is_not_there_is_named_instead_of_hanging() -> None:
     from gridcall.embedded import free_port
-    from simulators.sim import SimStalled
+    from gridcall.simulators.sim import SimStalled
 
     url = f"mqtt://127.0.0.1:{free_port()}"
     with pytest.raises(SimStalled, match=rf"waited 1s \(real\) for the hub to subscribe at "

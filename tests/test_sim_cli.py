@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from gridcall.cli import app
 from gridcall.cli_sim import library
-from simulators.scenario import load_scenario, scenario_from_data
-from simulators.sim import SimDistrict
-from simulators.truth import compare
+from gridcall.simulators.scenario import load_scenario, scenario_from_data
+from gridcall.simulators.sim import SimDistrict
+from gridcall.simulators.truth import compare
 
 runner = CliRunner()
 KEYS = ["injected", "detected", "missed", "false_alerts", "median_delay_s"]
@@ -156,8 +156,8 @@ def test_sim_replay_plays_a_logger_file_as_an_agent_to_a_broker(tmp_path: Path) 
 
     import aiomqtt
 
+    from gridcall.wire import Decoder, topics
     from tests.private_mosquitto import PrivateMosquitto
-    from wire import Decoder, topics
 
     gas = "dongyuan-g3-gas-1"
     rows = ["Timestamp,GAS_A"] + [f"{1767225600 + 2 * i},{1.5 + (i % 5) / 10}"

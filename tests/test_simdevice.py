@@ -1,4 +1,5 @@
-"""The simulated devices as a technician or CI uses them: ``python -m firmware_bridge.simdevice``
+"""The simulated devices as a technician or CI uses them:
+``python -m gridcall.firmware_bridge.simdevice``
 in its own process, ``gridcall edge check`` against the sample config, and an edge agent
 reading a noisy serial device and reporting its bad-frame counters in its status."""
 
@@ -23,29 +24,31 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from config import SAMPLE_DISTRICT, ConfigSet, load_config
-from config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from config.sources import SerialSource
-from edge_agent.agent import EdgeAgent
-from edge_agent.local_mqtt import TopicMap
-from edge_agent.serial_source import SerialFrameSource
-from firmware_bridge.simdevice import LocalMqttSim
 from gridcall.cli import app
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from gridcall.config.sources import SerialSource
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.local_mqtt import TopicMap
+from gridcall.edge_agent.serial_source import SerialFrameSource
+from gridcall.firmware_bridge.simdevice import LocalMqttSim
+from gridcall.wire import AgentStatus, topics
+from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until
-from wire import AgentStatus, topics
-from wire.broker import BrokerAddress
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def simdevice(tmp_path: Path) -> Iterator[Any]:
-    """Start ``python -m firmware_bridge.simdevice ARGS`` processes; stopped with SIGTERM."""
+    """Start ``python -m gridcall.firmware_bridge.simdevice ARGS`` processes; stopped with
+    SIGTERM."""
     procs: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware_bridge.simdevice", *args], cwd=REPO, text=True,
+            [sys.executable, "-m", "gridcall.firmware_bridge.simdevice", *args], cwd=REPO,
+            text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(REPO)})
         procs.append(proc)

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from config import ConfigSet, load_config
-from config.resolve import SensorSpec
-from simulators.streams import BASELINES, Injection, SensorStream
-from simulators.weather import RainEpisode, RainModel
+from gridcall.config import ConfigSet, load_config
+from gridcall.config.resolve import SensorSpec
+from gridcall.simulators.streams import BASELINES, Injection, SensorStream
+from gridcall.simulators.weather import RainEpisode, RainModel
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp() - 8 * 3600
 """Monday 5 January 2026, 00:00 China time: the streams' daily cycles are local hours."""

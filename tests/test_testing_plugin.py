@@ -57,7 +57,8 @@ def test_loading_the_plugin_does_not_load_the_simulator() -> None:
     import sys
 
     code = ("import sys, gridcall.testing.plugin; "
-            "print(sorted(m for m in ('simulators.sim', 'hub.service', 'edge_agent.agent') "
+            "print(sorted(m for m in ('gridcall.simulators.sim', 'gridcall.hub.service', "
+            "'gridcall.edge_agent.agent') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from config import ConfigSet
-from hub.desk import Desk
-from hub.ledger import Ledger
-from hub.lifecycle import Action, Transition
-from hub.store import Store
-from simulators.streams import Injection
-from simulators.truth import compare
-from wire import AnomalyEvent, AnomalyKind
+from gridcall.config import ConfigSet
+from gridcall.hub.desk import Desk
+from gridcall.hub.ledger import Ledger
+from gridcall.hub.lifecycle import Action, Transition
+from gridcall.hub.store import Store
+from gridcall.simulators.streams import Injection
+from gridcall.simulators.truth import compare
+from gridcall.wire import AnomalyEvent, AnomalyKind
 
 T0 = 1_800_000_000.0
 NS = 10**9

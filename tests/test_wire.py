@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wire import (
+from gridcall.wire import (
     AnomalyEvent,
     Decoder,
     MalformedMessage,

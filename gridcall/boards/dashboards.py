@@ -33,8 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from config import ConfigSet
 from gridcall.boards.grafana import JSON, Annotation, Dashboard, Panel, Query, Variable
+from gridcall.config import ConfigSet
 
 # Risk levels as board_feed writes them: the highest open alert's tier.
 RISK_STEPS: tuple[tuple[int, str, str], ...] = (

@@ -35,8 +35,8 @@ from typing import Literal
 
 import yaml
 
-from config import ConfigSet
 from gridcall.boards.grafana import DATASOURCE_TYPE, DATASOURCE_UID, JSON, Dashboard
+from gridcall.config import ConfigSet
 
 FOLDER_UID = "gridcall"
 FOLDER_TITLE = "gridcall"

@@ -2,7 +2,7 @@
 
 The pytest plugin (:mod:`gridcall.testing.plugin`, loaded through the ``pytest11`` entry
 point) gives tests the ``sim_district`` fixture; this module holds what it hands out:
-:class:`District`, a :class:`simulators.sim.SimDistrict` with expectations that advance
+:class:`District`, a :class:`gridcall.simulators.sim.SimDistrict` with expectations that advance
 simulated time until what they expect happens, or fail with what happened instead::
 
     async def test_gas(sim_district):
@@ -22,11 +22,11 @@ import difflib
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
-from config import ConfigSet
-from simulators.clock import NS
-from simulators.scenario import parse_offset
-from simulators.sim import SimDistrict, TimelineEntry, hms
-from wire import RiskAlert
+from gridcall.config import ConfigSet
+from gridcall.simulators.clock import NS
+from gridcall.simulators.scenario import parse_offset
+from gridcall.simulators.sim import SimDistrict, TimelineEntry, hms
+from gridcall.wire import RiskAlert
 
 __all__ = ["District", "ExpectationFailed", "Match"]
 

@@ -4,8 +4,8 @@ Fixtures:
 
 - ``sim_district``: a factory. ``district = await sim_district(source, **options)`` starts
   a :class:`gridcall.testing.District` (embedded broker, hub and agents on the simulated
-  clock) from a scenario file or name, a :class:`~simulators.scenario.Scenario`, a config
-  folder or a :class:`~config.ConfigSet`; options as :class:`simulators.sim.SimDistrict`
+  clock) from a scenario file or name, a :class:`~gridcall.simulators.scenario.Scenario`, a config
+  folder or a :class:`~config.ConfigSet`; options as :class:`gridcall.simulators.sim.SimDistrict`
   (``sensors``, ``seed``, ``broker_url``, ``warmup_s``...). Every district it started is
   stopped when the test ends.
 

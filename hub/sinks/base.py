@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Protocol, Self
 
-from wire import ReadingBatch
+from gridcall.wire import ReadingBatch
 
 
 class ReadingSink(Protocol):

@@ -1,9 +1,9 @@
 """InfluxDB writers: v1 ``/write`` over httpx, and v2 ``/api/v2/write`` through
 influxdb-client.
 
-Both encode reading batches with :class:`~hub.sinks.lineproto.LineEncoder` (nanosecond
+Both encode reading batches with :class:`~gridcall.hub.sinks.lineproto.LineEncoder` (nanosecond
 precision) and send them in one request; they never retry (the hub's ingest runner
-does). Every failure is classified into the :mod:`hub.sinks.base` errors before it leaves
+does). Every failure is classified into the :mod:`gridcall.hub.sinks.base` errors before it leaves
 the sink, and messages name the sink and the URL without credentials.
 
 Which server takes which:
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from hub.sinks.base import (
+from gridcall.hub.sinks.base import (
     BatchTooLargeError,
     RejectedPointsError,
     RetryableSinkError,
@@ -35,8 +35,8 @@ from hub.sinks.base import (
     SinkConfigError,
     SinkError,
 )
-from hub.sinks.lineproto import LineEncoder
-from wire import ReadingBatch
+from gridcall.hub.sinks.lineproto import LineEncoder
+from gridcall.wire import ReadingBatch
 
 if TYPE_CHECKING:
     from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from wire import ReadingBatch
+from gridcall.wire import ReadingBatch
 
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _TAG_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", **_CONTROL})

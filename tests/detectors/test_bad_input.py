@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import MULTIVARIATE, REGISTRY, build, default_detector
+from gridcall.detectors import MULTIVARIATE, REGISTRY, build, default_detector
 
 HUGE = [10**400, -(10**400), 2**1024]
 """Ints too large for a float: math.isfinite and float() raise OverflowError on them."""
@@ -111,7 +111,7 @@ def test_a_huge_gap_is_reported_as_a_dropout() -> None:
 
 
 def test_values_outside_the_physical_range_are_faults_not_readings() -> None:
-    from detectors import Limits
+    from gridcall.detectors import Limits
 
     det = default_detector(Limits(physical_min=0.0, physical_max=100.0, alarm_high=20.0))
     assert det.score_one(1.0, 1e9) is None

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import Limits, default_detector
+from gridcall.detectors import Limits, default_detector
 
 
 def cycle(n: int, seed: int = 3, step: float = 300.0) -> list[tuple[float, float]]:

@@ -68,7 +68,7 @@ def test_an_unreadable_timestamp_names_the_row(tmp_path: Path) -> None:
 
 def test_replay_csv_directly_counts_unparsable_values_and_reads_epoch_seconds(
         tmp_path: Path) -> None:
-    from detectors.replay import ReplaySummary, replay_csv
+    from gridcall.detectors.replay import ReplaySummary, replay_csv
 
     rows: list[list[object]] = [["t", "v"]]
     for i in range(400):
@@ -89,8 +89,8 @@ def test_replay_csv_directly_counts_unparsable_values_and_reads_epoch_seconds(
 
 
 def test_replay_csv_errors_name_the_file_and_reason(tmp_path: Path) -> None:
-    from detectors import ReplayInputError
-    from detectors.replay import replay_csv
+    from gridcall.detectors import ReplayInputError
+    from gridcall.detectors.replay import replay_csv
 
     with pytest.raises(ReplayInputError, match=r"nope\.csv: cannot open"):
         replay_csv(tmp_path / "nope.csv", time_column="t", columns=["v"],

@@ -14,8 +14,8 @@ from typing import TypeVar
 
 import msgspec
 
-from wire import topics
-from wire.messages import ID_PATTERN, AgentStatus, AnomalyEvent, ReadingBatch, RiskAlert
+from gridcall.wire import topics
+from gridcall.wire.messages import ID_PATTERN, AgentStatus, AnomalyEvent, ReadingBatch, RiskAlert
 
 T = TypeVar("T")
 

@@ -4,8 +4,8 @@ A leaf: it imports nothing of gridcall's, so both runtimes can depend on it with
 depending on each other.
 """
 
-from wire.codec import Decoder, MalformedMessage, encode
-from wire.messages import (
+from gridcall.wire.codec import Decoder, MalformedMessage, encode
+from gridcall.wire.messages import (
     ANOMALY_KINDS,
     WIRE_VERSION,
     AgentStatus,
