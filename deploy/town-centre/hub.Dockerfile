@@ -5,13 +5,14 @@ WORKDIR /opt/gridcall
 # Only what the package needs (pyproject's packages), so a change elsewhere (docs, tests)
 # does not invalidate the install layer.
 COPY pyproject.toml README.md ./
-COPY wire ./wire
 COPY config ./config
 COPY detectors ./detectors
 COPY firmware_bridge ./firmware_bridge
 COPY edge_agent ./edge_agent
 COPY hub ./hub
 COPY simulators ./simulators
+# gridcall/ holds wire/ and symlinks to the folders above (gridcall/hub -> ../hub), which
+# resolve because they are copied to the same places
 COPY gridcall ./gridcall
 RUN pip install --no-cache-dir . && useradd --system --home /var/lib/gridcall gridcall \
     && mkdir -p /var/lib/gridcall && chown gridcall /var/lib/gridcall
