@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from gridcall.config.models import Duration, Id, Model
+from gridcall.config.base import Duration, Id, Model
 
 
 class BoardSettings(Model):

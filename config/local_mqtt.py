@@ -45,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from gridcall.config.models import ID_PATTERN, BrokerSettings, Model
+from gridcall.config.base import ID_PATTERN, BrokerSettings, Model
 
 Preset = Literal["tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1"]
 PRESETS: tuple[Preset, ...] = ("tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1")

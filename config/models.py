@@ -15,26 +15,15 @@ between files and turns every problem into a message with file, key path and rea
 from __future__ import annotations
 
 import math
-import os
-import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    model_validator,
-)
+from pydantic import Field, StringConstraints, model_validator
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-"""Ids end up in MQTT topic levels and InfluxDB tags, so they stay plain ASCII."""
+from gridcall.config.base import BrokerSettings, Duration, Id, Model, Name, _env, _unset
+from gridcall.config.boards import BoardSettings
+from gridcall.config.sources import SimulatedSource, SourceSettings
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Tier = Literal["A", "B", "C", "D"]
 TIERS: tuple[Tier, ...] = ("A", "B", "C", "D")
 MatterType = Literal["patrol", "emergency", "daily"]
@@ -45,34 +34,6 @@ SiteTag = Literal[
     "school", "elderly_home", "hazardous_goods", "hospital", "market", "flood_point",
     "bridge", "residential", "restaurant", "construction_site",
 ]
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
-_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-
-
-def _parse_duration(value: Any) -> Any:
-    """``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` or a number of seconds."""
-    if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        parts = _DURATION.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"{value!r} is not a duration like '90s', '30m', '2h', '1d'")
-        return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
-    return value
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("a duration must be longer than zero")
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 Lon = Annotated[float, Field(ge=-180, le=180)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
@@ -210,39 +171,6 @@ class SensorsFile(Model):
 # --------------------------------------------------------------------------- agents and hub
 
 
-class BrokerSettings(Model):
-    """Where the MQTT broker is; credentials are *names* of environment variables."""
-
-    url: Annotated[str, StringConstraints(pattern=r"^mqtts?://[^/\s]+(:\d+)?/?$")] = (
-        "mqtt://127.0.0.1:1883"
-    )
-    username_env: str | None = None
-    password_env: str | None = None
-    keepalive: Duration = timedelta(seconds=30)
-
-    def credentials(self) -> tuple[str | None, str | None]:
-        """Username and password from the environment; KeyError naming a missing variable."""
-        return _env(self.username_env), _env(self.password_env)
-
-    def unset_env(self) -> list[str]:
-        """``field: VARIABLE`` for each credential variable named here but not set."""
-        return _unset(self, ("username_env", "password_env"))
-
-
-def _env(name: str | None) -> str | None:
-    if name is None:
-        return None
-    try:
-        return os.environ[name]
-    except KeyError:
-        raise KeyError(f"environment variable {name} (named in the config) is not set") from None
-
-
-def _unset(settings: BaseModel, fields: tuple[str, ...]) -> list[str]:
-    names = ((f, getattr(settings, f)) for f in fields)
-    return [f"{f}: {name}" for f, name in names if name is not None and name not in os.environ]
-
-
 class AgentSettings(Model):
     broker: BrokerSettings = BrokerSettings()
     batch_max_readings: int = Field(default=50, ge=1, le=10_000)
@@ -257,11 +185,9 @@ class AgentSettings(Model):
     checkpoint_interval: Duration = timedelta(minutes=5)
 
 
-# --------------------------------------------------------------------------- agent sources
-# Source models live in their own modules (config/sources.py, config/local_mqtt.py) and
-# build on the models above, so they are imported here, not at the top (that would be
-# circular; the package imports this module first, see config/__init__.py).
-from gridcall.config.sources import SimulatedSource, SourceSettings  # noqa: E402
+# --------------------------------------------------------------------------- agents
+# Source models live in their own modules (config/sources.py, config/local_mqtt.py);
+# they build on config/base.py, not on this module.
 
 
 class Agent(Model):
@@ -315,9 +241,6 @@ class InfluxSettings(Model):
         if self.api == 2 and self.token_env is None:
             raise ValueError("api 2 needs token_env: the environment variable with the token")
         return self
-
-
-from gridcall.config.boards import BoardSettings  # noqa: E402  (builds on Model and Duration)
 
 
 class HubSettings(Model):

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from gridcall.config.models import Duration, Id, Model, _env, _unset
+from gridcall.config.base import Duration, Id, Model, _env, _unset
 
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 

@@ -44,14 +44,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from gridcall.config.base import Duration, Id, Model
 from gridcall.config.models import (
     TIERS,
-    Duration,
-    Id,
     MatterDeadlines,
     MattersFile,
     MatterType,
-    Model,
     SiteTag,
     Tier,
 )

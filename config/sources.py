@@ -24,8 +24,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
+from gridcall.config.base import Duration, Id, Model, _parse_duration
 from gridcall.config.local_mqtt import LocalMqttSource
-from gridcall.config.models import Duration, Id, Model, _parse_duration
 
 Loc = tuple[str | int, ...]
 

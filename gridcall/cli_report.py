@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gridcall.config import SAMPLE_DISTRICT
-from gridcall.config.models import Duration
+from gridcall.config.base import Duration
 from gridcall.hub.indicators import Indicator, indicators
 from gridcall.hub.lifecycle import Transition
 

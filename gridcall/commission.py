@@ -25,8 +25,8 @@ from typing import Any, Literal
 import aiomqtt
 
 from gridcall.config import AgentSpec, ConfigError, ConfigSet, load_config
+from gridcall.config.base import BrokerSettings
 from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from gridcall.config.models import BrokerSettings
 from gridcall.edge_agent.sources import Sample, Source
 from gridcall.wire.broker import BrokerAddress, credentials_refused
 

@@ -32,8 +32,8 @@ import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from gridcall.config import EXAMPLES, ConfigError, ConfigSet, Problem, SensorSpec, load_config
+from gridcall.config.base import Duration, Id, Model
 from gridcall.config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
-from gridcall.config.models import Duration, Id, Model
 from gridcall.simulators.clock import NS
 from gridcall.simulators.replay import Recording, ReplayError, read_recording
 from gridcall.simulators.streams import Injection, Shape
@@ -89,7 +89,7 @@ def parse_offset(value: Any) -> timedelta:
         m = _CLOCK.match(value.strip())
         if m:
             return timedelta(hours=int(m[1]), minutes=int(m[2]), seconds=float(m[3] or 0))
-        from gridcall.config.models import _parse_duration
+        from gridcall.config.base import _parse_duration
 
         try:
             parsed = _parse_duration(value)

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
-from gridcall.config.models import _parse_duration
+from gridcall.config.base import _parse_duration
 from gridcall.hub.desk import Desk
 from gridcall.hub.ledger import Ledger
 from gridcall.hub.lifecycle import Transition
