@@ -28,10 +28,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
-
-if TYPE_CHECKING:
-    from gridcall.simulators.weather import RainModel
+from typing import Literal, Protocol
 
 
 class Overlay(Protocol):
@@ -39,6 +36,14 @@ class Overlay(Protocol):
 
     def covers(self, t: float) -> bool: ...
     def value(self, t: float) -> float | None: ...
+
+
+class Weather(Protocol):
+    """What the weather adds to a stream's normal value (:class:`RainModel
+    <gridcall.simulators.weather.RainModel>`). A protocol here, so that weather.py builds
+    on this module and this module never imports it back."""
+
+    def contribution(self, stream: SensorStream, t: float) -> float: ...
 
 Shape = Literal["spike", "step", "ramp", "stuck", "dropout", "drift", "rain"]
 """``rain`` is a label only: the weather model makes the values (see weather.py)."""
@@ -217,7 +222,7 @@ class SensorStream:
 
     def __init__(self, sensor: str, kind: str, *, seed: int = 0,
                  injections: tuple[Injection, ...] = (), place: tuple[str, ...] = (),
-                 tags: tuple[str, ...] = (), weather: RainModel | None = None,
+                 tags: tuple[str, ...] = (), weather: Weather | None = None,
                  overlays: tuple[Overlay, ...] = (),
                  utc_offset_s: float = LOCAL_OFFSET_S) -> None:
         self.sensor = sensor
