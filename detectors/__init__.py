@@ -14,6 +14,7 @@ from gridcall.detectors.calibrate import Likelihood
 from gridcall.detectors.change import Cusum, Seasonal
 from gridcall.detectors.default import DefaultDetector
 from gridcall.detectors.episodes import Episodes
+from gridcall.detectors.learned import LearnedNormal
 from gridcall.detectors.multivariate import IsolationForestWindow, Mahalanobis
 from gridcall.detectors.novelty import Novelty
 from gridcall.detectors.simple import (
@@ -37,9 +38,10 @@ REGISTRY: Mapping[str, type] = MappingProxyType({
     "likelihood": Likelihood,
     "mahalanobis": Mahalanobis,
     "isolation_forest": IsolationForestWindow,
+    "learned_normal": LearnedNormal,
 })
 """Every detector by its config name. Multivariate ones take a mapping per observation."""
-MULTIVARIATE = frozenset({"mahalanobis", "isolation_forest"})
+MULTIVARIATE = frozenset({"mahalanobis", "isolation_forest", "learned_normal"})
 
 
 class ReplayInputError(ValueError):
@@ -80,6 +82,7 @@ __all__ = [
     "Flatline",
     "InputGuard",
     "IsolationForestWindow",
+    "LearnedNormal",
     "Likelihood",
     "Limits",
     "LimitsDetector",

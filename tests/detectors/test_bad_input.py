@@ -26,7 +26,8 @@ rows = st.one_of(mappings, st.none(), st.lists(values, max_size=3), st.tuples(va
                  values)
 """Multivariate rows: mappings (with non-numeric values and non-string keys too), None,
 lists and other things that are not mappings."""
-FAST = {"isolation_forest": {"window": 60, "refit": 30, "n_estimators": 5}}
+FAST = {"isolation_forest": {"window": 60, "refit": 30, "n_estimators": 5},
+        "learned_normal": {"baseline": 20}}
 UNIVARIATE = sorted(set(REGISTRY) - MULTIVARIATE)
 
 

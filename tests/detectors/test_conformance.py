@@ -18,7 +18,8 @@ import pytest
 from gridcall import detectors
 from gridcall.detectors import MULTIVARIATE, REGISTRY, build
 
-FAST = {"isolation_forest": {"window": 120, "refit": 60, "n_estimators": 10}}
+FAST = {"isolation_forest": {"window": 120, "refit": 60, "n_estimators": 10},
+        "learned_normal": {"baseline": 100}}
 
 
 def make(name: str) -> Any:

@@ -1,0 +1,293 @@
+"""A multivariate detector that learns normal in a baseline period and keeps it.
+
+API (stable; ``gridcall detect`` and the benches call only this)::
+
+    det = LearnedNormal(baseline=400)            # or baseline_s=3600.0: a commissioning window
+    score = det.score_one(ts, {"flow": 41.2, "current": 17.9, ...})   # None while learning
+    det.learning                                 # True until the baseline model is fitted
+    det.contributions()                          # {sensor: share} for the last scored row
+    det.kind                                     # "multivariate", or "stuck" (a frozen sensor)
+
+Registry name ``learned_normal`` (in :data:`detectors.MULTIVARIATE`). Rows are mappings
+of named values; the columns are fixed by the first complete row, and rows with a missing
+or bad value are skipped and counted exactly as for :class:`detectors.Mahalanobis`.
+
+How it works. The first ``baseline`` rows (or the rows of the first ``baseline_s``
+seconds) are the commissioning window and score ``None``. At its end a PCA model of
+normal is fitted on the standardised rows, after dropping the rows a first classical fit
+finds far out (a one-step reweighted, robust estimate): Hotelling's T² within the
+principal subspace and the squared prediction error (SPE, Q) off it, each as a ratio to
+its own 99th percentile in the baseline. A row's statistic is the larger ratio, smoothed
+over about ``smooth`` rows (faults last minutes; noise lasts a row). The alert level is
+calibrated out of sample: a model fitted on the first two thirds of the baseline scores
+the last third, and the level is ``margin`` times the highest smoothed statistic seen
+there, so drift and autocorrelation in the baseline raise the level rather than the false
+alarms. The score is ``1 - 0.1 ** (statistic / level)``: 0.9 exactly at the level.
+
+After the baseline the model adapts slowly (exponential weight ``adapt`` per row) and
+only from rows scored normal, so a fault is never learned as the new normal however long
+it lasts. A sensor whose value repeats for far longer than it ever did in the baseline
+scores as ``stuck``.
+
+:meth:`LearnedNormal.contributions` splits the last row's statistic among the sensors
+(T² and SPE contributions, shares summing to 1), so an event can say which sensor moved.
+
+>>> import random
+>>> rng = random.Random(3)
+>>> det = LearnedNormal(baseline=300)
+>>> def row(shift=0.0):
+...     s = rng.gauss(0, 1)
+...     return {"flow": 40 + 4 * s + rng.gauss(0, .3), "current": 18 + 2 * s + rng.gauss(0, .2),
+...             "temp": 50 + rng.gauss(0, .5) + shift}
+>>> [det.score_one(t, row()) for t in range(300)][-1] is None, det.learning
+(True, False)
+>>> normal = [det.score_one(t, row()) for t in range(300, 600)]
+>>> sum(s >= det.threshold for s in normal)
+0
+>>> fault = [det.score_one(t, row(shift=4.0)) for t in range(600, 1200)]
+>>> sum(s >= det.threshold for s in fault[10:])        # held anomalous for all of it
+590
+>>> max(det.contributions(), key=det.contributions().get)
+'temp'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from gridcall.detectors.base import AnomalyKind, Streaming
+from gridcall.detectors.multivariate import _Rows
+
+MAX_BASELINE_ROWS = 50_000
+"""A time-based baseline ends here at the latest, so its memory stays bounded."""
+MIN_BASELINE_ROWS = 12
+
+
+def _chi2_quantile(dof: int, z: float) -> float:
+    """Wilson-Hilferty approximation of a chi-squared quantile (z: the normal quantile)."""
+    h = 2.0 / (9.0 * dof)
+    return dof * (1.0 - h + z * math.sqrt(h)) ** 3
+
+
+def _score(ratio: float) -> float:
+    """0.9 exactly at ratio 1, towards 1 beyond it, 0 at 0."""
+    return 1.0 - math.pow(0.1, min(max(ratio, 0.0), 50.0))
+
+
+class _Model:
+    """A PCA model of normal on standardised rows; immutable once fitted except by
+    :meth:`adapt`, which moves the mean and covariance and refreshes the projection."""
+
+    __slots__ = ("cov", "inv_lam", "inv_scale", "mean", "p", "pt", "ucl_q", "ucl_t",
+                 "variance")
+
+    def __init__(self, data: Any, variance: float) -> None:
+        self.variance = variance
+        mean, cov = data.mean(axis=0), np.atleast_2d(np.cov(data, rowvar=False))
+        # one-step reweighting: rows far out under the classical fit do not shape normal
+        k = data.shape[1]
+        inv = np.linalg.pinv(cov + np.eye(k) * 1e-12 * (float(np.trace(cov)) + 1e-30))
+        d = data - mean
+        d2 = np.einsum("ij,jk,ik->i", d, inv, d)
+        keep = d2 <= _chi2_quantile(k, 3.09)  # 99.9 %
+        if keep.sum() >= max(MIN_BASELINE_ROWS, k + 2) and not keep.all():
+            mean, cov = data[keep].mean(axis=0), np.atleast_2d(np.cov(data[keep], rowvar=False))
+        self.mean = mean
+        self.cov = cov
+        self.inv_scale: Any = None
+        self.inv_lam: Any = None
+        self.p: Any = None
+        self.pt: Any = None
+        self.project()
+        t2, q = self.stats(data)
+        self.ucl_t = max(float(np.quantile(t2, 0.99)), 1e-6)
+        self.ucl_q = max(float(np.quantile(q, 0.99)), 1e-6)
+
+    def project(self) -> None:
+        sd = np.sqrt(np.maximum(np.diag(self.cov), 0.0))
+        floor = np.maximum(1e-6 * np.abs(self.mean), 1e-9)
+        sd = np.maximum(sd, floor)
+        self.inv_scale = 1.0 / sd
+        corr = self.cov * np.outer(self.inv_scale, self.inv_scale)
+        lam, vec = np.linalg.eigh(corr)
+        order = np.argsort(lam)[::-1]
+        lam, vec = np.maximum(lam[order], 1e-6), vec[:, order]
+        k = len(lam)
+        share = np.cumsum(lam) / float(lam.sum())
+        keep = int(np.searchsorted(share, self.variance) + 1)
+        keep = max(1, min(keep, k - 1)) if k > 1 else 1
+        self.p = np.ascontiguousarray(vec[:, :keep])
+        self.pt = np.ascontiguousarray(self.p.T)
+        self.inv_lam = 1.0 / lam[:keep]
+
+    def stats(self, data: Any) -> tuple[Any, Any]:
+        """T² and Q of each row of a 2-D array."""
+        z = (data - self.mean) * self.inv_scale
+        t = z @ self.p
+        e = z - t @ self.pt
+        return (t * t * self.inv_lam).sum(axis=1), (e * e).sum(axis=1)
+
+    def ratio(self, x: Any) -> tuple[float, Any, Any]:
+        """One row's statistic (the larger of T² and Q over their limits), z and t."""
+        z = (x - self.mean) * self.inv_scale
+        t = self.pt @ z
+        e = z - self.p @ t
+        t2 = float(t @ (t * self.inv_lam))
+        q = float(e @ e)
+        return max(t2 / self.ucl_t, q / self.ucl_q), z, t
+
+    def contributions(self, z: Any, t: Any) -> Any:
+        """Each sensor's non-negative part of the row's statistic."""
+        e = z - self.p @ t
+        c_t = np.maximum(z * (self.p @ (t * self.inv_lam)), 0.0) / self.ucl_t
+        c_q = e * e / self.ucl_q
+        return c_t + c_q
+
+    def adapt(self, x: Any, alpha: float) -> None:
+        d = x - self.mean
+        self.mean = self.mean + alpha * d
+        self.cov = (1.0 - alpha) * (self.cov + alpha * np.outer(d, d))
+
+
+class LearnedNormal(Streaming):
+    """PCA (T² and SPE) over a commissioning baseline, adapting only on normal rows."""
+
+    def __init__(self, *, baseline: int = 400, baseline_s: float | None = None,
+                 sensitivity: float = 0.5, smooth: int = 10, adapt: float = 0.001,
+                 variance: float = 0.9, refresh: int = 100) -> None:
+        if not isinstance(baseline, int) or baseline < MIN_BASELINE_ROWS:
+            raise ValueError(f"baseline: {baseline!r} rows is too few; give at least "
+                             f"{MIN_BASELINE_ROWS}")
+        if baseline_s is not None and not (isinstance(baseline_s, int | float)
+                                           and math.isfinite(baseline_s) and baseline_s > 0):
+            raise ValueError(f"baseline_s: {baseline_s!r} is not a positive number of seconds")
+        if not 0.0 <= sensitivity <= 1.0:
+            raise ValueError(f"sensitivity: {sensitivity!r} is outside [0, 1]")
+        if not 0.0 <= adapt < 1.0:
+            raise ValueError(f"adapt: {adapt!r} is outside [0, 1)")
+        if not 0.0 < variance <= 1.0:
+            raise ValueError(f"variance: {variance!r} is outside (0, 1]")
+        if smooth < 1 or refresh < 1:
+            raise ValueError(f"smooth {smooth!r} and refresh {refresh!r} must be >= 1")
+        super().__init__()
+        self.baseline = baseline
+        self.baseline_s = baseline_s
+        self.sensitivity = sensitivity
+        self.margin = 1.0 + 2.0 * (1.0 - sensitivity)
+        self.smooth_alpha = 2.0 / (smooth + 1.0)
+        self.adapt_alpha = adapt
+        self.variance = variance
+        self.refresh = refresh
+        self.rows = _Rows(self.guard)
+        self.collected: list[list[float]] = []
+        self.first_ts: float | None = None
+        self.model: _Model | None = None
+        self.level = 1.0
+        self.smoothed = 0.0
+        self.since_refresh = 0
+        self.last: list[float] | None = None
+        self.run: list[int] = []
+        self.stuck_after: list[int] = []
+        self.longest: list[int] = []
+        self._last_zt: tuple[Any, Any] | None = None
+
+    @property
+    def learning(self) -> bool:
+        """True while the baseline (commissioning window) is being collected."""
+        return self.model is None
+
+    def score_one(  # type: ignore[override]
+            self, ts: float, values: Mapping[str, float | None] | None) -> float | None:
+        row = self.rows.vector(ts, values)
+        if row is None:
+            return None
+        stuck = self._repeats(row)
+        if self.model is None:
+            self._collect(ts, row)
+            return None
+        x = np.asarray(row)
+        r, z, t = self.model.ratio(x)
+        self._last_zt = (z, t)
+        a = self.smooth_alpha
+        self.smoothed += a * (min(r, 1e6) - self.smoothed)
+        score = _score(self.smoothed / self.level)
+        kind: AnomalyKind = "multivariate"
+        if stuck > 1.0 and _score(stuck) > score:
+            score, kind = _score(stuck), "stuck"
+        anomalous = score >= self.threshold
+        self._kind = kind if anomalous else None
+        if not anomalous and r < self.level and self.adapt_alpha > 0.0:
+            self.model.adapt(x, self.adapt_alpha)
+            self.since_refresh += 1
+            if self.since_refresh >= self.refresh:
+                self.model.project()
+                self.since_refresh = 0
+        return score
+
+    def contributions(self) -> dict[str, float]:
+        """Each sensor's share of the last scored row's statistic, largest first (sums
+        to 1); empty before the first scored row."""
+        if self.model is None or self._last_zt is None or self.rows.columns is None:
+            return {}
+        c = self.model.contributions(*self._last_zt)
+        total = float(c.sum())
+        shares = c / total if total > 0 else np.full(len(c), 1.0 / len(c))
+        pairs = sorted(zip(self.rows.columns, (float(s) for s in shares), strict=True),
+                       key=lambda p: -p[1])
+        return dict(pairs)
+
+    def _repeats(self, row: list[float]) -> float:
+        """Track runs of identical values; the worst run over its baseline allowance."""
+        last = self.last
+        self.last = row
+        if last is None:
+            self.run = [1] * len(row)
+            return 0.0
+        run = self.run
+        worst = 0.0
+        for j, v in enumerate(row):
+            run[j] = run[j] + 1 if v == last[j] else 1
+        if self.stuck_after:
+            for j, limit in enumerate(self.stuck_after):
+                if run[j] > limit:
+                    worst = max(worst, run[j] / limit)
+        else:  # still learning: remember the longest run of each sensor
+            self.longest = [max(a, b) for a, b in zip(self.longest or run, run, strict=True)]
+        return worst
+
+    def _collect(self, ts: float, row: list[float]) -> None:
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.collected.append(row)
+        n = len(self.collected)
+        if self.baseline_s is not None:
+            done = ts - self.first_ts >= self.baseline_s and n >= MIN_BASELINE_ROWS
+            done = done or n >= MAX_BASELINE_ROWS
+        else:
+            done = n >= self.baseline
+        if done:
+            self._fit(np.asarray(self.collected))
+            self.collected = []
+
+    def _fit(self, data: Any) -> None:
+        n = len(data)
+        cut = max(MIN_BASELINE_ROWS, (2 * n) // 3)
+        level = 1.0
+        if n - cut >= 3:
+            trial = _Model(data[:cut], self.variance)
+            t2, q = trial.stats(data[cut:])
+            ratios = np.minimum(np.maximum(t2 / trial.ucl_t, q / trial.ucl_q), 1e6)
+            s, a, peak = float(np.median(ratios)), self.smooth_alpha, 0.0
+            for r in ratios:
+                s += a * (float(r) - s)
+                peak = max(peak, s)
+            level = max(peak, 1.0)
+        self.level = self.margin * level
+        self.model = _Model(data, self.variance)
+        t2, q = self.model.stats(data)
+        self.smoothed = float(np.median(np.maximum(t2 / self.model.ucl_t, q / self.model.ucl_q)))
+        self.stuck_after = [3 * m + 10 for m in (self.longest or [1] * data.shape[1])]
