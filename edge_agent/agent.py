@@ -16,10 +16,8 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,11 +39,17 @@ from gridcall.wire import (
     encode,
     topics,
 )
-from gridcall.wire.broker import BrokerAddress, credentials_refused, describe_failure
+from gridcall.wire.backoff import Reconnect
+from gridcall.wire.broker import (
+    MQTT_RECONNECT,
+    BrokerAddress,
+    describe_failure,
+    mqtt_outcome,
+)
+from gridcall.wire.clock import Clock, wall_clock
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], int]
 PUBLISH_WINDOW = 16
 """Messages in flight at once; each publish awaits its PUBACK."""
 MISSING_AFTER_INTERVALS = 5
@@ -72,7 +76,7 @@ class EdgeAgent:
     """Run with ``await agent.run(stop)``; set ``stop`` to flush, say goodbye and return."""
 
     def __init__(self, spec: AgentSpec, source: Source, *, broker_url: str | None = None,
-                 clock: Clock = time.time_ns, seed: int = 0,
+                 clock: Clock = wall_clock, seed: int = 0,
                  state_dir: Path | None = None) -> None:
         """``state_dir`` holds the outbox, the detector checkpoint and the sequence state
         (see :mod:`gridcall.edge_agent.sequence`); None keeps them in memory (demo, tests): nothing
@@ -285,13 +289,13 @@ class EdgeAgent:
                     self.counters.readings_sent += m.readings
 
     async def _publish_loop(self) -> None:
-        backoff = 0.5
+        retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, config=self.settings.broker.credentials)
         status_every = self.settings.status_interval.total_seconds()
         while True:
             try:
                 async with self._client() as client:
                     self.counters.connects += 1
-                    backoff = 0.5
+                    retry.connected()
                     await client.publish(topics.status_topic(self.id), self.status(), qos=1,
                                          retain=True)
                     self.connected.set()
@@ -312,14 +316,15 @@ class EdgeAgent:
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self.counters.publish_failures += 1
-                if credentials_refused(exc):
+                failure = retry.failed(exc)
+                if failure.refused:
                     self.counters.credentials_refused += 1
                 if self._last_sealed.is_set() and not self.outbox_depth:
                     return
                 log.warning("agent %s: %s; retrying in %.1fs, %d messages kept", self.id,
-                            describe_failure(self.address, exc), backoff, self.outbox_depth)
-                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, 30.0)
+                            describe_failure(self.address, exc), failure.delay,
+                            self.outbox_depth)
+                await retry.pause(failure)
 
     async def run(self, stop: asyncio.Event, *, drain_timeout: float = 30.0) -> None:
         """Read, detect and publish until ``stop`` is set; then seal what is pending,

@@ -19,10 +19,8 @@ import asyncio
 import json
 import logging
 import math
-import random
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,11 +31,17 @@ import aiomqtt
 from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
 from gridcall.config.local_mqtt import TopicMapping, parse_path
 from gridcall.edge_agent.sources import Sample
-from gridcall.wire.broker import BrokerAddress, credentials_refused, describe_failure
+from gridcall.wire.backoff import Reconnect
+from gridcall.wire.broker import (
+    MQTT_RECONNECT,
+    BrokerAddress,
+    describe_failure,
+    mqtt_outcome,
+)
+from gridcall.wire.clock import Clock, wall_clock
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], int]
 TRUE_WORDS = frozenset({"true", "on", "open", "opened", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "off", "closed", "close", "no", "0"})
 """Plain-text booleans: ESPHome ON/OFF, Shelly Gen1 true/false and open/close."""
@@ -273,7 +277,7 @@ class LocalMqttSource:
     """An agent source: subscribe to the configured topics, yield samples, reconnect."""
 
     def __init__(self, settings: LocalMqttSettings, *, agent_id: str,
-                 sensors: Collection[str] | None = None, clock: Clock = time.time_ns,
+                 sensors: Collection[str] | None = None, clock: Clock = wall_clock,
                  broker_url: str | None = None) -> None:
         self.settings = settings
         self.agent_id = agent_id
@@ -309,7 +313,7 @@ class LocalMqttSource:
             keepalive=int(self.settings.broker.keepalive.total_seconds()))
 
     async def samples(self) -> AsyncIterator[Sample]:
-        backoff = 0.5
+        retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, config=self.settings.broker.credentials)
         while True:
             try:
                 async with self.client() as client:
@@ -317,7 +321,7 @@ class LocalMqttSource:
                         await client.subscribe(topic, qos=1)
                     self.connection.connects += 1
                     self.connected.set()
-                    backoff = 0.5
+                    retry.connected()
                     async for message in client.messages:
                         if message.retain and not self.settings.accept_retained:
                             self.connection.retained_skipped += 1
@@ -330,9 +334,9 @@ class LocalMqttSource:
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self.connection.connect_failures += 1
-                if credentials_refused(exc):
+                failure = retry.failed(exc)
+                if failure.refused:
                     self.connection.credentials_refused += 1
                 log.warning("agent %s local MQTT: %s; retrying in %.1fs", self.agent_id,
-                            describe_failure(self.address, exc), backoff)
-                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, 30.0)
+                            describe_failure(self.address, exc), failure.delay)
+                await retry.pause(failure)

@@ -9,21 +9,20 @@ stamped with the agent's clock when the answer arrives. :meth:`ModbusSource.coun
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from gridcall.config.sources import ModbusSource as ModbusSettings
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.modbus import ModbusPoller
+from gridcall.wire.clock import Clock, wall_clock
 
-Clock = Callable[[], int]
 _ALWAYS = ("requests", "responses", "timeout", "opens", "open_failures", "disconnects",
            "reconnects", "silent_reopens", "samples")
 
 
 class ModbusSource:
     def __init__(self, settings: ModbusSettings, *, agent_id: str,
-                 clock: Clock = time.time_ns, silence: float | None = None) -> None:
+                 clock: Clock = wall_clock, silence: float | None = None) -> None:
         """``silence``: seconds without any answer after which the port is reopened (None:
         never); :func:`gridcall.config.sources.silence_reopen_s` works it out from the config."""
         self.settings = settings

@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from gridcall.config.sources import SerialSource
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.frames import REASONS, Frame, FrameReader
 from gridcall.firmware_bridge.serial_link import END, SerialLink
+from gridcall.wire.clock import Clock, wall_clock
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], int]
 _WRAP = 2**32
 
 
 class SerialFrameSource:
     def __init__(self, settings: SerialSource, *, agent_id: str,
-                 clock: Clock = time.time_ns, silence: float | None = None) -> None:
+                 clock: Clock = wall_clock, silence: float | None = None) -> None:
         """``silence``: seconds without a byte after which the open port is reopened (None:
         never); :func:`gridcall.config.sources.silence_reopen_s` works it out from the config."""
         self.settings = settings

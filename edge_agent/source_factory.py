@@ -7,24 +7,20 @@ those itself.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from gridcall.config import AgentSpec
 from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
 from gridcall.config.sources import ModbusSource as ModbusSettings
 from gridcall.config.sources import SerialSource as SerialSettings
 from gridcall.config.sources import silence_reopen_s
 from gridcall.edge_agent.sources import Source
-
-Clock = Callable[[], int]
+from gridcall.wire.clock import Clock, wall_clock
 
 
 class NotBuiltHere(ValueError):
     """The agent's source is ``simulated``: the caller must supply it."""
 
 
-def build_source(spec: AgentSpec, *, clock: Clock = time.time_ns) -> Source:
+def build_source(spec: AgentSpec, *, clock: Clock = wall_clock) -> Source:
     settings = spec.source
     if isinstance(settings, SerialSettings):
         from gridcall.edge_agent.serial_source import SerialFrameSource

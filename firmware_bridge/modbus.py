@@ -16,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import random
 import struct
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from pymodbus.client import AsyncModbusSerialClient
@@ -28,10 +26,14 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 
 from gridcall.config.sources import ModbusSource, Register
 from gridcall.firmware_bridge.errors import EncodeError
+from gridcall.wire.backoff import Backoff, Reconnect
+from gridcall.wire.clock import Clock, wall_clock
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], int]
+REOPEN_MIN_S = 0.1
+"""First wait before reopening a port that could not be opened (doubling to
+``reconnect_max``)."""
 MAX_REGISTERS = 125
 """The most registers one read request may ask for (Modbus spec, functions 3 and 4)."""
 MAX_GAP = 8
@@ -117,7 +119,7 @@ def _block(slave: int, table: str, interval: float, regs: list[Register]) -> Blo
 class ModbusPoller:
     """Poll a register map forever; ``readings()`` yields (register, value, ts)."""
 
-    def __init__(self, settings: ModbusSource, *, clock: Clock = time.time_ns,
+    def __init__(self, settings: ModbusSource, *, clock: Clock = wall_clock,
                  silence: float | None = None, name: str = "") -> None:
         self.settings = settings
         self.silence = silence
@@ -138,7 +140,8 @@ class ModbusPoller:
             name=f"gridcall-{self.name}")
 
     async def readings(self) -> AsyncIterator[tuple[Register, float, int]]:
-        delay, cap = 0.1, self.settings.reconnect_max.total_seconds()
+        cap = self.settings.reconnect_max.total_seconds()
+        retry = Reconnect(Backoff(REOPEN_MIN_S, cap))
         ever = False
         said = False  # one log line per outage; the counters carry the rest
         said_silent = False  # logged this silence already
@@ -157,14 +160,15 @@ class ModbusPoller:
                     said = True
                     log.warning("%s: cannot open %s; retrying with backoff up to %.0fs",
                                 self.name, self.settings.port, cap)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, cap)
+                await retry.pause(retry.failed(
+                    ConnectionException(f"cannot open {self.settings.port}")))
                 continue
             self.counts["opens"] += 1
             if ever and not silent_end:  # after a reopen for silence: it never went away
                 self.counts["reconnects"] += 1
                 log.warning("%s: %s is back", self.name, self.settings.port)
-            ever, said, delay, silent_end = True, False, 0.1, False
+            ever, said, silent_end = True, False, False
+            retry.connected()
             self.connected.set()
             try:
                 async for item in self._poll(client):
@@ -181,11 +185,12 @@ class ModbusPoller:
             except (ConnectionException, OSError) as exc:
                 self.counts["disconnects"] += 1
                 log.warning("%s: lost %s (%s); reopening", self.name, self.settings.port, exc)
-            except Exception:  # a pymodbus surprise must not stop a cabinet's only reader
+            except Exception as exc:  # a pymodbus surprise must not stop a cabinet's reader
                 self.counts["unexpected_errors"] += 1
+                failure = retry.failed(exc)
                 log.exception("%s: unexpected error polling %s; reopening after %.1fs",
-                              self.name, self.settings.port, delay)
-                await asyncio.sleep(delay)
+                              self.name, self.settings.port, failure.delay)
+                await retry.pause(failure)
             finally:
                 self.connected.clear()
                 client.close()

@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections import Counter
 from collections.abc import AsyncGenerator
 
 import serial
+
+from gridcall.wire.backoff import Backoff, Reconnect
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class SerialLink:
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         """Chunks as they arrive; ``END`` (empty) each time the port is lost."""
         loop = asyncio.get_running_loop()
-        delay = self.reconnect_min
+        retry = Reconnect(Backoff(self.reconnect_min, self.reconnect_max))
         ever_open = False
         said = False  # one log line per outage; the counters carry the rest
         said_silent = False
@@ -69,15 +70,14 @@ class SerialLink:
                     log.warning("%s: cannot open %s (%s); retrying with backoff up to %.0fs",
                                 self.name, self.port, exc, self.reconnect_max)
                 self.last_error = str(exc)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self.reconnect_max)
+                await retry.pause(retry.failed(exc))
                 continue
             self.counts["opens"] += 1
             if ever_open and self.last_error != _SILENT:  # after a reopen for silence: not
                 self.counts["reconnects"] += 1            # back, it never went away
                 log.warning("%s: %s is back", self.name, self.port)
             ever_open, said = True, False
-            delay = self.reconnect_min
+            retry.connected()
             self.connected.set()
             # aclosing: when our caller closes us, the reader must leave the event loop
             # *before* the port's fd is closed below. Left to the garbage collector, it was

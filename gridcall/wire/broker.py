@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gridcall.wire.backoff import Backoff, Outcome
+
 # CONNACK codes for refused credentials: MQTT 3.1.1 (4 bad user name or password,
 # 5 not authorised) and MQTT 5 / paho 2's ReasonCode values (134, 135).
 _REFUSED_CREDENTIALS = frozenset({4, 5, 134, 135})
@@ -55,3 +57,13 @@ def describe_failure(address: BrokerAddress, exc: BaseException) -> str:
         return (f"broker {address} refused our credentials ({exc}); check the username_env "
                 "and password_env variables")
     return f"broker {address} unreachable ({exc})"
+
+
+def mqtt_outcome(exc: BaseException) -> Outcome:
+    """How a reconnect loop treats an MQTT failure: a refused login is REFUSED (wait for
+    the credentials to change), anything else RETRY."""
+    return Outcome.REFUSED if credentials_refused(exc) else Outcome.RETRY
+
+
+MQTT_RECONNECT = Backoff(initial=0.5, cap=30.0)
+"""Between attempts to reach a broker, for the agent, its local MQTT source and the hub."""

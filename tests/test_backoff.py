@@ -1,0 +1,79 @@
+"""The one Backoff value and the one reconnect helper every retry loop uses."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from gridcall.wire.backoff import Backoff, Outcome, Reconnect, classify_error
+from gridcall.wire.errors import CredentialsRefused, InvariantError, RetryableError, invariant
+
+
+def test_delays_double_up_to_the_cap_and_start_again_after_a_success() -> None:
+    delays = Backoff(0.5, 3.0).delays()
+    assert [next(delays) for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    delays.reset()
+    assert next(delays) == 0.5
+
+
+def test_jitter_stays_within_its_fraction_of_the_nominal_delay() -> None:
+    delays = Backoff(1.0, 1.0, jitter=0.2).delays(random.Random(7))
+    waits = [delays.jittered(1.0) for _ in range(500)]
+    assert all(0.8 <= w <= 1.2 for w in waits)
+    assert len(set(waits)) > 1  # jittered, not constant
+    assert Backoff(1.0, 1.0, jitter=0).delays().jittered(1.0) == 1.0
+
+
+@pytest.mark.parametrize("bad", [{"initial": -1, "cap": 1}, {"initial": 1, "cap": 1, "factor": 0.5},
+                                 {"initial": 1, "cap": 1, "jitter": 1.0}])
+def test_a_backoff_that_makes_no_sense_is_refused_by_name(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="backoff"):
+        Backoff(**bad)
+
+
+def test_refused_credentials_are_told_apart_from_an_unreachable_server() -> None:
+    assert classify_error(CredentialsRefused("no")) is Outcome.REFUSED
+    assert classify_error(RetryableError("down")) is Outcome.RETRY
+    assert classify_error(OSError("connection refused")) is Outcome.RETRY
+    retry = Reconnect(Backoff(0.1, 1.0), refused_min=10.0)
+    unreachable = retry.failed(OSError("down"))
+    refused = retry.failed(CredentialsRefused("wrong password"))
+    assert (unreachable.outcome, unreachable.delay) == (Outcome.RETRY, 0.1)
+    assert (refused.outcome, refused.delay, refused.in_a_row) == (Outcome.REFUSED, 10.0, 2)
+    retry.connected()
+    assert retry.failed(OSError("down")).delay == 0.1
+
+
+def test_a_server_retry_after_replaces_the_delay_but_the_backoff_still_grows() -> None:
+    retry = Reconnect(Backoff(0.2, 30.0))
+    assert retry.failed(RetryableError("429"), retry_after=7.0).delay == 7.0
+    assert retry.failed(RetryableError("503")).delay == 0.4
+
+
+async def test_a_stop_ends_the_wait_and_says_not_to_go_on() -> None:
+    stop = asyncio.Event()
+    retry = Reconnect(Backoff(3600.0, 3600.0), stop=stop)
+    failure = retry.failed(OSError("down"))
+    waiting = asyncio.create_task(retry.pause(failure))
+    await asyncio.sleep(0)
+    stop.set()
+    assert await asyncio.wait_for(waiting, 30) is False  # 30 s: a hang guard only
+
+
+async def test_a_refused_login_is_tried_again_as_soon_as_the_credentials_change() -> None:
+    password = ["wrong"]
+    retry = Reconnect(Backoff(3600.0, 3600.0), config=lambda: ("user", password[0]))
+    failure = retry.failed(CredentialsRefused("refused"))
+    waiting = asyncio.create_task(retry.pause(failure))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()  # unchanged credentials: it waits out the backoff
+    password[0] = "right"
+    assert await asyncio.wait_for(waiting, 30) is True
+
+
+def test_an_invariant_that_does_not_hold_raises_our_error_even_under_python_O() -> None:
+    invariant(True, "fine")
+    with pytest.raises(InvariantError, match="spool is set"):
+        invariant(None, "spool is set")
