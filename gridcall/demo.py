@@ -42,7 +42,6 @@ from rich.table import Table
 
 from gridcall.cli_api import demo_api
 from gridcall.config import ConfigSet
-from gridcall.embedded import EmbeddedBroker
 from gridcall.hub.api_server import parse_address
 from gridcall.hub.desk import Change, Desk
 from gridcall.hub.indicators import by_unit, indicators
@@ -50,6 +49,7 @@ from gridcall.hub.lifecycle import AlertState, Transition
 from gridcall.hub.sinks import ReadingSink
 from gridcall.hub.store import Store
 from gridcall.simulators.district import BrokerUnreachable, InProcessDistrict
+from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.simulators.town import demo_injections
 from gridcall.wire.broker import BrokerAddress
 

@@ -56,12 +56,12 @@ import aiomqtt
 from gridcall.config import EXAMPLES, AgentSpec, ConfigSet, load_config
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.sources import Sample
-from gridcall.embedded import EmbeddedBroker
 from gridcall.hub.desk import BadAction, Change, NotFound, OutsideSubtree, UnknownUnit
 from gridcall.hub.lifecycle import AlertState, IllegalTransition, Transition
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.clock import NS, SimClock
+from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.simulators.replay import RecordedStream
 from gridcall.simulators.scenario import (
     DEFAULT_START,

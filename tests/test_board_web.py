@@ -29,7 +29,6 @@ from typing import Any
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.embedded import EmbeddedBroker
 from gridcall.hub.api import create_app
 from gridcall.hub.api_server import ApiServer
 from gridcall.hub.board_view import RISK
@@ -37,6 +36,7 @@ from gridcall.hub.lifecycle import Transition
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.hub.tokens import TokenFile, issue, revoke
+from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until

@@ -11,9 +11,9 @@ import pytest
 
 from gridcall.config import ConfigSet
 from gridcall.edge_agent.agent import EdgeAgent
-from gridcall.embedded import EmbeddedBroker, free_port
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
+from gridcall.simulators.embedded import EmbeddedBroker, free_port
 from gridcall.simulators.town import SimulatedTown
 from gridcall.wire import Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress

@@ -10,9 +10,9 @@ import aiomqtt
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.embedded import EmbeddedBroker
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
+from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress
 

@@ -136,7 +136,7 @@ async def test_injecting_and_advancing_from_code() -> None:
 
 
 async def test_a_broker_that_is_not_there_is_named_instead_of_hanging() -> None:
-    from gridcall.embedded import free_port
+    from gridcall.simulators.embedded import free_port
     from gridcall.simulators.sim import SimStalled
 
     url = f"mqtt://127.0.0.1:{free_port()}"
