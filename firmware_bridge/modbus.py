@@ -25,6 +25,7 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from gridcall.config.sources import ModbusSource, Register
+from gridcall.firmware_bridge.cancelsafe import cancel_safe
 from gridcall.firmware_bridge.errors import EncodeError
 from gridcall.wire.backoff import Backoff, Reconnect
 from gridcall.wire.clock import Clock, wall_clock
@@ -149,7 +150,9 @@ class ModbusPoller:
         while True:
             client = self._client()
             try:
-                ok = await client.connect()
+                # cancel_safe: pymodbus's connect (asyncio.wait_for on 3.11) may swallow a
+                # cancel that arrives as the port opens, and this loop would never end
+                ok = await cancel_safe(client.connect(), what=f"{self.name}: connect")
             except (ModbusException, OSError) as exc:
                 log.debug("%s: connect failed: %s", self.name, exc)
                 ok = False
@@ -215,7 +218,9 @@ class ModbusPoller:
                     else client.read_input_registers)
             self.counts["requests"] += 1
             try:
-                response = await read(block.address, count=block.count, device_id=block.slave)
+                response = await cancel_safe(
+                    read(block.address, count=block.count, device_id=block.slave),
+                    what=f"{self.name}: request")
             except ConnectionException:
                 raise
             except ModbusException as exc:

@@ -1,0 +1,70 @@
+"""Awaiting library calls so that cancelling the caller always ends it, within a bound.
+
+Python 3.11's ``asyncio.wait_for`` returns the inner result instead of raising
+``CancelledError`` when the result and a cancel arrive in the same loop turn (fixed in
+3.12, where it is built on ``asyncio.timeout``). pymodbus awaits every connect and every
+transaction through it, so a poller cancelled just as its port opened went on polling as
+if nothing had happened: the task never ended, ``gather`` on it waited for ever and the
+event loop's close (``_cancel_all_tasks``) after it.
+
+:func:`cancel_safe` runs such a call in a task of its own and waits for it with
+``asyncio.wait``, which never eats the caller's cancel: the caller's ``CancelledError``
+is raised whatever the call does with the cancel it is passed on. Before raising, the call
+is given up to ``settle`` seconds to finish (a transport it just made is then fully set
+up, so the caller's ``close()`` finds it); a call still running after that is left behind
+and logged by name.
+
+:func:`stop_task` cancels a task and waits for it, at most ``bound`` seconds, without
+swallowing a cancel of the caller (``with suppress(CancelledError): await task`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SETTLE = 5.0
+"""Seconds a cancelled call gets to finish before it is left behind."""
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    # a call left behind may still fail: read its outcome so asyncio does not log
+    # "exception was never retrieved" at garbage collection
+    if not task.cancelled():
+        task.exception()
+
+
+async def cancel_safe(aw: Awaitable[T], *, settle: float = SETTLE, what: str = "") -> T:
+    """``await aw``, except that a cancel of the caller always raises ``CancelledError``
+    here, even when ``aw`` swallows the cancel passed on to it."""
+    inner: asyncio.Future[T] = asyncio.ensure_future(aw)
+    inner.add_done_callback(_retrieve)
+    try:
+        await asyncio.wait([inner])
+    except asyncio.CancelledError:
+        inner.cancel()
+        done, _ = await asyncio.wait([inner], timeout=settle)
+        if not done:
+            log.warning("%s did not end within %.0fs of being cancelled; left behind",
+                        what or repr(inner), settle)
+        raise
+    return inner.result()
+
+
+async def stop_task(task: asyncio.Future[Any], bound: float, *, what: str = "") -> bool:
+    """Cancel ``task`` and wait up to ``bound`` seconds for it to end: True if it ended.
+    A cancel of the caller while waiting is raised, not swallowed; the task's own outcome
+    (its CancelledError or an error it ended with) is read, not raised."""
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=bound)
+    if not done:
+        log.error("%s did not end within %.0fs of being cancelled", what or repr(task), bound)
+        return False
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("%s ended with %r when cancelled", what or repr(task), task.exception())
+    return True

@@ -1,0 +1,161 @@
+"""Every edge source ends when it is cancelled, whatever it is doing: opening its port or
+broker, waiting for an answer, or reading. A source that eats a cancel keeps its task alive
+for ever, and with it whatever waits for that task: the agent's shutdown, a test's
+teardown, the event loop's close.
+
+Each test cancels a source at many points (after 0, 1, 2... loop turns, then after short
+real-time waits) and waits for its task to end with a generous bound (30 s): not a timing
+assertion, a hang detector that fails with the point at which the cancel was lost."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pymodbus import FramerType
+from pymodbus.server import ModbusSerialServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from gridcall.config.sources import ModbusSource as ModbusSettings
+from gridcall.config.sources import SerialSource as SerialSettings
+from gridcall.edge_agent.local_mqtt import LocalMqttSource
+from gridcall.edge_agent.modbus_source import ModbusSource
+from gridcall.edge_agent.serial_source import SerialFrameSource
+from gridcall.edge_agent.sources import Source
+from gridcall.firmware_bridge.frames import Frame, encode
+from gridcall.firmware_bridge.pty import NullModem, PtyPort
+
+BOUND = 30.0
+"""Seconds a cancelled source may take to end before the test calls it a hang."""
+TURNS = range(12)
+"""Cancel after this many event-loop turns: covers every step of an open or connect."""
+WAITS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+"""...and after these real-time waits: mid-read, mid-request, mid-backoff."""
+
+
+async def ends_when_cancelled(source: Source, *, turns: int = 0, wait: float = 0.0) -> None:
+    """Read ``source`` in a task, cancel it after ``turns`` loop turns and ``wait`` seconds;
+    fail if the task has not ended ``BOUND`` seconds later, or ended without the cancel."""
+    async def consume() -> None:
+        async for _ in source.samples():
+            pass
+
+    task = asyncio.create_task(consume())
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    if wait:
+        await asyncio.sleep(wait)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=BOUND)
+    where = f"cancelled after {turns} loop turns and {wait}s"
+    assert done, f"{type(source).__name__} {where} was still running {BOUND:.0f}s later: a hang"
+    assert task.cancelled(), f"{type(source).__name__} {where} ended without the cancel: " \
+                             f"{task.exception()!r}"
+
+
+async def each_point(make: object) -> None:
+    for turns in TURNS:
+        await ends_when_cancelled(make(), turns=turns)  # type: ignore[operator]
+    for wait in WAITS:
+        await ends_when_cancelled(make(), wait=wait)  # type: ignore[operator]
+
+
+# --------------------------------------------------------------------------- Modbus
+
+def modbus_source(port: Path, slave: int = 1) -> ModbusSource:
+    settings = ModbusSettings.model_validate({
+        "type": "modbus", "port": str(port), "timeout": "0.05s", "reconnect_max": "0.05s",
+        "registers": [{"sensor": "level", "slave": slave, "address": 0, "type": "float32",
+                       "interval": "0.01s"}]})
+    return ModbusSource(settings, agent_id="edge-cancel", silence=0.2)
+
+
+async def test_a_modbus_source_ends_when_cancelled_opening_a_port_nobody_answers_on(
+        tmp_path: Path) -> None:
+    """Connect, request, time out, reopen for silence: pymodbus's connect on Python 3.11
+    ate a cancel that came as the port opened (the suite's one hang)."""
+    with PtyPort(tmp_path / "ttyMB0") as port:
+        await each_point(lambda: modbus_source(port.link))
+
+
+async def test_a_modbus_source_ends_when_cancelled_mid_request(tmp_path: Path) -> None:
+    agent_end, device_end = tmp_path / "ttyMB0", tmp_path / "ttyMB1"
+    with NullModem(agent_end, device_end):
+        device = SimDevice(id=1, simdata=[SimData(0, values=[0x41A4, 0], datatype=DataType.
+                                                  REGISTERS)])
+        server = ModbusSerialServer([device], framer=FramerType.RTU, port=str(device_end),
+                                    baudrate=9600)
+        serving = asyncio.create_task(server.serve_forever())
+        try:
+            await each_point(lambda: modbus_source(agent_end))
+        finally:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+            serving.cancel()
+            await asyncio.wait([serving], timeout=BOUND)
+
+
+async def test_a_modbus_source_ends_when_cancelled_retrying_a_missing_port(
+        tmp_path: Path) -> None:
+    await each_point(lambda: modbus_source(tmp_path / "absent"))
+
+
+# --------------------------------------------------------------------------- serial
+
+def serial_source(port: Path) -> SerialFrameSource:
+    settings = SerialSettings.model_validate({
+        "type": "serial", "port": str(port), "reconnect_min": "0.01s",
+        "reconnect_max": "0.05s", "devices": [{"id": 5, "channels": {0: "flow"}}]})
+    return SerialFrameSource(settings, agent_id="edge-cancel", silence=0.2)
+
+
+async def test_a_serial_source_ends_when_cancelled_reading_a_chatty_port(
+        tmp_path: Path) -> None:
+    with PtyPort(tmp_path / "ttyGC0") as port:
+        frame = encode(Frame(5, 0, ((0, 1.5),)))
+        stop = asyncio.Event()
+
+        async def chatter() -> None:
+            while not stop.is_set():
+                port.write(frame)
+                await asyncio.sleep(0.001)
+
+        talking = asyncio.create_task(chatter())
+        try:
+            await each_point(lambda: serial_source(port.link))
+        finally:
+            stop.set()
+            await asyncio.wait([talking], timeout=BOUND)
+
+
+async def test_a_serial_source_ends_when_cancelled_on_a_silent_or_missing_port(
+        tmp_path: Path) -> None:
+    with PtyPort(tmp_path / "ttyGC0") as port:
+        await each_point(lambda: serial_source(port.link))
+    await each_point(lambda: serial_source(tmp_path / "absent"))
+
+
+# --------------------------------------------------------------------------- local MQTT
+
+def mqtt_source(url: str, topic: str = "cancel/none") -> LocalMqttSource:
+    settings = LocalMqttSettings.model_validate({
+        "type": "mqtt", "broker": {"url": url}, "map": [{"topic": topic, "sensor": "s"}]})
+    return LocalMqttSource(settings, agent_id=f"edge-cancel-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+def mute_broker() -> Iterator[str]:
+    """A TCP port that accepts connections and never says a word (a wedged broker)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"mqtt://127.0.0.1:{listener.getsockname()[1]}"
+
+
+async def test_a_local_mqtt_source_ends_when_cancelled_connecting_to_a_mute_broker(
+        mute_broker: str) -> None:
+    await each_point(lambda: mqtt_source(mute_broker))
