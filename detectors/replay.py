@@ -1,10 +1,28 @@
-"""Replay a recorded CSV through the default detectors (``gridcall detect``).
+"""Replay a recorded CSV through the detectors (``gridcall detect``).
 
-Univariate: one value column, one default detector. Several columns: one default
-detector per column plus the multivariate default (Mahalanobis) over the whole row, and
-a row's score is the highest of them. ``alert`` is 1 where an anomaly episode starts, as
-an edge agent would report it, with the refractory period benchmarked on NAB (at most one
-alert per 100 rows). Timestamps may be ISO 8601 or epoch seconds.
+One value column: the default detector (:mod:`detectors.default`). Several columns: the
+multivariate detector that learns normal in a baseline and keeps it
+(:class:`detectors.LearnedNormal`), over the whole row. Timestamps may be ISO 8601 or
+epoch seconds.
+
+Three columns are added:
+
+* ``anomaly_score`` in [0, 1], empty where the row was not scored (the warm-up or
+  baseline, and rows with a missing value);
+* ``alert``: 1 on every row the detector holds to be anomalous, the state an operator
+  reads: from the row where an episode starts until ``clear_after`` scores in a row are
+  normal again (no cooldown: a second incident inside a cooldown is still marked);
+* ``event``: 1 on the row where an episode starts, which is what an edge agent would
+  publish; after an event, the next may start only ``cooldown`` scored rows later
+  unless it is far stronger (:class:`detectors.Episodes`).
+
+A :class:`Baseline` (rows, or a duration from the first row) is the commissioning
+window: the detectors learn from it and score nothing in it. For one column it is the
+default detector's warm-up (``warmup`` rows, 200 unless told; a duration is at least
+that warm-up); for several, the multivariate detector's baseline (400 rows unless told;
+a duration is at least 12 rows). :class:`ReplaySettings` carries the detector settings,
+the cooldown and the baseline; ``gridcall detect`` passes the product's defaults (the
+config's ``DetectorSettings``), so the replay does what an edge agent would.
 
 The input is read in ``encoding`` (default ``utf-8-sig``: UTF-8 with or without a
 byte-order mark); the output is UTF-8 with the input's separator and ``\n`` line ends.
@@ -19,27 +37,104 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import inspect
 import math
 import os
+import re
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from types import MappingProxyType
+from typing import IO, Any
 
-from gridcall.detectors import Episodes, Mahalanobis, ReplayInputError, default_detector
+from gridcall.detectors import Detector, Episodes, ReplayInputError, default_detector
+from gridcall.detectors.default import DefaultDetector
 from gridcall.detectors.episodes import REFRACTORY
+from gridcall.detectors.learned import MIN_BASELINE_ROWS, LearnedNormal
 
 TAB_SPELLINGS = {"\\t": "\t", "tab": "\t", "TAB": "\t"}
 """How a tab separator can be typed on a command line: ``\\t`` (backslash, t) or ``tab``."""
+
+
+WARMUP: int = inspect.signature(DefaultDetector).parameters["warmup"].default
+"""Rows the default detector learns from before it scores (its ``warmup``)."""
+BASELINE: int = inspect.signature(LearnedNormal).parameters["baseline"].default
+"""Rows the multivariate detector learns normal from (its commissioning window) unless
+told otherwise."""
+CLEAR_AFTER = 3
+"""Normal scores in a row that end an episode, as in an edge agent's watch."""
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
+_SECONDS = {"d": 86_400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The commissioning window: the first ``rows`` rows, or the rows of the first
+    ``seconds`` from the first row's timestamp.
+
+    >>> Baseline.parse("500"), Baseline.parse("2h30m"), Baseline.parse("90s")
+    (Baseline(rows=500, seconds=None), Baseline(rows=None, seconds=9000.0), \
+Baseline(rows=None, seconds=90.0))
+    """
+
+    rows: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Baseline:
+        text = text.strip()
+        if text.isdigit():
+            rows = int(text)
+            if rows < 2:
+                raise ReplayInputError(f"--baseline {text!r}: needs at least 2 rows")
+            return cls(rows=rows)
+        parts = _DURATION.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            seconds = sum(float(n) * _SECONDS[u] for n, u in parts)
+            if seconds > 0:
+                return cls(seconds=seconds)
+        raise ReplayInputError(
+            f"--baseline {text!r}: give a number of rows (e.g. 400) or a duration from the "
+            "first row (e.g. 90s, 30m, 2h, 1d, 1h30m)")
+
+    def describe(self, warmup: int) -> str:
+        if self.rows is not None:
+            return f"baseline {self.rows} rows"
+        seconds = self.seconds or 0.0
+        return f"baseline {seconds:g} s from the first row (at least {warmup} rows)"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySettings:
+    """The detector settings, episode rules and baseline a replay scores with."""
+
+    sensitivity: float = 0.5
+    params: Mapping[str, float | int | str | bool] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """Extra parameters of the default detector (as a sensor's ``detector.params``)."""
+    cooldown: int = REFRACTORY
+    """Scored rows after an event before the next may start (``detector.refractory``)."""
+    clear_after: int = CLEAR_AFTER
+    baseline: Baseline | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReplaySummary:
     rows: int
     skipped: int
-    alerts: int
+    """Rows with a missing or unreadable value in a value column (not scored)."""
+    episodes: int
+    """Episodes started: rows with ``event`` 1."""
+    anomalous: int
+    """Rows with ``alert`` 1."""
+    unscored: int
+    """Rows with no ``anomaly_score``: the warm-up or baseline and the skipped rows."""
+    warmup: str
+    """The warm-up or baseline, in words."""
+    cooldown: int
 
 
 def parse_time(text: str) -> float:
@@ -127,7 +222,8 @@ def _open_output(out: Path, source: Path) -> tuple[Path, IO[str]]:
 
 
 def replay_csv(path: Path, *, time_column: str, columns: Sequence[str], sep: str = ",",
-               encoding: str = "utf-8-sig", out: Path) -> ReplaySummary:
+               encoding: str = "utf-8-sig", out: Path,
+               settings: ReplaySettings | None = None) -> ReplaySummary:
     if not columns:
         raise ReplayInputError(f"{path}: give at least one value column")
     sep = separator(sep)
@@ -142,7 +238,8 @@ def replay_csv(path: Path, *, time_column: str, columns: Sequence[str], sep: str
         try:
             with sink:
                 summary = _replay(path, handle, sink, time_column=time_column,
-                                  columns=columns, sep=sep, encoding=encoding)
+                                  columns=columns, sep=sep, encoding=encoding,
+                                  settings=settings or ReplaySettings())
             if out.exists():
                 with contextlib.suppress(OSError):
                     shutil.copymode(out, tmp)
@@ -158,19 +255,41 @@ def replay_csv(path: Path, *, time_column: str, columns: Sequence[str], sep: str
 
 
 def _replay(path: Path, handle: IO[str], sink: IO[str], *, time_column: str,
-            columns: Sequence[str], sep: str, encoding: str) -> ReplaySummary:
+            columns: Sequence[str], sep: str, encoding: str,
+            settings: ReplaySettings) -> ReplaySummary:
     reader = csv.DictReader(handle, delimiter=sep)
     try:
         return _score_rows(path, reader, sink, time_column=time_column, columns=columns,
-                           sep=sep)
+                           sep=sep, settings=settings)
     except UnicodeDecodeError as exc:
         raise _decode_error(path, encoding, exc) from None
     except csv.Error as exc:
         raise ReplayInputError(f"{path}:{reader.line_num}: {exc}") from None
 
 
+def _detectors(columns: Sequence[str], settings: ReplaySettings, baseline: Baseline
+               ) -> tuple[dict[str, Detector], LearnedNormal | None, int]:
+    """One default detector for one column, or the multivariate detector for several;
+    and the rows learned before scoring (without a time baseline)."""
+    if len(columns) > 1:
+        try:
+            joint = LearnedNormal(baseline=baseline.rows or BASELINE,
+                                  baseline_s=baseline.seconds)
+        except ValueError as exc:
+            raise ReplayInputError(f"--baseline: {exc}") from None
+        return {}, joint, joint.baseline
+    params: dict[str, Any] = dict(settings.params)
+    if baseline.rows is not None:
+        params["warmup"] = baseline.rows
+    try:
+        detector = default_detector(sensitivity=settings.sensitivity, **params)
+    except (TypeError, ValueError) as exc:
+        raise ReplayInputError(f"detector settings {params}: {exc}") from None
+    return {columns[0]: detector}, None, int(params.get("warmup", WARMUP))
+
+
 def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_column: str,
-                columns: Sequence[str], sep: str) -> ReplaySummary:
+                columns: Sequence[str], sep: str, settings: ReplaySettings) -> ReplaySummary:
     header = reader.fieldnames
     if header is None:
         raise ReplayInputError(f"{path}: the file is empty; expected a header row")
@@ -182,12 +301,16 @@ def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_
         raise ReplayInputError(
             f"{path}: no column {', '.join(map(repr, missing))}; the header has "
             f"{', '.join(map(repr, header))} (separator {sep!r}){bom}")
-    detectors = {c: default_detector() for c in columns}
-    joint = Mahalanobis() if len(columns) > 1 else None
-    episodes = Episodes(threshold=0.9, refractory=REFRACTORY)
+    baseline = settings.baseline or Baseline()
+    univariate, joint, warmup = _detectors(columns, settings, baseline)
+    threshold = joint.threshold if joint is not None else univariate[columns[0]].threshold
+    state = Episodes(threshold=threshold, clear_after=settings.clear_after)
+    events = Episodes(threshold=threshold, clear_after=settings.clear_after,
+                      refractory=settings.cooldown)
     writer = csv.writer(sink, delimiter=sep, lineterminator="\n")
-    writer.writerow([*header, "anomaly_score", "alert"])
-    rows = skipped = alerts = 0
+    writer.writerow([*header, "anomaly_score", "alert", "event"])
+    rows = skipped = episodes = anomalous = unscored = 0
+    learn_until: float | None = None
     for row in reader:
         try:
             ts = parse_time(row[time_column] or "")
@@ -197,15 +320,27 @@ def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_
                 "not a timestamp (ISO 8601 or epoch seconds)") from exc
         rows += 1
         values = {c: _value(row[c]) for c in columns}
-        scores = [detectors[c].score_one(ts, values[c]) for c in columns]
         if None in values.values():
             skipped += 1
         if joint is not None:
-            scores.append(joint.score_one(ts, values))
-        known = [s for s in scores if s is not None]
-        score = max(known) if known else None
-        alert = int(episodes.step(score) == "start")
-        alerts += alert
+            score = joint.score_one(ts, values)
+        else:
+            (column,) = columns
+            score = univariate[column].score_one(ts, values[column])
+        if baseline.seconds is not None and joint is None:
+            if learn_until is None:
+                learn_until = ts + baseline.seconds
+            if ts < learn_until:
+                score = None  # the commissioning window: learned from, not scored
+        event = int(events.step(score) == "start")
+        state.step(score)
+        alert = int(state.active)
+        episodes += event
+        anomalous += alert
+        unscored += score is None
         writer.writerow([*(row[h] for h in header),
-                         "" if score is None else f"{score:.6f}", alert])
-    return ReplaySummary(rows, skipped, alerts)
+                         "" if score is None else f"{score:.6f}", alert, event])
+    described = (f"warm-up {warmup} rows" if settings.baseline is None
+                 else baseline.describe(warmup if joint is None else MIN_BASELINE_ROWS))
+    return ReplaySummary(rows=rows, skipped=skipped, episodes=episodes, anomalous=anomalous,
+                         unscored=unscored, warmup=described, cooldown=settings.cooldown)

@@ -40,9 +40,9 @@ def test_scores_each_row_and_flags_the_spike(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open(newline=""), delimiter=";"))
     assert len(rows) == 600
-    assert list(rows[0]) == ["time", "level", "flow", "anomaly_score", "alert"]
-    assert rows[500]["alert"] == "1"
-    assert "1 skipped" in result.output  # the row with an empty flow value
+    assert list(rows[0]) == ["time", "level", "flow", "anomaly_score", "alert", "event"]
+    assert rows[500]["alert"] == rows[500]["event"] == "1"
+    assert "1 with a missing value" in result.output  # the row with an empty flow value
 
 
 def test_a_missing_column_is_named_with_the_header(tmp_path: Path) -> None:
@@ -82,8 +82,10 @@ def test_replay_csv_directly_counts_unparsable_values_and_reads_epoch_seconds(
     assert isinstance(summary, ReplaySummary)
     assert (summary.rows, summary.skipped) == (400, 2)
     written = list(csv.DictReader(out.open()))
-    assert [r["alert"] for r in written].count("1") == summary.alerts
-    assert written[350]["alert"] == "1"
+    assert [r["event"] for r in written].count("1") == summary.episodes
+    assert [r["alert"] for r in written].count("1") == summary.anomalous
+    assert [r["anomaly_score"] for r in written].count("") == summary.unscored
+    assert written[350]["alert"] == written[350]["event"] == "1"
     assert all(r["anomaly_score"] == "" or 0.0 <= float(r["anomaly_score"]) <= 1.0
                for r in written)
 
@@ -146,7 +148,8 @@ def test_a_utf8_header_with_a_byte_order_mark_is_read_by_default(tmp_path: Path)
     src.write_text("time,level\n1782864000,10\n1782864060,11\n", encoding="utf-8-sig")
     result = detect(str(src), "--time-column", "time", "--columns", "level", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert out.read_text(encoding="utf-8").startswith("time,level,anomaly_score,alert\n")
+    assert out.read_text(encoding="utf-8").startswith(
+        "time,level,anomaly_score,alert,event\n")
 
 
 def test_out_into_a_folder_that_does_not_exist_names_the_folder(tmp_path: Path) -> None:
@@ -176,7 +179,8 @@ def test_a_tab_separator_can_be_typed_as_backslash_t_or_tab(tmp_path: Path,
     result = detect(str(src), "--time-column", "time", "--columns", "level", "--sep",
                     spelling, "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert out.read_text().splitlines()[0] == "time\tlevel\tflow\tanomaly_score\talert"
+    assert out.read_text().splitlines()[0] == (
+        "time\tlevel\tflow\tanomaly_score\talert\tevent")
 
 
 def test_the_output_keeps_the_input_separator_and_newline_line_ends(tmp_path: Path) -> None:
@@ -186,7 +190,7 @@ def test_the_output_keeps_the_input_separator_and_newline_line_ends(tmp_path: Pa
                     ";", "--out", str(out))
     assert result.exit_code == 0, result.output
     written = out.read_bytes()
-    assert written.startswith(b"time;level;flow;anomaly_score;alert\n")
+    assert written.startswith(b"time;level;flow;anomaly_score;alert;event\n")
     assert b"\r" not in written
     assert written.count(b"\n") == 6
 
@@ -211,3 +215,129 @@ def test_a_run_that_stops_on_a_bad_row_writes_no_output(tmp_path: Path) -> None:
     refused(detect(str(src), "--time-column", "time", "--columns", "v", "--out", str(out)),
             "in.csv:3: column 'time'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def planted(n: int = 1000, *, blip: int | None = None, step: int = 600,
+            lasts: int = 10) -> list[list[object]]:
+    """A cold-room log, one row a minute, with a +15 degC step of ``lasts`` rows at row
+    ``step`` and, at ``blip``, a small excursion the detector also alerts on."""
+    rows: list[list[object]] = [["time", "temp", "current"]]
+    for i in range(n):
+        temp = 4 + math.sin(i / 15) + 0.05 * ((i * 7919) % 13)
+        current = 2 * temp + 0.1 * ((i * 104729) % 7)
+        if i == blip:
+            temp += 4
+        if step <= i < step + lasts:
+            temp += 15
+        rows.append([1_782_864_000 + 60 * i, f"{temp:.3f}", f"{current:.3f}"])
+    return rows
+
+
+def scored(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.open(newline="")))
+
+
+def flags(rows: list[dict[str, str]], column: str) -> list[int]:
+    return [i for i, r in enumerate(rows) if r[column] == "1"]
+
+
+def episodes_are_well_formed(rows: list[dict[str, str]], *, cooldown: int) -> None:
+    """Every row scored anomalous is an alert row, every event is an alert row, and
+    without a cooldown each run of alert rows opens with exactly one event."""
+    alert, event = flags(rows, "alert"), flags(rows, "event")
+    held = [i for i, r in enumerate(rows)
+            if r["anomaly_score"] and float(r["anomaly_score"]) >= 0.9]
+    assert set(held) <= set(alert)
+    assert set(event) <= set(alert)
+    if cooldown == 0:
+        run_starts = [i for i in alert if i - 1 not in alert]
+        assert event == run_starts
+
+
+def test_a_planted_step_is_an_alert_and_one_event_at_the_product_defaults(
+        tmp_path: Path) -> None:
+    """The issue's failure: a small alert 97 rows before a +15 degC step used to take
+    the only alert (alert was 1 on episode starts only) and its cooldown hid the step."""
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(src, planted(blip=503))
+    result = detect(str(src), "--time-column", "time", "--columns", "temp", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = scored(out)
+    assert list(rows[0])[-3:] == ["anomaly_score", "alert", "event"]
+    assert rows[503]["alert"] == rows[503]["event"] == "1"  # the planted small alert
+    assert rows[600]["alert"] == rows[600]["event"] == "1"  # the step: seen and published
+    assert not any(r["event"] == "1" for r in rows[601:610])  # one step, one event
+    episodes_are_well_formed(rows, cooldown=0)
+    alert, event = flags(rows, "alert"), flags(rows, "event")
+    unscored = sum(r["anomaly_score"] == "" for r in rows)
+    assert unscored == 200  # the warm-up
+    assert (f"1000 rows → {out}: {len(event)} episodes (event), {len(alert)} anomalous rows "
+            f"(alert), {unscored} unscored (warm-up 200 rows; 0 with a missing value); "
+            "cooldown 0 rows") in " ".join(result.output.split())
+
+
+def test_a_cooldown_limits_events_but_never_hides_the_alert_state(tmp_path: Path) -> None:
+    from gridcall.detectors.replay import ReplaySettings, replay_csv
+
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(src, planted(blip=503))
+    summary = replay_csv(src, time_column="time", columns=["temp"], out=out,
+                         settings=ReplaySettings(cooldown=100))
+    rows = scored(out)
+    assert rows[503]["event"] == "1"
+    assert rows[600]["alert"] == "1"  # inside the blip's cooldown, still held anomalous
+    episodes_are_well_formed(rows, cooldown=100)
+    assert summary.cooldown == 100
+    assert summary.episodes == len(flags(rows, "event"))
+    assert summary.anomalous == len(flags(rows, "alert"))
+    # without the cooldown the same rows are alerts; only the events differ
+    plain = tmp_path / "plain.csv"
+    replay_csv(src, time_column="time", columns=["temp"], out=plain,
+               settings=ReplaySettings(cooldown=0))
+    assert flags(scored(plain), "alert") == flags(rows, "alert")
+    assert len(flags(scored(plain), "event")) > summary.episodes
+
+
+def test_a_fault_in_several_columns_is_held_for_its_whole_length(tmp_path: Path) -> None:
+    """Several columns: the multivariate detector learns normal in the baseline and
+    keeps it, so every row of a 10-row fault is an alert and the fault is one event."""
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(src, planted(blip=None))
+    result = detect(str(src), "--time-column", "time", "--columns", "temp,current",
+                    "--baseline", "300", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = scored(out)
+    assert all(r["anomaly_score"] == "" for r in rows[:300])
+    assert all(r["anomaly_score"] != "" for r in rows[300:])
+    assert all(r["alert"] == "1" for r in rows[600:610])
+    assert flags(rows, "event") == [600]
+    assert not any(r["alert"] == "1" for r in rows[300:600])
+    episodes_are_well_formed(rows, cooldown=0)
+    assert "300 unscored (baseline 300 rows; 0 with a missing value)" in " ".join(
+        result.output.split())
+
+
+def test_a_baseline_as_a_duration_is_learned_from_and_not_scored(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(src, planted(blip=None))
+    result = detect(str(src), "--time-column", "time", "--columns", "temp",
+                    "--baseline", "5h", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = scored(out)
+    # 5 h of one-minute rows: rows 0-299 learn, row 300 is the first scored
+    assert [i for i, r in enumerate(rows) if r["anomaly_score"] == ""] == list(range(300))
+    assert rows[600]["alert"] == rows[600]["event"] == "1"
+    refused(detect(str(src), "--time-column", "time", "--columns", "temp", "--baseline",
+                   "a while", "--out", str(out)),
+            "--baseline 'a while': give a number of rows (e.g. 400) or a duration")
+
+
+def test_help_states_the_warm_up_baseline_and_cooldown_the_command_uses() -> None:
+    from gridcall.config.models import DetectorSettings
+    from gridcall.detectors.replay import BASELINE, WARMUP
+
+    output = CliRunner().invoke(app, ["detect", "--help"]).output
+    text = " ".join(output.replace("│", " ").split())  # the options table's borders
+    assert f"the first {WARMUP} rows, {BASELINE} for several columns" in text
+    assert f"the warm-up, {WARMUP} rows (one column), a baseline of {BASELINE} rows" in text
+    assert f"detector.refractory, {DetectorSettings().refractory} rows" in text
