@@ -149,7 +149,7 @@ def main() -> None:
 
 SERIAL_PORT = "/tmp/gridcall-tty0"
 MODBUS_PORT = "/tmp/gridcall-modbus0"
-"""Where ``python -m gridcall.firmware_bridge.simdevice`` puts its simulated devices by default."""
+"""Where ``python -m gridcall.simulators.devices`` puts its simulated devices by default."""
 
 
 def field_sources(agents: list[dict[str, Any]], sensors: list[dict[str, Any]]) -> None:

@@ -1,5 +1,5 @@
 """The simulated devices as a technician or CI uses them:
-``python -m gridcall.firmware_bridge.simdevice``
+``python -m gridcall.simulators.devices``
 in its own process, ``gridcall edge check`` against the sample config, and an edge agent
 reading a noisy serial device and reporting its bad-frame counters in its status."""
 
@@ -31,7 +31,7 @@ from gridcall.config.sources import SerialSource
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.local_mqtt import TopicMap
 from gridcall.edge_agent.serial_source import SerialFrameSource
-from gridcall.firmware_bridge.simdevice import LocalMqttSim
+from gridcall.simulators.devices import LocalMqttSim
 from gridcall.wire import AgentStatus, topics
 from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until
@@ -41,13 +41,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def simdevice(tmp_path: Path) -> Iterator[Any]:
-    """Start ``python -m gridcall.firmware_bridge.simdevice ARGS`` processes; stopped with
+    """Start ``python -m gridcall.simulators.devices ARGS`` processes; stopped with
     SIGTERM."""
     procs: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gridcall.firmware_bridge.simdevice", *args], cwd=REPO,
+            [sys.executable, "-m", "gridcall.simulators.devices", *args], cwd=REPO,
             text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -1,10 +1,10 @@
 """Simulated field devices on pseudo-terminals, for tests, the bench and commissioning.
 
-    python -m gridcall.firmware_bridge.simdevice                      # the sample's serial agent
-    python -m gridcall.firmware_bridge.simdevice --link /tmp/gridcall-tty0 --agent edge-dongyuan \\
+    python -m gridcall.simulators.devices                      # the sample's serial agent
+    python -m gridcall.simulators.devices --link /tmp/gridcall-tty0 --agent edge-dongyuan \\
         --interval 1 --garbage 0.2
-    python -m gridcall.firmware_bridge.simdevice --modbus             # the sample's Modbus agent
-    python -m gridcall.firmware_bridge.simdevice --mqtt mqtt://127.0.0.1:18831   # its MQTT agent
+    python -m gridcall.simulators.devices --modbus             # the sample's Modbus agent
+    python -m gridcall.simulators.devices --mqtt mqtt://127.0.0.1:18831   # its MQTT agent
 
 Serial mode: a pty at ``--link`` (a symlink, like ``/dev/serial/by-id/...``) on which every
 device of the agent's serial map sends one frame per ``--interval`` with its channels'
@@ -18,8 +18,10 @@ topic and in its payload form (JSON at the mapped path, or a plain number), so t
 ``agents.yaml`` reads them back.
 
 It stays up until SIGINT/SIGTERM and then removes its link. :class:`FirmwareSim` (frames for
-a serial map) is the reusable part; the streams come from :mod:`gridcall.simulators.streams`, which
-only this entry point imports (the runtime modules of firmware_bridge never do).
+a serial map) is the reusable part; the values come from :mod:`gridcall.simulators.streams`.
+It lives among the simulators (it was ``firmware_bridge/simdevice.py``) because it needs
+their streams and speaks through firmware_bridge's frames and ptys: firmware_bridge sits
+below the simulators and never imports them.
 """
 
 from __future__ import annotations
@@ -243,7 +245,7 @@ async def _run_modbus(link: Path, settings: ModbusSource, value_at: ValueAt,
 def main(argv: Sequence[str] | None = None) -> None:
     from gridcall.config import SAMPLE_DISTRICT
 
-    parser = argparse.ArgumentParser(prog="python -m gridcall.firmware_bridge.simdevice",
+    parser = argparse.ArgumentParser(prog="python -m gridcall.simulators.devices",
                                      description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--link", type=Path, help="where the device appears (default: the "
                         "port the agent's config names)")
