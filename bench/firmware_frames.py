@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gridcall.config.sources import SerialSource
+from gridcall.config.sources import SerialSettings
 from gridcall.edge_agent.serial_source import SerialFrameSource
 from gridcall.firmware_bridge.frames import Frame, FrameReader, encode
 from gridcall.firmware_bridge.pty import PtyPort
@@ -57,7 +57,7 @@ async def pty_rate(n: int) -> tuple[float, float]:
     """Frames through a pty into SerialFrameSource, as fast as they can be written."""
     data, _ = stream(n, noise=0.0)
     with tempfile.TemporaryDirectory() as tmp, PtyPort(Path(tmp) / "tty") as port:
-        settings = SerialSource.model_validate({
+        settings = SerialSettings.model_validate({
             "type": "serial", "port": str(port.link),
             "devices": [{"id": 1, "channels": {ch: f"s{ch}" for ch in range(CHANNELS)}}]})
         source = SerialFrameSource(settings, agent_id="bench")

@@ -15,7 +15,7 @@ import random
 import time
 from typing import Any
 
-from gridcall.config.local_mqtt import LocalMqttSource
+from gridcall.config.local_mqtt import LocalMqttSettings
 from gridcall.edge_agent.local_mqtt import TopicMap
 
 
@@ -34,7 +34,7 @@ def workload(devices: int, messages: int, seed: int) -> tuple[TopicMap, list[tup
         else:
             entries.append({"preset": "esphome", "device": f"node-{d}",
                             "fields": {"level": f"e{d}"}})
-    settings = LocalMqttSource.model_validate({"type": "mqtt", "map": entries})
+    settings = LocalMqttSettings.model_validate({"type": "mqtt", "map": entries})
     tmap = TopicMap(settings.mappings())
     out: list[tuple[str, bytes]] = []
     for _ in range(messages):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -54,6 +55,55 @@ Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Loc = tuple[str | int, ...]
+"""A key path inside a config file, as in the problems :mod:`gridcall.config.resolve` reports."""
+
+
+class SourceSettingsModel(Model):
+    """What every agent source's settings (``source:`` in agents.yaml) answer, so nothing
+    outside its own model asks "which kind of source is this?".
+
+    A new kind of source subclasses this with a ``type: Literal[...]`` field, joins the
+    union in :mod:`gridcall.config.sources`, and overrides what applies to it.
+    """
+
+    map_item: ClassVar[str | None] = None
+    """What one entry of the source's map is called (``channel``, ``register``) when every
+    sensor of the agent must be read by one; None if the source checks that itself."""
+
+    def mapped_sensors(self) -> Iterator[tuple[Loc, str]]:
+        """Each sensor id the source's map names, with its key path under ``source``."""
+        return iter(())
+
+    def map_problems(self) -> Iterator[tuple[Loc, str]]:
+        """What is inconsistent in the map itself (key path under ``source``, reason); by
+        default a sensor read twice."""
+        seen: dict[str, Loc] = {}
+        for loc, sensor in self.mapped_sensors():
+            if sensor in seen:
+                yield loc, f"sensor {sensor!r} is already read at source.{key_path(seen[sensor])}"
+            else:
+                seen[sensor] = loc
+
+    def agent_problems(self, units: Mapping[str, str]) -> list[tuple[Loc, str]]:
+        """Problems against the agent's own sensors (``units``: sensor id → unit), for a
+        source that checks its map itself (``map_item`` None)."""
+        return []
+
+    def unset_env(self) -> list[str]:
+        """``key.path: VARIABLE`` for each credential variable the source names but the
+        environment lacks."""
+        return []
+
+
+def key_path(loc: Loc) -> str:
+    """``devices[0].channels.3``: a key path as a person reads it."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 class BrokerSettings(Model):

@@ -33,6 +33,7 @@ A leaf module: pydantic only.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,7 +46,7 @@ from pydantic import (
     model_validator,
 )
 
-from gridcall.config.base import ID_PATTERN, BrokerSettings, Model
+from gridcall.config.base import ID_PATTERN, BrokerSettings, Loc, Model, SourceSettingsModel
 
 Preset = Literal["tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1"]
 PRESETS: tuple[Preset, ...] = ("tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1")
@@ -231,7 +232,7 @@ MapEntry = Annotated[
 ]
 
 
-class LocalMqttSource(Model):
+class LocalMqttSettings(SourceSettingsModel):
     """An agent source reading sensors from a local MQTT broker."""
 
     type: Literal["mqtt"]
@@ -253,9 +254,15 @@ class LocalMqttSource(Model):
     def topic_filters(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(m.topic for m in self.mappings()))
 
+    def agent_problems(self, units: Mapping[str, str]) -> list[tuple[Loc, str]]:
+        return source_problems(self, units)
 
-def source_problems(source: LocalMqttSource, units: dict[str, str]
-                    ) -> list[tuple[tuple[str | int, ...], str]]:
+    def unset_env(self) -> list[str]:
+        return [f"broker.{m}" for m in self.broker.unset_env()]
+
+
+def source_problems(source: LocalMqttSettings, units: Mapping[str, str]
+                    ) -> list[tuple[Loc, str]]:
     """(key path under ``source``, reason) for each mapping naming a sensor that is not
     one of the agent's (``units``: its sensor ids → units), or a unit that is not the
     sensor's, and for each of the agent's sensors no mapping reads (it would never

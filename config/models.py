@@ -22,7 +22,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from gridcall.config.base import BrokerSettings, Duration, Id, Model, Name, _env, _unset
 from gridcall.config.boards import BoardSettings
-from gridcall.config.sources import SimulatedSource, SourceSettings
+from gridcall.config.sources import SimulatedSettings, SourceSettings
 
 Tier = Literal["A", "B", "C", "D"]
 TIERS: tuple[Tier, ...] = ("A", "B", "C", "D")
@@ -194,7 +194,7 @@ class Agent(Model):
     id: Id
     name: str = ""
     grid: Id
-    source: SourceSettings = SimulatedSource()
+    source: SourceSettings = SimulatedSettings()
     """``simulated``, or a mapping with ``type``: ``serial``, ``modbus``
     (:mod:`gridcall.config.sources`), ``mqtt`` (:mod:`gridcall.config.local_mqtt`)."""
     sensors: tuple[Id, ...] | None = None

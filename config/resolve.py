@@ -16,7 +16,6 @@ from types import MappingProxyType
 from typing import Literal
 
 from gridcall.config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
-from gridcall.config.local_mqtt import LocalMqttSource, source_problems
 from gridcall.config.models import (
     AgentSettings,
     AgentsFile,
@@ -189,10 +188,10 @@ def _check_source_map(check: _Checker, index: int, agent: str, source: SourceSet
         original = salvaged.original(at)
         if any(loc[:len(original)] == original for loc in salvaged.dropped):
             return  # a broken channel or register was dropped: its own problem says enough
-    if source.type in ("serial", "modbus"):
+    what = source.map_item
+    if what is not None:
         for spec in own:
             if spec.id not in mapped:
-                what = "channel" if source.type == "serial" else "register"
                 check.add("agents.yaml", at, f"agent {agent!r}: its sensor {spec.id!r} is read "
                           f"by no {what} of this {source.type} source, so it would never report")
 
@@ -282,10 +281,9 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                         check.add("agents.yaml", at, f"sensor {sid!r} names agent "
                                   f"{agent_of_sensor[sid]!r} in sensors.yaml, not {a.id!r}")
             own = tuple(s for s in sensors.values() if s.agent == a.id)
-            if isinstance(a.source, LocalMqttSource):
-                for loc, reason in source_problems(a.source, {s.id: s.unit_of_measure
-                                                               for s in own}):
-                    check.add("agents.yaml", ("agents", i, "source", *loc), reason)
+            for loc, reason in a.source.agent_problems({s.id: s.unit_of_measure
+                                                        for s in own}):
+                check.add("agents.yaml", ("agents", i, "source", *loc), reason)
             if sensors_file is not None:
                 _check_source_map(check, i, a.id, a.source, agent_of_sensor, own)
             agents[a.id] = AgentSpec(a.id, a.name or a.id, a.grid, a.source, own,

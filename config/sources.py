@@ -20,17 +20,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
-from gridcall.config.base import Duration, Id, Model, _parse_duration
-from gridcall.config.local_mqtt import LocalMqttSource
+from gridcall.config.base import (
+    Duration,
+    Id,
+    Loc,
+    Model,
+    SourceSettingsModel,
+    _parse_duration,
+)
+from gridcall.config.local_mqtt import LocalMqttSettings
 
-Loc = tuple[str | int, ...]
 
-
-class SimulatedSource(Model):
+class SimulatedSettings(SourceSettingsModel):
     """Samples from the simulators (the sample district and the demo)."""
 
     type: Literal["simulated"] = "simulated"
@@ -88,8 +93,10 @@ class SerialDevice(Model):
     channels: dict[Channel, Id] = Field(min_length=1)
 
 
-class SerialSource(Model):
+class SerialSettings(SourceSettingsModel):
     """Frames from firmware on a serial port (USB CDC, UART, RS-485 converter)."""
+
+    map_item: ClassVar[str | None] = "channel"
 
     type: Literal["serial"]
     port: Annotated[str, StringConstraints(min_length=1)]
@@ -104,6 +111,21 @@ class SerialSource(Model):
     converter or microcontroller). Default (null): ten times the slowest interval of the
     agent's sensors, at least 60 s; ``never`` turns it off. Too short would reopen a quiet
     line for nothing, and reset a board whose DTR line resets it on each open."""
+
+    def mapped_sensors(self) -> Iterator[tuple[Loc, str]]:
+        for d, device in enumerate(self.devices):
+            for channel, sensor in device.channels.items():
+                yield ("devices", d, "channels", str(channel)), sensor
+
+    def map_problems(self) -> Iterator[tuple[Loc, str]]:
+        """A sensor read twice, or a device id given twice."""
+        yield from super().map_problems()
+        ids: dict[int, int] = {}
+        for d, device in enumerate(self.devices):
+            if device.id in ids:
+                yield ("devices", d, "id"), (f"device id {device.id} is already given at "
+                                             f"source.devices[{ids[device.id]}]")
+            ids.setdefault(device.id, d)
 
 
 # --------------------------------------------------------------------------- Modbus RTU
@@ -142,8 +164,10 @@ class Register(Model):
         return self.address + self.width - 1
 
 
-class ModbusSource(Model):
+class ModbusSettings(SourceSettingsModel):
     """Modbus RTU polling on a serial line (RS-485 converter)."""
+
+    map_item: ClassVar[str | None] = "register"
 
     type: Literal["modbus"]
     port: Annotated[str, StringConstraints(min_length=1)]
@@ -159,6 +183,23 @@ class ModbusSource(Model):
     exception response) for this long: a wedged RS-485 converter answers nothing. Default
     (null): ten times the slowest register interval, at least 60 s; ``never``: off."""
     registers: tuple[Register, ...] = Field(min_length=1)
+
+    def mapped_sensors(self) -> Iterator[tuple[Loc, str]]:
+        for r, reg in enumerate(self.registers):
+            yield ("registers", r, "sensor"), reg.sensor
+
+    def map_problems(self) -> Iterator[tuple[Loc, str]]:
+        """A sensor read twice, a register past 65535, registers that overlap."""
+        yield from super().map_problems()
+        for r, reg in enumerate(self.registers):
+            if reg.last_address > 65_535:
+                yield ("registers", r, "address"), (
+                    f"a {reg.type} at {reg.address} would end past register 65535")
+            for q, other in enumerate(self.registers[:r]):
+                if (other.slave, other.table) == (reg.slave, reg.table) and (
+                        reg.address <= other.last_address and other.address <= reg.last_address):
+                    yield ("registers", r, "address"), (
+                        f"{_span(reg)} overlaps registers[{q}] ({other.sensor}: {_span(other)})")
 
 
 # --------------------------------------------------------------------------- the union
@@ -180,61 +221,27 @@ def _bare_name(value: Any) -> Any:
 
 
 SourceSettings = Annotated[
-    SimulatedSource | SerialSource | ModbusSource | LocalMqttSource,
+    SimulatedSettings | SerialSettings | ModbusSettings | LocalMqttSettings,
     Field(discriminator="type"),
     BeforeValidator(_bare_name),
 ]
 
 
-AnySource: TypeAlias = SimulatedSource | SerialSource | ModbusSource | LocalMqttSource
+AnySourceSettings: TypeAlias = (SimulatedSettings | SerialSettings | ModbusSettings
+                                 | LocalMqttSettings)
 
 
-def mapped_sensors(source: AnySource) -> Iterator[tuple[Loc, str]]:
+def mapped_sensors(source: SourceSettingsModel) -> Iterator[tuple[Loc, str]]:
     """Each sensor id the source's map names, with its key path under ``source``."""
-    if isinstance(source, SerialSource):
-        for d, device in enumerate(source.devices):
-            for channel, sensor in device.channels.items():
-                yield ("devices", d, "channels", str(channel)), sensor
-    elif isinstance(source, ModbusSource):
-        for r, reg in enumerate(source.registers):
-            yield ("registers", r, "sensor"), reg.sensor
+    return source.mapped_sensors()
 
 
-def map_problems(source: AnySource) -> Iterator[tuple[Loc, str]]:
+def map_problems(source: SourceSettingsModel) -> Iterator[tuple[Loc, str]]:
     """What is inconsistent in a source's own map, as (key path under ``source``, reason):
     a sensor read twice, a device id given twice, registers that overlap."""
-    seen: dict[str, Loc] = {}
-    for loc, sensor in mapped_sensors(source):
-        if sensor in seen:
-            yield loc, f"sensor {sensor!r} is already read at source.{_path(seen[sensor])}"
-        else:
-            seen[sensor] = loc
-    if isinstance(source, SerialSource):
-        ids: dict[int, int] = {}
-        for d, device in enumerate(source.devices):
-            if device.id in ids:
-                yield ("devices", d, "id"), (f"device id {device.id} is already given at "
-                                             f"source.devices[{ids[device.id]}]")
-            ids.setdefault(device.id, d)
-    if isinstance(source, ModbusSource):
-        for r, reg in enumerate(source.registers):
-            if reg.last_address > 65_535:
-                yield ("registers", r, "address"), (
-                    f"a {reg.type} at {reg.address} would end past register 65535")
-            for q, other in enumerate(source.registers[:r]):
-                if (other.slave, other.table) == (reg.slave, reg.table) and (
-                        reg.address <= other.last_address and other.address <= reg.last_address):
-                    yield ("registers", r, "address"), (
-                        f"{_span(reg)} overlaps registers[{q}] ({other.sensor}: {_span(other)})")
+    return source.map_problems()
 
 
 def _span(reg: Register) -> str:
     where = f"slave {reg.slave} {reg.table} {reg.address}"
     return where if reg.width == 1 else f"{where}-{reg.last_address} ({reg.type})"
-
-
-def _path(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out

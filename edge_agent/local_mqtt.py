@@ -16,9 +16,11 @@ published meanwhile (MQTT keeps no history for us) and nothing else.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +30,18 @@ from zoneinfo import ZoneInfo
 
 import aiomqtt
 
-from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from gridcall.config.local_mqtt import TopicMapping, parse_path
+from gridcall.config import AgentSpec
+from gridcall.config.local_mqtt import LocalMqttSettings, TopicMapping, parse_path
+from gridcall.edge_agent.commissioning import (
+    Check,
+    CheckOptions,
+    OpenSource,
+    probe_broker,
+    read_samples,
+    skipped,
+    values,
+)
+from gridcall.edge_agent.source_factory import SourceKind
 from gridcall.edge_agent.sources import Sample
 from gridcall.wire.backoff import Reconnect
 from gridcall.wire.broker import (
@@ -340,3 +352,63 @@ class LocalMqttSource:
                 log.warning("agent %s local MQTT: %s; retrying in %.1fs", self.agent_id,
                             describe_failure(self.address, exc), failure.delay)
                 await retry.pause(failure)
+
+
+def _build(spec: AgentSpec, settings: LocalMqttSettings, clock: Clock) -> LocalMqttSource:
+    return LocalMqttSource(settings, agent_id=spec.id, clock=clock,
+                           sensors={s.id for s in spec.sensors})
+
+
+async def _checks(spec: AgentSpec, settings: LocalMqttSettings, options: CheckOptions,
+                  open_source: OpenSource | None) -> list[Check]:
+    """The local broker (reachable, our login accepted), then a value from each mapped
+    sensor within ``options.wait``; the source is opened here, not as the agent would, so
+    that retained values count (they show the device did publish)."""
+    probe_id = f"gridcall-check-{spec.id}-{uuid.uuid4().hex[:6]}"
+    if options.local_broker is not None:
+        settings = settings.model_copy(update={"broker": settings.broker.model_copy(
+            update={"url": options.local_broker})})
+    reach = await probe_broker("local MQTT broker", settings.broker, None,
+                               timeout=options.timeout, client_id=probe_id)
+    if reach.status == "FAIL" and ("unreachable" in reach.detail
+                                   or "no answer within" in reach.detail):
+        # the sensors' broker usually runs on this box: say what to start, not "network"
+        reach = dataclasses.replace(reach, fix=(
+            "start the broker the sensors publish to: on this box `sudo systemctl start "
+            "mosquitto` (`sudo apt-get install mosquitto` if it is not installed); on the LAN "
+            "check its host, port and firewall; or check against another broker with "
+            "--local-broker URL"))
+    if reach.status == "FAIL":
+        return [reach]
+    # Retained values count here: they show the device did publish, and when a device
+    # reports every few minutes they may be all there is within the wait.
+    copy = settings.model_copy(update={"client_id": probe_id + "-read",
+                                       "accept_retained": True})
+    source = LocalMqttSource(copy, agent_id=spec.id, sensors={s.id for s in spec.sensors})
+    expected = {m.sensor for m in settings.mappings() if not m.is_template}
+    got = await read_samples(source, wait=options.wait,
+                             done=lambda got: expected <= {s.sensor for s in got})
+    seen = {s.sensor for s in got}
+    bad = skipped(source)
+    topics = ", ".join(source.filters[:4]) + (" ..." if len(source.filters) > 4 else "")
+    if not got and bad:
+        return [reach, Check("source (mqtt)", "FAIL",
+                             f"messages arrived but none could be read: {bad}",
+                             "compare the device's payload (mosquitto_sub -v -t '#') with the "
+                             "preset and field names in agents.yaml")]
+    if not got:
+        return [reach, Check("source (mqtt)", "WARN",
+                             f"no message on {topics} within {options.wait:g}s",
+                             "check the device publishes to this broker and topic "
+                             "(mosquitto_sub -v -t '#'); a device reporting every few "
+                             "minutes (Tasmota TelePeriod 300 s) needs a longer --wait")]
+    missing = sorted(expected - seen)
+    detail = f"read {len(got)} values: {values(got)}" + (f"; skipped: {bad}" if bad else "")
+    if missing:
+        return [reach, Check("source (mqtt)", "WARN",
+                             f"{detail}; nothing yet from {', '.join(missing)}",
+                             "check those devices publish (or wait longer with --wait)")]
+    return [reach, Check("source (mqtt)", "PASS", detail)]
+
+
+KIND = SourceKind(LocalMqttSettings, build=_build, checks=_checks)

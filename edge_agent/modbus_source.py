@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from gridcall.config.sources import ModbusSource as ModbusSettings
+from gridcall.config import AgentSpec
+from gridcall.config.sources import ModbusSettings, silence_reopen_s
+from gridcall.edge_agent.commissioning import (
+    Check,
+    CheckOptions,
+    OpenSource,
+    port_source_checks,
+)
+from gridcall.edge_agent.source_factory import SourceKind
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.modbus import ModbusPoller
 from gridcall.wire.clock import Clock, wall_clock
@@ -39,3 +47,17 @@ class ModbusSource:
         async for register, value, ts in self.poller.readings():
             self.poller.counts["samples"] += 1
             yield Sample(register.sensor, ts, value)
+
+
+def _build(spec: AgentSpec, settings: ModbusSettings, clock: Clock) -> ModbusSource:
+    silence = silence_reopen_s(settings.silence_reopen,
+                               (r.interval.total_seconds() for r in settings.registers))
+    return ModbusSource(settings, agent_id=spec.id, clock=clock, silence=silence)
+
+
+async def _checks(spec: AgentSpec, settings: ModbusSettings, options: CheckOptions,
+                  open_source: OpenSource | None) -> list[Check]:
+    return await port_source_checks("modbus", settings.port, spec, options, open_source)
+
+
+KIND = SourceKind(ModbusSettings, build=_build, checks=_checks)

@@ -17,7 +17,15 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 
-from gridcall.config.sources import SerialSource
+from gridcall.config import AgentSpec
+from gridcall.config.sources import SerialSettings, silence_reopen_s
+from gridcall.edge_agent.commissioning import (
+    Check,
+    CheckOptions,
+    OpenSource,
+    port_source_checks,
+)
+from gridcall.edge_agent.source_factory import SourceKind
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.frames import REASONS, Frame, FrameReader
 from gridcall.firmware_bridge.serial_link import END, SerialLink
@@ -28,7 +36,7 @@ _WRAP = 2**32
 
 
 class SerialFrameSource:
-    def __init__(self, settings: SerialSource, *, agent_id: str,
+    def __init__(self, settings: SerialSettings, *, agent_id: str,
                  clock: Clock = wall_clock, silence: float | None = None) -> None:
         """``silence``: seconds without a byte after which the open port is reopened (None:
         never); :func:`gridcall.config.sources.silence_reopen_s` works it out from the config."""
@@ -122,3 +130,16 @@ class SerialFrameSource:
                     for frame in frames:
                         for sample in self.samples_of(frame, ts):
                             yield sample
+
+
+def _build(spec: AgentSpec, settings: SerialSettings, clock: Clock) -> SerialFrameSource:
+    silence = silence_reopen_s(settings.silence_reopen, (s.interval_s for s in spec.sensors))
+    return SerialFrameSource(settings, agent_id=spec.id, clock=clock, silence=silence)
+
+
+async def _checks(spec: AgentSpec, settings: SerialSettings, options: CheckOptions,
+                  open_source: OpenSource | None) -> list[Check]:
+    return await port_source_checks("serial", settings.port, spec, options, open_source)
+
+
+KIND = SourceKind(SerialSettings, build=_build, checks=_checks)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from gridcall.config.sources import ModbusSource, Register
+from gridcall.config.sources import ModbusSettings, Register
 from gridcall.firmware_bridge.cancelsafe import cancel_safe
 from gridcall.firmware_bridge.errors import EncodeError
 from gridcall.wire.backoff import Backoff, Reconnect
@@ -120,7 +120,7 @@ def _block(slave: int, table: str, interval: float, regs: list[Register]) -> Blo
 class ModbusPoller:
     """Poll a register map forever; ``readings()`` yields (register, value, ts)."""
 
-    def __init__(self, settings: ModbusSource, *, clock: Clock = wall_clock,
+    def __init__(self, settings: ModbusSettings, *, clock: Clock = wall_clock,
                  silence: float | None = None, name: str = "") -> None:
         self.settings = settings
         self.silence = silence

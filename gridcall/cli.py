@@ -356,12 +356,9 @@ def edge_run(
         err.print(f"[red]no agent {agent!r} in {config_dir}/agents.yaml[/]; known: "
                   f"{', '.join(cfg.agents)}")
         raise typer.Exit(2)
-    from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
-
-    local = spec.source.broker.unset_env() if isinstance(spec.source, LocalMqttSettings) else []
     _require_env(config_dir / "agents.yaml",
                  [f"agents[{agent}].settings.broker.{m}" for m in spec.settings.broker.unset_env()]
-                 + [f"agents[{agent}].source.broker.{m}" for m in local])
+                 + [f"agents[{agent}].source.{m}" for m in spec.source.unset_env()])
     source: Source
     if spec.source.type == "simulated":
         from gridcall.simulators.town import SimulatedTown

@@ -41,9 +41,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from gridcall.config.local_mqtt import parse_path
-from gridcall.config.sources import ModbusSource, Register, SerialDevice, SerialSource
+from gridcall.config.local_mqtt import LocalMqttSettings, parse_path
+from gridcall.config.sources import ModbusSettings, Register, SerialDevice, SerialSettings
 from gridcall.firmware_bridge.frames import MAX_CHANNELS, Frame, encode
 from gridcall.firmware_bridge.pty import NullModem, PtyPort
 
@@ -136,7 +135,7 @@ def _child(doc: Any, key: str | int, empty: Any) -> Any:
     return doc[key]
 
 
-def modbus_devices(settings: ModbusSource, value_at: ValueAt) -> list[SimDevice]:
+def modbus_devices(settings: ModbusSettings, value_at: ValueAt) -> list[SimDevice]:
     """pymodbus SimDevices serving the register map; each read fills the registers asked
     for from the streams at that moment."""
     from pymodbus.simulator import DataType, SimData, SimDevice
@@ -170,12 +169,12 @@ def modbus_devices(settings: ModbusSource, value_at: ValueAt) -> list[SimDevice]
 
 
 def _streams(config_dir: Path, agent: str | None, kind: str, seed: int
-             ) -> tuple[str, SerialSource | ModbusSource | LocalMqttSettings, ValueAt]:
+             ) -> tuple[str, SerialSettings | ModbusSettings | LocalMqttSettings, ValueAt]:
     from gridcall.config import load_config
     from gridcall.simulators.streams import SensorStream
 
     cfg = load_config(config_dir)
-    wanted = {"serial": SerialSource, "modbus": ModbusSource,
+    wanted = {"serial": SerialSettings, "modbus": ModbusSettings,
               "mqtt": LocalMqttSettings}[kind]
     spec = cfg.agents[agent] if agent else next(
         (a for a in cfg.agents.values() if isinstance(a.source, wanted)), None)
@@ -189,7 +188,7 @@ def _streams(config_dir: Path, agent: str | None, kind: str, seed: int
     return spec.id, spec.source, value_at
 
 
-async def _run_serial(link: Path, settings: SerialSource, value_at: ValueAt,
+async def _run_serial(link: Path, settings: SerialSettings, value_at: ValueAt,
                       interval: float, garbage: float, seed: int,
                       stop: asyncio.Event) -> None:
     sim = FirmwareSim(settings.devices, value_at, garbage=garbage, seed=seed)
@@ -222,7 +221,7 @@ async def _run_mqtt(url: str, settings: LocalMqttSettings, value_at: ValueAt,
                 await asyncio.wait_for(stop.wait(), interval)
 
 
-async def _run_modbus(link: Path, settings: ModbusSource, value_at: ValueAt,
+async def _run_modbus(link: Path, settings: ModbusSettings, value_at: ValueAt,
                       stop: asyncio.Event) -> None:
     from pymodbus import FramerType
     from pymodbus.server import ModbusSerialServer
@@ -269,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        if isinstance(settings, SerialSource):
+        if isinstance(settings, SerialSettings):
             await _run_serial(link, settings, value_at, args.interval, args.garbage,
                               args.seed, stop)
         elif isinstance(settings, LocalMqttSettings):

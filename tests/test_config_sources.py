@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigError, load_config
-from gridcall.config.sources import ModbusSource, SerialSource, SimulatedSource
+from gridcall.config.sources import ModbusSettings, SerialSettings, SimulatedSettings
 
 
 @pytest.fixture
@@ -38,12 +38,12 @@ def test_the_sample_has_one_serial_and_one_modbus_agent_reading_all_their_sensor
     cfg = load_config(SAMPLE_DISTRICT)
     serial = cfg.agents["edge-dongyuan"]
     modbus = cfg.agents["edge-huangpu-cun"]
-    assert isinstance(serial.source, SerialSource)
-    assert isinstance(modbus.source, ModbusSource)
+    assert isinstance(serial.source, SerialSettings)
+    assert isinstance(modbus.source, ModbusSettings)
     channels = {s for d in serial.source.devices for s in d.channels.values()}
     assert channels == {s.id for s in serial.sensors}
     assert {r.sensor for r in modbus.source.registers} == {s.id for s in modbus.sensors}
-    assert isinstance(cfg.agents["edge-anle"].source, SimulatedSource)
+    assert isinstance(cfg.agents["edge-anle"].source, SimulatedSettings)
 
 
 def test_a_bare_source_name_still_means_simulated_and_the_others_need_settings(
@@ -138,8 +138,8 @@ def test_a_sensor_read_twice_and_a_device_id_given_twice_are_errors(sample: Path
 
 def test_out_of_range_values_are_refused_by_the_models() -> None:
     with pytest.raises(ValueError, match="less than or equal to 247"):
-        ModbusSource.model_validate({"type": "modbus", "port": "/dev/ttyUSB0",
+        ModbusSettings.model_validate({"type": "modbus", "port": "/dev/ttyUSB0",
                                      "registers": [{"sensor": "a", "address": 0, "slave": 248}]})
     with pytest.raises(ValueError, match="less than or equal to 255"):
-        SerialSource.model_validate({"type": "serial", "port": "/dev/ttyACM0",
+        SerialSettings.model_validate({"type": "serial", "port": "/dev/ttyACM0",
                                      "devices": [{"id": 1, "channels": {256: "a"}}]})

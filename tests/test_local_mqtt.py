@@ -27,7 +27,7 @@ import yaml
 from pydantic import ValidationError
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
-from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
+from gridcall.config.local_mqtt import LocalMqttSettings
 from gridcall.config.models import Agent, BrokerSettings
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.local_mqtt import LocalMqttSource, TopicMap

@@ -20,8 +20,7 @@ from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
-from gridcall.config.sources import ModbusSource as ModbusSettings
-from gridcall.config.sources import Register, silence_reopen_s
+from gridcall.config.sources import ModbusSettings, Register, silence_reopen_s
 from gridcall.edge_agent.modbus_source import ModbusSource
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.modbus import decode, encode, plan

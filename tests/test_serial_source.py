@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gridcall.config.sources import SerialSource
+from gridcall.config.sources import SerialSettings
 from gridcall.edge_agent.serial_source import SerialFrameSource
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.frames import Frame, encode
@@ -21,8 +21,8 @@ from gridcall.firmware_bridge.pty import PtyPort
 from tests.polling import wait_until
 
 
-def settings(port: Path) -> SerialSource:
-    return SerialSource.model_validate({
+def settings(port: Path) -> SerialSettings:
+    return SerialSettings.model_validate({
         "type": "serial", "port": str(port), "reconnect_min": "0.02s", "reconnect_max": "0.2s",
         "devices": [{"id": 5, "channels": {0: "flow", 1: "level"}},
                     {"id": 6, "channels": {0: "gas"}}]})
@@ -200,13 +200,13 @@ def test_the_silence_before_a_serial_reopen_is_ten_of_the_agents_slowest_interva
     assert isinstance(built, SerialFrameSource)
     assert built.link.silence == max(60.0, 10 * max(s.interval_s for s in serial.sensors))
     base = settings(Path("/dev/ttyGC0"))
-    given = SerialSource.model_validate({**base.model_dump(), "silence_reopen": "90s"})
+    given = SerialSettings.model_validate({**base.model_dump(), "silence_reopen": "90s"})
     assert given.silence_reopen == timedelta(seconds=90)
-    never = SerialSource.model_validate({**base.model_dump(), "silence_reopen": "never"})
+    never = SerialSettings.model_validate({**base.model_dump(), "silence_reopen": "never"})
     assert never.silence_reopen == "never"
     for bad in ("sometimes", "0s"):
         with pytest.raises(ValidationError) as refused:
-            SerialSource.model_validate({**base.model_dump(), "silence_reopen": bad})
+            SerialSettings.model_validate({**base.model_dump(), "silence_reopen": bad})
         assert refused.value.error_count() == 1  # one error, not one per union member
         assert "nor 'never'" in str(refused.value)
 

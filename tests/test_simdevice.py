@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 
 from gridcall.cli import app
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
-from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from gridcall.config.sources import SerialSource
+from gridcall.config.local_mqtt import LocalMqttSettings
+from gridcall.config.sources import SerialSettings
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.local_mqtt import TopicMap
 from gridcall.edge_agent.serial_source import SerialFrameSource
@@ -138,7 +138,7 @@ async def test_an_agent_reads_a_noisy_serial_device_and_reports_bad_frames_in_it
         cfg: ConfigSet, tmp_path: Path, mqtt_url: str, simdevice: Any) -> None:
     tty = tmp_path / "tty0"
     base = cfg.agents["edge-dongyuan"]
-    assert isinstance(base.source, SerialSource)
+    assert isinstance(base.source, SerialSettings)
     spec = dataclasses.replace(
         base, id=f"edge-serial-{uuid.uuid4().hex[:8]}",
         source=base.source.model_copy(update={"port": str(tty)}),
@@ -190,7 +190,7 @@ async def test_an_agent_keeps_reading_after_its_device_is_unplugged_and_plugged_
     before the port was reopened; tests/test_serial_source.py pins that down.)"""
     tty = tmp_path / "tty0"
     base = cfg.agents["edge-dongyuan"]
-    assert isinstance(base.source, SerialSource)
+    assert isinstance(base.source, SerialSettings)
     spec = dataclasses.replace(
         base, id=f"edge-replug-{uuid.uuid4().hex[:8]}",
         source=base.source.model_copy(update={"port": str(tty),
