@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
-from gridcall.hub.desk import Desk
-from gridcall.hub.ledger import Ledger
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
 

@@ -4,7 +4,7 @@
 
 For the sample district (117 sensors, 27 grids, 9 agents all reporting every sensor's
 health) the snapshot the hub writes every ``boards.interval``
-(:meth:`gridcall.hub.board_feed.BoardFeed.snapshot`: open_alert, grid_risk, sensor_risk,
+(:meth:`gridcall.hub.board.feed.BoardFeed.snapshot`: open_alert, grid_risk, sensor_risk,
 agent_state), with
 
 1. the open alerts a busy sample district can have (one per matter and grid at most:
@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config  # noqa: E402
-from gridcall.hub.alerts import AlertEngine  # noqa: E402
-from gridcall.hub.board_feed import BoardFeed  # noqa: E402
-from gridcall.hub.board_writer import BoardWriter  # noqa: E402
-from gridcall.hub.lifecycle import AlertState, apply, opening  # noqa: E402
-from gridcall.hub.roster import Roster  # noqa: E402
+from gridcall.hub.board.feed import BoardFeed  # noqa: E402
+from gridcall.hub.board.writer import BoardWriter  # noqa: E402
+from gridcall.hub.desk.alerts import AlertEngine  # noqa: E402
+from gridcall.hub.desk.lifecycle import AlertState, apply, opening  # noqa: E402
+from gridcall.hub.desk.roster import Roster  # noqa: E402
 from gridcall.sinks import influx_sink  # noqa: E402
 from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth  # noqa: E402
 

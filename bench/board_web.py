@@ -26,12 +26,12 @@ from pathlib import Path
 import httpx
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
-from gridcall.hub.api import create_app
-from gridcall.hub.api_server import ApiServer
-from gridcall.hub.desk import Desk
-from gridcall.hub.ledger import Ledger
+from gridcall.hub.api.app import create_app
+from gridcall.hub.api.server import ApiServer
+from gridcall.hub.api.tokens import TokenFile, issue
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.store import Store
-from gridcall.hub.tokens import TokenFile, issue
 from gridcall.wire import AnomalyEvent
 
 T0 = 1_800_000_000 * 10**9

@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gridcall.config import SAMPLE_DISTRICT, load_config  # noqa: E402
-from gridcall.hub.sinks import LineEncoder  # noqa: E402
+from gridcall.hub.ingest.sinks import LineEncoder  # noqa: E402
 from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, RiskAlert, encode, topics  # noqa: E402
 from tests.private_servers import PrivateInflux, PrivateMosquitto, publish_all  # noqa: E402
 

@@ -29,14 +29,14 @@ import httpx  # noqa: E402
 import msgspec  # noqa: E402
 
 from gridcall.config import SAMPLE_DISTRICT, load_config  # noqa: E402
-from gridcall.hub.alerts import AlertEngine  # noqa: E402
-from gridcall.hub.api import create_app  # noqa: E402
-from gridcall.hub.desk import Desk  # noqa: E402
-from gridcall.hub.indicators import indicators  # noqa: E402
-from gridcall.hub.ledger import Ledger  # noqa: E402
-from gridcall.hub.lifecycle import Transition, apply, opening, step  # noqa: E402
+from gridcall.hub.api.app import create_app  # noqa: E402
+from gridcall.hub.api.tokens import TokenFile, issue  # noqa: E402
+from gridcall.hub.desk.alerts import AlertEngine  # noqa: E402
+from gridcall.hub.desk.desk import Desk  # noqa: E402
+from gridcall.hub.desk.indicators import indicators  # noqa: E402
+from gridcall.hub.desk.ledger import Ledger  # noqa: E402
+from gridcall.hub.desk.lifecycle import Transition, apply, opening, step  # noqa: E402
 from gridcall.hub.store import Store  # noqa: E402
-from gridcall.hub.tokens import TokenFile, issue  # noqa: E402
 from gridcall.wire import AnomalyEvent, Deadlines  # noqa: E402
 
 S = 10**9

@@ -16,8 +16,8 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from gridcall.hub.sinks import LineEncoder
-from gridcall.hub.sinks.lineproto import escape_tag
+from gridcall.hub.ingest.sinks import LineEncoder
+from gridcall.hub.ingest.sinks.lineproto import escape_tag
 from gridcall.wire import Reading, ReadingBatch
 
 T0 = 1_795_000_000_000_000_000

@@ -1,6 +1,6 @@
 """The hub's board settings (``hub.yaml`` → ``hub.boards``): how often the board snapshot
 is written to InfluxDB, when a quiet edge agent counts as silent, and which matter an
-agent outage raises (see hub/board_feed.py, hub/roster.py and docs/boards.md)."""
+agent outage raises (see hub/board/feed.py, hub/desk/roster.py and docs/boards.md)."""
 
 from __future__ import annotations
 

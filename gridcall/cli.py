@@ -285,7 +285,7 @@ def hub_run(
                       soft_wrap=True)
             raise typer.Exit(2) from None
     from gridcall.cli_api import hub_services, tokens_path
-    from gridcall.hub.api_server import ApiBindError, parse_address
+    from gridcall.hub.api.server import ApiBindError, parse_address
 
     try:
         api_address = parse_address(api)

@@ -1,7 +1,7 @@
 """``gridcall hub token issue|list|revoke``: the API's bearer tokens, one or more per unit.
 
 Registered on the ``hub`` sub-app by :mod:`gridcall.cli`. Tokens are printed once and
-stored only as SHA-256 hashes (:mod:`gridcall.hub.tokens`); the file defaults to
+stored only as SHA-256 hashes (:mod:`gridcall.hub.api.tokens`); the file defaults to
 ``api-tokens.json`` beside the hub's store (``hub.store_path``).
 """
 
@@ -21,8 +21,8 @@ from rich.table import Table
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet
 
 if TYPE_CHECKING:
-    from gridcall.hub.api_server import ApiServer
-    from gridcall.hub.notify import Notifier
+    from gridcall.hub.api.server import ApiServer
+    from gridcall.hub.notify.notifier import Notifier
     from gridcall.hub.service import Hub
 
 token_app = typer.Typer(help="Bearer tokens for the hub's HTTP API (one or more per unit).",
@@ -59,7 +59,7 @@ def token_issue(
     tokens: TokensPath = None,
 ) -> None:
     """Make a token for UNIT and print it once: it is stored only as a hash."""
-    from gridcall.hub.tokens import TokenFileError, issue
+    from gridcall.hub.api.tokens import TokenFileError, issue
 
     cfg = _config(config_dir)
     path = tokens or tokens_path(cfg)
@@ -75,7 +75,7 @@ def token_issue(
 @token_app.command("list")
 def token_list(config_dir: ConfigDir = SAMPLE_DISTRICT, tokens: TokensPath = None) -> None:
     """Which units have tokens, issued when, for what (never the tokens)."""
-    from gridcall.hub.tokens import TokenFileError, read_entries
+    from gridcall.hub.api.tokens import TokenFileError, read_entries
 
     path = tokens or tokens_path(_config(config_dir))
     try:
@@ -97,7 +97,7 @@ def token_revoke(
     tokens: TokensPath = None,
 ) -> None:
     """Remove every token of UNIT; a running hub refuses them at the next request."""
-    from gridcall.hub.tokens import TokenFileError, revoke
+    from gridcall.hub.api.tokens import TokenFileError, revoke
 
     path = tokens or tokens_path(_config(config_dir))
     try:
@@ -120,11 +120,11 @@ async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
     """What runs beside the hub's MQTT loop: the notifier (notify.yaml) as a desk hook,
     and the HTTP API. (The indicator and board writers are the hub's own tasks now,
     :meth:`gridcall.hub.service.Hub.run`; ``sink`` is kept for callers.)"""
-    from gridcall.hub.api import create_app
-    from gridcall.hub.api_server import ApiServer
-    from gridcall.hub.notify import NOTIFIED_ACTIONS, Notifier, desk_hook
-    from gridcall.hub.notify_outbox import NotifyOutbox, changes_to_replay
-    from gridcall.hub.tokens import TokenFile
+    from gridcall.hub.api.app import create_app
+    from gridcall.hub.api.server import ApiServer
+    from gridcall.hub.api.tokens import TokenFile
+    from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS, Notifier, desk_hook
+    from gridcall.hub.notify.outbox import NotifyOutbox, changes_to_replay
 
     async with contextlib.AsyncExitStack() as stack:
         # Deliveries under way get at most 2 s at shutdown: the readings' drain comes
@@ -176,9 +176,9 @@ async def demo_api(hub: Hub, address: tuple[str, int] | None,
     Yields ``{"url", "token"}`` (empty when ``address`` is None)."""
     import tempfile
 
-    from gridcall.hub.api import create_app
-    from gridcall.hub.api_server import ApiServer
-    from gridcall.hub.tokens import TokenFile, issue
+    from gridcall.hub.api.app import create_app
+    from gridcall.hub.api.server import ApiServer
+    from gridcall.hub.api.tokens import TokenFile, issue
 
     if address is None:
         yield {}

@@ -73,8 +73,8 @@ def hub_ingest(
     import re
 
     from gridcall.cli import _load, _logging, _until_signal
+    from gridcall.hub.ingest.worker import IngestWorker
     from gridcall.hub.store import Store
-    from gridcall.hub.worker import IngestWorker
     from gridcall.sinks import sink_from_settings
     from gridcall.wire.broker import BrokerAddress
 
@@ -151,7 +151,7 @@ def _dump(path: Path, data: object) -> None:
 
 
 async def _write_stats(worker: object, path: Path, stop: asyncio.Event) -> None:
-    from gridcall.hub.worker import IngestWorker
+    from gridcall.hub.ingest.worker import IngestWorker
 
     assert isinstance(worker, IngestWorker)
     while not stop.is_set():

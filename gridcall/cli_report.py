@@ -1,4 +1,4 @@
-"""``gridcall hub report``: the assessment indicators (hub/indicators.py) from the hub's
+"""``gridcall hub report``: the assessment indicators (hub/desk/indicators.py) from the hub's
 ledger, as a table for people or CSV for spreadsheets.
 
 Registered on the ``hub`` sub-app by :mod:`gridcall.cli`.
@@ -22,8 +22,8 @@ from rich.table import Table
 
 from gridcall.config import SAMPLE_DISTRICT
 from gridcall.config.base import Duration
-from gridcall.hub.indicators import Indicator, indicators
-from gridcall.hub.lifecycle import Transition
+from gridcall.hub.desk.indicators import Indicator, indicators
+from gridcall.hub.desk.lifecycle import Transition
 
 out = Console()
 err = Console(stderr=True)
@@ -97,7 +97,7 @@ def to_csv(rows: list[Indicator]) -> str:
 
 
 async def read_ledger(store_path: Path) -> list[Transition]:
-    from gridcall.hub.ledger import Ledger
+    from gridcall.hub.desk.ledger import Ledger
     from gridcall.hub.store import Store
 
     async with Store(store_path) as store:
@@ -135,7 +135,7 @@ def hub_report(
     resolution, false-alarm and whistle rates, median response and disposal times.
 
     Each alert is credited to the unit responsible for it at each step; see
-    hub/indicators.py for the exact definitions.
+    hub/desk/indicators.py for the exact definitions.
     """
     try:
         span = parse_period(period)

@@ -42,11 +42,11 @@ from rich.table import Table
 
 from gridcall.cli_api import demo_api
 from gridcall.config import ConfigSet
-from gridcall.hub.api_server import parse_address
-from gridcall.hub.desk import Change, Desk
-from gridcall.hub.indicators import by_unit, indicators
-from gridcall.hub.lifecycle import AlertState, Transition
-from gridcall.hub.sinks import ReadingSink
+from gridcall.hub.api.server import parse_address
+from gridcall.hub.desk.desk import Change, Desk
+from gridcall.hub.desk.indicators import by_unit, indicators
+from gridcall.hub.desk.lifecycle import AlertState, Transition
+from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.store import Store
 from gridcall.simulators.district import BrokerUnreachable, InProcessDistrict
 from gridcall.simulators.embedded import EmbeddedBroker
@@ -125,7 +125,7 @@ class StepLog:
 
 
 def unit_figures(steps: list[Transition], start: int, now: int) -> dict[str, dict[str, Any]]:
-    """The indicators (hub/indicators.py) of every unit that held an alert in
+    """The indicators (hub/desk/indicators.py) of every unit that held an alert in
     ``[start, now]`` on the desk's clock, judged as of ``now``."""
     rows = indicators(sorted(steps, key=lambda t: t.at), start, now + 1, groups=("unit",))
     return {unit: row.as_dict() for unit, row in by_unit(rows).items()}

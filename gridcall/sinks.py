@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator
 
 from gridcall.config import ConfigSet
-from gridcall.hub.sinks import InfluxV1Sink, InfluxV2Sink, LineEncoder, ReadingSink
+from gridcall.hub.ingest.sinks import InfluxV1Sink, InfluxV2Sink, LineEncoder, ReadingSink
 from gridcall.hub.store import Store
 
 

@@ -1,6 +1,7 @@
 """The hub runtime: subscribe, decode, ingest readings, turn events into routed alerts.
 
-Anomaly events go to the alert desk (:class:`gridcall.hub.desk.Desk`), which writes every step to
+Anomaly events go to the alert desk (:class:`gridcall.hub.desk.desk.Desk`), which writes every step
+to
 the ledger; after each step the hub publishes the alert's current state *retained* at
 every address the alert has had (so after an escalation the grid's copy says who holds
 it now, instead of going stale). A step whose publication failed (broker down) is
@@ -12,21 +13,22 @@ Two MQTT connections, each with a persistent session (fixed client id,
 ``clean_session=False``, QoS 1), so the broker keeps what arrives while the hub restarts:
 
 - the alert desk's (aiomqtt, ``client_id``): events and status, one reconnect loop;
-- readings (:class:`gridcall.hub.readings.ReadingsConsumer`, paho, ``<client_id>-readings``),
+- readings (:class:`gridcall.hub.ingest.consumer.ReadingsConsumer`, paho, ``<client_id>-readings``),
   acknowledged only once written or spooled. With ``readings=False`` the hub is the alert
   desk alone and readings are taken by ``gridcall hub ingest`` workers.
 
-Board data (:mod:`gridcall.hub.board_feed`, docs/boards.md): when the sink writes line protocol
+Board data (:mod:`gridcall.hub.board.feed`, docs/boards.md): when the sink writes line protocol
 (InfluxDB v1 or v2), the hub also writes the board snapshot every ``hub.boards.interval``
 of its clock (and at start and stop), each anomaly event it takes and each ledger step
-as they happen, and the assessment indicators every 60 s (:mod:`gridcall.hub.indicator_writer`).
-The agent roster (:mod:`gridcall.hub.roster`) follows the agents' status topics; an agent that
+as they happen, and the assessment indicators every 60 s
+(:mod:`gridcall.hub.board.indicator_writer`).
+The agent roster (:mod:`gridcall.hub.desk.roster`) follows the agents' status topics; an agent that
 loses its connection (last will) or falls silent raises an ``EDGE-OFFLINE`` alert for
 each grid its sensors are in, through the desk like any other alert.
 
 Stopping is bounded: once ``stop`` is set the hub stops taking messages, then writes out
 what it buffered for at most ``drain_timeout`` seconds; what the sink did not take by
-then is logged as an error and counted (``gridcall.hub.ingest.counters.unwritten_readings``).
+then is logged as an error and counted (``gridcall.hub.ingest.runner.counters.unwritten_readings``).
 """
 
 from __future__ import annotations
@@ -46,18 +48,18 @@ from typing import cast
 import aiomqtt
 
 from gridcall.config import ConfigSet
-from gridcall.hub.alerts import UnknownSensor
-from gridcall.hub.board_feed import BoardFeed
-from gridcall.hub.board_writer import BoardWriter, LineSink
-from gridcall.hub.desk import Change, Desk
-from gridcall.hub.indicator_writer import IndicatorCounters, run_indicator_writer
-from gridcall.hub.ingest import Ingest, Unwritten
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.lifecycle import AlertState
-from gridcall.hub.readings import ReadingsConsumer
-from gridcall.hub.roster import Roster, RosterEvent, UnknownAgent
-from gridcall.hub.sinks import ReadingSink
-from gridcall.hub.spool import Spool
+from gridcall.hub.board.feed import BoardFeed
+from gridcall.hub.board.indicator_writer import IndicatorCounters, run_indicator_writer
+from gridcall.hub.board.writer import BoardWriter, LineSink
+from gridcall.hub.desk.alerts import UnknownSensor
+from gridcall.hub.desk.desk import Change, Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import AlertState
+from gridcall.hub.desk.roster import Roster, RosterEvent, UnknownAgent
+from gridcall.hub.ingest.consumer import ReadingsConsumer
+from gridcall.hub.ingest.runner import Ingest, Unwritten
+from gridcall.hub.ingest.sinks import ReadingSink
+from gridcall.hub.ingest.spool import Spool
 from gridcall.hub.store import Store
 from gridcall.wire import AgentStatus, AnomalyEvent, Decoder, MalformedMessage, encode, topics
 from gridcall.wire.broker import BrokerAddress, credentials_refused, describe_failure

@@ -1,8 +1,10 @@
 """The hub's durable store: SQLite in WAL mode.
 
 It keeps the anomaly events (``(agent, seq)`` is unique, so a redelivery is recognised),
-the alert ledger's table (:mod:`gridcall.hub.ledger`, which owns it) and, for the embedded default
-with no InfluxDB, the readings too: then it is the hub's :class:`~gridcall.hub.sinks.ReadingSink`,
+the alert ledger's table (:mod:`gridcall.hub.desk.ledger`, which owns it) and, for the embedded
+default
+with no InfluxDB, the readings too: then it is the hub's
+:class:`~gridcall.hub.ingest.sinks.ReadingSink`,
 storing each reading once per ``(agent, seq, sensor, ts)``.
 
 Calls run in a worker thread (``asyncio.to_thread``) so the event loop never blocks on disk.

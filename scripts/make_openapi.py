@@ -1,4 +1,4 @@
-"""Write docs/openapi.json, the hub API's OpenAPI document, from hub/api.py.
+"""Write docs/openapi.json, the hub API's OpenAPI document, from hub/api/app.py.
 
 Run ``python scripts/make_openapi.py`` after changing the API; tests/test_api.py fails
 while the published document differs from what the code serves.
@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT))
 def openapi_document() -> dict[str, Any]:
     """The document the API serves at /openapi.json (independent of config and data)."""
     from gridcall.config import SAMPLE_DISTRICT, load_config
-    from gridcall.hub.api import create_app
-    from gridcall.hub.desk import Desk
-    from gridcall.hub.ledger import Ledger
+    from gridcall.hub.api.app import create_app
+    from gridcall.hub.api.tokens import TokenFile
+    from gridcall.hub.desk.desk import Desk
+    from gridcall.hub.desk.ledger import Ledger
     from gridcall.hub.store import Store
-    from gridcall.hub.tokens import TokenFile
 
     async def build() -> dict[str, Any]:
         async with Store(":memory:") as store:

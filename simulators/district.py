@@ -27,9 +27,9 @@ import aiomqtt
 from gridcall.config import ConfigSet
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.sources import Sample
-from gridcall.hub.ingest import sink_label
+from gridcall.hub.ingest.runner import sink_label
+from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.service import Hub
-from gridcall.hub.sinks import ReadingSink
 from gridcall.hub.store import Store
 from gridcall.simulators.responders import Responders
 from gridcall.simulators.streams import Injection

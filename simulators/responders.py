@@ -18,8 +18,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gridcall.hub.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
-from gridcall.hub.lifecycle import Action, IllegalTransition
+from gridcall.hub.desk.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.lifecycle import Action, IllegalTransition
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,8 +56,8 @@ import aiomqtt
 from gridcall.config import EXAMPLES, AgentSpec, ConfigSet, load_config
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.sources import Sample
-from gridcall.hub.desk import BadAction, Change, NotFound, OutsideSubtree, UnknownUnit
-from gridcall.hub.lifecycle import AlertState, IllegalTransition, Transition
+from gridcall.hub.desk.desk import BadAction, Change, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Transition
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.clock import NS, SimClock

@@ -4,7 +4,7 @@ raised for nothing, and how long it took.
 The ground truth of a run is its injected anomalies
 (:class:`~gridcall.simulators.streams.Injection`,
 including the rain model's ``rain`` labels) and its agent outages. The hub's answer is
-the alerts' ledger steps (:class:`gridcall.hub.lifecycle.Transition`). The matching rule:
+the alerts' ledger steps (:class:`gridcall.hub.desk.lifecycle.Transition`). The matching rule:
 
 * A **step names a sensor** when it is an ``open``, ``evidence`` or ``reopen`` step whose
   ``sensor`` is that sensor: the hub took an anomaly of that sensor into that alert. An
@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from gridcall.hub.lifecycle import Transition
+from gridcall.hub.desk.lifecycle import Transition
 from gridcall.simulators.streams import Injection
 
 NS = 1_000_000_000

@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.api import create_app
-from gridcall.hub.desk import Desk
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.roster import Roster
+from gridcall.hub.api.app import create_app
+from gridcall.hub.api.tokens import TokenFile, issue
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.roster import Roster
 from gridcall.hub.store import Store
-from gridcall.hub.tokens import TokenFile, issue
 from gridcall.wire import AgentStatus, SensorHealth
 
 T0 = 1_800_000_000 * 10**9

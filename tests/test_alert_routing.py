@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.alerts import AlertEngine, UnknownSensor, route
+from gridcall.hub.desk.alerts import AlertEngine, UnknownSensor, route
 from gridcall.wire import AnomalyEvent, AnomalyKind, topics
 
 NOW = 1_800_000_000_000_000_000

@@ -1,4 +1,4 @@
-"""The hub's HTTP API (hub/api.py): tokens, subtrees, actions, refusals that leave the
+"""The hub's HTTP API (hub/api/app.py): tokens, subtrees, actions, refusals that leave the
 ledger unchanged, the published OpenAPI document, and one run through real uvicorn."""
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 from gridcall.config import ConfigSet
 from gridcall.config.rules import Spread
-from gridcall.hub.api import create_app
-from gridcall.hub.desk import Desk
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.lifecycle import Transition
+from gridcall.hub.api.app import create_app
+from gridcall.hub.api.tokens import TokenFile, digest, issue, read_entries, revoke
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.store import Store
-from gridcall.hub.tokens import TokenFile, digest, issue, read_entries, revoke
 from gridcall.wire import AnomalyEvent
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port

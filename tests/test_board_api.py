@@ -1,4 +1,4 @@
-"""The board's endpoints (hub/board_web.py) over real uvicorn: unit-scoped map, state and
+"""The board's endpoints (hub/board/web.py) over real uvicorn: unit-scoped map, state and
 event stream, the static page with no outside sources, and an open stream that does not
 keep the server from stopping. The browser itself is tests/test_board_web.py."""
 
@@ -15,14 +15,14 @@ import httpx
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.api import create_app
-from gridcall.hub.api_server import ApiServer
-from gridcall.hub.board_feed import RISK
-from gridcall.hub.board_view import board_actions, grid_risk
-from gridcall.hub.desk import Desk
-from gridcall.hub.ledger import Ledger
+from gridcall.hub.api.app import create_app
+from gridcall.hub.api.server import ApiServer
+from gridcall.hub.api.tokens import TokenFile, issue
+from gridcall.hub.board.feed import RISK
+from gridcall.hub.board.view import board_actions, grid_risk
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.store import Store
-from gridcall.hub.tokens import TokenFile, issue
 from gridcall.wire import AnomalyEvent
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.lifecycle import AlertState, Transition
+from gridcall.hub.desk.lifecycle import AlertState, Transition
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.district import InProcessDistrict

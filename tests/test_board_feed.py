@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.board_feed import RISK, BoardFeed
-from gridcall.hub.desk import Change, Desk
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.roster import Roster
+from gridcall.hub.board.feed import RISK, BoardFeed
+from gridcall.hub.desk.desk import Change, Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.roster import Roster
 from gridcall.hub.store import Store
 from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth
 from tests.lineproto_reader import Point, parse

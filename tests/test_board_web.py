@@ -29,13 +29,13 @@ from typing import Any
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.api import create_app
-from gridcall.hub.api_server import ApiServer
-from gridcall.hub.board_view import RISK
-from gridcall.hub.lifecycle import Transition
+from gridcall.hub.api.app import create_app
+from gridcall.hub.api.server import ApiServer
+from gridcall.hub.api.tokens import TokenFile, issue, revoke
+from gridcall.hub.board.view import RISK
+from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
-from gridcall.hub.tokens import TokenFile, issue, revoke
 from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth, encode, topics
 from gridcall.wire.broker import BrokerAddress

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.board_feed import BoardFeed
-from gridcall.hub.board_writer import BoardWriter
+from gridcall.hub.board.feed import BoardFeed
+from gridcall.hub.board.writer import BoardWriter
 from gridcall.sinks import influx_sink
 from gridcall.wire import AnomalyEvent
 from tests.private_servers import PrivateInflux

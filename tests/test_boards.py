@@ -25,12 +25,12 @@ from gridcall.boards.macros import TimeRange, UnknownMacro, expand, regex_escape
 from gridcall.boards.provisioning import DatasourceSpec, MissingSecret
 from gridcall.cli import app
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet
-from gridcall.hub.board_feed import BoardFeed
-from gridcall.hub.desk import Change, Desk
-from gridcall.hub.indicators import indicators
-from gridcall.hub.indicators import line_protocol as indicator_lines
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.roster import Roster
+from gridcall.hub.board.feed import BoardFeed
+from gridcall.hub.desk.desk import Change, Desk
+from gridcall.hub.desk.indicators import indicators
+from gridcall.hub.desk.indicators import line_protocol as indicator_lines
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.roster import Roster
 from gridcall.hub.store import Store
 from gridcall.sinks import encoder_for
 from gridcall.wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, SensorHealth

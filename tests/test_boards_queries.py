@@ -50,7 +50,7 @@ from gridcall.boards.dashboards import BoardSchema
 from gridcall.boards.macros import TimeRange, expand
 from gridcall.boards.provisioning import DatasourceSpec, write_provisioning
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
-from gridcall.hub.indicator_writer import write_indicators
+from gridcall.hub.board.indicator_writer import write_indicators
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.district import InProcessDistrict

@@ -17,8 +17,8 @@ import pytest
 from gridcall.config import ConfigSet
 from gridcall.config.models import BrokerSettings, InfluxSettings
 from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.hub.ingest.sinks import InfluxV1Sink, SinkAuthError
 from gridcall.hub.service import Hub
-from gridcall.hub.sinks import InfluxV1Sink, SinkAuthError
 from gridcall.hub.store import Store
 from gridcall.simulators.town import SimulatedTown
 from gridcall.sinks import encoder_for, sink_from_settings

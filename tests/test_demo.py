@@ -107,8 +107,8 @@ async def test_the_live_tables_read_in_an_80_column_terminal(cfg: ConfigSet) -> 
     from rich.console import Console
 
     from gridcall.demo import alerts_table, indicator_board, tier_line, unit_figures
-    from gridcall.hub.desk import Desk
-    from gridcall.hub.ledger import Ledger
+    from gridcall.hub.desk.desk import Desk
+    from gridcall.hub.desk.ledger import Ledger
     from gridcall.hub.store import Store
     from gridcall.wire import AnomalyEvent
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.lifecycle import IllegalTransition
+from gridcall.hub.desk.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import IllegalTransition
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent, Severity
 

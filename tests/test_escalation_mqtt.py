@@ -157,8 +157,8 @@ async def test_a_step_written_but_never_published_is_published_at_start(
         cfg: ConfigSet, mqtt_url: str, tmp_path: Path) -> None:
     """A crash between the ledger and the broker: the hub that starts next publishes the
     alert's current state, so no unit misses it."""
-    from gridcall.hub.desk import Desk
-    from gridcall.hub.ledger import Ledger
+    from gridcall.hub.desk.desk import Desk
+    from gridcall.hub.desk.ledger import Ledger
 
     t0 = 1_900_000_000_000_000_000 + random.randrange(10**15)
     path = tmp_path / "hub.sqlite"

@@ -26,9 +26,9 @@ import yaml
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
 from gridcall.config.base import _parse_duration
-from gridcall.hub.desk import Desk
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.lifecycle import Transition
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
 

@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet
-from gridcall.hub.ingest import Unwritten
+from gridcall.hub.ingest.runner import Unwritten
+from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder
+from gridcall.hub.ingest.spool import Spool
 from gridcall.hub.service import Hub
-from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
-from gridcall.hub.spool import Spool
 from gridcall.hub.store import Store
 from gridcall.wire import Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress
@@ -69,7 +69,7 @@ async def test_a_hub_stopped_with_its_sink_down_ends_and_counts_what_it_did_not_
                 await client.publish(topics.readings_topic(sensor.agent),
                                      encode(batch(sensor.agent, sensor.id, seq, 3)), qos=1)
         assert await wait_until(lambda: hub.ingest.counters.readings_received == 9)
-        with caplog.at_level(logging.ERROR, logger="gridcall.hub.ingest"):
+        with caplog.at_level(logging.ERROR, logger="gridcall.hub.ingest.runner"):
             stop.set()
             await asyncio.wait_for(task, 60)  # guard against a hang, not a timing claim
     await forget_session(mqtt_url, client_id)

@@ -1,4 +1,4 @@
-"""Indicators (hub/indicators.py) from hand-built ledgers whose figures are worked out
+"""Indicators (hub/desk/indicators.py) from hand-built ledgers whose figures are worked out
 by hand in the comments, and their InfluxDB write against the real InfluxDB 1.6.7."""
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from gridcall.config import ConfigSet
-from gridcall.hub.alerts import AlertEngine
-from gridcall.hub.indicator_writer import IndicatorCounters, run_indicator_writer, write_indicators
-from gridcall.hub.indicators import Indicator, by_unit, indicators, line_protocol, stints
-from gridcall.hub.lifecycle import AlertState, Transition, apply, opening, step
-from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
+from gridcall.hub.board.indicator_writer import (
+    IndicatorCounters,
+    run_indicator_writer,
+    write_indicators,
+)
+from gridcall.hub.desk.alerts import AlertEngine
+from gridcall.hub.desk.indicators import Indicator, by_unit, indicators, line_protocol, stints
+from gridcall.hub.desk.lifecycle import AlertState, Transition, apply, opening, step
+from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder
 from gridcall.wire import AnomalyEvent, Deadlines
 from tests.polling import wait_until
 from tests.servers import influxql_async
@@ -278,7 +282,7 @@ def _report(*args: str) -> Result:
 
 @pytest.fixture
 def store_file(week: Ledger, tmp_path: Path) -> Path:
-    from gridcall.hub.ledger import Ledger as SqlLedger
+    from gridcall.hub.desk.ledger import Ledger as SqlLedger
     from gridcall.hub.store import Store
 
     path = tmp_path / "hub.sqlite"
@@ -333,8 +337,8 @@ def test_hub_run_writes_the_indicators_to_influxdb(cfg: ConfigSet, mqtt_url: str
     import yaml
 
     from gridcall.config import SAMPLE_DISTRICT
-    from gridcall.hub.desk import Desk
-    from gridcall.hub.ledger import Ledger as SqlLedger
+    from gridcall.hub.desk.desk import Desk
+    from gridcall.hub.desk.ledger import Ledger as SqlLedger
     from gridcall.hub.store import Store
     from tests.test_hub_shutdown import forget_session
 
@@ -394,7 +398,7 @@ def test_hub_report_judges_a_period_not_yet_over_as_of_now(cfg: ConfigSet,
                                                            tmp_path: Path) -> None:
     import time
 
-    from gridcall.hub.ledger import Ledger as SqlLedger
+    from gridcall.hub.desk.ledger import Ledger as SqlLedger
     from gridcall.hub.store import Store
 
     # a store whose clock runs ahead (a demo's): its last step is "now" for it

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridcall.hub.sinks import (
+from gridcall.hub.ingest.sinks import (
     BatchTooLargeError,
     InfluxV1Sink,
     InfluxV2Sink,
@@ -26,8 +26,8 @@ from gridcall.hub.sinks import (
     SinkConfigError,
     SinkError,
 )
-from gridcall.hub.sinks.influx import classify, public_url, server_message
-from gridcall.hub.sinks.lineproto import escape_tag
+from gridcall.hub.ingest.sinks.influx import classify, public_url, server_message
+from gridcall.hub.ingest.sinks.lineproto import escape_tag
 from gridcall.wire import Reading, ReadingBatch
 from tests.servers import (
     create_influx_database,

@@ -10,8 +10,8 @@ import logging
 import httpx
 import pytest
 
-from gridcall.hub.ingest import Ingest, Unwritten
-from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
+from gridcall.hub.ingest.runner import Ingest, Unwritten
+from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder
 from gridcall.wire import Reading, ReadingBatch
 from tests.polling import wait_until
 from tests.servers import influxql, unused_tcp_port
@@ -86,7 +86,7 @@ async def test_a_drain_gives_up_on_a_sink_that_is_down_and_counts_what_it_did_no
         ingest = Ingest(sink)
         for b in batches:
             await ingest.put(b)
-        with caplog.at_level(logging.ERROR, logger="gridcall.hub.ingest"):
+        with caplog.at_level(logging.ERROR, logger="gridcall.hub.ingest.runner"):
             left = await asyncio.wait_for(ingest.drain(0.5), 60)  # guard against a hang
         again = await asyncio.wait_for(ingest.drain(0.5), 60)
     assert left == Unwritten(batches=3, readings=9)

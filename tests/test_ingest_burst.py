@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from gridcall.config import SAMPLE_DISTRICT
-from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
-from gridcall.hub.worker import IngestWorker
+from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder
+from gridcall.hub.ingest.worker import IngestWorker
 from gridcall.wire import Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until

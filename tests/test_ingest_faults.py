@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gridcall.hub.ingest import Ingest
-from gridcall.hub.sinks import InfluxV1Sink, LineEncoder
-from gridcall.hub.spool import Spool
+from gridcall.hub.ingest.runner import Ingest
+from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder
+from gridcall.hub.ingest.spool import Spool
 from gridcall.wire import Reading, ReadingBatch
 from tests.polling import wait_until
 from tests.private_servers import PrivateInflux
@@ -84,7 +84,7 @@ async def test_a_500_that_never_clears_raises_a_rate_limited_error_naming_the_si
         await ingest.flush()
         c = ingest.counters
         assert (c.spooled_readings, c.write_retries) == (60, 1)
-        caplog.set_level(logging.WARNING, logger="gridcall.hub.ingest")
+        caplog.set_level(logging.WARNING, logger="gridcall.hub.ingest.runner")
 
         def errors() -> list[str]:
             return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

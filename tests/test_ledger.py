@@ -9,8 +9,8 @@ import msgspec
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.ledger import Ledger, LedgerConflict
-from gridcall.hub.lifecycle import apply, opening, step
+from gridcall.hub.desk.ledger import Ledger, LedgerConflict
+from gridcall.hub.desk.lifecycle import apply, opening, step
 from gridcall.hub.store import Store
 from tests.test_lifecycle import MIN, T0, drafted, take
 

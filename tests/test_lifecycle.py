@@ -7,8 +7,8 @@ import msgspec
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.alerts import AlertEngine, route
-from gridcall.hub.lifecycle import (
+from gridcall.hub.desk.alerts import AlertEngine, route
+from gridcall.hub.desk.lifecycle import (
     ACTIONS,
     CLOSED,
     OPEN,

@@ -1,4 +1,4 @@
-"""Notifications per unit (config/notify.py, hub/notify.py) against a real HTTP receiver
+"""Notifications per unit (config/notify.py, hub/notify/notifier.py) against a real HTTP receiver
 and a real SMTP server, both on loopback."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from aiosmtpd.controller import Controller
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
 from gridcall.config.notify import NotifyFile
-from gridcall.hub.alerts import AlertEngine
-from gridcall.hub.notify import Notifier
+from gridcall.hub.desk.alerts import AlertEngine
+from gridcall.hub.notify.notifier import Notifier
 from gridcall.wire import AnomalyEvent, RiskAlert
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port
@@ -154,7 +154,7 @@ async def test_a_webhook_that_keeps_failing_is_given_up_logged_and_counted_not_r
     receiver.statuses = [500] * 10
     alert = alert_in(cfg)
     notify = settings({alert.unit: [{"type": "webhook", "url": receiver.url}]}, retry=FAST)
-    with caplog.at_level(logging.WARNING, logger="gridcall.hub.notify"):
+    with caplog.at_level(logging.WARNING, logger="gridcall.hub.notify.notifier"):
         async with Notifier(notify) as notifier:
             notifier.notify(alert, [alert.unit])
             assert await wait_until(lambda: notifier.counters.given_up == 1)
@@ -289,9 +289,9 @@ units:
 
 async def test_the_desk_hook_notifies_new_calls_and_both_levels_of_an_escalation(
         cfg: ConfigSet, receiver: Receiver, tmp_path: Path) -> None:
-    from gridcall.hub.desk import Desk
-    from gridcall.hub.ledger import Ledger
-    from gridcall.hub.notify import desk_hook
+    from gridcall.hub.desk.desk import Desk
+    from gridcall.hub.desk.ledger import Ledger
+    from gridcall.hub.notify.notifier import desk_hook
     from gridcall.hub.store import Store
 
     sensor = cfg.sensors["dongyuan-g1-pm25-1"]  # minor pm25: tier C, the community
@@ -360,8 +360,8 @@ async def test_a_step_a_crash_left_unnotified_is_notified_at_the_next_start(
     await run_services(open_one)
     # a "crash": the escalation reaches the ledger, the notifier never hears of it
     async with Store(db) as store:
-        from gridcall.hub.desk import Desk
-        from gridcall.hub.ledger import Ledger
+        from gridcall.hub.desk.desk import Desk
+        from gridcall.hub.desk.ledger import Ledger
         desk = Desk(cfg, Ledger(store))
         await desk.start()
         (alert,) = desk.alerts()
@@ -384,10 +384,10 @@ async def test_a_step_a_crash_left_unnotified_is_notified_at_the_next_start(
 
 async def test_a_ledger_from_before_the_outbox_is_not_notified_again(
         cfg: ConfigSet, tmp_path: Path) -> None:
-    from gridcall.hub.desk import Desk
-    from gridcall.hub.ledger import Ledger
-    from gridcall.hub.notify import NOTIFIED_ACTIONS
-    from gridcall.hub.notify_outbox import NotifyOutbox
+    from gridcall.hub.desk.desk import Desk
+    from gridcall.hub.desk.ledger import Ledger
+    from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS
+    from gridcall.hub.notify.outbox import NotifyOutbox
     from gridcall.hub.store import Store
 
     sensor = cfg.sensors["dongyuan-g1-pm25-1"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
-from gridcall.hub.roster import Roster, UnknownAgent
+from gridcall.hub.desk.roster import Roster, UnknownAgent
 from gridcall.wire import AgentStatus, SensorHealth
 
 T0 = 1_800_000_000_000_000_000

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.desk import Desk
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.lifecycle import Action, Transition
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import Action, Transition
 from gridcall.hub.store import Store
 from gridcall.simulators.streams import Injection
 from gridcall.simulators.truth import compare

@@ -371,7 +371,7 @@ def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                                 [(None, "red"), (0, "orange"), (900, "green")])]}),
         _indicator_table(s, title="Indicators by town", width=12,
                          description="Assessment indicators of each town over the chosen "
-                                     "period (hub/indicators.py): calls, deadline breaches, "
+                                     "period (hub/desk/indicators.py): calls, deadline breaches, "
                                      "on-time rates, median times.",
                          conditions=("\"level\" = 'town'", match("id", "town")), by=("id",),
                          sort_by="breaches", desc=True,

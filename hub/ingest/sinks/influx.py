@@ -1,9 +1,11 @@
 """InfluxDB writers: v1 ``/write`` over httpx, and v2 ``/api/v2/write`` through
 influxdb-client.
 
-Both encode reading batches with :class:`~gridcall.hub.sinks.lineproto.LineEncoder` (nanosecond
+Both encode reading batches with :class:`~gridcall.hub.ingest.sinks.lineproto.LineEncoder`
+(nanosecond
 precision) and send them in one request; they never retry (the hub's ingest runner
-does). Every failure is classified into the :mod:`gridcall.hub.sinks.base` errors before it leaves
+does). Every failure is classified into the :mod:`gridcall.hub.ingest.sinks.base` errors before it
+leaves
 the sink, and messages name the sink and the URL without credentials.
 
 Which server takes which:
@@ -27,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from gridcall.hub.sinks.base import (
+from gridcall.hub.ingest.sinks.base import (
     BatchTooLargeError,
     RejectedPointsError,
     RetryableSinkError,
@@ -35,7 +37,7 @@ from gridcall.hub.sinks.base import (
     SinkConfigError,
     SinkError,
 )
-from gridcall.hub.sinks.lineproto import LineEncoder
+from gridcall.hub.ingest.sinks.lineproto import LineEncoder
 from gridcall.wire import ReadingBatch
 
 if TYPE_CHECKING:

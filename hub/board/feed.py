@@ -11,7 +11,7 @@ all points of one snapshot at the same time):
 - ``grid_risk``: one point per grid of the topology (risk = highest open tier there);
 - ``sensor_risk``: one point per sensor (risk = highest open alert it is evidence of, and
   its health as its agent reports it);
-- ``agent_state``: one point per configured agent (the roster, :mod:`gridcall.hub.roster`).
+- ``agent_state``: one point per configured agent (the roster, :mod:`gridcall.hub.desk.roster`).
 
 **Events**, at their own time: ``anomaly`` (:meth:`BoardFeed.anomaly`, each anomaly event
 the hub takes) and ``alert_change`` (:meth:`BoardFeed.alert_change`, each ledger step).
@@ -19,7 +19,8 @@ the hub takes) and ``alert_change`` (:meth:`BoardFeed.alert_change`, each ledger
 Risk levels are integers so a board can colour by thresholds and take ``max()``:
 0 none, 1 tier D, 2 C, 3 B, 4 A. Tag values are ids (plus ``grid_name``, which the
 contract names as a tag); names and human-readable text go in string fields. Strings and
-tags are escaped by :mod:`gridcall.hub.sinks.lineproto`'s rules; a float that is not finite is left
+tags are escaped by :mod:`gridcall.hub.ingest.sinks.lineproto`'s rules; a float that is not finite
+is left
 out (line protocol has no NaN).
 
 Everything the snapshot needs per grid and per sensor (tags, centroids) is built once
@@ -35,9 +36,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gridcall.config import ConfigSet
-from gridcall.hub.lifecycle import AlertState, Transition
-from gridcall.hub.roster import AgentView
-from gridcall.hub.sinks.lineproto import escape_field_string, escape_measurement, escape_tag
+from gridcall.hub.desk.lifecycle import AlertState, Transition
+from gridcall.hub.desk.roster import AgentView
+from gridcall.hub.ingest.sinks.lineproto import escape_field_string, escape_measurement, escape_tag
 from gridcall.wire import AnomalyEvent, Tier
 
 RISK: Mapping[Tier, int] = {"D": 1, "C": 2, "B": 3, "A": 4}

@@ -1,8 +1,10 @@
 """The alert desk: anomaly events in, answered calls out.
 
 :class:`Desk` is the one service that changes alerts. It groups anomaly events into alerts
-(one open alert per matter and grid), judges their tier (:mod:`gridcall.hub.tiering`), routes them
-(:func:`gridcall.hub.alerts.route`), takes people's actions (acknowledge, arrive, resolve, false
+(one open alert per matter and grid), judges their tier (:mod:`gridcall.hub.desk.tiering`), routes
+them
+(:func:`gridcall.hub.desk.alerts.route`), takes people's actions (acknowledge, arrive, resolve,
+false
 alarm, call upward, dispatch), escalates on deadline breaches, and writes every step to
 the ledger *before* anything else sees it. Then it calls its hooks with a :class:`Change`
 (the MQTT publisher in :mod:`gridcall.hub.service`, the notifier, ...).
@@ -35,10 +37,10 @@ from datetime import timedelta
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
 from gridcall.config.rules import tier_up
-from gridcall.hub import lifecycle
-from gridcall.hub.alerts import UNCLASSIFIED, AlertEngine, UnknownSensor, absolute, route
-from gridcall.hub.ledger import Ledger
-from gridcall.hub.lifecycle import (
+from gridcall.hub.desk import lifecycle
+from gridcall.hub.desk.alerts import UNCLASSIFIED, AlertEngine, UnknownSensor, absolute, route
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import (
     HUB,
     Action,
     AlertState,
@@ -49,7 +51,7 @@ from gridcall.hub.lifecycle import (
     opening,
     step,
 )
-from gridcall.hub.tiering import NS, Sighting, SpreadWindow, judge
+from gridcall.hub.desk.tiering import NS, Sighting, SpreadWindow, judge
 from gridcall.wire import AnomalyEvent, Deadlines, Severity, Tier
 
 log = logging.getLogger(__name__)
@@ -358,7 +360,8 @@ class Desk:
     async def on_event(self, event: AnomalyEvent, now: int, *, matter: str | None = None,
                        note: str | None = None) -> EventOutcome:
         """An anomaly event from an agent, at ``now`` on the desk's clock. A sensor the
-        config does not know raises :class:`~gridcall.hub.alerts.UnknownSensor` (nothing written).
+        config does not know raises :class:`~gridcall.hub.desk.alerts.UnknownSensor` (nothing
+        written).
 
         ``matter`` (a catalog code) and ``note`` are for inputs the hub makes itself from
         what it sees (an edge agent that went offline: ``EDGE-OFFLINE``): the matter then

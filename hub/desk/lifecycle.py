@@ -2,7 +2,7 @@
 
 Every change to an alert is a :class:`Transition` (who, when, what, why, and the alert's
 state, tier, responsible unit, deadlines and departments *after* it). The ledger
-(:mod:`gridcall.hub.ledger`) stores them append-only; :func:`apply` folds them into an
+(:mod:`gridcall.hub.desk.ledger`) stores them append-only; :func:`apply` folds them into an
 :class:`AlertState`, so the same code that moves an alert forward rebuilds it after a
 restart. :func:`step` builds the next transition and refuses an illegal one with
 :class:`IllegalTransition` before anything is written.
@@ -25,7 +25,7 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
                                                within the reopen window; the hub decides)
 
 Which tier, unit and deadlines an escalation or reopening brings is decided by the caller
-(:mod:`gridcall.hub.desk`, from the config); this module only holds the rules of the ladder.
+(:mod:`gridcall.hub.desk.desk`, from the config); this module only holds the rules of the ladder.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class Transition:
     unit_level: UnitLevel
     unit_path: tuple[str, ...]
     """The responsible unit's address (the alert topic's unit levels; for tier A the
-    town's path, see :func:`gridcall.hub.alerts.route`)."""
+    town's path, see :func:`gridcall.hub.desk.alerts.route`)."""
     deadlines: Deadlines
     departments: tuple[str, ...]
     """Lead first, then co-handlers and departments dispatched since."""

@@ -1,4 +1,4 @@
-"""Serve the hub's API (hub/api.py) with uvicorn inside the hub's own event loop.
+"""Serve the hub's API (hub/api/app.py) with uvicorn inside the hub's own event loop.
 
 ``async with ApiServer(app, "127.0.0.1", 8470) as server`` binds the port at once (an
 address in use is an :class:`ApiBindError` naming it, before anything else starts), serves in

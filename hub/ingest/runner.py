@@ -1,6 +1,7 @@
 """The ingest runner: dedup by (agent, seq), batch across messages, write, classify, retry.
 
-Sinks only write or raise (see :mod:`gridcall.hub.sinks`); this runner owns buffering, batching
+Sinks only write or raise (see :mod:`gridcall.hub.ingest.sinks`); this runner owns buffering,
+batching
 and retries, and counts everything it does not store:
 
 - retryable failures (429, 5xx, connection errors): the data is kept and retried with
@@ -9,7 +10,7 @@ and retries, and counts everything it does not store:
 - 400/422: the points are rejected and counted (``rejected_readings``);
 - 401/403/404: the data is kept and retried slowly; an operator must act.
 
-With a :class:`~gridcall.hub.spool.Spool`, a chunk the sink cannot take now (a retryable or
+With a :class:`~gridcall.hub.ingest.spool.Spool`, a chunk the sink cannot take now (a retryable or
 operator-must-act error) is written to disk instead of being retried in memory, and counts
 as settled: its messages may be acknowledged. While the sink is down, later chunks go
 straight to the spool; :meth:`Ingest.run_spool` writes the spool back, oldest first, once
@@ -44,14 +45,14 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from gridcall.hub.sinks import (
+from gridcall.hub.ingest.sinks import (
     BatchTooLargeError,
     ReadingSink,
     RejectedPointsError,
     SinkConfigError,
     SinkError,
 )
-from gridcall.hub.spool import Spool
+from gridcall.hub.ingest.spool import Spool
 from gridcall.wire import ReadingBatch
 
 log = logging.getLogger(__name__)

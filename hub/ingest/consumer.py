@@ -41,7 +41,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gridcall.hub.ingest import Ingest, Token
+from gridcall.hub.ingest.runner import Ingest, Token
 from gridcall.wire import Decoder, MalformedMessage, topics
 from gridcall.wire.broker import BrokerAddress
 

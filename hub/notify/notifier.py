@@ -12,7 +12,7 @@ retried after a backoff that doubles up to ``retry.max_backoff``; after
 4xx (but 408/429) is given up at once: the request itself is wrong (token, path), and
 only a person can fix that. :class:`NotifyCounters`
 has the rates. Deliveries waiting for a retry live in memory; with an outbox
-(:mod:`gridcall.hub.notify_outbox`, what ``gridcall hub run`` uses) a step whose deliveries were not
+(:mod:`gridcall.hub.notify.outbox`, what ``gridcall hub run`` uses) a step whose deliveries were not
 all sent or given up when the hub stopped or crashed is sent again at the next start.
 
 On leaving ``async with``, deliveries under way get ``drain_timeout`` seconds to finish;
@@ -44,7 +44,7 @@ from gridcall.config.notify import (
     WebhookChannel,
     secret,
 )
-from gridcall.hub.desk import Change
+from gridcall.hub.desk.desk import Change
 from gridcall.wire import RiskAlert
 
 log = logging.getLogger(__name__)
@@ -336,8 +336,9 @@ class Outbox(Protocol):
 
 def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
               clock: Callable[[], int] | None = None) -> Callable[[Change], Awaitable[None]]:
-    """A :meth:`gridcall.hub.desk.Desk.add_hook` hook that queues the notifications of a step and,
-    with an ``outbox`` (:class:`gridcall.hub.notify_outbox.NotifyOutbox`), records the step as
+    """A :meth:`gridcall.hub.desk.desk.Desk.add_hook` hook that queues the notifications of a step
+        and,
+    with an ``outbox`` (:class:`gridcall.hub.notify.outbox.NotifyOutbox`), records the step as
     notified once its deliveries are done."""
 
     async def hook(change: Change) -> None:

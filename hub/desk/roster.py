@@ -2,7 +2,7 @@
 
 Pure: no I/O, no clock. The hub feeds it every :class:`~wire.AgentStatus` it receives
 (``observe``) and asks it, on its own clock, who fell silent (``check``). What it knows
-goes to the boards (``agent_state``, ``sensor_risk`` health, :mod:`gridcall.hub.board_feed`) and
+goes to the boards (``agent_state``, ``sensor_risk`` health, :mod:`gridcall.hub.board.feed`) and
 to the API (``GET /v1/agents``).
 
 An agent is, for the hub:

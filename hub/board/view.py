@@ -1,4 +1,4 @@
-"""What the built-in board (``/board``, :mod:`gridcall.hub.board_web`) shows, computed from the
+"""What the built-in board (``/board``, :mod:`gridcall.hub.board.web`) shows, computed from the
 config and the desk's alert states: pure, no I/O, no clock.
 
 - :func:`board_areas` / :func:`board_sensors`: the map of a unit's subtree, from the GeoJSON
@@ -8,7 +8,7 @@ config and the desk's alert states: pure, no I/O, no clock.
   of the open alerts in it (raised by it), as an int: 0 none, 1 tier D, 2 C, 3 B, 4 A,
   the scale of the ``grid_risk`` measurement the hub writes to InfluxDB (contracts §1).
 - :func:`board_actions`: the buttons an alert gets now, from the lifecycle's own rules
-  (:func:`gridcall.hub.lifecycle.refusal`), so the page never guesses what the API allows.
+  (:func:`gridcall.hub.desk.lifecycle.refusal`), so the page never guesses what the API allows.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gridcall.config import ConfigSet, Unit
-from gridcall.hub.board_feed import RISK
-from gridcall.hub.lifecycle import Action, AlertState, refusal
+from gridcall.hub.board.feed import RISK
+from gridcall.hub.desk.lifecycle import Action, AlertState, refusal
 from gridcall.wire import Tier, UnitLevel
 
 BOARD_ACTIONS: tuple[Action, ...] = ("acknowledge", "arrive", "resolve", "false_alarm",
@@ -91,7 +91,8 @@ def sensor_risk(states: Iterable[AlertState],
                 evidence: Mapping[str, Iterable[str]] | None = None
                 ) -> dict[str, tuple[int, int]]:
     """sensor id → (risk, open alerts) over the open alerts it raised or added evidence
-    to (``evidence``: alert id → its sensors, as :meth:`gridcall.hub.desk.Desk.sensors_of` gives),
+    to (``evidence``: alert id → its sensors, as :meth:`gridcall.hub.desk.desk.Desk.sensors_of`
+    gives),
     the same rule as the ``sensor_risk`` measurement the Grafana boards read."""
     evidence = evidence or {}
     return _highest((sensor, s.tier) for s in states if s.is_open

@@ -1,7 +1,8 @@
 """The hub's HTTP API for units and their apps (FastAPI): alerts, actions, indicators,
 edge agents.
 
-Every request carries a unit's bearer token (:mod:`gridcall.hub.tokens`); the unit may see and act
+Every request carries a unit's bearer token (:mod:`gridcall.hub.api.tokens`); the unit may see and
+act
 on alerts in its own subtree only: a grid on its grid's alerts, a community on its grids',
 a town on its communities' and grids', the district on all. The sensor's place decides
 (``AlertState.place``), not the unit currently responsible, so a grid still sees the alert
@@ -36,11 +37,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridcall.config import ConfigSet, Unit
-from gridcall.hub.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
-from gridcall.hub.indicators import Indicator, indicators
-from gridcall.hub.lifecycle import AlertState, IllegalTransition, Transition
-from gridcall.hub.roster import Health, Liveness, Roster
-from gridcall.hub.tokens import TokenFile
+from gridcall.hub.api.tokens import TokenFile
+from gridcall.hub.desk.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.indicators import Indicator, indicators
+from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Transition
+from gridcall.hub.desk.roster import Health, Liveness, Roster
 from gridcall.wire import AlertAction, AlertStatus, Tier, UnitLevel
 
 API_VERSION = "1"
@@ -170,7 +171,8 @@ class IndicatorList(Out):
     period_start: int
     period_end: int
     rows: list[Indicator]
-    """gridcall.hub.indicators.Indicator itself (pydantic takes the dataclass), so the API cannot
+    """gridcall.hub.desk.indicators.Indicator itself (pydantic takes the dataclass), so the API
+        cannot
     drift from the computation."""
 
 
@@ -416,7 +418,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     ) -> IndicatorList:
         """Indicators of the units in the subtree, and of the departments over the
         subtree's alerts, for alerts handed to them in the period, judged as of the
-        period's end or now, whichever is earlier (definitions in hub/indicators.py and
+        period's end or now, whichever is earlier (definitions in hub/desk/indicators.py and
         docs/api.md)."""
         root = subtree(unit, of)
         now = clock()
@@ -436,7 +438,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
         return IndicatorList(unit=root.id, period_start=start, period_end=end,
                              rows=list(rows))
 
-    from gridcall.hub.board_web import add_board  # it builds on this module's models
+    from gridcall.hub.board.web import add_board  # it builds on this module's models
 
     add_board(app, desk, cfg, clock)
     @app.get("/v1/agents", response_model=AgentList, responses={

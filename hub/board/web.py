@@ -39,9 +39,9 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import Field
 
 from gridcall.config import ConfigSet, Unit
-from gridcall.hub.api import ERRORS, AlertOut, Caller, Me, Out, TransitionOut
-from gridcall.hub.board_feed import RISK
-from gridcall.hub.board_view import (
+from gridcall.hub.api.app import ERRORS, AlertOut, Caller, Me, Out, TransitionOut
+from gridcall.hub.board.feed import RISK
+from gridcall.hub.board.view import (
     board_actions,
     board_areas,
     board_sensors,
@@ -50,8 +50,8 @@ from gridcall.hub.board_view import (
     inside,
     sensor_risk,
 )
-from gridcall.hub.desk import Change, Desk
-from gridcall.hub.lifecycle import Action, AlertState
+from gridcall.hub.desk.desk import Change, Desk
+from gridcall.hub.desk.lifecycle import Action, AlertState
 from gridcall.wire import UnitLevel
 
 log = logging.getLogger(__name__)
@@ -205,13 +205,13 @@ class ChangeFeed:
 
 
 def _asset(name: str) -> bytes:
-    return importlib.resources.files("gridcall.hub").joinpath("board", name).read_bytes()
+    return importlib.resources.files("gridcall.hub.board").joinpath(name).read_bytes()
 
 
 def add_board(app: FastAPI, desk: Desk, cfg: ConfigSet, clock: Clock, *,
               tick_s: float = TICK_S) -> ChangeFeed:
     """Serve the board on ``app`` over ``desk``; the feed is a hook on the desk and is
-    closed by :class:`gridcall.hub.api_server.ApiServer` before it stops."""
+    closed by :class:`gridcall.hub.api.server.ApiServer` before it stops."""
     feed = ChangeFeed()
     desk.add_hook(feed.hook)
     app.state.closing = [*getattr(app.state, "closing", []), feed.close]

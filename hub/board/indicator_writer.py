@@ -1,6 +1,7 @@
 """Write the indicators to InfluxDB periodically, for the boards.
 
-Every ``interval`` the runner reads the ledger, computes :func:`gridcall.hub.indicators.indicators`
+Every ``interval`` the runner reads the ledger, computes
+:func:`gridcall.hub.desk.indicators.indicators`
 for each rolling window ending now (by default the last day and the last 7 days) and
 writes them as line protocol (measurement ``indicator``, tag ``period`` naming the
 window) through the hub's InfluxDB sink. A failed write is logged and counted, never
@@ -16,9 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gridcall.hub.indicators import indicators, line_protocol
-from gridcall.hub.lifecycle import Transition
-from gridcall.hub.sinks import SinkError
+from gridcall.hub.desk.indicators import indicators, line_protocol
+from gridcall.hub.desk.lifecycle import Transition
+from gridcall.hub.ingest.sinks import SinkError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ async def write_indicators(sink: LineSink, transitions: Sequence[Transition], no
                            windows: Mapping[str, int] = WINDOWS,
                            measurement: str = "indicator") -> int:
     """One round: every window ending at ``now``; returns the points written. Raises the
-    sink's :class:`~gridcall.hub.sinks.SinkError`."""
+    sink's :class:`~gridcall.hub.ingest.sinks.SinkError`."""
     body = b"".join(
         line_protocol(indicators(transitions, now - span, now), period=name,
                       measurement=measurement)

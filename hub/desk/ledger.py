@@ -1,4 +1,4 @@
-"""The alert ledger: every :class:`~gridcall.hub.lifecycle.Transition`, append-only, in SQLite
+"""The alert ledger: every :class:`~gridcall.hub.desk.lifecycle.Transition`, append-only, in SQLite
 (WAL).
 
 It lives in the hub store's database (:class:`gridcall.hub.store.Store`). Rows are never changed
@@ -6,7 +6,7 @@ or deleted: triggers refuse UPDATE and DELETE, and ``(alert_id, n)`` is unique, 
 is written once even if two writers race. ``(ev_agent, ev_seq)`` is unique too: an anomaly
 event joins at most one alert, however often at-least-once delivery brings it.
 
-The state of every alert is the fold of its rows (:func:`gridcall.hub.lifecycle.fold`);
+The state of every alert is the fold of its rows (:func:`gridcall.hub.desk.lifecycle.fold`);
 :meth:`Ledger.rebuild` does that at start-up.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from gridcall.hub.lifecycle import AlertState, Transition, apply, fold
+from gridcall.hub.desk.lifecycle import AlertState, Transition, apply, fold
 from gridcall.hub.store import Store
 
 SCHEMA = """

@@ -5,7 +5,7 @@ the two (or stopped while a webhook was still being retried) would never notify 
 step. :class:`NotifyOutbox` closes the gap the way an outbox does: a step's
 notifications are *done* once every delivery of it was sent or given up, and that is
 recorded in ``notified`` beside the ledger. At start, :meth:`pending` lists the notified
-kinds of step (:data:`gridcall.hub.notify.NOTIFIED_ACTIONS`) that the ledger holds and
+kinds of step (:data:`gridcall.hub.notify.notifier.NOTIFIED_ACTIONS`) that the ledger holds and
 ``notified`` does not, and :func:`replay` sends them again, with the alert as it stands
 now. A delivery may so be sent twice (the crash came after the send, before the mark):
 at least once, like the rest of the pipeline.
@@ -21,9 +21,9 @@ import sqlite3
 
 import msgspec
 
-from gridcall.hub.desk import Change, Desk
-from gridcall.hub.ledger import SCHEMA as LEDGER_SCHEMA
-from gridcall.hub.lifecycle import Transition
+from gridcall.hub.desk.desk import Change, Desk
+from gridcall.hub.desk.ledger import SCHEMA as LEDGER_SCHEMA
+from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.store import Store
 
 SCHEMA = """
@@ -79,7 +79,7 @@ class NotifyOutbox:
 
 
 async def changes_to_replay(desk: Desk, steps: list[Transition]) -> list[Change]:
-    """The :class:`~gridcall.hub.desk.Change` each step made, to notify again: the alert as it
+    """The :class:`~gridcall.hub.desk.desk.Change` each step made, to notify again: the alert as it
     stands now (what a person should act on), the units the step concerned (after an
     escalation both the unit that held it and the new one)."""
     changes: list[Change] = []

@@ -1,4 +1,4 @@
-"""Write the board measurements (:mod:`gridcall.hub.board_feed`) through the hub's InfluxDB sink.
+"""Write the board measurements (:mod:`gridcall.hub.board.feed`) through the hub's InfluxDB sink.
 
 Two kinds of writes, with different rules when the sink fails:
 
@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from gridcall.hub.sinks import RejectedPointsError, SinkError
+from gridcall.hub.ingest.sinks import RejectedPointsError, SinkError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Assessment indicators (督查考核) from the alert ledger: pure, no I/O, no clock.
 
 Units are judged on timeliness, not on how many reports they file (DOMAIN.md). Every
-figure here is computed from :class:`~gridcall.hub.lifecycle.Transition` records alone, so it can
+figure here is computed from :class:`~gridcall.hub.desk.lifecycle.Transition` records alone, so it
+can
 be recomputed for any period from the ledger, and a test can check it by hand.
 
 **Stints: who gets credit.** An alert is the responsibility of one unit at a time. A
@@ -66,8 +67,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
-from gridcall.hub.lifecycle import HUB, Transition
-from gridcall.hub.sinks.lineproto import escape_measurement, escape_tag
+from gridcall.hub.desk.lifecycle import HUB, Transition
+from gridcall.hub.ingest.sinks.lineproto import escape_measurement, escape_tag
 
 Group = Literal["unit", "department"]
 STARTS = frozenset({"open", "escalate", "reopen"})

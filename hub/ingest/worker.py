@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gridcall.hub.ingest import Ingest, Unwritten
-from gridcall.hub.readings import ReadingsConsumer
-from gridcall.hub.sinks import ReadingSink
-from gridcall.hub.spool import Spool
+from gridcall.hub.ingest.consumer import ReadingsConsumer
+from gridcall.hub.ingest.runner import Ingest, Unwritten
+from gridcall.hub.ingest.sinks import ReadingSink
+from gridcall.hub.ingest.spool import Spool
 from gridcall.wire.broker import BrokerAddress
 
 
