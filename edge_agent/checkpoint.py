@@ -46,9 +46,9 @@ MAGIC = b"GRIDCALL-DETECTOR-CHECKPOINT\n"
 FORMAT = 1
 _HEADER = struct.Struct(">I32s")  # format version, sha256 of the body
 
-ALLOWED_MODULES = frozenset({"detectors", "array", "collections", "copyreg", "_codecs",
-                             "numpy", "sklearn", "scipy", "math", "random"})
-"""Top-level packages whose classes a checkpoint may name."""
+ALLOWED_MODULES = frozenset({"gridcall.detectors", "array", "collections", "copyreg",
+                             "_codecs", "numpy", "sklearn", "scipy", "math", "random"})
+"""Packages whose classes (theirs and their submodules') a checkpoint may name."""
 _SAFE_BUILTINS = frozenset({"set", "frozenset", "complex", "slice", "range", "bytearray",
                             "list", "dict", "tuple", "int", "float", "bool", "str", "bytes",
                             "object"})
@@ -60,8 +60,8 @@ class CheckpointRefused(ValueError):
 
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if (module == "builtins" and name in _SAFE_BUILTINS) or (
-                module.split(".", maxsplit=1)[0] in ALLOWED_MODULES):
+        if (module == "builtins" and name in _SAFE_BUILTINS) or any(
+                module == m or module.startswith(m + ".") for m in ALLOWED_MODULES):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"class {module}.{name} is not allowed in a checkpoint")
 
