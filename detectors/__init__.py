@@ -5,7 +5,9 @@ A pure library: no I/O, no clock, no imports of the rest of gridcall.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -53,8 +55,39 @@ def default_detector(limits: Limits | None = None, *, sensitivity: float = 0.5, 
     return DefaultDetector(limits, sensitivity=sensitivity, seed=seed, **params)
 
 
+@dataclass(frozen=True, slots=True)
+class DetectorArgs:
+    """The one constructor contract: every detector is built from these, whatever its name.
+
+    ``limits`` (physical and alarm limits), ``sensitivity`` (0..1) and ``seed`` reach every
+    detector whose constructor takes them; ``params`` are its own keyword arguments and win
+    over the three (a config's ``params: {sensitivity: 0.7}`` is what it says).
+    """
+
+    limits: Limits | None = None
+    sensitivity: float = 0.5
+    seed: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+CONTRACT = ("limits", "sensitivity", "seed")
+
+
+def create(name: str, args: DetectorArgs | None = None, /) -> Detector:
+    """Any registered detector, from the one contract (see :class:`DetectorArgs`)."""
+    args = args or DetectorArgs()
+    cls = REGISTRY.get(name)
+    if cls is None:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(REGISTRY)}")
+    accepted = inspect.signature(cls).parameters
+    given = {"limits": args.limits, "sensitivity": args.sensitivity, "seed": args.seed}
+    return build(name, **{**{k: v for k, v in given.items() if k in accepted}, **args.params})
+
+
 def build(name: str, /, **params: Any) -> Detector:
-    """A detector from the registry; ``likelihood`` takes ``inner`` (a name or detector)."""
+    """A detector from the registry, given exactly ``params`` (no contract defaults);
+    ``likelihood`` takes ``inner`` (a name or detector)."""
+    params = dict(params)
     try:
         cls = REGISTRY[name]
     except KeyError:
@@ -71,12 +104,14 @@ def build(name: str, /, **params: Any) -> Detector:
 
 
 __all__ = [
+    "CONTRACT",
     "MULTIVARIATE",
     "REGISTRY",
     "AnomalyKind",
     "Cusum",
     "DefaultDetector",
     "Detector",
+    "DetectorArgs",
     "Dropout",
     "Episodes",
     "Flatline",
@@ -93,5 +128,6 @@ __all__ = [
     "RobustLevel",
     "Seasonal",
     "build",
+    "create",
     "default_detector",
 ]

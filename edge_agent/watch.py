@@ -13,28 +13,23 @@ import inspect
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from gridcall.config import SensorSpec
 from gridcall.config.models import Limits
-from gridcall.detectors import MULTIVARIATE, REGISTRY, Detector, Episodes, build, default_detector
+from gridcall.detectors import MULTIVARIATE, REGISTRY, Detector, DetectorArgs, Episodes, create
 from gridcall.detectors import Limits as DetectorLimits
-from gridcall.detectors.default import DefaultDetector
 from gridcall.wire import AnomalyKind, Severity
 
 
 def detector_for(sensor: SensorSpec, *, seed: int = 0) -> Detector:
-    """The detector the sensor's settings ask for, with the sensor's limits."""
+    """The detector the sensor's settings ask for, built from the one contract: the
+    sensor's limits, its sensitivity, the agent's seed and the detector's own params."""
     settings, lim = sensor.detector, sensor.limits
     limits = DetectorLimits(physical_min=lim.physical_min, physical_max=lim.physical_max,
                             alarm_low=lim.alarm_low, alarm_high=lim.alarm_high,
                             hysteresis=lim.hysteresis)
-    if settings.name == "default":
-        params: dict[str, Any] = {"seed": seed, **settings.params}
-        return default_detector(limits, sensitivity=settings.sensitivity, **params)
-    if settings.name == "limits":
-        return build(settings.name, limits=limits, **settings.params)
-    return build(settings.name, **settings.params)
+    return create(settings.name, DetectorArgs(limits=limits, sensitivity=settings.sensitivity,
+                                              seed=seed, params=settings.params))
 
 
 def detector_problem(sensor: SensorSpec) -> str | None:
@@ -46,7 +41,7 @@ def detector_problem(sensor: SensorSpec) -> str | None:
     the agent builds it and fed a few readings inside its limits.
     """
     settings = sensor.detector
-    cls = DefaultDetector if settings.name == "default" else REGISTRY.get(settings.name)
+    cls = REGISTRY.get(settings.name)
     if cls is None:
         return None  # an unknown name is the registry check's to report
     if settings.name in MULTIVARIATE:

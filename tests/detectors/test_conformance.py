@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 
 from gridcall import detectors
-from gridcall.detectors import MULTIVARIATE, REGISTRY, build
+from gridcall.detectors import (
+    MULTIVARIATE,
+    REGISTRY,
+    DetectorArgs,
+    Limits,
+    RobustLevel,
+    build,
+    create,
+)
 
 FAST = {"isolation_forest": {"window": 120, "refit": 60, "n_estimators": 10},
         "learned_normal": {"baseline": 100}}
@@ -143,3 +151,19 @@ def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0
     assert result.failed == 0
+
+
+
+def test_the_one_contract_hands_limits_sensitivity_and_seed_to_whoever_takes_them() -> None:
+    limits = Limits(physical_min=0.0, physical_max=100.0, alarm_high=50.0)
+    args = DetectorArgs(limits=limits, sensitivity=0.9, seed=3)
+    assert create("limits", args).score_one(0.0, 80.0) == 1.0  # the alarm limit reached it
+    assert create("limits").score_one(0.0, 80.0) == 0.0  # no limits, no alarm
+    robust = create("robust_level", args)
+    assert isinstance(robust, RobustLevel)
+    assert robust.sensitivity == 0.9
+    mine = create("robust_level", DetectorArgs(sensitivity=0.9, params={"sensitivity": 0.2}))
+    assert isinstance(mine, RobustLevel)
+    assert mine.sensitivity == 0.2  # a detector's own params win over the contract
+    with pytest.raises(ValueError, match="unknown detector 'nope'"):
+        create("nope", args)
