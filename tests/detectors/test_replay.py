@@ -243,7 +243,8 @@ def flags(rows: list[dict[str, str]], column: str) -> list[int]:
 
 def episodes_are_well_formed(rows: list[dict[str, str]], *, cooldown: int) -> None:
     """Every row scored anomalous is an alert row, every event is an alert row, and
-    without a cooldown each run of alert rows opens with exactly one event."""
+    without a cooldown each run of alert rows opens with an event (a far stronger score
+    inside the run may publish another)."""
     alert, event = flags(rows, "alert"), flags(rows, "event")
     held = [i for i, r in enumerate(rows)
             if r["anomaly_score"] and float(r["anomaly_score"]) >= 0.9]
@@ -251,7 +252,7 @@ def episodes_are_well_formed(rows: list[dict[str, str]], *, cooldown: int) -> No
     assert set(event) <= set(alert)
     if cooldown == 0:
         run_starts = [i for i in alert if i - 1 not in alert]
-        assert event == run_starts
+        assert set(run_starts) <= set(event)
 
 
 def test_a_planted_step_is_an_alert_and_one_event_at_the_product_defaults(
@@ -266,7 +267,6 @@ def test_a_planted_step_is_an_alert_and_one_event_at_the_product_defaults(
     assert list(rows[0])[-3:] == ["anomaly_score", "alert", "event"]
     assert rows[503]["alert"] == rows[503]["event"] == "1"  # the planted small alert
     assert rows[600]["alert"] == rows[600]["event"] == "1"  # the step: seen and published
-    assert not any(r["event"] == "1" for r in rows[601:610])  # one step, one event
     episodes_are_well_formed(rows, cooldown=0)
     alert, event = flags(rows, "alert"), flags(rows, "event")
     unscored = sum(r["anomaly_score"] == "" for r in rows)
