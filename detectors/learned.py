@@ -65,6 +65,27 @@ from gridcall.detectors.multivariate import _Rows
 MAX_BASELINE_ROWS = 50_000
 """A time-based baseline ends here at the latest, so its memory stays bounded."""
 MIN_BASELINE_ROWS = 12
+DRIFT_GAIN = 2.0
+"""A sensor drifting ``d`` noise deviations a row in the baseline has its mean follow at
+``DRIFT_GAIN * d`` a row on top of ``adapt``: it lags a drift at that pace by half a
+noise deviation."""
+MAX_RATE = 0.05
+CHANCE_SLOPES = 4.0
+"""How many white-noise slope deviations a drift must pass (coloured noise, as from
+turbulence, has slopes two to three times steeper than white noise)."""
+STILL = 0.5
+"""On an anomalous row a sensor whose contribution is under this share of the alert
+level did not move."""
+TREND_RATE = 0.02
+"""How fast a drifting sensor's learned pace follows its normal rows."""
+TREND_CAP = 3.0
+"""A drifting sensor's learned pace stays within this many times its baseline pace."""
+TREND_DAMP = 0.999
+"""A learned pace fades over some thousand rows unless normal rows renew it."""
+FOLDS = 4
+BLOCKS_PER_FOLD = 3
+"""The alert level is calibrated by cross-validation within the baseline: its rows in
+``FOLDS * BLOCKS_PER_FOLD`` contiguous blocks, every ``FOLDS``-th block held out."""
 
 
 def _chi2_quantile(dof: int, z: float) -> float:
@@ -82,8 +103,22 @@ class _Model:
     """A PCA model of normal on standardised rows; immutable once fitted except by
     :meth:`adapt`, which moves the mean and covariance and refreshes the projection."""
 
-    __slots__ = ("cov", "inv_lam", "inv_scale", "mean", "p", "pt", "ucl_q", "ucl_t",
-                 "variance")
+    __slots__ = (
+        "cap",
+        "cov",
+        "diag",
+        "drifting",
+        "inv_lam",
+        "inv_scale",
+        "mean",
+        "metric",
+        "p",
+        "pt",
+        "trend",
+        "ucl_q",
+        "ucl_t",
+        "variance",
+    )
 
     def __init__(self, data: Any, variance: float) -> None:
         self.variance = variance
@@ -102,10 +137,17 @@ class _Model:
         self.inv_lam: Any = None
         self.p: Any = None
         self.pt: Any = None
+        self.metric: Any = None
+        self.diag: Any = None
+        self.trend: Any = np.zeros(k)
+        self.drifting: Any = np.zeros(k, dtype=bool)
+        self.cap: Any = np.zeros(k)
+        self.ucl_t = self.ucl_q = 1.0
         self.project()
         t2, q = self.stats(data)
         self.ucl_t = max(float(np.quantile(t2, 0.99)), 1e-6)
         self.ucl_q = max(float(np.quantile(q, 0.99)), 1e-6)
+        self.project()
 
     def project(self) -> None:
         sd = np.sqrt(np.maximum(np.diag(self.cov), 0.0))
@@ -123,6 +165,9 @@ class _Model:
         self.p = np.ascontiguousarray(vec[:, :keep])
         self.pt = np.ascontiguousarray(self.p.T)
         self.inv_lam = 1.0 / lam[:keep]
+        residual = np.eye(k) - self.p @ self.pt
+        self.metric = (self.p * self.inv_lam) @ self.pt / self.ucl_t + residual / self.ucl_q
+        self.diag = np.maximum(np.diag(self.metric), 1e-12)
 
     def stats(self, data: Any) -> tuple[Any, Any]:
         """T² and Q of each row of a 2-D array."""
@@ -141,16 +186,92 @@ class _Model:
         return max(t2 / self.ucl_t, q / self.ucl_q), z, t
 
     def contributions(self, z: Any, t: Any) -> Any:
-        """Each sensor's non-negative part of the row's statistic."""
-        e = z - self.p @ t
-        c_t = np.maximum(z * (self.p @ (t * self.inv_lam)), 0.0) / self.ucl_t
-        c_q = e * e / self.ucl_q
-        return c_t + c_q
+        """Each sensor's reconstruction-based contribution (Alcala and Qin, 2009): how
+        much the combined index (T² and SPE over their limits) falls if that sensor's
+        value is replaced by the one the others imply. Unlike splitting T² term by
+        term, a sensor that did not move gets little, however far the others moved."""
+        mz = self.metric @ z
+        return mz * mz / self.diag
 
-    def adapt(self, x: Any, alpha: float) -> None:
-        d = x - self.mean
-        self.mean = self.mean + alpha * d
-        self.cov = (1.0 - alpha) * (self.cov + alpha * np.outer(d, d))
+    def start_trend(self, data: Any, drifting: Any, cap: Any, blocks: int = 8,
+                    last: int = 3) -> None:
+        """Drifting sensors carry on from where the baseline ended, at its last pace:
+        the median slope over the ``last`` of ``blocks`` stretches of the baseline, and
+        the median level those stretches project to its end (a step in one stretch, as a
+        duty change, moves neither). A learned pace never exceeds ``cap``."""
+        self.cap = cap
+        n = len(data)
+        size = n // blocks
+        if size < 8 or not drifting.any():
+            self.drifting = np.zeros(len(drifting), dtype=bool)
+            return
+        t = np.arange(size, dtype=float) - (size - 1) / 2.0
+        slopes, centres, means = [], [], []
+        for i in range(blocks - last, blocks):
+            block = data[i * size:(i + 1) * size]
+            centred = block - block.mean(axis=0)
+            slopes.append((t @ centred) / float(t @ t))
+            centres.append(i * size + (size - 1) / 2.0)
+            means.append(block.mean(axis=0))
+        slope = np.median(np.asarray(slopes), axis=0)
+        ends = [m + slope * (n - 1 - c) for m, c in zip(means, centres, strict=True)]
+        self.trend = np.where(drifting, np.clip(slope, -cap, cap), 0.0)
+        self.mean = np.where(drifting, np.median(np.asarray(ends), axis=0), self.mean)
+        self.drifting = drifting
+
+    def adapt(self, x: Any, rate: Any, rate_cov: float) -> None:
+        """Learn from a normal row: the mean (with its trend, for drifting sensors,
+        as in Holt's damped-trend smoothing) and, if ``rate_cov``, the covariance."""
+        expected = self.mean + self.trend
+        d = x - expected
+        mean = expected + rate * d
+        trend = TREND_DAMP * self.trend + TREND_RATE * (mean - self.mean - self.trend)
+        self.trend = np.where(self.drifting, np.clip(trend, -self.cap, self.cap), 0.0)
+        self.mean = mean
+        if rate_cov > 0.0:
+            self.cov = (1.0 - rate_cov) * (self.cov + rate_cov * np.outer(d, d))
+
+    def follow(self, x: Any, rate: Any, z: Any, t: Any, level: float) -> None:
+        """On an anomalous row, learn only the sensors that did not move (whose
+        contribution is under ``STILL`` of the alert level); the others are not learned:
+        a drifting one carries on at its learned pace (a motor warming up keeps warming
+        while a valve is shut), the rest stay where normal was."""
+        still = self.contributions(z, t) < STILL * level
+        expected = self.mean + self.trend
+        mean = np.where(still, expected + rate * (x - expected), expected)
+        learnt = np.clip(TREND_DAMP * self.trend + TREND_RATE * (mean - self.mean - self.trend),
+                         -self.cap, self.cap)
+        self.trend = np.where(self.drifting & still, learnt, TREND_DAMP * self.trend)
+        self.mean = mean
+
+
+def drift_rates(data: Any, blocks: int = 8) -> tuple[Any, Any]:
+    """Each sensor's steady drift in the baseline, in noise deviations per row, and its
+    typical absolute slope in its own unit per row.
+
+    The baseline is cut into ``blocks`` stretches; in each, a least-squares line gives
+    the slope and the scatter around it the noise (coloured noise included). The median
+    absolute slope over the noise, less what noise alone would give, is the drift: a
+    warming motor drifts in every stretch; flow that steps with the duty, or wanders
+    with turbulence, does not."""
+    n, k = data.shape
+    size = n // blocks
+    if size < 8:
+        return np.zeros(k), np.zeros(k)
+    t = np.arange(size, dtype=float) - (size - 1) / 2.0
+    tt = float(t @ t)
+    slopes, noise = [], []
+    for i in range(blocks):
+        block = data[i * size:(i + 1) * size]
+        centred = block - block.mean(axis=0)
+        slope = (t @ centred) / tt
+        slopes.append(np.abs(slope))
+        noise.append(np.std(centred - np.outer(t, slope), axis=0))
+    scale = np.maximum(np.median(np.asarray(noise), axis=0),
+                       1e-9 + 1e-9 * np.abs(data.mean(axis=0)))
+    chance = CHANCE_SLOPES * math.sqrt(12.0 / size**3)  # a white-noise slope's deviation
+    typical = np.median(np.asarray(slopes), axis=0)
+    return np.maximum(typical / scale - chance, 0.0), typical
 
 
 class LearnedNormal(Streaming):
@@ -158,6 +279,7 @@ class LearnedNormal(Streaming):
 
     def __init__(self, *, baseline: int = 400, baseline_s: float | None = None,
                  sensitivity: float = 0.5, smooth: int = 10, adapt: float = 0.001,
+                 adapt_cov: float = 0.0,
                  variance: float = 0.9, refresh: int = 100) -> None:
         if not isinstance(baseline, int) or baseline < MIN_BASELINE_ROWS:
             raise ValueError(f"baseline: {baseline!r} rows is too few; give at least "
@@ -167,8 +289,8 @@ class LearnedNormal(Streaming):
             raise ValueError(f"baseline_s: {baseline_s!r} is not a positive number of seconds")
         if not 0.0 <= sensitivity <= 1.0:
             raise ValueError(f"sensitivity: {sensitivity!r} is outside [0, 1]")
-        if not 0.0 <= adapt < 1.0:
-            raise ValueError(f"adapt: {adapt!r} is outside [0, 1)")
+        if not (0.0 <= adapt < 1.0 and 0.0 <= adapt_cov < 1.0):
+            raise ValueError(f"adapt {adapt!r} and adapt_cov {adapt_cov!r} must be in [0, 1)")
         if not 0.0 < variance <= 1.0:
             raise ValueError(f"variance: {variance!r} is outside (0, 1]")
         if smooth < 1 or refresh < 1:
@@ -180,6 +302,7 @@ class LearnedNormal(Streaming):
         self.margin = 1.0 + 2.0 * (1.0 - sensitivity)
         self.smooth_alpha = 2.0 / (smooth + 1.0)
         self.adapt_alpha = adapt
+        self.adapt_cov = adapt_cov
         self.variance = variance
         self.refresh = refresh
         self.rows = _Rows(self.guard)
@@ -192,6 +315,8 @@ class LearnedNormal(Streaming):
         self.last: list[float] | None = None
         self.run: list[int] = []
         self.stuck_after: list[int] = []
+        self.rate: Any = None
+        self.drift: Any = None
         self.longest: list[int] = []
         self._last_zt: tuple[Any, Any] | None = None
 
@@ -220,12 +345,15 @@ class LearnedNormal(Streaming):
             score, kind = _score(stuck), "stuck"
         anomalous = score >= self.threshold
         self._kind = kind if anomalous else None
-        if not anomalous and r < self.level and self.adapt_alpha > 0.0:
-            self.model.adapt(x, self.adapt_alpha)
-            self.since_refresh += 1
-            if self.since_refresh >= self.refresh:
-                self.model.project()
-                self.since_refresh = 0
+        if self.adapt_alpha > 0.0:
+            if not anomalous and r < self.level:
+                self.model.adapt(x, self.rate, self.adapt_cov)
+                self.since_refresh += 1
+                if self.since_refresh >= self.refresh:
+                    self.model.project()
+                    self.since_refresh = 0
+            else:
+                self.model.follow(x, self.rate, z, t, self.level)
         return score
 
     def contributions(self) -> dict[str, float]:
@@ -275,19 +403,32 @@ class LearnedNormal(Streaming):
 
     def _fit(self, data: Any) -> None:
         n = len(data)
-        cut = max(MIN_BASELINE_ROWS, (2 * n) // 3)
-        level = 1.0
-        if n - cut >= 3:
-            trial = _Model(data[:cut], self.variance)
-            t2, q = trial.stats(data[cut:])
+        block = max(MIN_BASELINE_ROWS, n // (FOLDS * BLOCKS_PER_FOLD))
+        fold_of = (np.arange(n) // block) % FOLDS
+        held: list[float] = []
+        for fold in range(FOLDS):
+            train, test = data[fold_of != fold], fold_of == fold
+            if len(train) < MIN_BASELINE_ROWS or not test.any():
+                continue
+            trial = _Model(train, self.variance)
+            t2, q = trial.stats(train)
+            s0 = float(np.median(np.maximum(t2 / trial.ucl_t, q / trial.ucl_q)))
+            t2, q = trial.stats(data[test])
             ratios = np.minimum(np.maximum(t2 / trial.ucl_t, q / trial.ucl_q), 1e6)
-            s, a, peak = float(np.median(ratios)), self.smooth_alpha, 0.0
-            for r in ratios:
+            starts = np.flatnonzero(np.diff(np.flatnonzero(test), prepend=-2) > 1)
+            s, a = s0, self.smooth_alpha
+            for i, r in enumerate(ratios):
+                if i in starts:
+                    s = s0  # each held-out block starts from the typical level
                 s += a * (float(r) - s)
-                peak = max(peak, s)
-            level = max(peak, 1.0)
+                held.append(s)
+        level = max(float(np.quantile(held, 0.99)), 1.0) if held else 1.0
         self.level = self.margin * level
         self.model = _Model(data, self.variance)
+        drift, pace = drift_rates(data)
+        self.drift = np.minimum(DRIFT_GAIN * drift, MAX_RATE)
+        self.rate = np.minimum(self.adapt_alpha + self.drift, MAX_RATE)
+        self.model.start_trend(data, self.drift > 0.0, TREND_CAP * pace)
         t2, q = self.model.stats(data)
         self.smoothed = float(np.median(np.maximum(t2 / self.model.ucl_t, q / self.model.ucl_q)))
         self.stuck_after = [3 * m + 10 for m in (self.longest or [1] * data.shape[1])]
