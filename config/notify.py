@@ -28,7 +28,7 @@ start while one of them is unset.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
@@ -43,6 +43,7 @@ class WebhookChannel(Model):
     ``message``, ``type``; ``message`` is the alert as wire JSON, see docs/api.md)."""
 
     type: Literal["webhook"]
+    secret_envs: ClassVar[tuple[str, ...]] = ("token_env",)
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
     token_env: str | None = None
     """Sent as ``Authorization: Bearer <token>`` when given."""
@@ -65,6 +66,7 @@ class EmailChannel(Model):
     """E-mail through the config set's ``smtp`` server."""
 
     type: Literal["email"]
+    secret_envs: ClassVar[tuple[str, ...]] = ()
     to: tuple[Email, ...] = Field(min_length=1)
 
 
@@ -73,6 +75,7 @@ class AppriseChannel(Model):
     (such URLs carry tokens, so they never sit in the YAML)."""
 
     type: Literal["apprise"]
+    secret_envs: ClassVar[tuple[str, ...]] = ("url_env",)
     url_env: str
 
 
@@ -125,9 +128,7 @@ class NotifyFile(Model):
             out += [f"smtp.{m}" for m in _unset(self.smtp, ("username_env", "password_env"))]
         for unit, chans in self.units.items():
             for i, chan in enumerate(chans):
-                fields = (("token_env",) if isinstance(chan, WebhookChannel) else
-                          ("url_env",) if isinstance(chan, AppriseChannel) else ())
-                out += [f"units.{unit}[{i}].{m}" for m in _unset(chan, fields)]
+                out += [f"units.{unit}[{i}].{m}" for m in _unset(chan, chan.secret_envs)]
         return out
 
 

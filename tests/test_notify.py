@@ -180,6 +180,20 @@ async def test_a_webhook_refusing_the_request_itself_is_not_retried(
     assert "error=401" in caplog.text
 
 
+async def test_a_webhook_asking_to_slow_down_is_retried_not_given_up(
+        cfg: ConfigSet, receiver: Receiver) -> None:
+    """429 and 408 are 4xx but say "later", not "wrong": the channel's classify decides
+    from the HTTP status httpx returns."""
+    receiver.statuses = [429, 408]
+    alert = alert_in(cfg)
+    notify = settings({alert.unit: [{"type": "webhook", "url": receiver.url}]}, retry=FAST)
+    async with Notifier(notify) as notifier:
+        notifier.notify(alert, [alert.unit])
+        assert await wait_until(lambda: notifier.counters.sent == 1)
+    assert receiver.hits == 3
+    assert notifier.counters.given_up == 0
+
+
 async def test_an_unset_token_variable_fails_the_delivery_naming_the_variable(
         cfg: ConfigSet, receiver: Receiver, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,15 +2,15 @@
 
 :class:`Notifier` is the hub's notification runner: ``notify(alert, units)`` returns at
 once and queues one delivery per channel of each unit; deliveries run in the background
-through apprise (a maintained library that speaks webhook/JSON, SMTP and ~100 other
-services), each attempt in a worker thread so the event loop never blocks on a slow
-SMTP server.
+through the channel registered for each ``type`` (:mod:`gridcall.hub.notify.channels`:
+webhook with httpx, e-mail and ~100 other services with apprise), each attempt in a
+worker thread so the event loop never blocks on a slow SMTP server.
 
-Failures never reach the caller. A failed attempt is logged (with apprise's reason) and
-retried after a backoff that doubles up to ``retry.max_backoff``; after
-``retry.attempts`` it is given up, logged as an error and counted. A webhook that answers
-4xx (but 408/429) is given up at once: the request itself is wrong (token, path), and
-only a person can fix that. :class:`NotifyCounters`
+Failures never reach the caller. A failed attempt is logged (with the channel's reason)
+and retried after a backoff that doubles up to ``retry.max_backoff``; after
+``retry.attempts`` it is given up, logged as an error and counted. Whether to retry is the
+channel's ``classify``: a webhook that answers 4xx (but 408/429) is given up at once (the
+request itself is wrong: token, path), and only a person can fix that. :class:`NotifyCounters`
 has the rates. Deliveries waiting for a retry live in memory; with an outbox
 (:mod:`gridcall.hub.notify.outbox`, what ``gridcall hub run`` uses) a step whose deliveries were not
 all sent or given up when the hub stopped or crashed is sent again at the next start.
@@ -24,28 +24,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import re
-import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, Self
-from urllib.parse import parse_qsl, urlsplit
+from typing import Protocol, Self
 
-import apprise
 import msgspec
 
-from gridcall.config.notify import (
-    Channel,
-    EmailChannel,
-    NotifyFile,
-    WebhookChannel,
-    secret,
-)
+from gridcall.config.notify import Channel, NotifyFile
 from gridcall.hub.desk.desk import Change
+from gridcall.hub.notify.channels import CHANNELS, DeliveryError, Message, Verdict
+from gridcall.hub.notify.channels.via_apprise import REASONS
 from gridcall.wire import RiskAlert
+from gridcall.wire.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +72,12 @@ class Delivery:
     def where(self) -> str:
         """The channel, as a person reading the log would find it in notify.yaml; never
         a secret (the webhook URL is shown without its query)."""
-        chan = self.channel
-        if isinstance(chan, WebhookChannel):
-            parts = urlsplit(chan.url)
-            what = f"webhook {parts.scheme}://{parts.netloc}{parts.path}"
-        elif isinstance(chan, EmailChannel):
-            what = f"email to {', '.join(chan.to)}"
-        else:
-            what = f"apprise URL from ${chan.url_env}"
+        what = CHANNELS[self.channel.type].target(self.channel)
         return f"units.{self.unit}[{self.index}] ({what})"
+
+    @property
+    def message(self) -> Message:
+        return Message(self.title, self.text, self.json)
 
 
 def _time(ns: int) -> str:
@@ -114,91 +103,19 @@ def render(alert: RiskAlert, note: str = "") -> tuple[str, str]:
     return title, "\n".join(lines)
 
 
-class _LastError(logging.Handler):
-    """Remembers, per thread, the last warning apprise logged: apprise reports why a send
-    failed only in its log, and each attempt runs in its own worker thread."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.local = threading.local()
-        self.users = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.local.message = record.getMessage()
-
-    def take(self) -> str | None:
-        message: str | None = getattr(self.local, "message", None)
-        self.local.message = None
-        return message
+def send(delivery: Delivery, settings: NotifyFile, timeout: float) -> None:
+    """One attempt through the delivery's channel, blocking; raises why it failed."""
+    CHANNELS[delivery.channel.type].send(delivery.channel, settings, delivery.message,
+                                         timeout)
 
 
-_last_error = _LastError()
-"""Sits on apprise's logger only while a notifier is open (no import-time change to a
-library's logging); ``users`` counts the open notifiers."""
-
-
-def apprise_target(delivery: Delivery, settings: NotifyFile, timeout: float) -> dict[str, Any]:
-    """apprise's URL dictionary for one channel, secrets read from the environment now
-    (KeyError naming the variable if unset). The dictionary form keeps passwords and
-    tokens out of URL strings, where one unquoted '@' or '/' would break the URL."""
-    chan = delivery.channel
-    common: dict[str, Any] = {"cto": timeout, "rto": timeout}
-    if isinstance(chan, WebhookChannel):
-        parts = urlsplit(chan.url)
-        headers = dict(chan.headers)
-        token = secret(chan.token_env)
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return {**common, "schema": "jsons" if parts.scheme == "https" else "json",
-                "host": parts.hostname, "port": parts.port, "fullpath": parts.path or "/",
-                "params": dict(parse_qsl(parts.query)), "headers": headers,
-                "user": None, "password": None}
-    if isinstance(chan, EmailChannel):
-        smtp = settings.smtp
-        if smtp is None:  # refused by NotifyFile's validation; kept for the type checker
-            raise ValueError("an e-mail channel needs the smtp section")
-        user, password = smtp.credentials()
-        return {**common, "schema": "mailto" if smtp.security == "insecure" else "mailtos",
-                "host": smtp.host, "port": smtp.port, "secure_mode": smtp.security,
-                "from_addr": smtp.sender, "targets": list(chan.to), "user": user,
-                "password": password}
-    url = secret(chan.url_env)
-    if not url:
-        raise ValueError(f"environment variable {chan.url_env} is empty")
-    target = apprise.Apprise.instantiate(url)
-    if target is None:
-        raise ValueError(f"${chan.url_env} is not an apprise URL apprise can use")
-    return {"instance": target}
-
-
-def send(delivery: Delivery, settings: NotifyFile, timeout: float) -> str | None:
-    """One attempt, blocking; None if delivered, else why not (never raises)."""
-    _last_error.take()
-    try:
-        target = apprise_target(delivery, settings, timeout)
-        plugin = target.get("instance") or apprise.Apprise.instantiate(
-            target, suppress_exceptions=False)
-        if plugin is None:
-            return "apprise could not set up the channel"
-        body = delivery.json if isinstance(delivery.channel, WebhookChannel) else delivery.text
-        if plugin.notify(body=body, title=delivery.title):
-            return None
-        return _last_error.take() or "apprise reported a failure without a reason"
-    except KeyError as exc:  # an environment variable named in notify.yaml is unset
+def describe(exc: BaseException) -> str:
+    """Why an attempt failed, for the log (never a secret)."""
+    if isinstance(exc, DeliveryError):
+        return str(exc)
+    if isinstance(exc, KeyError):  # an environment variable named in notify.yaml is unset
         return str(exc.args[0]) if exc.args else repr(exc)
-    except Exception as exc:  # apprise raises a wide range; none may stop the hub
-        return f"{type(exc).__name__}: {exc}"
-
-
-_HTTP_ERROR = re.compile(r"error=(\d{3})\b")
-
-
-def refused_for_good(reason: str) -> bool:
-    """True when the receiver refused the request itself (HTTP 4xx other than 408 and
-    429, e.g. 401 for a wrong token, 404 for a wrong path): sending it again cannot help
-    until someone fixes notify.yaml or the receiver, so it is given up at once."""
-    match = _HTTP_ERROR.search(reason)
-    return match is not None and 400 <= int(match[1]) < 500 and int(match[1]) not in (408, 429)
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Notifier:
@@ -218,8 +135,7 @@ class Notifier:
         if self._open:
             raise RuntimeError("Notifier is already open")
         self._open = True
-        _last_error.users += 1
-        logging.getLogger("apprise").addHandler(_last_error)
+        REASONS.listen()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -227,9 +143,7 @@ class Notifier:
         try:
             await self.drain(self.drain_timeout)
         finally:
-            _last_error.users -= 1
-            if _last_error.users == 0:
-                logging.getLogger("apprise").removeHandler(_last_error)
+            REASONS.unlisten()
 
     @property
     def pending(self) -> int:
@@ -285,27 +199,32 @@ class Notifier:
     async def _deliver(self, delivery: Delivery) -> None:
         retry = self.settings.retry
         timeout = retry.timeout.total_seconds()
-        backoff = retry.backoff.total_seconds()
+        channel = CHANNELS[delivery.channel.type]
+        delays = Backoff(retry.backoff.total_seconds(), retry.max_backoff.total_seconds(),
+                         jitter=0.2).delays()
         for attempt in range(1, retry.attempts + 1):
-            async with self._slots:
-                reason = await asyncio.to_thread(send, delivery, self.settings, timeout)
-            if reason is None:
+            try:
+                async with self._slots:
+                    await asyncio.to_thread(send, delivery, self.settings, timeout)
+            except Exception as exc:  # a channel's library raises a wide range; none may
+                reason = describe(exc)  # stop the hub
+                verdict = channel.classify(exc)
+            else:
                 self.counters.sent += 1
                 self.counters.sent_by_type[delivery.channel.type] += 1
                 return
             self.counters.failed_attempts += 1
-            if attempt == retry.attempts or refused_for_good(reason):
+            if attempt == retry.attempts or verdict is Verdict.GIVE_UP:
                 self.counters.given_up += 1
                 self.counters.given_up_by_unit[delivery.unit] += 1
                 log.error("notify: gave up on alert %s to %s after %d attempts: %s",
                           delivery.alert_id, delivery.where, attempt, reason)
                 return
-            wait = min(backoff, retry.max_backoff.total_seconds()) * random.uniform(0.8, 1.2)
+            wait = delays.jittered(next(delays))
             log.warning("notify: alert %s to %s failed (attempt %d of %d): %s; retrying in "
                         "%.1fs", delivery.alert_id, delivery.where, attempt, retry.attempts,
                         reason, wait)
             await self._sleep(wait)
-            backoff *= 2
 
     async def drain(self, within: float) -> int:
         """Wait up to ``within`` s for pending deliveries; cancel and count the rest."""
