@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,13 +48,19 @@ from gridcall.hub.ingest.sinks import (
     BatchTooLargeError,
     ReadingSink,
     RejectedPointsError,
-    SinkConfigError,
     SinkError,
 )
 from gridcall.hub.ingest.spool import Spool
 from gridcall.wire import ReadingBatch
+from gridcall.wire.backoff import Backoff, Reconnect
+from gridcall.wire.errors import InvariantError
 
 log = logging.getLogger(__name__)
+
+WRITE_RETRY_MIN_S = 0.2
+"""First wait before writing a failed chunk again (doubling to ``max_backoff``)."""
+OPERATOR_RETRY_S = 10.0
+"""Least wait after an error only an operator can fix (no database, refused login)."""
 
 
 @dataclass
@@ -404,8 +409,10 @@ class Ingest:
             self.on_settled(tokens)
 
     async def _spool_chunk(self, chunk: Sequence[ReadingBatch]) -> None:
-        assert self.spool is not None
-        spooled = await asyncio.to_thread(self.spool.put, chunk)
+        spool = self.spool
+        if spool is None:
+            raise InvariantError("Ingest._spool_chunk called without a spool")
+        spooled = await asyncio.to_thread(spool.put, chunk)
         c = self.counters
         c.spooled_batches += len(chunk)
         c.spooled_readings += spooled.readings
@@ -439,7 +446,8 @@ class Ingest:
 
     async def _write(self, chunk: Sequence[ReadingBatch], *, spool_failures: bool = True,
                      max_backoff: float = 30.0) -> None:
-        backoff = 0.2
+        retry = Reconnect(Backoff(WRITE_RETRY_MIN_S, max_backoff, jitter=0.1),
+                          refused_min=OPERATOR_RETRY_S)
         c = self.counters
         while True:
             try:
@@ -479,13 +487,12 @@ class Ingest:
                     self._sink_down = True
                     await self._spool_chunk(chunk)
                     return
-                delay = exc.retry_after or backoff
-                if isinstance(exc, SinkConfigError):
-                    delay = max(delay, 10.0)
+                # an operator-must-act error (SinkConfigError, SinkAuthError: FatalError)
+                # is REFUSED: retried no faster than every OPERATOR_RETRY_S
+                failure = retry.failed(exc, retry_after=exc.retry_after or None)
                 log.warning("sink write failed (%s); keeping %d batches, retry in %.1fs",
-                            exc, len(chunk), delay)
-                await asyncio.sleep(delay * random.uniform(0.9, 1.1))
-                backoff = min(backoff * 2, max_backoff)
+                            exc, len(chunk), failure.delay)
+                await retry.pause(failure)
                 continue
             c.batches_stored += len(chunk)
             c.readings_stored += sum(len(b.readings) for b in chunk)

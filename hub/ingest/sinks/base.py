@@ -12,6 +12,12 @@ type alone::
     └── SinkConfigError            e.g. 404 "database not found": keep the data, an
         └── SinkAuthError          operator must act; 401/403: credentials are wrong
 
+They are gridcall's own errors (:mod:`gridcall.wire.errors`): a ``RetryableSinkError`` is a
+``RetryableError`` (the database cannot be reached or is busy), a ``SinkConfigError`` a
+``FatalError`` and a ``SinkAuthError`` a ``CredentialsRefused`` (it answered and refused),
+so the reconnect helper (:mod:`gridcall.wire.backoff`) tells them apart by type as it does
+for a broker.
+
 Every message names the sink, its URL (never credentials) and the reason, with the
 server's own error text when there is one.
 """
@@ -22,6 +28,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Protocol, Self
 
 from gridcall.wire import ReadingBatch
+from gridcall.wire.errors import CredentialsRefused, FatalError, GridcallError, RetryableError
 
 
 class ReadingSink(Protocol):
@@ -34,7 +41,7 @@ class ReadingSink(Protocol):
         ...
 
 
-class SinkError(Exception):
+class SinkError(GridcallError):
     """A write failed. ``status`` is the HTTP status if the server answered."""
 
     retryable: ClassVar[bool] = False
@@ -45,7 +52,7 @@ class SinkError(Exception):
         self.retry_after: float | None = None
 
 
-class RetryableSinkError(SinkError):
+class RetryableSinkError(SinkError, RetryableError):
     """Transient: keep the data and write it again later (``retry_after`` seconds, if the
     server sent ``Retry-After``; otherwise the runner's own backoff)."""
 
@@ -74,10 +81,10 @@ class BatchTooLargeError(SinkError):
     """413: the request body is over the server's limit; split the batch."""
 
 
-class SinkConfigError(SinkError):
+class SinkConfigError(SinkError, FatalError):
     """The sink is not set up to take the data (e.g. 404 "database not found"): keep the
     data; an operator must act before a retry can succeed."""
 
 
-class SinkAuthError(SinkConfigError):
+class SinkAuthError(SinkConfigError, CredentialsRefused):
     """401/403: the credentials are wrong or lack permission; keep the data."""
