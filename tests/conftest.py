@@ -29,7 +29,8 @@ from tests.servers import (
 # the entry point loads it here.
 GRIDCALL_PLUGIN_INSTALLED = any(ep.value == "gridcall.testing.plugin"
                                 for ep in entry_points(group="pytest11"))
-pytest_plugins = ["pytester", *([] if GRIDCALL_PLUGIN_INSTALLED else ["gridcall.testing.plugin"])]
+pytest_plugins = ["pytester", "tests.hang_guard",
+                  *([] if GRIDCALL_PLUGIN_INSTALLED else ["gridcall.testing.plugin"])]
 
 SimDistrictFactory = Callable[..., Awaitable[Any]]
 """The type of the plugin's ``sim_district`` fixture (``await sim_district(source)``)."""
