@@ -50,6 +50,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Literal
 
+from gridcall.wire.errors import InvariantError
+
 log = logging.getLogger(__name__)
 
 SyncPolicy = Literal["full", "normal"]
@@ -196,7 +198,8 @@ class Outbox:
                 dropped = self._shed()
         if dropped:
             self._report(dropped, f"over {self.max_bytes} bytes")
-        assert cur.lastrowid is not None
+        if cur.lastrowid is None:
+            raise InvariantError(f"outbox {self.path}: an INSERT gave no row id")
         return cur.lastrowid
 
     @contextlib.contextmanager

@@ -17,6 +17,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from gridcall.wire.errors import InvariantError
+
 BLOCK = 100_000
 
 
@@ -68,7 +70,8 @@ class Sequence:
         return int(text)
 
     def _reserve(self, at_least: int) -> None:
-        assert self.path is not None
+        if self.path is None:
+            raise InvariantError("Sequence._reserve called without a state file")
         ceiling = at_least + self.block
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet
+from gridcall.wire.errors import InvariantError
 
 # The helpers of gridcall.cli are imported where used, not here: gridcall.cli imports
 # this module to register the command, so a module-level import would be circular.
@@ -153,7 +154,8 @@ def _dump(path: Path, data: object) -> None:
 async def _write_stats(worker: object, path: Path, stop: asyncio.Event) -> None:
     from gridcall.hub.ingest.worker import IngestWorker
 
-    assert isinstance(worker, IngestWorker)
+    if not isinstance(worker, IngestWorker):
+        raise InvariantError(f"_write_stats needs an IngestWorker, got {type(worker).__name__}")
     while not stop.is_set():
         _dump(path, worker.stats())
         with contextlib.suppress(TimeoutError):

@@ -63,6 +63,7 @@ from gridcall.hub.ingest.spool import Spool
 from gridcall.hub.store import Store
 from gridcall.wire import AgentStatus, AnomalyEvent, Decoder, MalformedMessage, encode, topics
 from gridcall.wire.broker import BrokerAddress, credentials_refused, describe_failure
+from gridcall.wire.errors import InvariantError
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +349,8 @@ class Hub:
         event points at every tick. Wakes every ``tick_interval`` of real time, so a
         simulated clock that runs fast gets a snapshot per interval it passes (at most
         one per tick)."""
-        assert self.boards is not None
+        if self.boards is None:
+            raise InvariantError("Hub._board_loop started without boards")
         interval = int(self.board_settings.interval.total_seconds() * 1e9)
         due: int | None = None
         while not stop.is_set():

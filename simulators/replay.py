@@ -60,8 +60,6 @@ NOT_VALUES_V1 = {"name", "tags", "time", "agent", "sensor", "grid", "kind", "com
                  "town", "seq", "unit"}
 """Columns of an InfluxDB 1.x export that are not the values to play (gridcall's tags and
 the batch sequence number), unless ``value_field`` names one."""
-V2_META = {"", "result", "table", "_start", "_stop", "_time", "_value", "_field",
-           "_measurement"}
 
 
 class ReplayError(ValueError):

@@ -78,6 +78,7 @@ from gridcall.simulators.streams import Injection, SensorStream, Shape
 from gridcall.simulators.weather import rain_model
 from gridcall.wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress
+from gridcall.wire.errors import InvariantError
 
 log = logging.getLogger(__name__)
 
@@ -661,7 +662,8 @@ class SimDistrict:
 
     async def _pace(self, t: int) -> None:
         """At ``speed`` N, let real time catch up with simulated time / N."""
-        assert self.speed is not None
+        if self.speed is None:
+            raise InvariantError("_pace called on a run without a speed (as fast as it can)")
         due = self._wall0 + (t - self.scenario.start_ns) / NS / self.speed
         wait = due - time.monotonic()
         if wait > 0:

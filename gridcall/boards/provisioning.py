@@ -37,6 +37,7 @@ import yaml
 
 from gridcall.boards.grafana import DATASOURCE_TYPE, DATASOURCE_UID, JSON, Dashboard
 from gridcall.config import ConfigSet
+from gridcall.wire.errors import InvariantError
 
 FOLDER_UID = "gridcall"
 FOLDER_TITLE = "gridcall"
@@ -119,7 +120,8 @@ class DatasourceSpec:
             if self.password_env:
                 secure["password"] = secret(self.password_env, "InfluxDB password")
         else:
-            assert self.token_env is not None  # checked in __post_init__
+            if self.token_env is None:  # refused in __post_init__
+                raise InvariantError("a v2 InfluxDB datasource without token_env")
             json_data["httpHeaderName1"] = "Authorization"
             secure["httpHeaderValue1"] = "Token " + secret(self.token_env, "InfluxDB token")
         return top, json_data, secure

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from gridcall.hub.desk.lifecycle import AlertState, Transition, apply, fold
+from gridcall.hub.desk.lifecycle import AlertState, Transition, fold
 from gridcall.hub.store import Store
 
 SCHEMA = """
@@ -131,11 +131,3 @@ class Ledger:
     async def rebuild(self) -> dict[str, AlertState]:
         """Every alert's state, folded from the whole ledger (start-up)."""
         return fold(await self.all())
-
-
-def fold_history(transitions: Iterable[Transition]) -> AlertState | None:
-    """One alert's state from its history (None for an empty history)."""
-    state: AlertState | None = None
-    for t in transitions:
-        state = apply(state, t)
-    return state

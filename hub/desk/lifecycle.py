@@ -62,7 +62,6 @@ LEVELS: tuple[UnitLevel, ...] = ("district", "town", "community", "grid")
 """Top to bottom: a lower index is a higher level."""
 TIERS: tuple[Tier, ...] = ("A", "B", "C", "D")
 """Highest first."""
-TIER_UP: dict[Tier, Tier] = {"D": "C", "C": "B", "B": "A"}
 
 REQUIRES: dict[Action, frozenset[State]] = {
     "open": frozenset(),

@@ -49,6 +49,7 @@ from typing import Literal
 
 from gridcall.config import ConfigSet
 from gridcall.wire import AgentStatus
+from gridcall.wire.errors import InvariantError
 
 NS = 1_000_000_000
 
@@ -235,7 +236,8 @@ class Roster:
     def _why(self, agent: str, entry: _Entry, state: Liveness, now: int) -> str:
         if state == "lost":
             return "lost its connection to the broker (last will)"
-        assert entry.status_at is not None
+        if entry.status_at is None:
+            raise InvariantError(f"roster: agent {agent!r} is {state} without a status time")
         beat = self.heartbeat_s(agent)
         return (f"silent for {(now - entry.status_at) / NS:.0f} s (no status for "
                 f"{self.silent_after:g} heartbeats of {beat:g} s)")
