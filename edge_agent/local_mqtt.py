@@ -16,6 +16,7 @@ published meanwhile (MQTT keeps no history for us) and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -50,6 +51,7 @@ from gridcall.wire.broker import (
     describe_failure,
     mqtt_outcome,
 )
+from gridcall.wire.cancelsafe import cancel_safe
 from gridcall.wire.clock import Clock, wall_clock
 
 log = logging.getLogger(__name__)
@@ -328,9 +330,16 @@ class LocalMqttSource:
         retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, config=self.settings.broker.credentials)
         while True:
             try:
-                async with self.client() as client:
+                async with contextlib.AsyncExitStack() as session:
+                    # cancel_safe: aiomqtt's connect and subscribe wait through
+                    # asyncio.wait_for, which on Python 3.11 may swallow a cancel that
+                    # comes with the broker's answer; this loop would then never end. A
+                    # client entered meanwhile is on the stack, and disconnected by it.
+                    client = await cancel_safe(session.enter_async_context(self.client()),
+                                               what=f"{self.map.name}: connect")
                     for topic in self.filters:
-                        await client.subscribe(topic, qos=1)
+                        await cancel_safe(client.subscribe(topic, qos=1),
+                                          what=f"{self.map.name}: subscribe")
                     self.connection.connects += 1
                     self.connected.set()
                     retry.connected()

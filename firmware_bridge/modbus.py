@@ -25,9 +25,9 @@ from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from gridcall.config.sources import ModbusSettings, Register
-from gridcall.firmware_bridge.cancelsafe import cancel_safe
 from gridcall.firmware_bridge.errors import EncodeError
 from gridcall.wire.backoff import Backoff, Reconnect
+from gridcall.wire.cancelsafe import cancel_safe
 from gridcall.wire.clock import Clock, wall_clock
 
 log = logging.getLogger(__name__)

@@ -10,19 +10,20 @@ assertion, a hang detector that fails with the point at which the cancel was los
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiomqtt
 import pytest
 from pymodbus import FramerType
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from gridcall.config.local_mqtt import LocalMqttSource as LocalMqttSettings
-from gridcall.config.sources import ModbusSource as ModbusSettings
-from gridcall.config.sources import SerialSource as SerialSettings
+from gridcall.config.local_mqtt import LocalMqttSettings
+from gridcall.config.sources import ModbusSettings, SerialSettings
 from gridcall.edge_agent.local_mqtt import LocalMqttSource
 from gridcall.edge_agent.modbus_source import ModbusSource
 from gridcall.edge_agent.serial_source import SerialFrameSource
@@ -159,3 +160,23 @@ def mute_broker() -> Iterator[str]:
 async def test_a_local_mqtt_source_ends_when_cancelled_connecting_to_a_mute_broker(
         mute_broker: str) -> None:
     await each_point(lambda: mqtt_source(mute_broker))
+
+
+async def test_a_local_mqtt_source_ends_when_cancelled_reading(mqtt_url: str) -> None:
+    address = mqtt_url.removeprefix("mqtt://").split(":")
+    topic = f"cancel/{uuid.uuid4().hex[:8]}"
+    stop = asyncio.Event()
+
+    async def chatter() -> None:
+        async with aiomqtt.Client(address[0], int(address[1])) as client:
+            while not stop.is_set():
+                await client.publish(topic, b"1.0")
+                await asyncio.sleep(0.002)
+
+    talking = asyncio.create_task(chatter())
+    try:
+        await each_point(lambda: mqtt_source(mqtt_url, topic))
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(talking, BOUND)

@@ -3,9 +3,10 @@
 Python 3.11's ``asyncio.wait_for`` returns the inner result instead of raising
 ``CancelledError`` when the result and a cancel arrive in the same loop turn (fixed in
 3.12, where it is built on ``asyncio.timeout``). pymodbus awaits every connect and every
-transaction through it, so a poller cancelled just as its port opened went on polling as
-if nothing had happened: the task never ended, ``gather`` on it waited for ever and the
-event loop's close (``_cancel_all_tasks``) after it.
+transaction through it, aiomqtt every connect, subscribe and publish. So a Modbus poller
+cancelled just as its port opened went on polling as if nothing had happened: the task
+never ended, ``gather`` on it waited for ever and the event loop's close
+(``_cancel_all_tasks``) after it.
 
 :func:`cancel_safe` runs such a call in a task of its own and waits for it with
 ``asyncio.wait``, which never eats the caller's cancel: the caller's ``CancelledError``
