@@ -37,8 +37,8 @@ import httpx  # noqa: E402
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config  # noqa: E402
 from gridcall.hub.board.feed import BoardFeed  # noqa: E402
 from gridcall.hub.board.writer import BoardWriter  # noqa: E402
-from gridcall.hub.desk.alerts import AlertEngine  # noqa: E402
 from gridcall.hub.desk.lifecycle import AlertState, apply, opening  # noqa: E402
+from gridcall.hub.desk.policy import Policy  # noqa: E402
 from gridcall.hub.desk.roster import Roster  # noqa: E402
 from gridcall.sinks import influx_sink  # noqa: E402
 from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth  # noqa: E402
@@ -51,7 +51,7 @@ def open_alerts(cfg: ConfigSet, n: int, *, one_per_place: bool
                 ) -> tuple[list[AlertState], dict[str, tuple[str, ...]]]:
     """``n`` open alerts on the sample's sensors (at most one per matter and grid if
     ``one_per_place``), and two evidence sensors for each."""
-    engine = AlertEngine(cfg)
+    engine = Policy(cfg)
     sensors = list(cfg.sensors.values())
     states: list[AlertState] = []
     evidence: dict[str, tuple[str, ...]] = {}

@@ -31,11 +31,11 @@ import msgspec  # noqa: E402
 from gridcall.config import SAMPLE_DISTRICT, load_config  # noqa: E402
 from gridcall.hub.api.app import create_app  # noqa: E402
 from gridcall.hub.api.tokens import TokenFile, issue  # noqa: E402
-from gridcall.hub.desk.alerts import AlertEngine  # noqa: E402
 from gridcall.hub.desk.desk import Desk  # noqa: E402
 from gridcall.hub.desk.indicators import indicators  # noqa: E402
 from gridcall.hub.desk.ledger import Ledger  # noqa: E402
 from gridcall.hub.desk.lifecycle import Transition, apply, opening, step  # noqa: E402
+from gridcall.hub.desk.policy import Policy  # noqa: E402
 from gridcall.hub.store import Store  # noqa: E402
 from gridcall.wire import AnomalyEvent, Deadlines  # noqa: E402
 
@@ -45,7 +45,7 @@ T0 = 1_790_000_000 * S
 
 def synthetic_ledger(n: int, *, answered: bool = True) -> list[Transition]:
     cfg = load_config(SAMPLE_DISTRICT)
-    engine = AlertEngine(cfg)
+    engine = Policy(cfg)
     sensors = list(cfg.sensors.values())
     out: list[Transition] = []
     span = 30 * 86400 * S

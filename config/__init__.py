@@ -8,7 +8,8 @@ A leaf package: no I/O beyond reading the config folder, no imports of the runti
 from pathlib import Path
 
 from gridcall.config.loader import ConfigError, Problem
-from gridcall.config.resolve import AgentSpec, ConfigSet, SensorSpec, Unit, UnitLevel, load_config
+from gridcall.config.resolve import AgentSpec, ConfigSet, SensorSpec, Unit, load_config
+from gridcall.wire.ladder import UnitLevel
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 SAMPLE_DISTRICT = EXAMPLES / "huangpu"

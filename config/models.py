@@ -23,9 +23,8 @@ from pydantic import Field, StringConstraints, model_validator
 from gridcall.config.base import BrokerSettings, Duration, Id, Model, Name, _env, _unset
 from gridcall.config.boards import BoardSettings
 from gridcall.config.sources import SimulatedSettings, SourceSettings
+from gridcall.wire.ladder import Tier
 
-Tier = Literal["A", "B", "C", "D"]
-TIERS: tuple[Tier, ...] = ("A", "B", "C", "D")
 MatterType = Literal["patrol", "emergency", "daily"]
 AnomalyKind = Literal[
     "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"

@@ -13,7 +13,6 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
 
 from gridcall.config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
 from gridcall.config.models import (
@@ -28,17 +27,15 @@ from gridcall.config.models import (
     Matter,
     MatterDeadlines,
     SensorsFile,
-    Tier,
     Topology,
 )
 from gridcall.config.notify import NotifyFile
 from gridcall.config.rules import MatterCatalog
 from gridcall.config.sources import SourceSettings, map_problems, mapped_sensors
+from gridcall.wire.ladder import Tier, UnitLevel
 
 NO_NOTIFY = NotifyFile()
 
-UnitLevel = Literal["district", "town", "community", "grid"]
-LEVELS: tuple[UnitLevel, ...] = ("district", "town", "community", "grid")
 
 
 @dataclass(frozen=True, slots=True)

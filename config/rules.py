@@ -46,13 +46,12 @@ from pydantic import Field
 
 from gridcall.config.base import Duration, Id, Model
 from gridcall.config.models import (
-    TIERS,
     MatterDeadlines,
     MattersFile,
     MatterType,
     SiteTag,
-    Tier,
 )
+from gridcall.wire.ladder import Tier
 
 Severity = Literal["minor", "major", "critical"]
 Up = int
@@ -125,8 +124,3 @@ class MatterCatalog(MattersFile):
             return own
         by_type = self.tier_deadlines.get(type_, DEFAULT_TIER_DEADLINES.get(type_, {}))
         return by_type.get(tier) or self.default_deadlines[type_]
-
-
-def tier_up(tier: Tier, levels: int) -> Tier:
-    """``levels`` tiers above ``tier`` (D → C → B → A), stopping at A."""
-    return TIERS[max(0, TIERS.index(tier) - levels)]

@@ -51,10 +51,10 @@ from gridcall.config import ConfigSet
 from gridcall.hub.board.feed import BoardFeed
 from gridcall.hub.board.indicator_writer import IndicatorCounters, run_indicator_writer
 from gridcall.hub.board.writer import BoardWriter, LineSink
-from gridcall.hub.desk.alerts import UnknownSensor
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import AlertState
+from gridcall.hub.desk.policy import UnknownSensor
 from gridcall.hub.desk.roster import Roster, RosterEvent, UnknownAgent
 from gridcall.hub.ingest.consumer import ReadingsConsumer
 from gridcall.hub.ingest.runner import Ingest, Unwritten

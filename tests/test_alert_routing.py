@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.desk.alerts import AlertEngine, UnknownSensor, route
+from gridcall.hub.desk.policy import Policy, UnknownSensor, route
 from gridcall.wire import AnomalyEvent, AnomalyKind, topics
 
 NOW = 1_800_000_000_000_000_000
@@ -33,7 +33,7 @@ def test_tier_decides_the_responsible_unit(
     cfg: ConfigSet, kind: str, matter: str, tier: str, level: str, depth: int
 ) -> None:
     sensor = cfg.sensors[first(cfg, kind)]
-    alert = AlertEngine(cfg).draft(event_on(sensor.id), alert_id="AL1", now_ns=NOW)
+    alert = Policy(cfg).draft(event_on(sensor.id), alert_id="AL1", now_ns=NOW)
     assert (alert.matter, alert.tier, alert.unit_level) == (matter, tier, level)
     assert alert.unit_path == list(sensor.path[:depth])
     assert alert.unit == (sensor.path[0] if tier == "A" else sensor.path[depth - 1])
@@ -42,7 +42,7 @@ def test_tier_decides_the_responsible_unit(
 
 
 def test_deadlines_come_from_the_catalog(cfg: ConfigSet) -> None:
-    alert = AlertEngine(cfg).draft(event_on(first(cfg, "gas")), alert_id="AL1", now_ns=NOW)
+    alert = Policy(cfg).draft(event_on(first(cfg, "gas")), alert_id="AL1", now_ns=NOW)
     minute = 60 * 10**9
     assert alert.deadlines.response == NOW + 5 * minute
     assert alert.deadlines.arrival == NOW + 30 * minute
@@ -52,21 +52,21 @@ def test_deadlines_come_from_the_catalog(cfg: ConfigSet) -> None:
 
 
 def test_matter_type_defaults_apply_when_a_matter_sets_no_deadlines(cfg: ConfigSet) -> None:
-    alert = AlertEngine(cfg).draft(event_on(first(cfg, "water_level")), alert_id="AL1",
+    alert = Policy(cfg).draft(event_on(first(cfg, "water_level")), alert_id="AL1",
                                    now_ns=NOW)
     assert alert.matter == "FLOOD-POINT"
     assert alert.deadlines.response == NOW + 15 * 60 * 10**9  # emergency default
 
 
 def test_a_stuck_sensor_is_a_device_fault_for_the_grid(cfg: ConfigSet) -> None:
-    alert = AlertEngine(cfg).draft(event_on(first(cfg, "gas"), "stuck"), alert_id="AL1",
+    alert = Policy(cfg).draft(event_on(first(cfg, "gas"), "stuck"), alert_id="AL1",
                                    now_ns=NOW)
     assert (alert.matter, alert.tier, alert.unit_level) == ("SENSOR-FAULT", "D", "grid")
 
 
 def test_an_event_from_an_unknown_sensor_is_refused_by_name(cfg: ConfigSet) -> None:
     with pytest.raises(UnknownSensor, match="'ghost'"):
-        AlertEngine(cfg).draft(event_on("ghost"), alert_id="AL1", now_ns=NOW)
+        Policy(cfg).draft(event_on("ghost"), alert_id="AL1", now_ns=NOW)
 
 
 def test_route_addresses() -> None:

@@ -18,12 +18,12 @@ from gridcall.config import ConfigSet
 from gridcall.hub.api.app import create_app
 from gridcall.hub.api.server import ApiServer
 from gridcall.hub.api.tokens import TokenFile, issue
-from gridcall.hub.board.feed import RISK
 from gridcall.hub.board.view import board_actions, grid_risk
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
+from gridcall.wire.ladder import RISK
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_800_000_000 * 10**9

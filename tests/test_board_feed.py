@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.board.feed import RISK, BoardFeed
+from gridcall.hub.board.feed import BoardFeed
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.roster import Roster
 from gridcall.hub.store import Store
 from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth
+from gridcall.wire.ladder import RISK
 from tests.lineproto_reader import Point, parse
 
 T0 = 1_800_000_000_000_000_000

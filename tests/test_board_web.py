@@ -32,13 +32,13 @@ from gridcall.config import ConfigSet
 from gridcall.hub.api.app import create_app
 from gridcall.hub.api.server import ApiServer
 from gridcall.hub.api.tokens import TokenFile, issue, revoke
-from gridcall.hub.board.view import RISK
 from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth, encode, topics
 from gridcall.wire.broker import BrokerAddress
+from gridcall.wire.ladder import RISK
 from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,9 +20,9 @@ from gridcall.hub.board.indicator_writer import (
     run_indicator_writer,
     write_indicators,
 )
-from gridcall.hub.desk.alerts import AlertEngine
 from gridcall.hub.desk.indicators import Indicator, by_unit, indicators, line_protocol, stints
 from gridcall.hub.desk.lifecycle import AlertState, Transition, apply, opening, step
+from gridcall.hub.desk.policy import Policy
 from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder
 from gridcall.wire import AnomalyEvent, Deadlines
 from tests.polling import wait_until
@@ -45,7 +45,7 @@ class Ledger:
 
     def __init__(self, cfg: ConfigSet) -> None:
         self.cfg = cfg
-        self.engine = AlertEngine(cfg)
+        self.engine = Policy(cfg)
         self.sensor = next(s for s in cfg.sensors.values() if s.kind == "gas")
         self.grid = self.sensor.grid
         self.community = self.sensor.path[2]

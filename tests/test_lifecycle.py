@@ -7,7 +7,6 @@ import msgspec
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.desk.alerts import AlertEngine, route
 from gridcall.hub.desk.lifecycle import (
     ACTIONS,
     CLOSED,
@@ -22,6 +21,7 @@ from gridcall.hub.desk.lifecycle import (
     refusal,
     step,
 )
+from gridcall.hub.desk.policy import Policy, route
 from gridcall.wire import AnomalyEvent, Deadlines, Decoder, RiskAlert, UnitLevel
 
 T0 = 1_800_000_000_000_000_000
@@ -42,7 +42,7 @@ def drafted(cfg: ConfigSet, kind: str = "noise") -> tuple[RiskAlert, tuple[str, 
     sensor = next(s for s in cfg.sensors.values() if s.kind == kind)
     event = AnomalyEvent(agent="edge-x", seq=7, sensor=sensor.id, kind="out_of_limits",
                          severity="major", score=0.9, value=80.0, ts=T0 - 5)
-    return AlertEngine(cfg).draft(event, alert_id="AL000007", now_ns=T0), sensor.path
+    return Policy(cfg).draft(event, alert_id="AL000007", now_ns=T0), sensor.path
 
 
 def later_deadlines(at: int) -> Deadlines:

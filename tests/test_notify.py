@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
 from gridcall.config.notify import NotifyFile
-from gridcall.hub.desk.alerts import AlertEngine
+from gridcall.hub.desk.policy import Policy
 from gridcall.hub.notify.notifier import Notifier
 from gridcall.wire import AnomalyEvent, RiskAlert
 from tests.polling import wait_until
@@ -30,7 +30,7 @@ def alert_in(cfg: ConfigSet, n: int = 1) -> RiskAlert:
     sensor = next(iter(cfg.sensors.values()))
     event = AnomalyEvent(agent=sensor.agent, seq=n, sensor=sensor.id, kind="out_of_limits",
                          severity="major", score=0.9, value=42.0, ts=1_700_000_000 * 10**9)
-    return AlertEngine(cfg).draft(event, alert_id=f"AL{n:06d}", now_ns=event.ts)
+    return Policy(cfg).draft(event, alert_id=f"AL{n:06d}", now_ns=event.ts)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from gridcall.config import ConfigSet
-from gridcall.hub.desk.alerts import ADDRESS_DEPTH
+from gridcall.hub.desk.policy import ADDRESS_DEPTH
 from gridcall.hub.store import Store
 from gridcall.simulators.district import InProcessDistrict
 from gridcall.simulators.streams import Injection

@@ -5,6 +5,7 @@ depending on each other.
 """
 
 from gridcall.wire.codec import Decoder, MalformedMessage, encode
+from gridcall.wire.ladder import Tier, UnitLevel
 from gridcall.wire.messages import (
     ANOMALY_KINDS,
     WIRE_VERSION,
@@ -20,8 +21,6 @@ from gridcall.wire.messages import (
     RiskAlert,
     SensorHealth,
     Severity,
-    Tier,
-    UnitLevel,
 )
 
 __all__ = [

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from gridcall.wire.ladder import Tier, UnitLevel
+
 WIRE_VERSION = 1
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -33,8 +35,6 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
     "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
 )
 Severity = Literal["minor", "major", "critical"]
-Tier = Literal["A", "B", "C", "D"]
-UnitLevel = Literal["district", "town", "community", "grid"]
 Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Nanos = Annotated[int, msgspec.Meta(ge=0)]
 

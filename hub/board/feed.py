@@ -39,10 +39,8 @@ from gridcall.config import ConfigSet
 from gridcall.hub.desk.lifecycle import AlertState, Transition
 from gridcall.hub.desk.roster import AgentView
 from gridcall.hub.ingest.sinks.lineproto import escape_field_string, escape_measurement, escape_tag
-from gridcall.wire import AnomalyEvent, Tier
-
-RISK: Mapping[Tier, int] = {"D": 1, "C": 2, "B": 3, "A": 4}
-"""Risk level of an open alert's tier (0: nothing open)."""
+from gridcall.wire import AnomalyEvent
+from gridcall.wire.ladder import RISK
 
 MEASUREMENTS = ("open_alert", "grid_risk", "sensor_risk", "agent_state", "anomaly",
                 "alert_change")

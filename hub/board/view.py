@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from gridcall.config import ConfigSet, Unit
-from gridcall.hub.board.feed import RISK
 from gridcall.hub.desk.lifecycle import Action, AlertState, refusal
 from gridcall.wire import Tier, UnitLevel
+from gridcall.wire.ladder import RISK
 
 BOARD_ACTIONS: tuple[Action, ...] = ("acknowledge", "arrive", "resolve", "false_alarm",
                                      "escalate")

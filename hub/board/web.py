@@ -40,7 +40,6 @@ from pydantic import Field
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.hub.api.app import ERRORS, AlertOut, Caller, Me, Out, TransitionOut
-from gridcall.hub.board.feed import RISK
 from gridcall.hub.board.view import (
     board_actions,
     board_areas,
@@ -53,6 +52,7 @@ from gridcall.hub.board.view import (
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.lifecycle import Action, AlertState
 from gridcall.wire import UnitLevel
+from gridcall.wire.ladder import RISK
 
 log = logging.getLogger(__name__)
 

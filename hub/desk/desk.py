@@ -1,12 +1,12 @@
 """The alert desk: anomaly events in, answered calls out.
 
 :class:`Desk` is the one service that changes alerts. It groups anomaly events into alerts
-(one open alert per matter and grid), judges their tier (:mod:`gridcall.hub.desk.tiering`), routes
-them
-(:func:`gridcall.hub.desk.alerts.route`), takes people's actions (acknowledge, arrive, resolve,
-false
-alarm, call upward, dispatch), escalates on deadline breaches, and writes every step to
-the ledger *before* anything else sees it. Then it calls its hooks with a :class:`Change`
+(one open alert per matter and grid), takes people's actions (acknowledge, arrive, resolve,
+false alarm, call upward, dispatch), escalates on deadline breaches, and writes every step
+to the ledger *before* anything else sees it. What an alert becomes (tier, route,
+deadlines, reason) when it opens, when evidence joins it and when a deadline passes is
+the policy's answer (:mod:`gridcall.hub.desk.policy`): the desk only groups, commits and
+calls hooks. Then it calls its hooks with a :class:`Change`
 (the MQTT publisher in :mod:`gridcall.hub.service`, the notifier, ...).
 
 Time is injected: every method takes ``now`` (ns). Deadlines fire at their own instant,
@@ -36,9 +36,7 @@ from datetime import timedelta
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
-from gridcall.config.rules import tier_up
 from gridcall.hub.desk import lifecycle
-from gridcall.hub.desk.alerts import UNCLASSIFIED, AlertEngine, UnknownSensor, absolute, route
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import (
     HUB,
@@ -51,13 +49,16 @@ from gridcall.hub.desk.lifecycle import (
     opening,
     step,
 )
-from gridcall.hub.desk.tiering import NS, Sighting, SpreadWindow, judge
-from gridcall.wire import AnomalyEvent, Deadlines, Severity, Tier
+from gridcall.hub.desk.policy import Decision, Policy, UnknownSensor
+from gridcall.hub.desk.spread import Sighting, SpreadWindow
+from gridcall.wire import AnomalyEvent, Severity, Tier
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition", "NotFound",
-           "OutsideSubtree", "UnknownUnit"]
+           "OutsideSubtree", "UnknownSensor", "UnknownUnit"]
+
+NS = 1_000_000_000
 
 
 class NotFound(LookupError):
@@ -147,12 +148,9 @@ class Desk:
     def __init__(self, config: ConfigSet, ledger: Ledger) -> None:
         self.config = config
         self.ledger = ledger
-        self.engine = AlertEngine(config)
-        self.rules = config.matters.rules
+        self.policy = Policy(config)
         self.grouping = config.matters.grouping
         self.counters = DeskCounters()
-        self._matters: dict[str, Matter] = {m.code: m for m in config.matters.matters}
-        self._matters[UNCLASSIFIED.code] = UNCLASSIFIED
         self._states: dict[str, AlertState] = {}
         self._open: dict[tuple[str, str], str] = {}
         """(matter, grid) -> the open alert there."""
@@ -163,10 +161,7 @@ class Desk:
         """(alert, sensor) -> when the sensor last added evidence or opened the alert."""
         self._sensors: dict[str, dict[str, None]] = {}
         """alert -> the sensors that opened it or added evidence, in order (the boards)."""
-        self._spread = SpreadWindow(_ns(self.rules.spread.window))
-        self._unspread = frozenset({config.hub.boards.offline_matter})
-        """Matters spread rules do not apply to: an edge agent's outage raises one alert
-        per grid it covers, which is one incident, not one seen spreading."""
+        self._spread = SpreadWindow(_ns(config.matters.rules.spread.window))
         self._next = 1
         self._timers: list[tuple[int, str, int]] = []
         """(deadline, alert, step n): the deadline each open alert waits on (a heap)."""
@@ -209,7 +204,7 @@ class Desk:
             self._last_seen[(state.alert_id, t.sensor)] = t.at
             self._sensors.setdefault(state.alert_id, {})[t.sensor] = None
             sensor = self.config.sensors.get(t.sensor)
-            if sensor is not None and state.alert.matter not in self._unspread:
+            if sensor is not None and self.policy.spreads(state.alert.matter):
                 self._spread.add(state.alert.matter, Sighting(t.at, t.sensor, sensor.path))
         number = state.alert_id.removeprefix("AL")
         if number.isdigit():
@@ -292,16 +287,20 @@ class Desk:
                                   change.transition.alert_id, change.transition.n)
         return changes
 
-    def _deadlines(self, matter: Matter, tier: Tier, at: int) -> Deadlines:
-        return absolute(self.config.deadlines_for(matter, tier), at)
+    def _matter(self, state: AlertState) -> Matter:
+        matter = self.policy.matter(state.alert.matter)
+        if matter is None:
+            raise BadAction(f"{state.alert_id} is of matter {state.alert.matter!r}, which "
+                            "is no longer in the catalog (matters.yaml)")
+        return matter
 
-    def _raise_to(self, state: AlertState, tier: Tier, at: int, *, actor: str, note: str,
-                  reason: str) -> Transition:
-        where = route(tier, self._place(state))
-        return step(state, "escalate", at=at, actor=actor, note=note, reason=reason,
-                    tier=tier, unit=where.unit, unit_level=where.level,
-                    unit_path=where.address,
-                    deadlines=self._deadlines(self._matters[state.alert.matter], tier, at))
+    @staticmethod
+    def _escalate(state: AlertState, decision: Decision, at: int, *, actor: str,
+                  note: str) -> Transition:
+        where = decision.route
+        return step(state, "escalate", at=at, actor=actor, note=note, reason=decision.reason,
+                    tier=decision.tier, unit=where.unit, unit_level=where.level,
+                    unit_path=where.address, deadlines=decision.deadlines)
 
     @staticmethod
     def _place(state: AlertState) -> tuple[str, str, str, str]:
@@ -325,12 +324,13 @@ class Desk:
             if state is None or state.n != entry[2]:
                 continue
             while (due := state.due()) is not None and due[1] <= now:
-                if state.tier == "A":
+                at = max(due[1], state.last.at)
+                decision = self.policy.on_breach(self._matter(state), state.tier,
+                                                 self._place(state), due[0], at)
+                if decision is None:
                     self.counters.overdue_at_top.add(state.alert_id)
                     break
-                at = max(due[1], state.last.at)
-                t = self._raise_to(state, tier_up(state.tier, 1), at, actor=HUB, note="",
-                                   reason=f"{due[0]} deadline passed")
+                t = self._escalate(state, decision, at, actor=HUB, note="")
                 steps.append(t)
                 state = apply(state, t)
         return steps, taken
@@ -360,7 +360,7 @@ class Desk:
     async def on_event(self, event: AnomalyEvent, now: int, *, matter: str | None = None,
                        note: str | None = None) -> EventOutcome:
         """An anomaly event from an agent, at ``now`` on the desk's clock. A sensor the
-        config does not know raises :class:`~gridcall.hub.desk.alerts.UnknownSensor` (nothing
+        config does not know raises :class:`~gridcall.hub.desk.policy.UnknownSensor` (nothing
         written).
 
         ``matter`` (a catalog code) and ``note`` are for inputs the hub makes itself from
@@ -368,12 +368,10 @@ class Desk:
         does not come from the catalog's triggers, and the note replaces the generic
         "kind severity on sensor" in the ledger. Grouping, tiers, deadlines and
         escalation are those of any other anomaly."""
-        sensor = self.config.sensors.get(event.sensor)
-        if sensor is None:
-            raise UnknownSensor(event.sensor, event.agent)
+        sensor = self.policy.sensor(event)
         chosen: Matter | None = None
         if matter is not None:
-            chosen = self._matters.get(matter)
+            chosen = self.policy.matter(matter)
             if chosen is None:
                 raise BadAction(f"matter {matter!r} is not in the catalog (matters.yaml)")
         async with self._lock:
@@ -386,10 +384,10 @@ class Desk:
             if event.phase != "start":
                 self.counters.ends += 1
                 return EventOutcome(None)
-            matter_ = chosen or self.engine.matter_for(sensor.kind, event.kind)
+            matter_ = chosen or self.policy.matter_for(sensor.kind, event.kind)
             key = (matter_.code, sensor.grid)
             spread: dict[str, int] = {}
-            if matter_.code not in self._unspread:
+            if self.policy.spreads(matter_.code):
                 self._spread.add(matter_.code, Sighting(now, sensor.id, sensor.path))
                 spread = self._spread.counts(matter_.code, sensor.path[1], now)
             if (open_id := self._open.get(key)) is not None:
@@ -432,17 +430,11 @@ class Desk:
     async def _open_new(self, event: AnomalyEvent, matter: Matter, now: int,
                         spread: dict[str, int], note: str | None = None) -> EventOutcome:
         sensor = self.config.sensors[event.sensor]
-        verdict = judge(self.rules, matter.base_tier, severity=event.severity,
-                        tags=sensor.tags, spread=spread)
-        draft = self.engine.draft(event, alert_id=f"AL{self._next:06d}", now_ns=now,
-                                  matter=matter)
-        where = route(verdict.tier, sensor.path)
-        draft = lifecycle.replace_alert(
-            draft, tier=verdict.tier, unit=where.unit, unit_level=where.level,
-            unit_path=list(where.address),
-            deadlines=self._deadlines(matter, verdict.tier, now),
-            reason=verdict.reason or f"base tier {matter.base_tier}")
-        t = opening(draft, place=sensor.path, reason=draft.reason, note=note or "")
+        decision = self.policy.opening(matter, sensor, severity=event.severity, spread=spread,
+                                       at=now)
+        alert = self.policy.alert(event, decision, matter=matter,
+                                  alert_id=f"AL{self._next:06d}", at=now)
+        t = opening(alert, place=sensor.path, reason=decision.reason, note=note or "")
         (change,) = await self._commit([t])
         self.counters.opened += 1
         return EventOutcome(change.alert, (t,))
@@ -455,13 +447,12 @@ class Desk:
 
     def _rise_to_verdict(self, state: AlertState, severity: Severity, tags: Iterable[str],
                          now: int, spread: dict[str, int]) -> Transition | None:
-        matter = self._matters[state.alert.matter]
-        verdict = judge(self.rules, matter.base_tier, severity=severity,
-                        tags=tags, spread=spread, persisted_ns=now - state.since)
-        if lifecycle.TIERS.index(verdict.tier) >= lifecycle.TIERS.index(state.tier):
+        decision = self.policy.on_evidence(
+            self._matter(state), state.tier, self._place(state), severity=severity, tags=tags,
+            spread=spread, since=state.since, at=now)
+        if decision is None:
             return None
-        return self._raise_to(state, verdict.tier, now, actor=HUB, note="",
-                              reason=verdict.reason)
+        return self._escalate(state, decision, now, actor=HUB, note="")
 
     async def _evidence(self, state: AlertState, event: AnomalyEvent, now: int,
                         spread: dict[str, int], note: str | None = None) -> EventOutcome:
@@ -485,9 +476,9 @@ class Desk:
 
     async def _reopen(self, state: AlertState, event: AnomalyEvent, matter: Matter, now: int,
                       spread: dict[str, int], note: str | None = None) -> EventOutcome:
+        decision = self.policy.on_reopen(matter, state.tier, self._place(state), now)
         t = step(state, "reopen", at=now, evidence=(event.agent, event.seq),
-                 sensor=event.sensor, reason="anomaly recurred",
-                 deadlines=self._deadlines(matter, state.tier, now),
+                 sensor=event.sensor, reason=decision.reason, deadlines=decision.deadlines,
                  note=note or f"{event.kind} {event.severity} on {event.sensor}")
         steps = [t]
         rise = self._rise(apply(state, t), event, now, spread)
@@ -551,16 +542,15 @@ class Desk:
             lifecycle.check(state, action)
             if not (reason or note).strip():
                 raise BadAction(f"calling {state.alert_id} upward needs a reason")
-            return self._raise_to(state, tier_up(state.tier, 1), now, actor=unit.id,
-                                  note=note, reason=reason or note)
+            decision = self.policy.on_call_upward(self._matter(state), state.tier,
+                                                  self._place(state), now, reason or note)
+            return self._escalate(state, decision, now, actor=unit.id, note=note)
         if action == "dispatch":
             unknown = [d for d in departments if d not in self.config.departments]
             if unknown:
                 raise BadAction(f"unknown department(s) {unknown}; known: "
                                 f"{sorted(self.config.departments)}")
-            matter = self._matters[state.alert.matter]
-            chosen = departments or tuple(
-                d for d in (matter.departments.lead, *matter.departments.co) if d)
+            chosen = departments or self.policy.departments(self._matter(state))
             return step(state, "dispatch", at=now, actor=unit.id, note=note, reason=reason,
                         actor_level=unit.level, departments=chosen)
         return step(state, action, at=now, actor=unit.id, note=note, reason=reason)

@@ -25,7 +25,7 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
                                                within the reopen window; the hub decides)
 
 Which tier, unit and deadlines an escalation or reopening brings is decided by the caller
-(:mod:`gridcall.hub.desk.desk`, from the config); this module only holds the rules of the ladder.
+(the policy, :mod:`gridcall.hub.desk.policy`); this module only holds the legal moves.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from gridcall.wire import (
     Tier,
     UnitLevel,
 )
+from gridcall.wire.ladder import LEVELS, above
 
 State = AlertStatus
 """opened, dispatched, acknowledged, on_site, resolved, false_alarm (as in RiskAlert.state)."""
@@ -58,10 +59,6 @@ CLOSED: frozenset[State] = frozenset({"resolved", "false_alarm"})
 HUB = "hub"
 """The actor of automatic steps (opening, evidence, deadline escalation, reopening)."""
 
-LEVELS: tuple[UnitLevel, ...] = ("district", "town", "community", "grid")
-"""Top to bottom: a lower index is a higher level."""
-TIERS: tuple[Tier, ...] = ("A", "B", "C", "D")
-"""Highest first."""
 
 REQUIRES: dict[Action, frozenset[State]] = {
     "open": frozenset(),
@@ -127,7 +124,7 @@ class Transition:
     unit_level: UnitLevel
     unit_path: tuple[str, ...]
     """The responsible unit's address (the alert topic's unit levels; for tier A the
-    town's path, see :func:`gridcall.hub.desk.alerts.route`)."""
+    town's path, see :func:`gridcall.hub.desk.policy.route`)."""
     deadlines: Deadlines
     departments: tuple[str, ...]
     """Lead first, then co-handlers and departments dispatched since."""
@@ -277,8 +274,7 @@ def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: 
     last = state.last
     if action == "escalate" and (tier is None or unit is None or deadlines is None):
         raise ValueError("an escalation needs the new tier, unit and deadlines")
-    if action == "escalate" and tier is not None and TIERS.index(tier) >= TIERS.index(
-            state.tier):
+    if action == "escalate" and tier is not None and not above(tier, state.tier):
         raise IllegalTransition(state.alert_id, state.state, action,
                                 f"escalate needs a tier above {state.tier}, not {tier}")
     if action == "reopen" and deadlines is None:
