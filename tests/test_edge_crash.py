@@ -92,7 +92,10 @@ async def test_kill_9_during_a_burst_loses_nothing_that_reached_the_outbox(
     first.proc.wait()
     await first.read_rest()  # lines it printed before it died count too
     acknowledged = first.readings()
-    assert len(acknowledged) >= 200 * 50
+    # 200 sealed batches, each reading once; a batch holds up to 50 readings but the agent's
+    # real-time sealer also seals partial ones, more of them on a loaded machine
+    assert len(first.sealed) >= 200
+    assert len(acknowledged) == sum(len(b["readings"]) for b in first.sealed)
 
     second = AgentProcess(state, broker, start_at=20_000_000, total=500)
     assert await second.read_until(10)  # it runs: the restored outbox drains first
