@@ -17,7 +17,7 @@ import asyncio
 import statistics
 import time
 
-from gridcall.cli_sim import library
+from gridcall.cli.sim import library
 from gridcall.simulators.scenario import load_scenario
 from gridcall.simulators.sim import run_scenario
 from gridcall.simulators.truth import compare

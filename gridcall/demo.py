@@ -28,10 +28,10 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group
@@ -40,7 +40,6 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from gridcall.cli_api import demo_api
 from gridcall.config import ConfigSet
 from gridcall.hub.api.server import parse_address
 from gridcall.hub.desk.desk import Change, Desk
@@ -52,6 +51,9 @@ from gridcall.simulators.district import BrokerUnreachable, InProcessDistrict
 from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.simulators.town import demo_injections
 from gridcall.wire.broker import BrokerAddress
+
+if TYPE_CHECKING:
+    from gridcall.hub.service import Hub
 
 __all__ = ["BrokerUnreachable", "DemoOptions", "run_demo"]
 
@@ -284,3 +286,34 @@ async def show_live(district: InProcessDistrict, options: DemoOptions, clock: Sc
             rate = (n - last_n) / max(1e-6, now - last_t)
             last_n, last_t = n, now
             live.update(view(district, rate, options.duration, clock, log))
+
+
+@contextlib.asynccontextmanager
+async def demo_api(hub: Hub, address: tuple[str, int] | None,
+                   say: Callable[[str], None]) -> AsyncIterator[dict[str, str]]:
+    """The demo's API: a throw-away tokens file with one token for the district (it sees
+    every alert), printed with the URL so the API can be tried while the demo runs.
+    Yields ``{"url", "token"}`` (empty when ``address`` is None)."""
+    import tempfile
+
+    from gridcall.hub.api.app import create_app
+    from gridcall.hub.api.server import ApiServer
+    from gridcall.hub.api.tokens import TokenFile, issue
+
+    if address is None:
+        yield {}
+        return
+    with tempfile.TemporaryDirectory(prefix="gridcall-demo-") as folder:
+        path = Path(folder) / "api-tokens.json"
+        district = hub.config.district.id
+        token = issue(path, district, known_units=hub.config.units, label="demo")
+        app = create_app(hub.desk, TokenFile(path), clock=hub.clock, roster=hub.roster)
+        async with ApiServer(app, *address) as server:
+            say(f"API {server.url}/docs · try: curl -H 'Authorization: Bearer {token}' "
+                f"{server.url}/v1/alerts?open=true   (district {district}; the token "
+                "ends with the demo)")
+            # The token rides in the fragment, which the browser never sends to a server
+            # or writes to a log; the page moves it to sessionStorage and clears it.
+            say(f"board {server.url}/board#token={token}   (live map and alerts, "
+                "acknowledge/resolve as the district)")
+            yield {"url": server.url, "token": token, "board": f"{server.url}/board"}

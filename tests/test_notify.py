@@ -341,7 +341,7 @@ async def test_a_step_a_crash_left_unnotified_is_notified_at_the_next_start(
     import asyncio
     import dataclasses
 
-    from gridcall.cli_api import hub_services
+    from gridcall.cli.hub import hub_services
     from gridcall.hub.service import Hub
     from gridcall.hub.store import Store
 

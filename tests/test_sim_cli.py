@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gridcall.cli import app
-from gridcall.cli_sim import library
+from gridcall.cli.sim import library
 from gridcall.simulators.scenario import load_scenario, scenario_from_data
 from gridcall.simulators.sim import SimDistrict
 from gridcall.simulators.truth import compare

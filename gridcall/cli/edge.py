@@ -1,7 +1,5 @@
-"""``gridcall edge check``: the commissioning command for field technicians.
-
-Registered on the ``edge`` sub-app by :mod:`gridcall.cli`; the checks themselves are in
-:mod:`gridcall.commission`.
+"""``gridcall edge run|check``: run one edge agent; commission an edge box (the command
+for field technicians; the checks themselves are in :mod:`gridcall.commission`).
 """
 
 from __future__ import annotations
@@ -16,9 +14,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gridcall.cli.common import (
+    Command,
+    ConfigDir,
+    Verbose,
+    err,
+    load_config_set,
+    require_env,
+    setup_logging,
+    typer_app,
+    until_signal,
+)
 from gridcall.commission import Check, CheckOptions, run_checks, source_type
-from gridcall.config import AgentSpec, ConfigSet
+from gridcall.config import SAMPLE_DISTRICT, AgentSpec, ConfigSet
 from gridcall.edge_agent.sources import Source
+
+edge_app = typer_app("Run or commission an edge agent.")
 
 STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red"}
 
@@ -36,6 +47,51 @@ def source_for(cfg: ConfigSet, spec: AgentSpec) -> Source:
     return build_source(spec)  # serial frames, Modbus RTU
 
 
+@edge_app.command("run", cls=Command)
+def edge_run(
+    agent: Annotated[str, typer.Option(help="Agent id from agents.yaml.")],
+    config_dir: ConfigDir = SAMPLE_DISTRICT,
+    broker: Annotated[str | None, typer.Option(help="Override the agent's broker URL.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run one edge agent: read its sensors, detect, publish, until Ctrl-C."""
+    from gridcall.edge_agent.agent import EdgeAgent
+
+    setup_logging(verbose)
+    cfg = load_config_set(config_dir)
+    spec = cfg.agents.get(agent)
+    if spec is None:
+        err.print(f"[red]no agent {agent!r} in {config_dir}/agents.yaml[/]; known: "
+                  f"{', '.join(cfg.agents)}")
+        raise typer.Exit(2)
+    require_env(config_dir / "agents.yaml",
+                [f"agents[{agent}].settings.broker.{m}" for m in spec.settings.broker.unset_env()]
+                + [f"agents[{agent}].source.{m}" for m in spec.source.unset_env()])
+    source: Source
+    if spec.source.type == "simulated":
+        from gridcall.simulators.town import SimulatedTown
+
+        source = SimulatedTown(cfg).source(agent)
+    else:  # serial, modbus, mqtt
+        from gridcall.edge_agent.source_factory import build_source
+
+        source = build_source(spec)
+
+    from gridcall.edge_agent.outbox import OutboxError
+    from gridcall.edge_agent.sequence import SequenceStateError
+
+    try:
+        edge = EdgeAgent(spec, source, broker_url=broker, state_dir=Path(spec.settings.state_dir))
+    except (SequenceStateError, OutboxError) as exc:
+        err.print(f"[bold red]✗ agent {escape(agent)}:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+    async def main(stop: asyncio.Event) -> None:
+        await edge.run(stop)
+
+    until_signal(main)
+
+
 def table(checks: list[Check]) -> Table:
     t = Table(title="gridcall edge check", show_lines=True, expand=False)
     t.add_column("check", no_wrap=True)
@@ -47,6 +103,7 @@ def table(checks: list[Check]) -> Table:
     return t
 
 
+@edge_app.command("check", cls=Command)
 def edge_check(
     config: Annotated[Path, typer.Option(
         "--config", "-c", help="The config set folder, or a file in it (e.g. "
@@ -63,12 +120,11 @@ def edge_check(
         help="Seconds for each broker connection.", min=0.1)] = 10.0,
     wait: Annotated[float, typer.Option(
         help="Seconds to wait for values from the agent's source.", min=0.1)] = 10.0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Commission an edge box: config, serial ports, source values, uplink broker login,
     state folder. Prints PASS/WARN/FAIL with what to fix; exits 1 on any FAIL."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose, quiet=logging.ERROR)  # the table is the output
     options = CheckOptions(config=config, agent=agent, broker=broker,
                            local_broker=local_broker, timeout=timeout, wait=wait)
     checks = asyncio.run(run_checks(options, factory=source_for))

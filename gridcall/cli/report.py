@@ -1,7 +1,7 @@
 """``gridcall hub report``: the assessment indicators (hub/desk/indicators.py) from the hub's
 ledger, as a table for people or CSV for spreadsheets.
 
-Registered on the ``hub`` sub-app by :mod:`gridcall.cli`.
+Registered on the ``hub`` group by :mod:`gridcall.cli`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gridcall.cli.common import err, load_config_set, out
 from gridcall.config import SAMPLE_DISTRICT
 from gridcall.config.base import Duration
 from gridcall.hub.desk.indicators import Indicator, indicators
 from gridcall.hub.desk.lifecycle import Transition
-
-out = Console()
-err = Console(stderr=True)
 
 _duration: TypeAdapter[timedelta] = TypeAdapter(Duration)
 
@@ -144,9 +142,7 @@ def hub_report(
         err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if store is None:
-        from gridcall.cli import _load
-
-        store = Path(_load(config_dir).hub.store_path)
+        store = Path(load_config_set(config_dir).hub.store_path)
     if not store.exists():
         err.print(f"[red]✗ no hub store at {escape(str(store))}: run the hub first, or give "
                   "--store[/]", highlight=False, soft_wrap=True)

@@ -22,17 +22,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from gridcall.cli.common import (
+    ConfigDir,
+    Verbose,
+    err,
+    load_config_set,
+    out,
+    require_env,
+    setup_logging,
+    until_signal,
+)
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet
 from gridcall.wire.errors import InvariantError
-
-# The helpers of gridcall.cli are imported where used, not here: gridcall.cli imports
-# this module to register the command, so a module-level import would be circular.
-ConfigDir = Annotated[Path, typer.Option("--config", "-c", help="Config set folder.")]
-out = Console()
-err = Console(stderr=True)
 
 WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 
@@ -44,9 +47,7 @@ def spool_dir(cfg: ConfigSet, name: str) -> Path | None:
 
 
 def check_env(cfg: ConfigSet, config_dir: Path) -> None:
-    from gridcall.cli import _require_env
-
-    _require_env(config_dir / "hub.yaml", [
+    require_env(config_dir / "hub.yaml", [
         *(f"hub.broker.{m}" for m in cfg.hub.broker.unset_env()),
         *(f"hub.influx.{m}" for m in (cfg.hub.influx.unset_env() if cfg.hub.influx else [])),
     ])
@@ -65,7 +66,7 @@ def hub_ingest(
                                                  "writing what is held.", min=0)] = 10.0,
     stats: Annotated[Path | None, typer.Option(help="Write counters, CPU and peak RSS as "
                                                "JSON to this file every 0.5 s.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Take readings from MQTT into InfluxDB (or the embedded store) until Ctrl-C.
 
@@ -73,18 +74,17 @@ def hub_ingest(
     """
     import re
 
-    from gridcall.cli import _load, _logging, _until_signal
     from gridcall.hub.ingest.worker import IngestWorker
     from gridcall.hub.store import Store
     from gridcall.sinks import sink_from_settings
     from gridcall.wire.broker import BrokerAddress
 
-    _logging(verbose)
+    setup_logging(verbose)
     if not re.match(WORKER_NAME, worker):
         err.print(f"[red]✗ --worker {escape(worker)!r}: use letters, digits, '_', '.', '-' "
                   "(at most 32)[/]", highlight=False)
         raise typer.Exit(2)
-    cfg = _load(config_dir)
+    cfg = load_config_set(config_dir)
     check_env(cfg, config_dir)
     try:
         address = BrokerAddress.parse(broker or cfg.hub.broker.url)
@@ -130,7 +130,7 @@ def hub_ingest(
                 if stats is not None:
                     _dump(stats, w.stats())
 
-    _until_signal(main)
+    until_signal(main)
     for w in workers:
         c = w.ingest.counters
         if w.unwritten:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from gridcall.boards.dashboards import BoardSchema, build_dashboards
@@ -26,16 +25,10 @@ from gridcall.boards.provisioning import (
     MissingSecret,
     write_provisioning,
 )
+from gridcall.cli.common import Command, err, load_config_set, out, typer_app
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet
 
-# The helpers of gridcall.cli are imported where used, not here: gridcall.cli imports
-# this module to register the command, so a module-level import would be circular.
-
-boards_app = typer.Typer(help="Grafana risk boards as code: provisioning files or upload.",
-                         no_args_is_help=True)
-
-out = Console()
-err = Console(stderr=True)
+boards_app = typer_app("Grafana risk boards as code: provisioning files or upload.")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config set folder.")]
 InfluxUrlOpt = Annotated[str | None, typer.Option(
@@ -63,9 +56,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def _boards(config_dir: Path, influx_url: str | None, influx_version: int | None,
             database: str | None, token_env: str | None, snapshot_window: str | None
             ) -> tuple[ConfigSet, DatasourceSpec, tuple[Dashboard, ...]]:
-    from gridcall.cli import _load
-
-    cfg = _load(config_dir)
+    cfg = load_config_set(config_dir)
     if database is not None and not database.strip():
         raise _fail("--database is empty: name the InfluxQL database (for 2.x the "
                     "DBRP-mapped name), or leave the option out for hub.yaml's", 2)
@@ -89,7 +80,7 @@ def _boards(config_dir: Path, influx_url: str | None, influx_version: int | None
     return cfg, spec, build_dashboards(cfg, schema)
 
 
-@boards_app.command("build")
+@boards_app.command("build", cls=Command)
 def boards_build(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write provisioning/ "
                                           "and dashboards/ into.")],
@@ -125,7 +116,7 @@ def boards_build(
               highlight=False, soft_wrap=True)
 
 
-@boards_app.command("push")
+@boards_app.command("push", cls=Command)
 def boards_push(
     grafana: Annotated[str, typer.Option("--grafana", help="Grafana's URL, e.g. "
                                          "http://127.0.0.1:3000.")],

@@ -24,21 +24,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gridcall.cli.common import Command, ConfigDir, err, load_config_set, out, typer_app
 from gridcall.config import SAMPLE_DISTRICT, AgentSpec
 from gridcall.simulators.replay import Recording, ReplayError, ReplaySource, read_recording
 from gridcall.simulators.scenario import PACKAGED, Scenario, ScenarioError, load_scenario
 from gridcall.simulators.truth import TruthReport, compare
 
-sim_app = typer.Typer(help="Play scenarios on the simulated district; the scenario library.",
-                      no_args_is_help=True)
-
-out = Console()
-err = Console(stderr=True)
+sim_app = typer_app("Play scenarios on the simulated district; the scenario library.")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -51,7 +47,7 @@ def library() -> list[Path]:
     return sorted(PACKAGED.glob("*.yaml"))
 
 
-@sim_app.command("list")
+@sim_app.command("list", cls=Command)
 def sim_list() -> None:
     """The scenario library: name, simulated time, sensors, ground truth, what happens."""
     table = Table(title="scenario library (gridcall sim run NAME)", title_justify="left")
@@ -70,7 +66,7 @@ def sim_list() -> None:
     out.print(table)
 
 
-@sim_app.command("run")
+@sim_app.command("run", cls=Command)
 def sim_run(
     scenario: Annotated[str, typer.Argument(help="A scenario file, or the name of a "
                                             "packaged one (gridcall sim list).")],
@@ -134,13 +130,12 @@ async def _play(scenario: Scenario, broker: str | None, speed: float | None,
                         agents=set(run.scenario.agent_ids) if shared else None)
 
 
-@sim_app.command("replay")
+@sim_app.command("replay", cls=Command)
 def sim_replay(
     file: Annotated[Path, typer.Argument(help="A recorded CSV: an InfluxDB 1.x/2.x export "
                                          "or a data logger's file.")],
     agent: Annotated[str, typer.Option(help="The edge agent (agents.yaml) that plays it.")],
-    config_dir: Annotated[Path, typer.Option("--config", "-c", help="Config set folder.")
-                          ] = SAMPLE_DISTRICT,
+    config_dir: ConfigDir = SAMPLE_DISTRICT,
     broker: Annotated[str | None, typer.Option(help="Override the agent's broker URL.")
                       ] = None,
     speed: Annotated[float, typer.Option(min=0.001, help="N times as fast as recorded.")
@@ -157,9 +152,7 @@ def sim_replay(
 ) -> None:
     """Play a recorded CSV as an edge agent's sensors: the real agent (detectors, outbox)
     publishes it to the broker at SPEED, then flushes and exits."""
-    from gridcall.cli import _load
-
-    cfg = _load(config_dir)
+    cfg = load_config_set(config_dir)
     spec = cfg.agents.get(agent)
     if spec is None:
         raise _fail(f"no agent {agent!r} in {config_dir}/agents.yaml; known: "

@@ -1,0 +1,29 @@
+"""``gridcall config check``: validate a config set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridcall.cli.common import Command, load_config_set, out, typer_app
+
+config_app = typer_app("Check a config set.")
+
+
+@config_app.command("check", cls=Command)
+def config_check(
+    directory: Annotated[Path, typer.Argument(help="Folder with topology.yaml, sensors.yaml, "
+                                              "agents.yaml, matters.yaml[, hub.yaml].")],
+) -> None:
+    """Validate a config set; print every problem with file, line, key path and reason."""
+    cfg = load_config_set(directory)
+    tiers = sorted({m.base_tier for m in cfg.matters.matters})
+    out.print(
+        f"[bold green]✓ {directory}[/]: {len(cfg.units_at('town'))} towns, "
+        f"{len(cfg.units_at('community'))} communities, {len(cfg.units_at('grid'))} grids, "
+        f"{len(cfg.sensors)} sensors of {len({s.kind for s in cfg.sensors.values()})} kinds, "
+        f"{len(cfg.agents)} agents, {len(cfg.matters.matters)} matters (tiers {''.join(tiers)})"
+    )
+

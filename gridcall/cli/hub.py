@@ -1,0 +1,197 @@
+"""``gridcall hub run``: the hub (ingest, the alert desk, and beside it the notifier and
+the HTTP API) until Ctrl-C. The hub's other commands (``report``, ``ingest``, ``token``)
+have their own modules; :mod:`gridcall.cli` adds them to this group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from gridcall.cli.common import (
+    Command,
+    ConfigDir,
+    Verbose,
+    err,
+    load_config_set,
+    out,
+    require_env,
+    setup_logging,
+    typer_app,
+    until_signal,
+)
+from gridcall.cli.tokens import tokens_path
+from gridcall.config import SAMPLE_DISTRICT
+
+if TYPE_CHECKING:
+    from gridcall.hub.api.server import ApiServer
+    from gridcall.hub.notify.notifier import Notifier
+    from gridcall.hub.service import Hub
+
+hub_app = typer_app("Run the hub.")
+
+
+@hub_app.command("run", cls=Command)
+def hub_run(
+    config_dir: ConfigDir = SAMPLE_DISTRICT,
+    broker: Annotated[str | None, typer.Option(help="Override hub.broker.url.")] = None,
+    drain_timeout: Annotated[float, typer.Option(help="On Ctrl-C/SIGTERM, seconds the hub may "
+                                                 "spend writing what it still holds; the "
+                                                 "rest is reported as not written. Keep it "
+                                                 "under your supervisor's stop timeout.",
+                                                 min=0)] = 10.0,
+    api: Annotated[str, typer.Option(help="Serve the HTTP API on host:port (e.g. "
+                                     "127.0.0.1:8470; put a TLS proxy in front), or 'off'.")
+                   ] = "off",
+    tokens: Annotated[Path | None, typer.Option(help="API tokens file; default: "
+                                                "api-tokens.json beside hub.store_path.")
+                      ] = None,
+    ingest_workers: Annotated[int, typer.Option(help="1: readings in this process; N ≥ 2: "
+                                                "N `hub ingest` processes sharing them; 0: "
+                                                "none (workers run elsewhere).",
+                                                min=0)] = 1,
+    verbose: Verbose = False,
+) -> None:
+    """Ingest readings and turn anomaly events into routed alerts until Ctrl-C.
+
+    Exits 1 if, when stopped, readings it had taken could not be written to the store.
+    """
+    from gridcall.cli.ingest import ingest_processes, spool_dir
+    from gridcall.hub.service import Hub
+    from gridcall.hub.store import Store
+    from gridcall.sinks import sink_from_settings
+    from gridcall.wire.broker import BrokerAddress
+
+    setup_logging(verbose)
+    cfg = load_config_set(config_dir)
+    require_env(config_dir / "hub.yaml", [
+        *(f"hub.broker.{m}" for m in cfg.hub.broker.unset_env()),
+        *(f"hub.influx.{m}" for m in (cfg.hub.influx.unset_env() if cfg.hub.influx else [])),
+        *(f"notify.yaml: {m}" for m in cfg.notify.unset_env()),
+    ])
+    if broker is not None:
+        try:
+            BrokerAddress.parse(broker)
+        except ValueError as exc:
+            err.print(f"[red]✗ --broker: {escape(str(exc))}[/]", highlight=False,
+                      soft_wrap=True)
+            raise typer.Exit(2) from None
+    from gridcall.hub.api.server import ApiBindError, parse_address
+
+    try:
+        api_address = parse_address(api)
+    except ValueError as exc:
+        err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    hubs: list[Hub] = []
+
+    async def main(stop: asyncio.Event) -> None:
+        async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink:
+            hub = Hub(cfg, sink=sink, store=store, broker_url=broker,
+                      drain_timeout=drain_timeout, readings=ingest_workers == 1,
+                      spool_dir=spool_dir(cfg, "readings"))
+            hubs.append(hub)
+            out.print(f"hub {hub.client_id}: {hub.address} → "
+                      f"{cfg.hub.influx.url if cfg.hub.influx else cfg.hub.store_path}")
+            async with hub_services(hub, sink, stop, api=api_address,
+                                    tokens=tokens or tokens_path(cfg), say=out.print):
+                await hub.run(stop)
+
+    def run_desk() -> None:
+        try:
+            until_signal(main)
+        except ApiBindError as exc:
+            err.print(f"[red]✗ {escape(str(exc))}; use --api HOST:PORT or --api off[/]",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    if ingest_workers >= 2:
+        with ingest_processes(config_dir, ingest_workers, broker=broker,
+                              drain_timeout=drain_timeout, verbose=verbose) as procs:
+            run_desk()
+        if any(p.returncode not in (0, -signal.SIGTERM) for p in procs):
+            err.print("[red]✗ an ingest worker failed; see its lines above[/]")
+            raise typer.Exit(1)
+    else:
+        run_desk()
+    for hub in hubs:
+        c = hub.ingest.counters
+        if hub.unwritten:
+            err.print(f"[red]✗ hub stopped: {hub.unwritten.readings} readings in "
+                      f"{hub.unwritten.batches} batches were NOT written (drain timeout "
+                      f"{drain_timeout:g}s; see the error above); {c.readings_stored} of "
+                      f"{c.readings_received} stored[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        spooled = hub.ingest.spooled_pending
+        out.print(f"hub stopped: {c.readings_stored} of {c.readings_received} readings "
+                  f"stored, {c.rejected_readings} rejected"
+                  + (f", {spooled} in the spool {hub.ingest.spool} (written when the sink "
+                     "answers, at the next start if not before)" if spooled else ""))
+
+
+SUGGESTED_API = "127.0.0.1:8470"
+"""``hub run`` serves the API only when asked (``--api HOST:PORT``): a listening socket is
+the operator's decision (which interface, behind which TLS proxy), and two hubs or test
+runs on one machine must not fight over a default port."""
+
+
+@contextlib.asynccontextmanager
+async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
+                       api: tuple[str, int] | None, tokens: Path,
+                       say: Callable[[str], None]) -> AsyncIterator[ApiServer | None]:
+    """What runs beside the hub's MQTT loop: the notifier (notify.yaml) as a desk hook,
+    and the HTTP API. (The indicator and board writers are the hub's own tasks now,
+    :meth:`gridcall.hub.service.Hub.run`; ``sink`` is kept for callers.)"""
+    from gridcall.hub.api.app import create_app
+    from gridcall.hub.api.server import ApiServer
+    from gridcall.hub.api.tokens import TokenFile
+    from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS, Notifier, desk_hook
+    from gridcall.hub.notify.outbox import NotifyOutbox, changes_to_replay
+
+    async with contextlib.AsyncExitStack() as stack:
+        # Deliveries under way get at most 2 s at shutdown: the readings' drain comes
+        # first within the supervisor's stop timeout; what is left is counted as unsent.
+        notifier = Notifier(hub.config.notify, drain_timeout=min(2.0, hub.drain_timeout))
+        stack.callback(_notify_summary, notifier, say)  # runs last: after the drain
+        await stack.enter_async_context(notifier)
+        # Steps a crash (or a stop mid-retry) left un-notified are sent again first.
+        outbox = NotifyOutbox(hub.store)
+        await outbox.setup()
+        await hub.start_desk()
+        hook = desk_hook(notifier, outbox, hub.clock)
+        late = await changes_to_replay(hub.desk, await outbox.pending(NOTIFIED_ACTIONS))
+        if late:
+            say(f"notifying {len(late)} step(s) again that the last run did not finish "
+                "notifying")
+        for change in late:
+            await hook(change)
+        hub.desk.add_hook(hook)
+        server = None
+        if api is not None:
+            token_file = TokenFile(tokens)
+            app = create_app(hub.desk, token_file, clock=hub.clock, roster=hub.roster)
+            server = await stack.enter_async_context(ApiServer(app, *api))
+            say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens}); "
+                f"board {server.url}/board")
+            if token_file.error:
+                say(f"API tokens file unusable: {token_file.error}")
+            elif not len(token_file):
+                say(f"no API tokens in {tokens} yet: every request gets 401 until one is "
+                    "issued (gridcall hub token issue UNIT; no restart needed)")
+        else:
+            say(f"API off (--api {SUGGESTED_API} to serve it)")
+        yield server
+
+
+def _notify_summary(notifier: Notifier, say: Callable[[str], None]) -> None:
+    c = notifier.counters
+    if c.queued:
+        say(f"notifications: {c.sent} sent, {c.given_up} given up, "
+            f"{c.unsent_at_shutdown} unsent at stop ({c.failed_attempts} failed attempts)")
