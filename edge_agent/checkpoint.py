@@ -70,7 +70,19 @@ def fingerprint(watch: SensorWatch) -> str:
     """What built the sensor's detector; a checkpoint of another config is not restored."""
     d = type(watch.detector)
     spec = watch.spec
-    return f"{d.__module__}.{d.__qualname__}|{spec.detector!r}|{spec.limits!r}"
+    return (f"{d.__module__}.{d.__qualname__}|{','.join(_layout(watch.detector))}"
+            f"|{spec.detector!r}|{spec.limits!r}")
+
+
+def _layout(obj: object) -> list[str]:
+    """The names of an object's instance state (slots along its classes, then its dict).
+
+    Part of the fingerprint so that a detector whose state changed shape in a newer
+    gridcall starts fresh rather than being restored into a class that expects other
+    fields (which would fail later, at its first sample, not here)."""
+    names = [n for c in type(obj).__mro__ for n in getattr(c, "__slots__", ())
+             if n not in ("__dict__", "__weakref__")]
+    return sorted({*names, *getattr(obj, "__dict__", {})})
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,6 +162,24 @@ def test_a_sensor_whose_detector_settings_changed_starts_fresh_the_others_are_re
     assert len(again.restored.restored) == len(sensors) - 1
 
 
+def test_a_detector_whose_state_changed_shape_starts_fresh(cfg: ConfigSet, tmp_path: Path
+                                                           ) -> None:
+    """A newer gridcall whose detector keeps other fields does not restore an old state into it
+    (it would fail at the first sample); that sensor warms up again, the others restore."""
+    clock = SimClock(NOW)
+    agent_at(cfg, tmp_path, clock).save_checkpoint()
+    again = agent_at(cfg, None, clock)
+    sid, watch = next(iter(again.watches.items()))
+    old = type(watch.detector)
+    grown = type(old.__name__, (old,), {"__slots__": ("new_field",), "__module__": old.__module__,
+                                        "__qualname__": old.__qualname__})
+    watch.detector = grown.__new__(grown)
+    restored = checkpoint.load(tmp_path / f"{AGENT}.checkpoint", AGENT, again.watches)
+    assert restored is not None
+    assert set(restored.fresh) == {sid}
+    assert len(restored.restored) == len(again.watches) - 1
+
+
 async def test_a_clean_stop_saves_a_checkpoint(cfg: ConfigSet, tmp_path: Path) -> None:
     spec = cfg.agents[AGENT]
     clock = SimClock(NOW)
