@@ -44,12 +44,13 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Literal
 
+from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.errors import InvariantError
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class Outbox:
 
     def __init__(self, path: Path | None, *, max_bytes: int = 256 * 2**20,
                  max_age_ns: int = 7 * 86_400 * 10**9, drop_events: bool = False,
-                 sync: SyncPolicy = "full", clock: Callable[[], int] = time.time_ns) -> None:
+                 sync: SyncPolicy = "full", clock: Clock = wall_clock) -> None:
         if sync not in ("full", "normal"):
             raise ValueError(f"outbox sync must be 'full' or 'normal', not {sync!r}")
         self.path = path

@@ -36,11 +36,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import socket
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -62,12 +59,18 @@ from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.ingest.spool import Spool
 from gridcall.hub.store import Store
 from gridcall.wire import AgentStatus, AnomalyEvent, Decoder, MalformedMessage, encode, topics
-from gridcall.wire.broker import BrokerAddress, credentials_refused, describe_failure
+from gridcall.wire.backoff import Reconnect
+from gridcall.wire.broker import (
+    MQTT_RECONNECT,
+    BrokerAddress,
+    describe_failure,
+    mqtt_outcome,
+)
+from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.errors import InvariantError
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], int]
 
 OUTAGE_SEQ = 2**62
 """Base of the event sequence numbers the hub gives agent outages (see _raise_offline)."""
@@ -96,7 +99,7 @@ class HubCounters:
 class Hub:
     def __init__(self, config: ConfigSet, *, sink: ReadingSink, store: Store,
                  broker_url: str | None = None, client_id: str | None = None,
-                 clock: Clock = time.time_ns, flush_interval: float | None = None,
+                 clock: Clock = wall_clock, flush_interval: float | None = None,
                  drain_timeout: float = 10.0, tick_interval: float = 1.0,
                  readings: bool = True, share_group: str | None = None,
                  spool_dir: Path | str | None = None, boards: bool = True) -> None:
@@ -425,12 +428,13 @@ class Hub:
                 await timers
 
     async def _consume(self, stop: asyncio.Event) -> None:
-        backoff = 0.5
+        retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, stop=stop,
+                          config=self.config.hub.broker.credentials)
         while not stop.is_set():
             try:
                 async with self._client() as client:
                     self.counters.connects += 1
-                    backoff = 0.5
+                    retry.connected()
                     await client.subscribe([(topics.EVENTS, 1), (topics.STATUS, 1)])
                     # Readings have their own connection (acknowledged after the write);
                     # a session from before that still delivers them here until this
@@ -465,12 +469,11 @@ class Hub:
             except aiomqtt.MqttError as exc:
                 self._mqtt = None
                 self.subscribed.clear()
-                if credentials_refused(exc):
+                failure = retry.failed(exc)
+                if failure.refused:
                     self.counters.credentials_refused += 1
                 if stop.is_set():
                     return
                 log.warning("hub: %s; retrying in %.1fs", describe_failure(self.address, exc),
-                            backoff)
-                with contextlib.suppress(TimeoutError):  # a stop cuts the wait short
-                    await asyncio.wait_for(stop.wait(), backoff * random.uniform(0.8, 1.2))
-                backoff = min(backoff * 2, 30.0)
+                            failure.delay)
+                await retry.pause(failure)  # a stop cuts the wait short

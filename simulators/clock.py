@@ -1,14 +1,14 @@
 """The simulated clock: one integer of nanoseconds that moves only when told.
 
-Agents, detectors, the hub's desk and its deadlines all take a ``clock`` callable that
-returns POSIX nanoseconds; handing them one :class:`SimClock` puts the whole district on
-simulated time, so a week passes as fast as the work in it can be done, and the same
-inputs give the same timeline.
+Agents, detectors, the hub's desk and its deadlines all take a
+:class:`~gridcall.wire.clock.Clock` (a callable that returns POSIX nanoseconds); handing
+them one :class:`SimClock` puts the whole district on simulated time, so a week passes as
+fast as the work in it can be done, and the same inputs give the same timeline.
 """
 
 from __future__ import annotations
 
-NS = 1_000_000_000
+from gridcall.wire.clock import NS
 
 
 class SimClock:

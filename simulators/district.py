@@ -36,6 +36,7 @@ from gridcall.simulators.streams import Injection
 from gridcall.simulators.town import SimulatedSource, SimulatedTown
 from gridcall.wire import Decoder, MalformedMessage, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress, describe_failure
+from gridcall.wire.clock import Clock, wall_clock
 
 
 class BrokerUnreachable(ConnectionError):
@@ -113,7 +114,7 @@ class InProcessDistrict:
                  agents: Sequence[str] | None = None, seed: int = 0,
                  interval_scale: float = 1.0, hub_client_id: str | None = None,
                  drain_timeout: float = 10.0, connect_timeout: float = 20.0,
-                 clock: Callable[[], int] = time.time_ns, tick_interval: float = 1.0,
+                 clock: Clock = wall_clock, tick_interval: float = 1.0,
                  duty_staff: bool = False) -> None:
         self.config = config
         self.broker_url = broker_url

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Literal
 
 from gridcall.edge_agent.sources import Sample
+from gridcall.wire.clock import Clock
 
 Format = Literal["influx-v1", "influx-v2", "logger"]
 TIME_NAMES = ("time", "timestamp", "ts", "date", "datetime", "_time", "time_utc", "datetime_utc")
@@ -436,7 +437,6 @@ def read_recording(path: Path | str, *, mapping: Mapping[str, str] | None = None
 # --------------------------------------------------------------------------- playing
 
 
-Clock = Callable[[], int]
 Sleep = Callable[[float], Awaitable[None]]
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from gridcall.hub.desk.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
 from gridcall.hub.desk.lifecycle import Action, IllegalTransition
+from gridcall.wire.clock import Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class Plan:
 
 
 class Responders:
-    def __init__(self, desk: Desk, clock: Callable[[], int], *, seed: int = 0,
+    def __init__(self, desk: Desk, clock: Clock, *, seed: int = 0,
                  in_time: float = 0.6, false_alarm: float = 0.1,
                  poll_interval: float = 0.05) -> None:
         self.desk = desk

@@ -34,10 +34,10 @@ from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from gridcall.config import EXAMPLES, ConfigError, ConfigSet, Problem, SensorSpec, load_config
 from gridcall.config.base import Duration, Id, Model
 from gridcall.config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
-from gridcall.simulators.clock import NS
 from gridcall.simulators.replay import Recording, ReplayError, read_recording
 from gridcall.simulators.streams import Injection, Shape
 from gridcall.simulators.weather import rain_model
+from gridcall.wire.clock import NS
 
 __all__ = [
     "ActionAt",

@@ -60,7 +60,7 @@ from gridcall.hub.desk.desk import BadAction, Change, NotFound, OutsideSubtree, 
 from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Transition
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
-from gridcall.simulators.clock import NS, SimClock
+from gridcall.simulators.clock import SimClock
 from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.simulators.replay import RecordedStream
 from gridcall.simulators.scenario import (
@@ -78,6 +78,7 @@ from gridcall.simulators.streams import Injection, SensorStream, Shape
 from gridcall.simulators.weather import rain_model
 from gridcall.wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress
+from gridcall.wire.clock import NS
 from gridcall.wire.errors import InvariantError
 
 log = logging.getLogger(__name__)

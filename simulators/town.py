@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from gridcall.config import ConfigSet, SensorSpec
 from gridcall.edge_agent.sources import Sample
 from gridcall.simulators.streams import Injection, SensorStream, Shape
 from gridcall.simulators.weather import RainModel
-
-Clock = Callable[[], int]
+from gridcall.wire.clock import Clock, wall_clock
 
 # (sensor kind, grid tag preferred, shape, target as a multiple of the alarm limit, label)
 DEMO_PLAN: tuple[tuple[str, str | None, Shape, float, str], ...] = (
@@ -82,7 +80,7 @@ class SimulatedSource:
 
 class SimulatedTown:
     def __init__(self, config: ConfigSet, injections: tuple[Injection, ...] = (), *,
-                 seed: int = 0, clock: Clock = time.time_ns, interval_scale: float = 1.0,
+                 seed: int = 0, clock: Clock = wall_clock, interval_scale: float = 1.0,
                  weather: RainModel | None = None) -> None:
         self.config = config
         self.weather = weather

@@ -47,8 +47,8 @@ from typing import Any, Literal, Protocol
 
 from gridcall.hub.desk.lifecycle import Transition
 from gridcall.simulators.streams import Injection
+from gridcall.wire.clock import NS
 
-NS = 1_000_000_000
 FAULT_SHAPES = frozenset({"stuck", "dropout"})
 FAULT_MATTERS: tuple[str, ...] = ("SENSOR-FAULT",)
 OFFLINE_MATTERS: tuple[str, ...] = ("EDGE-OFFLINE",)

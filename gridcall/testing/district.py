@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from gridcall.config import ConfigSet
-from gridcall.simulators.clock import NS
 from gridcall.simulators.scenario import parse_offset
 from gridcall.simulators.sim import SimDistrict, TimelineEntry, hms
 from gridcall.wire import RiskAlert
+from gridcall.wire.clock import NS
 
 __all__ = ["District", "ExpectationFailed", "Match"]
 

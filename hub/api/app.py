@@ -28,7 +28,6 @@ contract. The OpenAPI document is published as docs/openapi.json
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -43,9 +42,9 @@ from gridcall.hub.desk.indicators import Indicator, indicators
 from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Transition
 from gridcall.hub.desk.roster import Health, Liveness, Roster
 from gridcall.wire import AlertAction, AlertStatus, Tier, UnitLevel
+from gridcall.wire.clock import Clock
 
 API_VERSION = "1"
-Clock = Callable[[], int]
 
 
 class ApiError(Exception):

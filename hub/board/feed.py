@@ -40,11 +40,11 @@ from gridcall.hub.desk.lifecycle import AlertState, Transition
 from gridcall.hub.desk.roster import AgentView
 from gridcall.hub.ingest.sinks.lineproto import escape_field_string, escape_measurement, escape_tag
 from gridcall.wire import AnomalyEvent
+from gridcall.wire.clock import NS
 from gridcall.wire.ladder import RISK
 
 MEASUREMENTS = ("open_alert", "grid_risk", "sensor_risk", "agent_state", "anomaly",
                 "alert_change")
-NS = 1_000_000_000
 
 
 _tag = functools.lru_cache(maxsize=1 << 16)(escape_tag)

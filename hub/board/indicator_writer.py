@@ -20,10 +20,10 @@ from typing import Protocol
 from gridcall.hub.desk.indicators import indicators, line_protocol
 from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.ingest.sinks import SinkError
+from gridcall.wire.clock import DAY_NS, Clock
 
 log = logging.getLogger(__name__)
 
-DAY_NS = 86_400 * 10**9
 WINDOWS: Mapping[str, int] = {"1d": DAY_NS, "7d": 7 * DAY_NS}
 
 
@@ -53,7 +53,7 @@ async def write_indicators(sink: LineSink, transitions: Sequence[Transition], no
 
 async def run_indicator_writer(
         sink: LineSink, transitions: Callable[[], Awaitable[Sequence[Transition]]],
-        clock: Callable[[], int], stop: asyncio.Event, *, interval: float = 60.0,
+        clock: Clock, stop: asyncio.Event, *, interval: float = 60.0,
         windows: Mapping[str, int] = WINDOWS,
         counters: IndicatorCounters | None = None) -> IndicatorCounters:
     """Write a round at once and then every ``interval`` seconds until ``stop``."""

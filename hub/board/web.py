@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import logging
-from collections.abc import AsyncIterable, Callable, Iterator
+from collections.abc import AsyncIterable, Iterator
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -52,11 +52,11 @@ from gridcall.hub.board.view import (
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.lifecycle import Action, AlertState
 from gridcall.wire import UnitLevel
+from gridcall.wire.clock import Clock
 from gridcall.wire.ladder import RISK
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], int]
 
 TICK_S = 5.0
 """Seconds between ``tick`` events (the desk's clock for the page's countdowns; also how

@@ -52,13 +52,13 @@ from gridcall.hub.desk.lifecycle import (
 from gridcall.hub.desk.policy import Decision, Policy, UnknownSensor
 from gridcall.hub.desk.spread import Sighting, SpreadWindow
 from gridcall.wire import AnomalyEvent, Severity, Tier
+from gridcall.wire.clock import NS
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition", "NotFound",
            "OutsideSubtree", "UnknownSensor", "UnknownUnit"]
 
-NS = 1_000_000_000
 
 
 class NotFound(LookupError):

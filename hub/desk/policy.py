@@ -28,9 +28,8 @@ from gridcall.config import ConfigSet, SensorSpec
 from gridcall.config.models import Matter, MatterDeadlines, Responsibility
 from gridcall.config.rules import TierRules
 from gridcall.wire import AnomalyEvent, Deadlines, Departments, RiskAlert, Severity
+from gridcall.wire.clock import NS
 from gridcall.wire.ladder import RESPONSIBLE_LEVEL, Tier, UnitLevel, above, tier_up
-
-NS = 1_000_000_000
 
 UNCLASSIFIED = Matter(
     code="UNCLASSIFIED", name="未归类异常", type="daily", base_tier="B",

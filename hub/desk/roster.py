@@ -49,9 +49,8 @@ from typing import Literal
 
 from gridcall.config import ConfigSet
 from gridcall.wire import AgentStatus
+from gridcall.wire.clock import NS
 from gridcall.wire.errors import InvariantError
-
-NS = 1_000_000_000
 
 Liveness = Literal["online", "silent", "lost", "stopped", "unknown"]
 Health = Literal["ok", "stuck", "missing", "unknown"]

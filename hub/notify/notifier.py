@@ -38,6 +38,7 @@ from gridcall.hub.notify.channels import CHANNELS, DeliveryError, Message, Verdi
 from gridcall.hub.notify.channels.via_apprise import REASONS
 from gridcall.wire import RiskAlert
 from gridcall.wire.backoff import Backoff
+from gridcall.wire.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ class Outbox(Protocol):
 
 
 def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
-              clock: Callable[[], int] | None = None) -> Callable[[Change], Awaitable[None]]:
+              clock: Clock | None = None) -> Callable[[Change], Awaitable[None]]:
     """A :meth:`gridcall.hub.desk.desk.Desk.add_hook` hook that queues the notifications of a step
         and,
     with an ``outbox`` (:class:`gridcall.hub.notify.outbox.NotifyOutbox`), records the step as
