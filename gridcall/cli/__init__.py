@@ -10,8 +10,11 @@ This module builds the app from them; none of them imports it back.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from gridcall import __version__
 from gridcall.cli.boards import boards_app
 from gridcall.cli.common import Command, Group
 from gridcall.cli.config import config_app
@@ -34,6 +37,23 @@ app = typer.Typer(
     add_completion=False,
     cls=Group,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gridcall {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the installed version and exit.", is_eager=True,
+        callback=_print_version)] = False,
+) -> None:
+    """IoT sensing and alerts for grid-based governance: edge agents, hub, demo."""
+
+
 app.command("demo", cls=Command)(demo)
 app.command("detect", cls=Command)(detect)
 app.add_typer(config_app, name="config")

@@ -1,0 +1,64 @@
+"""The command as a new user first meets it: ``--version``, and a help for every command
+that describes every option and argument without typer's ``<bool>``/``<str>`` type
+placeholders."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from gridcall.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = re.compile(r"<(bool|str|path|file|int|float|[a-z]+ range)>")
+
+
+def commands() -> Iterator[tuple[list[str], Any]]:
+    """Every command and group of the app, as (words after ``gridcall``, click command)."""
+
+    def walk(command: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
+        yield path, command
+        if hasattr(command, "list_commands"):
+            ctx = typer.Context(command)
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), [*path, name])
+
+    yield from walk(typer.main.get_command(app), [])
+
+
+ALL = list(commands())
+
+
+def test_version_is_the_installed_one() -> None:
+    done = subprocess.run([sys.executable, "-m", "gridcall", "--version"], cwd=ROOT,
+                          capture_output=True, text=True, check=False,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"gridcall {version('gridcall')}"
+
+
+def test_every_command_is_walked() -> None:
+    names = {" ".join(path) for path, _ in ALL}
+    assert {"demo", "detect", "config check", "hub run", "hub report", "hub ingest",
+            "hub token issue", "edge run", "edge check", "boards build", "sim run",
+            "sim replay"} <= names
+
+
+@pytest.mark.parametrize(("path", "command"), ALL, ids=[" ".join(p) or "gridcall" for p, _ in ALL])
+def test_help_describes_every_option_without_placeholders(path: list[str], command: Any
+                                                          ) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"], prog_name="gridcall",
+                                env={"COLUMNS": "160", "NO_COLOR": "1", "TERM": "dumb"})
+    assert result.exit_code == 0, result.output
+    assert not PLACEHOLDER.findall(result.output), result.output
+    undescribed = [param.name for param in command.params if not (param.help or "").strip()]
+    assert not undescribed, f"gridcall {' '.join(path)}: no help for {undescribed}"
