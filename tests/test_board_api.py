@@ -1,4 +1,4 @@
-"""The board's endpoints (hub/board/web.py) over real uvicorn: unit-scoped map, state and
+"""The board's endpoints (hub/api/board.py) over real uvicorn: unit-scoped map, state and
 event stream, the static page with no outside sources, and an open stream that does not
 keep the server from stopping. The browser itself is tests/test_board_web.py."""
 

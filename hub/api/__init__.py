@@ -1,8 +1,10 @@
 """The API wing: the hub's HTTP interface.
 
-Owns the FastAPI application and its models (``app``), the bearer tokens (``tokens``)
-and the server that runs it (``server``).
+Owns the FastAPI application (``app``, which assembles the routers), its models
+(``models``), who may call and see what (``auth``, over the hashed bearer tokens of
+``tokens``), one router per concern (``alerts``, ``indicators``, ``agents``, ``board``)
+and the server that runs it in the hub's loop (``server``).
 
 May import: ``gridcall.wire``, ``gridcall.config``, the desk wing and the board wing.
-Nothing imports the API wing but the hub's composition and the CLI.
+Nothing in the hub imports the API wing but the hub's composition and the CLI.
 """

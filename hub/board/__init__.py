@@ -1,10 +1,11 @@
-"""The board wing: what the command centre sees.
+"""The board wing: what the command centre sees, without HTTP.
 
-Owns the board measurements (``feed``), the built-in board's view model (``view``) and
-its web routes (``web``), the writers of board and indicator measurements to InfluxDB
-(``writer``, ``indicator_writer``), and the page's assets (``index.html``, ``board.js``,
-``board.css``, shipped as package data).
+Owns the board measurements (``feed``), the built-in board's view model (``view``), the
+live changes its pages stream (``changes``), the writers of board and indicator
+measurements to InfluxDB (``writer``, ``indicator_writer``), and the page's assets
+(``index.html``, ``board.js``, ``board.css``, shipped as package data). The page's
+routes are the API's (:mod:`gridcall.hub.api.board`).
 
 May import: ``gridcall.wire``, ``gridcall.config``, the desk wing and the sinks of the
-ingest wing. Never notify.
+ingest wing. Never notify or api.
 """

@@ -1,4 +1,4 @@
-"""What the built-in board (``/board``, :mod:`gridcall.hub.board.web`) shows, computed from the
+"""What the built-in board (``/board``, :mod:`gridcall.hub.api.board`) shows, computed from the
 config and the desk's alert states: pure, no I/O, no clock.
 
 - :func:`board_areas` / :func:`board_sensors`: the map of a unit's subtree, from the GeoJSON

@@ -1,4 +1,4 @@
-"""The built-in board: a web page served by the hub's API at ``/board`` for the embedded
+"""The built-in board's routes: a web page served by the hub's API at ``/board`` for the embedded
 default with no Grafana (docs/api.md, "The built-in board").
 
 The page (``hub/board/``: plain HTML, JS and CSS, no build step, nothing from a CDN and
@@ -28,32 +28,42 @@ Bearer …'`` reads it too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.resources
 import logging
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import Field
 
 from gridcall.config import ConfigSet, Unit
-from gridcall.hub.api.app import ERRORS, AlertOut, Caller, Me, Out, TransitionOut
+from gridcall.hub.api.auth import Caller
+from gridcall.hub.api.models import (
+    ERRORS,
+    AlertOut,
+    AreaOut,
+    BoardAlert,
+    BoardChange,
+    BoardMap,
+    BoardState,
+    Escalation,
+    Me,
+    Risk,
+    SensorOut,
+    TransitionOut,
+)
+from gridcall.hub.board.changes import ChangeFeed
 from gridcall.hub.board.view import (
     board_actions,
     board_areas,
     board_sensors,
     by_deadline,
     grid_risk,
-    inside,
     sensor_risk,
 )
-from gridcall.hub.desk.desk import Change, Desk
-from gridcall.hub.desk.lifecycle import Action, AlertState
-from gridcall.wire import UnitLevel
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.lifecycle import AlertState
 from gridcall.wire.clock import Clock
-from gridcall.wire.ladder import RISK
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +71,6 @@ log = logging.getLogger(__name__)
 TICK_S = 5.0
 """Seconds between ``tick`` events (the desk's clock for the page's countdowns; also how
 soon a page notices a stream that silently died)."""
-QUEUE_LIMIT = 1000
-"""Changes held per open stream; a client that falls further behind gets ``resync``."""
 
 ASSETS = {"board.js": "text/javascript; charset=utf-8",
           "board.css": "text/css; charset=utf-8"}
@@ -72,150 +80,15 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 CDN link would simply not load."""
 
 
-# --------------------------------------------------------------------------- models
-
-
-class AreaOut(Out):
-    id: str
-    name: str
-    level: UnitLevel
-    parent: str | None
-    polygon: list[list[list[float]]] | None = Field(
-        description="GeoJSON polygon rings of [lon, lat]; null when the config gives a point.")
-    point: list[float] | None
-    centre: list[float] = Field(description="[lon, lat] of the ring's mean point.")
-
-
-class SensorOut(Out):
-    id: str
-    name: str
-    kind: str
-    grid: str
-    lon: float
-    lat: float
-
-
-class BoardMap(Out):
-    """The caller's subtree on the map: itself and every unit below, top down."""
-
-    unit: Me
-    areas: list[AreaOut]
-    sensors: list[SensorOut]
-
-
-class Risk(Out):
-    id: str = Field(description="Grid or sensor id.")
-    risk: int = Field(description="Highest open tier: 1 D, 2 C, 3 B, 4 A (absent: 0).")
-    open: int = Field(description="Open alerts counted.")
-
-
-class BoardAlert(AlertOut):
-    actions: list[Action] = Field(description="What the lifecycle allows on it now.")
-    unit_name: str
-    grid_name: str
-    community_name: str
-
-
-class Escalation(Out):
-    alert_id: str
-    at: int
-    actor: str = Field(description='Who called upward, or "hub" for a deadline or tier '
-                       'rule.')
-    tier: str
-    unit: str
-    unit_name: str
-    reason: str
-
-
-class BoardState(Out):
-    unit: str
-    now: int = Field(description="The desk's clock (ns): countdowns count from it.")
-    grids: list[Risk]
-    sensors: list[Risk]
-    alerts: list[BoardAlert] = Field(description="Open alerts, next deadline first.")
-    escalations: list[Escalation] = Field(description="Escalations of the open alerts, "
-                                          "latest first.")
-
-
-class BoardChange(Out):
-    """One ledger step in the subtree, as the ``change`` event's data."""
-
-    now: int
-    alert: BoardAlert
-    step: TransitionOut
-
-
-# --------------------------------------------------------------------------- the feed
-
-
-class _Stream:
-    def __init__(self, root: tuple[str, ...]) -> None:
-        self.root = root
-        self.queue: asyncio.Queue[Change | None] = asyncio.Queue(QUEUE_LIMIT)
-        self.lost = False
-
-
-class ChangeFeed:
-    """Fans the desk's changes out to the open event streams (a desk hook: putting on a
-    queue never waits, so a slow browser cannot hold up the desk)."""
-
-    def __init__(self) -> None:
-        self._streams: set[_Stream] = set()
-        self.closed = False
-        self.version = 0
-        """Changes seen: the desk's alerts change only through its hooks, so a state
-        computed at this version stays right until the next change."""
-
-    @property
-    def streams(self) -> int:
-        return len(self._streams)
-
-    async def hook(self, change: Change) -> None:
-        self.version += 1
-        for stream in list(self._streams):
-            if not inside(change.alert.place, stream.root):
-                continue
-            try:
-                stream.queue.put_nowait(change)
-            except asyncio.QueueFull:
-                stream.lost = True  # the page is told to fetch the whole state again
-
-    @contextlib.contextmanager
-    def subscribe(self, root: tuple[str, ...]) -> Iterator[_Stream]:
-        stream = _Stream(root)
-        if self.closed:
-            stream.queue.put_nowait(None)
-        self._streams.add(stream)
-        try:
-            yield stream
-        finally:
-            self._streams.discard(stream)
-
-    def close(self) -> None:
-        """End every stream (the server is stopping: an open stream would keep it up)."""
-        self.closed = True
-        for stream in self._streams:
-            while stream.queue.full():
-                stream.queue.get_nowait()
-                stream.lost = True
-            stream.queue.put_nowait(None)
-
-
-# --------------------------------------------------------------------------- the routes
-
-
 def _asset(name: str) -> bytes:
     return importlib.resources.files("gridcall.hub.board").joinpath(name).read_bytes()
 
 
-def add_board(app: FastAPI, desk: Desk, cfg: ConfigSet, clock: Clock, *,
-              tick_s: float = TICK_S) -> ChangeFeed:
-    """Serve the board on ``app`` over ``desk``; the feed is a hook on the desk and is
-    closed by :class:`gridcall.hub.api.server.ApiServer` before it stops."""
-    feed = ChangeFeed()
-    desk.add_hook(feed.hook)
-    app.state.closing = [*getattr(app.state, "closing", []), feed.close]
-    app.state.board_feed = feed
+def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
+           tick_s: float = TICK_S) -> APIRouter:
+    """The board's page, assets and ``/v1/board/*`` over ``desk``; ``feed`` must be a
+    hook on the desk (the app makes it and closes it before the server stops)."""
+    app = APIRouter()
 
     def name(unit_id: str) -> str:
         unit = cfg.units.get(unit_id)
@@ -333,7 +206,4 @@ def add_board(app: FastAPI, desk: Desk, cfg: ConfigSet, clock: Clock, *,
                     now=clock(), alert=board_alert(change.alert),
                     step=TransitionOut.of(change.transition)))
 
-    return feed
-
-
-__all__ = ["RISK", "BoardAlert", "BoardMap", "BoardState", "ChangeFeed", "add_board"]
+    return app

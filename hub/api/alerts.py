@@ -1,0 +1,126 @@
+"""The alert routes: the caller's unit, its alerts, and the actions on them (acknowledge,
+arrive, resolve, false alarm, call upward, dispatch), each refused with a 4xx that
+writes nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from gridcall.config import ConfigSet, Unit
+from gridcall.hub.api.auth import AlertId, Caller, subtree, visible
+from gridcall.hub.api.models import (
+    ACTION_ERRORS,
+    ERRORS,
+    ActionBody,
+    AlertDetail,
+    AlertList,
+    AlertOut,
+    ApiError,
+    DispatchBody,
+    EscalateBody,
+    Me,
+    TransitionOut,
+)
+from gridcall.hub.desk.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.lifecycle import IllegalTransition
+from gridcall.wire import AlertAction, AlertStatus, Tier
+from gridcall.wire.clock import Clock
+
+
+def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
+    """``/v1/me``, ``/v1/alerts`` and the actions over ``desk``; ``clock`` gives the desk's
+    time (ns) for each action."""
+    app = APIRouter()
+
+    @app.get("/v1/me", response_model=Me, responses=ERRORS, tags=["units"])
+    def me(unit: Caller) -> Me:
+        """The unit the token belongs to."""
+        return Me(unit=unit.id, name=unit.name, level=unit.level, path=list(unit.path))
+
+    @app.get("/v1/alerts", response_model=AlertList, responses=ERRORS, tags=["alerts"])
+    def list_alerts(
+        unit: Caller,
+        of: Annotated[str | None, Query(alias="unit", description="A unit in your subtree "
+                                        "(default: yours); its whole subtree is listed.")
+                      ] = None,
+        tier: Annotated[Tier | None, Query()] = None,
+        state: Annotated[list[AlertStatus] | None, Query(description="Repeat for several."
+                                                         )] = None,
+        open_only: Annotated[bool, Query(alias="open", description="Only alerts not yet "
+                                         "resolved or false alarms.")] = False,
+        limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many, "
+                                    "from `offset`.")] = 1000,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> AlertList:
+        """Alerts whose sensor lies in the unit's subtree, oldest first; ``count`` is how
+        many match, ``alerts`` the page ``[offset, offset + limit)`` of them."""
+        root = subtree(cfg, unit, of)
+        found = desk.alerts(unit=root.id, tier=tier, state=state, open_only=open_only)
+        page = found[offset:offset + limit]
+        return AlertList(unit=root.id, count=len(found), offset=offset,
+                         alerts=[AlertOut.of(s) for s in page])
+
+    @app.get("/v1/alerts/{alert_id}", response_model=AlertDetail, responses=ERRORS,
+             tags=["alerts"])
+    async def get_alert(unit: Caller, alert_id: AlertId) -> AlertDetail:
+        """One alert with its whole history, first step first."""
+        state = visible(desk, unit, alert_id)
+        history = await desk.history(alert_id)
+        return AlertDetail(alert=AlertOut.of(state),
+                           history=[TransitionOut.of(t) for t in history])
+
+    async def act(unit: Unit, alert_id: str, action: AlertAction, *, note: str = "",
+                  reason: str = "", departments: tuple[str, ...] = ()) -> AlertDetail:
+        visible(desk, unit, alert_id)
+        try:
+            change = await desk.act(alert_id, action, unit.id, now=clock(), note=note,
+                                    reason=reason, departments=departments)
+        except NotFound as exc:
+            raise ApiError(404, str(exc)) from None
+        except OutsideSubtree as exc:
+            raise ApiError(403, str(exc)) from None
+        except IllegalTransition as exc:
+            raise ApiError(409, str(exc)) from None
+        except (BadAction, UnknownUnit) as exc:
+            raise ApiError(422, str(exc)) from None
+        history = await desk.history(alert_id)
+        return AlertDetail(alert=AlertOut.of(change.alert),
+                           history=[TransitionOut.of(t) for t in history])
+
+    def simple(action: AlertAction, path: str, summary: str) -> None:
+        async def endpoint(unit: Caller, alert_id: AlertId,
+                           body: ActionBody | None = None) -> AlertDetail:
+            return await act(unit, alert_id, action, note=(body or ActionBody()).note)
+        endpoint.__doc__ = summary
+        app.post(f"/v1/alerts/{{alert_id}}/{path}", response_model=AlertDetail,
+                 responses=ACTION_ERRORS, tags=["actions"], name=action,
+                 operation_id=action)(endpoint)
+
+    simple("acknowledge", "acknowledge", "Acknowledge the alert (the response).")
+    simple("arrive", "arrive", "Report arrival on site (after acknowledging).")
+    simple("resolve", "resolve", "Report the matter disposed of (after arriving).")
+    simple("false_alarm", "false-alarm", "Close the alert as a false alarm.")
+
+    @app.post("/v1/alerts/{alert_id}/escalate", response_model=AlertDetail,
+              responses=ACTION_ERRORS, tags=["actions"], operation_id="escalate")
+    async def escalate(unit: Caller, alert_id: AlertId, body: EscalateBody) -> AlertDetail:
+        """Call upward (吹哨) with a reason: the alert's tier rises one step and the unit
+        above becomes responsible, with new deadlines. Counted in the whistle rate,
+        and as the caller's response: calling upward in time is answering in time."""
+        return await act(unit, alert_id, "escalate", note=body.note, reason=body.reason)
+
+    @app.post("/v1/alerts/{alert_id}/dispatch", response_model=AlertDetail,
+              responses=ACTION_ERRORS, tags=["actions"], operation_id="dispatch")
+    async def dispatch(unit: Caller, alert_id: AlertId, body: DispatchBody) -> AlertDetail:
+        """Dispatch departments to the alert: for a community, town or district at or
+        above the responsible level (a grid calls upward instead)."""
+        visible(desk, unit, alert_id)  # 404 / 403 for the alert itself come first
+        if unit.level == "grid":
+            raise ApiError(403, f"grid {unit.id} cannot dispatch departments; call upward "
+                                "(POST .../escalate) and the level above dispatches")
+        return await act(unit, alert_id, "dispatch", note=body.note,
+                         departments=tuple(body.departments))
+
+    return app

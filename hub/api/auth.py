@@ -1,0 +1,73 @@
+"""Who is calling, and what they may see: the bearer token of every request names a unit
+(:mod:`gridcall.hub.api.tokens` holds the hashed tokens), and the unit sees and acts on
+its own subtree only. The sensor's place decides (``AlertState.place``), not the unit
+currently responsible, so a grid still sees the alert it called upward."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gridcall.config import ConfigSet, Unit
+from gridcall.hub.api.models import ApiError
+from gridcall.hub.api.tokens import TokenFile
+from gridcall.hub.desk.desk import Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.lifecycle import AlertState
+
+
+def inside(path: tuple[str, ...], root: tuple[str, ...]) -> bool:
+    """Whether ``path`` lies in the subtree whose root has the path ``root``."""
+    return path[:len(root)] == root
+
+
+_bearer = HTTPBearer(auto_error=False, description="A unit's token.")
+
+
+def _caller(request: Request,
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Unit:
+    """The unit whose token the request carries; 401 otherwise."""
+    tokens: TokenFile = request.app.state.tokens
+    cfg: ConfigSet = request.app.state.config
+    if creds is None:
+        raise ApiError(401, "no bearer token: send 'Authorization: Bearer <token>' "
+                            "(gridcall hub token issue UNIT)")
+    unit_id = tokens.unit_of(creds.credentials)
+    if unit_id is None:
+        raise ApiError(401, "unknown or revoked token")
+    unit = cfg.units.get(unit_id)
+    if unit is None:
+        raise ApiError(401, f"the token belongs to unit {unit_id!r}, which the config no "
+                            "longer has")
+    return unit
+
+
+Caller = Annotated[Unit, Depends(_caller)]
+"""The calling unit, as a route parameter."""
+AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+def visible(desk: Desk, unit: Unit, alert_id: str) -> AlertState:
+    """The alert if ``unit`` may see it: 404 if there is none, 403 outside its subtree."""
+    try:
+        state = desk.get(alert_id)
+    except NotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    if not inside(state.place, unit.path):
+        raise ApiError(403, str(OutsideSubtree(unit, state)))
+    return state
+
+
+def subtree(cfg: ConfigSet, unit: Unit, of: str | None) -> Unit:
+    """The unit ``of`` names (``unit`` itself if None) if it is in ``unit``'s subtree:
+    422 if the config has no such unit, 403 if it lies outside."""
+    if of is None:
+        return unit
+    target = cfg.units.get(of)
+    if target is None:
+        raise ApiError(422, str(UnknownUnit(of)))
+    if not inside(target.path, unit.path):
+        raise ApiError(403, f"{unit.level} {unit.id} may not look at {target.level} "
+                            f"{target.id}: outside {'/'.join(unit.path)}")
+    return target

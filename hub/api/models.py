@@ -1,0 +1,280 @@
+"""The hub API's models: what its endpoints answer and accept (pydantic, frozen), the
+error documentation of the routes and :class:`ApiError`, the one exception a route
+raises to answer a 4xx/5xx. Pure data: no desk, no I/O."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gridcall.hub.desk.indicators import Indicator
+from gridcall.hub.desk.lifecycle import Action, AlertState, Transition
+from gridcall.hub.desk.roster import Health, Liveness
+from gridcall.wire import AlertAction, AlertStatus, Tier, UnitLevel
+
+API_VERSION = "1"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class DeadlinesOut(Out):
+    response: int = Field(description="Acknowledge by (ns since the epoch).")
+    arrival: int = Field(description="Be on site by (ns).")
+    disposal: int = Field(description="Resolve by (ns).")
+
+
+class DepartmentsOut(Out):
+    lead: str
+    co: list[str]
+
+
+class Due(Out):
+    name: Literal["response", "arrival", "disposal"]
+    at: int
+
+
+class AlertOut(Out):
+    """An alert as it stands (the retained MQTT copy carries the same fields)."""
+
+    alert_id: str
+    state: AlertStatus
+    tier: Tier
+    unit: str = Field(description="The responsible unit now.")
+    unit_level: UnitLevel
+    unit_path: list[str]
+    place: list[str] = Field(description="The sensor's district/town/community/grid.")
+    matter: str
+    matter_name: str
+    matter_type: str
+    departments: DepartmentsOut
+    sensor: str
+    sensor_kind: str
+    grid: str
+    anomaly_kind: str
+    severity: str
+    score: float
+    value: float | None
+    detected_at: int
+    opened_at: int
+    updated_at: int
+    deadlines: DeadlinesOut
+    due: Due | None = Field(description="The deadline the alert waits on now; null once "
+                            "closed.")
+    n: int = Field(description="Transitions so far.")
+    last_action: AlertAction
+    reason: str
+    escalations: int
+
+    @classmethod
+    def of(cls, state: AlertState) -> AlertOut:
+        a = state.alert
+        due = state.due()
+        return cls.model_validate({
+            **{f: getattr(a, f) for f in (
+                "alert_id", "state", "tier", "unit", "unit_level", "unit_path", "matter",
+                "matter_name", "matter_type", "departments", "sensor", "sensor_kind", "grid",
+                "anomaly_kind", "severity", "score", "value", "detected_at", "opened_at",
+                "deadlines", "n", "last_action", "reason", "escalations")},
+            "updated_at": a.updated_at or state.last.at, "place": list(state.place),
+            "due": None if due is None else {"name": due[0], "at": due[1]},
+        })
+
+
+class TransitionOut(Out):
+    """One step of an alert's history: who, when, what, why, and the alert after it."""
+
+    n: int
+    action: AlertAction
+    at: int
+    actor: str = Field(description='The unit that acted, or "hub".')
+    note: str
+    reason: str
+    state: AlertStatus
+    tier: Tier
+    unit: str
+    unit_level: UnitLevel
+    deadlines: DeadlinesOut
+    departments: list[str] = Field(description="Lead first.")
+    sensor: str
+
+    @classmethod
+    def of(cls, t: Transition) -> TransitionOut:
+        return cls.model_validate(t)
+
+
+class AlertDetail(Out):
+    alert: AlertOut
+    history: list[TransitionOut]
+
+
+class AlertList(Out):
+    unit: str
+    count: int = Field(description="Alerts matching, on all pages.")
+    offset: int
+    alerts: list[AlertOut]
+
+
+class Me(Out):
+    unit: str
+    name: str
+    level: UnitLevel
+    path: list[str]
+
+
+class IndicatorList(Out):
+    unit: str
+    period_start: int
+    period_end: int
+    rows: list[Indicator]
+    """gridcall.hub.desk.indicators.Indicator itself (pydantic takes the dataclass), so the
+    API cannot drift from the computation."""
+
+
+class SensorHealthOut(Out):
+    sensor: str
+    grid: str
+    health: Health = Field(description="ok, stuck, missing as the agent reports it; "
+                           "unknown while the agent is not online or does not report it.")
+
+
+class AgentOut(Out):
+    agent: str
+    name: str
+    grid: str = Field(description="The grid the agent (its gateway) sits in.")
+    town: str
+    state: Liveness = Field(description="online; silent (no status for `silent_after` "
+                            "heartbeats); lost (its last will: the connection dropped); "
+                            "stopped (it said goodbye); unknown (no status yet).")
+    online: bool
+    heartbeat_s: float
+    last_seen_s: float | None = Field(description="Seconds since its latest status; null "
+                                      "if the hub never had one.")
+    outbox_depth: int = Field(description="Messages waiting for the broker.")
+    outbox_age_s: float = Field(description="Age of the oldest of them.")
+    dropped: int = Field(description="What its outbox dropped at its bounds, in total.")
+    unhealthy_sensors: int
+    sensors: list[SensorHealthOut] = Field(description="Its sensors in the unit's "
+                                           "subtree.")
+
+
+class AgentList(Out):
+    unit: str
+    count: int
+    agents: list[AgentOut]
+
+
+class Problem(Out):
+    detail: str
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActionBody(Body):
+    note: str = Field(default="", max_length=2000, description="Free text for the record.")
+
+
+class EscalateBody(Body):
+    reason: str = Field(min_length=1, max_length=2000,
+                        description="Why the unit calls upward (吹哨); required.")
+    note: str = Field(default="", max_length=2000)
+
+
+class DispatchBody(Body):
+    departments: list[str] = Field(default_factory=list, description="Department ids; "
+                                   "empty: the matter's responsibility list.")
+    note: str = Field(default="", max_length=2000)
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No token, or an unknown one."},
+    403: {"model": Problem, "description": "Outside the caller's subtree."},
+    404: {"model": Problem, "description": "No such alert."},
+}
+ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS, 409: {"model": Problem, "description": "The lifecycle refuses the action now."},
+}
+
+
+# --------------------------------------------------------------------------- the board
+
+
+class AreaOut(Out):
+    id: str
+    name: str
+    level: UnitLevel
+    parent: str | None
+    polygon: list[list[list[float]]] | None = Field(
+        description="GeoJSON polygon rings of [lon, lat]; null when the config gives a point.")
+    point: list[float] | None
+    centre: list[float] = Field(description="[lon, lat] of the ring's mean point.")
+
+
+class SensorOut(Out):
+    id: str
+    name: str
+    kind: str
+    grid: str
+    lon: float
+    lat: float
+
+
+class BoardMap(Out):
+    """The caller's subtree on the map: itself and every unit below, top down."""
+
+    unit: Me
+    areas: list[AreaOut]
+    sensors: list[SensorOut]
+
+
+class Risk(Out):
+    id: str = Field(description="Grid or sensor id.")
+    risk: int = Field(description="Highest open tier: 1 D, 2 C, 3 B, 4 A (absent: 0).")
+    open: int = Field(description="Open alerts counted.")
+
+
+class BoardAlert(AlertOut):
+    actions: list[Action] = Field(description="What the lifecycle allows on it now.")
+    unit_name: str
+    grid_name: str
+    community_name: str
+
+
+class Escalation(Out):
+    alert_id: str
+    at: int
+    actor: str = Field(description='Who called upward, or "hub" for a deadline or tier '
+                       'rule.')
+    tier: str
+    unit: str
+    unit_name: str
+    reason: str
+
+
+class BoardState(Out):
+    unit: str
+    now: int = Field(description="The desk's clock (ns): countdowns count from it.")
+    grids: list[Risk]
+    sensors: list[Risk]
+    alerts: list[BoardAlert] = Field(description="Open alerts, next deadline first.")
+    escalations: list[Escalation] = Field(description="Escalations of the open alerts, "
+                                          "latest first.")
+
+
+class BoardChange(Out):
+    """One ledger step in the subtree, as the ``change`` event's data."""
+
+    now: int
+    alert: BoardAlert
+    step: TransitionOut
