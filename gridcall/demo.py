@@ -296,9 +296,8 @@ async def demo_api(hub: Hub, address: tuple[str, int] | None,
     Yields ``{"url", "token"}`` (empty when ``address`` is None)."""
     import tempfile
 
-    from gridcall.hub.api.app import create_app
-    from gridcall.hub.api.server import ApiServer
     from gridcall.hub.api.tokens import TokenFile, issue
+    from gridcall.hub.compose import serve_api
 
     if address is None:
         yield {}
@@ -307,8 +306,7 @@ async def demo_api(hub: Hub, address: tuple[str, int] | None,
         path = Path(folder) / "api-tokens.json"
         district = hub.config.district.id
         token = issue(path, district, known_units=hub.config.units, label="demo")
-        app = create_app(hub.desk, TokenFile(path), clock=hub.clock, roster=hub.roster)
-        async with ApiServer(app, *address) as server:
+        async with serve_api(hub, address, TokenFile(path)) as server:
             say(f"API {server.url}/docs · try: curl -H 'Authorization: Bearer {token}' "
                 f"{server.url}/v1/alerts?open=true   (district {district}; the token "
                 "ends with the demo)")

@@ -338,10 +338,9 @@ async def test_a_step_a_crash_left_unnotified_is_notified_at_the_next_start(
     """The hub writes a step to the ledger, then dies before its hooks ran: the next
     ``hub run`` (its services) sends that step's notifications, to both levels of an
     escalation, once; steps notified before are not sent again."""
-    import asyncio
     import dataclasses
 
-    from gridcall.cli.hub import hub_services
+    from gridcall.hub.compose import services
     from gridcall.hub.service import Hub
     from gridcall.hub.store import Store
 
@@ -358,8 +357,8 @@ async def test_a_step_a_crash_left_unnotified_is_notified_at_the_next_start(
         async with Store(db) as store:
             hub = Hub(cfg, sink=store, store=store, broker_url=mqtt_url, readings=False,
                       clock=lambda: t0 + 5 * 10**9)
-            async with hub_services(hub, store, asyncio.Event(), api=None,
-                                    tokens=tmp_path / "tokens", say=said.append):
+            async with services(hub, api=None, tokens=tmp_path / "tokens",
+                                say=said.append):
                 await work(hub)
                 assert await wait_until(lambda: hub.desk.started)
         return said

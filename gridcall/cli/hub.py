@@ -1,14 +1,13 @@
 """``gridcall hub run``: the hub (ingest, the alert desk, and beside it the notifier and
-the HTTP API) until Ctrl-C. The hub's other commands (``report``, ``ingest``, ``token``)
-have their own modules; :mod:`gridcall.cli` adds them to this group.
+the HTTP API, wired by :mod:`gridcall.hub.compose`) until Ctrl-C. The hub's other
+commands (``report``, ``ingest``, ``token``) have their own modules; :mod:`gridcall.cli`
+adds them to this group.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,8 +30,6 @@ from gridcall.cli.tokens import tokens_path
 from gridcall.config import SAMPLE_DISTRICT
 
 if TYPE_CHECKING:
-    from gridcall.hub.api.server import ApiServer
-    from gridcall.hub.notify.notifier import Notifier
     from gridcall.hub.service import Hub
 
 hub_app = typer_app("Run the hub.")
@@ -64,6 +61,7 @@ def hub_run(
     Exits 1 if, when stopped, readings it had taken could not be written to the store.
     """
     from gridcall.cli.ingest import ingest_processes, spool_dir
+    from gridcall.hub.compose import services
     from gridcall.hub.service import Hub
     from gridcall.hub.store import Store
     from gridcall.sinks import sink_from_settings
@@ -100,8 +98,8 @@ def hub_run(
             hubs.append(hub)
             out.print(f"hub {hub.client_id}: {hub.address} → "
                       f"{cfg.hub.influx.url if cfg.hub.influx else cfg.hub.store_path}")
-            async with hub_services(hub, sink, stop, api=api_address,
-                                    tokens=tokens or tokens_path(cfg), say=out.print):
+            async with services(hub, api=api_address, tokens=tokens or tokens_path(cfg),
+                                say=out.print):
                 await hub.run(stop)
 
     def run_desk() -> None:
@@ -134,64 +132,3 @@ def hub_run(
                   f"stored, {c.rejected_readings} rejected"
                   + (f", {spooled} in the spool {hub.ingest.spool} (written when the sink "
                      "answers, at the next start if not before)" if spooled else ""))
-
-
-SUGGESTED_API = "127.0.0.1:8470"
-"""``hub run`` serves the API only when asked (``--api HOST:PORT``): a listening socket is
-the operator's decision (which interface, behind which TLS proxy), and two hubs or test
-runs on one machine must not fight over a default port."""
-
-
-@contextlib.asynccontextmanager
-async def hub_services(hub: Hub, sink: object, stop: asyncio.Event, *,
-                       api: tuple[str, int] | None, tokens: Path,
-                       say: Callable[[str], None]) -> AsyncIterator[ApiServer | None]:
-    """What runs beside the hub's MQTT loop: the notifier (notify.yaml) as a desk hook,
-    and the HTTP API. (The indicator and board writers are the hub's own tasks now,
-    :meth:`gridcall.hub.service.Hub.run`; ``sink`` is kept for callers.)"""
-    from gridcall.hub.api.app import create_app
-    from gridcall.hub.api.server import ApiServer
-    from gridcall.hub.api.tokens import TokenFile
-    from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS, Notifier, desk_hook
-    from gridcall.hub.notify.outbox import NotifyOutbox, changes_to_replay
-
-    async with contextlib.AsyncExitStack() as stack:
-        # Deliveries under way get at most 2 s at shutdown: the readings' drain comes
-        # first within the supervisor's stop timeout; what is left is counted as unsent.
-        notifier = Notifier(hub.config.notify, drain_timeout=min(2.0, hub.drain_timeout))
-        stack.callback(_notify_summary, notifier, say)  # runs last: after the drain
-        await stack.enter_async_context(notifier)
-        # Steps a crash (or a stop mid-retry) left un-notified are sent again first.
-        outbox = NotifyOutbox(hub.store)
-        await outbox.setup()
-        await hub.start_desk()
-        hook = desk_hook(notifier, outbox, hub.clock)
-        late = await changes_to_replay(hub.desk, await outbox.pending(NOTIFIED_ACTIONS))
-        if late:
-            say(f"notifying {len(late)} step(s) again that the last run did not finish "
-                "notifying")
-        for change in late:
-            await hook(change)
-        hub.desk.add_hook(hook)
-        server = None
-        if api is not None:
-            token_file = TokenFile(tokens)
-            app = create_app(hub.desk, token_file, clock=hub.clock, roster=hub.roster)
-            server = await stack.enter_async_context(ApiServer(app, *api))
-            say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens}); "
-                f"board {server.url}/board")
-            if token_file.error:
-                say(f"API tokens file unusable: {token_file.error}")
-            elif not len(token_file):
-                say(f"no API tokens in {tokens} yet: every request gets 401 until one is "
-                    "issued (gridcall hub token issue UNIT; no restart needed)")
-        else:
-            say(f"API off (--api {SUGGESTED_API} to serve it)")
-        yield server
-
-
-def _notify_summary(notifier: Notifier, say: Callable[[str], None]) -> None:
-    c = notifier.counters
-    if c.queued:
-        say(f"notifications: {c.sent} sent, {c.given_up} given up, "
-            f"{c.unsent_at_shutdown} unsent at stop ({c.failed_attempts} failed attempts)")

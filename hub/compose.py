@@ -1,0 +1,98 @@
+"""The hub's composition: what runs beside the hub's own loop, wired in one place.
+
+:class:`gridcall.hub.service.Hub` is the desk in service with its ingest and its board
+writers; :func:`services` adds the notifier (``notify.yaml``, a desk hook, with the
+steps a crash left un-notified sent again first) and the HTTP API with its built-in
+board (:func:`serve_api`). The CLI (``gridcall hub run``) and the demo call these; no one
+else wires the wings together.
+
+May import every wing; nothing in the hub imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from gridcall.hub.api.app import create_app
+from gridcall.hub.api.server import ApiServer
+from gridcall.hub.api.tokens import TokenFile
+from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS, Notifier, desk_hook
+from gridcall.hub.notify.outbox import NotifyOutbox, changes_to_replay
+from gridcall.hub.service import Hub
+
+Say = Callable[[str], None]
+
+SUGGESTED_API = "127.0.0.1:8470"
+"""``hub run`` serves the API only when asked (``--api HOST:PORT``): a listening socket is
+the operator's decision (which interface, behind which TLS proxy), and two hubs or test
+runs on one machine must not fight over a default port."""
+
+
+@contextlib.asynccontextmanager
+async def serve_api(hub: Hub, address: tuple[str, int], tokens: TokenFile
+                    ) -> AsyncIterator[ApiServer]:
+    """The HTTP API and the built-in board over the hub's desk, roster and clock, served
+    in this loop until the block ends."""
+    app = create_app(hub.desk, tokens, clock=hub.clock, roster=hub.roster)
+    async with ApiServer(app, *address) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def notifier(hub: Hub, say: Say) -> AsyncIterator[Notifier]:
+    """The notifier as a desk hook. Steps a crash (or a stop mid-retry) left un-notified
+    are sent again first; a summary is said at the end, after the drain."""
+    # Deliveries under way get at most 2 s at shutdown: the readings' drain comes first
+    # within the supervisor's stop timeout; what is left is counted as unsent.
+    notify = Notifier(hub.config.notify, drain_timeout=min(2.0, hub.drain_timeout))
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(_notify_summary, notify, say)  # runs last: after the drain
+        await stack.enter_async_context(notify)
+        outbox = NotifyOutbox(hub.store)
+        await outbox.setup()
+        await hub.start_desk()
+        hook = desk_hook(notify, outbox, hub.clock)
+        late = await changes_to_replay(hub.desk, await outbox.pending(NOTIFIED_ACTIONS))
+        if late:
+            say(f"notifying {len(late)} step(s) again that the last run did not finish "
+                "notifying")
+        for change in late:
+            await hook(change)
+        hub.desk.add_hook(hook)
+        yield notify
+
+
+@contextlib.asynccontextmanager
+async def services(hub: Hub, *, api: tuple[str, int] | None, tokens: Path,
+                   say: Say) -> AsyncIterator[ApiServer | None]:
+    """What runs beside the hub's loop (:meth:`Hub.run`): the notifier and, if ``api`` is
+    an address, the HTTP API with the board (tokens in ``tokens``). Yields the API server
+    (None when off)."""
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(notifier(hub, say))
+        server = None
+        if api is not None:
+            token_file = TokenFile(tokens)
+            server = await stack.enter_async_context(serve_api(hub, api, token_file))
+            say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens}); "
+                f"board {server.url}/board")
+            if token_file.error:
+                say(f"API tokens file unusable: {token_file.error}")
+            elif not len(token_file):
+                say(f"no API tokens in {tokens} yet: every request gets 401 until one is "
+                    "issued (gridcall hub token issue UNIT; no restart needed)")
+        else:
+            say(f"API off (--api {SUGGESTED_API} to serve it)")
+        yield server
+
+
+def _notify_summary(notify: Notifier, say: Say) -> None:
+    c = notify.counters
+    if c.queued:
+        say(f"notifications: {c.sent} sent, {c.given_up} given up, "
+            f"{c.unsent_at_shutdown} unsent at stop ({c.failed_attempts} failed attempts)")
+
+
+__all__ = ["SUGGESTED_API", "notifier", "serve_api", "services"]
