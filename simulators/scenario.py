@@ -385,6 +385,8 @@ def load_scenario(path: Path | str, *, config: ConfigSet | None = None) -> Scena
     path = _find(Path(path))
     try:
         doc = read_yaml(path, loader=_ScenarioLoader)
+    except FileNotFoundError:
+        raise ScenarioError(path, [Problem(str(path), "", _not_found(path))]) from None
     except OSError as exc:
         raise ScenarioError(path, [Problem(str(path), "", f"cannot read: {exc}")]) from None
     except yaml.YAMLError as exc:
@@ -525,6 +527,20 @@ def _find(path: Path) -> Path:
         if candidate.is_file():
             return candidate
     return path
+
+
+def _not_found(path: Path) -> str:
+    """Neither a file nor a packaged scenario: for a bare name, the library's names that
+    contain it or come close (``gas-leak`` → gas-leak-restaurant, gas-leak-spreads)."""
+    if path.parent != Path("."):
+        return f"no such file: {path}"
+    names = sorted(p.stem for p in PACKAGED.glob("*.yaml"))
+    wanted = path.name.removesuffix(".yaml")
+    near = [n for n in names if wanted.lower() in n.lower()]
+    near += [n for n in difflib.get_close_matches(wanted, names, n=3) if n not in near]
+    hint = (f"; did you mean {', '.join(near[:5])}?" if near else "")
+    return (f"no file {path.name!r} here and no packaged scenario of that name{hint} "
+            "(gridcall sim list shows the library)")
 
 
 def _config(name: str, base: Path, doc: YamlDoc, problems: list[Problem]) -> ConfigSet | None:

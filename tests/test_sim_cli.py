@@ -57,6 +57,17 @@ def test_a_scenario_with_problems_exits_2_naming_file_and_line(tmp_path: Path) -
     assert "no-such-scenario" in text
 
 
+def test_a_near_miss_names_the_library_scenarios_it_may_mean() -> None:
+    code, text = run_cli("run", "gas-leak")
+    assert code == 2
+    leaks = sorted(p.stem for p in library() if p.stem.startswith("gas-leak"))
+    assert len(leaks) >= 2
+    assert f"did you mean {', '.join(leaks)}?" in " ".join(text.split())
+    code, text = run_cli("run", "stuck-sensr")  # a typo, not a part of the name
+    assert code == 2
+    assert "did you mean stuck-sensor?" in " ".join(text.split())
+
+
 def test_a_run_reports_ground_truth_against_the_alerts(tmp_path: Path) -> None:
     doc = report_of("manhole-opened", tmp_path)
     assert list(doc)[1:6] == KEYS
