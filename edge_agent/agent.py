@@ -47,6 +47,7 @@ from gridcall.wire.broker import (
     mqtt_outcome,
 )
 from gridcall.wire.clock import Clock, wall_clock
+from gridcall.wire.stats import stats_of
 
 log = logging.getLogger(__name__)
 
@@ -208,16 +209,15 @@ class EdgeAgent:
         return out
 
     def source_counters(self) -> dict[str, int]:
-        """The source's ``counters()`` (bad frames by reason...), if it has one."""
-        counters = getattr(self.source, "counters", None)
-        if not callable(counters):
-            return {}
+        """The source's ``stats()`` (bad frames by reason...), if it keeps any; they go
+        out as the status message's ``source_counters``."""
         try:
-            return {str(k): int(v) for k, v in dict(counters()).items()}
+            return {str(k): int(v) for k, v in stats_of(self.source).items()
+                    if isinstance(v, int | float)}
         except Exception as exc:  # a broken counter must not stop the heartbeat
             if not self._counters_failed:
                 self._counters_failed = True
-                log.warning("agent %s: the source's counters() failed (%s); status goes "
+                log.warning("agent %s: the source's stats() failed (%s); status goes "
                             "out without them", self.id, exc)
             return {}
 

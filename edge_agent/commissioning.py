@@ -22,6 +22,7 @@ from gridcall.config import AgentSpec
 from gridcall.config.base import BrokerSettings
 from gridcall.edge_agent.sources import Sample, Source
 from gridcall.wire.broker import BrokerAddress, credentials_refused
+from gridcall.wire.stats import stats_of
 
 Status = Literal["PASS", "WARN", "FAIL"]
 
@@ -117,11 +118,8 @@ async def read_samples(source: Source, *, wait: float,
 
 def skipped(source: object) -> str:
     """The non-zero ``bad_*`` counters of a source that keeps them, as one phrase."""
-    counters = getattr(source, "counters", None)
-    if not callable(counters):
-        return ""
     try:
-        bad = {k.removeprefix("bad_"): int(v) for k, v in dict(counters()).items()
+        bad = {k.removeprefix("bad_"): int(v) for k, v in stats_of(source).items()
                if k.startswith("bad_") and v}
     except Exception:  # a broken counter must not break the check
         return ""

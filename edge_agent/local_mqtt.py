@@ -308,7 +308,7 @@ class LocalMqttSource:
     def bad(self) -> Counter[str]:
         return self.map.counters.bad
 
-    def counters(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int]:
         """For the agent's status message: messages, samples, ``bad_<reason>`` for each
         reason a payload was skipped, and the connection's counters."""
         m, c = self.map.counters, self.connection

@@ -2,7 +2,7 @@
 (:class:`gridcall.firmware_bridge.modbus.ModbusPoller`).
 
 Each configured register names its sensor, so a reading is a sample at once. Samples are
-stamped with the agent's clock when the answer arrives. :meth:`ModbusSource.counters`
+stamped with the agent's clock when the answer arrives. :meth:`ModbusSource.stats`
 (for the status message) has requests, responses, timeouts, exception responses by name
 (``exception_illegal_address``...), port opens / failures / disconnects / reconnects.
 """
@@ -37,7 +37,7 @@ class ModbusSource:
         self.poller = ModbusPoller(settings, clock=clock, silence=silence,
                                    name=f"agent {agent_id} modbus")
 
-    def counters(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int]:
         """Flat counters for the status message; the keys in ``_ALWAYS`` are always there,
         exception responses appear once seen."""
         counts = self.poller.counts

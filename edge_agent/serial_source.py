@@ -5,7 +5,7 @@ away), the bytes go through :class:`gridcall.firmware_bridge.frames.FrameReader`
 each frame's (device id, channel) to the agent's sensor ids as ``agents.yaml`` says, and
 stamps samples with the agent's clock when the frame arrives (frames carry no time).
 
-:meth:`SerialFrameSource.counters` is what the status message reports: frames, bad frames
+:meth:`SerialFrameSource.stats` is what the status message reports: frames, bad frames
 by reason, garbage bytes, port opens / disconnects / reconnects, frames from unknown
 devices or on unmapped channels, and missed / repeated frames by sequence number.
 """
@@ -51,11 +51,11 @@ class SerialFrameSource:
         self.channels = {(d.id, ch): sensor for d in settings.devices
                          for ch, sensor in d.channels.items()}
         self.devices = frozenset(d.id for d in settings.devices)
-        self.stats: Counter[str] = Counter()
+        self.tally: Counter[str] = Counter()
         self._last_seq: dict[int, int] = {}
         self._said: set[str] = set()
 
-    def counters(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int]:
         """Flat counters for the agent's status message (always the same keys)."""
         link, frames = self.link.counts, self.reader.counts
         out = {"frames": frames["frames"], "garbage_bytes": frames["garbage_bytes"],
@@ -64,7 +64,7 @@ class SerialFrameSource:
         out |= {r if r.startswith("bad_") else f"bad_{r}": frames[r] for r in REASONS}
         out |= {k: link[k] for k in ("opens", "open_failures", "disconnects", "reconnects",
                                      "silent_reopens")}
-        out |= {k: self.stats[k] for k in ("samples", "unknown_device", "unmapped_channel",
+        out |= {k: self.tally[k] for k in ("samples", "unknown_device", "unmapped_channel",
                                            "missed_frames", "duplicate_frames",
                                            "device_restarts")}
         return out
@@ -72,7 +72,7 @@ class SerialFrameSource:
     def samples_of(self, frame: Frame, ts: int) -> list[Sample]:
         """The samples one frame gives (pure apart from the counters)."""
         if frame.device not in self.devices:
-            self.stats["unknown_device"] += 1
+            self.tally["unknown_device"] += 1
             self._say(f"device {frame.device}", f"frames from device id {frame.device}, "
                       "which agents.yaml does not map (it maps "
                       f"{', '.join(str(d) for d in sorted(self.devices))}); counted as "
@@ -83,23 +83,23 @@ class SerialFrameSource:
         if last is not None:
             step = (frame.seq - last) % _WRAP
             if step == 0:
-                self.stats["duplicate_frames"] += 1
+                self.tally["duplicate_frames"] += 1
                 return []
             if step < _WRAP // 2:
-                self.stats["missed_frames"] += step - 1
+                self.tally["missed_frames"] += step - 1
             else:  # went backwards: the device restarted and counts from 0 again
-                self.stats["device_restarts"] += 1
+                self.tally["device_restarts"] += 1
         out = []
         for channel, value in frame.values:
             sensor = self.channels.get((frame.device, channel))
             if sensor is None:
-                self.stats["unmapped_channel"] += 1
+                self.tally["unmapped_channel"] += 1
                 self._say(f"channel {frame.device}/{channel}", f"device {frame.device} sends "
                           f"channel {channel}, which agents.yaml does not map; counted as "
                           "unmapped_channel, not read")
                 continue
             out.append(Sample(sensor, ts, value))
-        self.stats["samples"] += len(out)
+        self.tally["samples"] += len(out)
         return out
 
     def _say(self, key: str, message: str) -> None:

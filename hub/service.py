@@ -68,6 +68,7 @@ from gridcall.wire.broker import (
 )
 from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,10 @@ class Hub:
         """What the last :meth:`run` could not write to the sink before its drain timeout."""
         self._warned = 0
         self._unknown_agents: set[str] = set()
+
+    def stats(self) -> dict[str, Scalar]:
+        """The desk connection's counters, flat (:mod:`gridcall.wire.stats`)."""
+        return flatten(self.counters)
 
     @property
     def malformed(self) -> int:

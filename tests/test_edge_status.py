@@ -31,7 +31,7 @@ class CountingSource:
     def __init__(self, samples: list[Sample]) -> None:
         self._samples = samples
 
-    def counters(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int]:
         return {"bad_crc": 3, "resync": 1}
 
     async def samples(self) -> AsyncIterator[Sample]:

@@ -354,7 +354,7 @@ async def test_presets_read_real_format_payloads_from_mosquitto(mqtt_url: str) -
     assert {(s.sensor, s.value) for s in got} == {
         ("wt", 23.4), ("sm", 1.0), ("lvl", 37.25), ("ht", 19.8), ("fl", 0.0)}
     assert source.bad == {"non_finite": 1, "not_json": 1}
-    counters = source.counters()  # what the agent's status message carries
+    counters = source.stats()  # what the agent's status message carries
     assert counters["messages"] == 7
     assert counters["samples"] == 5
     assert counters["bad_non_finite"] == counters["bad_not_json"] == 1

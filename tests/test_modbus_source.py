@@ -150,7 +150,7 @@ async def collect(source: ModbusSource, until: object) -> list[Sample]:
 
     task = asyncio.create_task(consume())
     try:
-        assert await wait_until(lambda: until(got, source.counters()))  # type: ignore[operator]
+        assert await wait_until(lambda: until(got, source.stats()))  # type: ignore[operator]
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -167,8 +167,8 @@ async def test_a_register_map_reads_pymodbus_server_values(line: Path) -> None:
     got = await collect(source, lambda got, c: len(got) >= 6)
     assert {s.sensor: s.value for s in got} == {"level": 20.5, "temp": pytest.approx(-20.0),
                                                  "flow": 21.5}
-    assert source.counters()["requests"] >= 4  # holding 0-2 in one request, input 6-7
-    assert source.counters()["timeout"] == 0
+    assert source.stats()["requests"] >= 4  # holding 0-2 in one request, input 6-7
+    assert source.stats()["timeout"] == 0
 
 
 async def test_exception_responses_and_a_silent_slave_are_counted_and_polling_goes_on(
@@ -181,7 +181,7 @@ async def test_exception_responses_and_a_silent_slave_are_counted_and_polling_go
     got = await collect(source, lambda got, c: c.get("exception_illegal_address", 0) >= 2
                         and c["timeout"] >= 2 and len(got) >= 2)
     assert {s.sensor for s in got} == {"level"}
-    c = source.counters()
+    c = source.stats()
     # level (0-1) and bad (9) were planned as one request; the refusal split it
     assert c["split_requests"] == 1
     assert c["responses"] >= 2
@@ -200,7 +200,7 @@ async def test_a_port_that_vanishes_and_returns_is_polled_again(tmp_path: Path) 
 
     task = asyncio.create_task(consume())
     try:
-        assert await wait_until(lambda: source.counters()["open_failures"] >= 1)
+        assert await wait_until(lambda: source.stats()["open_failures"] >= 1)
         for round_ in (1, 2):
             with NullModem(agent_end, device_end):
                 device = SimDevice(id=1, simdata=[SimData(0, values=HOLDING,
@@ -213,9 +213,9 @@ async def test_a_port_that_vanishes_and_returns_is_polled_again(tmp_path: Path) 
                 await server.shutdown()  # type: ignore[no-untyped-call]
                 serving.cancel()
                 await asyncio.gather(serving, return_exceptions=True)
-            assert await wait_until(lambda round_=round_: source.counters()["opens"] == round_
+            assert await wait_until(lambda round_=round_: source.stats()["opens"] == round_
                                     and not source.poller.connected.is_set())
-        assert source.counters()["reconnects"] == 1
+        assert source.stats()["reconnects"] == 1
         assert not task.done()
     finally:
         task.cancel()
@@ -235,7 +235,7 @@ async def test_a_line_where_no_slave_answers_is_reopened_without_counting_an_unp
     source = ModbusSource(settings, agent_id="edge-test", silence=0.4)
     got = await collect(source, lambda got, c: c["silent_reopens"] >= 2)
     assert got == []
-    c = source.counters()
+    c = source.stats()
     assert c["disconnects"] == c["reconnects"] == 0  # the port never went away
     assert c["opens"] >= c["silent_reopens"]
     said = [r.getMessage() for r in caplog.records if "answered for" in r.getMessage()]
@@ -248,8 +248,8 @@ async def test_slaves_that_answer_keep_the_line_open(line: Path) -> None:
     source.poller.silence = 0.4
     got = await collect(source, lambda got, c: len(got) >= 30)  # well past 0.4 s of polling
     assert {s.value for s in got} == {20.5}
-    assert source.counters()["silent_reopens"] == 0
-    assert source.counters()["opens"] == 1
+    assert source.stats()["silent_reopens"] == 0
+    assert source.stats()["opens"] == 1
 
 
 def test_the_silence_before_a_reopen_defaults_to_ten_of_the_slowest_intervals() -> None:

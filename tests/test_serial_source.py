@@ -66,7 +66,7 @@ async def test_frames_become_samples_of_the_mapped_sensors(
     assert await wait_until(lambda: len(run.got) == 3)
     assert run.got == [Sample("flow", 42, 1.5), Sample("level", 42, None),
                        Sample("gas", 42, 12.0)]
-    c = run.source.counters()
+    c = run.source.stats()
     assert c["frames"] == 2
     assert {k for k in c if k.startswith("bad_")} == {
         "bad_crc", "bad_length", "bad_unknown_version", "bad_malformed", "bad_truncated"}
@@ -79,7 +79,7 @@ async def test_noise_and_a_cut_off_frame_are_counted_and_the_next_frame_is_read(
     port.write(encode(Frame(5, 1, ((0, 2.0),))))
     assert await wait_until(lambda: len(run.got) == 1)
     assert run.values() == [("flow", 2.0)]
-    c = run.source.counters()
+    c = run.source.stats()
     assert c["bad_truncated"] == 1
     assert c["garbage_bytes"] == 11 + 8
     # the journal says it once, naming the port, the reason and what to check
@@ -102,7 +102,7 @@ async def test_unknown_devices_unmapped_channels_and_sequence_gaps_are_counted(
     )))
     assert await wait_until(lambda: len(run.got) == 3)
     assert run.values() == [("flow", 1.0), ("flow", 4.0), ("flow", 5.0)]
-    c = run.source.counters()
+    c = run.source.stats()
     assert (c["unknown_device"], c["unmapped_channel"], c["duplicate_frames"],
             c["missed_frames"], c["device_restarts"]) == (1, 1, 1, 2, 1)
     # the journal names the device id and channel to add to agents.yaml
@@ -119,16 +119,16 @@ async def test_a_device_unplugged_and_plugged_back_is_read_again_without_a_resta
     port.write(encode(Frame(5, 1, ((0, 2.0),)))[:9])  # the cable comes out mid-frame
     assert await wait_until(lambda: run.source.reader.pending == 9)
     port.unplug()
-    assert await wait_until(lambda: run.source.counters()["disconnects"] == 1)
+    assert await wait_until(lambda: run.source.stats()["disconnects"] == 1)
     assert not port.link.exists()
     # the path is gone for a while: the source keeps trying, with backoff
-    assert await wait_until(lambda: run.source.counters()["open_failures"] >= 2)
+    assert await wait_until(lambda: run.source.stats()["open_failures"] >= 2)
     port.plug()
-    assert await wait_until(lambda: run.source.counters()["reconnects"] == 1)
+    assert await wait_until(lambda: run.source.stats()["reconnects"] == 1)
     port.write(encode(Frame(5, 2, ((0, 3.0),))))
     assert await wait_until(lambda: len(run.got) == 2)
     assert run.values() == [("flow", 1.0), ("flow", 3.0)]
-    c = run.source.counters()
+    c = run.source.stats()
     assert c["bad_truncated"] == 1  # the half frame, counted when the port went away
     assert c["missed_frames"] == 1  # and its sequence number never arrived
     assert not run.task.done()
@@ -140,11 +140,11 @@ async def test_a_second_reader_of_the_same_port_is_refused_not_sharing_its_bytes
     other = SerialFrameSource(settings(port.link), agent_id="edge-other")
     task = asyncio.create_task(anext(other.samples()))
     try:
-        assert await wait_until(lambda: other.counters()["open_failures"] >= 1)
+        assert await wait_until(lambda: other.stats()["open_failures"] >= 1)
         assert "lock" in other.link.last_error
         port.write(encode(Frame(5, 0, ((0, 1.5),))))
         assert await wait_until(lambda: len(run.got) == 1)  # all of it to the first reader
-        assert other.counters()["opens"] == 0
+        assert other.stats()["opens"] == 0
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -175,8 +175,8 @@ async def test_a_port_that_stays_open_but_goes_silent_is_reopened_and_read_again
             assert await wait_until(run.source.link.connected.is_set)
             port.write(encode(Frame(5, 0, ((0, 1.0),))))
             assert await wait_until(lambda: len(run.got) == 1)
-            assert await wait_until(lambda: run.source.counters()["silent_reopens"] >= 2)
-            c = run.source.counters()
+            assert await wait_until(lambda: run.source.stats()["silent_reopens"] >= 2)
+            c = run.source.stats()
             assert c["disconnects"] == c["reconnects"] == 0  # the port never went away
             assert c["opens"] == c["silent_reopens"] + 1
             lines = [r.getMessage() for r in caplog.records]

@@ -172,7 +172,7 @@ async def test_an_agent_reads_a_noisy_serial_device_and_reports_bad_frames_in_it
         await running
         collecting.cancel()
         await client.publish(topics.status_topic(spec.id), b"", retain=True)  # tidy up
-    c = source.counters()
+    c = source.stats()
     assert agent.counters.readings_sent > 0
     # every frame the device sent after the agent opened the port arrived: none was lost to
     # the noise (a gap in sequence numbers would count missed_frames)
@@ -201,21 +201,21 @@ async def test_an_agent_keeps_reading_after_its_device_is_unplugged_and_plugged_
     running = asyncio.create_task(agent.run(stop))
     first = simdevice("--link", str(tty), "--interval", "0.05")
     assert await asyncio.to_thread(started, first, tty)
-    assert await wait_until(lambda: source.counters()["frames"] >= 10)
+    assert await wait_until(lambda: source.stats()["frames"] >= 10)
     first.send_signal(signal.SIGTERM)  # unplugged
     await asyncio.to_thread(first.wait, 20)
-    assert await wait_until(lambda: source.counters()["disconnects"] == 1)
+    assert await wait_until(lambda: source.stats()["disconnects"] == 1)
     sent_while_unplugged = agent.counters.readings_sent
     second = simdevice("--link", str(tty), "--interval", "0.05")  # plugged back in
     assert await asyncio.to_thread(started, second, tty)
-    assert await wait_until(lambda: source.counters()["reconnects"] == 1)
-    frames_before = source.counters()["frames"]
-    assert await wait_until(lambda: source.counters()["frames"] >= frames_before + 10)
+    assert await wait_until(lambda: source.stats()["reconnects"] == 1)
+    frames_before = source.stats()["frames"]
+    assert await wait_until(lambda: source.stats()["frames"] >= frames_before + 10)
     assert await wait_until(lambda: agent.counters.readings_sent > sent_while_unplugged)
     assert not running.done()
     stop.set()
     await running
-    c = source.counters()
+    c = source.stats()
     assert c["opens"] == 2
     assert c["unknown_device"] == c["unmapped_channel"] == 0
     address = BrokerAddress.parse(mqtt_url)

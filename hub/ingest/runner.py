@@ -54,6 +54,7 @@ from gridcall.hub.ingest.spool import Spool
 from gridcall.wire import ReadingBatch
 from gridcall.wire.backoff import Backoff, Reconnect
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,10 @@ class Ingest:
         before :meth:`drain`."""
         self._released = True
         self._room.set()
+
+    def stats(self) -> dict[str, Scalar]:
+        """The runner's counters, flat (:mod:`gridcall.wire.stats`)."""
+        return flatten(self.counters)
 
     @property
     def pending_points(self) -> int:

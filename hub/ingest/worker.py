@@ -62,13 +62,12 @@ class IngestWorker:
     def stats(self) -> dict[str, Any]:
         """Counters and resource use, for people and the benchmark (JSON-ready)."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        c = self.ingest.counters
         return {
             "client_id": self.consumer.client_id,
             "messages": self.consumer.messages,
             "acked": self.consumer.acks.acked,
             "malformed": self.consumer.decoder.malformed_total,
-            **{k: getattr(c, k) for k in c.__dataclass_fields__},
+            **self.ingest.stats(),
             "spooled_pending": self.ingest.spooled_pending,
             "subscribed": self.consumer.subscribed.is_set(),
             "first_message_at": self.consumer.first_message_at,

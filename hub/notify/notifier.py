@@ -39,6 +39,7 @@ from gridcall.hub.notify.channels.via_apprise import REASONS
 from gridcall.wire import RiskAlert
 from gridcall.wire.backoff import Backoff
 from gridcall.wire.clock import Clock
+from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,11 @@ class Notifier:
             await self.drain(self.drain_timeout)
         finally:
             REASONS.unlisten()
+
+    def stats(self) -> dict[str, Scalar]:
+        """Deliveries queued, sent, retried and given up (``sent_by_type.webhook``,
+        ``given_up_by_unit.<unit>``...), flat (:mod:`gridcall.wire.stats`)."""
+        return flatten(self.counters)
 
     @property
     def pending(self) -> int:
