@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
@@ -204,7 +204,14 @@ class ModbusSettings(SourceSettingsModel):
 
 # --------------------------------------------------------------------------- the union
 
-SOURCE_TYPES = ("simulated", "serial", "modbus", "mqtt")
+AnySourceSettings: TypeAlias = (SimulatedSettings | SerialSettings | ModbusSettings
+                                 | LocalMqttSettings)
+"""Every kind of source's settings: a new kind joins here (and nowhere else in config)."""
+
+SOURCE_TYPES: tuple[str, ...] = tuple(
+    str(get_args(model.model_fields["type"].annotation)[0])
+    for model in get_args(AnySourceSettings))
+"""The YAML ``type:`` values, in the union's order."""
 
 
 def _bare_name(value: Any) -> Any:
@@ -221,14 +228,10 @@ def _bare_name(value: Any) -> Any:
 
 
 SourceSettings = Annotated[
-    SimulatedSettings | SerialSettings | ModbusSettings | LocalMqttSettings,
+    AnySourceSettings,
     Field(discriminator="type"),
     BeforeValidator(_bare_name),
 ]
-
-
-AnySourceSettings: TypeAlias = (SimulatedSettings | SerialSettings | ModbusSettings
-                                 | LocalMqttSettings)
 
 
 def mapped_sensors(source: SourceSettingsModel) -> Iterator[tuple[Loc, str]]:
