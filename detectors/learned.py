@@ -289,7 +289,7 @@ class LearnedNormal(Streaming):
     """PCA (T² and SPE) over a commissioning baseline, adapting only on normal rows."""
 
     def __init__(self, *, baseline: int = 400, baseline_s: float | None = None,
-                 sensitivity: float = 0.5, smooth: int = 5, adapt: float = 0.005,
+                 sensitivity: float = 0.5, smooth: int = 10, adapt: float = 0.005,
                  adapt_cov: float = 0.0,
                  variance: float = 0.9, refresh: int = 100) -> None:
         if not isinstance(baseline, int) or baseline < MIN_BASELINE_ROWS:

@@ -170,6 +170,23 @@ BASELINES: dict[str, Baseline] = {
     # district metered flow: morning and evening use, the minimum night flow
     "water_leak": Baseline(2.0, 1.0, 0.3, 0.0, 500.0, peak_hour=7.0, resolution=0.1,
                            smooth=0.3, rush=0.8),
+    # a flood-control pump (simulators/pump.py has the coupled model): flow and pressure
+    # with the drive's duty over the day, turbulence, bearing-housing vibration, PT100s
+    "pump_flow": Baseline(1500.0, 150.0, 12.0, 0.0, 4000.0, peak_hour=16.0, resolution=1.0,
+                          smooth=25.0, smooth_s=900.0, site_spread=0.02),
+    "pump_outlet_pressure": Baseline(1.15, 0.05, 0.006, -1.0, 10.0, peak_hour=16.0,
+                                     resolution=0.001, smooth=0.01, smooth_s=900.0,
+                                     site_spread=0.02),
+    "pump_inlet_pressure": Baseline(0.2, 0.02, 0.004, -1.0, 10.0, peak_hour=16.0,
+                                    resolution=0.001, smooth=0.006, smooth_s=1800.0,
+                                    site_spread=0.05),
+    "pump_current": Baseline(115.0, 10.0, 0.6, 0.0, 400.0, peak_hour=16.0, resolution=0.1,
+                             smooth=1.2, smooth_s=900.0, site_spread=0.02),
+    "pump_vibration": Baseline(1.6, 0.1, 0.06, 0.0, 50.0, peak_hour=16.0, resolution=0.01,
+                               smooth=0.1, smooth_s=900.0, site_spread=0.1),
+    "pump_temperature": Baseline(38.0, 3.0, 0.1, -20.0, 200.0, peak_hour=17.0,
+                                 resolution=0.1, smooth=0.2, smooth_s=3600.0,
+                                 site_spread=0.05),
 }
 GENERIC = Baseline(10.0, 1.0, 0.5, -1e9, 1e9, smooth=0.3)
 

@@ -119,7 +119,7 @@ timeline:
 
 def test_a_config_that_is_not_there_is_named(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match=r"s.yaml:1: config: 'nowhere' is neither a "
-                       r"folder .* nor a packaged sample \(huangpu\)"):
+                       r"folder .* nor a packaged sample \(huangpu, pumping-station\)"):
         load_scenario(write(tmp_path, "config: nowhere\nduration: 1h\n"))
 
 
