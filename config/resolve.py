@@ -236,6 +236,9 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
         kinds = sensors_file.kinds
         for i, s in enumerate(sensors_file.sensors):
             unique("sensors.yaml", ("sensors", i, "id"), s.id, "sensor")
+            # known by id and agent even if it cannot be resolved below (its grid or kind
+            # is wrong, or topology.yaml unreadable): agents.yaml naming it is not wrong
+            agent_of_sensor.setdefault(s.id, s.agent)
             ok = check.ref("sensors.yaml", ("sensors", i, "kind"), "sensor kind", s.kind, kinds)
             if topo is not None:
                 ok &= check.ref("sensors.yaml", ("sensors", i, "grid"), "grid", s.grid, grids)
@@ -251,7 +254,6 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 limits=s.limits or kind.limits, detector=s.detector or kind.detector,
                 tags=tuple(dict.fromkeys(s.tags + grid.tags)), name=s.name or s.id,
             )
-            agent_of_sensor[s.id] = s.agent
             det = (s.detector or kind.detector).name
             loc: Loc = ("sensors", i, "detector") if s.detector else (
                 "kinds", s.kind, "detector")
@@ -278,10 +280,13 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                         check.add("agents.yaml", at, f"sensor {sid!r} names agent "
                                   f"{agent_of_sensor[sid]!r} in sensors.yaml, not {a.id!r}")
             own = tuple(s for s in sensors.values() if s.agent == a.id)
-            for loc, reason in a.source.agent_problems({s.id: s.unit_of_measure
-                                                        for s in own}):
-                check.add("agents.yaml", ("agents", i, "source", *loc), reason)
-            if sensors_file is not None:
+            # A source's map is checked against the agent's sensors, which need both
+            # sensors.yaml and topology.yaml; one that could not be read is its own one
+            # problem, not a dozen blamed on agents.yaml.
+            if sensors_file is not None and topo is not None:
+                for loc, reason in a.source.agent_problems({s.id: s.unit_of_measure
+                                                            for s in own}):
+                    check.add("agents.yaml", ("agents", i, "source", *loc), reason)
                 _check_source_map(check, i, a.id, a.source, agent_of_sensor, own)
             agents[a.id] = AgentSpec(a.id, a.name or a.id, a.grid, a.source, own,
                                      a.settings or agents_file.defaults)

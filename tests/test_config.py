@@ -127,6 +127,20 @@ def test_broken_yaml_and_missing_files_are_reported_not_raised(sample: Path) -> 
     assert any(p.startswith("agents.yaml") and "file missing" in p for p in found)
 
 
+@pytest.mark.parametrize("name", ["topology.yaml", "sensors.yaml", "agents.yaml",
+                                  "matters.yaml", "hub.yaml", "notify.yaml"])
+def test_a_yaml_syntax_error_is_one_problem_not_blamed_on_the_files_that_use_it(
+        sample: Path, name: str) -> None:
+    """A broken sensors.yaml or topology.yaml used to bring a dozen problems about
+    agents.yaml's source maps naming sensors 'not of this agent' along with it."""
+    with (sample / name).open("a", encoding="utf-8") as f:
+        f.write("oops: : [\n")
+    found = problems_of(sample)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{name}:")
+    assert "not valid YAML" in found[0]
+
+
 def test_two_matters_cannot_claim_the_same_anomaly(sample: Path) -> None:
     def clash(data: dict) -> None:  # type: ignore[type-arg]
         data["matters"][1]["triggers"] = [{"sensor_kinds": ["gas"]}]
