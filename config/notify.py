@@ -67,6 +67,7 @@ class EmailChannel(Model):
 
     type: Literal["email"]
     secret_envs: ClassVar[tuple[str, ...]] = ()
+    needs_smtp: ClassVar[bool] = True
     to: tuple[Email, ...] = Field(min_length=1)
 
 
@@ -115,7 +116,7 @@ class NotifyFile(Model):
     @model_validator(mode="after")
     def _smtp_for_email(self) -> NotifyFile:
         users = [u for u, chans in self.units.items()
-                 if any(isinstance(c, EmailChannel) for c in chans)]
+                 if any(getattr(c, "needs_smtp", False) for c in chans)]
         if users and self.smtp is None:
             raise ValueError(f"units {users} have e-mail channels but there is no 'smtp' "
                              "section saying which server sends them")

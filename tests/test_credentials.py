@@ -179,3 +179,31 @@ async def test_a_user_without_write_privilege_is_an_auth_error_and_nothing_is_wr
                                     database=database) == []
     finally:
         await influxql_async(authed(influx_auth), f"DROP DATABASE {quote_ident(database)}")
+
+
+async def test_the_readings_consumer_counts_a_refused_login_apart_from_an_outage(
+    mqtt_auth: Login, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hub's readings connection (paho, its own reconnect loop) says "refused our
+    credentials" and counts it, rather than "refused the connection"."""
+    from gridcall.hub.ingest.consumer import ReadingsConsumer
+    from gridcall.hub.ingest.runner import Ingest
+    from gridcall.wire.broker import BrokerAddress
+
+    async with Store(":memory:") as store:
+        consumer = ReadingsConsumer(
+            Ingest(store), address=BrokerAddress.parse(mqtt_auth.url),
+            client_id=f"readings-refused-{uuid.uuid4().hex[:8]}",
+            username=mqtt_auth.username, password="not-the-password")
+        stop = asyncio.Event()
+        with caplog.at_level(logging.WARNING, logger="gridcall.hub.ingest.consumer"):
+            task = asyncio.create_task(consumer.run(stop))
+            try:
+                assert await wait_until(lambda: consumer.credentials_refused >= 1)
+            finally:
+                stop.set()
+                await task
+                await consumer.close()
+    assert consumer.connects == 0
+    assert "refused our credentials" in caplog.text
+    assert "not-the-password" not in caplog.text

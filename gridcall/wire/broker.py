@@ -47,7 +47,12 @@ def credentials_refused(exc: BaseException) -> bool:
     authorised": retrying will not help until someone fixes the credentials."""
     if not isinstance(exc, MqttConnectError):
         return False
-    rc = exc.rc
+    return refuses_credentials(exc.rc)
+
+
+def refuses_credentials(rc: ReasonCode | int | None) -> bool:
+    """True if a CONNACK reason code (paho's ReasonCode or a 3.1.1 return code) says the
+    broker refused our credentials, as opposed to any other failure."""
     return (rc.value if isinstance(rc, ReasonCode) else rc) in _REFUSED_CREDENTIALS
 
 

@@ -43,7 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gridcall.hub.ingest.runner import Ingest, Token
 from gridcall.wire import Decoder, MalformedMessage, topics
-from gridcall.wire.broker import BrokerAddress
+from gridcall.wire.broker import BrokerAddress, refuses_credentials
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,8 @@ class ReadingsConsumer:
         self.subscribed = asyncio.Event()
         self.messages = 0
         self.connects = 0
+        self.credentials_refused = 0
+        """Connections the broker refused for our credentials (not for being unreachable)."""
         self.first_message_at: float | None = None
         self.cpu_at_first_message: float | None = None
         # Filled on paho's thread, emptied on the loop's: deque append and popleft are
@@ -151,6 +153,7 @@ class ReadingsConsumer:
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_socket_open = self._on_socket_open
+        # paho's own loop reconnects this one (in its thread, without jitter): 1-30 s
         self._client.reconnect_delay_set(1, 30)
         self._keepalive = keepalive
         self._started = False
@@ -160,8 +163,14 @@ class ReadingsConsumer:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     rc: ReasonCode, properties: object = None) -> None:
         if rc.is_failure:
-            log.warning("readings %s: broker %s refused the connection: %s",
-                        self.client_id, self.address, rc)
+            if refuses_credentials(rc):
+                self.credentials_refused += 1
+                log.warning("readings %s: broker %s refused our credentials (%s); check the "
+                            "username_env and password_env variables", self.client_id,
+                            self.address, rc)
+            else:
+                log.warning("readings %s: broker %s refused the connection: %s",
+                            self.client_id, self.address, rc)
             return
         self.connects += 1
         self.acks.new_generation(client)

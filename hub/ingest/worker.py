@@ -66,6 +66,7 @@ class IngestWorker:
             "client_id": self.consumer.client_id,
             "messages": self.consumer.messages,
             "acked": self.consumer.acks.acked,
+            "credentials_refused": self.consumer.credentials_refused,
             "malformed": self.consumer.decoder.malformed_total,
             **self.ingest.stats(),
             "spooled_pending": self.ingest.spooled_pending,
