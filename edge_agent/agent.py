@@ -46,6 +46,7 @@ from gridcall.wire.broker import (
     describe_failure,
     mqtt_outcome,
 )
+from gridcall.wire.cancelsafe import cancel_safe, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.stats import stats_of
 
@@ -55,6 +56,9 @@ PUBLISH_WINDOW = 16
 """Messages in flight at once; each publish awaits its PUBACK."""
 MISSING_AFTER_INTERVALS = 5
 """A sensor is ``missing`` after this many of its configured intervals without a value."""
+TASK_STOP_S = 10.0
+"""Seconds a stopping agent waits for each of its tasks (source, publisher...) to end once
+cancelled; one still running after that is logged and left behind."""
 
 
 @dataclass
@@ -293,22 +297,28 @@ class EdgeAgent:
         status_every = self.settings.status_interval.total_seconds()
         while True:
             try:
-                async with self._client() as client:
+                async with contextlib.AsyncExitStack() as session:
+                    # cancel_safe: aiomqtt's connect and publish wait through
+                    # asyncio.wait_for, which on Python 3.11 may swallow a cancel
+                    client = await cancel_safe(session.enter_async_context(self._client()),
+                                               what=f"agent {self.id}: connect")
                     self.counters.connects += 1
                     retry.connected()
-                    await client.publish(topics.status_topic(self.id), self.status(), qos=1,
-                                         retain=True)
+                    await cancel_safe(client.publish(topics.status_topic(self.id),
+                                                     self.status(), qos=1, retain=True))
                     self.connected.set()
                     next_status = time.monotonic() + status_every
                     while True:
                         await self._drain(client)
                         if self._last_sealed.is_set():
-                            await client.publish(topics.status_topic(self.id),
-                                                 self.status("offline"), qos=1, retain=True)
+                            await cancel_safe(client.publish(
+                                topics.status_topic(self.id), self.status("offline"), qos=1,
+                                retain=True))
                             return
                         if time.monotonic() >= next_status:
-                            await client.publish(topics.status_topic(self.id), self.status(),
-                                                 qos=1, retain=True)
+                            await cancel_safe(client.publish(
+                                topics.status_topic(self.id), self.status(), qos=1,
+                                retain=True))
                             next_status = time.monotonic() + status_every
                         self._wake.clear()
                         with contextlib.suppress(TimeoutError):
@@ -344,21 +354,21 @@ class EdgeAgent:
                     task.result()  # a source or publisher failure surfaces here
                 stop.set()
             finally:
-                for task in (consumer, sealer, saver, stopper):
-                    task.cancel()
-                await asyncio.gather(consumer, sealer, saver, stopper, return_exceptions=True)
+                # bounded: a source that ignores its cancel must not keep the agent from
+                # sealing, saving its checkpoint and draining (it is logged and left)
+                await stop_tasks((consumer, sealer, saver, stopper), TASK_STOP_S,
+                                 what=f"agent {self.id}")
             self.seal()
             self._last_sealed.set()
             self.save_checkpoint()
             self._wake.set()
-            try:
-                await asyncio.wait_for(publisher, timeout=drain_timeout)
-            except TimeoutError:
+            # asyncio.wait, not wait_for: at the timeout wait_for cancels the publisher and
+            # then waits for it without a bound
+            await asyncio.wait([publisher], timeout=drain_timeout)
+            if not publisher.done():
                 log.error("agent %s: stopped with %d messages not acknowledged by %s; they "
                           "stay in the outbox for the next start", self.id,
                           self.outbox_depth, self.address)
         finally:
-            if not publisher.done():
-                publisher.cancel()
-                await asyncio.gather(publisher, return_exceptions=True)
+            await stop_tasks([publisher], TASK_STOP_S, what=f"agent {self.id}")
             self.outbox.close()

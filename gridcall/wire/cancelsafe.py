@@ -15,15 +15,16 @@ is given up to ``settle`` seconds to finish (a transport it just made is then fu
 up, so the caller's ``close()`` finds it); a call still running after that is left behind
 and logged by name.
 
-:func:`stop_task` cancels a task and waits for it, at most ``bound`` seconds, without
-swallowing a cancel of the caller (``with suppress(CancelledError): await task`` does).
+:func:`stop_tasks` cancels tasks and waits for them, at most ``bound`` seconds, without
+swallowing a cancel of the caller (``with suppress(CancelledError): await task`` does) and
+without waiting for ever on one that ignores its cancel (``gather`` does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -57,15 +58,22 @@ async def cancel_safe(aw: Awaitable[T], *, settle: float = SETTLE, what: str = "
     return inner.result()
 
 
-async def stop_task(task: asyncio.Future[Any], bound: float, *, what: str = "") -> bool:
-    """Cancel ``task`` and wait up to ``bound`` seconds for it to end: True if it ended.
-    A cancel of the caller while waiting is raised, not swallowed; the task's own outcome
-    (its CancelledError or an error it ended with) is read, not raised."""
-    task.cancel()
-    done, _ = await asyncio.wait([task], timeout=bound)
-    if not done:
-        log.error("%s did not end within %.0fs of being cancelled", what or repr(task), bound)
-        return False
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("%s ended with %r when cancelled", what or repr(task), task.exception())
-    return True
+async def stop_tasks(tasks: Iterable[asyncio.Future[Any]], bound: float, *,
+                     what: str = "") -> set[asyncio.Future[Any]]:
+    """Cancel ``tasks`` and wait up to ``bound`` seconds for them to end; the ones still
+    running are logged by name and returned (and left behind). A cancel of the caller
+    while waiting is raised, not swallowed; the tasks' own outcomes are not raised."""
+    pending = {t for t in tasks if not t.done()}
+    for task in pending:
+        task.cancel()
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=bound)
+    if pending:
+        names = ", ".join(sorted(_name(t) for t in pending))
+        log.error("%s: %s did not end within %.0fs of being cancelled; left behind",
+                  what or "stopping", names, bound)
+    return pending
+
+
+def _name(task: asyncio.Future[Any]) -> str:
+    return task.get_name() if isinstance(task, asyncio.Task) else repr(task)
