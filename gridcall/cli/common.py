@@ -8,8 +8,11 @@ them (nor the package's ``__init__``, which builds the app from them).
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
+import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -125,14 +128,74 @@ def require_env(file: Path, unset: list[str]) -> None:
         raise typer.Exit(2)
 
 
-def until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run ``main(stop)`` in a new event loop; SIGINT and SIGTERM set ``stop``."""
+STOP_GRACE_S = 40.0
+"""Seconds a command has, after the first SIGINT/SIGTERM, to stop cleanly (unless it says
+otherwise: the hub's is its drain timeout plus 30 s). The edge agent's 30 s flush fits,
+and the edge systemd unit's ``TimeoutStopSec=45s`` is longer, so the agent's own log line,
+not a SIGKILL, says when a stop was cut short."""
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def until_signal(main: Callable[[asyncio.Event], Awaitable[None]], *,
+                 grace: float = STOP_GRACE_S) -> None:
+    """Run ``main(stop)`` in a new event loop; SIGINT and SIGTERM set ``stop``.
+
+    Stopping is bounded whatever ``main`` and its sources are doing: ``grace`` seconds
+    after the first signal, or at a second one, the process exits at once with status 1,
+    saying why in the log (after the grace, with every thread's stack, to show what held
+    it). A thread does the counting, so a blocked event loop cannot stop it; the deadline
+    covers the event loop's own close after ``main`` returns too.
+    """
+    deadline: threading.Timer | None = None
+    previous = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+
+        def first(sig: signal.Signals) -> None:
+            nonlocal deadline
+            if deadline is not None:
+                return  # two signals in one loop turn: the handlers were already swapped
+            logging.getLogger("gridcall").warning(
+                "%s: stopping (within %.0fs; a second SIGINT or SIGTERM exits at once)",
+                sig.name, grace)
+            stop.set()
+            deadline = threading.Timer(grace, _stop_overdue, (sig, grace))
+            deadline.name = "stop deadline"
+            deadline.daemon = True
+            deadline.start()
+            for s in _STOP_SIGNALS:  # the next one exits at once, even with the loop stuck
+                loop.remove_signal_handler(s)
+                signal.signal(s, _second_signal)
+
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, first, sig)
         await main(stop)
 
-    asyncio.run(runner())
+    try:
+        asyncio.run(runner())
+    finally:
+        if deadline is not None:
+            deadline.cancel()  # stopped in time; in-process callers (tests) live on
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _second_signal(signum: int, frame: object) -> None:
+    _exit_now(f"a second {signal.Signals(signum).name} while stopping: exiting now, "
+              "without finishing the stop")
+
+
+def _stop_overdue(sig: signal.Signals, grace: float) -> None:
+    _exit_now(f"still not stopped {grace:.0f}s after {sig.name}: exiting now, without "
+              "finishing the stop; the threads' stacks follow", stacks=True)
+
+
+def _exit_now(message: str, *, stacks: bool = False) -> None:
+    logging.getLogger("gridcall").critical(message)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    if stacks:
+        faulthandler.dump_traceback(all_threads=True)
+    os._exit(1)

@@ -104,7 +104,7 @@ def hub_run(
 
     def run_desk() -> None:
         try:
-            until_signal(main)
+            until_signal(main, grace=drain_timeout + 30)
         except ApiBindError as exc:
             err.print(f"[red]✗ {escape(str(exc))}; use --api HOST:PORT or --api off[/]",
                       highlight=False, soft_wrap=True)

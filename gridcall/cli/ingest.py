@@ -130,7 +130,7 @@ def hub_ingest(
                 if stats is not None:
                     _dump(stats, w.stats())
 
-    until_signal(main)
+    until_signal(main, grace=drain_timeout + 30)
     for w in workers:
         c = w.ingest.counters
         if w.unwritten:
