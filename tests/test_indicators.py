@@ -418,3 +418,38 @@ def test_hub_report_judges_a_period_not_yet_over_as_of_now(cfg: ConfigSet,
     assert grid["calls"] == "1"
     assert grid["responses_judged"] == "0"  # its deadline is 10 min after the last step
     assert grid["response_timeliness_rate"] == ""
+
+
+def test_hub_report_defaults_to_the_store_s_desk_clock_and_names_the_store(
+        cfg: ConfigSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --clock-speed demo's desk runs ahead (600x: a minute is ten hours): without
+    --until the report ends at that desk's now, so its alerts are in it; and it says which
+    file it read, absolutely, whatever the working directory."""
+    import time
+
+    from gridcall.hub.desk.ledger import Ledger as SqlLedger
+    from gridcall.hub.store import Store
+
+    led = Ledger(cfg)
+    led.open(1, time.time_ns() + 10 * HOUR)
+    monkeypatch.chdir(tmp_path)
+
+    async def write(path: Path) -> None:
+        async with Store(path) as store:
+            await SqlLedger(store).append(*led.transitions)
+    asyncio.run(write(tmp_path / "demo.sqlite"))
+    result = _report("--csv", "--store", "demo.sqlite")
+    assert result.exit_code == 0, result.output
+    grid = next(r for r in csv.DictReader(io.StringIO(result.stdout)) if r["key"] == led.grid)
+    assert grid["calls"] == "1"
+    table = _report("--store", "demo.sqlite")
+    assert table.exit_code == 0, table.output
+    assert str(tmp_path / "demo.sqlite") in " ".join(table.stdout.split())
+
+    async def empty(path: Path) -> None:
+        async with Store(path):
+            pass
+    asyncio.run(empty(tmp_path / "empty.sqlite"))
+    nothing = _report("--store", "empty.sqlite")
+    assert nothing.exit_code == 0, nothing.output
+    assert f"in {tmp_path / 'empty.sqlite'}" in " ".join(nothing.stdout.split())

@@ -126,8 +126,10 @@ def hub_report(
                                              "(for hub.store_path).")] = SAMPLE_DISTRICT,
     store: Annotated[Path | None, typer.Option(help="The hub's SQLite store; default: "
                                                "hub.store_path of the config.")] = None,
-    until: Annotated[str | None, typer.Option(help="End of the period, ISO 8601 (default: "
-                                              "now).")] = None,
+    until: Annotated[str | None, typer.Option(
+        metavar="TIME", help="End of the period, ISO 8601. Default: now on the store's own "
+        "desk clock, i.e. now or its last step if that is later (a --clock-speed demo's "
+        "desk runs ahead).")] = None,
 ) -> None:
     """Indicators per unit and department: response, arrival and disposal timeliness,
     resolution, false-alarm and whistle rates, median response and disposal times.
@@ -137,29 +139,36 @@ def hub_report(
     """
     try:
         span = parse_period(period)
-        end = time.time_ns() if until is None else _ns(until)
+        given_end = None if until is None else _ns(until)
     except ValueError as exc:
         err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if store is None:
         store = Path(load_config_set(config_dir).hub.store_path)
+    where = escape(str(store.resolve()))  # the file looked at, wherever it was run from
     if not store.exists():
-        err.print(f"[red]✗ no hub store at {escape(str(store))}: run the hub first, or give "
+        err.print(f"[red]✗ no hub store at {where}: run the hub first, or give "
                   "--store[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    start = end - int(span.total_seconds() * 1e9)
     steps = asyncio.run(read_ledger(store))
+    # "Now" on the store's own desk clock is at least its last step: a --clock-speed
+    # demo's desk runs ahead of this machine's clock, and its alerts are in its "now".
+    now = max(time.time_ns(), max((t.at for t in steps), default=0) + 1)
+    end = now if given_end is None else given_end
+    start = end - int(span.total_seconds() * 1e9)
     # A period that has not ended yet is judged as of now, not as of its end: deadlines
-    # still ahead are not missed. "Now" on the ledger's clock is at least its last step
-    # (a demo's store runs on a faster clock).
-    latest = max((t.at for t in steps), default=0)
-    rows = indicators(steps, start, end, as_of=min(end, max(time.time_ns(), latest)))
+    # still ahead are not missed.
+    rows = indicators(steps, start, end, as_of=min(end, now))
     if as_csv:
         typer.echo(to_csv(rows), nl=False)
         return
     if not rows:
-        out.print(f"no alerts between {_when(start)} and {_when(end)} in {escape(str(store))}")
+        out.print(f"no alerts between {_when(start)} and {_when(end)} in {where}",
+                  highlight=False, soft_wrap=True)
         return
     # piped into a file or a mail, the table keeps all its columns rather than 80
     wide = out if out.is_terminal else Console(width=220)
-    wide.print(table(rows, f"indicators {_when(start)} – {_when(end)} ({period})"))
+    shown = table(rows, f"indicators {_when(start)} – {_when(end)} ({period})")
+    shown.caption = f"from {where}"
+    shown.caption_justify = "left"
+    wide.print(shown)
