@@ -48,7 +48,7 @@ from gridcall.wire.broker import (
 )
 from gridcall.wire.cancelsafe import cancel_safe, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
-from gridcall.wire.stats import stats_of
+from gridcall.wire.stats import Scalar, flatten, stats_of
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,11 @@ class EdgeAgent:
                 state = "stuck"
             out[sid] = SensorHealth(state=state, last_ts=last)
         return out
+
+    def stats(self) -> dict[str, Scalar]:
+        """The agent's own counters (samples, sent, connects, refused logins, skipped by
+        reason...), flat (:mod:`gridcall.wire.stats`)."""
+        return flatten(self.counters)
 
     def source_counters(self) -> dict[str, int]:
         """The source's ``stats()`` (bad frames by reason...), if it keeps any; they go

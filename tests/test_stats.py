@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from gridcall.config import ConfigSet
 from gridcall.config.notify import NotifyFile
+from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.hub.notify.notifier import Notifier
+from gridcall.simulators.town import SimulatedTown
 from gridcall.wire.stats import HasStats, flatten, stats_of
 
 
@@ -36,3 +39,17 @@ async def test_the_notifier_reports_through_the_protocol() -> None:
     assert stats["sent_by_type.webhook"] == 2
     assert stats["queued"] == stats["given_up"] == 0
     assert stats_of(object()) == {}  # keeps no counters: nothing to report
+
+
+def test_the_edge_agent_reports_through_the_protocol(cfg: ConfigSet) -> None:
+    spec = cfg.agents["edge-dongyuan"]
+    agent = EdgeAgent(spec, SimulatedTown(cfg).source(spec.id))
+    try:
+        agent.ingest(spec.sensors[0].id, 1_700_000_000 * 10**9, 1.0)
+        agent.counters.skipped["no_value"] += 1
+        stats = stats_of(agent)
+        assert stats["samples"] == agent.counters.samples == 1
+        assert stats["skipped.no_value"] == 1
+        assert stats["credentials_refused"] == 0
+    finally:
+        agent.outbox.close()
