@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import select
 import threading
 import tty
 from pathlib import Path
 from types import TracebackType
+
+log = logging.getLogger(__name__)
 
 
 class PtyPort:
@@ -92,6 +95,13 @@ class PtyPort:
         self.unplug()
 
 
+RELAY_POLL_S = 0.5
+"""The relay thread looks at its stop flag at least this often, even if its wake-up
+byte were lost, and picks up an end that was unplugged and plugged again."""
+RELAY_JOIN_S = 5.0
+"""Seconds ``NullModem.__exit__`` waits for the relay thread to end."""
+
+
 class NullModem:
     """Two linked ptys whose bytes cross over, relayed by a thread."""
 
@@ -99,11 +109,18 @@ class NullModem:
         self.a = PtyPort(link_a)
         self.b = PtyPort(link_b)
         self._stop_r, self._stop_w = -1, -1
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def relaying(self) -> bool:
+        """True while the relay thread runs."""
+        return self._thread is not None and self._thread.is_alive()
 
     def __enter__(self) -> NullModem:
         self.a.plug()
         self.b.plug()
+        self._stop.clear()
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(target=self._relay, name="null-modem", daemon=True)
         self._thread.start()
@@ -111,18 +128,31 @@ class NullModem:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        os.write(self._stop_w, b"x")
+        self._stop.set()
+        os.write(self._stop_w, b"x")  # wakes the select at once
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=RELAY_JOIN_S)
+            if self._thread.is_alive():
+                log.error("null modem %s <-> %s: the relay thread did not end within %.0fs "
+                          "of its stop; left behind (a daemon thread)", self.a.link,
+                          self.b.link, RELAY_JOIN_S)
         for fd in (self._stop_r, self._stop_w):
             os.close(fd)
         self.a.unplug()
         self.b.unplug()
 
     def _relay(self) -> None:
-        pairs = {self.a.master: self.b, self.b.master: self.a}
-        while True:
-            ready, _, _ = select.select([*pairs, self._stop_r], [], [])
+        # a timeout and a stop flag: the thread ends within RELAY_POLL_S of its stop
+        # whatever happens to the wake-up pipe; the ends are looked up each turn, so an
+        # end unplugged meanwhile (its fd closed) is skipped rather than selected on
+        while not self._stop.is_set():
+            pairs = {p.master: other for p, other in ((self.a, self.b), (self.b, self.a))
+                     if p.plugged}
+            try:
+                ready, _, _ = select.select([*pairs, self._stop_r], [], [], RELAY_POLL_S)
+            except (OSError, ValueError):  # an end closed under us: look again
+                self._stop.wait(0.01)
+                continue
             if self._stop_r in ready:
                 return
             for fd in ready:
