@@ -1,9 +1,9 @@
 """Speed and size of the default detectors: ``python -m gridcall.detectors.bench [--json]``.
 
 Deterministic, network-free workloads on one core: a seeded noisy daily cycle for the
-univariate default, three correlated channels for the multivariate default
-(Mahalanobis), and, for scale, the IsolationForest window and a naive baseline (a plain
-EWMA z-score) beside them.
+univariate default, three correlated channels for the multivariate detectors (the
+rolling Mahalanobis, and LearnedNormal, which ``gridcall detect`` uses), and, for scale,
+the IsolationForest window and a naive baseline (a plain EWMA z-score) beside them.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def measure(n: int = 200_000, rows: int = 20_000) -> dict[str, Any]:
         "univariate_samples_per_s": round(_rate(univariate)),
         "state_bytes_per_sensor": len(pickle.dumps(warmed)),
         "multivariate_rows_per_s": round(_rate(multivariate("mahalanobis", rows))),
+        "learned_normal_rows_per_s": round(_rate(multivariate("learned_normal", rows))),
         "isolation_forest_rows_per_s": round(_rate(
             multivariate("isolation_forest", 2000, window=500, refit=250))),
         "naive_baseline_samples_per_s": round(_rate(naive)),
