@@ -20,6 +20,7 @@ from gridcall.cli.common import (
     Verbose,
     err,
     load_config_set,
+    out,
     require_env,
     setup_logging,
     typer_app,
@@ -86,10 +87,29 @@ def edge_run(
         err.print(f"[bold red]✗ agent {escape(agent)}:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
 
+    out.print(f"agent {escape(agent)}: {escape(describe_source(spec))} → "
+              f"{escape(str(edge.address))}; state in {escape(spec.settings.state_dir)}",
+              highlight=False, soft_wrap=True)
+
     async def main(stop: asyncio.Event) -> None:
         await edge.run(stop)
 
     until_signal(main)
+    c = edge.counters
+    kept = edge.outbox_depth
+    out.print(f"agent {escape(agent)} stopped: {c.samples} samples read, "
+              f"{c.readings_sent} readings in {c.batches_sent} batches and {c.events_sent} "
+              f"anomaly events sent; {kept} message(s) kept in the outbox"
+              + (" for the next start" if kept else ""), highlight=False, soft_wrap=True)
+
+
+def describe_source(spec: AgentSpec) -> str:
+    """``serial source at /dev/ttyUSB0, 6 sensors``: what the start line says it reads."""
+    settings = spec.source
+    port = getattr(settings, "port", None)
+    broker = getattr(getattr(settings, "broker", None), "url", None)
+    where = f" at {port}" if port else f" on {broker}" if broker else ""
+    return f"{settings.type} source{where}, {len(spec.sensors)} sensors"
 
 
 def table(checks: list[Check]) -> Table:
@@ -128,12 +148,12 @@ def edge_check(
     options = CheckOptions(config=config, agent=agent, broker=broker,
                            local_broker=local_broker, timeout=timeout, wait=wait)
     checks = asyncio.run(run_checks(options, factory=source_for))
-    out = Console()  # made here, so COLUMNS set for this run is honoured
-    out.print(table(checks))
+    console = Console()  # made here, so COLUMNS set for this run is honoured
+    console.print(table(checks))
     failed = [c.name for c in checks if c.status == "FAIL"]
     warned = [c.name for c in checks if c.status == "WARN"]
     if failed:
-        out.print(f"[bold red]✗ {len(failed)} check(s) failed: {', '.join(failed)}[/]")
+        console.print(f"[bold red]✗ {len(failed)} check(s) failed: {', '.join(failed)}[/]")
         raise typer.Exit(1)
-    out.print("[bold green]✓ ready[/]" + (f" ([yellow]{len(warned)} warning(s): "
+    console.print("[bold green]✓ ready[/]" + (f" ([yellow]{len(warned)} warning(s): "
                                           f"{', '.join(warned)}[/])" if warned else ""))
