@@ -47,7 +47,7 @@ from gridcall.wire.broker import (
     mqtt_outcome,
 )
 from gridcall.wire.cancelsafe import cancel_safe, stop_tasks
-from gridcall.wire.clock import Clock, wall_clock
+from gridcall.wire.clock import Clock, ns, wall_clock
 from gridcall.wire.stats import Scalar, flatten, stats_of
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class EdgeAgent:
         st = self.settings
         self.outbox = Outbox(state_dir / f"{self.id}.outbox.sqlite" if state_dir else None,
                              max_bytes=st.outbox_max_bytes,
-                             max_age_ns=int(st.outbox_max_age.total_seconds() * 1e9),
+                             max_age_ns=ns(st.outbox_max_age),
                              drop_events=st.outbox_drop_events, sync=st.outbox_sync,
                              clock=clock)
         self.checkpoint_path = state_dir / f"{self.id}.checkpoint" if state_dir else None

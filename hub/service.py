@@ -66,7 +66,7 @@ from gridcall.wire.broker import (
     describe_failure,
     mqtt_outcome,
 )
-from gridcall.wire.clock import Clock, wall_clock
+from gridcall.wire.clock import Clock, ns, wall_clock
 from gridcall.wire.errors import InvariantError
 from gridcall.wire.stats import Scalar, flatten
 
@@ -307,7 +307,7 @@ class Hub:
         if self.desk.started:
             return
         await self.desk.start()
-        window = int(self.config.matters.grouping.reopen_window.total_seconds() * 1e9)
+        window = ns(self.config.matters.grouping.reopen_window)
         now = self.clock()
         self._unpublished.update(
             s.alert_id for s in self.desk.alerts()
@@ -359,7 +359,7 @@ class Hub:
         one per tick)."""
         if self.boards is None:
             raise InvariantError("Hub._board_loop started without boards")
-        interval = int(self.board_settings.interval.total_seconds() * 1e9)
+        interval = ns(self.board_settings.interval)
         due: int | None = None
         while not stop.is_set():
             now = self.clock()

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Literal
 
 from gridcall.edge_agent.sources import Sample
-from gridcall.wire.clock import Clock
+from gridcall.wire.clock import Clock, ns
 
 Format = Literal["influx-v1", "influx-v2", "logger"]
 TIME_NAMES = ("time", "timestamp", "ts", "date", "datetime", "_time", "time_utc", "datetime_utc")
@@ -172,7 +172,7 @@ def parse_time(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return ns(delta)
 
 
 def parse_value(text: str) -> float | None:

@@ -77,3 +77,15 @@ def test_an_invariant_that_does_not_hold_raises_our_error_even_under_python_O() 
     invariant(True, "fine")
     with pytest.raises(InvariantError, match="spool is set"):
         invariant(None, "spool is set")
+
+
+def test_a_duration_in_nanoseconds_is_exact_for_a_timedelta() -> None:
+    from datetime import timedelta
+
+    from gridcall.wire.clock import ns, seconds
+
+    # int(total_seconds() * 1e9), which the desk used, gives 1000999999 here
+    assert ns(timedelta(milliseconds=1001)) == 1_001_000_000
+    assert ns(timedelta(days=1, microseconds=1)) == 86_400_000_001_000
+    assert ns(0.25) == 250_000_000
+    assert seconds(1_500_000_000) == 1.5

@@ -32,9 +32,10 @@ wall_clock: Clock = time.time_ns
 
 
 def ns(delta: timedelta | float) -> int:
-    """A duration (a timedelta or seconds) in whole nanoseconds."""
-    seconds = delta.total_seconds() if isinstance(delta, timedelta) else delta
-    return round(seconds * NS)
+    """A duration (a timedelta, exactly; or seconds, rounded) in whole nanoseconds."""
+    if isinstance(delta, timedelta):
+        return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
+    return round(delta * NS)
 
 
 def seconds(ns_: int | float) -> float:

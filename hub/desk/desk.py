@@ -32,7 +32,6 @@ import heapq
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
@@ -52,7 +51,7 @@ from gridcall.hub.desk.lifecycle import (
 from gridcall.hub.desk.policy import Decision, Policy, UnknownSensor
 from gridcall.hub.desk.spread import Sighting, SpreadWindow
 from gridcall.wire import AnomalyEvent, Severity, Tier
-from gridcall.wire.clock import NS
+from gridcall.wire.clock import ns
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +136,6 @@ class DeskCounters:
         return self.escalations_deadline + self.escalations_manual + self.tier_raises
 
 
-def _ns(delta: timedelta) -> int:
-    return int(delta.total_seconds() * NS)
-
-
 class Desk:
     """``desk = Desk(config, Ledger(store)); await desk.start()``, then feed it events,
     actions and ticks. One desk per ledger: it is the only writer."""
@@ -161,7 +156,7 @@ class Desk:
         """(alert, sensor) -> when the sensor last added evidence or opened the alert."""
         self._sensors: dict[str, dict[str, None]] = {}
         """alert -> the sensors that opened it or added evidence, in order (the boards)."""
-        self._spread = SpreadWindow(_ns(config.matters.rules.spread.window))
+        self._spread = SpreadWindow(ns(config.matters.rules.spread.window))
         self._next = 1
         self._timers: list[tuple[int, str, int]] = []
         """(deadline, alert, step n): the deadline each open alert waits on (a heap)."""
@@ -396,7 +391,7 @@ class Desk:
             else:
                 latest = self._states.get(self._latest.get(key, ""))
                 if latest is not None and latest.closed_at is not None and (
-                        now - latest.closed_at <= _ns(self.grouping.reopen_window)):
+                        now - latest.closed_at <= ns(self.grouping.reopen_window)):
                     outcome = await self._reopen(latest, event, matter_, now, spread, note)
                 else:
                     outcome = await self._open_new(event, matter_, now, spread, note)
@@ -457,7 +452,7 @@ class Desk:
     async def _evidence(self, state: AlertState, event: AnomalyEvent, now: int,
                         spread: dict[str, int], note: str | None = None) -> EventOutcome:
         last = self._last_seen.get((state.alert_id, event.sensor))
-        gap = _ns(self.grouping.evidence_gap)
+        gap = ns(self.grouping.evidence_gap)
         rise_probe = self._rise(state, event, now, spread)
         if last is not None and now - last < gap and rise_probe is None:
             self.counters.evidence_suppressed += 1

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from types import MappingProxyType
 
 from gridcall.config import ConfigSet, SensorSpec
 from gridcall.config.models import Matter, MatterDeadlines, Responsibility
 from gridcall.config.rules import TierRules
 from gridcall.wire import AnomalyEvent, Deadlines, Departments, RiskAlert, Severity
-from gridcall.wire.clock import NS
+from gridcall.wire.clock import NS, ns
 from gridcall.wire.ladder import RESPONSIBLE_LEVEL, Tier, UnitLevel, above, tier_up
 
 UNCLASSIFIED = Matter(
@@ -91,18 +90,14 @@ def route(tier: Tier, sensor_path: Place) -> Route:
     return Route(unit, level, address)
 
 
-def _ns(delta: timedelta) -> int:
-    return int(delta.total_seconds() * NS)
-
-
 def absolute(deadlines: MatterDeadlines, opened_at: int) -> Deadlines:
-    return Deadlines(response=opened_at + _ns(deadlines.response),
-                     arrival=opened_at + _ns(deadlines.arrival),
-                     disposal=opened_at + _ns(deadlines.disposal))
+    return Deadlines(response=opened_at + ns(deadlines.response),
+                     arrival=opened_at + ns(deadlines.arrival),
+                     disposal=opened_at + ns(deadlines.disposal))
 
 
-def _span(ns: int) -> str:
-    s = ns // NS
+def _span(span_ns: int) -> str:
+    s = span_ns // NS
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= size and s % size == 0:
             return f"{s // size}{unit}"
@@ -123,7 +118,7 @@ def judge(rules: TierRules, base: Tier, *, severity: Severity, tags: Iterable[st
     if site is not None:
         up += site[0]
         reasons.append(f"site {site[1]} +{site[0]}")
-    window = _span(_ns(rules.spread.window))
+    window = _span(ns(rules.spread.window))
     spread_rule = max(((r.up, r) for r in rules.spread.when if spread.get(r.of, 0) >= r.count),
                       default=None, key=lambda x: x[0])
     if spread_rule is not None:
@@ -131,12 +126,12 @@ def judge(rules: TierRules, base: Tier, *, severity: Severity, tags: Iterable[st
         up += r.up
         reasons.append(f"spread: {spread[r.of]} {r.of} within {window} +{r.up}")
     lasting = max(((p.up, p) for p in rules.persistence
-                   if persisted_ns >= _ns(p.longer_than)),
+                   if persisted_ns >= ns(p.longer_than)),
                   default=None, key=lambda x: x[0])
     if lasting is not None:
         p = lasting[1]
         up += p.up
-        reasons.append(f"persistence: reported for over {_span(_ns(p.longer_than))} +{p.up}")
+        reasons.append(f"persistence: reported for over {_span(ns(p.longer_than))} +{p.up}")
     return Verdict(tier_up(base, up), up, tuple(reasons))
 
 
