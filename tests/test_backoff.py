@@ -89,3 +89,12 @@ def test_a_duration_in_nanoseconds_is_exact_for_a_timedelta() -> None:
     assert ns(timedelta(days=1, microseconds=1)) == 86_400_000_001_000
     assert ns(0.25) == 250_000_000
     assert seconds(1_500_000_000) == 1.5
+
+
+def test_a_database_that_refuses_our_login_is_refused_not_unreachable() -> None:
+    from gridcall.hub.ingest.sinks import RetryableSinkError, SinkAuthError, SinkConfigError
+
+    assert classify_error(SinkAuthError("401 unauthorized", status=401)) is Outcome.REFUSED
+    assert classify_error(SinkConfigError("404 database not found")) is Outcome.REFUSED
+    assert classify_error(RetryableSinkError("connection refused")) is Outcome.RETRY
+    assert isinstance(SinkAuthError("403"), CredentialsRefused)

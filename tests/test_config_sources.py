@@ -143,3 +143,20 @@ def test_out_of_range_values_are_refused_by_the_models() -> None:
     with pytest.raises(ValueError, match="less than or equal to 255"):
         SerialSettings.model_validate({"type": "serial", "port": "/dev/ttyACM0",
                                      "devices": [{"id": 1, "channels": {256: "a"}}]})
+
+
+def test_every_source_type_but_simulated_has_one_registered_kind() -> None:
+    """A new source is its settings model and one module with its KIND, registered once."""
+    from gridcall.config.sources import SOURCE_TYPES
+    from gridcall.edge_agent.source_factory import SOURCES, kind_of
+
+    assert set(SOURCE_TYPES) - {"simulated"} == set(SOURCES)
+    cfg = load_config(SAMPLE_DISTRICT)
+    kinds = {a.source.type: kind_of(a.source) for a in cfg.agents.values()}
+    assert set(kinds) == set(SOURCE_TYPES)  # the sample district has one of each
+    for name, kind in kinds.items():
+        if name == "simulated":
+            assert kind is None  # the composition root supplies simulated sources
+        else:
+            assert kind is not None
+            assert kind.settings.model_fields["type"].annotation.__args__ == (name,)
