@@ -45,12 +45,15 @@ from gridcall.config.local_mqtt import LocalMqttSettings, parse_path
 from gridcall.config.sources import ModbusSettings, Register, SerialDevice, SerialSettings
 from gridcall.firmware_bridge.frames import MAX_CHANNELS, Frame, encode
 from gridcall.firmware_bridge.pty import NullModem, PtyPort
+from gridcall.wire.cancelsafe import stop_tasks
 
 if TYPE_CHECKING:
     from pymodbus.simulator import SimDevice
 
 ValueAt = Callable[[str, float], float | None]
 """The value of a sensor at a POSIX time (None: the sensor has none)."""
+STOP_S = 10.0
+"""Seconds a stopping simulated device waits for its server task to end."""
 
 
 class FirmwareSim:
@@ -236,9 +239,7 @@ async def _run_modbus(link: Path, settings: ModbusSettings, value_at: ValueAt,
         print(f"simdevice: modbus, slaves {slaves} at {link}", flush=True)
         await stop.wait()
         await server.shutdown()  # type: ignore[no-untyped-call]
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks([task], STOP_S, what="simdevice modbus server", raise_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

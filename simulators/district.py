@@ -14,7 +14,6 @@ at most ``drain_timeout`` seconds for the hub's last writes, whatever the sink's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -36,7 +35,11 @@ from gridcall.simulators.streams import Injection
 from gridcall.simulators.town import SimulatedSource, SimulatedTown
 from gridcall.wire import Decoder, MalformedMessage, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress, describe_failure
+from gridcall.wire.cancelsafe import stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
+
+STOP_S = 10.0
+"""Seconds a stopping district waits for each of its tasks once cancelled."""
 
 
 class BrokerUnreachable(ConnectionError):
@@ -185,12 +188,8 @@ class InProcessDistrict:
     async def _abort(self) -> None:
         """Undo a start that failed: stop the hub (nothing to drain) and the listener."""
         self._stop_hub.set()
-        for task in (self._hub_task, self._listener, self._responders_task):
-            if task is not None and not task.done():
-                task.cancel()
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await stop_tasks([t for t in (self._hub_task, self._listener, self._responders_task)
+                          if t is not None], STOP_S, what="simulated district")
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -218,9 +217,8 @@ class InProcessDistrict:
                 break
             await asyncio.sleep(0.05)
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await self._listener
+            await stop_tasks([self._listener], STOP_S, what="simulated district's listener",
+                             raise_errors=True, ignore=(aiomqtt.MqttError,))
 
     def _ours(self, alert: RiskAlert) -> bool:
         """An alert our hub opened (alert ids are per hub: a concurrent run on a shared

@@ -22,6 +22,7 @@ from pymodbus import FramerType
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from gridcall.config import ConfigSet
 from gridcall.config.local_mqtt import LocalMqttSettings
 from gridcall.config.sources import ModbusSettings, SerialSettings
 from gridcall.edge_agent.local_mqtt import LocalMqttSource
@@ -30,6 +31,8 @@ from gridcall.edge_agent.serial_source import SerialFrameSource
 from gridcall.edge_agent.sources import Source
 from gridcall.firmware_bridge.frames import Frame, encode
 from gridcall.firmware_bridge.pty import NullModem, PtyPort
+from gridcall.simulators.town import SimulatedTown
+from gridcall.wire.cancelsafe import cancel_safe, stop_tasks
 
 BOUND = 30.0
 """Seconds a cancelled source may take to end before the test calls it a hang."""
@@ -180,3 +183,50 @@ async def test_a_local_mqtt_source_ends_when_cancelled_reading(mqtt_url: str) ->
         stop.set()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(talking, BOUND)
+
+
+# --------------------------------------------------------------------------- simulated
+
+async def test_a_simulated_source_ends_when_cancelled(cfg: ConfigSet) -> None:
+    town = SimulatedTown(cfg, interval_scale=0.001)  # every sensor, many times a second
+    agent = next(a.id for a in cfg.agents.values() if a.source.type == "simulated")
+    await each_point(lambda: town.source(agent))
+
+
+# --------------------------------------------------------------------------- the helpers
+
+async def stubborn(started: asyncio.Event, release: asyncio.Event) -> None:
+    """Ignores every cancel until ``release`` is set (the bug the helpers guard against)."""
+    started.set()
+    while not release.is_set():
+        with contextlib.suppress(asyncio.CancelledError):
+            await release.wait()
+
+
+async def test_stop_tasks_leaves_a_task_that_ignores_its_cancel_behind_and_returns_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    bad = asyncio.create_task(stubborn(started, release), name="stubborn")
+    good = asyncio.create_task(asyncio.sleep(3600), name="sleeper")
+    await started.wait()
+    left = await asyncio.wait_for(stop_tasks([bad, good], 0.2, what="test"), BOUND)
+    assert left == {bad}
+    assert good.cancelled()
+    assert "test: stubborn did not end within" in caplog.text
+    release.set()
+    await asyncio.wait_for(bad, BOUND)
+
+
+async def test_cancel_safe_raises_the_callers_cancel_even_if_the_call_swallows_it() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def caller() -> None:
+        await cancel_safe(stubborn(started, release), settle=0.2)
+
+    task = asyncio.create_task(caller())
+    await started.wait()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=BOUND)
+    assert done, "cancel_safe did not pass on the caller's cancel: a hang"
+    assert task.cancelled()
+    release.set()  # the call left behind ends too

@@ -35,6 +35,7 @@ from gridcall.cli.common import (
     until_signal,
 )
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet
+from gridcall.wire.cancelsafe import stop_tasks
 from gridcall.wire.errors import InvariantError
 
 WORKER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
@@ -124,9 +125,8 @@ def hub_ingest(
             finally:
                 announce.cancel()
                 if writer is not None:
-                    writer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await writer
+                    await stop_tasks([writer], 10.0, what="ingest worker's board writer",
+                                     raise_errors=True)
                 if stats is not None:
                     _dump(stats, w.stats())
 

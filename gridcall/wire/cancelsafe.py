@@ -59,10 +59,14 @@ async def cancel_safe(aw: Awaitable[T], *, settle: float = SETTLE, what: str = "
 
 
 async def stop_tasks(tasks: Iterable[asyncio.Future[Any]], bound: float, *,
-                     what: str = "") -> set[asyncio.Future[Any]]:
+                     what: str = "", raise_errors: bool = False,
+                     ignore: tuple[type[BaseException], ...] = ()) -> set[asyncio.Future[Any]]:
     """Cancel ``tasks`` and wait up to ``bound`` seconds for them to end; the ones still
     running are logged by name and returned (and left behind). A cancel of the caller
-    while waiting is raised, not swallowed; the tasks' own outcomes are not raised."""
+    while waiting is raised, not swallowed. With ``raise_errors``, the first error a task
+    ended with (other than ``ignore``) is raised once all were waited for; without, the
+    tasks' outcomes are read and dropped, as ``gather(..., return_exceptions=True)``."""
+    tasks = list(tasks)
     pending = {t for t in tasks if not t.done()}
     for task in pending:
         task.cancel()
@@ -72,6 +76,10 @@ async def stop_tasks(tasks: Iterable[asyncio.Future[Any]], bound: float, *,
         names = ", ".join(sorted(_name(t) for t in pending))
         log.error("%s: %s did not end within %.0fs of being cancelled; left behind",
                   what or "stopping", names, bound)
+    errors = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+    for error in errors:
+        if raise_errors and error is not None and not isinstance(error, ignore):
+            raise error
     return pending
 
 
