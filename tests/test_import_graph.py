@@ -200,6 +200,32 @@ def test_no_import_runs_up_the_layers() -> None:
     assert not upward, "imports against the layers:\n" + "\n".join(upward)
 
 
+def test_no_cycle_between_the_hubs_wings() -> None:
+    """The hub's wings (hub/ingest, hub/desk, hub/notify, hub/board, hub/api) and its
+    modules beside them, each taken as one node: their imports form no cycle either, even
+    where no two single modules do."""
+    edges, _ = graph()
+
+    def wing(module: str) -> str | None:
+        parts = module.split(".")
+        return ".".join(parts[:3]) if parts[:2] == ["gridcall", "hub"] and len(parts) > 2 else None
+
+    wings: dict[str, dict[str, int]] = {}
+    for module, targets in edges.items():
+        if (mine := wing(module)) is None:
+            continue
+        wings.setdefault(mine, {})
+        for target, line in targets.items():
+            theirs = wing(target)
+            if theirs is not None and theirs != mine:
+                wings[mine].setdefault(theirs, line)
+                wings.setdefault(theirs, {})
+    assert {"gridcall.hub.ingest", "gridcall.hub.desk", "gridcall.hub.api"} <= set(wings)
+    found_cycles = cycles(wings)
+    assert not found_cycles, "cycles between the hub's wings:\n" + "\n".join(
+        " → ".join(cycle) for cycle in found_cycles)
+
+
 def test_the_package_root_stays_light() -> None:
     """``import gridcall`` (what every ``gridcall.x`` import runs first) loads nothing of
     gridcall's and no third-party library: just the version."""
