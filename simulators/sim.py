@@ -173,11 +173,10 @@ class _SimHub(Hub):
         """Messages being handled now (the desk may be mid-step for one of them)."""
         self._peek = Decoder()
 
-    async def handle(self, topic: str, payload: bytes, client: aiomqtt.Client, *,
-                     retained: bool = False) -> None:
+    async def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         self.busy += 1
         try:
-            await super().handle(topic, payload, client, retained=retained)
+            await super().handle(topic, payload, retained=retained)
         finally:
             self.busy -= 1
             if topic.startswith(f"{topics.PREFIX}/events/"):

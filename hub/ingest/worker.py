@@ -1,6 +1,7 @@
 """One ingest worker: readings from MQTT into the sink, nothing else.
 
-The hub runs one in its own process by default (``Hub`` with ``readings=True``); for
+The hub runs one in its own process by default (``Hub`` with ``readings=True``, the desk
+running beside it: :meth:`IngestWorker.run`'s ``beside``); for
 more throughput, ``gridcall hub ingest`` runs workers as separate processes, on one
 machine or several, joined in one MQTT shared subscription. Each worker has its own
 persistent session (client id), its own spool folder and its own dedup window; the
@@ -11,8 +12,10 @@ again, which InfluxDB keeps once (same series and timestamp).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from gridcall.hub.ingest.consumer import ReadingsConsumer
 from gridcall.hub.ingest.runner import Ingest, Unwritten
 from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.ingest.spool import Spool
+from gridcall.wire import Decoder
 from gridcall.wire.broker import BrokerAddress
 
 
@@ -42,22 +46,38 @@ class IngestWorker:
                  share_group: str | None = None, spool_dir: Path | str | None = None,
                  username: str | None = None, password: str | None = None,
                  keepalive: int = 30, max_points: int = 5000, flush_interval: float = 0.5,
-                 drain_timeout: float = 10.0) -> None:
+                 drain_timeout: float = 10.0, decoder: Decoder | None = None) -> None:
         self.drain_timeout = drain_timeout
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush_interval,
                              spool=self.spool)
         self.consumer = ReadingsConsumer(
             self.ingest, address=address, client_id=client_id, share_group=share_group,
-            username=username, password=password, keepalive=keepalive)
+            username=username, password=password, keepalive=keepalive, decoder=decoder)
         self.unwritten = Unwritten()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *, beside: Awaitable[None] | None = None
+                  ) -> None:
         """Ingest until ``stop``; then write out what is held (bounded by
-        ``drain_timeout``; spooled if the sink is down), acknowledge it and disconnect."""
-        self.unwritten = await self.ingest.serve(self.consumer.run(stop), stop,
+        ``drain_timeout``; spooled if the sink is down), acknowledge it and disconnect.
+        ``beside`` (the hub's desk) runs alongside and is awaited before the drain; if it
+        ends before ``stop`` is set, the consumer is cancelled with it."""
+        self.unwritten = await self.ingest.serve(self._consume(stop, beside), stop,
                                                  self.drain_timeout)
         await self.consumer.close()
+
+    async def _consume(self, stop: asyncio.Event, beside: Awaitable[None] | None) -> None:
+        if beside is None:
+            await self.consumer.run(stop)
+            return
+        readings = asyncio.create_task(self.consumer.run(stop), name="hub-readings")
+        try:
+            await beside
+        finally:
+            if not stop.is_set():
+                readings.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await readings
 
     def stats(self) -> dict[str, Any]:
         """Counters and resource use, for people and the benchmark (JSON-ready)."""

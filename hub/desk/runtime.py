@@ -1,0 +1,384 @@
+"""The desk in service: its MQTT connection, the roster and outages, retained publishing
+and the deadline timers around one :class:`~gridcall.hub.desk.desk.Desk`.
+
+- **Connection**: one aiomqtt client with a persistent session (fixed client id,
+  ``clean_session=False``, QoS 1) on the events and status topics, reconnecting through
+  the one :class:`~gridcall.wire.backoff.Reconnect`. Readings that an older session still
+  delivers here are handed to ``readings`` (the hub's ingest).
+- **Events**: each anomaly event is recorded in the store (``record_event``, once per
+  ``(agent, seq)``) and given to the desk; fresh ones also go to ``anomaly_hooks`` (the
+  board writer).
+- **Roster and outages**: status messages feed the :class:`~gridcall.hub.desk.roster.Roster`;
+  an agent that loses its connection (last will) or falls silent raises the offline matter
+  (``EDGE-OFFLINE``) in each grid its sensors are in, through the desk like any other
+  alert; its return is noted on those alerts.
+- **Publishing**: after each desk step the alert's current state is published *retained*
+  at every address it has had; a step whose publication failed (broker down) is published
+  again on reconnect, and at start every open or recently closed alert is published again.
+- **Timers**: :meth:`DeskRuntime.tick` fires breached deadlines and silent agents;
+  :meth:`DeskRuntime.run` calls it every ``tick_interval`` seconds of real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiomqtt
+
+from gridcall.config import ConfigSet
+from gridcall.hub.desk.desk import Change, Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import AlertState
+from gridcall.hub.desk.policy import UnknownSensor
+from gridcall.hub.desk.roster import Roster, RosterEvent, UnknownAgent
+from gridcall.hub.store import Store
+from gridcall.wire import (
+    AgentStatus,
+    AnomalyEvent,
+    Decoder,
+    MalformedMessage,
+    ReadingBatch,
+    encode,
+    topics,
+)
+from gridcall.wire.backoff import Reconnect
+from gridcall.wire.broker import (
+    MQTT_RECONNECT,
+    BrokerAddress,
+    describe_failure,
+    mqtt_outcome,
+)
+from gridcall.wire.clock import Clock, ns
+
+log = logging.getLogger(__name__)
+
+OUTAGE_SEQ = 2**62
+"""Base of the event sequence numbers the hub gives agent outages (see _raise_offline)."""
+
+Readings = Callable[[ReadingBatch], Awaitable[object]]
+
+
+class Handler(Protocol):
+    async def __call__(self, topic: str, payload: bytes, *, retained: bool = False
+                       ) -> None: ...
+
+
+@dataclass
+class HubCounters:
+    messages: int = 0
+    events: int = 0
+    duplicate_events: int = 0
+    anomaly_starts: int = 0
+    alerts_opened: int = 0
+    alerts_published: int = 0
+    alert_publish_failures: int = 0
+    escalations: int = 0
+    connects: int = 0
+    credentials_refused: int = 0
+    agent_outages: int = 0
+    """Outages (last will or silence) of configured agents, each raising EDGE-OFFLINE."""
+    offline_alert_failures: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    alerts_by_tier: Counter[str] = field(default_factory=Counter)
+    alerts_by_unit: Counter[str] = field(default_factory=Counter)
+
+
+class DeskRuntime:
+    def __init__(self, config: ConfigSet, store: Store, *, address: BrokerAddress,
+                 client_id: str, clock: Clock, tick_interval: float = 1.0,
+                 decoder: Decoder | None = None, readings: Readings | None = None) -> None:
+        settings = config.hub
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.address = address
+        self.client_id = client_id
+        self.tick_interval = tick_interval
+        self.decoder = decoder or Decoder()
+        self._readings = readings
+        self.desk = Desk(config, Ledger(store))
+        """The alert desk: the API and the notifier use it (``desk.add_hook``)."""
+        self.desk.add_hook(self._on_change)
+        self.roster = Roster(config, silent_after=settings.boards.silent_after)
+        """The agents the hub hears from (status topics), their outages and sensors."""
+        self.anomaly_hooks: list[Callable[[AnomalyEvent], None]] = []
+        """Called with each anomaly event the store had not seen (the board writer)."""
+        self.on_message: Handler = self.handle
+        """What the connection calls with each message (a wrapper may count them: the
+        simulator does); :meth:`handle` by default."""
+        self.also_subscribed: asyncio.Event | None = None
+        """Another connection :attr:`subscribed` waits for (the readings consumer's)."""
+        self._offline_matter: str | None = settings.boards.offline_matter
+        if not any(m.code == self._offline_matter for m in config.matters.matters):
+            log.warning("hub: the matter catalog has no %s: agents that go offline are "
+                        "shown on the boards but raise no alert", self._offline_matter)
+            self._offline_matter = None
+        self._mqtt: aiomqtt.Client | None = None
+        self._unpublished: set[str] = set()
+        self.counters = HubCounters()
+        self.agents: dict[str, AgentStatus] = {}
+        self.opened: list[str] = []
+        self.subscribed = asyncio.Event()
+        self._warned = 0
+        self._unknown_agents: set[str] = set()
+
+    @property
+    def malformed(self) -> int:
+        return self.decoder.malformed_total + sum(self.counters.rejected.values())
+
+    def _bad(self, exc: Exception) -> None:
+        self._warned += 1
+        if self._warned <= 10 or self._warned % 1000 == 0:
+            log.warning("%s (%d rejected so far)", exc, self._warned)
+
+    # ------------------------------------------------------------------ messages
+
+    async def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
+        self.counters.messages += 1
+        try:
+            if topic.startswith(f"{topics.PREFIX}/readings/") and self._readings is not None:
+                await self._readings(self.decoder.readings(topic, payload))
+            elif topic.startswith(f"{topics.PREFIX}/events/"):
+                await self._event(topic, payload)
+            elif topic.startswith(f"{topics.PREFIX}/status/"):
+                await self._status(topic, payload, retained)
+            else:
+                self.counters.rejected["unexpected_topic"] += 1
+        except MalformedMessage as exc:
+            self._bad(exc)
+
+    async def _status(self, topic: str, payload: bytes, retained: bool) -> None:
+        status = self.decoder.status(topic, payload)
+        self.agents[status.agent] = status
+        try:
+            changes = self.roster.observe(status, self.clock(), retained=retained)
+        except UnknownAgent as exc:
+            # Not malformed, and maybe not news: a decommissioned agent's retained status,
+            # or another installation's on a shared broker. Counted by the roster; said
+            # once per agent id (a warning if it speaks live to this hub now).
+            if exc.agent not in self._unknown_agents:
+                self._unknown_agents.add(exc.agent)
+                log.log(logging.INFO if retained else logging.WARNING, "hub: %s%s", exc,
+                        " (a retained status)" if retained else "")
+            return
+        await self._on_roster(changes)
+
+    async def _on_roster(self, changes: list[RosterEvent]) -> None:
+        """An outage raises the offline matter in each grid the agent's sensors are in (a
+        grid where it is open already gets the outage as evidence); a recovery is noted
+        on those alerts, which stay open until people close them."""
+        for change in changes:
+            if change.kind == "down":
+                self.counters.agent_outages += 1
+                log.warning("hub: edge agent %s %s", change.agent, change.reason)
+            else:
+                log.info("hub: edge agent %s is back online", change.agent)
+            if self._offline_matter is None:
+                continue
+            try:
+                if change.kind == "down":
+                    await self._raise_offline(change, self._offline_matter)
+                else:
+                    await self._note_back(change, self._offline_matter)
+            except Exception:  # the desk failed (disk full?): the MQTT loop must go on
+                self.counters.offline_alert_failures += 1
+                log.exception("hub: could not record %s of edge agent %s at the desk",
+                              change.kind, change.agent)
+
+    async def _raise_offline(self, change: RosterEvent, matter: str) -> None:
+        for i, (grid, sensor) in enumerate(self.roster.grids_of(change.agent).items()):
+            # Sequence numbers of the agent's own events count up from 0; these sit far
+            # above them (2**62 + the hub's time, one per grid; below 2**63, SQLite's
+            # limit), so an outage never takes the (agent, seq) of a real event.
+            seq = OUTAGE_SEQ + (change.at + i) % OUTAGE_SEQ
+            event = AnomalyEvent(agent=change.agent, seq=seq,
+                                 sensor=sensor, kind="dropout", severity="major",
+                                 score=1.0, value=None, ts=change.at, detector="hub.roster")
+            name = self.config.units[grid].name
+            await self.desk.on_event(event, change.at, matter=matter,
+                                     note=f"edge agent {change.agent} {change.reason}; no "
+                                          f"data from its sensors in {name}")
+
+    async def _note_back(self, change: RosterEvent, matter: str) -> None:
+        grids = set(self.roster.grids_of(change.agent))
+        for state in self.desk.alerts(open_only=True):
+            if state.alert.matter == matter and state.place[-1] in grids:
+                await self.desk.note(state.alert_id, f"edge agent {change.agent} back "
+                                     "online; close the alert once the cause is known",
+                                     change.at)
+
+    async def _event(self, topic: str, payload: bytes) -> None:
+        event = self.decoder.event(topic, payload)
+        if event.sensor not in self.config.sensors:
+            self.counters.rejected["unknown_sensor"] += 1
+            self._bad(UnknownSensor(event.sensor, event.agent))
+            return
+        fresh = await self.store.record_event(event, payload)
+        if fresh:
+            for hook in self.anomaly_hooks:
+                hook(event)
+            self.counters.events += 1
+            if event.phase == "start":
+                self.counters.anomaly_starts += 1
+        else:
+            self.counters.duplicate_events += 1
+        outcome = await self.desk.on_event(event, self.clock())
+        if outcome.duplicate and outcome.alert is not None:
+            # At least once: a redelivered event republishes its alert's current state,
+            # so a crash between the ledger and the broker cannot leave it unpublished.
+            await self._publish(outcome.alert)
+
+    # ------------------------------------------------------------------ publishing
+
+    async def _on_change(self, change: Change) -> None:
+        t = change.transition
+        if t.action == "open":
+            self.counters.alerts_opened += 1
+            self.opened.append(t.alert_id)
+            self.counters.alerts_by_tier[t.tier] += 1
+            self.counters.alerts_by_unit[t.unit] += 1
+        elif t.action == "escalate":
+            self.counters.escalations += 1
+        await self._publish(change.alert)
+
+    async def _publish(self, state: AlertState) -> None:
+        """The alert's current state, retained, at each address it has had; if the broker
+        is not there it is remembered and published on reconnect."""
+        self._unpublished.add(state.alert_id)
+        client = self._mqtt
+        if client is None:
+            return
+        payload = encode(state.alert)
+        try:
+            for address in state.addresses:
+                await client.publish(topics.alert_topic(address, state.alert_id), payload,
+                                     qos=1, retain=True)
+                self.counters.alerts_published += 1
+        except aiomqtt.MqttError as exc:
+            self.counters.alert_publish_failures += 1
+            log.warning("hub: alert %s not published (%s); again on reconnect",
+                        state.alert_id, exc)
+            return
+        self._unpublished.discard(state.alert_id)
+
+    async def start(self) -> None:
+        """Rebuild the alerts from the ledger (once; :meth:`run` does it if not done)."""
+        if self.desk.started:
+            return
+        await self.desk.start()
+        window = ns(self.config.matters.grouping.reopen_window)
+        now = self.clock()
+        self._unpublished.update(
+            s.alert_id for s in self.desk.alerts()
+            if s.is_open or (s.closed_at is not None and now - s.closed_at <= window))
+
+    async def _republish(self) -> None:
+        for alert_id in sorted(self._unpublished):
+            await self._publish(self.desk.get(alert_id))
+
+    # ------------------------------------------------------------------ timers
+
+    async def tick(self, now: int | None = None) -> None:
+        """One tick of the timers at ``now`` (default: the clock): breached deadlines
+        fire, agents fallen silent raise their outage. :meth:`run` calls it every
+        ``tick_interval``; a simulation (simulators/sim.py) as its clock moves."""
+        now = self.clock() if now is None else now
+        try:
+            await self.desk.tick(now)
+        except Exception:  # a failed tick (disk full?) must not stop the timers
+            log.exception("hub: deadline tick failed; trying again")
+        await self._on_roster(self.roster.check(now))
+
+    async def _timers(self, stop: asyncio.Event) -> None:
+        """Fire breached deadlines every ``tick_interval`` seconds (each escalation is
+        stamped with its deadline, however late the tick)."""
+        while not stop.is_set():
+            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.tick_interval)
+
+    # ------------------------------------------------------------------ connection
+
+    def _client(self) -> aiomqtt.Client:
+        user, password = self.config.hub.broker.credentials()
+        return aiomqtt.Client(
+            self.address.host, self.address.port, username=user, password=password,
+            identifier=self.client_id, clean_session=False,
+            tls_context=self.address.tls_context(),
+            keepalive=int(self.config.hub.broker.keepalive.total_seconds()),
+            # Without it an alert published right after the event's PUBACK waits ~40 ms
+            # for the broker's delayed TCP ACK (Nagle); p50 reading→alert was 42 ms.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The connection and the deadline timers until ``stop``."""
+        await self.start()
+        timers = asyncio.create_task(self._timers(stop), name="hub-timers")
+        try:
+            await self._consume(stop)
+        finally:
+            timers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timers
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, stop=stop,
+                          config=self.config.hub.broker.credentials)
+        while not stop.is_set():
+            try:
+                async with self._client() as client:
+                    self.counters.connects += 1
+                    retry.connected()
+                    await client.subscribe([(topics.EVENTS, 1), (topics.STATUS, 1)])
+                    # Readings have their own connection (acknowledged after the write);
+                    # a session from before that still delivers them here until this
+                    # unsubscribe, and handle() still takes those.
+                    await client.unsubscribe(topics.READINGS)
+                    self._mqtt = client
+                    await self._republish()
+                    stopper = asyncio.create_task(stop.wait())
+                    if self.also_subscribed is not None:  # subscribed = both connections
+                        ready = asyncio.create_task(self.also_subscribed.wait())
+                        await asyncio.wait({ready, stopper},
+                                           return_when=asyncio.FIRST_COMPLETED)
+                        ready.cancel()
+                    self.subscribed.set()
+                    try:
+                        while not stop.is_set():
+                            getter = asyncio.ensure_future(anext(client.messages))
+                            done, _ = await asyncio.wait({getter, stopper},
+                                                         return_when=asyncio.FIRST_COMPLETED)
+                            if getter not in done:
+                                getter.cancel()
+                                break
+                            msg = getter.result()
+                            payload = msg.payload
+                            if not isinstance(payload, bytes | bytearray):
+                                payload = str(payload).encode()
+                            await self.on_message(str(msg.topic), bytes(payload),
+                                                  retained=bool(msg.retain))
+                    finally:
+                        stopper.cancel()
+                        self._mqtt = None
+            except aiomqtt.MqttError as exc:
+                self._mqtt = None
+                self.subscribed.clear()
+                failure = retry.failed(exc)
+                if failure.refused:
+                    self.counters.credentials_refused += 1
+                if stop.is_set():
+                    return
+                log.warning("hub: %s; retrying in %.1fs", describe_failure(self.address, exc),
+                            failure.delay)
+                await retry.pause(failure)  # a stop cuts the wait short
+
+
+__all__ = ["OUTAGE_SEQ", "DeskRuntime", "HubCounters"]
