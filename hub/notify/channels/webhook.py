@@ -36,7 +36,8 @@ class Webhook:
         payload = {"version": "1.0", "title": message.title,
                    "message": self.body(channel, message), "attachments": [], "type": "info"}
         try:
-            response = httpx.post(channel.url, json=payload, headers=headers, timeout=timeout)
+            response = httpx.post(channel.url, json=payload, headers=headers, timeout=timeout,
+                                  follow_redirects=True)  # as apprise did
         except httpx.HTTPError as exc:
             raise DeliveryError(f"{type(exc).__name__}: {exc or 'no answer'}") from exc
         if not response.is_success:
