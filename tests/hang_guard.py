@@ -61,6 +61,7 @@ class _Guard:
 
     stderr: TextIO = sys.stderr
     session: threading.Timer | None = None
+    owner: pytest.Config | None = None
 
 
 _guard = _Guard()
@@ -148,6 +149,12 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
 # ------------------------------------------------------------------ 3: the session
 
 def pytest_configure(config: pytest.Config) -> None:
+    # only the outermost session: an in-process pytest run inside a test (pytester) that
+    # loaded this plugin must not arm a second watchdog, nor bound the process's exit
+    # when it ends while the outer session goes on
+    if _guard.owner is not None:
+        return
+    _guard.owner = config
     # capture is suspended while plugins configure: fd 2 is the real stderr; keep a copy,
     # since during a test it points at the capture file, which an exit would lose
     _guard.stderr = os.fdopen(os.dup(2), "w", buffering=1)
@@ -162,6 +169,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if config is not _guard.owner:
+        return
     if _guard.session is not None:
         _guard.session.cancel()
     # the tests are over; what is left is the interpreter's exit: bound it too

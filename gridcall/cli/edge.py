@@ -55,7 +55,11 @@ def edge_run(
     broker: Annotated[str | None, typer.Option(help="Override the agent's broker URL.")] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Run one edge agent: read its sensors, detect, publish, until Ctrl-C."""
+    """Run one edge agent: read its sensors, detect, publish, until Ctrl-C.
+
+    On Ctrl-C/SIGTERM it flushes for up to 30 s and exits within 40 s
+    whatever its source is doing; a second one exits at once (status 1).
+    """
     from gridcall.edge_agent.agent import EdgeAgent
 
     setup_logging(verbose)

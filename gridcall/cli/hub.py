@@ -41,7 +41,9 @@ def hub_run(
     broker: Annotated[str | None, typer.Option(help="Override hub.broker.url.")] = None,
     drain_timeout: Annotated[float, typer.Option(help="On Ctrl-C/SIGTERM, seconds the hub may "
                                                  "spend writing what it still holds; the "
-                                                 "rest is reported as not written. Keep it "
+                                                 "rest is reported as not written. The "
+                                                 "process exits at the latest 30 s after "
+                                                 "it (a second signal: at once); keep both "
                                                  "under your supervisor's stop timeout.",
                                                  min=0)] = 10.0,
     api: Annotated[str, typer.Option(help="Serve the HTTP API on host:port (e.g. "

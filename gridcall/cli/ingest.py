@@ -64,7 +64,9 @@ def hub_ingest(
                                         "hub.ingest_share_group (--no-share: take every "
                                         "reading, e.g. on a broker without $share).")] = True,
     drain_timeout: Annotated[float, typer.Option(help="On Ctrl-C/SIGTERM, seconds to spend "
-                                                 "writing what is held.", min=0)] = 10.0,
+                                                 "writing what is held; the process exits "
+                                                 "at the latest 30 s after it (a second "
+                                                 "signal: at once).", min=0)] = 10.0,
     stats: Annotated[Path | None, typer.Option(help="Write counters, CPU and peak RSS as "
                                                "JSON to this file every 0.5 s.")] = None,
     verbose: Verbose = False,
