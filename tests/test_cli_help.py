@@ -62,3 +62,12 @@ def test_help_describes_every_option_without_placeholders(path: list[str], comma
     assert not PLACEHOLDER.findall(result.output), result.output
     undescribed = [param.name for param in command.params if not (param.help or "").strip()]
     assert not undescribed, f"gridcall {' '.join(path)}: no help for {undescribed}"
+
+
+@pytest.mark.parametrize(("path", "command"), ALL[1:], ids=[" ".join(p) for p, _ in ALL[1:]])
+def test_each_command_is_one_line_in_its_groups_list(path: list[str], command: Any) -> None:
+    """The list of a group's commands shows each one's first paragraph: one short line,
+    the details after a blank line."""
+    first = " ".join((command.help or "").strip().split("\n\n")[0].split())
+    assert first, f"gridcall {' '.join(path)} has no help"
+    assert len(first) <= 90, f"gridcall {' '.join(path)}: {first!r}"

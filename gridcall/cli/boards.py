@@ -94,8 +94,10 @@ def boards_build(
     )] = DASHBOARDS_PATH,
     snapshot_window: WindowOpt = None,
 ) -> None:
-    """Write Grafana provisioning: the InfluxDB data source (InfluxQL), a file provider
-    and the dashboards (district overview, town board, sensor drill-down) as JSON."""
+    """Write Grafana provisioning files: data source, file provider, dashboards.
+
+    The InfluxDB data source (InfluxQL), a file provider and the dashboards (district
+    overview, town board, sensor drill-down) as JSON."""
     _, spec, dashboards = _boards(config_dir, influx_url, influx_version, database,
                                   influx_token_env, snapshot_window)
     try:
@@ -132,8 +134,9 @@ def boards_push(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.",
                                            min=0.1)] = 15.0,
 ) -> None:
-    """Upload the data source, the gridcall folder and the dashboards through Grafana's
-    HTTP API (dashboards overwritten by uid)."""
+    """Upload the data source, folder and dashboards through Grafana's HTTP API.
+
+    The gridcall folder is made if missing; dashboards are overwritten by uid."""
     from gridcall.boards.push import GrafanaError, push
 
     token = os.environ.get(token_env)

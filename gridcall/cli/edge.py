@@ -146,8 +146,10 @@ def edge_check(
         help="Seconds to wait for values from the agent's source.", min=0.1)] = 10.0,
     verbose: Verbose = False,
 ) -> None:
-    """Commission an edge box: config, serial ports, source values, uplink broker login,
-    state folder. Prints PASS/WARN/FAIL with what to fix; exits 1 on any FAIL."""
+    """Commission an edge box: PASS/WARN/FAIL for each check, with what to fix.
+
+    Checks the config, serial ports, the source's first values, the uplink broker's login
+    and the state folder; exits 1 on any FAIL."""
     setup_logging(verbose, quiet=logging.ERROR)  # the table is the output
     options = CheckOptions(config=config, agent=agent, broker=broker,
                            local_broker=local_broker, timeout=timeout, wait=wait)

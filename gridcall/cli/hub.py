@@ -32,7 +32,7 @@ from gridcall.config import SAMPLE_DISTRICT
 if TYPE_CHECKING:
     from gridcall.hub.service import Hub
 
-hub_app = typer_app("Run the hub.")
+hub_app = typer_app("Run the hub and its ingest workers; its indicators report and API tokens.")
 
 
 @hub_app.command("run", cls=Command)

@@ -131,8 +131,10 @@ def hub_report(
         "desk clock, i.e. now or its last step if that is later (a --clock-speed demo's "
         "desk runs ahead).")] = None,
 ) -> None:
-    """Indicators per unit and department: response, arrival and disposal timeliness,
-    resolution, false-alarm and whistle rates, median response and disposal times.
+    """The assessment indicators per unit and department, from the hub's ledger.
+
+    Response, arrival and disposal timeliness, resolution, false-alarm and whistle rates,
+    median response and disposal times.
 
     Each alert is credited to the unit responsible for it at each step; see
     hub/desk/indicators.py for the exact definitions.

@@ -150,8 +150,10 @@ def sim_replay(
     keep_time: Annotated[bool, typer.Option(
         "--keep-time", help="Stamp the recorded times (a backfill) instead of now.")] = False,
 ) -> None:
-    """Play a recorded CSV as an edge agent's sensors: the real agent (detectors, outbox)
-    publishes it to the broker at SPEED, then flushes and exits."""
+    """Play a recorded CSV as an edge agent's sensors, through the real agent.
+
+    The agent (detectors, outbox) publishes it to the broker at SPEED, then flushes and
+    exits."""
     cfg = load_config_set(config_dir)
     spec = cfg.agents.get(agent)
     if spec is None:
