@@ -226,6 +226,21 @@ def test_no_cycle_between_the_hubs_wings() -> None:
         " → ".join(cycle) for cycle in found_cycles)
 
 
+def test_the_cli_is_built_from_the_top() -> None:
+    """gridcall/cli/__init__ builds the app from one module per command group; none of
+    them (nor anything else) imports it back, and their shared leaf, cli.common, imports
+    none of them."""
+    edges, _ = graph()
+    entries = {"gridcall.__main__", "gridcall.cli.__main__"}  # python -m gridcall[.cli]
+    back = sorted(m for m, targets in edges.items()
+                  if "gridcall.cli" in targets and m not in entries)
+    assert not back, f"import gridcall.cli (the app) from below it: {back}"
+    common = sorted(t for t in edges["gridcall.cli.common"] if t.startswith("gridcall.cli"))
+    assert not common, f"gridcall.cli.common imports {common}"
+    assert {"gridcall.cli.common", "gridcall.cli.hub", "gridcall.cli.edge"} <= set(
+        edges["gridcall.cli"])
+
+
 def test_the_package_root_stays_light() -> None:
     """``import gridcall`` (what every ``gridcall.x`` import runs first) loads nothing of
     gridcall's and no third-party library: just the version."""
