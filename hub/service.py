@@ -25,7 +25,6 @@ then is logged as an error and counted
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 from gridcall.config import ConfigSet
@@ -39,6 +38,7 @@ from gridcall.hub.ingest.worker import IngestWorker
 from gridcall.hub.store import Store
 from gridcall.wire import Decoder
 from gridcall.wire.broker import BrokerAddress
+from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.stats import Scalar, flatten
 
@@ -156,9 +156,7 @@ class Hub:
         try:
             await self.runtime.run(stop)
         finally:
-            boards.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await boards
+            await stop_tasks([boards], STOP_BOUND, what="hub", raise_errors=True)
 
 
 __all__ = ["OUTAGE_SEQ", "Hub", "HubCounters"]

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SETTLE = 5.0
 """Seconds a cancelled call gets to finish before it is left behind."""
+STOP_BOUND = 10.0
+"""Seconds a stopping component waits for one of its tasks to end once cancelled."""
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

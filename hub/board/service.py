@@ -23,6 +23,7 @@ from gridcall.hub.board.writer import BoardWriter, LineSink
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.roster import Roster
 from gridcall.wire import AnomalyEvent
+from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, ns
 from gridcall.wire.errors import InvariantError
 
@@ -107,10 +108,7 @@ class Boards:
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(tasks, STOP_BOUND, what="hub boards", raise_errors=True)
 
     async def last(self) -> None:
         """At stop: a last snapshot and the event points still queued, within the drain

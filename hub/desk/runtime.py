@@ -55,6 +55,7 @@ from gridcall.wire.broker import (
     describe_failure,
     mqtt_outcome,
 )
+from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, ns
 
 log = logging.getLogger(__name__)
@@ -325,9 +326,7 @@ class DeskRuntime:
         try:
             await self._consume(stop)
         finally:
-            timers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timers
+            await stop_tasks([timers], STOP_BOUND, what="hub desk", raise_errors=True)
 
     async def _consume(self, stop: asyncio.Event) -> None:
         retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, stop=stop,

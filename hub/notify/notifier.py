@@ -22,7 +22,6 @@ what is left then is counted in ``unsent_at_shutdown`` and logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -38,6 +37,7 @@ from gridcall.hub.notify.channels import CHANNELS, DeliveryError, Message, Verdi
 from gridcall.hub.notify.channels.via_apprise import REASONS
 from gridcall.wire import RiskAlert
 from gridcall.wire.backoff import Backoff
+from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock
 from gridcall.wire.stats import Scalar, flatten
 
@@ -239,11 +239,7 @@ class Notifier:
         if not tasks:
             return 0
         _, left = await asyncio.wait(tasks, timeout=within)
-        for task in left:
-            task.cancel()
-        for task in left:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(left, STOP_BOUND, what="notify", raise_errors=True)
         if left:
             self.counters.unsent_at_shutdown += len(left)
             log.error("notify: %d deliveries not done within %.1fs of stopping; dropped",
