@@ -2,9 +2,10 @@
 
 Owns grouping and commits (``desk``), the pure policy that decides every alert's tier,
 route and deadlines (``policy``), the memory of recent sightings it counts spread from
-(``spread``), the alert lifecycle (``lifecycle``), the ledger (``ledger``), the agent
-roster and its outages (``roster``) and the indicators folded from the ledger
-(``indicators``).
+(``spread``), the deadline timers (``timers``), the alert lifecycle (``lifecycle``), the
+ledger (``ledger``), the agent roster and its outages (``roster``), the indicators folded
+from the ledger (``indicators``) and the desk in service: its MQTT connection, outages,
+retained publishing and timer loop (``runtime``).
 
 May import: ``gridcall.wire`` (the tier ladder is :mod:`gridcall.wire.ladder`),
 ``gridcall.config``, ``gridcall.hub.store`` and the line protocol escapes of

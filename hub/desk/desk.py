@@ -28,7 +28,6 @@ Grouping and anti-flap:
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from gridcall.hub.desk.lifecycle import (
 )
 from gridcall.hub.desk.policy import Decision, Policy, UnknownSensor
 from gridcall.hub.desk.spread import Sighting, SpreadWindow
+from gridcall.hub.desk.timers import DeadlineTimers, Timer
 from gridcall.wire import AnomalyEvent, Severity, Tier
 from gridcall.wire.clock import ns
 
@@ -158,7 +158,7 @@ class Desk:
         """alert -> the sensors that opened it or added evidence, in order (the boards)."""
         self._spread = SpreadWindow(ns(config.matters.rules.spread.window))
         self._next = 1
-        self._timers: list[tuple[int, str, int]] = []
+        self._timers = DeadlineTimers()
         """(deadline, alert, step n): the deadline each open alert waits on (a heap)."""
         self._hooks: list[Hook] = []
         self._lock = asyncio.Lock()
@@ -190,7 +190,7 @@ class Desk:
             self._open[key] = state.alert_id
             due = state.due()
             if due is not None:
-                heapq.heappush(self._timers, (due[1], state.alert_id, state.n))
+                self._timers.arm(due[1], state.alert_id, state.n)
         elif self._open.get(key) == state.alert_id:
             del self._open[key]
         if t.evidence is not None:
@@ -249,7 +249,7 @@ class Desk:
     def next_deadline(self) -> int | None:
         """The earliest deadline an open alert waits on (stale entries included: a
         timer may wake for nothing, never too late)."""
-        return self._timers[0][0] if self._timers else None
+        return self._timers.next()
 
     # ------------------------------------------------------------------ writing
 
@@ -302,21 +302,14 @@ class Desk:
         p = state.place
         return (p[0], p[1], p[2], p[3])
 
-    def _due_steps(self, now: int) -> tuple[list[Transition], list[tuple[int, str, int]]]:
-        """Escalations for every deadline that passed by ``now``, each at its own
-        instant (a breach of the new deadlines fires again, up to tier A), and the
-        timer entries taken for them (put back if writing them fails).
-
-        Timers are a heap of (deadline, alert, step number): an entry whose alert has
-        moved on since (a later step) is stale and dropped, so each call costs only the
-        deadlines that passed, not a scan of every alert."""
+    def _due_steps(self, taken: list[Timer], now: int) -> list[Transition]:
+        """Escalations for the deadlines ``taken`` (those passed by ``now``), each at its
+        own instant (a breach of the new deadlines fires again, up to tier A). A timer
+        whose alert has moved on since it was armed is stale: skipped."""
         steps: list[Transition] = []
-        taken: list[tuple[int, str, int]] = []
-        while self._timers and self._timers[0][0] <= now:
-            entry = heapq.heappop(self._timers)
-            taken.append(entry)
-            state = self._states.get(entry[1])
-            if state is None or state.n != entry[2]:
+        for timer in taken:
+            state = self._states.get(timer.alert_id)
+            if state is None or state.n != timer.n:
                 continue
             while (due := state.due()) is not None and due[1] <= now:
                 at = max(due[1], state.last.at)
@@ -328,15 +321,14 @@ class Desk:
                 t = self._escalate(state, decision, at, actor=HUB, note="")
                 steps.append(t)
                 state = apply(state, t)
-        return steps, taken
+        return steps
 
     async def _escalate_due(self, now: int) -> list[Change]:
-        steps, taken = self._due_steps(now)
+        taken = self._timers.take_due(now)
         try:
-            changes = await self._commit(steps)
+            changes = await self._commit(self._due_steps(taken, now))
         except BaseException:
-            for entry in taken:  # nothing was written: the timers stay armed
-                heapq.heappush(self._timers, entry)
+            self._timers.put_back(taken)  # nothing was written: the timers stay armed
             raise
         self.counters.escalations_deadline += len(changes)
         return changes
