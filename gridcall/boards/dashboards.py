@@ -35,15 +35,15 @@ from typing import Any
 
 from gridcall.boards.grafana import JSON, Annotation, Dashboard, Panel, Query, Variable
 from gridcall.config import ConfigSet
+from gridcall.wire.ladder import RISK, TIERS, Tier
 
-# Risk levels as board_feed writes them: the highest open alert's tier.
+RISK_COLOURS: dict[Tier, str] = {"D": "blue", "C": "yellow", "B": "orange", "A": "red"}
 RISK_STEPS: tuple[tuple[int, str, str], ...] = (
     (0, "none", "green"),
-    (1, "D", "blue"),
-    (2, "C", "yellow"),
-    (3, "B", "orange"),
-    (4, "A", "red"),
+    *sorted((RISK[tier], tier, RISK_COLOURS[tier]) for tier in TIERS),
 )
+"""Risk levels as the board feed writes them (the ladder's scale: the highest open
+alert's tier), lowest first, with their colour."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,10 +27,10 @@ from gridcall.simulators.scenario import parse_offset
 from gridcall.simulators.sim import SimDistrict, TimelineEntry, hms
 from gridcall.wire import RiskAlert
 from gridcall.wire.clock import NS
+from gridcall.wire.ladder import LEVELS, TIERS
 
 __all__ = ["District", "ExpectationFailed", "Match"]
 
-LEVELS = ("district", "town", "community", "grid")
 When = float | int | str | timedelta
 
 
@@ -46,8 +46,8 @@ class Match:
                  unit: str | None = None, grid: str | None = None,
                  sensor: str | None = None, state: str | None = None,
                  action: str | None = None, alert: str | None = None) -> None:
-        if tier is not None and tier not in ("A", "B", "C", "D"):
-            raise ValueError(f"tier must be one of A, B, C, D, got {tier!r}")
+        if tier is not None and tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
         self.criteria = {k: v for k, v in (
             ("matter", matter), ("tier", tier), ("unit", unit), ("grid", grid),
             ("sensor", sensor), ("state", state), ("action", action), ("alert", alert))
@@ -154,7 +154,7 @@ class District(SimDistrict):
         of ``matter``/``grid`` (or ``alert``), by ``by`` (an offset from the start,
         like ``"00:45"``) or within ``within`` from now."""
         __tracebackhide__ = True
-        if to in ("A", "B", "C", "D"):
+        if to in TIERS:
             match = Match(action="escalate", tier=to, matter=matter, grid=grid, alert=alert)
         else:
             match = Match(action="escalate", unit=to, matter=matter, grid=grid, alert=alert)
