@@ -14,16 +14,20 @@ or bad value are skipped and counted exactly as for :class:`detectors.Mahalanobi
 
 How it works. The first ``baseline`` rows (or the rows of the first ``baseline_s``
 seconds) are the commissioning window and score ``None``. At its end a PCA model of
-normal is fitted on the standardised rows, after dropping the rows a first classical fit
-finds far out (a one-step reweighted, robust estimate): Hotelling's T² within the
-principal subspace (``variance`` of it kept) and the squared prediction error (SPE, Q)
-off it, each as a ratio to its own 99th percentile in the baseline. A row's statistic is
-the larger ratio, smoothed over about ``smooth`` rows (faults last minutes; noise lasts
-a row). The alert level is calibrated out of sample: the baseline is cut into twelve
-blocks, models fitted without every fourth block score the blocks left out, and the
-level is a margin (set by ``sensitivity``) times the 99th percentile of those smoothed
-statistics, so drift and autocorrelation in the baseline raise the level rather than the
-false alarms. The score is ``1 - 0.1 ** (statistic / level)``: 0.9 exactly at the level.
+normal is fitted on the standardised rows (no sensor's spread taken as narrower than
+``accuracy``, 3 % of its reading by default, about a field instrument's accuracy: a
+thermometer that held within 0.05 °C in a quiet baseline does not make a 0.5 °C
+after-effect a fault), after dropping the rows a first classical fit finds far out (a
+one-step reweighted, robust estimate): Hotelling's T² within the principal subspace
+(``variance`` of it kept) and the squared prediction error (SPE, Q) off it, each as a
+ratio to its own 99th percentile in the baseline. A row's statistic is the larger ratio,
+the median of it and the two rows before, smoothed over about ``smooth`` rows (faults
+last minutes; noise lasts a row). The alert level is calibrated out of sample: the
+baseline is cut into twelve blocks, models fitted without every fourth block score the
+blocks left out, and the level is a margin (set by ``sensitivity``) times the 99th
+percentile of those smoothed statistics, so drift and autocorrelation in the baseline
+raise the level rather than the false alarms. The score is ``1 - 0.1 ** (statistic /
+level)``: 0.9 exactly at the level.
 
 Keeping normal. After the baseline the mean follows normal rows slowly (weight
 ``adapt`` a row) and never learns a sensor that moved: on an anomalous row only the
@@ -84,13 +88,19 @@ turbulence, has slopes two to three times steeper than white noise)."""
 STILL = 0.5
 """On an anomalous row a sensor whose contribution is under this share of the alert
 level did not move."""
+CYCLE_TURNS = 5
+"""A sensor whose slope changes sign between this many of the baseline's eight stretches
+(of seven) cycles rather than drifts."""
 TREND_RATE = 0.02
 """How fast a drifting sensor's learned pace follows its normal rows."""
 TREND_CAP = 3.0
 """A drifting sensor's learned pace stays within this many times its baseline pace."""
 TREND_DAMP = 0.999
 """A learned pace fades over some thousand rows unless normal rows renew it."""
-MARGIN = 1.3
+SPIKE = 20.0
+"""A single row this many times the alert level is scored at once (a spike), not taken
+for noise by the median of three."""
+MARGIN = 1.7
 """The alert level over the baseline's held-out 99th percentile at sensitivity 0.5; each
 0.5 of sensitivity halves or doubles it."""
 FOLDS = 4
@@ -115,6 +125,7 @@ class _Model:
     :meth:`adapt`, which moves the mean and covariance and refreshes the projection."""
 
     __slots__ = (
+        "accuracy",
         "cap",
         "cov",
         "diag",
@@ -131,8 +142,9 @@ class _Model:
         "variance",
     )
 
-    def __init__(self, data: Any, variance: float) -> None:
+    def __init__(self, data: Any, variance: float, accuracy: float = 0.0) -> None:
         self.variance = variance
+        self.accuracy = accuracy
         mean, cov = data.mean(axis=0), np.atleast_2d(np.cov(data, rowvar=False))
         # one-step reweighting: rows far out under the classical fit do not shape normal
         k = data.shape[1]
@@ -162,7 +174,7 @@ class _Model:
 
     def project(self) -> None:
         sd = np.sqrt(np.maximum(np.diag(self.cov), 0.0))
-        floor = np.maximum(1e-6 * np.abs(self.mean), 1e-9)
+        floor = np.maximum(self.accuracy * np.abs(self.mean), 1e-9)
         sd = np.maximum(sd, floor)
         self.inv_scale = 1.0 / sd
         corr = self.cov * np.outer(self.inv_scale, self.inv_scale)
@@ -271,27 +283,32 @@ def drift_rates(data: Any, blocks: int = 8) -> tuple[Any, Any]:
         return np.zeros(k), np.zeros(k)
     t = np.arange(size, dtype=float) - (size - 1) / 2.0
     tt = float(t @ t)
-    slopes, noise = [], []
+    slopes, signed, noise = [], [], []
     for i in range(blocks):
         block = data[i * size:(i + 1) * size]
         centred = block - block.mean(axis=0)
         slope = (t @ centred) / tt
         slopes.append(np.abs(slope))
+        signed.append(slope)
         noise.append(np.std(centred - np.outer(t, slope), axis=0))
     scale = np.maximum(np.median(np.asarray(noise), axis=0),
                        1e-9 + 1e-9 * np.abs(data.mean(axis=0)))
     chance = CHANCE_SLOPES * math.sqrt(12.0 / size**3)  # a white-noise slope's deviation
     typical = np.median(np.asarray(slopes), axis=0)
-    return np.maximum(typical / scale - chance, 0.0), typical
+    # a cycle the baseline saw whole (a compressor, a tide) is not a drift: its slope
+    # turns from stretch to stretch, where a warming motor's keeps its sign
+    turns = (np.diff(np.sign(np.asarray(signed)), axis=0) != 0).sum(axis=0)
+    drift = np.where(turns >= CYCLE_TURNS, 0.0, np.maximum(typical / scale - chance, 0.0))
+    return drift, typical
 
 
 class LearnedNormal(Streaming):
     """PCA (T² and SPE) over a commissioning baseline, adapting only on normal rows."""
 
     def __init__(self, *, baseline: int = 400, baseline_s: float | None = None,
-                 sensitivity: float = 0.5, smooth: int = 10, adapt: float = 0.005,
+                 sensitivity: float = 0.5, smooth: int = 5, adapt: float = 0.005,
                  adapt_cov: float = 0.0,
-                 variance: float = 0.9, refresh: int = 100) -> None:
+                 variance: float = 0.9, accuracy: float = 0.03, refresh: int = 100) -> None:
         if not isinstance(baseline, int) or baseline < MIN_BASELINE_ROWS:
             raise ValueError(f"baseline: {baseline!r} rows is too few; give at least "
                              f"{MIN_BASELINE_ROWS}")
@@ -304,6 +321,8 @@ class LearnedNormal(Streaming):
             raise ValueError(f"adapt {adapt!r} and adapt_cov {adapt_cov!r} must be in [0, 1)")
         if not 0.0 < variance <= 1.0:
             raise ValueError(f"variance: {variance!r} is outside (0, 1]")
+        if not 0.0 <= accuracy < 1.0:
+            raise ValueError(f"accuracy: {accuracy!r} is outside [0, 1)")
         if smooth < 1 or refresh < 1:
             raise ValueError(f"smooth {smooth!r} and refresh {refresh!r} must be >= 1")
         super().__init__()
@@ -315,6 +334,7 @@ class LearnedNormal(Streaming):
         self.adapt_alpha = adapt
         self.adapt_cov = adapt_cov
         self.variance = variance
+        self.accuracy = accuracy
         self.refresh = refresh
         self.rows = _Rows(self.guard)
         self.collected: list[list[float]] = []
@@ -322,6 +342,7 @@ class LearnedNormal(Streaming):
         self.model: _Model | None = None
         self.level = 1.0
         self.smoothed = 0.0
+        self.recent = (0.0, 0.0)
         self.since_refresh = 0
         self.last: list[float] | None = None
         self.run: list[int] = []
@@ -348,10 +369,15 @@ class LearnedNormal(Streaming):
         x = np.asarray(row)
         r, z, t = self.model.ratio(x)
         self._last_zt = (z, t)
-        a = self.smooth_alpha
-        self.smoothed += a * (min(r, 1e6) - self.smoothed)
+        r = min(r, 1e6)
+        before, last = self.recent
+        self.recent = (last, r)
+        # one odd row is noise, not a fault, unless it is far beyond what noise does
+        spike = r >= SPIKE * self.level
+        middle = r if spike else sorted((before, last, r))[1]
+        self.smoothed += self.smooth_alpha * (middle - self.smoothed)
         score = _score(self.smoothed / self.level)
-        kind: AnomalyKind = "multivariate"
+        kind: AnomalyKind = "spike" if spike else "multivariate"
         if stuck > 1.0 and _score(stuck) > score:
             score, kind = _score(stuck), "stuck"
         anomalous = score >= self.threshold
@@ -421,25 +447,29 @@ class LearnedNormal(Streaming):
             train, test = data[fold_of != fold], fold_of == fold
             if len(train) < MIN_BASELINE_ROWS or not test.any():
                 continue
-            trial = _Model(train, self.variance)
+            trial = _Model(train, self.variance, self.accuracy)
             t2, q = trial.stats(train)
             s0 = float(np.median(np.maximum(t2 / trial.ucl_t, q / trial.ucl_q)))
             t2, q = trial.stats(data[test])
             ratios = np.minimum(np.maximum(t2 / trial.ucl_t, q / trial.ucl_q), 1e6)
             starts = np.flatnonzero(np.diff(np.flatnonzero(test), prepend=-2) > 1)
-            s, a = s0, self.smooth_alpha
+            s, a, recent = s0, self.smooth_alpha, (s0, s0)
             for i, r in enumerate(ratios):
                 if i in starts:
-                    s = s0  # each held-out block starts from the typical level
-                s += a * (float(r) - s)
+                    s, recent = s0, (s0, s0)  # each held-out block starts afresh
+                middle = sorted((*recent, float(r)))[1]
+                recent = (recent[1], float(r))
+                s += a * (middle - s)
                 held.append(s)
         level = max(float(np.quantile(held, 0.99)), 1.0) if held else 1.0
         self.level = self.margin * level
-        self.model = _Model(data, self.variance)
+        self.model = _Model(data, self.variance, self.accuracy)
         drift, pace = drift_rates(data)
         self.drift = np.minimum(DRIFT_GAIN * drift, MAX_RATE)
         self.rate = np.minimum(self.adapt_alpha + self.drift, MAX_RATE)
-        self.model.start_trend(data, self.drift > 0.0, TREND_CAP * pace)
         t2, q = self.model.stats(data)
         self.smoothed = float(np.median(np.maximum(t2 / self.model.ucl_t, q / self.model.ucl_q)))
+        self.recent = (self.smoothed, self.smoothed)
+        # drifting sensors start from where the baseline ended, after the typical level
+        self.model.start_trend(data, self.drift > 0.0, TREND_CAP * pace)
         self.stuck_after = [3 * m + 10 for m in (self.longest or [1] * data.shape[1])]

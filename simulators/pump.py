@@ -136,11 +136,12 @@ def operating_point(speed: Any, valve: Any = 1.0, spec: PumpSpec = PumpSpec()
     return q, head, power
 
 
-def duty_schedule(rng: np.random.Generator, rows: int, baseline: int) -> Any:
+def duty_schedule(rng: np.random.Generator, rows: int, baseline: int,
+                  duty: Sequence[float] = DUTY) -> Any:
     """The speed set-point per row: commissioning visits every duty point, then the
     set-point changes every half hour or so."""
     sp = np.empty(rows)
-    points = rng.permutation(np.asarray(DUTY))
+    points = rng.permutation(np.asarray(duty, dtype=float))
     edges = np.linspace(0, baseline, len(points) + 1).astype(int)
     for p, a, b in zip(points, edges[:-1], edges[1:], strict=True):
         sp[a:b] = p
@@ -149,7 +150,7 @@ def duty_schedule(rng: np.random.Generator, rows: int, baseline: int) -> Any:
         hold = int(rng.exponential(1800.0)) + 300
         sp[i:i + hold] = current
         i += hold
-        current = rng.choice(np.asarray(DUTY))
+        current = rng.choice(np.asarray(duty, dtype=float))
     return sp
 
 
@@ -193,7 +194,7 @@ def random_faults(rng: np.random.Generator, rows: int, baseline: int,
     return out
 
 
-def simulate(seed: int, *, rows: int = 1200, baseline: int = 400,
+def simulate(seed: int, *, rows: int = 1200, baseline: int = 400, duty: Sequence[float] = DUTY,
              faults: Sequence[Fault] | None = None, kinds: Sequence[FaultKind] = FAULTS,
              start_ts: float = 1_780_000_000.0, spec: PumpSpec = PumpSpec()) -> PumpRun:
     """One run: ``baseline`` fault-free rows, then the faults (random ones of ``kinds``
@@ -203,7 +204,9 @@ def simulate(seed: int, *, rows: int = 1200, baseline: int = 400,
     rng = np.random.default_rng(seed)
     plan = tuple(random_faults(rng, rows, baseline, kinds) if faults is None else faults)
     t = np.arange(rows, dtype=float)
-    setpoint = duty_schedule(rng, rows, baseline)
+    if not duty or any(not 0.0 < d <= 1.2 for d in duty):
+        raise ValueError(f"duty {tuple(duty)}: give speed set-points in (0, 1.2]")
+    setpoint = duty_schedule(rng, rows, baseline, duty)
     speed = _lag(setpoint, RAMP_S / 3.0, float(setpoint[0]))
     valve = np.ones(rows)
     sump_drop = np.zeros(rows)      # m of suction head lost (cavitation)
@@ -251,7 +254,7 @@ def simulate(seed: int, *, rows: int = 1200, baseline: int = 400,
     rated_amps = spec.magnetising_current + spec.amps_per_kw * spec.rated_power
     motor_ss = ambient + 40.0 * (current / rated_amps) ** 2
     # the station ran before the recording: the machine is warm, at a middle duty
-    warm = float(np.mean(DUTY))
+    warm = float(np.mean(duty))
     bearing0 = float(ambient[0]) + 22.0 * warm**2 + rng.normal(0, 1.0)
     rated_amps_warm = (spec.magnetising_current * warm + spec.amps_per_kw
                        * float(operating_point(warm, 1.0, spec)[2]))

@@ -105,3 +105,12 @@ def test_a_fault_that_names_an_unknown_kind_or_sensor_is_refused() -> None:
         Fault("leak", start=1, rows=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown sensor 'rpm'"):
         Fault("sensor_stuck", start=1, rows=1, sensor="rpm")
+
+
+def test_a_steady_station_runs_at_one_speed_and_a_bad_duty_is_refused() -> None:
+    run = simulate(3, rows=2000, faults=[], duty=(0.9,))
+    assert np.allclose(run.speed, 0.9)
+    with pytest.raises(ValueError, match=r"duty \(\): give speed set-points"):
+        simulate(3, duty=())
+    with pytest.raises(ValueError, match=r"duty \(1.5,\)"):
+        simulate(3, duty=(1.5,))
