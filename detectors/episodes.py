@@ -15,13 +15,18 @@ have passed since the last start, so one incident raises one alert:
 >>> [e.step(s) for s in [0.95, 0.1, 0.95, 0.1, 0.1, 0.95]]
 ['start', 'end', None, None, None, 'start']
 
-A refractory period must not hide a much worse incident, so a score far stronger than
-the last episode's peak (``escalate`` times its strength ``1 / (1 - score)``) starts a
-new episode at once:
+A cooldown must not hide a much worse incident. A score far stronger than the one that
+opened the last episode (``escalate`` times its strength ``1 / (1 - score)``, which for
+the default detector is how far a statistic is beyond its alert level) starts a new
+episode at once, inside the refractory period or inside the episode itself; an edge
+agent sends it as a new event, which the hub adds to the open alert as evidence:
 
 >>> e = Episodes(threshold=0.9, clear_after=1, refractory=10)
 >>> [e.step(s) for s in [0.95, 0.1, 0.96, 0.1, 0.999, 0.1, 1.0, 0.1, 1.0]]
 ['start', 'end', None, None, 'start', 'end', 'start', 'end', None]
+>>> e = Episodes(threshold=0.9, clear_after=3, refractory=10)
+>>> [e.step(s) for s in [0.91, 0.93, 0.95, 0.99, 0.994, 0.999]]
+['start', None, None, 'start', None, 'start']
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ REFRACTORY = 100
 
 
 class Episodes:
-    __slots__ = ("active", "clear_after", "escalate", "normal_run", "peak", "refractory",
+    __slots__ = ("active", "clear_after", "escalate", "normal_run", "opened", "refractory",
                  "since_start", "threshold")
 
     def __init__(self, *, threshold: float = 0.9, clear_after: int = 3,
@@ -45,7 +50,7 @@ class Episodes:
         self.clear_after = clear_after
         self.refractory = refractory
         self.escalate = escalate
-        self.peak = 0.0  # strength 1 / (1 - score) of the last episode's highest score
+        self.opened = 0.0  # strength 1 / (1 - score) of the score that opened the last episode
         self.active = False
         self.normal_run = 0
         self.since_start = refractory
@@ -57,14 +62,12 @@ class Episodes:
         if score >= self.threshold:
             self.normal_run = 0
             strength = 1.0 / max(1.0 - score, 1e-12)  # 1.0 is as strong as it gets
-            if self.active:
-                self.peak = max(self.peak, strength)
-                return None
-            if self.since_start <= self.refractory and strength < self.escalate * self.peak:
-                return None
+            if strength < self.escalate * self.opened and (
+                    self.active or self.since_start <= self.refractory):
+                return None  # the same incident, or no worse than it, in its cooldown
             self.active = True
             self.since_start = 0
-            self.peak = strength
+            self.opened = strength
             return "start"
         if self.active:
             self.normal_run += 1
