@@ -1,11 +1,12 @@
 """The default detector: limits, then "has this sensor ever done this before?" on records.
 
 Most statistics here are judged against their own **record**: the largest value the
-statistic has taken on this sensor so far (slowly forgotten). A reading alerts when it
-breaks a record by the margin and clears a fixed floor. Records calibrate themselves per
-sensor: a noisy, heavy-tailed series sets high records early and stays quiet, and in a
-steady series the chance that a reading sets a record falls like 1/n, so false alarms
-thin out the longer a sensor runs. No distribution is assumed.
+statistic has taken on this sensor so far, slowly forgotten (a half-life of
+``record_memory`` days of *time*, so it means the same at any sampling rate). A reading
+alerts when it breaks a record by the margin and clears a fixed floor. Records calibrate
+themselves per sensor: a noisy, heavy-tailed series sets high records early and stays
+quiet, and in a steady series the chance that a reading sets a record falls like 1/n, so
+false alarms thin out the longer a sensor runs. No distribution is assumed.
 
 Statistics, each with the anomaly kind it reports:
 
@@ -16,21 +17,31 @@ Statistics, each with the anomaly kind it reports:
 * **level_shift**: the short-run mean (EWMA, ``fast``) moves from the long-run level by
   a record number of deviations; or the value breaks the *daily pattern* (a profile of
   ``seasonal_bins`` bins over the day, the short-run residual against it breaks its
-  record; this record is forgotten faster, ``seasonal_decay``); or a burst of value
-  transitions never seen before (binned over the seen range, ``novel_needed`` of the last
-  ``novel_window`` samples; the contextual idea of CAD OSE, kept in an integer bitset).
+  record; this record is forgotten faster, with a half-life of ``seasonal_memory``
+  days); or a burst of value transitions never seen before (binned over the seen range,
+  ``novel_needed`` of the last ``novel_window`` samples; the contextual idea of CAD OSE,
+  kept in an integer bitset).
 * **stuck**: the same value for ``stuck_factor`` times longer than the longest run this
   sensor showed before (and at least ``stuck_run`` samples).
 * **dropout**: the gap since the previous reading, in typical intervals, is at least
   ``gap_factor`` and breaks its record (a sensor that always has hourly gaps is not news).
 
-The configuration was chosen once on the public NAB files (docs/benchmarks.md) and serves
-every sensor; ``sensitivity`` (0..1, default 0.5) scales every margin and floor.
+One configuration serves every sensor; ``sensitivity`` (0..1, default 0.5) scales every
+margin and floor. ``sensitivity``, ``seasonal_memory`` and ``record_memory`` are the
+settings that ``bench/nab_loco.py`` chooses by leave-one-category-out cross-validation on
+the public NAB files, reporting the held-out score of that choice (docs/benchmarks.md).
+
+The long-run level and variance are plain running means until ``1 / n`` falls below
+``alpha``, then EWMAs: an EWMA started from zero variance calls early readings many
+deviations out, and a record set then would hide every later anomaly.
 
 The score is in [0, 1]: for each statistic its value over what it would need to alert,
 mapped so that exactly "needed" is the threshold 0.9; the highest wins and names the kind.
-The state is a few dozen floats, an integer bitset and the day profile (about 1.5 KB
-pickled).
+So ``1 / (1 - score)`` is ten times how far past its alert level the statistic is, which
+is what :class:`~gridcall.detectors.episodes.Episodes` compares to let a much stronger
+anomaly through a cooldown. A stuck run is held just past its alert level however long
+it lasts (the same incident, not a worse one). The state is a few dozen floats, an
+integer bitset and the day profile (about 2.4 KB pickled).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from array import array
 from gridcall.detectors.base import AnomalyKind, Limits, Streaming
 
 _NAN = math.nan
+DAY = 86_400.0
 _isnan = math.isnan
 
 
@@ -76,8 +88,8 @@ class DefaultDetector(Streaming):
                  far_floor: float = 4.0, shift_floor: float = 2.0,
                  seasonal_period: float = 86_400.0, seasonal_bins: int = 144,
                  seasonal_alpha: float = 0.1, seasonal_floor: float = 2.0,
-                 seasonal_decay: float = 0.9995,
-                 seasonal_warmup: int = 100, record_decay: float = 0.99999,
+                 seasonal_memory: float = 5.0,
+                 seasonal_warmup: int = 100, record_memory: float = 90.0,
                  record_margin: float = 1.05, seasonal_margin: float = 1.0,
                  gap_margin: float = 1.5,
                  bins: int = 16, novel_window: int = 20, novel_needed: int = 5,
@@ -89,6 +101,8 @@ class DefaultDetector(Streaming):
         if warmup < 2 or seasonal_bins < 1 or bins < 1 or not 0 < novel_needed <= novel_window:
             raise ValueError("need warmup >= 2, seasonal_bins >= 1, bins >= 1 and "
                              "0 < novel_needed <= novel_window")
+        if not (seasonal_period > 0 and seasonal_memory > 0 and record_memory > 0):
+            raise ValueError("need seasonal_period, seasonal_memory and record_memory > 0")
         self.limits = limits or Limits()
         self.sensitivity = sensitivity
         self.seed = seed  # no randomness here; kept so seeded copies compare equal
@@ -111,9 +125,12 @@ class DefaultDetector(Streaming):
         self.seasonal_period = seasonal_period
         self.seasonal_bins = seasonal_bins
         self.seasonal_alpha = seasonal_alpha
-        self.seasonal_decay = seasonal_decay
+        self.seasonal_memory = seasonal_memory
+        # per second of time: ln 2 over the half-life
+        self._seasonal_rate = math.log(2.0) / (seasonal_memory * DAY)
         self.seasonal_warmup = seasonal_warmup
-        self.record_decay = record_decay
+        self.record_memory = record_memory
+        self._record_rate = math.log(2.0) / (record_memory * DAY)
         self.bins = bins
         self.novel_window = novel_window
         self.novel_needed = novel_needed
@@ -154,7 +171,6 @@ class DefaultDetector(Streaming):
         ready = n > self.warmup
         margin = self.margin
         scale = self.scale
-        decay = self.record_decay
         best = spike = 0.0
         kind: AnomalyKind | None = None
 
@@ -162,6 +178,7 @@ class DefaultDetector(Streaming):
         last_ts, self.last_ts = self.last_ts, ts
         if n > 1:
             dt = ts - last_ts
+            decay = math.exp(-self._record_rate * dt)
             if n <= 6:
                 self.interval = dt if n == 2 else 0.8 * self.interval + 0.2 * dt
             else:
@@ -213,7 +230,10 @@ class DefaultDetector(Streaming):
         else:
             self.short += self.fast * (v - self.short)
             d = v - mean
-        alpha = self.alpha
+        # a plain running mean and variance until 1/n falls below alpha: an EWMA started
+        # at zero variance would call early readings many deviations out and set records
+        # no later reading can beat
+        alpha = max(self.alpha, 1.0 / n)
         self.mean = mean + alpha * d
         self.var = (1.0 - alpha) * (self.var + alpha * d * d)
 
@@ -240,7 +260,7 @@ class DefaultDetector(Streaming):
             if q > best:
                 best, kind = q, "level_shift"
             if self.seasonal_n >= 50:
-                self.rec_seasonal = max(rec * self.seasonal_decay, s)
+                self.rec_seasonal = max(rec * math.exp(-self._seasonal_rate * dt), s)
         self.residual_var = (1.0 - alpha) * (self.residual_var + alpha * r * r)
 
         # never-seen transitions between value bins
@@ -272,7 +292,9 @@ class DefaultDetector(Streaming):
             self.same = 0
             self.last_value = v
         if self.same:
-            q = self.same / self._stuck_needed()
+            # held at just past its alert level: a sensor stuck for longer is the same
+            # incident, not a worse one that should raise again
+            q = min(self.same / self._stuck_needed(), 1.5)
             if q > best:
                 best, kind = q, "stuck"
 
