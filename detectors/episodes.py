@@ -18,8 +18,9 @@ have passed since the last start, so one incident raises one alert:
 A cooldown must not hide a much worse incident. A score far stronger than the one that
 opened the last episode (``escalate`` times its strength ``1 / (1 - score)``, which for
 the default detector is how far a statistic is beyond its alert level) starts a new
-episode at once, inside the refractory period or inside the episode itself; an edge
-agent sends it as a new event, which the hub adds to the open alert as evidence:
+episode at once, inside the refractory period or inside the episode itself (scores from
+0.9999 up count as equally strong); an edge agent sends it as a new event, which the hub
+adds to the open alert as evidence:
 
 >>> e = Episodes(threshold=0.9, clear_after=1, refractory=10)
 >>> [e.step(s) for s in [0.95, 0.1, 0.96, 0.1, 0.999, 0.1, 1.0, 0.1, 1.0]]
@@ -61,7 +62,9 @@ class Episodes:
         self.since_start += 1
         if score >= self.threshold:
             self.normal_run = 0
-            strength = 1.0 / max(1.0 - score, 1e-12)  # 1.0 is as strong as it gets
+            # from 0.9999 up, as strong as it gets: a score creeping towards 1.0 (as a
+            # saturating detector's does) cannot raise again at every doubling
+            strength = 1.0 / max(1.0 - score, 1e-4)
             if strength < self.escalate * self.opened and (
                     self.active or self.since_start <= self.refractory):
                 return None  # the same incident, or no worse than it, in its cooldown
