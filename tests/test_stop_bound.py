@@ -157,19 +157,20 @@ def test_an_agent_whose_local_broker_and_uplink_are_mute_exits_after_sigterm(
     assert "exiting now" not in said
 
 
+@pytest.mark.parametrize("command", ["run", "ingest"])
 def test_the_hub_with_a_mute_broker_exits_after_sigterm(
-        tmp_path: Path, mute_broker: MuteBroker) -> None:
+        tmp_path: Path, mute_broker: MuteBroker, command: str) -> None:
     config = tmp_path / "district"
     shutil.copytree(SAMPLE_DISTRICT, config)
     (config / "hub.yaml").write_text(yaml.safe_dump({"hub": {
         "broker": {"url": mute_broker.url}, "store_path": str(tmp_path / "hub.sqlite"),
         "spool_dir": str(tmp_path / "spool")}}), encoding="utf-8")
     out = tmp_path / "hub.out"
-    proc = start([*GRIDCALL, "hub", "run", "--config", str(config), "--drain-timeout", "1"],
-                 out)
-    until(lambda: mute_broker.connections() >= 1, proc, out, "the hub's connection")
+    proc = start([*GRIDCALL, "hub", command, "--config", str(config), "--drain-timeout",
+                  "1"], out)
+    until(lambda: mute_broker.connections() >= 1, proc, out, f"hub {command}'s connection")
     proc.send_signal(signal.SIGTERM)
-    code = wait_exit(proc, out, "the hub")
+    code = wait_exit(proc, out, f"hub {command}")
     said = out.read_text(errors="replace")
     assert code == 0, said
     assert "exiting now" not in said
