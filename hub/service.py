@@ -128,10 +128,6 @@ class Hub:
         every ``tick_interval``; a simulation (simulators/sim.py) as its clock moves."""
         await self.runtime.tick(now)
 
-    def board_snapshot(self, now: int | None = None) -> bytes:
-        """The board snapshot's line protocol at ``now`` (default: the hub's clock)."""
-        return self.board.snapshot(now)
-
     async def write_boards(self, now: int | None = None) -> bool:
         """Write a board snapshot and the event points waiting; False if either failed
         (or there is no line-protocol sink). A simulation calls it as its clock moves."""
