@@ -233,7 +233,7 @@ class EdgeAgent:
     def status(self, state: str = "online") -> bytes:
         c = self.counters
         now = self.clock()
-        box = self.outbox.stats()
+        box = self.outbox.depth()
         return encode(AgentStatus(
             agent=self.id, state="online" if state == "online" else "offline", ts=now,
             sensors=len(self.watches), batches_sent=c.batches_sent,

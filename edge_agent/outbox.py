@@ -91,7 +91,10 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxStats:
+class OutboxDepth:
+    """What the outbox holds now (the agent's status message reports it). Not a
+    ``stats()`` mapping: that name is the counters protocol (:mod:`gridcall.wire.stats`)."""
+
     messages: int
     events: int
     readings: int
@@ -351,8 +354,8 @@ class Outbox:
         ).fetchone()
         return None if row[0] is None else int(row[0])
 
-    def stats(self) -> OutboxStats:
-        return OutboxStats(self.messages, self.events, self.readings, self.bytes,
+    def depth(self) -> OutboxDepth:
+        return OutboxDepth(self.messages, self.events, self.readings, self.bytes,
                            self.oldest_created())
 
     def all(self) -> list[OutboxMessage]:

@@ -139,7 +139,7 @@ def test_messages_older_than_the_age_bound_are_dropped_and_counted(tmp_path: Pat
     assert box.expire()["readings_age"] == 5 * 30
     assert box.readings == 5 * 30
     assert box.events == 60  # events are kept
-    assert box.stats().oldest_created == NOW  # the oldest event
+    assert box.depth().oldest_created == NOW  # the oldest event
     assert Outbox(tmp_path / "o.sqlite").drops == {"readings_age": 150, "batches_age": 30}
 
 
