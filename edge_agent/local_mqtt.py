@@ -25,7 +25,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -52,7 +51,7 @@ from gridcall.wire.broker import (
     mqtt_outcome,
 )
 from gridcall.wire.cancelsafe import cancel_safe
-from gridcall.wire.clock import Clock, wall_clock
+from gridcall.wire.clock import Clock, from_epoch, from_iso, wall_clock
 
 log = logging.getLogger(__name__)
 
@@ -143,19 +142,12 @@ def to_number(raw: Any, m: TopicMapping) -> float | None:
 def to_timestamp(raw: Any, tz: ZoneInfo) -> int:
     """Epoch seconds / ms / µs / ns (told apart by size) or ISO 8601 → POSIX ns."""
     if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
-        magnitude = abs(raw)
-        factor = 1e9 if magnitude < 1e11 else 1e6 if magnitude < 1e14 else (
-            1e3 if magnitude < 1e17 else 1)
-        return int(raw * factor)
+        return from_epoch(raw)
     if isinstance(raw, str):
         try:
-            when = datetime.fromisoformat(raw.strip())
+            return from_iso(raw, tz)
         except ValueError:
             pass
-        else:
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=tz)
-            return int(when.timestamp() * 1e9)
     raise BadPayload("bad_timestamp", f"{str(raw)[:40]!r} is not an epoch time or ISO 8601")
 
 

@@ -48,12 +48,11 @@ import statistics
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from gridcall.edge_agent.sources import Sample
-from gridcall.wire.clock import Clock, ns
+from gridcall.wire.clock import Clock, from_epoch, from_iso
 
 Format = Literal["influx-v1", "influx-v2", "logger"]
 TIME_NAMES = ("time", "timestamp", "ts", "date", "datetime", "_time", "time_utc", "datetime_utc")
@@ -152,6 +151,8 @@ def parse_time(text: str) -> int:
     text = text.strip()
     if not text:
         raise ValueError("no time")
+    if text.isdigit():
+        return from_epoch(int(text))  # whole numbers exactly, whatever their unit
     try:
         number = float(text)
     except ValueError:
@@ -159,20 +160,11 @@ def parse_time(text: str) -> int:
     else:
         if not math.isfinite(number) or number < 0:
             raise ValueError(f"time {text!r} is not a moment after 1970")
-        magnitude = abs(number)
-        scale = 1e9 if magnitude < 1e11 else 1e6 if magnitude < 1e14 else \
-            1e3 if magnitude < 1e17 else 1.0
-        if text.isdigit() and scale == 1.0:
-            return int(text)
-        return round(number * scale)
+        return from_epoch(number)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return from_iso(text)
     except ValueError:
         raise ValueError(f"time {text!r} is neither ISO 8601 nor an epoch number") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return ns(delta)
 
 
 def parse_value(text: str) -> float | None:

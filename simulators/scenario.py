@@ -37,7 +37,7 @@ from gridcall.config.loader import Loc, YamlDoc, format_path, read_yaml, validat
 from gridcall.simulators.replay import Recording, ReplayError, read_recording
 from gridcall.simulators.streams import Injection, Shape
 from gridcall.simulators.weather import rain_model
-from gridcall.wire.clock import NS
+from gridcall.wire.clock import NS, from_datetime
 
 __all__ = [
     "ActionAt",
@@ -426,7 +426,7 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
         config = _tuned(config, spec.detectors, problem)
     sensors = _subset(spec.sensors, config, problem)
     simulated = set(sensors if sensors is not None else config.sensors)
-    start_ns = _epoch_ns(spec.start)
+    start_ns = from_datetime(spec.start)
     duration_s = spec.duration.total_seconds()
     injections: list[Injection] = []
     actions: list[ActionAt] = []
@@ -636,12 +636,6 @@ def _unknown(what: str, value: str, known: Iterable[str]) -> str:
     known = list(known)
     hint = difflib.get_close_matches(value, known, n=1)
     return f"unknown {what} {value!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-
-
-def _epoch_ns(when: datetime) -> int:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return round(when.timestamp() * 1e6) * 1000
 
 
 def _hms(seconds: float) -> str:
