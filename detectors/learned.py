@@ -97,6 +97,10 @@ TREND_CAP = 3.0
 """A drifting sensor's learned pace stays within this many times its baseline pace."""
 TREND_DAMP = 0.999
 """A learned pace fades over some thousand rows unless normal rows renew it."""
+STUCK_MIN = 30
+"""A sensor is stuck after repeating one value for three times its longest run in the
+baseline plus ten rows, and never before this many (a coarse instrument on a steady
+process may repeat for a while)."""
 SPIKE = 20.0
 """A single row this many times the alert level is scored at once (a spike), not taken
 for noise by the median of three."""
@@ -472,4 +476,5 @@ class LearnedNormal(Streaming):
         self.recent = (self.smoothed, self.smoothed)
         # drifting sensors start from where the baseline ended, after the typical level
         self.model.start_trend(data, self.drift > 0.0, TREND_CAP * pace)
-        self.stuck_after = [3 * m + 10 for m in (self.longest or [1] * data.shape[1])]
+        self.stuck_after = [max(3 * m + 10, STUCK_MIN)
+                            for m in (self.longest or [1] * data.shape[1])]
