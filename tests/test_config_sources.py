@@ -146,14 +146,21 @@ def test_out_of_range_values_are_refused_by_the_models() -> None:
 
 
 def test_every_source_type_but_simulated_has_one_registered_kind() -> None:
-    """A new source is its settings model and one module with its KIND, registered once."""
+    """A new source is its settings model and one module with its KIND, registered once
+    (docs/architecture.md's recipe: nothing else, not even an agent in the sample)."""
+    import importlib
+
     from gridcall.config.sources import SOURCE_TYPES
-    from gridcall.edge_agent.source_factory import SOURCES, kind_of
+    from gridcall.edge_agent.source_factory import SOURCES, SourceKind, kind_of
 
     assert set(SOURCE_TYPES) - {"simulated"} == set(SOURCES)
+    for name, module in SOURCES.items():
+        kind = importlib.import_module(module).KIND
+        assert isinstance(kind, SourceKind)
+        assert kind.settings.model_fields["type"].annotation.__args__ == (name,)
     cfg = load_config(SAMPLE_DISTRICT)
     kinds = {a.source.type: kind_of(a.source) for a in cfg.agents.values()}
-    assert set(kinds) == set(SOURCE_TYPES)  # the sample district has one of each
+    assert set(kinds) == {"simulated", "serial", "modbus", "mqtt"}  # the sample's agents
     for name, kind in kinds.items():
         if name == "simulated":
             assert kind is None  # the composition root supplies simulated sources
