@@ -51,6 +51,7 @@ from gridcall.simulators.district import BrokerUnreachable, InProcessDistrict
 from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.simulators.town import demo_injections
 from gridcall.wire.broker import BrokerAddress
+from gridcall.wire.ladder import TIERS
 
 if TYPE_CHECKING:
     from gridcall.hub.service import Hub
@@ -178,7 +179,7 @@ def _cell(key: str, value: object) -> str:
 # second line of its own cell rather than truncated.
 
 def tier_line(counts: dict[str, int]) -> str:
-    return ("tiers: " + " · ".join(f"{t} {counts.get(t, 0)}" for t in "ABCD")
+    return ("tiers: " + " · ".join(f"{t} {counts.get(t, 0)}" for t in TIERS)
             + "  (A district+town, B town, C community, D grid)")
 
 

@@ -37,6 +37,7 @@ from gridcall.wire import Decoder, MalformedMessage, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress, describe_failure
 from gridcall.wire.cancelsafe import stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
+from gridcall.wire.ladder import TIERS
 
 STOP_S = 10.0
 """Seconds a stopping district waits for each of its tasks once cancelled."""
@@ -254,7 +255,7 @@ class InProcessDistrict:
             "readings_unwritten": ic.unwritten_readings,
             "sink": sink_label(self.sink),
             "anomaly_events": c.anomaly_starts,
-            "alerts_by_tier": {t: c.alerts_by_tier.get(t, 0) for t in "ABCD"},
+            "alerts_by_tier": {t: c.alerts_by_tier.get(t, 0) for t in TIERS},
             "alerts_opened": c.alerts_opened,
             "alerts_delivered": len(self.delivery.delivered),
             "alerts_by_unit": dict(Counter(c.alerts_by_unit).most_common()),
