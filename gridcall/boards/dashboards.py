@@ -6,8 +6,9 @@
 4. what did that sensor do before the alarm (sensor drill-down with annotations).
 
 They read only what the hub writes to InfluxDB (docs/boards.md, "Board data"; the
-contract in board_feed): ``grid_risk``, ``sensor_risk``, ``open_alert``, ``agent_state``
-snapshots, ``anomaly`` and ``alert_change`` events, ``indicator`` and ``reading``.
+contract in :mod:`gridcall.hub.board.feed`): ``grid_risk``, ``sensor_risk``,
+``open_alert``, ``agent_state`` snapshots, ``anomaly`` and ``alert_change`` events,
+``indicator`` and ``reading``.
 
 **Snapshots and "now".** A snapshot measurement has one point per grid/sensor/alert/agent
 every ``boards_interval`` (30 s by default). Panels that show the present set a panel
