@@ -5,6 +5,8 @@
 Every packaged scenario (simulators/scenarios/*.yaml) is played to its end on the
 simulated district (real edge agents and hub; embedded amqtt broker unless --broker),
 as ``gridcall sim run`` does, and compared with its ground truth (simulators/truth.py).
+Every scenario runs at the sample's defaults, the product's one detector setting
+(config.models.DetectorSettings); none sets its own.
 Prints, per scenario: simulated time, sensors, injected, detected, missed, false alerts,
 median delay from anomaly start to alert, and wall time; then the library's totals.
 Wall time includes the detectors' day of warm-up and depends on the machine's load.

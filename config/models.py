@@ -15,8 +15,10 @@ between files and turns every problem into a message with file, key path and rea
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -129,15 +131,45 @@ class Limits(Model):
         return self
 
 
+PRODUCT_SENSITIVITY = 0.0
+"""The ``default`` detector's sensitivity for the product (0..1; the detector's own
+default, 0.5, is where it is scored on NAB)."""
+PRODUCT_PARAMS: Mapping[str, float | int | str | bool] = MappingProxyType({"extreme_z": 8})
+"""The ``default`` detector's parameters for the product, under any a sensor gives."""
+
+
 class DetectorSettings(Model):
     """Which detector (a name from the detectors registry), its sensitivity and extra
     parameters; ``refractory`` is how many readings after an alert must pass before the
-    same sensor may raise the next (0: report every episode, the hub groups them)."""
+    same sensor may raise the next (0: report every episode, the hub groups them).
+
+    The defaults are the product's one setting, which the sample config, the scenario
+    library, the demo and ``gridcall detect`` all run: the ``default`` detector at
+    :data:`PRODUCT_SENSITIVITY` with :data:`PRODUCT_PARAMS` (a parameter a sensor gives
+    wins over the product's). It was chosen on the simulated streams for at most 0.01
+    false anomalies per sensor-hour (docs/benchmarks.md, bench/sim_false_rate.py).
+
+    >>> DetectorSettings().params, DetectorSettings(params={"warmup": 300}).params
+    ({'extreme_z': 8}, {'warmup': 300, 'extreme_z': 8})
+    >>> DetectorSettings(name="limits").params
+    {}
+    """
 
     name: str = "default"
-    sensitivity: float = Field(default=0.5, ge=0, le=1)
+    sensitivity: float = Field(default=PRODUCT_SENSITIVITY, ge=0, le=1)
     refractory: int = Field(default=0, ge=0)
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _product_params(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("name", "default") == "default":
+            given = data.get("params")
+            if given is None or isinstance(given, dict):
+                given = given or {}
+                product = {k: v for k, v in PRODUCT_PARAMS.items() if k not in given}
+                data = {**data, "params": {**given, **product}}
+        return data
 
 
 class SensorKind(Model):

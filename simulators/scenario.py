@@ -34,6 +34,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from gridcall.config import EXAMPLES, ConfigError, ConfigSet, Problem, SensorSpec, load_config
 from gridcall.config.base import Duration, Id, Model
 from gridcall.config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
+from gridcall.config.models import DetectorSettings
 from gridcall.simulators.replay import Recording, ReplayError, read_recording
 from gridcall.simulators.streams import Injection, Shape
 from gridcall.simulators.weather import rain_model
@@ -502,7 +503,12 @@ def _tuned(config: ConfigSet, tuning: dict[str, DetectorTuning], problem: Any) -
                 update.update(t.model_dump(exclude_none=True))
         if not update:
             return sensor
-        return dataclasses.replace(sensor, detector=sensor.detector.model_copy(update=update))
+        settings = sensor.detector.model_dump()
+        if update.get("name", settings["name"]) != settings["name"]:
+            settings["params"] = {}  # another detector: the old one's params do not apply
+        # built again, not model_copy'd, so the product's parameters apply to 'default'
+        detector = DetectorSettings(**{**settings, **update})
+        return dataclasses.replace(sensor, detector=detector)
 
     sensors = {sid: tune(s) for sid, s in config.sensors.items()}
     agents = {aid: dataclasses.replace(a, sensors=tuple(sensors[s.id] for s in a.sensors))

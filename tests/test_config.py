@@ -262,7 +262,7 @@ def test_an_unknown_detector_on_a_kind_is_reported_once_for_the_kind(sample: Pat
      "(did you mean 'warmup'?)"),
     ({"name": "default", "params": {"warmup": "abc"}},
      "kinds.gas.detector.params: detector 'default' does not run with params "
-     "{'warmup': 'abc'}:"),
+     "{'warmup': 'abc'"),
     ({"name": "mahalanobis"},
      "kinds.gas.detector.params: 'mahalanobis' is a multivariate detector; it cannot watch "
      "one sensor"),

@@ -45,8 +45,9 @@ def test_a_failed_expectation_explains_what_happened_instead(
         "*AL000001 GAS-LEAK tier A opened at huangpu (district), grid dongyuan-g3*",
         "*timeline (*",
         "*+00:10:00  anomaly injected on dongyuan-g3-gas-1: gas leak in a restaurant kitchen*",
-        "*+00:10:19  AL000001 GAS-LEAK opened, tier A to district huangpu*",
-        "*+00:15:19  AL000001 GAS-LEAK response deadline passed at tier A*",
+        # seconds into the ramp, as the detector setting decides; its deadline 5 min later
+        "*+00:10:??  AL000001 GAS-LEAK opened, tier A to district huangpu*",
+        "*+00:15:??  AL000001 GAS-LEAK response deadline passed at tier A*",
     ])
 
 
