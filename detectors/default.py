@@ -30,6 +30,9 @@ One configuration serves every sensor; ``sensitivity`` (0..1, default 0.5) scale
 margin and floor. ``sensitivity``, ``seasonal_memory`` and ``record_memory`` are the
 settings that ``bench/nab_loco.py`` chooses by leave-one-category-out cross-validation on
 the public NAB files, reporting the held-out score of that choice (docs/benchmarks.md).
+An edge agent runs it at the product's quieter setting, sensitivity 0 with ``extreme_z``
+8 (the config's detector defaults, ``config.models.DetectorSettings``), chosen for 2-5 s
+sensor streams rather than NAB's 5-minute series.
 
 The long-run level and variance are plain running means until ``1 / n`` falls below
 ``alpha``, then EWMAs: an EWMA started from zero variance calls early readings many
