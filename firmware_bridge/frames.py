@@ -47,8 +47,6 @@ CHANNEL_SIZE = 5
 MAX_CHANNELS = 32
 MAX_BODY = BODY_FIXED + CHANNEL_SIZE * MAX_CHANNELS  # 169
 MAX_FRAME = HEADER_SIZE + MAX_BODY + CRC_SIZE  # 177 bytes: fits a 256-byte UART buffer
-MAX_ANY_FRAME = HEADER_SIZE + 255 + CRC_SIZE
-"""The longest frame of any version (the length is one byte)."""
 
 REASONS = ("bad_crc", "bad_length", "unknown_version", "malformed", "truncated")
 """Why a frame was refused (the counters of :class:`FrameReader`):
