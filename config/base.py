@@ -33,7 +33,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
-def _parse_duration(value: Any) -> Any:
+def parse_duration(value: Any) -> Any:
     """``"90s"``, ``"30m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` or a number of seconds."""
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
@@ -50,7 +50,7 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
 
 
 class Model(BaseModel):
@@ -118,14 +118,16 @@ class BrokerSettings(Model):
 
     def credentials(self) -> tuple[str | None, str | None]:
         """Username and password from the environment; KeyError naming a missing variable."""
-        return _env(self.username_env), _env(self.password_env)
+        return read_env(self.username_env), read_env(self.password_env)
 
     def unset_env(self) -> list[str]:
         """``field: VARIABLE`` for each credential variable named here but not set."""
-        return _unset(self, ("username_env", "password_env"))
+        return unset_envs(self, ("username_env", "password_env"))
 
 
-def _env(name: str | None) -> str | None:
+def read_env(name: str | None) -> str | None:
+    """The value of the environment variable ``name`` (None for no name); KeyError
+    naming the variable, and that the config named it, if it is not set."""
     if name is None:
         return None
     try:
@@ -134,6 +136,8 @@ def _env(name: str | None) -> str | None:
         raise KeyError(f"environment variable {name} (named in the config) is not set") from None
 
 
-def _unset(settings: BaseModel, fields: tuple[str, ...]) -> list[str]:
+def unset_envs(settings: BaseModel, fields: tuple[str, ...]) -> list[str]:
+    """``field: VARIABLE`` for each of ``fields`` that names a variable the environment
+    lacks."""
     names = ((f, getattr(settings, f)) for f in fields)
     return [f"{f}: {name}" for f, name in names if name is not None and name not in os.environ]

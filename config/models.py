@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from gridcall.config.base import BrokerSettings, Duration, Id, Model, Name, _env, _unset
+from gridcall.config.base import BrokerSettings, Duration, Id, Model, Name, read_env, unset_envs
 from gridcall.config.boards import BoardSettings
 from gridcall.config.sources import SimulatedSettings, SourceSettings
 from gridcall.wire.ladder import Tier
@@ -256,16 +256,16 @@ class InfluxSettings(Model):
 
     def credentials(self) -> tuple[str | None, str | None]:
         """v1 username and password from the environment; KeyError naming a missing one."""
-        return _env(self.username_env), _env(self.password_env)
+        return read_env(self.username_env), read_env(self.password_env)
 
     def token(self) -> str | None:
         """The v2 token from the environment; KeyError naming a missing variable."""
-        return _env(self.token_env)
+        return read_env(self.token_env)
 
     def unset_env(self) -> list[str]:
         """``field: VARIABLE`` for each variable this API needs that is named but not set."""
         fields = ("username_env", "password_env") if self.api == 1 else ("token_env",)
-        return _unset(self, fields)
+        return unset_envs(self, fields)
 
     @model_validator(mode="after")
     def _api_fields(self) -> InfluxSettings:

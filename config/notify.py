@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from gridcall.config.base import Duration, Id, Model, _env, _unset
+from gridcall.config.base import Duration, Id, Model, read_env, unset_envs
 
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
@@ -94,7 +94,7 @@ class SmtpSettings(Model):
 
     def credentials(self) -> tuple[str | None, str | None]:
         """Username and password from the environment; KeyError naming a missing one."""
-        return _env(self.username_env), _env(self.password_env)
+        return read_env(self.username_env), read_env(self.password_env)
 
 
 class RetrySettings(Model):
@@ -126,13 +126,13 @@ class NotifyFile(Model):
         """``key.path: VARIABLE`` for each environment variable named here but not set."""
         out: list[str] = []
         if self.smtp is not None:
-            out += [f"smtp.{m}" for m in _unset(self.smtp, ("username_env", "password_env"))]
+            out += [f"smtp.{m}" for m in unset_envs(self.smtp, ("username_env", "password_env"))]
         for unit, chans in self.units.items():
             for i, chan in enumerate(chans):
-                out += [f"units.{unit}[{i}].{m}" for m in _unset(chan, chan.secret_envs)]
+                out += [f"units.{unit}[{i}].{m}" for m in unset_envs(chan, chan.secret_envs)]
         return out
 
 
 def secret(name: str | None) -> str | None:
     """The value of the environment variable ``name``; KeyError naming it if unset."""
-    return _env(name)
+    return read_env(name)

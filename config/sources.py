@@ -30,7 +30,7 @@ from gridcall.config.base import (
     Loc,
     Model,
     SourceSettingsModel,
-    _parse_duration,
+    parse_duration,
 )
 from gridcall.config.local_mqtt import LocalMqttSettings
 
@@ -49,7 +49,7 @@ def _never_or_duration(value: Any) -> Any:
     if value is None or value == "never":
         return value
     try:
-        parsed = _parse_duration(value)
+        parsed = parse_duration(value)
     except ValueError:
         parsed = None
     if isinstance(parsed, int | float) and not isinstance(parsed, bool):

@@ -90,10 +90,10 @@ def parse_offset(value: Any) -> timedelta:
         m = _CLOCK.match(value.strip())
         if m:
             return timedelta(hours=int(m[1]), minutes=int(m[2]), seconds=float(m[3] or 0))
-        from gridcall.config.base import _parse_duration
+        from gridcall.config.base import parse_duration
 
         try:
-            parsed = _parse_duration(value)
+            parsed = parse_duration(value)
         except ValueError:
             pass
         else:

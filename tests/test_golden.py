@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
-from gridcall.config.base import _parse_duration
+from gridcall.config.base import parse_duration
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import Transition
@@ -39,7 +39,7 @@ NS = 10**9
 
 
 def offset(value: object) -> int:
-    return int(_parse_duration(str(value)).total_seconds() * NS) if value not in (0, "0") else 0
+    return int(parse_duration(str(value)).total_seconds() * NS) if value not in (0, "0") else 0
 
 
 def span(ns: int) -> str:
