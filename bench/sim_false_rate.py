@@ -9,6 +9,10 @@ defaults: the product's one setting, config.models.DetectorSettings), first ``--
 hours to learn (as the simulated district warms its detectors), then ``--hours`` of
 normal readings in which every episode start is counted as a false anomaly.
 
+A second column counts the same from a fresh start (no learning before counting): the
+first ``--fresh`` hours of a newly commissioned sensor, or of an agent that restarts
+without a usable checkpoint, including the readings the detector still learns from.
+
 Each seed starts at a different hour of the day, so the night and the rush hours are
 both in the sample. ``--first-seed`` picks other seeds (the setting was chosen on seeds
 6-17 and is reported on 0-5). Pure CPU (no broker, no hub).
@@ -57,6 +61,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=24.0, help="hours of learning")
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--fresh", type=float, default=3.0,
+                        help="hours counted from a fresh start (0: skip that column)")
     args = parser.parse_args()
     cfg = load_config("config/examples/huangpu")
     one: dict[str, SensorSpec] = {}
@@ -65,22 +71,27 @@ def main() -> None:
     print(f"false anomaly episodes per sensor-hour after {args.warmup:g} h of learning, "
           f"{args.hours:g} h x {args.seeds} seeds ({args.first_seed}-"
           f"{args.first_seed + args.seeds - 1}) per kind, at the sample config's settings")
-    print(f"{'kind':<14}" + "".join(f"{name:>26}" for name in SETTINGS))
-    totals = dict.fromkeys(SETTINGS, 0)
+    columns = [(f"{name}, after {args.warmup:g} h", settings, args.warmup, args.hours)
+               for name, settings in SETTINGS.items()]
+    if args.fresh > 0:
+        columns.append((f"first {args.fresh:g} h, fresh", {}, 0.0, args.fresh))
+    print(f"{'kind':<14}" + "".join(f"  {c[0]:>28}" for c in columns))
+    totals = [0] * len(columns)
     for kind, sensor in sorted(one.items()):
         cells = []
-        for name, settings in SETTINGS.items():
+        for i, (_, settings, warmup, hours) in enumerate(columns):
             got: Counter[str] = Counter()
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                got += false_episodes(sensor, settings, seed=seed, warmup_h=args.warmup,
-                                      hours=args.hours)
+                got += false_episodes(sensor, settings, seed=seed, warmup_h=warmup,
+                                      hours=hours)
             n = sum(got.values())
-            totals[name] += n
+            totals[i] += n
             kinds = ",".join(f"{k}:{v}" for k, v in sorted(got.items())) or "-"
-            cells.append(f"{n / (args.hours * args.seeds):.3f} ({kinds})")
-        print(f"{kind:<14}" + "".join(f"{c:>26}" for c in cells))
-    hours = args.hours * args.seeds * len(one)
-    print(f"{'all kinds':<14}" + "".join(f"{totals[n] / hours:>26.3f}" for n in SETTINGS))
+            cells.append(f"{n / (hours * args.seeds):.3f} ({kinds})")
+        print(f"{kind:<14}" + "".join(f"  {c:>28}" for c in cells))
+    print(f"{'all kinds':<14}" + "".join(
+        f"  {totals[i] / (c[3] * args.seeds * len(one)):>28.3f}"
+        for i, c in enumerate(columns)))
 
 
 if __name__ == "__main__":

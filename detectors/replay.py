@@ -66,8 +66,8 @@ told otherwise."""
 CLEAR_AFTER = 3
 """Normal scores in a row that end an episode, as in an edge agent's watch."""
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
-_SECONDS = {"d": 86_400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(min|d|h|m|s)")
+_SECONDS = {"d": 86_400.0, "h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,8 @@ class Baseline:
     >>> Baseline.parse("500"), Baseline.parse("2h30m"), Baseline.parse("90s")
     (Baseline(rows=500, seconds=None), Baseline(rows=None, seconds=9000.0), \
 Baseline(rows=None, seconds=90.0))
+    >>> Baseline.parse("10min") == Baseline.parse("10m")  # as an operator types it
+    True
     """
 
     rows: int | None = None
@@ -98,7 +100,7 @@ Baseline(rows=None, seconds=90.0))
                 return cls(seconds=seconds)
         raise ReplayInputError(
             f"--baseline {text!r}: give a number of rows (e.g. 400) or a duration from the "
-            "first row (e.g. 90s, 30m, 2h, 1d, 1h30m)")
+            "first row (e.g. 90s, 30m or 30min, 2h, 1d, 1h30m)")
 
     def describe(self, warmup: int) -> str:
         if self.rows is not None:

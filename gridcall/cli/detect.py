@@ -39,6 +39,11 @@ def detect(
     on every row held anomalous, until 3 normal scores in a row) and event (1 where an
     episode starts, as an edge agent would publish it; cooldown: the sensors' default
     detector.refractory, 0 rows).
+
+    A single column's detector fresh from its warm-up still raises false alerts on
+    ordinary noise for its first hours (about 9 per hour in the first hour on the
+    simulated district's streams; docs/benchmarks.md, "One setting for the product"):
+    where the file allows, give a --baseline of a few hours.
     """
     from gridcall.config.models import DetectorSettings
     from gridcall.detectors import ReplayInputError
