@@ -16,6 +16,11 @@ Three columns are added:
   publish; after an event, the next may start only ``cooldown`` scored rows later
   unless it is far stronger (:class:`detectors.Episodes`).
 
+With several columns a fourth, ``moved``, is added: on each event row, the sensors
+whose share of that row's abnormality is at least ``MOVED_SHARE``, largest first, as
+``name:share`` (:meth:`detectors.LearnedNormal.contributions`), so a technician sees
+which sensor moved; empty on other rows.
+
 A :class:`Baseline` (rows, or a duration from the first row) is the commissioning
 window: the detectors learn from it and score nothing in it. For one column it is the
 default detector's warm-up (``warmup`` rows, 200 unless told; a duration is at least
@@ -159,6 +164,24 @@ def _value(text: str | None) -> float | None:
     except ValueError:
         return None
     return v if math.isfinite(v) else None
+
+
+MOVED_SHARE = 0.1
+"""A sensor is named in ``moved`` when its share of the row's abnormality is at least
+this (the largest is always named)."""
+
+
+def moved_sensors(shares: Mapping[str, float]) -> str:
+    """The sensors that moved, largest share first, as ``name:share`` separated by spaces.
+
+    >>> moved_sensors({"vibration": 0.81, "current": 0.15, "flow": 0.04})
+    'vibration:0.81 current:0.15'
+    >>> moved_sensors({})
+    ''
+    """
+    ranked = sorted(shares.items(), key=lambda p: -p[1])
+    named = [p for i, p in enumerate(ranked) if i == 0 or p[1] >= MOVED_SHARE]
+    return " ".join(f"{name}:{share:.2f}" for name, share in named)
 
 
 def separator(text: str) -> str:
@@ -310,7 +333,8 @@ def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_
     events = Episodes(threshold=threshold, clear_after=settings.clear_after,
                       refractory=settings.cooldown)
     writer = csv.writer(sink, delimiter=sep, lineterminator="\n")
-    writer.writerow([*header, "anomaly_score", "alert", "event"])
+    writer.writerow([*header, "anomaly_score", "alert", "event",
+                     *(["moved"] if joint is not None else [])])
     rows = skipped = episodes = anomalous = unscored = 0
     learn_until: float | None = None
     for row in reader:
@@ -340,8 +364,10 @@ def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_
         episodes += event
         anomalous += alert
         unscored += score is None
+        moved = [] if joint is None else [moved_sensors(joint.contributions()) if event
+                                           else ""]
         writer.writerow([*(row[h] for h in header),
-                         "" if score is None else f"{score:.6f}", alert, event])
+                         "" if score is None else f"{score:.6f}", alert, event, *moved])
     described = (f"warm-up {warmup} rows" if settings.baseline is None
                  else baseline.describe(warmup if joint is None else MIN_BASELINE_ROWS))
     return ReplaySummary(rows=rows, skipped=skipped, episodes=episodes, anomalous=anomalous,

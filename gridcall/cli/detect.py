@@ -18,7 +18,8 @@ def detect(
                                              "or epoch seconds).")],
     columns: Annotated[str, typer.Option(help="Comma-separated value columns; more than one "
                                          "runs the multivariate detector, which learns "
-                                         "normal in the baseline and keeps it.")],
+                                         "normal in the baseline and keeps it, and adds "
+                                         "'moved': the sensors that moved at each event.")],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the scored CSV "
                                            "(UTF-8, same separator as the input); written "
                                            "only if the whole file could be scored.")],

@@ -40,7 +40,8 @@ def test_scores_each_row_and_flags_the_spike(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open(newline=""), delimiter=";"))
     assert len(rows) == 600
-    assert list(rows[0]) == ["time", "level", "flow", "anomaly_score", "alert", "event"]
+    assert list(rows[0]) == ["time", "level", "flow", "anomaly_score", "alert", "event",
+                             "moved"]
     assert rows[500]["alert"] == rows[500]["event"] == "1"
     assert "1 with a missing value" in result.output  # the row with an empty flow value
 
@@ -190,7 +191,7 @@ def test_the_output_keeps_the_input_separator_and_newline_line_ends(tmp_path: Pa
                     ";", "--out", str(out))
     assert result.exit_code == 0, result.output
     written = out.read_bytes()
-    assert written.startswith(b"time;level;flow;anomaly_score;alert;event\n")
+    assert written.startswith(b"time;level;flow;anomaly_score;alert;event;moved\n")
     assert b"\r" not in written
     assert written.count(b"\n") == 6
 
@@ -311,6 +312,10 @@ def test_a_fault_in_several_columns_is_held_for_its_whole_length(tmp_path: Path)
     assert all(r["anomaly_score"] != "" for r in rows[300:])
     assert all(r["alert"] == "1" for r in rows[600:610])
     assert flags(rows, "event") == [600]
+    assert list(rows[0])[-4:] == ["anomaly_score", "alert", "event", "moved"]
+    # the event names the sensor that moved (the step is in temp; current did not move)
+    assert rows[600]["moved"].split()[0].startswith("temp:"), rows[600]["moved"]
+    assert not any(r["moved"] for i, r in enumerate(rows) if i != 600)
     assert not any(r["alert"] == "1" for r in rows[300:600])
     episodes_are_well_formed(rows, cooldown=0)
     assert "300 unscored (baseline 300 rows; 0 with a missing value)" in " ".join(
