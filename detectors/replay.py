@@ -368,7 +368,8 @@ def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_
                                            else ""]
         writer.writerow([*(row[h] for h in header),
                          "" if score is None else f"{score:.6f}", alert, event, *moved])
-    described = (f"warm-up {warmup} rows" if settings.baseline is None
+    described = (f"{'warm-up' if joint is None else 'baseline'} {warmup} rows"
+                 if settings.baseline is None
                  else baseline.describe(warmup if joint is None else MIN_BASELINE_ROWS))
     return ReplaySummary(rows=rows, skipped=skipped, episodes=episodes, anomalous=anomalous,
                          unscored=unscored, warmup=described, cooldown=settings.cooldown)
