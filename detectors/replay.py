@@ -134,7 +134,10 @@ class ReplaySummary:
     skipped: int
     """Rows with a missing or unreadable value in a value column (not scored)."""
     episodes: int
-    """Episodes started: rows with ``event`` 1."""
+    """Runs of rows with ``alert`` 1: the episodes an operator sees."""
+    events: int
+    """Rows with ``event`` 1: one per episode, plus any far stronger score inside one
+    (:class:`detectors.Episodes` re-raises) and less any a cooldown withheld."""
     anomalous: int
     """Rows with ``alert`` 1."""
     unscored: int
@@ -335,7 +338,8 @@ def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_
     writer = csv.writer(sink, delimiter=sep, lineterminator="\n")
     writer.writerow([*header, "anomaly_score", "alert", "event",
                      *(["moved"] if joint is not None else [])])
-    rows = skipped = episodes = anomalous = unscored = 0
+    rows = skipped = episodes = published = anomalous = unscored = 0
+    was_alert = False
     learn_until: float | None = None
     for row in reader:
         try:
@@ -361,7 +365,9 @@ def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_
         event = int(events.step(score) == "start")
         state.step(score)
         alert = int(state.active)
-        episodes += event
+        published += event
+        episodes += alert and not was_alert
+        was_alert = bool(alert)
         anomalous += alert
         unscored += score is None
         moved = [] if joint is None else [moved_sensors(joint.contributions()) if event
@@ -371,5 +377,6 @@ def _score_rows(path: Path, reader: csv.DictReader[str], sink: IO[str], *, time_
     described = (f"{'warm-up' if joint is None else 'baseline'} {warmup} rows"
                  if settings.baseline is None
                  else baseline.describe(warmup if joint is None else MIN_BASELINE_ROWS))
-    return ReplaySummary(rows=rows, skipped=skipped, episodes=episodes, anomalous=anomalous,
+    return ReplaySummary(rows=rows, skipped=skipped, episodes=episodes, events=published,
+                         anomalous=anomalous,
                          unscored=unscored, warmup=described, cooldown=settings.cooldown)

@@ -63,7 +63,8 @@ def detect(
         err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     out.print(f"✓ {summary.rows} rows → {escape(str(out_file))}: {summary.episodes} "
-              f"episodes (event), {summary.anomalous} anomalous rows (alert), "
+              f"episodes, {summary.events} events (event), {summary.anomalous} anomalous "
+              f"rows (alert), "
               f"{summary.unscored} unscored ({summary.warmup}; {summary.skipped} with a "
               f"missing value); cooldown {summary.cooldown} rows", highlight=False,
               soft_wrap=True)

@@ -272,7 +272,9 @@ def test_a_planted_step_is_an_alert_and_one_event_at_the_product_defaults(
     alert, event = flags(rows, "alert"), flags(rows, "event")
     unscored = sum(r["anomaly_score"] == "" for r in rows)
     assert unscored == 200  # the warm-up
-    assert (f"1000 rows → {out}: {len(event)} episodes (event), {len(alert)} anomalous rows "
+    runs = sum(1 for i in alert if i - 1 not in alert)
+    assert (f"1000 rows → {out}: {runs} episodes, {len(event)} events (event), "
+            f"{len(alert)} anomalous rows "
             f"(alert), {unscored} unscored (warm-up 200 rows; 0 with a missing value); "
             "cooldown 0 rows") in " ".join(result.output.split())
 
@@ -289,14 +291,16 @@ def test_a_cooldown_limits_events_but_never_hides_the_alert_state(tmp_path: Path
     assert rows[600]["alert"] == "1"  # inside the blip's cooldown, still held anomalous
     episodes_are_well_formed(rows, cooldown=100)
     assert summary.cooldown == 100
-    assert summary.episodes == len(flags(rows, "event"))
+    assert summary.events == len(flags(rows, "event"))
+    alert = flags(rows, "alert")
+    assert summary.episodes == sum(1 for i in alert if i - 1 not in alert)  # alert runs
     assert summary.anomalous == len(flags(rows, "alert"))
     # without the cooldown the same rows are alerts; only the events differ
     plain = tmp_path / "plain.csv"
     replay_csv(src, time_column="time", columns=["temp"], out=plain,
                settings=ReplaySettings(cooldown=0))
     assert flags(scored(plain), "alert") == flags(rows, "alert")
-    assert len(flags(scored(plain), "event")) > summary.episodes
+    assert len(flags(scored(plain), "event")) > summary.events
 
 
 def test_a_fault_in_several_columns_is_held_for_its_whole_length(tmp_path: Path) -> None:
