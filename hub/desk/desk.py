@@ -452,14 +452,8 @@ class Desk:
         t = step(state, "evidence", at=now, evidence=(event.agent, event.seq),
                  sensor=event.sensor,
                  note=note or f"{event.kind} {event.severity} on {event.sensor}")
-        steps = [t]
-        rise = self._rise(apply(state, t), event, now, spread)
-        if rise is not None:
-            steps.append(rise)
-        changes = await self._commit(steps)
         self.counters.evidence += 1
-        self.counters.tier_raises += rise is not None
-        return EventOutcome(changes[-1].alert, tuple(steps))
+        return await self._commit_with_rise(state, t, event, now, spread)
 
     async def _reopen(self, state: AlertState, event: AnomalyEvent, matter: Matter, now: int,
                       spread: dict[str, int], note: str | None = None) -> EventOutcome:
@@ -467,12 +461,17 @@ class Desk:
         t = step(state, "reopen", at=now, evidence=(event.agent, event.seq),
                  sensor=event.sensor, reason=decision.reason, deadlines=decision.deadlines,
                  note=note or f"{event.kind} {event.severity} on {event.sensor}")
+        self.counters.reopened += 1
+        return await self._commit_with_rise(state, t, event, now, spread)
+
+    async def _commit_with_rise(self, state: AlertState, t: Transition, event: AnomalyEvent,
+                                now: int, spread: dict[str, int]) -> EventOutcome:
+        """Commit a step that brought new evidence, with the tier raise it earns, if any."""
         steps = [t]
         rise = self._rise(apply(state, t), event, now, spread)
         if rise is not None:
             steps.append(rise)
         changes = await self._commit(steps)
-        self.counters.reopened += 1
         self.counters.tier_raises += rise is not None
         return EventOutcome(changes[-1].alert, tuple(steps))
 
