@@ -98,3 +98,43 @@ def test_a_database_that_refuses_our_login_is_refused_not_unreachable() -> None:
     assert classify_error(SinkConfigError("404 database not found")) is Outcome.REFUSED
     assert classify_error(RetryableSinkError("connection refused")) is Outcome.RETRY
     assert isinstance(SinkAuthError("403"), CredentialsRefused)
+
+
+async def test_the_hubs_readings_connection_waits_the_one_backoff_between_attempts(
+) -> None:
+    """paho reconnects the readings consumer in its own thread; the wait it takes before
+    each attempt is the Backoff's next delay, jittered (it was paho's own doubling,
+    without jitter). Against a port nobody listens on: 1 s, 2 s, 4 s, each ± 20 %."""
+    import socket
+
+    from gridcall.hub.ingest.consumer import RECONNECT, ReadingsConsumer
+    from gridcall.hub.ingest.runner import Ingest
+    from gridcall.hub.store import Store
+    from gridcall.wire.broker import BrokerAddress
+    from tests.polling import wait_until
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with Store(":memory:") as store:
+        consumer = ReadingsConsumer(Ingest(store), address=BrokerAddress.parse(
+            f"mqtt://127.0.0.1:{port}"), client_id="backoff-probe")
+        waits: list[float] = []
+        paho_set = consumer._client.reconnect_delay_set
+
+        def spy(low: int, high: int) -> None:
+            waits.append(low)
+            paho_set(low, high)
+
+        consumer._client.reconnect_delay_set = spy  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        try:
+            assert await wait_until(lambda: len(waits) >= 3, polls=300)
+        finally:
+            stop.set()
+            await task
+            await consumer.close()
+    nominal = [RECONNECT.initial * RECONNECT.factor**i for i in range(3)]
+    for wait, delay in zip(waits, nominal, strict=False):
+        assert delay * (1 - RECONNECT.jitter) <= wait <= delay * (1 + RECONNECT.jitter)

@@ -43,9 +43,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gridcall.hub.ingest.runner import Ingest, Token
 from gridcall.wire import Decoder, MalformedMessage, topics
+from gridcall.wire.backoff import Backoff
 from gridcall.wire.broker import BrokerAddress, refuses_credentials
 
 log = logging.getLogger(__name__)
+
+RECONNECT = Backoff(initial=1.0, cap=30.0)
+"""Waits between the readings connection's attempts (paho's thread does the waiting)."""
 
 
 def readings_filter(share_group: str | None) -> str:
@@ -153,16 +157,29 @@ class ReadingsConsumer:
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_socket_open = self._on_socket_open
-        # paho's own loop reconnects this one (in its thread, without jitter): 1-30 s
-        self._client.reconnect_delay_set(1, 30)
+        self._client.on_connect_fail = self._on_connect_fail
+        # paho's own loop reconnects this one, in its thread; the wait before each attempt
+        # is the one Backoff's (1-30 s, jittered so that workers cut off together do not
+        # all come back together), set after each failure: paho then waits exactly that
+        self._delays = RECONNECT.delays()
+        self._wait(self._delays.upcoming)
         self._keepalive = keepalive
         self._started = False
 
     # ------------------------------------------------------------------ paho's thread
 
+    def _wait(self, delay: float) -> None:
+        """Make paho wait ``delay`` s, jittered, before its next attempt (its hints say
+        int; it adds the delay to time.time(), so a float is what it waits)."""
+        wait = self._delays.jittered(delay)
+        self._client.reconnect_delay_set(cast(int, wait), cast(int, wait))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        self._wait(next(self._delays))  # no answer at all (unreachable, timed out)
+
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     rc: ReasonCode, properties: object = None) -> None:
-        if rc.is_failure:
+        if rc.is_failure:  # paho disconnects next: _on_disconnect takes the next wait
             if refuses_credentials(rc):
                 self.credentials_refused += 1
                 log.warning("readings %s: broker %s refused our credentials (%s); check the "
@@ -173,6 +190,7 @@ class ReadingsConsumer:
                             self.client_id, self.address, rc)
             return
         self.connects += 1
+        self._delays.reset()  # a later loss waits the first delay again
         self.acks.new_generation(client)
         # A persistent session keeps its subscriptions: drop the other form (plain vs
         # shared) in case this client id was used with it, or messages arrive twice.
@@ -199,6 +217,7 @@ class ReadingsConsumer:
     def _on_disconnect(self, client: mqtt.Client, userdata: object,
                        flags: mqtt.DisconnectFlags, rc: ReasonCode,
                        properties: object = None) -> None:
+        self._wait(next(self._delays))  # a lost connection, or a refused CONNACK
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.subscribed.clear)
         if rc.is_failure:
