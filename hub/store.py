@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 from gridcall.wire import AnomalyEvent, ReadingBatch
+from gridcall.wire.errors import InvariantError
 
 T = TypeVar("T")
 
@@ -71,7 +72,7 @@ class Store:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            raise RuntimeError("Store used outside 'async with'")
+            raise InvariantError("Store used outside 'async with'")
         return self._db
 
     # ------------------------------------------------------------------ readings sink

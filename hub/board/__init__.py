@@ -2,7 +2,8 @@
 
 Owns the board measurements (``feed``), the built-in board's view model (``view``), the
 live changes its pages stream (``changes``), the writers of board and indicator
-measurements to InfluxDB (``writer``, ``indicator_writer``), and the page's assets
+measurements to InfluxDB (``writer``, ``indicator_writer``) and the service that runs
+them on the hub's schedule (``service``), and the page's assets
 (``index.html``, ``board.js``, ``board.css``, shipped as package data). The page's
 routes are the API's (:mod:`gridcall.hub.api.board`).
 

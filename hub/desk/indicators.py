@@ -69,6 +69,7 @@ from typing import Literal
 
 from gridcall.hub.desk.lifecycle import HUB, Transition
 from gridcall.hub.ingest.sinks.lineproto import escape_measurement, escape_tag
+from gridcall.wire.ladder import LEVELS
 
 Group = Literal["unit", "department"]
 STARTS = frozenset({"open", "escalate", "reopen"})
@@ -267,7 +268,7 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
         by_unit: dict[str, list[Stint]] = defaultdict(list)
         for s in in_period:
             by_unit[s.unit].append(s)
-        order = {"district": 0, "town": 1, "community": 2, "grid": 3}
+        order: dict[str, int] = {level: i for i, level in enumerate(LEVELS)}
         for unit, of in sorted(by_unit.items(),
                                key=lambda kv: (order.get(kv[1][0].unit_level, 9), kv[0])):
             out.append(summarize("unit", unit, of[0].unit_level, period_start, period_end, of))

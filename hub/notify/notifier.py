@@ -39,6 +39,7 @@ from gridcall.wire import RiskAlert
 from gridcall.wire.backoff import Backoff
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock
+from gridcall.wire.errors import InvariantError
 from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class Notifier:
 
     async def __aenter__(self) -> Self:
         if self._open:
-            raise RuntimeError("Notifier is already open")
+            raise InvariantError("Notifier is already open")
         self._open = True
         REASONS.listen()
         return self
@@ -167,7 +168,7 @@ class Notifier:
         awaited once every one of them was sent or given up (at once if there are none);
         not if the notifier stopped first: those deliveries are not done."""
         if not self._open:
-            raise RuntimeError("Notifier used outside 'async with'")
+            raise InvariantError("Notifier used outside 'async with'")
         title, text = render(alert, note)
         body = msgspec.json.encode(alert).decode()
         queued = 0

@@ -39,6 +39,7 @@ from gridcall.hub.ingest.sinks.base import (
 )
 from gridcall.hub.ingest.sinks.lineproto import LineEncoder
 from gridcall.wire import ReadingBatch
+from gridcall.wire.errors import InvariantError
 
 if TYPE_CHECKING:
     from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -183,7 +184,7 @@ class InfluxV1Sink:
 
     async def __aenter__(self) -> Self:
         if self._http is not None:
-            raise RuntimeError(f"{self!r} is already open")
+            raise InvariantError(f"{self!r} is already open")
         self._http = httpx.AsyncClient(base_url=self.url, timeout=self._timeout,
                                        auth=self._auth)
         return self
@@ -226,7 +227,7 @@ class InfluxV1Sink:
                     content: bytes | None = None, data: Mapping[str, str] | None = None,
                     headers: Mapping[str, str] | None = None) -> httpx.Response:
         if self._http is None:
-            raise RuntimeError(f"{self!r} used outside 'async with'")
+            raise InvariantError(f"{self!r} used outside 'async with'")
         try:
             return await self._http.post(path, params=params, content=content, data=data,
                                          headers=headers)
@@ -267,7 +268,7 @@ class InfluxV2Sink:
         from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 
         if self._client is not None:
-            raise RuntimeError(f"{self!r} is already open")
+            raise InvariantError(f"{self!r} is already open")
         self._client = InfluxDBClientAsync(url=self.url, token=self._token, org=self.org,
                                            timeout=self._timeout_ms, enable_gzip=self.gzip)
         self._write_api = self._client.write_api()
@@ -288,7 +289,7 @@ class InfluxV2Sink:
         from influxdb_client.domain.write_precision import WritePrecision
 
         if self._write_api is None:
-            raise RuntimeError(f"{self!r} used outside 'async with'")
+            raise InvariantError(f"{self!r} used outside 'async with'")
         if not body:
             return
         # Checked before gzip (influxdb-client compresses inside): errs on the safe side.
