@@ -10,7 +10,7 @@ import asyncio
 import csv
 import io
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +25,7 @@ from gridcall.config import SAMPLE_DISTRICT
 from gridcall.config.base import Duration
 from gridcall.hub.desk.indicators import Indicator, indicators
 from gridcall.hub.desk.lifecycle import Transition
+from gridcall.wire.clock import from_iso, ns, utc_text
 
 _duration: TypeAdapter[timedelta] = TypeAdapter(Duration)
 
@@ -103,18 +104,15 @@ async def read_ledger(store_path: Path) -> list[Transition]:
 
 
 def _ns(iso: str) -> int:
-    """ISO 8601 as ns since the epoch; a time without a zone is UTC."""
+    """``--until``: ISO 8601 as ns since the epoch; a time without a zone is UTC."""
     try:
-        when = datetime.fromisoformat(iso)
+        return from_iso(iso)
     except ValueError:
         raise ValueError(f"--until {iso!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp()) * 10**9 + when.microsecond * 1000
 
 
-def _when(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _when(at: int) -> str:
+    return utc_text(at, with_seconds=False)
 
 
 def hub_report(
@@ -157,12 +155,13 @@ def hub_report(
     # demo's desk runs ahead of this machine's clock, and its alerts are in its "now".
     now = max(time.time_ns(), max((t.at for t in steps), default=0) + 1)
     end = now if given_end is None else given_end
-    start = end - int(span.total_seconds() * 1e9)
+    start = end - ns(span)
     # A period that has not ended yet is judged as of now, not as of its end: deadlines
     # still ahead are not missed.
     rows = indicators(steps, start, end, as_of=min(end, now))
     if as_csv:
         typer.echo(to_csv(rows), nl=False)
+        err.print(f"from {where}", highlight=False, soft_wrap=True)  # stdout stays CSV
         return
     if not rows:
         out.print(f"no alerts between {_when(start)} and {_when(end)} in {where}",

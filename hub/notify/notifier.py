@@ -26,7 +26,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Protocol, Self
 
 import msgspec
@@ -38,7 +37,7 @@ from gridcall.hub.notify.channels.via_apprise import REASONS
 from gridcall.wire import RiskAlert
 from gridcall.wire.backoff import Backoff
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
-from gridcall.wire.clock import Clock
+from gridcall.wire.clock import Clock, utc_text
 from gridcall.wire.errors import InvariantError
 from gridcall.wire.stats import Scalar, flatten
 
@@ -83,10 +82,6 @@ class Delivery:
         return Message(self.title, self.text, self.json)
 
 
-def _time(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def render(alert: RiskAlert, note: str = "") -> tuple[str, str]:
     """A title and a plain-text body a grid worker can read on a phone."""
     title = (f"[{alert.tier}] {alert.matter_name} · {alert.state} · {alert.alert_id} "
@@ -98,8 +93,8 @@ def render(alert: RiskAlert, note: str = "") -> tuple[str, str]:
         f"{', '.join([alert.departments.lead, *alert.departments.co])}",
         f"Sensor {alert.sensor} ({alert.sensor_kind}) in grid {alert.grid}: "
         f"{alert.anomaly_kind}, {alert.severity}, value {alert.value}",
-        f"Respond by {_time(alert.deadlines.response)}; on site by "
-        f"{_time(alert.deadlines.arrival)}; disposed of by {_time(alert.deadlines.disposal)}",
+        f"Respond by {utc_text(alert.deadlines.response)}; on site by "
+        f"{utc_text(alert.deadlines.arrival)}; disposed of by {utc_text(alert.deadlines.disposal)}",
     ]
     if note:
         lines.append(f"Note: {note}")
