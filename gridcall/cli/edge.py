@@ -35,17 +35,23 @@ edge_app = typer_app("Run or commission an edge agent.")
 STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red"}
 
 
-def source_for(cfg: ConfigSet, spec: AgentSpec) -> Source:
-    """The agent's source as ``gridcall edge run`` would open it (MQTT is checked apart)."""
-    kind = source_type(spec.source)
-    if kind == "simulated":
+def open_source(cfg: ConfigSet, spec: AgentSpec, *, interval_scale: float = 1.0) -> Source:
+    """The agent's source as ``gridcall edge run`` opens it: a registered kind through
+    the source registry, a simulated one from the simulators (which the runtime never
+    imports), its sensors' intervals times ``interval_scale``."""
+    if source_type(spec.source) == "simulated":
         from gridcall.simulators.town import SimulatedTown
 
-        # a hundredth of each sensor's interval: a few values at once, not in 5 s
-        return SimulatedTown(cfg, interval_scale=0.01).source(spec.id)
+        return SimulatedTown(cfg, interval_scale=interval_scale).source(spec.id)
     from gridcall.edge_agent.source_factory import build_source
 
-    return build_source(spec)  # serial frames, Modbus RTU
+    return build_source(spec)
+
+
+def source_for(cfg: ConfigSet, spec: AgentSpec) -> Source:
+    """The agent's source for ``edge check`` (MQTT is checked apart): a simulated one at a
+    hundredth of each sensor's interval, a few values at once rather than in 5 s."""
+    return open_source(cfg, spec, interval_scale=0.01)
 
 
 @edge_app.command("run", cls=Command)
@@ -72,15 +78,7 @@ def edge_run(
     require_env(config_dir / "agents.yaml",
                 [f"agents[{agent}].settings.broker.{m}" for m in spec.settings.broker.unset_env()]
                 + [f"agents[{agent}].source.{m}" for m in spec.source.unset_env()])
-    source: Source
-    if spec.source.type == "simulated":
-        from gridcall.simulators.town import SimulatedTown
-
-        source = SimulatedTown(cfg).source(agent)
-    else:  # serial, modbus, mqtt
-        from gridcall.edge_agent.source_factory import build_source
-
-        source = build_source(spec)
+    source = open_source(cfg, spec)
 
     from gridcall.edge_agent.outbox import OutboxError
     from gridcall.edge_agent.sequence import SequenceStateError
