@@ -42,6 +42,8 @@ def _plain_metavars(params: list[Any], ctx: Any) -> None:
     for param in params:
         if isinstance(param, TyperArgument):  # its name (FILE, UNIT...) says enough
             setattr(param, "display_type_rich", _no_type)  # noqa: B010
+            if param.metavar is None and param.name:  # typer writes it as {name}
+                param.metavar = param.name.upper()
             continue
         if not isinstance(param, TyperOption) or param.metavar is not None:
             continue
