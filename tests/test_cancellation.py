@@ -1,5 +1,5 @@
-"""Every edge source ends when it is cancelled, whatever it is doing: opening its port or
-broker, waiting for an answer, or reading. A source that eats a cancel keeps its task alive
+"""Every edge source, and the hub's desk connection, ends when it is cancelled, whatever it
+is doing: opening its port or broker, waiting for an answer, or reading. A source that eats a cancel keeps its task alive
 for ever, and with it whatever waits for that task: the agent's shutdown, a test's
 teardown, the event loop's close.
 
@@ -230,3 +230,33 @@ async def test_cancel_safe_raises_the_callers_cancel_even_if_the_call_swallows_i
     assert done, "cancel_safe did not pass on the caller's cancel: a hang"
     assert task.cancelled()
     release.set()  # the call left behind ends too
+
+
+# --------------------------------------------------------------------------- the hub
+
+async def test_the_hubs_desk_connection_ends_when_cancelled_connecting_or_subscribing(
+        cfg: ConfigSet) -> None:
+    """The desk runtime's reconnect loop (aiomqtt, like the agent's uplink): cancelled
+    while it connects, subscribes or reads, it ends, even when the broker's answer and the
+    cancel land in one loop turn."""
+    from gridcall.hub.desk.runtime import DeskRuntime
+    from gridcall.hub.store import Store
+    from gridcall.simulators.embedded import EmbeddedBroker
+    from gridcall.wire.broker import BrokerAddress
+
+    async with EmbeddedBroker() as broker, Store(":memory:") as store:
+        address = BrokerAddress.parse(broker.url)
+        for turns, wait in [*((t, 0.0) for t in range(40)), *((0, w) for w in WAITS)]:
+            runtime = DeskRuntime(cfg, store, address=address, client_id="desk-cancel",
+                                  clock=lambda: 1_700_000_000 * 10**9)
+            task = asyncio.create_task(runtime.run(asyncio.Event()))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            if wait:
+                await asyncio.sleep(wait)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=BOUND)
+            where = f"cancelled after {turns} loop turns and {wait}s"
+            assert done, f"the desk runtime {where} was still running {BOUND:.0f}s later"
+            assert task.cancelled(), f"the desk runtime {where} ended without the cancel: " \
+                                     f"{task.exception()!r}"

@@ -55,7 +55,7 @@ from gridcall.wire.broker import (
     describe_failure,
     mqtt_outcome,
 )
-from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
+from gridcall.wire.cancelsafe import STOP_BOUND, cancel_safe, stop_tasks
 from gridcall.wire.clock import Clock, ns
 
 log = logging.getLogger(__name__)
@@ -333,14 +333,22 @@ class DeskRuntime:
                           config=self.config.hub.broker.credentials)
         while not stop.is_set():
             try:
-                async with self._client() as client:
+                async with contextlib.AsyncExitStack() as session:
+                    # cancel_safe: aiomqtt's connect, subscribe and unsubscribe wait through
+                    # asyncio.wait_for, which on Python 3.11 may swallow a cancel that
+                    # lands with the broker's answer, and this loop would never end
+                    client = await cancel_safe(session.enter_async_context(self._client()),
+                                               what="hub desk: connect")
                     self.counters.connects += 1
                     retry.connected()
-                    await client.subscribe([(topics.EVENTS, 1), (topics.STATUS, 1)])
+                    await cancel_safe(client.subscribe([(topics.EVENTS, 1),
+                                                        (topics.STATUS, 1)]),
+                                      what="hub desk: subscribe")
                     # Readings have their own connection (acknowledged after the write);
                     # a session from before that still delivers them here until this
                     # unsubscribe, and handle() still takes those.
-                    await client.unsubscribe(topics.READINGS)
+                    await cancel_safe(client.unsubscribe(topics.READINGS),
+                                      what="hub desk: unsubscribe")
                     self._mqtt = client
                     await self._republish()
                     stopper = asyncio.create_task(stop.wait())
