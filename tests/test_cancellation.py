@@ -1,7 +1,7 @@
 """Every edge source, and the hub's desk connection, ends when it is cancelled, whatever it
-is doing: opening its port or broker, waiting for an answer, or reading. A source that eats a cancel keeps its task alive
-for ever, and with it whatever waits for that task: the agent's shutdown, a test's
-teardown, the event loop's close.
+is doing: opening its port or broker, waiting for an answer, or reading. A source that
+eats a cancel keeps its task alive for ever, and with it whatever waits for that task:
+the agent's shutdown, a test's teardown, the event loop's close.
 
 Each test cancels a source at many points (after 0, 1, 2... loop turns, then after short
 real-time waits) and waits for its task to end with a generous bound (30 s): not a timing
@@ -237,18 +237,29 @@ async def test_cancel_safe_raises_the_callers_cancel_even_if_the_call_swallows_i
 async def test_the_hubs_desk_connection_ends_when_cancelled_connecting_or_subscribing(
         cfg: ConfigSet) -> None:
     """The desk runtime's reconnect loop (aiomqtt, like the agent's uplink): cancelled
-    while it connects, subscribes or reads, it ends, even when the broker's answer and the
-    cancel land in one loop turn."""
+    while it connects, subscribes, republishes the open alerts or reads, it ends, even when
+    the broker's answer and the cancel land in one loop turn."""
     from gridcall.hub.desk.runtime import DeskRuntime
     from gridcall.hub.store import Store
     from gridcall.simulators.embedded import EmbeddedBroker
+    from gridcall.wire import AnomalyEvent
     from gridcall.wire.broker import BrokerAddress
 
+    now = 1_700_000_000 * 10**9
     async with EmbeddedBroker() as broker, Store(":memory:") as store:
         address = BrokerAddress.parse(broker.url)
-        for turns, wait in [*((t, 0.0) for t in range(40)), *((0, w) for w in WAITS)]:
+        # open alerts in the ledger: every run republishes them as it connects
+        opener = DeskRuntime(cfg, store, address=address, client_id="desk-cancel",
+                             clock=lambda: now)
+        await opener.start()
+        for seq, sensor in enumerate(list(cfg.sensors)[:20], start=1):
+            spec = cfg.sensors[sensor]
+            await opener.desk.on_event(AnomalyEvent(
+                agent=spec.agent, seq=seq, sensor=sensor, kind="out_of_limits",
+                severity="major", score=0.9, value=80.0, ts=now), now)
+        for turns, wait in [*((t, 0.0) for t in range(80)), *((0, w) for w in WAITS)]:
             runtime = DeskRuntime(cfg, store, address=address, client_id="desk-cancel",
-                                  clock=lambda: 1_700_000_000 * 10**9)
+                                  clock=lambda: now)
             task = asyncio.create_task(runtime.run(asyncio.Event()))
             for _ in range(turns):
                 await asyncio.sleep(0)

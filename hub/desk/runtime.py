@@ -258,9 +258,10 @@ class DeskRuntime:
             return
         payload = encode(state.alert)
         try:
-            for address in state.addresses:
-                await client.publish(topics.alert_topic(address, state.alert_id), payload,
-                                     qos=1, retain=True)
+            for address in state.addresses:  # cancel_safe: as connect, below
+                await cancel_safe(client.publish(topics.alert_topic(address, state.alert_id),
+                                                 payload, qos=1, retain=True),
+                                  what="hub desk: publish")
                 self.counters.alerts_published += 1
         except aiomqtt.MqttError as exc:
             self.counters.alert_publish_failures += 1
