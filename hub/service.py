@@ -40,7 +40,7 @@ from gridcall.wire import Decoder
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
-from gridcall.wire.stats import Scalar, flatten
+from gridcall.wire.stats import Scalar, flatten, stats_of
 
 
 class Hub:
@@ -103,8 +103,16 @@ class Hub:
         """What the last :meth:`run` could not write to the sink before its drain timeout."""
 
     def stats(self) -> dict[str, Scalar]:
-        """The desk connection's counters, flat (:mod:`gridcall.wire.stats`)."""
-        return flatten(self.counters)
+        """Every counter of the hub, flat (:mod:`gridcall.wire.stats`): the desk
+        connection's by name, its parts' prefixed (``desk.``, ``roster.``, ``ingest.``,
+        ``boards.``, ``indicators.``)."""
+        out = flatten(self.counters)
+        parts: dict[str, object] = {"desk": self.desk, "roster": self.roster,
+                                    "ingest": self.ingest, "boards": self.boards}
+        for prefix, part in parts.items():
+            out |= {f"{prefix}.{k}": v for k, v in stats_of(part).items()}
+        out |= {f"indicators.{k}": v for k, v in flatten(self.indicator_counters).items()}
+        return out
 
     @property
     def readings(self) -> ReadingsConsumer | None:

@@ -53,3 +53,29 @@ def test_the_edge_agent_reports_through_the_protocol(cfg: ConfigSet) -> None:
         assert stats["credentials_refused"] == 0
     finally:
         agent.outbox.close()
+
+
+async def test_the_hub_reports_every_part_through_the_protocol(cfg: ConfigSet) -> None:
+    """Hub.stats(): the desk connection's counters by name, the desk's, the roster's, the
+    ingest's, the board writer's and the indicators' prefixed; all flat."""
+    from gridcall.hub.service import Hub
+    from gridcall.hub.store import Store
+    from gridcall.wire import AnomalyEvent
+
+    now = 1_700_000_000 * 10**9
+    async with Store(":memory:") as store:
+        hub = Hub(cfg, sink=store, store=store, broker_url="mqtt://127.0.0.1:1883",
+                  readings=False, clock=lambda: now)
+        await hub.runtime.start()
+        sensor = next(iter(cfg.sensors.values()))
+        await hub.desk.on_event(AnomalyEvent(
+            agent=sensor.agent, seq=1, sensor=sensor.id, kind="out_of_limits",
+            severity="major", score=0.9, value=80.0, ts=now), now)
+        stats = stats_of(hub)
+    assert stats["desk.opened"] == hub.desk.counters.opened == 1
+    assert stats["desk.escalations"] == hub.desk.counters.escalations
+    assert stats["roster.statuses"] == hub.roster.counters.statuses
+    assert stats["ingest.readings_received"] == hub.ingest.counters.readings_received
+    assert stats["indicators.rounds"] == hub.indicator_counters.rounds
+    assert stats["connects"] == hub.counters.connects
+    assert all(isinstance(v, int | float | str | bool) or v is None for v in stats.values())

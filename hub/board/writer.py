@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gridcall.hub.ingest.sinks import RejectedPointsError, SinkError
+from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class BoardWriter:
     def pending(self) -> int:
         """Event points waiting to be written."""
         return len(self._pending)
+
+    def stats(self) -> dict[str, Scalar]:
+        """The writer's counters and the points waiting, flat (:mod:`gridcall.wire.stats`)."""
+        return {**flatten(self.counters), "pending": self.pending}
 
     def add(self, lines: bytes) -> None:
         """Queue event points (whole lines) for the next :meth:`flush`."""

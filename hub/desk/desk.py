@@ -52,6 +52,7 @@ from gridcall.hub.desk.spread import Sighting, SpreadWindow
 from gridcall.hub.desk.timers import DeadlineTimers, Timer
 from gridcall.wire import AnomalyEvent, Severity, Tier
 from gridcall.wire.clock import ns
+from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,10 @@ class Desk:
         self.started = False
 
     # ------------------------------------------------------------------ set-up
+
+    def stats(self) -> dict[str, Scalar]:
+        """The desk's counters, flat (:mod:`gridcall.wire.stats`)."""
+        return {**flatten(self.counters), "escalations": self.counters.escalations}
 
     def add_hook(self, hook: Hook) -> None:
         """Call ``hook`` with every :class:`Change`, in ledger order. A hook that raises is

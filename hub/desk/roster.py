@@ -51,6 +51,7 @@ from gridcall.config import ConfigSet
 from gridcall.wire import AgentStatus
 from gridcall.wire.clock import NS
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.stats import Scalar, flatten
 
 Liveness = Literal["online", "silent", "lost", "stopped", "unknown"]
 Health = Literal["ok", "stuck", "missing", "unknown"]
@@ -159,6 +160,10 @@ class Roster:
             raise ValueError(f"roster silent_after must be a number of heartbeats > 0, "
                              f"got {self.silent_after}")
         self._entries = {a: _Entry() for a in self.config.agents}
+
+    def stats(self) -> dict[str, Scalar]:
+        """The roster's counters, flat (:mod:`gridcall.wire.stats`)."""
+        return flatten(self.counters)
 
     # ------------------------------------------------------------------ input
 
