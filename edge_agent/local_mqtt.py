@@ -41,7 +41,7 @@ from gridcall.edge_agent.commissioning import (
     skipped,
     values,
 )
-from gridcall.edge_agent.source_factory import SourceKind
+from gridcall.edge_agent.kind import SourceKind
 from gridcall.edge_agent.sources import Sample
 from gridcall.wire.backoff import Reconnect
 from gridcall.wire.broker import (

@@ -19,7 +19,7 @@ from gridcall.edge_agent.commissioning import (
     OpenSource,
     port_source_checks,
 )
-from gridcall.edge_agent.source_factory import SourceKind
+from gridcall.edge_agent.kind import SourceKind
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.modbus import ModbusPoller
 from gridcall.wire.clock import Clock, wall_clock

@@ -25,7 +25,7 @@ from gridcall.edge_agent.commissioning import (
     OpenSource,
     port_source_checks,
 )
-from gridcall.edge_agent.source_factory import SourceKind
+from gridcall.edge_agent.kind import SourceKind
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.frames import REASONS, Frame, FrameReader
 from gridcall.firmware_bridge.serial_link import END, SerialLink

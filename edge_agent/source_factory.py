@@ -1,10 +1,11 @@
 """The registry of source kinds: the agent's ``source.type`` → how to build it and check it.
 
-Each kind of source lives in one module that ends with a :class:`SourceKind` named
-``KIND``: its settings model, a builder (settings → a running :class:`Source`) and its
-commissioning checks (``gridcall edge check``). :data:`SOURCES` names that module by the
-YAML ``type:``; the module is imported only when an agent uses it (pyserial, pymodbus and
-aiomqtt load only where needed).
+Each kind of source lives in one module that ends with a
+:class:`~gridcall.edge_agent.kind.SourceKind` named ``KIND``: its settings model, a builder
+(settings → a running :class:`Source`) and its commissioning checks (``gridcall edge
+check``). :data:`SOURCES` names that module by the YAML ``type:``; the module is imported
+only when an agent uses it (pyserial, pymodbus and aiomqtt load only where needed), and it
+imports :mod:`~gridcall.edge_agent.kind`, not this registry.
 
 ``simulated`` is not built here: simulators are test and demo material that the runtime
 never imports, so the composition root (gridcall's CLI, simulators/district.py) supplies
@@ -14,32 +15,17 @@ those itself; its commissioning is the generic read check.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from gridcall.config import AgentSpec
 from gridcall.config.base import SourceSettingsModel
 from gridcall.edge_agent.commissioning import Check, CheckOptions, OpenSource, read_check
+from gridcall.edge_agent.kind import SourceKind
 from gridcall.edge_agent.sources import Source
 from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.errors import InvariantError
-
-S = TypeVar("S", bound=SourceSettingsModel)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceKind(Generic[S]):
-    """One kind of source: its settings model, how to build it, how to commission it."""
-
-    settings: type[S]
-    build: Callable[[AgentSpec, S, Clock], Source]
-    """The source an agent with these settings reads, stamping samples with ``clock``."""
-    checks: Callable[[AgentSpec, S, CheckOptions, OpenSource | None], Awaitable[list[Check]]]
-    """``gridcall edge check``'s checks of this source (``OpenSource`` opens it as the agent
-    would, or is None where that is not available)."""
-
 
 SOURCES: Mapping[str, str] = MappingProxyType({
     "serial": "gridcall.edge_agent.serial_source",
