@@ -16,6 +16,7 @@ a ``Clock``, which may jump (NTP) or be simulated.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
@@ -33,6 +34,10 @@ class Clock(Protocol):
 
 wall_clock: Clock = time.time_ns
 """The system's wall clock (the default wherever a ``clock`` is taken)."""
+
+Monotonic = Callable[[], float]
+"""Seconds on a clock that never jumps (:func:`time.monotonic`), for measuring waits and
+how long something has lasted; never a moment on the desk's or a reading's time line."""
 
 
 def ns(delta: timedelta | float) -> int:

@@ -53,6 +53,7 @@ from gridcall.hub.ingest.sinks import (
 from gridcall.hub.ingest.spool import Spool
 from gridcall.wire import ReadingBatch
 from gridcall.wire.backoff import Backoff, Reconnect
+from gridcall.wire.clock import Monotonic
 from gridcall.wire.errors import InvariantError
 from gridcall.wire.stats import Scalar, flatten
 
@@ -137,7 +138,7 @@ class Ingest:
                  spool: Spool | None = None,
                  on_settled: Callable[[list[Token]], None] | None = None,
                  writers: int = 2, alarm_after: float = 60.0, alarm_every: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Monotonic = time.monotonic) -> None:
         if writers < 1:
             raise ValueError(f"ingest needs at least one writer, got {writers}")
         self.writers = writers
