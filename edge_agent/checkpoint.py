@@ -43,11 +43,11 @@ from typing import Any
 from gridcall.edge_agent.watch import SensorWatch
 
 MAGIC = b"GRIDCALL-DETECTOR-CHECKPOINT\n"
-FORMAT = 2
+FORMAT = 3
 """Raised when the pickled state of a detector or of Episodes changes shape, so an older
 agent's checkpoint is refused (every detector starts fresh, logged) rather than restored
 into objects missing an attribute. 2: Episodes.opened, DefaultDetector's records
-forgotten per time."""
+forgotten per time. 3: Episodes.raised, DefaultDetector's novelty learning period."""
 _HEADER = struct.Struct(">I32s")  # format version, sha256 of the body
 
 ALLOWED_MODULES = frozenset({"gridcall.detectors", "array", "collections", "copyreg",

@@ -41,10 +41,10 @@ def detect(
     episode starts, as an edge agent would publish it; cooldown: the sensors' default
     detector.refractory, 0 rows).
 
-    A single column's detector fresh from its warm-up still raises false alerts on
-    ordinary noise for its first hours (about 9 per hour in the first hour on the
-    simulated district's streams; docs/benchmarks.md, "One setting for the product"):
-    where the file allows, give a --baseline of a few hours.
+    A single column's detector holds its novelty check back for the file's first day of
+    time: until then only limits, new extremes of 10 deviations, stuck values and
+    dropouts alert, so small departures in a shorter file go unflagged (docs/benchmarks.md,
+    "One setting for the product").
     """
     from gridcall.config.models import DetectorSettings
     from gridcall.detectors import ReplayInputError

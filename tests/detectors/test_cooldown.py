@@ -18,7 +18,7 @@ from gridcall.detectors import default_detector
 from gridcall.detectors.episodes import REFRACTORY, Episodes
 from gridcall.edge_agent.watch import SensorWatch
 
-STEP = 60.0  # one reading a minute
+STEP = 300.0  # one reading every 5 minutes: the blip comes after a day of learning
 BLIP = 350  # a small planted blip: 20 °C + 2.5 °C where the noise is 0.5 °C
 
 
@@ -43,11 +43,11 @@ def run(values: list[float]) -> tuple[list[int], list[bool]]:
 
 
 def small_alert(seed: int) -> tuple[list[float], int]:
-    """The stream and its first (false) alert from the blip on: the blip itself, or noise
-    just before it whose cooldown swallowed the blip."""
+    """The stream and its first (false) alert whose cooldown reaches the blip: the blip
+    itself, or noise before it whose cooldown swallowed the blip."""
     values = temperatures(seed)
     found, _ = run(values)
-    return values, next(i for i in found if i >= BLIP - REFRACTORY // 2)
+    return values, next(i for i in found if i > BLIP - REFRACTORY)
 
 
 def plant_step(values: list[float], at: int, size: float = 15.0) -> list[float]:
@@ -97,3 +97,12 @@ def test_the_edge_agent_sends_the_step_as_a_new_event() -> None:
             events.append(i)
     assert first in events
     assert any(first + 97 <= i < first + 107 for i in events), events
+
+
+def test_a_climbing_score_reraises_at_most_once_in_its_episode() -> None:
+    episodes = Episodes(threshold=0.9, clear_after=3)
+    scores = [0.91, 0.93, 0.95, 0.97, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0]
+    phases = [episodes.step(s) for s in scores]
+    assert phases.count("start") == 2, phases  # the opening and one re-raise
+    assert episodes.active
+

@@ -219,15 +219,18 @@ def test_a_run_that_stops_on_a_bad_row_writes_no_output(tmp_path: Path) -> None:
 
 
 def planted(n: int = 1000, *, blip: int | None = None, step: int = 600,
-            lasts: int = 10) -> list[list[object]]:
+            lasts: int = 10, blip_size: float = 4.0) -> list[list[object]]:
     """A cold-room log, one row a minute, with a +15 degC step of ``lasts`` rows at row
-    ``step`` and, at ``blip``, a small excursion the detector also alerts on."""
+    ``step`` and, at ``blip``, a smaller excursion of ``blip_size`` the detector also
+    alerts on. The file is shorter than a day, the default detector's novelty learning
+    period, in which an outlier must be as far out as a new extreme (``extreme_z``) to
+    alert: at the product's extreme_z 8 that takes +8 degC rather than +4."""
     rows: list[list[object]] = [["time", "temp", "current"]]
     for i in range(n):
         temp = 4 + math.sin(i / 15) + 0.05 * ((i * 7919) % 13)
         current = 2 * temp + 0.1 * ((i * 104729) % 7)
         if i == blip:
-            temp += 4
+            temp += blip_size
         if step <= i < step + lasts:
             temp += 15
         rows.append([1_782_864_000 + 60 * i, f"{temp:.3f}", f"{current:.3f}"])
@@ -261,7 +264,7 @@ def test_a_planted_step_is_an_alert_and_one_event_at_the_product_defaults(
     """The issue's failure: a small alert 97 rows before a +15 degC step used to take
     the only alert (alert was 1 on episode starts only) and its cooldown hid the step."""
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    write_csv(src, planted(blip=503))
+    write_csv(src, planted(blip=503, blip_size=8.0))
     result = detect(str(src), "--time-column", "time", "--columns", "temp", "--out", str(out))
     assert result.exit_code == 0, result.output
     rows = scored(out)
@@ -284,8 +287,11 @@ def test_a_cooldown_limits_events_but_never_hides_the_alert_state(tmp_path: Path
 
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_csv(src, planted(blip=503))
+    # novelty counted from the start (no learning period): this file is shorter than a
+    # day, and its novel transitions give the events a cooldown withholds
+    learnt = {"novel_learn": 0.0}
     summary = replay_csv(src, time_column="time", columns=["temp"], out=out,
-                         settings=ReplaySettings(cooldown=100))
+                         settings=ReplaySettings(cooldown=100, params=learnt))
     rows = scored(out)
     assert rows[503]["event"] == "1"
     assert rows[600]["alert"] == "1"  # inside the blip's cooldown, still held anomalous
@@ -298,7 +304,7 @@ def test_a_cooldown_limits_events_but_never_hides_the_alert_state(tmp_path: Path
     # without the cooldown the same rows are alerts; only the events differ
     plain = tmp_path / "plain.csv"
     replay_csv(src, time_column="time", columns=["temp"], out=plain,
-               settings=ReplaySettings(cooldown=0))
+               settings=ReplaySettings(cooldown=0, params=learnt))
     assert flags(scored(plain), "alert") == flags(rows, "alert")
     assert len(flags(scored(plain), "event")) > summary.events
 
