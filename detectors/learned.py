@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 
 from gridcall.detectors.base import AnomalyKind, Streaming
-from gridcall.detectors.multivariate import _Rows
+from gridcall.detectors.multivariate import RowVectors
 
 MAX_BASELINE_ROWS = 50_000
 """A time-based baseline ends here at the latest, so its memory stays bounded."""
@@ -340,7 +340,7 @@ class LearnedNormal(Streaming):
         self.variance = variance
         self.accuracy = accuracy
         self.refresh = refresh
-        self.rows = _Rows(self.guard)
+        self.rows = RowVectors(self.guard)
         self.collected: list[list[float]] = []
         self.first_ts: float | None = None
         self.model: _Model | None = None

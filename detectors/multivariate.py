@@ -25,7 +25,7 @@ import numpy as np
 from gridcall.detectors.base import MAX_MAGNITUDE, InputGuard, Streaming, gaussian_score
 
 
-class _Rows:
+class RowVectors:
     """Turns mappings into fixed-order float vectors, skipping incomplete rows."""
 
     def __init__(self, guard: InputGuard) -> None:
@@ -92,7 +92,7 @@ class Mahalanobis(Streaming):
         self.ridge = ridge
         self.z_alert = 3.0 + 4.0 * (1.0 - sensitivity)
         super().__init__()
-        self.rows = _Rows(self.guard)
+        self.rows = RowVectors(self.guard)
         self.n = 0
         self.mean: Any = None
         self.cov: Any = None
@@ -148,7 +148,7 @@ class IsolationForestWindow(Streaming):
         self.n_estimators = n_estimators
         self.seed = seed
         super().__init__()
-        self.rows = _Rows(self.guard)
+        self.rows = RowVectors(self.guard)
         self.buffer: deque[list[float]] = deque(maxlen=window)
         self.since_fit = 0
         self.model: Any = None
