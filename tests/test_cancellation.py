@@ -49,7 +49,14 @@ async def ends_when_cancelled(source: Source, *, turns: int = 0, wait: float = 0
         async for _ in source.samples():
             pass
 
-    task = asyncio.create_task(consume())
+    await cancel_and_expect_end(asyncio.create_task(consume()), type(source).__name__,
+                                turns=turns, wait=wait)
+
+
+async def cancel_and_expect_end(task: asyncio.Task[None], what: str, *, turns: int,
+                                wait: float) -> None:
+    """Cancel ``task`` after ``turns`` loop turns and ``wait`` seconds; fail if it has not
+    ended ``BOUND`` seconds later (a hang), or ended without the cancel."""
     for _ in range(turns):
         await asyncio.sleep(0)
     if wait:
@@ -57,9 +64,8 @@ async def ends_when_cancelled(source: Source, *, turns: int = 0, wait: float = 0
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=BOUND)
     where = f"cancelled after {turns} loop turns and {wait}s"
-    assert done, f"{type(source).__name__} {where} was still running {BOUND:.0f}s later: a hang"
-    assert task.cancelled(), f"{type(source).__name__} {where} ended without the cancel: " \
-                             f"{task.exception()!r}"
+    assert done, f"{what} {where} was still running {BOUND:.0f}s later: a hang"
+    assert task.cancelled(), f"{what} {where} ended without the cancel: {task.exception()!r}"
 
 
 async def each_point(make: object) -> None:
@@ -260,14 +266,5 @@ async def test_the_hubs_desk_connection_ends_when_cancelled_connecting_or_subscr
         for turns, wait in [*((t, 0.0) for t in range(80)), *((0, w) for w in WAITS)]:
             runtime = DeskRuntime(cfg, store, address=address, client_id="desk-cancel",
                                   clock=lambda: now)
-            task = asyncio.create_task(runtime.run(asyncio.Event()))
-            for _ in range(turns):
-                await asyncio.sleep(0)
-            if wait:
-                await asyncio.sleep(wait)
-            task.cancel()
-            done, _ = await asyncio.wait([task], timeout=BOUND)
-            where = f"cancelled after {turns} loop turns and {wait}s"
-            assert done, f"the desk runtime {where} was still running {BOUND:.0f}s later"
-            assert task.cancelled(), f"the desk runtime {where} ended without the cancel: " \
-                                     f"{task.exception()!r}"
+            await cancel_and_expect_end(asyncio.create_task(runtime.run(asyncio.Event())),
+                                        "the desk runtime", turns=turns, wait=wait)
