@@ -11,7 +11,7 @@ import pytest
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
 from gridcall.hub.desk.roster import Roster, UnknownAgent
-from gridcall.wire import AgentStatus, SensorHealth
+from gridcall.wire import AgentStatus, Decoder, SensorHealth, encode, topics
 
 T0 = 1_800_000_000_000_000_000
 S = 10**9
@@ -109,12 +109,14 @@ def test_sensor_health_and_outbox_come_from_the_agent_while_it_is_online(
     roster = Roster(cfg)
     sensors = [s.id for s in cfg.agents[AGENT].sensors]
     health = {sensors[0]: SensorHealth(state="stuck"), sensors[1]: SensorHealth(state="ok"),
-              sensors[2]: SensorHealth(state="missing")}
-    roster.observe(status(T0, sensor_health=health, outbox_messages=7,
-                          outbox_oldest_age_s=12.5, dropped={"readings_age": 4, "events_size": 1}),
-                   T0)
+              sensors[2]: SensorHealth(state="missing"), sensors[3]: SensorHealth(state="fault")}
+    sent = status(T0, sensor_health=health, outbox_messages=7, outbox_oldest_age_s=12.5,
+                  dropped={"readings_age": 4, "events_size": 1})
+    # as the hub receives it: every health state the agent may report decodes
+    roster.observe(Decoder().status(topics.status_topic(AGENT), encode(sent)), T0)
     view = roster.view(AGENT, T0 + 2 * S)
-    assert [view.sensors[s] for s in sensors[:4]] == ["stuck", "ok", "missing", "unknown"]
+    assert [view.sensors[s] for s in sensors[:5]] == ["stuck", "ok", "missing", "fault",
+                                                      "unknown"]
     assert (view.outbox_depth, view.outbox_age_s, view.dropped) == (7, 12.5, 5)
     assert view.last_seen_s == 2.0
     assert view.unhealthy == len(sensors) - 1

@@ -8,6 +8,7 @@ from gridcall.wire.codec import Decoder, MalformedMessage, encode
 from gridcall.wire.ladder import Tier, UnitLevel
 from gridcall.wire.messages import (
     ANOMALY_KINDS,
+    HEALTH_STATES,
     WIRE_VERSION,
     AgentStatus,
     AlertAction,
@@ -16,6 +17,7 @@ from gridcall.wire.messages import (
     AnomalyKind,
     Deadlines,
     Departments,
+    HealthState,
     Reading,
     ReadingBatch,
     RiskAlert,
@@ -25,6 +27,7 @@ from gridcall.wire.messages import (
 
 __all__ = [
     "ANOMALY_KINDS",
+    "HEALTH_STATES",
     "WIRE_VERSION",
     "AgentStatus",
     "AlertAction",
@@ -34,6 +37,7 @@ __all__ = [
     "Deadlines",
     "Decoder",
     "Departments",
+    "HealthState",
     "MalformedMessage",
     "Reading",
     "ReadingBatch",

@@ -35,6 +35,9 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
     "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
 )
 Severity = Literal["minor", "major", "critical"]
+HealthState = Literal["ok", "stuck", "missing", "fault"]
+"""A sensor's health as its agent reports it (:class:`SensorHealth` defines each)."""
+HEALTH_STATES: tuple[HealthState, ...] = ("ok", "stuck", "missing", "fault")
 Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 Nanos = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -88,10 +91,13 @@ class SensorHealth(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     ``ok``: values arrive. ``missing``: no usable value for longer than 5 of the sensor's
     configured intervals (since the last one, or since the agent started). ``stuck``: the
     sensor's detector has an open ``stuck`` episode (the same value far longer than this
-    sensor ever held one). ``last_ts``: time of the last usable value (ns), if any.
+    sensor ever held one). ``fault``: the last value the sensor gave was one it cannot
+    produce: a fault code of its device (a register's sentinel such as 0xFFFF) or a value
+    outside its kind's physical range; none of those is published as a reading.
+    ``last_ts``: time of the last usable value (ns), if any.
     """
 
-    state: Literal["ok", "stuck", "missing"]
+    state: HealthState
     last_ts: Nanos | None = None
 
 

@@ -143,7 +143,7 @@ class IndicatorList(Out):
 class SensorHealthOut(Out):
     sensor: str
     grid: str
-    health: Health = Field(description="ok, stuck, missing as the agent reports it; "
+    health: Health = Field(description="ok, stuck, missing, fault as the agent reports it; "
                            "unknown while the agent is not online or does not report it.")
 
 

@@ -18,6 +18,9 @@
   const STALE_MS = 20000;        // no byte for this long: the stream is dead, reconnect
   const TIERS = { 4: "A", 3: "B", 2: "C", 1: "D" };
   const RISK = { A: 4, B: 3, C: 2, D: 1 };
+  // a sensor its agent reports as anything but ok (stuck, missing, fault...); unknown is
+  // not a report (its agent is not online), so it is not marked
+  const unwell = (health) => Boolean(health) && health !== "ok" && health !== "unknown";
   const ACTION_LABEL = {
     acknowledge: "acknowledge 签收", arrive: "arrive 到场", resolve: "resolve 办结",
     false_alarm: "false alarm 误报", escalate: "call upward 吹哨",
@@ -284,7 +287,7 @@
     const sensors = new Map(state.sensors.map((s) => [s.id, s]));
     for (const dot of document.querySelectorAll("#map .sensor")) {
       const s = sensors.get(dot.dataset.sensor);
-      const sick = dot.dataset.health === "stuck" || dot.dataset.health === "missing";
+      const sick = unwell(dot.dataset.health);
       dot.setAttribute("class", (s ? `sensor alerting risk-${s.risk}` : "sensor") +
                                (sick ? " unhealthy" : ""));
       dot.dataset.risk = String(s ? s.risk : 0);
@@ -408,7 +411,7 @@
     const health = new Map();
     const list = $("#agents");
     list.replaceChildren(...data.agents.map((a) => {
-      const bad = a.sensors.filter((s) => s.health === "stuck" || s.health === "missing");
+      const bad = a.sensors.filter((s) => unwell(s.health));
       for (const s of a.sensors) health.set(s.sensor, s.health);
       const seen = a.last_seen_s === null ? "never heard" : `heard ${fmtLeft(a.last_seen_s)} ago`;
       return el("li", { "data-agent": a.agent, "data-state": a.state },
@@ -421,7 +424,7 @@
     for (const dot of document.querySelectorAll("#map .sensor")) {
       const h = health.get(dot.dataset.sensor) || "unknown";
       dot.dataset.health = h;
-      dot.classList.toggle("unhealthy", h === "stuck" || h === "missing");
+      dot.classList.toggle("unhealthy", unwell(h));
       sizeDot(dot);
     }
   }

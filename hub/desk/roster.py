@@ -36,8 +36,8 @@ otherwise end with a flood of alerts). A status saying online after an outage is
 ``kind="up"`` event (the hub notes it on the open alert; it does not close it: people do).
 
 Per-sensor health comes from the agent's ``sensor_health`` (``ok``, ``stuck``,
-``missing``); a sensor whose agent is not online, or that its agent does not report,
-is ``unknown``.
+``missing``, ``fault``: :data:`gridcall.wire.HEALTH_STATES`); a sensor whose agent is
+not online, or that its agent does not report, is ``unknown``.
 """
 
 from __future__ import annotations
@@ -48,13 +48,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gridcall.config import ConfigSet
-from gridcall.wire import AgentStatus
+from gridcall.wire import AgentStatus, HealthState
 from gridcall.wire.clock import NS
 from gridcall.wire.errors import InvariantError
 from gridcall.wire.stats import Scalar, flatten
 
 Liveness = Literal["online", "silent", "lost", "stopped", "unknown"]
-Health = Literal["ok", "stuck", "missing", "unknown"]
+Health = Literal[HealthState, "unknown"]
+"""What the agent reports (:data:`gridcall.wire.HealthState`), or ``unknown``."""
 DOWN: frozenset[Liveness] = frozenset({"silent", "lost"})
 """The states that are outages (raise EDGE-OFFLINE)."""
 
