@@ -35,7 +35,8 @@ async def serve_api(hub: Hub, address: tuple[str, int], tokens: TokenFile
                     ) -> AsyncIterator[ApiServer]:
     """The HTTP API and the built-in board over the hub's desk, roster and clock, served
     in this loop until the block ends."""
-    app = create_app(hub.desk, tokens, clock=hub.clock, roster=hub.roster)
+    app = create_app(hub.desk, tokens, clock=hub.clock, roster=hub.roster,
+                     agent_clock=hub.agent_clock)
     async with ApiServer(app, *address) as server:
         yield server
 

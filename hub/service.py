@@ -49,7 +49,8 @@ class Hub:
                  clock: Clock = wall_clock, flush_interval: float | None = None,
                  drain_timeout: float = 10.0, tick_interval: float = 1.0,
                  readings: bool = True, share_group: str | None = None,
-                 spool_dir: Path | str | None = None, boards: bool = True) -> None:
+                 spool_dir: Path | str | None = None, boards: bool = True,
+                 agent_clock: Clock | None = None) -> None:
         if drain_timeout < 0:
             raise ValueError(f"hub drain_timeout must be >= 0 seconds, got {drain_timeout}")
         settings = config.hub
@@ -57,6 +58,9 @@ class Hub:
         self.config = config
         self.store = store
         self.clock = clock
+        self.agent_clock: Clock = agent_clock or clock
+        """The clock the edge agents run on, on which the roster judges their silence
+        (``clock`` unless the desk runs faster than its agents: a fast demo)."""
         self.address = BrokerAddress.parse(broker_url or settings.broker.url)
         self.client_id = client_id or settings.client_id
         self.tick_interval = tick_interval
@@ -81,7 +85,8 @@ class Hub:
                                  spool=Spool(spool_dir) if spool_dir is not None else None)
         self.runtime = DeskRuntime(
             config, store, address=self.address, client_id=self.client_id, clock=clock,
-            tick_interval=tick_interval, decoder=self.decoder, readings=self.ingest.put)
+            tick_interval=tick_interval, decoder=self.decoder, readings=self.ingest.put,
+            agent_clock=self.agent_clock)
         self.runtime.on_message = self.handle
         if self.worker is not None:
             self.runtime.also_subscribed = self.worker.consumer.subscribed
@@ -93,7 +98,8 @@ class Hub:
         self.opened = self.runtime.opened
         self.subscribed = self.runtime.subscribed
         self.board = Boards(config, self.desk, self.roster, sink, clock=clock, enabled=boards,
-                            tick_interval=tick_interval, drain_timeout=drain_timeout)
+                            tick_interval=tick_interval, drain_timeout=drain_timeout,
+                            agent_clock=self.agent_clock)
         self.runtime.anomaly_hooks.append(self.board.anomaly)
         self.feed = self.board.feed
         self.boards = self.board.writer

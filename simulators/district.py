@@ -129,7 +129,9 @@ class InProcessDistrict:
         self.connect_timeout = connect_timeout
         self.hub = Hub(config, sink=self.sink, store=store, broker_url=broker_url,
                        client_id=hub_client_id or f"gridcall-hub-{time.time_ns()}",
-                       drain_timeout=drain_timeout, clock=clock, tick_interval=tick_interval)
+                       drain_timeout=drain_timeout, clock=clock, tick_interval=tick_interval,
+                       # the agents below run on the wall clock, whatever the desk's
+                       agent_clock=wall_clock)
         self.responders = (Responders(self.hub.desk, clock, seed=seed) if duty_staff
                            else None)
         """Simulated duty staff answering (or not) the alerts, on the hub's clock."""

@@ -45,9 +45,11 @@ from gridcall.wire.clock import Clock
 
 
 def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
-               config: ConfigSet | None = None, roster: Roster | None = None) -> FastAPI:
+               config: ConfigSet | None = None, roster: Roster | None = None,
+               agent_clock: Clock | None = None) -> FastAPI:
     """The API over ``desk``; ``clock`` gives the desk's time (ns) for each action;
-    ``roster``: the hub's agent roster for ``GET /v1/agents`` (503 without one)."""
+    ``roster``: the hub's agent roster for ``GET /v1/agents`` (503 without one), judged
+    on ``agent_clock``, the agents' time base (default ``clock``)."""
     cfg = config or desk.config
     app = FastAPI(
         title="gridcall hub API", version=API_VERSION,
@@ -75,7 +77,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.include_router(alerts.router(desk, cfg, clock))
     app.include_router(indicators.router(desk, cfg, clock))
     app.include_router(board.router(desk, cfg, clock, feed))
-    app.include_router(agents.router(cfg, clock, roster))
+    app.include_router(agents.router(cfg, agent_clock or clock, roster))
     return app
 
 

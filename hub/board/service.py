@@ -36,10 +36,13 @@ class Boards:
 
     def __init__(self, config: ConfigSet, desk: Desk, roster: Roster, sink: object, *,
                  clock: Clock, enabled: bool = True, tick_interval: float = 1.0,
-                 drain_timeout: float = 10.0) -> None:
+                 drain_timeout: float = 10.0, agent_clock: Clock | None = None) -> None:
         self.desk = desk
         self.roster = roster
         self.clock = clock
+        self.agent_clock: Clock = agent_clock or clock
+        """The agents' time base, on which the roster judges them (the hub's clock unless
+        the desk runs accelerated, as in a fast demo)."""
         self.settings = config.hub.boards
         self.tick_interval = tick_interval
         self.drain_timeout = drain_timeout
@@ -63,10 +66,12 @@ class Boards:
 
     def snapshot(self, now: int | None = None) -> bytes:
         """The board snapshot's line protocol at ``now`` (default: the clock)."""
+        agents_now = now if now is not None and self.agent_clock is self.clock \
+            else self.agent_clock()
         now = self.clock() if now is None else now
         open_alerts = self.desk.alerts(open_only=True)
         return self.feed.snapshot(
-            open_alerts, now, agents=self.roster.views(now),
+            open_alerts, now, agents=self.roster.views(agents_now),
             evidence={s.alert_id: self.desk.sensors_of(s.alert_id) for s in open_alerts})
 
     async def write(self, now: int | None = None) -> bool:

@@ -1,7 +1,10 @@
 """The agent roster: which edge agents the hub hears from, and how their sensors are.
 
 Pure: no I/O, no clock. The hub feeds it every :class:`~wire.AgentStatus` it receives
-(``observe``) and asks it, on its own clock, who fell silent (``check``). What it knows
+(``observe``) and asks it who fell silent (``check``). Every ``now`` it is given is on
+the **agents' time base** (the clock the edge agents run on: the hub's ``agent_clock``),
+not necessarily the desk's: a desk whose clock runs 600 times faster (a fast demo) would
+otherwise find every live agent silent after a few real seconds. What it knows
 goes to the boards (``agent_state``, ``sensor_risk`` health, :mod:`gridcall.hub.board.feed`) and
 to the API (``GET /v1/agents``).
 
@@ -12,9 +15,9 @@ An agent is, for the hub:
   configured ``status_interval``);
 - ``silent``: its latest status says online but the hub heard nothing from it for
   longer than that (the agent, or the link to it, hangs without the broker noticing yet).
-  Measured on the hub's clock from when the status arrived, not from the status's own
-  ``ts``: a gateway's clock may be wrong (no RTC battery, NTP blocked), the hub's is the
-  one its deadlines run on. A retained status (below) is judged by its ``ts``: when it
+  Measured on the agents' time base from when the status arrived, not from the
+  status's own ``ts``: a gateway's clock may be wrong (no RTC battery, NTP blocked), the
+  hub's is not. A retained status (below) is judged by its ``ts``: when it
   arrived says nothing about when it was sent;
 - ``lost``: the broker published its last will (``state="offline"``, ``ts=0``): the
   connection dropped without a goodbye (crash, power, network);
@@ -74,7 +77,7 @@ class RosterEvent:
     agent: str
     kind: Literal["down", "up"]
     at: int
-    """When the hub noticed (ns, the hub's clock)."""
+    """When the hub noticed (ns, the agents' time base: see the module docstring)."""
     state: Liveness
     """The state the agent went into (``lost``/``silent`` for down, ``online`` for up)."""
     reason: str
@@ -92,11 +95,12 @@ class AgentView:
     status: AgentStatus | None
     """The latest status (for a last will: the last status before it, if any)."""
     heard_at: int | None
-    """When the hub received the latest message on its status topic (hub clock, ns)."""
+    """When the hub received the latest message on its status topic (ns, agents' time
+    base)."""
     heartbeat_s: float
     last_seen_s: float | None
-    """Seconds since the agent's latest own status: since it arrived (hub clock), or for
-    a retained copy since its ``ts``; None if the hub never had one."""
+    """Seconds since the agent's latest own status: since it arrived (agents' time base), or
+    for a retained copy since its ``ts``; None if the hub never had one."""
     sensors: Mapping[str, Health]
 
     @property
@@ -126,7 +130,7 @@ class _Entry:
     status: AgentStatus | None = None
     """The latest status with the agent's own time (not a last will)."""
     status_at: int | None = None
-    """When that status arrived (hub clock), or its ``ts`` if it was a retained copy."""
+    """When that status arrived (agents' time base), or its ``ts`` if it was a retained copy."""
     heard_at: int | None = None
     lost: bool = False
     stopped: bool = False

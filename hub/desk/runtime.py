@@ -94,11 +94,16 @@ class HubCounters:
 class DeskRuntime:
     def __init__(self, config: ConfigSet, store: Store, *, address: BrokerAddress,
                  client_id: str, clock: Clock, tick_interval: float = 1.0,
-                 decoder: Decoder | None = None, readings: Readings | None = None) -> None:
+                 decoder: Decoder | None = None, readings: Readings | None = None,
+                 agent_clock: Clock | None = None) -> None:
         settings = config.hub
         self.config = config
         self.store = store
         self.clock = clock
+        self.agent_clock: Clock = agent_clock or clock
+        """The agents' time base, on which the roster judges silence (their heartbeats
+        are real seconds when the desk's clock is accelerated, as in a fast demo); the
+        desk's ``clock`` by default."""
         self.address = address
         self.client_id = client_id
         self.tick_interval = tick_interval
@@ -159,7 +164,7 @@ class DeskRuntime:
         status = self.decoder.status(topic, payload)
         self.agents[status.agent] = status
         try:
-            changes = self.roster.observe(status, self.clock(), retained=retained)
+            changes = self.roster.observe(status, self.agent_clock(), retained=retained)
         except UnknownAgent as exc:
             # Not malformed, and maybe not news: a decommissioned agent's retained status,
             # or another installation's on a shared broker. Counted by the roster; said
@@ -169,12 +174,13 @@ class DeskRuntime:
                 log.log(logging.INFO if retained else logging.WARNING, "hub: %s%s", exc,
                         " (a retained status)" if retained else "")
             return
-        await self._on_roster(changes)
+        await self._on_roster(changes, self.clock())
 
-    async def _on_roster(self, changes: list[RosterEvent]) -> None:
+    async def _on_roster(self, changes: list[RosterEvent], now: int) -> None:
         """An outage raises the offline matter in each grid the agent's sensors are in (a
         grid where it is open already gets the outage as evidence); a recovery is noted
-        on those alerts, which stay open until people close them."""
+        on those alerts, which stay open until people close them. ``now`` is the desk's
+        time (the roster's ``at`` is on the agents' time base)."""
         for change in changes:
             if change.kind == "down":
                 self.counters.agent_outages += 1
@@ -185,15 +191,15 @@ class DeskRuntime:
                 continue
             try:
                 if change.kind == "down":
-                    await self._raise_offline(change, self._offline_matter)
+                    await self._raise_offline(change, self._offline_matter, now)
                 else:
-                    await self._note_back(change, self._offline_matter)
+                    await self._note_back(change, self._offline_matter, now)
             except Exception:  # the desk failed (disk full?): the MQTT loop must go on
                 self.counters.offline_alert_failures += 1
                 log.exception("hub: could not record %s of edge agent %s at the desk",
                               change.kind, change.agent)
 
-    async def _raise_offline(self, change: RosterEvent, matter: str) -> None:
+    async def _raise_offline(self, change: RosterEvent, matter: str, now: int) -> None:
         for i, (grid, sensor) in enumerate(self.roster.grids_of(change.agent).items()):
             # Sequence numbers of the agent's own events count up from 0; these sit far
             # above them (2**62 + the hub's time, one per grid; below 2**63, SQLite's
@@ -203,17 +209,17 @@ class DeskRuntime:
                                  sensor=sensor, kind="dropout", severity="major",
                                  score=1.0, value=None, ts=change.at, detector="hub.roster")
             name = self.config.units[grid].name
-            await self.desk.on_event(event, change.at, matter=matter,
+            await self.desk.on_event(event, now, matter=matter,
                                      note=f"edge agent {change.agent} {change.reason}; no "
                                           f"data from its sensors in {name}")
 
-    async def _note_back(self, change: RosterEvent, matter: str) -> None:
+    async def _note_back(self, change: RosterEvent, matter: str, now: int) -> None:
         grids = set(self.roster.grids_of(change.agent))
         for state in self.desk.alerts(open_only=True):
             if state.alert.matter == matter and state.place[-1] in grids:
                 await self.desk.note(state.alert_id, f"edge agent {change.agent} back "
                                      "online; close the alert once the cause is known",
-                                     change.at)
+                                     now)
 
     async def _event(self, topic: str, payload: bytes) -> None:
         event = self.decoder.event(topic, payload)
@@ -291,12 +297,14 @@ class DeskRuntime:
         """One tick of the timers at ``now`` (default: the clock): breached deadlines
         fire, agents fallen silent raise their outage. :meth:`run` calls it every
         ``tick_interval``; a simulation (simulators/sim.py) as its clock moves."""
+        agents_now = self.agent_clock() if now is None or self.agent_clock is not self.clock \
+            else now
         now = self.clock() if now is None else now
         try:
             await self.desk.tick(now)
         except Exception:  # a failed tick (disk full?) must not stop the timers
             log.exception("hub: deadline tick failed; trying again")
-        await self._on_roster(self.roster.check(now))
+        await self._on_roster(self.roster.check(agents_now), now)
 
     async def _timers(self, stop: asyncio.Event) -> None:
         """Fire breached deadlines every ``tick_interval`` seconds (each escalation is
