@@ -1,23 +1,27 @@
 """Streaming anomaly detectors: one protocol, an explicit registry, a default.
 
 A pure library: no I/O, no clock, no imports of the rest of gridcall.
+
+The multivariate detectors (numpy, and scikit-learn for the isolation forest) are loaded
+on first use: an edge agent watches one sensor at a time and never needs them, and the
+edge install (``pip install gridcall``) has no numpy. Their names are always registered;
+using one without numpy says what to install (:class:`MissingDependency`).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gridcall.detectors.base import AnomalyKind, Detector, InputGuard, Limits
 from gridcall.detectors.calibrate import Likelihood
 from gridcall.detectors.change import Cusum, Seasonal
 from gridcall.detectors.default import DefaultDetector
 from gridcall.detectors.episodes import Episodes
-from gridcall.detectors.learned import LearnedNormal
-from gridcall.detectors.multivariate import IsolationForestWindow, Mahalanobis
 from gridcall.detectors.novelty import Novelty
 from gridcall.detectors.simple import (
     Dropout,
@@ -27,7 +31,59 @@ from gridcall.detectors.simple import (
     RobustLevel,
 )
 
-REGISTRY: Mapping[str, type] = MappingProxyType({
+if TYPE_CHECKING:  # at run time through __getattr__ below, on first use
+    from gridcall.detectors.learned import LearnedNormal
+    from gridcall.detectors.multivariate import IsolationForestWindow, Mahalanobis
+
+HUB_EXTRA_HINT = "pip install 'gridcall[hub]'"
+
+
+class MissingDependency(ImportError):
+    """A detector whose library is not installed (the edge install has no numpy)."""
+
+
+_LAZY: Mapping[str, tuple[str, str]] = MappingProxyType({
+    # name: (module, class), imported on first use
+    "mahalanobis": ("gridcall.detectors.multivariate", "Mahalanobis"),
+    "isolation_forest": ("gridcall.detectors.multivariate", "IsolationForestWindow"),
+    "learned_normal": ("gridcall.detectors.learned", "LearnedNormal"),
+})
+
+
+def _load(module: str, name: str) -> type:
+    try:
+        cls: type = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        raise MissingDependency(
+            f"the detector class {name} needs {exc.name}, which this install lacks: "
+            f"{HUB_EXTRA_HINT}") from exc
+    return cls
+
+
+class _Registry(Mapping[str, type]):
+    """The registry: the univariate detectors as classes, the multivariate ones imported
+    when first looked up (a lookup without numpy raises :class:`MissingDependency`)."""
+
+    def __init__(self, eager: Mapping[str, type], lazy: Mapping[str, tuple[str, str]]) -> None:
+        self._eager = dict(eager)
+        self._lazy = lazy
+
+    def __getitem__(self, name: str) -> type:
+        cls = self._eager.get(name)
+        if cls is not None:
+            return cls
+        module, attr = self._lazy[name]  # KeyError for an unknown name, as a dict
+        return _load(module, attr)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._eager
+        yield from self._lazy
+
+    def __len__(self) -> int:
+        return len(self._eager) + len(self._lazy)
+
+
+REGISTRY: Mapping[str, type] = _Registry({
     "default": DefaultDetector,
     "limits": LimitsDetector,
     "robust_level": RobustLevel,
@@ -38,10 +94,7 @@ REGISTRY: Mapping[str, type] = MappingProxyType({
     "cusum": Cusum,
     "seasonal": Seasonal,
     "likelihood": Likelihood,
-    "mahalanobis": Mahalanobis,
-    "isolation_forest": IsolationForestWindow,
-    "learned_normal": LearnedNormal,
-})
+}, _LAZY)
 """Every detector by its config name. Multivariate ones take a mapping per observation."""
 MULTIVARIATE = frozenset({"mahalanobis", "isolation_forest", "learned_normal"})
 
@@ -103,8 +156,18 @@ def build(name: str, /, **params: Any) -> Detector:
     return detector
 
 
+def __getattr__(name: str) -> type:
+    """``from gridcall.detectors import LearnedNormal`` and the other multivariate
+    classes, imported on first use."""
+    for module, attr in _LAZY.values():
+        if attr == name:
+            return _load(module, attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "CONTRACT",
+    "HUB_EXTRA_HINT",
     "MULTIVARIATE",
     "REGISTRY",
     "AnomalyKind",
@@ -122,6 +185,7 @@ __all__ = [
     "Limits",
     "LimitsDetector",
     "Mahalanobis",
+    "MissingDependency",
     "Novelty",
     "RateOfChange",
     "ReplayInputError",

@@ -41,12 +41,12 @@ def detector_problem(sensor: SensorSpec) -> str | None:
     the agent builds it and fed a few readings inside its limits.
     """
     settings = sensor.detector
+    if settings.name in MULTIVARIATE:  # before the lookup, which would import numpy
+        return (f"{settings.name!r} is a multivariate detector; it cannot watch one sensor "
+                "(its rows are mappings of several values)")
     cls = REGISTRY.get(settings.name)
     if cls is None:
         return None  # an unknown name is the registry check's to report
-    if settings.name in MULTIVARIATE:
-        return (f"{settings.name!r} is a multivariate detector; it cannot watch one sensor "
-                "(its rows are mappings of several values)")
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "limits")]
     for key in settings.params:
         if key not in accepted:

@@ -14,7 +14,7 @@ COPY simulators ./simulators
 # gridcall/ holds wire/ and symlinks to the folders above (gridcall/hub -> ../hub), which
 # resolve because they are copied to the same places
 COPY gridcall ./gridcall
-RUN pip install --no-cache-dir . && useradd --system --home /var/lib/gridcall gridcall \
+RUN pip install --no-cache-dir '.[hub]' && useradd --system --home /var/lib/gridcall gridcall \
     && mkdir -p /var/lib/gridcall && chown gridcall /var/lib/gridcall
 
 USER gridcall

@@ -68,12 +68,40 @@ class Command(TyperCommand):
 
 
 class Group(TyperGroup):
-    """A command group whose help has no ``<bool>`` placeholders."""
+    """A command group whose help has no ``<bool>`` placeholders, and whose commands say
+    in one line what to install when a library they need is missing (:func:`missing`)."""
 
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)
         _plain_metavars(params, ctx)
         return params
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImportError as exc:
+            line = missing(exc, ctx)
+            if line is None:
+                raise
+            raise fail(line) from None
+
+
+def missing(exc: ImportError, ctx: Any) -> str | None:
+    """The one line for a command that needs a library this install lacks (the edge
+    install has none of the hub's), or None if ``exc`` is a bug of gridcall's own (a
+    missing gridcall module, an import cycle) whose traceback must show."""
+    from gridcall.detectors import HUB_EXTRA_HINT, MissingDependency
+
+    if isinstance(exc, MissingDependency):
+        return str(exc)
+    name = getattr(exc, "name", None)
+    if not isinstance(exc, ModuleNotFoundError) or not name or name.startswith("gridcall"):
+        return None
+    command = ctx.command_path if ctx.invoked_subcommand is None else (
+        f"{ctx.command_path} {ctx.invoked_subcommand}")
+    # the innermost group reports it: its path names the whole command
+    return (f"{command} needs {name.split('.')[0]}, which this install lacks (the edge "
+            f"install has none of the hub's parts): {HUB_EXTRA_HINT}")
 
 
 def typer_app(help: str) -> typer.Typer:

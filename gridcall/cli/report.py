@@ -12,7 +12,7 @@ import io
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import TypeAdapter, ValidationError
@@ -23,9 +23,11 @@ from rich.table import Table
 from gridcall.cli.common import err, load_config_set, out
 from gridcall.config import SAMPLE_DISTRICT
 from gridcall.config.base import Duration
-from gridcall.hub.desk.indicators import Indicator, indicators
-from gridcall.hub.desk.lifecycle import Transition
 from gridcall.wire.clock import from_iso, ns, utc_text
+
+if TYPE_CHECKING:  # the hub's modules load when the command runs (the edge install lacks them)
+    from gridcall.hub.desk.indicators import Indicator
+    from gridcall.hub.desk.lifecycle import Transition
 
 _duration: TypeAdapter[timedelta] = TypeAdapter(Duration)
 
@@ -158,6 +160,8 @@ def hub_report(
     start = end - ns(span)
     # A period that has not ended yet is judged as of now, not as of its end: deadlines
     # still ahead are not missed.
+    from gridcall.hub.desk.indicators import indicators
+
     rows = indicators(steps, start, end, as_of=min(end, now))
     if as_csv:
         typer.echo(to_csv(rows), nl=False)
