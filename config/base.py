@@ -13,7 +13,8 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import Annotated, Any, ClassVar
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,7 +22,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     StringConstraints,
+    model_validator,
 )
+
+from gridcall.wire.broker import BrokerAddress, TlsSettings
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -106,6 +110,54 @@ def key_path(loc: Loc) -> str:
     return out
 
 
+def _readable_file(value: Path) -> Path:
+    """A file that exists and can be read now; the error names the path. Relative paths
+    are taken from the working directory, as ``hub.store_path`` is."""
+    if not value.exists():
+        raise ValueError(f"file {value} does not exist")
+    if not value.is_file():
+        raise ValueError(f"{value} is not a file")
+    if not os.access(value, os.R_OK):
+        raise ValueError(f"file {value} cannot be read (permissions)")
+    return value
+
+
+ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
+"""A PEM file named in the config (a CA, a certificate, a key): checked when loaded."""
+
+_HOST_NAME = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+
+
+class TlsFiles(Model):
+    """A client certificate and its key (PEM): ``keyfile`` may be left out when
+    ``certfile`` holds both."""
+
+    certfile: ReadableFile | None = None
+    keyfile: ReadableFile | None = None
+
+    @model_validator(mode="after")
+    def _key_needs_certificate(self) -> TlsFiles:
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError(f"keyfile {self.keyfile} is given without certfile: name the "
+                             "client certificate it belongs to")
+        return self
+
+
+class BrokerTls(TlsFiles):
+    """``broker.tls``: how an ``mqtts://`` connection checks the broker (``ca_file``, else
+    the system's CAs; ``server_name`` when the certificate does not name the URL's host)
+    and proves who we are (``certfile``, ``keyfile``: mutual TLS)."""
+
+    ca_file: ReadableFile | None = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    server_name: Annotated[str, StringConstraints(pattern=_HOST_NAME)] | None = None
+
+    def settings(self) -> TlsSettings:
+        return TlsSettings(ca_file=self.ca_file, certfile=self.certfile,
+                           keyfile=self.keyfile, min_version=self.min_version,
+                           server_name=self.server_name)
+
+
 class BrokerSettings(Model):
     """Where the MQTT broker is; credentials are *names* of environment variables."""
 
@@ -115,6 +167,22 @@ class BrokerSettings(Model):
     username_env: str | None = None
     password_env: str | None = None
     keepalive: Duration = timedelta(seconds=30)
+    tls: BrokerTls | None = None
+    """Transport security for an ``mqtts://`` URL; None: the system's CAs, no client
+    certificate."""
+
+    @model_validator(mode="after")
+    def _tls_needs_mqtts(self) -> BrokerSettings:
+        if self.tls is not None and not self.url.startswith("mqtts://"):
+            raise ValueError(f"tls is set but the url {self.url!r} is plain mqtt://: use "
+                             "mqtts:// (or remove tls)")
+        return self
+
+    def address(self, url: str | None = None) -> BrokerAddress:
+        """The broker to dial: ``url`` (a command-line override) or the configured one,
+        with this config's TLS settings; ValueError naming a bad URL."""
+        tls = self.tls.settings() if self.tls is not None else None
+        return BrokerAddress.parse(url or self.url, tls)
 
     def credentials(self) -> tuple[str | None, str | None]:
         """Username and password from the environment; KeyError naming a missing variable."""

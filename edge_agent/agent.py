@@ -42,7 +42,6 @@ from gridcall.wire import (
 from gridcall.wire.backoff import Reconnect
 from gridcall.wire.broker import (
     MQTT_RECONNECT,
-    BrokerAddress,
     describe_failure,
     mqtt_outcome,
 )
@@ -91,7 +90,7 @@ class EdgeAgent:
         self.settings = spec.settings
         self.source = source
         self.clock = clock
-        self.address = BrokerAddress.parse(broker_url or self.settings.broker.url)
+        self.address = self.settings.broker.address(broker_url)
         self.watches: dict[str, SensorWatch] = {}
         for s in spec.sensors:
             self.watches[s.id] = SensorWatch(s, detector_for(s, seed=seed))

@@ -21,7 +21,7 @@ import aiomqtt
 from gridcall.config import AgentSpec
 from gridcall.config.base import BrokerSettings
 from gridcall.edge_agent.sources import Sample, Source
-from gridcall.wire.broker import BrokerAddress, credentials_refused
+from gridcall.wire.broker import TlsFileError, credentials_refused
 from gridcall.wire.stats import stats_of
 
 Status = Literal["PASS", "WARN", "FAIL"]
@@ -61,7 +61,7 @@ async def probe_broker(name: str, settings: BrokerSettings, url: str | None, *,
                        timeout: float, client_id: str) -> Check:  # noqa: ASYNC109
     """Connect and disconnect once: PASS, or FAIL saying unreachable or refused login."""
     try:
-        address = BrokerAddress.parse(url or settings.url)
+        address = settings.address(url)
     except ValueError as exc:
         return Check(name, "FAIL", str(exc), "fix the broker url in agents.yaml")
     try:
@@ -69,9 +69,12 @@ async def probe_broker(name: str, settings: BrokerSettings, url: str | None, *,
     except KeyError as exc:
         return Check(name, "FAIL", f"{address}: {exc.args[0]}",
                      "set the variable (see the credentials check)")
+    try:
+        tls_context = address.tls_context()
+    except TlsFileError as exc:
+        return Check(name, "FAIL", f"{address}: {exc}", "fix the file named in broker.tls")
     client = aiomqtt.Client(address.host, address.port, username=user, password=password,
-                            identifier=client_id, tls_context=address.tls_context(),
-                            timeout=timeout)
+                            identifier=client_id, tls_context=tls_context, timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
             async with client:

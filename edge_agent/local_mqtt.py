@@ -46,7 +46,6 @@ from gridcall.edge_agent.sources import Sample
 from gridcall.wire.backoff import Reconnect
 from gridcall.wire.broker import (
     MQTT_RECONNECT,
-    BrokerAddress,
     describe_failure,
     mqtt_outcome,
 )
@@ -288,7 +287,7 @@ class LocalMqttSource:
         self.settings = settings
         self.agent_id = agent_id
         self.clock = clock
-        self.address = BrokerAddress.parse(broker_url or settings.broker.url)
+        self.address = settings.broker.address(broker_url)
         self.map = TopicMap(settings.mappings(), sensors=sensors,
                             name=f"agent {agent_id} local MQTT {self.address}")
         self.filters = settings.topic_filters()

@@ -37,7 +37,6 @@ from gridcall.hub.ingest.spool import Spool
 from gridcall.hub.ingest.worker import IngestWorker
 from gridcall.hub.store import Store
 from gridcall.wire import Decoder
-from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.stats import Scalar, flatten, stats_of
@@ -61,7 +60,7 @@ class Hub:
         self.agent_clock: Clock = agent_clock or clock
         """The clock the edge agents run on, on which the roster judges their silence
         (``clock`` unless the desk runs faster than its agents: a fast demo)."""
-        self.address = BrokerAddress.parse(broker_url or settings.broker.url)
+        self.address = settings.broker.address(broker_url)
         self.client_id = client_id or settings.client_id
         self.tick_interval = tick_interval
         influx = settings.influx

@@ -93,14 +93,17 @@ log_type warning
 
 
 class PrivateInflux:
-    """``max_body_size`` is ``[http] max-body-size``: a write over it is answered 413."""
+    """``max_body_size`` is ``[http] max-body-size``: a write over it is answered 413.
+    ``https`` (a certificate and its key) serves HTTPS only (``https-enabled``)."""
 
-    def __init__(self, folder: Path, *, max_body_size: int = 25_000_000) -> None:
+    def __init__(self, folder: Path, *, max_body_size: int = 25_000_000,
+                 https: tuple[Path, Path] | None = None) -> None:
         self.folder = folder
         self.max_body_size = max_body_size
+        self.https = https
         self.port = unused_tcp_port()
         self.rpc_port = unused_tcp_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
@@ -120,6 +123,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   auth-enabled = false
   log-enabled = false
   max-body-size = {self.max_body_size}
+{self._https_lines()}
 [monitor]
   store-enabled = false
 [subscriber]
@@ -131,6 +135,13 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 """, encoding="utf-8")
         self.start()
         return self
+
+    def _https_lines(self) -> str:
+        if self.https is None:
+            return ""
+        cert, key = self.https
+        return (f'  https-enabled = true\n  https-certificate = "{cert}"\n'
+                f'  https-private-key = "{key}"')
 
     def start(self) -> None:
         log = self.folder / "influxd.log"
@@ -145,7 +156,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
     def _ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/ping", timeout=1).status_code == 204
+            # readiness only: the TLS tests check the certificate themselves
+            return httpx.get(f"{self.url}/ping", timeout=1,
+                             verify=False).status_code == 204
         except httpx.HTTPError:
             return False
 

@@ -80,7 +80,6 @@ def hub_ingest(
     from gridcall.hub.ingest.worker import IngestWorker
     from gridcall.hub.store import Store
     from gridcall.sinks import sink_from_settings
-    from gridcall.wire.broker import BrokerAddress
 
     setup_logging(verbose)
     if not re.match(WORKER_NAME, worker):
@@ -90,7 +89,7 @@ def hub_ingest(
     cfg = load_config_set(config_dir)
     check_env(cfg, config_dir)
     try:
-        address = BrokerAddress.parse(broker or cfg.hub.broker.url)
+        address = cfg.hub.broker.address(broker)
     except ValueError as exc:
         err.print(f"[red]✗ --broker: {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

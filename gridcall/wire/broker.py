@@ -1,9 +1,14 @@
-"""How both runtimes reach the MQTT broker: URL parsing and aiomqtt client options."""
+"""How both runtimes reach the MQTT broker: URL parsing, transport security (the TLS
+context every MQTT client of gridcall's uses: paho's and aiomqtt's) and what a failed
+connection means."""
 
 from __future__ import annotations
 
+import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiomqtt.exceptions import MqttConnectError
@@ -16,14 +21,96 @@ from gridcall.wire.backoff import Backoff, Outcome
 _REFUSED_CREDENTIALS = frozenset({4, 5, 134, 135})
 
 
+TlsVersion = Literal["1.2", "1.3"]
+_TLS_VERSIONS: dict[str, ssl.TLSVersion] = {"1.2": ssl.TLSVersion.TLSv1_2,
+                                            "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+class TlsFileError(ValueError):
+    """A CA file, client certificate or key cannot be used: names the file and why."""
+
+
+class _NamedServerContext(ssl.SSLContext):
+    """An SSL context that checks the server's certificate against ``server_name`` instead
+    of the host the client dialled (paho passes its host as ``server_hostname``): for a
+    broker reached by address whose certificate names it otherwise."""
+
+    server_name: str | None = None
+
+    def wrap_socket(self, sock: socket.socket, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        if self.server_name is not None:
+            kwargs["server_hostname"] = self.server_name
+        return super().wrap_socket(sock, *args, **kwargs)
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, *args: Any,
+                 **kwargs: Any) -> ssl.SSLObject:
+        if self.server_name is not None:
+            kwargs["server_hostname"] = self.server_name
+        return super().wrap_bio(incoming, outgoing, *args, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """How an ``mqtts://`` connection checks the broker and proves who we are.
+
+    - ``ca_file``: the CAs (PEM) the broker's certificate must chain to; None for the
+      system's CAs.
+    - ``certfile`` and ``keyfile``: our client certificate and its key (PEM) for a broker
+      that requires one (mutual TLS); ``keyfile`` may be left out when ``certfile`` holds
+      both.
+    - ``min_version``: the oldest TLS version accepted.
+    - ``server_name``: the name the broker's certificate must carry (and sent as SNI), when
+      it is not the URL's host (a broker reached by IP address).
+
+    The broker's certificate is always verified, name included: there is no switch to
+    turn that off for MQTT.
+    """
+
+    ca_file: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    min_version: TlsVersion = "1.2"
+    server_name: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """A client context from these settings; :class:`TlsFileError` naming a file that
+        is missing or not a usable certificate or key."""
+        ctx = _NamedServerContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies chain and name
+        ctx.minimum_version = _TLS_VERSIONS[self.min_version]
+        ctx.server_name = self.server_name
+        if self.ca_file is None:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        else:
+            try:
+                ctx.load_verify_locations(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise TlsFileError(f"CA file {self.ca_file}: {_reason(exc)}") from None
+        if self.certfile is not None:
+            try:
+                ctx.load_cert_chain(self.certfile, self.keyfile)
+            except (OSError, ssl.SSLError) as exc:
+                key = f" with key {self.keyfile}" if self.keyfile is not None else ""
+                raise TlsFileError(f"client certificate {self.certfile}{key}: "
+                                   f"{_reason(exc)}") from None
+        return ctx
+
+
+def _reason(exc: OSError | ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return f"not a usable PEM file ({exc.reason or exc})"
+    return exc.strerror or str(exc)
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
     host: str
     port: int
     tls: bool
+    tls_settings: TlsSettings = field(default_factory=TlsSettings)
+    """Used when ``tls`` (``mqtts://``); from the config's ``broker.tls``."""
 
     @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
+    def parse(cls, url: str, tls_settings: TlsSettings | None = None) -> BrokerAddress:
         """``mqtt://host[:1883]`` or ``mqtts://host[:8883]``; ValueError naming the URL."""
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
@@ -33,10 +120,11 @@ class BrokerAddress:
             port = parts.port or (8883 if tls else 1883)
         except ValueError as exc:
             raise ValueError(f"broker URL {url!r} has a bad port") from exc
-        return cls(parts.hostname, port, tls)
+        return cls(parts.hostname, port, tls, tls_settings or TlsSettings())
 
     def tls_context(self) -> ssl.SSLContext | None:
-        return ssl.create_default_context() if self.tls else None
+        """The TLS context for ``mqtts://`` (None for plain ``mqtt://``)."""
+        return self.tls_settings.context() if self.tls else None
 
     def __str__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"

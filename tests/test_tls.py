@@ -1,0 +1,187 @@
+"""Transport security you can configure (issue 16, item 3), against servers of the test's own
+behind a private CA made with openssl (tests/private_tls.py):
+
+- MQTT: a mosquitto TLS listener that requires client certificates. The config's
+  ``broker.tls`` (CA file, client certificate and key, TLS version, server name) gets an
+  agent, the hub and a local MQTT source in; without the client certificate, with an
+  unknown CA, or with a server name the certificate does not carry, the connection is
+  refused.
+- The config names a missing file with its path, before anything connects.
+"""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
+
+from gridcall.config.base import BrokerSettings
+from gridcall.edge_agent.commissioning import probe_broker
+from gridcall.wire.broker import BrokerAddress, TlsFileError, TlsSettings
+from tests.private_tls import BROKER_NAME, Pki, TlsMosquitto, make_pki
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def tls_broker(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsMosquitto]:
+    with TlsMosquitto(tmp_path_factory.mktemp("tls-broker"), pki) as broker:
+        yield broker
+
+
+def broker_settings(url: str, **tls: Any) -> BrokerSettings:
+    """As agents.yaml or hub.yaml would say it: ``broker: {url, tls: {...}}``."""
+    return BrokerSettings.model_validate(
+        {"url": url, "tls": {k: str(v) if isinstance(v, Path) else v for k, v in tls.items()}})
+
+
+def good(pki: Pki) -> dict[str, Any]:
+    return {"ca_file": pki["ca.crt"], "certfile": pki["client.crt"],
+            "keyfile": pki["client.key"], "server_name": BROKER_NAME}
+
+
+async def probe(settings: BrokerSettings, timeout: float = 10) -> tuple[str, str]:  # noqa: ASYNC109
+    check = await probe_broker("broker", settings, None, timeout=timeout,
+                               client_id=f"tls-{uuid.uuid4().hex[:8]}")
+    return check.status, check.detail
+
+
+async def test_right_ca_and_client_certificate_connect_and_carry_messages(
+        pki: Pki, tls_broker: TlsMosquitto) -> None:
+    address = broker_settings(tls_broker.url, **good(pki)).address()
+    topic = f"gridcall/test/tls/{uuid.uuid4().hex[:8]}"
+    async with aiomqtt.Client(address.host, address.port,
+                              tls_context=address.tls_context()) as client:
+        await client.subscribe(topic, qos=1)
+        await client.publish(topic, b"over mutual TLS", qos=1)
+        async for message in client.messages:
+            assert message.payload == b"over mutual TLS"
+            break
+    assert await probe(broker_settings(tls_broker.url, **good(pki))) == (
+        "PASS", f"{address}: connected and logged in (anonymous)")
+
+
+def test_the_paho_consumer_path_uses_the_same_context(pki: Pki,
+                                                      tls_broker: TlsMosquitto) -> None:
+    """The hub's readings consumer is a plain paho client (tls_set_context): it gets its
+    CONNACK over the configured context. (aiomqtt drives paho too, so the refusals below
+    cover this path as well.)"""
+    address = broker_settings(tls_broker.url, **good(pki)).address()
+    context = address.tls_context()
+    assert context is not None
+    connacks: queue.Queue[int] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="tls-paho")
+    client.on_connect = lambda c, u, flags, rc, props: connacks.put(rc.value)
+    client.tls_set_context(context)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        assert connacks.get(timeout=30) == 0
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def test_refused_without_the_client_certificate(pki: Pki,
+                                                      tls_broker: TlsMosquitto) -> None:
+    """Under TLS 1.3 the broker's "certificate required" comes after the handshake, and
+    aiomqtt ignores a hang-up before CONNACK: the client sees no answer (a short timeout
+    here; never a PASS however long it waits)."""
+    status, detail = await probe(broker_settings(tls_broker.url, ca_file=pki["ca.crt"],
+                                                 server_name=BROKER_NAME), timeout=3)
+    assert status == "FAIL"
+    assert "unreachable" in detail or "no answer" in detail
+
+
+async def test_refused_with_a_client_certificate_of_another_ca(
+        pki: Pki, tls_broker: TlsMosquitto) -> None:
+    status, _ = await probe(broker_settings(
+        tls_broker.url, ca_file=pki["ca.crt"], certfile=pki["stranger.crt"],
+        keyfile=pki["stranger.key"], server_name=BROKER_NAME), timeout=3)
+    assert status == "FAIL"
+
+
+async def test_refused_when_the_broker_chains_to_an_unknown_ca(
+        pki: Pki, tls_broker: TlsMosquitto) -> None:
+    status, detail = await probe(broker_settings(tls_broker.url,
+                                                 **{**good(pki), "ca_file": pki["other-ca.crt"]}))
+    assert status == "FAIL"
+    assert "CERTIFICATE_VERIFY_FAILED" in detail
+
+
+async def test_refused_on_a_server_name_mismatch(pki: Pki, tls_broker: TlsMosquitto) -> None:
+    """The certificate names only broker.gridcall.test: dialling 127.0.0.1 with no
+    server_name, or with a name it does not carry, is refused."""
+    unnamed = {k: v for k, v in good(pki).items() if k != "server_name"}
+    for settings in (broker_settings(tls_broker.url, **unnamed),
+                     broker_settings(tls_broker.url, **{**good(pki),
+                                                        "server_name": "other.gridcall.test"})):
+        status, detail = await probe(settings)
+        assert status == "FAIL"
+        assert "CERTIFICATE_VERIFY_FAILED" in detail
+        assert "mismatch" in detail or "match" in detail
+
+
+async def test_tls_1_3_only_still_connects(pki: Pki, tls_broker: TlsMosquitto) -> None:
+    status, _ = await probe(broker_settings(tls_broker.url, **good(pki), min_version="1.3"))
+    assert status == "PASS"
+
+
+def test_every_runtime_takes_its_broker_from_the_tls_settings(pki: Pki) -> None:
+    """agents.yaml's broker, hub.yaml's broker and a local MQTT source's broker are all
+    BrokerSettings, so all three dial with the configured context."""
+    from gridcall.config.local_mqtt import LocalMqttSettings
+    from gridcall.config.models import AgentSettings, HubSettings
+
+    broker = {"url": "mqtts://127.0.0.1:8883", "tls": {k: str(v) for k, v in good(pki).items()}}
+    hub = HubSettings.model_validate({"broker": broker})
+    agent = AgentSettings.model_validate({"broker": broker})
+    local = LocalMqttSettings.model_validate(
+        {"type": "mqtt", "broker": broker, "map": [{"topic": "a/b", "sensor": "s-1"}]})
+    for settings in (hub.broker, agent.broker, local.broker):
+        address = settings.address()
+        assert address.tls_settings == TlsSettings(
+            ca_file=pki["ca.crt"], certfile=pki["client.crt"], keyfile=pki["client.key"],
+            server_name=BROKER_NAME)
+        context = address.tls_context()
+        assert context is not None
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname
+
+
+def test_config_names_a_missing_file_with_its_path(tmp_path: Path, pki: Pki) -> None:
+    missing = tmp_path / "nowhere" / "ca.crt"
+    with pytest.raises(ValidationError) as info:
+        broker_settings("mqtts://127.0.0.1", ca_file=missing)
+    assert f"file {missing} does not exist" in str(info.value)
+    assert "tls.ca_file" in str(info.value)
+
+
+def test_config_refuses_tls_on_plain_mqtt_and_a_key_alone(pki: Pki) -> None:
+    with pytest.raises(ValidationError, match="use mqtts://"):
+        broker_settings("mqtt://127.0.0.1", ca_file=pki["ca.crt"])
+    with pytest.raises(ValidationError, match=f"keyfile {pki['client.key']} is given without"):
+        broker_settings("mqtts://127.0.0.1", keyfile=pki["client.key"])
+    with pytest.raises(ValidationError, match="min_version"):
+        broker_settings("mqtts://127.0.0.1", min_version="1.0")
+
+
+def test_a_file_that_is_not_pem_is_named(tmp_path: Path) -> None:
+    junk = tmp_path / "ca.crt"
+    junk.write_text("not a certificate\n", encoding="ascii")
+    with pytest.raises(TlsFileError, match=f"CA file {junk}: not a usable PEM file"):
+        BrokerAddress.parse("mqtts://h", TlsSettings(ca_file=junk)).tls_context()
+    with pytest.raises(TlsFileError, match=f"client certificate {junk}"):
+        TlsSettings(certfile=junk).context()
