@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gridcall.config.duty import DutyFile
 from gridcall.config.models import (
     AgentsFile,
     HubFile,
@@ -36,8 +37,9 @@ FILES: dict[str, type[BaseModel]] = {
     "matters.yaml": MatterCatalog,
     "hub.yaml": HubFile,
     "notify.yaml": NotifyFile,
+    "roster.yaml": DutyFile,
 }
-OPTIONAL_FILES = frozenset({"hub.yaml", "notify.yaml"})
+OPTIONAL_FILES = frozenset({"hub.yaml", "notify.yaml", "roster.yaml"})
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)

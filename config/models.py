@@ -6,7 +6,9 @@ A config set is a folder of YAML files:
 - ``sensors.yaml``: sensor kinds with their defaults, and every sensor;
 - ``agents.yaml``: edge agents and their settings;
 - ``matters.yaml``: the matter catalog (事项清单) with tiers, owners and deadlines;
-- ``hub.yaml``: the hub's settings.
+- ``hub.yaml``: the hub's settings;
+- ``notify.yaml`` (:mod:`gridcall.config.notify`) and ``roster.yaml``
+  (:mod:`gridcall.config.duty`): who is told, and who is on duty.
 
 These models check each file on its own; :mod:`gridcall.config.loader` checks the references
 between files and turns every problem into a message with file, key path and reason.

@@ -11,9 +11,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
+from gridcall.config.duty import NO_DUTY, DutyFile, Override, overlaps
 from gridcall.config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
 from gridcall.config.models import (
     AgentSettings,
@@ -95,6 +97,8 @@ class ConfigSet:
     _matter_index: Mapping[tuple[str, str], Matter]
     notify: NotifyFile = NO_NOTIFY
     """Notification channels per unit (``notify.yaml``; none if the file is absent)."""
+    duty: DutyFile = NO_DUTY
+    """Persons, shifts and escalation policies (``roster.yaml``; none if absent)."""
 
     @property
     def district(self) -> Unit:
@@ -191,6 +195,50 @@ def _check_source_map(check: _Checker, index: int, agent: str, source: SourceSet
             if spec.id not in mapped:
                 check.add("agents.yaml", at, f"agent {agent!r}: its sensor {spec.id!r} is read "
                           f"by no {what} of this {source.type} source, so it would never report")
+
+
+def _check_duty(check: _Checker, duty: DutyFile, owners: Collection[str]) -> None:
+    """roster.yaml against the ladder: units and persons named exist, a unit's shifts (and
+    its overrides) of one role never overlap, policies name a unit, a level or default."""
+    file = "roster.yaml"
+    persons: dict[str, int] = {}
+    for i, p in enumerate(duty.persons):
+        if p.id in persons:
+            check.add(file, ("persons", i, "id"), f"duplicate person {p.id!r}: already "
+                      f"persons[{persons[p.id]}]")
+        persons.setdefault(p.id, i)
+        check.ref(file, ("persons", i, "unit"), "unit or department", p.unit, owners)
+    for i, p in enumerate(duty.persons):
+        if p.leader is not None:
+            check.ref(file, ("persons", i, "leader"), "person", p.leader, persons)
+    for unit, shifts in duty.shifts.items():
+        check.ref(file, ("shifts", unit), "unit or department", unit, owners)
+        for j, s in enumerate(shifts):
+            check.ref(file, ("shifts", unit, j, "person"), "person", s.person, persons)
+        for role in ("duty", "leader"):
+            spans = [(a, b, j) for j, s in enumerate(shifts) if s.role == role
+                     for a, b in s.spans()]
+            for a, b in overlaps(spans):
+                check.add(file, ("shifts", unit, b), f"this {role} shift overlaps "
+                          f"shifts.{unit}[{a}]: one person on {role} at a time")
+    for i, o in enumerate(duty.overrides):
+        check.ref(file, ("overrides", i, "unit"), "unit or department", o.unit, owners)
+        check.ref(file, ("overrides", i, "person"), "person", o.person, persons)
+        for j, other in enumerate(duty.overrides[:i]):
+            if (other.unit, other.role) == (o.unit, o.role) and _meets(other, o, duty):
+                check.add(file, ("overrides", i), f"overlaps overrides[{j}] of {o.unit} "
+                          f"({o.role}): one person on {o.role} at a time")
+    for key in duty.escalation:
+        check.ref(file, ("escalation", key), "unit, level or 'default'", key,
+                  {*owners, "default", "grid", "community", "town", "district"})
+
+
+def _meets(a: Override, b: Override, duty: DutyFile) -> bool:
+    zone = duty.zone
+
+    def aware(when: datetime) -> datetime:
+        return when if when.tzinfo is not None else when.replace(tzinfo=zone)
+    return aware(a.start) < aware(b.end) and aware(b.start) < aware(a.end)
 
 
 def load_config(directory: Path | str, *, known_detectors: Collection[str] | None = None,
@@ -330,6 +378,10 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
         for unit_id in notify_file.units:
             check.ref("notify.yaml", ("units", unit_id), "unit", unit_id, units)
 
+    duty_file = raw.models.get("roster.yaml")
+    if isinstance(duty_file, DutyFile) and topo is not None:
+        _check_duty(check, duty_file, set(units) | set(departments))
+
     if raw.problems or not isinstance(topo, Topology) or not isinstance(
         matters_file, MatterCatalog
     ):
@@ -341,4 +393,5 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
         sensors=MappingProxyType(sensors), agents=MappingProxyType(agents),
         _matter_index=MappingProxyType(index),
         notify=notify_file if isinstance(notify_file, NotifyFile) else NO_NOTIFY,
+        duty=duty_file if isinstance(duty_file, DutyFile) else NO_DUTY,
     )

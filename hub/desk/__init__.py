@@ -3,7 +3,8 @@
 Owns grouping and commits (``desk``), the pure policy that decides every alert's tier,
 route and deadlines (``policy``), the memory of recent sightings it counts spread from
 (``spread``), the deadline timers (``timers``), the alert lifecycle (``lifecycle``), the
-ledger (``ledger``), the agent roster and its outages (``roster``), the indicators folded
+ledger (``ledger``), the agent roster and its outages (``roster``), who is on duty
+(``duty``, over roster.yaml), the indicators folded
 from the ledger (``indicators``) and the desk in service: its MQTT connection, outages,
 retained publishing and timer loop (``runtime``).
 

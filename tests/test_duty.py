@@ -1,0 +1,145 @@
+"""roster.yaml: persons, weekly shifts, overrides and escalation policies load into the
+config set with precise errors, and the pure lookups say who is on duty when."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gridcall.config import SAMPLE_DISTRICT, ConfigError, load_config
+from gridcall.config.duty import DutyFile
+from gridcall.hub.desk.duty import Stretch, chain, duty_leader, next_on_duty, on_duty
+from gridcall.wire.clock import from_iso
+
+HEAD = """timezone: Asia/Shanghai
+persons:
+- {id: wang-fang, name: 王芳, unit: dongyuan-g1, leader: chen-jing}
+- {id: zhao-lei, name: 赵磊, unit: dongyuan-g1}
+- {id: chen-jing, name: 陈静, unit: dongyuan, leader: liu-yang}
+- {id: liu-yang, name: 刘洋, unit: dasha}
+"""
+
+
+def roster(tmp_path: Path, text: str) -> Path:
+    folder = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT, folder)
+    (folder / "roster.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def problems(folder: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(folder)
+    return [str(p) for p in info.value.problems]
+
+
+def span(stretch: Stretch | None) -> tuple[str, int, int, bool] | None:
+    if stretch is None:
+        return None
+    return stretch.person.id, stretch.start, stretch.end, stretch.override
+
+
+def at(text: str) -> int:
+    return from_iso(text + "+08:00")
+
+
+def test_the_sample_roster_loads_and_names_someone_on_duty_all_week() -> None:
+    cfg = load_config(SAMPLE_DISTRICT)
+    assert cfg.duty.persons
+    for hour in range(0, 7 * 24, 5):  # Monday 2026-12-07 onwards, every 5 hours
+        moment = at("2026-12-07T00:30") + hour * 3600 * 10**9
+        for unit in ("dongyuan-g1", "dongyuan", "dasha", "huangpu"):
+            assert on_duty(cfg.duty, unit, moment) is not None, (unit, hour)
+        assert duty_leader(cfg.duty, "huangpu", moment) is not None
+
+
+def test_a_config_without_roster_yaml_has_nobody_on_duty(tmp_path: Path) -> None:
+    folder = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT, folder)
+    (folder / "roster.yaml").unlink()
+    cfg = load_config(folder)
+    assert cfg.duty == DutyFile()
+    assert on_duty(cfg.duty, "dongyuan-g1", at("2026-12-07T09:00")) is None
+    assert chain(cfg.duty, "dongyuan-g1", at("2026-12-07T09:00")) == ()
+
+
+def test_day_night_and_weekend_shifts_and_an_override(tmp_path: Path) -> None:
+    cfg = load_config(roster(tmp_path, HEAD + """shifts:
+  dongyuan-g1:
+  - {days: [mon, tue, wed, thu, fri], from: "08:00", to: "20:00", person: wang-fang}
+  - {days: [mon, tue, wed, thu, fri], from: "20:00", to: "08:00", person: zhao-lei}
+  - {days: [sat], from: "08:00", to: "08:00", person: zhao-lei}
+  dongyuan:
+  - {days: [mon, tue, wed, thu, fri, sat, sun], from: "00:00", to: "00:00", person: liu-yang,
+     role: leader}
+overrides:
+- {unit: dongyuan-g1, from: "2026-12-09T12:00", to: "2026-12-09T20:00", person: zhao-lei,
+   reason: dentist}
+"""))
+    duty = cfg.duty
+    assert span(on_duty(duty, "dongyuan-g1", at("2026-12-07T09:00"))) == (
+        "wang-fang", at("2026-12-07T08:00"), at("2026-12-07T20:00"), False)
+    assert span(on_duty(duty, "dongyuan-g1", at("2026-12-08T03:00"))) == (  # Monday night
+        "zhao-lei", at("2026-12-07T20:00"), at("2026-12-08T08:00"), False)
+    # Wednesday: the override cuts wang-fang's shift short at noon
+    assert span(on_duty(duty, "dongyuan-g1", at("2026-12-09T10:00"))) == (
+        "wang-fang", at("2026-12-09T08:00"), at("2026-12-09T12:00"), False)
+    assert span(on_duty(duty, "dongyuan-g1", at("2026-12-09T12:00"))) == (
+        "zhao-lei", at("2026-12-09T12:00"), at("2026-12-09T20:00"), True)
+    # Sunday has no shift: nobody (the unit's channels), and Monday 08:00 is next
+    assert on_duty(duty, "dongyuan-g1", at("2026-12-13T09:00")) is None
+    assert span(next_on_duty(duty, "dongyuan-g1", at("2026-12-13T09:00"))) == (
+        "wang-fang", at("2026-12-14T08:00"), at("2026-12-14T20:00"), False)
+    assert span(next_on_duty(duty, "dongyuan-g1", at("2026-12-11T10:00"))) == (
+        "zhao-lei", at("2026-12-11T20:00"), at("2026-12-12T08:00"), False)
+    # the chain: the person, their leader (no duty leader shift at the grid), and on
+    assert [p.id for p in chain(duty, "dongyuan-g1", at("2026-12-07T09:00"))] == [
+        "wang-fang", "chen-jing", "liu-yang"]
+    leader = duty_leader(duty, "dongyuan", at("2026-12-07T09:00"))
+    assert leader is not None
+    assert leader.id == "liu-yang"
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("shifts:\n  dongyuan-g1:\n  - {days: [mon], from: '08:00', to: '20:00', person: wang-fang}\n"
+     "  - {days: [mon], from: '19:00', to: '23:00', person: zhao-lei}\n",
+     "roster.yaml:10: shifts.dongyuan-g1[1]: this duty shift overlaps shifts.dongyuan-g1[0]"),
+    ("shifts:\n  dongyuan-g1:\n  - {days: [sun], from: '20:00', to: '08:00', person: wang-fang}\n"
+     "  - {days: [mon], from: '07:00', to: '09:00', person: zhao-lei}\n",
+     "roster.yaml:10: shifts.dongyuan-g1[1]: this duty shift overlaps shifts.dongyuan-g1[0]"),
+    ("shifts:\n  dongyuan-g1:\n  - {days: [mon], from: '08:00', to: '20:00', person: wang-fong}\n",
+     "roster.yaml:9: shifts.dongyuan-g1[0].person: unknown person 'wang-fong' "
+     "(did you mean 'wang-fang'?)"),
+    ("shifts:\n  dongyuan-g9:\n  - {days: [mon], from: '08:00', to: '20:00', person: wang-fang}\n",
+     "roster.yaml:8: shifts.dongyuan-g9: unknown unit or department 'dongyuan-g9'"),
+    ("shifts:\n  dongyuan-g1:\n  - {days: [mon], from: '8 am', to: '20:00', person: wang-fang}\n",
+     "roster.yaml:9: shifts.dongyuan-g1[0].from: '8 am' is not a time of day like '08:00'"),
+    ("overrides:\n- {unit: dongyuan-g1, from: '2026-12-09T12:00', to: '2026-12-09T11:00', "
+     "person: zhao-lei}\n",
+     "roster.yaml:8: overrides[0]: 'to' (2026-12-09T11:00:00) is not after 'from'"),
+    ("escalation:\n  default: {A: [10m, 5m]}\n",
+     "roster.yaml:8: escalation.default.A: reminders must come later and later"),
+    ("escalation:\n  gird: {A: [5m]}\n",
+     "roster.yaml:8: escalation.gird: unknown unit, level or 'default' 'gird' "
+     "(did you mean 'grid'?)"),
+    ("timezone: Mars/Olympus\n", "roster.yaml:1: timezone: 'Mars/Olympus' is not a time zone"),
+    ("persons2: []\n", "roster.yaml:7: persons2: unknown key 'persons2' (did you mean 'persons'?)"),
+])
+def test_mistakes_in_roster_yaml_name_the_file_line_key_and_reason(
+        tmp_path: Path, body: str, expected: str) -> None:
+    text = HEAD + body
+    if body.startswith("timezone"):  # in place of the first line
+        text = body + HEAD.removeprefix("timezone: Asia/Shanghai\n")
+    found = problems(roster(tmp_path, text))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_a_person_of_an_unknown_unit_or_leader_is_named(tmp_path: Path) -> None:
+    found = problems(roster(tmp_path, """persons:
+- {id: a, name: A, unit: nowhere}
+- {id: b, name: B, unit: police, leader: c}
+"""))
+    assert "roster.yaml:2: persons[0].unit: unknown unit or department 'nowhere'" in found
+    assert "roster.yaml:3: persons[1].leader: unknown person 'c'" in found
