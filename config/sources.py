@@ -5,8 +5,9 @@ One model per kind of source, told apart by ``type`` (a pydantic discriminated u
 - ``simulated``: the simulators' streams (the default; ``source: simulated`` still works);
 - ``serial``: microcontroller firmware speaking gridcall's frame protocol
   (docs/firmware-protocol.md); each device id's channels map to sensor ids;
-- ``modbus``: Modbus RTU polling; a register map says which register holds which sensor,
-  its data type, byte and word order, scale, offset and poll interval;
+- ``modbus``: Modbus polling, RTU on a serial line, Modbus TCP or RTU through a TCP serial
+  server; a register map says which register holds which sensor, its data type, byte and
+  word order, scale, offset and poll interval;
 - ``mqtt``: sensors on a local MQTT broker, see :mod:`gridcall.config.local_mqtt` (its own checks).
 
 The models check what they can alone (ranges, types, unknown keys); :func:`map_problems`
@@ -19,10 +20,11 @@ every mapped sensor that does not exist or belongs to another agent (serial and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias, get_args
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from gridcall.config.base import (
     Duration,
@@ -128,12 +130,40 @@ class SerialSettings(SourceSettingsModel):
             ids.setdefault(device.id, d)
 
 
-# --------------------------------------------------------------------------- Modbus RTU
+# --------------------------------------------------------------------------- Modbus
 
 DataType = Literal["int16", "uint16", "int32", "uint32", "float32"]
 WIDTH: dict[str, int] = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
 """How many 16-bit registers a value of each data type takes."""
 Order = Literal["big", "little"]
+Transport = Literal["rtu", "tcp", "rtu_over_tcp"]
+"""``rtu``: RTU frames on a serial line (``port``); ``tcp``: Modbus TCP (MBAP header);
+``rtu_over_tcp``: RTU frames, CRC and all, through a TCP socket (a serial server, an
+RS-485-to-Ethernet converter in transparent mode)."""
+TCP_TRANSPORTS: tuple[Transport, ...] = ("tcp", "rtu_over_tcp")
+SERIAL_KEYS = ("baudrate", "parity", "bytesize", "stopbits")
+"""Settings of a serial line, which a TCP transport has none of."""
+Host = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^\s/:]+$|^\[[0-9A-Fa-f:.]+\]$")]
+"""A host name or IP address (an IPv6 address in brackets), without a port."""
+TcpPort = Annotated[int, Field(ge=1, le=65_535)]
+
+
+@dataclass(frozen=True, slots=True)
+class ModbusLink:
+    """One connection the agent keeps: a serial line, or one TCP endpoint. Registers of
+    one link are polled in turn on it; links are polled side by side."""
+
+    transport: Transport
+    port: str = ""
+    """The serial device (``rtu``)."""
+    host: str = ""
+    tcp_port: int = 0
+
+    def __str__(self) -> str:
+        if self.transport == "rtu":
+            return self.port
+        scheme = "tcp" if self.transport == "tcp" else "rtu+tcp"
+        return f"{scheme}://{self.host}:{self.tcp_port}"
 
 
 class Register(Model):
@@ -154,6 +184,10 @@ class Register(Model):
     scale: float = 1.0
     offset: float = 0.0
     interval: Duration = timedelta(seconds=5)
+    host: Host | None = None
+    """TCP transports: this register's device, if not the source's ``host``."""
+    tcp_port: TcpPort | None = None
+    """TCP transports: this register's device's port, if not the source's ``tcp_port``."""
 
     @property
     def width(self) -> int:
@@ -165,12 +199,21 @@ class Register(Model):
 
 
 class ModbusSettings(SourceSettingsModel):
-    """Modbus RTU polling on a serial line (RS-485 converter)."""
+    """Modbus polling: RTU on a serial line (RS-485 converter), Modbus TCP, or RTU frames
+    through a TCP serial server. With a TCP transport every register may name its own
+    device (``host``, ``tcp_port``), so one agent reads many devices, each on its own
+    connection."""
 
     map_item: ClassVar[str | None] = "register"
 
     type: Literal["modbus"]
-    port: Annotated[str, StringConstraints(min_length=1)]
+    transport: Transport = "rtu"
+    port: Annotated[str, StringConstraints(min_length=1)] | None = None
+    """``rtu``: the serial device, e.g. ``/dev/ttyUSB0`` (required)."""
+    host: Host | None = None
+    """TCP transports: the device (or serial server) of every register that names none."""
+    tcp_port: TcpPort = 502
+    """TCP transports: its port (502 is Modbus TCP's; serial servers often use 4001...)."""
     baudrate: int = Field(default=9_600, gt=0)
     parity: Literal["N", "E", "O"] = "N"
     bytesize: Literal[7, 8] = 8
@@ -179,10 +222,49 @@ class ModbusSettings(SourceSettingsModel):
     """How long to wait for a device's answer before counting a timeout."""
     reconnect_max: Duration = timedelta(seconds=5)
     silence_reopen: SilenceReopen = None
-    """Close and reopen the port when no slave has answered anything (a value or an
-    exception response) for this long: a wedged RS-485 converter answers nothing. Default
-    (null): ten times the slowest register interval, at least 60 s; ``never``: off."""
+    """Close and reopen a connection when no slave on it has answered anything (a value or
+    an exception response) for this long: a wedged RS-485 converter answers nothing.
+    Default (null): ten times the slowest register interval, at least 60 s; ``never``: off."""
     registers: tuple[Register, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _transport_keys(self) -> ModbusSettings:
+        if self.transport == "rtu":
+            if self.port is None:
+                raise ValueError("a Modbus RTU line needs 'port' (the serial device, e.g. "
+                                 "/dev/ttyUSB0); for a device on the network set 'transport: "
+                                 "tcp' (or rtu_over_tcp for a serial server) and 'host'")
+            tcp: list[str] = [k for k in ("host", "tcp_port") if k in self.model_fields_set]
+            tcp += [f"registers[{r}].{k}" for r, reg in enumerate(self.registers)
+                    for k in ("host", "tcp_port") if getattr(reg, k) is not None]
+            if tcp:
+                raise ValueError(f"{', '.join(tcp)}: only with 'transport: tcp' or "
+                                 "'rtu_over_tcp'; this source is a serial RTU line ('port')")
+            return self
+        wrong = (["port"] if self.port is not None else []) + [
+            k for k in SERIAL_KEYS if k in self.model_fields_set]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: only for 'transport: rtu' (a serial line); "
+                             f"a {self.transport} device is reached by 'host' and 'tcp_port'")
+        hostless = [r for r, reg in enumerate(self.registers) if (reg.host or self.host) is None]
+        if hostless:
+            raise ValueError(f"registers[{hostless[0]}] has no host and the source sets none: "
+                             f"a {self.transport} source needs 'host' (or one per register)")
+        return self
+
+    def link_of(self, reg: Register) -> ModbusLink:
+        """The connection the register is read on."""
+        if self.transport == "rtu":
+            return ModbusLink("rtu", port=self.port or "")
+        return ModbusLink(self.transport, host=reg.host or self.host or "",
+                          tcp_port=reg.tcp_port or self.tcp_port)
+
+    def links(self) -> dict[ModbusLink, tuple[Register, ...]]:
+        """Each connection and the registers read on it, in config order."""
+        out: dict[ModbusLink, list[Register]] = {}
+        for reg in self.registers:
+            out.setdefault(self.link_of(reg), []).append(reg)
+        return {link: tuple(regs) for link, regs in out.items()}
 
     def mapped_sensors(self) -> Iterator[tuple[Loc, str]]:
         for r, reg in enumerate(self.registers):
@@ -196,7 +278,8 @@ class ModbusSettings(SourceSettingsModel):
                 yield ("registers", r, "address"), (
                     f"a {reg.type} at {reg.address} would end past register 65535")
             for q, other in enumerate(self.registers[:r]):
-                if (other.slave, other.table) == (reg.slave, reg.table) and (
+                if (self.link_of(other), other.slave, other.table) == (
+                        self.link_of(reg), reg.slave, reg.table) and (
                         reg.address <= other.last_address and other.address <= reg.last_address):
                     yield ("registers", r, "address"), (
                         f"{_span(reg)} overlaps registers[{q}] ({other.sensor}: {_span(other)})")

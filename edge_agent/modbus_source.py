@@ -1,27 +1,35 @@
-"""An agent source polling Modbus RTU devices
-(:class:`gridcall.firmware_bridge.modbus.ModbusPoller`).
+"""An agent source polling Modbus devices
+(:class:`gridcall.firmware_bridge.modbus.ModbusPoller`): RTU on a serial line, Modbus
+TCP, or RTU frames through a TCP serial server.
 
 Each configured register names its sensor, so a reading is a sample at once. Samples are
-stamped with the agent's clock when the answer arrives. :meth:`ModbusSource.stats`
-(for the status message) has requests, responses, timeouts, exception responses by name
-(``exception_illegal_address``...), port opens / failures / disconnects / reconnects.
+stamped with the agent's clock when the answer arrives. A source reads each of its
+connections (:meth:`ModbusSettings.links`: the serial line, or each TCP device) with its
+own poller, side by side, so a slow device does not hold up the others.
+:meth:`ModbusSource.stats` (for the status message) has requests, responses, timeouts,
+exception responses by name (``exception_illegal_address``...), connection opens /
+failures / disconnects / reconnects, summed over the connections.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 
 from gridcall.config import AgentSpec
-from gridcall.config.sources import ModbusSettings, silence_reopen_s
+from gridcall.config.sources import ModbusLink, ModbusSettings, silence_reopen_s
 from gridcall.edge_agent.commissioning import (
     Check,
     CheckOptions,
     OpenSource,
     port_source_checks,
+    read_check,
 )
 from gridcall.edge_agent.kind import SourceKind
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.modbus import ModbusPoller
+from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
 
 _ALWAYS = ("requests", "responses", "timeout", "opens", "open_failures", "disconnects",
@@ -34,19 +42,45 @@ class ModbusSource:
         """``silence``: seconds without any answer after which the port is reopened (None:
         never); :func:`gridcall.config.sources.silence_reopen_s` works it out from the config."""
         self.settings = settings
-        self.poller = ModbusPoller(settings, clock=clock, silence=silence,
-                                   name=f"agent {agent_id} modbus")
+        self.name = f"agent {agent_id} modbus"
+        self.counts: Counter[str] = Counter()
+        self.pollers = tuple(
+            ModbusPoller(settings, link, registers, clock=clock, silence=silence,
+                         name=self.name, counts=self.counts)
+            for link, registers in settings.links().items())
+
+    @property
+    def poller(self) -> ModbusPoller:
+        """The first connection's poller (a serial line has only this one)."""
+        return self.pollers[0]
 
     def stats(self) -> dict[str, int]:
         """Flat counters for the status message; the keys in ``_ALWAYS`` are always there,
         exception responses appear once seen."""
-        counts = self.poller.counts
+        counts = self.counts
         return {**{k: counts[k] for k in _ALWAYS}, **{k: v for k, v in counts.items()}}
 
     async def samples(self) -> AsyncIterator[Sample]:
-        async for register, value, ts in self.poller.readings():
-            self.poller.counts["samples"] += 1
-            yield Sample(register.sensor, ts, value)
+        if len(self.pollers) == 1:  # one connection: no queue between it and the agent
+            async for register, value, ts in self.poller.readings():
+                self.counts["samples"] += 1
+                yield Sample(register.sensor, ts, value)
+            return
+        queue: asyncio.Queue[Sample] = asyncio.Queue()
+
+        async def feed(poller: ModbusPoller) -> None:
+            async for register, value, ts in poller.readings():
+                queue.put_nowait(Sample(register.sensor, ts, value))
+
+        feeders = [asyncio.create_task(feed(p), name=f"{self.name} {p.where}")
+                   for p in self.pollers]
+        try:
+            while True:
+                sample = await queue.get()
+                self.counts["samples"] += 1
+                yield sample
+        finally:
+            await stop_tasks(feeders, STOP_BOUND, what=self.name)
 
 
 def _build(spec: AgentSpec, settings: ModbusSettings, clock: Clock) -> ModbusSource:
@@ -57,7 +91,29 @@ def _build(spec: AgentSpec, settings: ModbusSettings, clock: Clock) -> ModbusSou
 
 async def _checks(spec: AgentSpec, settings: ModbusSettings, options: CheckOptions,
                   open_source: OpenSource | None) -> list[Check]:
-    return await port_source_checks("modbus", settings.port, spec, options, open_source)
+    if settings.transport == "rtu":
+        return await port_source_checks("modbus", settings.port or "", spec, options,
+                                        open_source)
+    reached = [await _reach(link, options.timeout) for link in settings.links()]
+    failed = [c for c in reached if c.status == "FAIL"]
+    if failed:
+        return failed
+    where = ", ".join(str(link) for link in settings.links())
+    return [Check("modbus devices", "PASS", f"{len(reached)} reachable: {where}"),
+            *await read_check("modbus", spec, options, open_source)]
+
+
+async def _reach(link: ModbusLink, within: float) -> Check:
+    """A TCP device (or serial server) accepts a connection."""
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(link.host, link.tcp_port), within)
+    except (OSError, TimeoutError) as exc:
+        return Check("modbus device", "FAIL", f"cannot connect to {link}: {exc or 'timeout'}",
+                     "check the device's address and port in agents.yaml, that it is "
+                     "powered and on this network, and any firewall between")
+    writer.close()
+    return Check("modbus device", "PASS", f"{link} accepts connections")
 
 
 KIND = SourceKind(ModbusSettings, build=_build, checks=_checks)

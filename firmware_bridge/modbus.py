@@ -1,10 +1,13 @@
-"""Modbus RTU polling through pymodbus, with register maps from config.
+"""Modbus polling through pymodbus (RTU on a serial line, Modbus TCP, RTU over TCP), with
+register maps from config.
 
 The pure part turns registers into numbers and back (:func:`decode`, :func:`encode`) and
 plans requests (:func:`plan`: registers of one slave, table and interval that lie close
-together are read in one request). :class:`ModbusPoller` runs the plan on an
-``AsyncModbusSerialClient`` and yields ``(register, value, ts)``; timeouts, exception
-responses and lost ports are counted by reason (``counts``) and never end the polling.
+together are read in one request). :class:`ModbusPoller` runs the plan on one connection
+(a :class:`~gridcall.config.sources.ModbusLink`: pymodbus's ``AsyncModbusSerialClient``,
+or its ``AsyncModbusTcpClient`` with the socket or the RTU framer) and yields
+``(register, value, ts)``; timeouts, exception responses and lost connections are counted
+by reason (``counts``) and never end the polling.
 
 Why :func:`decode` is ours rather than ``client.convert_from_registers``: pymodbus converts
 with a word order but no byte order inside a register, and field devices need both
@@ -21,10 +24,11 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from pymodbus.client import AsyncModbusSerialClient
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from gridcall.config.sources import ModbusSettings, Register
+from gridcall.config.sources import ModbusLink, ModbusSettings, Register
 from gridcall.firmware_bridge.errors import EncodeError
 from gridcall.wire.backoff import Backoff, Reconnect
 from gridcall.wire.cancelsafe import cancel_safe
@@ -117,27 +121,50 @@ def _block(slave: int, table: str, interval: float, regs: list[Register]) -> Blo
     return Block(slave, table, start, end - start + 1, interval, tuple(regs))
 
 
-class ModbusPoller:
-    """Poll a register map forever; ``readings()`` yields (register, value, ts)."""
+Client = AsyncModbusSerialClient | AsyncModbusTcpClient
 
-    def __init__(self, settings: ModbusSettings, *, clock: Clock = wall_clock,
-                 silence: float | None = None, name: str = "") -> None:
+
+class ModbusPoller:
+    """Poll the registers of one connection forever; ``readings()`` yields
+    (register, value, ts)."""
+
+    def __init__(self, settings: ModbusSettings, link: ModbusLink | None = None,
+                 registers: Sequence[Register] | None = None, *, clock: Clock = wall_clock,
+                 silence: float | None = None, name: str = "",
+                 counts: Counter[str] | None = None) -> None:
+        """``link``: the connection (default: the settings' only one); ``registers``: those
+        read on it (default: all of the settings'); ``counts``: counters shared with the
+        pollers of the source's other connections (default: its own)."""
         self.settings = settings
+        links = settings.links()
+        if link is None:
+            if len(links) != 1:
+                raise ValueError(f"{len(links)} Modbus connections: name the poller's link")
+            (link,) = links
+        self.link = link
+        self.where = str(link)
         self.silence = silence
-        """Reopen the port when no slave answered anything for this many seconds (None:
-        never): a wedged converter reports no error, it just never answers."""
+        """Reopen the connection when no slave answered anything for this many seconds
+        (None: never): a wedged converter reports no error, it just never answers."""
         self.clock = clock
-        self.name = name or settings.port
-        self.blocks = plan(settings.registers)
-        self.counts: Counter[str] = Counter()
+        self.name = name or self.where
+        self.blocks = plan(links[link] if registers is None else registers)
+        self.counts: Counter[str] = Counter() if counts is None else counts
         self.connected = asyncio.Event()
 
-    def _client(self) -> AsyncModbusSerialClient:
-        s = self.settings
-        return AsyncModbusSerialClient(
-            s.port, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
-            stopbits=s.stopbits, timeout=s.timeout.total_seconds(), retries=0,
-            reconnect_delay=0,  # we reconnect ourselves, with our own backoff and counters
+    def _client(self) -> Client:
+        s, link = self.settings, self.link
+        # retries=0, reconnect_delay=0: we retry and reconnect ourselves, with our own
+        # backoff and counters
+        if link.transport == "rtu":
+            return AsyncModbusSerialClient(
+                link.port, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
+                stopbits=s.stopbits, timeout=s.timeout.total_seconds(), retries=0,
+                reconnect_delay=0, name=f"gridcall-{self.name}")
+        return AsyncModbusTcpClient(
+            link.host, port=link.tcp_port,
+            framer=FramerType.SOCKET if link.transport == "tcp" else FramerType.RTU,
+            timeout=s.timeout.total_seconds(), retries=0, reconnect_delay=0,
             name=f"gridcall-{self.name}")
 
     async def readings(self) -> AsyncIterator[tuple[Register, float, int]]:
@@ -162,14 +189,14 @@ class ModbusPoller:
                 if not said:
                     said = True
                     log.warning("%s: cannot open %s; retrying with backoff up to %.0fs",
-                                self.name, self.settings.port, cap)
+                                self.name, self.where, cap)
                 await retry.pause(retry.failed(
-                    ConnectionException(f"cannot open {self.settings.port}")))
+                    ConnectionException(f"cannot open {self.where}")))
                 continue
             self.counts["opens"] += 1
             if ever and not silent_end:  # after a reopen for silence: it never went away
                 self.counts["reconnects"] += 1
-                log.warning("%s: %s is back", self.name, self.settings.port)
+                log.warning("%s: %s is back", self.name, self.where)
             ever, said, silent_end = True, False, False
             retry.connected()
             self.connected.set()
@@ -184,22 +211,21 @@ class ModbusPoller:
                     said_silent = True
                     log.warning("%s: no slave on %s answered for %.0fs (a wedged converter?); "
                                 "reopening it, and again after each %.0fs without an answer",
-                                self.name, self.settings.port, self.silence, self.silence)
+                                self.name, self.where, self.silence, self.silence)
             except (ConnectionException, OSError) as exc:
                 self.counts["disconnects"] += 1
-                log.warning("%s: lost %s (%s); reopening", self.name, self.settings.port, exc)
+                log.warning("%s: lost %s (%s); reopening", self.name, self.where, exc)
             except Exception as exc:  # a pymodbus surprise must not stop a cabinet's reader
                 self.counts["unexpected_errors"] += 1
                 failure = retry.failed(exc)
                 log.exception("%s: unexpected error polling %s; reopening after %.1fs",
-                              self.name, self.settings.port, failure.delay)
+                              self.name, self.where, failure.delay)
                 await retry.pause(failure)
             finally:
                 self.connected.clear()
                 client.close()
 
-    async def _poll(self, client: AsyncModbusSerialClient
-                    ) -> AsyncIterator[tuple[Register, float, int]]:
+    async def _poll(self, client: Client) -> AsyncIterator[tuple[Register, float, int]]:
         loop = asyncio.get_running_loop()
         due = [loop.time()] * len(self.blocks)
         answered = loop.time()  # the last answer of any kind, from any slave

@@ -10,8 +10,10 @@ Serial mode: a pty at ``--link`` (a symlink, like ``/dev/serial/by-id/...``) on 
 device of the agent's serial map sends one frame per ``--interval`` with its channels'
 values from the simulators' streams; ``--garbage P`` puts line noise or a cut-off frame
 before a frame with probability P. Modbus mode: pymodbus's own serial server on one end of
-a null modem, the other end at ``--link``, with every slave of the agent's register map;
-a register read returns the stream's value at that moment, encoded as the map says.
+a null modem, the other end at ``--link``, with every slave of the agent's register map
+(for a TCP map, a pymodbus TCP server at each device's host and port, with the RTU framer
+for ``rtu_over_tcp``); a register read returns the stream's value at that moment, encoded
+as the map says.
 MQTT mode: every ``--interval`` the agent's local devices (Tasmota, Zigbee2MQTT, ESPHome,
 Shelly, plain topics) publish their values to the broker ``--mqtt`` names, each on its
 topic and in its payload form (JSON at the mapped path, or a plain number), so the map in
@@ -138,15 +140,15 @@ def _child(doc: Any, key: str | int, empty: Any) -> Any:
     return doc[key]
 
 
-def modbus_devices(settings: ModbusSettings, value_at: ValueAt) -> list[SimDevice]:
-    """pymodbus SimDevices serving the register map; each read fills the registers asked
-    for from the streams at that moment."""
+def modbus_devices(registers: Sequence[Register], value_at: ValueAt) -> list[SimDevice]:
+    """pymodbus SimDevices serving a register map (one connection's registers); each read
+    fills the registers asked for from the streams at that moment."""
     from pymodbus.simulator import DataType, SimData, SimDevice
 
     from gridcall.firmware_bridge.modbus import encode as encode_registers
 
     by_slave: dict[int, list[Register]] = {}
-    for reg in settings.registers:
+    for reg in registers:
         by_slave.setdefault(reg.slave, []).append(reg)
     devices: list[SimDevice] = []
     for slave, regs in sorted(by_slave.items()):
@@ -226,20 +228,39 @@ async def _run_mqtt(url: str, settings: LocalMqttSettings, value_at: ValueAt,
 
 async def _run_modbus(link: Path, settings: ModbusSettings, value_at: ValueAt,
                       stop: asyncio.Event) -> None:
+    """Every connection of the map: the serial line through a null modem whose agent end
+    is ``link``, or a pymodbus TCP server at each TCP device's host and port (with the RTU
+    framer for ``rtu_over_tcp``, as a serial server passes RTU frames through)."""
     from pymodbus import FramerType
-    from pymodbus.server import ModbusSerialServer
+    from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 
-    device_end = link.with_name(f".{link.name}.device")
-    with NullModem(link, device_end):
-        server = ModbusSerialServer(modbus_devices(settings, value_at), framer=FramerType.RTU,
-                                    port=str(device_end), baudrate=settings.baudrate,
-                                    ignore_missing_devices=True)
-        task = asyncio.create_task(server.serve_forever())
-        slaves = sorted({r.slave for r in settings.registers})
-        print(f"simdevice: modbus, slaves {slaves} at {link}", flush=True)
+    tasks: list[asyncio.Task[None]] = []
+    servers: list[ModbusSerialServer | ModbusTcpServer] = []
+    with contextlib.ExitStack() as stack:
+        for where, registers in settings.links().items():
+            devices = modbus_devices(registers, value_at)
+            server: ModbusSerialServer | ModbusTcpServer
+            if where.transport == "rtu":
+                device_end = link.with_name(f".{link.name}.device")
+                stack.enter_context(NullModem(link, device_end))
+                server = ModbusSerialServer(devices, framer=FramerType.RTU,
+                                            port=str(device_end), baudrate=settings.baudrate,
+                                            ignore_missing_devices=True)
+                shown = str(link)
+            else:
+                framer = FramerType.SOCKET if where.transport == "tcp" else FramerType.RTU
+                server = ModbusTcpServer(devices, framer=framer,
+                                         address=(where.host, where.tcp_port),
+                                         ignore_missing_devices=True)
+                shown = str(where)
+            servers.append(server)
+            tasks.append(asyncio.create_task(server.serve_forever()))
+            slaves = sorted({r.slave for r in registers})
+            print(f"simdevice: modbus, slaves {slaves} at {shown}", flush=True)
         await stop.wait()
-        await server.shutdown()  # type: ignore[no-untyped-call]
-        await stop_tasks([task], STOP_S, what="simdevice modbus server", raise_errors=True)
+        for server in servers:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+        await stop_tasks(tasks, STOP_S, what="simdevice modbus server", raise_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -251,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "port the agent's config names)")
     parser.add_argument("--config", type=Path, default=SAMPLE_DISTRICT)
     parser.add_argument("--agent", help="agent id (default: the first of the mode's kind)")
-    parser.add_argument("--modbus", action="store_true", help="a Modbus RTU line instead")
+    parser.add_argument("--modbus", action="store_true", help="the Modbus agent's devices "
+                        "instead: its RTU line at --link, or a TCP server at each of its TCP "
+                        "devices' host and port")
     parser.add_argument("--mqtt", metavar="URL", help="local MQTT devices publishing to this "
                         "broker instead (the MQTT agent's own broker URL is usually "
                         "mosquitto on the box itself)")
@@ -262,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     kind = "mqtt" if args.mqtt else "modbus" if args.modbus else "serial"
     agent, settings, value_at = _streams(args.config, args.agent, kind, args.seed)
-    link = args.link or Path(getattr(settings, "port", "."))
+    link = args.link or Path(getattr(settings, "port", None) or ".")
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -1,10 +1,12 @@
-"""Modbus RTU against pymodbus's own serial server on a pty null modem: the register map's
-types, orders, scale and offset give the right readings; exception responses, silent
-slaves and a vanished port are counted by reason and polling goes on."""
+"""Modbus against pymodbus's own servers: RTU on a pty null modem, Modbus TCP and RTU frames
+over TCP (a serial server) on loopback. The register map's types, orders, scale and offset
+give the right readings; exception responses, silent slaves and a vanished port are
+counted by reason and polling goes on."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,10 +15,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
-from pymodbus.server import ModbusSerialServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
@@ -26,6 +29,7 @@ from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.modbus import decode, encode, plan
 from gridcall.firmware_bridge.pty import NullModem
 from tests.polling import wait_until
+from tests.servers import unused_tcp_port
 
 
 def reg(**kw: object) -> Register:
@@ -265,3 +269,96 @@ def test_the_silence_before_a_reopen_defaults_to_ten_of_the_slowest_intervals() 
     assert silence_reopen_s("never", [5.0]) is None
     assert silence_reopen_s(timedelta(seconds=90), [5.0]) == 90.0
     assert silence_reopen_s(None, [1.0]) == 60.0  # never below a minute
+
+
+# --------------------------------------------------------------------------- over TCP
+
+
+@pytest.fixture
+async def tcp_devices() -> AsyncIterator[dict[str, tuple[int, int]]]:
+    """Two devices on loopback, each its own pymodbus TCP server with slave 1: one speaking
+    Modbus TCP, one a serial server passing RTU frames through (rtu_over_tcp); the same
+    registers in each, the second with its holding registers' first value changed."""
+    servers, tasks, ports = [], [], {}
+    for transport, framer, first in (("tcp", FramerType.SOCKET, 0x41A4),
+                                     ("rtu_over_tcp", FramerType.RTU, 0x4120)):
+        port = unused_tcp_port()
+        holding = [first, *HOLDING[1:]]
+        device = SimDevice(id=1, simdata=(
+            [SimData(0, datatype=DataType.BITS)], [SimData(0, datatype=DataType.BITS)],
+            [SimData(0, values=holding, datatype=DataType.REGISTERS)],
+            [SimData(0, values=INPUT, datatype=DataType.REGISTERS)]))
+        server = ModbusTcpServer([device], framer=framer, address=("127.0.0.1", port))
+        servers.append(server)
+        tasks.append(asyncio.create_task(server.serve_forever()))
+        ports[transport] = port, first
+    try:
+        yield ports
+    finally:
+        for server in servers:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "rtu_over_tcp"])
+async def test_a_device_on_the_network_is_read_like_one_on_a_line(
+        transport: str, tcp_devices: dict[str, tuple[int, int]]) -> None:
+    port, first = tcp_devices[transport]
+    settings = ModbusSettings.model_validate({
+        "type": "modbus", "transport": transport, "host": "127.0.0.1", "tcp_port": port,
+        "timeout": "0.5s", "reconnect_max": "0.3s", "registers": [
+            {"sensor": "level", "address": 0, "type": "float32", "interval": "0.05s"},
+            {"sensor": "temp", "address": 2, "type": "int16", "scale": 0.1,
+             "interval": "0.05s"},
+            {"sensor": "flow", "address": 6, "table": "input", "type": "float32",
+             "word_order": "little", "interval": "0.05s"}]})
+    source = ModbusSource(settings, agent_id="edge-test", clock=lambda: 7)
+    got = await collect(source, lambda got, c: len(got) >= 6)
+    level = struct.unpack(">f", struct.pack(">HH", first, 0))[0]
+    assert {s.sensor: s.value for s in got} == {"level": level, "temp": pytest.approx(-20.0),
+                                                 "flow": 20.5}
+    assert source.stats()["timeout"] == source.stats()["open_failures"] == 0
+    assert str(source.poller.link) == f"{transport.replace('_over_', '+')}://127.0.0.1:{port}"
+
+
+async def test_each_device_of_a_tcp_source_is_its_own_connection(
+        tcp_devices: dict[str, tuple[int, int]]) -> None:
+    """Registers name their own device; one that cannot be reached (nothing listens on
+    its port) is counted and retried, and the others are read meanwhile."""
+    (tcp_port, _), dead = tcp_devices["tcp"], unused_tcp_port()
+    settings = ModbusSettings.model_validate({
+        "type": "modbus", "transport": "tcp", "host": "127.0.0.1", "timeout": "0.5s",
+        "reconnect_max": "0.2s", "registers": [
+            {"sensor": "a", "tcp_port": tcp_port, "address": 0, "type": "float32",
+             "interval": "0.05s"},
+            {"sensor": "b", "tcp_port": tcp_port, "address": 2, "type": "int16",
+             "interval": "0.05s"},
+            {"sensor": "c", "host": "localhost", "tcp_port": dead, "address": 0,
+             "interval": "0.05s"}]})
+    assert [str(link) for link in settings.links()] == [
+        f"tcp://127.0.0.1:{tcp_port}", f"tcp://localhost:{dead}"]
+    source = ModbusSource(settings, agent_id="edge-test", clock=lambda: 7)
+    got = await collect(source, lambda got, c: len(got) >= 4 and c["open_failures"] >= 2)
+    assert {s.sensor for s in got} == {"a", "b"}
+    assert {s.sensor: s.value for s in got}["b"] == -200.0
+    assert source.stats()["opens"] == 1
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ({"transport": "tcp"}, "registers[0] has no host"),
+    ({"transport": "tcp", "host": "10.0.0.5", "port": "/dev/ttyUSB0"},
+     "port: only for 'transport: rtu'"),
+    ({"transport": "rtu_over_tcp", "host": "10.0.0.5", "baudrate": 19200},
+     "baudrate: only for 'transport: rtu'"),
+    ({}, "needs 'port'"),
+    ({"port": "/dev/ttyUSB0", "host": "10.0.0.5"}, "host: only with 'transport: tcp'"),
+    ({"transport": "udp", "host": "10.0.0.5"}, "'rtu', 'tcp' or 'rtu_over_tcp'"),
+    ({"transport": "tcp", "host": "10.0.0.5:502"}, "should match pattern"),
+])
+def test_a_transport_takes_its_own_keys_and_says_which_are_wrong(
+        spec: dict[str, object], says: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        ModbusSettings.model_validate({"type": "modbus", **spec,
+                                       "registers": [{"sensor": "s", "address": 0}]})

@@ -112,6 +112,50 @@ def test_edge_check_passes_against_the_sample_config_with_the_simulated_devices(
     assert int(read[1]) >= len(jiufo.sensors), line
 
 
+@pytest.mark.servers
+@pytest.mark.parametrize("transport", ["tcp", "rtu_over_tcp"])
+def test_edge_check_passes_against_simulated_modbus_devices_on_the_network(
+        tmp_path: Path, mqtt_url: str, simdevice: Any, transport: str) -> None:
+    """The sample Modbus agent's slaves as devices on the network: slave 1 at one port,
+    the others behind a second (as two gateways); the simulator serves each."""
+    from tests.servers import unused_tcp_port
+
+    first, second = unused_tcp_port(), unused_tcp_port()
+    district = tmp_path / "district"
+    district.mkdir()
+    for f in SAMPLE_DISTRICT.glob("*.yaml"):
+        text = f.read_text(encoding="utf-8")
+        if f.name == "agents.yaml":
+            data = yaml.safe_load(text)
+            data["defaults"].update(broker={"url": mqtt_url}, state_dir=str(tmp_path / "st"))
+            (agent,) = (a for a in data["agents"] if a["id"] == "edge-huangpu-cun")
+            source = agent["source"]
+            for key in ("port", "baudrate"):
+                source.pop(key)
+            source.update(transport=transport, host="127.0.0.1", tcp_port=second)
+            for reg in source["registers"]:
+                if reg["slave"] == 1:
+                    reg["tcp_port"] = first
+            text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        (district / f.name).write_text(text, encoding="utf-8")
+    scheme = "tcp" if transport == "tcp" else "rtu+tcp"
+    device = simdevice("--modbus", "--config", str(district))
+    assert device.stdout is not None
+    said = [next(device.stdout) for _ in range(3)]  # its agent, then one line per server
+    assert f"slaves [1] at {scheme}://127.0.0.1:{first}" in said[1], said
+    assert f"slaves [2, 3] at {scheme}://127.0.0.1:{second}" in said[2], said
+    result = CliRunner().invoke(app, ["edge", "check", "--config", str(district),
+                                      "--agent", "edge-huangpu-cun", "--wait", "10"],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    reached = next(x for x in result.output.splitlines() if "modbus devices" in x)
+    assert "PASS" in reached, reached
+    assert "2 reachable" in reached, reached
+    line = next(x for x in result.output.splitlines() if "source (modbus)" in x)
+    assert "PASS" in line, line
+    assert "read 3 values" in line, line
+
+
 def test_simulated_mqtt_devices_publish_what_the_agents_map_reads_back() -> None:
     """Each preset's topic and payload form (Tasmota's nested JSON, Zigbee2MQTT's JSON,
     ESPHome's plain number), with a scale and offset undone, decode to the stream value."""
