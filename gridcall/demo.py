@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +46,7 @@ from gridcall.hub.desk.indicators import by_unit, indicators
 from gridcall.hub.desk.lifecycle import AlertState, Transition
 from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.store import Store
-from gridcall.simulators.district import BrokerUnreachable, InProcessDistrict
+from gridcall.simulators.district import BrokerUnreachable, InProcessDistrict, tiers_now
 from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.simulators.town import demo_injections
 from gridcall.wire.broker import BrokerAddress
@@ -176,26 +175,64 @@ def _cell(key: str, value: object) -> str:
 
 # The live view must read in an 80-column terminal without cutting a unit or matter name
 # to "huang…": short headers with a legend, no vertical borders, long text folded onto a
-# second line of its own cell rather than truncated.
+# second line of its own cell rather than truncated. It must also fit the terminal's
+# height (80x24): what would not fit is left out from the bottom (indicators first, then
+# the least severe alerts), never the board's address at the top.
 
-def tier_line(counts: dict[str, int]) -> str:
-    return ("tiers: " + " · ".join(f"{t} {counts.get(t, 0)}" for t in TIERS)
-            + "  (A district+town, B town, C community, D grid)")
+SHORT_STATE = {"opened": "open", "dispatched": "disp", "acknowledged": "ack",
+               "on_site": "site", "resolved": "done", "false_alarm": "false"}
 
 
-def alerts_table(states: list[AlertState]) -> Table:
-    """The latest alerts: the matter and why it stands at its tier stacked in one cell."""
-    table = Table(title="latest alerts", box=box.SIMPLE_HEAD, show_edge=False,
-                  pad_edge=False, title_justify="left")
+def tier_line(at_opening: dict[str, int], now: dict[str, int]) -> str:
+    """The alerts by tier twice, as the summary counts them: at opening
+    (``tiers_at_opening``) and where each stands now (``tiers_now``)."""
+    def counts(c: dict[str, int]) -> str:
+        return " · ".join(f"{t} {c.get(t, 0)}" for t in TIERS)
+    return (f"tiers at opening  {counts(at_opening)}   A district+town · B town\n"
+            f"tiers now         {counts(now)}   C community · D grid")
+
+
+def most_severe(states: list[AlertState]) -> list[AlertState]:
+    """Open alerts, the most severe first: by tier (A first), then the next deadline."""
+    def key(state: AlertState) -> tuple[int, int, str]:
+        due = state.due()
+        return (TIERS.index(state.tier), due[1] if due else 2**63, state.alert_id)
+    return sorted((s for s in states if s.is_open), key=key)
+
+
+def _until(deadline: int, now: int) -> str:
+    """A deadline as people read it: ``in 12m`` or, once passed, ``late 5m``."""
+    left = (deadline - now) // 10**9
+    span = abs(left)
+    text = (f"{span // 86400}d" if span >= 86400 else f"{span // 3600}h" if span >= 3600
+            else f"{span // 60}m" if span >= 60 else f"{span}s")
+    return f"in {text}" if left >= 0 else f"late {text}"
+
+
+def alerts_table(states: list[AlertState], config: ConfigSet, now: int, *,
+                 rows: int | None = None) -> Table:
+    """The open alerts, most severe first (:func:`most_severe`), each with its grid's name
+    and its next deadline on the desk's clock; at most ``rows`` of them."""
+    ordered = most_severe(states)
+    shown = ordered if rows is None else ordered[:max(0, rows)]
+    more = len(ordered) - len(shown)
+    title = "open alerts, most severe first" + (f" ({more} more below)" if more else "")
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  title_justify="left", padding=(0, 1), collapse_padding=True)
     table.add_column("alert", no_wrap=True)
-    table.add_column("state", no_wrap=True)
     table.add_column("T", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("due", no_wrap=True)
     table.add_column("unit", no_wrap=True)
-    table.add_column("matter · why", overflow="fold", ratio=1)
-    for state in states:
+    table.add_column("grid · matter", overflow="fold", ratio=1)
+    for state in shown:
         a = state.alert
-        table.add_row(state.alert_id, state.state, state.tier, state.unit,
-                      f"{escape(a.matter)} {escape(a.matter_name)}\n[dim]{escape(a.reason)}[/]")
+        due = state.due()
+        grid = config.units.get(state.place[-1])
+        table.add_row(state.alert_id, state.tier, SHORT_STATE.get(state.state, state.state),
+                      _until(due[1], now) if due else "–", state.unit,
+                      f"{escape(grid.name if grid else state.place[-1])} "
+                      f"{escape(a.matter)}")
     return table
 
 
@@ -214,25 +251,85 @@ def indicator_board(figures: dict[str, dict[str, Any]], *, rows: int = 12) -> Ta
     return board
 
 
-def view(district: InProcessDistrict, rate: float, duration: float, clock: ScaledClock,
-         log: StepLog) -> Group:
+@dataclass(frozen=True)
+class Frame:
+    """What one frame of the live view shows: the counters that the final line and the
+    summary also give, taken at one instant (the last frame from the summary itself)."""
+
+    elapsed_s: float
+    readings_per_s: float
+    published: int
+    stored: int
+    anomaly_events: int
+    malformed: int
+    alerts_opened: int
+    escalations: int
+    tiers_at_opening: dict[str, int]
+    tiers_now: dict[str, int]
+    final: bool = False
+
+
+def frame_of(district: InProcessDistrict, rate: float) -> Frame:
+    """The live counters of a running district."""
     hub = district.hub
     c = hub.counters
-    desk = hub.desk
+    return Frame(
+        elapsed_s=time.monotonic() - district.started, readings_per_s=rate,
+        published=district.readings_published, stored=hub.ingest.counters.readings_stored,
+        anomaly_events=c.anomaly_starts, malformed=hub.malformed,
+        alerts_opened=c.alerts_opened, escalations=hub.desk.counters.escalations,
+        tiers_at_opening={t: c.alerts_by_tier.get(t, 0) for t in TIERS},
+        tiers_now=tiers_now(hub.desk.alerts()))
+
+
+def final_frame(summary: dict[str, Any], duration: float) -> Frame:
+    """The last frame: the summary's own figures, so it says what the final line says."""
+    return Frame(
+        elapsed_s=duration, readings_per_s=0.0, published=summary["readings_published"],
+        stored=summary["readings_stored"], anomaly_events=summary["anomaly_events"],
+        malformed=summary["malformed_messages"], alerts_opened=summary["alerts_opened"],
+        escalations=summary["escalations"], tiers_at_opening=summary["tiers_at_opening"],
+        tiers_now=summary["tiers_now"], final=True)
+
+
+def view(desk: Desk, frame: Frame, duration: float, clock: ScaledClock,
+         steps: list[Transition], *, delivered: int, board: str | None = None,
+         token: str | None = None, height: int = 24,
+         announcements: tuple[str, ...] = ()) -> Group:
+    """One frame of the live view, at most ``height`` lines (the board's address first),
+    over ``desk`` and its ``steps`` so far; ``delivered``: alerts the units received."""
+    config = desk.config
     head = Table.grid(padding=(0, 2))
-    head.add_row("elapsed", f"{time.monotonic() - district.started:5.1f}s / {duration:.0f}s",
+    head.add_row("elapsed", (f"{frame.elapsed_s:5.1f}s / {duration:.0f}s"
+                             + (" (done)" if frame.final else "")),
                  "desk clock", f"+{clock.elapsed_s / 3600:5.2f} h  ({clock.speed:g}×)")
-    head.add_row("readings/s", f"{rate:8.1f}", "published / stored",
-                 f"{district.readings_published} / {hub.ingest.counters.readings_stored}")
-    head.add_row("anomaly events", str(c.anomaly_starts), "malformed", str(hub.malformed))
-    head.add_row("escalations", str(desk.counters.escalations), "open alerts",
-                 str(len(desk.alerts(open_only=True))))
-    counts = Counter(str(s.tier) for s in desk.alerts())
-    figures = unit_figures(log.steps, clock.origin, clock())
-    name = hub.config.district.name
-    return Group(Panel(head, title=f"gridcall demo · {name}"), tier_line(counts),
-                 alerts_table(desk.alerts()[-6:]), indicator_board(figures),
-                 f"alerts delivered to their units: {len(district.delivery.delivered)}")
+    head.add_row("readings/s", f"{frame.readings_per_s:8.1f}", "published / stored",
+                 f"{frame.published} / {frame.stored}")
+    head.add_row("anomaly events", str(frame.anomaly_events), "malformed",
+                 str(frame.malformed))
+    head.add_row("alerts opened", str(frame.alerts_opened), "escalations",
+                 str(frame.escalations))
+    name = config.district.name
+    top: list[Any] = [f"board  {board}"] if board else []
+    if board and token:
+        top.append(f"token  {token}")
+    parts: list[Any] = [Panel(Group(*top, head), title=f"gridcall demo · {name}"),
+                        tier_line(frame.tiers_at_opening, frame.tiers_now),
+                        *announcements]
+    used = (len(top) + len(head.rows) + 2) + 2 + len(announcements) + 1
+    # The alerts table: a title, a header and its rule, then one line per alert.
+    alert_rows = max(1, height - used - 3 - 1)
+    states = desk.alerts(open_only=True)
+    parts.append(alerts_table(states, config, clock(), rows=alert_rows))
+    used += 3 + min(len(states), alert_rows)
+    figures = unit_figures(steps, clock.origin, clock())
+    spare = height - used - 1 - 5  # title, header, rule, legend (2 lines)
+    if spare >= 2 and figures:
+        parts.append(indicator_board(figures, rows=spare))
+        used += 5 + min(spare, len(figures))
+    if height - used >= 1:
+        parts.append(f"alerts delivered to their units: {delivered}")
+    return Group(*parts)
 
 
 def say(text: str) -> None:
@@ -253,10 +350,16 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
                                      drain_timeout=options.drain_timeout, clock=clock,
                                      tick_interval=0.1, duty_staff=True)
         log = StepLog(district.hub.desk)
-        async with district, demo_api(district.hub, parse_address(options.api),
-                                      say) as api:
-            await show_live(district, options, clock, log)
-        summary = await district.summary()
+        screen = LiveView(district, options, clock, log)
+        with screen:
+            async with district, demo_api(district.hub, parse_address(options.api),
+                                          say) as api:
+                screen.board, screen.token = api.get("board"), api.get("token")
+                await screen.follow()
+            summary = await district.summary()
+            # The last frame is drawn from the summary, after the agents flushed and the
+            # hub drained: it says what the final line says.
+            screen.last(summary)
         figures = unit_figures(log.steps, clock.origin, clock())
     summary |= {
         "duration_s": options.duration,
@@ -274,19 +377,53 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
     return summary
 
 
-async def show_live(district: InProcessDistrict, options: DemoOptions, clock: ScaledClock,
-                    log: StepLog) -> None:
-    started = district.started
-    last_n, last_t, rate = 0, started, 0.0
-    with Live(view(district, rate, options.duration, clock, log), refresh_per_second=4,
-              auto_refresh=options.live) as live:
-        while time.monotonic() - started < options.duration:
+class LiveView:
+    """The live view of a demo: a frame every half second while it runs, and a last one
+    from the summary. ``with`` it around the run."""
+
+    def __init__(self, district: InProcessDistrict, options: DemoOptions, clock: ScaledClock,
+                 log: StepLog) -> None:
+        self.district = district
+        self.options = options
+        self.clock = clock
+        self.log = log
+        self.board: str | None = None
+        self.token: str | None = None
+        self.announcements: list[str] = []
+        """Lines the view keeps under the tier counts (an agent taken offline)."""
+        self._live = Live(refresh_per_second=4, auto_refresh=options.live)
+
+    def __enter__(self) -> LiveView:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.__exit__(None, None, None)
+
+    def _draw(self, frame: Frame) -> None:
+        self._live.update(view(self.district.hub.desk, frame, self.options.duration,
+                               self.clock, self.log.steps,
+                               delivered=len(self.district.delivery.delivered),
+                               board=self.board, token=self.token,
+                               height=self._live.console.size.height,
+                               announcements=tuple(self.announcements)))
+
+    async def follow(self) -> None:
+        """Redraw every half second until the run's duration is over."""
+        district = self.district
+        started = district.started
+        last_n, last_t, rate = 0, started, 0.0
+        self._draw(frame_of(district, rate))
+        while time.monotonic() - started < self.options.duration:
             await asyncio.sleep(0.5)
             now = time.monotonic()
             n = district.hub.ingest.counters.readings_received
             rate = (n - last_n) / max(1e-6, now - last_t)
             last_n, last_t = n, now
-            live.update(view(district, rate, options.duration, clock, log))
+            self._draw(frame_of(district, rate))
+
+    def last(self, summary: dict[str, Any]) -> None:
+        self._draw(final_frame(summary, self.options.duration))
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -26,6 +26,7 @@ import aiomqtt
 from gridcall.config import ConfigSet
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.sources import Sample
+from gridcall.hub.desk.lifecycle import AlertState
 from gridcall.hub.ingest.runner import sink_label
 from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.service import Hub
@@ -110,6 +111,13 @@ async def listen(address: BrokerAddress, district: str, delivery: Delivery,
                 delivery.take(str(msg.topic), decoder.alert(str(msg.topic), payload))
             except MalformedMessage:
                 delivery.malformed += 1
+
+
+def tiers_now(alerts: Iterable[AlertState]) -> dict[str, int]:
+    """The alerts by the tier each stands at now (open or closed); the summary's
+    ``tiers_at_opening`` counts the same alerts by the tier they opened at."""
+    counts = Counter(str(s.tier) for s in alerts)
+    return {t: counts.get(t, 0) for t in TIERS}
 
 
 class InProcessDistrict:
@@ -258,11 +266,16 @@ class InProcessDistrict:
             "sink": sink_label(self.sink),
             "anomaly_events": c.anomaly_starts,
             "alerts_by_tier": {t: c.alerts_by_tier.get(t, 0) for t in TIERS},
+            "tiers_at_opening": {t: c.alerts_by_tier.get(t, 0) for t in TIERS},
+            "tiers_now": tiers_now(self.hub.desk.alerts()),
             "alerts_opened": c.alerts_opened,
+            "alerts_by_matter": dict(c.alerts_by_matter.most_common()),
             "alerts_delivered": len(self.delivery.delivered),
             "alerts_by_unit": dict(Counter(c.alerts_by_unit).most_common()),
             "alerts_by_state": dict(Counter(a.state for a in self.hub.desk.alerts())),
             "escalations": self.hub.desk.counters.escalations,
+            "escalations_by_matter": dict(c.escalations_by_matter.most_common()),
+            "agent_outages": c.agent_outages,
             "malformed_messages": self.hub.malformed + self.delivery.malformed,
             "duplicate_batches": self.hub.ingest.counters.duplicate_batches,
             "injected_anomalies": [

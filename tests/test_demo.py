@@ -5,7 +5,9 @@ options are one clear line and an exit code, never a traceback."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -50,6 +52,18 @@ def test_demo_on_a_fast_clock_escalates_and_reports_every_unit_that_held_an_aler
     assert summary["desk_hours"] >= 30 * 600 / 3600
     assert summary["escalations"] > 0
     assert f"{summary['escalations']} escalations" in result.output
+    # What the tier counts count is said, and every count adds up to the same alerts.
+    opened = summary["alerts_opened"]
+    assert sum(summary["tiers_at_opening"].values()) == opened
+    assert sum(summary["tiers_now"].values()) == opened
+    assert sum(summary["alerts_by_matter"].values()) == opened
+    assert sum(summary["escalations_by_matter"].values()) == summary["escalations"]
+    assert set(summary["escalations_by_matter"]) <= set(summary["alerts_by_matter"])
+    tiers = " ".join(f"{t} {n}" for t, n in summary["tiers_now"].items())
+    assert f"now {tiers})" in " ".join(result.output.split())
+    # The last frame of the live view says what the final line says.
+    published = summary["readings_published"]
+    assert f"{published} / {summary['readings_stored']}" in result.output
     held = set(summary["alerts_by_unit"])  # where alerts opened; escalations add more
     assert held
     assert held <= set(summary["indicators"])
@@ -101,43 +115,92 @@ def test_demo_says_the_broker_is_unreachable_and_exits_1() -> None:
     assert "--broker" in result.stderr  # and what to do about it
 
 
-async def test_the_live_tables_read_in_an_80_column_terminal(cfg: ConfigSet) -> None:
-    """Unit and matter names whole (no "huang…", "respo…"): short headers with a legend,
-    the reason folded under the matter instead of cut."""
-    from rich.console import Console
-
-    from gridcall.demo import alerts_table, indicator_board, tier_line, unit_figures
+async def busy_desk(cfg: ConfigSet) -> tuple[Any, list[Any], int]:
+    """A desk with alerts of several tiers, some escalated: (desk, its steps, now)."""
     from gridcall.hub.desk.desk import Desk
     from gridcall.hub.desk.ledger import Ledger
     from gridcall.hub.store import Store
     from gridcall.wire import AnomalyEvent
 
-    t0, minute = 1_800_000_000_000_000_000, 60 * 10**9
-    async with Store(":memory:") as store:
-        desk = Desk(cfg, Ledger(store))
-        await desk.start()
-        sensors = ["dasha-dong-g1-noise-1", "dasha-dong-g1-manholetilt-1",
-                   "dasha-dong-g2-manholetilt-1"]
-        for seq, sensor in enumerate(sensors, 1):
-            await desk.on_event(AnomalyEvent(
-                agent="edge-dasha-dong", seq=seq, sensor=sensor, kind="out_of_limits",
-                severity="critical", score=0.9, value=80.0, ts=t0, phase="start"), t0)
-        await desk.tick(t0 + 600 * minute)  # unanswered: up the ladder
-        states = desk.alerts()
-        steps = await desk.transitions()
+    minute = 60 * 10**9
+    t0 = time.time_ns() - 602 * minute  # the demo's clock reads the real time
+    store = Store(":memory:")
+    await store.__aenter__()
+    desk = Desk(cfg, Ledger(store))
+    await desk.start()
+    sensors = ["dasha-dong-g1-noise-1", "dasha-dong-g1-manholetilt-1",
+               "dasha-dong-g2-manholetilt-1"]
+    for seq, sensor in enumerate(sensors, 1):
+        await desk.on_event(AnomalyEvent(
+            agent="edge-dasha-dong", seq=seq, sensor=sensor, kind="out_of_limits",
+            severity="critical", score=0.9, value=80.0, ts=t0, phase="start"), t0)
+    await desk.tick(t0 + 600 * minute)  # unanswered: up the ladder
+    noisy = [s.id for s in cfg.sensors.values() if s.kind in ("noise", "pm25")]
+    for seq, sensor in enumerate(noisy, 10):  # many tier-D alerts opened after the A ones
+        await desk.on_event(AnomalyEvent(
+            agent="edge-dasha-dong", seq=seq, sensor=sensor, kind="out_of_limits",
+            severity="minor", score=0.9, value=80.0, ts=t0, phase="start"), t0 + 601 * minute)
+    return desk, await desk.transitions(), t0 + 602 * minute
+
+
+async def test_the_live_tables_read_in_an_80_column_terminal(cfg: ConfigSet) -> None:
+    """Unit and matter names whole (no "huang…", "respo…"): short headers with a legend."""
+    from rich.console import Console
+
+    from gridcall.demo import alerts_table, indicator_board, tier_line, unit_figures
+
+    desk, steps, now = await busy_desk(cfg)
+    states = desk.alerts(open_only=True)
     console = Console(width=80, record=True, color_system=None)
-    console.print(tier_line({"A": 2, "B": 1}))
-    console.print(alerts_table(states))
-    console.print(indicator_board(unit_figures(steps, t0, t0 + 600 * minute)))
+    console.print(tier_line({"A": 2, "B": 1}, {"A": 3}))
+    console.print(alerts_table(states, cfg, now))
+    console.print(indicator_board(unit_figures(steps, steps[0].at, now)))
     text = console.export_text()
     assert "…" not in text
     assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
     for state in states:
         assert state.alert.matter in text
         assert state.alert_id in text
+        assert cfg.units[state.place[-1]].name in text
     for unit in {t.unit for t in steps}:
         assert unit in text
     assert "resp/arr/disp: share of responses" in text
+    await desk.ledger.store.__aexit__(None, None, None)
+
+
+async def test_the_live_view_keeps_the_board_and_the_most_severe_alerts_in_80x24(
+        cfg: ConfigSet) -> None:
+    """The issue's complaint: the newest six alerts were shown, so a tier-A alert dropped
+    off behind tier-D noise, and the board's URL scrolled away at 80x24."""
+    from rich.console import Console
+
+    from gridcall.demo import Frame, ScaledClock, most_severe, view
+    from gridcall.wire.ladder import TIERS
+
+    desk, steps, _now = await busy_desk(cfg)
+    open_alerts = desk.alerts(open_only=True)
+    assert len(open_alerts) > 12  # more than 80x24 can show
+    tiers = {t: sum(1 for s in desk.alerts() if s.tier == t) for t in TIERS}
+    frame = Frame(elapsed_s=30, readings_per_s=10.0, published=5, stored=5,
+                  anomaly_events=3, malformed=0, alerts_opened=len(desk.alerts()),
+                  escalations=desk.counters.escalations, tiers_at_opening=tiers,
+                  tiers_now=tiers)
+    board = "http://127.0.0.1:8123/board"
+    console = Console(width=80, height=24, record=True, color_system=None)
+    console.print(view(desk, frame, 60, ScaledClock(1, origin=steps[0].at), steps,
+                       delivered=3, board=board, token="gct_" + "x" * 43, height=24))
+    lines = console.export_text().rstrip("\n").splitlines()
+    assert len(lines) <= 24, "\n".join(lines)
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert any(board in line for line in lines[:3])
+    ordered = most_severe(open_alerts)
+    assert [TIERS.index(s.tier) for s in ordered] == sorted(TIERS.index(s.tier)
+                                                            for s in ordered)
+    shown = [s for s in ordered if any(s.alert_id in line for line in lines)]
+    assert shown == ordered[:len(shown)]  # a prefix: the most severe are never left out
+    assert ordered[0].tier == "A"
+    assert ordered[0] in shown
+    await desk.ledger.store.__aexit__(None, None, None)
 
 
 def test_python_m_gridcall_runs_the_cli_from_a_checkout() -> None:

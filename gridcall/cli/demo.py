@@ -76,12 +76,16 @@ def demo(
     out.print()
     published, stored = summary["readings_published"], summary["readings_stored"]
     ok = stored == published
+    def tiers(counts: dict[str, int]) -> str:
+        return " ".join(f"{t} {n}" for t, n in counts.items())
+
     out.print(
         f"{'[green]✓' if ok else '[red]✗'}[/] {published} readings "
         f"published, {stored} stored; {summary['anomaly_events']} anomaly "
-        f"events; alerts by tier {summary['alerts_by_tier']}; "
+        f"events; {summary['alerts_opened']} alerts (tiers at opening "
+        f"{tiers(summary['tiers_at_opening'])}, now {tiers(summary['tiers_now'])}); "
         f"{summary['alerts_delivered']} delivered; {summary['escalations']} escalations; "
-        f"{summary['malformed_messages']} malformed"
+        f"{summary['malformed_messages']} malformed", highlight=False
     )
     if summary_json:
         out.print(f"summary written to {summary_json}")

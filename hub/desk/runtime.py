@@ -88,7 +88,11 @@ class HubCounters:
     offline_alert_failures: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     alerts_by_tier: Counter[str] = field(default_factory=Counter)
+    """Alerts opened, by the tier they opened at."""
     alerts_by_unit: Counter[str] = field(default_factory=Counter)
+    alerts_by_matter: Counter[str] = field(default_factory=Counter)
+    escalations_by_matter: Counter[str] = field(default_factory=Counter)
+    """Escalation steps (deadline breaches, calls upward, tier raises) by matter."""
 
 
 class DeskRuntime:
@@ -251,8 +255,10 @@ class DeskRuntime:
             self.opened.append(t.alert_id)
             self.counters.alerts_by_tier[t.tier] += 1
             self.counters.alerts_by_unit[t.unit] += 1
+            self.counters.alerts_by_matter[change.alert.alert.matter] += 1
         elif t.action == "escalate":
             self.counters.escalations += 1
+            self.counters.escalations_by_matter[change.alert.alert.matter] += 1
         await self._publish(change.alert)
 
     async def _publish(self, state: AlertState) -> None:
