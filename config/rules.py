@@ -45,6 +45,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from gridcall.config.base import Duration, Id, Model
+from gridcall.config.desk_rules import SilenceRules
 from gridcall.config.models import (
     MatterDeadlines,
     MattersFile,
@@ -112,6 +113,8 @@ class MatterCatalog(MattersFile):
     grouping: Grouping = Grouping()
     tier_deadlines: dict[Id, dict[Tier, MatterDeadlines]] = Field(default_factory=dict)
     """Keys are matter types (patrol, emergency, daily) or matter codes."""
+    silences: SilenceRules = SilenceRules()
+    """Who may silence for how long (:mod:`gridcall.config.desk_rules`)."""
 
     def deadlines_at(self, code: str, type_: MatterType, own: MatterDeadlines | None,
                      tier: Tier) -> MatterDeadlines:

@@ -6,9 +6,12 @@
 - ``input.yaml``: what happens, in order, each step at a time after the start (``at``):
   an anomaly ``event`` (sensor, severity, kind, phase, agent, seq: an agent's numbering,
   so a repeated seq is a redelivery), a unit's ``act`` (alert, action, unit, reason,
-  departments) or a ``tick`` (the timer looks at the clock);
+  departments), a ``tick`` (the timer looks at the clock), a ``silence`` (scope, id,
+  ``for`` a duration or ``until`` a time after the start, optional ``start``, unit,
+  reason) or a ``lift`` (silence, unit);
 - ``expected.yaml``: every alert afterwards, with its history as
-  ``"<at> <action> <tier> <unit> [by <actor>] [: reason]"``, and refused actions.
+  ``"<at> <action> <tier> <unit> [by <actor>] [: reason]"``, refused actions, and every
+  silence with its steps (``"<at> <action> [by <unit>] [: note]"``).
 
 ``GRIDCALL_GOLDEN_UPDATE=1 pytest tests/test_golden.py`` rewrites ``expected.yaml`` from
 what the desk does now; read the diff before committing it.
@@ -29,6 +32,7 @@ from gridcall.config.base import parse_duration
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import Transition
+from gridcall.hub.desk.silence import Scope, SilenceStep
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
 
@@ -72,6 +76,14 @@ def configure(case: Path, into: Path) -> Path:
     return target
 
 
+def silence_line(s: SilenceStep) -> str:
+    text = f"{span(s.at - T0)} {s.action}"
+    if s.actor != "hub":
+        text += f" by {s.actor}"
+    note = f"{s.sensor} {s.matter}" if s.action == "mute" else s.note
+    return f"{text}: {note}" if note else text
+
+
 def line(t: Transition) -> str:
     text = f"{span(t.at - T0)} {t.action} {t.tier} {t.unit}"
     if t.actor != "hub":
@@ -111,8 +123,26 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
                     refused.append(f"{span(now - T0)} {a['action']} by {a['unit']}: {exc}")
             elif "tick" in step:
                 await desk.tick(now)
+            elif "silence" in step:
+                si = step["silence"]
+                start = T0 + offset(si.get("start", step["at"]))
+                end = (T0 + offset(si["until"]) if "until" in si
+                       else start + offset(si["for"]))
+                try:
+                    await desk.add_silence(Scope(si["scope"], si["id"]), start=start,
+                                           end=end, reason=si.get("reason", "maintenance"),
+                                           author=si["unit"], now=now)
+                except (ValueError, LookupError) as exc:
+                    refused.append(f"{span(now - T0)} silence by {si['unit']}: {exc}")
+            elif "lift" in step:
+                li = step["lift"]
+                try:
+                    await desk.lift_silence(li["silence"], li["unit"], now=now)
+                except (ValueError, LookupError) as exc:
+                    refused.append(f"{span(now - T0)} lift by {li['unit']}: {exc}")
             else:
-                raise ValueError(f"{case.name}: a step needs event, act or tick: {step}")
+                raise ValueError(f"{case.name}: a step needs event, act, tick, silence or "
+                                 f"lift: {step}")
         alerts = []
         for state in desk.alerts():
             a = state.alert
@@ -122,7 +152,14 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
                 "departments": list(state.departments), "evidence": state.evidence,
                 "history": [line(t) for t in await desk.history(state.alert_id)],
             })
+        silences = [{
+            "silence": s.silence_id, "scope": f"{s.scope}", "by": s.author,
+            "muted": s.muted, "history": [silence_line(x) for x in
+                                          await desk.silence_history(s.silence_id)],
+        } for s in desk.silences.all()]
     out: dict[str, Any] = {"alerts": alerts}
+    if silences:
+        out["silences"] = silences
     if refused:
         out["refused"] = refused
     return out

@@ -2,7 +2,8 @@
 
 This package is the composition root: it may import every package; nothing below it
 imports it. Each subcommand group has its own module (``config``, ``demo``, ``detect``,
-``hub`` with ``report``, ``ingest`` and ``tokens``, ``edge``, ``boards``, ``sim``); what
+``hub`` with ``report``, ``ingest``, ``tokens`` and ``silence``, ``edge``, ``boards``,
+``sim``); what
 they share (consoles, loading a config set, the environment check, running until a
 signal, the logging set-up) is :mod:`gridcall.cli.common`, which imports none of them.
 This module builds the app from them; none of them imports it back.
@@ -24,6 +25,7 @@ from gridcall.cli.edge import edge_app
 from gridcall.cli.hub import hub_app
 from gridcall.cli.ingest import hub_ingest
 from gridcall.cli.report import hub_report
+from gridcall.cli.silence import silence_app
 from gridcall.cli.sim import sim_app
 from gridcall.cli.tokens import token_app
 
@@ -60,6 +62,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(hub_app, name="hub")
 hub_app.command("report", cls=Command)(hub_report)
 hub_app.add_typer(token_app, name="token")
+hub_app.add_typer(silence_app, name="silence")
 hub_app.command("ingest", cls=Command)(hub_ingest)
 app.add_typer(edge_app, name="edge")
 app.add_typer(boards_app, name="boards")

@@ -1,7 +1,7 @@
 """``gridcall hub run``: the hub (ingest, the alert desk, and beside it the notifier and
 the HTTP API, wired by :mod:`gridcall.hub.compose`) until Ctrl-C. The hub's other
-commands (``report``, ``ingest``, ``token``) have their own modules; :mod:`gridcall.cli`
-adds them to this group.
+commands (``report``, ``ingest``, ``token``, ``silence``) have their own modules;
+:mod:`gridcall.cli` adds them to this group.
 """
 
 from __future__ import annotations

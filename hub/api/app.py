@@ -1,7 +1,8 @@
 """The hub's HTTP API for units and their apps (FastAPI): alerts, actions, indicators,
 edge agents and the built-in board. This module assembles the app from one router per
 concern (:mod:`~gridcall.hub.api.alerts`, :mod:`~gridcall.hub.api.indicators`,
-:mod:`~gridcall.hub.api.board`, :mod:`~gridcall.hub.api.agents`) over the models of
+:mod:`~gridcall.hub.api.board`, :mod:`~gridcall.hub.api.agents`,
+:mod:`~gridcall.hub.api.silences`) over the models of
 :mod:`~gridcall.hub.api.models`.
 
 Every request carries a unit's bearer token (:mod:`gridcall.hub.api.tokens`, checked by
@@ -35,7 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gridcall.config import ConfigSet
-from gridcall.hub.api import agents, alerts, board, indicators
+from gridcall.hub.api import agents, alerts, board, indicators, silences
 from gridcall.hub.api.models import API_VERSION, ApiError
 from gridcall.hub.api.tokens import TokenFile
 from gridcall.hub.board.changes import ChangeFeed
@@ -78,6 +79,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.include_router(indicators.router(desk, cfg, clock))
     app.include_router(board.router(desk, cfg, clock, feed))
     app.include_router(agents.router(cfg, agent_clock or clock, roster))
+    app.include_router(silences.router(desk, cfg, clock))
     return app
 
 

@@ -46,7 +46,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         maybe = [s for s in desk.alerts(unit=root.id)
                  if s.opened_at < end and (s.closed_at is None or s.closed_at >= start)]
         steps = await desk.transitions_of(maybe, until=judged + 1)
-        rows = [r for r in indicators(steps, start, end, as_of=judged)
+        rows = [r for r in indicators(steps, start, end, as_of=judged,
+                                       defer=desk.defer)
                 if r.group == "department" or (
                     r.key in cfg.units and inside(cfg.units[r.key].path, root.path))]
         return IndicatorList(unit=root.id, period_start=start, period_end=end,

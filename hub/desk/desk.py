@@ -23,6 +23,12 @@ Grouping and anti-flap:
 - alerts never close by themselves when an anomaly ends: people resolve them, so a sensor
   oscillating around its limit does not open and close alerts;
 - an anomaly that recurs within ``grouping.reopen_window`` of closing reopens the alert.
+
+Silences (:mod:`gridcall.hub.desk.silence`): an anomaly a silence covers is muted (a
+``mute`` step in the silence ledger) before any of the above; a deadline of an open
+alert that falls inside a silence of its scope waits for the silence's end. Silences
+are set and lifted here (:meth:`Desk.add_silence`, :meth:`Desk.lift_silence`) and
+expire at their end's instant, like deadlines.
 """
 
 from __future__ import annotations
@@ -48,6 +54,19 @@ from gridcall.hub.desk.lifecycle import (
     step,
 )
 from gridcall.hub.desk.policy import Decision, Policy, UnknownSensor
+from gridcall.hub.desk.silence import (
+    NoSuchSilence,
+    Scope,
+    Silence,
+    SilenceBook,
+    SilenceEnded,
+    SilenceRefused,
+    SilenceStep,
+    Target,
+    draft,
+    may_lift,
+)
+from gridcall.hub.desk.silence_ledger import SilenceLedger
 from gridcall.hub.desk.spread import Sighting, SpreadWindow
 from gridcall.hub.desk.timers import DeadlineTimers, Timer
 from gridcall.wire import AnomalyEvent, Severity, Tier
@@ -56,8 +75,9 @@ from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition", "NotFound",
-           "OutsideSubtree", "UnknownSensor", "UnknownUnit"]
+__all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition",
+           "NoSuchSilence", "NotFound", "OutsideSubtree", "SilenceChange", "SilenceEnded",
+           "SilenceRefused", "UnknownSensor", "UnknownUnit"]
 
 
 
@@ -104,6 +124,17 @@ Hook = Callable[[Change], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class SilenceChange:
+    """What a silence hook gets after a silence step was written."""
+
+    silence: Silence
+    step: SilenceStep
+
+
+SilenceHook = Callable[[SilenceChange], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
 class EventOutcome:
     alert: AlertState | None
     """The alert the event opened, joined or reopened; for a duplicate the alert it
@@ -112,6 +143,8 @@ class EventOutcome:
     duplicate: bool = False
     suppressed: bool = False
     """A repeat within the evidence gap: counted, not written."""
+    silenced: str | None = None
+    """The silence that muted the event (``alert`` is then None)."""
 
 
 @dataclass
@@ -129,6 +162,13 @@ class DeskCounters:
     actions: int = 0
     refused: int = 0
     hook_errors: int = 0
+    silenced: int = 0
+    """Anomaly events a silence muted (written to the silence ledger, no alert)."""
+    silences_added: int = 0
+    silences_lifted: int = 0
+    silences_expired: int = 0
+    deadlines_held: int = 0
+    """Deadlines that fell inside a silence of their alert and waited for its end."""
     overdue_at_top: set[str] = field(default_factory=set)
     """Tier-A alerts past a deadline: nowhere higher to go; shown, not escalated."""
 
@@ -162,6 +202,12 @@ class Desk:
         self._timers = DeadlineTimers()
         """(deadline, alert, step n): the deadline each open alert waits on (a heap)."""
         self._hooks: list[Hook] = []
+        self.silences = SilenceBook()
+        """Every silence (:mod:`gridcall.hub.desk.silence`), folded from its ledger."""
+        self.silence_ledger = SilenceLedger(ledger.store)
+        self._muted: dict[tuple[str, int], str] = {}
+        """(agent, seq) -> the silence that muted the event."""
+        self._silence_hooks: list[SilenceHook] = []
         self._lock = asyncio.Lock()
         self.started = False
 
@@ -176,10 +222,16 @@ class Desk:
         logged and counted; the step stays written."""
         self._hooks.append(hook)
 
+    def add_silence_hook(self, hook: SilenceHook) -> None:
+        """Call ``hook`` with every :class:`SilenceChange` (add, lift, expire, mute)."""
+        self._silence_hooks.append(hook)
+
     async def start(self) -> None:
         """Rebuild every alert from the ledger (call once, before anything else)."""
         for t in await self.ledger.all():
             self._absorb(apply(self._states.get(t.alert_id), t))
+        for s in await self.silence_ledger.all():
+            self._absorb_silence(s)
         self.started = True
         if self._states:
             log.info("desk: %d alerts rebuilt from the ledger, %d open", len(self._states),
@@ -252,9 +304,23 @@ class Desk:
         return tuple(self._sensors.get(alert_id, ()))
 
     def next_deadline(self) -> int | None:
-        """The earliest deadline an open alert waits on (stale entries included: a
-        timer may wake for nothing, never too late)."""
-        return self._timers.next()
+        """The earliest deadline an open alert waits on, or end of a silence (stale
+        entries included: a timer may wake for nothing, never too late)."""
+        times = [t for t in (self._timers.next(), self.silences.next_end()) if t is not None]
+        return min(times, default=None)
+
+    def target_of(self, state: AlertState) -> Target:
+        """What silences are matched against for an alert: its first anomaly's agent and
+        sensor, its grid and matter."""
+        a = state.alert
+        return Target(agent=a.agent, sensor=a.sensor, grid=state.place[-1], matter=a.matter,
+                      place=state.place)
+
+    def defer(self, alert_id: str, at: int) -> int:
+        """A deadline ``at`` of the alert moved past the silences of its scope
+        (:func:`gridcall.hub.desk.silence.defer`); the indicators judge it so."""
+        state = self._states.get(alert_id)
+        return at if state is None else self.silences.defer(self.target_of(state), at)
 
     # ------------------------------------------------------------------ writing
 
@@ -317,7 +383,12 @@ class Desk:
             if state is None or state.n != timer.n:
                 continue
             while (due := state.due()) is not None and due[1] <= now:
-                at = max(due[1], state.last.at)
+                held = self.silences.defer(self.target_of(state), due[1])
+                if held > now:  # inside a silence: due again when it ends
+                    self.counters.deadlines_held += 1
+                    self._timers.arm(held, state.alert_id, state.n)
+                    break
+                at = max(held, state.last.at)
                 decision = self.policy.on_breach(self._matter(state), state.tier,
                                                  self._place(state), due[0], at)
                 if decision is None:
@@ -341,10 +412,13 @@ class Desk:
     async def tick(self, now: int) -> list[Change]:
         """Escalate every alert whose deadline passed by ``now`` (one level per breach)."""
         async with self._lock:
+            await self._expire_silences(now)
             return await self._escalate_due(now)
 
     async def _fire(self, now: int) -> None:
-        """Deadlines first: whatever happens at ``now`` sees the alerts as they stand."""
+        """Silences that ended and deadlines first: whatever happens at ``now`` sees the
+        alerts and silences as they stand."""
+        await self._expire_silences(now)
         await self._escalate_due(now)
 
     # ------------------------------------------------------------------ events
@@ -371,12 +445,21 @@ class Desk:
             if key_ev in self._events:
                 self.counters.duplicates += 1
                 return EventOutcome(self._states[self._events[key_ev]], duplicate=True)
+            if key_ev in self._muted:
+                self.counters.duplicates += 1
+                return EventOutcome(None, duplicate=True, silenced=self._muted[key_ev])
             await self._fire(now)
             self.counters.events += 1
             if event.phase != "start":
                 self.counters.ends += 1
                 return EventOutcome(None)
             matter_ = chosen or self.policy.matter_for(sensor.kind, event.kind)
+            held = self.silences.holding(
+                Target(agent=event.agent, sensor=sensor.id, grid=sensor.grid,
+                       matter=matter_.code, place=sensor.path), now)
+            if held is not None:
+                await self._mute(held, event, matter_.code, now, note)
+                return EventOutcome(None, silenced=held.silence_id)
             key = (matter_.code, sensor.grid)
             spread: dict[str, int] = {}
             if self.policy.spreads(matter_.code):
@@ -494,6 +577,113 @@ class Desk:
                                                  note=note)])
             self.counters.evidence += 1
             return change
+
+    # ------------------------------------------------------------------ silences
+
+    def _absorb_silence(self, step: SilenceStep) -> Silence:
+        silence = self.silences.absorb(step)
+        if step.evidence is not None:
+            self._muted[step.evidence] = step.silence_id
+        return silence
+
+    async def _commit_silence(self, step: SilenceStep) -> Silence:
+        """Write one silence step, index it, tell the silence hooks."""
+        await self.silence_ledger.append(step)
+        silence = self._absorb_silence(step)
+        for hook in self._silence_hooks:
+            try:
+                await hook(SilenceChange(silence, step))
+            except Exception:
+                self.counters.hook_errors += 1
+                log.exception("desk: silence hook %r failed on %s step %d", hook,
+                              step.silence_id, step.n)
+        return silence
+
+    async def _expire_silences(self, now: int) -> None:
+        """An ``expire`` step, at its end's instant, for each silence that ended by
+        ``now``."""
+        for silence in self.silences.due(now):
+            await self._commit_silence(SilenceStep(
+                silence.silence_id, silence.n + 1, "expire", at=silence.end, actor=HUB,
+                note=f"ended as planned; it muted {silence.muted} anomaly event(s)"))
+            self.counters.silences_expired += 1
+
+    async def _mute(self, silence: Silence, event: AnomalyEvent, matter: str, now: int,
+                    note: str | None) -> None:
+        await self._commit_silence(SilenceStep(
+            silence.silence_id, silence.n + 1, "mute", at=now, actor=HUB,
+            note=note or f"{event.kind} {event.severity} on {event.sensor}",
+            evidence=(event.agent, event.seq), sensor=event.sensor, matter=matter))
+        self.counters.silenced += 1
+
+    def silence_list(self, *, unit: str | None = None, now: int | None = None,
+                     current: bool = False) -> list[Silence]:
+        """Silences set inside ``unit``'s subtree or above it (those that may hold
+        there), oldest first; ``current``: only those not ended by ``now``."""
+        path: tuple[str, ...] = ()
+        if unit is not None:
+            if unit not in self.config.units:
+                raise UnknownUnit(unit)
+            path = self.config.units[unit].path
+        out = []
+        for s in self.silences.all():
+            n = min(len(path), len(s.within))
+            if s.within[:n] != path[:n]:
+                continue
+            if current and (s.ended or (now is not None and s.end <= now)):
+                continue
+            out.append(s)
+        return out
+
+    async def silence_history(self, silence_id: str) -> list[SilenceStep]:
+        self.silences.get(silence_id)
+        return await self.silence_ledger.history(silence_id)
+
+    async def add_silence(self, scope: Scope, *, start: int, end: int, reason: str,
+                          author: str, now: int) -> Silence:
+        """Set a silence for ``author`` (a unit id); SilenceRefused (nothing written) if
+        the scope is unknown or outside the author's subtree, the times are wrong, or it
+        is longer than the author's level may set (``silences`` in matters.yaml)."""
+        unit = self.config.units.get(author)
+        if unit is None:
+            raise UnknownUnit(author)
+        async with self._lock:
+            await self._fire(now)
+            silence = draft(self.config, self.config.matters.silences,
+                            silence_id=self.silences.next_id(), scope=scope, start=start,
+                            end=end, reason=reason, author=unit, now=now)
+            added = await self._commit_silence(SilenceStep(
+                silence.silence_id, 1, "add", at=now, actor=unit.id, note=silence.reason,
+                silence=silence))
+            self.counters.silences_added += 1
+            return added
+
+    async def lift_silence(self, silence_id: str, unit_id: str, *, now: int,
+                           note: str = "") -> Silence:
+        """End a silence before its end; NoSuchSilence, SilenceRefused (outside the
+        unit's subtree), SilenceEnded (lifted or expired already). Deadlines it held
+        fall due again at once."""
+        unit = self.config.units.get(unit_id)
+        if unit is None:
+            raise UnknownUnit(unit_id)
+        async with self._lock:
+            await self._fire(now)
+            silence = self.silences.get(silence_id)
+            may_lift(silence, unit)
+            if silence.ended:
+                raise SilenceEnded(f"{silence_id} already ended ({silence.status(now)} at "
+                                   f"{silence.ends_at})")
+            lifted = await self._commit_silence(SilenceStep(
+                silence_id, silence.n + 1, "lift", at=now, actor=unit.id, note=note))
+            self.counters.silences_lifted += 1
+            for state in self.alerts(open_only=True):
+                target = self.target_of(state)
+                due = state.due()
+                if due is not None and lifted.covers(target):
+                    self._timers.arm(self.silences.defer(target, due[1]), state.alert_id,
+                                     state.n)
+            await self._escalate_due(now)
+            return lifted
 
     # ------------------------------------------------------------------ people
 

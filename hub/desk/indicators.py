@@ -53,6 +53,10 @@ late resolution arrives next week... unless the report is run with a later ``as_
 
 A rate whose denominator is 0 is ``None`` (nothing to judge), never 0.
 
+**Silences.** Silenced time is not counted against a unit: given ``defer`` (the desk's
+:meth:`~gridcall.hub.desk.desk.Desk.defer`), a stint's deadline that falls inside a
+silence of the alert's scope is judged at the silence's end, as the desk escalates it.
+
 **Departments.** A department's row covers every stint in which it was on the alert
 (lead, co-handler or dispatched, as in force at the end of the stint), with the same
 definitions.
@@ -63,7 +67,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
@@ -139,9 +143,19 @@ def _ended_by(stint: Stint, t: Transition) -> Stint:
                    responded_at=t.at if stint.responded_at is None else stint.responded_at)
 
 
-def stints(transitions: Iterable[Transition], *, as_of: int | None = None) -> list[Stint]:
+Deferral = Callable[[str, int], int]
+"""``(alert_id, deadline) -> the deadline as judged`` (moved past silences)."""
+
+
+def _same(alert_id: str, at: int) -> int:
+    return at
+
+
+def stints(transitions: Iterable[Transition], *, as_of: int | None = None,
+           defer: Deferral | None = None) -> list[Stint]:
     """Every stint in ``transitions`` (any order; per alert by ``n``), with what happened
-    in it up to ``as_of`` (default: up to the last step)."""
+    in it up to ``as_of`` (default: up to the last step); deadlines moved by ``defer``."""
+    moved = defer or _same
     by_alert: dict[str, list[Transition]] = defaultdict(list)
     for t in transitions:
         if as_of is None or t.at <= as_of:
@@ -161,8 +175,9 @@ def stints(transitions: Iterable[Transition], *, as_of: int | None = None) -> li
                 out.append(_ended_by(current, t))
             current = Stint(
                 alert_id=t.alert_id, unit=t.unit, unit_level=t.unit_level, start=t.at,
-                end=horizon, response_deadline=t.deadlines.response,
-                arrival_deadline=t.deadlines.arrival, disposal_deadline=t.deadlines.disposal,
+                end=horizon, response_deadline=moved(t.alert_id, t.deadlines.response),
+                arrival_deadline=moved(t.alert_id, t.deadlines.arrival),
+                disposal_deadline=moved(t.alert_id, t.deadlines.disposal),
                 departments=t.departments)
         if current is not None:
             out.append(current)
@@ -253,15 +268,16 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
 
 
 def indicators(transitions: Iterable[Transition], period_start: int, period_end: int, *,
-               as_of: int | None = None, groups: Sequence[Group] = ("unit", "department")
-               ) -> list[Indicator]:
+               as_of: int | None = None, groups: Sequence[Group] = ("unit", "department"),
+               defer: Deferral | None = None) -> list[Indicator]:
     """Indicators of every unit and department that had a call in
     ``[period_start, period_end)``, judged as of ``as_of`` (default ``period_end``).
-    Units first (by level from the district down, then id), then departments by id."""
+    Units first (by level from the district down, then id), then departments by id.
+    ``defer``: see the module docstring (silences)."""
     if period_end <= period_start:
         raise ValueError(f"period end {period_end} is not after its start {period_start}")
     judged_at = period_end if as_of is None else as_of
-    in_period = [s for s in stints(transitions, as_of=judged_at)
+    in_period = [s for s in stints(transitions, as_of=judged_at, defer=defer)
                  if period_start <= s.start < period_end]
     out: list[Indicator] = []
     if "unit" in groups:
