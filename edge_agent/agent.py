@@ -5,9 +5,12 @@ batches (by count or by time) with a per-agent sequence number and written to th
 durable outbox (:mod:`gridcall.edge_agent.outbox`, SQLite under ``state_dir``) together with
 anomaly events; events go out before readings. A message leaves the outbox only after
 the broker acknowledged it (PUBACK, QoS 1), so neither an uplink outage nor a crash or a
-power cut loses what was sealed (readings not yet sealed, at most one batch, are in
-memory). Detector state is checkpointed (:mod:`gridcall.edge_agent.checkpoint`), and the retained
-status message carries the outbox, drops, the source's counters and per-sensor health.
+power cut loses what was sealed. Readings not yet sealed (at most one batch) are appended
+to the journal (:mod:`gridcall.edge_agent.journal`) each time the source waits for its
+next answer, so they are on disk before the source's next poll: a kill -9 loses nothing
+that was read, and the next start seals them. Detector state is checkpointed
+(:mod:`gridcall.edge_agent.checkpoint`), and the retained status message carries the
+outbox, drops, the source's counters and per-sensor health.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import aiomqtt
 
 from gridcall.config import AgentSpec
 from gridcall.edge_agent import checkpoint
+from gridcall.edge_agent.journal import Journal, JournalError
 from gridcall.edge_agent.outbox import Outbox, Priority
 from gridcall.edge_agent.sequence import Sequence
 from gridcall.edge_agent.sources import Source
@@ -73,6 +77,9 @@ class AgentCounters:
     credentials_refused: int = 0
     checkpoints_saved: int = 0
     checkpoint_failures: int = 0
+    journal_writes: int = 0
+    journal_failures: int = 0
+    recovered_readings: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
 
@@ -118,6 +125,26 @@ class EdgeAgent:
         publisher finish, or the last partial batch would stay behind."""
         self.connected = asyncio.Event()
         self._counters_failed = False
+        self.journal = Journal(state_dir / f"{self.id}.journal") if state_dir else None
+        """None without a state folder: nothing survives the process anyway."""
+        self._journaled = 0
+        """How many of ``_pending`` (its head) are in the journal."""
+        self._journal_due = False
+        if self.journal is not None:
+            self._recover(self.journal)
+
+    def _recover(self, journal: Journal) -> None:
+        """Seal what the previous run read and journaled but did not seal (a kill, a
+        crash), under this run's next sequence number."""
+        found = journal.recover(self.outbox.sealed_generation())
+        if not found:
+            return
+        self.counters.recovered_readings += len(found)
+        log.info("agent %s: recovered %d readings the last run read but did not seal "
+                 "(from %s)", self.id, len(found), journal.path)
+        self._pending = found
+        self._journaled = len(found)
+        self.seal()
 
     def _restore(self, path: Path) -> None:
         try:
@@ -187,10 +214,42 @@ class EdgeAgent:
             return
         batch = ReadingBatch(agent=self.id, seq=self._batch_seq.next(), sent_at=self.clock(),
                              readings=self._pending)
+        journal = self.journal if self._journaled else None
         self.outbox.put(Priority.READINGS, topics.readings_topic(self.id), encode(batch),
-                        len(batch.readings), created=batch.sent_at)
+                        len(batch.readings), created=batch.sent_at,
+                        sealed_generation=journal.generation if journal else None)
         self._pending = []
+        self._journaled = 0
+        if journal is not None:
+            self._journal_reset(journal)
         self._wake.set()
+
+    def _journal_reset(self, journal: Journal) -> None:
+        try:
+            journal.sealed()
+        except JournalError as exc:
+            self._journal_failed(exc)
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        self.counters.journal_failures += 1
+        if self.counters.journal_failures == 1:
+            log.warning("agent %s: %s; readings are still sealed into the outbox each "
+                        "batch, but a kill may lose the unsealed ones (counted as "
+                        "journal_failures)", self.id, exc)
+
+    def journal_pending(self) -> None:
+        """Append the readings read since the last append to the journal (the agent calls
+        this when its source waits; tests may call it directly)."""
+        self._journal_due = False
+        if self.journal is None or len(self._pending) <= self._journaled:
+            return
+        try:
+            self.journal.append(self._pending[self._journaled:])
+        except JournalError as exc:
+            self._journal_failed(exc)
+            return
+        self._journaled = len(self._pending)
+        self.counters.journal_writes += 1
 
     @property
     def outbox_depth(self) -> int:
@@ -249,8 +308,16 @@ class EdgeAgent:
     # ------------------------------------------------------------------ I/O
 
     async def _consume(self) -> None:
+        # The journal write is scheduled after the first sample of a burst and runs when
+        # the source next waits (for its next answer or poll): one append per poll, and
+        # before the next one. Nothing to do without a state folder.
+        later = asyncio.get_running_loop().call_soon
+        journal = self.journal is not None
         async for sample in self.source.samples():
             self.ingest(sample.sensor, sample.ts, sample.value)
+            if journal and not self._journal_due and self._pending:
+                self._journal_due = True
+                later(self.journal_pending)
 
     async def _sealer(self) -> None:
         interval = self.settings.batch_interval.total_seconds()
@@ -376,3 +443,5 @@ class EdgeAgent:
         finally:
             await stop_tasks([publisher], TASK_STOP_S, what=f"agent {self.id}")
             self.outbox.close()
+            if self.journal is not None:
+                self.journal.close()

@@ -20,7 +20,10 @@ restart; the hub stores it once, by ``(agent, seq)``.
 Readings are already batched (one commit per ``batch_max_readings`` readings or per
 ``batch_interval``), so "full" costs one fsync per batch, not per reading; acks are
 deleted a publish window at a time (a lost delete only means a harmless redelivery).
-docs/benchmarks.md has the measured cost of both.
+Readings read but not yet sealed are in the agent's journal
+(:mod:`gridcall.edge_agent.journal`, a plain file, not fsynced: a kill -9 loses none of
+them, a power cut up to one batch); the ``journal`` table holds the last generation of it
+a stored batch sealed. docs/benchmarks.md has the measured cost of both policies.
 
 **Bounds.** ``max_bytes`` bounds the payload bytes held (the file adds SQLite's page
 overhead; freed pages are reused, not returned) and ``max_age`` the age of a message by
@@ -70,6 +73,8 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_head ON messages (priority, id);
 CREATE TABLE IF NOT EXISTS drops (what TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                    sealed INTEGER NOT NULL);
 """
 
 
@@ -187,16 +192,21 @@ class Outbox:
         return OutboxError(f"outbox {self._where()}: cannot {what} ({exc})")
 
     def put(self, priority: Priority, topic: str, payload: bytes, readings: int = 0, *,
-            created: int | None = None) -> int:
+            created: int | None = None, sealed_generation: int | None = None) -> int:
         """Store one message durably (see the module doc for "durably"); its id. If the
         outbox is now over ``max_bytes``, the oldest readings are dropped (and counted)
-        in the same transaction."""
+        in the same transaction. ``sealed_generation``: the message seals the journal's
+        readings of that generation (:mod:`gridcall.edge_agent.journal`), recorded in the
+        same transaction."""
         created = self.clock() if created is None else created
         dropped: Counter[str] = Counter()
         with self._transaction("store a message") as db:
             cur = db.execute("INSERT INTO messages (priority, topic, payload, readings, "
                              "created) VALUES (?,?,?,?,?)",
                              (int(priority), topic, payload, readings, created))
+            if sealed_generation is not None:
+                db.execute("INSERT INTO journal VALUES (1, ?) ON CONFLICT (id) "
+                           "DO UPDATE SET sealed = excluded.sealed", (sealed_generation,))
             self._account(1, priority == Priority.EVENT, readings, len(payload))
             if self.bytes > self.max_bytes:
                 dropped = self._shed()
@@ -345,6 +355,11 @@ class Outbox:
         self._inflight.clear()
 
     # ------------------------------------------------------------------ reading
+
+    def sealed_generation(self) -> int:
+        """The last journal generation a stored batch sealed (0: none yet)."""
+        row = self._db.execute("SELECT sealed FROM journal WHERE id = 1").fetchone()
+        return 0 if row is None else int(row[0])
 
     def oldest_created(self) -> int | None:
         row = self._db.execute(

@@ -1,0 +1,88 @@
+"""kill -9 mid-poll loses no reading that was read: each poll's readings reach the
+journal before the source's next poll, and the next start seals them (issue 19, item 2).
+
+The agent runs as a real subprocess (tests/edge_poll_agent.py) and is killed with SIGKILL
+while polling; readings are counted by their sequence number (their timestamp), in the
+outbox the next start leaves behind. No timing is asserted: the kill lands wherever it
+lands, and the check is on what the process had announced as read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.outbox import Priority
+from gridcall.wire import ReadingBatch
+from tests.edge_poll_agent import BASE, NO_BROKER, PollingSource, agent_spec
+from tests.servers import ROOT
+
+
+def run_and_kill(state: Path, polls: int, start: int = 0) -> int:
+    """Start the agent (its readings numbered from ``start``), SIGKILL it once it
+    announced ``polls`` polls; the number below which it announced every reading read."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.edge_poll_agent", str(state),
+                             str(start)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    read, seen = start, 0
+    try:
+        for line in proc.stdout:
+            read = max(read, json.loads(line)["read"])
+            seen += 1
+            if seen >= polls:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.kill()
+        rest = proc.communicate(timeout=60)[0]
+    for line in rest.splitlines():  # printed before it died: read too
+        read = max(read, json.loads(line)["read"])
+    assert proc.returncode == -signal.SIGKILL
+    return read
+
+
+def sealed_numbers(state: Path) -> list[int]:
+    """Open the agent's state as its next start does (sealing what the journal holds);
+    the reading numbers of every batch in the outbox."""
+    spec = agent_spec()
+    agent = EdgeAgent(spec, PollingSource(spec), broker_url=NO_BROKER, state_dir=state)
+    try:
+        batches = [msgspec.json.decode(m.payload, type=ReadingBatch)
+                   for m in agent.outbox.all() if m.priority == Priority.READINGS]
+    finally:
+        agent.outbox.close()
+        if agent.journal is not None:
+            agent.journal.close()
+    return [r.ts - BASE for b in batches for r in b.readings]
+
+
+@pytest.mark.parametrize("polls", [7, 60, 150])
+def test_kill_9_mid_poll_loses_no_reading_that_was_read(tmp_path: Path, polls: int) -> None:
+    read = run_and_kill(tmp_path, polls)
+    numbers = sealed_numbers(tmp_path)
+    assert read > 0
+    missing = set(range(read)) - set(numbers)
+    assert not missing, f"{len(missing)} of {read} readings read before the kill were lost"
+    assert len(numbers) == len(set(numbers)), "a reading was sealed twice"
+
+
+def test_two_kills_in_a_row_seal_each_reading_once(tmp_path: Path) -> None:
+    first = run_and_kill(tmp_path, 40)
+    start = 10**6  # the second run's numbers, apart from the first's
+    second = run_and_kill(tmp_path, 40, start)  # restarts on the first's journal and outbox
+    numbers = sealed_numbers(tmp_path)
+    assert first > 0
+    assert second > start
+    assert set(range(first)) | set(range(start, second)) <= set(numbers)
+    assert len(numbers) == len(set(numbers)), "a reading was sealed twice"
