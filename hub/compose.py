@@ -47,7 +47,8 @@ async def notifier(hub: Hub, say: Say) -> AsyncIterator[Notifier]:
     are sent again first; a summary is said at the end, after the drain."""
     # Deliveries under way get at most 2 s at shutdown: the readings' drain comes first
     # within the supervisor's stop timeout; what is left is counted as unsent.
-    notify = Notifier(hub.config.notify, drain_timeout=min(2.0, hub.drain_timeout))
+    notify = Notifier(hub.config.notify, drain_timeout=min(2.0, hub.drain_timeout),
+                      duty=hub.config.duty)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(_notify_summary, notify, say)  # runs last: after the drain
         await stack.enter_async_context(notify)

@@ -132,7 +132,7 @@ async def test_each_unit_sees_its_own_subtree(world: World) -> None:
     assert "outside huangpu/dasha/dongyuan/dongyuan-g1" in body["detail"]
     me = (await world.client.get("/v1/me", headers=world.auth("dasha"))).json()
     assert me == {"unit": "dasha", "name": "大沙街道", "level": "town",
-                  "path": ["huangpu", "dasha"]}
+                  "path": ["huangpu", "dasha"], "person": None}
 
 
 async def test_a_grid_acknowledges_its_alert_and_the_step_is_recorded(world: World) -> None:

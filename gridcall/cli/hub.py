@@ -75,6 +75,7 @@ def hub_run(
         *(f"hub.broker.{m}" for m in cfg.hub.broker.unset_env()),
         *(f"hub.influx.{m}" for m in (cfg.hub.influx.unset_env() if cfg.hub.influx else [])),
         *(f"notify.yaml: {m}" for m in cfg.notify.unset_env()),
+        *(f"roster.yaml: {m}" for m in cfg.duty.unset_env()),
     ])
     if broker is not None:
         try:

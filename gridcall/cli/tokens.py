@@ -1,4 +1,5 @@
-"""``gridcall hub token issue|list|revoke``: the API's bearer tokens, one or more per unit.
+"""``gridcall hub token issue|list|revoke``: the API's bearer tokens, one or more per unit
+or per person of roster.yaml.
 
 Registered on the ``hub`` group by :mod:`gridcall.cli`. Tokens are printed once and
 stored only as SHA-256 hashes (:mod:`gridcall.hub.api.tokens`); the file defaults to
@@ -39,21 +40,38 @@ def tokens_path(cfg: ConfigSet) -> Path:
 
 @token_app.command("issue", cls=Command)
 def token_issue(
-    unit: Annotated[str, typer.Argument(help="Unit id (grid, community, town or district).")],
+    unit: Annotated[str | None, typer.Argument(
+        help="Unit id (grid, community, town or district); default: the person's unit.")
+                    ] = None,
+    person: Annotated[str | None, typer.Option(
+        help="A person of roster.yaml: the token is theirs, and every step they take "
+             "names them.")] = None,
     label: Annotated[str, typer.Option(help="What the token is for (shown by list).")] = "",
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     tokens: TokensPath = None,
 ) -> None:
-    """Make a token for UNIT and print it once: it is stored only as a hash."""
+    """Make a token for UNIT (or --person) and print it once: it is stored only as a
+    hash."""
     from gridcall.hub.api.tokens import TokenFileError, issue
 
     cfg = load_config_set(config_dir)
     path = tokens or tokens_path(cfg)
+    if person is not None:
+        who = cfg.duty.person(person)
+        if who is None:
+            raise fail(f"{person!r} is not a person of roster.yaml in {config_dir}", 2)
+        unit = unit or who.unit
+        if unit not in cfg.units:
+            raise fail(f"{person} belongs to {who.unit!r}, not a unit of the ladder: give "
+                       "the UNIT whose alerts their token opens", 2)
+    if unit is None:
+        raise fail("give a UNIT, or --person", 2)
     try:
-        token = issue(path, unit, known_units=cfg.units, label=label)
+        token = issue(path, unit, known_units=cfg.units, label=label, person=person or "")
     except ValueError as exc:
         raise fail(str(exc), 1 if isinstance(exc, TokenFileError) else 2) from None
-    err.print(f"token for {cfg.units[unit].level} {escape(unit)} written (hashed) to "
+    whose = f"{escape(person)} of " if person else ""
+    err.print(f"token for {whose}{cfg.units[unit].level} {escape(unit)} written (hashed) to "
               f"{escape(str(path))}; it is shown only now:", highlight=False)
     typer.echo(token)
 
@@ -69,25 +87,33 @@ def token_list(config_dir: ConfigDir = SAMPLE_DISTRICT, tokens: TokensPath = Non
     except TokenFileError as exc:
         raise fail(str(exc), 1) from None
     table = Table(title=f"API tokens in {path}")
-    for column in ("unit", "issued at", "label", "hash (first 12)"):
+    for column in ("unit", "person", "issued at", "label", "hash (first 12)"):
         table.add_column(column)
     for e in entries:
-        table.add_row(escape(e.unit), e.issued_at, escape(e.label), e.sha256[:12])
+        table.add_row(escape(e.unit), escape(e.person), e.issued_at, escape(e.label),
+                      e.sha256[:12])
     out.print(table)
 
 
 @token_app.command("revoke", cls=Command)
 def token_revoke(
-    unit: Annotated[str, typer.Argument(help="Unit id whose tokens to remove.")],
+    unit: Annotated[str | None, typer.Argument(help="Unit id whose tokens to remove.")
+                    ] = None,
+    person: Annotated[str | None, typer.Option(help="Remove only this person's tokens.")
+                      ] = None,
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     tokens: TokensPath = None,
 ) -> None:
-    """Remove every token of UNIT; a running hub refuses them at the next request."""
+    """Remove every token of UNIT (or of --person); a running hub refuses them at the
+    next request."""
     from gridcall.hub.api.tokens import TokenFileError, revoke
 
+    if (unit is None) == (person is None):
+        raise fail("give a UNIT or --person (one of them)", 2)
     path = tokens or tokens_path(load_config_set(config_dir))
     try:
-        gone = revoke(path, unit)
+        gone = revoke(path, unit or "", person=person)
     except TokenFileError as exc:
         raise fail(str(exc), 1) from None
-    out.print(f"{gone} token(s) of {escape(unit)} revoked in {escape(str(path))}")
+    out.print(f"{gone} token(s) of {escape(unit or person or '')} revoked in "
+              f"{escape(str(path))}")

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gridcall.config import ConfigSet, Unit
-from gridcall.hub.api.auth import AlertId, Caller, subtree, visible
+from gridcall.hub.api.auth import AlertId, Caller, CallerPerson, subtree, visible
 from gridcall.hub.api.models import (
     ACTION_ERRORS,
     ERRORS,
@@ -35,9 +35,10 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
     app = APIRouter()
 
     @app.get("/v1/me", response_model=Me, responses=ERRORS, tags=["units"])
-    def me(unit: Caller) -> Me:
-        """The unit the token belongs to."""
-        return Me(unit=unit.id, name=unit.name, level=unit.level, path=list(unit.path))
+    def me(unit: Caller, person: CallerPerson) -> Me:
+        """The unit the token belongs to (and the person, for a person's token)."""
+        return Me(unit=unit.id, name=unit.name, level=unit.level, path=list(unit.path),
+                  person=person or None)
 
     @app.get("/v1/alerts", response_model=AlertList, responses=ERRORS, tags=["alerts"])
     def list_alerts(
@@ -72,11 +73,12 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                            history=[TransitionOut.of(t) for t in history])
 
     async def act(unit: Unit, alert_id: str, action: AlertAction, *, note: str = "",
-                  reason: str = "", departments: tuple[str, ...] = ()) -> AlertDetail:
+                  reason: str = "", departments: tuple[str, ...] = (),
+                  person: str = "") -> AlertDetail:
         visible(desk, unit, alert_id)
         try:
             change = await desk.act(alert_id, action, unit.id, now=clock(), note=note,
-                                    reason=reason, departments=departments)
+                                    reason=reason, departments=departments, person=person)
         except NotFound as exc:
             raise ApiError(404, str(exc)) from None
         except OutsideSubtree as exc:
@@ -90,9 +92,10 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                            history=[TransitionOut.of(t) for t in history])
 
     def simple(action: AlertAction, path: str, summary: str) -> None:
-        async def endpoint(unit: Caller, alert_id: AlertId,
+        async def endpoint(unit: Caller, person: CallerPerson, alert_id: AlertId,
                            body: ActionBody | None = None) -> AlertDetail:
-            return await act(unit, alert_id, action, note=(body or ActionBody()).note)
+            return await act(unit, alert_id, action, note=(body or ActionBody()).note,
+                             person=person)
         endpoint.__doc__ = summary
         app.post(f"/v1/alerts/{{alert_id}}/{path}", response_model=AlertDetail,
                  responses=ACTION_ERRORS, tags=["actions"], name=action,
@@ -105,15 +108,18 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
 
     @app.post("/v1/alerts/{alert_id}/escalate", response_model=AlertDetail,
               responses=ACTION_ERRORS, tags=["actions"], operation_id="escalate")
-    async def escalate(unit: Caller, alert_id: AlertId, body: EscalateBody) -> AlertDetail:
+    async def escalate(unit: Caller, person: CallerPerson, alert_id: AlertId,
+                       body: EscalateBody) -> AlertDetail:
         """Call upward (吹哨) with a reason: the alert's tier rises one step and the unit
         above becomes responsible, with new deadlines. Counted in the whistle rate,
         and as the caller's response: calling upward in time is answering in time."""
-        return await act(unit, alert_id, "escalate", note=body.note, reason=body.reason)
+        return await act(unit, alert_id, "escalate", note=body.note, reason=body.reason,
+                         person=person)
 
     @app.post("/v1/alerts/{alert_id}/dispatch", response_model=AlertDetail,
               responses=ACTION_ERRORS, tags=["actions"], operation_id="dispatch")
-    async def dispatch(unit: Caller, alert_id: AlertId, body: DispatchBody) -> AlertDetail:
+    async def dispatch(unit: Caller, person: CallerPerson, alert_id: AlertId,
+                       body: DispatchBody) -> AlertDetail:
         """Dispatch departments to the alert: for a community, town or district at or
         above the responsible level (a grid calls upward instead)."""
         visible(desk, unit, alert_id)  # 404 / 403 for the alert itself come first
@@ -121,6 +127,6 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
             raise ApiError(403, f"grid {unit.id} cannot dispatch departments; call upward "
                                 "(POST .../escalate) and the level above dispatches")
         return await act(unit, alert_id, "dispatch", note=body.note,
-                         departments=tuple(body.departments))
+                         departments=tuple(body.departments), person=person)
 
     return app

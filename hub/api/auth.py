@@ -45,6 +45,19 @@ def _caller(request: Request,
 
 Caller = Annotated[Unit, Depends(_caller)]
 """The calling unit, as a route parameter."""
+
+
+def _person(request: Request, unit: Caller,
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    """The person the token was issued to (roster.yaml), "" for a unit's token."""
+    tokens: TokenFile = request.app.state.tokens
+    entry = tokens.entry_of(creds.credentials) if creds is not None else None
+    return entry.person if entry is not None else ""
+
+
+CallerPerson = Annotated[str, Depends(_person)]
+"""The calling person ("" for a unit's token), as a route parameter; checks the token
+as :data:`Caller` does."""
 AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 

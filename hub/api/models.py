@@ -106,6 +106,11 @@ class TransitionOut(Out):
     deadlines: DeadlinesOut
     departments: list[str] = Field(description="Lead first.")
     sensor: str
+    person: str = Field(default="", description="The person who took the step (a "
+                        "person's token; roster.yaml), else empty.")
+    person_unit: str = Field(default="", description="That person's unit or department.")
+    on_duty: str = Field(default="", description="On open, escalate and reopen: the person "
+                         "on duty at the unit the alert was handed to, whom it was sent to.")
 
     @classmethod
     def of(cls, t: Transition) -> TransitionOut:
@@ -129,6 +134,8 @@ class Me(Out):
     name: str
     level: UnitLevel
     path: list[str]
+    person: str | None = Field(default=None, description="The person the token was "
+                               "issued to (roster.yaml), null for a unit's token.")
 
 
 class IndicatorList(Out):

@@ -1,6 +1,7 @@
 """API tokens: one or more per unit, kept only as SHA-256 hashes in a JSON file.
 
-``gridcall hub token issue UNIT`` makes a token (32 random bytes, URL-safe), prints it
+``gridcall hub token issue UNIT`` (or ``--person ID``, a person of roster.yaml, whose
+steps then name them) makes a token (32 random bytes, URL-safe), prints it
 once and appends its hash to the tokens file; ``revoke`` removes a unit's tokens;
 ``list`` shows who has tokens and since when. A district of 40 units thus needs one
 file, not 40 environment variables, and a leaked file gives no usable token: the tokens
@@ -10,7 +11,7 @@ same way). The file is written to a temporary file and renamed, mode 0600.
 The file (default: ``api-tokens.json`` beside the hub's store)::
 
     {"tokens": [{"unit": "dasha", "sha256": "9f86d0...", "issued_at": "2026-11-27T03:00:00Z",
-                 "label": "town app"}]}
+                 "label": "town app", "person": ""}]}
 
 :class:`TokenFile` re-reads it when it changes on disk, so a new or revoked token takes
 effect at the next request, without restarting the hub. A file that cannot be read (a
@@ -43,6 +44,9 @@ class TokenEntry:
     sha256: str
     issued_at: str
     label: str = ""
+    person: str = ""
+    """The person (roster.yaml) the token was issued to; their steps name them. ""
+    for a unit's token (entries written before persons existed have none)."""
 
 
 class TokenFileError(ValueError):
@@ -83,22 +87,26 @@ def write_entries(path: Path, entries: list[TokenEntry]) -> None:
 
 
 def issue(path: Path, unit: str, *, known_units: Collection[str], label: str = "",
-          now: datetime | None = None) -> str:
-    """A new token for ``unit``, its hash appended to the file; the token itself is
-    returned once and stored nowhere. ValueError for a unit the config does not have."""
+          now: datetime | None = None, person: str = "") -> str:
+    """A new token for ``unit`` (and ``person`` of it, if given), its hash appended to
+    the file; the token itself is returned once and stored nowhere. ValueError for a
+    unit the config does not have."""
     if unit not in known_units:
         raise ValueError(f"{unit!r} is not a unit of the config (district, town, community "
                          "or grid id)")
     token = PREFIX + secrets.token_urlsafe(32)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    write_entries(path, [*read_entries(path), TokenEntry(unit, digest(token), when, label)])
+    write_entries(path, [*read_entries(path),
+                         TokenEntry(unit, digest(token), when, label, person)])
     return token
 
 
-def revoke(path: Path, unit: str) -> int:
-    """Remove every token of ``unit``; how many there were."""
+def revoke(path: Path, unit: str, *, person: str | None = None) -> int:
+    """Remove every token of ``unit`` (of ``person`` only, if given: ``unit`` may then be
+    empty); how many there were."""
     entries = read_entries(path)
-    kept = [e for e in entries if e.unit != unit]
+    kept = [e for e in entries if not (
+        e.person == person if person is not None else e.unit == unit)]
     if len(kept) != len(entries):
         write_entries(path, kept)
     return len(entries) - len(kept)
@@ -110,7 +118,7 @@ class TokenFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._stamp: tuple[int, int] | None = None
-        self._units: dict[str, str] = {}
+        self._entries: dict[str, TokenEntry] = {}
         self.error: str | None = None
         """Why the file could not be read at its last change (None when it could)."""
 
@@ -123,21 +131,26 @@ class TokenFile:
         if stamp != self._stamp:
             self._stamp = stamp
             try:
-                self._units = {e.sha256: e.unit for e in read_entries(self.path)}
+                self._entries = {e.sha256: e for e in read_entries(self.path)}
                 self.error = None
             except TokenFileError as exc:  # keep serving with the tokens known so far
                 self.error = str(exc)
                 log.error("API tokens not reloaded, the previous ones stay valid: %s", exc)
 
-    def unit_of(self, token: str) -> str | None:
-        """The unit the token was issued to, or None for an unknown token."""
+    def entry_of(self, token: str) -> TokenEntry | None:
+        """Whom the token was issued to (unit, person), or None for an unknown token."""
         self._reload()
         wanted = digest(token)
-        for known, unit in self._units.items():  # constant time per comparison
+        for known, entry in self._entries.items():  # constant time per comparison
             if hmac.compare_digest(known, wanted):
-                return unit
+                return entry
         return None
+
+    def unit_of(self, token: str) -> str | None:
+        """The unit the token was issued to, or None for an unknown token."""
+        entry = self.entry_of(token)
+        return None if entry is None else entry.unit
 
     def __len__(self) -> int:
         self._reload()
-        return len(self._units)
+        return len(self._entries)

@@ -36,13 +36,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
-from gridcall.hub.desk import lifecycle
+from gridcall.hub.desk import duty, lifecycle
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import (
+    HANDOVERS,
     HUB,
     Action,
     AlertState,
@@ -330,6 +331,7 @@ class Desk:
         not follow writes nothing."""
         if not steps:
             return []
+        steps = [self._addressed(t) for t in steps]
         folded: list[tuple[AlertState | None, AlertState]] = []
         current: dict[str, AlertState] = {}
         for t in steps:
@@ -352,6 +354,14 @@ class Desk:
                     log.exception("desk: hook %r failed on %s step %d", hook,
                                   change.transition.alert_id, change.transition.n)
         return changes
+
+    def _addressed(self, t: Transition) -> Transition:
+        """A step that hands the alert to a unit, stamped with the person on duty there
+        (roster.yaml; :mod:`gridcall.hub.desk.duty`)."""
+        if t.action not in HANDOVERS or t.on_duty:
+            return t
+        stretch = duty.on_duty(self.config.duty, t.unit, t.at)
+        return t if stretch is None else replace(t, on_duty=stretch.person.id)
 
     def _matter(self, state: AlertState) -> Matter:
         matter = self.policy.matter(state.alert.matter)
@@ -512,7 +522,7 @@ class Desk:
         t = opening(alert, place=sensor.path, reason=decision.reason, note=note or "")
         (change,) = await self._commit([t])
         self.counters.opened += 1
-        return EventOutcome(change.alert, (t,))
+        return EventOutcome(change.alert, (change.transition,))
 
     def _rise(self, state: AlertState, event: AnomalyEvent, now: int,
               spread: dict[str, int]) -> Transition | None:
@@ -561,7 +571,7 @@ class Desk:
             steps.append(rise)
         changes = await self._commit(steps)
         self.counters.tier_raises += rise is not None
-        return EventOutcome(changes[-1].alert, tuple(steps))
+        return EventOutcome(changes[-1].alert, tuple(c.transition for c in changes))
 
     async def note(self, alert_id: str, note: str, now: int) -> Change | None:
         """A fact the hub learnt about an open alert, written as an ``evidence`` step by
@@ -688,11 +698,12 @@ class Desk:
     # ------------------------------------------------------------------ people
 
     async def act(self, alert_id: str, action: Action, actor: str, *, now: int,
-                  note: str = "", reason: str = "", departments: Iterable[str] = ()
-                  ) -> Change:
+                  note: str = "", reason: str = "", departments: Iterable[str] = (),
+                  person: str = "") -> Change:
         """A unit's action on an alert: acknowledge, arrive, resolve, false_alarm,
         escalate (call upward; needs a reason), dispatch (departments; default the
-        catalog's). Refusals raise (NotFound, UnknownUnit, OutsideSubtree, BadAction,
+        catalog's). ``person``: who in the unit took it (roster.yaml), written with
+        their unit. Refusals raise (NotFound, UnknownUnit, OutsideSubtree, BadAction,
         IllegalTransition) and write nothing. Deadlines that passed by ``now`` fire
         first, so the action meets the alert as it stands."""
         if action in ("open", "evidence", "reopen"):
@@ -709,6 +720,9 @@ class Desk:
                     raise OutsideSubtree(unit, state)
                 t = self._action_step(state, action, unit, now=now, note=note, reason=reason,
                                       departments=tuple(departments))
+                if person:
+                    who = self.config.duty.person(person)
+                    t = replace(t, person=person, person_unit=who.unit if who else unit.id)
             except (OutsideSubtree, BadAction, IllegalTransition):
                 self.counters.refused += 1
                 raise

@@ -58,6 +58,8 @@ CLOSED: frozenset[State] = frozenset({"resolved", "false_alarm"})
 
 HUB = "hub"
 """The actor of automatic steps (opening, evidence, deadline escalation, reopening)."""
+HANDOVERS: frozenset[Action] = frozenset({"open", "escalate", "reopen"})
+"""The steps that hand the alert to a unit, with new deadlines (a stint starts)."""
 
 
 REQUIRES: dict[Action, frozenset[State]] = {
@@ -137,6 +139,15 @@ class Transition:
     """The sensor of that event (spread across sensors and grids is counted from it)."""
     alert: RiskAlert | None = None
     """Only on ``open``: the alert as drafted (matter, sensor, place, anomaly...)."""
+    person: str = ""
+    """The person who took the step (their API token names them; roster.yaml), or ""
+    for the hub's own steps and a unit's token."""
+    person_unit: str = ""
+    """That person's unit or department (as roster.yaml had it then)."""
+    on_duty: str = ""
+    """On a step that hands the alert to a unit (open, escalate, reopen): the person on
+    duty there then, whom it was sent to ("" if nobody was). The three person fields came
+    with roster.yaml: older ledger rows lack them and read as ""."""
 
 
 @dataclass(frozen=True, slots=True)

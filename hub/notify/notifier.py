@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 import msgspec
 
+from gridcall.config.duty import NO_DUTY, DutyFile
 from gridcall.config.notify import Channel, NotifyFile
 from gridcall.hub.desk.desk import Change
 from gridcall.hub.notify.channels import CHANNELS, DeliveryError, Message, Verdict
@@ -55,6 +56,10 @@ class NotifyCounters:
     unsent_at_shutdown: int = 0
     without_channel: int = 0
     """Units asked to be notified that have no channel (MQTT only)."""
+    to_person: int = 0
+    """Deliveries to a person on duty (roster.yaml) instead of their unit's channels."""
+    person_fallbacks: int = 0
+    """Deliveries to a person given up, sent to the unit's channels instead."""
     sent_by_type: Counter[str] = field(default_factory=Counter)
     given_up_by_unit: Counter[str] = field(default_factory=Counter)
 
@@ -69,12 +74,16 @@ class Delivery:
     title: str
     text: str
     json: str
+    person: str = ""
+    """To a person's own contact (roster.yaml), on behalf of ``unit``."""
 
     @property
     def where(self) -> str:
-        """The channel, as a person reading the log would find it in notify.yaml; never
-        a secret (the webhook URL is shown without its query)."""
+        """The channel, as a person reading the log would find it in notify.yaml (or
+        roster.yaml); never a secret (the webhook URL is shown without its query)."""
         what = CHANNELS[self.channel.type].target(self.channel)
+        if self.person:
+            return f"roster.yaml persons[{self.person}].contact ({what})"
         return f"units.{self.unit}[{self.index}] ({what})"
 
     @property
@@ -120,13 +129,16 @@ class Notifier:
     """``async with Notifier(cfg.notify) as notifier: notifier.notify(alert, units)``."""
 
     def __init__(self, settings: NotifyFile, *, concurrency: int = 4,
-                 drain_timeout: float = 10.0, sleep: Sleep = asyncio.sleep) -> None:
+                 drain_timeout: float = 10.0, sleep: Sleep = asyncio.sleep,
+                 duty: DutyFile = NO_DUTY) -> None:
         self.settings = settings
+        self.duty = duty
+        """Persons and their contacts (roster.yaml)."""
         self.counters = NotifyCounters()
         self.drain_timeout = drain_timeout
         self._sleep = sleep
         self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._open = False
 
     async def __aenter__(self) -> Self:
@@ -157,26 +169,40 @@ class Notifier:
         return self.settings.units.get(unit, ())
 
     def notify(self, alert: RiskAlert, units: Iterable[str], *, note: str = "",
-               on_done: Callable[[], Awaitable[None]] | None = None) -> int:
+               on_done: Callable[[], Awaitable[None]] | None = None,
+               person: str = "", title: str = "") -> int:
         """Queue the alert for every channel of each unit (each unit once); returns how
         many deliveries were queued. Never raises for a delivery problem. ``on_done`` is
         awaited once every one of them was sent or given up (at once if there are none);
-        not if the notifier stopped first: those deliveries are not done."""
+        not if the notifier stopped first: those deliveries are not done.
+
+        ``person`` (roster.yaml) is reached *instead of* the first unit's channels when
+        they have a contact; if that delivery is given up, the unit's channels get it
+        after all. ``title`` replaces the rendered title (a reminder says so)."""
         if not self._open:
             raise InvariantError("Notifier used outside 'async with'")
-        title, text = render(alert, note)
+        rendered, text = render(alert, note)
+        title = title or rendered
         body = msgspec.json.encode(alert).decode()
         queued = 0
-        tasks: list[asyncio.Task[None]] = []
-        for unit in dict.fromkeys(units):
-            chans = self.channels_of(unit)
-            if not chans:
+        tasks: list[asyncio.Task[Any]] = []
+        who = self.duty.person(person) if person else None
+        for i, unit in enumerate(dict.fromkeys(units)):
+            fallback = [Delivery(unit, index, chan, alert.alert_id, title, text, body)
+                        for index, chan in enumerate(self.channels_of(unit))]
+            work: list[tuple[str, Coroutine[Any, Any, object]]]
+            if i == 0 and who is not None and who.contact is not None:
+                own = Delivery(unit, 0, who.contact, alert.alert_id, title, text, body,
+                               person=who.id)
+                work = [(who.id, self._deliver_or_fall_back(own, fallback))]
+                self.counters.to_person += 1
+            elif fallback:
+                work = [(f"{unit}-{d.index}", self._deliver(d)) for d in fallback]
+            else:
                 self.counters.without_channel += 1
                 continue
-            for index, chan in enumerate(chans):
-                delivery = Delivery(unit, index, chan, alert.alert_id, title, text, body)
-                task = asyncio.create_task(self._deliver(delivery),
-                                           name=f"notify-{alert.alert_id}-{unit}-{index}")
+            for name, coro in work:
+                task = asyncio.create_task(coro, name=f"notify-{alert.alert_id}-{name}")
                 self._track(task)
                 tasks.append(task)
                 queued += 1
@@ -186,12 +212,12 @@ class Notifier:
                                             name=f"notify-{alert.alert_id}-done"))
         return queued
 
-    def _track(self, task: asyncio.Task[None]) -> None:
+    def _track(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    async def _when_done(tasks: list[asyncio.Task[None]],
+    async def _when_done(tasks: list[asyncio.Task[Any]],
                          on_done: Callable[[], Awaitable[None]]) -> None:
         await asyncio.gather(*tasks)  # a cancelled delivery cancels this too: not done
         try:
@@ -199,7 +225,22 @@ class Notifier:
         except Exception:  # the mark is lost: the step is notified again at next start
             log.exception("notify: could not record the notifications as done")
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver_or_fall_back(self, delivery: Delivery, fallback: list[Delivery]
+                                    ) -> None:
+        """To the person; if given up, to their unit's channels (counted)."""
+        if await self._deliver(delivery):
+            return
+        self.counters.person_fallbacks += 1
+        if not fallback:
+            self.counters.without_channel += 1
+            return
+        self.counters.queued += len(fallback)
+        log.warning("notify: alert %s goes to the channels of %s instead",
+                    delivery.alert_id, delivery.unit)
+        await asyncio.gather(*(self._deliver(d) for d in fallback))
+
+    async def _deliver(self, delivery: Delivery) -> bool:
+        """Sent (True) or given up (False)."""
         retry = self.settings.retry
         timeout = retry.timeout.total_seconds()
         channel = CHANNELS[delivery.channel.type]
@@ -215,19 +256,20 @@ class Notifier:
             else:
                 self.counters.sent += 1
                 self.counters.sent_by_type[delivery.channel.type] += 1
-                return
+                return True
             self.counters.failed_attempts += 1
             if attempt == retry.attempts or verdict is Verdict.GIVE_UP:
                 self.counters.given_up += 1
                 self.counters.given_up_by_unit[delivery.unit] += 1
                 log.error("notify: gave up on alert %s to %s after %d attempts: %s",
                           delivery.alert_id, delivery.where, attempt, reason)
-                return
+                return False
             wait = delays.jittered(next(delays))
             log.warning("notify: alert %s to %s failed (attempt %d of %d): %s; retrying in "
                         "%.1fs", delivery.alert_id, delivery.where, attempt, retry.attempts,
                         reason, wait)
             await self._sleep(wait)
+        return False  # attempts >= 1: the loop returned
 
     async def drain(self, within: float) -> int:
         """Wait up to ``within`` s for pending deliveries; cancel and count the rest."""
@@ -268,5 +310,6 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
             async def on_done() -> None:
                 await outbox.done(t.alert_id, t.n, clock() if clock else t.at)
         notifier.notify(change.alert.alert, change.units,
-                        note=" · ".join(x for x in (t.reason, t.note) if x), on_done=on_done)
+                        note=" · ".join(x for x in (t.reason, t.note) if x), on_done=on_done,
+                        person=t.on_duty)
     return hook
