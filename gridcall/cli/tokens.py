@@ -50,8 +50,9 @@ def token_issue(
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     tokens: TokensPath = None,
 ) -> None:
-    """Make a token for UNIT (or --person) and print it once: it is stored only as a
-    hash."""
+    """Make a token for UNIT or --person and print it once.
+
+    It is stored only as a hash."""
     from gridcall.hub.api.tokens import TokenFileError, issue
 
     cfg = load_config_set(config_dir)
@@ -104,8 +105,9 @@ def token_revoke(
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     tokens: TokensPath = None,
 ) -> None:
-    """Remove every token of UNIT (or of --person); a running hub refuses them at the
-    next request."""
+    """Remove every token of UNIT, or of --person.
+
+    A running hub refuses them at the next request."""
     from gridcall.hub.api.tokens import TokenFileError, revoke
 
     if (unit is None) == (person is None):
