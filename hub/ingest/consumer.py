@@ -39,6 +39,8 @@ from typing import cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gridcall.hub.ingest.runner import Ingest, Token
@@ -50,6 +52,19 @@ log = logging.getLogger(__name__)
 
 RECONNECT = Backoff(initial=1.0, cap=30.0)
 """Waits between the readings connection's attempts (paho's thread does the waiting)."""
+
+RECEIVE_MAXIMUM = 1000
+"""Unacknowledged QoS 1 messages the broker may have in flight to one worker (MQTT v5
+Receive Maximum). Acknowledging only after the write means a message's ack waits for the
+batch it joined (5,000 readings = 100 messages of 50) to be written; with mosquitto's
+default window for v3.1.1 clients (``max_inflight_messages 20``, 1,000 readings) the worker
+waits for the broker most of the time. A v5 client's Receive Maximum replaces that window
+for its own connection, so the room comes with the worker and not with a broker setting.
+The hub's memory stays bounded by ``Ingest.max_buffered_points`` either way."""
+
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+"""MQTT v5 Session Expiry Interval for "keep the session until I say" (v3.1.1's
+clean_session=False); ``--retire`` ends it with 0 at DISCONNECT."""
 
 
 def readings_filter(share_group: str | None) -> str:
@@ -124,8 +139,13 @@ class ReadingsConsumer:
     def __init__(self, ingest: Ingest, *, address: BrokerAddress, client_id: str,
                  share_group: str | None = None, username: str | None = None,
                  password: str | None = None, keepalive: int = 30,
-                 decoder: Decoder | None = None) -> None:
+                 decoder: Decoder | None = None,
+                 receive_maximum: int = RECEIVE_MAXIMUM) -> None:
+        if not 1 <= receive_maximum <= 65_535:
+            raise ValueError(f"receive_maximum must be 1..65535 (MQTT v5), got "
+                             f"{receive_maximum}")
         self.ingest = ingest
+        self.receive_maximum = receive_maximum
         self.decoder = decoder or Decoder()
         self.address = address
         self.client_id = client_id
@@ -147,7 +167,7 @@ class ReadingsConsumer:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                   clean_session=False, manual_ack=True)
+                                   protocol=mqtt.MQTTv5, manual_ack=True)
         if username is not None:
             self._client.username_pw_set(username, password)
         if address.tls:
@@ -242,7 +262,11 @@ class ReadingsConsumer:
         caller still writes out (``ingest.drain``) reach the broker. :meth:`close` after."""
         self._loop = asyncio.get_running_loop()
         client = self._client
-        client.connect_async(self.address.host, self.address.port, keepalive=self._keepalive)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.ReceiveMaximum = self.receive_maximum
+        props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        client.connect_async(self.address.host, self.address.port, keepalive=self._keepalive,
+                             clean_start=False, properties=props)
         client.loop_start()
         self._started = True
         stopper = asyncio.create_task(stop.wait())
