@@ -18,6 +18,6 @@ class BoardSettings(Model):
     """Heartbeats (the agent's status interval) without a status before an agent that
     last said "online" counts as silent, an outage like its last will."""
     offline_matter: Id = "EDGE-OFFLINE"
-    """The matter an agent outage raises for each grid its sensors are in; if the catalog
-    has no such matter, outages are shown on the boards but raise no alert (a warning
-    says so at start)."""
+    """The matter an agent outage raises (one alert listing the grids its sensors are
+    in); if the catalog has no such matter, outages are shown on the boards but raise no
+    alert (a warning says so at start)."""

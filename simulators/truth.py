@@ -20,8 +20,8 @@ the alerts' ledger steps (:class:`gridcall.hub.desk.lifecycle.Transition`). The 
   ``grace_s`` for detections that can only come after the fact (a dropout is seen when
   the next reading arrives, a stuck sensor after a run of identical readings).
 * An **agent outage is detected** by an ``EDGE-OFFLINE`` alert (the hub's roster, on the
-  agent's last will) whose event came from that agent in the same window. One outage may
-  open one such alert per grid the agent serves; all of them count as its detection.
+  agent's last will) whose event came from that agent in the same window (one alert per
+  outage, listing the grids the agent serves).
 * The **delay** is from the anomaly's start to that first step (the alert opening, or the
   anomaly joining an alert that was already open).
 * A **false alert** is an alert whose opening (or a reopening) falls in no ground-truth

@@ -60,3 +60,39 @@ async def test_silence_on_the_agents_clock_is_an_outage_at_the_desks_time(
         assert opened
         assert {s.opened_at for s in opened} == {desk()}
         assert {s.alert.detected_at for s in opened} == {agents()}
+
+
+async def test_one_outage_is_one_alert_listing_the_grids_it_leaves_blind(
+        cfg: ConfigSet) -> None:
+    """The issue: one gateway outage gave one EDGE-OFFLINE alert per grid it serves, each
+    escalating on its own."""
+    desk = agents = SimClock(T0)
+    grids = list(dict.fromkeys(s.grid for s in cfg.agents[AGENT].sensors))
+    assert len(grids) > 1
+    will = AgentStatus(agent=AGENT, state="offline", ts=0)
+    async with Store(":memory:") as store:
+        rt = runtime(cfg, store, desk, agents)
+        await rt.start()
+        await say_online(rt, agents())
+        assert not rt.roster.is_down(AGENT)
+        agents.advance(5)
+        await rt.handle(topics.status_topic(AGENT), encode(will))
+        (alert_id,) = offline_alerts(rt)
+        state = rt.desk.get(alert_id)
+        assert state.alert.grids == grids
+        assert state.place[-1] == cfg.agents[AGENT].grid
+        opening = (await rt.desk.history(alert_id))[0]
+        assert all(cfg.units[g].name in opening.note for g in grids)
+        assert rt.roster.is_down(AGENT)
+        assert rt.roster.down() == {AGENT}
+        assert rt.roster.agent_of(cfg.agents[AGENT].sensors[0].id) == AGENT
+        agents.advance(60)
+        await say_online(rt, agents())  # back: noted on the one alert, which stays open
+        assert not rt.roster.is_down(AGENT)
+        assert rt.desk.get(alert_id).is_open
+        assert "back online" in (await rt.desk.history(alert_id))[-1].note
+        agents.advance(60)
+        await rt.handle(topics.status_topic(AGENT), encode(will))  # a second outage
+        assert offline_alerts(rt) == [alert_id]  # joins the alert still open
+        assert rt.desk.get(alert_id).evidence == 2
+        assert rt.counters.agent_outages == 2

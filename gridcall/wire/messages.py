@@ -195,3 +195,6 @@ class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
     """Why the alert has its tier and unit: the rules that raised it on opening, or the
     reason of its latest escalation ("response deadline passed", a unit's call upward)."""
     escalations: int = 0
+    grids: list[Id] = []
+    """Every grid the alert concerns when it is more than its own ``grid``: an edge
+    agent's outage is one alert listing each grid its sensors are in. Empty otherwise."""

@@ -28,7 +28,7 @@ def router(cfg: ConfigSet, clock: Clock, roster: Roster | None) -> APIRouter:
     ) -> AgentList:
         """The edge agents with a sensor in the unit's subtree, as the hub's roster sees
         them now (status topics: heartbeats and last wills), with those sensors' health.
-        An agent silent or lost has an EDGE-OFFLINE alert in each of its grids."""
+        An agent silent or lost has an EDGE-OFFLINE alert listing its grids."""
         root = subtree(cfg, unit, of)
         if roster is None:
             raise ApiError(503, "this API runs without the hub's agent roster")

@@ -190,9 +190,10 @@ class Desk:
         self.counters = DeskCounters()
         self._states: dict[str, AlertState] = {}
         self._open: dict[tuple[str, str], str] = {}
-        """(matter, grid) -> the open alert there."""
+        """(matter, grid) -> the open alert there (:meth:`Policy.group`: an agent's
+        outage is keyed by the agent)."""
         self._latest: dict[tuple[str, str], str] = {}
-        """(matter, grid) -> the latest alert there, open or closed (for reopening)."""
+        """The same keys -> the latest alert there, open or closed (for reopening)."""
         self._events: dict[tuple[str, int], str] = {}
         self._last_seen: dict[tuple[str, str], int] = {}
         """(alert, sensor) -> when the sensor last added evidence or opened the alert."""
@@ -242,7 +243,7 @@ class Desk:
         """Index the alert after a step (new state, grouping keys, events, spread)."""
         t = state.last
         self._states[state.alert_id] = state
-        key = (state.alert.matter, state.place[-1])
+        key = self.policy.group(state.alert.matter, state.place[-1], state.alert.agent)
         self._latest[key] = state.alert_id
         if state.is_open:
             self._open[key] = state.alert_id
@@ -434,7 +435,7 @@ class Desk:
     # ------------------------------------------------------------------ events
 
     async def on_event(self, event: AnomalyEvent, now: int, *, matter: str | None = None,
-                       note: str | None = None) -> EventOutcome:
+                       note: str | None = None, grids: Iterable[str] = ()) -> EventOutcome:
         """An anomaly event from an agent, at ``now`` on the desk's clock. A sensor the
         config does not know raises :class:`~gridcall.hub.desk.policy.UnknownSensor` (nothing
         written).
@@ -442,8 +443,9 @@ class Desk:
         ``matter`` (a catalog code) and ``note`` are for inputs the hub makes itself from
         what it sees (an edge agent that went offline: ``EDGE-OFFLINE``): the matter then
         does not come from the catalog's triggers, and the note replaces the generic
-        "kind severity on sensor" in the ledger. Grouping, tiers, deadlines and
-        escalation are those of any other anomaly."""
+        "kind severity on sensor" in the ledger; ``grids`` lists every grid an alert it
+        opens concerns (an outage: each grid the agent serves). Grouping, tiers,
+        deadlines and escalation are those of any other anomaly."""
         sensor = self.policy.sensor(event)
         chosen: Matter | None = None
         if matter is not None:
@@ -470,7 +472,7 @@ class Desk:
             if held is not None:
                 await self._mute(held, event, matter_.code, now, note)
                 return EventOutcome(None, silenced=held.silence_id)
-            key = (matter_.code, sensor.grid)
+            key = self.policy.group(matter_.code, sensor.grid, event.agent)
             spread: dict[str, int] = {}
             if self.policy.spreads(matter_.code):
                 self._spread.add(matter_.code, Sighting(now, sensor.id, sensor.path))
@@ -484,7 +486,8 @@ class Desk:
                         now - latest.closed_at <= ns(self.grouping.reopen_window)):
                     outcome = await self._reopen(latest, event, matter_, now, spread, note)
                 else:
-                    outcome = await self._open_new(event, matter_, now, spread, note)
+                    outcome = await self._open_new(event, matter_, now, spread, note,
+                                                   tuple(grids))
             if spread:
                 await self._spread_to_others(matter_.code, sensor.path[1], outcome, now,
                                              spread)
@@ -513,12 +516,13 @@ class Desk:
             self.counters.tier_raises += len(steps)
 
     async def _open_new(self, event: AnomalyEvent, matter: Matter, now: int,
-                        spread: dict[str, int], note: str | None = None) -> EventOutcome:
+                        spread: dict[str, int], note: str | None = None,
+                        grids: tuple[str, ...] = ()) -> EventOutcome:
         sensor = self.config.sensors[event.sensor]
         decision = self.policy.opening(matter, sensor, severity=event.severity, spread=spread,
                                        at=now)
         alert = self.policy.alert(event, decision, matter=matter,
-                                  alert_id=f"AL{self._next:06d}", at=now)
+                                  alert_id=f"AL{self._next:06d}", at=now, grids=grids)
         t = opening(alert, place=sensor.path, reason=decision.reason, note=note or "")
         (change,) = await self._commit([t])
         self.counters.opened += 1

@@ -144,6 +144,7 @@ class Policy:
         self._matters: dict[str, Matter] = {m.code: m for m in config.matters.matters}
         self._matters[UNCLASSIFIED.code] = UNCLASSIFIED
         self._unspread = frozenset({config.hub.boards.offline_matter})
+        self._per_agent = frozenset({config.hub.boards.offline_matter})
 
     # ------------------------------------------------------------------ matters
 
@@ -158,8 +159,14 @@ class Policy:
 
     def spreads(self, matter: str) -> bool:
         """Whether spread rules apply to ``matter``: not to an edge agent's outage, which
-        raises one alert per grid it covers (one incident, not one seen spreading)."""
+        is one incident, not one seen spreading."""
         return matter not in self._unspread
+
+    def group(self, matter: str, grid: str, agent: str) -> tuple[str, str]:
+        """What an anomaly of ``matter`` in ``grid`` from ``agent`` groups with: the open
+        alert of the matter in the grid; for an edge agent's outage, the open outage of
+        that agent, whatever grids it serves (one outage, one alert)."""
+        return (matter, f"agent:{agent}") if matter in self._per_agent else (matter, grid)
 
     def sensor(self, event: AnomalyEvent) -> SensorSpec:
         """The sensor the event names; :class:`UnknownSensor` if the config has none."""
@@ -222,8 +229,9 @@ class Policy:
     # ------------------------------------------------------------------ alerts
 
     def alert(self, event: AnomalyEvent, decision: Decision, *, matter: Matter,
-              alert_id: str, at: int) -> RiskAlert:
-        """The alert ``event`` opens at ``at`` under ``decision``."""
+              alert_id: str, at: int, grids: Iterable[str] = ()) -> RiskAlert:
+        """The alert ``event`` opens at ``at`` under ``decision``; ``grids``: every grid
+        it concerns, when more than the sensor's (an edge agent's outage)."""
         sensor = self.sensor(event)
         where = decision.route
         return RiskAlert(
@@ -236,7 +244,7 @@ class Policy:
             anomaly_kind=event.kind, severity=event.severity, score=event.score,
             value=event.value, detected_at=event.ts, opened_at=at,
             deadlines=decision.deadlines, agent=event.agent, event_seq=event.seq,
-            reason=decision.reason,
+            reason=decision.reason, grids=list(grids),
         )
 
     def draft(self, event: AnomalyEvent, *, alert_id: str, now_ns: int,

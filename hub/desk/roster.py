@@ -273,6 +273,22 @@ class Roster:
         """Every configured agent, in config order."""
         return [self.view(a, now) for a in self._entries]
 
+    def is_down(self, agent: str) -> bool:
+        """Whether ``agent`` is in an outage (``lost`` or ``silent``, not yet back online):
+        what holds back its sensors' faults. No clock needed: it
+        changes only with :meth:`observe` and :meth:`check`. False for an unknown agent."""
+        entry = self._entries.get(agent)
+        return entry is not None and entry.down
+
+    def down(self) -> frozenset[str]:
+        """Every agent in an outage now (:meth:`is_down`)."""
+        return frozenset(a for a, e in self._entries.items() if e.down)
+
+    def agent_of(self, sensor: str) -> str | None:
+        """The agent that reads ``sensor`` (None if no configured agent does)."""
+        spec = self.config.sensors.get(sensor)
+        return spec.agent if spec is not None else None
+
     def grids_of(self, agent: str) -> dict[str, str]:
         """The grids the agent's sensors sit in (config order), each with the first of its
         sensors there: where an outage of the agent leaves no eyes."""

@@ -10,8 +10,8 @@ and the deadline timers around one :class:`~gridcall.hub.desk.desk.Desk`.
   board writer).
 - **Roster and outages**: status messages feed the :class:`~gridcall.hub.desk.roster.Roster`;
   an agent that loses its connection (last will) or falls silent raises the offline matter
-  (``EDGE-OFFLINE``) in each grid its sensors are in, through the desk like any other
-  alert; its return is noted on those alerts.
+  (``EDGE-OFFLINE``): one alert per outage, listing every grid its sensors are in
+  (``RiskAlert.grids``), through the desk like any other alert; its return is noted on it.
 - **Publishing**: after each desk step the alert's current state is published *retained*
   at every address it has had; a step whose publication failed (broker down) is published
   again on reconnect, and at start every open or recently closed alert is published again.
@@ -181,9 +181,9 @@ class DeskRuntime:
         await self._on_roster(changes, self.clock())
 
     async def _on_roster(self, changes: list[RosterEvent], now: int) -> None:
-        """An outage raises the offline matter in each grid the agent's sensors are in (a
-        grid where it is open already gets the outage as evidence); a recovery is noted
-        on those alerts, which stay open until people close them. ``now`` is the desk's
+        """An outage raises the offline matter once, listing the grids the agent's sensors
+        are in (an outage of the agent still open gets it as evidence); a recovery is
+        noted on that alert, which stays open until people close it. ``now`` is the desk's
         time (the roster's ``at`` is on the agents' time base)."""
         for change in changes:
             if change.kind == "down":
@@ -204,23 +204,29 @@ class DeskRuntime:
                               change.kind, change.agent)
 
     async def _raise_offline(self, change: RosterEvent, matter: str, now: int) -> None:
-        for i, (grid, sensor) in enumerate(self.roster.grids_of(change.agent).items()):
-            # Sequence numbers of the agent's own events count up from 0; these sit far
-            # above them (2**62 + the hub's time, one per grid; below 2**63, SQLite's
-            # limit), so an outage never takes the (agent, seq) of a real event.
-            seq = OUTAGE_SEQ + (change.at + i) % OUTAGE_SEQ
-            event = AnomalyEvent(agent=change.agent, seq=seq,
-                                 sensor=sensor, kind="dropout", severity="major",
-                                 score=1.0, value=None, ts=change.at, detector="hub.roster")
-            name = self.config.units[grid].name
-            await self.desk.on_event(event, now, matter=matter,
-                                     note=f"edge agent {change.agent} {change.reason}; no "
-                                          f"data from its sensors in {name}")
+        """One alert per outage, listing every grid the agent's sensors are in: it sits in
+        the agent's own grid (the first of them if it has no sensor there), named by a
+        sensor of the agent's there."""
+        grids = self.roster.grids_of(change.agent)
+        if not grids:
+            return
+        home = self.config.agents[change.agent].grid
+        grid = home if home in grids else next(iter(grids))
+        # Sequence numbers of the agent's own events count up from 0; this sits far above
+        # them (2**62 + the agents' time; below 2**63, SQLite's limit), so an outage never
+        # takes the (agent, seq) of a real event.
+        seq = OUTAGE_SEQ + change.at % OUTAGE_SEQ
+        event = AnomalyEvent(agent=change.agent, seq=seq, sensor=grids[grid], kind="dropout",
+                             severity="major", score=1.0, value=None, ts=change.at,
+                             detector="hub.roster")
+        names = ", ".join(self.config.units[g].name for g in grids)
+        await self.desk.on_event(event, now, matter=matter, grids=tuple(grids),
+                                 note=f"edge agent {change.agent} {change.reason}; no data "
+                                      f"from its sensors in {names}")
 
     async def _note_back(self, change: RosterEvent, matter: str, now: int) -> None:
-        grids = set(self.roster.grids_of(change.agent))
         for state in self.desk.alerts(open_only=True):
-            if state.alert.matter == matter and state.place[-1] in grids:
+            if state.alert.matter == matter and state.alert.agent == change.agent:
                 await self.desk.note(state.alert_id, f"edge agent {change.agent} back "
                                      "online; close the alert once the cause is known",
                                      now)
