@@ -7,6 +7,11 @@
         community: 7d
         town: 30d
         district: 90d
+    inhibit:                   # one state holds back alerts (hub/desk/inhibit.py)
+      - source: agent_offline  # while an edge agent is offline (lost or silent) ...
+        matters: [SENSOR-FAULT]            # ... these matters of its own sensors
+        anomaly_kinds: [stuck, dropout]    # ... and these kinds of anomaly, whatever
+                                           #     matter they make, wait until it is back
 
 A silence longer than its author's ``max_duration`` is refused with the level that may
 set it; the limits must not shrink up the ladder (a community may always do what its
@@ -17,10 +22,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import model_validator
 
-from gridcall.config.base import Duration, Model
+from gridcall.config.base import Duration, Id, Model
+from gridcall.config.models import AnomalyKind
 from gridcall.wire.ladder import LEVELS, UnitLevel
 
 
@@ -56,3 +63,23 @@ class MaxDuration(Model):
 
 class SilenceRules(Model):
     max_duration: MaxDuration = MaxDuration()
+
+
+class InhibitRule(Model):
+    """While ``source`` holds for an edge agent, its own sensors' anomalies that make one of
+    ``matters`` or are of one of ``anomaly_kinds`` open no alert."""
+
+    source: Literal["agent_offline"] = "agent_offline"
+    matters: tuple[Id, ...] = ()
+    anomaly_kinds: tuple[AnomalyKind, ...] = ()
+
+    @model_validator(mode="after")
+    def _holds_something(self) -> InhibitRule:
+        if not self.matters and not self.anomaly_kinds:
+            raise ValueError("an inhibit rule needs matters or anomaly_kinds to hold back")
+        return self
+
+
+DEFAULT_INHIBIT: tuple[InhibitRule, ...] = (
+    InhibitRule(matters=("SENSOR-FAULT",), anomaly_kinds=("stuck", "dropout")),)
+"""An offline agent holds back its sensors' faults: they are the outage, seen again."""

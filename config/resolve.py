@@ -349,6 +349,11 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
             check.ref("matters.yaml", ("tier_deadlines", named),
                       "matter type or matter code", named,
                       {"patrol", "emergency", "daily"} | codes)
+        if "inhibit" in matters_file.model_fields_set:  # the default names SENSOR-FAULT
+            for ri, rule in enumerate(matters_file.inhibit):
+                for mi, code in enumerate(rule.matters):
+                    check.ref("matters.yaml", ("inhibit", ri, "matters", mi), "matter", code,
+                              codes)
         claimed: dict[tuple[str, str], str] = {}
         for i, m in enumerate(matters_file.matters):
             unique("matters.yaml", ("matters", i, "code"), m.code, "matter")

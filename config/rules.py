@@ -45,7 +45,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from gridcall.config.base import Duration, Id, Model
-from gridcall.config.desk_rules import SilenceRules
+from gridcall.config.desk_rules import DEFAULT_INHIBIT, InhibitRule, SilenceRules
 from gridcall.config.models import (
     MatterDeadlines,
     MattersFile,
@@ -115,6 +115,8 @@ class MatterCatalog(MattersFile):
     """Keys are matter types (patrol, emergency, daily) or matter codes."""
     silences: SilenceRules = SilenceRules()
     """Who may silence for how long (:mod:`gridcall.config.desk_rules`)."""
+    inhibit: tuple[InhibitRule, ...] = DEFAULT_INHIBIT
+    """What an offline agent holds back (:mod:`gridcall.config.desk_rules`)."""
 
     def deadlines_at(self, code: str, type_: MatterType, own: MatterDeadlines | None,
                      tier: Tier) -> MatterDeadlines:

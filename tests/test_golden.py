@@ -8,10 +8,12 @@
   so a repeated seq is a redelivery), a unit's ``act`` (alert, action, unit, reason,
   departments), a ``tick`` (the timer looks at the clock), a ``silence`` (scope, id,
   ``for`` a duration or ``until`` a time after the start, optional ``start``, unit,
-  reason) or a ``lift`` (silence, unit);
+  reason), a ``lift`` (silence, unit) or an ``agent`` going ``offline`` or back
+  (``{id: edge-x, offline: false}``: what the roster tells the desk's inhibitor);
 - ``expected.yaml``: every alert afterwards, with its history as
   ``"<at> <action> <tier> <unit> [by <actor>] [: reason]"``, refused actions, and every
-  silence with its steps (``"<at> <action> [by <unit>] [: note]"``).
+  silence with its steps (``"<at> <action> [by <unit>] [: note]"``), and the anomalies
+  inhibition held back (``"<at> <sensor> <matter> <kind>: why"``).
 
 ``GRIDCALL_GOLDEN_UPDATE=1 pytest tests/test_golden.py`` rewrites ``expected.yaml`` from
 what the desk does now; read the diff before committing it.
@@ -100,6 +102,8 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
     seqs: dict[str, int] = {}
     async with Store(":memory:") as store:
         desk = Desk(cfg, Ledger(store))
+        offline: set[str] = set()
+        desk.inhibitor.offline = offline.__contains__
         await desk.start()
         for step in steps:
             now = T0 + offset(step["at"])
@@ -134,6 +138,9 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
                                            author=si["unit"], now=now)
                 except (ValueError, LookupError) as exc:
                     refused.append(f"{span(now - T0)} silence by {si['unit']}: {exc}")
+            elif "agent" in step:
+                ag = step["agent"]
+                (offline.add if ag["offline"] else offline.discard)(ag["id"])
             elif "lift" in step:
                 li = step["lift"]
                 try:
@@ -141,8 +148,8 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
                 except (ValueError, LookupError) as exc:
                     refused.append(f"{span(now - T0)} lift by {li['unit']}: {exc}")
             else:
-                raise ValueError(f"{case.name}: a step needs event, act, tick, silence or "
-                                 f"lift: {step}")
+                raise ValueError(f"{case.name}: a step needs event, act, tick, silence, "
+                                 f"lift or agent: {step}")
         alerts = []
         for state in desk.alerts():
             a = state.alert
@@ -160,6 +167,9 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"alerts": alerts}
     if silences:
         out["silences"] = silences
+    if desk.held:
+        out["held"] = [f"{span(h.at - T0)} {h.sensor} {h.matter} {h.anomaly_kind}: {h.why}"
+                       for h in desk.held]
     if refused:
         out["refused"] = refused
     return out

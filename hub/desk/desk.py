@@ -29,18 +29,26 @@ Silences (:mod:`gridcall.hub.desk.silence`): an anomaly a silence covers is mute
 alert that falls inside a silence of its scope waits for the silence's end. Silences
 are set and lifted here (:meth:`Desk.add_silence`, :meth:`Desk.lift_silence`) and
 expire at their end's instant, like deadlines.
+
+Inhibition (:mod:`gridcall.hub.desk.inhibit`): then, an anomaly of a sensor whose edge
+agent is offline is held back if an ``inhibit`` rule names its matter or its kind
+(sensor faults, stuck, dropout): it opens no alert; the latest held are in
+:attr:`Desk.held`. Inputs the hub makes itself (``matter`` given: the outage) are never
+held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
 from gridcall.hub.desk import duty, lifecycle
+from gridcall.hub.desk.inhibit import Held, Inhibitor
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import (
     HANDOVERS,
@@ -80,6 +88,10 @@ __all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition"
            "NoSuchSilence", "NotFound", "OutsideSubtree", "SilenceChange", "SilenceEnded",
            "SilenceRefused", "UnknownSensor", "UnknownUnit"]
 
+
+
+HELD_KEPT = 1000
+"""How many held-back events the desk remembers (for the API and for dedup)."""
 
 
 class NotFound(LookupError):
@@ -146,6 +158,8 @@ class EventOutcome:
     """A repeat within the evidence gap: counted, not written."""
     silenced: str | None = None
     """The silence that muted the event (``alert`` is then None)."""
+    held: Held | None = None
+    """Held back by an inhibit rule (``alert`` is then None)."""
 
 
 @dataclass
@@ -169,6 +183,8 @@ class DeskCounters:
     silences_lifted: int = 0
     silences_expired: int = 0
     deadlines_held: int = 0
+    inhibited: int = 0
+    """Anomaly events an inhibit rule held back (an offline agent's sensor faults)."""
     """Deadlines that fell inside a silence of their alert and waited for its end."""
     overdue_at_top: set[str] = field(default_factory=set)
     """Tier-A alerts past a deadline: nowhere higher to go; shown, not escalated."""
@@ -210,6 +226,11 @@ class Desk:
         self._muted: dict[tuple[str, int], str] = {}
         """(agent, seq) -> the silence that muted the event."""
         self._silence_hooks: list[SilenceHook] = []
+        self.inhibitor = Inhibitor(config.matters.inhibit)
+        """Its ``offline`` is pointed at the roster by the desk in service."""
+        self.held: deque[Held] = deque(maxlen=HELD_KEPT)
+        """The latest anomaly events held back by inhibition, oldest first."""
+        self._held_keys: dict[tuple[str, int], None] = {}
         self._lock = asyncio.Lock()
         self.started = False
 
@@ -460,6 +481,9 @@ class Desk:
             if key_ev in self._muted:
                 self.counters.duplicates += 1
                 return EventOutcome(None, duplicate=True, silenced=self._muted[key_ev])
+            if key_ev in self._held_keys:
+                self.counters.duplicates += 1
+                return EventOutcome(None, duplicate=True)
             await self._fire(now)
             self.counters.events += 1
             if event.phase != "start":
@@ -472,6 +496,10 @@ class Desk:
             if held is not None:
                 await self._mute(held, event, matter_.code, now, note)
                 return EventOutcome(None, silenced=held.silence_id)
+            why = None if chosen is not None else self.inhibitor.holds(
+                agent=event.agent, matter=matter_.code, anomaly_kind=event.kind)
+            if why is not None:
+                return EventOutcome(None, held=self._hold(event, matter_.code, now, why))
             key = self.policy.group(matter_.code, sensor.grid, event.agent)
             spread: dict[str, int] = {}
             if self.policy.spreads(matter_.code):
@@ -629,6 +657,17 @@ class Desk:
             note=note or f"{event.kind} {event.severity} on {event.sensor}",
             evidence=(event.agent, event.seq), sensor=event.sensor, matter=matter))
         self.counters.silenced += 1
+
+    def _hold(self, event: AnomalyEvent, matter: str, now: int, why: str) -> Held:
+        held = Held(at=now, agent=event.agent, seq=event.seq, sensor=event.sensor,
+                    matter=matter, anomaly_kind=event.kind, why=why)
+        self.held.append(held)
+        self._held_keys[(event.agent, event.seq)] = None
+        if len(self._held_keys) > HELD_KEPT:
+            del self._held_keys[next(iter(self._held_keys))]
+        self.counters.inhibited += 1
+        log.info("desk: %s %s on %s held back: %s", matter, event.kind, event.sensor, why)
+        return held
 
     def silence_list(self, *, unit: str | None = None, now: int | None = None,
                      current: bool = False) -> list[Silence]:

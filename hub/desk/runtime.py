@@ -118,6 +118,8 @@ class DeskRuntime:
         self.desk.add_hook(self._on_change)
         self.roster = Roster(config, silent_after=settings.boards.silent_after)
         """The agents the hub hears from (status topics), their outages and sensors."""
+        self.desk.inhibitor.offline = self.roster.is_down
+        """An agent in an outage holds back its sensors' faults (hub/desk/inhibit.py)."""
         self.anomaly_hooks: list[Callable[[AnomalyEvent], None]] = []
         """Called with each anomaly event the store had not seen (the board writer)."""
         self.on_message: Handler = self.handle
