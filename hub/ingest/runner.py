@@ -40,10 +40,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from gridcall.hub.ingest.dedup import SeenBatches
 from gridcall.hub.ingest.sinks import (
     BatchTooLargeError,
     ReadingSink,
@@ -106,24 +107,6 @@ def sink_label(sink: object) -> str:
     if type(sink).__repr__ is not object.__repr__:
         return repr(sink)
     return type(sink).__name__
-
-
-class SeenBatches:
-    """Which ``(agent, seq)`` pairs were taken recently: a bounded window per agent."""
-
-    def __init__(self, per_agent: int = 65_536) -> None:
-        self.per_agent = per_agent
-        self._seen: dict[str, OrderedDict[int, None]] = {}
-
-    def add(self, agent: str, seq: int) -> bool:
-        """True the first time a pair is seen; False for a duplicate."""
-        seen = self._seen.setdefault(agent, OrderedDict())
-        if seq in seen:
-            return False
-        seen[seq] = None
-        if len(seen) > self.per_agent:
-            seen.popitem(last=False)
-        return True
 
 
 Token = object
@@ -219,8 +202,10 @@ class Ingest:
         self._room.set()
 
     def stats(self) -> dict[str, Scalar]:
-        """The runner's counters, flat (:mod:`gridcall.wire.stats`)."""
-        return flatten(self.counters)
+        """The runner's counters, flat (:mod:`gridcall.wire.stats`), with the dedup's:
+        agents tracked and batches taken again from below its window."""
+        return {**flatten(self.counters), "dedup_agents": len(self.seen),
+                "dedup_below_window": self.seen.below_window}
 
     @property
     def pending_points(self) -> int:
