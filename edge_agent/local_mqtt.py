@@ -318,7 +318,8 @@ class LocalMqttSource:
             keepalive=int(self.settings.broker.keepalive.total_seconds()))
 
     async def samples(self) -> AsyncIterator[Sample]:
-        retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, config=self.settings.broker.credentials)
+        retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, config=self.settings.broker.credentials,
+                          probe=self.address.port_open)  # back within ~0.5 s of the broker
         while True:
             try:
                 async with contextlib.AsyncExitStack() as session:

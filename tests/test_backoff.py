@@ -138,3 +138,54 @@ async def test_the_hubs_readings_connection_waits_the_one_backoff_between_attemp
     nominal = [RECONNECT.initial * RECONNECT.factor**i for i in range(3)]
     for wait, delay in zip(waits, nominal, strict=False):
         assert delay * (1 - RECONNECT.jitter) <= wait <= delay * (1 + RECONNECT.jitter)
+
+
+class CountingSleeps(Reconnect):
+    """A Reconnect on a simulated clock: its waits pass at once, adding up what they
+    would have slept."""
+
+    slept = 0.0
+    clock = 0.0
+
+    def _now(self) -> float:
+        return self.clock
+
+    async def _sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.clock += seconds
+        await asyncio.sleep(0)
+
+
+async def test_a_probe_ends_a_long_wait_as_soon_as_the_server_answers_again() -> None:
+    answers = iter([False, False, True])
+
+    async def probe() -> bool:
+        return next(answers)
+
+    retry = CountingSleeps(Backoff(30.0, 30.0, jitter=0), probe=probe, probe_every=0.5)
+    assert await retry.pause(retry.failed(OSError("down")))
+    assert retry.probes == 3
+    assert retry.slept == 1.5  # three probe intervals, not the 30 s backoff
+
+
+async def test_no_probe_after_a_refused_login_and_none_right_after_a_probed_failure() -> None:
+    calls = 0
+
+    async def probe() -> bool:
+        nonlocal calls
+        calls += 1
+        return True  # the port always answers
+
+    retry = CountingSleeps(Backoff(8.0, 8.0, jitter=0), probe=probe, probe_every=0.5)
+    assert await retry.pause(retry.failed(CredentialsRefused("wrong password")))
+    assert (calls, retry.slept) == (0, 8.0)  # a refusing broker waits the whole backoff
+    retry.slept = 0.0
+    assert await retry.pause(retry.failed(OSError("down")))
+    assert (calls, retry.slept) == (1, 0.5)  # the port answers: try now
+    retry.slept = 0.0
+    # that attempt failed although the port answered: the next wait is the plain backoff
+    assert await retry.pause(retry.failed(OSError("connect timed out")))
+    assert (calls, retry.slept) == (1, 8.0)
+    retry.slept = 0.0
+    assert await retry.pause(retry.failed(OSError("down")))  # then probing again
+    assert (calls, retry.slept) == (2, 0.5)

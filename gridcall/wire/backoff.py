@@ -28,6 +28,16 @@ server, and when a ``config`` fingerprint is given (e.g. the credentials, read a
 the environment) a change to it ends the wait at once, so a fixed password is used without
 waiting out a long delay.
 
+**Back within a probe's interval.** A long outage grows the backoff to its cap (30 s for
+MQTT), so the first attempt after the server returns could come up to 30 s late. With a
+``probe`` (e.g. :func:`gridcall.wire.broker.port_open`, a bare TCP connect), a wait after
+a ``RETRY`` failure probes every ``probe_every`` seconds and ends as soon as the probe
+succeeds: the attempt comes within about ``probe_every`` of the server's return, while a
+server that stays down costs one refused TCP connect per interval. No probe after
+``REFUSED`` (that server is up and refusing: the backoff and ``refused_min`` apply), and
+when an attempt a probe let through fails again (the port answers but the service does
+not) the next wait is the plain backoff, so such a server is not tried at the probe's pace.
+
 A leaf: only the standard library and :mod:`gridcall.wire.errors`.
 """
 
@@ -37,13 +47,18 @@ import asyncio
 import contextlib
 import enum
 import random
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass
 
 from gridcall.wire.errors import FatalError
 
 CONFIG_POLL_S = 0.25
 """How often a wait after a refused login checks whether the configuration changed."""
+PROBE_EVERY_S = 0.5
+"""How often a wait after an unreachable server probes it (when given a ``probe``)."""
+
+Probe = Callable[[], Awaitable[bool]]
+"""True if the other side looks reachable again (cheaply: a TCP connect, no login)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,25 +159,36 @@ class Reconnect:
     ``stop``: a wait ends early when it is set, and :meth:`pause` then says not to go on.
     ``config``: a fingerprint of the settings a refusal depends on (its value, not a
     secret's copy, is compared); a change ends the wait after a REFUSED failure.
+    ``probe``: see the module doc; it ends a wait after a RETRY failure once it succeeds.
     """
 
     def __init__(self, backoff: Backoff, classify: Classify = classify_error, *,
                  stop: asyncio.Event | None = None, refused_min: float = 0.0,
                  config: Callable[[], Hashable] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, probe: Probe | None = None,
+                 probe_every: float = PROBE_EVERY_S) -> None:
+        if probe_every <= 0:
+            raise ValueError(f"probe_every must be > 0 s, got {probe_every}")
         self.backoff = backoff
         self.delays = backoff.delays(rng)
         self.classify = classify
         self.stop = stop
         self.refused_min = refused_min
         self.config = config
+        self.probe = probe
+        self.probe_every = probe_every
         self.in_a_row = 0
+        self.probes = 0
+        """Probes made (each a cheap connect to a server that was down)."""
         self._seen: Hashable = None
+        self._probed = False  # the last wait was ended by a successful probe
+        self._skip_probe = False  # ... and the attempt after it failed: wait without one
 
     def connected(self) -> None:
         """A success: the next failure waits the first delay again."""
         self.delays.reset()
         self.in_a_row = 0
+        self._probed = self._skip_probe = False
 
     def failed(self, exc: BaseException, *, retry_after: float | None = None) -> Failure:
         """Classify ``exc`` and take the next delay (``retry_after``, e.g. a server's
@@ -174,6 +200,8 @@ class Reconnect:
         if outcome is Outcome.REFUSED:
             delay = max(delay, self.refused_min)
             self._seen = self._fingerprint()
+        self._skip_probe = self._probed  # a probe let this attempt through, and it failed
+        self._probed = False
         self.in_a_row += 1
         return Failure(exc, outcome, delay, self.delays.jittered(delay), self.in_a_row)
 
@@ -181,16 +209,26 @@ class Reconnect:
         """Wait before the next attempt; False if ``stop`` was set (do not go on)."""
         if self.stopped:
             return False
-        loop = asyncio.get_running_loop()
-        end = loop.time() + failure.wait
+        end = self._now() + failure.wait
         watch = failure.refused and self.config is not None
-        while (left := end - loop.time()) > 0:
-            step = min(left, CONFIG_POLL_S) if watch else left
+        probe = None if failure.refused or self._skip_probe else self.probe
+        self._skip_probe = False
+        while (left := end - self._now()) > 0:
+            step = left
+            if watch:
+                step = min(left, CONFIG_POLL_S)
+            elif probe is not None:
+                step = min(left, self.probe_every)
             await self._sleep(step)
             if self.stopped:
                 return False
             if watch and self._fingerprint() != self._seen:
                 break  # the configuration changed: try it now
+            if probe is not None and end - self._now() > 0:
+                self.probes += 1
+                if await probe():
+                    self._probed = True
+                    break  # reachable again: try now rather than at the end of the backoff
         return not self.stopped
 
     async def sleep(self, seconds: float) -> bool:
@@ -202,6 +240,9 @@ class Reconnect:
     @property
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
 
     async def _sleep(self, seconds: float) -> None:
         if self.stop is None:

@@ -4,6 +4,8 @@ connection means."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from gridcall.wire.backoff import Backoff, Outcome
 # CONNACK codes for refused credentials: MQTT 3.1.1 (4 bad user name or password,
 # 5 not authorised) and MQTT 5 / paho 2's ReasonCode values (134, 135).
 _REFUSED_CREDENTIALS = frozenset({4, 5, 134, 135})
+PROBE_TIMEOUT_S = 1.0
+"""How long a reconnect probe waits for the broker's TCP port to accept."""
 
 
 TlsVersion = Literal["1.2", "1.3"]
@@ -128,6 +132,20 @@ class BrokerAddress:
 
     def __str__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    async def port_open(self) -> bool:
+        """True if a TCP connection to the broker's port opens within
+        :data:`PROBE_TIMEOUT_S`: the cheap probe a reconnect wait makes
+        (:class:`gridcall.wire.backoff.Reconnect`), closed at once, without TLS or a login."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                _, writer = await asyncio.open_connection(self.host, self.port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
 
 def credentials_refused(exc: BaseException) -> bool:
