@@ -31,7 +31,8 @@ from gridcall.wire.ladder import Tier
 
 MatterType = Literal["patrol", "emergency", "daily"]
 AnomalyKind = Literal[
-    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
+    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate",
+    "fault",
 ]
 SiteTag = Literal[
     "school", "elderly_home", "hazardous_goods", "hospital", "market", "flood_point",

@@ -109,10 +109,15 @@ class ConfigSet:
 
     def matter_for(self, sensor_kind: str, anomaly_kind: str) -> Matter | None:
         """The matter an anomaly of this kind on this sensor kind makes; a trigger naming
-        the sensor kind wins over a ``"*"`` trigger."""
-        return self._matter_index.get((sensor_kind, anomaly_kind)) or self._matter_index.get(
+        the sensor kind wins over a ``"*"`` trigger. A ``fault`` (a value the sensor cannot
+        produce) that no trigger names goes where a ``stuck`` sensor does: catalogs written
+        before agents reported faults send them to their device-fault matter unchanged."""
+        found = self._matter_index.get((sensor_kind, anomaly_kind)) or self._matter_index.get(
             ("*", anomaly_kind)
         )
+        if found is None and anomaly_kind == "fault":
+            return self.matter_for(sensor_kind, "stuck")
+        return found
 
     def deadlines_for(self, matter: Matter, tier: Tier | None = None) -> MatterDeadlines:
         """The matter's deadlines, at ``tier`` if given (see :mod:`gridcall.config.rules`)."""

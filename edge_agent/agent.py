@@ -23,12 +23,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import aiomqtt
 
 from gridcall.config import AgentSpec
 from gridcall.edge_agent import checkpoint
+from gridcall.edge_agent.faults import OUT_OF_RANGE, FaultWatch
 from gridcall.edge_agent.journal import Journal, JournalError
 from gridcall.edge_agent.outbox import Outbox, Priority
 from gridcall.edge_agent.sequence import Sequence
@@ -37,6 +37,7 @@ from gridcall.edge_agent.watch import SensorWatch, Verdict, detector_for
 from gridcall.wire import (
     AgentStatus,
     AnomalyEvent,
+    HealthState,
     Reading,
     ReadingBatch,
     SensorHealth,
@@ -81,6 +82,8 @@ class AgentCounters:
     journal_failures: int = 0
     recovered_readings: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    """Values the sensor cannot produce, by reason (:mod:`gridcall.edge_agent.faults`)."""
 
 
 class EdgeAgent:
@@ -99,8 +102,10 @@ class EdgeAgent:
         self.clock = clock
         self.address = self.settings.broker.address(broker_url)
         self.watches: dict[str, SensorWatch] = {}
+        self.faults: dict[str, FaultWatch] = {}
         for s in spec.sensors:
             self.watches[s.id] = SensorWatch(s, detector_for(s, seed=seed))
+            self.faults[s.id] = FaultWatch(s.limits)
         self.counters = AgentCounters()
         now = self.started = clock()
         self._last_value: dict[str, int] = {}
@@ -176,21 +181,37 @@ class EdgeAgent:
 
     # ------------------------------------------------------------------ pure-ish core
 
-    def ingest(self, sensor: str, ts: int, value: float | None) -> Verdict | None:
-        """Take one sample: detect, queue an event if an episode starts or ends, buffer it."""
+    def ingest(self, sensor: str, ts: int, value: float | None,
+               fault: str = "") -> Verdict | None:
+        """Take one sample: detect, queue an event if an episode starts or ends, buffer it.
+        A value the sensor cannot produce (``fault``: the source's reason, else outside its
+        kind's physical range) is counted and marks the sensor faulty, never buffered."""
         self.counters.samples += 1
         watch = self.watches.get(sensor)
         if watch is None:
             self.counters.skipped["unknown_sensor"] += 1
             return None
+        guard = self.faults[sensor]
+        usable = value is not None and math.isfinite(value)
+        if not fault and value is not None and usable and not guard.possible(value):
+            fault = OUT_OF_RANGE
+        if fault:
+            self.counters.faults[fault] += 1
+            started = guard.fault(ts, fault, value)
+            if started is not None:
+                self._queue_event(sensor, started)
+            return started
         verdict = watch.observe(ts, value)
-        if value is None or not math.isfinite(value):
+        if value is None or not usable:
             self.counters.skipped["no_value" if value is None else "non_finite"] += 1
         else:
             self._last_value[sensor] = ts
             self._pending.append(Reading(sensor, ts, value))
             if len(self._pending) >= self.settings.batch_max_readings:
                 self.seal()
+            ended = guard.plausible(ts, value)
+            if ended is not None:
+                self._queue_event(sensor, ended)
         if verdict is not None:
             self._queue_event(sensor, verdict)
         return verdict
@@ -262,8 +283,11 @@ class EdgeAgent:
         for sid, watch in self.watches.items():
             last = self._last_value.get(sid)
             limit = MISSING_AFTER_INTERVALS * watch.spec.interval_s * 1e9
-            state: Literal["ok", "stuck", "missing"] = "ok"
-            if now - (last if last is not None else self.started) > limit:
+            guard = self.faults[sid]
+            state: HealthState = "ok"
+            if guard.faulty(last) and now - (guard.last_fault or 0) <= limit:
+                state = "fault"
+            elif now - (last if last is not None else self.started) > limit:
                 state = "missing"
             elif watch.active and watch.kind == "stuck":
                 state = "stuck"
@@ -303,6 +327,7 @@ class EdgeAgent:
             outbox_oldest_age_s=None if box.oldest_created is None
             else max(0.0, (now - box.oldest_created) / 1e9),
             dropped=dict(self.outbox.drops), source_counters=self.source_counters(),
+            faults=dict(c.faults),
             sensor_health=self.health(now)))
 
     # ------------------------------------------------------------------ I/O
@@ -314,7 +339,7 @@ class EdgeAgent:
         later = asyncio.get_running_loop().call_soon
         journal = self.journal is not None
         async for sample in self.source.samples():
-            self.ingest(sample.sensor, sample.ts, sample.value)
+            self.ingest(sample.sensor, sample.ts, sample.value, sample.fault)
             if journal and not self._journal_due and self._pending:
                 self._journal_due = True
                 later(self.journal_pending)

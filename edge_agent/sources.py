@@ -14,6 +14,10 @@ class Sample(NamedTuple):
     sensor: str
     ts: int  # POSIX nanoseconds
     value: float | None  # None: the device answered but had no value (a dropout)
+    fault: str = ""
+    """Why the device's answer is no reading ("" for none): ``sentinel``, a fault code of
+    the device (a Modbus register's ``faults``); value is None then. The agent marks the
+    sensor's health ``fault`` and counts it, rather than a dropout."""
 
 
 class Source(Protocol):

@@ -50,8 +50,8 @@ def test_sensor_health_tells_ok_stuck_and_missing_apart(cfg: ConfigSet) -> None:
     for i in range(600):
         clock.now += step
         wobble = 0.01 * ((i * 7919) % 13 - 6)
-        agent.ingest(ok.id, clock.now, 20.0 + wobble)
-        agent.ingest(stuck.id, clock.now, 20.0 + (wobble if i < 300 else 0.0))
+        agent.ingest(ok.id, clock.now, 5.0 + wobble)
+        agent.ingest(stuck.id, clock.now, 5.0 + (wobble if i < 300 else 0.0))
     health = agent.health(clock.now)
     assert health[ok.id].state == "ok"
     assert health[ok.id].last_ts == clock.now
@@ -77,7 +77,7 @@ async def test_the_retained_status_is_a_heartbeat_with_outbox_counters_and_healt
                                    update={"status_interval": timedelta(seconds=0.2)}))
     sensor = spec.sensors[0].id
     now = NOW
-    source = CountingSource([Sample(sensor, now + i, 20.0) for i in range(1, 6)])
+    source = CountingSource([Sample(sensor, now + i, 5.0) for i in range(1, 6)])
     agent = EdgeAgent(spec, source, broker_url=mqtt_url)
     address = BrokerAddress.parse(mqtt_url)
     seen: list[AgentStatus] = []

@@ -29,11 +29,15 @@ checks it once per distinct id rather than per reading: a regex per reading cut 
 decoding from about 5 to 1.3 million readings/s."""
 
 AnomalyKind = Literal[
-    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
+    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate",
+    "fault",
 ]
 ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
-    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate"
+    "out_of_limits", "spike", "level_shift", "stuck", "dropout", "drift", "multivariate",
+    "fault",
 )
+"""``fault``: not a detector's; the agent's, for a value outside the sensor kind's physical
+range (gridcall.edge_agent.faults)."""
 Severity = Literal["minor", "major", "critical"]
 HealthState = Literal["ok", "stuck", "missing", "fault"]
 """A sensor's health as its agent reports it (:class:`SensorHealth` defines each)."""
@@ -132,6 +136,10 @@ class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
     ``readings_size``, ``readings_age``, ``batches_*``, ``events_*``, ``outbox_corrupt``."""
     source_counters: dict[str, int] = {}
     """The source's own counters (bad frames by reason, reconnects), if it keeps any."""
+    faults: dict[str, int] = {}
+    """Values not published because the sensor cannot produce them, by reason, since the
+    agent started: ``sentinel`` (a device's fault code), ``out_of_range`` (outside the
+    sensor kind's physical range)."""
     sensor_health: dict[str, SensorHealth] = {}
 
 
