@@ -19,6 +19,7 @@ every mapped sensor that does not exist or belongs to another agent (serial and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -166,14 +167,50 @@ class ModbusLink:
         return f"{scheme}://{self.host}:{self.tcp_port}"
 
 
+Table = Literal["holding", "input", "coil", "discrete"]
+BIT_TABLES: tuple[Table, ...] = ("coil", "discrete")
+"""Tables of single bits (functions 1 and 2): a reading is 0 or 1 (× scale + offset)."""
+HIGHEST_SLAVE = 247
+"""The highest unicast slave id the Modbus serial line spec assigns; 248-255 are reserved
+there, yet several real devices (and serial servers' unit ids) use them: allowed, warned."""
+_ENCODING = re.compile(r"^(plain|sign-magnitude|offset-([1-9][0-9]*))$")
+
+
+def _int_or_hex(value: Any) -> Any:
+    """``0xFFFF`` written as a string (YAML 1.2 reads 0xFFFF as an int already)."""
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an integer like 65535 or 0xFFFF") from None
+    return value
+
+
+RawValue = Annotated[int, BeforeValidator(_int_or_hex), Field(ge=0, le=0xFFFF_FFFF)]
+
+
+class ScaleFrom(Model):
+    """A register of the same slave whose value scales this one: ``decimals`` (the number of
+    decimal places, value = raw / 10**d, a transmitter's "decimal point" register) or
+    ``exponent`` (a signed power of ten, value = raw × 10**e, as SunSpec's ``_SF``)."""
+
+    address: int = Field(ge=0, le=65_535)
+    table: Literal["holding", "input"] | None = None
+    """Default: the table of the register it scales."""
+    form: Literal["decimals", "exponent"] = "decimals"
+
+
 class Register(Model):
     """One sensor in a Modbus device: where its value is and how to turn it into a reading
     (``value = raw * scale + offset``)."""
 
     sensor: Id
-    slave: int = Field(default=1, ge=1, le=247)
-    table: Literal["holding", "input"] = "holding"
-    """``holding``: function 3 (read holding registers); ``input``: function 4."""
+    slave: int = Field(default=1, ge=1, le=255)
+    """1-247 (the spec's); 248-255 are accepted for the devices that use them, with a
+    warning from ``gridcall edge check`` and at start."""
+    table: Table = "holding"
+    """``holding``: function 3 (read holding registers); ``input``: function 4; ``coil``:
+    function 1 (read coils); ``discrete``: function 2 (read discrete inputs)."""
     address: int = Field(ge=0, le=65_535)
     """Zero-based register address as sent on the wire (register 40001 is address 0)."""
     type: DataType = "uint16"
@@ -181,21 +218,59 @@ class Register(Model):
     """Order of the two bytes in each register; Modbus itself is big-endian."""
     word_order: Order = "big"
     """For 32-bit types: ``big`` when the first register holds the high word."""
+    encoding: Annotated[str, StringConstraints(pattern=_ENCODING.pattern)] = "plain"
+    """How an integer type holds a negative number: ``plain`` (as ``type`` says: two's
+    complement for int16/int32); ``sign-magnitude`` (the top bit is the sign, the rest the
+    magnitude); ``offset-N`` (raw values from N up are negative, −(raw − N): a device that
+    writes −25.0 as 10250 with scale 0.1 uses ``offset-10000``)."""
     scale: float = 1.0
     offset: float = 0.0
+    scale_from: ScaleFrom | None = None
+    """A register whose value scales this one (read with it, at its interval)."""
+    faults: tuple[RawValue, ...] = ()
+    """Raw values (before encoding and scale) by which the device reports a fault, e.g.
+    ``[0xFFFF, 0x8000]``: never published as a reading; the sensor's health is ``fault``."""
     interval: Duration = timedelta(seconds=5)
     host: Host | None = None
     """TCP transports: this register's device, if not the source's ``host``."""
     tcp_port: TcpPort | None = None
     """TCP transports: this register's device's port, if not the source's ``tcp_port``."""
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Register:
+        if self.table in BIT_TABLES:
+            wrong = [k for k in ("type", "byte_order", "word_order", "encoding", "scale_from",
+                                 "faults") if k in self.model_fields_set]
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)}: not for a {self.table} (a single bit, "
+                                 "0 or 1); scale and offset still apply")
+            return self
+        if self.encoding != "plain" and self.type == "float32":
+            raise ValueError(f"encoding {self.encoding!r} is for integer types, not float32")
+        top = 1 << (16 * self.width)
+        n = self.offset_n
+        if n is not None and n >= top:
+            raise ValueError(f"encoding {self.encoding!r}: {n} does not fit a {self.type}")
+        too_big = [hex(f) for f in self.faults if f >= top]
+        if too_big:
+            raise ValueError(f"faults {', '.join(too_big)} do not fit a {self.type} "
+                             f"({16 * self.width} bits)")
+        return self
+
     @property
     def width(self) -> int:
-        return WIDTH[self.type]
+        """Registers the value takes (a bit table's value: one bit)."""
+        return 1 if self.table in BIT_TABLES else WIDTH[self.type]
 
     @property
     def last_address(self) -> int:
         return self.address + self.width - 1
+
+    @property
+    def offset_n(self) -> int | None:
+        """N of an ``offset-N`` encoding (None for the others)."""
+        match = _ENCODING.match(self.encoding)
+        return int(match[2]) if match and match[2] else None
 
 
 class ModbusSettings(SourceSettingsModel):

@@ -14,11 +14,17 @@ failures / disconnects / reconnects, summed over the connections.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 
 from gridcall.config import AgentSpec
-from gridcall.config.sources import ModbusLink, ModbusSettings, silence_reopen_s
+from gridcall.config.sources import (
+    HIGHEST_SLAVE,
+    ModbusLink,
+    ModbusSettings,
+    silence_reopen_s,
+)
 from gridcall.edge_agent.commissioning import (
     Check,
     CheckOptions,
@@ -31,6 +37,8 @@ from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.modbus import ModbusPoller
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
+
+log = logging.getLogger(__name__)
 
 _ALWAYS = ("requests", "responses", "timeout", "opens", "open_failures", "disconnects",
            "reconnects", "silent_reopens", "samples")
@@ -64,13 +72,13 @@ class ModbusSource:
         if len(self.pollers) == 1:  # one connection: no queue between it and the agent
             async for register, value, ts in self.poller.readings():
                 self.counts["samples"] += 1
-                yield Sample(register.sensor, ts, value)
+                yield _sample(register.sensor, ts, value)
             return
         queue: asyncio.Queue[Sample] = asyncio.Queue()
 
         async def feed(poller: ModbusPoller) -> None:
             async for register, value, ts in poller.readings():
-                queue.put_nowait(Sample(register.sensor, ts, value))
+                queue.put_nowait(_sample(register.sensor, ts, value))
 
         feeders = [asyncio.create_task(feed(p), name=f"{self.name} {p.where}")
                    for p in self.pollers]
@@ -83,14 +91,42 @@ class ModbusSource:
             await stop_tasks(feeders, STOP_BOUND, what=self.name)
 
 
+def _sample(sensor: str, ts: int, value: float | None) -> Sample:
+    """The poller's None is a fault sentinel the device gave, not a dropout."""
+    return Sample(sensor, ts, value) if value is not None else Sample(sensor, ts, None,
+                                                                      "sentinel")
+
+
+def reserved_slaves(settings: ModbusSettings) -> str:
+    """Why the map's slave ids above 247 may not answer ('' if it has none)."""
+    high = sorted({r.slave for r in settings.registers if r.slave > HIGHEST_SLAVE})
+    if not high:
+        return ""
+    return (f"slave ids {', '.join(map(str, high))} are above {HIGHEST_SLAVE}: the Modbus "
+            "serial line spec reserves 248-255; a device set to one answers, but some "
+            "converters and gateways drop the requests")
+
+
 def _build(spec: AgentSpec, settings: ModbusSettings, clock: Clock) -> ModbusSource:
     silence = silence_reopen_s(settings.silence_reopen,
                                (r.interval.total_seconds() for r in settings.registers))
+    reserved = reserved_slaves(settings)
+    if reserved:
+        log.warning("agent %s: %s", spec.id, reserved)
     return ModbusSource(settings, agent_id=spec.id, clock=clock, silence=silence)
 
 
 async def _checks(spec: AgentSpec, settings: ModbusSettings, options: CheckOptions,
                   open_source: OpenSource | None) -> list[Check]:
+    reserved = reserved_slaves(settings)
+    warned = [Check("modbus slave ids", "WARN", reserved,
+                    "if a slave never answers, check the converter passes reserved ids, "
+                    "or give the device an id of 1-247")] if reserved else []
+    return warned + await _link_checks(spec, settings, options, open_source)
+
+
+async def _link_checks(spec: AgentSpec, settings: ModbusSettings, options: CheckOptions,
+                       open_source: OpenSource | None) -> list[Check]:
     if settings.transport == "rtu":
         return await port_source_checks("modbus", settings.port or "", spec, options,
                                         open_source)

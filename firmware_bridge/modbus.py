@@ -23,12 +23,13 @@ import struct
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from gridcall.config.sources import ModbusLink, ModbusSettings, Register
+from gridcall.config.sources import BIT_TABLES, ModbusLink, ModbusSettings, Register, ScaleFrom
 from gridcall.firmware_bridge.errors import EncodeError
 from gridcall.wire.backoff import Backoff, Reconnect
 from gridcall.wire.cancelsafe import cancel_safe
@@ -45,7 +46,11 @@ MAX_GAP = 8
 """Read up to this many unused registers to save a request (a request costs ~10 ms at
 9600 baud; 8 unused registers cost 16 bytes, ~17 ms, so about break-even)."""
 
+MAX_BITS = 2000
+"""The most coils or discrete inputs one read request may ask for (functions 1 and 2)."""
+
 _FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
+_UNSIGNED = {1: ">H", 2: ">I"}
 
 
 def _ordered(raw: bytes, reg: Register) -> bytes:
@@ -58,30 +63,96 @@ def _ordered(raw: bytes, reg: Register) -> bytes:
     return b"".join(words)
 
 
-def decode(registers: Sequence[int], reg: Register) -> float:
-    """The reading the registers hold: raw value (by type and order) × scale + offset."""
-    raw = struct.pack(f">{len(registers)}H", *registers)
-    (value,) = struct.unpack(_FORMATS[reg.type], _ordered(raw, reg))
+def unsigned(registers: Sequence[int], reg: Register) -> int:
+    """The value's bits as one unsigned integer, in the register's byte and word order:
+    what a fault sentinel (``faults``) is compared with."""
+    raw = _ordered(struct.pack(f">{len(registers)}H", *registers), reg)
+    (bits,) = struct.unpack(_UNSIGNED[len(registers)], raw)
+    return int(bits)
+
+
+def decode(registers: Sequence[int], reg: Register, *, power: int = 0) -> float:
+    """The reading the registers hold: raw value (by type, order and encoding) × 10**power
+    (from a ``scale_from`` register) × scale + offset."""
+    raw_bytes = _ordered(struct.pack(f">{len(registers)}H", *registers), reg)
+    value: float | int
+    if reg.encoding == "plain":
+        (value,) = struct.unpack(_FORMATS[reg.type], raw_bytes)
+    else:
+        (bits,) = struct.unpack(_UNSIGNED[len(registers)], raw_bytes)
+        n = reg.offset_n
+        if n is not None:
+            value = -(bits - n) if bits >= n else bits
+        else:  # sign-magnitude
+            top = 1 << (16 * len(registers) - 1)
+            value = -(bits & (top - 1)) if bits & top else bits
+    if power:
+        value = value * 10.0 ** power
     return float(value) * reg.scale + reg.offset
 
 
-def encode(value: float, reg: Register) -> list[int]:
+def decode_bit(bit: bool, reg: Register) -> float:
+    """A coil's or discrete input's reading: 0 or 1, × scale + offset."""
+    return float(bit) * reg.scale + reg.offset
+
+
+def scale_power(raw: int, scale_from: ScaleFrom) -> int | None:
+    """The power of ten a ``scale_from`` register's raw value stands for (None: a value no
+    device means: more than 9 decimals, or an exponent beyond ±9)."""
+    if scale_from.form == "decimals":
+        return -raw if 0 <= raw <= 9 else None
+    exponent = raw - 0x10000 if raw & 0x8000 else raw  # a signed int16
+    return exponent if -9 <= exponent <= 9 else None
+
+
+def encode(value: float, reg: Register, *, power: int = 0) -> list[int]:
     """The registers a device would hold for this reading (the simulator's side)."""
-    raw_value: float | int = (value - reg.offset) / reg.scale
+    raw_value: float | int = (value - reg.offset) / reg.scale / 10.0 ** power
     if reg.type != "float32":
         raw_value = round(raw_value)
     try:
-        big = struct.pack(_FORMATS[reg.type], raw_value)
+        if reg.encoding == "plain":
+            big = struct.pack(_FORMATS[reg.type], raw_value)
+        else:
+            big = struct.pack(_UNSIGNED[reg.width], _encoded_bits(int(raw_value), reg))
     except (struct.error, OverflowError) as exc:
         raise EncodeError(f"{value} does not fit {reg.type} for {reg.sensor}") from exc
     wire = _ordered(big, reg)  # the reordering is its own inverse
     return list(struct.unpack(f">{len(wire) // 2}H", wire))
 
 
+def _encoded_bits(raw: int, reg: Register) -> int:
+    n = reg.offset_n
+    if n is not None:
+        if raw < 0:
+            return n - raw
+        if raw >= n:
+            raise EncodeError(f"{raw} is not below the offset {n} of {reg.sensor}")
+        return raw
+    top = 1 << (16 * reg.width - 1)
+    if abs(raw) >= top:
+        raise EncodeError(f"{raw} does not fit {reg.type} sign-magnitude for {reg.sensor}")
+    return top | -raw if raw < 0 else raw
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleSource:
+    """A register read only for the scale it gives other registers (``scale_from``)."""
+
+    slave: int
+    table: str
+    address: int
+    interval: timedelta
+
+    @property
+    def last_address(self) -> int:
+        return self.address
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One read request: consecutive registers of one slave and table, and which of the
-    configured registers they hold."""
+    """One read request: consecutive registers (or bits) of one slave and table, which of
+    the configured registers they hold, and which scale registers."""
 
     slave: int
     table: str
@@ -89,24 +160,37 @@ class Block:
     count: int
     interval: float
     registers: tuple[Register, ...]
+    scales: tuple[ScaleSource, ...] = ()
+
+
+def scale_source(reg: Register) -> ScaleSource | None:
+    """The register ``reg`` takes its scale from, as one to read (None: it has none)."""
+    if reg.scale_from is None:
+        return None
+    return ScaleSource(reg.slave, reg.scale_from.table or reg.table, reg.scale_from.address,
+                       reg.interval)
 
 
 def plan(registers: Sequence[Register], *, max_gap: int = MAX_GAP) -> list[Block]:
-    """Requests that read every register: neighbours of one slave, table and interval are
-    merged while the gap between them is at most ``max_gap`` and the request stays within
-    :data:`MAX_REGISTERS`."""
-    groups: dict[tuple[int, str, float], list[Register]] = {}
-    for reg in registers:
-        key = (reg.slave, reg.table, reg.interval.total_seconds())
-        groups.setdefault(key, []).append(reg)
+    """Requests that read every register (and every register another one takes its scale
+    from): neighbours of one slave, table and interval are merged while the gap between
+    them is at most ``max_gap`` and the request stays within :data:`MAX_REGISTERS`
+    (:data:`MAX_BITS` for coils and discrete inputs)."""
+    items: list[Register | ScaleSource] = list(registers)
+    items += list(dict.fromkeys(s for r in registers if (s := scale_source(r)) is not None))
+    groups: dict[tuple[int, str, float], list[Register | ScaleSource]] = {}
+    for item in items:
+        key = (item.slave, item.table, item.interval.total_seconds())
+        groups.setdefault(key, []).append(item)
     blocks: list[Block] = []
     for (slave, table, interval), regs in sorted(groups.items()):
-        current: list[Register] = []
+        limit = MAX_BITS if table in BIT_TABLES else MAX_REGISTERS
+        current: list[Register | ScaleSource] = []
         for reg in sorted(regs, key=lambda r: r.address):
             if current:
                 start, end = current[0].address, max(r.last_address for r in current)
                 if (reg.address - end - 1 > max_gap
-                        or reg.last_address - start + 1 > MAX_REGISTERS):
+                        or reg.last_address - start + 1 > limit):
                     blocks.append(_block(slave, table, interval, current))
                     current = []
             current.append(reg)
@@ -115,10 +199,13 @@ def plan(registers: Sequence[Register], *, max_gap: int = MAX_GAP) -> list[Block
     return blocks
 
 
-def _block(slave: int, table: str, interval: float, regs: list[Register]) -> Block:
-    start = regs[0].address
-    end = max(r.last_address for r in regs)
-    return Block(slave, table, start, end - start + 1, interval, tuple(regs))
+def _block(slave: int, table: str, interval: float,
+           items: Sequence[Register | ScaleSource]) -> Block:
+    start = min(r.address for r in items)
+    end = max(r.last_address for r in items)
+    return Block(slave, table, start, end - start + 1, interval,
+                 tuple(r for r in items if isinstance(r, Register)),
+                 tuple(r for r in items if isinstance(r, ScaleSource)))
 
 
 Client = AsyncModbusSerialClient | AsyncModbusTcpClient
@@ -150,6 +237,8 @@ class ModbusPoller:
         self.name = name or self.where
         self.blocks = plan(links[link] if registers is None else registers)
         self.counts: Counter[str] = Counter() if counts is None else counts
+        self.scales: dict[ScaleSource, int] = {}
+        """The latest raw value of each register others take their scale from."""
         self.connected = asyncio.Event()
 
     def _client(self) -> Client:
@@ -167,7 +256,9 @@ class ModbusPoller:
             timeout=s.timeout.total_seconds(), retries=0, reconnect_delay=0,
             name=f"gridcall-{self.name}")
 
-    async def readings(self) -> AsyncIterator[tuple[Register, float, int]]:
+    async def readings(self) -> AsyncIterator[tuple[Register, float | None, int]]:
+        """(register, value, ts) for each register read; value None: the device gave one of
+        the register's fault sentinels (``faults``), counted as ``fault_sentinel``."""
         cap = self.settings.reconnect_max.total_seconds()
         retry = Reconnect(Backoff(REOPEN_MIN_S, cap))
         ever = False
@@ -225,7 +316,8 @@ class ModbusPoller:
                 self.connected.clear()
                 client.close()
 
-    async def _poll(self, client: Client) -> AsyncIterator[tuple[Register, float, int]]:
+    async def _poll(self, client: Client
+                    ) -> AsyncIterator[tuple[Register, float | None, int]]:
         loop = asyncio.get_running_loop()
         due = [loop.time()] * len(self.blocks)
         answered = loop.time()  # the last answer of any kind, from any slave
@@ -240,8 +332,9 @@ class ModbusPoller:
                 raise ConnectionException("the port closed")
             if self.silence is not None and loop.time() - answered > self.silence:
                 raise _Silent
-            read = (client.read_holding_registers if block.table == "holding"
-                    else client.read_input_registers)
+            read = {"holding": client.read_holding_registers,
+                    "input": client.read_input_registers, "coil": client.read_coils,
+                    "discrete": client.read_discrete_inputs}[block.table]
             self.counts["requests"] += 1
             try:
                 response = await cancel_safe(
@@ -262,28 +355,70 @@ class ModbusPoller:
                 reason = f"exception_{_EXCEPTIONS.get(code, code)}"
                 self.counts[reason] += 1
                 self._log_once(reason, block, str(response))
-                if code == ILLEGAL_ADDRESS and len(block.registers) > 1:
+                parts: list[Register | ScaleSource] = [*block.registers, *block.scales]
+                if code == ILLEGAL_ADDRESS and len(parts) > 1:
                     # a merged request spans an address the device does not have: read
                     # its registers one by one from now on, so the others still arrive
                     self.counts["split_requests"] += 1
                     singles = [_block(block.slave, block.table, block.interval, [r])
-                               for r in block.registers]
+                               for r in parts]
                     self.blocks[i:i + 1] = singles
                     due[i:i + 1] = [loop.time()] * len(singles)
+                continue
+            ts = self.clock()
+            if block.table in BIT_TABLES:
+                # bits come padded to whole bytes: at least count of them
+                bits = list(getattr(response, "bits", []))
+                if len(bits) < block.count:
+                    self.counts["short_answer"] += 1
+                    continue
+                self.counts["responses"] += 1
+                for reg in block.registers:
+                    yield reg, decode_bit(bits[reg.address - block.address], reg), ts
                 continue
             registers = list(getattr(response, "registers", []))
             if len(registers) != block.count:
                 self.counts["short_answer"] += 1
                 continue
-            ts = self.clock()
             self.counts["responses"] += 1
+            for src in block.scales:
+                self.scales[src] = registers[src.address - block.address]
             for reg in block.registers:
                 offset = reg.address - block.address
-                value = decode(registers[offset:offset + reg.width], reg)
+                words = registers[offset:offset + reg.width]
+                if reg.faults and unsigned(words, reg) in reg.faults:
+                    self.counts["fault_sentinel"] += 1
+                    yield reg, None, ts
+                    continue
+                power = 0
+                if reg.scale_from is not None:
+                    found = self._power(reg)
+                    if found is None:
+                        continue
+                    power = found
+                value = decode(words, reg, power=power)
                 if not math.isfinite(value):
                     self.counts["non_finite"] += 1
                     continue
                 yield reg, value, ts
+
+    def _power(self, reg: Register) -> int | None:
+        """The power of ten the register's ``scale_from`` gives now (None, counted: not
+        read yet, or a value no device means)."""
+        src = scale_source(reg)
+        raw = None if src is None else self.scales.get(src)
+        if raw is None or reg.scale_from is None:
+            self.counts["scale_unread"] += 1
+            return None
+        power = scale_power(raw, reg.scale_from)
+        if power is None:
+            self.counts["scale_invalid"] += 1
+            if self.counts["scale_invalid"] == 1:
+                log.warning("%s: slave %d: the %s register %d, which scales %s, holds %d: "
+                            "not a %s a device means; counted as 'scale_invalid'", self.name,
+                            reg.slave, src.table if src else "", reg.scale_from.address,
+                            reg.sensor, raw, reg.scale_from.form)
+        return power
 
     def _log_once(self, reason: str, block: Block, detail: str) -> None:
         if self.counts[reason] == 1:

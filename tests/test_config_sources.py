@@ -137,9 +137,9 @@ def test_a_sensor_read_twice_and_a_device_id_given_twice_are_errors(sample: Path
 
 
 def test_out_of_range_values_are_refused_by_the_models() -> None:
-    with pytest.raises(ValueError, match="less than or equal to 247"):
+    with pytest.raises(ValueError, match="less than or equal to 255"):
         ModbusSettings.model_validate({"type": "modbus", "port": "/dev/ttyUSB0",
-                                     "registers": [{"sensor": "a", "address": 0, "slave": 248}]})
+                                     "registers": [{"sensor": "a", "address": 0, "slave": 256}]})
     with pytest.raises(ValueError, match="less than or equal to 255"):
         SerialSettings.model_validate({"type": "serial", "port": "/dev/ttyACM0",
                                      "devices": [{"id": 1, "channels": {256: "a"}}]})

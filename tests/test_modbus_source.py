@@ -23,10 +23,10 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
-from gridcall.config.sources import ModbusSettings, Register, silence_reopen_s
+from gridcall.config.sources import ModbusSettings, Register, ScaleFrom, silence_reopen_s
 from gridcall.edge_agent.modbus_source import ModbusSource
 from gridcall.edge_agent.sources import Sample
-from gridcall.firmware_bridge.modbus import decode, encode, plan
+from gridcall.firmware_bridge.modbus import decode, encode, plan, scale_power, unsigned
 from gridcall.firmware_bridge.pty import NullModem
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port
@@ -362,3 +362,149 @@ def test_a_transport_takes_its_own_keys_and_says_which_are_wrong(
     with pytest.raises(ValidationError, match=re.escape(says)):
         ModbusSettings.model_validate({"type": "modbus", **spec,
                                        "registers": [{"sensor": "s", "address": 0}]})
+
+
+# --------------------------------------------------------------------------- the field's devices
+
+
+@pytest.mark.parametrize(("registers", "spec", "value"), [
+    # the issue's temperature sensor: -25.0 degC sent as 10250 with offset-10000 encoding
+    ([10250], {"encoding": "offset-10000", "scale": 0.1}, -25.0),
+    ([250], {"encoding": "offset-10000", "scale": 0.1}, 25.0),
+    ([0x80FA], {"encoding": "sign-magnitude", "scale": 0.1}, -25.0),
+    ([0x00FA], {"type": "int16", "encoding": "sign-magnitude", "scale": 0.1}, 25.0),
+    ([0x8000, 0x0010], {"type": "int32", "encoding": "sign-magnitude"}, -16.0),
+    ([0x0010, 0x8000], {"type": "uint32", "encoding": "sign-magnitude",
+                        "word_order": "little"}, -16.0),
+    ([0x0001, 0x86A0], {"type": "uint32", "encoding": "offset-100000"}, -0.0),
+    ([0x0001, 0x86A1], {"type": "uint32", "encoding": "offset-100000"}, -1.0),
+])
+def test_signed_encodings_decode_as_the_devices_mean_them(
+        registers: list[int], spec: dict[str, object], value: float) -> None:
+    assert decode(registers, reg(**spec)) == pytest.approx(value)
+
+
+@given(st.sampled_from(["int16", "uint16", "int32", "uint32"]),
+       st.sampled_from(["sign-magnitude", "offset-10000"]),
+       st.sampled_from(["big", "little"]), st.integers(-9999, 9999), st.integers(-3, 2))
+def test_encode_is_what_decode_reads_in_every_encoding(
+        kind: str, encoding: str, order: str, raw: int, power: int) -> None:
+    r = reg(type=kind, encoding=encoding, word_order=order, byte_order=order, scale=0.5)
+    value = raw * 0.5 * 10.0 ** power
+    assert decode(encode(value, r, power=power), r, power=power) == pytest.approx(value)
+
+
+def test_a_scale_register_gives_a_power_of_ten() -> None:
+    decimals = ScaleFrom(address=3)
+    exponent = ScaleFrom(address=3, form="exponent")
+    assert [scale_power(raw, decimals) for raw in (0, 2, 9, 10, 0xFFFF)] == [
+        0, -2, -9, None, None]
+    assert [scale_power(raw, exponent) for raw in (0, 2, 0xFFFE, 0xFFF0)] == [0, 2, -2, None]
+    assert decode([12345], reg(), power=-2) == pytest.approx(123.45)
+
+
+def test_a_sentinel_is_compared_with_the_raw_value_in_its_order() -> None:
+    assert unsigned([0xFFFF], reg(faults=[0xFFFF])) == 0xFFFF
+    assert unsigned([0x0080], reg(byte_order="little")) == 0x8000
+    assert unsigned([0x0000, 0x7FC0], reg(type="float32", word_order="little")) == 0x7FC00000
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ({"slave": 256}, "less than or equal to 255"),
+    ({"slave": 0}, "greater than or equal to 1"),
+    ({"table": "coil", "type": "int16"}, "type: not for a coil"),
+    ({"table": "discrete", "faults": [1]}, "faults: not for a discrete"),
+    ({"type": "float32", "encoding": "sign-magnitude"}, "is for integer types"),
+    ({"encoding": "offset-70000"}, "70000 does not fit a uint16"),
+    ({"encoding": "offset"}, "should match pattern"),
+    ({"faults": [0x10000]}, "0x10000 do not fit a uint16"),
+    ({"faults": ["0xZZ"]}, "'0xZZ' is not an integer"),
+])
+def test_a_register_says_what_is_wrong_with_it(spec: dict[str, object], says: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        reg(**spec)
+
+
+def test_slave_ids_up_to_255_and_hex_sentinels_are_accepted() -> None:
+    r = reg(slave=250, faults=["0xFFFF", 0x8000], type="int32")
+    assert (r.slave, r.faults) == (250, (0xFFFF, 0x8000))
+
+
+FIELD = 250  # a slave id above 247, as several real devices allow
+FIELD_HOLDING = [10250, 0xFFFF, 0x80FA, 2, 12345, 0x8000, 0, 0]
+FIELD_INPUT = [0xFFFE, 1500, 0, 0]
+FIELD_COILS = [True, False, True, False, False, False, False, False]
+FIELD_DISCRETE = [False, True, False, False, False, False, False, False]
+
+
+@pytest.fixture
+async def field_line(tmp_path: Path) -> AsyncIterator[Path]:
+    """pymodbus's serial server with one slave (id 250) holding the issue's registers."""
+    agent_end, device_end = tmp_path / "ttyMB0", tmp_path / "ttyMB1"
+    with NullModem(agent_end, device_end):
+        device = SimDevice(id=FIELD, simdata=(
+            [SimData(0, values=FIELD_COILS, datatype=DataType.BITS)],
+            [SimData(0, values=FIELD_DISCRETE, datatype=DataType.BITS)],
+            [SimData(0, values=FIELD_HOLDING, datatype=DataType.REGISTERS)],
+            [SimData(0, values=FIELD_INPUT, datatype=DataType.REGISTERS)]))
+        server = ModbusSerialServer([device], framer=FramerType.RTU, port=str(device_end),
+                                    baudrate=9600)
+        task = asyncio.create_task(server.serve_forever())
+        try:
+            yield agent_end
+        finally:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_the_field_s_registers_read_as_their_devices_mean_them(field_line: Path) -> None:
+    """Coils and discrete inputs, a slave id above 247, signed encodings, a decimal-point
+    register and an exponent register, and fault sentinels (no value; counted)."""
+    every = {"slave": FIELD, "interval": "0.05s"}
+    source = source_for(field_line, [{**every, **r} for r in [
+        {"sensor": "cold-room", "address": 0, "encoding": "offset-10000", "scale": 0.1},
+        {"sensor": "co", "address": 1, "scale": 0.1, "faults": [0xFFFF, 0x8000]},
+        {"sensor": "freezer", "address": 2, "encoding": "sign-magnitude", "scale": 0.1},
+        {"sensor": "level", "address": 4, "scale_from": {"address": 3}},
+        {"sensor": "gas", "address": 5, "type": "int16", "faults": ["0x8000"]},
+        {"sensor": "flow", "table": "input", "address": 1,
+         "scale_from": {"address": 0, "form": "exponent"}},
+        {"sensor": "door", "table": "coil", "address": 2},
+        {"sensor": "pump-off", "table": "coil", "address": 1},
+        {"sensor": "float-switch", "table": "discrete", "address": 1},
+    ]])
+    got = await collect(source, lambda got, c: len({s.sensor for s in got}) == 9)
+    last = {s.sensor: (s.value, s.fault) for s in got}
+    assert last == {
+        "cold-room": (pytest.approx(-25.0), ""), "co": (None, "sentinel"),
+        "freezer": (pytest.approx(-25.0), ""), "level": (pytest.approx(123.45), ""),
+        "gas": (None, "sentinel"), "flow": (pytest.approx(15.0), ""),
+        "door": (1.0, ""), "pump-off": (0.0, ""), "float-switch": (1.0, "")}
+    c = source.stats()
+    assert c["fault_sentinel"] >= 2
+    assert c["timeout"] == c.get("scale_unread", 0) == c.get("split_requests", 0) == 0
+    # holding 0-5 (the decimal-point register 3 with them), input 0-1, coils 1-2, discrete 1
+    assert len(source.poller.blocks) == 4
+
+
+async def test_slave_ids_above_247_are_warned_at_start_and_by_edge_check(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
+
+    from gridcall.edge_agent.commissioning import CheckOptions
+    from gridcall.edge_agent.source_factory import build_source, source_checks
+
+    spec = load_config(SAMPLE_DISTRICT).agents["edge-huangpu-cun"]
+    assert isinstance(spec.source, ModbusSettings)
+    moved = [r.model_copy(update={"slave": 248 + r.slave}) if r.slave > 1 else r
+             for r in spec.source.registers]
+    spec = dataclasses.replace(spec, source=spec.source.model_copy(update={
+        "registers": tuple(moved), "port": str(tmp_path / "absent")}))
+    build_source(spec)
+    (said,) = [r.getMessage() for r in caplog.records if "above 247" in r.getMessage()]
+    assert "slave ids 250, 251 are above 247" in said
+    checks = await source_checks(spec, CheckOptions(config=SAMPLE_DISTRICT), None)
+    assert [(c.name, c.status) for c in checks] == [("modbus slave ids", "WARN"),
+                                                   ("modbus port", "FAIL")]
+    assert checks[0].detail.startswith("slave ids 250, 251 are above 247")
