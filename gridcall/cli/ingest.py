@@ -69,6 +69,10 @@ def hub_ingest(
                                                  "signal: at once).", min=0)] = 10.0,
     stats: Annotated[Path | None, typer.Option(help="Write counters, CPU and peak RSS as "
                                                "JSON to this file every 0.5 s.")] = None,
+    retire: Annotated[str | None, typer.Option(
+        metavar="NAME", help="Retire worker NAME (stopped) from the shared group: take and "
+        "write what the broker kept for it, leave the group, end its session, exit. "
+        "Until then the broker keeps handing it a share.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Take readings from MQTT into InfluxDB (or the embedded store) until Ctrl-C.
@@ -82,8 +86,11 @@ def hub_ingest(
     from gridcall.sinks import sink_from_settings
 
     setup_logging(verbose)
+    if retire is not None:
+        worker = retire
     if not re.match(WORKER_NAME, worker):
-        err.print(f"[red]✗ --worker {escape(worker)!r}: use letters, digits, '_', '.', '-' "
+        option = "--retire" if retire is not None else "--worker"
+        err.print(f"[red]✗ {option} {escape(worker)!r}: use letters, digits, '_', '.', '-' "
                   "(at most 32)[/]", highlight=False)
         raise typer.Exit(2)
     cfg = load_config_set(config_dir)
@@ -107,7 +114,7 @@ def hub_ingest(
                 password=password, keepalive=int(settings.broker.keepalive.total_seconds()),
                 max_points=influx.batch_max_points if influx else 5000,
                 flush_interval=influx.flush_interval.total_seconds() if influx else 0.5,
-                drain_timeout=drain_timeout)
+                drain_timeout=drain_timeout, retire=retire is not None)
             workers.append(w)
             out.print(f"ingest worker {w.consumer.client_id}: {address} {w.consumer.filter} → "
                       f"{influx.url if influx else settings.store_path}", highlight=False,
@@ -121,8 +128,13 @@ def hub_ingest(
                           f"{w.consumer.filter}", highlight=False, soft_wrap=True)
 
             announce = asyncio.create_task(joined())
+            if retire is not None:
+                announce.cancel()
+                out.print(f"retiring ingest worker {w.consumer.client_id}: taking what the "
+                          "broker kept for it, then ending its session", highlight=False,
+                          soft_wrap=True)
             try:
-                await w.run(stop)
+                await (w.retire(stop) if retire is not None else w.run(stop))
             finally:
                 announce.cancel()
                 if writer is not None:
@@ -140,6 +152,17 @@ def hub_ingest(
                       f"{drain_timeout:g}s); they stay unacknowledged at the broker[/]",
                       highlight=False, soft_wrap=True)
             raise typer.Exit(1)
+        if retire is not None and not w.retired:
+            err.print(f"[red]✗ ingest worker {escape(retire)} NOT retired: stopped before "
+                      f"everything was written ({w.ingest.spooled_pending} readings in its "
+                      "spool); its session stays and keeps its share. Run --retire again."
+                      "[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        if retire is not None:
+            out.print(f"ingest worker {escape(retire)} retired: {c.readings_stored} readings "
+                      "written, its session ended; the group no longer keeps a share "
+                      "for it", highlight=False, soft_wrap=True)
+            continue
         out.print(f"ingest worker stopped: {c.readings_stored} of {c.readings_received} "
                   f"readings stored, {c.rejected_readings} rejected, "
                   f"{w.ingest.spooled_pending} waiting in the spool", highlight=False,

@@ -140,12 +140,17 @@ class ReadingsConsumer:
                  share_group: str | None = None, username: str | None = None,
                  password: str | None = None, keepalive: int = 30,
                  decoder: Decoder | None = None,
-                 receive_maximum: int = RECEIVE_MAXIMUM) -> None:
+                 receive_maximum: int = RECEIVE_MAXIMUM, retire: bool = False) -> None:
         if not 1 <= receive_maximum <= 65_535:
             raise ValueError(f"receive_maximum must be 1..65535 (MQTT v5), got "
                              f"{receive_maximum}")
         self.ingest = ingest
         self.receive_maximum = receive_maximum
+        self.retire = retire
+        """Retiring this worker's session: take what the broker queued for it, but leave
+        the group (unsubscribe) at connect, and end the session at :meth:`close`."""
+        self.unsubscribed = asyncio.Event()
+        self.last_message_at = time.monotonic()
         self.decoder = decoder or Decoder()
         self.address = address
         self.client_id = client_id
@@ -174,6 +179,7 @@ class ReadingsConsumer:
             self._client.tls_set_context(address.tls_context())
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = self._on_unsubscribe
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
         self._client.on_socket_open = self._on_socket_open
@@ -214,6 +220,9 @@ class ReadingsConsumer:
         self.acks.new_generation(client)
         # A persistent session keeps its subscriptions: drop the other form (plain vs
         # shared) in case this client id was used with it, or messages arrive twice.
+        if self.retire:  # leave the group; what was queued for us still comes
+            client.unsubscribe([f for f in (self.filter, self.other_filter) if f])
+            return
         if self.other_filter is not None:
             client.unsubscribe(self.other_filter)
         client.subscribe(self.filter, qos=1)
@@ -234,6 +243,11 @@ class ReadingsConsumer:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.subscribed.set)
 
+    def _on_unsubscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                        rcs: list[ReasonCode], properties: object = None) -> None:
+        if self.retire and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.unsubscribed.set)
+
     def _on_disconnect(self, client: mqtt.Client, userdata: object,
                        flags: mqtt.DisconnectFlags, rc: ReasonCode,
                        properties: object = None) -> None:
@@ -253,6 +267,11 @@ class ReadingsConsumer:
             loop = self._loop
             if loop is not None:
                 loop.call_soon_threadsafe(self._wake.set)
+
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet taken by the asyncio side."""
+        return len(self._pending)
 
     # ------------------------------------------------------------------ asyncio side
 
@@ -281,13 +300,22 @@ class ReadingsConsumer:
         finally:
             stopper.cancel()
 
-    async def close(self) -> None:
+    async def close(self, *, end_session: bool = False) -> None:
         """Disconnect. Unacknowledged messages stay in the persistent session: the broker
-        sends them again on the next connection, so nothing unwritten is lost."""
+        sends them again on the next connection, so nothing unwritten is lost.
+
+        ``end_session`` (a retired worker that settled everything) asks the broker to
+        drop the session with the connection (MQTT v5 Session Expiry Interval 0 at
+        DISCONNECT), so the group stops keeping a share for it."""
         if not self._started:
             return
         self._started = False
-        self._client.disconnect()
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+            self._client.disconnect(properties=props)
+        else:
+            self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
 
     async def _take(self) -> None:
@@ -299,6 +327,8 @@ class ReadingsConsumer:
             self.first_message_at = time.time()
             self.cpu_at_first_message = time.process_time()
         self.messages += n
+        if n:
+            self.last_message_at = time.monotonic()
         readings = self.decoder.readings
         put = self.ingest.put
         settle = self.acks.settle

@@ -25,6 +25,7 @@ from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.ingest.spool import Spool
 from gridcall.wire import Decoder
 from gridcall.wire.broker import BrokerAddress
+from gridcall.wire.errors import InvariantError
 
 
 def peak_rss_kb() -> int | None:
@@ -46,15 +47,21 @@ class IngestWorker:
                  share_group: str | None = None, spool_dir: Path | str | None = None,
                  username: str | None = None, password: str | None = None,
                  keepalive: int = 30, max_points: int = 5000, flush_interval: float = 0.5,
-                 drain_timeout: float = 10.0, decoder: Decoder | None = None) -> None:
+                 drain_timeout: float = 10.0, decoder: Decoder | None = None,
+                 retire: bool = False) -> None:
         self.drain_timeout = drain_timeout
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush_interval,
                              spool=self.spool)
         self.consumer = ReadingsConsumer(
             self.ingest, address=address, client_id=client_id, share_group=share_group,
-            username=username, password=password, keepalive=keepalive, decoder=decoder)
+            username=username, password=password, keepalive=keepalive, decoder=decoder,
+            retire=retire)
         self.unwritten = Unwritten()
+        self.retired = False
+        """A retiring worker (``retire=True``) that settled all it was given and ended its
+        session at the broker."""
+        self._drained = False
 
     async def run(self, stop: asyncio.Event, *, beside: Awaitable[None] | None = None
                   ) -> None:
@@ -64,7 +71,42 @@ class IngestWorker:
         ends before ``stop`` is set, the consumer is cancelled with it."""
         self.unwritten = await self.ingest.serve(self._consume(stop, beside), stop,
                                                  self.drain_timeout)
-        await self.consumer.close()
+        self.retired = self.consumer.retire and self._drained and self.settled_all
+        await self.consumer.close(end_session=self.retired)
+
+    @property
+    def settled_all(self) -> bool:
+        """Nothing taken is left unwritten, unacknowledged or in the spool."""
+        return (not self.unwritten and self.consumer.acks.unacked == 0
+                and not self.consumer.pending and self.ingest.pending_points == 0
+                and self.ingest.spooled_pending == 0)
+
+    async def retire(self, stop: asyncio.Event, *, quiet: float = 2.0) -> None:
+        """Run a retiring worker until the broker has nothing more for it: it has left
+        the group, no message came for ``quiet`` s, and everything taken is settled and
+        out of the spool (a sink that is down keeps it waiting: the session is never
+        ended with anything unsettled). Then the session ends (:meth:`run`). ``stop``
+        set from outside (Ctrl-C) ends it early, keeping the session."""
+        if not self.consumer.retire:
+            raise InvariantError("IngestWorker.retire needs a worker made with retire=True")
+
+        async def until_drained() -> None:
+            await self.consumer.unsubscribed.wait()
+            while True:  # polled: "nothing came for a while" has no event to wait on
+                if (time.monotonic() - self.consumer.last_message_at >= quiet
+                        and self.settled_all):
+                    break
+                await asyncio.sleep(0.1)
+            self._drained = True
+            stop.set()
+
+        watcher = asyncio.create_task(until_drained(), name="ingest-retire")
+        try:
+            await self.run(stop)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     async def _consume(self, stop: asyncio.Event, beside: Awaitable[None] | None) -> None:
         if beside is None:
