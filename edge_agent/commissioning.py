@@ -33,6 +33,9 @@ class Check:
     status: Status
     detail: str
     fix: str = ""
+    hint: str = ""
+    """What to add to the command line, if that is the fix (e.g. ``--broker URL`` for a
+    rehearsal without the agent's broker): shown in one line under the table."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +61,11 @@ OpenSource = Callable[[], Source]
 
 
 async def probe_broker(name: str, settings: BrokerSettings, url: str | None, *,
-                       timeout: float, client_id: str) -> Check:  # noqa: ASYNC109
-    """Connect and disconnect once: PASS, or FAIL saying unreachable or refused login."""
+                       timeout: float, client_id: str,  # noqa: ASYNC109
+                       flag: str | None = None) -> Check:
+    """Connect and disconnect once: PASS, or FAIL saying unreachable or refused login.
+    ``flag``: the command's option that checks another broker (``--broker``); an
+    unreachable broker's hint names it."""
     try:
         address = settings.address(url)
     except ValueError as exc:
@@ -82,7 +88,7 @@ async def probe_broker(name: str, settings: BrokerSettings, url: str | None, *,
     except TimeoutError:
         return Check(name, "FAIL", f"{address}: no answer within {timeout:g}s",
                      "check the network (4G/LAN), the host and port in the url, and any "
-                     "firewall between this box and the broker")
+                     "firewall between this box and the broker", _reach_hint(address, flag))
     except aiomqtt.MqttError as exc:
         if credentials_refused(exc):
             who = f"user {user!r}" if user else "an anonymous login"
@@ -92,9 +98,15 @@ async def probe_broker(name: str, settings: BrokerSettings, url: str | None, *,
                          "the broker's operator can tell which user it expects")
         return Check(name, "FAIL", f"{address} unreachable ({exc})",
                      "check the network (4G/LAN), the host and port in the url, that the "
-                     "broker runs, and any firewall")
+                     "broker runs, and any firewall", _reach_hint(address, flag))
     login = f" as {user!r}" if user else " (anonymous)"
     return Check(name, "PASS", f"{address}: connected and logged in{login}")
+
+
+def _reach_hint(address: object, flag: str | None) -> str:
+    if flag is None:
+        return ""
+    return f"no broker at {address}: start one there, or add {flag} URL naming one this box reaches"
 
 
 async def read_samples(source: Source, *, wait: float,

@@ -370,7 +370,8 @@ async def _checks(spec: AgentSpec, settings: LocalMqttSettings, options: CheckOp
         settings = settings.model_copy(update={"broker": settings.broker.model_copy(
             update={"url": options.local_broker})})
     reach = await probe_broker("local MQTT broker", settings.broker, None,
-                               timeout=options.timeout, client_id=probe_id)
+                               timeout=options.timeout, client_id=probe_id,
+                               flag=None if options.local_broker else "--local-broker")
     if reach.status == "FAIL" and ("unreachable" in reach.detail
                                    or "no answer within" in reach.detail):
         # the sensors' broker usually runs on this box: say what to start, not "network"

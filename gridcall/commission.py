@@ -86,14 +86,20 @@ def env_check(spec: AgentSpec) -> Check:
                  if any(named) else "the uplink broker takes no login in this config")
 
 
-def serial_ports(spec: AgentSpec | None) -> Check:
+def reads_serial_port(spec: AgentSpec) -> bool:
+    """The agent's source reads a serial port (serial frames, Modbus RTU), not TCP, MQTT
+    or a simulation."""
+    return getattr(spec.source, "port", None) is not None
+
+
+def serial_ports(spec: AgentSpec) -> Check:
+    """The serial ports this box has (only asked for an agent that reads one)."""
     from serial.tools import list_ports
 
     ports = sorted(list_ports.comports(), key=lambda p: p.device)
     listing = "; ".join(f"{p.device} ({p.description})" if p.description not in (None, "n/a")
                         else p.device for p in ports) or "none"
-    needs = spec is not None and getattr(spec.source, "port", None) is not None
-    if not ports and needs:
+    if not ports:
         return Check("serial ports", "WARN", "no USB or on-board serial port found",
                      "plug the USB-serial adapter in; `dmesg | tail` shows whether the kernel "
                      "saw it")
@@ -144,15 +150,17 @@ async def run_checks(options: CheckOptions, *, factory: SourceFactory | None = N
                      ) -> list[Check]:
     """Every check, in the order a technician would fix them."""
     checks, cfg, spec = load(options)
-    checks.append(serial_ports(spec))
     if cfg is None or spec is None:
         return checks
+    if reads_serial_port(spec):  # a row for TCP, MQTT or simulated agents only misleads
+        checks.append(serial_ports(spec))
     checks.append(env_check(spec))
     checks += await source_checks(cfg, spec, options, factory)
     checks.append(await probe_broker(
         "uplink broker", spec.settings.broker, options.broker, timeout=options.timeout,
         # never the agent's own client id: the broker would drop a running agent for it
-        client_id=f"gridcall-check-{spec.id}-{uuid.uuid4().hex[:6]}"))
+        client_id=f"gridcall-check-{spec.id}-{uuid.uuid4().hex[:6]}",
+        flag=None if options.broker else "--broker"))
     checks.append(state_dir_check(spec))
     return checks
 

@@ -69,10 +69,11 @@ def row(result: Result, name: str) -> str:
 def test_a_ready_box_passes_every_check_and_exits_0(district: Path) -> None:
     result = check("--config", str(district), "--agent", "edge-dasha-dong")
     assert result.exit_code == 0, result.output
-    for name in ("config", "agent", "serial ports", "credentials", "source (simulated)",
+    for name in ("config", "agent", "credentials", "source (simulated)",
                  "uplink broker", "state dir"):
         assert "PASS" in row(result, name), result.output
     assert "FAIL" not in result.output
+    assert "│ serial ports " not in result.output  # a simulated agent reads no serial port
     assert "read 3 values" in row(result, "source (simulated)")
     assert "✓ ready" in result.output
 
@@ -92,6 +93,19 @@ def test_an_unreachable_broker_fails_with_what_to_check(district: Path) -> None:
     assert "unreachable" in line
     assert "check the network" in line
     assert "1 check(s) failed: uplink broker" in result.output
+    assert "--broker URL" not in result.output  # it was given
+
+
+def test_without_a_broker_the_last_line_says_what_to_add(district: Path) -> None:
+    port = unused_tcp_port()
+    edit_agents(district, lambda d: d["defaults"].update(broker={
+        "url": f"mqtt://127.0.0.1:{port}"}))
+    result = check("--config", str(district), "--agent", "edge-dasha-dong")
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("✗ 1 check(s) failed: uplink broker")
+    assert f"no broker at mqtt://127.0.0.1:{port}" in last
+    assert "add --broker URL" in last
 
 
 def test_refused_credentials_are_reported_as_a_refused_login_not_an_outage(
@@ -252,6 +266,7 @@ def test_a_missing_serial_device_fails_naming_the_port(district: Path, tmp_path:
     assert "/dev/serial/by-id/" in line
     assert "source (serial)" not in result.output  # nothing to read from a missing port
     assert "PASS" in row(result, "uplink broker")  # the other checks still ran
+    row(result, "serial ports")  # a serial agent lists the box's serial ports
 
 
 @pytest.mark.parametrize(("agent", "kind"), [("edge-dongyuan", "serial"),

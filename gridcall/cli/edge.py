@@ -89,9 +89,11 @@ def edge_run(
         err.print(f"[bold red]✗ agent {escape(agent)}:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
 
+    recovered = edge.counters.recovered_readings
     out.print(f"agent {escape(agent)}: {escape(describe_source(spec))} → "
-              f"{escape(str(edge.address))}; state in {escape(spec.settings.state_dir)}",
-              highlight=False, soft_wrap=True)
+              f"{escape(str(edge.address))}; state in {escape(spec.settings.state_dir)}"
+              + (f"; sealed {recovered} readings the last run read but had not sealed"
+                 if recovered else ""), highlight=False, soft_wrap=True)
 
     async def main(stop: asyncio.Event) -> None:
         await edge.run(stop)
@@ -157,7 +159,9 @@ def edge_check(
     failed = [c.name for c in checks if c.status == "FAIL"]
     warned = [c.name for c in checks if c.status == "WARN"]
     if failed:
-        console.print(f"[bold red]✗ {len(failed)} check(s) failed: {', '.join(failed)}[/]")
+        hints = "; ".join(dict.fromkeys(c.hint for c in checks if c.status == "FAIL" and c.hint))
+        console.print(f"[bold red]✗ {len(failed)} check(s) failed: {escape(', '.join(failed))}"
+                      f"[/]" + (f" ({escape(hints)})" if hints else ""), soft_wrap=True)
         raise typer.Exit(1)
     console.print("[bold green]✓ ready[/]" + (f" ([yellow]{len(warned)} warning(s): "
                                           f"{', '.join(warned)}[/])" if warned else ""))
