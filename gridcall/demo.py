@@ -74,6 +74,9 @@ class DemoOptions:
     clock_speed: float = 1.0
     api: str = "127.0.0.1:0"
     """Where the demo serves the hub's HTTP API (port 0: any free port), or "off"."""
+    take_offline: str | None = None
+    """An edge agent whose uplink the demo cuts on purpose (from 30 % to 55 % of the
+    run), announced in the live view: the hub should raise one EDGE-OFFLINE for it."""
 
     def __post_init__(self) -> None:
         """Refuse what cannot work before anything starts: ValueError naming the option."""
@@ -93,6 +96,9 @@ class DemoOptions:
         if self.drain_timeout < 0:
             raise ValueError(f"--drain-timeout: must be >= 0 seconds, got {self.drain_timeout}")
         parse_address(self.api)  # ValueError naming --api
+        if self.take_offline is not None and self.take_offline not in self.config.agents:
+            raise ValueError(f"--take-offline: {self.take_offline!r} is not an agent of the "
+                             f"config; its agents: {', '.join(self.config.agents)}")
         if not 0 < self.clock_speed <= 100_000:
             raise ValueError(f"--clock-speed: must be > 0 and at most 100000, got "
                              f"{self.clock_speed}")
@@ -348,7 +354,9 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
         district = InProcessDistrict(cfg, broker_url=broker_url, store=store, sink=sink,
                                      injections=injections, seed=options.seed,
                                      drain_timeout=options.drain_timeout, clock=clock,
-                                     tick_interval=0.1, duty_staff=True)
+                                     tick_interval=0.1, duty_staff=True,
+                                     cuttable=[options.take_offline]
+                                     if options.take_offline else [])
         log = StepLog(district.hub.desk)
         screen = LiveView(district, options, clock, log)
         with screen:
@@ -390,6 +398,7 @@ class LiveView:
         self.board: str | None = None
         self.token: str | None = None
         self.announcements: list[str] = []
+        self._back = False
         """Lines the view keeps under the tier counts (an agent taken offline)."""
         self._live = Live(refresh_per_second=4, auto_refresh=options.live)
 
@@ -409,7 +418,8 @@ class LiveView:
                                announcements=tuple(self.announcements)))
 
     async def follow(self) -> None:
-        """Redraw every half second until the run's duration is over."""
+        """Redraw every half second until the run's duration is over; take the agent
+        ``take_offline`` offline from 30 % to 55 % of it, and say so."""
         district = self.district
         started = district.started
         last_n, last_t, rate = 0, started, 0.0
@@ -417,10 +427,25 @@ class LiveView:
         while time.monotonic() - started < self.options.duration:
             await asyncio.sleep(0.5)
             now = time.monotonic()
+            self._outage(now - started)
             n = district.hub.ingest.counters.readings_received
             rate = (n - last_n) / max(1e-6, now - last_t)
             last_n, last_t = n, now
             self._draw(frame_of(district, rate))
+
+    def _outage(self, elapsed: float) -> None:
+        agent, duration = self.options.take_offline, self.options.duration
+        if agent is None:
+            return
+        if not self.district.taken_offline:
+            if elapsed >= 0.3 * duration:
+                self.district.take_offline(agent)
+                self.announcements.append(f"{agent} taken offline on purpose at "
+                                          f"{elapsed:.0f} s (uplink cut)")
+        elif not self._back and elapsed >= 0.55 * duration:
+            self.district.bring_back(agent)
+            self._back = True
+            self.announcements[-1] += f", back at {elapsed:.0f} s"
 
     def last(self, summary: dict[str, Any]) -> None:
         self._draw(final_frame(summary, self.options.duration))

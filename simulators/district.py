@@ -34,6 +34,7 @@ from gridcall.hub.store import Store
 from gridcall.simulators.responders import Responders
 from gridcall.simulators.streams import Injection
 from gridcall.simulators.town import SimulatedSource, SimulatedTown
+from gridcall.simulators.uplink import Uplink
 from gridcall.wire import Decoder, MalformedMessage, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress, describe_failure
 from gridcall.wire.cancelsafe import stop_tasks
@@ -127,7 +128,7 @@ class InProcessDistrict:
                  interval_scale: float = 1.0, hub_client_id: str | None = None,
                  drain_timeout: float = 10.0, connect_timeout: float = 20.0,
                  clock: Clock = wall_clock, tick_interval: float = 1.0,
-                 duty_staff: bool = False) -> None:
+                 duty_staff: bool = False, cuttable: Sequence[str] = ()) -> None:
         self.config = config
         self.broker_url = broker_url
         self.store = store
@@ -146,8 +147,15 @@ class InProcessDistrict:
         self._responders_task: asyncio.Task[None] | None = None
         self.sources = {a: RecordingSource(self.town.source(a))
                         for a in (agents or list(config.agents))}
-        self.agents = [EdgeAgent(config.agents[a], src, broker_url=broker_url, seed=seed)
+        self.uplinks = {a: Uplink(self.address) for a in cuttable}
+        """The agents (``cuttable``) that reach the broker through a relay that
+        :meth:`take_offline` cuts (a real last will, as a dead uplink gives)."""
+        self.agents = [EdgeAgent(config.agents[a], src, seed=seed,
+                                 broker_url=self.uplinks[a].url if a in self.uplinks
+                                 else broker_url)
                        for a, src in self.sources.items()]
+        self.taken_offline: list[str] = []
+        """The agents :meth:`take_offline` cut, in order."""
         self.delivery = Delivery(accept=self._ours)
         self._stop_agents = asyncio.Event()
         self._stop_hub = asyncio.Event()
@@ -172,9 +180,21 @@ class InProcessDistrict:
         except BaseException:
             await self._abort()
             raise
+        for uplink in self.uplinks.values():
+            await uplink.start()
         self.started = time.monotonic()
         self._tasks = [asyncio.create_task(a.run(self._stop_agents)) for a in self.agents]
         return self
+
+    def take_offline(self, agent: str) -> None:
+        """Cut ``agent``'s uplink (it must be ``cuttable``): the broker publishes its last
+        will, and the agent keeps its readings in its outbox until :meth:`bring_back`."""
+        self.uplinks[agent].cut()
+        self.taken_offline.append(agent)
+
+    def bring_back(self, agent: str) -> None:
+        """Restore ``agent``'s uplink: it reconnects and sends what it kept."""
+        self.uplinks[agent].restore()
 
     async def _until(self, ready: asyncio.Event, task: asyncio.Task[None], who: str) -> None:
         """Wait for ``who`` to subscribe; BrokerUnreachable if it fails or takes too long."""
@@ -199,6 +219,8 @@ class InProcessDistrict:
     async def _abort(self) -> None:
         """Undo a start that failed: stop the hub (nothing to drain) and the listener."""
         self._stop_hub.set()
+        for uplink in self.uplinks.values():
+            await uplink.close()
         await stop_tasks([t for t in (self._hub_task, self._listener, self._responders_task)
                           if t is not None], STOP_S, what="simulated district")
 
@@ -208,8 +230,12 @@ class InProcessDistrict:
 
     async def stop(self, settle_timeout: float = 30.0) -> None:
         """Stop the agents (they flush), let the hub take everything, then stop it."""
+        for uplink in self.uplinks.values():
+            uplink.restore()  # an agent still cut off could not flush
         self._stop_agents.set()
         await asyncio.gather(*self._tasks)
+        for uplink in self.uplinks.values():
+            await uplink.close()
         sent = self.readings_published
         events = sum(a.counters.events_sent for a in self.agents)
         c = self.hub.counters
@@ -276,6 +302,7 @@ class InProcessDistrict:
             "escalations": self.hub.desk.counters.escalations,
             "escalations_by_matter": dict(c.escalations_by_matter.most_common()),
             "agent_outages": c.agent_outages,
+            "agents_taken_offline": len(self.taken_offline),
             "malformed_messages": self.hub.malformed + self.delivery.malformed,
             "duplicate_batches": self.hub.ingest.counters.duplicate_batches,
             "injected_anomalies": [

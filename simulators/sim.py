@@ -75,6 +75,7 @@ from gridcall.simulators.scenario import (
     with_seed,
 )
 from gridcall.simulators.streams import Injection, SensorStream, Shape
+from gridcall.simulators.uplink import Uplink
 from gridcall.simulators.weather import rain_model
 from gridcall.wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress
@@ -199,75 +200,6 @@ class _IdleSource:
             yield Sample("", 0, None)
 
 
-class _Link:
-    """A TCP relay between one agent and the broker. Cutting it aborts both sides (no
-    MQTT DISCONNECT reaches the broker, so it publishes the agent's last will) and refuses
-    new connections until it is restored, the way a dead uplink does."""
-
-    def __init__(self, address: BrokerAddress) -> None:
-        self.address = address
-        self.down = False
-        self._server: asyncio.Server | None = None
-        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
-        self.url = ""
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"mqtt://127.0.0.1:{port}"
-
-    async def _accept(self, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
-        if self.down:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.address.host,
-                                                                 self.address.port)
-        except OSError:
-            writer.transport.abort()
-            return
-        pair = (writer, up_writer)
-        self._pairs.add(pair)
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst, pair))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                    pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter]) -> None:
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            for w in pair:  # one side gone: the other goes too, as on a real link
-                w.transport.abort()
-            self._pairs.discard(pair)
-
-    def cut(self) -> None:
-        self.down = True
-        for pair in list(self._pairs):
-            for w in pair:
-                w.transport.abort()
-        self._pairs.clear()
-
-    def restore(self) -> None:
-        self.down = False
-
-    async def close(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._pipes):
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-
 @dataclass(order=True)
 class _Due:
     """A timeline item waiting for its instant (ordered by time, then file order)."""
@@ -349,7 +281,7 @@ class SimDistrict:
         self._stop_agents = asyncio.Event()
         self.agents: dict[str, EdgeAgent] = {}
         self._agent_tasks: dict[str, asyncio.Task[None]] = {}
-        self._links: dict[str, _Link] = {}
+        self._links: dict[str, Uplink] = {}
         self._offline: set[str] = set()
         self._streams: dict[str, SensorStream] = {}
         self._owner: dict[str, EdgeAgent] = {}
@@ -456,7 +388,7 @@ class SimDistrict:
             spec = _sim_spec(self.config.agents[agent_id], chosen, self.heartbeat_ns)
             link_url = url
             if not address.tls:
-                link = _Link(address)
+                link = Uplink(address)
                 await link.start()
                 self._links[agent_id] = link
                 link_url = link.url

@@ -64,10 +64,44 @@ def test_demo_on_a_fast_clock_escalates_and_reports_every_unit_that_held_an_aler
     # The last frame of the live view says what the final line says.
     published = summary["readings_published"]
     assert f"{published} / {summary['readings_stored']}" in result.output
+    # The issue: all 50 escalations of the fast demo were EDGE-OFFLINE, raised because
+    # the roster judged real heartbeats on the accelerated clock. No agent was taken
+    # offline: no outage, and no more alerts than anomaly episodes.
+    assert summary["agents_taken_offline"] == summary["agent_outages"] == 0
+    assert "EDGE-OFFLINE" not in summary["alerts_by_matter"]
+    assert opened <= summary["anomaly_events"]
     held = set(summary["alerts_by_unit"])  # where alerts opened; escalations add more
     assert held
     assert held <= set(summary["indicators"])
     assert all(row["calls"] >= 1 for row in summary["indicators"].values())
+
+
+def test_demo_takes_an_agent_offline_on_purpose_and_raises_one_alert_for_it(
+        tmp_path: Path) -> None:
+    """--take-offline cuts one agent's uplink (a real last will) and says so; the hub
+    raises exactly one EDGE-OFFLINE for that outage, and every reading still arrives."""
+    from tests.private_mosquitto import PrivateMosquitto
+
+    summary_file = tmp_path / "s.json"
+    agent = "edge-fenghuang"
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        result = CliRunner().invoke(app, [
+            "demo", "--duration", "20", "--clock-speed", "600", "--broker", broker.url,
+            "--take-offline", agent, "--api", "off", "--summary-json", str(summary_file)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    assert summary["agents_taken_offline"] == summary["agent_outages"] == 1
+    assert summary["alerts_by_matter"]["EDGE-OFFLINE"] == 1
+    assert summary["alerts_opened"] <= summary["anomaly_events"] + 1
+    assert summary["readings_stored"] == summary["readings_published"] > 0
+    assert f"{agent} taken offline on purpose" in result.output
+
+
+def test_demo_refuses_to_take_offline_an_agent_it_does_not_have() -> None:
+    result = CliRunner().invoke(app, ["demo", "--duration", "5", "--take-offline", "edge-x"])
+    assert_clean_exit(result, 2)
+    assert "--take-offline" in result.stderr
+    assert "edge-dongyuan" in result.stderr  # the agents it does have
 
 
 def test_demo_with_influx_down_ends_and_does_not_claim_the_readings_stored(

@@ -46,6 +46,11 @@ def demo(
                                      "runs (host:port; port 0 picks a free one), or "
                                      "'off'. Prints the URL and a district token.")
                    ] = "127.0.0.1:0",
+    take_offline: Annotated[str | None, typer.Option(
+        metavar="AGENT", help="Take this edge agent offline on purpose (its uplink cut from "
+        "30% to 55% of the run, so the broker publishes its last will), announced in "
+        "the live view: the hub raises one EDGE-OFFLINE for the outage. Counted in the "
+        "summary as agents_taken_offline.")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run the whole pipeline on the sample district, with nothing installed.
@@ -63,7 +68,7 @@ def demo(
                               influx_api=influx_api, influx_database=influx_database,
                               store_path=store, summary_json=summary_json, seed=seed,
                               live=out.is_terminal, drain_timeout=drain_timeout,
-                              clock_speed=clock_speed, api=api)
+                              clock_speed=clock_speed, api=api, take_offline=take_offline)
     except ValueError as exc:
         err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
