@@ -44,7 +44,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from gridcall.config.local_mqtt import LocalMqttSettings, parse_path
-from gridcall.config.sources import ModbusSettings, Register, SerialDevice, SerialSettings
+from gridcall.config.sources import (
+    BIT_TABLES,
+    ModbusSettings,
+    Register,
+    SerialDevice,
+    SerialSettings,
+)
 from gridcall.firmware_bridge.frames import MAX_CHANNELS, Frame, encode
 from gridcall.firmware_bridge.pty import NullModem, PtyPort
 from gridcall.wire.cancelsafe import stop_tasks
@@ -54,6 +60,8 @@ if TYPE_CHECKING:
 
 ValueAt = Callable[[str, float], float | None]
 """The value of a sensor at a POSIX time (None: the sensor has none)."""
+_TABLES = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
+"""Modbus read functions by the table they read."""
 STOP_S = 10.0
 """Seconds a stopping simulated device waits for its server task to end."""
 
@@ -152,21 +160,35 @@ def modbus_devices(registers: Sequence[Register], value_at: ValueAt) -> list[Sim
         by_slave.setdefault(reg.slave, []).append(reg)
     devices: list[SimDevice] = []
     for slave, regs in sorted(by_slave.items()):
-        size = max(r.last_address for r in regs) + 1
+        words = [r for r in regs if r.table not in BIT_TABLES]
+        bits = [r for r in regs if r.table in BIT_TABLES]
+        size = max((r.last_address for r in words), default=0) + 1
+        # pymodbus's simulator keeps coils and discrete inputs 16 to a word, the lowest
+        # address in the lowest bit, and hands the action those words
+        bit_words = max((r.address // 16 for r in bits), default=0) + 1
 
         async def fill(function_code: int, start: int, address: int, count: int,
                        current: list[int], set_values: object,
                        regs: list[Register] = regs) -> None:
-            table = "holding" if function_code == 3 else "input"
+            table = _TABLES.get(function_code)
             now = time.time()
             for reg in regs:
-                if reg.table != table or not address <= reg.address < address + count:
+                if reg.table != table:
                     continue
                 value = value_at(reg.sensor, now)
-                words = encode_registers(0.0 if value is None else value, reg)
-                current[reg.address - start:reg.address - start + len(words)] = words
+                if table in BIT_TABLES:
+                    word, bit = reg.address // 16 - start, 1 << (reg.address % 16)
+                    if 0 <= word < len(current):
+                        on = value is not None and round((value - reg.offset) / reg.scale)
+                        current[word] = current[word] | bit if on else current[word] & ~bit
+                    continue
+                if not address <= reg.address < address + count:
+                    continue
+                encoded = encode_registers(0.0 if value is None else value, reg)
+                current[reg.address - start:reg.address - start + len(encoded)] = encoded
 
-        blocks = ([SimData(0, datatype=DataType.BITS)], [SimData(0, datatype=DataType.BITS)],
+        blocks = ([SimData(0, count=bit_words, datatype=DataType.BITS)],
+                  [SimData(0, count=bit_words, datatype=DataType.BITS)],
                   [SimData(0, count=size, datatype=DataType.REGISTERS)],
                   [SimData(0, count=size, datatype=DataType.REGISTERS)])
         devices.append(SimDevice(id=slave, simdata=blocks, action=fill))

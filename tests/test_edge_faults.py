@@ -6,17 +6,28 @@ The sensor's health is ``fault``, each is counted, and an out-of-range episode r
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import uuid
+from datetime import timedelta
 
+import aiomqtt
 import msgspec
 import pytest
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
 
 from gridcall.config import ConfigSet, SensorSpec
+from gridcall.config.sources import ModbusSettings
 from gridcall.edge_agent.agent import MISSING_AFTER_INTERVALS, EdgeAgent
+from gridcall.edge_agent.modbus_source import ModbusSource
 from gridcall.edge_agent.outbox import Priority
 from gridcall.edge_agent.sources import Sample
 from gridcall.simulators.steady import SimClock
-from gridcall.wire import AnomalyEvent, ReadingBatch
+from gridcall.wire import AgentStatus, AnomalyEvent, Reading, ReadingBatch, topics
+from gridcall.wire.broker import BrokerAddress
+from tests.polling import wait_until
+from tests.servers import unused_tcp_port
 
 NOW = 1_790_000_000 * 10**9
 SECOND = 10**9
@@ -109,3 +120,82 @@ def test_a_catalog_without_fault_sends_it_where_stuck_sensors_go(cfg: ConfigSet)
     older = dataclasses.replace(cfg, _matter_index=index)
     assert ("*", "fault") not in older._matter_index
     assert older.matter_for("gas", "fault") is stuck
+
+
+@pytest.mark.servers
+async def test_modbus_faults_reach_the_broker_as_health_and_one_alert_never_as_readings(
+        cfg: ConfigSet, mqtt_url: str) -> None:
+    """The issue's devices end to end, pymodbus's TCP server → agent → mosquitto: a
+    thermometer writing -25.0 degC as 10250 (offset-10000), a gas monitor answering its
+    0xFFFF fault code, and a tilt sensor whose map lacks its scale (1025 deg, beyond its
+    0-90 range)."""
+    port = unused_tcp_port()
+    device = SimDevice(id=1, simdata=[
+        SimData(0, values=[10250, 0xFFFF, 1025, 0], datatype=DataType.REGISTERS)])
+    server = ModbusTcpServer([device], address=("127.0.0.1", port))
+    serving = asyncio.create_task(server.serve_forever())
+    base = cfg.agents["edge-huangpu-cun"]
+    temp, gas, tilt = ("huangpu-cun-g3-temperature-1", "huangpu-cun-g3-gas-1",
+                       "huangpu-cun-g3-manholetilt-1")
+    source = ModbusSettings.model_validate({
+        "type": "modbus", "transport": "tcp", "host": "127.0.0.1", "tcp_port": port,
+        "registers": [
+            {"sensor": temp, "address": 0, "encoding": "offset-10000", "scale": 0.1,
+             "interval": "0.05s"},
+            {"sensor": gas, "address": 1, "scale": 0.1, "faults": ["0xFFFF"],
+             "interval": "0.05s"},
+            {"sensor": tilt, "address": 2, "interval": "0.05s"}]})
+    spec = dataclasses.replace(
+        base, id=f"edge-faults-{uuid.uuid4().hex[:8]}", source=source,
+        sensors=tuple(s for s in base.sensors if s.id in (temp, gas, tilt)),
+        settings=base.settings.model_copy(update={
+            "status_interval": timedelta(seconds=0.2), "batch_interval": timedelta(seconds=0.1)}))
+    agent = EdgeAgent(spec, ModbusSource(source, agent_id=spec.id), broker_url=mqtt_url)
+    readings: list[Reading] = []
+    events: list[AnomalyEvent] = []
+    statuses: list[AgentStatus] = []
+    stop = asyncio.Event()
+    address = BrokerAddress.parse(mqtt_url)
+    try:
+        async with aiomqtt.Client(address.host, address.port) as client:
+            for topic in (topics.readings_topic(spec.id), topics.events_topic(spec.id),
+                          topics.status_topic(spec.id)):
+                await client.subscribe(topic, qos=1)
+
+            async def collect() -> None:
+                async for msg in client.messages:
+                    payload = msg.payload
+                    if not isinstance(payload, bytes) or not payload:
+                        continue
+                    topic = str(msg.topic)
+                    if topic == topics.readings_topic(spec.id):
+                        readings.extend(msgspec.json.decode(payload, type=ReadingBatch).readings)
+                    elif topic == topics.events_topic(spec.id):
+                        events.append(msgspec.json.decode(payload, type=AnomalyEvent))
+                    else:
+                        statuses.append(msgspec.json.decode(payload, type=AgentStatus))
+
+            collecting = asyncio.create_task(collect())
+            running = asyncio.create_task(agent.run(stop))
+
+            def settled() -> bool:
+                last = statuses[-1] if statuses else None
+                return (len(readings) >= 10 and last is not None
+                        and last.faults.get("out_of_range", 0) >= 10
+                        and last.faults.get("sentinel", 0) >= 10)
+
+            assert await wait_until(settled)
+            stop.set()
+            await running
+            collecting.cancel()
+            await client.publish(topics.status_topic(spec.id), b"", retain=True)  # tidy up
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    assert {(r.sensor, r.value) for r in readings} == {(temp, -25.0)}
+    assert [(e.sensor, e.kind, e.phase, e.value) for e in events] == [
+        (tilt, "fault", "start", 1025.0)]
+    health = {s: h.state for s, h in statuses[-2].sensor_health.items()}  # the last online
+    assert health == {temp: "ok", gas: "fault", tilt: "fault"}
+    assert statuses[-2].source_counters["fault_sentinel"] >= 10

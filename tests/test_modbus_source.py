@@ -508,3 +508,34 @@ async def test_slave_ids_above_247_are_warned_at_start_and_by_edge_check(
     assert [(c.name, c.status) for c in checks] == [("modbus slave ids", "WARN"),
                                                    ("modbus port", "FAIL")]
     assert checks[0].detail.startswith("slave ids 250, 251 are above 247")
+
+
+async def test_the_simulated_devices_serve_coils_discrete_inputs_and_encodings() -> None:
+    """simulators/devices.py's pymodbus devices hold what the map reads back: bits (kept
+    16 to a word by pymodbus's simulator), and signed encodings."""
+    from gridcall.simulators.devices import modbus_devices
+
+    port = unused_tcp_port()
+    settings = ModbusSettings.model_validate({
+        "type": "modbus", "transport": "tcp", "host": "127.0.0.1", "tcp_port": port,
+        "timeout": "0.5s", "registers": [{"interval": "0.05s", **r} for r in [
+            {"sensor": "door", "table": "coil", "address": 3},
+            {"sensor": "pump", "table": "coil", "address": 20},
+            {"sensor": "lamp", "table": "coil", "address": 21},
+            {"sensor": "float", "table": "discrete", "address": 1},
+            {"sensor": "cold", "address": 0, "encoding": "offset-10000", "scale": 0.1},
+            {"sensor": "freezer", "address": 1, "encoding": "sign-magnitude", "scale": 0.1},
+        ]]})
+    want = {"door": 1.0, "pump": 1.0, "lamp": 0.0, "float": 1.0, "cold": -25.0,
+            "freezer": -18.5}
+    server = ModbusTcpServer(modbus_devices(settings.registers, lambda s, t: want[s]),
+                             address=("127.0.0.1", port))
+    serving = asyncio.create_task(server.serve_forever())
+    try:
+        source = ModbusSource(settings, agent_id="edge-test")
+        got = await collect(source, lambda got, c: len({s.sensor for s in got}) == len(want))
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    assert {s.sensor: s.value for s in got} == pytest.approx(want)
