@@ -5,10 +5,14 @@
 #   InfluxDB 1.6.7     http://127.0.0.1:18086   (v1 /write and InfluxQL /query; rpc on 18088)
 #   InfluxDB 1.6.7     http://127.0.0.1:18096   (a second one with auth-enabled; rpc 18098)
 #   VictoriaMetrics    http://127.0.0.1:18428   (takes InfluxDB's /write and /api/v2/write)
+#   PostgreSQL 15      postgresql://127.0.0.1:18543/gridcall (user and password required;
+#                      the desk's ledger on PostgreSQL, hub.yaml `desk_store`)
 #
 # The authenticated servers know two test-only users: an admin (GRIDCALL_TEST_USER /
 # GRIDCALL_TEST_PASSWORD, default gridcall / gridcall-test-pw) and, on InfluxDB, a user
 # with no privileges (reader / reader-test-pw), so that a refused write (403) is real.
+# PostgreSQL knows the admin user too, as the owner of database `gridcall` (and may create
+# databases, so that a test can have its own).
 #
 # Usage: bash scripts/servers.sh install|start|stop|restart|status|env
 #   install  apt-get install what is missing, without letting the packages start their own
@@ -32,17 +36,26 @@ VM_PORT=${GRIDCALL_VM_PORT:-18428}
 MQTT_AUTH_PORT=${GRIDCALL_MQTT_AUTH_PORT:-18832}
 INFLUX_AUTH_PORT=${GRIDCALL_INFLUX_AUTH_PORT:-18096}
 INFLUX_AUTH_RPC_PORT=${GRIDCALL_INFLUX_AUTH_RPC_PORT:-18098}
+PG_PORT=${GRIDCALL_PG_PORT:-18543}
 TEST_USER=${GRIDCALL_TEST_USER:-gridcall}
 TEST_PASSWORD=${GRIDCALL_TEST_PASSWORD:-gridcall-test-pw}
 READER_USER=reader
 READER_PASSWORD=reader-test-pw
 READY_TIMEOUT=${GRIDCALL_SERVERS_TIMEOUT:-60}   # seconds each server gets to answer
 
-PACKAGES=(mosquitto influxdb influxdb-client victoria-metrics curl)  # influxdb-client: the `influx` CLI, whose CSV export the replay reads
+PACKAGES=(mosquitto influxdb influxdb-client victoria-metrics curl postgresql)  # influxdb-client: the `influx` CLI, whose CSV export the replay reads
 MOSQUITTO=/usr/sbin/mosquitto
 INFLUXD=/usr/bin/influxd
 VICTORIA=/usr/bin/victoria-metrics
-NAMES=(mosquitto influxdb influxdb_auth victoria)
+NAMES=(mosquitto influxdb influxdb_auth victoria postgres)
+
+# Debian's postgresql package puts the server under /usr/lib/postgresql/<major>/bin; the
+# newest installed major is used.
+pg_bin() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$d" ] && echo "$d"
+}
 
 say() { echo "servers: $*"; }
 die() { echo "servers.sh: $*" >&2; exit 1; }
@@ -68,7 +81,7 @@ stop_packaged_daemons() {
     cmd=$(tr '\0' ' ' < "$proc/cmdline" 2>/dev/null) || continue
     case "$cmd" in
       *mosquitto*/etc/mosquitto/mosquitto.conf*|*influxd*/etc/influxdb/influxdb.conf*|\
-      *victoria-metrics*/var/lib/victoria-metrics*)
+      *victoria-metrics*/var/lib/victoria-metrics*|*postgres*/var/lib/postgresql/*)
         say "stopping the packaged service the install started: $cmd (pid $pid)"
         kill "$pid" 2>/dev/null || true ;;
     esac
@@ -107,6 +120,7 @@ need_binaries() {
   for b in "$MOSQUITTO" "$INFLUXD" "$VICTORIA"; do
     [ -x "$b" ] || return 1
   done
+  [ -n "$(pg_bin)" ] || return 1
   command -v curl >/dev/null
 }
 
@@ -125,6 +139,7 @@ alive() {
   case "$1:$exe" in
     mosquitto:*mosquitto*|influxdb:*influxd*|influxdb_auth:*influxd*) return 0 ;;
     victoria:*victoria-metrics*) return 0 ;;
+    postgres:*postgres*) return 0 ;;
   esac
   return 1
 }
@@ -141,6 +156,7 @@ ready() {
     influxdb) [ "$(http_code "http://127.0.0.1:$INFLUX_PORT/ping")" = 204 ] ;;
     influxdb_auth) [ "$(http_code "http://127.0.0.1:$INFLUX_AUTH_PORT/ping")" = 204 ] ;;
     victoria) [ "$(http_code "http://127.0.0.1:$VM_PORT/health")" = 200 ] ;;
+    postgres) "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" ;;
   esac
 }
 
@@ -150,6 +166,7 @@ port_of() {
     influxdb) echo "$INFLUX_PORT" ;;
     influxdb_auth) echo "$INFLUX_AUTH_PORT" ;;
     victoria) echo "$VM_PORT" ;;
+    postgres) echo "$PG_PORT" ;;
   esac
 }
 
@@ -292,6 +309,14 @@ start_one() {
     influxdb_auth)
       write_influxdb_conf influxdb_auth "$INFLUX_AUTH_PORT" "$INFLUX_AUTH_RPC_PORT" true
       launch influxdb_auth "$INFLUXD" -config "$DIR/influxdb_auth.conf" ;;
+    postgres)
+      init_postgres || return 1
+      # PostgreSQL refuses to run as root: as the package's `postgres` user, exec'd in
+      # place (setpriv, no fork) so that the pid file names the server itself.
+      launch postgres setpriv --reuid=postgres --regid=postgres --init-groups -- \
+        "$(pg_bin)/postgres" -D "$DIR/postgres" -p "$PG_PORT" \
+        -c listen_addresses=127.0.0.1 -c unix_socket_directories="$DIR/pgsock" \
+        -c fsync=off -c synchronous_commit=off -c full_page_writes=off ;;
     victoria)
       mkdir -p "$DIR/victoria"
       # 100y retention: the tests write timestamps far from now, which the default (1
@@ -302,6 +327,41 @@ start_one() {
   esac || return 1
   wait_ready "$name" || return 1
   if [ "$name" = influxdb_auth ]; then add_influx_users; fi
+  if [ "$name" = postgres ]; then add_pg_user; fi
+}
+
+# A cluster of our own under $DIR/postgres (owned by `postgres`, as the server insists):
+# local socket connections trusted (for add_pg_user), TCP ones by password (scram).
+# fsync is off (above): these are throw-away test data, and the failover tests kill the
+# hub, not the database.
+init_postgres() {
+  [ -s "$DIR/postgres/PG_VERSION" ] && return 0
+  id postgres >/dev/null 2>&1 || { echo "servers.sh: no 'postgres' user (postgresql package)" >&2; return 1; }
+  rm -rf "$DIR/postgres"
+  mkdir -p "$DIR/postgres" "$DIR/pgsock"
+  chown postgres:postgres "$DIR/postgres" "$DIR/pgsock"
+  chmod 700 "$DIR/postgres"
+  chmod 755 "$DIR"
+  setpriv --reuid=postgres --regid=postgres --init-groups -- "$(pg_bin)/initdb" \
+    -D "$DIR/postgres" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+    -E UTF8 --locale=C.UTF-8 >> "$DIR/postgres.log" 2>&1 \
+    || { log_tail postgres; return 1; }
+}
+
+add_pg_user() {
+  local psql
+  psql=$(command -v psql || echo "$(pg_bin)/psql")
+  setpriv --reuid=postgres --regid=postgres --init-groups -- "$psql" -X -q -v ON_ERROR_STOP=1 \
+    -h "$DIR/pgsock" -p "$PG_PORT" -U postgres -d postgres >> "$DIR/postgres.log" 2>&1 <<SQL \
+    || { echo "servers.sh: postgres: could not create the test user" >&2; log_tail postgres; return 1; }
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$TEST_USER') THEN
+    CREATE ROLE "$TEST_USER" LOGIN CREATEDB PASSWORD '$TEST_PASSWORD';
+  END IF;
+END \$\$;
+SELECT 'CREATE DATABASE "$TEST_USER" OWNER "$TEST_USER"'
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$TEST_USER')\\gexec
+SQL
 }
 
 # influx_query [USER:PASSWORD] Q -> prints the HTTP status of POST /query on the auth server
@@ -341,11 +401,12 @@ urls() {
   echo "GRIDCALL_TEST_MQTT_AUTH_URL=mqtt://$TEST_USER:$TEST_PASSWORD@127.0.0.1:$MQTT_AUTH_PORT"
   echo "GRIDCALL_TEST_INFLUX_AUTH_URL=http://$TEST_USER:$TEST_PASSWORD@127.0.0.1:$INFLUX_AUTH_PORT"
   echo "GRIDCALL_TEST_INFLUX_READER_URL=http://$READER_USER:$READER_PASSWORD@127.0.0.1:$INFLUX_AUTH_PORT"
+  echo "GRIDCALL_TEST_PG_URL=postgresql://$TEST_USER:$TEST_PASSWORD@127.0.0.1:$PG_PORT/$TEST_USER"
 }
 
 start() {
   need_binaries || install
-  need_binaries || die "mosquitto, influxd or victoria-metrics missing after install"
+  need_binaries || die "mosquitto, influxd, victoria-metrics or postgres missing after install"
   local name failed=()
   for name in "${NAMES[@]}"; do
     start_one "$name" || failed+=("$name")
@@ -359,7 +420,9 @@ stop_one() {
   local name=$1 pid
   if alive "$name"; then
     pid=$(pid_of "$name")
-    kill "$pid" 2>/dev/null || true
+    # PostgreSQL's TERM waits for its clients to leave ("smart"); INT is its fast stop
+    if [ "$name" = postgres ]; then kill -INT "$pid" 2>/dev/null || true
+    else kill "$pid" 2>/dev/null || true; fi
     for _ in $(seq 1 100); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
@@ -375,7 +438,7 @@ stop_one() {
 
 stop() {
   local name
-  for name in victoria influxdb_auth influxdb mosquitto; do stop_one "$name"; done
+  for name in postgres victoria influxdb_auth influxdb mosquitto; do stop_one "$name"; done
   say "stopped"
 }
 

@@ -2,8 +2,8 @@
 # The README's test command. On a fresh Debian machine, as root:
 #   1. pip install -e '.[dev]' (quietly; the log is shown if it fails)
 #   2. apt: chromium, chromium-driver and CJK fonts for the board's browser test
-#   3. scripts/servers.sh install + start: mosquitto, InfluxDB 1.6.7, VictoriaMetrics on
-#      loopback ports; their URLs are exported as GRIDCALL_TEST_*
+#   3. scripts/servers.sh install + start: mosquitto, InfluxDB 1.6.7, VictoriaMetrics and
+#      PostgreSQL on loopback ports; their URLs are exported as GRIDCALL_TEST_*
 #   4. ruff check ., mypy, pytest "$@": all three run (pytest last, so that its summary
 #      line closes the output, followed only by failures and the folder of the browser
 #      test's screenshots when there is one); the exit status is non-zero if any failed,
@@ -73,7 +73,8 @@ while IFS= read -r line; do
   case "$line" in GRIDCALL_TEST_*=*) export "${line?}" ;; esac
 done < "$work/servers.env"
 for var in GRIDCALL_TEST_MQTT_URL GRIDCALL_TEST_INFLUX_V1_URL GRIDCALL_TEST_VM_URL \
-           GRIDCALL_TEST_MQTT_AUTH_URL GRIDCALL_TEST_INFLUX_AUTH_URL GRIDCALL_TEST_INFLUX_READER_URL; do
+           GRIDCALL_TEST_MQTT_AUTH_URL GRIDCALL_TEST_INFLUX_AUTH_URL GRIDCALL_TEST_INFLUX_READER_URL \
+           GRIDCALL_TEST_PG_URL; do
   [ -n "${!var:-}" ] || fail "servers.sh start printed no $var"
 done
 

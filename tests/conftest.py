@@ -21,6 +21,7 @@ from tests.servers import (
     mark_server_tests,
     mqtt_auth,
     mqtt_url,
+    postgres_url,
     victoria_url,
 )
 
@@ -36,7 +37,7 @@ SimDistrictFactory = Callable[..., Awaitable[Any]]
 """The type of the plugin's ``sim_district`` fixture (``await sim_district(source)``)."""
 
 __all__ = ["influx_auth", "influx_database", "influx_reader", "influx_v1_url", "live_servers",
-           "mqtt_auth", "mqtt_url", "victoria_url"]
+           "mqtt_auth", "mqtt_url", "postgres_url", "victoria_url"]
 
 
 @pytest.fixture(scope="session")

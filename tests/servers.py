@@ -45,9 +45,11 @@ ENV = {
     "mqtt_auth": "GRIDCALL_TEST_MQTT_AUTH_URL",
     "influx_auth": "GRIDCALL_TEST_INFLUX_AUTH_URL",
     "influx_reader": "GRIDCALL_TEST_INFLUX_READER_URL",
+    "postgres": "GRIDCALL_TEST_PG_URL",
 }
 SERVER_FIXTURES = frozenset({"live_servers", "mqtt_url", "influx_v1_url", "victoria_url",
-                             "influx_database", "mqtt_auth", "influx_auth", "influx_reader"})
+                             "influx_database", "mqtt_auth", "influx_auth", "influx_reader",
+                             "postgres_url"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class ServerURLs:
     """``http://user:password@host:port`` of an InfluxDB 1.x with auth on; an admin."""
     influx_reader: str
     """The same InfluxDB as ``influx_auth``, as a user with no privileges."""
+    postgres: str
+    """``postgresql://user:password@host:port/db`` of a PostgreSQL; the user owns the
+    database and may create others."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,11 @@ def server_urls() -> ServerURLs:
 @pytest.fixture(scope="session")
 def live_servers() -> ServerURLs:
     return server_urls()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(live_servers: ServerURLs) -> str:
+    return live_servers.postgres
 
 
 @pytest.fixture(scope="session")
