@@ -176,6 +176,8 @@ def write_config(folder: Path, broker: str, influx: str, database: str,
         "broker": {"url": broker}, "client_id": client_id,
         "ingest_share_group": f"{client_id}-group",
         "store_path": str(folder / "hub.sqlite"), "spool_dir": str(folder / "spool"),
+        # the workload's agents and sensors are synthetic (bench-NN, sNN), not the sample's
+        "accept_unconfigured_sensors": True,
         "influx": {"url": influx, "database": database, "batch_max_points": 5000,
                    "flush_interval": "1s"}}}), encoding="utf-8")
     return folder

@@ -286,6 +286,14 @@ class HubSettings(Model):
     """Where ingest keeps readings the sink cannot take now (one subfolder per worker)."""
     ingest_share_group: Id = "gridcall-ingest"
     """The MQTT shared-subscription group ingest workers join (``$share/<group>/...``)."""
+    max_batch_readings: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Readings one batch may carry; a longer batch is refused whole (counted as
+    ``too_many_readings``). The default takes any agent's batch (an agent's
+    ``batch_max_readings`` is at most 10,000)."""
+    accept_unconfigured_sensors: bool = False
+    """Store readings of sensor ids the config does not have (another agent's sensor is
+    refused regardless). Only for benchmarks streaming synthetic ids through the sample
+    config: in a town, any agent's login could then create series at will."""
     boards: BoardSettings = BoardSettings()
     """Board data in InfluxDB and the agent roster (config/boards.py)."""
 

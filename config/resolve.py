@@ -35,6 +35,7 @@ from gridcall.config.notify import NotifyFile
 from gridcall.config.rules import MatterCatalog
 from gridcall.config.sources import SourceSettings, map_problems, mapped_sensors
 from gridcall.wire.ladder import Tier, UnitLevel
+from gridcall.wire.provenance import Owners, Screen
 
 NO_NOTIFY = NotifyFile()
 
@@ -124,6 +125,16 @@ class ConfigSet:
         if tier is None:
             return matter.deadlines or self.matters.default_deadlines[matter.type]
         return self.matters.deadlines_at(matter.code, matter.type, matter.deadlines, tier)
+
+    def owners(self) -> Owners:
+        """Which agent speaks for each sensor (:mod:`gridcall.wire.provenance`)."""
+        return Owners.of((s.id, s.agent) for s in self.sensors.values())
+
+    def screen(self) -> Screen:
+        """The hub's check of reading batches: its owners, ``hub.max_batch_readings`` and
+        ``hub.accept_unconfigured_sensors``."""
+        return Screen(self.owners(), max_readings=self.hub.max_batch_readings,
+                      accept_unknown=self.hub.accept_unconfigured_sensors)
 
 
 class _Checker:

@@ -77,11 +77,12 @@ class Hub:
                 share_group=share_group, spool_dir=spool_dir, username=user,
                 password=password, keepalive=int(settings.broker.keepalive.total_seconds()),
                 max_points=max_points, flush_interval=flush, drain_timeout=drain_timeout,
-                decoder=self.decoder)
+                decoder=self.decoder, screen=config.screen())
             self.ingest = self.worker.ingest
         else:
             self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush,
-                                 spool=Spool(spool_dir) if spool_dir is not None else None)
+                                 spool=Spool(spool_dir) if spool_dir is not None else None,
+                                 screen=config.screen())
         self.runtime = DeskRuntime(
             config, store, address=self.address, client_id=self.client_id, clock=clock,
             tick_interval=tick_interval, decoder=self.decoder, readings=self.ingest.put,

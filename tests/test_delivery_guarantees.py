@@ -27,7 +27,7 @@ async def test_batches_published_while_the_hub_is_down_arrive_when_it_returns(
     sensor = next(iter(cfg.sensors))
     client_id = f"hub-restart-{uuid.uuid4().hex[:8]}"
     address = BrokerAddress.parse(mqtt_url)
-    agent = f"edge-{uuid.uuid4().hex[:6]}"
+    agent = cfg.sensors[sensor].agent  # the hub takes a sensor's readings from its agent
     async with Store(":memory:") as store:
         first = Hub(cfg, sink=store, store=store, broker_url=mqtt_url, client_id=client_id,
                     flush_interval=0.05)

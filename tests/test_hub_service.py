@@ -51,13 +51,14 @@ async def run_hub(cfg: ConfigSet, broker: str, store: Store,
 
 async def test_a_redelivered_batch_is_stored_once(cfg: ConfigSet, broker: str) -> None:
     sensor = next(iter(cfg.sensors))
-    b1, b2 = batch("edge-a", 1, sensor), batch("edge-a", 2, sensor)
-    t = topics.readings_topic("edge-a")
+    agent = cfg.sensors[sensor].agent
+    b1, b2 = batch(agent, 1, sensor), batch(agent, 2, sensor)
+    t = topics.readings_topic(agent)
     async with Store(":memory:") as store:
         hub = await run_hub(cfg, broker, store, [(t, encode(b1)), (t, encode(b2)),
                                                  (t, encode(b1))])
         assert await store.count_readings() == 10
-        assert [r[0] for r in await store.readings_of("edge-a")] == [1] * 5 + [2] * 5
+        assert [r[0] for r in await store.readings_of(agent)] == [1] * 5 + [2] * 5
     assert hub.ingest.counters.duplicate_batches == 1
 
 
@@ -65,19 +66,20 @@ async def test_malformed_messages_are_counted_and_the_rest_is_stored(
     cfg: ConfigSet, broker: str
 ) -> None:
     sensor = next(iter(cfg.sensors))
-    t = topics.readings_topic("edge-a")
+    agent = cfg.sensors[sensor].agent
+    t = topics.readings_topic(agent)
     messages = [
-        (t, encode(batch("edge-a", 1, sensor))),
+        (t, encode(batch(agent, 1, sensor))),
         (t, b"\xff\xfe garbage"),
         (t, b'{"v":1,"agent":"edge-a","seq":"two"}'),
-        (topics.readings_topic("edge-b"), encode(batch("edge-a", 9, sensor))),
-        (t, encode(batch("edge-a", 2, sensor))),
+        (topics.readings_topic("edge-b"), encode(batch(agent, 9, sensor))),
+        (t, encode(batch(agent, 2, sensor))),
     ]
     async with Store(":memory:") as store:
         hub = await run_hub(cfg, broker, store, messages)
         assert await store.count_readings() == 10
     assert hub.malformed == 3
-    assert hub.decoder.malformed == {"not_json": 1, "invalid": 1, "agent_mismatch": 1}
+    assert hub.decoder.malformed == {"not_json": 1, "invalid": 1, "forged": 1}
 
 
 async def test_an_event_opens_one_alert_even_when_delivered_twice(

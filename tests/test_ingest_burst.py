@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gridcall.config import SAMPLE_DISTRICT
+from gridcall.config import SAMPLE_DISTRICT, load_config
 from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder
 from gridcall.hub.ingest.worker import IngestWorker
 from gridcall.wire import Reading, ReadingBatch, encode, topics
@@ -43,6 +43,18 @@ def burst(agents: int, batches: int, per_batch: int = 50, *, first_seq: int = 0,
         Reading(f"s{k}", T0 + seq * 1_000_003_007 + a * 10_007 + k, seq + k / 100)
         for k in range(per_batch)])
         for seq in range(first_seq, first_seq + batches) for a in range(agents)]
+
+
+def owned_burst(batches: int, per_batch: int = 50) -> list[ReadingBatch]:
+    """Like :func:`burst`, from the sample district's agents, each speaking for its own
+    sensors only (what a hub run on that config takes)."""
+    agents = load_config(SAMPLE_DISTRICT).agents.values()
+    owned = [(a.id, [s.id for s in a.sensors]) for a in agents]
+    return [ReadingBatch(agent=agent, seq=seq, sent_at=T0, readings=[
+        Reading(sensors[k % len(sensors)], T0 + seq * 1_000_003_007 + a * 10_007 + k,
+                seq + k / 100)
+        for k in range(per_batch)])
+        for seq in range(batches) for a, (agent, sensors) in enumerate(owned)]
 
 
 def messages(batches: Sequence[ReadingBatch]) -> list[tuple[str, bytes]]:
@@ -239,7 +251,7 @@ async def test_hub_run_with_two_ingest_worker_processes_stores_a_burst_exactly_o
         # each worker says when it has joined the group: only then is a message kept for it
         assert await wait_until(lambda: log.read_bytes().count(b"subscribed to $share/") >= 2
                                 or proc.poll() is not None, polls=1200), log.read_text()
-        batches = burst(10, 40, prefix="procs")
+        batches = owned_burst(40)
         await asyncio.to_thread(publish_all, mosquitto.url, messages(batches))
         total = len(points(batches))
 

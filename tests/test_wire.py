@@ -40,7 +40,7 @@ def test_any_bytes_either_decode_or_are_rejected_with_a_reason(payload: bytes) -
     try:
         batch = decoder.readings("gridcall/v1/readings/a1", payload)
     except MalformedMessage as exc:
-        assert exc.reason in {"not_json", "invalid", "agent_mismatch"}
+        assert exc.reason in {"not_json", "invalid", "forged"}
         assert decoder.malformed_total == 1
     else:
         assert batch.agent == "a1"
@@ -63,11 +63,11 @@ def test_rejects_name_the_topic_and_the_reason() -> None:
             decoder.readings("gridcall/v1/readings/a1", payload)
         assert info.value.reason == reason
         assert "gridcall/v1/readings/a1" in str(info.value)
-    with pytest.raises(MalformedMessage, match="agent_mismatch"):
+    with pytest.raises(MalformedMessage, match="forged"):
         decoder.readings("gridcall/v1/readings/a2", good)
     with pytest.raises(MalformedMessage, match="bad_topic"):
         decoder.readings("gridcall/v1/readings/a1/extra", good)
-    assert decoder.malformed == {"not_json": 1, "invalid": 5, "agent_mismatch": 1,
+    assert decoder.malformed == {"not_json": 1, "invalid": 5, "forged": 1,
                                  "bad_topic": 1}
 
 

@@ -114,7 +114,8 @@ def hub_ingest(
                 password=password, keepalive=int(settings.broker.keepalive.total_seconds()),
                 max_points=influx.batch_max_points if influx else 5000,
                 flush_interval=influx.flush_interval.total_seconds() if influx else 0.5,
-                drain_timeout=drain_timeout, retire=retire is not None)
+                drain_timeout=drain_timeout, retire=retire is not None,
+                screen=cfg.screen())
             workers.append(w)
             out.print(f"ingest worker {w.consumer.client_id}: {address} {w.consumer.filter} → "
                       f"{influx.url if influx else settings.store_path}", highlight=False,
@@ -165,6 +166,7 @@ def hub_ingest(
             continue
         out.print(f"ingest worker stopped: {c.readings_stored} of {c.readings_received} "
                   f"readings stored, {c.rejected_readings} rejected, "
+                  f"{sum(c.refused.values())} refused (forged, unknown or over-long), "
                   f"{w.ingest.spooled_pending} waiting in the spool", highlight=False,
                   soft_wrap=True)
 

@@ -75,9 +75,11 @@ class Decoder:
             raise self._reject(topic, "bad_topic", str(exc)) from exc
 
     def _same_agent(self, topic: str, on_topic: str, in_payload: str) -> None:
+        # The topic's agent is the one the broker let publish there (its ACL): a payload
+        # speaking for another is a forgery (gridcall.wire.provenance), not a typo.
         if on_topic != in_payload:
             raise self._reject(
-                topic, "agent_mismatch", f"payload agent {in_payload!r} on {on_topic!r}'s topic"
+                topic, "forged", f"payload agent {in_payload!r} on {on_topic!r}'s topic"
             )
 
     def readings(self, topic: str, payload: bytes) -> ReadingBatch:

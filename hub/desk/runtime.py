@@ -36,7 +36,6 @@ from gridcall.config import ConfigSet
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import AlertState
-from gridcall.hub.desk.policy import UnknownSensor
 from gridcall.hub.desk.roster import Roster, RosterEvent, UnknownAgent
 from gridcall.hub.store import Store
 from gridcall.wire import (
@@ -57,6 +56,7 @@ from gridcall.wire.broker import (
 )
 from gridcall.wire.cancelsafe import STOP_BOUND, cancel_safe, stop_tasks
 from gridcall.wire.clock import Clock, ns
+from gridcall.wire.provenance import Refusals
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,10 @@ class HubCounters:
     """Outages (last will or silence) of configured agents, each raising EDGE-OFFLINE."""
     offline_alert_failures: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    """Messages refused after decoding, by reason: ``forged`` (an event for another
+    agent's sensor), ``unknown_sensor`` (for a sensor not in the config),
+    ``unexpected_topic``. A payload naming another agent than its topic is the
+    decoder's ``forged`` (``Decoder.malformed``)."""
     alerts_by_tier: Counter[str] = field(default_factory=Counter)
     """Alerts opened, by the tier they opened at."""
     alerts_by_unit: Counter[str] = field(default_factory=Counter)
@@ -140,6 +144,9 @@ class DeskRuntime:
         self.subscribed = asyncio.Event()
         self._warned = 0
         self._unknown_agents: set[str] = set()
+        self.owners = config.owners()
+        """Which agent speaks for each sensor: an event is taken only from its owner."""
+        self.refusals = Refusals("events")
 
     @property
     def malformed(self) -> int:
@@ -234,10 +241,18 @@ class DeskRuntime:
                                      now)
 
     async def _event(self, topic: str, payload: bytes) -> None:
+        # The decoder refuses a payload naming another agent than its topic (``forged``),
+        # so event.agent is the topic's: the login the broker let publish there. Only
+        # then is the event recorded, and its (agent, seq) dedup key is that agent's, so
+        # a forgery cannot take the seq of another agent's genuine event.
         event = self.decoder.event(topic, payload)
-        if event.sensor not in self.config.sensors:
-            self.counters.rejected["unknown_sensor"] += 1
-            self._bad(UnknownSensor(event.sensor, event.agent))
+        why = self.owners.verdict(event.agent, event.sensor)
+        if why is not None:  # another agent's sensor, or none of the config's
+            self.counters.rejected[why] += 1
+            self.refusals.note(event.agent, why, f"event seq {event.seq} for sensor "
+                               f"{event.sensor!r} (" + ("not in the config" if why ==
+                               "unknown_sensor" else f"{self.owners.agent_of[event.sensor]}'s")
+                               + ")")
             return
         fresh = await self.store.record_event(event, payload)
         if fresh:

@@ -40,9 +40,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gridcall.hub.ingest.dedup import SeenBatches
 from gridcall.hub.ingest.sinks import (
@@ -56,6 +56,7 @@ from gridcall.wire import ReadingBatch
 from gridcall.wire.backoff import Backoff, Reconnect
 from gridcall.wire.clock import Monotonic
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.provenance import Refusals, Screen
 from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,11 @@ class IngestCounters:
     spooled_readings: int = 0
     unspooled_readings: int = 0
     """Readings written to the sink from the spool (also counted in readings_stored)."""
+    refused: Counter[str] = field(default_factory=Counter)
+    """Readings refused before storing, by reason (:mod:`gridcall.wire.provenance`):
+    ``forged`` (another agent's sensor), ``unknown_sensor`` (not in the config),
+    ``too_many_readings`` (their batch was longer than ``hub.max_batch_readings``).
+    Counted in readings_received too; never in rejected_readings (the sink's refusals)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +127,7 @@ class Ingest:
                  spool: Spool | None = None,
                  on_settled: Callable[[list[Token]], None] | None = None,
                  writers: int = 2, alarm_after: float = 60.0, alarm_every: float = 300.0,
-                 clock: Monotonic = time.monotonic) -> None:
+                 clock: Monotonic = time.monotonic, screen: Screen | None = None) -> None:
         if writers < 1:
             raise ValueError(f"ingest needs at least one writer, got {writers}")
         self.writers = writers
@@ -132,6 +138,14 @@ class Ingest:
         self.spool = spool
         self.on_settled = on_settled
         self.counters = IngestCounters()
+        self.screen = screen
+        """Who may speak for which sensor, and how long a batch may be: the hub and
+        ``gridcall hub ingest`` always give the config's; None (take every reading) is for
+        benchmarks and tests of synthetic streams."""
+        self.refusals = Refusals("readings", clock=clock)
+        if screen is not None and screen.accept_unknown:
+            log.warning("ingest: hub.accept_unconfigured_sensors is on: readings of sensor "
+                        "ids the config does not have are stored (for benchmarks only)")
         self.alarm_after = alarm_after
         self.alarm_every = alarm_every
         self._clock = clock
@@ -162,7 +176,9 @@ class Ingest:
             self._spooled.set()
 
     async def put(self, batch: ReadingBatch, token: Token | None = None) -> bool:
-        """Take a batch (False if it is a duplicate); waits while the buffer is full.
+        """Take a batch (False if it is a duplicate, or if the screen refused all its
+        readings); waits while the buffer is full. With a screen, only the readings it
+        keeps are buffered; the refused are counted (``refused``) and logged.
 
         ``token`` comes back through ``on_settled`` once the batch is settled; for a
         duplicate, once the first copy is (at once if it already was)."""
@@ -178,6 +194,16 @@ class Ingest:
                     self.on_settled([token])
             return False
         c.readings_received += len(batch.readings)
+        if self.screen is not None:
+            screened = self.screen.batch(batch.agent, batch)
+            for reason, n in screened.refused.items():
+                c.refused[reason] += n
+                self.refusals.note(batch.agent, reason, screened.example, n)
+            if screened.batch is None:  # nothing left to store: settled now
+                if token is not None and self.on_settled is not None:
+                    self.on_settled([token])
+                return False
+            batch = screened.batch
         self._unsettled[key] = len(batch.readings)
         if token is not None:
             self._tokens[key] = [token]

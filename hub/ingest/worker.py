@@ -26,6 +26,7 @@ from gridcall.hub.ingest.spool import Spool
 from gridcall.wire import Decoder
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.provenance import Screen
 
 
 def peak_rss_kb() -> int | None:
@@ -48,11 +49,11 @@ class IngestWorker:
                  username: str | None = None, password: str | None = None,
                  keepalive: int = 30, max_points: int = 5000, flush_interval: float = 0.5,
                  drain_timeout: float = 10.0, decoder: Decoder | None = None,
-                 retire: bool = False) -> None:
+                 retire: bool = False, screen: Screen | None = None) -> None:
         self.drain_timeout = drain_timeout
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush_interval,
-                             spool=self.spool)
+                             spool=self.spool, screen=screen)
         self.consumer = ReadingsConsumer(
             self.ingest, address=address, client_id=client_id, share_group=share_group,
             username=username, password=password, keepalive=keepalive, decoder=decoder,
