@@ -192,8 +192,10 @@ class EdgeAgent:
             self.counters.skipped["unknown_sensor"] += 1
             return None
         guard = self.faults[sensor]
-        usable = value is not None and math.isfinite(value)
-        if not fault and value is not None and usable and not guard.possible(value):
+        # the bounds are floats (±inf when a kind declares none) and a NaN compares false,
+        # so a possible value costs two comparisons here
+        if not fault and value is not None and (
+                value < guard.low or value > guard.high) and math.isfinite(value):
             fault = OUT_OF_RANGE
         if fault:
             self.counters.faults[fault] += 1
@@ -202,16 +204,15 @@ class EdgeAgent:
                 self._queue_event(sensor, started)
             return started
         verdict = watch.observe(ts, value)
-        if value is None or not usable:
+        if value is None or not math.isfinite(value):
             self.counters.skipped["no_value" if value is None else "non_finite"] += 1
         else:
             self._last_value[sensor] = ts
             self._pending.append(Reading(sensor, ts, value))
             if len(self._pending) >= self.settings.batch_max_readings:
                 self.seal()
-            ended = guard.plausible(ts, value)
-            if ended is not None:
-                self._queue_event(sensor, ended)
+            if guard.open:
+                self._queue_event(sensor, guard.plausible(ts, value))
         if verdict is not None:
             self._queue_event(sensor, verdict)
         return verdict

@@ -15,6 +15,8 @@ warming up, and the health shows it.
 
 from __future__ import annotations
 
+import math
+
 from gridcall.config.models import Limits
 from gridcall.edge_agent.watch import Verdict
 
@@ -28,17 +30,13 @@ class FaultWatch:
     __slots__ = ("high", "last_fault", "low", "open")
 
     def __init__(self, limits: Limits) -> None:
-        self.low = limits.physical_min
-        self.high = limits.physical_max
+        # the physical range, bounds included (±inf where the kind declares none)
+        self.low = -math.inf if limits.physical_min is None else float(limits.physical_min)
+        self.high = math.inf if limits.physical_max is None else float(limits.physical_max)
         self.last_fault: int | None = None
         """When the sensor last gave a value it cannot produce (ns), if ever."""
         self.open = False
         """A fault episode is open (its start event went out, its end has not)."""
-
-    def possible(self, value: float) -> bool:
-        """Within the physical range (a finite value; the bounds themselves are possible)."""
-        return not ((self.low is not None and value < self.low)
-                    or (self.high is not None and value > self.high))
 
     def fault(self, ts: int, reason: str, value: float | None) -> Verdict | None:
         """A value the sensor cannot produce: the episode's start if this opens one."""
@@ -48,10 +46,8 @@ class FaultWatch:
         self.open = True
         return Verdict("fault", "start", "major", 1.0, value, ts)
 
-    def plausible(self, ts: int, value: float) -> Verdict | None:
-        """A value the sensor can produce: the episode's end if one was open."""
-        if not self.open:
-            return None
+    def plausible(self, ts: int, value: float) -> Verdict:
+        """A value the sensor can produce, while an episode is open: the episode's end."""
         self.open = False
         return Verdict("fault", "end", "minor", 0.0, value, ts)
 
