@@ -370,6 +370,14 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 for mi, code in enumerate(rule.matters):
                     check.ref("matters.yaml", ("inhibit", ri, "matters", mi), "matter", code,
                               codes)
+        upkeep = matters_file.maintenance
+        if upkeep is not None:
+            for mi, code in enumerate(upkeep.matters):
+                check.ref("matters.yaml", ("maintenance", "matters", mi), "matter", code,
+                          codes)
+            if topo is not None:
+                check.ref("matters.yaml", ("maintenance", "department"), "department",
+                          upkeep.department, departments)
         claimed: dict[tuple[str, str], str] = {}
         for i, m in enumerate(matters_file.matters):
             unique("matters.yaml", ("matters", i, "code"), m.code, "matter")

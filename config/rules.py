@@ -28,7 +28,8 @@ alerts of the matter in the town when an event makes it hold. Spread counts the 
 grids and communities in the event's town whose anomalies made the same matter within the
 window.
 
-Deadlines of a matter at a tier: ``tier_deadlines[code][tier]``, else the matter's own
+Deadlines of a matter at a tier: ``tier_deadlines[code][tier]``, else for a device fault
+the ``maintenance`` section's (:mod:`gridcall.config.maintenance`), else the matter's own
 ``deadlines`` (at every tier), else ``tier_deadlines[type][tier]``, else
 ``default_deadlines[type]``. The defaults below follow DOMAIN.md's reference figures: an
 emergency is answered within 1 h (Beijing 12345) and a whistle is answered on site
@@ -46,6 +47,7 @@ from pydantic import Field
 
 from gridcall.config.base import Duration, Id, Model
 from gridcall.config.desk_rules import DEFAULT_INHIBIT, InhibitRule, SilenceRules
+from gridcall.config.maintenance import Maintenance
 from gridcall.config.models import (
     MatterDeadlines,
     MattersFile,
@@ -117,6 +119,19 @@ class MatterCatalog(MattersFile):
     """Who may silence for how long (:mod:`gridcall.config.desk_rules`)."""
     inhibit: tuple[InhibitRule, ...] = DEFAULT_INHIBIT
     """What an offline agent holds back (:mod:`gridcall.config.desk_rules`)."""
+    maintenance: Maintenance | None = None
+    """Device faults go to maintenance (:mod:`gridcall.config.maintenance`); without it
+    they are matters like any other."""
+
+    def maintained(self, code: str) -> bool:
+        """Whether matter ``code`` is a device fault that goes to maintenance."""
+        return self.maintenance is not None and code in self.maintenance.matters
+
+    def top_tier(self, code: str) -> Tier:
+        """The highest tier a missed deadline escalates matter ``code`` to: A, or the
+        maintenance section's ``top_tier`` for a device fault."""
+        return self.maintenance.top_tier if (
+            self.maintenance is not None and code in self.maintenance.matters) else "A"
 
     def deadlines_at(self, code: str, type_: MatterType, own: MatterDeadlines | None,
                      tier: Tier) -> MatterDeadlines:
@@ -125,6 +140,9 @@ class MatterCatalog(MattersFile):
         by_code = self.tier_deadlines.get(code, {}).get(tier)
         if by_code is not None:
             return by_code
+        if self.maintenance is not None and self.maintenance.deadlines is not None and (
+                code in self.maintenance.matters):
+            return self.maintenance.deadlines
         if own is not None:
             return own
         by_type = self.tier_deadlines.get(type_, DEFAULT_TIER_DEADLINES.get(type_, {}))

@@ -56,3 +56,40 @@ def test_tier_deadlines_must_name_a_type_or_a_matter(sample: Path) -> None:
         if text.strip().startswith("GAS-LEEK:"))
     assert problem == (f"matters.yaml:{line}: tier_deadlines.GAS-LEEK: unknown matter type "
                        "or matter code 'GAS-LEEK' (did you mean 'GAS-LEAK'?)")
+
+
+def test_device_faults_have_maintenance_deadlines_at_every_tier(cfg: ConfigSet) -> None:
+    matters = {m.code: m for m in cfg.matters.matters}
+    upkeep = cfg.matters.maintenance
+    assert upkeep is not None
+    assert upkeep.department in cfg.departments
+    for code in upkeep.matters:
+        assert cfg.matters.maintained(code)
+        assert cfg.matters.top_tier(code) == upkeep.top_tier == "B"
+        for tier in ("D", "C", "B", "A"):
+            assert cfg.deadlines_for(matters[code], tier) == upkeep.deadlines
+    assert not cfg.matters.maintained("GAS-LEAK")
+    assert cfg.matters.top_tier("GAS-LEAK") == "A"
+
+
+def test_maintenance_names_each_matter_once(sample: Path) -> None:
+    def twice(data: dict) -> None:  # type: ignore[type-arg]
+        data["maintenance"]["matters"] = ["SENSOR-FAULT", "EDGE-OFFLINE", "EDGE-OFFLINE"]
+
+    edit(sample / "matters.yaml", twice)
+    problems = problems_of(sample)
+    assert any("maintenance: matters names ['EDGE-OFFLINE'] more than once"
+               in p for p in problems), problems
+
+
+def test_maintenance_references_are_checked(sample: Path) -> None:
+    def typo(data: dict) -> None:  # type: ignore[type-arg]
+        data["maintenance"]["matters"] = ["SENSOR-FALT", "EDGE-OFFLINE"]
+        data["maintenance"]["department"] = "operations_maintenanse"
+
+    edit(sample / "matters.yaml", typo)
+    problems = problems_of(sample)
+    assert any("maintenance.matters[0]: unknown matter 'SENSOR-FALT' (did you mean "
+               "'SENSOR-FAULT'?)" in p for p in problems), problems
+    assert any("maintenance.department: unknown department 'operations_maintenanse' (did "
+               "you mean 'operations_maintenance'?)" in p for p in problems), problems

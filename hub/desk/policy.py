@@ -176,16 +176,44 @@ class Policy:
         return sensor
 
     def departments(self, matter: Matter) -> tuple[str, ...]:
-        """The departments the catalog names for ``matter``, lead first."""
-        return tuple(d for d in (matter.departments.lead, *matter.departments.co) if d)
+        """The departments the catalog names for ``matter``, lead first; for a device
+        fault, the maintenance department leads (:mod:`gridcall.config.maintenance`)."""
+        upkeep = self.config.matters.maintenance
+        first = (upkeep.department,) if self.config.matters.maintained(matter.code) and (
+            upkeep is not None) else ()
+        return tuple(dict.fromkeys(
+            d for d in (*first, matter.departments.lead, *matter.departments.co) if d))
+
+    def ownerless(self, matter: Matter) -> bool:
+        """A matter nobody owns: no matter of the catalog claims the anomaly
+        (:data:`UNCLASSIFIED`), or the catalog names no lead department for it. The
+        district owns it (区政府兜底) at whatever tier it stands. A device fault is owned by
+        maintenance, lead or not."""
+        if self.config.matters.maintained(matter.code):
+            return False
+        return matter.code == UNCLASSIFIED.code or matter.departments.lead is None
+
+    def top_tier(self, matter: Matter) -> Tier:
+        """The highest tier a missed deadline or a tier rule takes ``matter`` to: A, or
+        the maintenance section's ``top_tier`` for a device fault."""
+        return self.config.matters.top_tier(matter.code)
+
+    def _held(self, matter: Matter, tier: Tier) -> tuple[Tier, str]:
+        """``tier`` held at the matter's top tier, and why if it was."""
+        top = self.top_tier(matter)
+        if above(tier, top):
+            return top, f"held at {top}: a device fault goes to maintenance"
+        return tier, ""
 
     # ------------------------------------------------------------------ decisions
 
     def at_tier(self, matter: Matter, tier: Tier, place: Place, at: int,
                 reason: str) -> Decision:
         """The route and deadlines of ``matter`` at ``tier`` for a sensor at ``place``,
-        deadlines counted from ``at``: every decision's one lookup."""
-        return Decision(tier=tier, route=route(tier, place),
+        deadlines counted from ``at``: every decision's one lookup. A matter nobody owns
+        goes to the district at any tier (:meth:`ownerless`), addressed as tier A is."""
+        where = route("A", place) if self.ownerless(matter) else route(tier, place)
+        return Decision(tier=tier, route=where,
                         deadlines=absolute(self.config.deadlines_for(matter, tier), at),
                         reason=reason)
 
@@ -194,8 +222,10 @@ class Policy:
         """What an opening anomaly of ``matter`` on ``sensor`` becomes at ``at``."""
         verdict = judge(self.rules, matter.base_tier, severity=severity, tags=sensor.tags,
                         spread=spread)
-        return self.at_tier(matter, verdict.tier, sensor.path, at,
-                            verdict.reason or f"base tier {matter.base_tier}")
+        tier, held = self._held(matter, verdict.tier)
+        why = "; ".join(r for r in (verdict.reason or f"base tier {matter.base_tier}", held)
+                        if r)
+        return self.at_tier(matter, tier, sensor.path, at, why)
 
     def on_evidence(self, matter: Matter, tier: Tier, place: Place, *, severity: Severity,
                     tags: Iterable[str], spread: Mapping[str, int], since: int,
@@ -204,15 +234,17 @@ class Policy:
         (reported since ``since``) to; None if the rules put it no higher."""
         verdict = judge(self.rules, matter.base_tier, severity=severity, tags=tags,
                         spread=spread, persisted_ns=at - since)
-        if not above(verdict.tier, tier):
+        rise, _ = self._held(matter, verdict.tier)
+        if not above(rise, tier):
             return None
-        return self.at_tier(matter, verdict.tier, place, at, verdict.reason)
+        return self.at_tier(matter, rise, place, at, verdict.reason)
 
     def on_breach(self, matter: Matter, tier: Tier, place: Place, deadline: str,
                   at: int) -> Decision | None:
         """What the breach of ``deadline`` (response, arrival, disposal) at ``at``
-        escalates an alert at ``tier`` to: one tier up; None at A (nowhere higher)."""
-        if tier == "A":
+        escalates an alert at ``tier`` to: one tier up; None at A (nowhere higher) or at
+        the matter's top tier (a device fault stays with maintenance): overdue there."""
+        if tier == "A" or not above(self.top_tier(matter), tier):
             return None
         return self.at_tier(matter, tier_up(tier, 1), place, at, f"{deadline} deadline passed")
 
@@ -234,12 +266,15 @@ class Policy:
         it concerns, when more than the sensor's (an edge agent's outage)."""
         sensor = self.sensor(event)
         where = decision.route
+        deps = self.departments(matter)
+        if self.ownerless(matter):  # the district leads what nobody owns
+            deps = (sensor.path[0], *deps)
+        lead, *co = deps
         return RiskAlert(
             alert_id=alert_id, state="opened", matter=matter.code, matter_name=matter.name,
             matter_type=matter.type, tier=decision.tier, unit=where.unit,
             unit_level=where.level, unit_path=list(where.address),
-            departments=Departments(lead=matter.departments.lead or sensor.path[0],
-                                    co=list(matter.departments.co)),
+            departments=Departments(lead=lead, co=co),
             sensor=sensor.id, sensor_kind=sensor.kind, grid=sensor.grid,
             anomaly_kind=event.kind, severity=event.severity, score=event.score,
             value=event.value, detected_at=event.ts, opened_at=at,
