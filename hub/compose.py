@@ -18,7 +18,7 @@ from pathlib import Path
 from gridcall.hub.api.app import create_app
 from gridcall.hub.api.server import ApiServer
 from gridcall.hub.api.tokens import TokenFile
-from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS, Notifier, desk_hook
+from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS, Notifier, desk_hook, reminder_hook
 from gridcall.hub.notify.outbox import NotifyOutbox, changes_to_replay
 from gridcall.hub.service import Hub
 
@@ -63,6 +63,7 @@ async def notifier(hub: Hub, say: Say) -> AsyncIterator[Notifier]:
         for change in late:
             await hook(change)
         hub.desk.add_hook(hook)
+        hub.desk.add_reminder_hook(reminder_hook(notify))
         yield notify
 
 

@@ -22,7 +22,7 @@ from gridcall.hub.api.app import create_app
 from gridcall.hub.api.tokens import TokenFile, read_entries
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
-from gridcall.hub.notify.notifier import Notifier, desk_hook
+from gridcall.hub.notify.notifier import Notifier, desk_hook, reminder_hook
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
 from gridcall.wire.clock import from_iso
@@ -81,6 +81,8 @@ shifts:
   {GRID}:
   - {{days: [mon, tue, wed, thu, fri], from: "08:00", to: "20:00", person: he-ping}}
   - {{days: [mon, tue, wed, thu, fri], from: "20:00", to: "08:00", person: ma-li}}
+escalation:
+  default: {{D: [10m]}}
 """, encoding="utf-8")
     (folder / "notify.yaml").write_text(f"""retry: {{attempts: 2, backoff: 0.01s}}
 units:
@@ -190,3 +192,21 @@ async def test_a_ledger_written_before_persons_still_reads(cfg: ConfigSet) -> No
                                person="someone")
         assert after.transition.person == "someone"
         assert after.transition.person_unit == GRID  # not in roster.yaml: the acting unit
+
+
+async def test_a_reminder_reaches_the_person_on_duty_through_their_contact(
+        tmp_path: Path, receiver: Receiver) -> None:
+    cfg = district(tmp_path, receiver)
+    async with Store(":memory:") as store, Notifier(cfg.notify, duty=cfg.duty) as notifier:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        desk.add_hook(desk_hook(notifier))
+        desk.add_reminder_hook(reminder_hook(notifier))
+        opened = await desk.on_event(event(1, MONDAY_9), MONDAY_9)
+        assert opened.alert is not None
+        await desk.tick(MONDAY_9 + 10 * MIN)
+        assert await wait_until(lambda: len(receiver.got) == 2)
+        titles = [(path, body["title"]) for path, body in receiver.got]
+        assert ("/he-ping", f"Reminder 1 · [D] 噪声扰民 · opened · {opened.alert.alert_id} "
+                f"({GRID})") in titles
+        assert desk.counters.reminders == 1

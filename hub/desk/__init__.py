@@ -4,7 +4,8 @@ Owns grouping and commits (``desk``), the pure policy that decides every alert's
 route and deadlines (``policy``), the memory of recent sightings it counts spread from
 (``spread``), the deadline timers (``timers``), the alert lifecycle (``lifecycle``), the
 ledger (``ledger``), the agent roster and its outages (``roster``), who is on duty
-(``duty``, over roster.yaml), maintenance windows (``silence``, their steps in
+(``duty``, over roster.yaml), the reminders of the escalation policies (``reminders``,
+logged in ``reminder_log``), maintenance windows (``silence``, their steps in
 ``silence_ledger``), what an offline agent holds back (``inhibit``), the indicators folded
 from the ledger (``indicators``) and the desk in service: its MQTT connection, outages,
 retained publishing and timer loop (``runtime``).

@@ -63,6 +63,8 @@ from gridcall.hub.desk.lifecycle import (
     step,
 )
 from gridcall.hub.desk.policy import Decision, Policy, UnknownSensor
+from gridcall.hub.desk.reminder_log import ReminderLog
+from gridcall.hub.desk.reminders import Reminder, remind, schedule, still_due
 from gridcall.hub.desk.silence import (
     NoSuchSilence,
     Scope,
@@ -85,8 +87,8 @@ from gridcall.wire.stats import Scalar, flatten
 log = logging.getLogger(__name__)
 
 __all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition",
-           "NoSuchSilence", "NotFound", "OutsideSubtree", "SilenceChange", "SilenceEnded",
-           "SilenceRefused", "UnknownSensor", "UnknownUnit"]
+           "NoSuchSilence", "NotFound", "OutsideSubtree", "ReminderChange", "SilenceChange",
+           "SilenceEnded", "SilenceRefused", "UnknownSensor", "UnknownUnit"]
 
 
 
@@ -137,6 +139,17 @@ Hook = Callable[[Change], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class ReminderChange:
+    """What a reminder hook gets after a reminder was logged: send it."""
+
+    reminder: Reminder
+    alert: AlertState
+
+
+ReminderHook = Callable[[ReminderChange], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
 class SilenceChange:
     """What a silence hook gets after a silence step was written."""
 
@@ -182,6 +195,10 @@ class DeskCounters:
     silences_added: int = 0
     silences_lifted: int = 0
     silences_expired: int = 0
+    reminders: int = 0
+    """Reminders logged and handed to the reminder hooks (roster.yaml's escalation)."""
+    reminders_to_unit: int = 0
+    """Of them, those with nobody on the roster: the unit's channels."""
     deadlines_held: int = 0
     inhibited: int = 0
     """Anomaly events an inhibit rule held back (an offline agent's sensor faults)."""
@@ -231,6 +248,13 @@ class Desk:
         self.held: deque[Held] = deque(maxlen=HELD_KEPT)
         """The latest anomaly events held back by inhibition, oldest first."""
         self._held_keys: dict[tuple[str, int], None] = {}
+        self.reminder_log = ReminderLog(ledger.store)
+        self._reminder_timers = DeadlineTimers()
+        """(when, alert, stint, index): the reminders of open alerts' stints."""
+        self._reminded: set[tuple[str, int, int]] = set()
+        self._stint: dict[str, int] = {}
+        """alert -> the step that handed it to its current unit."""
+        self._reminder_hooks: list[ReminderHook] = []
         self._lock = asyncio.Lock()
         self.started = False
 
@@ -245,6 +269,10 @@ class Desk:
         logged and counted; the step stays written."""
         self._hooks.append(hook)
 
+    def add_reminder_hook(self, hook: ReminderHook) -> None:
+        """Call ``hook`` with every :class:`ReminderChange` (after it was logged)."""
+        self._reminder_hooks.append(hook)
+
     def add_silence_hook(self, hook: SilenceHook) -> None:
         """Call ``hook`` with every :class:`SilenceChange` (add, lift, expire, mute)."""
         self._silence_hooks.append(hook)
@@ -255,6 +283,7 @@ class Desk:
             self._absorb(apply(self._states.get(t.alert_id), t))
         for s in await self.silence_ledger.all():
             self._absorb_silence(s)
+        self._reminded.update(r.key for r in await self.reminder_log.all())
         self.started = True
         if self._states:
             log.info("desk: %d alerts rebuilt from the ledger, %d open", len(self._states),
@@ -275,6 +304,8 @@ class Desk:
             del self._open[key]
         if t.evidence is not None:
             self._events[t.evidence] = state.alert_id
+        if t.action in HANDOVERS:
+            self._arm_reminders(state)
         if t.sensor and t.action in ("open", "evidence", "reopen"):
             self._last_seen[(state.alert_id, t.sensor)] = t.at
             self._sensors.setdefault(state.alert_id, {})[t.sensor] = None
@@ -329,7 +360,8 @@ class Desk:
     def next_deadline(self) -> int | None:
         """The earliest deadline an open alert waits on, or end of a silence (stale
         entries included: a timer may wake for nothing, never too late)."""
-        times = [t for t in (self._timers.next(), self.silences.next_end()) if t is not None]
+        times = [t for t in (self._timers.next(), self.silences.next_end(),
+                             self._reminder_timers.next()) if t is not None]
         return min(times, default=None)
 
     def target_of(self, state: AlertState) -> Target:
@@ -442,16 +474,68 @@ class Desk:
         return changes
 
     async def tick(self, now: int) -> list[Change]:
-        """Escalate every alert whose deadline passed by ``now`` (one level per breach)."""
+        """Escalate every alert whose deadline passed by ``now`` (one level per breach),
+        then send the reminders due by ``now``."""
         async with self._lock:
             await self._expire_silences(now)
-            return await self._escalate_due(now)
+            changes = await self._escalate_due(now)
+            await self._remind_due(now)
+            return changes
 
     async def _fire(self, now: int) -> None:
-        """Silences that ended and deadlines first: whatever happens at ``now`` sees the
-        alerts and silences as they stand."""
+        """Silences that ended, deadlines and reminders first: whatever happens at
+        ``now`` sees the alerts and silences as they stand."""
         await self._expire_silences(now)
         await self._escalate_due(now)
+        await self._remind_due(now)
+
+    # ------------------------------------------------------------------ reminders
+
+    def _arm_reminders(self, state: AlertState) -> None:
+        """A hand-over starts a stint: arm the reminders of the unit's escalation policy
+        (roster.yaml) that fall before its response deadline."""
+        n = state.n
+        self._stint[state.alert_id] = n
+        for at, index in schedule(self.config.duty, state):
+            if (state.alert_id, n, index) not in self._reminded:
+                self._reminder_timers.arm(at, state.alert_id, n, index)
+
+    async def _remind_due(self, now: int) -> None:
+        """Each reminder due by ``now`` whose stint is still current and unanswered:
+        logged (at its own instant, or the end of a silence that holds the alert), then
+        handed to the reminder hooks. Stale ones are dropped."""
+        taken = self._reminder_timers.take_due(now)
+        for i, timer in enumerate(taken):
+            state = self._states.get(timer.alert_id)
+            key = (timer.alert_id, timer.n, timer.which)
+            if state is None or key in self._reminded or not still_due(
+                    state, timer.n, self._stint.get(timer.alert_id, -1)):
+                continue
+            held = self.defer(timer.alert_id, timer.deadline)
+            if held > now:  # inside a silence: due when it ends
+                self._reminder_timers.arm(held, timer.alert_id, timer.n, timer.which)
+                continue
+            reminder = remind(self.config.duty, state, timer.n, timer.which, held)
+            try:
+                await self.reminder_log.append(reminder)
+            except BaseException:
+                self._reminder_timers.put_back(taken[i:])  # not written: armed again
+                raise
+            self._reminded.add(key)
+            self.counters.reminders += 1
+            self.counters.reminders_to_unit += not reminder.person
+            for hook in self._reminder_hooks:
+                try:
+                    await hook(ReminderChange(reminder, state))
+                except Exception:
+                    self.counters.hook_errors += 1
+                    log.exception("desk: reminder hook %r failed on %s reminder %d",
+                                  hook, timer.alert_id, timer.which)
+
+    async def reminders_of(self, alert_id: str) -> list[Reminder]:
+        """The reminders sent for the alert, first first."""
+        self.get(alert_id)
+        return await self.reminder_log.of_alert(alert_id)
 
     # ------------------------------------------------------------------ events
 

@@ -1,5 +1,6 @@
 """The desk's deadline timers: which open alert waits on which deadline, and which have
 passed by a given instant. Pure bookkeeping, no clock: the desk asks with its ``now``.
+The desk keeps a second heap of the same kind for its reminders.
 
 A heap of ``(deadline, alert, step n)``, one entry armed per step that leaves an alert
 open. An entry whose alert has moved on since (a later step) is stale: the desk drops it
@@ -18,7 +19,10 @@ class Timer(NamedTuple):
     """When it fires (ns, desk clock)."""
     alert_id: str
     n: int
-    """The alert's step when it was armed; a later step makes it stale."""
+    """The alert's step when it was armed; a later step makes it stale. (For a reminder:
+    the step that started its stint, see :mod:`gridcall.hub.desk.reminders`.)"""
+    which: int = 0
+    """Which reminder of the stint (deadlines: always 0)."""
 
 
 class DeadlineTimers:
@@ -28,8 +32,8 @@ class DeadlineTimers:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def arm(self, deadline: int, alert_id: str, n: int) -> None:
-        heapq.heappush(self._heap, Timer(deadline, alert_id, n))
+    def arm(self, deadline: int, alert_id: str, n: int, which: int = 0) -> None:
+        heapq.heappush(self._heap, Timer(deadline, alert_id, n, which))
 
     def next(self) -> int | None:
         """The earliest deadline armed (stale entries included: a timer may wake for

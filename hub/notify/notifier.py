@@ -32,7 +32,7 @@ import msgspec
 
 from gridcall.config.duty import NO_DUTY, DutyFile
 from gridcall.config.notify import Channel, NotifyFile
-from gridcall.hub.desk.desk import Change
+from gridcall.hub.desk.desk import Change, ReminderChange
 from gridcall.hub.notify.channels import CHANNELS, DeliveryError, Message, Verdict
 from gridcall.hub.notify.channels.via_apprise import REASONS
 from gridcall.wire import RiskAlert
@@ -312,4 +312,20 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
         notifier.notify(change.alert.alert, change.units,
                         note=" · ".join(x for x in (t.reason, t.note) if x), on_done=on_done,
                         person=t.on_duty)
+    return hook
+
+
+def reminder_hook(notifier: Notifier) -> Callable[[ReminderChange], Awaitable[None]]:
+    """A :meth:`gridcall.hub.desk.desk.Desk.add_reminder_hook` hook: the reminder goes to
+    its person's contact, else (and if that delivery is given up) to the channels of the
+    unit holding the alert. Not replayed after a crash: the desk logged it as sent."""
+
+    async def hook(change: ReminderChange) -> None:
+        r = change.reminder
+        alert = change.alert.alert
+        title, _ = render(alert)
+        notifier.notify(alert, (r.unit,), person=r.person,
+                        title=f"Reminder {r.index + 1} · {title}",
+                        note=f"reminder {r.index + 1}: not acknowledged yet; respond by "
+                             f"{utc_text(r.respond_by)} or it escalates")
     return hook
