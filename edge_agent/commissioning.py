@@ -142,11 +142,33 @@ def skipped(source: object) -> str:
 
 
 def values(samples: list[Sample]) -> str:
-    last: dict[str, float | None] = {}
+    last: dict[str, str] = {}
     for s in samples:
-        last[s.sensor] = s.value
-    shown = [f"{k}={'no value' if v is None else f'{v:g}'}" for k, v in list(last.items())[:6]]
+        last[s.sensor] = s.fault or ("no value" if s.value is None else f"{s.value:g}")
+    shown = [f"{k}={v}" for k, v in list(last.items())[:6]]
     return ", ".join(shown) + (f" (+{len(last) - 6} more)" if len(last) > 6 else "")
+
+
+def impossible(samples: list[Sample], spec: AgentSpec) -> list[str]:
+    """Each sensor whose latest sample was a value it cannot produce: its device's fault
+    code, or outside its kind's physical range (what the agent would not publish)."""
+    limits = {s.id: s.limits for s in spec.sensors}
+    last = {s.sensor: s for s in samples}
+    out = []
+    for sensor, s in last.items():
+        lim = limits.get(sensor)
+        if s.fault:
+            out.append(f"{sensor} gave its device's fault code ({s.fault})")
+        elif lim is not None and s.value is not None and (
+                (lim.physical_min is not None and s.value < lim.physical_min)
+                or (lim.physical_max is not None and s.value > lim.physical_max)):
+            out.append(f"{sensor} read {s.value:g}, outside its kind's physical range "
+                       f"{_bound(lim.physical_min)}..{_bound(lim.physical_max)}")
+    return out
+
+
+def _bound(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def port_check(kind: str, port: str) -> Check:
@@ -213,8 +235,13 @@ async def read_check(kind: str, spec: AgentSpec, options: CheckOptions,
         return [Check(f"source ({kind})", "FAIL",
                       f"no value within {options.wait:g}s" + (f"; skipped: {bad}" if bad else ""),
                       "check the wiring, baud rate and device ids; is the device powered?")]
-    return [Check(f"source ({kind})", "PASS", f"read {len(got)} values: "
-                  f"{values(got)}" + (f"; skipped: {bad}" if bad else ""))]
+    read = f"read {len(got)} values: {values(got)}" + (f"; skipped: {bad}" if bad else "")
+    wrong = impossible(got, spec)
+    if wrong:
+        return [Check(f"source ({kind})", "WARN", f"{read}; not published: {'; '.join(wrong)}",
+                      "check the map's type, encoding and scale against the device's manual "
+                      "(a fault code: the device reports a fault itself; see its manual)")]
+    return [Check(f"source ({kind})", "PASS", read)]
 
 
 async def port_source_checks(kind: str, port: str, spec: AgentSpec, options: CheckOptions,

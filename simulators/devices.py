@@ -277,6 +277,10 @@ async def _run_modbus(link: Path, settings: ModbusSettings, value_at: ValueAt,
                 shown = str(where)
             servers.append(server)
             tasks.append(asyncio.create_task(server.serve_forever()))
+            for _ in range(500):  # say where it is once it listens (a TCP server: bound)
+                if server.transport is not None or tasks[-1].done():
+                    break
+                await asyncio.sleep(0.01)
             slaves = sorted({r.slave for r in registers})
             print(f"simdevice: modbus, slaves {slaves} at {shown}", flush=True)
         await stop.wait()

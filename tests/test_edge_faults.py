@@ -199,3 +199,41 @@ async def test_modbus_faults_reach_the_broker_as_health_and_one_alert_never_as_r
     health = {s: h.state for s, h in statuses[-2].sensor_health.items()}  # the last online
     assert health == {temp: "ok", gas: "fault", tilt: "fault"}
     assert statuses[-2].source_counters["fault_sentinel"] >= 10
+
+
+async def test_edge_check_warns_of_values_the_agent_would_not_publish(
+        cfg: ConfigSet) -> None:
+    """The issue: an unscaled 1025 and a 0xFFFF fault code passed edge check."""
+    from gridcall.edge_agent.commissioning import CheckOptions
+    from gridcall.edge_agent.source_factory import build_source, source_checks
+
+    port = unused_tcp_port()
+    device = SimDevice(id=1, simdata=[
+        SimData(0, values=[10250, 0xFFFF, 1025, 0], datatype=DataType.REGISTERS)])
+    server = ModbusTcpServer([device], address=("127.0.0.1", port))
+    serving = asyncio.create_task(server.serve_forever())
+    base = cfg.agents["edge-huangpu-cun"]
+    temp, gas, tilt = ("huangpu-cun-g3-temperature-1", "huangpu-cun-g3-gas-1",
+                       "huangpu-cun-g3-manholetilt-1")
+    source = ModbusSettings.model_validate({
+        "type": "modbus", "transport": "tcp", "host": "127.0.0.1", "tcp_port": port,
+        "registers": [
+            {"sensor": temp, "address": 0, "encoding": "offset-10000", "scale": 0.1},
+            {"sensor": gas, "address": 1, "scale": 0.1, "faults": [0xFFFF]},
+            {"sensor": tilt, "address": 2}]})
+    spec = dataclasses.replace(base, source=source, sensors=tuple(
+        s for s in base.sensors if s.id in (temp, gas, tilt)))
+    try:
+        assert await wait_until(lambda: server.transport is not None)  # it listens
+        checks = await source_checks(spec, CheckOptions(config=cfg.directory, wait=5),
+                                     lambda: build_source(spec))
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    read = checks[-1]
+    assert (read.name, read.status) == ("source (modbus)", "WARN")
+    assert f"{temp}=-25" in read.detail
+    assert f"{gas}=sentinel" in read.detail
+    assert (f"not published: {gas} gave its device's fault code (sentinel); {tilt} read "
+            "1025, outside its kind's physical range 0..90") in read.detail
