@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -30,9 +30,11 @@ from rich.table import Table
 
 from gridcall.cli.common import Command, ConfigDir, err, load_config_set, out, typer_app
 from gridcall.config import SAMPLE_DISTRICT, AgentSpec
-from gridcall.simulators.replay import Recording, ReplayError, ReplaySource, read_recording
-from gridcall.simulators.scenario import PACKAGED, Scenario, ScenarioError, load_scenario
-from gridcall.simulators.truth import TruthReport, compare
+
+if TYPE_CHECKING:  # loaded when a sim command runs: `gridcall edge run` starts without them
+    from gridcall.simulators.replay import Recording
+    from gridcall.simulators.scenario import Scenario
+    from gridcall.simulators.truth import TruthReport
 
 sim_app = typer_app("Play scenarios on the simulated district; the scenario library.")
 
@@ -44,12 +46,16 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def library() -> list[Path]:
     """The packaged scenarios (simulators/scenarios/*.yaml), by name."""
+    from gridcall.simulators.scenario import PACKAGED
+
     return sorted(PACKAGED.glob("*.yaml"))
 
 
 @sim_app.command("list", cls=Command)
 def sim_list() -> None:
     """The scenario library: name, simulated time, sensors, ground truth, what happens."""
+    from gridcall.simulators.scenario import ScenarioError, load_scenario
+
     table = Table(title="scenario library (gridcall sim run NAME)", title_justify="left")
     table.add_column("name", no_wrap=True)  # what people type: never folded
     for col in ("duration", "sensors", "anomalies", "outages", "rain", "description"):
@@ -84,6 +90,8 @@ def sim_run(
         "--timeline/--no-timeline", help="Print the run's timeline too.")] = False,
 ) -> None:
     """Play SCENARIO against the hub and report ground truth against the alerts raised."""
+    from gridcall.simulators.scenario import ScenarioError, load_scenario
+
     try:
         loaded = load_scenario(scenario)
     except ScenarioError as exc:
@@ -110,6 +118,7 @@ def sim_run(
 async def _play(scenario: Scenario, broker: str | None, speed: float | None,
                 options: dict[str, Any]) -> tuple[Any, TruthReport]:
     from gridcall.simulators.sim import run_scenario
+    from gridcall.simulators.truth import compare
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
                TextColumn("{task.fields[sim]} of {task.fields[of]} simulated"),
@@ -165,6 +174,8 @@ def sim_replay(
         if not sep or not column or not sensor:
             raise _fail(f"--map {item!r}: give COLUMN=SENSOR")
         pairs[column] = sensor
+    from gridcall.simulators.replay import ReplayError, read_recording
+
     try:
         rec = read_recording(file, mapping=pairs, sensors={s.id for s in spec.sensors},
                              value_field=field,
@@ -186,6 +197,7 @@ async def _replay(spec: AgentSpec, rec: Recording, broker: str | None, speed: fl
     import time
 
     from gridcall.edge_agent.agent import EdgeAgent
+    from gridcall.simulators.replay import ReplaySource
 
     source = ReplaySource(rec, clock=time.time_ns, speed=speed, keep_time=keep_time)
     edge = EdgeAgent(spec, source, broker_url=broker)
