@@ -58,10 +58,15 @@ def test_matter_type_defaults_apply_when_a_matter_sets_no_deadlines(cfg: ConfigS
     assert alert.deadlines.response == NOW + 15 * 60 * 10**9  # emergency default
 
 
-def test_a_stuck_sensor_is_a_device_fault_for_the_grid(cfg: ConfigSet) -> None:
-    alert = Policy(cfg).draft(event_on(first(cfg, "gas"), "stuck"), alert_id="AL1",
+@pytest.mark.parametrize("anomaly", ["stuck", "fault"])
+def test_a_stuck_or_faulty_sensor_is_a_device_fault_for_the_grid(
+        cfg: ConfigSet, anomaly: AnomalyKind) -> None:
+    """``fault``: the agent's, for a value outside the kind's physical range (a gas monitor
+    at 6553.5 %LEL is a broken device or map, not a gas leak)."""
+    alert = Policy(cfg).draft(event_on(first(cfg, "gas"), anomaly), alert_id="AL1",
                                    now_ns=NOW)
     assert (alert.matter, alert.tier, alert.unit_level) == ("SENSOR-FAULT", "D", "grid")
+    assert alert.anomaly_kind == anomaly
 
 
 def test_an_event_from_an_unknown_sensor_is_refused_by_name(cfg: ConfigSet) -> None:
