@@ -17,6 +17,7 @@ import typer
 
 from gridcall import __version__
 from gridcall.cli.boards import boards_app
+from gridcall.cli.broker import broker_app
 from gridcall.cli.common import Command, Group
 from gridcall.cli.config import config_app
 from gridcall.cli.demo import demo
@@ -66,6 +67,7 @@ hub_app.add_typer(silence_app, name="silence")
 hub_app.command("ingest", cls=Command)(hub_ingest)
 app.add_typer(edge_app, name="edge")
 app.add_typer(boards_app, name="boards")
+app.add_typer(broker_app, name="broker")
 app.add_typer(sim_app, name="sim")
 
 
