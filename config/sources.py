@@ -346,12 +346,19 @@ class ModbusSettings(SourceSettingsModel):
             yield ("registers", r, "sensor"), reg.sensor
 
     def map_problems(self) -> Iterator[tuple[Loc, str]]:
-        """A sensor read twice, a register past 65535, registers that overlap."""
+        """A sensor read twice, a register past 65535, registers that overlap, a register
+        scaled by itself."""
         yield from super().map_problems()
         for r, reg in enumerate(self.registers):
             if reg.last_address > 65_535:
                 yield ("registers", r, "address"), (
                     f"a {reg.type} at {reg.address} would end past register 65535")
+            src = reg.scale_from
+            if src is not None and (src.table or reg.table) == reg.table and (
+                    reg.address <= src.address <= reg.last_address):
+                yield ("registers", r, "scale_from", "address"), (
+                    f"{src.address} is this register's own value: the scale comes from "
+                    "another register")
             for q, other in enumerate(self.registers[:r]):
                 if (self.link_of(other), other.slave, other.table) == (
                         self.link_of(reg), reg.slave, reg.table) and (

@@ -621,3 +621,15 @@ async def test_the_frames_on_the_line_are_the_spec_s_and_decode_exactly(
         "level": pytest.approx(123.45), "flow": pytest.approx(15.0), "pump-off": 0.0,
         "door": 1.0, "float-switch": 1.0}
     assert {s.sensor for s in got if s.fault == "sentinel"} == {"co", "gas"}
+
+
+def test_a_register_scaled_by_itself_is_a_map_problem() -> None:
+    from gridcall.config.sources import map_problems
+
+    settings = ModbusSettings.model_validate({
+        "type": "modbus", "port": "/dev/ttyUSB0", "registers": [
+            {"sensor": "a", "address": 4, "type": "int32", "scale_from": {"address": 5}},
+            {"sensor": "b", "address": 6, "scale_from": {"address": 6, "table": "input"}}]})
+    assert list(map_problems(settings)) == [(
+        ("registers", 0, "scale_from", "address"),
+        "5 is this register's own value: the scale comes from another register")]
