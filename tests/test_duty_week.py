@@ -5,11 +5,20 @@ is ticked every 5 minutes of a simulated week, no sleeps."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 from pathlib import Path
 
+import httpx
+from typer.testing import CliRunner
+
+from gridcall.cli import app as cli
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.hub.api.app import create_app
+from gridcall.hub.api.tokens import TokenFile, issue
 from gridcall.hub.desk.desk import Desk, ReminderChange
+from gridcall.hub.desk.handover import handover
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.reminders import Reminder
 from gridcall.hub.store import Store
@@ -123,6 +132,21 @@ async def test_a_week_of_shifts_reminders_and_escalations(tmp_path: Path) -> Non
         world.sent.clear()
         a2 = await world.anomaly(desk, at(0, "19:55"), kind="spike")
         assert a2 != a1
+
+        # The hand-over at 19:58: he-ping hands a2 to ma-li, whose watch runs to 08:00;
+        # its response deadline (20:25) falls on her watch. The community sees it below.
+        h = handover(cfg, desk.alerts(open_only=True), GRID, at(0, "19:58"),
+                     defer=desk.defer, on_duty_of=desk.handed_to)
+        assert h.on_duty is not None
+        assert h.next is not None
+        assert (h.on_duty.person.id, h.next.person.id) == ("he-ping", "ma-li")
+        assert (h.next.start, h.horizon) == (at(0, "20:00"), at(1, "08:00"))
+        assert [(i.alert_id, i.deadline, i.due_at, i.held, i.in_shift, i.on_duty)
+                for i in h.items] == [(a2, "response", at(0, "20:25"), True, True, "he-ping")]
+        above = handover(cfg, desk.alerts(open_only=True), COMMUNITY, at(0, "19:58"))
+        assert [(i.alert_id, i.held) for i in above.items] == [(a2, False)]
+        assert above.leader is not None
+        assert above.leader.id == "guo-jun"
         await tick_through(desk, at(0, "19:55"), at(0, "20:25"))
         state = desk.get(a2)
         assert (state.unit, state.tier, state.escalations) == (COMMUNITY, "C", 1)
@@ -172,3 +196,45 @@ async def test_a_week_of_shifts_reminders_and_escalations(tmp_path: Path) -> Non
         assert [(r.alert_id, r.index, r.unit, r.person) for r in world.sent] == [
             (a4, 0, COMMUNITY, "xu-na"), (a4, 1, COMMUNITY, "guo-jun")]
         assert [r.at for r in world.sent] == [at(5, "11:35"), at(5, "11:45")]
+
+
+def test_the_handover_from_the_command_line_and_the_api(tmp_path: Path) -> None:
+    """``gridcall hub handover --unit`` reads the store; ``GET /v1/handover`` the desk;
+    both say the same."""
+    cfg = week_config(tmp_path)
+    path = tmp_path / "hub.sqlite"
+    tokens = tmp_path / "api-tokens.json"
+    token = issue(tokens, COMMUNITY, known_units=cfg.units)
+
+    async def setup() -> dict[str, object]:
+        async with Store(path) as store:
+            world = World(cfg, store)
+            desk = await world.desk()
+            alert = await world.anomaly(desk, at(1, "07:50"))
+            api = create_app(desk, TokenFile(tokens), clock=lambda: at(1, "07:55"))
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
+                                         base_url="http://hub") as client:
+                resp = await client.get("/v1/handover", params={"unit": GRID},
+                                        headers={"Authorization": f"Bearer {token}"})
+                assert resp.status_code == 200, resp.text
+                refused = await client.get("/v1/handover", params={"unit": "dasha"},
+                                           headers={"Authorization": f"Bearer {token}"})
+                assert refused.status_code == 403
+                body: dict[str, object] = resp.json()
+                assert body["alerts"][0]["alert_id"] == alert  # type: ignore[index]
+                return body
+
+    api_body = asyncio.run(setup())
+    result = CliRunner().invoke(cli, [
+        "hub", "handover", "--unit", GRID, "--json", "--at", "2026-12-07T23:55:00Z",
+        "-c", str(cfg.directory), "--store", str(path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == api_body
+    assert api_body["on_duty"]["person"]["id"] == "ma-li"  # type: ignore[index]
+    assert api_body["next"]["person"]["id"] == "he-ping"  # type: ignore[index]
+    table = CliRunner().invoke(cli, [
+        "hub", "handover", "--unit", GRID, "--at", "2026-12-07T23:55:00Z",
+        "-c", str(cfg.directory), "--store", str(path)])
+    assert table.exit_code == 0, table.output
+    assert "马丽 (ma-li)" in table.stdout
+    assert "this watch" in table.stdout

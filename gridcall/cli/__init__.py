@@ -2,7 +2,7 @@
 
 This package is the composition root: it may import every package; nothing below it
 imports it. Each subcommand group has its own module (``config``, ``demo``, ``detect``,
-``hub`` with ``report``, ``ingest``, ``tokens`` and ``silence``, ``edge``, ``boards``,
+``hub`` with ``report``, ``handover``, ``ingest``, ``tokens`` and ``silence``, ``edge``, ``boards``,
 ``sim``); what
 they share (consoles, loading a config set, the environment check, running until a
 signal, the logging set-up) is :mod:`gridcall.cli.common`, which imports none of them.
@@ -23,6 +23,7 @@ from gridcall.cli.config import config_app
 from gridcall.cli.demo import demo
 from gridcall.cli.detect import detect
 from gridcall.cli.edge import edge_app
+from gridcall.cli.handover import hub_handover
 from gridcall.cli.hub import hub_app
 from gridcall.cli.ingest import hub_ingest
 from gridcall.cli.report import hub_report
@@ -62,6 +63,7 @@ app.command("detect", cls=Command)(detect)
 app.add_typer(config_app, name="config")
 app.add_typer(hub_app, name="hub")
 hub_app.command("report", cls=Command)(hub_report)
+hub_app.command("handover", cls=Command)(hub_handover)
 hub_app.add_typer(token_app, name="token")
 hub_app.add_typer(silence_app, name="silence")
 hub_app.command("ingest", cls=Command)(hub_ingest)

@@ -285,3 +285,54 @@ class BoardChange(Out):
     now: int
     alert: BoardAlert
     step: TransitionOut
+
+
+class PersonOut(Out):
+    """A person of roster.yaml as the API shows them (never their contact)."""
+
+    id: str
+    name: str
+    unit: str
+
+
+class StretchOut(Out):
+    """A person on duty (or duty leader) from ``start`` to ``end`` (ns)."""
+
+    person: PersonOut
+    start: int
+    end: int
+    override: bool = Field(description="From roster.yaml's overrides, not the weekly "
+                           "shift.")
+
+
+class HandoverItemOut(Out):
+    alert_id: str
+    matter: str
+    matter_name: str
+    tier: Tier
+    state: AlertStatus
+    unit: str = Field(description="The unit responsible now.")
+    held: bool = Field(description="The unit handing over holds it itself (else another "
+                       "unit does: below it, or above it after an escalation).")
+    grid: str
+    deadline: str = Field(description="The deadline it waits on next: response, arrival "
+                          "or disposal.")
+    due_at: int
+    overdue: bool
+    in_shift: bool = Field(description="Due before `horizon`: on the incoming watch.")
+    on_duty: str = Field(description="The person it was handed to; empty if nobody.")
+
+
+class HandoverOut(Out):
+    """A unit's hand-over at a shift change (docs/desk.md)."""
+
+    unit: str
+    at: int
+    on_duty: StretchOut | None
+    next: StretchOut | None = Field(description="Who takes over next, and when.")
+    leader: PersonOut | None = Field(description="The unit's duty leader now.")
+    horizon: int = Field(description="The end of the incoming stretch: deadlines before "
+                         "it are the incoming watch's.")
+    alerts: list[HandoverItemOut] = Field(description="Open alerts of the subtree, the "
+                                          "soonest deadline first.")
+

@@ -5,10 +5,11 @@ route and deadlines (``policy``), the memory of recent sightings it counts sprea
 (``spread``), the deadline timers (``timers``), the alert lifecycle (``lifecycle``), the
 ledger (``ledger``), the agent roster and its outages (``roster``), who is on duty
 (``duty``, over roster.yaml), the reminders of the escalation policies (``reminders``,
-logged in ``reminder_log``), maintenance windows (``silence``, their steps in
-``silence_ledger``), what an offline agent holds back (``inhibit``), the indicators folded
-from the ledger (``indicators``) and the desk in service: its MQTT connection, outages,
-retained publishing and timer loop (``runtime``).
+logged in ``reminder_log``), a unit's hand-over at a shift change (``handover``),
+maintenance windows (``silence``, their steps in ``silence_ledger``), what an offline
+agent holds back (``inhibit``), the indicators folded from the ledger (``indicators``) and
+the desk in service: its MQTT connection, outages, retained publishing and timer loop
+(``runtime``).
 
 May import: ``gridcall.wire`` (the tier ladder is :mod:`gridcall.wire.ladder`),
 ``gridcall.config``, ``gridcall.hub.store`` and the line protocol escapes of

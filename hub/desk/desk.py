@@ -254,6 +254,8 @@ class Desk:
         self._reminded: set[tuple[str, int, int]] = set()
         self._stint: dict[str, int] = {}
         """alert -> the step that handed it to its current unit."""
+        self._handed: dict[str, str] = {}
+        """alert -> the person on duty it was handed to then ("" if nobody)."""
         self._reminder_hooks: list[ReminderHook] = []
         self._lock = asyncio.Lock()
         self.started = False
@@ -496,6 +498,7 @@ class Desk:
         (roster.yaml) that fall before its response deadline."""
         n = state.n
         self._stint[state.alert_id] = n
+        self._handed[state.alert_id] = state.last.on_duty
         for at, index in schedule(self.config.duty, state):
             if (state.alert_id, n, index) not in self._reminded:
                 self._reminder_timers.arm(at, state.alert_id, n, index)
@@ -531,6 +534,10 @@ class Desk:
                     self.counters.hook_errors += 1
                     log.exception("desk: reminder hook %r failed on %s reminder %d",
                                   hook, timer.alert_id, timer.which)
+
+    def handed_to(self, state: AlertState) -> str:
+        """The person on duty the alert's current stint was handed to ("" if nobody)."""
+        return self._handed.get(state.alert_id, "")
 
     async def reminders_of(self, alert_id: str) -> list[Reminder]:
         """The reminders sent for the alert, first first."""
