@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def test_four_services_on_their_ports(compose: dict[str, Any]) -> None:
     assert set(services) == {"mosquitto", "influxdb", "grafana", "hub"}
     ports = {name: [str(p).rsplit(":", 1)[-1] for p in s.get("ports", [])]
              for name, s in services.items()}
-    assert ports == {"mosquitto": ["1883"], "influxdb": ["8086"], "grafana": ["3000"],
+    assert ports == {"mosquitto": ["8883"], "influxdb": ["8086"], "grafana": ["3000"],
                      "hub": ["8470"]}
     assert services["influxdb"]["image"].startswith("influxdb:2")
     assert services["influxdb"]["environment"]["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
@@ -191,20 +192,131 @@ def test_checked_in_grafana_files_are_what_boards_build_writes(tmp_path: Path) -
             f"deploy/town-centre/grafana/{rel} is stale: regenerate it as README.md says")
 
 
-def test_the_mqtt_password_file_is_on_a_volume_where_the_readme_writes_it(
-        compose: dict[str, Any]) -> None:
-    """mosquitto.conf's ``password_file`` (commented out: anonymous by default) must be
-    a path in a volume of the mosquitto container, not next to the one conf file that is
-    bind-mounted into /mosquitto/config, and the one README.md's ``mosquitto_passwd``
-    commands create."""
+def _conf(name: str) -> list[str]:
+    """Every value of ``name`` in the deployed mosquitto.conf (comments left out)."""
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
-    (path,) = re.findall(r"^#?\s*password_file\s+(\S+)\s*$", conf, re.MULTILINE)
-    service = compose["services"]["mosquitto"]
-    folders = [target for source, target, *_ in
-               (_default(v).split(":") for v in service["volumes"])
-               if not source.startswith((".", "/"))]  # named volumes: whole folders
-    assert any(path.startswith(folder.rstrip("/") + "/") for folder in folders), (
-        f"password_file {path} is on none of mosquitto's volumes {folders}")
+    return re.findall(rf"^{name}\s+(\S+)\s*$", conf, re.MULTILINE)
+
+
+def _host_path(service: dict[str, Any], container_path: str) -> Path:
+    """Where ``container_path`` of a bind-mounted folder lies in the repository."""
+    for source, target in _binds(service):
+        if container_path.startswith(target.rstrip("/") + "/"):
+            return source / container_path[len(target.rstrip("/")) + 1:]
+    raise AssertionError(f"{container_path} is in no bind mount of {service['image']}")
+
+
+def test_the_broker_has_no_anonymous_listener_and_its_logins_come_from_broker_acl(
+        compose: dict[str, Any]) -> None:
+    """Issue 16, item 3: no anonymous access; the password file and ACL are the ones
+    `gridcall broker acl` writes into the folder mounted for them (README says so), and
+    the only published port is the TLS listener's."""
+    assert _conf("allow_anonymous") == ["false"]
+    assert _conf("per_listener_settings") == ["false"]
+    mosquitto = compose["services"]["mosquitto"]
+    (passwd,) = _conf("password_file")
+    (acl,) = _conf("acl_file")
+    auth = _host_path(mosquitto, passwd).parent
+    assert auth == _host_path(mosquitto, acl).parent == DEPLOY / "mosquitto" / "auth"
+    assert (_host_path(mosquitto, passwd).name, _host_path(mosquitto, acl).name) == (
+        "passwd", "acl")
     readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
-    assert f"mosquitto_passwd -c {path} " in readme
-    assert f"`password_file\n{path}`" in readme or f"`password_file {path}`" in readme
+    assert "gridcall broker acl -c config/examples/huangpu --out " \
+           "deploy/town-centre/mosquitto/auth" in readme
+    assert sorted(_conf("listener")) == ["1883", "8883"]
+    assert mosquitto["ports"] == ["8883:8883"]  # 1883 stays on the compose network
+    for key in ("certfile", "keyfile"):
+        (path,) = _conf(key)
+        assert _host_path(mosquitto, path).parent == DEPLOY / "mosquitto" / "certs"
+
+
+def test_the_generated_and_secret_files_are_never_committed() -> None:
+    for folder in ("auth", "certs"):
+        ignore = (DEPLOY / "mosquitto" / folder / ".gitignore").read_text(encoding="utf-8")
+        assert "*" in ignore.splitlines()
+
+
+def test_the_api_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    hub = compose["services"]["hub"]
+    assert [str(p) for p in hub["ports"]] == ["127.0.0.1:8470:8470"]
+    env = hub["environment"]
+    cfg_text = (DEPLOY / "gridcall" / "hub.yaml").read_text(encoding="utf-8")
+    hub_yaml = yaml.safe_load(cfg_text)["hub"]
+    assert env[hub_yaml["broker"]["username_env"]] == hub_yaml["client_id"]
+    assert hub_yaml["broker"]["password_env"] in env
+
+
+def test_the_deployed_mosquitto_conf_runs_with_broker_acl_files_and_tls(
+        compose: dict[str, Any], tmp_path: Path) -> None:
+    """The deployment's mosquitto.conf itself, run by Debian's mosquitto 2 with the
+    container folders mapped to temporary ones (files from `gridcall broker acl` and the
+    test CA) and its two listeners on free loopback ports: the hub logs in on the plain
+    one, an agent over TLS; anonymous clients are refused."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from gridcall.broker.credentials import read_credentials
+    from tests.private_servers import MOSQUITTO, _stop, _wait
+    from tests.private_tls import BROKER_NAME, make_pki
+    from tests.servers import unused_tcp_port
+
+    auth = tmp_path / "auth"
+    result = CliRunner().invoke(app, ["broker", "acl", "-c", str(SAMPLE_DISTRICT),
+                                      "--out", str(auth)])
+    assert result.exit_code == 0, result.output
+    passwords = read_credentials(auth / "credentials")
+    pki = make_pki(tmp_path / "pki")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for theirs, ours in (("broker.crt", "server.crt"), ("broker.key", "server.key"),
+                         ("ca.crt", "ca.crt")):
+        shutil.copy(pki[theirs], certs / ours)
+    plain, tls = unused_tcp_port(), unused_tcp_port()
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
+    conf = (conf.replace("/mosquitto/auth/", f"{auth}/")
+            .replace("/mosquitto/certs/", f"{certs}/")
+            .replace("/mosquitto/data/", f"{tmp_path}/")
+            .replace("listener 1883", f"listener {plain} 127.0.0.1")
+            .replace("listener 8883", f"listener {tls} 127.0.0.1"))
+    assert "/mosquitto/" not in conf
+    (tmp_path / "mosquitto.conf").write_text("user root\n" + conf, encoding="utf-8")
+    log = tmp_path / "mosquitto.log"
+    proc = subprocess.Popen([MOSQUITTO, "-c", str(tmp_path / "mosquitto.conf")],
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+    def listening() -> bool:
+        import socket
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", tls)) == 0
+
+    def connect(port: int, user: str | None, *, over_tls: bool = False) -> int:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if user is not None:
+            client.username_pw_set(user, passwords[user])
+        if over_tls:  # verified against the CA; its name (BROKER_NAME) checked below,
+            # as the test dials 127.0.0.1
+            context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+            context.check_hostname = False
+            client.tls_set_context(context)
+        got: list[int] = []
+        client.on_connect = lambda c, u, f, rc, p=None: got.append(rc.value)
+        client.connect("127.0.0.1", port)
+        for _ in range(200):  # bounded
+            client.loop(0.05)
+            if got:
+                break
+        if over_tls and got == [0]:
+            cert = client.socket().getpeercert()  # type: ignore[union-attr]
+            names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+            assert names == [BROKER_NAME]
+        client.disconnect()
+        return got[0]
+
+    try:
+        _wait(listening, proc, "the deployed mosquitto.conf", log)
+        assert connect(plain, "gridcall-hub") == 0
+        assert connect(tls, "edge-dongyuan", over_tls=True) == 0
+        assert connect(plain, None) == 135
+        assert connect(tls, None, over_tls=True) == 135
+    finally:
+        _stop(proc)
