@@ -12,6 +12,12 @@
         matters: [SENSOR-FAULT]            # ... these matters of its own sensors
         anomaly_kinds: [stuck, dropout]    # ... and these kinds of anomaly, whatever
                                            #     matter they make, wait until it is back
+    incidents:                 # alerts of one matter that are one incident (hub/desk/incidents.py)
+      window: 30m              # joined if the other alert saw its matter this recently
+      neighbours: [declared, same_community]   # topology.yaml grids[].neighbours; one community
+      site_radius_m: 150       # or sensors this close, whatever their grids
+      exclude: [SENSOR-FAULT, EDGE-OFFLINE]    # device faults are not incidents
+      lead: first_covering     # or lowest_covering (see the module)
 
 A silence longer than its author's ``max_duration`` is refused with the level that may
 set it; the limits must not shrink up the ladder (a community may always do what its
@@ -24,7 +30,7 @@ import itertools
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from gridcall.config.base import Duration, Id, Model
 from gridcall.config.models import AnomalyKind
@@ -83,3 +89,29 @@ class InhibitRule(Model):
 DEFAULT_INHIBIT: tuple[InhibitRule, ...] = (
     InhibitRule(matters=("SENSOR-FAULT",), anomaly_kinds=("stuck", "dropout")),)
 """An offline agent holds back its sensors' faults: they are the outage, seen again."""
+
+
+Adjacency = Literal["declared", "same_community"]
+
+
+class IncidentRules(Model):
+    """Which alerts are one incident (首接负责), and who leads it."""
+
+    window: Duration = timedelta(minutes=30)
+    neighbours: tuple[Adjacency, ...] = ("declared", "same_community")
+    """How grids count as neighbours: ``declared`` in topology.yaml (``grids[].neighbours``),
+    ``same_community``: any two grids of one community. Empty: grids never join."""
+    site_radius_m: float = Field(default=150.0, ge=0)
+    """Sensors this close (metres) are one site whatever their grids; 0: off."""
+    matters: tuple[Id, ...] = ()
+    """Only these matters make incidents (empty: every matter but ``exclude``)."""
+    exclude: tuple[Id, ...] = ("SENSOR-FAULT", "EDGE-OFFLINE")
+    lead: Literal["first_covering", "lowest_covering"] = "first_covering"
+    """``first_covering``: the unit that first received the incident leads it if its
+    subtree covers all the incident's grids, else the lowest unit that covers them;
+    ``lowest_covering``: always the lowest unit covering them."""
+
+    def makes_incidents(self, matter: str) -> bool:
+        if self.matters and matter not in self.matters:
+            return False
+        return matter not in self.exclude

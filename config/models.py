@@ -75,6 +75,9 @@ class Grid(Model):
     name: Name
     location: Location
     tags: tuple[SiteTag, ...] = ()
+    neighbours: tuple[Id, ...] = ()
+    """Grids that border this one (either side may say it): anomalies of one matter in
+    neighbouring grids join one incident (``incidents`` in matters.yaml)."""
 
 
 class Community(Model):

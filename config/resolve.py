@@ -292,6 +292,18 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
             unique("topology.yaml", ("departments", i, "id"), dep.id, "department")
             departments[dep.id] = dep
     grids = {u.id: u for u in units.values() if u.level == "grid"}
+    if isinstance(topo, Topology):
+        for t_i, t in enumerate(topo.district.towns):
+            for c_i, c in enumerate(t.communities):
+                for g_i, g in enumerate(c.grids):
+                    for n_i, other in enumerate(g.neighbours):
+                        near: Loc = ("district", "towns", t_i, "communities", c_i, "grids",
+                                     g_i, "neighbours", n_i)
+                        if other == g.id:
+                            check.add("topology.yaml", near, f"grid {g.id} cannot neighbour "
+                                      "itself")
+                        else:
+                            check.ref("topology.yaml", near, "grid", other, grids)
 
     sensors: dict[str, SensorSpec] = {}
     agent_of_sensor: dict[str, str] = {}
@@ -365,6 +377,12 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
             check.ref("matters.yaml", ("tier_deadlines", named),
                       "matter type or matter code", named,
                       {"patrol", "emergency", "daily"} | codes)
+        incidents = matters_file.incidents
+        if "incidents" in matters_file.model_fields_set:  # the defaults name device faults
+            for part, listed in (("matters", incidents.matters),
+                                 ("exclude", incidents.exclude)):
+                for mi, code in enumerate(listed):
+                    check.ref("matters.yaml", ("incidents", part, mi), "matter", code, codes)
         if "inhibit" in matters_file.model_fields_set:  # the default names SENSOR-FAULT
             for ri, rule in enumerate(matters_file.inhibit):
                 for mi, code in enumerate(rule.matters):

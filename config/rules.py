@@ -46,7 +46,12 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from gridcall.config.base import Duration, Id, Model
-from gridcall.config.desk_rules import DEFAULT_INHIBIT, InhibitRule, SilenceRules
+from gridcall.config.desk_rules import (
+    DEFAULT_INHIBIT,
+    IncidentRules,
+    InhibitRule,
+    SilenceRules,
+)
 from gridcall.config.maintenance import Maintenance
 from gridcall.config.models import (
     MatterDeadlines,
@@ -119,6 +124,8 @@ class MatterCatalog(MattersFile):
     """Who may silence for how long (:mod:`gridcall.config.desk_rules`)."""
     inhibit: tuple[InhibitRule, ...] = DEFAULT_INHIBIT
     """What an offline agent holds back (:mod:`gridcall.config.desk_rules`)."""
+    incidents: IncidentRules = IncidentRules()
+    """Which alerts join one incident (:mod:`gridcall.config.desk_rules`)."""
     maintenance: Maintenance | None = None
     """Device faults go to maintenance (:mod:`gridcall.config.maintenance`); without it
     they are matters like any other."""

@@ -13,7 +13,8 @@
 - ``expected.yaml``: every alert afterwards, with its history as
   ``"<at> <action> <tier> <unit> [by <actor>] [: reason]"``, refused actions, and every
   silence with its steps (``"<at> <action> [by <unit>] [: note]"``), and the anomalies
-  inhibition held back (``"<at> <sensor> <matter> <kind>: why"``).
+  inhibition held back (``"<at> <sensor> <matter> <kind>: why"``), and every incident
+  with its alerts, lead and steps (``"<at> <action> <alerts> lead <unit>: why"``).
 
 ``GRIDCALL_GOLDEN_UPDATE=1 pytest tests/test_golden.py`` rewrites ``expected.yaml`` from
 what the desk does now; read the diff before committing it.
@@ -164,9 +165,17 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
             "muted": s.muted, "history": [silence_line(x) for x in
                                           await desk.silence_history(s.silence_id)],
         } for s in desk.silences.all()]
+        incidents = [{
+            "incident": i.incident_id, "matter": i.matter, "lead": i.lead,
+            "alerts": list(i.alerts), "grids": list(i.grids),
+            "history": [f"{span(x.at - T0)} {x.action} {' '.join(x.alerts)} lead {x.lead}: "
+                        f"{x.reason}" for x in await desk.incident_history(i.incident_id)],
+        } for i in desk.incidents.all()]
     out: dict[str, Any] = {"alerts": alerts}
     if silences:
         out["silences"] = silences
+    if incidents:
+        out["incidents"] = incidents
     if desk.held:
         out["held"] = [f"{span(h.at - T0)} {h.sensor} {h.matter} {h.anomaly_kind}: {h.why}"
                        for h in desk.held]

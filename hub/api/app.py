@@ -2,7 +2,8 @@
 edge agents and the built-in board. This module assembles the app from one router per
 concern (:mod:`~gridcall.hub.api.alerts`, :mod:`~gridcall.hub.api.indicators`,
 :mod:`~gridcall.hub.api.board`, :mod:`~gridcall.hub.api.agents`,
-:mod:`~gridcall.hub.api.silences`, :mod:`~gridcall.hub.api.handover`) over the models of
+:mod:`~gridcall.hub.api.silences`, :mod:`~gridcall.hub.api.handover`,
+:mod:`~gridcall.hub.api.incidents`) over the models of
 :mod:`~gridcall.hub.api.models`.
 
 Every request carries a unit's bearer token (:mod:`gridcall.hub.api.tokens`, checked by
@@ -36,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gridcall.config import ConfigSet
-from gridcall.hub.api import agents, alerts, board, handover, indicators, silences
+from gridcall.hub.api import agents, alerts, board, handover, incidents, indicators, silences
 from gridcall.hub.api.models import API_VERSION, ApiError
 from gridcall.hub.api.tokens import TokenFile
 from gridcall.hub.board.changes import ChangeFeed
@@ -81,6 +82,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.include_router(agents.router(cfg, agent_clock or clock, roster))
     app.include_router(silences.router(desk, cfg, clock))
     app.include_router(handover.router(desk, cfg, clock))
+    app.include_router(incidents.router(desk, cfg))
     return app
 
 

@@ -35,19 +35,36 @@ agent is offline is held back if an ``inhibit`` rule names its matter or its kin
 (sensor faults, stuck, dropout): it opens no alert; the latest held are in
 :attr:`Desk.held`. Inputs the hub makes itself (``matter`` given: the outage) are never
 held.
+
+Incidents (:mod:`gridcall.hub.desk.incidents`): when an alert opens or reopens, the desk
+links it with an open alert of the same matter in a neighbouring grid or at the same
+site that saw its matter recently: one incident, with a lead unit (an ``open`` or
+``join`` step in the incident ledger). Each :class:`Change` carries its alert's incident;
+batch hooks (:meth:`Desk.add_batch_hook`) get every change one call of the desk made, so
+the notifier sends one message per incident.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
 from gridcall.hub.desk import duty, lifecycle
+from gridcall.hub.desk.incident_ledger import IncidentLedger
+from gridcall.hub.desk.incidents import (
+    Incident,
+    IncidentBook,
+    IncidentStep,
+    Member,
+    Neighbours,
+    decide,
+)
 from gridcall.hub.desk.inhibit import Held, Inhibitor
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import (
@@ -133,9 +150,12 @@ class Change:
     units: tuple[str, ...]
     """Who must hear of it: the responsible unit after the step; after an escalation also
     the unit that held the alert before (both levels are notified)."""
+    incident: Incident | None = None
+    """The incident the alert is in after the step, if any."""
 
 
 Hook = Callable[[Change], Awaitable[None]]
+BatchHook = Callable[[list[Change]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +221,8 @@ class DeskCounters:
     """Of them, those with nobody on the roster: the unit's channels."""
     deadlines_held: int = 0
     inhibited: int = 0
+    incidents_opened: int = 0
+    incident_joins: int = 0
     """Anomaly events an inhibit rule held back (an offline agent's sensor faults)."""
     """Deadlines that fell inside a silence of their alert and waited for its end."""
     overdue_at_top: set[str] = field(default_factory=set)
@@ -257,6 +279,14 @@ class Desk:
         self._handed: dict[str, str] = {}
         """alert -> the person on duty it was handed to then ("" if nobody)."""
         self._reminder_hooks: list[ReminderHook] = []
+        self.incidents = IncidentBook()
+        """Every incident (:mod:`gridcall.hub.desk.incidents`), folded from its ledger."""
+        self.incident_ledger = IncidentLedger(ledger.store)
+        self._neighbours = Neighbours(config, config.matters.incidents)
+        self._seen_at: dict[str, int] = {}
+        """alert -> its latest open, evidence or reopen step (ns)."""
+        self._batch_hooks: list[BatchHook] = []
+        self._batch: list[Change] | None = None
         self._lock = asyncio.Lock()
         self.started = False
 
@@ -286,6 +316,8 @@ class Desk:
         for s in await self.silence_ledger.all():
             self._absorb_silence(s)
         self._reminded.update(r.key for r in await self.reminder_log.all())
+        for i in await self.incident_ledger.all():
+            self.incidents.absorb(i)
         self.started = True
         if self._states:
             log.info("desk: %d alerts rebuilt from the ledger, %d open", len(self._states),
@@ -308,6 +340,8 @@ class Desk:
             self._events[t.evidence] = state.alert_id
         if t.action in HANDOVERS:
             self._arm_reminders(state)
+        if t.action in ("open", "evidence", "reopen"):
+            self._seen_at[state.alert_id] = t.at
         if t.sensor and t.action in ("open", "evidence", "reopen"):
             self._last_seen[(state.alert_id, t.sensor)] = t.at
             self._sensors.setdefault(state.alert_id, {})[t.sensor] = None
@@ -395,12 +429,18 @@ class Desk:
             current[t.alert_id] = apply(prev, t)
             folded.append((prev, current[t.alert_id]))
         await self.ledger.append(*steps)
+        for _, state in folded:
+            self._absorb(state)
+        for _, state in folded:
+            if state.last.action in ("open", "reopen"):
+                await self._link(state, state.last.at)
         changes: list[Change] = []
         for prev, state in folded:
-            self._absorb(state)
             t = state.last
             units = (t.unit,) if prev is None or prev.unit == t.unit else (t.unit, prev.unit)
-            changes.append(Change(state, t, units))
+            changes.append(Change(state, t, units, self.incidents.of(state.alert_id)))
+        if self._batch is not None:
+            self._batch.extend(changes)
         for change in changes:
             for hook in self._hooks:
                 try:
@@ -418,6 +458,82 @@ class Desk:
             return t
         stretch = duty.on_duty(self.config.duty, t.unit, t.at)
         return t if stretch is None else replace(t, on_duty=stretch.person.id)
+
+    # ------------------------------------------------------------------ incidents
+
+    def member(self, state: AlertState) -> Member:
+        """The alert as the incident rules see it."""
+        return Member(alert_id=state.alert_id, matter=state.alert.matter,
+                      grid=state.place[-1], unit=state.unit,
+                      sensors=self.sensors_of(state.alert_id) or (state.alert.sensor,),
+                      last_seen=self._seen_at.get(state.alert_id, state.last.at),
+                      open=state.is_open)
+
+    async def _link(self, state: AlertState, now: int) -> None:
+        """Join the alert that just opened or reopened to an incident, if the rules say
+        (written to the incident ledger before any hook hears of the alert)."""
+        matter = state.alert.matter
+        rules = self.config.matters.incidents
+        if not rules.makes_incidents(matter):
+            return
+        others = (self.member(s) for s in self._states.values()
+                  if s.is_open and s.alert.matter == matter)
+        step = decide(self.config, rules, self._neighbours, self.incidents,
+                      self.member(state), others, now)
+        if step is None:
+            return
+        await self.incident_ledger.append(step)
+        self.incidents.absorb(step)
+        self.counters.incidents_opened += step.action == "open"
+        self.counters.incident_joins += step.action == "join"
+
+    def incident_of(self, alert_id: str) -> Incident | None:
+        return self.incidents.of(alert_id)
+
+    def incident_list(self, *, unit: str | None = None, open_only: bool = False
+                      ) -> list[Incident]:
+        """Incidents with an alert in ``unit``'s subtree, oldest first; ``open_only``:
+        with an alert still open."""
+        prefix: tuple[str, ...] = ()
+        if unit is not None:
+            if unit not in self.config.units:
+                raise UnknownUnit(unit)
+            prefix = self.config.units[unit].path
+        out = []
+        for incident in self.incidents.all():
+            states = [self._states[a] for a in incident.alerts if a in self._states]
+            if not any(s.place[:len(prefix)] == prefix for s in states):
+                continue
+            if open_only and not any(s.is_open for s in states):
+                continue
+            out.append(incident)
+        return out
+
+    async def incident_history(self, incident_id: str) -> list[IncidentStep]:
+        return await self.incident_ledger.history(incident_id)
+
+    def add_batch_hook(self, hook: BatchHook) -> None:
+        """Call ``hook`` once per call of the desk (an event, an action, a tick...) with
+        every :class:`Change` it made, in ledger order (none: not called): the notifier
+        sends one message per incident from it."""
+        self._batch_hooks.append(hook)
+
+    @contextlib.asynccontextmanager
+    async def _operation(self) -> AsyncIterator[None]:
+        """The desk's lock, gathering the changes made under it for the batch hooks."""
+        async with self._lock:
+            self._batch = []
+            try:
+                yield
+            finally:
+                batch, self._batch = self._batch, None
+                if batch:
+                    for hook in self._batch_hooks:
+                        try:
+                            await hook(batch)
+                        except Exception:
+                            self.counters.hook_errors += 1
+                            log.exception("desk: batch hook %r failed", hook)
 
     def _matter(self, state: AlertState) -> Matter:
         matter = self.policy.matter(state.alert.matter)
@@ -478,7 +594,7 @@ class Desk:
     async def tick(self, now: int) -> list[Change]:
         """Escalate every alert whose deadline passed by ``now`` (one level per breach),
         then send the reminders due by ``now``."""
-        async with self._lock:
+        async with self._operation():
             await self._expire_silences(now)
             changes = await self._escalate_due(now)
             await self._remind_due(now)
@@ -564,7 +680,7 @@ class Desk:
             chosen = self.policy.matter(matter)
             if chosen is None:
                 raise BadAction(f"matter {matter!r} is not in the catalog (matters.yaml)")
-        async with self._lock:
+        async with self._operation():
             key_ev = (event.agent, event.seq)
             if key_ev in self._events:
                 self.counters.duplicates += 1
@@ -701,7 +817,7 @@ class Desk:
         the hub without an anomaly event (an offline edge agent is back online). It
         closes nothing and reopens nothing: None, writing nothing, if the alert is not
         open by then. Deadlines that passed by ``now`` fire first."""
-        async with self._lock:
+        async with self._operation():
             await self._fire(now)
             state = self.get(alert_id)
             if not state.is_open:
@@ -791,7 +907,7 @@ class Desk:
         unit = self.config.units.get(author)
         if unit is None:
             raise UnknownUnit(author)
-        async with self._lock:
+        async with self._operation():
             await self._fire(now)
             silence = draft(self.config, self.config.matters.silences,
                             silence_id=self.silences.next_id(), scope=scope, start=start,
@@ -810,7 +926,7 @@ class Desk:
         unit = self.config.units.get(unit_id)
         if unit is None:
             raise UnknownUnit(unit_id)
-        async with self._lock:
+        async with self._operation():
             await self._fire(now)
             silence = self.silences.get(silence_id)
             may_lift(silence, unit)
@@ -846,7 +962,7 @@ class Desk:
         if unit is None:
             self.counters.refused += 1
             raise UnknownUnit(actor)
-        async with self._lock:
+        async with self._operation():
             await self._fire(now)
             state = self.get(alert_id)
             try:

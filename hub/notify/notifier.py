@@ -170,7 +170,7 @@ class Notifier:
 
     def notify(self, alert: RiskAlert, units: Iterable[str], *, note: str = "",
                on_done: Callable[[], Awaitable[None]] | None = None,
-               person: str = "", title: str = "") -> int:
+               person: str = "", title: str = "", text: str = "", body: str = "") -> int:
         """Queue the alert for every channel of each unit (each unit once); returns how
         many deliveries were queued. Never raises for a delivery problem. ``on_done`` is
         awaited once every one of them was sent or given up (at once if there are none);
@@ -178,12 +178,15 @@ class Notifier:
 
         ``person`` (roster.yaml) is reached *instead of* the first unit's channels when
         they have a contact; if that delivery is given up, the unit's channels get it
-        after all. ``title`` replaces the rendered title (a reminder says so)."""
+        after all. ``title`` replaces the rendered title (a reminder says so); ``text``
+        and ``body`` (JSON) replace the rendered text and the alert's JSON (an incident's
+        one message, :mod:`gridcall.hub.notify.incident`)."""
         if not self._open:
             raise InvariantError("Notifier used outside 'async with'")
-        rendered, text = render(alert, note)
+        rendered, rendered_text = render(alert, note)
         title = title or rendered
-        body = msgspec.json.encode(alert).decode()
+        text = text or rendered_text
+        body = body or msgspec.json.encode(alert).decode()
         queued = 0
         tasks: list[asyncio.Task[Any]] = []
         who = self.duty.person(person) if person else None
@@ -299,12 +302,13 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
     """A :meth:`gridcall.hub.desk.desk.Desk.add_hook` hook that queues the notifications of a step
         and,
     with an ``outbox`` (:class:`gridcall.hub.notify.outbox.NotifyOutbox`), records the step as
-    notified once its deliveries are done."""
+    notified once its deliveries are done. Steps of an alert in an incident are left to
+    :func:`gridcall.hub.notify.incident.incident_hook` (one message per incident)."""
 
     async def hook(change: Change) -> None:
         t = change.transition
-        if t.action not in NOTIFIED_ACTIONS:
-            return
+        if t.action not in NOTIFIED_ACTIONS or change.incident is not None:
+            return  # an incident's alerts: one message per incident (notify/incident.py)
         on_done = None
         if outbox is not None:
             async def on_done() -> None:

@@ -1,0 +1,73 @@
+"""The incident ledger: every :class:`~gridcall.hub.desk.incidents.IncidentStep` (open,
+join), append-only, in the hub store's database beside the alert ledger, under the same
+guards: triggers refuse UPDATE and DELETE, and ``(incident_id, n)`` is unique.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from gridcall.hub.desk.incidents import IncidentStep
+from gridcall.hub.desk.ledger import LedgerConflict
+from gridcall.hub.store import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS incident_steps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    incident_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL,
+    action TEXT NOT NULL, body BLOB NOT NULL,
+    UNIQUE (incident_id, n)
+);
+CREATE TRIGGER IF NOT EXISTS incident_steps_no_update BEFORE UPDATE ON incident_steps
+BEGIN SELECT RAISE(ABORT, 'the incident ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS incident_steps_no_delete BEFORE DELETE ON incident_steps
+BEGIN SELECT RAISE(ABORT, 'the incident ledger is append-only'); END;
+"""
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(IncidentStep)
+
+
+class IncidentLedger:
+    """Append-only incident steps in ``store``'s database; use inside ``async with store``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._ready = False
+
+    def _db(self) -> sqlite3.Connection:
+        db = self.store.db
+        if not self._ready:
+            db.executescript(SCHEMA)
+            self._ready = True
+        return db
+
+    async def append(self, *steps: IncidentStep) -> None:
+        """Write the steps in one transaction; LedgerConflict if one is there already."""
+        rows = [(s.incident_id, s.n, s.at, s.action, _encoder.encode(s)) for s in steps]
+
+        def insert() -> None:
+            db = self._db()
+            try:
+                with db:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.executemany("INSERT INTO incident_steps (incident_id, n, at, action, "
+                                   "body) VALUES (?,?,?,?,?)", rows)
+            except sqlite3.IntegrityError as exc:
+                raise LedgerConflict(f"incident ledger already holds a step of "
+                                     f"{[r[0] for r in rows]}: {exc}") from exc
+        await self.store.run(insert)
+
+    async def all(self) -> list[IncidentStep]:
+        """Every step in the order written."""
+        rows = await self.store.run(lambda: self._db().execute(
+            "SELECT body FROM incident_steps ORDER BY seq").fetchall())
+        return [_decoder.decode(r[0]) for r in rows]
+
+    async def history(self, incident_id: str) -> list[IncidentStep]:
+        rows = await self.store.run(lambda: self._db().execute(
+            "SELECT body FROM incident_steps WHERE incident_id=? ORDER BY n",
+            (incident_id,)).fetchall())
+        return [_decoder.decode(r[0]) for r in rows]
