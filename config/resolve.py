@@ -257,6 +257,19 @@ def _meets(a: Override, b: Override, duty: DutyFile) -> bool:
     return aware(a.start) < aware(b.end) and aware(b.start) < aware(a.end)
 
 
+def _check_batch_bound(check: _Checker, index: int, agent: str, own_settings: bool,
+                       batch: int, hub_limit: int) -> None:
+    """An agent must not send batches the hub refuses whole (``too_many_readings``)."""
+    if batch <= hub_limit:
+        return
+    at: Loc = (("agents", index, "settings", "batch_max_readings") if own_settings
+               else ("defaults", "batch_max_readings"))
+    who = f"agent {agent!r} sends" if own_settings else "agents send"
+    check.add("agents.yaml", at, f"{who} up to {batch} readings a batch, but the hub "
+              f"refuses batches of more than {hub_limit} (hub.yaml: "
+              "hub.max_batch_readings): lower this or raise that")
+
+
 def load_config(directory: Path | str, *, known_detectors: Collection[str] | None = None,
                 check_detector: Callable[[SensorSpec], str | None] | None = None
                 ) -> ConfigSet:
@@ -340,6 +353,8 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 check.add("sensors.yaml", (*loc, "params"), reason)
 
     agents: dict[str, AgentSpec] = {}
+    hub_limit = (hub_file.hub if isinstance(hub_file, HubFile)
+                 else HubSettings()).max_batch_readings
     if isinstance(agents_file, AgentsFile):
         agent_ids = {a.id for a in agents_file.agents}
         for i, a in enumerate(agents_file.agents):
@@ -366,6 +381,8 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 _check_source_map(check, i, a.id, a.source, agent_of_sensor, own)
             agents[a.id] = AgentSpec(a.id, a.name or a.id, a.grid, a.source, own,
                                      a.settings or agents_file.defaults)
+            _check_batch_bound(check, i, a.id, a.settings is not None,
+                               agents[a.id].settings.batch_max_readings, hub_limit)
         if isinstance(sensors_file, SensorsFile):
             for i, s in enumerate(sensors_file.sensors):
                 check.ref("sensors.yaml", ("sensors", i, "agent"), "agent", s.agent, agent_ids)

@@ -111,10 +111,12 @@ class Hub:
     def stats(self) -> dict[str, Scalar]:
         """Every counter of the hub, flat (:mod:`gridcall.wire.stats`): the desk
         connection's by name, its parts' prefixed (``desk.``, ``roster.``, ``ingest.``,
-        ``boards.``, ``indicators.``)."""
+        ``boards.``, ``indicators.``; the decoder's rejects by reason as
+        ``decoder.malformed.<reason>``)."""
         out = flatten(self.counters)
         parts: dict[str, object] = {"desk": self.desk, "roster": self.roster,
-                                    "ingest": self.ingest, "boards": self.boards}
+                                    "ingest": self.ingest, "boards": self.boards,
+                                    "decoder": self.decoder}
         for prefix, part in parts.items():
             out |= {f"{prefix}.{k}": v for k, v in stats_of(part).items()}
         out |= {f"indicators.{k}": v for k, v in flatten(self.indicator_counters).items()}

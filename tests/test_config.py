@@ -279,3 +279,16 @@ def test_detector_settings_that_would_crash_the_agent_are_config_problems(
     assert "Traceback" not in result.output
     assert "1 problem(s)" in result.output
     assert reason in result.output
+
+
+def test_an_agent_may_not_be_set_to_send_batches_the_hub_refuses(sample: Path) -> None:
+    """hub.max_batch_readings refuses longer batches whole (issue 16): an agent set to
+    send longer ones is a config problem, named where it is set."""
+    edit(sample / "hub.yaml", lambda d: d["hub"].update(max_batch_readings=40))
+    found = problems_of(sample)
+    assert len(found) == 1
+    assert "agents.yaml" in found[0]
+    assert "defaults.batch_max_readings" in found[0]
+    assert "agents send up to 50 readings a batch" in found[0]
+    edit(sample / "agents.yaml", lambda d: d["defaults"].update(batch_max_readings=40))
+    assert load_config(sample).hub.max_batch_readings == 40

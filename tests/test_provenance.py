@@ -181,3 +181,4 @@ async def test_a_forged_event_opens_no_alert_and_cannot_take_a_genuine_events_se
     assert hub.decoder.malformed == {"forged": 1}
     assert hub.counters.events == 1
     assert hub.stats()["rejected.forged"] == 1
+    assert hub.stats()["decoder.malformed.forged"] == 1

@@ -56,6 +56,10 @@ class Decoder:
     def malformed_total(self) -> int:
         return sum(self.malformed.values())
 
+    def stats(self) -> dict[str, int]:
+        """Rejects by reason (``malformed.forged``...), flat (:mod:`gridcall.wire.stats`)."""
+        return {f"malformed.{reason}": n for reason, n in sorted(self.malformed.items())}
+
     def _reject(self, topic: str, reason: str, detail: str) -> MalformedMessage:
         self.malformed[reason] += 1
         return MalformedMessage(topic, reason, detail)
