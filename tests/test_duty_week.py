@@ -19,6 +19,7 @@ from gridcall.hub.api.app import create_app
 from gridcall.hub.api.tokens import TokenFile, issue
 from gridcall.hub.desk.desk import Desk, ReminderChange
 from gridcall.hub.desk.handover import handover
+from gridcall.hub.desk.indicators import indicators
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.reminders import Reminder
 from gridcall.hub.store import Store
@@ -197,6 +198,16 @@ async def test_a_week_of_shifts_reminders_and_escalations(tmp_path: Path) -> Non
             (a4, 0, COMMUNITY, "xu-na"), (a4, 1, COMMUNITY, "guo-jun")]
         assert [r.at for r in world.sent] == [at(5, "11:35"), at(5, "11:45")]
 
+        # Indicators per person: each call counts for the person it was handed to.
+        rows = {r.key: r for r in indicators(await desk.transitions(), MONDAY, at(7, "00:00"),
+                                             groups=("person",))}
+        he_ping = rows["he-ping"]  # a1 answered in time; a2 escalated from his watch
+        assert (he_ping.calls, he_ping.responses_judged, he_ping.responses_timely,
+                he_ping.breaches) == (2, 2, 1, 1)
+        tian_yu = rows["tian-yu"]  # a3, closed as a false alarm in time
+        assert (tian_yu.calls, tian_yu.responses_timely, tian_yu.false_alarms) == (1, 1, 1)
+        assert "ma-li" not in rows  # reminded, but no call was handed to her
+
 
 def test_the_handover_from_the_command_line_and_the_api(tmp_path: Path) -> None:
     """``gridcall hub handover --unit`` reads the store; ``GET /v1/handover`` the desk;
@@ -220,6 +231,12 @@ def test_the_handover_from_the_command_line_and_the_api(tmp_path: Path) -> None:
                 refused = await client.get("/v1/handover", params={"unit": "dasha"},
                                            headers={"Authorization": f"Bearer {token}"})
                 assert refused.status_code == 403
+                rows = (await client.get(
+                    "/v1/indicators", params={"persons": "true", "until": at(1, "08:00"),
+                                              "period": 86400},
+                    headers={"Authorization": f"Bearer {token}"})).json()["rows"]
+                assert [(r["key"], r["calls"]) for r in rows if r["group"] == "person"] == [
+                    ("ma-li", 1)]
                 body: dict[str, object] = resp.json()
                 assert body["alerts"][0]["alert_id"] == alert  # type: ignore[index]
                 return body

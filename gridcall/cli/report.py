@@ -77,7 +77,7 @@ def cell(row: Indicator, name: str) -> str:
 
 def table(rows: list[Indicator], title: str) -> Table:
     t = Table(title=title, show_lines=False)
-    t.add_column("unit / department", no_wrap=True)
+    t.add_column("unit / department / person", no_wrap=True)
     t.add_column("level", no_wrap=True)
     for _, label in COLUMNS:
         t.add_column(label, justify="right")
@@ -126,6 +126,9 @@ def hub_report(
                                              "(for hub.store_path).")] = SAMPLE_DISTRICT,
     store: Annotated[Path | None, typer.Option(help="The hub's SQLite store; default: "
                                                "hub.store_path of the config.")] = None,
+    persons: Annotated[bool, typer.Option(help="Add a row per person on duty "
+                                          "(roster.yaml): the calls handed to them.")
+                       ] = False,
     until: Annotated[str | None, typer.Option(
         metavar="TIME", help="End of the period, ISO 8601. Default: now on the store's own "
         "desk clock, i.e. now or its last step if that is later (a --clock-speed demo's "
@@ -162,7 +165,9 @@ def hub_report(
     # still ahead are not missed.
     from gridcall.hub.desk.indicators import indicators
 
-    rows = indicators(steps, start, end, as_of=min(end, now))
+    rows = indicators(steps, start, end, as_of=min(end, now),
+                      groups=("unit", "department", "person") if persons else (
+                          "unit", "department"))
     if as_csv:
         typer.echo(to_csv(rows), nl=False)
         err.print(f"from {where}", highlight=False, soft_wrap=True)  # stdout stays CSV

@@ -11,8 +11,17 @@ from gridcall.config import ConfigSet
 from gridcall.hub.api.auth import Caller, inside, subtree
 from gridcall.hub.api.models import ERRORS, IndicatorList
 from gridcall.hub.desk.desk import Desk
-from gridcall.hub.desk.indicators import indicators
+from gridcall.hub.desk.indicators import Group, indicators
 from gridcall.wire.clock import Clock
+
+
+def _of_subtree(cfg: ConfigSet, person: str, root: tuple[str, ...]) -> bool:
+    """A person of a unit in the subtree, or of a department (shown like departments)."""
+    who = cfg.duty.person(person)
+    if who is None:
+        return False
+    unit = cfg.units.get(who.unit)
+    return unit is None or inside(unit.path, root)
 
 
 def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
@@ -29,6 +38,9 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                                        "from `until` (default 7 days).")] = 7 * 86400,
         until: Annotated[int | None, Query(ge=0, description="End of the period, ns "
                                            "(default: now).")] = None,
+        persons: Annotated[bool, Query(description="Add a row per person on duty "
+                                       "(roster.yaml) of the subtree's units and the "
+                                       "departments: the calls handed to them.")] = False,
     ) -> IndicatorList:
         """Indicators of the units in the subtree, and of the departments over the
         subtree's alerts, for alerts handed to them in the period, judged as of the
@@ -46,10 +58,13 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         maybe = [s for s in desk.alerts(unit=root.id)
                  if s.opened_at < end and (s.closed_at is None or s.closed_at >= start)]
         steps = await desk.transitions_of(maybe, until=judged + 1)
-        rows = [r for r in indicators(steps, start, end, as_of=judged,
+        groups: tuple[Group, ...] = ("unit", "department", "person") if persons else (
+            "unit", "department")
+        rows = [r for r in indicators(steps, start, end, as_of=judged, groups=groups,
                                        defer=desk.defer)
                 if r.group == "department" or (
-                    r.key in cfg.units and inside(cfg.units[r.key].path, root.path))]
+                    r.key in cfg.units and inside(cfg.units[r.key].path, root.path))
+                or (r.group == "person" and _of_subtree(cfg, r.key, root.path))]
         return IndicatorList(unit=root.id, period_start=start, period_end=end,
                              rows=list(rows))
 

@@ -60,6 +60,12 @@ silence of the alert's scope is judged at the silence's end, as the desk escalat
 **Departments.** A department's row covers every stint in which it was on the alert
 (lead, co-handler or dispatched, as in force at the end of the stint), with the same
 definitions.
+
+**Persons.** A person's row (group ``person``, asked for by ``groups``) covers every
+stint handed to them as the person on duty of its unit (roster.yaml; the ``on_duty`` of
+the step that started it), with the same definitions: the call came on their watch, so
+its response is theirs, whoever in the unit answered. Ledgers from before roster.yaml
+have no ``on_duty``: their stints count for no person.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ from gridcall.hub.desk.lifecycle import HUB, Transition
 from gridcall.hub.ingest.sinks.lineproto import escape_measurement, escape_tag
 from gridcall.wire.ladder import LEVELS
 
-Group = Literal["unit", "department"]
+Group = Literal["unit", "department", "person"]
 STARTS = frozenset({"open", "escalate", "reopen"})
 BREACH = "deadline passed"
 """How the desk's reason for a deadline escalation ends ("response deadline passed");
@@ -104,6 +110,8 @@ class Stint:
     """A manual escalation by a unit (not the hub) that ended the stint."""
     breached: bool = False
     """The hub escalated the alert out of this stint (a deadline passed)."""
+    on_duty: str = ""
+    """The person on duty the alert was handed to (roster.yaml), "" if nobody."""
 
     @property
     def stopped_at(self) -> int | None:
@@ -178,7 +186,7 @@ def stints(transitions: Iterable[Transition], *, as_of: int | None = None,
                 end=horizon, response_deadline=moved(t.alert_id, t.deadlines.response),
                 arrival_deadline=moved(t.alert_id, t.deadlines.arrival),
                 disposal_deadline=moved(t.alert_id, t.deadlines.disposal),
-                departments=t.departments)
+                departments=t.departments, on_duty=t.on_duty)
         if current is not None:
             out.append(current)
     return out
@@ -272,7 +280,9 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
                defer: Deferral | None = None) -> list[Indicator]:
     """Indicators of every unit and department that had a call in
     ``[period_start, period_end)``, judged as of ``as_of`` (default ``period_end``).
-    Units first (by level from the district down, then id), then departments by id.
+    Units first (by level from the district down, then id), then departments by id,
+    then (if asked for in ``groups``) persons by id: a person's stints are those handed
+    to them as the person on duty (``Transition.on_duty``).
     ``defer``: see the module docstring (silences)."""
     if period_end <= period_start:
         raise ValueError(f"period end {period_end} is not after its start {period_start}")
@@ -296,6 +306,13 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
         for dep, of in sorted(by_dep.items()):
             out.append(summarize("department", dep, "department", period_start, period_end,
                                  of))
+    if "person" in groups:
+        by_person: dict[str, list[Stint]] = defaultdict(list)
+        for s in in_period:
+            if s.on_duty:
+                by_person[s.on_duty].append(s)
+        for person, of in sorted(by_person.items()):
+            out.append(summarize("person", person, "person", period_start, period_end, of))
     return out
 
 
