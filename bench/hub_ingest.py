@@ -3,7 +3,8 @@
 ``python bench/hub_ingest.py [--readings 1000000] [--workers 1,2,4] [--rounds 3]
 [--latency-seconds 10]``
 
-Starts a PRIVATE mosquitto and InfluxDB 1.6.7 on free loopback ports in a temporary
+Starts a PRIVATE mosquitto (its default in-flight window, as ``../shared/bench/
+peer_ingest_bench.py`` runs it) and InfluxDB 1.6.7 on free loopback ports in a temporary
 folder (never the shared test servers), then measures, in this order:
 
 - **limit A**: mosquitto → a bare paho subscriber that parses each payload (msgspec, to
@@ -17,11 +18,16 @@ folder (never the shared test servers), then measures, in this order:
   anomaly event (time-stamped with its reading's time) is published every 50 ms; each
   alert's first publication counts (later ones carry the first event's time).
 
-Workload: 50 agents, 50 readings per MQTT message, QoS 1, gridcall's wire format. For A
-and the hub the messages are first queued at the broker for the consumer's persistent
-session (published while it is offline), then the consumer is started: the rate is from
-its first message to its last reading counted (A) or stored (hub), so neither start-up
-nor the publisher's CPU is in it. Readings lost: per-agent counts and sums in InfluxDB
+Workload: the shared harness's (``peer_ingest_bench.py --wire gridcall``): 50 agents
+``a00``.. with sensors ``s<agent><n>``, 50 readings per MQTT message, QoS 1, gridcall's
+wire format, timestamps from an hour ago 1 ms apart per agent; the hub's config set holds
+those agents and sensors (``bench/ingest_bench_config.py``). As in the harness, the
+consumer is subscribed first and the messages are published open loop while it runs (at
+most 5,000 unacknowledged), and the rate is from the first publish to the last reading
+counted (A) or stored (hub): the publisher shares the machine, as it does there. (Before
+2026-12-06 this bench queued the messages first and started the consumer after, on a
+broker with ``max_inflight_messages 1000``: a different measurement, which read 0.83
+where the harness read 0.34.) Readings lost: per-agent counts and sums in InfluxDB
 against what was published, in every run. Limits and hub are measured ``--rounds``
 times, interleaved, and the best of each counts: on a shared machine the best round is
 the closest to a quiet one, and a load burst then cannot favour one side of the ratio.
@@ -54,14 +60,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gridcall.config import SAMPLE_DISTRICT, load_config  # noqa: E402
+from bench.ingest_bench_config import write_bench_config  # noqa: E402
+from gridcall.config import load_config  # noqa: E402
 from gridcall.hub.ingest.sinks import LineEncoder  # noqa: E402
 from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, RiskAlert, encode, topics  # noqa: E402
 from tests.private_servers import PrivateInflux, PrivateMosquitto, publish_all  # noqa: E402
 
 AGENTS = 50
 PER_MESSAGE = 50
-T0 = 1_795_000_000_000_000_000
+PUB_WINDOW = 5000  # unacknowledged PUBLISHes, as the shared harness
+T0 = (time.time_ns() // 10**9 - 3600) * 10**9  # the harness's: an hour ago
 CLI = [sys.executable, "-c", "from gridcall.cli import main; main()"]
 
 
@@ -82,9 +90,10 @@ class Workload:
         self.sum: dict[str, float] = {}
         for seq in range(per_agent):
             for a in range(AGENTS):
-                agent = f"bench-{a:02d}"
-                batch = ReadingBatch(agent=agent, seq=seq, sent_at=T0, readings=[
-                    Reading(f"s{k:02d}", T0 + seq * 1_000_000_000 + a * 1000 + k,
+                agent = f"a{a:02d}"
+                base = T0 + seq * PER_MESSAGE * 1_000_000
+                batch = ReadingBatch(agent=agent, seq=seq, sent_at=base, readings=[
+                    Reading(f"s{a:02d}{k:02d}", base + k * 1_000_000 + a * 7 + 1,
                             round(rng.uniform(0, 100), 3))
                     for k in range(PER_MESSAGE)])
                 self.batches.append(batch)
@@ -114,7 +123,6 @@ def make_session(url: str, client_id: str, topic_filter: str) -> None:
 def limit_a(url: str, work: Workload, tag: str = "") -> dict[str, Any]:
     client_id = f"bench-limit-a{tag}"
     make_session(url, client_id, topics.READINGS)
-    publish_all(url, work.messages)
     port = int(url.rsplit(":", 1)[1])
     counted = [0]
     first: list[float] = []
@@ -135,12 +143,15 @@ def limit_a(url: str, work: Workload, tag: str = "") -> dict[str, Any]:
     cpu0 = time.process_time()
     client.connect("127.0.0.1", port)
     client.loop_start()
+    time.sleep(0.5)  # subscribed (the session was made above)
+    published = time.perf_counter()
+    publish_all(url, work.messages, window=PUB_WINDOW)
     if not done.wait(600):
         raise RuntimeError(f"limit A: {counted[0]} of {work.readings} readings arrived")
     cpu = time.process_time() - cpu0
     client.disconnect()
     client.loop_stop()
-    seconds = last[0] - first[0]
+    seconds = last[0] - published
     return {"readings_per_s": round(work.readings / seconds), "seconds": round(seconds, 2),
             "subscriber_cpu_pct": round(100 * cpu / seconds), "load": uptime_load()}
 
@@ -169,15 +180,11 @@ def write_config(folder: Path, broker: str, influx: str, database: str,
                  client_id: str = "bench-hub") -> Path:
     import yaml
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in SAMPLE_DISTRICT.glob("*.yaml"):
-        (folder / f.name).write_bytes(f.read_bytes())
+    write_bench_config(folder, AGENTS, PER_MESSAGE)
     (folder / "hub.yaml").write_text(yaml.safe_dump({"hub": {
         "broker": {"url": broker}, "client_id": client_id,
         "ingest_share_group": f"{client_id}-group",
         "store_path": str(folder / "hub.sqlite"), "spool_dir": str(folder / "spool"),
-        # the workload's agents and sensors are synthetic (bench-NN, sNN), not the sample's
-        "accept_unconfigured_sensors": True,
         "influx": {"url": influx, "database": database, "batch_max_points": 5000,
                    "flush_interval": "1s"}}}), encoding="utf-8")
     return folder
@@ -236,7 +243,6 @@ def hub_run(work: Workload, broker: str, influx: str, tmp: Path, workers: int,
                           client_id=f"bench-hub-w{workers}{tag.replace('_', '-')}")
     stats = tmp / f"stats{workers}{tag}"
     stats.mkdir()
-    # First start: the workers create their sessions in the shared group, then stop.
     procs = start_workers(config, workers, stats)
     deadline = time.monotonic() + 120
     while not all(s.get("subscribed") for s in read_stats(stats, workers)):
@@ -244,11 +250,11 @@ def hub_run(work: Workload, broker: str, influx: str, tmp: Path, workers: int,
             stop_all(procs)
             raise RuntimeError(f"{workers} workers did not subscribe: see {stats}")
         time.sleep(0.1)
-    stop_all(procs)
-    for f in stats.glob("w*.json"):
-        f.unlink()
-    publish_all(broker, work.messages)
-    procs = start_workers(config, workers, stats)
+    cpu_before = sum(s.get("cpu_s", 0.0) for s in read_stats(stats, workers))
+    published = time.time()
+    publisher = threading.Thread(target=publish_all, args=(broker, work.messages),
+                                 kwargs={"window": PUB_WINDOW}, daemon=True)
+    publisher.start()
     deadline = time.monotonic() + 180
     peak_rss = 0
     while True:
@@ -261,13 +267,13 @@ def hub_run(work: Workload, broker: str, influx: str, tmp: Path, workers: int,
             raise RuntimeError(f"hub with {workers} workers: {snap}")
         time.sleep(0.2)
     load_now = uptime_load()
+    publisher.join()
+    cpu_after = sum(s.get("cpu_s", 0.0) for s in read_stats(stats, workers))
     stop_all(procs)
     snap = read_stats(stats, workers)
-    first = min(s["first_message_at"] for s in snap if s.get("first_message_at"))
     last = max(s["last_stored_at"] for s in snap if s.get("last_stored_at"))
-    cpu = sum(s["cpu_s"] - s["cpu_at_first_message"] for s in snap
-              if s.get("cpu_at_first_message") is not None)
-    seconds = last - first
+    seconds = last - published
+    cpu = cpu_after - cpu_before
     stored = influx_by_agent(influx, database)
     missing, bad_sums = lost(work, stored)
     return {
@@ -340,9 +346,10 @@ def latency(broker: str, influx: str, tmp: Path, seconds: float, rate: int
         n = 0
         while time.monotonic() - start < seconds:
             now = time.time_ns()
-            agent = f"lat-{n % AGENTS:02d}"
+            a = n % AGENTS
+            agent = f"a{a:02d}"
             batch = ReadingBatch(agent=agent, seq=n // AGENTS, sent_at=now, readings=[
-                Reading(f"s{k:02d}", now + k, float(k)) for k in range(per_tick)])
+                Reading(f"s{a:02d}{k:02d}", now + k, float(k)) for k in range(per_tick)])
             pub.publish(topics.readings_topic(agent), encode(batch), qos=1)
             if n % event_every == 0:
                 sensor = sensors[events % len(sensors)]
@@ -397,7 +404,9 @@ def main() -> None:
                               "readings_per_message": PER_MESSAGE, "cpus": os.cpu_count(),
                               "load_at_start": uptime_load()}
     try:
-        with PrivateMosquitto(tmp / "mosquitto") as broker, PrivateInflux(tmp / "influx") as influx:
+        # mosquitto's default in-flight window (20), as the shared harness runs it
+        with PrivateMosquitto(tmp / "mosquitto", max_inflight=20) as broker, \
+                PrivateInflux(tmp / "influx") as influx:
             runs: dict[str, list[dict[str, Any]]] = {"limit_a": [], "limit_b": []}
             for n in counts:
                 runs[f"hub_{n}"] = []

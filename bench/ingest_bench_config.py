@@ -17,18 +17,17 @@ from pathlib import Path
 
 import yaml
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--agents", type=int, default=50)
-    p.add_argument("--sensors", type=int, default=50, help="sensors per agent")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--project", type=Path, default=Path(__file__).resolve().parent.parent)
-    a = p.parse_args()
-    sample = a.project / "config" / "examples" / "huangpu"
-    a.out.mkdir(parents=True, exist_ok=True)
+
+def write_bench_config(out: Path, agents: int, sensors: int,
+                       project: Path = ROOT) -> Path:
+    """The sample's topology, matters and notify, plus agents ``a00``.. (one grid each, in
+    turn) and their sensors ``s<agent><n>`` of the sample's first kind; no hub.yaml."""
+    sample = project / "config" / "examples" / "huangpu"
+    out.mkdir(parents=True, exist_ok=True)
     for name in ("topology.yaml", "matters.yaml", "notify.yaml"):
-        shutil.copy(sample / name, a.out / name)
+        shutil.copy(sample / name, out / name)
     topology = yaml.safe_load((sample / "topology.yaml").read_text(encoding="utf-8"))
     sensors_yaml = yaml.safe_load((sample / "sensors.yaml").read_text(encoding="utf-8"))
     # a point inside each grid: where the sample puts one of its sensors
@@ -36,19 +35,31 @@ def main() -> None:
     grids = [g["id"] for t in topology["district"]["towns"] for c in t["communities"]
              for g in c["grids"] if g["id"] in where]
     kind = next(iter(sensors_yaml["kinds"]))
-    agents, sensors = [], []
-    for i in range(a.agents):
+    agent_list, sensor_list = [], []
+    for i in range(agents):
         agent, grid = f"a{i:02d}", grids[i % len(grids)]
-        ids = [f"s{i:02d}{s:02d}" for s in range(a.sensors)]
-        agents.append({"id": agent, "name": f"bench agent {agent}", "grid": grid,
-                       "source": {"type": "serial", "port": f"/dev/null-{agent}",
-                                  "devices": [{"id": 1, "name": agent,
-                                               "channels": dict(enumerate(ids))}]}})
-        sensors += [{"id": s, "kind": kind, "grid": grid, "agent": agent,
-                     "coordinates": where[grid]} for s in ids]
-    (a.out / "agents.yaml").write_text(yaml.safe_dump({"agents": agents}), encoding="utf-8")
-    (a.out / "sensors.yaml").write_text(
-        yaml.safe_dump({"kinds": sensors_yaml["kinds"], "sensors": sensors}), encoding="utf-8")
+        ids = [f"s{i:02d}{s:02d}" for s in range(sensors)]
+        agent_list.append({"id": agent, "name": f"bench agent {agent}", "grid": grid,
+                           "source": {"type": "serial", "port": f"/dev/null-{agent}",
+                                      "devices": [{"id": 1, "name": agent,
+                                                   "channels": dict(enumerate(ids))}]}})
+        sensor_list += [{"id": s, "kind": kind, "grid": grid, "agent": agent,
+                         "coordinates": where[grid]} for s in ids]
+    (out / "agents.yaml").write_text(yaml.safe_dump({"agents": agent_list}), encoding="utf-8")
+    (out / "sensors.yaml").write_text(
+        yaml.safe_dump({"kinds": sensors_yaml["kinds"], "sensors": sensor_list}),
+        encoding="utf-8")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--agents", type=int, default=50)
+    p.add_argument("--sensors", type=int, default=50, help="sensors per agent")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--project", type=Path, default=ROOT)
+    a = p.parse_args()
+    write_bench_config(a.out, a.agents, a.sensors, a.project)
 
 
 if __name__ == "__main__":

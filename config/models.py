@@ -289,6 +289,11 @@ class HubSettings(Model):
     """Where ingest keeps readings the sink cannot take now (one subfolder per worker)."""
     ingest_share_group: Id = "gridcall-ingest"
     """The MQTT shared-subscription group ingest workers join (``$share/<group>/...``)."""
+    ingest_receive_maximum: int | None = Field(default=1000, ge=1, le=65_535)
+    """Unacknowledged readings messages the broker may have in flight to one ingest
+    worker: its MQTT v5 Receive Maximum, in place of the broker's own window (mosquitto's
+    default, 20, starves a worker that acknowledges after writing). ``null``: speak MQTT
+    3.1.1 and take the broker's window, for a broker without v5."""
     max_batch_readings: int = Field(default=10_000, ge=1, le=1_000_000)
     """Readings one batch may carry; a longer batch is refused whole (counted as
     ``too_many_readings``). The default takes any agent's batch (an agent's

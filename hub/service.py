@@ -49,7 +49,7 @@ class Hub:
                  drain_timeout: float = 10.0, tick_interval: float = 1.0,
                  readings: bool = True, share_group: str | None = None,
                  spool_dir: Path | str | None = None, boards: bool = True,
-                 agent_clock: Clock | None = None) -> None:
+                 agent_clock: Clock | None = None, mqtt5: bool = True) -> None:
         if drain_timeout < 0:
             raise ValueError(f"hub drain_timeout must be >= 0 seconds, got {drain_timeout}")
         settings = config.hub
@@ -77,7 +77,9 @@ class Hub:
                 share_group=share_group, spool_dir=spool_dir, username=user,
                 password=password, keepalive=int(settings.broker.keepalive.total_seconds()),
                 max_points=max_points, flush_interval=flush, drain_timeout=drain_timeout,
-                decoder=self.decoder, screen=config.screen())
+                decoder=self.decoder, screen=config.screen(),
+                # mqtt5=False: a broker without v5 (the embedded amqtt)
+                receive_maximum=settings.ingest_receive_maximum if mqtt5 else None)
             self.ingest = self.worker.ingest
         else:
             self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush,

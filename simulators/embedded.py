@@ -14,6 +14,15 @@ from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
+_RUNNING: set[str] = set()  # URLs of the embedded brokers running in this process
+
+
+def speaks_mqtt5(url: str) -> bool:
+    """False for an embedded broker running in this process (amqtt has no MQTT v5 and does
+    not even answer a v5 CONNECT), True for any other: the hub's ingest then connects with
+    3.1.1 (``Hub(mqtt5=...)``)."""
+    return url not in _RUNNING
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -40,11 +49,13 @@ class EmbeddedBroker:
             },
         })
         await self._broker.start()
+        _RUNNING.add(self.url)
         log.info("embedded broker on %s", self.url)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
+        _RUNNING.discard(self.url)
         if self._broker is not None:
             await self._broker.shutdown()
             self._broker = None

@@ -168,9 +168,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
 
 def publish_all(url: str, messages: Sequence[tuple[str, bytes]], *,
-                client_id: str | None = None) -> None:
-    """Publish with QoS 1, up to 1000 in flight (an open-loop flood), and return once the
-    broker acknowledged every message."""
+                client_id: str | None = None, window: int = 1000) -> None:
+    """Publish with QoS 1, up to ``window`` in flight (an open-loop flood), and return once
+    the broker acknowledged every message."""
     import os
     import threading
 
@@ -189,7 +189,7 @@ def publish_all(url: str, messages: Sequence[tuple[str, bytes]], *,
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2,
                          client_id=client_id or f"publisher-{os.getpid()}-{time.time_ns()}")
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(window)
     client.max_queued_messages_set(0)
     client.on_publish = on_publish
     client.connect("127.0.0.1", port)

@@ -95,6 +95,12 @@ def hub_ingest(
         raise typer.Exit(2)
     cfg = load_config_set(config_dir)
     check_env(cfg, config_dir)
+    if retire is not None and cfg.hub.ingest_receive_maximum is None:
+        err.print("[red]✗ --retire ends the worker's session with MQTT v5, and "
+                  "hub.ingest_receive_maximum is null (3.1.1): with a broker without v5, "
+                  "end it with a clean-session connect under its client id[/]",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     try:
         address = cfg.hub.broker.address(broker)
     except ValueError as exc:
@@ -115,7 +121,7 @@ def hub_ingest(
                 max_points=influx.batch_max_points if influx else 5000,
                 flush_interval=influx.flush_interval.total_seconds() if influx else 0.5,
                 drain_timeout=drain_timeout, retire=retire is not None,
-                screen=cfg.screen())
+                screen=cfg.screen(), receive_maximum=settings.ingest_receive_maximum)
             workers.append(w)
             out.print(f"ingest worker {w.consumer.client_id}: {address} {w.consumer.filter} → "
                       f"{influx.url if influx else settings.store_path}", highlight=False,

@@ -60,7 +60,11 @@ batch it joined (5,000 readings = 100 messages of 50) to be written; with mosqui
 default window for v3.1.1 clients (``max_inflight_messages 20``, 1,000 readings) the worker
 waits for the broker most of the time. A v5 client's Receive Maximum replaces that window
 for its own connection, so the room comes with the worker and not with a broker setting.
-The hub's memory stays bounded by ``Ingest.max_buffered_points`` either way."""
+The hub's memory stays bounded by ``Ingest.max_buffered_points`` either way.
+
+``None`` (``hub.ingest_receive_maximum: null``) speaks MQTT 3.1.1 and takes the broker's
+window: for a broker without v5, such as the demo's embedded amqtt (which does not even
+answer a v5 CONNECT)."""
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 """MQTT v5 Session Expiry Interval for "keep the session until I say" (v3.1.1's
@@ -140,10 +144,14 @@ class ReadingsConsumer:
                  share_group: str | None = None, username: str | None = None,
                  password: str | None = None, keepalive: int = 30,
                  decoder: Decoder | None = None,
-                 receive_maximum: int = RECEIVE_MAXIMUM, retire: bool = False) -> None:
-        if not 1 <= receive_maximum <= 65_535:
+                 receive_maximum: int | None = RECEIVE_MAXIMUM,
+                 retire: bool = False) -> None:
+        if receive_maximum is not None and not 1 <= receive_maximum <= 65_535:
             raise ValueError(f"receive_maximum must be 1..65535 (MQTT v5), got "
                              f"{receive_maximum}")
+        if retire and receive_maximum is None:
+            raise ValueError("retiring a worker ends its session with MQTT v5's session "
+                             "expiry: it needs receive_maximum (v5)")
         self.ingest = ingest
         self.receive_maximum = receive_maximum
         self.retire = retire
@@ -171,8 +179,12 @@ class ReadingsConsumer:
         self._signalled = False
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                   protocol=mqtt.MQTTv5, manual_ack=True)
+        if receive_maximum is None:
+            self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                       clean_session=False, manual_ack=True)
+        else:
+            self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                       protocol=mqtt.MQTTv5, manual_ack=True)
         if username is not None:
             self._client.username_pw_set(username, password)
         if address.tls:
@@ -281,11 +293,16 @@ class ReadingsConsumer:
         caller still writes out (``ingest.drain``) reach the broker. :meth:`close` after."""
         self._loop = asyncio.get_running_loop()
         client = self._client
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.ReceiveMaximum = self.receive_maximum
-        props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
-        client.connect_async(self.address.host, self.address.port, keepalive=self._keepalive,
-                             clean_start=False, properties=props)
+        if self.receive_maximum is None:
+            client.connect_async(self.address.host, self.address.port,
+                                 keepalive=self._keepalive)
+        else:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.ReceiveMaximum = self.receive_maximum
+            props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+            client.connect_async(self.address.host, self.address.port,
+                                 keepalive=self._keepalive, clean_start=False,
+                                 properties=props)
         client.loop_start()
         self._started = True
         stopper = asyncio.create_task(stop.wait())

@@ -19,7 +19,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from gridcall.hub.ingest.consumer import ReadingsConsumer
+from gridcall.hub.ingest.consumer import RECEIVE_MAXIMUM, ReadingsConsumer
 from gridcall.hub.ingest.runner import Ingest, Unwritten
 from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.ingest.spool import Spool
@@ -49,7 +49,8 @@ class IngestWorker:
                  username: str | None = None, password: str | None = None,
                  keepalive: int = 30, max_points: int = 5000, flush_interval: float = 0.5,
                  drain_timeout: float = 10.0, decoder: Decoder | None = None,
-                 retire: bool = False, screen: Screen | None = None) -> None:
+                 retire: bool = False, screen: Screen | None = None,
+                 receive_maximum: int | None = RECEIVE_MAXIMUM) -> None:
         self.drain_timeout = drain_timeout
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush_interval,
@@ -57,7 +58,8 @@ class IngestWorker:
         self.consumer = ReadingsConsumer(
             self.ingest, address=address, client_id=client_id, share_group=share_group,
             username=username, password=password, keepalive=keepalive, decoder=decoder,
-            retire=retire)
+            retire=retire,
+            receive_maximum=receive_maximum)
         self.unwritten = Unwritten()
         self.retired = False
         """A retiring worker (``retire=True``) that settled all it was given and ended its
