@@ -577,8 +577,9 @@ class SimDistrict:
             await self._act(action)
 
     async def _tick(self, t: int) -> None:
-        """The desk's deadlines at ``t``; a tier-A alert past one has nowhere higher to
-        go (the desk shows it, writes no step): the timeline says so."""
+        """The desk's deadlines at ``t``; an alert past one where it can go no higher
+        (tier A, or a device fault at its top tier) is overdue (the desk writes an
+        overdue step that pages the duty leader): the timeline says so too."""
         desk = self.hub.desk
         await self.hub.tick(t)  # deadlines, and agents fallen silent (the roster)
         for alert_id in sorted(desk.counters.overdue_at_top):
@@ -588,7 +589,8 @@ class SimDistrict:
                 continue
             self._overdue.add((alert_id, *due))
             self._note("deadline", f"{alert_id} {state.alert.matter} {due[0]} deadline "
-                       f"passed at tier A: nowhere higher, it stays with {state.unit_level} "
+                       f"passed at tier {state.tier}: nowhere higher, it stays with "
+                       f"{state.unit_level} "
                        f"{state.unit}", alert_id=alert_id, matter=state.alert.matter,
                        tier=state.tier, unit=state.unit, level=state.unit_level,
                        state=state.state, grid=state.place[-1], action=due[0])

@@ -154,10 +154,13 @@ async def test_deadlines_escalate_up_the_ladder_with_exact_timestamps(desk: Desk
         ("escalate", 30 * MIN, "C", "dasha-dong", "response deadline passed"),
         ("escalate", 60 * MIN, "B", "dasha", "response deadline passed"),
         ("escalate", 90 * MIN, "A", "huangpu", "response deadline passed"),
+        # nowhere higher to go: overdue at the district, its duty leader paged
+        ("evidence", 120 * MIN, "A", "huangpu",
+         "overdue: response deadline passed at district huangpu, nowhere higher to go"),
     ]
     assert [c.units for c in heard] == [
         ("dasha-dong-g1",), ("dasha-dong", "dasha-dong-g1"), ("dasha", "dasha-dong"),
-        ("huangpu", "dasha")]
+        ("huangpu", "dasha"), ("huangpu",)]
     final = desk.get("AL000001")
     assert final.addresses == (PLACE, PLACE[:3], PLACE[:2])
     assert desk.counters.overdue_at_top == {"AL000001"}

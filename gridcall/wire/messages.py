@@ -204,5 +204,9 @@ class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
     reason of its latest escalation ("response deadline passed", a unit's call upward)."""
     escalations: int = 0
     grids: list[Id] = []
+    overdue: str = ""
+    """The deadline (``response``, ``arrival``, ``disposal``) that passed where the alert
+    can go no higher (tier A at the district, or a device fault at its top tier): it is
+    overdue there and the unit's duty leader was paged. Empty once a step moves it on."""
     """Every grid the alert concerns when it is more than its own ``grid``: an edge
     agent's outage is one alert listing each grid its sensors are in. Empty otherwise."""

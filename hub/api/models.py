@@ -74,6 +74,13 @@ class AlertOut(Out):
     last_action: AlertAction
     reason: str
     escalations: int
+    grids: list[str] = Field(default_factory=list, description="Every grid the alert "
+                             "concerns when more than its own: an edge agent's outage "
+                             "lists each grid its sensors are in.")
+    overdue: str = Field(default="", description="The deadline (response, arrival, "
+                         "disposal) that passed where the alert can go no higher (tier A at "
+                         "the district, a device fault at its top tier): overdue there, "
+                         "its duty leader paged. Empty otherwise.")
 
     @classmethod
     def of(cls, state: AlertState) -> AlertOut:
@@ -84,7 +91,8 @@ class AlertOut(Out):
                 "alert_id", "state", "tier", "unit", "unit_level", "unit_path", "matter",
                 "matter_name", "matter_type", "departments", "sensor", "sensor_kind", "grid",
                 "anomaly_kind", "severity", "score", "value", "detected_at", "opened_at",
-                "deadlines", "n", "last_action", "reason", "escalations")},
+                "deadlines", "n", "last_action", "reason", "escalations", "grids",
+                "overdue")},
             "updated_at": a.updated_at or state.last.at, "place": list(state.place),
             "due": None if due is None else {"name": due[0], "at": due[1]},
         })

@@ -70,6 +70,7 @@ from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import (
     HANDOVERS,
     HUB,
+    OVERDUE,
     Action,
     AlertState,
     IllegalTransition,
@@ -226,7 +227,10 @@ class DeskCounters:
     """Anomaly events an inhibit rule held back (an offline agent's sensor faults)."""
     """Deadlines that fell inside a silence of their alert and waited for its end."""
     overdue_at_top: set[str] = field(default_factory=set)
-    """Tier-A alerts past a deadline: nowhere higher to go; shown, not escalated."""
+    """Alerts past a deadline where they can go no higher (tier A, or a device fault's
+    top tier): shown as overdue and paged, not escalated."""
+    overdue_pages: int = 0
+    """Overdue steps written (one per alert and deadline): each pages a duty leader."""
 
     @property
     def escalations(self) -> int:
@@ -575,11 +579,37 @@ class Desk:
                                                  self._place(state), due[0], at)
                 if decision is None:
                     self.counters.overdue_at_top.add(state.alert_id)
+                    if state.alert.overdue != due[0]:  # paged once per deadline
+                        t = self._overdue(state, due[0], at)
+                        steps.append(t)
+                        state = apply(state, t)
                     break
                 t = self._escalate(state, decision, at, actor=HUB, note="")
                 steps.append(t)
                 state = apply(state, t)
         return steps
+
+    def duty_leader(self, unit: str, at: int) -> str:
+        """The person an overdue alert of ``unit`` pages at ``at``: its duty leader
+        (roster.yaml, :func:`gridcall.hub.desk.duty.duty_leader`), or "" when the roster
+        names none (the unit's own channels are paged then). The one place the desk asks
+        who leads a unit's duty."""
+        leader = duty.duty_leader(self.config.duty, unit, at)
+        return leader.id if leader is not None else ""
+
+    def _overdue(self, state: AlertState, deadline: str, at: int) -> Transition:
+        """The step that says ``deadline`` passed where ``state`` can go no higher: shown
+        as overdue on the alert (its wire ``overdue``), and the unit's duty leader paged
+        (the notifier sends it to them, else to the unit's channels)."""
+        leader = self.duty_leader(state.unit, at)
+        where = f"{state.unit_level} {state.unit}"
+        t = step(state, "evidence", at=at,
+                 reason=f"{OVERDUE}{deadline} deadline passed at {where}, nowhere higher "
+                        "to go",
+                 note=f"paging {leader}, duty leader of {where}" if leader
+                 else f"paging {where} (roster.yaml names no duty leader)")
+        self.counters.overdue_pages += 1
+        return replace(t, on_duty=leader)
 
     async def _escalate_due(self, now: int) -> list[Change]:
         taken = self._timers.take_due(now)
@@ -588,7 +618,8 @@ class Desk:
         except BaseException:
             self._timers.put_back(taken)  # nothing was written: the timers stay armed
             raise
-        self.counters.escalations_deadline += len(changes)
+        self.counters.escalations_deadline += sum(
+            c.transition.action == "escalate" for c in changes)
         return changes
 
     async def tick(self, now: int) -> list[Change]:

@@ -61,6 +61,19 @@ HUB = "hub"
 HANDOVERS: frozenset[Action] = frozenset({"open", "escalate", "reopen"})
 """The steps that hand the alert to a unit, with new deadlines (a stint starts)."""
 
+OVERDUE = "overdue: "
+"""How the reason of an overdue step begins. A deadline that passes where the alert can go
+no higher (tier A, or a device fault's top tier) is an ``evidence`` step by the hub whose
+reason is ``"overdue: <deadline> deadline passed ..."``: it pages the unit's duty leader
+and sets the wire's ``overdue`` until a step moves the alert on."""
+
+
+def overdue_of(t: Transition) -> str:
+    """The deadline an overdue step says passed (``response``...), or "" for any other."""
+    if t.action != "evidence" or t.actor != HUB or not t.reason.startswith(OVERDUE):
+        return ""
+    return t.reason.removeprefix(OVERDUE).split(" ", 1)[0]
+
 
 REQUIRES: dict[Action, frozenset[State]] = {
     "open": frozenset(),
@@ -339,7 +352,7 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
                                                   else state.closed_at),
         since=t.at if t.action == "reopen" else state.since,
         escalations=state.escalations + (t.action == "escalate"),
-        evidence=state.evidence + (t.action == "evidence"),
+        evidence=state.evidence + (t.action == "evidence" and not overdue_of(t)),
         reopened=state.reopened + (t.action == "reopen"),
     )
 
@@ -353,6 +366,8 @@ def _wire(alert: RiskAlert, t: Transition) -> RiskAlert:
         last_action=t.action,
         reason=t.reason if t.action in ("open", "escalate") else alert.reason,
         escalations=alert.escalations + (t.action == "escalate"),
+        overdue=overdue_of(t) or (alert.overdue if t.action in ("evidence", "dispatch")
+                                  else ""),
     )
 
 

@@ -33,6 +33,7 @@ import msgspec
 from gridcall.config.duty import NO_DUTY, DutyFile
 from gridcall.config.notify import Channel, NotifyFile
 from gridcall.hub.desk.desk import Change, ReminderChange
+from gridcall.hub.desk.lifecycle import overdue_of
 from gridcall.hub.notify.channels import CHANNELS, DeliveryError, Message, Verdict
 from gridcall.hub.notify.channels.via_apprise import REASONS
 from gridcall.wire import RiskAlert
@@ -290,7 +291,9 @@ class Notifier:
 
 NOTIFIED_ACTIONS = frozenset({"open", "escalate", "reopen", "dispatch"})
 """The steps people must hear of: a new call, a call passed up (both levels hear of it),
-a call back, departments sent. Evidence and the units' own answers are not pushed."""
+a call back, departments sent. Evidence and the units' own answers are not pushed, but
+for an overdue step (:func:`gridcall.hub.desk.lifecycle.overdue_of`): a deadline passed
+where the alert can go no higher pages the unit's duty leader."""
 
 
 class Outbox(Protocol):
@@ -307,15 +310,22 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
 
     async def hook(change: Change) -> None:
         t = change.transition
-        if t.action not in NOTIFIED_ACTIONS or change.incident is not None:
-            return  # an incident's alerts: one message per incident (notify/incident.py)
+        overdue = overdue_of(t)
+        if not overdue and (t.action not in NOTIFIED_ACTIONS or change.incident is not None):
+            # an incident's alerts: one message per incident (notify/incident.py); an
+            # overdue page goes out whatever the alert belongs to
+            return
         on_done = None
         if outbox is not None:
             async def on_done() -> None:
                 await outbox.done(t.alert_id, t.n, clock() if clock else t.at)
-        notifier.notify(change.alert.alert, change.units,
+        a = change.alert.alert
+        notifier.notify(a, change.units,
                         note=" · ".join(x for x in (t.reason, t.note) if x), on_done=on_done,
-                        person=t.on_duty)
+                        person=t.on_duty,
+                        # overdue where it can go no higher: a page to the duty leader
+                        title=f"[{a.tier}] OVERDUE ({overdue}) {a.matter_name} · "
+                              f"{a.alert_id} ({a.unit})" if overdue else "")
     return hook
 
 
