@@ -26,7 +26,7 @@ from gridcall.hub.api.tokens import TokenFile, issue
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.indicators import by_unit, indicators
 from gridcall.hub.desk.ledger import Ledger
-from gridcall.hub.desk.silence import Scope, SilenceStep, defer
+from gridcall.hub.desk.silence import Scope, SilenceStep, defer, deferral
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
 from tests.polling import wait_until
@@ -201,6 +201,10 @@ async def test_indicators_do_not_count_silenced_time_against_the_unit(
         unit = opened.alert.unit
         assert (held[unit].responses_judged, held[unit].responses_timely) == (1, 1)
         assert (plain[unit].responses_judged, plain[unit].responses_timely) == (1, 0)
+        # A report read from the store alone judges it the same (gridcall hub report).
+        offline = deferral(await desk.silence_ledger.all(), steps)
+        assert offline(alert_id, response) == desk.defer(alert_id, response) == response + H
+        assert by_unit(indicators(steps, T0, late + 1, defer=offline)) == held
 
 
 def test_defer_moves_a_time_past_overlapping_windows() -> None:

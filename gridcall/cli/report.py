@@ -28,6 +28,7 @@ from gridcall.wire.clock import from_iso, ns, utc_text
 if TYPE_CHECKING:  # the hub's modules load when the command runs (the edge install lacks them)
     from gridcall.hub.desk.indicators import Indicator
     from gridcall.hub.desk.lifecycle import Transition
+    from gridcall.hub.desk.silence import SilenceStep
 
 _duration: TypeAdapter[timedelta] = TypeAdapter(Duration)
 
@@ -105,6 +106,14 @@ async def read_ledger(store_path: Path) -> list[Transition]:
         return await Ledger(store).all()
 
 
+async def read_silences(store_path: Path) -> list[SilenceStep]:
+    from gridcall.hub.desk.silence_ledger import SilenceLedger
+    from gridcall.hub.store import Store
+
+    async with Store(store_path) as store:
+        return await SilenceLedger(store).all()
+
+
 def _ns(iso: str) -> int:
     """``--until``: ISO 8601 as ns since the epoch; a time without a zone is UTC."""
     try:
@@ -164,10 +173,13 @@ def hub_report(
     # A period that has not ended yet is judged as of now, not as of its end: deadlines
     # still ahead are not missed.
     from gridcall.hub.desk.indicators import indicators
+    from gridcall.hub.desk.silence import deferral
 
+    # silenced time is not counted against a unit, as in the API (hub/desk/silence.py)
+    defer = deferral(asyncio.run(read_silences(store)), steps)
     rows = indicators(steps, start, end, as_of=min(end, now),
                       groups=("unit", "department", "person") if persons else (
-                          "unit", "department"))
+                          "unit", "department"), defer=defer)
     if as_csv:
         typer.echo(to_csv(rows), nl=False)
         err.print(f"from {where}", highlight=False, soft_wrap=True)  # stdout stays CSV

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gridcall.hub.desk.indicators import indicators, line_protocol
+from gridcall.hub.desk.indicators import Deferral, indicators, line_protocol
 from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.ingest.sinks import SinkError
 from gridcall.wire.clock import DAY_NS, Clock
@@ -40,11 +40,13 @@ class IndicatorCounters:
 
 async def write_indicators(sink: LineSink, transitions: Sequence[Transition], now: int, *,
                            windows: Mapping[str, int] = WINDOWS,
-                           measurement: str = "indicator") -> int:
+                           measurement: str = "indicator",
+                           defer: Deferral | None = None) -> int:
     """One round: every window ending at ``now``; returns the points written. Raises the
-    sink's :class:`~gridcall.hub.ingest.sinks.SinkError`."""
+    sink's :class:`~gridcall.hub.ingest.sinks.SinkError`. ``defer``: the desk's
+    (silenced time is not counted against a unit)."""
     body = b"".join(
-        line_protocol(indicators(transitions, now - span, now), period=name,
+        line_protocol(indicators(transitions, now - span, now, defer=defer), period=name,
                       measurement=measurement)
         for name, span in windows.items())
     await sink.write_lines(body)
@@ -55,13 +57,14 @@ async def run_indicator_writer(
         sink: LineSink, transitions: Callable[[], Awaitable[Sequence[Transition]]],
         clock: Clock, stop: asyncio.Event, *, interval: float = 60.0,
         windows: Mapping[str, int] = WINDOWS,
-        counters: IndicatorCounters | None = None) -> IndicatorCounters:
+        counters: IndicatorCounters | None = None,
+        defer: Deferral | None = None) -> IndicatorCounters:
     """Write a round at once and then every ``interval`` seconds until ``stop``."""
     counters = counters if counters is not None else IndicatorCounters()
     while not stop.is_set():
         try:
             counters.points += await write_indicators(sink, await transitions(), clock(),
-                                                      windows=windows)
+                                                      windows=windows, defer=defer)
             counters.rounds += 1
         except SinkError as exc:
             counters.failed_writes += 1

@@ -109,7 +109,8 @@ class Boards:
         tasks = [asyncio.create_task(self._loop(stop), name="hub-boards"),
                  asyncio.create_task(run_indicator_writer(
                      self.writer.sink, self.desk.transitions, self.clock, stop,
-                     counters=self.indicator_counters), name="hub-indicators")]
+                     counters=self.indicator_counters, defer=self.desk.defer),
+                     name="hub-indicators")]
         try:
             await asyncio.gather(*tasks)
         finally:

@@ -56,6 +56,8 @@ A rate whose denominator is 0 is ``None`` (nothing to judge), never 0.
 **Silences.** Silenced time is not counted against a unit: given ``defer`` (the desk's
 :meth:`~gridcall.hub.desk.desk.Desk.defer`), a stint's deadline that falls inside a
 silence of the alert's scope is judged at the silence's end, as the desk escalates it.
+The API, the InfluxDB writer and ``gridcall hub report``
+(:func:`gridcall.hub.desk.silence.deferral`, from the store alone) all pass it.
 
 **Departments.** A department's row covers every stint in which it was on the alert
 (lead, co-handler or dispatched, as in force at the end of the stint), with the same

@@ -26,13 +26,14 @@ subtree (its own, or one of a unit below it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal, get_args
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.desk_rules import SilenceRules
+from gridcall.hub.desk.lifecycle import Transition
 from gridcall.wire.clock import NS
 from gridcall.wire.ladder import UnitLevel
 
@@ -348,6 +349,26 @@ def defer(at: int, windows: Iterable[tuple[int, int]]) -> int:
     return at
 
 
+def deferral(steps: Iterable[SilenceStep], transitions: Iterable[Transition]
+             ) -> Callable[[str, int], int]:
+    """What :meth:`gridcall.hub.desk.desk.Desk.defer` answers, from the ledgers alone (the
+    silence steps and the alerts' transitions): for a report read from a store."""
+    book = SilenceBook()
+    for step in steps:
+        book.absorb(step)
+    targets: dict[str, Target] = {}
+    for t in transitions:
+        if t.action == "open" and t.alert is not None:
+            place = tuple(t.alert.place) or tuple(t.unit_path)
+            targets[t.alert_id] = Target(agent=t.alert.agent, sensor=t.alert.sensor,
+                                         grid=place[-1], matter=t.alert.matter, place=place)
+
+    def defer_(alert_id: str, at: int) -> int:
+        target = targets.get(alert_id)
+        return at if target is None else book.defer(target, at)
+    return defer_
+
+
 def span_text(ns_: int) -> str:
     """A length in ns as ``1d2h`` (for notes)."""
     return _span(timedelta(seconds=ns_ / NS))
@@ -355,5 +376,6 @@ def span_text(ns_: int) -> str:
 
 __all__ = ["SCOPE_KINDS", "IllegalSilenceStep", "NoSuchSilence", "Scope", "ScopeKind",
            "Silence", "SilenceAction", "SilenceBook", "SilenceEnded", "SilenceRefused",
-           "SilenceStatus", "SilenceStep", "Target", "apply", "defer", "draft", "may_lift",
+           "SilenceStatus", "SilenceStep", "Target", "apply", "defer", "deferral", "draft",
+           "may_lift",
            "span_text"]
