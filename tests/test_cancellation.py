@@ -114,6 +114,39 @@ async def test_a_modbus_source_ends_when_cancelled_retrying_a_missing_port(
     await each_point(lambda: modbus_source(tmp_path / "absent"))
 
 
+async def test_a_modbus_tcp_source_of_several_devices_ends_when_cancelled() -> None:
+    """One poller per device behind one queue: a cancel of the reader ends them all (one
+    device answers, one port has nobody listening)."""
+    from pymodbus.server import ModbusTcpServer
+
+    from tests.servers import unused_tcp_port
+
+    live, dead = unused_tcp_port(), unused_tcp_port()
+    device = SimDevice(id=1, simdata=[SimData(0, values=[0x41A4, 0],
+                                              datatype=DataType.REGISTERS)])
+    server = ModbusTcpServer([device], address=("127.0.0.1", live))
+    serving = asyncio.create_task(server.serve_forever())
+
+    def source() -> ModbusSource:
+        settings = ModbusSettings.model_validate({
+            "type": "modbus", "transport": "tcp", "host": "127.0.0.1", "timeout": "0.05s",
+            "reconnect_max": "0.05s", "registers": [
+                {"sensor": "a", "tcp_port": live, "address": 0, "type": "float32",
+                 "interval": "0.01s"},
+                {"sensor": "b", "tcp_port": dead, "address": 0, "interval": "0.01s"}]})
+        return ModbusSource(settings, agent_id="edge-cancel", silence=0.2)
+
+    try:
+        await each_point(source)
+        left = [t.get_name() for t in asyncio.all_tasks()
+                if t.get_name().startswith("agent edge-cancel modbus") and not t.done()]
+        assert left == []  # each device's poller ended with the reader
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        serving.cancel()
+        await asyncio.wait([serving], timeout=BOUND)
+
+
 # --------------------------------------------------------------------------- serial
 
 def serial_source(port: Path) -> SerialFrameSource:
