@@ -254,3 +254,19 @@ async def test_the_cli_sets_lists_and_lifts_through_a_real_server(world: World) 
     finally:
         server.should_exit = True
         await task
+
+
+async def test_a_persons_token_is_recorded_on_the_silence_it_sets_and_lifts(
+        world: World, cfg: ConfigSet) -> None:
+    token = issue(world.tokens_path, "dongyuan", known_units=cfg.units, person="chen-jing")
+    auth = {"Authorization": f"Bearer {token}"}
+    resp = await world.client.post("/v1/silences", headers=auth, json={
+        "scope": "grid", "id": "dongyuan-g2", "reason": "school fence works",
+        "duration_s": 3600})
+    assert resp.status_code == 201, resp.text
+    assert (resp.json()["author"], resp.json()["author_person"]) == ("dongyuan", "chen-jing")
+    lifted = await world.client.post("/v1/silences/SI000001/lift", headers=world.auth("dasha"))
+    assert (lifted.json()["lifted_by"], lifted.json()["lifted_by_person"]) == ("dasha", "")
+    steps = await world.desk.silence_history("SI000001")
+    assert [(s.action, s.actor, s.person) for s in steps] == [
+        ("add", "dongyuan", "chen-jing"), ("lift", "dasha", "")]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field, model_validator
 
 from gridcall.config import ConfigSet
-from gridcall.hub.api.auth import Caller, subtree
+from gridcall.hub.api.auth import Caller, CallerPerson, subtree
 from gridcall.hub.api.models import ERRORS, ApiError, Body, Out
 from gridcall.hub.desk.desk import Desk, UnknownUnit
 from gridcall.hub.desk.silence import (
@@ -44,11 +44,14 @@ class SilenceOut(Out):
                                   "expired.")
     reason: str
     author: str = Field(description="The unit that set it.")
+    author_person: str = Field(description="The person whose token set it (roster.yaml); "
+                               "empty for a unit's token.")
     author_level: UnitLevel
     within: list[str] = Field(description="The author's path: it holds only there.")
     created_at: int
     lifted_at: int | None
     lifted_by: str
+    lifted_by_person: str
     muted: int = Field(description="Anomalies it held back so far.")
 
     @classmethod
@@ -57,7 +60,8 @@ class SilenceOut(Out):
                    end=s.end, ends_at=s.ends_at, status=s.status(now), reason=s.reason,
                    author=s.author, author_level=s.author_level, within=list(s.within),
                    created_at=s.created_at, lifted_at=s.lifted_at, lifted_by=s.lifted_by,
-                   muted=s.muted)
+                   muted=s.muted, author_person=s.author_person,
+                   lifted_by_person=s.lifted_by_person)
 
 
 class SilenceStepOut(Out):
@@ -65,6 +69,8 @@ class SilenceStepOut(Out):
     action: SilenceAction
     at: int
     actor: str = Field(description='The unit, or "hub" for expire and mute.')
+    person: str = Field(description="The person who added or lifted it, if a person's "
+                        "token did.")
     note: str
     sensor: str = Field(description="mute: the sensor whose anomaly was held back.")
     matter: str = Field(description="mute: the matter it would have raised.")
@@ -72,7 +78,7 @@ class SilenceStepOut(Out):
     @classmethod
     def of(cls, s: SilenceStep) -> SilenceStepOut:
         return cls(n=s.n, action=s.action, at=s.at, actor=s.actor, note=s.note,
-                   sensor=s.sensor, matter=s.matter)
+                   sensor=s.sensor, matter=s.matter, person=s.person)
 
 
 class SilenceDetail(Out):
@@ -153,7 +159,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                                                  "description": "An unknown id, times "
                                                  "out of order, no reason."}},
               tags=["silences"], operation_id="silence")
-    async def add(unit: Caller, body: SilenceBody) -> SilenceOut:
+    async def add(unit: Caller, person: CallerPerson, body: SilenceBody) -> SilenceOut:
         """Silence an agent, a sensor, a grid or a matter from ``start`` (default now) to
         ``end`` (or for ``duration_s``). Its anomalies are kept as evidence but open no
         alert and send nothing; deadlines of alerts already open in it wait for its end."""
@@ -162,7 +168,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         end = body.end if body.end is not None else max(start, now) + (body.duration_s or 0) * NS
         try:
             silence = await desk.add_silence(Scope(body.scope, body.id), start=start, end=end,
-                                             reason=body.reason, author=unit.id, now=now)
+                                             reason=body.reason, author=unit.id, now=now,
+                                             person=person)
         except SilenceRefused as exc:
             raise ApiError(403 if exc.forbidden else 422, str(exc)) from None
         except UnknownUnit as exc:
@@ -182,7 +189,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
               responses={**SILENCE_ERRORS, 409: {"model": ERRORS[403]["model"],
                                                  "description": "It has already ended."}},
               tags=["silences"], operation_id="lift")
-    async def lift(unit: Caller, silence_id: SilenceId,
+    async def lift(unit: Caller, person: CallerPerson, silence_id: SilenceId,
                    body: LiftBody | None = None) -> SilenceOut:
         """End the silence now. A unit may lift one set in its subtree (its own or a
         lower unit's); deadlines it held fall due at once."""
@@ -190,7 +197,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         now = clock()
         try:
             silence = await desk.lift_silence(silence_id, unit.id, now=now,
-                                              note=(body or LiftBody()).note)
+                                              note=(body or LiftBody()).note,
+                                              person=person)
         except SilenceRefused as exc:
             raise ApiError(403, str(exc)) from None
         except SilenceEnded as exc:

@@ -931,7 +931,7 @@ class Desk:
         return await self.silence_ledger.history(silence_id)
 
     async def add_silence(self, scope: Scope, *, start: int, end: int, reason: str,
-                          author: str, now: int) -> Silence:
+                          author: str, now: int, person: str = "") -> Silence:
         """Set a silence for ``author`` (a unit id); SilenceRefused (nothing written) if
         the scope is unknown or outside the author's subtree, the times are wrong, or it
         is longer than the author's level may set (``silences`` in matters.yaml)."""
@@ -942,15 +942,15 @@ class Desk:
             await self._fire(now)
             silence = draft(self.config, self.config.matters.silences,
                             silence_id=self.silences.next_id(), scope=scope, start=start,
-                            end=end, reason=reason, author=unit, now=now)
+                            end=end, reason=reason, author=unit, now=now, person=person)
             added = await self._commit_silence(SilenceStep(
                 silence.silence_id, 1, "add", at=now, actor=unit.id, note=silence.reason,
-                silence=silence))
+                silence=silence, person=person))
             self.counters.silences_added += 1
             return added
 
     async def lift_silence(self, silence_id: str, unit_id: str, *, now: int,
-                           note: str = "") -> Silence:
+                           note: str = "", person: str = "") -> Silence:
         """End a silence before its end; NoSuchSilence, SilenceRefused (outside the
         unit's subtree), SilenceEnded (lifted or expired already). Deadlines it held
         fall due again at once."""
@@ -965,7 +965,8 @@ class Desk:
                 raise SilenceEnded(f"{silence_id} already ended ({silence.status(now)} at "
                                    f"{silence.ends_at})")
             lifted = await self._commit_silence(SilenceStep(
-                silence_id, silence.n + 1, "lift", at=now, actor=unit.id, note=note))
+                silence_id, silence.n + 1, "lift", at=now, actor=unit.id, note=note,
+                person=person))
             self.counters.silences_lifted += 1
             for state in self.alerts(open_only=True):
                 target = self.target_of(state)

@@ -115,6 +115,9 @@ class Silence:
     """Anomalies it held back (``mute`` steps)."""
     n: int = 1
     """Its last step's number."""
+    author_person: str = ""
+    """The person (roster.yaml) whose token set it, "" for a unit's token."""
+    lifted_by_person: str = ""
 
     @property
     def ends_at(self) -> int:
@@ -156,6 +159,8 @@ class SilenceStep:
     actor: str
     """The unit that added or lifted it; ``"hub"`` for expire and mute."""
     note: str = ""
+    person: str = ""
+    """The person (roster.yaml) who added or lifted it, "" for a unit's token."""
     silence: Silence | None = None
     """Only on ``add``: the silence as set."""
     evidence: tuple[str, int] | None = None
@@ -184,7 +189,8 @@ def apply(silence: Silence | None, step: SilenceStep) -> Silence:
         case "lift":
             if silence.ended:
                 raise IllegalSilenceStep(f"silence {step.silence_id} already ended")
-            return replace(silence, lifted_at=step.at, lifted_by=step.actor, n=step.n)
+            return replace(silence, lifted_at=step.at, lifted_by=step.actor,
+                           lifted_by_person=step.person, n=step.n)
         case "expire":
             if silence.ended:
                 raise IllegalSilenceStep(f"silence {step.silence_id} already ended")
@@ -231,7 +237,8 @@ def _scope_paths(config: ConfigSet, scope: Scope) -> list[tuple[str, ...]]:
 
 
 def draft(config: ConfigSet, rules: SilenceRules, *, silence_id: str, scope: Scope,
-          start: int, end: int, reason: str, author: Unit, now: int) -> Silence:
+          start: int, end: int, reason: str, author: Unit, now: int,
+          person: str = "") -> Silence:
     """A silence ``author`` may set at ``now``, or SilenceRefused saying why not. A start
     before ``now`` is taken as ``now``: a silence holds back what comes, not what came."""
     if scope.kind not in SCOPE_KINDS:
@@ -260,7 +267,7 @@ def draft(config: ConfigSet, rules: SilenceRules, *, silence_id: str, scope: Sco
             forbidden=who is not None)
     return Silence(silence_id=silence_id, scope=scope, start=start, end=end,
                    reason=reason.strip(), author=author.id, author_level=author.level,
-                   within=author.path, created_at=now)
+                   within=author.path, created_at=now, author_person=person)
 
 
 def may_lift(silence: Silence, unit: Unit) -> None:
