@@ -116,15 +116,13 @@ class Screen:
             return Screened(None, {"too_many_readings": len(readings)},
                             f"{len(readings)} readings in one batch, at most "
                             f"{self.max_readings} taken (hub.max_batch_readings)")
-        if agent == batch.agent:  # the hot path: one set lookup per reading
+        if agent == batch.agent:  # the hot path: the batch's ids against one set, in C
+            ids = [r.sensor for r in readings]  # (measured faster than a generator)
             if self.accept_unknown:
-                foreign = self._foreign_to(agent)
-                if not any(r.sensor in foreign for r in readings):
+                if self._foreign_to(agent).isdisjoint(ids):
                     return Screened(batch, {})
-            else:
-                own = self.owners.sensors_of(agent)
-                if all(r.sensor in own for r in readings):
-                    return Screened(batch, {})
+            elif self.owners.sensors_of(agent).issuperset(ids):
+                return Screened(batch, {})
         refused: Counter[Refusal] = Counter()
         example = ""
         kept = []
