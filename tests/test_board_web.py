@@ -35,7 +35,7 @@ from gridcall.hub.api.tokens import TokenFile, issue, revoke
 from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
-from gridcall.simulators.embedded import EmbeddedBroker
+from gridcall.simulators.embedded import EmbeddedBroker, speaks_mqtt5
 from gridcall.wire import AgentStatus, AnomalyEvent, SensorHealth, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.ladder import RISK
@@ -128,7 +128,8 @@ async def site(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[Site]:
     community dongyuan."""
     async with EmbeddedBroker() as broker, Store(tmp_path / "hub.sqlite") as store:
         hub = Hub(cfg, sink=store, store=store, broker_url=broker.url,
-                  client_id=f"board-test-{uuid.uuid4().hex[:8]}", tick_interval=0.2)
+                  client_id=f"board-test-{uuid.uuid4().hex[:8]}", tick_interval=0.2,
+                  mqtt5=speaks_mqtt5(broker.url))
         stop = asyncio.Event()
         task = asyncio.create_task(hub.run(stop))
         try:
