@@ -27,6 +27,8 @@ from pydantic import Field, StringConstraints, model_validator
 from gridcall.config.base import BrokerSettings, Duration, Id, Model, Name, read_env, unset_envs
 from gridcall.config.boards import BoardSettings
 from gridcall.config.sources import SimulatedSettings, SourceSettings
+from gridcall.wire.clock import ns
+from gridcall.wire.codec import TsWindow
 from gridcall.wire.ladder import Tier
 
 MatterType = Literal["patrol", "emergency", "daily"]
@@ -280,6 +282,25 @@ class InfluxSettings(Model):
         return self
 
 
+class TsWindowSettings(Model):
+    """How far a reading's or event's ``ts`` may lie from the hub's clock; outside it the
+    message is refused (``ts_window``) and kept in the dead-letter store for a replay.
+
+    30 days back: an agent replays its whole outbox after an outage (``outbox_max_age``,
+    7 days by default), and a Pi without a real-time clock that has just synced sends
+    what it stamped before the sync with fake-hwclock's time, the last shutdown (days or
+    weeks back); a Pi that never had the time stamps 1970, which is no time at all and
+    is refused. 1 hour ahead: clocks synced by NTP differ by far less; a device sending
+    local time as UTC (8 h ahead in China) is refused and counted rather than stored at
+    the wrong hour."""
+
+    past: Duration = timedelta(days=30)
+    future: Duration = timedelta(hours=1)
+
+    def window(self) -> TsWindow:
+        return TsWindow(past=ns(self.past), future=ns(self.future))
+
+
 class HubSettings(Model):
     broker: BrokerSettings = BrokerSettings()
     client_id: Id = "gridcall-hub"
@@ -304,6 +325,12 @@ class HubSettings(Model):
     config: in a town, any agent's login could then create series at will."""
     boards: BoardSettings = BoardSettings()
     """Board data in InfluxDB and the agent roster (config/boards.py)."""
+    ts_window: TsWindowSettings | None = TsWindowSettings()
+    """Readings and events stamped outside it are refused; ``null``: only the contract's
+    own bounds (0 <= ts < 2**63)."""
+
+    def decoder_window(self) -> TsWindow | None:
+        return self.ts_window.window() if self.ts_window is not None else None
 
 
 class HubFile(Model):

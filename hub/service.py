@@ -67,7 +67,7 @@ class Hub:
         max_points = influx.batch_max_points if influx else 5000
         flush = flush_interval if flush_interval is not None else (
             influx.flush_interval.total_seconds() if influx else 0.5)
-        self.decoder = Decoder()
+        self.decoder = Decoder(window=settings.decoder_window(), clock=clock)
         self.worker: IngestWorker | None = None
         """The readings' own connection and ingest; None with ``readings=False``."""
         if readings:

@@ -4,6 +4,7 @@ or while an agent's uplink is down."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import aiomqtt
@@ -38,9 +39,10 @@ async def test_batches_published_while_the_hub_is_down_arrive_when_it_returns(
         await task  # the hub is gone; its session stays with the broker
 
         async with aiomqtt.Client(address.host, address.port) as client:
+            now = time.time_ns()  # near the hub's clock, inside its ts window
             for seq in range(1, 21):
                 batch = ReadingBatch(agent=agent, seq=seq, sent_at=1,
-                                     readings=[Reading(sensor, seq * 10 + i, float(i))
+                                     readings=[Reading(sensor, now + seq * 10 + i, float(i))
                                                for i in range(10)])
                 await client.publish(topics.readings_topic(agent), encode(batch), qos=1)
 

@@ -25,6 +25,7 @@ from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.steady import SimClock, SteadySource
 from gridcall.wire import AgentStatus, topics
+from tests.edge_crash_agent import NOW
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import ROOT
@@ -36,8 +37,11 @@ AGENT = "edge-dongyuan"
 async def hub(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[tuple[Hub, Store, str]]:
     with PrivateMosquitto(tmp_path / "broker") as broker:
         async with Store(tmp_path / "hub.sqlite") as store:
+            # the agents stamp readings on a simulated clock from NOW on: the hub's clock
+            # reads the same, or its ts window would refuse them as months old
             hub = Hub(cfg, sink=store, store=store, broker_url=broker.url,
-                      client_id="crash-test-hub", flush_interval=0.05)
+                      client_id="crash-test-hub", flush_interval=0.05,
+                      clock=lambda: NOW)
             stop = asyncio.Event()
             task = asyncio.create_task(hub.run(stop))
             assert await wait_until(hub.subscribed.is_set)

@@ -4,6 +4,7 @@ duplicates are stored once, malformed messages are counted and never stop the st
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import aiomqtt
@@ -16,6 +17,9 @@ from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress
 
+NOW = time.time_ns()
+"""Readings and events are stamped near the hub's clock: it refuses ts outside its window."""
+
 
 @pytest.fixture
 async def broker() -> AsyncIterator[str]:
@@ -25,7 +29,7 @@ async def broker() -> AsyncIterator[str]:
 
 def batch(agent: str, seq: int, sensor: str, n: int = 5) -> ReadingBatch:
     return ReadingBatch(agent=agent, seq=seq, sent_at=1,
-                        readings=[Reading(sensor, 1_000 + seq * 100 + i, float(i))
+                        readings=[Reading(sensor, NOW + seq * 100 + i, float(i))
                                   for i in range(n)])
 
 
@@ -87,9 +91,9 @@ async def test_an_event_opens_one_alert_even_when_delivered_twice(
 ) -> None:
     gas = next(s for s in cfg.sensors.values() if s.kind == "gas")
     event = AnomalyEvent(agent=gas.agent, seq=7, sensor=gas.id, kind="out_of_limits",
-                         severity="critical", score=1.0, value=45.0, ts=10)
+                         severity="critical", score=1.0, value=45.0, ts=NOW + 10)
     ghost = AnomalyEvent(agent=gas.agent, seq=8, sensor="ghost", kind="spike",
-                         severity="minor", score=0.95, value=1.0, ts=11)
+                         severity="minor", score=0.95, value=1.0, ts=NOW + 11)
     t = topics.events_topic(gas.agent)
     async with Store(":memory:") as store:
         hub = await run_hub(cfg, broker, store, [(t, encode(event)), (t, encode(event)),

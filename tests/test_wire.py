@@ -120,3 +120,55 @@ def test_alert_topics_let_a_unit_subscribe_to_its_subtree_with_one_wildcard() ->
 def test_ids_that_would_break_topics_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="topic level"):
         topics.readings_topic(bad)
+
+
+# ------------------------------------------------------------------ bounds (issue 16, item 2)
+
+POISON_SEQ = 2**64
+"""The seq that once passed decoding and stopped the hub with an OverflowError in SQLite."""
+
+
+def test_a_seq_or_ts_of_2_64_is_refused_at_decoding() -> None:
+    decoder = Decoder()
+    event = (b'{"v":1,"agent":"a1","seq":%d,"sensor":"s1","kind":"stuck","severity":"minor",'
+             b'"score":0.5,"value":1.0,"ts":10}')
+    batch = b'{"v":1,"agent":"a1","seq":%d,"sent_at":5,"readings":[["s",%d,2.0]]}'
+    with pytest.raises(MalformedMessage, match="invalid") as info:
+        decoder.event("gridcall/v1/events/a1", event % POISON_SEQ)
+    assert "seq" in str(info.value)
+    with pytest.raises(MalformedMessage, match="invalid"):
+        decoder.readings("gridcall/v1/readings/a1", batch % (POISON_SEQ, 1))
+    with pytest.raises(MalformedMessage, match="invalid"):
+        decoder.readings("gridcall/v1/readings/a1", batch % (1, 2**63))
+    # the largest legal values still decode
+    assert decoder.event("gridcall/v1/events/a1", event % (2**63 - 1)).seq == 2**63 - 1
+    assert decoder.readings("gridcall/v1/readings/a1",
+                            batch % (2**63 - 1, 2**63 - 1)).readings[0].ts == 2**63 - 1
+    assert decoder.malformed == {"invalid": 3}
+
+
+def test_the_ts_window_refuses_readings_and_events_stamped_too_far_from_the_clock() -> None:
+    from gridcall.wire import TsWindow
+    from gridcall.wire.clock import DAY_NS, NS
+
+    now = 1_765_000_000 * NS
+    decoder = Decoder(window=TsWindow(past=30 * DAY_NS, future=3600 * NS), clock=lambda: now)
+    topic = "gridcall/v1/readings/a1"
+
+    def batch(*stamps: int) -> bytes:
+        return encode(ReadingBatch(agent="a1", seq=1, sent_at=now,
+                                   readings=[Reading("s", ts, 1.0) for ts in stamps]))
+
+    edges = batch(now - 30 * DAY_NS, now, now + 3600 * NS)
+    assert len(decoder.readings(topic, edges).readings) == 3
+    for stamps in [(now, now - 30 * DAY_NS - 1), (now + 3600 * NS + 1,), (0, now)]:
+        with pytest.raises(MalformedMessage) as info:
+            decoder.readings(topic, batch(*stamps))
+        assert info.value.reason == "ts_window"
+        assert "a1/1" in str(info.value)
+    event = AnomalyEvent(agent="a1", seq=3, sensor="s1", kind="stuck", severity="minor",
+                         score=0.5, value=1.0, ts=now - 31 * DAY_NS)
+    with pytest.raises(MalformedMessage, match="ts_window"):
+        decoder.event("gridcall/v1/events/a1", encode(event))
+    assert decoder.malformed == {"ts_window": 4}
+    assert Decoder().event("gridcall/v1/events/a1", encode(event)) == event  # no window

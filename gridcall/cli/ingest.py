@@ -84,6 +84,7 @@ def hub_ingest(
     from gridcall.hub.ingest.worker import IngestWorker
     from gridcall.hub.store import Store
     from gridcall.sinks import sink_from_settings
+    from gridcall.wire import Decoder
 
     setup_logging(verbose)
     if retire is not None:
@@ -121,7 +122,8 @@ def hub_ingest(
                 max_points=influx.batch_max_points if influx else 5000,
                 flush_interval=influx.flush_interval.total_seconds() if influx else 0.5,
                 drain_timeout=drain_timeout, retire=retire is not None,
-                screen=cfg.screen(), receive_maximum=settings.ingest_receive_maximum)
+                screen=cfg.screen(), receive_maximum=settings.ingest_receive_maximum,
+                decoder=Decoder(window=settings.decoder_window()))
             workers.append(w)
             out.print(f"ingest worker {w.consumer.client_id}: {address} {w.consumer.filter} → "
                       f"{influx.url if influx else settings.store_path}", highlight=False,

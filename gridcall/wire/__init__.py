@@ -4,7 +4,7 @@ A leaf: it imports nothing of gridcall's, so both runtimes can depend on it with
 depending on each other.
 """
 
-from gridcall.wire.codec import Decoder, MalformedMessage, encode
+from gridcall.wire.codec import Decoder, MalformedMessage, TsWindow, encode
 from gridcall.wire.ladder import Tier, UnitLevel
 from gridcall.wire.messages import (
     ANOMALY_KINDS,
@@ -45,6 +45,7 @@ __all__ = [
     "SensorHealth",
     "Severity",
     "Tier",
+    "TsWindow",
     "UnitLevel",
     "encode",
 ]

@@ -4,17 +4,24 @@ Decoding never raises anything but :class:`MalformedMessage`, whose ``reason`` i
 short, stable label (used as a counter key) and whose message says what was wrong and
 where. :class:`Decoder` keeps a counter per reason so rates can be reported without a
 log line per bad message.
+
+Bounds: every integer of the contract is below 2**63 (:data:`messages.INT64_END`, checked
+by msgspec), and with a :class:`TsWindow` the timestamps of readings and events must lie
+within a window around the receiver's clock (reason ``ts_window``): a reading stamped in
+1970 by a device that never had the time, or in 2262, would otherwise reach the stores.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import TypeVar
 
 import msgspec
 
 from gridcall.wire import topics
+from gridcall.wire.clock import NS, Clock, utc_text, wall_clock
 from gridcall.wire.messages import ID_PATTERN, AgentStatus, AnomalyEvent, ReadingBatch, RiskAlert
 
 T = TypeVar("T")
@@ -41,10 +48,36 @@ class MalformedMessage(ValueError):
         self.detail = detail
 
 
-class Decoder:
-    """Reusable, checked decoders for every message type, with a counter of rejects."""
+@dataclass(frozen=True, slots=True)
+class TsWindow:
+    """How far before and after the receiver's clock a reading's or event's ``ts`` may
+    be, in nanoseconds (``hub.ts_window`` in hub.yaml; docs/protocol.md says why its
+    defaults are 30 days back and 1 hour ahead)."""
 
-    def __init__(self) -> None:
+    past: int
+    future: int
+
+    def __post_init__(self) -> None:
+        if self.past < 0 or self.future < 0:
+            raise ValueError(f"a ts window reaches back and ahead by >= 0 ns, got "
+                             f"past={self.past}, future={self.future}")
+
+    def describe(self, now: int) -> str:
+        return (f"the window {utc_text(max(0, now - self.past))} .. "
+                f"{utc_text(now + self.future)} ({self.past / NS:g} s back, "
+                f"{self.future / NS:g} s ahead of the receiver's clock)")
+
+
+class Decoder:
+    """Reusable, checked decoders for every message type, with a counter of rejects.
+
+    With ``window``, readings and events whose ``ts`` falls outside it (around
+    ``clock()``) are refused as ``ts_window``; without it only the contract's own
+    bounds hold (0 <= ts < 2**63)."""
+
+    def __init__(self, *, window: TsWindow | None = None, clock: Clock = wall_clock) -> None:
+        self.window = window
+        self.clock = clock
         self._readings = msgspec.json.Decoder(ReadingBatch)
         self._event = msgspec.json.Decoder(AnomalyEvent)
         self._status = msgspec.json.Decoder(AgentStatus)
@@ -86,10 +119,24 @@ class Decoder:
                 topic, "forged", f"payload agent {in_payload!r} on {on_topic!r}'s topic"
             )
 
+    def _in_window(self, topic: str, what: str, lo_ts: int, hi_ts: int) -> None:
+        window = self.window
+        if window is None:
+            return
+        now = self.clock()
+        if lo_ts < now - window.past or hi_ts > now + window.future:
+            ts = lo_ts if lo_ts < now - window.past else hi_ts
+            raise self._reject(topic, "ts_window", f"{what} ts {ts} ({utc_text(ts)}) is "
+                               f"outside {window.describe(now)}")
+
     def readings(self, topic: str, payload: bytes) -> ReadingBatch:
         agent = self._agent(topic, "readings")
         batch = self._decode(self._readings, topic, payload)
         self._same_agent(topic, agent, batch.agent)
+        if self.window is not None and batch.readings:
+            stamps = [r.ts for r in batch.readings]
+            self._in_window(topic, f"batch {batch.agent}/{batch.seq}: a reading's",
+                            min(stamps), max(stamps))
         new = {r.sensor for r in batch.readings} - self._valid_sensor_ids
         if new:
             bad = sorted(i for i in new if not _ID.match(i))
@@ -105,6 +152,7 @@ class Decoder:
         agent = self._agent(topic, "events")
         event = self._decode(self._event, topic, payload)
         self._same_agent(topic, agent, event.agent)
+        self._in_window(topic, f"event {event.agent}/{event.seq}:", event.ts, event.ts)
         return event
 
     def status(self, topic: str, payload: bytes) -> AgentStatus:

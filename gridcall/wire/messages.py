@@ -43,7 +43,15 @@ HealthState = Literal["ok", "stuck", "missing", "fault"]
 """A sensor's health as its agent reports it (:class:`SensorHealth` defines each)."""
 HEALTH_STATES: tuple[HealthState, ...] = ("ok", "stuck", "missing", "fault")
 Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
-Nanos = Annotated[int, msgspec.Meta(ge=0)]
+INT64_END = 2**63
+"""Every integer on the wire is below this: SQLite's INTEGER and InfluxDB's timestamps and
+integer fields are signed 64-bit, so a larger number that passed decoding would only fail
+later, in the store (an ``OverflowError`` that once stopped the hub)."""
+INT64_MAX = INT64_END - 1
+Nanos = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+"""A batch or event sequence number: 0 up to (not including) 2**63."""
+Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 
 class Reading(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
@@ -64,7 +72,7 @@ class ReadingBatch(msgspec.Struct, frozen=True, kw_only=True):
 
     v: Literal[1] = 1
     agent: Id
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Seq
     sent_at: Nanos
     readings: list[Reading]
 
@@ -78,7 +86,7 @@ class AnomalyEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     v: Literal[1] = 1
     agent: Id
-    seq: Annotated[int, msgspec.Meta(ge=0)]
+    seq: Seq
     sensor: Id
     kind: AnomalyKind
     phase: Literal["start", "end"] = "start"
@@ -118,25 +126,25 @@ class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
     agent: Id
     state: Literal["online", "offline"]
     ts: Nanos
-    sensors: int = 0
-    batches_sent: int = 0
-    readings_sent: int = 0
-    events_sent: int = 0
+    sensors: Count = 0
+    batches_sent: Count = 0
+    readings_sent: Count = 0
+    events_sent: Count = 0
     heartbeat_s: float = 0.0
     uptime_s: float = 0.0
-    samples: int = 0
-    outbox_messages: int = 0
+    samples: Count = 0
+    outbox_messages: Count = 0
     """Messages waiting for the broker's PUBACK (durably stored), events included."""
-    outbox_events: int = 0
-    outbox_readings: int = 0
-    outbox_bytes: int = 0
+    outbox_events: Count = 0
+    outbox_readings: Count = 0
+    outbox_bytes: Count = 0
     outbox_oldest_age_s: float | None = None
-    dropped: dict[str, int] = {}
+    dropped: dict[str, Count] = {}
     """What the outbox dropped at its bounds, totals across restarts:
     ``readings_size``, ``readings_age``, ``batches_*``, ``events_*``, ``outbox_corrupt``."""
-    source_counters: dict[str, int] = {}
+    source_counters: dict[str, Count] = {}
     """The source's own counters (bad frames by reason, reconnects), if it keeps any."""
-    faults: dict[str, int] = {}
+    faults: dict[str, Count] = {}
     """Values not published because the sensor cannot produce them, by reason, since the
     agent started: ``sentinel`` (a device's fault code), ``out_of_range`` (outside the
     sensor kind's physical range)."""
@@ -192,17 +200,17 @@ class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
     opened_at: Nanos
     deadlines: Deadlines
     agent: Id
-    event_seq: int
+    event_seq: Seq
     place: list[Id] = []
     """The sensor's grid path (district, town, community, grid): whose subtree it is in."""
-    n: int = 1
+    n: Count = 1
     """How many transitions the alert has had; the retained copy with the highest wins."""
     updated_at: Nanos = 0
     last_action: AlertAction = "open"
     reason: str = ""
     """Why the alert has its tier and unit: the rules that raised it on opening, or the
     reason of its latest escalation ("response deadline passed", a unit's call upward)."""
-    escalations: int = 0
+    escalations: Count = 0
     grids: list[Id] = []
     overdue: str = ""
     """The deadline (``response``, ``arrival``, ``disposal``) that passed where the alert
