@@ -306,6 +306,9 @@ class HubSettings(Model):
     client_id: Id = "gridcall-hub"
     influx: InfluxSettings | None = None
     store_path: str = "var/hub.sqlite"
+    deadletter_path: str = "var/hub-deadletter.sqlite"
+    """Messages that decoded but could not be handled (hub/deadletter.py), kept for
+    ``gridcall hub deadletter list|replay``; shared by the hub and its ingest workers."""
     spool_dir: str = "var/hub-spool"
     """Where ingest keeps readings the sink cannot take now (one subfolder per worker)."""
     ingest_share_group: Id = "gridcall-ingest"

@@ -25,10 +25,13 @@ then is logged as an error and counted
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from pathlib import Path
 
 from gridcall.config import ConfigSet
 from gridcall.hub.board.service import Boards
+from gridcall.hub.deadletter import DeadLetters
 from gridcall.hub.desk.runtime import OUTAGE_SEQ, DeskRuntime, HubCounters
 from gridcall.hub.ingest.consumer import ReadingsConsumer
 from gridcall.hub.ingest.runner import Ingest, Unwritten
@@ -36,10 +39,13 @@ from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.ingest.spool import Spool
 from gridcall.hub.ingest.worker import IngestWorker
 from gridcall.hub.store import Store
-from gridcall.wire import Decoder
+from gridcall.wire import Decoder, MalformedMessage, topics
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.stats import Scalar, flatten, stats_of
+from gridcall.wire.supervise import Supervisor
+
+log = logging.getLogger(__name__)
 
 
 class Hub:
@@ -49,7 +55,9 @@ class Hub:
                  drain_timeout: float = 10.0, tick_interval: float = 1.0,
                  readings: bool = True, share_group: str | None = None,
                  spool_dir: Path | str | None = None, boards: bool = True,
-                 agent_clock: Clock | None = None, mqtt5: bool = True) -> None:
+                 agent_clock: Clock | None = None, mqtt5: bool = True,
+                 dead_letters: DeadLetters | None = None,
+                 replay_interval: float = 2.0) -> None:
         if drain_timeout < 0:
             raise ValueError(f"hub drain_timeout must be >= 0 seconds, got {drain_timeout}")
         settings = config.hub
@@ -68,6 +76,11 @@ class Hub:
         flush = flush_interval if flush_interval is not None else (
             influx.flush_interval.total_seconds() if influx else 0.5)
         self.decoder = Decoder(window=settings.decoder_window(), clock=clock)
+        self.supervisor = Supervisor()
+        """Runs every long-lived task of the hub; restarts, counts and raises alarms."""
+        self.dead_letters = dead_letters
+        """Messages that decoded but could not be handled (None: logged, not kept)."""
+        self.replay_interval = replay_interval
         self.worker: IngestWorker | None = None
         """The readings' own connection and ingest; None with ``readings=False``."""
         if readings:
@@ -79,16 +92,18 @@ class Hub:
                 max_points=max_points, flush_interval=flush, drain_timeout=drain_timeout,
                 decoder=self.decoder, screen=config.screen(),
                 # mqtt5=False: a broker without v5 (the embedded amqtt)
-                receive_maximum=settings.ingest_receive_maximum if mqtt5 else None)
+                receive_maximum=settings.ingest_receive_maximum if mqtt5 else None,
+                dead_letters=dead_letters, supervisor=self.supervisor)
             self.ingest = self.worker.ingest
         else:
             self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush,
                                  spool=Spool(spool_dir) if spool_dir is not None else None,
-                                 screen=config.screen())
+                                 screen=config.screen(), dead_letters=dead_letters,
+                                 supervisor=self.supervisor)
         self.runtime = DeskRuntime(
             config, store, address=self.address, client_id=self.client_id, clock=clock,
             tick_interval=tick_interval, decoder=self.decoder, readings=self.ingest.put,
-            agent_clock=self.agent_clock)
+            agent_clock=self.agent_clock, dead_letters=dead_letters)
         self.runtime.on_message = self.handle
         if self.worker is not None:
             self.runtime.also_subscribed = self.worker.consumer.subscribed
@@ -118,7 +133,9 @@ class Hub:
         out = flatten(self.counters)
         parts: dict[str, object] = {"desk": self.desk, "roster": self.roster,
                                     "ingest": self.ingest, "boards": self.boards,
-                                    "decoder": self.decoder}
+                                    "decoder": self.decoder,
+                                    "tasks": self.supervisor,
+                                    "deadletter": self.dead_letters}
         for prefix, part in parts.items():
             out |= {f"{prefix}.{k}": v for k, v in stats_of(part).items()}
         out |= {f"indicators.{k}": v for k, v in flatten(self.indicator_counters).items()}
@@ -164,13 +181,47 @@ class Hub:
         await self.board.last()
 
     async def _desk_and_boards(self, stop: asyncio.Event) -> None:
-        """The desk runtime (connection and timers) and the board writers, until
-        ``stop``."""
-        boards = asyncio.create_task(self.board.run(stop), name="hub-board-writers")
+        """The desk runtime (connection and timers), the board writers and the replay of
+        dead letters, each under the supervisor, until ``stop``."""
+        supervise = self.supervisor.run
+        others = [asyncio.create_task(supervise("board-writers", lambda: self.board.run(stop)),
+                                      name="hub-board-writers")]
+        if self.dead_letters is not None:
+            others.append(asyncio.create_task(
+                supervise("deadletter-replay", lambda: self._replay_loop(stop)),
+                name="hub-deadletter-replay"))
         try:
-            await self.runtime.run(stop)
+            await supervise("desk", lambda: self.runtime.run(stop))
         finally:
-            await stop_tasks([boards], STOP_BOUND, what="hub", raise_errors=True)
+            await stop_tasks(others, STOP_BOUND, what="hub", raise_errors=True)
+
+    async def replay_dead_letters(self) -> int:
+        """Take the dead letters marked for replay (``gridcall hub deadletter replay``)
+        through the normal path again: readings into the ingest, events and statuses to
+        the desk runtime. One that fails again is dead-lettered again. Returns how many."""
+        letters = self.dead_letters
+        if letters is None:
+            return 0
+        taken = await asyncio.to_thread(letters.take_replays)
+        for letter in taken:
+            if letter.topic.startswith(f"{topics.PREFIX}/readings/"):
+                try:
+                    batch = self.decoder.readings(letter.topic, letter.payload)
+                except MalformedMessage as exc:
+                    await letters.keep(letter.topic, letter.payload, exc.reason, exc.detail)
+                    continue
+                await self.ingest.put(batch)
+            else:
+                await self.runtime.handle(letter.topic, letter.payload)
+        if taken:
+            log.info("replayed %d dead letters", len(taken))
+        return len(taken)
+
+    async def _replay_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.replay_dead_letters()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.replay_interval)
 
 
 __all__ = ["OUTAGE_SEQ", "Hub", "HubCounters"]

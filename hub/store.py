@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 from gridcall.wire import AnomalyEvent, ReadingBatch
-from gridcall.wire.errors import InvariantError
+from gridcall.wire.errors import InvariantError, PoisonError, RetryableError
 
 T = TypeVar("T")
 
@@ -78,13 +78,27 @@ class Store:
     # ------------------------------------------------------------------ readings sink
 
     async def write(self, batches: Sequence[ReadingBatch]) -> None:
+        """Store every reading (once per agent, seq, sensor and ts), or raise a sink error
+        the ingest runner understands: the database busy, locked or failing
+        (``OperationalError``: disk full, I/O) is a ``RetryableError``; rows it refuses (a
+        constraint, a number it cannot hold) a ``PoisonError``, so the runner isolates the
+        batch that carries them and dead-letters it."""
         rows = [(b.agent, b.seq, r.sensor, r.ts, r.value) for b in batches for r in b.readings]
 
         def insert() -> None:
             with self.db:
                 self.db.execute("BEGIN")
                 self.db.executemany("INSERT OR IGNORE INTO readings VALUES (?,?,?,?,?)", rows)
-        await self._run(insert)
+        try:
+            await self._run(insert)
+        except sqlite3.OperationalError as exc:
+            raise RetryableError(f"embedded store {self.path}: {exc}") from exc
+        except (sqlite3.DatabaseError, OverflowError, ValueError, TypeError) as exc:
+            raise PoisonError(f"embedded store {self.path} refused the readings: "
+                              f"{type(exc).__name__}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"embedded store {self.path}"
 
     async def count_readings(self) -> int:
         return await self._run(

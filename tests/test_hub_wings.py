@@ -12,13 +12,14 @@ import gridcall.hub
 HUB = Path(gridcall.hub.__file__).resolve().parent
 
 MAY_IMPORT: dict[str, set[str]] = {
-    "ingest": set(),
-    "desk": {"store", "ingest.sinks.lineproto"},
+    "ingest": {"deadletter"},
+    "desk": {"store", "ingest.sinks.lineproto", "deadletter"},
     "notify": {"store", "desk"},
     "board": {"desk", "ingest.sinks"},
     "api": {"desk", "board"},
     "store": set(),
-    "service": {"desk", "ingest", "board", "store"},
+    "deadletter": set(),
+    "service": {"desk", "ingest", "board", "store", "deadletter"},
     "compose": {"service", "api", "notify", "desk"},
 }
 """Each part of the hub → the other parts it may import (``gridcall.hub.`` left out; a

@@ -2,8 +2,8 @@
 
 This package is the composition root: it may import every package; nothing below it
 imports it. Each subcommand group has its own module (``config``, ``demo``, ``detect``,
-``hub`` with ``report``, ``handover``, ``ingest``, ``tokens`` and ``silence``, ``edge``, ``boards``,
-``sim``); what
+``hub`` with ``report``, ``handover``, ``ingest``, ``tokens``, ``silence`` and ``deadletter``,
+``edge``, ``boards``, ``sim``); what
 they share (consoles, loading a config set, the environment check, running until a
 signal, the logging set-up) is :mod:`gridcall.cli.common`, which imports none of them.
 This module builds the app from them; none of them imports it back.
@@ -20,6 +20,7 @@ from gridcall.cli.boards import boards_app
 from gridcall.cli.broker import broker_app
 from gridcall.cli.common import Command, Group
 from gridcall.cli.config import config_app
+from gridcall.cli.deadletter import deadletter_app
 from gridcall.cli.demo import demo
 from gridcall.cli.detect import detect
 from gridcall.cli.edge import edge_app
@@ -67,6 +68,7 @@ hub_app.command("handover", cls=Command)(hub_handover)
 hub_app.add_typer(token_app, name="token")
 hub_app.add_typer(silence_app, name="silence")
 hub_app.command("ingest", cls=Command)(hub_ingest)
+hub_app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(edge_app, name="edge")
 app.add_typer(boards_app, name="boards")
 app.add_typer(broker_app, name="broker")

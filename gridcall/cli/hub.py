@@ -64,6 +64,7 @@ def hub_run(
     """
     from gridcall.cli.ingest import ingest_processes, spool_dir
     from gridcall.hub.compose import services
+    from gridcall.hub.deadletter import DeadLetters
     from gridcall.hub.service import Hub
     from gridcall.hub.store import Store
     from gridcall.sinks import sink_from_settings
@@ -94,10 +95,14 @@ def hub_run(
     hubs: list[Hub] = []
 
     async def main(stop: asyncio.Event) -> None:
+        with DeadLetters(cfg.hub.deadletter_path, source=cfg.hub.client_id) as letters:
+            await run_hub(stop, letters)
+
+    async def run_hub(stop: asyncio.Event, letters: DeadLetters) -> None:
         async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink:
             hub = Hub(cfg, sink=sink, store=store, broker_url=broker,
                       drain_timeout=drain_timeout, readings=ingest_workers == 1,
-                      spool_dir=spool_dir(cfg, "readings"))
+                      spool_dir=spool_dir(cfg, "readings"), dead_letters=letters)
             hubs.append(hub)
             out.print(f"hub {hub.client_id}: {hub.address} → "
                       f"{cfg.hub.influx.url if cfg.hub.influx else cfg.hub.store_path}")

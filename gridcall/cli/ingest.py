@@ -81,6 +81,7 @@ def hub_ingest(
     """
     import re
 
+    from gridcall.hub.deadletter import DeadLetters
     from gridcall.hub.ingest.worker import IngestWorker
     from gridcall.hub.store import Store
     from gridcall.sinks import sink_from_settings
@@ -113,9 +114,11 @@ def hub_ingest(
         settings = cfg.hub
         influx = settings.influx
         user, password = settings.broker.credentials()
+        client_id = f"{settings.client_id}-ingest-{worker}"
         async with Store(settings.store_path) as store, sink_from_settings(cfg, store) as sink:
+            letters = DeadLetters(settings.deadletter_path, source=client_id).open()
             w = IngestWorker(
-                sink, address=address, client_id=f"{settings.client_id}-ingest-{worker}",
+                sink, address=address, client_id=client_id, dead_letters=letters,
                 share_group=settings.ingest_share_group if share else None,
                 spool_dir=spool_dir(cfg, f"ingest-{worker}"), username=user,
                 password=password, keepalive=int(settings.broker.keepalive.total_seconds()),
@@ -151,6 +154,7 @@ def hub_ingest(
                                      raise_errors=True)
                 if stats is not None:
                     _dump(stats, w.stats())
+                letters.close()
 
     until_signal(main, grace=drain_timeout + 30)
     for w in workers:

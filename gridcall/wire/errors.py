@@ -7,6 +7,9 @@
     │                              busy, a timeout): back off and retry
     ├── FatalError                 retrying will not help until a person changes the
     │   └── CredentialsRefused     configuration (a refused login, a missing database)
+    ├── PoisonError                this message (not the server, not the config) can never
+    │                              be handled as it is: set it aside in the dead-letter
+    │                              store, acknowledge it and go on
     └── InvariantError             a runtime invariant does not hold: a bug, named where
 
 A leaf, like the rest of :mod:`gridcall.wire`: every layer may raise and catch these.
@@ -38,6 +41,11 @@ class FatalError(GridcallError):
 class CredentialsRefused(FatalError):
     """A server answered and refused our login or its permissions (MQTT CONNACK 4/5,
     HTTP 401/403): distinct from one that cannot be reached."""
+
+
+class PoisonError(GridcallError):
+    """The data itself is refused (a store's constraint, a number it cannot hold, points a
+    database rejects): retrying it as is fails again, and other data is not affected."""
 
 
 class InvariantError(GridcallError, RuntimeError):

@@ -13,6 +13,7 @@ desk in service: its MQTT connection, outages, retained publishing and timer loo
 (``runtime``).
 
 May import: ``gridcall.wire`` (the tier ladder is :mod:`gridcall.wire.ladder`),
-``gridcall.config``, ``gridcall.hub.store`` and the line protocol escapes of
-``gridcall.hub.ingest.sinks``. Never notify, board or api.
+``gridcall.config``, ``gridcall.hub.store``, ``gridcall.hub.deadletter`` (events that
+failed are kept there) and the line protocol escapes of ``gridcall.hub.ingest.sinks``.
+Never notify, board or api.
 """

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Protocol
 import aiomqtt
 
 from gridcall.config import ConfigSet
+from gridcall.hub.deadletter import DeadLetters
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import AlertState
@@ -56,6 +58,7 @@ from gridcall.wire.broker import (
 )
 from gridcall.wire.cancelsafe import STOP_BOUND, cancel_safe, stop_tasks
 from gridcall.wire.clock import Clock, ns
+from gridcall.wire.errors import RetryableError
 from gridcall.wire.provenance import Refusals
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,8 @@ class HubCounters:
     agent_outages: int = 0
     """Outages (last will or silence) of configured agents, each raising EDGE-OFFLINE."""
     offline_alert_failures: int = 0
+    dead_lettered: int = 0
+    """Messages that decoded but failed at the desk (kept in the dead-letter store)."""
     rejected: Counter[str] = field(default_factory=Counter)
     """Messages refused after decoding, by reason: ``forged`` (an event for another
     agent's sensor), ``unknown_sensor`` (for a sensor not in the config),
@@ -103,7 +108,8 @@ class DeskRuntime:
     def __init__(self, config: ConfigSet, store: Store, *, address: BrokerAddress,
                  client_id: str, clock: Clock, tick_interval: float = 1.0,
                  decoder: Decoder | None = None, readings: Readings | None = None,
-                 agent_clock: Clock | None = None) -> None:
+                 agent_clock: Clock | None = None,
+                 dead_letters: DeadLetters | None = None) -> None:
         settings = config.hub
         self.config = config
         self.store = store
@@ -117,6 +123,8 @@ class DeskRuntime:
         self.tick_interval = tick_interval
         self.decoder = decoder or Decoder()
         self._readings = readings
+        self.dead_letters = dead_letters
+        """Where a message that decoded but failed is kept (None: logged, then acked)."""
         self.desk = Desk(config, Ledger(store))
         """The alert desk: the API and the notifier use it (``desk.add_hook``)."""
         self.desk.add_hook(self._on_change)
@@ -160,6 +168,12 @@ class DeskRuntime:
     # ------------------------------------------------------------------ messages
 
     async def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
+        """One message, handled or set aside when this returns (then it may be
+        acknowledged). Malformed: counted (one refused for the ts window only is kept as
+        a dead letter). Decoded but failed on: dead-lettered. Raises only when the store
+        is failing (``sqlite3.OperationalError``: locked, full, I/O; or a
+        ``RetryableError``), which is not the message's fault: it is then not
+        acknowledged, the connection restarts and the broker delivers it again."""
         self.counters.messages += 1
         try:
             if topic.startswith(f"{topics.PREFIX}/readings/") and self._readings is not None:
@@ -171,7 +185,19 @@ class DeskRuntime:
             else:
                 self.counters.rejected["unexpected_topic"] += 1
         except MalformedMessage as exc:
+            if exc.reason == "ts_window" and self.dead_letters is not None:
+                await self.dead_letters.keep(topic, payload, exc.reason, exc.detail)
             self._bad(exc)
+        except (sqlite3.OperationalError, RetryableError):
+            raise
+        except Exception as exc:  # this message, not the store: never again as it is
+            self.counters.dead_lettered += 1
+            detail = f"{type(exc).__name__}: {exc}"
+            if self.dead_letters is None:
+                log.exception("hub: message on %s failed and is dropped (no dead-letter "
+                              "store): %s", topic, detail)
+            elif not await self.dead_letters.keep(topic, payload, "desk_error", detail):
+                raise  # not kept: not acknowledged either; the broker delivers it again
 
     async def _status(self, topic: str, payload: bytes, retained: bool) -> None:
         status = self.decoder.status(topic, payload)
@@ -347,7 +373,7 @@ class DeskRuntime:
 
     def _client(self) -> aiomqtt.Client:
         user, password = self.config.hub.broker.credentials()
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.address.host, self.address.port, username=user, password=password,
             identifier=self.client_id, clean_session=False,
             tls_context=self.address.tls_context(),
@@ -356,6 +382,11 @@ class DeskRuntime:
             # for the broker's delayed TCP ACK (Nagle); p50 reading→alert was 42 ms.
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
+        # Acknowledge a message only once handle() has handled or dead-lettered it:
+        # aiomqtt does not offer it, its paho client does (a crash before then leaves
+        # the message in the session, and the broker delivers it again).
+        client._client.manual_ack_set(True)
+        return client
 
     async def run(self, stop: asyncio.Event) -> None:
         """The connection and the deadline timers until ``stop``."""
@@ -410,6 +441,8 @@ class DeskRuntime:
                                 payload = str(payload).encode()
                             await self.on_message(str(msg.topic), bytes(payload),
                                                   retained=bool(msg.retain))
+                            if msg.qos > 0:
+                                client._client.ack(msg.mid, msg.qos)
                     finally:
                         stopper.cancel()
                         self._mqtt = None

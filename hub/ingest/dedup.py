@@ -68,6 +68,16 @@ class SeenBatches:
         state.bits[i >> 3] = byte | bit
         return True
 
+    def forget(self, agent: str, seq: int) -> None:
+        """Take a pair out, so that it is taken again (a dead-lettered batch: its replay
+        must not be dropped as a repeat). Only within the window: below it, a pair is
+        taken again anyway."""
+        state = self._agents.get(agent)
+        if state is None or seq > state.high or seq <= state.high - self.window:
+            return
+        i = seq % self.window
+        state.bits[i >> 3] &= ~(1 << (i & 7)) & 0xFF
+
     def _mark(self, bits: bytearray, seq: int) -> None:
         i = seq % self.window
         bits[i >> 3] |= 1 << (i & 7)

@@ -44,20 +44,23 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from gridcall.hub.deadletter import DeadLetters
 from gridcall.hub.ingest.dedup import SeenBatches
 from gridcall.hub.ingest.sinks import (
     BatchTooLargeError,
     ReadingSink,
     RejectedPointsError,
+    RetryableSinkError,
     SinkError,
 )
 from gridcall.hub.ingest.spool import Spool
-from gridcall.wire import ReadingBatch
+from gridcall.wire import ReadingBatch, encode, topics
 from gridcall.wire.backoff import Backoff, Reconnect
 from gridcall.wire.clock import Monotonic
-from gridcall.wire.errors import InvariantError
+from gridcall.wire.errors import InvariantError, PoisonError, RetryableError
 from gridcall.wire.provenance import Refusals, Screen
 from gridcall.wire.stats import Scalar, flatten
+from gridcall.wire.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,19 @@ class IngestCounters:
     ``forged`` (another agent's sensor), ``unknown_sensor`` (not in the config),
     ``too_many_readings`` (their batch was longer than ``hub.max_batch_readings``).
     Counted in readings_received too; never in rejected_readings (the sink's refusals)."""
+    isolations: int = 0
+    """Requests with refused points written again in halves to find the batch at fault."""
+    dead_lettered_batches: int = 0
+    dead_lettered_readings: int = 0
+    """Batches the sink can never take (their points refused), set aside in the
+    dead-letter store and acknowledged (their good points, if any, are stored)."""
+
+
+class _SinkFailedOnData(RejectedPointsError):
+    """A sink raised outside its error contract while writing some data: treated like
+    refused points (the batch at fault is found and dead-lettered), never as a crash."""
+
+    reason = "sink_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +143,9 @@ class Ingest:
                  spool: Spool | None = None,
                  on_settled: Callable[[list[Token]], None] | None = None,
                  writers: int = 2, alarm_after: float = 60.0, alarm_every: float = 300.0,
-                 clock: Monotonic = time.monotonic, screen: Screen | None = None) -> None:
+                 clock: Monotonic = time.monotonic, screen: Screen | None = None,
+                 dead_letters: DeadLetters | None = None,
+                 supervisor: Supervisor | None = None) -> None:
         if writers < 1:
             raise ValueError(f"ingest needs at least one writer, got {writers}")
         self.writers = writers
@@ -137,6 +155,11 @@ class Ingest:
         self.max_buffered_points = max_buffered_points
         self.spool = spool
         self.on_settled = on_settled
+        self.dead_letters = dead_letters
+        """Where batches the sink can never take are kept (None: logged and counted)."""
+        self.supervisor = supervisor or Supervisor()
+        """Runs the writers and the spool's write-back in :meth:`serve`: restarted if
+        they fail (the hub's one supervisor, or one of its own)."""
         self.counters = IngestCounters()
         self.screen = screen
         """Who may speak for which sensor, and how long a batch may be: the hub and
@@ -292,8 +315,12 @@ class Ingest:
         """``writers`` concurrent writers (two by default: one encodes the next request
         while the sink parses the last, which keeps InfluxDB busy; the acknowledgements
         still go out in arrival order). Each writes full requests as soon as there are
-        some, and whatever is buffered every ``flush_interval``."""
-        await asyncio.gather(*(self._writer() for _ in range(self.writers)))
+        some, and whatever is buffered every ``flush_interval``. If one fails, the others
+        are cancelled with it (what they held goes back to the buffer) and the whole
+        group fails: the supervisor starts it again."""
+        async with asyncio.TaskGroup() as group:
+            for i in range(self.writers):
+                group.create_task(self._writer(), name=f"ingest-writer-{i}")
 
     async def _writer(self) -> None:
         while not self._stopping:
@@ -323,7 +350,7 @@ class Ingest:
                     await self._spool_chunk(chunk)  # don't wait on a sink known down
                 else:
                     await self._write(chunk)
-            except asyncio.CancelledError:
+            except BaseException:  # cancelled, or failed: put it back, written again later
                 self._requeue(chunk)
                 raise
             self._buffered_points -= points
@@ -349,8 +376,11 @@ class Ingest:
         most ``drain_timeout`` seconds and return what was not written. A producer waiting
         for room (the sink is down) is released once ``stop`` is set, so that ``work`` can
         see it. The one run-and-drain sequence for the hub and ``gridcall hub ingest``."""
-        writer = asyncio.create_task(self.run(), name="ingest-writer")
-        helpers = [asyncio.create_task(self.run_spool(), name="ingest-spool"),
+        supervise = self.supervisor.run
+        writer = asyncio.create_task(supervise("ingest-writers", self.run),
+                                     name="ingest-writer")
+        helpers = [asyncio.create_task(supervise("ingest-spool", self.run_spool),
+                                       name="ingest-spool"),
                    asyncio.create_task(self._release_on(stop), name="ingest-release")]
         unwritten = Unwritten()
         try:
@@ -461,6 +491,39 @@ class Ingest:
                 self.counters.unspooled_readings += n
                 log.info("wrote %d spooled readings from %s", n, path.name)
 
+    async def _sink_write(self, chunk: Sequence[ReadingBatch]) -> None:
+        """The sink's write, with every failure as a :class:`SinkError`: a sink that
+        raises outside that contract (the embedded store's ``RetryableError`` and
+        ``PoisonError``; anything else, a bug met on this data) is classified here, so
+        no exception of a sink ever ends a writer."""
+        try:
+            await self.sink.write(chunk)
+        except SinkError:
+            raise
+        except RetryableError as exc:
+            raise RetryableSinkError(f"{sink_label(self.sink)}: {exc}") from exc
+        except PoisonError as exc:
+            raise RejectedPointsError(str(exc)) from exc
+        except Exception as exc:  # not in the sink's contract: set the data aside
+            raise _SinkFailedOnData(f"{sink_label(self.sink)} failed on these readings: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+
+    async def _dead_letter(self, batch: ReadingBatch, reason: str, detail: str) -> bool:
+        """Keep a batch the sink can never take in the dead-letter store, and forget it
+        was seen, so that a replay (or a redelivery) is taken again. False if it could
+        not be kept (no store, or the store failed): it is then still settled, counted as
+        rejected, and said in the log."""
+        c = self.counters
+        c.dead_lettered_batches += 1
+        c.dead_lettered_readings += len(batch.readings)
+        self.seen.forget(batch.agent, batch.seq)
+        if self.dead_letters is None:
+            log.error("batch %s/%d NOT stored and not kept (no dead-letter store): %s",
+                      batch.agent, batch.seq, detail)
+            return False
+        return await self.dead_letters.keep(topics.readings_topic(batch.agent),
+                                            encode(batch), reason, detail)
+
     async def _write(self, chunk: Sequence[ReadingBatch], *, spool_failures: bool = True,
                      max_backoff: float = 30.0) -> None:
         retry = Reconnect(Backoff(WRITE_RETRY_MIN_S, max_backoff, jitter=0.1),
@@ -468,12 +531,13 @@ class Ingest:
         c = self.counters
         while True:
             try:
-                await self.sink.write(chunk)
+                await self._sink_write(chunk)
             except BatchTooLargeError:
                 if len(chunk) == 1:
                     log.error("batch %s/%d alone is too large for the sink; rejected",
                               chunk[0].agent, chunk[0].seq)
                     c.rejected_readings += len(chunk[0].readings)
+                    await self._dead_letter(chunk[0], "rejected", "too large for the sink")
                     self._settled(chunk)
                     return
                 c.splits += 1
@@ -484,13 +548,27 @@ class Ingest:
                                   max_backoff=max_backoff)
                 return
             except RejectedPointsError as exc:
+                if len(chunk) > 1:
+                    # Which message carries the bad points? Write the halves again until
+                    # one batch is left: only it is set aside. (The good points a partial
+                    # write already stored are written again: InfluxDB and the embedded
+                    # store keep one point per series and timestamp.)
+                    c.isolations += 1
+                    half = len(chunk) // 2
+                    await self._write(chunk[:half], spool_failures=spool_failures,
+                                      max_backoff=max_backoff)
+                    await self._write(chunk[half:], spool_failures=spool_failures,
+                                      max_backoff=max_backoff)
+                    return
                 # InfluxDB stores the good points of a partial write and says how many it
-                # dropped; without that figure, count the whole request as rejected.
-                n = sum(len(b.readings) for b in chunk)
+                # dropped; without that figure, count the whole batch as rejected.
+                n = len(chunk[0].readings)
                 dropped = exc.dropped if exc.dropped is not None else n
                 c.rejected_readings += dropped
                 c.readings_stored += n - dropped
-                log.warning("sink rejected %d of %d readings: %s", dropped, n, exc)
+                log.warning("sink rejected %d of %d readings of batch %s/%d: %s", dropped, n,
+                            chunk[0].agent, chunk[0].seq, exc)
+                await self._dead_letter(chunk[0], exc.reason, str(exc))
                 self._settled(chunk)
                 return
             except SinkError as exc:  # retryable, operator must act, or unclassified

@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+from gridcall.hub.deadletter import DeadLetters
 from gridcall.hub.ingest.consumer import RECEIVE_MAXIMUM, ReadingsConsumer
 from gridcall.hub.ingest.runner import Ingest, Unwritten
 from gridcall.hub.ingest.sinks import ReadingSink
@@ -27,6 +28,7 @@ from gridcall.wire import Decoder
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.errors import InvariantError
 from gridcall.wire.provenance import Screen
+from gridcall.wire.supervise import Supervisor
 
 
 def peak_rss_kb() -> int | None:
@@ -50,11 +52,14 @@ class IngestWorker:
                  keepalive: int = 30, max_points: int = 5000, flush_interval: float = 0.5,
                  drain_timeout: float = 10.0, decoder: Decoder | None = None,
                  retire: bool = False, screen: Screen | None = None,
-                 receive_maximum: int | None = RECEIVE_MAXIMUM) -> None:
+                 receive_maximum: int | None = RECEIVE_MAXIMUM,
+                 dead_letters: DeadLetters | None = None,
+                 supervisor: Supervisor | None = None) -> None:
         self.drain_timeout = drain_timeout
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.ingest = Ingest(sink, max_points=max_points, flush_interval=flush_interval,
-                             spool=self.spool, screen=screen)
+                             spool=self.spool, screen=screen, dead_letters=dead_letters,
+                             supervisor=supervisor)
         self.consumer = ReadingsConsumer(
             self.ingest, address=address, client_id=client_id, share_group=share_group,
             username=username, password=password, keepalive=keepalive, decoder=decoder,

@@ -7,7 +7,8 @@ type alone::
     SinkError                      retryable=False; unclassified: keep the data
     ├── RetryableSinkError         retryable=True: 429, 5xx, connection errors, timeouts;
     │                              keep the data, retry after ``retry_after`` s if given
-    ├── RejectedPointsError        400/422: the points are bad; reject and count them
+    ├── RejectedPointsError        400/422: the points are bad; reject and count them,
+    │                              and dead-letter the batch that carries them
     ├── BatchTooLargeError         413: split the batch and write the halves
     └── SinkConfigError            e.g. 404 "database not found": keep the data, an
         └── SinkAuthError          operator must act; 401/403: credentials are wrong
@@ -28,7 +29,13 @@ from collections.abc import Sequence
 from typing import ClassVar, Protocol, Self
 
 from gridcall.wire import ReadingBatch
-from gridcall.wire.errors import CredentialsRefused, FatalError, GridcallError, RetryableError
+from gridcall.wire.errors import (
+    CredentialsRefused,
+    FatalError,
+    GridcallError,
+    PoisonError,
+    RetryableError,
+)
 
 
 class ReadingSink(Protocol):
@@ -64,12 +71,15 @@ class RetryableSinkError(SinkError, RetryableError):
         self.retry_after = retry_after
 
 
-class RejectedPointsError(SinkError):
+class RejectedPointsError(SinkError, PoisonError):
     """The server refused the points as malformed (400/422); writing them again won't help.
 
     InfluxDB 1.x writes the good points of a request and reports the others as a
     "partial write"; ``dropped`` is how many it dropped when it says so, else ``None``.
     """
+
+    reason: ClassVar[str] = "rejected"
+    """The dead-letter reason of a batch refused so."""
 
     def __init__(self, message: str, *, status: int | None = None,
                  dropped: int | None = None) -> None:
