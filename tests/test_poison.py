@@ -37,6 +37,7 @@ from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.clock import DAY_NS, from_iso
 from tests.polling import wait_until
+from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import influxql_async, quote_ident, unique_name
 
 pytestmark = pytest.mark.servers
@@ -89,10 +90,13 @@ class Rig:
 
 
 @pytest.fixture(params=["embedded", "influxdb"])
-async def rig(request: pytest.FixtureRequest, cfg: ConfigSet, mqtt_url: str,
-              influx_v1_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(request: pytest.FixtureRequest, cfg: ConfigSet, influx_v1_url: str,
+              tmp_path: Path) -> AsyncIterator[Rig]:
+    """A private mosquitto (no other test's agents on it), with persistence: a restarted
+    hub finds its session and what the broker still holds for it."""
     client_id = f"poison-{uuid.uuid4().hex[:8]}"
     async with Store(tmp_path / "hub.sqlite") as store, contextlib.AsyncExitStack() as stack:
+        mqtt_url = stack.enter_context(PrivateMosquitto(tmp_path / "broker")).url
         letters = stack.enter_context(DeadLetters(tmp_path / "dead.sqlite", source=client_id))
         influx: tuple[str, str] | None = None
         sink: ReadingSink = store
