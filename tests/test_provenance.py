@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +20,14 @@ from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.provenance import Owners, Refusals, Screen
 from tests.private_mosquitto import PrivateMosquitto
 
+NOW = time.time_ns()
+"""Readings and events are stamped near the hub's clock: it refuses ts outside its window."""
 OWNERS = Owners.of([("a-1", "edge-a"), ("a-2", "edge-a"), ("b-1", "edge-b")])
 
 
 def readings(agent: str, *sensors: str, seq: int = 1) -> ReadingBatch:
     return ReadingBatch(agent=agent, seq=seq, sent_at=1,
-                        readings=[Reading(s, 1_000 + i, float(i)) for i, s in enumerate(sensors)])
+                        readings=[Reading(s, NOW + i, float(i)) for i, s in enumerate(sensors)])
 
 
 def test_an_agent_speaks_only_for_its_own_configured_sensors() -> None:
@@ -137,7 +140,7 @@ async def test_the_hub_stores_no_reading_an_agent_may_not_speak_for(
     own, theirs = sensor_of(cfg, "edge-anle"), sensor_of(cfg, "edge-dongyuan")
     t = topics.readings_topic("edge-anle")
     invented = ReadingBatch(agent="edge-anle", seq=2, sent_at=1, readings=[
-        Reading(f"ghost-{i}", 1_000 + i, 1.0) for i in range(500)])
+        Reading(f"ghost-{i}", NOW + i, 1.0) for i in range(500)])
     too_long = readings("edge-anle", *[own] * (cfg.hub.max_batch_readings + 1), seq=3)
     messages = [(t, encode(readings("edge-anle", own, theirs, own, seq=1))),
                 (t, encode(invented)), (t, encode(too_long))]
@@ -165,7 +168,7 @@ async def test_a_forged_event_opens_no_alert_and_cannot_take_a_genuine_events_se
 
     def event(agent: str, sensor: str, seq: int = 41) -> AnomalyEvent:
         return AnomalyEvent(agent=agent, seq=seq, sensor=sensor, kind="out_of_limits",
-                            severity="critical", score=1.0, value=9.0, ts=10)
+                            severity="critical", score=1.0, value=9.0, ts=NOW)
 
     anle = topics.events_topic("edge-anle")
     messages = [(anle, encode(event("edge-anle", theirs))),
