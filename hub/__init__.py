@@ -5,6 +5,7 @@ Five wings, each a package whose ``__init__`` says what it owns and may import:
 the policy, timers, the ledger, the roster), ``notify`` (telling people), ``board`` (what
 the command centre sees) and ``api`` (HTTP). Beside them: ``store`` (the SQLite store),
 ``deadletter`` (messages that decoded but could not be handled, kept for people),
+``metrics`` (the Prometheus collector over the hub's counters),
 ``service`` (:class:`~gridcall.hub.service.Hub`, composing the desk runtime, an ingest
 worker and the board writers) and ``compose`` (wiring the notifier, the API and the board
 around a hub). tests/test_hub_wings.py and tests/test_import_graph.py hold the arrows.

@@ -15,9 +15,13 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
 from gridcall.hub.api.app import create_app
 from gridcall.hub.api.server import ApiServer
 from gridcall.hub.api.tokens import TokenFile
+from gridcall.hub.metrics import exposition, hub_registry
 from gridcall.hub.notify.incident import incident_hook
 from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS, Notifier, desk_hook, reminder_hook
 from gridcall.hub.notify.outbox import NotifyOutbox, changes_to_replay
@@ -31,13 +35,35 @@ the operator's decision (which interface, behind which TLS proxy), and two hubs 
 runs on one machine must not fight over a default port."""
 
 
+def add_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
+    """``GET /metrics`` on ``app``: the registry in Prometheus' text format, without a
+    token (a scraper has none; it tells counts, never readings or alert contents) and
+    out of the OpenAPI spec (it is not part of the API)."""
+    async def metrics(request: Request) -> Response:
+        return Response(exposition(registry), media_type=CONTENT_TYPE_LATEST)
+    app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+
+
 @contextlib.asynccontextmanager
-async def serve_api(hub: Hub, address: tuple[str, int], tokens: TokenFile
-                    ) -> AsyncIterator[ApiServer]:
-    """The HTTP API and the built-in board over the hub's desk, roster and clock, served
-    in this loop until the block ends."""
+async def serve_api(hub: Hub, address: tuple[str, int], tokens: TokenFile,
+                    metrics: CollectorRegistry | None = None) -> AsyncIterator[ApiServer]:
+    """The HTTP API and the built-in board over the hub's desk, roster and clock (and
+    ``/metrics`` if given a registry), served in this loop until the block ends."""
     app = create_app(hub.desk, tokens, clock=hub.clock, roster=hub.roster,
                      agent_clock=hub.agent_clock)
+    if metrics is not None:
+        add_metrics(app, metrics)
+    async with ApiServer(app, *address) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def serve_metrics(registry: CollectorRegistry, address: tuple[str, int]
+                        ) -> AsyncIterator[ApiServer]:
+    """``/metrics`` alone on ``address``, for a hub that serves no API."""
+    app = FastAPI(title="gridcall hub metrics", openapi_url=None, docs_url=None,
+                  redoc_url=None)
+    add_metrics(app, registry)
     async with ApiServer(app, *address) as server:
         yield server
 
@@ -72,18 +98,25 @@ async def notifier(hub: Hub, say: Say) -> AsyncIterator[Notifier]:
 
 @contextlib.asynccontextmanager
 async def services(hub: Hub, *, api: tuple[str, int] | None, tokens: Path,
-                   say: Say) -> AsyncIterator[ApiServer | None]:
+                   say: Say, metrics: tuple[str, int] | None = None
+                   ) -> AsyncIterator[ApiServer | None]:
     """What runs beside the hub's loop (:meth:`Hub.run`): the notifier and, if ``api`` is
-    an address, the HTTP API with the board (tokens in ``tokens``). Yields the API server
+    an address, the HTTP API with the board (tokens in ``tokens``) and ``/metrics``;
+    without the API, ``/metrics`` alone on ``metrics`` if given. Yields the API server
     (None when off)."""
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(notifier(hub, say))
+        notify = await stack.enter_async_context(notifier(hub, say))
+        registry = hub_registry(hub, notify)
         server = None
+        if api is None and metrics is not None:
+            alone = await stack.enter_async_context(serve_metrics(registry, metrics))
+            say(f"metrics {alone.url}/metrics")
         if api is not None:
             token_file = TokenFile(tokens)
-            server = await stack.enter_async_context(serve_api(hub, api, token_file))
+            server = await stack.enter_async_context(serve_api(hub, api, token_file,
+                                                               registry))
             say(f"API {server.url} (docs {server.url}/docs; tokens in {tokens}); "
-                f"board {server.url}/board")
+                f"board {server.url}/board; metrics {server.url}/metrics")
             if token_file.error:
                 say(f"API tokens file unusable: {token_file.error}")
             elif not len(token_file):
@@ -101,4 +134,4 @@ def _notify_summary(notify: Notifier, say: Say) -> None:
             f"{c.unsent_at_shutdown} unsent at stop ({c.failed_attempts} failed attempts)")
 
 
-__all__ = ["SUGGESTED_API", "notifier", "serve_api", "services"]
+__all__ = ["SUGGESTED_API", "add_metrics", "notifier", "serve_api", "serve_metrics", "services"]

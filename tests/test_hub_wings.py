@@ -20,7 +20,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "store": set(),
     "deadletter": set(),
     "service": {"desk", "ingest", "board", "store", "deadletter"},
-    "compose": {"service", "api", "notify", "desk"},
+    "metrics": {"service", "notify", "deadletter"},
+    "compose": {"service", "api", "notify", "desk", "metrics"},
 }
 """Each part of the hub → the other parts it may import (``gridcall.hub.`` left out; a
 part also allows everything below it: ``ingest.sinks`` allows ``ingest.sinks.base``).

@@ -49,6 +49,10 @@ def hub_run(
     api: Annotated[str, typer.Option(help="Serve the HTTP API on host:port (e.g. "
                                      "127.0.0.1:8470; put a TLS proxy in front), or 'off'.")
                    ] = "off",
+    metrics: Annotated[str, typer.Option(help="Without --api: serve Prometheus metrics on "
+                                         "host:port/metrics (e.g. 127.0.0.1:9470), or "
+                                         "'off'. With --api they are on the API's "
+                                         "/metrics.")] = "off",
     tokens: Annotated[Path | None, typer.Option(help="API tokens file; default: "
                                                 "api-tokens.json beside hub.store_path.")
                       ] = None,
@@ -89,6 +93,11 @@ def hub_run(
 
     try:
         api_address = parse_address(api)
+        try:
+            metrics_address = parse_address(metrics)
+        except ValueError:
+            raise ValueError(f"--metrics {metrics!r}: give host:port (e.g. 127.0.0.1:9470) "
+                             "or off") from None
     except ValueError as exc:
         err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -107,7 +116,7 @@ def hub_run(
             out.print(f"hub {hub.client_id}: {hub.address} → "
                       f"{cfg.hub.influx.url if cfg.hub.influx else cfg.hub.store_path}")
             async with services(hub, api=api_address, tokens=tokens or tokens_path(cfg),
-                                say=out.print):
+                                say=out.print, metrics=metrics_address):
                 await hub.run(stop)
 
     def run_desk() -> None:
