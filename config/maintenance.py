@@ -8,7 +8,7 @@ department (运维), not a call that climbs the ladder to the district command c
       department: operations_maintenance      # topology.yaml: leads them (its own indicators)
       deadlines: {response: 4h, arrival: 1d, disposal: 3d}   # at every tier
       top_tier: B                             # the highest tier they escalate to
-      sensor_missing_after: 3                 # intervals without a reading: SENSOR-FAULT
+      sensor_missing_after: 5                 # intervals without a reading: SENSOR-FAULT
 
 - **department** leads every alert of these matters (the catalog's own lead and co-handlers
   follow as co-handlers), so the indicators per department give maintenance its own
@@ -19,9 +19,11 @@ department (运维), not a call that climbs the ladder to the district command c
   the town). At it, a missed deadline is shown as overdue and paged, not escalated; set
   ``A`` to send them to the district like any matter. A unit's own call upward is not
   held back (whoever calls has decided the district must know);
-- **sensor_missing_after**: a sensor its agent reports ``missing`` for this many of its
-  reading intervals raises the first of ``matters`` that is a sensor fault
-  (``SENSOR-FAULT``, anomaly kind ``dropout``); 0 turns that off.
+- **sensor_missing_after**: a sensor its agent reports ``missing`` (no usable value for 5
+  of its intervals, the agent's own rule) that has gone this many of its reading
+  intervals without one raises a ``dropout`` anomaly of the sensor, which the catalog
+  makes a ``SENSOR-FAULT`` (once per stretch of missing; 0 turns it off). Without the
+  section a missing sensor is shown, and raises nothing, as before.
 
 Without the section, device faults are matters like any other (the behaviour before it).
 """
@@ -40,7 +42,7 @@ class Maintenance(Model):
     department: Id
     deadlines: MatterDeadlines | None = None
     top_tier: Tier = "B"
-    sensor_missing_after: int = Field(default=3, ge=0, le=1000)
+    sensor_missing_after: int = Field(default=5, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _distinct(self) -> Maintenance:

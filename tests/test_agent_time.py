@@ -4,6 +4,8 @@ does fall silent on its own time is still an outage, stamped on the desk's clock
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gridcall.config import ConfigSet
 from gridcall.hub.desk.runtime import DeskRuntime
 from gridcall.hub.store import Store
@@ -96,3 +98,77 @@ async def test_one_outage_is_one_alert_listing_the_grids_it_leaves_blind(
         assert offline_alerts(rt) == [alert_id]  # joins the alert still open
         assert rt.desk.get(alert_id).evidence == 2
         assert rt.counters.agent_outages == 2
+
+
+async def test_a_fresh_hub_raises_the_outage_of_an_agent_it_finds_dead_once(
+        cfg: ConfigSet, tmp_path: Path) -> None:
+    """The broker kept the agent's will from before this hub ran: the outage is raised as
+    it would have been live; a restart that finds the same will again adds nothing while
+    the alert is open."""
+    will = AgentStatus(agent=AGENT, state="offline", ts=0)
+    clock = SimClock(T0)
+    async with Store(tmp_path / "hub.sqlite") as store:
+        rt = runtime(cfg, store, clock, clock)
+        await rt.start()
+        await rt.handle(topics.status_topic(AGENT), encode(will), retained=True)
+        (alert_id,) = offline_alerts(rt)
+        assert rt.counters.agent_outages == 1
+        opening = (await rt.desk.history(alert_id))[0]
+        assert "retained copy" in opening.note
+        steps = len(await rt.desk.transitions())
+    clock.advance(600)
+    async with Store(tmp_path / "hub.sqlite") as store:
+        again = runtime(cfg, store, clock, clock)
+        await again.start()
+        await again.handle(topics.status_topic(AGENT), encode(will), retained=True)
+        assert offline_alerts(again) == [alert_id]
+        assert len(await again.desk.transitions()) == steps
+        assert again.counters.agent_outages == 0
+        assert again.roster.is_down(AGENT)
+
+
+async def test_a_sensor_missing_long_enough_raises_sensor_fault_once(cfg: ConfigSet) -> None:
+    """Issue 17 item 4: a sensor that stops reporting showed as missing on the roster and
+    raised nothing until its readings resumed."""
+    from gridcall.wire import SensorHealth
+
+    spec = cfg.agents[AGENT].sensors[0]
+    upkeep = cfg.matters.maintenance
+    assert upkeep is not None
+    interval = int(spec.interval_s * S)
+    last = T0 - 2 * interval
+    clock = SimClock(T0)
+
+    async def report(health: str) -> None:
+        status = AgentStatus(agent=AGENT, state="online", ts=clock(), heartbeat_s=30.0,
+                             sensor_health={spec.id: SensorHealth(
+                                 state=health, last_ts=last)})  # type: ignore[arg-type]
+        await rt.handle(topics.status_topic(AGENT), encode(status))
+
+    def faults() -> list[str]:
+        return [s.alert_id for s in rt.desk.alerts() if s.alert.matter == "SENSOR-FAULT"]
+
+    async with Store(":memory:") as store:
+        rt = runtime(cfg, store, clock, clock)
+        await rt.start()
+        await report("missing")  # 2 intervals without a value: not yet
+        assert faults() == []
+        clock.advance_to(last + upkeep.sensor_missing_after * interval)
+        await report("missing")
+        (alert_id,) = faults()
+        state = rt.desk.get(alert_id)
+        assert (state.alert.sensor, state.alert.anomaly_kind) == (spec.id, "dropout")
+        assert state.departments[0] == upkeep.department  # maintenance leads it
+        opening = (await rt.desk.history(alert_id))[0]
+        assert f"{upkeep.sensor_missing_after} of its intervals" in opening.note
+        n = len(await rt.desk.transitions())
+        clock.advance(60)
+        await report("missing")  # the same stretch: reported once
+        assert len(await rt.desk.transitions()) == n
+        assert rt.counters.sensors_missing == 1
+        await report("ok")  # back; missing again later is a new stretch
+        last = clock()
+        clock.advance_to(last + upkeep.sensor_missing_after * interval)
+        await report("missing")
+        assert rt.counters.sensors_missing == 2
+        assert faults() == [alert_id]  # joins the fault still open

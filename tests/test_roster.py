@@ -71,19 +71,31 @@ def test_a_clean_stop_is_shown_offline_but_is_no_outage(cfg: ConfigSet) -> None:
     assert (view.state, view.online) == ("stopped", False)
 
 
-def test_a_retained_status_sets_the_state_but_reports_nothing(cfg: ConfigSet) -> None:
+def test_a_hub_that_starts_fresh_finds_an_agent_already_dead_from_the_retained_copy(
+        cfg: ConfigSet) -> None:
+    """Issue 17 item 4: a will the broker kept (the agent died while no hub listened) is
+    the outage, raised as it would have been live; a retained "online" status is watched
+    from when the hub got it, so a live agent has a whole silence window to speak."""
     roster = Roster(cfg)
-    # a will the broker kept, maybe from last week: shown, not raised
-    assert roster.observe(WILL, T0, retained=True) == []
+    (down,) = roster.observe(WILL, T0, retained=True)
+    assert (down.kind, down.state, down.retained) == ("down", "lost", True)
+    assert "retained" in down.reason
     assert roster.view(AGENT, T0).state == "lost"
+    assert roster.observe(WILL, T0 + S, retained=True) == []  # the same outage, once
     other = "edge-jiufo"
     old = AgentStatus(agent=other, state="online", ts=T0 - 3600 * S, heartbeat_s=30.0)
     assert roster.observe(old, T0, retained=True) == []
-    assert roster.check(T0 + 3600 * S) == []  # never heard live: its silence is not news
-    assert roster.view(other, T0).state == "silent"
-    # once it speaks live, it is watched like any other
-    roster.observe(AgentStatus(agent=other, state="online", ts=T0, heartbeat_s=30.0), T0)
-    assert [e.agent for e in roster.check(T0 + 100 * S)] == [other]
+    assert roster.view(other, T0).state == "silent"  # shown by its ts
+    assert roster.check(T0 + 90 * S) == []  # the hub has not waited 3 heartbeats yet
+    (silent,) = roster.check(T0 + 91 * S)
+    assert (silent.agent, silent.state, silent.retained) == (other, "silent", True)
+    # an agent alive behind its retained copy speaks within the window: no outage
+    alive = "edge-longhu"
+    roster.observe(AgentStatus(agent=alive, state="online", ts=T0 - 3600 * S,
+                               heartbeat_s=30.0), T0, retained=True)
+    roster.observe(AgentStatus(agent=alive, state="online", ts=T0 + 20 * S,
+                               heartbeat_s=30.0), T0 + 20 * S)
+    assert [e.agent for e in roster.check(T0 + 100 * S)] == []
 
 
 def test_a_gateway_that_restarts_with_its_clock_behind_is_online_again(

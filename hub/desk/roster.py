@@ -27,20 +27,24 @@ An agent is, for the hub:
 
 Only ``online`` counts as online on the boards. **Lost** and **silent** are outages: the
 roster reports them as :class:`RosterEvent` ``kind="down"`` (once per outage) and the hub
-raises an ``EDGE-OFFLINE`` alert for them. Only outages the hub *witnessed* are reported:
-a last will delivered live, or silence after a status delivered live. A *retained* status
-(the broker's copy, handed to a subscriber that is new) sets the state shown but reports
-nothing: it may be weeks old, or another installation's on a shared broker. The hub's
-persistent session makes this lossless for the hub itself: a will published while the hub
-was down is queued for it and delivered live when it reconnects. A clean stop is shown
-but raises nothing: a clean stop is shown but raises nothing (a
-planned stop is not a call for help, and every test or demo that stops its agents would
-otherwise end with a flood of alerts). A status saying online after an outage is a
-``kind="up"`` event (the hub notes it on the open alert; it does not close it: people do).
+raises an ``EDGE-OFFLINE`` alert for them. A hub that starts fresh (a new store, a new
+session) learns of an agent already dead from the broker's *retained* copy of its status
+topic, and reports it as it would have live (``RosterEvent.retained``): a retained last
+will is an outage at once; a retained "online" status is judged like a live one, except
+that silence counts from when the hub received the copy (the copy's ``ts`` says when it
+was sent, by a clock that may be wrong), so an agent that is alive has a full silence
+window to speak before it is called silent. The hub raises nothing for a retained outage
+of an agent whose outage alert is still open (a restart finds the same will again). A
+clean stop is shown but raises nothing (a planned stop is not a call for help, and every
+test or demo that stops its agents would otherwise end with a flood of alerts). A status
+saying online after an outage is a ``kind="up"`` event (the hub notes it on the open
+alert; it does not close it: people do).
 
 Per-sensor health comes from the agent's ``sensor_health`` (``ok``, ``stuck``,
 ``missing``, ``fault``: :data:`gridcall.wire.HEALTH_STATES`); a sensor whose agent is
-not online, or that its agent does not report, is ``unknown``.
+not online, or that its agent does not report, is ``unknown``. A sensor reported
+``missing`` for ``maintenance.sensor_missing_after`` of its intervals is given once per
+stretch by :meth:`Roster.missing` (the hub raises it as a SENSOR-FAULT).
 """
 
 from __future__ import annotations
@@ -83,6 +87,21 @@ class RosterEvent:
     reason: str
     """For people: "lost its connection (last will)", "silent for 95 s (3 heartbeats of
     30 s)", "back online"."""
+    retained: bool = False
+    """Found from the broker's retained copy (a hub that started fresh), not witnessed."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissingSensor:
+    """A sensor its agent reports ``missing`` for at least the configured number of its
+    intervals (``maintenance.sensor_missing_after``): reported once per stretch."""
+
+    agent: str
+    sensor: str
+    intervals: float
+    """How many of its reading intervals it has gone without a usable value."""
+    last_ts: int | None
+    """Its last usable value (the agent's clock), None if it never gave one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +178,11 @@ class Roster:
     """Heartbeats without a status before an online agent counts as silent."""
     counters: RosterCounters = field(default_factory=RosterCounters)
     _entries: dict[str, _Entry] = field(default_factory=dict)
+    _missing_since: dict[str, int] = field(default_factory=dict)
+    """Sensor -> the ``ts`` of the first status that reported it missing without a last
+    value (the agent's clock)."""
+    _missing_told: set[str] = field(default_factory=set)
+    """Sensors whose current stretch of missing was reported."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.silent_after) and self.silent_after > 0):
@@ -174,9 +198,10 @@ class Roster:
 
     def observe(self, status: AgentStatus, now: int, *, retained: bool = False
                 ) -> list[RosterEvent]:
-        """Take a status received at ``now`` (``retained``: the broker's retained copy,
-        which sets the state but reports no outage). UnknownAgent (nothing kept) for an
-        agent the config does not know."""
+        """Take a status received at ``now`` (``retained``: the broker's retained copy; a
+        retained last will reports the outage, a retained status is watched from ``now``,
+        see the module docstring). UnknownAgent (nothing kept) for an agent the config
+        does not know."""
         entry = self._entries.get(status.agent)
         if entry is None:
             self.counters.unknown_agents += 1
@@ -195,25 +220,42 @@ class Roster:
             entry.status_at = status.ts if retained else now
             entry.lost = False
             entry.stopped = status.state == "offline"
-        if retained:  # known from now on, not witnessed: an outage it shows is not news
-            entry.down = self._state(status.agent, entry, now) in DOWN
-            return []
+        if retained:
+            if entry.lost:  # the broker kept its will: dead now, whenever it dropped
+                return self._transition(status.agent, entry, now, retained=True)
+            if entry.stopped:
+                entry.down = False
+            return []  # watched from now on (check)
         return self._transition(status.agent, entry, now)
 
     def check(self, now: int) -> list[RosterEvent]:
-        """The agents that fell silent by ``now`` (each outage reported once)."""
+        """The agents that fell silent by ``now`` (each outage reported once). An agent
+        known only from a retained status is judged once the hub itself has waited
+        ``silent_after`` heartbeats since it received it."""
         events: list[RosterEvent] = []
         for agent, entry in self._entries.items():
-            if entry.live and not entry.down and entry.status is not None and not entry.lost:
+            if entry.down or entry.status is None or entry.lost:
+                continue
+            if entry.live:
                 events += self._transition(agent, entry, now)
+            elif entry.heard_at is not None and (
+                    now - entry.heard_at > self.silent_after * self.heartbeat_s(agent) * NS):
+                events += self._transition(agent, entry, now, retained=True)
         return events
 
-    def _transition(self, agent: str, entry: _Entry, now: int) -> list[RosterEvent]:
+    def _transition(self, agent: str, entry: _Entry, now: int, *, retained: bool = False
+                    ) -> list[RosterEvent]:
         state = self._state(agent, entry, now)
         if state in DOWN and not entry.down:
             entry.down = True
             self.counters.outages += 1
-            return [RosterEvent(agent, "down", now, state, self._why(agent, entry, state, now))]
+            why = self._why(agent, entry, state, now)
+            if retained:
+                why += ("; found from the broker's retained copy when the hub started"
+                        if state == "lost" else
+                        "; nothing from it since the hub started, only the broker's "
+                        "retained copy")
+            return [RosterEvent(agent, "down", now, state, why, retained)]
         if state == "online" and entry.down:
             entry.down = False
             self.counters.recoveries += 1
@@ -272,6 +314,34 @@ class Roster:
     def views(self, now: int) -> list[AgentView]:
         """Every configured agent, in config order."""
         return [self.view(a, now) for a in self._entries]
+
+    def missing(self, agent: str) -> list[MissingSensor]:
+        """The sensors of ``agent`` its latest status reports ``missing`` for at least
+        ``maintenance.sensor_missing_after`` of their intervals, each once per stretch (a
+        sensor that reports again starts a new one). Counted on the agent's own clock: the
+        status's ``ts`` against the sensor's ``last_ts`` (or, if it never gave a value,
+        the first status that said so). Empty without the ``maintenance`` section."""
+        upkeep = self.config.matters.maintenance
+        entry = self._entries.get(agent)
+        if upkeep is None or upkeep.sensor_missing_after <= 0 or entry is None:
+            return []
+        status = entry.status
+        if status is None or entry.lost or entry.stopped:
+            return []
+        out: list[MissingSensor] = []
+        for spec in self.config.agents[agent].sensors:
+            health = status.sensor_health.get(spec.id)
+            if health is None or health.state != "missing":
+                self._missing_since.pop(spec.id, None)
+                self._missing_told.discard(spec.id)
+                continue
+            since = health.last_ts if health.last_ts is not None else (
+                self._missing_since.setdefault(spec.id, status.ts))
+            gone = (status.ts - since) / NS / spec.interval_s
+            if gone >= upkeep.sensor_missing_after and spec.id not in self._missing_told:
+                self._missing_told.add(spec.id)
+                out.append(MissingSensor(agent, spec.id, gone, health.last_ts))
+        return out
 
     def is_down(self, agent: str) -> bool:
         """Whether ``agent`` is in an outage (``lost`` or ``silent``, not yet back online):

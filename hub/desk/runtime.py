@@ -38,7 +38,7 @@ from gridcall.hub.deadletter import DeadLetters
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import AlertState
-from gridcall.hub.desk.roster import Roster, RosterEvent, UnknownAgent
+from gridcall.hub.desk.roster import MissingSensor, Roster, RosterEvent, UnknownAgent
 from gridcall.hub.store import Store
 from gridcall.wire import (
     AgentStatus,
@@ -57,7 +57,7 @@ from gridcall.wire.broker import (
     mqtt_outcome,
 )
 from gridcall.wire.cancelsafe import STOP_BOUND, cancel_safe, stop_tasks
-from gridcall.wire.clock import Clock, ns
+from gridcall.wire.clock import Clock, ns, utc_text
 from gridcall.wire.errors import RetryableError
 from gridcall.wire.provenance import Refusals
 
@@ -91,6 +91,8 @@ class HubCounters:
     offline_alert_failures: int = 0
     dead_lettered: int = 0
     """Messages that decoded but failed at the desk (kept in the dead-letter store)."""
+    sensors_missing: int = 0
+    """Sensors reported missing long enough to raise a fault (maintenance section)."""
     rejected: Counter[str] = field(default_factory=Counter)
     """Messages refused after decoding, by reason: ``forged`` (an event for another
     agent's sensor), ``unknown_sensor`` (for a sensor not in the config),
@@ -214,6 +216,8 @@ class DeskRuntime:
                         " (a retained status)" if retained else "")
             return
         await self._on_roster(changes, self.clock())
+        if not retained:
+            await self._on_missing(self.roster.missing(status.agent), self.clock())
 
     async def _on_roster(self, changes: list[RosterEvent], now: int) -> None:
         """An outage raises the offline matter once, listing the grids the agent's sensors
@@ -221,6 +225,10 @@ class DeskRuntime:
         noted on that alert, which stays open until people close it. ``now`` is the desk's
         time (the roster's ``at`` is on the agents' time base)."""
         for change in changes:
+            if change.kind == "down" and change.retained and self._outage_open(change.agent):
+                log.info("hub: edge agent %s is still offline (its outage alert is open)",
+                         change.agent)
+                continue
             if change.kind == "down":
                 self.counters.agent_outages += 1
                 log.warning("hub: edge agent %s %s", change.agent, change.reason)
@@ -258,6 +266,34 @@ class DeskRuntime:
         await self.desk.on_event(event, now, matter=matter, grids=tuple(grids),
                                  note=f"edge agent {change.agent} {change.reason}; no data "
                                       f"from its sensors in {names}")
+
+    async def _on_missing(self, missing: list[MissingSensor], now: int) -> None:
+        """A sensor missing long enough (``maintenance.sensor_missing_after``) is a
+        ``dropout`` anomaly of that sensor: the catalog makes it a SENSOR-FAULT, grouped,
+        tiered and routed like any other (to maintenance)."""
+        for i, gone in enumerate(missing):
+            self.counters.sensors_missing += 1
+            at = self.agent_clock()
+            seq = OUTAGE_SEQ + (at + 1 + i) % OUTAGE_SEQ  # as an outage's (_raise_offline)
+            last = ("it never gave one" if gone.last_ts is None
+                    else f"the last at {utc_text(gone.last_ts)}")
+            event = AnomalyEvent(agent=gone.agent, seq=seq, sensor=gone.sensor,
+                                 kind="dropout", severity="minor", score=1.0, value=None,
+                                 ts=at, detector="hub.roster")
+            try:
+                await self.desk.on_event(event, now, note=(
+                    f"sensor {gone.sensor} has given no usable value for "
+                    f"{gone.intervals:.0f} of its intervals ({last}), says edge agent "
+                    f"{gone.agent}"))
+            except Exception:  # the desk failed (disk full?): the MQTT loop must go on
+                self.counters.offline_alert_failures += 1
+                log.exception("hub: could not record missing sensor %s at the desk",
+                              gone.sensor)
+
+    def _outage_open(self, agent: str) -> bool:
+        return self._offline_matter is not None and any(
+            s.alert.matter == self._offline_matter and s.alert.agent == agent
+            for s in self.desk.alerts(open_only=True))
 
     async def _note_back(self, change: RosterEvent, matter: str, now: int) -> None:
         for state in self.desk.alerts(open_only=True):
