@@ -11,7 +11,7 @@ import pytest
 from gridcall.config import ConfigSet
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
-from gridcall.hub.desk.lifecycle import Action, Transition
+from gridcall.hub.desk.lifecycle import Action, Transition, overdue_of
 from gridcall.hub.store import Store
 from gridcall.simulators.streams import Injection
 from gridcall.simulators.truth import compare
@@ -126,7 +126,10 @@ async def test_a_re_alarm_is_found_by_the_reopened_alert(desk: Desk) -> None:
         await desk.act("AL000001", action, unit, now=int((T0 + 600 + 60 * i) * NS))
     await agent.anomaly(SMOKE, T0 + 1806)
     trail = await steps(desk)
-    assert [t.action for t in trail] == ["open", "acknowledge", "arrive", "resolve", "reopen"]
+    # the tier-A smoke alert went unanswered past its 5 minutes: overdue at the district
+    assert [t.action for t in trail] == ["open", "evidence", "acknowledge", "arrive",
+                                         "resolve", "reopen"]
+    assert overdue_of(trail[1]) == "response"
     report = compare([fire, again], trail)
     assert [d.delay_s for d in report.detections] == [4.0, 6.0]
     assert report.false_alerts == 0
@@ -194,7 +197,9 @@ async def test_an_alert_opened_by_noise_is_false_though_a_leak_joins_it_later(
     await agent.anomaly(GAS, T0)           # noise: an hour before the leak
     await agent.anomaly(GAS, T0 + 3630)    # the leak, into the alert still open
     trail = await steps(desk)
-    assert [t.action for t in trail] == ["open", "evidence"]
+    # the tier-A alert overdue at the district after 5 minutes, then the leak's evidence
+    assert [t.action for t in trail] == ["open", "evidence", "evidence"]
+    assert overdue_of(trail[1]) == "response"
     report = compare([leak], trail)
     assert (report.detected, report.false_alerts) == (1, 1)
     assert report.detections[0].delay_s == 30.0
