@@ -88,6 +88,17 @@ async def test_the_map_and_state_are_those_of_the_callers_subtree(
     assert [(a["id"], a["level"]) for a in community["areas"]] == [
         ("dongyuan", "community"), ("dongyuan-g1", "grid"), ("dongyuan-g2", "grid"),
         ("dongyuan-g3", "grid")]
+    # the names the page shows for ids: the subtree, the units above it (an alert of the
+    # subtree may be held there), the departments, and their persons; no other unit
+    names = community["names"]
+    expected_units = ("dongyuan", "dongyuan-g1", "dongyuan-g3", "dasha", "huangpu")
+    assert {u: names[u] for u in expected_units} == {
+        u: cfg.units[u].name for u in expected_units}
+    assert "shenjing" not in names and "dasha-dong" not in names
+    assert all(names[d.id] == d.name for d in cfg.departments.values())
+    persons = {p.id: p for p in cfg.duty.persons}
+    assert names["chen-jing"] == persons["chen-jing"].name  # dongyuan's
+    assert names["sun-hui"] == persons["sun-hui"].name      # the district's leader
     district = await get(served, "huangpu", "/v1/board/map")
     assert len(district["areas"]) == len(cfg.units)
     assert len(district["sensors"]) == len(cfg.sensors)

@@ -48,6 +48,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 UNIT = "dongyuan"            # the community: three grids on its map
+UNIT_NAME = "东苑社区"
 FIRST = "dongyuan-g1-pm25-1"
 SECOND = "dongyuan-g3-manholetilt-1"
 WAIT_MS = 20_000
@@ -227,6 +228,9 @@ async def test_acknowledge_and_resolve_on_the_board_are_written_to_the_ledger(
         "data-risk", str(RISK[state.tier]))
     assert await page.locator("#map .sensor").count() == sum(
         1 for s in site.hub.config.sensors.values() if s.path[2] == UNIT)
+    labels = await _labels(page)  # the community's three grids, named readably
+    assert sorted(t for t, px, shown in labels if shown and px >= READABLE_PX) == [
+        "第1网格", "第2网格", "第3网格"], labels
     await shot(page, "1-open-alert")
     await page.set_viewport_size({"width": 390, "height": 844})  # a grid worker's phone
     await expect(row.locator('button[data-action="acknowledge"]')).to_be_in_viewport()
@@ -239,8 +243,10 @@ async def test_acknowledge_and_resolve_on_the_board_are_written_to_the_ledger(
         steps = await _wait_for_step(site, alert_id, action)
         assert steps[-1].actor == UNIT
         assert steps[-1].state == after
-        await expect(page.locator("#notice")).to_contain_text(f"{alert_id}: "
-                                                              f"{action} recorded")
+        # the notice names the alert by what and where, and the unit by its name
+        await expect(page.locator("#notice")).to_contain_text(
+            f"{state.alert.matter_name} · 东苑社区第1网格 ({alert_id}): {action} recorded")
+        await expect(page.locator("#notice")).to_contain_text(f"held by {UNIT_NAME}")
         if action == "acknowledge":
             await expect(row).to_have_attribute("data-state", "acknowledged")
             await shot(page, "2-acknowledged")
@@ -278,7 +284,7 @@ async def test_a_refused_action_shows_the_reason_and_the_ledger_is_unchanged(
 
     page.once("dialog", blank_reason)
     await row.locator('button[data-action="escalate"]').click()
-    await expect(notice).to_contain_text(f"{alert_id}: escalate refused (422)")
+    await expect(notice).to_contain_text(f"({alert_id}): escalate refused (422)")
     await expect(notice).to_contain_text("needs a reason")
     assert await site.ledger() == before
     await shot(page, "4-refused-422")
@@ -286,13 +292,13 @@ async def test_a_refused_action_shows_the_reason_and_the_ledger_is_unchanged(
     # 401: the unit's token was revoked while the page was open
     assert revoke(site.tokens_path, UNIT) == 1
     await row.locator('button[data-action="acknowledge"]').click()
-    await expect(notice).to_contain_text(f"{alert_id}: acknowledge refused (401): "
+    await expect(notice).to_contain_text(f"({alert_id}): acknowledge refused (401): "
                                          "unknown or revoked token")
     assert await site.ledger() == before
     assert site.hub.desk.get(alert_id).state == "opened"
     # the page's own refresh is refused too: said apart, the answer to the click stays
     await expect(page.locator("#sync")).to_contain_text("refused the board's state (401)")
-    await expect(notice).to_contain_text(f"{alert_id}: acknowledge refused (401)")
+    await expect(notice).to_contain_text(f"({alert_id}): acknowledge refused (401)")
     await shot(page, "5-refused-401")
 
 
@@ -337,6 +343,20 @@ async def test_the_district_board_draws_every_grid_and_colours_those_at_risk(
     await expect(page.locator("#alerts tbody tr")).to_have_count(len(opened))
     await expect(page.locator("#map")).to_contain_text("大沙东社区")  # community labels
     await shot(page, "7-district")
+    # every name drawn on the map is readable at the board's normal size: 27 grids in a
+    # 1400-pixel window leave no room for the grids' names, so the communities' stand
+    labels = await _labels(page)
+    assert {t for t, _, shown in labels if shown} >= {"大沙东社区", "大沙街道", "九龙镇"}
+    assert all(px >= READABLE_PX for _, px, shown in labels if shown), labels
+    # a town: all three of its communities on screen, their grids named readably
+    await page.select_option("#zoom", "dasha")
+    await expect(page.locator("#map .grid")).to_have_count(9)
+    for grid in await page.locator("#map .grid").all():
+        await expect(grid).to_be_in_viewport(ratio=1)
+    labels = await _labels(page)
+    assert sum(1 for t, _, shown in labels if shown and t.endswith("网格")) == 9, labels
+    assert all(px >= READABLE_PX for _, px, shown in labels if shown), labels
+    await shot(page, "7-town-zoomed")
     # zoomed to one community: its grids, still coloured
     await page.select_option("#zoom", "dongyuan")
     await expect(page.locator("#map .grid")).to_have_count(3)
@@ -344,6 +364,19 @@ async def test_the_district_board_draws_every_grid_and_colours_those_at_risk(
         "data-risk", str(risk["dongyuan-g1"]))
     await shot(page, "8-district-zoomed")
     assert page.errors == []
+
+
+READABLE_PX = 12
+"""The smallest text height on screen, in CSS pixels, a name on the map may have."""
+
+
+async def _labels(page: Any) -> list[tuple[str, float, bool]]:
+    """Every name on the map: its text, its height on screen (px) and whether it shows."""
+    found: list[list[Any]] = await page.evaluate("""() =>
+        [...document.querySelectorAll("#map text")].map((t) => [
+            t.firstChild.nodeValue, t.getBoundingClientRect().height,
+            getComputedStyle(t).display !== "none"])""")
+    return [(str(t), float(h), bool(shown)) for t, h, shown in found]
 
 
 async def test_the_page_reconnects_after_the_api_went_away_and_catches_up(

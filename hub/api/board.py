@@ -56,6 +56,7 @@ from gridcall.hub.board.changes import ChangeFeed
 from gridcall.hub.board.view import (
     board_actions,
     board_areas,
+    board_names,
     board_sensors,
     by_deadline,
     grid_risk,
@@ -131,7 +132,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
             body = BoardMap(
                 unit=Me(unit=unit.id, name=unit.name, level=unit.level, path=list(unit.path)),
                 areas=[AreaOut.model_validate(a) for a in board_areas(cfg, unit)],
-                sensors=[SensorOut.model_validate(s) for s in board_sensors(cfg, unit)])
+                sensors=[SensorOut.model_validate(s) for s in board_sensors(cfg, unit)],
+                names=board_names(cfg, unit))
             maps[unit.id] = Response(body.model_dump_json(), media_type="application/json")
         return maps[unit.id]
 

@@ -251,6 +251,9 @@ class BoardMap(Out):
     unit: Me
     areas: list[AreaOut]
     sensors: list[SensorOut]
+    names: dict[str, str] = Field(description="id → name of the units of the subtree and "
+                                  "above it, the departments and their persons: what the "
+                                  "page shows instead of an id.")
 
 
 class Risk(Out):

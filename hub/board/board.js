@@ -30,6 +30,10 @@
     false_alarm: "false-alarm", escalate: "escalate",
   };
   const SVG = "http://www.w3.org/2000/svg";
+  // Map labels in screen pixels: a grid's name is drawn only where it fits its grid at
+  // GRID_MIN_PX or more (else the community names, always readable, stand for them; the
+  // grid's name stays in its tooltip); no label is drawn larger than its *_MAX_PX.
+  const GRID_MIN_PX = 12, GRID_MAX_PX = 20, AREA_MIN_PX = 12, AREA_MAX_PX = 18;
 
   const $ = (sel) => document.querySelector(sel);
   const el = (tag, attrs = {}, ...kids) => {
@@ -45,6 +49,11 @@
     for (const kid of kids) if (kid !== null && kid !== undefined) node.append(kid);
     return node;
   };
+
+  // The name of a unit, department or person (GET v1/board/map's names), else the id.
+  const nameOf = (id) => (board.map && board.map.names && board.map.names[id]) || id;
+  // An alert as a person says it: what, where, and its id to quote on the phone.
+  const alertLabel = (a) => `${a.matter_name} · ${a.grid_name} (${a.alert_id})`;
 
   const board = {
     token: null, me: null, map: null, state: null, live: false, zoom: null, noRoster: false,
@@ -236,24 +245,21 @@
       gridLayer.append(path);
       const b = box(g);
       const label = shortName(g, byId);
-      const size = Math.min((b.y1 - b.y0) * 0.28, (b.x1 - b.x0) / (label.length * 1.1 + 0.5));
       const [cx, cy] = xy(g.centre);
-      labels.append(el("svg:text", { x: cx, y: cy + size * 0.35, "font-size": size.toFixed(1),
-                                     class: "grid-label", text: label }));
+      // sized by fitLabels, in screen pixels, once the map is on the page
+      const text = el("svg:text", { x: cx, y: cy, class: "grid-label", text: label });
+      Object.assign(text.dataset, { of: g.id, cy, w: b.x1 - b.x0, h: b.y1 - b.y0 });
+      labels.append(text);
     }
     for (const a of areas) {
       if (a.level === "grid") continue;
       outlines.append(shape(a, `outline ${a.level}`));
       if ((a.level === "community" || a.level === "town") && a.polygon && a.id !== root.id) {
         const b = box(a);
-        const size = Math.max(10, Math.min((b.x1 - b.x0) / (a.name.length * 1.2),
-                                           (b.y1 - b.y0) * 0.1, 28));
-        // communities are named at their top edge, towns at their bottom one
-        const y = a.level === "town" ? b.y1 - size * 0.4 : b.y0 + size * 1.1;
-        const label = el("svg:text", { x: (b.x0 + b.x1) / 2, y,
-                                       "font-size": size.toFixed(1),
+        const label = el("svg:text", { x: (b.x0 + b.x1) / 2, y: b.y0,
                                        class: `area-label ${a.level}`, text: a.name });
-        label.dataset.area = a.id;
+        Object.assign(label.dataset, { area: a.id, y0: b.y0, y1: b.y1, w: b.x1 - b.x0,
+                                       h: b.y1 - b.y0 });
         label.append(el("svg:title", { text: `${a.name}: zoom in` }));
         label.addEventListener("click", () => zoomTo(a.id));
         labels.append(label);
@@ -268,6 +274,38 @@
       dot.dataset.r = String(r);
       dot.append(el("svg:title", { text: `${s.name} · ${s.kind}` }));
       sensorLayer.append(dot);
+    }
+    fitLabels();
+  }
+
+  // Sizes the map's names for the size the map has on screen (again whenever it changes:
+  // a ResizeObserver calls this): a grid's name at GRID_MIN_PX..GRID_MAX_PX where it fits
+  // inside its grid, hidden where it cannot; a town's or community's name never below
+  // AREA_MIN_PX (communities named at their top edge, towns at their bottom one).
+  function fitLabels() {
+    const svg = $("#map");
+    const vb = svg.viewBox.baseVal;
+    const rect = svg.getBoundingClientRect();
+    if (!vb || !vb.width || !rect.width) return;   // not on the page (yet)
+    const px = Math.min(rect.width / vb.width, rect.height / vb.height);  // per SVG unit
+    for (const t of svg.querySelectorAll("text.grid-label")) {
+      const w = Number(t.dataset.w), h = Number(t.dataset.h);
+      const fit = Math.min(h * 0.3, w / (t.firstChild.nodeValue.length * 1.05 + 0.4));
+      const size = Math.min(fit, GRID_MAX_PX / px);
+      t.setAttribute("font-size", size.toFixed(2));
+      t.setAttribute("y", (Number(t.dataset.cy) + size * 0.35).toFixed(1));
+      t.dataset.px = (size * px).toFixed(1);
+      t.toggleAttribute("hidden", size * px < GRID_MIN_PX);
+    }
+    for (const t of svg.querySelectorAll("text.area-label")) {
+      const fit = Math.min(Number(t.dataset.w) / (t.firstChild.nodeValue.length * 1.1),
+                           Number(t.dataset.h) * 0.1);
+      const size = Math.max(AREA_MIN_PX / px, Math.min(fit, AREA_MAX_PX / px));
+      const town = t.classList.contains("town");
+      t.setAttribute("font-size", size.toFixed(2));
+      t.setAttribute("y", (town ? Number(t.dataset.y1) - size * 0.4
+                                : Number(t.dataset.y0) + size * 1.1).toFixed(1));
+      t.dataset.px = (size * px).toFixed(1);
     }
   }
 
@@ -365,7 +403,7 @@
     const esc = $("#escalations");
     esc.replaceChildren(...state.escalations.slice(0, 30).map((e) => el("li", {},
       el("span", { class: `tier risk-${RISK[e.tier]}`, text: e.tier }),
-      ` ${e.alert_id} → ${e.unit_name} · ${e.reason} · ${e.actor === "hub" ? "by the hub" : `by ${e.actor}`} · `,
+      ` ${e.alert_id} → ${e.unit_name} · ${e.reason} · ${e.actor === "hub" ? "by the hub" : `by ${nameOf(e.actor)}`} · `,
       el("time", { text: fmtTime(e.at) }))));
     if (!state.escalations.length) esc.append(el("li", { class: "none", text: "none" }));
   }
@@ -373,23 +411,24 @@
   async function act(alert, action) {
     let json;
     if (action === "escalate") {
-      const reason = window.prompt(`Call ${alert.alert_id} upward (吹哨): why?`);
+      const reason = window.prompt(`Call ${alertLabel(alert)} upward (吹哨): why?`);
       if (reason === null) return;
       json = { reason };
     } else if (action === "false_alarm") {
-      if (!window.confirm(`Close ${alert.alert_id} (${alert.matter_name}) as a false alarm?`)) return;
+      if (!window.confirm(`Close ${alertLabel(alert)} as a false alarm?`)) return;
     }
     const row = document.querySelector(`#alerts tr[data-alert="${alert.alert_id}"]`);
     if (row) for (const b of row.querySelectorAll("button")) b.disabled = true;
     try {
       const done = await api(`v1/alerts/${encodeURIComponent(alert.alert_id)}/${ACTION_PATH[action]}`,
                              { method: "POST", json });
-      notice(`${alert.alert_id}: ${action.replace("_", " ")} recorded — now ` +
-             `${done.alert.state.replace("_", " ")}, held by ${done.alert.unit}`, "ok");
+      notice(`${alertLabel(alert)}: ${action.replace("_", " ")} recorded — now ` +
+             `${done.alert.state.replace("_", " ")}, held by ${nameOf(done.alert.unit)}`, "ok");
     } catch (err) {
       const status = err instanceof ApiRefusal ? err.status : "network";
       const why = err instanceof ApiRefusal ? err.detail : String(err);
-      notice(`${alert.alert_id}: ${action.replace("_", " ")} refused (${status}): ${why}`, "error");
+      notice(`${alertLabel(alert)}: ${action.replace("_", " ")} refused (${status}): ${why}`,
+             "error");
     }
     await refresh();
   }
@@ -454,7 +493,8 @@
 
   function logStep(change) {
     const s = change.step, a = change.alert;
-    const who = s.actor === "hub" ? "hub" : s.actor;
+    const who = s.actor === "hub" ? "hub"
+      : s.person ? `${nameOf(s.person)} (${nameOf(s.actor)})` : nameOf(s.actor);
     const item = el("li", { "data-alert": a.alert_id },
       el("time", { text: fmtTime(s.at).slice(11) }),
       ` ${a.alert_id} ${s.action.replace("_", " ")} by ${who} → ${s.state.replace("_", " ")}, ` +
@@ -581,6 +621,7 @@
     board.map = await api("v1/board/map");
     fillZoom(board.map);
     drawMap(board.map);
+    new ResizeObserver(fitLabels).observe($("#map"));
     await refresh();
     setInterval(tickCountdowns, 1000);
     setInterval(() => {

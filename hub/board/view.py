@@ -1,6 +1,7 @@
 """What the built-in board (``/board``, :mod:`gridcall.hub.api.board`) shows, computed from the
 config and the desk's alert states: pure, no I/O, no clock.
 
+- :func:`board_names`: the names the page shows instead of ids.
 - :func:`board_areas` / :func:`board_sensors`: the map of a unit's subtree, from the GeoJSON
   of the topology (``location.polygon`` of towns, communities and grids, ``[lon, lat]``
   rings) and the sensors' coordinates; drawn by the browser, no map tiles.
@@ -64,6 +65,18 @@ def board_areas(cfg: ConfigSet, root: Unit) -> list[Area]:
     return [Area(id=u.id, name=u.name, level=u.level, parent=u.parent,
                  polygon=u.location.polygon, point=u.location.point,
                  centre=u.location.centre()) for u in units]
+
+
+def board_names(cfg: ConfigSet, root: Unit) -> dict[str, str]:
+    """id → name of everyone the board of ``root`` names in its texts (a step's actor, the
+    unit holding an alert, a silence's author): the units of its subtree and above it (an
+    alert of the subtree is held on that path), the departments, and the persons of all
+    of those (roster.yaml). The page shows these names instead of ids."""
+    names = {u.id: u.name for u in cfg.units.values()
+             if inside(u.path, root.path) or inside(root.path, u.path)}
+    names.update((d.id, d.name) for d in cfg.departments.values())
+    names.update((p.id, p.name) for p in cfg.duty.persons if p.unit in names)
+    return names
 
 
 def board_sensors(cfg: ConfigSet, root: Unit) -> list[SensorDot]:
