@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from gridcall.cli import app as cli
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
 from gridcall.hub.api.app import create_app
-from gridcall.hub.api.tokens import TokenFile, read_entries
+from gridcall.hub.api.tokens import TokenFile, issue, read_entries
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.notify.notifier import Notifier, desk_hook, reminder_hook
@@ -210,3 +210,15 @@ async def test_a_reminder_reaches_the_person_on_duty_through_their_contact(
         assert ("/he-ping", f"Reminder 1 · [D] 噪声扰民 · opened · {opened.alert.alert_id} "
                 f"({GRID})") in titles
         assert desk.counters.reminders == 1
+        # the alert's detail lists the reminders the desk sent (the log, not its steps)
+        tokens = tmp_path / "api-tokens.json"
+        token = issue(tokens, GRID, known_units=cfg.units)
+        api = create_app(desk, TokenFile(tokens), clock=lambda: MONDAY_9 + 11 * MIN)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
+                                     base_url="http://hub") as client:
+            body = (await client.get(f"/v1/alerts/{opened.alert.alert_id}",
+                                     headers={"Authorization": f"Bearer {token}"})).json()
+        assert [(r["index"], r["at"], r["person"], r["respond_by"])
+                for r in body["reminders"]] == [
+            (0, MONDAY_9 + 10 * MIN, "he-ping", MONDAY_9 + 30 * MIN)]
+        assert [t["action"] for t in body["history"]] == ["open"]

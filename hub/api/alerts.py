@@ -21,10 +21,11 @@ from gridcall.hub.api.models import (
     DispatchBody,
     EscalateBody,
     Me,
+    ReminderOut,
     TransitionOut,
 )
 from gridcall.hub.desk.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
-from gridcall.hub.desk.lifecycle import IllegalTransition
+from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition
 from gridcall.wire import AlertAction, AlertStatus, Tier
 from gridcall.wire.clock import Clock
 
@@ -67,10 +68,14 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
              tags=["alerts"])
     async def get_alert(unit: Caller, alert_id: AlertId) -> AlertDetail:
         """One alert with its whole history, first step first."""
-        state = visible(desk, unit, alert_id)
-        history = await desk.history(alert_id)
+        return await detail(visible(desk, unit, alert_id))
+
+    async def detail(state: AlertState) -> AlertDetail:
+        history = await desk.history(state.alert_id)
+        reminders = await desk.reminders_of(state.alert_id)
         return AlertDetail(alert=AlertOut.of(state),
-                           history=[TransitionOut.of(t) for t in history])
+                           history=[TransitionOut.of(t) for t in history],
+                           reminders=[ReminderOut.model_validate(r) for r in reminders])
 
     async def act(unit: Unit, alert_id: str, action: AlertAction, *, note: str = "",
                   reason: str = "", departments: tuple[str, ...] = (),
@@ -87,9 +92,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
             raise ApiError(409, str(exc)) from None
         except (BadAction, UnknownUnit) as exc:
             raise ApiError(422, str(exc)) from None
-        history = await desk.history(alert_id)
-        return AlertDetail(alert=AlertOut.of(change.alert),
-                           history=[TransitionOut.of(t) for t in history])
+        return await detail(change.alert)
 
     def simple(action: AlertAction, path: str, summary: str) -> None:
         async def endpoint(unit: Caller, person: CallerPerson, alert_id: AlertId,

@@ -125,9 +125,24 @@ class TransitionOut(Out):
         return cls.model_validate(t)
 
 
+class ReminderOut(Out):
+    """A reminder the desk sent before the alert escalated (roster.yaml's escalation
+    policies; docs/desk.md). Recorded in the reminder log, not a step of the alert."""
+
+    stint: int = Field(description="The step that handed the alert to `unit`.")
+    index: int = Field(description="0 for the policy's first reminder of that stint.")
+    at: int
+    unit: str
+    person: str = Field(description="Whom it went to; empty: the unit's channels.")
+    person_unit: str
+    respond_by: int = Field(description="The response deadline it reminded of.")
+
+
 class AlertDetail(Out):
     alert: AlertOut
     history: list[TransitionOut]
+    reminders: list[ReminderOut] = Field(default=[], description="The reminders sent, "
+                                         "first first.")
 
 
 class AlertList(Out):
