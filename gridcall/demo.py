@@ -206,13 +206,16 @@ def most_severe(states: list[AlertState]) -> list[AlertState]:
     return sorted((s for s in states if s.is_open), key=key)
 
 
-def _until(deadline: int, now: int) -> str:
-    """A deadline as people read it: ``in 12m`` or, once passed, ``late 5m``."""
+def _until(deadline: int, now: int, *, overdue: bool = False) -> str:
+    """A deadline as people read it: ``in 12m`` or, once passed, ``late 5m``; ``OVERDUE
+    5m`` when it passed where the alert can go no higher (its duty leader was paged)."""
     left = (deadline - now) // 10**9
     span = abs(left)
     text = (f"{span // 86400}d" if span >= 86400 else f"{span // 3600}h" if span >= 3600
             else f"{span // 60}m" if span >= 60 else f"{span}s")
-    return f"in {text}" if left >= 0 else f"late {text}"
+    if left >= 0:
+        return f"in {text}"
+    return f"OVERDUE {text}" if overdue else f"late {text}"
 
 
 def alerts_table(states: list[AlertState], config: ConfigSet, now: int, *,
@@ -236,7 +239,8 @@ def alerts_table(states: list[AlertState], config: ConfigSet, now: int, *,
         due = state.due()
         grid = config.units.get(state.place[-1])
         table.add_row(state.alert_id, state.tier, SHORT_STATE.get(state.state, state.state),
-                      _until(due[1], now) if due else "–", state.unit,
+                      _until(due[1], now, overdue=a.overdue == due[0]) if due else "–",
+                      state.unit,
                       f"{escape(grid.name if grid else state.place[-1])} "
                       f"{escape(a.matter)}")
     return table

@@ -302,6 +302,9 @@ class InProcessDistrict:
             "alerts_by_state": dict(Counter(a.state for a in self.hub.desk.alerts())),
             "escalations": self.hub.desk.counters.escalations,
             "escalations_by_matter": dict(c.escalations_by_matter.most_common()),
+            "alerts_overdue": sum(1 for s in self.hub.desk.alerts(open_only=True)
+                                  if s.alert.overdue),
+            "overdue_pages": self.hub.desk.counters.overdue_pages,
             "agent_outages": c.agent_outages,
             "agents_taken_offline": len(self.taken_offline),
             "malformed_messages": self.hub.malformed + self.delivery.malformed,

@@ -70,6 +70,7 @@ def test_demo_on_a_fast_clock_escalates_and_reports_every_unit_that_held_an_aler
     assert summary["agents_taken_offline"] == summary["agent_outages"] == 0
     assert "EDGE-OFFLINE" not in summary["alerts_by_matter"]
     assert opened <= summary["anomaly_events"]
+    assert summary["overdue_pages"] >= summary["alerts_overdue"]
     held = set(summary["alerts_by_unit"])  # where alerts opened; escalations add more
     assert held
     assert held <= set(summary["indicators"])
