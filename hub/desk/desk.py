@@ -432,12 +432,15 @@ class Desk:
             prev = current.get(t.alert_id, self._states.get(t.alert_id))
             current[t.alert_id] = apply(prev, t)
             folded.append((prev, current[t.alert_id]))
-        await self.ledger.append(*steps)
+        links = self._links([state for _, state in folded])
+        await self.ledger.append(
+            *steps, also=self.incident_ledger.writer(links) if links else None)
         for _, state in folded:
             self._absorb(state)
-        for _, state in folded:
-            if state.last.action in ("open", "reopen"):
-                await self._link(state, state.last.at)
+        for link in links:
+            self.incidents.absorb(link)
+            self.counters.incidents_opened += link.action == "open"
+            self.counters.incident_joins += link.action == "join"
         changes: list[Change] = []
         for prev, state in folded:
             t = state.last
@@ -473,23 +476,33 @@ class Desk:
                       last_seen=self._seen_at.get(state.alert_id, state.last.at),
                       open=state.is_open)
 
-    async def _link(self, state: AlertState, now: int) -> None:
-        """Join the alert that just opened or reopened to an incident, if the rules say
-        (written to the incident ledger before any hook hears of the alert)."""
-        matter = state.alert.matter
+    def _links(self, states: list[AlertState]) -> list[IncidentStep]:
+        """The incident steps the alerts that open or reopen in ``states`` (about to be
+        written) make: written in the same transaction as them, so an alert is never
+        without the link its opening made."""
         rules = self.config.matters.incidents
-        if not rules.makes_incidents(matter):
-            return
-        others = (self.member(s) for s in self._states.values()
-                  if s.is_open and s.alert.matter == matter)
-        step = decide(self.config, rules, self._neighbours, self.incidents,
-                      self.member(state), others, now)
-        if step is None:
-            return
-        await self.incident_ledger.append(step)
-        self.incidents.absorb(step)
-        self.counters.incidents_opened += step.action == "open"
-        self.counters.incident_joins += step.action == "join"
+        new = [s for s in states if s.last.action in ("open", "reopen")
+               and rules.makes_incidents(s.alert.matter)]
+        if not new:
+            return []
+        book = self.incidents.copy() if len(new) > 1 else self.incidents
+        # open alerts only: the history grows without bound, the alerts open at once do not
+        current = {a: self._states[a] for a in set(self._open.values())}
+        current.update((s.alert_id, s) for s in states)
+        window = ns(rules.window)
+        links: list[IncidentStep] = []
+        for state in new:
+            since = state.last.at - window  # seen before that: too old to join (decide)
+            others = (self.member(s) for s in current.values()
+                      if s.is_open and s.alert.matter == state.alert.matter
+                      and self._seen_at.get(s.alert_id, s.last.at) >= since)
+            link = decide(self.config, rules, self._neighbours, book, self.member(state),
+                          others, state.last.at)
+            if link is not None:
+                links.append(link)
+                if book is not self.incidents:
+                    book.absorb(link)
+        return links
 
     def incident_of(self, alert_id: str) -> Incident | None:
         return self.incidents.of(alert_id)

@@ -6,12 +6,14 @@ guards: triggers refuse UPDATE and DELETE, and ``(incident_id, n)`` is unique.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 
 import msgspec
 
 from gridcall.hub.desk.incidents import IncidentStep
 from gridcall.hub.desk.ledger import LedgerConflict
 from gridcall.hub.store import Store
+from gridcall.wire.errors import InvariantError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS incident_steps (
@@ -44,21 +46,34 @@ class IncidentLedger:
             self._ready = True
         return db
 
-    async def append(self, *steps: IncidentStep) -> None:
-        """Write the steps in one transaction; LedgerConflict if one is there already."""
+    def writer(self, steps: Sequence[IncidentStep]) -> Callable[[sqlite3.Connection], None]:
+        """Rows to write inside another transaction (the alert ledger's, whose steps they
+        link: :meth:`gridcall.hub.desk.ledger.Ledger.append` ``also``), so an alert and
+        its incident step are written together or not at all."""
         rows = [(s.incident_id, s.n, s.at, s.action, _encoder.encode(s)) for s in steps]
 
-        def insert() -> None:
-            db = self._db()
+        def insert(db: sqlite3.Connection) -> None:
+            if not self._ready:  # making the table (executescript) would commit the caller's
+                raise InvariantError("the incident ledger was written before it was read "
+                                     "(Desk.start makes its table)")
+            db.executemany("INSERT INTO incident_steps (incident_id, n, at, action, body) "
+                           "VALUES (?,?,?,?,?)", rows)
+        return insert
+
+    async def append(self, *steps: IncidentStep) -> None:
+        """Write the steps in one transaction; LedgerConflict if one is there already."""
+        insert = self.writer(steps)
+
+        def run() -> None:
+            db = self._db()  # makes the table first, outside the transaction
             try:
                 with db:
                     db.execute("BEGIN IMMEDIATE")
-                    db.executemany("INSERT INTO incident_steps (incident_id, n, at, action, "
-                                   "body) VALUES (?,?,?,?,?)", rows)
+                    insert(db)
             except sqlite3.IntegrityError as exc:
                 raise LedgerConflict(f"incident ledger already holds a step of "
-                                     f"{[r[0] for r in rows]}: {exc}") from exc
-        await self.store.run(insert)
+                                     f"{[s.incident_id for s in steps]}: {exc}") from exc
+        await self.store.run(run)
 
     async def all(self) -> list[IncidentStep]:
         """Every step in the order written."""

@@ -133,6 +133,7 @@ class Neighbours:
                             pairs.setdefault(grid.id, set()).add(other)
                             pairs.setdefault(other, set()).add(grid.id)
         self._declared = pairs
+        self._coords = {s.id: s.coordinates for s in config.sensors.values()}
 
     def grids(self, a: str, b: str) -> bool:
         """Whether grids ``a`` and ``b`` (different ones) are neighbours."""
@@ -151,10 +152,16 @@ class Neighbours:
         radius = self.rules.site_radius_m
         if radius <= 0:
             return False
-        mine = [self.config.sensors[s].coordinates for s in sensors if s in self.config.sensors]
-        theirs = [self.config.sensors[s].coordinates for s in others
-                  if s in self.config.sensors]
-        return any(metres(p, q) <= radius for p in mine for q in theirs)
+        span = radius / METRES_PER_DEGREE  # latitude degrees: a cheap first test
+        mine = [self._coords[s] for s in sensors if s in self._coords]
+        theirs = [self._coords[s] for s in others if s in self._coords]
+        return any(abs(p[1] - q[1]) <= span and metres(p, q) <= radius
+                   for p in mine for q in theirs)
+
+
+EARTH_RADIUS_M = 6_371_000
+METRES_PER_DEGREE = 2 * math.pi * EARTH_RADIUS_M / 360
+"""Along a meridian: two points further apart in latitude are further apart than this."""
 
 
 def metres(p: tuple[float, float], q: tuple[float, float]) -> float:
@@ -162,7 +169,7 @@ def metres(p: tuple[float, float], q: tuple[float, float]) -> float:
     lon1, lat1, lon2, lat2 = map(math.radians, (*p, *q))
     h = (math.sin((lat2 - lat1) / 2) ** 2
          + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * 6_371_000 * math.asin(min(1.0, math.sqrt(h)))
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def covering(config: ConfigSet, grids: Iterable[str]) -> tuple[str, UnitLevel]:
@@ -211,6 +218,12 @@ class IncidentBook:
 
     def next_id(self) -> str:
         return f"IN{self._next:06d}"
+
+    def copy(self) -> IncidentBook:
+        """A scratch copy (to decide several steps before any is written)."""
+        other = IncidentBook()
+        other._all, other._of, other._next = dict(self._all), dict(self._of), self._next
+        return other
 
     def get(self, incident_id: str) -> Incident:
         return self._all[incident_id]

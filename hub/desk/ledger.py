@@ -13,7 +13,7 @@ The state of every alert is the fold of its rows (:func:`gridcall.hub.desk.lifec
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -59,9 +59,12 @@ class Ledger:
             self._ready = True
         return db
 
-    async def append(self, *transitions: Transition) -> None:
+    async def append(self, *transitions: Transition,
+                     also: Callable[[sqlite3.Connection], None] | None = None) -> None:
         """Write the steps in one SQLite transaction: all of them or none.
-        LedgerConflict if one of them (or its anomaly event) is there already."""
+        LedgerConflict if one of them (or its anomaly event) is there already. ``also``
+        writes rows that belong with them (an incident's step, in its own table) in the
+        same transaction."""
         rows = [(t.alert_id, t.n, t.at, t.action, t.actor, t.state, t.tier, t.unit,
                  t.evidence[0] if t.evidence else None,
                  t.evidence[1] if t.evidence else None, _encoder.encode(t))
@@ -75,6 +78,8 @@ class Ledger:
                         "INSERT INTO transitions (alert_id, n, at, action, actor, state, "
                         "tier, unit, ev_agent, ev_seq, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         rows)
+                    if also is not None:
+                        also(db)
             except sqlite3.IntegrityError as exc:
                 raise LedgerConflict(
                     f"ledger already holds a step of {[r[0] for r in rows]} or its "
