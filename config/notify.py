@@ -18,6 +18,8 @@ apprise knows (DingTalk, WeCom, SMS gateways, ...) given as an apprise URL. Exam
         - {type: email, to: [duty@dasha.example]}
       huangpu:
         - {type: apprise, url_env: HUANGPU_DINGTALK_URL}
+      operations_maintenance:   # a department: told of every step it leads (device faults)
+        - {type: email, to: [ops@maintenance.example]}
 
 Secrets never sit in the YAML: a webhook's bearer token, the SMTP password and whole
 apprise URLs (they carry tokens) come from the environment variables named here, read at

@@ -439,8 +439,9 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
 
     notify_file = raw.models.get("notify.yaml")
     if isinstance(notify_file, NotifyFile) and topo is not None:
-        for unit_id in notify_file.units:
-            check.ref("notify.yaml", ("units", unit_id), "unit", unit_id, units)
+        for unit_id in notify_file.units:  # a department too: it hears what it leads
+            check.ref("notify.yaml", ("units", unit_id), "unit or department", unit_id,
+                      set(units) | set(departments))
 
     duty_file = raw.models.get("roster.yaml")
     if isinstance(duty_file, DutyFile) and topo is not None:

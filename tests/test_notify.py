@@ -292,7 +292,8 @@ units:
   dongyuan-g1x:
     - {type: webhook, url: "https://ops.example.org/hook"}
 """))
-    assert "notify.yaml:3: units.dongyuan-g1x: unknown unit 'dongyuan-g1x'" in text
+    assert ("notify.yaml:3: units.dongyuan-g1x: unknown unit or department 'dongyuan-g1x'"
+            in text)
     text = problems_of(config_with(tmp_path / "2", """
 units:
   dasha:

@@ -320,7 +320,11 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
             async def on_done() -> None:
                 await outbox.done(t.alert_id, t.n, clock() if clock else t.at)
         a = change.alert.alert
-        notifier.notify(a, change.units,
+        # the lead department hears of it too when notify.yaml gives it channels (the
+        # maintenance department, of the device faults it leads)
+        units = (*change.units, *((a.departments.lead,)
+                                  if notifier.channels_of(a.departments.lead) else ()))
+        notifier.notify(a, units,
                         note=" · ".join(x for x in (t.reason, t.note) if x), on_done=on_done,
                         person=t.on_duty,
                         # overdue where it can go no higher: a page to the duty leader
