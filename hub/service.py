@@ -184,14 +184,14 @@ class Hub:
         """The desk runtime (connection and timers), the board writers and the replay of
         dead letters, each under the supervisor, until ``stop``."""
         supervise = self.supervisor.run
-        others = [asyncio.create_task(supervise("board-writers", lambda: self.board.run(stop)),
-                                      name="hub-board-writers")]
+        others = [asyncio.create_task(supervise("board-writers", lambda: self.board.run(stop),
+                                                stop=stop), name="hub-board-writers")]
         if self.dead_letters is not None:
             others.append(asyncio.create_task(
-                supervise("deadletter-replay", lambda: self._replay_loop(stop)),
+                supervise("deadletter-replay", lambda: self._replay_loop(stop), stop=stop),
                 name="hub-deadletter-replay"))
         try:
-            await supervise("desk", lambda: self.runtime.run(stop))
+            await supervise("desk", lambda: self.runtime.run(stop), stop=stop)
         finally:
             await stop_tasks(others, STOP_BOUND, what="hub", raise_errors=True)
 
@@ -203,16 +203,22 @@ class Hub:
         if letters is None:
             return 0
         taken = await asyncio.to_thread(letters.take_replays)
-        for letter in taken:
-            if letter.topic.startswith(f"{topics.PREFIX}/readings/"):
-                try:
-                    batch = self.decoder.readings(letter.topic, letter.payload)
-                except MalformedMessage as exc:
-                    await letters.keep(letter.topic, letter.payload, exc.reason, exc.detail)
-                    continue
-                await self.ingest.put(batch)
-            else:
-                await self.runtime.handle(letter.topic, letter.payload)
+        for i, letter in enumerate(taken):
+            try:
+                if letter.topic.startswith(f"{topics.PREFIX}/readings/"):
+                    try:
+                        batch = self.decoder.readings(letter.topic, letter.payload)
+                    except MalformedMessage as exc:
+                        await letters.keep(letter.topic, letter.payload, exc.reason,
+                                           exc.detail)
+                        continue
+                    await self.ingest.put(batch)
+                else:
+                    await self.runtime.handle(letter.topic, letter.payload)
+            except BaseException:  # the store failing (or a stop): put back what is left
+                for back in taken[i:]:
+                    await letters.keep(back.topic, back.payload, back.reason, back.detail)
+                raise
         if taken:
             log.info("replayed %d dead letters", len(taken))
         return len(taken)

@@ -23,6 +23,7 @@ the edge agent can run its tasks under it too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter, deque
@@ -69,9 +70,12 @@ class Supervisor:
         self.running: set[str] = set()
         self._failures: dict[str, deque[float]] = {}
 
-    async def run(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    async def run(self, name: str, factory: Callable[[], Awaitable[None]], *,
+                  stop: asyncio.Event | None = None) -> None:
         """Run ``factory()`` until it returns; restart it whenever it raises. A task's
-        name is its identity in the counters and the metrics: keep it stable."""
+        name is its identity in the counters and the metrics: keep it stable. With
+        ``stop``, a failure once it is set is not restarted, and it cuts the wait before
+        a restart short, so that a stop is never held up by the backoff."""
         delays = self.backoff.delays()
         while True:
             self.running.add(name)
@@ -89,9 +93,17 @@ class Supervisor:
             except Exception as exc:
                 self._failed(name, exc)
                 delay = delays.jittered(next(delays))
+                if stop is not None and stop.is_set():
+                    return
                 log.warning("task %s: restarting in %.1fs (%d restarts so far)", name,
                             delay, self.restarts[name])
-                await asyncio.sleep(delay)
+                if stop is None:
+                    await asyncio.sleep(delay)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+                    if stop.is_set():
+                        return
                 continue
             finally:
                 self.running.discard(name)

@@ -379,7 +379,7 @@ class Ingest:
         supervise = self.supervisor.run
         writer = asyncio.create_task(supervise("ingest-writers", self.run),
                                      name="ingest-writer")
-        helpers = [asyncio.create_task(supervise("ingest-spool", self.run_spool),
+        helpers = [asyncio.create_task(supervise("ingest-spool", self.run_spool, stop=stop),
                                        name="ingest-spool"),
                    asyncio.create_task(self._release_on(stop), name="ingest-release")]
         unwritten = Unwritten()
