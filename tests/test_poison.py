@@ -221,6 +221,11 @@ async def test_a_batch_the_store_refuses_is_dead_lettered_acknowledged_and_repla
     assert b'"seq":2' in letter.payload
     assert await rig.stored_seqs(AGENT) == [s for s in (1, *range(3, 13)) for _ in range(5)]
 
+    listed = CliRunner().invoke(app, ["hub", "deadletter", "list", "--payload",
+                                      "--store", str(rig.letters.path)], env={"COLUMNS": "300"})
+    assert listed.exit_code == 0, listed.output
+    assert "1 rejected" in listed.output
+    assert f"#{letter.id} {topics.readings_topic(AGENT)}" in listed.output  # its payload
     await lift()
     result = CliRunner().invoke(app, ["hub", "deadletter", "replay", "--all",
                                       "--store", str(rig.letters.path)])
