@@ -85,6 +85,9 @@ async def test_one_outage_is_one_alert_listing_the_grids_it_leaves_blind(
         assert state.place[-1] == cfg.agents[AGENT].grid
         opening = (await rt.desk.history(alert_id))[0]
         assert all(cfg.units[g].name in opening.note for g in grids)
+        # the board's map shows the outage in every grid it leaves without eyes
+        from gridcall.hub.board.view import grid_risk
+        assert set(grid_risk(rt.desk.alerts(open_only=True))) == set(grids)
         assert rt.roster.is_down(AGENT)
         assert rt.roster.down() == {AGENT}
         assert rt.roster.agent_of(cfg.agents[AGENT].sensors[0].id) == AGENT

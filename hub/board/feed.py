@@ -169,10 +169,10 @@ class BoardFeed:
                 continue
             lines.append(self._open_alert(state, now))
             risk = RISK[state.tier]
-            grid = state.place[-1]
-            grid_open[grid] = grid_open.get(grid, 0) + 1
-            if risk > grid_risk.get(grid, 0):
-                grid_risk[grid] = risk
+            for grid in state.alert.grids or (state.place[-1],):  # an outage: each grid
+                grid_open[grid] = grid_open.get(grid, 0) + 1
+                if risk > grid_risk.get(grid, 0):
+                    grid_risk[grid] = risk
             for sensor in (state.alert.sensor, *evidence.get(state.alert_id, ())):
                 if risk > sensor_risk.get(sensor, 0):
                     sensor_risk[sensor] = risk

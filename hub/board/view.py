@@ -96,8 +96,10 @@ def _highest(pairs: Iterable[tuple[str, Tier]]) -> dict[str, tuple[int, int]]:
 
 def grid_risk(states: Iterable[AlertState]) -> dict[str, tuple[int, int]]:
     """grid id → (risk, open alerts) over the open alerts among ``states``; grids with no
-    open alert are absent (risk 0)."""
-    return _highest((s.place[-1], s.tier) for s in states if s.is_open)
+    open alert are absent (risk 0). An alert that lists the grids it concerns (an edge
+    agent's outage: ``RiskAlert.grids``) counts in each of them."""
+    return _highest((grid, s.tier) for s in states if s.is_open
+                    for grid in (s.alert.grids or (s.place[-1],)))
 
 
 def sensor_risk(states: Iterable[AlertState],
