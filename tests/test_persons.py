@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from gridcall.cli import app as cli
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
 from gridcall.hub.api.app import create_app
-from gridcall.hub.api.tokens import TokenFile, issue, read_entries
+from gridcall.hub.api.tokens import TokenFile, digest, issue, read_entries
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.notify.notifier import Notifier, desk_hook, reminder_hook
@@ -222,3 +222,45 @@ async def test_a_reminder_reaches_the_person_on_duty_through_their_contact(
                 for r in body["reminders"]] == [
             (0, MONDAY_9 + 10 * MIN, "he-ping", MONDAY_9 + 30 * MIN)]
         assert [t["action"] for t in body["history"]] == ["open"]
+
+
+async def test_a_leaders_reminder_without_contact_goes_to_the_leaders_own_unit(
+        tmp_path: Path, receiver: Receiver) -> None:
+    """The second reminder goes to ma-li's leader, a person of the community with no
+    contact: the community's channel gets it, not the grid's again."""
+    cfg = district(tmp_path, receiver)
+    folder = cfg.directory
+    roster = (folder / "roster.yaml").read_text(encoding="utf-8")
+    (folder / "roster.yaml").write_text(roster.replace(
+        "- {id: ma-li, name: 马丽, unit: dasha-dong-g1}",
+        "- {id: ma-li, name: 马丽, unit: dasha-dong-g1, leader: guo-jun}\n"
+        "- {id: guo-jun, name: 郭军, unit: dasha-dong}").replace(
+        "default: {D: [10m]}", "default: {D: [10m, 20m]}"), encoding="utf-8")
+    (folder / "notify.yaml").write_text(f"""retry: {{attempts: 2, backoff: 0.01s}}
+units:
+  {GRID}: [{{type: webhook, url: "{receiver.base}/grid"}}]
+  dasha-dong: [{{type: webhook, url: "{receiver.base}/community"}}]
+""", encoding="utf-8")
+    cfg = load_config(folder)
+    night = MONDAY_9 + 12 * 60 * MIN  # 21:00: ma-li on duty
+    async with Store(":memory:") as store, Notifier(cfg.notify, duty=cfg.duty) as notifier:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        desk.add_reminder_hook(reminder_hook(notifier))
+        opened = await desk.on_event(event(1, night), night)
+        assert opened.alert is not None
+        await desk.tick(night + 20 * MIN)
+        assert await wait_until(lambda: len(receiver.got) == 2)
+        assert sorted(path for path, body in receiver.got) == ["/community", "/grid"]
+        assert [r.person for r in await desk.reminders_of(opened.alert.alert_id)] == [
+            "ma-li", "guo-jun"]
+
+
+def test_a_tokens_file_from_before_persons_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "api-tokens.json"
+    path.write_text(json.dumps({"tokens": [{"unit": GRID, "sha256": digest("gct_old"),
+                                            "issued_at": "2026-11-27T03:00:00Z",
+                                            "label": "phone"}]}), encoding="utf-8")
+    entry = TokenFile(path).entry_of("gct_old")
+    assert entry is not None
+    assert (entry.unit, entry.person) == (GRID, "")

@@ -336,13 +336,16 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
 def reminder_hook(notifier: Notifier) -> Callable[[ReminderChange], Awaitable[None]]:
     """A :meth:`gridcall.hub.desk.desk.Desk.add_reminder_hook` hook: the reminder goes to
     its person's contact, else (and if that delivery is given up) to the channels of the
-    unit holding the alert. Not replayed after a crash: the desk logged it as sent."""
+    person's own unit (a duty leader's is often the unit above), or of the unit holding
+    the alert when theirs has none or nobody was named. Not replayed after a crash: the
+    desk logged it as sent."""
 
     async def hook(change: ReminderChange) -> None:
         r = change.reminder
         alert = change.alert.alert
         title, _ = render(alert)
-        notifier.notify(alert, (r.unit,), person=r.person,
+        unit = r.person_unit if notifier.channels_of(r.person_unit) else r.unit
+        notifier.notify(alert, (unit,), person=r.person,
                         title=f"Reminder {r.index + 1} · {title}",
                         note=f"reminder {r.index + 1}: not acknowledged yet; respond by "
                              f"{utc_text(r.respond_by)} or it escalates")
