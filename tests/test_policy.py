@@ -80,3 +80,37 @@ def test_evidence_raises_only_above_the_current_tier(cfg: ConfigSet) -> None:
     assert "spread" in raised.reason
     assert policy.on_evidence(matter, raised.tier, place, severity="minor", tags=(),
                               spread=spread, since=T0, at=T0 + MIN) is None
+
+
+def test_a_matter_nobody_owns_goes_to_the_district_at_any_tier(cfg: ConfigSet) -> None:
+    """区政府兜底 (issue 17 item 6): an anomaly no matter of the catalog claims went to the
+    town at its base tier B; it goes to the district, addressed as tier A is, so the town
+    still sees it, and so does each escalation."""
+    event = plain_event(cfg)
+    policy = Policy(cfg)
+    sensor = cfg.sensors[event.sensor]
+    opened = policy.opening(UNCLASSIFIED, sensor, severity="minor", spread={}, at=T0)
+    assert opened.tier == UNCLASSIFIED.base_tier == "B"
+    assert (opened.route.unit, opened.route.level) == (cfg.district.id, "district")
+    assert opened.route == route("A", sensor.path)
+    up = policy.on_breach(UNCLASSIFIED, "B", sensor.path, "response", T0 + MIN)
+    assert up is not None
+    assert (up.tier, up.route.unit) == ("A", cfg.district.id)
+    alert = policy.alert(event, opened, matter=UNCLASSIFIED, alert_id="AL000001", at=T0)
+    assert alert.departments.lead == cfg.district.id
+    assert not policy.ownerless(policy.matter("GAS-LEAK") or UNCLASSIFIED)
+
+
+def test_a_device_fault_is_held_at_its_top_tier(cfg: ConfigSet) -> None:
+    upkeep = cfg.matters.maintenance
+    assert upkeep is not None
+    policy = Policy(cfg)
+    fault = policy.matter("SENSOR-FAULT")
+    assert fault is not None
+    sensor = next(s for s in cfg.sensors.values() if "school" in s.tags)
+    opened = policy.opening(fault, sensor, severity="critical",
+                            spread={"grids": 5, "sensors": 5, "communities": 5}, at=T0)
+    assert opened.tier == upkeep.top_tier
+    assert "held at B" in opened.reason
+    assert policy.on_breach(fault, upkeep.top_tier, sensor.path, "response", T0) is None
+    assert policy.departments(fault)[0] == upkeep.department
