@@ -487,7 +487,7 @@ class Desk:
             return []
         book = self.incidents.copy() if len(new) > 1 else self.incidents
         # open alerts only: the history grows without bound, the alerts open at once do not
-        current = {a: self._states[a] for a in set(self._open.values())}
+        current = {a: self._states[a] for a in dict.fromkeys(self._open.values())}
         current.update((s.alert_id, s) for s in states)
         window = ns(rules.window)
         links: list[IncidentStep] = []

@@ -245,7 +245,7 @@ def decide(config: ConfigSet, rules: IncidentRules, neighbours: Neighbours,
     if not rules.makes_incidents(new.matter) or book.of(new.alert_id) is not None:
         return None
     window = ns(rules.window)
-    best: tuple[tuple[int, str], Member, str] | None = None
+    best: tuple[tuple[int, str, str], Member, str] | None = None
     for other in others:
         if (other.alert_id == new.alert_id or other.matter != new.matter or not other.open
                 or now - other.last_seen > window):
@@ -258,8 +258,8 @@ def decide(config: ConfigSet, rules: IncidentRules, neighbours: Neighbours,
         else:
             continue
         incident = book.of(other.alert_id)
-        rank = ((0, incident.incident_id) if incident is not None
-                else (1, other.alert_id))
+        rank = ((0, incident.incident_id, other.alert_id) if incident is not None
+                else (1, "", other.alert_id))  # the oldest incident, then the oldest alert
         if best is None or rank < best[0]:
             best = (rank, other, why)
     if best is None:
