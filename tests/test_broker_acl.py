@@ -263,7 +263,7 @@ def test_the_broker_refuses_every_forgery_it_can_see(
         assert hub.publish(alert_topic, b"{}", retain=True) == 0  # the hub alone writes alerts
         event = AnomalyEvent(agent="edge-dongyuan", seq=7, sensor=dongyuan_smoke.id,
                              kind="out_of_limits", severity="critical", score=1.0,
-                             value=9.0, ts=1)
+                             value=9.0, ts=time.time_ns())
         forged = {  # with edge-anle's password, speaking for edge-dongyuan
             "event on edge-dongyuan's topic": (topics.events_topic("edge-dongyuan"),
                                               encode(event), False),
@@ -400,17 +400,19 @@ async def test_what_passes_the_broker_is_refused_by_the_hub(
     smoke = next(s for s in cfg.sensors.values()
                  if s.agent == "edge-dongyuan" and s.kind == "smoke")
 
+    now = time.time_ns()  # inside the hub's ts window
+
     def event(agent: str) -> bytes:
         return encode(AnomalyEvent(agent=agent, seq=41, sensor=smoke.id, kind="out_of_limits",
-                                   severity="critical", score=1.0, value=9.0, ts=10))
+                                   severity="critical", score=1.0, value=9.0, ts=now))
 
-    invented = [Reading(f"ghost-{i}", 1_000 + i, 1.0) for i in range(5_000)]
+    invented = [Reading(f"ghost-{i}", now + i, 1.0) for i in range(5_000)]
     own = next(s.id for s in cfg.sensors.values() if s.agent == "edge-anle")
     batches = [ReadingBatch(agent="edge-anle", seq=1, sent_at=1, readings=invented[:50]),
                ReadingBatch(agent="edge-anle", seq=2, sent_at=1,
                             readings=invented * 3),  # 15,000 > max_batch_readings
                ReadingBatch(agent="edge-anle", seq=3, sent_at=1,
-                            readings=[Reading(own, 5, 1.0)])]
+                            readings=[Reading(own, now, 1.0)])]
     async with Store(":memory:") as store:
         hub = Hub(hub_cfg, sink=store, store=store, client_id=cfg.hub.client_id,
                   flush_interval=0.05)
@@ -457,3 +459,21 @@ async def test_what_passes_the_broker_is_refused_by_the_hub(
     alert = Decoder().alert(app_.received[0].topic, app_.received[0].payload)
     assert isinstance(alert, RiskAlert)
     assert alert.alert_id == state.alert_id
+
+
+def test_the_hubs_shared_subscription_gets_readings_through_the_acl(
+        secured: SecuredBroker, cfg: ConfigSet) -> None:
+    """Ingest workers subscribe with `$share/<group>/gridcall/v1/readings/+`: mosquitto
+    checks the hub login's read grant on the topic behind the share prefix."""
+    worker = login(secured, cfg.hub.client_id)
+    agent = login(secured, "edge-dongyuan")
+    try:
+        assert worker.subscribe(f"$share/{cfg.hub.ingest_share_group}/{topics.READINGS}") == 1
+        assert agent.publish(topics.readings_topic("edge-dongyuan"), b"batch") == 0
+        with worker._cond:
+            assert worker._cond.wait_for(lambda: bool(worker.received), WAIT)
+        assert [(m.topic, m.payload) for m in worker.received] == [
+            (topics.readings_topic("edge-dongyuan"), b"batch")]
+    finally:
+        worker.close()
+        agent.close()
