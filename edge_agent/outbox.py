@@ -55,6 +55,7 @@ from typing import Literal
 
 from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.private import private_file
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,9 @@ class Outbox:
     def _open(self) -> sqlite3.Connection:
         if self.path is not None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)  # 0600 in a 0700 folder
             except OSError as exc:
-                raise OutboxError(f"outbox {self.path}: cannot create its folder ({exc})"
+                raise OutboxError(f"outbox {self.path}: cannot create it ({exc})"
                                   ) from exc
         try:
             return self._connect()

@@ -21,6 +21,7 @@ from typing import Self, TypeVar
 
 from gridcall.wire import AnomalyEvent, ReadingBatch
 from gridcall.wire.errors import InvariantError, PoisonError, RetryableError
+from gridcall.wire.private import private_file
 
 T = TypeVar("T")
 
@@ -48,7 +49,7 @@ class Store:
 
     async def __aenter__(self) -> Self:
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(self.path))  # 0600 in a 0700 folder: alerts, readings
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.executescript(SCHEMA)
         return self

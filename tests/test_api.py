@@ -129,7 +129,7 @@ async def test_each_unit_sees_its_own_subtree(world: World) -> None:
     assert [x["alert_id"] for x in page["alerts"]] == sorted(a.values())[1:]
     body = await refused(world, "GET", "/v1/alerts", 403, headers=world.auth("dongyuan-g1"),
                          params={"unit": "dongyuan"})
-    assert "outside huangpu/dasha/dongyuan/dongyuan-g1" in body["detail"]
+    assert body == {"detail": "outside your area"}
     me = (await world.client.get("/v1/me", headers=world.auth("dasha"))).json()
     assert me == {"unit": "dasha", "name": "大沙街道", "level": "town",
                   "path": ["huangpu", "dasha"], "person": None}
@@ -165,8 +165,10 @@ async def test_a_grid_cannot_touch_another_grid_s_alert_but_its_town_can(
     g3 = world.alerts["g3"]
     body = await refused(world, "POST", f"/v1/alerts/{g3}/acknowledge", 403,
                          headers=world.auth("dongyuan-g1"))
-    assert body["detail"].startswith(f"grid dongyuan-g1 may not act on {g3}")
-    await refused(world, "GET", f"/v1/alerts/{g3}", 403, headers=world.auth("dongyuan-g1"))
+    assert body == {"detail": "outside your area"}  # no path, no id, no unit
+    body = await refused(world, "GET", f"/v1/alerts/{g3}", 403,
+                         headers=world.auth("dongyuan-g1"))
+    assert body == {"detail": "outside your area"}
     await refused(world, "POST", f"/v1/alerts/{world.alerts['far']}/false-alarm", 403,
                   headers=world.auth("dasha"))
     resp = await world.client.post(f"/v1/alerts/{g3}/false-alarm", headers=world.auth("dasha"),
@@ -410,3 +412,152 @@ async def test_the_demo_serves_the_api_and_prints_its_url_and_a_district_token(
         assert resp.json()["unit"] == cfg.district.id
     summary = await demo
     assert summary["api"] == url
+
+
+# --- refusing cleanly (issue 16, item 4) -----------------------------------------------
+
+async def test_a_body_over_the_limit_is_413_and_read_no_further(world: World) -> None:
+    g1 = world.alerts["g1"]
+    big = json.dumps({"note": "x" * 70_000}).encode()
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/acknowledge", 413,
+                         headers={**world.auth("dongyuan-g1"),
+                                  "Content-Type": "application/json"}, content=big)
+    assert body == {"detail": "the request body is larger than the API takes (65536 bytes)"}
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+        for _ in range(100):
+            yield b" " * 1000
+
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/acknowledge", 413,
+                         headers={**world.auth("dongyuan-g1"),
+                                  "Content-Type": "application/json"}, content=chunks())
+    assert "larger than the API takes" in body["detail"]
+
+
+async def test_the_body_limit_is_configurable(world: World) -> None:
+    app = create_app(world.desk, TokenFile(world.tokens_path), clock=lambda: world.clock[0],
+                     max_body_bytes=10)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://hub") as client:
+        resp = await client.post(f"/v1/alerts/{world.alerts['g1']}/acknowledge",
+                                 headers=world.auth("dongyuan-g1"), json={"note": "0123456789"})
+    assert resp.status_code == 413
+    assert resp.json() == {"detail": "the request body is larger than the API takes (10 bytes)"}
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b'{"note": "\xff"}', "not valid UTF-8 (byte 10: invalid start byte)"),
+    (b'{"note": "caf\xc3"}', "not valid UTF-8 (byte 13: invalid continuation byte)"),
+    (b'{"note": "\\ud800"}', "a lone surrogate (\\ud800): text must be valid Unicode"),
+    (b'{"note": "ok", "\\udfff": 1}', "a lone surrogate (\\udfff)"),
+])
+async def test_text_that_is_not_valid_unicode_is_422_not_500(world: World, content: bytes,
+                                                             why: str) -> None:
+    body = await refused(world, "POST", f"/v1/alerts/{world.alerts['g1']}/acknowledge", 422,
+                         headers={**world.auth("dongyuan-g1"),
+                                  "Content-Type": "application/json"}, content=content)
+    assert why in body["detail"]
+
+
+async def test_every_error_body_is_one_string_detail(world: World) -> None:
+    grid = world.auth("dongyuan-g1")
+    g1 = world.alerts["g1"]
+    cases = [
+        ("POST", f"/v1/alerts/{g1}/escalate", 422, {"json": {}}),  # FastAPI's validation
+        ("POST", f"/v1/alerts/{g1}/acknowledge", 422,
+         {"content": b"{not json", "headers": {**grid, "Content-Type": "application/json"}}),
+        ("GET", "/v1/alerts", 422, {"params": {"limit": 0}}),
+        ("GET", "/v1/nowhere", 404, {}),
+        ("DELETE", f"/v1/alerts/{g1}", 405, {}),
+    ]
+    for method, url, status, kw in cases:
+        body = await refused(world, method, url, status, **{"headers": grid, **kw})
+        assert list(body) == ["detail"], body
+        assert isinstance(body["detail"], str), body
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/escalate", 422, headers=grid,
+                         json={"reason": 5})
+    assert body["detail"] == "body.reason: Input should be a valid string"
+
+
+async def test_the_spec_declares_one_error_model_on_every_route(world: World) -> None:
+    spec = (await world.client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            for status in ("400", "401", "413", "422"):
+                schema = op["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Problem"}, (method, path)
+
+
+async def test_a_repeated_dispatch_writes_nothing_and_answers_the_alert(world: World) -> None:
+    g1 = world.alerts["g1"]
+    town = world.auth("dasha")
+    first = await world.client.post(f"/v1/alerts/{g1}/dispatch", headers=town,
+                                    json={"departments": ["urban_mgmt"]})
+    assert first.status_code == 200, first.text
+    steps = await world.steps()
+    for _ in range(3):
+        again = await world.client.post(f"/v1/alerts/{g1}/dispatch", headers=town,
+                                        json={"departments": ["urban_mgmt"]})
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+    assert await world.steps() == steps
+    assert world.desk.counters.repeats == 3
+    # a department not yet on the alert is a new step
+    more = await world.client.post(f"/v1/alerts/{g1}/dispatch", headers=town,
+                                   json={"departments": ["police"]})
+    assert more.status_code == 200, more.text
+    assert len(await world.steps()) == len(steps) + 1
+
+
+async def test_the_same_call_upward_twice_is_a_409(world: World) -> None:
+    g1 = world.alerts["g1"]
+    grid = world.auth("dongyuan-g1")
+    resp = await world.client.post(f"/v1/alerts/{g1}/escalate", headers=grid,
+                                   json={"reason": "needs the town's pump truck"})
+    assert resp.status_code == 200, resp.text
+    body = await refused(world, "POST", f"/v1/alerts/{g1}/escalate", 409, headers=grid,
+                         json={"reason": "needs the town's pump truck"})
+    assert "dongyuan-g1 already called it upward for this reason" in body["detail"]
+    assert "the town dasha holds it now" in body["detail"]
+    # acknowledging twice was already refused by the lifecycle
+    town = world.auth("dasha")
+    assert (await world.client.post(f"/v1/alerts/{g1}/acknowledge",
+                                    headers=town)).status_code == 200
+    await refused(world, "POST", f"/v1/alerts/{g1}/acknowledge", 409, headers=town)
+
+
+async def test_the_store_and_its_ledger_are_0600_in_a_0700_folder(tmp_path: Path) -> None:
+    """The ledger (and the readings of the embedded store) live in the hub's store: the
+    database and SQLite's -wal and -shm beside it are the owner's only."""
+    from gridcall.edge_agent.outbox import Outbox
+    from gridcall.hub.ingest.spool import Spool
+
+    path = tmp_path / "var" / "hub" / "hub.sqlite"
+    async with Store(path) as store:
+        assert await Ledger(store).count() == 0  # makes the ledger's table: a write
+        files = sorted(p.name for p in path.parent.iterdir())
+        assert files == ["hub.sqlite", "hub.sqlite-shm", "hub.sqlite-wal"]
+        for p in path.parent.iterdir():
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    for folder in (path.parent, path.parent.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    outbox = Outbox(tmp_path / "edge" / "outbox.sqlite")
+    try:
+        for p in outbox.path.parent.iterdir() if outbox.path else ():
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+        assert outbox.path is not None
+        assert stat.S_IMODE(outbox.path.parent.stat().st_mode) == 0o700
+    finally:
+        outbox.close()
+    Spool(tmp_path / "spool" / "w1")
+    assert stat.S_IMODE((tmp_path / "spool" / "w1").stat().st_mode) == 0o700
+
+
+async def test_a_store_left_readable_by_an_older_version_is_narrowed(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite"
+    path.touch(mode=0o644)
+    path.chmod(0o644)
+    async with Store(path):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -13,6 +13,7 @@ from gridcall.hub.api.auth import AlertId, Caller, CallerPerson, subtree, visibl
 from gridcall.hub.api.models import (
     ACTION_ERRORS,
     ERRORS,
+    OUTSIDE,
     ActionBody,
     AlertDetail,
     AlertList,
@@ -24,7 +25,14 @@ from gridcall.hub.api.models import (
     ReminderOut,
     TransitionOut,
 )
-from gridcall.hub.desk.desk import BadAction, Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.desk import (
+    BadAction,
+    Desk,
+    NotFound,
+    OutsideSubtree,
+    Unchanged,
+    UnknownUnit,
+)
 from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition
 from gridcall.wire import AlertAction, AlertStatus, Tier
 from gridcall.wire.clock import Clock
@@ -86,12 +94,14 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                                     reason=reason, departments=departments, person=person)
         except NotFound as exc:
             raise ApiError(404, str(exc)) from None
-        except OutsideSubtree as exc:
-            raise ApiError(403, str(exc)) from None
+        except OutsideSubtree:
+            raise ApiError(403, OUTSIDE) from None
         except IllegalTransition as exc:
             raise ApiError(409, str(exc)) from None
         except (BadAction, UnknownUnit) as exc:
             raise ApiError(422, str(exc)) from None
+        except Unchanged as exc:  # a repeat: the alert as it stands, nothing written
+            return await detail(exc.state)
         return await detail(change.alert)
 
     def simple(action: AlertAction, path: str, summary: str) -> None:
@@ -115,7 +125,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                        body: EscalateBody) -> AlertDetail:
         """Call upward (吹哨) with a reason: the alert's tier rises one step and the unit
         above becomes responsible, with new deadlines. Counted in the whistle rate,
-        and as the caller's response: calling upward in time is answering in time."""
+        and as the caller's response: calling upward in time is answering in time. The
+        same call upward again (same unit, same reason, nothing in between) is a 409."""
         return await act(unit, alert_id, "escalate", note=body.note, reason=body.reason,
                          person=person)
 
@@ -124,7 +135,9 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
     async def dispatch(unit: Caller, person: CallerPerson, alert_id: AlertId,
                        body: DispatchBody) -> AlertDetail:
         """Dispatch departments to the alert: for a community, town or district at or
-        above the responsible level (a grid calls upward instead)."""
+        above the responsible level (a grid calls upward instead). Dispatching only
+        departments already on the alert writes nothing and answers the alert as it
+        stands (a retried request is safe)."""
         visible(desk, unit, alert_id)  # 404 / 403 for the alert itself come first
         if unit.level == "grid":
             raise ApiError(403, f"grid {unit.id} cannot dispatch departments; call upward "

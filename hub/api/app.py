@@ -13,15 +13,24 @@ a town on its communities' and grids', the district on all. The sensor's place d
 (``AlertState.place``), not the unit currently responsible, so a grid still sees the alert
 it called upward.
 
-Misuse gets a 4xx with a reason in ``detail`` and writes nothing:
+Misuse gets a 4xx with a reason in ``detail`` (one body, ``Problem``, for every status:
+:mod:`~gridcall.hub.api.guard`) and writes nothing:
 
 ====  ==========================================================================
+400   the body could not be read
 401   no token, or a token the tokens file does not know
-403   the alert or unit is outside the caller's subtree; a grid dispatching
+403   the alert or unit is outside the caller's area ("outside your area", nothing
+      more); a grid dispatching
 404   no such alert
-409   the lifecycle refuses the action now (IllegalTransition's message)
-422   a malformed body or parameter, an unknown department, a call upward with no reason
+409   the lifecycle refuses the action now (IllegalTransition's message), or the same
+      call upward again
+413   the body is larger than ``max_body_bytes`` (64 KiB unless configured)
+422   a malformed body or parameter, text that is not valid UTF-8 or has a lone
+      surrogate, an unknown department, a call upward with no reason
 ====  ==========================================================================
+
+Repeating an action is safe: a dispatch that adds no department answers 200 with the
+alert as it stands and writes no step; a second identical call upward is a 409.
 
 (Deadlines that passed before a refused action still fire, as they would at the desk's
 next tick; the refused action itself writes nothing.)
@@ -33,12 +42,21 @@ contract. The OpenAPI document is published as docs/openapi.json
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 
 from gridcall.config import ConfigSet
-from gridcall.hub.api import agents, alerts, board, handover, incidents, indicators, silences
-from gridcall.hub.api.models import API_VERSION, ApiError
+from gridcall.hub.api import (
+    agents,
+    alerts,
+    board,
+    guard,
+    handover,
+    incidents,
+    indicators,
+    silences,
+)
+from gridcall.hub.api.guard import DEFAULT_MAX_BODY_BYTES, BodyGuard
+from gridcall.hub.api.models import API_VERSION, COMMON_ERRORS, ApiError
 from gridcall.hub.api.tokens import TokenFile
 from gridcall.hub.board.changes import ChangeFeed
 from gridcall.hub.desk.desk import Desk
@@ -48,10 +66,12 @@ from gridcall.wire.clock import Clock
 
 def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
                config: ConfigSet | None = None, roster: Roster | None = None,
-               agent_clock: Clock | None = None) -> FastAPI:
+               agent_clock: Clock | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The API over ``desk``; ``clock`` gives the desk's time (ns) for each action;
     ``roster``: the hub's agent roster for ``GET /v1/agents`` (503 without one), judged
-    on ``agent_clock``, the agents' time base (default ``clock``)."""
+    on ``agent_clock``, the agents' time base (default ``clock``); a request body over
+    ``max_body_bytes`` is refused (413)."""
     cfg = config or desk.config
     app = FastAPI(
         title="gridcall hub API", version=API_VERSION,
@@ -60,14 +80,13 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
                     "alarm, call upward, dispatch departments; indicators. Every request "
                     "needs `Authorization: Bearer <token>` (`gridcall hub token issue "
                     "UNIT`). Times are ns since the Unix epoch.",
+        responses=COMMON_ERRORS,
+        dependencies=[Depends(guard.refuse_unknown_query)],
     )
     app.state.tokens = tokens
     app.state.config = cfg
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+    guard.install(app)
+    app.add_middleware(BodyGuard, max_bytes=max_body_bytes)
 
     feed = ChangeFeed()
     desk.add_hook(feed.hook)

@@ -11,9 +11,9 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gridcall.config import ConfigSet, Unit
-from gridcall.hub.api.models import ApiError
+from gridcall.hub.api.models import OUTSIDE, ApiError
 from gridcall.hub.api.tokens import TokenFile
-from gridcall.hub.desk.desk import Desk, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.desk import Desk, NotFound, UnknownUnit
 from gridcall.hub.desk.lifecycle import AlertState
 
 
@@ -62,13 +62,14 @@ AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 def visible(desk: Desk, unit: Unit, alert_id: str) -> AlertState:
-    """The alert if ``unit`` may see it: 404 if there is none, 403 outside its subtree."""
+    """The alert if ``unit`` may see it: 404 if there is none, 403 outside its subtree
+    (saying only "outside your area")."""
     try:
         state = desk.get(alert_id)
     except NotFound as exc:
         raise ApiError(404, str(exc)) from None
     if not inside(state.place, unit.path):
-        raise ApiError(403, str(OutsideSubtree(unit, state)))
+        raise ApiError(403, OUTSIDE)
     return state
 
 
@@ -81,6 +82,5 @@ def subtree(cfg: ConfigSet, unit: Unit, of: str | None) -> Unit:
     if target is None:
         raise ApiError(422, str(UnknownUnit(of)))
     if not inside(target.path, unit.path):
-        raise ApiError(403, f"{unit.level} {unit.id} may not look at {target.level} "
-                            f"{target.id}: outside {'/'.join(unit.path)}")
+        raise ApiError(403, OUTSIDE)
     return target

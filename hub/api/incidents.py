@@ -12,7 +12,7 @@ from pydantic import Field
 
 from gridcall.config import ConfigSet
 from gridcall.hub.api.auth import Caller, inside, subtree
-from gridcall.hub.api.models import ERRORS, AlertOut, ApiError, Out
+from gridcall.hub.api.models import ERRORS, OUTSIDE, AlertOut, ApiError, Out
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.incidents import Incident, IncidentAction, IncidentStep
 from gridcall.wire import UnitLevel
@@ -100,8 +100,7 @@ def router(desk: Desk, cfg: ConfigSet) -> APIRouter:
         states = [desk.get(a) for a in incident.alerts]
         mine = [s for s in states if inside(s.place, unit.path)]
         if not mine:
-            raise ApiError(403, f"{unit.level} {unit.id} has no alert of {incident_id} in "
-                                f"its subtree {'/'.join(unit.path)}")
+            raise ApiError(403, OUTSIDE)  # names no path, unit or id
         history = await desk.incident_history(incident_id)
         return IncidentDetail(incident=IncidentOut.of(incident, is_open(incident)),
                               alerts=[AlertOut.of(s) for s in mine],

@@ -16,6 +16,11 @@ from gridcall.wire import AlertAction, AlertStatus, Tier, UnitLevel
 API_VERSION = "1"
 
 
+OUTSIDE = "outside your area"
+"""The whole of a 403 for an alert or unit outside the caller's subtree: it names no
+path, unit or alert the caller may not see."""
+
+
 class ApiError(Exception):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
@@ -204,7 +209,9 @@ class AgentList(Out):
 
 
 class Problem(Out):
-    detail: str
+    """Every refusal's body, whatever the status (hub/api/guard.py)."""
+
+    detail: str = Field(description="What was refused and why, for a person.")
 
 
 class Body(BaseModel):
@@ -227,9 +234,17 @@ class DispatchBody(Body):
     note: str = Field(default="", max_length=2000)
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The request could not be read."},
     401: {"model": Problem, "description": "No token, or an unknown one."},
-    403: {"model": Problem, "description": "Outside the caller's subtree."},
+    413: {"model": Problem, "description": "The body is larger than the API takes."},
+    422: {"model": Problem, "description": "A malformed body or parameter: not JSON, not "
+          "valid UTF-8 or Unicode, a field out of bounds, an unknown unit or department."},
+}
+"""Declared on every route of the app (``FastAPI(responses=...)``), so a route added
+later documents them too."""
+ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"model": Problem, "description": "Outside the caller's area."},
     404: {"model": Problem, "description": "No such alert."},
 }
 ACTION_ERRORS: dict[int | str, dict[str, Any]] = {

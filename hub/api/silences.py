@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from gridcall.config import ConfigSet
 from gridcall.hub.api.auth import Caller, CallerPerson, subtree
-from gridcall.hub.api.models import ERRORS, ApiError, Body, Out
+from gridcall.hub.api.models import ERRORS, OUTSIDE, ApiError, Body, Out
 from gridcall.hub.desk.desk import Desk, UnknownUnit
 from gridcall.hub.desk.silence import (
     NoSuchSilence,
@@ -133,8 +133,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         except NoSuchSilence as exc:
             raise ApiError(404, str(exc)) from None
         if silence not in desk.silence_list(unit=unit_id):
-            raise ApiError(403, f"{silence_id} was set outside {unit_id}'s subtree and does "
-                                "not hold in it")
+            raise ApiError(403, OUTSIDE)  # names no path, unit or id
         return silence
 
     @app.get("/v1/silences", response_model=SilenceList, responses=ERRORS,
@@ -171,7 +170,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                                              reason=body.reason, author=unit.id, now=now,
                                              person=person)
         except SilenceRefused as exc:
-            raise ApiError(403 if exc.forbidden else 422, str(exc)) from None
+            raise ApiError(403 if exc.forbidden else 422,
+                           OUTSIDE if exc.outside else str(exc)) from None
         except UnknownUnit as exc:
             raise ApiError(422, str(exc)) from None
         return SilenceOut.of(silence, now)
@@ -200,7 +200,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                                               note=(body or LiftBody()).note,
                                               person=person)
         except SilenceRefused as exc:
-            raise ApiError(403, str(exc)) from None
+            raise ApiError(403, OUTSIDE if exc.outside else str(exc)) from None
         except SilenceEnded as exc:
             raise ApiError(409, str(exc)) from None
         return SilenceOut.of(silence, now)

@@ -142,6 +142,15 @@ class BadAction(ValueError):
     reason); nothing was written."""
 
 
+class Unchanged(Exception):
+    """An action that would change nothing (a dispatch of departments already on the
+    alert): nothing was written; ``state`` is the alert as it stands."""
+
+    def __init__(self, state: AlertState, why: str) -> None:
+        super().__init__(f"{state.alert_id}: {why}")
+        self.state = state
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """What a hook gets after a step was written to the ledger."""
@@ -210,6 +219,8 @@ class DeskCounters:
     escalations_manual: int = 0
     actions: int = 0
     refused: int = 0
+    repeats: int = 0
+    """Actions that would have changed nothing (answered with the alert as it stands)."""
     hook_errors: int = 0
     silenced: int = 0
     """Anomaly events a silence muted (written to the silence ledger, no alert)."""
@@ -1000,7 +1011,11 @@ class Desk:
         catalog's). ``person``: who in the unit took it (roster.yaml), written with
         their unit. Refusals raise (NotFound, UnknownUnit, OutsideSubtree, BadAction,
         IllegalTransition) and write nothing. Deadlines that passed by ``now`` fire
-        first, so the action meets the alert as it stands."""
+        first, so the action meets the alert as it stands.
+
+        Repeats write nothing: a dispatch that adds no department to an alert already
+        dispatched raises :class:`Unchanged`; the same call upward by the same unit, with
+        the same reason, as the alert's last step is an IllegalTransition."""
         if action in ("open", "evidence", "reopen"):
             raise BadAction(f"{action} is the hub's own step, not an action a unit takes")
         unit = self.config.units.get(actor)
@@ -1021,6 +1036,9 @@ class Desk:
             except (OutsideSubtree, BadAction, IllegalTransition):
                 self.counters.refused += 1
                 raise
+            except Unchanged:
+                self.counters.repeats += 1
+                raise
             (change,) = await self._commit([t])
             self.counters.actions += 1
             self.counters.escalations_manual += action == "escalate"
@@ -1030,6 +1048,13 @@ class Desk:
                      note: str, reason: str, departments: tuple[str, ...]) -> Transition:
         if action == "escalate":
             lifecycle.check(state, action)
+            last = state.last
+            if (last.action == "escalate" and last.actor == unit.id
+                    and (last.reason, last.note) == ((reason or note), note)):
+                raise IllegalTransition(
+                    state.alert_id, state.state, action,
+                    f"{unit.id} already called it upward for this reason; the "
+                    f"{last.unit_level} {last.unit} holds it now")
             if not (reason or note).strip():
                 raise BadAction(f"calling {state.alert_id} upward needs a reason")
             decision = self.policy.on_call_upward(self._matter(state), state.tier,
@@ -1041,6 +1066,9 @@ class Desk:
                 raise BadAction(f"unknown department(s) {unknown}; known: "
                                 f"{sorted(self.config.departments)}")
             chosen = departments or self.policy.departments(self._matter(state))
+            lifecycle.check(state, action, actor_level=unit.level)
+            if state.state != "opened" and set(chosen) <= set(state.last.departments):
+                raise Unchanged(state, f"{', '.join(chosen)} already dispatched")
             return step(state, "dispatch", at=now, actor=unit.id, note=note, reason=reason,
                         actor_level=unit.level, departments=chosen)
         return step(state, action, at=now, actor=unit.id, note=note, reason=reason)

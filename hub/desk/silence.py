@@ -45,11 +45,15 @@ SilenceStatus = Literal["pending", "active", "lifted", "expired"]
 
 class SilenceRefused(ValueError):
     """A silence that may not be set or lifted; nothing was written. ``forbidden``: the
-    caller's level or subtree does not allow it (rather than a malformed request)."""
+    caller's level or subtree does not allow it (rather than a malformed request);
+    ``outside``: it is the subtree (the API then says only "outside your area": the
+    message names places and units the caller may not see)."""
 
-    def __init__(self, message: str, *, forbidden: bool = False) -> None:
+    def __init__(self, message: str, *, forbidden: bool = False,
+                 outside: bool = False) -> None:
         super().__init__(message)
-        self.forbidden = forbidden
+        self.forbidden = forbidden or outside
+        self.outside = outside
 
 
 class NoSuchSilence(LookupError):
@@ -249,7 +253,7 @@ def draft(config: ConfigSet, rules: SilenceRules, *, silence_id: str, scope: Sco
         if path[:len(author.path)] != author.path:
             raise SilenceRefused(
                 f"{author.level} {author.id} may not silence {scope}: it reaches "
-                f"{'/'.join(path)}, outside {'/'.join(author.path)}", forbidden=True)
+                f"{'/'.join(path)}, outside {'/'.join(author.path)}", outside=True)
     start = max(start, now)
     if end <= start:
         raise SilenceRefused(f"the silence would end at {end}, not after its start "
@@ -276,7 +280,7 @@ def may_lift(silence: Silence, unit: Unit) -> None:
     if silence.within[:len(unit.path)] != unit.path:
         raise SilenceRefused(f"{unit.level} {unit.id} may not lift {silence.silence_id}: "
                              f"it was set by {silence.author_level} {silence.author}, "
-                             f"outside {'/'.join(unit.path)}", forbidden=True)
+                             f"outside {'/'.join(unit.path)}", outside=True)
 
 
 class SilenceBook:

@@ -24,6 +24,7 @@ from pathlib import Path
 import msgspec
 
 from gridcall.wire import ReadingBatch
+from gridcall.wire.private import private_folder
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[ReadingBatch])
@@ -41,7 +42,7 @@ class Spool:
 
     def __init__(self, folder: Path | str) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)
         for tmp in self.folder.glob("*.tmp"):  # a write cut short by a crash
             tmp.unlink(missing_ok=True)
         existing = self.files()

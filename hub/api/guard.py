@@ -1,0 +1,239 @@
+"""How the hub's API refuses, for every route at once (a route added later inherits it):
+
+- one error body, :class:`~gridcall.hub.api.models.Problem` (``{"detail": "..."}``), for
+  the API's own refusals, FastAPI's validation errors (422; they were an array) and
+  Starlette's (400 body not readable, 404 no route, 405 method), declared on every route
+  of the OpenAPI document (:data:`~gridcall.hub.api.models.COMMON_ERRORS`);
+- :func:`refuse_unknown_query`: a query parameter the route does not take is a 422;
+- :class:`BodyGuard`, an ASGI middleware that reads a request's body before the app does:
+  more than ``max_bytes`` is a 413 (a ``Content-Length`` over it is refused unread), bytes
+  that are not UTF-8 or JSON text with a lone surrogate (``"\\ud800"``, which the ledger
+  cannot store) a 422, naming the byte or the escape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
+
+from gridcall.hub.api.models import ApiError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+"""The largest request body the API reads: its bodies are a note, a reason and a list of
+departments (each text at most 2,000 characters, 4 bytes each at worst)."""
+
+
+def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _where(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+def validation_detail(exc: RequestValidationError) -> str:
+    """FastAPI's list of validation errors as one line a person reads:
+    ``body.note: String should have at most 2000 characters; query.limit: ...``."""
+    parts = [f"{_where(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+    return "; ".join(parts) or "the request is not valid"
+
+
+_KNOWN_QUERY: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route takes, its dependencies' included."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """An app-wide dependency: a query parameter the route does not take is a 422 naming
+    it (``?lmit=5`` would otherwise be ignored and the caller never learn why)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known = _KNOWN_QUERY.get(id(dependant))
+    if known is None:
+        known = _KNOWN_QUERY[id(dependant)] = frozenset(_query_names(dependant))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise ApiError(422, f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
+                            f"this route takes: {takes}")
+
+
+def install(app: FastAPI) -> None:
+    """The exception handlers that give every refusal the one error body, and the
+    OpenAPI document that says so."""
+    errors_as_json(app)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return problem(exc.status, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem(422, validation_detail(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(app, request))
+        return problem(exc.status_code, str(exc.detail), headers)
+
+
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route takes at the request's path (Starlette's 405 names only the
+    first route that matched it, though GET and POST may be two routes)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+def errors_as_json(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above send: every 4xx/5xx response
+    of every route is ``application/json`` :class:`Problem`, also on a route whose own
+    responses are another type (the board's event stream)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for methods in spec.get("paths", {}).values():
+            for op in methods.values():
+                for status, response in op.get("responses", {}).items():
+                    if status[:1] in ("4", "5"):
+                        response["content"] = {"application/json": {"schema": ref}}
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (from a JSON ``\\udXXX``
+    escape), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def _first_surrogate(value: object) -> str | None:
+    """The first lone surrogate anywhere in a decoded JSON value (keys included), as
+    ``\\udXXX``, or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            at = _lone_surrogate(item)
+            if at is not None:
+                return f"\\u{ord(item[at]):04x}"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+class BodyGuard:
+    """ASGI middleware: bounded, valid UTF-8, no lone surrogates, before any route runs."""
+
+    def __init__(self, app: Asgi, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"the API's body limit must be at least 1 byte, not {max_bytes}")
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", ())}
+        length = headers.get(b"content-length")
+        if length is None and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body
+            return
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._refuse(scope, receive, send, 413, self._too_large())
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._refuse(scope, receive, send, 413, self._too_large())
+                return
+        refusal = self._check(bytes(body), headers.get(b"content-type", b""))
+        if refusal is not None:
+            await self._refuse(scope, receive, send, 422, refusal)
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    def _too_large(self) -> str:
+        return f"the request body is larger than the API takes ({self.max_bytes} bytes)"
+
+    @staticmethod
+    def _check(body: bytes, content_type: bytes) -> str | None:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"the request body is not valid UTF-8 (byte {exc.start}: {exc.reason})"
+        if b"json" not in content_type.lower() or not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None  # malformed JSON: the route's own 422 names where
+        surrogate = _first_surrogate(value)
+        if surrogate is not None:
+            return (f"the request body has a lone surrogate ({surrogate}): text must be "
+                    "valid Unicode")
+        return None
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int,
+                      detail: str) -> None:
+        await problem(status, detail, {"Connection": "close"})(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+    return replay
