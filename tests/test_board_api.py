@@ -88,18 +88,21 @@ async def test_the_map_and_state_are_those_of_the_callers_subtree(
     assert [(a["id"], a["level"]) for a in community["areas"]] == [
         ("dongyuan", "community"), ("dongyuan-g1", "grid"), ("dongyuan-g2", "grid"),
         ("dongyuan-g3", "grid")]
-    # the names the page shows for ids: the subtree, the units above it (an alert of the
-    # subtree may be held there), the departments, and their persons; no other unit
+    # the names the page shows for ids: every unit (an incident reaches into neighbouring
+    # grids) and department, and the persons of the subtree, the units above it (an alert
+    # of the subtree may be held there) and the departments
     names = community["names"]
-    expected_units = ("dongyuan", "dongyuan-g1", "dongyuan-g3", "dasha", "huangpu")
-    assert {u: names[u] for u in expected_units} == {
-        u: cfg.units[u].name for u in expected_units}
-    assert "shenjing" not in names
-    assert "dasha-dong" not in names
+    assert all(names[u.id] == u.name for u in cfg.units.values())
     assert all(names[d.id] == d.name for d in cfg.departments.values())
     persons = {p.id: p for p in cfg.duty.persons}
     assert names["chen-jing"] == persons["chen-jing"].name  # dongyuan's
     assert names["sun-hui"] == persons["sun-hui"].name      # the district's leader
+    assert set(names) - set(cfg.units) - set(cfg.departments) <= {
+        p.id for p in cfg.duty.persons if p.unit in ("dongyuan", "dongyuan-g1", "dongyuan-g2",
+                                                     "dongyuan-g3", "dasha", "huangpu")}
+    # what the silence form offers: the catalog's matters, the subtree's edge agents
+    assert community["matters"] == {m.code: m.name for m in cfg.matters.matters}
+    assert community["agents"] == {"edge-dongyuan": cfg.agents["edge-dongyuan"].name}
     district = await get(served, "huangpu", "/v1/board/map")
     assert len(district["areas"]) == len(cfg.units)
     assert len(district["sensors"]) == len(cfg.sensors)

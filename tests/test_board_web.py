@@ -430,3 +430,131 @@ async def test_edge_agents_and_unhealthy_sensors_are_shown(site: Site, board: Bo
         "data-health", "ok")
     await shot(page, "10-agents")
     assert page.errors == []
+
+
+# ---------------------------------------------------------------- silences, incidents, duty
+
+
+async def _api(site: Site, path: str) -> Any:
+    """GET ``path`` of the hub's API with the community's token, as any app would."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=site.url,
+                                 headers={"Authorization": f"Bearer {site.token}"}) as client:
+        resp = await client.get(path)
+        resp.raise_for_status()
+        return resp.json()
+
+
+async def test_a_silence_is_set_and_lifted_on_the_board_and_written_to_the_ledger(
+        site: Site, page: Any) -> None:
+    desk = site.hub.desk
+    alert_id = await site.open_alert(FIRST, seq=30)
+    row = page.locator(f'#alerts tr[data-alert="{alert_id}"]')
+    sensor = site.hub.config.sensors[FIRST]
+    name = sensor.name or FIRST   # the page says the id once when the sensor has no name
+    what = f"sensor {name}" if name == FIRST else f"sensor {name} ({FIRST})"
+    # the alert's row offers to silence its sensor: the form comes filled in
+    await row.locator("button.silence-sensor").click()
+    await expect(page.locator("#silence-scope")).to_have_value("sensor")
+    await expect(page.locator("#silence-id")).to_have_value(FIRST)
+    reason = "PM2.5 head replaced by 运维 (work order 42)"
+    await page.fill("#silence-reason", reason)
+    await page.select_option("#silence-duration", "3600")
+    await page.click("#silence-form button")
+
+    item = page.locator("#silences li[data-silence]")
+    await expect(item).to_have_count(1)
+    await expect(item).to_have_attribute("data-status", "active")
+    await expect(item).to_contain_text(what)
+    await expect(item).to_contain_text(f"{reason} · by {UNIT_NAME}")
+    await expect(page.locator("#notice")).to_contain_text("silenced until")
+    await expect(page.locator(f'#map [data-sensor="{FIRST}"]')).to_have_class(
+        re.compile(r"\bsilenced\b"))
+    # in the desk, its ledger and the API, as set by the community for one hour
+    (silence,) = desk.silence_list(unit=UNIT, current=True)
+    assert (silence.scope.kind, silence.scope.id, silence.author, silence.reason) == (
+        "sensor", FIRST, UNIT, reason)
+    assert silence.end - silence.start == 3600 * 10**9
+    assert [s.action for s in await desk.silence_history(silence.silence_id)] == ["add"]
+    listed = await _api(site, "/v1/silences?current=true")
+    assert [s["silence_id"] for s in listed["silences"]] == [silence.silence_id]
+    await expect(item).to_have_attribute("data-silence", silence.silence_id)
+    await shot(page, "11-silence-set")
+
+    # what it is for: the sensor's next anomaly opens no alert, it is muted
+    opened = site.hub.counters.alerts_opened
+    sensor_event = AnomalyEvent(agent=sensor.agent, seq=31, sensor=FIRST, kind="out_of_limits",
+                                severity="major", score=0.9, value=999.0, ts=site.hub.clock())
+    await site.publish(topics.events_topic(sensor.agent), encode(sensor_event))
+    assert await wait_until(lambda: desk.silences.get(silence.silence_id).muted == 1)
+    assert site.hub.counters.alerts_opened == opened
+
+    # a silence longer than a community may set is refused with the API's reason
+    await page.fill("#silence-reason", "a month of roadworks")
+    await page.select_option("#silence-duration", "2592000")
+    await page.click("#silence-form button")
+    await expect(page.locator("#notice")).to_contain_text(
+        f"Silencing {what} refused (403)")
+    assert len(desk.silence_list(unit=UNIT)) == 1
+
+    # lifted from the board (confirmed first): ended in the desk, a lift step by the unit
+    page.once("dialog", lambda dialog: dialog.accept())
+    await item.locator('button[data-action="lift"]').click()
+    await expect(page.locator("#notice")).to_contain_text(f"{silence.silence_id}: {what} lifted")
+    await expect(page.locator("#silences li[data-silence]")).to_have_count(0)
+    await expect(page.locator(f'#map [data-sensor="{FIRST}"]')).not_to_have_class(
+        re.compile(r"\bsilenced\b"))
+    steps = await desk.silence_history(silence.silence_id)
+    assert [(s.action, s.actor) for s in steps] == [("add", UNIT), ("mute", "hub"),
+                                                    ("lift", UNIT)]
+    assert (await _api(site, f"/v1/silences/{silence.silence_id}"))["silence"][
+        "status"] == "lifted"
+    await shot(page, "12-silence-lifted")
+
+
+async def test_an_incident_and_who_is_on_duty_are_shown(site: Site, page: Any) -> None:
+    desk = site.hub.desk
+    first = await site.open_alert(FIRST, seq=40)
+    second = await site.open_alert("dongyuan-g2-pm25-1", seq=41)  # same matter, same community
+    (incident,) = desk.incident_list(unit=UNIT)
+    assert set(incident.alerts) == {first, second}
+    names = {u.id: u.name for u in site.hub.config.units.values()}
+
+    item = page.locator(f'#incidents li[data-incident="{incident.incident_id}"]')
+    await expect(item).to_contain_text(desk.get(first).alert.matter_name)
+    await expect(item).to_contain_text(f"2 alerts in {names['dongyuan-g1']}, "
+                                       f"{names['dongyuan-g2']}")
+    await expect(item).to_contain_text(f"lead 牵头 {names[incident.lead]}")
+    # each of its alerts links to it; the link opens it with its alerts and its steps
+    for alert_id in (first, second):
+        await expect(page.locator(f'#alerts tr[data-alert="{alert_id}"] .incident-link')
+                     ).to_have_text(f"incident {incident.incident_id}")
+    await page.locator(f'#alerts tr[data-alert="{second}"] .incident-link').click()
+    view = page.locator("#incident")
+    await expect(view).to_be_visible()
+    await expect(view.locator("h3")).to_contain_text(f"{incident.incident_id} · ")
+    await expect(view.locator("tbody tr")).to_have_count(2)
+    history = await desk.incident_history(incident.incident_id)
+    await expect(view.locator("ol.steps li")).to_have_count(len(history))
+    await expect(view.locator("ol.steps li").first).to_contain_text(history[0].reason)
+    for alert_id in (first, second):
+        await expect(page.locator(f'#alerts tr[data-alert="{alert_id}"]')).to_have_class(
+            re.compile(r"\bin-incident\b"))
+    # acting on one of its alerts shows in the open incident at once
+    await page.locator(f'#alerts tr[data-alert="{first}"] button[data-action="acknowledge"]'
+                       ).click()
+    await expect(view.locator(f'tr[data-alert="{first}"] td.state')).to_have_text("acknowledged")
+
+    # who is on duty at the community now (roster.yaml), as GET /v1/handover says
+    handover = await _api(site, "/v1/handover")
+    duty = page.locator("#duty")
+    if handover["on_duty"]:
+        await expect(duty.locator(".person").first).to_have_text(
+            handover["on_duty"]["person"]["name"])
+    else:
+        await expect(duty).to_contain_text("nobody on duty")
+    if handover["next"]:
+        await expect(duty).to_contain_text(f"next {handover['next']['person']['name']}")
+    await expect(duty).to_contain_text(f"hand-over: {len(handover['alerts'])} open")
+    await shot(page, "13-incident-and-duty")

@@ -55,7 +55,9 @@ from gridcall.hub.api.models import (
 from gridcall.hub.board.changes import ChangeFeed
 from gridcall.hub.board.view import (
     board_actions,
+    board_agents,
     board_areas,
+    board_matters,
     board_names,
     board_sensors,
     by_deadline,
@@ -97,8 +99,10 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
 
     def board_alert(state: AlertState) -> BoardAlert:
         out = AlertOut.of(state)
+        incident = desk.incidents.of(state.alert_id)
         return BoardAlert.model_validate({
             **out.model_dump(), "actions": board_actions(state),
+            "incident": incident.incident_id if incident else "",
             "unit_name": name(state.unit), "grid_name": name(state.place[-1]),
             "community_name": name(state.place[-2])})
 
@@ -133,7 +137,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
                 unit=Me(unit=unit.id, name=unit.name, level=unit.level, path=list(unit.path)),
                 areas=[AreaOut.model_validate(a) for a in board_areas(cfg, unit)],
                 sensors=[SensorOut.model_validate(s) for s in board_sensors(cfg, unit)],
-                names=board_names(cfg, unit))
+                names=board_names(cfg, unit), matters=board_matters(cfg),
+                agents=board_agents(cfg, unit))
             maps[unit.id] = Response(body.model_dump_json(), media_type="application/json")
         return maps[unit.id]
 

@@ -284,6 +284,9 @@ class BoardMap(Out):
     names: dict[str, str] = Field(description="id → name of the units of the subtree and "
                                   "above it, the departments and their persons: what the "
                                   "page shows instead of an id.")
+    matters: dict[str, str] = Field(description="code → name of the catalog's matters.")
+    agents: dict[str, str] = Field(description="id → name of the edge agents with a sensor "
+                                   "in the subtree.")
 
 
 class Risk(Out):
@@ -297,6 +300,8 @@ class BoardAlert(AlertOut):
     unit_name: str
     grid_name: str
     community_name: str
+    incident: str = Field(default="", description="The incident it is in (GET "
+                          "/v1/incidents/{id}), else empty.")
 
 
 class Escalation(Out):

@@ -6,6 +6,8 @@
 //   GET  v1/board/events   Server-Sent Events, read with fetch() streaming because
 //                          EventSource cannot send the Authorization header
 //   POST v1/alerts/{id}/{action}   the buttons
+//   GET  v1/agents, v1/silences, v1/incidents(/{id}), v1/handover   the other panels
+//   POST v1/silences, v1/silences/{id}/lift   the silence form and its lift buttons
 // Live: every `change` event fetches the state again (debounced); a fallback poll runs
 // while the stream is down, and the stream reconnects with a backoff.
 "use strict";
@@ -57,6 +59,7 @@
 
   const board = {
     token: null, me: null, map: null, state: null, live: false, zoom: null, noRoster: false,
+    silences: [], incident: null, incidentAlerts: new Set(),
     stream: null, attempts: 0, refreshTimer: null, lastByte: 0,
     clock: { first: null, last: null, rate: 1 },
   };
@@ -331,6 +334,7 @@
       dot.dataset.risk = String(s ? s.risk : 0);
       sizeDot(dot);
     }
+    markSilenced();
   }
 
   function sizeDot(dot) {
@@ -380,13 +384,21 @@
           text: ACTION_LABEL[action] || action, onclick: () => act(a, action),
         }));
       }
+      if (board.map.sensors.some((s) => s.id === a.sensor)) {
+        buttons.append(el("button", { type: "button", class: "link silence-sensor",
+                                      text: "silence its sensor…",
+                                      onclick: () => prefillSilence("sensor", a.sensor) }));
+      }
       const row = el("tr", { "data-alert": a.alert_id, "data-grid": a.grid,
                              "data-state": a.state, class: `tier-${a.tier}` },
         dueCell(a),
         el("td", {}, el("span", { class: `tier risk-${RISK[a.tier]}`, text: a.tier })),
         el("td", { class: "matter" },
           el("div", { text: a.matter_name }),
-          el("small", { text: `${a.alert_id} · ${a.matter} · ${a.grid_name}` })),
+          el("small", { text: `${a.alert_id} · ${a.matter} · ${a.grid_name}` }),
+          a.incident ? el("button", { type: "button", class: "link incident-link",
+                                      text: `incident ${a.incident}`,
+                                      onclick: () => showIncident(a.incident) }) : null),
         el("td", { class: "unit", title: a.unit_path.join(" / ") },
           el("div", { text: a.unit_name }), el("small", { text: a.unit_level })),
         el("td", { class: "state", text: a.state.replace("_", " ") }),
@@ -433,6 +445,233 @@
     await refresh();
   }
 
+  // ------------------------------------------------------------------ silences
+
+  // GET v1/silences?current=true lists those pending or active that may hold in the
+  // subtree; POST v1/silences sets one (the desk's clock starts it now), POST
+  // v1/silences/{id}/lift ends it. A silence is no alert step, so the event stream does
+  // not announce it: the list is fetched with the state, and after the page's own calls.
+  const SCOPE_LABEL = { agent: "edge agent", sensor: "sensor", grid: "grid", matter: "matter" };
+
+  function scopeChoices(scope) {
+    const m = board.map;
+    const both = (id, name) => [id, name && name !== id ? `${name} (${id})` : id];
+    if (scope === "sensor") return m.sensors.map((s) => both(s.id, s.name));
+    if (scope === "grid") {
+      return m.areas.filter((a) => a.level === "grid").map((a) => [a.id, a.name]);
+    }
+    const named = scope === "agent" ? m.agents : m.matters;
+    return Object.entries(named).map(([id, name]) => both(id, name));
+  }
+
+  function fillSilenceIds(selected) {
+    const ids = $("#silence-id");
+    ids.replaceChildren(...scopeChoices($("#silence-scope").value)
+      .map(([id, text]) => el("option", { value: id, text })));
+    if (selected) ids.value = selected;
+  }
+
+  function prefillSilence(scope, id) {
+    $("#silence-scope").value = scope;
+    fillSilenceIds(id);
+    $("#silences-panel").scrollIntoView({ block: "nearest" });
+    $("#silence-reason").focus();
+  }
+
+  // What a silence holds back, by name: "sensor 东苑社区第1网格PM2.5 (dongyuan-g1-pm25-1)".
+  function silenceWhat(s) {
+    const m = board.map;
+    let name = nameOf(s.id);
+    if (s.scope === "sensor") name = (m.sensors.find((x) => x.id === s.id) || { name: s.id }).name;
+    else if (s.scope === "agent") name = m.agents[s.id] || s.id;
+    else if (s.scope === "matter") name = m.matters[s.id] || s.id;
+    return `${SCOPE_LABEL[s.scope] || s.scope} ${name}${name !== s.id ? ` (${s.id})` : ""}`;
+  }
+
+  // A unit may lift a silence set in its subtree (its own or a lower unit's).
+  const liftable = (s) => board.me.path.every((id, i) => s.within[i] === id);
+
+  async function refreshSilences() {
+    let data;
+    try {
+      data = await api("v1/silences?current=true");
+    } catch (err) {
+      return;   // the state's own refresh says what is wrong with the hub
+    }
+    board.silences = data.silences;
+    const list = $("#silences");
+    list.replaceChildren(...data.silences.map((s) => {
+      const by = s.author_person ? `${nameOf(s.author_person)} (${nameOf(s.author)})`
+        : nameOf(s.author);
+      const when = s.status === "pending" ? `from ${fmtTime(s.start)} until ${fmtTime(s.end)}`
+        : `until ${fmtTime(s.end)}`;
+      return el("li", { "data-silence": s.silence_id, "data-status": s.status },
+        el("span", { class: `pill ${s.status}`, text: s.status }),
+        ` ${s.silence_id} · ${silenceWhat(s)} · ${when} · ${s.reason} · by ${by}` +
+        (s.muted ? ` · ${s.muted} held back` : "") + " ",
+        liftable(s) ? el("button", { type: "button", class: "act lift", "data-action": "lift",
+                                     text: "lift 解除", onclick: () => liftSilence(s) }) : null);
+    }));
+    if (!data.silences.length) list.append(el("li", { class: "none", text: "none" }));
+    markSilenced();
+  }
+
+  // Grids and sensors under an active silence are drawn faded on the map.
+  function markSilenced() {
+    const active = board.silences.filter((s) => s.status === "active");
+    const held = (scope) => new Set(active.filter((s) => s.scope === scope).map((s) => s.id));
+    const grids = held("grid"), sensors = held("sensor");
+    for (const p of document.querySelectorAll("#map .grid")) {
+      p.classList.toggle("silenced", grids.has(p.dataset.grid));
+    }
+    for (const d of document.querySelectorAll("#map .sensor")) {
+      d.classList.toggle("silenced", sensors.has(d.dataset.sensor));
+    }
+  }
+
+  const refusal = (err) => err instanceof ApiRefusal ? [err.status, err.detail]
+    : ["network", String(err)];
+
+  async function addSilence(ev) {
+    ev.preventDefault();
+    const body = { scope: $("#silence-scope").value, id: $("#silence-id").value,
+                   reason: $("#silence-reason").value.trim(),
+                   duration_s: Number($("#silence-duration").value) };
+    const button = $("#silence-form button");
+    button.disabled = true;
+    try {
+      const s = await api("v1/silences", { method: "POST", json: body });
+      notice(`${s.silence_id}: ${silenceWhat(s)} silenced until ${fmtTime(s.end)} — its ` +
+             "anomalies are kept but open no alert", "ok");
+      $("#silence-reason").value = "";
+    } catch (err) {
+      const [status, why] = refusal(err);
+      notice(`Silencing ${silenceWhat(body)} refused (${status}): ${why}`, "error");
+    } finally {
+      button.disabled = false;
+    }
+    await refreshSilences();
+  }
+
+  async function liftSilence(s) {
+    if (!window.confirm(`Lift ${s.silence_id} (${silenceWhat(s)})? Deadlines it held fall ` +
+                        "due at once.")) return;
+    try {
+      await api(`v1/silences/${encodeURIComponent(s.silence_id)}/lift`,
+                { method: "POST", json: {} });
+      notice(`${s.silence_id}: ${silenceWhat(s)} lifted — it raises alerts again`, "ok");
+    } catch (err) {
+      const [status, why] = refusal(err);
+      notice(`${s.silence_id}: lift refused (${status}): ${why}`, "error");
+    }
+    await refresh();
+  }
+
+  // ------------------------------------------------------------------ incidents
+
+  // GET v1/incidents?open=true: incidents with an alert open in the subtree; one of them
+  // is shown in full (GET v1/incidents/{id}: its alerts here and its steps), its alerts
+  // marked in the table. An incident forms when an alert opens, which is an alert step,
+  // so the event stream's refresh brings it.
+  const matterName = (code) => board.map.matters[code] || code;
+
+  async function refreshIncidents() {
+    let data;
+    try {
+      data = await api("v1/incidents?open=true");
+    } catch (err) {
+      return;
+    }
+    const list = $("#incidents");
+    list.replaceChildren(...data.incidents.map((i) => el("li", {
+      "data-incident": i.incident_id, class: i.incident_id === board.incident ? "selected" : null },
+      el("button", { type: "button", class: "link", text: i.incident_id,
+                     onclick: () => showIncident(i.incident_id) }),
+      ` ${matterName(i.matter)} · ${i.alerts.length} alerts in ${i.grids.map(nameOf).join(", ")}` +
+      ` · lead 牵头 ${nameOf(i.lead)} · first received by ${nameOf(i.first)} · since `,
+      el("time", { text: fmtTime(i.opened_at) }))));
+    if (!data.incidents.length) list.append(el("li", { class: "none", text: "none open" }));
+    if (board.incident) await showIncident(board.incident, false);
+  }
+
+  async function showIncident(id, scroll = true) {
+    let data;
+    try {
+      data = await api(`v1/incidents/${encodeURIComponent(id)}`);
+    } catch (err) {
+      const [status, why] = refusal(err);
+      notice(`${id}: refused (${status}): ${why}`, "error");
+      return;
+    }
+    const i = data.incident;
+    board.incident = id;
+    board.incidentAlerts = new Set(i.open ? i.alerts : []);
+    const box = $("#incident");
+    box.dataset.incident = id;
+    box.replaceChildren(
+      el("h3", { text: `${id} · ${matterName(i.matter)} · ${i.open ? "open" : "closed"}` }),
+      el("p", { class: "lead", text: `lead 牵头 ${nameOf(i.lead)} (${i.lead_level}) · first ` +
+                `received by ${nameOf(i.first)} · grids ${i.grids.map(nameOf).join(", ")}` }),
+      el("table", {},
+        el("thead", {}, el("tr", {}, ...["alert", "tier", "state", "held by", "grid"]
+          .map((h) => el("th", { text: h })))),
+        el("tbody", {}, ...data.alerts.map((a) => el("tr", { "data-alert": a.alert_id },
+          el("td", { text: a.alert_id }),
+          el("td", {}, el("span", { class: `tier risk-${RISK[a.tier]}`, text: a.tier })),
+          el("td", { class: "state", text: a.state.replace("_", " ") }),
+          el("td", { text: nameOf(a.unit) }),
+          el("td", { text: nameOf(a.grid) }))))),
+      el("ol", { class: "steps" }, ...data.history.map((s) => el("li", {},
+        el("time", { text: fmtTime(s.at) }),
+        ` ${s.action} ${s.alerts.join(", ")} · lead ${nameOf(s.lead)} · ${s.reason}`))),
+      el("button", { type: "button", class: "act", text: "close", onclick: () => {
+        board.incident = null;
+        board.incidentAlerts = new Set();
+        box.hidden = true;
+        markIncident();
+      } }));
+    box.hidden = false;
+    markIncident();
+    if (scroll) box.scrollIntoView({ block: "nearest" });
+  }
+
+  function markIncident() {
+    for (const li of document.querySelectorAll("#incidents li[data-incident]")) {
+      li.classList.toggle("selected", li.dataset.incident === board.incident);
+    }
+    for (const row of document.querySelectorAll("#alerts tbody tr")) {
+      row.classList.toggle("in-incident", board.incidentAlerts.has(row.dataset.alert));
+    }
+  }
+
+  // ------------------------------------------------------------------ who is on duty
+
+  // GET v1/handover: who is on duty at the board's unit now and next (roster.yaml), its
+  // duty leader, and how many of its open alerts fall due on the incoming watch.
+  async function refreshDuty() {
+    let h;
+    try {
+      h = await api("v1/handover");
+    } catch (err) {
+      return;
+    }
+    const who = (p) => el("span", { class: "person", "data-person": p.id, text: p.name });
+    const kids = [];
+    if (h.on_duty) {
+      kids.push(who(h.on_duty.person), ` until ${fmtTime(h.on_duty.end)}` +
+                (h.on_duty.override ? " (override)" : ""));
+    } else {
+      kids.push(el("span", { class: "none", text: "nobody on duty" }),
+                " (new alerts go to the unit's channels)");
+    }
+    if (h.next) kids.push(" · next ", who(h.next.person), ` from ${fmtTime(h.next.start)}`);
+    if (h.leader) kids.push(" · duty leader 值班领导 ", who(h.leader));
+    const due = h.alerts.filter((a) => a.in_shift).length;
+    kids.push(` · hand-over: ${h.alerts.length} open, ${due} due on the incoming watch`);
+    $("#duty").replaceChildren(...kids);
+    $("#duty-panel").hidden = false;
+  }
+
   // ------------------------------------------------------------------ edge agents
 
   // GET v1/agents (the hub's roster): 503 when the API runs without one, then the panel
@@ -477,7 +716,8 @@
       sampleClock(state.now);
       paintMap(state);
       renderAlerts(state);
-      await refreshAgents();
+      await Promise.all([refreshAgents(), refreshSilences(), refreshIncidents(), refreshDuty()]);
+      markIncident();
       document.body.dataset.loaded = String(Date.now());
       syncProblem("");
     } catch (err) {
@@ -620,6 +860,7 @@
     document.title = `gridcall · ${board.me.name}`;
     board.map = await api("v1/board/map");
     fillZoom(board.map);
+    fillSilenceIds();
     drawMap(board.map);
     new ResizeObserver(fitLabels).observe($("#map"));
     await refresh();
@@ -647,6 +888,8 @@
       $("#token").value = "";
       start();
     });
+    $("#silence-scope").addEventListener("change", () => fillSilenceIds());
+    $("#silence-form").addEventListener("submit", addSilence);
     $("#signout").addEventListener("click", () => {
       sessionStorage.removeItem(TOKEN_KEY);
       window.location.reload();

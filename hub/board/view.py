@@ -1,7 +1,8 @@
 """What the built-in board (``/board``, :mod:`gridcall.hub.api.board`) shows, computed from the
 config and the desk's alert states: pure, no I/O, no clock.
 
-- :func:`board_names`: the names the page shows instead of ids.
+- :func:`board_names`: the names the page shows instead of ids; :func:`board_matters` and
+  :func:`board_agents`, what its silence form offers beside the map's grids and sensors.
 - :func:`board_areas` / :func:`board_sensors`: the map of a unit's subtree, from the GeoJSON
   of the topology (``location.polygon`` of towns, communities and grids, ``[lon, lat]``
   rings) and the sensors' coordinates; drawn by the browser, no map tiles.
@@ -69,14 +70,28 @@ def board_areas(cfg: ConfigSet, root: Unit) -> list[Area]:
 
 def board_names(cfg: ConfigSet, root: Unit) -> dict[str, str]:
     """id → name of everyone the board of ``root`` names in its texts (a step's actor, the
-    unit holding an alert, a silence's author): the units of its subtree and above it (an
-    alert of the subtree is held on that path), the departments, and the persons of all
-    of those (roster.yaml). The page shows these names instead of ids."""
-    names = {u.id: u.name for u in cfg.units.values()
-             if inside(u.path, root.path) or inside(root.path, u.path)}
+    unit holding an alert, a silence's author, an incident's grids): every unit and
+    department, and the persons of the units of ``root``'s subtree and above it (an alert
+    of the subtree is held on that path) and of the departments (roster.yaml). The page
+    shows these names instead of ids."""
+    names = {u.id: u.name for u in cfg.units.values()}
     names.update((d.id, d.name) for d in cfg.departments.values())
-    names.update((p.id, p.name) for p in cfg.duty.persons if p.unit in names)
+    ours = {u.id for u in cfg.units.values()
+            if inside(u.path, root.path) or inside(root.path, u.path)} | set(cfg.departments)
+    names.update((p.id, p.name) for p in cfg.duty.persons if p.unit in ours)
     return names
+
+
+def board_matters(cfg: ConfigSet) -> dict[str, str]:
+    """code → name of every matter of the catalog (what a matter silence may name)."""
+    return {m.code: m.name for m in cfg.matters.matters}
+
+
+def board_agents(cfg: ConfigSet, root: Unit) -> dict[str, str]:
+    """id → name of the edge agents with a sensor in ``root``'s subtree (what an agent
+    silence may name)."""
+    return {a.id: a.name for a in cfg.agents.values()
+            if any(inside(s.path, root.path) for s in a.sensors)}
 
 
 def board_sensors(cfg: ConfigSet, root: Unit) -> list[SensorDot]:
