@@ -128,6 +128,13 @@
       `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   }
 
+  // A moment near now said short: "17:30" today (on the desk's clock), else with its date.
+  function fmtNear(ns) {
+    const full = fmtTime(ns);
+    return full.slice(0, 10) === fmtTime(deskNow()).slice(0, 10) ? full.slice(11, 16)
+      : full.slice(5, 16);
+  }
+
   function fmtLeft(seconds) {
     const s = Math.floor(Math.abs(seconds));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -503,8 +510,8 @@
     list.replaceChildren(...data.silences.map((s) => {
       const by = s.author_person ? `${nameOf(s.author_person)} (${nameOf(s.author)})`
         : nameOf(s.author);
-      const when = s.status === "pending" ? `from ${fmtTime(s.start)} until ${fmtTime(s.end)}`
-        : `until ${fmtTime(s.end)}`;
+      const when = s.status === "pending" ? `from ${fmtNear(s.start)} until ${fmtNear(s.end)}`
+        : `until ${fmtNear(s.end)}`;
       return el("li", { "data-silence": s.silence_id, "data-status": s.status },
         el("span", { class: `pill ${s.status}`, text: s.status }),
         ` ${s.silence_id} · ${silenceWhat(s)} · ${when} · ${s.reason} · by ${by}` +
@@ -541,7 +548,7 @@
     button.disabled = true;
     try {
       const s = await api("v1/silences", { method: "POST", json: body });
-      notice(`${s.silence_id}: ${silenceWhat(s)} silenced until ${fmtTime(s.end)} — its ` +
+      notice(`${s.silence_id}: ${silenceWhat(s)} silenced until ${fmtNear(s.end)} — its ` +
              "anomalies are kept but open no alert", "ok");
       $("#silence-reason").value = "";
     } catch (err) {
@@ -658,13 +665,13 @@
     const who = (p) => el("span", { class: "person", "data-person": p.id, text: p.name });
     const kids = [];
     if (h.on_duty) {
-      kids.push(who(h.on_duty.person), ` until ${fmtTime(h.on_duty.end)}` +
+      kids.push(who(h.on_duty.person), ` until ${fmtNear(h.on_duty.end)}` +
                 (h.on_duty.override ? " (override)" : ""));
     } else {
       kids.push(el("span", { class: "none", text: "nobody on duty" }),
                 " (new alerts go to the unit's channels)");
     }
-    if (h.next) kids.push(" · next ", who(h.next.person), ` from ${fmtTime(h.next.start)}`);
+    if (h.next) kids.push(" · next ", who(h.next.person), ` from ${fmtNear(h.next.start)}`);
     if (h.leader) kids.push(" · duty leader 值班领导 ", who(h.leader));
     const due = h.alerts.filter((a) => a.in_shift).length;
     kids.push(` · hand-over: ${h.alerts.length} open, ${due} due on the incoming watch`);
