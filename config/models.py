@@ -210,6 +210,11 @@ class SensorsFile(Model):
 # --------------------------------------------------------------------------- agents and hub
 
 
+HostPort = Annotated[str, StringConstraints(
+    pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$")]
+"""``host:port``, or ``[ipv6]:port``."""
+
+
 class AgentSettings(Model):
     broker: BrokerSettings = BrokerSettings()
     batch_max_readings: int = Field(default=50, ge=1, le=10_000)
@@ -222,6 +227,10 @@ class AgentSettings(Model):
     outbox_drop_events: bool = False
     outbox_sync: Literal["full", "normal"] = "full"
     checkpoint_interval: Duration = timedelta(minutes=5)
+    metrics: HostPort | None = None
+    """``HOST:PORT`` to serve this agent's Prometheus metrics on (``GET /metrics``; needs
+    ``pip install 'gridcall[metrics]'``); unset: none (the default: a listening socket on
+    a cabinet's Pi is the operator's decision)."""
 
 
 # --------------------------------------------------------------------------- agents

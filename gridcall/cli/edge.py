@@ -19,6 +19,7 @@ from gridcall.cli.common import (
     ConfigDir,
     Verbose,
     err,
+    fail,
     load_config_set,
     out,
     require_env,
@@ -95,10 +96,35 @@ def edge_run(
               + (f"; sealed {recovered} readings the last run read but had not sealed"
                  if recovered else ""), highlight=False, soft_wrap=True)
 
-    async def main(stop: asyncio.Event) -> None:
-        await edge.run(stop)
+    metrics_at: tuple[str, int] | None = None
+    if spec.settings.metrics is not None:
+        try:
+            from gridcall.edge_agent.metrics import parse_address
+        except ImportError:
+            raise fail(f"agent {agent}: settings.metrics needs prometheus-client: pip "
+                       "install 'gridcall[metrics]'", 2) from None
+        metrics_at = parse_address(spec.settings.metrics)
 
-    until_signal(main)
+    async def main(stop: asyncio.Event) -> None:
+        if metrics_at is None:
+            await edge.run(stop)
+            return
+        from gridcall.edge_agent.metrics import start_metrics
+
+        async with await start_metrics(edge, *metrics_at):
+            out.print(f"agent {escape(agent)}: metrics on "
+                      f"http://{metrics_at[0]}:{metrics_at[1]}/metrics", highlight=False)
+            await edge.run(stop)
+
+    if metrics_at is None:
+        until_signal(main)
+    else:
+        from gridcall.edge_agent.metrics import MetricsBindError
+
+        try:
+            until_signal(main)
+        except MetricsBindError as exc:
+            raise fail(str(exc), 1) from None
     c = edge.counters
     kept = edge.outbox_depth
     out.print(f"agent {escape(agent)} stopped: {c.samples} samples read, "
