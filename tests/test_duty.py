@@ -7,7 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from gridcall.cli import app
 from gridcall.config import SAMPLE_DISTRICT, ConfigError, load_config
 from gridcall.config.duty import DutyFile
 from gridcall.hub.desk.duty import Stretch, chain, duty_leader, next_on_duty, on_duty
@@ -143,3 +145,12 @@ def test_a_person_of_an_unknown_unit_or_leader_is_named(tmp_path: Path) -> None:
 """))
     assert "roster.yaml:2: persons[0].unit: unknown unit or department 'nowhere'" in found
     assert "roster.yaml:3: persons[1].leader: unknown person 'c'" in found
+
+
+def test_config_check_says_what_the_roster_holds() -> None:
+    result = CliRunner().invoke(app, ["config", "check", str(SAMPLE_DISTRICT)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    cfg = load_config(SAMPLE_DISTRICT)
+    assert (f"roster.yaml: {len(cfg.duty.persons)} persons, shifts for "
+            f"{len(cfg.duty.shifts)} units") in result.output

@@ -26,4 +26,9 @@ def config_check(
         f"{len(cfg.sensors)} sensors of {len({s.kind for s in cfg.sensors.values()})} kinds, "
         f"{len(cfg.agents)} agents, {len(cfg.matters.matters)} matters (tiers {''.join(tiers)})"
     )
+    if cfg.duty.persons:
+        out.print(f"  roster.yaml: {len(cfg.duty.persons)} persons, shifts for "
+                  f"{len(cfg.duty.shifts)} units, {len(cfg.duty.overrides)} override(s), "
+                  f"escalation policies for {', '.join(cfg.duty.escalation) or 'none'}",
+                  highlight=False)
 
