@@ -175,6 +175,9 @@ async def test_the_api_lists_incidents_in_the_callers_subtree(cfg: ConfigSet,
             detail = (await client.get("/v1/incidents/IN000001",
                                        headers=auth("dasha-dong-g1"))).json()
             assert [a["alert_id"] for a in detail["alerts"]] == ["AL000001"]
+            alerts = (await client.get("/v1/alerts", headers=auth("dasha"))).json()["alerts"]
+            assert [(x["alert_id"], x["incident"]) for x in alerts] == [
+                ("AL000001", "IN000001"), ("AL000002", "IN000001")]
             assert [h["action"] for h in detail["history"]] == ["open"]
             other = await client.get("/v1/incidents/IN000001", headers=auth("changzhou"))
             assert other.status_code == 403

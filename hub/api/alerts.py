@@ -70,7 +70,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         found = desk.alerts(unit=root.id, tier=tier, state=state, open_only=open_only)
         page = found[offset:offset + limit]
         return AlertList(unit=root.id, count=len(found), offset=offset,
-                         alerts=[AlertOut.of(s) for s in page])
+                         alerts=[AlertOut.of(s, desk.incident_id(s.alert_id))
+                                 for s in page])
 
     @app.get("/v1/alerts/{alert_id}", response_model=AlertDetail, responses=ERRORS,
              tags=["alerts"])
@@ -81,7 +82,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
     async def detail(state: AlertState) -> AlertDetail:
         history = await desk.history(state.alert_id)
         reminders = await desk.reminders_of(state.alert_id)
-        return AlertDetail(alert=AlertOut.of(state),
+        return AlertDetail(alert=AlertOut.of(state, desk.incident_id(state.alert_id)),
                            history=[TransitionOut.of(t) for t in history],
                            reminders=[ReminderOut.model_validate(r) for r in reminders])
 

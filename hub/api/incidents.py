@@ -103,7 +103,7 @@ def router(desk: Desk, cfg: ConfigSet) -> APIRouter:
             raise ApiError(403, OUTSIDE)  # names no path, unit or id
         history = await desk.incident_history(incident_id)
         return IncidentDetail(incident=IncidentOut.of(incident, is_open(incident)),
-                              alerts=[AlertOut.of(s) for s in mine],
+                              alerts=[AlertOut.of(s, incident_id) for s in mine],
                               history=[IncidentStepOut.of(s) for s in history])
 
     return app

@@ -87,11 +87,15 @@ class AlertOut(Out):
                          "the district, a device fault at its top tier): overdue there, "
                          "its duty leader paged. Empty otherwise.")
 
+    incident: str = Field(default="", description="The incident it is in (GET "
+                          "/v1/incidents/{id}), else empty.")
+
     @classmethod
-    def of(cls, state: AlertState) -> AlertOut:
+    def of(cls, state: AlertState, incident: str = "") -> AlertOut:
         a = state.alert
         due = state.due()
         return cls.model_validate({
+            "incident": incident,
             **{f: getattr(a, f) for f in (
                 "alert_id", "state", "tier", "unit", "unit_level", "unit_path", "matter",
                 "matter_name", "matter_type", "departments", "sensor", "sensor_kind", "grid",

@@ -518,6 +518,11 @@ class Desk:
     def incident_of(self, alert_id: str) -> Incident | None:
         return self.incidents.of(alert_id)
 
+    def incident_id(self, alert_id: str) -> str:
+        """The id of the incident the alert is in, "" if none."""
+        incident = self.incidents.of(alert_id)
+        return "" if incident is None else incident.incident_id
+
     def incident_list(self, *, unit: str | None = None, open_only: bool = False
                       ) -> list[Incident]:
         """Incidents with an alert in ``unit``'s subtree, oldest first; ``open_only``:
