@@ -6,8 +6,7 @@ Deterministic and network-free: ``--agents`` agents with ``--sensors`` sensors e
 batch on its own agent's topic. Figures (ns per reading, best of ``--rounds`` rounds that
 each run every case once, so a load swing hits all alike), as JSON on one line: the wire
 decoder alone (``Decoder.readings``, what the hub did before the check);
-:class:`gridcall.wire.provenance.Screen` on decoded batches that pass (the hot path), the
-same with ``accept_unknown`` on synthetic ids (``hub.accept_unconfigured_sensors``), and
+:class:`gridcall.wire.provenance.Screen` on decoded batches that pass (the hot path) and
 the slow path: every batch carrying one reading of another agent's sensor, which is
 dropped and counted. Then decode and decode + screen as readings/s.
 """
@@ -29,14 +28,13 @@ def sensor(a: int, s: int) -> str:
     return f"s{a:03d}-{s:03d}"
 
 
-def batches(agents: int, sensors: int, per_batch: int, n: int, *, foreign: bool = False,
-            synthetic: bool = False) -> list[tuple[str, bytes]]:
+def batches(agents: int, sensors: int, per_batch: int, n: int, *, foreign: bool = False
+            ) -> list[tuple[str, bytes]]:
     out = []
     for i in range(n):
         a = i % agents
         agent = f"edge-{a:03d}"
-        ids = [f"x{k:03d}" if synthetic else sensor(a, (i + k) % sensors)
-               for k in range(per_batch)]
+        ids = [sensor(a, (i + k) % sensors) for k in range(per_batch)]
         if foreign:
             ids[-1] = sensor((a + 1) % agents, 0)
         b = ReadingBatch(agent=agent, seq=i // agents, sent_at=T0, readings=[
@@ -68,15 +66,12 @@ def main() -> None:
     owners = Owners.of((sensor(i, s), f"edge-{i:03d}")
                        for i in range(a.agents) for s in range(a.sensors))
     strict = Screen(owners, max_readings=10_000)
-    lenient = Screen(owners, max_readings=10_000, accept_unknown=True)
     total = a.messages * a.batch
     decoder = Decoder()
     own = batches(a.agents, a.sensors, a.batch, a.messages)
-    synthetic = batches(a.agents, a.sensors, a.batch, a.messages, synthetic=True)
     foreign = batches(a.agents, a.sensors, a.batch, a.messages, foreign=True)
     decoded = {name: [decoder.readings(t, m) for t, m in msgs]
-               for name, msgs in (("own", own), ("synthetic", synthetic),
-                                  ("foreign", foreign))}
+               for name, msgs in (("own", own), ("foreign", foreign))}
 
     def screen_all(screen: Screen, which: str) -> Callable[[], object]:
         return lambda: [screen.batch(b.agent, b) for b in decoded[which]]
@@ -84,7 +79,6 @@ def main() -> None:
     best = interleaved(a.rounds, {
         "decode": lambda: [decoder.readings(t, m) for t, m in own],
         "screen": screen_all(strict, "own"),
-        "screen_accept_unknown": screen_all(lenient, "synthetic"),
         "screen_one_forged_per_batch": screen_all(strict, "foreign"),
     })
     report: dict[str, object] = {"readings_per_batch": a.batch, "readings": total}

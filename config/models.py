@@ -331,10 +331,6 @@ class HubSettings(Model):
     """Readings one batch may carry; a longer batch is refused whole (counted as
     ``too_many_readings``). The default takes any agent's batch (an agent's
     ``batch_max_readings`` is at most 10,000)."""
-    accept_unconfigured_sensors: bool = False
-    """Store readings of sensor ids the config does not have (another agent's sensor is
-    refused regardless). Only for benchmarks streaming synthetic ids through the sample
-    config: in a town, any agent's login could then create series at will."""
     boards: BoardSettings = BoardSettings()
     """Board data in InfluxDB and the agent roster (config/boards.py)."""
     ts_window: TsWindowSettings | None = TsWindowSettings()

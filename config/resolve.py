@@ -131,10 +131,8 @@ class ConfigSet:
         return Owners.of((s.id, s.agent) for s in self.sensors.values())
 
     def screen(self) -> Screen:
-        """The hub's check of reading batches: its owners, ``hub.max_batch_readings`` and
-        ``hub.accept_unconfigured_sensors``."""
-        return Screen(self.owners(), max_readings=self.hub.max_batch_readings,
-                      accept_unknown=self.hub.accept_unconfigured_sensors)
+        """The hub's check of reading batches: its owners and ``hub.max_batch_readings``."""
+        return Screen(self.owners(), max_readings=self.hub.max_batch_readings)
 
 
 class _Checker:

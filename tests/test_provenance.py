@@ -69,17 +69,6 @@ def test_an_over_long_batch_is_refused_whole_with_its_reason() -> None:
         Screen(OWNERS, max_readings=0)
 
 
-def test_accepting_unconfigured_ids_still_refuses_another_agents_sensor() -> None:
-    screen = Screen(OWNERS, max_readings=10, accept_unknown=True)
-    synthetic = readings("bench-1", "s00", "s01")
-    assert screen.batch("bench-1", synthetic).batch is synthetic
-    out = screen.batch("edge-a", readings("edge-a", "a-1", "ghost", "b-1"))
-    assert out.batch is not None
-    assert [r.sensor for r in out.batch.readings] == ["a-1", "ghost"]
-    assert out.refused == {"forged": 1}
-    assert screen.batch("bench-1", readings("bench-1", "a-1")).refused == {"forged": 1}
-
-
 def test_refusals_are_logged_once_per_agent_and_reason_per_period(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -80,32 +80,15 @@ class Screened:
 
 
 class Screen:
-    """The hub's check of reading batches (see the module docstring).
+    """The hub's check of reading batches (see the module docstring). There is no
+    switch to let unknown ids through: a benchmark streaming synthetic ids writes a
+    config set that holds them (bench/ingest_bench_config.py)."""
 
-    ``accept_unknown`` (``hub.accept_unconfigured_sensors``) lets readings of sensors the
-    config does not have through: for benchmarks that stream synthetic ids through the
-    sample config, never for a town (anyone with a broker login could then create
-    series). Another agent's sensor is refused either way."""
-
-    def __init__(self, owners: Owners, *, max_readings: int,
-                 accept_unknown: bool = False) -> None:
+    def __init__(self, owners: Owners, *, max_readings: int) -> None:
         if max_readings < 1:
             raise ValueError(f"max_readings must be at least 1, got {max_readings}")
         self.owners = owners
         self.max_readings = max_readings
-        self.accept_unknown = accept_unknown
-        self._configured = frozenset(owners.agent_of)
-        self._foreign: dict[str, frozenset[str]] = {}
-
-    def _foreign_to(self, agent: str) -> frozenset[str]:
-        """The configured sensors that are not ``agent``'s (cached per configured agent)."""
-        foreign = self._foreign.get(agent)
-        if foreign is None:
-            own = self.owners.sensors_of(agent)
-            if not own:  # an agent the config does not have: every sensor is foreign
-                return self._configured
-            foreign = self._foreign[agent] = self._configured - own
-        return foreign
 
     def batch(self, agent: str, batch: ReadingBatch) -> Screened:
         """``batch`` as received on ``agent``'s topic: readings of ``agent``'s own sensors
@@ -118,17 +101,14 @@ class Screen:
                             f"{self.max_readings} taken (hub.max_batch_readings)")
         if agent == batch.agent:  # the hot path: the batch's ids against one set, in C
             ids = [r.sensor for r in readings]  # (measured faster than a generator)
-            if self.accept_unknown:
-                if self._foreign_to(agent).isdisjoint(ids):
-                    return Screened(batch, {})
-            elif self.owners.sensors_of(agent).issuperset(ids):
+            if self.owners.sensors_of(agent).issuperset(ids):
                 return Screened(batch, {})
         refused: Counter[Refusal] = Counter()
         example = ""
         kept = []
         for r in readings:
             why = self.owners.verdict(agent, r.sensor) if agent == batch.agent else "forged"
-            if why is None or (why == "unknown_sensor" and self.accept_unknown):
+            if why is None:
                 kept.append(r)
                 continue
             refused[why] += 1

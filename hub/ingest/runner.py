@@ -166,9 +166,6 @@ class Ingest:
         ``gridcall hub ingest`` always give the config's; None (take every reading) is for
         benchmarks and tests of synthetic streams."""
         self.refusals = Refusals("readings", clock=clock)
-        if screen is not None and screen.accept_unknown:
-            log.warning("ingest: hub.accept_unconfigured_sensors is on: readings of sensor "
-                        "ids the config does not have are stored (for benchmarks only)")
         self.alarm_after = alarm_after
         self.alarm_every = alarm_every
         self._clock = clock
