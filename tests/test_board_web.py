@@ -557,4 +557,12 @@ async def test_an_incident_and_who_is_on_duty_are_shown(site: Site, page: Any) -
     if handover["next"]:
         await expect(duty).to_contain_text(f"next {handover['next']['person']['name']}")
     await expect(duty).to_contain_text(f"hand-over: {len(handover['alerts'])} open")
+    # and under each alert's holder, the person on duty it was handed to
+    persons = {p.id: p.name for p in site.hub.config.duty.persons}
+    for item in handover["alerts"]:
+        handed = page.locator(f'#alerts tr[data-alert="{item["alert_id"]}"] small.handed')
+        if item["on_duty"]:
+            await expect(handed).to_have_text(f"→ {persons[item['on_duty']]}")
+        else:
+            await expect(handed).to_have_count(0)
     await shot(page, "13-incident-and-duty")

@@ -59,7 +59,7 @@
 
   const board = {
     token: null, me: null, map: null, state: null, live: false, zoom: null, noRoster: false,
-    silences: [], incident: null, incidentAlerts: new Set(),
+    silences: [], incident: null, incidentAlerts: new Set(), handedTo: new Map(),
     stream: null, attempts: 0, refreshTimer: null, lastByte: 0,
     clock: { first: null, last: null, rate: 1 },
   };
@@ -677,6 +677,21 @@
     kids.push(` · hand-over: ${h.alerts.length} open, ${due} due on the incoming watch`);
     $("#duty").replaceChildren(...kids);
     $("#duty-panel").hidden = false;
+    board.handedTo = new Map(h.alerts.filter((a) => a.on_duty).map((a) => [a.alert_id, a.on_duty]));
+  }
+
+  // Under the unit holding each alert: the person on duty it was handed to (roster.yaml).
+  function markHandedTo() {
+    for (const row of document.querySelectorAll("#alerts tbody tr")) {
+      const cell = row.querySelector("td.unit");
+      const person = board.handedTo.get(row.dataset.alert);
+      let line = cell.querySelector("small.handed");
+      if (!person) { if (line) line.remove(); continue; }
+      if (!line) line = cell.appendChild(el("small", { class: "handed" }));
+      line.dataset.person = person;
+      line.textContent = `→ ${nameOf(person)}`;
+      line.title = "the person on duty it was handed to";
+    }
   }
 
   // ------------------------------------------------------------------ edge agents
@@ -725,6 +740,7 @@
       renderAlerts(state);
       await Promise.all([refreshAgents(), refreshSilences(), refreshIncidents(), refreshDuty()]);
       markIncident();
+      markHandedTo();
       document.body.dataset.loaded = String(Date.now());
       syncProblem("");
     } catch (err) {
