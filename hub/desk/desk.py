@@ -42,6 +42,13 @@ site that saw its matter recently: one incident, with a lead unit (an ``open`` o
 ``join`` step in the incident ledger). Each :class:`Change` carries its alert's incident;
 batch hooks (:meth:`Desk.add_batch_hook`) get every change one call of the desk made, so
 the notifier sends one message per incident.
+
+People (roster.yaml, :mod:`gridcall.hub.desk.duty`): a step that hands an alert to a unit
+names the person on duty there (``on_duty``), and an action taken with a person's token
+names them and their unit. Each hand-over arms the unit's escalation policy: reminders
+due before the response deadline fire with the deadlines, at their own instants, while
+the alert waits for a response; each is written to the reminder log before the reminder
+hooks (:meth:`Desk.add_reminder_hook`) get it (:mod:`gridcall.hub.desk.reminders`).
 """
 
 from __future__ import annotations
