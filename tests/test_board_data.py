@@ -280,7 +280,8 @@ async def test_an_agent_killed_with_sigkill_raises_one_edge_offline_listing_its_
                 for state in offline_alerts().values():
                     assert state.is_open
                     assert state.alert.agent == agent
-                    assert state.departments[0] == "urban_mgmt"
+                    # a device fault: the maintenance department leads it
+                    assert state.departments[0] == "operations_maintenance"
                     assert state.alert.matter_type == "daily"
                     # one outage is one incident: the spread rules do not lift it (a
                     # sensitive site in the grid may: a school without smoke alarms)
