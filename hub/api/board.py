@@ -98,11 +98,9 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
         return unit.name if unit else unit_id
 
     def board_alert(state: AlertState) -> BoardAlert:
-        out = AlertOut.of(state)
-        incident = desk.incidents.of(state.alert_id)
+        out = AlertOut.of(state, desk.incident_id(state.alert_id))
         return BoardAlert.model_validate({
             **out.model_dump(), "actions": board_actions(state),
-            "incident": incident.incident_id if incident else "",
             "unit_name": name(state.unit), "grid_name": name(state.place[-1]),
             "community_name": name(state.place[-2])})
 

@@ -304,8 +304,6 @@ class BoardAlert(AlertOut):
     unit_name: str
     grid_name: str
     community_name: str
-    incident: str = Field(default="", description="The incident it is in (GET "
-                          "/v1/incidents/{id}), else empty.")
 
 
 class Escalation(Out):
