@@ -8,7 +8,8 @@ grid (the most the desk groups them into), the real FastAPI app, read as the dis
 
 - ``/v1/board/map`` and ``/v1/board/state``: bytes and median / p95 milliseconds per call
   of the app in process (every board fetches the state once per change it hears,
-  debounced; the map once per page load);
+  debounced; the map once per page load); likewise the silences, incidents and hand-over
+  each refresh also fetches (not cached per unit);
 - a desk step (a false alarm, written to the ledger in SQLite) with N event streams of the
   district open over real uvicorn on loopback, each read by httpx: median step time with
   and without the streams, and the time until all N streams hold the change.
@@ -71,7 +72,11 @@ async def main(streams: int, rounds: int) -> None:
                     for path, what, changed in (
                             ("/v1/board/map", "", False),
                             ("/v1/board/state", " after a change (computed)", True),
-                            ("/v1/board/state", " again (the unit's cached state)", False)):
+                            ("/v1/board/state", " again (the unit's cached state)", False),
+                            # what else a page fetches at each refresh (not cached)
+                            ("/v1/silences?current=true", "", False),
+                            ("/v1/incidents?open=true", "", False),
+                            ("/v1/handover", "", False)):
                         times, size = [], 0
                         for _ in range(rounds):
                             if changed:
