@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gridcall.cli import app
@@ -154,3 +156,48 @@ def test_config_check_says_what_the_roster_holds() -> None:
     cfg = load_config(SAMPLE_DISTRICT)
     assert (f"roster.yaml: {len(cfg.duty.persons)} persons, shifts for "
             f"{len(cfg.duty.shifts)} units") in result.output
+
+
+BERLIN = """timezone: Europe/Berlin
+persons:
+- {id: a, name: A, unit: dongyuan-g1, leader: c}
+- {id: b, name: B, unit: dongyuan-g1, leader: c}
+- {id: c, name: C, unit: dongyuan}
+shifts:
+  dongyuan-g1:
+  - {days: [mon, tue, wed, thu, fri], from: "07:00", to: "19:00", person: a}
+  - {days: [mon, tue, wed, thu, fri, sat, sun], from: "19:00", to: "07:00", person: b}
+  - {days: [sat, sun], from: "07:00", to: "19:00", person: a}
+overrides:
+- {unit: dongyuan-g1, from: "2027-03-27T12:00", to: "2027-03-29T09:00", person: b}
+"""
+"""Europe/Berlin springs forward on 2027-03-28: the lookups must hold across it."""
+
+
+@pytest.fixture(scope="module")
+def rosters(tmp_path_factory: pytest.TempPathFactory) -> tuple[DutyFile, DutyFile]:
+    """The Berlin roster above, and the sample district's (Asia/Shanghai)."""
+    return (load_config(roster(tmp_path_factory.mktemp("berlin"), BERLIN)).duty,
+            load_config(SAMPLE_DISTRICT).duty)
+
+
+@settings(max_examples=300, deadline=None)
+@given(minute=st.integers(0, 21 * 24 * 60))
+def test_a_stretch_holds_its_moment_and_the_next_is_someone_else(
+        rosters: tuple[DutyFile, DutyFile], minute: int) -> None:
+    for duty in rosters:
+        unit = "dongyuan-g1"
+        moment = from_iso("2027-03-15T00:00+00:00") + minute * 60 * 10**9
+        now = on_duty(duty, unit, moment)
+        assert now is not None  # both rosters cover the whole week
+        assert now.start <= moment < now.end
+        at_start = on_duty(duty, unit, now.start)
+        assert at_start is not None
+        assert at_start.person.id == now.person.id
+        nxt = next_on_duty(duty, unit, moment)
+        if nxt is not None:
+            assert nxt.start > moment
+            assert nxt.person.id != now.person.id
+            before = on_duty(duty, unit, nxt.start - 1)
+            assert before is not None
+            assert before.person.id == now.person.id  # nobody else between

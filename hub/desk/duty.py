@@ -65,8 +65,8 @@ def _shifts(duty: DutyFile, unit: str, role: Role, around: int, days: range
 
 def on_duty(duty: DutyFile, unit: str, at: int, role: Role = "duty") -> Stretch | None:
     """Who is on ``role`` for ``unit`` at ``at``: an override that covers ``at`` wins;
-    else the weekly shift (its end cut short where an override begins). None if nobody:
-    the unit's own channels are used then."""
+    else the weekly shift (its start and end cut where overrides end and begin). None if
+    nobody: the unit's own channels are used then."""
     overrides = list(_overrides(duty, unit, role))
     for start, end, person in overrides:
         found = duty.person(person)
@@ -76,7 +76,8 @@ def on_duty(duty: DutyFile, unit: str, at: int, role: Role = "duty") -> Stretch 
         found = duty.person(person)
         if start <= at < end and found is not None:
             cut = min((s for s, _, _ in overrides if at < s < end), default=end)
-            return Stretch(found, unit, role, start, cut)
+            begin = max((e for _, e, _ in overrides if start < e <= at), default=start)
+            return Stretch(found, unit, role, begin, cut)
     return None
 
 
