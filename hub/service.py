@@ -55,7 +55,7 @@ class Hub:
                  drain_timeout: float = 10.0, tick_interval: float = 1.0,
                  readings: bool = True, share_group: str | None = None,
                  spool_dir: Path | str | None = None, boards: bool = True,
-                 agent_clock: Clock | None = None, mqtt5: bool = True,
+                 agent_clock: Clock | None = None, mqtt5: bool | None = None,
                  dead_letters: DeadLetters | None = None,
                  replay_interval: float = 2.0) -> None:
         if drain_timeout < 0:
@@ -91,8 +91,11 @@ class Hub:
                 password=password, keepalive=int(settings.broker.keepalive.total_seconds()),
                 max_points=max_points, flush_interval=flush, drain_timeout=drain_timeout,
                 decoder=self.decoder, screen=config.screen(),
-                # mqtt5=False: a broker without v5 (the embedded amqtt)
-                receive_maximum=settings.ingest_receive_maximum if mqtt5 else None,
+                # 3.1.1 on a broker without v5 (the embedded amqtt; mqtt5=None asks
+                # the address, which knows the brokers this process runs)
+                receive_maximum=(settings.ingest_receive_maximum
+                                 if (self.address.speaks_mqtt5 if mqtt5 is None else mqtt5)
+                                 else None),
                 dead_letters=dead_letters, supervisor=self.supervisor)
             self.ingest = self.worker.ingest
         else:

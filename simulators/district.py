@@ -31,7 +31,6 @@ from gridcall.hub.ingest.runner import sink_label
 from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
-from gridcall.simulators.embedded import speaks_mqtt5
 from gridcall.simulators.responders import Responders
 from gridcall.simulators.streams import Injection
 from gridcall.simulators.town import SimulatedSource, SimulatedTown
@@ -141,7 +140,7 @@ class InProcessDistrict:
                        client_id=hub_client_id or f"gridcall-hub-{time.time_ns()}",
                        drain_timeout=drain_timeout, clock=clock, tick_interval=tick_interval,
                        # the agents below run on the wall clock, whatever the desk's
-                       agent_clock=wall_clock, mqtt5=speaks_mqtt5(broker_url))
+                       agent_clock=wall_clock)
         self.responders = (Responders(self.hub.desk, clock, seed=seed) if duty_staff
                            else None)
         """Simulated duty staff answering (or not) the alerts, on the hub's clock."""

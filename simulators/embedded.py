@@ -7,21 +7,23 @@ mosquitto or a clustered broker when given ``--broker``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from types import TracebackType
 from typing import Any, Self
 
-log = logging.getLogger(__name__)
+from gridcall.wire.broker import BrokerAddress, without_mqtt5
 
-_RUNNING: set[str] = set()  # URLs of the embedded brokers running in this process
+log = logging.getLogger(__name__)
 
 
 def speaks_mqtt5(url: str) -> bool:
     """False for an embedded broker running in this process (amqtt has no MQTT v5 and does
-    not even answer a v5 CONNECT), True for any other: the hub's ingest then connects with
-    3.1.1 (``Hub(mqtt5=...)``)."""
-    return url not in _RUNNING
+    not even answer a v5 CONNECT), True for any other (``Hub(mqtt5=...)``; the hub asks
+    :attr:`gridcall.wire.broker.BrokerAddress.speaks_mqtt5` itself when not told)."""
+    return BrokerAddress.parse(url).speaks_mqtt5
+
 
 
 def free_port() -> int:
@@ -36,6 +38,7 @@ class EmbeddedBroker:
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self._broker: Any = None
+        self._no_v5: contextlib.AbstractContextManager[None] | None = None
 
     async def __aenter__(self) -> Self:
         from amqtt.broker import Broker
@@ -49,13 +52,18 @@ class EmbeddedBroker:
             },
         })
         await self._broker.start()
-        _RUNNING.add(self.url)
+        # amqtt has no MQTT v5 (it does not even answer a v5 CONNECT): the hub's ingest
+        # asks BrokerAddress.speaks_mqtt5 and connects to this one with 3.1.1
+        self._no_v5 = without_mqtt5("127.0.0.1", self.port)
+        self._no_v5.__enter__()
         log.info("embedded broker on %s", self.url)
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
-        _RUNNING.discard(self.url)
+        if self._no_v5 is not None:
+            self._no_v5.__exit__(None, None, None)
+            self._no_v5 = None
         if self._broker is not None:
             await self._broker.shutdown()
             self._broker = None

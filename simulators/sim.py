@@ -61,7 +61,7 @@ from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Transitio
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.clock import SimClock
-from gridcall.simulators.embedded import EmbeddedBroker, speaks_mqtt5
+from gridcall.simulators.embedded import EmbeddedBroker
 from gridcall.simulators.replay import RecordedStream
 from gridcall.simulators.scenario import (
     DEFAULT_START,
@@ -371,8 +371,7 @@ class SimDistrict:
         store = await self._stack.enter_async_context(Store(":memory:"))
         hub = _SimHub(self.config, sink=store, store=store, broker_url=url,
                       client_id=f"gridcall-sim-hub-{time.time_ns()}", clock=self.clock,
-                      tick_interval=1e6, readings=self.store_readings,
-                      mqtt5=speaks_mqtt5(url))
+                      tick_interval=1e6, readings=self.store_readings)
         hub.desk.add_hook(self._on_change)
         self._hub = hub
         self._hub_task = asyncio.create_task(hub.run(self._stop_hub), name="sim-hub")

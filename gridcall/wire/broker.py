@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +106,21 @@ def _reason(exc: OSError | ssl.SSLError) -> str:
     return exc.strerror or str(exc)
 
 
+
+_WITHOUT_MQTT5: set[tuple[str, int]] = set()
+
+
+@contextlib.contextmanager
+def without_mqtt5(host: str, port: int) -> Iterator[None]:
+    """While in the block, the broker at ``host:port`` (one this process runs) is known
+    not to speak MQTT v5: :attr:`BrokerAddress.speaks_mqtt5` says so, and the hub's ingest
+    connects with 3.1.1 (amqtt does not even answer a v5 CONNECT)."""
+    _WITHOUT_MQTT5.add((host, port))
+    try:
+        yield
+    finally:
+        _WITHOUT_MQTT5.discard((host, port))
+
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
     host: str
@@ -132,6 +148,12 @@ class BrokerAddress:
 
     def __str__(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    @property
+    def speaks_mqtt5(self) -> bool:
+        """False for a broker this process runs without MQTT v5 (the embedded amqtt, which
+        registers itself with :func:`without_mqtt5`); True for any other."""
+        return (self.host, self.port) not in _WITHOUT_MQTT5
 
     async def port_open(self) -> bool:
         """True if a TCP connection to the broker's port opens within

@@ -64,7 +64,7 @@ The hub's memory stays bounded by ``Ingest.max_buffered_points`` either way.
 
 ``None`` (``hub.ingest_receive_maximum: null``) speaks MQTT 3.1.1 and takes the broker's
 window: for a broker without v5, such as the demo's embedded amqtt (which does not even
-answer a v5 CONNECT)."""
+answer a v5 CONNECT; it says so through :func:`gridcall.wire.broker.without_mqtt5`)."""
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 """MQTT v5 Session Expiry Interval for "keep the session until I say" (v3.1.1's
