@@ -498,11 +498,27 @@ async def test_a_silence_is_set_and_lifted_on_the_board_and_written_to_the_ledge
         f"Silencing {what} refused (403)")
     assert len(desk.silence_list(unit=UNIT)) == 1
 
+    # a maintenance window planned ahead: pending until its start (the browser's time)
+    await page.select_option("#silence-scope", "grid")
+    await page.select_option("#silence-id", "dongyuan-g3")
+    await page.fill("#silence-start", "2030-01-02T08:00")
+    await page.select_option("#silence-duration", "86400")
+    await page.fill("#silence-reason", "market hall rewired")
+    await page.click("#silence-form button")
+    planned = page.locator('#silences li[data-status="pending"]')
+    await expect(planned).to_contain_text(
+        "grid 东苑社区第3网格 (dongyuan-g3) · from 2030-01-02 08:00")
+    (ahead,) = [s for s in desk.silence_list(unit=UNIT) if s.scope.id == "dongyuan-g3"]
+    start_ms = await page.evaluate("Date.parse('2030-01-02T08:00')")
+    assert abs(ahead.start - start_ms * 10**6) < 10**6
+    assert ahead.end - ahead.start == 86_400 * 10**9
+
     # lifted from the board (confirmed first): ended in the desk, a lift step by the unit
+    item = page.locator(f'#silences li[data-silence="{silence.silence_id}"]')
     page.once("dialog", lambda dialog: dialog.accept())
     await item.locator('button[data-action="lift"]').click()
     await expect(page.locator("#notice")).to_contain_text(f"{silence.silence_id}: {what} lifted")
-    await expect(page.locator("#silences li[data-silence]")).to_have_count(0)
+    await expect(item).to_have_count(0)
     await expect(page.locator(f'#map [data-sensor="{FIRST}"]')).not_to_have_class(
         re.compile(r"\bsilenced\b"))
     steps = await desk.silence_history(silence.silence_id)

@@ -128,11 +128,12 @@
       `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
   }
 
-  // A moment near now said short: "17:30" today (on the desk's clock), else with its date.
+  // A moment said short: "17:30" today (on the desk's clock), "12-07 08:00" this year,
+  // else "2030-01-02 08:00".
   function fmtNear(ns) {
-    const full = fmtTime(ns);
-    return full.slice(0, 10) === fmtTime(deskNow()).slice(0, 10) ? full.slice(11, 16)
-      : full.slice(5, 16);
+    const full = fmtTime(ns), now = fmtTime(deskNow());
+    if (full.slice(0, 10) === now.slice(0, 10)) return full.slice(11, 16);
+    return full.slice(0, 4) === now.slice(0, 4) ? full.slice(5, 16) : full.slice(0, 16);
   }
 
   function fmtLeft(seconds) {
@@ -544,6 +545,9 @@
     const body = { scope: $("#silence-scope").value, id: $("#silence-id").value,
                    reason: $("#silence-reason").value.trim(),
                    duration_s: Number($("#silence-duration").value) };
+    // a planned window starts later (the browser's local time); empty: now, on the desk
+    const from = $("#silence-start").value;
+    if (from) body.start = Date.parse(from) * NS_PER_MS;
     const button = $("#silence-form button");
     button.disabled = true;
     try {
@@ -551,6 +555,7 @@
       notice(`${s.silence_id}: ${silenceWhat(s)} silenced until ${fmtNear(s.end)} — its ` +
              "anomalies are kept but open no alert", "ok");
       $("#silence-reason").value = "";
+      $("#silence-start").value = "";
     } catch (err) {
       const [status, why] = refusal(err);
       notice(`Silencing ${silenceWhat(body)} refused (${status}): ${why}`, "error");
