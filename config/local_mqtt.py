@@ -18,8 +18,9 @@ Presets (the firmware's default topic layout; ``topic_prefix`` overrides its fir
   or ``AM2301.Humidity``.
 - ``zigbee2mqtt``: ``zigbee2mqtt/<friendly name>``, JSON; fields like ``temperature``,
   ``smoke``, ``contact`` (Zigbee2MQTT: ``true`` = closed), ``water_leak``.
-- ``esphome``: ``<node>/sensor/<name>/state``, a plain number (``nan`` when the sensor has
-  none); fields are ``<name>`` or ``<component>/<name>`` (``binary_sensor/door``: ON/OFF).
+- ``esphome``: ``<node>/sensor/<name>/state``, a plain number (``nan`` or ``None``, a gap,
+  when the sensor has none); fields are ``<name>`` or ``<component>/<name>``
+  (``binary_sensor/door``: ON/OFF).
 - ``shelly`` (Gen2+ with "generic status update over MQTT"): ``<device id>/status/<component>``
   with the component's status JSON; fields are ``<component>.<path>``, e.g.
   ``temperature:0.tC``, ``switch:0.apower``.

@@ -2,11 +2,12 @@
 Shelly, or any firmware that publishes numbers or JSON.
 
 :class:`TopicMap` is the pure part: (topic, payload, arrival time) → samples, with every
-payload it could not use counted by reason in ``bad`` (``not_json``, ``missing_field``,
-``non_numeric``, ``non_finite``, ``unknown_sensor``) and logged once per topic and reason;
-``bad_timestamp`` is counted too, but the reading is kept with its arrival time. A JSON
-``null`` becomes a sample without a value (the sensor answered, nothing to read), which
-the agent's detectors see as a dropout.
+payload it could not use counted by reason in ``bad`` (``not_json``, ``non_numeric``,
+``non_finite``, ``unknown_sensor``) and logged once per topic and reason; ``bad_timestamp``
+is counted too, but the reading is kept with its arrival time. A JSON ``null`` or a text
+``nan``/``None`` becomes a sample without a value (the sensor answered, nothing to read),
+which the agent's detectors see as a dropout (counted as ``gaps``). A mapped field absent
+from its message is normal (devices send partial reports): counted as ``missing_fields``.
 
 :class:`LocalMqttSource` subscribes with aiomqtt and reconnects with backoff, forever: a
 broker on the device that restarts, or a LAN broker that goes away, costs the readings
@@ -54,6 +55,10 @@ from gridcall.wire.clock import Clock, from_epoch, from_iso, wall_clock
 
 log = logging.getLogger(__name__)
 
+NO_VALUE_WORDS = frozenset({"nan", "none", "null", "unknown", "unavailable"})
+"""Plain-text "no value": ESPHome publishes ``nan`` for a sensor without a state (and
+``None`` from some lambdas), Home Assistant-style bridges ``unknown``/``unavailable``. A
+gap (a sample without a value, a dropout), like JSON ``null``; not a bad payload."""
 TRUE_WORDS = frozenset({"true", "on", "open", "opened", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "off", "closed", "close", "no", "0"})
 """Plain-text booleans: ESPHome ON/OFF, Shelly Gen1 true/false and open/close."""
@@ -115,8 +120,9 @@ def _boolean(value: bool, invert: bool) -> float:
 
 
 def to_number(raw: Any, m: TopicMapping) -> float | None:
-    """A raw JSON or text value as the reading (scale/offset applied); None for null.
-    BadPayload for text that is not a number or a boolean word, objects, NaN and ±inf."""
+    """A raw JSON or text value as the reading (scale/offset applied); None for null and
+    the :data:`NO_VALUE_WORDS` (``nan``, ``None``...) in text. BadPayload for text that is
+    not a number or a boolean word, objects, a JSON NaN and ±inf."""
     if raw is None:
         return None
     if isinstance(raw, bool):
@@ -124,6 +130,8 @@ def to_number(raw: Any, m: TopicMapping) -> float | None:
     if isinstance(raw, str):
         text = raw.strip()
         word = text.lower()
+        if word in NO_VALUE_WORDS:
+            return None
         if word in TRUE_WORDS - {"1"} or word in FALSE_WORDS - {"0"}:
             return _boolean(word in TRUE_WORDS, m.invert)
         try:
@@ -154,6 +162,11 @@ def to_timestamp(raw: Any, tz: ZoneInfo) -> int:
 class TopicMapCounters:
     messages: int = 0
     samples: int = 0
+    gaps: int = 0
+    """Samples without a value (JSON null, ESPHome ``nan``): dropouts, not errors."""
+    missing_fields: int = 0
+    """Mapped fields absent from a message on their topic. Normal: a Zigbee2MQTT device
+    reports only what changed, a Tasmota periodic report may lack a switch."""
     bad: Counter[str] = field(default_factory=Counter)
 
 
@@ -210,7 +223,8 @@ class TopicMap:
                         doc = _json(payload)
                     raw = _at(doc, route.value_path)
                     if raw is _MISSING:
-                        raise BadPayload("missing_field", f"no {m.value!r} in the payload")
+                        self._missing(topic, m)
+                        continue
                     value = to_number(raw, m)
                     ts = self._timestamp(topic, doc, route, received_ns)
             except BadPayload as exc:
@@ -218,9 +232,22 @@ class TopicMap:
                 if exc.reason == "not_json":
                     doc = None  # the other routes on this topic would fail the same way
                 continue
+            if value is None:
+                self.counters.gaps += 1
             out.append(Sample(sensor, ts, value))
         self.counters.samples += len(out)
         return out
+
+    def _missing(self, topic: str, m: TopicMapping) -> None:
+        """A partial message: counted, and said once per field at INFO (a field that never
+        comes shows in ``gridcall edge check`` as a sensor nothing arrived from)."""
+        self.counters.missing_fields += 1
+        key = (topic, f"missing:{m.value}")
+        if key not in self._logged and len(self._logged) < _MAX_LOGGED:
+            self._logged.add(key)
+            log.info("%s: a message on %s has no %r (for sensor %s); partial messages are "
+                     "normal and counted as missing_fields, not logged again", self.name,
+                     topic, m.value, m.sensor)
 
     def _timestamp(self, topic: str, doc: Any, route: _Route, received_ns: int) -> int:
         if route.ts_path is None:
@@ -303,7 +330,8 @@ class LocalMqttSource:
         """For the agent's status message: messages, samples, ``bad_<reason>`` for each
         reason a payload was skipped, and the connection's counters."""
         m, c = self.map.counters, self.connection
-        return {"messages": m.messages, "samples": m.samples,
+        return {"messages": m.messages, "samples": m.samples, "gaps": m.gaps,
+                "missing_fields": m.missing_fields,
                 **{f"bad_{reason}": n for reason, n in sorted(m.bad.items())},
                 "connects": c.connects, "connect_failures": c.connect_failures,
                 "credentials_refused": c.credentials_refused,
@@ -406,6 +434,9 @@ async def _checks(spec: AgentSpec, settings: LocalMqttSettings, options: CheckOp
                              "minutes (Tasmota TelePeriod 300 s) needs a longer --wait")]
     missing = sorted(expected - seen)
     detail = f"read {len(got)} values: {values(got)}" + (f"; skipped: {bad}" if bad else "")
+    if missing and source.map.counters.missing_fields:
+        detail += (f"; {source.map.counters.missing_fields} mapped fields were absent from "
+                   "their messages (check the field names)")
     if missing:
         return [reach, Check("source (mqtt)", "WARN",
                              f"{detail}; nothing yet from {', '.join(missing)}",
