@@ -36,7 +36,7 @@ def batch(agent: str, seq: int, sensor: str, n: int = 5) -> ReadingBatch:
 async def run_hub(cfg: ConfigSet, broker: str, store: Store,
                   messages: list[tuple[str, bytes]]) -> Hub:
     hub = Hub(cfg, sink=store, store=store, broker_url=broker, client_id="test-hub",
-              flush_interval=0.05)
+              flush_interval=0.05, mqtt5=False)  # the embedded amqtt speaks MQTT 3.1.1
     stop = asyncio.Event()
     task = asyncio.create_task(hub.run(stop))
     await asyncio.wait_for(hub.subscribed.wait(), 10)
