@@ -75,7 +75,9 @@ class Hub:
         max_points = influx.batch_max_points if influx else 5000
         flush = flush_interval if flush_interval is not None else (
             influx.flush_interval.total_seconds() if influx else 0.5)
-        self.decoder = Decoder(window=settings.decoder_window(), clock=clock)
+        # the ts window is around the clock the agents stamp with: in a fast demo the
+        # desk's clock runs ahead of them, and would soon refuse every reading as old
+        self.decoder = Decoder(window=settings.decoder_window(), clock=self.agent_clock)
         self.supervisor = Supervisor()
         """Runs every long-lived task of the hub; restarts, counts and raises alarms."""
         self.dead_letters = dead_letters

@@ -33,7 +33,7 @@ from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.sinks import influx_sink
-from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
+from gridcall.wire import AnomalyEvent, MalformedMessage, Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.clock import DAY_NS, from_iso
 from tests.polling import wait_until
@@ -299,3 +299,20 @@ async def test_an_event_is_acknowledged_only_once_handled(rig: Rig, tmp_path: Pa
         assert hub.counters.dead_lettered == 0
     blocker.close()
     assert rig.letters.entries() == []
+
+
+async def test_the_window_is_around_the_agents_clock_when_the_desk_runs_faster(
+    cfg: ConfigSet,
+) -> None:
+    """The fast demo's desk clock runs 600x ahead of its agents: after an hour it is 25
+    days ahead. The window follows the clock the agents stamp with (agent_clock)."""
+    sensor = sensor_of(cfg, "gas")
+    now = time.time_ns()
+    ahead = now + 60 * DAY_NS
+    async with Store(":memory:") as store:
+        demo = Hub(cfg, sink=store, store=store, clock=lambda: ahead, agent_clock=time.time_ns)
+        assert demo.decoder.readings(topics.readings_topic(AGENT),
+                                     batch(1, sensor=sensor, t0=now)).seq == 1
+        plain = Hub(cfg, sink=store, store=store, clock=lambda: ahead)
+        with pytest.raises(MalformedMessage, match="ts_window"):
+            plain.decoder.readings(topics.readings_topic(AGENT), batch(1, sensor=sensor, t0=now))
