@@ -24,11 +24,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from gridcall.config.base import BrokerSettings, Duration, Id, Model, Name, read_env, unset_envs
+from gridcall.config.base import (
+    BrokerSettings,
+    Duration,
+    Id,
+    Model,
+    Name,
+    ReadableFile,
+    TlsFiles,
+    read_env,
+    unset_envs,
+)
 from gridcall.config.boards import BoardSettings
 from gridcall.config.sources import SimulatedSettings, SourceSettings
 from gridcall.wire.clock import ns
 from gridcall.wire.codec import TsWindow
+from gridcall.wire.https import HttpsSettings
 from gridcall.wire.ladder import Tier
 
 MatterType = Literal["patrol", "emergency", "daily"]
@@ -270,6 +281,8 @@ class InfluxSettings(Model):
     measurement: Id = "reading"
     batch_max_points: int = Field(default=5000, ge=1, le=100_000)
     flush_interval: Duration = timedelta(seconds=1)
+    tls: InfluxTls | None = None
+    """For an ``https://`` url: CA file, verify on/off, client certificate."""
 
     def credentials(self) -> tuple[str | None, str | None]:
         """v1 username and password from the environment; KeyError naming a missing one."""
@@ -288,7 +301,17 @@ class InfluxSettings(Model):
     def _api_fields(self) -> InfluxSettings:
         if self.api == 2 and self.token_env is None:
             raise ValueError("api 2 needs token_env: the environment variable with the token")
+        if self.tls is not None and not self.url.startswith("https://"):
+            raise ValueError(f"tls is set but the url {self.url!r} is plain http://: use "
+                             "https:// (or remove tls)")
         return self
+
+    def https(self) -> HttpsSettings | None:
+        """The TLS settings the sinks take, or None for the defaults."""
+        if self.tls is None:
+            return None
+        return HttpsSettings(ca_file=self.tls.ca_file, verify=self.tls.verify,
+                             certfile=self.tls.certfile, keyfile=self.tls.keyfile)
 
 
 class TsWindowSettings(Model):
@@ -310,8 +333,36 @@ class TsWindowSettings(Model):
         return TsWindow(past=ns(self.past), future=ns(self.future))
 
 
+class InfluxTls(TlsFiles):
+    """``influx.tls``: the CA an ``https://`` InfluxDB's certificate must chain to
+    (``ca_file``, else the system's), a client certificate for a proxy that asks for one,
+    and ``verify: false`` to skip the check (logged as a warning each time a sink opens:
+    anyone on the path can then read and change what is written)."""
+
+    ca_file: ReadableFile | None = None
+    verify: bool = True
+
+
+class ApiTls(Model):
+    """``api.tls``: the API's certificate (chain) and key, PEM: it then serves HTTPS."""
+
+    certfile: ReadableFile
+    keyfile: ReadableFile | None = None
+    """May be left out when ``certfile`` holds the key too."""
+
+
+class ApiSettings(Model):
+    """How ``gridcall hub run --api HOST:PORT`` serves (the address stays a command-line
+    choice, off unless given)."""
+
+    tls: ApiTls | None = None
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 2**20)
+    """A request body over this is refused (413) before it is read (hub/api/guard.py)."""
+
+
 class HubSettings(Model):
     broker: BrokerSettings = BrokerSettings()
+    api: ApiSettings = ApiSettings()
     client_id: Id = "gridcall-hub"
     influx: InfluxSettings | None = None
     store_path: str = "var/hub.sqlite"

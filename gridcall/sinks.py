@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from gridcall.config import ConfigSet
 from gridcall.hub.ingest.sinks import InfluxV1Sink, InfluxV2Sink, LineEncoder, ReadingSink
 from gridcall.hub.store import Store
+from gridcall.wire.https import HttpsSettings
 
 
 def encoder_for(config: ConfigSet, measurement: str = "reading") -> LineEncoder:
@@ -21,17 +22,18 @@ def encoder_for(config: ConfigSet, measurement: str = "reading") -> LineEncoder:
 def influx_sink(config: ConfigSet, *, url: str, api: int = 1, database: str = "gridcall",
                 retention_policy: str | None = None, username: str | None = None,
                 password: str | None = None, org: str = "gridcall",
-                token: str | None = None, measurement: str = "reading"
-                ) -> InfluxV1Sink | InfluxV2Sink:
+                token: str | None = None, measurement: str = "reading",
+                https: HttpsSettings | None = None) -> InfluxV1Sink | InfluxV2Sink:
     encoder = encoder_for(config, measurement)
     if api == 1:
         return InfluxV1Sink(url, database=database, encoder=encoder,
                             retention_policy=retention_policy, username=username,
-                            password=password)
+                            password=password, https=https)
     token = token if token is not None else os.environ.get("INFLUX_TOKEN")
     if not token:
         raise ValueError("InfluxDB API 2 needs a token: set INFLUX_TOKEN")
-    return InfluxV2Sink(url, org=org, bucket=database, token=token, encoder=encoder)
+    return InfluxV2Sink(url, org=org, bucket=database, token=token, encoder=encoder,
+                        https=https)
 
 
 @contextlib.asynccontextmanager
@@ -47,6 +49,6 @@ async def sink_from_settings(config: ConfigSet, store: Store) -> AsyncIterator[R
         database=influx.database if influx.api == 1 else influx.bucket,
         retention_policy=influx.retention_policy, username=username, password=password,
         org=influx.org, token=influx.token() if influx.api == 2 else None,
-        measurement=influx.measurement)
+        measurement=influx.measurement, https=influx.https())
     async with sink:
         yield sink

@@ -49,11 +49,13 @@ async def serve_api(hub: Hub, address: tuple[str, int], tokens: TokenFile,
                     metrics: CollectorRegistry | None = None) -> AsyncIterator[ApiServer]:
     """The HTTP API and the built-in board over the hub's desk, roster and clock (and
     ``/metrics`` if given a registry), served in this loop until the block ends."""
+    settings = hub.config.hub.api
     app = create_app(hub.desk, tokens, clock=hub.clock, roster=hub.roster,
-                     agent_clock=hub.agent_clock)
+                     agent_clock=hub.agent_clock, max_body_bytes=settings.max_body_bytes)
     if metrics is not None:
         add_metrics(app, metrics)
-    async with ApiServer(app, *address) as server:
+    tls = (settings.tls.certfile, settings.tls.keyfile) if settings.tls is not None else None
+    async with ApiServer(app, *address, tls=tls) as server:
         yield server
 
 

@@ -9,7 +9,8 @@ TLS listener that requires client certificates: for the transport-security tests
 - ``broker.crt``/``broker.key``: the broker's certificate, naming only
   ``broker.gridcall.test`` (so dialling 127.0.0.1 without ``server_name`` is a name
   mismatch);
-- ``influx.crt``/``influx.key``: an HTTPS server certificate for ``IP:127.0.0.1``;
+- ``https.crt``/``https.key``: an HTTPS server certificate for ``IP:127.0.0.1`` (InfluxDB's
+  and the API's);
 - ``client.crt``/``client.key``: a client certificate signed by the CA;
   ``stranger.crt``/``stranger.key``: one signed by the other CA.
 """
@@ -73,7 +74,7 @@ def make_pki(folder: Path) -> Pki:
     _ca("ca", folder)
     _ca("other-ca", folder)
     _leaf("broker", "ca", folder, alt=f"DNS:{BROKER_NAME}", usage="serverAuth")
-    _leaf("influx", "ca", folder, alt="IP:127.0.0.1", usage="serverAuth")
+    _leaf("https", "ca", folder, alt="IP:127.0.0.1", usage="serverAuth")
     _leaf("client", "ca", folder, alt="", usage="clientAuth")
     _leaf("stranger", "other-ca", folder, alt="", usage="clientAuth")
     return Pki(folder)

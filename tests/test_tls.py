@@ -6,11 +6,15 @@ behind a private CA made with openssl (tests/private_tls.py):
   agent, the hub and a local MQTT source in; without the client certificate, with an
   unknown CA, or with a server name the certificate does not carry, the connection is
   refused.
+- InfluxDB 1.6.7 with ``https-enabled``: the sinks write with the configured CA, refuse an
+  unknown one, and with ``verify: false`` write but warn.
+- The API serves HTTPS with the configured certificate and key.
 - The config names a missing file with its path, before anything connects.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import ssl
 import uuid
@@ -19,14 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from gridcall.config.base import BrokerSettings
+from gridcall.config.models import InfluxSettings
 from gridcall.edge_agent.commissioning import probe_broker
+from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder, SinkError
 from gridcall.wire.broker import BrokerAddress, TlsFileError, TlsSettings
+from tests.private_servers import PrivateInflux
 from tests.private_tls import BROKER_NAME, Pki, TlsMosquitto, make_pki
 
 
@@ -185,3 +193,118 @@ def test_a_file_that_is_not_pem_is_named(tmp_path: Path) -> None:
         BrokerAddress.parse("mqtts://h", TlsSettings(ca_file=junk)).tls_context()
     with pytest.raises(TlsFileError, match=f"client certificate {junk}"):
         TlsSettings(certfile=junk).context()
+
+
+# --- InfluxDB over https (influx.tls) ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def https_influx(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateInflux]:
+    with PrivateInflux(tmp_path_factory.mktemp("https-influx"),
+                       https=(pki["https.crt"], pki["https.key"])) as influx:
+        yield influx
+
+
+def influx_settings(url: str, **tls: Any) -> InfluxSettings:
+    return InfluxSettings.model_validate(
+        {"url": url, "tls": {k: str(v) if isinstance(v, Path) else v for k, v in tls.items()}})
+
+
+async def count_points(influx: PrivateInflux, pki: Pki, database: str) -> int:
+    async with httpx.AsyncClient(verify=ssl.create_default_context(
+            cafile=str(pki["ca.crt"]))) as http:
+        resp = await http.get(f"{influx.url}/query", params={
+            "db": database, "q": "SELECT count(v) FROM m"})
+    series = resp.json()["results"][0].get("series", [])
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+async def test_influx_over_https_with_the_configured_ca(pki: Pki,
+                                                        https_influx: PrivateInflux) -> None:
+    settings = influx_settings(https_influx.url, ca_file=pki["ca.crt"])
+    database = f"tls_{uuid.uuid4().hex[:8]}"
+    async with InfluxV1Sink(https_influx.url, database=database, encoder=LineEncoder({}),
+                            https=settings.https()) as sink:
+        await sink.write_lines(b"m,sensor=s-1 v=1 1700000000000000000\n"
+                               b"m,sensor=s-1 v=2 1700000001000000000\n")
+    assert await count_points(https_influx, pki, database) == 2
+
+
+async def test_influx_refuses_an_unknown_ca_and_the_system_cas(
+        pki: Pki, https_influx: PrivateInflux) -> None:
+    for https in (influx_settings(https_influx.url, ca_file=pki["other-ca.crt"]).https(),
+                  None):  # no tls block: the system's CAs, which do not know the test CA
+        async with InfluxV1Sink(https_influx.url, database="tls_refused",
+                                encoder=LineEncoder({}), https=https) as sink:
+            with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
+                await sink.write_lines(b"m,sensor=s-1 v=1 1700000000000000000\n")
+
+
+async def test_influx_verify_off_writes_and_warns(pki: Pki, https_influx: PrivateInflux,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    settings = influx_settings(https_influx.url, verify=False)
+    database = f"tls_{uuid.uuid4().hex[:8]}"
+    with caplog.at_level(logging.WARNING):
+        async with InfluxV1Sink(https_influx.url, database=database, encoder=LineEncoder({}),
+                                https=settings.https()) as sink:
+            await sink.write_lines(b"m,sensor=s-1 v=1 1700000000000000000\n")
+    assert await count_points(https_influx, pki, database) == 1
+    assert any("TLS verification is OFF" in r.getMessage() for r in caplog.records)
+
+
+def test_influx_tls_config_names_files_and_needs_https(tmp_path: Path, pki: Pki) -> None:
+    with pytest.raises(ValidationError, match=f"file {tmp_path / 'ca.pem'} does not exist"):
+        influx_settings("https://127.0.0.1:8086", ca_file=tmp_path / "ca.pem")
+    with pytest.raises(ValidationError, match="use https://"):
+        influx_settings("http://127.0.0.1:8086", ca_file=pki["ca.crt"])
+    https = influx_settings("https://h:8086", certfile=pki["client.crt"],
+                            keyfile=pki["client.key"]).https()
+    assert https is not None
+    assert https.context().verify_mode == ssl.CERT_REQUIRED
+
+
+# --- the API over https (hub.api.tls) ---------------------------------------------------
+
+async def test_the_api_serves_https_with_the_configured_certificate(
+        pki: Pki, tmp_path: Path) -> None:
+    from fastapi import FastAPI
+
+    from gridcall.hub.api.server import ApiServer, ApiTlsError
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> dict[str, str]:
+        return {"pong": "over TLS"}
+
+    async with ApiServer(app, "127.0.0.1", 0,
+                         tls=(pki["https.crt"], pki["https.key"])) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        async with httpx.AsyncClient(verify=ssl.create_default_context(
+                cafile=str(pki["ca.crt"]))) as http:
+            resp = await http.get(f"{server.url}/ping")
+            assert resp.json() == {"pong": "over TLS"}
+        async with httpx.AsyncClient() as http:  # the system's CAs do not know the test CA
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await http.get(f"{server.url}/ping")
+        async with httpx.AsyncClient() as http:  # plain HTTP is not answered as HTTP
+            with pytest.raises(httpx.HTTPError):
+                await http.get(server.url.replace("https://", "http://") + "/ping")
+    junk = tmp_path / "cert.pem"
+    junk.write_text("not a certificate\n", encoding="ascii")
+    with pytest.raises(ApiTlsError, match=f"certificate {junk}"):
+        async with ApiServer(app, "127.0.0.1", 0, tls=(junk, None)):
+            pass
+
+
+def test_hub_api_settings_take_tls_and_a_body_limit(pki: Pki) -> None:
+    from gridcall.config.models import HubSettings
+
+    hub = HubSettings.model_validate({"api": {
+        "tls": {"certfile": str(pki["https.crt"]), "keyfile": str(pki["https.key"])},
+        "max_body_bytes": 4096}})
+    assert hub.api.tls is not None
+    assert hub.api.tls.certfile == pki["https.crt"]
+    assert hub.api.max_body_bytes == 4096
+    assert HubSettings().api.max_body_bytes == 64 * 1024
+    with pytest.raises(ValidationError, match="max_body_bytes"):
+        HubSettings.model_validate({"api": {"max_body_bytes": 10}})

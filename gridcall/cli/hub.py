@@ -89,7 +89,7 @@ def hub_run(
             err.print(f"[red]✗ --broker: {escape(str(exc))}[/]", highlight=False,
                       soft_wrap=True)
             raise typer.Exit(2) from None
-    from gridcall.hub.api.server import ApiBindError, parse_address
+    from gridcall.hub.api.server import ApiBindError, ApiTlsError, parse_address
 
     try:
         api_address = parse_address(api)
@@ -124,6 +124,10 @@ def hub_run(
             until_signal(main, grace=drain_timeout + 30)
         except ApiBindError as exc:
             err.print(f"[red]✗ {escape(str(exc))}; use --api HOST:PORT or --api off[/]",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except ApiTlsError as exc:
+            err.print(f"[red]✗ {escape(str(exc))}; fix hub.api.tls in hub.yaml[/]",
                       highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 

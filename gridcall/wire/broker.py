@@ -89,18 +89,19 @@ class TlsSettings:
             try:
                 ctx.load_verify_locations(cafile=self.ca_file)
             except (OSError, ssl.SSLError) as exc:
-                raise TlsFileError(f"CA file {self.ca_file}: {_reason(exc)}") from None
+                raise TlsFileError(f"CA file {self.ca_file}: {file_problem(exc)}") from None
         if self.certfile is not None:
             try:
                 ctx.load_cert_chain(self.certfile, self.keyfile)
             except (OSError, ssl.SSLError) as exc:
                 key = f" with key {self.keyfile}" if self.keyfile is not None else ""
                 raise TlsFileError(f"client certificate {self.certfile}{key}: "
-                                   f"{_reason(exc)}") from None
+                                   f"{file_problem(exc)}") from None
         return ctx
 
 
-def _reason(exc: OSError | ssl.SSLError) -> str:
+def file_problem(exc: OSError | ssl.SSLError) -> str:
+    """Why a PEM file could not be used, for a :class:`TlsFileError`."""
     if isinstance(exc, ssl.SSLError):
         return f"not a usable PEM file ({exc.reason or exc})"
     return exc.strerror or str(exc)

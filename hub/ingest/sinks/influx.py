@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 from collections.abc import Mapping, Sequence
 from gzip import compress as gzip_compress
 from typing import TYPE_CHECKING, Any, Self, cast
@@ -39,7 +40,9 @@ from gridcall.hub.ingest.sinks.base import (
 )
 from gridcall.hub.ingest.sinks.lineproto import LineEncoder
 from gridcall.wire import ReadingBatch
+from gridcall.wire.broker import TlsFileError
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.https import HttpsSettings
 
 if TYPE_CHECKING:
     from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -142,6 +145,20 @@ def connection_error(sink: str, url: str, exc: BaseException) -> RetryableSinkEr
     return RetryableSinkError(f"{sink} at {public_url(url)}: {type(exc).__name__}: {reason}")
 
 
+def tls_context(sink: str, url: str, https: HttpsSettings | None) -> ssl.SSLContext:
+    """The TLS context for a sink (used only for an ``https://`` url); a warning when it
+    does not verify the server; SinkConfigError naming a CA or certificate file that
+    cannot be used."""
+    settings = https or HttpsSettings()
+    if not settings.verify and url.startswith("https://"):
+        log.warning("%s at %s: TLS verification is OFF (influx.tls.verify: false): anyone "
+                    "on the path can read and change what is written", sink, public_url(url))
+    try:
+        return settings.context()
+    except TlsFileError as exc:
+        raise SinkConfigError(f"{sink} at {public_url(url)}: {exc}") from None
+
+
 class InfluxV1Sink:
     """``POST /write?db=&rp=&precision=ns`` with optional user and password (HTTP basic;
     for InfluxDB 3 the password is the token).
@@ -162,7 +179,8 @@ class InfluxV1Sink:
                  retention_policy: str | None = None, username: str | None = None,
                  password: str | None = None, timeout: float = 10.0,
                  create_database: bool = True, gzip: bool = False,
-                 max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+                 https: HttpsSettings | None = None) -> None:
         if not database:
             raise ValueError(f"{self.sink_name}: database name is empty")
         self.url = checked_url(url, self.sink_name)
@@ -177,6 +195,7 @@ class InfluxV1Sink:
             self._params["rp"] = retention_policy
         self._auth = httpx.BasicAuth(username, password or "") if username else None
         self._timeout = timeout
+        self._https = https
         self._http: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
@@ -186,7 +205,9 @@ class InfluxV1Sink:
         if self._http is not None:
             raise InvariantError(f"{self!r} is already open")
         self._http = httpx.AsyncClient(base_url=self.url, timeout=self._timeout,
-                                       auth=self._auth)
+                                       auth=self._auth,
+                                       verify=tls_context(self.sink_name, self.url,
+                                                          self._https))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -244,7 +265,8 @@ class InfluxV2Sink:
 
     def __init__(self, url: str, *, org: str, bucket: str, token: str,
                  encoder: LineEncoder, timeout: float = 10.0, gzip: bool = False,
-                 max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+                 https: HttpsSettings | None = None) -> None:
         if not bucket:
             raise ValueError(f"{self.sink_name}: bucket name is empty")
         self.url = checked_url(url, self.sink_name)
@@ -257,6 +279,7 @@ class InfluxV2Sink:
         self.gzip = gzip
         self.max_body_bytes = max_body_bytes
         self._token = token
+        self._https = https
         self._timeout_ms = int(timeout * 1000)
         self._client: InfluxDBClientAsync | None = None
         self._write_api: WriteApiAsync | None = None
@@ -269,8 +292,11 @@ class InfluxV2Sink:
 
         if self._client is not None:
             raise InvariantError(f"{self!r} is already open")
+        context = tls_context(self.sink_name, self.url, self._https)
         self._client = InfluxDBClientAsync(url=self.url, token=self._token, org=self.org,
-                                           timeout=self._timeout_ms, enable_gzip=self.gzip)
+                                           timeout=self._timeout_ms, enable_gzip=self.gzip,
+                                           ssl_context=context,
+                                           verify_ssl=context.verify_mode != ssl.CERT_NONE)
         self._write_api = self._client.write_api()
         return self
 
