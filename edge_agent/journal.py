@@ -36,6 +36,7 @@ from pathlib import Path
 import msgspec
 
 from gridcall.wire import Reading
+from gridcall.wire.private import private_folder
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Journal:
         """Start the journal over, empty, under :attr:`generation`."""
         try:
             if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_folder(self.path.parent)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, _HEADER.pack(MAGIC, self.generation), 0)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
 import threading
 from collections import Counter
@@ -36,6 +35,7 @@ from typing import Any, Self, TypeVar
 
 from gridcall.wire.clock import Clock, wall_clock
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.private import private_file
 from gridcall.wire.stats import Scalar
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,7 @@ class DeadLetters:
         if self._db is not None:
             return self
         if self.path != ":memory:":
-            path = Path(self.path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():  # created 0600: payloads are the town's data
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            private_file(Path(self.path))  # 0600 in a 0700 folder: the town's data
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                              timeout=10.0)
         db.executescript(SCHEMA)
