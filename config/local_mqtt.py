@@ -28,6 +28,21 @@ Presets (the firmware's default topic layout; ``topic_prefix`` overrides its fir
   ``sensor/temperature``, ``sensor/flood`` (true/false), ``relay/0/power``.
 
 Booleans map to 1 (true, ON, open) and 0 (false, OFF, closed); ``invert`` swaps them.
+
+**Availability.** Each preset also listens to its firmware's availability topic and marks
+the entry's sensors ``offline`` at once when the device (or its bridge) says so, ``ok``
+again when it says online (``availability: false`` turns this off):
+
+- ``tasmota``: ``tele/<device>/LWT``, ``Online`` / ``Offline``;
+- ``zigbee2mqtt``: ``zigbee2mqtt/bridge/state`` (the bridge: every Zigbee2MQTT sensor
+  behind it) and ``zigbee2mqtt/<device>/availability``, each either legacy plain text
+  ``online``/``offline`` or JSON ``{"state":"online"}``;
+- ``esphome``: ``<node>/status``, ``online`` / ``offline``;
+- ``shelly``: ``<device id>/online`` and ``shelly-gen1``: ``shellies/<device id>/online``,
+  ``true`` / ``false``.
+
+Availability messages are retained by the firmware and are taken even when
+``accept_retained`` is off: the retained one is the device's current state.
 A leaf module: pydantic only.
 """
 
@@ -177,6 +192,8 @@ class PresetMapping(Model):
     topic_prefix: str | None = None
     """Tasmota: ``tele``; Zigbee2MQTT: the ``base_topic``; Shelly Gen1: ``shellies``;
     ESPHome and Shelly Gen2: replaces ``<device>`` (their ``topic_prefix`` setting)."""
+    availability: bool = True
+    """Listen to the firmware's availability topic (see the module docstring)."""
 
     @model_validator(mode="after")
     def _fields(self) -> PresetMapping:
@@ -211,6 +228,27 @@ class PresetMapping(Model):
         for level in key.split("/"):
             _topic_level(level)
         return f"{self.topic_prefix or 'shellies'}/{self.device}/{key}", None
+
+    def availability_topics(self) -> tuple[str, ...]:
+        """The topics on which the firmware says whether the device is online (none when
+        ``availability`` is off)."""
+        if not self.availability:
+            return ()
+        p = self.preset
+        if p == "tasmota":
+            return (f"{self.topic_prefix or 'tele'}/{self.device}/LWT",)
+        if p == "zigbee2mqtt":
+            base = self.topic_prefix or "zigbee2mqtt"
+            return (f"{base}/bridge/state", f"{base}/{self.device}/availability")
+        if p == "esphome":
+            return (f"{self.topic_prefix or self.device}/status",)
+        if p == "shelly":
+            return (f"{self.topic_prefix or self.device}/online",)
+        return (f"{self.topic_prefix or 'shellies'}/{self.device}/online",)
+
+    def sensors(self) -> tuple[str, ...]:
+        return tuple(t.sensor if isinstance(t, FieldTarget) else t
+                     for t in self.fields.values())
 
     def mappings(self) -> tuple[TopicMapping, ...]:
         """The plain mappings this preset stands for."""
@@ -252,8 +290,20 @@ class LocalMqttSettings(SourceSettingsModel):
             out += entry.mappings() if isinstance(entry, PresetMapping) else [entry]
         return tuple(out)
 
+    def availability(self) -> dict[str, tuple[str, ...]]:
+        """Availability topic → the sensors it speaks for (presets only)."""
+        out: dict[str, dict[str, None]] = {}
+        for entry in self.map:
+            if isinstance(entry, PresetMapping):
+                for topic in entry.availability_topics():
+                    out.setdefault(topic, {}).update(dict.fromkeys(entry.sensors()))
+        return {topic: tuple(sensors) for topic, sensors in out.items()}
+
     def topic_filters(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(m.topic for m in self.mappings()))
+        # availability first: the broker sends retained messages in subscription order,
+        # so a device's retained "offline" is known before its retained values arrive
+        return tuple(dict.fromkeys([*self.availability(),
+                                    *(m.topic for m in self.mappings())]))
 
     def agent_problems(self, units: Mapping[str, str]) -> list[tuple[Loc, str]]:
         return source_problems(self, units)

@@ -32,7 +32,7 @@ from gridcall.edge_agent.faults import OUT_OF_RANGE, FaultWatch
 from gridcall.edge_agent.journal import Journal, JournalError
 from gridcall.edge_agent.outbox import Outbox, Priority
 from gridcall.edge_agent.sequence import Sequence
-from gridcall.edge_agent.sources import Source
+from gridcall.edge_agent.sources import Source, availability_of
 from gridcall.edge_agent.watch import SensorWatch, Verdict, detector_for
 from gridcall.wire import (
     AgentStatus,
@@ -281,14 +281,18 @@ class EdgeAgent:
     def health(self, now: int) -> dict[str, SensorHealth]:
         """Each sensor's state (definitions in :class:`wire.SensorHealth`)."""
         out: dict[str, SensorHealth] = {}
+        said = availability_of(self.source)
         for sid, watch in self.watches.items():
             last = self._last_value.get(sid)
             limit = MISSING_AFTER_INTERVALS * watch.spec.interval_s * 1e9
             guard = self.faults[sid]
+            online, since = said.get(sid, (True, 0))
             state: HealthState = "ok"
-            if guard.faulty(last) and now - (guard.last_fault or 0) <= limit:
+            if not online:
+                state = "offline"
+            elif guard.faulty(last) and now - (guard.last_fault or 0) <= limit:
                 state = "fault"
-            elif now - (last if last is not None else self.started) > limit:
+            elif now - max(last if last is not None else self.started, since) > limit:
                 state = "missing"
             elif watch.active and watch.kind == "stuck":
                 state = "stuck"

@@ -24,7 +24,7 @@ import logging
 import math
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -146,6 +146,33 @@ def to_number(raw: Any, m: TopicMapping) -> float | None:
     return value
 
 
+ONLINE_WORDS = frozenset({"online", "true", "1"})
+OFFLINE_WORDS = frozenset({"offline", "false", "0"})
+
+
+def availability_state(payload: bytes) -> bool:
+    """An availability message → online? Plain text (Tasmota ``Online``/``Offline``,
+    ESPHome and legacy Zigbee2MQTT ``online``/``offline``, Shelly ``true``/``false``) or
+    Zigbee2MQTT's JSON ``{"state":"online"}``. BadPayload (``bad_availability``) else."""
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadPayload("bad_availability", "not UTF-8 text") from None
+    state: Any = text
+    if text.startswith(("{", '"')):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        state = doc.get("state") if isinstance(doc, dict) else doc
+    word = str(state).strip().lower()
+    if word in ONLINE_WORDS:
+        return True
+    if word in OFFLINE_WORDS:
+        return False
+    raise BadPayload("bad_availability", f"{text[:40]!r} is neither online nor offline")
+
+
 def to_timestamp(raw: Any, tz: ZoneInfo) -> int:
     """Epoch seconds / ms / µs / ns (told apart by size) or ISO 8601 → POSIX ns."""
     if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
@@ -164,6 +191,8 @@ class TopicMapCounters:
     samples: int = 0
     gaps: int = 0
     """Samples without a value (JSON null, ESPHome ``nan``): dropouts, not errors."""
+    availability_messages: int = 0
+    """Online/offline messages of the devices (Tasmota LWT, Zigbee2MQTT availability...)."""
     missing_fields: int = 0
     """Mapped fields absent from a message on their topic. Normal: a Zigbee2MQTT device
     reports only what changed, a Tasmota periodic report may lack a switch."""
@@ -174,9 +203,15 @@ class TopicMap:
     """(topic, payload) → samples for every mapping the topic matches."""
 
     def __init__(self, mappings: Sequence[TopicMapping], *,
-                 sensors: Collection[str] | None = None, name: str = "local-mqtt") -> None:
+                 sensors: Collection[str] | None = None, name: str = "local-mqtt",
+                 availability: Mapping[str, Sequence[str]] | None = None) -> None:
         """``sensors``: the agent's sensor ids, so templates that make an unknown id are
-        counted here, with the topic that made it; None: take any id."""
+        counted here, with the topic that made it; None: take any id. ``availability``:
+        availability topic → the sensors it speaks for
+        (:meth:`LocalMqttSettings.availability`)."""
+        self.availability_topics = {t: tuple(ss) for t, ss in (availability or {}).items()}
+        self._down: set[str] = set()
+        self._changed: dict[str, int] = {}
         self.routes = tuple(
             _Route(tuple(m.topic.split("/")), m,
                    parse_path(m.value) if m.value is not None else None,
@@ -200,6 +235,9 @@ class TopicMap:
     def decode(self, topic: str, payload: bytes, received_ns: int) -> list[Sample]:
         """The samples in one message; bad parts are counted and logged, never raised."""
         self.counters.messages += 1
+        if topic in self.availability_topics:
+            self._availability(topic, payload, received_ns)
+            return []
         levels = tuple(topic.split("/"))
         out: list[Sample] = []
         doc: Any = _MISSING
@@ -237,6 +275,33 @@ class TopicMap:
             out.append(Sample(sensor, ts, value))
         self.counters.samples += len(out)
         return out
+
+    def _availability(self, topic: str, payload: bytes, received_ns: int) -> None:
+        try:
+            online = availability_state(payload)
+        except BadPayload as exc:
+            self._bad(topic, exc, payload)
+            return
+        self.counters.availability_messages += 1
+        if online == (topic not in self._down):
+            return
+        (self._down.discard if online else self._down.add)(topic)
+        for sensor in self.availability_topics[topic]:
+            self._changed[sensor] = received_ns
+        log.log(logging.INFO if online else logging.WARNING, "%s: %s says %s: sensors %s %s",
+                self.name, topic, "online" if online else "offline",
+                ", ".join(self.availability_topics[topic]),
+                "are back" if online else "are offline until it says online again")
+
+    def offline(self) -> frozenset[str]:
+        """The sensors whose device (or bridge) last said it is offline."""
+        return frozenset(s for t in self._down for s in self.availability_topics[t])
+
+    def sensor_availability(self) -> dict[str, tuple[bool, int]]:
+        """sensor → (online, when that last changed, ns) for each sensor whose device has
+        said either since the start."""
+        off = self.offline()
+        return {s: (s not in off, ts) for s, ts in self._changed.items()}
 
     def _missing(self, topic: str, m: TopicMapping) -> None:
         """A partial message: counted, and said once per field at INFO (a field that never
@@ -316,11 +381,16 @@ class LocalMqttSource:
         self.clock = clock
         self.address = settings.broker.address(broker_url)
         self.map = TopicMap(settings.mappings(), sensors=sensors,
-                            name=f"agent {agent_id} local MQTT {self.address}")
+                            name=f"agent {agent_id} local MQTT {self.address}",
+                            availability=settings.availability())
         self.filters = settings.topic_filters()
         self.connection = LocalMqttCounters()
         self.connected = asyncio.Event()
         """Set while subscribed: tests and ``gridcall edge check`` wait on it."""
+
+    def sensor_availability(self) -> dict[str, tuple[bool, int]]:
+        """For the agent's health: sensor → (online, since ns), as the devices said."""
+        return self.map.sensor_availability()
 
     @property
     def bad(self) -> Counter[str]:
@@ -332,6 +402,8 @@ class LocalMqttSource:
         m, c = self.map.counters, self.connection
         return {"messages": m.messages, "samples": m.samples, "gaps": m.gaps,
                 "missing_fields": m.missing_fields,
+                "availability_messages": m.availability_messages,
+                "offline_sensors": len(self.map.offline()),
                 **{f"bad_{reason}": n for reason, n in sorted(m.bad.items())},
                 "connects": c.connects, "connect_failures": c.connect_failures,
                 "credentials_refused": c.credentials_refused,
@@ -364,7 +436,9 @@ class LocalMqttSource:
                     self.connected.set()
                     retry.connected()
                     async for message in client.messages:
-                        if message.retain and not self.settings.accept_retained:
+                        # a retained availability message is the device's state now
+                        if (message.retain and not self.settings.accept_retained
+                                and message.topic.value not in self.map.availability_topics):
                             self.connection.retained_skipped += 1
                             continue
                         payload = message.payload
@@ -420,28 +494,47 @@ async def _checks(spec: AgentSpec, settings: LocalMqttSettings, options: CheckOp
                              done=lambda got: expected <= {s.sensor for s in got})
     seen = {s.sensor for s in got}
     bad = skipped(source)
+    return [reach, *_availability_check(source),
+            _values_check(source, got, expected, seen, bad, options.wait)]
+
+
+def _availability_check(source: LocalMqttSource) -> list[Check]:
+    """A row only when a device said anything about being online."""
+    m = source.map
+    if not m.counters.availability_messages:
+        return []
+    offline = m.offline()
+    if not offline:
+        return [Check("availability", "PASS", "the devices say they are online")]
+    off = sorted(offline)
+    down = sorted(t for t, sensors in m.availability_topics.items() if offline & set(sensors))
+    return [Check("availability", "FAIL",
+                  f"offline (as {', '.join(down)} says): {', '.join(off)}",
+                  "power the device up or check its network; its sensors report as "
+                  "'offline' until it says online again")]
+
+
+def _values_check(source: LocalMqttSource, got: list[Sample], expected: set[str],
+                  seen: set[str], bad: str, wait: float) -> Check:
     topics = ", ".join(source.filters[:4]) + (" ..." if len(source.filters) > 4 else "")
     if not got and bad:
-        return [reach, Check("source (mqtt)", "FAIL",
-                             f"messages arrived but none could be read: {bad}",
-                             "compare the device's payload (mosquitto_sub -v -t '#') with the "
-                             "preset and field names in agents.yaml")]
+        return Check("source (mqtt)", "FAIL", f"messages arrived but none could be read: {bad}",
+                     "compare the device's payload (mosquitto_sub -v -t '#') with the preset "
+                     "and field names in agents.yaml")
     if not got:
-        return [reach, Check("source (mqtt)", "WARN",
-                             f"no message on {topics} within {options.wait:g}s",
-                             "check the device publishes to this broker and topic "
-                             "(mosquitto_sub -v -t '#'); a device reporting every few "
-                             "minutes (Tasmota TelePeriod 300 s) needs a longer --wait")]
+        return Check("source (mqtt)", "WARN", f"no message on {topics} within {wait:g}s",
+                     "check the device publishes to this broker and topic (mosquitto_sub -v "
+                     "-t '#'); a device reporting every few minutes (Tasmota TelePeriod "
+                     "300 s) needs a longer --wait")
     missing = sorted(expected - seen)
     detail = f"read {len(got)} values: {values(got)}" + (f"; skipped: {bad}" if bad else "")
     if missing and source.map.counters.missing_fields:
         detail += (f"; {source.map.counters.missing_fields} mapped fields were absent from "
                    "their messages (check the field names)")
     if missing:
-        return [reach, Check("source (mqtt)", "WARN",
-                             f"{detail}; nothing yet from {', '.join(missing)}",
-                             "check those devices publish (or wait longer with --wait)")]
-    return [reach, Check("source (mqtt)", "PASS", detail)]
+        return Check("source (mqtt)", "WARN", f"{detail}; nothing yet from {', '.join(missing)}",
+                     "check those devices publish (or wait longer with --wait)")
+    return Check("source (mqtt)", "PASS", detail)
 
 
 KIND = SourceKind(LocalMqttSettings, build=_build, checks=_checks)

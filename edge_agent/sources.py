@@ -6,7 +6,7 @@ bus or a simulator; the composition root hands it one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import NamedTuple, Protocol
 
 
@@ -22,3 +22,11 @@ class Sample(NamedTuple):
 
 class Source(Protocol):
     def samples(self) -> AsyncIterator[Sample]: ...
+
+
+def availability_of(source: object) -> Mapping[str, tuple[bool, int]]:
+    """sensor → (online, since ns) as the source's devices said (a local-MQTT preset's
+    availability topic), for the sensors they said it of; empty for a source that cannot
+    tell (serial, Modbus: a device that does not answer is ``missing``)."""
+    get = getattr(source, "sensor_availability", None)
+    return get() if callable(get) else {}

@@ -212,6 +212,25 @@ def test_an_mqtt_source_whose_payloads_cannot_be_read_fails(
     assert "none could be read: 1 non_numeric" in line
 
 
+def test_a_device_that_says_it_is_offline_fails_the_availability_row(
+        district: Path, mqtt_url: str) -> None:
+    """ESPHome's retained will "offline" on <node>/status (esphome.io/components/mqtt)."""
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    set_source(district, "edge-jiufo", esphome_source(mqtt_url, node))
+    state = [(f"{node}/sensor/{sensor}/state", b"35") for sensor in JIUFO]
+    state.append((f"{node}/status", b"offline"))
+    asyncio.run(publish(mqtt_url, state, retain=True))
+    try:
+        result = check("--config", str(district), "--agent", "edge-jiufo")
+    finally:
+        asyncio.run(publish(mqtt_url, [(t, b"") for t, _ in state], retain=True))
+    assert result.exit_code == 1, result.output
+    line = row(result, "availability")
+    assert "FAIL" in line
+    assert f"{node}/status" in line
+    assert "PASS" in row(result, "source (mqtt)")
+
+
 def test_a_silent_mqtt_source_warns_and_an_absent_local_broker_fails(
         district: Path, mqtt_url: str) -> None:
     set_source(district, "edge-jiufo", esphome_source(mqtt_url, f"quiet-{uuid.uuid4().hex}"))

@@ -7,13 +7,23 @@ tested directly; the availability, session and discovery behaviour against real 
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from dataclasses import replace
 from typing import Any
 
+import aiomqtt
+import msgspec
 import pytest
 
+from gridcall.config import ConfigSet
 from gridcall.config.local_mqtt import LocalMqttSettings
-from gridcall.edge_agent.local_mqtt import TopicMap
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.local_mqtt import LocalMqttSource, TopicMap
 from gridcall.edge_agent.sources import Sample
+from gridcall.hub.desk.roster import Roster
+from gridcall.wire import AgentStatus
+from tests.polling import wait_until
 
 NOW = 1_700_000_000_000_000_000
 
@@ -74,3 +84,133 @@ def test_a_partial_message_counts_the_missing_field_and_warns_nobody(
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
     said = [r for r in caplog.records if "contact" in r.getMessage()]
     assert [r.levelname for r in said] == ["INFO"]
+
+
+# --- 2. availability per preset ---------------------------------------------------------
+# (preset entry, availability topic, offline payload, online payload), each from the
+# firmware's docs:
+AVAILABILITY = [
+    # Tasmota: LWT topic tele/%topic%/LWT, "Online" on connect, "Offline" as the last
+    # will (https://tasmota.github.io/docs/MQTT/ ; Home Assistant configs use
+    # availability_topic tele/<topic>/LWT with payload_available "Online",
+    # https://pastebin.com/eH1AsQhx).
+    ({"preset": "tasmota", "device": "termostato", "fields": {"DHT11.Temperature": "s"}},
+     "tele/termostato/LWT", b"Offline", b"Online"),
+    # Zigbee2MQTT bridge state: legacy plain "online"/"offline" (zigbee2mqtt.io
+    # docs/information/mqtt_topics_and_message_structure.md, "zigbee2mqtt/bridge/state")
+    # and the JSON form {"state":"online"} since 1.x's new API
+    # (https://www.zigbee2mqtt.io/guide/usage/mqtt_topics_and_messages.html).
+    ({"preset": "zigbee2mqtt", "device": "kitchen-smoke", "fields": {"smoke": "s"}},
+     "zigbee2mqtt/bridge/state", b"offline", b"online"),
+    ({"preset": "zigbee2mqtt", "device": "kitchen-smoke", "fields": {"smoke": "s"}},
+     "zigbee2mqtt/bridge/state", b'{"state":"offline"}', b'{"state":"online"}'),
+    # Zigbee2MQTT device availability, zigbee2mqtt/FRIENDLY_NAME/availability, "online/
+    # offline status ... published when it changes" (same page); legacy text or JSON.
+    ({"preset": "zigbee2mqtt", "device": "kitchen-smoke", "fields": {"smoke": "s"}},
+     "zigbee2mqtt/kitchen-smoke/availability", b"offline", b"online"),
+    ({"preset": "zigbee2mqtt", "device": "kitchen-smoke", "fields": {"smoke": "s"}},
+     "zigbee2mqtt/kitchen-smoke/availability", b'{"state":"offline"}',
+     b'{"state":"online"}'),
+    # ESPHome: birth "online" / will "offline" on <topic_prefix>/status
+    # (https://esphome.io/components/mqtt.html, birth_message and will_message; the
+    # availability_topic "bedroom_environment/status" in home-assistant/core#18240).
+    ({"preset": "esphome", "device": "bedroom_environment", "fields": {"bedroom_gas": "s"}},
+     "bedroom_environment/status", b"offline", b"online"),
+    # Shelly Gen2: <topic_prefix>/online, true/false
+    # (https://shelly-api-docs.shelly.cloud/gen2/ComponentsAndServices/Mqtt).
+    ({"preset": "shelly", "device": "shellyplusht-b8d61a8b17cc",
+      "fields": {"temperature:0.tC": "s"}},
+     "shellyplusht-b8d61a8b17cc/online", b"false", b"true"),
+    # Shelly Gen1: shellies/<id>/online, payload_available 'true' / not_available 'false'
+    # (https://pastebin.com/zWaNqRer, after the Gen1 MQTT API).
+    ({"preset": "shelly-gen1", "device": "shelly1-XXXXXX", "fields": {"relay/0/power": "s"}},
+     "shellies/shelly1-XXXXXX/online", b"false", b"true"),
+]
+
+
+@pytest.mark.parametrize(("entry", "topic", "down", "up"), AVAILABILITY,
+                         ids=[f"{a[0]['preset']}:{a[1]}:{a[2]!r}" for a in AVAILABILITY])
+def test_each_preset_takes_its_firmwares_availability_messages(
+        entry: dict[str, Any], topic: str, down: bytes, up: bytes) -> None:
+    source = settings(entry)
+    assert topic in source.topic_filters()
+    m = TopicMap(source.mappings(), availability=source.availability())
+    assert m.decode(topic, down, NOW) == []
+    assert m.offline() == {"s"}
+    assert m.sensor_availability() == {"s": (False, NOW)}
+    assert m.decode(topic, up, NOW + 1) == []
+    assert m.offline() == frozenset()
+    assert m.sensor_availability() == {"s": (True, NOW + 1)}
+    assert (m.counters.availability_messages, dict(m.counters.bad)) == (2, {})
+
+
+def test_a_zigbee2mqtt_bridge_speaks_for_every_device_behind_it_and_nonsense_is_counted(
+        ) -> None:
+    source = settings(
+        {"preset": "zigbee2mqtt", "device": "smoke", "fields": {"smoke": "a"}},
+        {"preset": "zigbee2mqtt", "device": "door", "fields": {"contact": "b"}},
+        {"preset": "zigbee2mqtt", "device": "door", "availability": False,
+         "topic_prefix": "z2m-2", "fields": {"contact": "c"}})
+    m = TopicMap(source.mappings(), availability=source.availability())
+    m.decode("zigbee2mqtt/bridge/state", b"offline", NOW)
+    assert m.offline() == {"a", "b"}
+    m.decode("zigbee2mqtt/bridge/state", b'{"state":"online"}', NOW)
+    m.decode("zigbee2mqtt/door/availability", b'{"state":"offline"}', NOW)
+    assert m.offline() == {"b"}
+    m.decode("zigbee2mqtt/door/availability", b"maybe", NOW)
+    assert m.counters.bad == {"bad_availability": 1}
+    assert m.offline() == {"b"}
+
+
+def mqtt_client(url: str, **kw: Any) -> aiomqtt.Client:
+    host, port = url.removeprefix("mqtt://").split(":")
+    return aiomqtt.Client(host, int(port), **kw)
+
+
+async def drain(source: LocalMqttSource, into: list[Sample]) -> None:
+    async for sample in source.samples():
+        into.append(sample)
+
+
+async def test_a_retained_tasmota_last_will_marks_the_sensor_offline_in_agent_and_hub(
+        cfg: ConfigSet, mqtt_url: str) -> None:
+    """The broker holds Tasmota's retained "Offline" (its last will): the agent takes it
+    at subscribe although it skips retained values, reports the sensor ``offline``, the
+    hub's roster shows it; "Online" makes it ``ok`` again at once."""
+    run = uuid.uuid4().hex[:8]
+    spec = cfg.agents["edge-jiufo"]
+    sensor = spec.sensors[0].id
+    device = f"cabinet-{run}"
+    source_cfg = LocalMqttSettings.model_validate({
+        "type": "mqtt", "broker": {"url": mqtt_url},
+        "map": [{"preset": "tasmota", "device": device,
+                 "fields": {"DS18B20.Temperature": sensor}}]})
+    spec = replace(spec, id=f"edge-jiufo-{run}", source=source_cfg)
+    source = LocalMqttSource(source_cfg, agent_id=spec.id, sensors={s.id for s in spec.sensors})
+    agent = EdgeAgent(spec, source)
+    lwt = f"tele/{device}/LWT"
+    got: list[Sample] = []
+    async with mqtt_client(mqtt_url) as device_side:
+        await device_side.publish(lwt, b"Offline", qos=1, retain=True)
+        task = asyncio.create_task(drain(source, got))
+        try:
+            assert await wait_until(lambda: sensor in source.map.offline())
+            health = agent.health(agent.clock())
+            assert health[sensor].state == "offline"
+            status = msgspec.json.decode(agent.status(), type=AgentStatus)
+            assert status.sensor_health[sensor].state == "offline"
+            assert status.source_counters["offline_sensors"] == 1
+            # the hub takes the state: its roster reports it for the sensor
+            hub_cfg = replace(cfg, agents={**cfg.agents, spec.id: spec})
+            roster = Roster(hub_cfg)
+            roster.observe(status, status.ts)
+            assert roster.view(spec.id, status.ts).sensors[sensor] == "offline"
+
+            await device_side.publish(lwt, b"Online", qos=1, retain=True)
+            assert await wait_until(lambda: not source.map.offline())
+            assert agent.health(agent.clock())[sensor].state == "ok"
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await device_side.publish(lwt, b"", qos=1, retain=True)  # clear the retained
+    assert got == []  # availability is no reading

@@ -39,9 +39,9 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
 """``fault``: not a detector's; the agent's, for a value outside the sensor kind's physical
 range (gridcall.edge_agent.faults)."""
 Severity = Literal["minor", "major", "critical"]
-HealthState = Literal["ok", "stuck", "missing", "fault"]
+HealthState = Literal["ok", "stuck", "missing", "fault", "offline"]
 """A sensor's health as its agent reports it (:class:`SensorHealth` defines each)."""
-HEALTH_STATES: tuple[HealthState, ...] = ("ok", "stuck", "missing", "fault")
+HEALTH_STATES: tuple[HealthState, ...] = ("ok", "stuck", "missing", "fault", "offline")
 Score = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
 INT64_END = 2**63
 """Every integer on the wire is below this: SQLite's INTEGER and InfluxDB's timestamps and
@@ -106,6 +106,8 @@ class SensorHealth(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     sensor ever held one). ``fault``: the last value the sensor gave was one it cannot
     produce: a fault code of its device (a register's sentinel such as 0xFFFF) or a value
     outside its kind's physical range; none of those is published as a reading.
+    ``offline``: the sensor's device (or the bridge it reports through) said it is offline
+    (a Tasmota last will, a Zigbee2MQTT availability message...), until it says online.
     ``last_ts``: time of the last usable value (ns), if any.
     """
 

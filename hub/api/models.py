@@ -182,8 +182,9 @@ class IndicatorList(Out):
 class SensorHealthOut(Out):
     sensor: str
     grid: str
-    health: Health = Field(description="ok, stuck, missing, fault as the agent reports it; "
-                           "unknown while the agent is not online or does not report it.")
+    health: Health = Field(description="ok, stuck, missing, fault, offline as the agent "
+                           "reports it; unknown while the agent is not online or does not "
+                           "report it.")
 
 
 class AgentOut(Out):

@@ -41,8 +41,8 @@ saying online after an outage is a ``kind="up"`` event (the hub notes it on the 
 alert; it does not close it: people do).
 
 Per-sensor health comes from the agent's ``sensor_health`` (``ok``, ``stuck``,
-``missing``, ``fault``: :data:`gridcall.wire.HEALTH_STATES`); a sensor whose agent is
-not online, or that its agent does not report, is ``unknown``. A sensor reported
+``missing``, ``fault``, ``offline``: :data:`gridcall.wire.HEALTH_STATES`); a sensor whose
+agent is not online, or that its agent does not report, is ``unknown``. A sensor reported
 ``missing`` for ``maintenance.sensor_missing_after`` of its intervals is given once per
 stretch by :meth:`Roster.missing` (the hub raises it as a SENSOR-FAULT).
 """
