@@ -148,8 +148,13 @@ class DeadLetters:
             return int(cur.lastrowid or 0)
         ident = self._locked(insert)
         self.counts[reason] += 1
-        log.error("dead-lettered #%d (%s) from %s: %s; it is acknowledged and kept in %s "
-                  "(gridcall hub deadletter list)", ident, reason, topic, detail, self.path)
+        n = self.counts[reason]
+        # a device whose clock is wrong sends a dead letter a second: the first ten of a
+        # reason are said, then every thousandth (the counters and /metrics have them all)
+        log.log(logging.ERROR if n <= 10 or n % 1000 == 0 else logging.DEBUG,
+                "dead-lettered #%d (%s, %d so far) from %s: %s; it is acknowledged and kept "
+                "in %s (gridcall hub deadletter list)", ident, reason, n, topic, detail,
+                self.path)
         return ident
 
     async def keep(self, topic: str, payload: bytes, reason: str, detail: str) -> bool:
