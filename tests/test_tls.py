@@ -29,6 +29,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
+from gridcall.config import ConfigSet
 from gridcall.config.base import BrokerSettings
 from gridcall.config.models import InfluxSettings
 from gridcall.edge_agent.commissioning import probe_broker
@@ -308,3 +309,50 @@ def test_hub_api_settings_take_tls_and_a_body_limit(pki: Pki) -> None:
     assert HubSettings().api.max_body_bytes == 64 * 1024
     with pytest.raises(ValidationError, match="max_body_bytes"):
         HubSettings.model_validate({"api": {"max_body_bytes": 10}})
+
+
+# --- the whole hub over mutual TLS ------------------------------------------------------
+
+async def test_the_hub_ingests_and_opens_alerts_over_mutual_tls(
+        cfg: ConfigSet, pki: Pki, tls_broker: TlsMosquitto) -> None:
+    """hub.yaml's broker.tls reaches both of the hub's connections: the readings consumer
+    (paho) stores a batch and the desk (aiomqtt) opens an alert from an event, both
+    published by a client holding the test CA's certificate."""
+    import asyncio
+    import dataclasses
+    import time
+
+    from gridcall.hub.service import Hub
+    from gridcall.hub.store import Store
+    from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
+
+    settings = broker_settings(tls_broker.url, **good(pki))
+    cfg = dataclasses.replace(cfg, hub=cfg.hub.model_copy(update={"broker": settings}))
+    gas = next(s for s in cfg.sensors.values() if s.kind == "gas")
+    now = time.time_ns()
+    readings = ReadingBatch(agent=gas.agent, seq=1, sent_at=1,
+                            readings=[Reading(gas.id, now + i, float(i)) for i in range(5)])
+    event = AnomalyEvent(agent=gas.agent, seq=2, sensor=gas.id, kind="out_of_limits",
+                         severity="critical", score=1.0, value=45.0, ts=now + 10)
+    async with Store(":memory:") as store:
+        hub = Hub(cfg, sink=store, store=store, client_id=f"tls-hub-{uuid.uuid4().hex[:6]}",
+                  flush_interval=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(hub.run(stop))
+        try:
+            await asyncio.wait_for(hub.subscribed.wait(), 30)
+            address = settings.address()
+            async with aiomqtt.Client(address.host, address.port,
+                                      tls_context=address.tls_context()) as client:
+                await client.publish(topics.readings_topic(gas.agent), encode(readings), qos=1)
+                await client.publish(topics.events_topic(gas.agent), encode(event), qos=1)
+            for _ in range(500):  # a bounded wait for the hub, not a timing assertion
+                if await store.count_readings() == 5 and hub.desk.alerts():
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await task
+        assert await store.count_readings() == 5
+        (state,) = hub.desk.alerts()
+        assert (state.alert.matter, state.alert.sensor) == ("GAS-LEAK", gas.id)
