@@ -369,6 +369,8 @@ class HubSettings(Model):
     deadletter_path: str = "var/hub-deadletter.sqlite"
     """Messages that decoded but could not be handled (hub/deadletter.py), kept for
     ``gridcall hub deadletter list|replay``; shared by the hub and its ingest workers."""
+    deadletter_max_entries: int = Field(default=100_000, ge=1)
+    """Dead letters kept at most; past it the oldest are deleted, counted and logged."""
     spool_dir: str = "var/hub-spool"
     """Where ingest keeps readings the sink cannot take now (one subfolder per worker)."""
     ingest_share_group: Id = "gridcall-ingest"

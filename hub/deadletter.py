@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_replay ON dead_letters (replay) WHERE replay = 1;
 """
 
+MAX_ENTRIES = 100_000
+"""Entries kept at most (``hub.deadletter_max_entries``); past it the oldest go, counted:
+a device stamping 1970 sends one a second, and the store must not fill the disk."""
+
 REASONS = ("ts_window", "rejected", "sink_error", "desk_error")
 """The reasons in use: ``ts_window`` (stamped outside the hub's window), ``rejected`` (the
 sink refused the batch's points: a 400, a constraint), ``sink_error`` (the sink raised
@@ -89,7 +93,12 @@ class DeadLetters:
     """``with DeadLetters(path) as letters`` (or :meth:`open`/:meth:`close`)."""
 
     def __init__(self, path: Path | str, *, source: str = "hub",
-                 clock: Clock = wall_clock) -> None:
+                 clock: Clock = wall_clock, max_entries: int = MAX_ENTRIES) -> None:
+        if max_entries < 1:
+            raise ValueError(f"a dead-letter store keeps >= 1 entries, got {max_entries}")
+        self.max_entries = max_entries
+        self.dropped = 0
+        """Oldest entries this process deleted to keep the store at ``max_entries``."""
         self.path = str(path)
         self.source = source
         self.clock = clock
@@ -140,13 +149,28 @@ class DeadLetters:
 
     def put(self, topic: str, payload: bytes, reason: str, detail: str) -> int:
         """Keep one message; returns its id. Raises sqlite3.Error if the file fails."""
-        def insert() -> int:
-            cur = self.db.execute(
+        def insert() -> tuple[int, int]:
+            db = self.db
+            cur = db.execute(
                 "INSERT INTO dead_letters (topic, payload, reason, detail, at, source) "
                 "VALUES (?,?,?,?,?,?)",
                 (topic, bytes(payload), reason, detail[:2000], self.clock(), self.source))
-            return int(cur.lastrowid or 0)
-        ident = self._locked(insert)
+            ident = int(cur.lastrowid or 0)
+            over = int(db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+                       ) - self.max_entries
+            if over <= 0:
+                return ident, 0
+            gone = db.execute("DELETE FROM dead_letters WHERE id IN (SELECT id FROM "
+                              "dead_letters ORDER BY id LIMIT ?)", (over,)).rowcount
+            return ident, gone
+        ident, gone = self._locked(insert)
+        if gone:
+            self.dropped += gone
+            if self.dropped == gone or self.dropped % 1000 < gone:
+                log.error("dead-letter store %s is full (%d entries): deleted its %d oldest "
+                          "(%d so far); look at what keeps failing (gridcall hub deadletter "
+                          "list) or raise hub.deadletter_max_entries", self.path,
+                          self.max_entries, gone, self.dropped)
         self.counts[reason] += 1
         n = self.counts[reason]
         # a device whose clock is wrong sends a dead letter a second: the first ten of a
@@ -230,9 +254,10 @@ class DeadLetters:
 
     def stats(self) -> dict[str, Scalar]:
         """This process's counters, flat (:mod:`gridcall.wire.stats`): ``dead_lettered.<reason>``
-        for every reason, ``failures``, ``replayed``."""
+        for every reason, ``failures``, ``replayed``, ``dropped``."""
         out: dict[str, Scalar] = {f"dead_lettered.{r}": self.counts.get(r, 0) for r in REASONS}
         out |= {f"dead_lettered.{r}": n for r, n in self.counts.items() if r not in REASONS}
         out["failures"] = self.failures
         out["replayed"] = self.replayed
+        out["dropped"] = self.dropped
         return out

@@ -104,7 +104,8 @@ def hub_run(
     hubs: list[Hub] = []
 
     async def main(stop: asyncio.Event) -> None:
-        with DeadLetters(cfg.hub.deadletter_path, source=cfg.hub.client_id) as letters:
+        with DeadLetters(cfg.hub.deadletter_path, source=cfg.hub.client_id,
+                         max_entries=cfg.hub.deadletter_max_entries) as letters:
             await run_hub(stop, letters)
 
     async def run_hub(stop: asyncio.Event, letters: DeadLetters) -> None:

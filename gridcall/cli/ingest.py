@@ -116,7 +116,8 @@ def hub_ingest(
         user, password = settings.broker.credentials()
         client_id = f"{settings.client_id}-ingest-{worker}"
         async with Store(settings.store_path) as store, sink_from_settings(cfg, store) as sink:
-            letters = DeadLetters(settings.deadletter_path, source=client_id).open()
+            letters = DeadLetters(settings.deadletter_path, source=client_id,
+                                  max_entries=settings.deadletter_max_entries).open()
             w = IngestWorker(
                 sink, address=address, client_id=client_id, dead_letters=letters,
                 share_group=settings.ingest_share_group if share else None,
