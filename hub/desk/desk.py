@@ -60,6 +60,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
+import msgspec
+
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
 from gridcall.hub.desk import duty, lifecycle
@@ -103,6 +105,7 @@ from gridcall.hub.desk.silence import (
     may_lift,
 )
 from gridcall.hub.desk.silence_ledger import SilenceLedger
+from gridcall.hub.desk.snapshots import DeskImage, SnapshotStore, config_key, decode
 from gridcall.hub.desk.spread import Sighting, SpreadWindow
 from gridcall.hub.desk.timers import DeadlineTimers, Timer
 from gridcall.wire import AnomalyEvent, Severity, Tier
@@ -119,6 +122,9 @@ __all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition"
 
 HELD_KEPT = 1000
 """How many held-back events the desk remembers (for the API and for dedup)."""
+
+SNAPSHOT_EVERY = 50_000
+"""Ledger rows between two snapshots of the desk (:mod:`gridcall.hub.desk.snapshots`)."""
 
 
 class NotFound(LookupError):
@@ -311,6 +317,21 @@ class Desk:
         self._batch: list[Change] | None = None
         self._lock = asyncio.Lock()
         self.started = False
+        self.snapshots = SnapshotStore(ledger.store)
+        self.snapshot_every = SNAPSHOT_EVERY
+        """Write a snapshot after this many ledger rows (0: never)."""
+        self._config_key = config_key(config)
+        self._last_at = -(2**63)
+        """The latest ``at`` folded (steps are folded in time order)."""
+        self._in_order = True
+        """Whether every step was folded in time order (else no snapshot: it would not be
+        what a fold of the ledger gives)."""
+        self._unsnapped = 0
+        """Steps folded since the latest snapshot (or the start's, if none)."""
+        self.restored_from: int | None = None
+        """The ledger row the start-up's snapshot was taken after (None: full fold)."""
+        self.replayed = 0
+        """Ledger rows folded at start-up (the tail after the snapshot, or all)."""
 
     # ------------------------------------------------------------------ set-up
 
@@ -331,10 +352,20 @@ class Desk:
         """Call ``hook`` with every :class:`SilenceChange` (add, lift, expire, mute)."""
         self._silence_hooks.append(hook)
 
-    async def start(self) -> None:
-        """Rebuild every alert from the ledger (call once, before anything else)."""
-        for t in await self.ledger.all():
+    async def start(self, *, snapshot: bool = True) -> None:
+        """Rebuild every alert from the ledger (call once, before anything else): from the
+        latest snapshot that fits and the steps written after it, or (none, or
+        ``snapshot=False``) by folding the whole ledger."""
+        image = await self._usable_image() if snapshot else None
+        if image is not None:
+            self._restore(image)
+            tail = await self.ledger.after(image.through_seq)
+            self.restored_from = image.through_seq
+        else:
+            tail = await self.ledger.all()
+        for t in tail:
             self._absorb(apply(self._states.get(t.alert_id), t))
+        self.replayed = self._unsnapped = len(tail)
         for s in await self.silence_ledger.all():
             self._absorb_silence(s)
         self._reminded.update(r.key for r in await self.reminder_log.all())
@@ -342,12 +373,96 @@ class Desk:
             self.incidents.absorb(i)
         self.started = True
         if self._states:
-            log.info("desk: %d alerts rebuilt from the ledger, %d open", len(self._states),
+            log.info("desk: %d alerts rebuilt from the ledger (%s, %d rows folded), %d open",
+                     len(self._states), "no snapshot" if image is None
+                     else f"snapshot after row {image.through_seq}", len(tail),
                      len(self._open))
+        if self.snapshot_every and self._unsnapped >= self.snapshot_every:
+            await self.write_snapshot()
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def _usable_image(self) -> DeskImage | None:
+        """The latest snapshot folded under this config of which the ledger's rows after
+        it are all later in time (else a fold would put them before some of its rows)."""
+        for body in await self.snapshots.latest(self._config_key):
+            try:
+                image = decode(body)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("desk: a snapshot is unreadable, passed over: %s", exc)
+                continue
+            if await self.ledger.stamped_before(image.through_seq, image.through_at):
+                log.warning("desk: steps written after the snapshot at row %d are stamped "
+                            "before it: folding the whole ledger", image.through_seq)
+                return None
+            return image
+        return None
+
+    def image(self, through_seq: int) -> DeskImage:
+        """The desk's state folded from the alert ledger, which holds rows up to
+        ``through_seq`` (:mod:`gridcall.hub.desk.snapshots`), as a fold of those rows
+        gives it: a deadline timer per open alert at its due time (one a silence holds is
+        held again when it comes up), the reminders of current stints not sent yet.
+        Stale timers and sightings older than the spread window are left out: they
+        change nothing from then on."""
+        states = self._states
+        return DeskImage(
+            through_seq=through_seq, through_at=self._last_at, config=self._config_key,
+            states=list(states.values()),
+            open=[(m, g, a) for (m, g), a in self._open.items()],
+            latest=[(m, g, a) for (m, g), a in self._latest.items()],
+            events=[(agent, seq, a) for (agent, seq), a in self._events.items()],
+            last_seen=[(a, sensor, at) for (a, sensor), at in self._last_seen.items()],
+            sensors=[(a, list(seen)) for a, seen in self._sensors.items()],
+            seen_at=list(self._seen_at.items()),
+            spread=self._spread.since(self._last_at - self._spread.window_ns),
+            next=self._next,
+            timers=sorted(Timer(due[1], s.alert_id, s.n) for s in states.values()
+                          if (due := s.due()) is not None),
+            reminder_timers=[
+                tm for tm in self._reminder_timers.entries()
+                if tm.alert_id in states and (tm.alert_id, tm.n, tm.which) not in self._reminded
+                and still_due(states[tm.alert_id], tm.n, self._stint.get(tm.alert_id, -1))],
+            stint=list(self._stint.items()),
+            handed=list(self._handed.items()),
+        )
+
+    def _restore(self, image: DeskImage) -> None:
+        self._states = {s.alert_id: s for s in image.states}
+        self._open = {(m, g): a for m, g, a in image.open}
+        self._latest = {(m, g): a for m, g, a in image.latest}
+        self._events = {(agent, seq): a for agent, seq, a in image.events}
+        self._last_seen = {(a, sensor): at for a, sensor, at in image.last_seen}
+        self._sensors = {a: dict.fromkeys(seen) for a, seen in image.sensors}
+        self._seen_at = dict(image.seen_at)
+        self._spread.restore(image.spread)
+        self._next = image.next
+        self._timers.restore(image.timers)
+        self._reminder_timers.restore(image.reminder_timers)
+        self._stint = dict(image.stint)
+        self._handed = dict(image.handed)
+        self._last_at = image.through_at
+
+    async def write_snapshot(self) -> int | None:
+        """Write a snapshot of the desk as it stands; its size in bytes, or None when
+        there is nothing to write or steps were folded out of time order."""
+        if not self._in_order or not self._states:
+            return None
+        image = self.image(await self.ledger.last_seq())
+        size = await self.snapshots.save(image, written_at=image.through_at)
+        self._unsnapped = 0
+        log.info("desk: snapshot after ledger row %d (%d alerts, %d bytes)",
+                 image.through_seq, len(image.states), size)
+        return size
 
     def _absorb(self, state: AlertState) -> None:
         """Index the alert after a step (new state, grouping keys, events, spread)."""
         t = state.last
+        if t.at < self._last_at:
+            self._in_order = False
+        else:
+            self._last_at = t.at
+        self._unsnapped += 1
         self._states[state.alert_id] = state
         key = self.policy.group(state.alert.matter, state.place[-1], state.alert.agent)
         self._latest[key] = state.alert_id
@@ -574,6 +689,8 @@ class Desk:
                         except Exception:
                             self.counters.hook_errors += 1
                             log.exception("desk: batch hook %r failed", hook)
+            if self.snapshot_every and self._unsnapped >= self.snapshot_every:
+                await self.write_snapshot()
 
     def _matter(self, state: AlertState) -> Matter:
         matter = self.policy.matter(state.alert.matter)

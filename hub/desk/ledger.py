@@ -136,3 +136,21 @@ class Ledger:
     async def rebuild(self) -> dict[str, AlertState]:
         """Every alert's state, folded from the whole ledger (start-up)."""
         return fold(await self.all())
+
+    async def after(self, seq: int) -> list[Transition]:
+        """The steps written after row ``seq``, by time (a snapshot's tail)."""
+        rows = await self.store.run(lambda: self._db().execute(
+            "SELECT body FROM transitions WHERE seq > ? ORDER BY at, seq", (seq,)).fetchall())
+        return [_decoder.decode(r[0]) for r in rows]
+
+    async def last_seq(self) -> int:
+        """The row number of the latest step written (0 if none)."""
+        return await self.store.run(lambda: int(
+            self._db().execute("SELECT coalesce(max(seq), 0) FROM transitions").fetchone()[0]))
+
+    async def stamped_before(self, seq: int, at: int) -> bool:
+        """Whether a step written after row ``seq`` is stamped before ``at`` (then a
+        snapshot through ``seq`` is not a prefix of the ledger in time order)."""
+        return await self.store.run(lambda: self._db().execute(
+            "SELECT 1 FROM transitions WHERE seq > ? AND at < ? LIMIT 1",
+            (seq, at)).fetchone() is not None)

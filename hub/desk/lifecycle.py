@@ -31,7 +31,7 @@ Which tier, unit and deadlines an escalation or reopening brings is decided by t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, get_args
 
 import msgspec
@@ -182,8 +182,6 @@ class AlertState:
     escalations: int = 0
     evidence: int = 0
     reopened: int = 0
-    events: frozenset[tuple[str, int]] = field(default_factory=frozenset)
-    """The anomaly events ``(agent, seq)`` folded into this alert (for dedup)."""
 
     @property
     def alert_id(self) -> str:
@@ -331,8 +329,7 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
         wire = _wire(t.alert, t)
         place = tuple(t.alert.place) or tuple(t.unit_path)
         return AlertState(alert=wire, last=t, opened_at=t.at, place=place, since=t.at,
-                          addresses=(t.unit_path,),
-                          events=frozenset({t.evidence}) if t.evidence else frozenset())
+                          addresses=(t.unit_path,))
     if t.alert_id != state.alert_id or t.n != state.n + 1:
         raise IllegalTransition(t.alert_id, state.state, t.action,
                                 f"step {t.n} does not follow step {state.n} of "
@@ -345,9 +342,8 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
     addresses = state.addresses
     if t.unit_path not in addresses:
         addresses = (*addresses, t.unit_path)
-    events = state.events | {t.evidence} if t.evidence else state.events
     return replace(
-        state, alert=_wire(state.alert, t), last=t, addresses=addresses, events=events,
+        state, alert=_wire(state.alert, t), last=t, addresses=addresses,
         closed_at=t.at if t.state in CLOSED else (None if t.action == "reopen"
                                                   else state.closed_at),
         since=t.at if t.action == "reopen" else state.since,

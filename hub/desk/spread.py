@@ -43,3 +43,14 @@ class SpreadWindow:
             "grids": len({s.path[3] for s in recent}),
             "communities": len({s.path[2] for s in recent}),
         }
+
+    def since(self, at: int) -> list[tuple[str, str, list[Sighting]]]:
+        """The sightings at ``at`` or later, per (matter, town) (for a snapshot: counts at
+        any later instant are the same from them alone)."""
+        kept = [(matter, town, [s for s in seen if s.at >= at])
+                for (matter, town), seen in sorted(self._seen.items())]
+        return [k for k in kept if k[2]]
+
+    def restore(self, sightings: list[tuple[str, str, list[Sighting]]]) -> None:
+        """Remember ``sightings`` (from :meth:`since`) in place of what is remembered."""
+        self._seen = {(matter, town): deque(seen) for matter, town, seen in sightings}

@@ -47,6 +47,15 @@ class DeadlineTimers:
             taken.append(heapq.heappop(self._heap))
         return taken
 
+    def entries(self) -> list[Timer]:
+        """Every entry armed, earliest first (for a snapshot)."""
+        return sorted(self._heap)
+
+    def restore(self, timers: list[Timer]) -> None:
+        """Arm ``timers`` (from a snapshot) in place of what is armed."""
+        self._heap = list(timers)
+        heapq.heapify(self._heap)
+
     def put_back(self, timers: list[Timer]) -> None:
         """Entries taken for steps that were not written: armed again."""
         for timer in timers:

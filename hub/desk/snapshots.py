@@ -1,0 +1,127 @@
+"""Snapshots of the desk's state, so a restart replays only the ledger's tail.
+
+:class:`DeskImage` is what :meth:`gridcall.hub.desk.desk.Desk.image` makes of the desk after
+the ledger row ``through_seq`` (the alerts and every index the fold of the transitions
+builds: grouping keys, the anomaly events already folded, who was seen when, the spread
+window, the live deadline and reminder timers). :class:`SnapshotStore` keeps the latest
+few in the store's database, encoded with msgpack. The desk writes one every
+``SNAPSHOT_EVERY`` ledger rows; at start-up it restores the latest whose config matches
+and replays the rows written after it. A snapshot is only a cache: the ledger stays the
+truth, and a snapshot that does not fit (another config, a row written after it but
+stamped before it, an undecodable body) is passed over for the full fold.
+
+Port to another store: the table is one row per snapshot, ``(through_seq, through_at,
+config, written_at, body)``; only :class:`SnapshotStore` touches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+
+import msgspec
+
+from gridcall.config import ConfigSet
+from gridcall.hub.desk.lifecycle import AlertState
+from gridcall.hub.desk.spread import Sighting
+from gridcall.hub.desk.timers import Timer
+from gridcall.hub.store import Store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS desk_snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    through_seq INTEGER NOT NULL, through_at INTEGER NOT NULL, config TEXT NOT NULL,
+    written_at INTEGER NOT NULL, body BLOB NOT NULL
+);
+"""
+
+KEPT = 2
+"""Snapshots kept (the latest, and the one before it in case the latest is unreadable)."""
+
+
+class DeskImage(msgspec.Struct, frozen=True, kw_only=True):
+    """The desk's state folded from the alert ledger through row ``through_seq`` (whose
+    ``at`` is ``through_at``, the latest of them). Lists are in a canonical order, so two
+    desks folded from the same rows give equal images."""
+
+    through_seq: int
+    through_at: int
+    config: str
+    """:func:`config_key` of the config it was folded with."""
+    states: list[AlertState]
+    open: list[tuple[str, str, str]]
+    """(matter, grid or agent, alert): see ``Desk._open``."""
+    latest: list[tuple[str, str, str]]
+    events: list[tuple[str, int, str]]
+    """(agent, seq, alert): the anomaly events folded into alerts."""
+    last_seen: list[tuple[str, str, int]]
+    sensors: list[tuple[str, list[str]]]
+    seen_at: list[tuple[str, int]]
+    spread: list[tuple[str, str, list[Sighting]]]
+    """Sightings within the spread window ending at ``through_at``."""
+    next: int
+    timers: list[Timer]
+    """Deadline timers of the alerts' current steps (stale ones dropped), sorted."""
+    reminder_timers: list[Timer]
+    """Reminder timers of the alerts' current stints, sorted."""
+    stint: list[tuple[str, int]]
+    handed: list[tuple[str, str]]
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(DeskImage)
+
+
+def config_key(config: ConfigSet) -> str:
+    """What a snapshot depends on in the config (the places, the catalog, the roster): a
+    snapshot folded under another config is not used."""
+    text = repr((config.topology, config.matters, config.duty))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def encode(image: DeskImage) -> bytes:
+    return _encoder.encode(image)
+
+
+def decode(body: bytes) -> DeskImage:
+    return _decoder.decode(body)
+
+
+class SnapshotStore:
+    """The desk's snapshots in ``store``'s database; use inside ``async with store``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._ready = False
+
+    def _db(self) -> sqlite3.Connection:
+        db = self.store.db
+        if not self._ready:
+            db.executescript(SCHEMA)
+            self._ready = True
+        return db
+
+    async def save(self, image: DeskImage, *, written_at: int) -> int:
+        """Write ``image`` and drop all but the latest :data:`KEPT`; the body's size."""
+        body = encode(image)
+
+        def insert() -> None:
+            db = self._db()
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("INSERT INTO desk_snapshots (through_seq, through_at, config, "
+                           "written_at, body) VALUES (?,?,?,?,?)",
+                           (image.through_seq, image.through_at, image.config, written_at,
+                            body))
+                db.execute("DELETE FROM desk_snapshots WHERE id NOT IN (SELECT id FROM "
+                           "desk_snapshots ORDER BY id DESC LIMIT ?)", (KEPT,))
+        await self.store.run(insert)
+        return len(body)
+
+    async def latest(self, config: str) -> list[bytes]:
+        """The bodies of the snapshots folded under ``config``, latest first (decode them
+        with :func:`decode`)."""
+        rows = await self.store.run(lambda: self._db().execute(
+            "SELECT body FROM desk_snapshots WHERE config=? ORDER BY id DESC",
+            (config,)).fetchall())
+        return [bytes(r[0]) for r in rows]
