@@ -324,6 +324,8 @@ class Desk:
         self._last_at = -(2**63)
         """The latest ``at`` folded (steps are folded in time order)."""
         self._in_order = True
+        self._folding = False
+        """At start-up: deadline timers are armed once the fold is done."""
         """Whether every step was folded in time order (else no snapshot: it would not be
         what a fold of the ledger gives)."""
         self._unsnapped = 0
@@ -363,8 +365,11 @@ class Desk:
             self.restored_from = image.through_seq
         else:
             tail = await self.ledger.all()
+        self._folding = True
         for t in tail:
             self._absorb(apply(self._states.get(t.alert_id), t))
+        self._folding = False
+        self._timers.restore(self._due_timers())  # one per open alert, not one per step
         self.replayed = self._unsnapped = len(tail)
         for s in await self.silence_ledger.all():
             self._absorb_silence(s)
@@ -417,8 +422,7 @@ class Desk:
             seen_at=list(self._seen_at.items()),
             spread=self._spread.since(self._last_at - self._spread.window_ns),
             next=self._next,
-            timers=sorted(Timer(due[1], s.alert_id, s.n) for s in states.values()
-                          if (due := s.due()) is not None),
+            timers=self._due_timers(),
             reminder_timers=[
                 tm for tm in self._reminder_timers.entries()
                 if tm.alert_id in states and (tm.alert_id, tm.n, tm.which) not in self._reminded
@@ -426,6 +430,11 @@ class Desk:
             stint=list(self._stint.items()),
             handed=list(self._handed.items()),
         )
+
+    def _due_timers(self) -> list[Timer]:
+        """The deadline each open alert waits on, as a fold arms it, earliest first."""
+        return sorted(Timer(due[1], s.alert_id, s.n) for s in self._states.values()
+                      if (due := s.due()) is not None)
 
     def _restore(self, image: DeskImage) -> None:
         self._states = {s.alert_id: s for s in image.states}
@@ -469,7 +478,7 @@ class Desk:
         if state.is_open:
             self._open[key] = state.alert_id
             due = state.due()
-            if due is not None:
+            if due is not None and not self._folding:
                 self._timers.arm(due[1], state.alert_id, state.n)
         elif self._open.get(key) == state.alert_id:
             del self._open[key]
