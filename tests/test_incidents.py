@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,44 @@ async def test_the_api_lists_incidents_in_the_callers_subtree(cfg: ConfigSet,
             assert other.status_code == 403
             missing = await client.get("/v1/incidents/IN000009", headers=auth("dasha"))
             assert missing.status_code == 404
+
+
+async def test_the_lead_hears_of_its_incident_when_another_units_person_is_on_duty(
+        tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    # The second manhole alert opens at the town, whose person on duty has a contact; the
+    # incident's lead is the community. The person replaces the town's channel, never
+    # the lead's: before, the community (the lead) heard nothing of its own incident.
+    url, got = webhook
+    folder = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT, folder)
+    (folder / "roster.yaml").write_text(f"""timezone: Asia/Shanghai
+persons:
+- {{id: zhou-qiang, name: 周强, unit: dasha,
+   contact: {{type: webhook, url: "{url}/zhou-qiang"}}}}
+shifts:
+  dasha:
+  - {{days: [mon, tue, wed, thu, fri, sat, sun], from: "08:00", to: "08:00",
+     person: zhou-qiang}}
+""", encoding="utf-8")
+    cfg = load_config(folder)
+    notify = NotifyFile.model_validate({"units": {
+        unit: [{"type": "webhook", "url": f"{url}/{unit}"}]
+        for unit in ("dasha-dong", "dasha")}})
+    async with Store(":memory:") as store, Notifier(notify, duty=cfg.duty) as notifier:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        desk.add_hook(desk_hook(notifier))
+        desk.add_batch_hook(incident_hook(notifier, lambda a: desk.get(a).unit))
+        await desk.on_event(event(cfg, "dasha-dong-g2-manholetilt-1", 1, T0), T0)
+        assert await wait_until(lambda: len(got) == 1)
+        await desk.on_event(event(cfg, "dasha-dong-g3-manholetilt-1", 2, T0 + 5 * M),
+                            T0 + 5 * M)
+        assert await wait_until(lambda: notifier.pending == 0)
+        incident = desk.incident_of("AL000002")
+        assert incident is not None
+        assert incident.lead == "dasha-dong"
+        assert (await desk.history("AL000002"))[0].on_duty == "zhou-qiang"
+        later = sorted(x["unit"] for x in got[1:])
+        assert later == ["dasha-dong", "zhou-qiang"]
+        for message in got[1:]:
+            assert f"incident {incident.incident_id}" in message["body"]["title"]

@@ -31,7 +31,9 @@ class IncidentNotice:
     alert: RiskAlert
     """The alert of the first change (the channels that need one alert get this one)."""
     units: tuple[str, ...]
-    """The lead first, then the units of the changes and of the incident's other alerts."""
+    """The lead first, then the units of the changes and of the incident's other alerts;
+    but the unit of ``person`` first when the lead has none on duty in the changes (the
+    notifier reaches the person instead of the *first* unit's channels)."""
     title: str
     text: str
     body: str
@@ -55,7 +57,14 @@ def incident_notices(changes: Sequence[Change], units_of: Callable[[str], str]
         if incident is None:  # grouped on it above
             continue
         first = group[0].alert.alert
-        units = dict.fromkeys([incident.lead, *(u for c in group for u in c.units),
+        # The person on duty at a unit the changes hand an alert to, the lead's if it is
+        # one of them: they replace that unit's channels only, so that unit goes first.
+        handed = [c.transition for c in group if c.transition.on_duty]
+        duty = next((t for t in handed if t.unit == incident.lead),
+                    handed[0] if handed else None)
+        person, first_unit = (duty.on_duty, duty.unit) if duty else ("", incident.lead)
+        units = dict.fromkeys([first_unit, incident.lead,
+                               *(u for c in group for u in c.units),
                                *(units_of(a) for a in incident.alerts)])
         top = min(c.alert.tier for c in group)
         title = (f"[{top}] {first.matter_name} · incident {incident.incident_id} · "
@@ -76,7 +85,7 @@ def incident_notices(changes: Sequence[Change], units_of: Callable[[str], str]
         }, ensure_ascii=False)
         out.append(IncidentNotice(
             incident=incident, alert=first, units=tuple(units), title=title,
-            text="\n".join(lines), body=body, person=group[0].transition.on_duty,
+            text="\n".join(lines), body=body, person=person,
             steps=tuple((c.transition.alert_id, c.transition.n) for c in group)))
     return out
 
