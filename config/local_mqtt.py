@@ -29,6 +29,13 @@ Presets (the firmware's default topic layout; ``topic_prefix`` overrides its fir
 
 Booleans map to 1 (true, ON, open) and 0 (false, OFF, closed); ``invert`` swaps them.
 
+**Units.** Where the firmware says which unit a value is in (Tasmota's ``TempUnit`` /
+``PressureUnit`` beside its readings, Shelly's ``tC``/``tF``), the value is converted to
+the sensor's configured unit (°F → °C, mmHg → hPa...), or refused and counted as
+``unit_mismatch`` when the sensor's unit is not one of that quantity; a field with its own
+``scale``/``offset`` is left as written. Plain mappings may say it with ``source_unit``
+or ``source_unit_path``.
+
 **Availability.** Each preset also listens to its firmware's availability topic and marks
 the entry's sensors ``offline`` at once when the device (or its bridge) says so, ``ok``
 again when it says online (``availability: false`` turns this off):
@@ -63,6 +70,7 @@ from pydantic import (
 )
 
 from gridcall.config.base import ID_PATTERN, BrokerSettings, Loc, Model, SourceSettingsModel
+from gridcall.config.units import canonical, quantity
 
 Preset = Literal["tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1"]
 PRESETS: tuple[Preset, ...] = ("tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1")
@@ -162,6 +170,13 @@ class TopicMapping(Conversion):
     value: JsonPath | None = None
     timestamp: JsonPath | None = None
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
+    source_unit: str | None = None
+    """The raw value's unit (``degF``...), converted to the sensor's unit before
+    ``scale``/``offset``; refused (counted as ``unit_mismatch``) if the sensor's unit is
+    not one of the same quantity (config/units.py)."""
+    source_unit_path: JsonPath | None = None
+    """The JSON path to the raw value's unit in the payload (Tasmota's ``TempUnit``); when
+    the payload has none, the value is taken as in the sensor's unit."""
 
     @model_validator(mode="after")
     def _sensor_template(self) -> TopicMapping:
@@ -175,6 +190,11 @@ class TopicMapping(Conversion):
                              "'_', '.', '-', and {n} placeholders)")
         if self.timestamp is not None and self.value is None:
             raise ValueError("a timestamp path needs a JSON payload: give 'value' as well")
+        if self.source_unit_path is not None and self.value is None:
+            raise ValueError("a source_unit_path needs a JSON payload: give 'value' as well")
+        if self.source_unit is not None and canonical(self.source_unit) is None:
+            raise ValueError(f"source_unit {self.source_unit!r} is not one gridcall converts "
+                             "(degC, degF, K, hPa, Pa, kPa, mmHg, inHg)")
         return self
 
     @property
@@ -250,14 +270,31 @@ class PresetMapping(Model):
         return tuple(t.sensor if isinstance(t, FieldTarget) else t
                      for t in self.fields.values())
 
+    def _unit(self, path: str | None) -> dict[str, str]:
+        """Where the firmware states the field's unit: Tasmota's ``TempUnit`` and
+        ``PressureUnit`` beside the readings, Shelly's ``tC``/``tF`` in the key."""
+        leaf = str(parse_path(path)[-1]) if path else ""
+        if self.preset == "tasmota":
+            if "Temperature" in leaf or leaf == "DewPoint":
+                return {"source_unit_path": "TempUnit"}
+            if "Pressure" in leaf:
+                return {"source_unit_path": "PressureUnit"}
+        if self.preset == "shelly" and leaf in ("tC", "tF"):
+            return {"source_unit": "deg" + leaf[1]}
+        return {}
+
     def mappings(self) -> tuple[TopicMapping, ...]:
-        """The plain mappings this preset stands for."""
+        """The plain mappings this preset stands for. A field the firmware states the unit
+        of is converted to the sensor's unit, unless the field gives its own
+        ``scale``/``offset`` (a conversion written by hand before this existed)."""
         out = []
         for key, target in self.fields.items():
             topic, path = self._split(key)
             t = target if isinstance(target, FieldTarget) else FieldTarget(sensor=target)
-            out.append(TopicMapping(topic=topic, value=path, sensor=t.sensor, scale=t.scale,
-                                    offset=t.offset, invert=t.invert, unit=t.unit))
+            unit = self._unit(path) if (t.scale, t.offset) == (1.0, 0.0) else {}
+            out.append(TopicMapping.model_validate(dict(
+                topic=topic, value=path, sensor=t.sensor, scale=t.scale, offset=t.offset,
+                invert=t.invert, unit=t.unit, **unit)))
         return tuple(out)
 
 
@@ -337,6 +374,11 @@ def source_problems(source: LocalMqttSettings, units: Mapping[str, str]
             if m.sensor not in units:
                 problems.append((loc, f"sensor {m.sensor!r} is not one of this agent's sensors "
                                       "(sensors.yaml names the agent of each sensor)"))
+            elif (m.source_unit is not None
+                  and quantity(m.source_unit) != quantity(units[m.sensor])):
+                problems.append((loc, f"the value is in {m.source_unit!r} but sensor "
+                                      f"{m.sensor!r}'s unit is {units[m.sensor]!r}, not a "
+                                      f"{quantity(m.source_unit)} unit"))
             elif m.unit is not None and m.unit != units[m.sensor]:
                 problems.append((loc, f"unit {m.unit!r} is not sensor {m.sensor!r}'s unit "
                                       f"{units[m.sensor]!r}; convert with scale/offset and "

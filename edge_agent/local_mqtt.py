@@ -33,6 +33,7 @@ import aiomqtt
 
 from gridcall.config import AgentSpec
 from gridcall.config.local_mqtt import LocalMqttSettings, TopicMapping, parse_path
+from gridcall.config.units import UnitError, convert
 from gridcall.edge_agent.commissioning import (
     Check,
     CheckOptions,
@@ -82,6 +83,7 @@ class _Route:
     value_path: tuple[str | int, ...] | None
     ts_path: tuple[str | int, ...] | None
     tz: ZoneInfo
+    unit_path: tuple[str | int, ...] | None = None
 
     def captures(self, topic: tuple[str, ...]) -> tuple[str, ...] | None:
         """The levels the ``+`` wildcards matched, or None if the topic does not match.
@@ -119,10 +121,12 @@ def _boolean(value: bool, invert: bool) -> float:
     return float(value != invert)
 
 
-def to_number(raw: Any, m: TopicMapping) -> float | None:
+def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None
+              ) -> float | None:
     """A raw JSON or text value as the reading (scale/offset applied); None for null and
     the :data:`NO_VALUE_WORDS` (``nan``, ``None``...) in text. BadPayload for text that is
-    not a number or a boolean word, objects, a JSON NaN and ±inf."""
+    not a number or a boolean word, objects, a JSON NaN and ±inf. ``unit``: (the raw
+    value's unit, the sensor's), converted before scale/offset."""
     if raw is None:
         return None
     if isinstance(raw, bool):
@@ -140,7 +144,13 @@ def to_number(raw: Any, m: TopicMapping) -> float | None:
             raise BadPayload("non_numeric", f"{text[:40]!r} is not a number") from None
     if not isinstance(raw, int | float):
         raise BadPayload("non_numeric", f"a {type(raw).__name__}, not a number")
-    value = float(raw) * m.scale + m.offset
+    value = float(raw)
+    if unit is not None:  # (the device's unit, the sensor's)
+        try:
+            value = convert(value, *unit)
+        except UnitError as exc:
+            raise BadPayload(exc.reason, str(exc)) from None
+    value = value * m.scale + m.offset
     if not math.isfinite(value):
         raise BadPayload("non_finite", f"{raw!r} is not a finite number")
     return value
@@ -204,11 +214,14 @@ class TopicMap:
 
     def __init__(self, mappings: Sequence[TopicMapping], *,
                  sensors: Collection[str] | None = None, name: str = "local-mqtt",
-                 availability: Mapping[str, Sequence[str]] | None = None) -> None:
+                 availability: Mapping[str, Sequence[str]] | None = None,
+                 units: Mapping[str, str] | None = None) -> None:
         """``sensors``: the agent's sensor ids, so templates that make an unknown id are
         counted here, with the topic that made it; None: take any id. ``availability``:
         availability topic → the sensors it speaks for
-        (:meth:`LocalMqttSettings.availability`)."""
+        (:meth:`LocalMqttSettings.availability`). ``units``: sensor → its configured
+        unit, for the values whose unit the device states (None: taken as they come)."""
+        self.units = dict(units) if units is not None else None
         self.availability_topics = {t: tuple(ss) for t, ss in (availability or {}).items()}
         self._down: set[str] = set()
         self._changed: dict[str, int] = {}
@@ -216,7 +229,8 @@ class TopicMap:
             _Route(tuple(m.topic.split("/")), m,
                    parse_path(m.value) if m.value is not None else None,
                    parse_path(m.timestamp) if m.timestamp is not None else None,
-                   ZoneInfo(m.timezone))
+                   ZoneInfo(m.timezone),
+                   parse_path(m.source_unit_path) if m.source_unit_path else None)
             for m in mappings)
         # Most mappings (every preset's) name one exact topic: look those up, scan only
         # the wildcard ones.
@@ -254,7 +268,7 @@ class TopicMap:
                     raise BadPayload("unknown_sensor", f"sensor {sensor!r} is not this "
                                      "agent's (from the topic)")
                 if route.value_path is None:
-                    value = to_number(_plain(payload), m)
+                    value = to_number(_plain(payload), m, self._unit(sensor, m, None, None))
                     ts = received_ns
                 else:
                     if doc is _MISSING:
@@ -263,7 +277,7 @@ class TopicMap:
                     if raw is _MISSING:
                         self._missing(topic, m)
                         continue
-                    value = to_number(raw, m)
+                    value = to_number(raw, m, self._unit(sensor, m, doc, route.unit_path))
                     ts = self._timestamp(topic, doc, route, received_ns)
             except BadPayload as exc:
                 self._bad(topic, exc, payload)
@@ -313,6 +327,23 @@ class TopicMap:
             log.info("%s: a message on %s has no %r (for sensor %s); partial messages are "
                      "normal and counted as missing_fields, not logged again", self.name,
                      topic, m.value, m.sensor)
+
+    def _unit(self, sensor: str, m: TopicMapping, doc: Any,
+              path: tuple[str | int, ...] | None) -> tuple[str, str] | None:
+        """(the unit the device states for the value, the sensor's), or None: no
+        conversion (the device states none, or the sensors' units are not known)."""
+        if self.units is None or sensor not in self.units:
+            return None
+        stated: Any = m.source_unit
+        if path is not None:
+            got = _at(doc, path)
+            stated = None if got is _MISSING else got
+        if stated is None:
+            return None
+        if not isinstance(stated, str):
+            raise BadPayload("unknown_unit", f"the payload's {m.source_unit_path!r} is "
+                             f"{stated!r}, not a unit")
+        return stated, self.units[sensor]
 
     def _timestamp(self, topic: str, doc: Any, route: _Route, received_ns: int) -> int:
         if route.ts_path is None:
@@ -375,14 +406,17 @@ class LocalMqttSource:
 
     def __init__(self, settings: LocalMqttSettings, *, agent_id: str,
                  sensors: Collection[str] | None = None, clock: Clock = wall_clock,
-                 broker_url: str | None = None) -> None:
+                 broker_url: str | None = None, units: Mapping[str, str] | None = None
+                 ) -> None:
+        """``units``: sensor → its configured unit, so values whose unit the device states
+        are converted to it (the agent passes them; None: taken as they come)."""
         self.settings = settings
         self.agent_id = agent_id
         self.clock = clock
         self.address = settings.broker.address(broker_url)
         self.map = TopicMap(settings.mappings(), sensors=sensors,
                             name=f"agent {agent_id} local MQTT {self.address}",
-                            availability=settings.availability())
+                            availability=settings.availability(), units=units)
         self.filters = settings.topic_filters()
         self.connection = LocalMqttCounters()
         self.connected = asyncio.Event()
@@ -459,7 +493,8 @@ class LocalMqttSource:
 
 def _build(spec: AgentSpec, settings: LocalMqttSettings, clock: Clock) -> LocalMqttSource:
     return LocalMqttSource(settings, agent_id=spec.id, clock=clock,
-                           sensors={s.id for s in spec.sensors})
+                           sensors={s.id for s in spec.sensors},
+                           units={s.id: s.unit_of_measure for s in spec.sensors})
 
 
 async def _checks(spec: AgentSpec, settings: LocalMqttSettings, options: CheckOptions,
@@ -488,7 +523,8 @@ async def _checks(spec: AgentSpec, settings: LocalMqttSettings, options: CheckOp
     # reports every few minutes they may be all there is within the wait.
     copy = settings.model_copy(update={"client_id": probe_id + "-read",
                                        "accept_retained": True})
-    source = LocalMqttSource(copy, agent_id=spec.id, sensors={s.id for s in spec.sensors})
+    source = LocalMqttSource(copy, agent_id=spec.id, sensors={s.id for s in spec.sensors},
+                             units={s.id: s.unit_of_measure for s in spec.sensors})
     expected = {m.sensor for m in settings.mappings() if not m.is_template}
     got = await read_samples(source, wait=options.wait,
                              done=lambda got: expected <= {s.sensor for s in got})

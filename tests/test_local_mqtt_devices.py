@@ -42,6 +42,26 @@ Z2M_CONTACT_BATTERY_REPORT = (b'{"battery":100,"device_temperature":25,"linkqual
                               b'"power_outage_count":3,"voltage":3005}')
 
 
+# Tasmota SCD30 with SetOption8 1 (°F): "TempUnit":"F" beside the readings; the payload
+# of tele/snifferbuddy/SENSOR in solarslurpi's GrowBuddy README (github.com/solarslurpi).
+TASMOTA_SCD30_F = (b'{"Time":"2022-09-06T08:52:59","ANALOG":{"A0":542},"SCD30":{"CarbonDioxide":'
+                   b'814,"eCO2":787,"Temperature":71.8,"Humidity":61.6,"DewPoint":57.9},'
+                   b'"TempUnit":"F"}')
+# Tasmota BME280, "PressureUnit":"hPa","TempUnit":"C" (Tasmota's default units; a payload
+# of tele/<topic>/SENSOR quoted in a public mosquitto_pub example), and the same shape
+# with SetOption24 1, "pressure units mmHg" (https://tasmota.github.io/docs/Commands/ ,
+# SetOption24), which writes "PressureUnit":"mmHg".
+TASMOTA_BME280_HPA = (b'{"Time":"2023-05-21T01:06:38","BME280":{"Temperature":20.5,"Humidity":'
+                      b'53.1,"DewPoint":10.6,"Pressure":977.0},"PressureUnit":"hPa",'
+                      b'"TempUnit":"C"}')
+TASMOTA_BME280_MMHG = (b'{"Time":"2023-05-21T01:06:38","BME280":{"Temperature":20.5,"Humidity":'
+                       b'53.1,"DewPoint":10.6,"Pressure":732.8},"PressureUnit":"mmHg",'
+                       b'"TempUnit":"C"}')
+# Shelly Plus H&T temperature:0 status, tC and tF side by side (NotifyFullStatus of a
+# shellyplusht, gist.github.com/NelsonMinar/494a0f53785c20290b395639548349fa).
+SHELLY_PLUS_HT_TEMPERATURE = b'{"id":0,"tC":19.8,"tF":67.6}'
+
+
 def settings(*entries: dict[str, Any]) -> LocalMqttSettings:
     return LocalMqttSettings.model_validate({"type": "mqtt", "map": list(entries)})
 
@@ -214,3 +234,75 @@ async def test_a_retained_tasmota_last_will_marks_the_sensor_offline_in_agent_an
             await asyncio.gather(task, return_exceptions=True)
             await device_side.publish(lwt, b"", qos=1, retain=True)  # clear the retained
     assert got == []  # availability is no reading
+
+
+# --- 3. units the device states ---------------------------------------------------------
+
+def unit_map(units: dict[str, str], *entries: dict[str, Any]) -> TopicMap:
+    source = settings(*entries)
+    return TopicMap(source.mappings(), units=units)
+
+
+def test_a_tasmota_reading_in_fahrenheit_becomes_the_sensors_celsius() -> None:
+    m = unit_map({"t": "degC", "dp": "°C", "h": "%", "co2": "ppm"},
+                 {"preset": "tasmota", "device": "snifferbuddy", "fields": {
+                     "SCD30.Temperature": "t", "SCD30.DewPoint": "dp", "SCD30.Humidity": "h",
+                     "SCD30.CarbonDioxide": "co2"}})
+    got = {s.sensor: s.value for s in m.decode("tele/snifferbuddy/SENSOR", TASMOTA_SCD30_F, NOW)}
+    assert got["t"] == pytest.approx((71.8 - 32) * 5 / 9)  # 22.1 °C, not 71.8 "°C"
+    assert got["dp"] == pytest.approx((57.9 - 32) * 5 / 9)
+    assert (got["h"], got["co2"]) == (61.6, 814.0)  # no unit stated for these: as they come
+    assert not m.counters.bad
+
+
+def test_a_fahrenheit_sensor_keeps_fahrenheit_and_a_sensor_of_another_quantity_is_refused(
+        ) -> None:
+    m = unit_map({"t": "degF"}, {"preset": "tasmota", "device": "snifferbuddy",
+                                 "fields": {"SCD30.Temperature": "t"}})
+    assert m.decode("tele/snifferbuddy/SENSOR", TASMOTA_SCD30_F, NOW) == [Sample("t", NOW, 71.8)]
+    wrong = unit_map({"t": "ppm"}, {"preset": "tasmota", "device": "snifferbuddy",
+                                    "fields": {"SCD30.Temperature": "t"}})
+    assert wrong.decode("tele/snifferbuddy/SENSOR", TASMOTA_SCD30_F, NOW) == []
+    assert wrong.counters.bad == {"unit_mismatch": 1}
+
+
+def test_tasmota_pressure_in_mmhg_becomes_hpa_and_hpa_stays() -> None:
+    entry = {"preset": "tasmota", "device": "node_mcu_terrace",
+             "fields": {"BME280.Pressure": "p", "BME280.Temperature": "t"}}
+    m = unit_map({"p": "hPa", "t": "degC"}, entry)
+    topic = "tele/node_mcu_terrace/SENSOR"
+    hpa = {s.sensor: s.value for s in m.decode(topic, TASMOTA_BME280_HPA, NOW)}
+    assert hpa == {"p": 977.0, "t": 20.5}
+    mmhg = {s.sensor: s.value for s in m.decode(topic, TASMOTA_BME280_MMHG, NOW)}
+    assert mmhg["p"] == pytest.approx(732.8 * 1.3332236842)  # 977.0 hPa
+    assert mmhg["p"] == pytest.approx(977.0, abs=0.05)
+
+
+def test_shelly_tf_is_converted_to_a_celsius_sensor_and_tc_to_a_fahrenheit_one() -> None:
+    m = unit_map({"c": "degC", "f": "degF"}, {
+        "preset": "shelly", "device": "shellyplusht-b8d61a8b17cc",
+        "fields": {"temperature:0.tF": "c", "temperature:0.tC": "f"}})
+    got = {s.sensor: s.value for s in m.decode(
+        "shellyplusht-b8d61a8b17cc/status/temperature:0", SHELLY_PLUS_HT_TEMPERATURE, NOW)}
+    assert got["c"] == pytest.approx(19.8, abs=0.05)
+    assert got["f"] == pytest.approx(67.6, abs=0.05)
+
+
+def test_a_field_with_its_own_scale_and_offset_is_left_as_written() -> None:
+    """A conversion written by hand before this existed is not applied twice."""
+    m = unit_map({"c": "degC"}, {
+        "preset": "shelly", "device": "ht", "fields": {"temperature:0.tF": {
+            "sensor": "c", "scale": 5 / 9, "offset": -32 * 5 / 9}}})
+    [sample] = m.decode("ht/status/temperature:0", SHELLY_PLUS_HT_TEMPERATURE, NOW)
+    assert sample.value == pytest.approx((67.6 - 32) * 5 / 9)
+
+
+def test_config_refuses_a_stated_unit_for_a_sensor_of_another_quantity(
+        cfg: ConfigSet) -> None:
+    spec = cfg.agents["edge-jiufo"]
+    units = {s.id: s.unit_of_measure for s in spec.sensors}
+    noise = next(s for s, u in units.items() if u == "dBA")
+    source = settings({"preset": "shelly", "device": "ht",
+                       "fields": {"temperature:0.tF": noise}})
+    problems = [reason for _, reason in source.agent_problems(units)]
+    assert any("'degF'" in p and "not a temperature unit" in p for p in problems), problems
