@@ -12,7 +12,8 @@ An agent's ``source`` may be ``{type: mqtt, broker: {...}, map: [...]}``. Each e
       - {preset: zigbee2mqtt, device: kitchen-smoke, fields: {smoke: smoke-12}}
       - {topic: "flood/+/level", value: level.cm, sensor: "flood-{1}", scale: 0.1}
 
-Presets (the firmware's default topic layout; ``topic_prefix`` overrides its first part):
+Presets (the firmware's default topic layout; ``topic_prefix`` overrides its first part;
+``device`` may hold ``/``, as Zigbee2MQTT friendly names like ``kitchen/floor_light`` do):
 
 - ``tasmota``: ``tele/<device>/SENSOR``, JSON; fields are paths like ``DS18B20.Temperature``
   or ``AM2301.Humidity``.
@@ -108,8 +109,19 @@ def _json_path(value: str) -> str:
     return value
 
 
+def _device(value: str) -> str:
+    """A device's topic name: one or more levels (Zigbee2MQTT friendly names may hold
+    ``/``: ``kitchen/floor_light``), none empty, no wildcard."""
+    for level in value.split("/"):
+        if not level or any(c in level for c in "+#\x00"):
+            raise ValueError(f"device {value!r}: each '/'-separated level must be non-empty "
+                             "and without '+' or '#'")
+    return value
+
+
 TopicFilter = Annotated[str, AfterValidator(_topic_filter)]
 TopicLevel = Annotated[str, AfterValidator(_topic_level)]
+DeviceName = Annotated[str, AfterValidator(_device)]
 JsonPath = Annotated[str, AfterValidator(_json_path)]
 
 
@@ -206,7 +218,9 @@ class PresetMapping(Model):
     """Sugar for the topic layout of common firmware; see the module docstring."""
 
     preset: Preset
-    device: TopicLevel
+    device: DeviceName
+    """The device's name in its topics; may hold ``/`` (a Zigbee2MQTT friendly name
+    ``kitchen/floor_light`` is the topic ``zigbee2mqtt/kitchen/floor_light``)."""
     fields: dict[str, Annotated[str, StringConstraints(pattern=ID_PATTERN)] | FieldTarget] = (
         Field(min_length=1))
     topic_prefix: str | None = None

@@ -241,7 +241,8 @@ def test_json_null_is_a_dropout_not_an_error() -> None:
     ({"topic": "a/b", "sensor": "s", "timezone": "Mars/Olympus"}, "is not a time zone"),
     ({"topic": "a/b", "sensor": "s", "scale": 0}, "scale 0"),
     ({"preset": "shelly", "device": "d", "fields": {"tC": "s"}}, "'<component>.<path>'"),
-    ({"preset": "tasmota", "device": "a/b", "fields": {"x": "s"}}, "one MQTT topic level"),
+    ({"preset": "tasmota", "device": "a//b", "fields": {"x": "s"}}, "must be non-empty"),
+    ({"preset": "zigbee2mqtt", "device": "a/+", "fields": {"x": "s"}}, "without '+' or '#'"),
     ({"preset": "homie", "device": "d", "fields": {"x": "s"}}, "'tasmota'"),
 ])
 def test_bad_mappings_are_refused_with_the_reason(entry: dict[str, Any], message: str) -> None:

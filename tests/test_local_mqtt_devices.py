@@ -306,3 +306,20 @@ def test_config_refuses_a_stated_unit_for_a_sensor_of_another_quantity(
                        "fields": {"temperature:0.tF": noise}})
     problems = [reason for _, reason in source.agent_problems(units)]
     assert any("'degF'" in p and "not a temperature unit" in p for p in problems), problems
+
+
+# --- 5. device names with "/" -----------------------------------------------------------
+
+def test_a_zigbee2mqtt_friendly_name_with_slashes_is_its_topic_levels() -> None:
+    """"You can use the / separator in friendly_name ... kitchen/floor_light"
+    (https://www.zigbee2mqtt.io/guide/usage/mqtt_topics_and_messages.html)."""
+    source = settings({"preset": "zigbee2mqtt", "device": "kitchen/floor_light",
+                       "fields": {"temperature": "t"}})
+    assert source.topic_filters() == ("zigbee2mqtt/bridge/state",
+                                      "zigbee2mqtt/kitchen/floor_light/availability",
+                                      "zigbee2mqtt/kitchen/floor_light")
+    m = TopicMap(source.mappings(), availability=source.availability())
+    assert m.decode("zigbee2mqtt/kitchen/floor_light", b'{"temperature":21.5}', NOW) == [
+        Sample("t", NOW, 21.5)]
+    m.decode("zigbee2mqtt/kitchen/floor_light/availability", b'{"state":"offline"}', NOW)
+    assert m.offline() == {"t"}
