@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +88,14 @@ async def probe_broker(name: str, settings: BrokerSettings, url: str | None, *,
             async with client:
                 pass
     except TimeoutError:
+        refusal = (await asyncio.to_thread(tls_refusal, address.host, address.port,
+                                           tls_context, min(timeout, 5.0))
+                   if tls_context is not None else None)
+        if refusal is not None:
+            return Check(name, "FAIL", f"{address} refused our TLS client certificate "
+                                       f"({refusal})",
+                         "give broker.tls a certfile and keyfile signed by the CA the broker "
+                         "trusts (its operator can tell which)")
         return Check(name, "FAIL", f"{address}: no answer within {timeout:g}s",
                      "check the network (4G/LAN), the host and port in the url, and any "
                      "firewall between this box and the broker", _reach_hint(address, flag))
@@ -101,6 +111,31 @@ async def probe_broker(name: str, settings: BrokerSettings, url: str | None, *,
                      "broker runs, and any firewall", _reach_hint(address, flag))
     login = f" as {user!r}" if user else " (anonymous)"
     return Check(name, "PASS", f"{address}: connected and logged in{login}")
+
+
+_CLIENT_CERTIFICATE_ALERTS = ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE",
+                              "CERTIFICATE_UNKNOWN", "CERTIFICATE_EXPIRED",
+                              "CERTIFICATE_REVOKED", "ACCESS_DENIED")
+
+
+def tls_refusal(host: str, port: int, context: ssl.SSLContext,
+                timeout: float) -> str | None:
+    """Why a TLS broker that gave no CONNACK refused us, if it was our client certificate:
+    under TLS 1.3 the broker checks it after the handshake and hangs up with an alert that
+    the MQTT client never reports (aiomqtt waits for a CONNACK until its timeout). Opens
+    one TLS connection and reads without writing (a write could reset the connection and
+    lose the alert): the alert's name, or None when none comes within ``timeout`` (the
+    broker took the certificate and waits for a CONNECT) or the failure is another one."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            tls.recv(4)
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or exc)
+        return reason if any(a in reason for a in _CLIENT_CERTIFICATE_ALERTS) else None
+    except OSError:
+        return None
+    return None
 
 
 def _reach_hint(address: object, flag: str | None) -> str:
