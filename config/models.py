@@ -360,12 +360,34 @@ class ApiSettings(Model):
     """A request body over this is refused (413) before it is read (hub/api/guard.py)."""
 
 
+class DeskStoreSettings(Model):
+    """The desk's durable state (events, the ledgers, the reminder log, the notify outbox)
+    in PostgreSQL (hub/pgstore.py) instead of SQLite at ``store_path``; two hubs on one
+    database are active and standby (docs/operations.md)."""
+
+    url_env: str
+    """The environment variable holding the database's URL,
+    ``postgresql://user:password@host:port/database`` (libpq's form)."""
+
+    def url(self) -> str:
+        """The URL from the environment; KeyError naming the variable if unset."""
+        value = read_env(self.url_env)
+        if value is None:  # url_env is required, so read_env always looks it up
+            raise KeyError(f"environment variable {self.url_env} is not set")
+        return value
+
+    def unset_env(self) -> list[str]:
+        return unset_envs(self, ("url_env",))
+
+
 class HubSettings(Model):
     broker: BrokerSettings = BrokerSettings()
     api: ApiSettings = ApiSettings()
     client_id: Id = "gridcall-hub"
     influx: InfluxSettings | None = None
     store_path: str = "var/hub.sqlite"
+    desk_store: DeskStoreSettings | None = None
+    """The desk's state in PostgreSQL; None: in SQLite at ``store_path`` (the default)."""
     deadletter_path: str = "var/hub-deadletter.sqlite"
     """Messages that decoded but could not be handled (hub/deadletter.py), kept for
     ``gridcall hub deadletter list|replay``; shared by the hub and its ingest workers."""

@@ -38,7 +38,7 @@ from gridcall.hub.ingest.runner import Ingest, Unwritten
 from gridcall.hub.ingest.sinks import ReadingSink
 from gridcall.hub.ingest.spool import Spool
 from gridcall.hub.ingest.worker import IngestWorker
-from gridcall.hub.store import Store
+from gridcall.hub.store import DeskStore
 from gridcall.wire import Decoder, MalformedMessage, topics
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 
 class Hub:
-    def __init__(self, config: ConfigSet, *, sink: ReadingSink, store: Store,
+    def __init__(self, config: ConfigSet, *, sink: ReadingSink, store: DeskStore,
                  broker_url: str | None = None, client_id: str | None = None,
                  clock: Clock = wall_clock, flush_interval: float | None = None,
                  drain_timeout: float = 10.0, tick_interval: float = 1.0,

@@ -8,16 +8,22 @@ with no InfluxDB, the readings too: then it is the hub's
 storing each reading once per ``(agent, seq, sensor, ts)``.
 
 Calls run in a worker thread (``asyncio.to_thread``) so the event loop never blocks on disk.
+
+The desk's tables (events, the ledgers, the reminder log, the notify outbox) are reached
+through :class:`DeskStore`: this SQLite store, or :class:`gridcall.hub.pgstore.PgStore`
+when hub.yaml names a PostgreSQL database (``desk_store``). Their modules write one SQL
+for both (``?`` placeholders, ``ON CONFLICT DO NOTHING``) against :class:`Db`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 from gridcall.wire import AnomalyEvent, ReadingBatch
 from gridcall.wire.errors import InvariantError, PoisonError, RetryableError
@@ -37,6 +43,79 @@ CREATE TABLE IF NOT EXISTS events (
     phase TEXT NOT NULL, ts INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (agent, seq)
 ) WITHOUT ROWID;
 """
+
+
+class StoreConflict(Exception):
+    """A row the store already holds under one of its unique keys (either store's
+    integrity error, mapped at the boundary)."""
+
+
+class Rows(Protocol):
+    """What :meth:`Db.execute` returns (a DB-API cursor of either driver)."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Db(Protocol):
+    """One connection of a desk store, as the desk's modules use it.
+
+    SQL uses ``?`` placeholders and the subset both SQLite (3.24+) and PostgreSQL
+    understand; a unique key's violation raises :class:`StoreConflict`."""
+
+    dialect: Literal["sqlite", "postgresql"]
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Rows: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+    def create(self, schema: str) -> None:
+        """Make a module's SQLite tables on first use (``executescript``); nothing on
+        PostgreSQL, whose tables the numbered migrations made at connect."""
+
+
+class DeskStore(Protocol):
+    """Where the desk keeps its durable state: :class:`Store` (SQLite) or
+    :class:`gridcall.hub.pgstore.PgStore`."""
+
+    async def sql(self, fn: Callable[[Db], T]) -> T:
+        """Run ``fn`` with the store's connection in a worker thread, one at a time."""
+        ...
+
+    async def record_event(self, event: AnomalyEvent, body: bytes) -> bool:
+        """Store the event; False if ``(agent, seq)`` was stored before (a redelivery)."""
+        ...
+
+
+class SqliteDb:
+    """:class:`Db` over a sqlite3 connection in autocommit mode."""
+
+    dialect: Literal["sqlite", "postgresql"] = "sqlite"
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> Rows:
+        try:
+            return self.db.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise StoreConflict(str(exc)) from exc
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        try:
+            self.db.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise StoreConflict(str(exc)) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            yield
+
+    def create(self, schema: str) -> None:
+        self.db.executescript(schema)
 
 
 class Store:
@@ -69,6 +148,10 @@ class Store:
         """Run ``fn`` (which uses :attr:`db`) in a worker thread, holding the store's lock;
         for modules that keep their own tables in this database (hub.ledger)."""
         return await self._run(fn)
+
+    async def sql(self, fn: Callable[[Db], T]) -> T:
+        """:meth:`run` with the connection as a :class:`Db` (:class:`DeskStore`)."""
+        return await self._run(lambda: fn(SqliteDb(self.db)))
 
     @property
     def db(self) -> sqlite3.Connection:

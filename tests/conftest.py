@@ -5,13 +5,15 @@ Real servers (mosquitto, InfluxDB 1.6.7, VictoriaMetrics) come from tests/server
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
+from tests.desk_stores import KINDS, DeskStores, opened
 from tests.servers import (
     influx_auth,
     influx_database,
@@ -38,6 +40,15 @@ SimDistrictFactory = Callable[..., Awaitable[Any]]
 
 __all__ = ["influx_auth", "influx_database", "influx_reader", "influx_v1_url", "live_servers",
            "mqtt_auth", "mqtt_url", "postgres_url", "victoria_url"]
+
+
+@pytest.fixture(params=KINDS)
+def desk_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeskStores]:
+    """The desk store a test opens (and reopens), once on SQLite and once on PostgreSQL
+    (a database of the test's own on the test server; marked ``servers``)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    with opened(request.param, tmp_path, url) as stores:
+        yield stores
 
 
 @pytest.fixture(scope="session")

@@ -180,9 +180,12 @@ def influx_reader(live_servers: ServerURLs) -> Login:
 
 
 def mark_server_tests(items: list[pytest.Item]) -> None:
-    """Add the ``servers`` marker to every test that uses a server fixture."""
+    """Add the ``servers`` marker to every test that uses a server fixture, or runs on the
+    PostgreSQL desk store (``desk_stores``, tests/desk_stores.py)."""
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        callspec = getattr(item, "callspec", None)
+        on_pg = callspec is not None and callspec.params.get("desk_stores") == "postgresql"
+        if on_pg or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.servers)
 
 

@@ -1,10 +1,10 @@
 """The alert desk on an injected clock: grouping, tiers, people's actions, deadlines that
-escalate up the ladder with exact timestamps, and a restart that resumes the timers."""
+escalate up the ladder with exact timestamps, and a restart that resumes the timers;
+each on both desk stores, SQLite and PostgreSQL (tests/desk_stores.py)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +12,9 @@ from gridcall.config import ConfigSet
 from gridcall.hub.desk.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import IllegalTransition
-from gridcall.hub.store import Store
+from gridcall.hub.store import DeskStore
 from gridcall.wire import AnomalyEvent, Severity
+from tests.desk_stores import DeskStores
 
 T0 = 1_800_000_000_000_000_000
 S = 10**9
@@ -38,13 +39,13 @@ class Events:
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    async with Store(":memory:") as s:
+async def store(desk_stores: DeskStores) -> AsyncIterator[DeskStore]:
+    async with desk_stores.open() as s:
         yield s
 
 
 @pytest.fixture
-async def desk(cfg: ConfigSet, store: Store) -> Desk:
+async def desk(cfg: ConfigSet, store: DeskStore) -> Desk:
     d = Desk(cfg, Ledger(store))
     await d.start()
     return d
@@ -207,7 +208,7 @@ async def test_calling_upward_needs_a_reason_and_a_higher_level_dispatches(
                        departments=["firemen"])
 
 
-async def test_refusals_write_nothing(desk: Desk, store: Store) -> None:
+async def test_refusals_write_nothing(desk: Desk) -> None:
     await desk.on_event(Events()(), T0)
     before = await desk.ledger.count()
     with pytest.raises(OutsideSubtree, match="grid shenjing-g1 may not act on AL000001"):
@@ -239,17 +240,16 @@ async def test_listing_by_subtree_tier_and_state(desk: Desk) -> None:
 
 
 async def test_a_restart_rebuilds_the_alerts_and_fires_what_passed_meanwhile(
-        cfg: ConfigSet, tmp_path: Path) -> None:
-    path = tmp_path / "hub.sqlite"
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
     ev = Events()
-    async with Store(path) as store:
+    async with desk_stores.open() as store:
         desk = Desk(cfg, Ledger(store))
         await desk.start()
         await desk.on_event(ev(), T0)
         await desk.on_event(ev(), T0 + 5 * MIN)
         await desk.act("AL000001", "acknowledge", "dasha-dong-g1", now=T0 + 6 * MIN)
         before = desk.get("AL000001")
-    async with Store(path) as store:  # the hub was down for 3 hours
+    async with desk_stores.open() as store:  # the hub was down for 3 hours
         desk = Desk(cfg, Ledger(store))
         await desk.start()
         assert desk.get("AL000001") == before

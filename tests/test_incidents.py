@@ -27,6 +27,7 @@ from gridcall.hub.notify.incident import incident_hook
 from gridcall.hub.notify.notifier import Notifier, desk_hook
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
+from tests.desk_stores import DeskStores
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port
 
@@ -115,10 +116,10 @@ def with_topology(tmp_path: Path, neighbours: dict[str, list[str]]) -> Path:
 
 
 async def test_declared_neighbours_across_communities_are_led_by_their_town(
-        tmp_path: Path) -> None:
+        tmp_path: Path, desk_stores: DeskStores) -> None:
     cfg = without_spread(load_config(with_topology(
         tmp_path, {"dasha-dong-g1": ["huangpu-cun-g2"]})))
-    async with Store(tmp_path / "hub.sqlite") as store:
+    async with desk_stores.open() as store:
         desk = Desk(cfg, Ledger(store))
         await desk.start()
         first = await desk.on_event(event(cfg, "dasha-dong-g1-pm25-1", 1, T0), T0)
@@ -130,7 +131,7 @@ async def test_declared_neighbours_across_communities_are_led_by_their_town(
         assert (incident.lead, incident.lead_level, incident.first) == (
             "dasha", "town", "dasha-dong-g1")
         assert incident.grids == ("dasha-dong-g1", "huangpu-cun-g2")
-    async with Store(tmp_path / "hub.sqlite") as store:
+    async with desk_stores.open() as store:
         again = Desk(cfg, Ledger(store))
         await again.start()
         assert again.incident_of("AL000002") == incident

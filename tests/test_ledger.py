@@ -1,9 +1,7 @@
-"""The alert ledger: append-only SQLite rows that rebuild every alert after a restart."""
+"""The alert ledger: append-only rows that rebuild every alert after a restart, on both desk
+stores (SQLite and PostgreSQL, tests/desk_stores.py)."""
 
 from __future__ import annotations
-
-import sqlite3
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -11,22 +9,22 @@ import pytest
 from gridcall.config import ConfigSet
 from gridcall.hub.desk.ledger import Ledger, LedgerConflict
 from gridcall.hub.desk.lifecycle import apply, opening, step
-from gridcall.hub.store import Store
+from gridcall.hub.store import StoreConflict
+from tests.desk_stores import DeskStores
 from tests.test_lifecycle import MIN, T0, drafted, take
 
 
 async def test_steps_survive_a_restart_and_fold_into_the_same_state(
-        cfg: ConfigSet, tmp_path: Path) -> None:
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
     alert, place = drafted(cfg)
     state = apply(None, opening(alert, place=place))
-    path = tmp_path / "hub.sqlite"
-    async with Store(path) as store:
+    async with desk_stores.open() as store:
         ledger = Ledger(store)
         await ledger.append(state.last)
         for i, action in enumerate(("acknowledge", "escalate", "dispatch"), start=1):
             state = take(state, action, T0 + i * MIN)
             await ledger.append(state.last)
-    async with Store(path) as store:  # a new process, the same file
+    async with desk_stores.open() as store:  # a new process, the same database
         ledger = Ledger(store)
         history = await ledger.history("AL000007")
         assert [t.action for t in history] == ["open", "acknowledge", "escalate", "dispatch"]
@@ -37,11 +35,11 @@ async def test_steps_survive_a_restart_and_fold_into_the_same_state(
         assert [t.n for t in await ledger.all(since=T0 + MIN, until=T0 + 3 * MIN)] == [2, 3]
 
 
-async def test_a_step_is_written_once(cfg: ConfigSet) -> None:
+async def test_a_step_is_written_once(cfg: ConfigSet, desk_stores: DeskStores) -> None:
     alert, place = drafted(cfg)
     first = opening(alert, place=place)
     ack = step(apply(None, first), "acknowledge", at=T0 + MIN, actor="g1")
-    async with Store(":memory:") as store:
+    async with desk_stores.open() as store:
         ledger = Ledger(store)
         await ledger.append(first, ack)
         with pytest.raises(LedgerConflict, match="AL000007"):
@@ -49,12 +47,13 @@ async def test_a_step_is_written_once(cfg: ConfigSet) -> None:
         assert await ledger.count() == 2
 
 
-async def test_the_same_anomaly_event_joins_one_alert_only(cfg: ConfigSet) -> None:
+async def test_the_same_anomaly_event_joins_one_alert_only(
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
     alert, place = drafted(cfg)
     first = opening(alert, place=place)
     state = apply(None, first)
     again = step(state, "evidence", at=T0 + MIN, evidence=first.evidence)
-    async with Store(":memory:") as store:
+    async with desk_stores.open() as store:
         ledger = Ledger(store)
         await ledger.append(first)
         with pytest.raises(LedgerConflict):
@@ -62,22 +61,23 @@ async def test_the_same_anomaly_event_joins_one_alert_only(cfg: ConfigSet) -> No
         assert await ledger.count() == 1
 
 
-async def test_rows_cannot_be_changed_or_deleted(cfg: ConfigSet) -> None:
+async def test_rows_cannot_be_changed_or_deleted(cfg: ConfigSet, desk_stores: DeskStores) -> None:
     alert, place = drafted(cfg)
-    async with Store(":memory:") as store:
+    async with desk_stores.open() as store:
         ledger = Ledger(store)
         await ledger.append(opening(alert, place=place))
         for sql in ("UPDATE transitions SET state='resolved'", "DELETE FROM transitions"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                store.db.execute(sql)
+            with pytest.raises(StoreConflict, match="append-only"):
+                await store.sql(lambda db, sql=sql: db.execute(sql))
         assert [t.state for t in await ledger.history("AL000007")] == ["opened"]
 
 
-async def test_the_steps_of_some_alerts_are_read_without_the_rest(cfg: ConfigSet) -> None:
+async def test_the_steps_of_some_alerts_are_read_without_the_rest(
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
     """What GET /v1/indicators reads: the chosen alerts' steps, in time order, up to a
     time; the same rows a filter over the whole ledger gives."""
     alert, place = drafted(cfg)
-    async with Store(":memory:") as store:
+    async with desk_stores.open() as store:
         ledger = Ledger(store)
         for k in range(3):
             other = msgspec.structs.replace(alert, alert_id=f"AL00000{k}", event_seq=k,

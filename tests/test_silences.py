@@ -29,6 +29,7 @@ from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.silence import Scope, SilenceStep, defer, deferral
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
+from tests.desk_stores import DeskStores
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port
 
@@ -153,14 +154,14 @@ async def test_refusals_say_why_and_write_nothing(world: World) -> None:
 
 
 async def test_silences_survive_a_restart_and_expire_by_themselves(
-        cfg: ConfigSet, tmp_path: Path) -> None:
-    async with Store(tmp_path / "hub.sqlite") as store:
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
+    async with desk_stores.open() as store:
         desk = Desk(cfg, Ledger(store))
         await desk.start()
         await desk.add_silence(Scope("agent", "edge-dongyuan"), start=T0, end=T0 + 2 * H,
                                reason="gateway replaced", author="dasha", now=T0)
         await desk.on_event(event(cfg, SENSOR, 7, T0 + H), T0 + H)
-    async with Store(tmp_path / "hub.sqlite") as store:
+    async with desk_stores.open() as store:
         again = Desk(cfg, Ledger(store))
         await again.start()
         silence = again.silences.get("SI000001")

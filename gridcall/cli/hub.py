@@ -7,6 +7,7 @@ commands (``report``, ``ingest``, ``token``, ``silence``) have their own modules
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -70,7 +71,7 @@ def hub_run(
     from gridcall.hub.compose import services
     from gridcall.hub.deadletter import DeadLetters
     from gridcall.hub.service import Hub
-    from gridcall.hub.store import Store
+    from gridcall.hub.store import DeskStore, Store
     from gridcall.sinks import sink_from_settings
     from gridcall.wire.broker import BrokerAddress
 
@@ -79,6 +80,8 @@ def hub_run(
     require_env(config_dir / "hub.yaml", [
         *(f"hub.broker.{m}" for m in cfg.hub.broker.unset_env()),
         *(f"hub.influx.{m}" for m in (cfg.hub.influx.unset_env() if cfg.hub.influx else [])),
+        *(f"hub.desk_store.{m}" for m in (cfg.hub.desk_store.unset_env()
+                                          if cfg.hub.desk_store else [])),
         *(f"notify.yaml: {m}" for m in cfg.notify.unset_env()),
         *(f"roster.yaml: {m}" for m in cfg.duty.unset_env()),
     ])
@@ -109,8 +112,15 @@ def hub_run(
             await run_hub(stop, letters)
 
     async def run_hub(stop: asyncio.Event, letters: DeadLetters) -> None:
-        async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink:
-            hub = Hub(cfg, sink=sink, store=store, broker_url=broker,
+        async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink, \
+                contextlib.AsyncExitStack() as stack:
+            desk_store: DeskStore = store
+            if cfg.hub.desk_store is not None:
+                from gridcall.hub.pgstore import PgStore
+
+                desk_store = await stack.enter_async_context(PgStore(cfg.hub.desk_store.url()))
+                out.print(f"hub {cfg.hub.client_id}: {desk_store!r}")
+            hub = Hub(cfg, sink=sink, store=desk_store, broker_url=broker,
                       drain_timeout=drain_timeout, readings=ingest_workers == 1,
                       spool_dir=spool_dir(cfg, "readings"), dead_letters=letters)
             hubs.append(hub)

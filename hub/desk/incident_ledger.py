@@ -5,14 +5,13 @@ guards: triggers refuse UPDATE and DELETE, and ``(incident_id, n)`` is unique.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 
 import msgspec
 
 from gridcall.hub.desk.incidents import IncidentStep
 from gridcall.hub.desk.ledger import LedgerConflict
-from gridcall.hub.store import Store
+from gridcall.hub.store import Db, DeskStore, StoreConflict
 from gridcall.wire.errors import InvariantError
 
 SCHEMA = """
@@ -35,24 +34,23 @@ _decoder = msgspec.json.Decoder(IncidentStep)
 class IncidentLedger:
     """Append-only incident steps in ``store``'s database; use inside ``async with store``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: DeskStore) -> None:
         self.store = store
         self._ready = False
 
-    def _db(self) -> sqlite3.Connection:
-        db = self.store.db
+    def _db(self, db: Db) -> Db:
         if not self._ready:
-            db.executescript(SCHEMA)
+            db.create(SCHEMA)
             self._ready = True
         return db
 
-    def writer(self, steps: Sequence[IncidentStep]) -> Callable[[sqlite3.Connection], None]:
+    def writer(self, steps: Sequence[IncidentStep]) -> Callable[[Db], None]:
         """Rows to write inside another transaction (the alert ledger's, whose steps they
         link: :meth:`gridcall.hub.desk.ledger.Ledger.append` ``also``), so an alert and
         its incident step are written together or not at all."""
         rows = [(s.incident_id, s.n, s.at, s.action, _encoder.encode(s)) for s in steps]
 
-        def insert(db: sqlite3.Connection) -> None:
+        def insert(db: Db) -> None:
             if not self._ready:  # making the table (executescript) would commit the caller's
                 raise InvariantError("the incident ledger was written before it was read "
                                      "(Desk.start makes its table)")
@@ -64,25 +62,24 @@ class IncidentLedger:
         """Write the steps in one transaction; LedgerConflict if one is there already."""
         insert = self.writer(steps)
 
-        def run() -> None:
-            db = self._db()  # makes the table first, outside the transaction
+        def run(db: Db) -> None:
+            self._db(db)  # makes the table first, outside the transaction
             try:
-                with db:
-                    db.execute("BEGIN IMMEDIATE")
+                with db.transaction():
                     insert(db)
-            except sqlite3.IntegrityError as exc:
+            except StoreConflict as exc:
                 raise LedgerConflict(f"incident ledger already holds a step of "
                                      f"{[s.incident_id for s in steps]}: {exc}") from exc
-        await self.store.run(run)
+        await self.store.sql(run)
 
     async def all(self) -> list[IncidentStep]:
         """Every step in the order written."""
-        rows = await self.store.run(lambda: self._db().execute(
+        rows = await self.store.sql(lambda db: self._db(db).execute(
             "SELECT body FROM incident_steps ORDER BY seq").fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
     async def history(self, incident_id: str) -> list[IncidentStep]:
-        rows = await self.store.run(lambda: self._db().execute(
+        rows = await self.store.sql(lambda db: self._db(db).execute(
             "SELECT body FROM incident_steps WHERE incident_id=? ORDER BY n",
             (incident_id,)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]

@@ -1,10 +1,13 @@
 """The alert ledger: every :class:`~gridcall.hub.desk.lifecycle.Transition`, append-only, in SQLite
-(WAL).
+(WAL), or PostgreSQL.
 
-It lives in the hub store's database (:class:`gridcall.hub.store.Store`). Rows are never changed
-or deleted: triggers refuse UPDATE and DELETE, and ``(alert_id, n)`` is unique, so a step
-is written once even if two writers race. ``(ev_agent, ev_seq)`` is unique too: an anomaly
-event joins at most one alert, however often at-least-once delivery brings it.
+It lives in the hub's desk store (:class:`gridcall.hub.store.DeskStore`: SQLite's
+:class:`~gridcall.hub.store.Store`, where :data:`SCHEMA` makes it, or PostgreSQL's
+:class:`~gridcall.hub.pgstore.PgStore`, whose migrations make the same table).
+Rows are never changed or deleted: triggers refuse UPDATE and DELETE, and
+``(alert_id, n)`` is unique, so a step is written once even if two writers race.
+``(ev_agent, ev_seq)`` is unique too: an anomaly event joins at most one alert, however
+often at-least-once delivery brings it.
 
 The state of every alert is the fold of its rows (:func:`gridcall.hub.desk.lifecycle.fold`);
 :meth:`Ledger.rebuild` does that at start-up.
@@ -12,13 +15,12 @@ The state of every alert is the fold of its rows (:func:`gridcall.hub.desk.lifec
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 
 import msgspec
 
 from gridcall.hub.desk.lifecycle import AlertState, Transition, fold
-from gridcall.hub.store import Store
+from gridcall.hub.store import Db, DeskStore, StoreConflict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transitions (
@@ -46,21 +48,20 @@ class LedgerConflict(RuntimeError):
 class Ledger:
     """Append-only transitions in ``store``'s database; use inside ``async with store``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: DeskStore) -> None:
         self.store = store
         self._ready = False
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self, db: Db) -> Db:
         """The store's connection, with the ledger's table made on first use (so a
         Ledger may be made before the store is entered)."""
-        db = self.store.db
         if not self._ready:
-            db.executescript(SCHEMA)
+            db.create(SCHEMA)
             self._ready = True
         return db
 
     async def append(self, *transitions: Transition,
-                     also: Callable[[sqlite3.Connection], None] | None = None) -> None:
+                     also: Callable[[Db], None] | None = None) -> None:
         """Write the steps in one SQLite transaction: all of them or none.
         LedgerConflict if one of them (or its anomaly event) is there already. ``also``
         writes rows that belong with them (an incident's step, in its own table) in the
@@ -69,26 +70,25 @@ class Ledger:
                  t.evidence[0] if t.evidence else None,
                  t.evidence[1] if t.evidence else None, _encoder.encode(t))
                 for t in transitions]
-        def insert() -> None:
-            db = self._db()
+        def insert(db: Db) -> None:
+            self._db(db)
             try:
-                with db:
-                    db.execute("BEGIN IMMEDIATE")
+                with db.transaction():
                     db.executemany(
                         "INSERT INTO transitions (alert_id, n, at, action, actor, state, "
                         "tier, unit, ev_agent, ev_seq, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         rows)
                     if also is not None:
                         also(db)
-            except sqlite3.IntegrityError as exc:
+            except StoreConflict as exc:
                 raise LedgerConflict(
                     f"ledger already holds a step of {[r[0] for r in rows]} or its "
                     f"anomaly event: {exc}") from exc
-        await self.store.run(insert)
+        await self.store.sql(insert)
 
     async def history(self, alert_id: str) -> list[Transition]:
         """The alert's steps, first to last (empty if there is no such alert)."""
-        rows = await self.store.run(lambda: self._db().execute(
+        rows = await self.store.sql(lambda db: self._db(db).execute(
             "SELECT body FROM transitions WHERE alert_id=? ORDER BY n", (alert_id,)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
@@ -99,7 +99,7 @@ class Ledger:
         sql = "SELECT body FROM transitions WHERE at >= ? AND at < ? ORDER BY at, seq"
         lo = since if since is not None else -(2**63)
         hi = until if until is not None else 2**63 - 1
-        rows = await self.store.run(lambda: self._db().execute(sql, (lo, hi)).fetchall())
+        rows = await self.store.sql(lambda db: self._db(db).execute(sql, (lo, hi)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
     async def of_alerts(self, alert_ids: Iterable[str], *, until: int | None = None
@@ -109,26 +109,27 @@ class Ledger:
         ids = sorted(set(alert_ids))
         hi = until if until is not None else 2**63 - 1
 
-        def select() -> list[tuple[bytes]]:
-            db = self._db()
+        def select(db: Db) -> list[tuple[bytes]]:
+            self._db(db)
             db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (alert_id TEXT PRIMARY KEY)")
             try:
-                db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(i,) for i in ids])
+                db.executemany("INSERT INTO wanted VALUES (?) ON CONFLICT DO NOTHING",
+                               [(i,) for i in ids])
                 return db.execute(
                     "SELECT t.body FROM wanted w JOIN transitions t ON t.alert_id = w.alert_id "
                     "WHERE t.at < ? ORDER BY t.at, t.seq", (hi,)).fetchall()
             finally:
                 db.execute("DELETE FROM wanted")
-        rows = await self.store.run(select)
+        rows = await self.store.sql(select)
         return [_decoder.decode(r[0]) for r in rows]
 
     async def count(self) -> int:
-        return await self.store.run(lambda: int(
-            self._db().execute("SELECT count(*) FROM transitions").fetchone()[0]))
+        return await self.store.sql(lambda db: int(
+            self._db(db).execute("SELECT count(*) FROM transitions").fetchone()[0]))
 
     async def has_event(self, agent: str, seq: int) -> str | None:
         """The alert the anomaly event ``(agent, seq)`` was folded into, if any."""
-        row = await self.store.run(lambda: self._db().execute(
+        row = await self.store.sql(lambda db: self._db(db).execute(
             "SELECT alert_id FROM transitions WHERE ev_agent=? AND ev_seq=?",
             (agent, seq)).fetchone())
         return None if row is None else str(row[0])

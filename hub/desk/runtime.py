@@ -39,7 +39,7 @@ from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import AlertState
 from gridcall.hub.desk.roster import MissingSensor, Roster, RosterEvent, UnknownAgent
-from gridcall.hub.store import Store
+from gridcall.hub.store import DeskStore
 from gridcall.wire import (
     AgentStatus,
     AnomalyEvent,
@@ -107,7 +107,7 @@ class HubCounters:
 
 
 class DeskRuntime:
-    def __init__(self, config: ConfigSet, store: Store, *, address: BrokerAddress,
+    def __init__(self, config: ConfigSet, store: DeskStore, *, address: BrokerAddress,
                  client_id: str, clock: Clock, tick_interval: float = 1.0,
                  decoder: Decoder | None = None, readings: Readings | None = None,
                  agent_clock: Clock | None = None,

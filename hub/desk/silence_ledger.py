@@ -7,13 +7,11 @@ so a redelivered event is muted once.
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 
 from gridcall.hub.desk.ledger import LedgerConflict
 from gridcall.hub.desk.silence import SilenceStep
-from gridcall.hub.store import Store
+from gridcall.hub.store import Db, DeskStore, StoreConflict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS silence_steps (
@@ -36,14 +34,13 @@ _decoder = msgspec.json.Decoder(SilenceStep)
 class SilenceLedger:
     """Append-only silence steps in ``store``'s database; use inside ``async with store``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: DeskStore) -> None:
         self.store = store
         self._ready = False
 
-    def _db(self) -> sqlite3.Connection:
-        db = self.store.db
+    def _db(self, db: Db) -> Db:
         if not self._ready:
-            db.executescript(SCHEMA)
+            db.create(SCHEMA)
             self._ready = True
         return db
 
@@ -53,27 +50,26 @@ class SilenceLedger:
                  s.evidence[0] if s.evidence else None,
                  s.evidence[1] if s.evidence else None, _encoder.encode(s)) for s in steps]
 
-        def insert() -> None:
-            db = self._db()
+        def insert(db: Db) -> None:
+            self._db(db)
             try:
-                with db:
-                    db.execute("BEGIN IMMEDIATE")
+                with db.transaction():
                     db.executemany(
                         "INSERT INTO silence_steps (silence_id, n, at, action, actor, "
                         "ev_agent, ev_seq, body) VALUES (?,?,?,?,?,?,?,?)", rows)
-            except sqlite3.IntegrityError as exc:
+            except StoreConflict as exc:
                 raise LedgerConflict(f"silence ledger already holds a step of "
                                      f"{[r[0] for r in rows]} or its event: {exc}") from exc
-        await self.store.run(insert)
+        await self.store.sql(insert)
 
     async def all(self) -> list[SilenceStep]:
         """Every step in the order written."""
-        rows = await self.store.run(lambda: self._db().execute(
+        rows = await self.store.sql(lambda db: self._db(db).execute(
             "SELECT body FROM silence_steps ORDER BY seq").fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
     async def history(self, silence_id: str) -> list[SilenceStep]:
-        rows = await self.store.run(lambda: self._db().execute(
+        rows = await self.store.sql(lambda db: self._db(db).execute(
             "SELECT body FROM silence_steps WHERE silence_id=? ORDER BY n",
             (silence_id,)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]

@@ -17,14 +17,12 @@ after an upgrade does not resend a district's history.
 
 from __future__ import annotations
 
-import sqlite3
-
 import msgspec
 
 from gridcall.hub.desk.desk import Change, Desk
 from gridcall.hub.desk.ledger import SCHEMA as LEDGER_SCHEMA
 from gridcall.hub.desk.lifecycle import Transition
-from gridcall.hub.store import Store
+from gridcall.hub.store import Db, DeskStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notified (
@@ -40,29 +38,28 @@ _decoder = msgspec.json.Decoder(Transition)
 class NotifyOutbox:
     """``notified`` in ``store``'s database; use inside ``async with store``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: DeskStore) -> None:
         self.store = store
 
     async def setup(self) -> None:
         """Make the tables; on first use, take the ledger's steps so far as notified."""
-        def make() -> None:
-            db = self.store.db
-            db.executescript(LEDGER_SCHEMA)
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+        def make(db: Db) -> None:
+            db.create(LEDGER_SCHEMA)
+            with db.transaction():  # SQLite: the tables and the baseline together
+                if db.dialect == "sqlite":
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
                 if db.execute("SELECT count(*) FROM notified_baseline").fetchone()[0] == 0:
                     db.execute("INSERT INTO notified_baseline SELECT coalesce(max(seq), 0) "
                                "FROM transitions")
-        await self.store.run(make)
+        await self.store.sql(make)
 
     async def done(self, alert_id: str, n: int, at: int) -> None:
         """Every delivery of step ``n`` of ``alert_id`` was sent or given up (or it had
         no channel)."""
-        await self.store.run(lambda: self.store.db.execute(
-            "INSERT OR IGNORE INTO notified VALUES (?,?,?)", (alert_id, n, at)))
+        await self.store.sql(lambda db: db.execute(
+            "INSERT INTO notified VALUES (?,?,?) ON CONFLICT DO NOTHING", (alert_id, n, at)))
 
     async def pending(self, actions: frozenset[str]) -> list[Transition]:
         """Steps of these ``actions`` after the baseline whose notifications are not
@@ -73,9 +70,8 @@ class NotifyOutbox:
                "(SELECT 1 FROM notified x WHERE x.alert_id = t.alert_id AND x.n = t.n) "
                "ORDER BY t.seq")
 
-        def select() -> list[sqlite3.Row]:
-            return self.store.db.execute(sql, sorted(actions)).fetchall()
-        return [_decoder.decode(r[0]) for r in await self.store.run(select)]
+        rows = await self.store.sql(lambda db: db.execute(sql, sorted(actions)).fetchall())
+        return [_decoder.decode(r[0]) for r in rows]
 
 
 async def changes_to_replay(desk: Desk, steps: list[Transition]) -> list[Change]:
