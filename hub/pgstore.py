@@ -2,12 +2,12 @@
 uses when hub.yaml names a database (``desk_store: {url_env: VARIABLE}``).
 
 The same tables as SQLite's (events, transitions, silence_steps, incident_steps,
-reminders, notified, notified_baseline), made by the numbered :data:`MIGRATIONS`, each
-applied once and recorded in ``schema_migrations`` (a hub starting on a database newer
-than itself refuses it, naming the versions). Migrating holds a transaction-level
-advisory lock, so two hubs starting together do not race. The ledgers are append-only as
-in SQLite: a trigger refuses UPDATE, DELETE and TRUNCATE (an integrity error, so
-:class:`~gridcall.hub.store.StoreConflict` on either store).
+reminders, notified, notified_baseline, desk_snapshots), made by the numbered
+:data:`MIGRATIONS`, each applied once and recorded in ``schema_migrations`` (a hub
+starting on a database newer than itself refuses it, naming the versions). Migrating
+holds a transaction-level advisory lock, so two hubs starting together do not race. The
+ledgers are append-only as in SQLite: a trigger refuses UPDATE, DELETE and TRUNCATE (an
+integrity error, so :class:`~gridcall.hub.store.StoreConflict` on either store).
 
 One connection (psycopg 3, autocommit, a transaction where a module asks for one), used
 from a worker thread one call at a time, as :class:`gridcall.hub.store.Store` does; the
@@ -95,6 +95,13 @@ CREATE TABLE notified_baseline (seq BIGINT NOT NULL);
 """ + "".join(_APPEND_ONLY.format(table=t, what=w) for t, w in (
         ("transitions", "the alert ledger"), ("silence_steps", "the silence ledger"),
         ("incident_steps", "the incident ledger"), ("reminders", "the reminder log")))),
+    (2, "desk snapshots (hub/desk/snapshots.py)", """
+CREATE TABLE desk_snapshots (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    through_seq BIGINT NOT NULL, through_at BIGINT NOT NULL, config TEXT NOT NULL,
+    written_at BIGINT NOT NULL, body BYTEA NOT NULL
+);
+"""),
 )
 """``(version, what, SQL)``, applied in order, each once. Append new ones; never edit one
 that was released (a database that ran it would not run it again)."""

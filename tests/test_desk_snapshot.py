@@ -14,6 +14,7 @@ from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.silence import Scope
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
+from tests.desk_stores import DeskStores
 
 T0 = 1_800_000_000_000_000_000
 S = 10**9
@@ -28,14 +29,14 @@ def event(cfg: ConfigSet, sensor: str, seq: int, at: int, severity: str = "major
                         score=0.9, value=80.0, ts=at)
 
 
-async def scenario(cfg: ConfigSet, path: Path) -> Desk:
+async def scenario(cfg: ConfigSet, path: Path | DeskStores) -> Desk:
     """Seeded events on the noise, pm2.5 and manhole sensors (evidence, spread,
     incidents of neighbouring grids), a silence, people's actions and deadlines that
     pass; a snapshot every 9 rows, so the last one leaves a tail."""
     rng = random.Random(20)
     sensors = sorted(s.id for s in cfg.sensors.values()
                      if s.kind in ("noise", "pm25", "manhole_tilt"))
-    async with Store(path) as store:
+    async with (Store(path) if isinstance(path, Path) else path.open()) as store:
         desk = Desk(cfg, Ledger(store))
         desk.snapshot_every = 9
         await desk.start()
@@ -94,9 +95,9 @@ async def test_a_snapshot_and_the_tail_rebuild_the_desk_a_full_fold_rebuilds(
 
 
 async def test_a_snapshot_under_another_config_or_overtaken_in_time_is_passed_over(
-        cfg: ConfigSet, tmp_path: Path) -> None:
-    await scenario(cfg, tmp_path / "hub.sqlite")
-    async with Store(tmp_path / "hub.sqlite") as store:
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
+    await scenario(cfg, desk_stores)
+    async with desk_stores.open() as store:
         desk = Desk(cfg, Ledger(store))
         await desk.start()
         assert desk.restored_from is not None
@@ -104,14 +105,14 @@ async def test_a_snapshot_under_another_config_or_overtaken_in_time_is_passed_ov
         # went back): the fold's order is not the snapshot's, so it is not used
         state = desk.alerts()[0]
         await desk.note(state.alert_id, "written late", T0 - H)
-    async with Store(tmp_path / "hub.sqlite") as store:
+    async with desk_stores.open() as store:
         again = Desk(cfg, Ledger(store))
         await again.start()
         assert again.restored_from is None
         assert again.replayed == await again.ledger.count()
     other = cfg.__class__(**{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__},
                              "duty": type(cfg.duty)()})
-    async with Store(tmp_path / "hub.sqlite") as store:
+    async with desk_stores.open() as store:
         desk = Desk(other, Ledger(store))
         await desk.start()
         assert desk.restored_from is None

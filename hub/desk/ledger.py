@@ -140,18 +140,18 @@ class Ledger:
 
     async def after(self, seq: int) -> list[Transition]:
         """The steps written after row ``seq``, by time (a snapshot's tail)."""
-        rows = await self.store.run(lambda: self._db().execute(
+        rows = await self.store.sql(lambda db: self._db(db).execute(
             "SELECT body FROM transitions WHERE seq > ? ORDER BY at, seq", (seq,)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
     async def last_seq(self) -> int:
         """The row number of the latest step written (0 if none)."""
-        return await self.store.run(lambda: int(
-            self._db().execute("SELECT coalesce(max(seq), 0) FROM transitions").fetchone()[0]))
+        return await self.store.sql(lambda db: int(self._db(db).execute(
+            "SELECT coalesce(max(seq), 0) FROM transitions").fetchone()[0]))
 
     async def stamped_before(self, seq: int, at: int) -> bool:
         """Whether a step written after row ``seq`` is stamped before ``at`` (then a
         snapshot through ``seq`` is not a prefix of the ledger in time order)."""
-        return await self.store.run(lambda: self._db().execute(
+        return await self.store.sql(lambda db: self._db(db).execute(
             "SELECT 1 FROM transitions WHERE seq > ? AND at < ? LIMIT 1",
             (seq, at)).fetchone() is not None)

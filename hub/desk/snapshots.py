@@ -10,14 +10,14 @@ and replays the rows written after it. A snapshot is only a cache: the ledger st
 truth, and a snapshot that does not fit (another config, a row written after it but
 stamped before it, an undecodable body) is passed over for the full fold.
 
-Port to another store: the table is one row per snapshot, ``(through_seq, through_at,
-config, written_at, body)``; only :class:`SnapshotStore` touches it.
+The table is one row per snapshot, ``(through_seq, through_at, config, written_at,
+body)``; only :class:`SnapshotStore` touches it. On SQLite :data:`SCHEMA` makes it; on
+PostgreSQL migration 2 of :mod:`gridcall.hub.pgstore`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 
 import msgspec
 
@@ -25,7 +25,7 @@ from gridcall.config import ConfigSet
 from gridcall.hub.desk.lifecycle import AlertState
 from gridcall.hub.desk.spread import Sighting
 from gridcall.hub.desk.timers import Timer
-from gridcall.hub.store import Store
+from gridcall.hub.store import Db, DeskStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS desk_snapshots (
@@ -90,14 +90,13 @@ def decode(body: bytes) -> DeskImage:
 class SnapshotStore:
     """The desk's snapshots in ``store``'s database; use inside ``async with store``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: DeskStore) -> None:
         self.store = store
         self._ready = False
 
-    def _db(self) -> sqlite3.Connection:
-        db = self.store.db
+    def _db(self, db: Db) -> Db:
         if not self._ready:
-            db.executescript(SCHEMA)
+            db.create(SCHEMA)
             self._ready = True
         return db
 
@@ -105,23 +104,22 @@ class SnapshotStore:
         """Write ``image`` and drop all but the latest :data:`KEPT`; the body's size."""
         body = encode(image)
 
-        def insert() -> None:
-            db = self._db()
-            with db:
-                db.execute("BEGIN IMMEDIATE")
+        def insert(db: Db) -> None:
+            self._db(db)
+            with db.transaction():
                 db.execute("INSERT INTO desk_snapshots (through_seq, through_at, config, "
                            "written_at, body) VALUES (?,?,?,?,?)",
                            (image.through_seq, image.through_at, image.config, written_at,
                             body))
                 db.execute("DELETE FROM desk_snapshots WHERE id NOT IN (SELECT id FROM "
                            "desk_snapshots ORDER BY id DESC LIMIT ?)", (KEPT,))
-        await self.store.run(insert)
+        await self.store.sql(insert)
         return len(body)
 
     async def latest(self, config: str) -> list[bytes]:
         """The bodies of the snapshots folded under ``config``, latest first (decode them
         with :func:`decode`)."""
-        rows = await self.store.run(lambda: self._db().execute(
+        rows = await self.store.sql(lambda db: self._db(db).execute(
             "SELECT body FROM desk_snapshots WHERE config=? ORDER BY id DESC",
             (config,)).fetchall())
         return [bytes(r[0]) for r in rows]
