@@ -330,6 +330,10 @@ class LocalMqttSettings(SourceSettingsModel):
     map: tuple[MapEntry, ...] = Field(min_length=1)
     client_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     """Default ``gridcall-local-<agent id>``."""
+    persistent_session: bool = True
+    """Connect with a persistent session (MQTT ``clean_session`` false) under a fixed
+    ``client_id``: the broker keeps what devices publish at QoS 1 while the agent
+    restarts, and hands it over when it is back. Off: a clean session, as before."""
     accept_retained: bool = False
     """Take retained messages delivered on subscribe. Off by default: a retained value
     may be hours old, and would be stamped with the time it arrived."""

@@ -9,9 +9,11 @@ is counted too, but the reading is kept with its arrival time. A JSON ``null`` o
 which the agent's detectors see as a dropout (counted as ``gaps``). A mapped field absent
 from its message is normal (devices send partial reports): counted as ``missing_fields``.
 
-:class:`LocalMqttSource` subscribes with aiomqtt and reconnects with backoff, forever: a
-broker on the device that restarts, or a LAN broker that goes away, costs the readings
-published meanwhile (MQTT keeps no history for us) and nothing else.
+:class:`LocalMqttSource` subscribes at QoS 1 with aiomqtt, in a persistent session under a
+fixed client id (``persistent_session``), and reconnects with backoff, forever: what the
+devices publish at QoS 1 while the agent restarts or is cut off, the broker keeps for it
+and delivers when it is back. A broker that itself restarts without persistence costs the
+readings published meanwhile, and nothing else.
 """
 
 from __future__ import annotations
@@ -448,6 +450,7 @@ class LocalMqttSource:
         return aiomqtt.Client(
             self.address.host, self.address.port, username=user, password=password,
             identifier=self.settings.client_id or f"gridcall-local-{self.agent_id}",
+            clean_session=not self.settings.persistent_session,
             tls_context=self.address.tls_context(),
             keepalive=int(self.settings.broker.keepalive.total_seconds()))
 
@@ -522,7 +525,8 @@ async def _checks(spec: AgentSpec, settings: LocalMqttSettings, options: CheckOp
     # Retained values count here: they show the device did publish, and when a device
     # reports every few minutes they may be all there is within the wait.
     copy = settings.model_copy(update={"client_id": probe_id + "-read",
-                                       "accept_retained": True})
+                                       "accept_retained": True,
+                                       "persistent_session": False})
     source = LocalMqttSource(copy, agent_id=spec.id, sensors={s.id for s in spec.sensors},
                              units={s.id: s.unit_of_measure for s in spec.sensors})
     expected = {m.sensor for m in settings.mappings() if not m.is_template}

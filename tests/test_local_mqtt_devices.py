@@ -323,3 +323,43 @@ def test_a_zigbee2mqtt_friendly_name_with_slashes_is_its_topic_levels() -> None:
         Sample("t", NOW, 21.5)]
     m.decode("zigbee2mqtt/kitchen/floor_light/availability", b'{"state":"offline"}', NOW)
     assert m.offline() == {"t"}
+
+
+# --- 8. nothing lost across an agent restart ---------------------------------------------
+
+async def test_what_devices_publish_at_qos1_while_the_agent_is_down_arrives_after_restart(
+        mqtt_url: str) -> None:
+    """Shelly Gen2 publishes at QoS 1 ("The supported Quality of service level is 1",
+    https://shelly-api-docs.shelly.cloud/gen2/ComponentsAndServices/Mqtt); the agent's
+    persistent session makes the broker keep those messages while it restarts (with
+    ``persistent_session: false`` this test fails: the three are lost)."""
+    run = uuid.uuid4().hex[:8]
+    client_id = f"gridcall-local-restart-{run}"
+    source_cfg = LocalMqttSettings.model_validate({
+        "type": "mqtt", "broker": {"url": mqtt_url}, "client_id": client_id,
+        "map": [{"preset": "shelly", "device": f"ht-{run}",
+                 "fields": {"temperature:0.tC": "t"}}]})
+    first = LocalMqttSource(source_cfg, agent_id="a")
+    got: list[Sample] = []
+    task = asyncio.create_task(drain(first, got))
+    try:
+        assert await wait_until(first.connected.is_set)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    try:
+        async with mqtt_client(mqtt_url) as device:  # the agent is down meanwhile
+            for t in (19.8, 19.9, 20.1):
+                await device.publish(f"ht-{run}/status/temperature:0",
+                                     b'{"id":0,"tC":%.1f,"tF":0}' % t, qos=1)
+        second = LocalMqttSource(source_cfg, agent_id="a")
+        task = asyncio.create_task(drain(second, got))
+        try:
+            assert await wait_until(lambda: len(got) == 3)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert [s.value for s in got] == [19.8, 19.9, 20.1]
+    finally:  # leave no session behind on the shared broker
+        async with mqtt_client(mqtt_url, identifier=client_id, clean_session=True):
+            pass
