@@ -52,6 +52,9 @@ def test_demo_on_a_fast_clock_escalates_and_reports_every_unit_that_held_an_aler
     assert summary["desk_hours"] >= 30 * 600 / 3600
     assert summary["escalations"] > 0
     assert f"{summary['escalations']} escalations" in result.output
+    # The done-when: escalations of sensor-caused matters, not of device faults.
+    devices = {"SENSOR-FAULT", "EDGE-OFFLINE"}
+    assert set(summary["escalations_by_matter"]) - devices
     # What the tier counts count is said, and every count adds up to the same alerts.
     opened = summary["alerts_opened"]
     assert sum(summary["tiers_at_opening"].values()) == opened
