@@ -29,6 +29,8 @@ Presets (the firmware's default topic layout; ``topic_prefix`` overrides its fir
   ``sensor/temperature``, ``sensor/flood`` (true/false), ``relay/0/power``.
 
 Booleans map to 1 (true, ON, open) and 0 (false, OFF, closed); ``invert`` swaps them.
+Text and event fields take a value map: ``{sensor: s, values: {vibration: 1, tilt: 2}}``
+(Zigbee2MQTT ``action``), ESPHome ``text_sensor/<name>`` or ``binary_sensor/<name>``.
 
 **Units.** Where the firmware says which unit a value is in (Tasmota's ``TempUnit`` /
 ``PressureUnit`` beside its readings, Shelly's ``tC``/``tF``), the value is converted to
@@ -67,6 +69,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    field_validator,
     model_validator,
 )
 
@@ -151,11 +154,28 @@ class Conversion(Model):
     invert: bool = False
     """Swap 1 and 0 of a boolean value (e.g. Zigbee2MQTT's ``contact``: true = closed)."""
     unit: str | None = None
+    values: dict[str, float] | None = None
+    """A value map for text and event fields: ``{vibration: 1, tilt: 2}`` for Zigbee2MQTT's
+    ``action``, ``{Normal: 0, Alarm: 1}`` for an ESPHome text sensor, ``{true: 1}``
+    for a JSON boolean. A mapped text becomes its number as it is (no scale/offset);
+    a text not in the map is counted as ``unmapped_value``, an empty one (Zigbee2MQTT's
+    action reset) as a missing field. Matched exactly, then ignoring case."""
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _text_keys(cls, value: Any) -> Any:
+        """YAML reads ``ON``, ``off``, ``yes``, ``true`` as booleans: take them as the words
+        ``true``/``false`` (which also match ON/OFF, open/closed... payloads)."""
+        if isinstance(value, dict):
+            return {("true" if k else "false") if isinstance(k, bool) else str(k): v
+                    for k, v in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _finite(self) -> Conversion:
-        if not all(abs(x) < float("inf") for x in (self.scale, self.offset)):
-            raise ValueError("scale and offset must be finite numbers")
+        if not all(abs(x) < float("inf") for x in (self.scale, self.offset,
+                                                   *(self.values or {}).values())):
+            raise ValueError("scale, offset and the value map's numbers must be finite")
         if self.scale == 0:
             raise ValueError("scale 0 would make every reading the offset")
         return self
@@ -308,7 +328,7 @@ class PresetMapping(Model):
             unit = self._unit(path) if (t.scale, t.offset) == (1.0, 0.0) else {}
             out.append(TopicMapping.model_validate(dict(
                 topic=topic, value=path, sensor=t.sensor, scale=t.scale, offset=t.offset,
-                invert=t.invert, unit=t.unit, **unit)))
+                invert=t.invert, unit=t.unit, values=t.values, **unit)))
         return tuple(out)
 
 

@@ -123,6 +123,33 @@ def _boolean(value: bool, invert: bool) -> float:
     return float(value != invert)
 
 
+class Unmapped(Exception):
+    """An empty text where a value map is given: an event field's reset, not a value."""
+
+
+def _mapped(raw: str | bool, values: Mapping[str, float]) -> float | None:
+    """The value map's number for a text or boolean; None for a number in text (taken as
+    a number); BadPayload (``unmapped_value``) for other text."""
+    key = ("true" if raw else "false") if isinstance(raw, bool) else raw.strip()
+    if key in values:
+        return float(values[key])
+    folded = key.casefold()
+    for k, v in values.items():
+        if k.casefold() == folded:
+            return float(v)
+    word = (folded in TRUE_WORDS and "true") or (folded in FALSE_WORDS and "false") or ""
+    if word in values:  # ON/OFF, open/closed... against a map keyed true/false
+        return float(values[word])
+    if not key:
+        raise Unmapped
+    try:
+        float(key)
+    except ValueError:
+        raise BadPayload("unmapped_value", f"{key[:40]!r} is not in the value map "
+                         f"({', '.join(list(values)[:6])})") from None
+    return None
+
+
 def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None
               ) -> float | None:
     """A raw JSON or text value as the reading (scale/offset applied); None for null and
@@ -131,6 +158,10 @@ def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None
     value's unit, the sensor's), converted before scale/offset."""
     if raw is None:
         return None
+    if m.values is not None and isinstance(raw, str | bool):
+        mapped = _mapped(raw, m.values)
+        if mapped is not None:
+            return mapped
     if isinstance(raw, bool):
         return _boolean(raw, m.invert)
     if isinstance(raw, str):
@@ -281,6 +312,9 @@ class TopicMap:
                         continue
                     value = to_number(raw, m, self._unit(sensor, m, doc, route.unit_path))
                     ts = self._timestamp(topic, doc, route, received_ns)
+            except Unmapped:
+                self._missing(topic, m)
+                continue
             except BadPayload as exc:
                 self._bad(topic, exc, payload)
                 if exc.reason == "not_json":

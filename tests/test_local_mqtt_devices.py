@@ -15,6 +15,7 @@ from typing import Any
 import aiomqtt
 import msgspec
 import pytest
+import yaml
 
 from gridcall.config import ConfigSet
 from gridcall.config.local_mqtt import LocalMqttSettings
@@ -363,3 +364,53 @@ async def test_what_devices_publish_at_qos1_while_the_agent_is_down_arrives_afte
     finally:  # leave no session behind on the shared broker
         async with mqtt_client(mqtt_url, identifier=client_id, clean_session=True):
             pass
+
+
+# --- 6. text and event fields: a value map ------------------------------------------------
+# Aqara vibration sensor DJT11LM: action is vibration | tilt | drop
+# (https://www.zigbee2mqtt.io/devices/DJT11LM.html); a message as Zigbee2MQTT publishes it,
+# quoted in a public Go decoder's test data.
+Z2M_DJT11LM_VIBRATION = (b'{"angle_x":2,"angle_y":0,"angle_z":88,"angle_x_absolute":88,'
+                         b'"angle_y_absolute":90,"linkquality":68,"battery":100,'
+                         b'"voltage":3115,"action":"vibration"}')
+# With Home Assistant's legacy action sensor on, Zigbee2MQTT sends an empty action after
+# each one ("an empty `action` will be send after every published action",
+# zigbee2mqtt settings.schema.json, homeassistant.legacy_action_sensor).
+Z2M_ACTION_RESET = b'{"action":""}'
+
+
+def test_zigbee2mqtt_action_through_a_value_map_and_its_reset_is_no_reading() -> None:
+    m = topic_map({"preset": "zigbee2mqtt", "device": "gate", "fields": {
+        "action": {"sensor": "gate-vib", "values": {"vibration": 1, "tilt": 2, "drop": 3}},
+        "battery": "gate-battery"}})
+    got = m.decode("zigbee2mqtt/gate", Z2M_DJT11LM_VIBRATION, NOW)
+    assert Sample("gate-vib", NOW, 1.0) in got
+    assert Sample("gate-battery", NOW, 100.0) in got
+    assert m.decode("zigbee2mqtt/gate", Z2M_ACTION_RESET, NOW) == []
+    assert m.decode("zigbee2mqtt/gate", b'{"action":"shake"}', NOW) == []
+    assert m.counters.bad == {"unmapped_value": 1}
+    assert m.counters.missing_fields == 3  # the reset: action, battery; "shake": battery
+
+
+def test_esphome_text_and_binary_states_through_a_value_map_from_yaml() -> None:
+    """ESPHome publishes a text sensor's state as plain text on
+    <node>/text_sensor/<name>/state, a binary sensor's as ON/OFF on
+    <node>/binary_sensor/<name>/state (https://esphome.io/components/mqtt.html). The map
+    is read from YAML as users write it, where ON/OFF become booleans."""
+    entry = yaml.safe_load("""
+        preset: esphome
+        device: pump-house
+        fields:
+          text_sensor/pump_status: {sensor: pump, values: {Normal: 0, Dry run: 1, Overload: 2}}
+          binary_sensor/float: {sensor: float, values: {ON: 5, OFF: 0}}
+    """)
+    m = topic_map(entry)
+    assert m.decode("pump-house/text_sensor/pump_status/state", b"Dry run", NOW) == [
+        Sample("pump", NOW, 1.0)]
+    assert m.decode("pump-house/text_sensor/pump_status/state", b"normal", NOW) == [
+        Sample("pump", NOW, 0.0)]
+    assert m.decode("pump-house/binary_sensor/float/state", b"ON", NOW) == [
+        Sample("float", NOW, 5.0)]
+    assert m.decode("pump-house/binary_sensor/float/state", b"OFF", NOW) == [
+        Sample("float", NOW, 0.0)]
+    assert not m.counters.bad
