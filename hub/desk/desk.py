@@ -277,7 +277,9 @@ class Desk:
         outage is keyed by the agent)."""
         self._latest: dict[tuple[str, str], str] = {}
         """The same keys -> the latest alert there, open or closed (for reopening)."""
-        self._events: dict[tuple[str, int], str] = {}
+        self._event_marks: dict[str, int] = {}
+        """agent -> the highest ``seq`` of its anomaly events folded into alerts: an event
+        above it is not in the ledger (dedup asks the ledger only below it)."""
         self._last_seen: dict[tuple[str, str], int] = {}
         """(alert, sensor) -> when the sensor last added evidence or opened the alert."""
         self._sensors: dict[str, dict[str, None]] = {}
@@ -416,7 +418,7 @@ class Desk:
             states=list(states.values()),
             open=[(m, g, a) for (m, g), a in self._open.items()],
             latest=[(m, g, a) for (m, g), a in self._latest.items()],
-            events=[(agent, seq, a) for (agent, seq), a in self._events.items()],
+            event_marks=sorted(self._event_marks.items()),
             last_seen=[(a, sensor, at) for (a, sensor), at in self._last_seen.items()],
             sensors=[(a, list(seen)) for a, seen in self._sensors.items()],
             seen_at=list(self._seen_at.items()),
@@ -440,7 +442,7 @@ class Desk:
         self._states = {s.alert_id: s for s in image.states}
         self._open = {(m, g): a for m, g, a in image.open}
         self._latest = {(m, g): a for m, g, a in image.latest}
-        self._events = {(agent, seq): a for agent, seq, a in image.events}
+        self._event_marks = dict(image.event_marks)
         self._last_seen = {(a, sensor): at for a, sensor, at in image.last_seen}
         self._sensors = {a: dict.fromkeys(seen) for a, seen in image.sensors}
         self._seen_at = dict(image.seen_at)
@@ -483,7 +485,9 @@ class Desk:
         elif self._open.get(key) == state.alert_id:
             del self._open[key]
         if t.evidence is not None:
-            self._events[t.evidence] = state.alert_id
+            agent, seq = t.evidence
+            if seq > self._event_marks.get(agent, -1):
+                self._event_marks[agent] = seq
         if t.action in HANDOVERS:
             self._arm_reminders(state)
         if t.action in ("open", "evidence", "reopen"):
@@ -494,9 +498,10 @@ class Desk:
             sensor = self.config.sensors.get(t.sensor)
             if sensor is not None and self.policy.spreads(state.alert.matter):
                 self._spread.add(state.alert.matter, Sighting(t.at, t.sensor, sensor.path))
-        number = state.alert_id.removeprefix("AL")
-        if number.isdigit():
-            self._next = max(self._next, int(number) + 1)
+        if t.n == 1:
+            number = state.alert_id.removeprefix("AL")
+            if number.isdigit():
+                self._next = max(self._next, int(number) + 1)
 
     # ------------------------------------------------------------------ reading
 
@@ -875,9 +880,12 @@ class Desk:
                 raise BadAction(f"matter {matter!r} is not in the catalog (matters.yaml)")
         async with self._operation():
             key_ev = (event.agent, event.seq)
-            if key_ev in self._events:
+            # above the agent's highest event folded: new; else the ledger's (ev_agent,
+            # ev_seq) index says (a redelivery), not a dict in memory as long as the ledger
+            if event.seq <= self._event_marks.get(event.agent, -1) and (
+                    joined := await self.ledger.has_event(*key_ev)) is not None:
                 self.counters.duplicates += 1
-                return EventOutcome(self._states[self._events[key_ev]], duplicate=True)
+                return EventOutcome(self._states[joined], duplicate=True)
             if key_ev in self._muted:
                 self.counters.duplicates += 1
                 return EventOutcome(None, duplicate=True, silenced=self._muted[key_ev])

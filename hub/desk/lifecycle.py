@@ -31,7 +31,7 @@ Which tier, unit and deadlines an escalation or reopening brings is decided by t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, get_args
 
 import msgspec
@@ -342,8 +342,9 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
     addresses = state.addresses
     if t.unit_path not in addresses:
         addresses = (*addresses, t.unit_path)
-    return replace(
-        state, alert=_wire(state.alert, t), last=t, addresses=addresses,
+    return AlertState(  # every field named, not dataclasses.replace: half the cost per row
+        alert=_wire(state.alert, t), last=t, opened_at=state.opened_at, place=state.place,
+        addresses=addresses,
         closed_at=t.at if t.state in CLOSED else (None if t.action == "reopen"
                                                   else state.closed_at),
         since=t.at if t.action == "reopen" else state.since,

@@ -2,7 +2,7 @@
 
 :class:`DeskImage` is what :meth:`gridcall.hub.desk.desk.Desk.image` makes of the desk after
 the ledger row ``through_seq`` (the alerts and every index the fold of the transitions
-builds: grouping keys, the anomaly events already folded, who was seen when, the spread
+builds: grouping keys, each agent's highest event folded, who was seen when, the spread
 window, the live deadline and reminder timers). :class:`SnapshotStore` keeps the latest
 few in the store's database, encoded with msgpack. The desk writes one every
 ``SNAPSHOT_EVERY`` ledger rows; at start-up it restores the latest whose config matches
@@ -52,8 +52,8 @@ class DeskImage(msgspec.Struct, frozen=True, kw_only=True):
     open: list[tuple[str, str, str]]
     """(matter, grid or agent, alert): see ``Desk._open``."""
     latest: list[tuple[str, str, str]]
-    events: list[tuple[str, int, str]]
-    """(agent, seq, alert): the anomaly events folded into alerts."""
+    event_marks: list[tuple[str, int]]
+    """(agent, seq): each agent's highest anomaly event folded into an alert."""
     last_seen: list[tuple[str, str, int]]
     sensors: list[tuple[str, list[str]]]
     seen_at: list[tuple[str, int]]

@@ -1,0 +1,152 @@
+"""The desk's start-up against the length of its ledger: the full fold, and a snapshot
+with the tail after it (hub/desk/snapshots.py).
+
+    PYTHONPATH=$PWD nice -n 10 python bench/desk_restart.py [--rows 1000000] [--dir /var/tmp]
+
+Builds a ledger of ``--rows`` rows without the desk's event path (which would take an
+hour at 1M): one real opening per sensor of the sample district is taken from a desk,
+then alerts are written in its image, each ``open``, 18 ``evidence`` steps (each its own
+anomaly event, so the dedup index grows with the ledger as in service) and a false
+alarm, 20 rows; the last 500 alerts stay open. Then it times ``Desk.start`` folding the
+whole ledger, writing a snapshot, and ``Desk.start`` from the snapshot after a tail of
+``--tail`` more rows. Prints a JSON object (seconds, bytes, rows per second, the
+process's peak RSS in MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import Transition, apply, replace_alert, step
+from gridcall.hub.store import Store
+from gridcall.wire import AnomalyEvent
+
+T0 = 1_800_000_000_000_000_000
+SEC = 10**9
+EVIDENCE = 18
+OPEN_AT_END = 500
+
+
+async def openings(cfg: ConfigSet, folder: Path) -> list[Transition]:
+    """One real ``open`` step per sensor, as the desk writes it."""
+    async with Store(folder / "template.sqlite") as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        for i, s in enumerate(sorted(cfg.sensors.values(), key=lambda s: s.id)):
+            await desk.on_event(AnomalyEvent(
+                agent=s.agent, seq=i, sensor=s.id, kind="out_of_limits", severity="minor",
+                score=0.9, value=1.0, ts=T0), T0)
+        return [t for t in await desk.ledger.all() if t.action == "open"]
+
+
+def alerts(templates: list[Transition], first: int, count: int, *, close: bool,
+           seq0: int) -> list[Transition]:
+    """``count`` alerts from number ``first``: open, evidence, false alarm."""
+    rows: list[Transition] = []
+    seq = seq0
+    for k in range(first, first + count):
+        base = templates[k % len(templates)]
+        at = T0 + k * 60 * SEC
+        alert_id = f"AL{k + 1:07d}"
+        assert base.alert is not None
+        agent = base.alert.agent
+        seq += 1
+        t = replace(base, alert_id=alert_id, at=at, evidence=(agent, seq),
+                    alert=replace_alert(base.alert, alert_id=alert_id, opened_at=at,
+                                        updated_at=at, event_seq=seq))
+        state = apply(None, t)
+        rows.append(t)
+        for e in range(EVIDENCE):
+            seq += 1
+            t = step(state, "evidence", at=at + (e + 1) * SEC, evidence=(agent, seq),
+                     sensor=base.sensor, note="out_of_limits minor")
+            state = apply(state, t)
+            rows.append(t)
+        if close:
+            t = step(state, "false_alarm", at=at + 30 * SEC, actor=state.unit)
+            rows.append(t)
+    return rows
+
+
+async def write(ledger: Ledger, rows: list[Transition]) -> None:
+    for i in range(0, len(rows), 20_000):
+        await ledger.append(*rows[i:i + 20_000])
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run(folder: Path, n_rows: int, tail: int) -> dict[str, float]:
+    cfg = load_config(SAMPLE_DISTRICT)
+    templates = await openings(cfg, folder)
+    per = EVIDENCE + 2
+    n_alerts = n_rows // per
+    out: dict[str, float] = {}
+    path = folder / "bench-restart.sqlite"
+    t0 = time.perf_counter()
+    async with Store(path) as store:
+        ledger = Ledger(store)
+        for first in range(0, n_alerts, 10_000):
+            count = min(10_000, n_alerts - first)
+            await write(ledger, alerts(templates, first, count, close=True,
+                                       seq0=first * per))
+        await write(ledger, alerts(templates, n_alerts, OPEN_AT_END, close=False,
+                                   seq0=n_alerts * per))
+        out["ledger_rows"] = await ledger.count()
+    out["build_s"] = time.perf_counter() - t0
+    async with Store(path) as store:
+        t0 = time.perf_counter()
+        desk = Desk(cfg, Ledger(store))
+        desk.snapshot_every = 0
+        await desk.start(snapshot=False)
+        out["start_full_fold_s"] = time.perf_counter() - t0
+        out["fold_rows_per_s"] = out["ledger_rows"] / out["start_full_fold_s"]
+        out["alerts"] = len(desk.alerts())
+        out["open_alerts"] = len(desk.alerts(open_only=True))
+        out["rss_after_full_fold_mb"] = rss_mb()
+        t0 = time.perf_counter()
+        out["snapshot_bytes"] = await desk.write_snapshot() or 0
+        out["write_snapshot_s"] = time.perf_counter() - t0
+        full_alerts = desk.alerts()
+        start = n_alerts + OPEN_AT_END
+        more = alerts(templates, start, tail // per, close=True, seq0=start * per + 10)
+        await write(desk.ledger, more)
+        del desk
+    async with Store(path) as store:
+        t0 = time.perf_counter()
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        out["start_from_snapshot_s"] = time.perf_counter() - t0
+        out["tail_rows_folded"] = desk.replayed
+        out["same_alerts_as_full_fold"] = float(
+            desk.alerts()[:len(full_alerts)] == full_alerts)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--dir", type=Path, default=Path("/var/tmp"),
+                    help="a folder on the disk to measure (not a tmpfs)")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--tail", type=int, default=10_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        result = asyncio.run(run(Path(tmp), args.rows, args.tail))
+        result["db_bytes"] = sum(p.stat().st_size for p in Path(tmp).glob("bench-restart.*"))
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
+                      for k, v in result.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
