@@ -22,9 +22,11 @@ Presets (the firmware's default topic layout; ``topic_prefix`` overrides its fir
 - ``esphome``: ``<node>/sensor/<name>/state``, a plain number (``nan`` or ``None``, a gap,
   when the sensor has none); fields are ``<name>`` or ``<component>/<name>``
   (``binary_sensor/door``: ON/OFF).
-- ``shelly`` (Gen2+ with "generic status update over MQTT"): ``<device id>/status/<component>``
-  with the component's status JSON; fields are ``<component>.<path>``, e.g.
-  ``temperature:0.tC``, ``switch:0.apower``.
+- ``shelly`` (Gen2/Gen3): fields are ``<component>.<path>``, e.g. ``temperature:0.tC``,
+  ``switch:0.apower``, read from ``<device id>/status/<component>`` (the component's
+  status JSON, with "generic status update over MQTT" on) or, with ``via: rpc``, from the
+  RPC notifications ``NotifyStatus``/``NotifyFullStatus`` on ``<device id>/events/rpc``
+  (on by default), stamped with their ``ts``.
 - ``shelly-gen1``: ``shellies/<device id>/<field>``, plain values; fields like
   ``sensor/temperature``, ``sensor/flood`` (true/false), ``relay/0/power``.
 
@@ -248,9 +250,17 @@ class PresetMapping(Model):
     ESPHome and Shelly Gen2: replaces ``<device>`` (their ``topic_prefix`` setting)."""
     availability: bool = True
     """Listen to the firmware's availability topic (see the module docstring)."""
+    via: Literal["status", "rpc"] = "status"
+    """``shelly`` only: ``status`` reads ``<device>/status/<component>`` (the "generic
+    status update over MQTT" option); ``rpc`` reads the RPC notifications on
+    ``<device>/events/rpc`` (``NotifyStatus`` with what changed, ``NotifyFullStatus``
+    with everything; on by default on the device), stamped with their ``params.ts``. One
+    or the other: a device sending both would give every reading twice."""
 
     @model_validator(mode="after")
     def _fields(self) -> PresetMapping:
+        if self.via != "status" and self.preset != "shelly":
+            raise ValueError(f"'via' is for the shelly preset only, not {self.preset}")
         if self.topic_prefix is not None:
             _topic_filter(self.topic_prefix)
             if "+" in self.topic_prefix.split("/") or "#" in self.topic_prefix:
@@ -278,7 +288,11 @@ class PresetMapping(Model):
                 raise ValueError(f"shelly field {key!r} is not '<component>.<path>', e.g. "
                                  "'temperature:0.tC'")
             _topic_level(component)
-            return f"{self.topic_prefix or self.device}/status/{component}", _json_path(path)
+            _json_path(path)
+            if self.via == "rpc":
+                return (f"{self.topic_prefix or self.device}/events/rpc",
+                        f"params.{component}.{path}")
+            return f"{self.topic_prefix or self.device}/status/{component}", path
         for level in key.split("/"):
             _topic_level(level)
         return f"{self.topic_prefix or 'shellies'}/{self.device}/{key}", None
@@ -326,9 +340,10 @@ class PresetMapping(Model):
             topic, path = self._split(key)
             t = target if isinstance(target, FieldTarget) else FieldTarget(sensor=target)
             unit = self._unit(path) if (t.scale, t.offset) == (1.0, 0.0) else {}
+            stamp = {"timestamp": "params.ts"} if self.via == "rpc" else {}
             out.append(TopicMapping.model_validate(dict(
                 topic=topic, value=path, sensor=t.sensor, scale=t.scale, offset=t.offset,
-                invert=t.invert, unit=t.unit, values=t.values, **unit)))
+                invert=t.invert, unit=t.unit, values=t.values, **unit, **stamp)))
         return tuple(out)
 
 

@@ -414,3 +414,45 @@ def test_esphome_text_and_binary_states_through_a_value_map_from_yaml() -> None:
     assert m.decode("pump-house/binary_sensor/float/state", b"OFF", NOW) == [
         Sample("float", NOW, 0.0)]
     assert not m.counters.bad
+
+
+# --- 7. Shelly Gen2/Gen3 RPC notifications on <id>/events/rpc ---------------------------
+# NotifyFullStatus of a Shelly Plus H&T waking up (gist.github.com/NelsonMinar/
+# 494a0f53785c20290b395639548349fa, "Status from a Shelly Plus Heat & Temperature sensor
+# (via MQTT)"), cut to the components read here.
+SHELLY_HT_FULL_STATUS = (
+    b'{"src":"shellyplusht-b8d61a8b17cc","dst":"shellyplusht-b8d61a8b17cc/events",'
+    b'"method":"NotifyFullStatus","params":{"ts":1680962879.62,"ble":{},'
+    b'"cloud":{"connected":false},"devicepower:0":{"id":0,"battery":{"V":0.43,"percent":0},'
+    b'"external":{"present":true}},"ht_ui":{},"humidity:0":{"id":0,"rh":42.2},'
+    b'"mqtt":{"connected":true},"temperature:0":{"id":0,"tC":19.8,"tF":67.6}}}')
+# NotifyStatus carries only what changed: "Some or all unchanged attributes of the status
+# object may not be visible" (https://shelly-api-docs.shelly.cloud/gen2/General/
+# Notifications, NotifyStatus: params ts and component_type:id objects).
+SHELLY_NOTIFY_STATUS_SWITCH = (
+    b'{"src":"shellypro4pm-f008d1d8b8b8","dst":"shellypro4pm-f008d1d8b8b8/events",'
+    b'"method":"NotifyStatus","params":{"ts":1631186545.04,'
+    b'"switch:0":{"id":0,"output":true,"source":"button"}}}')
+
+
+def test_shelly_rpc_notifications_full_and_partial_with_the_devices_time() -> None:
+    source = settings(
+        {"preset": "shelly", "via": "rpc", "device": "shellyplusht-b8d61a8b17cc",
+         "fields": {"temperature:0.tC": "t", "humidity:0.rh": "h"}},
+        {"preset": "shelly", "via": "rpc", "device": "shellypro4pm-f008d1d8b8b8",
+         "fields": {"switch:0.output": "on", "switch:0.apower": "w"}})
+    assert "shellyplusht-b8d61a8b17cc/events/rpc" in source.topic_filters()
+    m = TopicMap(source.mappings(), units={"t": "degC", "h": "%", "on": "", "w": "W"})
+    got = m.decode("shellyplusht-b8d61a8b17cc/events/rpc", SHELLY_HT_FULL_STATUS, NOW)
+    ts = 1_680_962_879_620_000_000
+    assert [(s.sensor, s.value) for s in got] == [("t", 19.8), ("h", 42.2)]
+    assert all(abs(s.ts - ts) < 1_000 for s in got)  # the device's ts, not arrival
+    got = m.decode("shellypro4pm-f008d1d8b8b8/events/rpc", SHELLY_NOTIFY_STATUS_SWITCH, NOW)
+    assert [(s.sensor, s.value) for s in got] == [("on", 1.0)]
+    assert m.counters.missing_fields == 1  # apower did not change: not in the notification
+    assert not m.counters.bad
+
+
+def test_via_is_for_the_shelly_preset_only() -> None:
+    with pytest.raises(ValueError, match="'via' is for the shelly preset only"):
+        settings({"preset": "tasmota", "via": "rpc", "device": "d", "fields": {"x": "s"}})
