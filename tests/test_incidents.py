@@ -226,3 +226,31 @@ shifts:
         assert later == ["dasha-dong", "zhou-qiang"]
         for message in got[1:]:
             assert f"incident {incident.incident_id}" in message["body"]["title"]
+
+
+async def test_the_lead_department_hears_of_an_incident_as_of_any_alert(
+        cfg: ConfigSet, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    # notify.yaml gives urban management (the manhole covers' lead department) a channel:
+    # it heard of the first alert, and before heard nothing once the alerts were one
+    # incident (notify.yaml's department under units: 'hears of every step above').
+    url, got = webhook
+    notify = NotifyFile.model_validate({"units": {
+        unit: [{"type": "webhook", "url": f"{url}/{unit}"}]
+        for unit in ("dasha-dong", "dasha", "urban_mgmt")}})
+    async with Store(":memory:") as store, Notifier(notify) as notifier:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        desk.add_hook(desk_hook(notifier))
+        desk.add_batch_hook(incident_hook(notifier, lambda a: desk.get(a).unit))
+        await desk.on_event(event(cfg, "dasha-dong-g2-manholetilt-1", 1, T0), T0)
+        assert await wait_until(lambda: len(got) == 2)
+        assert sorted(x["unit"] for x in got) == ["dasha-dong", "urban_mgmt"]
+        await desk.on_event(event(cfg, "dasha-dong-g3-manholetilt-1", 2, T0 + 5 * M),
+                            T0 + 5 * M)
+        assert await wait_until(lambda: notifier.pending == 0)
+        incident = desk.incident_of("AL000002")
+        assert incident is not None
+        assert desk.get("AL000002").alert.departments.lead == "urban_mgmt"
+        assert sorted(x["unit"] for x in got[2:]) == ["dasha", "dasha-dong", "urban_mgmt"]
+        for message in got[2:]:
+            assert f"incident {incident.incident_id}" in message["body"]["title"]

@@ -103,7 +103,11 @@ def incident_hook(notifier: Notifier, units_of: Callable[[str], str],
                     for alert_id, n in notice.steps:
                         at = clock() if clock else notice.incident.updated_at
                         await outbox.done(alert_id, n, at)
-            notifier.notify(notice.alert, notice.units, on_done=on_done,
+            # the lead department (one matter, one) hears of it too when notify.yaml
+            # gives it channels, as of an alert outside incidents (notifier.desk_hook)
+            lead = notice.alert.departments.lead
+            units = (*notice.units, *((lead,) if notifier.channels_of(lead) else ()))
+            notifier.notify(notice.alert, units, on_done=on_done,
                             person=notice.person, title=notice.title, text=notice.text,
                             body=notice.body)
     return hook
