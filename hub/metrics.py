@@ -41,6 +41,7 @@ from gridcall.hub.service import Hub
 from gridcall.wire import AlertStatus
 from gridcall.wire.clock import NS
 from gridcall.wire.errors import InvariantError
+from gridcall.wire.provenance import REFUSALS
 from gridcall.wire.stats import Scalar
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,12 @@ class HubCollector(Collector):
         yield _counter("gridcall_readings_stored", "Readings the sink confirmed.",
                        ingest.readings_stored)
         rejected = CounterMetricFamily("gridcall_readings_rejected", "Readings not stored, "
-                                       "by reason: refused by the sink (400/413, a "
-                                       "constraint), or given up at a stop.",
-                                       labels=["reason"])
+                                       "by reason: refused by the hub's screen (forged, "
+                                       "unknown_sensor, too_many_readings), refused by "
+                                       "the sink (400/413, a constraint), or given up at "
+                                       "a stop.", labels=["reason"])
+        for screened in REFUSALS:
+            rejected.add_metric([screened], ingest.refused.get(screened, 0))
         rejected.add_metric(["sink"], ingest.rejected_readings)
         rejected.add_metric(["unwritten_at_stop"], ingest.unwritten_readings)
         yield rejected

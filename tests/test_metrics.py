@@ -121,6 +121,20 @@ async def test_metrics_are_the_hubs_counters_read_at_scrape_time(
             again = scrape((await http.get("/metrics")).text)
             assert again[("gridcall_readings_stored_total", ())] == 25
 
+            # readings the hub refuses before storing are rejected readings, by reason
+            others = next(s.id for s in cfg.sensors.values() if s.agent != AGENT)
+            mixed = ReadingBatch(agent=AGENT, seq=7, sent_at=now, readings=[
+                Reading(GAS, now + 7, 1.0), Reading(others, now + 7, 1.0),
+                Reading("no-such-sensor-1", now + 7, 1.0), Reading("no-such-sensor-2", now, 1.0)])
+            await publish(url, (readings, encode(mixed)))
+            assert await wait_until(lambda: hub.ingest.counters.readings_stored == 26)
+            third = scrape((await http.get("/metrics")).text)
+            rejected = {dict(labels)["reason"]: v for (name, labels), v in third.items()
+                        if name == "gridcall_readings_rejected_total"}
+            assert rejected == {"forged": 1, "unknown_sensor": 2, "too_many_readings": 0,
+                                "sink": 0, "unwritten_at_stop": 0}
+            assert third[("gridcall_readings_received_total", ())] == 29
+
 
 async def test_with_the_api_metrics_are_its_metrics_path_without_a_token(
     cfg: ConfigSet, tmp_path: Path,
