@@ -46,7 +46,9 @@ def test_a_batch_keeps_its_agents_readings_and_refuses_the_rest_by_reason() -> N
     assert mixed.batch is not None
     assert [r.sensor for r in mixed.batch.readings] == ["a-1", "a-2"]
     assert mixed.refused == {"forged": 1, "unknown_sensor": 2}
-    assert "edge-b's" in mixed.example
+    # each reason's log line names a reading refused for that reason
+    assert mixed.examples == {"forged": "sensor 'b-1' is edge-b's",
+                              "unknown_sensor": "sensor 'ghost' is not in the config"}
     none = screen.batch("edge-a", readings("edge-a", "b-1", "ghost"))
     assert none.batch is None
     assert none.refused == {"forged": 1, "unknown_sensor": 1}
@@ -63,7 +65,7 @@ def test_an_over_long_batch_is_refused_whole_with_its_reason() -> None:
     out = screen.batch("edge-a", readings("edge-a", *["a-1"] * 4))
     assert out.batch is None
     assert out.refused == {"too_many_readings": 4}
-    assert "at most 3" in out.example
+    assert "at most 3" in out.examples["too_many_readings"]
     assert screen.batch("edge-a", readings("edge-a", *["a-1"] * 3)).refused == {}
     with pytest.raises(ValueError, match="max_readings"):
         Screen(OWNERS, max_readings=0)

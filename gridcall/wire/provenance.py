@@ -75,8 +75,8 @@ class Screened:
     """The readings that may be stored (the batch itself when all may); None if none."""
     refused: Mapping[Refusal, int]
     """Readings refused, by reason (empty when none were)."""
-    example: str = ""
-    """One refused sensor id and why, for the log line."""
+    examples: Mapping[Refusal, str] = field(default_factory=dict)
+    """For each reason, one refused sensor id and why, for that reason's log line."""
 
 
 class Screen:
@@ -97,14 +97,14 @@ class Screen:
         readings = batch.readings
         if len(readings) > self.max_readings:
             return Screened(None, {"too_many_readings": len(readings)},
-                            f"{len(readings)} readings in one batch, at most "
-                            f"{self.max_readings} taken (hub.max_batch_readings)")
+                            {"too_many_readings": f"{len(readings)} readings in one batch, at "
+                             f"most {self.max_readings} taken (hub.max_batch_readings)"})
         if agent == batch.agent:  # the hot path: the batch's ids against one set, in C
             ids = [r.sensor for r in readings]  # (measured faster than a generator)
             if self.owners.sensors_of(agent).issuperset(ids):
                 return Screened(batch, {})
         refused: Counter[Refusal] = Counter()
-        example = ""
+        examples: dict[Refusal, str] = {}
         kept = []
         for r in readings:
             why = self.owners.verdict(agent, r.sensor) if agent == batch.agent else "forged"
@@ -112,12 +112,12 @@ class Screen:
                 kept.append(r)
                 continue
             refused[why] += 1
-            if not example:
-                example = (f"sensor {r.sensor!r} is "
-                           + ("not in the config" if why == "unknown_sensor"
-                              else f"{self.owners.agent_of.get(r.sensor)}'s"))
+            if why not in examples:
+                examples[why] = (f"sensor {r.sensor!r} is "
+                                 + ("not in the config" if why == "unknown_sensor"
+                                    else f"{self.owners.agent_of.get(r.sensor)}'s"))
         out = msgspec.structs.replace(batch, readings=kept) if kept else None
-        return Screened(out, dict(refused), example)
+        return Screened(out, dict(refused), examples)
 
 
 class Refusals:

@@ -218,7 +218,7 @@ class Ingest:
             screened = self.screen.batch(batch.agent, batch)
             for reason, n in screened.refused.items():
                 c.refused[reason] += n
-                self.refusals.note(batch.agent, reason, screened.example, n)
+                self.refusals.note(batch.agent, reason, screened.examples[reason], n)
             if screened.batch is None:  # nothing left to store: settled now
                 if token is not None and self.on_settled is not None:
                     self.on_settled([token])
