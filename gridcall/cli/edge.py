@@ -1,10 +1,13 @@
-"""``gridcall edge run|check``: run one edge agent; commission an edge box (the command
-for field technicians; the checks themselves are in :mod:`gridcall.commission`).
+"""``gridcall edge run|check|discover``: run one edge agent; commission an edge box (the
+command for field technicians; the checks themselves are in :mod:`gridcall.commission`);
+draft an MQTT source's mappings from Home Assistant discovery
+(:mod:`gridcall.edge_agent.discovery`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +32,7 @@ from gridcall.cli.common import (
 )
 from gridcall.commission import Check, CheckOptions, run_checks, source_type
 from gridcall.config import SAMPLE_DISTRICT, AgentSpec, ConfigSet
+from gridcall.edge_agent.discovery import Discovered, draft, parse
 from gridcall.edge_agent.sources import Source
 
 edge_app = typer_app("Run or commission an edge agent.")
@@ -191,3 +195,83 @@ def edge_check(
         raise typer.Exit(1)
     console.print("[bold green]✓ ready[/]" + (f" ([yellow]{len(warned)} warning(s): "
                                           f"{', '.join(warned)}[/])" if warned else ""))
+
+
+async def listen_for_discovery(url: str, *, seconds: float, prefix: str,
+                               username: str | None, password: str | None
+                               ) -> list[Discovered]:
+    """The discovery configs announced on the broker at ``url`` within ``seconds``
+    (retained ones arrive at once), the last one per config topic."""
+    import aiomqtt
+
+    from gridcall.wire.broker import BrokerAddress
+
+    address = BrokerAddress.parse(url, None)
+    found: dict[str, Discovered] = {}
+    async with aiomqtt.Client(address.host, address.port, username=username,
+                              password=password, tls_context=address.tls_context()) as client:
+        for topic in (f"{prefix}/+/+/config", f"{prefix}/+/+/+/config"):
+            await client.subscribe(topic, qos=1)
+
+        async def collect() -> None:
+            async for message in client.messages:
+                payload = message.payload
+                data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+                topic = message.topic.value
+                entry = parse(topic, data, prefix)
+                if entry is None:
+                    found.pop(topic, None)  # a removal, or not a measurement
+                else:
+                    found[topic] = entry
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(collect(), timeout=seconds)
+    return list(found.values())
+
+
+@edge_app.command("discover", cls=Command)
+def edge_discover(
+    broker: Annotated[str, typer.Option(
+        help="The broker the devices publish to (mqtt:// or mqtts://).")] =
+        "mqtt://127.0.0.1:1883",
+    listen: Annotated[float, typer.Option(
+        help="Seconds to listen for announcements (retained ones come at once; a device "
+        "announces again when it restarts).", min=0.1)] = 10.0,
+    prefix: Annotated[str, typer.Option(
+        help="Home Assistant's discovery prefix.")] = "homeassistant",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the draft here instead of printing it.")] = None,
+    username_env: Annotated[str | None, typer.Option(
+        help="Environment variable holding the broker's user name.")] = None,
+    password_env: Annotated[str | None, typer.Option(
+        help="Environment variable holding the broker's password.")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Draft an MQTT source's mappings from Home Assistant MQTT discovery.
+
+    Listens on <prefix>/+/+/config and the node form <prefix>/+/+/+/config for sensors
+    and binary sensors (Tasmota, ESPHome, Zigbee2MQTT and Shelly announce theirs there)
+    and writes a `source:` block for agents.yaml: rename the sensors to the district's
+    ids and delete what the agent should not read."""
+    import aiomqtt
+
+    from gridcall.config.base import read_env
+
+    setup_logging(verbose)
+    try:
+        user, password = read_env(username_env), read_env(password_env)
+    except KeyError as exc:
+        raise fail(str(exc).strip("'\"")) from None
+    try:
+        found = asyncio.run(listen_for_discovery(broker, seconds=listen, prefix=prefix,
+                                                 username=user, password=password))
+    except ValueError as exc:
+        raise fail(f"--broker: {exc}") from None
+    except aiomqtt.MqttError as exc:
+        raise fail(f"cannot listen on {broker}: {exc}", code=1) from None
+    text = draft(found, broker)
+    if output is None:
+        out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output} ({len(found)} sensors announced)", highlight=False)
