@@ -3,7 +3,8 @@
 A seeded workload of real-format payloads: Tasmota ``tele/<dev>/SENSOR`` JSON with two
 DS18B20 probes, Zigbee2MQTT device state, and ESPHome plain numbers, spread over 200
 devices' mappings (the 200-sensor box of the issue), plus one payload in 50 that is
-garbage. Prints messages/s and µs per message through ``TopicMap.decode``.
+garbage. Prints messages/s and µs per message through ``TopicMap.decode``, built as the
+agent builds it (the sensors' units, the presets' availability topics).
 
 Run: ``python bench/local_mqtt_bench.py [--messages N]``.
 """
@@ -35,7 +36,10 @@ def workload(devices: int, messages: int, seed: int) -> tuple[TopicMap, list[tup
             entries.append({"preset": "esphome", "device": f"node-{d}",
                             "fields": {"level": f"e{d}"}})
     settings = LocalMqttSettings.model_validate({"type": "mqtt", "map": entries})
-    tmap = TopicMap(settings.mappings())
+    # as the agent builds it: with the sensors' units (Tasmota's TempUnit is converted to
+    # them) and the presets' availability topics
+    units = {m.sensor: "%" if m.sensor.endswith("h") else "degC" for m in settings.mappings()}
+    tmap = TopicMap(settings.mappings(), units=units, availability=settings.availability())
     out: list[tuple[str, bytes]] = []
     for _ in range(messages):
         d = rng.randrange(devices)
