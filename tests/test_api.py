@@ -554,6 +554,15 @@ async def test_the_store_and_its_ledger_are_0600_in_a_0700_folder(tmp_path: Path
     assert stat.S_IMODE((tmp_path / "spool" / "w1").stat().st_mode) == 0o700
 
 
+def test_the_first_token_makes_the_hubs_folder_0700(tmp_path: Path) -> None:
+    """`gridcall hub token issue` usually runs before the hub ever has: the folder it makes
+    for the tokens file is the one the store and the ledger go into next."""
+    path = tmp_path / "var" / "api-tokens.json"
+    issue(path, "dasha", known_units={"dasha"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
 async def test_a_store_left_readable_by_an_older_version_is_narrowed(tmp_path: Path) -> None:
     path = tmp_path / "hub.sqlite"
     path.touch(mode=0o644)

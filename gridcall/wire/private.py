@@ -1,9 +1,9 @@
 """Files only gridcall's own user reads: the hub's store and ledger, the edge outbox, the
-ingest spool. New folders are made 0700 and new files 0600 (SQLite gives its ``-wal`` and
-``-shm`` files the database file's mode), whatever the process's umask; a database that
-an older gridcall left readable by others is narrowed to 0600 when opened. A folder that
-already exists is left as it is: it may be the working directory, or a service's
-``StateDirectory=`` whose mode systemd owns."""
+ingest spool, the folder of the API's tokens file. New folders are made 0700 and new
+files 0600 (SQLite gives its ``-wal`` and ``-shm`` files the database file's mode),
+whatever the process's umask; a database that an older gridcall left readable by others
+is narrowed to 0600 when opened. A folder that already exists is left as it is: it may be
+the working directory, or a service's ``StateDirectory=`` whose mode systemd owns."""
 
 from __future__ import annotations
 

@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gridcall.wire.private import private_folder
+
 log = logging.getLogger(__name__)
 
 PREFIX = "gct_"
@@ -73,7 +75,7 @@ def read_entries(path: Path) -> list[TokenEntry]:
 
 
 def write_entries(path: Path, entries: list[TokenEntry]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)  # 0700 if new: `hub token issue` often makes var/ first
     body = json.dumps({"tokens": [asdict(e) for e in entries]}, indent=1, ensure_ascii=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
