@@ -368,7 +368,11 @@ class LocalMqttSettings(SourceSettingsModel):
     persistent_session: bool = True
     """Connect with a persistent session (MQTT ``clean_session`` false) under a fixed
     ``client_id``: the broker keeps what devices publish at QoS 1 while the agent
-    restarts, and hands it over when it is back. Off: a clean session, as before."""
+    restarts, and hands it over when it is back (up to the broker's queue limit,
+    mosquitto's ``max_queued_messages``, 1000 by default). Those are stamped when they
+    arrive unless the mapping reads the device's time (``timestamp``; Shelly ``via: rpc``
+    does), so a restart's backlog lands within its first moments. Off: a clean session,
+    as before."""
     accept_retained: bool = False
     """Take retained messages delivered on subscribe. Off by default: a retained value
     may be hours old, and would be stamped with the time it arrived."""
