@@ -70,6 +70,7 @@ def hub_run(
     from gridcall.cli.ingest import ingest_processes, spool_dir
     from gridcall.hub.compose import services
     from gridcall.hub.deadletter import DeadLetters
+    from gridcall.hub.lease import DeskLease, LeaseLost
     from gridcall.hub.service import Hub
     from gridcall.hub.store import DeskStore, Store
     from gridcall.sinks import sink_from_settings
@@ -109,7 +110,33 @@ def hub_run(
     async def main(stop: asyncio.Event) -> None:
         with DeadLetters(cfg.hub.deadletter_path, source=cfg.hub.client_id,
                          max_entries=cfg.hub.deadletter_max_entries) as letters:
-            await run_hub(stop, letters)
+            if cfg.hub.desk_store is None:
+                await run_hub(stop, letters)
+            else:
+                await run_leased(stop, letters, cfg.hub.desk_store.url())
+
+    async def run_leased(stop: asyncio.Event, letters: DeadLetters, url: str) -> None:
+        """Active/standby (hub/lease.py): wait for the desk's lock, then run the hub
+        until ``stop`` or until the lock's connection fails (then LeaseLost)."""
+        async with DeskLease(url, cfg.hub.client_id) as lease:
+            if not await lease.acquire(stop):
+                return
+            out.print(f"hub {cfg.hub.client_id}: active, holds the desk ({lease!r})")
+            ended = asyncio.Event()
+            watch = asyncio.create_task(lease.watch(), name="desk-lease-watch")
+            watch.add_done_callback(lambda _: ended.set())
+            stopping = asyncio.create_task(stop.wait(), name="desk-lease-stop")
+            stopping.add_done_callback(lambda _: ended.set())
+            try:
+                await run_hub(ended, letters)
+            finally:
+                lost = watch.done() and not watch.cancelled()
+                for task in (watch, stopping):
+                    task.cancel()
+                await asyncio.gather(watch, stopping, return_exceptions=True)
+            if lost and not stop.is_set():
+                raise LeaseLost(f"{lease!r}: the lock's connection failed; stopped so "
+                                "that one hub holds the desk")
 
     async def run_hub(stop: asyncio.Event, letters: DeadLetters) -> None:
         async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink, \
@@ -140,6 +167,9 @@ def hub_run(
         except ApiTlsError as exc:
             err.print(f"[red]✗ {escape(str(exc))}; fix hub.api.tls in hub.yaml[/]",
                       highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except LeaseLost as exc:
+            err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     if ingest_workers >= 2:
