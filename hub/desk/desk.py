@@ -273,6 +273,9 @@ class Desk:
         self.counters = DeskCounters()
         self._states: dict[str, AlertState] = {}
         self._open: dict[tuple[str, str], str] = {}
+        self._open_of: dict[str, dict[tuple[str, str], str]] = {}
+        """matter -> its entries of ``_open``, in the same order: spread and incidents look
+        at the open alerts of one matter, not every open alert of the district."""
         """(matter, grid) -> the open alert there (:meth:`Policy.group`: an agent's
         outage is keyed by the agent)."""
         self._latest: dict[tuple[str, str], str] = {}
@@ -441,6 +444,9 @@ class Desk:
     def _restore(self, image: DeskImage) -> None:
         self._states = {s.alert_id: s for s in image.states}
         self._open = {(m, g): a for m, g, a in image.open}
+        self._open_of = {}
+        for key, alert_id in self._open.items():
+            self._open_of.setdefault(key[0], {})[key] = alert_id
         self._latest = {(m, g): a for m, g, a in image.latest}
         self._event_marks = dict(image.event_marks)
         self._last_seen = {(a, sensor): at for a, sensor, at in image.last_seen}
@@ -479,11 +485,13 @@ class Desk:
         self._latest[key] = state.alert_id
         if state.is_open:
             self._open[key] = state.alert_id
+            self._open_of.setdefault(key[0], {})[key] = state.alert_id
             due = state.due()
             if due is not None and not self._folding:
                 self._timers.arm(due[1], state.alert_id, state.n)
         elif self._open.get(key) == state.alert_id:
             del self._open[key]
+            del self._open_of[key[0]][key]
         if t.evidence is not None:
             agent, seq = t.evidence
             if seq > self._event_marks.get(agent, -1):
@@ -633,12 +641,15 @@ class Desk:
         if not new:
             return []
         book = self.incidents.copy() if len(new) > 1 else self.incidents
-        # open alerts only: the history grows without bound, the alerts open at once do not
-        current = {a: self._states[a] for a in dict.fromkeys(self._open.values())}
-        current.update((s.alert_id, s) for s in states)
         window = ns(rules.window)
         links: list[IncidentStep] = []
         for state in new:
+            # the matter's open alerts only: the history grows without bound, the alerts
+            # open at once do not, and other matters never join
+            matter = state.alert.matter
+            current = {a: self._states[a]
+                       for a in dict.fromkeys(self._open_of.get(matter, {}).values())}
+            current.update((s.alert_id, s) for s in states if s.alert.matter == matter)
             since = state.last.at - window  # seen before that: too old to join (decide)
             others = (self.member(s) for s in current.values()
                       if s.is_open and s.alert.matter == state.alert.matter
@@ -938,9 +949,9 @@ class Desk:
         steps; a crash in between is made good by the next event of the matter there."""
         here = outcome.alert.alert_id if outcome.alert is not None else None
         steps: list[Transition] = []
-        for (code, _grid), alert_id in list(self._open.items()):
+        for alert_id in list(self._open_of.get(matter, {}).values()):
             state = self._states[alert_id]
-            if code != matter or alert_id == here or state.place[1] != town:
+            if alert_id == here or state.place[1] != town:
                 continue
             sensor = self.config.sensors.get(state.alert.sensor)
             rise = self._rise_to_verdict(state, state.alert.severity,
