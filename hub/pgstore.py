@@ -13,7 +13,8 @@ One connection (psycopg 3, autocommit, a transaction where a module asks for one
 from a worker thread one call at a time, as :class:`gridcall.hub.store.Store` does; the
 desk's modules write their SQL once for both stores (:class:`~gridcall.hub.store.Db`).
 TCP keepalives are on so a dead server (or the path to it) is noticed within seconds, not
-at the kernel's two hours.
+at the kernel's two hours. A lost connection is a ``RetryableError`` and the next call
+connects again.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import psycopg
 
 from gridcall.hub.store import Db, Rows, StoreConflict
 from gridcall.wire import AnomalyEvent
-from gridcall.wire.errors import InvariantError
+from gridcall.wire.errors import InvariantError, RetryableError
 
 T = TypeVar("T")
 
@@ -214,10 +215,19 @@ class PgStore:
         return self._conn
 
     async def sql(self, fn: Callable[[Db], T]) -> T:
+        """Run ``fn`` with the connection. The server unreachable or the connection lost
+        is a ``RetryableError`` (the caller's message is not acknowledged and comes again,
+        as with SQLite's ``OperationalError``); the next call connects again."""
         def locked() -> T:
             with self._lock:
-                return fn(PgDb(self.conn))
-        return await asyncio.to_thread(locked)
+                conn = self.conn
+                if conn.closed:
+                    conn = self._conn = connect(self.url, connect_timeout=self.connect_timeout)
+                return fn(PgDb(conn))
+        try:
+            return await asyncio.to_thread(locked)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise RetryableError(f"{self!r}: {type(exc).__name__}: {exc}") from exc
 
     async def record_event(self, event: AnomalyEvent, body: bytes) -> bool:
         """Store the event; False if ``(agent, seq)`` was stored before (a redelivery)."""

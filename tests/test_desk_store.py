@@ -17,7 +17,7 @@ from gridcall.hub.notify.outbox import NotifyOutbox
 from gridcall.hub.pgstore import MIGRATIONS, PgStore
 from gridcall.hub.store import StoreConflict
 from gridcall.wire import AnomalyEvent
-from gridcall.wire.errors import InvariantError
+from gridcall.wire.errors import InvariantError, RetryableError
 from tests.desk_stores import DeskStores, pg_database
 
 T0 = 1_800_000_000 * 10**9
@@ -91,3 +91,18 @@ async def test_the_outbox_keeps_what_was_not_notified(cfg: ConfigSet,
         await outbox.done("AL000001", 1, T0)
         await outbox.done("AL000001", 1, T0)  # a second mark changes nothing
         assert await outbox.pending(NOTIFIED_ACTIONS) == []
+
+
+async def test_a_lost_connection_is_retryable_and_the_next_call_connects_again(
+        cfg: ConfigSet, postgres_url: str) -> None:
+    """What makes the desk runtime leave the message unacknowledged (so it comes again)
+    rather than dead-letter it for a fault that is the database's, not the message's."""
+    with pg_database(postgres_url) as url:
+        async with PgStore(url) as store:
+            pid = store.conn.info.backend_pid
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(RetryableError, match="desk store"):
+                await store.record_event(event(cfg, 1), b"{}")
+            assert await store.record_event(event(cfg, 1), b"{}")  # connected again
+            assert store.conn.info.backend_pid != pid

@@ -174,8 +174,9 @@ class DeskRuntime:
         acknowledged). Malformed: counted (one refused for the ts window only is kept as
         a dead letter). Decoded but failed on: dead-lettered. Raises only when the store
         is failing (``sqlite3.OperationalError``: locked, full, I/O; or a
-        ``RetryableError``), which is not the message's fault: it is then not
-        acknowledged, the connection restarts and the broker delivers it again."""
+        ``RetryableError``, such as the PostgreSQL desk store unreachable), which is not
+        the message's fault: it is then not acknowledged, the connection restarts and the
+        broker delivers it again."""
         self.counters.messages += 1
         try:
             if topic.startswith(f"{topics.PREFIX}/readings/") and self._readings is not None:
