@@ -155,3 +155,25 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
                         p.kill()
                         p.wait()
             await forget_session(mqtt_url, client_id)
+
+
+async def test_a_hub_whose_lock_connection_fails_stops_rather_than_run_a_second_desk(
+        cfg: ConfigSet, mqtt_url: str, postgres_url: str, tmp_path: Path) -> None:
+    """Its lock may be another hub's by now: it stops with exit status 1, saying why."""
+    client_id = f"test-fence-{uuid.uuid4().hex[:8]}"
+    config = hub_config(tmp_path, mqtt_url, client_id)
+    log = tmp_path / "a.log"
+    with pg_database(postgres_url) as url:
+        proc = start_hub(config, url, log)
+        try:
+            assert await wait_until(lambda: len(lock_holder(url, client_id)) == 1, polls=600), \
+                log.read_text()
+            query(url, "SELECT pg_terminate_backend(%s)", lock_holder(url, client_id)[0])
+            code = await asyncio.to_thread(proc.wait, 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            await forget_session(mqtt_url, client_id)
+    assert code == 1, log.read_text()
+    assert "the lock's connection failed" in " ".join(log.read_text().split())
