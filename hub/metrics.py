@@ -80,6 +80,9 @@ class HubCollector(Collector):
         rejected.add_metric(["sink"], ingest.rejected_readings)
         rejected.add_metric(["unwritten_at_stop"], ingest.unwritten_readings)
         yield rejected
+        yield _counter("gridcall_duplicate_batches", "Batches taken again (a redelivery or "
+                       "an agent's replay) and dropped as duplicates by (agent, seq).",
+                       ingest.duplicate_batches)
         yield _counter("gridcall_readings_dead_lettered", "Readings of batches set aside in "
                        "the dead-letter store.", ingest.dead_lettered_readings)
         refused = CounterMetricFamily("gridcall_messages_refused", "Messages refused at "
@@ -92,6 +95,9 @@ class HubCollector(Collector):
             refused.add_metric([reason], n)
         yield refused
         yield from self._dead_letters()
+        yield _gauge("gridcall_subscribed", "1 while the hub is subscribed on both its "
+                     "connections (events and readings): ready to take messages.",
+                     float(hub.subscribed.is_set()))
         yield _gauge("gridcall_spool_readings", "Readings in the spool, waiting for the sink.",
                      hub.ingest.spooled_pending)
         yield _gauge("gridcall_ingest_pending_readings", "Readings taken and not yet "

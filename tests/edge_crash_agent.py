@@ -3,7 +3,8 @@
 ``python -m tests.edge_crash_agent STATE_DIR BROKER_URL START_AT TOTAL`` runs the sample
 district's edge-dongyuan on a fast synthetic source. After each batch is stored in the
 outbox (``seal`` returned: the commit is done) it prints one JSON line with the batch's
-sequence number and readings: what was *acknowledged to the outbox*. SIGTERM stops it
+sequence number and readings: what was *acknowledged to the outbox*; after each event
+is stored there, a line with its ``event_seq``. SIGTERM stops it
 cleanly; the test uses SIGKILL.
 """
 
@@ -17,12 +18,17 @@ from pathlib import Path
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
 from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.watch import Verdict
 from gridcall.simulators.steady import SimClock, SteadySource
 
 NOW = 1_790_000_000 * 10**9
 
 
 class PrintingAgent(EdgeAgent):
+    def _queue_event(self, sensor: str, v: Verdict) -> None:
+        super()._queue_event(sensor, v)  # in the outbox once this returns
+        print(json.dumps({"event_seq": self._event_seq.current}), flush=True)
+
     def seal(self) -> None:
         pending = [[r.sensor, r.ts, r.value] for r in self._pending]
         before = self._batch_seq.current

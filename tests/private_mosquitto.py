@@ -27,6 +27,10 @@ class PrivateMosquitto:
         folder.mkdir(parents=True, exist_ok=True)
         self.conf = folder / "mosquitto.conf"
         self.conf.write_text(
+            # started as root, mosquitto drops to the user 'mosquitto', which cannot write
+            # the test's folder: its persistence then failed silently (no mosquitto.db),
+            # and a restart lost every session and retained message
+            "user root\n"
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"

@@ -6,11 +6,7 @@ Both run against a private mosquitto and a real hub with its SQLite store."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,9 +22,9 @@ from gridcall.hub.store import Store
 from gridcall.simulators.steady import SimClock, SteadySource
 from gridcall.wire import AgentStatus, topics
 from tests.edge_crash_agent import NOW
+from tests.fault_rig import AgentProcess
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
-from tests.servers import ROOT
 
 AGENT = "edge-dongyuan"
 
@@ -50,41 +46,6 @@ async def hub(cfg: ConfigSet, tmp_path: Path) -> AsyncIterator[tuple[Hub, Store,
             await task
 
 
-class AgentProcess:
-    """tests/edge_crash_agent.py in a subprocess; its stdout is what it sealed."""
-
-    def __init__(self, state: Path, broker: str, start_at: int, total: int) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.edge_crash_agent", str(state), broker,
-             str(start_at), str(total)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.sealed: list[dict[str, object]] = []
-        self._lines: asyncio.Queue[bytes] = asyncio.Queue()
-
-    async def read_until(self, batches: int) -> bool:
-        """Read its lines until ``batches`` batches were sealed (or it ended)."""
-        assert self.proc.stdout is not None
-        while len(self.sealed) < batches:
-            line = await asyncio.to_thread(self.proc.stdout.readline)
-            if not line:
-                return False
-            item = json.loads(line)
-            if "seq" in item:
-                self.sealed.append(item)
-        return True
-
-    async def read_rest(self) -> None:
-        assert self.proc.stdout is not None
-        for line in await asyncio.to_thread(self.proc.stdout.readlines):
-            item = json.loads(line)
-            if "seq" in item:
-                self.sealed.append(item)
-
-    def readings(self) -> set[tuple[str, int, float]]:
-        return {(s, t, v) for b in self.sealed for s, t, v in b["readings"]}  # type: ignore[attr-defined]
-
-
 async def test_kill_9_during_a_burst_loses_nothing_that_reached_the_outbox(
     tmp_path: Path, hub: tuple[Hub, Store, str]
 ) -> None:
@@ -98,8 +59,8 @@ async def test_kill_9_during_a_burst_loses_nothing_that_reached_the_outbox(
     acknowledged = first.readings()
     # 200 sealed batches, each reading once; a batch holds up to 50 readings but the agent's
     # real-time sealer also seals partial ones, more of them on a loaded machine
-    assert len(first.sealed) >= 200
-    assert len(acknowledged) == sum(len(b["readings"]) for b in first.sealed)
+    assert len(first.batches) >= 200
+    assert len(acknowledged) == sum(len(b["readings"]) for b in first.batches)
 
     second = AgentProcess(state, broker, start_at=20_000_000, total=500)
     assert await second.read_until(10)  # it runs: the restored outbox drains first
@@ -122,8 +83,8 @@ async def test_kill_9_during_a_burst_loses_nothing_that_reached_the_outbox(
     # exactly once: no reading stored twice (under two sequence numbers)
     assert len(rows) == len({(s, t) for _, s, t, _ in rows})
     # and the second run's numbers continue above the first's
-    assert min(int(b["seq"]) for b in second.sealed) > max(  # type: ignore[call-overload]
-        int(b["seq"]) for b in first.sealed)  # type: ignore[call-overload]
+    assert min(int(b["seq"]) for b in second.batches) > max(  # type: ignore[call-overload]
+        int(b["seq"]) for b in first.batches)  # type: ignore[call-overload]
 
 
 async def test_a_crash_between_publish_and_delete_redelivers_and_the_hub_stores_once(
