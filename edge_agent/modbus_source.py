@@ -69,16 +69,19 @@ class ModbusSource:
         return {**{k: counts[k] for k in _ALWAYS}, **{k: v for k, v in counts.items()}}
 
     async def samples(self) -> AsyncIterator[Sample]:
+        counts = self.counts
         if len(self.pollers) == 1:  # one connection: no queue between it and the agent
-            async for register, value, ts in self.poller.readings():
-                self.counts["samples"] += 1
-                yield _sample(register.sensor, ts, value)
+            async for answer in self.poller.answers():
+                counts["samples"] += len(answer)
+                for register, value, ts in answer:
+                    yield _sample(register.sensor, ts, value)
             return
         queue: asyncio.Queue[Sample] = asyncio.Queue()
 
         async def feed(poller: ModbusPoller) -> None:
-            async for register, value, ts in poller.readings():
-                queue.put_nowait(_sample(register.sensor, ts, value))
+            async for answer in poller.answers():
+                for register, value, ts in answer:
+                    queue.put_nowait(_sample(register.sensor, ts, value))
 
         feeders = [asyncio.create_task(feed(p), name=f"{self.name} {p.where}")
                    for p in self.pollers]
@@ -93,8 +96,7 @@ class ModbusSource:
 
 def _sample(sensor: str, ts: int, value: float | None) -> Sample:
     """The poller's None is a fault sentinel the device gave, not a dropout."""
-    return Sample(sensor, ts, value) if value is not None else Sample(sensor, ts, None,
-                                                                      "sentinel")
+    return Sample(sensor, ts, value, "" if value is not None else "sentinel")
 
 
 def reserved_slaves(settings: ModbusSettings) -> str:

@@ -32,7 +32,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from gridcall.config.sources import BIT_TABLES, ModbusLink, ModbusSettings, Register, ScaleFrom
 from gridcall.firmware_bridge.errors import EncodeError
 from gridcall.wire.backoff import Backoff, Reconnect
-from gridcall.wire.cancelsafe import cancel_safe
+from gridcall.wire.cancelsafe import cancel_safe, raise_if_cancelled
 from gridcall.wire.clock import Clock, wall_clock
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,21 @@ class Block:
     interval: float
     registers: tuple[Register, ...]
     scales: tuple[ScaleSource, ...] = ()
+    words: tuple[tuple[Register, int, int], ...] = ()
+    """Per register of a register table: (register, its offset in the answer, a fast
+    path): :data:`_UINT16` / :data:`_INT16` for one plain big-endian register without
+    faults or ``scale_from`` (its value is the word itself, × scale + offset, exactly as
+    :func:`decode` computes it), else :data:`_GENERAL` (:func:`decode`)."""
+
+
+_GENERAL, _UINT16, _INT16 = 0, 1, 2
+
+
+def _fast_path(reg: Register) -> int:
+    if (reg.table in BIT_TABLES or reg.encoding != "plain" or reg.byte_order != "big"
+            or reg.faults or reg.scale_from is not None):
+        return _GENERAL
+    return {"uint16": _UINT16, "int16": _INT16}.get(reg.type, _GENERAL)
 
 
 def scale_source(reg: Register) -> ScaleSource | None:
@@ -203,9 +218,10 @@ def _block(slave: int, table: str, interval: float,
            items: Sequence[Register | ScaleSource]) -> Block:
     start = min(r.address for r in items)
     end = max(r.last_address for r in items)
-    return Block(slave, table, start, end - start + 1, interval,
-                 tuple(r for r in items if isinstance(r, Register)),
-                 tuple(r for r in items if isinstance(r, ScaleSource)))
+    registers = tuple(r for r in items if isinstance(r, Register))
+    return Block(slave, table, start, end - start + 1, interval, registers,
+                 tuple(r for r in items if isinstance(r, ScaleSource)),
+                 tuple((r, r.address - start, _fast_path(r)) for r in registers))
 
 
 Client = AsyncModbusSerialClient | AsyncModbusTcpClient
@@ -259,6 +275,14 @@ class ModbusPoller:
     async def readings(self) -> AsyncIterator[tuple[Register, float | None, int]]:
         """(register, value, ts) for each register read; value None: the device gave one of
         the register's fault sentinels (``faults``), counted as ``fault_sentinel``."""
+        async for answer in self.answers():
+            for item in answer:
+                yield item
+
+    async def answers(self) -> AsyncIterator[list[tuple[Register, float | None, int]]]:
+        """What :meth:`readings` yields, one list per answered request (a block's
+        registers share one answer and one timestamp: one hop through the generators per
+        request, not per register)."""
         cap = self.settings.reconnect_max.total_seconds()
         retry = Reconnect(Backoff(REOPEN_MIN_S, cap))
         ever = False
@@ -292,9 +316,9 @@ class ModbusPoller:
             retry.connected()
             self.connected.set()
             try:
-                async for item in self._poll(client):
+                async for answer in self._poll(client):
                     said_silent = False
-                    yield item
+                    yield answer
             except _Silent:
                 silent_end = True
                 self.counts["silent_reopens"] += 1
@@ -317,7 +341,7 @@ class ModbusPoller:
                 client.close()
 
     async def _poll(self, client: Client
-                    ) -> AsyncIterator[tuple[Register, float | None, int]]:
+                    ) -> AsyncIterator[list[tuple[Register, float | None, int]]]:
         loop = asyncio.get_running_loop()
         due = [loop.time()] * len(self.blocks)
         answered = loop.time()  # the last answer of any kind, from any slave
@@ -337,9 +361,12 @@ class ModbusPoller:
                     "discrete": client.read_discrete_inputs}[block.table]
             self.counts["requests"] += 1
             try:
-                response = await cancel_safe(
-                    read(block.address, count=block.count, device_id=block.slave),
-                    what=f"{self.name}: request")
+                # not cancel_safe (a task and an asyncio.wait per request): pymodbus's
+                # wait_for may swallow a cancel only by returning the answer, and
+                # raise_if_cancelled raises it then
+                response = await read(block.address, count=block.count,
+                                      device_id=block.slave)
+                raise_if_cancelled()
             except ConnectionException:
                 raise
             except ModbusException as exc:
@@ -373,22 +400,35 @@ class ModbusPoller:
                     self.counts["short_answer"] += 1
                     continue
                 self.counts["responses"] += 1
-                for reg in block.registers:
-                    yield reg, decode_bit(bits[reg.address - block.address], reg), ts
+                yield [(reg, decode_bit(bits[reg.address - block.address], reg), ts)
+                       for reg in block.registers]
                 continue
-            registers = list(getattr(response, "registers", []))
+            registers = getattr(response, "registers", None) or []
             if len(registers) != block.count:
                 self.counts["short_answer"] += 1
                 continue
             self.counts["responses"] += 1
             for src in block.scales:
                 self.scales[src] = registers[src.address - block.address]
-            for reg in block.registers:
-                offset = reg.address - block.address
+            yield self.decode_answer(block, registers, ts)
+
+    def decode_answer(self, block: Block, registers: Sequence[int], ts: int
+                 ) -> list[tuple[Register, float | None, int]]:
+        """The readings of one answered register block, in the block's order."""
+        answer: list[tuple[Register, float | None, int]] = []
+        isfinite = math.isfinite
+        for reg, offset, path in block.words:
+            value: float
+            if path != _GENERAL:
+                raw = registers[offset]
+                if path == _INT16 and raw >= 0x8000:
+                    raw -= 0x10000
+                value = float(raw) * reg.scale + reg.offset
+            else:
                 words = registers[offset:offset + reg.width]
                 if reg.faults and unsigned(words, reg) in reg.faults:
                     self.counts["fault_sentinel"] += 1
-                    yield reg, None, ts
+                    answer.append((reg, None, ts))
                     continue
                 power = 0
                 if reg.scale_from is not None:
@@ -397,10 +437,11 @@ class ModbusPoller:
                         continue
                     power = found
                 value = decode(words, reg, power=power)
-                if not math.isfinite(value):
-                    self.counts["non_finite"] += 1
-                    continue
-                yield reg, value, ts
+            if not isfinite(value):
+                self.counts["non_finite"] += 1
+                continue
+            answer.append((reg, value, ts))
+        return answer
 
     def _power(self, reg: Register) -> int | None:
         """The power of ten the register's ``scale_from`` gives now (None, counted: not

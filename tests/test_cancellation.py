@@ -32,7 +32,7 @@ from gridcall.edge_agent.sources import Source
 from gridcall.firmware_bridge.frames import Frame, encode
 from gridcall.firmware_bridge.pty import NullModem, PtyPort
 from gridcall.simulators.town import SimulatedTown
-from gridcall.wire.cancelsafe import cancel_safe, stop_tasks
+from gridcall.wire.cancelsafe import cancel_safe, raise_if_cancelled, stop_tasks
 
 BOUND = 30.0
 """Seconds a cancelled source may take to end before the test calls it a hang."""
@@ -269,6 +269,43 @@ async def test_cancel_safe_raises_the_callers_cancel_even_if_the_call_swallows_i
     assert done, "cancel_safe did not pass on the caller's cancel: a hang"
     assert task.cancelled()
     release.set()  # the call left behind ends too
+
+
+async def test_raise_if_cancelled_raises_a_cancel_the_awaited_call_swallowed() -> None:
+    """As Python 3.11's wait_for does when its result and the cancel land in one loop
+    turn: the call returns its result instead of raising; the caller still ends."""
+    started = asyncio.Event()
+    after: list[str] = []
+
+    async def swallowing() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(BOUND)
+        except asyncio.CancelledError:
+            return "answer"
+        return "no cancel"
+
+    async def caller() -> None:
+        assert await swallowing() == "answer"
+        raise_if_cancelled()
+        after.append("went on")
+
+    task = asyncio.create_task(caller())
+    await started.wait()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=BOUND)
+    assert done
+    assert task.cancelled()
+    assert after == []
+
+
+async def test_raise_if_cancelled_lets_an_uncancelled_task_go_on() -> None:
+    async def caller() -> str:
+        await asyncio.sleep(0)
+        raise_if_cancelled()
+        return "went on"
+
+    assert await asyncio.create_task(caller()) == "went on"
 
 
 # --------------------------------------------------------------------------- the hub
