@@ -3,26 +3,34 @@ journal before the source's next poll, and the next start seals them (issue 19, 
 
 The agent runs as a real subprocess (tests/edge_poll_agent.py) and is killed with SIGKILL
 while polling; readings are counted by their sequence number (their timestamp), in the
-outbox the next start leaves behind. No timing is asserted: the kill lands wherever it
-lands, and the check is on what the process had announced as read.
+outbox the next start leaves behind, and at a real mosquitto the restarted agent publishes
+to. No timing is asserted: the kill lands wherever it lands, and the check is on what the
+process had announced as read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiomqtt
 import msgspec
 import pytest
 
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.outbox import Priority
-from gridcall.wire import ReadingBatch
+from gridcall.edge_agent.sources import Sample
+from gridcall.wire import ReadingBatch, topics
+from gridcall.wire.broker import BrokerAddress
 from tests.edge_poll_agent import BASE, NO_BROKER, PollingSource, agent_spec
+from tests.polling import wait_until
+from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import ROOT
 
 
@@ -86,3 +94,56 @@ def test_two_kills_in_a_row_seal_each_reading_once(tmp_path: Path) -> None:
     assert second > start
     assert set(range(first)) | set(range(start, second)) <= set(numbers)
     assert len(numbers) == len(set(numbers)), "a reading was sealed twice"
+
+
+class Idle:
+    """A source that reads nothing more: the restarted agent only sends what it kept."""
+
+    async def samples(self) -> AsyncIterator[Sample]:
+        await asyncio.Event().wait()
+        for sample in ():  # an async generator that never yields
+            yield sample
+
+
+async def delivered(state: Path, broker: PrivateMosquitto, read: int) -> set[int]:
+    """Restart the agent on ``state`` against ``broker``; the reading numbers that reach
+    the broker, once those below ``read`` all did (or the bounded wait ends)."""
+    spec = agent_spec()
+    agent = EdgeAgent(spec, Idle(), broker_url=broker.url, state_dir=state)
+    got: set[int] = set()
+    stop = asyncio.Event()
+    address = BrokerAddress.parse(broker.url)
+    async with aiomqtt.Client(address.host, address.port) as client:
+        await client.subscribe(topics.readings_topic(spec.id), qos=1)
+
+        async def collect() -> None:
+            async for msg in client.messages:
+                if isinstance(msg.payload, bytes) and msg.payload:
+                    batch = msgspec.json.decode(msg.payload, type=ReadingBatch)
+                    got.update(r.ts - BASE for r in batch.readings)
+
+        collecting = asyncio.create_task(collect())
+        running = asyncio.create_task(agent.run(stop))
+        try:
+            await wait_until(lambda: set(range(read)) <= got, polls=1200)
+        finally:
+            stop.set()
+            await asyncio.wait([running], timeout=60)
+            collecting.cancel()
+            await asyncio.gather(collecting, return_exceptions=True)
+    return got
+
+
+def test_what_was_read_before_a_kill_9_reaches_the_broker_after_the_restart(
+        tmp_path: Path) -> None:
+    """Issue 19, done when: 'kill ... behaviour tested ... against real mosquitto'."""
+    read = run_and_kill(tmp_path / "state", 60)
+    broker = PrivateMosquitto(tmp_path / "broker")
+    broker.start()
+    try:
+        got = asyncio.run(delivered(tmp_path / "state", broker, read))
+    finally:
+        broker.stop()
+    assert read > 0
+    missing = set(range(read)) - got
+    assert not missing, f"{len(missing)} of {read} readings read before the kill never arrived"
