@@ -3,7 +3,8 @@ the same desk store and broker; the active one is killed with SIGKILL in the mid
 stream of anomaly events, and the standby takes the desk over. Against the real
 mosquitto and PostgreSQL: no event lost, none folded twice, every alert's steps numbered
 without a gap or a repeat, every alert's latest state published retained again by the
-standby, and the desk's lock held by it."""
+standby, every opening notified and none the killed hub had finished notifying sent
+again, and the desk's lock held by the standby."""
 
 from __future__ import annotations
 
@@ -15,27 +16,40 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
 import msgspec
 import psycopg
 import yaml
+from aiohttp import web
 
-from gridcall.config import SAMPLE_DISTRICT, ConfigSet
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
 from gridcall.hub.lease import lock_key
 from gridcall.hub.pgstore import PgStore
 from gridcall.wire import AnomalyEvent, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from tests.desk_stores import pg_database
 from tests.polling import wait_until
+from tests.servers import unused_tcp_port
 
 
-def hub_config(tmp_path: Path, mqtt_url: str, client_id: str) -> Path:
+def hub_config(tmp_path: Path, mqtt_url: str, client_id: str,
+               webhook: str | None = None) -> Path:
+    """The sample district with its hub on ``mqtt_url`` and its desk in the database
+    named by GRIDCALL_FAILOVER_DESK_URL; with ``webhook``, every unit's notifications
+    go to ``{webhook}/{unit}``."""
     folder = tmp_path / "district"
     folder.mkdir()
     for f in SAMPLE_DISTRICT.glob("*.yaml"):
         (folder / f.name).write_bytes(f.read_bytes())
+    if webhook is not None:
+        units = load_config(SAMPLE_DISTRICT).units
+        (folder / "notify.yaml").write_text(yaml.safe_dump({
+            "retry": {"attempts": 2, "backoff": "1s", "max_backoff": "1s", "timeout": "5s"},
+            "units": {u: [{"type": "webhook", "url": f"{webhook}/{u}"}] for u in units}}),
+            encoding="utf-8")
     (folder / "hub.yaml").write_text(yaml.safe_dump({"hub": {
         "broker": {"url": mqtt_url}, "client_id": client_id,
         "store_path": str(tmp_path / "hub.sqlite"),
@@ -98,6 +112,32 @@ async def retained_alerts(mqtt_url: str, mine: set[tuple[str, int]]) -> dict[str
     return found
 
 
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[tuple[str, list[tuple[str, int]]]]:
+    """A webhook endpoint; yields its base URL and the ``(alert_id, n)`` of the alerts
+    the messages it was sent are about (an alert's own, or each alert of an incident's),
+    in order of arrival."""
+    got: list[tuple[str, int]] = []
+
+    async def take(request: web.Request) -> web.Response:
+        body = msgspec.json.decode((await request.json())["message"])
+        # an alert's own message, or an incident's (one for several alerts)
+        alerts = body.get("alerts", [body]) if isinstance(body, dict) else []
+        got.extend((str(a["alert_id"]), int(a["n"])) for a in alerts if "alert_id" in a)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook/{unit}", take)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = unused_tcp_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/hook", got
+    finally:
+        await runner.cleanup()
+
+
 def opened(url: str) -> set[tuple[str, int]]:
     return {(str(a), int(str(t))) for a, t in query(
         url, "SELECT alert_id, at FROM transitions WHERE n = 1")}
@@ -122,7 +162,9 @@ def events_of(cfg: ConfigSet) -> list[AnomalyEvent]:
 async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_step(
         cfg: ConfigSet, mqtt_url: str, postgres_url: str, tmp_path: Path) -> None:
     client_id = f"test-failover-{uuid.uuid4().hex[:8]}"
-    config = hub_config(tmp_path, mqtt_url, client_id)
+    receiver = webhook_receiver()
+    hook, deliveries = await receiver.__aenter__()
+    config = hub_config(tmp_path, mqtt_url, client_id, webhook=hook)
     events = events_of(cfg)
     address = BrokerAddress.parse(mqtt_url)
     procs: list[subprocess.Popen[bytes]] = []
@@ -169,6 +211,9 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
                     await client.publish(topics.events_topic(e.agent), encode(e), qos=1)
                 procs[0].send_signal(signal.SIGKILL)
                 procs[0].wait(30)
+                marked = {(str(a), int(str(n))) for a, n in query(
+                    url, "SELECT alert_id, n FROM notified")}
+                sent_before = len(deliveries)
                 for e in events[2 * third:]:
                     await client.publish(topics.events_topic(e.agent), encode(e), qos=1)
             assert await wait_until(lambda: folded() == len(events), polls=1200), \
@@ -188,6 +233,13 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
             assert set(before) <= set(republished)
             assert {a for a, _ in republished.values()} == set(last)
             assert all(n == last[a] for a, n in republished.values()), (republished, last)
+            # notifications: every opening notified (the killed hub's unfinished ones by the
+            # standby), and none the killed hub had finished sent again
+            assert await wait_until(lambda: {str(r[0]) for r in query(
+                url, "SELECT alert_id FROM notified")} >= set(last), polls=1200)
+            assert {a for a, _ in deliveries} >= set(last)
+            assert marked
+            assert not marked & set(deliveries[sent_before:]), (marked, deliveries)
             stored = query(url, "SELECT agent, seq FROM events ORDER BY agent, seq")
             assert sorted(stored) == sorted((e.agent, e.seq) for e in events)
             rows = query(url, "SELECT alert_id, n, ev_agent, ev_seq FROM transitions "
@@ -208,6 +260,7 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
                         p.kill()
                         p.wait()
             await forget_session(mqtt_url, client_id)
+            await receiver.__aexit__(None, None, None)
 
 
 async def test_a_hub_whose_lock_connection_fails_stops_rather_than_run_a_second_desk(
