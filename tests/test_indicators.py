@@ -453,3 +453,46 @@ def test_hub_report_defaults_to_the_store_s_desk_clock_and_names_the_store(
     nothing = _report("--store", "empty.sqlite")
     assert nothing.exit_code == 0, nothing.output
     assert f"in {tmp_path / 'empty.sqlite'}" in " ".join(nothing.stdout.split())
+
+
+def test_hub_report_reads_the_desk_store_on_postgresql(
+        week: Ledger, postgres_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With hub.desk_store in hub.yaml (and no --store) the report reads the ledger from
+    PostgreSQL, and names the database without its password."""
+    import shutil
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    from gridcall.config import SAMPLE_DISTRICT
+    from gridcall.hub.desk.ledger import Ledger as PgLedger
+    from gridcall.hub.pgstore import PgStore
+    from tests.desk_stores import pg_database
+
+    folder = tmp_path / "district"
+    shutil.copytree(SAMPLE_DISTRICT, folder)
+    (folder / "hub.yaml").write_text(yaml.safe_dump({"hub": {
+        "store_path": str(tmp_path / "absent.sqlite"),
+        "desk_store": {"url_env": "GRIDCALL_REPORT_DESK_URL"}}}), encoding="utf-8")
+    with pg_database(postgres_url) as url:
+        async def write() -> None:
+            async with PgStore(url) as store:
+                await PgLedger(store).append(*week.transitions)
+        asyncio.run(write())
+        unset = _report("--config", str(folder), "--until", UNTIL)
+        assert unset.exit_code == 2
+        assert "GRIDCALL_REPORT_DESK_URL" in unset.stderr
+        monkeypatch.setenv("GRIDCALL_REPORT_DESK_URL", url)
+        result = _report("--config", str(folder), "--csv", "--until", UNTIL)
+        assert result.exit_code == 0, result.output
+        grid = next(r for r in csv.DictReader(io.StringIO(result.stdout))
+                    if r["key"] == week.grid)
+        assert grid["calls"] == "4"
+        table = _report("--config", str(folder), "--until", UNTIL)
+        assert table.exit_code == 0, table.output
+        named = " ".join(table.stdout.split())
+        assert url.split("@")[1] in named
+        password = urlsplit(url).password
+        assert password
+        assert password not in named

@@ -8,6 +8,7 @@ them (nor the package's ``__init__``, which builds the app from them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import logging
 import os
@@ -15,7 +16,8 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
@@ -23,6 +25,9 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from gridcall.config import ConfigError, ConfigSet, load_config
+
+if TYPE_CHECKING:
+    from gridcall.hub.store import DeskStore
 
 out = Console()
 err = Console(stderr=True)
@@ -145,6 +150,50 @@ def load_config_set(directory: Path) -> ConfigSet:
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def desk_store_of(config_dir: Path, store: Path | None) -> Path | str:
+    """Where a command reads the desk's ledgers: ``--store`` (a SQLite file), else the
+    config's ``hub.desk_store`` (the PostgreSQL URL in its variable), else
+    ``hub.store_path``. Exits 2 if the variable is unset, 1 if the SQLite file is not
+    there."""
+    if store is None:
+        hub = load_config_set(config_dir).hub
+        if hub.desk_store is not None:
+            try:
+                return hub.desk_store.url()
+            except KeyError as exc:
+                raise fail(f"{config_dir / 'hub.yaml'}: hub.desk_store: {exc.args[0]}",
+                           2) from None
+        store = Path(hub.store_path)
+    if not store.exists():
+        raise fail(f"no hub store at {store.resolve()}: run the hub first, or give --store",
+                   1)
+    return store
+
+
+def store_name(where: Path | str) -> str:
+    """``where`` (:func:`desk_store_of`) for a message: the file's absolute path, or the
+    database's URL without its password."""
+    if isinstance(where, Path):
+        return str(where.resolve())
+    parts = urlsplit(where)
+    if parts.password is None:
+        return where
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@",
+                                                                 ":***@", 1)))
+
+
+def open_desk_store(where: Path | str) -> contextlib.AbstractAsyncContextManager[DeskStore]:
+    """The desk store at ``where`` (:func:`desk_store_of`): PostgreSQL for a URL, else
+    the SQLite file."""
+    if isinstance(where, str) and where.startswith(("postgresql://", "postgres://")):
+        from gridcall.hub.pgstore import PgStore
+
+        return PgStore(where)
+    from gridcall.hub.store import Store
+
+    return Store(where)
 
 
 def require_env(file: Path, unset: list[str]) -> None:

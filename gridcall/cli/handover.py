@@ -18,14 +18,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gridcall.cli.common import err, fail, load_config_set, out
+from gridcall.cli.common import (
+    desk_store_of,
+    err,
+    fail,
+    load_config_set,
+    open_desk_store,
+    out,
+    store_name,
+)
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet
 from gridcall.hub.desk.duty import Stretch
 from gridcall.hub.desk.handover import Handover
 from gridcall.wire.clock import from_iso, utc_text
 
 
-async def read_handover(cfg: ConfigSet, store_path: Path, unit: str, at: int | None
+async def read_handover(cfg: ConfigSet, store_path: Path | str, unit: str, at: int | None
                         ) -> Handover:
     """The desk rebuilt from the store (read only: nothing is ticked or written), and the
     unit's hand-over at ``at`` (default: now on the store's desk clock, i.e. now or its
@@ -33,9 +41,8 @@ async def read_handover(cfg: ConfigSet, store_path: Path, unit: str, at: int | N
     from gridcall.hub.desk.desk import Desk
     from gridcall.hub.desk.handover import handover
     from gridcall.hub.desk.ledger import Ledger
-    from gridcall.hub.store import Store
 
-    async with Store(store_path) as store:
+    async with open_desk_store(store_path) as store:
         desk = Desk(cfg, Ledger(store))
         await desk.start()
         last = max((s.last.at for s in desk.alerts()), default=0)
@@ -69,8 +76,9 @@ def hub_handover(
     config_dir: Annotated[Path, typer.Option("--config", "-c", help="Config set folder "
                                              "(roster.yaml, hub.store_path).")
                           ] = SAMPLE_DISTRICT,
-    store: Annotated[Path | None, typer.Option(help="The hub's SQLite store; default: "
-                                               "hub.store_path of the config.")] = None,
+    store: Annotated[Path | None, typer.Option(help="The hub's SQLite store; default: the "
+                                               "config's hub.desk_store (PostgreSQL), else "
+                                               "hub.store_path.")] = None,
 ) -> None:
     """A unit's hand-over at a shift change: who is on duty, its open alerts, deadlines.
 
@@ -86,10 +94,8 @@ def hub_handover(
         when = None if at is None else from_iso(at)
     except ValueError:
         raise fail(f"--at {at!r} is not an ISO 8601 time", 2) from None
-    path = store or Path(cfg.hub.store_path)
-    if not path.exists():
-        raise fail(f"no hub store at {path.resolve()}: run the hub first, or give --store", 1)
-    h = asyncio.run(read_handover(cfg, path, unit, when))
+    source = desk_store_of(config_dir, store)
+    h = asyncio.run(read_handover(cfg, source, unit, when))
     if as_json_:
         typer.echo(as_json(h))
         return
@@ -116,4 +122,4 @@ def hub_handover(
                       escape(i.unit) + (" (here)" if i.held else ""), f"{i.deadline} {due}",
                       mark, escape(i.on_duty or "–"))
     (out if out.is_terminal else Console(width=200)).print(table)
-    err.print(f"from {escape(str(path.resolve()))}", highlight=False, soft_wrap=True)
+    err.print(f"from {escape(store_name(source))}", highlight=False, soft_wrap=True)

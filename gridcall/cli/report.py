@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gridcall.cli.common import err, load_config_set, out
+from gridcall.cli.common import desk_store_of, err, open_desk_store, out, store_name
 from gridcall.config import SAMPLE_DISTRICT
 from gridcall.config.base import Duration
 from gridcall.wire.clock import from_iso, ns, utc_text
@@ -98,20 +98,19 @@ def to_csv(rows: list[Indicator]) -> str:
     return buf.getvalue()
 
 
-async def read_ledger(store_path: Path) -> list[Transition]:
+async def read_ledger(store: Path | str) -> list[Transition]:
+    """Every step of the ledger in ``store``: a SQLite file, or a PostgreSQL URL."""
     from gridcall.hub.desk.ledger import Ledger
-    from gridcall.hub.store import Store
 
-    async with Store(store_path) as store:
-        return await Ledger(store).all()
+    async with open_desk_store(store) as desk_store:
+        return await Ledger(desk_store).all()
 
 
-async def read_silences(store_path: Path) -> list[SilenceStep]:
+async def read_silences(store: Path | str) -> list[SilenceStep]:
     from gridcall.hub.desk.silence_ledger import SilenceLedger
-    from gridcall.hub.store import Store
 
-    async with Store(store_path) as store:
-        return await SilenceLedger(store).all()
+    async with open_desk_store(store) as desk_store:
+        return await SilenceLedger(desk_store).all()
 
 
 def _ns(iso: str) -> int:
@@ -133,8 +132,9 @@ def hub_report(
                       ] = False,
     config_dir: Annotated[Path, typer.Option("--config", "-c", help="Config set folder "
                                              "(for hub.store_path).")] = SAMPLE_DISTRICT,
-    store: Annotated[Path | None, typer.Option(help="The hub's SQLite store; default: "
-                                               "hub.store_path of the config.")] = None,
+    store: Annotated[Path | None, typer.Option(help="The hub's SQLite store; default: the "
+                                               "config's hub.desk_store (PostgreSQL), else "
+                                               "hub.store_path.")] = None,
     persons: Annotated[bool, typer.Option(help="Add a row per person on duty "
                                           "(roster.yaml): the calls handed to them.")
                        ] = False,
@@ -157,14 +157,9 @@ def hub_report(
     except ValueError as exc:
         err.print(f"[red]✗ {escape(str(exc))}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    if store is None:
-        store = Path(load_config_set(config_dir).hub.store_path)
-    where = escape(str(store.resolve()))  # the file looked at, wherever it was run from
-    if not store.exists():
-        err.print(f"[red]✗ no hub store at {where}: run the hub first, or give "
-                  "--store[/]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
-    steps = asyncio.run(read_ledger(store))
+    source = desk_store_of(config_dir, store)
+    where = escape(store_name(source))  # the store looked at, wherever it was run from
+    steps = asyncio.run(read_ledger(source))
     # "Now" on the store's own desk clock is at least its last step: a --clock-speed
     # demo's desk runs ahead of this machine's clock, and its alerts are in its "now".
     now = max(time.time_ns(), max((t.at for t in steps), default=0) + 1)
@@ -176,7 +171,7 @@ def hub_report(
     from gridcall.hub.desk.silence import deferral
 
     # silenced time is not counted against a unit, as in the API (hub/desk/silence.py)
-    defer = deferral(asyncio.run(read_silences(store)), steps)
+    defer = deferral(asyncio.run(read_silences(source)), steps)
     rows = indicators(steps, start, end, as_of=min(end, now),
                       groups=("unit", "department", "person") if persons else (
                           "unit", "department"), defer=defer)
