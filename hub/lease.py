@@ -18,7 +18,12 @@ and the notify outbox sends what the ledger holds and ``notified`` does not.
 
 The active hub pings its lock connection every ``check`` seconds (:meth:`DeskLease.watch`);
 if the connection is gone, its lock may already be someone else's, so it stops (exit 1)
-rather than run a second desk. Takeover time, from the holder's end to the standby
+rather than run a second desk. Cut off from the database (the path, not the process), it
+learns so within ``check`` plus libpq's ``tcp_user_timeout`` (10 s: a ping not
+acknowledged by then fails), about when the server frees its lock; for that second or
+two both hubs may publish alert states and send notifications (the ledger itself is
+safe: the cut-off hub cannot write to it). A lease with fencing tokens would close that
+window; it is not built. Takeover time, from the holder's end to the standby
 running: ``poll`` (1 s) plus the new hub's start-up after a kill or a clean stop; plus up
 to ~11 s of keepalives when the holder's machine vanished (bench/failover.py measures the
 kill).
@@ -76,7 +81,7 @@ class DeskLease:
             psycopg.connect, self.url, autocommit=True, connect_timeout=10,
             application_name=f"gridcall-lease {self.client_id}"[:63],
             options=SERVER_KEEPALIVE, keepalives=1, keepalives_idle=5,
-            keepalives_interval=2, keepalives_count=3)
+            keepalives_interval=2, keepalives_count=3, tcp_user_timeout=10_000)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
