@@ -89,7 +89,7 @@ def test_opening_makes_an_opened_alert_with_its_first_step(cfg: ConfigSet) -> No
     assert state.alert.place == list(place)
     assert state.addresses == (tuple(alert.unit_path),)
     assert state.due() == ("response", alert.deadlines.response)
-    assert state.events == frozenset({("edge-x", 7)})
+    assert state.last.evidence == ("edge-x", 7)
 
 
 EXPECTED_AFTER: dict[tuple[str, str], str] = {
@@ -210,7 +210,7 @@ def test_evidence_never_changes_state_but_is_counted(cfg: ConfigSet) -> None:
     after = take(state, "evidence", T0 + 10 * MIN)
     assert (after.state, after.tier, after.unit) == (state.state, state.tier, state.unit)
     assert after.evidence == 1
-    assert ("edge-x", T0 + 10 * MIN) in after.events
+    assert after.last.evidence == ("edge-x", T0 + 10 * MIN)
 
 
 def test_a_step_back_in_time_is_refused(cfg: ConfigSet) -> None:
