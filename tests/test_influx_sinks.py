@@ -89,6 +89,17 @@ def test_non_finite_values_are_skipped_and_counted() -> None:
     assert encoder.skipped_nonfinite == 4
 
 
+def test_finite_values_whose_sum_overflows_are_all_written() -> None:
+    # the encoder checks a batch's values once, on their sum: an overflow to inf must
+    # only send the batch down the per-reading check, never drop a finite reading
+    encoder = LineEncoder()
+    big = 1.7976931348623157e308
+    body = encoder.encode([batch(1, [big, big, -big], t0=0), batch(2, [1.0, math.inf], t0=9)])
+    assert [float(re.search(rb"value=(\S+),", line)[1])  # type: ignore[index]
+            for line in body.splitlines()] == [big, big, -big, 1.0]
+    assert encoder.skipped_nonfinite == 1
+
+
 def test_floats_keep_every_digit() -> None:
     values = [0.1, 1e-7, 5e-324, 1.7976931348623157e308, -0.0, 1e22, 2.0 / 3.0]
     body = LineEncoder().encode([batch(1, values, t0=0)])
