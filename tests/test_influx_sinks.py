@@ -227,7 +227,8 @@ async def test_a_server_that_is_down_is_retryable_and_named_without_credentials(
     url = f"http://gridcall:s3cret@127.0.0.1:{port}"
     async with InfluxV1Sink(url, database="x", encoder=LineEncoder()) as v1:
         with pytest.raises(RetryableSinkError,
-                           match=f"^influxdb v1 at http://127.0.0.1:{port}: Connect") as e1:
+                           match=f"^influxdb v1 at http://127.0.0.1:{port}: "
+                                 "ClientConnectorError: Cannot connect") as e1:
             await v1.write([batch(1, [1.0])])
     async with InfluxV2Sink(f"http://127.0.0.1:{port}", org="o", bucket="b",
                             token="s3cret", encoder=LineEncoder()) as v2:
