@@ -3,6 +3,11 @@ is rejected with a reason and a counter, never a crash."""
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -172,3 +177,15 @@ def test_the_ts_window_refuses_readings_and_events_stamped_too_far_from_the_cloc
         decoder.event("gridcall/v1/events/a1", encode(event))
     assert decoder.malformed == {"ts_window": 4}
     assert Decoder().event("gridcall/v1/events/a1", encode(event)) == event  # no window
+
+
+@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris not installed")
+def test_atheris_finds_no_exception_in_the_decoders_but_malformed_message() -> None:
+    """Coverage-guided fuzzing of the four decoders (scripts/fuzz_wire.py; the issue's
+    1,000,000 payloads are its -runs=1000000, figures in docs/benchmarks.md)."""
+    repo = Path(__file__).resolve().parent.parent
+    run = subprocess.run([sys.executable, str(repo / "scripts" / "fuzz_wire.py"),
+                          "-runs=20000", "-seed=1"], capture_output=True, text=True, check=False,
+                         cwd=repo, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Done 20000 runs" in run.stderr
