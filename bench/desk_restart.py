@@ -2,6 +2,7 @@
 with the tail after it (hub/desk/snapshots.py).
 
     PYTHONPATH=$PWD nice -n 10 python bench/desk_restart.py [--rows 1000000] [--dir /var/tmp]
+        [--pg postgresql://user:password@host:port/db]   # the desk store on PostgreSQL
 
 Builds a ledger of ``--rows`` rows without the desk's event path (which would take an
 hour at 1M): one real opening per sensor of the sample district is taken from a desk,
@@ -21,15 +22,21 @@ import json
 import resource
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
+
+import psycopg
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import Transition, apply, replace_alert, step
-from gridcall.hub.store import Store
+from gridcall.hub.pgstore import PgStore
+from gridcall.hub.store import DeskStore, Store
 from gridcall.wire import AnomalyEvent
+from tests.desk_stores import pg_database
 
 T0 = 1_800_000_000_000_000_000
 SEC = 10**9
@@ -87,15 +94,20 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def run(folder: Path, n_rows: int, tail: int) -> dict[str, float]:
+async def run(folder: Path, n_rows: int, tail: int,
+              open_store: Callable[[], AbstractAsyncContextManager[DeskStore]] | None = None
+              ) -> dict[str, float]:
     cfg = load_config(SAMPLE_DISTRICT)
     templates = await openings(cfg, folder)
     per = EVIDENCE + 2
     n_alerts = n_rows // per
     out: dict[str, float] = {}
     path = folder / "bench-restart.sqlite"
+    if open_store is None:
+        def open_store() -> AbstractAsyncContextManager[DeskStore]:
+            return Store(path)
     t0 = time.perf_counter()
-    async with Store(path) as store:
+    async with open_store() as store:
         ledger = Ledger(store)
         for first in range(0, n_alerts, 10_000):
             count = min(10_000, n_alerts - first)
@@ -105,7 +117,7 @@ async def run(folder: Path, n_rows: int, tail: int) -> dict[str, float]:
                                    seq0=n_alerts * per))
         out["ledger_rows"] = await ledger.count()
     out["build_s"] = time.perf_counter() - t0
-    async with Store(path) as store:
+    async with open_store() as store:
         t0 = time.perf_counter()
         desk = Desk(cfg, Ledger(store))
         desk.snapshot_every = 0
@@ -123,7 +135,7 @@ async def run(folder: Path, n_rows: int, tail: int) -> dict[str, float]:
         more = alerts(templates, start, tail // per, close=True, seq0=start * per + 10)
         await write(desk.ledger, more)
         del desk
-    async with Store(path) as store:
+    async with open_store() as store:
         t0 = time.perf_counter()
         desk = Desk(cfg, Ledger(store))
         await desk.start()
@@ -140,10 +152,23 @@ def main() -> None:
                     help="a folder on the disk to measure (not a tmpfs)")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--tail", type=int, default=10_000)
+    ap.add_argument("--pg", metavar="URL", help="the desk store on PostgreSQL: a new "
+                    "database made (and dropped) on this server (the user may create "
+                    "databases), instead of SQLite in --dir")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        result = asyncio.run(run(Path(tmp), args.rows, args.tail))
-        result["db_bytes"] = sum(p.stat().st_size for p in Path(tmp).glob("bench-restart.*"))
+        if args.pg is None:
+            result = asyncio.run(run(Path(tmp), args.rows, args.tail))
+            result["db_bytes"] = sum(p.stat().st_size
+                                     for p in Path(tmp).glob("bench-restart.*"))
+        else:
+            with pg_database(args.pg, prefix="gridcall_bench") as url:
+                result = asyncio.run(run(Path(tmp), args.rows, args.tail,
+                                         lambda: PgStore(url)))
+                with psycopg.connect(url) as conn:
+                    size = conn.execute("SELECT pg_database_size(current_database())"
+                                        ).fetchone()
+                result["db_bytes"] = float(size[0]) if size else 0.0
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                       for k, v in result.items()}, indent=2))
 
