@@ -18,6 +18,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "board": {"desk", "ingest.sinks"},
     "api": {"desk", "board"},
     "store": set(),
+    "pgstore": {"store"},
+    "lease": {"pgstore"},
     "deadletter": set(),
     "service": {"desk", "ingest", "board", "store", "deadletter"},
     "metrics": {"service", "notify", "deadletter"},
