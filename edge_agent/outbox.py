@@ -19,7 +19,8 @@ restart; the hub stores it once, by ``(agent, seq)``.
 
 Readings are already batched (one commit per ``batch_max_readings`` readings or per
 ``batch_interval``), so "full" costs one fsync per batch, not per reading; acks are
-deleted a publish window at a time (a lost delete only means a harmless redelivery).
+deleted a publish window at a time, and that commit is not fsynced by itself even with
+"full" (a lost delete only means a harmless redelivery; the next put's fsync covers it).
 Readings read but not yet sealed are in the agent's journal
 (:mod:`gridcall.edge_agent.journal`, a plain file, not fsynced: a kill -9 loses none of
 them, a power cut up to one batch); the ``journal`` table holds the last generation of it
@@ -340,9 +341,16 @@ class Outbox:
         return []
 
     def ack(self, messages: Iterable[OutboxMessage]) -> None:
-        """Delete messages the broker acknowledged, in one transaction."""
+        """Delete messages the broker acknowledged, in one transaction. With "full" this
+        commit is not fsynced by itself (``synchronous=NORMAL`` for it): the next
+        commit's fsync of the WAL makes it durable too, and until then a power cut can
+        only bring the window back, to be published again (a redelivery the hub stores
+        once), never lose a message."""
         done = list(messages)
+        relaxed = self.sync == "full"
         try:
+            if relaxed:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             with self._transaction("delete acknowledged messages") as db:
                 for m in done:
                     if db.execute("DELETE FROM messages WHERE id = ?", (m.id,)).rowcount:
@@ -350,6 +358,8 @@ class Outbox:
                                       -len(m.payload))
         finally:
             self._inflight.difference_update(m.id for m in done)
+            if relaxed:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def release(self) -> None:
         """Forget what was in flight (the connection dropped before its PUBACKs)."""

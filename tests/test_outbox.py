@@ -191,3 +191,17 @@ def test_the_file_is_sqlite_in_wal_mode_with_the_chosen_sync(tmp_path: Path) -> 
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT payload FROM messages").fetchall() == [(b"x",)]
+
+
+def test_with_full_sync_a_put_after_an_ack_is_fsynced_again(tmp_path: Path) -> None:
+    """The acked window's delete is committed without its own fsync (a power cut can only
+    bring it back, to be sent again); every put, before and after, is synchronous=FULL."""
+    box = Outbox(tmp_path / "o.sqlite", sync="full")
+    full = 2  # PRAGMA synchronous: 1 NORMAL, 2 FULL
+    fill(box, 3)
+    assert box._db.execute("PRAGMA synchronous").fetchone()[0] == full
+    box.ack(box.peek(2))
+    assert box._db.execute("PRAGMA synchronous").fetchone()[0] == full
+    box.put(Priority.READINGS, "r", batch(9), 10)
+    box.close()
+    assert sending_order(Outbox(tmp_path / "o.sqlite")) == [batch(2), batch(9)]
