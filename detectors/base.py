@@ -45,6 +45,10 @@ class Detector(Protocol):
     def kind(self) -> AnomalyKind | None: ...
 
 
+_NUMBER = (int, float)
+"""What ``isinstance`` accepts as a number (a tuple: ``int | float`` would build a union
+object on every reading)."""
+
 MAX_MAGNITUDE = 1e15
 """Beyond this no sensor reading is plausible, and squares of it would overflow state."""
 
@@ -80,7 +84,7 @@ class InputGuard:
     def check(self, ts: float, value: float | None) -> float | None:
         try:
             # an int too large for a float makes isfinite raise OverflowError
-            good_ts = isinstance(ts, int | float) and math.isfinite(ts)
+            good_ts = isinstance(ts, _NUMBER) and math.isfinite(ts)
         except OverflowError:
             good_ts = False
         if not good_ts:
@@ -97,7 +101,7 @@ class InputGuard:
         if value is None:
             self._skip("missing")
             return None
-        if not isinstance(value, int | float):
+        if not isinstance(value, _NUMBER):
             self._skip("non_finite")
             return None
         try:

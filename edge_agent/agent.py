@@ -124,6 +124,7 @@ class EdgeAgent:
         if self.checkpoint_path is not None:
             self._restore(self.checkpoint_path)
         self._pending: list[Reading] = []
+        self._batch_max = self.settings.batch_max_readings
         self._wake = asyncio.Event()
         self._last_sealed = asyncio.Event()
         """Set by :meth:`run` once it sealed what was pending at stop: only then may the
@@ -209,7 +210,7 @@ class EdgeAgent:
         else:
             self._last_value[sensor] = ts
             self._pending.append(Reading(sensor, ts, value))
-            if len(self._pending) >= self.settings.batch_max_readings:
+            if len(self._pending) >= self._batch_max:
                 self.seal()
             if guard.open:
                 self._queue_event(sensor, guard.plausible(ts, value))
@@ -343,8 +344,9 @@ class EdgeAgent:
         # before the next one. Nothing to do without a state folder.
         later = asyncio.get_running_loop().call_soon
         journal = self.journal is not None
+        ingest = self.ingest
         async for sample in self.source.samples():
-            self.ingest(sample.sensor, sample.ts, sample.value, sample.fault)
+            ingest(*sample)  # Sample is (sensor, ts, value, fault), ingest's parameters
             if journal and not self._journal_due and self._pending:
                 self._journal_due = True
                 later(self.journal_pending)

@@ -74,7 +74,9 @@ class ModbusSource:
             async for answer in self.poller.answers():
                 counts["samples"] += len(answer)
                 for register, value, ts in answer:
-                    yield _sample(register.sensor, ts, value)
+                    # _sample, inline: this runs once per value
+                    yield Sample(register.sensor, ts, value,
+                                 "" if value is not None else "sentinel")
             return
         queue: asyncio.Queue[Sample] = asyncio.Queue()
 
