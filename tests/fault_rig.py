@@ -85,30 +85,39 @@ class GatedSource:
     is set: the test strikes its fault there, and the rest of the stream is made during
     it (on the simulated clock: 60,000 samples at 100/s are ten minutes of readings)."""
 
-    def __init__(self, inner: SteadySource, pause_at: int | None) -> None:
+    def __init__(self, inner: SteadySource, pause_at: int | None,
+                 paced: float | None = None) -> None:
         self.inner = inner
         self.pause_at = pause_at
+        self.paced = paced
+        """Samples a second of real time (bench/faults.py), or None: as fast as taken."""
         self.paused = asyncio.Event()
         self.resume = asyncio.Event()
         self.done = inner.done
 
     async def samples(self) -> AsyncIterator[Sample]:
         n = 0
+        start = time.monotonic()
         async for sample in self.inner.samples():
             if n == self.pause_at:
                 self.paused.set()
                 await self.resume.wait()
+            if self.paced is not None:
+                ahead = start + n / self.paced - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
             n += 1
             yield sample
 
 
 def recording_agent(cfg: ConfigSet, uplink: str, state: Path, *, total: int,
-                    rate: float = 100.0, start_ns: int = NOW, pause_at: int | None = None
-                    ) -> tuple[RecordingAgent, GatedSource, SimClock]:
+                    rate: float = 100.0, start_ns: int = NOW, pause_at: int | None = None,
+                    paced: bool = False) -> tuple[RecordingAgent, GatedSource, SimClock]:
     spec = cfg.agents[AGENT]
     clock = SimClock(start_ns)
     source = GatedSource(SteadySource(spec.sensors, clock, total=total, rate=rate,
-                                      breach_every=400), pause_at)
+                                      breach_every=400), pause_at,
+                         rate if paced else None)
     agent = RecordingAgent(spec, source, broker_url=uplink, clock=clock, state_dir=state)
     agent.sealed, agent.events = {}, set()
     return agent, source, clock
