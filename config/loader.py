@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from gridcall.config.calendars import CalendarsFile
 from gridcall.config.duty import DutyFile
 from gridcall.config.models import (
     AgentsFile,
@@ -38,8 +39,9 @@ FILES: dict[str, type[BaseModel]] = {
     "hub.yaml": HubFile,
     "notify.yaml": NotifyFile,
     "roster.yaml": DutyFile,
+    "calendars.yaml": CalendarsFile,
 }
-OPTIONAL_FILES = frozenset({"hub.yaml", "notify.yaml", "roster.yaml"})
+OPTIONAL_FILES = frozenset({"hub.yaml", "notify.yaml", "roster.yaml", "calendars.yaml"})
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)

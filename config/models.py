@@ -36,6 +36,7 @@ from gridcall.config.base import (
     unset_envs,
 )
 from gridcall.config.boards import BoardSettings
+from gridcall.config.calendars import Deadline, WorkSpan, check_order
 from gridcall.config.sources import SimulatedSettings, SourceSettings
 from gridcall.wire.clock import ns
 from gridcall.wire.codec import TsWindow
@@ -431,15 +432,28 @@ class Responsibility(Model):
 
 
 class MatterDeadlines(Model):
-    response: Duration
-    arrival: Duration
-    disposal: Duration
+    """Response, arrival and disposal limits: plain durations (``30m``, ``2h``, ``7d``) or
+    working time (``5 working hours``, ``15 working days``) in ``calendar``
+    (:mod:`gridcall.config.calendars`; None: calendars.yaml's default)."""
+
+    response: Deadline
+    arrival: Deadline
+    disposal: Deadline
+    calendar: Id | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> MatterDeadlines:
-        if not self.response <= self.arrival <= self.disposal:
-            raise ValueError("deadlines must satisfy response <= arrival <= disposal")
+        why = check_order(self.spans())
+        if why is not None:
+            raise ValueError(f"deadlines must satisfy response <= arrival <= disposal: {why}")
         return self
+
+    def spans(self) -> list[tuple[str, timedelta | WorkSpan]]:
+        return [("response", self.response), ("arrival", self.arrival),
+                ("disposal", self.disposal)]
+
+    def in_working_time(self) -> bool:
+        return any(isinstance(s, WorkSpan) for _, s in self.spans())
 
 
 class Trigger(Model):

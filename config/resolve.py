@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
+from gridcall.config.calendars import NO_CALENDARS, CalendarsFile, check_order_in
 from gridcall.config.duty import NO_DUTY, DutyFile, Override, overlaps
 from gridcall.config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
 from gridcall.config.models import (
@@ -100,6 +101,8 @@ class ConfigSet:
     """Notification channels per unit (``notify.yaml``; none if the file is absent)."""
     duty: DutyFile = NO_DUTY
     """Persons, shifts and escalation policies (``roster.yaml``; none if absent)."""
+    calendars: CalendarsFile = NO_CALENDARS
+    """Working-hour calendars for deadlines in working time (``calendars.yaml``)."""
 
     @property
     def district(self) -> Unit:
@@ -245,6 +248,47 @@ def _check_duty(check: _Checker, duty: DutyFile, owners: Collection[str]) -> Non
     for key in duty.escalation:
         check.ref(file, ("escalation", key), "unit, level or 'default'", key,
                   {*owners, "default", "grid", "community", "town", "district"})
+
+
+def _deadline_blocks(catalog: MatterCatalog) -> Iterator[tuple[Loc, MatterDeadlines]]:
+    """Every deadlines block of matters.yaml, with its key path."""
+    for type_, d in catalog.default_deadlines.items():
+        yield ("default_deadlines", type_), d
+    for named, tiers in catalog.tier_deadlines.items():
+        for tier, d in tiers.items():
+            yield ("tier_deadlines", named, tier), d
+    for i, m in enumerate(catalog.matters):
+        if m.deadlines is not None:
+            yield ("matters", i, "deadlines"), m.deadlines
+    if catalog.maintenance is not None and catalog.maintenance.deadlines is not None:
+        yield ("maintenance", "deadlines"), catalog.maintenance.deadlines
+
+
+def _check_calendars(check: _Checker, catalog: MatterCatalog,
+                     calendars: CalendarsFile) -> None:
+    """Deadlines in working time name a calendar calendars.yaml has, and keep their order
+    in its working day."""
+    for loc, d in _deadline_blocks(catalog):
+        if not d.in_working_time():
+            if d.calendar is not None:
+                check.ref("matters.yaml", (*loc, "calendar"), "calendar", d.calendar,
+                          calendars.calendars)
+            continue
+        calendar = calendars.named(d.calendar)
+        if calendar is None:
+            if d.calendar is not None:
+                check.ref("matters.yaml", (*loc, "calendar"), "calendar", d.calendar,
+                          calendars.calendars)
+            else:
+                check.add("matters.yaml", loc, "deadlines in working time need a calendar: "
+                          "name one (calendar: NAME) or set calendars.yaml's default"
+                          + ("" if calendars.calendars else
+                             " (calendars.yaml has no calendar)"))
+            continue
+        why = check_order_in(d.spans(), calendar)
+        if why is not None:
+            check.add("matters.yaml", loc, "deadlines must satisfy response <= arrival <= "
+                      f"disposal: {why}")
 
 
 def _meets(a: Override, b: Override, duty: DutyFile) -> bool:
@@ -440,6 +484,10 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                         claimed[key] = m.code
                         index.setdefault(key, m)
 
+    calendars_file = raw.models.get("calendars.yaml")
+    if isinstance(matters_file, MatterCatalog) and isinstance(calendars_file, CalendarsFile):
+        _check_calendars(check, matters_file, calendars_file)
+
     notify_file = raw.models.get("notify.yaml")
     if isinstance(notify_file, NotifyFile) and topo is not None:
         for unit_id in notify_file.units:  # a department too: it hears what it leads
@@ -462,4 +510,6 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
         _matter_index=MappingProxyType(index),
         notify=notify_file if isinstance(notify_file, NotifyFile) else NO_NOTIFY,
         duty=duty_file if isinstance(duty_file, DutyFile) else NO_DUTY,
+        calendars=calendars_file if isinstance(calendars_file, CalendarsFile)
+        else NO_CALENDARS,
     )

@@ -31,4 +31,9 @@ def config_check(
                   f"{len(cfg.duty.shifts)} units, {len(cfg.duty.overrides)} override(s), "
                   f"escalation policies for {', '.join(cfg.duty.escalation) or 'none'}",
                   highlight=False)
+    if cfg.calendars.calendars:
+        default = cfg.calendars.named(None)
+        names = ", ".join(f"{n} (default)" if cal is default else n
+                          for n, cal in cfg.calendars.calendars.items())
+        out.print(f"  calendars.yaml: {names}", highlight=False)
 

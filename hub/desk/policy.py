@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from gridcall.config import ConfigSet, SensorSpec
+from gridcall.config.calendars import NO_CALENDARS, CalendarsFile
 from gridcall.config.models import Matter, MatterDeadlines, Responsibility
 from gridcall.config.rules import TierRules
 from gridcall.wire import AnomalyEvent, Deadlines, Departments, RiskAlert, Severity
@@ -90,10 +91,14 @@ def route(tier: Tier, sensor_path: Place) -> Route:
     return Route(unit, level, address)
 
 
-def absolute(deadlines: MatterDeadlines, opened_at: int) -> Deadlines:
-    return Deadlines(response=opened_at + ns(deadlines.response),
-                     arrival=opened_at + ns(deadlines.arrival),
-                     disposal=opened_at + ns(deadlines.disposal))
+def absolute(deadlines: MatterDeadlines, opened_at: int,
+             calendars: CalendarsFile = NO_CALENDARS) -> Deadlines:
+    """The deadlines counted from ``opened_at`` (ns): plain durations on the wall clock,
+    working time in the block's calendar (:mod:`gridcall.config.calendars`)."""
+    cal = deadlines.calendar
+    return Deadlines(response=calendars.due(opened_at, deadlines.response, cal),
+                     arrival=calendars.due(opened_at, deadlines.arrival, cal),
+                     disposal=calendars.due(opened_at, deadlines.disposal, cal))
 
 
 def _span(span_ns: int) -> str:
@@ -214,7 +219,8 @@ class Policy:
         goes to the district at any tier (:meth:`ownerless`), addressed as tier A is."""
         where = route("A", place) if self.ownerless(matter) else route(tier, place)
         return Decision(tier=tier, route=where,
-                        deadlines=absolute(self.config.deadlines_for(matter, tier), at),
+                        deadlines=absolute(self.config.deadlines_for(matter, tier), at,
+                                           self.config.calendars),
                         reason=reason)
 
     def opening(self, matter: Matter, sensor: SensorSpec, *, severity: Severity,
