@@ -37,6 +37,7 @@ from gridcall.config.base import (
 )
 from gridcall.config.boards import BoardSettings
 from gridcall.config.calendars import Deadline, WorkSpan, check_order
+from gridcall.config.reports import ReportSettings
 from gridcall.config.sources import SimulatedSettings, SourceSettings
 from gridcall.wire.clock import ns
 from gridcall.wire.codec import TsWindow
@@ -409,6 +410,8 @@ class HubSettings(Model):
     ``batch_max_readings`` is at most 10,000)."""
     boards: BoardSettings = BoardSettings()
     """Board data in InfluxDB and the agent roster (config/boards.py)."""
+    reports: ReportSettings = ReportSettings()
+    """Calls from people: photos, triage, the public intake (config/reports.py)."""
     ts_window: TsWindowSettings | None = TsWindowSettings()
     """Readings and events stamped outside it are refused; ``null``: only the contract's
     own bounds (0 <= ts < 2**63)."""

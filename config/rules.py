@@ -98,6 +98,10 @@ class TierRules(Model):
 class Grouping(Model):
     reopen_window: Duration = timedelta(hours=2)
     evidence_gap: Duration = timedelta(minutes=1)
+    join_radius_m: float = Field(default=100.0, ge=0, le=10_000)
+    """A call (a person's report, a system's event) that gives a GPS point joins an open
+    alert of the same matter whose point lies within this many metres, even in the
+    grid next door; 0: only the same grid joins."""
 
 
 def _d(response: str, arrival: str, disposal: str) -> MatterDeadlines:

@@ -8,6 +8,7 @@ from gridcall.wire.codec import Decoder, MalformedMessage, TsWindow, encode
 from gridcall.wire.ladder import Tier, UnitLevel
 from gridcall.wire.messages import (
     ANOMALY_KINDS,
+    CALL_KINDS,
     HEALTH_STATES,
     WIRE_VERSION,
     AgentStatus,
@@ -15,6 +16,7 @@ from gridcall.wire.messages import (
     AlertStatus,
     AnomalyEvent,
     AnomalyKind,
+    CallKind,
     Deadlines,
     Departments,
     HealthState,
@@ -27,6 +29,7 @@ from gridcall.wire.messages import (
 
 __all__ = [
     "ANOMALY_KINDS",
+    "CALL_KINDS",
     "HEALTH_STATES",
     "WIRE_VERSION",
     "AgentStatus",
@@ -34,6 +37,7 @@ __all__ = [
     "AlertStatus",
     "AnomalyEvent",
     "AnomalyKind",
+    "CallKind",
     "Deadlines",
     "Decoder",
     "Departments",

@@ -166,6 +166,12 @@ class Departments(msgspec.Struct, frozen=True, kw_only=True):
     co: list[Id] = []
 
 
+CallKind = Literal["report", "external"]
+"""What opened an alert that no sensor raised: a person's report (``POST /v1/reports``), or
+a department's business system (``POST /v1/events/external``). It stands in a
+:class:`RiskAlert`'s ``anomaly_kind`` where a sensor alert has its anomaly's kind."""
+CALL_KINDS: tuple[CallKind, ...] = ("report", "external")
+
 AlertStatus = Literal["opened", "dispatched", "acknowledged", "on_site", "resolved",
                       "false_alarm"]
 AlertAction = Literal["open", "evidence", "dispatch", "acknowledge", "arrive", "resolve",
@@ -194,7 +200,10 @@ class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
     sensor: Id
     sensor_kind: str
     grid: Id
-    anomaly_kind: AnomalyKind
+    anomaly_kind: AnomalyKind | CallKind
+    """The anomaly's kind; for a call from a person or a system (:data:`CallKind`),
+    ``report`` or ``external``: its ``sensor`` and ``agent`` then name the caller's
+    source (the desk's intake, :meth:`gridcall.hub.desk.desk.Desk.call`)."""
     severity: Severity
     score: Score
     value: float | None
@@ -220,3 +229,6 @@ class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
     overdue there and the unit's duty leader was paged. Empty once a step moves it on."""
     """Every grid the alert concerns when it is more than its own ``grid``: an edge
     agent's outage is one alert listing each grid its sensors are in. Empty otherwise."""
+    point: list[float] = []
+    """``[lon, lat]`` of a call that gave a GPS point (a report); empty otherwise (a
+    sensor alert's point is its sensor's, in the config)."""

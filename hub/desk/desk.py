@@ -76,6 +76,7 @@ from gridcall.hub.desk.incidents import (
     decide,
 )
 from gridcall.hub.desk.inhibit import Held, Inhibitor
+from gridcall.hub.desk.intake import Call, distance_m
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import (
     HANDOVERS,
@@ -222,6 +223,8 @@ class EventOutcome:
 @dataclass
 class DeskCounters:
     events: int = 0
+    calls: int = 0
+    """Calls no sensor raised (reports, systems' events) taken by :meth:`Desk.call`."""
     duplicates: int = 0
     ends: int = 0
     opened: int = 0
@@ -951,6 +954,104 @@ class Desk:
                 await self._spread_to_others(matter_.code, sensor.path[1], outcome, now,
                                              spread)
             return outcome
+
+    # ------------------------------------------------------------------ calls
+
+    async def call(self, call: Call, now: int) -> EventOutcome:
+        """A call that no sensor raised (a person's report, a department's system's
+        event; :mod:`gridcall.hub.desk.intake`), at ``now`` on the desk's clock: the same
+        path as an anomaly's. It opens an alert (:meth:`Policy.on_call` decides its tier,
+        route and deadlines), joins the open alert of its matter at the same place as an
+        ``evidence`` step (the same grid, or a point within ``grouping.join_radius_m``),
+        or reopens the latest alert of its matter in the grid if it closed within the
+        reopen window. A call already in the ledger (its ``(source, seq)``) is a
+        duplicate: nothing written, the alert it went to answered.
+
+        Unlike an anomaly, a call is never muted by a silence nor held back by
+        inhibition (a silence keeps a sensor's noise out; a person or a system calling
+        is no noise), and every call is written (no evidence gap). BadAction (nothing
+        written) if its matter is not in the catalog or its grid is not a grid."""
+        matter = self.policy.matter(call.matter)
+        if matter is None:
+            raise BadAction(f"matter {call.matter!r} is not in the catalog (matters.yaml)")
+        grid = self.config.units.get(call.grid)
+        if grid is None or grid.level != "grid":
+            raise BadAction(f"{call.grid!r} is not a grid of the config (topology.yaml)")
+        place = (grid.path[0], grid.path[1], grid.path[2], grid.path[3])
+        async with self._operation():
+            if call.seq <= self._event_marks.get(call.source, -1) and (
+                    joined := await self.ledger.has_event(call.source, call.seq)) is not None:
+                self.counters.duplicates += 1
+                return EventOutcome(self._states[joined], duplicate=True)
+            await self._fire(now)
+            self.counters.calls += 1
+            actor = call.actor or HUB
+            key = self.policy.group(matter.code, grid.id, call.source)
+            open_id = self._open.get(key) or self._near(matter.code, call.point)
+            if open_id is not None:
+                state = self._states[open_id]
+                t = step(state, "evidence", at=max(now, state.last.at), actor=actor,
+                         evidence=(call.source, call.seq), note=call.note)
+                t = self._by(t, call)
+                self.counters.evidence += 1
+                steps = [t]
+                rise = self._rise_to_verdict(apply(state, t), call.severity, grid.tags, now,
+                                             {})
+                if rise is not None:
+                    steps.append(rise)
+                    self.counters.tier_raises += 1
+                changes = await self._commit(steps)
+                return EventOutcome(changes[-1].alert, tuple(c.transition for c in changes))
+            latest = self._states.get(self._latest.get(key, ""))
+            if latest is not None and latest.closed_at is not None and (
+                    now - latest.closed_at <= ns(self.grouping.reopen_window)):
+                decision = self.policy.on_reopen(matter, latest.tier, place, now)
+                t = self._by(step(latest, "reopen", at=max(now, latest.last.at), actor=actor,
+                                  evidence=(call.source, call.seq), reason=decision.reason,
+                                  deadlines=decision.deadlines, note=call.note), call)
+                self.counters.reopened += 1
+                (change,) = await self._commit([t])
+                return EventOutcome(change.alert, (change.transition,))
+            decision = self.policy.on_call(matter, place, severity=call.severity,
+                                           tags=grid.tags, at=now, least=call.tier)
+            alert = self.policy.call_alert(call, decision, matter=matter, place=place,
+                                           alert_id=f"AL{self._next:06d}", at=now)
+            t = self._by(opening(alert, place=place, reason=decision.reason, note=call.note,
+                                 actor=actor), call)
+            (change,) = await self._commit([t])
+            self.counters.opened += 1
+            return EventOutcome(change.alert, (change.transition,))
+
+    def _by(self, t: Transition, call: Call) -> Transition:
+        """The step with the person who called, if a person did."""
+        if not call.person:
+            return t
+        who = self.config.duty.person(call.person)
+        return replace(t, person=call.person,
+                       person_unit=who.unit if who else (call.actor or ""))
+
+    def point_of(self, state: AlertState) -> tuple[float, float] | None:
+        """Where an alert is: the point its call gave, or its sensor's; None if neither."""
+        a = state.alert
+        if len(a.point) == 2:
+            return (a.point[0], a.point[1])
+        sensor = self.config.sensors.get(a.sensor)
+        return sensor.coordinates if sensor is not None else None
+
+    def _near(self, matter: str, point: tuple[float, float] | None) -> str | None:
+        """The open alert of ``matter`` nearest to ``point`` within the join radius."""
+        radius = self.grouping.join_radius_m
+        if point is None or radius <= 0:
+            return None
+        best: tuple[float, str] | None = None
+        for alert_id in self._open_of.get(matter, {}).values():
+            where = self.point_of(self._states[alert_id])
+            if where is None:
+                continue
+            d = distance_m(where, point)
+            if d <= radius and (best is None or d < best[0]):
+                best = (d, alert_id)
+        return best[1] if best is not None else None
 
     async def _spread_to_others(self, matter: str, town: str, outcome: EventOutcome,
                                 now: int, spread: dict[str, int]) -> None:

@@ -20,13 +20,14 @@ instant. The desk (:mod:`gridcall.hub.desk.desk`) only groups, commits and calls
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from gridcall.config import ConfigSet, SensorSpec
 from gridcall.config.calendars import NO_CALENDARS, CalendarsFile
 from gridcall.config.models import Matter, MatterDeadlines, Responsibility
 from gridcall.config.rules import TierRules
+from gridcall.hub.desk.intake import Call
 from gridcall.wire import AnomalyEvent, Deadlines, Departments, RiskAlert, Severity
 from gridcall.wire.clock import NS, ns
 from gridcall.wire.ladder import RESPONSIBLE_LEVEL, Tier, UnitLevel, above, tier_up
@@ -233,6 +234,29 @@ class Policy:
                         if r)
         return self.at_tier(matter, tier, sensor.path, at, why)
 
+    def on_call(self, matter: Matter, place: Place, *, severity: Severity,
+                tags: Iterable[str], at: int, least: Tier | None = None) -> Decision:
+        """What a call (a person's report, a system's event) of ``matter`` in the grid at
+        ``place`` (with the grid's site ``tags``) becomes at ``at``: the matter's base
+        tier raised by the severity and site rules (no spread: a call is no sensor), at
+        least ``least`` if given. A call nobody classified (:data:`UNCLASSIFIED`) goes to
+        triage at its tier: the town of the place, or the district
+        (``hub.reports.triage``); a missed deadline then takes it to the district."""
+        verdict = judge(self.rules, matter.base_tier, severity=severity, tags=tags,
+                        spread={})
+        tier = verdict.tier
+        reasons = [verdict.reason or f"base tier {matter.base_tier}"]
+        if least is not None and above(least, tier):
+            tier = least
+            reasons.append(f"the caller's severity puts it at {least}")
+        tier, held = self._held(matter, tier)
+        why = "; ".join(r for r in (*reasons, held) if r)
+        decision = self.at_tier(matter, tier, place, at, why)
+        if matter.code == UNCLASSIFIED.code and self.config.hub.reports.triage == "town":
+            return replace(decision, route=route("B", place),
+                           reason=f"{why}; unclassified: triage at the town")
+        return decision
+
     def on_evidence(self, matter: Matter, tier: Tier, place: Place, *, severity: Severity,
                     tags: Iterable[str], spread: Mapping[str, int], since: int,
                     at: int) -> Decision | None:
@@ -286,6 +310,28 @@ class Policy:
             value=event.value, detected_at=event.ts, opened_at=at,
             deadlines=decision.deadlines, agent=event.agent, event_seq=event.seq,
             reason=decision.reason, grids=list(grids),
+        )
+
+    def call_alert(self, call: Call, decision: Decision, *, matter: Matter, place: Place,
+                   alert_id: str, at: int) -> RiskAlert:
+        """The alert ``call`` opens at ``at`` under ``decision``: its ``sensor`` and
+        ``agent`` name the call's source, ``event_seq`` its number, ``anomaly_kind`` its
+        kind (``report``, ``external``)."""
+        deps = self.departments(matter)
+        if self.ownerless(matter):
+            deps = (place[0], *deps)
+        lead, *co = deps
+        where = decision.route
+        return RiskAlert(
+            alert_id=alert_id, state="opened", matter=matter.code, matter_name=matter.name,
+            matter_type=matter.type, tier=decision.tier, unit=where.unit,
+            unit_level=where.level, unit_path=list(where.address),
+            departments=Departments(lead=lead, co=co),
+            sensor=call.source, sensor_kind=call.kind, grid=call.grid,
+            anomaly_kind=call.kind, severity=call.severity, score=1.0, value=None,
+            detected_at=call.at, opened_at=at, deadlines=decision.deadlines,
+            agent=call.source, event_seq=call.seq, reason=decision.reason,
+            point=list(call.point) if call.point is not None else [],
         )
 
     def draft(self, event: AnomalyEvent, *, alert_id: str, now_ns: int,

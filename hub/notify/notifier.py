@@ -36,7 +36,7 @@ from gridcall.hub.desk.desk import Change, ReminderChange
 from gridcall.hub.desk.lifecycle import overdue_of
 from gridcall.hub.notify.channels import CHANNELS, DeliveryError, Message, Verdict
 from gridcall.hub.notify.channels.via_apprise import REASONS
-from gridcall.wire import RiskAlert
+from gridcall.wire import CALL_KINDS, RiskAlert
 from gridcall.wire.backoff import Backoff
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, utc_text
@@ -101,8 +101,10 @@ def render(alert: RiskAlert, note: str = "") -> tuple[str, str]:
         f"state {alert.state}",
         f"Responsible: {alert.unit} ({alert.unit_level}); departments: "
         f"{', '.join([alert.departments.lead, *alert.departments.co])}",
-        f"Sensor {alert.sensor} ({alert.sensor_kind}) in grid {alert.grid}: "
-        f"{alert.anomaly_kind}, {alert.severity}, value {alert.value}",
+        (f"Sensor {alert.sensor} ({alert.sensor_kind}) in grid {alert.grid}: "
+         f"{alert.anomaly_kind}, {alert.severity}, value {alert.value}")
+        if alert.anomaly_kind not in CALL_KINDS else
+        f"Called in ({alert.anomaly_kind}, via {alert.sensor}) in grid {alert.grid}",
         f"Respond by {utc_text(alert.deadlines.response)}; on site by "
         f"{utc_text(alert.deadlines.arrival)}; disposed of by {utc_text(alert.deadlines.disposal)}",
     ]
