@@ -22,9 +22,10 @@ Printed per fault:
 - **suppressed**: batches the hub dropped as duplicates by (agent, seq)
   (gridcall_duplicate_batches_total, summed over the hub's lives; a killed hub's last
   scrape before the kill);
-- **lost / dup**: readings sealed and not stored / stored twice or under another seq,
-  counted by (agent, seq) from InfluxDB as tests/test_fault_matrix.py counts them, and
-  events stored, alerts retained on their unit's topic.
+- **lost / dup**: readings sealed and not stored / sealed into two batches or stored
+  without having been sealed, counted by (sensor, ts) from InfluxDB (the key of a stored
+  reading; tests/fault_rig.py) as tests/test_fault_matrix.py counts them, and events
+  stored, alerts retained on their unit's topic.
 """
 
 from __future__ import annotations

@@ -67,9 +67,10 @@ def sensor_ids(agents: int, sensors: int) -> list[tuple[str, str]]:
 
 
 def encoder_for(ids: Sequence[tuple[str, str]]) -> LineEncoder:
-    """Tags as gridcall.sinks.encoder_for gives them (kind, town, community, grid)."""
-    return LineEncoder({s: {"kind": "gas", "town": "t1", "community": "c1", "grid": f"g{a}"}
-                        for s, a in ids})
+    """As gridcall.sinks.encoder_for gives it by default (``influx.points: lean``:
+    agent and sensor tags only, no seq)."""
+    del ids  # the lean layout needs no per-sensor tags
+    return LineEncoder()
 
 
 async def one_round(messages: Sequence[tuple[str, bytes]], ids: Sequence[tuple[str, str]],

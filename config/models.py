@@ -267,6 +267,10 @@ class AgentsFile(Model):
     agents: tuple[Agent, ...] = Field(min_length=1)
 
 
+PointLayout = Literal["lean", "rich"]
+"""hub.yaml ``influx.points``: what each stored reading carries (gridcall/sinks.py)."""
+
+
 class InfluxSettings(Model):
     """InfluxDB: ``api: 1`` writes ``/write`` (database, retention policy, user/password);
     ``api: 2`` writes through influxdb-client (org, bucket, token). 3.x accepts both."""
@@ -281,6 +285,11 @@ class InfluxSettings(Model):
     bucket: str = "gridcall"
     token_env: str | None = None
     measurement: Id = "reading"
+    points: PointLayout = "lean"
+    """The stored reading: ``lean`` is ``reading,agent=..,sensor=.. value=.. <ts>``;
+    ``rich`` adds tags ``kind``, ``town``, ``community``, ``grid`` and the batch's ``seq``
+    as a field, as before issue 20, for a town whose own queries read them (InfluxDB
+    takes about half as many of those points per second; docs/architecture.md)."""
     batch_max_points: int = Field(default=5000, ge=1, le=100_000)
     flush_interval: Duration = timedelta(seconds=1)
     tls: InfluxTls | None = None

@@ -7,24 +7,36 @@ import os
 from collections.abc import AsyncIterator
 
 from gridcall.config import ConfigSet
+from gridcall.config.models import PointLayout
 from gridcall.hub.ingest.sinks import InfluxV1Sink, InfluxV2Sink, LineEncoder, ReadingSink
 from gridcall.hub.store import Store
 from gridcall.wire.https import HttpsSettings
 
 
-def encoder_for(config: ConfigSet, measurement: str = "reading") -> LineEncoder:
-    """Tags every reading with its sensor's kind and place on the ladder, for the boards."""
+def encoder_for(config: ConfigSet, measurement: str = "reading",
+                points: PointLayout = "lean") -> LineEncoder:
+    """The stored reading's layout (hub.yaml ``influx.points``): ``lean`` tags it with its
+    agent and sensor only (the boards find a sensor's place from the config's snapshot
+    measurements); ``rich`` adds its kind and place on the ladder as tags and the batch's
+    ``seq`` as a field, as every point was written before issue 20."""
+    if points == "lean":
+        return LineEncoder(measurement=measurement)
     tags = {s.id: {"kind": s.kind, "town": s.path[1], "community": s.path[2], "grid": s.grid}
             for s in config.sensors.values()}
-    return LineEncoder(tags, measurement=measurement)
+    return LineEncoder(tags, measurement=measurement, seq_field=True)
 
 
 def influx_sink(config: ConfigSet, *, url: str, api: int = 1, database: str = "gridcall",
                 retention_policy: str | None = None, username: str | None = None,
                 password: str | None = None, org: str = "gridcall",
                 token: str | None = None, measurement: str = "reading",
-                https: HttpsSettings | None = None) -> InfluxV1Sink | InfluxV2Sink:
-    encoder = encoder_for(config, measurement)
+                https: HttpsSettings | None = None,
+                points: PointLayout | None = None) -> InfluxV1Sink | InfluxV2Sink:
+    """A sink for InfluxDB; ``points`` defaults to hub.yaml's ``influx.points`` (lean
+    without an ``influx`` section)."""
+    if points is None:
+        points = config.hub.influx.points if config.hub.influx is not None else "lean"
+    encoder = encoder_for(config, measurement, points)
     if api == 1:
         return InfluxV1Sink(url, database=database, encoder=encoder,
                             retention_policy=retention_policy, username=username,

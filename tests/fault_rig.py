@@ -1,5 +1,5 @@
 """The fault matrix's rig (issue 16, item 6): a whole pipeline on private servers, a fault
-in the middle of its stream, and the store counted by ``(agent, seq)`` afterwards.
+in the middle of its stream, and the store counted by ``(sensor, ts)`` afterwards.
 
 One edge agent (the sample district's edge-dongyuan, on a fast synthetic source) talks
 through a cuttable :class:`~gridcall.simulators.uplink.Uplink` to a private mosquitto
@@ -9,14 +9,18 @@ a real process (so it can be killed with SIGKILL) writing readings to a private 
 Nothing touches the shared test servers. Used by tests/test_fault_matrix.py (short
 faults, for CI) and bench/faults.py (the real durations, with figures).
 
-Counting is by ``(agent, seq)`` from what the hub stored: every point carries its batch's
-``seq`` field, so the store is read back point by point and set against what the agent
-sealed into each numbered batch (printed or recorded at :meth:`EdgeAgent.seal`, when the
-outbox commit is done). InfluxDB keeps one point per series and timestamp, so a batch
-written twice cannot show as two points: a duplicate shows as a reading sealed into two
-batches, or a batch holding more points than were sealed into it, and the hub's own count
-of batches it took twice and dropped (``ingest.duplicate_batches``, scraped from its
-``/metrics``) says how many copies it suppressed.
+Counting is by ``(sensor, ts)``, the key of a stored reading: InfluxDB keeps one point per
+series and timestamp, and a reading's series is its (agent, sensor) (hub.yaml
+``influx.points: lean``, the default since issue 20: a point no longer carries its batch's
+``seq``). The store is read back point by point and set against what the agent sealed
+into each numbered batch (printed or recorded at :meth:`EdgeAgent.seal`, when the outbox
+commit is done): a sealed key missing from the store is lost; a stored key the agent
+never sealed is stray. A reading written twice cannot show as two points, in either
+layout, so a duplicate is counted where it can happen: a reading the agent sealed into
+two batches (two messages the desk would both take), and the hub's own count of batches
+it took twice and dropped by (agent, seq) (``ingest.duplicate_batches``, scraped from its
+``/metrics``) says how many copies it suppressed. With ``points: rich`` the stored seq is
+also checked: a point under a seq other than its batch's counts as misplaced.
 """
 
 from __future__ import annotations
@@ -184,16 +188,18 @@ class HubProcess:
 
 @dataclass
 class Count:
-    """The store against what was sealed, by (agent, seq)."""
+    """The store against what was sealed, by (sensor, ts)."""
 
     sealed_readings: int
     stored_readings: int
     lost: int
     """Readings sealed into a batch and not in the store."""
     duplicated: int
-    """Readings sealed into more than one batch, plus points beyond a batch's own."""
+    """Readings sealed into more than one batch (plus, with a stored seq, points beyond a
+    batch's own)."""
     misplaced: int
-    """Points stored under a seq other than the batch they were sealed into, or none."""
+    """Stored points the agent never sealed (stray), plus, with a stored seq, points
+    under a seq other than the batch they were sealed into."""
     batches: int
     events_made: int
     events_stored: int
@@ -212,12 +218,12 @@ class Count:
                 and self.alerts == self.alerts_on_own_topic)
 
 
-def count(sealed: dict[int, list[Key]], stored: Iterable[tuple[str, int, int]],
+def count(sealed: dict[int, list[Key]], stored: Iterable[tuple[str, int, int | None]],
           events_made: set[int], events_stored: set[int],
           alerts: dict[str, str], alert_topics: dict[str, set[str]]) -> Count:
-    """``stored``: (sensor, ts, seq) of every point the hub stored for the agent;
-    ``alerts``: alert id -> the topic it must be on; ``alert_topics``: alert id -> the
-    topics its retained copies were found on."""
+    """``stored``: (sensor, ts, seq) of every point the hub stored for the agent, seq None
+    when the points carry none (lean); ``alerts``: alert id -> the topic it must be on;
+    ``alert_topics``: alert id -> the topics its retained copies were found on."""
     where: dict[Key, int] = {}
     duplicated = 0
     for seq, keys in sealed.items():
@@ -230,6 +236,9 @@ def count(sealed: dict[int, list[Key]], stored: Iterable[tuple[str, int, int]],
     misplaced = 0
     for sensor, ts, seq in stored:
         have.add((sensor, ts))
+        if seq is None:
+            misplaced += (sensor, ts) not in where
+            continue
         per_seq[seq] += 1
         if where.get((sensor, ts)) != seq:
             misplaced += 1
@@ -333,11 +342,14 @@ class Rig:
     def hub_log(self) -> str:
         return self.hub.log.read_text(errors="replace")[-4000:]
 
-    async def stored(self) -> list[tuple[str, int, int]]:
+    async def stored(self) -> list[tuple[str, int, int | None]]:
+        """(sensor, ts, seq) of every stored point of the agent; seq None in the lean
+        layout (``SELECT *`` has no seq column then)."""
         rows = await influxql_async(
-            self.influx.url, f"SELECT sensor, seq, value FROM reading WHERE agent='{AGENT}'",
+            self.influx.url, f"SELECT * FROM reading WHERE agent='{AGENT}'",
             database=DATABASE)
-        return [(r["sensor"], int(r["time"]), int(r["seq"])) for r in rows]
+        return [(r["sensor"], int(r["time"]),
+                 None if r.get("seq") is None else int(r["seq"])) for r in rows]
 
     async def wait_stored(self, sealed: dict[int, list[Key]], polls: int = 2400) -> bool:
         """Poll the store until it holds every sealed reading (bounded)."""

@@ -141,10 +141,10 @@ async def test_the_hub_writes_with_the_user_and_password_the_config_names(
         async with Store(":memory:") as store, sink_from_settings(
                 replace(cfg, hub=cfg.hub.model_copy(update={"influx": influx})), store) as sink:
             await sink.write(two_readings(sensor))  # creates the database, as the admin may
-        rows = await influxql_async(authed(influx_auth), "SELECT value, seq FROM reading",
+        rows = await influxql_async(authed(influx_auth), "SELECT value, sensor FROM reading",
                                     database=database)
-        assert [(r["time"], r["value"], r["seq"]) for r in rows] == [
-            (1_700_000_000_000_000_000, 1.25, 1), (1_700_000_000_000_000_001, 2.5, 1)]
+        assert [(r["time"], r["value"], r["sensor"]) for r in rows] == [
+            (1_700_000_000_000_000_000, 1.25, sensor), (1_700_000_000_000_000_001, 2.5, sensor)]
     finally:
         await influxql_async(authed(influx_auth), f"DROP DATABASE {quote_ident(database)}")
 

@@ -1,5 +1,5 @@
 """The fault matrix (issue 16, item 6): each fault strikes in the middle of a stream, and the
-store is then counted by (agent, seq): 0 readings lost, 0 duplicated, every event stored
+store is then counted by (sensor, ts): 0 readings lost, 0 duplicated, every event stored
 and every alert retained on its unit's topic (tests/fault_rig.py says how it counts).
 
 Real servers, private to the test (a restartable mosquitto, a stoppable InfluxDB 1.6.7),

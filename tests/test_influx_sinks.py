@@ -6,6 +6,7 @@ split or reject the data."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gridcall.config import ConfigSet
+from gridcall.config.models import InfluxSettings
 from gridcall.hub.ingest.sinks import (
     BatchTooLargeError,
     InfluxV1Sink,
@@ -28,6 +31,7 @@ from gridcall.hub.ingest.sinks import (
 )
 from gridcall.hub.ingest.sinks.influx import classify, public_url, server_message
 from gridcall.hub.ingest.sinks.lineproto import escape_tag
+from gridcall.sinks import influx_sink
 from gridcall.wire import Reading, ReadingBatch
 from tests.servers import (
     create_influx_database,
@@ -52,29 +56,36 @@ def batch(seq: int, values: list[float], *, agent: str = "a1", sensor: str = "s1
 
 # --- line protocol ------------------------------------------------------------------------
 
-def test_a_reading_is_one_line_with_sensor_tags_seq_and_nanoseconds() -> None:
-    encoder = LineEncoder({"s1": TAGS})
+def test_a_reading_is_by_default_the_harness_lean_line_agent_sensor_value() -> None:
+    encoder = LineEncoder()
+    body = encoder.encode([batch(123, [1.5, -2.0], t0=1_700_000_000_000_000_000)])
+    assert body == (b"reading,agent=a1,sensor=s1 value=1.5 1700000000000000000\n"
+                    b"reading,agent=a1,sensor=s1 value=-2.0 1700000000000000001\n")
+
+
+def test_a_rich_reading_is_one_line_with_sensor_tags_seq_and_nanoseconds() -> None:
+    encoder = LineEncoder({"s1": TAGS}, seq_field=True)
     body = encoder.encode([batch(123, [1.5], t0=1_700_000_000_000_000_000)])
     assert body == (b"reading,agent=a1,sensor=s1,community=c1,grid=g1,kind=gas,town=t1 "
                     b"value=1.5,seq=123i 1700000000000000000\n")
 
 
 def test_unknown_sensors_get_agent_and_sensor_tags_only() -> None:
-    encoder = LineEncoder({"s1": TAGS}, measurement="m")
+    encoder = LineEncoder({"s1": TAGS}, measurement="m", seq_field=True)
     body = encoder.encode([batch(7, [2.0], sensor="s9", t0=5)])
     assert body == b"m,agent=a1,sensor=s9 value=2.0,seq=7i 5\n"
 
 
 def test_escaping_of_measurement_tag_keys_and_values() -> None:
     encoder = LineEncoder({"s 1": {"k=1": "v,1", "k 2": "a\\b", "empty": "", "nl": "x\ny"}},
-                          measurement="my m,1")
+                          measurement="my m,1", seq_field=True)
     body = encoder.encode([batch(1, [1.0], agent="a=1", sensor="s 1", t0=9)])
     assert body == (b"my\\ m\\,1,agent=a\\=1,sensor=s\\ 1,k\\ 2=a\\b,k\\=1=v\\,1,nl=x\\ny "
                     b"value=1.0,seq=1i 9\n")
 
 
 def test_trailing_backslashes_are_dropped_and_empty_tags_omitted() -> None:
-    encoder = LineEncoder({"s\\": {"kind": "\\\\"}})
+    encoder = LineEncoder({"s\\": {"kind": "\\\\"}}, seq_field=True)
     assert encoder.encode([batch(1, [1.0], sensor="s\\", t0=1)]) == (
         b"reading,agent=a1,sensor=s value=1.0,seq=1i 1\n")
 
@@ -82,8 +93,8 @@ def test_trailing_backslashes_are_dropped_and_empty_tags_omitted() -> None:
 def test_non_finite_values_are_skipped_and_counted() -> None:
     encoder = LineEncoder()
     body = encoder.encode([batch(1, [1.0, math.nan, math.inf, -math.inf, 2.0], t0=0)])
-    assert body.splitlines() == [b"reading,agent=a1,sensor=s1 value=1.0,seq=1i 0",
-                                 b"reading,agent=a1,sensor=s1 value=2.0,seq=1i 4"]
+    assert body.splitlines() == [b"reading,agent=a1,sensor=s1 value=1.0 0",
+                                 b"reading,agent=a1,sensor=s1 value=2.0 4"]
     assert encoder.skipped_nonfinite == 3
     assert encoder.encode([batch(2, [math.nan])]) == b""
     assert encoder.skipped_nonfinite == 4
@@ -95,7 +106,7 @@ def test_finite_values_whose_sum_overflows_are_all_written() -> None:
     encoder = LineEncoder()
     big = 1.7976931348623157e308
     body = encoder.encode([batch(1, [big, big, -big], t0=0), batch(2, [1.0, math.inf], t0=9)])
-    assert [float(re.search(rb"value=(\S+),", line)[1])  # type: ignore[index]
+    assert [float(re.search(rb"value=(\S+) ", line)[1])  # type: ignore[index]
             for line in body.splitlines()] == [big, big, -big, 1.0]
     assert encoder.skipped_nonfinite == 1
 
@@ -103,7 +114,7 @@ def test_finite_values_whose_sum_overflows_are_all_written() -> None:
 def test_floats_keep_every_digit() -> None:
     values = [0.1, 1e-7, 5e-324, 1.7976931348623157e308, -0.0, 1e22, 2.0 / 3.0]
     body = LineEncoder().encode([batch(1, values, t0=0)])
-    written = [float(re.search(rb"value=(\S+),", line)[1])  # type: ignore[index]
+    written = [float(re.search(rb"value=(\S+) ", line)[1])  # type: ignore[index]
                for line in body.splitlines()]
     assert written == values
     assert math.copysign(1.0, written[4]) == -1.0
@@ -121,8 +132,8 @@ def test_a_bounded_prefix_cache_gives_the_same_lines() -> None:
                             readings=[Reading(f"s{j}", j, float(j)) for j in range(5)])
                for i in range(7)]
     tags = {f"s{j}": {"grid": f"g{j}"} for j in range(5)}
-    assert LineEncoder(tags, max_cached_series=2).encode(batches) == (
-        LineEncoder(tags).encode(batches))
+    assert LineEncoder(tags, max_cached_series=2, seq_field=True).encode(batches) == (
+        LineEncoder(tags, seq_field=True).encode(batches))
 
 
 def unescaped_separators(line: str) -> list[int]:
@@ -147,19 +158,27 @@ def test_escaped_tags_never_contain_a_separator_a_line_break_or_a_dangling_backs
 def test_every_line_has_exactly_the_expected_structure(
     agent: str, sensor: str, kind: str, value: float, seq: int,
 ) -> None:
-    encoder = LineEncoder({sensor: {"kind": kind}})
+    rich = LineEncoder({sensor: {"kind": kind}}, seq_field=True)
+    lean = LineEncoder({sensor: {"kind": kind}})
     # Only "\n" ends a line in line protocol (str.splitlines would split at more).
-    lines = encoder.encode([batch(seq, [value], agent=agent, sensor=sensor, t0=42)]
-                           ).decode().split("\n")[:-1]
+    lines = rich.encode([batch(seq, [value], agent=agent, sensor=sensor, t0=42)]
+                        ).decode().split("\n")[:-1]
+    lean_lines = lean.encode([batch(seq, [value], agent=agent, sensor=sensor, t0=42)]
+                             ).decode().split("\n")[:-1]
     if not math.isfinite(value):
-        assert (lines, encoder.skipped_nonfinite) == ([], 1)
+        assert (lines, rich.skipped_nonfinite) == ([], 1)
+        assert (lean_lines, lean.skipped_nonfinite) == ([], 1)
         return
-    (line,) = lines
+    (line,), (lean_line,) = lines, lean_lines
     tag_count = sum(1 for t in (agent, sensor, kind) if escape_tag(t))
     # measurement, then ',key=value' per tag, then ' value=...,seq=...i ts'
     separators = [line[i] for i in unescaped_separators(line)]
     assert separators == [",", "="] * tag_count + [" ", "=", ",", "=", " "]
     assert line.endswith(f" value={value!r},seq={seq}i 42")
+    # the lean line: the same tags (kind given explicitly here), no seq
+    assert [lean_line[i] for i in unescaped_separators(lean_line)] == (
+        [",", "="] * tag_count + [" ", "=", " "])
+    assert lean_line.endswith(f" value={value!r} 42")
 
 
 # --- HTTP failures are classified before any retry ------------------------------------------
@@ -260,7 +279,8 @@ async def test_a_batch_over_the_body_limit_is_too_large_before_anything_is_sent(
 async def test_v1_stores_exact_values_nanoseconds_tags_and_seq(
     influx_v1_url: str, influx_database: str
 ) -> None:
-    encoder = LineEncoder({"s1": TAGS, "s 2": {"kind": "water", "grid": "g,2"}})
+    encoder = LineEncoder({"s1": TAGS, "s 2": {"kind": "water", "grid": "g,2"}},
+                          seq_field=True)
     values = [0.1, 1e-7, -3.25, 123456.789, 5e-324, 1.7976931348623157e308, 3.0]
     batches = [batch(42, values), batch(43, [2.5, -1.0], agent="edge a,1", sensor="s 2"),
                batch(7, [9.75], agent="a2", sensor="unknown", t0=T0 + 10**9)]
@@ -389,7 +409,7 @@ async def test_v2_writes_through_influxdb_client_to_victoriametrics(victoria_url
     b = ReadingBatch(agent=agent, seq=7, sent_at=T0, readings=[
         Reading("s1", T0 + i * 1_000_000, v) for i, v in enumerate(values)])
     async with InfluxV2Sink(victoria_url, org="gridcall", bucket="district", token="x",
-                            encoder=LineEncoder({"s1": TAGS})) as sink:
+                            encoder=LineEncoder({"s1": TAGS}, seq_field=True)) as sink:
         await sink.write([b])
     series = await victoria_export(victoria_url, f'{{agent="{agent}"}}')
     by_name = {s["metric"]["__name__"]: s for s in series}
@@ -436,3 +456,28 @@ def test_the_fresh_database_helper_gives_an_empty_database(influx_v1_url: str) -
 def test_unique_names_differ_and_are_plain_identifiers() -> None:
     assert unique_name("x y") != unique_name("x y")
     assert re.fullmatch(r"x_y_[0-9a-f]{12}", unique_name("x y"))
+
+
+# --- the stored reading's layout, as hub.yaml's influx.points chooses it -------------------
+
+async def test_hub_yaml_chooses_lean_points_by_default_and_rich_ones_on_request(
+    cfg: ConfigSet, influx_v1_url: str, influx_database: str,
+) -> None:
+    sensor = next(iter(cfg.sensors.values()))
+    written = {}
+    for agent, extra in (("lean-agent", {}), ("rich-agent", {"points": "rich"})):
+        influx = InfluxSettings.model_validate({"url": influx_v1_url,
+                                                "database": influx_database, **extra})
+        config = dataclasses.replace(cfg, hub=cfg.hub.model_copy(update={"influx": influx}))
+        b = ReadingBatch(agent=agent, seq=11, sent_at=T0, readings=[Reading(sensor.id, T0, 2.5)])
+        async with influx_sink(config, url=influx_v1_url, database=influx_database) as sink:
+            await sink.write([b])
+        (row,) = await influxql_async(influx_v1_url, f"SELECT * FROM reading WHERE "
+                                      f"agent='{agent}'", database=influx_database)
+        written[agent] = {k: v for k, v in row.items() if v is not None and k != "_measurement"}
+    assert written["lean-agent"] == {"time": T0, "agent": "lean-agent", "sensor": sensor.id,
+                                     "value": 2.5}
+    assert written["rich-agent"] == {"time": T0, "agent": "rich-agent", "sensor": sensor.id,
+                                     "value": 2.5, "seq": 11, "kind": sensor.kind,
+                                     "town": sensor.path[1], "community": sensor.path[2],
+                                     "grid": sensor.grid}

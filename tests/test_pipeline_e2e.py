@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from gridcall.config import ConfigSet
+from gridcall.config.models import PointLayout
 from gridcall.hub.desk.policy import ADDRESS_DEPTH
 from gridcall.hub.store import Store
 from gridcall.simulators.district import InProcessDistrict
@@ -117,32 +118,37 @@ async def export_from_victoria(url: str, expected: int, since_ns: int
     return stored
 
 
+@pytest.mark.parametrize("points", ["lean", "rich"])
 async def test_v1_every_reading_stored_once_and_every_anomaly_alerted(
-    cfg: ConfigSet, mqtt_url: str, influx_v1_url: str, tmp_path: Path
+    cfg: ConfigSet, mqtt_url: str, influx_v1_url: str, tmp_path: Path, points: PointLayout
 ) -> None:
     db = f"e2e_{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=influx_v1_url) as http:
         (await http.post("/query", data={"q": f'CREATE DATABASE "{db}"'})).raise_for_status()
         async with Store(tmp_path / "hub.sqlite") as store, influx_sink(
-            cfg, url=influx_v1_url, api=1, database=db
+            cfg, url=influx_v1_url, api=1, database=db, points=points
         ) as sink:
             district, injections = await run_district(cfg, mqtt_url, store, sink, 6.0)
         expected = published(district)
         assert sum(expected.values()) == district.readings_published > 300
-        resp = await http.get("/query", params={
-            "db": db, "epoch": "ns",
-            "q": "SELECT agent, sensor, seq, value FROM reading"})
+        resp = await http.get("/query", params={"db": db, "epoch": "ns",
+                                                "q": "SELECT * FROM reading"})
         resp.raise_for_status()
         series = resp.json()["results"][0]["series"][0]
         cols = series["columns"]
         rows = [dict(zip(cols, r, strict=True)) for r in series["values"]]
+    # (sensor, ts) is a point's key in InfluxDB: each reading is there once, by that key
     stored = Counter((r["agent"], r["sensor"], r["time"], r["value"]) for r in rows)
     assert stored == expected
-    # every batch an agent sent is there, under its own sequence number, and no other
-    batches = {agent: len({r["seq"] for r in rows if r["agent"] == agent})
-               for agent in {r["agent"] for r in rows}}
-    assert batches == {a.id: a.counters.batches_sent for a in district.agents
-                       if a.counters.batches_sent}
+    if points == "lean":
+        assert sorted(cols) == ["agent", "sensor", "time", "value"]
+    else:
+        # every batch an agent sent is there, under its own sequence number, and no other
+        batches = {agent: len({r["seq"] for r in rows if r["agent"] == agent})
+                   for agent in {r["agent"] for r in rows}}
+        assert batches == {a.id: a.counters.batches_sent for a in district.agents
+                           if a.counters.batches_sent}
+        assert all(r["grid"] == cfg.sensors[r["sensor"]].grid for r in rows)
     assert district.hub.malformed == 0
     assert_alerts_reached_their_units(cfg, district, injections)
 

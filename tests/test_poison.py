@@ -105,8 +105,11 @@ async def rig(request: pytest.FixtureRequest, cfg: ConfigSet, influx_v1_url: str
             await influxql_async(url, f"CREATE DATABASE {quote_ident(database)}")
             stack.push_async_callback(influxql_async, url,
                                       f"DROP DATABASE {quote_ident(database)}")
+            # rich points: each stored reading carries its batch's seq, which is what
+            # these cases count (which batches got through)
             sink = await stack.enter_async_context(influx_sink(cfg, url=url,
-                                                               database=database))
+                                                               database=database,
+                                                               points="rich"))
             influx = (url, database)
         yield Rig(cfg, mqtt_url, store, sink, letters, client_id, influx)
 

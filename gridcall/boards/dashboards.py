@@ -515,13 +515,18 @@ def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
 
 def sensor_drilldown(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
     reading = q(s.reading)
+    # A sensor's place comes from the sensor_risk snapshot (tags town, community, grid,
+    # sensor), not from the readings: a stored reading carries only agent and sensor
+    # (hub.yaml influx.points: lean, issue 20), and the snapshot lists every configured
+    # sensor, recent on 3.x too, whether or not it sent lately.
+    sensors = q(s.sensor_risk)
     variables = (
         *_place_variables(s, town_multi=True),
         Variable("sensor", "Sensor",
-                 f'SHOW TAG VALUES FROM {reading} WITH KEY = "sensor" WHERE {" AND ".join(PLACE)}',
+                 f'SHOW TAG VALUES FROM {sensors} WITH KEY = "sensor" WHERE {" AND ".join(PLACE)}',
                  multi=False, include_all=False),
         Variable("sensor_grid", "Its grid",
-                 f'SHOW TAG VALUES FROM {reading} WITH KEY = "grid" WHERE '
+                 f'SHOW TAG VALUES FROM {sensors} WITH KEY = "grid" WHERE '
                  f'{match("sensor", "sensor")}', multi=False, include_all=False,
                  hidden=True),
     )

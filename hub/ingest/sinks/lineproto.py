@@ -1,14 +1,21 @@
 """InfluxDB line protocol for reading batches, with per-series prefixes cached.
 
-Each reading becomes one line::
+Each reading becomes one line, by default (the lean layout, issue 20)::
+
+    reading,agent=a1,sensor=s1 value=1.5 1700000000000000000
+
+or, with the sensor's own tags and the batch's sequence number (``seq_field=True``, the
+``points: rich`` layout of hub.yaml's ``influx``)::
 
     reading,agent=a1,sensor=s1,grid=g1,kind=gas value=1.5,seq=12i 1700000000000000000
 
 The tag part depends only on (agent, sensor), so it is escaped and built once and cached
-per agent; encoding a reading is then one dict lookup and one string format. ``seq`` is
-the batch's sequence number, so every stored reading traces back to the message that
-carried it. The sensor's own tags follow ``agent`` and ``sensor``, sorted by key (the
-order InfluxDB stores them in).
+per agent; encoding a reading is then one dict lookup and one string format. The
+sensor's own tags follow ``agent`` and ``sensor``, sorted by key (the order InfluxDB
+stores them in). Why the lean layout is the default (each extra tag or field costs
+InfluxDB's write path: ``seq`` about 30 %, the four ladder tags about a third more;
+bench/ingest_point_cost.py) and why (sensor, ts) identifies a stored reading without
+``seq``: docs/architecture.md, "What a stored reading is".
 
 Escaping follows what the servers really parse (checked against InfluxDB 1.6.7 and
 VictoriaMetrics in ``tests/test_influx_sinks.py``):
@@ -68,17 +75,20 @@ def _tag(key: str, value: str) -> str:
 class LineEncoder:
     """Encodes reading batches as line protocol, tagging each reading with its sensor's
     tags (``sensor_tags[sensor_id]``). Unknown sensors get only ``agent`` and ``sensor``.
+    ``seq_field`` adds the batch's sequence number as an integer field ``seq``.
 
     Not thread-safe (the prefix cache is shared); one encoder per sink.
     """
 
     def __init__(self, sensor_tags: Mapping[str, Mapping[str, str]] | None = None, *,
-                 measurement: str = "reading", max_cached_series: int = 1_000_000) -> None:
+                 measurement: str = "reading", max_cached_series: int = 1_000_000,
+                 seq_field: bool = False) -> None:
         escaped = escape_measurement(measurement)
         if not escaped:
             raise ValueError(f"measurement name {measurement!r} is empty once escaped")
         self.measurement = escaped
         self.max_cached_series = max_cached_series
+        self.seq_field = seq_field
         tags: dict[str, str] = {}
         for sensor, sensor_tags_of in (sensor_tags or {}).items():
             clash = RESERVED_TAGS & set(sensor_tags_of)
@@ -123,9 +133,10 @@ class LineEncoder:
         append = parts.append
         isfinite = math.isfinite
         by_agent = self._by_agent
+        seq_field = self.seq_field
         for batch in batches:
             readings = batch.readings
-            tail = f",seq={batch.seq}i "
+            tail = f",seq={batch.seq}i " if seq_field else " "
             prefixes = by_agent.get(batch.agent) or self._prefixes_for(batch)
             if not isfinite(sum([r.value for r in readings])):
                 kept = [r for r in readings if isfinite(r.value)]
