@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from gridcall.config.calendars import CalendarsFile
 from gridcall.config.duty import DutyFile
+from gridcall.config.external import ExternalFile
 from gridcall.config.models import (
     AgentsFile,
     HubFile,
@@ -40,8 +41,10 @@ FILES: dict[str, type[BaseModel]] = {
     "notify.yaml": NotifyFile,
     "roster.yaml": DutyFile,
     "calendars.yaml": CalendarsFile,
+    "external.yaml": ExternalFile,
 }
-OPTIONAL_FILES = frozenset({"hub.yaml", "notify.yaml", "roster.yaml", "calendars.yaml"})
+OPTIONAL_FILES = frozenset({"hub.yaml", "notify.yaml", "roster.yaml", "calendars.yaml",
+                            "external.yaml"})
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)

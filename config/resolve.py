@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 from gridcall.config.calendars import NO_CALENDARS, CalendarsFile, check_order_in
 from gridcall.config.duty import NO_DUTY, DutyFile, Override, overlaps
+from gridcall.config.external import NO_EXTERNAL, ExternalFile
 from gridcall.config.loader import ConfigError, Loc, Problem, RawSet, format_path, read_set
 from gridcall.config.models import (
     AgentSettings,
@@ -103,6 +104,8 @@ class ConfigSet:
     """Persons, shifts and escalation policies (``roster.yaml``; none if absent)."""
     calendars: CalendarsFile = NO_CALENDARS
     """Working-hour calendars for deadlines in working time (``calendars.yaml``)."""
+    external: ExternalFile = NO_EXTERNAL
+    """Departments' business systems that call the desk (``external.yaml``)."""
 
     @property
     def district(self) -> Unit:
@@ -289,6 +292,26 @@ def _check_calendars(check: _Checker, catalog: MatterCatalog,
         if why is not None:
             check.add("matters.yaml", loc, "deadlines must satisfy response <= arrival <= "
                       f"disposal: {why}")
+
+
+def _check_external(check: _Checker, external: ExternalFile, *, matters: Collection[str],
+                    grids: Collection[str], departments: Collection[str],
+                    agents: Collection[str]) -> None:
+    """external.yaml against the rest: matters of the catalog, grids and departments of
+    topology.yaml, and ids that are no edge agent's (both number calls in the ledger)."""
+    file = "external.yaml"
+    for i, s in enumerate(external.systems):
+        if s.id in agents:
+            check.add(file, ("systems", i, "id"), f"system {s.id!r} has the id of an edge "
+                      "agent (agents.yaml): give it an id of its own")
+        if s.department is not None:
+            check.ref(file, ("systems", i, "department"), "department", s.department,
+                      departments)
+        for kind, matter in s.events.items():
+            check.ref(file, ("systems", i, "events", kind), "matter", matter, matters)
+        for site_id, site in s.sites.items():
+            check.ref(file, ("systems", i, "sites", site_id, "grid"), "grid", site.grid,
+                      grids)
 
 
 def _meets(a: Override, b: Override, duty: DutyFile) -> bool:
@@ -488,6 +511,13 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
     if isinstance(matters_file, MatterCatalog) and isinstance(calendars_file, CalendarsFile):
         _check_calendars(check, matters_file, calendars_file)
 
+    external_file = raw.models.get("external.yaml")
+    if isinstance(external_file, ExternalFile) and topo is not None and isinstance(
+            matters_file, MatterCatalog):
+        _check_external(check, external_file,
+                        matters={m.code for m in matters_file.matters} | {"UNCLASSIFIED"},
+                        grids=grids, departments=departments, agents=agents)
+
     notify_file = raw.models.get("notify.yaml")
     if isinstance(notify_file, NotifyFile) and topo is not None:
         for unit_id in notify_file.units:  # a department too: it hears what it leads
@@ -512,4 +542,5 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
         duty=duty_file if isinstance(duty_file, DutyFile) else NO_DUTY,
         calendars=calendars_file if isinstance(calendars_file, CalendarsFile)
         else NO_CALENDARS,
+        external=external_file if isinstance(external_file, ExternalFile) else NO_EXTERNAL,
     )

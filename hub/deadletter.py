@@ -62,10 +62,13 @@ MAX_ENTRIES = 100_000
 """Entries kept at most (``hub.deadletter_max_entries``); past it the oldest go, counted:
 a device stamping 1970 sends one a second, and the store must not fill the disk."""
 
-REASONS = ("ts_window", "rejected", "sink_error", "desk_error")
+REASONS = ("ts_window", "rejected", "sink_error", "desk_error", "malformed_external",
+           "unmappable")
 """The reasons in use: ``ts_window`` (stamped outside the hub's window), ``rejected`` (the
 sink refused the batch's points: a 400, a constraint), ``sink_error`` (the sink raised
-outside its error contract on this batch), ``desk_error`` (the desk failed on the event)."""
+outside its error contract on this batch), ``desk_error`` (the desk failed on the event),
+``malformed_external`` (a department's system's MQTT message that is not an external
+event), ``unmappable`` (one its system's mapping in external.yaml cannot place)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 uses when hub.yaml names a database (``desk_store: {url_env: VARIABLE}``).
 
 The same tables as SQLite's (events, transitions, silence_steps, incident_steps,
-reminders, notified, notified_baseline, desk_snapshots), made by the numbered
+reminders, notified, notified_baseline, desk_snapshots, external_events), made by the numbered
 :data:`MIGRATIONS`, each applied once and recorded in ``schema_migrations`` (a hub
 starting on a database newer than itself refuses it, naming the versions). Migrating
 holds a transaction-level advisory lock, so two hubs starting together do not race. The
@@ -105,6 +105,13 @@ CREATE TABLE desk_snapshots (
     written_at BIGINT NOT NULL, body BYTEA NOT NULL
 );
 """),
+    (3, "the external event log (hub/desk/external_log.py)", """
+CREATE TABLE external_events (
+    system TEXT NOT NULL, event_id TEXT NOT NULL, seq BIGINT NOT NULL,
+    at BIGINT NOT NULL, body BYTEA NOT NULL,
+    PRIMARY KEY (system, event_id), UNIQUE (system, seq)
+);
+""" + _APPEND_ONLY.format(table="external_events", what="the external event log")),
 )
 """``(version, what, SQL)``, applied in order, each once. Append new ones; never edit one
 that was released (a database that ran it would not run it again)."""

@@ -215,7 +215,8 @@ def test_the_password_file_is_mosquitto_2s_own_format() -> None:
 def test_the_files_say_only_what_each_login_may_do(secured: SecuredBroker,
                                                    cfg: ConfigSet) -> None:
     users = set(secured.passwords)
-    assert users == {cfg.hub.client_id, *cfg.agents, *(f"app-{u}" for u in cfg.units)}
+    assert users == {cfg.hub.client_id, *cfg.agents, *(f"app-{u}" for u in cfg.units),
+                     *(f"ext-{s.id}" for s in cfg.external.systems)}
     assert stat.S_IMODE((secured.folder / "credentials").stat().st_mode) == 0o600
     assert stat.S_IMODE((secured.folder / "passwd").stat().st_mode) == 0o640
     acl = (secured.folder / "acl").read_text()
@@ -234,6 +235,29 @@ def test_a_second_run_keeps_every_password_and_adds_only_new_logins(
     assert result.exit_code == 0, result.output
     assert "(0 new)" in result.output
     assert (secured.folder / "credentials").read_text() == before
+
+
+def test_a_departments_system_publishes_on_its_own_topic_only(
+    secured: SecuredBroker, cfg: ConfigSet
+) -> None:
+    """A business system of external.yaml (login ext-<id>) may publish its events on
+    gridcall/v1/external/<id>, which the hub reads, and nothing else: not another
+    system's topic, not an agent's, not an alert."""
+    water, fire = (s.id for s in cfg.external.systems)
+    hub = login(secured, cfg.hub.client_id)
+    system = login(secured, f"ext-{water}")
+    try:
+        assert hub.subscribe(topics.EXTERNAL) == 1
+        own = topics.external_topic(water)
+        assert system.publish(own, b'{"event_id": "1"}') == 0
+        for topic in (topics.external_topic(fire), topics.events_topic("edge-dongyuan"),
+                      topics.alert_topic(("huangpu",), "A-X")):
+            assert system.publish(topic, b"{}") == NOT_AUTHORIZED, topic
+        barrier(hub, system, own)
+        assert {m.topic for m in hub.received} == {own}
+    finally:
+        for c in (hub, system):
+            c.close()
 
 
 def test_anonymous_and_wrong_passwords_are_refused(secured: SecuredBroker) -> None:

@@ -6,7 +6,10 @@
   ``gridcall hub ingest`` worker): reads every agent's readings, events and status, and
   publishes the alerts (retained);
 - **a unit's app** (login ``app-<unit id>``): reads the alerts of its subtree, the same
-  filter :func:`gridcall.wire.topics.unit_subscription` gives it; publishes nothing.
+  filter :func:`gridcall.wire.topics.unit_subscription` gives it; publishes nothing;
+- **a department's business system** (external.yaml; login ``ext-<system id>``):
+  publishes its events on its own topic, ``gridcall/v1/external/<system id>``, and
+  nothing else; the hub reads them all.
 
 Nobody else may do anything: no anonymous login, no other topic, and only the hub writes
 (or erases, with an empty retained message) an alert topic.
@@ -21,8 +24,9 @@ from gridcall.config import ConfigSet
 from gridcall.wire import topics
 
 Access = Literal["read", "write"]
-Role = Literal["agent", "hub", "app"]
+Role = Literal["agent", "hub", "app", "system"]
 APP_PREFIX = "app-"
+SYSTEM_PREFIX = "ext-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,7 @@ def hub_principal(user: str) -> Principal:
         Grant("read", topics.READINGS),
         Grant("read", topics.EVENTS),
         Grant("read", topics.STATUS),
+        Grant("read", topics.EXTERNAL),
         Grant("write", topics.ALERTS),
     ), "the hub: desk, readings connection and ingest workers")
 
@@ -71,17 +76,30 @@ def app_principal(unit_path: tuple[str, ...], name: str) -> Principal:
     ), f"the app of {name} ({unit}): alerts of its subtree")
 
 
+def system_user(system: str) -> str:
+    return f"{SYSTEM_PREFIX}{system}"
+
+
+def system_principal(system: str, name: str) -> Principal:
+    return Principal(system_user(system), "system", (
+        Grant("write", topics.external_topic(system)),
+    ), f"the business system {name} ({system}): its own events")
+
+
 def policy(config: ConfigSet) -> tuple[Principal, ...]:
-    """Every login the config set implies: the hub, each agent, each unit's app."""
+    """Every login the config set implies: the hub, each agent, each unit's app, each
+    department's system."""
     users: dict[str, Principal] = {}
     hub = hub_principal(config.hub.client_id)
     parties = [hub, *(agent_principal(a) for a in sorted(config.agents)),
                *(app_principal(u.path, u.name)
-                 for u in sorted(config.units.values(), key=lambda u: u.path))]
+                 for u in sorted(config.units.values(), key=lambda u: u.path)),
+               *(system_principal(s.id, s.name) for s in config.external.systems)]
     for p in parties:
         if p.user in users:
             raise ValueError(f"broker login {p.user!r} would be both {users[p.user].about} "
                              f"and {p.about}: rename one (logins are agent ids, "
-                             f"hub.client_id, and {APP_PREFIX}<unit id>)")
+                             f"hub.client_id, {APP_PREFIX}<unit id> and "
+                             f"{SYSTEM_PREFIX}<system id>)")
         users[p.user] = p
     return tuple(parties)

@@ -51,7 +51,8 @@ def broker_acl(
 
     Each agent (login: its id) may publish only its own readings, events and status (its
     last will too); the hub (login: hub.client_id) reads those and alone writes alerts;
-    each unit's app (login: app-UNIT) reads only its subtree's alerts."""
+    each unit's app (login: app-UNIT) reads only its subtree's alerts; each system of
+    external.yaml (login: ext-SYSTEM) may publish only its own events."""
     from gridcall.broker.credentials import CredentialsError, ensure_credentials
     from gridcall.broker.mosquitto import acl_file, password_file
     from gridcall.broker.policy import policy
@@ -74,6 +75,7 @@ def broker_acl(
     roles = Counter(p.role for p in principals)
     out.print(f"wrote {escape(str(out_dir / ACL_FILE))} and "
               f"{escape(str(out_dir / PASSWORD_FILE))}: {len(principals)} logins "
-              f"({roles['hub']} hub, {roles['agent']} agents, {roles['app']} unit apps); "
+              f"({roles['hub']} hub, {roles['agent']} agents, {roles['app']} unit apps, "
+              f"{roles['system']} systems); "
               f"passwords in {escape(str(secrets_path))} ({len(new)} new)",
               highlight=False, soft_wrap=True)

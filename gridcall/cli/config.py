@@ -36,4 +36,8 @@ def config_check(
         names = ", ".join(f"{n} (default)" if cal is default else n
                           for n, cal in cfg.calendars.calendars.items())
         out.print(f"  calendars.yaml: {names}", highlight=False)
+    if cfg.external.systems:
+        out.print("  external.yaml: " + ", ".join(
+            f"{s.id} ({len(s.events)} event types, {len(s.sites)} sites)"
+            for s in cfg.external.systems), highlight=False)
 

@@ -49,14 +49,30 @@ def token_issue(
     label: Annotated[str, typer.Option(help="What the token is for (shown by list).")] = "",
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     tokens: TokensPath = None,
+    system: Annotated[str | None, typer.Option(
+        help="A department's business system of external.yaml: the token may only post "
+             "its events (POST /v1/events/external).")] = None,
 ) -> None:
-    """Make a token for UNIT or --person and print it once.
+    """Make a token for UNIT, --person or --system and print it once.
 
     It is stored only as a hash."""
-    from gridcall.hub.api.tokens import TokenFileError, issue
+    from gridcall.hub.api.tokens import TokenFileError, issue, issue_system
 
     cfg = load_config_set(config_dir)
     path = tokens or tokens_path(cfg)
+    if system is not None:
+        if unit is not None or person is not None:
+            raise fail("a --system token belongs to the system alone: give no UNIT or "
+                       "--person", 2)
+        try:
+            token = issue_system(path, system, known_systems=[
+                s.id for s in cfg.external.systems], label=label)
+        except ValueError as exc:
+            raise fail(str(exc), 1 if isinstance(exc, TokenFileError) else 2) from None
+        err.print(f"token for external system {escape(system)} written (hashed) to "
+                  f"{escape(str(path))}; it is shown only now:", highlight=False)
+        typer.echo(token)
+        return
     if person is not None:
         who = cfg.duty.person(person)
         if who is None:
@@ -88,11 +104,11 @@ def token_list(config_dir: ConfigDir = SAMPLE_DISTRICT, tokens: TokensPath = Non
     except TokenFileError as exc:
         raise fail(str(exc), 1) from None
     table = Table(title=f"API tokens in {path}")
-    for column in ("unit", "person", "issued at", "label", "hash (first 12)"):
+    for column in ("unit", "person", "system", "issued at", "label", "hash (first 12)"):
         table.add_column(column)
     for e in entries:
-        table.add_row(escape(e.unit), escape(e.person), e.issued_at, escape(e.label),
-                      e.sha256[:12])
+        table.add_row(escape(e.unit), escape(e.person), escape(e.system), e.issued_at,
+                      escape(e.label), e.sha256[:12])
     out.print(table)
 
 
@@ -104,18 +120,20 @@ def token_revoke(
                       ] = None,
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     tokens: TokensPath = None,
+    system: Annotated[str | None, typer.Option(
+        help="Remove the tokens of this external system.")] = None,
 ) -> None:
-    """Remove every token of UNIT, or of --person.
+    """Remove every token of UNIT, of --person or of --system.
 
     A running hub refuses them at the next request."""
     from gridcall.hub.api.tokens import TokenFileError, revoke
 
-    if (unit is None) == (person is None):
-        raise fail("give a UNIT or --person (one of them)", 2)
+    if sum(x is not None for x in (unit, person, system)) != 1:
+        raise fail("give a UNIT, --person or --system (one of them)", 2)
     path = tokens or tokens_path(load_config_set(config_dir))
     try:
-        gone = revoke(path, unit or "", person=person)
+        gone = revoke(path, unit or "", person=person, system=system)
     except TokenFileError as exc:
         raise fail(str(exc), 1) from None
-    out.print(f"{gone} token(s) of {escape(unit or person or '')} revoked in "
+    out.print(f"{gone} token(s) of {escape(unit or person or system or '')} revoked in "
               f"{escape(str(path))}")

@@ -7,6 +7,8 @@
     gridcall/v1/status/{agent}                        AgentStatus, QoS 1, retained, last will
     gridcall/v1/alerts/{district}/{town}/{community}/{grid}/{alert_id}
                                                       RiskAlert, QoS 1
+    gridcall/v1/external/{system}                     a department's system's event
+                                                      (JSON, hub/desk/external.py), QoS 1
 
 An alert topic always has four unit levels; the levels below the responsible unit are
 ``_``. So a unit subscribes to everything addressed to it *and its whole subtree* with one
@@ -26,6 +28,7 @@ READINGS = f"{PREFIX}/readings/+"
 EVENTS = f"{PREFIX}/events/+"
 STATUS = f"{PREFIX}/status/+"
 ALERTS = f"{PREFIX}/alerts/#"
+EXTERNAL = f"{PREFIX}/external/+"
 
 
 def _level(value: str, what: str) -> str:
@@ -44,6 +47,11 @@ def events_topic(agent: str) -> str:
 
 def status_topic(agent: str) -> str:
     return f"{PREFIX}/status/{_level(agent, 'agent id')}"
+
+
+def external_topic(system: str) -> str:
+    """Where a department's business system (external.yaml) publishes its events."""
+    return f"{PREFIX}/external/{_level(system, 'system id')}"
 
 
 def unit_levels(unit_path: Sequence[str]) -> str:

@@ -49,6 +49,7 @@ from gridcall.hub.api import (
     agents,
     alerts,
     board,
+    external,
     guard,
     handover,
     incidents,
@@ -102,6 +103,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.include_router(silences.router(desk, cfg, clock))
     app.include_router(handover.router(desk, cfg, clock))
     app.include_router(incidents.router(desk, cfg))
+    app.include_router(external.router(desk, cfg, clock))
     return app
 
 

@@ -33,9 +33,13 @@ def _caller(request: Request,
     if creds is None:
         raise ApiError(401, "no bearer token: send 'Authorization: Bearer <token>' "
                             "(gridcall hub token issue UNIT)")
-    unit_id = tokens.unit_of(creds.credentials)
-    if unit_id is None:
+    entry = tokens.entry_of(creds.credentials)
+    if entry is None:
         raise ApiError(401, "unknown or revoked token")
+    if entry.system:
+        raise ApiError(401, f"the token belongs to the external system {entry.system!r}: "
+                            "it may only post its events (POST /v1/events/external)")
+    unit_id = entry.unit
     unit = cfg.units.get(unit_id)
     if unit is None:
         raise ApiError(401, f"the token belongs to unit {unit_id!r}, which the config no "

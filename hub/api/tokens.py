@@ -49,6 +49,10 @@ class TokenEntry:
     person: str = ""
     """The person (roster.yaml) the token was issued to; their steps name them. ""
     for a unit's token (entries written before persons existed have none)."""
+    system: str = ""
+    """A department's business system (external.yaml) the token was issued to: it may
+    only post that system's events (``POST /v1/events/external``); ``unit`` is then "".
+    "" for a unit's or a person's token."""
 
 
 class TokenFileError(ValueError):
@@ -103,12 +107,29 @@ def issue(path: Path, unit: str, *, known_units: Collection[str], label: str = "
     return token
 
 
-def revoke(path: Path, unit: str, *, person: str | None = None) -> int:
-    """Remove every token of ``unit`` (of ``person`` only, if given: ``unit`` may then be
-    empty); how many there were."""
+def issue_system(path: Path, system: str, *, known_systems: Collection[str],
+                 label: str = "", now: datetime | None = None) -> str:
+    """A new token for the external ``system`` (external.yaml), as :func:`issue` makes
+    one for a unit; ValueError for a system the config does not have."""
+    if system not in known_systems:
+        raise ValueError(f"{system!r} is not a system of external.yaml"
+                         + (f" (known: {', '.join(sorted(known_systems))})"
+                            if known_systems else " (it declares none)"))
+    token = PREFIX + secrets.token_urlsafe(32)
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write_entries(path, [*read_entries(path),
+                         TokenEntry("", digest(token), when, label, system=system)])
+    return token
+
+
+def revoke(path: Path, unit: str, *, person: str | None = None,
+           system: str | None = None) -> int:
+    """Remove every token of ``unit`` (of ``person`` or of ``system`` only, if given:
+    ``unit`` may then be empty); how many there were."""
     entries = read_entries(path)
     kept = [e for e in entries if not (
-        e.person == person if person is not None else e.unit == unit)]
+        e.person == person if person is not None
+        else e.system == system if system is not None else e.unit == unit and not e.system)]
     if len(kept) != len(entries):
         write_entries(path, kept)
     return len(entries) - len(kept)

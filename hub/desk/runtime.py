@@ -32,10 +32,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiomqtt
+import pydantic
 
 from gridcall.config import ConfigSet
 from gridcall.hub.deadletter import DeadLetters
 from gridcall.hub.desk.desk import Change, Desk
+from gridcall.hub.desk.external import ExternalEvent, Unmappable
+from gridcall.hub.desk.external_intake import ExternalIntake
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import AlertState
 from gridcall.hub.desk.roster import MissingSensor, Roster, RosterEvent, UnknownAgent
@@ -91,6 +94,12 @@ class HubCounters:
     offline_alert_failures: int = 0
     dead_lettered: int = 0
     """Messages that decoded but failed at the desk (kept in the dead-letter store)."""
+    external_events: int = 0
+    """Events of departments' systems (``gridcall/v1/external/<system>``) the desk took,
+    repeats included."""
+    external_refused: int = 0
+    """Of those, malformed or unmappable ones: dead-lettered (``malformed_external``,
+    ``unmappable``), never dropped."""
     sensors_missing: int = 0
     """Sensors reported missing long enough to raise a fault (maintenance section)."""
     rejected: Counter[str] = field(default_factory=Counter)
@@ -130,6 +139,8 @@ class DeskRuntime:
         self.desk = Desk(config, Ledger(store))
         """The alert desk: the API and the notifier use it (``desk.add_hook``)."""
         self.desk.add_hook(self._on_change)
+        self.external = ExternalIntake(self.desk)
+        """Events of departments' systems (external.yaml), from MQTT and the API."""
         self.roster = Roster(config, silent_after=settings.boards.silent_after)
         """The agents the hub hears from (status topics), their outages and sensors."""
         self.desk.inhibitor.offline = self.roster.is_down
@@ -185,6 +196,8 @@ class DeskRuntime:
                 await self._event(topic, payload)
             elif topic.startswith(f"{topics.PREFIX}/status/"):
                 await self._status(topic, payload, retained)
+            elif topic.startswith(f"{topics.PREFIX}/external/"):
+                await self._external(topic, payload)
             else:
                 self.counters.rejected["unexpected_topic"] += 1
         except MalformedMessage as exc:
@@ -201,6 +214,39 @@ class DeskRuntime:
                               "store): %s", topic, detail)
             elif not await self.dead_letters.keep(topic, payload, "desk_error", detail):
                 raise  # not kept: not acknowledged either; the broker delivers it again
+
+    async def _external(self, topic: str, payload: bytes) -> None:
+        """An event of a department's system on its own topic (the broker lets only the
+        system's login publish there). One that does not parse or that the system's
+        mapping cannot place is dead-lettered with the reason: ``gridcall hub deadletter
+        replay`` takes it again once external.yaml is fixed."""
+        try:
+            system = topics.agent_of(topic, "external")
+        except ValueError:
+            self.counters.rejected["unexpected_topic"] += 1
+            return
+        why: tuple[str, str] | None = None
+        try:
+            event = ExternalEvent.model_validate_json(payload)
+        except pydantic.ValidationError as exc:
+            why = ("malformed_external", f"not an external event: {exc}")
+        else:
+            try:
+                taken = await self.external.take(system, event, body=payload,
+                                                 now=self.clock())
+            except Unmappable as exc:
+                why = ("unmappable", str(exc))
+            else:
+                self.counters.external_events += 1
+                if taken.outcome == "duplicate" and taken.result.alert is not None:
+                    await self._publish(taken.result.alert)  # at least once, as events
+                return
+        self.counters.external_refused += 1
+        self._bad(ValueError(f"{topic}: {why[1]}"))
+        if self.dead_letters is None:
+            log.error("hub: %s refused and dropped (no dead-letter store): %s", topic, why[1])
+        elif not await self.dead_letters.keep(topic, payload, *why):
+            raise RuntimeError(f"{topic}: {why[1]}; not kept as a dead letter either")
 
     async def _status(self, topic: str, payload: bytes, retained: bool) -> None:
         status = self.decoder.status(topic, payload)
@@ -447,8 +493,10 @@ class DeskRuntime:
                                                what="hub desk: connect")
                     self.counters.connects += 1
                     retry.connected()
-                    await cancel_safe(client.subscribe([(topics.EVENTS, 1),
-                                                        (topics.STATUS, 1)]),
+                    wanted = [(topics.EVENTS, 1), (topics.STATUS, 1)]
+                    if self.config.external.systems:  # departments' systems' events
+                        wanted.append((topics.EXTERNAL, 1))
+                    await cancel_safe(client.subscribe(wanted),
                                       what="hub desk: subscribe")
                     # Readings have their own connection (acknowledged after the write);
                     # a session from before that still delivers them here until this
