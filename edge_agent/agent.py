@@ -141,7 +141,10 @@ class EdgeAgent:
 
     def _recover(self, journal: Journal) -> None:
         """Seal what the previous run read and journaled but did not seal (a kill, a
-        crash), under this run's next sequence number."""
+        crash), under this run's next sequence number. The journal keeps them until that
+        batch's commit has recorded their generation (:meth:`seal`, then
+        :meth:`Journal.sealed`): a kill before the commit finds them again, one after it
+        finds them sealed."""
         found = journal.recover(self.outbox.sealed_generation())
         if not found:
             return

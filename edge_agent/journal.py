@@ -17,8 +17,14 @@ sealed batches cover that, with ``outbox_sync: full``; docs/benchmarks.md has th
 **Generations.** The file starts with a header holding a generation number; sealing a
 batch stores that generation in the outbox in the batch's own transaction
 (:meth:`Outbox.put` ``sealed_generation``), then the agent resets the file under the next
-generation. A crash between the two leaves a journal whose generation the outbox already
-sealed: :meth:`recover` drops it, so no reading is sealed twice.
+generation (:meth:`sealed`). A crash between the two leaves a journal whose generation
+the outbox already sealed: :meth:`recover` drops it, so no reading is sealed twice. The
+same holds at a start: :meth:`recover` leaves the file as it found it and gives back its
+readings under the file's own generation; the agent seals them (recording that
+generation) and only then calls :meth:`sealed`. A crash before that seal's commit finds
+the same journal again at the next start (nothing lost); one after it finds it sealed
+(nothing doubled). Until :meth:`sealed` (or a :meth:`recover` that found nothing) the
+journal takes no appends.
 
 File format: ``GCJ1`` + generation (8 bytes, little-endian), then frames of length
 (4 bytes, little-endian) + a msgpack array of readings. A torn last frame (killed in the
@@ -61,8 +67,13 @@ class Journal:
 
     def recover(self, sealed_generation: int) -> list[Reading]:
         """The readings a previous run journaled and did not seal (empty if its generation
-        was sealed, or there is no journal); then start a fresh journal with the next
-        generation. A damaged file is logged, set aside and counted as nothing."""
+        was sealed, or there is no journal). With nothing to give back, a fresh journal
+        starts at once under the next generation; with readings, the file is left as it
+        is and :attr:`generation` is its own: the caller seals them recording that
+        generation, then calls :meth:`sealed` (a crash in between is covered either way:
+        see the module doc). A damaged file is logged and counted as nothing."""
+        if self._fd is not None:
+            raise JournalError(f"journal {self.path}: recover() while it is open")
         found: list[Reading] = []
         generation = sealed_generation
         try:
@@ -79,8 +90,11 @@ class Journal:
                 _, generation = _HEADER.unpack_from(data)
                 if generation > sealed_generation:
                     found = self._frames(data)
-        self.generation = max(generation, sealed_generation) + 1
-        self._reset()
+        if found:
+            self.generation = generation  # sealed() moves on, once they are sealed
+        else:
+            self.generation = max(generation, sealed_generation) + 1
+            self._reset()
         return found
 
     def _frames(self, data: bytes) -> list[Reading]:
@@ -117,7 +131,8 @@ class Journal:
     def append(self, readings: Sequence[Reading]) -> None:
         """Append readings in one ``write``: the OS has them when this returns."""
         if self._fd is None:
-            raise JournalError(f"journal {self.path}: append before recover()")
+            raise JournalError(f"journal {self.path}: append before recover(), or before "
+                               "sealed() after a recover() that gave readings back")
         body = self._encode(readings)
         frame = _FRAME.pack(len(body)) + body
         try:

@@ -6,12 +6,20 @@ outbox (``seal`` returned: the commit is done) it prints one JSON line with the 
 sequence number and readings: what was *acknowledged to the outbox*; after each event
 is stored there, a line with its ``event_seq``. SIGTERM stops it
 cleanly; the test uses SIGKILL.
+
+A batch is committed before its line is printed, so a kill can fall between the two: the
+batch is then in the outbox (it cannot have been published yet: the print follows the
+commit in the same call, and publishing needs the event loop) though no line said so;
+``tests.fault_rig.AgentProcess`` reads the dead life's outbox for such batches. With
+``GRIDCALL_TEST_DIE_UNPRINTED=N`` the process kills itself with SIGKILL exactly there,
+after the Nth batch's commit (tests/test_fault_rig.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -24,7 +32,12 @@ from gridcall.simulators.steady import SimClock, SteadySource
 NOW = 1_790_000_000 * 10**9
 
 
+DIE_UNPRINTED = int(os.environ.get("GRIDCALL_TEST_DIE_UNPRINTED", "0"))
+
+
 class PrintingAgent(EdgeAgent):
+    batches = 0
+
     def _queue_event(self, sensor: str, v: Verdict) -> None:
         super()._queue_event(sensor, v)  # in the outbox once this returns
         print(json.dumps({"event_seq": self._event_seq.current}), flush=True)
@@ -34,6 +47,9 @@ class PrintingAgent(EdgeAgent):
         before = self._batch_seq.current
         super().seal()
         if pending:
+            self.batches += 1
+            if self.batches == DIE_UNPRINTED:
+                os.kill(os.getpid(), signal.SIGKILL)
             print(json.dumps({"seq": self._batch_seq.current, "after": before,
                               "readings": pending}), flush=True)
 

@@ -18,7 +18,13 @@ def test_readings_appended_and_not_sealed_come_back(tmp_path: Path) -> None:
     journal.close()  # as a kill would leave it
     again = Journal(tmp_path / "a.journal")
     assert again.recover(0) == READINGS
-    assert again.recover(0) == []  # recovering starts a fresh journal
+    again.close()  # killed before they were sealed: the journal still has them
+    third = Journal(tmp_path / "a.journal")
+    assert third.recover(0) == READINGS
+    sealed = third.generation  # the outbox stored the batch sealing them
+    third.sealed()
+    third.close()
+    assert Journal(tmp_path / "a.journal").recover(sealed) == []
 
 
 def test_a_sealed_generation_is_not_given_back(tmp_path: Path) -> None:
