@@ -13,7 +13,10 @@ from its message is normal (devices send partial reports): counted as ``missing_
 fixed client id (``persistent_session``), and reconnects with backoff, forever: what the
 devices publish at QoS 1 while the agent restarts or is cut off, the broker keeps for it
 and delivers when it is back. A broker that itself restarts without persistence costs the
-readings published meanwhile, and nothing else.
+readings published meanwhile, and nothing else. A message the broker sends again because
+it never took our acknowledgement (flagged DUP, same packet identifier, topic and
+payload) is skipped and counted as ``redeliveries_skipped``
+(:mod:`gridcall.edge_agent.redelivery`).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from gridcall.edge_agent.commissioning import (
     values,
 )
 from gridcall.edge_agent.kind import SourceKind
+from gridcall.edge_agent.redelivery import Redeliveries
 from gridcall.edge_agent.sources import Sample
 from gridcall.wire.backoff import Reconnect
 from gridcall.wire.broker import (
@@ -455,6 +459,10 @@ class LocalMqttSource:
                             availability=settings.availability(), units=units)
         self.filters = settings.topic_filters()
         self.connection = LocalMqttCounters()
+        self.redeliveries = Redeliveries()
+        self._dup_mids: set[int] = set()
+        """Packet ids of messages that came flagged DUP, until the loop takes them
+        (aiomqtt's Message does not carry the flag; paho's message does)."""
         self.connected = asyncio.Event()
         """Set while subscribed: tests and ``gridcall edge check`` wait on it."""
 
@@ -477,16 +485,31 @@ class LocalMqttSource:
                 **{f"bad_{reason}": n for reason, n in sorted(m.bad.items())},
                 "connects": c.connects, "connect_failures": c.connect_failures,
                 "credentials_refused": c.credentials_refused,
-                "retained_skipped": c.retained_skipped}
+                "retained_skipped": c.retained_skipped,
+                "redeliveries_skipped": self.redeliveries.skipped}
 
     def client(self) -> aiomqtt.Client:
         user, password = self.settings.broker.credentials()
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.address.host, self.address.port, username=user, password=password,
             identifier=self.settings.client_id or f"gridcall-local-{self.agent_id}",
             clean_session=not self.settings.persistent_session,
             tls_context=self.address.tls_context(),
             keepalive=int(self.settings.broker.keepalive.total_seconds()))
+        # paho's message has the DUP flag, aiomqtt's does not: note the packet ids that
+        # came with it (paho calls this on the event loop's thread, as aiomqtt drives it)
+        paho = client._client
+        queue = paho.on_message
+        dups = self._dup_mids
+
+        def on_message(c: Any, userdata: Any, message: Any) -> None:
+            if message.dup:
+                dups.add(message.mid)
+            if queue is not None:
+                queue(c, userdata, message)
+
+        paho.on_message = on_message
+        return client
 
     async def samples(self) -> AsyncIterator[Sample]:
         retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, config=self.settings.broker.credentials,
@@ -515,6 +538,12 @@ class LocalMqttSource:
                         payload = message.payload
                         data = (bytes(payload) if isinstance(payload, bytes | bytearray)
                                 else b"" if payload is None else str(payload).encode())
+                        dup = bool(self._dup_mids) and message.mid in self._dup_mids
+                        if dup:
+                            self._dup_mids.discard(message.mid)
+                        if self.redeliveries.repeat(message.mid, message.topic.value, data,
+                                                    qos=message.qos, dup=dup):
+                            continue  # sent again, already handed on: the same reading
                         for sample in self.map.decode(message.topic.value, data, self.clock()):
                             yield sample
             except aiomqtt.MqttError as exc:

@@ -31,8 +31,10 @@ from gridcall.config.local_mqtt import LocalMqttSettings
 from gridcall.config.models import Agent, BrokerSettings
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.local_mqtt import LocalMqttSource, TopicMap
+from gridcall.edge_agent.redelivery import Redeliveries
 from gridcall.edge_agent.sources import Sample
 from gridcall.wire import ReadingBatch, topics
+from tests.holding_relay import HoldingRelay
 from tests.polling import wait_until
 from tests.private_mosquitto import PrivateMosquitto
 from tests.servers import Login
@@ -511,11 +513,10 @@ def test_edge_run_reads_the_sample_mqtt_agent_and_stops_on_sigterm(
 
 async def test_the_source_reconnects_when_the_local_broker_restarts(tmp_path: Path) -> None:
     """A broker on the box that restarts (an update, a crash) costs only what was
-    published while it was away: the source subscribes again by itself. Its session is
-    persistent and this broker keeps sessions on disk; mosquitto 2.0.11 then hands the
-    session the message from before the restart once more (QoS 1 is at least once), so
-    what is checked is that the new message arrives and nothing but the two values does.
-    (The repeat is a known gap: a reading taken twice, with its arrival time.)"""
+    published while it was away: the source subscribes again by itself, and each message
+    is one reading. (A restart that lands before the broker took the source's PUBACK
+    makes it send the message again, flagged DUP: the next test makes that happen on
+    purpose; the source skips it.)"""
     broker = PrivateMosquitto(tmp_path / "local-broker")
     settings = source_settings({"preset": "esphome", "device": "node", "fields": {"lvl": "l"}},
                                broker={"url": broker.url})
@@ -538,8 +539,59 @@ async def test_the_source_reconnects_when_the_local_broker_restarts(tmp_path: Pa
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    values = [s.value for s in got]
-    assert values[0] == 1.0, values
-    assert values[-1] == 2.0, values
-    assert set(values) == {1.0, 2.0}, values
+    assert [s.value for s in got] == [1.0, 2.0]
     assert source.connection.connect_failures >= 1
+
+
+async def test_a_message_the_restarted_broker_sends_again_is_one_reading(
+        tmp_path: Path) -> None:
+    """The source's PUBACK never reaches the broker (a relay holds it back), and the
+    broker restarts with the source's persistent session on disk: mosquitto sends the
+    message again when the session is back, flagged DUP under its packet id (MQTT's QoS 1
+    is at least once). The source skips that exact repeat and counts it; the device's
+    next message, the same payload again, is a new message and a reading."""
+    broker = PrivateMosquitto(tmp_path / "local-broker")
+    with broker:
+        host, port = broker.url.removeprefix("mqtt://").split(":")
+        async with HoldingRelay(host, int(port)) as relay:
+            settings = source_settings(
+                {"preset": "esphome", "device": "node", "fields": {"lvl": "l"}},
+                broker={"url": relay.url})
+            source = LocalMqttSource(settings, agent_id="redelivered")
+            got: list[Sample] = []
+            task = asyncio.create_task(collect(source, got))
+            try:
+                assert await wait_until(source.connected.is_set)
+                relay.holding = True  # from here the broker hears nothing from the source
+                async with publisher(broker.url) as device:
+                    await device.publish("node/sensor/lvl/state", b"1", qos=1)
+                assert await wait_until(lambda: len(got) == 1)
+                broker.stop()  # saves the session with "1" unacknowledged
+                relay.cut()
+                broker.start()
+                assert await wait_until(lambda: source.connection.connects == 2, polls=800)
+                assert await wait_until(lambda: source.redeliveries.skipped == 1)
+                async with publisher(broker.url) as device:
+                    await device.publish("node/sensor/lvl/state", b"1", qos=1)
+                    await device.publish("node/sensor/lvl/state", b"2", qos=1)
+                assert await wait_until(lambda: any(s.value == 2.0 for s in got))
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+    assert [s.value for s in got] == [1.0, 1.0, 2.0]
+    assert source.stats()["redeliveries_skipped"] == 1
+
+
+def test_only_an_exact_repeat_flagged_dup_is_skipped() -> None:
+    seen = Redeliveries(keep=4)
+    assert not seen.repeat(7, "a/b", b"1", qos=1, dup=False)
+    assert seen.repeat(7, "a/b", b"1", qos=1, dup=True)  # sent again
+    assert not seen.repeat(8, "a/b", b"1", qos=1, dup=False)  # the same value, published again
+    assert not seen.repeat(8, "a/b", b"2", qos=1, dup=True)  # not what came under id 8
+    assert not seen.repeat(9, "a/c", b"1", qos=1, dup=True)  # an id never seen
+    assert not seen.repeat(0, "a/b", b"1", qos=0, dup=False)
+    assert not seen.repeat(0, "a/b", b"1", qos=0, dup=True)  # QoS 0 is never redelivered
+    for mid in (10, 11, 12, 13):  # id 7 falls out of the four remembered
+        seen.repeat(mid, "x", b"", qos=1, dup=False)
+    assert not seen.repeat(7, "a/b", b"1", qos=1, dup=True)
+    assert seen.skipped == 1
