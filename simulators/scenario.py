@@ -7,7 +7,8 @@ from the start, each exactly one of:
 - ``anomaly``: a labelled anomaly injected into a sensor's stream (ground truth);
 - ``action``: a unit's action on an alert, chosen by matter and grid (as the API does);
 - ``agent_offline``: an edge agent loses its connection for a while (its last will fires);
-- ``weather``: rain in mm/h for a while (sim-kit's rain model drives water levels).
+- ``weather``: rain in mm/h for a while (sim-kit's rain model drives water levels);
+- ``external``: a department's business system (external.yaml) sends an event.
 
 :func:`load_scenario` reads and checks a file the way :mod:`gridcall.config.loader` checks a
 config set: every problem names ``file:line``, the key path and the reason, all problems
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ from gridcall.wire.clock import NS, from_datetime
 
 __all__ = [
     "ActionAt",
+    "ExternalAt",
     "Outage",
     "ReplayAt",
     "Scenario",
@@ -206,6 +209,19 @@ class ReplaySpec(Model):
     """Column names of a file without a header (a VictoriaMetrics export)."""
 
 
+class ExternalSpec(Model):
+    """``external:``: the business system ``system`` of external.yaml sends an event (its
+    own words: ``type``, ``site``, ``severity``), over its MQTT topic."""
+
+    system: Id
+    type: str = Field(min_length=1, max_length=100)
+    site: str = Field(min_length=1, max_length=100)
+    severity: str | None = None
+    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """Default: ``<system>-<n>``, n counting the scenario's events of the system."""
+    description: str = ""
+
+
 class Entry(Model):
     at: Offset
     anomaly: AnomalySpec | None = None
@@ -213,14 +229,16 @@ class Entry(Model):
     agent_offline: OfflineSpec | None = None
     weather: WeatherSpec | None = None
     replay: ReplaySpec | None = None
+    external: ExternalSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Entry:
-        given = [k for k in ("anomaly", "action", "agent_offline", "weather", "replay")
-                 if getattr(self, k) is not None]
+        given = [k for k in ("anomaly", "action", "agent_offline", "weather", "replay",
+                             "external") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("each timeline entry has exactly one of anomaly, action, "
-                             f"agent_offline, weather, replay (this one has {given or 'none'})")
+                             "agent_offline, weather, replay, external (this one has "
+                             f"{given or 'none'})")
         return self
 
 
@@ -286,6 +304,21 @@ class ActionAt:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalAt:
+    """A department's system's event at ``at_ns``: ``body`` is the JSON it publishes on
+    ``gridcall/v1/external/<system>``."""
+
+    at_ns: int
+    system: str
+    event_id: str
+    body: bytes
+    where: str = ""
+
+    def describe(self) -> str:
+        return f"{self.system} event {self.event_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class Outage:
     """Agent ``agent`` is cut off from ``at_ns`` for ``duration_s``."""
 
@@ -340,6 +373,8 @@ class Scenario:
     actions: tuple[ActionAt, ...] = ()
     outages: tuple[Outage, ...] = ()
     weather: tuple[Weather, ...] = ()
+    externals: tuple[ExternalAt, ...] = ()
+    """Events of departments' systems (``external:`` entries)."""
     sensors: tuple[str, ...] | None = None
     """The sensors that are simulated (None: all of the config set's)."""
     path: Path | None = None
@@ -434,6 +469,7 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
     outages: list[Outage] = []
     weather: list[Weather] = []
     replays: list[ReplayAt] = []
+    externals: list[ExternalAt] = []
     for i, entry in sorted(enumerate(spec.timeline), key=lambda ie: ie[1].at):
         loc: Loc = ("timeline", i)
         at_s = entry.at.total_seconds()
@@ -466,6 +502,11 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
                     problem((*loc, "weather", "area", j), _unknown("unit", unit, config.units))
             weather.append(Weather(at_ns, w.rain, w.for_.total_seconds(), here, w.area,
                                    w.label))
+        elif entry.external is not None:
+            ext = _external(entry.external, at_ns, here, config, externals,
+                            lambda k, r, loc=loc: problem((*loc, "external", *k), r))
+            if ext is not None:
+                externals.append(ext)
         elif entry.replay is not None:
             r = entry.replay
             try:
@@ -484,7 +525,8 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
         description=spec.description, config=config, seed=spec.seed, start_ns=start_ns,
         duration_s=duration_s, injections=tuple(injections), actions=tuple(actions),
         outages=tuple(outages), weather=tuple(weather), sensors=sensors, path=path,
-        warmup_s=spec.warmup.total_seconds(), replays=tuple(replays))
+        warmup_s=spec.warmup.total_seconds(), replays=tuple(replays),
+        externals=tuple(externals))
 
 
 def _tuned(config: ConfigSet, tuning: dict[str, DetectorTuning], problem: Any) -> ConfigSet:
@@ -636,6 +678,23 @@ def _action_refs(a: ActionSpec, config: ConfigSet, problem: Any) -> None:
     for i, d in enumerate(a.departments):
         if d not in config.departments:
             problem(("departments", i), _unknown("department", d, config.departments))
+
+
+def _external(e: ExternalSpec, at_ns: int, here: str, config: ConfigSet,
+              before: list[ExternalAt], problem: Any) -> ExternalAt | None:
+    """The event a system of external.yaml sends, as JSON. Only the system is checked
+    here: an event its mapping cannot place is the hub's to refuse (a dead letter), which
+    a scenario may want to show."""
+    known = [s.id for s in config.external.systems]
+    if e.system not in known:
+        problem(("system",), _unknown("system of external.yaml", e.system, known))
+        return None
+    event_id = e.event_id or f"{e.system}-{1 + sum(b.system == e.system for b in before)}"
+    body = {"event_id": event_id, "type": e.type, "site": e.site,
+            "severity": e.severity, "occurred_at": at_ns, "description": e.description}
+    return ExternalAt(at_ns, e.system, event_id,
+                      json.dumps({k: v for k, v in body.items() if v is not None},
+                                 ensure_ascii=False).encode(), here)
 
 
 def _unknown(what: str, value: str, known: Iterable[str]) -> str:

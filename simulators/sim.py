@@ -67,6 +67,7 @@ from gridcall.simulators.scenario import (
     DEFAULT_START,
     ActionAt,
     ActionName,
+    ExternalAt,
     Outage,
     Scenario,
     Weather,
@@ -87,7 +88,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ScenarioRun", "SimDistrict", "SimStalled", "TimelineEntry", "run_scenario"]
 
 Kind = Literal["alert", "anomaly", "deadline", "refused", "agent_offline", "agent_online",
-               "weather"]
+               "weather", "external"]
 BULK_READINGS = 10_000
 """Readings per batch in sim mode (the most an agent's settings allow)."""
 
@@ -206,8 +207,10 @@ class _Due:
 
     at_ns: int
     order: int
-    item: Injection | ActionAt | Outage | Weather | tuple[str, str] = field(compare=False)
-    """An injection start, an action, an outage start, rain, or ("restore", agent)."""
+    item: Injection | ActionAt | Outage | Weather | ExternalAt | tuple[str, str] = field(
+        compare=False)
+    """An injection start, an action, an outage start, rain, a department's system's
+    event, or ("restore", agent)."""
 
 
 # --------------------------------------------------------------------------- the district
@@ -265,9 +268,9 @@ class SimDistrict:
         self._injections: list[Injection] = list(scenario.injections)
         self._due: list[_Due] = []
         self._order = 0
-        items: list[Injection | ActionAt | Outage | Weather] = [
+        items: list[Injection | ActionAt | Outage | Weather | ExternalAt] = [
             *(i for i in scenario.injections if i.shape != "rain"),  # rain: labels only
-            *scenario.actions, *scenario.outages, *scenario.weather]
+            *scenario.actions, *scenario.outages, *scenario.weather, *scenario.externals]
         for item in items:
             self._schedule(_at_ns(item), item)
         self.rain = rain_model(scenario.weather, seed=scenario.seed)
@@ -567,6 +570,8 @@ class SimDistrict:
             elif isinstance(item, Weather):
                 self._note("weather", f"rain {item.rain_mm_h:g} mm/h for "
                            f"{hms(item.duration_s)[1:]}")
+            elif isinstance(item, ExternalAt):
+                await self._external(item)
             else:
                 await self._restore(item[1])
         if self._next_beat <= t:
@@ -647,7 +652,7 @@ class SimDistrict:
     # ------------------------------------------------------------------ timeline items
 
     def _schedule(self, at_ns: int, item: Injection | ActionAt | Outage | Weather
-                  | tuple[str, str]) -> None:
+                  | ExternalAt | tuple[str, str]) -> None:
         self._order += 1
         heapq.heappush(self._due, _Due(at_ns, self._order, item))
 
@@ -702,6 +707,26 @@ class SimDistrict:
         await self._settle()
         self._note("agent_online", f"edge agent {agent_id} is connected again, its outbox "
                    "sent", actor=agent_id)
+
+    async def _external(self, event: ExternalAt) -> None:
+        """A department's system publishes its event on its topic; wait until the hub
+        has taken it (or dead-lettered it: the timeline says ``refused`` then)."""
+        counters = self.hub.runtime.counters
+        before = (counters.external_events, counters.external_refused)
+        self._note("external", f"{event.describe()} sent ({event.where})",
+                   actor=event.system)
+        client = self._beats
+        if client is None:
+            raise SimStalled(f"{event.where}: no broker connection to send {event.describe()}")
+        await client.publish(topics.external_topic(event.system), event.body, qos=1)
+        await self._wait(lambda: (counters.external_events, counters.external_refused)
+                         != before, f"the hub to take {event.describe()}",
+                         self.settle_timeout)
+        if counters.external_refused != before[1]:
+            kept = ("kept as a dead letter" if self.hub.runtime.dead_letters is not None
+                    else "logged")
+            self._note("refused", f"{event.describe()}: refused by the hub, its mapping "
+                       f"cannot place it; {kept} ({event.where})", actor=event.system)
 
     async def _act(self, action: ActionAt) -> None:
         await self.act(action.unit, action.do, matter=action.matter, grid=action.grid,
@@ -824,7 +849,7 @@ def _shape_text(inj: Injection) -> str:
     return f"{inj.shape} to {inj.target:g}{over}, lasts {hms(inj.duration)[1:]}"
 
 
-def _at_ns(item: Injection | ActionAt | Outage | Weather) -> int:
+def _at_ns(item: Injection | ActionAt | Outage | Weather | ExternalAt) -> int:
     if isinstance(item, Injection):
         return round(item.start * NS)
     return item.at_ns
@@ -874,6 +899,8 @@ def _shifted(scenario: Scenario, start_ns: int) -> Scenario:
         actions=tuple(dataclasses.replace(a, at_ns=a.at_ns + d) for a in scenario.actions),
         outages=tuple(dataclasses.replace(o, at_ns=o.at_ns + d) for o in scenario.outages),
         weather=tuple(dataclasses.replace(w, at_ns=w.at_ns + d) for w in scenario.weather),
+        externals=tuple(dataclasses.replace(e, at_ns=e.at_ns + d)
+                        for e in scenario.externals),
         replays=tuple(dataclasses.replace(r, at_ns=r.at_ns + d) for r in scenario.replays))
 
 

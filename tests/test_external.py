@@ -266,3 +266,40 @@ def test_the_sample_external_yaml_is_yaml_the_loader_reads(cfg: ConfigSet) -> No
     raw = yaml.safe_load((cfg.directory / "external.yaml").read_text(encoding="utf-8"))
     assert "INVENTED EXAMPLES" in (cfg.directory / "external.yaml").read_text(encoding="utf-8")
     assert len(raw["systems"]) == len(cfg.external.systems)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+async def test_a_scenario_sends_system_events_through_the_broker() -> None:
+    """``external:`` timeline entries reach the hub on the system's MQTT topic in
+    ``gridcall sim run``: the first opens an alert, a repeat of its id writes nothing, an
+    unknown site is refused (a dead letter) and shown as such, and the town answers."""
+    from gridcall.simulators.scenario import scenario_from_data
+    from gridcall.simulators.sim import SimDistrict
+
+    flood_at = {"system": WATER, "type": "WATERLOGGING_ALARM", "site": "HP-WL-0031",
+                "severity": "orange", "description": "32 cm over the alarm depth"}
+    scenario = scenario_from_data({
+        "config": "huangpu", "duration": "20m", "warmup": "10m",
+        "sensors": ["anle-g1-rain-1"],
+        "timeline": [
+            {"at": "00:05", "external": {**flood_at, "event_id": "WL-1"}},
+            {"at": "00:06", "external": {**flood_at, "event_id": "WL-1"}},
+            {"at": "00:07", "external": {**flood_at, "site": "HP-XX-1"}},
+            {"at": "00:10", "action": {"unit": "dasha", "do": "acknowledge",
+                                       "matter": "FLOOD-POINT", "grid": "huangpu-cun-g1"}}]})
+    assert [e.event_id for e in scenario.externals] == ["WL-1", "WL-1",
+                                                        "water-flood-gauges-3"]
+    async with SimDistrict(scenario) as d:
+        run = await d.run()
+    (alert,) = run.alerts.values()
+    assert (alert.matter, alert.anomaly_kind, alert.agent, alert.tier, alert.state) == (
+        "FLOOD-POINT", "external", WATER, "B", "acknowledged")
+    assert alert.detected_at == scenario.start_ns + 5 * MIN
+    steps = [e for e in run.timeline if e.alert_id == alert.alert_id]
+    assert [e.action for e in steps] == ["open", "acknowledge"]
+    (refused,) = [e.text for e in run.timeline if e.kind == "refused"]
+    assert refused.startswith(f"{WATER} event water-flood-gauges-3: refused by the hub, "
+                              "its mapping cannot place it")
+    assert [e.kind for e in run.timeline].count("external") == 3
