@@ -303,3 +303,30 @@ async def test_a_scenario_sends_system_events_through_the_broker() -> None:
     assert refused.startswith(f"{WATER} event water-flood-gauges-3: refused by the hub, "
                               "its mapping cannot place it")
     assert [e.kind for e in run.timeline].count("external") == 3
+
+
+def test_a_systems_token_is_issued_listed_and_revoked_from_the_cli(cfg: ConfigSet,
+                                                                  tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gridcall.cli import app
+
+    path = tmp_path / "api-tokens.json"
+    run = CliRunner()
+    common = ["-c", str(cfg.directory), "--tokens", str(path)]
+    issued = run.invoke(app, ["hub", "token", "issue", "--system", WATER, *common])
+    assert issued.exit_code == 0, issued.output
+    token = issued.stdout.strip().splitlines()[-1]
+    assert token.startswith("gct_")
+    entry = TokenFile(path).entry_of(token)
+    assert entry is not None
+    assert (entry.system, entry.unit) == (WATER, "")
+    wrong = run.invoke(app, ["hub", "token", "issue", "--system", "sewage-scada", *common])
+    assert wrong.exit_code == 2
+    assert "'sewage-scada' is not a system of external.yaml" in wrong.output
+    listed = run.invoke(app, ["hub", "token", "list", *common], env={"COLUMNS": "200"})
+    assert WATER in listed.stdout
+    gone = run.invoke(app, ["hub", "token", "revoke", "--system", WATER, *common])
+    assert gone.exit_code == 0, gone.output
+    assert "1 token(s) of water-flood-gauges revoked" in gone.stdout
+    assert TokenFile(path).entry_of(token) is None
