@@ -76,6 +76,8 @@ def test_the_sample_maps_an_invented_flood_gauge_and_fire_alarm_platform(
     (WATER, flood(system=FIRE), "it names system 'fire-alarm-platform', but it came from "
      "'water-flood-gauges'"),
     ("sewage-scada", flood(), "no such system"),
+    (WATER, flood(occurred_at=T0 // 10**6), "lies outside the hub's window"),  # ms, not ns
+    (WATER, flood(occurred_at=T0 + 2 * 3600 * 10**9), "lies outside the hub's window"),
 ])
 def test_what_the_mapping_cannot_place_is_refused_with_the_reason(
         cfg: ConfigSet, system: str, event: ExternalEvent, why: str) -> None:

@@ -118,6 +118,12 @@ def translate(config: ConfigSet, system_id: str, event: ExternalEvent, *,
         if tier is None:
             raise Unmappable(system_id, f"unknown severity {event.severity!r} "
                              f"({_known(system.severities)})")
+    window = config.hub.decoder_window()
+    if event.occurred_at is not None and window is not None and not (
+            received_at - window.past <= event.occurred_at <= received_at + window.future):
+        raise Unmappable(system_id, f"occurred_at {event.occurred_at} lies outside the hub's "
+                         "window (hub.ts_window: 30 days back, 1 hour ahead by default): is "
+                         "the system's clock right, and does it send ns since the epoch?")
     where = f"{site.name} ({event.site})" if site.name else event.site
     how = f" {event.severity}" if event.severity else ""
     said = f": {event.description}" if event.description else ""
