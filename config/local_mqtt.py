@@ -33,6 +33,12 @@ Presets (the firmware's default topic layout; ``topic_prefix`` overrides its fir
 Booleans map to 1 (true, ON, open) and 0 (false, OFF, closed); ``invert`` swaps them.
 Text and event fields take a value map: ``{sensor: s, values: {vibration: 1, tilt: 2}}``
 (Zigbee2MQTT ``action``), ESPHome ``text_sensor/<name>`` or ``binary_sensor/<name>``.
+A text may raise an anomaly event instead of (or beside) a number:
+``{sensor: s, events: {vibration: out_of_limits, drop: {kind: fault, severity: minor}}}``,
+or ``events: {true: out_of_limits}`` for a smoke detector's ``"smoke": true``. The event
+starts when the text comes (once: the same text again, in later messages, is the same
+episode) and ends at the next value that is not that text (``"smoke": false``, another
+action, Zigbee2MQTT's empty action reset). A text that is only in ``events`` is no reading.
 
 **Units.** Where the firmware says which unit a value is in (Tasmota's ``TempUnit`` /
 ``PressureUnit`` beside its readings, Shelly's ``tC``/``tF``), the value is converted to
@@ -77,6 +83,7 @@ from pydantic import (
 
 from gridcall.config.base import ID_PATTERN, BrokerSettings, Loc, Model, SourceSettingsModel
 from gridcall.config.units import canonical, quantity
+from gridcall.wire import AnomalyKind, Severity
 
 Preset = Literal["tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1"]
 PRESETS: tuple[Preset, ...] = ("tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1")
@@ -144,6 +151,22 @@ def _timezone(value: str) -> str:
     return value
 
 
+def _word_keys(value: Any) -> Any:
+    """YAML reads ``ON``, ``off``, ``yes``, ``true`` as booleans: take them as the words
+    ``true``/``false`` (which also match ON/OFF, open/closed... payloads)."""
+    if isinstance(value, dict):
+        return {("true" if k else "false") if isinstance(k, bool) else str(k): v
+                for k, v in value.items()}
+    return value
+
+
+class EventSpec(Model):
+    """The anomaly event a text raises (``events`` of a mapping)."""
+
+    kind: AnomalyKind
+    severity: Severity = "major"
+
+
 class Conversion(Model):
     """How a raw value becomes the sensor's reading: ``value * scale + offset`` in ``unit``.
 
@@ -162,15 +185,24 @@ class Conversion(Model):
     for a JSON boolean. A mapped text becomes its number as it is (no scale/offset);
     a text not in the map is counted as ``unmapped_value``, an empty one (Zigbee2MQTT's
     action reset) as a missing field. Matched exactly, then ignoring case."""
+    events: dict[str, EventSpec] | None = None
+    """Texts that raise an anomaly event: ``{vibration: out_of_limits}`` (a kind) or
+    ``{drop: {kind: fault, severity: minor}}`` (severity ``major`` unless given); one
+    event per episode, which ends at the next value that is not that text (see the
+    module doc). Matched like ``values``."""
 
     @field_validator("values", mode="before")
     @classmethod
     def _text_keys(cls, value: Any) -> Any:
-        """YAML reads ``ON``, ``off``, ``yes``, ``true`` as booleans: take them as the words
-        ``true``/``false`` (which also match ON/OFF, open/closed... payloads)."""
+        return _word_keys(value)
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _event_keys(cls, value: Any) -> Any:
+        """Keys as ``values``'; a plain kind stands for ``{kind: <kind>}``."""
+        value = _word_keys(value)
         if isinstance(value, dict):
-            return {("true" if k else "false") if isinstance(k, bool) else str(k): v
-                    for k, v in value.items()}
+            return {k: {"kind": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
     @model_validator(mode="after")
@@ -343,7 +375,8 @@ class PresetMapping(Model):
             stamp = {"timestamp": "params.ts"} if self.via == "rpc" else {}
             out.append(TopicMapping.model_validate(dict(
                 topic=topic, value=path, sensor=t.sensor, scale=t.scale, offset=t.offset,
-                invert=t.invert, unit=t.unit, values=t.values, **unit, **stamp)))
+                invert=t.invert, unit=t.unit, values=t.values, events=t.events, **unit,
+                **stamp)))
         return tuple(out)
 
 

@@ -32,7 +32,7 @@ from gridcall.edge_agent.faults import OUT_OF_RANGE, FaultWatch
 from gridcall.edge_agent.journal import Journal, JournalError
 from gridcall.edge_agent.outbox import Outbox, Priority
 from gridcall.edge_agent.sequence import Sequence
-from gridcall.edge_agent.sources import Source, availability_of
+from gridcall.edge_agent.sources import DeviceEvent, Source, availability_of
 from gridcall.edge_agent.watch import SensorWatch, Verdict, detector_for
 from gridcall.wire import (
     AgentStatus,
@@ -81,6 +81,8 @@ class AgentCounters:
     journal_writes: int = 0
     journal_failures: int = 0
     recovered_readings: int = 0
+    device_events: int = 0
+    """Episode starts and ends a device announced (a local-MQTT mapping's ``events``)."""
     skipped: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     """Values the sensor cannot produce, by reason (:mod:`gridcall.edge_agent.faults`)."""
@@ -186,15 +188,23 @@ class EdgeAgent:
     # ------------------------------------------------------------------ pure-ish core
 
     def ingest(self, sensor: str, ts: int, value: float | None,
-               fault: str = "") -> Verdict | None:
+               fault: str = "", event: DeviceEvent | None = None) -> Verdict | None:
         """Take one sample: detect, queue an event if an episode starts or ends, buffer it.
         A value the sensor cannot produce (``fault``: the source's reason, else outside its
-        kind's physical range) is counted and marks the sensor faulty, never buffered."""
+        kind's physical range) is counted and marks the sensor faulty, never buffered. An
+        episode the device announced (``event``) is queued as it is; with no value it is
+        all the sample says."""
         self.counters.samples += 1
         watch = self.watches.get(sensor)
         if watch is None:
             self.counters.skipped["unknown_sensor"] += 1
             return None
+        if event is not None:
+            self.counters.device_events += 1
+            self._queue_event(sensor, Verdict(event.kind, event.phase, event.severity, 1.0,
+                                              value, ts))
+            if value is None:
+                return None
         guard = self.faults[sensor]
         # the bounds are floats (±inf when a kind declares none) and a NaN compares false,
         # so a possible value costs two comparisons here
@@ -349,7 +359,7 @@ class EdgeAgent:
         journal = self.journal is not None
         ingest = self.ingest
         async for sample in self.source.samples():
-            ingest(*sample)  # Sample is (sensor, ts, value, fault), ingest's parameters
+            ingest(*sample)  # Sample is (sensor, ts, value, fault, event): ingest's
             if journal and not self._journal_due and self._pending:
                 self._journal_due = True
                 later(self.journal_pending)

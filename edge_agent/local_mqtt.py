@@ -37,7 +37,12 @@ from zoneinfo import ZoneInfo
 import aiomqtt
 
 from gridcall.config import AgentSpec
-from gridcall.config.local_mqtt import LocalMqttSettings, TopicMapping, parse_path
+from gridcall.config.local_mqtt import (
+    EventSpec,
+    LocalMqttSettings,
+    TopicMapping,
+    parse_path,
+)
 from gridcall.config.units import UnitError, convert
 from gridcall.edge_agent.commissioning import (
     Check,
@@ -50,7 +55,7 @@ from gridcall.edge_agent.commissioning import (
 )
 from gridcall.edge_agent.kind import SourceKind
 from gridcall.edge_agent.redelivery import Redeliveries
-from gridcall.edge_agent.sources import Sample
+from gridcall.edge_agent.sources import DeviceEvent, Sample
 from gridcall.wire.backoff import Reconnect
 from gridcall.wire.broker import (
     MQTT_RECONNECT,
@@ -152,6 +157,19 @@ def _mapped(raw: str | bool, values: Mapping[str, float]) -> float | None:
         raise BadPayload("unmapped_value", f"{key[:40]!r} is not in the value map "
                          f"({', '.join(list(values)[:6])})") from None
     return None
+
+
+def _event_for(raw: str | bool, events: Mapping[str, EventSpec]) -> EventSpec | None:
+    """The event a text or boolean raises (matched as the value map matches), or None."""
+    key = ("true" if raw else "false") if isinstance(raw, bool) else raw.strip()
+    if key in events:
+        return events[key]
+    folded = key.casefold()
+    for k, spec in events.items():
+        if k.casefold() == folded:
+            return spec
+    word = (folded in TRUE_WORDS and "true") or (folded in FALSE_WORDS and "false") or ""
+    return events.get(word) if word else None
 
 
 def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None
@@ -282,6 +300,8 @@ class TopicMap:
         self.name = name
         self.counters = TopicMapCounters()
         self._logged: set[tuple[str, str]] = set()
+        self._episodes: dict[str, EventSpec] = {}
+        """sensor → the device-announced episode under way (a mapping's ``events``)."""
 
     def decode(self, topic: str, payload: bytes, received_ns: int) -> list[Sample]:
         """The samples in one message; bad parts are counted and logged, never raised."""
@@ -305,7 +325,8 @@ class TopicMap:
                     raise BadPayload("unknown_sensor", f"sensor {sensor!r} is not this "
                                      "agent's (from the topic)")
                 if route.value_path is None:
-                    value = to_number(_plain(payload), m, self._unit(sensor, m, None, None))
+                    raw = _plain(payload)
+                    unit = self._unit(sensor, m, None, None)
                     ts = received_ns
                 else:
                     if doc is _MISSING:
@@ -314,8 +335,14 @@ class TopicMap:
                     if raw is _MISSING:
                         self._missing(topic, m)
                         continue
-                    value = to_number(raw, m, self._unit(sensor, m, doc, route.unit_path))
+                    unit = self._unit(sensor, m, doc, route.unit_path)
                     ts = self._timestamp(topic, doc, route, received_ns)
+                if m.events is not None:
+                    announced = self._announced(sensor, ts, raw, m, unit)
+                    if announced is not None:
+                        out += announced
+                        continue
+                value = to_number(raw, m, unit)
             except Unmapped:
                 self._missing(topic, m)
                 continue
@@ -328,6 +355,41 @@ class TopicMap:
                 self.counters.gaps += 1
             out.append(Sample(sensor, ts, value))
         self.counters.samples += len(out)
+        return out
+
+    def _announced(self, sensor: str, ts: int, raw: Any, m: TopicMapping,
+                   unit: tuple[str, str] | None) -> list[Sample] | None:
+        """For a mapping with ``events``: the samples of a message that starts or ends an
+        episode the device announced (a start once per episode, an end at the next value
+        that is not its text, or the empty reset), or None when it does neither (then it
+        is an ordinary value). Raises as :func:`to_number` for what is no value."""
+        spec = _event_for(raw, m.events) if m.events and isinstance(raw, str | bool) else None
+        active = self._episodes.get(sensor)
+        reset = isinstance(raw, str) and not raw.strip()  # Zigbee2MQTT's empty action
+        if spec is None:
+            if active is None:
+                if reset:
+                    raise Unmapped
+                return None
+            try:  # another value, or the reset: the episode is over
+                value = None if reset else to_number(raw, m, unit)
+            except Unmapped:
+                value = None
+            del self._episodes[sensor]
+            return [Sample(sensor, ts, value, "",
+                           DeviceEvent(active.kind, "end", active.severity))]
+        value = None
+        if m.values is not None:
+            with contextlib.suppress(Unmapped, BadPayload):
+                value = _mapped(raw, m.values)
+        if active == spec:  # the same text again: the episode goes on
+            return [Sample(sensor, ts, value)] if value is not None else []
+        out = []
+        if active is not None:
+            out.append(Sample(sensor, ts, None, "",
+                              DeviceEvent(active.kind, "end", active.severity)))
+        self._episodes[sensor] = spec
+        out.append(Sample(sensor, ts, value, "", DeviceEvent(spec.kind, "start", spec.severity)))
         return out
 
     def _availability(self, topic: str, payload: bytes, received_ns: int) -> None:

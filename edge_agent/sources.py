@@ -7,7 +7,22 @@ bus or a simulator; the composition root hands it one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Protocol
+
+from gridcall.wire import AnomalyKind, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """An anomaly episode the device itself announced (a local-MQTT mapping's ``events``:
+    Zigbee2MQTT ``action: vibration``, a smoke detector's ``"smoke": true``), not one a
+    detector found. The source says when it starts and ends; the agent sends it as an
+    AnomalyEvent with its own sequence number, through its outbox."""
+
+    kind: AnomalyKind
+    phase: Literal["start", "end"]
+    severity: Severity = "major"
 
 
 class Sample(NamedTuple):
@@ -18,6 +33,9 @@ class Sample(NamedTuple):
     """Why the device's answer is no reading ("" for none): ``sentinel``, a fault code of
     the device (a Modbus register's ``faults``); value is None then. The agent marks the
     sensor's health ``fault`` and counts it, rather than a dropout."""
+    event: DeviceEvent | None = None
+    """An episode the device announced starts or ends with this sample; value None then
+    means the message was the event alone (no reading, not a dropout)."""
 
 
 class Source(Protocol):

@@ -21,9 +21,10 @@ from gridcall.config import ConfigSet
 from gridcall.config.local_mqtt import LocalMqttSettings
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.local_mqtt import LocalMqttSource, TopicMap
-from gridcall.edge_agent.sources import Sample
+from gridcall.edge_agent.outbox import Priority
+from gridcall.edge_agent.sources import DeviceEvent, Sample
 from gridcall.hub.desk.roster import Roster
-from gridcall.wire import AgentStatus
+from gridcall.wire import AgentStatus, AnomalyEvent, ReadingBatch
 from tests.polling import wait_until
 
 NOW = 1_700_000_000_000_000_000
@@ -414,6 +415,93 @@ def test_esphome_text_and_binary_states_through_a_value_map_from_yaml() -> None:
     assert m.decode("pump-house/binary_sensor/float/state", b"OFF", NOW) == [
         Sample("float", NOW, 0.0)]
     assert not m.counters.bad
+
+
+
+# A text that raises an anomaly event (issue 19, item 5: "or an anomaly event of a given
+# kind"): once per episode, not per message. The Aqara vibration sensor's action and its
+# reset are the vectors above. Bitron AV2010/24A smoke detector: Zigbee2MQTT exposes
+# smoke, battery_low, tamper (booleans) and linkquality
+# (https://www.zigbee2mqtt.io/devices/AV2010_24A.html; the same fields in
+# docs.rs/zigbee2mqtt_types_vendor_smabit__bitron_video_, struct ZigbeeAv201024a); it
+# publishes them as one JSON state message, every report carrying them all.
+Z2M_AV2010_SMOKE = b'{"battery_low":false,"linkquality":87,"smoke":true,"tamper":false}'
+Z2M_AV2010_CLEAR = b'{"battery_low":false,"linkquality":90,"smoke":false,"tamper":false}'
+START = DeviceEvent("out_of_limits", "start")
+END = DeviceEvent("out_of_limits", "end")
+
+
+def test_a_zigbee2mqtt_action_raises_one_event_per_episode() -> None:
+    m = topic_map({"preset": "zigbee2mqtt", "device": "gate", "fields": {"action": {
+        "sensor": "gate-vib",
+        "events": {"vibration": "out_of_limits", "drop": {"kind": "fault",
+                                                          "severity": "minor"}}}}})
+    vibration = m.decode("zigbee2mqtt/gate", Z2M_DJT11LM_VIBRATION, NOW)
+    assert vibration == [Sample("gate-vib", NOW, None, "", START)]  # an event, no reading
+    assert m.decode("zigbee2mqtt/gate", Z2M_DJT11LM_VIBRATION, NOW + 1) == []  # same one
+    assert m.decode("zigbee2mqtt/gate", Z2M_ACTION_RESET, NOW + 2) == [
+        Sample("gate-vib", NOW + 2, None, "", END)]
+    assert m.decode("zigbee2mqtt/gate", Z2M_ACTION_RESET, NOW + 3) == []  # nothing under way
+    assert m.decode("zigbee2mqtt/gate", Z2M_DJT11LM_VIBRATION, NOW + 4) == [
+        Sample("gate-vib", NOW + 4, None, "", START)]
+    drop = Z2M_DJT11LM_VIBRATION.replace(b'"vibration"', b'"drop"')
+    assert m.decode("zigbee2mqtt/gate", drop, NOW + 5) == [  # another kind: one ends
+        Sample("gate-vib", NOW + 5, None, "", END),
+        Sample("gate-vib", NOW + 5, None, "", DeviceEvent("fault", "start", "minor"))]
+    assert not m.counters.bad
+
+
+def test_a_smoke_detectors_true_raises_one_event_and_its_false_ends_it() -> None:
+    """Mapped in YAML as a user writes it (``true`` is a YAML boolean); with a value map
+    too, each report is also a reading."""
+    entry = yaml.safe_load("""
+        preset: zigbee2mqtt
+        device: stair-smoke
+        fields:
+          smoke: {sensor: smoke-12, values: {true: 1, false: 0}, events: {true: out_of_limits}}
+          tamper: {sensor: smoke-12-tamper, events: {true: {kind: fault, severity: minor}}}
+    """)
+    m = topic_map(entry)
+    assert m.decode("zigbee2mqtt/stair-smoke", Z2M_AV2010_CLEAR, NOW) == [
+        Sample("smoke-12", NOW, 0.0), Sample("smoke-12-tamper", NOW, 0.0)]
+    assert m.decode("zigbee2mqtt/stair-smoke", Z2M_AV2010_SMOKE, NOW + 1) == [
+        Sample("smoke-12", NOW + 1, 1.0, "", START), Sample("smoke-12-tamper", NOW + 1, 0.0)]
+    assert m.decode("zigbee2mqtt/stair-smoke", Z2M_AV2010_SMOKE, NOW + 2) == [
+        Sample("smoke-12", NOW + 2, 1.0), Sample("smoke-12-tamper", NOW + 2, 0.0)]
+    assert m.decode("zigbee2mqtt/stair-smoke", Z2M_AV2010_CLEAR, NOW + 3) == [
+        Sample("smoke-12", NOW + 3, 0.0, "", END), Sample("smoke-12-tamper", NOW + 3, 0.0)]
+
+
+def test_an_announced_event_goes_out_through_the_agents_outbox_once_per_episode(
+        cfg: ConfigSet) -> None:
+    spec = cfg.agents["edge-jiufo"]
+    sensor = "jiufo-g2-smoke-1"
+    source_cfg = LocalMqttSettings.model_validate({"type": "mqtt", "map": [
+        {"preset": "zigbee2mqtt", "device": "stair-smoke",
+         "fields": {"smoke": {"sensor": sensor, "events": {"true": "out_of_limits"}}}}]})
+    spec = replace(spec, source=source_cfg)
+    source = LocalMqttSource(source_cfg, agent_id=spec.id, sensors={s.id for s in spec.sensors})
+    agent = EdgeAgent(spec, source)
+    for i, payload in enumerate([Z2M_AV2010_SMOKE, Z2M_AV2010_SMOKE, Z2M_AV2010_SMOKE,
+                                 Z2M_AV2010_CLEAR, Z2M_AV2010_CLEAR, Z2M_AV2010_SMOKE]):
+        for sample in source.map.decode("zigbee2mqtt/stair-smoke", payload, NOW + i):
+            agent.ingest(*sample)
+    agent.seal()
+    held = agent.outbox.all()
+    events = [msgspec.json.decode(m.payload, type=AnomalyEvent) for m in held
+              if m.priority == Priority.EVENT]
+    assert [(e.sensor, e.kind, e.phase, e.severity, e.ts) for e in events] == [
+        (sensor, "out_of_limits", "start", "major", NOW),
+        (sensor, "out_of_limits", "end", "major", NOW + 3),
+        (sensor, "out_of_limits", "start", "major", NOW + 5)]
+    assert [e.seq for e in events] == sorted({e.seq for e in events})  # each its own seq
+    batches = [msgspec.json.decode(m.payload, type=ReadingBatch) for m in held
+               if m.priority == Priority.READINGS]
+    # "smoke": true is only an event here; the two falses are readings (0.0)
+    assert [(r.ts, r.value) for b in batches for r in b.readings] == [(NOW + 3, 0.0),
+                                                                      (NOW + 4, 0.0)]
+    assert agent.counters.device_events == 3
+    assert "no_value" not in agent.counters.skipped  # an event alone is not a dropout
 
 
 # --- 7. Shelly Gen2/Gen3 RPC notifications on <id>/events/rpc ---------------------------
