@@ -117,8 +117,30 @@ class District(Model):
 
 
 class Department(Model):
+    """A district department (城管, 公安, 消防安全...) or a town branch of one (a 派出所, a
+    城管中队): an actor of its own (吹哨报到). Its persons and duty shifts are in
+    roster.yaml and its channels in notify.yaml, as a unit's."""
+
     id: Id
     name: Name
+    towns: tuple[Id, ...] = ()
+    """Its area of action: the towns it acts in (a town branch); empty: the whole
+    district. It is dispatched, sees and acts on alerts in its area only."""
+    arrival: Duration = timedelta(minutes=30)
+    """Its promised arrival after a whistle (a dispatch naming it): 30 minutes by default
+    (北京吹哨报到). Missed, the district command centre supervises it (督办)."""
+    report_in: Duration | None = None
+    """By when it must report in (报到) after a whistle; default: its promised arrival."""
+
+    def in_area(self, place: tuple[str, ...]) -> bool:
+        """Whether a place (district, town, community, grid path) is in its area."""
+        return not self.towns or (len(place) > 1 and place[1] in self.towns)
+
+    @model_validator(mode="after")
+    def _report_before_arrival(self) -> Department:
+        if self.report_in is not None and self.report_in > self.arrival:
+            raise ValueError("report_in must not come after the promised arrival")
+        return self
 
 
 class Topology(Model):

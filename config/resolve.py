@@ -382,6 +382,10 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                                       "itself")
                         else:
                             check.ref("topology.yaml", near, "grid", other, grids)
+        towns = {u.id for u in units.values() if u.level == "town"}
+        for i, dep in enumerate(topo.departments):
+            for j, town in enumerate(dep.towns):
+                check.ref("topology.yaml", ("departments", i, "towns", j), "town", town, towns)
 
     sensors: dict[str, SensorSpec] = {}
     agent_of_sensor: dict[str, str] = {}

@@ -99,7 +99,9 @@ async def test_the_map_and_state_are_those_of_the_callers_subtree(
     assert names["sun-hui"] == persons["sun-hui"].name      # the district's leader
     assert set(names) - set(cfg.units) - set(cfg.departments) <= {
         p.id for p in cfg.duty.persons if p.unit in ("dongyuan", "dongyuan-g1", "dongyuan-g2",
-                                                     "dongyuan-g3", "dasha", "huangpu")}
+                                                     "dongyuan-g3", "dasha", "huangpu")
+        or p.unit in cfg.departments}
+    assert names["gao-jun"] == persons["gao-jun"].name  # fire_safety's
     # what the silence form offers: the catalog's matters, the subtree's edge agents
     assert community["matters"] == {m.code: m.name for m in cfg.matters.matters}
     assert community["agents"] == {"edge-dongyuan": cfg.agents["edge-dongyuan"].name}

@@ -23,6 +23,7 @@ from gridcall.hub.board.indicator_writer import (
 from gridcall.hub.desk.indicators import Indicator, by_unit, indicators, line_protocol, stints
 from gridcall.hub.desk.lifecycle import AlertState, Transition, apply, opening, step
 from gridcall.hub.desk.policy import Policy
+from gridcall.hub.desk.whistle import Whistled
 from gridcall.hub.ingest.sinks import InfluxV1Sink, LineEncoder
 from gridcall.wire import AnomalyEvent, Deadlines
 from tests.polling import wait_until
@@ -187,20 +188,74 @@ def test_a_tier_rule_raising_an_alert_is_no_breach_of_the_unit_below(cfg: Config
     assert grid.responses_judged == 0  # it left the grid before its response deadline
 
 
-def test_departments_are_credited_with_every_stint_they_were_on(week: Ledger,
-                                                                cfg: ConfigSet) -> None:
+def whistled(department: str, at: int, report: int = 10 * MIN, arrive: int = 30 * MIN
+             ) -> Whistled:
+    return Whistled(department, at + report, at + arrive, "")
+
+
+def test_departments_are_judged_on_their_own_times_only(cfg: ConfigSet) -> None:
+    """The demo's "urban management had 78 calls and 33 breaches without ever acting":
+    a department's row comes from its own whistles and steps, never from the units'
+    stints it was listed on."""
     led = Ledger(cfg)
-    a = led.open(1, T0)
-    lead = led._state[a].departments[0]
-    other = next(d for d in cfg.departments if d not in led._state[a].departments)
-    led.do(a, "dispatch", T0 + 2 * MIN, led.town, departments=[other])
-    led.do(a, "acknowledge", T0 + 20 * MIN, led.grid)  # late
+    g = led.grid
+    # a1: fire_safety whistled at 2 min: reports in at 5 (in time), arrives at 40 (late:
+    # promised 32), supervised at 32, disposes at 90 (in time: the alert's 2 h).
+    # environment_water whistled at 2 min, never acts: supervised, judged late on
+    # report-in and arrival, no response time. The grid meanwhile answers late.
+    a1 = led.open(1, T0)
+    led.do(a1, "dispatch", T0 + 2 * MIN, led.town, departments=["fire_safety",
+                                                                 "environment_water"],
+           whistled=(whistled("fire_safety", T0 + 2 * MIN),
+                     whistled("environment_water", T0 + 2 * MIN)))
+    led.do(a1, "report_in", T0 + 5 * MIN, "fire_safety", department="fire_safety")
+    led.do(a1, "acknowledge", T0 + 20 * MIN, g)  # late for the grid
+    for dep in ("fire_safety", "environment_water"):
+        led.do(a1, "supervise", T0 + 32 * MIN, "hub", department=dep)
+    led.do(a1, "dept_arrive", T0 + 40 * MIN, "fire_safety", department="fire_safety")
+    led.do(a1, "dept_dispose", T0 + 90 * MIN, "fire_safety", department="fire_safety")
+    # a2: fire_safety whistled at 3 h, in time on all three; the alert is then closed as
+    # a false alarm before environment_water (whistled too) did anything: not judged.
+    t2 = T0 + 3 * HOUR
+    a2 = led.open(2, t2)
+    led.do(a2, "dispatch", t2, led.town, departments=["fire_safety", "environment_water"],
+           whistled=(whistled("fire_safety", t2), whistled("environment_water", t2)))
+    led.do(a2, "report_in", t2 + 2 * MIN, "fire_safety", department="fire_safety")
+    led.do(a2, "dept_arrive", t2 + 9 * MIN, "fire_safety", department="fire_safety")
+    led.do(a2, "dept_dispose", t2 + 30 * MIN, "fire_safety", department="fire_safety")
+    led.do(a2, "false_alarm", t2 + 5 * MIN + 30 * MIN, g)
+    # a3: lead urban_mgmt and co-handlers listed by the catalog, never whistled
+    led.open(3, T0 + 5 * HOUR)
+    listed = set(led._state["AL000003"].departments)
     rows = {r.key: r for r in indicators(led.transitions, T0, T0 + DAY)
             if r.group == "department"}
-    assert set(rows) >= {lead, other}
-    assert rows[other].calls == 1
-    assert rows[other].level == "department"
-    assert rows[other].response_timeliness_rate == 0.0
+    assert set(rows) == {"fire_safety", "environment_water"}  # never called: no row
+    assert "urban_mgmt" in listed  # a3's lead, listed and never whistled
+    fire, water = rows["fire_safety"], rows["environment_water"]
+    table = {name: (getattr(fire, name), getattr(water, name)) for name in (
+        "calls", "responses_judged", "responses_timely", "arrivals_judged",
+        "arrivals_timely", "disposals_judged", "disposals_timely", "resolution_due",
+        "resolved", "false_alarms", "breaches", "whistle_rate", "median_response_s",
+        "median_disposal_s")}
+    # water: a1 all three deadlines passed unanswered (judged, late); a2 closed at 35 min,
+    # after its report-in (10) and arrival (30) deadlines, before its disposal (2 h): the
+    # false alarm leaves its disposal unjudged and out of the resolution rate
+    assert table == {
+        "calls": (2, 2),
+        "responses_judged": (2, 2),
+        "responses_timely": (2, 0),
+        "arrivals_judged": (2, 2),
+        "arrivals_timely": (1, 0),       # fire arrived 8 min late on a1
+        "disposals_judged": (2, 1),
+        "disposals_timely": (2, 0),
+        "resolution_due": (2, 1),
+        "resolved": (2, 0),
+        "false_alarms": (0, 1),          # fire had disposed of a2 before it was closed
+        "breaches": (1, 1),              # supervised (督办) once each, on a1
+        "whistle_rate": (None, None),
+        "median_response_s": (150.0, None),  # 3 and 2 min; water never reported in
+        "median_disposal_s": (3540.0, None),  # 88 and 30 min from the whistle
+    }
 
 
 def test_line_protocol_has_counts_as_integers_and_leaves_out_unjudged_rates(

@@ -122,8 +122,24 @@ def test_legal_move(cfg: ConfigSet, before: str, action: str) -> None:
     assert after.alert.updated_at == T0 + 10 * MIN
 
 
+DEPARTMENTS_OWN = {"report_in", "dept_arrive", "dept_dispose", "supervise"}
+"""Legal in an open state only for a department whistled to the alert (the whistle's
+own table: tests/test_whistle.py)."""
 ILLEGAL = sorted((s, a) for s in STATES for a in ACTIONS
-                 if a != "open" and (s, a) not in EXPECTED_AFTER)
+                 if a != "open" and (s, a) not in EXPECTED_AFTER
+                 and not (a in DEPARTMENTS_OWN and s in OPEN))
+
+
+@pytest.mark.parametrize(("before", "action"),
+                         sorted((s, a) for s in OPEN for a in DEPARTMENTS_OWN))
+def test_a_department_step_needs_a_whistle(cfg: ConfigSet, before: str, action: str
+                                           ) -> None:
+    state = alert_in(cfg, before)
+    with pytest.raises(IllegalTransition) as refused:
+        step(state, action, at=T0 + 10 * MIN, actor="fire_safety",  # type: ignore[arg-type]
+             department="fire_safety")
+    assert str(refused.value) == (f"AL000007 is {before}; fire_safety was not dispatched "
+                                  "to it (no whistle to answer)")
 
 
 @pytest.mark.parametrize(("before", "action"), ILLEGAL)

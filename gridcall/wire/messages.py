@@ -175,7 +175,11 @@ CALL_KINDS: tuple[CallKind, ...] = ("report", "external")
 AlertStatus = Literal["opened", "dispatched", "acknowledged", "on_site", "resolved",
                       "false_alarm"]
 AlertAction = Literal["open", "evidence", "dispatch", "acknowledge", "arrive", "resolve",
-                      "false_alarm", "escalate", "reopen"]
+                      "false_alarm", "escalate", "reopen", "report_in", "dept_arrive",
+                      "dept_dispose", "supervise"]
+"""The last four are departments' steps (吹哨报到): a dispatched department reports in,
+arrives, reports disposal; ``supervise`` is the hub's 督办 when it misses its promised
+arrival. They leave the alert's state as it is."""
 
 
 class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):

@@ -135,10 +135,13 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
               responses=ACTION_ERRORS, tags=["actions"], operation_id="dispatch")
     async def dispatch(unit: Caller, person: CallerPerson, alert_id: AlertId,
                        body: DispatchBody) -> AlertDetail:
-        """Dispatch departments to the alert: for a community, town or district at or
-        above the responsible level (a grid calls upward instead). Dispatching only
-        departments already on the alert writes nothing and answers the alert as it
-        stands (a retried request is safe)."""
+        """Dispatch departments to the alert (吹哨): for a community, town or district at
+        or above the responsible level (a grid calls upward instead). Each department
+        called is sent the call through its person on duty and must arrive by its
+        promised time (30 minutes by default) or be supervised by the district (督办); a
+        department outside its area of action is refused (422). Dispatching only
+        departments whose calls are under way writes nothing and answers the alert as
+        it stands (a retried request is safe)."""
         visible(desk, unit, alert_id)  # 404 / 403 for the alert itself come first
         if unit.level == "grid":
             raise ApiError(403, f"grid {unit.id} cannot dispatch departments; call upward "

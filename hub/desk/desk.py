@@ -65,7 +65,7 @@ import msgspec
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
-from gridcall.hub.desk import duty, lifecycle
+from gridcall.hub.desk import duty, lifecycle, whistle
 from gridcall.hub.desk.incident_ledger import IncidentLedger
 from gridcall.hub.desk.incidents import (
     Incident,
@@ -110,15 +110,17 @@ from gridcall.hub.desk.silence_ledger import SilenceLedger
 from gridcall.hub.desk.snapshots import DeskImage, SnapshotStore, config_key, decode
 from gridcall.hub.desk.spread import Sighting, SpreadWindow
 from gridcall.hub.desk.timers import DeadlineTimers, Timer
+from gridcall.hub.desk.whistle import Whistled
 from gridcall.wire import AnomalyEvent, Severity, Tier
-from gridcall.wire.clock import ns
+from gridcall.wire.clock import ns, utc_text
 from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition",
-           "NoSuchSilence", "NotFound", "OutsideSubtree", "ReminderChange", "SilenceChange",
-           "SilenceEnded", "SilenceRefused", "UnknownSensor", "UnknownUnit"]
+           "NoSuchSilence", "NotFound", "OutsideArea", "OutsideSubtree", "ReminderChange",
+           "SilenceChange", "SilenceEnded", "SilenceRefused", "UnknownDepartment",
+           "UnknownSensor", "UnknownUnit"]
 
 
 
@@ -150,6 +152,23 @@ class OutsideSubtree(PermissionError):
                          f"{'/'.join(state.place)}, outside {'/'.join(unit.path)}")
         self.unit = unit.id
         self.alert_id = state.alert_id
+
+
+class OutsideArea(PermissionError):
+    """A department acted on an alert outside its area of action (topology.yaml)."""
+
+    def __init__(self, department: str, towns: tuple[str, ...], state: AlertState) -> None:
+        super().__init__(f"department {department} acts in {', '.join(towns)} only; "
+                         f"{state.alert_id} is in {'/'.join(state.place)}")
+        self.department = department
+        self.alert_id = state.alert_id
+
+
+class UnknownDepartment(ValueError):
+    def __init__(self, department: str) -> None:
+        super().__init__(f"{department!r} is not a department of the config "
+                         "(topology.yaml departments)")
+        self.department = department
 
 
 class BadAction(ValueError):
@@ -259,6 +278,12 @@ class DeskCounters:
     top tier): shown as overdue and paged, not escalated."""
     overdue_pages: int = 0
     """Overdue steps written (one per alert and deadline): each pages a duty leader."""
+    whistles: int = 0
+    """Departments called by dispatches (吹哨)."""
+    department_steps: int = 0
+    """Steps departments took themselves: report-in, arrival, disposal."""
+    supervisions: int = 0
+    """Missed promised arrivals escalated to the district command centre (督办)."""
 
     @property
     def escalations(self) -> int:
@@ -316,6 +341,9 @@ class Desk:
         self._handed: dict[str, str] = {}
         """alert -> the person on duty it was handed to then ("" if nobody)."""
         self._reminder_hooks: list[ReminderHook] = []
+        self._arrival_timers = DeadlineTimers()
+        """(promised arrival, alert, 0): when a whistled department must be on site; at
+        that instant the desk supervises it (督办) if it is not (stale entries dropped)."""
         self.incidents = IncidentBook()
         """Every incident (:mod:`gridcall.hub.desk.incidents`), folded from its ledger."""
         self.incident_ledger = IncidentLedger(ledger.store)
@@ -390,6 +418,9 @@ class Desk:
             if paused:
                 gc.enable()
         self._timers.restore(self._due_timers())  # one per open alert, not one per step
+        self._arrival_timers.restore(sorted(
+            Timer(at, s.alert_id, 0) for s in self._states.values() if s.is_open
+            if (at := whistle.next_arrival(s.dept_calls)) is not None))
         self.replayed = self._unsnapped = len(tail)
         for s in await self.silence_ledger.all():
             self._absorb_silence(s)
@@ -513,6 +544,9 @@ class Desk:
                 self._event_marks[agent] = seq
         if t.action in HANDOVERS:
             self._arm_reminders(state)
+        if t.whistled and not self._folding:
+            for w in t.whistled:
+                self._arrival_timers.arm(w.arrive_by, state.alert_id, 0)
         if t.action in ("open", "evidence", "reopen"):
             self._seen_at[state.alert_id] = t.at
         if t.sensor and t.action in ("open", "evidence", "reopen"):
@@ -571,7 +605,8 @@ class Desk:
         """The earliest deadline an open alert waits on, or end of a silence (stale
         entries included: a timer may wake for nothing, never too late)."""
         times = [t for t in (self._timers.next(), self.silences.next_end(),
-                             self._reminder_timers.next()) if t is not None]
+                             self._reminder_timers.next(), self._arrival_timers.next())
+                 if t is not None]
         return min(times, default=None)
 
     def target_of(self, state: AlertState) -> Target:
@@ -820,7 +855,7 @@ class Desk:
         then send the reminders due by ``now``."""
         async with self._operation():
             await self._expire_silences(now)
-            changes = await self._escalate_due(now)
+            changes = await self._deadlines_due(now)
             await self._remind_due(now)
             return changes
 
@@ -828,8 +863,121 @@ class Desk:
         """Silences that ended, deadlines and reminders first: whatever happens at
         ``now`` sees the alerts and silences as they stand."""
         await self._expire_silences(now)
-        await self._escalate_due(now)
+        await self._deadlines_due(now)
         await self._remind_due(now)
+
+    # ------------------------------------------------------------------ departments
+
+    def whistles(self, state: AlertState, departments: Iterable[str], at: int
+                 ) -> tuple[Whistled, ...]:
+        """The departments a dispatch at ``at`` calls (吹哨): those named whose call on
+        the alert is not under way, each with its report-in and promised-arrival
+        deadlines (topology.yaml) and its person on duty then (roster.yaml). Dispatches
+        by the plans of matters call through here too."""
+        out: list[Whistled] = []
+        for d in dict.fromkeys(departments):
+            dep = self.config.departments.get(d)
+            call = whistle.find(state.dept_calls, d)
+            if dep is None or (call is not None and call.active):
+                continue
+            stretch = duty.on_duty(self.config.duty, d, at)
+            out.append(Whistled(department=d, report_by=at + ns(dep.report_in or dep.arrival),
+                                arrive_by=at + ns(dep.arrival),
+                                on_duty=stretch.person.id if stretch else ""))
+        return tuple(out)
+
+    def department_alerts(self, department: str, *, open_only: bool = False,
+                          called_only: bool = True) -> list[AlertState]:
+        """Alerts in the department's area, oldest first; ``called_only``: only those it
+        was whistled to."""
+        dep = self.config.departments.get(department)
+        if dep is None:
+            raise UnknownDepartment(department)
+        return [s for s in self._states.values() if dep.in_area(s.place)
+                and (not open_only or s.is_open)
+                and (not called_only or whistle.find(s.dept_calls, department) is not None)]
+
+    async def department_act(self, alert_id: str, action: Action, department: str, *,
+                             now: int, note: str = "", person: str = "") -> Change:
+        """A department's own step on an alert it was whistled to: ``report_in`` (报到),
+        ``dept_arrive``, ``dept_dispose``, taken by ``person`` (a person of the
+        department in roster.yaml). Refusals raise (NotFound, UnknownDepartment,
+        OutsideArea, BadAction, IllegalTransition: not whistled, or out of order) and
+        write nothing; supervisions and deadlines due by ``now`` fire first."""
+        if action not in whistle.BY_DEPARTMENT:
+            raise BadAction(f"{action} is not a department's step (report_in, dept_arrive, "
+                            "dept_dispose)")
+        dep = self.config.departments.get(department)
+        if dep is None:
+            self.counters.refused += 1
+            raise UnknownDepartment(department)
+        who = self.config.duty.person(person) if person else None
+        if person and who is not None and who.unit != department:
+            self.counters.refused += 1
+            raise BadAction(f"{person} is a person of {who.unit}, not of {department} "
+                            "(roster.yaml)")
+        async with self._operation():
+            await self._fire(now)
+            state = self.get(alert_id)
+            try:
+                if not dep.in_area(state.place):
+                    raise OutsideArea(department, dep.towns, state)
+                t = step(state, action, at=max(now, state.last.at), actor=department,
+                         note=note, department=department)
+            except (OutsideArea, IllegalTransition):
+                self.counters.refused += 1
+                raise
+            if person:
+                t = replace(t, person=person, person_unit=department)
+            (change,) = await self._commit([t])
+            self.counters.department_steps += 1
+            return change
+
+    async def _supervise_due(self, now: int) -> list[Change]:
+        """A ``supervise`` step (督办) for each whistled department whose promised arrival
+        passed by ``now`` while the alert was open and it had not arrived: at that
+        instant (or just after the alert's latest step), sent to the district command
+        centre's person on duty (``on_duty``) and to the department."""
+        taken = self._arrival_timers.take_due(now)
+        steps: list[Transition] = []
+        current: dict[str, AlertState] = {}
+        district = self.config.district
+        for timer in taken:
+            state = current.get(timer.alert_id, self._states.get(timer.alert_id))
+            if state is None or not state.is_open:
+                continue
+            for call in whistle.due_supervision(state.dept_calls, now):
+                at = max(call.arrive_by, state.last.at)
+                stretch = duty.on_duty(self.config.duty, district.id, at)
+                t = step(state, "supervise", at=at, department=call.department,
+                         reason=f"督办: {call.department} promised to arrive by "
+                                f"{utc_text(call.arrive_by)} and had not; supervised by "
+                                f"{district.level} {district.id}",
+                         note=f"{call.department} {call.stage.replace('_', ' ')}")
+                t = replace(t, on_duty=stretch.person.id if stretch else "")
+                steps.append(t)
+                state = current[state.alert_id] = apply(state, t)
+            current.setdefault(state.alert_id, state)
+        try:
+            changes = await self._commit(steps)
+        except BaseException:
+            self._arrival_timers.put_back(taken)
+            raise
+        for state in current.values():  # one timer per alert after a restart: the next
+            if (due := whistle.next_arrival(state.dept_calls)) is not None:
+                self._arrival_timers.arm(due, state.alert_id, 0)
+        self.counters.supervisions += len(changes)
+        return changes
+
+    async def _deadlines_due(self, now: int) -> list[Change]:
+        """Escalations and supervisions due by ``now``, in time order: the ledger's steps
+        never go back in time across alerts (snapshots rely on it)."""
+        changes: list[Change] = []
+        while (first := self._arrival_timers.next()) is not None and first <= now:
+            changes += await self._escalate_due(first)
+            changes += await self._supervise_due(first)
+        changes += await self._escalate_due(now)
+        return changes
 
     # ------------------------------------------------------------------ reminders
 
@@ -1288,6 +1436,9 @@ class Desk:
         the same reason, as the alert's last step is an IllegalTransition."""
         if action in ("open", "evidence", "reopen"):
             raise BadAction(f"{action} is the hub's own step, not an action a unit takes")
+        if action in whistle.DEPT_ACTIONS:
+            raise BadAction(f"{action} is a department's step (Desk.department_act), not "
+                            "an action a unit takes")
         unit = self.config.units.get(actor)
         if unit is None:
             self.counters.refused += 1
@@ -1335,10 +1486,21 @@ class Desk:
             if unknown:
                 raise BadAction(f"unknown department(s) {unknown}; known: "
                                 f"{sorted(self.config.departments)}")
-            chosen = departments or self.policy.departments(self._matter(state))
             lifecycle.check(state, action, actor_level=unit.level)
-            if state.state != "opened" and set(chosen) <= set(state.last.departments):
-                raise Unchanged(state, f"{', '.join(chosen)} already dispatched")
+            deps = self.config.departments
+            outside = [d for d in departments if not deps[d].in_area(state.place)]
+            if outside:
+                raise BadAction(f"{state.alert_id} is in {'/'.join(state.place)}, outside the "
+                                "area of " + "; ".join(
+                                    f"{d} (acts in {', '.join(deps[d].towns)})"
+                                    for d in outside))
+            chosen = departments or tuple(  # the catalog's, those whose area it is in
+                d for d in self.policy.departments(self._matter(state))
+                if d in deps and deps[d].in_area(state.place))
+            whistled = self.whistles(state, chosen, now)
+            if state.state != "opened" and not whistled:
+                raise Unchanged(state, f"{', '.join(chosen) or 'no department'} already "
+                                "dispatched")
             return step(state, "dispatch", at=now, actor=unit.id, note=note, reason=reason,
-                        actor_level=unit.level, departments=chosen)
+                        actor_level=unit.level, departments=chosen, whistled=whistled)
         return step(state, action, at=now, actor=unit.id, note=note, reason=reason)

@@ -59,9 +59,22 @@ silence of the alert's scope is judged at the silence's end, as the desk escalat
 The API, the InfluxDB writer and ``gridcall hub report``
 (:func:`gridcall.hub.desk.silence.deferral`, from the store alone) all pass it.
 
-**Departments.** A department's row covers every stint in which it was on the alert
-(lead, co-handler or dispatched, as in force at the end of the stint), with the same
-definitions.
+**Departments** are judged on their own times only (吹哨报到,
+:mod:`gridcall.hub.desk.whistle`): a department's row covers its *calls*, each dispatch
+that whistled it, never the stints of the units whose alert it was on (a department that
+was never called has no row; one that never acted has no response time). For one call,
+whistled at ``s`` with report-in deadline ``R``, promised arrival ``A`` and the alert's
+disposal deadline then ``D``, ending when the alert closed (resolved or a false alarm),
+else at ``as_of``:
+
+- *response* is its ``report_in`` (报到), judged against ``R``; *arrival* its
+  ``dept_arrive`` against ``A``; *disposal* its ``dept_dispose`` against ``D``; each
+  judged when it happened, or when its deadline passed before the call ended;
+- *resolution rate*: calls disposed of / calls whose disposal is due (disposed, or ``D``
+  passed before the call ended); a false alarm before its disposal is left out;
+- *breaches* count its missed arrivals supervised by the district (督办); departments do
+  not whistle, so their whistle rate is None;
+- *calls*: whistles in the period; medians are seconds from the whistle.
 
 **Persons.** A person's row (group ``person``, asked for by ``groups``) covers every
 stint handed to them as the person on duty of its unit (roster.yaml; the ``on_duty`` of
@@ -277,6 +290,55 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
     )
 
 
+SUPERVISED = "\x00supervised"
+"""Marks a department's call whose missed arrival was supervised (督办), in its
+:class:`Stint`'s ``on_duty`` (a department's calls count for no person here)."""
+
+
+def department_calls(transitions: Iterable[Transition], *, as_of: int | None = None
+                     ) -> list[Stint]:
+    """Every department's call in ``transitions`` (any order; per alert by ``n``) up to
+    ``as_of``, as a :class:`Stint` of the department (``unit``, level "department"):
+    whistled at ``start``, its report-in, promised arrival and disposal deadlines, and its
+    own report-in (``responded_at``), arrival and disposal (``resolved_at``); ``end`` is
+    when the alert closed, else ``as_of``; ``false_alarm_at`` when the alert was closed
+    as a false alarm before it disposed of its part."""
+    by_alert: dict[str, list[Transition]] = defaultdict(list)
+    for t in transitions:
+        if as_of is None or t.at <= as_of:
+            by_alert[t.alert_id].append(t)
+    horizon = as_of if as_of is not None else max(
+        (t.at for ts in by_alert.values() for t in ts), default=0)
+    out: list[Stint] = []
+    for history in by_alert.values():
+        history.sort(key=lambda t: t.n)
+        live: dict[str, Stint] = {}
+        for t in history:
+            if t.action == "dispatch":
+                for w in t.whistled:
+                    if w.department in live:
+                        out.append(live.pop(w.department))
+                    live[w.department] = Stint(
+                        alert_id=t.alert_id, unit=w.department, unit_level="department",
+                        start=t.at, end=horizon, response_deadline=w.report_by,
+                        arrival_deadline=w.arrive_by, disposal_deadline=t.deadlines.disposal,
+                        departments=(w.department,))
+            elif t.department in live:
+                c = live[t.department]
+                live[t.department] = replace(
+                    c, responded_at=_first(c.responded_at, t, "report_in"),
+                    arrived_at=_first(c.arrived_at, t, "dept_arrive"),
+                    resolved_at=_first(c.resolved_at, t, "dept_dispose"),
+                    on_duty=SUPERVISED if t.action == "supervise" else c.on_duty)
+            elif t.action in ("resolve", "false_alarm"):
+                for dep, c in list(live.items()):
+                    if c.resolved_at is None:
+                        live[dep] = replace(c, end=min(c.end, t.at), false_alarm_at=(
+                            t.at if t.action == "false_alarm" else None))
+        out.extend(live.values())
+    return out
+
+
 def indicators(transitions: Iterable[Transition], period_start: int, period_end: int, *,
                as_of: int | None = None, groups: Sequence[Group] = ("unit", "department"),
                defer: Deferral | None = None) -> list[Indicator]:
@@ -289,6 +351,7 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
     if period_end <= period_start:
         raise ValueError(f"period end {period_end} is not after its start {period_start}")
     judged_at = period_end if as_of is None else as_of
+    transitions = list(transitions)  # read twice: the units' stints, the departments' calls
     in_period = [s for s in stints(transitions, as_of=judged_at, defer=defer)
                  if period_start <= s.start < period_end]
     out: list[Indicator] = []
@@ -302,12 +365,13 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
             out.append(summarize("unit", unit, of[0].unit_level, period_start, period_end, of))
     if "department" in groups:
         by_dep: dict[str, list[Stint]] = defaultdict(list)
-        for s in in_period:
-            for dep in s.departments:
-                by_dep[dep].append(s)
+        for c in department_calls(transitions, as_of=judged_at):
+            if period_start <= c.start < period_end:
+                by_dep[c.unit].append(c)
         for dep, of in sorted(by_dep.items()):
-            out.append(summarize("department", dep, "department", period_start, period_end,
-                                 of))
+            row = summarize("department", dep, "department", period_start, period_end, of)
+            out.append(replace(row, breaches=sum(c.on_duty == SUPERVISED for c in of),
+                               whistles=0, whistle_rate=None))
     if "person" in groups:
         by_person: dict[str, list[Stint]] = defaultdict(list)
         for s in in_period:

@@ -23,6 +23,10 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
                                                deadlines: the new unit must respond
     reopen       resolved | false_alarm     -> opened; new deadlines (the anomaly recurred
                                                within the reopen window; the hub decides)
+    report_in, dept_arrive, dept_dispose, supervise
+                 OPEN                       -> unchanged: a dispatched department's own
+                                               steps and the hub's 督办 of one, legal as
+                                               :mod:`gridcall.hub.desk.whistle` says
 
 Which tier, unit and deadlines an escalation or reopening brings is decided by the caller
 (the policy, :mod:`gridcall.hub.desk.policy`); this module only holds the legal moves.
@@ -36,6 +40,8 @@ from typing import Any, get_args
 
 import msgspec
 
+from gridcall.hub.desk import whistle
+from gridcall.hub.desk.whistle import DeptCall, Whistled
 from gridcall.wire import (
     AlertAction,
     AlertStatus,
@@ -85,6 +91,10 @@ REQUIRES: dict[Action, frozenset[State]] = {
     "false_alarm": OPEN,
     "escalate": OPEN,
     "reopen": CLOSED,
+    "report_in": OPEN,
+    "dept_arrive": OPEN,
+    "dept_dispose": OPEN,
+    "supervise": OPEN,
 }
 """The states each action may be taken in."""
 
@@ -103,7 +113,7 @@ def _state_after(action: Action, before: State) -> State:
             return "resolved"
         case "false_alarm":
             return "false_alarm"
-        case "evidence":
+        case "evidence" | "report_in" | "dept_arrive" | "dept_dispose" | "supervise":
             return before
 
 
@@ -160,7 +170,14 @@ class Transition:
     on_duty: str = ""
     """On a step that hands the alert to a unit (open, escalate, reopen): the person on
     duty there then, whom it was sent to ("" if nobody was). The three person fields came
-    with roster.yaml: older ledger rows lack them and read as ""."""
+    with roster.yaml: older ledger rows lack them and read as "". On a ``supervise``
+    step: the district's person on duty, whom the 督办 was sent to."""
+    department: str = ""
+    """On a department's step (report_in, dept_arrive, dept_dispose) and on ``supervise``:
+    the department concerned (:mod:`gridcall.hub.desk.whistle`)."""
+    whistled: tuple[Whistled, ...] = ()
+    """On a ``dispatch``: the departments it called (吹哨), with their deadlines and person
+    on duty. Dispatches written before departments acted have none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +199,9 @@ class AlertState:
     escalations: int = 0
     evidence: int = 0
     reopened: int = 0
+    dept_calls: tuple[DeptCall, ...] = ()
+    """The departments whistled to it and how each answered, in the order called
+    (:mod:`gridcall.hub.desk.whistle`)."""
 
     @property
     def alert_id(self) -> str:
@@ -286,13 +306,21 @@ def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: 
          unit: str | None = None, unit_level: UnitLevel | None = None,
          unit_path: Iterable[str] | None = None, deadlines: Deadlines | None = None,
          departments: Iterable[str] = (), evidence: tuple[str, int] | None = None,
-         sensor: str = "") -> Transition:
+         sensor: str = "", department: str = "", whistled: Iterable[Whistled] = ()
+         ) -> Transition:
     """The transition ``action`` makes from ``state``; IllegalTransition if refused.
 
     Fields not given stay as they are; ``departments`` are *added* (lead stays first).
     An escalation must give the new tier, unit and deadlines; a reopening new deadlines.
+    A department's step names its ``department``; a dispatch lists those it ``whistled``.
     """
     check(state, action, actor_level=actor_level)
+    if action in whistle.DEPT_ACTIONS:
+        if not department:
+            raise ValueError(f"a {action} step needs the department it concerns")
+        why = whistle.refusal(state.dept_calls, action, department)
+        if why is not None:
+            raise IllegalTransition(state.alert_id, state.state, action, why)
     last = state.last
     if action == "escalate" and (tier is None or unit is None or deadlines is None):
         raise ValueError("an escalation needs the new tier, unit and deadlines")
@@ -311,7 +339,8 @@ def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: 
         unit_path=tuple(unit_path) if unit_path is not None else last.unit_path,
         deadlines=deadlines or last.deadlines,
         departments=tuple(dict.fromkeys((*last.departments, *departments))),
-        reason=reason, evidence=evidence, sensor=sensor,
+        reason=reason, evidence=evidence, sensor=sensor, department=department,
+        whistled=tuple(whistled),
     )
 
 
@@ -335,6 +364,10 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
                                 f"step {t.n} does not follow step {state.n} of "
                                 f"{state.alert_id}")
     check(state, t.action)
+    if t.action in whistle.DEPT_ACTIONS:
+        why = whistle.refusal(state.dept_calls, t.action, t.department)
+        if why is not None:
+            raise IllegalTransition(t.alert_id, state.state, t.action, why)
     if t.state != _state_after(t.action, state.state):
         raise IllegalTransition(t.alert_id, state.state, t.action,
                                 f"{t.action} leads to {_state_after(t.action, state.state)}, "
@@ -351,6 +384,11 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
         escalations=state.escalations + (t.action == "escalate"),
         evidence=state.evidence + (t.action == "evidence" and not overdue_of(t)),
         reopened=state.reopened + (t.action == "reopen"),
+        dept_calls=whistle.absorb(
+            state.dept_calls, t.action, at=t.at, actor=t.actor, person=t.person,
+            department=t.department, whistled=t.whistled, dispose_by=t.deadlines.disposal,
+            on_duty=t.on_duty)
+        if t.action == "dispatch" or t.action in whistle.DEPT_ACTIONS else state.dept_calls,
     )
 
 
@@ -363,9 +401,12 @@ def _wire(alert: RiskAlert, t: Transition) -> RiskAlert:
         last_action=t.action,
         reason=t.reason if t.action in ("open", "escalate") else alert.reason,
         escalations=alert.escalations + (t.action == "escalate"),
-        overdue=overdue_of(t) or (alert.overdue if t.action in ("evidence", "dispatch")
-                                  else ""),
+        overdue=overdue_of(t) or (alert.overdue if t.action in _KEEPS_OVERDUE else ""),
     )
+
+
+_KEEPS_OVERDUE = frozenset({"evidence", "dispatch", *whistle.DEPT_ACTIONS})
+"""Steps that do not move the alert on: an overdue alert stays overdue after them."""
 
 
 def fold(transitions: Iterable[Transition]) -> dict[str, AlertState]:

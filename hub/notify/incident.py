@@ -49,7 +49,8 @@ def incident_notices(changes: Sequence[Change], units_of: Callable[[str], str]
     ``units_of``: an alert id's responsible unit now."""
     groups: dict[str, list[Change]] = {}
     for change in changes:
-        if change.incident is not None and change.transition.action in NOTIFIED_ACTIONS:
+        if (change.incident is not None and change.transition.action in NOTIFIED_ACTIONS
+                and change.transition.action != "supervise"):  # the desk hook's own
             groups.setdefault(change.incident.incident_id, []).append(change)
     out: list[IncidentNotice] = []
     for group in groups.values():

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self
 
@@ -173,7 +173,8 @@ class Notifier:
 
     def notify(self, alert: RiskAlert, units: Iterable[str], *, note: str = "",
                on_done: Callable[[], Awaitable[None]] | None = None,
-               person: str = "", title: str = "", text: str = "", body: str = "") -> int:
+               person: str = "", title: str = "", text: str = "", body: str = "",
+               persons: Mapping[str, str] | None = None) -> int:
         """Queue the alert for every channel of each unit (each unit once); returns how
         many deliveries were queued. Never raises for a delivery problem. ``on_done`` is
         awaited once every one of them was sent or given up (at once if there are none);
@@ -183,7 +184,9 @@ class Notifier:
         they have a contact; if that delivery is given up, the unit's channels get it
         after all. ``title`` replaces the rendered title (a reminder says so); ``text``
         and ``body`` (JSON) replace the rendered text and the alert's JSON (an incident's
-        one message, :mod:`gridcall.hub.notify.incident`)."""
+        one message, :mod:`gridcall.hub.notify.incident`). ``persons`` names the person
+        of further units (a department whistled, the district supervising): each is
+        reached like ``person`` for its own unit."""
         if not self._open:
             raise InvariantError("Notifier used outside 'async with'")
         rendered, rendered_text = render(alert, note)
@@ -192,12 +195,14 @@ class Notifier:
         body = body or msgspec.json.encode(alert).decode()
         queued = 0
         tasks: list[asyncio.Task[Any]] = []
-        who = self.duty.person(person) if person else None
+        whom = dict(persons or {})
         for i, unit in enumerate(dict.fromkeys(units)):
+            name = person if i == 0 and person else whom.get(unit, "")
+            who = self.duty.person(name) if name else None
             fallback = [Delivery(unit, index, chan, alert.alert_id, title, text, body)
                         for index, chan in enumerate(self.channels_of(unit))]
             work: list[tuple[str, Coroutine[Any, Any, object]]]
-            if i == 0 and who is not None and who.contact is not None:
+            if who is not None and who.contact is not None:
                 own = Delivery(unit, 0, who.contact, alert.alert_id, title, text, body,
                                person=who.id)
                 work = [(who.id, self._deliver_or_fall_back(own, fallback))]
@@ -291,9 +296,11 @@ class Notifier:
         return len(left)
 
 
-NOTIFIED_ACTIONS = frozenset({"open", "escalate", "reopen", "dispatch"})
+NOTIFIED_ACTIONS = frozenset({"open", "escalate", "reopen", "dispatch", "supervise"})
 """The steps people must hear of: a new call, a call passed up (both levels hear of it),
-a call back, departments sent. Evidence and the units' own answers are not pushed, but
+a call back, departments sent (each department whistled hears of it, through its person
+on duty), a department's missed arrival supervised (督办: the district command centre and
+the department). Evidence and the units' own answers are not pushed, but
 for an overdue step (:func:`gridcall.hub.desk.lifecycle.overdue_of`): a deadline passed
 where the alert can go no higher pages the unit's duty leader."""
 
@@ -312,6 +319,9 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
 
     async def hook(change: Change) -> None:
         t = change.transition
+        if t.whistled or t.action == "supervise":
+            departments(change)
+            return
         overdue = overdue_of(t)
         if not overdue and (t.action not in NOTIFIED_ACTIONS or change.incident is not None):
             # an incident's alerts: one message per incident (notify/incident.py); an
@@ -332,6 +342,35 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
                         # overdue where it can go no higher: a page to the duty leader
                         title=f"[{a.tier}] OVERDUE ({overdue}) {a.matter_name} · "
                               f"{a.alert_id} ({a.unit})" if overdue else "")
+
+    def departments(change: Change) -> None:
+        """A dispatch that called departments: each called department through its person
+        on duty (else its channels), beside the units as any dispatch (left to the
+        incident's one message when the alert is in one). A supervision (督办): the
+        district command centre's person on duty, the department, the unit holding it."""
+        t = change.transition
+        a = change.alert.alert
+        on_done = None
+        if outbox is not None:
+            async def on_done() -> None:
+                await outbox.done(t.alert_id, t.n, clock() if clock else t.at)
+        if t.action == "supervise":
+            call = next((c for c in change.alert.dept_calls if c.department == t.department), None)
+            district = a.unit_path[0] if a.unit_path else t.unit
+            notifier.notify(a, (district, t.department, *change.units), on_done=on_done,
+                            person=t.on_duty,
+                            persons={t.department: call.on_duty if call else ""},
+                            title=f"[{a.tier}] 督办 SUPERVISION {t.department} not on site · "
+                                  f"{a.matter_name} · {a.alert_id} ({a.unit})",
+                            note=" · ".join(x for x in (t.reason, t.note) if x))
+            return
+        called = tuple(w.department for w in t.whistled)
+        arrive = "; ".join(f"{w.department} on site by {utc_text(w.arrive_by)}"
+                           for w in t.whistled)
+        units = called if change.incident is not None else (*change.units, *called)
+        notifier.notify(a, units, on_done=None if change.incident is not None else on_done,
+                        persons={w.department: w.on_duty for w in t.whistled},
+                        note=" · ".join(x for x in (t.reason, t.note, arrive) if x))
     return hook
 
 
