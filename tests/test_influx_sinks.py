@@ -152,6 +152,15 @@ def test_escaped_tags_never_contain_a_separator_a_line_break_or_a_dangling_backs
     assert not escaped.endswith("\\")
 
 
+def written_value(line: str, tail: str) -> float:
+    """The float a line's ``value=`` field holds, the line checked to end with ``tail``
+    (the encoder writes the shortest digits that read back exactly, ``1e16`` for
+    ``1e+16``)."""
+    match = re.search(r" value=(-?[0-9.e+-]+)" + re.escape(tail) + "$", line)
+    assert match is not None, line
+    return float(match[1])
+
+
 @given(agent=st.text(min_size=1, max_size=20), sensor=st.text(min_size=1, max_size=20),
        kind=st.text(max_size=20),
        value=st.floats(allow_nan=True, allow_infinity=True), seq=st.integers(0, 2**62))
@@ -174,11 +183,11 @@ def test_every_line_has_exactly_the_expected_structure(
     # measurement, then ',key=value' per tag, then ' value=...,seq=...i ts'
     separators = [line[i] for i in unescaped_separators(line)]
     assert separators == [",", "="] * tag_count + [" ", "=", ",", "=", " "]
-    assert line.endswith(f" value={value!r},seq={seq}i 42")
+    assert written_value(line, f",seq={seq}i 42") == value
     # the lean line: the same tags (kind given explicitly here), no seq
     assert [lean_line[i] for i in unescaped_separators(lean_line)] == (
         [",", "="] * tag_count + [" ", "=", " "])
-    assert lean_line.endswith(f" value={value!r} 42")
+    assert written_value(lean_line, " 42") == value
 
 
 # --- HTTP failures are classified before any retry ------------------------------------------

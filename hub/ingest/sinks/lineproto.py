@@ -38,6 +38,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import msgspec
+
 from gridcall.wire import ReadingBatch
 
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -45,6 +47,7 @@ _TAG_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", **_CONTROL})
 _FIELD_CONTROL = str.maketrans(_CONTROL)
 _MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", **_CONTROL})
 RESERVED_TAGS = frozenset({"agent", "sensor"})
+_encode_json = msgspec.json.encode
 
 
 def escape_tag(text: str) -> str:
@@ -128,7 +131,13 @@ class LineEncoder:
         cheaper than one list of every line), and the finite check done once per batch on
         the sum of its values (NaN or ±inf anywhere makes the sum non-finite; so does an
         overflow of large finite values, which only sends the batch down the per-reading
-        path). Only a batch whose sum is not finite is filtered reading by reading."""
+        path). Only a batch whose sum is not finite is filtered reading by reading.
+
+        A batch's values are formatted by one ``msgspec.json.encode`` of the list, split
+        at its commas, instead of ``float.__repr__`` per reading (0.39 -> 0.23 µs per
+        reading here): the same shortest digits that read back to the same double,
+        written ``1e+16`` as ``1e16``, which line protocol parses alike (checked against
+        InfluxDB 1.6.7 and VictoriaMetrics in tests/test_influx_sinks.py)."""
         parts: list[str] = []
         append = parts.append
         isfinite = math.isfinite
@@ -138,17 +147,22 @@ class LineEncoder:
             readings = batch.readings
             tail = f",seq={batch.seq}i " if seq_field else " "
             prefixes = by_agent.get(batch.agent) or self._prefixes_for(batch)
-            if not isfinite(sum([r.value for r in readings])):
+            values = [r.value for r in readings]
+            if not isfinite(sum(values)):
                 kept = [r for r in readings if isfinite(r.value)]
                 self.skipped_nonfinite += len(readings) - len(kept)
                 readings = kept
+                values = [r.value for r in kept]
+                if not kept:
+                    continue
+            texts = _encode_json(values).decode()[1:-1].split(",")
             try:
-                append("".join([f"{prefixes[r.sensor]}{r.value}{tail}{r.ts}\n"
-                                for r in readings]))
+                append("".join([f"{prefixes[r.sensor]}{v}{tail}{r.ts}\n"
+                                for r, v in zip(readings, texts, strict=True)]))
             except KeyError:  # a sensor seen for the first time
                 prefixes = self._prefixes_for(batch)
-                append("".join([f"{prefixes[r.sensor]}{r.value}{tail}{r.ts}\n"
-                                for r in readings]))
+                append("".join([f"{prefixes[r.sensor]}{v}{tail}{r.ts}\n"
+                                for r, v in zip(readings, texts, strict=True)]))
         # A lone surrogate can't come from JSON, but must not crash the hot path either.
         return "".join(parts).encode("utf-8", "replace")
 
