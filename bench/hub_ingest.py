@@ -177,10 +177,10 @@ def limit_b(influx_url: str, work: Workload, database: str = "limit_b") -> dict[
 # --------------------------------------------------------------------------- the hub
 
 def write_config(folder: Path, broker: str, influx: str, database: str,
-                 client_id: str = "bench-hub") -> Path:
+                 client_id: str = "bench-hub", *, mixed_kinds: bool = False) -> Path:
     import yaml
 
-    write_bench_config(folder, AGENTS, PER_MESSAGE)
+    write_bench_config(folder, AGENTS, PER_MESSAGE, mixed_kinds=mixed_kinds)
     (folder / "hub.yaml").write_text(yaml.safe_dump({"hub": {
         "broker": {"url": broker}, "client_id": client_id,
         "ingest_share_group": f"{client_id}-group",
@@ -293,9 +293,18 @@ def hub_run(work: Workload, broker: str, influx: str, tmp: Path, workers: int,
 
 def latency(broker: str, influx: str, tmp: Path, seconds: float, rate: int
             ) -> dict[str, Any]:
-    cfg_dir = write_config(tmp / "cfg-latency", broker, influx, "latency")
+    cfg_dir = write_config(tmp / "cfg-latency", broker, influx, "latency", mixed_kinds=True)
     cfg = load_config(cfg_dir)
-    sensors = [s for s in cfg.sensors.values()]
+    # Each event on a (grid, sensor kind) of its own as long as there are such pairs, so
+    # that each opens an alert (a desk groups a matter's events in a grid into one alert,
+    # and only an alert's first publication carries its event's time): the sensors in
+    # turn over the grids first, then over the kinds.
+    by_key = {(s.grid, s.kind): s for s in cfg.sensors.values()}
+    firsts: dict[str, list[Any]] = {}
+    for (grid, _), s in sorted(by_key.items()):
+        firsts.setdefault(grid, []).append(s)
+    sensors = [row[i] for i in range(max(map(len, firsts.values())))
+               for row in firsts.values() if i < len(row)]
     log = (tmp / "hub-latency.log").open("ab")
     hub = subprocess.Popen([*CLI, "hub", "run", "--config", str(cfg_dir)],
                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
@@ -393,7 +402,8 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--latency-rate", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3,
-                        help="measure limits and hub this many times, interleaved; best counts")
+                        help="measure limits and hub this many times, interleaved; best "
+                             "counts (0: only the latency)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     counts = [int(x) for x in args.workers.split(",") if x]
@@ -407,53 +417,54 @@ def main() -> None:
         # mosquitto's default in-flight window (20), as the shared harness runs it
         with PrivateMosquitto(tmp / "mosquitto", max_inflight=20) as broker, \
                 PrivateInflux(tmp / "influx") as influx:
-            runs: dict[str, list[dict[str, Any]]] = {"limit_a": [], "limit_b": []}
-            for n in counts:
-                runs[f"hub_{n}"] = []
-            # Rounds interleave the limits and the hub, so that a burst of load from
-            # elsewhere hits both; each figure is the best of its rounds (the closest to
-            # what the machine does when nothing else runs).
-            for r in range(1, args.rounds + 1):
-                tag = f"_r{r}"
-                a = limit_a(broker.url, work, tag)
-                runs["limit_a"].append(a)
-                print(f"round {r}: limit A (mosquitto → bare paho, parse+count): "
-                      f"{a['readings_per_s']:,} readings/s (load {a['load']})", flush=True)
-                b = limit_b(influx.url, work, f"limit_b{tag}")
-                runs["limit_b"].append(b)
-                print(f"round {r}: limit B (line protocol → InfluxDB /write, 5000/request, "
-                      f"1 writer): {b['readings_per_s']:,} readings/s (load {b['load']})",
-                      flush=True)
+            if args.rounds > 0 and counts:  # --rounds 0: the latency alone
+                runs: dict[str, list[dict[str, Any]]] = {"limit_a": [], "limit_b": []}
                 for n in counts:
-                    h = hub_run(work, broker.url, influx.url, tmp, n, tag)
-                    runs[f"hub_{n}"].append(h)
-                    print(f"round {r}: hub, {n} worker(s): {h['readings_per_s']:,} "
-                          f"readings/s, {h['readings_lost']} lost, CPU {h['hub_cpu_pct']} %, "
-                          f"peak RSS {h['peak_rss_mb']} MB (load {h['load']})", flush=True)
-            report["rounds"] = runs
+                    runs[f"hub_{n}"] = []
+                # Rounds interleave the limits and the hub, so that a burst of load from
+                # elsewhere hits both; each figure is the best of its rounds (the closest to
+                # what the machine does when nothing else runs).
+                for r in range(1, args.rounds + 1):
+                    tag = f"_r{r}"
+                    a = limit_a(broker.url, work, tag)
+                    runs["limit_a"].append(a)
+                    print(f"round {r}: limit A (mosquitto → bare paho, parse+count): "
+                          f"{a['readings_per_s']:,} readings/s (load {a['load']})", flush=True)
+                    b = limit_b(influx.url, work, f"limit_b{tag}")
+                    runs["limit_b"].append(b)
+                    print(f"round {r}: limit B (line protocol → InfluxDB /write, 5000/request, "
+                          f"1 writer): {b['readings_per_s']:,} readings/s (load {b['load']})",
+                          flush=True)
+                    for n in counts:
+                        h = hub_run(work, broker.url, influx.url, tmp, n, tag)
+                        runs[f"hub_{n}"].append(h)
+                        print(f"round {r}: hub, {n} worker(s): {h['readings_per_s']:,} "
+                              f"readings/s, {h['readings_lost']} lost, CPU {h['hub_cpu_pct']} %, "
+                              f"peak RSS {h['peak_rss_mb']} MB (load {h['load']})", flush=True)
+                report["rounds"] = runs
 
-            def best(key: str) -> dict[str, Any]:
-                return max(runs[key], key=lambda x: int(x["readings_per_s"]))
+                def best(key: str) -> dict[str, Any]:
+                    return max(runs[key], key=lambda x: int(x["readings_per_s"]))
 
-            report["limit_a"], report["limit_b"] = best("limit_a"), best("limit_b")
-            lower = min(report["limit_a"]["readings_per_s"],
-                        report["limit_b"]["readings_per_s"])
-            report["lower_limit"] = lower
-            report["readings_lost_any_run"] = sum(h["readings_lost"] + h[
-                "agents_with_wrong_sum"] for n in counts for h in runs[f"hub_{n}"])
-            print(f"best of {args.rounds}: limit A {report['limit_a']['readings_per_s']:,}, "
-                  f"limit B {report['limit_b']['readings_per_s']:,} readings/s")
-            report["hub"] = []
-            for n in counts:
-                h = dict(best(f"hub_{n}"))
-                h["ratio_to_lower_limit"] = round(h["readings_per_s"] / lower, 2)
-                report["hub"].append(h)
-                lost_all = sum(x["readings_lost"] for x in runs[f"hub_{n}"])
-                print(f"hub, {n} worker(s), best of {args.rounds}: {h['readings_per_s']:,} "
-                      f"readings/s, ratio {h['ratio_to_lower_limit']} to the lower limit "
-                      f"({lower:,}); readings lost in all its runs: {lost_all}; CPU "
-                      f"{h['hub_cpu_pct']} %, peak RSS {h['peak_rss_mb']} MB "
-                      f"(load {h['load']})", flush=True)
+                report["limit_a"], report["limit_b"] = best("limit_a"), best("limit_b")
+                lower = min(report["limit_a"]["readings_per_s"],
+                            report["limit_b"]["readings_per_s"])
+                report["lower_limit"] = lower
+                report["readings_lost_any_run"] = sum(h["readings_lost"] + h[
+                    "agents_with_wrong_sum"] for n in counts for h in runs[f"hub_{n}"])
+                print(f"best of {args.rounds}: limit A {report['limit_a']['readings_per_s']:,}, "
+                      f"limit B {report['limit_b']['readings_per_s']:,} readings/s")
+                report["hub"] = []
+                for n in counts:
+                    h = dict(best(f"hub_{n}"))
+                    h["ratio_to_lower_limit"] = round(h["readings_per_s"] / lower, 2)
+                    report["hub"].append(h)
+                    lost_all = sum(x["readings_lost"] for x in runs[f"hub_{n}"])
+                    print(f"hub, {n} worker(s), best of {args.rounds}: {h['readings_per_s']:,} "
+                          f"readings/s, ratio {h['ratio_to_lower_limit']} to the lower limit "
+                          f"({lower:,}); readings lost in all its runs: {lost_all}; CPU "
+                          f"{h['hub_cpu_pct']} %, peak RSS {h['peak_rss_mb']} MB "
+                          f"(load {h['load']})", flush=True)
             if args.latency_seconds > 0:
                 report["latency"] = lat = latency(broker.url, influx.url, tmp,
                                                   args.latency_seconds, args.latency_rate)

@@ -21,9 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_bench_config(out: Path, agents: int, sensors: int,
-                       project: Path = ROOT) -> Path:
+                       project: Path = ROOT, *, mixed_kinds: bool = False) -> Path:
     """The sample's topology, matters and notify, plus agents ``a00``.. (one grid each, in
-    turn) and their sensors ``s<agent><n>`` of the sample's first kind; no hub.yaml."""
+    turn) and their sensors ``s<agent><n>`` of the sample's first kind (with
+    ``mixed_kinds``, sensor ``n`` of each agent has the sample's kind ``n`` modulo their
+    number, so that events on different sensors of one grid are different matters);
+    no hub.yaml."""
     sample = project / "config" / "examples" / "huangpu"
     out.mkdir(parents=True, exist_ok=True)
     for name in ("topology.yaml", "matters.yaml", "notify.yaml"):
@@ -34,7 +37,7 @@ def write_bench_config(out: Path, agents: int, sensors: int,
     where = {x["grid"]: x["coordinates"] for x in sensors_yaml["sensors"]}
     grids = [g["id"] for t in topology["district"]["towns"] for c in t["communities"]
              for g in c["grids"] if g["id"] in where]
-    kind = next(iter(sensors_yaml["kinds"]))
+    kinds = list(sensors_yaml["kinds"])
     agent_list, sensor_list = [], []
     for i in range(agents):
         agent, grid = f"a{i:02d}", grids[i % len(grids)]
@@ -43,8 +46,9 @@ def write_bench_config(out: Path, agents: int, sensors: int,
                            "source": {"type": "serial", "port": f"/dev/null-{agent}",
                                       "devices": [{"id": 1, "name": agent,
                                                    "channels": dict(enumerate(ids))}]}})
-        sensor_list += [{"id": s, "kind": kind, "grid": grid, "agent": agent,
-                         "coordinates": where[grid]} for s in ids]
+        sensor_list += [{"id": s, "kind": kinds[n % len(kinds) if mixed_kinds else 0],
+                         "grid": grid, "agent": agent, "coordinates": where[grid]}
+                        for n, s in enumerate(ids)]
     (out / "agents.yaml").write_text(yaml.safe_dump({"agents": agent_list}), encoding="utf-8")
     (out / "sensors.yaml").write_text(
         yaml.safe_dump({"kinds": sensors_yaml["kinds"], "sensors": sensor_list}),
