@@ -48,6 +48,7 @@ from gridcall.edge_agent.commissioning import (
     Check,
     CheckOptions,
     OpenSource,
+    impossible,
     probe_broker,
     read_samples,
     skipped,
@@ -77,6 +78,8 @@ FALSE_WORDS = frozenset({"false", "off", "closed", "close", "no", "0"})
 _MAX_LOGGED = 1000
 """(topic, reason) pairs logged at WARNING before the rest go to DEBUG only."""
 _MISSING = object()
+UNIT_REASONS = frozenset({"unit_mismatch", "unknown_unit"})
+"""Why a value was refused for its unit (config/units.py, and a unit that is no text)."""
 
 
 class BadPayload(Exception):
@@ -300,6 +303,9 @@ class TopicMap:
         self.name = name
         self.counters = TopicMapCounters()
         self._logged: set[tuple[str, str]] = set()
+        self.unit_refusals: dict[str, str] = {}
+        """topic → why its value's unit could not be made the sensor's (the first time):
+        ``gridcall edge check`` names them."""
         self._episodes: dict[str, EventSpec] = {}
         """sensor → the device-announced episode under way (a mapping's ``events``)."""
 
@@ -463,6 +469,8 @@ class TopicMap:
     def _bad(self, topic: str, exc: BadPayload, payload: bytes | None, *,
              kept: bool = False) -> None:
         self.counters.bad[exc.reason] += 1
+        if exc.reason in UNIT_REASONS and len(self.unit_refusals) < _MAX_LOGGED:
+            self.unit_refusals.setdefault(topic, str(exc))
         key = (topic, exc.reason)
         first = key not in self._logged and len(self._logged) < _MAX_LOGGED
         if first:
@@ -660,7 +668,7 @@ async def _checks(spec: AgentSpec, settings: LocalMqttSettings, options: CheckOp
     seen = {s.sensor for s in got}
     bad = skipped(source)
     return [reach, *_availability_check(source),
-            _values_check(source, got, expected, seen, bad, options.wait)]
+            _values_check(source, got, expected, seen, bad, options.wait, spec)]
 
 
 def _availability_check(source: LocalMqttSource) -> list[Check]:
@@ -679,9 +687,24 @@ def _availability_check(source: LocalMqttSource) -> list[Check]:
                   "'offline' until it says online again")]
 
 
+UNIT_FIX = ("map the field to a sensor of that quantity, or set the device to a unit "
+            "gridcall converts (degC, degF, K, hPa, Pa, kPa, mmHg, inHg: Tasmota "
+            "SetOption8/SetOption24, Shelly's tC/tF)")
+
+
 def _values_check(source: LocalMqttSource, got: list[Sample], expected: set[str],
-                  seen: set[str], bad: str, wait: float) -> Check:
+                  seen: set[str], bad: str, wait: float, spec: AgentSpec) -> Check:
+    """FAIL when nothing could be read or a value's unit cannot be converted to its
+    sensor's (that sensor would never report); WARN for a value outside its kind's
+    physical range (the agent would not publish it: as the Modbus and serial checks),
+    or when a sensor sent nothing; PASS otherwise."""
     topics = ", ".join(source.filters[:4]) + (" ..." if len(source.filters) > 4 else "")
+    units = source.map.unit_refusals
+    if units:
+        shown = "; ".join(f"{t}: {why}" for t, why in list(units.items())[:3])
+        read = f"; read {len(got)} other values" if got else ""
+        return Check("source (mqtt)", "FAIL",
+                     f"refused for their unit (never published): {shown}{read}", UNIT_FIX)
     if not got and bad:
         return Check("source (mqtt)", "FAIL", f"messages arrived but none could be read: {bad}",
                      "compare the device's payload (mosquitto_sub -v -t '#') with the preset "
@@ -696,6 +719,11 @@ def _values_check(source: LocalMqttSource, got: list[Sample], expected: set[str]
     if missing and source.map.counters.missing_fields:
         detail += (f"; {source.map.counters.missing_fields} mapped fields were absent from "
                    "their messages (check the field names)")
+    wrong = impossible(got, spec)
+    if wrong:
+        return Check("source (mqtt)", "WARN", f"{detail}; not published: {'; '.join(wrong)}",
+                     "check the mapping's field, scale and unit against the device's "
+                     "payload (mosquitto_sub -v -t '#')")
     if missing:
         return Check("source (mqtt)", "WARN", f"{detail}; nothing yet from {', '.join(missing)}",
                      "check those devices publish (or wait longer with --wait)")

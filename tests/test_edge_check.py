@@ -172,6 +172,12 @@ async def publish(url: str, messages: list[tuple[str, bytes]], *, retain: bool) 
 JIUFO = sorted(s.id for s in load_config(SAMPLE_DISTRICT).agents["edge-jiufo"].sensors)
 
 
+def possible(sensor: str) -> bytes:
+    """A value within the sensor's kind's physical range (smoke: 0-10 dB/m; the others'
+    ranges hold 35)."""
+    return b"0.5" if "-smoke-" in sensor else b"35"
+
+
 def esphome_source(url: str, node: str) -> dict[str, Any]:
     """Every sensor of edge-jiufo as an ESPHome sensor of one node: ``<node>/sensor/<id>``."""
     return {"type": "mqtt", "broker": {"url": url}, "map": [
@@ -182,7 +188,7 @@ def test_an_mqtt_source_passes_when_its_devices_have_published(
         district: Path, mqtt_url: str) -> None:
     node = f"node-{uuid.uuid4().hex[:8]}"
     set_source(district, "edge-jiufo", esphome_source(mqtt_url, node))
-    values = {sensor: b"35" for sensor in JIUFO} | {"jiufo-g1-manholetilt-1": b"1.5"}
+    values = {sensor: possible(sensor) for sensor in JIUFO} | {"jiufo-g1-manholetilt-1": b"1.5"}
     state = [(f"{node}/sensor/{sensor}/state", value) for sensor, value in values.items()]
     asyncio.run(publish(mqtt_url, state, retain=True))
     try:
@@ -212,12 +218,65 @@ def test_an_mqtt_source_whose_payloads_cannot_be_read_fails(
     assert "none could be read: 1 non_numeric" in line
 
 
+def test_a_value_outside_its_kinds_physical_range_is_flagged_not_passed(
+        district: Path, mqtt_url: str) -> None:
+    """As the Modbus and serial checks: 35 dB/m from a smoke sensor (0-10) is what the
+    agent would never publish."""
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    set_source(district, "edge-jiufo", esphome_source(mqtt_url, node))
+    values = {sensor: possible(sensor) for sensor in JIUFO} | {"jiufo-g2-smoke-1": b"35"}
+    state = [(f"{node}/sensor/{sensor}/state", value) for sensor, value in values.items()]
+    asyncio.run(publish(mqtt_url, state, retain=True))
+    try:
+        result = check("--config", str(district), "--agent", "edge-jiufo")
+    finally:
+        asyncio.run(publish(mqtt_url, [(t, b"") for t, _ in state], retain=True))
+    assert result.exit_code == 0, result.output  # a warning
+    line = row(result, "source (mqtt)")
+    assert "WARN" in line
+    assert ("not published: jiufo-g2-smoke-1 read 35, outside its kind's physical range "
+            "0..10") in line
+
+
+# Tasmota BME280 with its default units (a payload of tele/<topic>/SENSOR quoted in a
+# public mosquitto_pub example; tests/test_local_mqtt_devices.py has the same vector).
+TASMOTA_BME280_HPA = (b'{"Time":"2023-05-21T01:06:38","BME280":{"Temperature":20.5,"Humidity":'
+                      b'53.1,"DewPoint":10.6,"Pressure":977.0},"PressureUnit":"hPa",'
+                      b'"TempUnit":"C"}')
+
+
+def test_a_value_in_a_unit_its_sensor_cannot_take_fails(
+        district: Path, mqtt_url: str) -> None:
+    """The BME280's pressure mapped to the °C temperature sensor (the wrong field): the
+    payload says hPa, which is no temperature, so that sensor would never report."""
+    node = f"node-{uuid.uuid4().hex[:8]}"
+    cabinet = f"cabinet-{uuid.uuid4().hex[:8]}"
+    source = esphome_source(mqtt_url, node)
+    source["map"][0]["fields"].pop("jiufo-g3-temperature-1")
+    source["map"].append({"preset": "tasmota", "device": cabinet,
+                          "fields": {"BME280.Pressure": "jiufo-g3-temperature-1"}})
+    set_source(district, "edge-jiufo", source)
+    state = [(f"{node}/sensor/{sensor}/state", possible(sensor)) for sensor in JIUFO
+             if sensor != "jiufo-g3-temperature-1"]
+    state.append((f"tele/{cabinet}/SENSOR", TASMOTA_BME280_HPA))
+    asyncio.run(publish(mqtt_url, state, retain=True))
+    try:
+        result = check("--config", str(district), "--agent", "edge-jiufo")
+    finally:
+        asyncio.run(publish(mqtt_url, [(t, b"") for t, _ in state], retain=True))
+    assert result.exit_code == 1, result.output
+    line = row(result, "source (mqtt)")
+    assert "FAIL" in line
+    assert f"refused for their unit (never published): tele/{cabinet}/SENSOR:" in line
+    assert "'hPa'" in line
+
+
 def test_a_device_that_says_it_is_offline_fails_the_availability_row(
         district: Path, mqtt_url: str) -> None:
     """ESPHome's retained will "offline" on <node>/status (esphome.io/components/mqtt)."""
     node = f"node-{uuid.uuid4().hex[:8]}"
     set_source(district, "edge-jiufo", esphome_source(mqtt_url, node))
-    state = [(f"{node}/sensor/{sensor}/state", b"35") for sensor in JIUFO]
+    state = [(f"{node}/sensor/{sensor}/state", possible(sensor)) for sensor in JIUFO]
     state.append((f"{node}/status", b"offline"))
     asyncio.run(publish(mqtt_url, state, retain=True))
     try:
@@ -255,7 +314,7 @@ def test_local_broker_reads_the_sensors_from_another_broker_than_agents_yaml_nam
     node = f"node-{uuid.uuid4().hex[:8]}"
     set_source(district, "edge-jiufo",
                esphome_source(f"mqtt://127.0.0.1:{unused_tcp_port()}", node))
-    state = [(f"{node}/sensor/{sensor}/state", b"35") for sensor in JIUFO]
+    state = [(f"{node}/sensor/{sensor}/state", possible(sensor)) for sensor in JIUFO]
     asyncio.run(publish(mqtt_url, state, retain=True))
     try:
         result = check("--config", str(district), "--agent", "edge-jiufo",
