@@ -60,6 +60,11 @@ PUBLISH_WINDOW = 16
 """Messages in flight at once; each publish awaits its PUBACK."""
 MISSING_AFTER_INTERVALS = 5
 """A sensor is ``missing`` after this many of its configured intervals without a value."""
+STATUS_MIN_GAP_S = 1.0
+"""A change of what the devices say about being online (a local-MQTT preset's
+availability) publishes the status at once rather than at the next heartbeat, but at most
+once per this many seconds: a flapping device costs one status a second, not one per
+message."""
 TASK_STOP_S = 10.0
 """Seconds a stopping agent waits for each of its tasks (source, publisher...) to end once
 cancelled; one still running after that is logged and left behind."""
@@ -81,6 +86,8 @@ class AgentCounters:
     journal_writes: int = 0
     journal_failures: int = 0
     recovered_readings: int = 0
+    status_on_availability: int = 0
+    """Status messages published early because a device went offline or came back."""
     device_events: int = 0
     """Episode starts and ends a device announced (a local-MQTT mapping's ``events``)."""
     skipped: Counter[str] = field(default_factory=Counter)
@@ -423,10 +430,12 @@ class EdgeAgent:
                                                what=f"agent {self.id}: connect")
                     self.counters.connects += 1
                     retry.connected()
+                    said = dict(availability_of(self.source))
                     await cancel_safe(client.publish(topics.status_topic(self.id),
                                                      self.status(), qos=1, retain=True))
                     self.connected.set()
-                    next_status = time.monotonic() + status_every
+                    last_status = time.monotonic()
+                    next_status = last_status + status_every
                     while True:
                         await self._drain(client)
                         if self._last_sealed.is_set():
@@ -434,11 +443,18 @@ class EdgeAgent:
                                 topics.status_topic(self.id), self.status("offline"), qos=1,
                                 retain=True))
                             return
-                        if time.monotonic() >= next_status:
+                        now = time.monotonic()
+                        saying = availability_of(self.source)
+                        changed = saying != said and now - last_status >= STATUS_MIN_GAP_S
+                        if now >= next_status or changed:
+                            said = dict(saying)
                             await cancel_safe(client.publish(
                                 topics.status_topic(self.id), self.status(), qos=1,
                                 retain=True))
-                            next_status = time.monotonic() + status_every
+                            if changed:
+                                self.counters.status_on_availability += 1
+                            last_status = time.monotonic()
+                            next_status = last_status + status_every
                         self._wake.clear()
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wake.wait(), timeout=1.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import aiomqtt
@@ -24,7 +25,7 @@ from gridcall.edge_agent.local_mqtt import LocalMqttSource, TopicMap
 from gridcall.edge_agent.outbox import Priority
 from gridcall.edge_agent.sources import DeviceEvent, Sample
 from gridcall.hub.desk.roster import Roster
-from gridcall.wire import AgentStatus, AnomalyEvent, ReadingBatch
+from gridcall.wire import AgentStatus, AnomalyEvent, ReadingBatch, topics
 from tests.polling import wait_until
 
 NOW = 1_700_000_000_000_000_000
@@ -236,6 +237,60 @@ async def test_a_retained_tasmota_last_will_marks_the_sensor_offline_in_agent_an
             await asyncio.gather(task, return_exceptions=True)
             await device_side.publish(lwt, b"", qos=1, retain=True)  # clear the retained
     assert got == []  # availability is no reading
+
+
+
+async def test_a_device_going_offline_reaches_the_hub_at_once_not_at_the_next_heartbeat(
+        cfg: ConfigSet, mqtt_url: str) -> None:
+    """The agent runs for real (its uplink and its local source on the real mosquitto)
+    with a heartbeat of an hour: the status that says the sensor is offline, and the one
+    that says it is back, can only be the ones an availability change publishes. The
+    hub's roster takes them as they come."""
+    run = uuid.uuid4().hex[:8]
+    spec = cfg.agents["edge-jiufo"]
+    sensor = spec.sensors[0].id
+    device = f"cabinet-{run}"
+    source_cfg = LocalMqttSettings.model_validate({
+        "type": "mqtt", "broker": {"url": mqtt_url}, "client_id": f"local-{run}",
+        "persistent_session": False,
+        "map": [{"preset": "tasmota", "device": device,
+                 "fields": {"DS18B20.Temperature": sensor}}]})
+    spec = replace(spec, id=f"edge-jiufo-{run}", source=source_cfg, settings=(
+        spec.settings.model_copy(update={"status_interval": timedelta(hours=1)})))
+    source = LocalMqttSource(source_cfg, agent_id=spec.id, sensors={s.id for s in spec.sensors})
+    agent = EdgeAgent(spec, source, broker_url=mqtt_url)
+    roster = Roster(replace(cfg, agents={**cfg.agents, spec.id: spec}))
+    lwt = f"tele/{device}/LWT"
+    seen: list[str] = []
+    stop = asyncio.Event()
+    async with mqtt_client(mqtt_url) as hub_side, mqtt_client(mqtt_url) as device_side:
+        await hub_side.subscribe(topics.status_topic(spec.id), qos=1)
+
+        async def watch() -> None:
+            async for msg in hub_side.messages:
+                if isinstance(msg.payload, bytes) and msg.payload:
+                    status = msgspec.json.decode(msg.payload, type=AgentStatus)
+                    roster.observe(status, status.ts)
+                    seen.append(roster.view(spec.id, status.ts).sensors.get(sensor, "?"))
+
+        watching = asyncio.create_task(watch())
+        running = asyncio.create_task(agent.run(stop, drain_timeout=5))
+        try:
+            assert await wait_until(lambda: len(seen) == 1 and source.connected.is_set())
+            before = seen[0]  # the status at connect
+            assert before != "offline"
+            await device_side.publish(lwt, b"Offline", qos=1)
+            assert await wait_until(lambda: seen[-1] == "offline")
+            await device_side.publish(lwt, b"Online", qos=1)
+            assert await wait_until(lambda: seen[-1] == before
+                                    and agent.counters.status_on_availability == 2)
+        finally:
+            stop.set()
+            await asyncio.wait([running], timeout=30)
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+    assert agent.counters.status_on_availability == 2
+    assert seen.count("offline") == 1
 
 
 # --- 3. units the device states ---------------------------------------------------------
