@@ -2,7 +2,8 @@
 uses when hub.yaml names a database (``desk_store: {url_env: VARIABLE}``).
 
 The same tables as SQLite's (events, transitions, silence_steps, incident_steps,
-reminders, notified, notified_baseline, desk_snapshots, external_events), made by the numbered
+reminders, notified, notified_baseline, desk_snapshots, external_events,
+report_steps), made by the numbered
 :data:`MIGRATIONS`, each applied once and recorded in ``schema_migrations`` (a hub
 starting on a database newer than itself refuses it, naming the versions). Migrating
 holds a transaction-level advisory lock, so two hubs starting together do not race. The
@@ -112,6 +113,14 @@ CREATE TABLE external_events (
     PRIMARY KEY (system, event_id), UNIQUE (system, seq)
 );
 """ + _APPEND_ONLY.format(table="external_events", what="the external event log")),
+    (4, "the report ledger (hub/desk/report_ledger.py)", """
+CREATE TABLE report_steps (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    report_id TEXT NOT NULL, n BIGINT NOT NULL, at BIGINT NOT NULL,
+    action TEXT NOT NULL, body BYTEA NOT NULL,
+    UNIQUE (report_id, n)
+);
+""" + _APPEND_ONLY.format(table="report_steps", what="the report ledger")),
 )
 """``(version, what, SQL)``, applied in order, each once. Append new ones; never edit one
 that was released (a database that ran it would not run it again)."""

@@ -59,7 +59,7 @@ def hub_api(cfg: ConfigSet, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             path = folder / "api-tokens.json"
             TOKENS["huangpu"] = issue(path, "huangpu", known_units=cfg.units)
             yield create_app(desk, TokenFile(path), clock=lambda: T0 + 60 * 10**9,
-                             roster=Roster(cfg))
+                             roster=Roster(cfg), photo_dir=folder / "photos")
         finally:
             runner.run(store.__aexit__(None, None, None))
 

@@ -106,6 +106,8 @@ EXPECTED_AFTER: dict[tuple[str, str], str] = {
     **{(s, "false_alarm"): "false_alarm" for s in OPEN},
     **{(s, "escalate"): "opened" for s in OPEN},
     **{(s, "evidence"): s for s in OPEN},
+    **{(s, "note"): s for s in OPEN | CLOSED},
+    **{(s, "rate"): s for s in CLOSED},
 }
 
 

@@ -42,6 +42,8 @@ contract. The OpenAPI document is published as docs/openapi.json
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import Depends, FastAPI
 
 from gridcall.config import ConfigSet
@@ -54,6 +56,7 @@ from gridcall.hub.api import (
     handover,
     incidents,
     indicators,
+    reports,
     silences,
 )
 from gridcall.hub.api.guard import DEFAULT_MAX_BODY_BYTES, BodyGuard
@@ -61,6 +64,7 @@ from gridcall.hub.api.models import API_VERSION, COMMON_ERRORS, ApiError
 from gridcall.hub.api.tokens import TokenFile
 from gridcall.hub.board.changes import ChangeFeed
 from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.photos import PhotoStore
 from gridcall.hub.desk.roster import Roster
 from gridcall.wire.clock import Clock
 
@@ -68,11 +72,14 @@ from gridcall.wire.clock import Clock
 def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
                config: ConfigSet | None = None, roster: Roster | None = None,
                agent_clock: Clock | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               photo_dir: Path | str | None = None) -> FastAPI:
     """The API over ``desk``; ``clock`` gives the desk's time (ns) for each action;
     ``roster``: the hub's agent roster for ``GET /v1/agents`` (503 without one), judged
     on ``agent_clock``, the agents' time base (default ``clock``); a request body over
-    ``max_body_bytes`` is refused (413)."""
+    ``max_body_bytes`` is refused (413), but for the routes that take photos (up to
+    ``hub.reports``' limit); photos are kept in ``photo_dir`` (default
+    ``hub.reports.photo_dir``)."""
     cfg = config or desk.config
     app = FastAPI(
         title="gridcall hub API", version=API_VERSION,
@@ -87,7 +94,8 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.state.tokens = tokens
     app.state.config = cfg
     guard.install(app)
-    app.add_middleware(BodyGuard, max_bytes=max_body_bytes)
+    app.add_middleware(BodyGuard, max_bytes=max_body_bytes,
+                       larger=(reports.PHOTO_ROUTES, cfg.hub.reports.max_body_bytes()))
 
     feed = ChangeFeed()
     desk.add_hook(feed.hook)
@@ -104,6 +112,8 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.include_router(handover.router(desk, cfg, clock))
     app.include_router(incidents.router(desk, cfg))
     app.include_router(external.router(desk, cfg, clock))
+    app.include_router(reports.router(
+        desk, cfg, clock, PhotoStore(photo_dir or cfg.hub.reports.photo_dir)))
     return app
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -87,8 +88,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return problem(exc.status, exc.detail, headers)
+        headers = {**exc.headers, **({"WWW-Authenticate": "Bearer"} if exc.status == 401
+                                     else {})}
+        return problem(exc.status, exc.detail, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -166,11 +168,21 @@ def _first_surrogate(value: object) -> str | None:
 class BodyGuard:
     """ASGI middleware: bounded, valid UTF-8, no lone surrogates, before any route runs."""
 
-    def __init__(self, app: Asgi, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(self, app: Asgi, max_bytes: int = DEFAULT_MAX_BODY_BYTES, *,
+                 larger: tuple[str, int] | None = None) -> None:
+        """``larger``: ``(path regex, limit)``: POSTs to those paths may be larger (the
+        routes that take photos in base64)."""
         if max_bytes < 1:
             raise ValueError(f"the API's body limit must be at least 1 byte, not {max_bytes}")
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = (re.compile(larger[0]), max(larger[1], max_bytes)) if larger else None
+
+    def _limit(self, scope: Scope) -> int:
+        if self.larger is not None and scope.get("method") == "POST" and self.larger[0].match(
+                scope.get("path", "")):
+            return self.larger[1]
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -181,8 +193,9 @@ class BodyGuard:
         if length is None and b"transfer-encoding" not in headers:
             await self.app(scope, receive, send)  # no body
             return
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await self._refuse(scope, receive, send, 413, self._too_large())
+        limit = self._limit(scope)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._refuse(scope, receive, send, 413, self._too_large(limit))
             return
         body = bytearray()
         more = True
@@ -192,8 +205,8 @@ class BodyGuard:
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                await self._refuse(scope, receive, send, 413, self._too_large())
+            if len(body) > limit:
+                await self._refuse(scope, receive, send, 413, self._too_large(limit))
                 return
         refusal = self._check(bytes(body), headers.get(b"content-type", b""))
         if refusal is not None:
@@ -201,8 +214,9 @@ class BodyGuard:
             return
         await self.app(scope, _replay(bytes(body), receive), send)
 
-    def _too_large(self) -> str:
-        return f"the request body is larger than the API takes ({self.max_bytes} bytes)"
+    @staticmethod
+    def _too_large(limit: int) -> str:
+        return f"the request body is larger than the API takes ({limit} bytes)"
 
     @staticmethod
     def _check(body: bytes, content_type: bytes) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridcall.hub.desk.indicators import Indicator
-from gridcall.hub.desk.lifecycle import Action, AlertState, Transition
+from gridcall.hub.desk.lifecycle import Action, AlertState, Rating, Transition
 from gridcall.hub.desk.roster import Health, Liveness
 from gridcall.wire import AlertAction, AlertStatus, Tier, UnitLevel
 
@@ -22,10 +22,13 @@ path, unit or alert the caller may not see."""
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers or {}
+        """Sent with the answer (a 429's ``Retry-After``)."""
 
 
 class Out(BaseModel):
@@ -128,6 +131,12 @@ class TransitionOut(Out):
     person_unit: str = Field(default="", description="That person's unit or department.")
     on_duty: str = Field(default="", description="On open, escalate and reopen: the person "
                          "on duty at the unit the alert was handed to, whom it was sent to.")
+    photos: list[str] = Field(default_factory=list, description="Photos that came with "
+                              "the step (a report's, a note's): GET "
+                              "/v1/alerts/{alert_id}/photos/{id}.")
+    rating: Rating | None = Field(default=None, description="On rate: the reporter's "
+                                  "rating (satisfied 满意, basically_satisfied 基本满意, "
+                                  "dissatisfied 不满意); `reason` names the report.")
 
     @classmethod
     def of(cls, t: Transition) -> TransitionOut:

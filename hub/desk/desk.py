@@ -85,6 +85,7 @@ from gridcall.hub.desk.lifecycle import (
     Action,
     AlertState,
     IllegalTransition,
+    Rating,
     State,
     Transition,
     apply,
@@ -244,6 +245,8 @@ class DeskCounters:
     events: int = 0
     calls: int = 0
     """Calls no sensor raised (reports, systems' events) taken by :meth:`Desk.call`."""
+    ratings: int = 0
+    """Reporters' ratings written (``rate`` steps)."""
     duplicates: int = 0
     ends: int = 0
     opened: int = 0
@@ -1171,7 +1174,9 @@ class Desk:
             return EventOutcome(change.alert, (change.transition,))
 
     def _by(self, t: Transition, call: Call) -> Transition:
-        """The step with the person who called, if a person did."""
+        """The step with the call's photos and the person who called, if a person did."""
+        if call.photos:
+            t = replace(t, photos=call.photos)
         if not call.person:
             return t
         who = self.config.duty.person(call.person)
@@ -1423,7 +1428,7 @@ class Desk:
 
     async def act(self, alert_id: str, action: Action, actor: str, *, now: int,
                   note: str = "", reason: str = "", departments: Iterable[str] = (),
-                  person: str = "") -> Change:
+                  person: str = "", photos: Iterable[str] = ()) -> Change:
         """A unit's action on an alert: acknowledge, arrive, resolve, false_alarm,
         escalate (call upward; needs a reason), dispatch (departments; default the
         catalog's). ``person``: who in the unit took it (roster.yaml), written with
@@ -1439,6 +1444,8 @@ class Desk:
         if action in whistle.DEPT_ACTIONS:
             raise BadAction(f"{action} is a department's step (Desk.department_act), not "
                             "an action a unit takes")
+        if action == "rate":
+            raise BadAction("a rating is the reporter's, through their report (Desk.rate)")
         unit = self.config.units.get(actor)
         if unit is None:
             self.counters.refused += 1
@@ -1454,6 +1461,8 @@ class Desk:
                 if person:
                     who = self.config.duty.person(person)
                     t = replace(t, person=person, person_unit=who.unit if who else unit.id)
+                if action == "note":
+                    t = self._noted(state, replace(t, photos=tuple(photos)))
             except (OutsideSubtree, BadAction, IllegalTransition):
                 self.counters.refused += 1
                 raise
@@ -1464,6 +1473,39 @@ class Desk:
             self.counters.actions += 1
             self.counters.escalations_manual += action == "escalate"
             return change
+
+    @staticmethod
+    def _noted(state: AlertState, t: Transition) -> Transition:
+        """A note step, unless it is the alert's last step again (a retried request:
+        the same unit, person, text and photos): Unchanged then."""
+        if not t.note.strip() and not t.photos:
+            raise BadAction(f"a note on {state.alert_id} needs text or a photo")
+        last = state.last
+        if (last.action, last.actor, last.person, last.note, last.photos) == (
+                "note", t.actor, t.person, t.note, t.photos):
+            raise Unchanged(state, "the same note is its last step already")
+        return t
+
+    async def rate(self, alert_id: str, *, report: str, rating: Rating, now: int,
+                   actor: str = HUB, person: str = "", note: str = "") -> Change:
+        """A reporter's rating of how their report's alert was handled: a ``rate`` step
+        (its ``reason`` names the report) on the closed alert; IllegalTransition while it
+        is open. Whether this report was rated already is the caller's to check
+        (:mod:`gridcall.hub.desk.reporting`)."""
+        async with self._operation():
+            await self._fire(now)
+            state = self.get(alert_id)
+            t = step(state, "rate", at=max(now, state.last.at), actor=actor, note=note,
+                     reason=f"report {report}")
+            t = replace(t, rating=rating, person=person,
+                        person_unit=actor if person else "")
+            (change,) = await self._commit([t])
+            self.counters.ratings += 1
+            return change
+
+    def last_seq(self, source: str) -> int:
+        """The highest number of ``source``'s events or calls the desk holds (-1: none)."""
+        return self._event_marks.get(source, -1)
 
     def _action_step(self, state: AlertState, action: Action, unit: Unit, *, now: int,
                      note: str, reason: str, departments: tuple[str, ...]) -> Transition:

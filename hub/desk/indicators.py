@@ -50,6 +50,9 @@ late resolution arrives next week... unless the report is run with a later ``as_
 - *median response / disposal time*: seconds from the stint's start to its response /
   resolution, over the stints that had one (late ones included).
 - *calls* = stints started in the period.
+- *satisfaction rate* (满意率) = ratings 满意 or 基本满意 / ratings, over the reporters'
+  ratings (``rate`` steps) of the stint's handling: a rating given once the alert was
+  closed belongs to the stint that closed it (a person's report, issue 18).
 
 A rate whose denominator is 0 is ``None`` (nothing to judge), never 0.
 
@@ -92,7 +95,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
-from gridcall.hub.desk.lifecycle import HUB, Transition
+from gridcall.hub.desk.lifecycle import HUB, SATISFIED, Rating, Transition
 from gridcall.hub.ingest.sinks.lineproto import escape_measurement, escape_tag
 from gridcall.wire.ladder import LEVELS
 
@@ -127,6 +130,9 @@ class Stint:
     """The hub escalated the alert out of this stint (a deadline passed)."""
     on_duty: str = ""
     """The person on duty the alert was handed to (roster.yaml), "" if nobody."""
+    ratings: tuple[Rating, ...] = ()
+    """Reporters' ratings of the handling (``rate`` steps after the stint closed the
+    alert), in the order given."""
 
     @property
     def stopped_at(self) -> int | None:
@@ -153,7 +159,9 @@ def _advance(stint: Stint, t: Transition) -> Stint:
         responded_at=_first(stint.responded_at, t, "acknowledge", "false_alarm"),
         arrived_at=_first(stint.arrived_at, t, "arrive"),
         resolved_at=_first(stint.resolved_at, t, "resolve"),
-        false_alarm_at=_first(stint.false_alarm_at, t, "false_alarm"))
+        false_alarm_at=_first(stint.false_alarm_at, t, "false_alarm"),
+        ratings=(*stint.ratings, t.rating) if t.action == "rate" and t.rating is not None
+        else stint.ratings)
 
 
 def _ended_by(stint: Stint, t: Transition) -> Stint:
@@ -239,6 +247,12 @@ class Indicator:
     whistle_rate: float | None
     median_response_s: float | None
     median_disposal_s: float | None
+    rated: int = 0
+    """Reporters' ratings of the stints' handling."""
+    satisfied: int = 0
+    """Of them, 满意 or 基本满意."""
+    satisfaction_rate: float | None = None
+    """满意率 = satisfied / rated."""
 
     def as_dict(self) -> dict[str, str | int | float | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -270,6 +284,8 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
     false_alarms = sum(s.false_alarm_at is not None for s in of)
     whistles = sum(s.whistle_at is not None for s in of)
     calls = len(of)
+    ratings = [r for s in of for r in s.ratings]
+    satisfied = sum(r in SATISFIED for r in ratings)
     return Indicator(
         group=group, key=key, level=level, period_start=period_start, period_end=period_end,
         calls=calls, responses_judged=len(resp), responses_timely=len(resp_ok),
@@ -287,6 +303,8 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
                                      if s.responded_at is not None]),
         median_disposal_s=_median_s([s.resolved_at - s.start for s in of
                                      if s.resolved_at is not None]),
+        rated=len(ratings), satisfied=satisfied,
+        satisfaction_rate=_rate(satisfied, len(ratings)),
     )
 
 
@@ -391,10 +409,10 @@ def by_unit(rows: Iterable[Indicator]) -> dict[str, Indicator]:
 
 COUNTS = ("calls", "responses_judged", "responses_timely", "arrivals_judged",
           "arrivals_timely", "disposals_judged", "disposals_timely", "resolution_due",
-          "resolved", "false_alarms", "whistles", "breaches")
+          "resolved", "false_alarms", "whistles", "breaches", "rated", "satisfied")
 RATES = ("response_timeliness_rate", "arrival_timeliness_rate", "disposal_timeliness_rate",
          "resolution_rate", "false_alarm_rate", "whistle_rate", "median_response_s",
-         "median_disposal_s")
+         "median_disposal_s", "satisfaction_rate")
 
 
 def line_protocol(rows: Iterable[Indicator], *, period: str,

@@ -67,6 +67,8 @@ class Call:
     system): the ``open`` step's actor is then ``hub``."""
     person: str = ""
     """The person who called (a person's token), else ""."""
+    photos: tuple[str, ...] = ()
+    """Photos that came with it (ids in the hub's photo store), written on its step."""
 
 
 def distance_m(a: Coordinates, b: Coordinates) -> float:

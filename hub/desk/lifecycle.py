@@ -27,6 +27,10 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
                  OPEN                       -> unchanged: a dispatched department's own
                                                steps and the hub's 督办 of one, legal as
                                                :mod:`gridcall.hub.desk.whistle` says
+    note         any state                  -> unchanged (a note, maybe photos: before and
+                                               after photos of a disposal; issue 18)
+    rate         resolved | false_alarm     -> unchanged (a reporter rates the handling:
+                                               satisfied, basically satisfied, dissatisfied)
 
 Which tier, unit and deadlines an escalation or reopening brings is decided by the caller
 (the policy, :mod:`gridcall.hub.desk.policy`); this module only holds the legal moves.
@@ -36,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -53,6 +57,11 @@ from gridcall.wire import (
 )
 from gridcall.wire.ladder import LEVELS, above
 
+Rating = Literal["satisfied", "basically_satisfied", "dissatisfied"]
+"""满意, 基本满意, 不满意: how a reporter rates the handling of their report."""
+RATINGS: tuple[Rating, ...] = get_args(Rating)
+SATISFIED: frozenset[Rating] = frozenset({"satisfied", "basically_satisfied"})
+"""The ratings the satisfaction rate (满意率) counts as satisfied."""
 State = AlertStatus
 """opened, dispatched, acknowledged, on_site, resolved, false_alarm (as in RiskAlert.state)."""
 Action = AlertAction
@@ -95,6 +104,8 @@ REQUIRES: dict[Action, frozenset[State]] = {
     "dept_arrive": OPEN,
     "dept_dispose": OPEN,
     "supervise": OPEN,
+    "note": OPEN | CLOSED,
+    "rate": CLOSED,
 }
 """The states each action may be taken in."""
 
@@ -113,7 +124,8 @@ def _state_after(action: Action, before: State) -> State:
             return "resolved"
         case "false_alarm":
             return "false_alarm"
-        case "evidence" | "report_in" | "dept_arrive" | "dept_dispose" | "supervise":
+        case ("evidence" | "report_in" | "dept_arrive" | "dept_dispose" | "supervise" | "note"
+              | "rate"):
             return before
 
 
@@ -178,6 +190,11 @@ class Transition:
     whistled: tuple[Whistled, ...] = ()
     """On a ``dispatch``: the departments it called (吹哨), with their deadlines and person
     on duty. Dispatches written before departments acted have none."""
+    photos: tuple[str, ...] = ()
+    """Photos that came with the step (a report's, a note's): ids in the hub's photo
+    store (:mod:`gridcall.hub.desk.photos`). Older rows lack it and read as ()."""
+    rating: Rating | None = None
+    """On ``rate``: the reporter's rating; its ``reason`` names the report."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,8 +395,8 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
     return AlertState(  # every field named, not dataclasses.replace: half the cost per row
         alert=_wire(state.alert, t), last=t, opened_at=state.opened_at, place=state.place,
         addresses=addresses,
-        closed_at=t.at if t.state in CLOSED else (None if t.action == "reopen"
-                                                  else state.closed_at),
+        closed_at=t.at if t.state in CLOSED and state.state not in CLOSED else (
+            None if t.action == "reopen" else state.closed_at),
         since=t.at if t.action == "reopen" else state.since,
         escalations=state.escalations + (t.action == "escalate"),
         evidence=state.evidence + (t.action == "evidence" and not overdue_of(t)),
@@ -405,7 +422,7 @@ def _wire(alert: RiskAlert, t: Transition) -> RiskAlert:
     )
 
 
-_KEEPS_OVERDUE = frozenset({"evidence", "dispatch", *whistle.DEPT_ACTIONS})
+_KEEPS_OVERDUE = frozenset({"evidence", "dispatch", "note", "rate", *whistle.DEPT_ACTIONS})
 """Steps that do not move the alert on: an overdue alert stays overdue after them."""
 
 

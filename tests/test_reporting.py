@@ -1,0 +1,91 @@
+"""Reports in service (hub/desk/reporting.py) on both desk stores: a report filed but not
+linked when the hub stopped is taken and linked at start-up, once; notes and ratings are
+ledger steps that a fold and a snapshot both restore; a rating waits for the alert to close
+and is given once."""
+
+from __future__ import annotations
+
+import pytest
+
+from gridcall.config import ConfigSet
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.desk.lifecycle import IllegalTransition
+from gridcall.hub.desk.report_ledger import ReportLedger
+from gridcall.hub.desk.reporting import AlreadyRated, Reporting
+from gridcall.hub.desk.reports import Filed, ReportStep
+from tests.desk_stores import DeskStores
+
+T0 = 1_800_000_000_000_000_000
+S = 10**9
+MIN = 60 * S
+
+
+def filed(seq: int, **kw: object) -> Filed:
+    base: dict[str, object] = dict(
+        seq=seq, unit="dongyuan-g2", person="", matter="MANHOLE-DISPLACED",
+        taken_as="MANHOLE-DISPLACED", grid="dongyuan-g2", point=None,
+        description="cover lifted", photos=())
+    return Filed(**{**base, **kw})  # type: ignore[arg-type]
+
+
+async def test_a_report_filed_before_a_crash_is_linked_once_at_start(
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
+    async with desk_stores.open() as store:  # the hub wrote the file step, then died
+        await ReportLedger(store).append(ReportStep("R000001", 1, "file", T0,
+                                                    filed=filed(1)))
+    for life in (1, 2):
+        async with desk_stores.open() as store:
+            desk = Desk(cfg, Ledger(store))
+            await desk.start()
+            reporting = Reporting(desk)
+            await reporting.start(T0 + S)
+            report = reporting.book.get("R000001")
+            assert (report.alert_id, report.joined) == ("AL000001", "open")
+            nxt, new = await reporting.file(
+                unit="dongyuan-g2", person="", matter="MANHOLE-DISPLACED",
+                grid="dongyuan-g2", point=None, description="again", photos=(),
+                now=T0 + 2 * S, client_ref="same")
+            assert (nxt.report_id, nxt.joined, new) == ("R000002", "evidence", life == 1)
+            assert [t.action for t in await desk.history("AL000001")] == ["open", "evidence"]
+            assert [(s.report_id, s.action) for s in await reporting.ledger.all()] == [
+                ("R000001", "file"), ("R000001", "link"), ("R000002", "file"),
+                ("R000002", "link")]
+
+
+async def test_notes_and_ratings_are_steps_a_fold_and_a_snapshot_restore(
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
+    async with desk_stores.open() as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        reporting = Reporting(desk)
+        report, _ = await reporting.file(
+            unit="dongyuan-g2", person="", matter="MANHOLE-DISPLACED", grid="dongyuan-g2",
+            point=None, description="cover lifted", photos=("a" * 40 + ".jpg",), now=T0)
+        alert_id = report.alert_id
+        with pytest.raises(IllegalTransition, match="once its alert is resolved"):
+            await reporting.rate(report.report_id, "satisfied", now=T0 + S)
+        await desk.act(alert_id, "note", "dongyuan", now=T0 + S, note="before",
+                       photos=("b" * 40 + ".png",))
+        for i, action in enumerate(("acknowledge", "arrive", "resolve"), start=2):
+            await desk.act(alert_id, action, "dongyuan", now=T0 + i * MIN)  # type: ignore[arg-type]
+        closed = desk.get(alert_id)
+        await desk.act(alert_id, "note", "dongyuan", now=T0 + 6 * MIN, note="after")
+        rated = await reporting.rate(report.report_id, "dissatisfied", now=T0 + 7 * MIN)
+        assert rated.rating is not None
+        assert rated.rating.rating == "dissatisfied"
+        with pytest.raises(AlreadyRated):
+            await reporting.rate(report.report_id, "satisfied", now=T0 + 8 * MIN)
+        final = desk.get(alert_id)
+        assert final.closed_at == closed.closed_at  # a note or a rating closes nothing anew
+        assert [t.action for t in await desk.history(alert_id)] == [
+            "open", "note", "acknowledge", "arrive", "resolve", "note", "rate"]
+        assert await desk.write_snapshot() is not None
+    for snapshot in (True, False):
+        async with desk_stores.open() as store:
+            again = Desk(cfg, Ledger(store))
+            await again.start(snapshot=snapshot)
+            assert again.get(alert_id) == final
+            view = await Reporting(again).view(report.report_id, T0 + 9 * MIN)
+            assert view.rating is not None
+            assert (view.rating.rating, view.rateable) == ("dissatisfied", False)
