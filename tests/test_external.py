@@ -132,8 +132,7 @@ async def test_a_system_event_is_taken_once_across_a_restart(cfg: ConfigSet,
         assert alert.last.evidence == (WATER, 0)
         again = await door.take(WATER, flood("WL-7"), body=b"{}", now=T0 + MIN)
         assert (again.outcome, again.seq) == ("duplicate", 0)
-        # another event of the same matter at the same site joins it as evidence; red
-        # asks for A: the alert rises with it
+        # another event of the same matter at the same site joins it as evidence
         more = await door.take(WATER, flood("WL-8", severity="blue"), body=b"{}",
                                now=T0 + 2 * MIN)
         assert (more.outcome, more.seq) == ("joined", 1)
@@ -159,6 +158,32 @@ async def test_a_system_event_is_taken_once_across_a_restart(cfg: ConfigSet,
         after = await door.take(WATER, flood("WL-11", site="HP-WL-0032"), body=b"{}",
                                 now=T0 + 6 * MIN)
         assert after.seq == 3
+
+
+async def test_a_more_severe_event_lifts_the_open_alert_it_joins(cfg: ConfigSet,
+                                                                 tmp_path: Path) -> None:
+    """Orange opens FLOOD-POINT at B (the town); red at the same site joins it as
+    evidence and lifts it to A (the district), with A's deadlines from then; yellow
+    after that lowers nothing."""
+    async with Store(tmp_path / "hub.sqlite") as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        door = ExternalIntake(desk)
+        opened = await door.take(WATER, flood("WL-1"), body=b"{}", now=T0)
+        red = await door.take(WATER, flood("WL-2", severity="red"), body=b"{}",
+                              now=T0 + MIN)
+        assert red.outcome == "joined"
+        assert [t.action for t in red.result.steps] == ["evidence", "escalate"]
+        up = red.result.steps[-1]
+        assert (up.tier, up.unit, up.actor, up.reason) == (
+            "A", "huangpu", "hub", "the caller's severity puts it at A")
+        assert opened.result.steps[0].deadlines.response == T0 + 15 * MIN  # emergency at B
+        assert up.deadlines.response == T0 + MIN + 10 * MIN  # A's, counted from the rise
+        calm = await door.take(WATER, flood("WL-3", severity="yellow"), body=b"{}",
+                               now=T0 + 2 * MIN)
+        assert [t.action for t in calm.result.steps] == ["evidence"]
+        assert calm.result.alert is not None
+        assert calm.result.alert.tier == "A"
 
 
 # --------------------------------------------------------------------------- the webhook
@@ -332,3 +357,23 @@ def test_a_systems_token_is_issued_listed_and_revoked_from_the_cli(cfg: ConfigSe
     assert gone.exit_code == 0, gone.output
     assert "1 token(s) of water-flood-gauges revoked" in gone.stdout
     assert TokenFile(path).entry_of(token) is None
+
+
+async def test_the_packaged_scenario_joins_both_sources_of_sensing() -> None:
+    """flood-gauge-platform: the platform's events join the underpass sensor's alert, a
+    retry writes nothing, and its red warning lifts the alert to the district."""
+    from gridcall.simulators.scenario import load_scenario
+    from gridcall.simulators.sim import SimDistrict
+
+    scenario = load_scenario("flood-gauge-platform")
+    async with SimDistrict(scenario) as d:
+        run = await d.run()
+    (alert,) = run.alerts.values()
+    assert (alert.matter, alert.tier, alert.state, alert.anomaly_kind) == (
+        "FLOOD-POINT", "A", "resolved", "spike")  # the sensor opened it
+    steps = [s for s in run.transitions if s.alert_id == alert.alert_id]
+    from_platform = [s for s in steps if s.evidence is not None and s.evidence[0] == WATER]
+    assert [s.evidence for s in from_platform] == [(WATER, 0), (WATER, 1)]  # not the retry
+    (rise,) = [s for s in steps if s.reason == "the caller's severity puts it at A"]
+    assert (rise.action, rise.at, rise.unit) == (
+        "escalate", scenario.start_ns + (2 * 60 + 35) * MIN, "huangpu")

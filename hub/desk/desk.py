@@ -114,6 +114,7 @@ from gridcall.hub.desk.timers import DeadlineTimers, Timer
 from gridcall.hub.desk.whistle import Whistled
 from gridcall.wire import AnomalyEvent, Severity, Tier
 from gridcall.wire.clock import ns, utc_text
+from gridcall.wire.ladder import above
 from gridcall.wire.stats import Scalar, flatten
 
 log = logging.getLogger(__name__)
@@ -1148,6 +1149,9 @@ class Desk:
                 steps = [t]
                 rise = self._rise_to_verdict(apply(state, t), call.severity, grid.tags, now,
                                              {})
+                asked = self.policy.on_caller_tier(matter, state.tier, place, call.tier, now)
+                if asked is not None and (rise is None or above(asked.tier, rise.tier)):
+                    rise = self._escalate(apply(state, t), asked, now, actor=HUB, note="")
                 if rise is not None:
                     steps.append(rise)
                     self.counters.tier_raises += 1

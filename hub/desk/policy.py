@@ -257,6 +257,20 @@ class Policy:
                            reason=f"{why}; unclassified: triage at the town")
         return decision
 
+    def on_caller_tier(self, matter: Matter, tier: Tier, place: Place, least: Tier | None,
+                       at: int) -> Decision | None:
+        """What a call joining an open alert of ``matter`` at ``tier`` raises it to when
+        the caller asks for at least ``least`` (an external system's severity mapped to a
+        tier, red -> A): that tier (held at the matter's top tier), if above ``tier``;
+        None otherwise."""
+        if least is None:
+            return None
+        rise, held = self._held(matter, least)
+        if not above(rise, tier):
+            return None
+        why = "; ".join(r for r in (f"the caller's severity puts it at {least}", held) if r)
+        return self.at_tier(matter, rise, place, at, why)
+
     def on_evidence(self, matter: Matter, tier: Tier, place: Place, *, severity: Severity,
                     tags: Iterable[str], spread: Mapping[str, int], since: int,
                     at: int) -> Decision | None:
