@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -170,6 +171,17 @@ class BrokerSettings(Model):
     tls: BrokerTls | None = None
     """Transport security for an ``mqtts://`` URL; None: the system's CAs, no client
     certificate."""
+    mqtt_version: Literal["5", "3.1.1"] = "5"
+    """The protocol the edge agent's uplink and the hub's desk speak: MQTT v5 (the
+    broker's PUBACK then says when it refuses a publish, and the client logs it:
+    docs/security.md), or ``"3.1.1"`` for a broker without v5 (mosquitto before 1.6); a
+    YAML number ``5`` is taken as ``"5"``. The local MQTT source subscribes with 3.1.1
+    whatever this says, and the embedded demo broker is always spoken to in 3.1.1."""
+
+    @field_validator("mqtt_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value
 
     @model_validator(mode="after")
     def _tls_needs_mqtts(self) -> BrokerSettings:

@@ -52,6 +52,8 @@ from gridcall.wire.broker import (
 )
 from gridcall.wire.cancelsafe import cancel_safe, stop_tasks
 from gridcall.wire.clock import Clock, ns, wall_clock
+from gridcall.wire.mqttclient import MqttClient, PublishRefused, protocol_for
+from gridcall.wire.provenance import Refusals
 from gridcall.wire.stats import Scalar, flatten, stats_of
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,10 @@ STATUS_MIN_GAP_S = 1.0
 availability) publishes the status at once rather than at the next heartbeat, but at most
 once per this many seconds: a flapping device costs one status a second, not one per
 message."""
+REFUSED_HOLD_S = 60.0
+"""After the broker refused a publish (MQTT v5 PUBACK with a failure reason: its ACL does
+not let our login publish there), the outbox is held this long before its head is tried
+again; status heartbeats go on meanwhile (see :meth:`EdgeAgent._refused`)."""
 TASK_STOP_S = 10.0
 """Seconds a stopping agent waits for each of its tasks (source, publisher...) to end once
 cancelled; one still running after that is logged and left behind."""
@@ -81,6 +87,8 @@ class AgentCounters:
     connects: int = 0
     publish_failures: int = 0
     credentials_refused: int = 0
+    publishes_refused: Counter[str] = field(default_factory=Counter)
+    """Publishes the broker refused (MQTT v5 PUBACK), by reason (``not_authorized``...)."""
     checkpoints_saved: int = 0
     checkpoint_failures: int = 0
     journal_writes: int = 0
@@ -145,6 +153,10 @@ class EdgeAgent:
         self._journaled = 0
         """How many of ``_pending`` (its head) are in the journal."""
         self._journal_due = False
+        self.refused_by_broker: str | None = None
+        """While the outbox is held after a refused publish: the topic and the reason."""
+        self._refusals = Refusals(f"publishes of agent {self.id}", where="on",
+                                  every=REFUSED_HOLD_S)
         if self.journal is not None:
             self._recover(self.journal)
 
@@ -354,7 +366,9 @@ class EdgeAgent:
             else max(0.0, (now - box.oldest_created) / 1e9),
             dropped=dict(self.outbox.drops), source_counters=self.source_counters(),
             faults=dict(c.faults),
-            sensor_health=self.health(now)))
+            sensor_health=self.health(now),
+            publishes_refused=dict(c.publishes_refused),
+            refused_by_broker=self.refused_by_broker))
 
     # ------------------------------------------------------------------ I/O
 
@@ -384,12 +398,14 @@ class EdgeAgent:
             await asyncio.sleep(interval)
             self.save_checkpoint()
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> MqttClient:
+        """MQTT v5 unless the config says 3.1.1 (or the broker is the embedded amqtt):
+        only a v5 PUBACK says when the broker refuses a publish (wire/mqttclient.py)."""
         user, password = self.settings.broker.credentials()
         offline = encode(AgentStatus(agent=self.id, state="offline", ts=0))
-        client = aiomqtt.Client(
-            self.address.host, self.address.port, username=user, password=password,
-            identifier=f"gridcall-agent-{self.id}", tls_context=self.address.tls_context(),
+        client = MqttClient(
+            self.address, protocol=protocol_for(self.address, self.settings.broker.mqtt_version),
+            username=user, password=password, identifier=f"gridcall-agent-{self.id}",
             keepalive=int(self.settings.broker.keepalive.total_seconds()),
             will=aiomqtt.Will(topics.status_topic(self.id), offline, qos=1, retain=True),
             max_inflight_messages=PUBLISH_WINDOW * 2,
@@ -397,23 +413,56 @@ class EdgeAgent:
         client.pending_calls_threshold = PUBLISH_WINDOW * 2  # a full window is expected
         return client
 
-    async def _drain(self, client: aiomqtt.Client) -> None:
+    async def _drain(self, client: MqttClient) -> None:
         """Publish the outbox's head (events first, then batches) a window at a time;
-        delete from the outbox only what the broker acknowledged."""
+        delete from the outbox only what the broker acknowledged and took.
+        :class:`PublishRefused` if it refused any (those stay in the outbox)."""
         while window := self.outbox.peek(PUBLISH_WINDOW):
             try:
-                await asyncio.gather(*(client.publish(m.topic, m.payload, qos=1)
-                                       for m in window))
+                results = await asyncio.gather(
+                    *(client.publish(m.topic, m.payload, qos=1) for m in window),
+                    return_exceptions=True)
             except BaseException:
                 self.outbox.release()
                 raise
-            self.outbox.ack(window)
-            for m in window:
+            taken = [m for m, r in zip(window, results, strict=True) if r is None]
+            self.outbox.ack(taken)
+            for m in taken:
                 if m.priority == Priority.EVENT:
                     self.counters.events_sent += 1
                 else:
                     self.counters.batches_sent += 1
                     self.counters.readings_sent += m.readings
+            if len(taken) == len(window):
+                self.refused_by_broker = None
+                continue
+            self.outbox.release()
+            refused = [r for r in results if isinstance(r, PublishRefused)]
+            for r in refused:
+                self.counters.publishes_refused[r.key] += 1
+            other = next((r for r in results
+                          if isinstance(r, BaseException) and not isinstance(r, PublishRefused)),
+                         None)
+            raise other if other is not None else refused[0]
+
+    def _refused(self, exc: PublishRefused, *, held: bool = True) -> None:
+        """The broker refused a publish: its ACL does not let our login publish on that
+        topic (a login or an ACL that does not match this agent's id). Sending the same
+        message again will be refused again until someone fixes the ACL or the login, and
+        dropping it would lose readings without a word. So the message stays in the
+        outbox (bounded by its size and age limits, drops counted), the outbox is held for
+        :data:`REFUSED_HOLD_S` before its head is tried again (a fixed ACL is picked up
+        then, a changed password at once by the reconnect), the refusal is counted by
+        reason and logged (WARNING, the first at once, then at most one a minute), and
+        the status says ``refused_by_broker`` until a publish is taken again."""
+        self.refused_by_broker = f"{exc.topic}: {exc.name} ({exc.code:#04x})"
+        then = (f"{self.outbox_depth} messages kept in the outbox, tried again in "
+                f"{REFUSED_HOLD_S:.0f}s" if held else "the status is sent again at the "
+                "next heartbeat")
+        self._refusals.note(exc.topic, exc.key, (
+            f"broker {self.address} answered PUBACK {exc.code:#04x} {exc.name!r}: its ACL "
+            f"does not let this agent's login publish there (`gridcall broker acl`, "
+            f"docs/security.md); {then}"))
 
     async def _publish_loop(self) -> None:
         # the probe: after a long outage the first attempt comes within ~0.5 s of the
@@ -431,26 +480,27 @@ class EdgeAgent:
                     self.counters.connects += 1
                     retry.connected()
                     said = dict(availability_of(self.source))
-                    await cancel_safe(client.publish(topics.status_topic(self.id),
-                                                     self.status(), qos=1, retain=True))
+                    await self._publish_status(client, "online")
                     self.connected.set()
                     last_status = time.monotonic()
                     next_status = last_status + status_every
+                    held_until = 0.0  # the outbox is held after a refused publish
                     while True:
-                        await self._drain(client)
+                        if time.monotonic() >= held_until:
+                            try:
+                                await self._drain(client)
+                            except PublishRefused as exc:
+                                self._refused(exc)
+                                held_until = time.monotonic() + REFUSED_HOLD_S
                         if self._last_sealed.is_set():
-                            await cancel_safe(client.publish(
-                                topics.status_topic(self.id), self.status("offline"), qos=1,
-                                retain=True))
+                            await self._publish_status(client, "offline")
                             return
                         now = time.monotonic()
                         saying = availability_of(self.source)
                         changed = saying != said and now - last_status >= STATUS_MIN_GAP_S
                         if now >= next_status or changed:
                             said = dict(saying)
-                            await cancel_safe(client.publish(
-                                topics.status_topic(self.id), self.status(), qos=1,
-                                retain=True))
+                            await self._publish_status(client, "online")
                             if changed:
                                 self.counters.status_on_availability += 1
                             last_status = time.monotonic()
@@ -470,6 +520,15 @@ class EdgeAgent:
                             describe_failure(self.address, exc), failure.delay,
                             self.outbox_depth)
                 await retry.pause(failure)
+
+    async def _publish_status(self, client: MqttClient, state: str) -> None:
+        """The retained status; a refusal of it is counted and logged, not raised."""
+        try:
+            await cancel_safe(client.publish(topics.status_topic(self.id), self.status(state),
+                                             qos=1, retain=True))
+        except PublishRefused as exc:
+            self.counters.publishes_refused[exc.key] += 1
+            self._refused(exc, held=False)
 
     async def run(self, stop: asyncio.Event, *, drain_timeout: float = 30.0) -> None:
         """Read, detect and publish until ``stop`` is set; then seal what is pending,

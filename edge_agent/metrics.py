@@ -63,6 +63,15 @@ class AgentCollector(Collector):
         for reason, n in sorted(s.dropped.items()):
             dropped.add_metric([reason], n)
         yield dropped
+        refused = CounterMetricFamily("gridcall_agent_publishes_refused", "Publishes the "
+                                      "broker refused (its MQTT v5 PUBACK), by reason.",
+                                      labels=["reason"])
+        for reason, n in sorted(s.publishes_refused.items()):
+            refused.add_metric([reason], n)
+        yield refused
+        yield GaugeMetricFamily("gridcall_agent_refused_by_broker", "1 while the outbox is "
+                                "held because the broker refused a publish.",
+                                value=0 if s.refused_by_broker is None else 1)
         health = GaugeMetricFamily("gridcall_agent_sensors", "Sensors by health.",
                                    labels=["state"])
         states: Counter[str] = Counter(h.state for h in s.sensor_health.values())

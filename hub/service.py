@@ -85,6 +85,11 @@ class Hub:
         self.replay_interval = replay_interval
         self.worker: IngestWorker | None = None
         """The readings' own connection and ingest; None with ``readings=False``."""
+        # MQTT v5 unless the config says 3.1.1 or the broker does not speak it (the
+        # embedded amqtt; mqtt5=None asks the address, which knows the brokers this
+        # process runs)
+        v5 = (self.address.speaks_mqtt5 and settings.broker.mqtt_version == "5"
+              if mqtt5 is None else mqtt5)
         if readings:
             user, password = settings.broker.credentials()
             self.worker = IngestWorker(
@@ -93,11 +98,7 @@ class Hub:
                 password=password, keepalive=int(settings.broker.keepalive.total_seconds()),
                 max_points=max_points, flush_interval=flush, drain_timeout=drain_timeout,
                 decoder=self.decoder, screen=config.screen(),
-                # 3.1.1 on a broker without v5 (the embedded amqtt; mqtt5=None asks
-                # the address, which knows the brokers this process runs)
-                receive_maximum=(settings.ingest_receive_maximum
-                                 if (self.address.speaks_mqtt5 if mqtt5 is None else mqtt5)
-                                 else None),
+                receive_maximum=settings.ingest_receive_maximum if v5 else None,
                 dead_letters=dead_letters, supervisor=self.supervisor)
             self.ingest = self.worker.ingest
         else:
@@ -108,7 +109,7 @@ class Hub:
         self.runtime = DeskRuntime(
             config, store, address=self.address, client_id=self.client_id, clock=clock,
             tick_interval=tick_interval, decoder=self.decoder, readings=self.ingest.put,
-            agent_clock=self.agent_clock, dead_letters=dead_letters)
+            agent_clock=self.agent_clock, dead_letters=dead_letters, mqtt5=v5)
         self.runtime.on_message = self.handle
         if self.worker is not None:
             self.runtime.also_subscribed = self.worker.consumer.subscribed

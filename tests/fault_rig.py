@@ -397,6 +397,10 @@ class Rig:
 
     async def count(self, sealed: dict[int, list[Key]], events_made: set[int]) -> Count:
         stored = await self.stored()
+        # the hub delivers the alerts it opened while the broker was away once its desk is
+        # connected again (published before it counts as subscribed): wait for that, as the
+        # agent, now back within about 0.5 s of the broker, may finish first
+        await self.hub.ready()
         suppressed = self.suppressed + self._duplicates()
         code = self.hub.stop()  # the desk's ledger is read once the hub is done
         result = count(sealed, stored, events_made, self.events_stored(),

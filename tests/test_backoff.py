@@ -8,6 +8,7 @@ import random
 import pytest
 
 from gridcall.wire.backoff import Backoff, Outcome, Reconnect, classify_error
+from gridcall.wire.broker import ClosedBeforeConnack, mqtt_outcome
 from gridcall.wire.errors import CredentialsRefused, InvariantError, RetryableError, invariant
 
 
@@ -189,3 +190,31 @@ async def test_no_probe_after_a_refused_login_and_none_right_after_a_probed_fail
     retry.slept = 0.0
     assert await retry.pause(retry.failed(OSError("down")))  # then probing again
     assert (calls, retry.slept) == (2, 0.5)
+
+
+async def test_after_an_unanswered_attempt_the_probe_stays_on() -> None:
+    """A relay or proxy in front of a broker that is down accepts every TCP connect, so
+    the probe always succeeds and the attempt it lets through is closed before the
+    CONNACK (UNANSWERED): that attempt costs what a probe costs, so the next wait probes
+    again instead of waiting the whole backoff; an attempt the broker answered and
+    refused (a RETRY such as "server busy") still gets the plain backoff."""
+    calls = 0
+
+    async def probe() -> bool:
+        nonlocal calls
+        calls += 1
+        return True
+
+    retry = CountingSleeps(Backoff(8.0, 8.0, jitter=0), mqtt_outcome, probe=probe,
+                           probe_every=0.5)
+    closed = ClosedBeforeConnack("closed before the broker's CONNACK")
+    assert mqtt_outcome(closed) is Outcome.UNANSWERED
+    assert await retry.pause(retry.failed(OSError("down")))
+    assert (calls, retry.slept) == (1, 0.5)
+    for n in (2, 3):  # each unanswered attempt: probe again, try within one interval
+        retry.slept = 0.0
+        assert await retry.pause(retry.failed(closed))
+        assert (calls, retry.slept) == (n, 0.5)
+    retry.slept = 0.0
+    assert await retry.pause(retry.failed(OSError("server busy")))  # answered, failed
+    assert (calls, retry.slept) == (3, 8.0)

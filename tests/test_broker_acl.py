@@ -16,10 +16,11 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,12 +31,25 @@ from typer.testing import CliRunner
 from gridcall.broker.credentials import read_credentials
 from gridcall.broker.mosquitto import password_hash
 from gridcall.cli import app
-from gridcall.config import ConfigSet
+from gridcall.config import AgentSpec, ConfigSet, SensorSpec
 from gridcall.config.models import BrokerSettings
+from gridcall.edge_agent.agent import EdgeAgent
+from gridcall.edge_agent.outbox import Outbox
+from gridcall.edge_agent.sources import Sample
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
-from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, RiskAlert, encode, topics
+from gridcall.simulators.steady import mid_value
+from gridcall.wire import (
+    AgentStatus,
+    AnomalyEvent,
+    Reading,
+    ReadingBatch,
+    RiskAlert,
+    encode,
+    topics,
+)
 from gridcall.wire.codec import Decoder
+from tests.polling import wait_until
 from tests.servers import unused_tcp_port
 
 log = logging.getLogger(__name__)
@@ -501,3 +515,87 @@ def test_the_hubs_shared_subscription_gets_readings_through_the_acl(
     finally:
         worker.close()
         agent.close()
+
+
+class Trickle:
+    """A reading every 20 ms for one sensor, as a polled sensor gives them."""
+
+    def __init__(self, sensor: SensorSpec) -> None:
+        self.sensor, self.value = sensor.id, mid_value(sensor)
+
+    async def samples(self) -> AsyncIterator[Sample]:
+        n = 0
+        while True:
+            await asyncio.sleep(0.02)
+            n += 1
+            yield Sample(self.sensor, time.time_ns() + n, self.value)
+
+
+def as_login(spec: AgentSpec, broker: BrokerSettings) -> AgentSpec:
+    return replace(spec, settings=spec.settings.model_copy(update={"broker": broker}))
+
+
+@pytest.mark.parametrize("mqtt_version", ["5", "3.1.1"])
+async def test_an_agent_run_under_anothers_login_is_refused_and_keeps_its_readings(
+    secured: SecuredBroker, cfg: ConfigSet, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, mqtt_version: str
+) -> None:
+    """edge-dongyuan's agent started with edge-anle's login (a config naming the wrong
+    login), beside edge-anle's own agent with that login. Under MQTT v5 the broker
+    refuses every publish of the forger (PUBACK 0x87): its client logs the topic and the
+    reason by name, counts it, keeps every reading in its outbox and says so in its
+    status; the genuine agent's readings land. Under 3.1.1 (still spoken, on request)
+    the genuine agent's readings land too, and the forger's are dropped by the broker
+    without a word to it: what v5 is for."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("GRIDCALL_TEST_ACL_ANLE_USER", "edge-anle")
+    monkeypatch.setenv("GRIDCALL_TEST_ACL_ANLE_PW", secured.passwords["edge-anle"])
+    login_of_anle = BrokerSettings(url=secured.url, username_env="GRIDCALL_TEST_ACL_ANLE_USER",
+                                   password_env="GRIDCALL_TEST_ACL_ANLE_PW",
+                                   mqtt_version=mqtt_version)  # type: ignore[arg-type]
+    forger_spec = as_login(cfg.agents["edge-dongyuan"], login_of_anle)
+    genuine_spec = as_login(cfg.agents["edge-anle"], login_of_anle)
+    forger = EdgeAgent(forger_spec, Trickle(forger_spec.sensors[0]),
+                       state_dir=tmp_path / "forger")
+    genuine = EdgeAgent(genuine_spec, Trickle(genuine_spec.sensors[0]))
+    hub = await asyncio.to_thread(login, secured, cfg.hub.client_id)
+    assert hub.subscribe(topics.READINGS) == 1
+    stop = asyncio.Event()
+    runs = [asyncio.create_task(a.run(stop)) for a in (forger, genuine)]
+    try:
+        assert await wait_until(lambda: bool(hub.messages_on(
+            topics.readings_topic("edge-anle"))))
+        if mqtt_version == "5":
+            assert await wait_until(
+                lambda: forger.counters.publishes_refused["not_authorized"] >= 2)
+        else:
+            assert await wait_until(lambda: forger.counters.readings_sent > 0)
+        status = msgspec.json.decode(forger.status(), type=AgentStatus)
+    finally:
+        stop.set()
+        await asyncio.wait(runs, timeout=60)
+        hub.close()
+    for run in runs:
+        run.result()
+    assert hub.messages_on(topics.readings_topic("edge-dongyuan")) == []
+    kept = Outbox(tmp_path / "forger" / "edge-dongyuan.outbox.sqlite")
+    try:
+        left = kept.depth().readings
+    finally:
+        kept.close()
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if mqtt_version == "3.1.1":
+        # the broker acknowledged and dropped them: the agent thinks they were sent
+        assert forger.counters.readings_sent > 0
+        assert not forger.counters.publishes_refused
+        return
+    assert forger.counters.readings_sent == 0
+    assert left == forger.counters.samples > 0  # every reading kept, none sent
+    assert status.refused_by_broker is not None
+    assert "Not authorized (0x87)" in status.refused_by_broker
+    assert status.publishes_refused["not_authorized"] >= 2
+    refused_lines = [m for m in said if "'Not authorized'" in m and "0x87" in m]
+    assert any(topics.readings_topic("edge-dongyuan") in m for m in refused_lines), said
+    assert any(topics.status_topic("edge-dongyuan") in m for m in refused_lines), said
+    assert genuine.counters.readings_sent > 0
+    assert not genuine.counters.publishes_refused

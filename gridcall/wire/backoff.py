@@ -37,6 +37,13 @@ server that stays down costs one refused TCP connect per interval. No probe afte
 ``REFUSED`` (that server is up and refusing: the backoff and ``refused_min`` apply), and
 when an attempt a probe let through fails again (the port answers but the service does
 not) the next wait is the plain backoff, so such a server is not tried at the probe's pace.
+The exception is an attempt that failed ``UNANSWERED``: nothing answered at the protocol's
+level, as behind a relay or proxy whose server is down, which accepts every TCP connect, so
+the probe always succeeds there and says nothing. Such an attempt costs what a probe costs
+(one connection closed unanswered), so the probe stays on and the next attempt comes within
+about ``probe_every`` of the server's return; without this the attempt after the first
+unanswered one waited the whole backoff (up to 30 s). A server that answers and refuses
+(``REFUSED``, or a RETRY such as an MQTT "server busy") is still tried at the backoff's pace.
 
 A leaf: only the standard library and :mod:`gridcall.wire.errors`.
 """
@@ -124,6 +131,10 @@ class Outcome(enum.Enum):
     REFUSED = "refused"
     """The other side answered and refused (credentials, permissions, configuration):
     no use trying again quickly; only a configuration change can fix it."""
+    UNANSWERED = "unanswered"
+    """A connection opened and closed before the server's first answer (a relay, proxy
+    or load balancer whose server is down; a server going down): as RETRY, except that
+    the probe stays on after it (see :class:`Reconnect`)."""
 
 
 Classify = Callable[[BaseException], Outcome]
@@ -200,7 +211,9 @@ class Reconnect:
         if outcome is Outcome.REFUSED:
             delay = max(delay, self.refused_min)
             self._seen = self._fingerprint()
-        self._skip_probe = self._probed  # a probe let this attempt through, and it failed
+        # a probe let this attempt through, and it failed: unless nothing answered it (the
+        # probe then cannot tell a live server from a relay in front of a dead one)
+        self._skip_probe = self._probed and outcome is not Outcome.UNANSWERED
         self._probed = False
         self.in_a_row += 1
         return Failure(exc, outcome, delay, self.delays.jittered(delay), self.in_a_row)

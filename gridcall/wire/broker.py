@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from aiomqtt.exceptions import MqttConnectError
+from aiomqtt.exceptions import MqttConnectError, MqttError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gridcall.wire.backoff import Backoff, Outcome
@@ -22,6 +22,8 @@ from gridcall.wire.backoff import Backoff, Outcome
 # CONNACK codes for refused credentials: MQTT 3.1.1 (4 bad user name or password,
 # 5 not authorised) and MQTT 5 / paho 2's ReasonCode values (134, 135).
 _REFUSED_CREDENTIALS = frozenset({4, 5, 134, 135})
+UNSUPPORTED_PROTOCOL_VERSION = 0x84
+"""What paho makes of a v3 broker's CONNACK "unacceptable protocol version" to a v5 client."""
 PROBE_TIMEOUT_S = 1.0
 """How long a reconnect probe waits for the broker's TCP port to accept."""
 
@@ -171,6 +173,12 @@ class BrokerAddress:
         return True
 
 
+class ClosedBeforeConnack(MqttError):
+    """The TCP (or TLS) connection opened and closed before the broker's CONNACK: nothing
+    answered at MQTT's level (a relay or proxy whose broker is down, a broker going
+    down). Raised by :class:`gridcall.wire.mqttclient.MqttClient`'s connect."""
+
+
 def credentials_refused(exc: BaseException) -> bool:
     """True if the broker answered a connection with "bad user name/password" or "not
     authorised": retrying will not help until someone fixes the credentials."""
@@ -190,13 +198,20 @@ def describe_failure(address: BrokerAddress, exc: BaseException) -> str:
     if credentials_refused(exc):
         return (f"broker {address} refused our credentials ({exc}); check the username_env "
                 "and password_env variables")
+    if isinstance(exc, MqttConnectError) and isinstance(exc.rc, ReasonCode) \
+            and exc.rc.value == UNSUPPORTED_PROTOCOL_VERSION:
+        return (f"broker {address} does not speak MQTT v5 ({exc}); set broker.mqtt_version: "
+                '"3.1.1" for it (docs/security.md)')
     return f"broker {address} unreachable ({exc})"
 
 
 def mqtt_outcome(exc: BaseException) -> Outcome:
     """How a reconnect loop treats an MQTT failure: a refused login is REFUSED (wait for
-    the credentials to change), anything else RETRY."""
-    return Outcome.REFUSED if credentials_refused(exc) else Outcome.RETRY
+    the credentials to change), a connection closed before the CONNACK UNANSWERED (keep
+    probing), anything else RETRY."""
+    if credentials_refused(exc):
+        return Outcome.REFUSED
+    return Outcome.UNANSWERED if isinstance(exc, ClosedBeforeConnack) else Outcome.RETRY
 
 
 MQTT_RECONNECT = Backoff(initial=0.5, cap=30.0)

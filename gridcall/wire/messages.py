@@ -151,6 +151,13 @@ class AgentStatus(msgspec.Struct, frozen=True, kw_only=True):
     agent started: ``sentinel`` (a device's fault code), ``out_of_range`` (outside the
     sensor kind's physical range)."""
     sensor_health: dict[str, SensorHealth] = {}
+    publishes_refused: dict[str, Count] = {}
+    """Publishes the broker refused since the agent started, by reason
+    (``not_authorized``...): its MQTT v5 PUBACK said so (docs/security.md)."""
+    refused_by_broker: str | None = None
+    """Set while the agent holds its outbox because the broker refused a publish: the topic
+    and the reason (``gridcall/v1/readings/edge-x: Not authorized (0x87)``). The refused
+    messages stay in the outbox and are tried again every minute."""
 
 
 class Deadlines(msgspec.Struct, frozen=True, kw_only=True):

@@ -126,8 +126,11 @@ class Refusals:
     Counting is the caller's (its counters are what monitoring reads)."""
 
     def __init__(self, what: str, *, every: float = 60.0,
-                 clock: Monotonic = time.monotonic) -> None:
+                 clock: Monotonic = time.monotonic, where: str = "from") -> None:
+        """``where``: the word before the key in the line ("from" an agent, "on" a
+        topic)."""
         self.what = what
+        self.where = where
         self.every = every
         self._clock = clock
         self._last: dict[tuple[str, str], float] = {}
@@ -143,7 +146,8 @@ class Refusals:
             return False
         self._last[key] = now
         count = self._since.pop(key)
-        log.warning("%d %s refused from %s (%s): %s%s", count, self.what, agent, reason,
+        log.warning("%d %s refused %s %s (%s): %s%s", count, self.what, self.where, agent,
+                    reason,
                     detail, "" if last is None else f" ({now - last:.0f}s since the last "
                     "such line; the counters have every one)")
         return True

@@ -1,9 +1,11 @@
 """The desk in service: its MQTT connection, the roster and outages, retained publishing
 and the deadline timers around one :class:`~gridcall.hub.desk.desk.Desk`.
 
-- **Connection**: one aiomqtt client with a persistent session (fixed client id,
-  ``clean_session=False``, QoS 1) on the events and status topics, reconnecting through
-  the one :class:`~gridcall.wire.backoff.Reconnect`. Readings that an older session still
+- **Connection**: one MQTT client (:class:`~gridcall.wire.mqttclient.MqttClient`,
+  aiomqtt's) with a persistent session (fixed client id; MQTT v5 with ``clean_start``
+  off and a session that never expires, or 3.1.1 ``clean_session=False`` on a broker
+  without v5; QoS 1) on the events and status topics, reconnecting through the one
+  :class:`~gridcall.wire.backoff.Reconnect`. Readings that an older session still
   delivers here are handed to ``readings`` (the hub's ingest).
 - **Events**: each anomaly event is recorded in the store (``record_event``, once per
   ``(agent, seq)``) and given to the desk; fresh ones also go to ``anomaly_hooks`` (the
@@ -15,6 +17,9 @@ and the deadline timers around one :class:`~gridcall.hub.desk.desk.Desk`.
 - **Publishing**: after each desk step the alert's current state is published *retained*
   at every address it has had; a step whose publication failed (broker down) is published
   again on reconnect, and at start every open or recently closed alert is published again.
+  Under MQTT v5 a publish the broker refuses (PUBACK 0x87: the hub's login may not write
+  alerts) is counted (``alert_publish_refused`` by reason), logged by reason name (WARNING,
+  at most one a minute per reason) and kept for the next reconnect, like a failed one.
 - **Timers**: :meth:`DeskRuntime.tick` fires breached deadlines and silent agents;
   :meth:`DeskRuntime.run` calls it every ``tick_interval`` seconds of real time.
 """
@@ -29,10 +34,12 @@ import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiomqtt
 import pydantic
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gridcall.config import ConfigSet
 from gridcall.hub.deadletter import DeadLetters
@@ -62,6 +69,12 @@ from gridcall.wire.broker import (
 from gridcall.wire.cancelsafe import STOP_BOUND, cancel_safe, stop_tasks
 from gridcall.wire.clock import Clock, ns, utc_text
 from gridcall.wire.errors import RetryableError
+from gridcall.wire.mqttclient import (
+    SESSION_NEVER_EXPIRES,
+    MqttClient,
+    PublishRefused,
+    protocol_for,
+)
 from gridcall.wire.provenance import Refusals
 
 log = logging.getLogger(__name__)
@@ -86,6 +99,8 @@ class HubCounters:
     alerts_opened: int = 0
     alerts_published: int = 0
     alert_publish_failures: int = 0
+    alert_publish_refused: Counter[str] = field(default_factory=Counter)
+    """Alert publishes the broker refused (MQTT v5 PUBACK), by reason (``not_authorized``)."""
     escalations: int = 0
     connects: int = 0
     credentials_refused: int = 0
@@ -120,7 +135,9 @@ class DeskRuntime:
                  client_id: str, clock: Clock, tick_interval: float = 1.0,
                  decoder: Decoder | None = None, readings: Readings | None = None,
                  agent_clock: Clock | None = None,
-                 dead_letters: DeadLetters | None = None) -> None:
+                 dead_letters: DeadLetters | None = None, mqtt5: bool | None = None) -> None:
+        """``mqtt5``: None asks the config (``hub.broker.mqtt_version``) and the address
+        (:func:`gridcall.wire.mqttclient.protocol_for`)."""
         settings = config.hub
         self.config = config
         self.store = store
@@ -130,6 +147,10 @@ class DeskRuntime:
         are real seconds when the desk's clock is accelerated, as in a fast demo); the
         desk's ``clock`` by default."""
         self.address = address
+        self.protocol = (protocol_for(address, settings.broker.mqtt_version) if mqtt5 is None
+                         else aiomqtt.ProtocolVersion.V5 if mqtt5
+                         else aiomqtt.ProtocolVersion.V311)
+        self._publish_refusals = Refusals("alert publishes", where="by login")
         self.client_id = client_id
         self.tick_interval = tick_interval
         self.decoder = decoder or Decoder()
@@ -407,6 +428,15 @@ class DeskRuntime:
                                                  payload, qos=1, retain=True),
                                   what="hub desk: publish")
                 self.counters.alerts_published += 1
+        except PublishRefused as exc:
+            self.counters.alert_publish_refused[exc.key] += 1
+            user = self.config.hub.broker.credentials()[0] or "(anonymous)"
+            self._publish_refusals.note(user, exc.key, (
+                f"broker {self.address} answered PUBACK {exc.code:#04x} {exc.name!r} on "
+                f"{exc.topic} (alert {state.alert_id}); the broker's ACL does not let the "
+                "hub's login write alerts (`gridcall broker acl`, docs/security.md); "
+                "published again on reconnect"))
+            return
         except aiomqtt.MqttError as exc:
             self.counters.alert_publish_failures += 1
             log.warning("hub: alert %s not published (%s); again on reconnect",
@@ -454,12 +484,18 @@ class DeskRuntime:
 
     # ------------------------------------------------------------------ connection
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> MqttClient:
         user, password = self.config.hub.broker.credentials()
-        client = aiomqtt.Client(
-            self.address.host, self.address.port, username=user, password=password,
-            identifier=self.client_id, clean_session=False,
-            tls_context=self.address.tls_context(),
+        if self.protocol is aiomqtt.ProtocolVersion.V5:
+            # the persistent session of 3.1.1's clean_session=False, in v5's terms
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+            session: dict[str, Any] = {"clean_start": False, "properties": props}
+        else:
+            session = {"clean_session": False}
+        client = MqttClient(
+            self.address, protocol=self.protocol, username=user, password=password,
+            identifier=self.client_id, **session,
             keepalive=int(self.config.hub.broker.keepalive.total_seconds()),
             # Without it an alert published right after the event's PUBACK waits ~40 ms
             # for the broker's delayed TCP ACK (Nagle); p50 reading→alert was 42 ms.
@@ -481,8 +517,11 @@ class DeskRuntime:
             await stop_tasks([timers], STOP_BOUND, what="hub desk", raise_errors=True)
 
     async def _consume(self, stop: asyncio.Event) -> None:
+        # the probe: back within about 0.5 s of the broker's return, as the agents are,
+        # rather than at the end of a backoff grown while it was away (wire/backoff.py)
         retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, stop=stop,
-                          config=self.config.hub.broker.credentials)
+                          config=self.config.hub.broker.credentials,
+                          probe=self.address.port_open)
         while not stop.is_set():
             try:
                 async with contextlib.AsyncExitStack() as session:
