@@ -18,6 +18,12 @@ connect at once with :class:`~gridcall.wire.broker.ClosedBeforeConnack`, and the
 one reconnect loop (:class:`gridcall.wire.backoff.Reconnect`, told ``UNANSWERED`` by
 :func:`~gridcall.wire.broker.mqtt_outcome`) decides when to try again.
 
+**A connection lost with publishes in flight.** aiomqtt does not wake a publish waiting
+for its PUBACK when the connection drops, so it waits its timeout (10 s) too, and the
+caller with it (the agent's window of 16, the desk between two messages). Here it raises
+at once, and the message stays where it was (the agent's outbox, the desk's unpublished
+alerts) for the next connection.
+
 Which protocol: :func:`protocol_for` (MQTT v5 unless the config says ``mqtt_version:
 "3.1.1"`` or the broker is one this process runs without v5, the embedded amqtt).
 """
@@ -88,6 +94,8 @@ class MqttClient(aiomqtt.Client):
         self.address = address
         self.protocol = protocol
         self._refused: dict[int, ReasonCode] = {}
+        self._lost: ReasonCode | None = None
+        """Why the connection dropped, once it did."""
         # paho calls one on_publish and one on_disconnect: ours, which then call aiomqtt's
         self._client.on_publish = self._on_puback
         self._client.on_disconnect = self._on_early_disconnect
@@ -112,6 +120,12 @@ class MqttClient(aiomqtt.Client):
                 f"({reason_code})"))
             return
         self._on_disconnect(client, userdata, flags, reason_code, properties)
+        # aiomqtt leaves a publish waiting for its PUBACK when the connection drops: it
+        # then hangs until its timeout (10 s), holding up the caller's reconnect. Wake
+        # every one: publish() sees no PUBACK came and raises.
+        self._lost = reason_code
+        for confirmation in self._pending_publishes.values():
+            confirmation.set()
 
     async def publish(  # type: ignore[override]  # keyword-only after payload
         self, topic: str, payload: PayloadType = None, qos: int = 0,
@@ -119,7 +133,8 @@ class MqttClient(aiomqtt.Client):
         timeout: float | None = None,  # noqa: ASYNC109  # aiomqtt's signature
     ) -> None:
         """As aiomqtt's (whose body this follows), and :class:`PublishRefused` if the
-        broker's PUBACK says it refused the message."""
+        broker's PUBACK says it refused the message; an :class:`aiomqtt.MqttError` at
+        once if the connection drops before the PUBACK (aiomqtt waits its timeout)."""
         info = self._client.publish(topic, payload, qos, retain, properties)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             if self._disconnected.done() and self._disconnected.exception():
@@ -135,6 +150,9 @@ class MqttClient(aiomqtt.Client):
             refused = self._refused.pop(info.mid, None)
         if refused is not None:
             raise PublishRefused(topic, refused)
+        if not info.is_published():
+            raise aiomqtt.MqttError(f"the connection to {self.address} dropped before the "
+                                    f"broker's PUBACK on {topic} ({self._lost})")
 
 
 __all__ = ["SESSION_NEVER_EXPIRES", "MqttClient", "MqttVersion", "PublishRefused", "protocol_for"]
