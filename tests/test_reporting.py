@@ -89,3 +89,30 @@ async def test_notes_and_ratings_are_steps_a_fold_and_a_snapshot_restore(
             view = await Reporting(again).view(report.report_id, T0 + 9 * MIN)
             assert view.rating is not None
             assert (view.rating.rating, view.rateable) == ("dissatisfied", False)
+
+
+async def test_a_report_sent_twice_without_a_client_ref_is_filed_once(
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
+    """The same reporter's same report (matter, grid, description, photos) again within
+    a minute, without a client_ref: the first, nothing written. A different description,
+    the same one after the minute, or another reporter's is a new report."""
+    async with desk_stores.open() as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        reporting = Reporting(desk)
+
+        async def file(at: int, unit: str = "dongyuan-g2", description: str = "cover lifted"
+                       ) -> tuple[str, bool]:
+            report, new = await reporting.file(
+                unit=unit, person="", matter="MANHOLE-DISPLACED", grid="dongyuan-g2",
+                point=None, description=description, photos=(), now=at)
+            return report.report_id, new
+
+        first = await file(T0)
+        steps = await reporting.ledger.all()
+        assert await file(T0 + 30 * S) == (first[0], False)
+        assert await reporting.ledger.all() == steps  # no second step
+        assert await file(T0 + 31 * S, description="cover lifted, water rising") == (
+            "R000002", True)
+        assert await file(T0 + 32 * S, unit="dongyuan") == ("R000003", True)
+        assert await file(T0 + 2 * MIN) == ("R000004", True)

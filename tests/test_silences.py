@@ -124,6 +124,44 @@ async def test_set_read_list_and_lift_through_the_api(world: World, cfg: ConfigS
     assert outcome.silenced is None
 
 
+async def test_the_same_silence_posted_twice_is_one_silence(world: World) -> None:
+    """A double click or a retry: the same scope, reason and author again, 30 s later
+    (duration_s from now, so its end moved by 30 s), answers 200 with the first silence
+    and writes no second step; another reason, another scope, another author, an end more
+    than 60 s away, or the same one after the first was lifted each make a new one."""
+    def body(**kw: Any) -> dict[str, Any]:
+        return {"scope": "sensor", "id": SENSOR, "reason": "filter replaced",
+                "duration_s": 7200, **kw}
+
+    g1 = world.auth("dongyuan-g1")
+    first = await world.client.post("/v1/silences", headers=g1, json=body())
+    assert first.status_code == 201, first.text
+    steps = await world.steps()
+    world.clock[0] = T0 + 30 * NS
+    again = await world.client.post("/v1/silences", headers=g1, json=body())
+    assert again.status_code == 200, again.text
+    assert again.json() == {**first.json(), "status": "active"}
+    assert await world.steps() == steps  # no second ledger step
+    assert world.desk.counters.silences_repeated == 1
+    made = []
+    for unit, kw in (("dongyuan-g1", {"reason": "filter replaced, second pump"}),
+                     ("dongyuan-g1", {"scope": "grid", "id": "dongyuan-g1"}),
+                     ("dongyuan", {}),
+                     ("dongyuan-g1", {"duration_s": 7200 + 120})):
+        resp = await world.client.post("/v1/silences", headers=world.auth(unit),
+                                       json=body(**kw))
+        assert resp.status_code == 201, (kw, resp.text)
+        made.append(resp.json()["silence_id"])
+    assert len(set(made)) == 4
+    assert first.json()["silence_id"] not in made
+    lifted = await world.client.post(f"/v1/silences/{first.json()['silence_id']}/lift",
+                                     headers=g1)
+    assert lifted.status_code == 200, lifted.text
+    after = await world.client.post("/v1/silences", headers=g1, json=body())
+    assert after.status_code == 201, after.text
+    assert after.json()["silence_id"] not in {first.json()["silence_id"], *made}
+
+
 async def test_refusals_say_why_and_write_nothing(world: World) -> None:
     def body(**kw: Any) -> dict[str, Any]:
         return {"scope": "sensor", "id": SENSOR, "reason": "works", "duration_s": 3600, **kw}

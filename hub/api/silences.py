@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field, model_validator
 
 from gridcall.config import ConfigSet
@@ -156,24 +156,33 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
     @app.post("/v1/silences", response_model=SilenceOut, status_code=201,
               responses={**SILENCE_ERRORS, 422: {"model": ERRORS[403]["model"],
                                                  "description": "An unknown id, times "
-                                                 "out of order, no reason."}},
+                                                 "out of order, no reason."},
+                         200: {"model": SilenceOut, "description": "A repeat of a silence "
+                               "not ended (same scope, reason and author, start and end "
+                               "within 60 s): that silence, nothing written."}},
               tags=["silences"], operation_id="silence")
-    async def add(unit: Caller, person: CallerPerson, body: SilenceBody) -> SilenceOut:
+    async def add(unit: Caller, person: CallerPerson, body: SilenceBody,
+                  response: Response) -> SilenceOut:
         """Silence an agent, a sensor, a grid or a matter from ``start`` (default now) to
         ``end`` (or for ``duration_s``). Its anomalies are kept as evidence but open no
-        alert and send nothing; deadlines of alerts already open in it wait for its end."""
+        alert and send nothing; deadlines of alerts already open in it wait for its end.
+        The same silence sent again (same scope, reason and author, its start and end
+        each within 60 s of the first's, the first not ended: a double click, a retry)
+        is answered 200 with the first, and writes nothing."""
         now = clock()
         start = now if body.start is None else body.start
         end = body.end if body.end is not None else max(start, now) + (body.duration_s or 0) * NS
         try:
-            silence = await desk.add_silence(Scope(body.scope, body.id), start=start, end=end,
-                                             reason=body.reason, author=unit.id, now=now,
-                                             person=person)
+            silence, added = await desk.add_silence_once(
+                Scope(body.scope, body.id), start=start, end=end, reason=body.reason,
+                author=unit.id, now=now, person=person)
         except SilenceRefused as exc:
             raise ApiError(403 if exc.forbidden else 422,
                            OUTSIDE if exc.outside else str(exc)) from None
         except UnknownUnit as exc:
             raise ApiError(422, str(exc)) from None
+        if not added:
+            response.status_code = 200
         return SilenceOut.of(silence, now)
 
     @app.get("/v1/silences/{silence_id}", response_model=SilenceDetail,

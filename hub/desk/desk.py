@@ -106,6 +106,7 @@ from gridcall.hub.desk.silence import (
     Target,
     draft,
     may_lift,
+    repeat_of,
 )
 from gridcall.hub.desk.silence_ledger import SilenceLedger
 from gridcall.hub.desk.snapshots import DeskImage, SnapshotStore, config_key, decode
@@ -265,6 +266,8 @@ class DeskCounters:
     silenced: int = 0
     """Anomaly events a silence muted (written to the silence ledger, no alert)."""
     silences_added: int = 0
+    silences_repeated: int = 0
+    """POSTs of a silence that repeated one not ended: answered with it, nothing written."""
     silences_lifted: int = 0
     silences_expired: int = 0
     reminders: int = 0
@@ -1386,19 +1389,40 @@ class Desk:
         """Set a silence for ``author`` (a unit id); SilenceRefused (nothing written) if
         the scope is unknown or outside the author's subtree, the times are wrong, or it
         is longer than the author's level may set (``silences`` in matters.yaml)."""
+        silence, _ = await self._add_silence(scope, start=start, end=end, reason=reason,
+                                             author=author, now=now, person=person,
+                                             once=False)
+        return silence
+
+    async def add_silence_once(self, scope: Scope, *, start: int, end: int, reason: str,
+                               author: str, now: int, person: str = ""
+                               ) -> tuple[Silence, bool]:
+        """:meth:`add_silence`, unless it repeats a silence not ended (same scope, reason
+        and author, start and end each within 60 s: :func:`silence.repeat_of`): then that
+        one, and nothing is written. The second value is True if it was added."""
+        return await self._add_silence(scope, start=start, end=end, reason=reason,
+                                       author=author, now=now, person=person, once=True)
+
+    async def _add_silence(self, scope: Scope, *, start: int, end: int, reason: str,
+                           author: str, now: int, person: str, once: bool
+                           ) -> tuple[Silence, bool]:
         unit = self.config.units.get(author)
         if unit is None:
             raise UnknownUnit(author)
-        async with self._operation():
+        async with self._operation():  # the check and the add in one operation
             await self._fire(now)
             silence = draft(self.config, self.config.matters.silences,
                             silence_id=self.silences.next_id(), scope=scope, start=start,
                             end=end, reason=reason, author=unit, now=now, person=person)
+            same = repeat_of(self.silences.all(), silence) if once else None
+            if same is not None:
+                self.counters.silences_repeated += 1
+                return same, False
             added = await self._commit_silence(SilenceStep(
                 silence.silence_id, 1, "add", at=now, actor=unit.id, note=silence.reason,
                 silence=silence, person=person))
             self.counters.silences_added += 1
-            return added
+            return added, True
 
     async def lift_silence(self, silence_id: str, unit_id: str, *, now: int,
                            note: str = "", person: str = "") -> Silence:

@@ -100,7 +100,9 @@ class Reporting:
                    photos: tuple[str, ...], now: int, client_ref: str = "",
                    follow_key: str = "") -> tuple[Report, bool]:
         """File a report (its grid already located, its photos stored); the report and
-        whether it is new (False: the same ``client_ref`` was filed before). The public
+        whether it is new (False: the same ``client_ref`` was filed before, or, without
+        one, the same report by the same reporter within a minute:
+        :meth:`ReportBook.repeat_of`). The public
         intake (``unit`` :data:`PUBLIC`) lands in triage: taken as ``UNCLASSIFIED``.
         BadAction from the desk (an unknown matter) writes nothing."""
         await self.start(now)
@@ -116,6 +118,9 @@ class Reporting:
                           point=point, description=description, photos=photos,
                           client_ref=client_ref,
                           follow_hash=follow_hash(follow_key) if follow_key else "")
+            if not client_ref and unit != PUBLIC \
+                    and (same := self.book.repeat_of(filed, now)) is not None:
+                return same, False  # the same report again within a minute: a retry
             step = ReportStep(report_id(seq), 1, "file", at=now, filed=filed)
             await self.ledger.append(step)
             report = self.book.absorb(step)

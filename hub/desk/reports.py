@@ -89,6 +89,10 @@ class Report:
         return bool(self.alert_id)
 
 
+REPEAT_WITHIN_NS = 60 * 10**9
+"""A report without a ``client_ref`` filed again within this is a repeat (``repeat_of``)."""
+
+
 def report_id(seq: int) -> str:
     return f"R{seq:06d}"
 
@@ -130,6 +134,23 @@ class ReportBook:
         """The report this reporter filed under ``client_ref`` before, if any."""
         found = self._refs.get((unit, person, client_ref))
         return self._reports[found] if found is not None else None
+
+    def repeat_of(self, filed: Filed, at: int, within: int = REPEAT_WITHIN_NS
+                  ) -> Report | None:
+        """A report sent without a ``client_ref`` that repeats one filed at most
+        ``within`` before ``at`` by the same reporter (unit and person) with the same
+        matter, place, description and photos: a double click or a retry after a lost
+        answer, answered with the first. Not for the public intake (each report there
+        gets its own follow key, and its route is rate-limited)."""
+        for r in reversed(self._reports.values()):  # in the order filed
+            if r.filed_at < at - within:
+                return None
+            f = r.filed
+            if (f.unit, f.person, f.matter, f.grid, f.point, f.description, f.photos) == (
+                    filed.unit, filed.person, filed.matter, filed.grid, filed.point,
+                    filed.description, filed.photos):
+                return r
+        return None
 
     def all(self) -> list[Report]:
         return list(self._reports.values())

@@ -283,6 +283,26 @@ def may_lift(silence: Silence, unit: Unit) -> None:
                              f"outside {'/'.join(unit.path)}", outside=True)
 
 
+REPEAT_WITHIN_NS = 60 * NS
+"""A silence set again within this of the first (its start and its end) is a repeat."""
+
+
+def repeat_of(existing: Iterable[Silence], wanted: Silence,
+              within: int = REPEAT_WITHIN_NS) -> Silence | None:
+    """The silence ``wanted`` repeats, if any: one not ended with the same scope, reason
+    and author (unit) whose start and end are each within ``within`` of ``wanted``'s. A
+    request sent twice (a double click, a client's retry after a lost answer) gives the
+    same silence again, its default start (now) and so its end moved by the seconds in
+    between; a different scope, reason, author or window is another silence, and so is
+    one set again after the first was lifted or expired."""
+    for s in existing:
+        if (not s.ended and s.scope == wanted.scope and s.reason == wanted.reason
+                and s.author == wanted.author and abs(s.start - wanted.start) <= within
+                and abs(s.end - wanted.end) <= within):
+            return s
+    return None
+
+
 class SilenceBook:
     """Every silence, folded from its steps; answers what holds where and when."""
 
