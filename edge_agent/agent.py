@@ -44,7 +44,7 @@ from gridcall.wire import (
     encode,
     topics,
 )
-from gridcall.wire.backoff import Reconnect
+from gridcall.wire.backoff import Outcome, Reconnect
 from gridcall.wire.broker import (
     MQTT_RECONNECT,
     describe_failure,
@@ -470,6 +470,7 @@ class EdgeAgent:
         retry = Reconnect(MQTT_RECONNECT, mqtt_outcome, config=self.settings.broker.credentials,
                           probe=self.address.port_open)
         status_every = self.settings.status_interval.total_seconds()
+        last_warned = 0.0
         while True:
             try:
                 async with contextlib.AsyncExitStack() as session:
@@ -516,9 +517,17 @@ class EdgeAgent:
                     self.counters.credentials_refused += 1
                 if self._last_sealed.is_set() and not self.outbox_depth:
                     return
-                log.warning("agent %s: %s; retrying in %.1fs, %d messages kept", self.id,
-                            describe_failure(self.address, exc), failure.delay,
-                            self.outbox_depth)
+                # a relay or proxy whose broker is down is tried at the probe's pace
+                # (UNANSWERED, wire/backoff.py): say so at the backoff's pace, not each time
+                now = time.monotonic()
+                quiet = failure.outcome is Outcome.UNANSWERED and failure.in_a_row > 1 \
+                    and now - last_warned < failure.delay
+                if not quiet:
+                    last_warned = now
+                log.log(logging.DEBUG if quiet else logging.WARNING,
+                        "agent %s: %s; retrying in %.1fs, %d messages kept", self.id,
+                        describe_failure(self.address, exc), failure.delay,
+                        self.outbox_depth)
                 await retry.pause(failure)
 
     async def _publish_status(self, client: MqttClient, state: str) -> None:
