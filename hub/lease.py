@@ -64,9 +64,14 @@ class DeskLease:
     """``async with DeskLease(url, client_id) as lease: if await lease.acquire(stop): ...``"""
 
     def __init__(self, url: str, client_id: str, *, poll: float = 1.0,
-                 check: float = 1.0) -> None:
+                 check: float = 1.0, about: str = "") -> None:
+        """``about``: this hub as the others see it while it holds the desk (its host,
+        pid and API address, in the lock session's ``application_name``)."""
         self.url = url
         self.client_id = client_id
+        self.about = about
+        self.holder = "another hub"
+        """Who held the desk at the latest ask (for a standby's 503s)."""
         self.key = lock_key(client_id)
         self.poll = poll
         self.check = check
@@ -79,7 +84,7 @@ class DeskLease:
     async def __aenter__(self) -> Self:
         self._conn = await asyncio.to_thread(
             psycopg.connect, self.url, autocommit=True, connect_timeout=10,
-            application_name=f"gridcall-lease {self.client_id}"[:63],
+            application_name=f"gridcall-lease {self.client_id} {self.about}".strip()[:63],
             options=SERVER_KEEPALIVE, keepalives=1, keepalives_idle=5,
             keepalives_interval=2, keepalives_count=3, tcp_user_timeout=10_000)
         return self
@@ -112,18 +117,27 @@ class DeskLease:
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
             "AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
             (self.key,)).fetchone()
-        return "unknown" if row is None else f"{row[0]} at {row[1] or 'local'} (pid {row[2]})"
+        if row is None:
+            return "no hub (the desk is free: a takeover is under way)"
+        return f"{row[0]!r} from {row[1] or 'local'} (backend pid {row[2]})"
+
+    async def try_now(self) -> bool:
+        """Ask for the lock once: whether this hub holds the desk now (else
+        :attr:`holder` names who does)."""
+        if await asyncio.to_thread(self._try):
+            self.held = True
+            return True
+        self.holder = await asyncio.to_thread(self._holder)
+        return False
 
     async def acquire(self, stop: asyncio.Event) -> bool:
         """Wait until this hub holds the desk (True) or ``stop`` is set (False)."""
         said = False
         while not stop.is_set():
-            if await asyncio.to_thread(self._try):
-                self.held = True
+            if await self.try_now():
                 return True
             if not said:
-                holder = await asyncio.to_thread(self._holder)
-                log.warning("%s: standby, the desk is held by %s", self, holder)
+                log.warning("%s: standby, the desk is held by %s", self, self.holder)
                 said = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll)

@@ -20,6 +20,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "store": set(),
     "pgstore": {"store"},
     "lease": {"pgstore"},
+    "standby": {"api", "desk", "store"},
     "deadletter": set(),
     "service": {"desk", "ingest", "board", "store", "deadletter"},
     "metrics": {"service", "notify", "deadletter"},

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -118,9 +120,14 @@ def hub_run(
     async def run_leased(stop: asyncio.Event, letters: DeadLetters, url: str) -> None:
         """Active/standby (hub/lease.py): wait for the desk's lock, then run the hub
         until ``stop`` or until the lock's connection fails (then LeaseLost)."""
-        async with DeskLease(url, cfg.hub.client_id) as lease:
-            if not await lease.acquire(stop):
-                return
+        about = f"{socket.gethostname()} pid {os.getpid()}" + (
+            f" api {api_address[0]}:{api_address[1]}" if api_address else "")
+        async with DeskLease(url, cfg.hub.client_id, about=about) as lease:
+            if not await lease.try_now():
+                out.print(f"hub {cfg.hub.client_id}: standby, the desk is held by "
+                          f"{lease.holder}")
+                if not await standby_until_active(stop, lease, url):
+                    return
             out.print(f"hub {cfg.hub.client_id}: active, holds the desk ({lease!r})")
             ended = asyncio.Event()
             watch = asyncio.create_task(lease.watch(), name="desk-lease-watch")
@@ -137,6 +144,22 @@ def hub_run(
             if lost and not stop.is_set():
                 raise LeaseLost(f"{lease!r}: the lock's connection failed; stopped so "
                                 "that one hub holds the desk")
+
+    async def standby_until_active(stop: asyncio.Event, lease: DeskLease, url: str) -> bool:
+        """Wait for the desk's lock, serving the read-only API meanwhile if asked
+        (hub/standby.py); whether this hub holds the desk now (False: stopped)."""
+        if api_address is None:
+            return await lease.acquire(stop)
+        from gridcall.hub.api.tokens import TokenFile
+        from gridcall.hub.pgstore import PgStore
+        from gridcall.hub.standby import serve_standby
+
+        async with PgStore(url) as store, serve_standby(
+                cfg, store, api_address, TokenFile(tokens or tokens_path(cfg)),
+                holder=lambda: lease.holder) as standby:
+            out.print(f"hub {cfg.hub.client_id}: standby API {standby.server.url} "
+                      "(reads only; changes get 503 naming the active hub)")
+            return await lease.acquire(stop)
 
     async def run_hub(stop: asyncio.Event, letters: DeadLetters) -> None:
         async with Store(cfg.hub.store_path) as store, sink_from_settings(cfg, store) as sink, \

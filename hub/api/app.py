@@ -42,6 +42,7 @@ contract. The OpenAPI document is published as docs/openapi.json
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -61,6 +62,7 @@ from gridcall.hub.api import (
 )
 from gridcall.hub.api.guard import DEFAULT_MAX_BODY_BYTES, BodyGuard
 from gridcall.hub.api.models import API_VERSION, COMMON_ERRORS, ApiError
+from gridcall.hub.api.standby import ReadOnlyGuard
 from gridcall.hub.api.tokens import TokenFile
 from gridcall.hub.board.changes import ChangeFeed
 from gridcall.hub.desk.desk import Desk
@@ -73,13 +75,16 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
                config: ConfigSet | None = None, roster: Roster | None = None,
                agent_clock: Clock | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               photo_dir: Path | str | None = None) -> FastAPI:
+               photo_dir: Path | str | None = None,
+               standby: Callable[[], str] | None = None) -> FastAPI:
     """The API over ``desk``; ``clock`` gives the desk's time (ns) for each action;
     ``roster``: the hub's agent roster for ``GET /v1/agents`` (503 without one), judged
     on ``agent_clock``, the agents' time base (default ``clock``); a request body over
     ``max_body_bytes`` is refused (413), but for the routes that take photos (up to
     ``hub.reports``' limit); photos are kept in ``photo_dir`` (default
-    ``hub.reports.photo_dir``)."""
+    ``hub.reports.photo_dir``). ``standby``: this is a standby hub's API
+    (:mod:`gridcall.hub.standby`), read only; it says who holds the desk, for the 503
+    that every other call gets (:mod:`gridcall.hub.api.standby`)."""
     cfg = config or desk.config
     app = FastAPI(
         title="gridcall hub API", version=API_VERSION,
@@ -96,6 +101,8 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     guard.install(app)
     app.add_middleware(BodyGuard, max_bytes=max_body_bytes,
                        larger=(reports.PHOTO_ROUTES, cfg.hub.reports.max_body_bytes()))
+    if standby is not None:  # outermost: refused before a body is read
+        app.add_middleware(ReadOnlyGuard, client_id=cfg.hub.client_id, holder=standby)
 
     feed = ChangeFeed()
     desk.add_hook(feed.hook)

@@ -254,6 +254,9 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "The body is larger than the API takes."},
     422: {"model": Problem, "description": "A malformed body or parameter: not JSON, not "
           "valid UTF-8 or Unicode, a field out of bounds, an unknown unit or department."},
+    503: {"model": Problem, "description": "A standby hub, which serves reads only: a "
+          "change is refused, naming the hub that holds the desk, with `Retry-After` "
+          "(docs/api.md)."},
 }
 """Declared on every route of the app (``FastAPI(responses=...)``), so a route added
 later documents them too."""

@@ -378,6 +378,9 @@ class Desk:
         """The ledger row the start-up's snapshot was taken after (None: full fold)."""
         self.replayed = 0
         """Ledger rows folded at start-up (the tail after the snapshot, or all)."""
+        self._followed = 0
+        """The alert ledger's latest row this desk has folded, or an earlier one (a
+        standby's :meth:`follow` passes over steps it holds already)."""
 
     # ------------------------------------------------------------------ set-up
 
@@ -410,6 +413,8 @@ class Desk:
         paused = gc.isenabled()
         gc.disable()
         try:
+            # before the rows: a row written meanwhile is folded by the first follow()
+            self._followed = await self.ledger.last_seq()
             image = await self._usable_image() if snapshot else None
             if image is not None:
                 self._restore(image)
@@ -442,6 +447,48 @@ class Desk:
                      len(self._open))
         if self.snapshot_every and self._unsnapped >= self.snapshot_every:
             await self.write_snapshot()
+
+    async def follow(self) -> list[Change]:
+        """A standby's read-only copy of the desk another hub holds on the same store
+        (:mod:`gridcall.hub.standby`): fold the alert ledger's rows written since the last
+        fold, and the incidents and silences as the ledger holds them now; call the hooks
+        with each change (the board's live feed). Writes nothing and arms no timer: the
+        active hub's desk fires them. The one writer appends steps in row order, so a
+        row never commits behind one already followed."""
+        rows = await self.ledger.written_after(self._followed)
+        changes: list[Change] = []
+        self._folding = True
+        try:
+            for seq, t in rows:
+                self._followed = max(self._followed, seq)
+                prev = self._states.get(t.alert_id)
+                if prev is not None and prev.n >= t.n:
+                    continue  # folded at start-up already
+                state = apply(prev, t)
+                self._absorb(state)
+                changes.append(Change(state, t, (t.unit,)))
+        finally:
+            self._folding = False
+        if changes:
+            book = IncidentBook()
+            for i in await self.incident_ledger.all():
+                book.absorb(i)
+            self.incidents = book
+            changes = [replace(c, incident=book.of(c.alert.alert_id))
+                       for c in changes]
+        self.silences = SilenceBook()
+        self._muted = {}
+        for silence_step in await self.silence_ledger.all():
+            self._absorb_silence(silence_step)
+        for change in changes:
+            for hook in self._hooks:
+                try:
+                    await hook(change)
+                except Exception:
+                    self.counters.hook_errors += 1
+                    log.exception("desk: hook %r failed on followed %s step %d", hook,
+                                  change.transition.alert_id, change.transition.n)
+        return changes
 
     # ------------------------------------------------------------------ snapshots
 

@@ -144,6 +144,13 @@ class Ledger:
             "SELECT body FROM transitions WHERE seq > ? ORDER BY at, seq", (seq,)).fetchall())
         return [_decoder.decode(r[0]) for r in rows]
 
+    async def written_after(self, seq: int) -> list[tuple[int, Transition]]:
+        """``(row, step)`` for each step written after row ``seq``, in the order written
+        (a standby following the active hub's writes, :meth:`Desk.follow`)."""
+        rows = await self.store.sql(lambda db: self._db(db).execute(
+            "SELECT seq, body FROM transitions WHERE seq > ? ORDER BY seq", (seq,)).fetchall())
+        return [(int(r[0]), _decoder.decode(r[1])) for r in rows]
+
     async def last_seq(self) -> int:
         """The row number of the latest step written (0 if none)."""
         return await self.store.sql(lambda db: int(self._db(db).execute(
