@@ -1,23 +1,23 @@
 """How both runtimes reach the MQTT broker: URL parsing, transport security (the TLS
-context every MQTT client of gridcall's uses: paho's and aiomqtt's) and what a failed
-connection means."""
+settings every MQTT client of gridcall's uses, paho's and aiomqtt's; the context itself is
+built by :mod:`gridcall.wire.tls`, as the HTTPS clients' is) and what a failed connection
+means."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aiomqtt.exceptions import MqttConnectError, MqttError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gridcall.wire.backoff import Backoff, Outcome
+from gridcall.wire.tls import TlsFileError, TlsVersion, client_context, file_problem
 
 # CONNACK codes for refused credentials: MQTT 3.1.1 (4 bad user name or password,
 # 5 not authorised) and MQTT 5 / paho 2's ReasonCode values (134, 135).
@@ -26,34 +26,6 @@ UNSUPPORTED_PROTOCOL_VERSION = 0x84
 """What paho makes of a v3 broker's CONNACK "unacceptable protocol version" to a v5 client."""
 PROBE_TIMEOUT_S = 1.0
 """How long a reconnect probe waits for the broker's TCP port to accept."""
-
-
-TlsVersion = Literal["1.2", "1.3"]
-_TLS_VERSIONS: dict[str, ssl.TLSVersion] = {"1.2": ssl.TLSVersion.TLSv1_2,
-                                            "1.3": ssl.TLSVersion.TLSv1_3}
-
-
-class TlsFileError(ValueError):
-    """A CA file, client certificate or key cannot be used: names the file and why."""
-
-
-class _NamedServerContext(ssl.SSLContext):
-    """An SSL context that checks the server's certificate against ``server_name`` instead
-    of the host the client dialled (paho passes its host as ``server_hostname``): for a
-    broker reached by address whose certificate names it otherwise."""
-
-    server_name: str | None = None
-
-    def wrap_socket(self, sock: socket.socket, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
-        if self.server_name is not None:
-            kwargs["server_hostname"] = self.server_name
-        return super().wrap_socket(sock, *args, **kwargs)
-
-    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, *args: Any,
-                 **kwargs: Any) -> ssl.SSLObject:
-        if self.server_name is not None:
-            kwargs["server_hostname"] = self.server_name
-        return super().wrap_bio(incoming, outgoing, *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,34 +52,12 @@ class TlsSettings:
     server_name: str | None = None
 
     def context(self) -> ssl.SSLContext:
-        """A client context from these settings; :class:`TlsFileError` naming a file that
-        is missing or not a usable certificate or key."""
-        ctx = _NamedServerContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies chain and name
-        ctx.minimum_version = _TLS_VERSIONS[self.min_version]
-        ctx.server_name = self.server_name
-        if self.ca_file is None:
-            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        else:
-            try:
-                ctx.load_verify_locations(cafile=self.ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise TlsFileError(f"CA file {self.ca_file}: {file_problem(exc)}") from None
-        if self.certfile is not None:
-            try:
-                ctx.load_cert_chain(self.certfile, self.keyfile)
-            except (OSError, ssl.SSLError) as exc:
-                key = f" with key {self.keyfile}" if self.keyfile is not None else ""
-                raise TlsFileError(f"client certificate {self.certfile}{key}: "
-                                   f"{file_problem(exc)}") from None
-        return ctx
-
-
-def file_problem(exc: OSError | ssl.SSLError) -> str:
-    """Why a PEM file could not be used, for a :class:`TlsFileError`."""
-    if isinstance(exc, ssl.SSLError):
-        return f"not a usable PEM file ({exc.reason or exc})"
-    return exc.strerror or str(exc)
-
+        """A client context from these settings (:func:`gridcall.wire.tls.client_context`);
+        :class:`TlsFileError` naming a file that is missing or not a usable certificate or
+        key."""
+        return client_context(ca_file=self.ca_file, certfile=self.certfile,
+                              keyfile=self.keyfile, min_version=self.min_version,
+                              server_name=self.server_name)
 
 
 _WITHOUT_MQTT5: set[tuple[str, int]] = set()
@@ -216,3 +166,9 @@ def mqtt_outcome(exc: BaseException) -> Outcome:
 
 MQTT_RECONNECT = Backoff(initial=0.5, cap=30.0)
 """Between attempts to reach a broker, for the agent, its local MQTT source and the hub."""
+
+
+__all__ = ["MQTT_RECONNECT", "PROBE_TIMEOUT_S", "UNSUPPORTED_PROTOCOL_VERSION",
+           "BrokerAddress", "ClosedBeforeConnack", "TlsFileError", "TlsSettings",
+           "TlsVersion", "credentials_refused", "describe_failure", "file_problem",
+           "mqtt_outcome", "refuses_credentials", "without_mqtt5"]

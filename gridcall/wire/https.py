@@ -1,5 +1,6 @@
 """How gridcall's HTTPS clients (the InfluxDB sinks) check the server and prove who they
-are; the MQTT side is :class:`gridcall.wire.broker.TlsSettings`."""
+are; the MQTT side is :class:`gridcall.wire.broker.TlsSettings`, and both contexts are
+built by :func:`gridcall.wire.tls.client_context`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridcall.wire.broker import TlsFileError, file_problem
+from gridcall.wire.tls import TlsFileError, client_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,23 +23,10 @@ class HttpsSettings:
     keyfile: Path | None = None
 
     def context(self) -> ssl.SSLContext:
-        """A client context; :class:`TlsFileError` naming a file that cannot be used."""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if not self.verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        elif self.ca_file is None:
-            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        else:
-            try:
-                ctx.load_verify_locations(cafile=self.ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise TlsFileError(f"CA file {self.ca_file}: {file_problem(exc)}") from None
-        if self.certfile is not None:
-            try:
-                ctx.load_cert_chain(self.certfile, self.keyfile)
-            except (OSError, ssl.SSLError) as exc:
-                raise TlsFileError(f"client certificate {self.certfile}: "
-                                   f"{file_problem(exc)}") from None
-        return ctx
+        """A client context (:func:`gridcall.wire.tls.client_context`, as the MQTT
+        clients' is); :class:`TlsFileError` naming a file that cannot be used."""
+        return client_context(ca_file=self.ca_file, certfile=self.certfile,
+                              keyfile=self.keyfile, verify=self.verify)
+
+
+__all__ = ["HttpsSettings", "TlsFileError"]
