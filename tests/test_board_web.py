@@ -582,3 +582,48 @@ async def test_an_incident_and_who_is_on_duty_are_shown(site: Site, page: Any) -
         else:
             await expect(handed).to_have_count(0)
     await shot(page, "13-incident-and-duty")
+
+
+async def test_a_department_answers_its_call_on_its_board_and_the_unit_sees_it(
+        site: Site, page: Any, board: Board) -> None:
+    """吹哨报到 on the board: the community sees the departments called to its alert
+    (the departments panel, and under the alert); police-dasha opens the board with its
+    own token, says who acts, and reports in, arrives and disposes, each written to the
+    ledger with the person."""
+    desk = site.hub.desk
+    alert_id = await site.open_alert(FIRST, seq=60)
+    await desk.act(alert_id, "dispatch", "dasha", now=site.hub.clock(),
+                   departments=["police-dasha"])
+    call = page.locator('#dept-calls tr[data-department="police-dasha"]')
+    await expect(call).to_have_attribute("data-stage", "whistled")
+    await expect(call.locator("td.arrival")).to_contain_text("on site in")
+    await expect(page.locator(f'#alerts tr[data-alert="{alert_id}"] .call')).to_contain_text(
+        "大沙派出所 called 已吹哨")
+
+    token = issue(site.tokens_path, "police-dasha", known_units={"police-dasha"},
+                  label="board test")
+    tab = await board(token, live=False)
+    await expect(tab.locator("#dept-board")).to_be_visible()
+    await expect(tab.locator("#unit-name")).to_contain_text("大沙派出所")
+    row = tab.locator(f'#dept-alerts tr[data-alert="{alert_id}"]')
+    await expect(row).to_have_attribute("data-stage", "whistled")
+    await shot(tab, "14-department-called")
+
+    async def as_ma_li(dialog: Any) -> None:  # the department's own token: who acts?
+        await dialog.accept("ma-li")
+    tab.on("dialog", as_ma_li)
+    for path, action, stage in (("report-in", "report_in", "reported_in"),
+                                ("arrive", "dept_arrive", "arrived"),
+                                ("dispose", "dept_dispose", "disposed")):
+        await row.locator(f'button[data-action="{path}"]').click()
+        steps = await _wait_for_step(site, alert_id, action)
+        assert (steps[-1].actor, steps[-1].department, steps[-1].person) == (
+            "police-dasha", "police-dasha", "ma-li")
+        await expect(row).to_have_attribute("data-stage", stage)
+        await expect(tab.locator("#notice")).to_contain_text(f"({alert_id}): {path} recorded")
+    await expect(row.locator("button")).to_have_count(0)  # its part is done
+    # the community's board followed live
+    await expect(call).to_have_attribute("data-stage", "disposed")
+    await expect(call.locator("td.stage")).to_contain_text("马丽")
+    await shot(page, "15-department-disposed-unit-view")
+    assert tab.errors == []

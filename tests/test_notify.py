@@ -3,6 +3,7 @@ and a real SMTP server, both on loopback."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -421,3 +422,54 @@ async def test_a_ledger_from_before_the_outbox_is_not_notified_again(
         assert pending
         await outbox.setup()  # a second start keeps the baseline
         assert len(await outbox.pending(NOTIFIED_ACTIONS)) == len(pending)
+
+
+async def test_a_dispatch_reaches_each_department_called_and_a_missed_arrival_the_district(
+        cfg: ConfigSet, receiver: Receiver, tmp_path: Path) -> None:
+    """吹哨报到: the dispatch goes to each department's person on duty (their contact),
+    else the department's channels; the 督办 of a missed arrival to the district command
+    centre, the department and the unit holding the alert."""
+    from gridcall.config.duty import Person
+    from gridcall.hub.desk.desk import Desk
+    from gridcall.hub.desk.ledger import Ledger
+    from gridcall.hub.notify.notifier import desk_hook
+    from gridcall.hub.store import Store
+
+    hook = {"type": "webhook", "url": receiver.url}
+    notify = settings({who: [{**hook, "headers": {"X-To": who}}] for who in (
+        "dongyuan", "huangpu", "urban_mgmt", "police-dasha")}, retry=FAST)
+    # ma-li (police-dasha's person on duty) has a contact of her own; qian-lei has none
+    persons = tuple(p if p.id != "ma-li" else Person.model_validate({
+        **p.model_dump(), "contact": {**hook, "headers": {"X-To": "ma-li"}}})
+        for p in cfg.duty.persons)
+    duty = cfg.duty.model_copy(update={"persons": persons})
+    cfg = dataclasses.replace(cfg, duty=duty)
+    sensor = cfg.sensors["dongyuan-g1-pm25-1"]  # minor pm25: tier C, the community
+    t0 = 1_800_000_000 * 10**9
+    async with Store(tmp_path / "hub.sqlite") as store, \
+            Notifier(notify, duty=duty) as notifier:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        desk.add_hook(desk_hook(notifier))
+        opened = (await desk.on_event(AnomalyEvent(
+            agent=sensor.agent, seq=1, sensor=sensor.id, kind="out_of_limits",
+            severity="minor", score=0.6, value=200.0, ts=t0), t0)).alert
+        assert opened is not None
+        assert await wait_until(lambda: len(receiver.got) == 1)  # the community
+        await desk.act(opened.alert_id, "dispatch", "dongyuan", now=t0 + 10**9,
+                       departments=["police-dasha", "urban_mgmt"])
+        assert await wait_until(lambda: len(receiver.got) == 4)
+        dispatched = sorted(h["X-To"] for h, _ in receiver.got[1:])
+        assert dispatched == ["dongyuan", "ma-li", "urban_mgmt"]
+        await desk.department_act(opened.alert_id, "report_in", "police-dasha",
+                                  now=t0 + 2 * 10**9, person="ma-li")
+        await desk.department_act(opened.alert_id, "dept_arrive", "police-dasha",
+                                  now=t0 + 3 * 10**9, person="ma-li")
+        await desk.tick(t0 + 31 * 60 * 10**9)  # urban_mgmt promised 30 minutes
+        assert await wait_until(lambda: len(receiver.got) == 7)
+    supervised = receiver.got[4:]
+    assert sorted(h["X-To"] for h, _ in supervised) == ["dongyuan", "huangpu", "urban_mgmt"]
+    assert {p["title"] for _, p in supervised} == {
+        f"[C] 督办 SUPERVISION urban_mgmt not on site · 扬尘污染 · {opened.alert_id} "
+        "(dongyuan)"}
+    assert notifier.counters.to_person == 1  # ma-li's own contact, once

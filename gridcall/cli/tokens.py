@@ -41,7 +41,8 @@ def tokens_path(cfg: ConfigSet) -> Path:
 @token_app.command("issue", cls=Command)
 def token_issue(
     unit: Annotated[str | None, typer.Argument(
-        help="Unit id (grid, community, town or district); default: the person's unit.")
+        help="Unit id (grid, community, town or district) or department id (its token "
+             "opens the department routes); default: the person's unit.")
                     ] = None,
     person: Annotated[str | None, typer.Option(
         help="A person of roster.yaml: the token is theirs, and every step they take "
@@ -78,17 +79,19 @@ def token_issue(
         if who is None:
             raise fail(f"{person!r} is not a person of roster.yaml in {config_dir}", 2)
         unit = unit or who.unit
-        if unit not in cfg.units:
-            raise fail(f"{person} belongs to {who.unit!r}, not a unit of the ladder: give "
-                       "the UNIT whose alerts their token opens", 2)
+        if unit not in cfg.units and unit not in cfg.departments:
+            raise fail(f"{person} belongs to {who.unit!r}, neither a unit of the ladder nor "
+                       "a department: give the UNIT whose alerts their token opens", 2)
     if unit is None:
         raise fail("give a UNIT, or --person", 2)
     try:
-        token = issue(path, unit, known_units=cfg.units, label=label, person=person or "")
+        token = issue(path, unit, known_units={*cfg.units, *cfg.departments}, label=label,
+                      person=person or "")
     except ValueError as exc:
         raise fail(str(exc), 1 if isinstance(exc, TokenFileError) else 2) from None
     whose = f"{escape(person)} of " if person else ""
-    err.print(f"token for {whose}{cfg.units[unit].level} {escape(unit)} written (hashed) to "
+    level = cfg.units[unit].level if unit in cfg.units else "department"
+    err.print(f"token for {whose}{level} {escape(unit)} written (hashed) to "
               f"{escape(str(path))}; it is shown only now:", highlight=False)
     typer.echo(token)
 

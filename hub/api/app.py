@@ -52,6 +52,7 @@ from gridcall.hub.api import (
     agents,
     alerts,
     board,
+    departments,
     external,
     guard,
     handover,
@@ -118,6 +119,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.include_router(silences.router(desk, cfg, clock))
     app.include_router(handover.router(desk, cfg, clock))
     app.include_router(incidents.router(desk, cfg))
+    app.include_router(departments.router(desk, cfg, clock))
     app.include_router(external.router(desk, cfg, clock))
     app.include_router(reports.router(
         desk, cfg, clock, PhotoStore(photo_dir or cfg.hub.reports.photo_dir)))

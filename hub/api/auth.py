@@ -5,12 +5,14 @@ currently responsible, so a grid still sees the alert it called upward."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gridcall.config import ConfigSet, Unit
+from gridcall.config.models import Department
 from gridcall.hub.api.models import OUTSIDE, ApiError
 from gridcall.hub.api.tokens import TokenFile
 from gridcall.hub.desk.desk import Desk, NotFound, UnknownUnit
@@ -41,6 +43,9 @@ def _caller(request: Request,
                             "it may only post its events (POST /v1/events/external)")
     unit_id = entry.unit
     unit = cfg.units.get(unit_id)
+    if unit is None and unit_id in cfg.departments:
+        raise ApiError(401, f"the token belongs to the department {unit_id!r}: it opens the "
+                            "department routes (/v1/department/...)")
     if unit is None:
         raise ApiError(401, f"the token belongs to unit {unit_id!r}, which the config no "
                             "longer has")
@@ -62,6 +67,37 @@ def _person(request: Request, unit: Caller,
 CallerPerson = Annotated[str, Depends(_person)]
 """The calling person ("" for a unit's token), as a route parameter; checks the token
 as :data:`Caller` does."""
+@dataclass(frozen=True, slots=True)
+class DepartmentCaller:
+    """A department's token: the department, and the person it was issued to ("" for
+    the department's own token)."""
+
+    department: Department
+    person: str
+
+
+def _department(request: Request,
+                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                ) -> DepartmentCaller:
+    """The department whose token the request carries; 401 otherwise (a unit's token
+    included: the department routes are a department's)."""
+    tokens: TokenFile = request.app.state.tokens
+    cfg: ConfigSet = request.app.state.config
+    if creds is None:
+        raise ApiError(401, "no bearer token: send 'Authorization: Bearer <token>' "
+                            "(gridcall hub token issue DEPARTMENT)")
+    entry = tokens.entry_of(creds.credentials)
+    if entry is None:
+        raise ApiError(401, "unknown or revoked token")
+    department = cfg.departments.get(entry.unit) if not entry.system else None
+    if department is None:
+        raise ApiError(401, "not a department's token: the department routes take one "
+                            "(gridcall hub token issue DEPARTMENT)")
+    return DepartmentCaller(department, entry.person)
+
+
+DeptCaller = Annotated[DepartmentCaller, Depends(_department)]
+"""The calling department (and person), as a route parameter."""
 AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 

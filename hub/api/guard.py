@@ -53,7 +53,10 @@ def validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
-_KNOWN_QUERY: dict[int, frozenset[str]] = {}
+_KNOWN_QUERY: dict[int, tuple[Dependant, frozenset[str]]] = {}
+"""id(dependant) -> (the dependant, its query parameters). The dependant is kept with its
+names: an id is unique only while its object lives, and a test process builds many apps
+(a freed route's id reused by another route's dependant would give it the wrong names)."""
 
 
 def _query_names(dependant: Dependant) -> set[str]:
@@ -71,9 +74,12 @@ def refuse_unknown_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None or not request.query_params:
         return
-    known = _KNOWN_QUERY.get(id(dependant))
-    if known is None:
-        known = _KNOWN_QUERY[id(dependant)] = frozenset(_query_names(dependant))
+    cached = _KNOWN_QUERY.get(id(dependant))
+    if cached is not None and cached[0] is dependant:
+        known = cached[1]
+    else:
+        known = frozenset(_query_names(dependant))
+        _KNOWN_QUERY[id(dependant)] = (dependant, known)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "none"

@@ -92,6 +92,9 @@ class AlertOut(Out):
 
     incident: str = Field(default="", description="The incident it is in (GET "
                           "/v1/incidents/{id}), else empty.")
+    department_calls: list[DeptCallOut] = Field(
+        default_factory=list, description="The departments dispatched to it (吹哨) and how "
+        "each answered, in the order called.")
 
     @classmethod
     def of(cls, state: AlertState, incident: str = "") -> AlertOut:
@@ -107,7 +110,41 @@ class AlertOut(Out):
                 "overdue")},
             "updated_at": a.updated_at or state.last.at, "place": list(state.place),
             "due": None if due is None else {"name": due[0], "at": due[1]},
+            "department_calls": [
+                {**{f: getattr(c, f) for f in DeptCallOut.model_fields if f != "stage"},
+                 "stage": c.stage} for c in state.dept_calls],
         })
+
+
+class DeptCallOut(Out):
+    """One department called to the alert (吹哨) and how it answered (报到, on site,
+    disposal), each with the person; docs/desk.md, 吹哨报到."""
+
+    department: str
+    stage: Literal["whistled", "reported_in", "arrived", "disposed"]
+    whistled_at: int
+    whistled_by: str = Field(description="The unit (or hub) whose dispatch called it.")
+    report_by: int = Field(description="Its report-in deadline (ns).")
+    arrive_by: int = Field(description="Its promised arrival (ns): 30 minutes after the "
+                           "whistle unless its config says otherwise.")
+    dispose_by: int = Field(description="The alert's disposal deadline when it was called.")
+    on_duty: str = Field(description="Its person on duty then, whom the call was sent to.")
+    reported_at: int | None
+    reported_person: str
+    arrived_at: int | None
+    arrived_person: str
+    disposed_at: int | None
+    disposed_person: str
+    supervised_at: int | None = Field(description="When its missed arrival went to the "
+                                      "district command centre (督办), if it did.")
+    supervised_by: str = Field(description="The district's person on duty it went to.")
+
+
+class WhistledOut(Out):
+    department: str
+    report_by: int
+    arrive_by: int
+    on_duty: str
 
 
 class TransitionOut(Out):
@@ -130,7 +167,13 @@ class TransitionOut(Out):
                         "person's token; roster.yaml), else empty.")
     person_unit: str = Field(default="", description="That person's unit or department.")
     on_duty: str = Field(default="", description="On open, escalate and reopen: the person "
-                         "on duty at the unit the alert was handed to, whom it was sent to.")
+                         "on duty at the unit the alert was handed to, whom it was sent to; "
+                         "on supervise: the district's person on duty.")
+    department: str = Field(default="", description="On a department's step (report_in, "
+                            "dept_arrive, dept_dispose) and on supervise: the department.")
+    whistled: list[WhistledOut] = Field(default_factory=list, description="On a dispatch: "
+                                        "the departments it called, with their deadlines "
+                                        "and person on duty.")
     photos: list[str] = Field(default_factory=list, description="Photos that came with "
                               "the step (a report's, a note's): GET "
                               "/v1/alerts/{alert_id}/photos/{id}.")
@@ -161,6 +204,25 @@ class AlertDetail(Out):
     history: list[TransitionOut]
     reminders: list[ReminderOut] = Field(default=[], description="The reminders sent, "
                                          "first first.")
+
+
+class DepartmentMe(Out):
+    department: str
+    name: str
+    towns: list[str] = Field(description="Its area of action: these towns; empty: the "
+                             "whole district.")
+    arrival_s: float = Field(description="Its promised arrival after a whistle (s).")
+    report_in_s: float = Field(description="By when it must report in after one (s).")
+    person: str | None = Field(default=None, description="The person the token was "
+                               "issued to (roster.yaml), null for the department's token.")
+    on_duty: str | None = Field(default=None, description="Its person on duty now.")
+
+
+class DepartmentAlertList(Out):
+    department: str
+    count: int = Field(description="Alerts matching, on all pages.")
+    offset: int
+    alerts: list[AlertOut]
 
 
 class AlertList(Out):
@@ -246,6 +308,13 @@ class DispatchBody(Body):
     departments: list[str] = Field(default_factory=list, description="Department ids; "
                                    "empty: the matter's responsibility list.")
     note: str = Field(default="", max_length=2000)
+
+
+class DepartmentActionBody(Body):
+    note: str = Field(default="", max_length=2000, description="Free text for the record.")
+    person: str = Field(default="", max_length=64, description="Who acted (a person of "
+                        "the department in roster.yaml), with the department's own token; "
+                        "a person's token names them already.")
 
 
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {

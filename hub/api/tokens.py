@@ -1,7 +1,8 @@
 """API tokens: one or more per unit, kept only as SHA-256 hashes in a JSON file.
 
-``gridcall hub token issue UNIT`` (or ``--person ID``, a person of roster.yaml, whose
-steps then name them) makes a token (32 random bytes, URL-safe), prints it
+``gridcall hub token issue UNIT`` (a unit, or a department: its token opens the
+department routes; or ``--person ID``, a person of roster.yaml, whose steps then name
+them) makes a token (32 random bytes, URL-safe), prints it
 once and appends its hash to the tokens file; ``revoke`` removes a unit's tokens;
 ``list`` shows who has tokens and since when. A district of 40 units thus needs one
 file, not 40 environment variables, and a leaked file gives no usable token: the tokens
@@ -99,7 +100,7 @@ def issue(path: Path, unit: str, *, known_units: Collection[str], label: str = "
     unit the config does not have."""
     if unit not in known_units:
         raise ValueError(f"{unit!r} is not a unit of the config (district, town, community "
-                         "or grid id)")
+                         "or grid id) nor one of its departments")
     token = PREFIX + secrets.token_urlsafe(32)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_entries(path, [*read_entries(path),

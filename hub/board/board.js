@@ -8,6 +8,9 @@
 //   POST v1/alerts/{id}/{action}   the buttons
 //   GET  v1/agents, v1/silences, v1/incidents(/{id}), v1/handover   the other panels
 //   POST v1/silences, v1/silences/{id}/lift   the silence form and its lift buttons
+// A department's token (吹哨报到) opens the department view instead:
+//   GET  v1/department, v1/department/alerts?open=true   who it is, what it is called to
+//   POST v1/department/alerts/{id}/{report-in|arrive|dispose}   its own steps
 // Live: every `change` event fetches the state again (debounced); a fallback poll runs
 // while the stream is down, and the stream reconnects with a backoff.
 "use strict";
@@ -30,6 +33,15 @@
   const ACTION_PATH = {
     acknowledge: "acknowledge", arrive: "arrive", resolve: "resolve",
     false_alarm: "false-alarm", escalate: "escalate",
+  };
+  // A department called to an alert (吹哨报到): where its call stands, and its next step.
+  const STAGE_LABEL = {
+    whistled: "called 已吹哨", reported_in: "reported in 已报到", arrived: "on site 已到场",
+    disposed: "disposed 已处置",
+  };
+  const DEPT_NEXT = {
+    whistled: ["report-in", "report in 报到"], reported_in: ["arrive", "arrive 到场"],
+    arrived: ["dispose", "dispose 处置"],
   };
   const SVG = "http://www.w3.org/2000/svg";
   // Map labels in screen pixels: a grid's name is drawn only where it fits its grid at
@@ -369,7 +381,8 @@
 
   function tickCountdowns() {
     const now = deskNow();
-    for (const cell of document.querySelectorAll("#alerts td.due[data-at]")) {
+    for (const cell of document.querySelectorAll(
+      "#alerts td.due[data-at], #dept-calls td.due[data-at], #dept-alerts td.due[data-at]")) {
       const left = (Number(cell.dataset.at) - now) / 1e9;
       const overdue = left < 0;
       cell.classList.toggle("overdue", overdue);
@@ -406,7 +419,8 @@
           el("small", { text: `${a.alert_id} · ${a.matter} · ${a.grid_name}` }),
           a.incident ? el("button", { type: "button", class: "link incident-link",
                                       text: `incident ${a.incident}`,
-                                      onclick: () => showIncident(a.incident) }) : null),
+                                      onclick: () => showIncident(a.incident) }) : null,
+          callsLine(a)),
         el("td", { class: "unit", title: a.unit_path.join(" / ") },
           el("div", { text: a.unit_name }), el("small", { text: a.unit_level })),
         el("td", { class: "state", text: a.state.replace("_", " ") }),
@@ -426,6 +440,137 @@
       ` ${e.alert_id} → ${e.unit_name} · ${e.reason} · ${e.actor === "hub" ? "by the hub" : `by ${nameOf(e.actor)}`} · `,
       el("time", { text: fmtTime(e.at) }))));
     if (!state.escalations.length) esc.append(el("li", { class: "none", text: "none" }));
+  }
+
+  // ------------------------------------------------------------------ departments
+
+  // Under an alert's matter: the departments called to it and where each stands.
+  function callsLine(a) {
+    const calls = a.department_calls || [];
+    if (!calls.length) return null;
+    return el("div", { class: "calls" }, ...calls.map((c) => el("span", {
+      class: `call ${c.stage}${c.supervised_at ? " supervised" : ""}`,
+      "data-department": c.department, "data-stage": c.stage,
+      title: `on site by ${fmtNear(c.arrive_by)}` +
+             (c.supervised_at ? ` · supervised (督办) ${fmtNear(c.supervised_at)}` : ""),
+      text: `${nameOf(c.department)} ${STAGE_LABEL[c.stage]}` +
+            (c.supervised_at ? " · 督办" : "") })));
+  }
+
+  // The promised arrival of a call still awaited, counting down; else when it arrived.
+  function arrivalCell(c) {
+    const cell = el("td", { class: "due arrival" });
+    if (c.arrived_at === null && c.disposed_at === null) {
+      cell.dataset.at = String(c.arrive_by);
+      cell.dataset.kind = "on site";
+    } else if (c.arrived_at !== null) {
+      cell.textContent = `arrived ${fmtNear(c.arrived_at)}` +
+        (c.arrived_at > c.arrive_by ? " (late)" : "");
+    }
+    return cell;
+  }
+
+  const whoDid = (person, at) => person ? ` · ${nameOf(person)} ${fmtNear(at)}` : "";
+
+  // The unit's view of the departments: every call on its open alerts.
+  function renderDepartments(state) {
+    const rows = [];
+    for (const a of state.alerts) for (const c of a.department_calls || []) rows.push([a, c]);
+    $("#dept-calls tbody").replaceChildren(...rows.map(([a, c]) => el("tr", {
+      "data-alert": a.alert_id, "data-department": c.department, "data-stage": c.stage },
+      el("td", { text: nameOf(c.department) }),
+      el("td", {}, el("div", { text: a.matter_name }),
+         el("small", { text: `${a.alert_id} · ${a.grid_name}` })),
+      el("td", { class: "stage", text: STAGE_LABEL[c.stage] +
+        (c.stage === "reported_in" ? whoDid(c.reported_person, c.reported_at)
+          : c.stage === "arrived" ? whoDid(c.arrived_person, c.arrived_at)
+            : c.stage === "disposed" ? whoDid(c.disposed_person, c.disposed_at)
+              : c.on_duty ? ` · sent to ${nameOf(c.on_duty)}` : "") }),
+      arrivalCell(c),
+      el("td", { class: "supervised", text: c.supervised_at
+        ? `${fmtNear(c.supervised_at)} → ${nameOf(c.supervised_by || "district")}` : "" }))));
+    $("#no-dept-calls").hidden = rows.length > 0;
+    $("#dept-calls").hidden = rows.length === 0;
+  }
+
+  // A department's own board: the open alerts it is called to, with its next step.
+  async function startDepartment() {
+    board.dept = await api("v1/department");
+    const d = board.dept;
+    $("#signin").hidden = true;
+    $("#board").hidden = true;
+    $("#dept-board").hidden = false;
+    $("#signout").hidden = false;
+    $("#unit-name").textContent = `· ${d.name} (department ${d.department})`;
+    document.title = `gridcall · ${d.name}`;
+    $("#dept-info").textContent =
+      `area ${d.towns.length ? d.towns.join(", ") : "the whole district"} · on site within ` +
+      `${Math.round(d.arrival_s / 60)} min of a call` +
+      (d.person ? ` · acting as ${d.person}` : "") + (d.on_duty ? ` · on duty ${d.on_duty}` : "");
+    await refreshDept();
+    setInterval(tickCountdowns, 1000);
+    setInterval(refreshDept, POLL_DOWN_MS);
+  }
+
+  async function refreshDept() {
+    let data;
+    try {
+      data = await api("v1/department/alerts?open=true");
+    } catch (err) {
+      const [status, why] = refusal(err);
+      syncProblem(`the hub refused the department's alerts (${status}): ${why}`);
+      return;
+    }
+    syncProblem("");
+    const mine = board.dept.department;
+    $("#dept-alerts tbody").replaceChildren(...data.alerts.map((a) => {
+      const c = a.department_calls.find((x) => x.department === mine);
+      const next = c ? DEPT_NEXT[c.stage] : null;
+      const buttons = el("td", { class: "actions" });
+      if (next) {
+        buttons.append(el("button", { type: "button", class: `act ${next[0]}`,
+                                      "data-action": next[0], text: next[1],
+                                      onclick: () => deptAct(a, next[0]) }));
+      }
+      return el("tr", { "data-alert": a.alert_id, "data-stage": c ? c.stage : "",
+                        class: `tier-${a.tier}` },
+        c ? arrivalCell(c) : el("td"),
+        el("td", {}, el("span", { class: `tier risk-${RISK[a.tier]}`, text: a.tier })),
+        el("td", { class: "matter" }, el("div", { text: a.matter_name }),
+           el("small", { text: `${a.alert_id} · ${a.matter} · ${a.grid}` })),
+        el("td", { class: "unit", text: `${a.unit} (${a.unit_level})` }),
+        el("td", { class: "stage", text: c ? STAGE_LABEL[c.stage] +
+          (c.supervised_at ? " · 督办" : "") : "" }),
+        buttons);
+    }));
+    $("#dept-count").textContent = `(${data.alerts.length})`;
+    $("#no-dept-alerts").hidden = data.alerts.length > 0;
+    $("#dept-alerts").hidden = data.alerts.length === 0;
+    tickCountdowns();
+    document.body.dataset.loaded = String(Date.now());
+  }
+
+  async function deptAct(a, path) {
+    const label = `${a.matter_name} · ${a.grid} (${a.alert_id})`;
+    const json = {};
+    if (!board.dept.person) {   // the department's own token: say who acts
+      const who = window.prompt(`Who of ${board.dept.name} acts? (their id in roster.yaml)`,
+                                board.dept.on_duty || "");
+      if (who === null) return;
+      json.person = who.trim();
+    }
+    const row = document.querySelector(`#dept-alerts tr[data-alert="${a.alert_id}"]`);
+    if (row) for (const b of row.querySelectorAll("button")) b.disabled = true;
+    try {
+      const done = await api(`v1/department/alerts/${encodeURIComponent(a.alert_id)}/${path}`,
+                             { method: "POST", json });
+      const c = done.alert.department_calls.find((x) => x.department === board.dept.department);
+      notice(`${label}: ${path} recorded — ${c ? STAGE_LABEL[c.stage] : ""}`, "ok");
+    } catch (err) {
+      const [status, why] = refusal(err);
+      notice(`${label}: ${path} refused (${status}): ${why}`, "error");
+    }
+    await refreshDept();
   }
 
   async function act(alert, action) {
@@ -743,6 +888,7 @@
       sampleClock(state.now);
       paintMap(state);
       renderAlerts(state);
+      renderDepartments(state);
       await Promise.all([refreshAgents(), refreshSilences(), refreshIncidents(), refreshDuty()]);
       markIncident();
       markHandedTo();
@@ -861,6 +1007,7 @@
   function showSignin(message) {
     $("#signin").hidden = false;
     $("#board").hidden = true;
+    $("#dept-board").hidden = true;
     $("#signout").hidden = true;
     $("#live").hidden = true;
     $("#signin-error").textContent = message || "";
@@ -871,6 +1018,14 @@
     try {
       board.me = await api("v1/me");
     } catch (err) {
+      if (err instanceof ApiRefusal && err.status === 401 && err.detail.includes("department")) {
+        try {
+          await startDepartment();
+        } catch (deptErr) {
+          showSignin(`Cannot open the department's board: ${deptErr.message || deptErr}`);
+        }
+        return;
+      }
       if (err instanceof ApiRefusal && err.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
         board.token = null;
