@@ -4,7 +4,9 @@ stream of anomaly events, and the standby takes the desk over. Against the real
 mosquitto and PostgreSQL: no event lost, none folded twice, every alert's steps numbered
 without a gap or a repeat, every alert's latest state published retained again by the
 standby, every opening notified and none the killed hub had finished notifying sent
-again, and the desk's lock held by the standby."""
+again, a response deadline pending at the kill escalated by the standby at its own
+instant, and the desk's lock held by the standby. While it waits, the standby's API
+(``--api``) serves reads and refuses a change with a 503 naming the active hub."""
 
 from __future__ import annotations
 
@@ -16,16 +18,19 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
+import httpx
 import msgspec
 import psycopg
 import yaml
 from aiohttp import web
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.hub.api.tokens import issue
 from gridcall.hub.lease import lock_key
 from gridcall.hub.pgstore import PgStore
 from gridcall.wire import AnomalyEvent, encode, topics
@@ -34,16 +39,29 @@ from tests.desk_stores import pg_database
 from tests.polling import wait_until
 from tests.servers import unused_tcp_port
 
+LEAK_DEADLINES = "    deadlines: {response: 1h, arrival: 4h, disposal: 2d}\n    triggers:\n" \
+                 "      - sensor_kinds: [water_leak]\n"
+RESPONSE_S = 20
+"""The water-leak matter's response deadline in the failover test: long enough that the
+alert is still waiting on it when the active hub is killed, short enough to pass while
+the test runs (the escalation is stamped with the deadline, whenever it fires)."""
+
 
 def hub_config(tmp_path: Path, mqtt_url: str, client_id: str,
                webhook: str | None = None) -> Path:
     """The sample district with its hub on ``mqtt_url`` and its desk in the database
     named by GRIDCALL_FAILOVER_DESK_URL; with ``webhook``, every unit's notifications
-    go to ``{webhook}/{unit}``."""
+    go to ``{webhook}/{unit}``. A water leak must be answered within
+    :data:`RESPONSE_S` seconds."""
     folder = tmp_path / "district"
     folder.mkdir()
     for f in SAMPLE_DISTRICT.glob("*.yaml"):
         (folder / f.name).write_bytes(f.read_bytes())
+    matters = (folder / "matters.yaml").read_text(encoding="utf-8")
+    if matters.count(LEAK_DEADLINES) != 1:
+        raise ValueError("the sample catalog's WATER-LEAK deadlines moved; update the test")
+    (folder / "matters.yaml").write_text(matters.replace(LEAK_DEADLINES, LEAK_DEADLINES.replace(
+        "response: 1h", f"response: {RESPONSE_S}s")), encoding="utf-8")
     if webhook is not None:
         units = load_config(SAMPLE_DISTRICT).units
         (folder / "notify.yaml").write_text(yaml.safe_dump({
@@ -59,11 +77,12 @@ def hub_config(tmp_path: Path, mqtt_url: str, client_id: str,
     return folder
 
 
-def start_hub(config: Path, url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_hub(config: Path, url: str, log: Path, api: str = "off") -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-c", "from gridcall.cli import app; app()", "hub", "run",
-             "--config", str(config), "--ingest-workers", "0", "--drain-timeout", "1"],
+             "--config", str(config), "--ingest-workers", "0", "--drain-timeout", "1",
+             "--api", api],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "GRIDCALL_FAILOVER_DESK_URL": url})
 
@@ -113,17 +132,20 @@ async def retained_alerts(mqtt_url: str, mine: set[tuple[str, int]]) -> dict[str
 
 
 @contextlib.asynccontextmanager
-async def webhook_receiver() -> AsyncIterator[tuple[str, list[tuple[str, int]]]]:
-    """A webhook endpoint; yields its base URL and the ``(alert_id, n)`` of the alerts
-    the messages it was sent are about (an alert's own, or each alert of an incident's),
-    in order of arrival."""
-    got: list[tuple[str, int]] = []
+async def webhook_receiver() -> AsyncIterator[tuple[str, list[tuple[str, str, int, bool]]]]:
+    """A webhook endpoint; yields its base URL and the ``(unit, alert_id, n, own)`` of the
+    alerts the messages it was sent are about (an alert's own message: ``own``; or each
+    alert of an incident's), in order of arrival."""
+    got: list[tuple[str, str, int, bool]] = []
 
     async def take(request: web.Request) -> web.Response:
         body = msgspec.json.decode((await request.json())["message"])
         # an alert's own message, or an incident's (one for several alerts)
         alerts = body.get("alerts", [body]) if isinstance(body, dict) else []
-        got.extend((str(a["alert_id"]), int(a["n"])) for a in alerts if "alert_id" in a)
+        unit = request.match_info["unit"]
+        own = isinstance(body, dict) and "alerts" not in body
+        got.extend((unit, str(a["alert_id"]), int(a["n"]), own) for a in alerts
+                   if "alert_id" in a)
         return web.Response(text="ok")
 
     app = web.Application()
@@ -159,6 +181,34 @@ def events_of(cfg: ConfigSet) -> list[AnomalyEvent]:
     return out
 
 
+def leak_event(cfg: ConfigSet, others: list[AnomalyEvent]) -> AnomalyEvent:
+    """A water leak from an agent none of ``others`` comes from: its alert waits on a
+    :data:`RESPONSE_S` response deadline."""
+    busy = {e.agent for e in others}
+    sensor = next(s for s in sorted(cfg.sensors.values(), key=lambda s: s.id)
+                  if s.kind == "water_leak" and s.agent not in busy)
+    return AnomalyEvent(agent=sensor.agent, seq=1, sensor=sensor.id, kind="out_of_limits",
+                        severity="major", score=0.9, value=1.0, ts=time.time_ns())
+
+
+async def standby_api(base: str, token: str, active_pid: int) -> tuple[int, int, str]:
+    """Through the standby's API: how many alerts it lists (polled until some), and the
+    status and detail of an acknowledgement it is asked for."""
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=auth, timeout=10) as http:
+        count = 0
+        for _ in range(600):  # polled, bounded: the API opens once the desk is rebuilt
+            with contextlib.suppress(httpx.TransportError):
+                count = int((await http.get("/v1/alerts")).json()["count"])
+                if count:
+                    break
+            await asyncio.sleep(0.1)
+        refused = await http.post("/v1/alerts/AL000001/acknowledge", json={})
+        detail = str(refused.json().get("detail", ""))
+    assert f"pid {active_pid}" in detail, detail
+    return count, refused.status_code, refused.headers.get("retry-after", "")
+
+
 async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_step(
         cfg: ConfigSet, mqtt_url: str, postgres_url: str, tmp_path: Path) -> None:
     client_id = f"test-failover-{uuid.uuid4().hex[:8]}"
@@ -166,6 +216,10 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
     hook, deliveries = await receiver.__aenter__()
     config = hub_config(tmp_path, mqtt_url, client_id, webhook=hook)
     events = events_of(cfg)
+    leak = leak_event(cfg, events)
+    everything = [*events, leak]
+    token = issue(tmp_path / "api-tokens.json", "huangpu", known_units=cfg.units)
+    api_port = unused_tcp_port()
     address = BrokerAddress.parse(mqtt_url)
     procs: list[subprocess.Popen[bytes]] = []
     with pg_database(postgres_url) as url:
@@ -185,15 +239,21 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
                         await asyncio.sleep(0.1)
                     return False
                 assert await taken(1), (tmp_path / "a.log").read_text()
-                procs.append(start_hub(config, url, tmp_path / "b.log"))
+                procs.append(start_hub(config, url, tmp_path / "b.log",
+                                       api=f"127.0.0.1:{api_port}"))
                 assert await wait_until(lambda: lease_sessions(url) == 2, polls=600), \
                     (tmp_path / "b.log").read_text()
                 active = lock_holder(url, client_id)
                 assert len(active) == 1
+                # the standby's API: reads from the shared store, a change refused (503)
+                listed, status, retry = await standby_api(
+                    f"http://127.0.0.1:{api_port}", token, procs[0].pid)
+                assert listed >= 1, (tmp_path / "b.log").read_text()
+                assert (status, retry) == (503, "5")
                 third = len(events) // 3
-                for e in events[1:third]:
+                for e in [*events[1:third], leak]:
                     await client.publish(topics.events_topic(e.agent), encode(e), qos=1)
-                assert await wait_until(lambda: folded() >= third, polls=600)
+                assert await wait_until(lambda: folded() >= third + 1, polls=600)
                 # every alert so far published retained at its latest step, then cleared:
                 # the standby must publish them again when it takes over
                 def latest() -> set[tuple[str, int]]:
@@ -209,15 +269,34 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
                     await client.publish(topic, b"", qos=1, retain=True)
                 for e in events[third:2 * third]:  # in flight when the active hub dies
                     await client.publish(topics.events_topic(e.agent), encode(e), qos=1)
+                # the leak's alert waits on its response deadline when the hub dies
+                leak_alert, leak_due = next(
+                    (str(a), int(str(b))) for a, b in query(
+                        url, "SELECT alert_id, convert_from(body, 'UTF8')::jsonb"
+                        "->'deadlines'->>'response' FROM transitions "
+                        "WHERE ev_agent = %s AND ev_seq = %s",
+                        leak.agent, leak.seq))
                 procs[0].send_signal(signal.SIGKILL)
                 procs[0].wait(30)
+                assert not query(url, "SELECT n FROM transitions WHERE alert_id = %s AND "
+                                      "action = 'escalate'", leak_alert), \
+                    "the response deadline passed before the kill: raise RESPONSE_S"
                 marked = {(str(a), int(str(n))) for a, n in query(
                     url, "SELECT alert_id, n FROM notified")}
                 sent_before = len(deliveries)
                 for e in events[2 * third:]:
                     await client.publish(topics.events_topic(e.agent), encode(e), qos=1)
-            assert await wait_until(lambda: folded() == len(events), polls=1200), \
+            assert await wait_until(lambda: folded() == len(everything), polls=1200), \
                 (tmp_path / "b.log").read_text()
+            # the standby resumed the leak's timer: escalated once, by the hub, stamped
+            # with the deadline itself (not when the standby got to it)
+            def escalations() -> list[tuple[object, ...]]:
+                return query(url, "SELECT n, at, actor FROM transitions WHERE alert_id = %s "
+                                  "AND action = 'escalate'", leak_alert)
+            assert await wait_until(lambda: bool(escalations()), polls=1200), \
+                (tmp_path / "b.log").read_text()
+            [(escalated_n, escalated_at, actor)] = escalations()
+            assert (escalated_at, actor) == (leak_due, "hub")
             assert procs[1].poll() is None, (tmp_path / "b.log").read_text()
             holder = lock_holder(url, client_id)
             assert len(holder) == 1
@@ -237,11 +316,23 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
             # standby), and none the killed hub had finished sent again
             assert await wait_until(lambda: {str(r[0]) for r in query(
                 url, "SELECT alert_id FROM notified")} >= set(last), polls=1200)
-            assert {a for a, _ in deliveries} >= set(last)
+            assert {a for _, a, _, _ in deliveries} >= set(last)
             assert marked
-            assert not marked & set(deliveries[sent_before:]), (marked, deliveries)
+            assert not marked & {(a, n) for _, a, n, _ in deliveries[sent_before:]}, (
+                marked, deliveries)
+            # each unit got each step's own message once, but for steps in flight at the
+            # kill (delivered, not yet marked: at least once); the escalation, by the
+            # standby, reached the units it concerns (both levels) once each
+            own = Counter((u, a, n) for u, a, n, whole in deliveries if whole)
+            twice = {(a, n) for (_, a, n), k in own.items() if k > 1}
+            assert not twice & marked, (twice, marked)
+            def heard() -> Counter[str]:
+                return Counter(u for u, a, n, whole in deliveries
+                               if whole and (a, n) == (leak_alert, escalated_n))
+            assert await wait_until(lambda: len(heard()) >= 2, polls=600), deliveries
+            assert set(heard().values()) == {1}, heard()
             stored = query(url, "SELECT agent, seq FROM events ORDER BY agent, seq")
-            assert sorted(stored) == sorted((e.agent, e.seq) for e in events)
+            assert sorted(stored) == sorted((e.agent, e.seq) for e in everything)
             rows = query(url, "SELECT alert_id, n, ev_agent, ev_seq FROM transitions "
                               "ORDER BY alert_id, n")
             by_alert: dict[str, list[int]] = {}
@@ -249,7 +340,7 @@ async def test_the_standby_takes_over_a_killed_hub_without_losing_or_doubling_a_
                 by_alert.setdefault(str(alert_id), []).append(int(str(n)))
             assert all(ns == list(range(1, len(ns) + 1)) for ns in by_alert.values()), rows
             evidence = [(str(a), int(str(s))) for _, _, a, s in rows if a is not None]
-            assert sorted(evidence) == sorted((e.agent, e.seq) for e in events)
+            assert sorted(evidence) == sorted((e.agent, e.seq) for e in everything)
         finally:
             for p in procs:
                 if p.poll() is None:
