@@ -123,7 +123,9 @@ def _target(value: Any) -> Any:
 
 Target = Annotated[float | str, BeforeValidator(_target)]
 SHAPES: tuple[Shape, ...] = ("spike", "step", "ramp", "stuck", "dropout", "drift")
-ActionName = Literal["acknowledge", "arrive", "resolve", "false_alarm", "escalate", "dispatch"]
+ActionName = Literal["acknowledge", "arrive", "resolve", "false_alarm", "escalate", "dispatch",
+                     "note"]
+RatingName = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 
 
 class _Aliased(Model):
@@ -222,6 +224,41 @@ class ExternalSpec(Model):
     description: str = ""
 
 
+class ReportSpec(Model):
+    """``report:``: ``unit`` (and ``person`` of roster.yaml, as their token would) files a
+    report of ``matter`` (default UNCLASSIFIED: triage) at ``grid`` or a GPS ``point``,
+    through the desk as ``POST /v1/reports`` does."""
+
+    unit: Id
+    person: Id | None = None
+    matter: Id = "UNCLASSIFIED"
+    grid: Id | None = None
+    point: tuple[float, float] | None = None
+    description: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _where(self) -> ReportSpec:
+        if self.grid is None and self.point is None:
+            raise ValueError("say where: 'grid', or 'point' ([lon, lat])")
+        return self
+
+
+class RateSpec(Model):
+    """``rate:``: the reporter rates report ``report`` (an id, ``R000001``), or the latest
+    report ``unit`` filed, once its alert is closed."""
+
+    report: str | None = Field(default=None, pattern=r"^R[0-9]{6,}$")
+    unit: Id | None = None
+    rating: RatingName
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _which(self) -> RateSpec:
+        if (self.report is None) == (self.unit is None):
+            raise ValueError("say which report: 'report' (an id) or 'unit' (its latest)")
+        return self
+
+
 class Entry(Model):
     at: Offset
     anomaly: AnomalySpec | None = None
@@ -230,15 +267,17 @@ class Entry(Model):
     weather: WeatherSpec | None = None
     replay: ReplaySpec | None = None
     external: ExternalSpec | None = None
+    report: ReportSpec | None = None
+    rate: RateSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Entry:
         given = [k for k in ("anomaly", "action", "agent_offline", "weather", "replay",
-                             "external") if getattr(self, k) is not None]
+                             "external", "report", "rate") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("each timeline entry has exactly one of anomaly, action, "
-                             "agent_offline, weather, replay, external (this one has "
-                             f"{given or 'none'})")
+                             "agent_offline, weather, replay, external, report, rate (this "
+                             f"one has {given or 'none'})")
         return self
 
 
@@ -319,6 +358,39 @@ class ExternalAt:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportAt:
+    """A report ``unit`` (``person``) files at ``at_ns`` (``report:`` entries)."""
+
+    at_ns: int
+    unit: str
+    person: str
+    matter: str
+    grid: str | None
+    point: tuple[float, float] | None
+    description: str
+    where: str = ""
+
+    def describe(self) -> str:
+        return f"{self.person or self.unit} reports {self.matter} in " + (
+            self.grid or f"{list(self.point or ())}")
+
+
+@dataclass(frozen=True, slots=True)
+class RateAt:
+    """A reporter's rating at ``at_ns`` of ``report``, or of ``unit``'s latest report."""
+
+    at_ns: int
+    rating: RatingName
+    report: str | None = None
+    unit: str | None = None
+    note: str = ""
+    where: str = ""
+
+    def describe(self) -> str:
+        return f"{self.report or f'the latest report of {self.unit}'} rated {self.rating}"
+
+
+@dataclass(frozen=True, slots=True)
 class Outage:
     """Agent ``agent`` is cut off from ``at_ns`` for ``duration_s``."""
 
@@ -375,6 +447,10 @@ class Scenario:
     weather: tuple[Weather, ...] = ()
     externals: tuple[ExternalAt, ...] = ()
     """Events of departments' systems (``external:`` entries)."""
+    reports: tuple[ReportAt, ...] = ()
+    """Reports from people (``report:`` entries)."""
+    ratings: tuple[RateAt, ...] = ()
+    """Reporters' ratings (``rate:`` entries)."""
     sensors: tuple[str, ...] | None = None
     """The sensors that are simulated (None: all of the config set's)."""
     path: Path | None = None
@@ -470,6 +546,8 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
     weather: list[Weather] = []
     replays: list[ReplayAt] = []
     externals: list[ExternalAt] = []
+    reports: list[ReportAt] = []
+    ratings: list[RateAt] = []
     for i, entry in sorted(enumerate(spec.timeline), key=lambda ie: ie[1].at):
         loc: Loc = ("timeline", i)
         at_s = entry.at.total_seconds()
@@ -507,6 +585,16 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
                             lambda k, r, loc=loc: problem((*loc, "external", *k), r))
             if ext is not None:
                 externals.append(ext)
+        elif entry.report is not None:
+            rep = _report(entry.report, at_ns, here, config,
+                          lambda k, r, loc=loc: problem((*loc, "report", *k), r))
+            if rep is not None:
+                reports.append(rep)
+        elif entry.rate is not None:
+            rt = entry.rate
+            if rt.unit is not None and rt.unit not in config.units:
+                problem((*loc, "rate", "unit"), _unknown("unit", rt.unit, config.units))
+            ratings.append(RateAt(at_ns, rt.rating, rt.report, rt.unit, rt.note, here))
         elif entry.replay is not None:
             r = entry.replay
             try:
@@ -526,7 +614,7 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
         duration_s=duration_s, injections=tuple(injections), actions=tuple(actions),
         outages=tuple(outages), weather=tuple(weather), sensors=sensors, path=path,
         warmup_s=spec.warmup.total_seconds(), replays=tuple(replays),
-        externals=tuple(externals))
+        externals=tuple(externals), reports=tuple(reports), ratings=tuple(ratings))
 
 
 def _tuned(config: ConfigSet, tuning: dict[str, DetectorTuning], problem: Any) -> ConfigSet:
@@ -695,6 +783,39 @@ def _external(e: ExternalSpec, at_ns: int, here: str, config: ConfigSet,
     return ExternalAt(at_ns, e.system, event_id,
                       json.dumps({k: v for k, v in body.items() if v is not None},
                                  ensure_ascii=False).encode(), here)
+
+
+def _report(r: ReportSpec, at_ns: int, here: str, config: ConfigSet,
+            problem: Any) -> ReportAt | None:
+    """A report's references checked against the config set: the unit, the person, the
+    matter, and the grid (a grid of the unit's subtree). A point is placed by the hub."""
+    ok = True
+    unit = config.units.get(r.unit)
+    if unit is None:
+        problem(("unit",), _unknown("unit", r.unit, config.units))
+        ok = False
+    if r.person is not None and config.duty.person(r.person) is None:
+        problem(("person",), _unknown("person of roster.yaml", r.person,
+                                      [p.id for p in config.duty.persons]))
+        ok = False
+    codes = [m.code for m in config.matters.matters]
+    if r.matter != "UNCLASSIFIED" and r.matter not in codes:
+        problem(("matter",), _unknown("matter", r.matter, codes))
+        ok = False
+    if r.grid is not None:
+        grid = config.units.get(r.grid)
+        if grid is None or grid.level != "grid":
+            problem(("grid",), _unknown("grid", r.grid,
+                                        [u.id for u in config.units_at("grid")]))
+            ok = False
+        elif unit is not None and grid.path[:len(unit.path)] != unit.path:
+            problem(("grid",), f"{r.grid} is outside {r.unit}'s area: a unit reports in "
+                    "its own subtree")
+            ok = False
+    if not ok:
+        return None
+    return ReportAt(at_ns, r.unit, r.person or "", r.matter, r.grid, r.point, r.description,
+                    here)
 
 
 def _unknown(what: str, value: str, known: Iterable[str]) -> str:

@@ -57,7 +57,10 @@ from gridcall.config import EXAMPLES, AgentSpec, ConfigSet, load_config
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.sources import Sample
 from gridcall.hub.desk.desk import BadAction, Change, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.intake import NowhereKnown, locate
 from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Transition
+from gridcall.hub.desk.reporting import AlreadyRated, Reporting
+from gridcall.hub.desk.reports import NoSuchReport
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.clock import SimClock
@@ -69,6 +72,8 @@ from gridcall.simulators.scenario import (
     ActionName,
     ExternalAt,
     Outage,
+    RateAt,
+    ReportAt,
     Scenario,
     Weather,
     load_scenario,
@@ -88,7 +93,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ScenarioRun", "SimDistrict", "SimStalled", "TimelineEntry", "run_scenario"]
 
 Kind = Literal["alert", "anomaly", "deadline", "refused", "agent_offline", "agent_online",
-               "weather", "external"]
+               "weather", "external", "report", "rate"]
 BULK_READINGS = 10_000
 """Readings per batch in sim mode (the most an agent's settings allow)."""
 
@@ -207,7 +212,8 @@ class _Due:
 
     at_ns: int
     order: int
-    item: Injection | ActionAt | Outage | Weather | ExternalAt | tuple[str, str] = field(
+    item: (Injection | ActionAt | Outage | Weather | ExternalAt | ReportAt | RateAt
+           | tuple[str, str]) = field(
         compare=False)
     """An injection start, an action, an outage start, rain, a department's system's
     event, or ("restore", agent)."""
@@ -268,9 +274,11 @@ class SimDistrict:
         self._injections: list[Injection] = list(scenario.injections)
         self._due: list[_Due] = []
         self._order = 0
-        items: list[Injection | ActionAt | Outage | Weather | ExternalAt] = [
+        items: list[Injection | ActionAt | Outage | Weather | ExternalAt | ReportAt
+                    | RateAt] = [
             *(i for i in scenario.injections if i.shape != "rain"),  # rain: labels only
-            *scenario.actions, *scenario.outages, *scenario.weather, *scenario.externals]
+            *scenario.actions, *scenario.outages, *scenario.weather, *scenario.externals,
+            *scenario.reports, *scenario.ratings]
         for item in items:
             self._schedule(_at_ns(item), item)
         self.rain = rain_model(scenario.weather, seed=scenario.seed)
@@ -557,10 +565,10 @@ class SimDistrict:
             await self._pace(t)
         self.clock.advance_to(t)
         await self._tick(t)
-        actions: list[ActionAt] = []
+        actions: list[ActionAt | ReportAt | RateAt] = []
         while self._due and self._due[0].at_ns <= t:
             item = heapq.heappop(self._due).item
-            if isinstance(item, ActionAt):
+            if isinstance(item, ActionAt | ReportAt | RateAt):
                 actions.append(item)
             elif isinstance(item, Injection):
                 self._note("anomaly", f"anomaly injected on {item.sensor}: {item.label} "
@@ -578,7 +586,12 @@ class SimDistrict:
             await self._heartbeat()
         await self._samples_until(t + 1)
         for action in actions:
-            await self._act(action)
+            if isinstance(action, ReportAt):
+                await self._file(action)
+            elif isinstance(action, RateAt):
+                await self._rate(action)
+            else:
+                await self._act(action)
 
     async def _tick(self, t: int) -> None:
         """The desk's deadlines at ``t``; an alert past one where it can go no higher
@@ -652,7 +665,7 @@ class SimDistrict:
     # ------------------------------------------------------------------ timeline items
 
     def _schedule(self, at_ns: int, item: Injection | ActionAt | Outage | Weather
-                  | ExternalAt | tuple[str, str]) -> None:
+                  | ExternalAt | ReportAt | RateAt | tuple[str, str]) -> None:
         self._order += 1
         heapq.heappush(self._due, _Due(at_ns, self._order, item))
 
@@ -727,6 +740,54 @@ class SimDistrict:
                     else "logged")
             self._note("refused", f"{event.describe()}: refused by the hub, its mapping "
                        f"cannot place it; {kept} ({event.where})", actor=event.system)
+
+    async def _file(self, report: ReportAt) -> None:
+        """A person's report through the desk, as ``POST /v1/reports`` takes it; the
+        timeline says which alert it opened or joined (the desk's step follows)."""
+        reporting = Reporting.of(self.hub.desk)
+        now = self.clock()
+        try:
+            grid = locate(self.hub.config, grid=report.grid, point=report.point)
+            filed, _ = await reporting.file(
+                unit=report.unit, person=report.person, matter=report.matter, grid=grid.id,
+                point=report.point, description=report.description, photos=(), now=now)
+        except (NowhereKnown, BadAction) as exc:
+            self._note("refused", f"{report.describe()}: refused, {exc} ({report.where})",
+                       action="report", actor=report.person or report.unit)
+            return
+        how = {"open": "opened", "evidence": "joined as evidence",
+               "reopen": "reopened"}.get(filed.joined or "", "went to")
+        self._note("report", f"report {filed.report_id} by {report.person or report.unit}: "
+                   f"{report.matter} in {grid.id}, {how} {filed.alert_id} ({report.where})",
+                   alert_id=filed.alert_id, action="report", matter=report.matter,
+                   grid=grid.id, actor=report.person or report.unit)
+
+    async def _rate(self, rate: RateAt) -> None:
+        """A reporter's rating of their report, once its alert is closed; a refusal (open,
+        rated already, no such report) is written to the timeline as ``refused``."""
+        reporting = Reporting.of(self.hub.desk)
+        await reporting.start(self.clock())
+        rid = rate.report
+        if rid is None:
+            mine = reporting.mine(rate.unit or "", "")
+            rid = mine[-1].report_id if mine else None
+        try:
+            if rid is None:
+                raise NoSuchReport(f"of {rate.unit}")
+            view = await reporting.rate(rid, rate.rating, now=self.clock(), note=rate.note)
+        except (NoSuchReport, IllegalTransition, AlreadyRated) as exc:
+            try:
+                f = reporting.book.get(rid or "").filed
+                who = f.person or f.unit
+            except NoSuchReport:
+                who = rate.unit or ""
+            self._note("refused", f"{rate.describe()}: refused, {exc} ({rate.where})",
+                       action="rate", actor=who)
+            return
+        f = view.report.filed
+        self._note("rate", f"report {rid} rated {rate.rating} by {f.person or f.unit} "
+                   f"({rate.where})", alert_id=view.report.alert_id, action="rate",
+                   actor=f.person or f.unit)
 
     async def _act(self, action: ActionAt) -> None:
         await self.act(action.unit, action.do, matter=action.matter, grid=action.grid,
@@ -849,7 +910,8 @@ def _shape_text(inj: Injection) -> str:
     return f"{inj.shape} to {inj.target:g}{over}, lasts {hms(inj.duration)[1:]}"
 
 
-def _at_ns(item: Injection | ActionAt | Outage | Weather | ExternalAt) -> int:
+def _at_ns(item: Injection | ActionAt | Outage | Weather | ExternalAt | ReportAt
+           | RateAt) -> int:
     if isinstance(item, Injection):
         return round(item.start * NS)
     return item.at_ns
@@ -901,6 +963,8 @@ def _shifted(scenario: Scenario, start_ns: int) -> Scenario:
         weather=tuple(dataclasses.replace(w, at_ns=w.at_ns + d) for w in scenario.weather),
         externals=tuple(dataclasses.replace(e, at_ns=e.at_ns + d)
                         for e in scenario.externals),
+        reports=tuple(dataclasses.replace(r, at_ns=r.at_ns + d) for r in scenario.reports),
+        ratings=tuple(dataclasses.replace(r, at_ns=r.at_ns + d) for r in scenario.ratings),
         replays=tuple(dataclasses.replace(r, at_ns=r.at_ns + d) for r in scenario.replays))
 
 

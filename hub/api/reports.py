@@ -200,7 +200,7 @@ FollowKey = Annotated[HTTPAuthorizationCredentials | None, Depends(_follow)]
 def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIRouter:
     app = APIRouter()
     settings = cfg.hub.reports
-    reporting = Reporting(desk)
+    reporting = Reporting.of(desk)
     limit = RateLimit(settings.public.per_address, ns(settings.public.window), clock)
 
     def decode(given: list[PhotoIn]) -> list[tuple[Photo, bytes]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import weakref
 from dataclasses import dataclass
 
 from gridcall.hub.desk.desk import BadAction, Desk
@@ -65,9 +66,21 @@ def follow_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_OF_DESK: weakref.WeakKeyDictionary[Desk, Reporting] = weakref.WeakKeyDictionary()
+
+
 class Reporting:
     """Reports over ``desk`` (its store holds the report ledger). ``await start()`` once
-    (the API does it on first use)."""
+    (the API does it on first use). One per desk (:meth:`of`): it numbers the reports."""
+
+    @classmethod
+    def of(cls, desk: Desk) -> Reporting:
+        """The desk's one :class:`Reporting` (the API's and the simulator's are the same,
+        so two writers never number reports side by side)."""
+        found = _OF_DESK.get(desk)
+        if found is None:
+            found = _OF_DESK[desk] = cls(desk)
+        return found
 
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
