@@ -14,6 +14,8 @@ from gridcall.hub.desk.lifecycle import IllegalTransition
 from gridcall.hub.desk.report_ledger import ReportLedger
 from gridcall.hub.desk.reporting import AlreadyRated, Reporting
 from gridcall.hub.desk.reports import Filed, ReportStep
+from gridcall.hub.desk.runtime import DeskRuntime
+from gridcall.wire.broker import BrokerAddress
 from tests.desk_stores import DeskStores
 
 T0 = 1_800_000_000_000_000_000
@@ -116,3 +118,18 @@ async def test_a_report_sent_twice_without_a_client_ref_is_filed_once(
             "R000002", True)
         assert await file(T0 + 32 * S, unit="dongyuan") == ("R000003", True)
         assert await file(T0 + 2 * MIN) == ("R000004", True)
+
+
+async def test_the_hub_takes_an_unlinked_report_when_it_starts(
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
+    """Without waiting for the API's first request: the desk in service starts it."""
+    async with desk_stores.open() as store:
+        await ReportLedger(store).append(ReportStep("R000001", 1, "file", T0,
+                                                    filed=filed(1)))
+        runtime = DeskRuntime(cfg, store, address=BrokerAddress.parse("mqtt://127.0.0.1:1"),
+                              client_id="reports-start", clock=lambda: T0 + S)
+        await runtime.start()
+        (state,) = runtime.desk.alerts()
+        assert (state.alert.agent, state.alert.event_seq, state.opened_at) == (
+            "reports", 1, T0 + S)
+        assert Reporting.of(runtime.desk).book.get("R000001").alert_id == state.alert_id

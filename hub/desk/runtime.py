@@ -48,6 +48,7 @@ from gridcall.hub.desk.external import ExternalEvent, Unmappable
 from gridcall.hub.desk.external_intake import ExternalIntake
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import AlertState
+from gridcall.hub.desk.reporting import Reporting
 from gridcall.hub.desk.roster import MissingSensor, Roster, RosterEvent, UnknownAgent
 from gridcall.hub.store import DeskStore
 from gridcall.wire import (
@@ -451,6 +452,9 @@ class DeskRuntime:
         await self.desk.start()
         window = ns(self.config.matters.grouping.reopen_window)
         now = self.clock()
+        # reports filed but not yet taken by the desk when the hub stopped are taken now,
+        # not at the API's first request (hub/desk/reporting.py)
+        await Reporting.of(self.desk).start(now)
         self._unpublished.update(
             s.alert_id for s in self.desk.alerts()
             if s.is_open or (s.closed_at is not None and now - s.closed_at <= window))
