@@ -16,7 +16,9 @@ and delivers when it is back. A broker that itself restarts without persistence 
 readings published meanwhile, and nothing else. A message the broker sends again because
 it never took our acknowledgement (flagged DUP, same packet identifier, topic and
 payload) is skipped and counted as ``redeliveries_skipped``
-(:mod:`gridcall.edge_agent.redelivery`).
+(:mod:`gridcall.edge_agent.redelivery`). A message is acknowledged once the agent kept
+what it gave (after the source's next wait, when the agent journals), not on receipt: a
+kill -9 in between leaves it with the broker for the next start.
 """
 
 from __future__ import annotations
@@ -579,6 +581,9 @@ class LocalMqttSource:
                 queue(c, userdata, message)
 
         paho.on_message = on_message
+        # acknowledged by us once what a message gave is kept (samples(), below), not by
+        # paho on receipt: a kill in between then costs a redelivery, not the message
+        paho.manual_ack_set(True)
         return client
 
     async def samples(self) -> AsyncIterator[Sample]:
@@ -599,23 +604,17 @@ class LocalMqttSource:
                     self.connection.connects += 1
                     self.connected.set()
                     retry.connected()
+                    paho = client._client
                     async for message in client.messages:
-                        # a retained availability message is the device's state now
-                        if (message.retain and not self.settings.accept_retained
-                                and message.topic.value not in self.map.availability_topics):
-                            self.connection.retained_skipped += 1
-                            continue
-                        payload = message.payload
-                        data = (bytes(payload) if isinstance(payload, bytes | bytearray)
-                                else b"" if payload is None else str(payload).encode())
-                        dup = bool(self._dup_mids) and message.mid in self._dup_mids
-                        if dup:
-                            self._dup_mids.discard(message.mid)
-                        if self.redeliveries.repeat(message.mid, message.topic.value, data,
-                                                    qos=message.qos, dup=dup):
-                            continue  # sent again, already handed on: the same reading
-                        for sample in self.map.decode(message.topic.value, data, self.clock()):
+                        taken = self._take(message)
+                        for sample in taken:
                             yield sample
+                        if message.qos:
+                            if taken:
+                                # the agent journals what it took when its source next
+                                # waits (EdgeAgent._consume): wait once, then acknowledge
+                                await asyncio.sleep(0)
+                            paho.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self.connection.connect_failures += 1
@@ -625,6 +624,25 @@ class LocalMqttSource:
                 log.warning("agent %s local MQTT: %s; retrying in %.1fs", self.agent_id,
                             describe_failure(self.address, exc), failure.delay)
                 await retry.pause(failure)
+
+
+    def _take(self, message: aiomqtt.Message) -> list[Sample]:
+        """The samples of one message (none for a retained value skipped, or a repeat)."""
+        # a retained availability message is the device's state now
+        if (message.retain and not self.settings.accept_retained
+                and message.topic.value not in self.map.availability_topics):
+            self.connection.retained_skipped += 1
+            return []
+        payload = message.payload
+        data = (bytes(payload) if isinstance(payload, bytes | bytearray)
+                else b"" if payload is None else str(payload).encode())
+        dup = bool(self._dup_mids) and message.mid in self._dup_mids
+        if dup:
+            self._dup_mids.discard(message.mid)
+        if self.redeliveries.repeat(message.mid, message.topic.value, data, qos=message.qos,
+                                    dup=dup):
+            return []  # sent again, already handed on: the same reading
+        return self.map.decode(message.topic.value, data, self.clock())
 
 
 def _build(spec: AgentSpec, settings: LocalMqttSettings, clock: Clock) -> LocalMqttSource:
