@@ -133,3 +133,31 @@ async def test_the_hub_takes_an_unlinked_report_when_it_starts(
         assert (state.alert.agent, state.alert.event_seq, state.opened_at) == (
             "reports", 1, T0 + S)
         assert Reporting.of(runtime.desk).book.get("R000001").alert_id == state.alert_id
+
+
+async def test_a_rating_counts_for_the_unit_and_the_departments_that_handled_it(
+        cfg: ConfigSet, desk_stores: DeskStores) -> None:
+    from gridcall.hub.desk.indicators import indicators
+
+    async with desk_stores.open() as store:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+        reporting = Reporting(desk)
+        ratings = ("satisfied", "dissatisfied", "basically_satisfied")
+        for i, rating in enumerate(ratings):
+            at = T0 + i * 60 * MIN
+            report, _ = await reporting.file(
+                unit="dongyuan-g2", person="", matter="MANHOLE-DISPLACED",
+                grid="dongyuan-g2", point=None, description=f"cover {i}", photos=(), now=at)
+            alert_id = report.alert_id
+            await desk.act(alert_id, "dispatch", "dasha", now=at + MIN,
+                           departments=("urban_mgmt",))
+            for j, action in enumerate(("acknowledge", "arrive", "resolve"), start=2):
+                await desk.act(alert_id, action, "dasha",  # type: ignore[arg-type]
+                               now=at + j * MIN)
+            await reporting.rate(report.report_id, rating, now=at + 10 * MIN)  # type: ignore[arg-type]
+        rows = indicators(await desk.transitions(), T0, T0 + 24 * 60 * MIN)
+    got = {(r.group, r.key): (r.rated, r.satisfied, r.satisfaction_rate) for r in rows
+           if r.rated}
+    assert got == {("unit", "dasha"): (3, 2, 2 / 3),
+                   ("department", "urban_mgmt"): (3, 2, 2 / 3)}

@@ -320,7 +320,8 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
     whistled at ``start``, its report-in, promised arrival and disposal deadlines, and its
     own report-in (``responded_at``), arrival and disposal (``resolved_at``); ``end`` is
     when the alert closed, else ``as_of``; ``false_alarm_at`` when the alert was closed
-    as a false alarm before it disposed of its part."""
+    as a false alarm before it disposed of its part; ``ratings``: the reporters' ratings
+    of the alert's handling (its satisfaction rate, as the units')."""
     by_alert: dict[str, list[Transition]] = defaultdict(list)
     for t in transitions:
         if as_of is None or t.at <= as_of:
@@ -348,6 +349,9 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
                     arrived_at=_first(c.arrived_at, t, "dept_arrive"),
                     resolved_at=_first(c.resolved_at, t, "dept_dispose"),
                     on_duty=SUPERVISED if t.action == "supervise" else c.on_duty)
+            elif t.action == "rate" and t.rating is not None:  # the handling, rated
+                for dep, c in list(live.items()):
+                    live[dep] = replace(c, ratings=(*c.ratings, t.rating))
             elif t.action in ("resolve", "false_alarm"):
                 for dep, c in list(live.items()):
                     if c.resolved_at is None:
