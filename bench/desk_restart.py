@@ -10,8 +10,10 @@ then alerts are written in its image, each ``open``, 18 ``evidence`` steps (each
 anomaly event, so the dedup index grows with the ledger as in service) and a false
 alarm, 20 rows; the last 500 alerts stay open. Then it times ``Desk.start`` folding the
 whole ledger, writing a snapshot, and ``Desk.start`` from the snapshot after a tail of
-``--tail`` more rows. Prints a JSON object (seconds, bytes, rows per second, the
-process's peak RSS in MB).
+``--tail`` more rows; while the snapshot is written, a 5 ms ticker on the same event loop
+measures the longest the loop was held (``write_snapshot_loop_held_max_s``), and the
+image's build and its msgpack encoding are timed apart. Prints a JSON object (seconds,
+bytes, rows per second, the process's peak RSS in MB).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import Transition, apply, replace_alert, step
+from gridcall.hub.desk.snapshots import encode
 from gridcall.hub.pgstore import PgStore
 from gridcall.hub.store import DeskStore, Store
 from gridcall.wire import AnomalyEvent
@@ -90,6 +93,19 @@ async def write(ledger: Ledger, rows: list[Transition]) -> None:
         await ledger.append(*rows[i:i + 20_000])
 
 
+async def loop_held(stop: asyncio.Event) -> float:
+    """The longest the event loop went without running this task (a 5 ms ticker) until
+    ``stop``: how long something else held the loop (the desk's snapshot write)."""
+    worst = 0.0
+    last = time.perf_counter()
+    while not stop.is_set():
+        await asyncio.sleep(0.005)
+        now = time.perf_counter()
+        worst = max(worst, now - last)
+        last = now
+    return worst
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -128,8 +144,20 @@ async def run(folder: Path, n_rows: int, tail: int,
         out["open_alerts"] = len(desk.alerts(open_only=True))
         out["rss_after_full_fold_mb"] = rss_mb()
         t0 = time.perf_counter()
+        image = desk.image(await desk.ledger.last_seq())
+        out["snapshot_image_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        encode(image)
+        out["snapshot_encode_s"] = time.perf_counter() - t0
+        del image
+        stalls = asyncio.Event()
+        probe = asyncio.create_task(loop_held(stalls))
+        await asyncio.sleep(0.05)
+        t0 = time.perf_counter()
         out["snapshot_bytes"] = await desk.write_snapshot() or 0
         out["write_snapshot_s"] = time.perf_counter() - t0
+        stalls.set()
+        out["write_snapshot_loop_held_max_s"] = await probe
         full_alerts = desk.alerts()
         start = n_alerts + OPEN_AT_END
         more = alerts(templates, start, tail // per, close=True, seq0=start * per + 10)

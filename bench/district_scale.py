@@ -22,7 +22,10 @@ up to a (matter, grid)), then it times, per operation:
   with its alerts; ``dedup_mb``: the ingest dedup (hub/ingest/dedup.py) with every agent
   at a full window.
 
-Prints one JSON object per size.
+Prints one JSON object per size. With ``--closed 0,1000,2000,4000`` it measures instead
+the desk's memory against the closed alerts it holds (every alert, closed ones too, is
+kept in memory), on the first ``--sizes``' district: ``desk_mb_at_<n>_closed`` and the
+growth per closed alert.
 """
 
 from __future__ import annotations
@@ -102,7 +105,9 @@ def district_config(out: Path, sensors: int) -> Path:
     topology = {"district": {"id": "huangpu", "name": "district",
                              "location": _box(LON0, LAT0, LON0 + SPAN, LAT0 + SPAN),
                              "towns": towns},
-                "departments": sample_topology["departments"]}
+                # a town branch's area names the sample's towns: here, the district's
+                "departments": [{k: v for k, v in d.items() if k != "towns"}
+                                for d in sample_topology["departments"]]}
     agents, sensor_list = [], []
     for i in range(-(-sensors // SENSORS_PER_AGENT)):
         grid, where = grid_at[(i * SENSORS_PER_AGENT // SENSORS_PER_GRID) % len(grid_at)]
@@ -213,6 +218,45 @@ async def measure(cfg: ConfigSet, folder: Path) -> dict[str, float]:
     return out
 
 
+async def closed_memory(cfg: ConfigSet, folder: Path, steps: list[int]) -> dict[str, float]:
+    """The desk's memory (tracemalloc) against the closed alerts it holds: alerts opened
+    and closed as false alarms one after the other (each past the reopen window, so none
+    reopens), the memory read at each count in ``steps``."""
+    out: dict[str, float] = {}
+    window = int(cfg.matters.grouping.reopen_window.total_seconds()) * SEC
+    sensors = [s for s in sorted(cfg.sensors.values(), key=lambda s: s.id)
+               if cfg.matter_for(s.kind, "out_of_limits") is not None]
+    seqs: dict[str, int] = {}
+    async with Store(folder / "closed.sqlite") as store:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        desk = Desk(cfg, Ledger(store))
+        desk.snapshot_every = 0
+        await desk.start()
+        now = T0
+        closed = 0
+        for target in steps:
+            while closed < target:
+                s = sensors[closed % len(sensors)]
+                seqs[s.agent] = seqs.get(s.agent, 0) + 1
+                now += window + SEC
+                outcome = await desk.on_event(AnomalyEvent(
+                    agent=s.agent, seq=seqs[s.agent], sensor=s.id, kind="out_of_limits",
+                    severity="minor", score=0.9, value=1.0, ts=now), now)
+                if outcome.alert is None:
+                    raise RuntimeError(f"closed_memory: no alert for {s.id}")
+                await desk.act(outcome.alert.alert_id, "false_alarm", outcome.alert.unit,
+                               now=now + SEC)
+                closed += 1
+            out[f"desk_mb_at_{target}_closed"] = (
+                tracemalloc.get_traced_memory()[0] - before) / 2**20
+        tracemalloc.stop()
+        if len(steps) > 1 and steps[-1] > steps[0]:
+            grown = out[f"desk_mb_at_{steps[-1]}_closed"] - out[f"desk_mb_at_{steps[0]}_closed"]
+            out["desk_kb_per_closed_alert"] = grown * 1024 / (steps[-1] - steps[0])
+    return out
+
+
 def dedup_mb(agents: int) -> float:
     tracemalloc.start()
     seen = SeenBatches()
@@ -246,7 +290,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="100,1000,10000,100000")
     ap.add_argument("--dir", type=Path, default=Path("/var/tmp"))
+    ap.add_argument("--closed", metavar="N,N,...", help="instead: the desk's memory against "
+                    "the closed alerts it holds, at each count (on the first size's "
+                    "district), e.g. 0,1000,2000,4000")
     args = ap.parse_args()
+    if args.closed:
+        size = int(args.sizes.split(",")[0])
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            cfg = load_config(district_config(Path(tmp) / "cfg", size))
+            result = asyncio.run(closed_memory(cfg, Path(tmp), [
+                int(x) for x in args.closed.split(",")]))
+        print(json.dumps({"sensors": size, **{k: round(v, 3) for k, v in result.items()}}),
+              flush=True)
+        return
     for size in (int(x) for x in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             result = asyncio.run(one(size, Path(tmp)))

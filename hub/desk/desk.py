@@ -263,6 +263,8 @@ class DeskCounters:
     repeats: int = 0
     """Actions that would have changed nothing (answered with the alert as it stands)."""
     hook_errors: int = 0
+    snapshot_failures: int = 0
+    """Snapshots the store did not take (logged; the ledger holds every step)."""
     silenced: int = 0
     """Anomaly events a silence muted (written to the silence ledger, no alert)."""
     silences_added: int = 0
@@ -514,7 +516,19 @@ class Desk:
         gives it: a deadline timer per open alert at its due time (one a silence holds is
         held again when it comes up), the reminders of current stints not sent yet.
         Stale timers and sightings older than the spread window are left out: they
-        change nothing from then on."""
+        change nothing from then on. The cyclic garbage collector is paused meanwhile, as
+        at start-up: the image's tuples are no cycles, and a collection they trigger
+        walks the whole heap (9.9 s against 0.2 s at 50,500 alerts in a 2.3 GB process,
+        bench/desk_restart.py)."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._image(through_seq)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _image(self, through_seq: int) -> DeskImage:
         states = self._states
         return DeskImage(
             through_seq=through_seq, through_at=self._last_at, config=self._config_key,
@@ -563,11 +577,31 @@ class Desk:
     async def write_snapshot(self) -> int | None:
         """Write a snapshot of the desk as it stands; its size in bytes, or None when
         there is nothing to write or steps were folded out of time order."""
+        image = await self._snapshot_image()
+        return None if image is None else await self._save_snapshot(image)
+
+    async def _snapshot_image(self) -> DeskImage | None:
+        """The image a snapshot writes now (None: nothing to write, or steps folded out
+        of time order); the steps counted towards the next one start again from here.
+        Taken at once (it shares the frozen states; its lists are its own), so the desk
+        may go on while it is encoded and written (:meth:`SnapshotStore.save`)."""
         if not self._in_order or not self._states:
             return None
         image = self.image(await self.ledger.last_seq())
-        size = await self.snapshots.save(image, written_at=image.through_at)
         self._unsnapped = 0
+        return image
+
+    async def _save_snapshot(self, image: DeskImage) -> int | None:
+        """Write ``image``: its size, or None if the store failed (logged: a snapshot is
+        a cache, the ledger holds every step)."""
+        try:
+            size = await self.snapshots.save(image, written_at=image.through_at)
+        except Exception:
+            self.counters.snapshot_failures += 1
+            log.exception("desk: the snapshot after ledger row %d was not written; the "
+                          "next is due after %d more rows", image.through_seq,
+                          self.snapshot_every)
+            return None
         log.info("desk: snapshot after ledger row %d (%d alerts, %d bytes)",
                  image.through_seq, len(image.states), size)
         return size
@@ -805,6 +839,7 @@ class Desk:
     @contextlib.asynccontextmanager
     async def _operation(self) -> AsyncIterator[None]:
         """The desk's lock, gathering the changes made under it for the batch hooks."""
+        image: DeskImage | None = None
         async with self._lock:
             self._batch = []
             try:
@@ -819,7 +854,9 @@ class Desk:
                             self.counters.hook_errors += 1
                             log.exception("desk: batch hook %r failed", hook)
             if self.snapshot_every and self._unsnapped >= self.snapshot_every:
-                await self.write_snapshot()
+                image = await self._snapshot_image()
+        if image is not None:  # written with the lock free: the desk goes on meanwhile
+            await self._save_snapshot(image)
 
     def _matter(self, state: AlertState) -> Matter:
         matter = self.policy.matter(state.alert.matter)
