@@ -479,6 +479,9 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 for mi, code in enumerate(rule.matters):
                     check.ref("matters.yaml", ("inhibit", ri, "matters", mi), "matter", code,
                               codes)
+        if matters_file.audits is not None:
+            for code in matters_file.audits.matters:
+                check.ref("matters.yaml", ("audits", "matters", code), "matter", code, codes)
         upkeep = matters_file.maintenance
         if upkeep is not None:
             for mi, code in enumerate(upkeep.matters):

@@ -45,6 +45,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from gridcall.config.audits import AuditRules, ClosureRules
 from gridcall.config.base import Duration, Id, Model
 from gridcall.config.desk_rules import (
     DEFAULT_INHIBIT,
@@ -133,6 +134,11 @@ class MatterCatalog(MattersFile):
     maintenance: Maintenance | None = None
     """Device faults go to maintenance (:mod:`gridcall.config.maintenance`); without it
     they are matters like any other."""
+    closure: ClosureRules = ClosureRules()
+    """Who approves closing an alert of a tier (:mod:`gridcall.config.audits`)."""
+    audits: AuditRules | None = None
+    """Sampling closed alerts into the audit queue (:mod:`gridcall.config.audits`);
+    None: nothing is sampled."""
 
     def maintained(self, code: str) -> bool:
         """Whether matter ``code`` is a device fault that goes to maintenance."""

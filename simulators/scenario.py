@@ -124,7 +124,9 @@ def _target(value: Any) -> Any:
 Target = Annotated[float | str, BeforeValidator(_target)]
 SHAPES: tuple[Shape, ...] = ("spike", "step", "ramp", "stuck", "dropout", "drift")
 ActionName = Literal["acknowledge", "arrive", "resolve", "false_alarm", "escalate", "dispatch",
-                     "note"]
+                     "note", "approve", "reject", "audit"]
+"""``approve``, ``reject`` and ``audit`` are closure control and audits (docs/desk.md):
+approve or reject the close pending on an alert, record an audit's ``verdict``."""
 RatingName = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 
 
@@ -168,6 +170,8 @@ class ActionSpec(Model):
     note: str = ""
     reason: str = ""
     departments: tuple[Id, ...] = ()
+    verdict: Literal["pass", "fail"] | None = None
+    """``do: audit``: the auditor's verdict (a fail needs a ``note``: it reopens)."""
 
     @model_validator(mode="after")
     def _selector(self) -> ActionSpec:
@@ -175,6 +179,12 @@ class ActionSpec(Model):
             raise ValueError("say which alert: 'matter' and/or 'grid', or 'alert' (an id)")
         if self.do == "escalate" and not (self.reason or self.note).strip():
             raise ValueError("calling upward (do: escalate) needs a 'reason'")
+        if self.do == "reject" and not self.reason.strip():
+            raise ValueError("rejecting a close (do: reject) needs a 'reason'")
+        if (self.do == "audit") != (self.verdict is not None):
+            raise ValueError("'verdict' (pass or fail) goes with do: audit, and only there")
+        if self.verdict == "fail" and not self.note.strip():
+            raise ValueError("a failed audit needs a 'note': the alert reopens with it")
         return self
 
 
@@ -336,6 +346,8 @@ class ActionAt:
     departments: tuple[str, ...] = ()
     where: str = ""
     """``file:line`` of the entry, for messages about it."""
+    verdict: str = ""
+    """``do: audit``: pass or fail."""
 
     def describe(self) -> str:
         which = self.alert or " ".join(x for x in (self.matter, self.grid) if x)
@@ -566,7 +578,7 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
             a = entry.action
             _action_refs(a, config, lambda k, r, loc=loc: problem((*loc, "action", *k), r))
             actions.append(ActionAt(at_ns, a.unit, a.do, a.matter, a.grid, a.alert, a.note,
-                                    a.reason, a.departments, here))
+                                    a.reason, a.departments, here, a.verdict or ""))
         elif entry.agent_offline is not None:
             off = entry.agent_offline
             if off.agent not in config.agents:

@@ -56,7 +56,14 @@ import aiomqtt
 from gridcall.config import EXAMPLES, AgentSpec, ConfigSet, load_config
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.edge_agent.sources import Sample
-from gridcall.hub.desk.desk import BadAction, Change, NotFound, OutsideSubtree, UnknownUnit
+from gridcall.hub.desk.desk import (
+    BadAction,
+    Change,
+    NotFound,
+    NotPermitted,
+    OutsideSubtree,
+    UnknownUnit,
+)
 from gridcall.hub.desk.intake import NowhereKnown, locate
 from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Transition
 from gridcall.hub.desk.reporting import AlreadyRated, Reporting
@@ -792,15 +799,18 @@ class SimDistrict:
     async def _act(self, action: ActionAt) -> None:
         await self.act(action.unit, action.do, matter=action.matter, grid=action.grid,
                        alert=action.alert, note=action.note, reason=action.reason,
-                       departments=action.departments, where=action.where)
+                       departments=action.departments, where=action.where,
+                       verdict=action.verdict)
 
     async def act(self, unit: str, do: ActionName, *, matter: str | None = None,
                   grid: str | None = None, alert: str | None = None, note: str = "",
                   reason: str = "", departments: Iterable[str] = (),
-                  where: str = "") -> Change | None:
+                  where: str = "", verdict: str = "") -> Change | None:
         """``unit`` does ``do`` now on the alert ``alert``, or the latest of ``matter``
         in ``grid`` (open ones first), as the API would. A refusal is written to the
-        timeline as ``refused`` with its reason (and returns None), not raised."""
+        timeline as ``refused`` with its reason (and returns None), not raised.
+        ``approve``, ``reject`` (a reason) and ``audit`` (a ``verdict``) are the desk's
+        closure control and audits (docs/desk.md)."""
         desk = self.hub.desk
         target = alert or self._pick(matter, grid)
         label = f"{unit} {do} " + (alert or " ".join(x for x in (matter, grid) if x))
@@ -810,9 +820,18 @@ class SimDistrict:
                        actor=unit, matter=matter or "", grid=grid or "")
             return None
         try:
-            return await desk.act(target, do, unit, now=self.clock(), note=note,
+            now = self.clock()
+            if do == "approve":
+                return await desk.approve_close(target, unit, now=now, note=note)
+            if do == "reject":
+                return await desk.reject_close(target, unit, now=now, reason=reason,
+                                               note=note)
+            if do == "audit":
+                return await desk.audit(target, unit, verdict, now=now, note=note)
+            return await desk.act(target, do, unit, now=now, note=note,
                                   reason=reason, departments=tuple(departments))
-        except (IllegalTransition, NotFound, OutsideSubtree, UnknownUnit, BadAction) as exc:
+        except (IllegalTransition, NotFound, OutsideSubtree, UnknownUnit, BadAction,
+                NotPermitted) as exc:
             self._note("refused", f"{label}: refused, {exc}{suffix}", action=do, actor=unit,
                        alert_id=target, matter=matter or "", grid=grid or "")
             return None

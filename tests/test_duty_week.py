@@ -161,6 +161,10 @@ async def test_a_week_of_shifts_reminders_and_escalations(tmp_path: Path) -> Non
         await desk.act(a2, "acknowledge", COMMUNITY, now=at(0, "21:00"), person="xu-na")
         await desk.act(a2, "arrive", COMMUNITY, now=at(0, "21:10"), person="xu-na")
         await desk.act(a2, "resolve", COMMUNITY, now=at(0, "21:30"), person="xu-na")
+        # it had risen to tier B meanwhile: the community's close waits for its town
+        # (closure.approval in the sample's matters.yaml), which approves it
+        assert desk.get(a2).pending == "resolve"
+        await desk.approve_close(a2, "dasha", now=at(0, "21:40"))
         assert who(world.sent) == [(a2, 0, at(0, "20:05"), GRID, "ma-li"),
                                    (a2, 1, at(0, "20:15"), GRID, "guo-jun"),
                                    (a2, 0, at(0, "20:30"), COMMUNITY, "xu-na"),

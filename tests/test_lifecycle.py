@@ -61,6 +61,10 @@ def take(state: AlertState, action: str, at: int) -> AlertState:
         extra = {"deadlines": later_deadlines(at)}
     elif action == "evidence":
         extra = {"evidence": ("edge-x", at)}
+    elif action == "request_close":
+        extra = {"request": "resolve" if state.state == "on_site" else "false_alarm"}
+    elif action == "audit":
+        extra = {"verdict": "pass"}
     t = step(state, action, at=at, actor="u1", note=f"{action} by test", **extra)  # type: ignore[arg-type]
     return apply(state, t)
 
@@ -108,6 +112,9 @@ EXPECTED_AFTER: dict[tuple[str, str], str] = {
     **{(s, "evidence"): s for s in OPEN},
     **{(s, "note"): s for s in OPEN | CLOSED},
     **{(s, "rate"): s for s in CLOSED},
+    **{(s, "request_close"): s for s in OPEN},   # a close awaiting approval
+    **{(s, "sample"): s for s in CLOSED},        # into the audit queue
+    **{(s, "audit"): s for s in CLOSED},
 }
 
 
@@ -128,8 +135,9 @@ DEPARTMENTS_OWN = {"report_in", "dept_arrive", "dept_dispose", "supervise"}
 """Legal in an open state only for a department whistled to the alert (the whistle's
 own table: tests/test_whistle.py)."""
 ILLEGAL = sorted((s, a) for s in STATES for a in ACTIONS
-                 if a != "open" and (s, a) not in EXPECTED_AFTER
+                 if a not in ("open", "reject_close") and (s, a) not in EXPECTED_AFTER
                  and not (a in DEPARTMENTS_OWN and s in OPEN))
+"""(reject_close needs a close pending, whatever the state: tests/test_audits.py)"""
 
 
 @pytest.mark.parametrize(("before", "action"),

@@ -234,8 +234,9 @@ async def test_a_note_with_photos_changes_nothing_else_and_a_retry_writes_once(
     assert await refused(served, "changzhou", "POST", f"/v1/alerts/{alert_id}/notes", 403,
                          json={"note": "x"}) == "outside your area"
     # after disposal too: the after photo
-    async with served.client("dongyuan") as c:
+    async with served.client("dasha") as c:  # tier B: the town closes it (closure.approval)
         await c.post(f"/v1/alerts/{alert_id}/false-alarm")
+    async with served.client("dongyuan") as c:
         closed = await c.post(f"/v1/alerts/{alert_id}/notes",
                               json={"note": "after", "photos": [b64(png(5, 5))]})
     assert closed.status_code == 200

@@ -58,7 +58,9 @@ async def test_a_week_runs_to_its_end_with_the_smoke_alarm_answered() -> None:
     answered = [e for e in run.timeline if e.alert_id and e.actor == "dongyuan-g1"]
     assert [(e.action, e.offset_s) for e in answered] == [
         ("acknowledge", 67 * 3600 + 33 * 60), ("arrive", 67 * 3600 + 40 * 60),
-        ("resolve", 68 * 3600 + 10 * 60)]
+        ("request_close", 68 * 3600 + 10 * 60)]  # tier A: the district approves (below)
+    approved = [e for e in run.timeline if e.actor == "huangpu" and e.action == "resolve"]
+    assert [e.offset_s for e in approved] == [68 * 3600 + 20 * 60]
     alert = answered[-1].alert_id
     seen = [e for e in run.timeline if e.alert_id == alert and e.sensor == smoke.sensor
             and smoke.start - start <= e.offset_s < smoke.start - start + 60]

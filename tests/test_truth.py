@@ -127,8 +127,9 @@ async def test_a_re_alarm_is_found_by_the_reopened_alert(desk: Desk) -> None:
     await agent.anomaly(SMOKE, T0 + 1806)
     trail = await steps(desk)
     # the tier-A smoke alert went unanswered past its 5 minutes: overdue at the district
+    # tier A is always drawn for audit (the sample's audits.tiers): a sample step
     assert [t.action for t in trail] == ["open", "evidence", "acknowledge", "arrive",
-                                         "resolve", "reopen"]
+                                         "resolve", "sample", "reopen"]
     assert overdue_of(trail[1]) == "response"
     report = compare([fire, again], trail)
     assert [d.delay_s for d in report.detections] == [4.0, 6.0]

@@ -183,12 +183,17 @@ AlertStatus = Literal["opened", "dispatched", "acknowledged", "on_site", "resolv
                       "false_alarm"]
 AlertAction = Literal["open", "evidence", "dispatch", "acknowledge", "arrive", "resolve",
                       "false_alarm", "escalate", "reopen", "report_in", "dept_arrive",
-                      "dept_dispose", "supervise", "note", "rate"]
+                      "dept_dispose", "supervise", "note", "rate",
+                      # closure control and audits (hub/desk/audits.py)
+                      "request_close", "reject_close", "sample", "audit"]
 """``report_in``, ``dept_arrive``, ``dept_dispose`` and ``supervise`` are departments' steps
 (吹哨报到): a dispatched department reports in, arrives, reports disposal; ``supervise`` is
 the hub's 督办 when it misses its promised arrival. They leave the alert's state as it is.
 ``note``: a note (with photos) on the record, in any state, changing nothing else;
-``rate``: a reporter's rating of the handling of a closed alert (issue 18)."""
+``rate``: a reporter's rating of the handling of a closed alert (issue 18).
+``request_close``, ``reject_close``, ``sample``, ``audit``: closure control and audits
+(docs/desk.md): a close awaiting approval, its rejection, a closing drawn into the audit
+queue, an auditor's verdict; they leave the state as it is too."""
 
 
 class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):

@@ -65,7 +65,8 @@ import msgspec
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
-from gridcall.hub.desk import duty, lifecycle, whistle
+from gridcall.hub.desk import audits, duty, lifecycle, whistle
+from gridcall.hub.desk.audits import NotPermitted
 from gridcall.hub.desk.incident_ledger import IncidentLedger
 from gridcall.hub.desk.incidents import (
     Incident,
@@ -121,9 +122,9 @@ from gridcall.wire.stats import Scalar, flatten
 log = logging.getLogger(__name__)
 
 __all__ = ["Change", "Desk", "DeskCounters", "EventOutcome", "IllegalTransition",
-           "NoSuchSilence", "NotFound", "OutsideArea", "OutsideSubtree", "ReminderChange",
-           "SilenceChange", "SilenceEnded", "SilenceRefused", "UnknownDepartment",
-           "UnknownSensor", "UnknownUnit"]
+           "NoSuchSilence", "NotFound", "NotPermitted", "OutsideArea", "OutsideSubtree",
+           "ReminderChange", "SilenceChange", "SilenceEnded", "SilenceRefused",
+           "UnknownDepartment", "UnknownSensor", "UnknownUnit"]
 
 
 
@@ -293,6 +294,14 @@ class DeskCounters:
     """Steps departments took themselves: report-in, arrival, disposal."""
     supervisions: int = 0
     """Missed promised arrivals escalated to the district command centre (督办)."""
+    close_requests: int = 0
+    """Closings of a high tier by a unit below its approving level: requests written."""
+    close_approvals: int = 0
+    close_rejections: int = 0
+    sampled: int = 0
+    """Closings drawn into the audit queue."""
+    audits_passed: int = 0
+    audits_failed: int = 0
 
     @property
     def escalations(self) -> int:
@@ -1551,13 +1560,15 @@ class Desk:
         Repeats write nothing: a dispatch that adds no department to an alert already
         dispatched raises :class:`Unchanged`; the same call upward by the same unit, with
         the same reason, as the alert's last step is an IllegalTransition."""
-        if action in ("open", "evidence", "reopen"):
+        if action in ("open", "evidence", "reopen", "sample"):
             raise BadAction(f"{action} is the hub's own step, not an action a unit takes")
         if action in whistle.DEPT_ACTIONS:
             raise BadAction(f"{action} is a department's step (Desk.department_act), not "
                             "an action a unit takes")
         if action == "rate":
             raise BadAction("a rating is the reporter's, through their report (Desk.rate)")
+        if action in ("request_close", "reject_close", "audit"):
+            raise BadAction(f"{action} is taken by closing, Desk.reject_close or Desk.audit")
         unit = self.config.units.get(actor)
         if unit is None:
             self.counters.refused += 1
@@ -1570,9 +1581,8 @@ class Desk:
                     raise OutsideSubtree(unit, state)
                 t = self._action_step(state, action, unit, now=now, note=note, reason=reason,
                                       departments=tuple(departments))
-                if person:
-                    who = self.config.duty.person(person)
-                    t = replace(t, person=person, person_unit=who.unit if who else unit.id)
+                t = self._closing(state, t, unit)
+                t = self._by_person(t, person, unit)
                 if action == "note":
                     t = self._noted(state, replace(t, photos=tuple(photos)))
             except (OutsideSubtree, BadAction, IllegalTransition):
@@ -1581,7 +1591,7 @@ class Desk:
             except Unchanged:
                 self.counters.repeats += 1
                 raise
-            (change,) = await self._commit([t])
+            change = await self._commit_closing(state, t)
             self.counters.actions += 1
             self.counters.escalations_manual += action == "escalate"
             return change
@@ -1618,6 +1628,148 @@ class Desk:
     def last_seq(self, source: str) -> int:
         """The highest number of ``source``'s events or calls the desk holds (-1: none)."""
         return self._event_marks.get(source, -1)
+    def _by_person(self, t: Transition, person: str, unit: Unit) -> Transition:
+        """``t`` naming the person who took it and their unit (roster.yaml)."""
+        if not person:
+            return t
+        who = self.config.duty.person(person)
+        return replace(t, person=person, person_unit=who.unit if who else unit.id)
+
+    # ------------------------------------------------------------------ closure, audits
+
+    def _closing(self, state: AlertState, t: Transition, unit: Unit) -> Transition:
+        """A resolve or false alarm by a unit below the level that approves closing the
+        alert's tier becomes a request for it (closure.approval, hub/desk/audits.py); by
+        a unit of that level while a close is pending, the approval of it."""
+        if t.action not in ("resolve", "false_alarm"):
+            return t
+        need = audits.approver_needed(self.config.matters.closure, state, unit)
+        if need is not None and state.pending:
+            raise IllegalTransition(
+                state.alert_id, state.state, t.action,
+                f"closing a tier-{state.tier} alert needs approval by a {need} or above; "
+                f"the {state.pending} requested by {state.pending_by} awaits it")
+        if need is not None:
+            return step(state, "request_close", at=t.at, actor=unit.id, note=t.note,
+                        reason=t.reason or f"needs approval by the {need}",
+                        request=t.action)
+        if state.pending == t.action and not t.reason:
+            return replace(t, reason=f"approved: {t.action} requested by "
+                                     f"{state.pending_by}")
+        return t
+
+    async def _commit_closing(self, state: AlertState, t: Transition) -> Change:
+        """Commit ``t``; a step that closed the alert goes with its audit draw (a
+        ``sample`` step in the same transaction when drawn). The step's change."""
+        sampled = audits.sample(self.config.matters.audits, apply(state, t))
+        changes = await self._commit([t] if sampled is None else [t, sampled])
+        self.counters.close_requests += t.action == "request_close"
+        self.counters.close_approvals += bool(state.pending) and t.action == state.pending
+        self.counters.sampled += sampled is not None
+        return changes[-1] if sampled is not None else changes[0]
+
+    def _acting(self, alert_id: str, actor: str) -> tuple[Unit, AlertState]:
+        unit = self.config.units.get(actor)
+        if unit is None:
+            self.counters.refused += 1
+            raise UnknownUnit(actor)
+        state = self.get(alert_id)
+        if state.place[:len(unit.path)] != unit.path:
+            self.counters.refused += 1
+            raise OutsideSubtree(unit, state)
+        return unit, state
+
+    async def approve_close(self, alert_id: str, actor: str, *, now: int, note: str = "",
+                            person: str = "") -> Change:
+        """Approve the close pending on the alert: ``actor``'s own resolve or false alarm.
+        NotPermitted below the approving level; IllegalTransition if nothing is pending."""
+        async with self._operation():
+            await self._fire(now)
+            unit, state = self._acting(alert_id, actor)
+            try:
+                audits.check_approver(self.config.matters.closure, state, unit)
+                if not state.pending:
+                    raise IllegalTransition(alert_id, state.state, "approve",
+                                            "no close awaits approval")
+                action: Action = "resolve" if state.pending == "resolve" else "false_alarm"
+                t = step(state, action, at=max(now, state.last.at), actor=unit.id, note=note,
+                         reason=f"approved: {action} requested by {state.pending_by}")
+            except (NotPermitted, IllegalTransition):
+                self.counters.refused += 1
+                raise
+            change = await self._commit_closing(state, self._by_person(t, person, unit))
+            self.counters.actions += 1
+            return change
+
+    async def reject_close(self, alert_id: str, actor: str, *, now: int, reason: str,
+                           note: str = "", person: str = "") -> Change:
+        """Reject the close pending on the alert, with a reason: it stays open, its
+        deadlines run again. NotPermitted below the approving level."""
+        async with self._operation():
+            await self._fire(now)
+            unit, state = self._acting(alert_id, actor)
+            try:
+                audits.check_approver(self.config.matters.closure, state, unit)
+                if not reason.strip():
+                    raise BadAction(f"rejecting the close of {alert_id} needs a reason")
+                t = step(state, "reject_close", at=max(now, state.last.at), actor=unit.id,
+                         note=note, reason=reason)
+            except (NotPermitted, BadAction, IllegalTransition):
+                self.counters.refused += 1
+                raise
+            (change,) = await self._commit([self._by_person(t, person, unit)])
+            self.counters.actions += 1
+            self.counters.close_rejections += 1
+            return change
+
+    async def audit(self, alert_id: str, actor: str, verdict: str, *, now: int,
+                    note: str = "", person: str = "") -> Change:
+        """An auditor's verdict (``pass`` or ``fail``) on the alert's latest closing.
+        A fail needs a note and reopens the alert with it as the reason (the auditor's
+        ``reopen``, new deadlines at its tier): the change returned is the reopening."""
+        if verdict not in ("pass", "fail"):
+            raise BadAction(f"an audit's verdict is pass or fail, not {verdict!r}")
+        async with self._operation():
+            await self._fire(now)
+            unit, state = self._acting(alert_id, actor)
+            at = max(now, state.last.at)
+            try:
+                audits.check_auditor(self.config.matters.audits or audits.DEFAULT_AUDITS,
+                                     unit)
+                if verdict == "fail" and not note.strip():
+                    raise BadAction(f"failing the audit of {alert_id} needs a note: the "
+                                    "reason it is reopened with")
+                t = self._by_person(step(state, "audit", at=at, actor=unit.id, note=note,
+                                         verdict=verdict), person, unit)
+                steps = [t]
+                if verdict == "fail":
+                    audited = apply(state, t)
+                    decision = self.policy.on_reopen(self._matter(state), state.tier,
+                                                     self._place(state), at)
+                    steps.append(self._by_person(step(
+                        audited, "reopen", at=at, actor=unit.id, note=note,
+                        reason=f"audit failed: {note}", deadlines=decision.deadlines),
+                        person, unit))
+            except (NotPermitted, BadAction, IllegalTransition):
+                self.counters.refused += 1
+                raise
+            changes = await self._commit(steps)
+            self.counters.actions += 1
+            self.counters.audits_passed += verdict == "pass"
+            self.counters.audits_failed += verdict == "fail"
+            self.counters.reopened += verdict == "fail"
+            return changes[-1]
+
+    def audit_queue(self, *, unit: str | None = None, status: str = "sampled"
+                    ) -> list[AlertState]:
+        """Closed alerts in ``unit``'s subtree whose latest closing's audit is ``status``
+        (``sampled``: waiting for an auditor; ``pass``; ``fail`` is never seen here,
+        since a fail reopens), oldest closing first."""
+        return audits.queue(self.alerts(unit=unit), status)
+
+    def pending_approvals(self, *, unit: str | None = None) -> list[AlertState]:
+        """Alerts in ``unit``'s subtree with a close awaiting approval."""
+        return audits.pending(self.alerts(unit=unit, open_only=True))
 
     def _action_step(self, state: AlertState, action: Action, unit: Unit, *, now: int,
                      note: str, reason: str, departments: tuple[str, ...]) -> Transition:

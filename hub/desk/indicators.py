@@ -84,6 +84,19 @@ stint handed to them as the person on duty of its unit (roster.yaml; the ``on_du
 the step that started it), with the same definitions: the call came on their watch, so
 its response is theirs, whoever in the unit answered. Ledgers from before roster.yaml
 have no ``on_duty``: their stints count for no person.
+
+**Matters and tiers.** A matter's row (group ``matter``) covers the stints of its alerts;
+a tier's row (group ``tier``, key ``A``...``D``) the stints that started at that tier
+(an escalation starts a stint at the tier above). Same definitions.
+
+**Closure control and audits** (:mod:`gridcall.hub.desk.audits`). A close that waited
+for approval counts as done when it was *requested* (the unit's own step), once it is
+approved: the approver's delay is not the unit's, and the deadlines do not run while it
+waits; a rejected request counts for nothing. A request is an answer to the call.
+
+- *audits*: verdicts recorded on the closings of the stints (an ``audit`` step after
+  the close that ended the stint, before any reopening); *audit-pass rate* (稽查合格率)
+  = passed / audits. The audit is read as of ``as_of`` like everything else.
 """
 
 from __future__ import annotations
@@ -99,7 +112,7 @@ from gridcall.hub.desk.lifecycle import HUB, SATISFIED, Rating, Transition
 from gridcall.hub.ingest.sinks.lineproto import escape_measurement, escape_tag
 from gridcall.wire.ladder import LEVELS
 
-Group = Literal["unit", "department", "person"]
+Group = Literal["unit", "department", "person", "matter", "tier"]
 STARTS = frozenset({"open", "escalate", "reopen"})
 BREACH = "deadline passed"
 """How the desk's reason for a deadline escalation ends ("response deadline passed");
@@ -133,6 +146,14 @@ class Stint:
     ratings: tuple[Rating, ...] = ()
     """Reporters' ratings of the handling (``rate`` steps after the stint closed the
     alert), in the order given."""
+    matter: str = ""
+    tier: str = ""
+    """The alert's matter, and its tier when the stint started."""
+    requested: str = ""
+    """A close awaiting approval (resolve, false_alarm), and when it was asked for."""
+    requested_at: int | None = None
+    audit: str = ""
+    """The verdict on the stint's closing: "", ``pass`` or ``fail``."""
 
     @property
     def stopped_at(self) -> int | None:
@@ -152,14 +173,30 @@ def _first(current: int | None, t: Transition, *actions: str) -> int | None:
     return t.at if current is None and t.action in actions else current
 
 
+def _closed_at(stint: Stint, t: Transition) -> int:
+    """When a close counts as done: when it was requested, if it waited for approval."""
+    if stint.requested == t.action and stint.requested_at is not None:
+        return stint.requested_at
+    return t.at
+
+
 def _advance(stint: Stint, t: Transition) -> Stint:
     """``stint`` after a step inside it (one that does not start a new stint)."""
+    if t.action == "request_close":
+        stint = replace(stint, requested=t.request, requested_at=t.at)
+    elif t.action == "reject_close":
+        stint = replace(stint, requested="", requested_at=None)
+    elif t.action == "audit":
+        return replace(stint, audit=t.verdict)
+    at = _closed_at(stint, t) if t.action in ("resolve", "false_alarm") else t.at
+    done = replace(t, at=at) if at != t.at else t
     return replace(
         stint, departments=t.departments,
-        responded_at=_first(stint.responded_at, t, "acknowledge", "false_alarm"),
+        responded_at=_first(stint.responded_at, done, "acknowledge", "false_alarm",
+                            "request_close"),
         arrived_at=_first(stint.arrived_at, t, "arrive"),
-        resolved_at=_first(stint.resolved_at, t, "resolve"),
-        false_alarm_at=_first(stint.false_alarm_at, t, "false_alarm"),
+        resolved_at=_first(stint.resolved_at, done, "resolve"),
+        false_alarm_at=_first(stint.false_alarm_at, done, "false_alarm"),
         ratings=(*stint.ratings, t.rating) if t.action == "rate" and t.rating is not None
         else stint.ratings)
 
@@ -196,6 +233,8 @@ def stints(transitions: Iterable[Transition], *, as_of: int | None = None,
     out: list[Stint] = []
     for history in by_alert.values():
         history.sort(key=lambda t: t.n)
+        first = history[0].alert
+        matter = first.matter if first is not None else ""
         current: Stint | None = None
         for t in history:
             if t.action not in STARTS:
@@ -209,7 +248,7 @@ def stints(transitions: Iterable[Transition], *, as_of: int | None = None,
                 end=horizon, response_deadline=moved(t.alert_id, t.deadlines.response),
                 arrival_deadline=moved(t.alert_id, t.deadlines.arrival),
                 disposal_deadline=moved(t.alert_id, t.deadlines.disposal),
-                departments=t.departments, on_duty=t.on_duty)
+                departments=t.departments, on_duty=t.on_duty, matter=matter, tier=t.tier)
         if current is not None:
             out.append(current)
     return out
@@ -253,6 +292,10 @@ class Indicator:
     """Of them, 满意 or 基本满意."""
     satisfaction_rate: float | None = None
     """满意率 = satisfied / rated."""
+    audits: int = 0
+    audits_passed: int = 0
+    audit_pass_rate: float | None = None
+    """稽查合格率: audits passed / audits (the module docstring)."""
 
     def as_dict(self) -> dict[str, str | int | float | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -286,6 +329,8 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
     calls = len(of)
     ratings = [r for s in of for r in s.ratings]
     satisfied = sum(r in SATISFIED for r in ratings)
+    audited = [s for s in of if s.audit]
+    passed = sum(s.audit == "pass" for s in audited)
     return Indicator(
         group=group, key=key, level=level, period_start=period_start, period_end=period_end,
         calls=calls, responses_judged=len(resp), responses_timely=len(resp_ok),
@@ -305,6 +350,8 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
                                      if s.resolved_at is not None]),
         rated=len(ratings), satisfied=satisfied,
         satisfaction_rate=_rate(satisfied, len(ratings)),
+        audits=len(audited), audits_passed=passed,
+        audit_pass_rate=_rate(passed, len(audited)),
     )
 
 
@@ -368,7 +415,8 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
     ``[period_start, period_end)``, judged as of ``as_of`` (default ``period_end``).
     Units first (by level from the district down, then id), then departments by id,
     then (if asked for in ``groups``) persons by id: a person's stints are those handed
-    to them as the person on duty (``Transition.on_duty``).
+    to them as the person on duty (``Transition.on_duty``), then matters by code, then
+    tiers from A to D.
     ``defer``: see the module docstring (silences)."""
     if period_end <= period_start:
         raise ValueError(f"period end {period_end} is not after its start {period_start}")
@@ -401,7 +449,25 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
                 by_person[s.on_duty].append(s)
         for person, of in sorted(by_person.items()):
             out.append(summarize("person", person, "person", period_start, period_end, of))
+    breakdowns: tuple[tuple[Group, Callable[[Stint], str]], ...] = (
+        ("matter", _matter_of), ("tier", _tier_of))
+    for group, key_of in breakdowns:
+        if group not in groups:
+            continue
+        by_key: dict[str, list[Stint]] = defaultdict(list)
+        for s in in_period:
+            by_key[key_of(s)].append(s)
+        for key, of in sorted(by_key.items()):
+            out.append(summarize(group, key, group, period_start, period_end, of))
     return out
+
+
+def _matter_of(s: Stint) -> str:
+    return s.matter
+
+
+def _tier_of(s: Stint) -> str:
+    return s.tier
 
 
 def by_unit(rows: Iterable[Indicator]) -> dict[str, Indicator]:
@@ -413,10 +479,11 @@ def by_unit(rows: Iterable[Indicator]) -> dict[str, Indicator]:
 
 COUNTS = ("calls", "responses_judged", "responses_timely", "arrivals_judged",
           "arrivals_timely", "disposals_judged", "disposals_timely", "resolution_due",
-          "resolved", "false_alarms", "whistles", "breaches", "rated", "satisfied")
+          "resolved", "false_alarms", "whistles", "breaches", "rated", "satisfied", "audits",
+          "audits_passed")
 RATES = ("response_timeliness_rate", "arrival_timeliness_rate", "disposal_timeliness_rate",
          "resolution_rate", "false_alarm_rate", "whistle_rate", "median_response_s",
-         "median_disposal_s", "satisfaction_rate")
+         "median_disposal_s", "satisfaction_rate", "audit_pass_rate")
 
 
 def line_protocol(rows: Iterable[Indicator], *, period: str,

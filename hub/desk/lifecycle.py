@@ -22,7 +22,8 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
                                                tier rule), the unit that tier routes to, new
                                                deadlines: the new unit must respond
     reopen       resolved | false_alarm     -> opened; new deadlines (the anomaly recurred
-                                               within the reopen window; the hub decides)
+                                               within the reopen window; the hub decides),
+                                               or an auditor's failed audit
     report_in, dept_arrive, dept_dispose, supervise
                  OPEN                       -> unchanged: a dispatched department's own
                                                steps and the hub's 督办 of one, legal as
@@ -31,6 +32,18 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
                                                after photos of a disposal; issue 18)
     rate         resolved | false_alarm     -> unchanged (a reporter rates the handling:
                                                satisfied, basically satisfied, dissatisfied)
+    request_close OPEN, no close pending    -> unchanged; a close (``request``: resolve or
+                                               false_alarm) awaits approval by the level
+                                               closure.approval names for the tier: its
+                                               deadlines wait meanwhile (``due`` is None)
+    reject_close OPEN, a close pending      -> unchanged; the request is void, deadlines back
+    sample       CLOSED, not sampled yet    -> unchanged; the closing is in the audit queue
+    audit        CLOSED, not audited yet    -> unchanged; ``verdict`` pass or fail (a fail
+                                               is followed by the auditor's reopen)
+
+A resolve or false_alarm while a close is pending is its approval (the approver's own
+step). Escalate voids a pending request (the new unit must respond); reopen clears the
+audit of the closing before.
 
 Which tier, unit and deadlines an escalation or reopening brings is decided by the caller
 (the policy, :mod:`gridcall.hub.desk.policy`); this module only holds the legal moves.
@@ -106,6 +119,10 @@ REQUIRES: dict[Action, frozenset[State]] = {
     "supervise": OPEN,
     "note": OPEN | CLOSED,
     "rate": CLOSED,
+    "request_close": OPEN,
+    "reject_close": OPEN,
+    "sample": CLOSED,
+    "audit": CLOSED,
 }
 """The states each action may be taken in."""
 
@@ -125,7 +142,7 @@ def _state_after(action: Action, before: State) -> State:
         case "false_alarm":
             return "false_alarm"
         case ("evidence" | "report_in" | "dept_arrive" | "dept_dispose" | "supervise" | "note"
-              | "rate"):
+              | "rate" | "request_close" | "reject_close" | "sample" | "audit"):
             return before
 
 
@@ -195,6 +212,10 @@ class Transition:
     store (:mod:`gridcall.hub.desk.photos`). Older rows lack it and read as ()."""
     rating: Rating | None = None
     """On ``rate``: the reporter's rating; its ``reason`` names the report."""
+    request: str = ""
+    """On ``request_close``: the close asked for, ``resolve`` or ``false_alarm``."""
+    verdict: str = ""
+    """On ``audit``: ``pass`` or ``fail``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +240,14 @@ class AlertState:
     dept_calls: tuple[DeptCall, ...] = ()
     """The departments whistled to it and how each answered, in the order called
     (:mod:`gridcall.hub.desk.whistle`)."""
+    pending: str = ""
+    """A close awaiting approval (``resolve`` or ``false_alarm``), else ""."""
+    pending_by: str = ""
+    """The unit that asked for it."""
+    pending_at: int = 0
+    audit: str = ""
+    """The latest closing's audit: "" (none), ``sampled`` (in the audit queue),
+    ``pass`` or ``fail``; cleared by a reopening."""
 
     @property
     def alert_id(self) -> str:
@@ -259,6 +288,8 @@ class AlertState:
     def due(self) -> tuple[str, int] | None:
         """The deadline the alert is waiting on now, ``(name, ns)``, or None if closed:
         response while opened/dispatched, arrival while acknowledged, disposal on site."""
+        if self.pending:  # the approving level holds the ball: nothing runs late below
+            return None
         d = self.last.deadlines
         match self.last.state:
             case "opened" | "dispatched":
@@ -283,6 +314,14 @@ def refusal(state: AlertState, action: Action, *,
         return f"{action} needs {need}"
     if action == "escalate" and state.tier == "A":
         return "escalate needs a tier below A: the district already holds it"
+    if action == "request_close" and state.pending:
+        return f"a {state.pending} requested by {state.pending_by} already awaits approval"
+    if action == "reject_close" and not state.pending:
+        return "reject_close needs a close awaiting approval"
+    if action == "sample" and state.audit:
+        return f"the closing is already in the audit queue ({state.audit})"
+    if action == "audit" and state.audit in ("pass", "fail"):
+        return f"the closing was audited already ({state.audit}); a reopening starts anew"
     if action == "dispatch" and actor_level is not None:
         # Tier A is the district and the town jointly (the town is its address): either
         # may dispatch. Otherwise the responsible unit or a level above it.
@@ -323,8 +362,8 @@ def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: 
          unit: str | None = None, unit_level: UnitLevel | None = None,
          unit_path: Iterable[str] | None = None, deadlines: Deadlines | None = None,
          departments: Iterable[str] = (), evidence: tuple[str, int] | None = None,
-         sensor: str = "", department: str = "", whistled: Iterable[Whistled] = ()
-         ) -> Transition:
+         sensor: str = "", department: str = "", whistled: Iterable[Whistled] = (),
+         request: str = "", verdict: str = "") -> Transition:
     """The transition ``action`` makes from ``state``; IllegalTransition if refused.
 
     Fields not given stay as they are; ``departments`` are *added* (lead stays first).
@@ -346,6 +385,12 @@ def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: 
                                 f"escalate needs a tier above {state.tier}, not {tier}")
     if action == "reopen" and deadlines is None:
         raise ValueError("a reopening needs new deadlines")
+    if action == "request_close" and request not in ("resolve", "false_alarm"):
+        raise ValueError(f"a close request asks for resolve or false_alarm, not {request!r}")
+    if action == "request_close":
+        check(state, "resolve" if request == "resolve" else "false_alarm")
+    if action == "audit" and verdict not in ("pass", "fail"):
+        raise ValueError(f"an audit's verdict is pass or fail, not {verdict!r}")
     if at < last.at:
         raise IllegalTransition(state.alert_id, state.state, action,
                                 f"{action} at {at} is before the last step at {last.at}")
@@ -357,8 +402,27 @@ def step(state: AlertState, action: Action, *, at: int, actor: str = HUB, note: 
         deadlines=deadlines or last.deadlines,
         departments=tuple(dict.fromkeys((*last.departments, *departments))),
         reason=reason, evidence=evidence, sensor=sensor, department=department,
-        whistled=tuple(whistled),
+        whistled=tuple(whistled), request=request, verdict=verdict,
     )
+
+
+def _pending(state: AlertState, t: Transition) -> tuple[str, str, int]:
+    """The close awaiting approval after ``t``: (what, asked by, when)."""
+    if t.action == "request_close":
+        return t.request, t.actor, t.at
+    if t.action in ("reject_close", "escalate", "resolve", "false_alarm", "reopen"):
+        return "", "", 0
+    return state.pending, state.pending_by, state.pending_at
+
+
+def _audit(state: AlertState, t: Transition) -> str:
+    if t.action == "sample":
+        return "sampled"
+    if t.action == "audit":
+        return t.verdict
+    if t.action == "reopen" or t.state in OPEN:
+        return ""
+    return state.audit
 
 
 def replace_alert(alert: RiskAlert, **changes: Any) -> RiskAlert:
@@ -385,6 +449,8 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
         why = whistle.refusal(state.dept_calls, t.action, t.department)
         if why is not None:
             raise IllegalTransition(t.alert_id, state.state, t.action, why)
+    if t.action == "request_close":  # what would be closed must be closable then
+        check(state, "resolve" if t.request == "resolve" else "false_alarm")
     if t.state != _state_after(t.action, state.state):
         raise IllegalTransition(t.alert_id, state.state, t.action,
                                 f"{t.action} leads to {_state_after(t.action, state.state)}, "
@@ -392,6 +458,7 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
     addresses = state.addresses
     if t.unit_path not in addresses:
         addresses = (*addresses, t.unit_path)
+    pending, pending_by, pending_at = _pending(state, t)
     return AlertState(  # every field named, not dataclasses.replace: half the cost per row
         alert=_wire(state.alert, t), last=t, opened_at=state.opened_at, place=state.place,
         addresses=addresses,
@@ -406,6 +473,8 @@ def apply(state: AlertState | None, t: Transition) -> AlertState:
             department=t.department, whistled=t.whistled, dispose_by=t.deadlines.disposal,
             on_duty=t.on_duty)
         if t.action == "dispatch" or t.action in whistle.DEPT_ACTIONS else state.dept_calls,
+        pending=pending, pending_by=pending_by, pending_at=pending_at,
+        audit=_audit(state, t),
     )
 
 
