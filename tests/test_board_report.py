@@ -57,8 +57,8 @@ async def test_a_report_from_the_form_opens_joins_and_is_rated(
 
     desk = site.hub.desk
     now = site.hub.clock()
-    for action in ("acknowledge", "arrive", "resolve"):
-        await desk.act(state.alert_id, action, "dongyuan", now=now)  # type: ignore[arg-type]
+    for action in ("acknowledge", "arrive", "resolve"):  # the town: tier B closes there
+        await desk.act(state.alert_id, action, "dasha", now=now)  # type: ignore[arg-type]
     await page.click("#report-refresh")
     item = page.locator('#my-reports li[data-report="R000001"]')
     await expect(item).to_have_attribute("data-state", "resolved")

@@ -49,7 +49,8 @@ async def test_a_report_runs_through_the_desk_to_a_rating(mqtt_url: str) -> None
     assert f"joined as evidence {alert.alert_id}" in mine[2].text
     assert "once its alert is resolved" in mine[3].text
     steps = [(e.action, e.actor, round((e.offset_s or 0) / 60)) for e in run.timeline
-             if e.kind == "alert" and e.alert_id == alert.alert_id]
+             if e.kind == "alert" and e.alert_id == alert.alert_id
+             and e.action != "sample"]  # the audits' draw of closings, not this test's
     assert steps == [("open", "dongyuan-g1", 3), ("evidence", "dongyuan", 4),
                      ("acknowledge", "dasha", 6), ("arrive", "dasha", 7),
                      ("note", "dasha", 8), ("resolve", "dasha", 9), ("rate", "dongyuan-g1", 10)]
