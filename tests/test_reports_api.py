@@ -276,6 +276,15 @@ async def test_the_public_intake_when_on_lands_in_triage_and_is_rate_limited(
             r = await c.post("/v1/public/reports",
                              json={"description": "third", "grid": "dasha-dong-g2"})
             assert r.status_code == 201
+        async with served.client("dasha") as town:  # the town's triage sees them all
+            triage = (await town.get("/v1/reports", params={"area": "true"})).json()
+            assert [(x["report_id"], x["unit"]) for x in triage["reports"]] == [
+                ("R000001", "public"), ("R000002", "public"), ("R000003", "public")]
+            assert (await town.get("/v1/reports")).json()["count"] == 0
+        async with served.client("changzhou") as other:
+            assert (await other.get("/v1/reports", params={"area": "true"})).json()[
+                "count"] == 0
+        async with served.client() as c:
             mine = await c.get("/v1/public/reports/R000001",
                                headers={"Authorization": f"Bearer {keys[0]}"})
             assert mine.status_code == 200, mine.text

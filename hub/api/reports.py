@@ -24,7 +24,7 @@ import secrets
 from collections import deque
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
@@ -274,11 +274,21 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIR
         return ReportOut.of(await view(report.report_id))
 
     @app.get("/v1/reports", response_model=ReportList, responses=ERRORS, tags=["reports"])
-    async def my_reports(unit: Caller, person: CallerPerson) -> ReportList:
-        """The reports your token filed (a unit's token: the unit's), oldest first."""
+    async def list_reports(
+        unit: Caller, person: CallerPerson,
+        area: Annotated[bool, Query(description="Every report in your area (a town's "
+                                    "triage), not only those your token filed.")] = False,
+    ) -> ReportList:
+        """The reports your token filed (a unit's token: the unit's), oldest first; with
+        ``area=true`` every report whose place is in your subtree, the public's too."""
         await reporting.start(clock())
-        found = [ReportOut.of(await view(r.report_id))
-                 for r in reporting.mine(unit.id, person)]
+        if area:
+            chosen = [r for r in reporting.book.all()
+                      if (g := cfg.units.get(r.filed.grid)) is not None
+                      and inside(g.path, unit.path)]
+        else:
+            chosen = reporting.mine(unit.id, person)
+        found = [ReportOut.of(await view(r.report_id)) for r in chosen]
         return ReportList(count=len(found), reports=found)
 
     @app.get("/v1/reports/{report_id}", response_model=ReportOut, responses=ERRORS,
