@@ -124,10 +124,13 @@ def _target(value: Any) -> Any:
 Target = Annotated[float | str, BeforeValidator(_target)]
 SHAPES: tuple[Shape, ...] = ("spike", "step", "ramp", "stuck", "dropout", "drift")
 ActionName = Literal["acknowledge", "arrive", "resolve", "false_alarm", "escalate", "dispatch",
-                     "note", "approve", "reject", "audit"]
+                     "note", "approve", "reject", "audit", "report_in", "dept_arrive",
+                     "dept_dispose"]
 """``approve``, ``reject`` and ``audit`` are closure control and audits (docs/desk.md):
 approve or reject the close pending on an alert, record an audit's ``verdict``."""
 RatingName = Literal["satisfied", "basically_satisfied", "dissatisfied"]
+DEPARTMENT_STEPS: frozenset[str] = frozenset({"report_in", "dept_arrive", "dept_dispose"})
+"""The steps a ``department`` takes (吹哨报到); the other actions are a ``unit``'s."""
 
 
 class _Aliased(Model):
@@ -160,9 +163,13 @@ class AnomalySpec(Model):
 
 class ActionSpec(Model):
     """``action:``: ``unit`` does ``do`` on the alert of ``matter`` in ``grid`` (or on
-    ``alert`` by id), as the API would for that unit's bearer token."""
+    ``alert`` by id), as the API would for that unit's bearer token; or a ``department``
+    takes its own step (``report_in``, ``dept_arrive``, ``dept_dispose``) as ``person``,
+    as the API would for its token."""
 
-    unit: Id
+    unit: Id | None = None
+    department: Id | None = None
+    person: Id | None = None
     do: ActionName
     matter: Id | None = None
     grid: Id | None = None
@@ -185,6 +192,14 @@ class ActionSpec(Model):
             raise ValueError("'verdict' (pass or fail) goes with do: audit, and only there")
         if self.verdict == "fail" and not self.note.strip():
             raise ValueError("a failed audit needs a 'note': the alert reopens with it")
+        if (self.unit is None) == (self.department is None):
+            raise ValueError("say who acts: a 'unit', or a 'department' (one of them)")
+        if self.department is not None and self.do not in DEPARTMENT_STEPS:
+            raise ValueError(f"a department takes its own steps (report_in, dept_arrive, "
+                             f"dept_dispose), not {self.do}: a unit does that")
+        if self.unit is not None and self.do in DEPARTMENT_STEPS:
+            raise ValueError(f"{self.do} is a department's step: give 'department' (and "
+                             "'person') instead of 'unit'")
         return self
 
 
@@ -348,10 +363,14 @@ class ActionAt:
     """``file:line`` of the entry, for messages about it."""
     verdict: str = ""
     """``do: audit``: pass or fail."""
+    department: str = ""
+    """The department that acts (then ``unit`` is ""): its own step (吹哨报到)."""
+    person: str = ""
+    """Who of the department acts (roster.yaml)."""
 
     def describe(self) -> str:
         which = self.alert or " ".join(x for x in (self.matter, self.grid) if x)
-        return f"{self.unit} {self.do} {which}"
+        return f"{self.unit or self.department} {self.do} {which}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,8 +596,9 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
         elif entry.action is not None:
             a = entry.action
             _action_refs(a, config, lambda k, r, loc=loc: problem((*loc, "action", *k), r))
-            actions.append(ActionAt(at_ns, a.unit, a.do, a.matter, a.grid, a.alert, a.note,
-                                    a.reason, a.departments, here, a.verdict or ""))
+            actions.append(ActionAt(at_ns, a.unit or "", a.do, a.matter, a.grid, a.alert,
+                                    a.note, a.reason, a.departments, here, a.verdict or "",
+                                    department=a.department or "", person=a.person or ""))
         elif entry.agent_offline is not None:
             off = entry.agent_offline
             if off.agent not in config.agents:
@@ -766,8 +786,15 @@ def _injection(a: AnomalySpec, start_s: float, config: ConfigSet, simulated: set
 
 
 def _action_refs(a: ActionSpec, config: ConfigSet, problem: Any) -> None:
-    if a.unit not in config.units:
+    if a.unit is not None and a.unit not in config.units:
         problem(("unit",), _unknown("unit", a.unit, config.units))
+    if a.department is not None and a.department not in config.departments:
+        problem(("department",), _unknown("department", a.department, config.departments))
+    if a.person is not None:
+        who = config.duty.person(a.person)
+        if who is None or who.unit != a.department:
+            mine = [p.id for p in config.duty.persons if p.unit == a.department]
+            problem(("person",), _unknown(f"person of {a.department}", a.person, mine))
     if a.grid is not None and (a.grid not in config.units
                                or config.units[a.grid].level != "grid"):
         grids = [u.id for u in config.units_at("grid")]

@@ -61,11 +61,13 @@ from gridcall.hub.desk.desk import (
     Change,
     NotFound,
     NotPermitted,
+    OutsideArea,
     OutsideSubtree,
+    UnknownDepartment,
     UnknownUnit,
 )
 from gridcall.hub.desk.intake import NowhereKnown, locate
-from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Transition
+from gridcall.hub.desk.lifecycle import Action, AlertState, IllegalTransition, Transition
 from gridcall.hub.desk.reporting import AlreadyRated, Reporting
 from gridcall.hub.desk.reports import NoSuchReport
 from gridcall.hub.service import Hub
@@ -92,7 +94,7 @@ from gridcall.simulators.uplink import Uplink
 from gridcall.simulators.weather import rain_model
 from gridcall.wire import AgentStatus, Decoder, MalformedMessage, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress
-from gridcall.wire.clock import NS
+from gridcall.wire.clock import NS, utc_text
 from gridcall.wire.errors import InvariantError
 
 log = logging.getLogger(__name__)
@@ -797,10 +799,48 @@ class SimDistrict:
                    actor=f.person or f.unit)
 
     async def _act(self, action: ActionAt) -> None:
+        if action.department:
+            await self.department_act(action.department, action.do, person=action.person,
+                                      matter=action.matter, grid=action.grid,
+                                      alert=action.alert, note=action.note,
+                                      where=action.where)
+            return
         await self.act(action.unit, action.do, matter=action.matter, grid=action.grid,
                        alert=action.alert, note=action.note, reason=action.reason,
                        departments=action.departments, where=action.where,
                        verdict=action.verdict)
+
+    async def department_act(self, department: str, do: ActionName, *, person: str = "",
+                             matter: str | None = None, grid: str | None = None,
+                             alert: str | None = None, note: str = "",
+                             where: str = "") -> Change | None:
+        """``department`` takes its own step ``do`` (report_in, dept_arrive,
+        dept_dispose) now, as ``person``, on the alert ``alert`` or the latest of
+        ``matter`` in ``grid`` (吹哨报到), as the API would for its token. A refusal (not
+        dispatched, out of order, outside its area) goes to the timeline as
+        ``refused``."""
+        desk = self.hub.desk
+        target = alert or self._pick(matter, grid)
+        label = f"{department} {do} " + (alert or " ".join(x for x in (matter, grid) if x))
+        suffix = f" ({where})" if where else ""
+        if target is None:
+            self._note("refused", f"{label}: refused, no such alert{suffix}", action=do,
+                       actor=department, matter=matter or "", grid=grid or "")
+            return None
+        steps: dict[str, Action] = {"report_in": "report_in", "dept_arrive": "dept_arrive",
+                                    "dept_dispose": "dept_dispose"}
+        try:
+            if do not in steps:
+                raise BadAction(f"{do} is not a department's step (report_in, dept_arrive, "
+                                "dept_dispose)")
+            return await desk.department_act(target, steps[do], department,
+                                             now=self.clock(), note=note, person=person)
+        except (IllegalTransition, NotFound, OutsideArea, UnknownDepartment,
+                BadAction) as exc:
+            self._note("refused", f"{label}: refused, {exc}{suffix}", action=do,
+                       actor=department, alert_id=target, matter=matter or "",
+                       grid=grid or "")
+            return None
 
     async def act(self, unit: str, do: ActionName, *, matter: str | None = None,
                   grid: str | None = None, alert: str | None = None, note: str = "",
@@ -918,6 +958,17 @@ def _step_text(change: Change) -> str:
             return f"{head} evidence{note}"
         case "reopen":
             return f"{head} reopened at tier {t.tier}, {t.unit}{why}"
+        case "report_in" | "dept_arrive" | "dept_dispose":
+            who = f"{t.person} of {t.department}" if t.person else t.department
+            what = {"report_in": "reported in", "dept_arrive": "arrived on site",
+                    "dept_dispose": "reported its part disposed of"}[t.action]
+            return f"{head} {t.department} {what} ({who}){note}"
+        case "supervise":
+            return f"{head} 督办: {t.department} missed its promised arrival{why}"
+        case "dispatch" if t.whistled:
+            called = ", ".join(f"{w.department} (on site by {utc_text(w.arrive_by)})"
+                               for w in t.whistled)
+            return f"{head} dispatch by {t.actor}: called {called}{note}"
         case _:
             return f"{head} {t.action} by {t.actor} -> {t.state}{note}"
 

@@ -173,3 +173,32 @@ async def test_readings_can_be_stored_too() -> None:
     assert reasons <= {"no_value"}
     lost = sum(a.counters.skipped["no_value"] for a in d.agents.values())
     assert stored == sent == taken - lost > 0
+
+
+async def test_departments_report_in_act_and_a_missed_arrival_is_supervised(
+        tmp_path: Path) -> None:
+    """吹哨报到 in the scenario language: department steps with their person, and the
+    district's 督办 of the squad that was not on site by its promise, at that instant.
+    (On a private mosquitto: the run is the embedded broker's, as test_a_real_broker_...
+    shows, and mosquitto speaks the MQTT v5 the agents and the desk now use.)"""
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        run = await run_scenario("departments-whistle", broker_url=broker.url)
+    steps = {(t.action, t.department): t for t in run.transitions
+             if t.department or t.action == "dispatch"}
+    start = load_scenario("departments-whistle").start_ns
+    at = {key: (t.at - start) // 60_000_000_000 for key, t in steps.items()}
+    assert at == {("dispatch", ""): 105, ("report_in", "fire_safety"): 107,
+                  ("report_in", "urban_mgmt-jiulong"): 110,
+                  ("dept_arrive", "fire_safety"): 116,
+                  ("supervise", "urban_mgmt-jiulong"): 135,  # whistled 1:45 + 30m
+                  ("dept_dispose", "fire_safety"): 140,
+                  ("dept_arrive", "urban_mgmt-jiulong"): 145}, run.describe()
+    assert [w.department for w in steps[("dispatch", "")].whistled] == [
+        "fire_safety", "urban_mgmt-jiulong"]
+    assert steps[("dept_dispose", "fire_safety")].person == "xu-bin"
+    assert steps[("supervise", "urban_mgmt-jiulong")].on_duty == "lin-tao"
+    texts = [e.text for e in run.timeline if e.kind == "alert"]
+    assert any("urban_mgmt-jiulong reported in (he-jian of urban_mgmt-jiulong)" in x
+               for x in texts), run.describe()
+    assert any("督办: urban_mgmt-jiulong missed its promised arrival" in x for x in texts)
+    assert not [e for e in run.timeline if e.kind == "refused"], run.describe()
