@@ -246,6 +246,14 @@ async def test_a_note_with_photos_changes_nothing_else_and_a_retry_writes_once(
 async def test_the_public_intake_is_off_by_default(served: Served) -> None:
     assert "off" in await refused(served, None, "POST", "/v1/public/reports", 404,
                                   json={"description": "x", "grid": "dongyuan-g1"})
+    # and, off, it reads no more than any route: a large body from anyone is a 413
+    big = {"description": "x", "grid": "dongyuan-g1", "photos": [b64(png(pad=60_000))]}
+    assert "larger than the API takes (65536" in await refused(
+        served, None, "POST", "/v1/public/reports", 413, json=big)
+    # a unit's report is read whole (up to five photos' worth): its photo is what is
+    # too large here (hub.reports.photo_max_bytes 4096 in this fixture)
+    assert "photos.0: a photo of 60" in await refused(
+        served, "dongyuan-g1", "POST", "/v1/reports", 413, json=big)
 
 
 async def test_the_public_intake_when_on_lands_in_triage_and_is_rate_limited(

@@ -101,7 +101,8 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.state.config = cfg
     guard.install(app)
     app.add_middleware(BodyGuard, max_bytes=max_body_bytes,
-                       larger=(reports.PHOTO_ROUTES, cfg.hub.reports.max_body_bytes()))
+                       larger=(reports.photo_routes(cfg.hub.reports),
+                               cfg.hub.reports.max_body_bytes()))
     if standby is not None:  # outermost: refused before a body is read
         app.add_middleware(ReadOnlyGuard, client_id=cfg.hub.client_id, holder=standby)
 

@@ -29,7 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from gridcall.config import ConfigSet, Unit
-from gridcall.config.reports import MAX_PHOTOS
+from gridcall.config.reports import MAX_PHOTOS, ReportSettings
 from gridcall.hub.api.auth import AlertId, Caller, CallerPerson, inside, visible
 from gridcall.hub.api.models import (
     ACTION_ERRORS,
@@ -63,6 +63,14 @@ from gridcall.wire.clock import Clock, ns
 PHOTO_ROUTES = r"^/v1/(reports|public/reports|alerts/[^/]+/notes)$"
 """The routes whose bodies carry photos: the body guard lets them be larger
 (:meth:`gridcall.config.reports.ReportSettings.max_body_bytes`)."""
+
+
+def photo_routes(settings: ReportSettings) -> str:
+    """:data:`PHOTO_ROUTES`, less the public intake unless it is on and takes photos: a
+    body from anyone without a token is read at ``api.max_body_bytes`` at most."""
+    if settings.public.enabled and settings.public.photos:
+        return PHOTO_ROUTES
+    return r"^/v1/(reports|alerts/[^/]+/notes)$"
 ReportId = Annotated[str, Path(pattern=r"^R[0-9]{6,}$")]
 PhotoId = Annotated[str, Path(pattern=PHOTO_ID.pattern)]
 Point = Annotated[list[Annotated[float, Field(ge=-180, le=180)]],
@@ -448,5 +456,16 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIR
     return app
 
 
-__all__ = ["PHOTO_ROUTES", "NoteBody", "PhotoIn", "PublicReportBody", "RateLimit", "RatingBody",
-           "ReportBody", "ReportList", "ReportOut", "router"]
+__all__ = [
+    "PHOTO_ROUTES",
+    "NoteBody",
+    "PhotoIn",
+    "PublicReportBody",
+    "RateLimit",
+    "RatingBody",
+    "ReportBody",
+    "ReportList",
+    "ReportOut",
+    "photo_routes",
+    "router",
+]
