@@ -16,7 +16,9 @@ agent_state), with
 Each is built ``--rounds`` times; the median and the worst are printed with the lines and
 bytes. With ``--influx`` each snapshot is also written to that InfluxDB 1.x (a fresh
 database, dropped afterwards) through the hub's own v1 sink, in the writer's requests of
-5,000 lines, and the write is timed.
+5,000 lines, and the write is timed. Last, what a hub with ``boards.full_every`` > 1
+writes between full snapshots when ``--changed`` of the ``--alerts`` took a step since
+the last write (hub/board/diff.py): built and, with ``--influx``, written the same way.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config  # noqa: E402
+from gridcall.hub.board.diff import SnapshotDiff  # noqa: E402
 from gridcall.hub.board.feed import BoardFeed  # noqa: E402
 from gridcall.hub.board.writer import BoardWriter  # noqa: E402
-from gridcall.hub.desk.lifecycle import AlertState, apply, opening  # noqa: E402
+from gridcall.hub.desk.lifecycle import AlertState, apply, opening, step  # noqa: E402
 from gridcall.hub.desk.policy import Policy  # noqa: E402
 from gridcall.hub.desk.roster import Roster  # noqa: E402
 from gridcall.sinks import influx_sink  # noqa: E402
@@ -96,6 +99,32 @@ def measure(feed: BoardFeed, states: list[AlertState], evidence: dict[str, tuple
     return times, body
 
 
+def changed_only(feed: BoardFeed, states: list[AlertState],
+                 evidence: dict[str, tuple[str, ...]], roster: Roster, changed: int,
+                 rounds: int) -> tuple[list[float], bytes]:
+    """What a hub with ``boards.full_every`` > 1 writes between full snapshots when
+    ``changed`` of the alerts took a step since the last write (acknowledged): built
+    ``rounds`` times, each after a full write."""
+    now = T0 + 60 * S
+    moved = [apply(st, step(st, "acknowledge", at=T0 + 30 * S, actor=st.unit))
+             if i < changed else st for i, st in enumerate(states)]
+    times: list[float] = []
+    body = b""
+    names = (f"{feed.names['grid_risk']},", f"{feed.names['sensor_risk']},")
+    for _ in range(rounds):
+        diff = SnapshotDiff(10, diffed=names)
+        plan = diff.plan(states, evidence)
+        diff.lines(plan, feed.snapshot(states, now, evidence=evidence,
+                                       agents=roster.views(now)))
+        diff.written(plan, True)
+        started = time.perf_counter()
+        plan = diff.plan(moved, evidence)
+        body = diff.lines(plan, feed.snapshot(moved, now + 30 * S, evidence=evidence,
+                                              agents=roster.views(now), only=plan.alerts))
+        times.append(time.perf_counter() - started)
+    return times, body
+
+
 async def write(cfg: ConfigSet, url: str, body: bytes, rounds: int) -> list[float]:
     db = f"bench_boards_{uuid.uuid4().hex[:8]}"
     times: list[float] = []
@@ -119,6 +148,9 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--influx", help="an InfluxDB 1.x URL to time the writes against")
+    parser.add_argument("--changed", type=int, default=100,
+                        help="of the --alerts, how many took a step since the last write "
+                             "(the snapshot that writes only what changed)")
     args = parser.parse_args()
     cfg = load_config(SAMPLE_DISTRICT)
     feed = BoardFeed(cfg)
@@ -138,6 +170,17 @@ def main() -> None:
             w = asyncio.run(write(cfg, args.influx, body, max(3, args.rounds // 4)))
             print(f"{'':>22}   write to InfluxDB ({args.influx}): median "
                   f"{statistics.median(w) * 1e3:8.1f} ms, worst {max(w) * 1e3:8.1f} ms")
+    states, evidence = open_alerts(cfg, args.alerts, one_per_place=False)
+    times, body = changed_only(feed, states, evidence, roster, args.changed, args.rounds)
+    label = f"{args.changed:,} of them changed"
+    lines = body.count(b"\n")
+    print(f"{label:>22} (only what changed): build median "
+          f"{statistics.median(times) * 1e3:8.2f} ms, worst {max(times) * 1e3:8.2f} ms; "
+          f"{lines:>6} lines, {len(body) / 1024:8.1f} KiB")
+    if args.influx:
+        w = asyncio.run(write(cfg, args.influx, body, max(3, args.rounds // 4)))
+        print(f"{'':>22}   write to InfluxDB ({args.influx}): median "
+              f"{statistics.median(w) * 1e3:8.1f} ms, worst {max(w) * 1e3:8.1f} ms")
 
 
 if __name__ == "__main__":

@@ -66,10 +66,12 @@ class BoardSchema:
     def for_config(cls, cfg: ConfigSet, *, snapshot_window: str | None = None
                    ) -> BoardSchema:
         """The reading measurement hub.yaml names (``influx.measurement``) and, unless
-        given, a snapshot window of two of its ``boards.interval``."""
+        given, a snapshot window of two of its ``boards.interval`` (``full_every + 1``
+        when the hub writes only what changed between full snapshots)."""
+        boards = cfg.hub.boards
         reading = cfg.hub.influx.measurement if cfg.hub.influx else "reading"
         window = snapshot_window or grafana_duration(
-            2 * cfg.hub.boards.interval.total_seconds())
+            (max(2, boards.full_every + 1)) * boards.interval.total_seconds())
         return cls(reading=reading, snapshot_window=window)
 
 
@@ -315,7 +317,9 @@ def latest_per_alert(columns: tuple[str, ...]) -> tuple[JSON, ...]:
     ``last()``: say tier C and tier B). ``age_s`` only grows, so the row with the largest
     age is the alert's latest snapshot: sort by it, group by ``alert_id`` keeping each
     column's last value, and rename the columns back. Rows come as one frame (InfluxQL
-    ``resultFormat: table``), so the grouping spans every series.
+    ``resultFormat: table``), so the grouping spans every series. Then only rows with
+    ``open`` 1 are kept: a hub that writes only what changed (``boards.full_every``)
+    writes a closing point (``open=0``) for an alert that closed, the latest of its rows.
     """
     kept = [c for c in columns if c != "alert_id"]
     return (
@@ -324,6 +328,10 @@ def latest_per_alert(columns: tuple[str, ...]) -> tuple[JSON, ...]:
             "alert_id": {"operation": "groupby", "aggregations": []},
             **{c: {"operation": "aggregate", "aggregations": ["last"]} for c in kept}}}},
         {"id": "organize", "options": {"renameByName": {f"{c} (last)": c for c in kept}}},
+        {"id": "filterByValue", "options": {
+            "type": "include", "match": "all",
+            "filters": [{"fieldName": "open", "config": {"id": "equal",
+                                                         "options": {"value": 1}}}]}},
     )
 
 
@@ -405,7 +413,7 @@ def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
 
 def town_board(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
     alert_fields = ("title", "deadline_left_s", "deadline_ms", "deadline_kind", "escalations",
-                    "age_s", "sensor")
+                    "age_s", "sensor", "open")
     alert_tags = ("alert_id", "tier", "state", "unit", "department", "grid")
     panels = (
         risk_map(cfg, s, title="Risk in the town now", width=12, height=12, filters=PLACE,

@@ -7,7 +7,9 @@ schema and example queries: ``docs/boards.md``, "Board data").
 **Snapshots** (:meth:`BoardFeed.snapshot`, every ``boards.interval`` of the hub's clock,
 all points of one snapshot at the same time):
 
-- ``open_alert``: one point per open alert (not resolved, not a false alarm);
+- ``open_alert``: one point per open alert (not resolved, not a false alarm); with
+  ``hub.boards.full_every`` > 1 only those that changed, and a closing point (``open=0``)
+  for one that closed (hub/board/diff.py);
 - ``grid_risk``: one point per grid of the topology (risk = highest open tier there);
 - ``sensor_risk``: one point per sensor (risk = highest open alert it is evidence of, and
   its health as its agent reports it);
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from gridcall.config import ConfigSet
@@ -154,11 +156,14 @@ class BoardFeed:
 
     def snapshot(self, alerts: Iterable[AlertState], now: int, *,
                  evidence: Mapping[str, Iterable[str]] | None = None,
-                 agents: Iterable[AgentView] = ()) -> bytes:
+                 agents: Iterable[AgentView] = (), only: Container[str] | None = None,
+                 closed: Iterable[AlertState] = ()) -> bytes:
         """Every snapshot point at ``now``: ``open_alert`` for the open ones of ``alerts``,
         ``grid_risk``, ``sensor_risk`` and ``agent_state`` (for ``agents``).
         ``evidence`` maps an alert id to the sensors that added evidence to it (besides
-        the alert's own sensor)."""
+        the alert's own sensor). ``only``: ``open_alert`` for these alerts alone (the
+        risks still from all); ``closed``: a closing point (``open=0``) for each
+        (hub/board/diff.py)."""
         evidence = evidence or {}
         lines: list[str] = []
         grid_risk: dict[str, int] = {}
@@ -167,7 +172,8 @@ class BoardFeed:
         for state in alerts:
             if not state.is_open:
                 continue
-            lines.append(self._open_alert(state, now))
+            if only is None or state.alert_id in only:
+                lines.append(self._open_alert(state, now))
             risk = RISK[state.tier]
             for grid in state.alert.grids or (state.place[-1],):  # an outage: each grid
                 grid_open[grid] = grid_open.get(grid, 0) + 1
@@ -176,6 +182,7 @@ class BoardFeed:
             for sensor in (state.alert.sensor, *evidence.get(state.alert_id, ())):
                 if risk > sensor_risk.get(sensor, 0):
                     sensor_risk[sensor] = risk
+        lines.extend(self._open_alert(state, now, open_=False) for state in closed)
         for g in self._grids.values():
             lines.append(f"{self._grid_heads[g.grid]}risk={grid_risk.get(g.grid, 0)}i,"
                          f"open={grid_open.get(g.grid, 0)}i,lat={g.lat!r},lon={g.lon!r} "
@@ -190,7 +197,7 @@ class BoardFeed:
                          f"lon={info.lon!r},health=\"{h}\",healthy={int(h == 'ok')}i {now}\n")
         return "".join(lines).encode()
 
-    def _open_alert(self, state: AlertState, now: int) -> str:
+    def _open_alert(self, state: AlertState, now: int, *, open_: bool = True) -> str:
         # Written out rather than through _line: with 10,000 open alerts this is the
         # snapshot's hot loop (tag keys in sorted order, as _tags would put them).
         alert = state.alert
@@ -211,7 +218,7 @@ class BoardFeed:
         if title is None:
             title = self._titles[(alert.matter, grid_id)] = _string(
                 f"{alert.matter_name} {grid.name if grid else grid_id}")
-        fields = (f"open=1i,sensor={_string(alert.sensor)},title={title},"
+        fields = (f"open={int(open_)}i,sensor={_string(alert.sensor)},title={title},"
                   f"escalations={state.escalations}i,age_s={(now - state.opened_at) / NS!r},"
                   f"steps={last.n}i,opened_ms={state.opened_at // 1_000_000}i,"
                   f"agent={_string(alert.agent)}")

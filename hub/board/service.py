@@ -3,7 +3,9 @@ docs/boards.md) and the assessment indicators written through the hub's sink whe
 writes line protocol (InfluxDB v1 or v2).
 
 - a snapshot (open alerts, grid and sensor risk, agents) at start, every
-  ``hub.boards.interval`` of the hub's clock and at stop;
+  ``hub.boards.interval`` of the hub's clock and at stop: whole, or with
+  ``hub.boards.full_every`` > 1 whole once in that many and only what changed in between
+  (:mod:`gridcall.hub.board.diff`);
 - each fresh anomaly event and each ledger step as they happen (queued, flushed every
   tick);
 - the indicators every 60 s (:mod:`gridcall.hub.board.indicator_writer`).
@@ -17,6 +19,7 @@ import logging
 from typing import cast
 
 from gridcall.config import ConfigSet
+from gridcall.hub.board.diff import Plan, SnapshotDiff
 from gridcall.hub.board.feed import BoardFeed
 from gridcall.hub.board.indicator_writer import IndicatorCounters, run_indicator_writer
 from gridcall.hub.board.writer import BoardWriter, LineSink
@@ -47,6 +50,9 @@ class Boards:
         self.tick_interval = tick_interval
         self.drain_timeout = drain_timeout
         self.feed = BoardFeed(config)
+        self.diff = SnapshotDiff(self.settings.full_every, diffed=(
+            f"{self.feed.names['grid_risk']},", f"{self.feed.names['sensor_risk']},"))
+        """What of each snapshot to write (all of it unless ``boards.full_every`` > 1)."""
         self.indicator_counters = IndicatorCounters()
         self.writer: BoardWriter | None = None
         """Board data in InfluxDB: when enabled and the sink writes line protocol."""
@@ -74,12 +80,28 @@ class Boards:
             open_alerts, now, agents=self.roster.views(agents_now),
             evidence={s.alert_id: self.desk.sensors_of(s.alert_id) for s in open_alerts})
 
+    def _changed(self, now: int | None = None) -> tuple[Plan, bytes]:
+        """The snapshot's lines to write now (hub/board/diff.py) and the plan they follow."""
+        agents_now = now if now is not None and self.agent_clock is self.clock \
+            else self.agent_clock()
+        now = self.clock() if now is None else now
+        open_alerts = self.desk.alerts(open_only=True)
+        evidence = {s.alert_id: self.desk.sensors_of(s.alert_id) for s in open_alerts}
+        plan = self.diff.plan(open_alerts, evidence)
+        body = self.feed.snapshot(open_alerts, now, agents=self.roster.views(agents_now),
+                                  evidence=evidence, only=plan.alerts,
+                                  closed=[self.desk.get(a) for a in plan.closed])
+        return plan, self.diff.lines(plan, body)
+
     async def write(self, now: int | None = None) -> bool:
-        """Write a board snapshot and the event points waiting; False if either failed
-        (or there is no line-protocol sink)."""
+        """Write a board snapshot (whole, or what changed: ``boards.full_every``) and the
+        event points waiting; False if either failed (or there is no line-protocol
+        sink)."""
         if self.writer is None:
             return False
-        written = await self.writer.snapshot(self.snapshot(now))
+        plan, body = self._changed(now)
+        written = await self.writer.snapshot(body)
+        self.diff.written(plan, written)
         return await self.writer.flush() and written
 
     async def _loop(self, stop: asyncio.Event) -> None:
