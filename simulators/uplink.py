@@ -12,9 +12,10 @@ agent can be given ``url`` before the relay serves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
-from gridcall.wire.broker import BrokerAddress
+from gridcall.wire.broker import BrokerAddress, without_mqtt5
 
 
 class Uplink:
@@ -27,8 +28,14 @@ class Uplink:
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._pipes: set[asyncio.Task[None]] = set()
-        self.url = f"mqtt://127.0.0.1:{self._sock.getsockname()[1]}"
+        port = self._sock.getsockname()[1]
+        self.url = f"mqtt://127.0.0.1:{port}"
         """Where the agent connects instead of the broker."""
+        # the relay speaks whatever its broker speaks: an agent behind a relay to the
+        # embedded amqtt broker must connect with 3.1.1, as one connecting to it directly
+        self._no_v5 = contextlib.ExitStack()
+        if not address.speaks_mqtt5:
+            self._no_v5.enter_context(without_mqtt5("127.0.0.1", port))
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, sock=self._sock)
@@ -76,6 +83,7 @@ class Uplink:
 
     async def close(self) -> None:
         self.cut()
+        self._no_v5.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
