@@ -285,6 +285,17 @@ async def fill_and_query(cfg: ConfigSet, mqtt_url: str, url: str, db: str,
                 for action in ("dispatch", "acknowledge", "arrive", "resolve"):
                     await hub.desk.act(alert.alert_id, action, alert.unit, now=hub.clock(),
                                        note=f"{action} (test duty officer)")
+                    if action != "dispatch":
+                        continue
+                    # the departments the dispatch whistled answer for themselves (报到):
+                    # their indicator rows come from their own steps only
+                    called = hub.desk.get(alert.alert_id).dept_calls
+                    assert called, f"the dispatch of {alert.alert_id} called no department"
+                    for call in called:
+                        for dept_action in ("report_in", "dept_arrive", "dept_dispose"):
+                            await hub.desk.department_act(
+                                alert.alert_id, dept_action, call.department,
+                                now=hub.clock(), note=f"{dept_action} (test department)")
                 run.closed.add(alert.alert_id)
             assert hub.boards is not None
             # the hub's own indicator writer function, now rather than at its next round
