@@ -5,7 +5,8 @@
   except ``matters``, whose entries replace the sample's matter of the same code;
 - ``input.yaml``: what happens, in order, each step at a time after the start (``at``):
   an anomaly ``event`` (sensor, severity, kind, phase, agent, seq: an agent's numbering,
-  so a repeated seq is a redelivery), a unit's ``act`` (alert, action, unit, reason,
+  so a repeated seq is a redelivery), a ``call`` no sensor raised (source, seq, kind,
+  matter, grid or point, actor, severity, tier: :meth:`Desk.call`), a unit's ``act`` (alert, action, unit, reason,
   departments), a ``tick`` (the timer looks at the clock), a ``silence`` (scope, id,
   ``for`` a duration or ``until`` a time after the start, optional ``start``, unit,
   reason), a ``lift`` (silence, unit) or an ``agent`` going ``offline`` or back
@@ -33,6 +34,7 @@ import yaml
 from gridcall.config import SAMPLE_DISTRICT, load_config
 from gridcall.config.base import parse_duration
 from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.intake import Call, locate
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.desk.silence import Scope, SilenceStep
@@ -126,6 +128,19 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
                                    departments=a.get("departments", ()))
                 except (ValueError, LookupError, PermissionError) as exc:
                     refused.append(f"{span(now - T0)} {a['action']} by {a['unit']}: {exc}")
+            elif "call" in step:  # a call no sensor raised (hub/desk/intake.py)
+                c = step["call"]
+                point = c.get("point")
+                try:
+                    await desk.call(Call(
+                        source=c.get("source", "reports"), seq=c["seq"],
+                        kind=c.get("kind", "report"), matter=c["matter"],
+                        grid=c.get("grid") or locate(cfg, point=tuple(point)).id,
+                        note=c.get("note", ""), at=now, severity=c.get("severity", "minor"),
+                        tier=c.get("tier"), point=tuple(point) if point else None,
+                        actor=c.get("actor", "")), now)
+                except (ValueError, LookupError) as exc:
+                    refused.append(f"{span(now - T0)} call {c['seq']}: {exc}")
             elif "tick" in step:
                 await desk.tick(now)
             elif "silence" in step:
@@ -149,8 +164,8 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
                 except (ValueError, LookupError) as exc:
                     refused.append(f"{span(now - T0)} lift by {li['unit']}: {exc}")
             else:
-                raise ValueError(f"{case.name}: a step needs event, act, tick, silence, "
-                                 f"lift or agent: {step}")
+                raise ValueError(f"{case.name}: a step needs event, call, act, tick, "
+                                 f"silence, lift or agent: {step}")
         alerts = []
         for state in desk.alerts():
             a = state.alert
