@@ -7,10 +7,11 @@
   an anomaly ``event`` (sensor, severity, kind, phase, agent, seq: an agent's numbering,
   so a repeated seq is a redelivery), a ``call`` no sensor raised (source, seq, kind,
   matter, grid or point, actor, severity, tier: :meth:`Desk.call`), a unit's ``act``
-  (alert, action, unit, reason, departments), a ``tick`` (the timer looks at the clock), a ``silence`` (scope, id,
-  ``for`` a duration or ``until`` a time after the start, optional ``start``, unit,
-  reason), a ``lift`` (silence, unit) or an ``agent`` going ``offline`` or back
-  (``{id: edge-x, offline: false}``: what the roster tells the desk's inhibitor);
+  (alert, action, unit, reason, departments), a ``tick`` (the timer looks at the
+  clock), a ``silence`` (scope, id, ``for`` a duration or ``until`` a time after the
+  start, optional ``start``, unit, reason), a ``lift`` (silence, unit) or an ``agent``
+  going ``offline`` or back (``{id: edge-x, offline: false}``: what the roster tells the
+  desk's inhibitor);
 - ``expected.yaml``: every alert afterwards, with its history as
   ``"<at> <action> <tier> <unit> [by <actor>] [: reason]"``, refused actions, and every
   silence with its steps (``"<at> <action> [by <unit>] [: note]"``), and the anomalies
