@@ -221,3 +221,30 @@ async def test_a_restart_rebuilds_the_calls_and_supervises_what_passed_meanwhile
         assert [(c.department, c.supervised_at) for c in desk.get("AL000001").dept_calls] == [
             ("urban_mgmt", T0 + 32 * MIN), ("police-dasha", T0 + 17 * MIN)]
         assert desk.counters.supervisions == 0  # written before: not again
+
+
+async def test_simulated_department_staff_answer_their_calls_in_time(desk: Desk) -> None:
+    """The demo's duty staff (simulators/responders.py): a department called answers each
+    stage before its deadline, as its person on duty, and the unit's own plan is not made
+    moot by the department's steps."""
+    from gridcall.simulators.responders import Responders
+
+    staff = Responders(desk, lambda: T0, seed=3, in_time=1.0, false_alarm=0.0)
+    await desk.on_event(event(), T0)
+    await desk.act("AL000001", "dispatch", "dasha", now=T0 + MIN, departments=["urban_mgmt"])
+    for minute in range(2, 24 * 60):  # the hub's clock, a minute at a time
+        await staff.act_due(T0 + minute * MIN)  # what run() does at each poll
+        await desk.tick(T0 + minute * MIN)
+        if call(desk, "urban_mgmt").stage == "disposed":
+            break
+    um = call(desk, "urban_mgmt")
+    assert um.stage == "disposed", desk.get("AL000001").dept_calls
+    assert um.reported_at is not None
+    assert um.arrived_at is not None
+    assert um.disposed_at is not None
+    assert um.reported_at <= um.report_by
+    assert um.arrived_at <= um.arrive_by
+    assert um.disposed_at <= um.dispose_by
+    assert (um.reported_person, um.arrived_person) == ("qian-lei", "qian-lei")
+    assert um.supervised_at is None
+    assert staff.dept_taken == 3
