@@ -230,3 +230,56 @@ async def test_a_failed_audit_reopens_the_alert_with_its_reason(audited: ConfigS
             await again.start(snapshot=snapshot)
             assert again.get(alert) == desk.get(alert)
             assert [s.alert_id for s in again.audit_queue(status="pass")] == [alert]
+
+
+def test_hub_report_shows_units_departments_matters_and_tiers_with_audits(
+        cfg: ConfigSet, tmp_path: Path) -> None:
+    """``gridcall hub report --period 7d`` over a ledger with audits (the sample's rules:
+    tier A always drawn): a section per group, the audit-pass column filled."""
+    import asyncio
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from gridcall.cli import app
+
+    store_path = tmp_path / "hub.sqlite"
+
+    async def a_week() -> None:
+        async with Store(store_path) as store:
+            desk = Desk(cfg, Ledger(store))
+            await desk.start()
+            for seq in (1, 2):
+                at = T0 + (seq - 1) * 600 * MIN
+                alert = await opened(desk, cfg, GAS, seq, at)
+                await desk.act(alert, "dispatch", "huangpu", now=at)  # the catalog's
+                for i, action in enumerate(("acknowledge", "arrive", "resolve"), start=1):
+                    await desk.act(alert, action, "huangpu", now=at + i * MIN)
+                verdict = "pass" if seq == 1 else "fail"
+                await desk.audit(alert, "huangpu", verdict, now=at + 10 * MIN,
+                                 note="checked on site")
+    asyncio.run(a_week())
+    until = datetime.fromtimestamp((T0 + 7 * 1440 * MIN) / 1e9, UTC).isoformat()
+    runner = CliRunner()
+    shown = runner.invoke(app, ["hub", "report", "--period", "7d", "--store",
+                                str(store_path), "--until", until])
+    assert shown.exit_code == 0, shown.output
+    text = shown.stdout
+    for heading in ("units", "departments", "matters", "tiers"):
+        assert heading in text
+    assert "audits" in text
+    assert "satisfied" in text
+    tier_line = next(line for line in text.splitlines() if "│ A " in line)
+    assert "tier" in tier_line
+    assert "50%" in tier_line  # one audit of two passed
+    as_csv = runner.invoke(app, ["hub", "report", "--period", "7d", "--csv", "--store",
+                                 str(store_path), "--until", until])
+    rows = {(r["group"], r["key"]): r for r in csv.DictReader(io.StringIO(as_csv.stdout))}
+    assert rows[("tier", "A")]["audits"] == "2"
+    assert float(rows[("tier", "A")]["audit_pass_rate"]) == 0.5
+    assert rows[("matter", "GAS-LEAK")]["audits_passed"] == "1"
+    assert rows[("unit", "huangpu")]["audits"] == "2"
+    assert rows[("department", "fire_safety")]["audits"] == "2"  # called to both closings
+    assert {g for g, _ in rows} >= {"unit", "department", "matter", "tier"}

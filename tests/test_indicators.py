@@ -357,7 +357,8 @@ def test_hub_report_prints_the_ledger_s_indicators_as_csv(week: Ledger,
     result = _report("--period", "7d", "--csv", "--store", str(store_file), "--until", UNTIL)
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    expected = indicators(week.transitions, T0, T0 + 7 * DAY)
+    expected = indicators(week.transitions, T0, T0 + 7 * DAY,
+                          groups=("unit", "department", "matter", "tier"))
     assert [(r["group"], r["key"]) for r in rows] == [(e.group, e.key) for e in expected]
     grid = next(r for r in rows if r["key"] == week.grid)
     assert grid["calls"] == "4"

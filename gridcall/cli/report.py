@@ -43,7 +43,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("breaches", "breaches"),
     ("median_response_s", "median\nresponse"),
     ("median_disposal_s", "median\ndisposal"),
+    ("audit_pass_rate", "audits\npassed"),
+    ("satisfaction_rate", "satisfied"),
 )
+SECTIONS: dict[str, str] = {"unit": "units", "department": "departments",
+                            "person": "persons", "matter": "matters", "tier": "tiers"}
+"""Each group's rows under a heading of their own, in the order the rows come."""
 
 
 def parse_period(text: str) -> timedelta:
@@ -76,14 +81,25 @@ def cell(row: Indicator, name: str) -> str:
     return str(value)
 
 
-def table(rows: list[Indicator], title: str) -> Table:
+def table(rows: list[Indicator], title: str, names: dict[str, str] | None = None) -> Table:
+    """The rows as one table, a section per group (units, departments, persons, matters,
+    tiers) headed by its name; ``names``: a matter code's name, shown beside it."""
     t = Table(title=title, show_lines=False)
-    t.add_column("unit / department / person", no_wrap=True)
+    t.add_column("unit / department / person / matter / tier", no_wrap=True)
     t.add_column("level", no_wrap=True)
     for _, label in COLUMNS:
         t.add_column(label, justify="right")
+    group = None
     for r in rows:
-        t.add_row(escape(r.key), r.level, *(cell(r, name) for name, _ in COLUMNS))
+        if r.group != group:
+            if group is not None:
+                t.add_section()
+            group = r.group
+            t.add_row(f"[bold]{SECTIONS.get(r.group, r.group)}[/]")
+        key = escape(r.key)
+        if names and r.group == "matter" and r.key in names:
+            key += f" {escape(names[r.key])}"
+        t.add_row(key, r.level, *(cell(r, name) for name, _ in COLUMNS))
     return t
 
 
@@ -125,6 +141,16 @@ def _when(at: int) -> str:
     return utc_text(at, with_seconds=False)
 
 
+def _matter_names(config_dir: Path) -> dict[str, str]:
+    """Matter code -> name from the config's catalog ({} if it cannot be read: the codes
+    alone are shown, the report does not depend on the config)."""
+    from gridcall.config import ConfigError, load_config
+    try:
+        return {m.code: m.name for m in load_config(config_dir).matters.matters}
+    except (ConfigError, OSError):
+        return {}
+
+
 def hub_report(
     period: Annotated[str, typer.Option(help="How far back from --until: 7d, 24h, 30d...")
                       ] = "7d",
@@ -143,13 +169,15 @@ def hub_report(
         "desk clock, i.e. now or its last step if that is later (a --clock-speed demo's "
         "desk runs ahead).")] = None,
 ) -> None:
-    """The assessment indicators per unit and department, from the hub's ledger.
+    """The assessment indicators per unit, department, matter and tier, from the hub's
+    ledger.
 
     Response, arrival and disposal timeliness, resolution, false-alarm and whistle rates,
-    median response and disposal times.
+    median response and disposal times, the audit-pass rate (稽查合格率) and the
+    satisfaction rate (满意率).
 
-    Each alert is credited to the unit responsible for it at each step; see
-    hub/desk/indicators.py for the exact definitions.
+    Each alert is credited to the unit responsible for it at each step, a department on
+    its own steps; see hub/desk/indicators.py for the exact definitions.
     """
     try:
         span = parse_period(period)
@@ -173,8 +201,8 @@ def hub_report(
     # silenced time is not counted against a unit, as in the API (hub/desk/silence.py)
     defer = deferral(asyncio.run(read_silences(source)), steps)
     rows = indicators(steps, start, end, as_of=min(end, now),
-                      groups=("unit", "department", "person") if persons else (
-                          "unit", "department"), defer=defer)
+                      groups=("unit", "department", "person", "matter", "tier") if persons
+                      else ("unit", "department", "matter", "tier"), defer=defer)
     if as_csv:
         typer.echo(to_csv(rows), nl=False)
         err.print(f"from {where}", highlight=False, soft_wrap=True)  # stdout stays CSV
@@ -185,7 +213,8 @@ def hub_report(
         return
     # piped into a file or a mail, the table keeps all its columns rather than 80
     wide = out if out.is_terminal else Console(width=220)
-    shown = table(rows, f"indicators {_when(start)} – {_when(end)} ({period})")
+    names = _matter_names(config_dir)
+    shown = table(rows, f"indicators {_when(start)} – {_when(end)} ({period})", names)
     shown.caption = f"from {where}"
     shown.caption_justify = "left"
     wide.print(shown)

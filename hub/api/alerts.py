@@ -38,6 +38,16 @@ from gridcall.wire import AlertAction, AlertStatus, Tier
 from gridcall.wire.clock import Clock
 
 
+async def alert_detail(desk: Desk, state: AlertState) -> AlertDetail:
+    """The alert as it stands with its history and reminders (every route that answers
+    an alert after an action answers this)."""
+    history = await desk.history(state.alert_id)
+    reminders = await desk.reminders_of(state.alert_id)
+    return AlertDetail(alert=AlertOut.of(state, desk.incident_id(state.alert_id)),
+                       history=[TransitionOut.of(t) for t in history],
+                       reminders=[ReminderOut.model_validate(r) for r in reminders])
+
+
 def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
     """``/v1/me``, ``/v1/alerts`` and the actions over ``desk``; ``clock`` gives the desk's
     time (ns) for each action."""
@@ -80,11 +90,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         return await detail(visible(desk, unit, alert_id))
 
     async def detail(state: AlertState) -> AlertDetail:
-        history = await desk.history(state.alert_id)
-        reminders = await desk.reminders_of(state.alert_id)
-        return AlertDetail(alert=AlertOut.of(state, desk.incident_id(state.alert_id)),
-                           history=[TransitionOut.of(t) for t in history],
-                           reminders=[ReminderOut.model_validate(r) for r in reminders])
+        return await alert_detail(desk, state)
 
     async def act(unit: Unit, alert_id: str, action: AlertAction, *, note: str = "",
                   reason: str = "", departments: tuple[str, ...] = (),

@@ -51,6 +51,7 @@ from gridcall.config import ConfigSet
 from gridcall.hub.api import (
     agents,
     alerts,
+    audits,
     board,
     departments,
     external,
@@ -115,6 +116,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
 
     app.include_router(alerts.router(desk, cfg, clock))
     app.include_router(indicators.router(desk, cfg, clock))
+    app.include_router(audits.router(desk, cfg, clock))
     app.include_router(board.router(desk, cfg, clock, feed))
     app.include_router(agents.router(cfg, agent_clock or clock, roster))
     app.include_router(silences.router(desk, cfg, clock))

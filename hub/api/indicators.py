@@ -41,6 +41,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         persons: Annotated[bool, Query(description="Add a row per person on duty "
                                        "(roster.yaml) of the subtree's units and the "
                                        "departments: the calls handed to them.")] = False,
+        breakdown: Annotated[bool, Query(description="Add a row per matter and per tier "
+                                         "over the subtree's alerts.")] = False,
     ) -> IndicatorList:
         """Indicators of the units in the subtree, and of the departments over the
         subtree's alerts, for alerts handed to them in the period, judged as of the
@@ -58,11 +60,12 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         maybe = [s for s in desk.alerts(unit=root.id)
                  if s.opened_at < end and (s.closed_at is None or s.closed_at >= start)]
         steps = await desk.transitions_of(maybe, until=judged + 1)
-        groups: tuple[Group, ...] = ("unit", "department", "person") if persons else (
-            "unit", "department")
+        groups: tuple[Group, ...] = (
+            "unit", "department", *(("person",) if persons else ()),
+            *(("matter", "tier") if breakdown else ()))
         rows = [r for r in indicators(steps, start, end, as_of=judged, groups=groups,
                                        defer=desk.defer)
-                if r.group == "department" or (
+                if r.group in ("department", "matter", "tier") or (
                     r.key in cfg.units and inside(cfg.units[r.key].path, root.path))
                 or (r.group == "person" and _of_subtree(cfg, r.key, root.path))]
         return IndicatorList(unit=root.id, period_start=start, period_end=end,

@@ -95,6 +95,13 @@ class AlertOut(Out):
     department_calls: list[DeptCallOut] = Field(
         default_factory=list, description="The departments dispatched to it (吹哨) and how "
         "each answered, in the order called.")
+    pending_close: str = Field(default="", description="A close awaiting approval by the "
+                               "level closure.approval names for the tier (resolve, "
+                               "false_alarm; docs/desk.md), else empty: `due` is null "
+                               "meanwhile.")
+    pending_by: str = Field(default="", description="The unit that asked for that close.")
+    audit: str = Field(default="", description="The audit of its latest closing: sampled "
+                       "(in the audit queue), pass, fail; empty if none.")
 
     @classmethod
     def of(cls, state: AlertState, incident: str = "") -> AlertOut:
@@ -113,6 +120,8 @@ class AlertOut(Out):
             "department_calls": [
                 {**{f: getattr(c, f) for f in DeptCallOut.model_fields if f != "stage"},
                  "stage": c.stage} for c in state.dept_calls],
+            "pending_close": state.pending, "pending_by": state.pending_by,
+            "audit": state.audit,
         })
 
 
@@ -180,6 +189,9 @@ class TransitionOut(Out):
     rating: Rating | None = Field(default=None, description="On rate: the reporter's "
                                   "rating (satisfied 满意, basically_satisfied 基本满意, "
                                   "dissatisfied 不满意); `reason` names the report.")
+    request: str = Field(default="", description="On request_close: the close asked for "
+                         "(resolve, false_alarm).")
+    verdict: str = Field(default="", description="On audit: pass or fail.")
 
     @classmethod
     def of(cls, t: Transition) -> TransitionOut:

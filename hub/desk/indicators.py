@@ -96,7 +96,8 @@ waits; a rejected request counts for nothing. A request is an answer to the call
 
 - *audits*: verdicts recorded on the closings of the stints (an ``audit`` step after
   the close that ended the stint, before any reopening); *audit-pass rate* (稽查合格率)
-  = passed / audits. The audit is read as of ``as_of`` like everything else.
+  = passed / audits. The audit is read as of ``as_of`` like everything else. A
+  department's call counts the verdict on the closing of the alert it was called to.
 """
 
 from __future__ import annotations
@@ -368,7 +369,8 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
     own report-in (``responded_at``), arrival and disposal (``resolved_at``); ``end`` is
     when the alert closed, else ``as_of``; ``false_alarm_at`` when the alert was closed
     as a false alarm before it disposed of its part; ``ratings``: the reporters' ratings
-    of the alert's handling (its satisfaction rate, as the units')."""
+    of the alert's handling (its satisfaction rate, as the units'); ``audit``: the verdict
+    on the alert's closing (its audit-pass rate, as the units')."""
     by_alert: dict[str, list[Transition]] = defaultdict(list)
     for t in transitions:
         if as_of is None or t.at <= as_of:
@@ -399,6 +401,9 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
             elif t.action == "rate" and t.rating is not None:  # the handling, rated
                 for dep, c in list(live.items()):
                     live[dep] = replace(c, ratings=(*c.ratings, t.rating))
+            elif t.action == "audit":  # the closing, audited: for each department on it
+                for dep, c in list(live.items()):
+                    live[dep] = replace(c, audit=t.verdict)
             elif t.action in ("resolve", "false_alarm"):
                 for dep, c in list(live.items()):
                     if c.resolved_at is None:
