@@ -552,3 +552,20 @@ def test_hub_report_reads_the_desk_store_on_postgresql(
         password = urlsplit(url).password
         assert password
         assert password not in named
+
+
+def test_a_departments_person_is_judged_on_the_calls_sent_to_them(cfg: ConfigSet) -> None:
+    led = Ledger(cfg)
+    a = led.open(1, T0)
+    at = T0 + 2 * MIN
+    led.do(a, "dispatch", at, led.town, departments=["fire_safety"],
+           whistled=(Whistled("fire_safety", at + 5 * MIN, at + 15 * MIN, "gao-jun"),))
+    led.do(a, "report_in", at + 4 * MIN, "fire_safety", department="fire_safety")
+    rows = {(r.group, r.key): r for r in indicators(led.transitions, T0, T0 + DAY,
+                                                     groups=("department", "person"))}
+    gao = rows[("person", "gao-jun")]
+    assert (gao.calls, gao.responses_judged, gao.responses_timely,
+            gao.median_response_s) == (1, 1, 1, 240.0)
+    assert gao.arrivals_judged == 1  # the promise (17 min) passed unanswered by the day's end
+    assert gao.arrivals_timely == 0
+    assert rows[("department", "fire_safety")].calls == 1

@@ -82,8 +82,9 @@ else at ``as_of``:
 **Persons.** A person's row (group ``person``, asked for by ``groups``) covers every
 stint handed to them as the person on duty of its unit (roster.yaml; the ``on_duty`` of
 the step that started it), with the same definitions: the call came on their watch, so
-its response is theirs, whoever in the unit answered. Ledgers from before roster.yaml
-have no ``on_duty``: their stints count for no person.
+its response is theirs, whoever in the unit answered; a department's person, every
+call sent to them as its person on duty, judged as the department's calls are. Ledgers
+from before roster.yaml have no ``on_duty``: their stints count for no person.
 
 **Matters and tiers.** A matter's row (group ``matter``) covers the stints of its alerts;
 a tier's row (group ``tier``, key ``A``...``D``) the stints that started at that tier
@@ -143,7 +144,10 @@ class Stint:
     breached: bool = False
     """The hub escalated the alert out of this stint (a deadline passed)."""
     on_duty: str = ""
-    """The person on duty the alert was handed to (roster.yaml), "" if nobody."""
+    """The person on duty the alert was handed to (roster.yaml), "" if nobody; for a
+    department's call, its person on duty the call was sent to."""
+    supervised: bool = False
+    """A department's call whose missed arrival was supervised (督办)."""
     ratings: tuple[Rating, ...] = ()
     """Reporters' ratings of the handling (``rate`` steps after the stint closed the
     alert), in the order given."""
@@ -356,11 +360,6 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
     )
 
 
-SUPERVISED = "\x00supervised"
-"""Marks a department's call whose missed arrival was supervised (督办), in its
-:class:`Stint`'s ``on_duty`` (a department's calls count for no person here)."""
-
-
 def department_calls(transitions: Iterable[Transition], *, as_of: int | None = None
                      ) -> list[Stint]:
     """Every department's call in ``transitions`` (any order; per alert by ``n``) up to
@@ -390,14 +389,14 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
                         alert_id=t.alert_id, unit=w.department, unit_level="department",
                         start=t.at, end=horizon, response_deadline=w.report_by,
                         arrival_deadline=w.arrive_by, disposal_deadline=t.deadlines.disposal,
-                        departments=(w.department,))
+                        departments=(w.department,), on_duty=w.on_duty)
             elif t.department in live:
                 c = live[t.department]
                 live[t.department] = replace(
                     c, responded_at=_first(c.responded_at, t, "report_in"),
                     arrived_at=_first(c.arrived_at, t, "dept_arrive"),
                     resolved_at=_first(c.resolved_at, t, "dept_dispose"),
-                    on_duty=SUPERVISED if t.action == "supervise" else c.on_duty)
+                    supervised=c.supervised or t.action == "supervise")
             elif t.action == "rate" and t.rating is not None:  # the handling, rated
                 for dep, c in list(live.items()):
                     live[dep] = replace(c, ratings=(*c.ratings, t.rating))
@@ -438,18 +437,20 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
         for unit, of in sorted(by_unit.items(),
                                key=lambda kv: (order.get(kv[1][0].unit_level, 9), kv[0])):
             out.append(summarize("unit", unit, of[0].unit_level, period_start, period_end, of))
+    calls = [c for c in department_calls(transitions, as_of=judged_at)
+             if period_start <= c.start < period_end] if (
+        "department" in groups or "person" in groups) else []
     if "department" in groups:
         by_dep: dict[str, list[Stint]] = defaultdict(list)
-        for c in department_calls(transitions, as_of=judged_at):
-            if period_start <= c.start < period_end:
-                by_dep[c.unit].append(c)
+        for c in calls:
+            by_dep[c.unit].append(c)
         for dep, of in sorted(by_dep.items()):
             row = summarize("department", dep, "department", period_start, period_end, of)
-            out.append(replace(row, breaches=sum(c.on_duty == SUPERVISED for c in of),
+            out.append(replace(row, breaches=sum(c.supervised for c in of),
                                whistles=0, whistle_rate=None))
     if "person" in groups:
         by_person: dict[str, list[Stint]] = defaultdict(list)
-        for s in in_period:
+        for s in (*in_period, *calls):  # a department's person: the calls sent to them
             if s.on_duty:
                 by_person[s.on_duty].append(s)
         for person, of in sorted(by_person.items()):
