@@ -80,9 +80,13 @@ async def test_a_standby_serves_reads_from_the_shared_store_and_refuses_changes(
                 assert refused.headers["retry-after"] == str(RETRY_AFTER_S)
                 assert ACTIVE in refused.json()["detail"]
                 assert "standby" in refused.json()["detail"]
-                # refused before the token or the body is looked at
+                # refused before the body is read; the active hub is named only to a
+                # caller with a token this API knows
                 bare = await http.post("/v1/alerts/AL000001/resolve", content=b"\xff",
-                                       headers={"Authorization": ""})
+                                       headers={"Authorization": "Bearer gct_unknown"})
                 assert bare.status_code == 503
+                assert bare.headers["retry-after"] == str(RETRY_AFTER_S)
+                assert "standby" in bare.json()["detail"]
+                assert "host-a" not in bare.json()["detail"]
                 assert await active.ledger.count() == written
                 assert standby.failures == 0

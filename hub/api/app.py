@@ -105,7 +105,8 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
                        larger=(reports.photo_routes(cfg.hub.reports),
                                cfg.hub.reports.max_body_bytes()))
     if standby is not None:  # outermost: refused before a body is read
-        app.add_middleware(ReadOnlyGuard, client_id=cfg.hub.client_id, holder=standby)
+        app.add_middleware(ReadOnlyGuard, client_id=cfg.hub.client_id, holder=standby,
+                           tokens=tokens)
 
     feed = ChangeFeed()
     desk.add_hook(feed.hook)
