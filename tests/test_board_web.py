@@ -586,14 +586,23 @@ async def test_an_incident_and_who_is_on_duty_are_shown(site: Site, page: Any) -
 
 async def test_a_department_answers_its_call_on_its_board_and_the_unit_sees_it(
         site: Site, page: Any, board: Board) -> None:
-    """吹哨报到 on the board: the community sees the departments called to its alert
-    (the departments panel, and under the alert); police-dasha opens the board with its
+    """吹哨报到 on the board: the community dispatches a department to its alert and sees
+    it (the departments panel, and under the alert); police-dasha opens the board with its
     own token, says who acts, and reports in, arrives and disposes, each written to the
     ledger with the person."""
-    desk = site.hub.desk
     alert_id = await site.open_alert(FIRST, seq=60)
-    await desk.act(alert_id, "dispatch", "dasha", now=site.hub.clock(),
-                   departments=["police-dasha"])
+    row = page.locator(f'#alerts tr[data-alert="{alert_id}"]')
+    await expect(row).to_be_visible()
+
+    async def police(dialog: Any) -> None:  # the departments to call, by id
+        await dialog.accept("police-dasha")
+    page.once("dialog", police)
+    await row.locator('button[data-action="dispatch"]').click()
+    steps = await _wait_for_step(site, alert_id, "dispatch")
+    assert (steps[-1].actor, [w.department for w in steps[-1].whistled]) == (
+        UNIT, ["police-dasha"])
+    await expect(page.locator("#notice")).to_contain_text(
+        f"({alert_id}): dispatched — 大沙派出所 on site by")
     call = page.locator('#dept-calls tr[data-department="police-dasha"]')
     await expect(call).to_have_attribute("data-stage", "whistled")
     await expect(call.locator("td.arrival")).to_contain_text("on site in")

@@ -405,6 +405,11 @@
           text: ACTION_LABEL[action] || action, onclick: () => act(a, action),
         }));
       }
+      if (board.me.level !== "grid") {   // a grid calls upward; the levels above dispatch
+        buttons.append(el("button", { type: "button", class: "act dispatch",
+                                      "data-action": "dispatch", text: "dispatch 派遣部门",
+                                      onclick: () => dispatchAlert(a) }));
+      }
       if (board.map.sensors.some((s) => s.id === a.sensor)) {
         buttons.append(el("button", { type: "button", class: "link silence-sensor",
                                       text: "silence its sensor…",
@@ -491,6 +496,29 @@
         ? `${fmtNear(c.supervised_at)} → ${nameOf(c.supervised_by || "district")}` : "" }))));
     $("#no-dept-calls").hidden = rows.length > 0;
     $("#dept-calls").hidden = rows.length === 0;
+  }
+
+  // POST v1/alerts/{id}/dispatch: call departments (吹哨); each must report in and be on
+  // site by its promise. Empty: the matter's own departments (those whose area it is in).
+  async function dispatchAlert(alert) {
+    const named = window.prompt(`Dispatch departments to ${alertLabel(alert)} (吹哨): their ` +
+                                "ids, separated by commas; empty: the matter's own", "");
+    if (named === null) return;
+    const departments = named.split(/[,，\s]+/).map((d) => d.trim()).filter(Boolean);
+    try {
+      const done = await api(`v1/alerts/${encodeURIComponent(alert.alert_id)}/dispatch`,
+                             { method: "POST", json: { departments } });
+      const last = done.history[done.history.length - 1];
+      const called = last.action === "dispatch" && last.whistled.length
+        ? last.whistled.map((w) => `${nameOf(w.department)} on site by ${fmtNear(w.arrive_by)}`)
+          .join(", ")
+        : "no department anew (their calls are under way)";
+      notice(`${alertLabel(alert)}: dispatched — ${called}`, "ok");
+    } catch (err) {
+      const [status, why] = refusal(err);
+      notice(`${alertLabel(alert)}: dispatch refused (${status}): ${why}`, "error");
+    }
+    await refresh();
   }
 
   // A department's own board: the open alerts it is called to, with its next step.
