@@ -25,7 +25,7 @@ from gridcall.hub.api.models import (
     Body,
     Out,
 )
-from gridcall.hub.desk.audits import approver_needed
+from gridcall.hub.desk.audits import DEFAULT_AUDITS, approver_needed
 from gridcall.hub.desk.desk import (
     BadAction,
     Change,
@@ -87,6 +87,8 @@ class AuditList(Out):
                                           "of the subtree whose latest closing was "
                                           "audited (a failed one reopened, so it counts "
                                           "in the indicators' audit-pass rate instead).")
+    may_audit: bool = Field(description="Whether the caller may record verdicts "
+                            "(audits.by in matters.yaml).")
     items: list[AuditItemOut]
 
 
@@ -187,8 +189,10 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         items = [AuditItemOut(
             alert=AlertOut.of(s, desk.incident_id(s.alert_id)), closed_at=s.closed_at or 0,
             closed_by=await closer(s), closed_as=s.state, audit=s.audit) for s in found]
+        rules = cfg.matters.audits or DEFAULT_AUDITS
         return AuditList(unit=root.id, status=status, count=len(items),
-                         audit_pass_rate=rate, items=items)
+                         audit_pass_rate=rate, may_audit=rules.may_audit(unit.level),
+                         items=items)
 
     @app.post("/v1/alerts/{alert_id}/audit", response_model=AlertDetail,
               responses=ACTION_ERRORS, tags=["closure and audits"], operation_id="audit")

@@ -77,6 +77,7 @@ soon a page notices a stream that silently died)."""
 
 ASSETS = {"board.js": "text/javascript; charset=utf-8",
           "report.js": "text/javascript; charset=utf-8",
+          "audits.js": "text/javascript; charset=utf-8",
           "board.css": "text/css; charset=utf-8"}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
