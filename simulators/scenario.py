@@ -163,9 +163,10 @@ class AnomalySpec(Model):
 
 class ActionSpec(Model):
     """``action:``: ``unit`` does ``do`` on the alert of ``matter`` in ``grid`` (or on
-    ``alert`` by id), as the API would for that unit's bearer token; or a ``department``
-    takes its own step (``report_in``, ``dept_arrive``, ``dept_dispose``) as ``person``,
-    as the API would for its token."""
+    ``alert`` by id), as the API would for that unit's bearer token (or, with
+    ``person``, for the token of that person of the unit); or a ``department`` takes its
+    own step (``report_in``, ``dept_arrive``, ``dept_dispose``) as ``person``, as the API
+    would for its token."""
 
     unit: Id | None = None
     department: Id | None = None
@@ -366,7 +367,7 @@ class ActionAt:
     department: str = ""
     """The department that acts (then ``unit`` is ""): its own step (吹哨报到)."""
     person: str = ""
-    """Who of the department acts (roster.yaml)."""
+    """Who of the department (or of the unit) acts (roster.yaml)."""
 
     def describe(self) -> str:
         which = self.alert or " ".join(x for x in (self.matter, self.grid) if x)
@@ -791,10 +792,11 @@ def _action_refs(a: ActionSpec, config: ConfigSet, problem: Any) -> None:
     if a.department is not None and a.department not in config.departments:
         problem(("department",), _unknown("department", a.department, config.departments))
     if a.person is not None:
+        owner = a.department or a.unit
         who = config.duty.person(a.person)
-        if who is None or who.unit != a.department:
-            mine = [p.id for p in config.duty.persons if p.unit == a.department]
-            problem(("person",), _unknown(f"person of {a.department}", a.person, mine))
+        if who is None or who.unit != owner:
+            mine = [p.id for p in config.duty.persons if p.unit == owner]
+            problem(("person",), _unknown(f"person of {owner}", a.person, mine))
     if a.grid is not None and (a.grid not in config.units
                                or config.units[a.grid].level != "grid"):
         grids = [u.id for u in config.units_at("grid")]

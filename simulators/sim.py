@@ -89,6 +89,7 @@ from gridcall.simulators.scenario import (
     parse_offset,
     with_seed,
 )
+from gridcall.simulators.steps import StepRow, step_rows
 from gridcall.simulators.streams import Injection, SensorStream, Shape
 from gridcall.simulators.uplink import Uplink
 from gridcall.simulators.weather import rain_model
@@ -162,6 +163,10 @@ class ScenarioRun:
 
     def describe(self) -> str:
         return describe(self.alerts, self.timeline)
+
+    def steps(self) -> list[StepRow]:
+        """Every ledger step with its minute and actor (unit, department, person)."""
+        return step_rows(self.transitions, self.scenario.config, self.scenario.start_ns)
 
 
 def describe(alerts: dict[str, RiskAlert], timeline: Iterable[TimelineEntry]) -> str:
@@ -808,7 +813,7 @@ class SimDistrict:
         await self.act(action.unit, action.do, matter=action.matter, grid=action.grid,
                        alert=action.alert, note=action.note, reason=action.reason,
                        departments=action.departments, where=action.where,
-                       verdict=action.verdict)
+                       verdict=action.verdict, person=action.person)
 
     async def department_act(self, department: str, do: ActionName, *, person: str = "",
                              matter: str | None = None, grid: str | None = None,
@@ -845,9 +850,10 @@ class SimDistrict:
     async def act(self, unit: str, do: ActionName, *, matter: str | None = None,
                   grid: str | None = None, alert: str | None = None, note: str = "",
                   reason: str = "", departments: Iterable[str] = (),
-                  where: str = "", verdict: str = "") -> Change | None:
+                  where: str = "", verdict: str = "", person: str = "") -> Change | None:
         """``unit`` does ``do`` now on the alert ``alert``, or the latest of ``matter``
-        in ``grid`` (open ones first), as the API would. A refusal is written to the
+        in ``grid`` (open ones first), as the API would (for ``person``'s token of the
+        unit when given: the step names them). A refusal is written to the
         timeline as ``refused`` with its reason (and returns None), not raised.
         ``approve``, ``reject`` (a reason) and ``audit`` (a ``verdict``) are the desk's
         closure control and audits (docs/desk.md)."""
@@ -862,14 +868,17 @@ class SimDistrict:
         try:
             now = self.clock()
             if do == "approve":
-                return await desk.approve_close(target, unit, now=now, note=note)
+                return await desk.approve_close(target, unit, now=now, note=note,
+                                                person=person)
             if do == "reject":
                 return await desk.reject_close(target, unit, now=now, reason=reason,
-                                               note=note)
+                                               note=note, person=person)
             if do == "audit":
-                return await desk.audit(target, unit, verdict, now=now, note=note)
+                return await desk.audit(target, unit, verdict, now=now, note=note,
+                                        person=person)
             return await desk.act(target, do, unit, now=now, note=note,
-                                  reason=reason, departments=tuple(departments))
+                                  reason=reason, departments=tuple(departments),
+                                  person=person)
         except (IllegalTransition, NotFound, OutsideSubtree, UnknownUnit, BadAction,
                 NotPermitted) as exc:
             self._note("refused", f"{label}: refused, {exc}{suffix}", action=do, actor=unit,

@@ -33,6 +33,10 @@ the alerts' ledger steps (:class:`gridcall.hub.desk.lifecycle.Transition`). The 
   names some sensor of the agent's grid, which need not be simulated: it is foreign when
   its *agent* is not simulated. With the embedded broker nothing else publishes, so
   every unmatched alert is false.
+* An alert a **call** opened (a person's report, a department's system's event: its
+  ``anomaly_kind`` is ``report`` or ``external``) is no detector's doing: it is listed
+  apart (``calls``), neither detection nor false alert. Nor is an auditor's reopening
+  (a step with no event behind it) a new alert raised by noise.
 
 :func:`compare` is pure: the same inputs give the same report.
 """
@@ -49,6 +53,8 @@ from gridcall.hub.desk.lifecycle import Transition
 from gridcall.simulators.streams import Injection
 from gridcall.wire.clock import NS
 
+CALL_KINDS = frozenset({"report", "external"})
+"""The anomaly kinds of alerts calls open (gridcall.wire.CallKind): no detector's."""
 FAULT_SHAPES = frozenset({"stuck", "dropout"})
 FAULT_MATTERS: tuple[str, ...] = ("SENSOR-FAULT",)
 OFFLINE_MATTERS: tuple[str, ...] = ("EDGE-OFFLINE",)
@@ -143,6 +149,9 @@ class TruthReport:
     foreign: tuple[FalseAlert, ...] = ()
     """Alerts for sensors the run does not simulate (events of another publisher on a
     shared broker): neither detections nor false alerts."""
+    calls: tuple[FalseAlert, ...] = ()
+    """Alerts a report or a system's event opened (no detector's): neither detections
+    nor false alerts."""
 
     @property
     def injected(self) -> int:
@@ -173,6 +182,7 @@ class TruthReport:
                 "injections": [d.as_dict() for d in self.detections],
                 "false_alert_details": [f.as_dict() for f in self.false_alert_details],
                 "foreign_alerts": [f.as_dict() for f in self.foreign],
+                "calls": [f.as_dict() for f in self.calls],
                 "matching": self.rule}
 
 
@@ -243,13 +253,18 @@ def compare(injections: Iterable[Injection], run: RunLike | Sequence[Transition]
     # false: an alert opened (or reopened) by no ground truth, even if an injection's
     # evidence joined it later (that evidence still credits the injection's detection)
     unfounded = {t.alert_id for t in steps if t.action in ("open", "reopen")
+                 and (t.action == "open" or t.evidence is not None)
                  and not any(names(t, truth) for truth in every)}
+    calls: list[FalseAlert] = []
     for alert_id, o in opened.items():
         if alert_id not in unfounded or o.alert is None:
             continue
         a = o.alert
         alert = FalseAlert(alert_id, a.matter, o.tier, a.sensor, a.grid, a.anomaly_kind,
                            o.at / NS)
+        if a.anomaly_kind in CALL_KINDS:
+            calls.append(alert)
+            continue
         if family(alert_id) == "outage":
             alien = agents is not None and a.agent not in agents
         else:
@@ -257,7 +272,8 @@ def compare(injections: Iterable[Injection], run: RunLike | Sequence[Transition]
         (foreign if alien else false).append(alert)
     rule = {"early_s": early_s, "grace_s": grace_s, "fault_matters": list(fault_matters),
             "offline_matters": list(offline_matters)}
-    return TruthReport(tuple(detections), tuple(false), len(opened), rule, tuple(foreign))
+    return TruthReport(tuple(detections), tuple(false), len(opened), rule, tuple(foreign),
+                       tuple(calls))
 
 
 def _matter(opened: dict[str, Transition], alert_id: str) -> str | None:

@@ -34,6 +34,7 @@ from gridcall.config import SAMPLE_DISTRICT, AgentSpec
 if TYPE_CHECKING:  # loaded when a sim command runs: `gridcall edge run` starts without them
     from gridcall.simulators.replay import Recording
     from gridcall.simulators.scenario import Scenario
+    from gridcall.simulators.steps import StepRow
     from gridcall.simulators.truth import TruthReport
 
 sim_app = typer_app("Play scenarios on the simulated district; the scenario library.")
@@ -88,6 +89,10 @@ def sim_run(
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     timeline: Annotated[bool, typer.Option(
         "--timeline/--no-timeline", help="Print the run's timeline too.")] = False,
+    steps: Annotated[bool | None, typer.Option(
+        "--steps/--no-steps", help="Print every ledger step with its time and actor "
+        "(unit, department, person) and whom it was sent to; default: when the scenario "
+        "has actions, reports, ratings or systems' events.")] = None,
 ) -> None:
     """Play SCENARIO against the hub and report ground truth against the alerts raised."""
     from gridcall.simulators.scenario import ScenarioError, load_scenario
@@ -105,11 +110,15 @@ def sim_run(
     if timeline:
         for entry in run.timeline:
             out.print(escape(str(entry)), highlight=False)
+    rows = run.steps()
+    if steps if steps is not None else bool(
+            loaded.actions or loaded.reports or loaded.ratings or loaded.externals):
+        print_steps(loaded, rows)
     out.print(report_table(loaded, report, run.wall_s))
     if report_json is not None:
         doc = {"scenario": loaded.name, **report.as_dict(), "wall_s": round(run.wall_s, 3),
                "samples": run.samples, "events": run.events,
-               "broker": broker or "embedded"}
+               "broker": broker or "embedded", "steps": [r.as_dict() for r in rows]}
         report_json.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
                                encoding="utf-8")
         out.print(f"report written to {escape(str(report_json))}")
@@ -211,6 +220,19 @@ async def _replay(spec: AgentSpec, rec: Recording, broker: str | None, speed: fl
     return source.played, c.readings_sent, c.events_sent
 
 
+def print_steps(scenario: Scenario, rows: list[StepRow]) -> None:
+    """Every ledger step of the run, one line each: when (after the start), which alert,
+    what, and who: the unit (``hub`` for its own steps) / department / person, what
+    called (via), whom it was sent to (->), and where the alert stood then
+    (simulators/steps.py)."""
+    out.print(f"[bold]{escape(scenario.name)}: steps and who took them[/] (time after the "
+              "start; by unit/department/person)", highlight=False)
+    for r in rows:
+        out.print(escape(r.line()), highlight=False, soft_wrap=True)
+    if not rows:
+        out.print("  no alert was opened")
+
+
 def report_table(scenario: Scenario, report: TruthReport, wall_s: float) -> Table:
     """Ground truth against the alerts: one row per injected anomaly or outage, then the
     false alerts, then the totals in the caption."""
@@ -225,6 +247,10 @@ def report_table(scenario: Scenario, report: TruthReport, wall_s: float) -> Tabl
                       "" if d.delay_s is None else f"{d.delay_s:g} s")
     for f in report.false_alert_details:
         table.add_row(_offset(f.opened_at - start), "[yellow]false alert[/]",
+                      escape(f.sensor), f.alert_id, f.matter, f.tier, "")
+    for f in report.calls:
+        kind = "a person's report" if f.anomaly_kind == "report" else "a system's event"
+        table.add_row(_offset(f.opened_at - start), f"[cyan]call: {kind}[/]",
                       escape(f.sensor), f.alert_id, f.matter, f.tier, "")
     for f in report.foreign:
         table.add_row(_offset(f.opened_at - start), "[dim]foreign (another publisher "
