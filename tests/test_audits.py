@@ -21,6 +21,7 @@ from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import IllegalTransition
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
+from tests.desk_stores import DeskStores
 
 T0 = 1_800_000_000_000_000_000
 MIN = 60 * 10**9
@@ -173,9 +174,11 @@ async def test_the_district_closes_its_own_tier_a_alert_without_approval(
         assert desk.get(noise).audit == ""
 
 
-async def test_a_failed_audit_reopens_the_alert_with_its_reason(audited: ConfigSet) -> None:
+async def test_a_failed_audit_reopens_the_alert_with_its_reason(
+        audited: ConfigSet, desk_stores: DeskStores) -> None:
+    """On both desk stores: SQLite and PostgreSQL (the steps are alert-ledger rows)."""
     cfg = audited
-    async with Store(":memory:") as store:
+    async with desk_stores.open() as store:
         desk = Desk(cfg, Ledger(store))
         await desk.start()
         alert = await opened(desk, cfg, GAS, 1, T0)
@@ -222,13 +225,15 @@ async def test_a_failed_audit_reopens_the_alert_with_its_reason(audited: ConfigS
         tier = next(r for r in rows if r.group == "tier")
         assert (tier.key, tier.calls) == ("A", 2)
 
-        # a restart folds it all back, with or without a snapshot
-        for snapshot in (False, True):
-            if snapshot:
-                await desk.write_snapshot()
+        await desk.write_snapshot()
+        final = desk.get(alert)
+    # a restart folds it all back, from the snapshot or from the whole ledger
+    for snapshot in (True, False):
+        async with desk_stores.open() as store:
             again = Desk(cfg, Ledger(store))
             await again.start(snapshot=snapshot)
-            assert again.get(alert) == desk.get(alert)
+            assert (again.restored_from is not None) == snapshot
+            assert again.get(alert) == final
             assert [s.alert_id for s in again.audit_queue(status="pass")] == [alert]
 
 
