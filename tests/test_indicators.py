@@ -569,3 +569,35 @@ def test_a_departments_person_is_judged_on_the_calls_sent_to_them(cfg: ConfigSet
     assert gao.arrivals_judged == 1  # the promise (17 min) passed unanswered by the day's end
     assert gao.arrivals_timely == 0
     assert rows[("department", "fire_safety")].calls == 1
+
+
+def test_a_failed_audit_stays_a_departments_verdict_after_the_reopened_alert_passes(
+        cfg: ConfigSet) -> None:
+    """Fire safety disposes of its part, the alert is closed, the district's audit fails
+    it and reopens it; the units close it again without calling fire safety anew, and
+    that closing passes. The units were judged on two closings (one failed, one passed);
+    fire safety's one call was judged once, on the closing its disposal led to: failed
+    (before, the later pass overwrote it and fire safety read 100 %)."""
+    led = Ledger(cfg)
+    g = led.grid
+    a = led.open(1, T0)
+    led.do(a, "dispatch", T0 + MIN, led.town, departments=["fire_safety"],
+           whistled=(whistled("fire_safety", T0 + MIN),))
+    led.do(a, "acknowledge", T0 + 2 * MIN, g)
+    led.do(a, "report_in", T0 + 3 * MIN, "fire_safety", department="fire_safety")
+    led.do(a, "arrive", T0 + 9 * MIN, g)
+    led.do(a, "dept_arrive", T0 + 10 * MIN, "fire_safety", department="fire_safety")
+    led.do(a, "dept_dispose", T0 + 20 * MIN, "fire_safety", department="fire_safety")
+    led.do(a, "resolve", T0 + 25 * MIN, g)
+    led.do(a, "audit", T0 + HOUR, "huangpu", verdict="fail", note="no photo")
+    led.do(a, "reopen", T0 + HOUR, "huangpu", reason="audit failed: no photo",
+           deadlines=window(T0 + HOUR))
+    led.do(a, "acknowledge", T0 + HOUR + MIN, g)
+    led.do(a, "arrive", T0 + HOUR + 5 * MIN, g)
+    led.do(a, "resolve", T0 + HOUR + 10 * MIN, g)
+    led.do(a, "audit", T0 + 2 * HOUR, "huangpu", verdict="pass")
+    rows = {(r.group, r.key): r for r in indicators(led.transitions, T0, T0 + DAY)}
+    fire = rows[("department", "fire_safety")]
+    assert (fire.audits, fire.audits_passed, fire.audit_pass_rate) == (1, 0, 0.0)
+    unit = rows[("unit", g)]
+    assert (unit.audits, unit.audits_passed) == (2, 1)

@@ -369,7 +369,9 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
     when the alert closed, else ``as_of``; ``false_alarm_at`` when the alert was closed
     as a false alarm before it disposed of its part; ``ratings``: the reporters' ratings
     of the alert's handling (its satisfaction rate, as the units'); ``audit``: the verdict
-    on the alert's closing (its audit-pass rate, as the units')."""
+    on the alert's closing (its audit-pass rate, as the units'); a failed audit stays the
+    call's verdict when the reopened alert is closed again and passes without the
+    department being called anew (a new dispatch starts a new call)."""
     by_alert: dict[str, list[Transition]] = defaultdict(list)
     for t in transitions:
         if as_of is None or t.at <= as_of:
@@ -401,8 +403,10 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
                 for dep, c in list(live.items()):
                     live[dep] = replace(c, ratings=(*c.ratings, t.rating))
             elif t.action == "audit":  # the closing, audited: for each department on it
+                # a failed audit stays the call's verdict: a pass on the closing after the
+                # reopening judges work the department was not called to again for
                 for dep, c in list(live.items()):
-                    live[dep] = replace(c, audit=t.verdict)
+                    live[dep] = replace(c, audit="fail" if c.audit == "fail" else t.verdict)
             elif t.action in ("resolve", "false_alarm"):
                 for dep, c in list(live.items()):
                     if c.resolved_at is None:
