@@ -255,7 +255,8 @@ class SimDistrict:
                  heartbeat_s: float = 600.0, store_readings: bool = False,
                  settle_timeout: float = 60.0, connect_timeout: float = 20.0,
                  speed: float | None = None, warmup_s: float | None = None,
-                 progress: Callable[[float, float], None] | None = None) -> None:
+                 progress: Callable[[float, float], None] | None = None,
+                 store_path: Path | str | None = None) -> None:
         scenario = _as_scenario(source)
         if warmup_s is not None:
             scenario = dataclasses.replace(scenario, warmup_s=warmup_s)
@@ -283,6 +284,9 @@ class SimDistrict:
         self.connect_timeout = connect_timeout
         self.speed = speed
         self.progress = progress
+        self.store_path = store_path
+        """A SQLite file that keeps the run's hub store (its ledger, reports, audits) for
+        ``gridcall hub report --store``; None: in memory, gone with the run."""
         self._timeline: list[TimelineEntry] = []
         self._transitions: list[Transition] = []
         self._injections: list[Injection] = list(scenario.injections)
@@ -393,7 +397,8 @@ class SimDistrict:
         self.url = url
         """The broker the district runs on (the embedded one's loopback URL by default)."""
         address = BrokerAddress.parse(url)
-        store = await self._stack.enter_async_context(Store(":memory:"))
+        store = await self._stack.enter_async_context(
+            Store(":memory:" if self.store_path is None else self.store_path))
         hub = _SimHub(self.config, sink=store, store=store, broker_url=url,
                       client_id=f"gridcall-sim-hub-{time.time_ns()}", clock=self.clock,
                       tick_interval=1e6, readings=self.store_readings)

@@ -10,13 +10,21 @@ the run; read the diff before committing it."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
 import os
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from gridcall.cli import app
 from gridcall.config import ConfigSet
 from gridcall.hub.desk.lifecycle import Transition
 from gridcall.hub.desk.whistle import Whistled
+from gridcall.simulators.scenario import load_scenario
 from gridcall.simulators.sim import run_scenario
 from gridcall.simulators.steps import step_rows
 from gridcall.wire.clock import NS
@@ -66,3 +74,49 @@ def test_step_rows_name_each_actor(cfg: ConfigSet) -> None:
     assert (b.unit, b.department, b.person, b.minute) == ("", "urban_mgmt", "qian-lei", 2)
     assert "report_in by urban_mgmt/qian-lei" in b.line()
     assert "dispatch by dasha/zhou-qiang calling urban_mgmt -> qian-lei" in a.line()
+
+
+def test_hub_report_over_the_chain_shows_every_rate(tmp_path: Path) -> None:
+    """Issue 18's "Done when", second item, over the scenario's own ledger: gridcall hub
+    report --period 7d shows units, departments, matters and tiers with response,
+    arrival, disposal, resolution, audit-pass and satisfaction rates. Each figure below is
+    read off the scenario (every-call-answered.yaml), not off a run."""
+    scenario = load_scenario("every-call-answered")
+    store = tmp_path / "hub.db"
+    run = asyncio.run(run_scenario(scenario, store_path=store))
+    assert not [e for e in run.timeline if e.kind == "refused"], run.describe()
+    until = datetime.fromtimestamp(scenario.start_ns / NS + scenario.duration_s,
+                                   UTC).isoformat()
+    runner = CliRunner()
+    args = ["hub", "report", "--period", "7d", "--store", str(store), "--until", until]
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    for heading in ("units", "departments", "matters", "tiers", "audits", "satisfied"):
+        assert heading in shown.stdout
+    as_csv = runner.invoke(app, [*args, "--csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    rows = {(r["group"], r["key"]): r for r in csv.DictReader(io.StringIO(as_csv.stdout))}
+    assert set(rows) == {("unit", "huangpu"), ("unit", "dasha"),
+                         ("department", "fire_safety"), ("department", "urban_mgmt"),
+                         ("matter", "GAS-LEAK"), ("matter", "FIRE-SMOKE"),
+                         ("matter", "MANHOLE-DISPLACED"), ("tier", "A"), ("tier", "B")}
+
+    def rates(key: tuple[str, str]) -> tuple[float, ...]:
+        r = rows[key]
+        return tuple(float(r[f"{name}_rate"]) for name in (
+            "response_timeliness", "arrival_timeliness", "disposal_timeliness",
+            "resolution", "audit_pass", "satisfaction"))
+
+    # every step was taken in time and every call resolved; the audits and ratings differ:
+    # the smoke alarm's first closing failed its audit (its second passed), its reporter
+    # was dissatisfied (不满意); the gas leak's reporter basically satisfied (基本满意)
+    assert rates(("unit", "dasha")) == (1, 1, 1, 1, 1, 1)          # the manhole
+    assert rates(("unit", "huangpu")) == (1, 1, 1, 1, 2 / 3, 0.5)  # gas, smoke twice
+    assert rates(("department", "urban_mgmt")) == (1, 1, 1, 1, 1, 1)
+    # fire safety's two calls: the gas leak's closing passed, the smoke alarm's failed
+    assert rates(("department", "fire_safety")) == (1, 1, 1, 1, 0.5, 0.5)
+    assert rates(("matter", "FIRE-SMOKE")) == (1, 1, 1, 1, 0.5, 0)
+    assert rates(("matter", "GAS-LEAK")) == (1, 1, 1, 1, 1, 1)
+    assert rates(("tier", "B")) == (1, 1, 1, 1, 1, 1)
+    assert (rows[("department", "fire_safety")]["audits"],
+            rows[("department", "fire_safety")]["rated"]) == ("2", "2")

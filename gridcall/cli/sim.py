@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -93,6 +94,10 @@ def sim_run(
         "--steps/--no-steps", help="Print every ledger step with its time and actor "
         "(unit, department, person) and whom it was sent to; default: when the scenario "
         "has actions, reports, ratings or systems' events.")] = None,
+    store: Annotated[Path | None, typer.Option(
+        "--store", help="Keep the hub's store (its ledger) in this SQLite file, for "
+        "gridcall hub report --store FILE --until END; default: in memory. The file must "
+        "not hold another run's.")] = None,
 ) -> None:
     """Play SCENARIO against the hub and report ground truth against the alerts raised."""
     from gridcall.simulators.scenario import ScenarioError, load_scenario
@@ -102,6 +107,11 @@ def sim_run(
     except ScenarioError as exc:
         raise _fail(str(exc)) from None
     options: dict[str, Any] = {} if seed is None else {"seed": seed}
+    if store is not None:
+        if store.exists():
+            raise _fail(f"--store {store}: the file exists; give a new one (a run's ledger "
+                        "does not go on another's)")
+        options["store_path"] = store
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     try:
         run, report = asyncio.run(_play(loaded, broker, speed, options))
@@ -122,6 +132,12 @@ def sim_run(
         report_json.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n",
                                encoding="utf-8")
         out.print(f"report written to {escape(str(report_json))}")
+    if store is not None:
+        end = datetime.fromtimestamp(loaded.start_ns / 1e9 + loaded.duration_s,
+                                     UTC).isoformat(timespec="seconds")
+        out.print(f"the hub's store is in {escape(str(store))}: gridcall hub report "
+                  f"--store {escape(str(store))} --until {end}", highlight=False,
+                  soft_wrap=True)
 
 
 async def _play(scenario: Scenario, broker: str | None, speed: float | None,
