@@ -81,6 +81,12 @@ def test_rules_table() -> None:
     assert 0.45 < share < 0.55  # a hash, not a counter: about the rate over many alerts
     other = AuditRules.model_validate({"seed": 2, "tiers": {"B": 0.5}})
     assert [other.draw(f"AL{i:06d}", 5) for i in range(1, 50)] != draws[:49]
+    from gridcall.hub.desk.audits import resumed
+    from gridcall.wire import Deadlines
+    d = Deadlines(response=100, arrival=200, disposal=300)
+    # asked at 150, rejected at 190: what was ahead at 150 moves on by 40, not the rest
+    assert resumed(d, 150, 190) == Deadlines(response=100, arrival=240, disposal=340)
+    assert resumed(d, 150, 150) == d
     with pytest.raises(ValueError, match="less than or equal to 1"):
         AuditRules.model_validate({"tiers": {"A": 1.5}})
 
@@ -121,22 +127,29 @@ async def test_a_grid_closing_a_tier_a_alert_needs_the_districts_approval(
         for unit in ("dasha", "dongyuan-g3"):
             with pytest.raises(NotPermitted, match="needs approval by a district"):
                 await desk.approve_close(alert, unit, now=T0 + 602 * MIN)
-        # the district rejects: deadlines run again, and the one passed fires at once
+        # the district rejects: the deadlines run again, moved on by the 602 minutes the
+        # request waited (the approver's wait is not the grid's)
+        before = desk.get(alert).deadlines
         back = await desk.reject_close(alert, "huangpu", now=T0 + 603 * MIN,
                                        reason="the detector still reads 40 ppm")
         assert back.transition.action == "reject_close"
         assert desk.get(alert).pending == ""
-        assert desk.get(alert).due() is not None
-        changes = await desk.tick(T0 + 604 * MIN)
+        after = desk.get(alert).deadlines
+        for name in ("response", "arrival", "disposal"):
+            assert getattr(after, name) == getattr(before, name) + 602 * MIN
+        assert desk.get(alert).due() == ("response", after.response)
+        assert await desk.tick(after.response - MIN) == []
+        changes = await desk.tick(after.response)
         assert desk.get(alert).alert.overdue == "response"  # tier A: paged, not escalated
         assert changes
+        late = after.response
         with pytest.raises(IllegalTransition, match="needs a close awaiting approval"):
-            await desk.reject_close(alert, "huangpu", now=T0 + 604 * MIN, reason="again")
+            await desk.reject_close(alert, "huangpu", now=late + MIN, reason="again")
         with pytest.raises(IllegalTransition, match="no close awaits approval"):
-            await desk.approve_close(alert, "huangpu", now=T0 + 604 * MIN)
+            await desk.approve_close(alert, "huangpu", now=late + MIN)
         # asked again and approved: the approver's own false_alarm, the request's kind
-        await desk.act(alert, "false_alarm", "dongyuan-g3", now=T0 + 605 * MIN)
-        done = await desk.approve_close(alert, "huangpu", now=T0 + 606 * MIN, note="ok")
+        await desk.act(alert, "false_alarm", "dongyuan-g3", now=late + 2 * MIN)
+        done = await desk.approve_close(alert, "huangpu", now=late + 3 * MIN, note="ok")
         closed = desk.get(alert)
         assert closed.state == "false_alarm"
         assert closed.pending == ""
@@ -147,7 +160,7 @@ async def test_a_grid_closing_a_tier_a_alert_needs_the_districts_approval(
         # tier A is sampled at rate 1: the closing is in the audit queue, same instant
         assert done.transition.action == "sample"
         assert history[-1].action == "sample"
-        assert history[-1].at == T0 + 606 * MIN
+        assert history[-1].at == late + 3 * MIN
         assert [s.alert_id for s in desk.audit_queue(unit="huangpu")] == [alert]
         assert desk.counters.close_requests == 2
         assert desk.counters.close_approvals == 1

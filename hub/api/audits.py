@@ -165,7 +165,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
     async def reject(unit: Caller, person: CallerPerson, alert_id: AlertId,
                      body: RejectBody) -> AlertDetail:
         """Reject the close pending on the alert, with a reason: it stays open and its
-        deadlines run again (one that passed meanwhile fires at once)."""
+        deadlines run again, moved on by the time the request waited."""
         return await acting(unit, alert_id, do="reject", person=person, note=body.note,
                             reason=body.reason)
 

@@ -7,7 +7,8 @@ control and audits"; the rules are ``closure`` and ``audits`` in matters.yaml,
 - **before**: closing (resolve, false alarm) an alert of a tier that ``closure.approval``
   names needs a unit of that level or above. A unit below it only *requests* the close
   (a ``request_close`` step); a unit of the approving level approves it (its own
-  ``resolve`` or ``false_alarm`` step) or rejects it (``reject_close``);
+  ``resolve`` or ``false_alarm`` step) or rejects it (``reject_close``, the deadlines
+  moved on by the time the request waited: :func:`resumed`);
 - **after**: each closing is drawn for the audit queue at the rate ``audits`` gives its
   tier and matter (a ``sample`` step by the hub, in the same transaction as the close);
   an auditor records ``pass`` or ``fail`` (an ``audit`` step); a fail reopens the alert
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 from gridcall.config import Unit
 from gridcall.config.audits import AuditRules, ClosureRules
 from gridcall.hub.desk.lifecycle import CLOSED, HUB, AlertState, Transition, step
+from gridcall.wire import Deadlines
 from gridcall.wire.ladder import UnitLevel
 
 DEFAULT_AUDITS = AuditRules()
@@ -67,6 +69,18 @@ def sample(rules: AuditRules | None, closed: AlertState) -> Transition | None:
     return step(closed, "sample", at=closed.last.at, actor=HUB,
                 reason=f"sampled for audit: draw {draw:.3f} under rate {rate:g} for tier "
                        f"{closed.tier} {closed.alert.matter}")
+
+
+def resumed(deadlines: Deadlines, asked_at: int, at: int) -> Deadlines:
+    """The deadlines after a rejected request: each still ahead when the close was asked
+    for (``asked_at``) moves on by the time the request waited (``at - asked_at``), so
+    the approver's wait is not the unit's; those already past stay as they were."""
+    wait = max(0, at - asked_at)
+
+    def moved(deadline: int) -> int:
+        return deadline + wait if deadline > asked_at else deadline
+    return Deadlines(response=moved(deadlines.response), arrival=moved(deadlines.arrival),
+                     disposal=moved(deadlines.disposal))
 
 
 def queue(states: Iterable[AlertState], status: str = "sampled") -> list[AlertState]:

@@ -1704,7 +1704,9 @@ class Desk:
     async def reject_close(self, alert_id: str, actor: str, *, now: int, reason: str,
                            note: str = "", person: str = "") -> Change:
         """Reject the close pending on the alert, with a reason: it stays open, its
-        deadlines run again. NotPermitted below the approving level."""
+        deadlines run again, moved on by the time the request waited
+        (:func:`gridcall.hub.desk.audits.resumed`). NotPermitted below the approving
+        level."""
         async with self._operation():
             await self._fire(now)
             unit, state = self._acting(alert_id, actor)
@@ -1712,8 +1714,10 @@ class Desk:
                 audits.check_approver(self.config.matters.closure, state, unit)
                 if not reason.strip():
                     raise BadAction(f"rejecting the close of {alert_id} needs a reason")
-                t = step(state, "reject_close", at=max(now, state.last.at), actor=unit.id,
-                         note=note, reason=reason)
+                at = max(now, state.last.at)
+                t = step(state, "reject_close", at=at, actor=unit.id, note=note,
+                         reason=reason,
+                         deadlines=audits.resumed(state.deadlines, state.pending_at, at))
             except (NotPermitted, BadAction, IllegalTransition):
                 self.counters.refused += 1
                 raise

@@ -36,7 +36,8 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
                                                false_alarm) awaits approval by the level
                                                closure.approval names for the tier: its
                                                deadlines wait meanwhile (``due`` is None)
-    reject_close OPEN, a close pending      -> unchanged; the request is void, deadlines back
+    reject_close OPEN, a close pending      -> unchanged; the request is void, deadlines
+                                               back (moved on by the wait: the desk's)
     sample       CLOSED, not sampled yet    -> unchanged; the closing is in the audit queue
     audit        CLOSED, not audited yet    -> unchanged; ``verdict`` pass or fail (a fail
                                                is followed by the auditor's reopen)
