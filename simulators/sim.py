@@ -142,6 +142,11 @@ class TimelineEntry:
     grid: str = ""
     sensor: str = ""
     actor: str = ""
+    department: str = ""
+    """On a department's step (report_in, dept_arrive, dept_dispose) and a ``supervise``
+    (督办): the department."""
+    person: str = ""
+    """Who took the step (a person's token, a department's person), if anyone named."""
 
     def __str__(self) -> str:
         return f"{hms(self.offset_s)}  {self.text}"
@@ -949,7 +954,8 @@ class SimDistrict:
         self._timeline.append(TimelineEntry(
             self._offset(t.at), "alert", _step_text(change), alert_id=t.alert_id,
             action=t.action, matter=a.matter, tier=t.tier, unit=t.unit, level=t.unit_level,
-            state=t.state, grid=a.grid, sensor=t.sensor or a.sensor, actor=t.actor))
+            state=t.state, grid=a.grid, sensor=t.sensor or a.sensor, actor=t.actor,
+            department=t.department, person=t.person))
 
 
 # --------------------------------------------------------------------------- helpers

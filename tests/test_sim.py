@@ -202,3 +202,22 @@ async def test_departments_report_in_act_and_a_missed_arrival_is_supervised(
                for x in texts), run.describe()
     assert any("督办: urban_mgmt-jiulong missed its promised arrival" in x for x in texts)
     assert not [e for e in run.timeline if e.kind == "refused"], run.describe()
+
+
+async def test_the_testing_kit_expects_a_departments_steps(tmp_path: Path) -> None:
+    """gridcall.testing: expect_department waits for a department's own step, or for the
+    district's 督办 of it, and fails with the timeline when it does not come."""
+    from gridcall.testing.district import District, ExpectationFailed
+
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        async with District("departments-whistle", broker_url=broker.url) as d:
+            alert = await d.expect_department("fire_safety", step="report_in", by="01:50",
+                                              matter="GAS-LEAK")
+            assert alert.matter == "GAS-LEAK"
+            await d.expect_department("urban_mgmt-jiulong", step="supervise", by="02:20")
+            entry = next(e for e in d.timeline if e.action == "supervise")
+            assert (entry.department, entry.offset_s) == ("urban_mgmt-jiulong", 135 * 60)
+            with pytest.raises(ExpectationFailed, match="expected fire_safety to supervise"):
+                await d.expect_department("fire_safety", step="supervise", by="03:00")
+            with pytest.raises(ValueError, match="unknown department 'fire'"):
+                await d.expect_department("fire", by="03:00")

@@ -45,12 +45,14 @@ class Match:
     def __init__(self, *, matter: str | None = None, tier: str | None = None,
                  unit: str | None = None, grid: str | None = None,
                  sensor: str | None = None, state: str | None = None,
-                 action: str | None = None, alert: str | None = None) -> None:
+                 action: str | None = None, alert: str | None = None,
+                 department: str | None = None) -> None:
         if tier is not None and tier not in TIERS:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
         self.criteria = {k: v for k, v in (
             ("matter", matter), ("tier", tier), ("unit", unit), ("grid", grid),
-            ("sensor", sensor), ("state", state), ("action", action), ("alert", alert))
+            ("sensor", sensor), ("state", state), ("action", action), ("alert", alert),
+            ("department", department))
             if v is not None}
 
     def check(self, config: ConfigSet) -> Match:
@@ -63,6 +65,7 @@ class Match:
             "unit": (*config.units, *LEVELS),
             "grid": (u.id for u in config.units.values() if u.level == "grid"),
             "sensor": config.sensors,
+            "department": config.departments,
         }
         for key, names in known.items():
             if key in c:
@@ -76,7 +79,8 @@ class Match:
         unit = c.get("unit")
         return (
             all(getattr(e, k) == c[k] for k in ("matter", "tier", "grid", "sensor",
-                                                  "state", "action") if k in c)
+                                                  "state", "action", "department")
+                if k in c)
             and ("alert" not in c or e.alert_id == c["alert"])
             and (unit is None or (e.level == unit if unit in LEVELS else e.unit == unit)))
 
@@ -166,6 +170,27 @@ class District(SimDistrict):
             raise self._fail(f"expected an escalation to {to} ({match}) by "
                              f"{hms((end - self.scenario.start_ns) / NS)}, but there was "
                              "none.")
+        return self.alerts[self._found(match)[0].alert_id]
+
+    async def expect_department(self, department: str, *, step: str = "report_in",
+                                by: When | None = None, within: When | None = None,
+                                matter: str | None = None, grid: str | None = None,
+                                alert: str | None = None) -> RiskAlert:
+        """A department's step (吹哨报到) on the alert of ``matter``/``grid`` (or
+        ``alert``) by ``by`` or within ``within``: its own ``report_in``, ``dept_arrive``
+        or ``dept_dispose``, or the hub's ``supervise`` (督办) of its missed arrival."""
+        __tracebackhide__ = True
+        if step not in ("report_in", "dept_arrive", "dept_dispose", "supervise"):
+            raise ValueError(f"step must be report_in, dept_arrive, dept_dispose or "
+                             f"supervise, got {step!r}")
+        match = Match(action=step, department=department, matter=matter, grid=grid,
+                      alert=alert).check(self.config)
+        if by is None and within is None:
+            raise ValueError("say by when: by= (offset from the start) or within= (from now)")
+        end = self._end(within, by)
+        if not await self._until(match, end):
+            raise self._fail(f"expected {department} to {step} ({match}) by "
+                             f"{hms((end - self.scenario.start_ns) / NS)}, but it did not.")
         return self.alerts[self._found(match)[0].alert_id]
 
     async def expect_no_alert(self, *, matter: str | None = None, tier: str | None = None,
