@@ -70,7 +70,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         found = desk.department_alerts(caller.department.id, open_only=open_only,
                                        called_only=called)
         return DepartmentAlertList(
-            department=caller.department.id, count=len(found), offset=offset,
+            department=caller.department.id, now=clock(), count=len(found), offset=offset,
             alerts=[AlertOut.of(s, desk.incident_id(s.alert_id))
                     for s in found[offset:offset + limit]])
 

@@ -232,6 +232,8 @@ class DepartmentMe(Out):
 
 class DepartmentAlertList(Out):
     department: str
+    now: int = Field(default=0, description="The desk's clock (ns): countdowns to the "
+                     "promised arrivals count from it.")
     count: int = Field(description="Alerts matching, on all pages.")
     offset: int
     alerts: list[AlertOut]

@@ -550,6 +550,7 @@
       return;
     }
     syncProblem("");
+    if (data.now) sampleClock(data.now);   // the desk's clock (the demo's runs faster)
     const mine = board.dept.department;
     $("#dept-alerts tbody").replaceChildren(...data.alerts.map((a) => {
       const c = a.department_calls.find((x) => x.department === mine);
