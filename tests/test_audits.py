@@ -22,6 +22,9 @@ from gridcall.hub.desk.lifecycle import IllegalTransition
 from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent
 from tests.desk_stores import DeskStores
+from tests.test_notify import Receiver, receiver
+
+__all__ = ["receiver"]
 
 T0 = 1_800_000_000_000_000_000
 MIN = 60 * 10**9
@@ -301,3 +304,27 @@ def test_hub_report_shows_units_departments_matters_and_tiers_with_audits(
     assert rows[("unit", "huangpu")]["audits"] == "2"
     assert rows[("department", "fire_safety")]["audits"] == "2"  # called to both closings
     assert {g for g, _ in rows} >= {"unit", "department", "matter", "tier"}
+
+
+async def test_the_approving_unit_hears_of_a_close_request(
+        cfg: ConfigSet, receiver: Receiver) -> None:
+    """A grid's false alarm of a tier-A alert is sent to the district's channels
+    (notify.yaml), titled as awaiting approval: nobody has to watch the board for it."""
+    from gridcall.hub.notify.notifier import Notifier, desk_hook
+    from tests.polling import wait_until
+    from tests.test_notify import settings
+
+    notify = settings({"huangpu": [{"type": "webhook", "url": receiver.url}]},
+                      retry={"attempts": 2, "backoff": "0.01s", "timeout": "5s"})
+    async with Store(":memory:") as store, Notifier(notify, duty=cfg.duty) as notifier:
+        desk = Desk(cfg, Ledger(store))
+        desk.add_hook(desk_hook(notifier))
+        await desk.start()
+        alert = await opened(desk, cfg, GAS, 1, T0)
+        assert await wait_until(lambda: notifier.counters.sent == 1)  # the new alert
+        await desk.act(alert, "false_alarm", "dongyuan-g3", now=T0 + MIN, note="no smell")
+        assert await wait_until(lambda: notifier.counters.sent == 2)
+    title = receiver.got[1][1]["title"]
+    assert title.startswith("[A] CLOSE AWAITS APPROVAL (false_alarm)")
+    assert f"{alert} (asked by dongyuan-g3)" in title
+    assert '"last_action":"request_close"' in receiver.got[1][1]["message"]

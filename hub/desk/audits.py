@@ -25,7 +25,7 @@ from gridcall.config import Unit
 from gridcall.config.audits import AuditRules, ClosureRules
 from gridcall.hub.desk.lifecycle import CLOSED, HUB, AlertState, Transition, step
 from gridcall.wire import Deadlines
-from gridcall.wire.ladder import UnitLevel
+from gridcall.wire.ladder import LEVELS, UnitLevel
 
 DEFAULT_AUDITS = AuditRules()
 """Without ``audits`` in matters.yaml: nothing sampled, the district audits by hand."""
@@ -39,6 +39,15 @@ class NotPermitted(PermissionError):
 def approver_needed(rules: ClosureRules, state: AlertState, unit: Unit) -> UnitLevel | None:
     """The level whose approval ``unit`` needs to close ``state`` now, or None."""
     return rules.needs_approval(state.tier, unit.level)
+
+
+def approver_of(rules: ClosureRules, state: AlertState) -> str:
+    """The unit that approves closing ``state`` now: the unit of the approving level in
+    whose subtree the alert lies (its district, its town...), else its responsible unit."""
+    level = rules.approver_level(state.tier)
+    if level is None or LEVELS.index(level) >= len(state.place):
+        return state.unit
+    return state.place[LEVELS.index(level)]
 
 
 def check_approver(rules: ClosureRules, state: AlertState, unit: Unit) -> None:

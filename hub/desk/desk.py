@@ -197,7 +197,8 @@ class Change:
     transition: Transition
     units: tuple[str, ...]
     """Who must hear of it: the responsible unit after the step; after an escalation also
-    the unit that held the alert before (both levels are notified)."""
+    the unit that held the alert before (both levels are notified); for a
+    ``request_close``, the unit that must approve it."""
     incident: Incident | None = None
     """The incident the alert is in after the step, if any."""
 
@@ -747,6 +748,8 @@ class Desk:
         for prev, state in folded:
             t = state.last
             units = (t.unit,) if prev is None or prev.unit == t.unit else (t.unit, prev.unit)
+            if t.action == "request_close":  # the unit that must approve it hears of it
+                units = (audits.approver_of(self.config.matters.closure, state),)
             changes.append(Change(state, t, units, self.incidents.of(state.alert_id)))
         if self._batch is not None:
             self._batch.extend(changes)

@@ -322,6 +322,13 @@ def desk_hook(notifier: Notifier, outbox: Outbox | None = None,
         if t.whistled or t.action == "supervise":
             departments(change)
             return
+        if t.action == "request_close":  # closure control: the approving unit must know
+            a = change.alert.alert
+            notifier.notify(a, change.units, note=" · ".join(x for x in (t.reason, t.note)
+                                                              if x),
+                            title=f"[{a.tier}] CLOSE AWAITS APPROVAL ({t.request}) "
+                                  f"{a.matter_name} · {a.alert_id} (asked by {t.actor})")
+            return
         overdue = overdue_of(t)
         if not overdue and (t.action not in NOTIFIED_ACTIONS or change.incident is not None):
             # an incident's alerts: one message per incident (notify/incident.py); an
