@@ -7,13 +7,13 @@
   edge venv instead, against a bare one made here); ``du`` of each and the difference.
 - **Start to first value**: ``gridcall edge run`` of the edge venv, spawned as a field box
   runs it, until the first reading batch arrives at a private mosquitto
-  (tests/private_mosquitto.py) on loopback; each run on a fresh state folder.
+  (tests/private_servers.py) on loopback; each run on a fresh state folder.
 - **RSS with N sensors**: the same process's resident memory (``VmRSS``, and its peak
   ``VmHWM``) after it ran ``--hold`` seconds with ``--sensors`` sensors (the sample
   district's simulated agent ``edge-dasha-dong``, its sensors repeated under new ids, each
   read every second, the sample's detectors), from /proc.
 
-Run from the repository (it imports tests.private_mosquitto and copies
+Run from the repository (it imports tests.private_servers and copies
 config/examples/huangpu). Needs mosquitto and a pip that can install the project.
 """
 
@@ -36,7 +36,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = "edge-dasha-dong"

@@ -4,7 +4,7 @@ after a 10-minute outage, resident memory with 200 sensors.
     PYTHONPATH=$PWD python bench/edge_path.py [--sync full|normal] [--readings 60000]
                                               [--poll 10]
 
-It starts a private mosquitto (tests/private_mosquitto.py) on a free port, so nothing
+It starts a private mosquitto (tests/private_servers.py) on a free port, so nothing
 reaches anyone else's hub. The source is the fast synthetic one on a simulated clock
 (simulators/steady.py), so "100 readings/s for 10 minutes" is 60,000 readings produced
 as fast as the agent takes them. ``--poll N``: the source hands the agent N readings, then
@@ -40,7 +40,7 @@ from pathlib import Path
 from gridcall.config import SAMPLE_DISTRICT, AgentSpec, load_config
 from gridcall.edge_agent.agent import EdgeAgent
 from gridcall.simulators.steady import SimClock, SteadySource
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 NOW = 1_790_000_000 * 10**9
 

@@ -415,7 +415,7 @@ def main() -> None:
                               "load_at_start": uptime_load()}
     try:
         # mosquitto's default in-flight window (20), as the shared harness runs it
-        with PrivateMosquitto(tmp / "mosquitto", max_inflight=20) as broker, \
+        with PrivateMosquitto(tmp / "mosquitto", persistence=False, max_inflight=20) as broker, \
                 PrivateInflux(tmp / "influx") as influx:
             if args.rounds > 0 and counts:  # --rounds 0: the latency alone
                 runs: dict[str, list[dict[str, Any]]] = {"limit_a": [], "limit_b": []}

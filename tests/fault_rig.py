@@ -3,7 +3,7 @@ in the middle of its stream, and the store counted by ``(sensor, ts)`` afterward
 
 One edge agent (the sample district's edge-dongyuan, on a fast synthetic source) talks
 through a cuttable :class:`~gridcall.simulators.uplink.Uplink` to a private mosquitto
-(persistence on, restartable: :mod:`tests.private_mosquitto`); ``gridcall hub run`` runs as
+(persistence on, restartable: :mod:`tests.private_servers`); ``gridcall hub run`` runs as
 a real process (so it can be killed with SIGKILL) writing readings to a private InfluxDB
 1.6.7 (stoppable: :mod:`tests.private_servers`) and events and alerts to its SQLite store.
 Nothing touches the shared test servers. Used by tests/test_fault_matrix.py (short
@@ -55,8 +55,7 @@ from gridcall.simulators.steady import SimClock, SteadySource
 from gridcall.simulators.uplink import Uplink
 from gridcall.wire import ReadingBatch, RiskAlert, topics
 from gridcall.wire.broker import BrokerAddress
-from tests.private_mosquitto import PrivateMosquitto
-from tests.private_servers import PrivateInflux
+from tests.private_servers import PrivateInflux, PrivateMosquitto
 from tests.servers import ROOT, influxql_async, unused_tcp_port
 
 AGENT = "edge-dongyuan"

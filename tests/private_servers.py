@@ -1,15 +1,18 @@
 """Private mosquitto and InfluxDB 1.6.7 instances on free loopback ports, in a folder of
-their own: for tests that stop a server, and for the ingest benchmark, never touching the
-shared test servers. Configured as ``scripts/servers.sh`` configures the shared ones, plus
-the queue settings a hub's persistent sessions need (see docs/architecture.md).
+their own: for tests that stop a server, and for the benchmarks, never touching the shared
+test servers. Configured as ``scripts/servers.sh`` configures the shared ones, plus the
+queue settings a hub's persistent sessions need (see docs/architecture.md). The one place
+that starts and stops such processes (tests/private_tls.py's TLS mosquitto is a
+:class:`PrivateMosquitto` with another listener).
 
-Both are context managers; :meth:`PrivateInflux.stop` and :meth:`PrivateInflux.start`
-may be called inside to take InfluxDB down and bring it back on the same port and data.
+Both are context managers, and ``stop()`` and ``start()`` may be called inside to take the
+server down and bring it back on the same port and data.
 """
 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -43,53 +46,86 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
         return
     proc.terminate()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
 
 
 class PrivateMosquitto:
-    """``max_inflight_messages`` is the broker's window of unacknowledged QoS 1 messages
-    per client: with acknowledge-after-write it bounds how much a hub holds in memory and
-    how large a write can get, so the default (20) would cap a write at 1,000 readings."""
+    """A mosquitto of a test's own on a free loopback port (or ``port``), in ``folder``,
+    that a test may stop and start again on the same port and data (a broker restart, an
+    uplink outage), or use as a context manager.
 
-    def __init__(self, folder: Path, *, max_inflight: int = 1000) -> None:
+    - ``persistence`` (on by default, as deployed): sessions, their queued QoS 1
+      messages and retained messages survive a :meth:`stop` and :meth:`start`. The queue
+      is unbounded, so a long outage's backlog is not cut at mosquitto's default 1000.
+    - ``max_inflight``: the broker's window of unacknowledged QoS 1 messages per 3.1.1
+      client (0: unlimited). With acknowledge-after-write it bounds how much a hub holds
+      in memory and how large a write can get (mosquitto's own default, 20, would cap a
+      write at 1,000 readings); the ingest tests set it.
+
+    Runs as root (``user root``): dropped to the user ``mosquitto``, it could not write
+    the test's folder, and its persistence then failed silently (no mosquitto.db), so a
+    restart lost every session and retained message. Errors and warnings go to
+    ``mosquitto.log`` in the folder, which a failed start quotes.
+    """
+
+    scheme = "mqtt"
+
+    def __init__(self, folder: Path, *, port: int | None = None, persistence: bool = True,
+                 max_inflight: int = 0) -> None:
         self.folder = folder
-        self.port = unused_tcp_port()
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.port = port or unused_tcp_port()
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
+        self.persistence = persistence
         self.max_inflight = max_inflight
         self.proc: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+        self.conf = folder / "mosquitto.conf"
+        self.log = folder / "mosquitto.log"
+        self.conf.write_text(self._conf(), encoding="utf-8")
 
-    def __enter__(self) -> Self:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        conf = self.folder / "mosquitto.conf"
-        conf.write_text(f"""user root
-listener {self.port} 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-max_queued_bytes 0
-max_inflight_messages {self.max_inflight}
-set_tcp_nodelay true
-log_dest stderr
-log_type error
-log_type warning
-""", encoding="utf-8")
-        log = self.folder / "mosquitto.log"
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        _wait(self._ready, self.proc, "private mosquitto", log)
-        return self
+    def _listener(self) -> str:
+        """The listener's lines (a subclass adds TLS)."""
+        return f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+
+    def _conf(self) -> str:
+        keep = (f"persistence true\npersistence_location {self.folder}/\n"
+                if self.persistence else "persistence false\n")
+        return ("user root\n" + self._listener() + keep
+                + "max_queued_messages 0\n"
+                  "max_queued_bytes 0\n"
+                  f"max_inflight_messages {self.max_inflight}\n"
+                  "set_tcp_nodelay true\n"
+                  "log_dest stderr\n"
+                  "log_type error\n"
+                  "log_type warning\n")
+
+    def start(self) -> None:
+        if self.proc is not None:
+            raise RuntimeError(f"private mosquitto on {self.port} is already running")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
+                                     stdin=subprocess.DEVNULL, stdout=self.log.open("ab"),
+                                     stderr=subprocess.STDOUT)
+        _wait(self._ready, self.proc, f"private mosquitto on {self.port}", self.log)
+
+    def stop(self) -> None:
+        """SIGTERM: mosquitto saves its sessions and queued messages, then exits."""
+        _stop(self.proc)
+        self.proc = None
 
     def _ready(self) -> bool:
-        import socket
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
-        _stop(self.proc)
+        self.stop()
 
 
 class PrivateInflux:

@@ -20,11 +20,8 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from tests.private_servers import MOSQUITTO, _stop, _wait
-from tests.servers import unused_tcp_port
+from tests.private_servers import PrivateMosquitto
 
 BROKER_NAME = "broker.gridcall.test"
 
@@ -80,44 +77,22 @@ def make_pki(folder: Path) -> Pki:
     return Pki(folder)
 
 
-class TlsMosquitto:
+class TlsMosquitto(PrivateMosquitto):
     """mosquitto with one TLS listener on loopback that requires a client certificate
-    signed by the test CA (``require_certificate true``); TLS 1.2 and newer."""
+    signed by the test CA (``require_certificate true``); TLS 1.2 and newer; no
+    persistence."""
+
+    scheme = "mqtts"
 
     def __init__(self, folder: Path, pki: Pki) -> None:
-        self.folder = folder
         self.pki = pki
-        self.port = unused_tcp_port()
-        self.url = f"mqtts://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(folder, persistence=False)
 
-    def __enter__(self) -> Self:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        conf = self.folder / "mosquitto.conf"
-        conf.write_text(f"""user root
-listener {self.port} 127.0.0.1
-cafile {self.pki["ca.crt"]}
-certfile {self.pki["broker.crt"]}
-keyfile {self.pki["broker.key"]}
-require_certificate true
-tls_version tlsv1.2
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-""", encoding="utf-8")
-        log = self.folder / "mosquitto.log"
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                                     stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        _wait(self._ready, self.proc, "private TLS mosquitto", log)
-        return self
-
-    def _ready(self) -> bool:
-        import socket
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        _stop(self.proc)
+    def _listener(self) -> str:
+        return (f"listener {self.port} 127.0.0.1\n"
+                f"cafile {self.pki['ca.crt']}\n"
+                f"certfile {self.pki['broker.crt']}\n"
+                f"keyfile {self.pki['broker.key']}\n"
+                "require_certificate true\n"
+                "tls_version tlsv1.2\n"
+                "allow_anonymous true\n")

@@ -35,7 +35,7 @@ from gridcall.wire import AgentStatus, ReadingBatch, encode, topics
 from gridcall.wire.messages import Reading
 from tests.edge_crash_agent import NOW as AGENT_CLOCK
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 from tests.servers import ROOT, influxql_async
 
 AGENTS = ["edge-dongyuan", "edge-jiufo"]

@@ -84,7 +84,7 @@ def test_demo_takes_an_agent_offline_on_purpose_and_raises_one_alert_for_it(
         tmp_path: Path) -> None:
     """--take-offline cuts one agent's uplink (a real last will) and says so; the hub
     raises exactly one EDGE-OFFLINE for that outage, and every reading still arrives."""
-    from tests.private_mosquitto import PrivateMosquitto
+    from tests.private_servers import PrivateMosquitto
 
     summary_file = tmp_path / "s.json"
     agent = "edge-fenghuang"

@@ -24,7 +24,7 @@ from gridcall.wire import AgentStatus, topics
 from tests.edge_crash_agent import NOW
 from tests.fault_rig import AgentProcess
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 AGENT = "edge-dongyuan"
 

@@ -30,7 +30,7 @@ from gridcall.wire import ReadingBatch, topics
 from gridcall.wire.broker import BrokerAddress
 from tests.edge_poll_agent import BASE, NO_BROKER, PollingSource, agent_spec
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 from tests.servers import ROOT
 
 

@@ -21,7 +21,7 @@ from gridcall.edge_agent.outbox import Priority
 from gridcall.simulators.steady import SimClock, SteadySource
 from gridcall.wire import AgentStatus, AnomalyEvent, ReadingBatch, topics
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 from tests.servers import unused_tcp_port
 
 NOW = 1_790_000_000 * 10**9

@@ -22,7 +22,7 @@ from gridcall.simulators.uplink import Uplink
 from gridcall.wire.backoff import Backoff
 from gridcall.wire.broker import BrokerAddress
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 NOW = 1_790_000_000 * 10**9
 HOUR = Backoff(3600.0, 3600.0)

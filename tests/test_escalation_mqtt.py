@@ -23,7 +23,7 @@ from gridcall.wire import AnomalyEvent, RiskAlert, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from tests.conftest import SimDistrictFactory
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 MIN = 60 * 10**9
 SENSOR = "dasha-dong-g1-noise-1"  # NOISE-NUISANCE: base tier D, response within 30 min

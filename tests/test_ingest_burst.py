@@ -78,7 +78,7 @@ async def count_stored(url: str, database: str) -> int:
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[PrivateMosquitto]:
-    with PrivateMosquitto(tmp_path / "mosquitto") as broker:
+    with PrivateMosquitto(tmp_path / "mosquitto", persistence=False, max_inflight=1000) as broker:
         yield broker
 
 

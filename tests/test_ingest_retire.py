@@ -76,7 +76,7 @@ def worker(store: Store, url: str, name: str, *, retire: bool = False) -> Ingest
 
 async def test_a_retired_worker_leaves_nothing_stranded_and_gets_no_more_share(
         tmp_path: Path) -> None:
-    with PrivateMosquitto(tmp_path / "mosquitto") as broker:
+    with PrivateMosquitto(tmp_path / "mosquitto", persistence=False, max_inflight=1000) as broker:
         async with Store(":memory:") as store:
             # worker 2 joins the group once, then goes away: a member for good
             w2 = worker(store, broker.url, "2")
@@ -117,7 +117,7 @@ async def test_a_retired_worker_leaves_nothing_stranded_and_gets_no_more_share(
 
 
 async def test_a_retire_stopped_early_keeps_the_session(tmp_path: Path) -> None:
-    with PrivateMosquitto(tmp_path / "mosquitto") as broker:
+    with PrivateMosquitto(tmp_path / "mosquitto", persistence=False, max_inflight=1000) as broker:
         async with Store(":memory:") as store:
             stop = asyncio.Event()
             stop.set()  # Ctrl-C before it could drain: the session must stay

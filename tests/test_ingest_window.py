@@ -35,7 +35,7 @@ def batch(seq: int) -> tuple[str, bytes]:
 
 async def test_a_worker_holds_more_than_the_brokers_default_window_unacknowledged(
         tmp_path: Path) -> None:
-    with PrivateMosquitto(tmp_path / "mosquitto", max_inflight=20) as broker:
+    with PrivateMosquitto(tmp_path / "mosquitto", persistence=False, max_inflight=20) as broker:
         async with Store(":memory:") as store:
             # nothing is written before the buffer holds 100,000 readings or an hour
             # passes, so nothing is acknowledged: what arrives is what the broker lets fly

@@ -36,7 +36,7 @@ from gridcall.edge_agent.sources import Sample
 from gridcall.wire import ReadingBatch, topics
 from tests.holding_relay import HoldingRelay
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 from tests.servers import Login
 
 TASMOTA_DS18B20 = (b'{"Time":"2024-03-05T14:12:03","DS18B20":{"Id":"01144BD7A4AA",'

@@ -22,7 +22,7 @@ from gridcall.edge_agent.local_mqtt import LocalMqttSource
 from gridcall.edge_agent.sources import Sample
 from tests.edge_mqtt_kill_agent import settings
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 from tests.servers import ROOT
 
 

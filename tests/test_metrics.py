@@ -24,7 +24,7 @@ from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.clock import DAY_NS
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 from tests.servers import unused_tcp_port
 
 pytestmark = pytest.mark.servers

@@ -29,7 +29,7 @@ from gridcall.simulators.district import InProcessDistrict
 from gridcall.simulators.streams import Injection
 from gridcall.sinks import influx_sink
 from gridcall.wire import topics
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 pytestmark = pytest.mark.servers
 

@@ -37,7 +37,7 @@ from gridcall.wire import AnomalyEvent, MalformedMessage, Reading, ReadingBatch,
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.clock import DAY_NS, from_iso
 from tests.polling import wait_until
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 from tests.servers import influxql_async, quote_ident, unique_name
 
 pytestmark = pytest.mark.servers

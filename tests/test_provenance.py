@@ -18,7 +18,7 @@ from gridcall.hub.store import Store
 from gridcall.wire import AnomalyEvent, Reading, ReadingBatch, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from gridcall.wire.provenance import Owners, Refusals, Screen
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 NOW = time.time_ns()
 """Readings and events are stamped near the hub's clock: it refuses ts outside its window."""

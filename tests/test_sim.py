@@ -12,7 +12,7 @@ import pytest
 
 from gridcall.simulators.scenario import load_scenario, scenario_from_data
 from gridcall.simulators.sim import ScenarioRun, SimDistrict, run_scenario
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 
 def steps(run: ScenarioRun) -> list[tuple[str, str, str, str]]:

@@ -169,7 +169,7 @@ def test_sim_replay_plays_a_logger_file_as_an_agent_to_a_broker(tmp_path: Path) 
     import aiomqtt
 
     from gridcall.wire import Decoder, topics
-    from tests.private_mosquitto import PrivateMosquitto
+    from tests.private_servers import PrivateMosquitto
 
     gas = "dongyuan-g3-gas-1"
     rows = ["Timestamp,GAS_A"] + [f"{1767225600 + 2 * i},{1.5 + (i % 5) / 10}"
