@@ -37,6 +37,7 @@ from gridcall.config.base import (
 )
 from gridcall.config.boards import BoardSettings
 from gridcall.config.calendars import Deadline, WorkSpan, check_order
+from gridcall.config.plans import Plan
 from gridcall.config.reports import ReportSettings
 from gridcall.config.sources import SimulatedSettings, SourceSettings
 from gridcall.wire.clock import ns
@@ -507,7 +508,9 @@ class Matter(Model):
     departments: Responsibility = Responsibility()
     deadlines: MatterDeadlines | None = None
     triggers: tuple[Trigger, ...] = ()
-    plan: str = ""
+    plan: Plan = Plan()
+    """The matter's plan (一事一预案, :mod:`gridcall.config.plans`); a plain string is its
+    summary."""
 
 
 class MattersFile(Model):

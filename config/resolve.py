@@ -34,6 +34,7 @@ from gridcall.config.models import (
     Topology,
 )
 from gridcall.config.notify import NotifyFile
+from gridcall.config.plans import LEVEL_ROLES, Plan
 from gridcall.config.rules import MatterCatalog
 from gridcall.config.sources import SourceSettings, map_problems, mapped_sensors
 from gridcall.wire.ladder import Tier, UnitLevel
@@ -215,6 +216,23 @@ def _check_source_map(check: _Checker, index: int, agent: str, source: SourceSet
             if spec.id not in mapped:
                 check.add("agents.yaml", at, f"agent {agent!r}: its sensor {spec.id!r} is read "
                           f"by no {what} of this {source.type} source, so it would never report")
+
+
+def _check_plan(check: _Checker, index: int, plan: Plan,
+                departments: Collection[str]) -> None:
+    """A matter's plan against topology.yaml: the departments it dispatches and names as
+    contacts exist, and each step's role is a level, ``responsible`` or a department."""
+    at: Loc = ("matters", index, "plan")
+    for j, d in enumerate(plan.dispatch):
+        check.ref("matters.yaml", (*at, "dispatch", j, "department"), "department",
+                  d.department, departments)
+    for j, s in enumerate(plan.steps):
+        check.ref("matters.yaml", (*at, "steps", j, "role"), "role (a level, "
+                  "'responsible' or a department)", s.role, (*LEVEL_ROLES, *departments))
+    for j, c in enumerate(plan.contacts):
+        if c.department is not None:
+            check.ref("matters.yaml", (*at, "contacts", j, "department"), "department",
+                      c.department, departments)
 
 
 def _check_duty(check: _Checker, duty: DutyFile, owners: Collection[str]) -> None:
@@ -500,6 +518,7 @@ def load_config(directory: Path | str, *, known_detectors: Collection[str] | Non
                 for j, dep_id in enumerate(m.departments.co):
                     check.ref("matters.yaml", ("matters", i, "departments", "co", j),
                               "department", dep_id, departments)
+                _check_plan(check, i, m.plan, departments)
             for ti, trig in enumerate(m.triggers):
                 for ki, kind_id in enumerate(trig.sensor_kinds):
                     if kind_id != "*" and sensors_file is not None:

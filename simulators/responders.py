@@ -52,7 +52,10 @@ class Plan:
 
 
 def _where(state: AlertState) -> tuple[str, str, str, int, int]:
-    return (state.state, state.unit, state.tier, state.escalations, state.reopened)
+    # opened and dispatched wait for the same response: a dispatch (the plan's, at tier
+    # B and A, right after the alert came) changes nobody's task
+    waiting = "opened" if state.state == "dispatched" else state.state
+    return (waiting, state.unit, state.tier, state.escalations, state.reopened)
 
 
 # A department's next step after each stage of its call, and the deadline it aims at.

@@ -125,9 +125,10 @@ Target = Annotated[float | str, BeforeValidator(_target)]
 SHAPES: tuple[Shape, ...] = ("spike", "step", "ramp", "stuck", "dropout", "drift")
 ActionName = Literal["acknowledge", "arrive", "resolve", "false_alarm", "escalate", "dispatch",
                      "note", "approve", "reject", "audit", "report_in", "dept_arrive",
-                     "dept_dispose"]
+                     "dept_dispose", "plan_step"]
 """``approve``, ``reject`` and ``audit`` are closure control and audits (docs/desk.md):
-approve or reject the close pending on an alert, record an audit's ``verdict``."""
+approve or reject the close pending on an alert, record an audit's ``verdict``;
+``plan_step`` ticks a ``step`` of the alert's plan off (一事一预案)."""
 RatingName = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 DEPARTMENT_STEPS: frozenset[str] = frozenset({"report_in", "dept_arrive", "dept_dispose"})
 """The steps a ``department`` takes (吹哨报到); the other actions are a ``unit``'s."""
@@ -180,6 +181,8 @@ class ActionSpec(Model):
     departments: tuple[Id, ...] = ()
     verdict: Literal["pass", "fail"] | None = None
     """``do: audit``: the auditor's verdict (a fail needs a ``note``: it reopens)."""
+    step: Id | None = None
+    """``do: plan_step``: the id of the step of the alert's plan ticked off."""
 
     @model_validator(mode="after")
     def _selector(self) -> ActionSpec:
@@ -201,6 +204,9 @@ class ActionSpec(Model):
         if self.unit is not None and self.do in DEPARTMENT_STEPS:
             raise ValueError(f"{self.do} is a department's step: give 'department' (and "
                              "'person') instead of 'unit'")
+        if (self.do == "plan_step") != (self.step is not None):
+            raise ValueError("'step' (a step of the alert's plan) goes with do: plan_step, "
+                             "and only with it")
         return self
 
 
@@ -368,6 +374,8 @@ class ActionAt:
     """The department that acts (then ``unit`` is ""): its own step (吹哨报到)."""
     person: str = ""
     """Who of the department (or of the unit) acts (roster.yaml)."""
+    step: str = ""
+    """``do: plan_step``: the plan's step ticked off."""
 
     def describe(self) -> str:
         which = self.alert or " ".join(x for x in (self.matter, self.grid) if x)
@@ -599,7 +607,8 @@ def scenario_from_doc(doc: YamlDoc, *, base: Path, path: Path | None,
             _action_refs(a, config, lambda k, r, loc=loc: problem((*loc, "action", *k), r))
             actions.append(ActionAt(at_ns, a.unit or "", a.do, a.matter, a.grid, a.alert,
                                     a.note, a.reason, a.departments, here, a.verdict or "",
-                                    department=a.department or "", person=a.person or ""))
+                                    department=a.department or "", person=a.person or "",
+                                    step=a.step or ""))
         elif entry.agent_offline is not None:
             off = entry.agent_offline
             if off.agent not in config.agents:
@@ -807,6 +816,11 @@ def _action_refs(a: ActionSpec, config: ConfigSet, problem: Any) -> None:
     for i, d in enumerate(a.departments):
         if d not in config.departments:
             problem(("departments", i), _unknown("department", d, config.departments))
+    if a.step is not None and a.matter in codes:
+        (matter,) = [m for m in config.matters.matters if m.code == a.matter]
+        steps = [s.id for s in matter.plan.steps]
+        if a.step not in steps:
+            problem(("step",), _unknown(f"step of {a.matter}'s plan", a.step, steps))
 
 
 def _external(e: ExternalSpec, at_ns: int, here: str, config: ConfigSet,

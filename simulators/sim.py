@@ -63,11 +63,13 @@ from gridcall.hub.desk.desk import (
     NotPermitted,
     OutsideArea,
     OutsideSubtree,
+    Unchanged,
     UnknownDepartment,
     UnknownUnit,
 )
 from gridcall.hub.desk.intake import NowhereKnown, locate
 from gridcall.hub.desk.lifecycle import Action, AlertState, IllegalTransition, Transition
+from gridcall.hub.desk.plans import AlreadyTicked, NoSuchStep
 from gridcall.hub.desk.reporting import AlreadyRated, Reporting
 from gridcall.hub.desk.reports import NoSuchReport
 from gridcall.hub.service import Hub
@@ -823,7 +825,8 @@ class SimDistrict:
         await self.act(action.unit, action.do, matter=action.matter, grid=action.grid,
                        alert=action.alert, note=action.note, reason=action.reason,
                        departments=action.departments, where=action.where,
-                       verdict=action.verdict, person=action.person)
+                       verdict=action.verdict, person=action.person,
+                       step=action.step)
 
     async def department_act(self, department: str, do: ActionName, *, person: str = "",
                              matter: str | None = None, grid: str | None = None,
@@ -860,13 +863,15 @@ class SimDistrict:
     async def act(self, unit: str, do: ActionName, *, matter: str | None = None,
                   grid: str | None = None, alert: str | None = None, note: str = "",
                   reason: str = "", departments: Iterable[str] = (),
-                  where: str = "", verdict: str = "", person: str = "") -> Change | None:
+                  where: str = "", verdict: str = "", person: str = "",
+                  step: str = "") -> Change | None:
         """``unit`` does ``do`` now on the alert ``alert``, or the latest of ``matter``
         in ``grid`` (open ones first), as the API would (for ``person``'s token of the
         unit when given: the step names them). A refusal is written to the
         timeline as ``refused`` with its reason (and returns None), not raised.
         ``approve``, ``reject`` (a reason) and ``audit`` (a ``verdict``) are the desk's
-        closure control and audits (docs/desk.md)."""
+        closure control and audits (docs/desk.md); ``plan_step`` ticks ``step`` of the
+        alert's plan off (a step ticked already is refused too)."""
         desk = self.hub.desk
         target = alert or self._pick(matter, grid)
         label = f"{unit} {do} " + (alert or " ".join(x for x in (matter, grid) if x))
@@ -883,14 +888,19 @@ class SimDistrict:
             if do == "reject":
                 return await desk.reject_close(target, unit, now=now, reason=reason,
                                                note=note, person=person)
+            if do == "plan_step":
+                return await desk.tick_plan(target, step, unit, now=now, note=note,
+                                            person=person)
             if do == "audit":
                 return await desk.audit(target, unit, verdict, now=now, note=note,
                                         person=person)
             return await desk.act(target, do, unit, now=now, note=note,
                                   reason=reason, departments=tuple(departments),
                                   person=person)
+        except Unchanged:  # a repeat (departments already called: at tier B and A the
+            return None    # plan's were as the alert came), as the API answers it: no step
         except (IllegalTransition, NotFound, OutsideSubtree, UnknownUnit, BadAction,
-                NotPermitted) as exc:
+                NotPermitted, NoSuchStep, AlreadyTicked) as exc:
             self._note("refused", f"{label}: refused, {exc}{suffix}", action=do, actor=unit,
                        alert_id=target, matter=matter or "", grid=grid or "")
             return None
@@ -989,6 +999,8 @@ def _step_text(change: Change) -> str:
             called = ", ".join(f"{w.department} (on site by {utc_text(w.arrive_by)})"
                                for w in t.whistled)
             return f"{head} dispatch by {t.actor}: called {called}{note}"
+        case "plan_step":
+            return f"{head} plan step {t.plan_step} done by {t.actor}{note}"
         case _:
             return f"{head} {t.action} by {t.actor} -> {t.state}{note}"
 

@@ -201,8 +201,13 @@ async def test_calling_upward_raises_the_tier_and_hands_the_alert_to_the_town(
                                    json={"reason": "needs the town's pump truck"})
     assert resp.status_code == 200, resp.text
     alert = resp.json()["alert"]
+    # at tier B the hub dispatched the plan's departments right after the call upward
     assert (alert["tier"], alert["unit"], alert["unit_level"], alert["state"]) == (
-        "B", "dasha", "town", "opened")
+        "B", "dasha", "town", "dispatched")
+    *_, up, sent = resp.json()["history"]
+    assert (up["action"], up["actor"], sent["action"], sent["actor"]) == (
+        "escalate", "dongyuan-g1", "dispatch", "hub")
+    assert sent["reason"].startswith("plan (一事一预案) at tier B: ")
     assert alert["reason"] == "needs the town's pump truck"
     assert alert["deadlines"]["response"] > world.clock[0]
     # the grid still sees the alert it called upward

@@ -112,8 +112,9 @@ async def test_a_grid_closing_a_tier_a_alert_needs_the_districts_approval(
         asked = await desk.act(alert, "false_alarm", "dongyuan-g3", now=T0 + MIN,
                                note="smell gone")
         t = asked.transition
+        # (dispatched: at tier A the gas plan's departments were called in at once)
         assert (t.action, t.request, t.actor, t.state) == (
-            "request_close", "false_alarm", "dongyuan-g3", "opened")
+            "request_close", "false_alarm", "dongyuan-g3", "dispatched")
         state = desk.get(alert)
         assert state.is_open
         assert state.pending == "false_alarm"
@@ -121,7 +122,10 @@ async def test_a_grid_closing_a_tier_a_alert_needs_the_districts_approval(
         assert [s.alert_id for s in desk.pending_approvals(unit="dasha")] == [alert]
         # nothing escalates or pages meanwhile, however late it gets
         await desk.tick(T0 + 600 * MIN)
-        assert desk.get(alert).n == 2
+        # (the departments the gas plan called in at A promised to arrive and did not:
+        # each is supervised, 督办, which is about them, not the alert's deadlines)
+        assert [t.action for t in await desk.history(alert)] == [
+            "open", "dispatch", "request_close", *["supervise"] * 4]
         for unit in ("dongyuan-g3", "dasha"):  # below the district: asked once is enough
             with pytest.raises(IllegalTransition, match="needs approval by a district or "
                                "above; the false_alarm requested by dongyuan-g3 awaits it"):
@@ -275,7 +279,8 @@ def test_hub_report_shows_units_departments_matters_and_tiers_with_audits(
             for seq in (1, 2):
                 at = T0 + (seq - 1) * 600 * MIN
                 alert = await opened(desk, cfg, GAS, seq, at)
-                await desk.act(alert, "dispatch", "huangpu", now=at)  # the catalog's
+                # (dispatched as it opened: at tier A the gas plan calls its departments)
+                assert desk.get(alert).dept_calls
                 for i, action in enumerate(("acknowledge", "arrive", "resolve"), start=1):
                     await desk.act(alert, action, "huangpu", now=at + i * MIN)
                 verdict = "pass" if seq == 1 else "fail"
@@ -321,10 +326,11 @@ async def test_the_approving_unit_hears_of_a_close_request(
         desk.add_hook(desk_hook(notifier))
         await desk.start()
         alert = await opened(desk, cfg, GAS, 1, T0)
-        assert await wait_until(lambda: notifier.counters.sent == 1)  # the new alert
-        await desk.act(alert, "false_alarm", "dongyuan-g3", now=T0 + MIN, note="no smell")
+        # the new alert, and the hub's dispatch of the gas plan's departments at A
         assert await wait_until(lambda: notifier.counters.sent == 2)
-    title = receiver.got[1][1]["title"]
+        await desk.act(alert, "false_alarm", "dongyuan-g3", now=T0 + MIN, note="no smell")
+        assert await wait_until(lambda: notifier.counters.sent == 3)
+    title = receiver.got[2][1]["title"]
     assert title.startswith("[A] CLOSE AWAITS APPROVAL (false_alarm)")
     assert f"{alert} (asked by dongyuan-g3)" in title
-    assert '"last_action":"request_close"' in receiver.got[1][1]["message"]
+    assert '"last_action":"request_close"' in receiver.got[2][1]["message"]

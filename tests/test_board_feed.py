@@ -72,7 +72,7 @@ async def test_one_point_per_open_alert_grid_sensor_and_agent(cfg: ConfigSet,
     (a,) = [p for p in alerts if p.tags["matter"] == "GAS-LEAK"]
     state = desk.get(gas.alert.alert_id)
     assert a.tags == {"alert_id": state.alert_id, "matter": "GAS-LEAK", "tier": state.tier,
-                      "state": "opened", "unit": state.unit, "level": state.unit_level,
+                      "state": "dispatched", "unit": state.unit, "level": state.unit_level,
                       "town": "dasha", "community": "dongyuan", "grid": "dongyuan-g3",
                       "department": "fire_safety"}
     assert a.fields["open"] == 1

@@ -128,9 +128,12 @@ async def test_spread_across_grids_raises_the_open_alerts(desk: Desk) -> None:
     assert out.alert.alert.reason == "spread: 2 grids within 30m +1"
     # the same incident one grid over: the first grid's alert rises with it
     first = desk.get("AL000001")
-    assert (first.tier, first.unit, first.last.action, first.last.at) == (
-        "B", "dasha", "escalate", T0 + MIN)
-    assert first.last.reason == "spread: 2 grids within 30m +1"
+    *_, rise, sent = await desk.history("AL000001")
+    assert (first.tier, first.unit, rise.action, rise.at) == ("B", "dasha", "escalate", T0 + MIN)
+    assert rise.reason == "spread: 2 grids within 30m +1"
+    # at tier B the matter's plan calls its department in: the hub's dispatch, at once
+    assert (sent.action, sent.actor, sent.at, [w.department for w in sent.whistled]) == (
+        "dispatch", "hub", T0 + MIN, ["urban_mgmt"])
     # a matter elsewhere in the town is not lifted by this spread
     noise = await desk.on_event(ev(NOISE), T0 + 2 * MIN)
     assert noise.alert is not None
@@ -154,14 +157,17 @@ async def test_deadlines_escalate_up_the_ladder_with_exact_timestamps(desk: Desk
         ("open", 0, "D", "dasha-dong-g1", "base tier D"),
         ("escalate", 30 * MIN, "C", "dasha-dong", "response deadline passed"),
         ("escalate", 60 * MIN, "B", "dasha", "response deadline passed"),
+        # the noise plan's departments at B and A, each at its escalation's instant
+        ("dispatch", 60 * MIN, "B", "dasha", "plan (一事一预案) at tier B: urban_mgmt"),
         ("escalate", 90 * MIN, "A", "huangpu", "response deadline passed"),
+        ("dispatch", 90 * MIN, "A", "huangpu", "plan (一事一预案) at tier A: police"),
         # nowhere higher to go: overdue at the district, its duty leader paged
         ("evidence", 120 * MIN, "A", "huangpu",
          "overdue: response deadline passed at district huangpu, nowhere higher to go"),
     ]
     assert [c.units for c in heard] == [
         ("dasha-dong-g1",), ("dasha-dong", "dasha-dong-g1"), ("dasha", "dasha-dong"),
-        ("huangpu", "dasha"), ("huangpu",)]
+        ("dasha",), ("huangpu", "dasha"), ("huangpu",), ("huangpu",)]
     final = desk.get("AL000001")
     assert final.addresses == (PLACE, PLACE[:3], PLACE[:2])
     assert desk.counters.overdue_at_top == {"AL000001"}
@@ -259,7 +265,9 @@ async def test_a_restart_rebuilds_the_alerts_and_fires_what_passed_meanwhile(
         assert [(c.transition.at - T0, c.transition.tier, c.transition.reason)
                 for c in fired] == [(120 * MIN, "C", "arrival deadline passed"),
                                     (150 * MIN, "B", "response deadline passed"),
-                                    (180 * MIN, "A", "response deadline passed")]
+                                    (150 * MIN, "B", "plan (一事一预案) at tier B: urban_mgmt"),
+                                    (180 * MIN, "A", "response deadline passed"),
+                                    (180 * MIN, "A", "plan (一事一预案) at tier A: police")]
         nxt = await desk.on_event(AnomalyEvent(
             agent="edge-x", seq=1, sensor="shenjing-g1-manholetilt-1", kind="spike",
             severity="minor", score=0.5, value=1.0, ts=T0), T0 + 3 * 60 * MIN)

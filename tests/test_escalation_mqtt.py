@@ -111,7 +111,11 @@ async def test_an_unanswered_alert_climbs_to_the_district_and_every_copy_follows
         ("open", 0, "D", "grid", "dasha-dong-g1"),
         ("escalate", 30 * MIN, "C", "community", "dasha-dong"),
         ("escalate", 60 * MIN, "B", "town", "dasha"),
+        ("dispatch", 60 * MIN, "B", "town", "dasha"),  # the noise plan's departments
         ("escalate", 90 * MIN, "A", "district", "huangpu"),
+        ("dispatch", 90 * MIN, "A", "district", "huangpu"),
+        # urban_mgmt, called at B, promised to arrive within 30 minutes: 督办
+        ("supervise", 90 * MIN, "A", "district", "huangpu"),
     ]
     # The grid's app, connecting now, sees its alert held by the district, not a stale
     # "opened at the grid"; so do the community's and the town's.
@@ -120,7 +124,7 @@ async def test_an_unanswered_alert_climbs_to_the_district_and_every_copy_follows
         copies = await retained(private_broker.url, PLACE[:depth], t0)
         names |= set(copies)
         assert {(a.alert_id, a.n, a.tier, a.unit, a.reason) for a in copies.values()} == {
-            (alert.alert_id, 4, "A", "huangpu", "response deadline passed")}, PLACE[:depth]
+            (alert.alert_id, 7, "A", "huangpu", "response deadline passed")}, PLACE[:depth]
     assert names == {topics.alert_topic(PLACE[:d], alert.alert_id) for d in (4, 3, 2)}
 
 

@@ -129,7 +129,9 @@ async def test_a_system_event_is_taken_once_across_a_restart(cfg: ConfigSet,
         a = alert.alert
         assert (a.matter, a.tier, a.unit, a.anomaly_kind, a.agent, a.event_seq) == (
             "FLOOD-POINT", "B", "dasha", "external", WATER, 0)
-        assert alert.last.evidence == (WATER, 0)
+        opened, sent = await desk.history(a.alert_id)  # at B the plan's dispatch follows
+        assert opened.evidence == (WATER, 0)
+        assert (sent.action, sent.actor) == ("dispatch", "hub")
         again = await door.take(WATER, flood("WL-7"), body=b"{}", now=T0 + MIN)
         assert (again.outcome, again.seq) == ("duplicate", 0)
         # another event of the same matter at the same site joins it as evidence
@@ -173,8 +175,9 @@ async def test_a_more_severe_event_lifts_the_open_alert_it_joins(cfg: ConfigSet,
         red = await door.take(WATER, flood("WL-2", severity="red"), body=b"{}",
                               now=T0 + MIN)
         assert red.outcome == "joined"
-        assert [t.action for t in red.result.steps] == ["evidence", "escalate"]
-        up = red.result.steps[-1]
+        # at A the flood plan calls in police too (the hub's dispatch after the rise)
+        assert [t.action for t in red.result.steps] == ["evidence", "escalate", "dispatch"]
+        up = red.result.steps[1]
         assert (up.tier, up.unit, up.actor, up.reason) == (
             "A", "huangpu", "hub", "the caller's severity puts it at A")
         assert opened.result.steps[0].deadlines.response == T0 + 15 * MIN  # emergency at B
@@ -271,7 +274,7 @@ async def test_the_mqtt_topic_takes_events_and_dead_letters_what_it_cannot_map(
         await runtime.handle(topic, good)  # a redelivery
         (alert,) = runtime.desk.alerts()  # level-1 asks for B; an elderly home adds one
         assert (alert.alert.matter, alert.tier, alert.alert.agent, alert.n) == (
-            "FIRE-SMOKE", "A", FIRE, 1)
+            "FIRE-SMOKE", "A", FIRE, 2)  # opened, and the plan's departments dispatched
         assert "site elderly_home +1" in alert.alert.reason
         await runtime.handle(topic, json.dumps({"event_id": "F-2", "type": "SMOKE_ALARM",
                                                 "site": "FA-ZZ-1", "severity": "level-1"}
@@ -325,7 +328,7 @@ async def test_a_scenario_sends_system_events_through_the_broker() -> None:
         "FLOOD-POINT", "external", WATER, "B", "acknowledged")
     assert alert.detected_at == scenario.start_ns + 5 * MIN
     steps = [e for e in run.timeline if e.alert_id == alert.alert_id]
-    assert [e.action for e in steps] == ["open", "acknowledge"]
+    assert [e.action for e in steps] == ["open", "dispatch", "acknowledge"]  # the plan's
     (refused,) = [e.text for e in run.timeline if e.kind == "refused"]
     assert refused.startswith(f"{WATER} event water-flood-gauges-3: refused by the hub, "
                               "its mapping cannot place it")

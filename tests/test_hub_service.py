@@ -99,10 +99,13 @@ async def test_an_event_opens_one_alert_even_when_delivered_twice(
         hub = await run_hub(cfg, broker, store, [(t, encode(event)), (t, encode(event)),
                                                  (t, encode(ghost))])
         (state,) = hub.desk.alerts()
-        assert len(await hub.desk.history(state.alert_id)) == 1
+        # opened, and at tier A the gas plan's departments dispatched by the hub
+        assert [t.action for t in await hub.desk.history(state.alert_id)] == [
+            "open", "dispatch"]
     alert = state.alert
     assert (alert.matter, alert.tier, alert.unit) == ("GAS-LEAK", "A", gas.path[0])
     assert hub.counters.duplicate_events == 1
     assert hub.counters.rejected == {"unknown_sensor": 1}
     # the redelivery republishes the same alert (at-least-once), it opens no second one
-    assert (hub.counters.alerts_opened, hub.counters.alerts_published) == (1, 2)
+    # (published: the opening, the plan's dispatch, the redelivery)
+    assert (hub.counters.alerts_opened, hub.counters.alerts_published) == (1, 3)

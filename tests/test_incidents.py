@@ -95,8 +95,10 @@ async def test_updates_go_out_as_one_message_per_incident(
                 message["body"]["title"])
             body = json.loads(message["body"]["message"])
             assert body["incident"]["incident_id"] == incident.incident_id
+            # at tier B the manhole plan's department is dispatched with each alert
             assert [(a["alert_id"], a["last_action"]) for a in body["alerts"]] == [
-                ("AL000002", "open"), ("AL000001", "escalate")]
+                ("AL000002", "open"), ("AL000002", "dispatch"), ("AL000001", "escalate"),
+                ("AL000001", "dispatch")]
 
 
 def with_topology(tmp_path: Path, neighbours: dict[str, list[str]]) -> Path:
@@ -251,6 +253,11 @@ async def test_the_lead_department_hears_of_an_incident_as_of_any_alert(
         incident = desk.incident_of("AL000002")
         assert incident is not None
         assert desk.get("AL000002").alert.departments.lead == "urban_mgmt"
-        assert sorted(x["unit"] for x in got[2:]) == ["dasha", "dasha-dong", "urban_mgmt"]
-        for message in got[2:]:
+        # at B the manhole plan calls urban_mgmt to each alert (吹哨): one call each
+        notices = [x for x in got[2:] if "incident" in x["body"]["title"]]
+        calls = [x for x in got[2:] if x not in notices]
+        assert sorted(x["unit"] for x in notices) == ["dasha", "dasha-dong", "urban_mgmt"]
+        assert sorted((x["unit"], x["body"]["title"].rsplit(" · ", 1)[-1]) for x in calls) == [
+            ("urban_mgmt", "AL000001 (dasha)"), ("urban_mgmt", "AL000002 (dasha)")]
+        for message in notices:
             assert f"incident {incident.incident_id}" in message["body"]["title"]

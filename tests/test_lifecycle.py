@@ -115,6 +115,7 @@ EXPECTED_AFTER: dict[tuple[str, str], str] = {
     **{(s, "request_close"): s for s in OPEN},   # a close awaiting approval
     **{(s, "sample"): s for s in CLOSED},        # into the audit queue
     **{(s, "audit"): s for s in CLOSED},
+    **{(s, "plan_step"): s for s in OPEN},
 }
 
 

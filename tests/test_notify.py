@@ -327,12 +327,14 @@ async def test_the_desk_hook_notifies_new_calls_and_both_levels_of_an_escalation
         await desk.act(opened.alert_id, "acknowledge", community, now=t0 + 10**9)
         await desk.act(opened.alert_id, "escalate", community, now=t0 + 2 * 10**9,
                        reason="needs the town's pump truck")
-        assert await wait_until(lambda: notifier.counters.sent == 3)
+        # at tier B the hub dispatches the plan's departments: the town hears of it too
+        assert await wait_until(lambda: notifier.counters.sent == 4)
     alerts = [msgspec.json.decode(p["message"], type=RiskAlert) for _, p in receiver.got]
     assert sorted((a.last_action, a.unit) for a in alerts) == [
-        ("escalate", town), ("escalate", town), ("open", community)]
-    # the escalation went to the community's channel and to the town's
-    assert len([h for h, _ in receiver.got if h.get("X-Unit") == town]) == 1
+        ("dispatch", town), ("escalate", town), ("escalate", town), ("open", community)]
+    # the escalation went to the community's channel and to the town's; the dispatch
+    # that followed it to the town's
+    assert len([h for h, _ in receiver.got if h.get("X-Unit") == town]) == 2
 
 
 async def test_a_step_a_crash_left_unnotified_is_notified_at_the_next_start(
@@ -384,17 +386,20 @@ async def test_a_step_a_crash_left_unnotified_is_notified_at_the_next_start(
                        reason="needs the town's pump truck")
 
     async def nothing(hub: Hub) -> None:
-        assert await wait_until(lambda: len(receiver.got) == 3)
+        assert await wait_until(lambda: len(receiver.got) == 4)
 
+    # the escalation to B and the hub's dispatch of the plan's departments after it
     said = await run_services(nothing)
-    assert said[0] == "notifying 1 step(s) again that the last run did not finish notifying"
+    assert said[0] == "notifying 2 step(s) again that the last run did not finish notifying"
     alerts = [msgspec.json.decode(p["message"], type=RiskAlert) for _, p in receiver.got]
-    assert [(a.last_action, a.unit) for a in alerts] == [
-        ("open", community), ("escalate", town), ("escalate", town)]
+    # each as the alert stands now, after the dispatch: the escalation to both levels,
+    # then the dispatch
+    assert [(a.last_action, a.unit) for a in alerts[1:]] == [("dispatch", town)] * 3
+    assert (alerts[0].last_action, alerts[0].unit) == ("open", community)
     # notified now: a third start sends nothing again
     said = await run_services(nothing)
     assert not any(line.startswith("notifying") for line in said)
-    assert len(receiver.got) == 3
+    assert len(receiver.got) == 4
 
 
 async def test_a_ledger_from_before_the_outbox_is_not_notified_again(
@@ -418,7 +423,8 @@ async def test_a_ledger_from_before_the_outbox_is_not_notified_again(
         assert await outbox.pending(NOTIFIED_ACTIONS) == []
         await desk.tick(t0 + 10 * 24 * 3600 * 10**9)  # escalations after the baseline
         pending = await outbox.pending(NOTIFIED_ACTIONS)
-        assert [t.action for t in pending] == ["escalate"] * len(pending)
+        # the escalations, and the hub's dispatches of the plan's departments at B and A
+        assert {t.action for t in pending} == {"escalate", "dispatch"}
         assert pending
         await outbox.setup()  # a second start keeps the baseline
         assert len(await outbox.pending(NOTIFIED_ACTIONS)) == len(pending)

@@ -111,7 +111,7 @@ async def test_a_grid_workers_report_opens_an_alert_that_others_join_follow_and_
     report = r.json()
     assert (report["report_id"], report["unit"], report["person"], report["joined"],
             report["state"], report["rateable"]) == (
-        "R000001", "dongyuan-g1", "wang-fang", "open", "opened", False)
+        "R000001", "dongyuan-g1", "wang-fang", "open", "dispatched", False)  # B: the plan's
     alert_id = report["alert_id"]
     photo_id = report["photos"][0]
     # the desk's alert: the sample's elderly-home grid is +1 (C -> B, the town)
@@ -222,10 +222,10 @@ async def test_a_note_with_photos_changes_nothing_else_and_a_retry_writes_once(
         again = await c.post(f"/v1/alerts/{alert_id}/notes", json=body)
     assert first.status_code == again.status_code == 200
     steps = first.json()["history"]
-    assert len(steps) == len(again.json()["history"]) == 2
+    assert len(steps) == len(again.json()["history"]) == 3  # open, the plan's dispatch
     note = steps[-1]
     assert (note["action"], note["actor"], note["state"], len(note["photos"])) == (
-        "note", "dongyuan", "opened", 2)
+        "note", "dongyuan", "dispatched", 2)
     after = served.desk.get(alert_id)
     assert (after.state, after.deadlines, after.tier) == (before.state, before.deadlines,
                                                           before.tier)

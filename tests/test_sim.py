@@ -117,7 +117,8 @@ async def test_an_action_the_desk_refuses_is_in_the_timeline() -> None:
     refused = [e.text for e in run.timeline if e.kind == "refused"]
     assert len(refused) == 3, run.describe()
     assert "no such alert" in refused[0]
-    assert "is opened" in refused[1]  # resolve before anyone arrived
+    # resolve before anyone arrived (the gas plan's departments were dispatched at A)
+    assert "is dispatched; resolve needs on_site" in refused[1]
     assert "may not act on" in refused[2]  # another grid's alert
 
 
@@ -183,20 +184,27 @@ async def test_departments_report_in_act_and_a_missed_arrival_is_supervised(
     shows, and mosquitto speaks the MQTT v5 the agents and the desk now use.)"""
     with PrivateMosquitto(tmp_path / "broker") as broker:
         run = await run_scenario("departments-whistle", broker_url=broker.url)
-    steps = {(t.action, t.department): t for t in run.transitions
+    steps = {(t.action, t.department, t.actor): t for t in run.transitions
              if t.department or t.action == "dispatch"}
     start = load_scenario("departments-whistle").start_ns
-    at = {key: (t.at - start) // 60_000_000_000 for key, t in steps.items()}
+    at = {key[:2]: (t.at - start) // 60_000_000_000 for key, t in steps.items()}
+    # at tier A the gas plan called its four departments as the alert opened (1:42:24);
+    # the three that never came are supervised 30 minutes later, like the squad
     assert at == {("dispatch", ""): 105, ("report_in", "fire_safety"): 107,
                   ("report_in", "urban_mgmt-jiulong"): 110,
                   ("dept_arrive", "fire_safety"): 116,
                   ("supervise", "urban_mgmt-jiulong"): 135,  # whistled 1:45 + 30m
+                  ("supervise", "police"): 132, ("supervise", "urban_mgmt"): 132,
+                  ("supervise", "market_supervision"): 132,
                   ("dept_dispose", "fire_safety"): 140,
                   ("dept_arrive", "urban_mgmt-jiulong"): 145}, run.describe()
-    assert [w.department for w in steps[("dispatch", "")].whistled] == [
-        "fire_safety", "urban_mgmt-jiulong"]
-    assert steps[("dept_dispose", "fire_safety")].person == "xu-bin"
-    assert steps[("supervise", "urban_mgmt-jiulong")].on_duty == "lin-tao"
+    assert [w.department for w in steps[("dispatch", "", "hub")].whistled] == [
+        "fire_safety", "police", "urban_mgmt", "market_supervision"]
+    # the town's own dispatch calls the squad; fire_safety is on its way already
+    assert [w.department for w in steps[("dispatch", "", "jiulong")].whistled] == [
+        "urban_mgmt-jiulong"]
+    assert steps[("dept_dispose", "fire_safety", "fire_safety")].person == "xu-bin"
+    assert steps[("supervise", "urban_mgmt-jiulong", "hub")].on_duty == "lin-tao"
     texts = [e.text for e in run.timeline if e.kind == "alert"]
     assert any("urban_mgmt-jiulong reported in (he-jian of urban_mgmt-jiulong)" in x
                for x in texts), run.describe()

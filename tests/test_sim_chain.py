@@ -96,8 +96,10 @@ def test_hub_report_over_the_chain_shows_every_rate(tmp_path: Path) -> None:
     as_csv = runner.invoke(app, [*args, "--csv"])
     assert as_csv.exit_code == 0, as_csv.output
     rows = {(r["group"], r["key"]): r for r in csv.DictReader(io.StringIO(as_csv.stdout))}
+    # (police and market supervision: the gas and smoke plans call them in at tier A)
     assert set(rows) == {("unit", "huangpu"), ("unit", "dasha"),
                          ("department", "fire_safety"), ("department", "urban_mgmt"),
+                         ("department", "police"), ("department", "market_supervision"),
                          ("matter", "GAS-LEAK"), ("matter", "FIRE-SMOKE"),
                          ("matter", "MANHOLE-DISPLACED"), ("tier", "A"), ("tier", "B")}
 

@@ -185,7 +185,7 @@ AlertAction = Literal["open", "evidence", "dispatch", "acknowledge", "arrive", "
                       "false_alarm", "escalate", "reopen", "report_in", "dept_arrive",
                       "dept_dispose", "supervise", "note", "rate",
                       # closure control and audits (hub/desk/audits.py)
-                      "request_close", "reject_close", "sample", "audit"]
+                      "request_close", "reject_close", "sample", "audit", "plan_step"]
 """``report_in``, ``dept_arrive``, ``dept_dispose`` and ``supervise`` are departments' steps
 (吹哨报到): a dispatched department reports in, arrives, reports disposal; ``supervise`` is
 the hub's 督办 when it misses its promised arrival. They leave the alert's state as it is.
@@ -193,7 +193,57 @@ the hub's 督办 when it misses its promised arrival. They leave the alert's sta
 ``rate``: a reporter's rating of the handling of a closed alert (issue 18).
 ``request_close``, ``reject_close``, ``sample``, ``audit``: closure control and audits
 (docs/desk.md): a close awaiting approval, its rejection, a closing drawn into the audit
-queue, an auditor's verdict; they leave the state as it is too."""
+queue, an auditor's verdict; they leave the state as it is too.
+``plan_step``: a step of the alert's plan ticked off (一事一预案)."""
+
+
+class PlanStepItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of an alert's plan: what is done and by whom (a level, ``responsible``
+    or a department id)."""
+
+    id: Id
+    text: str
+    role: str
+
+
+class PlanDispatchItem(msgspec.Struct, frozen=True, kw_only=True):
+    """A department the plan calls in, and when: tier -> ``always`` or a condition text
+    (``"at school/market"``, ``"if critical"``)."""
+
+    department: Id
+    when: dict[str, str] = {}
+
+
+class PlanContactItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    name: str
+    phone: str = ""
+    department: str = ""
+    note: str = ""
+
+
+class PlanResourceItem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    name: str
+    note: str = ""
+
+
+class AlertPlan(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The matter's plan (一事一预案) as the alert was given it when it opened."""
+
+    summary: str = ""
+    steps: list[PlanStepItem] = []
+    dispatch: list[PlanDispatchItem] = []
+    resources: list[PlanResourceItem] = []
+    contacts: list[PlanContactItem] = []
+
+
+class PlanTick(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A step of the plan ticked off: which, when (ns, hub clock), by which unit or
+    department, and the person if a person's token did it."""
+
+    step: Id
+    at: Nanos
+    by: str
+    person: str = ""
 
 
 class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
@@ -250,3 +300,8 @@ class RiskAlert(msgspec.Struct, frozen=True, kw_only=True):
     point: list[float] = []
     """``[lon, lat]`` of a call that gave a GPS point (a report); empty otherwise (a
     sensor alert's point is its sensor's, in the config)."""
+    plan: AlertPlan | None = None
+    """The matter's plan as the alert opened with it; None when the catalog gives none
+    (or the alert is older than plans)."""
+    plan_done: list[PlanTick] = []
+    """The plan's steps ticked off so far, first first (``plan_step`` steps)."""

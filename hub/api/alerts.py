@@ -109,7 +109,9 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
             raise ApiError(422, str(exc)) from None
         except Unchanged as exc:  # a repeat: the alert as it stands, nothing written
             return await detail(exc.state)
-        return await detail(change.alert)
+        # the alert as it stands: after a call upward to tier B or A, with the hub's
+        # dispatch of the plan's departments that followed it
+        return await detail(desk.get(change.alert.alert_id))
 
     def simple(action: AlertAction, path: str, summary: str) -> None:
         async def endpoint(unit: Caller, person: CallerPerson, alert_id: AlertId,

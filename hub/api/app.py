@@ -3,7 +3,7 @@ edge agents and the built-in board. This module assembles the app from one route
 concern (:mod:`~gridcall.hub.api.alerts`, :mod:`~gridcall.hub.api.indicators`,
 :mod:`~gridcall.hub.api.board`, :mod:`~gridcall.hub.api.agents`,
 :mod:`~gridcall.hub.api.silences`, :mod:`~gridcall.hub.api.handover`,
-:mod:`~gridcall.hub.api.incidents`) over the models of
+:mod:`~gridcall.hub.api.incidents`, :mod:`~gridcall.hub.api.plans`) over the models of
 :mod:`~gridcall.hub.api.models`.
 
 Every request carries a unit's bearer token (:mod:`gridcall.hub.api.tokens`, checked by
@@ -59,6 +59,7 @@ from gridcall.hub.api import (
     handover,
     incidents,
     indicators,
+    plans,
     reports,
     silences,
 )
@@ -127,6 +128,7 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.include_router(external.router(desk, cfg, clock))
     app.include_router(reports.router(
         desk, cfg, clock, PhotoStore(photo_dir or cfg.hub.reports.photo_dir)))
+    app.include_router(plans.router(desk, cfg, clock))
     return app
 
 

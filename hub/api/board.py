@@ -101,8 +101,12 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
 
     def board_alert(state: AlertState) -> BoardAlert:
         out = AlertOut.of(state, desk.incident_id(state.alert_id))
+        plan = state.alert.plan
         return BoardAlert.model_validate({
             **out.model_dump(), "actions": board_actions(state),
+            # the plan itself is read with the alert (GET /v1/alerts/{id}) when opened:
+            # the state carries every open alert, and a plan is a screenful
+            "plan": None, "plan_steps": None if plan is None else len(plan.steps),
             "unit_name": name(state.unit), "grid_name": name(state.place[-1]),
             "community_name": name(state.place[-2])})
 

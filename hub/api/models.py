@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridcall.hub.api.plan_models import PlanOut, PlanTickOut
 from gridcall.hub.desk.indicators import Indicator
 from gridcall.hub.desk.lifecycle import Action, AlertState, Rating, Transition
 from gridcall.hub.desk.roster import Health, Liveness
@@ -102,6 +103,11 @@ class AlertOut(Out):
     pending_by: str = Field(default="", description="The unit that asked for that close.")
     audit: str = Field(default="", description="The audit of its latest closing: sampled "
                        "(in the audit queue), pass, fail; empty if none.")
+    plan: PlanOut | None = Field(default=None, description="The matter's plan (一事一预案) "
+                                 "as the alert opened with it; null if the catalog gives "
+                                 "none.")
+    plan_done: list[PlanTickOut] = Field(default_factory=list, description="The plan's "
+                                         "steps ticked off so far, first first.")
 
     @classmethod
     def of(cls, state: AlertState, incident: str = "") -> AlertOut:
@@ -114,7 +120,7 @@ class AlertOut(Out):
                 "matter_name", "matter_type", "departments", "sensor", "sensor_kind", "grid",
                 "anomaly_kind", "severity", "score", "value", "detected_at", "opened_at",
                 "deadlines", "n", "last_action", "reason", "escalations", "grids",
-                "overdue")},
+                "overdue", "plan", "plan_done")},
             "updated_at": a.updated_at or state.last.at, "place": list(state.place),
             "due": None if due is None else {"name": due[0], "at": due[1]},
             "department_calls": [
@@ -192,6 +198,8 @@ class TransitionOut(Out):
     request: str = Field(default="", description="On request_close: the close asked for "
                          "(resolve, false_alarm).")
     verdict: str = Field(default="", description="On audit: pass or fail.")
+    plan_step: str = Field(default="", description="On a plan_step: the step of the "
+                           "alert's plan ticked off.")
 
     @classmethod
     def of(cls, t: Transition) -> TransitionOut:
@@ -397,6 +405,9 @@ class Risk(Out):
 
 class BoardAlert(AlertOut):
     actions: list[Action] = Field(description="What the lifecycle allows on it now.")
+    plan_steps: int | None = Field(default=None, description="How many steps its plan "
+                                   "has (null: no plan); the plan itself (`plan`, null "
+                                   "here) is in GET /v1/alerts/{id}.")
     unit_name: str
     grid_name: str
     community_name: str

@@ -11,6 +11,7 @@
 // A department's token (吹哨报到) opens the department view instead:
 //   GET  v1/department, v1/department/alerts?open=true   who it is, what it is called to
 //   POST v1/department/alerts/{id}/{report-in|arrive|dispose}   its own steps
+//   GET  v1/alerts/{id}, POST v1/alerts/{id}/plan/{step}   an alert's plan checklist
 // Live: every `change` event fetches the state again (debounced); a fallback poll runs
 // while the stream is down, and the stream reconnects with a backoff.
 "use strict";
@@ -71,7 +72,7 @@
 
   const board = {
     token: null, me: null, map: null, state: null, live: false, zoom: null, noRoster: false,
-    silences: [], incident: null, incidentAlerts: new Set(), handedTo: new Map(),
+    silences: [], incident: null, incidentAlerts: new Set(), handedTo: new Map(), plan: null,
     stream: null, attempts: 0, refreshTimer: null, lastByte: 0,
     clock: { first: null, last: null, rate: 1 },
   };
@@ -425,7 +426,12 @@
           a.incident ? el("button", { type: "button", class: "link incident-link",
                                       text: `incident ${a.incident}`,
                                       onclick: () => showIncident(a.incident) }) : null,
-          callsLine(a)),
+          callsLine(a),
+          a.plan_steps !== null && a.plan_steps !== undefined
+            ? el("button", { type: "button", class: "link plan-link", "data-alert": a.alert_id,
+                             text: a.plan_steps ? `plan 预案 ${a.plan_done.length}/${a.plan_steps}`
+                               : "plan 预案",
+                             onclick: () => showPlan(a.alert_id) }) : null),
         el("td", { class: "unit", title: a.unit_path.join(" / ") },
           el("div", { text: a.unit_name }), el("small", { text: a.unit_level })),
         el("td", { class: "state", text: a.state.replace("_", " ") }),
@@ -830,6 +836,74 @@
     }
   }
 
+  // ------------------------------------------------------------------ plans
+
+  // An alert's plan (一事一预案) as a checklist: GET v1/alerts/{id} (the board's state
+  // leaves plans out), each step ticked off with POST v1/alerts/{id}/plan/{step}, a
+  // ledger step: the event stream's refresh shows it, here and on every other board.
+  const LEVEL_NAME = { grid: "grid 网格", community: "community 社区", town: "town 镇街",
+                       district: "district 区", responsible: "the unit holding it" };
+  const roleName = (role) => LEVEL_NAME[role] || nameOf(role);
+
+  async function showPlan(id, scroll = true) {
+    let data;
+    try {
+      data = await api(`v1/alerts/${encodeURIComponent(id)}`);
+    } catch (err) {
+      const [status, why] = refusal(err);
+      notice(`${id}: refused (${status}): ${why}`, "error");
+      return;
+    }
+    const a = data.alert, p = a.plan || { steps: [], dispatch: [], resources: [], contacts: [] };
+    const open = !["resolved", "false_alarm"].includes(a.state);
+    const done = new Map(a.plan_done.map((d) => [d.step, d]));
+    board.plan = id;
+    const box = $("#plan");
+    box.dataset.alert = id;
+    const whoDid = (d) => (d.person ? `${nameOf(d.person)} (${nameOf(d.by)})` : nameOf(d.by));
+    box.replaceChildren(...[
+      el("h3", { text: `Plan 预案 · ${a.matter_name} · ${id} · ${done.size}/${p.steps.length} done` }),
+      p.summary ? el("p", { class: "summary", text: p.summary }) : null,
+      el("ol", { class: "checklist" }, ...p.steps.map((s, i) => {
+        const d = done.get(s.id);
+        const box_ = el("input", { type: "checkbox", id: `plan-${s.id}`, "data-step": s.id,
+                                   checked: Boolean(d), disabled: Boolean(d) || !open });
+        box_.addEventListener("change", () => tickStep(a, s, box_));
+        return el("li", { "data-step": s.id, class: d ? "done" : null },
+          box_, el("label", { for: `plan-${s.id}`, text: ` ${i + 1}. ${s.text}` }),
+          el("small", { class: "role", text: roleName(s.role) }),
+          d ? el("small", { class: "ticked", text: `✓ ${whoDid(d)} · ${fmtTime(d.at)}` }) : null);
+      })),
+      p.dispatch.length ? el("p", { class: "dispatch", text: "called in at tier B/A 自动派遣: " +
+        p.dispatch.map((x) => `${nameOf(x.department)} (${Object.entries(x.when)
+          .map(([t, c]) => `${t}: ${c}`).join(", ")})`).join("; ") }) : null,
+      p.resources.length ? el("p", { class: "resources", text: "resources 物资: " +
+        p.resources.map((r) => r.note ? `${r.name} (${r.note})` : r.name).join("; ") }) : null,
+      p.contacts.length ? el("ul", { class: "contacts" }, ...p.contacts.map((c) => el("li", {
+        text: [c.name, c.phone, c.department && nameOf(c.department) !== c.name
+          ? nameOf(c.department) : "", c.note].filter(Boolean).join(" · ") }))) : null,
+      el("button", { type: "button", class: "act", text: "close", onclick: () => {
+        board.plan = null;
+        box.hidden = true;
+      } })].filter(Boolean));
+    box.hidden = false;
+    if (scroll) box.scrollIntoView({ block: "nearest" });
+  }
+
+  async function tickStep(alert, step, input) {
+    input.disabled = true;
+    try {
+      await api(`v1/alerts/${encodeURIComponent(alert.alert_id)}/plan/${encodeURIComponent(step.id)}`,
+                { method: "POST", json: {} });
+      notice(`${alert.alert_id}: plan step “${step.text}” ticked off`, "ok");
+    } catch (err) {
+      const [status, why] = refusal(err);
+      notice(`${alert.alert_id}: ticking “${step.text}” refused (${status}): ${why}`, "error");
+    }
+    await showPlan(alert.alert_id, false);
+    await refresh();
+  }
+
   // ------------------------------------------------------------------ who is on duty
 
   // GET v1/handover: who is on duty at the board's unit now and next (roster.yaml), its
@@ -918,7 +992,8 @@
       paintMap(state);
       renderAlerts(state);
       renderDepartments(state);
-      await Promise.all([refreshAgents(), refreshSilences(), refreshIncidents(), refreshDuty()]);
+      await Promise.all([refreshAgents(), refreshSilences(), refreshIncidents(), refreshDuty(),
+                         board.plan ? showPlan(board.plan, false) : null]);
       markIncident();
       markHandedTo();
       document.body.dataset.loaded = String(Date.now());

@@ -65,7 +65,7 @@ import msgspec
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
-from gridcall.hub.desk import audits, duty, lifecycle, whistle
+from gridcall.hub.desk import audits, duty, lifecycle, plans, whistle
 from gridcall.hub.desk.audits import NotPermitted
 from gridcall.hub.desk.incident_ledger import IncidentLedger
 from gridcall.hub.desk.incidents import (
@@ -303,6 +303,10 @@ class DeskCounters:
     """Closings drawn into the audit queue."""
     audits_passed: int = 0
     audits_failed: int = 0
+    plan_dispatches: int = 0
+    """Dispatch steps the hub wrote for a plan's departments (tier B and A)."""
+    plan_steps: int = 0
+    """Steps of plans ticked off."""
 
     @property
     def escalations(self) -> int:
@@ -370,6 +374,8 @@ class Desk:
         self._seen_at: dict[str, int] = {}
         """alert -> its latest open, evidence or reopen step (ns)."""
         self._batch_hooks: list[BatchHook] = []
+        self._plan_pool = plans.PlanPool()
+        """Alerts' plans, one copy of each (:class:`~gridcall.hub.desk.plans.PlanPool`)."""
         self._batch: list[Change] | None = None
         self._lock = asyncio.Lock()
         self.started = False
@@ -566,7 +572,7 @@ class Desk:
                       if (due := s.due()) is not None)
 
     def _restore(self, image: DeskImage) -> None:
-        self._states = {s.alert_id: s for s in image.states}
+        self._states = {s.alert_id: self._plan_pool.share(s) for s in image.states}
         self._open = {(m, g): a for m, g, a in image.open}
         self._open_of = {}
         for key, alert_id in self._open.items():
@@ -624,6 +630,8 @@ class Desk:
         else:
             self._last_at = t.at
         self._unsnapped += 1
+        if t.n == 1:  # the plan it opened with: one copy per plan, not per alert
+            state = self._plan_pool.share(state)
         self._states[state.alert_id] = state
         key = self.policy.group(state.alert.matter, state.place[-1], state.alert.agent)
         self._latest[key] = state.alert_id
@@ -728,13 +736,24 @@ class Desk:
         not follow writes nothing."""
         if not steps:
             return []
-        steps = [self._addressed(t) for t in steps]
+        steps = [self._addressed(self._planned(t)) for t in steps]
         folded: list[tuple[AlertState | None, AlertState]] = []
         current: dict[str, AlertState] = {}
         for t in steps:
             prev = current.get(t.alert_id, self._states.get(t.alert_id))
             current[t.alert_id] = apply(prev, t)
             folded.append((prev, current[t.alert_id]))
+        # an alert handed over at tier B or A: the plan's departments, after its last
+        # step here, in the same transaction (a deadline's escalations dispatch at their
+        # own instants: _due_steps)
+        for alert_id in dict.fromkeys(t.alert_id for t in steps if plans.calls_in(t)):
+            sent = self._plan_dispatch(current[alert_id])
+            if sent is not None:
+                prev = current[alert_id]
+                current[alert_id] = apply(prev, sent)
+                folded.append((prev, current[alert_id]))
+                steps.append(sent)
+                self.counters.plan_dispatches += 1
         links = self._links([state for _, state in folded])
         await self.ledger.append(
             *steps, also=self.incident_ledger.writer(links) if links else None)
@@ -762,6 +781,36 @@ class Desk:
                     log.exception("desk: hook %r failed on %s step %d", hook,
                                   change.transition.alert_id, change.transition.n)
         return changes
+
+    def _planned(self, t: Transition) -> Transition:
+        """An open step with its matter's plan on the alert (:mod:`gridcall.hub.desk.plans`)."""
+        if t.action != "open" or t.alert is None:
+            return t
+        matter = self.policy.matter(t.alert.matter)
+        return plans.planned(t, matter.plan if matter is not None else None)
+
+    def _plan_dispatch(self, state: AlertState) -> Transition | None:
+        """The hub's dispatch of the plan's departments due after a hand-over left
+        ``state`` (at tier B or A), or None."""
+        if state.tier not in plans.AUTO_TIERS:
+            return None
+        matter = self.policy.matter(state.alert.matter)
+        if matter is None or not matter.plan.dispatch:
+            return None
+        deps = self.config.departments
+        due = plans.due_departments(
+            state, matter.plan, tags=self.site_tags(state),
+            in_area=lambda d: d in deps and deps[d].in_area(state.place))
+        at = state.last.at
+        return plans.auto_dispatch(
+            state, due, self.whistles(state, (d.department for d in due), at)) if due else None
+
+    def site_tags(self, state: AlertState) -> tuple[str, ...]:
+        """The site tags of the alert's sensor and grid (what a plan's conditions test)."""
+        sensor = self.config.sensors.get(state.alert.sensor)
+        grid = self.config.units.get(state.place[-1]) if state.place else None
+        return tuple(dict.fromkeys((*(sensor.tags if sensor else ()),
+                                    *(grid.tags if grid else ()))))
 
     def _addressed(self, t: Transition) -> Transition:
         """A step that hands the alert to a unit, stamped with the person on duty there
@@ -918,6 +967,11 @@ class Desk:
                 t = self._escalate(state, decision, at, actor=HUB, note="")
                 steps.append(t)
                 state = apply(state, t)
+                sent = self._plan_dispatch(state)  # at its own instant, however late
+                if sent is not None:
+                    steps.append(sent)
+                    state = apply(state, sent)
+                    self.counters.plan_dispatches += 1
         return steps
 
     def duty_leader(self, unit: str, at: int) -> str:
@@ -1264,17 +1318,17 @@ class Desk:
                                   evidence=(call.source, call.seq), reason=decision.reason,
                                   deadlines=decision.deadlines, note=call.note), call)
                 self.counters.reopened += 1
-                (change,) = await self._commit([t])
-                return EventOutcome(change.alert, (change.transition,))
+                changes = await self._commit([t])  # and the plan's dispatch at B or A
+                return EventOutcome(changes[-1].alert, tuple(c.transition for c in changes))
             decision = self.policy.on_call(matter, place, severity=call.severity,
                                            tags=grid.tags, at=now, least=call.tier)
             alert = self.policy.call_alert(call, decision, matter=matter, place=place,
                                            alert_id=f"AL{self._next:06d}", at=now)
             t = self._by(opening(alert, place=place, reason=decision.reason, note=call.note,
                                  actor=actor), call)
-            (change,) = await self._commit([t])
+            changes = await self._commit([t])  # and the plan's dispatch at B or A
             self.counters.opened += 1
-            return EventOutcome(change.alert, (change.transition,))
+            return EventOutcome(changes[-1].alert, tuple(c.transition for c in changes))
 
     def _by(self, t: Transition, call: Call) -> Transition:
         """The step with the call's photos and the person who called, if a person did."""
@@ -1340,9 +1394,9 @@ class Desk:
         alert = self.policy.alert(event, decision, matter=matter,
                                   alert_id=f"AL{self._next:06d}", at=now, grids=grids)
         t = opening(alert, place=sensor.path, reason=decision.reason, note=note or "")
-        (change,) = await self._commit([t])
+        changes = await self._commit([t])  # and the plan's dispatch, at tier B or A
         self.counters.opened += 1
-        return EventOutcome(change.alert, (change.transition,))
+        return EventOutcome(changes[-1].alert, tuple(c.transition for c in changes))
 
     def _rise(self, state: AlertState, event: AnomalyEvent, now: int,
               spread: dict[str, int]) -> Transition | None:
@@ -1572,6 +1626,8 @@ class Desk:
             raise BadAction("a rating is the reporter's, through their report (Desk.rate)")
         if action in ("request_close", "reject_close", "audit"):
             raise BadAction(f"{action} is taken by closing, Desk.reject_close or Desk.audit")
+        if action == "plan_step":
+            raise BadAction("a plan step is ticked off with Desk.tick_plan, naming the step")
         unit = self.config.units.get(actor)
         if unit is None:
             self.counters.refused += 1
@@ -1579,11 +1635,16 @@ class Desk:
         async with self._operation():
             await self._fire(now)
             state = self.get(alert_id)
+            last = state.last
+            if action == "escalate" and plans.by_plan(last):
+                # the hub's dispatch that followed a call upward is part of that call:
+                # the same call again is still a repeat
+                last = (await self.ledger.history(alert_id))[-2]
             try:
                 if state.place[:len(unit.path)] != unit.path:
                     raise OutsideSubtree(unit, state)
                 t = self._action_step(state, action, unit, now=now, note=note, reason=reason,
-                                      departments=tuple(departments))
+                                      departments=tuple(departments), last=last)
                 t = self._closing(state, t, unit)
                 t = self._by_person(t, person, unit)
                 if action == "note":
@@ -1597,6 +1658,37 @@ class Desk:
             change = await self._commit_closing(state, t)
             self.counters.actions += 1
             self.counters.escalations_manual += action == "escalate"
+            return change
+
+    async def tick_plan(self, alert_id: str, step_id: str, actor: str, *, now: int,
+                        note: str = "", person: str = "") -> Change:
+        """Tick off step ``step_id`` of the alert's plan for ``actor`` (a unit id), and
+        ``person`` of it: a ``plan_step`` step. Refusals raise and write nothing
+        (NotFound, UnknownUnit, OutsideSubtree, :class:`~gridcall.hub.desk.plans.NoSuchStep`,
+        IllegalTransition once the alert is closed); a step ticked already raises
+        :class:`~gridcall.hub.desk.plans.AlreadyTicked` (a repeat, nothing written)."""
+        unit = self.config.units.get(actor)
+        if unit is None:
+            self.counters.refused += 1
+            raise UnknownUnit(actor)
+        async with self._operation():
+            await self._fire(now)
+            state = self.get(alert_id)
+            try:
+                if state.place[:len(unit.path)] != unit.path:
+                    raise OutsideSubtree(unit, state)
+                t = plans.tick(state, step_id, at=now, actor=unit.id, note=note)
+                if person:
+                    who = self.config.duty.person(person)
+                    t = replace(t, person=person, person_unit=who.unit if who else unit.id)
+            except (OutsideSubtree, plans.NoSuchStep, IllegalTransition):
+                self.counters.refused += 1
+                raise
+            except plans.AlreadyTicked:
+                self.counters.repeats += 1
+                raise
+            (change,) = await self._commit([t])
+            self.counters.plan_steps += 1
             return change
 
     @staticmethod
@@ -1765,7 +1857,7 @@ class Desk:
             self.counters.audits_passed += verdict == "pass"
             self.counters.audits_failed += verdict == "fail"
             self.counters.reopened += verdict == "fail"
-            return changes[-1]
+            return changes[len(steps) - 1]  # a plan's dispatch after a reopening follows
 
     def audit_queue(self, *, unit: str | None = None, status: str = "sampled"
                     ) -> list[AlertState]:
@@ -1779,10 +1871,10 @@ class Desk:
         return audits.pending(self.alerts(unit=unit, open_only=True))
 
     def _action_step(self, state: AlertState, action: Action, unit: Unit, *, now: int,
-                     note: str, reason: str, departments: tuple[str, ...]) -> Transition:
+                     note: str, reason: str, departments: tuple[str, ...],
+                     last: Transition) -> Transition:
         if action == "escalate":
             lifecycle.check(state, action)
-            last = state.last
             if (last.action == "escalate" and last.actor == unit.id
                     and (last.reason, last.note) == ((reason or note), note)):
                 raise IllegalTransition(

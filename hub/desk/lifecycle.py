@@ -45,6 +45,8 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
 A resolve or false_alarm while a close is pending is its approval (the approver's own
 step). Escalate voids a pending request (the new unit must respond); reopen clears the
 audit of the closing before.
+    plan_step    OPEN                       -> unchanged (a step of the alert's plan ticked
+                                               off, :mod:`gridcall.hub.desk.plans`)
 
 Which tier, unit and deadlines an escalation or reopening brings is decided by the caller
 (the policy, :mod:`gridcall.hub.desk.policy`); this module only holds the legal moves.
@@ -70,6 +72,7 @@ from gridcall.wire import (
     UnitLevel,
 )
 from gridcall.wire.ladder import LEVELS, above
+from gridcall.wire.messages import PlanTick
 
 Rating = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 """满意, 基本满意, 不满意: how a reporter rates the handling of their report."""
@@ -124,6 +127,7 @@ REQUIRES: dict[Action, frozenset[State]] = {
     "reject_close": OPEN,
     "sample": CLOSED,
     "audit": CLOSED,
+    "plan_step": OPEN,
 }
 """The states each action may be taken in."""
 
@@ -143,7 +147,8 @@ def _state_after(action: Action, before: State) -> State:
         case "false_alarm":
             return "false_alarm"
         case ("evidence" | "report_in" | "dept_arrive" | "dept_dispose" | "supervise" | "note"
-              | "rate" | "request_close" | "reject_close" | "sample" | "audit"):
+              | "rate" | "request_close" | "reject_close" | "sample" | "audit"
+              | "plan_step"):
             return before
 
 
@@ -217,6 +222,8 @@ class Transition:
     """On ``request_close``: the close asked for, ``resolve`` or ``false_alarm``."""
     verdict: str = ""
     """On ``audit``: ``pass`` or ``fail``."""
+    plan_step: str = ""
+    """On a ``plan_step``: the id of the step of the alert's plan ticked off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,10 +496,14 @@ def _wire(alert: RiskAlert, t: Transition) -> RiskAlert:
         reason=t.reason if t.action in ("open", "escalate") else alert.reason,
         escalations=alert.escalations + (t.action == "escalate"),
         overdue=overdue_of(t) or (alert.overdue if t.action in _KEEPS_OVERDUE else ""),
+        plan_done=alert.plan_done if t.action != "plan_step" else [
+            *alert.plan_done, PlanTick(step=t.plan_step, at=t.at, by=t.actor,
+                                       person=t.person)],
     )
 
 
-_KEEPS_OVERDUE = frozenset({"evidence", "dispatch", "note", "rate", *whistle.DEPT_ACTIONS})
+_KEEPS_OVERDUE = frozenset({"evidence", "dispatch", "note", "rate", "plan_step",
+                            *whistle.DEPT_ACTIONS})
 """Steps that do not move the alert on: an overdue alert stays overdue after them."""
 
 

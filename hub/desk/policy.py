@@ -26,6 +26,7 @@ from types import MappingProxyType
 from gridcall.config import ConfigSet, SensorSpec
 from gridcall.config.calendars import NO_CALENDARS, CalendarsFile
 from gridcall.config.models import Matter, MatterDeadlines, Responsibility
+from gridcall.config.plans import Plan
 from gridcall.config.rules import TierRules
 from gridcall.hub.desk.intake import Call
 from gridcall.wire import AnomalyEvent, Deadlines, Departments, RiskAlert, Severity
@@ -34,8 +35,8 @@ from gridcall.wire.ladder import RESPONSIBLE_LEVEL, Tier, UnitLevel, above, tier
 
 UNCLASSIFIED = Matter(
     code="UNCLASSIFIED", name="未归类异常", type="daily", base_tier="B",
-    departments=Responsibility(), plan="No matter in the catalog claims this anomaly; the "
-    "district (区政府兜底) owns it until the catalog is extended.",
+    departments=Responsibility(), plan=Plan(summary="No matter in the catalog claims this "
+    "anomaly; the district (区政府兜底) owns it until the catalog is extended."),
 )
 
 ADDRESS_DEPTH: Mapping[Tier, int] = MappingProxyType({"D": 4, "C": 3, "B": 2, "A": 2})

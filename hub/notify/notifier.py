@@ -110,7 +110,28 @@ def render(alert: RiskAlert, note: str = "") -> tuple[str, str]:
     ]
     if note:
         lines.append(f"Note: {note}")
+    lines += plan_lines(alert)
     return title, "\n".join(lines)
+
+
+def plan_lines(alert: RiskAlert) -> list[str]:
+    """The alert's plan (一事一预案) as lines of the message: its summary, its steps with
+    who does each (ticked ones marked), its resources and contacts."""
+    plan = alert.plan
+    if plan is None:
+        return []
+    done = {d.step for d in alert.plan_done}
+    lines = [f"Plan: {plan.summary}" if plan.summary else "Plan:"]
+    lines += [f"  {'[x]' if s.id in done else '[ ]'} {i}. {s.text} ({s.role}; {s.id})"
+              for i, s in enumerate(plan.steps, 1)]
+    if plan.resources:
+        lines.append("Resources: " + "; ".join(
+            r.name + (f" ({r.note})" if r.note else "") for r in plan.resources))
+    if plan.contacts:
+        lines.append("Contacts: " + "; ".join(
+            " ".join(x for x in (c.name, c.phone, f"[{c.department}]" if c.department
+                                 else "", c.note) if x) for c in plan.contacts))
+    return lines
 
 
 def send(delivery: Delivery, settings: NotifyFile, timeout: float) -> None:
