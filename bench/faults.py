@@ -1,14 +1,16 @@
 """The fault matrix with its real durations, and figures (issue 16, item 6).
 
 ``nice -n 10 python bench/faults.py [--faults broker_restart,hub_kill9,influx_down,
-uplink_down,edge_kill9] [--influx-down 60] [--uplink-down 600] [--rate 100]``
+uplink_down,edge_kill9] [--broker-down 0] [--influx-down 60] [--uplink-down 600]
+[--rate 100]``
 
 Each fault runs on its own rig (tests/fault_rig.py: private mosquitto with persistence,
 private InfluxDB 1.6.7, ``gridcall hub run`` as a process, an uplink relay; never the
 shared servers). The agent streams in real time at ``--rate`` readings/s on the wall
 clock (its simulated clock kept at the wall's); after 5 s the fault strikes and is held:
-broker restart (SIGTERM, started again at once), hub kill -9 (started again at once),
-InfluxDB stopped for ``--influx-down`` s, the uplink relay cut for ``--uplink-down`` s.
+broker restart (SIGTERM, started again at once or after ``--broker-down`` s), hub kill
+-9 (started again at once), InfluxDB stopped for ``--influx-down`` s, the uplink relay
+cut for ``--uplink-down`` s.
 The stream goes on through it and for 5 s after. Edge kill -9 is the exception: the agent
 process (tests/edge_crash_agent.py) publishes as fast as it can (not paced), is SIGKILLed
 after 60 sealed batches and started again on its state at once.
@@ -143,11 +145,14 @@ def table(rows: list[Row]) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--broker-down", type=float, default=0.0,
+                        help="seconds mosquitto stays stopped (default: started again at "
+                        "once)")
     parser.add_argument("--influx-down", type=float, default=60.0)
     parser.add_argument("--uplink-down", type=float, default=600.0)
     parser.add_argument("--rate", type=float, default=100.0)
     args = parser.parse_args()
-    hold = {"broker_restart": 0.0, "hub_kill9": 0.0, "influx_down": args.influx_down,
+    hold = {"broker_restart": args.broker_down, "hub_kill9": 0.0, "influx_down": args.influx_down,
             "uplink_down": args.uplink_down}
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="gridcall-faults-") as tmp:
