@@ -31,7 +31,8 @@ class StepRow:
     matter: str
     tier: str
     step: str
-    """The ledger action (``request_close`` says which close: ``request_close resolve``)."""
+    """The ledger action, with what it says: ``request_close resolve``, ``audit pass``,
+    ``rate satisfied``, ``plan_step warn`` (the plan's step ticked off)."""
     unit: str
     """The unit that acted, ``hub`` for the hub's own steps, "" for a department's."""
     department: str
@@ -114,6 +115,8 @@ def step_rows(transitions: Iterable[Transition], config: ConfigSet, start_ns: in
             step = f"audit {t.verdict}"
         if t.action == "rate" and t.rating is not None:
             step = f"rate {t.rating}"
+        if t.action == "plan_step":
+            step = f"plan_step {t.plan_step}"
         rows.append(StepRow(
             offset_s=(t.at - start_ns) / NS, alert_id=t.alert_id,
             matter=matters.get(t.alert_id, ""), tier=t.tier, step=step,

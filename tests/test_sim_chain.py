@@ -50,8 +50,11 @@ async def test_every_call_is_answered_by_whom_and_when() -> None:
     for alert_id in opened:
         mine = [r for r in rows if r.alert_id == alert_id]
         steps = {r.step.split()[0] for r in mine}
-        assert {"dispatch", "report_in", "dept_arrive", "dept_dispose", "resolve",
-                "audit", "rate"} <= steps, (alert_id, steps)
+        assert {"dispatch", "plan_step", "report_in", "dept_arrive", "dept_dispose",
+                "resolve", "sample", "audit", "rate"} <= steps, (alert_id, steps)
+        # the plan's departments are called by the hub as the alert opens (tier B, A)
+        called = next(r for r in mine if r.step == "dispatch")
+        assert (called.unit, called.minute) == ("hub", mine[0].minute), called
         assert all(r.person for r in mine if r.step in ("report_in", "dept_arrive",
                                                          "dept_dispose")), alert_id
         assert mine[-1].step.startswith("rate "), alert_id
