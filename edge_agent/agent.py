@@ -452,7 +452,8 @@ class EdgeAgent:
         dropping it would lose readings without a word. So the message stays in the
         outbox (bounded by its size and age limits, drops counted), the outbox is held for
         :data:`REFUSED_HOLD_S` before its head is tried again (a fixed ACL is picked up
-        then, a changed password at once by the reconnect), the refusal is counted by
+        then; a fixed login takes a restart with its new variables, after which the
+        outbox goes out as usual), the refusal is counted by
         reason and logged (WARNING, the first at once, then at most one a minute), and
         the status says ``refused_by_broker`` until a publish is taken again."""
         self.refused_by_broker = f"{exc.topic}: {exc.name} ({exc.code:#04x})"
