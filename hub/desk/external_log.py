@@ -11,26 +11,27 @@ without a step: the repeat then goes through, once.
 
 Append-only (UNIQUE ``(system, event_id)`` and ``(system, seq)``, triggers refuse UPDATE
 and DELETE), in the desk store's database: SQLite here, PostgreSQL by migration 3 of
-:mod:`gridcall.hub.pgstore`.
+:mod:`gridcall.hub.pgstore`. The log itself is :mod:`gridcall.hub.desk.appendlog` (rows
+of bytes: the event as it came); the numbering is this module's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gridcall.hub.desk.appendlog import BodyLog, Table
 from gridcall.hub.store import Db, DeskStore
 
-SCHEMA = """
+TABLE = Table(
+    name="external_events", what="the external event log",
+    columns=("system", "event_id", "seq", "at"),
+    schema="""
 CREATE TABLE IF NOT EXISTS external_events (
     system TEXT NOT NULL, event_id TEXT NOT NULL, seq INTEGER NOT NULL,
     at INTEGER NOT NULL, body BLOB NOT NULL,
     PRIMARY KEY (system, event_id), UNIQUE (system, seq)
 );
-CREATE TRIGGER IF NOT EXISTS external_events_no_update BEFORE UPDATE ON external_events
-BEGIN SELECT RAISE(ABORT, 'the external event log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS external_events_no_delete BEFORE DELETE ON external_events
-BEGIN SELECT RAISE(ABORT, 'the external event log is append-only'); END;
-"""
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +49,12 @@ class ExternalLog:
 
     def __init__(self, store: DeskStore) -> None:
         self.store = store
-        self._ready = False
-
-    def _db(self, db: Db) -> Db:
-        if not self._ready:
-            db.create(SCHEMA)
-            self._ready = True
-        return db
+        self.log = BodyLog(store, TABLE)
 
     async def number(self, system: str, event_id: str, *, at: int, body: bytes) -> Numbered:
         """The event's number: the one it got before, or the next of its system's."""
         def run(db: Db) -> Numbered:
-            d = self._db(db)
+            d = self.log.db(db)
             with d.transaction():
                 row = d.execute("SELECT seq, at FROM external_events WHERE system = ? AND "
                                 "event_id = ?", (system, event_id)).fetchone()
@@ -68,14 +63,13 @@ class ExternalLog:
                 top = d.execute("SELECT MAX(seq) FROM external_events WHERE system = ?",
                                 (system,)).fetchone()
                 seq = 0 if top is None or top[0] is None else int(str(top[0])) + 1
-                d.execute("INSERT INTO external_events (system, event_id, seq, at, body) "
-                          "VALUES (?,?,?,?,?)", (system, event_id, seq, at, body))
+                self.log.writer([(system, event_id, seq, at, body)])(d)
                 return Numbered(seq, True, at)
         return await self.store.sql(run)
 
     async def event_id(self, system: str, seq: int) -> str | None:
         """The system's own id of its call number ``seq`` (None: no such call)."""
-        row = await self.store.sql(lambda db: self._db(db).execute(
+        row = await self.store.sql(lambda db: self.log.db(db).execute(
             "SELECT event_id FROM external_events WHERE system = ? AND seq = ?",
             (system, seq)).fetchone())
         return None if row is None else str(row[0])
