@@ -11,7 +11,8 @@ truth, and a snapshot that does not fit (another config, a row written after it 
 stamped before it, an undecodable body) is passed over for the full fold.
 
 The table is one row per snapshot, ``(through_seq, through_at, config, written_at,
-body)``; only :class:`SnapshotStore` touches it. On SQLite :data:`SCHEMA` makes it; on
+body)``; only :class:`SnapshotStore` touches it, through the desk's log of rows
+(:mod:`gridcall.hub.desk.appendlog`, :data:`TABLE`). On SQLite :data:`TABLE` makes it; on
 PostgreSQL migration 2 of :mod:`gridcall.hub.pgstore`.
 """
 
@@ -24,18 +25,24 @@ import hashlib
 import msgspec
 
 from gridcall.config import ConfigSet
+from gridcall.hub.desk.appendlog import BodyLog, Table
 from gridcall.hub.desk.lifecycle import AlertState
 from gridcall.hub.desk.spread import Sighting
 from gridcall.hub.desk.timers import Timer
 from gridcall.hub.store import Db, DeskStore
 
-SCHEMA = """
+TABLE = Table(
+    name="desk_snapshots", what="the desk's snapshots",
+    columns=("through_seq", "through_at", "config", "written_at"),
+    schema="""
 CREATE TABLE IF NOT EXISTS desk_snapshots (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     through_seq INTEGER NOT NULL, through_at INTEGER NOT NULL, config TEXT NOT NULL,
     written_at INTEGER NOT NULL, body BLOB NOT NULL
 );
-"""
+""", append_only=False, row_id="id")
+"""Rows appended through :mod:`gridcall.hub.desk.appendlog`, but not append-only: a save
+drops all but the latest :data:`KEPT`."""
 
 KEPT = 2
 """Snapshots kept (the latest, and the one before it in case the latest is unreadable)."""
@@ -137,13 +144,7 @@ class SnapshotStore:
 
     def __init__(self, store: DeskStore) -> None:
         self.store = store
-        self._ready = False
-
-    def _db(self, db: Db) -> Db:
-        if not self._ready:
-            db.create(SCHEMA)
-            self._ready = True
-        return db
+        self.log = BodyLog(store, TABLE)
 
     async def save(self, image: DeskImage, *, written_at: int) -> int:
         """Write ``image`` and drop all but the latest :data:`KEPT`; the body's size. The
@@ -151,22 +152,14 @@ class SnapshotStore:
         thread."""
         body = await encode_stepwise(image)
 
-        def insert(db: Db) -> None:
-            self._db(db)
-            with db.transaction():
-                db.execute("INSERT INTO desk_snapshots (through_seq, through_at, config, "
-                           "written_at, body) VALUES (?,?,?,?,?)",
-                           (image.through_seq, image.through_at, image.config, written_at,
-                            body))
-                db.execute("DELETE FROM desk_snapshots WHERE id NOT IN (SELECT id FROM "
-                           "desk_snapshots ORDER BY id DESC LIMIT ?)", (KEPT,))
-        await self.store.sql(insert)
+        def prune(db: Db) -> None:
+            db.execute("DELETE FROM desk_snapshots WHERE id NOT IN (SELECT id FROM "
+                       "desk_snapshots ORDER BY id DESC LIMIT ?)", (KEPT,))
+        await self.log.append([(image.through_seq, image.through_at, image.config,
+                                written_at, body)], also=prune)
         return len(body)
 
     async def latest(self, config: str) -> list[bytes]:
         """The bodies of the snapshots folded under ``config``, latest first (decode them
         with :func:`decode`)."""
-        rows = await self.store.sql(lambda db: self._db(db).execute(
-            "SELECT body FROM desk_snapshots WHERE config=? ORDER BY id DESC",
-            (config,)).fetchall())
-        return [bytes(r[0]) for r in rows]
+        return await self.log.bodies("config=?", (config,), order="id DESC")
