@@ -8,8 +8,9 @@ ledger (``ledger``), the agent roster and its outages (``roster``), who is on du
 logged in ``reminder_log``), a unit's hand-over at a shift change (``handover``),
 maintenance windows (``silence``, their steps in ``silence_ledger``), what an offline
 agent holds back (``inhibit``), alerts that are one incident (``incidents``, their steps
-in ``incident_ledger``), the indicators folded from the ledger (``indicators``) and the
-desk in service: its MQTT connection, outages, retained publishing and timer loop
+in ``incident_ledger``), the append-only log those logs are built on (``appendlog``), the
+indicators folded from the ledger (``indicators``) and the desk in service: its MQTT
+connection, outages, retained publishing and timer loop
 (``runtime``).
 
 May import: ``gridcall.wire`` (the tier ladder is :mod:`gridcall.wire.ladder`),
