@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Department
 from gridcall.hub.api.models import OUTSIDE, ApiError
-from gridcall.hub.api.tokens import TokenFile
+from gridcall.hub.api.tokens import TokenEntry, TokenFile
 from gridcall.hub.desk.desk import Desk, NotFound, UnknownUnit
 from gridcall.hub.desk.lifecycle import AlertState
 
@@ -27,17 +27,26 @@ def inside(path: tuple[str, ...], root: tuple[str, ...]) -> bool:
 _bearer = HTTPBearer(auto_error=False, description="A unit's token.")
 
 
-def _caller(request: Request,
-            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Unit:
-    """The unit whose token the request carries; 401 otherwise."""
+def token_entry(request: Request, creds: HTTPAuthorizationCredentials | None, *,
+                issue: str) -> TokenEntry:
+    """The token file's entry of the request's bearer token: 401 if there is none (saying
+    how to send one, and ``issue``, the command that issues the kind the route takes) or
+    the token is unknown or revoked. Whose it may be is each route's own check."""
     tokens: TokenFile = request.app.state.tokens
-    cfg: ConfigSet = request.app.state.config
     if creds is None:
         raise ApiError(401, "no bearer token: send 'Authorization: Bearer <token>' "
-                            "(gridcall hub token issue UNIT)")
+                            f"({issue})")
     entry = tokens.entry_of(creds.credentials)
     if entry is None:
         raise ApiError(401, "unknown or revoked token")
+    return entry
+
+
+def _caller(request: Request,
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Unit:
+    """The unit whose token the request carries; 401 otherwise."""
+    cfg: ConfigSet = request.app.state.config
+    entry = token_entry(request, creds, issue="gridcall hub token issue UNIT")
     if entry.system:
         raise ApiError(401, f"the token belongs to the external system {entry.system!r}: "
                             "it may only post its events (POST /v1/events/external)")
@@ -81,14 +90,8 @@ def _department(request: Request,
                 ) -> DepartmentCaller:
     """The department whose token the request carries; 401 otherwise (a unit's token
     included: the department routes are a department's)."""
-    tokens: TokenFile = request.app.state.tokens
     cfg: ConfigSet = request.app.state.config
-    if creds is None:
-        raise ApiError(401, "no bearer token: send 'Authorization: Bearer <token>' "
-                            "(gridcall hub token issue DEPARTMENT)")
-    entry = tokens.entry_of(creds.credentials)
-    if entry is None:
-        raise ApiError(401, "unknown or revoked token")
+    entry = token_entry(request, creds, issue="gridcall hub token issue DEPARTMENT")
     department = cfg.departments.get(entry.unit) if not entry.system else None
     if department is None:
         raise ApiError(401, "not a department's token: the department routes take one "

@@ -15,8 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from gridcall.config import ConfigSet
+from gridcall.hub.api.auth import token_entry
 from gridcall.hub.api.models import AlertOut, ApiError, Out, Problem
-from gridcall.hub.api.tokens import TokenFile
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.external import ExternalEvent, Unmappable
 from gridcall.hub.desk.external_intake import ExternalIntake
@@ -28,14 +28,8 @@ _bearer = HTTPBearer(auto_error=False, description="An external system's token."
 def _system(request: Request,
             creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     """The external system whose token the request carries; 401 otherwise."""
-    tokens: TokenFile = request.app.state.tokens
     cfg: ConfigSet = request.app.state.config
-    if creds is None:
-        raise ApiError(401, "no bearer token: send 'Authorization: Bearer <token>' "
-                            "(gridcall hub token issue --system ID)")
-    entry = tokens.entry_of(creds.credentials)
-    if entry is None:
-        raise ApiError(401, "unknown or revoked token")
+    entry = token_entry(request, creds, issue="gridcall hub token issue --system ID")
     if not entry.system:
         raise ApiError(401, "this is a unit's or a person's token: only an external "
                             "system's token may post its events (gridcall hub token issue "
