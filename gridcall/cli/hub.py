@@ -216,4 +216,5 @@ def hub_run(
         out.print(f"hub stopped: {c.readings_stored} of {c.readings_received} readings "
                   f"stored, {c.rejected_readings} rejected"
                   + (f", {spooled} in the spool {hub.ingest.spool} (written when the sink "
-                     "answers, at the next start if not before)" if spooled else ""))
+                     "answers, at the next start if not before)" if spooled else ""),
+                  highlight=False, soft_wrap=True)
