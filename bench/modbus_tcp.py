@@ -46,12 +46,16 @@ asyncio.run(main())
 
 
 def free_ports(n: int) -> list[int]:
-    ports = []
-    for _ in range(n):
-        with socket.socket() as s:
+    """``n`` distinct free ports (all held open until each is chosen: one closed at once
+    could be handed out again, and two servers on one port never both start)."""
+    held = [socket.socket() for _ in range(n)]
+    try:
+        for s in held:
             s.bind(("127.0.0.1", 0))
-            ports.append(int(s.getsockname()[1]))
-    return ports
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 async def measure(source: ModbusSource, devices: int, seconds: float) -> dict[str, float]:

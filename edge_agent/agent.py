@@ -32,7 +32,7 @@ from gridcall.edge_agent.faults import OUT_OF_RANGE, FaultWatch
 from gridcall.edge_agent.journal import Journal, JournalError
 from gridcall.edge_agent.outbox import Outbox, Priority
 from gridcall.edge_agent.sequence import Sequence
-from gridcall.edge_agent.sources import DeviceEvent, Source, availability_of
+from gridcall.edge_agent.sources import BurstSource, DeviceEvent, Source, availability_of
 from gridcall.edge_agent.watch import SensorWatch, Verdict, detector_for
 from gridcall.wire import (
     AgentStatus,
@@ -153,6 +153,9 @@ class EdgeAgent:
         self._journaled = 0
         """How many of ``_pending`` (its head) are in the journal."""
         self._journal_due = False
+        self._reset_due = False
+        """A batch sealed inside an outbox group sealed the journal's readings: reset the
+        journal once that group has committed (:meth:`_consume`)."""
         self.refused_by_broker: str | None = None
         """While the outbox is held after a refused publish: the topic and the reason."""
         self._refusals = Refusals(f"publishes of agent {self.id}", where="on",
@@ -276,7 +279,10 @@ class EdgeAgent:
         self._pending = []
         self._journaled = 0
         if journal is not None:
-            self._journal_reset(journal)
+            if self.outbox.grouping:  # the journal is reset once the group's commit is done
+                self._reset_due = True
+            else:
+                self._journal_reset(journal)
         self._wake.set()
 
     def _journal_reset(self, journal: Journal) -> None:
@@ -379,6 +385,22 @@ class EdgeAgent:
         later = asyncio.get_running_loop().call_soon
         journal = self.journal is not None
         ingest = self.ingest
+        if isinstance(self.source, BurstSource):
+            # a list at a time (all the devices that answered in one tick): the batches
+            # and events it seals share one outbox commit, and the readings left over
+            # are journaled at once; no await in between, so all of it is on disk before
+            # the source can run its next poll
+            group = self.outbox.group
+            async for burst in self.source.bursts():
+                with group():
+                    for sample in burst:
+                        ingest(*sample)
+                if self._reset_due and self.journal is not None:
+                    self._reset_due = False
+                    self._journal_reset(self.journal)
+                if journal and len(self._pending) > self._journaled:
+                    self.journal_pending()
+            return
         async for sample in self.source.samples():
             ingest(*sample)  # Sample is (sensor, ts, value, fault, event): ingest's
             if journal and not self._journal_due and self._pending:

@@ -69,36 +69,47 @@ class ModbusSource:
         return {**{k: counts[k] for k in _ALWAYS}, **{k: v for k, v in counts.items()}}
 
     async def samples(self) -> AsyncIterator[Sample]:
+        async for burst in self.bursts():
+            for sample in burst:
+                yield sample
+
+    async def bursts(self) -> AsyncIterator[list[Sample]]:
+        """The samples, a list at a time (:class:`~gridcall.edge_agent.sources.BurstSource`):
+        one connection's answers one by one; several connections' answers as they came,
+        all those that arrived since the agent last took. The connections' pollers run
+        side by side and append to one list; no queue item per value (at 50 devices × 10
+        registers that queue was a fifth of the source's CPU)."""
         counts = self.counts
-        if len(self.pollers) == 1:  # one connection: no queue between it and the agent
+        if len(self.pollers) == 1:  # one connection: nothing to join
             async for answer in self.poller.answers():
                 counts["samples"] += len(answer)
-                for register, value, ts in answer:
-                    # _sample, inline: this runs once per value
-                    yield Sample(register.sensor, ts, value,
-                                 "" if value is not None else "sentinel")
+                yield [Sample(register.sensor, ts, value,
+                              "" if value is not None else "sentinel")
+                       for register, value, ts in answer]
             return
-        queue: asyncio.Queue[Sample] = asyncio.Queue()
+        ready: list[Sample] = []
+        woken = asyncio.Event()
 
         async def feed(poller: ModbusPoller) -> None:
             async for answer in poller.answers():
-                for register, value, ts in answer:
-                    queue.put_nowait(_sample(register.sensor, ts, value))
+                ready.extend([Sample(register.sensor, ts, value,
+                                     "" if value is not None else "sentinel")
+                              for register, value, ts in answer])
+                woken.set()
 
         feeders = [asyncio.create_task(feed(p), name=f"{self.name} {p.where}")
                    for p in self.pollers]
         try:
             while True:
-                sample = await queue.get()
-                self.counts["samples"] += 1
-                yield sample
+                await woken.wait()
+                woken.clear()
+                burst = ready.copy()
+                ready.clear()
+                if burst:
+                    counts["samples"] += len(burst)
+                    yield burst
         finally:
             await stop_tasks(feeders, STOP_BOUND, what=self.name)
-
-
-def _sample(sensor: str, ts: int, value: float | None) -> Sample:
-    """The poller's None is a fault sentinel the device gave, not a dropout."""
-    return Sample(sensor, ts, value, "" if value is not None else "sentinel")
 
 
 def reserved_slaves(settings: ModbusSettings) -> str:

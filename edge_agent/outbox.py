@@ -21,6 +21,8 @@ Readings are already batched (one commit per ``batch_max_readings`` readings or 
 ``batch_interval``), so "full" costs one fsync per batch, not per reading; acks are
 deleted a publish window at a time, and that commit is not fsynced by itself even with
 "full" (a lost delete only means a harmless redelivery; the next put's fsync covers it).
+The agent puts what one tick of its source sealed (several batches when many devices
+answer at once) in one :meth:`Outbox.group`: one commit, one fsync, for all of them.
 Readings read but not yet sealed are in the agent's journal
 (:mod:`gridcall.edge_agent.journal`, a plain file, not fsynced: a kill -9 loses none of
 them, a power cut up to one batch); the ``journal`` table holds the last generation of it
@@ -132,6 +134,9 @@ class Outbox:
         same ``_age``, plus ``outbox_corrupt`` when a damaged file was moved aside."""
         self._inflight: set[int] = set()
         self._over_bound_warned = False
+        self._grouping = False
+        """Inside :meth:`group`: writes join one transaction, committed when it ends."""
+        self._group_begun = False
         self._db = self._open()
 
     # ------------------------------------------------------------------ opening
@@ -218,12 +223,59 @@ class Outbox:
             raise InvariantError(f"outbox {self.path}: an INSERT gave no row id")
         return cur.lastrowid
 
+    @property
+    def grouping(self) -> bool:
+        """Inside :meth:`group`: what is put now is durable only once the group ends."""
+        return self._grouping
+
+    @contextlib.contextmanager
+    def group(self) -> Iterator[None]:
+        """Writes made inside the block share one transaction, committed (and fsynced,
+        with ``full``) when the block ends: a message put inside is durable once the
+        block has ended, not when :meth:`put` returns. The agent puts all that one tick
+        of its source gave (every device that answered) in one group, so many batches
+        cost one commit; the block has no ``await``, so nothing is published or polled
+        before the commit. On an error the whole group is rolled back and the error
+        raised (an SQLite one as :class:`OutboxError`); nested groups join the outer."""
+        if self._grouping:
+            yield
+            return
+        self._grouping = True
+        try:
+            yield
+        except BaseException:
+            if self._group_begun:
+                self._db.execute("ROLLBACK")
+                self._reload()
+            raise
+        else:
+            if self._group_begun:
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._db.execute("ROLLBACK")
+                    self._reload()
+                    raise self._fail("commit a group of messages", exc) from exc
+        finally:
+            self._grouping = self._group_begun = False
+
     @contextlib.contextmanager
     def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``. On any error: ``ROLLBACK`` and recount the
         in-memory totals from the table (the block may have moved them); an SQLite error
-        becomes an :class:`OutboxError` saying what could not be done, and where."""
+        becomes an :class:`OutboxError` saying what could not be done, and where. Inside
+        :meth:`group` the block joins the group's transaction (begun by the first one),
+        and the group commits or rolls back."""
         db = self._db
+        if self._grouping:
+            try:
+                if not self._group_begun:
+                    db.execute("BEGIN IMMEDIATE")
+                    self._group_begun = True
+                yield db
+            except sqlite3.Error as exc:
+                raise self._fail(what, exc) from exc
+            return
         try:
             db.execute("BEGIN IMMEDIATE")
             try:

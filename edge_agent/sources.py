@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from gridcall.wire import AnomalyKind, Severity
 
@@ -40,6 +40,19 @@ class Sample(NamedTuple):
 
 class Source(Protocol):
     def samples(self) -> AsyncIterator[Sample]: ...
+
+
+@runtime_checkable
+class BurstSource(Protocol):
+    """A source that can also hand its samples over a list at a time: everything its
+    devices answered since the agent last took (:meth:`bursts`), so that many devices
+    polled in one tick cost the agent one hop through the event loop, not one per value.
+    The agent takes ``bursts()`` instead of ``samples()`` when a source has it; both give
+    the same samples in the same order."""
+
+    def samples(self) -> AsyncIterator[Sample]: ...
+
+    def bursts(self) -> AsyncIterator[list[Sample]]: ...
 
 
 def availability_of(source: object) -> Mapping[str, tuple[bool, int]]:

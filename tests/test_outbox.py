@@ -205,3 +205,52 @@ def test_with_full_sync_a_put_after_an_ack_is_fsynced_again(tmp_path: Path) -> N
     box.put(Priority.READINGS, "r", batch(9), 10)
     box.close()
     assert sending_order(Outbox(tmp_path / "o.sqlite")) == [batch(2), batch(9)]
+
+
+def committed(path: Path) -> list[bytes]:
+    """What another connection sees: only committed rows."""
+    db = sqlite3.connect(path)
+    try:
+        return [row[0] for row in db.execute("SELECT payload FROM messages ORDER BY id")]
+    finally:
+        db.close()
+
+
+def test_puts_in_a_group_are_committed_together_when_it_ends(tmp_path: Path) -> None:
+    """The agent's one commit per tick of its source (edge_agent/agent.py ``_consume``)."""
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, sync="full")
+    box.put(Priority.READINGS, "r", batch(0), 10)
+    with box.group():
+        assert box.grouping
+        box.put(Priority.READINGS, "r", batch(1), 10)
+        box.put(Priority.EVENT, "e", b"event", 0)
+        with box.group():  # a nested group joins the outer one
+            box.put(Priority.READINGS, "r", batch(2), 10)
+        assert committed(path) == [batch(0)]  # nothing of the group is durable yet
+        assert (box.messages, box.events, box.readings) == (4, 1, 30)
+    assert not box.grouping
+    assert committed(path) == [batch(0), batch(1), b"event", batch(2)]
+    box.close()
+    assert sending_order(Outbox(path)) == [b"event", batch(0), batch(1), batch(2)]
+
+
+def test_a_group_that_fails_keeps_none_of_its_puts_and_the_outbox_goes_on(
+    tmp_path: Path
+) -> None:
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, sync="full")
+    box.put(Priority.READINGS, "r", batch(0), 10)
+
+    def tick() -> None:
+        with box.group():
+            box.put(Priority.READINGS, "r", batch(1), 10)
+            raise RuntimeError("the agent failed mid-tick")
+
+    with pytest.raises(RuntimeError, match="the agent failed"):
+        tick()
+    assert (box.messages, box.readings) == (1, 10)  # recounted from the table
+    assert committed(path) == [batch(0)]
+    with box.group():
+        box.put(Priority.READINGS, "r", batch(2), 10)
+    assert sending_order(box) == [batch(0), batch(2)]
