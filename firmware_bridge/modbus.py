@@ -224,6 +224,16 @@ def _block(slave: int, table: str, interval: float,
                  tuple((r, r.address - start, _fast_path(r)) for r in registers))
 
 
+def next_tick(due: float, interval: float, now: float) -> float:
+    """When a request due at ``due`` is due next: at the next multiple of its interval on
+    the event loop's clock (never before ``now``). The first request of each goes out at
+    once; from then on every connection of the process polls an interval's requests in
+    the same tick, so their answers come back together and the agent takes them as one
+    burst (one wakeup and one outbox commit, not one per device:
+    :meth:`gridcall.edge_agent.modbus_source.ModbusSource.bursts`)."""
+    return max((math.floor(due / interval) + 1) * interval, now)
+
+
 Client = AsyncModbusSerialClient | AsyncModbusTcpClient
 
 
@@ -351,7 +361,7 @@ class ModbusPoller:
             if wait > 0:
                 await asyncio.sleep(wait)
             block = self.blocks[i]
-            due[i] = max(due[i] + block.interval, loop.time())
+            due[i] = next_tick(due[i], block.interval, loop.time())
             if not client.connected:
                 raise ConnectionException("the port closed")
             if self.silence is not None and loop.time() - answered > self.silence:
