@@ -31,6 +31,7 @@ from gridcall.firmware_bridge.modbus import (
     ModbusPoller,
     decode,
     encode,
+    next_tick,
     plan,
     scale_power,
     unsigned,
@@ -668,3 +669,13 @@ def test_a_register_scaled_by_itself_is_a_map_problem() -> None:
     assert list(map_problems(settings)) == [(
         ("registers", 0, "scale_from", "address"),
         "5 is this register's own value: the scale comes from another register")]
+
+
+def test_after_its_first_request_each_connection_polls_on_the_grid_of_its_interval() -> None:
+    """Two devices first read 30 ms apart are read in the same tick from then on (their
+    answers reach the agent as one burst), a late poll goes out at once, never earlier."""
+    first, second = next_tick(12.34, 0.1, 12.35), next_tick(12.37, 0.1, 12.38)
+    assert first == second == pytest.approx(12.4)
+    assert next_tick(first, 0.1, first + 0.01) == pytest.approx(12.5)
+    assert next_tick(12.4, 0.1, 12.73) == 12.73  # behind (a slow device): now
+    assert next_tick(30.0, 60.0, 30.5) == pytest.approx(60.0)
