@@ -5,7 +5,7 @@
         [--poll 0.1] [--warmup 5] [--seconds 20] [--profile FILE]
 
 The devices are pymodbus TCP servers (bench/modbus_tcp.py's, in a child process); the
-broker is a private mosquitto (tests/private_mosquitto.py). The config set is the one
+broker is a private mosquitto (tests/private_servers.py). The config set is the one
 bench/gridcall_edge_agent.sh writes for ../shared/bench/edge_peer_bench.py (kind
 ``counter``, detector ``limits``, ``outbox_sync: full``, batches of 50 / 1 s, a state
 folder: the outbox, the journal and the sequence state on disk), and the agent is built
@@ -32,7 +32,7 @@ from bench.modbus_tcp import SERVERS, free_ports
 from gridcall.cli.common import load_config_set
 from gridcall.cli.edge import open_source
 from gridcall.edge_agent.agent import EdgeAgent
-from tests.private_mosquitto import PrivateMosquitto
+from tests.private_servers import PrivateMosquitto
 
 WRAPPER = Path(__file__).with_name("gridcall_edge_agent.sh")
 
