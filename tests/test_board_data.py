@@ -26,6 +26,7 @@ import pytest
 
 from gridcall.config import ConfigSet
 from gridcall.hub.desk.lifecycle import AlertState, Transition
+from gridcall.hub.metrics import exposition, hub_registry
 from gridcall.hub.service import Hub
 from gridcall.hub.store import Store
 from gridcall.simulators.district import InProcessDistrict
@@ -370,6 +371,11 @@ async def test_bad_status_payloads_are_counted_and_refused_and_nothing_else_is_l
             assert await store.count_readings() == 1
     assert hub.decoder.malformed_total == 3
     assert hub.roster.counters.unknown_agents == 1
+    # an unconfigured id is refused everywhere: no status kept, no series on /metrics
+    assert list(hub.agents) == [agent]
+    exposed = exposition(hub_registry(hub)).decode()
+    assert f'gridcall_agent_outbox_messages{{agent="{agent}"}} 2.0' in exposed
+    assert "edge-nowhere" not in exposed
     view = hub.roster.view(agent, hub.clock())
     assert (view.state, view.outbox_depth) == ("online", 2)
     assert hub.desk.alerts() == []

@@ -272,7 +272,6 @@ class DeskRuntime:
 
     async def _status(self, topic: str, payload: bytes, retained: bool) -> None:
         status = self.decoder.status(topic, payload)
-        self.agents[status.agent] = status
         try:
             changes = self.roster.observe(status, self.agent_clock(), retained=retained)
         except UnknownAgent as exc:
@@ -284,6 +283,9 @@ class DeskRuntime:
                 log.log(logging.INFO if retained else logging.WARNING, "hub: %s%s", exc,
                         " (a retained status)" if retained else "")
             return
+        # Only the config's agents: an id anyone can invent must not grow this map, nor
+        # the series /metrics labels with it (gridcall_agent_outbox_messages{agent=...}).
+        self.agents[status.agent] = status
         await self._on_roster(changes, self.clock())
         if not retained:
             await self._on_missing(self.roster.missing(status.agent), self.clock())
