@@ -71,3 +71,12 @@ def test_each_command_is_one_line_in_its_groups_list(path: list[str], command: A
     first = " ".join((command.help or "").strip().split("\n\n")[0].split())
     assert first, f"gridcall {' '.join(path)} has no help"
     assert len(first) <= 90, f"gridcall {' '.join(path)}: {first!r}"
+
+
+def test_hub_run_api_help_names_the_tls_setting_it_serves_https_with() -> None:
+    """The API serves HTTPS itself with ``api.tls`` (issue 16); the option's help must not
+    send an operator to a proxy as the only way."""
+    run = CliRunner().invoke(app, ["hub", "run", "--help"], env={"COLUMNS": "200"})
+    assert run.exit_code == 0, run.output
+    help_text = " ".join(run.output.split())
+    assert "api.tls" in help_text

@@ -50,7 +50,9 @@ def hub_run(
                                                  "under your supervisor's stop timeout.",
                                                  min=0)] = 10.0,
     api: Annotated[str, typer.Option(help="Serve the HTTP API on host:port (e.g. "
-                                     "127.0.0.1:8470; put a TLS proxy in front), or 'off'.")
+                                     "127.0.0.1:8470), or 'off'. HTTPS when hub.yaml sets api.tls "
+                                     "(docs/api.md); plain HTTP otherwise: keep it on loopback "
+                                     "or behind a TLS proxy.")
                    ] = "off",
     metrics: Annotated[str, typer.Option(help="Without --api: serve Prometheus metrics on "
                                          "host:port/metrics (e.g. 127.0.0.1:9470), or "
