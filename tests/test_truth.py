@@ -126,11 +126,13 @@ async def test_a_re_alarm_is_found_by_the_reopened_alert(desk: Desk) -> None:
         await desk.act("AL000001", action, unit, now=int((T0 + 600 + 60 * i) * NS))
     await agent.anomaly(SMOKE, T0 + 1806)
     trail = await steps(desk)
-    # the tier-A smoke alert went unanswered past its 5 minutes: overdue at the district
-    # tier A is always drawn for audit (the sample's audits.tiers): a sample step
-    assert [t.action for t in trail] == ["open", "evidence", "acknowledge", "arrive",
-                                         "resolve", "sample", "reopen"]
-    assert overdue_of(trail[1]) == "response"
+    # the hub calls the plan's departments in as the tier-A alert opens (一事一预案); it
+    # went unanswered past its 5 minutes: overdue at the district; tier A is always
+    # drawn for audit (the sample's audits.tiers): a sample step
+    assert [t.action for t in trail] == ["open", "dispatch", "evidence", "acknowledge",
+                                         "arrive", "resolve", "sample", "reopen"]
+    assert trail[1].actor == "hub"
+    assert overdue_of(trail[2]) == "response"
     report = compare([fire, again], trail)
     assert [d.delay_s for d in report.detections] == [4.0, 6.0]
     assert report.false_alerts == 0
@@ -198,9 +200,12 @@ async def test_an_alert_opened_by_noise_is_false_though_a_leak_joins_it_later(
     await agent.anomaly(GAS, T0)           # noise: an hour before the leak
     await agent.anomaly(GAS, T0 + 3630)    # the leak, into the alert still open
     trail = await steps(desk)
-    # the tier-A alert overdue at the district after 5 minutes, then the leak's evidence
-    assert [t.action for t in trail] == ["open", "evidence", "evidence"]
-    assert overdue_of(trail[1]) == "response"
+    # the plan's departments called in as it opens, the tier-A alert overdue at the
+    # district after 5 minutes, the four departments supervised (督办) when none is on
+    # site by its promise, then the leak's evidence: none of them opens or names an alert
+    assert [t.action for t in trail] == ["open", "dispatch", "evidence", *["supervise"] * 4,
+                                         "evidence"]
+    assert overdue_of(trail[2]) == "response"
     report = compare([leak], trail)
     assert (report.detected, report.false_alerts) == (1, 1)
     assert report.detections[0].delay_s == 30.0
