@@ -51,7 +51,9 @@ async def test_a_report_runs_through_the_desk_to_a_rating(mqtt_url: str) -> None
     steps = [(e.action, e.actor, round((e.offset_s or 0) / 60)) for e in run.timeline
              if e.kind == "alert" and e.alert_id == alert.alert_id
              and e.action != "sample"]  # the audits' draw of closings, not this test's
-    assert steps == [("open", "dongyuan-g1", 3), ("evidence", "dongyuan", 4),
+    # (the hub's dispatch: the plan calls urban management in at tier B as it opens)
+    assert steps == [("open", "dongyuan-g1", 3), ("dispatch", "hub", 3),
+                     ("evidence", "dongyuan", 4),
                      ("acknowledge", "dasha", 6), ("arrive", "dasha", 7),
                      ("note", "dasha", 8), ("resolve", "dasha", 9), ("rate", "dongyuan-g1", 10)]
 
