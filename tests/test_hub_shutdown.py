@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -95,6 +96,9 @@ def test_hub_run_on_sigterm_with_its_sink_down_spools_what_it_holds_and_ends(
         "influx": {"url": influx, "database": "gridcall"}}}), encoding="utf-8")
     sensor = next(iter(cfg.sensors.values()))
     payload = encode(batch(sensor.agent, sensor.id, 1, 5))
+    # and, on the same topic before it, readings for another agent's sensor: refused
+    other = next(s for s in cfg.sensors.values() if s.agent != sensor.agent)
+    forged = encode(batch(sensor.agent, other.id, 2, 3))
     stderr_file = tmp_path / "stderr"
     with stderr_file.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -112,6 +116,7 @@ def test_hub_run_on_sigterm_with_its_sink_down_spools_what_it_holds_and_ends(
                         return True
                     if proc.poll() is not None:
                         return False
+                    await client.publish(topics.readings_topic(sensor.agent), forged, qos=1)
                     await client.publish(topics.readings_topic(sensor.agent), payload, qos=1)
                     await asyncio.sleep(0.1)
             return False
@@ -132,6 +137,10 @@ def test_hub_run_on_sigterm_with_its_sink_down_spools_what_it_holds_and_ends(
     assert "Traceback" not in err
     assert "Traceback" not in said
     assert f"{influx}" in err
-    assert "0 of 5 readings stored" in said
+    stop_line = re.search(r"hub stopped: 0 of (\d+) readings stored, 0 rejected, "
+                          r"(\d+) refused \(forged, unknown or over-long\)", said)
+    assert stop_line is not None, said
+    received, refused = int(stop_line[1]), int(stop_line[2])
+    assert refused > 0 and received == 5 + refused  # the screen's refusals are said too
     assert "5 in the spool" in said
     assert Spool(tmp_path / "spool" / "readings").pending_readings() == 5

@@ -216,7 +216,8 @@ def hub_run(
             raise typer.Exit(1)
         spooled = hub.ingest.spooled_pending
         out.print(f"hub stopped: {c.readings_stored} of {c.readings_received} readings "
-                  f"stored, {c.rejected_readings} rejected"
+                  f"stored, {c.rejected_readings} rejected, {sum(c.refused.values())} "
+                  "refused (forged, unknown or over-long)"
                   + (f", {spooled} in the spool {hub.ingest.spool} (written when the sink "
                      "answers, at the next start if not before)" if spooled else ""),
                   highlight=False, soft_wrap=True)
