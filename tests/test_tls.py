@@ -7,16 +7,19 @@ behind a private CA made with openssl (tests/private_tls.py):
   unknown CA, or with a server name the certificate does not carry, the connection is
   refused.
 - InfluxDB 1.6.7 with ``https-enabled``: the sinks write with the configured CA, refuse an
-  unknown one, and with ``verify: false`` write but warn.
+  unknown one, and with ``verify: false`` write but warn. InfluxDB 1.6.7 cannot require a
+  client certificate, so ``influx.tls``'s certificate is shown to a TLS front that does.
 - The API serves HTTPS with the configured certificate and key.
 - The config names a missing file with its path, before anything connects.
 """
 
 from __future__ import annotations
 
+import http.server
 import logging
 import queue
 import ssl
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,6 +255,62 @@ async def test_influx_verify_off_writes_and_warns(pki: Pki, https_influx: Privat
             await sink.write_lines(b"m,sensor=s-1 v=1 1700000000000000000\n")
     assert await count_points(https_influx, pki, database) == 1
     assert any("TLS verification is OFF" in r.getMessage() for r in caplog.records)
+
+
+class _Accepting(http.server.BaseHTTPRequestHandler):
+    """An InfluxDB 1.x write endpoint as far as the sink can tell: 204 to everything, and
+    each POSTed body kept on the server."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.command == "POST":
+            self.server.bodies.append(self.rfile.read(length))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = do_HEAD = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def client_cert_proxy(pki: Pki) -> Iterator[tuple[str, list[bytes]]]:
+    """A TLS front (as a proxy in front of InfluxDB would be) that requires a client
+    certificate of the test CA: InfluxDB 1.6.7 itself cannot ask for one."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki["ca.crt"]))
+    context.load_cert_chain(str(pki["https.crt"]), str(pki["https.key"]))
+    context.verify_mode = ssl.CERT_REQUIRED
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
+    server.bodies = []  # type: ignore[attr-defined]
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", server.bodies  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_influx_client_certificate_is_presented_and_required(
+        pki: Pki, client_cert_proxy: tuple[str, list[bytes]]) -> None:
+    url, bodies = client_cert_proxy
+    line = b"m,sensor=s-1 v=1 1700000000000000000\n"
+    with_cert = influx_settings(url, ca_file=pki["ca.crt"], certfile=pki["client.crt"],
+                                keyfile=pki["client.key"]).https()
+    async with InfluxV1Sink(url, database="tls_mtls", encoder=LineEncoder({}),
+                            https=with_cert) as sink:
+        await sink.write_lines(line)
+    assert bodies == [line]
+    without = influx_settings(url, ca_file=pki["ca.crt"]).https()
+    async with InfluxV1Sink(url, database="tls_mtls", encoder=LineEncoder({}),
+                            https=without) as sink:
+        with pytest.raises(SinkError, match="CERTIFICATE_REQUIRED"):
+            await sink.write_lines(line)
+    assert bodies == [line]  # nothing more came through
 
 
 def test_influx_tls_config_names_files_and_needs_https(tmp_path: Path, pki: Pki) -> None:
