@@ -10,6 +10,7 @@ payloads are counted and refused, and nothing else is lost."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -55,6 +56,15 @@ EXAMPLES = {
     "alert_change": 'SELECT count("escalated") FROM "alert_change" WHERE $timeFilter '
                     'GROUP BY time(1m), "action"',
 }
+
+
+@pytest.fixture(scope="module")
+def cfg(cfg: ConfigSet) -> ConfigSet:
+    """The sample district writing every point of every snapshot (boards.full_every 1):
+    these tests read one snapshot's instant and expect the whole of it there; what a hub
+    writes between two full snapshots is tests/test_board_diff.py's."""
+    boards = cfg.hub.boards.model_copy(update={"full_every": 1})
+    return dataclasses.replace(cfg, hub=cfg.hub.model_copy(update={"boards": boards}))
 
 
 def injections_for(cfg: ConfigSet, start: float) -> tuple[Injection, ...]:

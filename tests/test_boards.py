@@ -8,6 +8,7 @@ The queries themselves run on a real InfluxDB in tests/test_boards_queries.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -205,9 +206,15 @@ def test_the_now_panels_read_the_latest_snapshot_window(cfg: ConfigSet) -> None:
                 assert "last(" in query.influxql, panel.title
 
 
-def test_the_snapshot_window_is_two_of_the_hubs_board_intervals(cfg: ConfigSet) -> None:
-    interval = cfg.hub.boards.interval.total_seconds()
-    assert BoardSchema.for_config(cfg).snapshot_window == grafana_duration(2 * interval)
+def test_the_snapshot_window_spans_the_writes_between_two_full_snapshots(
+        cfg: ConfigSet) -> None:
+    boards = cfg.hub.boards
+    interval = boards.interval.total_seconds()
+    assert BoardSchema.for_config(cfg).snapshot_window == grafana_duration(
+        (boards.full_every + 1) * interval)
+    whole = dataclasses.replace(cfg, hub=cfg.hub.model_copy(update={
+        "boards": boards.model_copy(update={"full_every": 1})}))
+    assert BoardSchema.for_config(whole).snapshot_window == grafana_duration(2 * interval)
     assert BoardSchema.for_config(cfg, snapshot_window="5m").snapshot_window == "5m"
     assert [grafana_duration(x) for x in (60, 90, 7200, 4, 0.2)] == [
         "1m", "90s", "2h", "4s", "1s"]
