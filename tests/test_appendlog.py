@@ -10,6 +10,7 @@ import pytest
 from gridcall.hub.desk import (
     external_log,
     incident_ledger,
+    ledger,
     reminder_log,
     report_ledger,
     silence_ledger,
@@ -25,7 +26,7 @@ from tests.desk_stores import DeskStores
 
 T0 = 1_800_000_000 * 10**9
 
-TABLES = [m.TABLE for m in (silence_ledger, incident_ledger, reminder_log, report_ledger,
+TABLES = [m.TABLE for m in (ledger, silence_ledger, incident_ledger, reminder_log, report_ledger,
                             external_log, snapshots)]
 
 

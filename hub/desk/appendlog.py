@@ -1,6 +1,6 @@
 """An append-only log of rows in the desk store: the one owner of what the desk's ledgers
-and logs beside the alert ledger have in common (silences, incidents, reminders, reports,
-the external event numbers, the snapshots' table).
+and logs have in common (the alert ledger, silences, incidents, reminders, reports, the
+external event numbers, the snapshots' table).
 
 A log is a table described as data (:class:`Table`: its name, what it is called in
 messages, the columns written besides ``body``, its SQLite DDL) and a row type:
@@ -8,7 +8,7 @@ messages, the columns written besides ``body``, its SQLite DDL) and a row type:
 - :class:`BodyLog` writes and reads rows as their column values and an encoded ``body``,
   the table made on first use in SQLite (PostgreSQL's tables are made by the numbered
   migrations of :mod:`gridcall.hub.pgstore`), a row already there (a unique key) a
-  :class:`~gridcall.hub.desk.ledger.LedgerConflict` naming the log and the rows;
+  :class:`LedgerConflict` naming the log and the rows;
 - :class:`AppendLog` is a :class:`BodyLog` of frozen value objects, encoded with msgspec
   (JSON), each module saying which columns a row fills (``key``).
 
@@ -27,11 +27,16 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from gridcall.hub.desk.ledger import LedgerConflict
 from gridcall.hub.store import Db, DeskStore, StoreConflict
 from gridcall.wire.errors import InvariantError
 
 R = TypeVar("R")
+
+
+class LedgerConflict(RuntimeError):
+    """A row was already written (a unique key: the same step, or the same anomaly event).
+    Also :class:`gridcall.hub.desk.ledger.LedgerConflict`."""
+
 
 _TRIGGERS = """
 CREATE TRIGGER IF NOT EXISTS {name}_no_update BEFORE UPDATE ON {name}
@@ -150,7 +155,7 @@ class BodyLog:
         (default: as written)."""
         sql = self.select_sql(where, order)
         rows = await self.store.sql(lambda db: self.db(db).execute(sql, params).fetchall())
-        return [bytes(r[0]) for r in rows]
+        return [r[0] if isinstance(r[0], bytes) else bytes(r[0]) for r in rows]
 
 
 class AppendLog(Generic[R]):
@@ -190,4 +195,4 @@ class AppendLog(Generic[R]):
                 for b in await self.log.bodies(where, params, order=order)]
 
 
-__all__ = ["AppendLog", "BodyLog", "Row", "Table"]
+__all__ = ["AppendLog", "BodyLog", "LedgerConflict", "Row", "Table"]

@@ -10,7 +10,8 @@ Rows are never changed or deleted: triggers refuse UPDATE and DELETE, and
 often at-least-once delivery brings it.
 
 The state of every alert is the fold of its rows (:func:`gridcall.hub.desk.lifecycle.fold`);
-:meth:`Ledger.rebuild` does that at start-up.
+:meth:`Ledger.rebuild` does that at start-up. Writing is the desk's append-only log's
+(:mod:`gridcall.hub.desk.appendlog`, :data:`TABLE`); the queries are this module's.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
+from gridcall.hub.desk.appendlog import AppendLog, LedgerConflict, Row, Table
 from gridcall.hub.desk.lifecycle import AlertState, Transition, fold
-from gridcall.hub.store import Db, DeskStore, StoreConflict
+from gridcall.hub.store import Db, DeskStore
 
-SCHEMA = """
+TABLE = Table(
+    name="transitions", what="the alert ledger",
+    columns=("alert_id", "n", "at", "action", "actor", "state", "tier", "unit", "ev_agent",
+             "ev_seq"),
+    schema="""
 CREATE TABLE IF NOT EXISTS transitions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL,
@@ -31,18 +37,17 @@ CREATE TABLE IF NOT EXISTS transitions (
     UNIQUE (alert_id, n), UNIQUE (ev_agent, ev_seq)
 );
 CREATE INDEX IF NOT EXISTS transitions_at ON transitions (at, seq);
-CREATE TRIGGER IF NOT EXISTS transitions_no_update BEFORE UPDATE ON transitions
-BEGIN SELECT RAISE(ABORT, 'the alert ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS transitions_no_delete BEFORE DELETE ON transitions
-BEGIN SELECT RAISE(ABORT, 'the alert ledger is append-only'); END;
-"""
+""")
+SCHEMA = TABLE.sqlite_schema
+"""The table and its triggers in SQLite (the notify outbox makes it too)."""
 
-_encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Transition)
 
 
-class LedgerConflict(RuntimeError):
-    """A step was already written (same alert and number, or the same anomaly event)."""
+def _columns(t: Transition) -> Row:
+    ev_agent, ev_seq = t.evidence if t.evidence else (None, None)
+    return (t.alert_id, t.n, t.at, t.action, t.actor, t.state, t.tier, t.unit, ev_agent,
+            ev_seq)
 
 
 class Ledger:
@@ -50,41 +55,20 @@ class Ledger:
 
     def __init__(self, store: DeskStore) -> None:
         self.store = store
-        self._ready = False
+        self.log = AppendLog(store, TABLE, Transition, _columns)
 
     def _db(self, db: Db) -> Db:
         """The store's connection, with the ledger's table made on first use (so a
         Ledger may be made before the store is entered)."""
-        if not self._ready:
-            db.create(SCHEMA)
-            self._ready = True
-        return db
+        return self.log.log.db(db)
 
     async def append(self, *transitions: Transition,
                      also: Callable[[Db], None] | None = None) -> None:
-        """Write the steps in one SQLite transaction: all of them or none.
-        LedgerConflict if one of them (or its anomaly event) is there already. ``also``
-        writes rows that belong with them (an incident's step, in its own table) in the
-        same transaction."""
-        rows = [(t.alert_id, t.n, t.at, t.action, t.actor, t.state, t.tier, t.unit,
-                 t.evidence[0] if t.evidence else None,
-                 t.evidence[1] if t.evidence else None, _encoder.encode(t))
-                for t in transitions]
-        def insert(db: Db) -> None:
-            self._db(db)
-            try:
-                with db.transaction():
-                    db.executemany(
-                        "INSERT INTO transitions (alert_id, n, at, action, actor, state, "
-                        "tier, unit, ev_agent, ev_seq, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        rows)
-                    if also is not None:
-                        also(db)
-            except StoreConflict as exc:
-                raise LedgerConflict(
-                    f"ledger already holds a step of {[r[0] for r in rows]} or its "
-                    f"anomaly event: {exc}") from exc
-        await self.store.sql(insert)
+        """Write the steps in one transaction: all of them or none. LedgerConflict if
+        one of them (or its anomaly event) is there already. ``also`` writes rows that
+        belong with them (an incident's step, in its own table) in the same
+        transaction."""
+        await self.log.append(*transitions, also=also)
 
     async def history(self, alert_id: str) -> list[Transition]:
         """The alert's steps, first to last (empty if there is no such alert)."""
@@ -162,3 +146,6 @@ class Ledger:
         return await self.store.sql(lambda db: self._db(db).execute(
             "SELECT 1 FROM transitions WHERE seq > ? AND at < ? LIMIT 1",
             (seq, at)).fetchone() is not None)
+
+
+__all__ = ["SCHEMA", "TABLE", "Ledger", "LedgerConflict"]
