@@ -3,7 +3,8 @@ and logs have in common (the alert ledger, silences, incidents, reminders, repor
 external event numbers, the snapshots' table).
 
 A log is a table described as data (:class:`Table`: its name, what it is called in
-messages, the columns written besides ``body``, its SQLite DDL) and a row type:
+messages, the columns written besides ``body``, its SQLite DDL; :func:`steps_table` for
+the common shape, the numbered steps of one thing) and a row type:
 
 - :class:`BodyLog` writes and reads rows as their column values and an encoded ``body``,
   the table made on first use in SQLite (PostgreSQL's tables are made by the numbered
@@ -83,6 +84,19 @@ class Table:
         sql = (f"INSERT INTO {self.name} ({', '.join(names)}) "
                f"VALUES ({','.join('?' * len(names))})")
         return sql + " ON CONFLICT DO NOTHING" if ignore else sql
+
+
+def steps_table(name: str, what: str, id_column: str) -> Table:
+    """The table of the numbered steps of one kind of thing (an incident, a report):
+    ``(id_column, n)`` unique, with ``at`` and ``action`` beside the body."""
+    return Table(name=name, what=what, columns=(id_column, "n", "at", "action"), schema=f"""
+CREATE TABLE IF NOT EXISTS {name} (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    {id_column} TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL,
+    action TEXT NOT NULL, body BLOB NOT NULL,
+    UNIQUE ({id_column}, n)
+);
+""")
 
 
 Row = tuple[object, ...]
@@ -195,4 +209,4 @@ class AppendLog(Generic[R]):
                 for b in await self.log.bodies(where, params, order=order)]
 
 
-__all__ = ["AppendLog", "BodyLog", "LedgerConflict", "Row", "Table"]
+__all__ = ["AppendLog", "BodyLog", "LedgerConflict", "Row", "Table", "steps_table"]

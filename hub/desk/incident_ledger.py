@@ -8,21 +8,11 @@ steps in the alert ledger's transaction (:meth:`gridcall.hub.desk.ledger.Ledger.
 
 from __future__ import annotations
 
-from gridcall.hub.desk.appendlog import AppendLog, Row, Table
+from gridcall.hub.desk.appendlog import AppendLog, Row, steps_table
 from gridcall.hub.desk.incidents import IncidentStep
 from gridcall.hub.store import DeskStore
 
-TABLE = Table(
-    name="incident_steps", what="the incident ledger",
-    columns=("incident_id", "n", "at", "action"),
-    schema="""
-CREATE TABLE IF NOT EXISTS incident_steps (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    incident_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL,
-    action TEXT NOT NULL, body BLOB NOT NULL,
-    UNIQUE (incident_id, n)
-);
-""")
+TABLE = steps_table("incident_steps", "the incident ledger", "incident_id")
 
 
 def _columns(s: IncidentStep) -> Row:

@@ -5,21 +5,11 @@ of :mod:`gridcall.hub.pgstore`). The log itself is :mod:`gridcall.hub.desk.appen
 
 from __future__ import annotations
 
-from gridcall.hub.desk.appendlog import AppendLog, Row, Table
+from gridcall.hub.desk.appendlog import AppendLog, Row, steps_table
 from gridcall.hub.desk.reports import ReportStep
 from gridcall.hub.store import DeskStore
 
-TABLE = Table(
-    name="report_steps", what="the report ledger",
-    columns=("report_id", "n", "at", "action"),
-    schema="""
-CREATE TABLE IF NOT EXISTS report_steps (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    report_id TEXT NOT NULL, n INTEGER NOT NULL, at INTEGER NOT NULL,
-    action TEXT NOT NULL, body BLOB NOT NULL,
-    UNIQUE (report_id, n)
-);
-""")
+TABLE = steps_table("report_steps", "the report ledger", "report_id")
 
 
 def _columns(s: ReportStep) -> Row:
