@@ -177,6 +177,37 @@ async def test_a_grid_cannot_touch_another_grid_s_alert_but_its_town_can(
     assert resp.json()["alert"]["state"] == "false_alarm"
 
 
+async def test_a_unit_reopens_a_closed_alert_in_its_area_with_a_reason(world: World) -> None:
+    g3 = world.alerts["g3"]
+    town = world.auth("dasha")
+    body = await refused(world, "POST", f"/v1/alerts/{g3}/reopen", 409, headers=town,
+                         json={"reason": "not closed yet"})
+    assert "reopen" in body["detail"]
+    resp = await world.client.post(f"/v1/alerts/{g3}/false-alarm", headers=town,
+                                   json={"note": "dust from the road works, known"})
+    assert resp.json()["alert"]["state"] == "false_alarm", resp.text
+    await refused(world, "POST", f"/v1/alerts/{g3}/reopen", 422, headers=town, json={})
+    body = await refused(world, "POST", f"/v1/alerts/{g3}/reopen", 422, headers=town,
+                         json={"reason": "  "})
+    assert "needs a reason" in body["detail"]
+    await refused(world, "POST", f"/v1/alerts/{g3}/reopen", 403,
+                  headers=world.auth("dongyuan-g1"), json={"reason": "not mine"})
+    world.clock[0] += 60 * 10**9
+    resp = await world.client.post(f"/v1/alerts/{g3}/reopen", headers=town,
+                                   json={"reason": "the dust is back: not the road works"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["alert"]["state"] == "opened"
+    assert body["alert"]["due"]["name"] == "response"
+    assert body["alert"]["due"]["at"] > world.clock[0]
+    reopened = [t for t in body["history"] if t["action"] == "reopen"]
+    assert [(t["actor"], t["reason"], t["at"]) for t in reopened] == [
+        ("dasha", "the dust is back: not the road works", world.clock[0])]
+    # open again: a second reopen is refused, and writes nothing
+    await refused(world, "POST", f"/v1/alerts/{g3}/reopen", 409, headers=town,
+                  json={"reason": "the dust is back: not the road works"})
+
+
 async def test_unknown_alerts_illegal_steps_and_bad_bodies_are_refused(world: World) -> None:
     g1 = world.alerts["g1"]
     grid = world.auth("dongyuan-g1")

@@ -23,6 +23,7 @@ from gridcall.hub.api.models import (
     EscalateBody,
     Me,
     ReminderOut,
+    ReopenBody,
     TransitionOut,
 )
 from gridcall.hub.desk.desk import (
@@ -137,6 +138,17 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         and as the caller's response: calling upward in time is answering in time. The
         same call upward again (same unit, same reason, nothing in between) is a 409."""
         return await act(unit, alert_id, "escalate", note=body.note, reason=body.reason,
+                         person=person)
+
+    @app.post("/v1/alerts/{alert_id}/reopen", response_model=AlertDetail,
+              responses=ACTION_ERRORS, tags=["actions"], operation_id="reopen")
+    async def reopen(unit: Caller, person: CallerPerson, alert_id: AlertId,
+                     body: ReopenBody) -> AlertDetail:
+        """Reopen a closed alert (resolved or false alarm) in the caller's area, with a
+        reason: the matter is not disposed of after all. It opens again at its tier, with
+        its responsible unit and new deadlines, as when the anomaly recurs. An alert that
+        is open is a 409."""
+        return await act(unit, alert_id, "reopen", note=body.note, reason=body.reason,
                          person=person)
 
     @app.post("/v1/alerts/{alert_id}/dispatch", response_model=AlertDetail,

@@ -326,6 +326,13 @@ class EscalateBody(Body):
     note: str = Field(default="", max_length=2000)
 
 
+class ReopenBody(Body):
+    reason: str = Field(min_length=1, max_length=2000,
+                        description="Why the closed alert opens again (the matter is not "
+                        "disposed of after all); required.")
+    note: str = Field(default="", max_length=2000)
+
+
 class DispatchBody(Body):
     departments: list[str] = Field(default_factory=list, description="Department ids; "
                                    "empty: the matter's responsibility list.")

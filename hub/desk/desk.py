@@ -1609,15 +1609,16 @@ class Desk:
                   person: str = "", photos: Iterable[str] = ()) -> Change:
         """A unit's action on an alert: acknowledge, arrive, resolve, false_alarm,
         escalate (call upward; needs a reason), dispatch (departments; default the
-        catalog's). ``person``: who in the unit took it (roster.yaml), written with
-        their unit. Refusals raise (NotFound, UnknownUnit, OutsideSubtree, BadAction,
+        catalog's), reopen (a closed alert in the unit's area; needs a reason).
+        ``person``: who in the unit took it (roster.yaml), written with their unit.
+        Refusals raise (NotFound, UnknownUnit, OutsideSubtree, BadAction,
         IllegalTransition) and write nothing. Deadlines that passed by ``now`` fire
         first, so the action meets the alert as it stands.
 
         Repeats write nothing: a dispatch that adds no department to an alert already
         dispatched raises :class:`Unchanged`; the same call upward by the same unit, with
         the same reason, as the alert's last step is an IllegalTransition."""
-        if action in ("open", "evidence", "reopen", "sample"):
+        if action in ("open", "evidence", "sample"):
             raise BadAction(f"{action} is the hub's own step, not an action a unit takes")
         if action in whistle.DEPT_ACTIONS:
             raise BadAction(f"{action} is a department's step (Desk.department_act), not "
@@ -1886,6 +1887,18 @@ class Desk:
             decision = self.policy.on_call_upward(self._matter(state), state.tier,
                                                   self._place(state), now, reason or note)
             return self._escalate(state, decision, now, actor=unit.id, note=note)
+        if action == "reopen":
+            # a unit whose area holds a closed alert finds the matter is not disposed of
+            # after all: the alert opens again with its tier and unit and new deadlines,
+            # as when the anomaly recurs; the reason is required and written
+            lifecycle.check(state, action)
+            why = (reason or note).strip()
+            if not why:
+                raise BadAction(f"reopening {state.alert_id} needs a reason")
+            decision = self.policy.on_reopen(self._matter(state), state.tier,
+                                             self._place(state), now)
+            return step(state, "reopen", at=max(now, state.last.at), actor=unit.id,
+                        reason=why, deadlines=decision.deadlines, note=note)
         if action == "dispatch":
             unknown = [d for d in departments if d not in self.config.departments]
             if unknown:

@@ -22,7 +22,8 @@ Legal moves (``OPEN`` = opened, dispatched, acknowledged, on_site)::
                                                tier rule), the unit that tier routes to, new
                                                deadlines: the new unit must respond
     reopen       resolved | false_alarm     -> opened; new deadlines (the anomaly recurred
-                                               within the reopen window; the hub decides),
+                                               within the reopen window, the hub decides; or
+                                               a unit whose area holds it, with a reason),
                                                or an auditor's failed audit
     report_in, dept_arrive, dept_dispose, supervise
                  OPEN                       -> unchanged: a dispatched department's own
