@@ -145,12 +145,13 @@ def test_the_hub_config_loads_and_names_compose_services(
     assert token_var.group(1) in compose["services"]["grafana"]["environment"]
 
 
-def test_the_boards_now_panels_span_two_of_the_deployed_hubs_snapshots(
+def test_the_boards_now_panels_span_the_deployed_hubs_writes_between_full_snapshots(
         tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(SAMPLE_DISTRICT, config)
     shutil.copy(DEPLOY / "gridcall/hub.yaml", config / "hub.yaml")
-    window = grafana_duration(2 * load_config(config).hub.boards.interval.total_seconds())
+    boards = load_config(config).hub.boards
+    window = grafana_duration((boards.full_every + 1) * boards.interval.total_seconds())
     board = json.loads((DEPLOY / "grafana/dashboards/gridcall-town.json").read_text())
     windows = {p["timeFrom"] for p in board["panels"] if "timeFrom" in p}
     assert windows == {window}
