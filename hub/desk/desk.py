@@ -498,14 +498,7 @@ class Desk:
         self._muted = {}
         for silence_step in await self.silence_ledger.all():
             self._absorb_silence(silence_step)
-        for change in changes:
-            for hook in self._hooks:
-                try:
-                    await hook(change)
-                except Exception:
-                    self.counters.hook_errors += 1
-                    log.exception("desk: hook %r failed on followed %s step %d", hook,
-                                  change.transition.alert_id, change.transition.n)
+        await self._run_hooks(changes, "followed ")
         return changes
 
     # ------------------------------------------------------------------ snapshots
@@ -772,15 +765,20 @@ class Desk:
             changes.append(Change(state, t, units, self.incidents.of(state.alert_id)))
         if self._batch is not None:
             self._batch.extend(changes)
+        await self._run_hooks(changes)
+        return changes
+
+    async def _run_hooks(self, changes: Iterable[Change], what: str = "") -> None:
+        """Every hook on every change, in order; a hook that fails is counted and
+        logged, and the others still run (the steps are already committed)."""
         for change in changes:
             for hook in self._hooks:
                 try:
                     await hook(change)
                 except Exception:
                     self.counters.hook_errors += 1
-                    log.exception("desk: hook %r failed on %s step %d", hook,
+                    log.exception("desk: hook %r failed on %s%s step %d", hook, what,
                                   change.transition.alert_id, change.transition.n)
-        return changes
 
     def _planned(self, t: Transition) -> Transition:
         """An open step with its matter's plan on the alert (:mod:`gridcall.hub.desk.plans`)."""
