@@ -308,7 +308,10 @@ async def test_influx_client_certificate_is_presented_and_required(
     without = influx_settings(url, ca_file=pki["ca.crt"]).https()
     async with InfluxV1Sink(url, database="tls_mtls", encoder=LineEncoder({}),
                             https=without) as sink:
-        with pytest.raises(SinkError, match="CERTIFICATE_REQUIRED"):
+        # under TLS 1.3 the client's handshake ends before the server checks for a
+        # certificate: the refusal comes as the server's alert or, when the server has
+        # already closed, as a reset of the connection; either way nothing is written
+        with pytest.raises(SinkError, match=r"CERTIFICATE_REQUIRED|Connection reset by peer"):
             await sink.write_lines(line)
     assert bodies == [line]  # nothing more came through
 
