@@ -1,5 +1,6 @@
 // The board's closure control and audit queue (issue 18 item 5), beside board.js, which
-// signs in and exposes its state as window.gridcallBoard (the token, the unit).
+// signs in and exposes its state as window.gridcallBoard (the token, the unit, the fetch
+// helper api); index.html loads it after board.js (deferred scripts run in order).
 //   GET  v1/approvals               closes of tier-A/B alerts awaiting approval in the
 //                                   unit's subtree, with whether this unit may decide
 //   POST v1/alerts/{id}/approve     approve one (the unit's own resolve or false alarm)
@@ -14,23 +15,8 @@
   const board = () => window.gridcallBoard || {};
   const CLOSE = { resolve: "resolved", false_alarm: "a false alarm" };
 
-  async function call(path, options = {}) {
-    const headers = { Authorization: `Bearer ${board().token}` };
-    let body;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    }
-    const resp = await fetch(path, { method: options.method || "GET", headers, body,
-                                     cache: "no-store" });
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      const why = data && typeof data.detail === "string" ? data.detail : resp.statusText;
-      throw new Error(`${resp.status}: ${why}`);
-    }
-    return data;
-  }
+  // board.js's fetch helper: the token, JSON in and out, a refusal thrown as "status: detail".
+  const call = (path, options) => board().api(path, options);
 
   function say(text, kind) {
     const out = $("#audits-result");

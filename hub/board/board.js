@@ -82,7 +82,7 @@
 
   class ApiRefusal extends Error {
     constructor(status, detail) {
-      super(`${status} ${detail}`);
+      super(`${status}: ${detail}`);
       this.status = status;
       this.detail = detail;
     }
@@ -111,6 +111,9 @@
     if (!resp.ok) throw new ApiRefusal(resp.status, detailOf(data, resp.statusText));
     return data;
   }
+  // The one fetch helper of the page: report.js and audits.js, loaded after this script,
+  // call the API through it (window.gridcallBoard.api).
+  board.api = api;
 
   // ------------------------------------------------------------------ the desk's clock
 

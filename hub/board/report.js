@@ -1,5 +1,6 @@
 // The board's report form (issue 18: calls from people), beside board.js, which signs in
-// and exposes its state as window.gridcallBoard (the token, the unit's map and matters).
+// and exposes its state as window.gridcallBoard (the token, the unit's map and matters, the
+// fetch helper api); index.html loads it after board.js (deferred scripts run in order).
 //   POST v1/reports                 file a report: matter, grid or GPS point, description,
 //                                   0-5 photos (JPEG/PNG, sent in base64; the hub checks
 //                                   what they are)
@@ -15,23 +16,8 @@
   const $ = (sel) => document.querySelector(sel);
   const board = () => window.gridcallBoard || {};
 
-  async function call(path, options = {}) {
-    const headers = { Authorization: `Bearer ${board().token}` };
-    let body;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    }
-    const resp = await fetch(path, { method: options.method || "GET", headers, body,
-                                     cache: "no-store" });
-    let data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      const why = data && typeof data.detail === "string" ? data.detail : resp.statusText;
-      throw new Error(`${resp.status}: ${why}`);
-    }
-    return data;
-  }
+  // board.js's fetch helper: the token, JSON in and out, a refusal thrown as "status: detail".
+  const call = (path, options) => board().api(path, options);
 
   function say(text, kind) {
     const out = $("#report-result");
