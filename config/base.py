@@ -1,5 +1,5 @@
-"""The building blocks every config model shares: ids, durations, the frozen ``Model``,
-and broker settings with credentials named by environment variable.
+"""The building blocks every config model shares: ids, durations, time zone names, the
+frozen ``Model``, and broker settings with credentials named by environment variable.
 
 The bottom of :mod:`gridcall.config`: :mod:`gridcall.config.models` and the source and
 board models (:mod:`gridcall.config.sources`, :mod:`gridcall.config.local_mqtt`,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -56,6 +57,19 @@ def _positive(value: timedelta) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+
+
+def _time_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a time zone name like 'Asia/Shanghai' or "
+                         "'UTC'") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
+"""An IANA time zone name (``Asia/Shanghai``, ``UTC``), checked against the zone database."""
 
 
 class Model(BaseModel):

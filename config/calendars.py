@@ -50,17 +50,16 @@ from __future__ import annotations
 import itertools
 import re
 import zoneinfo
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from gridcall.config.base import Id, Model, parse_duration
-from gridcall.config.duty import DAYS, Day, Minutes
-from gridcall.wire.clock import ns
+from gridcall.config.base import Id, Model, TimeZone, parse_duration
+from gridcall.config.duty import DAYS, Day, Minutes, time_of_day
+from gridcall.wire.clock import from_datetime, ns
 
 NS = 1_000_000_000
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SEARCH_DAYS = 3 * 366
 """How far ahead :meth:`Calendar.add` looks for working time before it gives up (a
 calendar whose every day is a holiday)."""
@@ -178,8 +177,8 @@ class Period(Model):
     def _same_day(self) -> Period:
         if self.end <= self.start:
             raise ValueError("a working period ends after it starts, on the same day "
-                             f"({self.start // 60:02d}:{self.start % 60:02d} to "
-                             f"{self.end // 60:02d}:{self.end % 60:02d})")
+                             f"({time_of_day(self.start):%H:%M} to "
+                             f"{time_of_day(self.end):%H:%M})")
         return self
 
 
@@ -194,20 +193,11 @@ def _by_year(value: dict[int, tuple[date, ...]], what: str) -> dict[int, tuple[d
 class Calendar(Model):
     """Working days and hours in one time zone, with holidays and 调休 workdays."""
 
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     weekdays: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
     hours: tuple[Period, ...] = Field(min_length=1)
     holidays: dict[int, tuple[Day_, ...]] = Field(default_factory=dict)
     workdays: dict[int, tuple[Day_, ...]] = Field(default_factory=dict)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not a time zone (like 'Asia/Shanghai')") from None
-        return value
 
     @field_validator("holidays")
     @classmethod
@@ -258,9 +248,9 @@ class Calendar(Model):
         zone = self.zone
         out = []
         for p in sorted(self.hours, key=lambda p: p.start):
-            a = datetime.combine(day, time(p.start // 60, p.start % 60), zone)
-            b = datetime.combine(day, time(p.end // 60, p.end % 60), zone)
-            out.append((_ns(a), _ns(b)))
+            a = datetime.combine(day, time_of_day(p.start), zone)
+            b = datetime.combine(day, time_of_day(p.end), zone)
+            out.append((from_datetime(a), from_datetime(b)))
         return out
 
     def add(self, start: int, seconds: float) -> int:
@@ -280,10 +270,6 @@ class Calendar(Model):
                 left -= closes - a
             day += timedelta(days=1)
         raise ValueError(f"no working time within {SEARCH_DAYS} days: every day is off")
-
-
-def _ns(when: datetime) -> int:
-    return ns(when.astimezone(UTC) - EPOCH)
 
 
 class CalendarsFile(Model):

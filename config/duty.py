@@ -42,12 +42,12 @@ from __future__ import annotations
 import itertools
 import re
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from gridcall.config.base import Duration, Id, Model, Name, unset_envs
+from gridcall.config.base import Duration, Id, Model, Name, TimeZone, unset_envs
 from gridcall.config.notify import Channel
 from gridcall.wire.ladder import Tier
 
@@ -75,6 +75,11 @@ def _minutes(value: Any) -> Any:
 
 
 Minutes = Annotated[int, BeforeValidator(_minutes)]
+
+
+def time_of_day(minutes: int) -> time:
+    """A :data:`Minutes` value as the clock time it names (``f"{t:%H:%M}"`` to show it)."""
+    return time(minutes // 60, minutes % 60)
 
 
 def _moment(value: Any) -> Any:
@@ -167,22 +172,13 @@ class Policy(Model):
 
 
 class DutyFile(Model):
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     persons: tuple[Person, ...] = ()
     shifts: dict[Id, tuple[Shift, ...]] = Field(default_factory=dict)
     """Per unit (or department) id."""
     overrides: tuple[Override, ...] = ()
     escalation: dict[Id, Policy] = Field(default_factory=dict)
     """``default``, a level (``grid``, ``community``, ``town``, ``district``) or a unit id."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not a time zone (like 'Asia/Shanghai')") from None
-        return value
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
-from gridcall.config.duty import DAYS, DutyFile, Person, Role
+from gridcall.config.duty import DAYS, DutyFile, Person, Role, time_of_day
 from gridcall.wire.clock import DAY_NS, NS, from_datetime
 
 LOOK_AHEAD_DAYS = 8
@@ -58,7 +58,7 @@ def _shifts(duty: DutyFile, unit: str, role: Role, around: int, days: range
             day = today + timedelta(days=offset)
             if DAYS[day.weekday()] not in shift.days:
                 continue
-            begin = datetime.combine(day, time(shift.start // 60, shift.start % 60), zone)
+            begin = datetime.combine(day, time_of_day(shift.start), zone)
             end = begin + timedelta(minutes=shift.length)
             yield from_datetime(begin), from_datetime(end), shift.person
 
