@@ -108,6 +108,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Literal
 
 from gridcall.hub.desk.lifecycle import HUB, SATISFIED, Rating, Transition
@@ -224,20 +225,29 @@ def _same(alert_id: str, at: int) -> int:
     return at
 
 
+def _histories(transitions: Iterable[Transition], as_of: int | None
+               ) -> tuple[list[list[Transition]], int]:
+    """Each alert's steps up to ``as_of`` in ledger order (by ``n``), and the horizon an
+    open stint or call runs to: ``as_of``, else the last step's time."""
+    by_alert: dict[str, list[Transition]] = defaultdict(list)
+    for t in transitions:
+        if as_of is None or t.at <= as_of:
+            by_alert[t.alert_id].append(t)
+    for history in by_alert.values():
+        history.sort(key=lambda t: t.n)
+    horizon = as_of if as_of is not None else max(
+        (t.at for ts in by_alert.values() for t in ts), default=0)
+    return list(by_alert.values()), horizon
+
+
 def stints(transitions: Iterable[Transition], *, as_of: int | None = None,
            defer: Deferral | None = None) -> list[Stint]:
     """Every stint in ``transitions`` (any order; per alert by ``n``), with what happened
     in it up to ``as_of`` (default: up to the last step); deadlines moved by ``defer``."""
     moved = defer or _same
-    by_alert: dict[str, list[Transition]] = defaultdict(list)
-    for t in transitions:
-        if as_of is None or t.at <= as_of:
-            by_alert[t.alert_id].append(t)
-    horizon = as_of if as_of is not None else max(
-        (t.at for ts in by_alert.values() for t in ts), default=0)
+    histories, horizon = _histories(transitions, as_of)
     out: list[Stint] = []
-    for history in by_alert.values():
-        history.sort(key=lambda t: t.n)
+    for history in histories:
         first = history[0].alert
         matter = first.matter if first is not None else ""
         current: Stint | None = None
@@ -372,15 +382,9 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
     on the alert's closing (its audit-pass rate, as the units'); a failed audit stays the
     call's verdict when the reopened alert is closed again and passes without the
     department being called anew (a new dispatch starts a new call)."""
-    by_alert: dict[str, list[Transition]] = defaultdict(list)
-    for t in transitions:
-        if as_of is None or t.at <= as_of:
-            by_alert[t.alert_id].append(t)
-    horizon = as_of if as_of is not None else max(
-        (t.at for ts in by_alert.values() for t in ts), default=0)
+    histories, horizon = _histories(transitions, as_of)
     out: list[Stint] = []
-    for history in by_alert.values():
-        history.sort(key=lambda t: t.n)
+    for history in histories:
         live: dict[str, Stint] = {}
         for t in history:
             if t.action == "dispatch":
@@ -434,50 +438,37 @@ def indicators(transitions: Iterable[Transition], period_start: int, period_end:
                  if period_start <= s.start < period_end]
     out: list[Indicator] = []
     if "unit" in groups:
-        by_unit: dict[str, list[Stint]] = defaultdict(list)
-        for s in in_period:
-            by_unit[s.unit].append(s)
         order: dict[str, int] = {level: i for i, level in enumerate(LEVELS)}
-        for unit, of in sorted(by_unit.items(),
+        for unit, of in sorted(_grouped(in_period, attrgetter("unit")).items(),
                                key=lambda kv: (order.get(kv[1][0].unit_level, 9), kv[0])):
             out.append(summarize("unit", unit, of[0].unit_level, period_start, period_end, of))
     calls = [c for c in department_calls(transitions, as_of=judged_at)
              if period_start <= c.start < period_end] if (
         "department" in groups or "person" in groups) else []
     if "department" in groups:
-        by_dep: dict[str, list[Stint]] = defaultdict(list)
-        for c in calls:
-            by_dep[c.unit].append(c)
-        for dep, of in sorted(by_dep.items()):
+        for dep, of in sorted(_grouped(calls, attrgetter("unit")).items()):
             row = summarize("department", dep, "department", period_start, period_end, of)
             out.append(replace(row, breaches=sum(c.supervised for c in of),
                                whistles=0, whistle_rate=None))
-    if "person" in groups:
-        by_person: dict[str, list[Stint]] = defaultdict(list)
-        for s in (*in_period, *calls):  # a department's person: the calls sent to them
-            if s.on_duty:
-                by_person[s.on_duty].append(s)
-        for person, of in sorted(by_person.items()):
-            out.append(summarize("person", person, "person", period_start, period_end, of))
-    breakdowns: tuple[tuple[Group, Callable[[Stint], str]], ...] = (
-        ("matter", _matter_of), ("tier", _tier_of))
-    for group, key_of in breakdowns:
-        if group not in groups:
-            continue
-        by_key: dict[str, list[Stint]] = defaultdict(list)
-        for s in in_period:
-            by_key[key_of(s)].append(s)
-        for key, of in sorted(by_key.items()):
-            out.append(summarize(group, key, group, period_start, period_end, of))
+    # a person's: the stints handed to them on duty; a department's person's: the calls
+    on_duty = [s for s in (*in_period, *calls) if s.on_duty] if "person" in groups else []
+    breakdowns: tuple[tuple[Group, Sequence[Stint], Callable[[Stint], str]], ...] = (
+        ("person", on_duty, attrgetter("on_duty")),
+        ("matter", in_period, attrgetter("matter")),
+        ("tier", in_period, attrgetter("tier")))
+    for group, of_group, key_of in breakdowns:
+        if group in groups:
+            for key, of in sorted(_grouped(of_group, key_of).items()):
+                out.append(summarize(group, key, group, period_start, period_end, of))
     return out
 
 
-def _matter_of(s: Stint) -> str:
-    return s.matter
-
-
-def _tier_of(s: Stint) -> str:
-    return s.tier
+def _grouped(of: Iterable[Stint], key_of: Callable[[Stint], str]) -> dict[str, list[Stint]]:
+    """The stints ``of`` by ``key_of``, each group in the order given."""
+    out: dict[str, list[Stint]] = defaultdict(list)
+    for s in of:
+        out[key_of(s)].append(s)
+    return out
 
 
 def by_unit(rows: Iterable[Indicator]) -> dict[str, Indicator]:
