@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gridcall.cli import app
-from gridcall.config import SAMPLE_DISTRICT, ConfigError, load_config
+from gridcall.config import SAMPLE_DISTRICT, ConfigError, ConfigSet, load_config
 from gridcall.config.duty import DutyFile
 from gridcall.hub.desk.duty import Stretch, chain, duty_leader, next_on_duty, on_duty
 from gridcall.wire.clock import from_iso
@@ -57,6 +57,32 @@ def test_the_sample_roster_loads_and_names_someone_on_duty_all_week() -> None:
         for unit in ("dongyuan-g1", "dongyuan", "dasha", "huangpu"):
             assert on_duty(cfg.duty, unit, moment) is not None, (unit, hour)
         assert duty_leader(cfg.duty, "huangpu", moment) is not None
+
+
+def who(cfg: ConfigSet, unit: str, moment: str) -> str:
+    stretch = on_duty(cfg.duty, unit, at(moment))
+    return stretch.person.id if stretch else ""
+
+
+def test_the_sample_departments_a_plan_calls_most_have_a_person_on_duty_all_week() -> None:
+    """Police and market supervision are called by the sample's plans (gas leaks, smoke at
+    a school, food storage): their dispatches go to a named person of their own, day and
+    night, as fire safety's and urban management's do, and each has a duty leader."""
+    cfg = load_config(SAMPLE_DISTRICT)
+    for department in ("police", "market_supervision", "fire_safety", "urban_mgmt",
+                       "environment_water"):
+        for hour in range(0, 7 * 24, 3):  # Monday 2026-12-07 onwards, every 3 hours
+            stretch = on_duty(cfg.duty, department, at("2026-12-07T00:30") + hour * 3600 * 10**9)
+            assert stretch is not None, (department, hour)
+            assert stretch.person.unit == department
+    # the day and night watches of the police, office hours and standby of market supervision
+    assert who(cfg, "police", "2026-12-07T10:00") == "zheng-hao"
+    assert who(cfg, "police", "2026-12-07T23:00") == "feng-wei"
+    assert who(cfg, "market_supervision", "2026-12-07T10:00") == "lu-fang"
+    assert who(cfg, "market_supervision", "2026-12-12T10:00") == "song-jia"
+    police_leader = duty_leader(cfg.duty, "police", at("2026-12-07T23:00"))
+    assert police_leader is not None
+    assert police_leader.id == "wu-gang"
 
 
 def test_a_config_without_roster_yaml_has_nobody_on_duty(tmp_path: Path) -> None:
