@@ -121,6 +121,17 @@ CREATE TABLE report_steps (
     UNIQUE (report_id, n)
 );
 """ + _APPEND_ONLY.format(table="report_steps", what="the report ledger")),
+    (5, "the closed alerts (hub/desk/closed_alerts.py)", """
+CREATE TABLE closed_alerts (
+    alert_id TEXT PRIMARY KEY,
+    district TEXT NOT NULL, town TEXT NOT NULL, community TEXT NOT NULL, grid TEXT NOT NULL,
+    tier TEXT NOT NULL, state TEXT NOT NULL, audit TEXT NOT NULL,
+    opened_at BIGINT NOT NULL, closed_at BIGINT NOT NULL, n BIGINT NOT NULL,
+    body BYTEA NOT NULL
+);
+CREATE INDEX closed_alerts_town ON closed_alerts (town, opened_at);
+CREATE INDEX closed_alerts_closed ON closed_alerts (closed_at);
+"""),
 )
 """``(version, what, SQL)``, applied in order, each once. Append new ones; never edit one
 that was released (a database that ran it would not run it again)."""

@@ -71,6 +71,7 @@ async def serve_standby(config: ConfigSet, store: DeskStore, address: tuple[str,
     block ends; ``holder()`` names the hub holding the desk, for the 503s."""
     desk = Desk(config, Ledger(store))
     desk.snapshot_every = 0  # the active hub writes the snapshots
+    desk.writes = False  # and the closed alerts' rows
     await desk.start()
     settings = config.hub.api
     app = create_app(desk, tokens, clock=clock, config=config,

@@ -67,6 +67,7 @@ from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
 from gridcall.hub.desk import audits, duty, lifecycle, plans, whistle
 from gridcall.hub.desk.audits import NotPermitted
+from gridcall.hub.desk.closed_alerts import ClosedAlerts
 from gridcall.hub.desk.incident_ledger import IncidentLedger
 from gridcall.hub.desk.incidents import (
     Incident,
@@ -114,6 +115,7 @@ from gridcall.hub.desk.snapshots import DeskImage, SnapshotStore, config_key, de
 from gridcall.hub.desk.spread import Sighting, SpreadWindow
 from gridcall.hub.desk.timers import DeadlineTimers, Timer
 from gridcall.hub.desk.whistle import Whistled
+from gridcall.hub.store import Db
 from gridcall.wire import AnomalyEvent, Severity, Tier
 from gridcall.wire.clock import ns, utc_text
 from gridcall.wire.ladder import above
@@ -313,6 +315,18 @@ class DeskCounters:
         return self.escalations_deadline + self.escalations_manual + self.tier_raises
 
 
+def _together(*writers: Callable[[Db], None] | None) -> Callable[[Db], None] | None:
+    """One writer running each of ``writers`` (None: none), in order, in one transaction."""
+    chosen = [w for w in writers if w is not None]
+    if len(chosen) < 2:
+        return chosen[0] if chosen else None
+
+    def write(db: Db) -> None:
+        for w in chosen:
+            w(db)
+    return write
+
+
 class Desk:
     """``desk = Desk(config, Ledger(store)); await desk.start()``, then feed it events,
     actions and ticks. One desk per ledger: it is the only writer."""
@@ -380,6 +394,12 @@ class Desk:
         self._lock = asyncio.Lock()
         self.started = False
         self.snapshots = SnapshotStore(ledger.store)
+        self.closed = ClosedAlerts(ledger.store)
+        """Each closed alert's state, a table beside the ledger written with its steps
+        (:mod:`gridcall.hub.desk.closed_alerts`)."""
+        self.writes = True
+        """False for a standby's desk (:mod:`gridcall.hub.standby`): its start writes
+        nothing (the closed alerts' rows are the active hub's)."""
         self.snapshot_every = SNAPSHOT_EVERY
         """Write a snapshot after this many ledger rows (0: never)."""
         self._config_key = config_key(config)
@@ -447,6 +467,9 @@ class Desk:
         finally:
             if paused:
                 gc.enable()
+        if self.writes:  # each closed alert's row, as the fold gives it (a ledger written
+            # before the table existed fills it here; the others write the same rows again)
+            await self.closed.put([s for s in self._states.values() if not s.is_open])
         self._timers.restore(self._due_timers())  # one per open alert, not one per step
         self._arrival_timers.restore(sorted(
             Timer(at, s.alert_id, 0) for s in self._states.values() if s.is_open
@@ -748,8 +771,9 @@ class Desk:
                 steps.append(sent)
                 self.counters.plan_dispatches += 1
         links = self._links([state for _, state in folded])
-        await self.ledger.append(
-            *steps, also=self.incident_ledger.writer(links) if links else None)
+        await self.ledger.append(*steps, also=_together(
+            self.incident_ledger.writer(links) if links else None,
+            self.closed.writer(state for _, state in folded)))
         for _, state in folded:
             self._absorb(state)
         for link in links:
