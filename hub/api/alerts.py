@@ -88,10 +88,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
              tags=["alerts"])
     async def get_alert(unit: Caller, alert_id: AlertId) -> AlertDetail:
         """One alert with its whole history, first step first."""
-        return await detail(visible(desk, unit, alert_id))
-
-    async def detail(state: AlertState) -> AlertDetail:
-        return await alert_detail(desk, state)
+        return await alert_detail(desk, visible(desk, unit, alert_id))
 
     async def act(unit: Unit, alert_id: str, action: AlertAction, *, note: str = "",
                   reason: str = "", departments: tuple[str, ...] = (),
@@ -109,10 +106,10 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         except (BadAction, UnknownUnit) as exc:
             raise ApiError(422, str(exc)) from None
         except Unchanged as exc:  # a repeat: the alert as it stands, nothing written
-            return await detail(exc.state)
+            return await alert_detail(desk, exc.state)
         # the alert as it stands: after a call upward to tier B or A, with the hub's
         # dispatch of the plan's departments that followed it
-        return await detail(desk.get(change.alert.alert_id))
+        return await alert_detail(desk, desk.get(change.alert.alert_id))
 
     def simple(action: AlertAction, path: str, summary: str) -> None:
         async def endpoint(unit: Caller, person: CallerPerson, alert_id: AlertId,

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gridcall.config import ConfigSet
+from gridcall.hub.api.alerts import alert_detail
 from gridcall.hub.api.auth import AlertId, DepartmentCaller, DeptCaller
 from gridcall.hub.api.models import (
     ACTION_ERRORS,
@@ -26,8 +27,6 @@ from gridcall.hub.api.models import (
     DepartmentActionBody,
     DepartmentAlertList,
     DepartmentMe,
-    ReminderOut,
-    TransitionOut,
 )
 from gridcall.hub.desk import duty
 from gridcall.hub.desk.desk import BadAction, Desk, NotFound, OutsideArea, UnknownDepartment
@@ -83,18 +82,11 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
             raise ApiError(403, OUTSIDE)
         return state
 
-    async def detail(state: AlertState) -> AlertDetail:
-        history = await desk.history(state.alert_id)
-        reminders = await desk.reminders_of(state.alert_id)
-        return AlertDetail(alert=AlertOut.of(state, desk.incident_id(state.alert_id)),
-                           history=[TransitionOut.of(t) for t in history],
-                           reminders=[ReminderOut.model_validate(r) for r in reminders])
-
     @app.get("/v1/department/alerts/{alert_id}", response_model=AlertDetail,
              responses=ERRORS, tags=["departments"])
     async def get_alert(caller: DeptCaller, alert_id: AlertId) -> AlertDetail:
         """One alert of the department's area with its whole history."""
-        return await detail(visible(caller, alert_id))
+        return await alert_detail(desk, visible(caller, alert_id))
 
     def person_of(caller: DepartmentCaller, body: DepartmentActionBody) -> str:
         """Who acted: the token's person, else the body's (a person of the department);
@@ -134,7 +126,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                 raise ApiError(409, str(exc)) from None
             except (BadAction, UnknownDepartment) as exc:
                 raise ApiError(422, str(exc)) from None
-            return await detail(change.alert)
+            return await alert_detail(desk, change.alert)
         endpoint.__doc__ = summary
         app.post(f"/v1/department/alerts/{{alert_id}}/{path}", response_model=AlertDetail,
                  responses=ACTION_ERRORS, tags=["departments"], name=action,

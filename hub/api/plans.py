@@ -9,19 +9,17 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from gridcall.config import ConfigSet
+from gridcall.hub.api.alerts import alert_detail
 from gridcall.hub.api.auth import AlertId, Caller, CallerPerson, visible
 from gridcall.hub.api.models import (
     ACTION_ERRORS,
     OUTSIDE,
     ActionBody,
     AlertDetail,
-    AlertOut,
     ApiError,
-    ReminderOut,
-    TransitionOut,
 )
 from gridcall.hub.desk.desk import Desk, NotFound, OutsideSubtree, UnknownUnit
-from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition
+from gridcall.hub.desk.lifecycle import IllegalTransition
 from gridcall.hub.desk.plans import AlreadyTicked, NoSuchStep
 from gridcall.wire.clock import Clock
 
@@ -32,13 +30,6 @@ StepId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
 def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
     """``POST /v1/alerts/{alert_id}/plan/{step_id}`` over ``desk``."""
     app = APIRouter()
-
-    async def detail(state: AlertState) -> AlertDetail:
-        history = await desk.history(state.alert_id)
-        reminders = await desk.reminders_of(state.alert_id)
-        return AlertDetail(alert=AlertOut.of(state, desk.incident_id(state.alert_id)),
-                           history=[TransitionOut.of(t) for t in history],
-                           reminders=[ReminderOut.model_validate(r) for r in reminders])
 
     @app.post("/v1/alerts/{alert_id}/plan/{step_id}", response_model=AlertDetail,
               responses={**ACTION_ERRORS, 404: {
@@ -65,7 +56,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         except UnknownUnit as exc:
             raise ApiError(422, str(exc)) from None
         except AlreadyTicked as exc:  # a repeat: nothing written
-            return await detail(exc.state)
-        return await detail(change.alert)
+            return await alert_detail(desk, exc.state)
+        return await alert_detail(desk, change.alert)
 
     return app

@@ -30,23 +30,21 @@ from pydantic import Field
 
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.reports import MAX_PHOTOS, ReportSettings
+from gridcall.hub.api.alerts import alert_detail
 from gridcall.hub.api.auth import AlertId, Caller, CallerPerson, inside, visible
 from gridcall.hub.api.models import (
     ACTION_ERRORS,
     ERRORS,
     OUTSIDE,
     AlertDetail,
-    AlertOut,
     ApiError,
     Body,
     Out,
     Problem,
-    ReminderOut,
-    TransitionOut,
 )
 from gridcall.hub.desk.desk import BadAction, Desk, NotFound, Unchanged
 from gridcall.hub.desk.intake import NowhereKnown, locate
-from gridcall.hub.desk.lifecycle import AlertState, IllegalTransition, Rating
+from gridcall.hub.desk.lifecycle import IllegalTransition, Rating
 from gridcall.hub.desk.photos import (
     PHOTO_ID,
     BadPhoto,
@@ -404,13 +402,6 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIR
 
     # ------------------------------------------------------------------ notes, photos
 
-    async def detail(state: AlertState) -> AlertDetail:
-        history = await desk.history(state.alert_id)
-        reminders = await desk.reminders_of(state.alert_id)
-        return AlertDetail(alert=AlertOut.of(state, desk.incident_id(state.alert_id)),
-                           history=[TransitionOut.of(t) for t in history],
-                           reminders=[ReminderOut.model_validate(r) for r in reminders])
-
     @app.post("/v1/alerts/{alert_id}/notes", response_model=AlertDetail,
               responses={**ACTION_ERRORS, **PHOTO_ERRORS}, tags=["actions"],
               operation_id="note")
@@ -432,8 +423,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIR
         except IllegalTransition as exc:
             raise ApiError(409, str(exc)) from None
         except Unchanged as exc:
-            return await detail(exc.state)
-        return await detail(change.alert)
+            return await alert_detail(desk, exc.state)
+        return await alert_detail(desk, change.alert)
 
     @app.get("/v1/alerts/{alert_id}/photos/{photo_id}", tags=["alerts"],
              response_class=Response, responses={
