@@ -243,7 +243,8 @@ async def test_a_failed_audit_reopens_the_alert_with_its_reason(
         gas = next(r for r in rows if r.group == "matter")
         assert (gas.key, gas.audits, gas.audit_pass_rate) == ("GAS-LEAK", 2, 0.5)
         tier = next(r for r in rows if r.group == "tier")
-        assert (tier.key, tier.calls) == ("A", 2)
+        # one call, reopened once by the failed audit: not two calls (indicators.py)
+        assert (tier.key, tier.calls, tier.reopens) == ("A", 1, 1)
 
         await desk.write_snapshot()
         final = desk.get(alert)

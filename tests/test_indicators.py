@@ -601,3 +601,63 @@ def test_a_failed_audit_stays_a_departments_verdict_after_the_reopened_alert_pas
     assert (fire.audits, fire.audits_passed, fire.audit_pass_rate) == (1, 0, 0.0)
     unit = rows[("unit", g)]
     assert (unit.audits, unit.audits_passed) == (2, 1)
+
+
+def test_a_reopened_alert_is_one_call_with_its_reopening_counted_apart(
+        cfg: ConfigSet, tmp_path: Path) -> None:
+    """A town expects a matter that came back to be the same call, not a second one
+    (units are judged on effect, never on how many reports they handle): the grid's gas
+    alert is resolved, reopened by a recurrence, called a false alarm. The grid had 1 call
+    and 1 reopening; the reopened stint is still judged (it responded in 4 min, against
+    its own deadline); the false-alarm rate is over the handlings (1 of 3). Fire safety,
+    dispatched on the first handling and again after the reopening, had 1 call and 1
+    reopening. The matter, tier and person rows, the CSV of gridcall hub report and the
+    InfluxDB lines agree."""
+    led = Ledger(cfg)
+    g = led.grid
+    a = led.open(1, T0)
+    led.do(a, "dispatch", T0 + MIN, led.town, departments=["fire_safety"],
+           whistled=(whistled("fire_safety", T0 + MIN),))
+    led.do(a, "acknowledge", T0 + 2 * MIN, g)
+    led.do(a, "report_in", T0 + 3 * MIN, "fire_safety", department="fire_safety")
+    led.do(a, "dept_arrive", T0 + 10 * MIN, "fire_safety", department="fire_safety")
+    led.do(a, "dept_dispose", T0 + 20 * MIN, "fire_safety", department="fire_safety")
+    led.do(a, "arrive", T0 + 22 * MIN, g)
+    led.do(a, "resolve", T0 + 25 * MIN, g)
+    led.do(a, "reopen", T0 + HOUR, "hub", reason="recurred", deadlines=window(T0 + HOUR))
+    led.do(a, "dispatch", T0 + HOUR + MIN, led.town, departments=["fire_safety"],
+           whistled=(whistled("fire_safety", T0 + HOUR + MIN),))
+    led.do(a, "acknowledge", T0 + HOUR + 4 * MIN, g)
+    led.do(a, "false_alarm", T0 + HOUR + 6 * MIN, g)
+    # a second alert, never reopened: 2 calls in all, 1 reopening
+    b = led.open(2, T0 + 2 * HOUR)
+    led.do(b, "acknowledge", T0 + 2 * HOUR + 20 * MIN, g)  # late (10 min)
+    rows = {(r.group, r.key): r for r in indicators(
+        led.transitions, T0, T0 + DAY, groups=("unit", "department", "matter", "tier"))}
+    grid = rows[("unit", g)]
+    assert (grid.calls, grid.reopens) == (2, 1)
+    assert (grid.responses_judged, grid.responses_timely) == (3, 2)
+    assert (grid.false_alarms, grid.false_alarm_rate) == (1, 1 / 3)
+    fire = rows[("department", "fire_safety")]
+    # its second call ended (a false alarm) before its report-in was due: not judged
+    assert (fire.calls, fire.reopens, fire.responses_judged) == (1, 1, 1)
+    matter = next(r for (group, _), r in rows.items() if group == "matter")
+    tier = rows[("tier", "D")]
+    assert (matter.calls, matter.reopens) == (tier.calls, tier.reopens) == (2, 1)
+    assert "reopens=1i" in line_protocol([grid], period="1d").decode()
+
+    async def write() -> None:
+        from gridcall.hub.desk.ledger import Ledger as SqlLedger
+        from gridcall.hub.store import Store
+
+        async with Store(tmp_path / "hub.sqlite") as store:
+            await SqlLedger(store).append(*led.transitions)
+    asyncio.run(write())
+    until = datetime.fromtimestamp((T0 + DAY) / S, UTC).isoformat()
+    result = _report("--period", "1d", "--csv", "--store", str(tmp_path / "hub.sqlite"),
+                     "--until", until)
+    assert result.exit_code == 0, result.output
+    csv_rows = {(r["group"], r["key"]): r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert (csv_rows[("unit", g)]["calls"], csv_rows[("unit", g)]["reopens"]) == ("2", "1")
+    assert (csv_rows[("department", "fire_safety")]["calls"],
+            csv_rows[("department", "fire_safety")]["reopens"]) == ("1", "1")

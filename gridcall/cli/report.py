@@ -34,6 +34,7 @@ _duration: TypeAdapter[timedelta] = TypeAdapter(Duration)
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("calls", "calls"),
+    ("reopens", "re-\nopened"),
     ("response_timeliness_rate", "response\non time"),
     ("arrival_timeliness_rate", "arrival\non time"),
     ("disposal_timeliness_rate", "disposal\non time"),

@@ -41,15 +41,22 @@ late resolution arrives next week... unless the report is run with a later ``as_
 - *resolution rate* (解决率) = stints resolved / stints whose outcome is due: resolved,
   escalated away (by hand or by the hub), or still open with ``D`` passed. False alarms
   and stints still within their disposal deadline are left out.
-- *false-alarm rate* = stints closed as a false alarm / calls.
-- *whistle rate* (吹哨率) = stints the unit ended by calling upward by hand / calls. Too
-  low means the mechanism is unused, too high that routine handling fails.
+- *false-alarm rate* = stints closed as a false alarm / stints (calls and reopenings).
+- *whistle rate* (吹哨率) = stints the unit ended by calling upward by hand / stints
+  (calls and reopenings). Too low means the mechanism is unused, too high that routine
+  handling fails.
 - *breaches*: stints the hub escalated because a deadline passed (counted, not a rate).
   When the hub raises an alert's tier by a rule (new evidence, spread), the stint ends
   without blame: neither a breach nor a whistle.
 - *median response / disposal time*: seconds from the stint's start to its response /
   resolution, over the stints that had one (late ones included).
-- *calls* = stints started in the period.
+- *calls* = stints started in the period by an ``open`` or ``escalate``: the alerts
+  handed to the unit. A *reopening* (a recurrence, a unit's reopening, a failed audit)
+  is the same call coming back, not a new one: its stint is judged like any other (it
+  has deadlines of its own, and the unit must respond and dispose again), but it is
+  counted apart, as *reopens*. So the number of calls is what was asked of the unit,
+  and a matter that keeps coming back shows as reopenings of it, never as more work
+  done (units are judged on effect, not on how many reports they handle: DOMAIN.md).
 - *satisfaction rate* (满意率) = ratings 满意 or 基本满意 / ratings, over the reporters'
   ratings (``rate`` steps) of the stint's handling: a rating given once the alert was
   closed belongs to the stint that closed it (a person's report, issue 18).
@@ -77,7 +84,10 @@ else at ``as_of``:
   passed before the call ended); a false alarm before its disposal is left out;
 - *breaches* count its missed arrivals supervised by the district (督办); departments do
   not whistle, so their whistle rate is None;
-- *calls*: whistles in the period; medians are seconds from the whistle.
+- *calls*: whistles in the period, the department's first on each alert; a whistle
+  on an alert it was called to before (called anew once its call was disposed of,
+  as on a reopened alert) is a *reopen*, judged as a call but counted apart; medians
+  are seconds from the whistle.
 
 **Persons.** A person's row (group ``person``, asked for by ``groups``) covers every
 stint handed to them as the person on duty of its unit (roster.yaml; the ``on_duty`` of
@@ -160,6 +170,9 @@ class Stint:
     requested_at: int | None = None
     audit: str = ""
     """The verdict on the stint's closing: "", ``pass`` or ``fail``."""
+    reopen: bool = False
+    """Started by a ``reopen`` (for a department: a whistle on an alert it was called
+    to before): the same call again, counted as a reopening, not a call."""
 
     @property
     def stopped_at(self) -> int | None:
@@ -263,7 +276,8 @@ def stints(transitions: Iterable[Transition], *, as_of: int | None = None,
                 end=horizon, response_deadline=moved(t.alert_id, t.deadlines.response),
                 arrival_deadline=moved(t.alert_id, t.deadlines.arrival),
                 disposal_deadline=moved(t.alert_id, t.deadlines.disposal),
-                departments=t.departments, on_duty=t.on_duty, matter=matter, tier=t.tier)
+                departments=t.departments, on_duty=t.on_duty, matter=matter, tier=t.tier,
+                reopen=t.action == "reopen")
         if current is not None:
             out.append(current)
     return out
@@ -282,6 +296,8 @@ class Indicator:
     period_start: int
     period_end: int
     calls: int
+    """Alerts handed to the unit (or whistles of the department) in the period; a
+    reopening is not a new call (``reopens``)."""
     responses_judged: int
     responses_timely: int
     arrivals_judged: int
@@ -311,6 +327,9 @@ class Indicator:
     audits_passed: int = 0
     audit_pass_rate: float | None = None
     """稽查合格率: audits passed / audits (the module docstring)."""
+    reopens: int = 0
+    """Reopenings handed to it in the period: the same calls again, judged like calls
+    (their stints are in the timeliness rates) but not counted in ``calls``."""
 
     def as_dict(self) -> dict[str, str | int | float | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -341,14 +360,15 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
         or s.disposal_deadline <= s.end)]
     false_alarms = sum(s.false_alarm_at is not None for s in of)
     whistles = sum(s.whistle_at is not None for s in of)
-    calls = len(of)
+    turns = len(of)
+    reopens = sum(s.reopen for s in of)
     ratings = [r for s in of for r in s.ratings]
     satisfied = sum(r in SATISFIED for r in ratings)
     audited = [s for s in of if s.audit]
     passed = sum(s.audit == "pass" for s in audited)
     return Indicator(
         group=group, key=key, level=level, period_start=period_start, period_end=period_end,
-        calls=calls, responses_judged=len(resp), responses_timely=len(resp_ok),
+        calls=turns - reopens, responses_judged=len(resp), responses_timely=len(resp_ok),
         arrivals_judged=len(arr), arrivals_timely=len(arr_ok), disposals_judged=len(dis),
         disposals_timely=len(dis_ok), resolution_due=len(due), resolved=len(resolved),
         false_alarms=false_alarms, whistles=whistles,
@@ -357,8 +377,8 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
         arrival_timeliness_rate=_rate(len(arr_ok), len(arr)),
         disposal_timeliness_rate=_rate(len(dis_ok), len(dis)),
         resolution_rate=_rate(len(resolved), len(due)),
-        false_alarm_rate=_rate(false_alarms, calls),
-        whistle_rate=_rate(whistles, calls),
+        false_alarm_rate=_rate(false_alarms, turns),
+        whistle_rate=_rate(whistles, turns),
         median_response_s=_median_s([s.responded_at - s.start for s in of
                                      if s.responded_at is not None]),
         median_disposal_s=_median_s([s.resolved_at - s.start for s in of
@@ -366,7 +386,7 @@ def summarize(group: Group, key: str, level: str, period_start: int, period_end:
         rated=len(ratings), satisfied=satisfied,
         satisfaction_rate=_rate(satisfied, len(ratings)),
         audits=len(audited), audits_passed=passed,
-        audit_pass_rate=_rate(passed, len(audited)),
+        audit_pass_rate=_rate(passed, len(audited)), reopens=reopens,
     )
 
 
@@ -386,16 +406,19 @@ def department_calls(transitions: Iterable[Transition], *, as_of: int | None = N
     out: list[Stint] = []
     for history in histories:
         live: dict[str, Stint] = {}
+        called: set[str] = set()
         for t in history:
             if t.action == "dispatch":
                 for w in t.whistled:
                     if w.department in live:
                         out.append(live.pop(w.department))
+                    again = w.department in called
+                    called.add(w.department)
                     live[w.department] = Stint(
                         alert_id=t.alert_id, unit=w.department, unit_level="department",
                         start=t.at, end=horizon, response_deadline=w.report_by,
                         arrival_deadline=w.arrive_by, disposal_deadline=t.deadlines.disposal,
-                        departments=(w.department,), on_duty=w.on_duty)
+                        departments=(w.department,), on_duty=w.on_duty, reopen=again)
             elif t.department in live:
                 c = live[t.department]
                 live[t.department] = replace(
@@ -481,7 +504,7 @@ def by_unit(rows: Iterable[Indicator]) -> dict[str, Indicator]:
 COUNTS = ("calls", "responses_judged", "responses_timely", "arrivals_judged",
           "arrivals_timely", "disposals_judged", "disposals_timely", "resolution_due",
           "resolved", "false_alarms", "whistles", "breaches", "rated", "satisfied", "audits",
-          "audits_passed")
+          "audits_passed", "reopens")
 RATES = ("response_timeliness_rate", "arrival_timeliness_rate", "disposal_timeliness_rate",
          "resolution_rate", "false_alarm_rate", "whistle_rate", "median_response_s",
          "median_disposal_s", "satisfaction_rate", "audit_pass_rate")
