@@ -237,6 +237,16 @@ def test_the_generated_and_secret_files_are_never_committed() -> None:
         assert "*" in ignore.splitlines()
 
 
+def test_only_the_brokers_tls_listener_is_published_beyond_loopback(
+        compose: dict[str, Any]) -> None:
+    """The agents in the field need the broker's TLS port; InfluxDB, Grafana and the API
+    are for people at this machine or behind its TLS proxy (Grafana was on every
+    interface, with its admin login over plain HTTP)."""
+    public = {name: [str(p) for p in s.get("ports", []) if not str(p).startswith("127.0.0.1:")]
+              for name, s in compose["services"].items()}
+    assert {name: p for name, p in public.items() if p} == {"mosquitto": ["8883:8883"]}
+
+
 def test_the_api_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
     hub = compose["services"]["hub"]
     assert [str(p) for p in hub["ports"]] == ["127.0.0.1:8470:8470"]
