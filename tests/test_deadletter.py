@@ -6,6 +6,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from gridcall.cli import app
+from gridcall.config import SAMPLE_DISTRICT
 from gridcall.hub.deadletter import DeadLetters
 
 
@@ -38,3 +43,30 @@ def test_the_store_keeps_what_failed_and_drops_its_oldest_past_its_bound(
     with DeadLetters(path) as again:  # another process's view of the same file
         assert [e.id for e in again.entries()] == [ids[2], ids[4]]
         assert [e.id for e in again.take_replays()] == [ids[2], ids[4]]
+
+
+def test_the_commands_name_the_absolute_path_when_run_outside_the_hubs_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``hub.deadletter_path`` is relative to the working directory, as ``store_path``
+    is: run elsewhere, ``list`` said "no dead letters" (exit 0) while the hub's store held
+    some. It now fails naming the absolute path it looked at and why."""
+    hub_dir, elsewhere = tmp_path / "hub", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with DeadLetters(hub_dir / "var" / "hub-deadletter.sqlite") as letters:
+        letters.put("gridcall/v1/readings/a", b"{}", "rejected", "bad")
+    runner = CliRunner()
+    for args in (["list"], ["replay", "--all"]):
+        monkeypatch.chdir(elsewhere)
+        result = runner.invoke(app, ["hub", "deadletter", *args, "-c", str(SAMPLE_DISTRICT)],
+                               env={"COLUMNS": "300"})
+        assert result.exit_code == 1, result.output
+        text = " ".join(result.output.split())
+        assert str(elsewhere / "var" / "hub-deadletter.sqlite") in text
+        assert "relative" in text
+        assert "--store FILE" in text
+        monkeypatch.chdir(hub_dir)  # where the hub runs: its store is found
+        result = runner.invoke(app, ["hub", "deadletter", *args, "-c", str(SAMPLE_DISTRICT)],
+                               env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        assert "1 rejected" in result.output or "1 dead letter(s) marked" in result.output

@@ -26,9 +26,19 @@ StorePath = Annotated[Path | None, typer.Option("--store", metavar="FILE",
 
 
 def _path(config_dir: Path, store: Path | None) -> Path:
-    if store is not None:
-        return store
-    return Path(load_config_set(config_dir).hub.deadletter_path)
+    """``--store``, else ``hub.deadletter_path``; exits 1 naming the absolute path if no
+    store is there. The hub creates its store when it starts, so a missing one is almost
+    always the wrong folder: a relative path in hub.yaml is taken from the working
+    directory, as ``store_path`` is, so this command must run where the hub runs."""
+    path = store if store is not None else Path(load_config_set(config_dir).hub.deadletter_path)
+    if not path.exists():
+        where = ("" if store is not None or path.is_absolute() else
+                 f" (hub.deadletter_path {path} is relative, so it is taken from the folder "
+                 "this command runs in: run it in the hub's working directory, give --store "
+                 "FILE, or make the path absolute in hub.yaml)")
+        raise fail(f"no dead-letter store at {path.resolve()}{where}; the hub creates it "
+                   "when it starts", 1)
+    return path
 
 
 @deadletter_app.command("list", cls=Command)
@@ -46,9 +56,6 @@ def deadletter_list(
     from gridcall.wire.clock import utc_text
 
     path = _path(config_dir, store)
-    if not path.exists():
-        out.print(f"no dead letters: {escape(str(path))} does not exist", highlight=False)
-        return
     with DeadLetters(path) as letters:
         counts = letters.count_by_reason()
         entries = letters.entries(reason=reason, limit=limit)
@@ -87,8 +94,6 @@ def deadletter_replay(
     if not ids and reason is None and not every:
         raise fail("say which entries: IDs, --reason REASON or --all", 2)
     path = _path(config_dir, store)
-    if not path.exists():
-        raise fail(f"no dead-letter store at {path}", 1)
     with DeadLetters(path) as letters:
         marked = letters.mark_replay(ids=ids or (), reason=reason, every=every)
     out.print(f"{marked} dead letter(s) marked for replay in {escape(str(path))}; the "
