@@ -6,5 +6,6 @@ Owns the FastAPI application (``app``, which assembles the routers), its models
 and the server that runs it in the hub's loop (``server``).
 
 May import: ``gridcall.wire``, ``gridcall.config``, the desk wing and the board wing.
-Nothing in the hub imports the API wing but the hub's composition and the CLI.
+Nothing in the hub imports the API wing but the hub's composition and a standby's
+read-only API (``gridcall.hub.standby``); outside the hub, the CLI.
 """
