@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -64,6 +65,9 @@ def edge_run(
     agent: Annotated[str, typer.Option(help="Agent id from agents.yaml.")],
     config_dir: ConfigDir = SAMPLE_DISTRICT,
     broker: Annotated[str | None, typer.Option(help="Override the agent's broker URL.")] = None,
+    local_broker: Annotated[str | None, typer.Option(
+        help="Read an MQTT source's sensors from this broker URL instead of the one in "
+        "agents.yaml (as `edge check --local-broker`).")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Run one edge agent: read its sensors, detect, publish, until Ctrl-C.
@@ -80,6 +84,8 @@ def edge_run(
         err.print(f"[red]no agent {agent!r} in {config_dir}/agents.yaml[/]; known: "
                   f"{', '.join(cfg.agents)}")
         raise typer.Exit(2)
+    if local_broker is not None:
+        spec = with_local_broker(spec, local_broker)
     require_env(config_dir / "agents.yaml",
                 [f"agents[{agent}].settings.broker.{m}" for m in spec.settings.broker.unset_env()]
                 + [f"agents[{agent}].source.{m}" for m in spec.source.unset_env()])
@@ -137,13 +143,28 @@ def edge_run(
               + (" for the next start" if kept else ""), highlight=False, soft_wrap=True)
 
 
+def with_local_broker(spec: AgentSpec, url: str) -> AgentSpec:
+    """``spec`` reading its MQTT source from ``url``; exits 2 for another kind of source."""
+    source = spec.source
+    local = getattr(source, "broker", None)
+    if source_type(source) != "mqtt" or local is None:
+        raise fail(f"--local-broker is for an agent whose source is mqtt; {spec.id}'s is "
+                   f"{source_type(source)}", 2)
+    moved = source.model_copy(update={"broker": local.model_copy(update={"url": url})})
+    return dataclasses.replace(spec, source=moved)
+
+
 def describe_source(spec: AgentSpec) -> str:
-    """``serial source at /dev/ttyUSB0, 6 sensors``: what the start line says it reads."""
+    """``serial source at /dev/ttyUSB0, 6 sensors``: what the start line says it reads
+    (a Modbus source: each of its connections, ``tcp://10.0.0.5:502``)."""
     settings = spec.source
-    port = getattr(settings, "port", None)
+    links = getattr(settings, "links", None)
+    port = (", ".join(str(link) for link in links()) if callable(links)
+            else getattr(settings, "port", None))
     broker = getattr(getattr(settings, "broker", None), "url", None)
     where = f" at {port}" if port else f" on {broker}" if broker else ""
-    return f"{settings.type} source{where}, {len(spec.sensors)} sensors"
+    n = len(spec.sensors)
+    return f"{settings.type} source{where}, {n} sensor{'' if n == 1 else 's'}"
 
 
 def table(checks: list[Check]) -> Table:
