@@ -39,6 +39,8 @@ or ``events: {true: out_of_limits}`` for a smoke detector's ``"smoke": true``. T
 starts when the text comes (once: the same text again, in later messages, is the same
 episode) and ends at the next value that is not that text (``"smoke": false``, another
 action, Zigbee2MQTT's empty action reset). A text that is only in ``events`` is no reading.
+On a field with ``values`` or ``events`` a JSON null (Zigbee2MQTT's ``"action": null``) is
+such a reset too, no dropout; ``unknown``/``nan`` there are a gap unless the map names them.
 
 **Units.** Where the firmware says which unit a value is in (Tasmota's ``TempUnit`` /
 ``PressureUnit`` beside its readings, Shelly's ``tC``/``tF``), the value is converted to

@@ -18,6 +18,8 @@ from typing import Any
 
 from gridcall.config.base import ID_PATTERN
 
+MAX_CONFIG = 64 * 1024
+"""The largest discovery config read (64 kiB); a Zigbee2MQTT sensor's is ~1 kB."""
 COMPONENTS = ("sensor", "binary_sensor")
 """Discovery components that are measurements; others (switch, light...) are skipped."""
 
@@ -68,6 +70,18 @@ def _expand(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _word(payload: object) -> str:
+    """A payload_on/off as the value map's key: JSON booleans as ``true``/``false``."""
+    return ("true" if payload else "false") if isinstance(payload, bool) else str(payload)
+
+
+def _topic_name(topic: str) -> bool:
+    """A topic a device publishes to: non-empty, no wildcard, no NUL, within MQTT's
+    65,535 bytes (a state topic with ``+`` or ``#`` is no topic a value arrives on)."""
+    return (bool(topic) and not any(c in topic for c in "+#\x00")
+            and len(topic.encode()) <= 65_535)
+
+
 def template_path(template: str) -> str | None:
     """``{{ value_json.temperature }}``, ``{{value_json['AM2301']['Temperature']}}``,
     ``{{ value_json.x | float | round(1) }}`` → ``temperature``, ``AM2301.Temperature``,
@@ -104,15 +118,17 @@ def parse(topic: str, payload: bytes, prefix: str = "homeassistant") -> Discover
     component, object_id = levels[1], levels[-2]
     if component not in COMPONENTS or not payload.strip():
         return None
+    if len(payload) > MAX_CONFIG:
+        return None
     try:
         doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(doc, dict):
         return None
     d = _expand(doc)
     state = d.get("state_topic")
-    if not isinstance(state, str) or not state:
+    if not isinstance(state, str) or not _topic_name(state):
         return None
     template = d.get("value_template")
     value: str | None = None
@@ -124,8 +140,12 @@ def parse(topic: str, payload: bytes, prefix: str = "homeassistant") -> Discover
     values: tuple[tuple[str, float], ...] = ()
     if component == "binary_sensor":
         on, off = d.get("payload_on", "ON"), d.get("payload_off", "OFF")
-        if (str(on), str(off)) != ("ON", "OFF"):
-            values = ((str(on), 1.0), (str(off), 0.0))
+        # Zigbee2MQTT announces JSON booleans (payload_on: true), which the agent reads
+        # as 1/0 without a value map, as it reads ON/OFF
+        if (on, off) not in (("ON", "OFF"), (True, False)):
+            if not all(isinstance(x, str | int | float) for x in (on, off)):
+                return None
+            values = ((_word(on), 1.0), (_word(off), 0.0))
     device = d.get("device")
     device_name = device.get("name", "") if isinstance(device, dict) else ""
     name = str(d.get("name") or "")

@@ -3,10 +3,15 @@ Shelly, or any firmware that publishes numbers or JSON.
 
 :class:`TopicMap` is the pure part: (topic, payload, arrival time) → samples, with every
 payload it could not use counted by reason in ``bad`` (``not_json``, ``non_numeric``,
-``non_finite``, ``unknown_sensor``) and logged once per topic and reason; ``bad_timestamp``
-is counted too, but the reading is kept with its arrival time. A JSON ``null`` or a text
+``non_finite``, ``unknown_sensor``, ``wrong_shape`` for a level of the JSON path that is
+there but of another kind, ``too_large`` over :data:`MAX_PAYLOAD`, ``too_deep`` for JSON
+nested past the parser's limit...) and logged once per topic and reason, never raised;
+``bad_timestamp`` (no time, or one outside 1970-2262) is counted too, but the reading is
+kept with its arrival time. A JSON ``null`` or a text
 ``nan``/``None`` becomes a sample without a value (the sensor answered, nothing to read),
-which the agent's detectors see as a dropout (counted as ``gaps``). A mapped field absent
+which the agent's detectors see as a dropout (counted as ``gaps``); on a field with a
+value map or events it is no reading at all (Zigbee2MQTT's ``"action": null``: nothing
+happened), as the empty action reset is. A mapped field absent
 from its message is normal (devices send partial reports): counted as ``missing_fields``.
 
 :class:`LocalMqttSource` subscribes at QoS 1 with aiomqtt, in a persistent session under a
@@ -77,6 +82,10 @@ gap (a sample without a value, a dropout), like JSON ``null``; not a bad payload
 TRUE_WORDS = frozenset({"true", "on", "open", "opened", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "off", "closed", "close", "no", "0"})
 """Plain-text booleans: ESPHome ON/OFF, Shelly Gen1 true/false and open/close."""
+MAX_PAYLOAD = 1 << 20
+"""The largest message decoded (1 MiB): the devices' own are a few kB (a Shelly
+``NotifyFullStatus`` ~3 kB, a Tasmota ``SENSOR`` with 18 DS18x20 ~1.2 kB); a larger one is
+refused as ``too_large`` before it is parsed."""
 _MAX_LOGGED = 1000
 """(topic, reason) pairs logged at WARNING before the rest go to DEBUG only."""
 _MISSING = object()
@@ -121,16 +130,31 @@ class _Route:
 
 
 def _at(doc: Any, path: tuple[str | int, ...]) -> Any:
-    for part in path:
+    """The value at ``path``; _MISSING when a key or index is absent (a partial message);
+    BadPayload (``wrong_shape``) when a level is there but of another kind (a number
+    where the path goes on into an object: ``{"DS18B20": 5}`` for
+    ``DS18B20.Temperature``), which no partial report explains."""
+    for i, part in enumerate(path):
         if isinstance(part, int):
-            if not isinstance(doc, list) or part >= len(doc):
+            if not isinstance(doc, list):
+                raise _wrong_shape(doc, path, i, "a list")
+            if part >= len(doc):
                 return _MISSING
             doc = doc[part]
         else:
-            if not isinstance(doc, dict) or part not in doc:
+            if not isinstance(doc, dict):
+                raise _wrong_shape(doc, path, i, "an object")
+            if part not in doc:
                 return _MISSING
             doc = doc[part]
     return doc
+
+
+def _wrong_shape(doc: Any, path: tuple[str | int, ...], i: int, wanted: str) -> BadPayload:
+    where = ".".join(str(p) for p in path[:i]) or "the payload"
+    kind = "null" if doc is None else type(doc).__name__
+    return BadPayload("wrong_shape", f"{where} is {kind}, not {wanted} holding "
+                      f"{'.'.join(str(p) for p in path)}")
 
 
 def _boolean(value: bool, invert: bool) -> float:
@@ -138,12 +162,14 @@ def _boolean(value: bool, invert: bool) -> float:
 
 
 class Unmapped(Exception):
-    """An empty text where a value map is given: an event field's reset, not a value."""
+    """An empty text or a null where a value map or events are given: an event field's
+    reset ("nothing happened"), not a value."""
 
 
 def _mapped(raw: str | bool, values: Mapping[str, float]) -> float | None:
     """The value map's number for a text or boolean; None for a number in text (taken as
-    a number); BadPayload (``unmapped_value``) for other text."""
+    a number) or a :data:`NO_VALUE_WORDS` text the map does not name (a gap);
+    BadPayload (``unmapped_value``) for other text."""
     key = ("true" if raw else "false") if isinstance(raw, bool) else raw.strip()
     if key in values:
         return float(values[key])
@@ -156,6 +182,8 @@ def _mapped(raw: str | bool, values: Mapping[str, float]) -> float | None:
         return float(values[word])
     if not key:
         raise Unmapped
+    if folded in NO_VALUE_WORDS:
+        return None  # "unknown", "nan"...: a gap, as without a map (unless the map names it)
     try:
         float(key)
     except ValueError:
@@ -181,9 +209,14 @@ def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None
               ) -> float | None:
     """A raw JSON or text value as the reading (scale/offset applied); None for null and
     the :data:`NO_VALUE_WORDS` (``nan``, ``None``...) in text. BadPayload for text that is
-    not a number or a boolean word, objects, a JSON NaN and ±inf. ``unit``: (the raw
-    value's unit, the sensor's), converted before scale/offset."""
+    not a number or a boolean word, objects, a JSON NaN and ±inf. Unmapped for a null
+    on a field with a value map or events (nothing happened, no reading). ``unit``: (the
+    raw value's unit, the sensor's), converted before scale/offset."""
     if raw is None:
+        if m.values is not None or m.events is not None:
+            # a text or event field's null is "nothing happened" (Zigbee2MQTT's
+            # "action": null), as its empty reset is: no reading, not a dropout
+            raise Unmapped
         return None
     if m.values is not None and isinstance(raw, str | bool):
         mapped = _mapped(raw, m.values)
@@ -204,7 +237,10 @@ def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None
             raise BadPayload("non_numeric", f"{text[:40]!r} is not a number") from None
     if not isinstance(raw, int | float):
         raise BadPayload("non_numeric", f"a {type(raw).__name__}, not a number")
-    value = float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer of hundreds of digits
+        raise BadPayload("non_finite", f"{str(raw)[:20]}... is too large a number") from None
     if unit is not None:  # (the device's unit, the sensor's)
         try:
             value = convert(value, *unit)
@@ -232,7 +268,7 @@ def availability_state(payload: bytes) -> bool:
     if text.startswith(("{", '"')):
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             doc = None
         state = doc.get("state") if isinstance(doc, dict) else doc
     word = str(state).strip().lower()
@@ -245,14 +281,26 @@ def availability_state(payload: bytes) -> bool:
 
 def to_timestamp(raw: Any, tz: ZoneInfo) -> int:
     """Epoch seconds / ms / µs / ns (told apart by size) or ISO 8601 → POSIX ns."""
-    if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
-        return from_epoch(raw)
-    if isinstance(raw, str):
-        try:
-            return from_iso(raw, tz)
-        except ValueError:
-            pass
-    raise BadPayload("bad_timestamp", f"{str(raw)[:40]!r} is not an epoch time or ISO 8601")
+    ns: int | None = None
+    try:
+        if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
+            ns = from_epoch(raw)
+        elif isinstance(raw, str):
+            ns = from_iso(raw, tz)
+    except (ValueError, OverflowError):
+        ns = None
+    if ns is None:
+        raise BadPayload("bad_timestamp",
+                         f"{str(raw)[:40]!r} is not an epoch time or ISO 8601")
+    if not 0 <= ns <= LATEST_NS:
+        raise BadPayload("bad_timestamp", f"{str(raw)[:40]!r} is before 1970 or after "
+                         "2262 (no time a reading can carry)")
+    return ns
+
+
+LATEST_NS = (1 << 63) - 1
+"""The latest time a reading carries: nanoseconds since 1970 in a signed 64-bit integer
+(2262-04-11), as the wire and InfluxDB hold it."""
 
 
 @dataclass
@@ -314,6 +362,10 @@ class TopicMap:
     def decode(self, topic: str, payload: bytes, received_ns: int) -> list[Sample]:
         """The samples in one message; bad parts are counted and logged, never raised."""
         self.counters.messages += 1
+        if len(payload) > MAX_PAYLOAD:
+            self._bad(topic, BadPayload("too_large", f"{len(payload):,} bytes, over the "
+                                        f"{MAX_PAYLOAD:,} a device message may be"), None)
+            return []
         if topic in self.availability_topics:
             self._availability(topic, payload, received_ns)
             return []
@@ -356,7 +408,7 @@ class TopicMap:
                 continue
             except BadPayload as exc:
                 self._bad(topic, exc, payload)
-                if exc.reason == "not_json":
+                if exc.reason in ("not_json", "too_deep"):
                     doc = None  # the other routes on this topic would fail the same way
                 continue
             if value is None:
@@ -373,7 +425,8 @@ class TopicMap:
         is an ordinary value). Raises as :func:`to_number` for what is no value."""
         spec = _event_for(raw, m.events) if m.events and isinstance(raw, str | bool) else None
         active = self._episodes.get(sensor)
-        reset = isinstance(raw, str) and not raw.strip()  # Zigbee2MQTT's empty action
+        # Zigbee2MQTT's empty action after each one, or its "action": null
+        reset = raw is None or (isinstance(raw, str) and not raw.strip())
         if spec is None:
             if active is None:
                 if reset:
@@ -458,8 +511,8 @@ class TopicMap:
     def _timestamp(self, topic: str, doc: Any, route: _Route, received_ns: int) -> int:
         if route.ts_path is None:
             return received_ns
-        raw = _at(doc, route.ts_path)
         try:
+            raw = _at(doc, route.ts_path)
             if raw is _MISSING:
                 raise BadPayload("bad_timestamp", f"no {route.mapping.timestamp!r} in the "
                                  "payload")
@@ -492,6 +545,9 @@ def _json(payload: bytes) -> Any:
         return json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadPayload("not_json", f"not JSON ({exc})") from None
+    except RecursionError:
+        raise BadPayload("too_deep", "JSON nested deeper than Python's recursion limit "
+                         "(~1000 levels)") from None
 
 
 def _plain(payload: bytes) -> Any:

@@ -238,11 +238,13 @@ def test_a_value_outside_its_kinds_physical_range_is_flagged_not_passed(
             "0..10") in line
 
 
-# Tasmota BME280 with its default units (a payload of tele/<topic>/SENSOR quoted in a
-# public mosquitto_pub example; tests/test_local_mqtt_devices.py has the same vector).
-TASMOTA_BME280_HPA = (b'{"Time":"2023-05-21T01:06:38","BME280":{"Temperature":20.5,"Humidity":'
-                      b'53.1,"DewPoint":10.6,"Pressure":977.0},"PressureUnit":"hPa",'
-                      b'"TempUnit":"C"}')
+# Tasmota BME280 with its default units, beside a DS18B20 and a BH1750:
+# tele/Wetterstation2023/SENSOR in https://github.com/home-assistant/core/issues/98699
+# (tests/test_local_mqtt_devices.py and tests/data/device_vectors.yaml have it too).
+TASMOTA_BME280_HPA = (b'{"Time":"2023-08-20T11:09:47","DS18B20":{"Id":"3CE10457A8F9",'
+                      b'"Temperature":27.9},"BME280":{"Temperature":27.8,"Humidity":54.5,'
+                      b'"DewPoint":17.8,"Pressure":1018.0},"BH1750":{"Illuminance":171},'
+                      b'"PressureUnit":"hPa","TempUnit":"C"}')
 
 
 def test_a_value_in_a_unit_its_sensor_cannot_take_fails(

@@ -17,28 +17,28 @@ from gridcall.cli import app
 from gridcall.config.local_mqtt import LocalMqttSettings
 from gridcall.edge_agent.discovery import parse, template_path
 
-# Tasmota 8.x announcing a DS18S20 with the "~" base topic and abbreviated keys (a
-# device's retained homeassistant/sensor/<id>/config, quoted in a public log of
-# tasmota discovery; keys per https://www.home-assistant.io/integrations/mqtt/ ,
-# "Using abbreviations and base topic").
-TASMOTA_DS18S20 = (
-    '{"name":"gen-01 DS18S20 Temperature","stat_t":"~SENSOR","avty_t":"~LWT",'
-    '"pl_avail":"Online","pl_not_avail":"Offline","uniq_id":"295AB4_DS18S20_Temperature",'
-    '"device":{"identifiers":["295AB4"],"connections":[["mac","3C:71:BF:29:5A:B4"]]},'
-    '"~":"gen-01/tele/","unit_of_meas":"°C","val_tpl":"{{value_json[\'DS18S20\'].Temperature}}",'
-    '"dev_cla":"temperature"}').encode()
+# Tasmota announcing a DS18B20's Id with the "~" base topic and abbreviated keys: the
+# retained homeassistant/sensor/ED76DA_DS18B20-2_Id/config in
+# https://github.com/arendst/Tasmota/issues/6447 (keys per
+# https://www.home-assistant.io/integrations/mqtt/#using-abbreviations-and-base-topic).
+TASMOTA_DS18B20_ID = (
+    b'{"name":"nodeMCU Test DS18B20-2 Id","stat_t":"~SENSOR","avty_t":"~LWT",'
+    b'"pl_avail":"Online","pl_not_avail":"Offline","uniq_id":"ED76DA_DS18B20-2_Id",'
+    b'"device":{"identifiers":["ED76DA"],"connections":[["mac","84:F3:EB:ED:76:DA"]]},'
+    b'"~":"DVES_ED76DA/tele/","unit_of_meas":" ","val_tpl":"{{value_json[\'DS18B20-2\'].Id}}"}'
+)
 # ESPHome, node form homeassistant/sensor/<node>/<object>/config, plain state topic
 # (the announcement in https://github.com/home-assistant/core/issues/18240).
 ESPHOME_GAS = ('{"unit_of_measurement":"Ω","expire_after":180,"icon":"mdi:gas-cylinder",'
                '"name":"Bedroom Gas","state_topic":"bedroom_environment/sensor/bedroom_gas/'
                'state","availability_topic":"bedroom_environment/status"}').encode()
-# Tasmota's OpenTherm sensor, value three levels deep (a device's announcement quoted in a
-# public Tasmota OpenTherm project).
-TASMOTA_OPENTHERM = (
-    b'{"name":"Opentherm OPENTHERM OT10 lo","stat_t":"tele/tasmota_BB050B/SENSOR",'
-    b'"avty_t":"tele/tasmota_BB050B/LWT","pl_avail":"Online","pl_not_avail":"Offline",'
-    b'"uniq_id":"BB050B_OPENTHERM_OT10_lo","dev":{"ids":["BB050B"]},"unit_of_meas":" ",'
-    b'"ic":"mdi:eye","frc_upd":true,"val_tpl":"{{value_json[\'OPENTHERM\'][\'OT10\'][\'lo\']}}"}')
+# Tasmota's energy total, the value two levels deep: line 2 of the Tasmota log in
+# https://pastebin.com/XiaKgnUt .
+TASMOTA_ENERGY_TOTAL = (
+    b'{"name":"plug001 ENERGY Total","stat_t":"tele/plug001/SENSOR","avty_t":"tele/plug001/'
+    b'LWT","pl_avail":"Online","pl_not_avail":"Offline","uniq_id":"218FF9_ENERGY_Total",'
+    b'"dev":{"ids":["218FF9"]},"unit_of_meas":"kWh","dev_cla":"energy","stat_cla":'
+    b'"total_increasing","frc_upd":true,"val_tpl":"{{value_json[\'ENERGY\'][\'Total\']}}"}')
 
 
 def test_value_templates_become_json_paths_or_are_said_untranslated() -> None:
@@ -50,22 +50,34 @@ def test_value_templates_become_json_paths_or_are_said_untranslated() -> None:
 
 
 def test_announcements_become_mappings_with_what_they_are() -> None:
-    t = parse("homeassistant/sensor/295AB4_DS18S20_Temperature/config", TASMOTA_DS18S20)
+    t = parse("homeassistant/sensor/ED76DA_DS18B20-2_Id/config", TASMOTA_DS18B20_ID)
     assert t is not None
     assert (t.state_topic, t.value, t.sensor, t.unit, t.device_class) == (
-        "gen-01/tele/SENSOR", "DS18S20.Temperature", "295AB4_DS18S20_Temperature", "°C",
-        "temperature")
+        "DVES_ED76DA/tele/SENSOR", "DS18B20-2.Id", "ED76DA_DS18B20-2_Id", "", "")
     e = parse("homeassistant/sensor/bedroom_environment/bedroom_gas/config", ESPHOME_GAS)
     assert e is not None
     assert (e.state_topic, e.value, e.sensor, e.unit) == (
         "bedroom_environment/sensor/bedroom_gas/state", None, "bedroom_environment-bedroom_gas",
         "Ω")
-    o = parse("homeassistant/sensor/BB050B_OPENTHERM_OT10_lo/config", TASMOTA_OPENTHERM)
+    o = parse("homeassistant/sensor/218FF9_ENERGY_Total/config", TASMOTA_ENERGY_TOTAL)
     assert o is not None
-    assert o.value == "OPENTHERM.OT10.lo"
+    assert (o.value, o.unit, o.device_class) == ("ENERGY.Total", "kWh", "energy")
     # a removal (empty retained payload) and a switch are no measurements
     assert parse("homeassistant/sensor/x/config", b"") is None
     assert parse("homeassistant/switch/x/config", b'{"stat_t":"a","cmd_t":"b"}') is None
+
+
+def test_an_announcement_no_device_sends_is_skipped_and_never_raises() -> None:
+    """Nested past the parser's limit, over 64 kiB, not UTF-8, a state topic with a
+    wildcard or of another type, a binary sensor whose payload_on is an object: each is
+    no mapping (the draft is for people to read, the agent's config then validates it)."""
+    topic = "homeassistant/sensor/x/config"
+    for payload in (b"[" * 50_000, b'{"a":' * 50_000, b"\xff\xfe{", b"[]", b"42",
+                    b'{"stat_t":"' + b"a" * 70_000 + b'"}',
+                    b'{"stat_t":"a/+/b"}', b'{"stat_t":"a/#"}', b'{"stat_t":5}'):
+        assert parse(topic, payload) is None, payload[:40]
+    assert parse("homeassistant/binary_sensor/x/config",
+                 b'{"stat_t":"a","pl_on":{"x":1},"pl_off":"0"}') is None
 
 
 async def announce(url: str, messages: list[tuple[str, bytes]]) -> None:
@@ -78,7 +90,7 @@ async def announce(url: str, messages: list[tuple[str, bytes]]) -> None:
 def test_discover_listens_and_writes_a_draft_agents_yaml_loads(
         mqtt_url: str, tmp_path: Path) -> None:
     prefix = f"ha-{uuid.uuid4().hex[:8]}"  # our own prefix on the shared broker
-    messages = [(f"{prefix}/sensor/295AB4_DS18S20_Temperature/config", TASMOTA_DS18S20),
+    messages = [(f"{prefix}/sensor/218FF9_ENERGY_Total/config", TASMOTA_ENERGY_TOTAL),
                 (f"{prefix}/sensor/bedroom_environment/bedroom_gas/config", ESPHOME_GAS),
                 (f"{prefix}/switch/relay/config", b'{"stat_t":"a","cmd_t":"b"}')]
     asyncio.run(announce(mqtt_url, messages))
@@ -93,6 +105,6 @@ def test_discover_listens_and_writes_a_draft_agents_yaml_loads(
     assert "# Bedroom Gas; unit Ω" in text
     source = LocalMqttSettings.model_validate(yaml.safe_load(text)["source"])
     assert {(m.topic, m.value, m.sensor) for m in source.mappings()} == {
-        ("gen-01/tele/SENSOR", "DS18S20.Temperature", "295AB4_DS18S20_Temperature"),
+        ("tele/plug001/SENSOR", "ENERGY.Total", "218FF9_ENERGY_Total"),
         ("bedroom_environment/sensor/bedroom_gas/state", None,
          "bedroom_environment-bedroom_gas")}

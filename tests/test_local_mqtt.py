@@ -39,24 +39,40 @@ from tests.polling import wait_until
 from tests.private_servers import PrivateMosquitto
 from tests.servers import Login
 
-TASMOTA_DS18B20 = (b'{"Time":"2024-03-05T14:12:03","DS18B20":{"Id":"01144BD7A4AA",'
-                   b'"Temperature":23.4},"TempUnit":"C"}')
-TASMOTA_TWO_DS18B20 = (b'{"Time":"2021-01-02T10:11:12","DS18B20-1":{"Id":"3C01D075C1E5",'
-                       b'"Temperature":21.9},"DS18B20-2":{"Id":"3C01D0754E6A",'
-                       b'"Temperature":22.3},"TempUnit":"C"}')
-TASMOTA_AM2301 = (b'{"Time":"2020-03-05T13:21:42","AM2301":{"Temperature":22.4,'
-                  b'"Humidity":42.1,"DewPoint":8.9},"TempUnit":"C"}')
-Z2M_AQARA_TH = (b'{"battery":100,"humidity":58.37,"linkquality":156,"pressure":1007.4,'
-                b'"temperature":23.91,"voltage":3025}')
-Z2M_SMOKE = b'{"battery":83,"battery_low":false,"linkquality":87,"smoke":true,"tamper":false}'
-Z2M_CONTACT = (b'{"battery":100,"contact":false,"device_temperature":25,"linkquality":120,'
-               b'"power_outage_count":3,"voltage":3005}')
+# Each payload is a device's own, from the page or thread named above it
+# (tests/data/device_vectors.yaml holds more, with what each must give).
+# https://tasmota.github.io/docs/DS18x20/#tasmota-settings
+TASMOTA_DS18B20 = (b'{"Time":"2021-07-17T17:29:51","DS18B20":{"Id":"000003287EF1",'
+                   b'"Temperature":24.7},"TempUnit":"C"}')
+# https://tasmota.github.io/docs/DS18x20/#multiple-sensors
+TASMOTA_THREE_DS18B20 = (b'{"Time":"2021-01-02T09:09:44","DS18B20-1":{"Id":"00000566CC39",'
+                         b'"Temperature":13.3},"DS18B20-2":{"Id":"0000059352D4","Temperature":'
+                         b'1.2},"DS18B20-3":{"Id":"000005937C90","Temperature":22.5},'
+                         b'"TempUnit":"C"}')
+# https://tasmota.github.io/docs/AM2301/#tasmota-settings (printed there over several lines)
+TASMOTA_AM2301 = (b'{"Time":"2019-01-01T00:00:00","AM2301":{"Temperature":24.6,'
+                  b'"Humidity":58.2},"TempUnit":"C"}')
+# zigbee2mqtt/veranda_climate_sensor (an Aqara WSDCGQ11LM) in
+# https://github.com/Koenkk/zigbee2mqtt/issues/946
+Z2M_AQARA_TH = (b'{"temperature":7.14,"linkquality":70,"humidity":67.1,"pressure":994,'
+                b'"battery":74,"voltage":2955}')
+# zigbee/smoke_detector (a Heiman) in https://github.com/Koenkk/zigbee2mqtt/issues/1669
+Z2M_SMOKE = (b'{"smoke":true,"battery_low":false,"linkquality":26,'
+             b'"last_seen":"2019-06-24T15:30:53.312Z"}')
+# zigbee2mqtt/stairs_cupboard_door_sensor in https://github.com/Koenkk/zigbee2mqtt/issues/946
+# (quoted there up to "battery"; cut after it)
+Z2M_CONTACT = b'{"contact":true,"linkquality":70,"battery":100}'
+# The temperature:0 and humidity:0 components of a Shelly Plus H&T's NotifyFullStatus, as
+# its status/<component> topics carry them:
+# https://gist.github.com/NelsonMinar/494a0f53785c20290b395639548349fa
 SHELLY_PLUS_HT_TEMPERATURE = b'{"id":0,"tC":19.8,"tF":67.6}'
 SHELLY_PLUS_HT_HUMIDITY = b'{"id":0,"rh":42.2}'
-SHELLY_PLUS_1PM_SWITCH = (b'{"id":0,"source":"init","output":false,"apower":12.5,'
-                          b'"voltage":235.2,"current":0.061,"aenergy":{"total":0.000,'
-                          b'"by_minute":[0.000,0.000,0.000],"minute_ts":1680962879},'
-                          b'"temperature":{"tC":41.3,"tF":106.3}}')
+# shellyplus2pm-Einfahrt/status/switch:0 in
+# https://github.com/iobroker-community-adapters/ioBroker.shelly/issues/813
+SHELLY_PLUS_2PM_SWITCH = (b'{"id":0, "source":"init", "output":false, "apower":0.0, '
+                          b'"voltage":230.8, "freq":50.0, "current":0.000, "pf":0.00, '
+                          b'"aenergy":{"total":123.585,"by_minute":[0.000,0.000,0.000],'
+                          b'"minute_ts":1698999959},"temperature":{"tC":44.9, "tF":112.9}}')
 
 NOW = 1_700_000_000_000_000_000
 
@@ -80,11 +96,11 @@ def test_tasmota_preset_reads_ds18b20_and_am2301_fields_from_tele_sensor() -> No
                   {"preset": "tasmota", "device": "cold-room",
                    "fields": {"AM2301.Temperature": "room-t", "AM2301.Humidity": "room-rh"}})
     assert m.decode("tele/cabinet-3/SENSOR", TASMOTA_DS18B20, NOW) == [
-        Sample("water-temp-07", NOW, 23.4)]
-    assert m.decode("tele/boiler/SENSOR", TASMOTA_TWO_DS18B20, NOW) == [
-        Sample("flow-t", NOW, 21.9), Sample("return-t", NOW, 22.3)]
+        Sample("water-temp-07", NOW, 24.7)]
+    assert m.decode("tele/boiler/SENSOR", TASMOTA_THREE_DS18B20, NOW) == [
+        Sample("flow-t", NOW, 13.3), Sample("return-t", NOW, 1.2)]
     assert m.decode("tele/cold-room/SENSOR", TASMOTA_AM2301, NOW) == [
-        Sample("room-t", NOW, 22.4), Sample("room-rh", NOW, 42.1)]
+        Sample("room-t", NOW, 24.6), Sample("room-rh", NOW, 58.2)]
     assert not m.counters.bad
 
 
@@ -92,15 +108,16 @@ def test_zigbee2mqtt_preset_maps_numbers_and_booleans_smoke_true_is_1() -> None:
     m = topic_map({"preset": "zigbee2mqtt", "device": "stairwell-th",
                    "fields": {"temperature": "stair-t", "humidity": "stair-rh"}},
                   {"preset": "zigbee2mqtt", "device": "kitchen-smoke",
-                   "fields": {"smoke": "smoke-12", "tamper": "smoke-12-tamper"}},
+                   "fields": {"smoke": "smoke-12", "battery_low": "smoke-12-battery-low"}},
                   {"preset": "zigbee2mqtt", "device": "cover-7",
                    # Zigbee2MQTT's contact is true when closed: invert so open = 1
                    "fields": {"contact": {"sensor": "cover-7-open", "invert": True}}})
     assert m.decode("zigbee2mqtt/stairwell-th", Z2M_AQARA_TH, NOW) == [
-        Sample("stair-t", NOW, 23.91), Sample("stair-rh", NOW, 58.37)]
+        Sample("stair-t", NOW, 7.14), Sample("stair-rh", NOW, 67.1)]
     assert m.decode("zigbee2mqtt/kitchen-smoke", Z2M_SMOKE, NOW) == [
-        Sample("smoke-12", NOW, 1.0), Sample("smoke-12-tamper", NOW, 0.0)]
-    assert m.decode("zigbee2mqtt/cover-7", Z2M_CONTACT, NOW) == [Sample("cover-7-open", NOW, 1.0)]
+        Sample("smoke-12", NOW, 1.0), Sample("smoke-12-battery-low", NOW, 0.0)]
+    # "contact": true is a closed door: inverted, 0
+    assert m.decode("zigbee2mqtt/cover-7", Z2M_CONTACT, NOW) == [Sample("cover-7-open", NOW, 0.0)]
 
 
 def test_esphome_preset_reads_plain_state_payloads_and_on_off() -> None:
@@ -118,7 +135,7 @@ def test_esphome_preset_reads_plain_state_payloads_and_on_off() -> None:
 def test_shelly_gen2_status_and_gen1_topics() -> None:
     m = topic_map({"preset": "shelly", "device": "shellyplusht-b8d61a8b17cc",
                    "fields": {"temperature:0.tC": "plant-t", "humidity:0.rh": "plant-rh"}},
-                  {"preset": "shelly", "device": "shellyplus1pm-441793a4c5b8",
+                  {"preset": "shelly", "device": "shellyplus2pm-Einfahrt",
                    "fields": {"switch:0.apower": "pump-w",
                               "switch:0.temperature.tC": "pump-relay-t",
                               "switch:0.output": "pump-on"}},
@@ -132,8 +149,8 @@ def test_shelly_gen2_status_and_gen1_topics() -> None:
         Sample("plant-t", NOW, 19.8)]
     assert m.decode(f"{dev}/humidity:0", SHELLY_PLUS_HT_HUMIDITY, NOW) == [
         Sample("plant-rh", NOW, 42.2)]
-    assert m.decode("shellyplus1pm-441793a4c5b8/status/switch:0", SHELLY_PLUS_1PM_SWITCH,
-                    NOW) == [Sample("pump-w", NOW, 12.5), Sample("pump-relay-t", NOW, 41.3),
+    assert m.decode("shellyplus2pm-Einfahrt/status/switch:0", SHELLY_PLUS_2PM_SWITCH,
+                    NOW) == [Sample("pump-w", NOW, 0.0), Sample("pump-relay-t", NOW, 44.9),
                              Sample("pump-on", NOW, 0.0)]
     gen1 = "shellies/shellyflood-A4CF12F45D01/sensor"
     assert m.decode(f"{gen1}/flood", b"true", NOW) == [Sample("basement-flood", NOW, 1.0)]
@@ -149,8 +166,8 @@ def test_topic_prefix_overrides_the_firmware_default() -> None:
                    "fields": {"temperature": "t1"}},
                   {"preset": "tasmota", "device": "cab", "topic_prefix": "jiufo/tele",
                    "fields": {"AM2301.Humidity": "rh"}})
-    assert m.decode("z2m/huangpu/th-1", Z2M_AQARA_TH, NOW) == [Sample("t1", NOW, 23.91)]
-    assert m.decode("jiufo/tele/cab/SENSOR", TASMOTA_AM2301, NOW) == [Sample("rh", NOW, 42.1)]
+    assert m.decode("z2m/huangpu/th-1", Z2M_AQARA_TH, NOW) == [Sample("t1", NOW, 7.14)]
+    assert m.decode("jiufo/tele/cab/SENSOR", TASMOTA_AM2301, NOW) == [Sample("rh", NOW, 58.2)]
 
 
 # --- plain mappings ---------------------------------------------------------------------
@@ -173,9 +190,9 @@ def test_device_timestamps_epoch_and_iso_with_zone_naive_in_the_configured_zone(
     expected = 1709619123 * 10**9
     assert m.decode("z2m/a", iso, NOW) == [Sample("t-a", expected, 21.5)]
     assert m.decode("z2m/a", epoch_ms, NOW) == [Sample("t-a", expected, 21.5)]
-    # Tasmota's Time is the device's local time without a zone: 13:21:42 in Guangzhou
+    # Tasmota's Time is the device's local time without a zone: midnight in Guangzhou
     assert m.decode("tele/x/SENSOR", TASMOTA_AM2301, NOW) == [
-        Sample("room-x", 1583385702 * 10**9, 22.4)]
+        Sample("room-x", 1546272000 * 10**9, 24.6)]
 
 
 def test_a_bad_timestamp_keeps_the_reading_with_its_arrival_time_and_is_counted() -> None:
@@ -215,7 +232,7 @@ def test_bad_payloads_are_counted_by_reason_and_never_raise(
     assert "zigbee2mqtt/th" in caplog.text
     assert "not_json" in caplog.text
     # and it still reads the next good one
-    assert m.decode("zigbee2mqtt/th", Z2M_AQARA_TH, NOW) == [Sample("t", NOW, 23.91)]
+    assert m.decode("zigbee2mqtt/th", Z2M_AQARA_TH, NOW) == [Sample("t", NOW, 7.14)]
 
 
 def test_a_message_that_is_not_json_counts_once_however_many_fields_it_should_have() -> None:
@@ -352,7 +369,7 @@ async def test_presets_read_real_format_payloads_from_mosquitto(mqtt_url: str) -
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert {(s.sensor, s.value) for s in got} == {
-        ("wt", 23.4), ("sm", 1.0), ("lvl", None), ("lvl", 37.25), ("ht", 19.8), ("fl", 0.0)}
+        ("wt", 24.7), ("sm", 1.0), ("lvl", None), ("lvl", 37.25), ("ht", 19.8), ("fl", 0.0)}
     assert source.bad == {"not_json": 1}
     counters = source.stats()  # what the agent's status message carries
     assert counters["messages"] == 7
@@ -508,7 +525,7 @@ def test_edge_run_reads_the_sample_mqtt_agent_and_stops_on_sigterm(
 
     batches = asyncio.run(scenario())
     assert [r.value for b in batches for r in b.readings
-            if r.sensor == "jiufo-g3-temperature-1"][:1] == [23.4]
+            if r.sensor == "jiufo-g3-temperature-1"][:1] == [24.7]
 
 
 async def test_the_source_reconnects_when_the_local_broker_restarts(tmp_path: Path) -> None:

@@ -37,29 +37,30 @@ NOW = 1_700_000_000_000_000_000
 # of 'NaN' values for sensors in MQTT").
 ESPHOME_NAN = b"nan"
 ESPHOME_NONE = b"None"
-# Zigbee2MQTT publishes only what the device reported; a message from the Aqara door
-# sensor without `contact` (https://www.zigbee2mqtt.io/devices/MCCGQ11LM.html exposes
-# battery, voltage, device_temperature, power_outage_count, contact; a periodic battery
-# report carries the others only).
-Z2M_CONTACT_BATTERY_REPORT = (b'{"battery":100,"device_temperature":25,"linkquality":120,'
-                              b'"power_outage_count":3,"voltage":3005}')
+# Zigbee2MQTT publishes only what the device reported: a contact sensor's battery report
+# carries no `contact` (base/livingroom/door, an Aqara MCCGQ01LM, in
+# https://github.com/Koenkk/zigbee2mqtt/issues/946 ; its battery as text, "100.00").
+Z2M_CONTACT_BATTERY_REPORT = b'{"battery":"100.00","voltage":3035,"linkquality":136}'
 
 
 # Tasmota SCD30 with SetOption8 1 (°F): "TempUnit":"F" beside the readings; the payload
-# of tele/snifferbuddy/SENSOR in solarslurpi's GrowBuddy README (github.com/solarslurpi).
+# of tele/snifferbuddy/SENSOR in https://github.com/solarslurpi/GrowBuddies/blob/
+# 9642f976ff3fc248d2e276bf468e79025d5cba07/docs/mqtt.md (tests/data/device_vectors.yaml
+# has it too).
 TASMOTA_SCD30_F = (b'{"Time":"2022-09-06T08:52:59","ANALOG":{"A0":542},"SCD30":{"CarbonDioxide":'
                    b'814,"eCO2":787,"Temperature":71.8,"Humidity":61.6,"DewPoint":57.9},'
                    b'"TempUnit":"F"}')
-# Tasmota BME280, "PressureUnit":"hPa","TempUnit":"C" (Tasmota's default units; a payload
-# of tele/<topic>/SENSOR quoted in a public mosquitto_pub example), and the same shape
-# with SetOption24 1, "pressure units mmHg" (https://tasmota.github.io/docs/Commands/ ,
-# SetOption24), which writes "PressureUnit":"mmHg".
-TASMOTA_BME280_HPA = (b'{"Time":"2023-05-21T01:06:38","BME280":{"Temperature":20.5,"Humidity":'
-                      b'53.1,"DewPoint":10.6,"Pressure":977.0},"PressureUnit":"hPa",'
-                      b'"TempUnit":"C"}')
-TASMOTA_BME280_MMHG = (b'{"Time":"2023-05-21T01:06:38","BME280":{"Temperature":20.5,"Humidity":'
-                       b'53.1,"DewPoint":10.6,"Pressure":732.8},"PressureUnit":"mmHg",'
-                       b'"TempUnit":"C"}')
+# Tasmota BME280 beside a DS18B20 and a BH1750, "PressureUnit":"hPa","TempUnit":"C"
+# (Tasmota's default units): tele/Wetterstation2023/SENSOR in
+# https://github.com/home-assistant/core/issues/98699 . The same message with SetOption24 1,
+# "pressure units mmHg" (https://tasmota.github.io/docs/Commands/#setoption24), writes
+# "PressureUnit":"mmHg" and the pressure in mmHg: 1018.0 hPa is 763.6 mmHg.
+TASMOTA_BME280_HPA = (b'{"Time":"2023-08-20T11:09:47","DS18B20":{"Id":"3CE10457A8F9",'
+                      b'"Temperature":27.9},"BME280":{"Temperature":27.8,"Humidity":54.5,'
+                      b'"DewPoint":17.8,"Pressure":1018.0},"BH1750":{"Illuminance":171},'
+                      b'"PressureUnit":"hPa","TempUnit":"C"}')
+TASMOTA_BME280_MMHG = TASMOTA_BME280_HPA.replace(b'"Pressure":1018.0', b'"Pressure":763.6'
+                                                 ).replace(b'"hPa"', b'"mmHg"')
 # Shelly Plus H&T temperature:0 status, tC and tF side by side (NotifyFullStatus of a
 # shellyplusht, gist.github.com/NelsonMinar/494a0f53785c20290b395639548349fa).
 SHELLY_PLUS_HT_TEMPERATURE = b'{"id":0,"tC":19.8,"tF":67.6}'
@@ -324,15 +325,15 @@ def test_a_fahrenheit_sensor_keeps_fahrenheit_and_a_sensor_of_another_quantity_i
 
 
 def test_tasmota_pressure_in_mmhg_becomes_hpa_and_hpa_stays() -> None:
-    entry = {"preset": "tasmota", "device": "node_mcu_terrace",
+    entry = {"preset": "tasmota", "device": "Wetterstation2023",
              "fields": {"BME280.Pressure": "p", "BME280.Temperature": "t"}}
     m = unit_map({"p": "hPa", "t": "degC"}, entry)
-    topic = "tele/node_mcu_terrace/SENSOR"
+    topic = "tele/Wetterstation2023/SENSOR"
     hpa = {s.sensor: s.value for s in m.decode(topic, TASMOTA_BME280_HPA, NOW)}
-    assert hpa == {"p": 977.0, "t": 20.5}
+    assert hpa == {"p": 1018.0, "t": 27.8}
     mmhg = {s.sensor: s.value for s in m.decode(topic, TASMOTA_BME280_MMHG, NOW)}
-    assert mmhg["p"] == pytest.approx(732.8 * 1.3332236842)  # 977.0 hPa
-    assert mmhg["p"] == pytest.approx(977.0, abs=0.05)
+    assert mmhg["p"] == pytest.approx(763.6 * 1.3332236842)  # 1018.0 hPa
+    assert mmhg["p"] == pytest.approx(1018.0, abs=0.05)
 
 
 def test_shelly_tf_is_converted_to_a_celsius_sensor_and_tc_to_a_fahrenheit_one() -> None:
@@ -424,14 +425,18 @@ async def test_what_devices_publish_at_qos1_while_the_agent_is_down_arrives_afte
 
 # --- 6. text and event fields: a value map ------------------------------------------------
 # Aqara vibration sensor DJT11LM: action is vibration | tilt | drop
-# (https://www.zigbee2mqtt.io/devices/DJT11LM.html); a message as Zigbee2MQTT publishes it,
-# quoted in a public Go decoder's test data.
-Z2M_DJT11LM_VIBRATION = (b'{"angle_x":2,"angle_y":0,"angle_z":88,"angle_x_absolute":88,'
-                         b'"angle_y_absolute":90,"linkquality":68,"battery":100,'
-                         b'"voltage":3115,"action":"vibration"}')
+# (https://www.zigbee2mqtt.io/devices/DJT11LM.html); the message zigbee2mqtt/
+# VibrationSensor in https://github.com/stas-demydiuk/domoticz-zigbee2mqtt-plugin/issues/305
+# (tests/data/device_vectors.yaml has it, and the empty-action message that follows it).
+Z2M_DJT11LM_VIBRATION = (b'{"battery":100,"voltage":3015,"linkquality":111,"last_seen":'
+                         b'"2020-05-04T12:06:19+02:00","angle":87,"angle_x":-1,"angle_y":87,'
+                         b'"angle_z":3,"angle_x_absolute":91,"angle_y_absolute":3,'
+                         b'"strength":20,"action":"vibration"}')
 # With Home Assistant's legacy action sensor on, Zigbee2MQTT sends an empty action after
 # each one ("an empty `action` will be send after every published action",
-# zigbee2mqtt settings.schema.json, homeassistant.legacy_action_sensor).
+# zigbee2mqtt settings.schema.json, homeassistant.legacy_action_sensor): the second message
+# in https://github.com/stas-demydiuk/domoticz-zigbee2mqtt-plugin/issues/305 , cut here to
+# its action field (the vectors file has it whole).
 Z2M_ACTION_RESET = b'{"action":""}'
 
 
