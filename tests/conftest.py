@@ -5,7 +5,7 @@ Real servers (mosquitto, InfluxDB 1.6.7, VictoriaMetrics) come from tests/server
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 
 from gridcall.config import SAMPLE_DISTRICT, ConfigSet, load_config
+from gridcall.hub.desk.desk import Desk
+from gridcall.hub.desk.ledger import Ledger
+from gridcall.hub.store import DeskStore
 from tests.desk_stores import KINDS, DeskStores, opened
 from tests.servers import (
     influx_auth,
@@ -55,6 +58,22 @@ def desk_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Desk
 def cfg() -> ConfigSet:
     """The sample district (config/examples/huangpu), loaded once: frozen, so shareable."""
     return load_config(SAMPLE_DISTRICT)
+
+
+@pytest.fixture
+async def store(desk_stores: DeskStores) -> AsyncIterator[DeskStore]:
+    """A desk store of each kind ``desk_stores`` gives, open for the test."""
+    async with desk_stores.open() as s:
+        yield s
+
+
+@pytest.fixture
+async def desk(cfg: ConfigSet, store: DeskStore) -> Desk:
+    """The sample district's desk over ``store``, started (a test file may define its own
+    ``desk`` or ``store``: pytest takes the nearer)."""
+    d = Desk(cfg, Ledger(store))
+    await d.start()
+    return d
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker

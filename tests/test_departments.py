@@ -6,8 +6,6 @@ snapshot, gives the same dept_calls and the same supervision. On both desk store
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from gridcall.config import ConfigSet
@@ -22,7 +20,6 @@ from gridcall.hub.desk.desk import (
 )
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import IllegalTransition
-from gridcall.hub.store import DeskStore
 from gridcall.wire import AnomalyEvent
 from tests.desk_stores import DeskStores
 
@@ -35,19 +32,6 @@ NOISE = "dasha-dong-g1-noise-1"  # NOISE-NUISANCE in town dasha: urban_mgmt lead
 def event(seq: int = 1) -> AnomalyEvent:
     return AnomalyEvent(agent="edge-dasha-dong", seq=seq, sensor=NOISE, kind="out_of_limits",
                         severity="major", score=0.9, value=80.0, ts=T0, phase="start")
-
-
-@pytest.fixture
-async def store(desk_stores: DeskStores) -> AsyncIterator[DeskStore]:
-    async with desk_stores.open() as s:
-        yield s
-
-
-@pytest.fixture
-async def desk(cfg: ConfigSet, store: DeskStore) -> Desk:
-    d = Desk(cfg, Ledger(store))
-    await d.start()
-    return d
 
 
 def call(desk: Desk, department: str) -> whistle.DeptCall:

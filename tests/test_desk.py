@@ -4,15 +4,12 @@ each on both desk stores, SQLite and PostgreSQL (tests/desk_stores.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from gridcall.config import ConfigSet
 from gridcall.hub.desk.desk import BadAction, Change, Desk, NotFound, OutsideSubtree, UnknownUnit
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import IllegalTransition
-from gridcall.hub.store import DeskStore
 from gridcall.wire import AnomalyEvent, Severity
 from tests.desk_stores import DeskStores
 
@@ -36,19 +33,6 @@ class Events:
         return AnomalyEvent(agent=agent, seq=self.seq, sensor=sensor, kind="out_of_limits",
                             severity=severity, score=0.9, value=80.0, ts=T0,
                             phase=phase)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def store(desk_stores: DeskStores) -> AsyncIterator[DeskStore]:
-    async with desk_stores.open() as s:
-        yield s
-
-
-@pytest.fixture
-async def desk(cfg: ConfigSet, store: DeskStore) -> Desk:
-    d = Desk(cfg, Ledger(store))
-    await d.start()
-    return d
 
 
 async def test_an_anomaly_opens_an_alert_at_its_grid_with_its_deadlines(desk: Desk) -> None:

@@ -4,7 +4,6 @@ an anomaly, on the injected clock and on both desk stores (tests/desk_stores.py)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -14,7 +13,6 @@ from gridcall.hub.desk.desk import BadAction, Desk
 from gridcall.hub.desk.intake import Call, NowhereKnown, distance_m, locate
 from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.policy import absolute
-from gridcall.hub.store import DeskStore
 from gridcall.wire import AnomalyEvent
 from tests.desk_stores import DeskStores
 
@@ -33,19 +31,6 @@ def manhole(seq: int, *, grid: str = "dasha-dong-g2", point: tuple[float, float]
     return Call(source=source, seq=seq, kind="report", matter=matter, grid=grid,
                 note=f"cover lifted, report {seq}", at=T0, point=point, actor=actor,
                 person=person)
-
-
-@pytest.fixture
-async def store(desk_stores: DeskStores) -> AsyncIterator[DeskStore]:
-    async with desk_stores.open() as s:
-        yield s
-
-
-@pytest.fixture
-async def desk(cfg: ConfigSet, store: DeskStore) -> Desk:
-    d = Desk(cfg, Ledger(store))
-    await d.start()
-    return d
 
 
 async def test_a_call_opens_an_alert_as_an_anomaly_of_its_matter_would(

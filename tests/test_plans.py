@@ -24,7 +24,6 @@ from gridcall.hub.desk.ledger import Ledger
 from gridcall.hub.desk.lifecycle import IllegalTransition, Transition
 from gridcall.hub.desk.plans import AlreadyTicked, NoSuchStep
 from gridcall.hub.notify.notifier import render
-from gridcall.hub.store import DeskStore
 from tests.desk_stores import DeskStores
 
 T0 = 1_800_000_000 * 10**9
@@ -48,19 +47,6 @@ class Events:
         return AnomalyEvent(agent=cfg.sensors[sensor].agent, seq=self.seq, sensor=sensor,
                             kind="out_of_limits", severity=severity,  # type: ignore[arg-type]
                             score=0.9, value=80.0, ts=T0)
-
-
-@pytest.fixture
-async def store(desk_stores: DeskStores) -> AsyncIterator[DeskStore]:
-    async with desk_stores.open() as s:
-        yield s
-
-
-@pytest.fixture
-async def desk(cfg: ConfigSet, store: DeskStore) -> Desk:
-    d = Desk(cfg, Ledger(store))
-    await d.start()
-    return d
 
 
 # --------------------------------------------------------------------------- config
