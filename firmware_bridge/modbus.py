@@ -393,9 +393,10 @@ class ModbusPoller:
                 self.counts[reason] += 1
                 self._log_once(reason, block, str(response))
                 parts: list[Register | ScaleSource] = [*block.registers, *block.scales]
-                if code == ILLEGAL_ADDRESS and len(parts) > 1:
-                    # a merged request spans an address the device does not have: read
-                    # its registers one by one from now on, so the others still arrive
+                if code in SPLIT_ON and len(parts) > 1:
+                    # a merged request spans an address the device does not have, or asks
+                    # for more registers than it serves at once (an Eastron SDM72D-M: 30
+                    # values): read its registers one by one from now on, so they arrive
                     self.counts["split_requests"] += 1
                     singles = [_block(block.slave, block.table, block.interval, [r])
                                for r in parts]
@@ -483,6 +484,11 @@ class _Silent(Exception):
 
 
 ILLEGAL_ADDRESS = 2
+ILLEGAL_VALUE = 3
+SPLIT_ON = frozenset({ILLEGAL_ADDRESS, ILLEGAL_VALUE})
+"""Exception codes that refuse a merged request for its span, not its registers: 2 (an
+address in the span the device lacks) and 3 (a quantity over the device's own limit, as
+the Modbus spec's read functions answer it)."""
 _EXCEPTIONS = {1: "illegal_function", 2: "illegal_address", 3: "illegal_value",
                4: "device_failure", 5: "acknowledge", 6: "device_busy",
                10: "gateway_path_unavailable", 11: "gateway_no_response"}
