@@ -284,7 +284,8 @@ class ModbusPoller:
 
     async def readings(self) -> AsyncIterator[tuple[Register, float | None, int]]:
         """(register, value, ts) for each register read; value None: the device gave one of
-        the register's fault sentinels (``faults``), counted as ``fault_sentinel``."""
+        the register's fault sentinels (``faults``), counted as ``fault_sentinel``, or a
+        float NaN/inf (its "no value"), counted as ``non_finite``."""
         async for answer in self.answers():
             for item in answer:
                 yield item
@@ -449,7 +450,11 @@ class ModbusPoller:
                     power = found
                 value = decode(words, reg, power=power)
             if not isfinite(value):
+                # a float register's NaN (or inf) is the device's own "no value": Vaisala
+                # transmitters send a quiet NaN "for unavailable values (e.g. in case of
+                # measurement error)": a fault sample, as a sentinel is, not silence
                 self.counts["non_finite"] += 1
+                answer.append((reg, None, ts))
                 continue
             answer.append((reg, value, ts))
         return answer

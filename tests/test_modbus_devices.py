@@ -175,3 +175,43 @@ async def test_a_meter_refusing_a_request_over_its_limit_is_read_register_by_reg
     assert stats["split_requests"] == 1
     assert stats["exception_illegal_value"] >= 1
     assert all(b.count == 2 for b in source.poller.blocks)
+
+
+async def test_a_vaisala_transmitters_not_available_values_are_faults_not_readings() -> None:
+    """Vaisala HMW90: a 16-bit register holds 0x8000 when the "Value is not available
+    (quiet NaN)", 0x7FFF / 0x8001 past ±32767; a float register holds a quiet NaN
+    (https://manualshive.com/en/manual/vaisala/humicap-hmw90-series/3212305?page=107 ,
+    Table 41). With those as the register's `faults`, and a float's NaN by itself, each is
+    a fault sample (health fault, counted), never a reading; a valid value next to them
+    reads as it is. The manual lists T at 0005…0006 (float) and 0259 (×0.01): the
+    addresses here are this test's own."""
+    port = unused_tcp_port()
+    holding = [0] * 16
+    holding[0:2] = [0x7FC0, 0x0000]  # float RH: quiet NaN
+    holding[2:4] = words(21.37)      # float T: valid
+    holding[8] = 0x8000              # int16 T ×0.01: not available
+    holding[9] = 2137                # int16 T ×0.01: 21.37
+    server = ModbusTcpServer([device(1, holding=holding)], address=("127.0.0.1", port))
+    serving = asyncio.create_task(server.serve_forever())
+    every = {"slave": 1, "interval": "0.05s"}
+    sentinels = {"type": "int16", "scale": 0.01, "faults": ["0x8000", "0x7FFF", "0x8001"]}
+    settings = ModbusSettings.model_validate({
+        "type": "modbus", "transport": "tcp", "host": "127.0.0.1", "tcp_port": port,
+        "timeout": "0.5s", "registers": [{**every, **r} for r in [
+            {"sensor": "rh-float", "address": 0, "type": "float32"},
+            {"sensor": "t-float", "address": 2, "type": "float32"},
+            {"sensor": "t-na", "address": 8, **sentinels},
+            {"sensor": "t-int", "address": 9, **sentinels}]]})
+    try:
+        source = ModbusSource(settings, agent_id="edge-test")
+        got = await read_all(source, 4)
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    last = {s.sensor: (s.value, s.fault) for s in got}
+    assert last == {"rh-float": (None, "sentinel"), "t-float": (pytest.approx(21.37), ""),
+                    "t-na": (None, "sentinel"), "t-int": (pytest.approx(21.37), "")}
+    stats = source.stats()
+    assert stats["non_finite"] >= 1
+    assert stats["fault_sentinel"] >= 1
