@@ -495,6 +495,16 @@ async def test_text_that_is_not_valid_unicode_is_422_not_500(world: World, conte
     assert why in body["detail"]
 
 
+async def test_json_nested_past_the_parsers_limit_is_422_not_500(world: World) -> None:
+    """60 KB, under the body limit, nested past the JSON parser's recursion limit: the
+    RecursionError was a 500."""
+    body = await refused(world, "POST", f"/v1/alerts/{world.alerts['g1']}/acknowledge", 422,
+                         headers={**world.auth("dongyuan-g1"),
+                                  "Content-Type": "application/json"},
+                         content=b'{"note": ' + b"[" * 30_000 + b"]" * 30_000 + b"}")
+    assert body["detail"] == "the request body is JSON nested deeper than the API reads"
+
+
 async def test_every_error_body_is_one_string_detail(world: World) -> None:
     grid = world.auth("dongyuan-g1")
     g1 = world.alerts["g1"]

@@ -52,6 +52,23 @@ def test_any_bytes_either_decode_or_are_rejected_with_a_reason(payload: bytes) -
         assert decoder.malformed_total == 0
 
 
+def test_json_nested_past_the_parsers_limit_is_rejected_as_not_json() -> None:
+    """msgspec raises RecursionError, not DecodeError, past its depth: the desk dead-lettered
+    such an event or status as a desk_error (to be replayed, and fail again) and ingest
+    dropped the batch uncounted. Every kind of message is now refused as not_json."""
+    deep = b'{"v":1,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    decoder = Decoder()
+    for kind, read in (("readings", decoder.readings), ("events", decoder.event),
+                       ("status", decoder.status)):
+        with pytest.raises(MalformedMessage) as refused:
+            read(f"gridcall/v1/{kind}/a1", deep)
+        assert refused.value.reason == "not_json"
+    with pytest.raises(MalformedMessage) as refused:
+        decoder.alert("gridcall/v1/alerts/d/t/_/_/AL000001", deep)
+    assert refused.value.reason == "not_json"
+    assert decoder.malformed == {"not_json": 4}
+
+
 def test_rejects_name_the_topic_and_the_reason() -> None:
     decoder = Decoder()
     good = encode(ReadingBatch(agent="a1", seq=1, sent_at=5, readings=[Reading("s", 1, 2.0)]))

@@ -104,6 +104,9 @@ class Decoder:
             raise self._reject(topic, "invalid", str(exc)) from exc
         except msgspec.DecodeError as exc:
             raise self._reject(topic, "not_json", str(exc)) from exc
+        except RecursionError:  # msgspec's depth limit raises this, not DecodeError
+            raise self._reject(topic, "not_json", "JSON nested deeper than the decoder "
+                               "goes") from None
 
     def _agent(self, topic: str, kind: str) -> str:
         try:

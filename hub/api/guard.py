@@ -236,6 +236,8 @@ class BodyGuard:
             value = json.loads(text)
         except ValueError:
             return None  # malformed JSON: the route's own 422 names where
+        except RecursionError:  # the route's own parse would raise it too: a 500
+            return "the request body is JSON nested deeper than the API reads"
         surrogate = _first_surrogate(value)
         if surrogate is not None:
             return (f"the request body has a lone surrogate ({surrogate}): text must be "
