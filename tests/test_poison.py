@@ -173,6 +173,30 @@ async def test_two_batches_with_seq_2_64_then_ten_good_ones_all_good_ones_stored
     assert await rig.stored_seqs(AGENT) == [s for s in range(1, 21) for _ in range(5)]
 
 
+async def test_json_nested_past_the_decoders_depth_is_refused_and_the_hub_goes_on(
+    rig: Rig,
+) -> None:
+    """msgspec raises RecursionError there, not a DecodeError: a readings batch of 100,000
+    nested arrays stopped ingest without a word (nothing after it was stored, no task
+    restarted), and an event or status was dead-lettered as a desk_error."""
+    sensor = sensor_of(rig.cfg, "gas")
+    t0 = time.time_ns()
+    deep = b'{"v":1,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    async with rig.hub() as hub:
+        await rig.publish((topics.readings_topic(AGENT), deep),
+                          (topics.events_topic(AGENT), deep),
+                          (topics.status_topic(AGENT), deep),
+                          *[(topics.readings_topic(AGENT), batch(seq, sensor=sensor, t0=t0))
+                            for seq in range(1, 4)],
+                          (topics.events_topic(AGENT), encode(event(9, sensor, t0))))
+        assert await wait_until(lambda: hub.ingest.counters.readings_stored == 15
+                                and len(hub.opened) == 1)
+        assert hub.decoder.malformed["not_json"] >= 2  # the desk's (event, status)
+        assert hub.supervisor.restarts == {}
+    assert rig.letters.entries() == []
+    assert await rig.stored_seqs(AGENT) == [s for s in range(1, 4) for _ in range(5)]
+
+
 async def refuse_sensor(rig: Rig, sensor: str, t_bad: int) -> Callable[[], Awaitable[None]]:
     """Make the store refuse ``sensor``'s readings for real; returns what lifts it.
 
