@@ -16,7 +16,9 @@ Presets (the firmware's default topic layout; ``topic_prefix`` overrides its fir
 ``device`` may hold ``/``, as Zigbee2MQTT friendly names like ``kitchen/floor_light`` do):
 
 - ``tasmota``: ``tele/<device>/SENSOR``, JSON; fields are paths like ``DS18B20.Temperature``
-  or ``AM2301.Humidity``.
+  or ``AM2301.Humidity`` (an array element: ``"ENERGY.Total[1]"``, quoted in a YAML flow
+  mapping). A device with its own FullTopic gives it as ``full_topic``
+  (``%topic%/%prefix%/``, ``lights/%prefix%/%topic%/``...).
 - ``zigbee2mqtt``: ``zigbee2mqtt/<friendly name>``, JSON; fields like ``temperature``,
   ``smoke``, ``contact`` (Zigbee2MQTT: ``true`` = closed), ``water_leak``.
 - ``esphome``: ``<node>/sensor/<name>/state``, a plain number (``nan`` or ``None``, a gap,
@@ -97,6 +99,9 @@ Preset = Literal["tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1"]
 PRESETS: tuple[Preset, ...] = ("tasmota", "zigbee2mqtt", "esphome", "shelly", "shelly-gen1")
 
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
+TASMOTA_DEVICE_TOKENS = ("%topic%", "%hostname%", "%id%")
+"""FullTopic tokens that name the device (https://tasmota.github.io/docs/MQTT/#fulltopic)."""
+_TOKEN = re.compile(r"%(prefix|topic|hostname|id)%")
 _ID = re.compile(ID_PATTERN)
 _PATH_PART = re.compile(r"[^.\[\]]+|\[\d+\]")
 _JSON_PATH = re.compile(r"[^.\[\]]+(\[\d+\])*(\.[^.\[\]]+(\[\d+\])*)*")
@@ -279,6 +284,13 @@ class PresetMapping(Model):
     topic_prefix: str | None = None
     """Tasmota: ``tele``; Zigbee2MQTT: the ``base_topic``; Shelly Gen1: ``shellies``;
     ESPHome and Shelly Gen2: replaces ``<device>`` (their ``topic_prefix`` setting)."""
+    full_topic: str | None = None
+    """``tasmota`` only: the device's FullTopic (Tasmota's command of that name,
+    https://tasmota.github.io/docs/MQTT/#fulltopic) when it is not the default
+    ``%prefix%/%topic%/``. ``%prefix%`` stands for ``tele`` (or ``topic_prefix``), and the
+    token the FullTopic names the device by (``%topic%``, ``%hostname%`` or ``%id%``) for
+    ``device``: ``probr/2:study:0.3/%hostname%/%prefix%/`` with device
+    ``tasmota_B00960-2400`` reads ``probr/2:study:0.3/tasmota_B00960-2400/tele/SENSOR``."""
     availability: bool = True
     """Listen to the firmware's availability topic (see the module docstring)."""
     via: Literal["status", "rpc"] = "status"
@@ -292,6 +304,8 @@ class PresetMapping(Model):
     def _fields(self) -> PresetMapping:
         if self.via != "status" and self.preset != "shelly":
             raise ValueError(f"'via' is for the shelly preset only, not {self.preset}")
+        if self.full_topic is not None:
+            self._check_full_topic(self.full_topic)
         if self.topic_prefix is not None:
             _topic_filter(self.topic_prefix)
             if "+" in self.topic_prefix.split("/") or "#" in self.topic_prefix:
@@ -300,11 +314,38 @@ class PresetMapping(Model):
             self._split(key)  # raises ValueError naming the field
         return self
 
+    def _check_full_topic(self, full: str) -> None:
+        if self.preset != "tasmota":
+            raise ValueError(f"'full_topic' is for the tasmota preset only, not {self.preset}")
+        named = [t for t in TASMOTA_DEVICE_TOKENS if t in full]
+        if len(named) != 1:
+            raise ValueError(f"full_topic {full!r} must name the device by one of "
+                             f"{', '.join(TASMOTA_DEVICE_TOKENS)} (it has "
+                             f"{', '.join(named) or 'none'}); the preset's 'device' is its value")
+        if "%" in _TOKEN.sub("", full):
+            raise ValueError(f"full_topic {full!r} has a token other than %prefix% and "
+                             f"{named[0]}: write its value in full")
+        topic = self._tasmota("SENSOR")
+        if "+" in topic or "#" in topic or "\x00" in topic:
+            raise ValueError(f"full_topic {full!r} makes {topic!r}, not a topic a device "
+                             "publishes to (it has a wildcard)")
+
+    def _tasmota(self, leaf: str) -> str:
+        """Tasmota's telemetry topic for ``leaf`` (``SENSOR``, ``LWT``): its FullTopic with
+        the prefix and the device put in, and the leaf after it."""
+        prefix = self.topic_prefix or "tele"
+        if self.full_topic is None:
+            return f"{prefix}/{self.device}/{leaf}"
+        full = self.full_topic.replace("%prefix%", prefix)
+        for token in TASMOTA_DEVICE_TOKENS:
+            full = full.replace(token, self.device)
+        return f"{full.rstrip('/')}/{leaf}"
+
     def _split(self, key: str) -> tuple[str, str | None]:
         """A field key → (topic, JSON path or None for a plain payload)."""
         p = self.preset
         if p == "tasmota":
-            return f"{self.topic_prefix or 'tele'}/{self.device}/SENSOR", _json_path(key)
+            return self._tasmota("SENSOR"), _json_path(key)
         if p == "zigbee2mqtt":
             return f"{self.topic_prefix or 'zigbee2mqtt'}/{self.device}", _json_path(key)
         if p == "esphome":
@@ -335,7 +376,7 @@ class PresetMapping(Model):
             return ()
         p = self.preset
         if p == "tasmota":
-            return (f"{self.topic_prefix or 'tele'}/{self.device}/LWT",)
+            return (self._tasmota("LWT"),)
         if p == "zigbee2mqtt":
             base = self.topic_prefix or "zigbee2mqtt"
             return (f"{base}/bridge/state", f"{base}/{self.device}/availability")

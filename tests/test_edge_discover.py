@@ -6,15 +6,18 @@ runs against real mosquitto (GRIDCALL_TEST_MQTT_URL).
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
 import aiomqtt
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gridcall.cli import app
-from gridcall.config.local_mqtt import LocalMqttSettings
+from gridcall.config.local_mqtt import LocalMqttSettings, TopicMapping
 from gridcall.edge_agent.discovery import parse, template_path
 
 # Tasmota announcing a DS18B20's Id with the "~" base topic and abbreviated keys: the
@@ -108,3 +111,39 @@ def test_discover_listens_and_writes_a_draft_agents_yaml_loads(
         ("tele/plug001/SENSOR", "ENERGY.Total", "218FF9_ENERGY_Total"),
         ("bedroom_environment/sensor/bedroom_gas/state", None,
          "bedroom_environment-bedroom_gas")}
+
+
+KEYS = ["~", "stat_t", "state_topic", "val_tpl", "value_template", "unit_of_meas",
+        "unit_of_measurement", "dev_cla", "device_class", "uniq_id", "unique_id", "name",
+        "dev", "device", "pl_on", "pl_off", "payload_on", "payload_off", "obj_id"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    | st.sampled_from(["~/state", "a/+/b", "{{ value_json.t }}", "{{ value_json['a'].b }}"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+
+announcements = st.builds(
+    lambda doc, state: doc if state is None else {**doc, "stat_t": state},
+    st.fixed_dictionaries({}, optional=dict.fromkeys(KEYS, json_values)),
+    st.none() | st.text(min_size=1, max_size=20)
+    | st.sampled_from(["~/state", "~SENSOR", "a/+/b", "a/#"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=announcements,
+       component=st.sampled_from(["sensor", "binary_sensor", "switch"]),
+       node=st.booleans())
+def test_any_announcement_parses_to_a_mapping_the_config_takes_or_to_nothing(
+        doc: dict[str, object], component: str, node: bool) -> None:
+    """Whatever keys and types an announcement carries, parse raises nothing, and what it
+    drafts is a mapping agents.yaml accepts as it stands."""
+    topic = f"homeassistant/{component}/{'node/' if node else ''}obj/config"
+    found = parse(topic, json.dumps(doc).encode())
+    if found is None:
+        return
+    entry = {"topic": found.state_topic, "sensor": found.sensor, "value": found.value,
+             "values": dict(found.values) or None}
+    mapping = TopicMapping.model_validate(entry)
+    assert mapping.topic == found.state_topic

@@ -8,6 +8,7 @@ tested directly; the availability, session and discovery behaviour against real 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -145,6 +146,12 @@ AVAILABILITY = [
     ({"preset": "shelly", "device": "shellyplusht-b8d61a8b17cc",
       "fields": {"temperature:0.tC": "s"}},
      "shellyplusht-b8d61a8b17cc/online", b"false", b"true"),
+    # Tasmota with its own FullTopic %topic%/%prefix%/: "DVES_ED76DA/tele/LWT = Online
+    # (retained)" in https://github.com/arendst/Tasmota/issues/6447 ; "Offline" is the
+    # same last will as in the default layout.
+    ({"preset": "tasmota", "device": "DVES_ED76DA", "full_topic": "%topic%/%prefix%/",
+      "fields": {"DS18B20-2.Temperature": "s"}},
+     "DVES_ED76DA/tele/LWT", b"Offline", b"Online"),
     # Shelly Gen1: shellies/<id>/online, payload_available 'true' / not_available 'false'
     # (https://pastebin.com/zWaNqRer, after the Gen1 MQTT API).
     ({"preset": "shelly-gen1", "device": "shelly1-XXXXXX", "fields": {"relay/0/power": "s"}},
@@ -604,3 +611,35 @@ def test_shelly_rpc_notifications_full_and_partial_with_the_devices_time() -> No
 def test_via_is_for_the_shelly_preset_only() -> None:
     with pytest.raises(ValueError, match="'via' is for the shelly preset only"):
         settings({"preset": "tasmota", "via": "rpc", "device": "d", "fields": {"x": "s"}})
+
+
+# --- Tasmota's own FullTopic -------------------------------------------------------------
+
+def test_a_tasmota_full_topic_places_the_prefix_and_the_device_where_the_device_does() -> None:
+    """https://tasmota.github.io/docs/MQTT/#fulltopic lists FullTopics such as
+    tasmota/%topic%/%prefix%/ and %prefix%/home/cellar/%topic%/; %prefix% is tele for
+    telemetry (or topic_prefix), the device's token is the preset's device."""
+    cases = [("%prefix%/%topic%/", "tele/cab/SENSOR", "tele/cab/LWT"),
+             ("tasmota/%topic%/%prefix%/", "tasmota/cab/tele/SENSOR", "tasmota/cab/tele/LWT"),
+             ("%prefix%/home/cellar/%topic%", "tele/home/cellar/cab/SENSOR",
+              "tele/home/cellar/cab/LWT"),
+             ("probr/1:office:0/%hostname%/%prefix%/", "probr/1:office:0/cab/tele/SENSOR",
+              "probr/1:office:0/cab/tele/LWT")]
+    for full, sensor_topic, lwt in cases:
+        source = settings({"preset": "tasmota", "device": "cab", "full_topic": full,
+                           "fields": {"AM2301.Temperature": "t"}})
+        assert source.topic_filters() == (lwt, sensor_topic), full
+
+
+@pytest.mark.parametrize(("entry", "says"), [
+    ({"preset": "zigbee2mqtt", "full_topic": "%prefix%/%topic%/"},
+     "'full_topic' is for the tasmota preset only"),
+    ({"full_topic": "%prefix%/home/"}, "must name the device by one of"),
+    ({"full_topic": "%prefix%/%topic%/%hostname%/"}, "(it has %topic%, %hostname%)"),
+    ({"full_topic": "%prefix%/%topic%/%room%/"}, "has a token other than %prefix%"),
+    ({"full_topic": "+/%prefix%/%topic%/"}, "it has a wildcard"),
+])
+def test_a_full_topic_that_cannot_be_the_devices_is_refused_saying_why(
+        entry: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        settings({"preset": "tasmota", "device": "cab", "fields": {"x": "s"}, **entry})
