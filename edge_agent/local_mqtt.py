@@ -50,7 +50,7 @@ from gridcall.config.local_mqtt import (
     TopicMapping,
     parse_path,
 )
-from gridcall.config.units import UnitError, convert
+from gridcall.config.units import UnitError, convert, quantity
 from gridcall.edge_agent.commissioning import (
     Check,
     CheckOptions,
@@ -330,6 +330,10 @@ class TopicMap:
         (:meth:`LocalMqttSettings.availability`). ``units``: sensor → its configured
         unit, for the values whose unit the device states (None: taken as they come)."""
         self.units = dict(units) if units is not None else None
+        self._measured = {s: q for s, u in (units or {}).items()
+                          if (q := quantity(u)) is not None}
+        """sensor → the quantity its unit measures (temperature, pressure): a boolean or
+        ON/OFF there is a wrong field mapped, refused rather than read as 1 °C."""
         self.availability_topics = {t: tuple(ss) for t, ss in (availability or {}).items()}
         self._down: set[str] = set()
         self._changed: dict[str, int] = {}
@@ -402,6 +406,10 @@ class TopicMap:
                     if announced is not None:
                         out += announced
                         continue
+                if sensor in self._measured and m.values is None and _is_boolean(raw):
+                    raise BadPayload("non_numeric", f"{raw!r} is a state, not a "
+                                     f"{self._measured[sensor]} for {sensor} (unit "
+                                     f"{self.units[sensor] if self.units else ''})")
                 value = to_number(raw, m, unit)
             except Unmapped:
                 self._missing(topic, m)
@@ -536,6 +544,16 @@ class TopicMap:
                 "bad timestamp" if kept else "message skipped", topic, exc, shown,
                 "reading kept with its arrival time" if kept else "no reading", exc.reason,
                 "; further ones on this topic are logged at DEBUG" if first else "")
+
+
+def _is_boolean(raw: Any) -> bool:
+    """A JSON boolean or a boolean word (ON, open...), not a number in text."""
+    if isinstance(raw, bool):
+        return True
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        return word not in ("0", "1") and (word in TRUE_WORDS or word in FALSE_WORDS)
+    return False
 
 
 def _json(payload: bytes) -> Any:
