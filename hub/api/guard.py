@@ -8,11 +8,14 @@
 - :class:`BodyGuard`, an ASGI middleware that reads a request's body before the app does:
   more than ``max_bytes`` is a 413 (a ``Content-Length`` over it is refused unread), bytes
   that are not UTF-8 or JSON text with a lone surrogate (``"\\ud800"``, which the ledger
-  cannot store) a 422, naming the byte or the escape.
+  cannot store) a 422, naming the byte or the escape, and a body that has not arrived
+  ``body_timeout`` seconds after its headers a 408 (a client trickling a body, or sending
+  none after announcing one, held its connection for ever).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -32,6 +35,14 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_BODY_TIMEOUT_S = 30.0
+"""Seconds from a request's headers to the last byte of its body, at least; a route that
+takes more (photos) gets its limit at :data:`MIN_BODY_RATE`."""
+
+MIN_BODY_RATE = 32 * 1024
+"""Bytes a second a body may come at, at the slowest (256 kbit/s, a poor mobile uplink):
+a report with five 2 MiB photos (14 MB in base64) gets 7 minutes."""
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 """The largest request body the API reads: its bodies are a note, a reason and a list of
@@ -175,13 +186,15 @@ class BodyGuard:
     """ASGI middleware: bounded, valid UTF-8, no lone surrogates, before any route runs."""
 
     def __init__(self, app: Asgi, max_bytes: int = DEFAULT_MAX_BODY_BYTES, *,
-                 larger: tuple[str, int] | None = None) -> None:
+                 larger: tuple[str, int] | None = None,
+                 body_timeout: float = DEFAULT_BODY_TIMEOUT_S) -> None:
         """``larger``: ``(path regex, limit)``: POSTs to those paths may be larger (the
         routes that take photos in base64)."""
         if max_bytes < 1:
             raise ValueError(f"the API's body limit must be at least 1 byte, not {max_bytes}")
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout = body_timeout
         self.larger = (re.compile(larger[0]), max(larger[1], max_bytes)) if larger else None
 
     def _limit(self, scope: Scope) -> int:
@@ -189,6 +202,10 @@ class BodyGuard:
                 scope.get("path", "")):
             return self.larger[1]
         return self.max_bytes
+
+    def deadline(self, scope: Scope) -> float:
+        """Seconds the request's body may take after its headers."""
+        return max(self.body_timeout, self._limit(scope) / MIN_BODY_RATE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -205,15 +222,25 @@ class BodyGuard:
             return
         body = bytearray()
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                await self._refuse(scope, receive, send, 413, self._too_large(limit))
-                return
+        deadline = self.deadline(scope)
+        try:
+            async with asyncio.timeout(deadline):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > limit:
+                        break
+        except TimeoutError:
+            await self._refuse(scope, receive, send, 408,
+                               f"the request body did not arrive within {deadline:g} s "
+                               f"({len(body)} bytes came)")
+            return
+        if len(body) > limit:
+            await self._refuse(scope, receive, send, 413, self._too_large(limit))
+            return
         refusal = self._check(bytes(body), headers.get(b"content-type", b""))
         if refusal is not None:
             await self._refuse(scope, receive, send, 422, refusal)

@@ -349,6 +349,8 @@ class DepartmentActionBody(Body):
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The request could not be read."},
     401: {"model": Problem, "description": "No token, or an unknown one."},
+    408: {"model": Problem, "description": "The body did not arrive in time after the "
+          "request's headers (30 s; the photo routes: their limit at 32 KiB/s)."},
     413: {"model": Problem, "description": "The body is larger than the API takes."},
     422: {"model": Problem, "description": "A malformed body or parameter: not JSON, not "
           "valid UTF-8 or Unicode, a field out of bounds, an unknown unit or department."},
