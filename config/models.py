@@ -132,6 +132,17 @@ class Department(Model):
     (北京吹哨报到). Missed, the district command centre supervises it (督办)."""
     report_in: Duration | None = None
     """By when it must report in (报到) after a whistle; default: its promised arrival."""
+    remind_before: Duration | Literal["off", False] | None = None
+    """How long before its promised arrival its person on duty is reminded, if it is not
+    on site by then (:mod:`gridcall.hub.desk.arrival_reminders`); default: a third of
+    the promise (10 minutes before a 30-minute promise); ``off``: no reminder."""
+
+    @property
+    def reminder_lead(self) -> timedelta | None:
+        """How long before the promised arrival the reminder goes (None: none)."""
+        if isinstance(self.remind_before, timedelta):
+            return self.remind_before
+        return self.arrival / 3 if self.remind_before is None else None  # "off"
 
     def in_area(self, place: tuple[str, ...]) -> bool:
         """Whether a place (district, town, community, grid path) is in its area."""
@@ -141,6 +152,11 @@ class Department(Model):
     def _report_before_arrival(self) -> Department:
         if self.report_in is not None and self.report_in > self.arrival:
             raise ValueError("report_in must not come after the promised arrival")
+        if isinstance(self.remind_before, timedelta) and self.remind_before >= self.arrival:
+            raise ValueError(f"remind_before ({self.remind_before.total_seconds():g} s) must "
+                             f"be shorter than the promised arrival "
+                             f"({self.arrival.total_seconds():g} s): the reminder goes "
+                             "after the whistle")
         return self
 
 

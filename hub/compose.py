@@ -23,7 +23,13 @@ from gridcall.hub.api.server import ApiServer
 from gridcall.hub.api.tokens import TokenFile
 from gridcall.hub.metrics import exposition, hub_registry
 from gridcall.hub.notify.incident import incident_hook
-from gridcall.hub.notify.notifier import NOTIFIED_ACTIONS, Notifier, desk_hook, reminder_hook
+from gridcall.hub.notify.notifier import (
+    NOTIFIED_ACTIONS,
+    Notifier,
+    arrival_reminder_hook,
+    desk_hook,
+    reminder_hook,
+)
 from gridcall.hub.notify.outbox import NotifyOutbox, changes_to_replay
 from gridcall.hub.service import Hub
 
@@ -93,6 +99,7 @@ async def notifier(hub: Hub, say: Say) -> AsyncIterator[Notifier]:
             await hook(change)
         hub.desk.add_hook(hook)
         hub.desk.add_reminder_hook(reminder_hook(notify))
+        hub.desk.arrival_reminders.add_hook(arrival_reminder_hook(notify))
         hub.desk.add_batch_hook(incident_hook(notify, lambda a: hub.desk.get(a).unit,
                                               outbox, hub.clock))
         yield notify

@@ -3,7 +3,7 @@ uses when hub.yaml names a database (``desk_store: {url_env: VARIABLE}``).
 
 The same tables as SQLite's (events, transitions, silence_steps, incident_steps,
 reminders, notified, notified_baseline, desk_snapshots, external_events,
-report_steps), made by the numbered
+report_steps, closed_alerts, arrival_reminders), made by the numbered
 :data:`MIGRATIONS`, each applied once and recorded in ``schema_migrations`` (a hub
 starting on a database newer than itself refuses it, naming the versions). Migrating
 holds a transaction-level advisory lock, so two hubs starting together do not race. The
@@ -132,6 +132,14 @@ CREATE TABLE closed_alerts (
 CREATE INDEX closed_alerts_town ON closed_alerts (town, opened_at);
 CREATE INDEX closed_alerts_closed ON closed_alerts (closed_at);
 """),
+    (6, "the arrival reminder log (hub/desk/arrival_reminders.py)", """
+CREATE TABLE arrival_reminders (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id TEXT NOT NULL, department TEXT NOT NULL, whistled_at BIGINT NOT NULL,
+    at BIGINT NOT NULL, person TEXT NOT NULL, body BYTEA NOT NULL,
+    UNIQUE (alert_id, department, whistled_at)
+);
+""" + _APPEND_ONLY.format(table="arrival_reminders", what="the arrival reminder log")),
 )
 """``(version, what, SQL)``, applied in order, each once. Append new ones; never edit one
 that was released (a database that ran it would not run it again)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from gridcall.hub.desk import (
+    arrival_reminders,
     external_log,
     incident_ledger,
     ledger,
@@ -27,7 +28,7 @@ from tests.desk_stores import DeskStores
 T0 = 1_800_000_000 * 10**9
 
 TABLES = [m.TABLE for m in (ledger, silence_ledger, incident_ledger, reminder_log, report_ledger,
-                            external_log, snapshots)]
+                            external_log, snapshots, arrival_reminders)]
 
 
 def columns_of(db: Db, table: str) -> list[str]:

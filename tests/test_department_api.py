@@ -112,7 +112,7 @@ async def test_a_department_token_opens_the_department_routes_only(world: World,
     assert me.status_code == 200, me.text
     assert me.json() == {"department": "police-dasha", "name": "大沙派出所",
                          "towns": ["dasha"], "arrival_s": 900.0, "report_in_s": 900.0,
-                         "person": None, "on_duty": "ma-li"}
+                         "remind_before_s": 300.0, "person": None, "on_duty": "ma-li"}
     mine = await world.http.get("/v1/department", headers=world.auth("ma-li"))
     assert mine.json()["person"] == "ma-li"
     # a department is not a unit, nor a unit a department

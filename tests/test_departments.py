@@ -85,7 +85,9 @@ async def test_a_missed_arrival_is_supervised_by_the_district_at_its_instant_onc
                               person="ma-li")
     await desk.department_act("AL000001", "report_in", "urban_mgmt", now=T0 + 7 * MIN,
                               person="qian-lei")
-    assert desk.next_deadline() == T0 + 17 * MIN  # police-dasha's promised arrival
+    # police-dasha's reminder before its promised arrival (+17), then the promise itself
+    assert desk.next_deadline() == T0 + 12 * MIN
+    assert desk.arrival_reminders.next() == T0 + 12 * MIN
     heard.clear()
     fired = [c for c in await desk.tick(T0 + 60 * MIN)  # looked at late: each at its own
              if c.transition.action == "supervise"]  # instant (the unit's escalations too)
@@ -194,7 +196,7 @@ async def test_a_restart_rebuilds_the_calls_and_supervises_what_passed_meanwhile
         await desk.start()
         assert desk.restored_from is not None  # from the snapshot
         assert desk.get("AL000001") == before
-        assert desk.next_deadline() == T0 + 17 * MIN
+        assert desk.next_deadline() == T0 + 12 * MIN  # police-dasha's reminder, re-armed
         fired = await desk.tick(T0 + 60 * MIN)
         assert [(c.transition.at, c.transition.department) for c in fired
                 if c.transition.action == "supervise"] == [

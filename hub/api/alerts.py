@@ -19,6 +19,7 @@ from gridcall.hub.api.models import (
     AlertList,
     AlertOut,
     ApiError,
+    ArrivalReminderOut,
     DispatchBody,
     EscalateBody,
     Me,
@@ -44,9 +45,12 @@ async def alert_detail(desk: Desk, state: AlertState) -> AlertDetail:
     an alert after an action answers this)."""
     history = await desk.history(state.alert_id)
     reminders = await desk.reminders_of(state.alert_id)
+    arrival = await desk.arrival_reminders_of(state.alert_id)
     return AlertDetail(alert=AlertOut.of(state, desk.incident_id(state.alert_id)),
                        history=[TransitionOut.of(t) for t in history],
-                       reminders=[ReminderOut.model_validate(r) for r in reminders])
+                       reminders=[ReminderOut.model_validate(r) for r in reminders],
+                       arrival_reminders=[ArrivalReminderOut.model_validate(r)
+                                          for r in arrival])
 
 
 def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:

@@ -49,6 +49,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
             department=dep.id, name=dep.name, towns=list(dep.towns),
             arrival_s=dep.arrival.total_seconds(),
             report_in_s=(dep.report_in or dep.arrival).total_seconds(),
+            remind_before_s=None if (lead := dep.reminder_lead) is None
+            else lead.total_seconds(),
             person=caller.person or None,
             on_duty=stretch.person.id if stretch is not None else None)
 

@@ -219,11 +219,27 @@ class ReminderOut(Out):
     respond_by: int = Field(description="The response deadline it reminded of.")
 
 
+class ArrivalReminderOut(Out):
+    """A reminder the desk sent to a whistled department before its promised arrival
+    (topology.yaml's ``remind_before``; docs/desk.md). Recorded in the arrival reminder
+    log, not a step of the alert."""
+
+    department: str
+    whistled_at: int = Field(description="The whistle of the call it reminded of (ns).")
+    at: int
+    arrive_by: int = Field(description="The promised arrival it reminded of (ns).")
+    person: str = Field(description="Whom it went to; empty: the department's channels.")
+    stage: str = Field(description="Where the call stood: whistled or reported_in.")
+
+
 class AlertDetail(Out):
     alert: AlertOut
     history: list[TransitionOut]
     reminders: list[ReminderOut] = Field(default=[], description="The reminders sent, "
                                          "first first.")
+    arrival_reminders: list[ArrivalReminderOut] = Field(
+        default=[], description="The reminders sent to departments before their promised "
+        "arrival, first first.")
 
 
 class DepartmentMe(Out):
@@ -233,6 +249,9 @@ class DepartmentMe(Out):
                              "whole district.")
     arrival_s: float = Field(description="Its promised arrival after a whistle (s).")
     report_in_s: float = Field(description="By when it must report in after one (s).")
+    remind_before_s: float | None = Field(
+        default=None, description="How long before the promised arrival its person on "
+        "duty is reminded (s); null: no reminder.")
     person: str | None = Field(default=None, description="The person the token was "
                                "issued to (roster.yaml), null for the department's token.")
     on_duty: str | None = Field(default=None, description="Its person on duty now.")

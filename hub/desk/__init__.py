@@ -5,7 +5,9 @@ route and deadlines (``policy``), the memory of recent sightings it counts sprea
 (``spread``), the deadline timers (``timers``), the alert lifecycle (``lifecycle``), the
 ledger (``ledger``), the agent roster and its outages (``roster``), who is on duty
 (``duty``, over roster.yaml), the reminders of the escalation policies (``reminders``,
-logged in ``reminder_log``), a unit's hand-over at a shift change (``handover``),
+logged in ``reminder_log``), the reminders to departments before their promised
+arrival (``arrival_reminders``, with their own log), a unit's hand-over at a shift
+change (``handover``),
 maintenance windows (``silence``, their steps in ``silence_ledger``), what an offline
 agent holds back (``inhibit``), alerts that are one incident (``incidents``, their steps
 in ``incident_ledger``), the append-only log those logs are built on (``appendlog``), the

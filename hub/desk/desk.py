@@ -66,6 +66,7 @@ import msgspec
 from gridcall.config import ConfigSet, Unit
 from gridcall.config.models import Matter
 from gridcall.hub.desk import audits, duty, lifecycle, plans, whistle
+from gridcall.hub.desk.arrival_reminders import ArrivalReminder, ArrivalReminders
 from gridcall.hub.desk.audits import NotPermitted
 from gridcall.hub.desk.closed_alerts import ClosedAlerts
 from gridcall.hub.desk.incident_ledger import IncidentLedger
@@ -381,6 +382,9 @@ class Desk:
         self._arrival_timers = DeadlineTimers()
         """(promised arrival, alert, 0): when a whistled department must be on site; at
         that instant the desk supervises it (督办) if it is not (stale entries dropped)."""
+        self.arrival_reminders = ArrivalReminders(config, ledger.store)
+        """Reminders to whistled departments before their promised arrival
+        (:mod:`gridcall.hub.desk.arrival_reminders`): a log beside the ledger, no steps."""
         self.incidents = IncidentBook()
         """Every incident (:mod:`gridcall.hub.desk.incidents`), folded from its ledger."""
         self.incident_ledger = IncidentLedger(ledger.store)
@@ -424,7 +428,9 @@ class Desk:
 
     def stats(self) -> dict[str, Scalar]:
         """The desk's counters, flat (:mod:`gridcall.wire.stats`)."""
-        return {**flatten(self.counters), "escalations": self.counters.escalations}
+        return {**flatten(self.counters), "escalations": self.counters.escalations,
+                **{f"arrival_reminders.{k}": v
+                   for k, v in flatten(self.arrival_reminders.counters).items()}}
 
     def add_hook(self, hook: Hook) -> None:
         """Call ``hook`` with every :class:`Change`, in ledger order. A hook that raises is
@@ -478,6 +484,7 @@ class Desk:
         for s in await self.silence_ledger.all():
             self._absorb_silence(s)
         self._reminded.update(r.key for r in await self.reminder_log.all())
+        await self.arrival_reminders.start(s for s in self._states.values() if s.is_open)
         for i in await self.incident_ledger.all():
             self.incidents.absorb(i)
         self.started = True
@@ -669,6 +676,7 @@ class Desk:
         if t.whistled and not self._folding:
             for w in t.whistled:
                 self._arrival_timers.arm(w.arrive_by, state.alert_id, 0)
+            self.arrival_reminders.arm(state)
         if t.action in ("open", "evidence", "reopen"):
             self._seen_at[state.alert_id] = t.at
         if t.sensor and t.action in ("open", "evidence", "reopen"):
@@ -727,7 +735,8 @@ class Desk:
         """The earliest deadline an open alert waits on, or end of a silence (stale
         entries included: a timer may wake for nothing, never too late)."""
         times = [t for t in (self._timers.next(), self.silences.next_end(),
-                             self._reminder_timers.next(), self._arrival_timers.next())
+                             self._reminder_timers.next(), self._arrival_timers.next(),
+                             self.arrival_reminders.next())
                  if t is not None]
         return min(times, default=None)
 
@@ -1036,6 +1045,7 @@ class Desk:
             await self._expire_silences(now)
             changes = await self._deadlines_due(now)
             await self._remind_due(now)
+            await self.arrival_reminders.fire(now, self._states.get)
             return changes
 
     async def _fire(self, now: int) -> None:
@@ -1044,6 +1054,7 @@ class Desk:
         await self._expire_silences(now)
         await self._deadlines_due(now)
         await self._remind_due(now)
+        await self.arrival_reminders.fire(now, self._states.get)
 
     # ------------------------------------------------------------------ departments
 
@@ -1210,6 +1221,12 @@ class Desk:
         """The reminders sent for the alert, first first."""
         self.get(alert_id)
         return await self.reminder_log.of_alert(alert_id)
+
+    async def arrival_reminders_of(self, alert_id: str) -> list[ArrivalReminder]:
+        """The reminders sent to departments on the alert before their promised
+        arrival, first first."""
+        self.get(alert_id)
+        return await self.arrival_reminders.of_alert(alert_id)
 
     # ------------------------------------------------------------------ events
 

@@ -32,8 +32,9 @@ import msgspec
 
 from gridcall.config.duty import NO_DUTY, DutyFile
 from gridcall.config.notify import Channel, NotifyFile
+from gridcall.hub.desk.arrival_reminders import ArrivalReminder
 from gridcall.hub.desk.desk import Change, ReminderChange
-from gridcall.hub.desk.lifecycle import overdue_of
+from gridcall.hub.desk.lifecycle import AlertState, overdue_of
 from gridcall.hub.notify.channels import CHANNELS, DeliveryError, Message, Verdict
 from gridcall.hub.notify.channels.via_apprise import REASONS
 from gridcall.wire import CALL_KINDS, RiskAlert
@@ -418,4 +419,24 @@ def reminder_hook(notifier: Notifier) -> Callable[[ReminderChange], Awaitable[No
                         title=f"Reminder {r.index + 1} · {title}",
                         note=f"reminder {r.index + 1}: not acknowledged yet; respond by "
                              f"{utc_text(r.respond_by)} or it escalates")
+    return hook
+
+
+def arrival_reminder_hook(notifier: Notifier
+                          ) -> Callable[[ArrivalReminder, AlertState], Awaitable[None]]:
+    """A :meth:`gridcall.hub.desk.arrival_reminders.ArrivalReminders.add_hook` hook: the
+    reminder before a department's promised arrival goes to its person on duty's
+    contact, else (and if that delivery is given up) to the department's channels in
+    notify.yaml. Not replayed after a crash: the desk logged it as sent."""
+
+    async def hook(r: ArrivalReminder, state: AlertState) -> None:
+        title, _ = render(state.alert)
+        where = "reported in, not on site yet" if r.stage == "reported_in" \
+            else "not reported in yet"
+        notifier.notify(state.alert, (r.department,), person=r.person,
+                        title=f"Reminder · {r.department} on site by "
+                              f"{utc_text(r.arrive_by)} · {title}",
+                        note=f"吹哨报到: {r.department} promised to be on site by "
+                             f"{utc_text(r.arrive_by)} ({where}); missed, the district "
+                             "command centre supervises it (督办)")
     return hook
