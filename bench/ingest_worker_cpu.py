@@ -83,7 +83,6 @@ async def one_round(messages: Sequence[tuple[str, bytes]], ids: Sequence[tuple[s
     window = TsWindow(past=30 * 86_400 * 10**9, future=3600 * 10**9)  # hub.yaml's defaults
     consumer = ReadingsConsumer(ingest, address=BrokerAddress.parse("mqtt://127.0.0.1:1"),
                                 client_id="bench", decoder=Decoder(window=window))
-    consumer._loop = asyncio.get_running_loop()
     settled = 0
 
     def count(tokens: list[object]) -> None:
@@ -93,7 +92,7 @@ async def one_round(messages: Sequence[tuple[str, bytes]], ids: Sequence[tuple[s
     ingest.on_settled = count
     pending = consumer._pending
     start = time.process_time()
-    step = 100  # messages per hand-off (paho delivers bursts)
+    step = 100  # messages per _take (the link delivers bursts)
     for i in range(0, len(messages), step):
         for j, (topic, payload) in enumerate(messages[i:i + step]):
             pending.append((MessageToken(0, i + j), topic, payload))

@@ -184,7 +184,7 @@ async def test_a_user_without_write_privilege_is_an_auth_error_and_nothing_is_wr
 async def test_the_readings_consumer_counts_a_refused_login_apart_from_an_outage(
     mqtt_auth: Login, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The hub's readings connection (paho, its own reconnect loop) says "refused our
+    """The hub's readings connection (its own reconnect loop) says "refused our
     credentials" and counts it, rather than "refused the connection"."""
     from gridcall.hub.ingest.consumer import ReadingsConsumer
     from gridcall.hub.ingest.runner import Ingest

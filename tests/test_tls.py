@@ -15,11 +15,12 @@ behind a private CA made with openssl (tests/private_tls.py):
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import logging
-import queue
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +28,7 @@ from typing import Any
 
 import aiomqtt
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from gridcall.config import ConfigSet
@@ -85,25 +84,50 @@ async def test_right_ca_and_client_certificate_connect_and_carry_messages(
         "PASS", f"{address}: connected and logged in (anonymous)")
 
 
-def test_the_paho_consumer_path_uses_the_same_context(pki: Pki,
-                                                      tls_broker: TlsMosquitto) -> None:
-    """The hub's readings consumer is a plain paho client (tls_set_context): it gets its
-    CONNACK over the configured context. (aiomqtt drives paho too, so the refusals below
-    cover this path as well.)"""
+async def test_the_readings_consumer_reads_and_acknowledges_over_the_context(
+        pki: Pki, tls_broker: TlsMosquitto) -> None:
+    """The hub's readings consumer has its own MQTT link (not paho's, nor aiomqtt's): it
+    connects over the configured context (server name, client certificate), takes a
+    reading batch and acknowledges it once written; without the client certificate it
+    never connects."""
+    from gridcall.hub.ingest.consumer import ReadingsConsumer
+    from gridcall.hub.ingest.runner import Ingest
+    from gridcall.hub.store import Store
+    from gridcall.wire import Reading, ReadingBatch, encode, topics
+    from tests.polling import wait_until
+
     address = broker_settings(tls_broker.url, **good(pki)).address()
-    context = address.tls_context()
-    assert context is not None
-    connacks: queue.Queue[int] = queue.Queue()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="tls-paho")
-    client.on_connect = lambda c, u, flags, rc, props: connacks.put(rc.value)
-    client.tls_set_context(context)
-    client.connect(address.host, address.port)
-    client.loop_start()
-    try:
-        assert connacks.get(timeout=30) == 0
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    agent = f"tls-{uuid.uuid4().hex[:6]}"
+    now = time.time_ns()
+    batch = ReadingBatch(agent=agent, seq=1, sent_at=now, readings=[
+        Reading(sensor=f"{agent}-s", ts=now, value=1.5)])
+    async with Store(":memory:") as store:
+        ingest = Ingest(store, flush_interval=0.05)
+        consumer = ReadingsConsumer(ingest, address=address, client_id=f"{agent}-hub")
+        stop = asyncio.Event()
+        task = asyncio.create_task(ingest.serve(consumer.run(stop), stop, 5.0))
+        try:
+            assert await wait_until(consumer.subscribed.is_set)
+            async with aiomqtt.Client(address.host, address.port,
+                                      tls_context=address.tls_context()) as device:
+                await device.publish(topics.readings_topic(agent), encode(batch), qos=1)
+            assert await wait_until(lambda: consumer.acks.acked == 1)
+        finally:
+            stop.set()
+            await task
+            await consumer.close()
+        assert ingest.counters.readings_stored == 1
+        no_cert = {k: v for k, v in good(pki).items() if k not in ("certfile", "keyfile")}
+        stranger = ReadingsConsumer(Ingest(store), client_id=f"{agent}-nocert",
+                                    address=broker_settings(tls_broker.url,
+                                                            **no_cert).address())
+        stop = asyncio.Event()
+        task = asyncio.create_task(stranger.run(stop))
+        await asyncio.sleep(1.0)  # its first attempt is refused at once; it then waits
+        stop.set()
+        await task
+        await stranger.close()
+        assert stranger.connects == 0
 
 
 async def test_refused_without_the_client_certificate(pki: Pki,

@@ -1,21 +1,23 @@
 """The readings consumer: MQTT readings in, acknowledged only once written or spooled.
 
-Why paho-mqtt directly, in its own thread, and not aiomqtt (which the alert desk uses):
+Why its own MQTT link (:mod:`gridcall.hub.ingest.mqttlink`, read in the asyncio loop) and
+not aiomqtt (which the alert desk uses) or paho's thread (which it used before):
 
 - **Acknowledge after the write.** A QoS 1 message may only be acknowledged once its
   readings are in the sink or the spool, or a crash loses what the broker already
-  forgot. paho 2 has manual acks (``Client(manual_ack=True)``, ``client.ack(mid, 1)``);
-  aiomqtt 2 does not expose them.
-- **Speed.** aiomqtt hands every message through an asyncio queue and an async iterator;
-  at thousands of messages a second that costs more than decoding them. Here paho's own
-  network loop runs in a thread and ``on_message`` only appends to a deque and, when the
-  list was empty, wakes the asyncio side once; the asyncio side takes the whole list,
-  decodes each payload with msgspec (one call per message), deduplicates and buffers.
+  forgot. aiomqtt 2 has no manual acks.
+- **Speed.** At thousands of 50-reading messages a second, paho's per-packet reading
+  (four ``recv`` calls, a ``select``, an ``MQTTMessage`` and v5 ``Properties`` per
+  packet, locks, a hand-off to the asyncio side) cost about half a worker's CPU. The link
+  reads the socket in large chunks in the loop, and :meth:`ReadingsConsumer._take`
+  decodes each payload with msgspec (one call per message), deduplicates and buffers;
+  the PUBACKs a settle releases go out in one write.
 
-Back-pressure is the broker's: it sends a client at most ``max_inflight_messages``
-unacknowledged QoS 1 messages (mosquitto's setting; see docs/architecture.md for what to
-set), so a slow sink slows delivery instead of filling the hub's memory, and what the hub
-has not acknowledged stays in its persistent session.
+Back-pressure is the broker's: it sends a client at most its in-flight window of
+unacknowledged QoS 1 messages (the worker's MQTT v5 Receive Maximum, or mosquitto's
+``max_inflight_messages`` for a 3.1.1 session; see docs/architecture.md), so a slow sink
+slows delivery instead of filling the hub's memory, and what the hub has not
+acknowledged stays in its persistent session.
 
 Acknowledgements go out in the order the messages came (MQTT 3.1.1 §4.6.0-2), whatever
 order their batches settle in. A reconnect starts a new *generation*: a message of the
@@ -29,20 +31,14 @@ Scale-out: several consumers (processes, machines) join one MQTT shared subscrip
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import socket
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-
+from gridcall.hub.ingest.mqttlink import Connect, ConnectRefused, Link, LinkError, open_link
 from gridcall.hub.ingest.runner import Ingest, Token
 from gridcall.wire import Decoder, MalformedMessage, topics
 from gridcall.wire.backoff import Backoff
@@ -51,7 +47,10 @@ from gridcall.wire.broker import BrokerAddress, refuses_credentials
 log = logging.getLogger(__name__)
 
 RECONNECT = Backoff(initial=1.0, cap=30.0)
-"""Waits between the readings connection's attempts (paho's thread does the waiting)."""
+"""Waits between the readings connection's attempts."""
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long one attempt may take, from the TCP connect to the CONNACK."""
 
 RECEIVE_MAXIMUM = 1000
 """Unacknowledged QoS 1 messages the broker may have in flight to one worker (MQTT v5
@@ -87,46 +86,50 @@ class MessageToken:
     mid: int
 
 
+class Acknowledger(Protocol):
+    def puback(self, mids: list[int]) -> None: ...
+
+
 class AckWindow:
-    """Acknowledges QoS 1 messages in arrival order once each is settled."""
+    """Acknowledges QoS 1 messages in arrival order once each is settled. Everything
+    runs in the asyncio loop (the link reads there too), so nothing here is locked."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self.generation = 0
         self._order: deque[int] = deque()
         self._done: set[int] = set()
-        self.client: mqtt.Client | None = None
+        self.client: Acknowledger | None = None
         self.acked = 0
 
-    def new_generation(self, client: mqtt.Client) -> int:
+    def new_generation(self, client: Acknowledger) -> None:
         """A new connection: forget what the old one had not acknowledged."""
-        with self._lock:
-            self.generation += 1
-            self._order.clear()
-            self._done.clear()
-            self.client = client
-            return self.generation
+        self.generation += 1
+        self._order.clear()
+        self._done.clear()
+        self.client = client
 
     def received(self, mid: int) -> MessageToken:
-        """Called on paho's thread for each message, in arrival order."""
-        with self._lock:
-            self._order.append(mid)
-            return MessageToken(self.generation, mid)
+        """Called for each QoS 1 message, in arrival order."""
+        self._order.append(mid)
+        return MessageToken(self.generation, mid)
 
     def settle(self, tokens: list[Token]) -> None:
-        with self._lock:
-            gen = self.generation
-            done = self._done
-            for t in tokens:
-                if isinstance(t, MessageToken) and t.generation == gen:
-                    done.add(t.mid)
-            order, client = self._order, self.client
-            while order and order[0] in done:
-                mid = order.popleft()
-                done.discard(mid)
-                if client is not None:
-                    client.ack(mid, 1)
-                    self.acked += 1
+        gen = self.generation
+        done = self._done
+        for t in tokens:
+            if isinstance(t, MessageToken) and t.generation == gen:
+                done.add(t.mid)
+        order = self._order
+        if not order or order[0] not in done:
+            return
+        mids: list[int] = []
+        while order and order[0] in done:
+            mid = order.popleft()
+            done.discard(mid)
+            mids.append(mid)
+        if self.client is not None:
+            self.client.puback(mids)
+            self.acked += len(mids)
 
     @property
     def unacked(self) -> int:
@@ -136,8 +139,8 @@ class AckWindow:
 class ReadingsConsumer:
     """Subscribes to readings with a persistent session and feeds ``ingest``.
 
-    ``async with``-free: :meth:`run` starts paho's thread and stops it when ``stop`` is
-    set. ``ingest.on_settled`` is taken over to acknowledge messages.
+    ``async with``-free: :meth:`run` opens the connection (and keeps it, reconnecting,
+    until :meth:`close`). ``ingest.on_settled`` is taken over to acknowledge messages.
     """
 
     def __init__(self, ingest: Ingest, *, address: BrokerAddress, client_id: str,
@@ -173,146 +176,112 @@ class ReadingsConsumer:
         """Connections the broker refused for our credentials (not for being unreachable)."""
         self.first_message_at: float | None = None
         self.cpu_at_first_message: float | None = None
-        # Filled on paho's thread, emptied on the loop's: deque append and popleft are
-        # atomic, so neither side ever swaps the container under the other.
+        self._connect = Connect(
+            client_id=client_id, keepalive=keepalive, username=username, password=password,
+            receive_maximum=receive_maximum,
+            session_expiry=SESSION_NEVER_EXPIRES if receive_maximum is not None else 0)
+        # Filled by the link as packets arrive, emptied by _take: both in the loop.
         self._pending: deque[tuple[MessageToken, str, bytes]] = deque()
-        self._signalled = False
         self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        if receive_maximum is None:
-            self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                       clean_session=False, manual_ack=True)
-        else:
-            self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                       protocol=mqtt.MQTTv5, manual_ack=True)
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        if address.tls:
-            self._client.tls_set_context(address.tls_context())
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_unsubscribe = self._on_unsubscribe
-        self._client.on_message = self._on_message
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_socket_open = self._on_socket_open
-        self._client.on_connect_fail = self._on_connect_fail
-        # paho's own loop reconnects this one, in its thread; the wait before each attempt
-        # is the one Backoff's (1-30 s, jittered so that workers cut off together do not
-        # all come back together), set after each failure: paho then waits exactly that
         self._delays = RECONNECT.delays()
-        self._wait(self._delays.upcoming)
-        self._keepalive = keepalive
-        self._started = False
+        self._sleep = asyncio.sleep
+        """How the connection waits between attempts (a test may watch the waits)."""
+        self._link: Link | None = None
+        self._connection: asyncio.Task[None] | None = None
 
-    # ------------------------------------------------------------------ paho's thread
+    # ------------------------------------------------------------------ the connection
 
-    def _wait(self, delay: float) -> None:
-        """Make paho wait ``delay`` s, jittered, before its next attempt (its hints say
-        int; it adds the delay to time.time(), so a float is what it waits)."""
-        wait = self._delays.jittered(delay)
-        self._client.reconnect_delay_set(cast(int, wait), cast(int, wait))
+    def _on_publish(self, qos: int, mid: int, topic: str, payload: bytes) -> None:
+        token = self.acks.received(mid) if qos else MessageToken(-1, 0)
+        self._pending.append((token, topic, payload))
+        self._wake.set()
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
-        self._wait(next(self._delays))  # no answer at all (unreachable, timed out)
-
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                    rc: ReasonCode, properties: object = None) -> None:
-        if rc.is_failure:  # paho disconnects next: _on_disconnect takes the next wait
-            if refuses_credentials(rc):
-                self.credentials_refused += 1
-                log.warning("readings %s: broker %s refused our credentials (%s); check the "
-                            "username_env and password_env variables", self.client_id,
-                            self.address, rc)
+    async def _connect_and_serve(self) -> None:
+        """Connect, subscribe, and stay until the connection is lost; then wait the
+        backoff's next delay (jittered) and start again. Ends only when cancelled."""
+        while True:
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    link = await open_link(
+                        self.address.host, self.address.port, self._connect,
+                        self._on_publish, on_connack=self.acks.new_generation,
+                        tls=self.address.tls_context() if self.address.tls else None)
+            except ConnectRefused as exc:
+                if refuses_credentials(exc.rc):
+                    self.credentials_refused += 1
+                    log.warning("readings %s: broker %s refused our credentials (%s); check "
+                                "the username_env and password_env variables",
+                                self.client_id, self.address, exc.rc)
+                else:
+                    log.warning("readings %s: broker %s refused the connection: %s",
+                                self.client_id, self.address, exc.rc)
+            except (OSError, TimeoutError, LinkError) as exc:
+                log.debug("readings %s: broker %s unreachable (%s)", self.client_id,
+                          self.address, exc)
+            except Exception:  # a bug met on the way in: said, and tried again
+                log.exception("readings %s: connecting to broker %s failed", self.client_id,
+                              self.address)
             else:
-                log.warning("readings %s: broker %s refused the connection: %s",
-                            self.client_id, self.address, rc)
-            return
+                self._link = link
+                try:
+                    await self._serve(link)
+                except LinkError as exc:
+                    log.warning("readings %s: lost broker %s (%s); reconnecting",
+                                self.client_id, self.address, exc)
+                except Exception:  # this task is not supervised: it must not end
+                    log.exception("readings %s: the connection to broker %s failed; "
+                                  "reconnecting", self.client_id, self.address)
+                    link.disconnect()
+                finally:
+                    self._link = None
+                    self.subscribed.clear()
+            await self._sleep(self._delays.jittered(next(self._delays)))
+
+    async def _serve(self, link: Link) -> None:
         self.connects += 1
         self._delays.reset()  # a later loss waits the first delay again
-        self.acks.new_generation(client)
+        # (the ack window's new generation started at the CONNACK: on_connack)
         # A persistent session keeps its subscriptions: drop the other form (plain vs
         # shared) in case this client id was used with it, or messages arrive twice.
         if self.retire:  # leave the group; what was queued for us still comes
-            client.unsubscribe([f for f in (self.filter, self.other_filter) if f])
-            return
-        if self.other_filter is not None:
-            client.unsubscribe(self.other_filter)
-        client.subscribe(self.filter, qos=1)
-
-    @staticmethod
-    def _on_socket_open(client: mqtt.Client, userdata: object, sock: object) -> None:
-        # PUBACKs are tiny and come in bursts: Nagle would hold them for the broker's
-        # delayed ACK (~40 ms), stalling the broker's in-flight window.
-        if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
-                      rcs: list[ReasonCode], properties: object = None) -> None:
-        if any(rc.is_failure for rc in rcs):
-            log.error("readings %s: broker %s refused the subscription %s: %s",
-                      self.client_id, self.address, self.filter, rcs)
-            return
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.subscribed.set)
-
-    def _on_unsubscribe(self, client: mqtt.Client, userdata: object, mid: int,
-                        rcs: list[ReasonCode], properties: object = None) -> None:
-        if self.retire and self._loop is not None:
-            self._loop.call_soon_threadsafe(self.unsubscribed.set)
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: object,
-                       flags: mqtt.DisconnectFlags, rc: ReasonCode,
-                       properties: object = None) -> None:
-        self._wait(next(self._delays))  # a lost connection, or a refused CONNACK
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.subscribed.clear)
-        if rc.is_failure:
-            log.warning("readings %s: lost broker %s (%s); reconnecting", self.client_id,
-                        self.address, rc)
-
-    def _on_message(self, client: mqtt.Client, userdata: object,
-                    msg: mqtt.MQTTMessage) -> None:
-        token = self.acks.received(msg.mid) if msg.qos > 0 else MessageToken(-1, 0)
-        self._pending.append((token, msg.topic, cast(bytes, msg.payload)))
-        if not self._signalled:
-            self._signalled = True
-            loop = self._loop
-            if loop is not None:
-                loop.call_soon_threadsafe(self._wake.set)
+            await link.unsubscribe([f for f in (self.filter, self.other_filter) if f])
+            self.unsubscribed.set()
+        else:
+            if self.other_filter is not None:
+                await link.unsubscribe([self.other_filter])
+            codes = await link.subscribe(self.filter, qos=1)
+            if any(code >= 0x80 for code in codes):
+                log.error("readings %s: broker %s refused the subscription %s: %s",
+                          self.client_id, self.address, self.filter,
+                          ", ".join(f"{code:#04x}" for code in codes))
+            else:
+                self.subscribed.set()
+        await asyncio.shield(link.closed)  # cancelling this task leaves the link to close()
 
     @property
     def pending(self) -> int:
-        """Messages received and not yet taken by the asyncio side."""
+        """Messages received and not yet taken by :meth:`_take`."""
         return len(self._pending)
 
-    # ------------------------------------------------------------------ asyncio side
+    # ------------------------------------------------------------------ taking messages
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect (and reconnect) and feed the ingest runner until ``stop`` is set; then
         stop taking messages but stay connected, so that acknowledgements of what the
         caller still writes out (``ingest.drain``) reach the broker. :meth:`close` after."""
-        self._loop = asyncio.get_running_loop()
-        client = self._client
-        if self.receive_maximum is None:
-            client.connect_async(self.address.host, self.address.port,
-                                 keepalive=self._keepalive)
-        else:
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.ReceiveMaximum = self.receive_maximum
-            props.SessionExpiryInterval = SESSION_NEVER_EXPIRES
-            client.connect_async(self.address.host, self.address.port,
-                                 keepalive=self._keepalive, clean_start=False,
-                                 properties=props)
-        client.loop_start()
-        self._started = True
+        if self._connection is None:
+            self._connection = asyncio.create_task(self._connect_and_serve(),
+                                                   name=f"readings-{self.client_id}")
         stopper = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
-                waker = asyncio.create_task(self._wake.wait())
-                await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                waker.cancel()
-                if stop.is_set():
-                    break
+                if not self._pending:
+                    waker = asyncio.create_task(self._wake.wait())
+                    await asyncio.wait({waker, stopper},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    waker.cancel()
+                    if stop.is_set():
+                        break
                 await self._take()
         finally:
             stopper.cancel()
@@ -324,20 +293,20 @@ class ReadingsConsumer:
         ``end_session`` (a retired worker that settled everything) asks the broker to
         drop the session with the connection (MQTT v5 Session Expiry Interval 0 at
         DISCONNECT), so the group stops keeping a share for it."""
-        if not self._started:
+        connection, self._connection = self._connection, None
+        if connection is None:
             return
-        self._started = False
-        if end_session:
-            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = 0
-            self._client.disconnect(properties=props)
-        else:
-            self._client.disconnect()
-        await asyncio.to_thread(self._client.loop_stop)
+        link = self._link
+        connection.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connection
+        if link is not None:
+            link.disconnect(session_expiry=0 if end_session else None)
+            with contextlib.suppress(LinkError):
+                await asyncio.wait_for(asyncio.shield(link.closed), 5.0)
 
     async def _take(self) -> None:
         self._wake.clear()
-        self._signalled = False  # from here on paho wakes us again for what it adds
         pending = self._pending
         n = len(pending)
         if n and self.first_message_at is None:
