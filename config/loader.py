@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
+import stat
 import types
 import typing
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -82,6 +84,56 @@ def format_path(loc: Loc) -> str:
 # --------------------------------------------------------------------------- YAML with lines
 
 
+MAX_YAML_BYTES = 64 * 2**20
+"""The largest config or scenario file read: some 38,000 sensors in the style of the
+sample's sensors.yaml (1.8 KB each)."""
+
+MAX_YAML_NODES = 2_000_000
+"""Values a file may hold once its aliases are expanded: ``&a`` nine times ``*a`` nine
+levels deep (a "billion laughs") holds 387 million and took gigabytes to walk."""
+
+
+class YamlRefused(yaml.YAMLError):
+    """A file not read as YAML at all: not a regular file, too large, or expanding past
+    :data:`MAX_YAML_NODES` through its aliases."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, refusing a FIFO, a device (a link to /dev/zero) or a file over
+    :data:`MAX_YAML_BYTES`; opened without blocking, so a FIFO is refused, not waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise YamlRefused(f"{path} is not a regular file (a FIFO, a device or a socket)")
+        data = f.read(MAX_YAML_BYTES + 1)
+    if len(data) > MAX_YAML_BYTES:
+        raise YamlRefused(f"{path} is larger than a config file may be "
+                          f"({MAX_YAML_BYTES // 2**20} MiB)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlRefused(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` holds with every alias expanded; each node is counted
+    once (an alias is the same node object again), so a billion laughs costs its size."""
+    key = id(node)
+    if key not in memo:
+        n = 1
+        if isinstance(node, yaml.MappingNode):
+            n += sum(_expanded(k, memo) + _expanded(v, memo) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            n += sum(_expanded(item, memo) for item in node.value)
+        memo[key] = n
+    return memo[key]
+
+
 def _lines_of(node: yaml.Node, loc: Loc, out: dict[Loc, int],
               duplicates: list[tuple[Loc, int, int]]) -> None:
     out.setdefault(loc, node.start_mark.line + 1)
@@ -126,18 +178,25 @@ def read_yaml(path: Path, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader) ->
     ``loader``: a SafeLoader subclass with other implicit types (scenario files read
     ``10:30`` as a time of day, not YAML 1.1's sexagesimal 630). The text is parsed once:
     the node tree gives the lines, then the data is built from it."""
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     cls: type[Any] = _C_SAFE if loader is yaml.SafeLoader and _C_SAFE is not None else loader
     parser = cls(text)  # a SafeLoader (or its libyaml twin): no arbitrary objects
-    try:
-        node = parser.get_single_node()
-        data = parser.construct_document(node) if node is not None else None
-    finally:
-        parser.dispose()
     lines: dict[Loc, int] = {}
     duplicates: list[tuple[Loc, int, int]] = []
-    if node is not None:
-        _lines_of(node, (), lines, duplicates)
+    try:
+        try:
+            node = parser.get_single_node()
+            data = parser.construct_document(node) if node is not None else None
+        finally:
+            parser.dispose()
+        # only a file with an anchor (&name) can have aliases, so only it is counted
+        if node is not None and "&" in text and _expanded(node, {}) > MAX_YAML_NODES:
+            raise YamlRefused(f"more than {MAX_YAML_NODES:,} values once its aliases "
+                              "(*name) are expanded")
+        if node is not None:
+            _lines_of(node, (), lines, duplicates)
+    except RecursionError:  # the pure-Python parser's, past Python's recursion limit
+        raise YamlRefused("nested deeper than the parser goes") from None
     return YamlDoc(path.name, data, lines, tuple(duplicates))
 
 
@@ -345,6 +404,12 @@ def read_set(directory: Path) -> RawSet:
             continue
         try:
             doc = read_yaml(path)
+        except YamlRefused as exc:
+            raw.problems.append(Problem(name, "", exc.problem))
+            continue
+        except OSError as exc:  # a folder named hub.yaml, permissions
+            raw.problems.append(Problem(name, "", f"cannot read: {exc.strerror or exc}"))
+            continue
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 1 if mark is not None else None

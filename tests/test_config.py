@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from typer.testing import CliRunner
 
 from gridcall.cli import app
 from gridcall.config import SAMPLE_DISTRICT, ConfigError, load_config
+from gridcall.config.loader import MAX_YAML_BYTES
+from gridcall.simulators.scenario import ScenarioError, load_scenario
 
 
 @pytest.fixture
@@ -125,6 +129,41 @@ def test_broken_yaml_and_missing_files_are_reported_not_raised(sample: Path) -> 
     found = problems_of(sample)
     assert any(p.startswith("sensors.yaml:") and "not valid YAML" in p for p in found)
     assert any(p.startswith("agents.yaml") and "file missing" in p for p in found)
+
+
+BOMB = "".join(f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+               for a, b in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    # nine levels of nine aliases: 387 million values, gigabytes and minutes to walk
+    (lambda p: p.write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + BOMB, encoding="utf-8"),
+     "more than 2,000,000 values once its aliases (*name) are expanded"),
+    (lambda p: p.symlink_to("/dev/zero"), "is not a regular file"),  # read until no memory
+    (os.mkfifo, "is not a regular file"),  # waited on for ever
+    (lambda p: p.mkdir(), "cannot read: Is a directory"),  # a traceback
+    (lambda p: p.write_bytes(b"hub: {client_id: \"\xff\"}\n"), "is not UTF-8 text (byte 18"),
+    (lambda p: (p.touch(), os.truncate(p, MAX_YAML_BYTES + 1)),  # sparse: cheap
+     "is larger than a config file may be (64 MiB)"),
+])
+def test_a_config_file_that_would_exhaust_or_hang_the_loader_is_one_problem(
+        sample: Path, make: Callable[[Path], object], why: str) -> None:
+    hub = sample / "hub.yaml"
+    hub.unlink()
+    make(hub)
+    found = problems_of(sample)
+    assert len(found) == 1, found
+    assert found[0].startswith("hub.yaml:")
+    assert why in found[0]
+
+
+def test_a_scenario_nested_past_pythons_recursion_limit_is_a_problem(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: x\nconfig: huangpu\ntimeline: " + "[" * 5000 + "]" * 5000,
+                    encoding="utf-8")
+    with pytest.raises(ScenarioError) as refused:
+        load_scenario(deep)
+    assert "nested deeper than the parser goes" in str(refused.value)
 
 
 @pytest.mark.parametrize("name", ["topology.yaml", "sensors.yaml", "agents.yaml",
