@@ -711,7 +711,9 @@ def _not_found(path: Path) -> str:
     """Neither a file nor a packaged scenario: for a bare name, the library's names that
     contain it or come close (``gas-leak`` → gas-leak-restaurant, gas-leak-spreads)."""
     if path.parent != Path("."):
-        return f"no such file: {path}"
+        where = "" if path.is_absolute() else f" ({path.absolute()}: a relative path starts " \
+            "from the folder the command or pytest runs in)"
+        return f"no config folder or scenario file {path}{where}"
     names = sorted(p.stem for p in PACKAGED.glob("*.yaml"))
     wanted = path.name.removesuffix(".yaml")
     near = [n for n in names if wanted.lower() in n.lower()]

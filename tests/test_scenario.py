@@ -123,6 +123,18 @@ def test_a_config_that_is_not_there_is_named(tmp_path: Path) -> None:
         load_scenario(write(tmp_path, "config: nowhere\nduration: 1h\n"))
 
 
+def test_a_relative_path_that_is_not_there_says_where_it_was_looked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An integrator's ``sim_district("../district")`` run from another folder than they
+    thought said only "no such file: ../district"."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScenarioError) as refused:
+        load_scenario("../district")
+    text = str(refused.value)
+    assert "no config folder or scenario file ../district" in text
+    assert f"({tmp_path / '..' / 'district'}: a relative path starts from the folder" in text
+
+
 def test_a_config_folder_is_found_relative_to_the_scenario(tmp_path: Path) -> None:
     (tmp_path / "district").symlink_to(SAMPLE_DISTRICT)
     s = load_scenario(write(tmp_path, "config: district\nduration: 30m\n"))
