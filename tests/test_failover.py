@@ -19,13 +19,14 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiomqtt
 import httpx
 import msgspec
 import psycopg
+import pytest
 import yaml
 from aiohttp import web
 
@@ -37,6 +38,7 @@ from gridcall.wire import AnomalyEvent, encode, topics
 from gridcall.wire.broker import BrokerAddress
 from tests.desk_stores import pg_database
 from tests.polling import wait_until
+from tests.private_servers import PrivateMosquitto
 from tests.servers import unused_tcp_port
 
 LEAK_DEADLINES = "    deadlines: {response: 1h, arrival: 4h, disposal: 2d}\n    triggers:\n" \
@@ -45,6 +47,16 @@ RESPONSE_S = 20
 """The water-leak matter's response deadline in the failover test: long enough that the
 alert is still waiting on it when the active hub is killed, short enough to pass while
 the test runs (the escalation is stamped with the deadline, whenever it fires)."""
+
+
+@pytest.fixture
+def mqtt_url(tmp_path: Path) -> Iterator[str]:
+    """A broker of the test's own: the hubs read every agent's status on it, and a
+    status another test (or a test run beside this one) left retained on the shared
+    broker, for an agent of the sample district, made the hub raise that agent's outage:
+    an event the test never published (seen in a full run, an 'edge-jiufo' outage)."""
+    with PrivateMosquitto(tmp_path / "broker") as broker:
+        yield broker.url
 
 
 def hub_config(tmp_path: Path, mqtt_url: str, client_id: str,
