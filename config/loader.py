@@ -392,7 +392,10 @@ class RawSet:
 def read_set(directory: Path) -> RawSet:
     raw = RawSet(directory)
     if not directory.is_dir():
-        raw.problems.append(Problem(str(directory), "", "is not a folder"))
+        raw.problems.append(Problem(str(directory), "", (
+            f"is a file, not a config set's folder: give its folder ({directory.parent})"
+            if directory.is_file() else "is not a folder (no such folder)"
+            if not directory.exists() else "is not a folder")))
         return raw
     for name, model in FILES.items():
         path = directory / name

@@ -157,6 +157,16 @@ def test_a_config_file_that_would_exhaust_or_hang_the_loader_is_one_problem(
     assert why in found[0]
 
 
+def test_a_file_given_for_the_config_folder_says_to_give_its_folder(sample: Path) -> None:
+    """``edge check --config`` takes a file in the set; the other commands said only "is
+    not a folder" for ``-c /etc/gridcall/agents.yaml``."""
+    assert problems_of(sample / "agents.yaml") == [
+        f"{sample / 'agents.yaml'}: (top level): is a file, not a config set's folder: give "
+        f"its folder ({sample})"]
+    assert problems_of(sample / "nowhere") == [
+        f"{sample / 'nowhere'}: (top level): is not a folder (no such folder)"]
+
+
 def test_a_scenario_nested_past_pythons_recursion_limit_is_a_problem(tmp_path: Path) -> None:
     deep = tmp_path / "deep.yaml"
     deep.write_text("name: x\nconfig: huangpu\ntimeline: " + "[" * 5000 + "]" * 5000,
