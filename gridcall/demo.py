@@ -293,9 +293,12 @@ def frame_of(district: InProcessDistrict, rate: float) -> Frame:
 
 
 def final_frame(summary: dict[str, Any], duration: float) -> Frame:
-    """The last frame: the summary's own figures, so it says what the final line says."""
+    """The last frame: the summary's own figures, so it says what the final line says;
+    its rate is the run's mean (it said 0.0, as if nothing had flowed)."""
+    published = summary["readings_published"]
     return Frame(
-        elapsed_s=duration, readings_per_s=0.0, published=summary["readings_published"],
+        elapsed_s=duration, readings_per_s=published / duration if duration > 0 else 0.0,
+        published=published,
         stored=summary["readings_stored"], anomaly_events=summary["anomaly_events"],
         malformed=summary["malformed_messages"], alerts_opened=summary["alerts_opened"],
         escalations=summary["escalations"], tiers_at_opening=summary["tiers_at_opening"],

@@ -256,3 +256,16 @@ def test_python_m_gridcall_runs_the_cli_from_a_checkout() -> None:
                                    "COLUMNS": "200"})
         assert done.returncode == 0, done.stderr
         assert "27 grids" in done.stdout
+
+
+def test_the_last_frame_shows_the_runs_mean_rate_not_zero() -> None:
+    from gridcall.demo import final_frame
+    from gridcall.wire.ladder import TIERS
+
+    none = dict.fromkeys(TIERS, 0)
+    summary = {"readings_published": 1995, "readings_stored": 1995, "anomaly_events": 8,
+               "malformed_messages": 0, "alerts_opened": 8, "escalations": 0,
+               "tiers_at_opening": none, "tiers_now": none}
+    frame = final_frame(summary, 60.0)
+    assert frame.readings_per_s == 1995 / 60
+    assert frame.final
