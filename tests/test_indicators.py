@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from gridcall.config import ConfigSet
+from gridcall.config import SAMPLE_DISTRICT, ConfigSet
 from gridcall.hub.board.indicator_writer import (
     IndicatorCounters,
     run_indicator_writer,
@@ -379,6 +379,19 @@ def test_hub_report_table_and_mistakes(week: Ledger, store_file: Path,
     missing = _report("--store", str(tmp_path / "nope.sqlite"))
     assert missing.exit_code == 1
     assert "no hub store at" in missing.stderr
+
+
+def test_hub_report_away_from_the_hubs_folder_says_its_store_path_is_relative(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample's store_path is var/hub.sqlite: run from another folder, the report
+    said "run the hub first" to an operator whose hub had run for weeks."""
+    monkeypatch.chdir(tmp_path)
+    result = _report("-c", str(SAMPLE_DISTRICT))
+    assert result.exit_code == 1
+    text = " ".join(result.stderr.split())
+    assert f"no hub store at {tmp_path / 'var' / 'hub.sqlite'}" in text
+    assert "is relative" in text
+    assert "--store FILE" in text
 
 
 def test_hub_run_writes_the_indicators_to_influxdb(cfg: ConfigSet, mqtt_url: str,

@@ -166,6 +166,11 @@ def desk_store_of(config_dir: Path, store: Path | None) -> Path | str:
                 raise fail(f"{config_dir / 'hub.yaml'}: hub.desk_store: {exc.args[0]}",
                            2) from None
         store = Path(hub.store_path)
+        if not store.exists() and not store.is_absolute():
+            raise fail(f"no hub store at {store.resolve()}: hub.store_path {store} is "
+                       "relative, so it is taken from the folder this command runs in: run "
+                       "it in the hub's working directory, give --store FILE, or make the "
+                       "path absolute in hub.yaml", 1)
     if not store.exists():
         raise fail(f"no hub store at {store.resolve()}: run the hub first, or give --store",
                    1)
