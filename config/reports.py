@@ -30,8 +30,9 @@ class PublicIntake(Model):
 
 class ReportSettings(Model):
     photo_dir: str = "var/hub-photos"
-    """Where photos are kept (folders 0700, files 0600), one file per photo named by its
-    SHA-256: served only to units that may see an alert it belongs to."""
+    """Where hubs before the desk store kept photos (folders 0700, files 0600, one file
+    per photo named by its SHA-256): the active hub imports them into the desk store at
+    start (hub/desk/photos.py), and reads one from here while the store lacks it."""
     photo_max_bytes: int = Field(default=2 * 2**20, ge=1024, le=16 * 2**20)
     """The largest photo taken (its decoded bytes); a larger one is a 413."""
     triage: Literal["town", "district"] = "town"

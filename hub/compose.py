@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from gridcall.hub.api.app import create_app
 from gridcall.hub.api.server import ApiServer
 from gridcall.hub.api.tokens import TokenFile
+from gridcall.hub.desk.photos import PhotoStore
 from gridcall.hub.metrics import exposition, hub_registry
 from gridcall.hub.notify.incident import incident_hook
 from gridcall.hub.notify.notifier import (
@@ -115,6 +116,7 @@ async def services(hub: Hub, *, api: tuple[str, int] | None, tokens: Path,
     (None when off)."""
     async with contextlib.AsyncExitStack() as stack:
         notify = await stack.enter_async_context(notifier(hub, say))
+        await import_photos(hub, say)
         registry = hub_registry(hub, notify)
         server = None
         if api is None and metrics is not None:
@@ -134,6 +136,19 @@ async def services(hub: Hub, *, api: tuple[str, int] | None, tokens: Path,
         else:
             say(f"API off (--api {SUGGESTED_API} to serve it)")
         yield server
+
+
+async def import_photos(hub: Hub, say: Say) -> None:
+    """Photos an earlier version kept on this hub's disk (``hub.reports.photo_dir``) into
+    the desk store, where both hubs of a pair serve them (:mod:`gridcall.hub.desk.photos`);
+    each once, so a later start writes none again. The files stay for the operator."""
+    folder = hub.config.hub.reports.photo_dir
+    written, skipped = await PhotoStore(hub.desk.ledger.store, legacy=folder).import_folder()
+    if written:
+        say(f"{written} photo(s) imported from {folder} into the desk store (the files "
+            "may be removed)")
+    for why in skipped:
+        say(f"a file in {folder} is not imported: {why}")
 
 
 def _notify_summary(notify: Notifier, say: Say) -> None:

@@ -3,7 +3,7 @@ uses when hub.yaml names a database (``desk_store: {url_env: VARIABLE}``).
 
 The same tables as SQLite's (events, transitions, silence_steps, incident_steps,
 reminders, notified, notified_baseline, desk_snapshots, external_events,
-report_steps, closed_alerts, arrival_reminders), made by the numbered
+report_steps, closed_alerts, arrival_reminders, photos), made by the numbered
 :data:`MIGRATIONS`, each applied once and recorded in ``schema_migrations`` (a hub
 starting on a database newer than itself refuses it, naming the versions). Migrating
 holds a transaction-level advisory lock, so two hubs starting together do not race. The
@@ -140,6 +140,14 @@ CREATE TABLE arrival_reminders (
     UNIQUE (alert_id, department, whistled_at)
 );
 """ + _APPEND_ONLY.format(table="arrival_reminders", what="the arrival reminder log")),
+    (7, "the photo store (hub/desk/photos.py)", """
+CREATE TABLE photos (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    photo_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, size BIGINT NOT NULL,
+    body BYTEA NOT NULL
+);
+ALTER TABLE photos ALTER COLUMN body SET STORAGE EXTERNAL;
+""" + _APPEND_ONLY.format(table="photos", what="the photo store")),
 )
 """``(version, what, SQL)``, applied in order, each once. Append new ones; never edit one
 that was released (a database that ran it would not run it again)."""

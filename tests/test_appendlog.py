@@ -12,6 +12,7 @@ from gridcall.hub.desk import (
     external_log,
     incident_ledger,
     ledger,
+    photos,
     reminder_log,
     report_ledger,
     silence_ledger,
@@ -28,7 +29,7 @@ from tests.desk_stores import DeskStores
 T0 = 1_800_000_000 * 10**9
 
 TABLES = [m.TABLE for m in (ledger, silence_ledger, incident_ledger, reminder_log, report_ledger,
-                            external_log, snapshots, arrival_reminders)]
+                            external_log, snapshots, arrival_reminders, photos)]
 
 
 def columns_of(db: Db, table: str) -> list[str]:

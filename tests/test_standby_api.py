@@ -6,11 +6,13 @@ names the active hub and says when to retry, writing nothing."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
 import httpx
 
 from gridcall.config import ConfigSet
+from gridcall.hub.api.app import create_app
 from gridcall.hub.api.standby import RETRY_AFTER_S
 from gridcall.hub.api.tokens import TokenFile, issue
 from gridcall.hub.desk.desk import Desk
@@ -19,6 +21,7 @@ from gridcall.hub.pgstore import PgStore
 from gridcall.hub.standby import serve_standby
 from gridcall.wire import AnomalyEvent
 from tests.desk_stores import pg_database
+from tests.images import png
 
 T0 = 1_800_000_000 * 10**9
 ACTIVE = "'gridcall-lease hub-a host-a pid 4242' from 10.0.0.7 (backend pid 77)"
@@ -90,3 +93,42 @@ async def test_a_standby_serves_reads_from_the_shared_store_and_refuses_changes(
                 assert "host-a" not in bare.json()["detail"]
                 assert await active.ledger.count() == written
                 assert standby.failures == 0
+
+
+async def test_a_standby_serves_the_photos_the_active_hub_took(
+        cfg: ConfigSet, postgres_url: str, tmp_path: Path) -> None:
+    """Photos live in the desk store (hub/desk/photos.py), not on the active hub's disk:
+    a note with a photo taken by the active hub's API is served by the standby's, to a
+    unit that may see the alert, and refused to one that may not."""
+    tokens = tmp_path / "api-tokens.json"
+    district = {"Authorization": f"Bearer {issue(tokens, 'huangpu', known_units=cfg.units)}"}
+    other_town = {"Authorization": "Bearer " + issue(tokens, "changzhou",
+                                                    known_units=cfg.units)}
+    photo = png(6, 4)
+    with pg_database(postgres_url) as url:
+        async with PgStore(url) as active_store, PgStore(url) as standby_store:
+            active = Desk(cfg, Ledger(active_store))
+            await active.start()
+            opened = await active.on_event(event(cfg, "dongyuan-g1-pm25-1", 1), T0)
+            assert opened.alert is not None
+            alert_id = opened.alert.alert_id
+            app = create_app(active, TokenFile(tokens), clock=lambda: T0 + 10**9,
+                             photo_dir=tmp_path / "active-photos")
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://active", headers=district) as api:
+                noted = await api.post(f"/v1/alerts/{alert_id}/notes", json={
+                    "note": "before", "photos": [{"data": base64.b64encode(photo).decode()}]})
+                assert noted.status_code == 200, noted.text
+                [photo_id] = noted.json()["history"][-1]["photos"]
+            assert not (tmp_path / "active-photos").exists()  # nothing on the active's disk
+            async with serve_standby(cfg, standby_store, ("127.0.0.1", 0), TokenFile(tokens),
+                                     holder=lambda: ACTIVE, clock=lambda: T0 + 60 * 10**9,
+                                     follow_every=0.05) as standby, \
+                    httpx.AsyncClient(base_url=standby.server.url) as http:
+                got = await http.get(f"/v1/alerts/{alert_id}/photos/{photo_id}",
+                                     headers=district)
+                assert got.status_code == 200, got.text
+                assert (got.content, got.headers["content-type"]) == (photo, "image/png")
+                outside = await http.get(f"/v1/alerts/{alert_id}/photos/{photo_id}",
+                                         headers=other_town)
+                assert outside.status_code == 403, outside.text

@@ -84,10 +84,11 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     ``roster``: the hub's agent roster for ``GET /v1/agents`` (503 without one), judged
     on ``agent_clock``, the agents' time base (default ``clock``); a request body over
     ``max_body_bytes`` is refused (413), but for the routes that take photos (up to
-    ``hub.reports``' limit); photos are kept in ``photo_dir`` (default
-    ``hub.reports.photo_dir``). ``standby``: this is a standby hub's API
-    (:mod:`gridcall.hub.standby`), read only; it says who holds the desk, for the 503
-    that every other call gets (:mod:`gridcall.hub.api.standby`)."""
+    ``hub.reports``' limit); photos are kept in the desk store, and read from
+    ``photo_dir`` (default ``hub.reports.photo_dir``), where earlier versions kept them,
+    when the store lacks one (:mod:`gridcall.hub.desk.photos`). ``standby``: this is a
+    standby hub's API (:mod:`gridcall.hub.standby`), read only; it says who holds the
+    desk, for the 503 that every other call gets (:mod:`gridcall.hub.api.standby`)."""
     cfg = config or desk.config
     app = FastAPI(
         title="gridcall hub API", version=API_VERSION,
@@ -126,8 +127,9 @@ def create_app(desk: Desk, tokens: TokenFile, *, clock: Clock,
     app.include_router(incidents.router(desk, cfg))
     app.include_router(departments.router(desk, cfg, clock))
     app.include_router(external.router(desk, cfg, clock))
-    app.include_router(reports.router(
-        desk, cfg, clock, PhotoStore(photo_dir or cfg.hub.reports.photo_dir)))
+    app.include_router(reports.router(  # photos in the desk store: a standby serves them too
+        desk, cfg, clock, PhotoStore(desk.ledger.store,
+                                     legacy=photo_dir or cfg.hub.reports.photo_dir)))
     app.include_router(plans.router(desk, cfg, clock))
     return app
 

@@ -17,7 +17,6 @@ models.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import secrets
@@ -226,7 +225,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIR
 
     async def store(checked: list[tuple[Photo, bytes]]) -> tuple[str, ...]:
         for photo, data in checked:
-            await asyncio.to_thread(photos.put, photo, data)
+            await photos.put(photo, data)
         return tuple(dict.fromkeys(p.id for p, _ in checked))
 
     def where(caller: Unit | None, grid: str | None,
@@ -436,7 +435,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIR
         state = visible(desk, unit, alert_id)
         if not any(photo_id in t.photos for t in await desk.history(state.alert_id)):
             raise ApiError(404, f"{alert_id} has no photo {photo_id}")
-        data = await asyncio.to_thread(photos.get, photo_id)
+        data = await photos.get(photo_id)
         if data is None:
             raise ApiError(404, f"photo {photo_id} is not in the hub's photo store")
         media = "image/png" if photo_id.endswith(".png") else "image/jpeg"

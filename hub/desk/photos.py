@@ -1,4 +1,4 @@
-"""Photos that come with reports and notes: checked by their content, kept on the hub's disk.
+"""Photos that come with reports and notes: checked by their content, kept in the desk store.
 
 :func:`check` reads what the bytes are, never what the caller says they are: a JPEG
 (SOI marker, then segments up to a start-of-frame header with the image's size and
@@ -10,13 +10,25 @@ photo is stored and served as the bytes it came as, never re-encoded, so the hea
 what must be true.
 
 :class:`PhotoStore` keeps each photo once, named by its content (the first 40 hex digits
-of its SHA-256 and its type: ``<id>.jpg``), in folders made 0700 with files 0600 (photos
-of people's doorsteps are personal data); who may read one is the API's concern (units
-that may see an alert it belongs to).
+of its SHA-256 and its type: ``<id>.jpg``), in the desk store beside the ledger: a table
+``photos`` (SQLite BLOB; PostgreSQL BYTEA, migration 7), a row written once and never
+changed (append-only, as the ledgers: a photo is evidence of a report or a disposal).
+So both hubs of an active/standby pair serve the same photos (a standby reads the shared
+store and cannot reach the active hub's disk), a backup of the store holds them with the
+steps naming them, and the API writes a photo before the step that names it, so no step
+ever names a photo the store lacks. Who may read one is the API's concern (units that may
+see an alert it belongs to).
+
+**Photos of earlier versions** were files under ``hub.reports.photo_dir``
+(:class:`PhotoFolder`: folders 0700, files 0600). The active hub imports them into the
+store at start (:meth:`PhotoStore.import_folder`: each file checked again by its
+content, written once; the files are left for the operator to remove), and until then
+a photo the table lacks is read from the folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -25,6 +37,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from gridcall.hub.desk.appendlog import BodyLog, Table
+from gridcall.hub.store import DeskStore
 
 PhotoType = Literal["jpg", "png"]
 PHOTO_ID = re.compile(r"^[0-9a-f]{40}\.(jpg|png)$")
@@ -136,9 +151,10 @@ def check(data: bytes, *, max_bytes: int) -> Photo:
                  size=len(data))
 
 
-class PhotoStore:
-    """Photos on disk under ``root``: ``root/<first two hex digits>/<id>``, folders 0700,
-    files 0600, each written once (a second copy of the same bytes is the same file)."""
+class PhotoFolder:
+    """Photos on disk under ``root``, as earlier versions kept them: ``root/<first two
+    hex digits>/<id>``, folders 0700, files 0600, each written once (a second copy of
+    the same bytes is the same file)."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -180,5 +196,75 @@ class PhotoStore:
             return None
 
 
-__all__ = ["MEDIA_TYPES", "PHOTO_ID", "BadPhoto", "Photo", "PhotoStore", "PhotoTooLarge",
-           "PhotoType", "check"]
+    def ids(self) -> list[str]:
+        """The ids of every photo in the folder, sorted (none if there is no folder).
+        Blocking."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.glob("??/*") if PHOTO_ID.match(p.name))
+
+
+TABLE = Table(
+    name="photos", what="the photo store", columns=("photo_id", "type", "size"),
+    schema="""
+CREATE TABLE IF NOT EXISTS photos (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    photo_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, size INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+""")
+"""A photo's row: its id, type, size and bytes. PostgreSQL's is migration 7 of
+:mod:`gridcall.hub.pgstore`."""
+
+
+class PhotoStore:
+    """Photos in the desk store ``store`` (use inside ``async with store``), each
+    written once; ``legacy``: the folder earlier versions kept them in, read when the
+    table lacks one (:class:`PhotoFolder`)."""
+
+    def __init__(self, store: DeskStore, legacy: Path | str | None = None) -> None:
+        self.log = BodyLog(store, TABLE)
+        self.legacy = PhotoFolder(legacy) if legacy is not None else None
+
+    async def put(self, photo: Photo, data: bytes) -> bool:
+        """Write the photo unless the store holds it; whether it was written."""
+        return await self.log.add((photo.id, photo.type, photo.size, data))
+
+    async def get(self, photo_id: str) -> bytes | None:
+        """The photo's bytes, None if neither the store nor the legacy folder holds it."""
+        if not PHOTO_ID.match(photo_id):
+            raise BadPhoto(f"{photo_id!r} is not a photo id")
+        found = await self.log.bodies("photo_id = ?", (photo_id,))
+        if found:
+            return found[0]
+        if self.legacy is None:
+            return None
+        return await asyncio.to_thread(self.legacy.get, photo_id)
+
+    async def import_folder(self) -> tuple[int, list[str]]:
+        """Write every photo of the legacy folder the store lacks, each checked again by
+        its content (a file that is not the photo its name says is left out and named);
+        how many were written, and what was left out and why."""
+        if self.legacy is None:
+            return 0, []
+        folder = self.legacy
+        written = 0
+        skipped: list[str] = []
+        for photo_id in await asyncio.to_thread(folder.ids):
+            data = await asyncio.to_thread(folder.get, photo_id)
+            if data is None:
+                continue
+            try:
+                photo = check(data, max_bytes=len(data))  # taken under its day's limit
+            except BadPhoto as exc:
+                skipped.append(f"{photo_id}: {exc}")
+                continue
+            if photo.id != photo_id:
+                skipped.append(f"{photo_id}: its content is {photo.id}")
+                continue
+            written += await self.put(photo, data)
+        return written, skipped
+
+
+__all__ = ["MEDIA_TYPES", "PHOTO_ID", "TABLE", "BadPhoto", "Photo", "PhotoFolder",
+           "PhotoStore", "PhotoTooLarge", "PhotoType", "check"]
