@@ -127,6 +127,10 @@ async def test_a_department_token_opens_the_department_routes_only(world: World,
                                        str(tmp_path / "x.json")])
     assert unknown.exit_code == 2
     assert "'firemen' is not a unit of the config" in unknown.stderr
+    typo = CliRunner().invoke(app, ["hub", "token", "issue", "dongyan-g1", "--tokens",
+                                    str(tmp_path / "x.json")])
+    assert typo.exit_code == 2
+    assert "did you mean dongyuan-g1" in typo.stderr  # a near miss is named
 
 
 async def test_the_area_of_action_is_the_departments_towns(world: World) -> None:

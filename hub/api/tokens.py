@@ -21,6 +21,7 @@ bad hand edit) is logged as an error and the tokens known before stay valid.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import json
@@ -99,8 +100,10 @@ def issue(path: Path, unit: str, *, known_units: Collection[str], label: str = "
     the file; the token itself is returned once and stored nowhere. ValueError for a
     unit the config does not have."""
     if unit not in known_units:
+        near = difflib.get_close_matches(unit, sorted(known_units), n=3)
         raise ValueError(f"{unit!r} is not a unit of the config (district, town, community "
-                         "or grid id) nor one of its departments")
+                         "or grid id) nor one of its departments"
+                         + (f"; did you mean {', '.join(near)}?" if near else ""))
     token = PREFIX + secrets.token_urlsafe(32)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     write_entries(path, [*read_entries(path),
