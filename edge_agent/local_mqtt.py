@@ -109,6 +109,11 @@ class _Route:
     ts_path: tuple[str | int, ...] | None
     tz: ZoneInfo
     unit_path: tuple[str | int, ...] | None = None
+    measures: str | None = None
+    """The quantity the sensor's unit measures (``temperature``, ``pressure``), or None:
+    where set, a boolean is refused (:func:`to_number`)."""
+    template: bool = False
+    """The sensor id is made from the topic (``flood-{1}``): known per message only."""
 
     def captures(self, topic: tuple[str, ...]) -> tuple[str, ...] | None:
         """The levels the ``+`` wildcards matched, or None if the topic does not match.
@@ -134,25 +139,37 @@ def _at(doc: Any, path: tuple[str | int, ...]) -> Any:
     BadPayload (``wrong_shape``) when a level is there but of another kind (a number
     where the path goes on into an object: ``{"DS18B20": 5}`` for
     ``DS18B20.Temperature``), which no partial report explains."""
-    for i, part in enumerate(path):
+    root = doc
+    for part in path:
         if isinstance(part, int):
             if not isinstance(doc, list):
-                raise _wrong_shape(doc, path, i, "a list")
+                raise _wrong_shape(root, path)
             if part >= len(doc):
                 return _MISSING
             doc = doc[part]
         else:
             if not isinstance(doc, dict):
-                raise _wrong_shape(doc, path, i, "an object")
+                raise _wrong_shape(root, path)
             if part not in doc:
                 return _MISSING
             doc = doc[part]
     return doc
 
 
-def _wrong_shape(doc: Any, path: tuple[str | int, ...], i: int, wanted: str) -> BadPayload:
+def _wrong_shape(doc: Any, path: tuple[str | int, ...]) -> BadPayload:
+    """What :func:`_at` raises, found by walking the path again (the error path only)."""
+    i = 0
+    for i, part in enumerate(path):  # noqa: B007 - i is the level that is not a container
+        if isinstance(part, int):
+            there = isinstance(doc, list) and part < len(doc)
+        else:
+            there = isinstance(doc, dict) and part in doc
+        if not there:
+            break
+        doc = doc[part]
     where = ".".join(str(p) for p in path[:i]) or "the payload"
     kind = "null" if doc is None else type(doc).__name__
+    wanted = "a list" if isinstance(path[i], int) else "an object"
     return BadPayload("wrong_shape", f"{where} is {kind}, not {wanted} holding "
                       f"{'.'.join(str(p) for p in path)}")
 
@@ -205,13 +222,24 @@ def _event_for(raw: str | bool, events: Mapping[str, EventSpec]) -> EventSpec | 
     return events.get(word) if word else None
 
 
-def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None
-              ) -> float | None:
+_STATE_TRUE = TRUE_WORDS - {"1"}
+_STATE_FALSE = FALSE_WORDS - {"0"}
+
+
+def _state(raw: Any, measures: str) -> BadPayload:
+    return BadPayload("non_numeric", f"{str(raw)[:40]!r} is a state (on/off, true/false), "
+                      f"not a {measures}: a wrong field mapped to this sensor?")
+
+
+def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None, *,
+              measures: str | None = None) -> float | None:
     """A raw JSON or text value as the reading (scale/offset applied); None for null and
     the :data:`NO_VALUE_WORDS` (``nan``, ``None``...) in text. BadPayload for text that is
     not a number or a boolean word, objects, a JSON NaN and ±inf. Unmapped for a null
     on a field with a value map or events (nothing happened, no reading). ``unit``: (the
-    raw value's unit, the sensor's), converted before scale/offset."""
+    raw value's unit, the sensor's), converted before scale/offset. ``measures``: the
+    quantity of the sensor's unit (temperature, pressure), where a boolean or an ON/OFF
+    word the value map does not name is a wrong field mapped: refused, never 1 °C."""
     if raw is None:
         if m.values is not None or m.events is not None:
             # a text or event field's null is "nothing happened" (Zigbee2MQTT's
@@ -223,13 +251,17 @@ def to_number(raw: Any, m: TopicMapping, unit: tuple[str, str] | None = None
         if mapped is not None:
             return mapped
     if isinstance(raw, bool):
+        if measures is not None:
+            raise _state(raw, measures)
         return _boolean(raw, m.invert)
     if isinstance(raw, str):
         text = raw.strip()
         word = text.lower()
         if word in NO_VALUE_WORDS:
             return None
-        if word in TRUE_WORDS - {"1"} or word in FALSE_WORDS - {"0"}:
+        if word in _STATE_TRUE or word in _STATE_FALSE:
+            if measures is not None:
+                raise _state(raw, measures)
             return _boolean(word in TRUE_WORDS, m.invert)
         try:
             raw = float(text)
@@ -342,7 +374,8 @@ class TopicMap:
                    parse_path(m.value) if m.value is not None else None,
                    parse_path(m.timestamp) if m.timestamp is not None else None,
                    ZoneInfo(m.timezone),
-                   parse_path(m.source_unit_path) if m.source_unit_path else None)
+                   parse_path(m.source_unit_path) if m.source_unit_path else None,
+                   None if m.is_template else self._measured.get(m.sensor), m.is_template)
             for m in mappings)
         # Most mappings (every preset's) name one exact topic: look those up, scan only
         # the wildcard ones.
@@ -384,7 +417,7 @@ class TopicMap:
             if route.value_path is not None and doc is None:
                 continue  # not JSON: counted once for the message, at the first route
             try:
-                sensor = m.sensor.format(None, *got) if m.is_template else m.sensor
+                sensor = m.sensor.format(None, *got) if route.template else m.sensor
                 if self.sensors is not None and sensor not in self.sensors:
                     raise BadPayload("unknown_sensor", f"sensor {sensor!r} is not this "
                                      "agent's (from the topic)")
@@ -406,11 +439,8 @@ class TopicMap:
                     if announced is not None:
                         out += announced
                         continue
-                if sensor in self._measured and m.values is None and _is_boolean(raw):
-                    raise BadPayload("non_numeric", f"{raw!r} is a state, not a "
-                                     f"{self._measured[sensor]} for {sensor} (unit "
-                                     f"{self.units[sensor] if self.units else ''})")
-                value = to_number(raw, m, unit)
+                value = to_number(raw, m, unit, measures=self._measured.get(sensor)
+                                  if route.template else route.measures)
             except Unmapped:
                 self._missing(topic, m)
                 continue
@@ -544,16 +574,6 @@ class TopicMap:
                 "bad timestamp" if kept else "message skipped", topic, exc, shown,
                 "reading kept with its arrival time" if kept else "no reading", exc.reason,
                 "; further ones on this topic are logged at DEBUG" if first else "")
-
-
-def _is_boolean(raw: Any) -> bool:
-    """A JSON boolean or a boolean word (ON, open...), not a number in text."""
-    if isinstance(raw, bool):
-        return True
-    if isinstance(raw, str):
-        word = raw.strip().lower()
-        return word not in ("0", "1") and (word in TRUE_WORDS or word in FALSE_WORDS)
-    return False
 
 
 def _json(payload: bytes) -> Any:
