@@ -264,8 +264,9 @@ def _tier_cells(field: str) -> JSON:
 def _indicator_table(s: BoardSchema, *, title: str, description: str,
                      conditions: tuple[str, ...], by: tuple[str, ...], width: int,
                      sort_by: str, desc: bool, id_links: tuple[JSON, ...] = ()) -> Panel:
-    fields = ("calls", "breaches", "response_timeliness_rate", "disposal_timeliness_rate",
-              "resolution_rate", "median_response_s", "median_disposal_s")
+    fields = ("calls", "reopens", "breaches", "response_timeliness_rate",
+              "disposal_timeliness_rate", "resolution_rate", "median_response_s",
+              "median_disposal_s")
     return Panel(
         title=title, type="table", width=width, height=9, description=description,
         queries=(Query(f"SELECT {lasts(*fields)} FROM {q(s.indicator)} "
@@ -380,7 +381,8 @@ def district_overview(cfg: ConfigSet, s: BoardSchema) -> Dashboard:
                                 [(None, "red"), (0, "orange"), (900, "green")])]}),
         _indicator_table(s, title="Indicators by town", width=12,
                          description="Assessment indicators of each town over the chosen "
-                                     "period (hub/desk/indicators.py): calls, deadline breaches, "
+                                     "period (hub/desk/indicators.py): calls, reopenings (the "
+                                     "same calls back, not new ones), deadline breaches, "
                                      "on-time rates, median times.",
                          conditions=("\"level\" = 'town'", match("id", "town")), by=("id",),
                          sort_by="breaches", desc=True,
