@@ -81,6 +81,9 @@ def test_an_announcement_drafts_the_mapping_that_reads_its_state(v: dict[str, An
         want["state_topic"], want["value"], want["sensor"], want["unit"], want["device_class"])
     if "values" in want:
         assert [list(p) for p in found.values] == want["values"]
+    assert found.note.startswith(want.get("note", "")), found.note
+    if "note" not in want:
+        assert not found.note
     if "state" in v:  # the draft's mapping, as agents.yaml would hold it, reads the state
         mapping = TopicMapping.model_validate({
             "topic": found.state_topic, "sensor": found.sensor, "value": found.value,
