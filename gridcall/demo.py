@@ -478,7 +478,7 @@ async def demo_api(hub: Hub, address: tuple[str, int] | None,
         token = issue(path, district, known_units=hub.config.units, label="demo")
         async with serve_api(hub, address, TokenFile(path)) as server:
             say(f"API {server.url}/docs · try: curl -H 'Authorization: Bearer {token}' "
-                f"{server.url}/v1/alerts?open=true   (district {district}; the token "
+                f"'{server.url}/v1/alerts?open=true'   (district {district}; the token "
                 "ends with the demo)")
             # The token rides in the fragment, which the browser never sends to a server
             # or writes to a log; the page moves it to sessionStorage and clears it.

@@ -39,6 +39,8 @@ def test_demo_stores_every_reading_and_alerts_in_several_tiers(tmp_path: Path) -
     assert summary["anomaly_events"] >= len(summary["injected_anomalies"])
     assert summary["board"] == summary["api"] + "/board"
     assert f"board {summary['board']}#token=gct_" in result.output
+    # quoted, so that zsh (macOS's shell) does not take the ? for a glob: "no matches found"
+    assert f"'{summary['api']}/v1/alerts?open=true'" in result.output
 
 
 def test_demo_on_a_fast_clock_escalates_and_reports_every_unit_that_held_an_alert(
