@@ -23,9 +23,10 @@ up to a (matter, grid)), then it times, per operation:
   at a full window.
 
 Prints one JSON object per size. With ``--closed 0,1000,2000,4000`` it measures instead
-the desk's memory against the closed alerts it holds (every alert, closed ones too, is
-kept in memory), on the first ``--sizes``' district: ``desk_mb_at_<n>_closed`` and the
-growth per closed alert.
+the desk's memory against the alerts it has closed, on the first ``--sizes``' district:
+``desk_mb_at_<n>_closed`` and the growth per closed alert, for the desk as it runs (closed
+alerts older than ``Desk.keep_closed`` dropped at each tick) and, as ``hold_all_*``, for
+one holding every alert (``keep_closed = None``: the desk before issue 20 item 4).
 """
 
 from __future__ import annotations
@@ -195,13 +196,13 @@ async def measure(cfg: ConfigSet, folder: Path) -> dict[str, float]:
         out["board_snapshot_bytes"] = len(snap)
         t0 = time.perf_counter()
         town = sensors[0].path[1]
-        listed = desk.alerts(unit=town)
+        _, listed = await desk.listing(unit=town)
         out["town_list_ms"] = 1000 * (time.perf_counter() - t0)
         out["town_alerts"] = len(listed)
         t0 = time.perf_counter()
         start = now - 7 * DAY
-        maybe = [s for s in desk.alerts(unit=cfg.district.id)
-                 if s.opened_at < now and (s.closed_at is None or s.closed_at >= start)]
+        _, maybe = await desk.listing(unit=cfg.district.id, opened_before=now,
+                                      closed_since=start)
         rows = indicators(await desk.transitions_of(maybe, until=now + 1), start, now,
                           defer=desk.defer)
         out["indicators_7d_ms"] = 1000 * (time.perf_counter() - t0)
@@ -218,20 +219,24 @@ async def measure(cfg: ConfigSet, folder: Path) -> dict[str, float]:
     return out
 
 
-async def closed_memory(cfg: ConfigSet, folder: Path, steps: list[int]) -> dict[str, float]:
+async def closed_memory(cfg: ConfigSet, folder: Path, steps: list[int], *,
+                        hold_all: bool = False) -> dict[str, float]:
     """The desk's memory (tracemalloc) against the closed alerts it holds: alerts opened
     and closed as false alarms one after the other (each past the reopen window, so none
-    reopens), the memory read at each count in ``steps``."""
+    reopens), the hub's tick after each, the memory read at each count in ``steps``;
+    ``hold_all``: a desk that keeps every alert in memory."""
     out: dict[str, float] = {}
     window = int(cfg.matters.grouping.reopen_window.total_seconds()) * SEC
     sensors = [s for s in sorted(cfg.sensors.values(), key=lambda s: s.id)
                if cfg.matter_for(s.kind, "out_of_limits") is not None]
     seqs: dict[str, int] = {}
-    async with Store(folder / "closed.sqlite") as store:
+    async with Store(folder / f"closed{hold_all}.sqlite") as store:
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         desk = Desk(cfg, Ledger(store))
         desk.snapshot_every = 0
+        if hold_all:
+            desk.keep_closed = None
         await desk.start()
         now = T0
         closed = 0
@@ -247,6 +252,7 @@ async def closed_memory(cfg: ConfigSet, folder: Path, steps: list[int]) -> dict[
                     raise RuntimeError(f"closed_memory: no alert for {s.id}")
                 await desk.act(outcome.alert.alert_id, "false_alarm", outcome.alert.unit,
                                now=now + SEC)
+                await desk.tick(now + 2 * SEC)
                 closed += 1
             out[f"desk_mb_at_{target}_closed"] = (
                 tracemalloc.get_traced_memory()[0] - before) / 2**20
@@ -298,8 +304,10 @@ def main() -> None:
         size = int(args.sizes.split(",")[0])
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             cfg = load_config(district_config(Path(tmp) / "cfg", size))
-            result = asyncio.run(closed_memory(cfg, Path(tmp), [
-                int(x) for x in args.closed.split(",")]))
+            counts = [int(x) for x in args.closed.split(",")]
+            result = asyncio.run(closed_memory(cfg, Path(tmp), counts))
+            held = asyncio.run(closed_memory(cfg, Path(tmp), counts, hold_all=True))
+            result.update((f"hold_all_{k}", v) for k, v in held.items())
         print(json.dumps({"sensors": size, **{k: round(v, 3) for k, v in result.items()}}),
               flush=True)
         return

@@ -101,8 +101,10 @@ async def notifier(hub: Hub, say: Say) -> AsyncIterator[Notifier]:
         hub.desk.add_hook(hook)
         hub.desk.add_reminder_hook(reminder_hook(notify))
         hub.desk.arrival_reminders.add_hook(arrival_reminder_hook(notify))
+        async def units_now(alert_ids: list[str]) -> dict[str, str]:
+            return {a: s.unit for a, s in (await hub.desk.states_of(alert_ids)).items()}
         hub.desk.add_batch_hook(incident_hook(notify, lambda a: hub.desk.get(a).unit,
-                                              outbox, hub.clock))
+                                              outbox, hub.clock, prefetch=units_now))
         yield notify
 
 

@@ -145,7 +145,7 @@ class HubCollector(Collector):
         yield alarm
 
     def _alerts(self) -> Iterator[Metric]:
-        by_state: Counter[str] = Counter(s.alert.state for s in self.hub.desk.alerts())
+        by_state = self.hub.desk.alert_counts()  # closed ones the desk dropped too
         alerts = GaugeMetricFamily("gridcall_alerts", "Alerts by state (closed ones "
                                    "included: resolved, false_alarm).", labels=["state"])
         for state in get_args(AlertStatus):

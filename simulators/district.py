@@ -141,6 +141,9 @@ class InProcessDistrict:
                        drain_timeout=drain_timeout, clock=clock, tick_interval=tick_interval,
                        # the agents below run on the wall clock, whatever the desk's
                        agent_clock=wall_clock)
+        # the run's summary reads every alert at once: a simulated district is small
+        # and short, so its desk holds the closed ones too (Desk.keep_closed)
+        self.hub.desk.keep_closed = None
         self.responders = (Responders(self.hub.desk, clock, seed=seed) if duty_staff
                            else None)
         """Simulated duty staff answering (or not) the alerts, on the hub's clock."""

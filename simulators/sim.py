@@ -195,6 +195,9 @@ class _SimHub(Hub):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # a scenario's checks and summaries read every alert at once: its desk holds the
+        # closed ones too (Desk.keep_closed; a scenario is small and short)
+        self.desk.keep_closed = None
         self.progress = asyncio.Event()
         self.events_seen: dict[str, set[int]] = defaultdict(set)
         self.busy = 0

@@ -168,7 +168,7 @@ async def play(case: Path, tmp_path: Path) -> dict[str, Any]:
                 raise ValueError(f"{case.name}: a step needs event, call, act, tick, "
                                  f"silence, lift or agent: {step}")
         alerts = []
-        for state in desk.alerts():
+        for state in (await desk.listing())[1]:  # those closed long ago too
             a = state.alert
             alerts.append({
                 "alert": state.alert_id, "matter": a.matter, "grid": a.grid,

@@ -261,3 +261,41 @@ async def test_the_lead_department_hears_of_an_incident_as_of_any_alert(
             ("urban_mgmt", "AL000001 (dasha)"), ("urban_mgmt", "AL000002 (dasha)")]
         for message in notices:
             assert f"incident {incident.incident_id}" in message["body"]["title"]
+
+
+async def test_an_incident_message_names_the_unit_of_an_alert_the_desk_dropped(
+        cfg: ConfigSet, webhook: tuple[str, list[dict[str, Any]]]) -> None:
+    # The first manhole alert of the incident is closed and leaves the desk's memory
+    # (Desk.keep_closed); the second calls upward: its message still goes to the units
+    # of every alert of the incident, the dropped one's read from the store (prefetch).
+    url, got = webhook
+    notify = NotifyFile.model_validate({"units": {
+        unit: [{"type": "webhook", "url": f"{url}/{unit}"}]
+        for unit in ("dasha-dong", "dasha", "dasha-dong-g2", "dasha-dong-g3", "huangpu")}})
+    async with Store(":memory:") as store, Notifier(notify) as notifier:
+        desk = Desk(cfg, Ledger(store))
+        await desk.start()
+
+        async def units_now(alert_ids: list[str]) -> dict[str, str]:
+            return {a: s.unit for a, s in (await desk.states_of(alert_ids)).items()}
+        desk.add_batch_hook(incident_hook(notifier, lambda a: desk.get(a).unit,
+                                          prefetch=units_now))
+        await desk.on_event(event(cfg, "dasha-dong-g2-manholetilt-1", 1, T0), T0)
+        await desk.on_event(event(cfg, "dasha-dong-g3-manholetilt-1", 2, T0 + 5 * M),
+                            T0 + 5 * M)
+        incident = desk.incident_of("AL000002")
+        assert incident is not None
+        assert incident.alerts == ("AL000001", "AL000002")
+        first = await desk.act("AL000001", "false_alarm", "huangpu", now=T0 + 6 * M)
+        desk.keep_closed = 0
+        assert desk.sweep(T0 + 7 * M) == 1
+        assert desk.held_alert("AL000001") is None
+        assert await wait_until(lambda: notifier.pending == 0)
+        before = len(got)
+        await desk.act("AL000002", "escalate", "dasha", now=T0 + 8 * M,
+                       reason="two covers in one street: the district's call")
+        assert await wait_until(lambda: notifier.pending == 0)
+        assert desk.counters.hook_errors == 0
+        told = {x["unit"] for x in got[before:]}
+        assert first.alert.unit in told
+        assert desk.get("AL000002").unit in told

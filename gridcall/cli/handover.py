@@ -45,7 +45,7 @@ async def read_handover(cfg: ConfigSet, store_path: Path | str, unit: str, at: i
     async with open_desk_store(store_path) as store:
         desk = Desk(cfg, Ledger(store))
         await desk.start()
-        last = max((s.last.at for s in desk.alerts()), default=0)
+        last = await desk.ledger.last_at()
         when = at if at is not None else max(time.time_ns(), last + 1)
         return handover(cfg, desk.alerts(unit=unit, open_only=True), unit, when,
                         defer=desk.defer, on_duty_of=desk.handed_to)

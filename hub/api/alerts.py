@@ -65,7 +65,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
                   person=person or None)
 
     @app.get("/v1/alerts", response_model=AlertList, responses=ERRORS, tags=["alerts"])
-    def list_alerts(
+    async def list_alerts(
         unit: Caller,
         of: Annotated[str | None, Query(alias="unit", description="A unit in your subtree "
                                         "(default: yours); its whole subtree is listed.")
@@ -82,9 +82,9 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         """Alerts whose sensor lies in the unit's subtree, oldest first; ``count`` is how
         many match, ``alerts`` the page ``[offset, offset + limit)`` of them."""
         root = subtree(cfg, unit, of)
-        found = desk.alerts(unit=root.id, tier=tier, state=state, open_only=open_only)
-        page = found[offset:offset + limit]
-        return AlertList(unit=root.id, count=len(found), offset=offset,
+        count, page = await desk.listing(unit=root.id, tier=tier, state=state,
+                                         open_only=open_only, offset=offset, limit=limit)
+        return AlertList(unit=root.id, count=count, offset=offset,
                          alerts=[AlertOut.of(s, desk.incident_id(s.alert_id))
                                  for s in page])
 
@@ -92,12 +92,12 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
              tags=["alerts"])
     async def get_alert(unit: Caller, alert_id: AlertId) -> AlertDetail:
         """One alert with its whole history, first step first."""
-        return await alert_detail(desk, visible(desk, unit, alert_id))
+        return await alert_detail(desk, await visible(desk, unit, alert_id))
 
     async def act(unit: Unit, alert_id: str, action: AlertAction, *, note: str = "",
                   reason: str = "", departments: tuple[str, ...] = (),
                   person: str = "") -> AlertDetail:
-        visible(desk, unit, alert_id)
+        await visible(desk, unit, alert_id)
         try:
             change = await desk.act(alert_id, action, unit.id, now=clock(), note=note,
                                     reason=reason, departments=departments, person=person)
@@ -113,7 +113,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
             return await alert_detail(desk, exc.state)
         # the alert as it stands: after a call upward to tier B or A, with the hub's
         # dispatch of the plan's departments that followed it
-        return await alert_detail(desk, desk.get(change.alert.alert_id))
+        return await alert_detail(desk, await desk.find(change.alert.alert_id))
 
     def simple(action: AlertAction, path: str, summary: str) -> None:
         async def endpoint(unit: Caller, person: CallerPerson, alert_id: AlertId,
@@ -163,7 +163,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         department outside its area of action is refused (422). Dispatching only
         departments whose calls are under way writes nothing and answers the alert as
         it stands (a retried request is safe)."""
-        visible(desk, unit, alert_id)  # 404 / 403 for the alert itself come first
+        await visible(desk, unit, alert_id)  # 404 / 403 for the alert itself come first
         if unit.level == "grid":
             raise ApiError(403, f"grid {unit.id} cannot dispatch departments; call upward "
                                 "(POST .../escalate) and the level above dispatches")

@@ -98,7 +98,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
 
     async def acting(unit: Unit, alert_id: str, *, do: str, person: str, note: str = "",
                      reason: str = "", verdict: str = "") -> AlertDetail:
-        visible(desk, unit, alert_id)
+        await visible(desk, unit, alert_id)
         try:
             change: Change
             if do == "approve":
@@ -182,9 +182,9 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         """The closings drawn for audit in the subtree (the district sees all), oldest
         closing first."""
         root = subtree(cfg, unit, of)
-        found = desk.audit_queue(unit=root.id, status=status)
-        passed = len(desk.audit_queue(unit=root.id, status="pass"))
-        failed = len(desk.audit_queue(unit=root.id, status="fail"))
+        found = await desk.audit_listing(unit=root.id, status=status)
+        passed = len(await desk.audit_listing(unit=root.id, status="pass"))
+        failed = len(await desk.audit_listing(unit=root.id, status="fail"))
         rate = passed / (passed + failed) if passed + failed else None
         items = [AuditItemOut(
             alert=AlertOut.of(s, desk.incident_id(s.alert_id)), closed_at=s.closed_at or 0,

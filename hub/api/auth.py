@@ -104,11 +104,12 @@ DeptCaller = Annotated[DepartmentCaller, Depends(_department)]
 AlertId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
-def visible(desk: Desk, unit: Unit, alert_id: str) -> AlertState:
-    """The alert if ``unit`` may see it: 404 if there is none, 403 outside its subtree
-    (saying only "outside your area")."""
+async def visible(desk: Desk, unit: Unit, alert_id: str) -> AlertState:
+    """The alert if ``unit`` may see it (held by the desk or closed long ago: read from
+    the store): 404 if there is none, 403 outside its subtree (saying only "outside your
+    area")."""
     try:
-        state = desk.get(alert_id)
+        state = await desk.find(alert_id)
     except NotFound as exc:
         raise ApiError(404, str(exc)) from None
     if not inside(state.place, unit.path):

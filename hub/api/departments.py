@@ -56,7 +56,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
 
     @app.get("/v1/department/alerts", response_model=DepartmentAlertList, responses=ERRORS,
              tags=["departments"])
-    def alerts(
+    async def alerts(
         caller: DeptCaller,
         open_only: Annotated[bool, Query(alias="open", description="Only alerts not yet "
                                          "resolved or false alarms.")] = False,
@@ -68,16 +68,16 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
     ) -> DepartmentAlertList:
         """Alerts of the department's area (those it was dispatched to unless
         ``called=false``), oldest first, each with ``department_calls``."""
-        found = desk.department_alerts(caller.department.id, open_only=open_only,
-                                       called_only=called)
+        found = await desk.department_listing(caller.department.id, open_only=open_only,
+                                              called_only=called)
         return DepartmentAlertList(
             department=caller.department.id, now=clock(), count=len(found), offset=offset,
             alerts=[AlertOut.of(s, desk.incident_id(s.alert_id))
                     for s in found[offset:offset + limit]])
 
-    def visible(caller: DepartmentCaller, alert_id: str) -> AlertState:
+    async def visible(caller: DepartmentCaller, alert_id: str) -> AlertState:
         try:
-            state = desk.get(alert_id)
+            state = await desk.find(alert_id)
         except NotFound as exc:
             raise ApiError(404, str(exc)) from None
         if not caller.department.in_area(state.place):
@@ -88,7 +88,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
              responses=ERRORS, tags=["departments"])
     async def get_alert(caller: DeptCaller, alert_id: AlertId) -> AlertDetail:
         """One alert of the department's area with its whole history."""
-        return await alert_detail(desk, visible(caller, alert_id))
+        return await alert_detail(desk, await visible(caller, alert_id))
 
     def person_of(caller: DepartmentCaller, body: DepartmentActionBody) -> str:
         """Who acted: the token's person, else the body's (a person of the department);
@@ -114,7 +114,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         async def endpoint(caller: DeptCaller, alert_id: AlertId,
                            body: DepartmentActionBody | None = None) -> AlertDetail:
             body = body or DepartmentActionBody()
-            visible(caller, alert_id)
+            await visible(caller, alert_id)
             person = person_of(caller, body)
             try:
                 change = await desk.department_act(alert_id, action, caller.department.id,

@@ -69,12 +69,9 @@ def router(desk: Desk, cfg: ConfigSet) -> APIRouter:
     """``/v1/incidents`` over ``desk``."""
     app = APIRouter()
 
-    def is_open(i: Incident) -> bool:
-        return any(desk.get(a).is_open for a in i.alerts)
-
     @app.get("/v1/incidents", response_model=IncidentList, responses=ERRORS,
              tags=["incidents"])
-    def list_incidents(
+    async def list_incidents(
         unit: Caller,
         of: Annotated[str | None, Query(alias="unit", description="A unit in your subtree "
                                         "(default: yours).")] = None,
@@ -83,9 +80,9 @@ def router(desk: Desk, cfg: ConfigSet) -> APIRouter:
     ) -> IncidentList:
         """Incidents with an alert in the unit's subtree, oldest first."""
         root = subtree(cfg, unit, of)
-        found = desk.incident_list(unit=root.id, open_only=open_only)
-        return IncidentList(unit=root.id, count=len(found),
-                            incidents=[IncidentOut.of(i, is_open(i)) for i in found])
+        found = await desk.incident_listing(unit=root.id, open_only=open_only)
+        return IncidentList(unit=root.id, count=len(found), incidents=[
+            IncidentOut.of(i, any(s.is_open for s in states)) for i, states in found])
 
     @app.get("/v1/incidents/{incident_id}", response_model=IncidentDetail,
              responses={**ERRORS, 404: {"model": ERRORS[404]["model"],
@@ -97,12 +94,14 @@ def router(desk: Desk, cfg: ConfigSet) -> APIRouter:
                         None)
         if incident is None:
             raise ApiError(404, f"no incident {incident_id!r}")
-        states = [desk.get(a) for a in incident.alerts]
+        known = await desk.states_of(incident.alerts)
+        states = [known[a] for a in incident.alerts if a in known]
         mine = [s for s in states if inside(s.place, unit.path)]
         if not mine:
             raise ApiError(403, OUTSIDE)  # names no path, unit or id
         history = await desk.incident_history(incident_id)
-        return IncidentDetail(incident=IncidentOut.of(incident, is_open(incident)),
+        return IncidentDetail(incident=IncidentOut.of(incident,
+                                                      any(s.is_open for s in states)),
                               alerts=[AlertOut.of(s, incident_id) for s in mine],
                               history=[IncidentStepOut.of(s) for s in history])
 

@@ -57,14 +57,13 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         # or reopen step, and closed_at is the latest closing). Steps after the end are
         # left out too: the figures are judged as of the end at the latest.
         judged = min(end, now)
-        maybe = [s for s in desk.alerts(unit=root.id)
-                 if s.opened_at < end and (s.closed_at is None or s.closed_at >= start)]
+        _, maybe = await desk.listing(unit=root.id, opened_before=end, closed_since=start)
         steps = await desk.transitions_of(maybe, until=judged + 1)
         groups: tuple[Group, ...] = (
             "unit", "department", *(("person",) if persons else ()),
             *(("matter", "tier") if breakdown else ()))
         rows = [r for r in indicators(steps, start, end, as_of=judged, groups=groups,
-                                       defer=desk.defer)
+                                       defer=desk.deferral(steps))
                 if r.group in ("department", "matter", "tier") or (
                     r.key in cfg.units and inside(cfg.units[r.key].path, root.path))
                 or (r.group == "person" and _of_subtree(cfg, r.key, root.path))]

@@ -43,7 +43,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         tick any step (the step's role says who should do it; the tick records who
         says it was done). Ticking a step ticked already writes nothing and answers
         the alert as it stands; a closed alert is a 409."""
-        visible(desk, unit, alert_id)
+        await visible(desk, unit, alert_id)
         try:
             change = await desk.tick_plan(alert_id, step_id, unit.id, now=clock(),
                                           note=(body or ActionBody()).note, person=person)

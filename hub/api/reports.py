@@ -409,7 +409,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIR
         """A note on the record, with 0-5 photos (before and after photos of a
         disposal), changing nothing else: in any state, closed too. The same note again
         as the alert's last step writes nothing (a retry is safe)."""
-        visible(desk, unit, alert_id)
+        await visible(desk, unit, alert_id)
         checked = decode(body.photos)
         ids = await store(checked)
         try:
@@ -432,7 +432,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, photos: PhotoStore) -> APIR
     async def photo(unit: Caller, alert_id: AlertId, photo_id: PhotoId) -> Response:
         """A photo of the alert (a report's or a note's), to a unit that may see the
         alert; 403 "outside your area" to any other."""
-        state = visible(desk, unit, alert_id)
+        state = await visible(desk, unit, alert_id)
         if not any(photo_id in t.photos for t in await desk.history(state.alert_id)):
             raise ApiError(404, f"{alert_id} has no photo {photo_id}")
         data = await photos.get(photo_id)

@@ -58,13 +58,20 @@ async def run_indicator_writer(
         clock: Clock, stop: asyncio.Event, *, interval: float = 60.0,
         windows: Mapping[str, int] = WINDOWS,
         counters: IndicatorCounters | None = None,
-        defer: Deferral | None = None) -> IndicatorCounters:
-    """Write a round at once and then every ``interval`` seconds until ``stop``."""
+        defer: Deferral | None = None,
+        deferral: Callable[[Sequence[Transition]], Deferral] | None = None
+) -> IndicatorCounters:
+    """Write a round at once and then every ``interval`` seconds until ``stop``.
+    ``deferral``, instead of ``defer``: what makes the :data:`Deferral` of each round's
+    steps (the desk's :meth:`~gridcall.hub.desk.desk.Desk.deferral`, which knows the
+    alerts it no longer holds by their steps)."""
     counters = counters if counters is not None else IndicatorCounters()
     while not stop.is_set():
         try:
-            counters.points += await write_indicators(sink, await transitions(), clock(),
-                                                      windows=windows, defer=defer)
+            steps = await transitions()
+            moved = deferral(steps) if deferral is not None else defer
+            counters.points += await write_indicators(sink, steps, clock(),
+                                                      windows=windows, defer=moved)
             counters.rounds += 1
         except SinkError as exc:
             counters.failed_writes += 1

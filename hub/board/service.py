@@ -90,7 +90,8 @@ class Boards:
         plan = self.diff.plan(open_alerts, evidence)
         body = self.feed.snapshot(open_alerts, now, agents=self.roster.views(agents_now),
                                   evidence=evidence, only=plan.alerts,
-                                  closed=[self.desk.get(a) for a in plan.closed])
+                                  closed=[s for a in plan.closed
+                                          if (s := self.desk.held_alert(a)) is not None])
         return plan, self.diff.lines(plan, body)
 
     async def write(self, now: int | None = None) -> bool:
@@ -131,7 +132,7 @@ class Boards:
         tasks = [asyncio.create_task(self._loop(stop), name="hub-boards"),
                  asyncio.create_task(run_indicator_writer(
                      self.writer.sink, self.desk.transitions, self.clock, stop,
-                     counters=self.indicator_counters, defer=self.desk.defer),
+                     counters=self.indicator_counters, deferral=self.desk.deferral),
                      name="hub-indicators")]
         try:
             await asyncio.gather(*tasks)

@@ -91,9 +91,13 @@ class ClosedAlerts:
                 db.executemany("DELETE FROM closed_alerts WHERE alert_id = ?", drop)
         return write
 
-    async def put(self, states: Sequence[AlertState], *, batch: int = 5000) -> None:
-        """Write the rows of these closed alerts (start-up: the ones the desk holds)."""
-        rows = [row(s) for s in states if not s.is_open]
+    async def put(self, states: Sequence[AlertState], *, batch: int = 5000) -> int:
+        """Write the rows of these closed alerts that the table lacks or holds at another
+        step (start-up: the ones the desk holds); how many were written."""
+        have = dict(await self.store.sql(lambda db: [
+            (str(r[0]), int(r[1])) for r in self.log.db(db).execute(
+                "SELECT alert_id, n FROM closed_alerts").fetchall()]))
+        rows = [row(s) for s in states if not s.is_open and have.get(s.alert_id) != s.n]
         for i in range(0, len(rows), batch):
             chunk = rows[i:i + batch]
 
@@ -102,8 +106,7 @@ class ClosedAlerts:
                 with db.transaction():
                     db.executemany(_UPSERT, chunk)
             await self.store.sql(write)
-        if not rows:
-            await self.store.sql(self.log.db)  # the table made before the ledger writes
+        return len(rows)
 
     async def get(self, alert_id: str) -> AlertState | None:
         """The alert's state if it is closed (None: no row, open or unknown)."""
@@ -145,7 +148,7 @@ class ClosedAlerts:
             params.append(audit)
         if closed_since is not None:
             where.append("closed_at >= ?")
-            params.append(closed_since)
+            params.append(max(-(2**63), min(2**63 - 1, closed_since)))  # a 64-bit column
         sql = "SELECT opened_at, alert_id FROM closed_alerts"
         if where:
             sql += " WHERE " + " AND ".join(where)

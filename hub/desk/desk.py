@@ -57,7 +57,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -316,6 +316,24 @@ class DeskCounters:
         return self.escalations_deadline + self.escalations_manual + self.tier_raises
 
 
+def _folded(steps: list[Transition]) -> AlertState:
+    state: AlertState | None = None
+    for t in steps:
+        state = apply(state, t)
+    if state is None:
+        raise NotFound("")
+    return state
+
+
+def _number(alert_id: str) -> tuple[int, str]:
+    """An alert id's order: AL000009 before AL000010 before AL1000000."""
+    return (len(alert_id), alert_id)
+
+
+def _order(state: AlertState) -> tuple[int, tuple[int, str]]:
+    return (state.opened_at, _number(state.alert_id))
+
+
 def _together(*writers: Callable[[Db], None] | None) -> Callable[[Db], None] | None:
     """One writer running each of ``writers`` (None: none), in order, in one transaction."""
     chosen = [w for w in writers if w is not None]
@@ -401,7 +419,19 @@ class Desk:
         self.closed = ClosedAlerts(ledger.store)
         """Each closed alert's state, a table beside the ledger written with its steps
         (:mod:`gridcall.hub.desk.closed_alerts`)."""
+        self.keep_closed: int | None = max(ns(self.grouping.reopen_window),
+                                           ns(config.matters.incidents.window))
+        """How long (ns) a closed alert stays in memory after it closed: the reopen window
+        (a recurrence reopens it) or the incident window, whichever is longer; older ones
+        are dropped at each tick (:meth:`sweep`) and read from the store when asked for
+        (:meth:`find`, :meth:`listing`). None: every alert is held (a simulation's
+        summaries read them all at once)."""
+        self._evicted: Counter[str] = Counter()
+        """state -> how many closed alerts the store holds that memory does not."""
         self.writes = True
+        self.backfilled = 0
+        """Closed alerts' rows the start wrote (a ledger older than the table, or rows
+        behind the ledger); 0 when the table was up to date."""
         """False for a standby's desk (:mod:`gridcall.hub.standby`): its start writes
         nothing (the closed alerts' rows are the active hub's)."""
         self.snapshot_every = SNAPSHOT_EVERY
@@ -466,6 +496,7 @@ class Desk:
                 self.restored_from = image.through_seq
             else:
                 tail = await self.ledger.all()
+            await self._reload_before(tail)
             self._folding = True
             for t in tail:
                 self._absorb(apply(self._states.get(t.alert_id), t))
@@ -475,7 +506,13 @@ class Desk:
                 gc.enable()
         if self.writes:  # each closed alert's row, as the fold gives it (a ledger written
             # before the table existed fills it here; the others write the same rows again)
-            await self.closed.put([s for s in self._states.values() if not s.is_open])
+            self.backfilled = await self.closed.put(
+                [s for s in self._states.values() if not s.is_open])
+        held: Counter[str] = Counter(s.state for s in self._states.values()
+                                     if not s.is_open)
+        self._evicted = Counter({k: n - held[k] for k, n in
+                                 (await self.closed.count_by_state()).items() if n > held[k]})
+        self.sweep(self._last_at)  # the clock is at least there
         self._timers.restore(self._due_timers())  # one per open alert, not one per step
         self._arrival_timers.restore(sorted(
             Timer(at, s.alert_id, 0) for s in self._states.values() if s.is_open
@@ -504,6 +541,7 @@ class Desk:
         active hub's desk fires them. The one writer appends steps in row order, so a
         row never commits behind one already followed."""
         rows = await self.ledger.written_after(self._followed)
+        await self._reload_before([t for _, t in rows])
         changes: list[Change] = []
         self._folding = True
         try:
@@ -529,6 +567,7 @@ class Desk:
         for silence_step in await self.silence_ledger.all():
             self._absorb_silence(silence_step)
         await self._run_hooks(changes, "followed ")
+        self.sweep(self._last_at)  # a standby never ticks: its clock is the steps'
         return changes
 
     # ------------------------------------------------------------------ snapshots
@@ -693,15 +732,157 @@ class Desk:
     # ------------------------------------------------------------------ reading
 
     def get(self, alert_id: str) -> AlertState:
+        """An alert the desk holds: every open one, and those closed within
+        :attr:`keep_closed`; NotFound for others (:meth:`find` reads them from the
+        store)."""
         try:
             return self._states[alert_id]
         except KeyError:
             raise NotFound(alert_id) from None
 
+    def held_alert(self, alert_id: str) -> AlertState | None:
+        """The alert if the desk holds it (:meth:`get`), else None."""
+        return self._states.get(alert_id)
+
+    async def find(self, alert_id: str) -> AlertState:
+        """Any alert, held or not: one closed long ago is folded from its ledger rows
+        (the ledger's ``(alert_id, n)`` index). NotFound if the ledger has none."""
+        state = self._states.get(alert_id)
+        if state is not None:
+            return state
+        steps = await self.ledger.history(alert_id)
+        if not steps:
+            raise NotFound(alert_id)
+        return _folded(steps)
+
+    async def states_of(self, alert_ids: Iterable[str]) -> dict[str, AlertState]:
+        """The alerts of ``alert_ids`` that exist, held or closed in the store."""
+        wanted = list(dict.fromkeys(alert_ids))
+        out = {a: s for a in wanted if (s := self._states.get(a)) is not None}
+        missing = [a for a in wanted if a not in out]
+        if missing:
+            out.update((s.alert_id, s) for s in await self.closed.many(missing))
+            for a in missing:
+                if a not in out:
+                    with contextlib.suppress(NotFound):
+                        out[a] = await self.find(a)
+        return out
+
+    async def _holding(self, alert_id: str) -> AlertState:
+        """The alert, taken back into memory if it was dropped (an action on an alert
+        closed long ago: a reopening, an audit, a rating), with the indexes a fold of
+        its steps gives. NotFound if there is none."""
+        state = self._states.get(alert_id)
+        if state is not None:
+            return state
+        steps = await self.ledger.history(alert_id)
+        if not steps:
+            raise NotFound(alert_id)
+        return self._take_back(steps)
+
+    def _take_back(self, steps: list[Transition]) -> AlertState:
+        """Hold the alert these steps (its first ones, in order) fold to, with its
+        sensors, sightings and stint; no timer is armed (it is closed)."""
+        state = _folded(steps)
+        alert_id = state.alert_id
+        for t in steps:
+            if t.action in ("open", "evidence", "reopen"):
+                self._seen_at[alert_id] = t.at
+                if t.sensor:
+                    self._last_seen[(alert_id, t.sensor)] = t.at
+                    self._sensors.setdefault(alert_id, {})[t.sensor] = None
+            if t.action in HANDOVERS:
+                self._stint[alert_id] = t.n
+                self._handed[alert_id] = t.on_duty
+        self._states[alert_id] = state
+        if not state.is_open and self._evicted[state.state] > 0:
+            self._evicted[state.state] -= 1
+        return state
+
+    async def _reload_before(self, steps: Iterable[Transition]) -> None:
+        """Hold again each alert not held whose first step in ``steps`` is not its
+        opening (a snapshot's tail, a standby's new rows), as its earlier steps fold."""
+        first: dict[str, int] = {}
+        for t in steps:
+            first.setdefault(t.alert_id, t.n)
+        for alert_id, n in first.items():
+            if n > 1 and alert_id not in self._states:
+                earlier = [t for t in await self.ledger.history(alert_id) if t.n < n]
+                if earlier:
+                    self._take_back(earlier)
+
+    def sweep(self, now: int) -> int:
+        """Drop from memory the alerts closed more than :attr:`keep_closed` before
+        ``now`` (the store holds them: :mod:`gridcall.hub.desk.closed_alerts`); how many.
+        Called at each tick."""
+        if self.keep_closed is None:
+            return 0
+        cutoff = now - self.keep_closed
+        gone = [s for s in self._states.values() if not s.is_open
+                and s.closed_at is not None and s.closed_at < cutoff]
+        for state in gone:
+            alert_id = state.alert_id
+            del self._states[alert_id]
+            for sensor in self._sensors.pop(alert_id, ()):
+                self._last_seen.pop((alert_id, sensor), None)
+            self._seen_at.pop(alert_id, None)
+            self._stint.pop(alert_id, None)
+            self._handed.pop(alert_id, None)
+            self.counters.overdue_at_top.discard(alert_id)
+            key = self.policy.group(state.alert.matter, state.place[-1], state.alert.agent)
+            if self._latest.get(key) == alert_id:
+                del self._latest[key]
+            self._evicted[state.state] += 1
+        return len(gone)
+
+    def alert_counts(self) -> Counter[str]:
+        """How many alerts are in each state, closed ones the desk does not hold too."""
+        counts: Counter[str] = Counter(s.state for s in self._states.values())
+        counts.update(self._evicted)
+        return counts
+
+    async def listing(self, *, unit: str | None = None, tier: Tier | None = None,
+                      state: State | Iterable[State] | None = None, open_only: bool = False,
+                      opened_before: int | None = None, closed_since: int | None = None,
+                      audit: str | None = None, offset: int = 0, limit: int | None = None
+                      ) -> tuple[int, list[AlertState]]:
+        """:meth:`alerts` over every alert, closed ones the desk does not hold too (read
+        from the store), oldest opening first: how many match, and those from
+        ``offset`` (at most ``limit``). ``opened_before``, ``closed_since``: only alerts
+        opened before it, and not closed before it (open, or closed at or after it);
+        ``audit``: whose latest closing's audit is this."""
+        states = {state} if isinstance(state, str) else (set(state) if state else None)
+        stored: list[tuple[int, str]] = []
+        closed_states = None if states is None else states - lifecycle.OPEN
+        if not open_only and (closed_states is None or closed_states):
+            where = self.config.units.get(unit) if unit is not None else None
+            prefix = where.path if where is not None else ()
+            stored = await self.closed.keys(prefix=prefix, tier=tier, states=closed_states,
+                                            closed_since=closed_since, audit=audit)
+        # the held alerts after the store's answer, with no await between: an alert the
+        # desk dropped or took back meanwhile is counted once, as it stands
+        held = [s for s in self.alerts(unit=unit, tier=tier, state=states,
+                                       open_only=open_only)
+                if (opened_before is None or s.opened_at < opened_before)
+                and (closed_since is None or s.closed_at is None
+                     or s.closed_at >= closed_since)
+                and (audit is None or s.audit == audit)]
+        keys = [(s.opened_at, _number(s.alert_id)) for s in held]
+        mine = {s.alert_id: s for s in held}
+        keys += [(at, _number(a)) for at, a in stored if a not in self._states
+                 and (opened_before is None or at < opened_before)]
+        keys.sort()
+        page = keys[offset:] if limit is None else keys[offset:offset + limit]
+        found = {a: mine[a] for _, (_, a) in page if a in mine}
+        found.update(await self.states_of(a for _, (_, a) in page if a not in found))
+        return len(keys), [found[a] for _, (_, a) in page if a in found]
+
     def alerts(self, *, unit: str | None = None, tier: Tier | None = None,
                state: State | Iterable[State] | None = None,
                open_only: bool = False) -> list[AlertState]:
-        """Alerts (oldest first) in ``unit``'s subtree, of ``tier``, in ``state``."""
+        """The alerts the desk holds (oldest first: every open one, those closed within
+        :attr:`keep_closed`) in ``unit``'s subtree, of ``tier``, in ``state``;
+        :meth:`listing` for every alert."""
         prefix: tuple[str, ...] = ()
         if unit is not None:
             if unit not in self.config.units:
@@ -715,8 +896,10 @@ class Desk:
                 and (not open_only or s.is_open)]
 
     async def history(self, alert_id: str) -> list[Transition]:
-        self.get(alert_id)
-        return await self.ledger.history(alert_id)
+        steps = await self.ledger.history(alert_id)
+        if not steps:
+            raise NotFound(alert_id)
+        return steps
 
     async def transitions(self, *, since: int | None = None,
                           until: int | None = None) -> list[Transition]:
@@ -748,10 +931,29 @@ class Desk:
                       place=state.place)
 
     def defer(self, alert_id: str, at: int) -> int:
-        """A deadline ``at`` of the alert moved past the silences of its scope
-        (:func:`gridcall.hub.desk.silence.defer`); the indicators judge it so."""
+        """A deadline ``at`` of an alert the desk holds moved past the silences of its
+        scope (:func:`gridcall.hub.desk.silence.defer`); ``at`` for one it does not hold
+        (the indicators take :meth:`deferral`)."""
         state = self._states.get(alert_id)
         return at if state is None else self.silences.defer(self.target_of(state), at)
+
+    def deferral(self, transitions: Iterable[Transition]) -> Callable[[str, int], int]:
+        """:meth:`defer` for the alerts of ``transitions`` too, held or not (a closed
+        alert the desk dropped is matched by its open step, among them): what the
+        indicators over these steps judge deadlines with."""
+        targets: dict[str, Target] = {}
+        for t in transitions:
+            if t.action == "open" and t.alert is not None and t.alert_id not in self._states:
+                place = tuple(t.alert.place) or tuple(t.unit_path)
+                targets[t.alert_id] = Target(agent=t.alert.agent, sensor=t.alert.sensor,
+                                             grid=place[-1], matter=t.alert.matter,
+                                             place=place)
+
+        def defer_(alert_id: str, at: int) -> int:
+            state = self._states.get(alert_id)
+            target = self.target_of(state) if state is not None else targets.get(alert_id)
+            return at if target is None else self.silences.defer(target, at)
+        return defer_
 
     # ------------------------------------------------------------------ writing
 
@@ -902,8 +1104,8 @@ class Desk:
 
     def incident_list(self, *, unit: str | None = None, open_only: bool = False
                       ) -> list[Incident]:
-        """Incidents with an alert in ``unit``'s subtree, oldest first; ``open_only``:
-        with an alert still open."""
+        """Incidents with an alert the desk holds in ``unit``'s subtree, oldest first;
+        ``open_only``: with an alert still open (:meth:`incident_listing`: every alert)."""
         prefix: tuple[str, ...] = ()
         if unit is not None:
             if unit not in self.config.units:
@@ -917,6 +1119,27 @@ class Desk:
             if open_only and not any(s.is_open for s in states):
                 continue
             out.append(incident)
+        return out
+
+    async def incident_listing(self, *, unit: str | None = None, open_only: bool = False
+                               ) -> list[tuple[Incident, list[AlertState]]]:
+        """:meth:`incident_list` over every alert (closed ones read from the store): each
+        incident with its alerts as they stand."""
+        prefix: tuple[str, ...] = ()
+        if unit is not None:
+            if unit not in self.config.units:
+                raise UnknownUnit(unit)
+            prefix = self.config.units[unit].path
+        every = list(self.incidents.all())
+        known = await self.states_of(a for i in every for a in i.alerts)
+        out = []
+        for incident in every:
+            states = [known[a] for a in incident.alerts if a in known]
+            if not any(s.place[:len(prefix)] == prefix for s in states):
+                continue
+            if open_only and not any(s.is_open for s in states):
+                continue
+            out.append((incident, states))
         return out
 
     async def incident_history(self, incident_id: str) -> list[IncidentStep]:
@@ -1046,6 +1269,7 @@ class Desk:
             changes = await self._deadlines_due(now)
             await self._remind_due(now)
             await self.arrival_reminders.fire(now, self._states.get)
+            self.sweep(now)
             return changes
 
     async def _fire(self, now: int) -> None:
@@ -1078,14 +1302,29 @@ class Desk:
 
     def department_alerts(self, department: str, *, open_only: bool = False,
                           called_only: bool = True) -> list[AlertState]:
-        """Alerts in the department's area, oldest first; ``called_only``: only those it
-        was whistled to."""
+        """Alerts the desk holds in the department's area, oldest first; ``called_only``:
+        only those it was whistled to (:meth:`department_listing`: every alert)."""
         dep = self.config.departments.get(department)
         if dep is None:
             raise UnknownDepartment(department)
         return [s for s in self._states.values() if dep.in_area(s.place)
                 and (not open_only or s.is_open)
                 and (not called_only or whistle.find(s.dept_calls, department) is not None)]
+
+    async def department_listing(self, department: str, *, open_only: bool = False,
+                                 called_only: bool = True) -> list[AlertState]:
+        """:meth:`department_alerts` over every alert, closed ones read from the store."""
+        dep = self.config.departments.get(department)
+        if dep is None:
+            raise UnknownDepartment(department)
+        found: dict[str, AlertState] = {}
+        for town in dep.towns or (None,):
+            _, got = await self.listing(unit=town, open_only=open_only)
+            found.update((s.alert_id, s) for s in got)
+        return sorted((s for s in found.values() if dep.in_area(s.place)
+                       and (not called_only
+                            or whistle.find(s.dept_calls, department) is not None)),
+                      key=_order)
 
     async def department_act(self, alert_id: str, action: Action, department: str, *,
                              now: int, note: str = "", person: str = "") -> Change:
@@ -1108,7 +1347,7 @@ class Desk:
                             "(roster.yaml)")
         async with self._operation():
             await self._fire(now)
-            state = self.get(alert_id)
+            state = await self._holding(alert_id)
             try:
                 if not dep.in_area(state.place):
                     raise OutsideArea(department, dep.towns, state)
@@ -1219,13 +1458,13 @@ class Desk:
 
     async def reminders_of(self, alert_id: str) -> list[Reminder]:
         """The reminders sent for the alert, first first."""
-        self.get(alert_id)
+        await self.find(alert_id)
         return await self.reminder_log.of_alert(alert_id)
 
     async def arrival_reminders_of(self, alert_id: str) -> list[ArrivalReminder]:
         """The reminders sent to departments on the alert before their promised
         arrival, first first."""
-        self.get(alert_id)
+        await self.find(alert_id)
         return await self.arrival_reminders.of_alert(alert_id)
 
     # ------------------------------------------------------------------ events
@@ -1255,7 +1494,7 @@ class Desk:
             if event.seq <= self._event_marks.get(event.agent, -1) and (
                     joined := await self.ledger.has_event(*key_ev)) is not None:
                 self.counters.duplicates += 1
-                return EventOutcome(self._states[joined], duplicate=True)
+                return EventOutcome(await self.find(joined), duplicate=True)
             if key_ev in self._muted:
                 self.counters.duplicates += 1
                 return EventOutcome(None, duplicate=True, silenced=self._muted[key_ev])
@@ -1326,7 +1565,7 @@ class Desk:
             if call.seq <= self._event_marks.get(call.source, -1) and (
                     joined := await self.ledger.has_event(call.source, call.seq)) is not None:
                 self.counters.duplicates += 1
-                return EventOutcome(self._states[joined], duplicate=True)
+                return EventOutcome(await self.find(joined), duplicate=True)
             await self._fire(now)
             self.counters.calls += 1
             actor = call.actor or HUB
@@ -1493,7 +1732,7 @@ class Desk:
         open by then. Deadlines that passed by ``now`` fire first."""
         async with self._operation():
             await self._fire(now)
-            state = self.get(alert_id)
+            state = await self._holding(alert_id)
             if not state.is_open:
                 return None
             (change,) = await self._commit([step(state, "evidence", at=max(now, state.last.at),
@@ -1674,7 +1913,7 @@ class Desk:
             raise UnknownUnit(actor)
         async with self._operation():
             await self._fire(now)
-            state = self.get(alert_id)
+            state = await self._holding(alert_id)
             last = state.last
             if action == "escalate" and plans.by_plan(last):
                 # the hub's dispatch that followed a call upward is part of that call:
@@ -1713,7 +1952,7 @@ class Desk:
             raise UnknownUnit(actor)
         async with self._operation():
             await self._fire(now)
-            state = self.get(alert_id)
+            state = await self._holding(alert_id)
             try:
                 if state.place[:len(unit.path)] != unit.path:
                     raise OutsideSubtree(unit, state)
@@ -1751,7 +1990,7 @@ class Desk:
         (:mod:`gridcall.hub.desk.reporting`)."""
         async with self._operation():
             await self._fire(now)
-            state = self.get(alert_id)
+            state = await self._holding(alert_id)
             t = step(state, "rate", at=max(now, state.last.at), actor=actor, note=note,
                      reason=f"report {report}")
             t = replace(t, rating=rating, person=person,
@@ -1803,12 +2042,12 @@ class Desk:
         self.counters.sampled += sampled is not None
         return changes[-1] if sampled is not None else changes[0]
 
-    def _acting(self, alert_id: str, actor: str) -> tuple[Unit, AlertState]:
+    async def _acting(self, alert_id: str, actor: str) -> tuple[Unit, AlertState]:
         unit = self.config.units.get(actor)
         if unit is None:
             self.counters.refused += 1
             raise UnknownUnit(actor)
-        state = self.get(alert_id)
+        state = await self._holding(alert_id)
         if state.place[:len(unit.path)] != unit.path:
             self.counters.refused += 1
             raise OutsideSubtree(unit, state)
@@ -1820,7 +2059,7 @@ class Desk:
         NotPermitted below the approving level; IllegalTransition if nothing is pending."""
         async with self._operation():
             await self._fire(now)
-            unit, state = self._acting(alert_id, actor)
+            unit, state = await self._acting(alert_id, actor)
             try:
                 audits.check_approver(self.config.matters.closure, state, unit)
                 if not state.pending:
@@ -1844,7 +2083,7 @@ class Desk:
         level."""
         async with self._operation():
             await self._fire(now)
-            unit, state = self._acting(alert_id, actor)
+            unit, state = await self._acting(alert_id, actor)
             try:
                 audits.check_approver(self.config.matters.closure, state, unit)
                 if not reason.strip():
@@ -1870,7 +2109,7 @@ class Desk:
             raise BadAction(f"an audit's verdict is pass or fail, not {verdict!r}")
         async with self._operation():
             await self._fire(now)
-            unit, state = self._acting(alert_id, actor)
+            unit, state = await self._acting(alert_id, actor)
             at = max(now, state.last.at)
             try:
                 audits.check_auditor(self.config.matters.audits or audits.DEFAULT_AUDITS,
@@ -1903,8 +2142,15 @@ class Desk:
                     ) -> list[AlertState]:
         """Closed alerts in ``unit``'s subtree whose latest closing's audit is ``status``
         (``sampled``: waiting for an auditor; ``pass``; ``fail`` is never seen here,
-        since a fail reopens), oldest closing first."""
+        since a fail reopens), oldest closing first, among the alerts the desk holds
+        (:meth:`audit_listing`: every alert)."""
         return audits.queue(self.alerts(unit=unit), status)
+
+    async def audit_listing(self, *, unit: str | None = None, status: str = "sampled"
+                            ) -> list[AlertState]:
+        """:meth:`audit_queue` over every alert, closed ones read from the store."""
+        _, found = await self.listing(unit=unit, audit=status)
+        return audits.queue(found, status)
 
     def pending_approvals(self, *, unit: str | None = None) -> list[AlertState]:
         """Alerts in ``unit``'s subtree with a close awaiting approval."""

@@ -140,6 +140,11 @@ class Ledger:
         return await self.store.sql(lambda db: int(self._db(db).execute(
             "SELECT coalesce(max(seq), 0) FROM transitions").fetchone()[0]))
 
+    async def last_at(self) -> int:
+        """The latest instant a step is stamped with (0 if none)."""
+        return await self.store.sql(lambda db: int(self._db(db).execute(
+            "SELECT coalesce(max(at), 0) FROM transitions").fetchone()[0]))
+
     async def stamped_before(self, seq: int, at: int) -> bool:
         """Whether a step written after row ``seq`` is stamped before ``at`` (then a
         snapshot through ``seq`` is not a prefix of the ledger in time order)."""

@@ -172,7 +172,7 @@ class Reporting:
         report = self.book.get(rid)
         if not report.linked:
             return ReportView(report, None, None)
-        state = self.desk.get(report.alert_id)
+        state = await self.desk.find(report.alert_id)
         return ReportView(report, state, await self._rating(report))
 
     async def _rating(self, report: Report) -> Transition | None:

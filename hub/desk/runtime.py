@@ -463,7 +463,7 @@ class DeskRuntime:
 
     async def _republish(self) -> None:
         for alert_id in sorted(self._unpublished):
-            await self._publish(self.desk.get(alert_id))
+            await self._publish(await self.desk.find(alert_id))
 
     # ------------------------------------------------------------------ timers
 

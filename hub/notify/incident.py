@@ -13,7 +13,7 @@ incidents stay with :func:`gridcall.hub.notify.notifier.desk_hook`.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -92,12 +92,23 @@ def incident_notices(changes: Sequence[Change], units_of: Callable[[str], str]
 
 
 def incident_hook(notifier: Notifier, units_of: Callable[[str], str],
-                  outbox: Outbox | None = None, clock: Clock | None = None
+                  outbox: Outbox | None = None, clock: Clock | None = None, *,
+                  prefetch: Callable[[list[str]], Awaitable[Mapping[str, str]]] | None = None
                   ) -> Callable[[list[Change]], Awaitable[None]]:
-    """A :meth:`gridcall.hub.desk.desk.Desk.add_batch_hook` hook: one message per incident."""
+    """A :meth:`gridcall.hub.desk.desk.Desk.add_batch_hook` hook: one message per incident.
+    ``prefetch``: the responsible units of these alerts, read first (an incident's alert
+    the desk no longer holds in memory is read from its store); ``units_of`` answers
+    the others."""
 
     async def hook(changes: list[Change]) -> None:
-        for notice in incident_notices(changes, units_of):
+        lookup = units_of
+        if prefetch is not None:
+            found = await prefetch([a for c in changes if c.incident is not None
+                                    for a in c.incident.alerts])
+
+            def lookup(alert_id: str) -> str:
+                return found[alert_id] if alert_id in found else units_of(alert_id)
+        for notice in incident_notices(changes, lookup):
             on_done = None
             if outbox is not None:
                 async def on_done(notice: IncidentNotice = notice) -> None:

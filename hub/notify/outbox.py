@@ -80,7 +80,7 @@ async def changes_to_replay(desk: Desk, steps: list[Transition]) -> list[Change]
     escalation both the unit that held it and the new one)."""
     changes: list[Change] = []
     for t in steps:
-        state = desk.get(t.alert_id)
+        state = await desk.find(t.alert_id)
         units: tuple[str, ...] = (t.unit,)
         if t.n > 1:
             before = (await desk.history(t.alert_id))[t.n - 2]
