@@ -148,6 +148,9 @@ CREATE TABLE photos (
 );
 ALTER TABLE photos ALTER COLUMN body SET STORAGE EXTERNAL;
 """ + _APPEND_ONLY.format(table="photos", what="the photo store")),
+    (8, "the closed alerts counted by state at start (hub/desk/closed_alerts.py)", """
+CREATE INDEX closed_alerts_state ON closed_alerts (state);
+"""),
 )
 """``(version, what, SQL)``, applied in order, each once. Append new ones; never edit one
 that was released (a database that ran it would not run it again)."""

@@ -38,8 +38,9 @@ CREATE TABLE IF NOT EXISTS closed_alerts (
 );
 CREATE INDEX IF NOT EXISTS closed_alerts_town ON closed_alerts (town, opened_at);
 CREATE INDEX IF NOT EXISTS closed_alerts_closed ON closed_alerts (closed_at);
+CREATE INDEX IF NOT EXISTS closed_alerts_state ON closed_alerts (state);
 """)
-"""PostgreSQL's is migration 5 of :mod:`gridcall.hub.pgstore`."""
+"""PostgreSQL's is migrations 5 and 8 of :mod:`gridcall.hub.pgstore`."""
 
 PLACE = ("district", "town", "community", "grid")
 
@@ -94,10 +95,18 @@ class ClosedAlerts:
     async def put(self, states: Sequence[AlertState], *, batch: int = 5000) -> int:
         """Write the rows of these closed alerts that the table lacks or holds at another
         step (start-up: the ones the desk holds); how many were written."""
-        have = dict(await self.store.sql(lambda db: [
-            (str(r[0]), int(r[1])) for r in self.log.db(db).execute(
-                "SELECT alert_id, n FROM closed_alerts").fetchall()]))
-        rows = [row(s) for s in states if not s.is_open and have.get(s.alert_id) != s.n]
+        closed = [s for s in states if not s.is_open]
+        have: dict[str, int] = {}
+        for i in range(0, len(closed), 500):
+            ids = [s.alert_id for s in closed[i:i + 500]]
+            sql = ("SELECT alert_id, n FROM closed_alerts WHERE alert_id IN "
+                   f"({','.join('?' * len(ids))})")
+
+            def known(db: Db, sql: str = sql, ids: list[str] = ids) -> list[tuple[str, int]]:
+                return [(str(r[0]), int(r[1]))
+                        for r in self.log.db(db).execute(sql, ids).fetchall()]
+            have.update(await self.store.sql(known))
+        rows = [row(s) for s in closed if have.get(s.alert_id) != s.n]
         for i in range(0, len(rows), batch):
             chunk = rows[i:i + batch]
 

@@ -501,18 +501,18 @@ class Desk:
             for t in tail:
                 self._absorb(apply(self._states.get(t.alert_id), t))
             self._folding = False
+            if self.writes:  # each closed alert's row the table lacks, as the fold gives
+                # it (a ledger written before the table existed fills it here)
+                self.backfilled = await self.closed.put(
+                    [s for s in self._states.values() if not s.is_open])
+            held: Counter[str] = Counter(s.state for s in self._states.values()
+                                         if not s.is_open)
+            self._evicted = Counter({k: n - held[k] for k, n in (
+                await self.closed.count_by_state()).items() if n > held[k]})
+            self.sweep(self._last_at)  # the clock is at least there
         finally:
             if paused:
                 gc.enable()
-        if self.writes:  # each closed alert's row, as the fold gives it (a ledger written
-            # before the table existed fills it here; the others write the same rows again)
-            self.backfilled = await self.closed.put(
-                [s for s in self._states.values() if not s.is_open])
-        held: Counter[str] = Counter(s.state for s in self._states.values()
-                                     if not s.is_open)
-        self._evicted = Counter({k: n - held[k] for k, n in
-                                 (await self.closed.count_by_state()).items() if n > held[k]})
-        self.sweep(self._last_at)  # the clock is at least there
         self._timers.restore(self._due_timers())  # one per open alert, not one per step
         self._arrival_timers.restore(sorted(
             Timer(at, s.alert_id, 0) for s in self._states.values() if s.is_open
