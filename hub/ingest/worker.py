@@ -117,10 +117,15 @@ class IngestWorker:
                 await watcher
 
     async def _consume(self, stop: asyncio.Event, beside: Awaitable[None] | None) -> None:
+        # Under the supervisor, as every long-lived task is (issue 16): a failure taking
+        # messages is restarted, counted and alarmed. Beside the desk it was a bare task,
+        # and its failure stopped ingest without a word while the desk ran on.
+        consume = self.ingest.supervisor.run("ingest-readings",
+                                             lambda: self.consumer.run(stop), stop=stop)
         if beside is None:
-            await self.consumer.run(stop)
+            await consume
             return
-        readings = asyncio.create_task(self.consumer.run(stop), name="hub-readings")
+        readings = asyncio.create_task(consume, name="hub-readings")
         try:
             await beside
         finally:
