@@ -9,7 +9,11 @@ import asyncio
 import json
 from typing import Any
 
+from fastapi import FastAPI
+
 from gridcall.hub.api.guard import MIN_BODY_RATE, BodyGuard
+from gridcall.hub.api.server import ApiServer
+from tests.polling import wait_until
 
 
 class Inner:
@@ -76,3 +80,36 @@ def test_a_route_taking_photos_gets_time_for_its_limit_at_the_slowest_rate() -> 
     guard = BodyGuard(Inner(), max_bytes=64 * 1024, larger=("/v1/reports$", 14 * 2**20))
     assert guard.deadline(scope(10)) == 30
     assert guard.deadline(scope(10, "/v1/reports")) == 14 * 2**20 / MIN_BODY_RATE
+
+
+async def test_a_connection_that_never_finishes_its_headers_is_closed() -> None:
+    """On a real uvicorn (the hub's ApiServer): a connection that sends nothing, or half a
+    request line, was held for as long as the client kept it open; a whole request is
+    answered, and the connection kept alive for the next."""
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    async with ApiServer(app, "127.0.0.1", 0, header_timeout=0.3) as server:
+        assert await wait_until(lambda: server.started)
+        async def closed_by_the_server(first: bytes) -> bool:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(first)
+            try:
+                return await asyncio.wait_for(reader.read(), timeout=10) == b""
+            finally:
+                writer.close()
+
+        assert await closed_by_the_server(b"")
+        assert await closed_by_the_server(b"GET /pi")
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            for _ in range(2):  # keep-alive: the second request on the same connection
+                writer.write(b"GET /ping HTTP/1.1\r\nHost: hub\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+                assert head.startswith(b"HTTP/1.1 200 ")
+                assert await reader.readexactly(11) == b'{"ok":true}'
+        finally:
+            writer.close()

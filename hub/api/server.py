@@ -21,6 +21,7 @@ from typing import Self
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,57 @@ class ApiBindError(OSError):
 
 class ApiTlsError(ValueError):
     """The API's certificate or key cannot be used: names the files and why."""
+
+
+HEADER_TIMEOUT_S = 30.0
+"""Seconds a connection may take to send a request's headers: at its opening, and after
+each answer (uvicorn's own keep-alive timer ends an idle connection sooner, but not one
+that sent a few bytes of headers and stopped)."""
+
+
+class _HeadersInTime(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11) with a deadline for a request's headers: a client
+    that connects and sends nothing, or half a request line, was held for as long as it
+    kept the socket open (one per file descriptor the hub has). The body has its own
+    deadline (:class:`~gridcall.hub.api.guard.BodyGuard`)."""
+
+    header_timeout = HEADER_TIMEOUT_S
+    _headers_due: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._in_request():  # its headers are in: the body guard and the route go on
+            self._cancel_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self._in_request():
+            self._await_headers()  # the next request's
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_headers()
+        super().connection_lost(exc)
+
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _await_headers(self) -> None:
+        self._cancel_headers()
+        self._headers_due = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _cancel_headers(self) -> None:
+        if self._headers_due is not None:
+            self._headers_due.cancel()
+            self._headers_due = None
+
+    def _headers_late(self) -> None:
+        self._headers_due = None
+        if not self.transport.is_closing() and not self._in_request():
+            self.transport.close()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -57,11 +109,13 @@ class ApiServer:
     file holds it): the API then speaks HTTPS only, with TLS 1.2 at least."""
 
     def __init__(self, app: FastAPI, host: str, port: int, *,
-                 tls: tuple[Path, Path | None] | None = None) -> None:
+                 tls: tuple[Path, Path | None] | None = None,
+                 header_timeout: float = HEADER_TIMEOUT_S) -> None:
         self.app = app
         self.host = host
         self.port = port
         self.tls = tls
+        self.header_timeout = header_timeout
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -74,9 +128,11 @@ class ApiServer:
         # timeout_graceful_shutdown: a response that still runs then is cancelled, so a
         # client that never finishes reading cannot keep the hub from stopping.
         certfile, keyfile = self.tls or (None, None)
+        protocol = type("_HeadersInTime", (_HeadersInTime,),
+                        {"header_timeout": self.header_timeout})
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=5,
-                                ssl_certfile=certfile, ssl_keyfile=keyfile)
+                                ssl_certfile=certfile, ssl_keyfile=keyfile, http=protocol)
         try:
             config.load()  # reads the certificate and key now, not in the serving task
         except (OSError, ssl.SSLError) as exc:
