@@ -35,7 +35,14 @@ from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from gridcall.config import EXAMPLES, ConfigError, ConfigSet, Problem, SensorSpec, load_config
 from gridcall.config.base import Duration, Id, Model
-from gridcall.config.loader import Loc, YamlDoc, format_path, read_yaml, validate_doc
+from gridcall.config.loader import (
+    Loc,
+    YamlDoc,
+    YamlRefused,
+    format_path,
+    read_yaml,
+    validate_doc,
+)
 from gridcall.config.models import DetectorSettings
 from gridcall.simulators.replay import Recording, ReplayError, read_recording
 from gridcall.simulators.streams import Injection, Shape
@@ -541,6 +548,8 @@ def load_scenario(path: Path | str, *, config: ConfigSet | None = None) -> Scena
         raise ScenarioError(path, [Problem(str(path), "", _not_found(path))]) from None
     except OSError as exc:
         raise ScenarioError(path, [Problem(str(path), "", f"cannot read: {exc}")]) from None
+    except YamlRefused as exc:  # not read as YAML at all (a FIFO, too large, a bomb)
+        raise ScenarioError(path, [Problem(path.name, "", exc.problem)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ScenarioError(path, [Problem(

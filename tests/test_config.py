@@ -174,6 +174,7 @@ def test_a_scenario_nested_past_pythons_recursion_limit_is_a_problem(tmp_path: P
     with pytest.raises(ScenarioError) as refused:
         load_scenario(deep)
     assert "nested deeper than the parser goes" in str(refused.value)
+    assert "not valid YAML" not in str(refused.value)  # it was not read as YAML at all
 
 
 @pytest.mark.parametrize("name", ["topology.yaml", "sensors.yaml", "agents.yaml",
