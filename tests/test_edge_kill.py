@@ -34,12 +34,13 @@ from tests.private_servers import PrivateMosquitto
 from tests.servers import ROOT
 
 
-def run_and_kill(state: Path, polls: int, start: int = 0) -> int:
-    """Start the agent (its readings numbered from ``start``), SIGKILL it once it
-    announced ``polls`` polls; the number below which it announced every reading read."""
+def run_and_kill(state: Path, polls: int, start: int = 0, *, bursts: bool = False) -> int:
+    """Start the agent (its readings numbered from ``start``; ``bursts``: its source hands
+    each poll over as one list), SIGKILL it once it announced ``polls`` polls; the number
+    below which it announced every reading read."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "tests.edge_poll_agent", str(state),
-                             str(start)],
+                             str(start), *(["bursts"] if bursts else [])],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -75,9 +76,13 @@ def sealed_numbers(state: Path) -> list[int]:
     return [r.ts - BASE for b in batches for r in b.readings]
 
 
+@pytest.mark.parametrize("bursts", [False, True], ids=["samples", "bursts"])
 @pytest.mark.parametrize("polls", [7, 60, 150])
-def test_kill_9_mid_poll_loses_no_reading_that_was_read(tmp_path: Path, polls: int) -> None:
-    read = run_and_kill(tmp_path, polls)
+def test_kill_9_mid_poll_loses_no_reading_that_was_read(tmp_path: Path, polls: int,
+                                                        bursts: bool) -> None:
+    """Both ways the agent takes a source's readings: one sample at a time (serial, local
+    MQTT) and a poll's list at once (Modbus's ``bursts``)."""
+    read = run_and_kill(tmp_path, polls, bursts=bursts)
     numbers = sealed_numbers(tmp_path)
     assert read > 0
     missing = set(range(read)) - set(numbers)
@@ -134,10 +139,11 @@ async def delivered(state: Path, broker: PrivateMosquitto, read: int) -> set[int
     return got
 
 
+@pytest.mark.parametrize("bursts", [False, True], ids=["samples", "bursts"])
 def test_what_was_read_before_a_kill_9_reaches_the_broker_after_the_restart(
-        tmp_path: Path) -> None:
+        tmp_path: Path, bursts: bool) -> None:
     """Issue 19, done when: 'kill ... behaviour tested ... against real mosquitto'."""
-    read = run_and_kill(tmp_path / "state", 60)
+    read = run_and_kill(tmp_path / "state", 60, bursts=bursts)
     broker = PrivateMosquitto(tmp_path / "broker")
     broker.start()
     try:
