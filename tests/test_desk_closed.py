@@ -39,6 +39,8 @@ async def close_and_reopen(cfg: ConfigSet, stores: DeskStores | Path) -> list[st
                 await desk.act(state.alert_id, "reopen", "huangpu", now=now + 1,
                                reason="back again")
                 reopened.append(state.alert_id)
+            elif i % 3 == 1:  # a spot check that passes: the row follows the closed alert
+                await desk.audit(state.alert_id, "huangpu", "pass", now=now + 1)
     return reopened
 
 
@@ -74,6 +76,7 @@ async def test_each_closed_alert_has_its_row_as_the_ledger_folds_it(
         tier = folded[0].tier
         assert sorted(await desk.closed.keys(tier=tier)) == sorted(
             (s.opened_at, s.alert_id) for s in folded if s.tier == tier)
+        assert await desk.closed.keys(audit="pass")
         counts = await desk.closed.count_by_state()
         assert sum(counts.values()) == len(folded)
 
@@ -114,6 +117,7 @@ async def same_answers(lean: Desk, full: Desk) -> None:
     assert lean.alert_counts() == full.alert_counts()
     for status in ("sampled", "pass"):
         assert await lean.audit_listing(status=status) == full.audit_queue(status=status)
+        assert await lean.audit_count(status=status) == len(full.audit_queue(status=status))
     assert await lean.incident_listing() == await full.incident_listing()
     for dep in full.config.departments:
         assert await lean.department_listing(dep, called_only=False) == sorted(

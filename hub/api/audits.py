@@ -183,8 +183,8 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock) -> APIRouter:
         closing first."""
         root = subtree(cfg, unit, of)
         found = await desk.audit_listing(unit=root.id, status=status)
-        passed = len(await desk.audit_listing(unit=root.id, status="pass"))
-        failed = len(await desk.audit_listing(unit=root.id, status="fail"))
+        passed = await desk.audit_count(unit=root.id, status="pass")
+        failed = await desk.audit_count(unit=root.id, status="fail")
         rate = passed / (passed + failed) if passed + failed else None
         items = [AuditItemOut(
             alert=AlertOut.of(s, desk.incident_id(s.alert_id)), closed_at=s.closed_at or 0,

@@ -2152,6 +2152,12 @@ class Desk:
         _, found = await self.listing(unit=unit, audit=status)
         return audits.queue(found, status)
 
+    async def audit_count(self, *, unit: str | None = None, status: str = "pass") -> int:
+        """How many alerts :meth:`audit_listing` lists, none of them decoded."""
+        count, _ = await self.listing(unit=unit, audit=status, state=lifecycle.CLOSED,
+                                      limit=0)
+        return count
+
     def pending_approvals(self, *, unit: str | None = None) -> list[AlertState]:
         """Alerts in ``unit``'s subtree with a close awaiting approval."""
         return audits.pending(self.alerts(unit=unit, open_only=True))
