@@ -54,9 +54,15 @@ Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 
-class Reading(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+class Reading(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True,
+              gc=False):
     """One measurement: exactly ``[sensor, ts_ns, value]`` on the wire (a fourth element
-    is refused: it would be a new protocol version, not something to drop silently)."""
+    is refused: it would be a new protocol version, not something to drop silently).
+
+    ``gc=False``: a reading holds only a str, an int and a float, so it can be in no
+    reference cycle; untracked, the hundreds of thousands a second an ingest worker
+    decodes no longer set off the collector's youngest generation every 700 (about 11 %
+    of the worker's own path, bench/ingest_worker_cpu.py)."""
 
     sensor: SensorRef
     ts: Nanos
