@@ -65,6 +65,11 @@ The hub's memory stays bounded by ``Ingest.max_buffered_points`` either way.
 window: for a broker without v5, such as the demo's embedded amqtt (which does not even
 answer a v5 CONNECT; it says so through :func:`gridcall.wire.broker.without_mqtt5`)."""
 
+TAKE_BEFORE_YIELD = 64
+"""Messages (3,200 readings of 50) decoded and buffered before the loop is given back: the
+link reads up to 256 KiB at once, and in ``gridcall hub run`` the desk shares the loop,
+so an event waits behind at most this many messages of readings, not a whole burst."""
+
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 """MQTT v5 Session Expiry Interval for "keep the session until I say" (v3.1.1's
 clean_session=False); ``--retire`` ends it with 0 at DISCONNECT."""
@@ -319,7 +324,9 @@ class ReadingsConsumer:
         put = self.ingest.put
         settle = self.acks.settle
         popleft = pending.popleft
-        for _ in range(n):
+        for i in range(n):
+            if i % TAKE_BEFORE_YIELD == TAKE_BEFORE_YIELD - 1:
+                await asyncio.sleep(0)  # let the desk's events through a long burst
             token, topic, payload = popleft()
             try:
                 batch = readings(topic, payload)
