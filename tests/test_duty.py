@@ -64,13 +64,16 @@ def who(cfg: ConfigSet, unit: str, moment: str) -> str:
     return stretch.person.id if stretch else ""
 
 
-def test_the_sample_departments_a_plan_calls_most_have_a_person_on_duty_all_week() -> None:
-    """Police and market supervision are called by the sample's plans (gas leaks, smoke at
-    a school, food storage): their dispatches go to a named person of their own, day and
-    night, as fire safety's and urban management's do, and each has a duty leader."""
+def test_the_sample_departments_a_plan_calls_have_a_person_on_duty_all_week() -> None:
+    """Every department the sample's plans dispatch (gas leaks, smoke at a school, food
+    storage, a bridge, device faults) has a named person of its own on duty, day and
+    night, so no dispatch goes to the department's channels only; police and operations
+    and maintenance have a duty leader."""
     cfg = load_config(SAMPLE_DISTRICT)
-    for department in ("police", "market_supervision", "fire_safety", "urban_mgmt",
-                       "environment_water"):
+    called = {d.department for m in cfg.matters.matters if m.plan for d in m.plan.dispatch}
+    assert {"police", "market_supervision", "fire_safety", "urban_mgmt", "environment_water",
+            "health_supervision", "planning_land", "operations_maintenance"} <= called
+    for department in sorted(called):
         for hour in range(0, 7 * 24, 3):  # Monday 2026-12-07 onwards, every 3 hours
             stretch = on_duty(cfg.duty, department, at("2026-12-07T00:30") + hour * 3600 * 10**9)
             assert stretch is not None, (department, hour)
@@ -80,9 +83,19 @@ def test_the_sample_departments_a_plan_calls_most_have_a_person_on_duty_all_week
     assert who(cfg, "police", "2026-12-07T23:00") == "feng-wei"
     assert who(cfg, "market_supervision", "2026-12-07T10:00") == "lu-fang"
     assert who(cfg, "market_supervision", "2026-12-12T10:00") == "song-jia"
-    police_leader = duty_leader(cfg.duty, "police", at("2026-12-07T23:00"))
-    assert police_leader is not None
-    assert police_leader.id == "wu-gang"
+    # office hours and standby of health supervision and of planning and land, the day and
+    # night shifts of operations and maintenance
+    assert who(cfg, "health_supervision", "2026-12-07T10:00") == "jiang-min"
+    assert who(cfg, "health_supervision", "2026-12-07T23:00") == "cao-yu"
+    assert who(cfg, "health_supervision", "2026-12-12T10:00") == "cao-yu"
+    assert who(cfg, "planning_land", "2026-12-07T10:00") == "yang-bo"
+    assert who(cfg, "planning_land", "2026-12-13T23:00") == "xie-na"
+    assert who(cfg, "operations_maintenance", "2026-12-07T10:00") == "han-lei"
+    assert who(cfg, "operations_maintenance", "2026-12-07T23:00") == "deng-chao"
+    for department, leader in (("police", "wu-gang"), ("operations_maintenance", "peng-jun")):
+        on_call = duty_leader(cfg.duty, department, at("2026-12-07T23:00"))
+        assert on_call is not None, department
+        assert on_call.id == leader
 
 
 def test_a_config_without_roster_yaml_has_nobody_on_duty(tmp_path: Path) -> None:
