@@ -86,3 +86,19 @@ def test_the_check_sees_a_forbidden_import_inside_a_function(tmp_path: Path) -> 
     assert wrong_imports(tmp_path) == [
         "hub/desk/x.py:3 imports gridcall.hub.api.app",
         "hub/desk/x.py:3 imports gridcall.hub.api.app.create_app"]
+
+
+def test_the_desk_wing_docstring_and_architecture_md_name_every_module_of_the_desk() -> None:
+    """hub/desk/__init__.py is the map of the desk's rooms, one line each, and
+    docs/architecture.md's hub row lists the same: a new module of the desk is named in
+    both, or this fails with the missing ones."""
+    import gridcall.hub.desk
+
+    doc = gridcall.hub.desk.__doc__ or ""
+    architecture = (HUB.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = sorted(p.stem for p in (HUB / "desk").glob("*.py") if p.stem != "__init__")
+    assert {"desk", "runtime"} <= set(modules), modules
+    not_in_doc = [m for m in modules if f"- ``{m}``:" not in doc]
+    not_in_architecture = [m for m in modules if f"`{m}.py`" not in architecture]
+    assert not not_in_doc, f"hub/desk/__init__.py does not name {not_in_doc}"
+    assert not not_in_architecture, f"docs/architecture.md does not name {not_in_architecture}"
