@@ -28,6 +28,7 @@ _ABBREVIATIONS = {
     "stat_t": "state_topic", "val_tpl": "value_template", "unit_of_meas": "unit_of_measurement",
     "dev_cla": "device_class", "uniq_id": "unique_id", "avty_t": "availability_topic",
     "pl_on": "payload_on", "pl_off": "payload_off", "dev": "device", "obj_id": "object_id",
+    "stat_cla": "state_class",
 }
 _TEMPLATE = re.compile(
     r"^\{\{\s*value_json((?:\.[A-Za-z_][\w-]*|\[\s*'[^']+'\s*\]|\[\s*\"[^\"]+\"\s*\]|\[\d+\])+)"
@@ -55,6 +56,11 @@ class Discovered:
     """A binary sensor's payload_on/payload_off as a value map, when not ON/OFF."""
     note: str = ""
     """Why the draft needs a look (a template it could not translate...)."""
+    text: bool = False
+    """A sensor announced with no unit, device class or state class: Home Assistant
+    keeps its state as text (Tasmota's DS18B20 ``Id``, a Zigbee2MQTT ``action``), so it
+    is no numeric reading; the draft leaves it out, as a commented hint (a person gives it
+    a value map or ``events`` if it should be read)."""
 
 
 def _expand(doc: dict[str, Any]) -> dict[str, Any]:
@@ -151,18 +157,22 @@ def parse(topic: str, payload: bytes, prefix: str = "homeassistant") -> Discover
     name = str(d.get("name") or "")
     label = name if not device_name or str(device_name) in name else f"{device_name} {name}"
     node = levels[2] if len(levels) == 5 else ""
+    unit = str(d.get("unit_of_measurement") or "").strip()
+    text = component == "sensor" and not (unit or d.get("device_class")
+                                          or d.get("state_class"))
     return Discovered(
         config_topic=topic, component=component, state_topic=state, value=value,
         sensor=suggest_id(str(d.get("unique_id") or ""), f"{node}-{object_id}" if node
                           else object_id),
         name=label.strip(),
-        unit=str(d.get("unit_of_measurement") or "").strip(),
-        device_class=str(d.get("device_class") or ""), values=values, note=note)
+        unit=unit, device_class=str(d.get("device_class") or ""), values=values, note=note,
+        text=text)
 
 
 def draft(found: list[Discovered], broker_url: str) -> str:
     """The YAML of an agent ``source`` reading what was found, one mapping a line, each
-    with a comment saying what it is; sensors sorted by state topic."""
+    with a comment saying what it is; sensors sorted by state topic. A text sensor
+    (:attr:`Discovered.text`) is a commented line: no number comes of it as it stands."""
     lines = [
         "# gridcall edge discover: a draft from Home Assistant MQTT discovery.",
         "# Rename each sensor to its id in sensors.yaml, delete what this agent should not",
@@ -172,8 +182,10 @@ def draft(found: list[Discovered], broker_url: str) -> str:
         f"  broker: {{url: {json.dumps(broker_url)}}}",
         "  map:",
     ]
-    if not found:
-        lines.append("  []  # nothing announced: is discovery on in the devices' firmware?")
+    if not any(not d.text for d in found):
+        # deeper than `map:` (at its indentation, `[]` would be no YAML at all)
+        lines.append("    []  # nothing announced: is discovery on in the devices' firmware?"
+                     if not found else "    []  # only text sensors announced (below)")
     for d in sorted(found, key=lambda d: (d.state_topic, d.value or "", d.sensor)):
         entry = {"topic": d.state_topic, "sensor": d.sensor}
         if d.value is not None:
@@ -181,7 +193,10 @@ def draft(found: list[Discovered], broker_url: str) -> str:
         text = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in entry.items())
         if d.values:
             text += ", values: {" + ", ".join(f"{json.dumps(k)}: {v:g}" for k, v in d.values) + "}"
+        hint = ("text, no number (no unit, device or state class): map it with values or "
+                "events to read it" if d.text else "")
         about = "; ".join(x for x in (d.name, d.unit and f"unit {d.unit}", d.device_class,
-                                      d.note) if x)
-        lines.append(f"  - {{{text}}}  # {about}" if about else f"  - {{{text}}}")
+                                      d.note, hint) if x)
+        line = f"- {{{text}}}  # {about}" if about else f"- {{{text}}}"
+        lines.append(f"  # {line}" if d.text else f"  {line}")
     return "\n".join(lines) + "\n"

@@ -79,6 +79,7 @@ def test_an_announcement_drafts_the_mapping_that_reads_its_state(v: dict[str, An
     assert found is not None
     assert (found.state_topic, found.value, found.sensor, found.unit, found.device_class) == (
         want["state_topic"], want["value"], want["sensor"], want["unit"], want["device_class"])
+    assert found.text == want.get("text", False)
     if "values" in want:
         assert [list(p) for p in found.values] == want["values"]
     assert found.note.startswith(want.get("note", "")), found.note

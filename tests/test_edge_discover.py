@@ -57,6 +57,7 @@ def test_announcements_become_mappings_with_what_they_are() -> None:
     assert t is not None
     assert (t.state_topic, t.value, t.sensor, t.unit, t.device_class) == (
         "DVES_ED76DA/tele/SENSOR", "DS18B20-2.Id", "ED76DA_DS18B20-2_Id", "", "")
+    assert t.text  # its Id is text: no unit, device or state class
     e = parse("homeassistant/sensor/bedroom_environment/bedroom_gas/config", ESPHOME_GAS)
     assert e is not None
     assert (e.state_topic, e.value, e.sensor, e.unit) == (
@@ -95,6 +96,7 @@ def test_discover_listens_and_writes_a_draft_agents_yaml_loads(
     prefix = f"ha-{uuid.uuid4().hex[:8]}"  # our own prefix on the shared broker
     messages = [(f"{prefix}/sensor/218FF9_ENERGY_Total/config", TASMOTA_ENERGY_TOTAL),
                 (f"{prefix}/sensor/bedroom_environment/bedroom_gas/config", ESPHOME_GAS),
+                (f"{prefix}/sensor/ED76DA_DS18B20-2_Id/config", TASMOTA_DS18B20_ID),
                 (f"{prefix}/switch/relay/config", b'{"stat_t":"a","cmd_t":"b"}')]
     asyncio.run(announce(mqtt_url, messages))
     draft = tmp_path / "draft.yaml"
@@ -106,6 +108,8 @@ def test_discover_listens_and_writes_a_draft_agents_yaml_loads(
     assert result.exit_code == 0, result.output
     text = draft.read_text(encoding="utf-8")
     assert "# Bedroom Gas; unit Ω" in text
+    # the DS18B20's Id is text: a commented hint, not a mapping
+    assert '  # - {topic: "DVES_ED76DA/tele/SENSOR", sensor: "ED76DA_DS18B20-2_Id", ' in text
     source = LocalMqttSettings.model_validate(yaml.safe_load(text)["source"])
     assert {(m.topic, m.value, m.sensor) for m in source.mappings()} == {
         ("tele/plug001/SENSOR", "ENERGY.Total", "218FF9_ENERGY_Total"),
@@ -147,3 +151,23 @@ def test_any_announcement_parses_to_a_mapping_the_config_takes_or_to_nothing(
              "values": dict(found.values) or None}
     mapping = TopicMapping.model_validate(entry)
     assert mapping.topic == found.state_topic
+
+
+def test_a_text_sensor_is_a_commented_hint_in_the_draft_never_a_mapping() -> None:
+    """Tasmota's DS18B20 Id (its 1-Wire address, text) beside its energy total: the draft
+    maps the total and gives the Id as a comment; alone, the Id leaves the map empty."""
+    from gridcall.edge_agent.discovery import draft
+
+    ident = parse("homeassistant/sensor/ED76DA_DS18B20-2_Id/config", TASMOTA_DS18B20_ID)
+    total = parse("homeassistant/sensor/218FF9_ENERGY_Total/config", TASMOTA_ENERGY_TOTAL)
+    assert ident is not None
+    assert total is not None
+    both = yaml.safe_load(draft([ident, total], "mqtt://127.0.0.1:1883"))
+    assert both["source"]["map"] == [{"topic": "tele/plug001/SENSOR", "sensor":
+                                      "218FF9_ENERGY_Total", "value": "ENERGY.Total"}]
+    alone = draft([ident], "mqtt://127.0.0.1:1883")
+    assert yaml.safe_load(alone)["source"]["map"] == []
+    assert "only text sensors announced" in alone
+    assert "DS18B20-2.Id" in alone
+    # nothing announced at all: the draft still loads (it did not: `[]` was at map's indent)
+    assert yaml.safe_load(draft([], "mqtt://127.0.0.1:1883"))["source"]["map"] == []
