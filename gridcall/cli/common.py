@@ -25,6 +25,7 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from gridcall.config import ConfigError, ConfigSet, load_config
+from gridcall.wire.logtext import LOG_FORMAT, PrintableFormatter
 
 if TYPE_CHECKING:
     from gridcall.hub.store import DeskStore
@@ -117,10 +118,12 @@ def typer_app(help: str) -> typer.Typer:
 def setup_logging(verbose: bool, *, quiet: int = logging.WARNING) -> None:
     """The one logging set-up of every command: ``quiet`` (WARNING, or ERROR for
     commands whose output is a table) unless ``--verbose``."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else quiet,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Every line through PrintableFormatter: what a device or a client sent (a topic, an
+    # agent id, a payload's fragment) cannot end the line and forge another, nor write
+    # escape sequences to the terminal (gridcall/wire/logtext.py).
+    handler = logging.StreamHandler()
+    handler.setFormatter(PrintableFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if verbose else quiet, handlers=[handler])
     # pymodbus logs every unanswered request at ERROR with a frame dump: a dead slave polled
     # every 5 s would write 17,000 of them a day. The Modbus source counts them instead and
     # logs the first of each reason; -v shows pymodbus's own lines.

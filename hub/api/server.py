@@ -130,7 +130,10 @@ class ApiServer:
         certfile, keyfile = self.tls or (None, None)
         protocol = type("_HeadersInTime", (_HeadersInTime,),
                         {"header_timeout": self.header_timeout})
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off",
+        # log_config=None: uvicorn's lines go to the root logger's handler, as ours do
+        # (setup_logging's PrintableFormatter: a client's bytes cannot forge a line),
+        # not to a handler of its own that writes them as they are.
+        config = uvicorn.Config(self.app, log_level="warning", log_config=None, lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=5,
                                 ssl_certfile=certfile, ssl_keyfile=keyfile, http=protocol)
         try:
