@@ -8,9 +8,10 @@ in-flight window; the worker brings MQTT v5 Receive Maximum 1000 as ``gridcall h
 ingest`` does), queues the peer harness's workload (50 agents x 50 readings per message,
 QoS 1) for the worker's persistent session, then runs the hub's ``ReadingsConsumer`` and
 ``Ingest`` into ``InfluxV1Sink`` (a fresh database per round, dropped after) until every
-message is acknowledged. It prints the process CPU (both threads: paho's and asyncio's)
-per reading, from the first message to the last acknowledgement, for each round, as
-JSON on one line. Without ``--influx`` the sink encodes the requests and sends nothing.
+message is acknowledged. It prints the process CPU (the worker reads MQTT and writes in
+one asyncio loop) per reading, from the first message to the last acknowledgement, for
+each round, as JSON on one line. Without ``--influx`` the sink encodes the requests and
+sends nothing.
 
 Queued first, so the publisher's CPU and the broker's pace are not part of the figure;
 the shared harness (../shared/bench/peer_ingest_bench.py) measures the open-loop rate.

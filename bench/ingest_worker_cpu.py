@@ -2,16 +2,16 @@
 
 ``nice -n 10 python bench/ingest_worker_cpu.py [--readings 500000] [--rounds 5]``
 
-What ``gridcall hub ingest`` does with each MQTT message after paho hands it over, with
-the hub's real pieces: the consumer's hand-off and ``_take`` (decode with the ts window,
-the provenance screen, dedup, buffering through ``Ingest.put``), the writers' chunking
-(``Ingest.flush``) and the InfluxDB v1 sink's line-protocol encoding of each 5,000-point
-request (the sink's ``write`` with its HTTP post replaced by nothing). Not measured:
-paho's own parsing and PUBACKs, HTTP, the broker and the database. The workload is the
-peer harness's (``--wire gridcall``): 50 agents x 50 readings per message, sensors
-``s<agent><n>``, all in the config. CPU is ``time.process_time`` (this process only), so
-load from elsewhere on the machine changes it less than wall time; the best round is
-reported, as JSON on one line.
+What ``gridcall hub ingest`` does with each MQTT message after its MQTT link hands it
+over, with the hub's real pieces: the consumer's hand-off and ``_take`` (decode with the
+ts window, the provenance screen, dedup, buffering through ``Ingest.put``), the writers'
+chunking (``Ingest.flush``) and the InfluxDB v1 sink's line-protocol encoding of each
+5,000-point request (the sink's ``write`` with its HTTP post replaced by nothing). Not
+measured: the link's packet parsing and PUBACKs (hub/ingest/mqttlink.py), HTTP, the
+broker and the database. The workload is the peer harness's (``--wire gridcall``): 50
+agents x 50 readings per message, sensors ``s<agent><n>``, all in the config. CPU is
+``time.process_time`` (this process only), so load from elsewhere on the machine changes
+it less than wall time; the best round is reported, as JSON on one line.
 """
 
 from __future__ import annotations
