@@ -173,7 +173,9 @@ class Link(asyncio.Protocol):
         """The CONNACK: session present, or ConnectRefused."""
         for future in (self.closed, self.connack):  # seen, whether awaited or not
             future.add_done_callback(_retrieve)
-        self._rest = b""
+        self._rest: list[bytes] = []  # the start of a packet not all read yet, in pieces
+        self._rest_bytes = 0
+        self._rest_need = 0  # its whole length, once known (0: not yet)
         self._next_mid = 0
         self._waiting: dict[int, asyncio.Future[list[int]]] = {}
         self._last_sent = self._last_received = time.monotonic()
@@ -207,8 +209,13 @@ class Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last_received = time.monotonic()
-        if self._rest:
-            data = self._rest + data
+        if self._rest:  # gathered, not re-joined per read: a large packet stays linear
+            self._rest.append(data)
+            self._rest_bytes += len(data)
+            if self._rest_bytes < self._rest_need:
+                return
+            data = b"".join(self._rest)
+            self._rest = []
         n = len(data)
         pos = 0
         on_publish, v5 = self.on_publish, self.v5
@@ -231,9 +238,11 @@ class Link(asyncio.Protocol):
                         self._fail("remaining length over 4 bytes")
                         return
                 if byte >= 128:  # the length itself is not all here yet
+                    self._rest_need = 0
                     break
             end = i + length
             if end > n:
+                self._rest_need = end - pos
                 break
             if first >> 4 == _PUBLISH:
                 qos = (first >> 1) & 3
@@ -252,7 +261,11 @@ class Link(asyncio.Protocol):
             else:
                 self._control(first, data[i:end])
             pos = end
-        self._rest = data[pos:] if pos < n else b""
+        if pos < n:
+            if n - pos < 2:
+                self._rest_need = 0
+            self._rest = [data[pos:]]
+            self._rest_bytes = n - pos
 
     # ------------------------------------------------------------------ control packets
 
