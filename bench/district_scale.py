@@ -257,6 +257,13 @@ async def closed_memory(cfg: ConfigSet, folder: Path, steps: list[int], *,
             out[f"desk_mb_at_{target}_closed"] = (
                 tracemalloc.get_traced_memory()[0] - before) / 2**20
         tracemalloc.stop()
+        # the API's first page of the district's alerts (GET /v1/alerts), untraced: with
+        # the closed alerts read from the store, or all held
+        t0 = time.perf_counter()
+        count, _ = await desk.listing(unit=cfg.district.id, limit=1000)
+        out["list_first_page_ms"] = 1000 * (time.perf_counter() - t0)
+        out["alerts_listed"] = count  # fewer than the closings: a recurrence within the
+        # reopen window (two sensors of a grid, one after the other) reopens the alert
         if len(steps) > 1 and steps[-1] > steps[0]:
             grown = out[f"desk_mb_at_{steps[-1]}_closed"] - out[f"desk_mb_at_{steps[0]}_closed"]
             out["desk_kb_per_closed_alert"] = grown * 1024 / (steps[-1] - steps[0])
