@@ -21,6 +21,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,13 @@ from gridcall.edge_agent.faults import OUT_OF_RANGE, FaultWatch
 from gridcall.edge_agent.journal import Journal, JournalError
 from gridcall.edge_agent.outbox import Outbox, Priority
 from gridcall.edge_agent.sequence import Sequence
-from gridcall.edge_agent.sources import BurstSource, DeviceEvent, Source, availability_of
+from gridcall.edge_agent.sources import (
+    BurstSource,
+    DeviceEvent,
+    Sample,
+    Source,
+    availability_of,
+)
 from gridcall.edge_agent.watch import SensorWatch, Verdict, detector_for
 from gridcall.wire import (
     AgentStatus,
@@ -253,6 +260,35 @@ class EdgeAgent:
             self._queue_event(sensor, verdict)
         return verdict
 
+    def ingest_burst(self, burst: Iterable[Sample]) -> None:
+        """:meth:`ingest` each sample, in order, with the same outcome; the lookups are
+        made once a burst, and a plain reading (a value, no fault, no event) that is finite
+        and inside its sensor's physical range goes the short way: the detector does not
+        check again what the range check here already did
+        (:meth:`SensorWatch.observe_plausible`). Anything else goes through
+        :meth:`ingest` whole."""
+        watches, faults, last_value = self.watches, self.faults, self._last_value
+        counters, ingest, isfinite = self.counters, self.ingest, math.isfinite
+        batch_max = self._batch_max
+        for sample in burst:
+            sensor, ts, value, fault, event = sample
+            guard = faults.get(sensor)
+            if (fault or event is not None or value is None or guard is None
+                    or not guard.low <= value <= guard.high or not isfinite(value)):
+                ingest(*sample)
+                continue
+            counters.samples += 1
+            verdict = watches[sensor].observe_plausible(ts, value)
+            last_value[sensor] = ts
+            pending = self._pending  # seal() starts a new list
+            pending.append(Reading(sensor, ts, value))
+            if len(pending) >= batch_max:
+                self.seal()
+            if guard.open:
+                self._queue_event(sensor, guard.plausible(ts, value))
+            if verdict is not None:
+                self._queue_event(sensor, verdict)
+
     def _queue_event(self, sensor: str, v: Verdict) -> None:
         self.counters.events_made += 1
         if v.phase == "start":
@@ -393,8 +429,7 @@ class EdgeAgent:
             group = self.outbox.group
             async for burst in self.source.bursts():
                 with group():
-                    for sample in burst:
-                        ingest(*sample)
+                    self.ingest_burst(burst)
                 if self._reset_due and self.journal is not None:
                     self._reset_due = False
                     self._journal_reset(self.journal)

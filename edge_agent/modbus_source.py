@@ -34,7 +34,7 @@ from gridcall.edge_agent.commissioning import (
 )
 from gridcall.edge_agent.kind import SourceKind
 from gridcall.edge_agent.sources import Sample
-from gridcall.firmware_bridge.modbus import ModbusPoller
+from gridcall.firmware_bridge.modbus import ModbusPoller, Ticks
 from gridcall.wire.cancelsafe import STOP_BOUND, stop_tasks
 from gridcall.wire.clock import Clock, wall_clock
 
@@ -52,9 +52,11 @@ class ModbusSource:
         self.settings = settings
         self.name = f"agent {agent_id} modbus"
         self.counts: Counter[str] = Counter()
+        self.ticks = Ticks()  # the connections poll on one grid: one timer a tick for all
+        ticks = self.ticks
         self.pollers = tuple(
             ModbusPoller(settings, link, registers, clock=clock, silence=silence,
-                         name=self.name, counts=self.counts)
+                         name=self.name, counts=self.counts, ticks=ticks)
             for link, registers in settings.links().items())
 
     @property
@@ -75,30 +77,35 @@ class ModbusSource:
 
     async def bursts(self) -> AsyncIterator[list[Sample]]:
         """The samples, a list at a time (:class:`~gridcall.edge_agent.sources.BurstSource`):
-        one connection's answers one by one; several connections' answers as they came,
-        all those that arrived since the agent last took. The connections' pollers run
-        side by side and append to one list; no queue item per value (at 50 devices × 10
-        registers that queue was a fifth of the source's CPU)."""
+        one connection's answers one by one; several connections' answers a tick at a
+        time: all that arrived once every connection waits for its next poll, or at the
+        latest when the next tick lets any of them poll (:class:`Ticks`). The
+        connections' pollers run side by side and append to one list; no queue item per
+        value (at 50 devices × 10 registers that queue was a fifth of the source's CPU)."""
         counts = self.counts
         if len(self.pollers) == 1:  # one connection: nothing to join
-            async for answer in self.poller.answers():
+            async for answer in self.poller.answers(Sample):
                 counts["samples"] += len(answer)
-                yield [Sample(register.sensor, ts, value,
-                              "" if value is not None else "sentinel")
-                       for register, value, ts in answer]
+                yield answer
             return
         ready: list[Sample] = []
         woken = asyncio.Event()
 
-        async def feed(poller: ModbusPoller) -> None:
-            async for answer in poller.answers():
-                ready.extend([Sample(register.sensor, ts, value,
-                                     "" if value is not None else "sentinel")
-                              for register, value, ts in answer])
+        def flush() -> None:
+            if ready:
                 woken.set()
+
+        async def feed(poller: ModbusPoller) -> None:
+            async for answer in poller.answers(Sample):
+                ready.extend(answer)
 
         feeders = [asyncio.create_task(feed(p), name=f"{self.name} {p.where}")
                    for p in self.pollers]
+        # the agent is woken once every poller waits for its next tick (a whole tick's
+        # answers: one journal write and one outbox commit, not one per few devices),
+        # and always before a tick lets any of them poll again (Ticks): what was read
+        # is taken before its source's next poll
+        self.ticks.flush, self.ticks.members = flush, len(self.pollers)
         try:
             while True:
                 await woken.wait()
@@ -109,6 +116,7 @@ class ModbusSource:
                     counts["samples"] += len(burst)
                     yield burst
         finally:
+            self.ticks.flush = None
             await stop_tasks(feeders, STOP_BOUND, what=self.name)
 
 

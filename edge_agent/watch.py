@@ -18,6 +18,7 @@ from gridcall.config import SensorSpec
 from gridcall.config.models import Limits
 from gridcall.detectors import MULTIVARIATE, REGISTRY, Detector, DetectorArgs, Episodes, create
 from gridcall.detectors import Limits as DetectorLimits
+from gridcall.detectors.base import Streaming
 from gridcall.wire import AnomalyKind, Severity
 
 
@@ -103,11 +104,17 @@ def severity_of(limits: Limits, kind: AnomalyKind, value: float | None, score: f
 
 
 class SensorWatch:
-    __slots__ = ("counts", "detector", "episodes", "kind", "spec")
+    __slots__ = ("_score_plausible", "counts", "detector", "episodes", "kind", "spec")
 
     def __init__(self, spec: SensorSpec, detector: Detector, *, clear_after: int = 3) -> None:
         self.spec = spec
         self.detector = detector
+        # the short way for a value the agent's FaultWatch let through, when the detector
+        # is a Streaming one that scores with Streaming's own score_one (a subclass with
+        # its own score_one gets every value through that)
+        self._score_plausible = (
+            detector.score_plausible if isinstance(detector, Streaming)
+            and type(detector).score_one is Streaming.score_one else detector.score_one)
         self.episodes = Episodes(threshold=detector.threshold, clear_after=clear_after,
                                  refractory=spec.detector.refractory)
         self.kind: AnomalyKind = "out_of_limits"
@@ -119,16 +126,25 @@ class SensorWatch:
 
     def observe(self, ts_ns: int, value: float | None) -> Verdict | None:
         """Score one reading; a Verdict when an anomaly episode starts or ends."""
-        score = self.detector.score_one(ts_ns / 1e9, value)
+        return self._judge(self.detector.score_one(ts_ns / 1e9, value), ts_ns, value)
+
+    def observe_plausible(self, ts_ns: int, value: float) -> Verdict | None:
+        """:meth:`observe` for a finite value inside the sensor's physical range (the
+        agent's :class:`~gridcall.edge_agent.faults.FaultWatch` checked it): the same
+        verdict, without checking again what that check already did
+        (:meth:`gridcall.detectors.base.InputGuard.check_plausible`)."""
+        return self._judge(self._score_plausible(ts_ns / 1e9, value), ts_ns, value)
+
+    def _judge(self, score: float | None, ts_ns: int, value: float | None) -> Verdict | None:
         if score is None:
             self.counts["not_scored"] += 1
             return None
         phase = self.episodes.step(score)
+        if phase is None:
+            return None
         if phase == "start":
             self.kind = self.detector.kind or "out_of_limits"
             self.counts["episodes"] += 1
             severity = severity_of(self.spec.limits, self.kind, value, score)
             return Verdict(self.kind, "start", severity, score, value, ts_ns)
-        if phase == "end":
-            return Verdict(self.kind, "end", "minor", score, value, ts_ns)
-        return None
+        return Verdict(self.kind, "end", "minor", score, value, ts_ns)

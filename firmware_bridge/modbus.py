@@ -5,8 +5,9 @@ The pure part turns registers into numbers and back (:func:`decode`, :func:`enco
 plans requests (:func:`plan`: registers of one slave, table and interval that lie close
 together are read in one request). :class:`ModbusPoller` runs the plan on one connection
 (a :class:`~gridcall.config.sources.ModbusLink`: pymodbus's ``AsyncModbusSerialClient``,
-or its ``AsyncModbusTcpClient`` with the socket or the RTU framer) and yields
-``(register, value, ts)``; timeouts, exception responses and lost connections are counted
+or its ``AsyncModbusTcpClient`` with the socket or the RTU framer) and yields each
+answer's readings as the caller makes them (``make(sensor, ts, value, fault)``, the
+agent's ``Sample``); timeouts, exception responses and lost connections are counted
 by reason (``counts``) and never end the polling.
 
 Why :func:`decode` is ours rather than ``client.convert_from_registers``: pymodbus converts
@@ -21,9 +22,10 @@ import logging
 import math
 import struct
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -48,6 +50,15 @@ MAX_GAP = 8
 
 MAX_BITS = 2000
 """The most coils or discrete inputs one read request may ask for (functions 1 and 2)."""
+
+SENTINEL = "sentinel"
+"""The fault reason of a reading the device gave as one of its register's ``faults``
+(the agent's :data:`gridcall.edge_agent.faults.SENTINEL`)."""
+
+T = TypeVar("T")
+Make = Callable[[str, int, "float | None", str], T]
+"""What an answer's readings are made into: ``make(sensor, ts, value, fault)`` (the
+agent passes its ``Sample``), so a reading is built once, not once here and again there."""
 
 _FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
 _UNSIGNED = {1: ">H", 2: ">I"}
@@ -166,9 +177,29 @@ class Block:
     path): :data:`_UINT16` / :data:`_INT16` for one plain big-endian register without
     faults or ``scale_from`` (its value is the word itself, × scale + offset, exactly as
     :func:`decode` computes it), else :data:`_GENERAL` (:func:`decode`)."""
+    plain: tuple[tuple[str, int, bool, float, float], ...] | None = None
+    """When every register of the block takes a fast path and its scale and offset can
+    make no value that is not finite: per register (sensor, offset in the answer,
+    signed, scale, offset), the whole answer decoded in one pass without a check per
+    value (:meth:`ModbusPoller.decode_answer`)."""
 
 
 _GENERAL, _UINT16, _INT16 = 0, 1, 2
+
+
+_FINITE_BOUND = 1e300
+"""A scale and offset below this in magnitude keep any 16-bit word's reading finite."""
+
+
+def _plain(registers: Sequence[Register], start: int
+           ) -> tuple[tuple[str, int, bool, float, float], ...] | None:
+    paths = [_fast_path(r) for r in registers]
+    if not registers or _GENERAL in paths or not all(
+            abs(r.scale) < _FINITE_BOUND and abs(r.offset) < _FINITE_BOUND
+            for r in registers):
+        return None
+    return tuple((r.sensor, r.address - start, path == _INT16, r.scale, r.offset)
+                 for r, path in zip(registers, paths, strict=True))
 
 
 def _fast_path(reg: Register) -> int:
@@ -219,9 +250,10 @@ def _block(slave: int, table: str, interval: float,
     start = min(r.address for r in items)
     end = max(r.last_address for r in items)
     registers = tuple(r for r in items if isinstance(r, Register))
-    return Block(slave, table, start, end - start + 1, interval, registers,
-                 tuple(r for r in items if isinstance(r, ScaleSource)),
-                 tuple((r, r.address - start, _fast_path(r)) for r in registers))
+    scales = tuple(r for r in items if isinstance(r, ScaleSource))
+    return Block(slave, table, start, end - start + 1, interval, registers, scales,
+                 tuple((r, r.address - start, _fast_path(r)) for r in registers),
+                 None if table in BIT_TABLES else _plain(registers, start))
 
 
 def next_tick(due: float, interval: float, now: float) -> float:
@@ -230,24 +262,84 @@ def next_tick(due: float, interval: float, now: float) -> float:
     once; from then on every connection of the process polls an interval's requests in
     the same tick, so their answers come back together and the agent takes them as one
     burst (one wakeup and one outbox commit, not one per device:
-    :meth:`gridcall.edge_agent.modbus_source.ModbusSource.bursts`)."""
-    return max((math.floor(due / interval) + 1) * interval, now)
+    :meth:`gridcall.edge_agent.modbus_source.ModbusSource.bursts`).
+
+    A ``due`` on the grid is ``k * interval`` as a float, and ``due / interval`` may come
+    out a hair below ``k`` (``3 * 0.1 / 0.1`` is 2.9999999999999996): the tolerance keeps
+    such a tick from being taken for the one before it, which polled the device twice in
+    one tick (13 % of the ticks of a 100 ms grid)."""
+    return max((math.floor(due / interval + _ON_GRID) + 1) * interval, now)
+
+
+_ON_GRID = 1e-6
+"""How close to a grid point (in intervals) a time counts as on it (:func:`next_tick`)."""
+
+
+class Ticks:
+    """One timer per poll tick for all the connections of a source, rather than one
+    ``asyncio.sleep`` (a timer handle in the loop's heap) per connection and request:
+    the pollers of a source poll on the same grid (:func:`next_tick`), so at 50 devices
+    every tick's 50 waits end at one instant. Each waiter has a future of its own, so a
+    poller's cancel ends its own wait only.
+
+    With ``flush`` (a source of several connections), every request waits here, even
+    one already due, and ``flush`` is called before any wait ends and whenever all
+    ``members`` pollers wait: the source hands what its connections answered to the
+    agent then, a whole tick's answers at once, and always before any of them polls
+    again (:meth:`gridcall.edge_agent.modbus_source.ModbusSource.bursts`)."""
+
+    __slots__ = ("_waiting", "flush", "idle", "members")
+
+    def __init__(self, flush: Callable[[], None] | None = None, members: int = 0) -> None:
+        self._waiting: dict[float, list[asyncio.Future[None]]] = {}
+        self.flush = flush
+        self.members = members
+        self.idle = 0
+        """Pollers waiting here now."""
+
+    async def until(self, when: float) -> None:
+        """Wait until the event loop's clock reads ``when`` (with ``flush``: at least
+        until the loop's next turn, however late it is)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        waiting = self._waiting.get(when)
+        if waiting is None:
+            self._waiting[when] = waiting = []
+            loop.call_at(when, self._fire, when)
+        waiting.append(waiter)
+        self.idle += 1
+        try:
+            if self.idle == self.members and self.flush is not None:
+                self.flush()
+            await waiter
+        finally:
+            self.idle -= 1
+
+    def _fire(self, when: float) -> None:
+        if self.flush is not None:
+            # first: the agent's task is woken before the pollers' own, so it takes
+            # what was answered before any of them sends its next request
+            self.flush()
+        for waiter in self._waiting.pop(when, ()):
+            if not waiter.done():  # cancelled: its poller is stopping
+                waiter.set_result(None)
 
 
 Client = AsyncModbusSerialClient | AsyncModbusTcpClient
 
 
 class ModbusPoller:
-    """Poll the registers of one connection forever; ``readings()`` yields
-    (register, value, ts)."""
+    """Poll the registers of one connection forever; ``answers(make)`` yields each
+    answer's readings, made by ``make``."""
 
     def __init__(self, settings: ModbusSettings, link: ModbusLink | None = None,
                  registers: Sequence[Register] | None = None, *, clock: Clock = wall_clock,
                  silence: float | None = None, name: str = "",
-                 counts: Counter[str] | None = None) -> None:
+                 counts: Counter[str] | None = None, ticks: Ticks | None = None) -> None:
         """``link``: the connection (default: the settings' only one); ``registers``: those
         read on it (default: all of the settings'); ``counts``: counters shared with the
-        pollers of the source's other connections (default: its own)."""
+        pollers of the source's other connections (default: its own); ``ticks``: the
+        timers they share (default: its own)."""
         self.settings = settings
         links = settings.links()
         if link is None:
@@ -263,6 +355,7 @@ class ModbusPoller:
         self.name = name or self.where
         self.blocks = plan(links[link] if registers is None else registers)
         self.counts: Counter[str] = Counter() if counts is None else counts
+        self.ticks = Ticks() if ticks is None else ticks
         self.scales: dict[ScaleSource, int] = {}
         """The latest raw value of each register others take their scale from."""
         self.connected = asyncio.Event()
@@ -282,18 +375,13 @@ class ModbusPoller:
             timeout=s.timeout.total_seconds(), retries=0, reconnect_delay=0,
             name=f"gridcall-{self.name}")
 
-    async def readings(self) -> AsyncIterator[tuple[Register, float | None, int]]:
-        """(register, value, ts) for each register read; value None: the device gave one of
-        the register's fault sentinels (``faults``), counted as ``fault_sentinel``, or a
-        float NaN/inf (its "no value"), counted as ``non_finite``."""
-        async for answer in self.answers():
-            for item in answer:
-                yield item
-
-    async def answers(self) -> AsyncIterator[list[tuple[Register, float | None, int]]]:
-        """What :meth:`readings` yields, one list per answered request (a block's
-        registers share one answer and one timestamp: one hop through the generators per
-        request, not per register)."""
+    async def answers(self, make: Make[T]) -> AsyncIterator[list[T]]:
+        """The readings of each answered request, one list per answer, each made as
+        ``make(sensor, ts, value, fault)`` (a block's registers share one answer and one
+        timestamp: one hop through the generators per request, not per register); value
+        None with fault :data:`SENTINEL`: the device gave one of the register's fault
+        sentinels (``faults``), counted as ``fault_sentinel``, or a float NaN/inf (its
+        "no value"), counted as ``non_finite``."""
         cap = self.settings.reconnect_max.total_seconds()
         retry = Reconnect(Backoff(REOPEN_MIN_S, cap))
         ever = False
@@ -327,7 +415,7 @@ class ModbusPoller:
             retry.connected()
             self.connected.set()
             try:
-                async for answer in self._poll(client):
+                async for answer in self._poll(client, make):
                     said_silent = False
                     yield answer
             except _Silent:
@@ -351,25 +439,29 @@ class ModbusPoller:
                 self.connected.clear()
                 client.close()
 
-    async def _poll(self, client: Client
-                    ) -> AsyncIterator[list[tuple[Register, float | None, int]]]:
+    async def _poll(self, client: Client, make: Make[T]) -> AsyncIterator[list[T]]:
         loop = asyncio.get_running_loop()
-        due = [loop.time()] * len(self.blocks)
-        answered = loop.time()  # the last answer of any kind, from any slave
+        clock = loop.time
+        until = self.ticks.until
+        flushed = self.ticks.flush is not None  # every request passes the ticks' flush
+        reads = {"holding": client.read_holding_registers,
+                 "input": client.read_input_registers, "coil": client.read_coils,
+                 "discrete": client.read_discrete_inputs}
+        due = [clock()] * len(self.blocks)
+        answered = clock()  # the last answer of any kind, from any slave
         while True:
-            i = min(range(len(due)), key=due.__getitem__)
-            wait = due[i] - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            i = 0 if len(due) == 1 else min(range(len(due)), key=due.__getitem__)
+            now = clock()
+            if due[i] > now or flushed:
+                await until(due[i])
+                now = clock()
             block = self.blocks[i]
-            due[i] = next_tick(due[i], block.interval, loop.time())
+            due[i] = next_tick(due[i], block.interval, now)
             if not client.connected:
                 raise ConnectionException("the port closed")
-            if self.silence is not None and loop.time() - answered > self.silence:
+            if self.silence is not None and now - answered > self.silence:
                 raise _Silent
-            read = {"holding": client.read_holding_registers,
-                    "input": client.read_input_registers, "coil": client.read_coils,
-                    "discrete": client.read_discrete_inputs}[block.table]
+            read = reads[block.table]
             self.counts["requests"] += 1
             try:
                 # not cancel_safe (a task and an asyncio.wait per request): pymodbus's
@@ -387,7 +479,7 @@ class ModbusPoller:
                 self.counts[reason] += 1
                 self._log_once(reason, block, str(exc))
                 continue
-            answered = loop.time()  # an exception response is an answer too: it is alive
+            answered = clock()  # an exception response is an answer too: it is alive
             if response.isError():
                 code = int(getattr(response, "exception_code", 0))
                 reason = f"exception_{_EXCEPTIONS.get(code, code)}"
@@ -412,8 +504,8 @@ class ModbusPoller:
                     self.counts["short_answer"] += 1
                     continue
                 self.counts["responses"] += 1
-                yield [(reg, decode_bit(bits[reg.address - block.address], reg), ts)
-                       for reg in block.registers]
+                yield [make(reg.sensor, ts, decode_bit(bits[reg.address - block.address], reg),
+                            "") for reg in block.registers]
                 continue
             registers = getattr(response, "registers", None) or []
             if len(registers) != block.count:
@@ -422,25 +514,32 @@ class ModbusPoller:
             self.counts["responses"] += 1
             for src in block.scales:
                 self.scales[src] = registers[src.address - block.address]
-            yield self.decode_answer(block, registers, ts)
+            yield self.decode_answer(block, registers, ts, make)
 
-    def decode_answer(self, block: Block, registers: Sequence[int], ts: int
-                 ) -> list[tuple[Register, float | None, int]]:
+    def decode_answer(self, block: Block, registers: Sequence[int], ts: int,
+                      make: Make[T]) -> list[T]:
         """The readings of one answered register block, in the block's order."""
-        answer: list[tuple[Register, float | None, int]] = []
+        plain = block.plain
+        if plain is not None:
+            # a 16-bit word × scale + offset, as decode() computes it; finite by the plan
+            return [make(sensor, ts, (registers[at] - 0x10000 if signed
+                                      and registers[at] >= 0x8000 else registers[at])
+                         * scale + offset, "")
+                    for sensor, at, signed, scale, offset in plain]
+        answer: list[T] = []
         isfinite = math.isfinite
-        for reg, offset, path in block.words:
+        for reg, at, path in block.words:
             value: float
             if path != _GENERAL:
-                raw = registers[offset]
+                raw = registers[at]
                 if path == _INT16 and raw >= 0x8000:
                     raw -= 0x10000
                 value = float(raw) * reg.scale + reg.offset
             else:
-                words = registers[offset:offset + reg.width]
+                words = registers[at:at + reg.width]
                 if reg.faults and unsigned(words, reg) in reg.faults:
                     self.counts["fault_sentinel"] += 1
-                    answer.append((reg, None, ts))
+                    answer.append(make(reg.sensor, ts, None, SENTINEL))
                     continue
                 power = 0
                 if reg.scale_from is not None:
@@ -454,9 +553,9 @@ class ModbusPoller:
                 # transmitters send a quiet NaN "for unavailable values (e.g. in case of
                 # measurement error)": a fault sample, as a sentinel is, not silence
                 self.counts["non_finite"] += 1
-                answer.append((reg, None, ts))
+                answer.append(make(reg.sensor, ts, None, SENTINEL))
                 continue
-            answer.append((reg, value, ts))
+            answer.append(make(reg.sensor, ts, value, ""))
         return answer
 
     def _power(self, reg: Register) -> int | None:

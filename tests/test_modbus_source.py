@@ -92,11 +92,12 @@ def test_an_answer_decodes_as_decode_reads_each_of_its_registers(
                                               "registers": registers})
     poller = ModbusPoller(settings)
     (block,) = poller.blocks
-    answer = poller.decode_answer(block, words[:block.count], 7)
+    answer = poller.decode_answer(block, words[:block.count], 7, Sample)
     expected = []
     for r in block.registers:
         value = decode(words[r.address:r.address + r.width], r)
-        expected.append((r, value if math.isfinite(value) else None, 7))  # NaN: a fault
+        expected.append(Sample(r.sensor, 7, value) if math.isfinite(value)
+                        else Sample(r.sensor, 7, None, "sentinel"))  # NaN: a fault
     assert answer == expected
 
 
@@ -678,3 +679,11 @@ def test_after_its_first_request_each_connection_polls_on_the_grid_of_its_interv
     assert next_tick(first, 0.1, first + 0.01) == pytest.approx(12.5)
     assert next_tick(12.4, 0.1, 12.73) == 12.73  # behind (a slow device): now
     assert next_tick(30.0, 60.0, 30.5) == pytest.approx(60.0)
+
+
+@given(st.integers(1, 10**7), st.sampled_from([0.01, 0.05, 0.1, 0.2, 0.3, 1.0, 60.0]))
+def test_a_request_on_the_grid_is_due_again_one_interval_later(k: int, interval: float) -> None:
+    """A tick is never taken for the one before it: k * interval / interval can come out a
+    hair below k in floating point, and the device was then polled twice in one tick."""
+    due = k * interval
+    assert next_tick(due, interval, due) == pytest.approx(due + interval, rel=1e-12)
