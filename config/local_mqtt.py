@@ -63,6 +63,13 @@ again when it says online (``availability: false`` turns this off):
 - ``shelly``: ``<device id>/online`` and ``shelly-gen1``: ``shellies/<device id>/online``,
   ``true`` / ``false``.
 
+A plain mapping may name its device's availability topics itself, as Home Assistant
+discovery announces them (``gridcall edge discover`` drafts them):
+``{topic: tele/plug001/SENSOR, value: ENERGY.Total, sensor: s, availability: [{topic:
+tele/plug001/LWT, online: Online, offline: Offline}]}``; ``online``/``offline`` are the
+device's own payloads (Home Assistant's ``payload_available``/``payload_not_available``),
+matched exactly, beside the words above. While any of them says offline, the sensor is.
+
 Availability messages are retained by the firmware and are taken even when
 ``accept_retained`` is off: the retained one is the device's current state.
 A leaf module: pydantic only.
@@ -219,6 +226,33 @@ class Conversion(Model):
         return self
 
 
+def _topic_name(value: str) -> str:
+    """A topic a device publishes to: a topic filter without wildcards."""
+    _topic_filter(value)
+    if "+" in value.split("/") or "#" in value.split("/"):
+        raise ValueError(f"{value!r} has a wildcard: an availability topic is one topic")
+    return value
+
+
+class AvailabilityTopic(Model):
+    """A topic on which a plain mapping's device says whether it is online (Home
+    Assistant discovery's ``availability_topic``, or an entry of its ``availability``)."""
+
+    topic: Annotated[str, AfterValidator(_topic_name)]
+    online: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    """The device's own "online" payload (``payload_available``), when it is not one of
+    the words every availability topic is read with (online, true, 1, any case)."""
+    offline: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    """The device's own "offline" payload (``payload_not_available``), likewise."""
+
+    @model_validator(mode="after")
+    def _two_words(self) -> AvailabilityTopic:
+        if self.online is not None and self.online == self.offline:
+            raise ValueError(f"availability {self.topic!r}: online and offline are both "
+                             f"{self.online!r}")
+        return self
+
+
 class FieldTarget(Conversion):
     """A preset field's sensor, with optional conversion."""
 
@@ -247,6 +281,9 @@ class TopicMapping(Conversion):
     source_unit_path: JsonPath | None = None
     """The JSON path to the raw value's unit in the payload (Tasmota's ``TempUnit``); when
     the payload has none, the value is taken as in the sensor's unit."""
+    availability: tuple[AvailabilityTopic, ...] = ()
+    """The topics on which the sensor's device says it is online or offline (see the
+    module docstring); none: the sensor's availability is not heard."""
 
     @model_validator(mode="after")
     def _sensor_template(self) -> TopicMapping:
@@ -262,6 +299,9 @@ class TopicMapping(Conversion):
             raise ValueError("a timestamp path needs a JSON payload: give 'value' as well")
         if self.source_unit_path is not None and self.value is None:
             raise ValueError("a source_unit_path needs a JSON payload: give 'value' as well")
+        if self.availability and self.is_template:
+            raise ValueError(f"availability needs one sensor, not the template "
+                             f"{self.sensor!r}: give each device's sensor its own mapping")
         if self.source_unit is not None and canonical(self.source_unit) is None:
             raise ValueError(f"source_unit {self.source_unit!r} is not one gridcall converts "
                              "(degC, degF, K, hPa, Pa, kPa, mmHg, inHg)")
@@ -458,13 +498,35 @@ class LocalMqttSettings(SourceSettingsModel):
         return tuple(out)
 
     def availability(self) -> dict[str, tuple[str, ...]]:
-        """Availability topic → the sensors it speaks for (presets only)."""
+        """Availability topic → the sensors it speaks for (presets' and plain mappings')."""
         out: dict[str, dict[str, None]] = {}
         for entry in self.map:
             if isinstance(entry, PresetMapping):
                 for topic in entry.availability_topics():
                     out.setdefault(topic, {}).update(dict.fromkeys(entry.sensors()))
+            else:
+                for a in entry.availability:
+                    out.setdefault(a.topic, {})[entry.sensor] = None
         return {topic: tuple(sensors) for topic, sensors in out.items()}
+
+    def availability_payloads(self) -> dict[str, tuple[str | None, str | None]]:
+        """Availability topic → the device's own (online, offline) payloads, for the
+        plain mappings' topics that name them."""
+        return {a.topic: (a.online, a.offline) for entry in self.map
+                if isinstance(entry, TopicMapping) for a in entry.availability
+                if (a.online, a.offline) != (None, None)}
+
+    @model_validator(mode="after")
+    def _one_word_per_topic(self) -> LocalMqttSettings:
+        said: dict[str, tuple[str | None, str | None]] = {}
+        for entry in self.map:
+            for a in entry.availability if isinstance(entry, TopicMapping) else ():
+                words = said.setdefault(a.topic, (a.online, a.offline))
+                if words != (a.online, a.offline):
+                    raise ValueError(f"availability topic {a.topic!r} is given payloads "
+                                     f"{words} and {(a.online, a.offline)} by two mappings: "
+                                     "a device has one pair")
+        return self
 
     def topic_filters(self) -> tuple[str, ...]:
         # availability first: the broker sends retained messages in subscription order,

@@ -3,7 +3,8 @@
 Firmware that speaks Home Assistant discovery (Tasmota, ESPHome, Zigbee2MQTT, Shelly...)
 announces each of its sensors, retained, on ``<prefix>/<component>/<object_id>/config`` or
 the node form ``<prefix>/<component>/<node_id>/<object_id>/config``: the state topic, a
-value template, the unit. ``gridcall edge discover`` listens there for a while and writes
+value template, the unit, the topics on which the device says it is online.
+``gridcall edge discover`` listens there for a while and writes
 these as plain mappings, so a technician renames the sensors to the district's ids
 instead of reading topics off ``mosquitto_sub``. Pure: (topic, payload) in, entries and
 YAML text out; the listening is in the CLI.
@@ -28,7 +29,9 @@ _ABBREVIATIONS = {
     "stat_t": "state_topic", "val_tpl": "value_template", "unit_of_meas": "unit_of_measurement",
     "dev_cla": "device_class", "uniq_id": "unique_id", "avty_t": "availability_topic",
     "pl_on": "payload_on", "pl_off": "payload_off", "dev": "device", "obj_id": "object_id",
-    "stat_cla": "state_class",
+    "stat_cla": "state_class", "avty": "availability", "avty_mode": "availability_mode",
+    "pl_avail": "payload_available", "pl_not_avail": "payload_not_available",
+    "t": "topic",
 }
 _TEMPLATE = re.compile(
     r"^\{\{\s*value_json((?:\.[A-Za-z_][\w-]*|\[\s*'[^']+'\s*\]|\[\s*\"[^\"]+\"\s*\]|\[\d+\])+)"
@@ -56,6 +59,9 @@ class Discovered:
     """A binary sensor's payload_on/payload_off as a value map, when not ON/OFF."""
     note: str = ""
     """Why the draft needs a look (a template it could not translate...)."""
+    availability: tuple[tuple[str, str | None, str | None], ...] = ()
+    """The announced availability topics, each with the device's own (online, offline)
+    payloads when it names them: a plain mapping's ``availability``."""
     text: bool = False
     """A sensor announced with no unit, device class or state class: Home Assistant
     keeps its state as text (Tasmota's DS18B20 ``Id``, a Zigbee2MQTT ``action``), so it
@@ -74,6 +80,55 @@ def _expand(doc: dict[str, Any]) -> dict[str, Any]:
                 elif v.endswith("~"):
                     out[k] = v[:-1] + base
     return out
+
+
+def _availability(d: dict[str, Any]) -> tuple[tuple[tuple[str, str | None, str | None], ...],
+                                               str]:
+    """The announced availability: ``availability_topic`` with ``payload_available`` /
+    ``payload_not_available``, and each entry of the ``availability`` list with its own;
+    an entry whose topic is no topic name is left out. The second part is a note when an
+    entry's ``value_template`` reads other than ``value_json.state`` (which the agent
+    reads itself)."""
+    entries: list[dict[str, Any]] = []
+    if "availability_topic" in d:
+        entries.append({"topic": d["availability_topic"],
+                        **{k: d[k] for k in ("payload_available", "payload_not_available")
+                           if k in d}})
+    listed = d.get("availability")
+    base = d.get("~")
+    for raw in listed if isinstance(listed, list) else []:
+        if isinstance(raw, dict):
+            e = _expand(raw)
+            topic = e.get("topic")
+            if isinstance(base, str) and isinstance(topic, str):
+                e["topic"] = (base + topic[1:] if topic.startswith("~")
+                              else topic[:-1] + base if topic.endswith("~") else topic)
+            entries.append(e)
+    out: dict[str, tuple[str, str | None, str | None]] = {}
+    note = ""
+    for e in entries:
+        topic = e.get("topic")
+        if not isinstance(topic, str) or not _topic_name(topic) or topic in out:
+            continue
+        online, offline = (_payload(e.get(k)) for k in ("payload_available",
+                                                        "payload_not_available"))
+        if online is not None and online == offline:
+            online = offline = None  # no device says both; let the agent's words decide
+        out[topic] = (topic, online, offline)
+        template = e.get("value_template")
+        if (isinstance(template, str) and template.strip()
+                and template_path(template) != "state"):
+            note = f"availability value_template not translated: {template.strip()[:60]}"
+    return tuple(out.values()), note
+
+
+def _payload(value: object) -> str | None:
+    """An announced availability payload as the text the device sends; None when it is
+    none the agent could match (not a scalar, empty, over 256 characters)."""
+    if not isinstance(value, str | int | float | bool):
+        return None
+    text = _word(value).strip()
+    return text if 0 < len(text) <= 256 else None
 
 
 def _word(payload: object) -> str:
@@ -157,6 +212,8 @@ def parse(topic: str, payload: bytes, prefix: str = "homeassistant") -> Discover
     name = str(d.get("name") or "")
     label = name if not device_name or str(device_name) in name else f"{device_name} {name}"
     node = levels[2] if len(levels) == 5 else ""
+    availability, availability_note = _availability(d)
+    note = "; ".join(x for x in (note, availability_note) if x)
     unit = str(d.get("unit_of_measurement") or "").strip()
     text = component == "sensor" and not (unit or d.get("device_class")
                                           or d.get("state_class"))
@@ -166,7 +223,7 @@ def parse(topic: str, payload: bytes, prefix: str = "homeassistant") -> Discover
                           else object_id),
         name=label.strip(),
         unit=unit, device_class=str(d.get("device_class") or ""), values=values, note=note,
-        text=text)
+        availability=availability, text=text)
 
 
 def draft(found: list[Discovered], broker_url: str) -> str:
@@ -193,6 +250,12 @@ def draft(found: list[Discovered], broker_url: str) -> str:
         text = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in entry.items())
         if d.values:
             text += ", values: {" + ", ".join(f"{json.dumps(k)}: {v:g}" for k, v in d.values) + "}"
+        if d.availability:
+            text += ", availability: [" + ", ".join(
+                "{" + ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in
+                                (("topic", t), ("online", on), ("offline", off))
+                                if v is not None) + "}"
+                for t, on, off in d.availability) + "]"
         hint = ("text, no number (no unit, device or state class): map it with values or "
                 "events to read it" if d.text else "")
         about = "; ".join(x for x in (d.name, d.unit and f"unit {d.unit}", d.device_class,

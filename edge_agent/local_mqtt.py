@@ -288,14 +288,21 @@ ONLINE_WORDS = frozenset({"online", "true", "1"})
 OFFLINE_WORDS = frozenset({"offline", "false", "0"})
 
 
-def availability_state(payload: bytes) -> bool:
+def availability_state(payload: bytes,
+                       words: tuple[str | None, str | None] = (None, None)) -> bool:
     """An availability message → online? Plain text (Tasmota ``Online``/``Offline``,
     ESPHome and legacy Zigbee2MQTT ``online``/``offline``, Shelly ``true``/``false``) or
-    Zigbee2MQTT's JSON ``{"state":"online"}``. BadPayload (``bad_availability``) else."""
+    Zigbee2MQTT's JSON ``{"state":"online"}``; ``words``: the device's own (online,
+    offline) payloads (a plain mapping's ``availability``), matched exactly first.
+    BadPayload (``bad_availability``) else."""
     try:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise BadPayload("bad_availability", "not UTF-8 text") from None
+    if text and text == words[0]:
+        return True
+    if text and text == words[1]:
+        return False
     state: Any = text
     if text.startswith(("{", '"')):
         try:
@@ -355,18 +362,23 @@ class TopicMap:
     def __init__(self, mappings: Sequence[TopicMapping], *,
                  sensors: Collection[str] | None = None, name: str = "local-mqtt",
                  availability: Mapping[str, Sequence[str]] | None = None,
-                 units: Mapping[str, str] | None = None) -> None:
+                 units: Mapping[str, str] | None = None,
+                 availability_payloads: Mapping[str, tuple[str | None, str | None]]
+                 | None = None) -> None:
         """``sensors``: the agent's sensor ids, so templates that make an unknown id are
         counted here, with the topic that made it; None: take any id. ``availability``:
         availability topic → the sensors it speaks for
         (:meth:`LocalMqttSettings.availability`). ``units``: sensor → its configured
-        unit, for the values whose unit the device states (None: taken as they come)."""
+        unit, for the values whose unit the device states (None: taken as they come).
+        ``availability_payloads``: availability topic → the device's own (online,
+        offline) payloads (:meth:`LocalMqttSettings.availability_payloads`)."""
         self.units = dict(units) if units is not None else None
         self._measured = {s: q for s, u in (units or {}).items()
                           if (q := quantity(u)) is not None}
         """sensor → the quantity its unit measures (temperature, pressure): a boolean or
         ON/OFF there is a wrong field mapped, refused rather than read as 1 °C."""
         self.availability_topics = {t: tuple(ss) for t, ss in (availability or {}).items()}
+        self._availability_payloads = dict(availability_payloads or {})
         self._down: set[str] = set()
         self._changed: dict[str, int] = {}
         self.routes = tuple(
@@ -493,7 +505,8 @@ class TopicMap:
 
     def _availability(self, topic: str, payload: bytes, received_ns: int) -> None:
         try:
-            online = availability_state(payload)
+            online = availability_state(
+                payload, self._availability_payloads.get(topic, (None, None)))
         except BadPayload as exc:
             self._bad(topic, exc, payload)
             return
@@ -622,7 +635,8 @@ class LocalMqttSource:
         self.address = settings.broker.address(broker_url)
         self.map = TopicMap(settings.mappings(), sensors=sensors,
                             name=f"agent {agent_id} local MQTT {self.address}",
-                            availability=settings.availability(), units=units)
+                            availability=settings.availability(), units=units,
+                            availability_payloads=settings.availability_payloads())
         self.filters = settings.topic_filters()
         self.connection = LocalMqttCounters()
         self.redeliveries = Redeliveries()

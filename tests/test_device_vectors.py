@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gridcall.config.local_mqtt import LocalMqttSettings, TopicMapping
-from gridcall.edge_agent.discovery import parse
+from gridcall.edge_agent.discovery import Discovered, parse
 from gridcall.edge_agent.local_mqtt import TopicMap
 
 NOW = 1_700_000_000_000_000_000
@@ -80,16 +80,42 @@ def test_an_announcement_drafts_the_mapping_that_reads_its_state(v: dict[str, An
     assert (found.state_topic, found.value, found.sensor, found.unit, found.device_class) == (
         want["state_topic"], want["value"], want["sensor"], want["unit"], want["device_class"])
     assert found.text == want.get("text", False)
+    assert [list(a) for a in found.availability] == want.get("availability", [])
+    if found.availability:
+        offline_and_back(found)
     if "values" in want:
         assert [list(p) for p in found.values] == want["values"]
     assert found.note.startswith(want.get("note", "")), found.note
     if "note" not in want:
         assert not found.note
     if "state" in v:  # the draft's mapping, as agents.yaml would hold it, reads the state
-        mapping = TopicMapping.model_validate({
-            "topic": found.state_topic, "sensor": found.sensor, "value": found.value,
-            "values": dict(found.values) or None})
+        mapping = TopicMapping.model_validate(entry(found))
         m = TopicMap([mapping])
         [sample] = m.decode(found.state_topic, v["state"].encode(), NOW)
         assert close(sample.value, v["reads"])
         assert not m.counters.bad
+
+
+def entry(found: Discovered) -> dict[str, Any]:
+    """The draft's mapping of ``found``, as agents.yaml holds it."""
+    return {"topic": found.state_topic, "sensor": found.sensor, "value": found.value,
+            "values": dict(found.values) or None,
+            "availability": [{"topic": t, "online": on, "offline": off}
+                             for t, on, off in found.availability]}
+
+
+def offline_and_back(found: Discovered) -> None:
+    """Each availability topic the draft listens to takes the device down and up again:
+    with the payloads the announcement names, or Home Assistant's defaults
+    ``offline``/``online`` (https://www.home-assistant.io/integrations/sensor.mqtt/,
+    payload_available / payload_not_available) where it names none."""
+    source = LocalMqttSettings.model_validate({"type": "mqtt", "map": [entry(found)]})
+    assert set(source.topic_filters()) == {found.state_topic, *(a[0] for a in found.availability)}
+    m = TopicMap(source.mappings(), availability=source.availability(),
+                 availability_payloads=source.availability_payloads())
+    for topic, online, offline in found.availability:
+        assert m.decode(topic, (offline or "offline").encode(), NOW) == []
+        assert m.offline() == {found.sensor}
+        assert m.decode(topic, (online or "online").encode(), NOW + 1) == []
+        assert m.offline() == frozenset()
+    assert not m.counters.bad

@@ -111,6 +111,11 @@ def test_discover_listens_and_writes_a_draft_agents_yaml_loads(
     # the DS18B20's Id is text: a commented hint, not a mapping
     assert '  # - {topic: "DVES_ED76DA/tele/SENSOR", sensor: "ED76DA_DS18B20-2_Id", ' in text
     source = LocalMqttSettings.model_validate(yaml.safe_load(text)["source"])
+    # the availability each announced: Tasmota's LWT with its payloads, ESPHome's status
+    assert source.availability() == {
+        "tele/plug001/LWT": ("218FF9_ENERGY_Total",),
+        "bedroom_environment/status": ("bedroom_environment-bedroom_gas",)}
+    assert source.availability_payloads() == {"tele/plug001/LWT": ("Online", "Offline")}
     assert {(m.topic, m.value, m.sensor) for m in source.mappings()} == {
         ("tele/plug001/SENSOR", "ENERGY.Total", "218FF9_ENERGY_Total"),
         ("bedroom_environment/sensor/bedroom_gas/state", None,
@@ -119,10 +124,17 @@ def test_discover_listens_and_writes_a_draft_agents_yaml_loads(
 
 KEYS = ["~", "stat_t", "state_topic", "val_tpl", "value_template", "unit_of_meas",
         "unit_of_measurement", "dev_cla", "device_class", "uniq_id", "unique_id", "name",
-        "dev", "device", "pl_on", "pl_off", "payload_on", "payload_off", "obj_id"]
+        "dev", "device", "pl_on", "pl_off", "payload_on", "payload_off", "obj_id",
+        "avty_t", "availability_topic", "pl_avail", "pl_not_avail", "payload_available",
+        "payload_not_available", "avty", "availability"]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
-    | st.sampled_from(["~/state", "a/+/b", "{{ value_json.t }}", "{{ value_json['a'].b }}"]),
+    | st.sampled_from(["~/state", "a/+/b", "{{ value_json.t }}", "{{ value_json['a'].b }}",
+                       "~LWT", "online"])
+    | st.lists(st.fixed_dictionaries({}, optional={
+        k: st.none() | st.booleans() | st.text(max_size=8) | st.sampled_from(["~/avty", "a/#"])
+        for k in ("t", "topic", "pl_avail", "payload_not_available", "val_tpl")}),
+        max_size=3),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
                                                                 max_size=3),
     max_leaves=8)
@@ -148,9 +160,12 @@ def test_any_announcement_parses_to_a_mapping_the_config_takes_or_to_nothing(
     if found is None:
         return
     entry = {"topic": found.state_topic, "sensor": found.sensor, "value": found.value,
-             "values": dict(found.values) or None}
+             "values": dict(found.values) or None,
+             "availability": [{"topic": t, "online": on, "offline": off}
+                              for t, on, off in found.availability]}
     mapping = TopicMapping.model_validate(entry)
     assert mapping.topic == found.state_topic
+    assert [a.topic for a in mapping.availability] == [a[0] for a in found.availability]
 
 
 def test_a_text_sensor_is_a_commented_hint_in_the_draft_never_a_mapping() -> None:
@@ -163,8 +178,9 @@ def test_a_text_sensor_is_a_commented_hint_in_the_draft_never_a_mapping() -> Non
     assert ident is not None
     assert total is not None
     both = yaml.safe_load(draft([ident, total], "mqtt://127.0.0.1:1883"))
-    assert both["source"]["map"] == [{"topic": "tele/plug001/SENSOR", "sensor":
-                                      "218FF9_ENERGY_Total", "value": "ENERGY.Total"}]
+    assert both["source"]["map"] == [{
+        "topic": "tele/plug001/SENSOR", "sensor": "218FF9_ENERGY_Total", "value": "ENERGY.Total",
+        "availability": [{"topic": "tele/plug001/LWT", "online": "Online", "offline": "Offline"}]}]
     alone = draft([ident], "mqtt://127.0.0.1:1883")
     assert yaml.safe_load(alone)["source"]["map"] == []
     assert "only text sensors announced" in alone

@@ -193,6 +193,62 @@ def test_a_zigbee2mqtt_bridge_speaks_for_every_device_behind_it_and_nonsense_is_
     assert m.offline() == {"b"}
 
 
+def test_a_plain_mapping_hears_the_availability_topics_it_names_with_their_payloads(
+        ) -> None:
+    """What ``gridcall edge discover`` drafts from an announcement's availability: a plain
+    mapping naming its device's topics. Tasmota's LWT announced with payload_available
+    "Online" (https://github.com/arendst/Tasmota/issues/6447), and a Homie device's
+    ``$state``, whose "ready"/"lost" are no words the agent knows by itself
+    (https://homieiot.github.io/specification/#device-lifecycle): its payloads, named,
+    are matched exactly; unnamed, they are refused as before."""
+    source = LocalMqttSettings.model_validate({"type": "mqtt", "map": [
+        {"topic": "DVES_ED76DA/tele/SENSOR", "value": "DS18B20-2.Temperature", "sensor": "a",
+         "availability": [{"topic": "DVES_ED76DA/tele/LWT", "online": "Online",
+                           "offline": "Offline"}]},
+        {"topic": "homie/boiler/temp/value", "sensor": "b",
+         "availability": [{"topic": "homie/boiler/$state", "online": "ready",
+                           "offline": "lost"}]},
+        {"topic": "homie/boiler2/temp/value", "sensor": "c",
+         "availability": [{"topic": "homie/boiler2/$state"}]}]})
+    assert source.availability() == {"DVES_ED76DA/tele/LWT": ("a",),
+                                     "homie/boiler/$state": ("b",),
+                                     "homie/boiler2/$state": ("c",)}
+    assert source.topic_filters()[:3] == tuple(source.availability())
+    m = TopicMap(source.mappings(), availability=source.availability(),
+                 availability_payloads=source.availability_payloads())
+    m.decode("DVES_ED76DA/tele/LWT", b"Offline", NOW)
+    m.decode("homie/boiler/$state", b"lost", NOW)
+    assert m.offline() == {"a", "b"}
+    m.decode("homie/boiler/$state", b"ready", NOW + 1)
+    assert m.offline() == {"a"}
+    assert m.sensor_availability()["b"] == (True, NOW + 1)
+    m.decode("homie/boiler2/$state", b"lost", NOW)  # no payloads named: not understood
+    assert m.counters.bad == {"bad_availability": 1}
+    assert m.offline() == {"a"}
+
+
+@pytest.mark.parametrize(("availability", "sensor", "says"), [
+    ([{"topic": "homie/+/$state"}], "b", "has a wildcard"),
+    ([{"topic": "homie/boiler/$state"}], "flood-{1}", "availability needs one sensor"),
+    ([{"topic": "homie/boiler/$state", "online": "ready", "offline": "ready"}], "b",
+     "online and offline are both 'ready'"),
+])
+def test_a_plain_mappings_availability_that_cannot_work_is_refused_saying_why(
+        availability: list[dict[str, str]], sensor: str, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        LocalMqttSettings.model_validate({"type": "mqtt", "map": [
+            {"topic": "flood/+/level", "sensor": sensor, "availability": availability}]})
+
+
+def test_one_availability_topic_has_one_pair_of_payloads() -> None:
+    with pytest.raises(ValueError, match="a device has one pair"):
+        LocalMqttSettings.model_validate({"type": "mqtt", "map": [
+            {"topic": "homie/boiler/t", "sensor": "a", "availability": [
+                {"topic": "homie/boiler/$state", "online": "ready", "offline": "lost"}]},
+            {"topic": "homie/boiler/h", "sensor": "b", "availability": [
+                {"topic": "homie/boiler/$state"}]}]})
+
+
 def mqtt_client(url: str, **kw: Any) -> aiomqtt.Client:
     host, port = url.removeprefix("mqtt://").split(":")
     return aiomqtt.Client(host, int(port), **kw)
@@ -246,6 +302,35 @@ async def test_a_retained_tasmota_last_will_marks_the_sensor_offline_in_agent_an
             await device_side.publish(lwt, b"", qos=1, retain=True)  # clear the retained
     assert got == []  # availability is no reading
 
+
+
+async def test_a_plain_mappings_availability_topic_is_heard_from_the_broker(
+        mqtt_url: str) -> None:
+    """A drafted plain mapping (``gridcall edge discover``) naming its device's $state with
+    Homie's "lost"/"ready" (https://homieiot.github.io/specification/#device-lifecycle):
+    the source subscribes to it, takes the retained "lost" and marks the sensor offline,
+    then "ready" brings it back."""
+    run = uuid.uuid4().hex[:8]
+    state = f"homie/boiler-{run}/$state"
+    source_cfg = LocalMqttSettings.model_validate({
+        "type": "mqtt", "broker": {"url": mqtt_url},
+        "map": [{"topic": f"homie/boiler-{run}/temp/value", "sensor": "boiler-t",
+                 "availability": [{"topic": state, "online": "ready", "offline": "lost"}]}]})
+    source = LocalMqttSource(source_cfg, agent_id=f"edge-{run}", sensors={"boiler-t"})
+    got: list[Sample] = []
+    async with mqtt_client(mqtt_url) as device_side:
+        await device_side.publish(state, b"lost", qos=1, retain=True)
+        task = asyncio.create_task(drain(source, got))
+        try:
+            assert await wait_until(lambda: source.map.offline() == {"boiler-t"})
+            await device_side.publish(state, b"ready", qos=1, retain=True)
+            assert await wait_until(lambda: not source.map.offline())
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await device_side.publish(state, b"", qos=1, retain=True)  # clear the retained
+    assert got == []
+    assert not source.map.counters.bad
 
 
 async def test_a_device_going_offline_reaches_the_hub_at_once_not_at_the_next_heartbeat(
