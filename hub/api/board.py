@@ -64,6 +64,7 @@ from gridcall.hub.board.view import (
     grid_risk,
     sensor_risk,
 )
+from gridcall.hub.desk.audits import approver_needed, approver_of
 from gridcall.hub.desk.desk import Desk
 from gridcall.hub.desk.lifecycle import AlertState
 from gridcall.wire.clock import Clock
@@ -99,16 +100,20 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
         unit = cfg.units.get(unit_id)
         return unit.name if unit else unit_id
 
-    def board_alert(state: AlertState) -> BoardAlert:
+    def board_alert(state: AlertState, caller: Unit) -> BoardAlert:
         out = AlertOut.of(state, desk.incident_id(state.alert_id))
         plan = state.alert.plan
+        rules = cfg.matters.closure
+        approver = approver_of(rules, state) if state.pending else ""
         return BoardAlert.model_validate({
             **out.model_dump(), "actions": board_actions(state),
             # the plan itself is read with the alert (GET /v1/alerts/{id}) when opened:
             # the state carries every open alert, and a plan is a screenful
             "plan": None, "plan_steps": None if plan is None else len(plan.steps),
             "unit_name": name(state.unit), "grid_name": name(state.place[-1]),
-            "community_name": name(state.place[-2])})
+            "community_name": name(state.place[-2]),
+            "approver": approver, "approver_name": name(approver) if approver else "",
+            "may_approve": bool(approver) and approver_needed(rules, state, caller) is None})
 
     no_cache = {"Cache-Control": "no-cache"}
 
@@ -182,7 +187,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
             sensors=[Risk(id=k, risk=r, open=n) for k, (r, n) in
                      sorted(sensor_risk(open_states, {s.alert_id: desk.sensors_of(s.alert_id)
                                                     for s in open_states}).items())],
-            alerts=[board_alert(s) for s in open_states],
+            alerts=[board_alert(s, unit) for s in open_states],
             escalations=[Escalation(alert_id=t.alert_id, at=t.at, actor=t.actor, tier=t.tier,
                                     unit=t.unit, unit_name=name(t.unit),
                                     reason=t.reason or t.note)
@@ -214,7 +219,7 @@ def router(desk: Desk, cfg: ConfigSet, clock: Clock, feed: ChangeFeed, *,
                     stream.lost = False
                     yield ServerSentEvent(event="resync", data={"now": clock()})
                 yield ServerSentEvent(event="change", data=BoardChange(
-                    now=clock(), alert=board_alert(change.alert),
+                    now=clock(), alert=board_alert(change.alert, unit),
                     step=TransitionOut.of(change.transition)))
 
     return app

@@ -439,6 +439,13 @@ class BoardAlert(AlertOut):
     unit_name: str
     grid_name: str
     community_name: str
+    approver: str = Field(default="", description="While a close awaits approval "
+                          "(`pending_close`): the unit that approves it, the one of "
+                          "closure.approval's level above the alert; else empty.")
+    approver_name: str = Field(default="", description="That unit's name.")
+    may_approve: bool = Field(default=False, description="Whether the caller may approve "
+                              "or reject that close (POST /v1/alerts/{id}/approve, "
+                              "/reject).")
 
 
 class Escalation(Out):

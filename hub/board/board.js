@@ -30,11 +30,16 @@
   const ACTION_LABEL = {
     acknowledge: "acknowledge 签收", arrive: "arrive 到场", resolve: "resolve 办结",
     false_alarm: "false alarm 误报", escalate: "call upward 吹哨",
+    approve: "approve close 批准", reject: "reject close 退回",
   };
   const ACTION_PATH = {
     acknowledge: "acknowledge", arrive: "arrive", resolve: "resolve",
-    false_alarm: "false-alarm", escalate: "escalate",
+    false_alarm: "false-alarm", escalate: "escalate", approve: "approve", reject: "reject",
   };
+  // A close awaiting approval (closure.approval, docs/desk.md): the closing buttons give
+  // way to the approving unit's approve and reject (a second request would be a 409).
+  const CLOSING = new Set(["resolve", "false_alarm"]);
+  const CLOSE_AS = { resolve: "resolved", false_alarm: "a false alarm" };
   // A department called to an alert (吹哨报到): where its call stands, and its next step.
   const STAGE_LABEL = {
     whistled: "called 已吹哨", reported_in: "reported in 已报到", arrived: "on site 已到场",
@@ -403,7 +408,10 @@
     body.replaceChildren();
     for (const a of state.alerts) {
       const buttons = el("td", { class: "actions" });
-      for (const action of a.actions) {
+      const pending = Boolean(a.pending_close);
+      const actions = pending ? a.actions.filter((x) => !CLOSING.has(x)) : a.actions;
+      if (pending && a.may_approve) actions.unshift("approve", "reject");
+      for (const action of actions) {
         buttons.append(el("button", {
           type: "button", class: `act ${action}`, "data-action": action,
           text: ACTION_LABEL[action] || action, onclick: () => act(a, action),
@@ -437,7 +445,12 @@
                              onclick: () => showPlan(a.alert_id) }) : null),
         el("td", { class: "unit", title: a.unit_path.join(" / ") },
           el("div", { text: a.unit_name }), el("small", { text: a.unit_level })),
-        el("td", { class: "state", text: a.state.replace("_", " ") }),
+        el("td", { class: "state", text: a.state.replace("_", " ") },
+          pending ? el("small", {
+            class: "pending-close", "data-approver": a.approver,
+            title: `asked by ${nameOf(a.pending_by)} to close it as ` +
+                   `${CLOSE_AS[a.pending_close] || a.pending_close}; its deadlines wait`,
+            text: `close awaiting approval by ${a.approver_name || a.approver}` }) : null),
         el("td", { class: "esc", title: a.escalations ? a.reason : "",
                    text: a.escalations ? `↑${a.escalations}` : "" }),
         buttons);
@@ -619,6 +632,13 @@
       json = { reason };
     } else if (action === "false_alarm") {
       if (!window.confirm(`Close ${alertLabel(alert)} as a false alarm?`)) return;
+    } else if (action === "reject") {
+      const reason = window.prompt(`Reject closing ${alertLabel(alert)} ` +
+                                   `(asked by ${nameOf(alert.pending_by)}): why?`);
+      if (reason === null || !reason.trim()) return;
+      json = { reason: reason.trim() };
+    } else if (action === "approve") {
+      json = {};
     }
     const row = document.querySelector(`#alerts tr[data-alert="${alert.alert_id}"]`);
     if (row) for (const b of row.querySelectorAll("button")) b.disabled = true;
@@ -813,7 +833,12 @@
         el("tbody", {}, ...data.alerts.map((a) => el("tr", { "data-alert": a.alert_id },
           el("td", { text: a.alert_id }),
           el("td", {}, el("span", { class: `tier risk-${RISK[a.tier]}`, text: a.tier })),
-          el("td", { class: "state", text: a.state.replace("_", " ") }),
+          el("td", { class: "state", text: a.state.replace("_", " ") },
+          pending ? el("small", {
+            class: "pending-close", "data-approver": a.approver,
+            title: `asked by ${nameOf(a.pending_by)} to close it as ` +
+                   `${CLOSE_AS[a.pending_close] || a.pending_close}; its deadlines wait`,
+            text: `close awaiting approval by ${a.approver_name || a.approver}` }) : null),
           el("td", { text: nameOf(a.unit) }),
           el("td", { text: nameOf(a.grid) }))))),
       el("ol", { class: "steps" }, ...data.history.map((s) => el("li", {},
