@@ -833,12 +833,7 @@
         el("tbody", {}, ...data.alerts.map((a) => el("tr", { "data-alert": a.alert_id },
           el("td", { text: a.alert_id }),
           el("td", {}, el("span", { class: `tier risk-${RISK[a.tier]}`, text: a.tier })),
-          el("td", { class: "state", text: a.state.replace("_", " ") },
-          pending ? el("small", {
-            class: "pending-close", "data-approver": a.approver,
-            title: `asked by ${nameOf(a.pending_by)} to close it as ` +
-                   `${CLOSE_AS[a.pending_close] || a.pending_close}; its deadlines wait`,
-            text: `close awaiting approval by ${a.approver_name || a.approver}` }) : null),
+          el("td", { class: "state", text: a.state.replace("_", " ") }),
           el("td", { text: nameOf(a.unit) }),
           el("td", { text: nameOf(a.grid) }))))),
       el("ol", { class: "steps" }, ...data.history.map((s) => el("li", {},
