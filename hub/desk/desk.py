@@ -520,7 +520,8 @@ class Desk:
         self.replayed = self._unsnapped = len(tail)
         for s in await self.silence_ledger.all():
             self._absorb_silence(s)
-        self._reminded.update(r.key for r in await self.reminder_log.all())
+        self._reminded.update(r.key for r in await self.reminder_log.all()
+                              if r.alert_id in self._states)  # only those it holds
         await self.arrival_reminders.start(s for s in self._states.values() if s.is_open)
         for i in await self.incident_ledger.all():
             self.incidents.absorb(i)
@@ -833,6 +834,10 @@ class Desk:
             if self._latest.get(key) == alert_id:
                 del self._latest[key]
             self._evicted[state.state] += 1
+        if gone:  # their reminders' keys too: a closed alert is reminded of nothing, and
+            # a reopening starts a stint of its own (the log keeps every reminder sent)
+            ids = {s.alert_id for s in gone}
+            self._reminded = {k for k in self._reminded if k[0] not in ids}
         return len(gone)
 
     def alert_counts(self) -> Counter[str]:
