@@ -22,6 +22,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -101,25 +102,42 @@ async def one_round(mqtt_url: str, postgres_url: str, folder: Path) -> tuple[flo
             await forget_session(mqtt_url, client_id)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    mqtt_url = os.environ["GRIDCALL_TEST_MQTT_URL"]
-    postgres_url = os.environ["GRIDCALL_TEST_PG_URL"]
+ENVIRONMENT = ("GRIDCALL_TEST_MQTT_URL", "GRIDCALL_TEST_PG_URL")
+
+
+def servers_from_environment() -> tuple[str, str]:
+    """The broker's and PostgreSQL's URLs, or exit 2 naming what to set."""
+    missing = [name for name in ENVIRONMENT if not os.environ.get(name)]
+    if missing:
+        print(f"bench/failover.py: set {' and '.join(missing)} (the test servers' URLs, "
+              "docs/testing.md), e.g. GRIDCALL_TEST_MQTT_URL=mqtt://127.0.0.1:18831 "
+              "GRIDCALL_TEST_PG_URL=postgresql://gridcall:gridcall-test-pw@127.0.0.1:18543/gridcall",
+              file=sys.stderr)
+        sys.exit(2)
+    return os.environ[ENVIRONMENT[0]], os.environ[ENVIRONMENT[1]]
+
+
+async def main(mqtt_url: str, postgres_url: str, rounds: int) -> None:
     locks: list[float] = []
     serving: list[float] = []
-    for i in range(args.rounds):
+    for i in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
             lock, folded = await one_round(mqtt_url, postgres_url, Path(tmp))
         locks.append(lock)
         serving.append(folded)
         print(f"round {i + 1}: lock taken {lock:.2f} s after the kill, "
               f"first event after the kill folded at {folded:.2f} s", flush=True)
-    print(f"median of {args.rounds}: lock {statistics.median(locks):.2f} s, "
+    print(f"median of {rounds}: lock {statistics.median(locks):.2f} s, "
           f"desk serving {statistics.median(serving):.2f} s "
           f"(max {max(serving):.2f} s); load average {os.getloadavg()[0]:.1f}")
 
 
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(*servers_from_environment(), args.rounds))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    cli()
