@@ -110,6 +110,8 @@ class BodyLog:
         self.store = store
         self.table = table
         self._ready = False
+        self.rows_read = 0
+        """Rows this log has read from the store so far (what a standby's follow costs)."""
 
     def db(self, db: Db) -> Db:
         """The store's connection, the table made on first use (so a log may be made
@@ -169,7 +171,17 @@ class BodyLog:
         (default: as written)."""
         sql = self.select_sql(where, order)
         rows = await self.store.sql(lambda db: self.db(db).execute(sql, params).fetchall())
+        self.rows_read += len(rows)
         return [r[0] if isinstance(r[0], bytes) else bytes(r[0]) for r in rows]
+
+    async def written_after(self, row: int) -> list[tuple[int, bytes]]:
+        """``(row, body)`` of each row written after row ``row`` (its ``row_id``), in the
+        order written: the log's position, so a reader follows its tail."""
+        rid = self.table.row_id
+        sql = f"SELECT {rid}, body FROM {self.table.name} WHERE {rid} > ? ORDER BY {rid}"
+        rows = await self.store.sql(lambda db: self.db(db).execute(sql, (row,)).fetchall())
+        self.rows_read += len(rows)
+        return [(int(r[0]), r[1] if isinstance(r[1], bytes) else bytes(r[1])) for r in rows]
 
 
 class AppendLog(Generic[R]):
@@ -207,6 +219,11 @@ class AppendLog(Generic[R]):
         """The values ``where`` by ``order`` (default: as written)."""
         return [self._decoder.decode(b)
                 for b in await self.log.bodies(where, params, order=order)]
+
+    async def written_after(self, row: int) -> list[tuple[int, R]]:
+        """``(row, value)`` of each value written after row ``row``, in the order written
+        (:meth:`BodyLog.written_after`)."""
+        return [(n, self._decoder.decode(b)) for n, b in await self.log.written_after(row)]
 
 
 __all__ = ["AppendLog", "BodyLog", "LedgerConflict", "Row", "Table", "steps_table"]

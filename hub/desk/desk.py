@@ -382,6 +382,7 @@ class Desk:
         self.silence_ledger = SilenceLedger(ledger.store)
         self._muted: dict[tuple[str, int], str] = {}
         """(agent, seq) -> the silence that muted the event."""
+        self._silences_followed = 0  # the silence ledger's last row folded
         self._silence_hooks: list[SilenceHook] = []
         self.inhibitor = Inhibitor(config.matters.inhibit)
         """Its ``offline`` is pointed at the roster by the desk in service."""
@@ -518,8 +519,7 @@ class Desk:
             Timer(at, s.alert_id, 0) for s in self._states.values() if s.is_open
             if (at := whistle.next_arrival(s.dept_calls)) is not None))
         self.replayed = self._unsnapped = len(tail)
-        for s in await self.silence_ledger.all():
-            self._absorb_silence(s)
+        await self._follow_silences()
         self._reminded.update(r.key for r in await self.reminder_log.all()
                               if r.alert_id in self._states)  # only those it holds
         await self.arrival_reminders.start(s for s in self._states.values() if s.is_open)
@@ -563,13 +563,18 @@ class Desk:
             self.incidents = book
             changes = [replace(c, incident=book.of(c.alert.alert_id))
                        for c in changes]
-        self.silences = SilenceBook()
-        self._muted = {}
-        for silence_step in await self.silence_ledger.all():
-            self._absorb_silence(silence_step)
+        await self._follow_silences()
         await self._run_hooks(changes, "followed ")
         self.sweep(self._last_at)  # a standby never ticks: its clock is the steps'
         return changes
+
+    async def _follow_silences(self) -> None:
+        """Fold the silence ledger's rows written after the last one folded (all of them
+        at start): the log is append-only and one writer appends it in row order, so its
+        tail is all a standby's :meth:`follow` reads, however long the log grows."""
+        for row, silence_step in await self.silence_ledger.written_after(self._silences_followed):
+            self._silences_followed = row
+            self._absorb_silence(silence_step)
 
     # ------------------------------------------------------------------ snapshots
 
