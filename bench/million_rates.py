@@ -14,6 +14,8 @@ ingest workers are the readings over ``--worker`` readings/s per worker (one wor
 mosquitto's defaults in the shared harness, quiet: 279,729, the lead's run of 2026-12-06
 12:40 UTC, docs/benchmarks.md "Ingest at line rate"), kept at half load for headroom.
 Prints a JSON object per size (the size asked, and 10x below it down to 10,000).
+These are averages; bench/district_day.py simulates a day for the peaks (a diurnal curve,
+an outage's catch-up, an alarm storm).
 """
 
 from __future__ import annotations
