@@ -23,12 +23,11 @@ import cProfile
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.modbus_tcp import SERVERS, free_ports
+from bench.modbus_tcp import start_devices
 from gridcall.cli.common import load_config_set
 from gridcall.cli.edge import open_source
 from gridcall.edge_agent.agent import EdgeAgent
@@ -92,14 +91,10 @@ def main() -> None:
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="gridcall-agent-tcp-") as tmp:
         folder = Path(tmp)
+        servers, ports = start_devices(args.devices, args.registers)
         broker = PrivateMosquitto(folder / "mosquitto")
-        broker.start()
-        ports = free_ports(args.devices)
-        servers = subprocess.Popen([sys.executable, "-c", SERVERS, str(args.registers),
-                                    *map(str, ports)], stdout=subprocess.PIPE, text=True)
         try:
-            if servers.stdout is None or servers.stdout.readline().strip() != "up":
-                sys.exit("the pymodbus servers did not start")
+            broker.start()
             cfg = load_config_set(write_config(folder, ports, args.registers, args.poll,
                                                broker.url))
             spec = cfg.agents["bench-edge"]

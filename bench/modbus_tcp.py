@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -35,27 +34,36 @@ async def main():
     servers = [ModbusTcpServer([SimDevice(id=1, simdata=[SimData(
         0, values=list(range(registers)), datatype=DataType.REGISTERS)])],
         address=("127.0.0.1", port)) for port in ports]
-    for server in servers:
-        asyncio.create_task(server.serve_forever())
+    tasks = [asyncio.create_task(s.serve_forever()) for s in servers]
     while any(s.transport is None for s in servers):
+        failed = [(p, t) for p, t in zip(ports, tasks) if t.done()]
+        if failed:  # a port it could not listen on: say why and end, never wait on
+            print("failed: port", failed[0][0], failed[0][1].exception(), flush=True)
+            sys.exit(1)
         await asyncio.sleep(0.01)
-    print("up", flush=True)
+    print("up", *(s.transport.sockets[0].getsockname()[1] for s in servers), flush=True)
     await asyncio.Event().wait()
 asyncio.run(main())
 """
+"""pymodbus TCP servers, slave 1 with ``registers`` holding registers 0, 1, ...: argv is
+``registers port...``, a port 0 taking any free one; prints ``up`` and the ports served,
+or ``failed:`` and why, and then ends."""
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports (all held open until each is chosen: one closed at once
-    could be handed out again, and two servers on one port never both start)."""
-    held = [socket.socket() for _ in range(n)]
-    try:
-        for s in held:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in held]
-    finally:
-        for s in held:
-            s.close()
+def start_devices(count: int, registers: int) -> tuple[subprocess.Popen[str], list[int]]:
+    """``count`` devices (:data:`SERVERS`) in a child process and the ports they serve.
+    Each listens on a port of its own choosing (port 0): ports picked here and handed over
+    could be taken in between by any connection the machine makes (its local port comes
+    from the same range), and a server that cannot listen left the child waiting for ever
+    (bench/edge_agent_tcp.py hung so once)."""
+    child = subprocess.Popen([sys.executable, "-c", SERVERS, str(registers),
+                              *["0"] * count], stdout=subprocess.PIPE, text=True)
+    said = child.stdout.readline().split() if child.stdout is not None else []
+    if said[:1] != ["up"] or len(said) != count + 1:
+        child.terminate()
+        child.wait()
+        sys.exit(f"the pymodbus servers did not start: {' '.join(said) or 'no word'}")
+    return child, [int(p) for p in said[1:]]
 
 
 async def measure(source: ModbusSource, devices: int, seconds: float) -> dict[str, float]:
@@ -84,12 +92,8 @@ def main() -> None:
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between polls")
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
-    ports = free_ports(args.devices)
-    servers = subprocess.Popen([sys.executable, "-c", SERVERS, str(args.registers),
-                                *map(str, ports)], stdout=subprocess.PIPE, text=True)
+    servers, ports = start_devices(args.devices, args.registers)
     try:
-        if servers.stdout is None or servers.stdout.readline().strip() != "up":
-            sys.exit("the pymodbus servers did not start")
         settings = ModbusSettings.model_validate({
             "type": "modbus", "transport": "tcp", "host": "127.0.0.1", "timeout": "1s",
             "registers": [{"sensor": f"d{d}.r{r}", "tcp_port": port, "address": r,
