@@ -133,6 +133,13 @@ class ApiServer:
         # log_config=None: uvicorn's lines go to the root logger's handler, as ours do
         # (setup_logging's PrintableFormatter: a client's bytes cannot forge a line),
         # not to a handler of its own that writes them as they are.
+        # log_config=None leaves uvicorn's loggers as they are, so a uvicorn started
+        # earlier in the process with its own dictConfig (an embedding application, a
+        # test) would have left them with that handler and propagate off: undo that here.
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
         config = uvicorn.Config(self.app, log_level="warning", log_config=None, lifespan="off",
                                 access_log=False, timeout_graceful_shutdown=5,
                                 ssl_certfile=certfile, ssl_keyfile=keyfile, http=protocol)
