@@ -26,7 +26,7 @@ per stream, the day's mean, the peak minute and the peak second:
   ``--storm-onset`` minutes, each ending within ``--storm-min`` minutes of its end.
 
 Against them: ingest workers at ``--worker`` readings/s each (one worker on mosquitto's
-defaults, the lead's quiet run of the shared harness: 279,729, docs/benchmarks.md "Ingest
+defaults, the lead's quiet run of the shared harness: 410,607, docs/benchmarks.md "Ingest
 at line rate") and desks at ``--desk`` events/s (bench/alert_desk.py's anomaly events
 through Desk.on_event: 2,542/s, docs/benchmarks.md "Alert desk"): the workers the peak
 minute needs, and how long the catch-up queues at the broker with the fleet sized at half
@@ -72,7 +72,7 @@ class Params:
     storm_min: float = 45.0
     storm_grids: float = 0.3
     storm_kinds: tuple[str, ...] = ("water_level", "water_leak", "rain")
-    worker: float = 279_729
+    worker: float = 410_607
     desk: float = 2_542
     seed: int = 20
 

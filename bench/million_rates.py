@@ -1,7 +1,7 @@
 """The message rates of a district of N sensors, from the sample's kinds: a sizing sheet.
 
     python bench/million_rates.py [--sensors 1000000] [--per-agent 10] [--batch 1]
-                                  [--worker 280000] [--episodes 2]
+                                  [--worker 410000] [--episodes 2]
 
 Not a measurement: arithmetic over the config's own figures, so the path to a million
 sensors in docs/architecture.md can be checked and redone with other assumptions.
@@ -11,8 +11,8 @@ an edge agent of ``--per-agent`` sensors publishes one batch message per
 anomaly episodes per sensor per day (a start and an end each); the desk's steps are the
 events that start an episode plus as many again for people's actions and escalations;
 ingest workers are the readings over ``--worker`` readings/s per worker (one worker on
-mosquitto's defaults in the shared harness, quiet: 279,729, the lead's run of 2026-12-06
-12:40 UTC, docs/benchmarks.md "Ingest at line rate"), kept at half load for headroom.
+mosquitto's defaults in the shared harness, quiet: 410,607, the lead's run of 2026-12-06
+15:14 UTC, docs/benchmarks.md "Ingest at line rate"), kept at half load for headroom.
 Prints a JSON object per size (the size asked, and 10x below it down to 10,000).
 These are averages; bench/district_day.py simulates a day for the peaks (a diurnal curve,
 an outage's catch-up, an alarm storm).
@@ -69,7 +69,7 @@ def main() -> None:
     ap.add_argument("--sensors", type=int, default=1_000_000)
     ap.add_argument("--per-agent", type=int, default=10)
     ap.add_argument("--batch", type=float, default=1.0, help="batch_interval, seconds")
-    ap.add_argument("--worker", type=float, default=280_000,
+    ap.add_argument("--worker", type=float, default=410_000,
                     help="readings/s one ingest worker takes")
     ap.add_argument("--episodes", type=float, default=2.0,
                     help="anomaly episodes per sensor per day")
