@@ -19,9 +19,8 @@ import aiomqtt
 
 from gridcall.config import SAMPLE_DISTRICT, load_config
 from gridcall.edge_agent.local_mqtt import LocalMqttSource
-from gridcall.edge_agent.sources import Sample
 from tests.edge_mqtt_kill_agent import settings
-from tests.polling import wait_until
+from tests.polling import draining, wait_until
 from tests.private_servers import PrivateMosquitto
 from tests.servers import ROOT
 
@@ -49,16 +48,6 @@ async def test_a_message_taken_but_not_yet_journaled_comes_again_after_a_kill_9(
         # the next start: the same persistent session
         sensor = load_config(SAMPLE_DISTRICT).agents["edge-jiufo"].sensors[0].id
         source = LocalMqttSource(settings(broker.url, client_id, sensor), agent_id="again")
-        got: list[Sample] = []
-
-        async def collect() -> None:
-            async for sample in source.samples():
-                got.append(sample)
-
-        task = asyncio.create_task(collect())
-        try:
+        async with draining(source) as got:
             assert await wait_until(lambda: len(got) == 1)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
     assert [(s.sensor, s.value) for s in got] == [(sensor, 21.5)]

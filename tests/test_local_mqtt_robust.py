@@ -8,7 +8,6 @@ The last test sends such messages through the real broker to a running source.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 from gridcall.config.local_mqtt import LocalMqttSettings
 from gridcall.edge_agent.local_mqtt import MAX_PAYLOAD, LocalMqttSource, TopicMap
 from gridcall.edge_agent.sources import Sample
-from tests.polling import wait_until
+from tests.polling import draining, wait_until
 
 NOW = 1_700_000_000_000_000_000
 VECTORS = {v["id"]: v for v in yaml.safe_load(
@@ -187,14 +186,7 @@ async def test_a_running_source_refuses_hostile_messages_and_keeps_reading(
         "type": "mqtt", "broker": {"url": mqtt_url}, "persistent_session": False,
         "map": [entry]})
     source = LocalMqttSource(settings_, agent_id=f"robust-{run}", units=v["units"])
-    got: list[Sample] = []
-
-    async def drain() -> None:
-        async for sample in source.samples():
-            got.append(sample)
-
-    task = asyncio.create_task(drain())
-    try:
+    async with draining(source) as got:
         assert await wait_until(source.connected.is_set)
         async with mqtt_client(mqtt_url) as device:
             for hostile in (b"x" * (2 * MAX_PAYLOAD), b"[" * 50_000, b"\xff\xfe\x00{",
@@ -202,9 +194,6 @@ async def test_a_running_source_refuses_hostile_messages_and_keeps_reading(
                 await device.publish(topic, hostile, qos=1)
             await device.publish(topic, v["payload"].encode(), qos=1)
         assert await wait_until(lambda: len(got) == len(v["expect"]))
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert {s.sensor: s.value for s in got} == pytest.approx(v["expect"], abs=1e-3)
     stats = source.stats()
     assert (stats["bad_too_large"], stats["bad_too_deep"], stats["bad_not_json"],

@@ -24,7 +24,7 @@ from gridcall.config.sources import ModbusSettings, Register
 from gridcall.edge_agent.modbus_source import ModbusSource
 from gridcall.edge_agent.sources import Sample
 from gridcall.firmware_bridge.modbus import decode
-from tests.polling import wait_until
+from tests.polling import draining, wait_until
 from tests.servers import unused_tcp_port
 
 DOC = Path(__file__).parent.parent / "docs" / "install-edge.md"
@@ -123,18 +123,8 @@ async def devices() -> AsyncIterator[int]:
 
 
 async def read_all(source: ModbusSource, n: int) -> list[Sample]:
-    got: list[Sample] = []
-
-    async def consume() -> None:
-        async for sample in source.samples():
-            got.append(sample)
-
-    task = asyncio.create_task(consume())
-    try:
+    async with draining(source) as got:
         assert await wait_until(lambda: len({s.sensor for s in got}) == n)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     return got
 
 

@@ -37,7 +37,7 @@ from gridcall.firmware_bridge.modbus import (
     unsigned,
 )
 from gridcall.firmware_bridge.pty import NullModem
-from tests.polling import wait_until
+from tests.polling import draining, wait_until
 from tests.servers import unused_tcp_port
 
 
@@ -182,18 +182,8 @@ def source_for(port: Path, registers: list[dict[str, object]]) -> ModbusSource:
 
 
 async def collect(source: ModbusSource, until: object) -> list[Sample]:
-    got: list[Sample] = []
-
-    async def consume() -> None:
-        async for sample in source.samples():
-            got.append(sample)
-
-    task = asyncio.create_task(consume())
-    try:
+    async with draining(source) as got:
         assert await wait_until(lambda: until(got, source.stats()))  # type: ignore[operator]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     return got
 
 
