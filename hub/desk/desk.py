@@ -1917,10 +1917,7 @@ class Desk:
             raise BadAction(f"{action} is taken by closing, Desk.reject_close or Desk.audit")
         if action == "plan_step":
             raise BadAction("a plan step is ticked off with Desk.tick_plan, naming the step")
-        unit = self.config.units.get(actor)
-        if unit is None:
-            self.counters.refused += 1
-            raise UnknownUnit(actor)
+        unit = self._unit(actor)
         async with self._operation():
             await self._fire(now)
             state = await self._holding(alert_id)
@@ -1956,10 +1953,7 @@ class Desk:
         (NotFound, UnknownUnit, OutsideSubtree, :class:`~gridcall.hub.desk.plans.NoSuchStep`,
         IllegalTransition once the alert is closed); a step ticked already raises
         :class:`~gridcall.hub.desk.plans.AlreadyTicked` (a repeat, nothing written)."""
-        unit = self.config.units.get(actor)
-        if unit is None:
-            self.counters.refused += 1
-            raise UnknownUnit(actor)
+        unit = self._unit(actor)
         async with self._operation():
             await self._fire(now)
             state = await self._holding(alert_id)
@@ -2052,11 +2046,16 @@ class Desk:
         self.counters.sampled += sampled is not None
         return changes[-1] if sampled is not None else changes[0]
 
-    async def _acting(self, alert_id: str, actor: str) -> tuple[Unit, AlertState]:
+    def _unit(self, actor: str) -> Unit:
+        """The unit acting; an id the config lacks is a refusal (UnknownUnit, counted)."""
         unit = self.config.units.get(actor)
         if unit is None:
             self.counters.refused += 1
             raise UnknownUnit(actor)
+        return unit
+
+    async def _acting(self, alert_id: str, actor: str) -> tuple[Unit, AlertState]:
+        unit = self._unit(actor)
         state = await self._holding(alert_id)
         if state.place[:len(unit.path)] != unit.path:
             self.counters.refused += 1
