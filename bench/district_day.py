@@ -9,8 +9,10 @@ per stream, the day's mean, the peak minute and the peak second:
 
 - **readings**: each sensor reads at its kind's ``interval``; each edge agent of
   ``--per-agent`` sensors seals a batch every ``--batch`` seconds (at a phase of its
-  own) into messages of at most ``--batch-max`` readings (``batch_max_readings``), and
-  says its status every ``--status`` seconds;
+  own) into messages of at most ``--batch-max`` readings (``batch_max_readings``; the
+  model keeps 50, the agents' default before it became 500: ten times the messages an
+  outbox's flush makes now, so the flush peak below is on the safe side), and says its
+  status every ``--status`` seconds;
 - **an outage** of the broker (``--outage-share 1``) or of a town's uplink (a share of
   the agents) from ``--outage-at`` for ``--outage-min`` minutes: its agents' messages stay
   in their outboxes, and each agent, reconnecting within ``--reconnect-spread`` seconds

@@ -7,7 +7,7 @@
 The devices are pymodbus TCP servers (bench/modbus_tcp.py's, in a child process); the
 broker is a private mosquitto (tests/private_servers.py). The config set is the one
 bench/gridcall_edge_agent.sh writes for ../shared/bench/edge_peer_bench.py (kind
-``counter``, detector ``limits``, ``outbox_sync: full``, batches of 50 / 1 s, a state
+``counter``, detector ``limits``, ``outbox_sync: full``, batches of 500 / 1 s, a state
 folder: the outbox, the journal and the sequence state on disk), and the agent is built
 as ``gridcall edge run`` builds it. After ``--warmup`` seconds, this process's CPU time
 over ``--seconds`` is divided by the samples the agent took in that time. ``--profile``

@@ -30,7 +30,7 @@
 #                  and detector checkpoint, kept across the harness's kill -9 and restart);
 #                  (tcp: transport tcp, each register with its device's host and tcp_port);
 #                  outbox_sync: full (the project's default: an fsync per committed batch). Batch size and
-#                  interval are left at the project's defaults (50 readings / 1 s).
+#                  interval are left at the project's defaults (500 readings / 1 s).
 #   matters.yaml   the three default deadlines and one matter without triggers (the hub's business;
 #                  the agent does not use it, but a config set needs one).
 # gridcall publishes ReadingBatch JSON on gridcall/v1/readings/<agent> ({"v":1,"agent":..,"seq":..,

@@ -138,7 +138,7 @@ def main() -> None:
          "# Sensor kinds (unit, reading interval, physical range, alarm limits, detector)\n"
          "# and every sensor, with its grid, its edge agent and [lon, lat].\n")
     dump(OUT / "agents.yaml", {
-        "defaults": {"broker": {"url": "mqtt://127.0.0.1:1883"}, "batch_max_readings": 50,
+        "defaults": {"broker": {"url": "mqtt://127.0.0.1:1883"}, "batch_max_readings": 500,
                      "batch_interval": "1s", "status_interval": "30s",
                      "state_dir": "var/agent", "outbox_max_bytes": 256 * 2**20,
                      "outbox_max_age": "7d", "outbox_drop_events": False,

@@ -340,6 +340,6 @@ def test_an_agent_may_not_be_set_to_send_batches_the_hub_refuses(sample: Path) -
     assert len(found) == 1
     assert "agents.yaml" in found[0]
     assert "defaults.batch_max_readings" in found[0]
-    assert "agents send up to 50 readings a batch" in found[0]
+    assert "agents send up to 500 readings a batch" in found[0]
     edit(sample / "agents.yaml", lambda d: d["defaults"].update(batch_max_readings=40))
     assert load_config(sample).hub.max_batch_readings == 40
