@@ -18,12 +18,15 @@ import yaml
 from gridcall.config.local_mqtt import LocalMqttSettings, TopicMapping
 from gridcall.edge_agent.discovery import Discovered, parse
 from gridcall.edge_agent.local_mqtt import TopicMap
+from gridcall.edge_agent.sources import availability_of
 
 NOW = 1_700_000_000_000_000_000
 VECTORS: dict[str, list[dict[str, Any]]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "device_vectors.yaml").read_text(encoding="utf-8"))
 MQTT = VECTORS["mqtt"]
 DISCOVERY = VECTORS["discovery"]
+MESSAGES = [v for v in MQTT if "topic" in v]
+AVAILABILITY = [v for v in MQTT if "availability" in v]
 
 PRECISE = re.compile(
     r"^https://("
@@ -45,13 +48,18 @@ def test_every_vector_names_its_source_precisely_and_once() -> None:
     assert len(names) == len(set(names))
 
 
+def test_every_mqtt_vector_checks_a_message_or_a_sequence_of_availability() -> None:
+    for v in MQTT:
+        assert "topic" in v or v.get("availability"), v["id"]
+
+
 def close(got: float | None, want: float | None) -> bool:
     if got is None or want is None:
         return got is want
     return got == pytest.approx(want, abs=1e-3)
 
 
-@pytest.mark.parametrize("v", MQTT, ids=ids(MQTT))
+@pytest.mark.parametrize("v", MESSAGES, ids=ids(MESSAGES))
 def test_a_devices_payload_comes_out_as_its_source_says(v: dict[str, Any]) -> None:
     source = LocalMqttSettings.model_validate({"type": "mqtt", "map": [v["map"]]})
     m = TopicMap(source.mappings(), units=v.get("units"),
@@ -67,6 +75,35 @@ def test_a_devices_payload_comes_out_as_its_source_says(v: dict[str, Any]) -> No
     stamped = round(v["ts"] * 1e9) if "ts" in v else NOW
     assert all(abs(s.ts - stamped) < 1_000 for s in got)
     assert all(s.event is None for s in got)
+
+
+@pytest.mark.parametrize("v", AVAILABILITY, ids=ids(AVAILABILITY))
+def test_a_devices_availability_marks_its_sensors_offline_at_once_and_ok_again(
+        v: dict[str, Any]) -> None:
+    """Each step is one availability message as the source prints it; after it, the
+    entry's sensors are offline (``online: false``) or not, as the agent's status reads
+    them (:func:`availability_of`), stamped with that message's arrival when it changed
+    their state; availability is no reading, and none is refused."""
+    source = LocalMqttSettings.model_validate({"type": "mqtt", "map": [v["map"]]})
+    heard = source.availability()
+    sensors = frozenset(s for ss in heard.values() for s in ss)
+    assert sensors, "the entry listens to no availability topic"
+    m = TopicMap(source.mappings(), units=v.get("units"), availability=heard,
+                 availability_payloads=source.availability_payloads())
+    was = True
+    for n, step in enumerate(v["availability"], start=1):
+        assert step["topic"] in heard, (n, step["topic"], sorted(heard))
+        assert m.decode(step["topic"], step["payload"].encode(), NOW + n) == []
+        online: bool = step["online"]
+        assert m.offline() == (frozenset() if online else sensors), (n, step)
+        said = availability_of(m)
+        assert {s: said.get(s, (True, NOW))[0] for s in sensors} == dict.fromkeys(
+            sensors, online), (n, step)
+        if online != was:
+            assert {said[s] for s in sensors} == {(online, NOW + n)}, (n, step)
+        was = online
+    assert m.counters.availability_messages == len(v["availability"])
+    assert not m.counters.bad
 
 
 @pytest.mark.parametrize("v", DISCOVERY, ids=ids(DISCOVERY))
