@@ -359,6 +359,9 @@ DO \$\$ BEGIN
     CREATE ROLE "$TEST_USER" LOGIN CREATEDB PASSWORD '$TEST_PASSWORD';
   END IF;
 END \$\$;
+-- the tests drop their own databases WITH (FORCE), which must end every session on them,
+-- an autovacuum worker's too (no role of its own: only pg_signal_backend may end it)
+GRANT pg_signal_backend TO "$TEST_USER";
 SELECT 'CREATE DATABASE "$TEST_USER" OWNER "$TEST_USER"'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$TEST_USER')\\gexec
 SQL

@@ -8,6 +8,7 @@ PostgreSQL case takes ``postgres_url`` and so is marked ``servers``
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,8 +47,23 @@ def pg_database(server_url: str, prefix: str = "gridcall_t") -> Iterator[str]:
     try:
         yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
     finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+        drop_database(server_url, name)
+
+
+def drop_database(server_url: str, name: str, tries: int = 50) -> None:
+    """DROP DATABASE ... WITH (FORCE). Without pg_signal_backend (a server set up before
+    scripts/servers.sh granted it) FORCE cannot end an autovacuum worker that is on the
+    database just then, and PostgreSQL refuses; the worker ends on its own, so try again
+    a bounded number of times."""
+    for attempt in range(tries):
+        try:
+            with psycopg.connect(server_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
